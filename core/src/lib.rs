@@ -1,0 +1,22 @@
+//! `parallax-core` is the part of Parallax that has no IO: the wire protocol that the server, the
+//! browser and native headsets share, and the state machines that decide what a message means.
+//!
+//! Nothing here reads a clock, touches a socket or a database; the same code compiles to
+//! `wasm32-unknown-unknown` so the browser speaks exactly the protocol the server does.
+//!
+//! # Layout
+//! - [`protocol`]: JSON control messages (`hello`, `bye`, events) and the binary frame header.
+//! - [`conversation`]: one WebSocket as a WCF-style session — `hello` must come first, `bye` ends it.
+//! - [`selection`]: what a space is showing, and the change number every follower uses to drop
+//!   stale or duplicate updates.
+//! - [`catalog`]: what a client is told about a model.
+
+pub mod catalog;
+pub mod conversation;
+pub mod protocol;
+pub mod selection;
+
+pub use catalog::{ModelId, ModelSummary};
+pub use conversation::{Conversation, ConversationError};
+pub use protocol::{ClientMessage, FrameHeader, ServerMessage};
+pub use selection::{ChangeNumber, Follower, Selection};

@@ -1,0 +1,223 @@
+//! The wire: JSON text frames for control, binary frames for video.
+//!
+//! Control messages are internally tagged (`{"type": "hello", ...}`) so a reader can tell what a
+//! message is before knowing its fields, and unknown types are refused rather than ignored.
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::catalog::ModelSummary;
+use crate::selection::ChangeNumber;
+
+/// WebSocket close code for a peer that broke the conversation's rules (RFC 6455 "policy violation").
+pub const CLOSE_POLICY_VIOLATION: u16 = 1008;
+/// WebSocket close code for a message that could not be understood at all.
+pub const CLOSE_UNSUPPORTED_DATA: u16 = 1003;
+/// A WebSocket close reason may hold at most 123 bytes.
+pub const MAX_CLOSE_REASON: usize = 123;
+
+/// What a client (browser or native headset) sends.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientMessage {
+    /// Opens the conversation; must be the first message.
+    Hello {
+        /// Credential for the conversation; the open slice accepts none.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        token: Option<String>,
+        /// Device name, shown to operators.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        device: Option<String>,
+    },
+    /// Ends the conversation; the server closes the socket normally.
+    Bye,
+}
+
+impl ClientMessage {
+    /// Parses one text frame.
+    pub fn parse(text: &str) -> Result<Self, ProtocolError> {
+        serde_json::from_str(text).map_err(|e| ProtocolError::Malformed(e.to_string()))
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("client messages always serialize")
+    }
+}
+
+/// What the server sends.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMessage {
+    /// Answers `hello`: the conversation is open.
+    Welcome {
+        /// Identifies this conversation in the server's logs.
+        conversation: String,
+    },
+    /// The space now shows `model` (none selected yet when `None`). Binary frames of that model
+    /// follow, carrying the same change number.
+    Selection {
+        change: ChangeNumber,
+        model: Option<ModelSummary>,
+    },
+    /// Something the client asked for failed; the conversation stays open.
+    Error { code: String, message: String },
+}
+
+impl ServerMessage {
+    pub fn parse(text: &str) -> Result<Self, ProtocolError> {
+        serde_json::from_str(text).map_err(|e| ProtocolError::Malformed(e.to_string()))
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("server messages always serialize")
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ProtocolError {
+    #[error("malformed message: {0}")]
+    Malformed(String),
+    #[error("binary frame too short: {0} bytes, the header alone is {len}", len = FrameHeader::LEN)]
+    FrameTooShort(usize),
+    #[error("binary frame does not start with the Parallax frame magic")]
+    BadFrameMagic,
+}
+
+/// The header in front of every binary video frame; the JPEG image follows it directly.
+///
+/// Layout (little-endian): `b"PXF1"`, frame number (u64), pose id (u64), change number (u64).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameHeader {
+    /// Counts the frames sent on one connection, so a client can see drops.
+    pub frame: u64,
+    /// The pose this frame answers, so a headset can measure pose-to-photon latency.
+    pub pose: u64,
+    /// The selection this frame shows, so a client never pairs a frame with the wrong model.
+    pub change: ChangeNumber,
+}
+
+impl FrameHeader {
+    pub const MAGIC: [u8; 4] = *b"PXF1";
+    pub const LEN: usize = 4 + 8 + 8 + 8;
+
+    /// A full binary frame: this header followed by `jpeg`.
+    pub fn encode_with(&self, jpeg: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(Self::LEN + jpeg.len());
+        out.extend_from_slice(&Self::MAGIC);
+        out.extend_from_slice(&self.frame.to_le_bytes());
+        out.extend_from_slice(&self.pose.to_le_bytes());
+        out.extend_from_slice(&self.change.0.to_le_bytes());
+        out.extend_from_slice(jpeg);
+        out
+    }
+
+    /// Splits a binary frame into its header and the image bytes.
+    pub fn decode(frame: &[u8]) -> Result<(Self, &[u8]), ProtocolError> {
+        if frame.len() < Self::LEN {
+            return Err(ProtocolError::FrameTooShort(frame.len()));
+        }
+        let (head, image) = frame.split_at(Self::LEN);
+        if head[..4] != Self::MAGIC {
+            return Err(ProtocolError::BadFrameMagic);
+        }
+        let word = |at: usize| u64::from_le_bytes(head[at..at + 8].try_into().expect("8 bytes"));
+        Ok((
+            Self {
+                frame: word(4),
+                pose: word(12),
+                change: ChangeNumber(word(20)),
+            },
+            image,
+        ))
+    }
+}
+
+/// Shortens a close reason to what a WebSocket close frame can carry, on a char boundary.
+pub fn close_reason(reason: &str) -> &str {
+    if reason.len() <= MAX_CLOSE_REASON {
+        return reason;
+    }
+    let mut end = MAX_CLOSE_REASON;
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    &reason[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::ModelId;
+
+    #[test]
+    fn control_messages_use_a_type_tag() {
+        let hello = ClientMessage::Hello {
+            token: None,
+            device: Some("quest-3".into()),
+        };
+        assert_eq!(hello.to_json(), r#"{"type":"hello","device":"quest-3"}"#);
+        assert_eq!(
+            ClientMessage::parse(r#"{"type":"bye"}"#),
+            Ok(ClientMessage::Bye)
+        );
+
+        let selection = ServerMessage::Selection {
+            change: ChangeNumber(3),
+            model: Some(ModelSummary {
+                id: ModelId::new("gear"),
+                name: "Gear".into(),
+                triangles: 12,
+            }),
+        };
+        assert_eq!(ServerMessage::parse(&selection.to_json()), Ok(selection));
+    }
+
+    #[test]
+    fn unknown_or_broken_messages_are_refused() {
+        assert!(matches!(
+            ClientMessage::parse(r#"{"type":"teleport"}"#),
+            Err(ProtocolError::Malformed(_))
+        ));
+        assert!(matches!(
+            ClientMessage::parse("not json"),
+            Err(ProtocolError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn frame_header_round_trips_and_keeps_the_image() {
+        let header = FrameHeader {
+            frame: 7,
+            pose: 42,
+            change: ChangeNumber(9),
+        };
+        let bytes = header.encode_with(&[0xFF, 0xD8, 0xFF]);
+        assert_eq!(bytes.len(), FrameHeader::LEN + 3);
+        let (decoded, image) = FrameHeader::decode(&bytes).unwrap();
+        assert_eq!(decoded, header);
+        assert_eq!(image, &[0xFF, 0xD8, 0xFF]);
+    }
+
+    #[test]
+    fn short_or_foreign_frames_are_rejected() {
+        assert_eq!(
+            FrameHeader::decode(b"PXF1"),
+            Err(ProtocolError::FrameTooShort(4))
+        );
+        let mut foreign = vec![0u8; FrameHeader::LEN];
+        foreign[..4].copy_from_slice(b"JFIF");
+        assert_eq!(
+            FrameHeader::decode(&foreign),
+            Err(ProtocolError::BadFrameMagic)
+        );
+    }
+
+    #[test]
+    fn close_reasons_fit_a_close_frame() {
+        let long = "é".repeat(100);
+        let cut = close_reason(&long);
+        assert!(cut.len() <= MAX_CLOSE_REASON);
+        assert!(long.starts_with(cut));
+        assert_eq!(close_reason("bye"), "bye");
+    }
+}

@@ -1,0 +1,32 @@
+//! Frame encoding for the wire.
+
+use jpeg_encoder::{ColorType, Encoder, EncodingError};
+use thiserror::Error;
+
+use crate::renderer::RgbaImage;
+
+#[derive(Debug, Error)]
+pub enum EncodeError {
+    #[error("a {width}x{height} image is too large for JPEG (65535 pixels per side at most)")]
+    TooLarge { width: u32, height: u32 },
+    #[error("JPEG encoding failed: {0}")]
+    Jpeg(#[from] EncodingError),
+}
+
+/// Encodes `image` as a baseline JPEG at `quality` (clamped to 1..=100).
+pub fn encode_jpeg(image: &RgbaImage, quality: u8) -> Result<Vec<u8>, EncodeError> {
+    let too_large = || EncodeError::TooLarge {
+        width: image.width,
+        height: image.height,
+    };
+    let width = u16::try_from(image.width).map_err(|_| too_large())?;
+    let height = u16::try_from(image.height).map_err(|_| too_large())?;
+    let mut out = Vec::with_capacity(image.pixels.len() / 10);
+    Encoder::new(&mut out, quality.clamp(1, 100)).encode(
+        &image.pixels,
+        width,
+        height,
+        ColorType::Rgba,
+    )?;
+    Ok(out)
+}

@@ -1,0 +1,23 @@
+//! `parallax-render` draws CAD models offscreen with wgpu and turns the pixels into frames a
+//! device can show. It runs on any wgpu backend; on machines without a GPU, Mesa's lavapipe
+//! (Vulkan on the CPU) renders the same images.
+//!
+//! # Layout
+//! - [`mesh`]: triangle meshes with per-face normals and colours, bounds, triangle counts.
+//! - [`samples`]: the CAD-like models Parallax builds itself (bracket, gear, shaft).
+//! - [`camera`]: where the eye is, and how to frame a model's bounds.
+//! - [`renderer`]: the wgpu device, pipeline and one frame's render pass.
+//! - [`readback`]: the only place that knows about GPU row padding.
+//! - [`encode`]: JPEG encoding of a rendered frame.
+
+pub mod camera;
+pub mod encode;
+pub mod mesh;
+mod readback;
+pub mod renderer;
+pub mod samples;
+
+pub use camera::View;
+pub use encode::{EncodeError, encode_jpeg};
+pub use mesh::{Bounds, Mesh, Vertex};
+pub use renderer::{GpuModel, RenderError, Renderer, RgbaImage};

@@ -1,0 +1,336 @@
+//! The wgpu device and the render pass that turns a model and a view into pixels.
+
+use bytemuck::{Pod, Zeroable};
+use glam::{Mat4, Vec3};
+use thiserror::Error;
+use wgpu::util::DeviceExt;
+
+use crate::camera::View;
+use crate::mesh::{Bounds, Mesh, Vertex};
+use crate::readback::Readback;
+
+/// Linear-space clear colour: the dark blue-grey of a CAD viewport.
+pub const CLEAR_COLOR: wgpu::Color = wgpu::Color {
+    r: 0.018,
+    g: 0.022,
+    b: 0.030,
+    a: 1.0,
+};
+const COLOR_FORMAT: wgpu::TextureFormat = wgpu::TextureFormat::Rgba8UnormSrgb;
+const DEPTH_FORMAT: wgpu::TextureFormat = wgpu::TextureFormat::Depth32Float;
+/// Largest viewport side a device may ask for; beyond it frames stop being interactive anyway.
+pub const MAX_VIEWPORT_SIDE: u32 = 4096;
+
+#[derive(Debug, Error)]
+pub enum RenderError {
+    #[error("no GPU adapter found (install Mesa's lavapipe for CPU rendering): {0}")]
+    NoAdapter(String),
+    #[error("could not open the GPU device: {0}")]
+    NoDevice(String),
+    #[error("viewport {width}x{height} is outside 1..={MAX_VIEWPORT_SIDE} pixels per side")]
+    BadViewport { width: u32, height: u32 },
+    #[error("the model has no triangles")]
+    EmptyModel,
+    #[error("GPU error: {0}")]
+    Gpu(String),
+}
+
+/// A rendered frame: tight rows of sRGB RGBA8 pixels.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RgbaImage {
+    pub width: u32,
+    pub height: u32,
+    pub pixels: Vec<u8>,
+}
+
+impl RgbaImage {
+    pub fn pixel(&self, x: u32, y: u32) -> [u8; 4] {
+        let at = ((y * self.width + x) * 4) as usize;
+        self.pixels[at..at + 4].try_into().expect("4 bytes")
+    }
+}
+
+/// A mesh uploaded to the GPU, ready to draw many times.
+pub struct GpuModel {
+    vertices: wgpu::Buffer,
+    indices: wgpu::Buffer,
+    index_count: u32,
+    pub bounds: Bounds,
+    pub triangles: u64,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct Globals {
+    view_proj: [[f32; 4]; 4],
+    model: [[f32; 4]; 4],
+    eye: [f32; 4],
+    light_dir: [f32; 4],
+}
+
+/// Colour and depth targets for one viewport size, kept while the size stays the same.
+struct Targets {
+    width: u32,
+    height: u32,
+    color: wgpu::Texture,
+    color_view: wgpu::TextureView,
+    depth_view: wgpu::TextureView,
+    readback: Readback,
+}
+
+/// One GPU device with the pipeline for CAD parts. Rendering blocks the calling thread until the
+/// pixels are back; run it on a render thread.
+pub struct Renderer {
+    adapter: wgpu::AdapterInfo,
+    device: wgpu::Device,
+    queue: wgpu::Queue,
+    pipeline: wgpu::RenderPipeline,
+    globals: wgpu::Buffer,
+    bind_group: wgpu::BindGroup,
+    targets: Option<Targets>,
+}
+
+impl Renderer {
+    /// Opens a headless device on the first adapter wgpu finds (honouring `WGPU_BACKEND` and
+    /// `WGPU_ADAPTER_NAME`); Vulkan by default, which is lavapipe on a machine without a GPU.
+    pub fn new() -> Result<Self, RenderError> {
+        let mut descriptor = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
+        if std::env::var_os("WGPU_BACKEND").is_none() {
+            descriptor.backends =
+                wgpu::Backends::VULKAN | wgpu::Backends::METAL | wgpu::Backends::DX12;
+        }
+        let instance = wgpu::Instance::new(descriptor);
+        let adapter = pollster::block_on(wgpu::util::initialize_adapter_from_env_or_default(
+            &instance, None,
+        ))
+        .map_err(|e| RenderError::NoAdapter(e.to_string()))?;
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("parallax-render"),
+            required_limits: wgpu::Limits::downlevel_defaults().using_resolution(adapter.limits()),
+            ..Default::default()
+        }))
+        .map_err(|e| RenderError::NoDevice(e.to_string()))?;
+
+        let shader = device.create_shader_module(wgpu::include_wgsl!("shader.wgsl"));
+        let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some("globals"),
+            entries: &[wgpu::BindGroupLayoutEntry {
+                binding: 0,
+                visibility: wgpu::ShaderStages::VERTEX_FRAGMENT,
+                ty: wgpu::BindingType::Buffer {
+                    ty: wgpu::BufferBindingType::Uniform,
+                    has_dynamic_offset: false,
+                    min_binding_size: None,
+                },
+                count: None,
+            }],
+        });
+        let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some("cad"),
+            bind_group_layouts: &[Some(&layout)],
+            immediate_size: 0,
+        });
+        let attributes = wgpu::vertex_attr_array![0 => Float32x3, 1 => Float32x3, 2 => Float32x3];
+        let pipeline = device.create_render_pipeline(&wgpu::RenderPipelineDescriptor {
+            label: Some("cad"),
+            layout: Some(&pipeline_layout),
+            vertex: wgpu::VertexState {
+                module: &shader,
+                entry_point: Some("vs_main"),
+                compilation_options: Default::default(),
+                buffers: &[Some(wgpu::VertexBufferLayout {
+                    array_stride: size_of::<Vertex>() as u64,
+                    step_mode: wgpu::VertexStepMode::Vertex,
+                    attributes: &attributes,
+                })],
+            },
+            primitive: wgpu::PrimitiveState::default(),
+            depth_stencil: Some(wgpu::DepthStencilState {
+                format: DEPTH_FORMAT,
+                depth_write_enabled: Some(true),
+                depth_compare: Some(wgpu::CompareFunction::Less),
+                stencil: Default::default(),
+                bias: Default::default(),
+            }),
+            multisample: wgpu::MultisampleState::default(),
+            fragment: Some(wgpu::FragmentState {
+                module: &shader,
+                entry_point: Some("fs_main"),
+                compilation_options: Default::default(),
+                targets: &[Some(COLOR_FORMAT.into())],
+            }),
+            multiview_mask: None,
+            cache: None,
+        });
+        let globals = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("globals"),
+            size: size_of::<Globals>() as u64,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some("globals"),
+            layout: &layout,
+            entries: &[wgpu::BindGroupEntry {
+                binding: 0,
+                resource: globals.as_entire_binding(),
+            }],
+        });
+        Ok(Self {
+            adapter: adapter.get_info(),
+            device,
+            queue,
+            pipeline,
+            globals,
+            bind_group,
+            targets: None,
+        })
+    }
+
+    /// What the device runs on, e.g. `llvmpipe (LLVM 15.0.6, 256 bits)` on Vulkan.
+    pub fn adapter(&self) -> &wgpu::AdapterInfo {
+        &self.adapter
+    }
+
+    /// Uploads `mesh` to the GPU.
+    pub fn upload(&self, mesh: &Mesh) -> Result<GpuModel, RenderError> {
+        let bounds = mesh.bounds().ok_or(RenderError::EmptyModel)?;
+        if mesh.indices.is_empty() {
+            return Err(RenderError::EmptyModel);
+        }
+        let vertices = self
+            .device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some("vertices"),
+                contents: bytemuck::cast_slice(&mesh.vertices),
+                usage: wgpu::BufferUsages::VERTEX,
+            });
+        let indices = self
+            .device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some("indices"),
+                contents: bytemuck::cast_slice(&mesh.indices),
+                usage: wgpu::BufferUsages::INDEX,
+            });
+        Ok(GpuModel {
+            vertices,
+            indices,
+            index_count: mesh.indices.len() as u32,
+            bounds,
+            triangles: mesh.triangles(),
+        })
+    }
+
+    /// Renders `model`, placed by `transform`, as seen from `view`, and reads the pixels back.
+    pub fn render(
+        &mut self,
+        model: &GpuModel,
+        transform: Mat4,
+        view: &View,
+    ) -> Result<RgbaImage, RenderError> {
+        let (width, height) = (view.width, view.height);
+        if !(1..=MAX_VIEWPORT_SIDE).contains(&width) || !(1..=MAX_VIEWPORT_SIDE).contains(&height) {
+            return Err(RenderError::BadViewport { width, height });
+        }
+        let light = Vec3::new(-0.4, -1.0, -0.6).normalize();
+        let globals = Globals {
+            view_proj: view.view_projection().to_cols_array_2d(),
+            model: transform.to_cols_array_2d(),
+            eye: view.eye.extend(1.0).to_array(),
+            light_dir: light.extend(0.0).to_array(),
+        };
+        self.queue
+            .write_buffer(&self.globals, 0, bytemuck::bytes_of(&globals));
+
+        self.prepare_targets(width, height);
+        let targets = self.targets.as_ref().expect("targets were just prepared");
+        let mut encoder = self
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("frame"),
+            });
+        {
+            let mut pass = encoder.begin_render_pass(&wgpu::RenderPassDescriptor {
+                label: Some("cad"),
+                color_attachments: &[Some(wgpu::RenderPassColorAttachment {
+                    view: &targets.color_view,
+                    depth_slice: None,
+                    resolve_target: None,
+                    ops: wgpu::Operations {
+                        load: wgpu::LoadOp::Clear(CLEAR_COLOR),
+                        store: wgpu::StoreOp::Store,
+                    },
+                })],
+                depth_stencil_attachment: Some(wgpu::RenderPassDepthStencilAttachment {
+                    view: &targets.depth_view,
+                    depth_ops: Some(wgpu::Operations {
+                        load: wgpu::LoadOp::Clear(1.0),
+                        store: wgpu::StoreOp::Discard,
+                    }),
+                    stencil_ops: None,
+                }),
+                timestamp_writes: None,
+                occlusion_query_set: None,
+                multiview_mask: None,
+            });
+            pass.set_pipeline(&self.pipeline);
+            pass.set_bind_group(0, &self.bind_group, &[]);
+            pass.set_vertex_buffer(0, model.vertices.slice(..));
+            pass.set_index_buffer(model.indices.slice(..), wgpu::IndexFormat::Uint32);
+            pass.draw_indexed(0..model.index_count, 0, 0..1);
+        }
+        targets.readback.encode_copy(&mut encoder, &targets.color);
+        self.queue.submit([encoder.finish()]);
+        let pixels = targets.readback.read(&self.device, &self.queue)?;
+        Ok(RgbaImage {
+            width,
+            height,
+            pixels,
+        })
+    }
+
+    /// Makes sure colour and depth targets of `width × height` exist.
+    fn prepare_targets(&mut self, width: u32, height: u32) {
+        let stale = self
+            .targets
+            .as_ref()
+            .is_none_or(|t| (t.width, t.height) != (width, height));
+        if stale {
+            let size = wgpu::Extent3d {
+                width,
+                height,
+                depth_or_array_layers: 1,
+            };
+            let texture = |label, format, usage| {
+                self.device.create_texture(&wgpu::TextureDescriptor {
+                    label: Some(label),
+                    size,
+                    mip_level_count: 1,
+                    sample_count: 1,
+                    dimension: wgpu::TextureDimension::D2,
+                    format,
+                    usage,
+                    view_formats: &[],
+                })
+            };
+            let color = texture(
+                "color",
+                COLOR_FORMAT,
+                wgpu::TextureUsages::RENDER_ATTACHMENT | wgpu::TextureUsages::COPY_SRC,
+            );
+            let depth = texture(
+                "depth",
+                DEPTH_FORMAT,
+                wgpu::TextureUsages::RENDER_ATTACHMENT,
+            );
+            self.targets = Some(Targets {
+                width,
+                height,
+                color_view: color.create_view(&Default::default()),
+                depth_view: depth.create_view(&Default::default()),
+                color,
+                readback: Readback::new(&self.device, width, height),
+            });
+        }
+    }
+}

@@ -1,0 +1,223 @@
+//! CAD-like sample models that Parallax builds itself, so a fresh install has something to show
+//! without downloading anything. Units are millimetres.
+
+use std::f32::consts::TAU;
+
+use glam::Vec3;
+
+use crate::mesh::Mesh;
+
+const STEEL: [f32; 3] = [0.46, 0.52, 0.60];
+const BRASS: [f32; 3] = [0.78, 0.58, 0.20];
+const DARK_STEEL: [f32; 3] = [0.30, 0.33, 0.38];
+const ANODISED_RED: [f32; 3] = [0.70, 0.16, 0.12];
+
+/// A sample in the catalog: a stable id, a name for people, and how to build it.
+#[derive(Debug, Clone, Copy)]
+pub struct Sample {
+    pub id: &'static str,
+    pub name: &'static str,
+    pub build: fn() -> Mesh,
+}
+
+/// Every sample, in the order the tablet lists them.
+pub const SAMPLES: &[Sample] = &[
+    Sample {
+        id: "bracket",
+        name: "Angle bracket",
+        build: bracket,
+    },
+    Sample {
+        id: "gear",
+        name: "Spur gear (24 teeth)",
+        build: gear,
+    },
+    Sample {
+        id: "shaft",
+        name: "Stepped shaft",
+        build: shaft,
+    },
+];
+
+/// An L-shaped angle bracket with two gussets and bolt bosses.
+pub fn bracket() -> Mesh {
+    let mut mesh = Mesh::default();
+    // Base plate and upright.
+    mesh.push_box(Vec3::new(0.0, 0.0, 0.0), Vec3::new(80.0, 6.0, 40.0), STEEL);
+    mesh.push_box(Vec3::new(0.0, 6.0, 0.0), Vec3::new(6.0, 60.0, 40.0), STEEL);
+    // Triangular gussets between them, near each edge.
+    for z in [4.0, 30.0] {
+        let outline = [[6.0, z], [6.0, z + 6.0], [40.0, z + 6.0], [40.0, z]];
+        let mut gusset = Mesh::default();
+        gusset.push_prism(&outline, 0.0, 1.0, STEEL);
+        // Shear the unit-height slab into a triangle: height falls linearly from the upright.
+        for v in &mut gusset.vertices {
+            let along = (v.position[0] - 6.0) / 34.0;
+            v.position[1] = 6.0 + v.position[1] * 48.0 * (1.0 - along);
+        }
+        // Normals changed with the shape: rebuild the triangles so each face gets its own again.
+        append_rebuilt(&mut mesh, &gusset);
+    }
+    // Bolt bosses on the base plate and on the upright.
+    for x in [30.0, 62.0] {
+        push_boss(
+            &mut mesh,
+            Vec3::new(x, 6.0, 20.0),
+            Vec3::Y,
+            7.0,
+            3.0,
+            ANODISED_RED,
+        );
+    }
+    push_boss(
+        &mut mesh,
+        Vec3::new(6.0, 42.0, 20.0),
+        Vec3::X,
+        7.0,
+        3.0,
+        ANODISED_RED,
+    );
+    mesh
+}
+
+/// A spur gear: 24 trapezoidal teeth around a bored hub.
+pub fn gear() -> Mesh {
+    const TEETH: usize = 24;
+    let (root, tip, bore, half_thickness) = (34.0_f32, 40.0_f32, 10.0_f32, 6.0_f32);
+    // Per tooth: root land, rising flank, tip land, falling flank.
+    let fractions = [0.0, 0.35, 0.5, 0.75, 0.9];
+    let radii = [root, root, tip, tip, root];
+    let mut outline = Vec::with_capacity(TEETH * fractions.len());
+    for tooth in 0..TEETH {
+        for (f, r) in fractions.iter().zip(radii) {
+            outline.push(((tooth as f32 + f) / TEETH as f32 * TAU, r));
+        }
+    }
+    let mut mesh = Mesh::default();
+    let point = |angle: f32, r: f32, y: f32| Vec3::new(r * angle.cos(), y, r * angle.sin());
+    let (top, bottom) = (half_thickness, -half_thickness);
+    for i in 0..outline.len() {
+        let (a0, r0) = outline[i];
+        let (a1, r1) = outline[(i + 1) % outline.len()];
+        let a1 = if a1 < a0 { a1 + TAU } else { a1 };
+        // Faces of the annulus between the bore and the tooth profile.
+        mesh.push_quad(
+            point(a0, bore, top),
+            point(a1, bore, top),
+            point(a1, r1, top),
+            point(a0, r0, top),
+            BRASS,
+        );
+        mesh.push_quad(
+            point(a0, bore, bottom),
+            point(a0, r0, bottom),
+            point(a1, r1, bottom),
+            point(a1, bore, bottom),
+            BRASS,
+        );
+        // Outer wall (teeth) and bore wall.
+        mesh.push_quad(
+            point(a0, r0, bottom),
+            point(a0, r0, top),
+            point(a1, r1, top),
+            point(a1, r1, bottom),
+            BRASS,
+        );
+        mesh.push_quad(
+            point(a0, bore, bottom),
+            point(a1, bore, bottom),
+            point(a1, bore, top),
+            point(a0, bore, top),
+            BRASS,
+        );
+    }
+    mesh
+}
+
+/// A turned shaft with a collar, bearing seats and a keyway block.
+pub fn shaft() -> Mesh {
+    let profile = [
+        [0.0, 0.0],
+        [8.0, 0.0],
+        [8.0, 30.0],
+        [10.0, 30.0],
+        [10.0, 70.0],
+        [16.0, 70.0],
+        [16.0, 78.0],
+        [12.0, 78.0],
+        [12.0, 110.0],
+        [9.0, 110.0],
+        [9.0, 130.0],
+        [0.0, 130.0],
+    ];
+    let mut mesh = Mesh::default();
+    mesh.push_lathe(&profile, 48, DARK_STEEL);
+    mesh.push_box(
+        Vec3::new(-2.5, 84.0, 10.5),
+        Vec3::new(2.5, 104.0, 13.5),
+        BRASS,
+    );
+    mesh
+}
+
+/// A cylindrical boss of `radius` standing `height` on `base` along `axis` (+X or +Y).
+fn push_boss(mesh: &mut Mesh, base: Vec3, axis: Vec3, radius: f32, height: f32, color: [f32; 3]) {
+    let mut boss = Mesh::default();
+    boss.push_lathe(
+        &[[0.0, 0.0], [radius, 0.0], [radius, height], [0.0, height]],
+        32,
+        color,
+    );
+    let rotation = glam::Quat::from_rotation_arc(Vec3::Y, axis);
+    for v in &mut boss.vertices {
+        v.position = (rotation * Vec3::from(v.position) + base).to_array();
+    }
+    append_rebuilt(mesh, &boss);
+}
+
+/// Appends `part`'s triangles to `mesh`, recomputing face normals from the (moved) positions.
+fn append_rebuilt(mesh: &mut Mesh, part: &Mesh) {
+    for tri in part.indices.chunks_exact(3) {
+        let corner = |i: usize| Vec3::from(part.vertices[tri[i] as usize].position);
+        let (a, b, c) = (corner(0), corner(1), corner(2));
+        // Shearing collapses some faces to lines; they would only add invisible triangles.
+        if (b - a).cross(c - a).length_squared() > 1e-8 {
+            mesh.push_triangle(a, b, c, part.vertices[tri[0] as usize].color);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_sample_is_a_solid_with_real_extent() {
+        for sample in SAMPLES {
+            let mesh = (sample.build)();
+            assert!(
+                mesh.triangles() > 50,
+                "{} has {} triangles",
+                sample.id,
+                mesh.triangles()
+            );
+            let bounds = mesh.bounds().expect("non-empty");
+            assert!(bounds.radius() > 20.0, "{} is too small", sample.id);
+            assert!(
+                mesh.vertices
+                    .iter()
+                    .all(|v| v.position.iter().all(|c| c.is_finite())),
+                "{} has non-finite coordinates",
+                sample.id
+            );
+        }
+    }
+
+    #[test]
+    fn sample_ids_are_unique() {
+        let mut ids: Vec<_> = SAMPLES.iter().map(|s| s.id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), SAMPLES.len());
+    }
+}

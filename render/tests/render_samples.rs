@@ -1,0 +1,108 @@
+//! Renders the sample models on the real GPU device (lavapipe where there is no GPU) and checks
+//! what a person would see: a part on screen, not an empty viewport, and different parts look
+//! different.
+
+use glam::Mat4;
+use parallax_render::renderer::CLEAR_COLOR;
+use parallax_render::{Renderer, RgbaImage, View, encode_jpeg, samples};
+
+const WIDTH: u32 = 640;
+const HEIGHT: u32 = 360;
+
+fn render(renderer: &mut Renderer, id: &str) -> RgbaImage {
+    let sample = samples::SAMPLES.iter().find(|s| s.id == id).unwrap();
+    let model = renderer.upload(&(sample.build)()).unwrap();
+    let view = View::framing(&model.bounds, WIDTH, HEIGHT);
+    renderer.render(&model, Mat4::IDENTITY, &view).unwrap()
+}
+
+/// Fraction of pixels that are not the clear colour.
+fn coverage(image: &RgbaImage) -> f64 {
+    let clear = srgb_of(CLEAR_COLOR);
+    let covered = image
+        .pixels
+        .chunks_exact(4)
+        .filter(|p| p[..3].iter().zip(clear).any(|(a, b)| a.abs_diff(b) > 6))
+        .count();
+    covered as f64 / (image.width * image.height) as f64
+}
+
+fn srgb_of(color: wgpu::Color) -> [u8; 3] {
+    let encode = |c: f64| {
+        let s = if c <= 0.003_130_8 {
+            c * 12.92
+        } else {
+            1.055 * c.powf(1.0 / 2.4) - 0.055
+        };
+        (s * 255.0).round() as u8
+    };
+    [encode(color.r), encode(color.g), encode(color.b)]
+}
+
+fn mean_abs_difference(a: &RgbaImage, b: &RgbaImage) -> f64 {
+    let total: u64 = a
+        .pixels
+        .iter()
+        .zip(&b.pixels)
+        .map(|(x, y)| u64::from(x.abs_diff(*y)))
+        .sum();
+    total as f64 / a.pixels.len() as f64
+}
+
+#[test]
+fn sample_models_render_visibly_and_distinctly() {
+    let mut renderer =
+        Renderer::new().expect("a wgpu adapter (lavapipe on machines without a GPU)");
+    eprintln!("adapter: {:?}", renderer.adapter());
+
+    let gear = render(&mut renderer, "gear");
+    let bracket = render(&mut renderer, "bracket");
+    assert_eq!(gear.pixels.len(), (WIDTH * HEIGHT * 4) as usize);
+
+    // Framing fits the part to the view, so it fills a good share of the frame but not all of it.
+    for (name, image) in [("gear", &gear), ("bracket", &bracket)] {
+        let covered = coverage(image);
+        assert!(
+            (0.05..0.95).contains(&covered),
+            "{name} covers {covered:.3} of the frame"
+        );
+    }
+    // The corner is background: the clear colour, as sRGB.
+    let corner = gear.pixel(0, 0);
+    assert_eq!(corner[..3], srgb_of(CLEAR_COLOR));
+
+    let difference = mean_abs_difference(&gear, &bracket);
+    assert!(
+        difference > 5.0,
+        "gear and bracket look alike (mean difference {difference:.2})"
+    );
+
+    // Rendering is deterministic: the same model gives the same picture.
+    let again = render(&mut renderer, "gear");
+    assert!(mean_abs_difference(&gear, &again) < 0.5);
+}
+
+#[test]
+fn frames_encode_to_decodable_jpeg() {
+    let mut renderer = Renderer::new().expect("a wgpu adapter");
+    let image = render(&mut renderer, "shaft");
+    let jpeg = encode_jpeg(&image, 80).unwrap();
+    assert_eq!(&jpeg[..2], &[0xFF, 0xD8], "JPEG start-of-image marker");
+    assert_eq!(
+        &jpeg[jpeg.len() - 2..],
+        &[0xFF, 0xD9],
+        "JPEG end-of-image marker"
+    );
+    // A compressed part on a flat background is far smaller than the raw pixels.
+    assert!(jpeg.len() < image.pixels.len() / 8, "{} bytes", jpeg.len());
+}
+
+#[test]
+fn a_bad_viewport_is_an_error_not_a_panic() {
+    let mut renderer = Renderer::new().expect("a wgpu adapter");
+    let model = renderer.upload(&samples::gear()).unwrap();
+    let mut view = View::framing(&model.bounds, 0, 100);
+    assert!(renderer.render(&model, Mat4::IDENTITY, &view).is_err());
+    view.width = 100_000;
+    assert!(renderer.render(&model, Mat4::IDENTITY, &view).is_err());
+}

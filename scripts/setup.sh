@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Installs what building and testing Parallax needs on a Debian machine that has only the Rust
+# toolchain, node and npm. Idempotent: each step checks first, so a second run takes seconds.
+#
+#   scripts/setup.sh          everything (build + browser tests)
+#   scripts/setup.sh run      only what running Parallax needs (no Chromium)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+want=${1:-all}
+# Must equal the `wasm-bindgen` version pinned in Cargo.toml ([workspace.dependencies]).
+WASM_BINDGEN_VERSION=0.2.130
+
+say() { printf '\033[1;34m[setup]\033[0m %s\n' "$*" >&2; }
+
+sudo_if_needed() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+apt_install() {
+  local missing=()
+  for pkg in "$@"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  say "apt-get install ${missing[*]}"
+  sudo_if_needed apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive sudo_if_needed apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# wasm32 target for the hydrating front end.
+if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+  say "rustup target add wasm32-unknown-unknown"
+  rustup target add wasm32-unknown-unknown
+fi
+
+# wasm-bindgen CLI, exactly the library's version (a mismatch refuses to run).
+if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$WASM_BINDGEN_VERSION" ]; then
+  say "cargo install wasm-bindgen-cli $WASM_BINDGEN_VERSION (about 2 minutes, once)"
+  cargo install -q wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION" --force
+fi
+
+# Mesa's software Vulkan driver (lavapipe), so wgpu renders on machines without a GPU.
+apt_install mesa-vulkan-drivers libvulkan1 libegl1 libegl-mesa0 libgl1-mesa-dri
+
+if [ "$want" = all ]; then
+  # Debian's Chromium for the Playwright suite (Playwright cannot download its own browser here).
+  apt_install chromium
+fi
+
+# npm packages: Playwright, and binaryen's wasm-opt (Debian's v108 breaks the release wasm).
+if [ ! -x end2end/node_modules/.bin/wasm-opt ] || [ end2end/package-lock.json -nt end2end/node_modules/.package-lock.json ]; then
+  say "npm ci in end2end/"
+  (cd end2end && npm ci --no-audit --no-fund --loglevel=error)
+fi
