@@ -1,0 +1,64 @@
+//! `parallax-app` holds every page of Parallax's web app as Leptos components. The server renders
+//! them (`ssr` feature) and the browser hydrates them (`hydrate` feature, via `parallax-frontend`).
+//!
+//! # Layout
+//! - [`api`]: server functions the pages call, and the [`api::Backend`] trait the server
+//!   implements for them (ssr only), so this crate never depends on the server.
+//! - `tablet`: `/`, the console where someone picks the model every headset shows.
+//! - `headset`: `/headset`, a browser headset that shows the frames its render connection streams.
+//! - `live` (hydrate only): the headset page's WebSocket client.
+
+pub mod api;
+mod headset;
+#[cfg(feature = "hydrate")]
+mod live;
+mod tablet;
+
+use leptos::prelude::*;
+use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
+use leptos_router::components::{Route, Router, Routes};
+use leptos_router::path;
+
+pub use headset::HeadsetPage;
+pub use tablet::TabletPage;
+
+/// The HTML document around the app; the server renders it for every page route.
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8" />
+                <meta name="viewport" content="width=device-width, initial-scale=1" />
+                <meta name="color-scheme" content="dark" />
+                <HydrationScripts options />
+                <MetaTags />
+            </head>
+            <body>
+                <App />
+            </body>
+        </html>
+    }
+}
+
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    // Effects only run in the browser, so this flips once the page is interactive. End-to-end
+    // tests wait for it: clicks before hydration would be lost.
+    let hydrated = RwSignal::new(false);
+    Effect::new(move |_| hydrated.set(true));
+
+    view! {
+        <Stylesheet id="leptos" href="/pkg/parallax.css" />
+        <Title text="Parallax" />
+        <Router>
+            <div class="app" data-hydrated=move || hydrated.get().to_string()>
+                <Routes fallback=|| view! { <p class="empty">"Page not found."</p> }>
+                    <Route path=path!("") view=TabletPage />
+                    <Route path=path!("/headset") view=HeadsetPage />
+                </Routes>
+            </div>
+        </Router>
+    }
+}

@@ -1,0 +1,73 @@
+//! The JSON API under `/v1`: health, the catalog, and the space's selection.
+
+use axum::extract::State;
+use axum::extract::rejection::JsonRejection;
+use axum::routing::get;
+use axum::{Json, Router};
+use parallax_core::{ChangeNumber, ModelId, ModelSummary};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::AppState;
+use crate::error::{AppError, Result};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/health", get(health_handler))
+        .route("/v1/models", get(models_handler))
+        .route("/v1/selection", get(selection_handler).put(select_handler))
+}
+
+/// Liveness plus the renderer's state: 503 when frames cannot be rendered.
+async fn health_handler(State(state): State<AppState>) -> Result<Json<Value>> {
+    match state.renderer.adapter.as_ref() {
+        Ok(adapter) => Ok(Json(json!({ "status": "ok", "renderer": adapter }))),
+        Err(e) => Err(AppError::Unavailable(format!("renderer unavailable: {e}"))),
+    }
+}
+
+#[derive(Serialize)]
+struct ModelList {
+    models: Vec<ModelSummary>,
+}
+
+async fn models_handler(State(state): State<AppState>) -> Result<Json<ModelList>> {
+    let (models, _) = state.stage.catalog().await?;
+    Ok(Json(ModelList { models }))
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SelectionBody {
+    change: ChangeNumber,
+    model: Option<ModelSummary>,
+}
+
+async fn selection_handler(State(state): State<AppState>) -> Json<SelectionBody> {
+    let showing = state.stage.subscribe().borrow().clone();
+    Json(SelectionBody {
+        change: showing.change,
+        model: showing.model,
+    })
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct SelectRequest {
+    model_id: String,
+}
+
+async fn select_handler(
+    State(state): State<AppState>,
+    request: std::result::Result<Json<SelectRequest>, JsonRejection>,
+) -> Result<Json<SelectionBody>> {
+    let Json(request) = request?;
+    if request.model_id.trim().is_empty() {
+        return Err(AppError::BadRequest {
+            message: "modelId must not be empty".into(),
+            target: Some("modelId"),
+        });
+    }
+    state.stage.show(ModelId::new(request.model_id)).await?;
+    Ok(selection_handler(State(state)).await)
+}

@@ -1,0 +1,104 @@
+//! The render thread: owns the wgpu device and turns "model X from the default view" into JPEG
+//! frames. GPU readback blocks, so it never runs on the async runtime.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use glam::Mat4;
+use parallax_core::ModelId;
+use parallax_render::{GpuModel, Mesh, RenderError, Renderer, View, encode_jpeg};
+use tokio::sync::{mpsc, oneshot};
+
+/// Size of the frames headsets receive.
+pub const FRAME_WIDTH: u32 = 1280;
+pub const FRAME_HEIGHT: u32 = 720;
+const JPEG_QUALITY: u8 = 80;
+
+struct Job {
+    model: ModelId,
+    mesh: Arc<Mesh>,
+    reply: oneshot::Sender<Result<Vec<u8>, String>>,
+}
+
+/// A handle to the render thread; cheap to clone.
+#[derive(Clone)]
+pub struct RenderWorker {
+    jobs: mpsc::Sender<Job>,
+    /// The adapter the thread renders on, or why it could not start.
+    pub adapter: Arc<Result<String, String>>,
+}
+
+impl RenderWorker {
+    /// Starts the render thread and waits until its device is open (or failed to open).
+    pub async fn start() -> Self {
+        let (jobs, mut queue) = mpsc::channel::<Job>(64);
+        let (ready, started) = oneshot::channel();
+        std::thread::Builder::new()
+            .name("render".into())
+            .spawn(move || {
+                let mut renderer = Renderer::new();
+                let _ = ready.send(match &renderer {
+                    Ok(r) => Ok(format!("{} ({:?})", r.adapter().name, r.adapter().backend)),
+                    Err(e) => Err(e.to_string()),
+                });
+                let mut uploaded: HashMap<ModelId, GpuModel> = HashMap::new();
+                while let Some(job) = queue.blocking_recv() {
+                    let result = match &mut renderer {
+                        Ok(renderer) => render_job(renderer, &mut uploaded, &job),
+                        Err(e) => Err(e.to_string()),
+                    };
+                    let _ = job.reply.send(result);
+                }
+            })
+            .expect("the OS lets us start the render thread");
+        let adapter = started
+            .await
+            .unwrap_or_else(|_| Err("the render thread stopped during start-up".into()));
+        match &adapter {
+            Ok(name) => tracing::info!(adapter = %name, "renderer ready"),
+            Err(e) => tracing::error!("renderer unavailable, frames will fail: {e}"),
+        }
+        Self {
+            jobs,
+            adapter: Arc::new(adapter),
+        }
+    }
+
+    /// Renders `mesh` (cached on the GPU as `model`) and returns the frame as JPEG.
+    pub async fn render(&self, model: ModelId, mesh: Arc<Mesh>) -> Result<Vec<u8>, String> {
+        let (reply, answer) = oneshot::channel();
+        self.jobs
+            .send(Job { model, mesh, reply })
+            .await
+            .map_err(|_| "the render thread has stopped".to_string())?;
+        answer
+            .await
+            .map_err(|_| "the render thread dropped the job".to_string())?
+    }
+}
+
+fn render_job(
+    renderer: &mut Renderer,
+    uploaded: &mut HashMap<ModelId, GpuModel>,
+    job: &Job,
+) -> Result<Vec<u8>, String> {
+    let started = Instant::now();
+    if !uploaded.contains_key(&job.model) {
+        let gpu = renderer.upload(&job.mesh).map_err(|e| e.to_string())?;
+        uploaded.insert(job.model.clone(), gpu);
+    }
+    let model = &uploaded[&job.model];
+    let view = View::framing(&model.bounds, FRAME_WIDTH, FRAME_HEIGHT);
+    let image = renderer
+        .render(model, Mat4::IDENTITY, &view)
+        .map_err(|e: RenderError| e.to_string())?;
+    let jpeg = encode_jpeg(&image, JPEG_QUALITY).map_err(|e| e.to_string())?;
+    tracing::debug!(
+        model = %job.model,
+        ms = started.elapsed().as_secs_f64() * 1000.0,
+        bytes = jpeg.len(),
+        "frame rendered"
+    );
+    Ok(jpeg)
+}
