@@ -1,0 +1,115 @@
+//! The HTTP surface, driven in-process with `tower::ServiceExt::oneshot`.
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use http_body_util::BodyExt;
+use parallax_server::{AppState, app};
+use serde_json::Value;
+use tower::ServiceExt;
+
+async fn state(dir: &tempfile::TempDir) -> AppState {
+    AppState::open(dir.path(), &dir.path().join("site"))
+        .await
+        .unwrap()
+}
+
+async fn call(state: &AppState, request: Request<Body>) -> (StatusCode, String) {
+    let response = app(state.clone()).oneshot(request).await.unwrap();
+    let status = response.status();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8(body.to_vec()).unwrap())
+}
+
+fn put_selection(body: &str) -> Request<Body> {
+    Request::put("/v1/selection")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap()
+}
+
+fn get(path: &str) -> Request<Body> {
+    Request::get(path).body(Body::empty()).unwrap()
+}
+
+#[tokio::test]
+async fn the_catalog_lists_the_sample_models_with_sizes() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = state(&dir).await;
+    let (status, body) = call(&state, get("/v1/models")).await;
+    assert_eq!(status, StatusCode::OK);
+    let body: Value = serde_json::from_str(&body).unwrap();
+    let ids: Vec<_> = body["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].clone())
+        .collect();
+    assert_eq!(ids, ["bracket", "gear", "shaft"]);
+    assert!(body["models"][1]["triangles"].as_u64().unwrap() > 100);
+}
+
+#[tokio::test]
+async fn health_names_the_render_adapter() {
+    let dir = tempfile::tempdir().unwrap();
+    let (status, body) = call(&state(&dir).await, get("/v1/health")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["status"], "ok");
+    assert!(!body["renderer"].as_str().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn bad_selection_requests_get_json_errors_and_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = state(&dir).await;
+    let (status, _) = call(&state, put_selection(r#"{"modelId":"gear"}"#)).await;
+    assert_eq!(status, StatusCode::OK);
+
+    for (body, expected, target) in [
+        ("{not json", StatusCode::BAD_REQUEST, Value::Null),
+        (r#"{"model":"gear"}"#, StatusCode::BAD_REQUEST, Value::Null),
+        (
+            r#"{"modelId":"  "}"#,
+            StatusCode::BAD_REQUEST,
+            "modelId".into(),
+        ),
+        (
+            r#"{"modelId":"teapot"}"#,
+            StatusCode::NOT_FOUND,
+            Value::Null,
+        ),
+    ] {
+        let (status, answer) = call(&state, put_selection(body)).await;
+        assert_eq!(status, expected, "{body} → {answer}");
+        let answer: Value = serde_json::from_str(&answer).unwrap();
+        assert!(
+            answer["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty())
+        );
+        assert_eq!(answer["error"]["target"], target);
+    }
+
+    let (_, body) = call(&state, get("/v1/selection")).await;
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        (body["model"]["id"].as_str(), body["change"].as_u64()),
+        (Some("gear"), Some(1))
+    );
+}
+
+#[tokio::test]
+async fn the_tablet_page_is_server_rendered_and_hydrates() {
+    let dir = tempfile::tempdir().unwrap();
+    let (status, html) = call(&state(&dir).await, get("/")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        html.contains(r#"href="/pkg/parallax.js""#),
+        "loads the wasm bundle"
+    );
+    assert!(
+        html.contains("Angle bracket") && html.contains("Stepped shaft"),
+        "lists samples"
+    );
+    assert!(html.contains(">Show<"), "each model has a Show button");
+}
