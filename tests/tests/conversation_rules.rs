@@ -12,15 +12,11 @@ async fn close_after(server: &TestServer, first: Message) -> (u16, String) {
         .await
         .unwrap();
     socket.send(first).await.unwrap();
-    loop {
-        match within(socket.next()).await {
-            Some(Ok(Message::Close(Some(frame)))) => {
-                return (u16::from(frame.code), frame.reason.to_string());
-            }
-            Some(Ok(Message::Close(None))) | None => panic!("closed without a reason"),
-            Some(Ok(other)) => panic!("expected a close, got {other:?}"),
-            Some(Err(e)) => panic!("socket error before a close frame: {e}"),
-        }
+    match within(socket.next()).await {
+        Some(Ok(Message::Close(Some(frame)))) => (u16::from(frame.code), frame.reason.to_string()),
+        Some(Ok(Message::Close(None))) | None => panic!("closed without a reason"),
+        Some(Ok(other)) => panic!("expected a close, got {other:?}"),
+        Some(Err(e)) => panic!("socket error before a close frame: {e}"),
     }
 }
 

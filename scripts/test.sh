@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Runs every test Parallax has: formatting, clippy (native and wasm), the Rust test suites, the
+# web bundle build, and the Playwright suite in Debian's Chromium against a server this script
+# starts and stops. Installs what is missing first. Ends with one line: "N passed, N failed".
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+
+scripts/setup.sh all
+export NODEVICE_SELECT=${NODEVICE_SELECT:-1}
+target_dir=${CARGO_TARGET_DIR:-target}
+logs=$(mktemp -d /tmp/parallax-test.XXXXXX)
+started=$(date +%s)
+
+step() { printf '\n\033[1;34m==> %s\033[0m (%ss)\n' "$*" "$(( $(date +%s) - started ))" >&2; }
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy (native)"
+cargo clippy --locked --workspace --all-targets -- -D warnings
+
+step "cargo clippy (wasm front end)"
+cargo clippy --locked -p parallax-frontend --features hydrate --target wasm32-unknown-unknown -- -D warnings
+
+step "cargo test --workspace"
+cargo test --locked --workspace 2>&1 | tee "$logs/cargo-test.log"
+
+step "web bundle (wasm-bindgen + wasm-opt)"
+scripts/build-web.sh
+
+step "Playwright in Chromium"
+# The debug server binary that `cargo test` just built; its own data dir and a free port.
+data=$(mktemp -d /tmp/parallax-e2e.XXXXXX)
+"$target_dir/debug/parallax" serve --addr 127.0.0.1:0 --data-dir "$data" --site-root "$root/target/site" \
+  >"$logs/server.log" 2>&1 &
+server=$!
+trap 'kill $server 2>/dev/null || true; wait $server 2>/dev/null || true' EXIT
+url=
+for _ in $(seq 1 600); do
+  url=$(grep -o 'listening on http://[0-9.:]*' "$logs/server.log" | head -1 | sed 's/listening on //') || true
+  [ -n "$url" ] && break
+  kill -0 $server 2>/dev/null || { cat "$logs/server.log" >&2; echo "the server died during start-up" >&2; exit 1; }
+  sleep 0.1
+done
+[ -n "$url" ] || { cat "$logs/server.log" >&2; echo "the server did not start within 60 s" >&2; exit 1; }
+echo "server at $url" >&2
+(cd end2end && PARALLAX_URL=$url npx playwright test) 2>&1 | tee "$logs/playwright.log"
+kill -TERM $server
+wait $server || { echo "the server did not exit cleanly on SIGTERM" >&2; exit 1; }
+trap - EXIT
+
+rust_passed=$(grep -o '[0-9]* passed' "$logs/cargo-test.log" | awk '{s+=$1} END {print s+0}')
+rust_failed=$(grep -o '[0-9]* failed' "$logs/cargo-test.log" | awk '{s+=$1} END {print s+0}')
+e2e_passed=$(grep -Eo '^ *[0-9]+ passed' "$logs/playwright.log" | awk '{s+=$1} END {print s+0}')
+step "done"
+echo "$(( rust_passed + e2e_passed )) passed, ${rust_failed} failed"
