@@ -10,11 +10,19 @@
 //! - [`selection`]: what a space is showing, and the change number every follower uses to drop
 //!   stale or duplicate updates.
 //! - [`catalog`]: what a client is told about a model.
+//! - [`session`]: one render session (ARR's lease of a render host) and its lifecycle.
+//! - [`service`]: every session and the pool together; what the session REST API drives.
+//! - [`pool`]: render hosts per size: capacity, warm standby, exclusive leases, FIFO queue.
+//! - [`time`]: wall-clock instants as the caller supplies them.
 
 pub mod catalog;
 pub mod conversation;
+pub mod pool;
 pub mod protocol;
 pub mod selection;
+pub mod service;
+pub mod session;
+pub mod time;
 
 pub use catalog::{ModelId, ModelSummary};
 pub use conversation::{Conversation, ConversationError};

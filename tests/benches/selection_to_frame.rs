@@ -19,7 +19,9 @@ async fn main() {
     let server = TestServer::start(dir.path()).await;
     let mut devices = Vec::with_capacity(headsets);
     for i in 0..headsets {
-        let mut headset = Headset::connect(&server.url(), &format!("bench-{i}")).await.unwrap();
+        let mut headset = Headset::connect(&server.url(), &format!("bench-{i}"))
+            .await
+            .unwrap();
         headset.next_event().await.unwrap(); // the initial, empty selection
         devices.push(headset);
     }
@@ -43,7 +45,10 @@ async fn main() {
     }
 
     println!("{headsets} headsets, {rounds} selections, frames 1280x720 JPEG q80");
-    println!("{:<28} {:>8} {:>8} {:>8} {:>8}", "", "p50 ms", "p95 ms", "p99 ms", "max ms");
+    println!(
+        "{:<28} {:>8} {:>8} {:>8} {:>8}",
+        "", "p50 ms", "p95 ms", "p99 ms", "max ms"
+    );
     report("PUT /v1/selection answered", &mut put_times);
     report("frame at every headset", &mut frame_times);
     server.stop().await;

@@ -1,0 +1,512 @@
+//! The pool of render hosts: a capacity and a warm-standby target per size, exclusive leases,
+//! and a FIFO queue per size for callers willing to wait when every host is taken.
+//!
+//! The pool only decides. Starting and stopping host processes is the caller's job: it drains
+//! [`PoolEffect`]s with [`Pool::poll_effect`] and reports back with [`Pool::handle_host_ready`]
+//! and [`Pool::handle_host_lost`].
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::session::{SessionKey, SessionSize};
+
+/// Identifies a render host. The pool names the hosts it asks for.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct HostId(String);
+
+impl HostId {
+    pub fn new(id: impl Into<String>) -> Self {
+        Self(id.into())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for HostId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Limits for one size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SizeLimits {
+    /// Most hosts of this size that may exist at once.
+    pub capacity: u32,
+    /// Hosts kept booted and unleased, so a new session is Ready at once.
+    pub standby: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolConfig {
+    pub standard: SizeLimits,
+    pub premium: SizeLimits,
+}
+
+impl PoolConfig {
+    pub fn limits(&self, size: SessionSize) -> SizeLimits {
+        match size {
+            SessionSize::Standard => self.standard,
+            SessionSize::Premium => self.premium,
+        }
+    }
+}
+
+/// What the pool needs done to the outside world.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PoolEffect {
+    /// Boot a host of `size` named `host`; report it with `handle_host_ready`.
+    StartHost { host: HostId, size: SessionSize },
+    /// The host's session ended: drop its connection and scene, then it serves the next lease.
+    ResetHost { host: HostId },
+}
+
+/// Where a new lease stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Allocation {
+    /// A warm host was free: the session is Ready now.
+    Ready(HostId),
+    /// A host is booting for the session.
+    Starting(HostId),
+    /// Every host of the size is taken; the session waits at this 1-based position.
+    Queued(usize),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum PoolError {
+    #[error("all {capacity} {size} render hosts are in use; try Premium, or ask to queue")]
+    Exhausted { size: SessionSize, capacity: u32 },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum HostState {
+    /// Booting; `for_session` when a session is waiting for exactly this host.
+    Booting {
+        for_session: Option<SessionKey>,
+    },
+    Idle,
+    Leased(SessionKey),
+}
+
+#[derive(Debug, Clone)]
+struct Host {
+    size: SessionSize,
+    state: HostState,
+}
+
+/// A session that just got a host because another released one or a host finished booting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Granted {
+    pub session: SessionKey,
+    pub host: HostId,
+}
+
+#[derive(Debug)]
+pub struct Pool {
+    config: PoolConfig,
+    hosts: BTreeMap<HostId, Host>,
+    queues: [VecDeque<SessionKey>; 2],
+    /// Per size, so hosts are named `standard-1`, `premium-1`, … in boot order.
+    next_host: [u64; 2],
+    effects: VecDeque<PoolEffect>,
+}
+
+impl Pool {
+    /// A pool that starts booting its standby hosts right away (see [`Pool::poll_effect`]).
+    pub fn new(config: PoolConfig) -> Self {
+        let mut pool = Self {
+            config,
+            hosts: BTreeMap::new(),
+            queues: [VecDeque::new(), VecDeque::new()],
+            next_host: [0, 0],
+            effects: VecDeque::new(),
+        };
+        for size in SessionSize::ALL {
+            pool.refill(size);
+        }
+        pool
+    }
+
+    pub fn config(&self) -> PoolConfig {
+        self.config
+    }
+
+    /// Finds a host for `session`: a warm one, else a new one if capacity allows, else a place
+    /// in the queue if `queue` is set.
+    pub fn handle_allocate(
+        &mut self,
+        session: SessionKey,
+        size: SessionSize,
+        queue: bool,
+    ) -> Result<Allocation, PoolError> {
+        if let Some(host) = self.find(size, |state| *state == HostState::Idle) {
+            self.set(&host, HostState::Leased(session));
+            self.refill(size);
+            return Ok(Allocation::Ready(host));
+        }
+        // A standby host that is still booting is as good as a new one, and sooner.
+        if let Some(host) = self.find(size, |state| {
+            *state == HostState::Booting { for_session: None }
+        }) {
+            self.set(
+                &host,
+                HostState::Booting {
+                    for_session: Some(session),
+                },
+            );
+            self.refill(size);
+            return Ok(Allocation::Starting(host));
+        }
+        if self.count(size) < self.config.limits(size).capacity {
+            let host = self.start_host(size, Some(session));
+            self.refill(size);
+            return Ok(Allocation::Starting(host));
+        }
+        if queue {
+            let waiting = &mut self.queues[size.index()];
+            waiting.push_back(session);
+            return Ok(Allocation::Queued(waiting.len()));
+        }
+        Err(PoolError::Exhausted {
+            size,
+            capacity: self.config.limits(size).capacity,
+        })
+    }
+
+    /// A host finished booting. Returns the session it now serves, if one was waiting.
+    pub fn handle_host_ready(&mut self, host: &HostId) -> Option<Granted> {
+        let entry = self.hosts.get_mut(host)?;
+        let HostState::Booting { for_session } = &entry.state else {
+            return None;
+        };
+        let size = entry.size;
+        match for_session.clone() {
+            Some(session) => {
+                entry.state = HostState::Leased(session.clone());
+                Some(Granted {
+                    session,
+                    host: host.clone(),
+                })
+            }
+            None => {
+                entry.state = HostState::Idle;
+                self.grant_next(size, host)
+            }
+        }
+    }
+
+    /// `session` ended or gave up: its host is reset and serves the next in the queue, or
+    /// becomes standby. A queued session simply leaves the queue.
+    pub fn handle_release(&mut self, session: &SessionKey) -> Option<Granted> {
+        for waiting in &mut self.queues {
+            waiting.retain(|s| s != session);
+        }
+        let (host, size, booting) = self.hosts.iter().find_map(|(id, h)| match &h.state {
+            HostState::Leased(s) if s == session => Some((id.clone(), h.size, false)),
+            HostState::Booting {
+                for_session: Some(s),
+            } if s == session => Some((id.clone(), h.size, true)),
+            _ => None,
+        })?;
+        if booting {
+            // Still booting: it will become someone else's host, or standby, when it is up.
+            let next = self.queues[size.index()].pop_front();
+            self.set(&host, HostState::Booting { for_session: next });
+            return None;
+        }
+        self.effects
+            .push_back(PoolEffect::ResetHost { host: host.clone() });
+        self.set(&host, HostState::Idle);
+        self.grant_next(size, &host)
+    }
+
+    /// A host died or stopped answering. Returns the session it served or was booting for;
+    /// a replacement is started if the standby target needs one.
+    pub fn handle_host_lost(&mut self, host: &HostId) -> Option<SessionKey> {
+        let lost = self.hosts.remove(host)?;
+        let session = match lost.state {
+            HostState::Leased(session)
+            | HostState::Booting {
+                for_session: Some(session),
+            } => Some(session),
+            _ => None,
+        };
+        self.refill(lost.size);
+        session
+    }
+
+    /// 1-based place of `session` in its size's queue.
+    pub fn queue_position(&self, session: &SessionKey) -> Option<usize> {
+        self.queues
+            .iter()
+            .find_map(|waiting| waiting.iter().position(|s| s == session).map(|p| p + 1))
+    }
+
+    /// Sessions waiting for a host of `size`, first first.
+    pub fn queued(&self, size: SessionSize) -> impl Iterator<Item = &SessionKey> {
+        self.queues[size.index()].iter()
+    }
+
+    /// Hosts of `size`: (total, idle, leased).
+    pub fn utilization(&self, size: SessionSize) -> (u32, u32, u32) {
+        let of_size = || self.hosts.values().filter(move |h| h.size == size);
+        let idle = of_size().filter(|h| h.state == HostState::Idle).count() as u32;
+        let leased = of_size()
+            .filter(|h| matches!(h.state, HostState::Leased(_)))
+            .count() as u32;
+        (self.count(size), idle, leased)
+    }
+
+    pub fn poll_effect(&mut self) -> Option<PoolEffect> {
+        self.effects.pop_front()
+    }
+
+    fn grant_next(&mut self, size: SessionSize, host: &HostId) -> Option<Granted> {
+        let session = self.queues[size.index()].pop_front()?;
+        self.set(host, HostState::Leased(session.clone()));
+        Some(Granted {
+            session,
+            host: host.clone(),
+        })
+    }
+
+    /// Boots hosts until the standby target is met, within capacity.
+    fn refill(&mut self, size: SessionSize) {
+        let limits = self.config.limits(size);
+        while self.standby(size) < limits.standby && self.count(size) < limits.capacity {
+            self.start_host(size, None);
+        }
+    }
+
+    fn standby(&self, size: SessionSize) -> u32 {
+        self.hosts
+            .values()
+            .filter(|h| {
+                h.size == size
+                    && matches!(
+                        h.state,
+                        HostState::Idle | HostState::Booting { for_session: None }
+                    )
+            })
+            .count() as u32
+    }
+
+    fn count(&self, size: SessionSize) -> u32 {
+        self.hosts.values().filter(|h| h.size == size).count() as u32
+    }
+
+    fn find(&self, size: SessionSize, wanted: impl Fn(&HostState) -> bool) -> Option<HostId> {
+        self.hosts
+            .iter()
+            .find(|(_, h)| h.size == size && wanted(&h.state))
+            .map(|(id, _)| id.clone())
+    }
+
+    fn set(&mut self, host: &HostId, state: HostState) {
+        if let Some(entry) = self.hosts.get_mut(host) {
+            entry.state = state;
+        }
+    }
+
+    fn start_host(&mut self, size: SessionSize, for_session: Option<SessionKey>) -> HostId {
+        let number = &mut self.next_host[size.index()];
+        *number += 1;
+        let host = HostId::new(format!("{}-{}", size.as_str().to_ascii_lowercase(), number));
+        self.hosts.insert(
+            host.clone(),
+            Host {
+                size,
+                state: HostState::Booting { for_session },
+            },
+        );
+        self.effects.push_back(PoolEffect::StartHost {
+            host: host.clone(),
+            size,
+        });
+        host
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(s: &str) -> SessionKey {
+        SessionKey::new("acct", crate::session::SessionId::parse(s).unwrap())
+    }
+
+    fn pool(capacity: u32, standby: u32) -> Pool {
+        Pool::new(PoolConfig {
+            standard: SizeLimits { capacity, standby },
+            premium: SizeLimits {
+                capacity: 1,
+                standby: 0,
+            },
+        })
+    }
+
+    fn drain(pool: &mut Pool) -> Vec<PoolEffect> {
+        std::iter::from_fn(|| pool.poll_effect()).collect()
+    }
+
+    fn start(host: &str) -> PoolEffect {
+        PoolEffect::StartHost {
+            host: HostId::new(host),
+            size: SessionSize::Standard,
+        }
+    }
+
+    #[test]
+    fn standby_hosts_boot_at_once_and_make_the_next_session_ready_immediately() {
+        let mut pool = pool(3, 1);
+        assert_eq!(drain(&mut pool), [start("standard-1")]);
+        assert_eq!(pool.handle_host_ready(&HostId::new("standard-1")), None);
+
+        let allocation = pool.handle_allocate(id("a"), SessionSize::Standard, false);
+        assert_eq!(allocation, Ok(Allocation::Ready(HostId::new("standard-1"))));
+        // The standby target is refilled right away.
+        assert_eq!(drain(&mut pool), [start("standard-2")]);
+        assert_eq!(pool.utilization(SessionSize::Standard), (2, 0, 1));
+    }
+
+    #[test]
+    fn a_booting_standby_host_is_handed_to_the_first_session_that_asks() {
+        let mut pool = pool(2, 1);
+        drain(&mut pool);
+        let allocation = pool.handle_allocate(id("a"), SessionSize::Standard, false);
+        assert_eq!(
+            allocation,
+            Ok(Allocation::Starting(HostId::new("standard-1")))
+        );
+        assert_eq!(
+            pool.handle_host_ready(&HostId::new("standard-1")),
+            Some(Granted {
+                session: id("a"),
+                host: HostId::new("standard-1")
+            })
+        );
+    }
+
+    #[test]
+    fn a_full_size_fails_clearly_unless_the_caller_queues() {
+        let mut pool = pool(1, 0);
+        assert_eq!(drain(&mut pool), []);
+        assert!(matches!(
+            pool.handle_allocate(id("a"), SessionSize::Standard, false),
+            Ok(Allocation::Starting(_))
+        ));
+        assert_eq!(
+            pool.handle_allocate(id("b"), SessionSize::Standard, false),
+            Err(PoolError::Exhausted {
+                size: SessionSize::Standard,
+                capacity: 1
+            })
+        );
+        // Premium has its own hosts.
+        assert!(
+            pool.handle_allocate(id("p"), SessionSize::Premium, false)
+                .is_ok()
+        );
+        assert_eq!(
+            pool.handle_allocate(id("b"), SessionSize::Standard, true),
+            Ok(Allocation::Queued(1))
+        );
+        assert_eq!(
+            pool.handle_allocate(id("c"), SessionSize::Standard, true),
+            Ok(Allocation::Queued(2))
+        );
+        assert_eq!(pool.queue_position(&id("c")), Some(2));
+    }
+
+    #[test]
+    fn the_queue_is_first_come_first_served_and_a_stopped_waiter_leaves_it() {
+        let mut pool = pool(1, 0);
+        pool.handle_allocate(id("a"), SessionSize::Standard, false)
+            .unwrap();
+        drain(&mut pool);
+        pool.handle_host_ready(&HostId::new("standard-1"));
+        for waiter in ["b", "c", "d"] {
+            pool.handle_allocate(id(waiter), SessionSize::Standard, true)
+                .unwrap();
+        }
+        assert_eq!(
+            pool.handle_release(&id("c")),
+            None,
+            "a queued session just leaves"
+        );
+        assert_eq!(pool.queue_position(&id("d")), Some(2));
+
+        let granted = pool.handle_release(&id("a"));
+        assert_eq!(
+            granted,
+            Some(Granted {
+                session: id("b"),
+                host: HostId::new("standard-1")
+            })
+        );
+        assert_eq!(
+            drain(&mut pool),
+            [PoolEffect::ResetHost {
+                host: HostId::new("standard-1")
+            }]
+        );
+        assert_eq!(pool.queue_position(&id("d")), Some(1));
+        assert_eq!(
+            pool.handle_release(&id("b")).map(|g| g.session),
+            Some(id("d"))
+        );
+        assert_eq!(pool.handle_release(&id("d")), None);
+        assert_eq!(pool.utilization(SessionSize::Standard), (1, 1, 0));
+    }
+
+    #[test]
+    fn releasing_a_session_whose_host_still_boots_passes_the_host_on() {
+        let mut pool = pool(1, 0);
+        pool.handle_allocate(id("a"), SessionSize::Standard, false)
+            .unwrap();
+        pool.handle_allocate(id("b"), SessionSize::Standard, true)
+            .unwrap();
+        assert_eq!(pool.handle_release(&id("a")), None);
+        assert_eq!(
+            pool.queue_position(&id("b")),
+            None,
+            "b now waits for that host, not in the queue"
+        );
+        assert_eq!(
+            pool.handle_host_ready(&HostId::new("standard-1"))
+                .map(|g| g.session),
+            Some(id("b"))
+        );
+    }
+
+    #[test]
+    fn a_lost_host_gives_back_its_session_and_is_replaced_for_standby() {
+        let mut pool = pool(2, 1);
+        drain(&mut pool);
+        pool.handle_host_ready(&HostId::new("standard-1"));
+        pool.handle_allocate(id("a"), SessionSize::Standard, false)
+            .unwrap();
+        pool.handle_host_ready(&HostId::new("standard-2"));
+        drain(&mut pool);
+        assert_eq!(
+            pool.handle_host_lost(&HostId::new("standard-1")),
+            Some(id("a"))
+        );
+        assert_eq!(
+            pool.handle_host_lost(&HostId::new("standard-1")),
+            None,
+            "reported twice"
+        );
+        // standard-2 is still a warm standby, so nothing new is needed...
+        assert_eq!(drain(&mut pool), []);
+        // ...until it is lost too.
+        assert_eq!(pool.handle_host_lost(&HostId::new("standard-2")), None);
+        assert_eq!(drain(&mut pool), [start("standard-3")]);
+    }
+}
