@@ -13,6 +13,7 @@
 //! - [`session`]: one render session (ARR's lease of a render host) and its lifecycle.
 //! - [`service`]: every session and the pool together; what the session REST API drives.
 //! - [`pool`]: render hosts per size: capacity, warm standby, exclusive leases, FIFO queue.
+//! - [`throttle`]: the per-caller, per-session polling limit (429).
 //! - [`time`]: wall-clock instants as the caller supplies them.
 
 pub mod catalog;
@@ -22,6 +23,7 @@ pub mod protocol;
 pub mod selection;
 pub mod service;
 pub mod session;
+pub mod throttle;
 pub mod time;
 
 pub use catalog::{ModelId, ModelSummary};

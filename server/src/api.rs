@@ -22,7 +22,10 @@ pub fn router() -> Router<AppState> {
 async fn health_handler(State(state): State<AppState>) -> Result<Json<Value>> {
     match state.renderer.adapter.as_ref() {
         Ok(adapter) => Ok(Json(json!({ "status": "ok", "renderer": adapter }))),
-        Err(e) => Err(AppError::Unavailable(format!("renderer unavailable: {e}"))),
+        Err(e) => Err(AppError::unavailable(
+            "RendererUnavailable",
+            format!("renderer unavailable: {e}"),
+        )),
     }
 }
 
@@ -63,10 +66,10 @@ async fn select_handler(
 ) -> Result<Json<SelectionBody>> {
     let Json(request) = request?;
     if request.model_id.trim().is_empty() {
-        return Err(AppError::BadRequest {
-            message: "modelId must not be empty".into(),
-            target: Some("modelId"),
-        });
+        return Err(AppError::bad_request(
+            "modelId must not be empty",
+            Some("modelId"),
+        ));
     }
     state.stage.show(ModelId::new(request.model_id)).await?;
     Ok(selection_handler(State(state)).await)

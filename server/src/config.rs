@@ -2,8 +2,10 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use parallax_core::pool::{PoolConfig, SizeLimits};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -18,8 +20,29 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the coordinator: web app, API, WebSockets and render workers.
+    /// Run the coordinator: web app, API, WebSockets and render hosts.
     Serve(ServeArgs),
+    /// Manage the accounts that lease render sessions.
+    #[command(subcommand)]
+    Account(AccountCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AccountCommand {
+    /// Create an account; prints its id and key (the key is shown only once).
+    Create {
+        /// A name for people, e.g. the team or the showroom.
+        name: String,
+        #[command(flatten)]
+        data: DataDir,
+    },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DataDir {
+    /// Directory for the SQLite database and stored models; created if missing.
+    #[arg(long = "data-dir", env = "PARALLAX_DATA_DIR", default_value = "./data")]
+    pub path: PathBuf,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -27,10 +50,66 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "PARALLAX_ADDR", default_value = "127.0.0.1:3000")]
     pub addr: SocketAddr,
-    /// Directory for the SQLite database and stored models; created if missing.
-    #[arg(long, env = "PARALLAX_DATA_DIR", default_value = "./data")]
-    pub data_dir: PathBuf,
+    #[command(flatten)]
+    pub data: DataDir,
     /// Directory holding the built web bundle (`pkg/` with the wasm, JS and CSS).
     #[arg(long, env = "PARALLAX_SITE_ROOT", default_value = "target/site")]
     pub site_root: PathBuf,
+    #[command(flatten)]
+    pub pool: PoolArgs,
+}
+
+/// Render hosts and the session API's limits.
+#[derive(Debug, Clone, Args)]
+pub struct PoolArgs {
+    /// Most Standard render hosts at once.
+    #[arg(
+        long = "standard",
+        env = "PARALLAX_STANDARD_HOSTS",
+        default_value_t = 2
+    )]
+    pub standard: u32,
+    /// Most Premium render hosts at once.
+    #[arg(long = "premium", env = "PARALLAX_PREMIUM_HOSTS", default_value_t = 1)]
+    pub premium: u32,
+    /// Standard hosts kept booted and free, so new sessions are Ready at once.
+    #[arg(long, env = "PARALLAX_STANDARD_STANDBY", default_value_t = 1)]
+    pub standard_standby: u32,
+    /// Premium hosts kept booted and free.
+    #[arg(long, env = "PARALLAX_PREMIUM_STANDBY", default_value_t = 0)]
+    pub premium_standby: u32,
+    /// Shortest interval between two property polls of one session by one caller (0 = no limit).
+    #[arg(long, env = "PARALLAX_POLL_INTERVAL_MS", default_value_t = 2000)]
+    pub poll_interval_ms: u64,
+}
+
+impl PoolArgs {
+    pub fn pool(&self) -> PoolConfig {
+        PoolConfig {
+            standard: SizeLimits {
+                capacity: self.standard,
+                standby: self.standard_standby.min(self.standard),
+            },
+            premium: SizeLimits {
+                capacity: self.premium,
+                standby: self.premium_standby.min(self.premium),
+            },
+        }
+    }
+
+    pub fn poll_interval(&self) -> Duration {
+        Duration::from_millis(self.poll_interval_ms)
+    }
+}
+
+impl Default for PoolArgs {
+    fn default() -> Self {
+        Self {
+            standard: 2,
+            premium: 1,
+            standard_standby: 1,
+            premium_standby: 0,
+            poll_interval_ms: 2000,
+        }
+    }
 }

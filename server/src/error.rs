@@ -1,10 +1,12 @@
 //! The one error type at the HTTP edge. Its body has ARR's shape,
-//! `{"error": {"code", "message", "details", "target", "innerError"}}`, and 5xx details are
+//! `{"error": {"code", "message", "details", "target", "innerError"}}`; internal details are
 //! logged, never sent.
 
+use std::time::Duration;
+
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
-use axum::http::StatusCode;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use thiserror::Error;
@@ -15,35 +17,83 @@ pub type Result<T, E = AppError> = std::result::Result<T, E>;
 
 #[derive(Debug, Error)]
 pub enum AppError {
-    /// The request was malformed; `target` names the offending field when there is one.
+    /// Something the caller can act on: a 4xx (or a 503 that says why).
     #[error("{message}")]
-    BadRequest {
+    Client {
+        status: StatusCode,
+        code: &'static str,
         message: String,
+        /// The request field at fault, when there is one.
         target: Option<&'static str>,
     },
+    /// Missing, malformed or expired credentials: 401 with a `WWW-Authenticate` challenge.
     #[error("{0}")]
-    NotFound(String),
-    #[error("{0}")]
-    Unavailable(String),
+    Unauthorized(String),
+    /// Polling faster than allowed: 429 with `Retry-After`.
+    #[error("polling too often; retry in {} s", retry_after.as_secs().max(1))]
+    TooManyRequests { retry_after: Duration },
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
 
 impl AppError {
+    fn client(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self::Client {
+            status,
+            code,
+            message: message.into(),
+            target: None,
+        }
+    }
+
+    pub fn bad_request(message: impl Into<String>, target: Option<&'static str>) -> Self {
+        Self::Client {
+            status: StatusCode::BAD_REQUEST,
+            code: "BadRequest",
+            message: message.into(),
+            target,
+        }
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::client(StatusCode::NOT_FOUND, "NotFound", message)
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::client(StatusCode::FORBIDDEN, "Forbidden", message)
+    }
+
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::client(StatusCode::CONFLICT, "Conflict", message)
+    }
+
+    pub fn unprocessable(message: impl Into<String>, target: Option<&'static str>) -> Self {
+        Self::Client {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            code: "UnprocessableEntity",
+            message: message.into(),
+            target,
+        }
+    }
+
+    pub fn unavailable(code: &'static str, message: impl Into<String>) -> Self {
+        Self::client(StatusCode::SERVICE_UNAVAILABLE, code, message)
+    }
+
     pub fn status_code(&self) -> StatusCode {
         match self {
-            Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
-            Self::NotFound(_) => StatusCode::NOT_FOUND,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Client { status, .. } => *status,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     fn code(&self) -> &'static str {
         match self {
-            Self::BadRequest { .. } => "BadRequest",
-            Self::NotFound(_) => "NotFound",
-            Self::Unavailable(_) => "ServiceUnavailable",
+            Self::Client { code, .. } => code,
+            Self::Unauthorized(_) => "Unauthorized",
+            Self::TooManyRequests { .. } => "TooManyRequests",
             Self::Internal(_) => "InternalServerError",
         }
     }
@@ -52,35 +102,42 @@ impl AppError {
 impl From<StageError> for AppError {
     fn from(error: StageError) -> Self {
         match error {
-            StageError::UnknownModel(_) => Self::NotFound(error.to_string()),
+            StageError::UnknownModel(_) => Self::not_found(error.to_string()),
             StageError::Store(e) => Self::Internal(e.into()),
         }
     }
 }
 
+impl From<sqlx::Error> for AppError {
+    fn from(error: sqlx::Error) -> Self {
+        Self::Internal(error.into())
+    }
+}
+
 impl From<JsonRejection> for AppError {
     fn from(rejection: JsonRejection) -> Self {
-        Self::BadRequest {
-            message: rejection.body_text(),
-            target: None,
-        }
+        Self::bad_request(rejection.body_text(), None)
+    }
+}
+
+impl From<QueryRejection> for AppError {
+    fn from(rejection: QueryRejection) -> Self {
+        Self::bad_request(rejection.body_text(), None)
     }
 }
 
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let status = self.status_code();
-        let message = if status.is_server_error() {
-            tracing::error!("request failed: {self:#}");
-            match &self {
-                Self::Unavailable(message) => message.clone(),
-                _ => "the server failed to handle the request; see its log".to_string(),
+        let message = match &self {
+            Self::Internal(error) => {
+                tracing::error!("request failed: {error:#}");
+                "the server failed to handle the request; see its log".to_string()
             }
-        } else {
-            self.to_string()
+            other => other.to_string(),
         };
         let target = match &self {
-            Self::BadRequest { target, .. } => *target,
+            Self::Client { target, .. } => *target,
             _ => None,
         };
         let body = json!({
@@ -92,6 +149,25 @@ impl IntoResponse for AppError {
                 "innerError": null,
             }
         });
-        (status, Json(body)).into_response()
+        let mut response = (status, Json(body)).into_response();
+        let headers = response.headers_mut();
+        match &self {
+            Self::Unauthorized(reason) => {
+                let challenge = format!(
+                    "Bearer realm=\"parallax\", error=\"invalid_token\", error_description=\"{}\"",
+                    reason.replace('"', "'")
+                );
+                if let Ok(value) = HeaderValue::from_str(&challenge) {
+                    headers.insert(header::WWW_AUTHENTICATE, value);
+                }
+            }
+            Self::TooManyRequests { retry_after } => {
+                // Whole seconds, rounded up: retrying at the stated time must succeed.
+                let seconds = retry_after.as_millis().div_ceil(1000).max(1);
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds as u64));
+            }
+            _ => {}
+        }
+        response
     }
 }

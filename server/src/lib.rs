@@ -9,13 +9,19 @@
 //! - `store`: SQLite through sqlx, schema in `migrations/`.
 //! - `render_worker`: the thread that owns the GPU device and encodes frames.
 //! - `stage`: what the space shows; publishes each change to every headset (latest wins).
+//! - `sessions`: drives the core's render session service (store writes, timers, hosts).
+//! - `arr`: the ARR-shaped session REST API and token service; `accounts`: keys and tokens.
 //! - `api`: JSON API under `/v1`; `ws`: the headset WebSocket; `web`: Leptos pages and assets.
-//! - `error`: the HTTP error type.
+//! - `clock`: the one source of time; `error`: the HTTP error type.
 
+mod accounts;
 mod api;
+mod arr;
+mod clock;
 pub mod config;
 mod error;
 mod render_worker;
+mod sessions;
 mod stage;
 mod store;
 mod web;
@@ -35,10 +41,15 @@ use tokio_util::sync::CancellationToken;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
-use crate::config::ServeArgs;
+use crate::accounts::Tokens;
+use crate::clock::{Clock, SystemClock};
+use crate::config::{PoolArgs, ServeArgs};
 use crate::render_worker::RenderWorker;
+use crate::sessions::Sessions;
 use crate::stage::Stage;
 use crate::store::Store;
+
+pub use crate::accounts::NewAccount;
 
 pub use crate::ws::HELLO_TIMEOUT;
 
@@ -46,6 +57,8 @@ pub use crate::ws::HELLO_TIMEOUT;
 #[derive(Clone)]
 pub struct AppState {
     stage: Arc<Stage>,
+    sessions: Arc<Sessions>,
+    tokens: Tokens,
     renderer: RenderWorker,
     leptos: LeptosOptions,
     /// Cancelled when the server shuts down, so WebSocket conversations close with a reason.
@@ -58,15 +71,50 @@ impl FromRef<AppState> for LeptosOptions {
     }
 }
 
+/// Opens (creating if needed) the database in `data_dir`.
+async fn open_store(data_dir: &Path) -> anyhow::Result<Store> {
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("creating the data dir {}", data_dir.display()))?;
+    let db = data_dir.join("parallax.db");
+    Store::open(&db)
+        .await
+        .with_context(|| format!("opening the database {}", db.display()))
+}
+
+/// `parallax account create NAME`: adds an account to the data dir's database.
+pub async fn create_account(data_dir: &Path, name: &str) -> anyhow::Result<NewAccount> {
+    let store = open_store(data_dir).await?;
+    let account = accounts::create_account(&store, name).await;
+    store.close().await;
+    account
+}
+
 impl AppState {
-    /// Opens the data dir's database, starts the render thread and restores what was showing.
+    /// Opens the data dir's database, starts the render thread and restores what was showing,
+    /// with the default pool.
     pub async fn open(data_dir: &Path, site_root: &Path) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(data_dir)
-            .with_context(|| format!("creating the data dir {}", data_dir.display()))?;
-        let db = data_dir.join("parallax.db");
-        let store = Store::open(&db)
-            .await
-            .with_context(|| format!("opening the database {}", db.display()))?;
+        Self::open_with(data_dir, site_root, &PoolArgs::default()).await
+    }
+
+    /// Like [`AppState::open`], with the given pool and polling limit.
+    pub async fn open_with(
+        data_dir: &Path,
+        site_root: &Path,
+        pool: &PoolArgs,
+    ) -> anyhow::Result<Self> {
+        let store = open_store(data_dir).await?;
+        let shutdown = CancellationToken::new();
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let tokens = Tokens::load(&store).await?;
+        let sessions = Sessions::start(
+            store.clone(),
+            pool.pool(),
+            pool.poll_interval(),
+            clock,
+            shutdown.clone(),
+        )
+        .await
+        .context("restoring render sessions")?;
         let renderer = RenderWorker::start().await;
         let stage = Stage::open(store, renderer.clone())
             .await
@@ -86,10 +134,16 @@ impl AppState {
             .build();
         Ok(Self {
             stage: Arc::new(stage),
+            sessions,
+            tokens,
             renderer,
             leptos,
-            shutdown: CancellationToken::new(),
+            shutdown,
         })
+    }
+
+    fn store(&self) -> &Store {
+        self.stage.store()
     }
 }
 
@@ -100,12 +154,43 @@ pub fn app(state: AppState) -> Router {
         axum::http::StatusCode::REQUEST_TIMEOUT,
         Duration::from_secs(30),
     ));
+    let http = http.merge(arr::router().layer(TimeoutLayer::with_status_code(
+        axum::http::StatusCode::REQUEST_TIMEOUT,
+        Duration::from_secs(30),
+    )));
     Router::new()
         .merge(http)
         .merge(ws::router())
         .merge(web::router(&state, &site_root))
+        .layer(axum::middleware::from_fn(correlation_vector))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// Every response carries an `MS-CV` correlation header, as ARR's did: the client's own if it
+/// sent a sane one, else a fresh one, so one request can be followed through client and server
+/// logs.
+async fn correlation_vector(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    const HEADER: &str = "ms-cv";
+    let given = request
+        .headers()
+        .get(HEADER)
+        .filter(|v| {
+            v.len() <= 128
+                && v.to_str()
+                    .is_ok_and(|s| s.chars().all(|c| c.is_ascii_graphic()))
+        })
+        .cloned();
+    let value = given.unwrap_or_else(|| {
+        let fresh = uuid::Uuid::new_v4().simple().to_string();
+        axum::http::HeaderValue::from_str(&fresh[..22]).expect("hex is a valid header value")
+    });
+    let mut response = next.run(request).await;
+    response.headers_mut().insert(HEADER, value);
+    response
 }
 
 /// Serves `state` on `listener` until `shutdown` completes, then closes every conversation and
@@ -134,12 +219,12 @@ pub async fn serve(
     args: ServeArgs,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let state = AppState::open(&args.data_dir, &args.site_root).await?;
+    let state = AppState::open_with(&args.data.path, &args.site_root, &args.pool).await?;
     let listener = TcpListener::bind(args.addr)
         .await
         .with_context(|| format!("binding {}", args.addr))?;
     tracing::info!(
-        data_dir = %args.data_dir.display(),
+        data_dir = %args.data.path.display(),
         "Parallax listening on http://{}",
         listener.local_addr()?
     );

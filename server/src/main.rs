@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use parallax_server::config::{Cli, Command};
+use parallax_server::config::{AccountCommand, Cli, Command};
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
@@ -17,6 +17,15 @@ async fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => {
             parallax_server::serve(args, parallax_server::shutdown_signal()).await
+        }
+        Command::Account(AccountCommand::Create { name, data }) => {
+            parallax_server::create_account(&data.path, &name)
+                .await
+                .map(|account| {
+                    println!("account id:  {}", account.id);
+                    println!("account key: {}", account.key);
+                    println!("Keep the key: only its hash is stored, it cannot be shown again.");
+                })
         }
     };
     match result {

@@ -6,6 +6,9 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
+use parallax_core::pool::HostId;
+use parallax_core::session::{RenderSession, SessionId, SessionKey};
+use parallax_core::time::Timestamp;
 use parallax_core::{ChangeNumber, ModelId, ModelSummary};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
@@ -116,8 +119,131 @@ impl Store {
         Ok(())
     }
 
+    pub async fn insert_account(&self, account: &AccountRecord) -> StoreResult<()> {
+        sqlx::query("INSERT INTO accounts (id, name, key_hash) VALUES ($1, $2, $3)")
+            .bind(&account.id)
+            .bind(&account.name)
+            .bind(&account.key_hash)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn account(&self, id: &str) -> StoreResult<Option<AccountRecord>> {
+        let row = sqlx::query("SELECT id, name, key_hash FROM accounts WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|row| {
+            Ok(AccountRecord {
+                id: row.try_get("id")?,
+                name: row.try_get("name")?,
+                key_hash: row.try_get("key_hash")?,
+            })
+        })
+        .transpose()
+    }
+
+    /// The setting `name`; if it has none yet, stores `default` first. Concurrent first calls
+    /// agree on one value.
+    pub async fn setting_or_insert(&self, name: &str, default: &str) -> StoreResult<String> {
+        sqlx::query(
+            "INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(default)
+        .execute(&self.pool)
+        .await?;
+        sqlx::query("SELECT value FROM settings WHERE name = $1")
+            .bind(name)
+            .fetch_one(&self.pool)
+            .await?
+            .try_get("value")
+    }
+
+    /// Every stored render session.
+    pub async fn render_sessions(&self) -> StoreResult<Vec<RenderSession>> {
+        let rows = sqlx::query(
+            "SELECT account_id, id, size, max_lease_minutes, status, created_at_ms, ready_at_ms,
+                    ended_at_ms, error, host
+             FROM render_sessions",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(session_from_row).collect()
+    }
+
+    pub async fn upsert_render_session(&self, session: &RenderSession) -> StoreResult<()> {
+        let millis = |t: Option<Timestamp>| t.map(|t| t.as_millis() as i64);
+        sqlx::query(
+            "INSERT INTO render_sessions (account_id, id, size, max_lease_minutes, status,
+                 created_at_ms, ready_at_ms, ended_at_ms, error, host)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+             ON CONFLICT (account_id, id) DO UPDATE SET
+                 max_lease_minutes = excluded.max_lease_minutes, status = excluded.status,
+                 ready_at_ms = excluded.ready_at_ms, ended_at_ms = excluded.ended_at_ms,
+                 error = excluded.error, host = excluded.host",
+        )
+        .bind(&session.account)
+        .bind(session.id.as_str())
+        .bind(session.size.as_str())
+        .bind(i64::from(session.max_lease_minutes))
+        .bind(session.status.as_str())
+        .bind(session.created_at.as_millis() as i64)
+        .bind(millis(session.ready_at))
+        .bind(millis(session.ended_at))
+        .bind(session.error.as_deref())
+        .bind(session.host.as_ref().map(HostId::as_str))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn delete_render_session(&self, key: &SessionKey) -> StoreResult<()> {
+        sqlx::query("DELETE FROM render_sessions WHERE account_id = $1 AND id = $2")
+            .bind(&key.account)
+            .bind(key.id.as_str())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     /// Closes the pool, checkpointing the WAL so the file is complete on its own.
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// An account as stored.
+#[derive(Debug, Clone)]
+pub struct AccountRecord {
+    pub id: String,
+    pub name: String,
+    /// Argon2 PHC string of the account key.
+    pub key_hash: String,
+}
+
+fn session_from_row(row: &sqlx::sqlite::SqliteRow) -> StoreResult<RenderSession> {
+    let decode = |e: String| sqlx::Error::Decode(e.into());
+    let instant = |column: &str| -> StoreResult<Option<Timestamp>> {
+        Ok(row
+            .try_get::<Option<i64>, _>(column)?
+            .map(|ms| Timestamp::from_millis(ms.max(0) as u64)))
+    };
+    Ok(RenderSession {
+        id: SessionId::parse(&row.try_get::<String, _>("id")?)
+            .map_err(|e| decode(e.to_string()))?,
+        account: row.try_get("account_id")?,
+        size: row.try_get::<String, _>("size")?.parse().map_err(decode)?,
+        max_lease_minutes: row.try_get::<i64, _>("max_lease_minutes")?.clamp(0, 1440) as u32,
+        status: row
+            .try_get::<String, _>("status")?
+            .parse()
+            .map_err(decode)?,
+        created_at: instant("created_at_ms")?.unwrap_or_default(),
+        ready_at: instant("ready_at_ms")?,
+        ended_at: instant("ended_at_ms")?,
+        error: row.try_get("error")?,
+        host: row.try_get::<Option<String>, _>("host")?.map(HostId::new),
+    })
 }

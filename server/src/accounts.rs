@@ -1,0 +1,186 @@
+//! Accounts and their access tokens, shaped like ARR's token service: an account key is traded
+//! for a short-lived signed token, and every session call carries that token.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use argon2::Argon2;
+use argon2::password_hash::rand_core::OsRng;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, header};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+
+use crate::AppState;
+use crate::error::AppError;
+use crate::store::{AccountRecord, Store};
+
+/// How long an access token is valid, as ARR's were.
+pub const TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 60 * 60);
+const SECRET_SETTING: &str = "token_signing_secret";
+
+/// A new account's credentials. The key is shown once and only its hash is stored.
+pub struct NewAccount {
+    pub id: String,
+    pub key: String,
+}
+
+/// Creates an account named `name`.
+pub async fn create_account(store: &Store, name: &str) -> anyhow::Result<NewAccount> {
+    let id = uuid::Uuid::new_v4().to_string();
+    let key = random_hex(32);
+    let hashed = key.clone();
+    let key_hash = tokio::task::spawn_blocking(move || {
+        Argon2::default()
+            .hash_password(hashed.as_bytes(), &SaltString::generate(&mut OsRng))
+            .map(|hash| hash.to_string())
+    })
+    .await?
+    .map_err(|e| anyhow::anyhow!("hashing the account key: {e}"))?;
+    store
+        .insert_account(&AccountRecord {
+            id: id.clone(),
+            name: name.to_string(),
+            key_hash,
+        })
+        .await
+        .context("storing the account")?;
+    Ok(NewAccount { id, key })
+}
+
+/// Checks `key` against the stored hash of `account`, off the async threads (Argon2 is slow on
+/// purpose).
+pub async fn verify_key(account: &AccountRecord, key: &str) -> bool {
+    let (hash, key) = (account.key_hash.clone(), key.to_string());
+    tokio::task::spawn_blocking(move || {
+        PasswordHash::new(&hash).is_ok_and(|parsed| {
+            Argon2::default()
+                .verify_password(key.as_bytes(), &parsed)
+                .is_ok()
+        })
+    })
+    .await
+    .unwrap_or(false)
+}
+
+/// What an access token says.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Claims {
+    /// The account id.
+    pub sub: String,
+    pub iat: u64,
+    pub exp: u64,
+    /// Identifies this token: the "caller" the polling limit is kept for.
+    pub jti: String,
+}
+
+/// Signs and checks access tokens with a secret kept in the database, so tokens stay valid
+/// across restarts.
+#[derive(Clone)]
+pub struct Tokens {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+}
+
+impl Tokens {
+    pub async fn load(store: &Store) -> anyhow::Result<Self> {
+        let secret = store
+            .setting_or_insert(SECRET_SETTING, &random_hex(32))
+            .await
+            .context("loading the token signing secret")?;
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = 0;
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        Ok(Self {
+            encoding: EncodingKey::from_secret(secret.as_bytes()),
+            decoding: DecodingKey::from_secret(secret.as_bytes()),
+            validation,
+        })
+    }
+
+    /// A token for `account`; returns it with its expiry (Unix seconds).
+    pub fn issue(&self, account: &str) -> anyhow::Result<(String, u64)> {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
+        let claims = Claims {
+            sub: account.to_string(),
+            iat: now,
+            exp: now + TOKEN_LIFETIME.as_secs(),
+            jti: uuid::Uuid::new_v4().to_string(),
+        };
+        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)?;
+        Ok((token, claims.exp))
+    }
+
+    pub fn verify(&self, token: &str) -> Result<Claims, AppError> {
+        jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .map(|data| data.claims)
+            .map_err(|e| match e.kind() {
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => {
+                    AppError::Unauthorized("the access token has expired".into())
+                }
+                _ => AppError::Unauthorized("the access token is not valid".into()),
+            })
+    }
+}
+
+/// The caller of a session call, from its `Authorization: Bearer <token>` header.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub account: String,
+    pub token_id: String,
+}
+
+impl Caller {
+    /// Refuses callers whose token belongs to another account than the one in the path.
+    pub fn require_account(&self, account: &str) -> Result<(), AppError> {
+        if self.account == account {
+            Ok(())
+        } else {
+            Err(AppError::forbidden(format!(
+                "this access token is for another account than {account}"
+            )))
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        let token = bearer(&parts.headers)?;
+        let claims = state.tokens.verify(token)?;
+        Ok(Self {
+            account: claims.sub,
+            token_id: claims.jti,
+        })
+    }
+}
+
+/// The credential in an `Authorization: Bearer …` header.
+pub fn bearer(headers: &HeaderMap) -> Result<&str, AppError> {
+    let value = headers.get(header::AUTHORIZATION).ok_or_else(|| {
+        AppError::Unauthorized("an Authorization: Bearer header is required".into())
+    })?;
+    value
+        .to_str()
+        .ok()
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .filter(|token| !token.is_empty())
+        .ok_or_else(|| {
+            AppError::Unauthorized("the Authorization header must be 'Bearer <token>'".into())
+        })
+}
+
+fn random_hex(bytes: usize) -> String {
+    let mut buffer = vec![0u8; bytes];
+    rand::rng().fill_bytes(&mut buffer);
+    buffer.iter().map(|b| format!("{b:02x}")).collect()
+}

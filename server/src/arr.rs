@@ -1,0 +1,538 @@
+//! The session REST API in Azure Remote Rendering's shape (version 2021-01-01), its token
+//! service, usage, and the legacy `/v1/.../sessions/create` calls of the Learn module, so a
+//! client written against ARR works against Parallax.
+
+use std::time::Duration;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use parallax_core::service::{CreateSession, Created};
+use parallax_core::session::{
+    MAX_LEASE_MINUTES, SessionId, SessionKey, SessionSize, SessionStatus,
+};
+use parallax_core::time::Timestamp;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::AppState;
+use crate::accounts::{self, Caller};
+use crate::clock::{parse_rfc3339, rfc3339};
+use crate::error::{AppError, Result};
+use crate::sessions::SessionView;
+
+pub const API_VERSION: &str = "2021-01-01";
+/// Sessions per page of the list call.
+const PAGE_SIZE: usize = 50;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/accounts/{account_id}/token", get(token_handler))
+        .route("/accounts/{account_id}/sessions", get(list_handler))
+        .route(
+            "/accounts/{account_id}/sessions/{session_id}",
+            put(create_handler)
+                .get(properties_handler)
+                .patch(update_handler),
+        )
+        // `:stop` is a literal segment in ARR's API; axum reads a leading ':' as nothing special
+        // only inside a capture, so the action is matched here.
+        .route(
+            "/accounts/{account_id}/sessions/{session_id}/{action}",
+            post(action_handler),
+        )
+        .route("/accounts/{account_id}/usage", get(usage_handler))
+        .route(
+            "/v1/accounts/{account_id}/sessions",
+            get(legacy_list_handler),
+        )
+        .route(
+            "/v1/accounts/{account_id}/sessions/create",
+            post(legacy_create_handler),
+        )
+        .route(
+            "/v1/accounts/{account_id}/sessions/{session_id}/properties",
+            get(legacy_properties_handler),
+        )
+        .route(
+            "/v1/accounts/{account_id}/sessions/{session_id}/update",
+            post(legacy_update_handler),
+        )
+        .route(
+            "/v1/accounts/{account_id}/sessions/{session_id}/stop",
+            post(legacy_stop_handler),
+        )
+}
+
+#[derive(Debug, Deserialize)]
+struct VersionQuery {
+    #[serde(rename = "api-version")]
+    api_version: Option<String>,
+    /// Beyond ARR: wait in the queue instead of failing when the size is full.
+    queue: Option<bool>,
+    #[serde(rename = "$skip")]
+    skip: Option<usize>,
+    from: Option<String>,
+    to: Option<String>,
+}
+
+/// The query string, with malformed values answered in ARR's JSON error shape.
+struct ArrQuery(VersionQuery);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ArrQuery {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self> {
+        let Query(query) = Query::<VersionQuery>::try_from_uri(&parts.uri)?;
+        Ok(Self(query))
+    }
+}
+
+impl VersionQuery {
+    fn check(&self) -> Result<()> {
+        match self.api_version.as_deref() {
+            Some(API_VERSION) => Ok(()),
+            Some(other) => Err(AppError::bad_request(
+                format!("api-version {other} is not supported; use {API_VERSION}"),
+                Some("api-version"),
+            )),
+            None => Err(AppError::bad_request(
+                format!("the api-version query parameter is required ({API_VERSION})"),
+                Some("api-version"),
+            )),
+        }
+    }
+}
+
+fn session_key(caller: &Caller, account: &str, session_id: &str) -> Result<SessionKey> {
+    caller.require_account(account)?;
+    let id = SessionId::parse(session_id)
+        .map_err(|e| AppError::bad_request(e.to_string(), Some("sessionId")))?;
+    Ok(SessionKey::new(account, id))
+}
+
+/// ARR's session properties, plus `queuePosition` and `renderUrl`.
+fn properties(view: &SessionView) -> Value {
+    let session = &view.session;
+    let error = session
+        .error
+        .as_ref()
+        .map(|message| json!({ "code": error_code(session.status), "message": message }));
+    json!({
+        "id": session.id,
+        "status": session.status.as_str(),
+        "size": session.size.as_str(),
+        "maxLeaseTimeMinutes": session.max_lease_minutes,
+        "elapsedTimeMinutes": view.elapsed_minutes,
+        // The device's render connection goes through the coordinator (`renderUrl`); the
+        // per-host fields ARR had are kept for shape and filled once render hosts report them.
+        "hostname": Value::Null,
+        "handshakePort": Value::Null,
+        "arrInspectorPort": Value::Null,
+        "teraflops": Value::Null,
+        "error": error,
+        "creationTime": rfc3339(session.created_at),
+        "queuePosition": view.queue_position,
+        "renderUrl": Value::Null,
+    })
+}
+
+fn error_code(status: SessionStatus) -> &'static str {
+    match status {
+        SessionStatus::Error => "SessionError",
+        _ => "SessionInfo",
+    }
+}
+
+/// `GET /accounts/{id}/token` with `Authorization: Bearer <account id>:<account key>`.
+async fn token_handler(
+    State(state): State<AppState>,
+    Path(account_id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<Value>> {
+    let credential = accounts::bearer(&headers)?;
+    let (claimed, key) = credential.split_once(':').ok_or_else(|| {
+        AppError::Unauthorized("the token call needs 'Bearer <account id>:<account key>'".into())
+    })?;
+    if claimed != account_id {
+        return Err(AppError::forbidden(format!(
+            "the key given is not for account {account_id}"
+        )));
+    }
+    let account = state.store().account(&account_id).await?;
+    let valid = match &account {
+        Some(account) => accounts::verify_key(account, key).await,
+        None => false,
+    };
+    if !valid {
+        return Err(AppError::Unauthorized(
+            "unknown account or wrong account key".into(),
+        ));
+    }
+    let (token, expires) = state.tokens.issue(&account_id)?;
+    Ok(Json(json!({
+        "AccessToken": token,
+        "expiresOn": rfc3339(Timestamp::from_millis(expires * 1000)),
+    })))
+}
+
+/// The fields of a create body, each checked with a message naming it.
+fn lease_minutes(body: &Value, field: &'static str) -> Result<u32> {
+    match body.get(field) {
+        None | Some(Value::Null) => Err(AppError::bad_request(
+            format!("{field} is required"),
+            Some(field),
+        )),
+        Some(value) => value
+            .as_u64()
+            .filter(|m| *m <= u64::from(MAX_LEASE_MINUTES))
+            .map(|m| m as u32)
+            .ok_or_else(|| {
+                AppError::bad_request(
+                    format!(
+                        "{field} must be a whole number from 0 to {MAX_LEASE_MINUTES}, not {value}"
+                    ),
+                    Some(field),
+                )
+            }),
+    }
+}
+
+fn session_size(body: &Value) -> Result<SessionSize> {
+    let text = body.get("size").and_then(Value::as_str).ok_or_else(|| {
+        AppError::bad_request("size is required: Standard or Premium", Some("size"))
+    })?;
+    text.parse()
+        .map_err(|e: String| AppError::bad_request(e, Some("size")))
+}
+
+fn json_object(body: std::result::Result<Json<Value>, JsonRejection>) -> Result<Value> {
+    let Json(body) = body?;
+    if body.is_object() {
+        Ok(body)
+    } else {
+        Err(AppError::bad_request(
+            "the request body must be a JSON object",
+            None,
+        ))
+    }
+}
+
+async fn create_handler(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((account_id, session_id)): Path<(String, String)>,
+    ArrQuery(query): ArrQuery,
+    body: std::result::Result<Json<Value>, JsonRejection>,
+) -> Result<Response> {
+    query.check()?;
+    let key = session_key(&caller, &account_id, &session_id)?;
+    let body = json_object(body)?;
+    let request = CreateSession {
+        key,
+        size: session_size(&body)?,
+        max_lease_minutes: lease_minutes(&body, "maxLeaseTimeMinutes")?,
+        queue: query
+            .queue
+            .or_else(|| body.get("queue").and_then(Value::as_bool))
+            .unwrap_or(false),
+    };
+    let (created, view) = state.sessions.create(request).await?;
+    let status = match created {
+        Created::New => StatusCode::CREATED,
+        Created::Existing => StatusCode::OK,
+    };
+    Ok((status, Json(properties(&view))).into_response())
+}
+
+async fn properties_handler(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((account_id, session_id)): Path<(String, String)>,
+    ArrQuery(query): ArrQuery,
+) -> Result<Json<Value>> {
+    query.check()?;
+    let key = session_key(&caller, &account_id, &session_id)?;
+    let view = state.sessions.poll(&caller.token_id, &key).await?;
+    Ok(Json(properties(&view)))
+}
+
+async fn update_handler(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((account_id, session_id)): Path<(String, String)>,
+    ArrQuery(query): ArrQuery,
+    body: std::result::Result<Json<Value>, JsonRejection>,
+) -> Result<Json<Value>> {
+    query.check()?;
+    let key = session_key(&caller, &account_id, &session_id)?;
+    let body = json_object(body)?;
+    let minutes = match body.get("maxLeaseTimeMinutes").and_then(Value::as_u64) {
+        Some(m) => u32::try_from(m).unwrap_or(u32::MAX),
+        None => {
+            return Err(AppError::bad_request(
+                "maxLeaseTimeMinutes is required and must be a whole number",
+                Some("maxLeaseTimeMinutes"),
+            ));
+        }
+    };
+    let view = state.sessions.extend(&key, minutes).await?;
+    Ok(Json(properties(&view)))
+}
+
+async fn action_handler(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((account_id, session_id, action)): Path<(String, String, String)>,
+    ArrQuery(query): ArrQuery,
+) -> Result<StatusCode> {
+    query.check()?;
+    if action != ":stop" {
+        return Err(AppError::not_found(format!(
+            "there is no session action {action:?}; use :stop"
+        )));
+    }
+    let key = session_key(&caller, &account_id, &session_id)?;
+    state.sessions.stop(&key).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn list_handler(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(account_id): Path<String>,
+    ArrQuery(query): ArrQuery,
+    headers: HeaderMap,
+) -> Result<Json<Value>> {
+    query.check()?;
+    caller.require_account(&account_id)?;
+    let active = state.sessions.active(&account_id);
+    let skip = query.skip.unwrap_or(0);
+    let page: Vec<Value> = active
+        .iter()
+        .skip(skip)
+        .take(PAGE_SIZE)
+        .map(properties)
+        .collect();
+    let mut body = json!({ "sessions": page });
+    if skip + PAGE_SIZE < active.len() {
+        body["@nextLink"] = Value::String(format!(
+            "{}/accounts/{account_id}/sessions?api-version={API_VERSION}&$skip={}",
+            origin(&headers),
+            skip + PAGE_SIZE
+        ));
+    }
+    Ok(Json(body))
+}
+
+async fn usage_handler(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(account_id): Path<String>,
+    ArrQuery(query): ArrQuery,
+) -> Result<Json<Value>> {
+    query.check()?;
+    caller.require_account(&account_id)?;
+    let now = state.sessions.now();
+    let instant = |text: &Option<String>, field: &'static str, default: Timestamp| match text {
+        None => Ok(default),
+        Some(text) => parse_rfc3339(text).ok_or_else(|| {
+            AppError::bad_request(
+                format!("{field} must be an RFC 3339 time, not {text:?}"),
+                Some(field),
+            )
+        }),
+    };
+    let to = instant(&query.to, "to", now)?;
+    let from = instant(
+        &query.from,
+        "from",
+        Timestamp::from_millis(to.as_millis().saturating_sub(30 * 24 * 3_600_000)),
+    )?;
+    if from > to {
+        return Err(AppError::bad_request(
+            "from must not be later than to",
+            Some("from"),
+        ));
+    }
+    let usage = state.sessions.usage(&account_id, from, to);
+    let sizes: Vec<Value> = SessionSize::ALL
+        .iter()
+        .map(|size| {
+            let ready = usage.get(size).copied().unwrap_or(Duration::ZERO);
+            json!({
+                "size": size.as_str(),
+                "readySeconds": ready.as_millis() as f64 / 1000.0,
+                // Billing counts started minutes, as a meter would.
+                "billedMinutes": ready.as_millis().div_ceil(60_000) as u64,
+            })
+        })
+        .collect();
+    Ok(Json(
+        json!({ "from": rfc3339(from), "to": rfc3339(to), "usage": sizes }),
+    ))
+}
+
+/// `scheme://host` the client used, for absolute links.
+fn origin(headers: &HeaderMap) -> String {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost");
+    let scheme = headers
+        .get("x-forwarded-proto")
+        .and_then(|h| h.to_str().ok())
+        .filter(|p| *p == "https")
+        .unwrap_or("http");
+    format!("{scheme}://{host}")
+}
+
+// ---- The legacy shape (`/v1/accounts/{id}/sessions/create`) -------------------------------------
+
+/// `"4:0:0"` (hours:minutes:seconds) → minutes, rounding started minutes up.
+fn parse_lease_time(text: &str) -> Option<u32> {
+    let parts: Vec<u64> = text
+        .split(':')
+        .map(|p| p.trim().parse().ok())
+        .collect::<Option<_>>()?;
+    let [hours, minutes, seconds] = parts[..] else {
+        return None;
+    };
+    if minutes >= 60 || seconds >= 60 {
+        return None;
+    }
+    let total = hours.checked_mul(60)?.checked_add(minutes)? + u64::from(seconds > 0);
+    u32::try_from(total)
+        .ok()
+        .filter(|m| *m <= MAX_LEASE_MINUTES)
+}
+
+fn format_lease_time(minutes: u64) -> String {
+    format!("{}:{}:0", minutes / 60, minutes % 60)
+}
+
+fn legacy_properties(view: &SessionView) -> Value {
+    let session = &view.session;
+    json!({
+        "sessionId": session.id,
+        "sessionStatus": session.status.as_str(),
+        "sessionSize": session.size.as_str(),
+        "sessionMaxLeaseTime": format_lease_time(u64::from(session.max_lease_minutes)),
+        "sessionElapsedTime": format_lease_time(view.elapsed_minutes),
+        "sessionHostname": Value::Null,
+        "error": session.error,
+        "creationTime": rfc3339(session.created_at),
+        "queuePosition": view.queue_position,
+    })
+}
+
+fn legacy_lease(body: &Value) -> Result<u32> {
+    let text = body
+        .get("maxLeaseTime")
+        .and_then(Value::as_str)
+        .ok_or_else(|| {
+            AppError::bad_request(
+                "maxLeaseTime is required, as \"hours:minutes:seconds\"",
+                Some("maxLeaseTime"),
+            )
+        })?;
+    parse_lease_time(text).ok_or_else(|| {
+        AppError::bad_request(
+            format!(
+                "maxLeaseTime must be \"hours:minutes:seconds\" of at most 24 hours, not {text:?}"
+            ),
+            Some("maxLeaseTime"),
+        )
+    })
+}
+
+async fn legacy_create_handler(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(account_id): Path<String>,
+    body: std::result::Result<Json<Value>, JsonRejection>,
+) -> Result<Response> {
+    caller.require_account(&account_id)?;
+    let body = json_object(body)?;
+    let id = SessionId::parse(&uuid::Uuid::new_v4().to_string()).map_err(anyhow::Error::from)?;
+    let request = CreateSession {
+        key: SessionKey::new(&account_id, id.clone()),
+        size: session_size(&body)?,
+        max_lease_minutes: legacy_lease(&body)?,
+        queue: body.get("queue").and_then(Value::as_bool).unwrap_or(false),
+    };
+    state.sessions.create(request).await?;
+    Ok((StatusCode::CREATED, Json(json!({ "sessionId": id }))).into_response())
+}
+
+async fn legacy_properties_handler(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((account_id, session_id)): Path<(String, String)>,
+) -> Result<Json<Value>> {
+    let key = session_key(&caller, &account_id, &session_id)?;
+    let view = state.sessions.poll(&caller.token_id, &key).await?;
+    Ok(Json(legacy_properties(&view)))
+}
+
+async fn legacy_update_handler(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((account_id, session_id)): Path<(String, String)>,
+    body: std::result::Result<Json<Value>, JsonRejection>,
+) -> Result<Json<Value>> {
+    let key = session_key(&caller, &account_id, &session_id)?;
+    let minutes = legacy_lease(&json_object(body)?)?;
+    let view = state.sessions.extend(&key, minutes).await?;
+    Ok(Json(legacy_properties(&view)))
+}
+
+async fn legacy_stop_handler(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((account_id, session_id)): Path<(String, String)>,
+) -> Result<StatusCode> {
+    let key = session_key(&caller, &account_id, &session_id)?;
+    state.sessions.stop(&key).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn legacy_list_handler(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(account_id): Path<String>,
+) -> Result<Json<Value>> {
+    caller.require_account(&account_id)?;
+    let sessions: Vec<Value> = state
+        .sessions
+        .active(&account_id)
+        .iter()
+        .map(legacy_properties)
+        .collect();
+    Ok(Json(json!({ "sessions": sessions })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn legacy_lease_times_read_as_hours_minutes_seconds() {
+        assert_eq!(parse_lease_time("4:0:0"), Some(240));
+        assert_eq!(parse_lease_time("0:30:0"), Some(30));
+        assert_eq!(
+            parse_lease_time("0:0:1"),
+            Some(1),
+            "a started minute counts"
+        );
+        assert_eq!(parse_lease_time("24:0:0"), Some(1440));
+        assert_eq!(parse_lease_time("24:0:1"), None);
+        assert_eq!(parse_lease_time("1:60:0"), None);
+        assert_eq!(parse_lease_time("four hours"), None);
+        assert_eq!(parse_lease_time("1:0"), None);
+        assert_eq!(format_lease_time(250), "4:10:0");
+    }
+}

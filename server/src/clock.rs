@@ -1,0 +1,54 @@
+//! The server's one source of time; the core only ever gets instants from here.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use parallax_core::time::Timestamp;
+
+pub trait Clock: Send + Sync + 'static {
+    fn now(&self) -> Timestamp;
+}
+
+/// The machine's wall clock.
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        let since_epoch = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        Timestamp::from_millis(since_epoch.as_millis() as u64)
+    }
+}
+
+/// RFC 3339 text for an instant, as ARR's `creationTime`.
+pub fn rfc3339(at: Timestamp) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(at.as_millis()) * 1_000_000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}
+
+/// Parses RFC 3339 text into an instant.
+pub fn parse_rfc3339(text: &str) -> Option<Timestamp> {
+    let parsed =
+        time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()?;
+    let millis = parsed.unix_timestamp_nanos() / 1_000_000;
+    u64::try_from(millis).ok().map(Timestamp::from_millis)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instants_round_trip_through_rfc3339() {
+        let at = Timestamp::from_millis(1_763_719_200_123);
+        assert_eq!(rfc3339(at), "2025-11-21T10:00:00.123Z");
+        assert_eq!(parse_rfc3339("2025-11-21T10:00:00.123Z"), Some(at));
+        assert_eq!(parse_rfc3339("2025-11-21T11:00:00.123+01:00"), Some(at));
+        assert_eq!(parse_rfc3339("yesterday"), None);
+    }
+}

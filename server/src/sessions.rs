@@ -1,0 +1,395 @@
+//! Drives the core's [`SessionService`]: reads the clock, stores every change in SQLite in the
+//! order it happened, wakes for lease expiry and purges, and boots the render hosts the pool
+//! asks for.
+//!
+//! Requests lock the service only for the synchronous core call; the store write they caused is
+//! queued while still holding the lock (so writes keep the order of the changes) and awaited
+//! after it, so a `201` means the session is on disk.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use parallax_core::pool::{HostId, PoolConfig};
+use parallax_core::service::{
+    CreateError, CreateSession, Created, Effect, SessionError, SessionService,
+};
+use parallax_core::session::{RenderSession, SessionKey, SessionSize};
+use parallax_core::throttle::PollThrottle;
+use parallax_core::time::Timestamp;
+use tokio::sync::{Notify, mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use crate::clock::Clock;
+use crate::error::AppError;
+use crate::render_worker::RenderWorker;
+use crate::store::Store;
+
+/// A session as the API reports it: the core's record plus where it waits.
+#[derive(Debug, Clone)]
+pub struct SessionView {
+    pub session: RenderSession,
+    pub queue_position: Option<usize>,
+    /// Whole minutes spent Ready, as of the request.
+    pub elapsed_minutes: u64,
+}
+
+struct Inner {
+    service: SessionService,
+    /// Keyed by (access token id, session): one device polling never throttles another.
+    throttle: PollThrottle<(String, SessionKey)>,
+}
+
+/// A batch of store writes and who waits for them.
+struct Write {
+    effects: Vec<Effect>,
+    done: Option<oneshot::Sender<bool>>,
+}
+
+/// What a booting host reports back.
+enum HostEvent {
+    Ready(HostId, RenderWorker),
+    Failed(HostId, String),
+}
+
+pub struct Sessions {
+    inner: Mutex<Inner>,
+    clock: Arc<dyn Clock>,
+    writes: mpsc::UnboundedSender<Write>,
+    host_events: mpsc::UnboundedSender<HostEvent>,
+    /// Wakes the driver when the next deadline may have moved.
+    wake: Notify,
+    /// Render hosts that are up, by id.
+    hosts: Mutex<HashMap<HostId, RenderWorker>>,
+}
+
+impl Sessions {
+    /// Restores every stored session and starts the writer and the driver.
+    pub async fn start(
+        store: Store,
+        pool: PoolConfig,
+        poll_interval: Duration,
+        clock: Arc<dyn Clock>,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<Arc<Self>> {
+        let stored = store.render_sessions().await?;
+        let restored = stored.len();
+        let service = SessionService::restore(pool, stored, clock.now());
+        let (writes, write_queue) = mpsc::unbounded_channel();
+        let (host_events, host_queue) = mpsc::unbounded_channel();
+        let sessions = Arc::new(Self {
+            inner: Mutex::new(Inner {
+                service,
+                throttle: PollThrottle::new(poll_interval),
+            }),
+            clock,
+            writes,
+            host_events,
+            wake: Notify::new(),
+            hosts: Mutex::new(HashMap::new()),
+        });
+        tokio::spawn(write_loop(store, write_queue));
+        // Restoring may already have produced writes (sessions that lost their host) and hosts
+        // to boot: carry them out before serving.
+        let effects = drain(&mut sessions.lock().service);
+        sessions.carry_out(effects).await?;
+        tokio::spawn(sessions.clone().drive(host_queue, shutdown));
+        tracing::info!(restored, "render sessions ready");
+        Ok(sessions)
+    }
+
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    pub async fn create(&self, request: CreateSession) -> Result<(Created, SessionView), AppError> {
+        let now = self.now();
+        let (result, write) = {
+            let mut inner = self.lock();
+            let created = inner
+                .service
+                .handle_create(request.clone(), now)
+                .map(|(created, _)| created);
+            let result =
+                created.map(|created| (created, view(&mut inner.service, &request.key, now)));
+            (result, self.queue(&mut inner))
+        };
+        self.finish(write).await?;
+        match result.map_err(create_error)? {
+            (created, Some(view)) => Ok((created, view)),
+            (_, None) => Err(not_found(&request.key)),
+        }
+    }
+
+    /// Properties of a session, subject to the polling limit for `caller`.
+    pub async fn poll(&self, caller: &str, key: &SessionKey) -> Result<SessionView, AppError> {
+        let now = self.now();
+        let (result, write) = {
+            let mut inner = self.lock();
+            let found = inner.service.handle_get(key, now).is_some();
+            let result = if !found {
+                Err(not_found(key))
+            } else if let Err(retry_after) = inner
+                .throttle
+                .handle_poll((caller.to_string(), key.clone()), now)
+            {
+                Err(AppError::TooManyRequests { retry_after })
+            } else {
+                view(&mut inner.service, key, now).ok_or_else(|| not_found(key))
+            };
+            (result, self.queue(&mut inner))
+        };
+        self.finish(write).await?;
+        result
+    }
+
+    pub async fn extend(&self, key: &SessionKey, minutes: u32) -> Result<SessionView, AppError> {
+        let now = self.now();
+        let (result, write) = {
+            let mut inner = self.lock();
+            let result = inner
+                .service
+                .handle_extend(key, minutes, now)
+                .map(|_| ())
+                .map_err(session_error)
+                .and_then(|()| view(&mut inner.service, key, now).ok_or_else(|| not_found(key)));
+            (result, self.queue(&mut inner))
+        };
+        self.finish(write).await?;
+        self.wake.notify_one();
+        result
+    }
+
+    pub async fn stop(&self, key: &SessionKey) -> Result<(), AppError> {
+        let now = self.now();
+        let (result, write) = {
+            let mut inner = self.lock();
+            let result = inner.service.handle_stop(key, now).map_err(session_error);
+            (result, self.queue(&mut inner))
+        };
+        self.finish(write).await?;
+        result
+    }
+
+    /// `account`'s Starting and Ready sessions, oldest first.
+    pub fn active(&self, account: &str) -> Vec<SessionView> {
+        let now = self.now();
+        let mut inner = self.lock();
+        inner.service.handle_timeout(now);
+        let keys: Vec<SessionKey> = inner
+            .service
+            .active(account)
+            .iter()
+            .map(|s| s.key())
+            .collect();
+        let views = keys
+            .iter()
+            .filter_map(|key| view(&mut inner.service, key, now))
+            .collect();
+        // Expiries found here are written by the driver, which this wakes.
+        drop(inner);
+        self.wake.notify_one();
+        views
+    }
+
+    /// Time each size was Ready within `[from, to)`, for `account`.
+    pub fn usage(
+        &self,
+        account: &str,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> HashMap<SessionSize, Duration> {
+        let now = self.now();
+        let inner = self.lock();
+        let mut usage = HashMap::new();
+        for session in inner.service.all(account) {
+            *usage.entry(session.size).or_default() += session.ready_time_within(from, to, now);
+        }
+        usage
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock would be a bug in the pure core; keep serving.
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Queues the store writes the last core call produced (still under the lock, so in order)
+    /// and boots hosts; returns what to await for the writes.
+    fn queue(&self, inner: &mut Inner) -> Option<oneshot::Receiver<bool>> {
+        let effects = drain(&mut inner.service);
+        self.dispatch(effects)
+    }
+
+    fn dispatch(&self, effects: Vec<Effect>) -> Option<oneshot::Receiver<bool>> {
+        let mut stored = Vec::new();
+        for effect in effects {
+            match effect {
+                Effect::StartHost { host, size } => self.boot(host, size),
+                Effect::ResetHost { host } => {
+                    // Render connections arrive with the render-host work; until then a host has
+                    // no device or scene to drop.
+                    tracing::debug!(%host, "render host reset for its next lease");
+                }
+                write => stored.push(write),
+            }
+        }
+        if stored.is_empty() {
+            return None;
+        }
+        let (done, written) = oneshot::channel();
+        // The writer lives as long as the process; if it is gone, `finish` reports the failure.
+        let _ = self.writes.send(Write {
+            effects: stored,
+            done: Some(done),
+        });
+        Some(written)
+    }
+
+    async fn carry_out(&self, effects: Vec<Effect>) -> anyhow::Result<()> {
+        if !written(self.dispatch(effects)).await {
+            anyhow::bail!("storing render sessions failed; see the log");
+        }
+        Ok(())
+    }
+
+    async fn finish(&self, write: Option<oneshot::Receiver<bool>>) -> Result<(), AppError> {
+        self.wake.notify_one();
+        if !written(write).await {
+            return Err(AppError::Internal(anyhow::anyhow!(
+                "storing a render session change failed"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Boots a local render host: its own wgpu device on its own thread.
+    fn boot(&self, host: HostId, size: SessionSize) {
+        let events = self.host_events.clone();
+        tokio::spawn(async move {
+            tracing::info!(%host, %size, "booting render host");
+            let worker = RenderWorker::start().await;
+            let event = match worker.adapter.as_ref() {
+                Ok(_) => HostEvent::Ready(host, worker),
+                Err(e) => HostEvent::Failed(host, format!("the render host could not start: {e}")),
+            };
+            let _ = events.send(event);
+        });
+    }
+
+    /// Applies timeouts and host reports until shutdown.
+    async fn drive(
+        self: Arc<Self>,
+        mut host_queue: mpsc::UnboundedReceiver<HostEvent>,
+        shutdown: CancellationToken,
+    ) {
+        loop {
+            let next = self.lock().service.poll_timeout();
+            let wait = next.map_or(Duration::from_secs(3600), |at| at.since(self.now()));
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = self.wake.notified() => {}
+                Some(event) = host_queue.recv() => self.handle_host_event(event),
+                () = shutdown.cancelled() => return,
+            }
+            let now = self.now();
+            let write = {
+                let mut inner = self.lock();
+                inner.service.handle_timeout(now);
+                self.queue(&mut inner)
+            };
+            if !written(write).await {
+                tracing::error!("storing expired or purged sessions failed");
+            }
+        }
+    }
+
+    fn handle_host_event(&self, event: HostEvent) {
+        let now = self.now();
+        let mut inner = self.lock();
+        match event {
+            HostEvent::Ready(host, worker) => {
+                tracing::info!(%host, "render host ready");
+                self.hosts
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(host.clone(), worker);
+                inner.service.handle_host_ready(&host, now);
+            }
+            HostEvent::Failed(host, reason) => {
+                tracing::error!(%host, "{reason}");
+                inner.service.handle_host_lost(&host, &reason, now);
+            }
+        }
+        // The driver loop awaits nothing here: these writes are ordered by the queue.
+        let _ = self.queue(&mut inner);
+    }
+}
+
+/// Waits for a queued write; true if there was none or it succeeded.
+async fn written(write: Option<oneshot::Receiver<bool>>) -> bool {
+    match write {
+        Some(done) => done.await.unwrap_or(false),
+        None => true,
+    }
+}
+
+fn drain(service: &mut SessionService) -> Vec<Effect> {
+    std::iter::from_fn(|| service.poll_effect()).collect()
+}
+
+fn view(service: &mut SessionService, key: &SessionKey, now: Timestamp) -> Option<SessionView> {
+    let queue_position = service.queue_position(key);
+    let session = service.handle_get(key, now)?.clone();
+    Some(SessionView {
+        elapsed_minutes: session.elapsed_minutes(now),
+        session,
+        queue_position,
+    })
+}
+
+async fn write_loop(store: Store, mut queue: mpsc::UnboundedReceiver<Write>) {
+    while let Some(write) = queue.recv().await {
+        let mut ok = true;
+        for effect in &write.effects {
+            let result = match effect {
+                Effect::Persist(session) => store.upsert_render_session(session).await,
+                Effect::Purge(key) => store.delete_render_session(key).await,
+                Effect::StartHost { .. } | Effect::ResetHost { .. } => Ok(()),
+            };
+            if let Err(e) = result {
+                tracing::error!("storing a render session change failed: {e}");
+                ok = false;
+            }
+        }
+        if let Some(done) = write.done {
+            let _ = done.send(ok);
+        }
+    }
+}
+
+fn not_found(key: &SessionKey) -> AppError {
+    AppError::not_found(format!("there is no session named {}", key.id))
+}
+
+fn session_error(error: SessionError) -> AppError {
+    match error {
+        SessionError::NotFound(id) => {
+            AppError::not_found(format!("there is no session named {id}"))
+        }
+        SessionError::Extend(e) => {
+            AppError::unprocessable(e.to_string(), Some("maxLeaseTimeMinutes"))
+        }
+    }
+}
+
+fn create_error(error: CreateError) -> AppError {
+    match error {
+        CreateError::BadLease(_) => {
+            AppError::bad_request(error.to_string(), Some("maxLeaseTimeMinutes"))
+        }
+        CreateError::Conflict { .. } => AppError::conflict(error.to_string()),
+        CreateError::Exhausted(e) => AppError::unavailable("PoolExhausted", e.to_string()),
+    }
+}
