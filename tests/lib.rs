@@ -11,6 +11,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use parallax_server::AppState;
+use parallax_server::config::PoolArgs;
 use serde_json::{Value, json};
 use tempfile::TempDir;
 use tokio::sync::oneshot;
@@ -26,8 +27,13 @@ pub struct TestServer {
 impl TestServer {
     /// Starts a coordinator on the data dir `data_dir` (the database lives there).
     pub async fn start(data_dir: &Path) -> Self {
+        Self::start_with(data_dir, &PoolArgs::default()).await
+    }
+
+    /// Starts a coordinator with the given render pool and polling limit.
+    pub async fn start_with(data_dir: &Path, pool: &PoolArgs) -> Self {
         // Tests exercise the API and sockets; the pages render without the wasm bundle.
-        let state = AppState::open(data_dir, &data_dir.join("site"))
+        let state = AppState::open_with(data_dir, &data_dir.join("site"), pool)
             .await
             .expect("the coordinator opens its data dir");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -102,4 +108,124 @@ pub fn decode_jpeg(jpeg: &[u8]) -> (u16, u16, Vec<u8>) {
     let pixels = decoder.decode().expect("a decodable JPEG");
     let info = decoder.info().expect("image info");
     (info.width, info.height, pixels)
+}
+
+/// An HTTP answer: status, headers, JSON body (`Null` when empty).
+pub struct Answer {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Answer {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The ARR error code of an error answer.
+    pub fn code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or("")
+    }
+}
+
+/// A client of the ARR-shaped session API, signed in to one account.
+pub struct ArrClient {
+    http: reqwest::Client,
+    pub base: String,
+    pub account: String,
+    pub token: String,
+}
+
+pub const API_VERSION: &str = "api-version=2021-01-01";
+
+impl ArrClient {
+    /// Creates an account in `data_dir` (as `parallax account create` does) before the server
+    /// starts on it, and returns its id and key.
+    pub async fn create_account(data_dir: &Path, name: &str) -> (String, String) {
+        let account = parallax_server::create_account(data_dir, name)
+            .await
+            .expect("account created");
+        (account.id, account.key)
+    }
+
+    /// Trades the account key for an access token, as ARR clients do first.
+    pub async fn sign_in(server: &TestServer, account: &str, key: &str) -> Self {
+        let http = reqwest::Client::new();
+        let answer = send(
+            http.get(format!("{}/accounts/{account}/token", server.url()))
+                .bearer_auth(format!("{account}:{key}")),
+        )
+        .await;
+        assert_eq!(answer.status, 200, "token: {}", answer.body);
+        Self {
+            http,
+            base: server.url(),
+            account: account.to_string(),
+            token: answer.body["AccessToken"]
+                .as_str()
+                .expect("AccessToken")
+                .to_string(),
+        }
+    }
+
+    pub fn session_url(&self, id: &str) -> String {
+        format!(
+            "{}/accounts/{}/sessions/{id}?{API_VERSION}",
+            self.base, self.account
+        )
+    }
+
+    /// `method url` with this client's token and an optional JSON body.
+    pub async fn call(&self, method: reqwest::Method, url: &str, body: Option<Value>) -> Answer {
+        let mut request = self.http.request(method, url).bearer_auth(&self.token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        send(request).await
+    }
+
+    pub async fn put(&self, id: &str, size: &str, minutes: u32) -> Answer {
+        let body = json!({ "maxLeaseTimeMinutes": minutes, "size": size });
+        self.call(reqwest::Method::PUT, &self.session_url(id), Some(body))
+            .await
+    }
+
+    pub async fn get(&self, id: &str) -> Answer {
+        self.call(reqwest::Method::GET, &self.session_url(id), None)
+            .await
+    }
+
+    pub async fn patch(&self, id: &str, minutes: u32) -> Answer {
+        let body = json!({ "maxLeaseTimeMinutes": minutes });
+        self.call(reqwest::Method::PATCH, &self.session_url(id), Some(body))
+            .await
+    }
+
+    pub async fn stop(&self, id: &str) -> Answer {
+        let url = format!(
+            "{}/accounts/{}/sessions/{id}/:stop?{API_VERSION}",
+            self.base, self.account
+        );
+        self.call(reqwest::Method::POST, &url, None).await
+    }
+}
+
+/// Sends `request` and reads the answer.
+pub async fn send(request: reqwest::RequestBuilder) -> Answer {
+    let response = within(request.send())
+        .await
+        .expect("the coordinator answers");
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let text = response.text().await.expect("a body");
+    let body = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).expect("a JSON body")
+    };
+    Answer {
+        status,
+        headers,
+        body,
+    }
 }
