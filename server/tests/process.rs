@@ -35,6 +35,28 @@ fn serve(args: &[&str], envs: &[(&str, &str)]) -> (Child, String) {
     (child, addr)
 }
 
+/// `parallax account create` as an operator runs it; returns (id, key).
+fn create_account(data: &std::path::Path) -> (String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_parallax"))
+        .args(["account", "create", "showroom", "--data-dir"])
+        .arg(data)
+        .output()
+        .expect("parallax account create runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = String::from_utf8(output.stdout).unwrap();
+    let field = |label: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(label))
+            .map(|v| v.trim().to_string())
+            .unwrap_or_else(|| panic!("no {label} in {text}"))
+    };
+    (field("account id:"), field("account key:"))
+}
+
 fn stop(mut child: Child) -> std::process::ExitStatus {
     kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -93,5 +115,124 @@ async fn serve_reads_its_settings_from_the_environment() {
     );
     assert!(addr.starts_with("127.0.0.1:"));
     assert!(data.join("parallax.db").is_file());
+    assert!(stop(child).success());
+}
+
+async fn call(
+    method: reqwest::Method,
+    url: String,
+    token: &str,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    let mut request = reqwest::Client::new()
+        .request(method, url)
+        .bearer_auth(token);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    (
+        status,
+        if text.is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap()
+        },
+    )
+}
+
+#[tokio::test]
+async fn sessions_survive_a_kill_and_a_lost_host_is_an_error_never_a_silent_loss() {
+    use reqwest::Method;
+    use serde_json::json;
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (account, key) = create_account(&data);
+    let args = [
+        "--addr",
+        "127.0.0.1:0",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--standard",
+        "1",
+        "--standard-standby",
+        "1",
+        "--premium",
+        "1",
+        "--poll-interval-ms",
+        "0",
+    ];
+    let (child, addr) = serve(&args, &[]);
+    let token_url = format!("http://{addr}/accounts/{account}/token");
+    let (status, token) = call(Method::GET, token_url, &format!("{account}:{key}"), None).await;
+    assert_eq!(status, 200);
+    let token = token["AccessToken"].as_str().unwrap().to_string();
+    let session = |addr: &str, id: &str, extra: &str| {
+        format!("http://{addr}/accounts/{account}/sessions/{id}?api-version=2021-01-01{extra}")
+    };
+    let body = |size: &str| Some(json!({"maxLeaseTimeMinutes": 60, "size": size}));
+
+    let (status, live) = call(
+        Method::PUT,
+        session(&addr, "live", ""),
+        &token,
+        body("Standard"),
+    )
+    .await;
+    assert_eq!((status, live["status"].as_str()), (201, Some("Ready")));
+    let (status, waiting) = call(
+        Method::PUT,
+        session(&addr, "waiting", "&queue=true"),
+        &token,
+        body("Standard"),
+    )
+    .await;
+    assert_eq!((status, waiting["queuePosition"].as_u64()), (201, Some(1)));
+    call(
+        Method::PUT,
+        session(&addr, "done", ""),
+        &token,
+        body("Premium"),
+    )
+    .await;
+    let stop_url =
+        format!("http://{addr}/accounts/{account}/sessions/done/:stop?api-version=2021-01-01");
+    assert_eq!(call(Method::POST, stop_url, &token, None).await.0, 204);
+
+    // No shutdown, no flush: the process is killed.
+    let mut child = child;
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let (child, addr) = serve(&args, &[]);
+    // The old token is still good: the signing secret lives in the database.
+    let (status, live) = call(Method::GET, session(&addr, "live", ""), &token, None).await;
+    assert_eq!(status, 200, "{live}");
+    assert_eq!(live["status"], "Error");
+    assert!(
+        live["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("restarted"),
+        "{live}"
+    );
+    let (_, done) = call(Method::GET, session(&addr, "done", ""), &token, None).await;
+    assert_eq!(done["status"], "Stopped");
+
+    // The queued session was not forgotten: it gets the restarted pool's host.
+    let mut waiting = serde_json::Value::Null;
+    for _ in 0..100 {
+        waiting = call(Method::GET, session(&addr, "waiting", ""), &token, None)
+            .await
+            .1;
+        if waiting["status"] == "Ready" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(waiting["status"], "Ready", "{waiting}");
     assert!(stop(child).success());
 }
