@@ -5,7 +5,7 @@
 //! when leases expire or records are due for purging, so the caller knows when to call
 //! [`SessionService::handle_timeout`].
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use thiserror::Error;
 
@@ -73,6 +73,10 @@ pub enum Effect {
 #[derive(Debug)]
 pub struct SessionService {
     sessions: BTreeMap<SessionKey, RenderSession>,
+    /// Each session's next deadline (lease end, else purge time), ordered, so timeouts cost
+    /// O(log n) however many ended sessions are kept for their 30 days.
+    deadlines: BTreeSet<(Timestamp, SessionKey)>,
+    deadline_of: HashMap<SessionKey, Timestamp>,
     pool: Pool,
     effects: VecDeque<Effect>,
 }
@@ -81,6 +85,8 @@ impl SessionService {
     pub fn new(config: PoolConfig) -> Self {
         let mut service = Self {
             sessions: BTreeMap::new(),
+            deadlines: BTreeSet::new(),
+            deadline_of: HashMap::new(),
             pool: Pool::new(config),
             effects: VecDeque::new(),
         };
@@ -103,7 +109,9 @@ impl SessionService {
                 SessionStatus::Starting => waiting.push(session.key()),
                 _ => {}
             }
-            service.sessions.insert(session.key(), session);
+            let key = session.key();
+            service.sessions.insert(key.clone(), session);
+            service.reindex(&key);
         }
         waiting.sort_by_key(|key| service.sessions[key].created_at);
         for key in waiting {
@@ -177,7 +185,7 @@ impl SessionService {
             .ok_or_else(|| SessionError::NotFound(key.id.clone()))?;
         session.handle_extend(minutes)?;
         self.effects.push_back(Effect::Persist(session.clone()));
-        // The lease end moved; nothing else to do until the next timeout.
+        self.reindex(key);
         Ok(&self.sessions[key])
     }
 
@@ -209,35 +217,28 @@ impl SessionService {
 
     /// Expires sessions whose lease ran out and purges records past their retention.
     pub fn handle_timeout(&mut self, now: Timestamp) {
-        let expired: Vec<SessionKey> = self
-            .sessions
-            .values()
-            .filter(|s| s.lease_end().is_some_and(|end| end <= now))
-            .map(RenderSession::key)
-            .collect();
-        for key in expired {
-            let end = self.sessions[&key].lease_end().unwrap_or(now);
-            // Billing stops when the lease ran out, not when somebody next looked.
-            self.end(&key, SessionStatus::Expired, end, None);
-        }
-        let purged: Vec<SessionKey> = self
-            .sessions
-            .values()
-            .filter(|s| s.purge_at().is_some_and(|at| at <= now))
-            .map(RenderSession::key)
-            .collect();
-        for key in purged {
-            self.sessions.remove(&key);
-            self.effects.push_back(Effect::Purge(key));
+        while let Some((at, key)) = self.deadlines.first().cloned() {
+            if at > now {
+                break;
+            }
+            let Some(session) = self.sessions.get(&key) else {
+                self.deadlines.remove(&(at, key));
+                continue;
+            };
+            if let Some(end) = session.lease_end() {
+                // Billing stops when the lease ran out, not when somebody next looked.
+                self.end(&key, SessionStatus::Expired, end, None);
+            } else {
+                self.sessions.remove(&key);
+                self.reindex(&key);
+                self.effects.push_back(Effect::Purge(key));
+            }
         }
     }
 
     /// The next instant at which [`Self::handle_timeout`] has work.
     pub fn poll_timeout(&self) -> Option<Timestamp> {
-        self.sessions
-            .values()
-            .filter_map(|s| s.lease_end().or_else(|| s.purge_at()))
-            .min()
+        self.deadlines.first().map(|(at, _)| *at)
     }
 
     pub fn poll_effect(&mut self) -> Option<Effect> {
@@ -281,12 +282,29 @@ impl SessionService {
             Err(error) => session.handle_end(SessionStatus::Error, now, Some(error.to_string())),
         }
         self.effects.push_back(Effect::Persist(session.clone()));
+        self.reindex(key);
     }
 
     fn grant(&mut self, granted: Granted, now: Timestamp) {
         if let Some(session) = self.sessions.get_mut(&granted.session) {
             session.handle_ready(granted.host, now);
             self.effects.push_back(Effect::Persist(session.clone()));
+            self.reindex(&granted.session);
+        }
+    }
+
+    /// Files `key` under its current deadline (or none, if it has gone).
+    fn reindex(&mut self, key: &SessionKey) {
+        if let Some(old) = self.deadline_of.remove(key) {
+            self.deadlines.remove(&(old, key.clone()));
+        }
+        let next = self
+            .sessions
+            .get(key)
+            .and_then(|s| s.lease_end().or_else(|| s.purge_at()));
+        if let Some(at) = next {
+            self.deadlines.insert((at, key.clone()));
+            self.deadline_of.insert(key.clone(), at);
         }
     }
 
@@ -305,6 +323,7 @@ impl SessionService {
         }
         session.handle_end(status, at, error);
         self.effects.push_back(Effect::Persist(session.clone()));
+        self.reindex(key);
         if let Some(granted) = self.pool.handle_release(key) {
             self.grant(granted, at);
         }

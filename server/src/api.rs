@@ -14,8 +14,15 @@ use crate::error::{AppError, Result};
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/health", get(health_handler))
+        .route("/v1/ping", get(ping_handler))
         .route("/v1/models", get(models_handler))
         .route("/v1/selection", get(selection_handler).put(select_handler))
+}
+
+/// The cheapest answer the server can give: a liveness probe, and the baseline the API
+/// benchmarks compare against.
+async fn ping_handler() -> &'static str {
+    "pong"
 }
 
 /// Liveness plus the renderer's state: 503 when frames cannot be rendered.
