@@ -10,8 +10,8 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use parallax_server::AppState;
 use parallax_server::config::PoolArgs;
+use parallax_server::{AppState, Options};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 use tokio::sync::oneshot;
@@ -32,8 +32,21 @@ impl TestServer {
 
     /// Starts a coordinator with the given render pool and polling limit.
     pub async fn start_with(data_dir: &Path, pool: &PoolArgs) -> Self {
+        let options = Options {
+            pool: pool.clone(),
+            ..Self::options(data_dir)
+        };
+        Self::start_with_options(data_dir, &options).await
+    }
+
+    /// Default options for a test server on `data_dir`.
+    pub fn options(data_dir: &Path) -> Options {
         // Tests exercise the API and sockets; the pages render without the wasm bundle.
-        let state = AppState::open_with(data_dir, &data_dir.join("site"), pool)
+        Options::new(data_dir.join("site"))
+    }
+
+    pub async fn start_with_options(data_dir: &Path, options: &Options) -> Self {
+        let state = AppState::open(data_dir, options)
             .await
             .expect("the coordinator opens its data dir");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

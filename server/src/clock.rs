@@ -20,6 +20,32 @@ impl Clock for SystemClock {
     }
 }
 
+/// A clock that only moves when told to: for tests and simulations that need hours to pass in
+/// milliseconds.
+#[derive(Debug, Default)]
+pub struct ManualClock {
+    now: std::sync::atomic::AtomicU64,
+}
+
+impl ManualClock {
+    pub fn starting_at(at: Timestamp) -> Self {
+        Self {
+            now: std::sync::atomic::AtomicU64::new(at.as_millis()),
+        }
+    }
+
+    pub fn advance(&self, by: std::time::Duration) {
+        self.now
+            .fetch_add(by.as_millis() as u64, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::from_millis(self.now.load(std::sync::atomic::Ordering::SeqCst))
+    }
+}
+
 /// RFC 3339 text for an instant, as ARR's `creationTime`.
 pub fn rfc3339(at: Timestamp) -> String {
     time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(at.as_millis()) * 1_000_000)

@@ -17,7 +17,7 @@
 mod accounts;
 mod api;
 mod arr;
-mod clock;
+pub mod clock;
 pub mod config;
 mod error;
 mod render_worker;
@@ -28,7 +28,7 @@ mod web;
 mod ws;
 
 use std::future::Future;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -89,28 +89,43 @@ pub async fn create_account(data_dir: &Path, name: &str) -> anyhow::Result<NewAc
     account
 }
 
-impl AppState {
-    /// Opens the data dir's database, starts the render thread and restores what was showing,
-    /// with the default pool.
-    pub async fn open(data_dir: &Path, site_root: &Path) -> anyhow::Result<Self> {
-        Self::open_with(data_dir, site_root, &PoolArgs::default()).await
-    }
+/// How a coordinator is set up, beyond its data dir.
+#[derive(Clone)]
+pub struct Options {
+    /// The built web bundle (`pkg/…`); pages still render without it.
+    pub site_root: PathBuf,
+    pub pool: PoolArgs,
+    pub clock: Arc<dyn Clock>,
+}
 
-    /// Like [`AppState::open`], with the given pool and polling limit.
-    pub async fn open_with(
-        data_dir: &Path,
-        site_root: &Path,
-        pool: &PoolArgs,
-    ) -> anyhow::Result<Self> {
+impl Options {
+    /// Defaults, with the web bundle looked for in `site_root`.
+    pub fn new(site_root: impl Into<PathBuf>) -> Self {
+        Self {
+            site_root: site_root.into(),
+            pool: PoolArgs::default(),
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+impl AppState {
+    /// Opens the data dir's database, restores render sessions and what was showing, and starts
+    /// the render threads.
+    pub async fn open(data_dir: &Path, options: &Options) -> anyhow::Result<Self> {
+        let Options {
+            site_root,
+            pool,
+            clock,
+        } = options;
         let store = open_store(data_dir).await?;
         let shutdown = CancellationToken::new();
-        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let tokens = Tokens::load(&store).await?;
         let sessions = Sessions::start(
             store.clone(),
             pool.pool(),
             pool.poll_interval(),
-            clock,
+            clock.clone(),
             shutdown.clone(),
         )
         .await
@@ -219,7 +234,12 @@ pub async fn serve(
     args: ServeArgs,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let state = AppState::open_with(&args.data.path, &args.site_root, &args.pool).await?;
+    let options = Options {
+        site_root: args.site_root.clone(),
+        pool: args.pool.clone(),
+        clock: Arc::new(SystemClock),
+    };
+    let state = AppState::open(&args.data.path, &options).await?;
     let listener = TcpListener::bind(args.addr)
         .await
         .with_context(|| format!("binding {}", args.addr))?;

@@ -3,12 +3,12 @@
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use http_body_util::BodyExt;
-use parallax_server::{AppState, app};
+use parallax_server::{AppState, Options, app};
 use serde_json::Value;
 use tower::ServiceExt;
 
 async fn state(dir: &tempfile::TempDir) -> AppState {
-    AppState::open(dir.path(), &dir.path().join("site"))
+    AppState::open(dir.path(), &Options::new(dir.path().join("site")))
         .await
         .unwrap()
 }

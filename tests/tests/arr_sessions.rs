@@ -423,3 +423,64 @@ async fn usage_reports_ready_time_per_size() {
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn leases_expire_on_time_and_ended_sessions_are_purged_after_thirty_days() {
+    use std::sync::Arc;
+
+    use parallax_core::time::Timestamp;
+    use parallax_server::Options;
+    use parallax_server::clock::ManualClock;
+
+    let dir = data_dir();
+    let (account, key) = ArrClient::create_account(dir.path(), "clocked").await;
+    let clock = Arc::new(ManualClock::starting_at(Timestamp::from_millis(
+        1_800_000_000_000,
+    )));
+    let options = Options {
+        pool: pool(2, 1, 0),
+        clock: clock.clone(),
+        ..TestServer::options(dir.path())
+    };
+    let server = TestServer::start_with_options(dir.path(), &options).await;
+    let arr = ArrClient::sign_in(&server, &account, &key).await;
+
+    assert_eq!(
+        arr.put("short", "Standard", 1).await.body["status"],
+        "Ready"
+    );
+    clock.advance(Duration::from_secs(59));
+    let before = arr.get("short").await;
+    assert_eq!(
+        (
+            before.body["status"].as_str(),
+            before.body["elapsedTimeMinutes"].as_u64()
+        ),
+        (Some("Ready"), Some(0))
+    );
+    clock.advance(Duration::from_secs(2));
+    let after = arr.get("short").await;
+    assert_eq!(
+        (
+            after.body["status"].as_str(),
+            after.body["elapsedTimeMinutes"].as_u64()
+        ),
+        (Some("Expired"), Some(1))
+    );
+
+    // Kept for 30 days after it ended (at the end of its lease)...
+    clock.advance(Duration::from_secs(30 * 24 * 3600 - 2));
+    assert_eq!(arr.get("short").await.status, 200);
+    // ...then gone, from memory and from the database.
+    clock.advance(Duration::from_secs(2));
+    assert_eq!(arr.get("short").await.status, 404);
+    server.stop().await;
+    let server = TestServer::start_with_options(dir.path(), &options).await;
+    let arr = ArrClient::sign_in(&server, &account, &key).await;
+    assert_eq!(
+        arr.get("short").await.status,
+        404,
+        "the purge reached SQLite"
+    );
+    server.stop().await;
+}
