@@ -21,12 +21,15 @@ pub fn router() -> Router<AppState> {
 
 /// The cheapest answer the server can give: a liveness probe, and the baseline the API
 /// benchmarks compare against.
-async fn ping_handler() -> &'static str {
+#[utoipa::path(get, path = "/v1/ping", tag = "service", responses((status = 200, body = String, example = "pong")))]
+pub(crate) async fn ping_handler() -> &'static str {
     "pong"
 }
 
 /// Liveness plus the renderer's state: 503 when frames cannot be rendered.
-async fn health_handler(State(state): State<AppState>) -> Result<Json<Value>> {
+#[utoipa::path(get, path = "/v1/health", tag = "service",
+    responses((status = 200, description = "Up, with the render adapter"), (status = 503, description = "No GPU adapter could be opened", body = crate::error::ErrorBody)))]
+pub(crate) async fn health_handler(State(state): State<AppState>) -> Result<Json<Value>> {
     match state.renderer.adapter.as_ref() {
         Ok(adapter) => Ok(Json(json!({ "status": "ok", "renderer": adapter }))),
         Err(e) => Err(AppError::unavailable(

@@ -11,17 +11,16 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use parallax_core::service::{CreateSession, Created};
-use parallax_core::session::{
-    MAX_LEASE_MINUTES, SessionId, SessionKey, SessionSize, SessionStatus,
-};
+use parallax_core::session::{MAX_LEASE_MINUTES, SessionId, SessionKey, SessionSize};
 use parallax_core::time::Timestamp;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
 
 use crate::AppState;
 use crate::accounts::{self, Caller};
 use crate::clock::{parse_rfc3339, rfc3339};
-use crate::error::{AppError, Result};
+use crate::error::{AppError, ErrorBody, Result};
 use crate::sessions::SessionView;
 
 pub const API_VERSION: &str = "2021-01-01";
@@ -68,7 +67,7 @@ pub fn router() -> Router<AppState> {
 }
 
 #[derive(Debug, Deserialize)]
-struct VersionQuery {
+pub(crate) struct VersionQuery {
     #[serde(rename = "api-version")]
     api_version: Option<String>,
     /// Beyond ARR: wait in the queue instead of failing when the size is full.
@@ -80,7 +79,7 @@ struct VersionQuery {
 }
 
 /// The query string, with malformed values answered in ARR's JSON error shape.
-struct ArrQuery(VersionQuery);
+pub(crate) struct ArrQuery(VersionQuery);
 
 impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ArrQuery {
     type Rejection = AppError;
@@ -115,44 +114,130 @@ fn session_key(caller: &Caller, account: &str, session_id: &str) -> Result<Sessi
 }
 
 /// ARR's session properties, plus `queuePosition` and `renderUrl`.
-fn properties(view: &SessionView) -> Value {
-    let session = &view.session;
-    let error = session
-        .error
-        .as_ref()
-        .map(|message| json!({ "code": error_code(session.status), "message": message }));
-    json!({
-        "id": session.id,
-        "status": session.status.as_str(),
-        "size": session.size.as_str(),
-        "maxLeaseTimeMinutes": session.max_lease_minutes,
-        "elapsedTimeMinutes": view.elapsed_minutes,
-        // The device's render connection goes through the coordinator (`renderUrl`); the
-        // per-host fields ARR had are kept for shape and filled once render hosts report them.
-        "hostname": Value::Null,
-        "handshakePort": Value::Null,
-        "arrInspectorPort": Value::Null,
-        "teraflops": Value::Null,
-        "error": error,
-        "creationTime": rfc3339(session.created_at),
-        "queuePosition": view.queue_position,
-        "renderUrl": Value::Null,
-    })
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionProperties {
+    /// The caller-chosen session id.
+    id: String,
+    /// `Starting`, `Ready`, `Stopped`, `Expired` or `Error`.
+    #[schema(example = "Ready")]
+    status: &'static str,
+    /// `Standard` or `Premium`.
+    #[schema(example = "Standard")]
+    size: &'static str,
+    max_lease_time_minutes: u32,
+    /// Whole minutes spent Ready: what is billed.
+    elapsed_time_minutes: u64,
+    /// Kept for ARR's shape: the device's render connection goes through the coordinator
+    /// (`renderUrl`), so these per-host fields stay null until render hosts report them.
+    hostname: Option<String>,
+    handshake_port: Option<u16>,
+    arr_inspector_port: Option<u16>,
+    teraflops: Option<f32>,
+    /// Why the session is in `Error`.
+    error: Option<SessionErrorInfo>,
+    /// RFC 3339.
+    creation_time: String,
+    /// Beyond ARR: the 1-based place in the queue while waiting for a host.
+    queue_position: Option<usize>,
+    /// Beyond ARR: where the one device connects once Ready (null until render connections).
+    render_url: Option<String>,
 }
 
-fn error_code(status: SessionStatus) -> &'static str {
-    match status {
-        SessionStatus::Error => "SessionError",
-        _ => "SessionInfo",
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionErrorInfo {
+    code: &'static str,
+    message: String,
+}
+
+fn properties(view: &SessionView) -> SessionProperties {
+    let session = &view.session;
+    SessionProperties {
+        id: session.id.to_string(),
+        status: session.status.as_str(),
+        size: session.size.as_str(),
+        max_lease_time_minutes: session.max_lease_minutes,
+        elapsed_time_minutes: view.elapsed_minutes,
+        hostname: None,
+        handshake_port: None,
+        arr_inspector_port: None,
+        teraflops: None,
+        error: session.error.as_ref().map(|message| SessionErrorInfo {
+            code: "SessionError",
+            message: message.clone(),
+        }),
+        creation_time: rfc3339(session.created_at),
+        queue_position: view.queue_position,
+        render_url: None,
     }
 }
 
+/// The body of `PUT …/sessions/{id}`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)] // Documents the body; handlers parse it field by field to name bad fields.
+pub struct CreateSessionBody {
+    /// 0 to 1440; the lease counts from Ready.
+    max_lease_time_minutes: u32,
+    /// `Standard` or `Premium` (any casing).
+    size: String,
+    /// Beyond ARR: wait in the queue when the size is full (also `?queue=true`).
+    queue: Option<bool>,
+}
+
+/// The body of `PATCH …/sessions/{id}`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)] // Documents the body; the handler reads the one field itself.
+pub struct UpdateSessionBody {
+    /// Must be larger than the current lease and at most 1440.
+    max_lease_time_minutes: u32,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionList {
+    sessions: Vec<SessionProperties>,
+    /// The next page, when there is one.
+    #[serde(rename = "@nextLink", skip_serializing_if = "Option::is_none")]
+    next_link: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AccessToken {
+    #[serde(rename = "AccessToken")]
+    access_token: String,
+    /// RFC 3339.
+    #[serde(rename = "expiresOn")]
+    expires_on: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UsageReport {
+    from: String,
+    to: String,
+    usage: Vec<SizeUsage>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SizeUsage {
+    size: &'static str,
+    /// Time Ready within the window.
+    ready_seconds: f64,
+    /// Started minutes of that time.
+    billed_minutes: u64,
+}
+
 /// `GET /accounts/{id}/token` with `Authorization: Bearer <account id>:<account key>`.
-async fn token_handler(
+#[utoipa::path(get, path = "/accounts/{account_id}/token", tag = "auth",
+    params(("account_id" = String, Path, description = "The account")),
+    security(("account_key" = [])),
+    responses((status = 200, body = AccessToken), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub(crate) async fn token_handler(
     State(state): State<AppState>,
     Path(account_id): Path<String>,
     headers: HeaderMap,
-) -> Result<Json<Value>> {
+) -> Result<Json<AccessToken>> {
     let credential = accounts::bearer(&headers)?;
     let (claimed, key) = credential.split_once(':').ok_or_else(|| {
         AppError::Unauthorized("the token call needs 'Bearer <account id>:<account key>'".into())
@@ -173,10 +258,10 @@ async fn token_handler(
         ));
     }
     let (token, expires) = state.tokens.issue(&account_id)?;
-    Ok(Json(json!({
-        "AccessToken": token,
-        "expiresOn": rfc3339(Timestamp::from_millis(expires * 1000)),
-    })))
+    Ok(Json(AccessToken {
+        access_token: token,
+        expires_on: rfc3339(Timestamp::from_millis(expires * 1000)),
+    }))
 }
 
 /// The fields of a create body, each checked with a message naming it.
@@ -221,7 +306,13 @@ fn json_object(body: std::result::Result<Json<Value>, JsonRejection>) -> Result<
     }
 }
 
-async fn create_handler(
+#[utoipa::path(put, path = "/accounts/{account_id}/sessions/{session_id}", tag = "sessions",
+    params(("account_id" = String, Path), ("session_id" = String, Path, description = "1-256 letters, digits, '-', '_'"),
+        ("api-version" = String, Query, example = "2021-01-01"), ("queue" = Option<bool>, Query, description = "Wait in the queue if the size is full")),
+    request_body = CreateSessionBody, security(("access_token" = [])),
+    responses((status = 201, description = "Created", body = SessionProperties), (status = 200, description = "The same session already exists (a safe retry)", body = SessionProperties),
+        (status = 400, description = "Bad request: the error names the field", body = ErrorBody), (status = 401, description = "Missing, invalid or expired token", body = ErrorBody), (status = 403, description = "A token of another account", body = ErrorBody), (status = 409, description = "The id exists with other settings", body = ErrorBody), (status = 503, description = "PoolExhausted: every host of the size is taken", body = ErrorBody)))]
+pub(crate) async fn create_handler(
     State(state): State<AppState>,
     caller: Caller,
     Path((account_id, session_id)): Path<(String, String)>,
@@ -248,25 +339,33 @@ async fn create_handler(
     Ok((status, Json(properties(&view))).into_response())
 }
 
-async fn properties_handler(
+#[utoipa::path(get, path = "/accounts/{account_id}/sessions/{session_id}", tag = "sessions",
+    params(("account_id" = String, Path), ("session_id" = String, Path), ("api-version" = String, Query, example = "2021-01-01")),
+    security(("access_token" = [])),
+    responses((status = 200, body = SessionProperties), (status = 400, description = "Bad request: the error names the field", body = ErrorBody), (status = 401, description = "Missing, invalid or expired token", body = ErrorBody), (status = 403, description = "A token of another account", body = ErrorBody), (status = 404, body = ErrorBody), (status = 429, description = "Polled faster than allowed; see Retry-After", body = ErrorBody)))]
+pub(crate) async fn properties_handler(
     State(state): State<AppState>,
     caller: Caller,
     Path((account_id, session_id)): Path<(String, String)>,
     ArrQuery(query): ArrQuery,
-) -> Result<Json<Value>> {
+) -> Result<Json<SessionProperties>> {
     query.check()?;
     let key = session_key(&caller, &account_id, &session_id)?;
     let view = state.sessions.poll(&caller.token_id, &key).await?;
     Ok(Json(properties(&view)))
 }
 
-async fn update_handler(
+#[utoipa::path(patch, path = "/accounts/{account_id}/sessions/{session_id}", tag = "sessions",
+    params(("account_id" = String, Path), ("session_id" = String, Path), ("api-version" = String, Query, example = "2021-01-01")),
+    request_body = UpdateSessionBody, security(("access_token" = [])),
+    responses((status = 200, body = SessionProperties), (status = 400, description = "Bad request: the error names the field", body = ErrorBody), (status = 401, description = "Missing, invalid or expired token", body = ErrorBody), (status = 403, description = "A token of another account", body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, description = "Not larger than now, above 1440, or the session ended", body = ErrorBody)))]
+pub(crate) async fn update_handler(
     State(state): State<AppState>,
     caller: Caller,
     Path((account_id, session_id)): Path<(String, String)>,
     ArrQuery(query): ArrQuery,
     body: std::result::Result<Json<Value>, JsonRejection>,
-) -> Result<Json<Value>> {
+) -> Result<Json<SessionProperties>> {
     query.check()?;
     let key = session_key(&caller, &account_id, &session_id)?;
     let body = json_object(body)?;
@@ -283,7 +382,11 @@ async fn update_handler(
     Ok(Json(properties(&view)))
 }
 
-async fn action_handler(
+#[utoipa::path(post, path = "/accounts/{account_id}/sessions/{session_id}/:stop", tag = "sessions",
+    params(("account_id" = String, Path), ("session_id" = String, Path), ("api-version" = String, Query, example = "2021-01-01")),
+    security(("access_token" = [])),
+    responses((status = 204, description = "Stopped (stopping an ended session changes nothing)"), (status = 400, description = "Bad request: the error names the field", body = ErrorBody), (status = 401, description = "Missing, invalid or expired token", body = ErrorBody), (status = 403, description = "A token of another account", body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(crate) async fn action_handler(
     State(state): State<AppState>,
     caller: Caller,
     Path((account_id, session_id, action)): Path<(String, String, String)>,
@@ -300,40 +403,51 @@ async fn action_handler(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn list_handler(
+#[utoipa::path(get, path = "/accounts/{account_id}/sessions", tag = "sessions",
+    params(("account_id" = String, Path), ("api-version" = String, Query, example = "2021-01-01"), ("$skip" = Option<usize>, Query, description = "Paging; follow @nextLink")),
+    security(("access_token" = [])),
+    responses((status = 200, description = "Starting and Ready sessions, oldest first", body = SessionList), (status = 400, description = "Bad request: the error names the field", body = ErrorBody), (status = 401, description = "Missing, invalid or expired token", body = ErrorBody), (status = 403, description = "A token of another account", body = ErrorBody)))]
+pub(crate) async fn list_handler(
     State(state): State<AppState>,
     caller: Caller,
     Path(account_id): Path<String>,
     ArrQuery(query): ArrQuery,
     headers: HeaderMap,
-) -> Result<Json<Value>> {
+) -> Result<Json<SessionList>> {
     query.check()?;
     caller.require_account(&account_id)?;
     let active = state.sessions.active(&account_id);
     let skip = query.skip.unwrap_or(0);
-    let page: Vec<Value> = active
+    let sessions = active
         .iter()
         .skip(skip)
         .take(PAGE_SIZE)
         .map(properties)
         .collect();
-    let mut body = json!({ "sessions": page });
-    if skip + PAGE_SIZE < active.len() {
-        body["@nextLink"] = Value::String(format!(
+    let next_link = (skip + PAGE_SIZE < active.len()).then(|| {
+        format!(
             "{}/accounts/{account_id}/sessions?api-version={API_VERSION}&$skip={}",
             origin(&headers),
             skip + PAGE_SIZE
-        ));
-    }
-    Ok(Json(body))
+        )
+    });
+    Ok(Json(SessionList {
+        sessions,
+        next_link,
+    }))
 }
 
-async fn usage_handler(
+#[utoipa::path(get, path = "/accounts/{account_id}/usage", tag = "sessions",
+    params(("account_id" = String, Path), ("api-version" = String, Query, example = "2021-01-01"),
+        ("from" = Option<String>, Query, description = "RFC 3339; default 30 days before `to`"), ("to" = Option<String>, Query, description = "RFC 3339; default now")),
+    security(("access_token" = [])),
+    responses((status = 200, description = "Time Ready per size within the window", body = UsageReport), (status = 400, description = "Bad request: the error names the field", body = ErrorBody), (status = 401, description = "Missing, invalid or expired token", body = ErrorBody), (status = 403, description = "A token of another account", body = ErrorBody)))]
+pub(crate) async fn usage_handler(
     State(state): State<AppState>,
     caller: Caller,
     Path(account_id): Path<String>,
     ArrQuery(query): ArrQuery,
-) -> Result<Json<Value>> {
+) -> Result<Json<UsageReport>> {
     query.check()?;
     caller.require_account(&account_id)?;
     let now = state.sessions.now();
@@ -359,21 +473,23 @@ async fn usage_handler(
         ));
     }
     let usage = state.sessions.usage(&account_id, from, to);
-    let sizes: Vec<Value> = SessionSize::ALL
+    let usage = SessionSize::ALL
         .iter()
         .map(|size| {
             let ready = usage.get(size).copied().unwrap_or(Duration::ZERO);
-            json!({
-                "size": size.as_str(),
-                "readySeconds": ready.as_millis() as f64 / 1000.0,
+            SizeUsage {
+                size: size.as_str(),
+                ready_seconds: ready.as_millis() as f64 / 1000.0,
                 // Billing counts started minutes, as a meter would.
-                "billedMinutes": ready.as_millis().div_ceil(60_000) as u64,
-            })
+                billed_minutes: ready.as_millis().div_ceil(60_000) as u64,
+            }
         })
         .collect();
-    Ok(Json(
-        json!({ "from": rfc3339(from), "to": rfc3339(to), "usage": sizes }),
-    ))
+    Ok(Json(UsageReport {
+        from: rfc3339(from),
+        to: rfc3339(to),
+        usage,
+    }))
 }
 
 /// `scheme://host` the client used, for absolute links.
@@ -414,19 +530,70 @@ fn format_lease_time(minutes: u64) -> String {
     format!("{}:{}:0", minutes / 60, minutes % 60)
 }
 
-fn legacy_properties(view: &SessionView) -> Value {
+/// A session in the legacy shape.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LegacyProperties {
+    session_id: String,
+    session_status: &'static str,
+    session_size: &'static str,
+    /// `hours:minutes:seconds`.
+    session_max_lease_time: String,
+    session_elapsed_time: String,
+    session_hostname: Option<String>,
+    error: Option<String>,
+    creation_time: String,
+    queue_position: Option<usize>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LegacyList {
+    sessions: Vec<LegacyProperties>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LegacyCreated {
+    /// A UUID chosen by the coordinator.
+    session_id: String,
+}
+
+/// The body of the legacy create call.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)] // Documents the body; the handler reads its fields itself.
+pub struct LegacyCreateBody {
+    /// `hours:minutes:seconds`, at most `24:0:0`.
+    #[schema(example = "4:0:0")]
+    max_lease_time: String,
+    /// Accepted and ignored, as models load over the render connection.
+    models: Option<Vec<String>>,
+    #[schema(example = "standard")]
+    size: String,
+}
+
+/// The body of the legacy update call.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)] // Documents the body; the handler reads its field itself.
+pub struct LegacyUpdateBody {
+    #[schema(example = "5:0:0")]
+    max_lease_time: String,
+}
+
+fn legacy_properties(view: &SessionView) -> LegacyProperties {
     let session = &view.session;
-    json!({
-        "sessionId": session.id,
-        "sessionStatus": session.status.as_str(),
-        "sessionSize": session.size.as_str(),
-        "sessionMaxLeaseTime": format_lease_time(u64::from(session.max_lease_minutes)),
-        "sessionElapsedTime": format_lease_time(view.elapsed_minutes),
-        "sessionHostname": Value::Null,
-        "error": session.error,
-        "creationTime": rfc3339(session.created_at),
-        "queuePosition": view.queue_position,
-    })
+    LegacyProperties {
+        session_id: session.id.to_string(),
+        session_status: session.status.as_str(),
+        session_size: session.size.as_str(),
+        session_max_lease_time: format_lease_time(u64::from(session.max_lease_minutes)),
+        session_elapsed_time: format_lease_time(view.elapsed_minutes),
+        session_hostname: None,
+        error: session.error.clone(),
+        creation_time: rfc3339(session.created_at),
+        queue_position: view.queue_position,
+    }
 }
 
 fn legacy_lease(body: &Value) -> Result<u32> {
@@ -449,7 +616,10 @@ fn legacy_lease(body: &Value) -> Result<u32> {
     })
 }
 
-async fn legacy_create_handler(
+#[utoipa::path(post, path = "/v1/accounts/{account_id}/sessions/create", tag = "legacy",
+    params(("account_id" = String, Path)), request_body = LegacyCreateBody, security(("access_token" = [])),
+    responses((status = 201, body = LegacyCreated), (status = 400, description = "Bad request: the error names the field", body = ErrorBody), (status = 401, description = "Missing, invalid or expired token", body = ErrorBody), (status = 403, description = "A token of another account", body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub(crate) async fn legacy_create_handler(
     State(state): State<AppState>,
     caller: Caller,
     Path(account_id): Path<String>,
@@ -465,32 +635,47 @@ async fn legacy_create_handler(
         queue: body.get("queue").and_then(Value::as_bool).unwrap_or(false),
     };
     state.sessions.create(request).await?;
-    Ok((StatusCode::CREATED, Json(json!({ "sessionId": id }))).into_response())
+    Ok((
+        StatusCode::CREATED,
+        Json(LegacyCreated {
+            session_id: id.to_string(),
+        }),
+    )
+        .into_response())
 }
 
-async fn legacy_properties_handler(
+#[utoipa::path(get, path = "/v1/accounts/{account_id}/sessions/{session_id}/properties", tag = "legacy",
+    params(("account_id" = String, Path), ("session_id" = String, Path)), security(("access_token" = [])),
+    responses((status = 200, body = LegacyProperties), (status = 400, description = "Bad request: the error names the field", body = ErrorBody), (status = 401, description = "Missing, invalid or expired token", body = ErrorBody), (status = 403, description = "A token of another account", body = ErrorBody), (status = 404, body = ErrorBody), (status = 429, body = ErrorBody)))]
+pub(crate) async fn legacy_properties_handler(
     State(state): State<AppState>,
     caller: Caller,
     Path((account_id, session_id)): Path<(String, String)>,
-) -> Result<Json<Value>> {
+) -> Result<Json<LegacyProperties>> {
     let key = session_key(&caller, &account_id, &session_id)?;
     let view = state.sessions.poll(&caller.token_id, &key).await?;
     Ok(Json(legacy_properties(&view)))
 }
 
-async fn legacy_update_handler(
+#[utoipa::path(post, path = "/v1/accounts/{account_id}/sessions/{session_id}/update", tag = "legacy",
+    params(("account_id" = String, Path), ("session_id" = String, Path)), request_body = LegacyUpdateBody, security(("access_token" = [])),
+    responses((status = 200, body = LegacyProperties), (status = 400, description = "Bad request: the error names the field", body = ErrorBody), (status = 401, description = "Missing, invalid or expired token", body = ErrorBody), (status = 403, description = "A token of another account", body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub(crate) async fn legacy_update_handler(
     State(state): State<AppState>,
     caller: Caller,
     Path((account_id, session_id)): Path<(String, String)>,
     body: std::result::Result<Json<Value>, JsonRejection>,
-) -> Result<Json<Value>> {
+) -> Result<Json<LegacyProperties>> {
     let key = session_key(&caller, &account_id, &session_id)?;
     let minutes = legacy_lease(&json_object(body)?)?;
     let view = state.sessions.extend(&key, minutes).await?;
     Ok(Json(legacy_properties(&view)))
 }
 
-async fn legacy_stop_handler(
+#[utoipa::path(post, path = "/v1/accounts/{account_id}/sessions/{session_id}/stop", tag = "legacy",
+    params(("account_id" = String, Path), ("session_id" = String, Path)), security(("access_token" = [])),
+    responses((status = 204), (status = 400, description = "Bad request: the error names the field", body = ErrorBody), (status = 401, description = "Missing, invalid or expired token", body = ErrorBody), (status = 403, description = "A token of another account", body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(crate) async fn legacy_stop_handler(
     State(state): State<AppState>,
     caller: Caller,
     Path((account_id, session_id)): Path<(String, String)>,
@@ -500,19 +685,22 @@ async fn legacy_stop_handler(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn legacy_list_handler(
+#[utoipa::path(get, path = "/v1/accounts/{account_id}/sessions", tag = "legacy",
+    params(("account_id" = String, Path)), security(("access_token" = [])),
+    responses((status = 200, body = LegacyList), (status = 400, description = "Bad request: the error names the field", body = ErrorBody), (status = 401, description = "Missing, invalid or expired token", body = ErrorBody), (status = 403, description = "A token of another account", body = ErrorBody)))]
+pub(crate) async fn legacy_list_handler(
     State(state): State<AppState>,
     caller: Caller,
     Path(account_id): Path<String>,
-) -> Result<Json<Value>> {
+) -> Result<Json<LegacyList>> {
     caller.require_account(&account_id)?;
-    let sessions: Vec<Value> = state
+    let sessions = state
         .sessions
         .active(&account_id)
         .iter()
         .map(legacy_properties)
         .collect();
-    Ok(Json(json!({ "sessions": sessions })))
+    Ok(Json(LegacyList { sessions }))
 }
 
 #[cfg(test)]

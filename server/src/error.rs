@@ -8,10 +8,32 @@ use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde::Serialize;
+use serde_json::Value;
 use thiserror::Error;
+use utoipa::ToSchema;
 
 use crate::stage::StageError;
+
+/// The error body of every failed call.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorDetail {
+    /// e.g. `BadRequest`, `Unauthorized`, `NotFound`, `Conflict`, `PoolExhausted`.
+    code: &'static str,
+    message: String,
+    #[schema(value_type = Vec<Object>)]
+    details: Vec<Value>,
+    /// The request field at fault, when there is one.
+    target: Option<&'static str>,
+    #[schema(value_type = Option<Object>)]
+    inner_error: Option<Value>,
+}
 
 pub type Result<T, E = AppError> = std::result::Result<T, E>;
 
@@ -140,15 +162,15 @@ impl IntoResponse for AppError {
             Self::Client { target, .. } => *target,
             _ => None,
         };
-        let body = json!({
-            "error": {
-                "code": self.code(),
-                "message": message,
-                "details": [],
-                "target": target,
-                "innerError": null,
-            }
-        });
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code(),
+                message,
+                details: Vec::new(),
+                target,
+                inner_error: None,
+            },
+        };
         let mut response = (status, Json(body)).into_response();
         let headers = response.headers_mut();
         match &self {

@@ -20,6 +20,7 @@ mod arr;
 pub mod clock;
 pub mod config;
 mod error;
+mod openapi;
 mod render_worker;
 mod sessions;
 mod stage;
@@ -176,6 +177,7 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(http)
         .merge(ws::router())
+        .merge(openapi::router())
         .merge(web::router(&state, &site_root))
         .layer(axum::middleware::from_fn(correlation_vector))
         .layer(TraceLayer::new_for_http())

@@ -113,3 +113,34 @@ async fn the_tablet_page_is_server_rendered_and_hydrates() {
     );
     assert!(html.contains(">Show<"), "each model has a Show button");
 }
+
+#[tokio::test]
+async fn the_openapi_document_describes_the_session_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let (status, body) = call(&state(&dir).await, get("/openapi.json")).await;
+    assert_eq!(status, StatusCode::OK);
+    let doc: Value = serde_json::from_str(&body).unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    let session = &doc["paths"]["/accounts/{account_id}/sessions/{session_id}"];
+    for method in ["put", "get", "patch"] {
+        assert!(session[method].is_object(), "{method} is documented");
+    }
+    assert!(session["put"]["responses"]["409"].is_object());
+    assert!(doc["paths"]["/accounts/{account_id}/sessions/{session_id}/:stop"]["post"].is_object());
+    assert!(doc["paths"]["/v1/accounts/{account_id}/sessions/create"]["post"].is_object());
+    let schemas = &doc["components"]["schemas"];
+    let properties = &schemas["SessionProperties"]["properties"];
+    for field in [
+        "id",
+        "status",
+        "size",
+        "maxLeaseTimeMinutes",
+        "elapsedTimeMinutes",
+        "creationTime",
+        "queuePosition",
+    ] {
+        assert!(properties[field].is_object(), "SessionProperties.{field}");
+    }
+    assert!(schemas["ErrorBody"].is_object());
+    assert!(doc["components"]["securitySchemes"]["access_token"].is_object());
+}

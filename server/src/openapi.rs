@@ -1,0 +1,70 @@
+//! The OpenAPI 3 document of the HTTP API, generated from the handlers' annotations and served
+//! at `/openapi.json`.
+
+use axum::routing::get;
+use axum::{Json, Router};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::AppState;
+use crate::{api, arr};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Parallax",
+        description = "Self-hosted coordinator for shared multi-device rendering. The session API \
+            keeps the shape of Azure Remote Rendering's (2021-01-01), plus a queue and render URLs."
+    ),
+    paths(
+        arr::token_handler,
+        arr::create_handler,
+        arr::properties_handler,
+        arr::update_handler,
+        arr::action_handler,
+        arr::list_handler,
+        arr::usage_handler,
+        arr::legacy_create_handler,
+        arr::legacy_properties_handler,
+        arr::legacy_update_handler,
+        arr::legacy_stop_handler,
+        arr::legacy_list_handler,
+        api::health_handler,
+        api::ping_handler,
+    ),
+    modifiers(&Security),
+    tags(
+        (name = "auth", description = "Trade an account key for an access token"),
+        (name = "sessions", description = "Render sessions, as ARR's session API (api-version 2021-01-01)"),
+        (name = "legacy", description = "The older /v1 session calls of ARR's Learn module"),
+        (name = "service", description = "Liveness"),
+    )
+)]
+pub struct ApiDoc;
+
+/// Declares the two bearer schemes: the account key (`<account id>:<key>`) for the token call,
+/// and the access token for everything else.
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        let bearer = |description: &str| {
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(description))
+                    .build(),
+            )
+        };
+        components.add_security_scheme("account_key", bearer("`<account id>:<account key>`"));
+        components.add_security_scheme(
+            "access_token",
+            bearer("The AccessToken from the token call"),
+        );
+    }
+}
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/openapi.json", get(|| async { Json(ApiDoc::openapi()) }))
+}
