@@ -121,7 +121,7 @@ impl AppState {
         } = options;
         let store = open_store(data_dir).await?;
         let shutdown = CancellationToken::new();
-        let tokens = Tokens::load(&store).await?;
+        let tokens = Tokens::load(&store, clock.clone()).await?;
         let sessions = Sessions::start(
             store.clone(),
             pool.pool(),
