@@ -21,12 +21,31 @@ struct Job {
     reply: oneshot::Sender<Result<Vec<u8>, String>>,
 }
 
-/// A handle to the render thread; cheap to clone.
+/// A handle to the render thread; cheap to clone. When the last handle goes, the thread is
+/// stopped and joined.
 #[derive(Clone)]
 pub struct RenderWorker {
-    jobs: mpsc::Sender<Job>,
+    thread: Arc<Thread>,
     /// The adapter the thread renders on, or why it could not start.
     pub adapter: Arc<Result<String, String>>,
+}
+
+/// Owns the render thread. Dropping it closes the job queue and waits for the thread to drop its
+/// GPU device: a Vulkan device still alive while the process exits can crash the driver
+/// (lavapipe segfaults in its exit handlers), so no device may outlive its owner.
+struct Thread {
+    jobs: Option<mpsc::Sender<Job>>,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Thread {
+    fn drop(&mut self) {
+        drop(self.jobs.take());
+        if let Some(handle) = self.handle.take() {
+            // The thread only finishes the job in hand; a panic there was already reported.
+            let _ = handle.join();
+        }
+    }
 }
 
 impl RenderWorker {
@@ -34,7 +53,7 @@ impl RenderWorker {
     pub async fn start() -> Self {
         let (jobs, mut queue) = mpsc::channel::<Job>(64);
         let (ready, started) = oneshot::channel();
-        std::thread::Builder::new()
+        let handle = std::thread::Builder::new()
             .name("render".into())
             .spawn(move || {
                 let mut renderer = Renderer::new();
@@ -60,7 +79,10 @@ impl RenderWorker {
             Err(e) => tracing::error!("renderer unavailable, frames will fail: {e}"),
         }
         Self {
-            jobs,
+            thread: Arc::new(Thread {
+                jobs: Some(jobs),
+                handle: Some(handle),
+            }),
             adapter: Arc::new(adapter),
         }
     }
@@ -68,8 +90,8 @@ impl RenderWorker {
     /// Renders `mesh` (cached on the GPU as `model`) and returns the frame as JPEG.
     pub async fn render(&self, model: ModelId, mesh: Arc<Mesh>) -> Result<Vec<u8>, String> {
         let (reply, answer) = oneshot::channel();
-        self.jobs
-            .send(Job { model, mesh, reply })
+        let jobs = self.thread.jobs.as_ref().ok_or("the render thread has stopped")?;
+        jobs.send(Job { model, mesh, reply })
             .await
             .map_err(|_| "the render thread has stopped".to_string())?;
         answer
