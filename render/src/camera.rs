@@ -21,20 +21,67 @@ impl View {
     /// A three-quarter view from above that fits the whole of `bounds` into the viewport, the way
     /// a CAD viewer opens a part.
     pub fn framing(bounds: &Bounds, width: u32, height: u32) -> Self {
+        Self::framing_from(bounds, Vec3::new(1.0, 0.8, 1.3), width, height)
+    }
+
+    /// Fits `bounds` into the viewport, seen from `direction` (pointing from the part to the eye).
+    pub fn framing_from(bounds: &Bounds, direction: Vec3, width: u32, height: u32) -> Self {
+        let direction = direction.normalize_or(Vec3::Z);
+        // Looking straight down (or up), "up" on screen is -Z, as in a CAD top view.
+        let up = if direction.cross(Vec3::Y).length_squared() < 1e-6 {
+            Vec3::NEG_Z
+        } else {
+            Vec3::Y
+        };
         let fov_y = 40f32.to_radians();
         let aspect = width as f32 / height.max(1) as f32;
-        // The narrower of the two fields of view decides how far back the eye must be.
+        // Start from the distance that fits the bounding sphere, which always shows everything...
         let half_fov = (fov_y * 0.5).min((aspect * (fov_y * 0.5).tan()).atan());
-        let distance = bounds.radius().max(1e-3) / half_fov.sin() * 1.05;
-        let direction = Vec3::new(1.0, 0.8, 1.3).normalize();
-        Self {
-            eye: bounds.center() + direction * distance,
+        let radius = bounds.radius().max(1e-3);
+        let mut view = Self {
+            eye: bounds.center() + direction * radius / half_fov.sin() * 1.05,
             target: bounds.center(),
-            up: Vec3::Y,
+            up,
             fov_y,
             width,
             height,
+        };
+        // ...then move in until the box's corners fill ~90% of the frame, as a CAD viewer's
+        // "fit" does: a flat part seen from above is otherwise lost in the middle.
+        for _ in 0..4 {
+            let extent = view.screen_extent(bounds);
+            let distance = (view.eye - view.target).length() * extent / 0.9;
+            view.eye = view.target + direction * distance.max(radius * 1.05);
         }
+        view
+    }
+
+    /// The largest |x| or |y| of the box's corners in normalised device coordinates.
+    fn screen_extent(&self, bounds: &Bounds) -> f32 {
+        let vp = self.view_projection();
+        (0..8)
+            .map(|i| {
+                let corner = Vec3::new(
+                    if i & 1 == 0 {
+                        bounds.min.x
+                    } else {
+                        bounds.max.x
+                    },
+                    if i & 2 == 0 {
+                        bounds.min.y
+                    } else {
+                        bounds.max.y
+                    },
+                    if i & 4 == 0 {
+                        bounds.min.z
+                    } else {
+                        bounds.max.z
+                    },
+                );
+                let clip = vp * corner.extend(1.0);
+                (clip.x / clip.w).abs().max((clip.y / clip.w).abs())
+            })
+            .fold(0.0, f32::max)
     }
 
     /// Clip-space transform for the GPU (depth 0..1, as wgpu expects).
@@ -57,8 +104,13 @@ mod tests {
             min: Vec3::new(-10.0, 0.0, -5.0),
             max: Vec3::new(30.0, 60.0, 5.0),
         };
-        for (w, h) in [(1280, 720), (390, 844)] {
-            let vp = View::framing(&bounds, w, h).view_projection();
+        let views = [
+            (1280, 720, Vec3::new(1.0, 0.8, 1.3)),
+            (390, 844, Vec3::Z),
+            (640, 480, Vec3::Y),
+        ];
+        for (w, h, direction) in views {
+            let vp = View::framing_from(&bounds, direction, w, h).view_projection();
             for i in 0..8 {
                 let corner = Vec3::new(
                     if i & 1 == 0 {
@@ -82,6 +134,12 @@ mod tests {
                 assert!(ndc.x.abs() <= 1.0 && ndc.y.abs() <= 1.0, "{w}x{h}: {ndc}");
                 assert!((0.0..=1.0).contains(&ndc.z));
             }
+            // And the part is not lost in the middle: it spans most of the frame.
+            let view = View::framing_from(&bounds, direction, w, h);
+            assert!(
+                view.screen_extent(&bounds) > 0.8,
+                "{w}x{h} from {direction}"
+            );
         }
     }
 }

@@ -11,6 +11,8 @@ pub enum EncodeError {
     TooLarge { width: u32, height: u32 },
     #[error("JPEG encoding failed: {0}")]
     Jpeg(#[from] EncodingError),
+    #[error("PNG encoding failed: {0}")]
+    Png(#[from] png::EncodingError),
 }
 
 /// Encodes `image` as a baseline JPEG at `quality` (clamped to 1..=100).
@@ -28,5 +30,18 @@ pub fn encode_jpeg(image: &RgbaImage, quality: u8) -> Result<Vec<u8>, EncodeErro
         height,
         ColorType::Rgba,
     )?;
+    Ok(out)
+}
+
+/// Encodes `image` as an RGBA PNG (lossless: thumbnails, golden images, `parallax render`).
+pub fn encode_png(image: &RgbaImage) -> Result<Vec<u8>, EncodeError> {
+    let mut out = Vec::new();
+    let mut encoder = png::Encoder::new(&mut out, image.width, image.height);
+    encoder.set_color(png::ColorType::Rgba);
+    encoder.set_depth(png::BitDepth::Eight);
+    encoder.set_source_srgb(png::SrgbRenderingIntent::Perceptual);
+    let mut writer = encoder.write_header()?;
+    writer.write_image_data(&image.pixels)?;
+    writer.finish()?;
     Ok(out)
 }

@@ -8,16 +8,19 @@
 //! - [`camera`]: where the eye is, and how to frame a model's bounds.
 //! - [`renderer`]: the wgpu device, pipeline and one frame's render pass.
 //! - [`readback`]: the only place that knows about GPU row padding.
-//! - [`encode`]: JPEG encoding of a rendered frame.
+//! - [`import`]: glTF/GLB, STL and OBJ files into a mesh, validated.
+//! - [`encode`]: JPEG and PNG encoding of a rendered frame.
 
 pub mod camera;
 pub mod encode;
+pub mod import;
 pub mod mesh;
 mod readback;
 pub mod renderer;
 pub mod samples;
 
 pub use camera::View;
-pub use encode::{EncodeError, encode_jpeg};
+pub use encode::{EncodeError, encode_jpeg, encode_png};
+pub use import::{Format, ImportError, ImportedModel, import, import_file};
 pub use mesh::{Bounds, Mesh, Vertex};
 pub use renderer::{GpuModel, RenderError, Renderer, RgbaImage};

@@ -25,6 +25,51 @@ pub enum Command {
     /// Manage the accounts that lease render sessions.
     #[command(subcommand)]
     Account(AccountCommand),
+    /// Render one image of a model file and exit (the code path of thumbnails and frames).
+    Render(RenderArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RenderArgs {
+    /// A .gltf, .glb, .stl or .obj file.
+    pub model: PathBuf,
+    /// Where to write the image: .png, or .jpg/.jpeg.
+    #[arg(long, short)]
+    pub output: PathBuf,
+    /// Image size, WIDTHxHEIGHT.
+    #[arg(long, default_value = "1280x720", value_parser = parse_size)]
+    pub size: (u32, u32),
+    /// Which side to look from.
+    #[arg(long, value_enum, default_value_t = ViewSide::Iso)]
+    pub view: ViewSide,
+}
+
+/// Where the camera of `parallax render` stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ViewSide {
+    /// Three-quarter view from above, as a CAD viewer opens a part.
+    Iso,
+    Front,
+    Top,
+}
+
+fn parse_size(text: &str) -> Result<(u32, u32), String> {
+    let (w, h) = text
+        .split_once(['x', 'X'])
+        .ok_or_else(|| format!("size must be WIDTHxHEIGHT, e.g. 1280x720, not {text:?}"))?;
+    let side = |s: &str| -> Result<u32, String> {
+        s.trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=parallax_render::renderer::MAX_VIEWPORT_SIDE).contains(n))
+            .ok_or_else(|| {
+                format!(
+                    "each side must be 1 to {} pixels, not {s:?}",
+                    parallax_render::renderer::MAX_VIEWPORT_SIDE
+                )
+            })
+    };
+    Ok((side(w)?, side(h)?))
 }
 
 #[derive(Debug, Subcommand)]

@@ -21,6 +21,7 @@ pub mod clock;
 pub mod config;
 mod error;
 mod openapi;
+mod render_cli;
 mod render_worker;
 mod sessions;
 mod stage;
@@ -51,6 +52,7 @@ use crate::stage::Stage;
 use crate::store::Store;
 
 pub use crate::accounts::NewAccount;
+pub use crate::render_cli::render_file;
 
 pub use crate::ws::HELLO_TIMEOUT;
 

@@ -18,6 +18,12 @@ async fn main() -> ExitCode {
         Command::Serve(args) => {
             parallax_server::serve(args, parallax_server::shutdown_signal()).await
         }
+        Command::Render(args) => {
+            match tokio::task::spawn_blocking(move || parallax_server::render_file(&args)).await {
+                Ok(result) => result,
+                Err(e) => Err(anyhow::anyhow!("the render thread failed: {e}")),
+            }
+        }
         Command::Account(AccountCommand::Create { name, data }) => {
             parallax_server::create_account(&data.path, &name)
                 .await

@@ -90,7 +90,11 @@ impl RenderWorker {
     /// Renders `mesh` (cached on the GPU as `model`) and returns the frame as JPEG.
     pub async fn render(&self, model: ModelId, mesh: Arc<Mesh>) -> Result<Vec<u8>, String> {
         let (reply, answer) = oneshot::channel();
-        let jobs = self.thread.jobs.as_ref().ok_or("the render thread has stopped")?;
+        let jobs = self
+            .thread
+            .jobs
+            .as_ref()
+            .ok_or("the render thread has stopped")?;
         jobs.send(Job { model, mesh, reply })
             .await
             .map_err(|_| "the render thread has stopped".to_string())?;

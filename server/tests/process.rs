@@ -236,3 +236,63 @@ async fn sessions_survive_a_kill_and_a_lost_host_is_an_error_never_a_silent_loss
     assert_eq!(waiting["status"], "Ready", "{waiting}");
     assert!(stop(child).success());
 }
+
+/// A binary STL of `mesh`, as CAD tools write them.
+fn binary_stl(mesh: &parallax_render::Mesh) -> Vec<u8> {
+    let mut out = vec![0u8; 80];
+    out.extend((mesh.triangles() as u32).to_le_bytes());
+    for triangle in mesh.indices.chunks_exact(3) {
+        out.extend([0u8; 12]);
+        for &i in triangle {
+            for c in mesh.vertices[i as usize].position {
+                out.extend(c.to_le_bytes());
+            }
+        }
+        out.extend([0u8; 2]);
+    }
+    out
+}
+
+#[test]
+fn render_writes_an_image_of_a_model_file_and_refuses_a_broken_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("gear.stl");
+    std::fs::write(&model, binary_stl(&parallax_render::samples::gear())).unwrap();
+    let output = dir.path().join("gear.png");
+    let status = Command::new(env!("CARGO_BIN_EXE_parallax"))
+        .args([
+            "render",
+            model.to_str().unwrap(),
+            "--output",
+            output.to_str().unwrap(),
+            "--size",
+            "320x240",
+            "--view",
+            "top",
+        ])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let png = std::fs::read(&output).unwrap();
+    assert_eq!(&png[1..4], b"PNG");
+    // IHDR: width and height, big-endian, right after the signature and chunk header.
+    assert_eq!(u32::from_be_bytes(png[16..20].try_into().unwrap()), 320);
+    assert_eq!(u32::from_be_bytes(png[20..24].try_into().unwrap()), 240);
+
+    let broken = dir.path().join("broken.glb");
+    std::fs::write(&broken, br#"{"asset":{"version":"2.0"}}"#).unwrap();
+    let result = Command::new(env!("CARGO_BIN_EXE_parallax"))
+        .args([
+            "render",
+            broken.to_str().unwrap(),
+            "--output",
+            dir.path().join("x.png").to_str().unwrap(),
+        ])
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    assert!(!result.status.success());
+    let said = String::from_utf8_lossy(&result.stdout) + String::from_utf8_lossy(&result.stderr);
+    assert!(said.contains("not a binary glTF file"), "{said}");
+    assert!(!dir.path().join("x.png").exists());
+}

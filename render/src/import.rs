@@ -1,0 +1,405 @@
+//! Model import: glTF 2.0 (`.gltf` with embedded or external buffers, `.glb`), STL (binary and
+//! ASCII) and OBJ, into one flat-shaded [`Mesh`] in world space.
+//!
+//! Files come from people and other tools, so nothing is trusted: the format must match the
+//! name or the bytes, every coordinate must be finite, indices must be in range, buffers must be
+//! as long as declared. Triangles with no area are dropped (and counted) rather than failing a
+//! whole CAD export for a few slivers; a file with no drawable triangle at all is refused.
+
+use std::io::{BufReader, Cursor};
+use std::path::{Component, Path};
+
+use base64::Engine;
+use glam::{Mat3, Mat4, Vec3};
+use thiserror::Error;
+
+use crate::mesh::{Bounds, Mesh};
+
+/// Colour of parts whose file says none (STL, OBJ without materials).
+pub const DEFAULT_COLOR: [f32; 3] = [0.55, 0.60, 0.68];
+/// Deepest node hierarchy accepted; deeper is almost surely a cycle or an attack.
+const MAX_NODE_DEPTH: usize = 64;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Gltf,
+    Glb,
+    Stl,
+    Obj,
+}
+
+impl Format {
+    /// The format of `bytes` named `name`: binary glTF is recognised by its magic whatever the
+    /// name; everything else by the extension.
+    pub fn detect(name: &str, bytes: &[u8]) -> Result<Self, ImportError> {
+        if bytes.starts_with(b"glTF") {
+            return Ok(Self::Glb);
+        }
+        let extension = Path::new(name)
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase)
+            .unwrap_or_default();
+        match extension.as_str() {
+            "glb" => Err(ImportError::NotGlb),
+            "gltf" => Ok(Self::Gltf),
+            "stl" => Ok(Self::Stl),
+            "obj" => Ok(Self::Obj),
+            _ => Err(ImportError::UnknownFormat(name.to_string())),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Gltf => "glTF",
+            Self::Glb => "GLB",
+            Self::Stl => "STL",
+            Self::Obj => "OBJ",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ImportError {
+    #[error("{0:?} is not a model Parallax reads: use .gltf, .glb, .stl or .obj")]
+    UnknownFormat(String),
+    #[error(
+        "not a binary glTF file: a .glb must start with the 'glTF' header (JSON glTF files end in .gltf)"
+    )]
+    NotGlb,
+    #[error("invalid glTF: {0}")]
+    Gltf(String),
+    #[error("glTF buffer {index} refers to {uri:?}, which was not provided")]
+    MissingBuffer { index: usize, uri: String },
+    #[error(
+        "glTF buffer {index} holds {actual} bytes but declares {declared}: the file is truncated"
+    )]
+    ShortBuffer {
+        index: usize,
+        declared: usize,
+        actual: usize,
+    },
+    #[error("invalid STL: {0}")]
+    Stl(String),
+    #[error("invalid OBJ: {0}")]
+    Obj(String),
+    #[error("vertex {vertex} has a coordinate that is not a finite number")]
+    NonFinite { vertex: u64 },
+    #[error("triangle {triangle} uses vertex {index}, but there are only {vertices} vertices")]
+    IndexOutOfRange {
+        triangle: u64,
+        index: u32,
+        vertices: usize,
+    },
+    #[error("the model has no drawable triangles ({degenerate} have no area)")]
+    NoTriangles { degenerate: u64 },
+}
+
+/// A model ready to upload.
+#[derive(Debug, Clone)]
+pub struct ImportedModel {
+    pub format: Format,
+    pub mesh: Mesh,
+    /// Triangles dropped because they had no area.
+    pub degenerate: u64,
+    /// Primitives skipped because they are not triangles (glTF points and lines).
+    pub skipped_primitives: u64,
+}
+
+impl ImportedModel {
+    pub fn triangles(&self) -> u64 {
+        self.mesh.triangles()
+    }
+
+    pub fn bounds(&self) -> Bounds {
+        self.mesh
+            .bounds()
+            .expect("an imported model has at least one triangle")
+    }
+}
+
+/// Imports `bytes`, a file called `name`. `resolve` supplies the external files a `.gltf`
+/// refers to (by relative URI); return `None` for one that is not available.
+pub fn import(
+    name: &str,
+    bytes: &[u8],
+    resolve: &mut dyn FnMut(&str) -> Option<Vec<u8>>,
+) -> Result<ImportedModel, ImportError> {
+    let format = Format::detect(name, bytes)?;
+    let mut builder = Builder::default();
+    let mut skipped_primitives = 0;
+    match format {
+        Format::Gltf | Format::Glb => {
+            skipped_primitives = import_gltf(bytes, resolve, &mut builder)?
+        }
+        Format::Stl => import_stl(bytes, &mut builder)?,
+        Format::Obj => import_obj(bytes, &mut builder)?,
+    }
+    builder.finish(format, skipped_primitives)
+}
+
+/// Imports the model file at `path`, resolving a glTF's external buffers next to it.
+pub fn import_file(path: &Path) -> Result<ImportedModel, std::io::Error> {
+    let bytes = std::fs::read(path)?;
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut resolve = |uri: &str| -> Option<Vec<u8>> {
+        let relative = Path::new(uri);
+        // Only files beside (or below) the model: a URI must not reach elsewhere on the disk.
+        let confined = relative
+            .components()
+            .all(|c| matches!(c, Component::Normal(_)));
+        confined
+            .then(|| std::fs::read(dir.join(relative)).ok())
+            .flatten()
+    };
+    import(name, &bytes, &mut resolve)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+}
+
+#[derive(Default)]
+struct Builder {
+    mesh: Mesh,
+    vertices_seen: u64,
+    degenerate: u64,
+}
+
+impl Builder {
+    fn triangle(&mut self, corners: [Vec3; 3], color: [f32; 3]) -> Result<(), ImportError> {
+        for corner in corners {
+            if !corner.is_finite() {
+                return Err(ImportError::NonFinite {
+                    vertex: self.vertices_seen,
+                });
+            }
+            self.vertices_seen += 1;
+        }
+        let [a, b, c] = corners;
+        let area2 = (b - a).cross(c - a).length_squared();
+        let longest = (b - a)
+            .length_squared()
+            .max((c - b).length_squared())
+            .max((a - c).length_squared());
+        if area2 <= longest * longest * 1e-14 {
+            self.degenerate += 1;
+            return Ok(());
+        }
+        self.mesh.push_triangle(a, b, c, color);
+        Ok(())
+    }
+
+    fn finish(self, format: Format, skipped_primitives: u64) -> Result<ImportedModel, ImportError> {
+        if self.mesh.triangles() == 0 {
+            return Err(ImportError::NoTriangles {
+                degenerate: self.degenerate,
+            });
+        }
+        Ok(ImportedModel {
+            format,
+            mesh: self.mesh,
+            degenerate: self.degenerate,
+            skipped_primitives,
+        })
+    }
+}
+
+fn import_stl(bytes: &[u8], builder: &mut Builder) -> Result<(), ImportError> {
+    let stl =
+        stl_io::read_stl(&mut Cursor::new(bytes)).map_err(|e| ImportError::Stl(e.to_string()))?;
+    let vertex = |i: usize| -> Result<Vec3, ImportError> {
+        let v = stl.vertices.get(i).ok_or_else(|| {
+            ImportError::Stl(format!("a face uses vertex {i}, which does not exist"))
+        })?;
+        Ok(Vec3::new(v[0], v[1], v[2]))
+    };
+    for face in &stl.faces {
+        let [a, b, c] = face.vertices;
+        builder.triangle([vertex(a)?, vertex(b)?, vertex(c)?], DEFAULT_COLOR)?;
+    }
+    Ok(())
+}
+
+fn import_obj(bytes: &[u8], builder: &mut Builder) -> Result<(), ImportError> {
+    let options = tobj::LoadOptions {
+        triangulate: true,
+        single_index: true,
+        ..Default::default()
+    };
+    // Materials live in side files that uploads do not carry; parts get the default colour.
+    let (models, _materials) = tobj::load_obj_buf(&mut BufReader::new(bytes), &options, |_| {
+        Err(tobj::LoadError::OpenFileFailed)
+    })
+    .map_err(|e| ImportError::Obj(e.to_string()))?;
+    for model in &models {
+        let positions = &model.mesh.positions;
+        let count = positions.len() / 3;
+        let vertex = |index: u32, triangle: u64| -> Result<Vec3, ImportError> {
+            let i = index as usize;
+            if i >= count {
+                return Err(ImportError::IndexOutOfRange {
+                    triangle,
+                    index,
+                    vertices: count,
+                });
+            }
+            Ok(Vec3::new(
+                positions[3 * i],
+                positions[3 * i + 1],
+                positions[3 * i + 2],
+            ))
+        };
+        for (t, tri) in model.mesh.indices.chunks_exact(3).enumerate() {
+            let t = t as u64;
+            builder.triangle(
+                [vertex(tri[0], t)?, vertex(tri[1], t)?, vertex(tri[2], t)?],
+                DEFAULT_COLOR,
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// Returns how many non-triangle primitives were skipped.
+fn import_gltf(
+    bytes: &[u8],
+    resolve: &mut dyn FnMut(&str) -> Option<Vec<u8>>,
+    builder: &mut Builder,
+) -> Result<u64, ImportError> {
+    let gltf = gltf::Gltf::from_slice(bytes).map_err(|e| ImportError::Gltf(e.to_string()))?;
+    let mut blob = gltf.blob.clone();
+    let mut buffers = Vec::new();
+    for buffer in gltf.document.buffers() {
+        let index = buffer.index();
+        let data = match buffer.source() {
+            gltf::buffer::Source::Bin => blob.take().ok_or_else(|| {
+                ImportError::Gltf(format!(
+                    "buffer {index} refers to the GLB binary chunk, which is missing"
+                ))
+            })?,
+            gltf::buffer::Source::Uri(uri) => match uri.strip_prefix("data:") {
+                Some(data) => decode_data_uri(data).ok_or_else(|| {
+                    ImportError::Gltf(format!("buffer {index} has a malformed data: URI"))
+                })?,
+                None => resolve(uri).ok_or_else(|| ImportError::MissingBuffer {
+                    index,
+                    uri: uri.to_string(),
+                })?,
+            },
+        };
+        if data.len() < buffer.length() {
+            return Err(ImportError::ShortBuffer {
+                index,
+                declared: buffer.length(),
+                actual: data.len(),
+            });
+        }
+        buffers.push(data);
+    }
+
+    let mut skipped = 0;
+    match gltf
+        .document
+        .default_scene()
+        .or_else(|| gltf.document.scenes().next())
+    {
+        Some(scene) => {
+            for node in scene.nodes() {
+                visit(&node, Mat4::IDENTITY, 0, &buffers, builder, &mut skipped)?;
+            }
+        }
+        // No scene at all: draw every mesh where it stands.
+        None => {
+            for mesh in gltf.document.meshes() {
+                mesh_triangles(&mesh, Mat4::IDENTITY, &buffers, builder, &mut skipped)?;
+            }
+        }
+    }
+    Ok(skipped)
+}
+
+fn decode_data_uri(data: &str) -> Option<Vec<u8>> {
+    let (header, payload) = data.split_once(',')?;
+    header.ends_with(";base64").then_some(())?;
+    base64::engine::general_purpose::STANDARD
+        .decode(payload)
+        .ok()
+}
+
+fn visit(
+    node: &gltf::Node,
+    parent: Mat4,
+    depth: usize,
+    buffers: &[Vec<u8>],
+    builder: &mut Builder,
+    skipped: &mut u64,
+) -> Result<(), ImportError> {
+    if depth > MAX_NODE_DEPTH {
+        return Err(ImportError::Gltf(format!(
+            "the node hierarchy is deeper than {MAX_NODE_DEPTH} levels"
+        )));
+    }
+    let world = parent * Mat4::from_cols_array_2d(&node.transform().matrix());
+    if let Some(mesh) = node.mesh() {
+        mesh_triangles(&mesh, world, buffers, builder, skipped)?;
+    }
+    for child in node.children() {
+        visit(&child, world, depth + 1, buffers, builder, skipped)?;
+    }
+    Ok(())
+}
+
+fn mesh_triangles(
+    mesh: &gltf::Mesh,
+    world: Mat4,
+    buffers: &[Vec<u8>],
+    builder: &mut Builder,
+    skipped: &mut u64,
+) -> Result<(), ImportError> {
+    // Mirroring transforms flip winding; face normals come from the corners, so that is fine,
+    // but a non-invertible one would flatten the part: refuse it early with a clear message.
+    if Mat3::from_mat4(world).determinant() == 0.0 {
+        return Err(ImportError::Gltf(
+            "a node's transform flattens its mesh (zero scale)".into(),
+        ));
+    }
+    for primitive in mesh.primitives() {
+        if primitive.mode() != gltf::mesh::Mode::Triangles {
+            *skipped += 1;
+            continue;
+        }
+        let reader = primitive.reader(|buffer| buffers.get(buffer.index()).map(Vec::as_slice));
+        let Some(positions) = reader.read_positions() else {
+            *skipped += 1;
+            continue;
+        };
+        let positions: Vec<Vec3> = positions
+            .map(|p| world.transform_point3(Vec3::from(p)))
+            .collect();
+        let indices: Vec<u32> = match reader.read_indices() {
+            Some(indices) => indices.into_u32().collect(),
+            None => (0..positions.len() as u32).collect(),
+        };
+        let [r, g, b, _] = primitive
+            .material()
+            .pbr_metallic_roughness()
+            .base_color_factor();
+        let color = [r, g, b];
+        for (t, tri) in indices.chunks_exact(3).enumerate() {
+            let corner = |i: u32| {
+                positions
+                    .get(i as usize)
+                    .copied()
+                    .ok_or(ImportError::IndexOutOfRange {
+                        triangle: t as u64,
+                        index: i,
+                        vertices: positions.len(),
+                    })
+            };
+            builder.triangle([corner(tri[0])?, corner(tri[1])?, corner(tri[2])?], color)?;
+        }
+    }
+    Ok(())
+}

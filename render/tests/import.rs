@@ -1,0 +1,241 @@
+//! Model import, with every file made here: the formats Parallax reads, and the broken files
+//! people will upload, each refused with a message that names the problem.
+
+use parallax_render::{Format, ImportError, import};
+
+const TRIANGLE: [[f32; 3]; 3] = [[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]];
+
+fn no_files(_: &str) -> Option<Vec<u8>> {
+    None
+}
+
+fn binary_stl(triangles: &[[[f32; 3]; 3]]) -> Vec<u8> {
+    let mut out = vec![0u8; 80];
+    out.extend((triangles.len() as u32).to_le_bytes());
+    for triangle in triangles {
+        out.extend([0u8; 12]); // the normal: ignored, recomputed
+        for corner in triangle {
+            for c in corner {
+                out.extend(c.to_le_bytes());
+            }
+        }
+        out.extend([0u8; 2]);
+    }
+    out
+}
+
+fn triangle_bytes(corners: [[f32; 3]; 3]) -> Vec<u8> {
+    corners
+        .iter()
+        .flatten()
+        .flat_map(|c| c.to_le_bytes())
+        .collect()
+}
+
+/// A one-triangle glTF whose node moves it by +10 on X and whose material is red; `buffer` is the
+/// JSON of its one buffer.
+fn gltf_json(buffer: &str) -> String {
+    format!(
+        r#"{{"asset":{{"version":"2.0"}},"scene":0,"scenes":[{{"nodes":[0]}}],
+        "nodes":[{{"mesh":0,"translation":[10,0,0]}}],
+        "meshes":[{{"primitives":[{{"attributes":{{"POSITION":0}},"material":0}}]}}],
+        "materials":[{{"pbrMetallicRoughness":{{"baseColorFactor":[1,0,0,1]}}}}],
+        "buffers":[{buffer}],
+        "bufferViews":[{{"buffer":0,"byteLength":36}}],
+        "accessors":[{{"bufferView":0,"componentType":5126,"count":3,"type":"VEC3","min":[0,0,0],"max":[1,1,0]}}]}}"#
+    )
+}
+
+fn glb(json: &str, bin: &[u8]) -> Vec<u8> {
+    let mut json = json.as_bytes().to_vec();
+    while !json.len().is_multiple_of(4) {
+        json.push(b' ');
+    }
+    let mut bin = bin.to_vec();
+    while !bin.len().is_multiple_of(4) {
+        bin.push(0);
+    }
+    let total = 12 + 8 + json.len() + 8 + bin.len();
+    let mut out = Vec::with_capacity(total);
+    out.extend(b"glTF");
+    out.extend(2u32.to_le_bytes());
+    out.extend((total as u32).to_le_bytes());
+    out.extend((json.len() as u32).to_le_bytes());
+    out.extend(b"JSON");
+    out.extend(&json);
+    out.extend((bin.len() as u32).to_le_bytes());
+    out.extend(b"BIN\0");
+    out.extend(&bin);
+    out
+}
+
+fn base64(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+#[test]
+fn binary_and_ascii_stl_import() {
+    let model = import(
+        "part.stl",
+        &binary_stl(&[
+            TRIANGLE,
+            [[0.0, 0.0, 1.0], [1.0, 0.0, 1.0], [0.0, 1.0, 1.0]],
+        ]),
+        &mut no_files,
+    )
+    .unwrap();
+    assert_eq!((model.format, model.triangles()), (Format::Stl, 2));
+    assert_eq!(model.bounds().max.z, 1.0);
+
+    let ascii = "solid part\nfacet normal 0 0 1\nouter loop\nvertex 0 0 0\nvertex 2 0 0\nvertex 0 2 0\nendloop\nendfacet\nendsolid part\n";
+    let model = import("part.STL", ascii.as_bytes(), &mut no_files).unwrap();
+    assert_eq!(model.triangles(), 1);
+    assert_eq!(model.bounds().max.x, 2.0);
+}
+
+#[test]
+fn obj_faces_are_triangulated() {
+    let cube_face = "v 0 0 0\nv 1 0 0\nv 1 1 0\nv 0 1 0\nf 1 2 3 4\n";
+    let model = import("quad.obj", cube_face.as_bytes(), &mut no_files).unwrap();
+    assert_eq!((model.format, model.triangles()), (Format::Obj, 2));
+}
+
+#[test]
+fn gltf_keeps_node_transforms_and_base_colours_with_embedded_external_or_glb_buffers() {
+    let bin = triangle_bytes(TRIANGLE);
+    let embedded = gltf_json(&format!(
+        r#"{{"byteLength":36,"uri":"data:application/octet-stream;base64,{}"}}"#,
+        base64(&bin)
+    ));
+    let external = gltf_json(r#"{"byteLength":36,"uri":"triangle.bin"}"#);
+    let binary = glb(&gltf_json(r#"{"byteLength":36}"#), &bin);
+
+    let mut beside = |uri: &str| (uri == "triangle.bin").then(|| bin.clone());
+    let models = [
+        import("embedded.gltf", embedded.as_bytes(), &mut no_files).unwrap(),
+        import("external.gltf", external.as_bytes(), &mut beside).unwrap(),
+        import("part.glb", &binary, &mut no_files).unwrap(),
+    ];
+    for model in &models {
+        assert_eq!(model.triangles(), 1);
+        let bounds = model.bounds();
+        assert_eq!(
+            (bounds.min.x, bounds.max.x),
+            (10.0, 11.0),
+            "the node's translation applies"
+        );
+        assert_eq!(
+            model.mesh.vertices[0].color,
+            [1.0, 0.0, 0.0],
+            "the material's base colour"
+        );
+    }
+    assert_eq!(models[2].format, Format::Glb);
+}
+
+#[test]
+fn triangles_without_area_are_dropped_and_counted() {
+    let sliver = [[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [2.0, 0.0, 0.0]];
+    let model = import(
+        "part.stl",
+        &binary_stl(&[TRIANGLE, sliver, sliver]),
+        &mut no_files,
+    )
+    .unwrap();
+    assert_eq!((model.triangles(), model.degenerate), (1, 2));
+}
+
+fn refused(name: &str, bytes: &[u8]) -> ImportError {
+    import(name, bytes, &mut no_files).expect_err("a broken file is refused")
+}
+
+#[test]
+fn broken_files_are_refused_with_the_reason() {
+    let stl = binary_stl(&[TRIANGLE, TRIANGLE]);
+    assert!(
+        matches!(
+            refused("cut.stl", &stl[..stl.len() - 20]),
+            ImportError::Stl(_)
+        ),
+        "truncated STL"
+    );
+
+    let noise: Vec<u8> = (0..4096u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    assert!(
+        matches!(refused("noise.stl", &noise), ImportError::Stl(_)),
+        "random bytes as STL"
+    );
+    assert!(
+        matches!(refused("noise.gltf", &noise), ImportError::Gltf(_)),
+        "random bytes as glTF"
+    );
+
+    let json = gltf_json(r#"{"byteLength":36,"uri":"triangle.bin"}"#);
+    assert_eq!(
+        refused("json.glb", json.as_bytes()),
+        ImportError::NotGlb,
+        "JSON named .glb"
+    );
+    assert_eq!(
+        refused("part.gltf", json.as_bytes()),
+        ImportError::MissingBuffer {
+            index: 0,
+            uri: "triangle.bin".into()
+        }
+    );
+    let short = gltf_json(&format!(
+        r#"{{"byteLength":36,"uri":"data:application/octet-stream;base64,{}"}}"#,
+        base64(&[0; 12])
+    ));
+    assert!(matches!(
+        refused("short.gltf", short.as_bytes()),
+        ImportError::ShortBuffer {
+            index: 0,
+            declared: 36,
+            actual: 12
+        }
+    ));
+    let truncated_glb = glb(
+        &gltf_json(r#"{"byteLength":36}"#),
+        &triangle_bytes(TRIANGLE)[..12],
+    );
+    assert!(matches!(
+        refused("cut.glb", &truncated_glb),
+        ImportError::Gltf(_) | ImportError::ShortBuffer { .. }
+    ));
+
+    let nan = [[0.0, 0.0, 0.0], [f32::NAN, 0.0, 0.0], [0.0, 1.0, 0.0]];
+    assert_eq!(
+        refused("nan.stl", &binary_stl(&[TRIANGLE, nan])),
+        ImportError::NonFinite { vertex: 4 }
+    );
+    let infinite = "v 0 0 0\nv inf 0 0\nv 0 1 0\nf 1 2 3\n";
+    assert!(matches!(
+        refused("inf.obj", infinite.as_bytes()),
+        ImportError::NonFinite { .. } | ImportError::Obj(_)
+    ));
+
+    let sliver = [[0.0, 0.0, 0.0], [1.0, 1.0, 1.0], [2.0, 2.0, 2.0]];
+    assert_eq!(
+        refused("flat.stl", &binary_stl(&[sliver])),
+        ImportError::NoTriangles { degenerate: 1 }
+    );
+    assert_eq!(
+        refused("empty.stl", &binary_stl(&[])),
+        ImportError::NoTriangles { degenerate: 0 }
+    );
+    assert!(matches!(
+        refused("bad-index.obj", b"v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 9\n"),
+        ImportError::Obj(_) | ImportError::IndexOutOfRange { .. }
+    ));
+
+    assert!(matches!(
+        refused("model.fbx", b"Kaydara FBX Binary"),
+        ImportError::UnknownFormat(_)
+    ));
+    // Each says what is wrong in words a person can act on.
+    assert!(ImportError::NotGlb.to_string().contains(".gltf"));
+}
