@@ -242,3 +242,37 @@ pub async fn send(request: reqwest::RequestBuilder) -> Answer {
         body,
     }
 }
+
+/// A binary STL of `mesh`, as CAD tools write them.
+pub fn binary_stl(mesh: &parallax_render::Mesh) -> Vec<u8> {
+    let mut out = vec![0u8; 80];
+    out.extend((mesh.triangles() as u32).to_le_bytes());
+    for triangle in mesh.indices.chunks_exact(3) {
+        out.extend([0u8; 12]);
+        for &i in triangle {
+            for c in mesh.vertices[i as usize].position {
+                out.extend(c.to_le_bytes());
+            }
+        }
+        out.extend([0u8; 2]);
+    }
+    out
+}
+
+/// Uploads `files` (name, bytes) to the catalog with `token`.
+pub async fn upload(server: &TestServer, token: &str, files: &[(&str, Vec<u8>)]) -> Answer {
+    let mut form = reqwest::multipart::Form::new();
+    for (name, bytes) in files {
+        form = form.part(
+            "file",
+            reqwest::multipart::Part::bytes(bytes.clone()).file_name(name.to_string()),
+        );
+    }
+    send(
+        reqwest::Client::new()
+            .post(format!("{}/v1/models", server.url()))
+            .bearer_auth(token)
+            .multipart(form),
+    )
+    .await
+}

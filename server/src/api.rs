@@ -15,7 +15,6 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/health", get(health_handler))
         .route("/v1/ping", get(ping_handler))
-        .route("/v1/models", get(models_handler))
         .route("/v1/selection", get(selection_handler).put(select_handler))
 }
 
@@ -37,16 +36,6 @@ pub(crate) async fn health_handler(State(state): State<AppState>) -> Result<Json
             format!("renderer unavailable: {e}"),
         )),
     }
-}
-
-#[derive(Serialize)]
-struct ModelList {
-    models: Vec<ModelSummary>,
-}
-
-async fn models_handler(State(state): State<AppState>) -> Result<Json<ModelList>> {
-    let (models, _) = state.stage.catalog().await?;
-    Ok(Json(ModelList { models }))
 }
 
 #[derive(Debug, Serialize)]

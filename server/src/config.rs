@@ -102,6 +102,9 @@ pub struct ServeArgs {
     pub site_root: PathBuf,
     #[command(flatten)]
     pub pool: PoolArgs,
+    /// Largest model upload accepted, in MiB.
+    #[arg(long, env = "PARALLAX_MAX_UPLOAD_MB", default_value_t = 256)]
+    pub max_upload_mb: usize,
 }
 
 /// Render hosts and the session API's limits.

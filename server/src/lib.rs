@@ -17,9 +17,11 @@
 mod accounts;
 mod api;
 mod arr;
+mod catalog;
 pub mod clock;
 pub mod config;
 mod error;
+mod models;
 mod openapi;
 mod render_cli;
 mod render_worker;
@@ -44,6 +46,7 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::accounts::Tokens;
+use crate::catalog::Catalog;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{PoolArgs, ServeArgs};
 use crate::render_worker::RenderWorker;
@@ -60,6 +63,8 @@ pub use crate::ws::HELLO_TIMEOUT;
 #[derive(Clone)]
 pub struct AppState {
     stage: Arc<Stage>,
+    catalog: Arc<Catalog>,
+    max_upload_bytes: usize,
     sessions: Arc<Sessions>,
     tokens: Tokens,
     renderer: RenderWorker,
@@ -99,6 +104,8 @@ pub struct Options {
     pub site_root: PathBuf,
     pub pool: PoolArgs,
     pub clock: Arc<dyn Clock>,
+    /// Largest model upload accepted, in bytes.
+    pub max_upload_bytes: usize,
 }
 
 impl Options {
@@ -108,6 +115,7 @@ impl Options {
             site_root: site_root.into(),
             pool: PoolArgs::default(),
             clock: Arc::new(SystemClock),
+            max_upload_bytes: models::DEFAULT_MAX_UPLOAD_BYTES,
         }
     }
 }
@@ -120,6 +128,7 @@ impl AppState {
             site_root,
             pool,
             clock,
+            max_upload_bytes,
         } = options;
         let store = open_store(data_dir).await?;
         let shutdown = CancellationToken::new();
@@ -134,7 +143,12 @@ impl AppState {
         .await
         .context("restoring render sessions")?;
         let renderer = RenderWorker::start().await;
-        let stage = Stage::open(store, renderer.clone())
+        let catalog = Arc::new(
+            Catalog::open(data_dir, store.clone(), renderer.clone())
+                .await
+                .context("opening the model catalog")?,
+        );
+        let stage = Stage::open(store, renderer.clone(), catalog.clone())
             .await
             .context("restoring the stage")?;
         let site_root_text = site_root.to_string_lossy().into_owned();
@@ -152,6 +166,8 @@ impl AppState {
             .build();
         Ok(Self {
             stage: Arc::new(stage),
+            catalog,
+            max_upload_bytes: *max_upload_bytes,
             sessions,
             tokens,
             renderer,
@@ -178,6 +194,7 @@ pub fn app(state: AppState) -> Router {
     )));
     Router::new()
         .merge(http)
+        .merge(models::router(state.max_upload_bytes))
         .merge(ws::router())
         .merge(openapi::router())
         .merge(web::router(&state, &site_root))
@@ -242,6 +259,7 @@ pub async fn serve(
         site_root: args.site_root.clone(),
         pool: args.pool.clone(),
         clock: Arc::new(SystemClock),
+        max_upload_bytes: args.max_upload_mb.saturating_mul(1024 * 1024),
     };
     let state = AppState::open(&args.data.path, &options).await?;
     let listener = TcpListener::bind(args.addr)

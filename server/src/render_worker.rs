@@ -7,17 +7,32 @@ use std::time::Instant;
 
 use glam::Mat4;
 use parallax_core::ModelId;
-use parallax_render::{GpuModel, Mesh, RenderError, Renderer, View, encode_jpeg};
+use parallax_render::{GpuModel, Mesh, RenderError, Renderer, View, encode_jpeg, encode_png};
 use tokio::sync::{mpsc, oneshot};
 
 /// Size of the frames headsets receive.
 pub const FRAME_WIDTH: u32 = 1280;
 pub const FRAME_HEIGHT: u32 = 720;
 const JPEG_QUALITY: u8 = 80;
+/// Size of catalog thumbnails (4:3, like the tablet's cards).
+pub const THUMBNAIL_WIDTH: u32 = 480;
+pub const THUMBNAIL_HEIGHT: u32 = 360;
+/// Models kept uploaded on the GPU; beyond this the cache starts over.
+const GPU_CACHE: usize = 16;
+
+/// What a job wants back.
+#[derive(Debug, Clone, Copy)]
+enum Output {
+    /// A headset frame: JPEG at the frame size.
+    Frame,
+    /// A catalog thumbnail: PNG at the thumbnail size.
+    Thumbnail,
+}
 
 struct Job {
     model: ModelId,
     mesh: Arc<Mesh>,
+    output: Output,
     reply: oneshot::Sender<Result<Vec<u8>, String>>,
 }
 
@@ -89,13 +104,33 @@ impl RenderWorker {
 
     /// Renders `mesh` (cached on the GPU as `model`) and returns the frame as JPEG.
     pub async fn render(&self, model: ModelId, mesh: Arc<Mesh>) -> Result<Vec<u8>, String> {
+        self.submit(model, mesh, Output::Frame).await
+    }
+
+    /// Renders the catalog thumbnail of `mesh` as PNG.
+    pub async fn thumbnail(&self, model: ModelId, mesh: Arc<Mesh>) -> Result<Vec<u8>, String> {
+        self.submit(model, mesh, Output::Thumbnail).await
+    }
+
+    async fn submit(
+        &self,
+        model: ModelId,
+        mesh: Arc<Mesh>,
+        output: Output,
+    ) -> Result<Vec<u8>, String> {
         let (reply, answer) = oneshot::channel();
         let jobs = self
             .thread
             .jobs
             .as_ref()
             .ok_or("the render thread has stopped")?;
-        jobs.send(Job { model, mesh, reply })
+        let job = Job {
+            model,
+            mesh,
+            output,
+            reply,
+        };
+        jobs.send(job)
             .await
             .map_err(|_| "the render thread has stopped".to_string())?;
         answer
@@ -110,21 +145,32 @@ fn render_job(
     job: &Job,
 ) -> Result<Vec<u8>, String> {
     let started = Instant::now();
+    if !uploaded.contains_key(&job.model) && uploaded.len() >= GPU_CACHE {
+        uploaded.clear();
+    }
     if !uploaded.contains_key(&job.model) {
         let gpu = renderer.upload(&job.mesh).map_err(|e| e.to_string())?;
         uploaded.insert(job.model.clone(), gpu);
     }
     let model = &uploaded[&job.model];
-    let view = View::framing(&model.bounds, FRAME_WIDTH, FRAME_HEIGHT);
+    let (width, height) = match job.output {
+        Output::Frame => (FRAME_WIDTH, FRAME_HEIGHT),
+        Output::Thumbnail => (THUMBNAIL_WIDTH, THUMBNAIL_HEIGHT),
+    };
+    let view = View::framing(&model.bounds, width, height);
     let image = renderer
         .render(model, Mat4::IDENTITY, &view)
         .map_err(|e: RenderError| e.to_string())?;
-    let jpeg = encode_jpeg(&image, JPEG_QUALITY).map_err(|e| e.to_string())?;
+    let encoded = match job.output {
+        Output::Frame => encode_jpeg(&image, JPEG_QUALITY),
+        Output::Thumbnail => encode_png(&image),
+    }
+    .map_err(|e| e.to_string())?;
     tracing::debug!(
         model = %job.model,
         ms = started.elapsed().as_secs_f64() * 1000.0,
-        bytes = jpeg.len(),
+        bytes = encoded.len(),
         "frame rendered"
     );
-    Ok(jpeg)
+    Ok(encoded)
 }

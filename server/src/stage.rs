@@ -5,17 +5,15 @@
 //! are published on a `watch` channel: each headset connection reads the newest value only, so a
 //! slow device skips stale frames instead of queueing them.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use parallax_core::{ChangeNumber, ModelId, ModelSummary, Selection};
-use parallax_render::Mesh;
-use parallax_render::samples::SAMPLES;
 use thiserror::Error;
 use tokio::sync::{Mutex, watch};
 
+use crate::catalog::Catalog;
 use crate::render_worker::RenderWorker;
-use crate::store::{ModelSource, Store};
+use crate::store::Store;
 
 /// The only space of the first slice.
 pub const DEFAULT_SPACE: &str = "default";
@@ -42,30 +40,23 @@ pub enum StageError {
 pub struct Stage {
     store: Store,
     renderer: RenderWorker,
-    /// Meshes by id: what the render thread draws.
-    meshes: HashMap<ModelId, (ModelSummary, Arc<Mesh>)>,
+    /// Where models and their meshes come from.
+    catalog: Arc<Catalog>,
     /// Held across the store write and the render so selections publish in order.
     selection: Mutex<Selection>,
     showing: watch::Sender<Showing>,
 }
 
 impl Stage {
-    /// Registers the sample models, restores the stored selection and renders its frame.
-    pub async fn open(store: Store, renderer: RenderWorker) -> Result<Self, StageError> {
-        let mut meshes = HashMap::new();
-        for sample in SAMPLES {
-            let mesh = (sample.build)();
-            let summary = ModelSummary {
-                id: ModelId::new(sample.id),
-                name: sample.name.to_string(),
-                triangles: mesh.triangles(),
-            };
-            store.upsert_model(&summary, ModelSource::Sample).await?;
-            meshes.insert(summary.id.clone(), (summary, Arc::new(mesh)));
-        }
+    /// Restores the stored selection and renders its frame.
+    pub async fn open(
+        store: Store,
+        renderer: RenderWorker,
+        catalog: Arc<Catalog>,
+    ) -> Result<Self, StageError> {
         let stored = store.selection(DEFAULT_SPACE).await?;
         let selection = match stored {
-            Some((model, change)) if meshes.contains_key(&model) => {
+            Some((model, change)) if store.model(&model).await?.is_some() => {
                 Selection::restore(Some(model), change)
             }
             Some((_, change)) => Selection::restore(None, change),
@@ -74,7 +65,7 @@ impl Stage {
         let stage = Self {
             store,
             renderer,
-            meshes,
+            catalog,
             selection: Mutex::new(selection.clone()),
             showing: watch::Sender::new(Showing {
                 change: selection.change(),
@@ -97,7 +88,7 @@ impl Stage {
 
     /// Shows `model` on every headset. Selecting the model already shown changes nothing.
     pub async fn show(&self, model: ModelId) -> Result<ChangeNumber, StageError> {
-        if !self.meshes.contains_key(&model) {
+        if self.store.model(&model).await?.is_none() {
             return Err(StageError::UnknownModel(model));
         }
         let mut selection = self.selection.lock().await;
@@ -124,23 +115,41 @@ impl Stage {
         &self.store
     }
 
+    /// The model on screen now.
+    pub async fn shown(&self) -> Option<ModelId> {
+        self.selection.lock().await.model().cloned()
+    }
+
     async fn render(&self, model: &ModelId, change: ChangeNumber) -> Showing {
-        let (summary, mesh) = &self.meshes[model];
-        let (frame, error) = match self.renderer.render(model.clone(), mesh.clone()).await {
-            Ok(jpeg) => (Some(Arc::from(jpeg)), None),
+        let summary = match self.catalog.get(model).await {
+            Ok(record) => record.summary,
+            Err(e) => return failed(change, None, e.to_string()),
+        };
+        let frame = match self.catalog.mesh(model).await {
+            Ok(mesh) => self.renderer.render(model.clone(), mesh).await,
+            Err(e) => Err(e.to_string()),
+        };
+        match frame {
+            Ok(jpeg) => Showing {
+                change,
+                model: Some(summary),
+                frame: Some(Arc::from(jpeg)),
+                error: None,
+            },
             Err(e) => {
                 tracing::error!(%model, "rendering failed: {e}");
-                (
-                    None,
-                    Some(format!("rendering {} failed: {e}", summary.name)),
-                )
+                let message = format!("rendering {} failed: {e}", summary.name);
+                failed(change, Some(summary), message)
             }
-        };
-        Showing {
-            change,
-            model: Some(summary.clone()),
-            frame,
-            error,
         }
+    }
+}
+
+fn failed(change: ChangeNumber, model: Option<ModelSummary>, error: String) -> Showing {
+    Showing {
+        change,
+        model,
+        frame: None,
+        error: Some(error),
     }
 }

@@ -20,14 +20,29 @@ pub type StoreResult<T> = Result<T, sqlx::Error>;
 pub enum ModelSource {
     /// Built by Parallax itself at start-up.
     Sample,
+    /// Uploaded by an account.
+    Upload,
 }
 
 impl ModelSource {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             Self::Sample => "sample",
+            Self::Upload => "upload",
         }
     }
+}
+
+/// A catalog entry with what the catalog API reports beyond the summary.
+#[derive(Debug, Clone)]
+pub struct ModelRecord {
+    pub summary: ModelSummary,
+    pub source: ModelSource,
+    /// The uploaded file's name (the main file of a multi-file glTF).
+    pub file_name: Option<String>,
+    pub format: Option<String>,
+    pub size_bytes: Option<u64>,
+    pub uploaded_by: Option<String>,
 }
 
 #[derive(Clone)]
@@ -82,6 +97,58 @@ impl Store {
                 })
             })
             .collect()
+    }
+
+    /// One catalog entry.
+    pub async fn model(&self, id: &ModelId) -> StoreResult<Option<ModelRecord>> {
+        let row = sqlx::query(
+            "SELECT id, name, triangles, source, file_name, format, size_bytes, uploaded_by
+             FROM models WHERE id = $1",
+        )
+        .bind(id.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(record_from_row).transpose()
+    }
+
+    /// The whole catalog, in the order models were added.
+    pub async fn model_records(&self) -> StoreResult<Vec<ModelRecord>> {
+        let rows = sqlx::query(
+            "SELECT id, name, triangles, source, file_name, format, size_bytes, uploaded_by
+             FROM models ORDER BY created_at, rowid",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(record_from_row).collect()
+    }
+
+    /// Adds an uploaded model. Returns false if one with the same id is already stored.
+    pub async fn insert_upload(&self, record: &ModelRecord) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "INSERT INTO models (id, name, triangles, source, file_name, format, size_bytes, uploaded_by)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(record.summary.id.as_str())
+        .bind(&record.summary.name)
+        .bind(i64::try_from(record.summary.triangles).unwrap_or(i64::MAX))
+        .bind(record.source.as_str())
+        .bind(&record.file_name)
+        .bind(&record.format)
+        .bind(record.size_bytes.map(|b| b as i64))
+        .bind(&record.uploaded_by)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Removes an uploaded model; false if there was none. Refuses (with an error from the
+    /// database) while a space still shows it.
+    pub async fn delete_upload(&self, id: &ModelId) -> StoreResult<bool> {
+        let done = sqlx::query("DELETE FROM models WHERE id = $1 AND source = 'upload'")
+            .bind(id.as_str())
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     /// What `space` showed when it was last changed.
@@ -245,5 +312,26 @@ fn session_from_row(row: &sqlx::sqlite::SqliteRow) -> StoreResult<RenderSession>
         ended_at: instant("ended_at_ms")?,
         error: row.try_get("error")?,
         host: row.try_get::<Option<String>, _>("host")?.map(HostId::new),
+    })
+}
+
+fn record_from_row(row: &sqlx::sqlite::SqliteRow) -> StoreResult<ModelRecord> {
+    let source = match row.try_get::<String, _>("source")?.as_str() {
+        "sample" => ModelSource::Sample,
+        _ => ModelSource::Upload,
+    };
+    Ok(ModelRecord {
+        summary: ModelSummary {
+            id: ModelId::new(row.try_get::<String, _>("id")?),
+            name: row.try_get("name")?,
+            triangles: row.try_get::<i64, _>("triangles")?.max(0) as u64,
+        },
+        source,
+        file_name: row.try_get("file_name")?,
+        format: row.try_get("format")?,
+        size_bytes: row
+            .try_get::<Option<i64>, _>("size_bytes")?
+            .map(|b| b.max(0) as u64),
+        uploaded_by: row.try_get("uploaded_by")?,
     })
 }

@@ -1,0 +1,317 @@
+//! The model catalog: the samples Parallax builds and the files people upload.
+//!
+//! An upload is checked by importing it before anything is stored, then kept under
+//! `<data dir>/models/<id>/` with its original file names, where `id` is a hash of everything
+//! uploaded — so the same upload twice is stored once. Each model gets a thumbnail from our own
+//! renderer. Meshes are imported from disk when first shown and then kept in memory.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use parallax_core::{ModelId, ModelSummary};
+use parallax_render::samples::SAMPLES;
+use parallax_render::{ImportError, Mesh, import};
+use sha2::{Digest, Sha256};
+use thiserror::Error;
+
+use crate::render_worker::RenderWorker;
+use crate::store::{ModelRecord, ModelSource, Store};
+
+const THUMBNAIL: &str = "thumbnail.png";
+
+/// One file of an upload.
+pub struct UploadedFile {
+    pub name: String,
+    pub bytes: Vec<u8>,
+}
+
+#[derive(Debug, Error)]
+pub enum CatalogError {
+    #[error("the upload holds no model file: send a .gltf, .glb, .stl or .obj")]
+    NoModelFile,
+    #[error("{file}: {source}")]
+    Invalid { file: String, source: ImportError },
+    #[error("{0:?} is not a file name Parallax accepts")]
+    BadFileName(String),
+    #[error("there is no model with id `{0}` in the catalog")]
+    UnknownModel(ModelId),
+    #[error("`{0}` is a sample model; samples cannot be deleted")]
+    Sample(ModelId),
+    #[error("`{0}` is being shown; show another model before deleting it")]
+    Shown(ModelId),
+    #[error("rendering failed: {0}")]
+    Render(String),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Store(#[from] sqlx::Error),
+}
+
+/// Whether an upload added something new.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Added {
+    New,
+    /// The same files were uploaded before; nothing was stored twice.
+    Existing,
+}
+
+pub struct Catalog {
+    dir: PathBuf,
+    store: Store,
+    renderer: RenderWorker,
+    /// Meshes by model, samples from the start, uploads once first needed.
+    meshes: Mutex<HashMap<ModelId, Arc<Mesh>>>,
+}
+
+impl Catalog {
+    /// Registers the samples and prepares the upload directory.
+    pub async fn open(
+        data_dir: &std::path::Path,
+        store: Store,
+        renderer: RenderWorker,
+    ) -> Result<Self, CatalogError> {
+        let dir = data_dir.join("models");
+        tokio::fs::create_dir_all(&dir).await?;
+        let mut meshes = HashMap::new();
+        for sample in SAMPLES {
+            let mesh = (sample.build)();
+            let summary = ModelSummary {
+                id: ModelId::new(sample.id),
+                name: sample.name.to_string(),
+                triangles: mesh.triangles(),
+            };
+            store.upsert_model(&summary, ModelSource::Sample).await?;
+            meshes.insert(summary.id, Arc::new(mesh));
+        }
+        Ok(Self {
+            dir,
+            store,
+            renderer,
+            meshes: Mutex::new(meshes),
+        })
+    }
+
+    pub async fn list(&self) -> Result<Vec<ModelRecord>, CatalogError> {
+        Ok(self.store.model_records().await?)
+    }
+
+    pub async fn get(&self, id: &ModelId) -> Result<ModelRecord, CatalogError> {
+        self.store
+            .model(id)
+            .await?
+            .ok_or_else(|| CatalogError::UnknownModel(id.clone()))
+    }
+
+    /// Checks and stores an upload; `name` defaults to the model file's name.
+    pub async fn add(
+        &self,
+        files: Vec<UploadedFile>,
+        name: Option<String>,
+        owner: &str,
+    ) -> Result<(Added, ModelRecord), CatalogError> {
+        for file in &files {
+            if !safe_file_name(&file.name) {
+                return Err(CatalogError::BadFileName(file.name.clone()));
+            }
+        }
+        let main = files
+            .iter()
+            .position(|f| is_model_file(&f.name))
+            .ok_or(CatalogError::NoModelFile)?;
+        let id = content_id(&files);
+        if let Some(existing) = self.store.model(&id).await? {
+            return Ok((Added::Existing, existing));
+        }
+
+        // Import before storing anything: a file that does not import is never kept.
+        let files = Arc::new(files);
+        let parts = files.clone();
+        let imported = tokio::task::spawn_blocking(move || {
+            let main = &parts[main];
+            let mut beside = |uri: &str| {
+                let wanted = uri.rsplit('/').next().unwrap_or(uri);
+                parts
+                    .iter()
+                    .find(|f| f.name == wanted)
+                    .map(|f| f.bytes.clone())
+            };
+            import(&main.name, &main.bytes, &mut beside).map_err(|source| CatalogError::Invalid {
+                file: main.name.clone(),
+                source,
+            })
+        })
+        .await
+        .map_err(|e| CatalogError::Render(format!("the importer failed: {e}")))??;
+
+        let folder = self.dir.join(id.as_str());
+        tokio::fs::create_dir_all(&folder).await?;
+        for file in files.iter() {
+            write_atomically(&folder.join(&file.name), &file.bytes).await?;
+        }
+        let mesh = Arc::new(imported.mesh);
+        let thumbnail = self
+            .renderer
+            .thumbnail(id.clone(), mesh.clone())
+            .await
+            .map_err(CatalogError::Render)?;
+        write_atomically(&folder.join(THUMBNAIL), &thumbnail).await?;
+
+        let main_file = &files[main];
+        let record = ModelRecord {
+            summary: ModelSummary {
+                id: id.clone(),
+                name: name
+                    .filter(|n| !n.trim().is_empty())
+                    .unwrap_or_else(|| main_file.name.clone()),
+                triangles: mesh.triangles(),
+            },
+            source: ModelSource::Upload,
+            file_name: Some(main_file.name.clone()),
+            format: Some(imported.format.as_str().to_string()),
+            size_bytes: Some(files.iter().map(|f| f.bytes.len() as u64).sum()),
+            uploaded_by: Some(owner.to_string()),
+        };
+        if !self.store.insert_upload(&record).await? {
+            // Uploaded twice at the same moment: the other one stored it.
+            return Ok((Added::Existing, self.get(&id).await?));
+        }
+        self.cache().insert(id, mesh);
+        Ok((Added::New, record))
+    }
+
+    /// The mesh of `id`, importing it from disk the first time.
+    pub async fn mesh(&self, id: &ModelId) -> Result<Arc<Mesh>, CatalogError> {
+        if let Some(mesh) = self.cache().get(id) {
+            return Ok(mesh.clone());
+        }
+        let record = self.get(id).await?;
+        let file = record
+            .file_name
+            .ok_or_else(|| CatalogError::UnknownModel(id.clone()))?;
+        let path = self.dir.join(id.as_str()).join(&file);
+        let imported = tokio::task::spawn_blocking(move || parallax_render::import_file(&path))
+            .await
+            .map_err(|e| CatalogError::Render(format!("the importer failed: {e}")))??;
+        let mesh = Arc::new(imported.mesh);
+        self.cache().insert(id.clone(), mesh.clone());
+        Ok(mesh)
+    }
+
+    /// The PNG thumbnail of `id`, rendered once and kept on disk.
+    pub async fn thumbnail(&self, id: &ModelId) -> Result<Vec<u8>, CatalogError> {
+        let path = self.dir.join(id.as_str()).join(THUMBNAIL);
+        if let Ok(png) = tokio::fs::read(&path).await {
+            return Ok(png);
+        }
+        let mesh = self.mesh(id).await?;
+        let png = self
+            .renderer
+            .thumbnail(id.clone(), mesh)
+            .await
+            .map_err(CatalogError::Render)?;
+        tokio::fs::create_dir_all(self.dir.join(id.as_str())).await?;
+        write_atomically(&path, &png).await?;
+        Ok(png)
+    }
+
+    /// Deletes an uploaded model and its files. `shown` is the model on screen, which stays.
+    pub async fn delete(&self, id: &ModelId, shown: Option<&ModelId>) -> Result<(), CatalogError> {
+        let record = self.get(id).await?;
+        if record.source == ModelSource::Sample {
+            return Err(CatalogError::Sample(id.clone()));
+        }
+        if shown == Some(id) {
+            return Err(CatalogError::Shown(id.clone()));
+        }
+        self.store.delete_upload(id).await?;
+        self.cache().remove(id);
+        match tokio::fs::remove_dir_all(self.dir.join(id.as_str())).await {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+            _ => Ok(()),
+        }
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<ModelId, Arc<Mesh>>> {
+        self.meshes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+fn is_model_file(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    [".gltf", ".glb", ".stl", ".obj"]
+        .iter()
+        .any(|ext| lower.ends_with(ext))
+}
+
+/// A plain file name: no directories, nothing hidden, nothing that could escape the folder.
+fn safe_file_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 255
+        && name != THUMBNAIL
+        && !name.starts_with('.')
+        && !name.contains(['/', '\\', '\0'])
+}
+
+/// Hash of every file's name and bytes, in name order: the same upload gives the same id.
+fn content_id(files: &[UploadedFile]) -> ModelId {
+    let mut sorted: Vec<&UploadedFile> = files.iter().collect();
+    sorted.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut hash = Sha256::new();
+    for file in sorted {
+        hash.update((file.name.len() as u64).to_le_bytes());
+        hash.update(file.name.as_bytes());
+        hash.update((file.bytes.len() as u64).to_le_bytes());
+        hash.update(&file.bytes);
+    }
+    let digest = hash.finalize();
+    ModelId::new(
+        digest[..16]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>(),
+    )
+}
+
+/// Writes via a temporary file and a rename, so a crash never leaves half a file in place.
+async fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    let temporary = path.with_extension("partial");
+    tokio::fs::write(&temporary, bytes).await?;
+    tokio::fs::rename(&temporary, path).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(name: &str, bytes: &[u8]) -> UploadedFile {
+        UploadedFile {
+            name: name.into(),
+            bytes: bytes.to_vec(),
+        }
+    }
+
+    #[test]
+    fn the_same_files_get_the_same_id_in_any_order() {
+        let a = content_id(&[file("a.gltf", b"x"), file("a.bin", b"y")]);
+        let b = content_id(&[file("a.bin", b"y"), file("a.gltf", b"x")]);
+        assert_eq!(a, b);
+        assert_ne!(a, content_id(&[file("a.gltf", b"x"), file("a.bin", b"z")]));
+        assert_eq!(a.as_str().len(), 32);
+    }
+
+    #[test]
+    fn file_names_cannot_escape_the_model_folder() {
+        assert!(safe_file_name("bracket.stl"));
+        for bad in [
+            "",
+            "../x.stl",
+            "a/b.stl",
+            "c:\\\\x.stl",
+            ".hidden",
+            "thumbnail.png",
+        ] {
+            assert!(!safe_file_name(bad), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,190 @@
+//! The model catalog over HTTP: list, upload (multipart), read, delete, thumbnails.
+
+use axum::extract::multipart::{MultipartError, MultipartRejection};
+use axum::extract::{DefaultBodyLimit, Multipart, Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use parallax_core::ModelId;
+use serde::Serialize;
+
+use crate::AppState;
+use crate::accounts::Caller;
+use crate::catalog::{Added, CatalogError, UploadedFile};
+use crate::error::{AppError, Result};
+use crate::store::ModelRecord;
+
+/// Uploads are limited to this by default (`--max-upload-mb`).
+pub const DEFAULT_MAX_UPLOAD_BYTES: usize = 256 * 1024 * 1024;
+
+pub fn router(max_upload_bytes: usize) -> Router<AppState> {
+    Router::new()
+        .route(
+            "/v1/models",
+            get(list_handler)
+                .post(upload_handler)
+                .layer(DefaultBodyLimit::max(max_upload_bytes)),
+        )
+        .route("/v1/models/{id}", get(model_handler).delete(delete_handler))
+        .route("/v1/models/{id}/thumbnail.png", get(thumbnail_handler))
+}
+
+/// A catalog entry as the API reports it.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelJson {
+    id: ModelId,
+    name: String,
+    triangles: u64,
+    /// `sample` or `upload`.
+    source: &'static str,
+    file_name: Option<String>,
+    format: Option<String>,
+    size_bytes: Option<u64>,
+    thumbnail_url: String,
+}
+
+impl From<ModelRecord> for ModelJson {
+    fn from(record: ModelRecord) -> Self {
+        let id = record.summary.id;
+        Self {
+            thumbnail_url: format!("/v1/models/{id}/thumbnail.png"),
+            id,
+            name: record.summary.name,
+            triangles: record.summary.triangles,
+            source: record.source.as_str(),
+            file_name: record.file_name,
+            format: record.format,
+            size_bytes: record.size_bytes,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ModelList {
+    models: Vec<ModelJson>,
+}
+
+impl From<CatalogError> for AppError {
+    fn from(error: CatalogError) -> Self {
+        match error {
+            CatalogError::NoModelFile | CatalogError::BadFileName(_) => {
+                AppError::bad_request(error.to_string(), Some("file"))
+            }
+            CatalogError::Invalid { .. } => AppError::Client {
+                status: StatusCode::BAD_REQUEST,
+                code: "InvalidModel",
+                message: error.to_string(),
+                target: Some("file"),
+            },
+            CatalogError::UnknownModel(_) => AppError::not_found(error.to_string()),
+            CatalogError::Sample(_) | CatalogError::Shown(_) => {
+                AppError::conflict(error.to_string())
+            }
+            CatalogError::Render(_) | CatalogError::Io(_) | CatalogError::Store(_) => {
+                AppError::Internal(error.into())
+            }
+        }
+    }
+}
+
+async fn list_handler(State(state): State<AppState>) -> Result<Json<ModelList>> {
+    let models = state
+        .catalog
+        .list()
+        .await?
+        .into_iter()
+        .map(ModelJson::from)
+        .collect();
+    Ok(Json(ModelList { models }))
+}
+
+async fn model_handler(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<ModelJson>> {
+    Ok(Json(state.catalog.get(&ModelId::new(id)).await?.into()))
+}
+
+/// `POST /v1/models`, multipart: one or more `file` parts (a model, plus the buffers a `.gltf`
+/// refers to) and an optional `name`.
+async fn upload_handler(
+    State(state): State<AppState>,
+    caller: Caller,
+    multipart: std::result::Result<Multipart, MultipartRejection>,
+) -> Result<impl IntoResponse> {
+    let mut multipart = multipart.map_err(|e| AppError::bad_request(e.body_text(), None))?;
+    let mut files = Vec::new();
+    let mut name = None;
+    while let Some(field) = multipart.next_field().await.map_err(multipart_error)? {
+        if field.name() == Some("name") {
+            name = Some(field.text().await.map_err(multipart_error)?);
+            continue;
+        }
+        let Some(file_name) = field.file_name().map(str::to_owned) else {
+            continue;
+        };
+        let bytes = field.bytes().await.map_err(multipart_error)?;
+        files.push(UploadedFile {
+            name: file_name,
+            bytes: bytes.to_vec(),
+        });
+    }
+    if files.is_empty() {
+        return Err(AppError::bad_request(
+            "send the model as a multipart file part (e.g. curl -F file=@part.stl)",
+            Some("file"),
+        ));
+    }
+    let (added, record) = state.catalog.add(files, name, &caller.account).await?;
+    let status = match added {
+        Added::New => StatusCode::CREATED,
+        Added::Existing => StatusCode::OK,
+    };
+    Ok((status, Json(ModelJson::from(record))))
+}
+
+fn multipart_error(error: MultipartError) -> AppError {
+    if error.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        AppError::Client {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            code: "PayloadTooLarge",
+            message: "the upload is larger than this server accepts (see --max-upload-mb)".into(),
+            target: Some("file"),
+        }
+    } else {
+        AppError::bad_request(
+            format!("the multipart body is malformed: {}", error.body_text()),
+            None,
+        )
+    }
+}
+
+async fn delete_handler(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode> {
+    let shown = state.stage.shown().await;
+    state
+        .catalog
+        .delete(&ModelId::new(id), shown.as_ref())
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn thumbnail_handler(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse> {
+    let png = state.catalog.thumbnail(&ModelId::new(id)).await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "image/png"),
+            // A model's content never changes under its id, so neither does its thumbnail.
+            (header::CACHE_CONTROL, "public, max-age=86400"),
+        ],
+        png,
+    ))
+}

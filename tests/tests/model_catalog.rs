@@ -1,0 +1,276 @@
+//! The model catalog: uploads are checked, stored once, thumbnailed by our renderer, shown on
+//! headsets, deleted with care, and kept across restarts. Every file here is made by the test.
+
+use parallax_headset::{Event, Headset};
+use parallax_render::samples;
+use parallax_server::Options;
+use parallax_tests::{
+    ArrClient, TestServer, binary_stl, data_dir, decode_jpeg, send, upload, within,
+};
+use reqwest::Method;
+
+async fn signed_in(
+    options: impl FnOnce(&std::path::Path) -> Options,
+) -> (tempfile::TempDir, TestServer, ArrClient) {
+    let dir = data_dir();
+    let (account, key) = ArrClient::create_account(dir.path(), "designers").await;
+    let server = TestServer::start_with_options(dir.path(), &options(dir.path())).await;
+    let client = ArrClient::sign_in(&server, &account, &key).await;
+    (dir, server, client)
+}
+
+async fn catalog_ids(server: &TestServer) -> Vec<String> {
+    let list = send(reqwest::Client::new().get(format!("{}/v1/models", server.url()))).await;
+    list.body["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn decode_png_size(png: &[u8]) -> (u32, u32) {
+    assert_eq!(&png[1..4], b"PNG");
+    (
+        u32::from_be_bytes(png[16..20].try_into().unwrap()),
+        u32::from_be_bytes(png[20..24].try_into().unwrap()),
+    )
+}
+
+#[tokio::test]
+async fn an_uploaded_model_is_stored_once_thumbnailed_and_listed() {
+    let (dir, server, arr) = signed_in(TestServer::options).await;
+    let stl = binary_stl(&samples::gear());
+    let created = upload(&server, &arr.token, &[("gear-copy.stl", stl.clone())]).await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let id = created.body["id"].as_str().unwrap().to_string();
+    assert_eq!(created.body["triangles"], samples::gear().triangles());
+    assert_eq!(created.body["format"], "STL");
+    assert_eq!(created.body["source"], "upload");
+    assert_eq!(created.body["sizeBytes"], stl.len());
+    assert!(
+        dir.path()
+            .join("models")
+            .join(&id)
+            .join("gear-copy.stl")
+            .is_file()
+    );
+
+    let again = upload(&server, &arr.token, &[("gear-copy.stl", stl)]).await;
+    assert_eq!(
+        (again.status, again.body["id"].as_str()),
+        (200, Some(id.as_str())),
+        "stored once"
+    );
+    assert_eq!(
+        catalog_ids(&server)
+            .await
+            .iter()
+            .filter(|m| **m == id)
+            .count(),
+        1
+    );
+
+    let thumbnail = reqwest::get(format!(
+        "{}{}",
+        server.url(),
+        created.body["thumbnailUrl"].as_str().unwrap()
+    ))
+    .await
+    .unwrap();
+    assert_eq!(thumbnail.headers()["content-type"], "image/png");
+    let png = thumbnail.bytes().await.unwrap();
+    assert_eq!(decode_png_size(&png), (480, 360));
+    assert!(
+        png.len() > 2_000,
+        "a real picture, not a blank one ({} bytes)",
+        png.len()
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_gltf_with_its_buffer_in_a_second_file_uploads_whole() {
+    let (_dir, server, arr) = signed_in(TestServer::options).await;
+    let corners: Vec<u8> = [[0f32, 0., 0.], [1., 0., 0.], [0., 1., 0.]]
+        .iter()
+        .flatten()
+        .flat_map(|c| c.to_le_bytes())
+        .collect();
+    let gltf = r#"{"asset":{"version":"2.0"},"scene":0,"scenes":[{"nodes":[0]}],"nodes":[{"mesh":0}],
+        "meshes":[{"primitives":[{"attributes":{"POSITION":0}}]}],
+        "buffers":[{"byteLength":36,"uri":"triangle.bin"}],"bufferViews":[{"buffer":0,"byteLength":36}],
+        "accessors":[{"bufferView":0,"componentType":5126,"count":3,"type":"VEC3","min":[0,0,0],"max":[1,1,0]}]}"#;
+    let alone = upload(
+        &server,
+        &arr.token,
+        &[("triangle.gltf", gltf.as_bytes().to_vec())],
+    )
+    .await;
+    assert_eq!((alone.status, alone.code()), (400, "InvalidModel"));
+    assert!(
+        alone.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("triangle.bin")
+    );
+
+    let whole = upload(
+        &server,
+        &arr.token,
+        &[
+            ("triangle.gltf", gltf.as_bytes().to_vec()),
+            ("triangle.bin", corners),
+        ],
+    )
+    .await;
+    assert_eq!(whole.status, 201, "{}", whole.body);
+    assert_eq!(
+        (
+            whole.body["format"].as_str(),
+            whole.body["triangles"].as_u64()
+        ),
+        (Some("glTF"), Some(1))
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn broken_uploads_are_refused_with_the_reason_and_leave_the_catalog_alone() {
+    let (dir, server, arr) = signed_in(|dir| Options {
+        max_upload_bytes: 256 * 1024,
+        ..TestServer::options(dir)
+    })
+    .await;
+    let before = catalog_ids(&server).await;
+    let gear = binary_stl(&samples::gear());
+    let nan: Vec<u8> = {
+        let mut bytes = binary_stl(&samples::gear());
+        bytes[84 + 12..84 + 16].copy_from_slice(&f32::NAN.to_le_bytes());
+        bytes
+    };
+    let flat = {
+        let mut bytes = vec![0u8; 80];
+        bytes.extend(1u32.to_le_bytes());
+        bytes.extend([0u8; 12]);
+        for corner in [[0f32, 0., 0.], [1., 1., 1.], [2., 2., 2.]] {
+            bytes.extend(corner.iter().flat_map(|c| c.to_le_bytes()));
+        }
+        bytes.extend([0u8; 2]);
+        bytes
+    };
+    let noise: Vec<u8> = (0..5000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
+        .collect();
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("truncated.stl", gear[..gear.len() - 30].to_vec(), "STL"),
+        ("noise.stl", noise.clone(), "STL"),
+        ("noise.obj", b"\x00\x01binary garbage\xff".to_vec(), "OBJ"),
+        (
+            "json.glb",
+            br#"{"asset":{"version":"2.0"}}"#.to_vec(),
+            "binary glTF",
+        ),
+        (
+            "missing.gltf",
+            br#"{"asset":{"version":"2.0"},"buffers":[{"byteLength":8,"uri":"gone.bin"}]}"#
+                .to_vec(),
+            "gone.bin",
+        ),
+        ("nan.stl", nan, "finite"),
+        ("flat.stl", flat, "no drawable triangles"),
+    ];
+    for (name, bytes, says) in cases {
+        let answer = upload(&server, &arr.token, &[(name, bytes)]).await;
+        assert_eq!(answer.status, 400, "{name}: {}", answer.body);
+        let message = answer.body["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains(says),
+            "{name}: {message:?} should mention {says:?}"
+        );
+        assert!(
+            message.contains(name),
+            "{name}: the message names the file: {message}"
+        );
+    }
+
+    let unknown = upload(&server, &arr.token, &[("model.fbx", noise.clone())]).await;
+    assert_eq!(
+        (unknown.status, unknown.body["error"]["target"].as_str()),
+        (400, Some("file"))
+    );
+    let sneaky = upload(&server, &arr.token, &[("../../escape.stl", gear.clone())]).await;
+    assert_eq!(sneaky.status, 400);
+    let huge = upload(&server, &arr.token, &[("huge.stl", vec![7u8; 300 * 1024])]).await;
+    assert_eq!((huge.status, huge.code()), (413, "PayloadTooLarge"));
+    let anonymous = send(reqwest::Client::new().post(format!("{}/v1/models", server.url()))).await;
+    assert_eq!(anonymous.status, 401);
+
+    assert_eq!(catalog_ids(&server).await, before, "nothing was added");
+    let stored: Vec<_> = std::fs::read_dir(dir.path().join("models"))
+        .unwrap()
+        .collect();
+    assert!(stored.is_empty(), "no files were kept: {stored:?}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn uploads_are_shown_on_headsets_deleted_with_care_and_kept_across_restarts() {
+    let dir = data_dir();
+    let (account, key) = ArrClient::create_account(dir.path(), "designers").await;
+    let server = TestServer::start(dir.path()).await;
+    let arr = ArrClient::sign_in(&server, &account, &key).await;
+    let bracket = upload(
+        &server,
+        &arr.token,
+        &[("bracket.stl", binary_stl(&samples::bracket()))],
+    )
+    .await;
+    let id = bracket.body["id"].as_str().unwrap().to_string();
+    server.stop().await;
+
+    // After a restart the upload is still there, and a headset can be shown it.
+    let server = TestServer::start(dir.path()).await;
+    let arr = ArrClient::sign_in(&server, &account, &key).await;
+    assert!(catalog_ids(&server).await.contains(&id));
+    let mut headset = within(Headset::connect(&server.url(), "h")).await.unwrap();
+    within(headset.next_event()).await.unwrap();
+    assert_eq!(server.select(&id).await.0, 200);
+    let frame = loop {
+        if let Event::Frame { jpeg, .. } = within(headset.next_event()).await.unwrap() {
+            break jpeg;
+        }
+    };
+    let (width, height, pixels) = decode_jpeg(&frame);
+    assert_eq!((width, height), (1280, 720));
+    assert!(pixels.iter().max().unwrap() - pixels.iter().min().unwrap() > 100);
+
+    let model_url = format!("{}/v1/models/{id}", server.url());
+    let shown = arr.call(Method::DELETE, &model_url, None).await;
+    assert_eq!(
+        (shown.status, shown.code()),
+        (409, "Conflict"),
+        "the model on screen stays"
+    );
+    let sample = arr
+        .call(
+            Method::DELETE,
+            &format!("{}/v1/models/gear", server.url()),
+            None,
+        )
+        .await;
+    assert_eq!(sample.status, 409, "samples stay");
+
+    server.select("gear").await;
+    assert_eq!(arr.call(Method::DELETE, &model_url, None).await.status, 204);
+    assert_eq!(arr.call(Method::GET, &model_url, None).await.status, 404);
+    assert_eq!(
+        reqwest::get(format!("{model_url}/thumbnail.png"))
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+    assert!(!dir.path().join("models").join(&id).exists());
+    server.stop().await;
+}
