@@ -77,8 +77,10 @@ fn ModelCard(
     } = model;
     let ModelId(id) = id;
     let card_id = id.clone();
+    let thumbnail = format!("/v1/models/{id}/thumbnail.png");
     view! {
         <li class="model-card" class:showing=is_showing data-model=card_id>
+            <img class="thumbnail" src=thumbnail alt=name.clone() loading="lazy" width="480" height="360" />
             <h3>{name}</h3>
             <p class="meta">{format_count(triangles)} " triangles"</p>
             // A form, so "Show" works even before the page has hydrated.

@@ -37,6 +37,12 @@ test("a tablet's choice reaches every headset as a new rendered frame", async ({
   const cards = tablet.locator(".model-card");
   await expect(cards).toHaveCount(3);
   await expect(cards.first()).toContainText("triangles");
+  // Each card shows a thumbnail rendered by the server's renderer, actually loaded.
+  for (const thumbnail of await tablet.locator(".model-card img.thumbnail").all()) {
+    await expect
+      .poll(() => thumbnail.evaluate((img: HTMLImageElement) => img.complete && img.naturalWidth))
+      .toBe(480);
+  }
 
   for (const headset of headsets) await openHeadset(headset);
 
