@@ -1,4 +1,5 @@
-//! Frame cost on this machine: render + readback and JPEG encoding of each sample model at 720p.
+//! Frame cost on this machine: render + readback and JPEG encoding of each sample model, and of
+//! the 188k-triangle dense part, at 720p; and the dense part's load time (STL parse + upload).
 //!
 //! `cargo bench -p parallax-render --bench frame` prints a table; with `PARALLAX_BENCH_OUT=DIR`
 //! it also writes each model's frame as `DIR/<model>.jpg` so the pictures can be checked by eye.
@@ -6,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use glam::Mat4;
-use parallax_render::{Renderer, View, encode_jpeg, samples};
+use parallax_render::{Mesh, Renderer, View, encode_jpeg, import, samples};
 
 const WIDTH: u32 = 1280;
 const HEIGHT: u32 = 720;
@@ -25,13 +26,18 @@ fn main() {
         ms(started.elapsed())
     );
     let out_dir = std::env::var_os("PARALLAX_BENCH_OUT").map(std::path::PathBuf::from);
+    load_time(&renderer);
 
     println!(
-        "{:<10} {:>9} {:>13} {:>13} {:>13} {:>13} {:>9}",
-        "model", "triangles", "first ms", "render p50", "render p95", "jpeg p50", "jpeg KiB"
+        "{:<10} {:>9} {:>13} {:>13} {:>13} {:>13} {:>9} {:>9}",
+        "model", "triangles", "first ms", "render p50", "render p95", "jpeg p50", "jpeg KiB", "fps"
     );
-    for sample in samples::SAMPLES {
-        let mesh = (sample.build)();
+    let mut models: Vec<(&str, Mesh)> = samples::SAMPLES
+        .iter()
+        .map(|s| (s.id, (s.build)()))
+        .collect();
+    models.push(("dense", samples::dense_shaft(188_000)));
+    for (id, mesh) in models {
         let model = renderer.upload(&mesh).expect("sample uploads");
         let view = View::framing(&model.bounds, WIDTH, HEIGHT);
 
@@ -55,21 +61,61 @@ fn main() {
             encode_times.push(t.elapsed());
         }
         println!(
-            "{:<10} {:>9} {:>13.1} {:>13.1} {:>13.1} {:>13.1} {:>9.0}",
-            sample.id,
+            "{:<10} {:>9} {:>13.1} {:>13.1} {:>13.1} {:>13.1} {:>9.0} {:>9.1}",
+            id,
             mesh.triangles(),
             ms(first),
             percentile(&mut render_times, 0.50),
             percentile(&mut render_times, 0.95),
             percentile(&mut encode_times, 0.50),
-            jpeg.len() as f64 / 1024.0
+            jpeg.len() as f64 / 1024.0,
+            // One device, frames back to back: render + readback + JPEG each.
+            ROUNDS as f64
+                / (render_times.iter().chain(&encode_times).sum::<Duration>()).as_secs_f64()
         );
         if let Some(dir) = &out_dir {
             std::fs::create_dir_all(dir).expect("output dir");
-            std::fs::write(dir.join(format!("{}.jpg", sample.id)), &jpeg).expect("write frame");
+            std::fs::write(dir.join(format!("{id}.jpg")), &jpeg).expect("write frame");
             drop(image);
         }
     }
+}
+
+/// Load = parse the STL file's bytes + upload to the GPU, as a render host does for a new model.
+fn load_time(renderer: &Renderer) {
+    let stl = binary_stl(&samples::dense_shaft(188_000));
+    let mut times = Vec::with_capacity(10);
+    for _ in 0..10 {
+        let started = Instant::now();
+        let model = import("dense.stl", &stl, &mut |_| None).expect("imports");
+        let gpu = renderer.upload(&model.mesh).expect("uploads");
+        times.push(started.elapsed());
+        drop(gpu);
+    }
+    println!(
+        "dense part load (binary STL {:.1} MB, parse + upload): p50 {:.1} ms, max {:.1} ms",
+        stl.len() as f64 / 1e6,
+        percentile(&mut times, 0.5),
+        percentile(&mut times, 1.0)
+    );
+}
+
+fn binary_stl(mesh: &Mesh) -> Vec<u8> {
+    let mut bytes = vec![0u8; 80];
+    bytes.extend((mesh.triangles() as u32).to_le_bytes());
+    for triangle in mesh.indices.chunks_exact(3) {
+        bytes.extend([0u8; 12]);
+        for &i in triangle {
+            bytes.extend(
+                mesh.vertices[i as usize]
+                    .position
+                    .iter()
+                    .flat_map(|c| c.to_le_bytes()),
+            );
+        }
+        bytes.extend([0u8; 2]);
+    }
+    bytes
 }
 
 fn ms(d: Duration) -> f64 {

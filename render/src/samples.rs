@@ -160,6 +160,22 @@ pub fn shaft() -> Mesh {
     mesh
 }
 
+/// A rippled turned part of about `triangles` triangles: the big model the benchmarks use
+/// (188,000 triangles there, the size of a detailed CAD part).
+pub fn dense_shaft(triangles: usize) -> Mesh {
+    const RINGS: usize = 50;
+    let segments = (triangles / (2 * (RINGS - 1))).max(3) as u32;
+    let profile: Vec<[f32; 2]> = (0..RINGS)
+        .map(|i| {
+            let y = i as f32 * 4.0;
+            [12.0 + 3.0 * (y * 0.35).sin() + 1.5 * (y * 1.3).cos(), y]
+        })
+        .collect();
+    let mut mesh = Mesh::default();
+    mesh.push_lathe(&profile, segments, STEEL);
+    mesh
+}
+
 /// A cylindrical boss of `radius` standing `height` on `base` along `axis` (+X or +Y).
 fn push_boss(mesh: &mut Mesh, base: Vec3, axis: Vec3, radius: f32, height: f32, color: [f32; 3]) {
     let mut boss = Mesh::default();

@@ -11,10 +11,16 @@ use crate::config::{RenderArgs, ViewSide};
 /// Renders `args.model` into `args.output`; blocking (call it off the async runtime).
 pub fn render_file(args: &RenderArgs) -> anyhow::Result<()> {
     let started = Instant::now();
+    // Opening the GPU and reading the file take about as long as each other: do both at once.
+    let device = std::thread::spawn(Renderer::new);
     let model =
         import_file(&args.model).with_context(|| format!("reading {}", args.model.display()))?;
     let imported = started.elapsed();
-    let mut renderer = Renderer::new().context("opening the GPU")?;
+    let mut renderer = device
+        .join()
+        .map_err(|_| anyhow::anyhow!("the GPU thread panicked"))?
+        .context("opening the GPU")?;
+    let device_ready = started.elapsed();
     let gpu = renderer.upload(&model.mesh)?;
     let direction = match args.view {
         ViewSide::Iso => Vec3::new(1.0, 0.8, 1.3),
@@ -24,6 +30,7 @@ pub fn render_file(args: &RenderArgs) -> anyhow::Result<()> {
     let (width, height) = args.size;
     let view = View::framing_from(&gpu.bounds, direction, width, height);
     let image = renderer.render(&gpu, Mat4::IDENTITY, &view)?;
+    let rendered = started.elapsed();
     let extension = args
         .output
         .extension()
@@ -40,6 +47,8 @@ pub fn render_file(args: &RenderArgs) -> anyhow::Result<()> {
         triangles = model.triangles(),
         degenerate_dropped = model.degenerate,
         import_ms = imported.as_secs_f64() * 1e3,
+        device_ready_ms = device_ready.as_secs_f64() * 1e3,
+        rendered_ms = rendered.as_secs_f64() * 1e3,
         total_ms = started.elapsed().as_secs_f64() * 1e3,
         adapter = %renderer.adapter().name,
         "rendered {} ({}) to {}",
