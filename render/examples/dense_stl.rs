@@ -11,9 +11,13 @@ fn main() -> std::io::Result<()> {
     let mesh = dense_shaft(target);
     let mut bytes = vec![0u8; 80];
     bytes.extend((mesh.triangles() as u32).to_le_bytes());
-    for triangle in mesh.indices.chunks_exact(3) {
-        let normal = mesh.vertices[triangle[0] as usize].normal;
-        bytes.extend(normal.iter().flat_map(|c| c.to_le_bytes()));
+    for (t, triangle) in mesh.indices.chunks_exact(3).enumerate() {
+        bytes.extend(
+            mesh.face_normal(t)
+                .to_array()
+                .iter()
+                .flat_map(|c| c.to_le_bytes()),
+        );
         for &i in triangle {
             bytes.extend(
                 mesh.vertices[i as usize]

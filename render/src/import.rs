@@ -191,12 +191,17 @@ impl Builder {
         Ok(())
     }
 
-    fn finish(self, format: Format, skipped_primitives: u64) -> Result<ImportedModel, ImportError> {
+    fn finish(
+        mut self,
+        format: Format,
+        skipped_primitives: u64,
+    ) -> Result<ImportedModel, ImportError> {
         if self.mesh.triangles() == 0 {
             return Err(ImportError::NoTriangles {
                 degenerate: self.degenerate,
             });
         }
+        self.mesh.weld();
         Ok(ImportedModel {
             format,
             mesh: self.mesh,

@@ -1,7 +1,11 @@
 //! Triangle meshes as the renderer consumes them.
 //!
-//! CAD parts read best flat-shaded, so faces do not share vertices: every triangle carries its
-//! own face normal and colour.
+//! CAD parts read best flat-shaded. The shader derives each face's normal from the positions, so
+//! vertices carry only position and colour and neighbouring faces can share them: a welded mesh
+//! has about a sixth of the vertices, which is what a CPU rasteriser's (single-threaded) vertex
+//! stage is bound by.
+
+use rustc_hash::FxHashMap;
 
 use bytemuck::{Pod, Zeroable};
 use glam::Vec3;
@@ -11,9 +15,19 @@ use glam::Vec3;
 #[derive(Debug, Clone, Copy, PartialEq, Pod, Zeroable)]
 pub struct Vertex {
     pub position: [f32; 3],
-    pub normal: [f32; 3],
     /// Linear RGB base colour of the face.
     pub color: [f32; 3],
+}
+
+/// How a mesh's triangles face, as [`Mesh::orientation`] finds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Orientation {
+    /// A closed surface whose triangles wind counter-clockwise seen from outside.
+    Outward,
+    /// A closed surface wound the other way round.
+    Inward,
+    /// Open, or not wound consistently: both sides of every triangle may be seen.
+    Open,
 }
 
 /// Axis-aligned bounds of a mesh.
@@ -56,16 +70,95 @@ impl Mesh {
 
     /// Adds triangle `a b c` (counter-clockwise seen from its front) in `color`.
     pub fn push_triangle(&mut self, a: Vec3, b: Vec3, c: Vec3, color: [f32; 3]) {
-        let normal = (b - a).cross(c - a).normalize_or_zero().to_array();
         let base = self.vertices.len() as u32;
         for p in [a, b, c] {
             self.vertices.push(Vertex {
                 position: p.to_array(),
-                normal,
                 color,
             });
         }
         self.indices.extend([base, base + 1, base + 2]);
+    }
+
+    /// The face normal of triangle `t` (unit length; zero for a triangle without area).
+    pub fn face_normal(&self, t: usize) -> Vec3 {
+        let corner =
+            |i: usize| Vec3::from(self.vertices[self.indices[3 * t + i] as usize].position);
+        (corner(1) - corner(0))
+            .cross(corner(2) - corner(0))
+            .normalize_or_zero()
+    }
+
+    /// Merges vertices with the same position and colour, so faces share them. Call it once a
+    /// mesh is complete; what it draws is unchanged.
+    pub fn weld(&mut self) {
+        let mut seen: FxHashMap<[u32; 6], u32> =
+            FxHashMap::with_capacity_and_hasher(self.vertices.len() / 4, Default::default());
+        let mut welded = Vec::with_capacity(self.vertices.len() / 4);
+        let remap: Vec<u32> = self
+            .vertices
+            .iter()
+            .map(|v| {
+                // By bit pattern, with -0.0 made 0.0 (adding zero does that): a radius of 0 times
+                // a negative cosine must still meet the pole.
+                let exact = |c: [f32; 3]| c.map(|x| x + 0.0);
+                let key =
+                    bytemuck::cast::<[[f32; 3]; 2], [u32; 6]>([exact(v.position), exact(v.color)]);
+                *seen.entry(key).or_insert_with(|| {
+                    welded.push(*v);
+                    (welded.len() - 1) as u32
+                })
+            })
+            .collect();
+        let mut indices = Vec::with_capacity(self.indices.len());
+        for triangle in self.indices.chunks_exact(3) {
+            let [a, b, c] = [0, 1, 2].map(|i| remap[triangle[i] as usize]);
+            // Corners that welded together leave a triangle without area: nothing to draw.
+            if a != b && b != c && c != a {
+                indices.extend([a, b, c]);
+            }
+        }
+        self.indices = indices;
+        self.vertices = welded;
+    }
+
+    /// Which way a welded mesh's faces point, if it is a closed surface wound consistently:
+    /// every edge is used once in each direction. Only then may back faces be skipped.
+    pub fn orientation(&self) -> Orientation {
+        let mut edges: FxHashMap<(u32, u32), u32> =
+            FxHashMap::with_capacity_and_hasher(self.indices.len(), Default::default());
+        for t in self.indices.chunks_exact(3) {
+            for (a, b) in [(t[0], t[1]), (t[1], t[2]), (t[2], t[0])] {
+                *edges.entry((a, b)).or_default() += 1;
+            }
+        }
+        let closed = edges
+            .iter()
+            .all(|(&(a, b), &count)| count == 1 && edges.get(&(b, a)) == Some(&1));
+        if !closed || edges.is_empty() {
+            return Orientation::Open;
+        }
+        // Six times the enclosed volume: positive when faces wind counter-clockwise outward.
+        let volume: f64 = self
+            .indices
+            .chunks_exact(3)
+            .map(|t| {
+                let [a, b, c] =
+                    [0, 1, 2].map(|i| Vec3::from(self.vertices[t[i] as usize].position).as_dvec3());
+                a.dot(b.cross(c))
+            })
+            .sum();
+        if volume > 0.0 {
+            Orientation::Outward
+        } else {
+            Orientation::Inward
+        }
+    }
+
+    /// This mesh, welded.
+    pub fn welded(mut self) -> Self {
+        self.weld();
+        self
     }
 
     /// Adds the planar quad `a b c d` (counter-clockwise seen from its front).
@@ -147,18 +240,20 @@ impl Mesh {
     /// swept through `segments` steps.
     pub fn push_lathe(&mut self, profile: &[[f32; 2]], segments: u32, color: [f32; 3]) {
         let ring = |k: u32| {
-            let angle = k as f32 / segments as f32 * std::f32::consts::TAU;
+            // The last step ends exactly where the first began, so the seam welds shut.
+            let angle = (k % segments) as f32 / segments as f32 * std::f32::consts::TAU;
             (angle.cos(), angle.sin())
         };
         for k in 0..segments {
             let ((c0, s0), (c1, s1)) = (ring(k), ring(k + 1));
             for pair in profile.windows(2) {
                 let ([r0, y0], [r1, y1]) = (pair[0], pair[1]);
+                // Counter-clockwise seen from outside, for a profile that runs bottom to top.
                 self.push_quad(
                     Vec3::new(r0 * c0, y0, r0 * s0),
-                    Vec3::new(r0 * c1, y0, r0 * s1),
-                    Vec3::new(r1 * c1, y1, r1 * s1),
                     Vec3::new(r1 * c0, y1, r1 * s0),
+                    Vec3::new(r1 * c1, y1, r1 * s1),
+                    Vec3::new(r0 * c1, y0, r0 * s1),
                     color,
                 );
             }
@@ -177,12 +272,56 @@ mod tests {
         assert_eq!(mesh.triangles(), 12);
         let bounds = mesh.bounds().unwrap();
         assert_eq!(bounds.center(), Vec3::new(1.0, 2.0, 3.0));
-        // Every face normal points away from the centre.
-        for tri in mesh.indices.chunks(3) {
-            let v = mesh.vertices[tri[0] as usize];
+        // Every face is wound to face away from the centre.
+        for t in 0..12 {
+            let v = mesh.vertices[mesh.indices[3 * t] as usize];
             let outward = Vec3::from(v.position) - bounds.center();
-            assert!(Vec3::from(v.normal).dot(outward) > 0.0);
+            assert!(mesh.face_normal(t).dot(outward) > 0.0);
         }
+        // Welding shares the eight corners without changing a face.
+        let faces: Vec<Vec3> = (0..12).map(|t| mesh.face_normal(t)).collect();
+        mesh.weld();
+        assert_eq!((mesh.vertices.len(), mesh.triangles()), (8, 12));
+        assert_eq!(
+            (0..12).map(|t| mesh.face_normal(t)).collect::<Vec<_>>(),
+            faces
+        );
+        assert_eq!(mesh.orientation(), Orientation::Outward);
+    }
+
+    #[test]
+    fn only_closed_consistently_wound_meshes_have_an_orientation() {
+        let mut turned = Mesh::default();
+        turned.push_lathe(
+            &[[0.0, 0.0], [2.0, 0.0], [2.0, 3.0], [0.0, 3.0]],
+            16,
+            [1.0; 3],
+        );
+        let turned = turned.welded();
+        assert_eq!(
+            turned.orientation(),
+            Orientation::Outward,
+            "the seam and the poles weld shut"
+        );
+
+        let mut flipped = turned.clone();
+        for t in flipped.indices.chunks_exact_mut(3) {
+            t.swap(1, 2);
+        }
+        assert_eq!(flipped.orientation(), Orientation::Inward);
+
+        let mut open = turned.clone();
+        open.indices.truncate(open.indices.len() - 3);
+        assert_eq!(open.orientation(), Orientation::Open, "a missing face");
+
+        let mut mixed = turned;
+        mixed.indices[..3].rotate_left(0);
+        mixed.indices.swap(1, 2);
+        assert_eq!(
+            mixed.orientation(),
+            Orientation::Open,
+            "one face wound the wrong way"
+        );
     }
 
     #[test]

@@ -6,7 +6,7 @@ use thiserror::Error;
 use wgpu::util::DeviceExt;
 
 use crate::camera::View;
-use crate::mesh::{Bounds, Mesh, Vertex};
+use crate::mesh::{Bounds, Mesh, Orientation, Vertex};
 use crate::readback::Readback;
 
 /// Linear-space clear colour: the dark blue-grey of a CAD viewport.
@@ -57,6 +57,16 @@ pub struct GpuModel {
     index_count: u32,
     pub bounds: Bounds,
     pub triangles: u64,
+    /// Which faces can be skipped: see [`Mesh::orientation`].
+    cull: Cull,
+}
+
+/// Which triangles a model never shows, so the rasteriser may skip them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cull {
+    Nothing = 0,
+    BackFaces = 1,
+    FrontFaces = 2,
 }
 
 #[repr(C)]
@@ -84,7 +94,8 @@ pub struct Renderer {
     adapter: wgpu::AdapterInfo,
     device: wgpu::Device,
     queue: wgpu::Queue,
-    pipeline: wgpu::RenderPipeline,
+    /// Indexed by [`Cull`]: two-sided, skip back faces, skip front faces.
+    pipelines: [wgpu::RenderPipeline; 3],
     globals: wgpu::Buffer,
     bind_group: wgpu::BindGroup,
     targets: Option<Targets>,
@@ -130,38 +141,50 @@ impl Renderer {
             bind_group_layouts: &[Some(&layout)],
             immediate_size: 0,
         });
-        let attributes = wgpu::vertex_attr_array![0 => Float32x3, 1 => Float32x3, 2 => Float32x3];
-        let pipeline = device.create_render_pipeline(&wgpu::RenderPipelineDescriptor {
-            label: Some("cad"),
-            layout: Some(&pipeline_layout),
-            vertex: wgpu::VertexState {
-                module: &shader,
-                entry_point: Some("vs_main"),
-                compilation_options: Default::default(),
-                buffers: &[Some(wgpu::VertexBufferLayout {
-                    array_stride: size_of::<Vertex>() as u64,
-                    step_mode: wgpu::VertexStepMode::Vertex,
-                    attributes: &attributes,
-                })],
-            },
-            primitive: wgpu::PrimitiveState::default(),
-            depth_stencil: Some(wgpu::DepthStencilState {
-                format: DEPTH_FORMAT,
-                depth_write_enabled: Some(true),
-                depth_compare: Some(wgpu::CompareFunction::Less),
-                stencil: Default::default(),
-                bias: Default::default(),
-            }),
-            multisample: wgpu::MultisampleState::default(),
-            fragment: Some(wgpu::FragmentState {
-                module: &shader,
-                entry_point: Some("fs_main"),
-                compilation_options: Default::default(),
-                targets: &[Some(COLOR_FORMAT.into())],
-            }),
-            multiview_mask: None,
-            cache: None,
-        });
+        let attributes = wgpu::vertex_attr_array![0 => Float32x3, 1 => Float32x3];
+        // One pipeline per culling mode: closed, consistently wound parts skip their hidden
+        // faces (half the work on a CPU rasteriser); anything else is drawn two-sided.
+        let pipeline_for = |cull_mode: Option<wgpu::Face>| {
+            device.create_render_pipeline(&wgpu::RenderPipelineDescriptor {
+                label: Some("cad"),
+                layout: Some(&pipeline_layout),
+                vertex: wgpu::VertexState {
+                    module: &shader,
+                    entry_point: Some("vs_main"),
+                    compilation_options: Default::default(),
+                    buffers: &[Some(wgpu::VertexBufferLayout {
+                        array_stride: size_of::<Vertex>() as u64,
+                        step_mode: wgpu::VertexStepMode::Vertex,
+                        attributes: &attributes,
+                    })],
+                },
+                primitive: wgpu::PrimitiveState {
+                    cull_mode,
+                    ..Default::default()
+                },
+                depth_stencil: Some(wgpu::DepthStencilState {
+                    format: DEPTH_FORMAT,
+                    depth_write_enabled: Some(true),
+                    depth_compare: Some(wgpu::CompareFunction::Less),
+                    stencil: Default::default(),
+                    bias: Default::default(),
+                }),
+                multisample: wgpu::MultisampleState::default(),
+                fragment: Some(wgpu::FragmentState {
+                    module: &shader,
+                    entry_point: Some("fs_main"),
+                    compilation_options: Default::default(),
+                    targets: &[Some(COLOR_FORMAT.into())],
+                }),
+                multiview_mask: None,
+                cache: None,
+            })
+        };
+        let pipelines = [
+            pipeline_for(None),
+            pipeline_for(Some(wgpu::Face::Back)),
+            pipeline_for(Some(wgpu::Face::Front)),
+        ];
         let globals = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("globals"),
             size: size_of::<Globals>() as u64,
@@ -180,7 +203,7 @@ impl Renderer {
             adapter: adapter.get_info(),
             device,
             queue,
-            pipeline,
+            pipelines,
             globals,
             bind_group,
             targets: None,
@@ -218,6 +241,11 @@ impl Renderer {
             index_count: mesh.indices.len() as u32,
             bounds,
             triangles: mesh.triangles(),
+            cull: match mesh.orientation() {
+                Orientation::Outward => Cull::BackFaces,
+                Orientation::Inward => Cull::FrontFaces,
+                Orientation::Open => Cull::Nothing,
+            },
         })
     }
 
@@ -273,7 +301,7 @@ impl Renderer {
                 occlusion_query_set: None,
                 multiview_mask: None,
             });
-            pass.set_pipeline(&self.pipeline);
+            pass.set_pipeline(&self.pipelines[model.cull as usize]);
             pass.set_bind_group(0, &self.bind_group, &[]);
             pass.set_vertex_buffer(0, model.vertices.slice(..));
             pass.set_index_buffer(model.indices.slice(..), wgpu::IndexFormat::Uint32);

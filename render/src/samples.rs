@@ -77,7 +77,7 @@ pub fn bracket() -> Mesh {
         3.0,
         ANODISED_RED,
     );
-    mesh
+    mesh.welded()
 }
 
 /// A spur gear: 24 trapezoidal teeth around a bored hub.
@@ -99,7 +99,6 @@ pub fn gear() -> Mesh {
     for i in 0..outline.len() {
         let (a0, r0) = outline[i];
         let (a1, r1) = outline[(i + 1) % outline.len()];
-        let a1 = if a1 < a0 { a1 + TAU } else { a1 };
         // Faces of the annulus between the bore and the tooth profile.
         mesh.push_quad(
             point(a0, bore, top),
@@ -131,7 +130,7 @@ pub fn gear() -> Mesh {
             BRASS,
         );
     }
-    mesh
+    mesh.welded()
 }
 
 /// A turned shaft with a collar, bearing seats and a keyway block.
@@ -157,23 +156,28 @@ pub fn shaft() -> Mesh {
         Vec3::new(2.5, 104.0, 13.5),
         BRASS,
     );
-    mesh
+    mesh.welded()
 }
 
 /// A rippled turned part of about `triangles` triangles: the big model the benchmarks use
 /// (188,000 triangles there, the size of a detailed CAD part).
 pub fn dense_shaft(triangles: usize) -> Mesh {
     const RINGS: usize = 50;
-    let segments = (triangles / (2 * (RINGS - 1))).max(3) as u32;
-    let profile: Vec<[f32; 2]> = (0..RINGS)
-        .map(|i| {
-            let y = i as f32 * 4.0;
-            [12.0 + 3.0 * (y * 0.35).sin() + 1.5 * (y * 1.3).cos(), y]
-        })
+    // Two triangles per quad, less the two that close up at the poles.
+    let segments = (triangles / (2 * (RINGS - 2))).max(3) as u32;
+    let ripple = |i: usize| {
+        let y = i as f32 * 4.0;
+        [12.0 + 3.0 * (y * 0.35).sin() + 1.5 * (y * 1.3).cos(), y]
+    };
+    // Closed at both ends (radius 0), so it is a solid.
+    let top = (RINGS - 3) as f32 * 4.0;
+    let profile: Vec<[f32; 2]> = std::iter::once([0.0, 0.0])
+        .chain((0..RINGS - 2).map(ripple))
+        .chain(std::iter::once([0.0, top]))
         .collect();
     let mut mesh = Mesh::default();
     mesh.push_lathe(&profile, segments, STEEL);
-    mesh
+    mesh.welded()
 }
 
 /// A cylindrical boss of `radius` standing `height` on `base` along `axis` (+X or +Y).
@@ -227,6 +231,25 @@ mod tests {
                 sample.id
             );
         }
+    }
+
+    #[test]
+    fn samples_are_welded_and_the_dense_part_is_a_closed_solid() {
+        for sample in SAMPLES {
+            let mesh = (sample.build)();
+            assert!(
+                mesh.vertices.len() * 2 < mesh.indices.len(),
+                "{} shares vertices",
+                sample.id
+            );
+        }
+        let dense = dense_shaft(188_000);
+        assert!(
+            (180_000..196_000).contains(&dense.triangles()),
+            "{}",
+            dense.triangles()
+        );
+        assert_eq!(dense.orientation(), crate::mesh::Orientation::Outward);
     }
 
     #[test]

@@ -12,33 +12,28 @@ struct Globals {
 struct VertexOut {
     @builtin(position) clip: vec4<f32>,
     @location(0) world: vec3<f32>,
-    @location(1) normal: vec3<f32>,
-    @location(2) color: vec3<f32>,
+    @location(1) color: vec3<f32>,
 };
 
 @vertex
-fn vs_main(
-    @location(0) position: vec3<f32>,
-    @location(1) normal: vec3<f32>,
-    @location(2) color: vec3<f32>,
-) -> VertexOut {
+fn vs_main(@location(0) position: vec3<f32>, @location(1) color: vec3<f32>) -> VertexOut {
     let world = globals.model * vec4<f32>(position, 1.0);
     var out: VertexOut;
     out.clip = globals.view_proj * world;
     out.world = world.xyz;
-    out.normal = (globals.model * vec4<f32>(normal, 0.0)).xyz;
     out.color = color;
     return out;
 }
 
 @fragment
-fn fs_main(in: VertexOut, @builtin(front_facing) front: bool) -> @location(0) vec4<f32> {
-    // Imported meshes do not always wind consistently: light whichever side faces the eye.
-    var n = normalize(in.normal);
-    if (!front) {
+fn fs_main(in: VertexOut) -> @location(0) vec4<f32> {
+    // The face normal, from how the position changes across the screen: flat shading without
+    // per-face vertices. Turned towards the eye, so badly wound imports light up the same.
+    let to_eye = normalize(globals.eye.xyz - in.world);
+    var n = normalize(cross(dpdx(in.world), dpdy(in.world)));
+    if (dot(n, to_eye) < 0.0) {
         n = -n;
     }
-    let to_eye = normalize(globals.eye.xyz - in.world);
     let key = max(dot(n, -globals.light_dir.xyz), 0.0);
     let fill = max(dot(n, to_eye), 0.0);
     let half_vec = normalize(to_eye - globals.light_dir.xyz);
