@@ -59,10 +59,39 @@ impl TestServer {
             .await
             .expect("the coordinator runs until stopped");
         });
-        Self {
+        let server = Self {
             addr,
             stop: Some(stop),
             task: Some(task),
+        };
+        server.wait_for_standby().await;
+        server
+    }
+
+    /// Waits until every size has its standby hosts booted, as `/v1/health` reports, so tests
+    /// that expect an immediately Ready session do not race the hosts' start-up.
+    pub async fn wait_for_standby(&self) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let health: Value = reqwest::get(format!("{}/v1/health", self.url()))
+                .await
+                .expect("the coordinator answers")
+                .json()
+                .await
+                .expect("a JSON body");
+            let warm = health["pool"].as_array().is_some_and(|sizes| {
+                sizes
+                    .iter()
+                    .all(|s| s["idle"].as_u64() >= s["standby"].as_u64())
+            });
+            if warm {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "standby hosts did not boot: {health}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 
@@ -241,22 +270,6 @@ pub async fn send(request: reqwest::RequestBuilder) -> Answer {
         headers,
         body,
     }
-}
-
-/// A binary STL of `mesh`, as CAD tools write them.
-pub fn binary_stl(mesh: &parallax_render::Mesh) -> Vec<u8> {
-    let mut out = vec![0u8; 80];
-    out.extend((mesh.triangles() as u32).to_le_bytes());
-    for triangle in mesh.indices.chunks_exact(3) {
-        out.extend([0u8; 12]);
-        for &i in triangle {
-            for c in mesh.vertices[i as usize].position {
-                out.extend(c.to_le_bytes());
-            }
-        }
-        out.extend([0u8; 2]);
-    }
-    out
 }
 
 /// Uploads `files` (name, bytes) to the catalog with `token`.

@@ -83,7 +83,7 @@ fn main() {
 
 /// Load = parse the STL file's bytes + upload to the GPU, as a render host does for a new model.
 fn load_time(renderer: &Renderer) {
-    let stl = binary_stl(&samples::dense_shaft(188_000));
+    let stl = samples::dense_shaft(188_000).to_binary_stl();
     let mut times = Vec::with_capacity(10);
     for _ in 0..10 {
         let started = Instant::now();
@@ -98,24 +98,6 @@ fn load_time(renderer: &Renderer) {
         percentile(&mut times, 0.5),
         percentile(&mut times, 1.0)
     );
-}
-
-fn binary_stl(mesh: &Mesh) -> Vec<u8> {
-    let mut bytes = vec![0u8; 80];
-    bytes.extend((mesh.triangles() as u32).to_le_bytes());
-    for triangle in mesh.indices.chunks_exact(3) {
-        bytes.extend([0u8; 12]);
-        for &i in triangle {
-            bytes.extend(
-                mesh.vertices[i as usize]
-                    .position
-                    .iter()
-                    .flat_map(|c| c.to_le_bytes()),
-            );
-        }
-        bytes.extend([0u8; 2]);
-    }
-    bytes
 }
 
 fn ms(d: Duration) -> f64 {

@@ -59,25 +59,10 @@ impl View {
     /// The largest |x| or |y| of the box's corners in normalised device coordinates.
     fn screen_extent(&self, bounds: &Bounds) -> f32 {
         let vp = self.view_projection();
-        (0..8)
-            .map(|i| {
-                let corner = Vec3::new(
-                    if i & 1 == 0 {
-                        bounds.min.x
-                    } else {
-                        bounds.max.x
-                    },
-                    if i & 2 == 0 {
-                        bounds.min.y
-                    } else {
-                        bounds.max.y
-                    },
-                    if i & 4 == 0 {
-                        bounds.min.z
-                    } else {
-                        bounds.max.z
-                    },
-                );
+        bounds
+            .corners()
+            .into_iter()
+            .map(|corner| {
                 let clip = vp * corner.extend(1.0);
                 (clip.x / clip.w).abs().max((clip.y / clip.w).abs())
             })
@@ -111,24 +96,7 @@ mod tests {
         ];
         for (w, h, direction) in views {
             let vp = View::framing_from(&bounds, direction, w, h).view_projection();
-            for i in 0..8 {
-                let corner = Vec3::new(
-                    if i & 1 == 0 {
-                        bounds.min.x
-                    } else {
-                        bounds.max.x
-                    },
-                    if i & 2 == 0 {
-                        bounds.min.y
-                    } else {
-                        bounds.max.y
-                    },
-                    if i & 4 == 0 {
-                        bounds.min.z
-                    } else {
-                        bounds.max.z
-                    },
-                );
+            for corner in bounds.corners() {
                 let clip = vp * corner.extend(1.0);
                 let ndc = clip.truncate() / clip.w;
                 assert!(ndc.x.abs() <= 1.0 && ndc.y.abs() <= 1.0, "{w}x{h}: {ndc}");

@@ -42,6 +42,18 @@ impl Bounds {
         (self.min + self.max) * 0.5
     }
 
+    /// The box's eight corners.
+    pub fn corners(&self) -> [Vec3; 8] {
+        let (lo, hi) = (self.min, self.max);
+        std::array::from_fn(|i| {
+            Vec3::new(
+                if i & 1 == 0 { lo.x } else { hi.x },
+                if i & 2 == 0 { lo.y } else { hi.y },
+                if i & 4 == 0 { lo.z } else { hi.z },
+            )
+        })
+    }
+
     /// Radius of the sphere around the box: what a camera must fit to see all of it.
     pub fn radius(&self) -> f32 {
         (self.max - self.min).length() * 0.5
@@ -87,6 +99,22 @@ impl Mesh {
         (corner(1) - corner(0))
             .cross(corner(2) - corner(0))
             .normalize_or_zero()
+    }
+
+    /// The mesh as a binary STL file, as CAD tools write them (face normals included).
+    pub fn to_binary_stl(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(84 + 50 * self.indices.len() / 3);
+        out.extend_from_slice(&[0u8; 80]);
+        out.extend_from_slice(&(self.triangles() as u32).to_le_bytes());
+        for (t, triangle) in self.indices.chunks_exact(3).enumerate() {
+            let normal = self.face_normal(t).to_array();
+            let corners = triangle.iter().map(|&i| self.vertices[i as usize].position);
+            for c in std::iter::once(normal).chain(corners).flatten() {
+                out.extend_from_slice(&c.to_le_bytes());
+            }
+            out.extend_from_slice(&[0u8; 2]);
+        }
+        out
     }
 
     /// Merges vertices with the same position and colour, so faces share them. Call it once a

@@ -44,6 +44,23 @@ pub struct RgbaImage {
 }
 
 impl RgbaImage {
+    /// Mean absolute difference per channel (0–255) from `other`, an image of the same size:
+    /// how golden-image tests tell "the same picture" from "another picture".
+    pub fn mean_difference(&self, other: &RgbaImage) -> f64 {
+        assert_eq!(
+            (self.width, self.height),
+            (other.width, other.height),
+            "images of one size"
+        );
+        let total: u64 = self
+            .pixels
+            .iter()
+            .zip(&other.pixels)
+            .map(|(a, b)| u64::from(a.abs_diff(*b)))
+            .sum();
+        total as f64 / self.pixels.len().max(1) as f64
+    }
+
     pub fn pixel(&self, x: u32, y: u32) -> [u8; 4] {
         let at = ((y * self.width + x) * 4) as usize;
         self.pixels[at..at + 4].try_into().expect("4 bytes")

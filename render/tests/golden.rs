@@ -54,13 +54,7 @@ fn samples_match_their_golden_images() {
             )
         }));
         assert_eq!((golden.width, golden.height), (WIDTH, HEIGHT));
-        let error: u64 = image
-            .pixels
-            .iter()
-            .zip(&golden.pixels)
-            .map(|(a, b)| u64::from(a.abs_diff(*b)))
-            .sum();
-        let mean = error as f64 / image.pixels.len() as f64;
+        let mean = image.mean_difference(&golden);
         assert!(
             mean <= TOLERANCE,
             "{} differs from its golden image by {mean:.2} on average",
@@ -77,11 +71,5 @@ fn a_different_pose_does_not_match_the_golden_image() {
     let view = View::framing_from(&model.bounds, Vec3::Z, WIDTH, HEIGHT);
     let image = renderer.render(&model, Mat4::IDENTITY, &view).unwrap();
     let golden = decode_png(&std::fs::read(golden_path("gear")).expect("the golden gear image"));
-    let error: u64 = image
-        .pixels
-        .iter()
-        .zip(&golden.pixels)
-        .map(|(a, b)| u64::from(a.abs_diff(*b)))
-        .sum();
-    assert!(error as f64 / image.pixels.len() as f64 > TOLERANCE * 3.0);
+    assert!(image.mean_difference(&golden) > TOLERANCE * 3.0);
 }

@@ -39,16 +39,6 @@ fn srgb_of(color: wgpu::Color) -> [u8; 3] {
     [encode(color.r), encode(color.g), encode(color.b)]
 }
 
-fn mean_abs_difference(a: &RgbaImage, b: &RgbaImage) -> f64 {
-    let total: u64 = a
-        .pixels
-        .iter()
-        .zip(&b.pixels)
-        .map(|(x, y)| u64::from(x.abs_diff(*y)))
-        .sum();
-    total as f64 / a.pixels.len() as f64
-}
-
 #[test]
 fn sample_models_render_visibly_and_distinctly() {
     let mut renderer =
@@ -71,7 +61,7 @@ fn sample_models_render_visibly_and_distinctly() {
     let corner = gear.pixel(0, 0);
     assert_eq!(corner[..3], srgb_of(CLEAR_COLOR));
 
-    let difference = mean_abs_difference(&gear, &bracket);
+    let difference = gear.mean_difference(&bracket);
     assert!(
         difference > 5.0,
         "gear and bracket look alike (mean difference {difference:.2})"
@@ -79,7 +69,7 @@ fn sample_models_render_visibly_and_distinctly() {
 
     // Rendering is deterministic: the same model gives the same picture.
     let again = render(&mut renderer, "gear");
-    assert!(mean_abs_difference(&gear, &again) < 0.5);
+    assert!(gear.mean_difference(&again) < 0.5);
 }
 
 #[test]

@@ -27,10 +27,14 @@ pub(crate) async fn ping_handler() -> &'static str {
 
 /// Liveness plus the renderer's state: 503 when frames cannot be rendered.
 #[utoipa::path(get, path = "/v1/health", tag = "service",
-    responses((status = 200, description = "Up, with the render adapter"), (status = 503, description = "No GPU adapter could be opened", body = crate::error::ErrorBody)))]
+    responses((status = 200, description = "Up, with the render adapter and the render pool per size"), (status = 503, description = "No GPU adapter could be opened", body = crate::error::ErrorBody)))]
 pub(crate) async fn health_handler(State(state): State<AppState>) -> Result<Json<Value>> {
     match state.renderer.adapter.as_ref() {
-        Ok(adapter) => Ok(Json(json!({ "status": "ok", "renderer": adapter }))),
+        Ok(adapter) => Ok(Json(json!({
+            "status": "ok",
+            "renderer": adapter,
+            "pool": state.sessions.pool_status(),
+        }))),
         Err(e) => Err(AppError::unavailable(
             "RendererUnavailable",
             format!("renderer unavailable: {e}"),

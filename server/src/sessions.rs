@@ -192,6 +192,26 @@ impl Sessions {
         views
     }
 
+    /// The render pool per size: hosts in all, booted and free, leased, and sessions queued.
+    pub fn pool_status(&self) -> serde_json::Value {
+        let inner = self.lock();
+        let pool = inner.service.pool();
+        let sizes = SessionSize::ALL.map(|size| {
+            let (hosts, idle, leased) = pool.utilization(size);
+            let limits = pool.config().limits(size);
+            serde_json::json!({
+                "size": size.as_str(),
+                "capacity": limits.capacity,
+                "standby": limits.standby,
+                "hosts": hosts,
+                "idle": idle,
+                "leased": leased,
+                "queued": pool.queued(size).count(),
+            })
+        });
+        serde_json::Value::from(sizes.to_vec())
+    }
+
     /// Time each size was Ready within `[from, to)`, for `account`.
     pub fn usage(
         &self,

@@ -118,6 +118,27 @@ async fn serve_reads_its_settings_from_the_environment() {
     assert!(stop(child).success());
 }
 
+/// Waits until the coordinator at `addr` reports its standby hosts booted.
+async fn wait_for_standby(addr: &str) {
+    for _ in 0..400 {
+        let health: serde_json::Value = reqwest::get(format!("http://{addr}/v1/health"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let sizes = health["pool"].as_array().cloned().unwrap_or_default();
+        if sizes
+            .iter()
+            .all(|s| s["idle"].as_u64() >= s["standby"].as_u64())
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the standby hosts did not boot within 20 s");
+}
+
 async fn call(
     method: reqwest::Method,
     url: String,
@@ -166,6 +187,7 @@ async fn sessions_survive_a_kill_and_a_lost_host_is_an_error_never_a_silent_loss
         "0",
     ];
     let (child, addr) = serve(&args, &[]);
+    wait_for_standby(&addr).await;
     let token_url = format!("http://{addr}/accounts/{account}/token");
     let (status, token) = call(Method::GET, token_url, &format!("{account}:{key}"), None).await;
     assert_eq!(status, 200);
@@ -237,27 +259,11 @@ async fn sessions_survive_a_kill_and_a_lost_host_is_an_error_never_a_silent_loss
     assert!(stop(child).success());
 }
 
-/// A binary STL of `mesh`, as CAD tools write them.
-fn binary_stl(mesh: &parallax_render::Mesh) -> Vec<u8> {
-    let mut out = vec![0u8; 80];
-    out.extend((mesh.triangles() as u32).to_le_bytes());
-    for triangle in mesh.indices.chunks_exact(3) {
-        out.extend([0u8; 12]);
-        for &i in triangle {
-            for c in mesh.vertices[i as usize].position {
-                out.extend(c.to_le_bytes());
-            }
-        }
-        out.extend([0u8; 2]);
-    }
-    out
-}
-
 #[test]
 fn render_writes_an_image_of_a_model_file_and_refuses_a_broken_one() {
     let dir = tempfile::tempdir().unwrap();
     let model = dir.path().join("gear.stl");
-    std::fs::write(&model, binary_stl(&parallax_render::samples::gear())).unwrap();
+    std::fs::write(&model, parallax_render::samples::gear().to_binary_stl()).unwrap();
     let output = dir.path().join("gear.png");
     let status = Command::new(env!("CARGO_BIN_EXE_parallax"))
         .args([

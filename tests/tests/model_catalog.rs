@@ -4,9 +4,7 @@
 use parallax_headset::{Event, Headset};
 use parallax_render::samples;
 use parallax_server::Options;
-use parallax_tests::{
-    ArrClient, TestServer, binary_stl, data_dir, decode_jpeg, send, upload, within,
-};
+use parallax_tests::{ArrClient, TestServer, data_dir, decode_jpeg, send, upload, within};
 use reqwest::Method;
 
 async fn signed_in(
@@ -40,7 +38,7 @@ fn decode_png_size(png: &[u8]) -> (u32, u32) {
 #[tokio::test]
 async fn an_uploaded_model_is_stored_once_thumbnailed_and_listed() {
     let (dir, server, arr) = signed_in(TestServer::options).await;
-    let stl = binary_stl(&samples::gear());
+    let stl = samples::gear().to_binary_stl();
     let created = upload(&server, &arr.token, &[("gear-copy.stl", stl.clone())]).await;
     assert_eq!(created.status, 201, "{}", created.body);
     let id = created.body["id"].as_str().unwrap().to_string();
@@ -143,9 +141,9 @@ async fn broken_uploads_are_refused_with_the_reason_and_leave_the_catalog_alone(
     })
     .await;
     let before = catalog_ids(&server).await;
-    let gear = binary_stl(&samples::gear());
+    let gear = samples::gear().to_binary_stl();
     let nan: Vec<u8> = {
-        let mut bytes = binary_stl(&samples::gear());
+        let mut bytes = samples::gear().to_binary_stl();
         bytes[84 + 12..84 + 16].copy_from_slice(&f32::NAN.to_le_bytes());
         bytes
     };
@@ -223,7 +221,7 @@ async fn uploads_are_shown_on_headsets_deleted_with_care_and_kept_across_restart
     let bracket = upload(
         &server,
         &arr.token,
-        &[("bracket.stl", binary_stl(&samples::bracket()))],
+        &[("bracket.stl", samples::bracket().to_binary_stl())],
     )
     .await;
     let id = bracket.body["id"].as_str().unwrap().to_string();
