@@ -273,6 +273,16 @@ impl Renderer {
         transform: Mat4,
         view: &View,
     ) -> Result<RgbaImage, RenderError> {
+        self.render_scene(Some(model), transform, view)
+    }
+
+    /// Like [`Renderer::render`]; with no model, the empty scene (a device's clean slate).
+    pub fn render_scene(
+        &mut self,
+        model: Option<&GpuModel>,
+        transform: Mat4,
+        view: &View,
+    ) -> Result<RgbaImage, RenderError> {
         let (width, height) = (view.width, view.height);
         if !(1..=MAX_VIEWPORT_SIDE).contains(&width) || !(1..=MAX_VIEWPORT_SIDE).contains(&height) {
             return Err(RenderError::BadViewport { width, height });
@@ -318,11 +328,13 @@ impl Renderer {
                 occlusion_query_set: None,
                 multiview_mask: None,
             });
-            pass.set_pipeline(&self.pipelines[model.cull as usize]);
-            pass.set_bind_group(0, &self.bind_group, &[]);
-            pass.set_vertex_buffer(0, model.vertices.slice(..));
-            pass.set_index_buffer(model.indices.slice(..), wgpu::IndexFormat::Uint32);
-            pass.draw_indexed(0..model.index_count, 0, 0..1);
+            if let Some(model) = model {
+                pass.set_pipeline(&self.pipelines[model.cull as usize]);
+                pass.set_bind_group(0, &self.bind_group, &[]);
+                pass.set_vertex_buffer(0, model.vertices.slice(..));
+                pass.set_index_buffer(model.indices.slice(..), wgpu::IndexFormat::Uint32);
+                pass.draw_indexed(0..model.index_count, 0, 0..1);
+            }
         }
         targets.readback.encode_copy(&mut encoder, &targets.color);
         self.queue.submit([encoder.finish()]);

@@ -11,7 +11,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use parallax_core::service::{CreateSession, Created};
-use parallax_core::session::{MAX_LEASE_MINUTES, SessionId, SessionKey, SessionSize};
+use parallax_core::session::{
+    MAX_LEASE_MINUTES, SessionId, SessionKey, SessionSize, SessionStatus,
+};
 use parallax_core::time::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -140,7 +142,7 @@ pub struct SessionProperties {
     creation_time: String,
     /// Beyond ARR: the 1-based place in the queue while waiting for a host.
     queue_position: Option<usize>,
-    /// Beyond ARR: where the one device connects once Ready (null until render connections).
+    /// Beyond ARR: where the one device connects (WebSocket) while the session is Ready.
     render_url: Option<String>,
 }
 
@@ -150,8 +152,17 @@ pub struct SessionErrorInfo {
     message: String,
 }
 
-fn properties(view: &SessionView) -> SessionProperties {
+/// Properties of `view`, with `renderUrl` on the origin `origin` (`http(s)://host`) the client
+/// used.
+fn properties(view: &SessionView, origin: &str) -> SessionProperties {
     let session = &view.session;
+    let render_url = (session.status == SessionStatus::Ready).then(|| {
+        let socket_origin = origin.replacen("http", "ws", 1);
+        format!(
+            "{socket_origin}/v1/render/{}/{}",
+            session.account, session.id
+        )
+    });
     SessionProperties {
         id: session.id.to_string(),
         status: session.status.as_str(),
@@ -168,7 +179,7 @@ fn properties(view: &SessionView) -> SessionProperties {
         }),
         creation_time: rfc3339(session.created_at),
         queue_position: view.queue_position,
-        render_url: None,
+        render_url,
     }
 }
 
@@ -317,6 +328,7 @@ pub(crate) async fn create_handler(
     caller: Caller,
     Path((account_id, session_id)): Path<(String, String)>,
     ArrQuery(query): ArrQuery,
+    headers: HeaderMap,
     body: std::result::Result<Json<Value>, JsonRejection>,
 ) -> Result<Response> {
     query.check()?;
@@ -336,7 +348,7 @@ pub(crate) async fn create_handler(
         Created::New => StatusCode::CREATED,
         Created::Existing => StatusCode::OK,
     };
-    Ok((status, Json(properties(&view))).into_response())
+    Ok((status, Json(properties(&view, &origin(&headers)))).into_response())
 }
 
 #[utoipa::path(get, path = "/accounts/{account_id}/sessions/{session_id}", tag = "sessions",
@@ -348,11 +360,12 @@ pub(crate) async fn properties_handler(
     caller: Caller,
     Path((account_id, session_id)): Path<(String, String)>,
     ArrQuery(query): ArrQuery,
+    headers: HeaderMap,
 ) -> Result<Json<SessionProperties>> {
     query.check()?;
     let key = session_key(&caller, &account_id, &session_id)?;
     let view = state.sessions.poll(&caller.token_id, &key).await?;
-    Ok(Json(properties(&view)))
+    Ok(Json(properties(&view, &origin(&headers))))
 }
 
 #[utoipa::path(patch, path = "/accounts/{account_id}/sessions/{session_id}", tag = "sessions",
@@ -364,6 +377,7 @@ pub(crate) async fn update_handler(
     caller: Caller,
     Path((account_id, session_id)): Path<(String, String)>,
     ArrQuery(query): ArrQuery,
+    headers: HeaderMap,
     body: std::result::Result<Json<Value>, JsonRejection>,
 ) -> Result<Json<SessionProperties>> {
     query.check()?;
@@ -379,7 +393,7 @@ pub(crate) async fn update_handler(
         }
     };
     let view = state.sessions.extend(&key, minutes).await?;
-    Ok(Json(properties(&view)))
+    Ok(Json(properties(&view, &origin(&headers))))
 }
 
 #[utoipa::path(post, path = "/accounts/{account_id}/sessions/{session_id}/:stop", tag = "sessions",
@@ -422,7 +436,7 @@ pub(crate) async fn list_handler(
         .iter()
         .skip(skip)
         .take(PAGE_SIZE)
-        .map(properties)
+        .map(|view| properties(view, &origin(&headers)))
         .collect();
     let next_link = (skip + PAGE_SIZE < active.len()).then(|| {
         format!(

@@ -129,6 +129,13 @@ pub struct PoolArgs {
     /// Shortest interval between two property polls of one session by one caller (0 = no limit).
     #[arg(long, env = "PARALLAX_POLL_INTERVAL_MS", default_value_t = 2000)]
     pub poll_interval_ms: u64,
+    /// Most triangles a Standard session may load (Premium has no budget).
+    #[arg(
+        long,
+        env = "PARALLAX_STANDARD_POLYGON_BUDGET",
+        default_value_t = 20_000_000
+    )]
+    pub standard_polygon_budget: u64,
 }
 
 impl PoolArgs {
@@ -158,6 +165,7 @@ impl Default for PoolArgs {
             standard_standby: 1,
             premium_standby: 0,
             poll_interval_ms: 2000,
+            standard_polygon_budget: 20_000_000,
         }
     }
 }

@@ -25,6 +25,7 @@ mod models;
 mod openapi;
 mod render_cli;
 mod render_worker;
+mod render_ws;
 mod sessions;
 mod stage;
 mod store;
@@ -65,6 +66,8 @@ pub struct AppState {
     stage: Arc<Stage>,
     catalog: Arc<Catalog>,
     max_upload_bytes: usize,
+    /// Most triangles a Standard session may load.
+    standard_polygon_budget: u64,
     sessions: Arc<Sessions>,
     tokens: Tokens,
     renderer: RenderWorker,
@@ -168,6 +171,7 @@ impl AppState {
             stage: Arc::new(stage),
             catalog,
             max_upload_bytes: *max_upload_bytes,
+            standard_polygon_budget: pool.standard_polygon_budget,
             sessions,
             tokens,
             renderer,
@@ -196,6 +200,7 @@ pub fn app(state: AppState) -> Router {
         .merge(http)
         .merge(models::router(state.max_upload_bytes))
         .merge(ws::router())
+        .merge(render_ws::router())
         .merge(openapi::router())
         .merge(web::router(&state, &site_root))
         .layer(axum::middleware::from_fn(correlation_vector))

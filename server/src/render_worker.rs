@@ -23,15 +23,17 @@ const GPU_CACHE: usize = 16;
 /// What a job wants back.
 #[derive(Debug, Clone, Copy)]
 enum Output {
-    /// A headset frame: JPEG at the frame size.
+    /// A headset frame: JPEG at the frame size, framing the model.
     Frame,
     /// A catalog thumbnail: PNG at the thumbnail size.
     Thumbnail,
+    /// A device's frame: JPEG from its own pose, with the model placed where it asked.
+    Pose { view: View, transform: Mat4 },
 }
 
 struct Job {
-    model: ModelId,
-    mesh: Arc<Mesh>,
+    /// The model to draw; `None` is the empty scene.
+    model: Option<(ModelId, Arc<Mesh>)>,
     output: Output,
     reply: oneshot::Sender<Result<Vec<u8>, String>>,
 }
@@ -104,18 +106,28 @@ impl RenderWorker {
 
     /// Renders `mesh` (cached on the GPU as `model`) and returns the frame as JPEG.
     pub async fn render(&self, model: ModelId, mesh: Arc<Mesh>) -> Result<Vec<u8>, String> {
-        self.submit(model, mesh, Output::Frame).await
+        self.submit(Some((model, mesh)), Output::Frame).await
     }
 
     /// Renders the catalog thumbnail of `mesh` as PNG.
     pub async fn thumbnail(&self, model: ModelId, mesh: Arc<Mesh>) -> Result<Vec<u8>, String> {
-        self.submit(model, mesh, Output::Thumbnail).await
+        self.submit(Some((model, mesh)), Output::Thumbnail).await
+    }
+
+    /// Renders a device's frame (JPEG): `model` (or nothing) placed by `transform`, seen from
+    /// `view`.
+    pub async fn render_pose(
+        &self,
+        model: Option<(ModelId, Arc<Mesh>)>,
+        view: View,
+        transform: Mat4,
+    ) -> Result<Vec<u8>, String> {
+        self.submit(model, Output::Pose { view, transform }).await
     }
 
     async fn submit(
         &self,
-        model: ModelId,
-        mesh: Arc<Mesh>,
+        model: Option<(ModelId, Arc<Mesh>)>,
         output: Output,
     ) -> Result<Vec<u8>, String> {
         let (reply, answer) = oneshot::channel();
@@ -126,7 +138,6 @@ impl RenderWorker {
             .ok_or("the render thread has stopped")?;
         let job = Job {
             model,
-            mesh,
             output,
             reply,
         };
@@ -145,29 +156,37 @@ fn render_job(
     job: &Job,
 ) -> Result<Vec<u8>, String> {
     let started = Instant::now();
-    if !uploaded.contains_key(&job.model) && uploaded.len() >= GPU_CACHE {
-        uploaded.clear();
-    }
-    if !uploaded.contains_key(&job.model) {
-        let gpu = renderer.upload(&job.mesh).map_err(|e| e.to_string())?;
-        uploaded.insert(job.model.clone(), gpu);
-    }
-    let model = &uploaded[&job.model];
-    let (width, height) = match job.output {
-        Output::Frame => (FRAME_WIDTH, FRAME_HEIGHT),
-        Output::Thumbnail => (THUMBNAIL_WIDTH, THUMBNAIL_HEIGHT),
+    let model = match &job.model {
+        Some((id, mesh)) => {
+            if !uploaded.contains_key(id) && uploaded.len() >= GPU_CACHE {
+                uploaded.clear();
+            }
+            if !uploaded.contains_key(id) {
+                let gpu = renderer.upload(mesh).map_err(|e| e.to_string())?;
+                uploaded.insert(id.clone(), gpu);
+            }
+            Some(&uploaded[id])
+        }
+        None => None,
     };
-    let view = View::framing(&model.bounds, width, height);
+    let framed = |width, height| match model {
+        Some(model) => Ok(View::framing(&model.bounds, width, height)),
+        None => Err("nothing to frame: no model".to_string()),
+    };
+    let (view, transform) = match job.output {
+        Output::Frame => (framed(FRAME_WIDTH, FRAME_HEIGHT)?, Mat4::IDENTITY),
+        Output::Thumbnail => (framed(THUMBNAIL_WIDTH, THUMBNAIL_HEIGHT)?, Mat4::IDENTITY),
+        Output::Pose { view, transform } => (view, transform),
+    };
     let image = renderer
-        .render(model, Mat4::IDENTITY, &view)
+        .render_scene(model, transform, &view)
         .map_err(|e: RenderError| e.to_string())?;
     let encoded = match job.output {
-        Output::Frame => encode_jpeg(&image, JPEG_QUALITY),
+        Output::Frame | Output::Pose { .. } => encode_jpeg(&image, JPEG_QUALITY),
         Output::Thumbnail => encode_png(&image),
     }
     .map_err(|e| e.to_string())?;
     tracing::debug!(
-        model = %job.model,
         ms = started.elapsed().as_secs_f64() * 1000.0,
         bytes = encoded.len(),
         "frame rendered"

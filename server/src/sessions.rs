@@ -14,7 +14,7 @@ use parallax_core::pool::{HostId, PoolConfig};
 use parallax_core::service::{
     CreateError, CreateSession, Created, Effect, SessionError, SessionService,
 };
-use parallax_core::session::{RenderSession, SessionKey, SessionSize};
+use parallax_core::session::{RenderSession, SessionKey, SessionSize, SessionStatus};
 use parallax_core::throttle::PollThrottle;
 use parallax_core::time::Timestamp;
 use tokio::sync::{Notify, mpsc, oneshot};
@@ -61,6 +61,32 @@ pub struct Sessions {
     wake: Notify,
     /// Render hosts that are up, by id.
     hosts: Mutex<HashMap<HostId, RenderWorker>>,
+    /// The one device connected to each host, and how to tell it its session ended.
+    connected: Arc<Mutex<HashMap<HostId, CancellationToken>>>,
+}
+
+/// Where a Ready session renders.
+pub struct RenderTarget {
+    pub host: HostId,
+    pub worker: RenderWorker,
+    pub size: SessionSize,
+}
+
+/// A device's hold on its session's host; dropping it lets the next device in.
+pub struct DeviceClaim {
+    host: HostId,
+    /// Cancelled when the session ends under the device.
+    pub ended: CancellationToken,
+    connected: Arc<Mutex<HashMap<HostId, CancellationToken>>>,
+}
+
+impl Drop for DeviceClaim {
+    fn drop(&mut self) {
+        self.connected
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.host);
+    }
 }
 
 impl Sessions {
@@ -87,6 +113,7 @@ impl Sessions {
             host_events,
             wake: Notify::new(),
             hosts: Mutex::new(HashMap::new()),
+            connected: Arc::new(Mutex::new(HashMap::new())),
         });
         tokio::spawn(write_loop(store, write_queue));
         // Restoring may already have produced writes (sessions that lost their host) and hosts
@@ -192,6 +219,47 @@ impl Sessions {
         views
     }
 
+    /// The host a Ready session renders on; otherwise why a device cannot connect.
+    pub fn render_target(&self, key: &SessionKey) -> Result<RenderTarget, String> {
+        let now = self.now();
+        let mut inner = self.lock();
+        let session = inner
+            .service
+            .handle_get(key, now)
+            .ok_or_else(|| format!("there is no session named {}", key.id))?;
+        let (Some(host), SessionStatus::Ready) = (session.host.clone(), session.status) else {
+            return Err(format!(
+                "the session is {}, not Ready",
+                session.status.as_str()
+            ));
+        };
+        let size = session.size;
+        drop(inner);
+        let worker = self
+            .hosts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&host)
+            .cloned()
+            .ok_or_else(|| format!("render host {host} is not available"))?;
+        Ok(RenderTarget { host, worker, size })
+    }
+
+    /// Claims `host` for one device; `None` if another device holds it.
+    pub fn claim(&self, host: &HostId) -> Option<DeviceClaim> {
+        let mut connected = self.connected.lock().unwrap_or_else(|p| p.into_inner());
+        if connected.contains_key(host) {
+            return None;
+        }
+        let ended = CancellationToken::new();
+        connected.insert(host.clone(), ended.clone());
+        Some(DeviceClaim {
+            host: host.clone(),
+            ended,
+            connected: self.connected.clone(),
+        })
+    }
+
     /// The render pool per size: hosts in all, booted and free, leased, and sessions queued.
     pub fn pool_status(&self) -> serde_json::Value {
         let inner = self.lock();
@@ -248,8 +316,12 @@ impl Sessions {
             match effect {
                 Effect::StartHost { host, size } => self.boot(host, size),
                 Effect::ResetHost { host } => {
-                    // Render connections arrive with the render-host work; until then a host has
-                    // no device or scene to drop.
+                    // The session ended: its device is told and disconnected, which drops the
+                    // scene; the host is clean for its next lease.
+                    let connected = self.connected.lock().unwrap_or_else(|p| p.into_inner());
+                    if let Some(ended) = connected.get(&host) {
+                        ended.cancel();
+                    }
                     tracing::debug!(%host, "render host reset for its next lease");
                 }
                 write => stored.push(write),

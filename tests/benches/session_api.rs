@@ -28,6 +28,7 @@ async fn main() {
         standard_standby: 1,
         premium_standby: 0,
         poll_interval_ms: 0,
+        ..PoolArgs::default()
     };
     let server = TestServer::start_with(dir.path(), &pool).await;
     let arr = ArrClient::sign_in(&server, &account, &key).await;

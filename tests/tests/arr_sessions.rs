@@ -15,6 +15,7 @@ fn pool(standard: u32, standard_standby: u32, poll_interval_ms: u64) -> PoolArgs
         standard_standby,
         premium_standby: 0,
         poll_interval_ms,
+        ..PoolArgs::default()
     }
 }
 

@@ -1,0 +1,182 @@
+//! The exclusive render connection: one device and its render session's host.
+//!
+//! Like ARR, the host never changes what the device sees on its own: every change (pose, model,
+//! placement) is asked for by the device; the host answers with frames and events.
+
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::ModelId;
+use crate::protocol::ProtocolError;
+
+/// Close reason when a second device tries to connect.
+pub const SESSION_TAKEN: &str = "session already has a connected device";
+
+/// The camera a frame is rendered from.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Pose {
+    /// Echoed in the frame header, so the device can match frames to poses.
+    pub id: u64,
+    pub position: [f32; 3],
+    /// The point the camera looks at.
+    pub target: [f32; 3],
+    #[serde(default = "up")]
+    pub up: [f32; 3],
+    /// Vertical field of view.
+    pub fov_y_degrees: f32,
+    pub width: u32,
+    pub height: u32,
+}
+
+fn up() -> [f32; 3] {
+    [0.0, 1.0, 0.0]
+}
+
+/// Where the model sits in the scene.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Placement {
+    pub position: [f32; 3],
+    /// A unit quaternion `[x, y, z, w]`.
+    pub rotation: [f32; 4],
+    pub scale: f32,
+}
+
+impl Default for Placement {
+    fn default() -> Self {
+        Self {
+            position: [0.0; 3],
+            rotation: [0.0, 0.0, 0.0, 1.0],
+            scale: 1.0,
+        }
+    }
+}
+
+/// What the device sends.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum DeviceMessage {
+    /// First message: the account's access token.
+    Hello {
+        token: String,
+    },
+    Pose(Pose),
+    LoadModel {
+        model: ModelId,
+    },
+    SetTransform(Placement),
+    Bye,
+}
+
+/// What the host sends besides binary frames.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum HostMessage {
+    Welcome { session: String },
+    LoadProgress { model: ModelId, percent: u8 },
+    LoadDone { model: ModelId, triangles: u64 },
+    LoadFailed { model: ModelId, reason: String },
+    Error { code: String, message: String },
+}
+
+impl DeviceMessage {
+    pub fn parse(text: &str) -> Result<Self, ProtocolError> {
+        serde_json::from_str(text).map_err(|e| ProtocolError::Malformed(e.to_string()))
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("device messages always serialize")
+    }
+}
+
+impl HostMessage {
+    pub fn parse(text: &str) -> Result<Self, ProtocolError> {
+        serde_json::from_str(text).map_err(|e| ProtocolError::Malformed(e.to_string()))
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("host messages always serialize")
+    }
+}
+
+impl Pose {
+    /// Why this pose cannot be rendered, if it cannot.
+    pub fn problem(&self, max_side: u32) -> Option<String> {
+        let finite = self
+            .position
+            .iter()
+            .chain(&self.target)
+            .chain(&self.up)
+            .all(|c| c.is_finite());
+        if !finite {
+            return Some("the pose has a coordinate that is not a finite number".into());
+        }
+        if self.position == self.target {
+            return Some("the pose looks at its own position".into());
+        }
+        if !(1.0..=170.0).contains(&self.fov_y_degrees) {
+            return Some(format!(
+                "fovYDegrees must be 1 to 170, not {}",
+                self.fov_y_degrees
+            ));
+        }
+        if !(1..=max_side).contains(&self.width) || !(1..=max_side).contains(&self.height) {
+            return Some(format!(
+                "the viewport must be 1 to {max_side} pixels a side"
+            ));
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pose() -> Pose {
+        Pose {
+            id: 1,
+            position: [0.0, 0.0, 10.0],
+            target: [0.0; 3],
+            up: [0.0, 1.0, 0.0],
+            fov_y_degrees: 60.0,
+            width: 640,
+            height: 480,
+        }
+    }
+
+    #[test]
+    fn messages_read_as_the_wire_writes_them() {
+        let text = r#"{"type":"pose","id":7,"position":[0,1,5],"target":[0,0,0],"fovYDegrees":50,"width":320,"height":200}"#;
+        let DeviceMessage::Pose(pose) = DeviceMessage::parse(text).unwrap() else {
+            panic!()
+        };
+        assert_eq!((pose.id, pose.up), (7, [0.0, 1.0, 0.0]));
+        let load = DeviceMessage::LoadModel {
+            model: ModelId::new("gear"),
+        };
+        assert_eq!(load.to_json(), r#"{"type":"load_model","model":"gear"}"#);
+        let done = HostMessage::LoadDone {
+            model: ModelId::new("gear"),
+            triangles: 3,
+        };
+        assert_eq!(HostMessage::parse(&done.to_json()).unwrap(), done);
+    }
+
+    #[test]
+    fn unrenderable_poses_are_named() {
+        assert_eq!(pose().problem(4096), None);
+        let mut p = pose();
+        p.position = [f32::NAN, 0.0, 0.0];
+        assert!(p.problem(4096).unwrap().contains("finite"));
+        let mut p = pose();
+        p.target = p.position;
+        assert!(p.problem(4096).is_some());
+        let mut p = pose();
+        p.width = 0;
+        assert!(p.problem(4096).unwrap().contains("viewport"));
+        let mut p = pose();
+        p.fov_y_degrees = 180.0;
+        assert!(p.problem(4096).unwrap().contains("fovYDegrees"));
+    }
+}

@@ -1,0 +1,297 @@
+//! `/v1/render/{account}/{session}`: a session's exclusive render connection (its `renderUrl`).
+//!
+//! `hello` with the account's access token first; then the device sends poses, the model to load
+//! and its placement, and gets a JPEG frame for each change. Frames are latest-wins: messages that
+//! queued up while a frame was rendering are applied together and answered with one frame, so a
+//! slow device never builds a backlog. On disconnect the scene is simply dropped: the next device
+//! starts from a clean slate.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, State};
+use axum::response::Response;
+use axum::routing::get;
+use futures_util::FutureExt;
+use glam::{Mat4, Quat, Vec3};
+use parallax_core::device::{DeviceMessage, HostMessage, Placement, Pose, SESSION_TAKEN};
+use parallax_core::protocol::{CLOSE_POLICY_VIOLATION, CLOSE_UNSUPPORTED_DATA, close_reason};
+use parallax_core::session::{SessionId, SessionKey, SessionSize};
+use parallax_core::{ChangeNumber, FrameHeader, ModelId};
+use parallax_render::renderer::MAX_VIEWPORT_SIDE;
+use parallax_render::{Mesh, View};
+use tokio::time::timeout;
+
+use crate::AppState;
+use crate::sessions::RenderTarget;
+
+const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+const CLOSE_NORMAL: u16 = 1000;
+const CLOSE_GOING_AWAY: u16 = 1001;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route(
+        "/v1/render/{account_id}/{session_id}",
+        get(render_ws_handler),
+    )
+}
+
+async fn render_ws_handler(
+    ws: WebSocketUpgrade,
+    State(state): State<AppState>,
+    Path((account, session)): Path<(String, String)>,
+) -> Response {
+    ws.on_upgrade(move |socket| connect(socket, state, account, session))
+}
+
+struct Close(u16, String);
+
+fn policy(reason: impl Into<String>) -> Close {
+    Close(CLOSE_POLICY_VIOLATION, reason.into())
+}
+
+async fn connect(mut socket: WebSocket, state: AppState, account: String, session: String) {
+    let Close(code, reason) = match run(&mut socket, &state, account, session).await {
+        Ok(close) | Err(close) => close,
+    };
+    let frame = CloseFrame {
+        code,
+        reason: close_reason(&reason).into(),
+    };
+    // The device may be gone already; nobody is left to tell then.
+    let _ = socket.send(Message::Close(Some(frame))).await;
+}
+
+/// What this device has asked for. Dropped with the connection: the clean slate.
+#[derive(Default)]
+struct Scene {
+    model: Option<(ModelId, Arc<Mesh>)>,
+    placement: Placement,
+    pose: Option<Pose>,
+    /// Something changed since the last frame.
+    dirty: bool,
+    frames: u64,
+}
+
+async fn run(
+    socket: &mut WebSocket,
+    state: &AppState,
+    account: String,
+    session: String,
+) -> Result<Close, Close> {
+    let id = SessionId::parse(&session).map_err(|e| policy(e.to_string()))?;
+    let key = SessionKey::new(account, id);
+    let first = match timeout(HELLO_TIMEOUT, socket.recv()).await {
+        Err(_) => return Err(policy("no hello within 10 seconds")),
+        Ok(Some(Ok(message))) => parse(message)?,
+        Ok(_) => return Err(Close(CLOSE_GOING_AWAY, "connection lost".into())),
+    };
+    let Some(DeviceMessage::Hello { token }) = first else {
+        return Err(policy("the first message must be hello"));
+    };
+    let claims = state
+        .tokens
+        .verify(&token)
+        .map_err(|e| policy(e.to_string()))?;
+    if claims.sub != key.account {
+        return Err(policy("this access token is for another account"));
+    }
+    let target = state.sessions.render_target(&key).map_err(policy)?;
+    let claim = state
+        .sessions
+        .claim(&target.host)
+        .ok_or_else(|| policy(SESSION_TAKEN))?;
+    send(
+        socket,
+        HostMessage::Welcome {
+            session: key.id.to_string(),
+        },
+    )
+    .await?;
+
+    let mut scene = Scene::default();
+    loop {
+        let message = tokio::select! {
+            message = socket.recv() => message,
+            () = claim.ended.cancelled() => return Ok(Close(CLOSE_GOING_AWAY, "the session has ended".into())),
+        };
+        let Some(Ok(message)) = message else {
+            return Err(Close(CLOSE_GOING_AWAY, "connection lost".into()));
+        };
+        if let Some(close) = apply(socket, state, &target, &mut scene, message).await? {
+            return Ok(close);
+        }
+        // Latest wins: take everything that queued up meanwhile before rendering once.
+        while let Some(Some(Ok(message))) = socket.recv().now_or_never() {
+            if let Some(close) = apply(socket, state, &target, &mut scene, message).await? {
+                return Ok(close);
+            }
+        }
+        if scene.dirty
+            && let Some(pose) = scene.pose
+        {
+            scene.dirty = false;
+            render(socket, &target, &mut scene, pose).await?;
+        }
+    }
+}
+
+/// `None` for control frames; a close for binary or unreadable messages.
+fn parse(message: Message) -> Result<Option<DeviceMessage>, Close> {
+    match message {
+        Message::Text(text) => DeviceMessage::parse(text.as_str())
+            .map(Some)
+            .map_err(|e| Close(CLOSE_UNSUPPORTED_DATA, e.to_string())),
+        Message::Binary(_) => Err(Close(
+            CLOSE_UNSUPPORTED_DATA,
+            "binary messages are not accepted from devices; send JSON text".into(),
+        )),
+        Message::Close(_) => Err(Close(CLOSE_NORMAL, "closed by the device".into())),
+        Message::Ping(_) | Message::Pong(_) => Ok(None),
+    }
+}
+
+/// Applies one message; returns a close to end the conversation with.
+async fn apply(
+    socket: &mut WebSocket,
+    state: &AppState,
+    target: &RenderTarget,
+    scene: &mut Scene,
+    message: Message,
+) -> Result<Option<Close>, Close> {
+    let Some(message) = parse(message)? else {
+        return Ok(None);
+    };
+    match message {
+        DeviceMessage::Hello { .. } => {
+            return Err(policy("hello was already received on this connection"));
+        }
+        DeviceMessage::Bye => return Ok(Some(Close(CLOSE_NORMAL, "bye".into()))),
+        DeviceMessage::Pose(pose) => match pose.problem(MAX_VIEWPORT_SIDE) {
+            Some(problem) => send(socket, error("BadPose", problem)).await?,
+            None => {
+                scene.pose = Some(pose);
+                scene.dirty = true;
+            }
+        },
+        DeviceMessage::SetTransform(placement) => {
+            let finite = placement
+                .position
+                .iter()
+                .chain(&placement.rotation)
+                .chain([&placement.scale])
+                .all(|c| c.is_finite());
+            let usable = finite
+                && placement.scale > 0.0
+                && Quat::from_array(placement.rotation).length() > 1e-6;
+            if !usable {
+                send(socket, error("BadTransform", "the placement needs finite numbers, a scale above 0 and a non-zero rotation")).await?;
+            } else {
+                scene.placement = placement;
+                scene.dirty = true;
+            }
+        }
+        DeviceMessage::LoadModel { model } => {
+            send(
+                socket,
+                HostMessage::LoadProgress {
+                    model: model.clone(),
+                    percent: 0,
+                },
+            )
+            .await?;
+            match load(state, target, &model).await {
+                Ok(mesh) => {
+                    let triangles = mesh.triangles();
+                    scene.model = Some((model.clone(), mesh));
+                    scene.dirty = true;
+                    send(
+                        socket,
+                        HostMessage::LoadProgress {
+                            model: model.clone(),
+                            percent: 100,
+                        },
+                    )
+                    .await?;
+                    send(socket, HostMessage::LoadDone { model, triangles }).await?;
+                }
+                Err(reason) => send(socket, HostMessage::LoadFailed { model, reason }).await?,
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// The model's mesh, if this session's size may render it.
+async fn load(
+    state: &AppState,
+    target: &RenderTarget,
+    model: &ModelId,
+) -> Result<Arc<Mesh>, String> {
+    let record = state.catalog.get(model).await.map_err(|e| e.to_string())?;
+    let budget = state.standard_polygon_budget;
+    if target.size == SessionSize::Standard && record.summary.triangles > budget {
+        return Err(format!(
+            "{} has {} triangles, over the Standard polygon budget of {budget}; use a Premium session",
+            record.summary.name, record.summary.triangles
+        ));
+    }
+    state.catalog.mesh(model).await.map_err(|e| e.to_string())
+}
+
+async fn render(
+    socket: &mut WebSocket,
+    target: &RenderTarget,
+    scene: &mut Scene,
+    pose: Pose,
+) -> Result<(), Close> {
+    let view = View {
+        eye: Vec3::from(pose.position),
+        target: Vec3::from(pose.target),
+        up: Vec3::from(pose.up),
+        fov_y: pose.fov_y_degrees.to_radians(),
+        width: pose.width,
+        height: pose.height,
+    };
+    let placement = scene.placement;
+    let transform = Mat4::from_scale_rotation_translation(
+        Vec3::splat(placement.scale),
+        Quat::from_array(placement.rotation).normalize(),
+        Vec3::from(placement.position),
+    );
+    match target
+        .worker
+        .render_pose(scene.model.clone(), view, transform)
+        .await
+    {
+        Ok(jpeg) => {
+            scene.frames += 1;
+            let header = FrameHeader {
+                frame: scene.frames,
+                pose: pose.id,
+                change: ChangeNumber(0),
+            };
+            socket
+                .send(Message::Binary(header.encode_with(&jpeg).into()))
+                .await
+                .map_err(|_| Close(CLOSE_GOING_AWAY, "connection lost".into()))
+        }
+        Err(e) => send(socket, error("RenderFailed", e)).await,
+    }
+}
+
+fn error(code: &str, message: impl Into<String>) -> HostMessage {
+    HostMessage::Error {
+        code: code.into(),
+        message: message.into(),
+    }
+}
+
+async fn send(socket: &mut WebSocket, message: HostMessage) -> Result<(), Close> {
+    socket
+        .send(Message::Text(message.to_json().into()))
+        .await
+        .map_err(|_| Close(CLOSE_GOING_AWAY, "connection lost".into()))
+}

@@ -1,0 +1,264 @@
+//! A session's exclusive render connection, spoken with raw tokio-tungstenite as a device would:
+//! load a model, send poses, get frames; one device at a time; a clean slate for the next one.
+
+use futures_util::{SinkExt, StreamExt};
+use parallax_core::FrameHeader;
+use parallax_core::device::{DeviceMessage, HostMessage, Pose, SESSION_TAKEN};
+use parallax_server::config::PoolArgs;
+use parallax_tests::{ArrClient, TestServer, data_dir, decode_jpeg, within};
+use serde_json::json;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+enum Heard {
+    Event(HostMessage),
+    Frame(FrameHeader, Vec<u8>),
+    Closed(u16, String),
+}
+
+async fn hear(socket: &mut Socket) -> Heard {
+    loop {
+        match within(socket.next()).await {
+            Some(Ok(Message::Text(text))) => {
+                return Heard::Event(HostMessage::parse(text.as_str()).unwrap());
+            }
+            Some(Ok(Message::Binary(bytes))) => {
+                let (header, jpeg) = FrameHeader::decode(&bytes).unwrap();
+                return Heard::Frame(header, jpeg.to_vec());
+            }
+            Some(Ok(Message::Close(frame))) => {
+                let (code, reason) = frame
+                    .map(|f| (u16::from(f.code), f.reason.to_string()))
+                    .unwrap_or((1005, String::new()));
+                return Heard::Closed(code, reason);
+            }
+            Some(Ok(_)) => continue,
+            other => panic!("the connection ended without a close frame: {other:?}"),
+        }
+    }
+}
+
+async fn say(socket: &mut Socket, message: DeviceMessage) {
+    socket.send(Message::text(message.to_json())).await.unwrap();
+}
+
+/// Connects to `url` and says hello with `token`; returns the socket and the first answer.
+async fn connect(url: &str, token: &str) -> (Socket, Heard) {
+    let (mut socket, _) = within(tokio_tungstenite::connect_async(url)).await.unwrap();
+    say(
+        &mut socket,
+        DeviceMessage::Hello {
+            token: token.into(),
+        },
+    )
+    .await;
+    let first = hear(&mut socket).await;
+    (socket, first)
+}
+
+fn pose(id: u64, position: [f32; 3]) -> DeviceMessage {
+    DeviceMessage::Pose(Pose {
+        id,
+        position,
+        target: [0.0, 0.0, 0.0],
+        up: [0.0, 1.0, 0.0],
+        fov_y_degrees: 45.0,
+        width: 320,
+        height: 240,
+    })
+}
+
+async fn frame(socket: &mut Socket) -> (FrameHeader, Vec<u8>) {
+    match hear(socket).await {
+        Heard::Frame(header, jpeg) => (header, jpeg),
+        Heard::Event(event) => panic!("expected a frame, got {event:?}"),
+        Heard::Closed(code, reason) => panic!("closed ({code}) {reason}"),
+    }
+}
+
+fn spread(jpeg: &[u8]) -> u8 {
+    let (_, _, pixels) = decode_jpeg(jpeg);
+    pixels.iter().max().unwrap() - pixels.iter().min().unwrap()
+}
+
+async fn setup(pool: PoolArgs) -> (tempfile::TempDir, TestServer, ArrClient) {
+    let dir = data_dir();
+    let (account, key) = ArrClient::create_account(dir.path(), "headsets").await;
+    let server = TestServer::start_with(dir.path(), &pool).await;
+    let arr = ArrClient::sign_in(&server, &account, &key).await;
+    (dir, server, arr)
+}
+
+#[tokio::test]
+async fn one_device_loads_a_model_and_gets_a_frame_per_pose_then_the_next_starts_clean() {
+    let (_dir, server, arr) = setup(PoolArgs {
+        poll_interval_ms: 0,
+        ..PoolArgs::default()
+    })
+    .await;
+    let session = arr.put("review", "Standard", 30).await;
+    let url = session.body["renderUrl"]
+        .as_str()
+        .expect("a Ready session has a renderUrl")
+        .to_string();
+    assert!(url.starts_with("ws://"), "{url}");
+
+    let (mut device, welcome) = connect(&url, &arr.token).await;
+    assert!(matches!(welcome, Heard::Event(HostMessage::Welcome { .. })));
+    say(
+        &mut device,
+        DeviceMessage::LoadModel {
+            model: parallax_core::ModelId::new("gear"),
+        },
+    )
+    .await;
+    let mut events = Vec::new();
+    while events.len() < 3 {
+        let Heard::Event(event) = hear(&mut device).await else {
+            panic!("expected load events")
+        };
+        events.push(event);
+    }
+    assert!(matches!(
+        events[0],
+        HostMessage::LoadProgress { percent: 0, .. }
+    ));
+    assert!(
+        matches!(events[2], HostMessage::LoadDone { triangles: 960, .. }),
+        "{events:?}"
+    );
+
+    say(&mut device, pose(1, [0.0, 60.0, 90.0])).await;
+    let (first, first_jpeg) = frame(&mut device).await;
+    say(&mut device, pose(2, [90.0, 10.0, 0.0])).await;
+    let (second, second_jpeg) = frame(&mut device).await;
+    assert_eq!(
+        (first.pose, second.pose),
+        (1, 2),
+        "each frame answers its pose"
+    );
+    assert_eq!(decode_jpeg(&first_jpeg).0, 320);
+    assert!(spread(&first_jpeg) > 100, "the gear is in the picture");
+    assert_ne!(first_jpeg, second_jpeg, "another pose, another picture");
+
+    // Moving the model re-renders the current pose with the model elsewhere.
+    let placement = parallax_core::device::Placement {
+        position: [0.0, 20.0, 0.0],
+        rotation: [0.0, 0.0, 0.0, 1.0],
+        scale: 0.5,
+    };
+    say(&mut device, DeviceMessage::SetTransform(placement)).await;
+    let (moved, moved_jpeg) = frame(&mut device).await;
+    assert_eq!(moved.pose, 2);
+    assert_ne!(moved_jpeg, second_jpeg);
+    let broken = parallax_core::device::Placement {
+        scale: 0.0,
+        ..placement
+    };
+    say(&mut device, DeviceMessage::SetTransform(broken)).await;
+    assert!(
+        matches!(hear(&mut device).await, Heard::Event(HostMessage::Error { ref code, .. }) if code == "BadTransform")
+    );
+
+    // A second device is refused while the first holds the session.
+    let (_, refused) = connect(&url, &arr.token).await;
+    assert!(matches!(refused, Heard::Closed(1008, ref reason) if reason == SESSION_TAKEN));
+
+    say(&mut device, DeviceMessage::Bye).await;
+    assert!(matches!(hear(&mut device).await, Heard::Closed(1000, _)));
+
+    // The next device starts from a clean slate: no model, just the background.
+    let (mut next, welcome) = connect(&url, &arr.token).await;
+    assert!(matches!(welcome, Heard::Event(HostMessage::Welcome { .. })));
+    say(&mut next, pose(7, [0.0, 60.0, 90.0])).await;
+    let (header, jpeg) = frame(&mut next).await;
+    assert_eq!(header.pose, 7);
+    assert!(
+        spread(&jpeg) < 16,
+        "an empty scene, not the last device's gear"
+    );
+
+    // Stopping the session ends the connection with a reason.
+    arr.stop("review").await;
+    assert!(
+        matches!(hear(&mut next).await, Heard::Closed(1001, ref reason) if reason.contains("ended"))
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn devices_that_break_the_rules_get_a_reason() {
+    let pool = PoolArgs {
+        standard: 2,
+        poll_interval_ms: 0,
+        standard_polygon_budget: 500,
+        ..PoolArgs::default()
+    };
+    let (_dir, server, arr) = setup(pool).await;
+    let session = arr.put("rules", "Standard", 30).await;
+    let url = session.body["renderUrl"].as_str().unwrap().to_string();
+
+    let (mut socket, _) = within(tokio_tungstenite::connect_async(url.as_str()))
+        .await
+        .unwrap();
+    say(&mut socket, pose(1, [0.0, 0.0, 5.0])).await;
+    assert!(
+        matches!(hear(&mut socket).await, Heard::Closed(1008, ref r) if r == "the first message must be hello")
+    );
+    let (_, forged) = connect(&url, "not-a-token").await;
+    assert!(matches!(forged, Heard::Closed(1008, _)));
+
+    let (mut device, _) = connect(&url, &arr.token).await;
+    say(
+        &mut device,
+        DeviceMessage::LoadModel {
+            model: parallax_core::ModelId::new("gear"),
+        },
+    )
+    .await;
+    let failed = loop {
+        if let Heard::Event(HostMessage::LoadFailed { reason, .. }) = hear(&mut device).await {
+            break reason;
+        }
+    };
+    assert!(failed.contains("polygon budget"), "{failed}");
+    say(
+        &mut device,
+        DeviceMessage::LoadModel {
+            model: parallax_core::ModelId::new("teapot"),
+        },
+    )
+    .await;
+    let missing = loop {
+        if let Heard::Event(HostMessage::LoadFailed { reason, .. }) = hear(&mut device).await {
+            break reason;
+        }
+    };
+    assert!(missing.contains("teapot"), "{missing}");
+    device.send(Message::text(json!({"type": "pose", "id": 3, "position": [0, 0, 0], "target": [0, 0, 0], "fovYDegrees": 45, "width": 10, "height": 10}).to_string())).await.unwrap();
+    assert!(
+        matches!(hear(&mut device).await, Heard::Event(HostMessage::Error { ref code, .. }) if code == "BadPose")
+    );
+    device.send(Message::binary(vec![1, 2, 3])).await.unwrap();
+    assert!(matches!(hear(&mut device).await, Heard::Closed(1003, _)));
+
+    // A queued session has no host yet: a device cannot connect to it.
+    arr.put("second", "Standard", 30).await;
+    let queued_url = format!("{}&queue=true", arr.session_url("third"));
+    arr.call(
+        reqwest::Method::PUT,
+        &queued_url,
+        Some(json!({"maxLeaseTimeMinutes": 5, "size": "Standard"})),
+    )
+    .await;
+    let waiting = url.replace("/rules", "/third");
+    let (_, not_ready) = connect(&waiting, &arr.token).await;
+    assert!(
+        matches!(not_ready, Heard::Closed(1008, ref r) if r.contains("Starting")),
+        "queued session refused"
+    );
+    server.stop().await;
+}
