@@ -1,0 +1,131 @@
+//! Aggregate frame rate of 1, 2 and 4 devices, each holding its own render session, rendering the
+//! 188k-triangle dense part at 1280x720 over real loopback WebSockets. Each device streams poses
+//! at 90 Hz whatever comes back, as a headset's tracking does; the host merges poses that queue up
+//! (latest wins), so this counts the frames the hosts can deliver.
+//!
+//! `cargo bench -p parallax-tests --bench render_devices [-- SECONDS]`
+
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use parallax_core::device::{DeviceMessage, Pose};
+use parallax_render::samples;
+use parallax_server::config::PoolArgs;
+use parallax_tests::{ArrClient, TestServer, data_dir, upload};
+use tokio_tungstenite::tungstenite::Message;
+
+#[tokio::main]
+async fn main() {
+    let seconds: u64 = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(5);
+    let dir = data_dir();
+    let (account, key) = ArrClient::create_account(dir.path(), "bench").await;
+    let pool = PoolArgs {
+        standard: 4,
+        standard_standby: 4,
+        poll_interval_ms: 0,
+        ..PoolArgs::default()
+    };
+    let server = TestServer::start_with(dir.path(), &pool).await;
+    let arr = ArrClient::sign_in(&server, &account, &key).await;
+    let dense = upload(
+        &server,
+        &arr.token,
+        &[("dense.stl", samples::dense_shaft(188_000).to_binary_stl())],
+    )
+    .await;
+    let model = dense.body["id"].as_str().expect("uploaded").to_string();
+    println!(
+        "{} triangles, 1280x720 JPEG frames, {seconds} s per run",
+        dense.body["triangles"]
+    );
+    println!(
+        "{:>8} {:>14} {:>16}",
+        "devices", "aggregate fps", "fps per device"
+    );
+
+    for devices in [1usize, 2, 4] {
+        let mut tasks = Vec::new();
+        for d in 0..devices {
+            let session = arr
+                .put(&format!("bench-{devices}-{d}"), "Standard", 30)
+                .await;
+            let url = session.body["renderUrl"]
+                .as_str()
+                .expect("Ready")
+                .to_string();
+            let (token, model) = (arr.token.clone(), model.clone());
+            tasks.push(tokio::spawn(async move {
+                frames(&url, &token, &model, seconds).await
+            }));
+        }
+        let mut total = 0;
+        for task in tasks {
+            total += task.await.expect("device ran");
+        }
+        let fps = total as f64 / seconds as f64;
+        println!("{devices:>8} {fps:>14.1} {:>16.1}", fps / devices as f64);
+        for d in 0..devices {
+            arr.stop(&format!("bench-{devices}-{d}")).await;
+        }
+        server.wait_for_standby().await;
+    }
+    server.stop().await;
+}
+
+/// Frames one device receives in `seconds` while it streams poses at 90 Hz.
+async fn frames(url: &str, token: &str, model: &str, seconds: u64) -> u64 {
+    let (socket, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("connects");
+    let (mut outgoing, mut incoming) = socket.split();
+    let send = |m: DeviceMessage| Message::text(m.to_json());
+    outgoing
+        .send(send(DeviceMessage::Hello {
+            token: token.into(),
+        }))
+        .await
+        .unwrap();
+    outgoing
+        .send(send(DeviceMessage::LoadModel {
+            model: parallax_core::ModelId::new(model),
+        }))
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let tracking = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_micros(11_111));
+        for id in 0u64.. {
+            tick.tick().await;
+            if Instant::now() >= deadline {
+                break;
+            }
+            let angle = id as f32 * 0.02;
+            let pose = DeviceMessage::Pose(Pose {
+                id,
+                position: [150.0 * angle.cos(), 100.0, 150.0 * angle.sin()],
+                target: [0.0, 90.0, 0.0],
+                up: [0.0, 1.0, 0.0],
+                fov_y_degrees: 45.0,
+                width: 1280,
+                height: 720,
+            });
+            if outgoing.send(send(pose)).await.is_err() {
+                break;
+            }
+        }
+        let _ = outgoing.send(send(DeviceMessage::Bye)).await;
+    });
+    let mut frames = 0;
+    while let Ok(Some(Ok(message))) =
+        tokio::time::timeout_at(deadline.into(), incoming.next()).await
+    {
+        if let Message::Binary(_) = message {
+            frames += 1;
+        }
+    }
+    tracking.await.expect("tracking ran");
+    frames
+}
