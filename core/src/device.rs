@@ -65,18 +65,79 @@ pub enum DeviceMessage {
         model: ModelId,
     },
     SetTransform(Placement),
+    /// ARR's spatial query: a ray from pixel (`x`, `y`) of the last pose's viewport into the scene.
+    Pick {
+        /// Echoed in the answer.
+        id: u64,
+        x: f32,
+        y: f32,
+        #[serde(default)]
+        policy: HitPolicy,
+        /// Most hits returned for `all` (default 16).
+        #[serde(default = "max_hits")]
+        max_hits: u32,
+    },
     Bye,
+}
+
+fn max_hits() -> u32 {
+    16
+}
+
+/// Which hits a pick returns, as ARR's ray casts offered.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HitPolicy {
+    /// The nearest hit only.
+    #[default]
+    Closest,
+    /// Any one hit: the cheapest "is something there?".
+    Any,
+    /// Every hit, nearest first, up to `max_hits`.
+    All,
+}
+
+/// Where a pick ray met the model, in scene coordinates.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Hit {
+    /// Which triangle of the model was hit.
+    pub triangle: u64,
+    pub position: [f32; 3],
+    /// The hit face's normal, facing the ray.
+    pub normal: [f32; 3],
+    /// From the eye to the hit.
+    pub distance: f32,
 }
 
 /// What the host sends besides binary frames.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum HostMessage {
-    Welcome { session: String },
-    LoadProgress { model: ModelId, percent: u8 },
-    LoadDone { model: ModelId, triangles: u64 },
-    LoadFailed { model: ModelId, reason: String },
-    Error { code: String, message: String },
+    Welcome {
+        session: String,
+    },
+    LoadProgress {
+        model: ModelId,
+        percent: u8,
+    },
+    LoadDone {
+        model: ModelId,
+        triangles: u64,
+    },
+    LoadFailed {
+        model: ModelId,
+        reason: String,
+    },
+    PickResult {
+        id: u64,
+        model: Option<ModelId>,
+        hits: Vec<Hit>,
+    },
+    Error {
+        code: String,
+        message: String,
+    },
 }
 
 impl DeviceMessage {

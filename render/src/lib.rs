@@ -9,12 +9,14 @@
 //! - [`renderer`]: the wgpu device, pipeline and one frame's render pass.
 //! - [`readback`]: the only place that knows about GPU row padding.
 //! - [`import`]: glTF/GLB, STL and OBJ files into a mesh, validated.
+//! - [`pick`]: ray casts from a screen point into the model (ARR's spatial queries).
 //! - [`encode`]: JPEG and PNG encoding of a rendered frame.
 
 pub mod camera;
 pub mod encode;
 pub mod import;
 pub mod mesh;
+pub mod pick;
 mod readback;
 pub mod renderer;
 pub mod samples;

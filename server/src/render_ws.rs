@@ -16,7 +16,9 @@ use axum::response::Response;
 use axum::routing::get;
 use futures_util::FutureExt;
 use glam::{Mat4, Quat, Vec3};
-use parallax_core::device::{DeviceMessage, HostMessage, Placement, Pose, SESSION_TAKEN};
+use parallax_core::device::{
+    DeviceMessage, Hit, HitPolicy, HostMessage, Placement, Pose, SESSION_TAKEN,
+};
 use parallax_core::protocol::{CLOSE_POLICY_VIOLATION, CLOSE_UNSUPPORTED_DATA, close_reason};
 use parallax_core::session::{SessionId, SessionKey, SessionSize};
 use parallax_core::{ChangeNumber, FrameHeader, ModelId};
@@ -169,6 +171,16 @@ async fn apply(
             return Err(policy("hello was already received on this connection"));
         }
         DeviceMessage::Bye => return Ok(Some(Close(CLOSE_NORMAL, "bye".into()))),
+        DeviceMessage::Pick {
+            id,
+            x,
+            y,
+            policy,
+            max_hits,
+        } => {
+            let answer = pick(scene, id, x, y, policy, max_hits).await;
+            send(socket, answer).await?;
+        }
         DeviceMessage::Pose(pose) => match pose.problem(MAX_VIEWPORT_SIDE) {
             Some(problem) => send(socket, error("BadPose", problem)).await?,
             None => {
@@ -241,26 +253,93 @@ async fn load(
     state.catalog.mesh(model).await.map_err(|e| e.to_string())
 }
 
-async fn render(
-    socket: &mut WebSocket,
-    target: &RenderTarget,
-    scene: &mut Scene,
-    pose: Pose,
-) -> Result<(), Close> {
-    let view = View {
+fn view_of(pose: &Pose) -> View {
+    View {
         eye: Vec3::from(pose.position),
         target: Vec3::from(pose.target),
         up: Vec3::from(pose.up),
         fov_y: pose.fov_y_degrees.to_radians(),
         width: pose.width,
         height: pose.height,
-    };
-    let placement = scene.placement;
-    let transform = Mat4::from_scale_rotation_translation(
+    }
+}
+
+fn transform_of(placement: &Placement) -> Mat4 {
+    Mat4::from_scale_rotation_translation(
         Vec3::splat(placement.scale),
         Quat::from_array(placement.rotation).normalize(),
         Vec3::from(placement.position),
-    );
+    )
+}
+
+/// ARR's spatial query: what is under pixel (`x`, `y`) of the last pose.
+async fn pick(
+    scene: &Scene,
+    id: u64,
+    x: f32,
+    y: f32,
+    policy: HitPolicy,
+    max_hits: u32,
+) -> HostMessage {
+    let Some(pose) = scene.pose else {
+        return error(
+            "NoPose",
+            "send a pose before picking: the pick ray starts from it",
+        );
+    };
+    let Some(ray) = view_of(&pose).ray_through(x, y) else {
+        return error(
+            "BadPick",
+            format!(
+                "({x}, {y}) is outside the {}x{} viewport",
+                pose.width, pose.height
+            ),
+        );
+    };
+    let Some((model, mesh)) = scene.model.clone() else {
+        return HostMessage::PickResult {
+            id,
+            model: None,
+            hits: Vec::new(),
+        };
+    };
+    let transform = transform_of(&scene.placement);
+    let first_only = policy == HitPolicy::Any;
+    let found = tokio::task::spawn_blocking(move || {
+        parallax_render::pick::cast(&mesh, transform, ray, first_only)
+    })
+    .await;
+    let Ok(mut hits) = found else {
+        return error("PickFailed", "the ray cast failed");
+    };
+    hits.truncate(match policy {
+        HitPolicy::All => max_hits as usize,
+        HitPolicy::Closest | HitPolicy::Any => 1,
+    });
+    let hits = hits
+        .into_iter()
+        .map(|hit| Hit {
+            triangle: hit.triangle as u64,
+            position: hit.position.to_array(),
+            normal: hit.normal.to_array(),
+            distance: hit.distance,
+        })
+        .collect();
+    HostMessage::PickResult {
+        id,
+        model: Some(model),
+        hits,
+    }
+}
+
+async fn render(
+    socket: &mut WebSocket,
+    target: &RenderTarget,
+    scene: &mut Scene,
+    pose: Pose,
+) -> Result<(), Close> {
+    let view = view_of(&pose);
+    let transform = transform_of(&scene.placement);
     match target
         .worker
         .render_pose(scene.model.clone(), view, transform)

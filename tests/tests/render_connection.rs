@@ -3,7 +3,7 @@
 
 use futures_util::{SinkExt, StreamExt};
 use parallax_core::FrameHeader;
-use parallax_core::device::{DeviceMessage, HostMessage, Pose, SESSION_TAKEN};
+use parallax_core::device::{DeviceMessage, HitPolicy, HostMessage, Pose, SESSION_TAKEN};
 use parallax_server::config::PoolArgs;
 use parallax_tests::{ArrClient, TestServer, data_dir, decode_jpeg, within};
 use serde_json::json;

@@ -1,0 +1,148 @@
+//! Ray casts against a model: which part of the model is under a point of the screen.
+
+use glam::{Mat4, Vec3};
+
+use crate::camera::View;
+use crate::mesh::Mesh;
+
+/// A ray in scene space; `direction` has unit length.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Ray {
+    pub origin: Vec3,
+    pub direction: Vec3,
+}
+
+/// One place a ray met a triangle.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RayHit {
+    pub triangle: usize,
+    pub position: Vec3,
+    /// The face normal, turned to face the ray.
+    pub normal: Vec3,
+    pub distance: f32,
+}
+
+impl View {
+    /// The ray through pixel (`x`, `y`) (0,0 top left) of this view; `None` off the viewport.
+    pub fn ray_through(&self, x: f32, y: f32) -> Option<Ray> {
+        if !(0.0..=self.width as f32).contains(&x) || !(0.0..=self.height as f32).contains(&y) {
+            return None;
+        }
+        let ndc_x = x / self.width as f32 * 2.0 - 1.0;
+        let ndc_y = 1.0 - y / self.height as f32 * 2.0;
+        let inverse = self.view_projection().inverse();
+        let near = inverse.project_point3(Vec3::new(ndc_x, ndc_y, 0.0));
+        let far = inverse.project_point3(Vec3::new(ndc_x, ndc_y, 1.0));
+        let direction = (far - near).try_normalize()?;
+        Some(Ray {
+            origin: self.eye,
+            direction,
+        })
+    }
+}
+
+/// Every hit of `ray` on `mesh` placed by `transform`, nearest first; stops after the first hit
+/// found when `first_only` (which is then any hit, not necessarily the nearest).
+pub fn cast(mesh: &Mesh, transform: Mat4, ray: Ray, first_only: bool) -> Vec<RayHit> {
+    let corner =
+        |i: u32| transform.transform_point3(Vec3::from(mesh.vertices[i as usize].position));
+    let mut hits = Vec::new();
+    for (t, triangle) in mesh.indices.chunks_exact(3).enumerate() {
+        let [a, b, c] = [
+            corner(triangle[0]),
+            corner(triangle[1]),
+            corner(triangle[2]),
+        ];
+        if let Some(distance) = intersect(ray, a, b, c) {
+            let mut normal = (b - a).cross(c - a).normalize_or_zero();
+            if normal.dot(ray.direction) > 0.0 {
+                normal = -normal;
+            }
+            hits.push(RayHit {
+                triangle: t,
+                position: ray.origin + ray.direction * distance,
+                normal,
+                distance,
+            });
+            if first_only {
+                return hits;
+            }
+        }
+    }
+    hits.sort_by(|a, b| a.distance.total_cmp(&b.distance));
+    hits
+}
+
+/// Möller–Trumbore: the distance along `ray` to triangle `a b c`, from either side.
+fn intersect(ray: Ray, a: Vec3, b: Vec3, c: Vec3) -> Option<f32> {
+    let (edge1, edge2) = (b - a, c - a);
+    let p = ray.direction.cross(edge2);
+    let determinant = edge1.dot(p);
+    if determinant.abs() < 1e-12 {
+        return None;
+    }
+    let inverse = 1.0 / determinant;
+    let s = ray.origin - a;
+    let u = s.dot(p) * inverse;
+    if !(0.0..=1.0).contains(&u) {
+        return None;
+    }
+    let q = s.cross(edge1);
+    let v = ray.direction.dot(q) * inverse;
+    if v < 0.0 || u + v > 1.0 {
+        return None;
+    }
+    let distance = edge2.dot(q) * inverse;
+    (distance > 0.0).then_some(distance)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cube() -> Mesh {
+        let mut mesh = Mesh::default();
+        mesh.push_box(Vec3::splat(-1.0), Vec3::splat(1.0), [1.0; 3]);
+        mesh.welded()
+    }
+
+    #[test]
+    fn a_ray_through_a_cube_hits_near_and_far_faces_in_order() {
+        let ray = Ray {
+            origin: Vec3::new(0.2, 0.3, 10.0),
+            direction: Vec3::NEG_Z,
+        };
+        let hits = cast(&cube(), Mat4::IDENTITY, ray, false);
+        assert_eq!(hits.len(), 2);
+        assert!((hits[0].distance - 9.0).abs() < 1e-5);
+        assert!((hits[0].position - Vec3::new(0.2, 0.3, 1.0)).length() < 1e-5);
+        assert_eq!(hits[0].normal, Vec3::Z, "faces the ray");
+        assert!((hits[1].distance - 11.0).abs() < 1e-5);
+        assert_eq!(cast(&cube(), Mat4::IDENTITY, ray, true).len(), 1);
+    }
+
+    #[test]
+    fn transforms_move_what_is_hit_and_misses_are_empty() {
+        let ray = Ray {
+            origin: Vec3::new(0.0, 0.0, 10.0),
+            direction: Vec3::NEG_Z,
+        };
+        let moved = Mat4::from_translation(Vec3::new(5.0, 0.0, 0.0));
+        assert!(cast(&cube(), moved, ray, false).is_empty());
+        let scaled = Mat4::from_scale(Vec3::splat(2.0));
+        assert!((cast(&cube(), scaled, ray, false)[0].distance - 8.0).abs() < 1e-5);
+    }
+
+    #[test]
+    fn the_ray_through_the_middle_of_the_screen_goes_to_the_target() {
+        let bounds = cube().bounds().unwrap();
+        let view = View::framing(&bounds, 640, 480);
+        let ray = view.ray_through(320.0, 240.0).unwrap();
+        let towards = (view.target - view.eye).normalize();
+        assert!(ray.direction.dot(towards) > 0.9999);
+        assert!(view.ray_through(-1.0, 10.0).is_none());
+        assert!(!cast(&cube(), Mat4::IDENTITY, ray, false).is_empty());
+        let corner = view.ray_through(0.0, 0.0).unwrap();
+        assert!(cast(&cube(), Mat4::IDENTITY, corner, false).is_empty());
+    }
+}
