@@ -162,6 +162,78 @@ async fn one_device_loads_a_model_and_gets_a_frame_per_pose_then_the_next_starts
     assert!(
         matches!(hear(&mut device).await, Heard::Event(HostMessage::Error { ref code, .. }) if code == "BadTransform")
     );
+    // Picking: the middle of the screen is on the model, a corner is not.
+    say(
+        &mut device,
+        DeviceMessage::SetTransform(parallax_core::device::Placement::default()),
+    )
+    .await;
+    frame(&mut device).await;
+    say(
+        &mut device,
+        DeviceMessage::Pick {
+            id: 11,
+            x: 160.0,
+            y: 120.0,
+            policy: HitPolicy::All,
+            max_hits: 8,
+        },
+    )
+    .await;
+    let Heard::Event(HostMessage::PickResult { id, model, hits }) = hear(&mut device).await else {
+        panic!("a pick result")
+    };
+    assert_eq!((id, model.map(|m| m.0)), (11, Some("gear".to_string())));
+    assert!(
+        hits.len() >= 2,
+        "through the gear: in and out ({} hits)",
+        hits.len()
+    );
+    assert!(
+        hits.windows(2).all(|w| w[0].distance <= w[1].distance),
+        "nearest first"
+    );
+    // Pose 2 stands 90 units from the gear's centre; its faces lie within a radius of 40.
+    assert!(
+        (50.0..=130.0).contains(&hits[0].distance),
+        "{}",
+        hits[0].distance
+    );
+    let to_eye = [
+        90.0 - hits[0].position[0],
+        10.0 - hits[0].position[1],
+        -hits[0].position[2],
+    ];
+    let facing: f32 = hits[0].normal.iter().zip(to_eye).map(|(n, e)| n * e).sum();
+    assert!(facing > 0.0, "the normal faces the viewer");
+    say(
+        &mut device,
+        DeviceMessage::Pick {
+            id: 12,
+            x: 1.0,
+            y: 1.0,
+            policy: HitPolicy::Closest,
+            max_hits: 1,
+        },
+    )
+    .await;
+    assert!(
+        matches!(hear(&mut device).await, Heard::Event(HostMessage::PickResult { id: 12, ref hits, .. }) if hits.is_empty())
+    );
+    say(
+        &mut device,
+        DeviceMessage::Pick {
+            id: 13,
+            x: 5000.0,
+            y: 1.0,
+            policy: HitPolicy::Any,
+            max_hits: 1,
+        },
+    )
+    .await;
+    assert!(
+        matches!(hear(&mut device).await, Heard::Event(HostMessage::Error { ref code, .. }) if code == "BadPick")
+    );
 
     // A second device is refused while the first holds the session.
     let (_, refused) = connect(&url, &arr.token).await;
