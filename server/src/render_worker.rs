@@ -70,7 +70,7 @@ impl RenderWorker {
     pub async fn start() -> Self {
         let (jobs, mut queue) = mpsc::channel::<Job>(64);
         let (ready, started) = oneshot::channel();
-        let handle = std::thread::Builder::new()
+        let spawned = std::thread::Builder::new()
             .name("render".into())
             .spawn(move || {
                 let mut renderer = Renderer::new();
@@ -86,11 +86,18 @@ impl RenderWorker {
                     };
                     let _ = job.reply.send(result);
                 }
-            })
-            .expect("the OS lets us start the render thread");
-        let adapter = started
-            .await
-            .unwrap_or_else(|_| Err("the render thread stopped during start-up".into()));
+            });
+        // Without a thread there is no renderer: say so instead of panicking, so a host that
+        // cannot start is reported lost and the pool can try again.
+        let (handle, adapter) = match spawned {
+            Ok(handle) => {
+                let adapter = started
+                    .await
+                    .unwrap_or_else(|_| Err("the render thread stopped during start-up".into()));
+                (Some(handle), adapter)
+            }
+            Err(e) => (None, Err(format!("could not start a render thread: {e}"))),
+        };
         match &adapter {
             Ok(name) => tracing::info!(adapter = %name, "renderer ready"),
             Err(e) => tracing::error!("renderer unavailable, frames will fail: {e}"),
@@ -98,7 +105,7 @@ impl RenderWorker {
         Self {
             thread: Arc::new(Thread {
                 jobs: Some(jobs),
-                handle: Some(handle),
+                handle,
             }),
             adapter: Arc::new(adapter),
         }
