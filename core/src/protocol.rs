@@ -9,10 +9,17 @@ use thiserror::Error;
 use crate::catalog::ModelSummary;
 use crate::selection::ChangeNumber;
 
+/// WebSocket close code for a conversation that ended as agreed (`bye`).
+pub const CLOSE_NORMAL: u16 = 1000;
+/// WebSocket close code when one side goes away: the server shuts down, the session ended, the
+/// connection was lost.
+pub const CLOSE_GOING_AWAY: u16 = 1001;
 /// WebSocket close code for a peer that broke the conversation's rules (RFC 6455 "policy violation").
 pub const CLOSE_POLICY_VIOLATION: u16 = 1008;
 /// WebSocket close code for a message that could not be understood at all.
 pub const CLOSE_UNSUPPORTED_DATA: u16 = 1003;
+/// How long a new connection may stay silent before it must have said `hello`.
+pub const HELLO_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// A WebSocket close reason may hold at most 123 bytes.
 pub const MAX_CLOSE_REASON: usize = 123;
 

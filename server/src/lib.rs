@@ -58,8 +58,6 @@ use crate::store::Store;
 pub use crate::accounts::NewAccount;
 pub use crate::render_cli::render_file;
 
-pub use crate::ws::HELLO_TIMEOUT;
-
 /// Everything a request handler may need.
 #[derive(Clone)]
 pub struct AppState {

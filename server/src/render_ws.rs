@@ -7,7 +7,6 @@
 //! starts from a clean slate.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Router;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
@@ -19,7 +18,10 @@ use glam::{Mat4, Quat, Vec3};
 use parallax_core::device::{
     DeviceMessage, Hit, HitPolicy, HostMessage, Placement, Pose, SESSION_TAKEN,
 };
-use parallax_core::protocol::{CLOSE_POLICY_VIOLATION, CLOSE_UNSUPPORTED_DATA, close_reason};
+use parallax_core::protocol::{
+    CLOSE_GOING_AWAY, CLOSE_NORMAL, CLOSE_POLICY_VIOLATION, CLOSE_UNSUPPORTED_DATA, HELLO_TIMEOUT,
+    close_reason,
+};
 use parallax_core::session::{SessionId, SessionKey, SessionSize};
 use parallax_core::{ChangeNumber, FrameHeader, ModelId};
 use parallax_render::renderer::MAX_VIEWPORT_SIDE;
@@ -28,10 +30,6 @@ use tokio::time::timeout;
 
 use crate::AppState;
 use crate::sessions::RenderTarget;
-
-const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
-const CLOSE_NORMAL: u16 = 1000;
-const CLOSE_GOING_AWAY: u16 = 1001;
 
 pub fn router() -> Router<AppState> {
     Router::new().route(

@@ -11,7 +11,7 @@ use parallax_core::{ChangeNumber, ModelId, ModelSummary, Selection};
 use thiserror::Error;
 use tokio::sync::{Mutex, watch};
 
-use crate::catalog::Catalog;
+use crate::catalog::{Catalog, CatalogError};
 use crate::render_worker::RenderWorker;
 use crate::store::Store;
 
@@ -54,13 +54,15 @@ impl Stage {
         renderer: RenderWorker,
         catalog: Arc<Catalog>,
     ) -> Result<Self, StageError> {
-        let stored = store.selection(DEFAULT_SPACE).await?;
-        let selection = match stored {
-            Some((model, change)) if store.model(&model).await?.is_some() => {
-                Selection::restore(Some(model), change)
-            }
-            Some((_, change)) => Selection::restore(None, change),
-            None => Selection::default(),
+        let (selection, shown) = match store.selection(DEFAULT_SPACE).await? {
+            Some((model, change)) => match store.model(&model).await? {
+                Some(record) => (
+                    Selection::restore(Some(model), change),
+                    Some(record.summary),
+                ),
+                None => (Selection::restore(None, change), None),
+            },
+            None => (Selection::default(), None),
         };
         let stage = Self {
             store,
@@ -72,25 +74,28 @@ impl Stage {
                 ..Showing::default()
             }),
         };
-        if let Some(model) = selection.model() {
-            let showing = stage.render(model, selection.change()).await;
+        if let Some(summary) = shown {
+            let showing = stage.render(summary, selection.change()).await;
             stage.showing.send_replace(showing);
         }
         Ok(stage)
     }
 
-    /// The catalog as stored, and what is showing.
-    pub async fn catalog(&self) -> Result<(Vec<ModelSummary>, Option<ModelId>), StageError> {
-        let models = self.store.models().await?;
-        let showing = self.selection.lock().await.model().cloned();
-        Ok((models, showing))
+    /// The catalog, and what is showing.
+    pub async fn catalog(&self) -> Result<(Vec<ModelSummary>, Option<ModelId>), CatalogError> {
+        let models = self.catalog.list().await?;
+        let showing = self.shown().await;
+        Ok((
+            models.into_iter().map(|record| record.summary).collect(),
+            showing,
+        ))
     }
 
     /// Shows `model` on every headset. Selecting the model already shown changes nothing.
     pub async fn show(&self, model: ModelId) -> Result<ChangeNumber, StageError> {
-        if self.store.model(&model).await?.is_none() {
+        let Some(record) = self.store.model(&model).await? else {
             return Err(StageError::UnknownModel(model));
-        }
+        };
         let mut selection = self.selection.lock().await;
         let mut next = selection.clone();
         let Some(change) = next.handle_select(model.clone()) else {
@@ -101,7 +106,7 @@ impl Stage {
             .save_selection(DEFAULT_SPACE, &model, change)
             .await?;
         *selection = next;
-        let showing = self.render(&model, change).await;
+        let showing = self.render(record.summary, change).await;
         self.showing.send_replace(showing);
         Ok(change)
     }
@@ -120,11 +125,9 @@ impl Stage {
         self.selection.lock().await.model().cloned()
     }
 
-    async fn render(&self, model: &ModelId, change: ChangeNumber) -> Showing {
-        let summary = match self.catalog.get(model).await {
-            Ok(record) => record.summary,
-            Err(e) => return failed(change, None, e.to_string()),
-        };
+    /// The frame of `summary`'s model, for the selection `change`.
+    async fn render(&self, summary: ModelSummary, change: ChangeNumber) -> Showing {
+        let model = &summary.id;
         let frame = match self.catalog.mesh(model).await {
             Ok(mesh) => self.renderer.render(model.clone(), mesh).await,
             Err(e) => Err(e.to_string()),
@@ -138,18 +141,14 @@ impl Stage {
             },
             Err(e) => {
                 tracing::error!(%model, "rendering failed: {e}");
-                let message = format!("rendering {} failed: {e}", summary.name);
-                failed(change, Some(summary), message)
+                let error = Some(format!("rendering {} failed: {e}", summary.name));
+                Showing {
+                    change,
+                    model: Some(summary),
+                    frame: None,
+                    error,
+                }
             }
         }
-    }
-}
-
-fn failed(change: ChangeNumber, model: Option<ModelSummary>, error: String) -> Showing {
-    Showing {
-        change,
-        model,
-        frame: None,
-        error: Some(error),
     }
 }

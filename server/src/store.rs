@@ -83,22 +83,6 @@ impl Store {
         Ok(())
     }
 
-    /// The catalog, in the order models were added.
-    pub async fn models(&self) -> StoreResult<Vec<ModelSummary>> {
-        let rows = sqlx::query("SELECT id, name, triangles FROM models ORDER BY created_at, rowid")
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(ModelSummary {
-                    id: ModelId::new(row.try_get::<String, _>("id")?),
-                    name: row.try_get("name")?,
-                    triangles: row.try_get::<i64, _>("triangles")?.max(0) as u64,
-                })
-            })
-            .collect()
-    }
-
     /// One catalog entry.
     pub async fn model(&self, id: &ModelId) -> StoreResult<Option<ModelRecord>> {
         let row = sqlx::query(

@@ -1,7 +1,5 @@
-//! `/v1/headset/ws`: a headset's conversation. `hello` first (within [`HELLO_TIMEOUT`]), then the
+//! `/v1/headset/ws`: a headset's conversation. `hello` first (within `HELLO_TIMEOUT`), then the
 //! server pushes the selection and its frame every time it changes; `bye` ends it.
-
-use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
@@ -9,17 +7,15 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
 use axum::routing::get;
 use parallax_core::conversation::Step;
-use parallax_core::protocol::{CLOSE_POLICY_VIOLATION, CLOSE_UNSUPPORTED_DATA, close_reason};
+use parallax_core::protocol::{
+    CLOSE_GOING_AWAY, CLOSE_NORMAL, CLOSE_POLICY_VIOLATION, CLOSE_UNSUPPORTED_DATA, HELLO_TIMEOUT,
+    close_reason,
+};
 use parallax_core::{ClientMessage, Conversation, FrameHeader, ServerMessage};
 use tokio::time::timeout;
 
 use crate::AppState;
 use crate::stage::Showing;
-
-/// How long a new connection may stay silent before it must have said `hello`.
-pub const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
-const CLOSE_NORMAL: u16 = 1000;
-const CLOSE_GOING_AWAY: u16 = 1001;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/v1/headset/ws", get(headset_ws_handler))
