@@ -8,6 +8,7 @@
 //! - [`protocol`]: JSON control messages (`hello`, `bye`, events) and the binary frame header.
 //! - [`conversation`]: one WebSocket as a WCF-style session — `hello` must come first, `bye` ends it.
 //! - [`device`]: the exclusive render connection between one device and its session's host.
+//! - [`host`]: a render host process and its coordinator: registration, heartbeats, admission.
 //! - [`selection`]: what a space is showing, and the change number every follower uses to drop
 //!   stale or duplicate updates.
 //! - [`catalog`]: what a client is told about a model.
@@ -20,6 +21,7 @@
 pub mod catalog;
 pub mod conversation;
 pub mod device;
+pub mod host;
 pub mod pool;
 pub mod protocol;
 pub mod selection;

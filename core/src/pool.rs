@@ -201,6 +201,24 @@ impl Pool {
         }
     }
 
+    /// A host nobody asked for offers itself (another machine, or a host that outlived a
+    /// coordinator restart). It joins as a free host of `size` if capacity allows.
+    pub fn handle_host_offered(&mut self, size: SessionSize) -> Result<HostId, PoolError> {
+        let capacity = self.config.limits(size).capacity;
+        if self.count(size) >= capacity {
+            return Err(PoolError::Exhausted { size, capacity });
+        }
+        let host = self.name_host(size);
+        self.hosts.insert(
+            host.clone(),
+            Host {
+                size,
+                state: HostState::Booting { for_session: None },
+            },
+        );
+        Ok(host)
+    }
+
     /// `session` ended or gave up: its host is reset and serves the next in the queue, or
     /// becomes standby. A queued session simply leaves the queue.
     pub fn handle_release(&mut self, session: &SessionKey) -> Option<Granted> {
@@ -314,10 +332,14 @@ impl Pool {
         }
     }
 
-    fn start_host(&mut self, size: SessionSize, for_session: Option<SessionKey>) -> HostId {
+    fn name_host(&mut self, size: SessionSize) -> HostId {
         let number = &mut self.next_host[size.index()];
         *number += 1;
-        let host = HostId::new(format!("{}-{}", size.as_str().to_ascii_lowercase(), number));
+        HostId::new(format!("{}-{}", size.as_str().to_ascii_lowercase(), number))
+    }
+
+    fn start_host(&mut self, size: SessionSize, for_session: Option<SessionKey>) -> HostId {
+        let host = self.name_host(size);
         self.hosts.insert(
             host.clone(),
             Host {
@@ -508,5 +530,42 @@ mod tests {
         // ...until it is lost too.
         assert_eq!(pool.handle_host_lost(&HostId::new("standard-2")), None);
         assert_eq!(drain(&mut pool), [start("standard-3")]);
+    }
+
+    #[test]
+    fn a_host_that_offers_itself_serves_the_queue_within_capacity() {
+        let mut pool = pool(2, 0);
+        pool.handle_allocate(id("a"), SessionSize::Standard, true)
+            .unwrap();
+        assert_eq!(drain(&mut pool), [start("standard-1")]);
+        assert_eq!(
+            pool.handle_allocate(id("b"), SessionSize::Standard, false),
+            Ok(Allocation::Starting(HostId::new("standard-2")))
+        );
+        drain(&mut pool);
+        assert_eq!(
+            pool.handle_allocate(id("c"), SessionSize::Standard, true),
+            Ok(Allocation::Queued(1))
+        );
+        // Two hosts exist (booting): a third would pass the capacity.
+        assert_eq!(
+            pool.handle_host_offered(SessionSize::Standard),
+            Err(PoolError::Exhausted {
+                size: SessionSize::Standard,
+                capacity: 2
+            })
+        );
+        pool.handle_host_lost(&HostId::new("standard-2"));
+        let offered = pool.handle_host_offered(SessionSize::Standard).unwrap();
+        assert_eq!(offered, HostId::new("standard-3"));
+        // Offered hosts are not booted by the pool.
+        assert_eq!(drain(&mut pool), []);
+        assert_eq!(
+            pool.handle_host_ready(&offered),
+            Some(Granted {
+                session: id("c"),
+                host: offered
+            })
+        );
     }
 }

@@ -207,6 +207,12 @@ impl SessionService {
         self.collect_pool_effects();
     }
 
+    /// A host offers itself unasked; it is named and, once [`Self::handle_host_ready`] is
+    /// called for it, serves the next session of its size.
+    pub fn handle_host_offered(&mut self, size: SessionSize) -> Result<HostId, PoolError> {
+        self.pool.handle_host_offered(size)
+    }
+
     /// A host died or stopped heartbeating; its session ends in `Error` with `reason`.
     pub fn handle_host_lost(&mut self, host: &HostId, reason: &str, now: Timestamp) {
         if let Some(key) = self.pool.handle_host_lost(host) {

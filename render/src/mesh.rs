@@ -60,6 +60,8 @@ impl Bounds {
     }
 }
 
+const TRANSFER_MAGIC: &[u8; 4] = b"PXM1";
+
 /// An indexed triangle list.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Mesh {
@@ -115,6 +117,48 @@ impl Mesh {
             out.extend_from_slice(&[0u8; 2]);
         }
         out
+    }
+
+    /// The mesh in Parallax's transfer form, how a coordinator hands a model to a render host:
+    /// `PXM1`, vertex and index counts (u32 LE), then the vertices and indices as they sit in
+    /// memory (little-endian f32/u32). Loading it needs no parsing, only a copy.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let vertices: &[u8] = bytemuck::cast_slice(&self.vertices);
+        let indices: &[u8] = bytemuck::cast_slice(&self.indices);
+        let mut out = Vec::with_capacity(12 + vertices.len() + indices.len());
+        out.extend_from_slice(TRANSFER_MAGIC);
+        out.extend_from_slice(&(self.vertices.len() as u32).to_le_bytes());
+        out.extend_from_slice(&(self.indices.len() as u32).to_le_bytes());
+        out.extend_from_slice(vertices);
+        out.extend_from_slice(indices);
+        out
+    }
+
+    /// Reads [`Mesh::to_bytes`]; checks the lengths and that every index names a vertex.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, String> {
+        let header = bytes
+            .get(..12)
+            .filter(|h| h.starts_with(TRANSFER_MAGIC))
+            .ok_or("not a Parallax mesh: the PXM1 header is missing")?;
+        let count = |at: usize| {
+            u32::from_le_bytes([header[at], header[at + 1], header[at + 2], header[at + 3]])
+                as usize
+        };
+        let (vertex_count, index_count) = (count(4), count(8));
+        let vertex_bytes = vertex_count * std::mem::size_of::<Vertex>();
+        let index_bytes = index_count * 4;
+        if bytes.len() != 12 + vertex_bytes + index_bytes || index_count % 3 != 0 {
+            return Err(format!(
+                "a mesh of {vertex_count} vertices and {index_count} indices cannot be {} bytes",
+                bytes.len()
+            ));
+        }
+        let vertices: Vec<Vertex> = bytemuck::pod_collect_to_vec(&bytes[12..12 + vertex_bytes]);
+        let indices: Vec<u32> = bytemuck::pod_collect_to_vec(&bytes[12 + vertex_bytes..]);
+        if indices.iter().any(|&i| i as usize >= vertex_count) {
+            return Err("an index names a vertex the mesh does not have".into());
+        }
+        Ok(Self { vertices, indices })
     }
 
     /// Merges vertices with the same position and colour, so faces share them. Call it once a
@@ -292,6 +336,21 @@ impl Mesh {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_transfer_form_round_trips_and_refuses_damage() {
+        let mut mesh = Mesh::default();
+        mesh.push_box(Vec3::ZERO, Vec3::ONE, [0.2, 0.4, 0.6]);
+        let mesh = mesh.welded();
+        let bytes = mesh.to_bytes();
+        assert_eq!(Mesh::from_bytes(&bytes).unwrap(), mesh);
+        assert!(Mesh::from_bytes(&bytes[..bytes.len() - 1]).is_err());
+        assert!(Mesh::from_bytes(b"PXM0").is_err());
+        let mut bad_index = bytes.clone();
+        let last = bad_index.len() - 4;
+        bad_index[last..].copy_from_slice(&1000u32.to_le_bytes());
+        assert!(Mesh::from_bytes(&bad_index).is_err());
+    }
 
     #[test]
     fn a_box_has_twelve_outward_triangles() {

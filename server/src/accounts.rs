@@ -23,6 +23,7 @@ use crate::store::{AccountRecord, Store};
 /// How long an access token is valid, as ARR's were.
 pub const TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 60 * 60);
 const SECRET_SETTING: &str = "token_signing_secret";
+const HOST_SECRET_SETTING: &str = "host_secret";
 
 /// A new account's credentials. The key is shown once and only its hash is stored.
 pub struct NewAccount {
@@ -51,6 +52,14 @@ pub async fn create_account(store: &Store, name: &str) -> anyhow::Result<NewAcco
         .await
         .context("storing the account")?;
     Ok(NewAccount { id, key })
+}
+
+/// The secret render hosts register with, made on first use.
+pub async fn stored_host_secret(store: &Store) -> anyhow::Result<String> {
+    store
+        .setting_or_insert(HOST_SECRET_SETTING, &random_hex(32))
+        .await
+        .context("reading the host secret")
 }
 
 /// Checks `key` against the stored hash of `account`, off the async threads (Argon2 is slow on

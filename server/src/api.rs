@@ -34,6 +34,7 @@ pub(crate) async fn health_handler(State(state): State<AppState>) -> Result<Json
             "status": "ok",
             "renderer": adapter,
             "pool": state.sessions.pool_status(),
+            "hosts": state.sessions.host_status(),
         }))),
         Err(e) => Err(AppError::unavailable(
             "RendererUnavailable",

@@ -11,9 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use parallax_core::service::{CreateSession, Created};
-use parallax_core::session::{
-    MAX_LEASE_MINUTES, SessionId, SessionKey, SessionSize, SessionStatus,
-};
+use parallax_core::session::{MAX_LEASE_MINUTES, SessionId, SessionKey, SessionSize};
 use parallax_core::time::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -130,9 +128,9 @@ pub struct SessionProperties {
     max_lease_time_minutes: u32,
     /// Whole minutes spent Ready: what is billed.
     elapsed_time_minutes: u64,
-    /// Kept for ARR's shape: the device's render connection goes through the coordinator
-    /// (`renderUrl`), so these per-host fields stay null until render hosts report them.
+    /// The render host the device connects to, while Ready.
     hostname: Option<String>,
+    /// The render host's port for the render connection, while Ready.
     handshake_port: Option<u16>,
     arr_inspector_port: Option<u16>,
     teraflops: Option<f32>,
@@ -152,14 +150,42 @@ pub struct SessionErrorInfo {
     message: String,
 }
 
-/// Properties of `view`, with `renderUrl` on the origin `origin` (`http(s)://host`) the client
-/// used.
+/// Where a device reaches the render host at `endpoint` (`ws://ip:port`), for a client that
+/// reached this coordinator at `origin` (`http(s)://host[:port]`). Hosts on the coordinator's
+/// own machine listen on its address; if that is loopback or "everywhere", the client is told the
+/// host name it used itself, which is the one that works from where it stands.
+fn host_address(endpoint: &str, origin: &str) -> Option<(String, u16)> {
+    let authority = endpoint.strip_prefix("ws://")?;
+    let (host, port) = authority.rsplit_once(':')?;
+    let port = port.parse().ok()?;
+    let local = host
+        .trim_matches(['[', ']'])
+        .parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| ip.is_unspecified() || ip.is_loopback());
+    let origin_host = origin.split_once("://").map_or(origin, |(_, rest)| rest);
+    let origin_host = match origin_host.rsplit_once(':') {
+        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+        _ => origin_host,
+    };
+    let host = if local && !origin_host.is_empty() {
+        origin_host.to_string()
+    } else {
+        host.to_string()
+    };
+    Some((host, port))
+}
+
+/// Properties of `view`, with `renderUrl` for a client on the origin `origin`
+/// (`http(s)://host`).
 fn properties(view: &SessionView, origin: &str) -> SessionProperties {
     let session = &view.session;
-    let render_url = (session.status == SessionStatus::Ready).then(|| {
-        let socket_origin = origin.replacen("http", "ws", 1);
+    let address = view
+        .endpoint
+        .as_deref()
+        .and_then(|endpoint| host_address(endpoint, origin));
+    let render_url = address.as_ref().map(|(host, port)| {
         format!(
-            "{socket_origin}/v1/render/{}/{}",
+            "ws://{host}:{port}/v1/render/{}/{}",
             session.account, session.id
         )
     });
@@ -169,8 +195,8 @@ fn properties(view: &SessionView, origin: &str) -> SessionProperties {
         size: session.size.as_str(),
         max_lease_time_minutes: session.max_lease_minutes,
         elapsed_time_minutes: view.elapsed_minutes,
-        hostname: None,
-        handshake_port: None,
+        hostname: address.as_ref().map(|(host, _)| host.clone()),
+        handshake_port: address.as_ref().map(|(_, port)| *port),
         arr_inspector_port: None,
         teraflops: None,
         error: session.error.as_ref().map(|message| SessionErrorInfo {
@@ -603,7 +629,11 @@ fn legacy_properties(view: &SessionView) -> LegacyProperties {
         session_size: session.size.as_str(),
         session_max_lease_time: format_lease_time(u64::from(session.max_lease_minutes)),
         session_elapsed_time: format_lease_time(view.elapsed_minutes),
-        session_hostname: None,
+        session_hostname: view
+            .endpoint
+            .as_deref()
+            .and_then(|endpoint| host_address(endpoint, ""))
+            .map(|(host, _)| host),
         error: session.error.clone(),
         creation_time: rfc3339(session.created_at),
         queue_position: view.queue_position,
@@ -720,6 +750,25 @@ pub(crate) async fn legacy_list_handler(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_local_host_is_reached_by_the_name_the_client_used() {
+        let lan = "http://showroom.local:3000";
+        assert_eq!(
+            host_address("ws://0.0.0.0:41234", lan),
+            Some(("showroom.local".into(), 41234))
+        );
+        assert_eq!(
+            host_address("ws://127.0.0.1:41234", "http://10.0.0.2:3000"),
+            Some(("10.0.0.2".into(), 41234))
+        );
+        // A host on another machine keeps its own address.
+        assert_eq!(
+            host_address("ws://10.0.0.7:5000", lan),
+            Some(("10.0.0.7".into(), 5000))
+        );
+        assert_eq!(host_address("garbage", lan), None);
+    }
 
     #[test]
     fn legacy_lease_times_read_as_hours_minutes_seconds() {

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use parallax_core::pool::{PoolConfig, SizeLimits};
+use parallax_core::session::SessionSize;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -27,6 +28,43 @@ pub enum Command {
     Account(AccountCommand),
     /// Render one image of a model file and exit (the code path of thumbnails and frames).
     Render(RenderArgs),
+    /// Run one render host: register with a coordinator and serve render connections.
+    RenderHost(RenderHostArgs),
+    /// Print the secret render hosts on other machines register with.
+    HostSecret(DataDir),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RenderHostArgs {
+    /// The coordinator's host endpoint, e.g. ws://10.0.0.2:3000/v1/hosts/ws (a bare
+    /// ws://host:port gets the path added).
+    #[arg(long, env = "PARALLAX_COORDINATOR")]
+    pub coordinator: String,
+    /// Which sessions this host serves.
+    #[arg(long, value_parser = parse_session_size)]
+    pub size: SessionSize,
+    /// The coordinator's host secret (`parallax host-secret` prints it).
+    #[arg(long, env = "PARALLAX_HOST_SECRET", hide_env_values = true)]
+    pub secret: String,
+    /// Where devices' render connections are accepted.
+    #[arg(long, env = "PARALLAX_HOST_LISTEN", default_value = "0.0.0.0:0")]
+    pub listen: SocketAddr,
+    /// Host name or IP devices reach this host at (default: the listen address).
+    #[arg(long, env = "PARALLAX_HOST_ADVERTISE")]
+    pub advertise: Option<String>,
+    /// Most frames per second sent to the device.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..=240))]
+    pub target_fps: u32,
+    /// The name the coordinator gave a host it started.
+    #[arg(long, hide = true)]
+    pub host_id: Option<String>,
+    /// Started by a coordinator: exit with it rather than waiting for it to come back.
+    #[arg(long, hide = true)]
+    pub local: bool,
+}
+
+fn parse_session_size(text: &str) -> Result<SessionSize, String> {
+    text.parse()
 }
 
 #[derive(Debug, Clone, Args)]
@@ -105,6 +143,9 @@ pub struct ServeArgs {
     /// Largest model upload accepted, in MiB.
     #[arg(long, env = "PARALLAX_MAX_UPLOAD_MB", default_value_t = 256)]
     pub max_upload_mb: usize,
+    /// The secret render hosts register with (default: one made and kept in the database).
+    #[arg(long, env = "PARALLAX_HOST_SECRET", hide_env_values = true)]
+    pub host_secret: Option<String>,
 }
 
 /// Render hosts and the session API's limits.

@@ -10,6 +10,9 @@
 //! - `render_worker`: the thread that owns the GPU device and encodes frames.
 //! - `stage`: what the space shows; publishes each change to every headset (latest wins).
 //! - `sessions`: drives the core's render session service (store writes, timers, hosts).
+//! - `hosts`: the coordinator's side of render hosts: starting local ones, `/v1/hosts/ws`.
+//! - `render_host`: `parallax render-host`, one render host process; `render_ws`: its exclusive
+//!   render connection, served on the host's own port.
 //! - `arr`: the ARR-shaped session REST API and token service; `accounts`: keys and tokens.
 //! - `api`: JSON API under `/v1`; `ws`: the headset WebSocket; `web`: Leptos pages and assets.
 //! - `clock`: the one source of time; `error`: the HTTP error type.
@@ -21,9 +24,11 @@ mod catalog;
 pub mod clock;
 pub mod config;
 mod error;
+mod hosts;
 mod models;
 mod openapi;
 mod render_cli;
+pub mod render_host;
 mod render_worker;
 mod render_ws;
 mod sessions;
@@ -56,6 +61,7 @@ use crate::stage::Stage;
 use crate::store::Store;
 
 pub use crate::accounts::NewAccount;
+pub use crate::hosts::HostMode;
 pub use crate::render_cli::render_file;
 
 /// Everything a request handler may need.
@@ -68,6 +74,8 @@ pub struct AppState {
     standard_polygon_budget: u64,
     sessions: Arc<Sessions>,
     tokens: Tokens,
+    /// What render hosts must present to register and to fetch models.
+    host_secret: String,
     renderer: RenderWorker,
     leptos: LeptosOptions,
     /// Cancelled when the server shuts down, so WebSocket conversations close with a reason.
@@ -107,6 +115,10 @@ pub struct Options {
     pub clock: Arc<dyn Clock>,
     /// Largest model upload accepted, in bytes.
     pub max_upload_bytes: usize,
+    /// How the hosts the pool asks for are started.
+    pub hosts: HostMode,
+    /// The secret render hosts register with; `None` keeps (or makes) the one in the database.
+    pub host_secret: Option<String>,
 }
 
 impl Options {
@@ -117,6 +129,8 @@ impl Options {
             pool: PoolArgs::default(),
             clock: Arc::new(SystemClock),
             max_upload_bytes: models::DEFAULT_MAX_UPLOAD_BYTES,
+            hosts: HostMode::Tasks,
+            host_secret: None,
         }
     }
 }
@@ -130,15 +144,22 @@ impl AppState {
             pool,
             clock,
             max_upload_bytes,
+            hosts,
+            host_secret,
         } = options;
         let store = open_store(data_dir).await?;
         let shutdown = CancellationToken::new();
         let tokens = Tokens::load(&store, clock.clone()).await?;
+        let host_secret = match host_secret {
+            Some(secret) => secret.clone(),
+            None => accounts::stored_host_secret(&store).await?,
+        };
         let sessions = Sessions::start(
             store.clone(),
             pool.pool(),
             pool.poll_interval(),
             clock.clone(),
+            hosts::Launcher::new(hosts.clone(), host_secret.clone()),
             shutdown.clone(),
         )
         .await
@@ -172,6 +193,7 @@ impl AppState {
             standard_polygon_budget: pool.standard_polygon_budget,
             sessions,
             tokens,
+            host_secret,
             renderer,
             leptos,
             shutdown,
@@ -198,7 +220,7 @@ pub fn app(state: AppState) -> Router {
         .merge(http)
         .merge(models::router(state.max_upload_bytes))
         .merge(ws::router())
-        .merge(render_ws::router())
+        .merge(hosts::router())
         .merge(openapi::router())
         .merge(web::router(&state, &site_root))
         .layer(axum::middleware::from_fn(correlation_vector))
@@ -243,6 +265,8 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let token = state.shutdown.clone();
     let stage = state.stage.clone();
+    let sessions = state.sessions.clone();
+    sessions.set_address(listener.local_addr()?);
     axum::serve(listener, app(state))
         .with_graceful_shutdown(async move {
             shutdown.await;
@@ -251,6 +275,7 @@ pub async fn run(
         })
         .await
         .context("serving HTTP")?;
+    sessions.stop_hosts().await;
     stage.store().close().await;
     Ok(())
 }
@@ -265,6 +290,10 @@ pub async fn serve(
         pool: args.pool.clone(),
         clock: Arc::new(SystemClock),
         max_upload_bytes: args.max_upload_mb.saturating_mul(1024 * 1024),
+        hosts: HostMode::Processes(
+            std::env::current_exe().context("finding this executable to start render hosts")?,
+        ),
+        host_secret: args.host_secret.clone(),
     };
     let state = AppState::open(&args.data.path, &options).await?;
     let listener = TcpListener::bind(args.addr)
@@ -297,4 +326,47 @@ pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
     async {
         let _ = tokio::signal::ctrl_c().await;
     }
+}
+
+/// `parallax host-secret`: the secret render hosts on other machines register with.
+pub async fn host_secret(data_dir: &Path) -> anyhow::Result<String> {
+    let store = open_store(data_dir).await?;
+    let secret = accounts::stored_host_secret(&store).await;
+    store.close().await;
+    secret
+}
+
+/// `parallax render-host`: runs one render host until `shutdown`.
+pub async fn run_render_host(
+    args: config::RenderHostArgs,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let coordinator = if args
+        .coordinator
+        .trim_end_matches('/')
+        .ends_with("/v1/hosts/ws")
+    {
+        args.coordinator.clone()
+    } else {
+        format!("{}/v1/hosts/ws", args.coordinator.trim_end_matches('/'))
+    };
+    let config = render_host::HostConfig {
+        coordinator,
+        size: args.size,
+        secret: args.secret,
+        host: args.host_id.map(parallax_core::pool::HostId::new),
+        listen: args.listen,
+        advertise: args.advertise,
+        local: args.local,
+        target_fps: args.target_fps,
+    };
+    let stop = CancellationToken::new();
+    tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            shutdown.await;
+            stop.cancel();
+        }
+    });
+    render_host::run(config, stop).await
 }

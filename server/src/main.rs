@@ -24,6 +24,12 @@ async fn main() -> ExitCode {
                 Err(e) => Err(anyhow::anyhow!("the render thread failed: {e}")),
             }
         }
+        Command::RenderHost(args) => {
+            parallax_server::run_render_host(args, parallax_server::shutdown_signal()).await
+        }
+        Command::HostSecret(data) => parallax_server::host_secret(&data.path)
+            .await
+            .map(|secret| println!("{secret}")),
         Command::Account(AccountCommand::Create { name, data }) => {
             parallax_server::create_account(&data.path, &name)
                 .await

@@ -1,9 +1,11 @@
-//! `/v1/render/{account}/{session}`: a session's exclusive render connection (its `renderUrl`).
+//! `/v1/render/{account}/{session}` on a render host: a session's exclusive render connection
+//! (its `renderUrl`).
 //!
-//! `hello` with the account's access token first; then the device sends poses, the model to load
-//! and its placement, and gets a JPEG frame for each change. Frames are latest-wins: messages that
-//! queued up while a frame was rendering are applied together and answered with one frame, so a
-//! slow device never builds a backlog. On disconnect the scene is simply dropped: the next device
+//! `hello` with the account's access token first (the coordinator judges it); then the device
+//! sends poses, the model to load and its placement, and gets a JPEG frame for each change, at
+//! most the host's target fps. Frames are latest-wins: messages that queued up while a frame was
+//! rendering or waiting for its turn are applied together and answered with one frame, so a slow
+//! device never builds a backlog. On disconnect the scene is simply dropped: the next device
 //! starts from a clean slate.
 
 use std::sync::Arc;
@@ -18,20 +20,20 @@ use glam::{Mat4, Quat, Vec3};
 use parallax_core::device::{
     DeviceMessage, Hit, HitPolicy, HostMessage, Placement, Pose, SESSION_TAKEN,
 };
+use parallax_core::host::Admission;
 use parallax_core::protocol::{
     CLOSE_GOING_AWAY, CLOSE_NORMAL, CLOSE_POLICY_VIOLATION, CLOSE_UNSUPPORTED_DATA, HELLO_TIMEOUT,
     close_reason,
 };
-use parallax_core::session::{SessionId, SessionKey, SessionSize};
+use parallax_core::session::{SessionId, SessionSize};
 use parallax_core::{ChangeNumber, FrameHeader, ModelId};
 use parallax_render::renderer::MAX_VIEWPORT_SIDE;
 use parallax_render::{Mesh, View};
-use tokio::time::timeout;
+use tokio::time::{Instant, sleep_until, timeout};
 
-use crate::AppState;
-use crate::sessions::RenderTarget;
+use crate::render_host::Host;
 
-pub fn router() -> Router<AppState> {
+pub fn router() -> Router<Arc<Host>> {
     Router::new().route(
         "/v1/render/{account_id}/{session_id}",
         get(render_ws_handler),
@@ -40,10 +42,10 @@ pub fn router() -> Router<AppState> {
 
 async fn render_ws_handler(
     ws: WebSocketUpgrade,
-    State(state): State<AppState>,
+    State(host): State<Arc<Host>>,
     Path((account, session)): Path<(String, String)>,
 ) -> Response {
-    ws.on_upgrade(move |socket| connect(socket, state, account, session))
+    ws.on_upgrade(move |socket| connect(socket, host, account, session))
 }
 
 struct Close(u16, String);
@@ -52,8 +54,8 @@ fn policy(reason: impl Into<String>) -> Close {
     Close(CLOSE_POLICY_VIOLATION, reason.into())
 }
 
-async fn connect(mut socket: WebSocket, state: AppState, account: String, session: String) {
-    let Close(code, reason) = match run(&mut socket, &state, account, session).await {
+async fn connect(mut socket: WebSocket, host: Arc<Host>, account: String, session: String) {
+    let Close(code, reason) = match run(&mut socket, &host, account, session).await {
         Ok(close) | Err(close) => close,
     };
     let frame = CloseFrame {
@@ -75,14 +77,18 @@ struct Scene {
     frames: u64,
 }
 
+/// The session this connection serves.
+struct Target {
+    size: SessionSize,
+}
+
 async fn run(
     socket: &mut WebSocket,
-    state: &AppState,
+    host: &Arc<Host>,
     account: String,
     session: String,
 ) -> Result<Close, Close> {
     let id = SessionId::parse(&session).map_err(|e| policy(e.to_string()))?;
-    let key = SessionKey::new(account, id);
     let first = match timeout(HELLO_TIMEOUT, socket.recv()).await {
         Err(_) => return Err(policy("no hello within 10 seconds")),
         Ok(Some(Ok(message))) => parse(message)?,
@@ -91,49 +97,50 @@ async fn run(
     let Some(DeviceMessage::Hello { token }) = first else {
         return Err(policy("the first message must be hello"));
     };
-    let claims = state
-        .tokens
-        .verify(&token)
-        .map_err(|e| policy(e.to_string()))?;
-    if claims.sub != key.account {
-        return Err(policy("this access token is for another account"));
-    }
-    let target = state.sessions.render_target(&key).map_err(policy)?;
-    let claim = state
-        .sessions
-        .claim(&target.host)
-        .ok_or_else(|| policy(SESSION_TAKEN))?;
+    let size = match host.admit(&account, id.as_str(), &token).await {
+        Admission::Admitted { size } => size,
+        Admission::Refused { reason } => return Err(policy(reason)),
+    };
+    let target = Target { size };
+    let slot = host.claim().ok_or_else(|| policy(SESSION_TAKEN))?;
     send(
         socket,
         HostMessage::Welcome {
-            session: key.id.to_string(),
+            session: id.to_string(),
         },
     )
     .await?;
 
     let mut scene = Scene::default();
+    let mut next_frame = Instant::now();
     loop {
-        let message = tokio::select! {
-            message = socket.recv() => message,
-            () = claim.ended.cancelled() => return Ok(Close(CLOSE_GOING_AWAY, "the session has ended".into())),
-        };
-        let Some(Ok(message)) = message else {
-            return Err(Close(CLOSE_GOING_AWAY, "connection lost".into()));
-        };
-        if let Some(close) = apply(socket, state, &target, &mut scene, message).await? {
-            return Ok(close);
-        }
-        // Latest wins: take everything that queued up meanwhile before rendering once.
-        while let Some(Some(Ok(message))) = socket.recv().now_or_never() {
-            if let Some(close) = apply(socket, state, &target, &mut scene, message).await? {
-                return Ok(close);
+        let due = scene.dirty && scene.pose.is_some();
+        tokio::select! {
+            message = socket.recv() => {
+                let Some(Ok(message)) = message else {
+                    return Err(Close(CLOSE_GOING_AWAY, "connection lost".into()));
+                };
+                if let Some(close) = apply(socket, host, &target, &mut scene, message).await? {
+                    return Ok(close);
+                }
+                // Latest wins: take everything that queued up meanwhile before rendering once.
+                while let Some(Some(Ok(message))) = socket.recv().now_or_never() {
+                    if let Some(close) = apply(socket, host, &target, &mut scene, message).await? {
+                        return Ok(close);
+                    }
+                }
             }
-        }
-        if scene.dirty
-            && let Some(pose) = scene.pose
-        {
-            scene.dirty = false;
-            render(socket, &target, &mut scene, pose).await?;
+            // Paced: a frame at most every frame interval, whatever the pose rate.
+            () = sleep_until(next_frame), if due => {
+                if let Some(pose) = scene.pose {
+                    next_frame = Instant::now() + host.frame_interval;
+                    scene.dirty = false;
+                    render(socket, host, &mut scene, pose).await?;
+                }
+            }
+            () = slot.ended.cancelled() => {
+                return Ok(Close(CLOSE_GOING_AWAY, "the session has ended".into()));
+            }
         }
     }
 }
@@ -156,8 +163,8 @@ fn parse(message: Message) -> Result<Option<DeviceMessage>, Close> {
 /// Applies one message; returns a close to end the conversation with.
 async fn apply(
     socket: &mut WebSocket,
-    state: &AppState,
-    target: &RenderTarget,
+    host: &Host,
+    target: &Target,
     scene: &mut Scene,
     message: Message,
 ) -> Result<Option<Close>, Close> {
@@ -212,7 +219,7 @@ async fn apply(
                 },
             )
             .await?;
-            match load(state, target, &model).await {
+            match host.mesh(&model, target.size).await {
                 Ok(mesh) => {
                     let triangles = mesh.triangles();
                     scene.model = Some((model.clone(), mesh));
@@ -232,23 +239,6 @@ async fn apply(
         }
     }
     Ok(None)
-}
-
-/// The model's mesh, if this session's size may render it.
-async fn load(
-    state: &AppState,
-    target: &RenderTarget,
-    model: &ModelId,
-) -> Result<Arc<Mesh>, String> {
-    let record = state.catalog.get(model).await.map_err(|e| e.to_string())?;
-    let budget = state.standard_polygon_budget;
-    if target.size == SessionSize::Standard && record.summary.triangles > budget {
-        return Err(format!(
-            "{} has {} triangles, over the Standard polygon budget of {budget}; use a Premium session",
-            record.summary.name, record.summary.triangles
-        ));
-    }
-    state.catalog.mesh(model).await.map_err(|e| e.to_string())
 }
 
 fn view_of(pose: &Pose) -> View {
@@ -332,13 +322,13 @@ async fn pick(
 
 async fn render(
     socket: &mut WebSocket,
-    target: &RenderTarget,
+    host: &Host,
     scene: &mut Scene,
     pose: Pose,
 ) -> Result<(), Close> {
     let view = view_of(&pose);
     let transform = transform_of(&scene.placement);
-    match target
+    match host
         .worker
         .render_pose(scene.model.clone(), view, transform)
         .await

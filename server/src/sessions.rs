@@ -1,6 +1,7 @@
 //! Drives the core's [`SessionService`]: reads the clock, stores every change in SQLite in the
-//! order it happened, wakes for lease expiry and purges, and boots the render hosts the pool
-//! asks for.
+//! order it happened, wakes for lease expiry and purges, and has the render hosts the pool asks
+//! for started; hosts register over `/v1/hosts/ws` (see `hosts`) and are given up when they fall
+//! silent.
 //!
 //! Requests lock the service only for the synchronous core call; the store write they caused is
 //! queued while still holding the lock (so writes keep the order of the changes) and awaited
@@ -10,6 +11,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use parallax_core::host::HostCommand;
 use parallax_core::pool::{HostId, PoolConfig};
 use parallax_core::service::{
     CreateError, CreateSession, Created, Effect, SessionError, SessionService,
@@ -22,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
 use crate::error::AppError;
-use crate::render_worker::RenderWorker;
+use crate::hosts::Launcher;
 use crate::store::Store;
 
 /// A session as the API reports it: the core's record plus where it waits.
@@ -32,6 +34,8 @@ pub struct SessionView {
     pub queue_position: Option<usize>,
     /// Whole minutes spent Ready, as of the request.
     pub elapsed_minutes: u64,
+    /// `ws://host:port` of the render host, while Ready.
+    pub endpoint: Option<String>,
 }
 
 struct Inner {
@@ -46,47 +50,45 @@ struct Write {
     done: Option<oneshot::Sender<bool>>,
 }
 
-/// What a booting host reports back.
-enum HostEvent {
-    Ready(HostId, RenderWorker),
-    Failed(HostId, String),
+/// What the host launcher reports.
+pub enum HostEvent {
+    /// The host's process or task ended, or never got going.
+    Lost(HostId, String),
+    /// A started host has had its time to register; lost if it has not.
+    BootDeadline(HostId),
+}
+
+/// A registered render host.
+#[derive(Debug, Clone)]
+pub struct HostLink {
+    pub size: SessionSize,
+    /// `ws://host:port` where devices reach its render connections.
+    pub endpoint: String,
+    pub adapter: String,
+    pub pid: u32,
+    /// A device holds its render connection (from the last heartbeat).
+    pub device: bool,
+    commands: mpsc::UnboundedSender<HostCommand>,
 }
 
 pub struct Sessions {
     inner: Mutex<Inner>,
     clock: Arc<dyn Clock>,
     writes: mpsc::UnboundedSender<Write>,
-    host_events: mpsc::UnboundedSender<HostEvent>,
     /// Wakes the driver when the next deadline may have moved.
     wake: Notify,
-    /// Render hosts that are up, by id.
-    hosts: Mutex<HashMap<HostId, RenderWorker>>,
-    /// The one device connected to each host, and how to tell it its session ended.
-    connected: Arc<Mutex<HashMap<HostId, CancellationToken>>>,
+    /// Render hosts that registered and are not lost, by id.
+    hosts: Mutex<HashMap<HostId, HostLink>>,
+    launcher: Launcher,
 }
 
-/// Where a Ready session renders.
-pub struct RenderTarget {
-    pub host: HostId,
-    pub worker: RenderWorker,
-    pub size: SessionSize,
-}
-
-/// A device's hold on its session's host; dropping it lets the next device in.
-pub struct DeviceClaim {
-    host: HostId,
-    /// Cancelled when the session ends under the device.
-    pub ended: CancellationToken,
-    connected: Arc<Mutex<HashMap<HostId, CancellationToken>>>,
-}
-
-impl Drop for DeviceClaim {
-    fn drop(&mut self) {
-        self.connected
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&self.host);
-    }
+/// Why a host's registration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum RegisterError {
+    #[error("no render host named {0} is expected")]
+    Unexpected(HostId),
+    #[error("{0}")]
+    Full(String),
 }
 
 impl Sessions {
@@ -96,13 +98,14 @@ impl Sessions {
         pool: PoolConfig,
         poll_interval: Duration,
         clock: Arc<dyn Clock>,
+        launcher: Launcher,
         shutdown: CancellationToken,
     ) -> anyhow::Result<Arc<Self>> {
         let stored = store.render_sessions().await?;
         let restored = stored.len();
         let service = SessionService::restore(pool, stored, clock.now());
         let (writes, write_queue) = mpsc::unbounded_channel();
-        let (host_events, host_queue) = mpsc::unbounded_channel();
+        let host_queue = launcher.events();
         let sessions = Arc::new(Self {
             inner: Mutex::new(Inner {
                 service,
@@ -110,10 +113,9 @@ impl Sessions {
             }),
             clock,
             writes,
-            host_events,
             wake: Notify::new(),
             hosts: Mutex::new(HashMap::new()),
-            connected: Arc::new(Mutex::new(HashMap::new())),
+            launcher,
         });
         tokio::spawn(write_loop(store, write_queue));
         // Restoring may already have produced writes (sessions that lost their host) and hosts
@@ -138,7 +140,7 @@ impl Sessions {
                 .handle_create(request.clone(), now)
                 .map(|(created, _)| created);
             let result =
-                created.map(|created| (created, view(&mut inner.service, &request.key, now)));
+                created.map(|created| (created, self.view(&mut inner.service, &request.key, now)));
             (result, self.queue(&mut inner))
         };
         self.finish(write).await?;
@@ -162,7 +164,8 @@ impl Sessions {
             {
                 Err(AppError::TooManyRequests { retry_after })
             } else {
-                view(&mut inner.service, key, now).ok_or_else(|| not_found(key))
+                self.view(&mut inner.service, key, now)
+                    .ok_or_else(|| not_found(key))
             };
             (result, self.queue(&mut inner))
         };
@@ -179,7 +182,10 @@ impl Sessions {
                 .handle_extend(key, minutes, now)
                 .map(|_| ())
                 .map_err(session_error)
-                .and_then(|()| view(&mut inner.service, key, now).ok_or_else(|| not_found(key)));
+                .and_then(|()| {
+                    self.view(&mut inner.service, key, now)
+                        .ok_or_else(|| not_found(key))
+                });
             (result, self.queue(&mut inner))
         };
         self.finish(write).await?;
@@ -211,7 +217,7 @@ impl Sessions {
             .collect();
         let views = keys
             .iter()
-            .filter_map(|key| view(&mut inner.service, key, now))
+            .filter_map(|key| self.view(&mut inner.service, key, now))
             .collect();
         // Expiries found here are written by the driver, which this wakes.
         drop(inner);
@@ -219,45 +225,107 @@ impl Sessions {
         views
     }
 
-    /// The host a Ready session renders on; otherwise why a device cannot connect.
-    pub fn render_target(&self, key: &SessionKey) -> Result<RenderTarget, String> {
+    /// Whether the device behind `host`'s render connection may use session `key`: the session
+    /// must be Ready on that very host. Answers the session's size.
+    pub fn admit(&self, host: &HostId, key: &SessionKey) -> Result<SessionSize, String> {
         let now = self.now();
         let mut inner = self.lock();
         let session = inner
             .service
             .handle_get(key, now)
             .ok_or_else(|| format!("there is no session named {}", key.id))?;
-        let (Some(host), SessionStatus::Ready) = (session.host.clone(), session.status) else {
+        if session.status != SessionStatus::Ready {
             return Err(format!(
                 "the session is {}, not Ready",
                 session.status.as_str()
             ));
-        };
-        let size = session.size;
-        drop(inner);
-        let worker = self
-            .hosts
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&host)
-            .cloned()
-            .ok_or_else(|| format!("render host {host} is not available"))?;
-        Ok(RenderTarget { host, worker, size })
+        }
+        if session.host.as_ref() != Some(host) {
+            return Err("this session renders on another host".into());
+        }
+        Ok(session.size)
     }
 
-    /// Claims `host` for one device; `None` if another device holds it.
-    pub fn claim(&self, host: &HostId) -> Option<DeviceClaim> {
-        let mut connected = self.connected.lock().unwrap_or_else(|p| p.into_inner());
-        if connected.contains_key(host) {
-            return None;
+    /// A host registered: by the name it was started with, or (`None`) offering itself.
+    /// Returns its name and the commands to send it.
+    pub fn register(
+        &self,
+        name: Option<HostId>,
+        size: SessionSize,
+        endpoint: String,
+        adapter: String,
+        pid: u32,
+    ) -> Result<(HostId, mpsc::UnboundedReceiver<HostCommand>), RegisterError> {
+        let now = self.now();
+        let mut inner = self.lock();
+        let host = match name {
+            Some(host) => {
+                let known = self.launcher.started(&host) && !self.hosts_lock().contains_key(&host);
+                if !known {
+                    return Err(RegisterError::Unexpected(host));
+                }
+                host
+            }
+            None => inner
+                .service
+                .handle_host_offered(size)
+                .map_err(|e| RegisterError::Full(e.to_string()))?,
+        };
+        let (commands, queue) = mpsc::unbounded_channel();
+        tracing::info!(%host, %endpoint, %adapter, pid, "render host registered");
+        self.hosts_lock().insert(
+            host.clone(),
+            HostLink {
+                size,
+                endpoint,
+                adapter,
+                pid,
+                device: false,
+                commands,
+            },
+        );
+        inner.service.handle_host_ready(&host, now);
+        let _ = self.queue(&mut inner);
+        drop(inner);
+        self.wake.notify_one();
+        Ok((host, queue))
+    }
+
+    /// A heartbeat from `host`.
+    pub fn heartbeat(&self, host: &HostId, device: bool) {
+        if let Some(link) = self.hosts_lock().get_mut(host) {
+            link.device = device;
         }
-        let ended = CancellationToken::new();
-        connected.insert(host.clone(), ended.clone());
-        Some(DeviceClaim {
-            host: host.clone(),
-            ended,
-            connected: self.connected.clone(),
-        })
+    }
+
+    /// `host` died, fell silent or closed its link: its session ends in `Error` and the pool
+    /// replaces it. Harmless for a host already given up.
+    pub fn host_lost(&self, host: &HostId, reason: &str) {
+        let now = self.now();
+        let mut inner = self.lock();
+        let was_linked = self.hosts_lock().remove(host).is_some();
+        let was_started = self.launcher.stop(host);
+        if was_linked || was_started {
+            tracing::warn!(%host, "render host lost: {reason}");
+        }
+        inner.service.handle_host_lost(host, reason, now);
+        let _ = self.queue(&mut inner);
+        drop(inner);
+        self.wake.notify_one();
+    }
+
+    /// Where the launcher's hosts find this coordinator; hosts start once it is known.
+    pub fn set_address(&self, address: std::net::SocketAddr) {
+        self.launcher.set_address(address);
+    }
+
+    /// Stops the hosts this coordinator started and waits for them.
+    pub async fn stop_hosts(&self) {
+        self.launcher.stop_all().await;
+    }
+
+    fn hosts_lock(&self) -> MutexGuard<'_, HashMap<HostId, HostLink>> {
+        self.hosts.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The render pool per size: hosts in all, booted and free, leased, and sessions queued.
@@ -278,6 +346,25 @@ impl Sessions {
             })
         });
         serde_json::Value::from(sizes.to_vec())
+    }
+
+    /// The registered render hosts, for the operator.
+    pub fn host_status(&self) -> serde_json::Value {
+        let hosts: Vec<serde_json::Value> = self
+            .hosts_lock()
+            .iter()
+            .map(|(id, link)| {
+                serde_json::json!({
+                    "id": id,
+                    "size": link.size.as_str(),
+                    "endpoint": link.endpoint,
+                    "adapter": link.adapter,
+                    "pid": link.pid,
+                    "device": link.device,
+                })
+            })
+            .collect();
+        serde_json::Value::from(hosts)
     }
 
     /// Time each size was Ready within `[from, to)`, for `account`.
@@ -314,13 +401,12 @@ impl Sessions {
         let mut stored = Vec::new();
         for effect in effects {
             match effect {
-                Effect::StartHost { host, size } => self.boot(host, size),
+                Effect::StartHost { host, size } => self.launcher.launch(host, size),
                 Effect::ResetHost { host } => {
-                    // The session ended: its device is told and disconnected, which drops the
-                    // scene; the host is clean for its next lease.
-                    let connected = self.connected.lock().unwrap_or_else(|p| p.into_inner());
-                    if let Some(ended) = connected.get(&host) {
-                        ended.cancel();
+                    // The session ended: the host disconnects its device, which drops the
+                    // scene; it is clean for its next lease.
+                    if let Some(link) = self.hosts_lock().get(&host) {
+                        let _ = link.commands.send(HostCommand::Reset);
                     }
                     tracing::debug!(%host, "render host reset for its next lease");
                 }
@@ -356,20 +442,6 @@ impl Sessions {
         Ok(())
     }
 
-    /// Boots a local render host: its own wgpu device on its own thread.
-    fn boot(&self, host: HostId, size: SessionSize) {
-        let events = self.host_events.clone();
-        tokio::spawn(async move {
-            tracing::info!(%host, %size, "booting render host");
-            let worker = RenderWorker::start().await;
-            let event = match worker.adapter.as_ref() {
-                Ok(_) => HostEvent::Ready(host, worker),
-                Err(e) => HostEvent::Failed(host, format!("the render host could not start: {e}")),
-            };
-            let _ = events.send(event);
-        });
-    }
-
     /// Applies timeouts and host reports until shutdown.
     async fn drive(
         self: Arc<Self>,
@@ -398,24 +470,36 @@ impl Sessions {
     }
 
     fn handle_host_event(&self, event: HostEvent) {
-        let now = self.now();
-        let mut inner = self.lock();
         match event {
-            HostEvent::Ready(host, worker) => {
-                tracing::info!(%host, "render host ready");
-                self.hosts
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(host.clone(), worker);
-                inner.service.handle_host_ready(&host, now);
-            }
-            HostEvent::Failed(host, reason) => {
-                tracing::error!(%host, "{reason}");
-                inner.service.handle_host_lost(&host, &reason, now);
+            HostEvent::Lost(host, reason) => self.host_lost(&host, &reason),
+            HostEvent::BootDeadline(host) => {
+                if !self.hosts_lock().contains_key(&host) && self.launcher.started(&host) {
+                    self.host_lost(&host, "the render host did not register in time");
+                }
             }
         }
-        // The driver loop awaits nothing here: these writes are ordered by the queue.
-        let _ = self.queue(&mut inner);
+    }
+
+    fn view(
+        &self,
+        service: &mut SessionService,
+        key: &SessionKey,
+        now: Timestamp,
+    ) -> Option<SessionView> {
+        let queue_position = service.queue_position(key);
+        let session = service.handle_get(key, now)?.clone();
+        let endpoint = match (&session.host, session.status) {
+            (Some(host), SessionStatus::Ready) => {
+                self.hosts_lock().get(host).map(|l| l.endpoint.clone())
+            }
+            _ => None,
+        };
+        Some(SessionView {
+            elapsed_minutes: session.elapsed_minutes(now),
+            session,
+            queue_position,
+            endpoint,
+        })
     }
 }
 
@@ -429,16 +513,6 @@ async fn written(write: Option<oneshot::Receiver<bool>>) -> bool {
 
 fn drain(service: &mut SessionService) -> Vec<Effect> {
     std::iter::from_fn(|| service.poll_effect()).collect()
-}
-
-fn view(service: &mut SessionService, key: &SessionKey, now: Timestamp) -> Option<SessionView> {
-    let queue_position = service.queue_position(key);
-    let session = service.handle_get(key, now)?.clone();
-    Some(SessionView {
-        elapsed_minutes: session.elapsed_minutes(now),
-        session,
-        queue_position,
-    })
 }
 
 async fn write_loop(store: Store, mut queue: mpsc::UnboundedReceiver<Write>) {

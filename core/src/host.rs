@@ -1,0 +1,120 @@
+//! The link between a render host process and its coordinator (`/v1/hosts/ws`).
+//!
+//! A host registers with the coordinator's host secret, then heartbeats. The coordinator decides
+//! who may connect to the host (the device's access token is checked by the coordinator, which
+//! alone holds the signing key) and tells the host when its session ended. A host that falls
+//! silent for [`HOST_SILENCE_MS`] is lost: its session ends in `Error`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::pool::HostId;
+use crate::protocol::ProtocolError;
+use crate::session::SessionSize;
+
+/// How often a host says it is alive.
+pub const HEARTBEAT_MS: u64 = 500;
+/// Silence after which the coordinator gives a host up.
+pub const HOST_SILENCE_MS: u64 = 2_000;
+
+/// What a host tells its coordinator.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum HostReport {
+    /// First message.
+    Register {
+        /// The coordinator's host secret.
+        secret: String,
+        size: SessionSize,
+        /// The id the coordinator gave a host it started itself; `None` for a host that offers
+        /// itself (another machine, or one that outlived a coordinator restart).
+        host: Option<HostId>,
+        /// Where devices reach this host's render connections, e.g. `ws://10.0.0.7:41234`.
+        endpoint: String,
+        /// The GPU adapter the host renders on, for the operator.
+        adapter: String,
+        /// The host's process id, for the operator.
+        pid: u32,
+    },
+    Heartbeat {
+        /// A device holds the render connection.
+        device: bool,
+    },
+    /// A device said hello with `token` on the connection for `account`/`session`: may it?
+    Admit {
+        /// Echoed in [`HostCommand::Admission`].
+        request: u64,
+        account: String,
+        session: String,
+        token: String,
+    },
+}
+
+/// What a coordinator tells a host.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum HostCommand {
+    /// Registration accepted: this is the host's name in the pool.
+    Registered { host: HostId },
+    /// The answer to [`HostReport::Admit`].
+    Admission {
+        request: u64,
+        #[serde(flatten)]
+        verdict: Admission,
+    },
+    /// The leased session ended: disconnect the device and drop the scene.
+    Reset,
+}
+
+/// Whether a device may hold the render connection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "verdict", rename_all = "snake_case")]
+pub enum Admission {
+    Admitted { size: SessionSize },
+    Refused { reason: String },
+}
+
+impl HostReport {
+    pub fn parse(text: &str) -> Result<Self, ProtocolError> {
+        serde_json::from_str(text).map_err(|e| ProtocolError::Malformed(e.to_string()))
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("host reports always serialize")
+    }
+}
+
+impl HostCommand {
+    pub fn parse(text: &str) -> Result<Self, ProtocolError> {
+        serde_json::from_str(text).map_err(|e| ProtocolError::Malformed(e.to_string()))
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("host commands always serialize")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn admission_reads_flat() {
+        let refused = HostCommand::Admission {
+            request: 7,
+            verdict: Admission::Refused {
+                reason: "no".into(),
+            },
+        };
+        let json = refused.to_json();
+        assert_eq!(
+            json,
+            r#"{"type":"admission","request":7,"verdict":"refused","reason":"no"}"#
+        );
+        assert_eq!(HostCommand::parse(&json).unwrap(), refused);
+    }
+
+    #[test]
+    fn a_report_without_its_type_is_malformed() {
+        assert!(HostReport::parse(r#"{"device":true}"#).is_err());
+    }
+}
