@@ -13,8 +13,9 @@ use crate::session::SessionSize;
 
 /// How often a host says it is alive.
 pub const HEARTBEAT_MS: u64 = 500;
-/// Silence after which the coordinator gives a host up.
-pub const HOST_SILENCE_MS: u64 = 2_000;
+/// Silence after which the coordinator gives a host up: three missed heartbeats, so a hung host's
+/// session is in `Error` within 2 s.
+pub const HOST_SILENCE_MS: u64 = 1_500;
 
 /// What a host tells its coordinator.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

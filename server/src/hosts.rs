@@ -334,7 +334,7 @@ async fn serve_host(socket: &mut WebSocket, state: &AppState) -> Result<String, 
         tokio::select! {
             message = tokio::time::timeout(silence, socket.recv()) => {
                 let message = match message {
-                    Err(_) => break Err(format!("no heartbeat for {} s", silence.as_secs())),
+                    Err(_) => break Err(format!("no heartbeat for {} ms", silence.as_millis())),
                     Ok(Some(Ok(message))) => message,
                     Ok(_) => break Err("the link to the render host broke".into()),
                 };

@@ -259,6 +259,134 @@ async fn sessions_survive_a_kill_and_a_lost_host_is_an_error_never_a_silent_loss
     assert!(stop(child).success());
 }
 
+/// The registered render hosts `/v1/health` reports.
+async fn hosts(addr: &str) -> Vec<serde_json::Value> {
+    let health: serde_json::Value = reqwest::get(format!("http://{addr}/v1/health"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    health["hosts"].as_array().cloned().unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_killed_render_host_process_ends_its_session_in_error_and_is_replaced() {
+    use reqwest::Method;
+    use serde_json::json;
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (account, key) = create_account(&data);
+    let args = [
+        "--addr",
+        "127.0.0.1:0",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--standard",
+        "1",
+        "--standard-standby",
+        "1",
+        "--premium",
+        "0",
+        "--poll-interval-ms",
+        "0",
+    ];
+    let (child, addr) = serve(&args, &[]);
+    wait_for_standby(&addr).await;
+    let token_url = format!("http://{addr}/accounts/{account}/token");
+    let (_, token) = call(Method::GET, token_url, &format!("{account}:{key}"), None).await;
+    let token = token["AccessToken"].as_str().unwrap().to_string();
+    let session =
+        |id: &str| format!("http://{addr}/accounts/{account}/sessions/{id}?api-version=2021-01-01");
+    let body = Some(json!({"maxLeaseTimeMinutes": 60, "size": "Standard"}));
+    let (status, leased) = call(Method::PUT, session("leased"), &token, body.clone()).await;
+    assert_eq!((status, leased["status"].as_str()), (201, Some("Ready")));
+
+    // The session's host is a process of its own, and its renderUrl points at that process.
+    let before = hosts(&addr).await;
+    assert_eq!(before.len(), 1, "{before:?}");
+    let host_pid = before[0]["pid"].as_u64().unwrap() as u32;
+    assert_ne!(host_pid, child.id());
+    let port = leased["handshakePort"].as_u64().unwrap();
+    assert!(
+        before[0]["endpoint"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!(":{port}"))
+    );
+    assert_eq!(
+        leased["renderUrl"].as_str().unwrap(),
+        format!("ws://127.0.0.1:{port}/v1/render/{account}/leased")
+    );
+
+    kill(Pid::from_raw(host_pid as i32), Signal::SIGKILL).unwrap();
+    let killed = Instant::now();
+    let errored = loop {
+        let (_, now) = call(Method::GET, session("leased"), &token, None).await;
+        if now["status"] == "Error" {
+            break now;
+        }
+        assert!(
+            killed.elapsed() < Duration::from_secs(5),
+            "still {now} 5 s after the host was killed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let took = killed.elapsed();
+    assert!(took < Duration::from_secs(2), "Error only after {took:?}");
+    let message = errored["error"]["message"].as_str().unwrap();
+    assert!(message.contains("lost"), "{errored}");
+
+    // The pool starts a replacement process, and the next session is Ready on it.
+    wait_for_standby(&addr).await;
+    let after = hosts(&addr).await;
+    assert_eq!(after.len(), 1, "{after:?}");
+    assert_ne!(after[0]["id"], before[0]["id"]);
+    assert_ne!(after[0]["pid"].as_u64().unwrap() as u32, host_pid);
+    let (status, next) = call(Method::PUT, session("next"), &token, body).await;
+    assert_eq!(
+        (status, next["status"].as_str()),
+        (201, Some("Ready")),
+        "{next}"
+    );
+
+    // A host that hangs (stopped, its socket still open) stops heartbeating and is given up too.
+    let hung_pid = after[0]["pid"].as_u64().unwrap() as i32;
+    kill(Pid::from_raw(hung_pid), Signal::SIGSTOP).unwrap();
+    let hung = Instant::now();
+    let errored = loop {
+        let (_, now) = call(Method::GET, session("next"), &token, None).await;
+        if now["status"] == "Error" {
+            break now;
+        }
+        assert!(
+            hung.elapsed() < Duration::from_secs(5),
+            "still {now} 5 s after the hang"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let took = hung.elapsed();
+    assert!(took < Duration::from_secs(2), "Error only after {took:?}");
+    assert!(
+        errored["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no heartbeat"),
+        "{errored}"
+    );
+    assert!(stop(child).success());
+    // The hung host was killed, not left behind.
+    let gone = Instant::now();
+    while kill(Pid::from_raw(hung_pid), None).is_ok() {
+        assert!(
+            gone.elapsed() < Duration::from_secs(10),
+            "the hung host is still running"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 #[test]
 fn render_writes_an_image_of_a_model_file_and_refuses_a_broken_one() {
     let dir = tempfile::tempdir().unwrap();
