@@ -9,6 +9,9 @@
 //! - [`conversation`]: one WebSocket as a WCF-style session — `hello` must come first, `bye` ends it.
 //! - [`device`]: the exclusive render connection between one device and its session's host.
 //! - [`host`]: a render host process and its coordinator: registration, heartbeats, admission.
+//! - [`space`]: a shared space after Xbox MPSD: constants, properties, members, timeouts,
+//!   the arbiter and the change number.
+//! - [`reliable`]: per-member sequence numbers, acks and resume (WCF reliable sessions).
 //! - [`selection`]: what a space is showing, and the change number every follower uses to drop
 //!   stale or duplicate updates.
 //! - [`catalog`]: what a client is told about a model.
@@ -24,9 +27,11 @@ pub mod device;
 pub mod host;
 pub mod pool;
 pub mod protocol;
+pub mod reliable;
 pub mod selection;
 pub mod service;
 pub mod session;
+pub mod space;
 pub mod throttle;
 pub mod time;
 

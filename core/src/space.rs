@@ -1,0 +1,885 @@
+//! A shared space, after Xbox MPSD's sessions: constants fixed at creation (from a template),
+//! properties members may write, members with their own constants and a status, timeouts that
+//! remove members who never came or went away, an arbiter, and a change number bumped by every
+//! change.
+//!
+//! Time is given, never read. Timeouts are evaluated by [`Space::handle_timeout`], which the
+//! caller runs right before every read or write and whenever [`Space::poll_timeout`] says so; a
+//! member makes at most one transition per evaluation, as in MPSD.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::catalog::ModelId;
+use crate::device::Placement;
+use crate::selection::ChangeNumber;
+use crate::session::SessionSize;
+use crate::time::Timestamp;
+
+/// Most members of an ordinary space.
+pub const MAX_MEMBERS: u32 = 100;
+/// Most members of a `large` space (which sends no roster).
+pub const MAX_LARGE_MEMBERS: u32 = 1000;
+/// Largest custom JSON property, serialized.
+pub const MAX_CUSTOM_BYTES: usize = 4096;
+
+/// Member timeouts in milliseconds; `None` is infinite. MPSD's contract-107 defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Timeouts {
+    /// A reserved member who never connects is removed after this.
+    pub reserved_removal: Option<u64>,
+    /// A member whose connection went away (ready) is removed after this: the resume window.
+    pub ready_removal: Option<u64>,
+    /// A member who said it is inactive is removed after this.
+    pub inactive_removal: Option<u64>,
+    /// An empty space is deleted after this.
+    pub session_empty: Option<u64>,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            reserved_removal: Some(30_000),
+            ready_removal: Some(180_000),
+            inactive_removal: Some(0),
+            session_empty: Some(0),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Visibility {
+    /// Anyone signed in may join.
+    Open,
+    /// Joining needs the join code.
+    Private,
+}
+
+/// Which tablets may change the selection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SelectPolicy {
+    AnyTablet,
+    ArbiterOnly,
+}
+
+/// Constants of a space. In a template every field is optional: what a template sets, a creator
+/// may not override; what it leaves open, the creator may set, else the default applies.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ConstantChoices {
+    pub max_members: Option<u32>,
+    pub large: Option<bool>,
+    pub visibility: Option<Visibility>,
+    pub select_policy: Option<SelectPolicy>,
+    /// Render session size for the space's headsets.
+    pub render_size: Option<SessionSize>,
+    pub timeouts: Option<Timeouts>,
+}
+
+/// A stored template: a name and the constants it fixes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Template {
+    pub name: String,
+    pub constants: ConstantChoices,
+}
+
+/// The constants of a space, fixed at creation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Constants {
+    pub template: String,
+    pub max_members: u32,
+    /// Up to 1000 members; no roster is sent.
+    pub large: bool,
+    pub visibility: Visibility,
+    pub select_policy: SelectPolicy,
+    pub render_size: SessionSize,
+    pub timeouts: Timeouts,
+}
+
+impl Constants {
+    /// The constants of a space made from `template` with the creator's `choices`.
+    pub fn resolve(template: &Template, choices: &ConstantChoices) -> Result<Self, SpaceError> {
+        let fixed = &template.constants;
+        fn pick<T: Copy>(
+            field: &'static str,
+            fixed: Option<T>,
+            chosen: Option<T>,
+            default: T,
+        ) -> Result<T, SpaceError> {
+            match (fixed, chosen) {
+                (Some(_), Some(_)) => Err(SpaceError::ConstantFixed(field)),
+                (Some(value), None) | (None, Some(value)) => Ok(value),
+                (None, None) => Ok(default),
+            }
+        }
+        let large = pick("large", fixed.large, choices.large, false)?;
+        let limit = if large {
+            MAX_LARGE_MEMBERS
+        } else {
+            MAX_MEMBERS
+        };
+        let max_members = pick("maxMembers", fixed.max_members, choices.max_members, limit)?;
+        if !(1..=limit).contains(&max_members) {
+            return Err(SpaceError::BadConstant(format!(
+                "maxMembers must be 1 to {limit}{}, not {max_members}",
+                if large { "" } else { " (or set large)" }
+            )));
+        }
+        Ok(Self {
+            template: template.name.clone(),
+            max_members,
+            large,
+            visibility: pick(
+                "visibility",
+                fixed.visibility,
+                choices.visibility,
+                Visibility::Open,
+            )?,
+            select_policy: pick(
+                "selectPolicy",
+                fixed.select_policy,
+                choices.select_policy,
+                SelectPolicy::AnyTablet,
+            )?,
+            render_size: pick(
+                "renderSize",
+                fixed.render_size,
+                choices.render_size,
+                SessionSize::Standard,
+            )?,
+            timeouts: pick(
+                "timeouts",
+                fixed.timeouts,
+                choices.timeouts,
+                Timeouts::default(),
+            )?,
+        })
+    }
+}
+
+/// What members may write.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Properties {
+    pub selected_model: Option<ModelId>,
+    pub transform: Placement,
+    /// Opaque to Parallax, at most [`MAX_CUSTOM_BYTES`].
+    pub custom: serde_json::Value,
+}
+
+/// A write to the properties; absent fields stay as they are.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PropertiesPatch {
+    /// `null` clears the selection.
+    #[serde(default, with = "double_option")]
+    pub selected_model: Option<Option<ModelId>>,
+    pub transform: Option<Placement>,
+    pub custom: Option<serde_json::Value>,
+}
+
+/// Tells "absent" from "null" for `selectedModel`.
+mod double_option {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<T: Serialize, S: Serializer>(
+        value: &Option<Option<T>>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(inner) => inner.serialize(serializer),
+            None => serializer.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<Option<T>>, D::Error> {
+        Option::<T>::deserialize(deserializer).map(Some)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Tablet,
+    Headset,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MemberStatus {
+    /// Joined, not yet connected.
+    Reserved,
+    /// Was connected; its connection went away. It may resume.
+    Ready,
+    /// Connected.
+    Active,
+    /// Connected, but said it is not in use (headset taken off, app in the background).
+    Inactive,
+}
+
+/// A member's id within its space.
+pub type MemberId = String;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Member {
+    pub id: MemberId,
+    pub role: Role,
+    /// The device's name, as it chose it; also how a restarted device finds its spaces.
+    pub device: String,
+    pub status: MemberStatus,
+    /// When the status last changed: timeouts count from here.
+    pub since: Timestamp,
+    /// Join order decides who is arbiter next.
+    pub joined: u64,
+    /// A headset's render session, once leased.
+    pub render_session: Option<String>,
+}
+
+/// What changed, for the subscribers.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    /// Members joined, left, were removed, or changed status.
+    Roster,
+    /// The arbiter is now this member (or nobody).
+    Arbiter(Option<MemberId>),
+    /// Selected model or transform.
+    Selection,
+    /// The custom property.
+    Custom,
+    /// This member was removed by a timeout (not by leaving).
+    Removed(Member),
+    /// The space is empty past its timeout: delete it.
+    Expired,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum SpaceError {
+    #[error("{0} is fixed by the template and cannot be chosen")]
+    ConstantFixed(&'static str),
+    #[error("{0}")]
+    BadConstant(String),
+    #[error("the space is full ({0} members)")]
+    Full(u32),
+    #[error("this space is private: the join code is missing or wrong")]
+    WrongCode,
+    #[error("there is no member {0} in this space")]
+    NoMember(MemberId),
+    #[error("the space changed (now at change {}), reload and try again", current.0)]
+    Stale { current: ChangeNumber },
+    #[error("only tablets change the selection")]
+    NotATablet,
+    #[error("only the arbiter ({arbiter}) may change the selection in this space")]
+    NotArbiter { arbiter: String },
+    #[error("custom properties are limited to {MAX_CUSTOM_BYTES} bytes, this is {0}")]
+    CustomTooLarge(usize),
+}
+
+/// One space.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Space {
+    pub name: String,
+    pub constants: Constants,
+    /// For private spaces.
+    pub join_code: Option<String>,
+    pub properties: Properties,
+    pub members: BTreeMap<MemberId, Member>,
+    pub arbiter: Option<MemberId>,
+    pub change: ChangeNumber,
+    pub created: Timestamp,
+    /// Since when the space has had no members.
+    pub empty_since: Option<Timestamp>,
+    /// Counts joins, for join order.
+    joins: u64,
+}
+
+impl Space {
+    pub fn new(
+        name: impl Into<String>,
+        constants: Constants,
+        join_code: Option<String>,
+        now: Timestamp,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            join_code: match constants.visibility {
+                Visibility::Private => join_code,
+                Visibility::Open => None,
+            },
+            constants,
+            properties: Properties::default(),
+            members: BTreeMap::new(),
+            arbiter: None,
+            change: ChangeNumber(1),
+            created: now,
+            empty_since: Some(now),
+            joins: 0,
+        }
+    }
+
+    /// Adds a member as `reserved`. `id` is chosen by the caller (unique, unguessable).
+    pub fn handle_join(
+        &mut self,
+        id: MemberId,
+        role: Role,
+        device: String,
+        code: Option<&str>,
+        now: Timestamp,
+    ) -> Result<Vec<Change>, SpaceError> {
+        if let Some(expected) = &self.join_code
+            && code != Some(expected.as_str())
+        {
+            return Err(SpaceError::WrongCode);
+        }
+        if self.members.len() as u32 >= self.constants.max_members {
+            return Err(SpaceError::Full(self.constants.max_members));
+        }
+        self.joins += 1;
+        self.members.insert(
+            id.clone(),
+            Member {
+                id,
+                role,
+                device,
+                status: MemberStatus::Reserved,
+                since: now,
+                joined: self.joins,
+                render_session: None,
+            },
+        );
+        self.empty_since = None;
+        Ok(self.changed(vec![Change::Roster]))
+    }
+
+    /// The member leaves.
+    pub fn handle_leave(&mut self, id: &str, now: Timestamp) -> Result<Vec<Change>, SpaceError> {
+        self.members
+            .remove(id)
+            .ok_or_else(|| SpaceError::NoMember(id.to_string()))?;
+        if self.members.is_empty() {
+            self.empty_since = Some(now);
+        }
+        Ok(self.changed(vec![Change::Roster]))
+    }
+
+    /// The member's status changes: `active` when it connects, `ready` when its connection
+    /// goes, `inactive`/`active` as it says.
+    pub fn handle_status(
+        &mut self,
+        id: &str,
+        status: MemberStatus,
+        now: Timestamp,
+    ) -> Result<Vec<Change>, SpaceError> {
+        let member = self
+            .members
+            .get_mut(id)
+            .ok_or_else(|| SpaceError::NoMember(id.to_string()))?;
+        if member.status == status {
+            return Ok(Vec::new());
+        }
+        member.status = status;
+        member.since = now;
+        Ok(self.changed(vec![Change::Roster]))
+    }
+
+    /// Records a headset's render session.
+    pub fn handle_render_session(
+        &mut self,
+        id: &str,
+        session: Option<String>,
+    ) -> Result<Vec<Change>, SpaceError> {
+        let member = self
+            .members
+            .get_mut(id)
+            .ok_or_else(|| SpaceError::NoMember(id.to_string()))?;
+        member.render_session = session;
+        Ok(self.changed(vec![Change::Roster]))
+    }
+
+    /// A member writes the properties. `if_match` is the change number the writer saw.
+    pub fn handle_write(
+        &mut self,
+        writer: &str,
+        patch: PropertiesPatch,
+        if_match: Option<ChangeNumber>,
+    ) -> Result<Vec<Change>, SpaceError> {
+        let member = self
+            .members
+            .get(writer)
+            .ok_or_else(|| SpaceError::NoMember(writer.to_string()))?;
+        if let Some(seen) = if_match
+            && seen != self.change
+        {
+            return Err(SpaceError::Stale {
+                current: self.change,
+            });
+        }
+        let selects = patch.selected_model.is_some() || patch.transform.is_some();
+        if selects {
+            if member.role != Role::Tablet {
+                return Err(SpaceError::NotATablet);
+            }
+            if self.constants.select_policy == SelectPolicy::ArbiterOnly
+                && self.arbiter.as_deref() != Some(writer)
+            {
+                let arbiter = self
+                    .arbiter
+                    .as_ref()
+                    .and_then(|a| self.members.get(a))
+                    .map_or_else(|| "nobody".to_string(), |m| m.device.clone());
+                return Err(SpaceError::NotArbiter { arbiter });
+            }
+        }
+        if let Some(custom) = &patch.custom {
+            let size = custom.to_string().len();
+            if size > MAX_CUSTOM_BYTES {
+                return Err(SpaceError::CustomTooLarge(size));
+            }
+        }
+        let mut changes = Vec::new();
+        let mut selection = false;
+        if let Some(model) = patch.selected_model
+            && model != self.properties.selected_model
+        {
+            self.properties.selected_model = model;
+            selection = true;
+        }
+        if let Some(transform) = patch.transform
+            && transform != self.properties.transform
+        {
+            self.properties.transform = transform;
+            selection = true;
+        }
+        if selection {
+            changes.push(Change::Selection);
+        }
+        if let Some(custom) = patch.custom
+            && custom != self.properties.custom
+        {
+            self.properties.custom = custom;
+            changes.push(Change::Custom);
+        }
+        if changes.is_empty() {
+            return Ok(changes);
+        }
+        Ok(self.changed(changes))
+    }
+
+    /// Applies timeouts due at `now`: at most one transition per member.
+    pub fn handle_timeout(&mut self, now: Timestamp) -> Vec<Change> {
+        let due: Vec<MemberId> = self
+            .members
+            .values()
+            .filter(|m| self.removal_at(m).is_some_and(|at| at <= now))
+            .map(|m| m.id.clone())
+            .collect();
+        let mut changes = Vec::new();
+        for id in due {
+            if let Some(member) = self.members.remove(&id) {
+                changes.push(Change::Removed(member));
+            }
+        }
+        if !changes.is_empty() {
+            changes.push(Change::Roster);
+            if self.members.is_empty() {
+                self.empty_since = Some(now);
+            }
+            changes = self.changed(changes);
+        } else if self.expires_at().is_some_and(|at| at <= now) {
+            // Emptied earlier and its time is up. Removed members are reported first, so the
+            // caller releases their leases before it drops the space.
+            changes.push(Change::Expired);
+        }
+        changes
+    }
+
+    /// The next instant at which [`Self::handle_timeout`] has work.
+    pub fn poll_timeout(&self) -> Option<Timestamp> {
+        self.members
+            .values()
+            .filter_map(|m| self.removal_at(m))
+            .chain(self.expires_at())
+            .min()
+    }
+
+    /// Whether the space is past its empty timeout.
+    pub fn is_expired(&self, now: Timestamp) -> bool {
+        self.expires_at().is_some_and(|at| at <= now)
+    }
+
+    fn removal_at(&self, member: &Member) -> Option<Timestamp> {
+        let timeouts = &self.constants.timeouts;
+        let after = match member.status {
+            MemberStatus::Reserved => timeouts.reserved_removal,
+            MemberStatus::Ready => timeouts.ready_removal,
+            MemberStatus::Inactive => timeouts.inactive_removal,
+            MemberStatus::Active => None,
+        }?;
+        Some(member.since.after(Duration::from_millis(after)))
+    }
+
+    fn expires_at(&self) -> Option<Timestamp> {
+        let since = self.empty_since?;
+        let after = self.constants.timeouts.session_empty?;
+        Some(since.after(Duration::from_millis(after)))
+    }
+
+    /// Bumps the change number, migrates the arbiter if it must, and returns `changes` with the
+    /// arbiter change (if any) added.
+    fn changed(&mut self, mut changes: Vec<Change>) -> Vec<Change> {
+        self.change = self.change.next();
+        let arbiter = self.elect();
+        if arbiter != self.arbiter {
+            self.arbiter = arbiter.clone();
+            changes.push(Change::Arbiter(arbiter));
+        }
+        changes
+    }
+
+    /// The arbiter stays while it is a tablet that is not inactive; otherwise the earliest
+    /// joined such tablet takes over.
+    fn elect(&self) -> Option<MemberId> {
+        let eligible = |m: &Member| m.role == Role::Tablet && m.status != MemberStatus::Inactive;
+        if let Some(current) = self.arbiter.as_ref().and_then(|a| self.members.get(a))
+            && eligible(current)
+        {
+            return Some(current.id.clone());
+        }
+        self.members
+            .values()
+            .filter(|m| eligible(m))
+            .min_by_key(|m| m.joined)
+            .map(|m| m.id.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T0: Timestamp = Timestamp::from_millis(1_000_000);
+
+    fn at(ms: u64) -> Timestamp {
+        T0.after(Duration::from_millis(ms))
+    }
+
+    fn template(constants: ConstantChoices) -> Template {
+        Template {
+            name: "t".into(),
+            constants,
+        }
+    }
+
+    fn space(choices: ConstantChoices) -> Space {
+        let constants =
+            Constants::resolve(&template(ConstantChoices::default()), &choices).unwrap();
+        Space::new("review", constants, Some("4711".into()), T0)
+    }
+
+    fn join(space: &mut Space, id: &str, role: Role, now: Timestamp) -> Vec<Change> {
+        space
+            .handle_join(id.into(), role, format!("{id}-device"), None, now)
+            .unwrap()
+    }
+
+    #[test]
+    fn a_template_fixes_what_it_sets_and_defaults_fill_the_rest() {
+        let fixed = template(ConstantChoices {
+            visibility: Some(Visibility::Private),
+            ..Default::default()
+        });
+        let refused = Constants::resolve(
+            &fixed,
+            &ConstantChoices {
+                visibility: Some(Visibility::Open),
+                ..Default::default()
+            },
+        );
+        assert_eq!(refused, Err(SpaceError::ConstantFixed("visibility")));
+        let chosen = Constants::resolve(
+            &fixed,
+            &ConstantChoices {
+                max_members: Some(8),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(chosen.visibility, Visibility::Private);
+        assert_eq!(chosen.max_members, 8);
+        assert_eq!(chosen.timeouts, Timeouts::default());
+        assert_eq!(chosen.timeouts.reserved_removal, Some(30_000));
+        assert_eq!(chosen.timeouts.ready_removal, Some(180_000));
+    }
+
+    #[test]
+    fn member_limits_are_100_or_1000_for_large_spaces() {
+        let none = template(ConstantChoices::default());
+        let default = Constants::resolve(&none, &ConstantChoices::default()).unwrap();
+        assert_eq!(default.max_members, 100);
+        let too_many = ConstantChoices {
+            max_members: Some(101),
+            ..Default::default()
+        };
+        assert!(matches!(
+            Constants::resolve(&none, &too_many),
+            Err(SpaceError::BadConstant(_))
+        ));
+        let large = ConstantChoices {
+            large: Some(true),
+            ..Default::default()
+        };
+        assert_eq!(Constants::resolve(&none, &large).unwrap().max_members, 1000);
+        let zero = ConstantChoices {
+            max_members: Some(0),
+            ..Default::default()
+        };
+        assert!(Constants::resolve(&none, &zero).is_err());
+    }
+
+    #[test]
+    fn a_full_space_refuses_the_next_member() {
+        let mut s = space(ConstantChoices {
+            max_members: Some(2),
+            ..Default::default()
+        });
+        join(&mut s, "a", Role::Tablet, T0);
+        join(&mut s, "b", Role::Headset, T0);
+        assert_eq!(
+            s.handle_join("c".into(), Role::Headset, "c".into(), None, T0),
+            Err(SpaceError::Full(2))
+        );
+        s.handle_leave("b", T0).unwrap();
+        join(&mut s, "c", Role::Headset, T0);
+    }
+
+    #[test]
+    fn a_private_space_needs_its_code() {
+        let mut s = space(ConstantChoices {
+            visibility: Some(Visibility::Private),
+            ..Default::default()
+        });
+        assert_eq!(
+            s.handle_join("a".into(), Role::Tablet, "a".into(), None, T0),
+            Err(SpaceError::WrongCode)
+        );
+        assert_eq!(
+            s.handle_join("a".into(), Role::Tablet, "a".into(), Some("0000"), T0),
+            Err(SpaceError::WrongCode)
+        );
+        assert!(
+            s.handle_join("a".into(), Role::Tablet, "a".into(), Some("4711"), T0)
+                .is_ok()
+        );
+        // An open space has no code to check.
+        assert_eq!(space(ConstantChoices::default()).join_code, None);
+    }
+
+    #[test]
+    fn every_change_bumps_the_change_number_and_no_op_writes_do_not() {
+        let mut s = space(ConstantChoices::default());
+        let start = s.change;
+        join(&mut s, "tab", Role::Tablet, T0);
+        assert_eq!(s.change, start.next());
+        let select = PropertiesPatch {
+            selected_model: Some(Some(ModelId::new("gear"))),
+            ..Default::default()
+        };
+        let changes = s.handle_write("tab", select.clone(), None).unwrap();
+        assert_eq!(changes, [Change::Selection]);
+        let after_select = s.change;
+        assert_eq!(after_select, start.next().next());
+        // The same selection again changes nothing, so nobody reloads.
+        assert_eq!(s.handle_write("tab", select, None).unwrap(), []);
+        assert_eq!(s.change, after_select);
+        s.handle_status("tab", MemberStatus::Active, at(1)).unwrap();
+        assert_eq!(s.change, after_select.next());
+        assert_eq!(
+            s.handle_status("tab", MemberStatus::Active, at(2)).unwrap(),
+            []
+        );
+    }
+
+    #[test]
+    fn a_stale_if_match_is_refused_and_changes_nothing() {
+        let mut s = space(ConstantChoices::default());
+        join(&mut s, "tab", Role::Tablet, T0);
+        let seen = s.change;
+        let custom = |v: i32| PropertiesPatch {
+            custom: Some(serde_json::json!({ "v": v })),
+            ..Default::default()
+        };
+        s.handle_write("tab", custom(1), Some(seen)).unwrap();
+        assert_eq!(
+            s.handle_write("tab", custom(2), Some(seen)),
+            Err(SpaceError::Stale { current: s.change })
+        );
+        assert_eq!(s.properties.custom, serde_json::json!({ "v": 1 }));
+    }
+
+    #[test]
+    fn custom_json_is_limited_to_4_kb() {
+        let mut s = space(ConstantChoices::default());
+        join(&mut s, "tab", Role::Tablet, T0);
+        let big = PropertiesPatch {
+            custom: Some(serde_json::json!("x".repeat(MAX_CUSTOM_BYTES))),
+            ..Default::default()
+        };
+        assert!(matches!(
+            s.handle_write("tab", big, None),
+            Err(SpaceError::CustomTooLarge(_))
+        ));
+    }
+
+    #[test]
+    fn only_tablets_select_and_with_arbiter_only_only_the_arbiter() {
+        let mut s = space(ConstantChoices {
+            select_policy: Some(SelectPolicy::ArbiterOnly),
+            ..Default::default()
+        });
+        join(&mut s, "first", Role::Tablet, T0);
+        join(&mut s, "second", Role::Tablet, T0);
+        join(&mut s, "hmd", Role::Headset, T0);
+        let select = PropertiesPatch {
+            selected_model: Some(Some(ModelId::new("gear"))),
+            ..Default::default()
+        };
+        assert_eq!(
+            s.handle_write("hmd", select.clone(), None),
+            Err(SpaceError::NotATablet)
+        );
+        assert_eq!(
+            s.handle_write("second", select.clone(), None),
+            Err(SpaceError::NotArbiter {
+                arbiter: "first-device".into()
+            })
+        );
+        assert!(s.handle_write("first", select, None).is_ok());
+    }
+
+    #[test]
+    fn the_arbiter_migrates_when_it_leaves_or_goes_inactive_and_stays_otherwise() {
+        let mut s = space(ConstantChoices::default());
+        join(&mut s, "hmd", Role::Headset, T0);
+        assert_eq!(s.arbiter, None);
+        let changes = join(&mut s, "first", Role::Tablet, T0);
+        assert!(changes.contains(&Change::Arbiter(Some("first".into()))));
+        join(&mut s, "second", Role::Tablet, T0);
+        join(&mut s, "third", Role::Tablet, T0);
+        assert_eq!(s.arbiter.as_deref(), Some("first"));
+        let changes = s
+            .handle_status("first", MemberStatus::Inactive, at(1))
+            .unwrap();
+        assert!(changes.contains(&Change::Arbiter(Some("second".into()))));
+        // Coming back does not take the role back: the arbiter only changes when it must.
+        s.handle_status("first", MemberStatus::Active, at(2))
+            .unwrap();
+        assert_eq!(s.arbiter.as_deref(), Some("second"));
+        let changes = s.handle_leave("second", at(3)).unwrap();
+        assert!(changes.contains(&Change::Arbiter(Some("first".into()))));
+        s.handle_leave("first", at(4)).unwrap();
+        s.handle_leave("third", at(5)).unwrap();
+        assert_eq!(s.arbiter, None);
+    }
+
+    #[test]
+    fn a_reserved_member_who_never_connects_is_removed_after_30_s() {
+        let mut s = space(ConstantChoices::default());
+        join(&mut s, "tab", Role::Tablet, T0);
+        s.handle_status("tab", MemberStatus::Active, T0).unwrap();
+        join(&mut s, "late", Role::Headset, T0);
+        assert_eq!(s.poll_timeout(), Some(at(30_000)));
+        assert_eq!(s.handle_timeout(at(29_999)), []);
+        let changes = s.handle_timeout(at(30_000));
+        assert!(matches!(&changes[0], Change::Removed(m) if m.id == "late"));
+        assert!(changes.contains(&Change::Roster));
+        assert!(!s.members.contains_key("late"));
+        assert_eq!(s.poll_timeout(), None, "an active member never times out");
+    }
+
+    #[test]
+    fn a_dropped_member_may_resume_for_180_s_and_an_inactive_one_goes_at_once() {
+        let mut s = space(ConstantChoices::default());
+        join(&mut s, "tab", Role::Tablet, T0);
+        join(&mut s, "hmd", Role::Headset, T0);
+        s.handle_status("tab", MemberStatus::Active, T0).unwrap();
+        s.handle_status("hmd", MemberStatus::Active, T0).unwrap();
+        s.handle_status("hmd", MemberStatus::Ready, at(1_000))
+            .unwrap();
+        assert_eq!(s.poll_timeout(), Some(at(181_000)));
+        // It reconnects in time: nothing is removed.
+        s.handle_status("hmd", MemberStatus::Active, at(100_000))
+            .unwrap();
+        assert_eq!(s.handle_timeout(at(181_000)), []);
+        // inactiveRemoval 0: removed on the next evaluation.
+        s.handle_status("tab", MemberStatus::Inactive, at(200_000))
+            .unwrap();
+        let changes = s.handle_timeout(at(200_000));
+        assert!(matches!(&changes[0], Change::Removed(m) if m.id == "tab"));
+    }
+
+    #[test]
+    fn one_transition_per_member_per_evaluation_and_null_is_infinite() {
+        let mut s = space(ConstantChoices {
+            timeouts: Some(Timeouts {
+                reserved_removal: None,
+                ready_removal: Some(10),
+                inactive_removal: None,
+                session_empty: None,
+            }),
+            ..Default::default()
+        });
+        join(&mut s, "tab", Role::Tablet, T0);
+        join(&mut s, "idle", Role::Tablet, T0);
+        assert_eq!(s.poll_timeout(), None, "reserved forever");
+        s.handle_status("tab", MemberStatus::Ready, T0).unwrap();
+        // Long past due: still only removed once, and the other member is untouched.
+        let changes = s.handle_timeout(at(1_000_000));
+        let removed: Vec<_> = changes
+            .iter()
+            .filter(|c| matches!(c, Change::Removed(_)))
+            .collect();
+        assert_eq!(removed.len(), 1);
+        assert!(s.members.contains_key("idle"));
+        // sessionEmpty null: an empty space stays.
+        s.handle_leave("idle", at(1_000_001)).unwrap();
+        assert_eq!(s.handle_timeout(at(u64::MAX / 2)), []);
+    }
+
+    #[test]
+    fn an_empty_space_expires_after_its_timeout() {
+        let mut s = space(ConstantChoices {
+            timeouts: Some(Timeouts {
+                session_empty: Some(5_000),
+                ..Timeouts::default()
+            }),
+            ..Default::default()
+        });
+        join(&mut s, "tab", Role::Tablet, T0);
+        s.handle_status("tab", MemberStatus::Active, T0).unwrap();
+        assert!(!s.is_expired(at(10_000)));
+        s.handle_leave("tab", at(10_000)).unwrap();
+        assert_eq!(s.poll_timeout(), Some(at(15_000)));
+        assert_eq!(s.handle_timeout(at(14_999)), []);
+        assert_eq!(s.handle_timeout(at(15_000)), [Change::Expired]);
+    }
+
+    #[test]
+    fn selected_model_tells_absent_from_null() {
+        let absent: PropertiesPatch = serde_json::from_str(r#"{"custom":1}"#).unwrap();
+        assert_eq!(absent.selected_model, None);
+        let cleared: PropertiesPatch = serde_json::from_str(r#"{"selectedModel":null}"#).unwrap();
+        assert_eq!(cleared.selected_model, Some(None));
+        assert!(serde_json::from_str::<PropertiesPatch>(r#"{"colour":1}"#).is_err());
+    }
+}
