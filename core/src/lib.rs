@@ -11,6 +11,7 @@
 //! - [`host`]: a render host process and its coordinator: registration, heartbeats, admission.
 //! - [`space`]: a shared space after Xbox MPSD: constants, properties, members, timeouts,
 //!   the arbiter and the change number.
+//! - [`space_protocol`]: the space WebSocket's messages.
 //! - [`reliable`]: per-member sequence numbers, acks and resume (WCF reliable sessions).
 //! - [`selection`]: what a space is showing, and the change number every follower uses to drop
 //!   stale or duplicate updates.
@@ -32,6 +33,7 @@ pub mod selection;
 pub mod service;
 pub mod session;
 pub mod space;
+pub mod space_protocol;
 pub mod throttle;
 pub mod time;
 

@@ -177,7 +177,7 @@ fn host_address(endpoint: &str, origin: &str) -> Option<(String, u16)> {
 
 /// Properties of `view`, with `renderUrl` for a client on the origin `origin`
 /// (`http(s)://host`).
-fn properties(view: &SessionView, origin: &str) -> SessionProperties {
+pub(crate) fn properties(view: &SessionView, origin: &str) -> SessionProperties {
     let session = &view.session;
     let address = view
         .endpoint
@@ -533,7 +533,7 @@ pub(crate) async fn usage_handler(
 }
 
 /// `scheme://host` the client used, for absolute links.
-fn origin(headers: &HeaderMap) -> String {
+pub(crate) fn origin(headers: &HeaderMap) -> String {
     let host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())

@@ -98,6 +98,15 @@ impl AppError {
         }
     }
 
+    /// A stale `If-Match`: 412.
+    pub fn precondition_failed(message: impl Into<String>) -> Self {
+        Self::client(
+            StatusCode::PRECONDITION_FAILED,
+            "PreconditionFailed",
+            message,
+        )
+    }
+
     pub fn unavailable(code: &'static str, message: impl Into<String>) -> Self {
         Self::client(StatusCode::SERVICE_UNAVAILABLE, code, message)
     }

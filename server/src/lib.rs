@@ -14,6 +14,8 @@
 //! - `render_host`: `parallax render-host`, one render host process; `render_ws`: its exclusive
 //!   render connection, served on the host's own port.
 //! - `arr`: the ARR-shaped session REST API and token service; `accounts`: keys and tokens.
+//! - `spaces`: shared spaces (members, timeouts, reliable delivery); `space_routes`: their REST
+//!   API and WebSocket.
 //! - `api`: JSON API under `/v1`; `ws`: the headset WebSocket; `web`: Leptos pages and assets.
 //! - `clock`: the one source of time; `error`: the HTTP error type.
 
@@ -32,6 +34,8 @@ pub mod render_host;
 mod render_worker;
 mod render_ws;
 mod sessions;
+mod space_routes;
+mod spaces;
 mod stage;
 mod store;
 mod web;
@@ -57,6 +61,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::{PoolArgs, ServeArgs};
 use crate::render_worker::RenderWorker;
 use crate::sessions::Sessions;
+use crate::spaces::Spaces;
 use crate::stage::Stage;
 use crate::store::Store;
 
@@ -73,6 +78,7 @@ pub struct AppState {
     /// Most triangles a Standard session may load.
     standard_polygon_budget: u64,
     sessions: Arc<Sessions>,
+    spaces: Arc<Spaces>,
     tokens: Tokens,
     /// What render hosts must present to register and to fetch models.
     host_secret: String,
@@ -164,6 +170,14 @@ impl AppState {
         )
         .await
         .context("restoring render sessions")?;
+        let spaces = Spaces::open(
+            store.clone(),
+            clock.clone(),
+            sessions.clone(),
+            shutdown.clone(),
+        )
+        .await
+        .context("restoring spaces")?;
         let renderer = RenderWorker::start().await;
         let catalog = Arc::new(
             Catalog::open(data_dir, store.clone(), renderer.clone())
@@ -192,6 +206,7 @@ impl AppState {
             max_upload_bytes: *max_upload_bytes,
             standard_polygon_budget: pool.standard_polygon_budget,
             sessions,
+            spaces,
             tokens,
             host_secret,
             renderer,
@@ -221,6 +236,7 @@ pub fn app(state: AppState) -> Router {
         .merge(models::router(state.max_upload_bytes))
         .merge(ws::router())
         .merge(hosts::router())
+        .merge(space_routes::router())
         .merge(openapi::router())
         .merge(web::router(&state, &site_root))
         .layer(axum::middleware::from_fn(correlation_vector))

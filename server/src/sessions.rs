@@ -150,6 +150,13 @@ impl Sessions {
         }
     }
 
+    /// A session's properties, not counted against any polling limit (for the server's own use).
+    pub fn peek(&self, key: &SessionKey) -> Option<SessionView> {
+        let now = self.now();
+        let mut inner = self.lock();
+        self.view(&mut inner.service, key, now)
+    }
+
     /// Properties of a session, subject to the polling limit for `caller`.
     pub async fn poll(&self, caller: &str, key: &SessionKey) -> Result<SessionView, AppError> {
         let now = self.now();

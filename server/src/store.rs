@@ -170,6 +170,50 @@ impl Store {
         Ok(())
     }
 
+    /// Space templates: `(name, constants JSON)`, by name.
+    pub async fn space_templates(&self) -> StoreResult<Vec<(String, String)>> {
+        Ok(
+            sqlx::query_as("SELECT name, constants FROM space_templates ORDER BY name")
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+
+    /// Every stored space, as its JSON body.
+    pub async fn spaces(&self) -> StoreResult<Vec<String>> {
+        let rows: Vec<(String,)> = sqlx::query_as("SELECT body FROM spaces")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.into_iter().map(|(body,)| body).collect())
+    }
+
+    pub async fn upsert_space(
+        &self,
+        name: &str,
+        body: &str,
+        change: ChangeNumber,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO spaces (name, body, change_number) VALUES ($1, $2, $3)
+             ON CONFLICT (name) DO UPDATE SET body = excluded.body,
+                 change_number = excluded.change_number, updated_at = CURRENT_TIMESTAMP",
+        )
+        .bind(name)
+        .bind(body)
+        .bind(i64::try_from(change.0).unwrap_or(i64::MAX))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn delete_space(&self, name: &str) -> StoreResult<()> {
+        sqlx::query("DELETE FROM spaces WHERE name = $1")
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     pub async fn insert_account(&self, account: &AccountRecord) -> StoreResult<()> {
         sqlx::query("INSERT INTO accounts (id, name, key_hash) VALUES ($1, $2, $3)")
             .bind(&account.id)

@@ -1,0 +1,135 @@
+//! The space WebSocket (`/v1/spaces/{name}/ws`), a WCF-style session: `hello` first (access token,
+//! member token, and the last sequence seen when resuming), `bye` ends it. Every server message
+//! after `welcome` carries the member's next sequence number and the space's change number; the
+//! client acknowledges what it processed.
+
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::ModelId;
+use crate::device::Placement;
+use crate::protocol::ProtocolError;
+use crate::space::{Member, MemberStatus};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum SpaceClientMessage {
+    Hello {
+        /// The account's access token.
+        token: String,
+        /// The member token from the join: identifies the member and resumes its session.
+        member: String,
+        /// The last sequence number processed, when resuming; absent for a fresh start.
+        #[serde(default, rename = "lastSeq")]
+        last_seq: Option<u64>,
+    },
+    Ack {
+        seq: u64,
+    },
+    /// The member is (in)active, e.g. a headset taken off.
+    Status {
+        status: MemberStatus,
+    },
+    Bye,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum SpaceServerMessage {
+    /// The answer to `hello`. `space` is a full snapshot when the member starts fresh or missed
+    /// too much; otherwise the missed events follow, in order.
+    Welcome {
+        member: String,
+        /// The sequence number the member is at after this welcome (before any replay).
+        seq: u64,
+        change: u64,
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        space: Option<serde_json::Value>,
+    },
+    Event {
+        seq: u64,
+        change: u64,
+        event: SpaceEvent,
+    },
+}
+
+/// What happened in the space.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum SpaceEvent {
+    /// Something changed: for large spaces, which send no roster (MPSD's shoulder tap).
+    Tap,
+    Roster {
+        members: Vec<Member>,
+    },
+    Arbiter {
+        member: Option<String>,
+    },
+    /// The selected model or its placement changed: load it on your render connection.
+    Selection {
+        model: Option<ModelId>,
+        transform: Placement,
+    },
+    Custom {
+        custom: serde_json::Value,
+    },
+}
+
+impl SpaceClientMessage {
+    pub fn parse(text: &str) -> Result<Self, ProtocolError> {
+        serde_json::from_str(text).map_err(|e| ProtocolError::Malformed(e.to_string()))
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("space messages always serialize")
+    }
+}
+
+impl SpaceServerMessage {
+    pub fn parse(text: &str) -> Result<Self, ProtocolError> {
+        serde_json::from_str(text).map_err(|e| ProtocolError::Malformed(e.to_string()))
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("space messages always serialize")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hello_reads_with_and_without_a_resume_point() {
+        let fresh = SpaceClientMessage::parse(r#"{"type":"hello","token":"t","member":"m"}"#);
+        assert_eq!(
+            fresh.unwrap(),
+            SpaceClientMessage::Hello {
+                token: "t".into(),
+                member: "m".into(),
+                last_seq: None
+            }
+        );
+        let resumed =
+            SpaceClientMessage::parse(r#"{"type":"hello","token":"t","member":"m","lastSeq":7}"#);
+        assert!(matches!(
+            resumed.unwrap(),
+            SpaceClientMessage::Hello {
+                last_seq: Some(7),
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn events_round_trip() {
+        let event = SpaceServerMessage::Event {
+            seq: 3,
+            change: 9,
+            event: SpaceEvent::Selection {
+                model: Some(ModelId::new("gear")),
+                transform: Placement::default(),
+            },
+        };
+        assert_eq!(SpaceServerMessage::parse(&event.to_json()).unwrap(), event);
+    }
+}

@@ -1,0 +1,336 @@
+//! The spaces API (bearer auth) and the space WebSocket.
+//!
+//! A member acts with the token it got when it joined, in the `Parallax-Member` header. Writes
+//! may carry the change number they were based on as `If-Match`; a stale one gets 412.
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, patch, post, put};
+use axum::{Json, Router};
+use parallax_core::ChangeNumber;
+use parallax_core::protocol::{
+    CLOSE_GOING_AWAY, CLOSE_NORMAL, CLOSE_POLICY_VIOLATION, CLOSE_UNSUPPORTED_DATA, HELLO_TIMEOUT,
+    close_reason,
+};
+use parallax_core::space::{ConstantChoices, PropertiesPatch, Role};
+use parallax_core::space_protocol::SpaceClientMessage;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::AppState;
+use crate::accounts::Caller;
+use crate::error::{AppError, Result};
+use crate::spaces::{Joined, Joiner, Outgoing};
+
+pub const MEMBER_HEADER: &str = "parallax-member";
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/templates", get(templates_handler))
+        .route("/v1/spaces", get(list_handler))
+        .route("/v1/spaces/{name}", put(create_handler).get(get_handler))
+        .route("/v1/spaces/{name}/properties", patch(properties_handler))
+        .route("/v1/spaces/{name}/members", post(join_handler))
+        .route("/v1/spaces/{name}/members/me", delete(leave_handler))
+        .route("/v1/spaces/{name}/ws", get(space_ws_handler))
+}
+
+async fn templates_handler(State(state): State<AppState>, _caller: Caller) -> Json<Value> {
+    let templates: Vec<Value> = state
+        .spaces
+        .templates()
+        .iter()
+        .map(|t| json!({ "name": t.name, "constants": t.constants }))
+        .collect();
+    Json(json!({ "templates": templates }))
+}
+
+#[derive(Debug, Deserialize)]
+struct ListQuery {
+    member: Option<String>,
+}
+
+/// `?member=DEVICE`: the spaces that device is a member of (to find and clean up stale ones
+/// after a restart, as MPSD advises).
+async fn list_handler(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<Value>> {
+    let device = query
+        .member
+        .ok_or_else(|| AppError::bad_request("name the device: ?member=DEVICE", Some("member")))?;
+    Ok(Json(
+        json!({ "spaces": state.spaces.of_device(&device).await }),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct CreateBody {
+    #[serde(default = "default_template")]
+    template: String,
+    #[serde(default)]
+    constants: ConstantChoices,
+    device: String,
+    role: Role,
+}
+
+fn default_template() -> String {
+    "default".into()
+}
+
+fn body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T> {
+    serde_json::from_slice(bytes).map_err(|e| AppError::bad_request(e.to_string(), None))
+}
+
+fn member_token(headers: &HeaderMap) -> Option<&str> {
+    headers.get(MEMBER_HEADER).and_then(|v| v.to_str().ok())
+}
+
+fn require_member(headers: &HeaderMap) -> Result<&str> {
+    member_token(headers).ok_or_else(|| {
+        AppError::forbidden("send your member token (from the join) in the Parallax-Member header")
+    })
+}
+
+/// The space's change number as an entity tag.
+fn with_etag(view: Value, status: StatusCode) -> Response {
+    let change = view["change"].as_u64().unwrap_or_default();
+    let mut response = (status, Json(view)).into_response();
+    if let Ok(tag) = HeaderValue::from_str(&format!("\"{change}\"")) {
+        response.headers_mut().insert(header::ETAG, tag);
+    }
+    response
+}
+
+/// The join answer: the space, the member's credentials, and a headset's render session.
+fn joined(state: &AppState, headers: &HeaderMap, view: Value, joined: Joined) -> Result<Response> {
+    let render_session = match &joined.render_session {
+        Some(key) => state
+            .sessions
+            .peek(key)
+            .map(|view| json!(crate::arr::properties(&view, &crate::arr::origin(headers)))),
+        None => None,
+    };
+    let body = json!({ "space": view, "member": joined, "renderSession": render_session });
+    Ok(with_etag(body, StatusCode::CREATED))
+}
+
+async fn create_handler(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    bytes: axum::body::Bytes,
+) -> Result<Response> {
+    let request: CreateBody = body(&bytes)?;
+    let creator = Joiner {
+        device: request.device,
+        role: request.role,
+        code: None,
+    };
+    let (view, member) = state
+        .spaces
+        .create(
+            &caller.account,
+            &name,
+            &request.template,
+            &request.constants,
+            creator,
+        )
+        .await?;
+    joined(&state, &headers, view, member)
+}
+
+async fn get_handler(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    let view = state.spaces.get(&name, member_token(&headers)).await?;
+    Ok(with_etag(view, StatusCode::OK))
+}
+
+/// `If-Match: "12"` (or `12`): the change number the write is based on.
+fn if_match(headers: &HeaderMap) -> Result<Option<ChangeNumber>> {
+    let Some(value) = headers.get(header::IF_MATCH) else {
+        return Ok(None);
+    };
+    value
+        .to_str()
+        .ok()
+        .map(|v| v.trim().trim_start_matches("W/").trim_matches('"'))
+        .and_then(|v| v.parse().ok())
+        .map(|n| Some(ChangeNumber(n)))
+        .ok_or_else(|| {
+            AppError::bad_request(
+                "If-Match must be the space's change number, e.g. \"12\"",
+                Some("If-Match"),
+            )
+        })
+}
+
+async fn properties_handler(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    bytes: axum::body::Bytes,
+) -> Result<Response> {
+    let patch: PropertiesPatch = body(&bytes)?;
+    let view = state
+        .spaces
+        .write(&name, require_member(&headers)?, patch, if_match(&headers)?)
+        .await?;
+    Ok(with_etag(view, StatusCode::OK))
+}
+
+async fn join_handler(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    bytes: axum::body::Bytes,
+) -> Result<Response> {
+    let joiner: Joiner = body(&bytes)?;
+    let (view, member) = state.spaces.join(&caller.account, &name, joiner).await?;
+    joined(&state, &headers, view, member)
+}
+
+async fn leave_handler(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Result<StatusCode> {
+    state.spaces.leave(&name, require_member(&headers)?).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn space_ws_handler(
+    ws: WebSocketUpgrade,
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Response {
+    ws.on_upgrade(move |socket| converse(socket, state, name))
+}
+
+struct Close(u16, String);
+
+async fn converse(mut socket: WebSocket, state: AppState, name: String) {
+    let Close(code, reason) = match run(&mut socket, &state, &name).await {
+        Ok(close) | Err(close) => close,
+    };
+    let frame = CloseFrame {
+        code,
+        reason: close_reason(&reason).into(),
+    };
+    let _ = socket.send(Message::Close(Some(frame))).await;
+}
+
+fn parse(message: Message) -> std::result::Result<Option<SpaceClientMessage>, Close> {
+    match message {
+        Message::Text(text) => SpaceClientMessage::parse(text.as_str())
+            .map(Some)
+            .map_err(|e| Close(CLOSE_UNSUPPORTED_DATA, e.to_string())),
+        Message::Binary(_) => Err(Close(
+            CLOSE_UNSUPPORTED_DATA,
+            "binary messages are not accepted; send JSON text".into(),
+        )),
+        Message::Close(_) => Err(Close(CLOSE_NORMAL, "closed by the client".into())),
+        Message::Ping(_) | Message::Pong(_) => Ok(None),
+    }
+}
+
+async fn run(
+    socket: &mut WebSocket,
+    state: &AppState,
+    name: &str,
+) -> std::result::Result<Close, Close> {
+    let policy = |reason: String| Close(CLOSE_POLICY_VIOLATION, reason);
+    let first = match tokio::time::timeout(HELLO_TIMEOUT, socket.recv()).await {
+        Err(_) => return Err(policy("no hello within 10 seconds".into())),
+        Ok(Some(Ok(message))) => parse(message)?,
+        Ok(_) => return Err(Close(CLOSE_GOING_AWAY, "connection lost".into())),
+    };
+    let Some(SpaceClientMessage::Hello {
+        token,
+        member,
+        last_seq,
+    }) = first
+    else {
+        return Err(policy("the first message must be hello".into()));
+    };
+    state
+        .tokens
+        .verify(&token)
+        .map_err(|e| policy(e.to_string()))?;
+    let mut attached = state
+        .spaces
+        .attach(name, &member, last_seq)
+        .await
+        .map_err(policy)?;
+    let member = attached.member.clone();
+    let connection = attached.connection;
+    let ended = async {
+        for text in attached.first.drain(..) {
+            send(socket, text).await?;
+        }
+        loop {
+            tokio::select! {
+                outgoing = attached.rx.recv() => match outgoing {
+                    Some(Outgoing::Text(text)) => send(socket, text).await?,
+                    Some(Outgoing::Close(reason)) => return Ok(Close(CLOSE_NORMAL, reason)),
+                    None => {
+                        return Ok(Close(
+                            CLOSE_GOING_AWAY,
+                            "too far behind: reconnect with your last sequence to resume".into(),
+                        ));
+                    }
+                },
+                message = socket.recv() => {
+                    let Some(Ok(message)) = message else {
+                        return Err(Close(CLOSE_GOING_AWAY, "connection lost".into()));
+                    };
+                    match parse(message)? {
+                        None => {}
+                        Some(SpaceClientMessage::Ack { seq }) => {
+                            state.spaces.ack(name, &member, seq).await;
+                        }
+                        Some(SpaceClientMessage::Status { status }) => {
+                            state
+                                .spaces
+                                .set_status(name, &member, status)
+                                .await
+                                .map_err(|e| Close(CLOSE_POLICY_VIOLATION, e))?;
+                        }
+                        Some(SpaceClientMessage::Bye) => return Ok(Close(CLOSE_NORMAL, "bye".into())),
+                        Some(SpaceClientMessage::Hello { .. }) => {
+                            return Err(Close(
+                                CLOSE_POLICY_VIOLATION,
+                                "hello was already received on this connection".into(),
+                            ));
+                        }
+                    }
+                }
+                () = state.shutdown.cancelled() => {
+                    return Ok(Close(CLOSE_GOING_AWAY, "the server is shutting down".into()));
+                }
+            }
+        }
+    }
+    .await;
+    state.spaces.detach(name, &member, connection).await;
+    ended
+}
+
+async fn send(socket: &mut WebSocket, text: String) -> std::result::Result<(), Close> {
+    socket
+        .send(Message::Text(text.into()))
+        .await
+        .map_err(|_| Close(CLOSE_GOING_AWAY, "connection lost".into()))
+}
