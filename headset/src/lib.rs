@@ -11,8 +11,13 @@
 //! ```
 //!
 //! # Layout
-//! - this file: [`Headset`], [`Event`], [`HeadsetError`].
+//! - this file: [`Headset`], [`Event`], [`HeadsetError`] (the default space of the slice).
+//! - [`space`]: [`Coordinator`], [`Membership`], [`SpaceConnection`]: spaces with acks and resume.
 //! - `main.rs`: the `parallax-headset` command line.
+
+pub mod space;
+
+pub use space::{ClientError, Coordinator, Membership, SpaceConnection, SpaceUpdate};
 
 use futures_util::{SinkExt, StreamExt};
 use parallax_core::protocol::ProtocolError;

@@ -59,7 +59,7 @@ pub enum AppError {
 }
 
 impl AppError {
-    fn client(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub fn client(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         Self::Client {
             status,
             code,

@@ -119,18 +119,22 @@ fn hash(token: &str) -> String {
         .collect()
 }
 
+/// Each refusal has its own error code, so clients can act on it without reading the message.
 fn space_error(error: SpaceError) -> AppError {
+    use axum::http::StatusCode;
+    let message = error.to_string();
     match error {
-        SpaceError::ConstantFixed(field) => AppError::bad_request(error.to_string(), Some(field)),
-        SpaceError::BadConstant(_) => AppError::bad_request(error.to_string(), Some("constants")),
-        SpaceError::Full(_) => AppError::conflict(error.to_string()),
-        SpaceError::WrongCode => AppError::forbidden(error.to_string()),
-        SpaceError::NoMember(_) => AppError::not_found(error.to_string()),
-        SpaceError::Stale { .. } => AppError::precondition_failed(error.to_string()),
-        SpaceError::NotATablet | SpaceError::NotArbiter { .. } => {
-            AppError::forbidden(error.to_string())
+        SpaceError::ConstantFixed(field) => AppError::bad_request(message, Some(field)),
+        SpaceError::BadConstant(_) => AppError::bad_request(message, Some("constants")),
+        SpaceError::Full(_) => AppError::client(StatusCode::CONFLICT, "SpaceFull", message),
+        SpaceError::WrongCode => AppError::client(StatusCode::FORBIDDEN, "WrongJoinCode", message),
+        SpaceError::NoMember(_) => AppError::not_found(message),
+        SpaceError::Stale { .. } => AppError::precondition_failed(message),
+        SpaceError::NotATablet => AppError::client(StatusCode::FORBIDDEN, "NotATablet", message),
+        SpaceError::NotArbiter { .. } => {
+            AppError::client(StatusCode::FORBIDDEN, "NotArbiter", message)
         }
-        SpaceError::CustomTooLarge(_) => AppError::bad_request(error.to_string(), Some("custom")),
+        SpaceError::CustomTooLarge(_) => AppError::bad_request(message, Some("custom")),
     }
 }
 

@@ -172,11 +172,9 @@ impl Store {
 
     /// Space templates: `(name, constants JSON)`, by name.
     pub async fn space_templates(&self) -> StoreResult<Vec<(String, String)>> {
-        Ok(
-            sqlx::query_as("SELECT name, constants FROM space_templates ORDER BY name")
-                .fetch_all(&self.pool)
-                .await?,
-        )
+        sqlx::query_as("SELECT name, constants FROM space_templates ORDER BY name")
+            .fetch_all(&self.pool)
+            .await
     }
 
     /// Every stored space, as its JSON body.

@@ -1,0 +1,488 @@
+//! Spaces from a device's side: sign in, create or join a space, follow it over the space
+//! WebSocket with acks, and resume after a dropped connection without losing or repeating a
+//! message.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use parallax_core::space::{MemberStatus, Role};
+use parallax_core::space_protocol::{SpaceClientMessage, SpaceEvent, SpaceServerMessage};
+use serde_json::{Value, json};
+use thiserror::Error;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use crate::socket_url;
+
+/// What went wrong, in terms a caller can act on.
+#[derive(Debug, Error)]
+pub enum ClientError {
+    #[error("sign-in failed: {0}")]
+    Auth(String),
+    #[error("the space is full: {0}")]
+    SpaceFull(String),
+    #[error("the join code is wrong: {0}")]
+    WrongCode(String),
+    #[error("no render host is free: {0}")]
+    PoolExhausted(String),
+    #[error("the space changed meanwhile: {0}")]
+    Stale(String),
+    #[error("not allowed: {0}")]
+    Forbidden(String),
+    #[error("not found: {0}")]
+    NotFound(String),
+    #[error("the coordinator answered {status} {code}: {message}")]
+    Refused {
+        status: u16,
+        code: String,
+        message: String,
+    },
+    #[error("the server closed the conversation ({code}): {reason}")]
+    Closed { code: u16, reason: String },
+    #[error("the server broke the protocol: {0}")]
+    Protocol(String),
+    #[error("the connection failed: {0}")]
+    Transport(String),
+}
+
+impl From<tokio_tungstenite::tungstenite::Error> for ClientError {
+    fn from(error: tokio_tungstenite::tungstenite::Error) -> Self {
+        Self::Transport(error.to_string())
+    }
+}
+
+impl From<reqwest::Error> for ClientError {
+    fn from(error: reqwest::Error) -> Self {
+        Self::Transport(error.to_string())
+    }
+}
+
+/// A signed-in client of one coordinator.
+#[derive(Clone)]
+pub struct Coordinator {
+    http: reqwest::Client,
+    /// `http://host:port`.
+    pub server: String,
+    /// The account's access token.
+    pub token: String,
+}
+
+async fn answer(response: reqwest::Response) -> Result<Value, ClientError> {
+    let status = response.status().as_u16();
+    let text = response.text().await?;
+    let body: Value = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).map_err(|e| ClientError::Protocol(e.to_string()))?
+    };
+    if (200..300).contains(&status) {
+        return Ok(body);
+    }
+    let code = body["error"]["code"].as_str().unwrap_or("").to_string();
+    let message = body["error"]["message"].as_str().unwrap_or("").to_string();
+    Err(match (status, code.as_str()) {
+        (401, _) => ClientError::Auth(message),
+        (_, "SpaceFull") => ClientError::SpaceFull(message),
+        (_, "WrongJoinCode") => ClientError::WrongCode(message),
+        (_, "PoolExhausted") => ClientError::PoolExhausted(message),
+        (412, _) => ClientError::Stale(message),
+        (403, _) => ClientError::Forbidden(message),
+        (404, _) => ClientError::NotFound(message),
+        _ => ClientError::Refused {
+            status,
+            code,
+            message,
+        },
+    })
+}
+
+impl Coordinator {
+    /// Trades an account key for an access token.
+    pub async fn sign_in(server: &str, account: &str, key: &str) -> Result<Self, ClientError> {
+        let server = server.trim_end_matches('/').to_string();
+        let http = reqwest::Client::new();
+        let body = answer(
+            http.get(format!("{server}/accounts/{account}/token"))
+                .bearer_auth(format!("{account}:{key}"))
+                .send()
+                .await?,
+        )
+        .await?;
+        let token = body["AccessToken"]
+            .as_str()
+            .ok_or_else(|| ClientError::Protocol("no AccessToken in the token answer".into()))?
+            .to_string();
+        Ok(Self::with_token(&server, token))
+    }
+
+    pub fn with_token(server: &str, token: String) -> Self {
+        Self {
+            http: reqwest::Client::new(),
+            server: server.trim_end_matches('/').to_string(),
+            token,
+        }
+    }
+
+    /// Creates space `name` from `template` (with `constants` choices) and joins it first.
+    pub async fn create_space(
+        &self,
+        name: &str,
+        template: &str,
+        constants: Value,
+        device: &str,
+        role: Role,
+    ) -> Result<Membership, ClientError> {
+        let body =
+            json!({ "template": template, "constants": constants, "device": device, "role": role });
+        let url = format!("{}/v1/spaces/{name}", self.server);
+        let joined = answer(
+            self.http
+                .put(url)
+                .bearer_auth(&self.token)
+                .json(&body)
+                .send()
+                .await?,
+        )
+        .await?;
+        self.membership(name, joined)
+    }
+
+    /// Joins space `name`; `code` for private spaces.
+    pub async fn join_space(
+        &self,
+        name: &str,
+        device: &str,
+        role: Role,
+        code: Option<&str>,
+    ) -> Result<Membership, ClientError> {
+        let body = json!({ "device": device, "role": role, "code": code });
+        let url = format!("{}/v1/spaces/{name}/members", self.server);
+        let joined = answer(
+            self.http
+                .post(url)
+                .bearer_auth(&self.token)
+                .json(&body)
+                .send()
+                .await?,
+        )
+        .await?;
+        self.membership(name, joined)
+    }
+
+    fn membership(&self, name: &str, joined: Value) -> Result<Membership, ClientError> {
+        let field = |v: &Value| v.as_str().map(str::to_string);
+        Ok(Membership {
+            coordinator: self.clone(),
+            space: name.to_string(),
+            id: field(&joined["member"]["id"])
+                .ok_or_else(|| ClientError::Protocol("no member id in the join answer".into()))?,
+            token: field(&joined["member"]["token"]).ok_or_else(|| {
+                ClientError::Protocol("no member token in the join answer".into())
+            })?,
+            join_code: field(&joined["space"]["joinCode"]),
+            render_session: joined
+                .get("renderSession")
+                .cloned()
+                .filter(|v| !v.is_null()),
+        })
+    }
+
+    /// A render session's properties (ARR's GET).
+    pub async fn render_session(&self, account: &str, id: &str) -> Result<Value, ClientError> {
+        let url = format!(
+            "{}/accounts/{account}/sessions/{id}?api-version=2021-01-01",
+            self.server
+        );
+        answer(self.http.get(url).bearer_auth(&self.token).send().await?).await
+    }
+}
+
+/// This device's place in a space.
+#[derive(Clone)]
+pub struct Membership {
+    coordinator: Coordinator,
+    pub space: String,
+    pub id: String,
+    /// Acts as this member; also the resume token.
+    pub token: String,
+    pub join_code: Option<String>,
+    /// A headset's render session properties at join time (`renderUrl` once Ready).
+    pub render_session: Option<Value>,
+}
+
+/// Without the tokens: they are secrets.
+impl std::fmt::Debug for Membership {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Membership")
+            .field("server", &self.coordinator.server)
+            .field("space", &self.space)
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Membership {
+    fn url(&self, path: &str) -> String {
+        format!("{}/v1/spaces/{}{path}", self.coordinator.server, self.space)
+    }
+
+    /// The space as this member sees it.
+    pub async fn space(&self) -> Result<Value, ClientError> {
+        answer(
+            self.coordinator
+                .http
+                .get(self.url(""))
+                .bearer_auth(&self.coordinator.token)
+                .header("parallax-member", &self.token)
+                .send()
+                .await?,
+        )
+        .await
+    }
+
+    /// Writes properties (e.g. `{"selectedModel":"gear"}`); with `if_match`, only if the space is
+    /// still at that change number.
+    pub async fn write(&self, patch: Value, if_match: Option<u64>) -> Result<Value, ClientError> {
+        let mut request = self
+            .coordinator
+            .http
+            .patch(self.url("/properties"))
+            .bearer_auth(&self.coordinator.token)
+            .header("parallax-member", &self.token)
+            .json(&patch);
+        if let Some(change) = if_match {
+            request = request.header("if-match", format!("\"{change}\""));
+        }
+        answer(request.send().await?).await
+    }
+
+    /// Shows `model` to everyone in the space.
+    pub async fn select(&self, model: &str) -> Result<Value, ClientError> {
+        self.write(json!({ "selectedModel": model }), None).await
+    }
+
+    /// Leaves the space (a headset's render session is released).
+    pub async fn leave(&self) -> Result<(), ClientError> {
+        answer(
+            self.coordinator
+                .http
+                .delete(self.url("/members/me"))
+                .bearer_auth(&self.coordinator.token)
+                .header("parallax-member", &self.token)
+                .send()
+                .await?,
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// The same membership through another coordinator address (e.g. after it moved).
+    pub fn through(&self, coordinator: &Coordinator) -> Membership {
+        Membership {
+            coordinator: coordinator.clone(),
+            ..self.clone()
+        }
+    }
+
+    /// Reopens the conversation after this process lost it (e.g. a restart), resuming after
+    /// `last_seq`: the missed events, or a snapshot if the server cannot replay them.
+    pub async fn reconnect(&self, last_seq: u64) -> Result<SpaceConnection, ClientError> {
+        let mut connection = SpaceConnection {
+            membership: self.clone(),
+            socket: None,
+            last_seq,
+            change: 0,
+            pending: Vec::new(),
+        };
+        connection.open(Some(last_seq)).await?;
+        Ok(connection)
+    }
+
+    /// Opens the space's conversation from scratch (a snapshot first).
+    pub async fn connect(&self) -> Result<SpaceConnection, ClientError> {
+        let mut connection = SpaceConnection {
+            membership: self.clone(),
+            socket: None,
+            last_seq: 0,
+            change: 0,
+            pending: Vec::new(),
+        };
+        connection.open(None).await?;
+        Ok(connection)
+    }
+}
+
+/// What the space told this member.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SpaceUpdate {
+    /// The whole space, when starting fresh or after missing too much.
+    Snapshot(Value),
+    /// One event, in order, exactly once.
+    Event {
+        seq: u64,
+        change: u64,
+        event: SpaceEvent,
+    },
+}
+
+/// The space WebSocket, with acks and resume.
+pub struct SpaceConnection {
+    membership: Membership,
+    socket: Option<WebSocketStream<MaybeTlsStream<TcpStream>>>,
+    /// The last sequence number processed.
+    last_seq: u64,
+    change: u64,
+    /// A snapshot from the last welcome, handed out before the next event.
+    pending: Vec<SpaceUpdate>,
+}
+
+impl SpaceConnection {
+    /// The last sequence number processed.
+    pub fn last_seq(&self) -> u64 {
+        self.last_seq
+    }
+
+    /// The newest change number seen.
+    pub fn change(&self) -> u64 {
+        self.change
+    }
+
+    async fn open(&mut self, last_seq: Option<u64>) -> Result<(), ClientError> {
+        let url = socket_url(
+            &self.membership.coordinator.server,
+            &format!("/v1/spaces/{}/ws", self.membership.space),
+        );
+        let (mut socket, _) = tokio_tungstenite::connect_async(&url).await?;
+        let hello = SpaceClientMessage::Hello {
+            token: self.membership.coordinator.token.clone(),
+            member: self.membership.token.clone(),
+            last_seq,
+        };
+        socket.send(Message::text(hello.to_json())).await?;
+        self.socket = Some(socket);
+        match self.receive().await? {
+            SpaceServerMessage::Welcome {
+                seq, change, space, ..
+            } => {
+                self.last_seq = seq;
+                self.change = self.change.max(change);
+                if let Some(space) = space {
+                    self.pending.push(SpaceUpdate::Snapshot(space));
+                }
+                Ok(())
+            }
+            other => Err(ClientError::Protocol(format!(
+                "expected a welcome, got {other:?}"
+            ))),
+        }
+    }
+
+    async fn receive(&mut self) -> Result<SpaceServerMessage, ClientError> {
+        let socket = self
+            .socket
+            .as_mut()
+            .ok_or_else(|| ClientError::Transport("not connected".into()))?;
+        loop {
+            let message = socket.next().await.ok_or(ClientError::Closed {
+                code: 1006,
+                reason: "the connection dropped without a close frame".into(),
+            })??;
+            match message {
+                Message::Text(text) => {
+                    return SpaceServerMessage::parse(text.as_str())
+                        .map_err(|e| ClientError::Protocol(e.to_string()));
+                }
+                Message::Close(frame) => {
+                    let (code, reason) = frame
+                        .map(|f| (u16::from(f.code), f.reason.to_string()))
+                        .unwrap_or((1005, String::new()));
+                    return Err(ClientError::Closed { code, reason });
+                }
+                Message::Binary(_) => {
+                    return Err(ClientError::Protocol(
+                        "binary message on the space socket".into(),
+                    ));
+                }
+                Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
+            }
+        }
+    }
+
+    /// The next update; acknowledged as it is handed out. Events already processed (a replay
+    /// overlapping what arrived before a drop) are skipped, so each is seen once.
+    pub async fn next(&mut self) -> Result<SpaceUpdate, ClientError> {
+        if !self.pending.is_empty() {
+            return Ok(self.pending.remove(0));
+        }
+        loop {
+            match self.receive().await? {
+                SpaceServerMessage::Event { seq, change, event } => {
+                    if seq <= self.last_seq {
+                        continue;
+                    }
+                    if seq != self.last_seq + 1 {
+                        return Err(ClientError::Protocol(format!(
+                            "sequence {seq} after {}: a message was lost",
+                            self.last_seq
+                        )));
+                    }
+                    self.last_seq = seq;
+                    self.change = self.change.max(change);
+                    self.send(SpaceClientMessage::Ack { seq }).await?;
+                    return Ok(SpaceUpdate::Event { seq, change, event });
+                }
+                SpaceServerMessage::Welcome { .. } => {
+                    return Err(ClientError::Protocol("a second welcome".into()));
+                }
+            }
+        }
+    }
+
+    /// [`Self::next`], giving up after `limit`.
+    pub async fn next_within(&mut self, limit: Duration) -> Result<SpaceUpdate, ClientError> {
+        tokio::time::timeout(limit, self.next())
+            .await
+            .map_err(|_| ClientError::Transport(format!("nothing arrived within {limit:?}")))?
+    }
+
+    async fn send(&mut self, message: SpaceClientMessage) -> Result<(), ClientError> {
+        let socket = self
+            .socket
+            .as_mut()
+            .ok_or_else(|| ClientError::Transport("not connected".into()))?;
+        socket.send(Message::text(message.to_json())).await?;
+        Ok(())
+    }
+
+    /// Reconnects after a dropped connection: the server replays exactly what this member has
+    /// not processed (or sends a snapshot if it missed too much).
+    pub async fn resume(&mut self) -> Result<(), ClientError> {
+        if let Some(mut old) = self.socket.take() {
+            let _ = old.close(None).await;
+        }
+        self.open(Some(self.last_seq)).await
+    }
+
+    /// Drops the TCP connection without a goodbye, as a network failure would.
+    pub fn drop_connection(&mut self) {
+        self.socket = None;
+    }
+
+    /// Says whether this member is in use (a headset taken off is inactive).
+    pub async fn set_status(&mut self, status: MemberStatus) -> Result<(), ClientError> {
+        self.send(SpaceClientMessage::Status { status }).await
+    }
+
+    /// Ends the conversation (the member stays in the space; [`Membership::leave`] leaves it).
+    pub async fn bye(mut self) -> Result<(), ClientError> {
+        self.send(SpaceClientMessage::Bye).await?;
+        loop {
+            match self.receive().await {
+                Ok(_) => continue,
+                Err(ClientError::Closed { .. }) => return Ok(()),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}

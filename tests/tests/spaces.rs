@@ -1,0 +1,418 @@
+//! Shared spaces through the client integrators use (`parallax-headset`), against a real
+//! coordinator on a real port with its SQLite file: tablets select, every headset follows once
+//! and in order and renders the model on its own render session; resume after a dropped
+//! connection; the refusals; timeouts; a restart.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use parallax_core::FrameHeader;
+use parallax_core::device::{DeviceMessage, HostMessage, Pose};
+use parallax_core::space::{MemberStatus, Role};
+use parallax_core::space_protocol::SpaceEvent;
+use parallax_headset::{ClientError, Coordinator, SpaceConnection, SpaceUpdate};
+use parallax_server::config::PoolArgs;
+use parallax_tests::{ArrClient, TestServer, data_dir, decode_jpeg, within};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+async fn signed_in(server: &TestServer, account: &(String, String)) -> Coordinator {
+    Coordinator::sign_in(&server.url(), &account.0, &account.1)
+        .await
+        .expect("sign in")
+}
+
+/// Everything that arrives within `quiet` of silence.
+async fn drain(connection: &mut SpaceConnection, quiet: Duration) -> Vec<SpaceUpdate> {
+    let mut updates = Vec::new();
+    while let Ok(update) = connection.next_within(quiet).await {
+        updates.push(update);
+    }
+    updates
+}
+
+/// Waits until the render session in `properties` is Ready; returns its renderUrl.
+async fn render_url(coordinator: &Coordinator, account: &str, properties: &Value) -> String {
+    let id = properties["id"].as_str().expect("a session id");
+    for _ in 0..200 {
+        let now = coordinator.render_session(account, id).await.unwrap();
+        if let Some(url) = now["renderUrl"].as_str() {
+            return url.to_string();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("render session {id} never became Ready");
+}
+
+/// Loads `model` on the render connection at `url` and returns one frame of it.
+async fn frame_of(url: &str, token: &str, model: &str) -> Vec<u8> {
+    let (mut socket, _) = within(tokio_tungstenite::connect_async(url)).await.unwrap();
+    let say = |m: DeviceMessage| Message::text(m.to_json());
+    socket
+        .send(say(DeviceMessage::Hello {
+            token: token.into(),
+        }))
+        .await
+        .unwrap();
+    socket
+        .send(say(DeviceMessage::LoadModel {
+            model: parallax_core::ModelId::new(model),
+        }))
+        .await
+        .unwrap();
+    socket
+        .send(say(DeviceMessage::Pose(Pose {
+            id: 1,
+            // The samples are in millimetres: the shaft stands 100 mm tall at the origin.
+            position: [120.0, 90.0, 120.0],
+            target: [0.0, 40.0, 0.0],
+            up: [0.0, 1.0, 0.0],
+            fov_y_degrees: 45.0,
+            width: 320,
+            height: 240,
+        })))
+        .await
+        .unwrap();
+    loop {
+        match within(socket.next()).await {
+            Some(Ok(Message::Binary(bytes))) => {
+                let (_, jpeg) = FrameHeader::decode(&bytes).unwrap();
+                return jpeg.to_vec();
+            }
+            Some(Ok(Message::Text(text))) => {
+                if let HostMessage::LoadFailed { reason, .. }
+                | HostMessage::Error {
+                    message: reason, ..
+                } = HostMessage::parse(text.as_str()).unwrap()
+                {
+                    panic!("the render host refused: {reason}");
+                }
+            }
+            other => panic!("the render connection ended: {other:?}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tablet_selects_and_every_headset_follows_once_in_order_on_its_own_render_session() {
+    let dir = data_dir();
+    let account = ArrClient::create_account(dir.path(), "showroom").await;
+    let pool = PoolArgs {
+        standard: 2,
+        standard_standby: 2,
+        premium: 1,
+        premium_standby: 1,
+        poll_interval_ms: 0,
+        ..PoolArgs::default()
+    };
+    let server = TestServer::start_with(dir.path(), &pool).await;
+    let coordinator = signed_in(&server, &account).await;
+
+    let tablet = coordinator
+        .create_space("review", "default", json!({}), "tablet-1", Role::Tablet)
+        .await
+        .unwrap();
+    let mut tablet_socket = tablet.connect().await.unwrap();
+    assert!(matches!(
+        tablet_socket.next_within(WAIT).await.unwrap(),
+        SpaceUpdate::Snapshot(_)
+    ));
+
+    let mut headsets = Vec::new();
+    for n in 0..3 {
+        let membership = coordinator
+            .join_space("review", &format!("headset-{n}"), Role::Headset, None)
+            .await
+            .unwrap();
+        let session = membership
+            .render_session
+            .clone()
+            .expect("a headset gets a render session when it joins");
+        let connection = membership.connect().await.unwrap();
+        headsets.push((membership, session, connection));
+    }
+    // Two Standard hosts, then the third headset falls back to Premium.
+    let sizes: Vec<&str> = headsets
+        .iter()
+        .map(|(_, session, _)| session["size"].as_str().unwrap())
+        .collect();
+    assert_eq!(sizes, ["Standard", "Standard", "Premium"]);
+
+    tablet.select("gear").await.unwrap();
+    tablet.select("shaft").await.unwrap();
+    for (membership, session, connection) in &mut headsets {
+        let mut selections = Vec::new();
+        let updates = drain(connection, Duration::from_millis(300)).await;
+        for update in updates {
+            if let SpaceUpdate::Event {
+                event: SpaceEvent::Selection { model, .. },
+                ..
+            } = update
+            {
+                selections.push(model.map(|m| m.as_str().to_string()));
+            }
+        }
+        assert_eq!(
+            selections,
+            [Some("gear".to_string()), Some("shaft".to_string())],
+            "{}: each selection once, in order",
+            membership.id
+        );
+        // The headset loads the selection itself on its own render connection.
+        let url = render_url(&coordinator, &account.0, session).await;
+        let jpeg = frame_of(&url, &coordinator.token, "shaft").await;
+        let (width, height, pixels) = decode_jpeg(&jpeg);
+        assert_eq!((width, height), (320, 240));
+        assert!(
+            pixels.windows(3).step_by(3).any(|p| p != &pixels[..3]),
+            "the frame shows something"
+        );
+    }
+
+    // Leaving releases the render session.
+    let (leaver, session, _) = headsets.pop().unwrap();
+    leaver.leave().await.unwrap();
+    let after = coordinator
+        .render_session(&account.0, session["id"].as_str().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(after["status"], "Stopped");
+    let space = tablet.space().await.unwrap();
+    assert_eq!(space["memberCount"], 3);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_dropped_headset_resumes_with_exactly_the_messages_it_missed() {
+    let dir = data_dir();
+    let account = ArrClient::create_account(dir.path(), "showroom").await;
+    let server = TestServer::start(dir.path()).await;
+    let coordinator = signed_in(&server, &account).await;
+    let tablet = coordinator
+        .create_space("drop", "default", json!({}), "tablet", Role::Tablet)
+        .await
+        .unwrap();
+    let headset = coordinator
+        .join_space("drop", "headset", Role::Headset, None)
+        .await
+        .unwrap();
+    let mut socket = headset.connect().await.unwrap();
+    drain(&mut socket, Duration::from_millis(200)).await;
+
+    tablet
+        .write(json!({ "custom": { "n": 0 } }), None)
+        .await
+        .unwrap();
+    let before = drain(&mut socket, Duration::from_millis(200)).await;
+    assert_eq!(before.len(), 1, "{before:?}");
+
+    // The network goes away mid-stream; the tablet goes on.
+    socket.drop_connection();
+    for n in 1..=5 {
+        tablet
+            .write(json!({ "custom": { "n": n } }), None)
+            .await
+            .unwrap();
+    }
+    socket.resume().await.unwrap();
+    let after = drain(&mut socket, Duration::from_millis(300)).await;
+    let customs: Vec<i64> = after
+        .iter()
+        .filter_map(|u| match u {
+            SpaceUpdate::Event {
+                event: SpaceEvent::Custom { custom },
+                ..
+            } => custom["n"].as_i64(),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        customs,
+        [1, 2, 3, 4, 5],
+        "every missed message once, in order"
+    );
+    // Consecutive sequence numbers: nothing lost, nothing twice.
+    let seqs: Vec<u64> = after
+        .iter()
+        .filter_map(|u| match u {
+            SpaceUpdate::Event { seq, .. } => Some(*seq),
+            SpaceUpdate::Snapshot(_) => None,
+        })
+        .collect();
+    assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "{seqs:?}");
+    assert!(after.iter().all(|u| !matches!(u, SpaceUpdate::Snapshot(_))));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn private_full_and_stale_writes_are_refused_clearly() {
+    let dir = data_dir();
+    let account = ArrClient::create_account(dir.path(), "showroom").await;
+    let server = TestServer::start(dir.path()).await;
+    let coordinator = signed_in(&server, &account).await;
+
+    let owner = coordinator
+        .create_space("private", "private", json!({}), "owner", Role::Tablet)
+        .await
+        .unwrap();
+    let code = owner.join_code.clone().expect("a private space has a code");
+    let refused = coordinator
+        .join_space("private", "guest", Role::Tablet, None)
+        .await;
+    assert!(
+        matches!(refused, Err(ClientError::WrongCode(_))),
+        "{refused:?}"
+    );
+    let wrong = coordinator
+        .join_space("private", "guest", Role::Tablet, Some("not-it"))
+        .await;
+    assert!(matches!(wrong, Err(ClientError::WrongCode(_))));
+    coordinator
+        .join_space("private", "guest", Role::Tablet, Some(&code))
+        .await
+        .unwrap();
+    // A template's constant cannot be overridden.
+    let overridden = coordinator
+        .create_space(
+            "sneaky",
+            "private",
+            json!({ "visibility": "open" }),
+            "x",
+            Role::Tablet,
+        )
+        .await;
+    assert!(matches!(
+        overridden,
+        Err(ClientError::Refused { status: 400, .. })
+    ));
+
+    // 100 members fit; the 101st does not.
+    let full = coordinator
+        .create_space("full", "default", json!({}), "tablet-0", Role::Tablet)
+        .await
+        .unwrap();
+    for n in 1..100 {
+        coordinator
+            .join_space("full", &format!("tablet-{n}"), Role::Tablet, None)
+            .await
+            .unwrap();
+    }
+    let over = coordinator
+        .join_space("full", "tablet-100", Role::Tablet, None)
+        .await;
+    assert!(matches!(over, Err(ClientError::SpaceFull(_))), "{over:?}");
+
+    // If-Match with the change number seen: a stale one is refused and changes nothing.
+    let seen = full.space().await.unwrap()["change"].as_u64().unwrap();
+    full.write(json!({ "selectedModel": "gear" }), Some(seen))
+        .await
+        .unwrap();
+    let stale = full
+        .write(json!({ "selectedModel": "bracket" }), Some(seen))
+        .await;
+    assert!(matches!(stale, Err(ClientError::Stale(_))), "{stale:?}");
+    let space = full.space().await.unwrap();
+    assert_eq!(space["properties"]["selectedModel"], "gear");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn reserved_members_who_never_connect_are_removed_and_lose_their_session() {
+    let dir = data_dir();
+    let account = ArrClient::create_account(dir.path(), "showroom").await;
+    let server = TestServer::start(dir.path()).await;
+    let coordinator = signed_in(&server, &account).await;
+    let timeouts = json!({ "timeouts": {
+        "reservedRemoval": 300, "readyRemoval": 180000, "inactiveRemoval": 0, "sessionEmpty": 0
+    }});
+    let tablet = coordinator
+        .create_space("short", "default", timeouts, "tablet", Role::Tablet)
+        .await
+        .unwrap();
+    let mut socket = tablet.connect().await.unwrap();
+    let ghost = coordinator
+        .join_space("short", "ghost", Role::Headset, None)
+        .await
+        .unwrap();
+    let session = ghost.render_session.clone().unwrap();
+    drain(&mut socket, Duration::from_millis(100)).await;
+
+    // The tablet hears the roster without the ghost, without asking.
+    let mut removed = false;
+    for update in drain(&mut socket, Duration::from_millis(1500)).await {
+        if let SpaceUpdate::Event {
+            event: SpaceEvent::Roster { members },
+            ..
+        } = update
+        {
+            removed = members.iter().all(|m| m.device != "ghost");
+        }
+    }
+    assert!(removed, "the reserved headset was removed after 300 ms");
+    let space = tablet.space().await.unwrap();
+    assert_eq!(space["memberCount"], 1);
+    let lease = coordinator
+        .render_session(&account.0, session["id"].as_str().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(lease["status"], "Stopped");
+    // Its token no longer acts in the space.
+    assert!(matches!(
+        ghost.leave().await,
+        Err(ClientError::Forbidden(_))
+    ));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn spaces_members_and_properties_survive_a_restart_and_clients_resume() {
+    let dir = data_dir();
+    let account = ArrClient::create_account(dir.path(), "showroom").await;
+    let server = TestServer::start(dir.path()).await;
+    let coordinator = signed_in(&server, &account).await;
+    let tablet = coordinator
+        .create_space("lasting", "review", json!({}), "tablet", Role::Tablet)
+        .await
+        .unwrap();
+    tablet.select("bracket").await.unwrap();
+    let mut socket = tablet.connect().await.unwrap();
+    drain(&mut socket, Duration::from_millis(100)).await;
+    socket.set_status(MemberStatus::Active).await.unwrap();
+    let before = tablet.space().await.unwrap();
+    server.stop().await;
+
+    let server = TestServer::start(dir.path()).await;
+    let coordinator = signed_in(&server, &account).await;
+    let listed: Value = reqwest::Client::new()
+        .get(format!("{}/v1/spaces?member=tablet", server.url()))
+        .bearer_auth(&coordinator.token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["spaces"][0]["name"], "lasting", "{listed}");
+    // The old connection died with the server: the member waits, ready to resume.
+    assert_eq!(listed["spaces"][0]["status"], "ready");
+    let tablet = tablet.through(&coordinator);
+    let space = tablet.space().await.unwrap();
+    assert_eq!(space["properties"]["selectedModel"], "bracket");
+    assert_eq!(space["members"][0]["device"], "tablet");
+    assert_eq!(space["constants"], before["constants"]);
+    assert_eq!(space["joinCode"], before["joinCode"]);
+
+    // The client resumes; the server's replay buffer did not survive, so it gets a snapshot.
+    let mut socket = tablet.reconnect(socket.last_seq()).await.unwrap();
+    match socket.next_within(WAIT).await.unwrap() {
+        SpaceUpdate::Snapshot(space) => {
+            assert_eq!(space["properties"]["selectedModel"], "bracket");
+        }
+        other => panic!("expected a snapshot, got {other:?}"),
+    }
+    let space = tablet.space().await.unwrap();
+    assert_eq!(space["members"][0]["status"], "active");
+    server.stop().await;
+}
