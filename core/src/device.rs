@@ -98,9 +98,13 @@ pub enum HitPolicy {
 }
 
 /// Where a pick ray met the model, in scene coordinates.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Hit {
+    /// The part (glTF node, OBJ object, STL file, sample component) that was hit, if the model
+    /// names its parts.
+    #[serde(default)]
+    pub part: Option<String>,
     /// Which triangle of the model was hit.
     pub triangle: u64,
     pub position: [f32; 3],

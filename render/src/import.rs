@@ -132,7 +132,15 @@ pub fn import(
         Format::Gltf | Format::Glb => {
             skipped_primitives = import_gltf(bytes, resolve, &mut builder)?
         }
-        Format::Stl => import_stl(bytes, &mut builder)?,
+        Format::Stl => {
+            // An STL file is one part: name it after the file.
+            let stem = Path::new(name)
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or(name);
+            builder.mesh.begin_part(stem);
+            import_stl(bytes, &mut builder)?
+        }
         Format::Obj => import_obj(bytes, &mut builder)?,
     }
     builder.finish(format, skipped_primitives)
@@ -239,6 +247,7 @@ fn import_obj(bytes: &[u8], builder: &mut Builder) -> Result<(), ImportError> {
     })
     .map_err(|e| ImportError::Obj(e.to_string()))?;
     for model in &models {
+        builder.mesh.begin_part(model.name.clone());
         let positions = &model.mesh.positions;
         let count = positions.len() / 3;
         let vertex = |index: u32, triangle: u64| -> Result<Vec3, ImportError> {
@@ -348,6 +357,11 @@ fn visit(
     }
     let world = parent * Mat4::from_cols_array_2d(&node.transform().matrix());
     if let Some(mesh) = node.mesh() {
+        let name = node
+            .name()
+            .or_else(|| mesh.name())
+            .map_or_else(|| format!("node {}", node.index()), str::to_string);
+        builder.mesh.begin_part(name);
         mesh_triangles(&mesh, world, buffers, builder, skipped)?;
     }
     for child in node.children() {

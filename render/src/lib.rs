@@ -24,5 +24,5 @@ pub mod samples;
 pub use camera::View;
 pub use encode::{EncodeError, encode_jpeg, encode_png};
 pub use import::{Format, ImportError, ImportedModel, import, import_file};
-pub use mesh::{Bounds, Mesh, Orientation, Vertex};
+pub use mesh::{Bounds, Mesh, Orientation, Part, Vertex};
 pub use renderer::{GpuModel, RenderError, Renderer, RgbaImage};

@@ -62,16 +62,51 @@ impl Bounds {
 
 const TRANSFER_MAGIC: &[u8; 4] = b"PXM1";
 
+/// A named piece of a model (a glTF node, an OBJ object, a sample's component): the triangles
+/// from `first_triangle` up to the next part's. What a pick names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Part {
+    pub name: String,
+    pub first_triangle: u32,
+}
+
 /// An indexed triangle list.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Mesh {
     pub vertices: Vec<Vertex>,
     pub indices: Vec<u32>,
+    /// In triangle order; empty when the model has no named parts.
+    pub parts: Vec<Part>,
 }
 
 impl Mesh {
     pub fn triangles(&self) -> u64 {
         (self.indices.len() / 3) as u64
+    }
+
+    /// Triangles pushed from now on belong to part `name`. A part that got no triangles is
+    /// replaced rather than kept empty.
+    pub fn begin_part(&mut self, name: impl Into<String>) {
+        let first_triangle = self.triangles() as u32;
+        if self
+            .parts
+            .last()
+            .is_some_and(|p| p.first_triangle == first_triangle)
+        {
+            self.parts.pop();
+        }
+        self.parts.push(Part {
+            name: name.into(),
+            first_triangle,
+        });
+    }
+
+    /// The name of the part triangle `triangle` belongs to.
+    pub fn part_of(&self, triangle: usize) -> Option<&str> {
+        let after = self
+            .parts
+            .partition_point(|p| p.first_triangle as usize <= triangle);
+        after.checked_sub(1).map(|i| self.parts[i].name.as_str())
     }
 
     /// Bounds of all vertices; `None` for an empty mesh.
@@ -121,7 +156,8 @@ impl Mesh {
 
     /// The mesh in Parallax's transfer form, how a coordinator hands a model to a render host:
     /// `PXM1`, vertex and index counts (u32 LE), then the vertices and indices as they sit in
-    /// memory (little-endian f32/u32). Loading it needs no parsing, only a copy.
+    /// memory (little-endian f32/u32), then the parts (count; each first triangle, name length
+    /// as u32 and UTF-8 name). Loading it needs no parsing, only a copy.
     pub fn to_bytes(&self) -> Vec<u8> {
         let vertices: &[u8] = bytemuck::cast_slice(&self.vertices);
         let indices: &[u8] = bytemuck::cast_slice(&self.indices);
@@ -131,6 +167,12 @@ impl Mesh {
         out.extend_from_slice(&(self.indices.len() as u32).to_le_bytes());
         out.extend_from_slice(vertices);
         out.extend_from_slice(indices);
+        out.extend_from_slice(&(self.parts.len() as u32).to_le_bytes());
+        for part in &self.parts {
+            out.extend_from_slice(&part.first_triangle.to_le_bytes());
+            out.extend_from_slice(&(part.name.len() as u32).to_le_bytes());
+            out.extend_from_slice(part.name.as_bytes());
+        }
         out
     }
 
@@ -147,18 +189,50 @@ impl Mesh {
         let (vertex_count, index_count) = (count(4), count(8));
         let vertex_bytes = vertex_count * std::mem::size_of::<Vertex>();
         let index_bytes = index_count * 4;
-        if bytes.len() != 12 + vertex_bytes + index_bytes || index_count % 3 != 0 {
+        let geometry_end = 12 + vertex_bytes + index_bytes;
+        if bytes.len() < geometry_end + 4 || index_count % 3 != 0 {
             return Err(format!(
                 "a mesh of {vertex_count} vertices and {index_count} indices cannot be {} bytes",
                 bytes.len()
             ));
         }
         let vertices: Vec<Vertex> = bytemuck::pod_collect_to_vec(&bytes[12..12 + vertex_bytes]);
-        let indices: Vec<u32> = bytemuck::pod_collect_to_vec(&bytes[12 + vertex_bytes..]);
+        let indices: Vec<u32> =
+            bytemuck::pod_collect_to_vec(&bytes[12 + vertex_bytes..geometry_end]);
         if indices.iter().any(|&i| i as usize >= vertex_count) {
             return Err("an index names a vertex the mesh does not have".into());
         }
-        Ok(Self { vertices, indices })
+        let mut rest = &bytes[geometry_end..];
+        let mut take = |n: usize| -> Result<&[u8], String> {
+            if rest.len() < n {
+                return Err("the mesh's part list is cut short".to_string());
+            }
+            let (head, tail) = rest.split_at(n);
+            rest = tail;
+            Ok(head)
+        };
+        let word = |b: &[u8]| u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+        let count = word(take(4)?);
+        let mut parts = Vec::new();
+        for _ in 0..count {
+            let first_triangle = word(take(4)?);
+            let length = word(take(4)?) as usize;
+            let name = std::str::from_utf8(take(length)?)
+                .map_err(|_| "a part name is not UTF-8".to_string())?
+                .to_string();
+            parts.push(Part {
+                name,
+                first_triangle,
+            });
+        }
+        if !rest.is_empty() {
+            return Err(format!("{} bytes follow the mesh", rest.len()));
+        }
+        Ok(Self {
+            vertices,
+            indices,
+            parts,
+        })
     }
 
     /// Merges vertices with the same position and colour, so faces share them. Call it once a
@@ -340,15 +414,23 @@ mod tests {
     #[test]
     fn the_transfer_form_round_trips_and_refuses_damage() {
         let mut mesh = Mesh::default();
+        mesh.begin_part("Cube");
         mesh.push_box(Vec3::ZERO, Vec3::ONE, [0.2, 0.4, 0.6]);
+        mesh.begin_part("Tile");
+        mesh.push_quad(Vec3::X, Vec3::Y, Vec3::Z, Vec3::ONE, [1.0; 3]);
         let mesh = mesh.welded();
+        assert_eq!(mesh.part_of(0), Some("Cube"));
+        assert_eq!(mesh.part_of(11), Some("Cube"));
+        assert_eq!(mesh.part_of(12), Some("Tile"));
         let bytes = mesh.to_bytes();
         assert_eq!(Mesh::from_bytes(&bytes).unwrap(), mesh);
         assert!(Mesh::from_bytes(&bytes[..bytes.len() - 1]).is_err());
         assert!(Mesh::from_bytes(b"PXM0").is_err());
-        let mut bad_index = bytes.clone();
-        let last = bad_index.len() - 4;
-        bad_index[last..].copy_from_slice(&1000u32.to_le_bytes());
+        let mut bad_index = mesh.clone();
+        bad_index.parts.clear();
+        let mut bad_index = bad_index.to_bytes();
+        let last = bad_index.len() - 8;
+        bad_index[last..last + 4].copy_from_slice(&1000u32.to_le_bytes());
         assert!(Mesh::from_bytes(&bad_index).is_err());
     }
 

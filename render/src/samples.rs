@@ -43,9 +43,12 @@ pub const SAMPLES: &[Sample] = &[
 pub fn bracket() -> Mesh {
     let mut mesh = Mesh::default();
     // Base plate and upright.
+    mesh.begin_part("Base plate");
     mesh.push_box(Vec3::new(0.0, 0.0, 0.0), Vec3::new(80.0, 6.0, 40.0), STEEL);
+    mesh.begin_part("Upright");
     mesh.push_box(Vec3::new(0.0, 6.0, 0.0), Vec3::new(6.0, 60.0, 40.0), STEEL);
     // Triangular gussets between them, near each edge.
+    mesh.begin_part("Gussets");
     for z in [4.0, 30.0] {
         let outline = [[6.0, z], [6.0, z + 6.0], [40.0, z + 6.0], [40.0, z]];
         let mut gusset = Mesh::default();
@@ -59,6 +62,7 @@ pub fn bracket() -> Mesh {
         append_rebuilt(&mut mesh, &gusset);
     }
     // Bolt bosses on the base plate and on the upright.
+    mesh.begin_part("Bolt bosses");
     for x in [30.0, 62.0] {
         push_boss(
             &mut mesh,
@@ -94,6 +98,7 @@ pub fn gear() -> Mesh {
         }
     }
     let mut mesh = Mesh::default();
+    mesh.begin_part("Gear");
     let point = |angle: f32, r: f32, y: f32| Vec3::new(r * angle.cos(), y, r * angle.sin());
     let (top, bottom) = (half_thickness, -half_thickness);
     for i in 0..outline.len() {
@@ -150,6 +155,7 @@ pub fn shaft() -> Mesh {
         [0.0, 130.0],
     ];
     let mut mesh = Mesh::default();
+    mesh.begin_part("Shaft");
     mesh.push_lathe(&profile, 48, DARK_STEEL);
     mesh.push_box(
         Vec3::new(-2.5, 84.0, 10.5),

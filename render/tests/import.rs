@@ -37,7 +37,7 @@ fn triangle_bytes(corners: [[f32; 3]; 3]) -> Vec<u8> {
 fn gltf_json(buffer: &str) -> String {
     format!(
         r#"{{"asset":{{"version":"2.0"}},"scene":0,"scenes":[{{"nodes":[0]}}],
-        "nodes":[{{"mesh":0,"translation":[10,0,0]}}],
+        "nodes":[{{"mesh":0,"translation":[10,0,0],"name":"Housing"}}],
         "meshes":[{{"primitives":[{{"attributes":{{"POSITION":0}},"material":0}}]}}],
         "materials":[{{"pbrMetallicRoughness":{{"baseColorFactor":[1,0,0,1]}}}}],
         "buffers":[{buffer}],
@@ -87,6 +87,11 @@ fn binary_and_ascii_stl_import() {
     .unwrap();
     assert_eq!((model.format, model.triangles()), (Format::Stl, 2));
     assert_eq!(model.bounds().max.z, 1.0);
+    assert_eq!(
+        model.mesh.part_of(1),
+        Some("part"),
+        "one part, named after the file"
+    );
 
     let ascii = "solid part\nfacet normal 0 0 1\nouter loop\nvertex 0 0 0\nvertex 2 0 0\nvertex 0 2 0\nendloop\nendfacet\nendsolid part\n";
     let model = import("part.STL", ascii.as_bytes(), &mut no_files).unwrap();
@@ -96,9 +101,16 @@ fn binary_and_ascii_stl_import() {
 
 #[test]
 fn obj_faces_are_triangulated() {
-    let cube_face = "v 0 0 0\nv 1 0 0\nv 1 1 0\nv 0 1 0\nf 1 2 3 4\n";
-    let model = import("quad.obj", cube_face.as_bytes(), &mut no_files).unwrap();
-    assert_eq!((model.format, model.triangles()), (Format::Obj, 2));
+    let two_objects = "o Lid\nv 0 0 0\nv 1 0 0\nv 1 1 0\nv 0 1 0\nf 1 2 3 4\n\
+                       o Base\nv 0 0 1\nv 1 0 1\nv 1 1 1\nf 5 6 7\n";
+    let model = import("box.obj", two_objects.as_bytes(), &mut no_files).unwrap();
+    assert_eq!((model.format, model.triangles()), (Format::Obj, 3));
+    let parts: Vec<_> = (0..3).map(|t| model.mesh.part_of(t)).collect();
+    assert_eq!(
+        parts,
+        [Some("Lid"), Some("Lid"), Some("Base")],
+        "objects name their parts"
+    );
 }
 
 #[test]
@@ -129,6 +141,11 @@ fn gltf_keeps_node_transforms_and_base_colours_with_embedded_external_or_glb_buf
             model.mesh.vertices[0].color,
             [1.0, 0.0, 0.0],
             "the material's base colour"
+        );
+        assert_eq!(
+            model.mesh.part_of(0),
+            Some("Housing"),
+            "the node names its part"
         );
     }
     assert_eq!(models[2].format, Format::Glb);

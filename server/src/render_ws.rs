@@ -294,19 +294,28 @@ async fn pick(
     let transform = transform_of(&scene.placement);
     let first_only = policy == HitPolicy::Any;
     let found = tokio::task::spawn_blocking(move || {
-        parallax_render::pick::cast(&mesh, transform, ray, first_only)
+        let hits = parallax_render::pick::cast(&mesh, transform, ray, first_only);
+        let parts: Vec<Option<String>> = hits
+            .iter()
+            .map(|hit| mesh.part_of(hit.triangle).map(str::to_string))
+            .collect();
+        (hits, parts)
     })
     .await;
-    let Ok(mut hits) = found else {
+    let Ok((mut hits, mut parts)) = found else {
         return error("PickFailed", "the ray cast failed");
     };
-    hits.truncate(match policy {
+    let keep = match policy {
         HitPolicy::All => max_hits as usize,
         HitPolicy::Closest | HitPolicy::Any => 1,
-    });
+    };
+    hits.truncate(keep);
+    parts.truncate(keep);
     let hits = hits
         .into_iter()
-        .map(|hit| Hit {
+        .zip(parts)
+        .map(|(hit, part)| Hit {
+            part,
             triangle: hit.triangle as u64,
             position: hit.position.to_array(),
             normal: hit.normal.to_array(),

@@ -184,6 +184,11 @@ async fn one_device_loads_a_model_and_gets_a_frame_per_pose_then_the_next_starts
         panic!("a pick result")
     };
     assert_eq!((id, model.map(|m| m.0)), (11, Some("gear".to_string())));
+    assert_eq!(
+        hits[0].part.as_deref(),
+        Some("Gear"),
+        "the hit names its part"
+    );
     assert!(
         hits.len() >= 2,
         "through the gear: in and out ({} hits)",
