@@ -116,6 +116,20 @@ async fn run(
     loop {
         let due = scene.dirty && scene.pose.is_some();
         tokio::select! {
+            // The session's end first, then a due frame: messages that arrive meanwhile are
+            // merged after it.
+            biased;
+            () = slot.ended.cancelled() => {
+                return Ok(Close(CLOSE_GOING_AWAY, "the session has ended".into()));
+            }
+            // Paced: a frame at most every frame interval, whatever the pose rate.
+            () = sleep_until(next_frame), if due => {
+                if let Some(pose) = scene.pose {
+                    next_frame = Instant::now() + host.frame_interval;
+                    scene.dirty = false;
+                    render(socket, host, &mut scene, pose).await?;
+                }
+            }
             message = socket.recv() => {
                 let Some(Ok(message)) = message else {
                     return Err(Close(CLOSE_GOING_AWAY, "connection lost".into()));
@@ -129,17 +143,6 @@ async fn run(
                         return Ok(close);
                     }
                 }
-            }
-            // Paced: a frame at most every frame interval, whatever the pose rate.
-            () = sleep_until(next_frame), if due => {
-                if let Some(pose) = scene.pose {
-                    next_frame = Instant::now() + host.frame_interval;
-                    scene.dirty = false;
-                    render(socket, host, &mut scene, pose).await?;
-                }
-            }
-            () = slot.ended.cancelled() => {
-                return Ok(Close(CLOSE_GOING_AWAY, "the session has ended".into()));
             }
         }
     }
