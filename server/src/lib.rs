@@ -170,20 +170,21 @@ impl AppState {
         )
         .await
         .context("restoring render sessions")?;
-        let spaces = Spaces::open(
-            store.clone(),
-            clock.clone(),
-            sessions.clone(),
-            shutdown.clone(),
-        )
-        .await
-        .context("restoring spaces")?;
         let renderer = RenderWorker::start().await;
         let catalog = Arc::new(
             Catalog::open(data_dir, store.clone(), renderer.clone())
                 .await
                 .context("opening the model catalog")?,
         );
+        let spaces = Spaces::open(
+            store.clone(),
+            clock.clone(),
+            sessions.clone(),
+            catalog.clone(),
+            shutdown.clone(),
+        )
+        .await
+        .context("restoring spaces")?;
         let stage = Stage::open(store, renderer.clone(), catalog.clone())
             .await
             .context("restoring the stage")?;

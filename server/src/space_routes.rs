@@ -299,7 +299,7 @@ async fn run(
                     match parse(message)? {
                         None => {}
                         Some(SpaceClientMessage::Ack { seq }) => {
-                            state.spaces.ack(name, &member, seq).await;
+                            attached.outbox.lock().unwrap_or_else(|p| p.into_inner()).ack(seq);
                         }
                         Some(SpaceClientMessage::Status { status }) => {
                             state

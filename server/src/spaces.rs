@@ -7,8 +7,8 @@
 //! the last answer said.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex as SyncMutex};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -28,6 +28,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::{Mutex, MutexGuard, mpsc};
 use tokio_util::sync::CancellationToken;
 
+use crate::catalog::Catalog;
 use crate::clock::Clock;
 use crate::error::AppError;
 use crate::sessions::Sessions;
@@ -67,9 +68,20 @@ struct Stored {
     accounts: HashMap<MemberId, String>,
 }
 
+/// A member's unacknowledged events. Its own lock, so acks never wait for the space.
+type SharedOutbox = Arc<SyncMutex<Outbox<Arc<str>>>>;
+
+fn new_outbox() -> SharedOutbox {
+    Arc::new(SyncMutex::new(Outbox::new(RESUME_BUFFER)))
+}
+
+fn lock_outbox(outbox: &SharedOutbox) -> std::sync::MutexGuard<'_, Outbox<Arc<str>>> {
+    outbox.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 struct Entry {
     stored: Stored,
-    outboxes: HashMap<MemberId, Outbox<Arc<str>>>,
+    outboxes: HashMap<MemberId, SharedOutbox>,
     live: HashMap<MemberId, Live>,
 }
 
@@ -98,6 +110,8 @@ pub struct Joiner {
 /// What a welcome and its replay look like, and the channel that carries the rest.
 pub struct Attached {
     pub member: MemberId,
+    /// Where this member's acks go.
+    pub outbox: SharedOutbox,
     pub connection: u64,
     pub first: Vec<String>,
     pub rx: mpsc::Receiver<Outgoing>,
@@ -109,6 +123,8 @@ pub struct Spaces {
     store: Store,
     clock: Arc<dyn Clock>,
     sessions: Arc<Sessions>,
+    /// Selections must name a model that exists.
+    catalog: Arc<Catalog>,
     connections: AtomicU64,
 }
 
@@ -207,7 +223,9 @@ impl Entry {
         let mut events = Vec::new();
         for c in changes {
             let event = match c {
-                Change::Roster if large => SpaceEvent::Tap,
+                // A large space has no member list (MPSD): who comes and goes is not broadcast,
+                // which would cost members squared messages as a thousand connect.
+                Change::Roster if large => continue,
                 Change::Roster => {
                     let mut members: Vec<Member> = self.space().members.values().cloned().collect();
                     members.sort_by_key(|m| m.joined);
@@ -244,10 +262,8 @@ impl Entry {
         }
         let members: Vec<MemberId> = self.space().members.keys().cloned().collect();
         for id in members {
-            let outbox = self
-                .outboxes
-                .entry(id.clone())
-                .or_insert_with(|| Outbox::new(RESUME_BUFFER));
+            let outbox = self.outboxes.entry(id.clone()).or_insert_with(new_outbox);
+            let mut outbox = lock_outbox(outbox);
             for event in &events {
                 let seq = outbox.push(event.clone());
                 if let Some(live) = self.live.get(&id) {
@@ -273,6 +289,7 @@ impl Spaces {
         store: Store,
         clock: Arc<dyn Clock>,
         sessions: Arc<Sessions>,
+        catalog: Arc<Catalog>,
         shutdown: CancellationToken,
     ) -> anyhow::Result<Arc<Self>> {
         let mut templates = Vec::new();
@@ -314,6 +331,7 @@ impl Spaces {
             store,
             clock,
             sessions,
+            catalog,
             connections: AtomicU64::new(0),
         });
         tokio::spawn(spaces.clone().sweep(shutdown));
@@ -595,6 +613,9 @@ impl Spaces {
         patch: PropertiesPatch,
         if_match: Option<ChangeNumber>,
     ) -> Result<Value, AppError> {
+        if let Some(Some(model)) = &patch.selected_model {
+            self.catalog.get(model).await?;
+        }
         let (mut directory, _) = self.locked(name).await;
         let entry = directory
             .get_mut(name)
@@ -689,43 +710,48 @@ impl Spaces {
             .ok_or("this member token is not in the space (left, or removed after a timeout)")?;
         let change = entry.space().change.0;
         let snapshot = entry.view(true);
-        let outbox = entry
+        let shared = entry
             .outboxes
             .entry(member.clone())
-            .or_insert_with(|| Outbox::new(RESUME_BUFFER));
-        let resumed = match last_seq {
-            Some(seen) => outbox.resume(seen),
-            None => Resume::Snapshot,
+            .or_insert_with(new_outbox)
+            .clone();
+        let first = {
+            let mut outbox = lock_outbox(&shared);
+            let resumed = match last_seq {
+                Some(seen) => outbox.resume(seen),
+                None => Resume::Snapshot,
+            };
+            let mut first = Vec::new();
+            match resumed {
+                Resume::Replay(missed) => {
+                    first.push(
+                        SpaceServerMessage::Welcome {
+                            member: member.clone(),
+                            seq: last_seq.unwrap_or_default(),
+                            change,
+                            space: None,
+                        }
+                        .to_json(),
+                    );
+                    // Replayed events carry the current change number (the outbox keeps only the
+                    // event); followers use it only to drop stale updates.
+                    first.extend(missed.iter().map(|(seq, event)| frame(*seq, change, event)));
+                }
+                Resume::Snapshot => {
+                    outbox.snapshot_sent();
+                    first.push(
+                        SpaceServerMessage::Welcome {
+                            member: member.clone(),
+                            seq: outbox.last(),
+                            change,
+                            space: Some(snapshot),
+                        }
+                        .to_json(),
+                    );
+                }
+            }
+            first
         };
-        let mut first = Vec::new();
-        match resumed {
-            Resume::Replay(missed) => {
-                first.push(
-                    SpaceServerMessage::Welcome {
-                        member: member.clone(),
-                        seq: last_seq.unwrap_or_default(),
-                        change,
-                        space: None,
-                    }
-                    .to_json(),
-                );
-                // Each replayed event carries the change number it was sent with: the current
-                // one is the best we keep, and followers only use it to drop stale updates.
-                first.extend(missed.iter().map(|(seq, event)| frame(*seq, change, event)));
-            }
-            Resume::Snapshot => {
-                outbox.snapshot_sent();
-                first.push(
-                    SpaceServerMessage::Welcome {
-                        member: member.clone(),
-                        seq: outbox.last(),
-                        change,
-                        space: Some(snapshot),
-                    }
-                    .to_json(),
-                );
-            }
-        }
         let (tx, rx) = mpsc::channel(SOCKET_QUEUE);
         let connection = self.connections.fetch_add(1, Ordering::Relaxed);
         if let Some(old) = entry.live.insert(member.clone(), Live { connection, tx }) {
@@ -746,20 +772,11 @@ impl Spaces {
         }
         Ok(Attached {
             member,
+            outbox: shared,
             connection,
             first,
             rx,
         })
-    }
-
-    pub async fn ack(&self, name: &str, member: &str, seq: u64) {
-        let mut directory = self.directory.lock().await;
-        if let Some(outbox) = directory
-            .get_mut(name)
-            .and_then(|e| e.outboxes.get_mut(member))
-        {
-            outbox.ack(seq);
-        }
     }
 
     /// The member says it is active or inactive.

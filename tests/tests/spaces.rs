@@ -315,6 +315,12 @@ async fn private_full_and_stale_writes_are_refused_clearly() {
     assert!(matches!(stale, Err(ClientError::Stale(_))), "{stale:?}");
     let space = full.space().await.unwrap();
     assert_eq!(space["properties"]["selectedModel"], "gear");
+    // Only models in the catalog can be shown.
+    let unknown = full.select("no-such-model").await;
+    assert!(
+        matches!(unknown, Err(ClientError::NotFound(_))),
+        "{unknown:?}"
+    );
     server.stop().await;
 }
 
