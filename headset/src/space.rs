@@ -223,33 +223,26 @@ impl std::fmt::Debug for Membership {
 }
 
 impl Membership {
-    fn url(&self, path: &str) -> String {
-        format!("{}/v1/spaces/{}{path}", self.coordinator.server, self.space)
+    /// A request on this space's `path`, as this member.
+    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let url = format!("{}/v1/spaces/{}{path}", self.coordinator.server, self.space);
+        self.coordinator
+            .http
+            .request(method, url)
+            .bearer_auth(&self.coordinator.token)
+            .header("parallax-member", &self.token)
     }
 
     /// The space as this member sees it.
     pub async fn space(&self) -> Result<Value, ClientError> {
-        answer(
-            self.coordinator
-                .http
-                .get(self.url(""))
-                .bearer_auth(&self.coordinator.token)
-                .header("parallax-member", &self.token)
-                .send()
-                .await?,
-        )
-        .await
+        answer(self.request(reqwest::Method::GET, "").send().await?).await
     }
 
     /// Writes properties (e.g. `{"selectedModel":"gear"}`); with `if_match`, only if the space is
     /// still at that change number.
     pub async fn write(&self, patch: Value, if_match: Option<u64>) -> Result<Value, ClientError> {
         let mut request = self
-            .coordinator
-            .http
-            .patch(self.url("/properties"))
-            .bearer_auth(&self.coordinator.token)
-            .header("parallax-member", &self.token)
+            .request(reqwest::Method::PATCH, "/properties")
             .json(&patch);
         if let Some(change) = if_match {
             request = request.header("if-match", format!("\"{change}\""));
@@ -264,17 +257,8 @@ impl Membership {
 
     /// Leaves the space (a headset's render session is released).
     pub async fn leave(&self) -> Result<(), ClientError> {
-        answer(
-            self.coordinator
-                .http
-                .delete(self.url("/members/me"))
-                .bearer_auth(&self.coordinator.token)
-                .header("parallax-member", &self.token)
-                .send()
-                .await?,
-        )
-        .await
-        .map(|_| ())
+        let request = self.request(reqwest::Method::DELETE, "/members/me");
+        answer(request.send().await?).await.map(|_| ())
     }
 
     /// The same membership through another coordinator address (e.g. after it moved).
