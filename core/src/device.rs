@@ -32,6 +32,75 @@ fn up() -> [f32; 3] {
     [0.0, 1.0, 0.0]
 }
 
+impl Pose {
+    /// A camera on a sphere around `extent` that sees all of it: `azimuth` turns about the
+    /// vertical axis, `elevation` lifts the camera (both in degrees), `zoom` above 1 comes closer.
+    pub fn orbit(extent: &Extent, azimuth: f32, elevation: f32, zoom: f32) -> OrbitPose {
+        let center: [f32; 3] = std::array::from_fn(|i| (extent.min[i] + extent.max[i]) * 0.5);
+        let half_diagonal = (0..3)
+            .map(|i| (extent.max[i] - extent.min[i]).powi(2))
+            .sum::<f32>()
+            .sqrt()
+            * 0.5;
+        let fov_y_degrees = 45.0_f32;
+        let distance = half_diagonal.max(1e-3) / (fov_y_degrees.to_radians() * 0.5).sin() * 1.05
+            / zoom.max(0.05);
+        let (azimuth, elevation) = (
+            azimuth.to_radians(),
+            elevation.clamp(-89.0, 89.0).to_radians(),
+        );
+        let offset = [
+            elevation.cos() * azimuth.sin(),
+            elevation.sin(),
+            elevation.cos() * azimuth.cos(),
+        ];
+        OrbitPose {
+            position: std::array::from_fn(|i| center[i] + offset[i] * distance),
+            target: center,
+            fov_y_degrees,
+        }
+    }
+}
+
+/// Where [`Pose::orbit`] puts the camera; add an id and a viewport with [`OrbitPose::pose`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct OrbitPose {
+    pub position: [f32; 3],
+    pub target: [f32; 3],
+    pub fov_y_degrees: f32,
+}
+
+impl OrbitPose {
+    pub fn pose(&self, id: u64, width: u32, height: u32) -> Pose {
+        Pose {
+            id,
+            position: self.position,
+            target: self.target,
+            up: up(),
+            fov_y_degrees: self.fov_y_degrees,
+            width,
+            height,
+        }
+    }
+}
+
+/// A model's axis-aligned bounds in scene units, so a device can frame it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Extent {
+    pub min: [f32; 3],
+    pub max: [f32; 3],
+}
+
+impl Default for Extent {
+    /// A unit cube at the origin: what a device frames before it knows better.
+    fn default() -> Self {
+        Self {
+            min: [-0.5; 3],
+            max: [0.5; 3],
+        }
+    }
+}
+
 /// Where the model sits in the scene.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -128,6 +197,9 @@ pub enum HostMessage {
     LoadDone {
         model: ModelId,
         triangles: u64,
+        /// The model's bounds, so the device can frame it; absent for an empty model.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        extent: Option<Extent>,
     },
     LoadFailed {
         model: ModelId,
@@ -224,8 +296,33 @@ mod tests {
         let done = HostMessage::LoadDone {
             model: ModelId::new("gear"),
             triangles: 3,
+            extent: Some(Extent::default()),
         };
         assert_eq!(HostMessage::parse(&done.to_json()).unwrap(), done);
+    }
+
+    #[test]
+    fn an_orbit_sees_the_whole_model_from_where_it_is_asked_to() {
+        let extent = Extent {
+            min: [0.0, 0.0, 0.0],
+            max: [100.0, 100.0, 100.0],
+        };
+        let front = Pose::orbit(&extent, 0.0, 0.0, 1.0);
+        assert_eq!(front.target, [50.0, 50.0, 50.0]);
+        // Straight along +Z, far enough that the 86.6-unit bounding sphere fits a 45° view.
+        let distance = front.position[2] - 50.0;
+        assert!((front.position[0] - 50.0).abs() < 1e-3 && (front.position[1] - 50.0).abs() < 1e-3);
+        assert!(
+            distance > 86.6 / (22.5_f32.to_radians()).sin(),
+            "{distance}"
+        );
+        let side = Pose::orbit(&extent, 90.0, 0.0, 2.0);
+        assert!(
+            (side.position[0] - 50.0 - distance / 2.0).abs() < 1e-2,
+            "{side:?}"
+        );
+        let pose = side.pose(3, 320, 240);
+        assert_eq!((pose.id, pose.width, pose.problem(4096)), (3, 320, None));
     }
 
     #[test]

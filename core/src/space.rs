@@ -418,13 +418,6 @@ impl Space {
             .members
             .get(writer)
             .ok_or_else(|| SpaceError::NoMember(writer.to_string()))?;
-        if let Some(seen) = if_match
-            && seen != self.change
-        {
-            return Err(SpaceError::Stale {
-                current: self.change,
-            });
-        }
         let selects = patch.selected_model.is_some() || patch.transform.is_some();
         if selects {
             if member.role != Role::Tablet {
@@ -440,6 +433,24 @@ impl Space {
                     .map_or_else(|| "nobody".to_string(), |m| m.device.clone());
                 return Err(SpaceError::NotArbiter { arbiter });
             }
+        }
+        self.handle_owner_write(patch, if_match)
+    }
+
+    /// A write by the space's owner (an operator's console, a show-control system), not a
+    /// member: as MPSD lets a title's server write a session, the select policy binds members,
+    /// not the owner.
+    pub fn handle_owner_write(
+        &mut self,
+        patch: PropertiesPatch,
+        if_match: Option<ChangeNumber>,
+    ) -> Result<Vec<Change>, SpaceError> {
+        if let Some(seen) = if_match
+            && seen != self.change
+        {
+            return Err(SpaceError::Stale {
+                current: self.change,
+            });
         }
         if let Some(custom) = &patch.custom {
             let size = custom.to_string().len();
@@ -765,6 +776,21 @@ mod tests {
             })
         );
         assert!(s.handle_write("first", select, None).is_ok());
+        // The space's owner is not bound by the policy, but by If-Match like anyone.
+        let other = PropertiesPatch {
+            selected_model: Some(Some(ModelId::new("shaft"))),
+            ..Default::default()
+        };
+        let stale = s.change.0 - 1;
+        assert!(matches!(
+            s.handle_owner_write(other.clone(), Some(ChangeNumber(stale))),
+            Err(SpaceError::Stale { .. })
+        ));
+        assert_eq!(
+            s.handle_owner_write(other, None),
+            Ok(vec![Change::Selection])
+        );
+        assert_eq!(s.properties.selected_model, Some(ModelId::new("shaft")));
     }
 
     #[test]

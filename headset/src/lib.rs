@@ -13,11 +13,14 @@
 //! # Layout
 //! - this file: [`Headset`], [`Event`], [`HeadsetError`] (the default space of the slice).
 //! - [`space`]: [`Coordinator`], [`Membership`], [`SpaceConnection`]: spaces with acks and resume.
+//! - [`render`]: [`RenderConnection`]: the exclusive render connection (poses, frames, picks).
 //! - `main.rs`: the `parallax-headset` command line.
 
+pub mod render;
 pub mod space;
 
-pub use space::{ClientError, Coordinator, Membership, SpaceConnection, SpaceUpdate};
+pub use render::{RenderConnection, RenderEvent};
+pub use space::{ClientError, Coordinator, Join, Membership, SpaceConnection, SpaceUpdate};
 
 use futures_util::{SinkExt, StreamExt};
 use parallax_core::protocol::ProtocolError;

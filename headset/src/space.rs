@@ -26,6 +26,12 @@ pub enum ClientError {
     WrongCode(String),
     #[error("no render host is free: {0}")]
     PoolExhausted(String),
+    #[error("another device holds this render session: {0}")]
+    SessionTaken(String),
+    #[error("the render session ended (lease expired or stopped): {0}")]
+    SessionEnded(String),
+    #[error("polled too often; retry in {0:?}")]
+    Throttled(Duration),
     #[error("the space changed meanwhile: {0}")]
     Stale(String),
     #[error("not allowed: {0}")]
@@ -58,18 +64,40 @@ impl From<reqwest::Error> for ClientError {
     }
 }
 
+/// How a device joins a space.
+#[derive(Debug, Clone, Copy)]
+pub struct Join<'a> {
+    /// The name the roster shows.
+    pub device: &'a str,
+    pub role: Role,
+    /// The join code of a private space.
+    pub code: Option<&'a str>,
+    /// Whether a headset leases its own render session (false: it only follows the space).
+    pub render_session: bool,
+}
+
 /// A signed-in client of one coordinator.
 #[derive(Clone)]
 pub struct Coordinator {
     http: reqwest::Client,
     /// `http://host:port`.
     pub server: String,
+    /// The account signed in.
+    pub account: String,
     /// The account's access token.
     pub token: String,
 }
 
 async fn answer(response: reqwest::Response) -> Result<Value, ClientError> {
     let status = response.status().as_u16();
+    if status == 429 {
+        let seconds = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()?.parse().ok())
+            .unwrap_or(1);
+        return Err(ClientError::Throttled(Duration::from_secs(seconds)));
+    }
     let text = response.text().await?;
     let body: Value = if text.is_empty() {
         Value::Null
@@ -113,15 +141,39 @@ impl Coordinator {
             .as_str()
             .ok_or_else(|| ClientError::Protocol("no AccessToken in the token answer".into()))?
             .to_string();
-        Ok(Self::with_token(&server, token))
+        Ok(Self::with_token(&server, account, token))
     }
 
-    pub fn with_token(server: &str, token: String) -> Self {
+    /// A client of `server` for `account` with an access token obtained elsewhere.
+    pub fn with_token(server: &str, account: &str, token: String) -> Self {
         Self {
             http: reqwest::Client::new(),
             server: server.trim_end_matches('/').to_string(),
+            account: account.to_string(),
             token,
         }
+    }
+
+    /// The space as anyone signed in sees it (no join code, no member tokens).
+    pub async fn space(&self, name: &str) -> Result<Value, ClientError> {
+        let url = format!("{}/v1/spaces/{name}", self.server);
+        answer(self.http.get(url).bearer_auth(&self.token).send().await?).await
+    }
+
+    /// Writes space `name`'s properties as its owner (the account that created it), without
+    /// being a member; with `if_match`, only if the space is still at that change number.
+    pub async fn write_space(
+        &self,
+        name: &str,
+        patch: &Value,
+        if_match: Option<u64>,
+    ) -> Result<Value, ClientError> {
+        let url = format!("{}/v1/spaces/{name}/properties", self.server);
+        let mut request = self.http.patch(url).bearer_auth(&self.token).json(patch);
+        if let Some(change) = if_match {
+            request = request.header("if-match", format!("\"{change}\""));
+        }
+        answer(request.send().await?).await
     }
 
     /// Creates space `name` from `template` (with `constants` choices) and joins it first.
@@ -148,7 +200,7 @@ impl Coordinator {
         self.membership(name, joined)
     }
 
-    /// Joins space `name`; `code` for private spaces.
+    /// Joins space `name`; `code` for private spaces. A headset gets its own render session.
     pub async fn join_space(
         &self,
         name: &str,
@@ -156,7 +208,26 @@ impl Coordinator {
         role: Role,
         code: Option<&str>,
     ) -> Result<Membership, ClientError> {
-        let body = json!({ "device": device, "role": role, "code": code });
+        self.join(
+            name,
+            &Join {
+                device,
+                role,
+                code,
+                render_session: true,
+            },
+        )
+        .await
+    }
+
+    /// Joins space `name` as `join` says.
+    pub async fn join(&self, name: &str, join: &Join<'_>) -> Result<Membership, ClientError> {
+        let body = json!({
+            "device": join.device,
+            "role": join.role,
+            "code": join.code,
+            "renderSession": join.render_session,
+        });
         let url = format!("{}/v1/spaces/{name}/members", self.server);
         let joined = answer(
             self.http
@@ -186,6 +257,11 @@ impl Coordinator {
                 .cloned()
                 .filter(|v| !v.is_null()),
         })
+    }
+
+    /// A render session of this account (ARR's GET).
+    pub async fn own_render_session(&self, id: &str) -> Result<Value, ClientError> {
+        self.render_session(&self.account, id).await
     }
 
     /// A render session's properties (ARR's GET).
@@ -250,6 +326,45 @@ impl Membership {
         answer(request.send().await?).await
     }
 
+    /// Waits until this headset's render session is Ready and returns its `renderUrl`;
+    /// [`ClientError::SessionEnded`] if it fails or stops first, or after `limit`.
+    pub async fn render_url(&self, limit: Duration) -> Result<String, ClientError> {
+        let id = self
+            .render_session
+            .as_ref()
+            .and_then(|s| s["id"].as_str())
+            .ok_or_else(|| ClientError::NotFound("this member has no render session".into()))?;
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let session = match self.coordinator.own_render_session(id).await {
+                Err(ClientError::Throttled(wait)) => {
+                    tokio::time::sleep(wait).await;
+                    continue;
+                }
+                other => other?,
+            };
+            if let Some(url) = session["renderUrl"].as_str() {
+                return Ok(url.to_string());
+            }
+            let status = session["status"].as_str().unwrap_or_default();
+            if matches!(status, "Error" | "Stopped" | "Expired") {
+                let why = session["error"]["message"].as_str().unwrap_or(status);
+                return Err(ClientError::SessionEnded(format!("{id}: {why}")));
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(ClientError::Transport(format!(
+                    "render session {id} was not Ready within {limit:?} ({status})"
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The coordinator this member talks to.
+    pub fn coordinator(&self) -> &Coordinator {
+        &self.coordinator
+    }
+
     /// Shows `model` to everyone in the space.
     pub async fn select(&self, model: &str) -> Result<Value, ClientError> {
         self.write(json!({ "selectedModel": model }), None).await
@@ -278,6 +393,7 @@ impl Membership {
             last_seq,
             change: 0,
             pending: Vec::new(),
+            unacked: None,
         };
         connection.open(Some(last_seq)).await?;
         Ok(connection)
@@ -291,6 +407,7 @@ impl Membership {
             last_seq: 0,
             change: 0,
             pending: Vec::new(),
+            unacked: None,
         };
         connection.open(None).await?;
         Ok(connection)
@@ -319,6 +436,8 @@ pub struct SpaceConnection {
     change: u64,
     /// A snapshot from the last welcome, handed out before the next event.
     pending: Vec<SpaceUpdate>,
+    /// The last event handed out, acknowledged when the caller asks for the next one.
+    unacked: Option<u64>,
 }
 
 impl SpaceConnection {
@@ -393,9 +512,16 @@ impl SpaceConnection {
         }
     }
 
-    /// The next update; acknowledged as it is handed out. Events already processed (a replay
-    /// overlapping what arrived before a drop) are skipped, so each is seen once.
+    /// The next update. Events already processed (a replay overlapping what arrived before a
+    /// drop) are skipped, so each is seen once. An event is acknowledged when the next one is
+    /// asked for, i.e. once the caller has handled it.
+    ///
+    /// Cancel-safe: dropping the future (e.g. in `tokio::select!`) loses no event.
     pub async fn next(&mut self) -> Result<SpaceUpdate, ClientError> {
+        if let Some(seq) = self.unacked {
+            self.send(SpaceClientMessage::Ack { seq }).await?;
+            self.unacked = None;
+        }
         if !self.pending.is_empty() {
             return Ok(self.pending.remove(0));
         }
@@ -413,12 +539,35 @@ impl SpaceConnection {
                     }
                     self.last_seq = seq;
                     self.change = self.change.max(change);
-                    self.send(SpaceClientMessage::Ack { seq }).await?;
+                    self.unacked = Some(seq);
                     return Ok(SpaceUpdate::Event { seq, change, event });
                 }
                 SpaceServerMessage::Welcome { .. } => {
                     return Err(ClientError::Protocol("a second welcome".into()));
                 }
+            }
+        }
+    }
+
+    /// Whether `error` means the connection dropped (resume it) rather than a refusal.
+    pub fn is_drop(error: &ClientError) -> bool {
+        matches!(
+            error,
+            ClientError::Transport(_) | ClientError::Closed { code: 1006, .. }
+        )
+    }
+
+    /// Resumes until it works, waiting longer between tries (up to 2 s), for at most `limit`.
+    pub async fn resume_within(&mut self, limit: Duration) -> Result<(), ClientError> {
+        let deadline = tokio::time::Instant::now() + limit;
+        let mut wait = Duration::from_millis(50);
+        loop {
+            match self.resume().await {
+                Err(e) if Self::is_drop(&e) && tokio::time::Instant::now() + wait < deadline => {
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(2));
+                }
+                other => return other,
             }
         }
     }
@@ -445,6 +594,8 @@ impl SpaceConnection {
         if let Some(mut old) = self.socket.take() {
             let _ = old.close(None).await;
         }
+        // What was handed out is processed: the replay starts after it.
+        self.unacked = None;
         self.open(Some(self.last_seq)).await
     }
 
@@ -460,6 +611,9 @@ impl SpaceConnection {
 
     /// Ends the conversation (the member stays in the space; [`Membership::leave`] leaves it).
     pub async fn bye(mut self) -> Result<(), ClientError> {
+        if let Some(seq) = self.unacked.take() {
+            self.send(SpaceClientMessage::Ack { seq }).await?;
+        }
         self.send(SpaceClientMessage::Bye).await?;
         loop {
             match self.receive().await {

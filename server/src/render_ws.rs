@@ -18,7 +18,7 @@ use axum::routing::get;
 use futures_util::FutureExt;
 use glam::{Mat4, Quat, Vec3};
 use parallax_core::device::{
-    DeviceMessage, Hit, HitPolicy, HostMessage, Placement, Pose, SESSION_TAKEN,
+    DeviceMessage, Extent, Hit, HitPolicy, HostMessage, Placement, Pose, SESSION_TAKEN,
 };
 use parallax_core::host::Admission;
 use parallax_core::protocol::{
@@ -225,6 +225,10 @@ async fn apply(
             match host.mesh(&model, target.size).await {
                 Ok(mesh) => {
                     let triangles = mesh.triangles();
+                    let extent = mesh.bounds().map(|b| Extent {
+                        min: b.min.to_array(),
+                        max: b.max.to_array(),
+                    });
                     scene.model = Some((model.clone(), mesh));
                     scene.dirty = true;
                     send(
@@ -235,7 +239,15 @@ async fn apply(
                         },
                     )
                     .await?;
-                    send(socket, HostMessage::LoadDone { model, triangles }).await?;
+                    send(
+                        socket,
+                        HostMessage::LoadDone {
+                            model,
+                            triangles,
+                            extent,
+                        },
+                    )
+                    .await?;
                 }
                 Err(reason) => send(socket, HostMessage::LoadFailed { model, reason }).await?,
             }

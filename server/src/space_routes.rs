@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 use crate::AppState;
 use crate::accounts::Caller;
 use crate::error::{AppError, Result};
-use crate::spaces::{Joined, Joiner, Outgoing};
+use crate::spaces::{Joined, Joiner, Outgoing, Writer};
 
 pub const MEMBER_HEADER: &str = "parallax-member";
 
@@ -131,6 +131,7 @@ async fn create_handler(
         device: request.device,
         role: request.role,
         code: None,
+        render_session: true,
     };
     let (view, member) = state
         .spaces
@@ -176,15 +177,17 @@ fn if_match(headers: &HeaderMap) -> Result<Option<ChangeNumber>> {
 
 async fn properties_handler(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     Path(name): Path<String>,
     headers: HeaderMap,
     bytes: axum::body::Bytes,
 ) -> Result<Response> {
     let patch: PropertiesPatch = body(&bytes)?;
+    // Without a member token, the caller writes as the space's owner (if it is).
+    let writer = member_token(&headers).map_or(Writer::Owner(&caller.account), Writer::Member);
     let view = state
         .spaces
-        .write(&name, require_member(&headers)?, patch, if_match(&headers)?)
+        .write(&name, writer, patch, if_match(&headers)?)
         .await?;
     Ok(with_etag(view, StatusCode::OK))
 }

@@ -66,6 +66,18 @@ struct Stored {
     tokens: HashMap<MemberId, String>,
     /// The account each member joined with; a headset's render session is leased on it.
     accounts: HashMap<MemberId, String>,
+    /// The account that created the space: it may write the properties without being a member.
+    #[serde(default)]
+    owner: Option<String>,
+}
+
+/// Who writes a space's properties.
+#[derive(Debug, Clone, Copy)]
+pub enum Writer<'a> {
+    /// A member, by its token.
+    Member(&'a str),
+    /// The account that created the space, acting as its operator.
+    Owner(&'a str),
 }
 
 /// A member's unacknowledged events. Its own lock, so acks never wait for the space.
@@ -105,6 +117,14 @@ pub struct Joiner {
     pub role: Role,
     #[serde(default)]
     pub code: Option<String>,
+    /// A headset leases its own render session unless it says `"renderSession": false` (it
+    /// renders by itself, or it only follows the space, e.g. a simulated device of a load test).
+    #[serde(default = "leases")]
+    pub render_session: bool,
+}
+
+fn leases() -> bool {
+    true
 }
 
 /// What a welcome and its replay look like, and the channel that carries the rest.
@@ -495,6 +515,7 @@ impl Spaces {
                 space,
                 tokens: HashMap::new(),
                 accounts: HashMap::new(),
+                owner: Some(account.to_string()),
             },
             outboxes: HashMap::new(),
             live: HashMap::new(),
@@ -549,7 +570,7 @@ impl Spaces {
             )
             .map_err(space_error)?;
         let render_session = match joiner.role {
-            Role::Headset => Some(
+            Role::Headset if joiner.render_session => Some(
                 self.lease(
                     account,
                     &entry.space().name,
@@ -558,7 +579,7 @@ impl Spaces {
                 )
                 .await?,
             ),
-            Role::Tablet => None,
+            Role::Headset | Role::Tablet => None,
         };
         let mut changes = entry
             .stored
@@ -609,7 +630,7 @@ impl Spaces {
     pub async fn write(
         &self,
         name: &str,
-        member_token: &str,
+        writer: Writer<'_>,
         patch: PropertiesPatch,
         if_match: Option<ChangeNumber>,
     ) -> Result<Value, AppError> {
@@ -620,14 +641,21 @@ impl Spaces {
         let entry = directory
             .get_mut(name)
             .ok_or_else(|| AppError::not_found(format!("there is no space named {name}")))?;
-        let writer = entry
-            .member_by_token(member_token)
-            .ok_or_else(not_a_member)?;
-        let changes = entry
-            .stored
-            .space
-            .handle_write(&writer, patch, if_match)
-            .map_err(space_error)?;
+        let changes = match writer {
+            Writer::Member(token) => {
+                let member = entry.member_by_token(token).ok_or_else(not_a_member)?;
+                entry.stored.space.handle_write(&member, patch, if_match)
+            }
+            Writer::Owner(account) if entry.stored.owner.as_deref() == Some(account) => {
+                entry.stored.space.handle_owner_write(patch, if_match)
+            }
+            Writer::Owner(_) => {
+                return Err(AppError::forbidden(
+                    "only a member (Parallax-Member header) or the space's owner may write it",
+                ));
+            }
+        }
+        .map_err(space_error)?;
         if !changes.is_empty() {
             entry.publish(&changes);
             self.persist(entry).await?;

@@ -5,16 +5,15 @@
 
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
-use parallax_core::FrameHeader;
-use parallax_core::device::{DeviceMessage, HostMessage, Pose};
+use parallax_core::device::{HostMessage, Pose};
 use parallax_core::space::{MemberStatus, Role};
 use parallax_core::space_protocol::SpaceEvent;
-use parallax_headset::{ClientError, Coordinator, SpaceConnection, SpaceUpdate};
+use parallax_headset::{
+    ClientError, Coordinator, RenderConnection, RenderEvent, SpaceConnection, SpaceUpdate,
+};
 use parallax_server::config::PoolArgs;
 use parallax_tests::{ArrClient, TestServer, data_dir, decode_jpeg, within};
 use serde_json::{Value, json};
-use tokio_tungstenite::tungstenite::Message;
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -33,64 +32,25 @@ async fn drain(connection: &mut SpaceConnection, quiet: Duration) -> Vec<SpaceUp
     updates
 }
 
-/// Waits until the render session in `properties` is Ready; returns its renderUrl.
-async fn render_url(coordinator: &Coordinator, account: &str, properties: &Value) -> String {
-    let id = properties["id"].as_str().expect("a session id");
-    for _ in 0..200 {
-        let now = coordinator.render_session(account, id).await.unwrap();
-        if let Some(url) = now["renderUrl"].as_str() {
-            return url.to_string();
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("render session {id} never became Ready");
-}
-
 /// Loads `model` on the render connection at `url` and returns one frame of it.
 async fn frame_of(url: &str, token: &str, model: &str) -> Vec<u8> {
-    let (mut socket, _) = within(tokio_tungstenite::connect_async(url)).await.unwrap();
-    let say = |m: DeviceMessage| Message::text(m.to_json());
-    socket
-        .send(say(DeviceMessage::Hello {
-            token: token.into(),
-        }))
-        .await
-        .unwrap();
-    socket
-        .send(say(DeviceMessage::LoadModel {
-            model: parallax_core::ModelId::new(model),
-        }))
-        .await
-        .unwrap();
-    socket
-        .send(say(DeviceMessage::Pose(Pose {
-            id: 1,
-            // The samples are in millimetres: the shaft stands 100 mm tall at the origin.
-            position: [120.0, 90.0, 120.0],
-            target: [0.0, 40.0, 0.0],
-            up: [0.0, 1.0, 0.0],
-            fov_y_degrees: 45.0,
-            width: 320,
-            height: 240,
-        })))
-        .await
-        .unwrap();
+    let mut render = within(RenderConnection::connect(url, token)).await.unwrap();
+    render.load(model).await.unwrap();
     loop {
-        match within(socket.next()).await {
-            Some(Ok(Message::Binary(bytes))) => {
-                let (_, jpeg) = FrameHeader::decode(&bytes).unwrap();
-                return jpeg.to_vec();
+        match within(render.next()).await.unwrap() {
+            RenderEvent::Frame { jpeg, .. } => return jpeg,
+            RenderEvent::Message(HostMessage::LoadDone { extent, .. }) => {
+                let extent = extent.expect("a loaded model has an extent");
+                let pose = Pose::orbit(&extent, 45.0, 30.0, 1.0).pose(1, 320, 240);
+                render.pose(pose).await.unwrap();
             }
-            Some(Ok(Message::Text(text))) => {
-                if let HostMessage::LoadFailed { reason, .. }
+            RenderEvent::Message(
+                HostMessage::LoadFailed { reason, .. }
                 | HostMessage::Error {
                     message: reason, ..
-                } = HostMessage::parse(text.as_str()).unwrap()
-                {
-                    panic!("the render host refused: {reason}");
-                }
-            }
-            other => panic!("the render connection ended: {other:?}"),
+                },
+            ) => panic!("the render host refused: {reason}"),
+            RenderEvent::Message(_) => {}
         }
     }
 }
@@ -142,7 +102,7 @@ async fn a_tablet_selects_and_every_headset_follows_once_in_order_on_its_own_ren
 
     tablet.select("gear").await.unwrap();
     tablet.select("shaft").await.unwrap();
-    for (membership, session, connection) in &mut headsets {
+    for (membership, _, connection) in &mut headsets {
         let mut selections = Vec::new();
         let updates = drain(connection, Duration::from_millis(300)).await;
         for update in updates {
@@ -161,7 +121,7 @@ async fn a_tablet_selects_and_every_headset_follows_once_in_order_on_its_own_ren
             membership.id
         );
         // The headset loads the selection itself on its own render connection.
-        let url = render_url(&coordinator, &account.0, session).await;
+        let url = membership.render_url(WAIT).await.unwrap();
         let jpeg = frame_of(&url, &coordinator.token, "shaft").await;
         let (width, height, pixels) = decode_jpeg(&jpeg);
         assert_eq!((width, height), (320, 240));

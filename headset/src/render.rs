@@ -1,0 +1,162 @@
+//! The exclusive render connection: one device, one render session, its `renderUrl`.
+//!
+//! The device says hello with its access token, loads models, sends poses and picks; the host
+//! answers with binary frames (a [`FrameHeader`] and a JPEG) and JSON messages.
+
+use futures_util::{SinkExt, StreamExt};
+use parallax_core::ModelId;
+use parallax_core::device::{DeviceMessage, HitPolicy, HostMessage, Pose, SESSION_TAKEN};
+use parallax_core::protocol::FrameHeader;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use crate::space::ClientError;
+
+/// What the render host sent.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RenderEvent {
+    /// A rendered frame: which pose and which selection it shows, and the JPEG.
+    Frame { header: FrameHeader, jpeg: Vec<u8> },
+    /// Any other message: load progress, load results, pick results, errors.
+    Message(HostMessage),
+}
+
+/// A device's exclusive connection to its render session.
+pub struct RenderConnection {
+    socket: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    session: String,
+    next_pick: u64,
+}
+
+impl std::fmt::Debug for RenderConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RenderConnection")
+            .field("session", &self.session)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RenderConnection {
+    /// Connects to a session's `renderUrl` and says hello with the account's access token.
+    ///
+    /// [`ClientError::SessionTaken`] if another device holds the session, [`ClientError::Closed`]
+    /// with the host's reason for any other refusal.
+    pub async fn connect(render_url: &str, token: &str) -> Result<Self, ClientError> {
+        let (socket, _) = tokio_tungstenite::connect_async(render_url).await?;
+        let mut connection = Self {
+            socket,
+            session: String::new(),
+            next_pick: 0,
+        };
+        connection
+            .send(DeviceMessage::Hello {
+                token: token.into(),
+            })
+            .await?;
+        match connection.next().await? {
+            RenderEvent::Message(HostMessage::Welcome { session }) => {
+                connection.session = session;
+                Ok(connection)
+            }
+            other => Err(ClientError::Protocol(format!(
+                "expected a welcome, got {other:?}"
+            ))),
+        }
+    }
+
+    /// The render session this connection holds.
+    pub fn session(&self) -> &str {
+        &self.session
+    }
+
+    /// Asks the host to load `model` from the catalog; frames show it once it is loaded.
+    pub async fn load(&mut self, model: &str) -> Result<(), ClientError> {
+        self.send(DeviceMessage::LoadModel {
+            model: ModelId::new(model),
+        })
+        .await
+    }
+
+    /// Where the device looks from now; a frame answering it follows.
+    pub async fn pose(&mut self, pose: Pose) -> Result<(), ClientError> {
+        self.send(DeviceMessage::Pose(pose)).await
+    }
+
+    /// Casts a ray through pixel (`x`, `y`) of the last pose's viewport; returns the pick's id,
+    /// echoed in its `pick_result`.
+    pub async fn pick(&mut self, x: f32, y: f32, policy: HitPolicy) -> Result<u64, ClientError> {
+        self.next_pick += 1;
+        let id = self.next_pick;
+        self.send(DeviceMessage::Pick {
+            id,
+            x,
+            y,
+            policy,
+            max_hits: 16,
+        })
+        .await?;
+        Ok(id)
+    }
+
+    async fn send(&mut self, message: DeviceMessage) -> Result<(), ClientError> {
+        self.socket.send(Message::text(message.to_json())).await?;
+        Ok(())
+    }
+
+    /// The next frame or message. The end of the conversation is an error: the host's close
+    /// code and reason ([`ClientError::SessionEnded`] when the lease ran out or was stopped).
+    pub async fn next(&mut self) -> Result<RenderEvent, ClientError> {
+        loop {
+            let message = self.socket.next().await.ok_or(ClientError::Closed {
+                code: 1006,
+                reason: "the connection dropped without a close frame".into(),
+            })??;
+            match message {
+                Message::Binary(bytes) => {
+                    let (header, jpeg) = FrameHeader::decode(&bytes)
+                        .map_err(|e| ClientError::Protocol(e.to_string()))?;
+                    return Ok(RenderEvent::Frame {
+                        header,
+                        jpeg: jpeg.to_vec(),
+                    });
+                }
+                Message::Text(text) => {
+                    let message = HostMessage::parse(text.as_str())
+                        .map_err(|e| ClientError::Protocol(e.to_string()))?;
+                    return Ok(RenderEvent::Message(message));
+                }
+                Message::Close(frame) => {
+                    let (code, reason) = frame
+                        .map(|f| (u16::from(f.code), f.reason.to_string()))
+                        .unwrap_or((1005, String::new()));
+                    return Err(closed(code, reason));
+                }
+                Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
+            }
+        }
+    }
+
+    /// Ends the conversation; the session stays leased (release it through its space or ARR).
+    pub async fn bye(mut self) -> Result<(), ClientError> {
+        self.send(DeviceMessage::Bye).await?;
+        loop {
+            match self.next().await {
+                Ok(_) => continue,
+                Err(ClientError::Closed { .. }) => return Ok(()),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+/// A close from the host, as the error a caller acts on.
+fn closed(code: u16, reason: String) -> ClientError {
+    if reason.contains(SESSION_TAKEN) {
+        ClientError::SessionTaken(reason)
+    } else if reason.contains("session has ended") {
+        ClientError::SessionEnded(reason)
+    } else {
+        ClientError::Closed { code, reason }
+    }
+}
