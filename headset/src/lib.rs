@@ -13,9 +13,11 @@
 //! # Layout
 //! - this file: [`Headset`], [`Event`], [`HeadsetError`] (the default space of the slice).
 //! - [`space`]: [`Coordinator`], [`Membership`], [`SpaceConnection`]: spaces with acks and resume.
+//! - [`load`]: many simulated headsets in one space, measured (`parallax-headset load`).
 //! - [`render`]: [`RenderConnection`]: the exclusive render connection (poses, frames, picks).
 //! - `main.rs`: the `parallax-headset` command line.
 
+pub mod load;
 pub mod render;
 pub mod space;
 

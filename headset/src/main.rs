@@ -1,36 +1,90 @@
-//! `parallax-headset`: a headset on the command line.
+//! `parallax-headset`: a headset on the command line, and a load generator of many.
 
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::Duration;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
-use parallax_headset::{Event, Headset};
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use parallax_core::device::{HostMessage, Pose};
+use parallax_core::space::Role;
+use parallax_core::space_protocol::SpaceEvent;
+use parallax_headset::load::{self, LoadConfig, Progress};
+use parallax_headset::{
+    ClientError, Coordinator, Join, RenderConnection, RenderEvent, SpaceConnection, SpaceUpdate,
+};
+use tokio::time::Instant;
 
 #[derive(Debug, Parser)]
 #[command(
     name = "parallax-headset",
     version,
-    about = "A Parallax headset on the command line"
+    about = "A Parallax headset on the command line, and a load generator of many"
 )]
 struct Cli {
     #[command(subcommand)]
     command: Command,
 }
 
+/// Where and as whom.
+#[derive(Debug, Args)]
+struct Connection {
+    /// The coordinator, e.g. http://127.0.0.1:3000.
+    #[arg(long, env = "PARALLAX_SERVER", default_value = "http://127.0.0.1:3000")]
+    server: String,
+    /// The account id (`parallax account create` prints it).
+    #[arg(long, env = "PARALLAX_ACCOUNT")]
+    account: String,
+    /// The account key.
+    #[arg(long, env = "PARALLAX_KEY", hide_env_values = true)]
+    key: String,
+    /// The space.
+    #[arg(long)]
+    space: String,
+    /// The space's join code, if it is private.
+    #[arg(long)]
+    code: Option<String>,
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Join as one headset: print what the space shows, optionally save the frames.
+    /// Join a space as one headset: lease a render session, follow what the space shows, print
+    /// state changes, fps and latency; Ctrl-C leaves cleanly.
     Join {
-        /// The coordinator, e.g. http://127.0.0.1:3000.
-        #[arg(long, env = "PARALLAX_SERVER", default_value = "http://127.0.0.1:3000")]
-        server: String,
-        /// Name this headset reports.
+        #[command(flatten)]
+        connection: Connection,
+        /// The name the roster shows.
         #[arg(long, default_value = "parallax-headset")]
         device: String,
         /// Write each received frame here as `frame-<n>.jpg`.
         #[arg(long)]
         frames: Option<PathBuf>,
+        /// Viewport of the frames asked for.
+        #[arg(long, default_value_t = 1280)]
+        width: u32,
+        #[arg(long, default_value_t = 720)]
+        height: u32,
+    },
+    /// Simulate many headsets in one space (created if missing) and measure how selections
+    /// reach them.
+    Load {
+        #[command(flatten)]
+        connection: Connection,
+        /// Headsets to simulate.
+        #[arg(long, default_value_t = 100)]
+        devices: usize,
+        /// Each headset also holds a render session and loads every selection on it.
+        #[arg(long)]
+        render: bool,
+        /// How long to make selections, e.g. 30s or 2m.
+        #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+        duration: Duration,
+        /// Time between two selections.
+        #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+        every: Duration,
+        /// Print one JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -38,52 +92,234 @@ enum Command {
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Join {
-            server,
+            connection,
             device,
             frames,
-        } => join(&server, &device, frames).await,
+            width,
+            height,
+        } => join(&connection, &device, frames, (width, height)).await,
+        Command::Load {
+            connection,
+            devices,
+            render,
+            duration,
+            every,
+            json,
+        } => {
+            let coordinator = sign_in(&connection).await?;
+            let config = LoadConfig {
+                space: connection.space,
+                code: connection.code,
+                devices,
+                render,
+                duration,
+                every,
+                concurrency: 32,
+            };
+            let report = run_load(&coordinator, &config).await?;
+            if json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                print!("{}", load::table(&report));
+            }
+            Ok(())
+        }
     }
 }
 
-async fn join(server: &str, device: &str, frames: Option<PathBuf>) -> anyhow::Result<()> {
+async fn sign_in(connection: &Connection) -> anyhow::Result<Coordinator> {
+    Coordinator::sign_in(&connection.server, &connection.account, &connection.key)
+        .await
+        .with_context(|| format!("signing in to {}", connection.server))
+}
+
+/// The load run, with a progress bar on stderr (hidden when stderr is not a terminal).
+async fn run_load(
+    coordinator: &Coordinator,
+    config: &LoadConfig,
+) -> anyhow::Result<load::LoadReport> {
+    let bar = ProgressBar::new(config.devices as u64).with_style(
+        ProgressStyle::with_template("{prefix:>8} [{bar:40}] {pos}/{len} {msg}")
+            .expect("a valid template")
+            .progress_chars("=> "),
+    );
+    bar.set_prefix("joining");
+    let seconds = config.duration.as_secs().max(1);
+    let report = load::run(coordinator, config, |progress| match progress {
+        Progress::Joined { devices, .. } => bar.set_position(devices as u64),
+        Progress::Running {
+            elapsed,
+            selections,
+        } => {
+            if bar.prefix() != "running" {
+                bar.set_prefix("running");
+                bar.set_length(seconds);
+                bar.set_position(0);
+            }
+            bar.set_position(elapsed.as_secs().min(seconds));
+            bar.set_message(format!("{selections} selections"));
+        }
+        Progress::Leaving => bar.set_prefix("leaving"),
+    })
+    .await;
+    bar.finish_and_clear();
+    Ok(report.with_context(|| format!("load on space {}", config.space))?)
+}
+
+/// Frames and their latency over the last report period.
+#[derive(Default)]
+struct Meter {
+    frames: u32,
+    latencies: Vec<Duration>,
+}
+
+async fn join(
+    connection: &Connection,
+    device: &str,
+    frames: Option<PathBuf>,
+    (width, height): (u32, u32),
+) -> anyhow::Result<()> {
     if let Some(dir) = &frames {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    let mut headset = Headset::connect(server, device).await?;
-    println!("joined {server} (conversation {})", headset.conversation());
-    let started = Instant::now();
-    loop {
-        let event = tokio::select! {
-            event = headset.next_event() => event?,
-            _ = tokio::signal::ctrl_c() => {
-                let close = headset.bye().await?;
-                println!("left: {}", close.reason);
-                return Ok(());
-            }
-        };
-        match event {
-            Event::Selection { change, model } => match model {
-                Some(model) => println!(
-                    "change {}: showing {} ({} triangles)",
-                    change.0, model.name, model.triangles
-                ),
-                None => println!("change {}: nothing selected yet", change.0),
+    let coordinator = sign_in(connection).await?;
+    let join = Join {
+        device,
+        role: Role::Headset,
+        code: connection.code.as_deref(),
+        render_session: true,
+    };
+    let membership = coordinator
+        .join(&connection.space, &join)
+        .await
+        .with_context(|| format!("joining space {}", connection.space))?;
+    println!(
+        "joined space {} as member {}",
+        membership.space, membership.id
+    );
+    let session = membership.render_session.as_ref().map(|s| {
+        let field = |name: &str| s[name].as_str().unwrap_or_default().to_string();
+        (field("id"), field("size"), field("status"))
+    });
+    if let Some((id, size, status)) = &session {
+        println!("render session {id} ({size}): {status}");
+    }
+    let url = membership.render_url(Duration::from_secs(300)).await?;
+    println!("render session ready: {url}");
+    let mut render = RenderConnection::connect(&url, &coordinator.token).await?;
+    let mut space = membership.connect().await?;
+
+    let mut extent = None;
+    let mut azimuth = 0.0_f32;
+    let mut pose_id = 0_u64;
+    let mut sent: Vec<(u64, Instant)> = Vec::new();
+    let mut meter = Meter::default();
+    let mut poses = tokio::time::interval(Duration::from_millis(33));
+    let mut reports = tokio::time::interval(Duration::from_secs(3));
+    reports.tick().await;
+    let mut last_report = Instant::now();
+    let ended = loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break None,
+            update = space.next() => match update {
+                Ok(SpaceUpdate::Snapshot(snapshot)) => {
+                    match snapshot["properties"]["selectedModel"].as_str() {
+                        Some(model) => {
+                            println!("the space shows {model}");
+                            render.load(model).await?;
+                        }
+                        None => println!("the space shows nothing yet"),
+                    }
+                }
+                Ok(SpaceUpdate::Event { change, event, .. }) => match event {
+                    SpaceEvent::Selection { model: Some(model), .. } => {
+                        println!("change {change}: the space shows {model}");
+                        render.load(model.as_str()).await?;
+                    }
+                    SpaceEvent::Selection { model: None, .. } => {
+                        println!("change {change}: the space shows nothing");
+                    }
+                    SpaceEvent::Roster { members } => {
+                        println!("change {change}: {} members", members.len());
+                    }
+                    SpaceEvent::Arbiter { member } => {
+                        println!("change {change}: arbiter {}", member.as_deref().unwrap_or("none"));
+                    }
+                    SpaceEvent::Tap | SpaceEvent::Custom { .. } => {}
+                },
+                Err(e) if SpaceConnection::is_drop(&e) => {
+                    println!("space connection dropped ({e}); resuming");
+                    space.resume_within(Duration::from_secs(60)).await?;
+                    println!("space connection resumed at sequence {}", space.last_seq());
+                }
+                Err(e) => return Err(e.into()),
             },
-            Event::Frame { header, jpeg } => {
-                println!(
-                    "frame {} (change {}): {} KiB at {:.1} s",
-                    header.frame,
-                    header.change.0,
-                    jpeg.len() / 1024,
-                    started.elapsed().as_secs_f64()
-                );
-                if let Some(dir) = &frames {
-                    let path = dir.join(format!("frame-{}.jpg", header.frame));
-                    std::fs::write(&path, &jpeg)
-                        .with_context(|| format!("writing {}", path.display()))?;
+            event = render.next() => match event {
+                Ok(RenderEvent::Frame { header, jpeg }) => {
+                    meter.frames += 1;
+                    if let Some(i) = sent.iter().position(|(id, _)| *id == header.pose) {
+                        meter.latencies.push(sent[i].1.elapsed());
+                        sent.drain(..=i);
+                    }
+                    if let Some(dir) = &frames {
+                        let path = dir.join(format!("frame-{}.jpg", header.frame));
+                        std::fs::write(&path, &jpeg)
+                            .with_context(|| format!("writing {}", path.display()))?;
+                    }
+                }
+                Ok(RenderEvent::Message(HostMessage::LoadDone { model, triangles, extent: e })) => {
+                    println!("loaded {model}: {triangles} triangles");
+                    extent = e.or(Some(Default::default()));
+                }
+                Ok(RenderEvent::Message(HostMessage::LoadFailed { model, reason })) => {
+                    println!("could not load {model}: {reason}");
+                }
+                Ok(RenderEvent::Message(HostMessage::Error { code, message })) => {
+                    eprintln!("render host: {code}: {message}");
+                }
+                Ok(RenderEvent::Message(_)) => {}
+                Err(e @ (ClientError::SessionEnded(_) | ClientError::Closed { .. })) => break Some(e),
+                Err(e) => return Err(e.into()),
+            },
+            _ = poses.tick(), if extent.is_some() => {
+                // A slow orbit, one turn in 12 s, as a head moving around the model would.
+                azimuth = (azimuth + 1.0) % 360.0;
+                pose_id += 1;
+                let pose = Pose::orbit(&extent.unwrap_or_default(), azimuth, 20.0, 1.0)
+                    .pose(pose_id, width, height);
+                render.pose(pose).await?;
+                sent.push((pose_id, Instant::now()));
+                if sent.len() > 256 {
+                    sent.remove(0);
                 }
             }
-            Event::Error { code, message } => eprintln!("server error {code}: {message}"),
+            _ = reports.tick() => {
+                let seconds = last_report.elapsed().as_secs_f64();
+                last_report = Instant::now();
+                let mut latencies = std::mem::take(&mut meter.latencies);
+                let fps = f64::from(std::mem::take(&mut meter.frames)) / seconds;
+                match load::Summary::of(&mut latencies) {
+                    Some(s) => println!(
+                        "{fps:.1} fps, pose to frame p50 {:.0} ms, p95 {:.0} ms",
+                        s.p50, s.p95
+                    ),
+                    None => println!("{fps:.1} fps"),
+                }
+            }
+        }
+    };
+    match ended {
+        Some(e) => {
+            println!("{e}");
+            let _ = space.bye().await;
+            membership.leave().await?;
+        }
+        None => {
+            let _ = render.bye().await;
+            let _ = space.bye().await;
+            membership.leave().await?;
+            println!("left space {}", membership.space);
         }
     }
+    Ok(())
 }

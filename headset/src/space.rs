@@ -154,6 +154,12 @@ impl Coordinator {
         }
     }
 
+    /// The model catalog (`{"models": [{"id", "name", "triangles", …}]}`).
+    pub async fn models(&self) -> Result<Value, ClientError> {
+        let url = format!("{}/v1/models", self.server);
+        answer(self.http.get(url).bearer_auth(&self.token).send().await?).await
+    }
+
     /// The space as anyone signed in sees it (no join code, no member tokens).
     pub async fn space(&self, name: &str) -> Result<Value, ClientError> {
         let url = format!("{}/v1/spaces/{name}", self.server);
