@@ -289,3 +289,66 @@ pub async fn upload(server: &TestServer, token: &str, files: &[(&str, Vec<u8>)])
     )
     .await
 }
+
+/// A TCP proxy the test controls, between a client and the coordinator: [`Proxy::cut`] drops
+/// every connection through it at once and refuses new ones for a while, as a network outage
+/// would.
+pub struct Proxy {
+    pub addr: SocketAddr,
+    cut: tokio::sync::watch::Sender<u64>,
+    down_until: std::sync::Arc<std::sync::Mutex<tokio::time::Instant>>,
+    task: JoinHandle<()>,
+}
+
+impl Proxy {
+    /// Forwards `127.0.0.1:<free port>` to `upstream`.
+    pub async fn start(upstream: SocketAddr) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a free port");
+        let addr = listener.local_addr().expect("a bound address");
+        let (cut, cuts) = tokio::sync::watch::channel(0_u64);
+        let down_until = std::sync::Arc::new(std::sync::Mutex::new(tokio::time::Instant::now()));
+        let down = down_until.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                if tokio::time::Instant::now() < *down.lock().expect("not poisoned") {
+                    continue; // Dropped: the outage refuses it.
+                }
+                let mut cuts = cuts.clone();
+                cuts.mark_unchanged();
+                tokio::spawn(async move {
+                    let Ok(mut server) = tokio::net::TcpStream::connect(upstream).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = cuts.changed() => {}
+                    }
+                });
+            }
+        });
+        Self {
+            addr,
+            cut,
+            down_until,
+            task,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Drops every connection through the proxy and refuses new ones for `outage`.
+    pub fn cut(&self, outage: Duration) {
+        *self.down_until.lock().expect("not poisoned") = tokio::time::Instant::now() + outage;
+        self.cut.send_modify(|n| *n += 1);
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}

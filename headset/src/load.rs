@@ -82,6 +82,8 @@ pub struct LoadReport {
     pub duplicated: usize,
     /// Driver's write sent → event received, every device and selection.
     pub broadcast_ms: Option<Summary>,
+    /// First frames of a new selection the devices received (one per device and selection).
+    pub frames: usize,
     /// Driver's write sent → first frame of the new model, every device and selection.
     pub frame_ms: Option<Summary>,
 }
@@ -294,6 +296,7 @@ pub async fn run(
         messages,
         lost,
         duplicated,
+        frames: frames.len(),
         broadcast_ms: Summary::of(&mut selections),
         frame_ms: Summary::of(&mut frames),
     })
@@ -451,13 +454,14 @@ pub fn table(report: &LoadReport) -> String {
         None => format!("{name:<14} {:>9} {:>9} {:>9} {:>9}\n", "-", "-", "-", "-"),
     };
     format!(
-        "devices {}  selections {}  messages {}  lost {}  duplicated {}\n\
+        "devices {}  selections {}  messages {}  lost {}  duplicated {}  frames {}\n\
          {:<14} {:>9} {:>9} {:>9} {:>9}\n{}{}",
         report.devices,
         report.selections,
         report.messages,
         report.lost,
         report.duplicated,
+        report.frames,
         "latency ms",
         "p50",
         "p95",
