@@ -117,12 +117,6 @@ enum Seen {
     },
 }
 
-/// How the driver writes: as the space's owner (when this run created it) or as a tablet.
-enum Driver {
-    Owner,
-    Tablet(Membership),
-}
-
 /// Runs the load; `progress` hears how far it is.
 pub async fn run(
     coordinator: &Coordinator,
@@ -130,7 +124,9 @@ pub async fn run(
     progress: impl Fn(Progress),
 ) -> Result<LoadReport, ClientError> {
     let models = catalog_models(coordinator).await?;
-    let (driver, creator) = match coordinator.space(&config.space).await {
+    // The driver writes as a tablet member of a space that exists, or as the owner of the space
+    // it creates.
+    let (tablet, creator) = match coordinator.space(&config.space).await {
         Ok(_) => {
             let tablet = coordinator
                 .join(
@@ -143,7 +139,7 @@ pub async fn run(
                     },
                 )
                 .await?;
-            (Driver::Tablet(tablet), None)
+            (Some(tablet), None)
         }
         Err(ClientError::NotFound(_)) => {
             // One creator seat is needed to create the space; it leaves once the devices are in.
@@ -161,7 +157,7 @@ pub async fn run(
                     Role::Tablet,
                 )
                 .await?;
-            (Driver::Owner, Some(creator))
+            (None, Some(creator))
         }
         Err(e) => return Err(e),
     };
@@ -223,9 +219,9 @@ pub async fn run(
         round += 1;
         let patch = json!({ "selectedModel": models[round % models.len()] });
         let at = Instant::now();
-        let space = match &driver {
-            Driver::Owner => coordinator.write_space(&config.space, &patch, None).await?,
-            Driver::Tablet(tablet) => tablet.write(patch, None).await?,
+        let space = match &tablet {
+            Some(tablet) => tablet.write(patch, None).await?,
+            None => coordinator.write_space(&config.space, &patch, None).await?,
         };
         let change = space["change"].as_u64().ok_or_else(|| {
             ClientError::Protocol("no change number in the write's answer".into())
@@ -257,7 +253,7 @@ pub async fn run(
             Err(e) => outcome = outcome.and(Err(ClientError::Protocol(e.to_string()))),
         }
     }
-    if let Driver::Tablet(tablet) = &driver {
+    if let Some(tablet) = &tablet {
         tablet.leave().await?;
     }
     outcome?;
