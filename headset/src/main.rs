@@ -163,7 +163,7 @@ async fn run_load(
     })
     .await;
     bar.finish_and_clear();
-    Ok(report.with_context(|| format!("load on space {}", config.space))?)
+    report.with_context(|| format!("load on space {}", config.space))
 }
 
 /// Frames and their latency over the last report period.
