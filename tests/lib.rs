@@ -352,3 +352,77 @@ impl Drop for Proxy {
         self.task.abort();
     }
 }
+
+/// `parallax serve` as a process of its own (the release binary beside this benchmark's), so a
+/// benchmark's clients and the server do not share a runtime, and its memory can be read.
+pub struct ServeProcess {
+    pub addr: SocketAddr,
+    child: tokio::process::Child,
+}
+
+impl ServeProcess {
+    /// Starts `parallax serve --data-dir DIR --addr 127.0.0.1:<free port>` with `args` and waits
+    /// until it answers. Build it first: `cargo build --release -p parallax-server`.
+    pub async fn start(data_dir: &Path, args: &[&str]) -> Self {
+        let exe = std::env::current_exe().expect("the benchmark's own path");
+        let binary = exe
+            .ancestors()
+            .skip(1)
+            .map(|dir| dir.join("parallax"))
+            .find(|p| p.is_file())
+            .expect("the parallax binary beside this one: cargo build --release -p parallax-server");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let child = tokio::process::Command::new(binary)
+            .arg("serve")
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(["--addr", &addr.to_string()])
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .kill_on_drop(true)
+            .spawn()
+            .expect("parallax serve starts");
+        let health = format!("http://{addr}/v1/health");
+        for _ in 0..300 {
+            if reqwest::get(&health).await.is_ok_and(|r| r.status().is_success()) {
+                return Self { addr, child };
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("parallax serve did not answer on {addr} within 15 s");
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// CPU time the server has used so far (user + system), from `/proc/PID/stat`.
+    pub fn cpu_time(&self) -> Option<Duration> {
+        let pid = self.child.id()?;
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // Fields after the command name (which may hold spaces) start at the state, field 3.
+        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+        let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+        // Linux reports in USER_HZ, 100 on every mainstream configuration.
+        Some(Duration::from_millis(ticks * 10))
+    }
+
+    /// The server's resident memory in bytes (Linux: `VmRSS` of `/proc/PID/status`).
+    pub fn rss_bytes(&self) -> Option<u64> {
+        let pid = self.child.id()?;
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        let kb: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))?
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .ok()?;
+        Some(kb * 1024)
+    }
+}

@@ -36,6 +36,11 @@ pub struct LoadConfig {
     pub every: Duration,
     /// Devices joining at once.
     pub concurrency: usize,
+    /// With `render`: poses each device streams per second, as head tracking does (0: one
+    /// pose per loaded model).
+    pub pose_rate: u32,
+    /// With `render`: the frame size asked for.
+    pub viewport: (u32, u32),
 }
 
 /// Latency figures in milliseconds.
@@ -326,6 +331,8 @@ async fn leave_all(devices: Vec<Device>) {
 /// One simulated headset.
 struct Device {
     index: usize,
+    pose_rate: u32,
+    viewport: (u32, u32),
     membership: Membership,
     space: SpaceConnection,
     render: Option<RenderConnection>,
@@ -359,6 +366,8 @@ impl Device {
         let space = membership.connect().await?;
         Ok(Self {
             index,
+            pose_rate: config.pose_rate,
+            viewport: config.viewport,
             membership,
             space,
             render,
@@ -375,6 +384,12 @@ impl Device {
         let mut awaiting: Option<u64> = None;
         let mut loaded = false;
         let mut pose_id = 0;
+        let mut extent = None;
+        let mut azimuth = 30.0_f32;
+        let (width, height) = self.viewport;
+        let mut poses = tokio::time::interval(Duration::from_secs_f64(
+            1.0 / f64::from(self.pose_rate.max(1)),
+        ));
         loop {
             tokio::select! {
                 _ = stop.changed() => break,
@@ -399,10 +414,11 @@ impl Device {
                     Err(e) => return Err(e),
                 },
                 event = next_render(&mut self.render) => match event? {
-                    RenderEvent::Message(HostMessage::LoadDone { extent, .. }) => {
+                    RenderEvent::Message(HostMessage::LoadDone { extent: e, .. }) => {
+                        extent = Some(e.unwrap_or_default());
                         pose_id += 1;
-                        let pose = Pose::orbit(&extent.unwrap_or_default(), 30.0, 20.0, 1.0)
-                            .pose(pose_id, 640, 360);
+                        let pose = Pose::orbit(&e.unwrap_or_default(), azimuth, 20.0, 1.0)
+                            .pose(pose_id, width, height);
                         if let Some(render) = self.render.as_mut() {
                             render.pose(pose).await?;
                         }
@@ -415,6 +431,15 @@ impl Device {
                     }
                     _ => {}
                 },
+                _ = poses.tick(), if self.pose_rate > 0 && extent.is_some() => {
+                    azimuth = (azimuth + 0.5) % 360.0;
+                    pose_id += 1;
+                    let pose = Pose::orbit(&extent.unwrap_or_default(), azimuth, 20.0, 1.0)
+                        .pose(pose_id, width, height);
+                    if let Some(render) = self.render.as_mut() {
+                        render.pose(pose).await?;
+                    }
+                }
             }
         }
         if let Some(render) = self.render {

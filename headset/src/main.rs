@@ -82,6 +82,13 @@ enum Command {
         /// Time between two selections.
         #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
         every: Duration,
+        /// With --render: poses per second each headset streams, as head tracking does (0: one
+        /// pose per loaded model).
+        #[arg(long, default_value_t = 0)]
+        pose_rate: u32,
+        /// With --render: the frame size, WIDTHxHEIGHT.
+        #[arg(long, default_value = "1280x720", value_parser = viewport)]
+        viewport: (u32, u32),
         /// Print one JSON object instead of a table.
         #[arg(long)]
         json: bool,
@@ -104,6 +111,8 @@ async fn main() -> anyhow::Result<()> {
             render,
             duration,
             every,
+            pose_rate,
+            viewport,
             json,
         } => {
             let coordinator = sign_in(&connection).await?;
@@ -115,6 +124,8 @@ async fn main() -> anyhow::Result<()> {
                 duration,
                 every,
                 concurrency: 32,
+                pose_rate,
+                viewport,
             };
             let report = run_load(&coordinator, &config).await?;
             if json {
@@ -125,6 +136,19 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+fn viewport(text: &str) -> Result<(u32, u32), String> {
+    let (w, h) = text
+        .split_once('x')
+        .ok_or_else(|| format!("{text}: expected WIDTHxHEIGHT, e.g. 1280x720"))?;
+    let side = |s: &str| {
+        s.parse::<u32>()
+            .ok()
+            .filter(|n| (1..=4096).contains(n))
+            .ok_or_else(|| format!("{text}: each side is 1 to 4096 pixels"))
+    };
+    Ok((side(w)?, side(h)?))
 }
 
 async fn sign_in(connection: &Connection) -> anyhow::Result<Coordinator> {

@@ -2,8 +2,9 @@
 //! it, with N clients on loopback, against Parallax and, in the same run and with the same
 //! client code, against a reference broadcast server on Node's `ws` (`benches/reference/`).
 //!
-//! `cargo bench -p parallax-tests --bench broadcast [-- ROUNDS N N …]` (default 50 rounds, 100
-//! and 1000 clients). Needs `node`; installs the reference's one npm package on first use.
+//! `cargo build --release -p parallax-server && cargo bench -p parallax-tests --bench broadcast
+//! [-- ROUNDS N N …]` (default 50 rounds, 100 and 1000 clients). Needs `node`; installs the
+//! reference's one npm package on first use. Both servers run as processes of their own.
 //!
 //! Parallax: N members of one space (the `large` template above 100), all connected to
 //! `/v1/spaces/{name}/ws`; member 0 is a tablet that selects with `PATCH …/properties`, as a
@@ -18,13 +19,17 @@ use std::time::{Duration, Instant};
 use futures_util::{SinkExt, StreamExt};
 use parallax_core::space::Role;
 use parallax_headset::Coordinator;
-use parallax_tests::{ArrClient, TestServer, data_dir};
+use parallax_headset::load::Summary;
+use parallax_tests::{ArrClient, ServeProcess, data_dir};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 
 const MODELS: [&str; 2] = ["gear", "shaft"];
+
+/// A coordinator without render hosts: only the spaces are measured.
+const NO_HOSTS: &[&str] = &["--standard", "0", "--standard-standby", "0", "--premium", "0"];
 
 /// One received selection: which round (its model), when.
 type Receipt = (String, Instant);
@@ -52,41 +57,55 @@ async fn main() {
     drop(reference);
 }
 
-/// A subscriber: says `hello`, then reports each selection and acknowledges every event.
+/// What a subscriber reads of each message; the rest is skipped unparsed.
+#[derive(serde::Deserialize)]
+struct Incoming<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    #[serde(default)]
+    seq: Option<u64>,
+    #[serde(default, borrow)]
+    event: Option<IncomingEvent<'a>>,
+}
+
+#[derive(serde::Deserialize)]
+struct IncomingEvent<'a> {
+    #[serde(default)]
+    kind: &'a str,
+    #[serde(default)]
+    model: Option<&'a str>,
+}
+
+/// A subscriber: says `hello`, then reports each selection and acknowledges every event, from
+/// one task per client.
 async fn subscribe(url: String, hello: Value, receipts: mpsc::UnboundedSender<Receipt>) {
-    let (socket, _) = tokio_tungstenite::connect_async(&url)
+    let (mut socket, _) = tokio_tungstenite::connect_async(&url)
         .await
         .expect("the server accepts the client");
-    let (mut tx, mut rx) = socket.split();
-    tx.send(Message::text(hello.to_string())).await.unwrap();
-    let (ready, mut acks) = mpsc::unbounded_channel::<u64>();
-    tokio::spawn(async move {
-        while let Some(seq) = acks.recv().await {
-            let ack = json!({ "type": "ack", "seq": seq }).to_string();
-            if tx.send(Message::text(ack)).await.is_err() {
-                return;
-            }
-        }
-    });
-    while let Some(Ok(message)) = rx.next().await {
+    socket.send(Message::text(hello.to_string())).await.unwrap();
+    while let Some(Ok(message)) = socket.next().await {
         let Message::Text(text) = message else {
             continue;
         };
         let at = Instant::now();
-        let value: Value = serde_json::from_str(text.as_str()).unwrap_or_default();
-        match value["type"].as_str() {
-            Some("welcome") => {
+        let Ok(incoming) = serde_json::from_str::<Incoming>(text.as_str()) else {
+            continue;
+        };
+        match (incoming.kind, incoming.seq, incoming.event) {
+            ("welcome", ..) => {
                 let _ = receipts.send(("welcome".into(), at));
             }
-            Some("event") => {
-                if let Some(seq) = value["seq"].as_u64() {
-                    let _ = ready.send(seq);
-                }
-                let event = &value["event"];
-                if event["kind"] == "selection"
-                    && let Some(model) = event["model"].as_str()
+            ("event", Some(seq), event) => {
+                if let Some(IncomingEvent {
+                    kind: "selection",
+                    model: Some(model),
+                }) = event
                 {
                     let _ = receipts.send((model.to_string(), at));
+                }
+                let ack = format!(r#"{{"type":"ack","seq":{seq}}}"#);
+                if socket.send(Message::text(ack)).await.is_err() {
+                    return;
                 }
             }
             _ => {}
@@ -116,14 +135,7 @@ async fn gather(
 async fn parallax(clients: usize, rounds: usize) -> Vec<Duration> {
     let dir = data_dir();
     let account = ArrClient::create_account(dir.path(), "bench").await;
-    let pool = parallax_server::config::PoolArgs {
-        standard: 0,
-        standard_standby: 0,
-        premium: 0,
-        premium_standby: 0,
-        ..Default::default()
-    };
-    let server = TestServer::start_with(dir.path(), &pool).await;
+    let server = ServeProcess::start(dir.path(), NO_HOSTS).await;
     let coordinator = Coordinator::sign_in(&server.url(), &account.0, &account.1)
         .await
         .unwrap();
@@ -151,6 +163,8 @@ async fn parallax(clients: usize, rounds: usize) -> Vec<Duration> {
     // Let the roster taps of everyone connecting settle before measuring.
     tokio::time::sleep(Duration::from_secs(1)).await;
     let mut latencies = Vec::with_capacity(rounds * clients);
+    let cpu_before = server.cpu_time();
+    let started_rounds = Instant::now();
     for round in 0..rounds {
         // Alternating catalog models: every selection is a real change.
         let model = MODELS[round % 2].to_string();
@@ -160,7 +174,14 @@ async fn parallax(clients: usize, rounds: usize) -> Vec<Duration> {
             latencies.push(at - started);
         }
     }
-    server.stop().await;
+    if let (Some(before), Some(after)) = (cpu_before, server.cpu_time()) {
+        eprintln!(
+            "parallax serve used {:.1} ms of CPU per selection to {clients} clients ({:.0} % of one core over the rounds)",
+            (after - before).as_secs_f64() * 1e3 / rounds as f64,
+            (after - before).as_secs_f64() * 100.0 / started_rounds.elapsed().as_secs_f64(),
+        );
+    }
+    drop(server);
     latencies
 }
 
@@ -242,13 +263,9 @@ async fn start_reference() -> (tokio::process::Child, String) {
 }
 
 fn report(server: &str, clients: usize, mut times: Vec<Duration>) {
-    times.sort_unstable();
-    let at = |q: f64| times[((times.len() - 1) as f64 * q).round() as usize].as_secs_f64() * 1e3;
+    let s = Summary::of(&mut times).expect("latencies");
     println!(
         "{server:<10} {clients:>8} {:>9.2} {:>9.2} {:>9.2} {:>9.2}",
-        at(0.50),
-        at(0.95),
-        at(0.99),
-        at(1.0)
+        s.p50, s.p95, s.p99, s.max
     );
 }

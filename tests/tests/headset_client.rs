@@ -104,6 +104,8 @@ async fn the_load_generator_counts_every_selection_at_every_device() {
         duration: Duration::from_millis(1500),
         every: Duration::from_millis(100),
         concurrency: 8,
+        pose_rate: 0,
+        viewport: (320, 240),
     };
     let report = load::run(&coordinator, &config, |_| {}).await.unwrap();
     assert!(report.selections >= 10, "{report:?}");
