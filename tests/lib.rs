@@ -370,7 +370,9 @@ impl ServeProcess {
             .skip(1)
             .map(|dir| dir.join("parallax"))
             .find(|p| p.is_file())
-            .expect("the parallax binary beside this one: cargo build --release -p parallax-server");
+            .expect(
+                "the parallax binary beside this one: cargo build --release -p parallax-server",
+            );
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free port")
@@ -388,7 +390,10 @@ impl ServeProcess {
             .expect("parallax serve starts");
         let health = format!("http://{addr}/v1/health");
         for _ in 0..300 {
-            if reqwest::get(&health).await.is_ok_and(|r| r.status().is_success()) {
+            if reqwest::get(&health)
+                .await
+                .is_ok_and(|r| r.status().is_success())
+            {
                 return Self { addr, child };
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -406,7 +411,8 @@ impl ServeProcess {
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
         // Fields after the command name (which may hold spaces) start at the state, field 3.
         let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-        let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+        let ticks: u64 =
+            fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
         // Linux reports in USER_HZ, 100 on every mainstream configuration.
         Some(Duration::from_millis(ticks * 10))
     }

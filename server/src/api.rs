@@ -29,7 +29,8 @@ pub(crate) async fn ping_handler() -> &'static str {
 #[utoipa::path(get, path = "/v1/health", tag = "service",
     responses((status = 200, description = "Up, with the render adapter and the render pool per size"), (status = 503, description = "No GPU adapter could be opened", body = crate::error::ErrorBody)))]
 pub(crate) async fn health_handler(State(state): State<AppState>) -> Result<Json<Value>> {
-    match state.renderer.adapter.as_ref() {
+    let unopened = Ok("not opened yet: it opens with the first thumbnail".to_string());
+    match state.renderer.adapter().unwrap_or(&unopened) {
         Ok(adapter) => Ok(Json(json!({
             "status": "ok",
             "renderer": adapter,

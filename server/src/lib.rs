@@ -170,7 +170,7 @@ impl AppState {
         )
         .await
         .context("restoring render sessions")?;
-        let renderer = RenderWorker::start().await;
+        let renderer = RenderWorker::start_lazy();
         let catalog = Arc::new(
             Catalog::open(data_dir, store.clone(), renderer.clone())
                 .await

@@ -185,7 +185,10 @@ impl Host {
 /// Runs a host until `shutdown`, or until its coordinator goes away if it is `local`.
 pub async fn run(config: HostConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
     let worker = RenderWorker::start().await;
-    let adapter = match worker.adapter.as_ref() {
+    let adapter = match worker
+        .adapter()
+        .unwrap_or(&Err("no device was opened".into()))
+    {
         Ok(adapter) => adapter.clone(),
         Err(e) => anyhow::bail!("the render host has no GPU device: {e}"),
     };

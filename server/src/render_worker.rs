@@ -2,7 +2,7 @@
 //! frames. GPU readback blocks, so it never runs on the async runtime.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use glam::Mat4;
@@ -43,8 +43,8 @@ struct Job {
 #[derive(Clone)]
 pub struct RenderWorker {
     thread: Arc<Thread>,
-    /// The adapter the thread renders on, or why it could not start.
-    pub adapter: Arc<Result<String, String>>,
+    /// The adapter the thread renders on, or why it could not open one; unset until it tried.
+    adapter: Arc<OnceLock<Result<String, String>>>,
 }
 
 /// Owns the render thread. Dropping it closes the job queue and waits for the thread to drop its
@@ -65,22 +65,55 @@ impl Drop for Thread {
     }
 }
 
+/// Opens the device and records which adapter it is (or why there is none).
+fn open(adapter: &OnceLock<Result<String, String>>) -> Result<Renderer, RenderError> {
+    let renderer = Renderer::new();
+    let outcome = match &renderer {
+        Ok(r) => Ok(format!("{} ({:?})", r.adapter().name, r.adapter().backend)),
+        Err(e) => Err(e.to_string()),
+    };
+    match &outcome {
+        Ok(name) => tracing::info!(adapter = %name, "renderer ready"),
+        Err(e) => tracing::error!("renderer unavailable, frames will fail: {e}"),
+    }
+    let _ = adapter.set(outcome);
+    renderer
+}
+
 impl RenderWorker {
-    /// Starts the render thread and waits until its device is open (or failed to open).
+    /// Starts the render thread and waits until its device is open (or failed to open): for a
+    /// render host, whose device is its reason to exist.
     pub async fn start() -> Self {
+        let (worker, opened) = Self::spawn(true);
+        let _ = opened.await;
+        if worker.adapter.get().is_none() {
+            let _ = worker
+                .adapter
+                .set(Err("the render thread stopped during start-up".into()));
+        }
+        worker
+    }
+
+    /// Starts the render thread; the device opens with the first job (the coordinator's
+    /// thumbnails), so a coordinator that never renders never loads a GPU driver (lavapipe's
+    /// LLVM alone is 45 MiB resident).
+    pub fn start_lazy() -> Self {
+        Self::spawn(false).0
+    }
+
+    fn spawn(open_now: bool) -> (Self, oneshot::Receiver<()>) {
         let (jobs, mut queue) = mpsc::channel::<Job>(64);
-        let (ready, started) = oneshot::channel();
+        let (opened, on_open) = oneshot::channel();
+        let adapter = Arc::new(OnceLock::new());
+        let cell = adapter.clone();
         let spawned = std::thread::Builder::new()
             .name("render".into())
             .spawn(move || {
-                let mut renderer = Renderer::new();
-                let _ = ready.send(match &renderer {
-                    Ok(r) => Ok(format!("{} ({:?})", r.adapter().name, r.adapter().backend)),
-                    Err(e) => Err(e.to_string()),
-                });
+                let mut renderer = open_now.then(|| open(&cell));
+                let _ = opened.send(());
                 let mut uploaded: HashMap<ModelId, GpuModel> = HashMap::new();
                 while let Some(job) = queue.blocking_recv() {
-                    let result = match &mut renderer {
+                    let result = match renderer.get_or_insert_with(|| open(&cell)) {
                         Ok(renderer) => render_job(renderer, &mut uploaded, &job),
                         Err(e) => Err(e.to_string()),
                     };
@@ -89,26 +122,27 @@ impl RenderWorker {
             });
         // Without a thread there is no renderer: say so instead of panicking, so a host that
         // cannot start is reported lost and the pool can try again.
-        let (handle, adapter) = match spawned {
-            Ok(handle) => {
-                let adapter = started
-                    .await
-                    .unwrap_or_else(|_| Err("the render thread stopped during start-up".into()));
-                (Some(handle), adapter)
+        let handle = match spawned {
+            Ok(handle) => Some(handle),
+            Err(e) => {
+                let _ = adapter.set(Err(format!("could not start a render thread: {e}")));
+                None
             }
-            Err(e) => (None, Err(format!("could not start a render thread: {e}"))),
         };
-        match &adapter {
-            Ok(name) => tracing::info!(adapter = %name, "renderer ready"),
-            Err(e) => tracing::error!("renderer unavailable, frames will fail: {e}"),
-        }
-        Self {
+        let worker = Self {
             thread: Arc::new(Thread {
                 jobs: Some(jobs),
                 handle,
             }),
-            adapter: Arc::new(adapter),
-        }
+            adapter,
+        };
+        (worker, on_open)
+    }
+
+    /// The adapter frames are rendered on, or why there is none; `None` until the device has
+    /// been opened (a lazy worker before its first job).
+    pub fn adapter(&self) -> Option<&Result<String, String>> {
+        self.adapter.get()
     }
 
     /// Renders `mesh` (cached on the GPU as `model`) and returns the frame as JPEG.

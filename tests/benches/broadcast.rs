@@ -29,7 +29,14 @@ use tokio_tungstenite::tungstenite::Message;
 const MODELS: [&str; 2] = ["gear", "shaft"];
 
 /// A coordinator without render hosts: only the spaces are measured.
-const NO_HOSTS: &[&str] = &["--standard", "0", "--standard-standby", "0", "--premium", "0"];
+const NO_HOSTS: &[&str] = &[
+    "--standard",
+    "0",
+    "--standard-standby",
+    "0",
+    "--premium",
+    "0",
+];
 
 /// One received selection: which round (its model), when.
 type Receipt = (String, Instant);

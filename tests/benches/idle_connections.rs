@@ -15,7 +15,14 @@ use parallax_tests::{ArrClient, ServeProcess, data_dir};
 use serde_json::json;
 
 /// A coordinator without render hosts: only the spaces are measured.
-const NO_HOSTS: &[&str] = &["--standard", "0", "--standard-standby", "0", "--premium", "0"];
+const NO_HOSTS: &[&str] = &[
+    "--standard",
+    "0",
+    "--standard-standby",
+    "0",
+    "--premium",
+    "0",
+];
 const PER_SPACE: usize = 1000;
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -32,10 +39,7 @@ async fn main() {
         .unwrap();
     let mib = |bytes: Option<u64>| bytes.unwrap_or_default() as f64 / (1024.0 * 1024.0);
     let rss_before = server.rss_bytes();
-    println!(
-        "parallax serve started: RSS {:.1} MiB",
-        mib(rss_before)
-    );
+    println!("parallax serve started: RSS {:.1} MiB", mib(rss_before));
 
     let started = Instant::now();
     let spaces = connections.div_ceil(PER_SPACE);
