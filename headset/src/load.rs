@@ -147,22 +147,22 @@ pub async fn run(
             (Some(tablet), None)
         }
         Err(ClientError::NotFound(_)) => {
-            // One creator seat is needed to create the space; it leaves once the devices are in.
+            // The first device creates it: every seat is a simulated headset.
             let template = if config.devices >= 100 {
                 "large"
             } else {
                 "default"
             };
-            let creator = coordinator
-                .create_space(
+            let name = device_name(0);
+            let first = coordinator
+                .create(
                     &config.space,
                     template,
                     json!({}),
-                    "parallax-load creator",
-                    Role::Tablet,
+                    &headset(&name, None, config),
                 )
                 .await?;
-            (None, Some(creator))
+            (None, Some(first))
         }
         Err(e) => return Err(e),
     };
@@ -175,13 +175,18 @@ pub async fn run(
     let (stop_tx, stop_rx) = watch::channel(false);
     let joined = std::sync::atomic::AtomicUsize::new(0);
     let mut devices = Vec::with_capacity(config.devices);
+    let mut creator = creator;
     let mut joins = stream::iter(0..config.devices)
         .map(|i| {
             let code = code.clone();
             let joined = &joined;
             let progress = &progress;
+            let created = if i == 0 { creator.take() } else { None };
             async move {
-                let device = Device::start(coordinator, config, i, code.as_deref()).await;
+                let device = match created {
+                    Some(membership) => Device::attach(coordinator, config, 0, membership).await,
+                    None => Device::join(coordinator, config, i, code.as_deref()).await,
+                };
                 let n = joined.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
                 progress(Progress::Joined {
                     devices: n,
@@ -199,9 +204,6 @@ pub async fn run(
         }
     }
     drop(joins);
-    if let Some(creator) = &creator {
-        creator.leave().await?;
-    }
     if let Some(e) = failure {
         leave_all(devices).await;
         return Err(e);
@@ -339,24 +341,26 @@ struct Device {
 }
 
 impl Device {
-    async fn start(
+    async fn join(
         coordinator: &Coordinator,
         config: &LoadConfig,
         index: usize,
         code: Option<&str>,
     ) -> Result<Self, ClientError> {
-        let device = format!("parallax-load {index}");
+        let name = device_name(index);
         let membership = coordinator
-            .join(
-                &config.space,
-                &Join {
-                    device: &device,
-                    role: Role::Headset,
-                    code,
-                    render_session: config.render,
-                },
-            )
+            .join(&config.space, &headset(&name, code, config))
             .await?;
+        Self::attach(coordinator, config, index, membership).await
+    }
+
+    /// Connects a joined device: its render connection (with `render`) and its space socket.
+    async fn attach(
+        coordinator: &Coordinator,
+        config: &LoadConfig,
+        index: usize,
+        membership: Membership,
+    ) -> Result<Self, ClientError> {
         let render = if config.render {
             let url = membership.render_url(Duration::from_secs(120)).await?;
             Some(RenderConnection::connect(&url, &coordinator.token).await?)
@@ -447,6 +451,20 @@ impl Device {
         }
         let _ = self.space.bye().await;
         self.membership.leave().await
+    }
+}
+
+fn device_name(index: usize) -> String {
+    format!("parallax-load {index}")
+}
+
+/// How a simulated headset joins.
+fn headset<'a>(name: &'a str, code: Option<&'a str>, config: &LoadConfig) -> Join<'a> {
+    Join {
+        device: name,
+        role: Role::Headset,
+        code,
+        render_session: config.render,
     }
 }
 

@@ -64,6 +64,12 @@ impl From<reqwest::Error> for ClientError {
     }
 }
 
+/// Socket settings for a conversation of small JSON messages: tungstenite zero-fills its whole
+/// read buffer (128 KiB by default) before every read, which costs more than the message.
+pub fn small_messages() -> tokio_tungstenite::tungstenite::protocol::WebSocketConfig {
+    tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default().read_buffer_size(4096)
+}
+
 /// How a device joins a space.
 #[derive(Debug, Clone, Copy)]
 pub struct Join<'a> {
@@ -191,8 +197,30 @@ impl Coordinator {
         device: &str,
         role: Role,
     ) -> Result<Membership, ClientError> {
-        let body =
-            json!({ "template": template, "constants": constants, "device": device, "role": role });
+        let creator = Join {
+            device,
+            role,
+            code: None,
+            render_session: true,
+        };
+        self.create(name, template, constants, &creator).await
+    }
+
+    /// Creates space `name` from `template`; `creator` joins it first (its code is not used).
+    pub async fn create(
+        &self,
+        name: &str,
+        template: &str,
+        constants: Value,
+        creator: &Join<'_>,
+    ) -> Result<Membership, ClientError> {
+        let body = json!({
+            "template": template,
+            "constants": constants,
+            "device": creator.device,
+            "role": creator.role,
+            "renderSession": creator.render_session,
+        });
         let url = format!("{}/v1/spaces/{name}", self.server);
         let joined = answer(
             self.http
@@ -462,7 +490,9 @@ impl SpaceConnection {
             &self.membership.coordinator.server,
             &format!("/v1/spaces/{}/ws", self.membership.space),
         );
-        let (mut socket, _) = tokio_tungstenite::connect_async(&url).await?;
+        let (mut socket, _) =
+            tokio_tungstenite::connect_async_with_config(&url, Some(small_messages()), false)
+                .await?;
         let hello = SpaceClientMessage::Hello {
             token: self.membership.coordinator.token.clone(),
             member: self.membership.token.clone(),

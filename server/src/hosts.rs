@@ -277,7 +277,7 @@ async fn mesh_handler(
 }
 
 async fn host_ws_handler(ws: WebSocketUpgrade, State(state): State<AppState>) -> Response {
-    ws.on_upgrade(move |socket| host_link(socket, state))
+    crate::ws::small_messages(ws).on_upgrade(move |socket| host_link(socket, state))
 }
 
 async fn host_link(mut socket: WebSocket, state: AppState) {

@@ -45,7 +45,7 @@ async fn render_ws_handler(
     State(host): State<Arc<Host>>,
     Path((account, session)): Path<(String, String)>,
 ) -> Response {
-    ws.on_upgrade(move |socket| connect(socket, host, account, session))
+    crate::ws::small_messages(ws).on_upgrade(move |socket| connect(socket, host, account, session))
 }
 
 struct Close(u16, String);

@@ -76,6 +76,13 @@ struct CreateBody {
     constants: ConstantChoices,
     device: String,
     role: Role,
+    /// As for a join: a headset creator leases a render session unless this is false.
+    #[serde(default = "yes")]
+    render_session: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 fn default_template() -> String {
@@ -131,7 +138,7 @@ async fn create_handler(
         device: request.device,
         role: request.role,
         code: None,
-        render_session: true,
+        render_session: request.render_session,
     };
     let (view, member) = state
         .spaces
@@ -219,17 +226,8 @@ async fn space_ws_handler(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Response {
-    // Space messages are small JSON; tungstenite's default 128 KiB read buffer is zero-filled per
-    // connection, which thousands of idle members would pay for in resident memory.
-    ws.read_buffer_size(SPACE_READ_BUFFER)
-        .max_message_size(SPACE_MAX_MESSAGE)
-        .on_upgrade(move |socket| converse(socket, state, name))
+    crate::ws::small_messages(ws).on_upgrade(move |socket| converse(socket, state, name))
 }
-
-/// Read buffer of a space socket; longer messages still arrive (the buffer grows for them).
-const SPACE_READ_BUFFER: usize = 1024;
-/// Largest message a member may send (a hello with its tokens is a few hundred bytes).
-const SPACE_MAX_MESSAGE: usize = 64 * 1024;
 
 struct Close(u16, String);
 

@@ -320,9 +320,14 @@ impl Spaces {
         }
         let now = clock.now();
         let mut directory = HashMap::new();
-        for body in store.spaces().await? {
+        for row in store.spaces().await? {
             let mut stored: Stored =
-                serde_json::from_str(&body).context("reading a stored space")?;
+                serde_json::from_str(&row.body).context("reading a stored space")?;
+            if let Some(properties) = &row.properties {
+                stored.space.properties =
+                    serde_json::from_str(properties).context("reading a space's properties")?;
+                stored.space.change = stored.space.change.max(row.change);
+            }
             // Nobody is connected after a restart: connected members may resume within their
             // ready timeout.
             let connected: Vec<MemberId> = stored
@@ -436,6 +441,16 @@ impl Spaces {
         let body = serde_json::to_string(&entry.stored)?;
         self.store
             .upsert_space(&entry.space().name, &body, entry.space().change)
+            .await?;
+        Ok(())
+    }
+
+    /// Stores only the properties: a write that changed nothing else.
+    async fn persist_properties(&self, entry: &Entry) -> anyhow::Result<()> {
+        let space = entry.space();
+        let properties = serde_json::to_string(&space.properties)?;
+        self.store
+            .update_space_properties(&space.name, &properties, space.change)
             .await?;
         Ok(())
     }
@@ -658,7 +673,14 @@ impl Spaces {
         .map_err(space_error)?;
         if !changes.is_empty() {
             entry.publish(&changes);
-            self.persist(entry).await?;
+            if changes
+                .iter()
+                .all(|c| matches!(c, Change::Selection | Change::Custom))
+            {
+                self.persist_properties(entry).await?;
+            } else {
+                self.persist(entry).await?;
+            }
         }
         Ok(entry.view(true))
     }

@@ -45,6 +45,14 @@ pub struct ModelRecord {
     pub uploaded_by: Option<String>,
 }
 
+/// A space as stored: the body (everything, members included) and, if newer, its properties.
+#[derive(Debug)]
+pub struct StoredSpace {
+    pub body: String,
+    pub properties: Option<String>,
+    pub change: ChangeNumber,
+}
+
 #[derive(Clone)]
 pub struct Store {
     pool: SqlitePool,
@@ -177,12 +185,40 @@ impl Store {
             .await
     }
 
-    /// Every stored space, as its JSON body.
-    pub async fn spaces(&self) -> StoreResult<Vec<String>> {
-        let rows: Vec<(String,)> = sqlx::query_as("SELECT body FROM spaces")
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows.into_iter().map(|(body,)| body).collect())
+    /// Every stored space: its JSON body, and its properties and change number if they were
+    /// written after the body.
+    pub async fn spaces(&self) -> StoreResult<Vec<StoredSpace>> {
+        let rows: Vec<(String, Option<String>, i64)> =
+            sqlx::query_as("SELECT body, properties, change_number FROM spaces")
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(body, properties, change)| StoredSpace {
+                body,
+                properties,
+                change: ChangeNumber(u64::try_from(change).unwrap_or_default()),
+            })
+            .collect())
+    }
+
+    /// Writes only a space's properties and change number (the members did not change).
+    pub async fn update_space_properties(
+        &self,
+        name: &str,
+        properties: &str,
+        change: ChangeNumber,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE spaces SET properties = $2, change_number = $3, updated_at = CURRENT_TIMESTAMP
+             WHERE name = $1",
+        )
+        .bind(name)
+        .bind(properties)
+        .bind(i64::try_from(change.0).unwrap_or(i64::MAX))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 
     pub async fn upsert_space(
@@ -193,7 +229,7 @@ impl Store {
     ) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO spaces (name, body, change_number) VALUES ($1, $2, $3)
-             ON CONFLICT (name) DO UPDATE SET body = excluded.body,
+             ON CONFLICT (name) DO UPDATE SET body = excluded.body, properties = NULL,
                  change_number = excluded.change_number, updated_at = CURRENT_TIMESTAMP",
         )
         .bind(name)

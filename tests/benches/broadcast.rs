@@ -20,6 +20,7 @@ use futures_util::{SinkExt, StreamExt};
 use parallax_core::space::Role;
 use parallax_headset::Coordinator;
 use parallax_headset::load::Summary;
+use parallax_headset::space::small_messages;
 use parallax_tests::{ArrClient, ServeProcess, data_dir};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -86,9 +87,10 @@ struct IncomingEvent<'a> {
 /// A subscriber: says `hello`, then reports each selection and acknowledges every event, from
 /// one task per client.
 async fn subscribe(url: String, hello: Value, receipts: mpsc::UnboundedSender<Receipt>) {
-    let (mut socket, _) = tokio_tungstenite::connect_async(&url)
-        .await
-        .expect("the server accepts the client");
+    let (mut socket, _) =
+        tokio_tungstenite::connect_async_with_config(&url, Some(small_messages()), false)
+            .await
+            .expect("the server accepts the client");
     socket.send(Message::text(hello.to_string())).await.unwrap();
     while let Some(Ok(message)) = socket.next().await {
         let Message::Text(text) = message else {
@@ -203,7 +205,10 @@ async fn node(port: &str, clients: usize, rounds: usize) -> Vec<Duration> {
         ));
     }
     // Client 0 publishes and subscribes, as the tablet does.
-    let (publisher, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    let (publisher, _) =
+        tokio_tungstenite::connect_async_with_config(&url, Some(small_messages()), false)
+            .await
+            .unwrap();
     let (mut publish, mut own) = publisher.split();
     publish
         .send(Message::text(json!({ "type": "hello" }).to_string()))

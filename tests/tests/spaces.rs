@@ -346,6 +346,12 @@ async fn spaces_members_and_properties_survive_a_restart_and_clients_resume() {
     let mut socket = tablet.connect().await.unwrap();
     drain(&mut socket, Duration::from_millis(100)).await;
     socket.set_status(MemberStatus::Active).await.unwrap();
+    drain(&mut socket, Duration::from_millis(100)).await;
+    // The last write before the restart touches only the properties.
+    tablet
+        .write(json!({ "custom": { "note": "kept" } }), None)
+        .await
+        .unwrap();
     let before = tablet.space().await.unwrap();
     server.stop().await;
 
@@ -366,6 +372,13 @@ async fn spaces_members_and_properties_survive_a_restart_and_clients_resume() {
     let tablet = tablet.through(&coordinator);
     let space = tablet.space().await.unwrap();
     assert_eq!(space["properties"]["selectedModel"], "bracket");
+    assert_eq!(space["properties"]["custom"]["note"], "kept");
+    assert!(
+        space["change"].as_u64() >= before["change"].as_u64(),
+        "the change number never goes back: {} after {}",
+        space["change"],
+        before["change"]
+    );
     assert_eq!(space["members"][0]["device"], "tablet");
     assert_eq!(space["constants"], before["constants"]);
     assert_eq!(space["joinCode"], before["joinCode"]);
