@@ -6,7 +6,7 @@ use std::time::Duration;
 use parallax_core::space::Role;
 use parallax_core::space_protocol::SpaceEvent;
 use parallax_headset::load::{self, LoadConfig};
-use parallax_headset::{Coordinator, SpaceConnection, SpaceUpdate};
+use parallax_headset::{ClientError, Coordinator, RenderConnection, SpaceConnection, SpaceUpdate};
 use parallax_tests::{ArrClient, Proxy, TestServer, data_dir};
 use serde_json::json;
 
@@ -131,4 +131,49 @@ async fn the_load_generator_counts_every_selection_at_every_device() {
     assert_eq!((report.lost, report.duplicated), (0, 0), "{report:?}");
     assert_eq!(report.frames, 2 * report.selections, "{report:?}");
     assert!(report.frame_ms.unwrap().p50 >= report.broadcast_ms.unwrap().p50);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_device_on_a_render_session_gets_session_taken() {
+    let dir = data_dir();
+    let (account, key) = ArrClient::create_account(dir.path(), "showroom").await;
+    let server = TestServer::start(dir.path()).await;
+    server.wait_for_standby().await;
+    let coordinator = Coordinator::sign_in(&server.url(), &account, &key)
+        .await
+        .unwrap();
+    coordinator
+        .create_space("taken", "default", json!({}), "tablet", Role::Tablet)
+        .await
+        .unwrap();
+    let headset = coordinator
+        .join_space("taken", "headset", Role::Headset, None)
+        .await
+        .unwrap();
+    let url = headset.render_url(Duration::from_secs(10)).await.unwrap();
+    let first = RenderConnection::connect(&url, &coordinator.token)
+        .await
+        .unwrap();
+    match RenderConnection::connect(&url, &coordinator.token).await {
+        Err(ClientError::SessionTaken(reason)) => {
+            assert!(
+                reason.contains("already has a connected device"),
+                "{reason}"
+            );
+        }
+        other => panic!("expected SessionTaken, got {other:?}"),
+    }
+    // Leaving ends the session: the connected device hears it as SessionEnded.
+    let mut first = first;
+    headset.leave().await.unwrap();
+    let ended = loop {
+        match tokio::time::timeout(Duration::from_secs(10), first.next())
+            .await
+            .expect("the host says the session ended")
+        {
+            Ok(_) => continue,
+            Err(e) => break e,
+        }
+    };
+    assert!(matches!(ended, ClientError::SessionEnded(_)), "{ended:?}");
 }
