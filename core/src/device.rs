@@ -125,8 +125,10 @@ impl Default for Placement {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum DeviceMessage {
-    /// First message: the account's access token.
+    /// First message: the account's access token (empty in a browser, whose session cookie
+    /// carries it).
     Hello {
+        #[serde(default)]
         token: String,
     },
     Pose(Pose),

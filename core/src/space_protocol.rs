@@ -14,7 +14,8 @@ use crate::space::{Member, MemberStatus};
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum SpaceClientMessage {
     Hello {
-        /// The account's access token.
+        /// The account's access token; empty in a browser, whose session cookie carries it.
+        #[serde(default)]
         token: String,
         /// The member token from the join: identifies the member and resumes its session.
         member: String,

@@ -167,13 +167,36 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
-        let token = bearer(&parts.headers)?;
-        let claims = state.tokens.verify(token)?;
+        let token = access_token(&parts.headers)?;
+        let claims = state.tokens.verify(&token)?;
         Ok(Self {
             account: claims.sub,
             token_id: claims.jti,
         })
     }
+}
+
+/// The browser's session cookie: an access token, HTTP-only, same-site strict.
+pub const SESSION_COOKIE: &str = "parallax_session";
+
+/// The access token of a request: its bearer token, or else a browser's session cookie.
+pub fn access_token(headers: &HeaderMap) -> Result<String, AppError> {
+    if headers.contains_key(header::AUTHORIZATION) {
+        return bearer(headers).map(str::to_string);
+    }
+    session_cookie(headers).ok_or_else(|| {
+        AppError::Unauthorized(
+            "an Authorization: Bearer header (or a signed-in browser's cookie) is required".into(),
+        )
+    })
+}
+
+/// The access token in a browser's session cookie, if it sent one.
+pub fn session_cookie(headers: &HeaderMap) -> Option<String> {
+    axum_extra::extract::CookieJar::from_headers(headers)
+        .get(SESSION_COOKIE)
+        .map(|c| c.value().to_string())
+        .filter(|v| !v.is_empty())
 }
 
 /// The credential in an `Authorization: Bearer …` header.

@@ -22,6 +22,7 @@
 mod accounts;
 mod api;
 mod arr;
+mod browser;
 mod catalog;
 pub mod clock;
 pub mod config;
@@ -238,6 +239,7 @@ pub fn app(state: AppState) -> Router {
         .merge(ws::router())
         .merge(hosts::router())
         .merge(space_routes::router())
+        .merge(browser::router())
         .merge(openapi::router())
         .merge(web::router(&state, &site_root))
         .layer(axum::middleware::from_fn(correlation_vector))

@@ -44,8 +44,13 @@ async fn render_ws_handler(
     ws: WebSocketUpgrade,
     State(host): State<Arc<Host>>,
     Path((account, session)): Path<(String, String)>,
+    headers: axum::http::HeaderMap,
 ) -> Response {
-    crate::ws::small_messages(ws).on_upgrade(move |socket| connect(socket, host, account, session))
+    // A browser's hello carries no token: its session cookie (the coordinator's; cookies do not
+    // tell ports apart) does.
+    let cookie = crate::accounts::session_cookie(&headers);
+    crate::ws::small_messages(ws)
+        .on_upgrade(move |socket| connect(socket, host, account, session, cookie))
 }
 
 struct Close(u16, String);
@@ -54,8 +59,14 @@ fn policy(reason: impl Into<String>) -> Close {
     Close(CLOSE_POLICY_VIOLATION, reason.into())
 }
 
-async fn connect(mut socket: WebSocket, host: Arc<Host>, account: String, session: String) {
-    let Close(code, reason) = match run(&mut socket, &host, account, session).await {
+async fn connect(
+    mut socket: WebSocket,
+    host: Arc<Host>,
+    account: String,
+    session: String,
+    cookie: Option<String>,
+) {
+    let Close(code, reason) = match run(&mut socket, &host, account, session, cookie).await {
         Ok(close) | Err(close) => close,
     };
     let frame = CloseFrame {
@@ -87,6 +98,7 @@ async fn run(
     host: &Arc<Host>,
     account: String,
     session: String,
+    cookie: Option<String>,
 ) -> Result<Close, Close> {
     let id = SessionId::parse(&session).map_err(|e| policy(e.to_string()))?;
     let first = match timeout(HELLO_TIMEOUT, socket.recv()).await {
@@ -96,6 +108,11 @@ async fn run(
     };
     let Some(DeviceMessage::Hello { token }) = first else {
         return Err(policy("the first message must be hello"));
+    };
+    let token = if token.is_empty() {
+        cookie.ok_or_else(|| policy("hello needs the access token (or a signed-in browser)"))?
+    } else {
+        token
     };
     let size = match host.admit(&account, id.as_str(), &token).await {
         Admission::Admitted { size } => size,

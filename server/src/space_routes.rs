@@ -53,18 +53,18 @@ struct ListQuery {
 }
 
 /// `?member=DEVICE`: the spaces that device is a member of (to find and clean up stale ones
-/// after a restart, as MPSD advises).
+/// after a restart, as MPSD advises). Without it: the spaces the caller's account created, with
+/// their join codes (the console's list).
 async fn list_handler(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     Query(query): Query<ListQuery>,
 ) -> Result<Json<Value>> {
-    let device = query
-        .member
-        .ok_or_else(|| AppError::bad_request("name the device: ?member=DEVICE", Some("member")))?;
-    Ok(Json(
-        json!({ "spaces": state.spaces.of_device(&device).await }),
-    ))
+    let spaces = match query.member {
+        Some(device) => state.spaces.of_device(&device).await,
+        None => state.spaces.owned_by(&caller.account).await,
+    };
+    Ok(Json(json!({ "spaces": spaces })))
 }
 
 #[derive(Debug, Deserialize)]
@@ -225,14 +225,17 @@ async fn space_ws_handler(
     ws: WebSocketUpgrade,
     State(state): State<AppState>,
     Path(name): Path<String>,
+    headers: HeaderMap,
 ) -> Response {
-    crate::ws::small_messages(ws).on_upgrade(move |socket| converse(socket, state, name))
+    // A browser's hello carries no token: its session cookie, sent with the upgrade, does.
+    let cookie = crate::accounts::session_cookie(&headers);
+    crate::ws::small_messages(ws).on_upgrade(move |socket| converse(socket, state, name, cookie))
 }
 
 struct Close(u16, String);
 
-async fn converse(mut socket: WebSocket, state: AppState, name: String) {
-    let Close(code, reason) = match run(&mut socket, &state, &name).await {
+async fn converse(mut socket: WebSocket, state: AppState, name: String, cookie: Option<String>) {
+    let Close(code, reason) = match run(&mut socket, &state, &name, cookie).await {
         Ok(close) | Err(close) => close,
     };
     let frame = CloseFrame {
@@ -260,6 +263,7 @@ async fn run(
     socket: &mut WebSocket,
     state: &AppState,
     name: &str,
+    cookie: Option<String>,
 ) -> std::result::Result<Close, Close> {
     let policy = |reason: String| Close(CLOSE_POLICY_VIOLATION, reason);
     let first = match tokio::time::timeout(HELLO_TIMEOUT, socket.recv()).await {
@@ -274,6 +278,12 @@ async fn run(
     }) = first
     else {
         return Err(policy("the first message must be hello".into()));
+    };
+    let token = if token.is_empty() {
+        cookie
+            .ok_or_else(|| policy("hello needs the access token (or a signed-in browser)".into()))?
+    } else {
+        token
     };
     state
         .tokens

@@ -743,6 +743,25 @@ impl Spaces {
         found
     }
 
+    /// The spaces `account` created, as its console lists them (with their join codes).
+    pub async fn owned_by(&self, account: &str) -> Vec<Value> {
+        let directory = self.directory.lock().await;
+        let mut owned: Vec<Value> = directory
+            .values()
+            .filter(|entry| entry.stored.owner.as_deref() == Some(account))
+            .map(|entry| {
+                let mut view = entry.view(true);
+                // The list shows counts; the space's own page shows who.
+                if let Some(fields) = view.as_object_mut() {
+                    fields.remove("members");
+                }
+                view
+            })
+            .collect();
+        owned.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+        owned
+    }
+
     /// Connects a member's socket: the welcome (a snapshot, or the missed events when resuming
     /// from `last_seq`) and the channel for what follows. The member becomes active.
     pub async fn attach(
