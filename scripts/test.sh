@@ -32,6 +32,10 @@ scripts/build-web.sh
 step "Playwright in Chromium"
 # The debug server binary that `cargo test` just built; its own data dir and a free port.
 data=$(mktemp -d /tmp/parallax-e2e.XXXXXX)
+# An operator account for the console tests: its id and key, as `account create` prints them.
+account=$("$target_dir/debug/parallax" account create "End-to-end" --data-dir "$data")
+export PARALLAX_E2E_ACCOUNT=$(printf '%s\n' "$account" | awk '/^account id:/ {print $3}')
+export PARALLAX_E2E_KEY=$(printf '%s\n' "$account" | awk '/^account key:/ {print $3}')
 "$target_dir/debug/parallax" serve --addr 127.0.0.1:0 --data-dir "$data" --site-root "$root/target/site" \
   >"$logs/server.log" 2>&1 &
 server=$!

@@ -7,11 +7,19 @@
 //! - `tablet`: `/`, the console where someone picks the model every headset shows.
 //! - `headset`: `/headset`, a browser headset that shows the frames its render connection streams.
 //! - `live` (hydrate only): the headset page's WebSocket client.
+//! - `console`: `/sign-in` and `/spaces` (the account's spaces; create one).
+//! - `space`: `/spaces/:name`, a tablet in a space: catalog, "Show to everyone", live roster;
+//!   `space_live` (hydrate only) is its WebSocket, `rest` the API calls.
 
 pub mod api;
+mod console;
 mod headset;
 #[cfg(feature = "hydrate")]
 mod live;
+mod rest;
+mod space;
+#[cfg(feature = "hydrate")]
+mod space_live;
 mod tablet;
 
 use leptos::prelude::*;
@@ -57,8 +65,24 @@ pub fn App() -> impl IntoView {
                 <Routes fallback=|| view! { <p class="empty">"Page not found."</p> }>
                     <Route path=path!("") view=TabletPage />
                     <Route path=path!("/headset") view=HeadsetPage />
+                    <Route path=path!("/sign-in") view=console::SignInPage />
+                    <Route path=path!("/spaces") view=console::SpacesPage />
+                    <Route path=path!("/spaces/:name") view=space::SpacePage />
                 </Routes>
             </div>
         </Router>
     }
+}
+
+/// `12345` → `12,345`.
+pub(crate) fn format_count(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }

@@ -90,7 +90,7 @@ fn show_frame(view: HeadsetView, jpeg: &[u8]) -> Result<(), String> {
 }
 
 /// `ws://host/path` (or `wss://` on https) for the page's own origin.
-fn socket_url(path: &str) -> Result<String, String> {
+pub(crate) fn socket_url(path: &str) -> Result<String, String> {
     let location = window().location();
     let protocol = location.protocol().map_err(|e| format!("{e:?}"))?;
     let host = location.host().map_err(|e| format!("{e:?}"))?;

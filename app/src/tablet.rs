@@ -82,7 +82,7 @@ fn ModelCard(
         <li class="model-card" class:showing=is_showing data-model=card_id>
             <img class="thumbnail" src=thumbnail alt=name.clone() loading="lazy" width="480" height="360" />
             <h3>{name}</h3>
-            <p class="meta">{format_count(triangles)} " triangles"</p>
+            <p class="meta">{crate::format_count(triangles)} " triangles"</p>
             // A form, so "Show" works even before the page has hydrated.
             <ActionForm action=show>
                 <input type="hidden" name="model_id" value=id />
@@ -94,22 +94,9 @@ fn ModelCard(
     }
 }
 
-/// `12345` → `12,345`.
-fn format_count(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
-    use super::format_count;
+    use crate::format_count;
 
     #[test]
     fn counts_get_thousands_separators() {

@@ -1,0 +1,219 @@
+//! The operator's console: `/sign-in`, and `/spaces` (the account's spaces, create one).
+
+use leptos::ev::SubmitEvent;
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use leptos_router::hooks::{use_navigate, use_query_map};
+use serde_json::{Value, json};
+
+use crate::rest::{self, ApiError};
+
+/// The bar at the top of every console page.
+#[component]
+pub fn Topbar() -> impl IntoView {
+    view! {
+        <header class="topbar">
+            <a class="brand" href="/spaces">
+                <span class="logo" aria-hidden="true">"◆"</span>
+                <h1>"Parallax"</h1>
+            </a>
+            <nav>
+                <a href="/spaces">"Spaces"</a>
+                <form method="post" action="/v1/browser/sign-out" class="inline">
+                    <button type="submit" class="link">"Sign out"</button>
+                </form>
+            </nav>
+        </header>
+    }
+}
+
+#[component]
+pub fn SignInPage() -> impl IntoView {
+    let query = use_query_map();
+    let error = move || query.read().get("error");
+    let next = move || query.read().get("next").unwrap_or_else(|| "/spaces".into());
+    view! {
+        <header class="topbar">
+            <div class="brand">
+                <span class="logo" aria-hidden="true">"◆"</span>
+                <h1>"Parallax"</h1>
+            </div>
+        </header>
+        <main class="narrow">
+            <h2>"Sign in"</h2>
+            <p class="hint">
+                "With your account's id and key (" <code>"parallax account create"</code>
+                " prints them). This browser then stays signed in for 24 hours; the key is not kept."
+            </p>
+            {move || error().map(|e| view! { <p class="error" role="alert">{e}</p> })}
+            <form method="post" action="/v1/browser/sign-in" class="stack">
+                <label>
+                    "Account id"
+                    <input name="account" autocomplete="username" required spellcheck="false" />
+                </label>
+                <label>
+                    "Account key"
+                    <input name="key" type="password" autocomplete="current-password" required />
+                </label>
+                <input type="hidden" name="next" value=next />
+                <button type="submit" class="primary">"Sign in"</button>
+            </form>
+        </main>
+    }
+}
+
+/// A call's outcome as the page shows it: not yet, the value, or why not.
+pub type Loaded<T> = Option<Result<T, ApiError>>;
+
+/// "Sign in first" for a refused call, the message otherwise.
+#[component]
+pub fn Failure(error: ApiError) -> impl IntoView {
+    if error.signed_out() {
+        view! {
+            <p class="error" role="alert">
+                "You are not signed in (or your session ended). " <a href="/sign-in">"Sign in"</a>
+            </p>
+        }
+        .into_any()
+    } else {
+        view! { <p class="error" role="alert">{error.message}</p> }.into_any()
+    }
+}
+
+#[component]
+pub fn SpacesPage() -> impl IntoView {
+    let spaces: RwSignal<Loaded<Vec<Value>>> = RwSignal::new(None);
+    let templates = RwSignal::new(vec!["default".to_string()]);
+    Effect::new(move |_| {
+        spawn_local(async move {
+            let listed = rest::get("/v1/spaces").await;
+            spaces.set(Some(
+                listed.map(|v| v["spaces"].as_array().cloned().unwrap_or_default()),
+            ));
+        });
+        spawn_local(async move {
+            if let Ok(listed) = rest::get("/v1/templates").await {
+                let names: Vec<String> = listed["templates"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|t| t["name"].as_str().map(str::to_string))
+                    .collect();
+                if !names.is_empty() {
+                    templates.set(names);
+                }
+            }
+        });
+    });
+
+    let name = RwSignal::new(String::new());
+    let template = RwSignal::new("default".to_string());
+    let problem = RwSignal::new(None::<ApiError>);
+    let creating = RwSignal::new(false);
+    let navigate = use_navigate();
+    let create = move |ev: SubmitEvent| {
+        ev.prevent_default();
+        let space = name.get_untracked().trim().to_string();
+        let body = json!({
+            "template": template.get_untracked(),
+            "device": "Browser tablet",
+            "role": "tablet",
+        });
+        creating.set(true);
+        problem.set(None);
+        let navigate = navigate.clone();
+        spawn_local(async move {
+            match rest::call("PUT", &format!("/v1/spaces/{space}"), Some(&body), None).await {
+                Ok(created) => {
+                    let field = |name: &str| created["member"][name].as_str().unwrap_or_default();
+                    rest::remember_member(&space, field("id"), field("token"));
+                    navigate(&format!("/spaces/{space}"), Default::default());
+                }
+                Err(e) => problem.set(Some(e)),
+            }
+            creating.set(false);
+        });
+    };
+
+    view! {
+        <Topbar />
+        <main class="console">
+            <section class="panel">
+                <h2>"New space"</h2>
+                <p class="hint">"A room's tablets and headsets share one space: what a tablet shows, every headset follows."</p>
+                <form class="row" on:submit=create>
+                    <label>
+                        "Name"
+                        <input
+                            name="name"
+                            required
+                            pattern="[A-Za-z0-9_\\-]{1,64}"
+                            title="letters, digits, - or _"
+                            placeholder="showroom"
+                            prop:value=name
+                            on:input=move |ev| name.set(event_target_value(&ev))
+                        />
+                    </label>
+                    <label>
+                        "Template"
+                        <select name="template" on:change=move |ev| template.set(event_target_value(&ev))>
+                            {move || {
+                                templates
+                                    .get()
+                                    .into_iter()
+                                    .map(|t| {
+                                        let selected = t == template.get_untracked();
+                                        view! { <option value=t.clone() selected=selected>{t.clone()}</option> }
+                                    })
+                                    .collect_view()
+                            }}
+                        </select>
+                    </label>
+                    <button type="submit" class="primary" disabled=move || creating.get()>
+                        "Create space"
+                    </button>
+                </form>
+                {move || problem.get().map(|error| view! { <Failure error /> })}
+            </section>
+            <section>
+                <h2>"Your spaces"</h2>
+                {move || match spaces.get() {
+                    None => view! { <p class="empty">"Loading…"</p> }.into_any(),
+                    Some(Err(error)) => view! { <Failure error /> }.into_any(),
+                    Some(Ok(list)) if list.is_empty() => {
+                        view! { <p class="empty">"No spaces yet: create one above."</p> }.into_any()
+                    }
+                    Some(Ok(list)) => {
+                        view! {
+                            <ul class="space-list">
+                                {list.into_iter().map(|space| view! { <SpaceCard space /> }).collect_view()}
+                            </ul>
+                        }
+                            .into_any()
+                    }
+                }}
+            </section>
+        </main>
+    }
+}
+
+#[component]
+fn SpaceCard(space: Value) -> impl IntoView {
+    let name = space["name"].as_str().unwrap_or_default().to_string();
+    let members = space["memberCount"].as_u64().unwrap_or_default();
+    let code = space["joinCode"].as_str().map(str::to_string);
+    let showing = space["properties"]["selectedModel"]
+        .as_str()
+        .map(str::to_string);
+    let href = format!("/spaces/{name}");
+    view! {
+        <li class="space-card" data-space=name.clone()>
+            <a class="space-name" href=href>{name.clone()}</a>
+            <span class="meta">
+                {format!("{members} member{}", if members == 1 { "" } else { "s" })}
+            </span>
+            <span class="meta">{showing.map_or_else(|| "nothing shown".to_string(), |m| format!("showing {m}"))}</span>
+            {code.map(|code| view! { <span class="join-code" aria-label="Join code">{code}</span> })}
+        </li>
+    }
+}

@@ -1,0 +1,294 @@
+//! `/spaces/:name`: a tablet inside a space. The catalog with "Show to everyone", the live roster
+//! (who, which role, which status, who is the arbiter), the join code. Live over the space
+//! WebSocket; it reconnects and resumes by itself and says so meanwhile.
+
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use leptos_router::hooks::use_params_map;
+use parallax_core::space::{Member, MemberStatus, Role};
+use serde_json::{Value, json};
+
+use crate::console::{Failure, Topbar};
+use crate::rest::{self, ApiError};
+
+/// What the page shows; the live connection (browser only) writes it.
+#[derive(Clone, Copy)]
+pub(crate) struct SpaceState {
+    pub name: Signal<String>,
+    /// This tablet's membership: (member id, member token).
+    pub member: RwSignal<Option<(String, String)>>,
+    pub members: RwSignal<Vec<Member>>,
+    pub member_count: RwSignal<u64>,
+    pub arbiter: RwSignal<Option<String>>,
+    pub selected: RwSignal<Option<String>>,
+    pub select_policy: RwSignal<String>,
+    pub join_code: RwSignal<Option<String>>,
+    /// "Connecting…", "Live", "Reconnecting…", or why the page stopped following.
+    pub connection: RwSignal<String>,
+    pub problem: RwSignal<Option<ApiError>>,
+}
+
+impl SpaceState {
+    /// Takes in a full view of the space (GET, or a welcome's snapshot).
+    pub fn apply_view(&self, view: &Value) {
+        if let Ok(members) = serde_json::from_value::<Vec<Member>>(view["members"].clone()) {
+            self.members.set(members);
+        }
+        self.member_count
+            .set(view["memberCount"].as_u64().unwrap_or_default());
+        self.arbiter
+            .set(view["arbiter"].as_str().map(str::to_string));
+        self.selected.set(
+            view["properties"]["selectedModel"]
+                .as_str()
+                .map(str::to_string),
+        );
+        if let Some(policy) = view["constants"]["selectPolicy"].as_str() {
+            self.select_policy.set(policy.to_string());
+        }
+        if let Some(code) = view["joinCode"].as_str() {
+            self.join_code.set(Some(code.to_string()));
+        }
+    }
+}
+
+/// Joins `space` as a tablet (with the join code from the owner's list if it is private).
+async fn join(space: &str) -> Result<(String, String), ApiError> {
+    let owned = rest::get("/v1/spaces").await?;
+    let code = owned["spaces"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|s| s["name"] == space)
+        .and_then(|s| s["joinCode"].as_str().map(str::to_string));
+    let body = json!({ "device": "Browser tablet", "role": "tablet", "code": code });
+    let joined = rest::call(
+        "POST",
+        &format!("/v1/spaces/{space}/members"),
+        Some(&body),
+        None,
+    )
+    .await?;
+    let field = |name: &str| {
+        joined["member"][name]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    let member = (field("id"), field("token"));
+    rest::remember_member(space, &member.0, &member.1);
+    Ok(member)
+}
+
+/// This browser's membership of `space`: the one it holds, or a new one.
+async fn membership(state: SpaceState, space: String) -> Result<(), ApiError> {
+    let path = format!("/v1/spaces/{space}");
+    if let Some(member) = rest::member(&space) {
+        match rest::call("GET", &path, None, Some(&member.1)).await {
+            // Still a member if the answer shows the join code (only members see it).
+            Ok(view) if view.get("joinCode").is_some() => {
+                state.apply_view(&view);
+                state.member.set(Some(member));
+                return Ok(());
+            }
+            Ok(_) => rest::forget_member(&space),
+            Err(e) if e.status == 404 => return Err(e),
+            Err(_) => rest::forget_member(&space),
+        }
+    }
+    let member = join(&space).await?;
+    let view = rest::call("GET", &path, None, Some(&member.1)).await?;
+    state.apply_view(&view);
+    state.member.set(Some(member));
+    Ok(())
+}
+
+#[component]
+pub fn SpacePage() -> impl IntoView {
+    let params = use_params_map();
+    let name = Signal::derive(move || params.read().get("name").unwrap_or_default());
+    let state = SpaceState {
+        name,
+        member: RwSignal::new(None),
+        members: RwSignal::new(Vec::new()),
+        member_count: RwSignal::new(0),
+        arbiter: RwSignal::new(None),
+        selected: RwSignal::new(None),
+        select_policy: RwSignal::new("any_tablet".into()),
+        join_code: RwSignal::new(None),
+        connection: RwSignal::new("Connecting…".into()),
+        problem: RwSignal::new(None),
+    };
+    let models: RwSignal<Vec<Value>> = RwSignal::new(Vec::new());
+    Effect::new(move |_| {
+        let space = name.get();
+        spawn_local(async move {
+            match membership(state, space.clone()).await {
+                Ok(()) => {
+                    #[cfg(feature = "hydrate")]
+                    spawn_local(crate::space_live::follow(state));
+                }
+                Err(e) => {
+                    state.connection.set("Not connected".into());
+                    state.problem.set(Some(e));
+                }
+            }
+        });
+        spawn_local(async move {
+            match rest::get("/v1/models").await {
+                Ok(list) => models.set(list["models"].as_array().cloned().unwrap_or_default()),
+                Err(e) => state.problem.set(Some(e)),
+            }
+        });
+    });
+
+    // Why this tablet cannot select, if it cannot: the policy says only the arbiter may.
+    let blocked = move || {
+        if state.select_policy.get() != "arbiter_only" {
+            return None;
+        }
+        let (me, _) = state.member.get()?;
+        let arbiter = state.arbiter.get();
+        let members = state.members.get();
+        (arbiter.as_deref() != Some(me.as_str())).then(|| {
+            let who = members
+                .iter()
+                .find(|m| Some(&m.id) == arbiter.as_ref())
+                .map_or_else(|| "another tablet".to_string(), |m| m.device.clone());
+            format!("In this space only the arbiter ({who}) may choose what everyone sees.")
+        })
+    };
+
+    view! {
+        <Topbar />
+        <main class="space">
+            <header class="space-head">
+                <div>
+                    <h2>{move || name.get()}</h2>
+                    <span
+                        class="connection"
+                        role="status"
+                        data-connection=move || state.connection.get()
+                    >
+                        {move || state.connection.get()}
+                    </span>
+                </div>
+                {move || {
+                    state
+                        .join_code
+                        .get()
+                        .map(|code| {
+                            view! {
+                                <div class="join">
+                                    <span class="label">"Join code"</span>
+                                    <span class="join-code" aria-label="Join code">{code}</span>
+                                </div>
+                            }
+                        })
+                }}
+            </header>
+            {move || state.problem.get().map(|error| view! { <Failure error /> })}
+            <div class="space-body">
+                <section class="catalog" aria-label="Models">
+                    <h3>"Models"</h3>
+                    {move || blocked().map(|why| view! { <p class="notice" role="note">{why}</p> })}
+                    <ul class="model-grid">
+                        {move || {
+                            models
+                                .get()
+                                .into_iter()
+                                .map(|model| view! { <CatalogCard model state /> })
+                                .collect_view()
+                        }}
+                    </ul>
+                </section>
+                <aside class="roster" aria-label="Members">
+                    <h3>{move || format!("Members ({})", state.member_count.get())}</h3>
+                    <ul>
+                        {move || {
+                            let arbiter = state.arbiter.get();
+                            state
+                                .members
+                                .get()
+                                .into_iter()
+                                .map(|m| {
+                                    let is_arbiter = arbiter.as_deref() == Some(m.id.as_str());
+                                    view! { <RosterRow member=m is_arbiter /> }
+                                })
+                                .collect_view()
+                        }}
+                    </ul>
+                </aside>
+            </div>
+        </main>
+    }
+}
+
+#[component]
+fn CatalogCard(model: Value, state: SpaceState) -> impl IntoView {
+    let id = model["id"].as_str().unwrap_or_default().to_string();
+    let name = model["name"].as_str().unwrap_or_default().to_string();
+    let triangles = model["triangles"].as_u64().unwrap_or_default();
+    let thumbnail = format!("/v1/models/{id}/thumbnail.png");
+    let card_id = id.clone();
+    let is_showing = {
+        let id = id.clone();
+        move || state.selected.get().as_deref() == Some(id.as_str())
+    };
+    let showing = is_showing.clone();
+    let show = move |_| {
+        let (space, id) = (state.name.get_untracked(), id.clone());
+        let Some((_, member)) = state.member.get_untracked() else {
+            return;
+        };
+        spawn_local(async move {
+            let body = json!({ "selectedModel": id });
+            let path = format!("/v1/spaces/{space}/properties");
+            match rest::call("PATCH", &path, Some(&body), Some(&member)).await {
+                Ok(view) => {
+                    state.problem.set(None);
+                    state.apply_view(&view);
+                }
+                Err(e) => state.problem.set(Some(e)),
+            }
+        });
+    };
+    view! {
+        <li class="model-card" class:showing=showing data-model=card_id>
+            <img class="thumbnail" src=thumbnail alt=name.clone() loading="lazy" width="480" height="360" />
+            <h4>{name.clone()}</h4>
+            <p class="meta">{crate::format_count(triangles)} " triangles"</p>
+            <button
+                type="button"
+                on:click=show
+                aria-label=format!("Show {name} to everyone")
+                disabled=move || state.member.get().is_none()
+            >
+                {move || if is_showing() { "Showing to everyone" } else { "Show to everyone" }}
+            </button>
+        </li>
+    }
+}
+
+#[component]
+fn RosterRow(member: Member, is_arbiter: bool) -> impl IntoView {
+    let status = match member.status {
+        MemberStatus::Reserved => "reserved",
+        MemberStatus::Ready => "ready",
+        MemberStatus::Active => "active",
+        MemberStatus::Inactive => "inactive",
+    };
+    let role = match member.role {
+        Role::Tablet => "tablet",
+        Role::Headset => "headset",
+    };
+    view! {
+        <li class="member" data-role=role data-status=status>
+            <span class="device">{member.device}</span>
+            <span class="role">{role}</span>
+            {is_arbiter.then(|| view! { <span class="badge">"arbiter"</span> })}
+            <span class=format!("status {status}")>{status}</span>
+            {member.render_session.map(|s| view! { <span class="session">{format!("render session {s}")}</span> })}
+        </li>
+    }
+}

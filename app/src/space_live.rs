@@ -1,0 +1,113 @@
+//! A tablet's space WebSocket in the browser: hello (the session cookie carries the access
+//! token), events applied in order exactly once and acknowledged, and after a dropped connection
+//! a resume from the last sequence with backoff. Browser only.
+
+use futures_util::{SinkExt, StreamExt};
+use gloo_net::websocket::{Message, WebSocketError, futures::WebSocket};
+use gloo_timers::future::TimeoutFuture;
+use leptos::prelude::*;
+use parallax_core::space_protocol::{SpaceClientMessage, SpaceEvent, SpaceServerMessage};
+
+use crate::live::socket_url;
+use crate::space::SpaceState;
+
+const MAX_BACKOFF_MS: u32 = 5_000;
+
+/// Why a conversation ended.
+enum Ended {
+    /// The connection dropped: resume.
+    Dropped(String),
+    /// The server ended it for good (left, removed, refused): stop and say why.
+    Closed(String),
+}
+
+/// Follows the space until the server ends the conversation for good.
+pub(crate) async fn follow(state: SpaceState) {
+    let mut last_seq: Option<u64> = None;
+    let mut backoff_ms = 250;
+    loop {
+        match converse(state, &mut last_seq).await {
+            Ended::Closed(reason) => {
+                state.connection.set(format!("Not following: {reason}"));
+                return;
+            }
+            Ended::Dropped(reason) => {
+                leptos::logging::warn!("space connection dropped: {reason}");
+                state.connection.set("Reconnecting…".into());
+                TimeoutFuture::new(backoff_ms).await;
+                backoff_ms = (backoff_ms * 2).min(MAX_BACKOFF_MS);
+            }
+        }
+    }
+}
+
+async fn converse(state: SpaceState, last_seq: &mut Option<u64>) -> Ended {
+    let Some((_, member)) = state.member.get_untracked() else {
+        return Ended::Closed("this tablet is not a member".into());
+    };
+    let url = match socket_url(&format!("/v1/spaces/{}/ws", state.name.get_untracked())) {
+        Ok(url) => url,
+        Err(e) => return Ended::Closed(e),
+    };
+    let socket = match WebSocket::open(&url) {
+        Ok(socket) => socket,
+        Err(e) => return Ended::Dropped(e.to_string()),
+    };
+    let (mut outgoing, mut incoming) = socket.split();
+    let hello = SpaceClientMessage::Hello {
+        token: String::new(),
+        member,
+        last_seq: *last_seq,
+    };
+    if let Err(e) = outgoing.send(Message::Text(hello.to_json())).await {
+        return Ended::Dropped(e.to_string());
+    }
+    while let Some(message) = incoming.next().await {
+        let text = match message {
+            Ok(Message::Text(text)) => text,
+            Ok(Message::Bytes(_)) => continue,
+            Err(WebSocketError::ConnectionClose(close))
+                if close.code == 1000 || close.code == 1008 =>
+            {
+                return Ended::Closed(close.reason);
+            }
+            Err(e) => return Ended::Dropped(e.to_string()),
+        };
+        let Ok(message) = SpaceServerMessage::parse(&text) else {
+            continue;
+        };
+        match message {
+            SpaceServerMessage::Welcome { seq, space, .. } => {
+                *last_seq = Some(seq);
+                if let Some(space) = space {
+                    state.apply_view(&space);
+                }
+                state.connection.set("Live".into());
+            }
+            SpaceServerMessage::Event { seq, event, .. } => {
+                if last_seq.is_some_and(|last| seq <= last) {
+                    continue; // Already applied before a drop.
+                }
+                apply(state, event);
+                *last_seq = Some(seq);
+                let ack = SpaceClientMessage::Ack { seq };
+                if let Err(e) = outgoing.send(Message::Text(ack.to_json())).await {
+                    return Ended::Dropped(e.to_string());
+                }
+            }
+        }
+    }
+    Ended::Dropped("the connection closed".into())
+}
+
+fn apply(state: SpaceState, event: SpaceEvent) {
+    match event {
+        SpaceEvent::Roster { members } => {
+            state.member_count.set(members.len() as u64);
+            state.members.set(members);
+        }
+        SpaceEvent::Arbiter { member } => state.arbiter.set(member),
+        SpaceEvent::Selection { model, .. } => state.selected.set(model.map(|m| m.0)),
+        SpaceEvent::Tap | SpaceEvent::Custom { .. } => {}
+    }
+}
