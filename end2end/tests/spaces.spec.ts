@@ -39,11 +39,13 @@ test("a wrong account key is refused with a clear message", async ({ page }) => 
 });
 
 test("a tablet creates a space, shows a model to everyone and sees the room live", async ({ browser }) => {
+  // A fresh name, so the test can run again against the same server.
+  const room = `review-${Date.now().toString(36)}`;
   const tablet = await signedIn(browser);
-  await tablet.getByLabel("Name").fill("review-room");
+  await tablet.getByLabel("Name").fill(room);
   await tablet.getByLabel("Template").selectOption("review");
   await tablet.getByRole("button", { name: "Create space" }).click();
-  await expect(tablet).toHaveURL(/\/spaces\/review-room$/);
+  await expect(tablet).toHaveURL(new RegExp(`/spaces/${room}$`));
   await expect(tablet.getByRole("status")).toHaveText("Live");
   await expect(tablet.getByLabel("Join code")).toHaveText(/^\d{6}$/);
   const roster = tablet.getByRole("complementary", { name: "Members" });
@@ -62,7 +64,7 @@ test("a tablet creates a space, shows a model to everyone and sees the room live
   // A second tablet joins: the first sees it arrive; in a review space only the arbiter
   // selects, and the second tablet is told why.
   const second = await signedIn(browser);
-  await second.goto("/spaces/review-room");
+  await second.goto(`/spaces/${room}`);
   await hydrated(second);
   await expect(second.getByRole("status")).toHaveText("Live");
   await expect(roster.locator(".member")).toHaveCount(2);
@@ -76,7 +78,7 @@ test("a tablet creates a space, shows a model to everyone and sees the room live
   // The space is listed on the console with its join code.
   await tablet.goto("/spaces");
   await hydrated(tablet);
-  const card = tablet.locator('.space-card[data-space="review-room"]');
+  const card = tablet.locator(`.space-card[data-space="${room}"]`);
   await expect(card).toContainText("2 members");
   await expect(card).toContainText("showing shaft");
 });
