@@ -126,7 +126,7 @@ pub fn SpacesPage() -> impl IntoView {
             match rest::call("PUT", &format!("/v1/spaces/{space}"), Some(&body), None).await {
                 Ok(created) => {
                     let field = |name: &str| created["member"][name].as_str().unwrap_or_default();
-                    rest::remember_member(&space, field("id"), field("token"));
+                    rest::remember_member("tablet", &space, field("id"), field("token"));
                     navigate(&format!("/spaces/{space}"), Default::default());
                 }
                 Err(e) => problem.set(Some(e)),

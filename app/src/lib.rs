@@ -10,14 +10,19 @@
 //! - `console`: `/sign-in` and `/spaces` (the account's spaces; create one).
 //! - `space`: `/spaces/:name`, a tablet in a space: catalog, "Show to everyone", live roster;
 //!   `space_live` (hydrate only) is its WebSocket, `rest` the API calls.
+//! - `space_headset`: `/spaces/:name/headset`, a browser headset in a space; `render_live`
+//!   (hydrate only) is its render connection.
 
 pub mod api;
 mod console;
 mod headset;
 #[cfg(feature = "hydrate")]
 mod live;
+#[cfg(feature = "hydrate")]
+mod render_live;
 mod rest;
 mod space;
+mod space_headset;
 #[cfg(feature = "hydrate")]
 mod space_live;
 mod tablet;
@@ -68,6 +73,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/sign-in") view=console::SignInPage />
                     <Route path=path!("/spaces") view=console::SpacesPage />
                     <Route path=path!("/spaces/:name") view=space::SpacePage />
+                    <Route path=path!("/spaces/:name/headset") view=space_headset::SpaceHeadsetPage />
                 </Routes>
             </div>
         </Router>

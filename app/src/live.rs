@@ -75,17 +75,22 @@ async fn converse(view: HeadsetView, follower: &mut Follower) -> Result<(), Stri
 }
 
 fn show_frame(view: HeadsetView, jpeg: &[u8]) -> Result<(), String> {
+    show_jpeg(view.frame_url, jpeg)
+}
+
+/// Puts `jpeg` in `frame_url` (an object URL), releasing the frame it replaces.
+pub(crate) fn show_jpeg(frame_url: RwSignal<Option<String>>, jpeg: &[u8]) -> Result<(), String> {
     let parts = js_sys::Array::of1(&js_sys::Uint8Array::from(jpeg));
     let options = web_sys::BlobPropertyBag::new();
     options.set_type("image/jpeg");
     let blob = web_sys::Blob::new_with_u8_array_sequence_and_options(&parts, &options)
         .map_err(|e| format!("{e:?}"))?;
     let url = web_sys::Url::create_object_url_with_blob(&blob).map_err(|e| format!("{e:?}"))?;
-    if let Some(old) = view.frame_url.get_untracked() {
+    if let Some(old) = frame_url.get_untracked() {
         // The old frame's bytes stay alive until their URL is revoked.
         let _ = web_sys::Url::revoke_object_url(&old);
     }
-    view.frame_url.set(Some(url));
+    frame_url.set(Some(url));
     Ok(())
 }
 

@@ -87,27 +87,28 @@ pub async fn get(path: &str) -> Result<Value, ApiError> {
     call("GET", path, None, None).await
 }
 
-/// The membership (member id, member token) this browser holds in `space`, kept across reloads.
-pub fn member(space: &str) -> Option<(String, String)> {
-    let stored = storage()?.get_item(&key(space)).ok().flatten()?;
+/// The membership (member id, member token) this browser holds in `space` as `role` (`tablet`
+/// or `headset`), kept across reloads.
+pub fn member(role: &str, space: &str) -> Option<(String, String)> {
+    let stored = storage()?.get_item(&key(role, space)).ok().flatten()?;
     let (id, token) = stored.split_once(':')?;
     Some((id.to_string(), token.to_string()))
 }
 
-pub fn remember_member(space: &str, id: &str, token: &str) {
+pub fn remember_member(role: &str, space: &str, id: &str, token: &str) {
     if let Some(storage) = storage() {
-        let _ = storage.set_item(&key(space), &format!("{id}:{token}"));
+        let _ = storage.set_item(&key(role, space), &format!("{id}:{token}"));
     }
 }
 
-pub fn forget_member(space: &str) {
+pub fn forget_member(role: &str, space: &str) {
     if let Some(storage) = storage() {
-        let _ = storage.remove_item(&key(space));
+        let _ = storage.remove_item(&key(role, space));
     }
 }
 
-fn key(space: &str) -> String {
-    format!("parallax.member.{space}")
+fn key(role: &str, space: &str) -> String {
+    format!("parallax.{role}.{space}")
 }
 
 #[cfg(feature = "hydrate")]

@@ -52,8 +52,13 @@ impl SpaceState {
     }
 }
 
-/// Joins `space` as a tablet (with the join code from the owner's list if it is private).
-async fn join(space: &str) -> Result<(String, String), ApiError> {
+/// Joins `space` as `role` under `device` (with the join code from the owner's list if it is
+/// private); returns the member and the join's answer.
+pub(crate) async fn join(
+    space: &str,
+    role: &str,
+    device: &str,
+) -> Result<((String, String), Value), ApiError> {
     let owned = rest::get("/v1/spaces").await?;
     let code = owned["spaces"]
         .as_array()
@@ -61,7 +66,7 @@ async fn join(space: &str) -> Result<(String, String), ApiError> {
         .flatten()
         .find(|s| s["name"] == space)
         .and_then(|s| s["joinCode"].as_str().map(str::to_string));
-    let body = json!({ "device": "Browser tablet", "role": "tablet", "code": code });
+    let body = json!({ "device": device, "role": role, "code": code });
     let joined = rest::call(
         "POST",
         &format!("/v1/spaces/{space}/members"),
@@ -76,55 +81,66 @@ async fn join(space: &str) -> Result<(String, String), ApiError> {
             .to_string()
     };
     let member = (field("id"), field("token"));
-    rest::remember_member(space, &member.0, &member.1);
-    Ok(member)
+    rest::remember_member(role, space, &member.0, &member.1);
+    Ok((member, joined))
 }
 
-/// This browser's membership of `space`: the one it holds, or a new one.
-async fn membership(state: SpaceState, space: String) -> Result<(), ApiError> {
+/// This browser's membership of `space` as `role`: the one it holds, or a new one. Returns the
+/// space as the member sees it.
+pub(crate) async fn membership(
+    state: SpaceState,
+    space: &str,
+    role: &str,
+    device: &str,
+) -> Result<Value, ApiError> {
     let path = format!("/v1/spaces/{space}");
-    if let Some(member) = rest::member(&space) {
+    if let Some(member) = rest::member(role, space) {
         match rest::call("GET", &path, None, Some(&member.1)).await {
-            // Still a member if the answer shows the join code (only members see it).
-            Ok(view) if view.get("joinCode").is_some() => {
+            // Still a member if the answer says it is this member.
+            Ok(view) if view["member"] == member.0.as_str() => {
                 state.apply_view(&view);
                 state.member.set(Some(member));
-                return Ok(());
+                return Ok(view);
             }
-            Ok(_) => rest::forget_member(&space),
             Err(e) if e.status == 404 => return Err(e),
-            Err(_) => rest::forget_member(&space),
+            Ok(_) | Err(_) => rest::forget_member(role, space),
         }
     }
-    let member = join(&space).await?;
+    let (member, _) = join(space, role, device).await?;
     let view = rest::call("GET", &path, None, Some(&member.1)).await?;
     state.apply_view(&view);
     state.member.set(Some(member));
-    Ok(())
+    Ok(view)
+}
+
+impl SpaceState {
+    pub(crate) fn new(name: Signal<String>) -> Self {
+        Self {
+            name,
+            member: RwSignal::new(None),
+            members: RwSignal::new(Vec::new()),
+            member_count: RwSignal::new(0),
+            arbiter: RwSignal::new(None),
+            selected: RwSignal::new(None),
+            select_policy: RwSignal::new("any_tablet".into()),
+            join_code: RwSignal::new(None),
+            connection: RwSignal::new("Connecting…".into()),
+            problem: RwSignal::new(None),
+        }
+    }
 }
 
 #[component]
 pub fn SpacePage() -> impl IntoView {
     let params = use_params_map();
     let name = Signal::derive(move || params.read().get("name").unwrap_or_default());
-    let state = SpaceState {
-        name,
-        member: RwSignal::new(None),
-        members: RwSignal::new(Vec::new()),
-        member_count: RwSignal::new(0),
-        arbiter: RwSignal::new(None),
-        selected: RwSignal::new(None),
-        select_policy: RwSignal::new("any_tablet".into()),
-        join_code: RwSignal::new(None),
-        connection: RwSignal::new("Connecting…".into()),
-        problem: RwSignal::new(None),
-    };
+    let state = SpaceState::new(name);
     let models: RwSignal<Vec<Value>> = RwSignal::new(Vec::new());
     Effect::new(move |_| {
         let space = name.get();
         spawn_local(async move {
-            match membership(state, space.clone()).await {
-                Ok(()) => {
+            match membership(state, &space, "tablet", "Browser tablet").await {
+                Ok(_) => {
                     #[cfg(feature = "hydrate")]
                     spawn_local(crate::space_live::follow(state));
                 }

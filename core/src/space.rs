@@ -313,10 +313,7 @@ impl Space {
     ) -> Self {
         Self {
             name: name.into(),
-            join_code: match constants.visibility {
-                Visibility::Private => join_code,
-                Visibility::Open => None,
-            },
+            join_code,
             constants,
             properties: Properties::default(),
             members: BTreeMap::new(),
@@ -337,7 +334,9 @@ impl Space {
         code: Option<&str>,
         now: Timestamp,
     ) -> Result<Vec<Change>, SpaceError> {
-        if let Some(expected) = &self.join_code
+        // Every space has a code to share (a QR code on the tablet); only a private one asks.
+        if self.constants.visibility == Visibility::Private
+            && let Some(expected) = &self.join_code
             && code != Some(expected.as_str())
         {
             return Err(SpaceError::WrongCode);
@@ -692,8 +691,13 @@ mod tests {
             s.handle_join("a".into(), Role::Tablet, "a".into(), Some("4711"), T0)
                 .is_ok()
         );
-        // An open space has no code to check.
-        assert_eq!(space(ConstantChoices::default()).join_code, None);
+        // An open space has a code to share, but does not ask for it.
+        let mut open = space(ConstantChoices::default());
+        assert_eq!(open.join_code.as_deref(), Some("4711"));
+        assert!(
+            open.handle_join("b".into(), Role::Tablet, "b".into(), None, T0)
+                .is_ok()
+        );
     }
 
     #[test]

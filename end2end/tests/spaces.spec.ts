@@ -82,3 +82,64 @@ test("a tablet creates a space, shows a model to everyone and sees the room live
   await expect(card).toContainText("2 members");
   await expect(card).toContainText("showing shaft");
 });
+
+/** The headset's current frame as PNG pixels, once it shows `model`. */
+async function frameOf(page: Page, model: string): Promise<Buffer> {
+  const frame = page.locator("img.frame");
+  await expect(frame).toHaveAttribute("data-model", model, { timeout: 15_000 });
+  await expect
+    .poll(() => frame.evaluate((img: HTMLImageElement) => img.complete && img.naturalWidth), {
+      timeout: 5_000,
+    })
+    .toBeGreaterThan(0);
+  return frame.screenshot();
+}
+
+test("browser headsets follow the tablet on their own render sessions", async ({ browser }) => {
+  test.setTimeout(60_000);
+  const room = `room-${Date.now().toString(36)}`;
+  const tablet = await signedIn(browser);
+  await tablet.getByLabel("Name").fill(room);
+  await tablet.getByRole("button", { name: "Create space" }).click();
+  await expect(tablet.getByRole("status")).toHaveText("Live");
+
+  const headsets = [await signedIn(browser), await signedIn(browser)];
+  for (const headset of headsets) {
+    await headset.goto(`/spaces/${room}/headset`);
+    await hydrated(headset);
+  }
+  // Each holds its own render connection, and the tablet sees both headsets active.
+  for (const headset of headsets) {
+    await expect(headset.locator(".hud .status")).toHaveText("Connected", { timeout: 15_000 });
+  }
+  const roster = tablet.getByRole("complementary", { name: "Members" });
+  await expect(roster.locator('.member[data-role="headset"][data-status="active"]')).toHaveCount(2);
+  await expect(roster.locator('.member[data-role="headset"] .session')).toHaveCount(2);
+
+  await tablet.getByRole("button", { name: /^Show Spur gear.* to everyone$/ }).click();
+  const gear = await Promise.all(headsets.map((h) => frameOf(h, "gear")));
+  await tablet.getByRole("button", { name: "Show Stepped shaft to everyone" }).click();
+  const shaft = await Promise.all(headsets.map((h) => frameOf(h, "shaft")));
+  for (let i = 0; i < headsets.length; i++) {
+    expect(shaft[i].equals(gear[i]), `headset ${i} shows the new model`).toBe(false);
+    await expect(headsets[i].locator(".hud .fps")).toHaveText(/\d+ fps/);
+  }
+
+  // Dragging orbits the camera: a new pose, a new picture of the same model.
+  const view = headsets[0].locator("img.frame");
+  const box = (await view.boundingBox())!;
+  const frames = Number(await view.getAttribute("data-frame"));
+  await headsets[0].mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+  await headsets[0].mouse.down();
+  await headsets[0].mouse.move(box.x + box.width / 2 + 120, box.y + box.height / 2, { steps: 4 });
+  await headsets[0].mouse.up();
+  await expect.poll(async () => Number(await view.getAttribute("data-frame"))).toBeGreaterThan(frames);
+
+  // The same browser opening its headset page again in a second tab finds its session taken.
+  const again = await headsets[0].context().newPage();
+  await again.goto(`/spaces/${room}/headset`);
+  await hydrated(again);
+  await expect(again.getByRole("alert")).toHaveText("This session already has a connected device.", {
+    timeout: 15_000,
+  });
+});

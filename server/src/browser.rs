@@ -4,19 +4,26 @@
 
 use axum::extract::State;
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::post;
-use axum::{Form, Router};
+use axum::routing::{get, post};
+use axum::{Form, Json, Router};
 use axum_extra::extract::CookieJar;
 use axum_extra::extract::cookie::{Cookie, SameSite};
 use serde::Deserialize;
+use serde_json::{Value, json};
 
 use crate::AppState;
-use crate::accounts::{self, SESSION_COOKIE, TOKEN_LIFETIME};
+use crate::accounts::{self, Caller, SESSION_COOKIE, TOKEN_LIFETIME};
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/browser/sign-in", post(sign_in_handler))
         .route("/v1/browser/sign-out", post(sign_out_handler))
+        .route("/v1/browser/me", get(me_handler))
+}
+
+/// Who this browser is signed in as: `{"account"}`; 401 when it is not.
+async fn me_handler(caller: Caller) -> Json<Value> {
+    Json(json!({ "account": caller.account }))
 }
 
 #[derive(Debug, Deserialize)]

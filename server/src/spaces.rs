@@ -637,8 +637,13 @@ impl Spaces {
         let entry = directory
             .get(name)
             .ok_or_else(|| AppError::not_found(format!("there is no space named {name}")))?;
-        let is_member = member_token.is_some_and(|t| entry.member_by_token(t).is_some());
-        Ok(entry.view(is_member))
+        let member = member_token.and_then(|t| entry.member_by_token(t));
+        let mut view = entry.view(member.is_some());
+        if let Some(id) = member {
+            // Which member the caller is: a client can tell its membership still holds.
+            view["member"] = json!(id);
+        }
+        Ok(view)
     }
 
     /// A member writes the properties, if the space is still at `if_match`.

@@ -1,0 +1,369 @@
+//! The browser headset's render connection: hello (the session cookie carries the access token),
+//! load what the space selects, poses from the page's gestures, frames shown as they come, picks.
+//! Reconnects after a drop; stops with a message when the session is taken or has ended.
+//! Browser only.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+
+use futures_channel::mpsc::{UnboundedReceiver, UnboundedSender, unbounded};
+use futures_util::{SinkExt, StreamExt, stream};
+use gloo_net::websocket::{Message, WebSocketError, futures::WebSocket};
+use gloo_timers::future::TimeoutFuture;
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use parallax_core::ModelId;
+use parallax_core::device::{DeviceMessage, Extent, HitPolicy, HostMessage, Pose, SESSION_TAKEN};
+use parallax_core::protocol::FrameHeader;
+use serde_json::Value;
+
+use crate::rest;
+use crate::space::membership;
+use crate::space_headset::{Gesture, HeadsetState};
+
+const MAX_BACKOFF_MS: u32 = 5_000;
+/// Largest frame asked for.
+const MAX_WIDTH: f64 = 1280.0;
+const MAX_HEIGHT: f64 = 720.0;
+
+enum Command {
+    Gesture(Gesture),
+    Load(String),
+}
+
+thread_local! {
+    static COMMANDS: RefCell<Option<UnboundedSender<Command>>> = const { RefCell::new(None) };
+}
+
+fn send(command: Command) {
+    COMMANDS.with(|commands| {
+        if let Some(tx) = commands.borrow().as_ref() {
+            let _ = tx.unbounded_send(command);
+        }
+    });
+}
+
+/// Hands a gesture to the render connection.
+pub(crate) fn gesture(gesture: Gesture) {
+    send(Command::Gesture(gesture));
+}
+
+/// Joins, waits for the render session, and holds its connection once the page is live.
+pub(crate) fn start(state: HeadsetState) {
+    Effect::new(move |started: Option<()>| {
+        if started.is_none() {
+            let (tx, rx) = unbounded();
+            COMMANDS.with(|commands| *commands.borrow_mut() = Some(tx));
+            spawn_local(run(state, rx));
+        }
+    });
+    // The headset loads each selection itself, on its own render connection.
+    Effect::new(move |_| {
+        if let Some(model) = state.space.selected.get() {
+            send(Command::Load(model));
+        }
+    });
+}
+
+async fn run(state: HeadsetState, mut commands: UnboundedReceiver<Command>) {
+    let space = state.space.name.get_untracked();
+    let view = match membership(state.space, &space, "headset", "Browser headset").await {
+        Ok(view) => view,
+        Err(e) => {
+            state.session.set("Not joined".into());
+            state.blocked.set(Some(e.message));
+            return;
+        }
+    };
+    spawn_local(crate::space_live::follow(state.space));
+    let url = match render_url(state, &view).await {
+        Ok(url) => url,
+        Err(message) => {
+            state.blocked.set(Some(message));
+            return;
+        }
+    };
+    let mut backoff_ms = 250;
+    loop {
+        match converse(state, &url, &mut commands).await {
+            Ended::Closed(message) => {
+                state.session.set("Disconnected".into());
+                state.blocked.set(Some(message));
+                return;
+            }
+            Ended::Dropped(reason) => {
+                leptos::logging::warn!("render connection dropped: {reason}");
+                state.session.set("Reconnecting…".into());
+                TimeoutFuture::new(backoff_ms).await;
+                backoff_ms = (backoff_ms * 2).min(MAX_BACKOFF_MS);
+            }
+        }
+    }
+}
+
+/// Waits until this headset's render session is Ready; its `renderUrl`.
+async fn render_url(state: HeadsetState, view: &Value) -> Result<String, String> {
+    let me = state
+        .space
+        .member
+        .get_untracked()
+        .map(|(id, _)| id)
+        .unwrap_or_default();
+    let session = view["members"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|m| m["id"] == me.as_str())
+        .and_then(|m| m["renderSession"].as_str().map(str::to_string))
+        .ok_or("This headset has no render session.")?;
+    let account = rest::get("/v1/browser/me").await.map_err(|e| e.message)?["account"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let path = format!("/accounts/{account}/sessions/{session}?api-version=2021-01-01");
+    loop {
+        match rest::get(&path).await {
+            Ok(properties) => {
+                let status = properties["status"]
+                    .as_str()
+                    .unwrap_or("Unknown")
+                    .to_string();
+                state.session.set(status.clone());
+                let max = properties["maxLeaseTimeMinutes"].as_i64();
+                let elapsed = properties["elapsedTimeMinutes"]
+                    .as_i64()
+                    .unwrap_or_default();
+                state.lease_left.set(max.map(|m| m - elapsed));
+                if let Some(url) = properties["renderUrl"].as_str() {
+                    return Ok(url.to_string());
+                }
+                if matches!(status.as_str(), "Error" | "Stopped" | "Expired") {
+                    return Err(format!("The render session is {status}."));
+                }
+                TimeoutFuture::new(500).await;
+            }
+            // Polled too often: ARR's limit, wait it out.
+            Err(e) if e.status == 429 => TimeoutFuture::new(2_000).await,
+            Err(e) => return Err(e.message),
+        }
+    }
+}
+
+enum Ended {
+    Dropped(String),
+    Closed(String),
+}
+
+/// Where the camera is, around the loaded model.
+struct Camera {
+    extent: Option<Extent>,
+    azimuth: f32,
+    elevation: f32,
+    zoom: f32,
+    next_pose: u64,
+    next_pick: u64,
+    /// Poses sent and when (ms), to time the frames that answer them.
+    sent: VecDeque<(u64, f64)>,
+    /// Frames in the current one-second window, and when it started.
+    window: (u32, f64),
+}
+
+impl Camera {
+    fn viewport() -> (u32, u32) {
+        let window = window();
+        let width = window
+            .inner_width()
+            .ok()
+            .and_then(|v| v.as_f64())
+            .unwrap_or(MAX_WIDTH);
+        let height = window
+            .inner_height()
+            .ok()
+            .and_then(|v| v.as_f64())
+            .unwrap_or(MAX_HEIGHT);
+        // The page's aspect, at most 1280×720, leaving room for the overlay bar.
+        let (w, h) = (width.max(1.0), (height - 48.0).max(1.0));
+        let scale = (MAX_WIDTH / w).min(MAX_HEIGHT / h).min(1.0);
+        ((w * scale).round() as u32, (h * scale).round() as u32)
+    }
+
+    fn pose(&mut self) -> Option<Pose> {
+        let extent = self.extent?;
+        self.next_pose += 1;
+        let (width, height) = Self::viewport();
+        self.sent.push_back((self.next_pose, js_sys::Date::now()));
+        if self.sent.len() > 64 {
+            self.sent.pop_front();
+        }
+        Some(
+            Pose::orbit(&extent, self.azimuth, self.elevation, self.zoom).pose(
+                self.next_pose,
+                width,
+                height,
+            ),
+        )
+    }
+}
+
+async fn converse(
+    state: HeadsetState,
+    url: &str,
+    commands: &mut UnboundedReceiver<Command>,
+) -> Ended {
+    let socket = match WebSocket::open(url) {
+        Ok(socket) => socket,
+        Err(e) => return Ended::Dropped(e.to_string()),
+    };
+    let (mut outgoing, incoming) = socket.split();
+    let say = |m: DeviceMessage| Message::Text(m.to_json());
+    if let Err(e) = outgoing
+        .send(say(DeviceMessage::Hello {
+            token: String::new(),
+        }))
+        .await
+    {
+        return Ended::Dropped(e.to_string());
+    }
+    let mut camera = Camera {
+        extent: None,
+        azimuth: 30.0,
+        elevation: 20.0,
+        zoom: 1.0,
+        next_pose: 0,
+        next_pick: 0,
+        sent: VecDeque::new(),
+        window: (0, js_sys::Date::now()),
+    };
+    let mut events = stream::select(
+        incoming.map(Either::Host),
+        commands.by_ref().map(Either::Page),
+    );
+    while let Some(event) = events.next().await {
+        let reply = match event {
+            Either::Host(Ok(Message::Text(text))) => match HostMessage::parse(&text) {
+                Ok(message) => on_message(state, &mut camera, message),
+                Err(_) => None,
+            },
+            Either::Host(Ok(Message::Bytes(bytes))) => {
+                on_frame(state, &mut camera, &bytes);
+                None
+            }
+            Either::Host(Err(WebSocketError::ConnectionClose(close))) => {
+                if close.reason.contains(SESSION_TAKEN) {
+                    return Ended::Closed("This session already has a connected device.".into());
+                }
+                if close.reason.contains("session has ended") {
+                    return Ended::Closed("The render session has ended.".into());
+                }
+                return Ended::Dropped(close.reason);
+            }
+            Either::Host(Err(e)) => return Ended::Dropped(e.to_string()),
+            Either::Page(Command::Load(model)) => Some(DeviceMessage::LoadModel {
+                model: ModelId::new(model),
+            }),
+            Either::Page(Command::Gesture(gesture)) => on_gesture(state, &mut camera, gesture),
+        };
+        if let Some(message) = reply
+            && let Err(e) = outgoing.send(say(message)).await
+        {
+            return Ended::Dropped(e.to_string());
+        }
+    }
+    Ended::Dropped("the connection closed".into())
+}
+
+enum Either {
+    Host(Result<Message, WebSocketError>),
+    Page(Command),
+}
+
+fn on_message(
+    state: HeadsetState,
+    camera: &mut Camera,
+    message: HostMessage,
+) -> Option<DeviceMessage> {
+    match message {
+        HostMessage::Welcome { .. } => {
+            state.session.set("Connected".into());
+            // A fresh connection has an empty scene: load what the space shows.
+            state
+                .space
+                .selected
+                .get_untracked()
+                .map(|model| DeviceMessage::LoadModel {
+                    model: ModelId::new(model),
+                })
+        }
+        HostMessage::LoadDone { model, extent, .. } => {
+            camera.extent = Some(extent.unwrap_or_default());
+            state.loaded.set(Some(model.0));
+            camera.pose().map(DeviceMessage::Pose)
+        }
+        HostMessage::LoadFailed { model, reason } => {
+            state
+                .session
+                .set(format!("Could not load {model}: {reason}"));
+            None
+        }
+        HostMessage::PickResult { hits, .. } => {
+            let named = hits.first().map(|hit| {
+                hit.part
+                    .clone()
+                    .unwrap_or_else(|| format!("triangle {}", hit.triangle))
+            });
+            state
+                .picked
+                .set(Some(named.unwrap_or_else(|| "nothing".into())));
+            None
+        }
+        HostMessage::LoadProgress { .. } | HostMessage::Error { .. } => None,
+    }
+}
+
+fn on_frame(state: HeadsetState, camera: &mut Camera, bytes: &[u8]) {
+    let Ok((header, jpeg)) = FrameHeader::decode(bytes) else {
+        return;
+    };
+    if crate::live::show_jpeg(state.frame_url, jpeg).is_err() {
+        return;
+    }
+    let now = js_sys::Date::now();
+    state.frames.update(|n| *n += 1);
+    if let Some(i) = camera.sent.iter().position(|(id, _)| *id == header.pose) {
+        state.latency_ms.set(Some(now - camera.sent[i].1));
+        camera.sent.drain(..=i);
+    }
+    camera.window.0 += 1;
+    let elapsed = now - camera.window.1;
+    if elapsed >= 1000.0 {
+        state.fps.set(f64::from(camera.window.0) * 1000.0 / elapsed);
+        camera.window = (0, now);
+    }
+}
+
+fn on_gesture(state: HeadsetState, camera: &mut Camera, gesture: Gesture) -> Option<DeviceMessage> {
+    match gesture {
+        Gesture::Orbit(around, up) => {
+            camera.azimuth = (camera.azimuth + around) % 360.0;
+            camera.elevation = (camera.elevation + up).clamp(-85.0, 85.0);
+            camera.pose().map(DeviceMessage::Pose)
+        }
+        Gesture::Zoom(factor) => {
+            camera.zoom = (camera.zoom * factor).clamp(0.2, 8.0);
+            camera.pose().map(DeviceMessage::Pose)
+        }
+        Gesture::Tap(fx, fy) => {
+            camera.extent?;
+            let (width, height) = Camera::viewport();
+            camera.next_pick += 1;
+            state.picked.set(None);
+            Some(DeviceMessage::Pick {
+                id: camera.next_pick,
+                x: fx * width as f32,
+                y: fy * height as f32,
+                policy: HitPolicy::Closest,
+                max_hits: 1,
+            })
+        }
+    }
+}

@@ -1,0 +1,172 @@
+//! `/spaces/:name/headset`: a browser headset in a space. It joins as a headset, gets its own
+//! render session, holds the render connection and shows the frames streamed to it; it loads
+//! whatever the space selects. Drag to orbit, wheel to zoom (poses), tap to pick a part.
+//! Overlay: session state, lease time left, fps, pose-to-frame latency.
+
+use leptos::prelude::*;
+use leptos_router::hooks::use_params_map;
+
+use crate::space::SpaceState;
+
+/// What the page shows; the render connection (browser only) writes it.
+#[derive(Clone, Copy)]
+pub(crate) struct HeadsetState {
+    pub space: SpaceState,
+    /// The render session's state as ARR names it, or why there is none.
+    pub session: RwSignal<String>,
+    /// Minutes of lease left.
+    pub lease_left: RwSignal<Option<i64>>,
+    pub frame_url: RwSignal<Option<String>>,
+    pub frames: RwSignal<u64>,
+    pub fps: RwSignal<f64>,
+    pub latency_ms: RwSignal<Option<f64>>,
+    /// The model the frames show.
+    pub loaded: RwSignal<Option<String>>,
+    /// The part a tap hit.
+    pub picked: RwSignal<Option<String>>,
+    /// A message that replaces the view (e.g. the session is taken).
+    pub blocked: RwSignal<Option<String>>,
+}
+
+/// What the page asks of its render connection.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Gesture {
+    /// Turn the camera by (degrees around, degrees up).
+    Orbit(f32, f32),
+    /// Multiply the zoom.
+    Zoom(f32),
+    /// Pick at this fraction of the view's width and height.
+    Tap(f32, f32),
+}
+
+#[component]
+pub fn SpaceHeadsetPage() -> impl IntoView {
+    let params = use_params_map();
+    let name = Signal::derive(move || params.read().get("name").unwrap_or_default());
+    let state = HeadsetState {
+        space: SpaceState::new(name),
+        session: RwSignal::new("Joining…".into()),
+        lease_left: RwSignal::new(None),
+        frame_url: RwSignal::new(None),
+        frames: RwSignal::new(0),
+        fps: RwSignal::new(0.0),
+        latency_ms: RwSignal::new(None),
+        loaded: RwSignal::new(None),
+        picked: RwSignal::new(None),
+        blocked: RwSignal::new(None),
+    };
+    #[cfg(feature = "hydrate")]
+    crate::render_live::start(state);
+
+    // Pointer gestures: a drag orbits, a short press without moving picks.
+    let pressed = StoredValue::new(None::<(f64, f64, bool)>);
+    let gesture = move |g: Gesture| {
+        #[cfg(feature = "hydrate")]
+        crate::render_live::gesture(g);
+        #[cfg(not(feature = "hydrate"))]
+        let _ = g;
+    };
+    let on_down = move |ev: leptos::ev::PointerEvent| {
+        pressed.set_value(Some((
+            f64::from(ev.client_x()),
+            f64::from(ev.client_y()),
+            false,
+        )));
+    };
+    let on_move = move |ev: leptos::ev::PointerEvent| {
+        let Some((x, y, _)) = pressed.get_value() else {
+            return;
+        };
+        let (nx, ny) = (f64::from(ev.client_x()), f64::from(ev.client_y()));
+        if (nx - x).abs() + (ny - y).abs() >= 2.0 {
+            gesture(Gesture::Orbit(
+                ((x - nx) * 0.4) as f32,
+                ((ny - y) * 0.4) as f32,
+            ));
+            pressed.set_value(Some((nx, ny, true)));
+        }
+    };
+    let on_up = move |ev: leptos::ev::PointerEvent| {
+        let Some((_, _, dragged)) = pressed.get_value() else {
+            return;
+        };
+        pressed.set_value(None);
+        if dragged {
+            return;
+        }
+        if let Some((fx, fy)) = tap_fraction(&ev) {
+            gesture(Gesture::Tap(fx, fy));
+        }
+    };
+    let on_wheel = move |ev: leptos::ev::WheelEvent| {
+        ev.prevent_default();
+        gesture(Gesture::Zoom(if ev.delta_y() > 0.0 {
+            0.9
+        } else {
+            1.0 / 0.9
+        }));
+    };
+
+    view! {
+        <main class="headset">
+            {move || {
+                state
+                    .blocked
+                    .get()
+                    .map(|message| view! { <p class="blocked" role="alert">{message}</p> })
+            }}
+            <div class="viewport">
+                <img
+                    class="frame"
+                    alt=move || state.loaded.get().unwrap_or_else(|| "Waiting for a tablet to pick a model".into())
+                    src=move || state.frame_url.get()
+                    draggable="false"
+                    data-frame=move || state.frames.get().to_string()
+                    data-model=move || state.loaded.get().unwrap_or_default()
+                    class:empty=move || state.frame_url.get().is_none()
+                    on:pointerdown=on_down
+                    on:pointermove=on_move
+                    on:pointerup=on_up
+                    on:wheel=on_wheel
+                />
+            </div>
+            <footer class="hud">
+                <span class="status" data-status=move || state.session.get()>
+                    {move || state.session.get()}
+                </span>
+                <span class="model">
+                    {move || state.loaded.get().unwrap_or_else(|| "Waiting for a tablet to pick a model".into())}
+                </span>
+                {move || state.picked.get().map(|part| view! { <span class="picked">{format!("Picked: {part}")}</span> })}
+                <span class="fps">{move || format!("{:.0} fps", state.fps.get())}</span>
+                <span class="latency">
+                    {move || state.latency_ms.get().map_or_else(|| "– ms".to_string(), |ms| format!("{ms:.0} ms"))}
+                </span>
+                <span class="lease">
+                    {move || state.lease_left.get().map(|m| format!("{m} min left")).unwrap_or_default()}
+                </span>
+                <span class="connection" data-connection=move || state.space.connection.get()>
+                    {move || state.space.connection.get()}
+                </span>
+            </footer>
+        </main>
+    }
+}
+
+/// Where a tap landed, as fractions of the frame's width and height.
+#[cfg(feature = "hydrate")]
+fn tap_fraction(ev: &leptos::ev::PointerEvent) -> Option<(f32, f32)> {
+    use leptos::wasm_bindgen::JsCast;
+    let target = ev.target()?.dyn_into::<leptos::web_sys::Element>().ok()?;
+    let rect = target.get_bounding_client_rect();
+    (rect.width() > 0.0 && rect.height() > 0.0).then(|| {
+        let fx = (f64::from(ev.client_x()) - rect.left()) / rect.width();
+        let fy = (f64::from(ev.client_y()) - rect.top()) / rect.height();
+        (fx as f32, fy as f32)
+    })
+}
+
+#[cfg(not(feature = "hydrate"))]
+fn tap_fraction(_: &leptos::ev::PointerEvent) -> Option<(f32, f32)> {
+    None
+}
