@@ -61,7 +61,7 @@ async fn list_handler(
     Query(query): Query<ListQuery>,
 ) -> Result<Json<Value>> {
     let spaces = match query.member {
-        Some(device) => state.spaces.of_device(&device).await,
+        Some(device) => state.spaces.of_device(&caller.account, &device).await,
         None => state.spaces.owned_by(&caller.account).await,
     };
     Ok(Json(json!({ "spaces": spaces })))

@@ -722,8 +722,8 @@ impl Spaces {
         Ok(())
     }
 
-    /// The spaces where a member's device is `device`.
-    pub async fn of_device(&self, device: &str) -> Vec<Value> {
+    /// The spaces where a member of `account` is the device `device`.
+    pub async fn of_device(&self, account: &str, device: &str) -> Vec<Value> {
         let directory = self.directory.lock().await;
         let mut found: Vec<Value> = directory
             .values()
@@ -732,7 +732,12 @@ impl Spaces {
                     .space()
                     .members
                     .values()
-                    .filter(|m| m.device == device)
+                    // Only members that joined with the caller's account: a device name is no
+                    // secret, and other accounts' rooms are none of its business.
+                    .filter(|m| {
+                        m.device == device
+                            && entry.stored.accounts.get(&m.id).map(String::as_str) == Some(account)
+                    })
                     .map(|m| {
                         json!({
                             "name": entry.space().name,
