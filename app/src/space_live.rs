@@ -2,6 +2,10 @@
 //! token), events applied in order exactly once and acknowledged, and after a dropped connection
 //! a resume from the last sequence with backoff. Browser only.
 
+use std::cell::Cell;
+use std::rc::Rc;
+
+use futures_util::future::{Either, select};
 use futures_util::{SinkExt, StreamExt};
 use gloo_net::websocket::{Message, WebSocketError, futures::WebSocket};
 use gloo_timers::future::TimeoutFuture;
@@ -11,7 +15,10 @@ use parallax_core::space_protocol::{SpaceClientMessage, SpaceEvent, SpaceServerM
 use crate::live::socket_url;
 use crate::space::SpaceState;
 
-const MAX_BACKOFF_MS: u32 = 5_000;
+const MAX_BACKOFF_MS: u32 = 3_000;
+/// A connection that has not been welcomed by then is given up and tried again: a socket closed
+/// while it was still opening can leave the browser's side waiting forever.
+const WELCOME_WITHIN_MS: u32 = 5_000;
 
 /// Why a conversation ended.
 enum Ended {
@@ -26,13 +33,22 @@ pub(crate) async fn follow(state: SpaceState) {
     let mut last_seq: Option<u64> = None;
     let mut backoff_ms = 250;
     loop {
-        match converse(state, &mut last_seq).await {
+        let welcomed = Rc::new(Cell::new(false));
+        let attempt = std::pin::pin!(converse(state, &mut last_seq, welcomed.clone()));
+        let ended = match select(attempt, std::pin::pin!(watchdog(welcomed.clone()))).await {
+            Either::Left((ended, _)) => ended,
+            Either::Right(((), _)) => Ended::Dropped("no welcome in time".into()),
+        };
+        match ended {
             Ended::Closed(reason) => {
                 state.connection.set(format!("Not following: {reason}"));
                 return;
             }
             Ended::Dropped(reason) => {
                 leptos::logging::warn!("space connection dropped: {reason}");
+                if welcomed.get() {
+                    backoff_ms = 250; // It worked until now: retry soon.
+                }
                 state.connection.set("Reconnecting…".into());
                 TimeoutFuture::new(backoff_ms).await;
                 backoff_ms = (backoff_ms * 2).min(MAX_BACKOFF_MS);
@@ -41,7 +57,19 @@ pub(crate) async fn follow(state: SpaceState) {
     }
 }
 
-async fn converse(state: SpaceState, last_seq: &mut Option<u64>) -> Ended {
+/// Resolves if the conversation was not welcomed within [`WELCOME_WITHIN_MS`]; never otherwise.
+pub(crate) async fn watchdog(welcomed: Rc<Cell<bool>>) {
+    TimeoutFuture::new(WELCOME_WITHIN_MS).await;
+    if welcomed.get() {
+        std::future::pending::<()>().await;
+    }
+}
+
+async fn converse(
+    state: SpaceState,
+    last_seq: &mut Option<u64>,
+    welcomed: Rc<Cell<bool>>,
+) -> Ended {
     let Some((_, member)) = state.member.get_untracked() else {
         return Ended::Closed("this tablet is not a member".into());
     };
@@ -83,6 +111,7 @@ async fn converse(state: SpaceState, last_seq: &mut Option<u64>) -> Ended {
                     state.apply_view(&space);
                 }
                 state.connection.set("Live".into());
+                welcomed.set(true);
             }
             SpaceServerMessage::Event { seq, event, .. } => {
                 if last_seq.is_some_and(|last| seq <= last) {

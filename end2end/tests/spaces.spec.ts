@@ -1,4 +1,4 @@
-import { expect, test, type Browser, type Page } from "@playwright/test";
+import { expect, test, type Browser, type Page, type WebSocketRoute } from "@playwright/test";
 
 // The operator's console: sign in with the account key, create a space, show a model to
 // everyone, and see who is in the room, live. `scripts/test.sh` creates the account and passes
@@ -142,4 +142,39 @@ test("browser headsets follow the tablet on their own render sessions", async ({
   await expect(again.getByRole("alert")).toHaveText("This session already has a connected device.", {
     timeout: 15_000,
   });
+});
+
+test("a tablet whose connection drops says so and recovers without a reload", async ({ browser }) => {
+  const room = `drop-${Date.now().toString(36)}`;
+  const tablet = await signedIn(browser);
+  // The tablet's space socket goes through the test, which can cut it and keep it down.
+  let down = false;
+  const live: { page: WebSocketRoute; server: WebSocketRoute }[] = [];
+  await tablet.routeWebSocket(/\/v1\/spaces\/[^/]+\/ws$/, (page) => {
+    if (down) {
+      page.close({ code: 4000, reason: "network down" });
+      return;
+    }
+    live.push({ page, server: page.connectToServer() });
+  });
+  await tablet.getByLabel("Name").fill(room);
+  await tablet.getByRole("button", { name: "Create space" }).click();
+  await expect(tablet.getByRole("status")).toHaveText("Live");
+
+  down = true;
+  for (const { page, server } of live.splice(0)) {
+    server.close();
+    page.close({ code: 4000, reason: "network cut" });
+  }
+  await expect(tablet.getByRole("status")).toHaveText("Reconnecting…");
+  // Meanwhile someone joins: the roster catches up once the tablet is back.
+  const second = await signedIn(browser);
+  await second.goto(`/spaces/${room}`);
+  await hydrated(second);
+  await expect(second.getByRole("status")).toHaveText("Live");
+  down = false;
+  await expect(tablet.getByRole("status")).toHaveText("Live", { timeout: 15_000 });
+  const roster = tablet.getByRole("complementary", { name: "Members" });
+  await expect(roster.locator(".member")).toHaveCount(2);
+  await expect(tablet).toHaveURL(new RegExp(`/spaces/${room}$`));
 });
