@@ -19,6 +19,7 @@ pub fn Topbar() -> impl IntoView {
             </a>
             <nav>
                 <a href="/spaces">"Spaces"</a>
+                <a href="/pool">"Render pool"</a>
                 <form method="post" action="/v1/browser/sign-out" class="inline">
                     <button type="submit" class="link">"Sign out"</button>
                 </form>

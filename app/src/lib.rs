@@ -10,12 +10,14 @@
 //! - `console`: `/sign-in` and `/spaces` (the account's spaces; create one).
 //! - `space`: `/spaces/:name`, a tablet in a space: catalog, "Show to everyone", live roster;
 //!   `space_live` (hydrate only) is its WebSocket, `rest` the API calls.
+//! - `pool`: `/pool`, the operator's render sessions (extend, stop) and pool health.
 //! - `space_headset`: `/spaces/:name/headset`, a browser headset in a space; `render_live`
 //!   (hydrate only) is its render connection.
 
 pub mod api;
 mod console;
 mod headset;
+mod pool;
 #[cfg(feature = "hydrate")]
 mod live;
 #[cfg(feature = "hydrate")]
@@ -74,6 +76,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/spaces") view=console::SpacesPage />
                     <Route path=path!("/spaces/:name") view=space::SpacePage />
                     <Route path=path!("/spaces/:name/headset") view=space_headset::SpaceHeadsetPage />
+                    <Route path=path!("/pool") view=pool::PoolPage />
                 </Routes>
             </div>
         </Router>

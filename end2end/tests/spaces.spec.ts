@@ -178,3 +178,34 @@ test("a tablet whose connection drops says so and recovers without a reload", as
   await expect(roster.locator(".member")).toHaveCount(2);
   await expect(tablet).toHaveURL(new RegExp(`/spaces/${room}$`));
 });
+
+test("the operator stops a headset's render session from /pool and the headset says so", async ({ browser }) => {
+  test.setTimeout(60_000);
+  const room = `stop-${Date.now().toString(36)}`;
+  const operator = await signedIn(browser);
+  await operator.getByLabel("Name").fill(room);
+  await operator.getByRole("button", { name: "Create space" }).click();
+  await expect(operator.getByRole("status")).toHaveText("Live");
+  const headset = await signedIn(browser);
+  await headset.goto(`/spaces/${room}/headset`);
+  await hydrated(headset);
+  await expect(headset.locator(".hud .status")).toHaveText("Connected", { timeout: 15_000 });
+
+  await operator.getByRole("link", { name: "Render pool" }).click();
+  await expect(operator).toHaveURL(/\/pool$/);
+  await expect(operator.locator(".pool-table tbody tr")).toHaveCount(2);
+  const row = operator.locator(`.session-row[data-session^="${room}-"]`);
+  await expect(row).toHaveCount(1);
+  await expect(row).toHaveAttribute("data-status", "Ready");
+  await expect(row.locator(".lease")).toHaveText(/^\d+:\d\d:\d\d$/);
+  // Stopping asks first; cancelling changes nothing.
+  await row.getByRole("button", { name: /^Stop / }).click();
+  const confirm = row.getByRole("dialog", { name: "Confirm stop" });
+  await confirm.getByRole("button", { name: "Cancel" }).click();
+  await expect(confirm).toHaveCount(0);
+  await expect(headset.locator(".hud .status")).toHaveText("Connected");
+  await row.getByRole("button", { name: /^Stop / }).click();
+  await confirm.getByRole("button", { name: "Stop session" }).click();
+  await expect(headset.getByRole("alert")).toHaveText("The render session has ended.", { timeout: 10_000 });
+  await expect(row).toHaveCount(0);
+});

@@ -1,0 +1,247 @@
+//! `/pool`: the operator's view of the render pool. Every render session of the account (size,
+//! state, queue place, lease left counting down, billed minutes) with extend and stop (confirmed),
+//! and the pool's health per size (hosts free, busy, starting; queue). Refreshed every few
+//! seconds.
+
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use serde_json::{Value, json};
+
+use crate::console::{Failure, Loaded, Topbar};
+use crate::rest::{self, ApiError};
+
+const API: &str = "api-version=2021-01-01";
+
+#[derive(Clone, Copy)]
+struct PoolState {
+    account: RwSignal<Option<String>>,
+    sessions: RwSignal<Loaded<Vec<Value>>>,
+    pool: RwSignal<Vec<Value>>,
+    /// Seconds since the last refresh, so lease time counts down between them.
+    ticks: RwSignal<u64>,
+    /// The session a stop waits to be confirmed for.
+    confirming: RwSignal<Option<String>>,
+    problem: RwSignal<Option<ApiError>>,
+}
+
+async fn refresh(state: PoolState) {
+    let account = match state.account.get_untracked() {
+        Some(account) => account,
+        None => match rest::get("/v1/browser/me").await {
+            Ok(me) => {
+                let account = me["account"].as_str().unwrap_or_default().to_string();
+                state.account.set(Some(account.clone()));
+                account
+            }
+            Err(e) => {
+                state.sessions.set(Some(Err(e)));
+                return;
+            }
+        },
+    };
+    let listed = rest::get(&format!("/accounts/{account}/sessions?{API}")).await;
+    state.sessions.set(Some(
+        listed.map(|v| v["sessions"].as_array().cloned().unwrap_or_default()),
+    ));
+    if let Ok(health) = rest::get("/v1/health").await {
+        state
+            .pool
+            .set(health["pool"].as_array().cloned().unwrap_or_default());
+    }
+    state.ticks.set(0);
+}
+
+#[component]
+pub fn PoolPage() -> impl IntoView {
+    let state = PoolState {
+        account: RwSignal::new(None),
+        sessions: RwSignal::new(None),
+        pool: RwSignal::new(Vec::new()),
+        ticks: RwSignal::new(0),
+        confirming: RwSignal::new(None),
+        problem: RwSignal::new(None),
+    };
+    Effect::new(move |_| {
+        spawn_local(refresh(state));
+        #[cfg(feature = "hydrate")]
+        spawn_local(async move {
+            loop {
+                gloo_timers::future::TimeoutFuture::new(1_000).await;
+                let ticks = state.ticks.get_untracked() + 1;
+                if ticks >= 5 {
+                    refresh(state).await;
+                } else {
+                    state.ticks.set(ticks);
+                }
+            }
+        });
+    });
+
+    view! {
+        <Topbar />
+        <main class="console">
+            <section>
+                <h2>"Render pool"</h2>
+                <table class="pool-table">
+                    <thead>
+                        <tr>
+                            <th scope="col">"Size"</th>
+                            <th scope="col">"Hosts"</th>
+                            <th scope="col">"Free"</th>
+                            <th scope="col">"Busy"</th>
+                            <th scope="col">"Most"</th>
+                            <th scope="col">"Kept free"</th>
+                            <th scope="col">"Queued"</th>
+                        </tr>
+                    </thead>
+                    <tbody>
+                        {move || {
+                            state
+                                .pool
+                                .get()
+                                .into_iter()
+                                .map(|size| {
+                                    let n = |k: &str| size[k].as_u64().unwrap_or_default().to_string();
+                                    view! {
+                                        <tr data-size=size["size"].as_str().unwrap_or_default().to_string()>
+                                            <th scope="row">{size["size"].as_str().unwrap_or_default().to_string()}</th>
+                                            <td>{n("hosts")}</td>
+                                            <td>{n("idle")}</td>
+                                            <td>{n("leased")}</td>
+                                            <td>{n("capacity")}</td>
+                                            <td>{n("standby")}</td>
+                                            <td>{n("queued")}</td>
+                                        </tr>
+                                    }
+                                })
+                                .collect_view()
+                        }}
+                    </tbody>
+                </table>
+            </section>
+            <section>
+                <h2>"Render sessions"</h2>
+                {move || state.problem.get().map(|error| view! { <Failure error /> })}
+                {move || match state.sessions.get() {
+                    None => view! { <p class="empty">"Loading…"</p> }.into_any(),
+                    Some(Err(error)) => view! { <Failure error /> }.into_any(),
+                    Some(Ok(list)) if list.is_empty() => {
+                        view! { <p class="empty">"No render sessions are running."</p> }.into_any()
+                    }
+                    Some(Ok(list)) => {
+                        view! {
+                            <ul class="session-list">
+                                {list
+                                    .into_iter()
+                                    .map(|session| view! { <SessionRow session state /> })
+                                    .collect_view()}
+                            </ul>
+                        }
+                            .into_any()
+                    }
+                }}
+            </section>
+        </main>
+    }
+}
+
+/// `3725` seconds → `1:02:05`.
+fn clock(seconds: i64) -> String {
+    let seconds = seconds.max(0);
+    format!(
+        "{}:{:02}:{:02}",
+        seconds / 3600,
+        seconds / 60 % 60,
+        seconds % 60
+    )
+}
+
+#[component]
+fn SessionRow(session: Value, state: PoolState) -> impl IntoView {
+    let id = session["id"].as_str().unwrap_or_default().to_string();
+    let status = session["status"].as_str().unwrap_or_default().to_string();
+    let size = session["size"].as_str().unwrap_or_default().to_string();
+    let max = session["maxLeaseTimeMinutes"].as_i64().unwrap_or_default();
+    let elapsed = session["elapsedTimeMinutes"].as_i64().unwrap_or_default();
+    let queue = session["queuePosition"].as_u64();
+    // Lease counts from Ready in whole minutes; between refreshes it counts down by the second.
+    let left = move || clock((max - elapsed) * 60 - state.ticks.get() as i64);
+    let confirming = {
+        let id = id.clone();
+        move || state.confirming.get().as_deref() == Some(id.as_str())
+    };
+    let (extend_id, ask_id, stop_id) = (id.clone(), id.clone(), id.clone());
+    let extend = move |_| {
+        let (id, account) = (extend_id.clone(), state.account.get_untracked().unwrap_or_default());
+        spawn_local(async move {
+            let body = json!({ "maxLeaseTimeMinutes": max + 30 });
+            let path = format!("/accounts/{account}/sessions/{id}?{API}");
+            match rest::call("PATCH", &path, Some(&body), None).await {
+                Ok(_) => refresh(state).await,
+                Err(e) => state.problem.set(Some(e)),
+            }
+        });
+    };
+    let stop = move |_| {
+        let (id, account) = (stop_id.clone(), state.account.get_untracked().unwrap_or_default());
+        state.confirming.set(None);
+        spawn_local(async move {
+            let path = format!("/accounts/{account}/sessions/{id}/:stop?{API}");
+            match rest::call("POST", &path, None, None).await {
+                Ok(_) => refresh(state).await,
+                Err(e) => state.problem.set(Some(e)),
+            }
+        });
+    };
+    view! {
+        <li class="session-row" data-session=id.clone() data-status=status.clone()>
+            <span class="session-id">{id.clone()}</span>
+            <span class="meta">{size}</span>
+            <span class=format!("state {}", status.to_lowercase())>{status.clone()}</span>
+            {queue.map(|q| view! { <span class="meta">{format!("queue #{q}")}</span> })}
+            <span class="meta lease" title="Lease time left">{left}</span>
+            <span class="meta">{format!("{elapsed} min billed")}</span>
+            <span class="actions">
+                <button type="button" on:click=extend aria-label=format!("Extend {id} by 30 minutes")>
+                    "+30 min"
+                </button>
+                <button
+                    type="button"
+                    class="danger"
+                    on:click=move |_| state.confirming.set(Some(ask_id.clone()))
+                    aria-label=format!("Stop {id}")
+                >
+                    "Stop"
+                </button>
+            </span>
+            {move || {
+                confirming()
+                    .then(|| {
+                        view! {
+                            <div class="confirm" role="dialog" aria-label="Confirm stop">
+                                <p>"Stop this session? Its device is disconnected at once."</p>
+                                <button type="button" class="danger" on:click=stop.clone()>
+                                    "Stop session"
+                                </button>
+                                <button type="button" on:click=move |_| state.confirming.set(None)>
+                                    "Cancel"
+                                </button>
+                            </div>
+                        }
+                    })
+            }}
+        </li>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::clock;
+
+    #[test]
+    fn lease_time_reads_as_a_clock() {
+        assert_eq!(clock(3725), "1:02:05");
+        assert_eq!(clock(59), "0:00:59");
+        assert_eq!(clock(-5), "0:00:00");
+    }
+}
