@@ -17,9 +17,9 @@
 pub mod api;
 mod console;
 mod headset;
-mod pool;
 #[cfg(feature = "hydrate")]
 mod live;
+mod pool;
 #[cfg(feature = "hydrate")]
 mod render_live;
 mod rest;

@@ -172,7 +172,10 @@ fn SessionRow(session: Value, state: PoolState) -> impl IntoView {
     };
     let (extend_id, ask_id, stop_id) = (id.clone(), id.clone(), id.clone());
     let extend = move |_| {
-        let (id, account) = (extend_id.clone(), state.account.get_untracked().unwrap_or_default());
+        let (id, account) = (
+            extend_id.clone(),
+            state.account.get_untracked().unwrap_or_default(),
+        );
         spawn_local(async move {
             let body = json!({ "maxLeaseTimeMinutes": max + 30 });
             let path = format!("/accounts/{account}/sessions/{id}?{API}");
@@ -183,7 +186,10 @@ fn SessionRow(session: Value, state: PoolState) -> impl IntoView {
         });
     };
     let stop = move |_| {
-        let (id, account) = (stop_id.clone(), state.account.get_untracked().unwrap_or_default());
+        let (id, account) = (
+            stop_id.clone(),
+            state.account.get_untracked().unwrap_or_default(),
+        );
         state.confirming.set(None);
         spawn_local(async move {
             let path = format!("/accounts/{account}/sessions/{id}/:stop?{API}");
