@@ -86,6 +86,27 @@ pub struct Claims {
     pub exp: u64,
     /// Identifies this token: the "caller" the polling limit is kept for.
     pub jti: String,
+    /// A guest's token (someone who joined with a space's code, not with the account key)
+    /// reaches only this space: its members, properties, socket, and its headsets' sessions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub space: Option<String>,
+}
+
+impl Claims {
+    /// Whether this token may act in `space`.
+    pub fn reaches_space(&self, space: &str) -> bool {
+        self.space.as_deref().is_none_or(|s| s == space)
+    }
+
+    /// Whether this token may use render session `session` (a guest: its space's headsets'
+    /// sessions, which are named `{space}-{member}`).
+    pub fn reaches_session(&self, session: &str) -> bool {
+        self.space.as_deref().is_none_or(|s| {
+            session
+                .strip_prefix(s)
+                .is_some_and(|rest| rest.starts_with('-'))
+        })
+    }
 }
 
 /// Signs and checks access tokens with a secret kept in the database, so tokens stay valid
@@ -119,12 +140,22 @@ impl Tokens {
 
     /// A token for `account`; returns it with its expiry (Unix seconds).
     pub fn issue(&self, account: &str) -> anyhow::Result<(String, u64)> {
+        self.sign(account, None)
+    }
+
+    /// A guest's token: `account`'s, but only for `space` (see [`Claims::space`]).
+    pub fn issue_guest(&self, account: &str, space: &str) -> anyhow::Result<(String, u64)> {
+        self.sign(account, Some(space.to_string()))
+    }
+
+    fn sign(&self, account: &str, space: Option<String>) -> anyhow::Result<(String, u64)> {
         let now = self.clock.now().as_millis() / 1000;
         let claims = Claims {
             sub: account.to_string(),
             iat: now,
             exp: now + TOKEN_LIFETIME.as_secs(),
             jti: uuid::Uuid::new_v4().to_string(),
+            space,
         };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)?;
         Ok((token, claims.exp))
@@ -166,12 +197,63 @@ impl Caller {
 impl FromRequestParts<AppState> for Caller {
     type Rejection = AppError;
 
+    /// The account's own tokens only: a guest's token is refused here.
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        let visitor = Visitor::from_request_parts(parts, state).await?;
+        if let Some(space) = &visitor.claims.space {
+            return Err(AppError::forbidden(format!(
+                "a guest's sign-in reaches only space {space}"
+            )));
+        }
+        Ok(visitor.caller())
+    }
+}
+
+/// The caller of a space's routes: the account, or a guest of that space.
+#[derive(Debug, Clone)]
+pub struct Visitor {
+    pub claims: Claims,
+}
+
+impl Visitor {
+    /// Refuses a guest of another space.
+    pub fn enter(&self, space: &str) -> Result<(), AppError> {
+        if self.claims.reaches_space(space) {
+            Ok(())
+        } else {
+            Err(AppError::forbidden(format!(
+                "a guest's sign-in does not reach space {space}"
+            )))
+        }
+    }
+
+    /// Refuses a guest a session of another space.
+    pub fn use_session(&self, session: &str) -> Result<(), AppError> {
+        if self.claims.reaches_session(session) {
+            Ok(())
+        } else {
+            Err(AppError::forbidden(
+                "a guest's sign-in reaches only its space's render sessions",
+            ))
+        }
+    }
+
+    /// The account this visitor acts for.
+    pub fn caller(&self) -> Caller {
+        Caller {
+            account: self.claims.sub.clone(),
+            token_id: self.claims.jti.clone(),
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Visitor {
+    type Rejection = AppError;
+
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
         let token = access_token(&parts.headers)?;
-        let claims = state.tokens.verify(&token)?;
         Ok(Self {
-            account: claims.sub,
-            token_id: claims.jti,
+            claims: state.tokens.verify(&token)?,
         })
     }
 }

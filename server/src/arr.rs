@@ -18,7 +18,7 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use crate::AppState;
-use crate::accounts::{self, Caller};
+use crate::accounts::{self, Caller, Visitor};
 use crate::clock::{parse_rfc3339, rfc3339};
 use crate::error::{AppError, ErrorBody, Result};
 use crate::sessions::SessionView;
@@ -383,12 +383,15 @@ pub(crate) async fn create_handler(
     responses((status = 200, body = SessionProperties), (status = 400, description = "Bad request: the error names the field", body = ErrorBody), (status = 401, description = "Missing, invalid or expired token", body = ErrorBody), (status = 403, description = "A token of another account", body = ErrorBody), (status = 404, body = ErrorBody), (status = 429, description = "Polled faster than allowed; see Retry-After", body = ErrorBody)))]
 pub(crate) async fn properties_handler(
     State(state): State<AppState>,
-    caller: Caller,
+    visitor: Visitor,
     Path((account_id, session_id)): Path<(String, String)>,
     ArrQuery(query): ArrQuery,
     headers: HeaderMap,
 ) -> Result<Json<SessionProperties>> {
     query.check()?;
+    // A guest headset waits here for its own session to be Ready.
+    visitor.use_session(&session_id)?;
+    let caller = visitor.caller();
     let key = session_key(&caller, &account_id, &session_id)?;
     let view = state.sessions.poll(&caller.token_id, &key).await?;
     Ok(Json(properties(&view, &origin(&headers))))

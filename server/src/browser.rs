@@ -3,27 +3,70 @@
 //! token. Plain form posts with redirects, so they work before the page has hydrated.
 
 use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Json, Router};
 use axum_extra::extract::CookieJar;
 use axum_extra::extract::cookie::{Cookie, SameSite};
+use parallax_core::space::Role;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::AppState;
-use crate::accounts::{self, Caller, SESSION_COOKIE, TOKEN_LIFETIME};
+use crate::accounts::{self, SESSION_COOKIE, TOKEN_LIFETIME, Visitor};
+use crate::error::AppError;
+use crate::spaces::Joiner;
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/browser/sign-in", post(sign_in_handler))
         .route("/v1/browser/sign-out", post(sign_out_handler))
         .route("/v1/browser/me", get(me_handler))
+        .route("/v1/browser/join", post(join_handler))
 }
 
-/// Who this browser is signed in as: `{"account"}`; 401 when it is not.
-async fn me_handler(caller: Caller) -> Json<Value> {
-    Json(json!({ "account": caller.account }))
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GuestJoin {
+    code: String,
+    device: String,
+    role: Role,
+}
+
+/// A guest joins a space with its join code alone (no account key): as a member, with a
+/// headset's render session leased on the space owner's account, and signed in with a token
+/// that reaches only that space. The answer is a join's (`space`, `member`, `renderSession`).
+async fn join_handler(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    headers: HeaderMap,
+    Json(join): Json<GuestJoin>,
+) -> Result<Response, AppError> {
+    let code = join.code.trim();
+    let Some((space, owner)) = state.spaces.by_code(code).await else {
+        return Err(AppError::client(
+            StatusCode::FORBIDDEN,
+            "WrongJoinCode",
+            "no space has that join code: check it with whoever runs the room",
+        ));
+    };
+    let joiner = Joiner {
+        device: join.device,
+        role: join.role,
+        code: Some(code.to_string()),
+        render_session: true,
+    };
+    let (view, member) = state.spaces.join(&owner, &space, joiner).await?;
+    let (token, _) = state.tokens.issue_guest(&owner, &space)?;
+    let answer = crate::space_routes::joined(&state, &headers, view, member)?;
+    Ok((jar.add(session_cookie(token)), answer).into_response())
+}
+
+/// Who this browser is signed in as: `{"account", "guestOf"}` (`guestOf`: the one space a guest
+/// reaches); 401 when it is not.
+async fn me_handler(visitor: Visitor) -> Json<Value> {
+    Json(json!({ "account": visitor.claims.sub, "guestOf": visitor.claims.space }))
 }
 
 #[derive(Debug, Deserialize)]
@@ -71,18 +114,23 @@ async fn sign_in_handler(
             return back_to_sign_in("Signing in is not possible right now; try again.");
         }
     };
-    let cookie = Cookie::build((SESSION_COOKIE, token))
-        .path("/")
-        .http_only(true)
-        .same_site(SameSite::Strict)
-        .max_age(time::Duration::seconds(TOKEN_LIFETIME.as_secs() as i64))
-        .build();
+    let cookie = session_cookie(token);
     // Only a path on this site: never an open redirect.
     let next = form
         .next
         .filter(|n| n.starts_with('/') && !n.starts_with("//"))
         .unwrap_or_else(|| "/".into());
     (jar.add(cookie), Redirect::to(&next)).into_response()
+}
+
+/// The browser's session: the access token, HTTP-only and same-site, for as long as it is valid.
+fn session_cookie(token: String) -> Cookie<'static> {
+    Cookie::build((SESSION_COOKIE, token))
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .max_age(time::Duration::seconds(TOKEN_LIFETIME.as_secs() as i64))
+        .build()
 }
 
 async fn sign_out_handler(jar: CookieJar) -> Response {

@@ -387,6 +387,9 @@ fn admit(
         if claims.sub != account {
             return Err("this access token is for another account".to_string());
         }
+        if !claims.reaches_session(session) {
+            return Err("a guest's sign-in reaches only its space's render sessions".to_string());
+        }
         state.sessions.admit(host, &SessionKey::new(account, id))
     })();
     match judged {

@@ -20,7 +20,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::AppState;
-use crate::accounts::Caller;
+use crate::accounts::{Caller, Visitor};
 use crate::error::{AppError, Result};
 use crate::spaces::{Joined, Joiner, Outgoing, Writer};
 
@@ -114,7 +114,13 @@ fn with_etag(view: Value, status: StatusCode) -> Response {
 }
 
 /// The join answer: the space, the member's credentials, and a headset's render session.
-fn joined(state: &AppState, headers: &HeaderMap, view: Value, joined: Joined) -> Result<Response> {
+/// The answer to a join: the space, the member (its id and token), and a headset's render session.
+pub(crate) fn joined(
+    state: &AppState,
+    headers: &HeaderMap,
+    view: Value,
+    joined: Joined,
+) -> Result<Response> {
     let render_session = match &joined.render_session {
         Some(key) => state
             .sessions
@@ -155,10 +161,11 @@ async fn create_handler(
 
 async fn get_handler(
     State(state): State<AppState>,
-    _caller: Caller,
+    visitor: Visitor,
     Path(name): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response> {
+    visitor.enter(&name)?;
     let view = state.spaces.get(&name, member_token(&headers)).await?;
     Ok(with_etag(view, StatusCode::OK))
 }
@@ -184,14 +191,23 @@ fn if_match(headers: &HeaderMap) -> Result<Option<ChangeNumber>> {
 
 async fn properties_handler(
     State(state): State<AppState>,
-    caller: Caller,
+    visitor: Visitor,
     Path(name): Path<String>,
     headers: HeaderMap,
     bytes: axum::body::Bytes,
 ) -> Result<Response> {
+    visitor.enter(&name)?;
     let patch: PropertiesPatch = body(&bytes)?;
-    // Without a member token, the caller writes as the space's owner (if it is).
-    let writer = member_token(&headers).map_or(Writer::Owner(&caller.account), Writer::Member);
+    // Without a member token, the caller writes as the space's owner (if it is; never a guest).
+    let writer = match member_token(&headers) {
+        Some(token) => Writer::Member(token),
+        None if visitor.claims.space.is_none() => Writer::Owner(&visitor.claims.sub),
+        None => {
+            return Err(AppError::forbidden(
+                "a guest writes as a member: send the Parallax-Member header",
+            ));
+        }
+    };
     let view = state
         .spaces
         .write(&name, writer, patch, if_match(&headers)?)
@@ -213,10 +229,11 @@ async fn join_handler(
 
 async fn leave_handler(
     State(state): State<AppState>,
-    _caller: Caller,
+    visitor: Visitor,
     Path(name): Path<String>,
     headers: HeaderMap,
 ) -> Result<StatusCode> {
+    visitor.enter(&name)?;
     state.spaces.leave(&name, require_member(&headers)?).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -285,10 +302,15 @@ async fn run(
     } else {
         token
     };
-    state
+    let claims = state
         .tokens
         .verify(&token)
         .map_err(|e| policy(e.to_string()))?;
+    if !claims.reaches_space(name) {
+        return Err(policy(format!(
+            "a guest's sign-in does not reach space {name}"
+        )));
+    }
     let mut attached = state
         .spaces
         .attach(name, &member, last_seq)

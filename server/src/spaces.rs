@@ -523,7 +523,16 @@ impl Spaces {
                 "space {name} exists already; join it with POST /v1/spaces/{name}/members"
             )));
         }
-        let code = format!("{:06}", rand::random_range(0..1_000_000u32));
+        // Unique among the spaces, so a code alone finds its space.
+        let code = loop {
+            let code = format!("{:06}", rand::random_range(0..1_000_000u32));
+            if !directory
+                .values()
+                .any(|e| e.space().join_code.as_deref() == Some(code.as_str()))
+            {
+                break code;
+            }
+        };
         let space = Space::new(name, constants, Some(code.clone()), now);
         let mut entry = Entry {
             stored: Stored {
@@ -751,6 +760,17 @@ impl Spaces {
             .collect();
         found.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
         found
+    }
+
+    /// The space whose join code is `code`, and the account that owns it.
+    pub async fn by_code(&self, code: &str) -> Option<(String, String)> {
+        let directory = self.directory.lock().await;
+        directory.values().find_map(|entry| {
+            let space = entry.space();
+            (space.join_code.as_deref() == Some(code))
+                .then(|| Some((space.name.clone(), entry.stored.owner.clone()?)))
+                .flatten()
+        })
     }
 
     /// The spaces `account` created, as its console lists them (with their join codes).

@@ -122,3 +122,98 @@ async fn a_signed_in_browser_uses_its_cookie_for_the_api_and_the_space_socket() 
         other => panic!("expected a close, got {other:?}"),
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guest_joins_with_the_code_alone_and_reaches_only_that_space() {
+    let dir = data_dir();
+    let (account, key) = ArrClient::create_account(dir.path(), "showroom").await;
+    let server = TestServer::start(dir.path()).await;
+    server.wait_for_standby().await;
+    let url = |path: &str| format!("{}{path}", server.url());
+    let coordinator = Coordinator::sign_in(&server.url(), &account, &key)
+        .await
+        .unwrap();
+    let room = coordinator
+        .create_space("room", "private", json!({}), "tablet", Role::Tablet)
+        .await
+        .unwrap();
+    coordinator
+        .create_space("other", "default", json!({}), "tablet", Role::Tablet)
+        .await
+        .unwrap();
+    let code = room.join_code.clone().unwrap();
+
+    let wrong = browser()
+        .post(url("/v1/browser/join"))
+        .json(&json!({ "code": "000000x", "device": "guest", "role": "headset" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 403);
+    let body: Value = wrong.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "WrongJoinCode", "{body}");
+
+    let joined = browser()
+        .post(url("/v1/browser/join"))
+        .json(&json!({ "code": code, "device": "Guest headset", "role": "headset" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(joined.status(), 201);
+    let cookie = joined.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let answer: Value = joined.json().await.unwrap();
+    assert_eq!(answer["space"]["name"], "room");
+    let member = answer["member"]["token"].as_str().unwrap().to_string();
+    let session = answer["renderSession"]["id"].as_str().unwrap().to_string();
+    assert!(session.starts_with("room-"), "{session}");
+
+    let as_guest = |path: &str| {
+        browser()
+            .get(url(path))
+            .header("cookie", &cookie)
+            .header("parallax-member", &member)
+    };
+    // Its own space, as a member; its own render session (on the owner's account).
+    let space: Value = as_guest("/v1/spaces/room")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(space["member"], answer["member"]["id"], "{space}");
+    let properties = as_guest(&format!(
+        "/accounts/{account}/sessions/{session}?api-version=2021-01-01"
+    ))
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(properties.status(), 200);
+    // Nothing else of the account: not its list, not another space, not another session.
+    for path in [
+        "/v1/spaces".to_string(),
+        "/v1/spaces/other".to_string(),
+        format!("/accounts/{account}/sessions?api-version=2021-01-01"),
+        format!("/accounts/{account}/sessions/other-x?api-version=2021-01-01"),
+    ] {
+        let refused = as_guest(&path).send().await.unwrap();
+        assert_eq!(refused.status(), 403, "{path}");
+    }
+    let me: Value = as_guest("/v1/browser/me")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (me["account"].as_str(), me["guestOf"].as_str()),
+        (Some(account.as_str()), Some("room"))
+    );
+}
