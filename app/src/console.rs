@@ -218,3 +218,117 @@ fn SpaceCard(space: Value) -> impl IntoView {
         </li>
     }
 }
+
+/// `/join`: a guest joins a space with its code alone, as a headset or a tablet.
+#[component]
+pub fn JoinPage() -> impl IntoView {
+    let query = use_query_map();
+    let code = RwSignal::new(query.read_untracked().get("code").unwrap_or_default());
+    let device = RwSignal::new("Browser headset".to_string());
+    let role = RwSignal::new("headset".to_string());
+    let problem = RwSignal::new(None::<ApiError>);
+    let joining = RwSignal::new(false);
+    let navigate = use_navigate();
+    let join = move |ev: SubmitEvent| {
+        ev.prevent_default();
+        let role_now = role.get_untracked();
+        let body = json!({
+            "code": code.get_untracked().trim(),
+            "device": device.get_untracked().trim(),
+            "role": role_now,
+        });
+        joining.set(true);
+        problem.set(None);
+        let navigate = navigate.clone();
+        spawn_local(async move {
+            match rest::call("POST", "/v1/browser/join", Some(&body), None).await {
+                Ok(joined) => {
+                    let space = joined["space"]["name"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string();
+                    let field = |name: &str| joined["member"][name].as_str().unwrap_or_default();
+                    rest::remember_member(&role_now, &space, field("id"), field("token"));
+                    let page = if role_now == "headset" {
+                        format!("/spaces/{space}/headset")
+                    } else {
+                        format!("/spaces/{space}")
+                    };
+                    navigate(&page, Default::default());
+                }
+                Err(e) => problem.set(Some(e)),
+            }
+            joining.set(false);
+        });
+    };
+    view! {
+        <header class="topbar">
+            <div class="brand">
+                <span class="logo" aria-hidden="true">"◆"</span>
+                <h1>"Parallax"</h1>
+            </div>
+            <nav>
+                <a href="/sign-in">"Operator sign-in"</a>
+            </nav>
+        </header>
+        <main class="narrow">
+            <h2>"Join a space"</h2>
+            <p class="hint">"With the code the room's tablet shows. No account needed."</p>
+            {move || problem.get().map(|e| view! { <p class="error" role="alert">{e.message}</p> })}
+            <form class="stack" on:submit=join>
+                <label>
+                    "Join code"
+                    <input
+                        name="code"
+                        inputmode="numeric"
+                        autocomplete="off"
+                        required
+                        prop:value=code
+                        on:input=move |ev| code.set(event_target_value(&ev))
+                    />
+                </label>
+                <label>
+                    "Name this device"
+                    <input
+                        name="device"
+                        required
+                        maxlength="128"
+                        prop:value=device
+                        on:input=move |ev| device.set(event_target_value(&ev))
+                    />
+                </label>
+                <fieldset class="choice">
+                    <legend>"Join as"</legend>
+                    <label class="inline">
+                        <input
+                            type="radio"
+                            name="role"
+                            value="headset"
+                            prop:checked=move || role.get() == "headset"
+                            on:change=move |_| role.set("headset".into())
+                        />
+                        "Headset (shows the model)"
+                    </label>
+                    <label class="inline">
+                        <input
+                            type="radio"
+                            name="role"
+                            value="tablet"
+                            prop:checked=move || role.get() == "tablet"
+                            on:change=move |_| {
+                                role.set("tablet".into());
+                                if device.get_untracked() == "Browser headset" {
+                                    device.set("Browser tablet".into());
+                                }
+                            }
+                        />
+                        "Tablet (chooses the model)"
+                    </label>
+                </fieldset>
+                <button type="submit" class="primary" disabled=move || joining.get()>
+                    "Join"
+                </button>
+            </form>
+        </main>
+    }
+}

@@ -197,7 +197,8 @@ pub fn SpacePage() -> impl IntoView {
                             view! {
                                 <div class="join">
                                     <span class="label">"Join code"</span>
-                                    <span class="join-code" aria-label="Join code">{code}</span>
+                                    <span class="join-code" aria-label="Join code">{code.clone()}</span>
+                                    <a href=format!("/join?code={code}")>"Join link for another device"</a>
                                 </div>
                             }
                         })

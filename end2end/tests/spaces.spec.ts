@@ -21,6 +21,19 @@ async function signedIn(browser: Browser, size = { width: 1280, height: 800 }): 
   return page;
 }
 
+/** A new browser that joins with `code` as a headset named `device`. */
+async function guest(browser: Browser, code: string, device: string): Promise<Page> {
+  const page = await (await browser.newContext({ viewport: { width: 1280, height: 800 } })).newPage();
+  await page.goto("/join");
+  await hydrated(page);
+  await page.getByLabel("Join code").fill(code);
+  await page.getByLabel("Name this device").fill(device);
+  await page.getByRole("button", { name: "Join" }).click();
+  await expect(page).toHaveURL(/\/spaces\/[^/]+\/headset$/);
+  await hydrated(page);
+  return page;
+}
+
 test.beforeAll(() => {
   expect(account, "PARALLAX_E2E_ACCOUNT is set by scripts/test.sh").not.toBe("");
 });
@@ -103,11 +116,9 @@ test("browser headsets follow the tablet on their own render sessions", async ({
   await tablet.getByRole("button", { name: "Create space" }).click();
   await expect(tablet.getByRole("status")).toHaveText("Live");
 
-  const headsets = [await signedIn(browser), await signedIn(browser)];
-  for (const headset of headsets) {
-    await headset.goto(`/spaces/${room}/headset`);
-    await hydrated(headset);
-  }
+  // The headsets are guests: they join with the code the tablet shows, no account key.
+  const code = (await tablet.getByLabel("Join code").textContent())!.trim();
+  const headsets = [await guest(browser, code, "Headset A"), await guest(browser, code, "Headset B")];
   // Each holds its own render connection, and the tablet sees both headsets active.
   for (const headset of headsets) {
     await expect(headset.locator(".hud .status")).toHaveText("Connected", { timeout: 15_000 });
@@ -115,6 +126,7 @@ test("browser headsets follow the tablet on their own render sessions", async ({
   const roster = tablet.getByRole("complementary", { name: "Members" });
   await expect(roster.locator('.member[data-role="headset"][data-status="active"]')).toHaveCount(2);
   await expect(roster.locator('.member[data-role="headset"] .session')).toHaveCount(2);
+  await expect(roster).toContainText("Headset A");
 
   await tablet.getByRole("button", { name: /^Show Spur gear.* to everyone$/ }).click();
   const gear = await Promise.all(headsets.map((h) => frameOf(h, "gear")));
@@ -142,6 +154,15 @@ test("browser headsets follow the tablet on their own render sessions", async ({
   await expect(again.getByRole("alert")).toHaveText("This session already has a connected device.", {
     timeout: 15_000,
   });
+});
+
+test("a wrong join code is refused with a clear message", async ({ page }) => {
+  await page.goto("/join");
+  await hydrated(page);
+  await page.getByLabel("Join code").fill("999999x");
+  await page.getByRole("button", { name: "Join" }).click();
+  await expect(page.getByRole("alert")).toContainText("no space has that join code");
+  await expect(page).toHaveURL(/\/join$/);
 });
 
 test("a tablet whose connection drops says so and recovers without a reload", async ({ browser }) => {
