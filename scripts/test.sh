@@ -36,7 +36,9 @@ data=$(mktemp -d /tmp/parallax-e2e.XXXXXX)
 account=$("$target_dir/debug/parallax" account create "End-to-end" --data-dir "$data")
 export PARALLAX_E2E_ACCOUNT=$(printf '%s\n' "$account" | awk '/^account id:/ {print $3}')
 export PARALLAX_E2E_KEY=$(printf '%s\n' "$account" | awk '/^account key:/ {print $3}')
+# Four Standard hosts: the browser headsets of several tests hold their sessions at once.
 "$target_dir/debug/parallax" serve --addr 127.0.0.1:0 --data-dir "$data" --site-root "$root/target/site" \
+  --standard 4 \
   >"$logs/server.log" 2>&1 &
 server=$!
 trap 'kill $server 2>/dev/null || true; wait $server 2>/dev/null || true' EXIT

@@ -82,6 +82,7 @@ pub fn PoolPage() -> impl IntoView {
         <main class="console">
             <section>
                 <h2>"Render pool"</h2>
+                <div class="table-wrap">
                 <table class="pool-table">
                     <thead>
                         <tr>
@@ -118,6 +119,7 @@ pub fn PoolPage() -> impl IntoView {
                         }}
                     </tbody>
                 </table>
+                </div>
             </section>
             <section>
                 <h2>"Render sessions"</h2>

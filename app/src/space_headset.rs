@@ -98,6 +98,11 @@ pub fn SpaceHeadsetPage() -> impl IntoView {
             gesture(Gesture::Tap(fx, fy));
         }
     };
+    // A new size (a phone turned, a window resized): ask for frames that fit it.
+    let resized = window_event_listener(leptos::ev::resize, move |_| {
+        gesture(Gesture::Orbit(0.0, 0.0));
+    });
+    on_cleanup(move || resized.remove());
     let on_wheel = move |ev: leptos::ev::WheelEvent| {
         ev.prevent_default();
         gesture(Gesture::Zoom(if ev.delta_y() > 0.0 {

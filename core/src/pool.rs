@@ -80,8 +80,15 @@ pub enum Allocation {
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum PoolError {
-    #[error("all {capacity} {size} render hosts are in use; try Premium, or ask to queue")]
+    #[error("all {capacity} {size} render hosts are in use; {}", exhausted_hint(*size))]
     Exhausted { size: SessionSize, capacity: u32 },
+}
+
+fn exhausted_hint(size: SessionSize) -> &'static str {
+    match size {
+        SessionSize::Standard => "try Premium, or ask to queue",
+        SessionSize::Premium => "ask to queue, or try again when a session ends",
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -230,3 +230,50 @@ test("the operator stops a headset's render session from /pool and the headset s
   await expect(headset.getByRole("alert")).toHaveText("The render session has ended.", { timeout: 10_000 });
   await expect(row).toHaveCount(0);
 });
+
+test("the console's pages at tablet and phone sizes", async ({ browser }, info) => {
+  test.setTimeout(60_000);
+  const room = `look-${Date.now().toString(36)}`;
+  const operator = await signedIn(browser);
+  await operator.getByLabel("Name").fill(room);
+  await operator.getByRole("button", { name: "Create space" }).click();
+  await expect(operator.getByRole("status")).toHaveText("Live");
+  await operator.getByRole("button", { name: "Show Stepped shaft to everyone" }).click();
+  const code = (await operator.getByLabel("Join code").textContent())!.trim();
+  const headset = await guest(browser, code, "Look headset");
+  await expect(headset.locator("img.frame")).toHaveAttribute("data-model", "shaft", { timeout: 15_000 });
+
+  for (const [name, size] of [
+    ["tablet", { width: 1280, height: 800 }],
+    ["phone", { width: 390, height: 844 }],
+  ] as const) {
+    await operator.setViewportSize(size);
+    for (const [page, path, ready] of [
+      ["spaces", "/spaces", ".space-card"],
+      ["space", `/spaces/${room}`, ".member"],
+      ["pool", "/pool", ".session-row"],
+    ] as const) {
+      await operator.goto(path);
+      await hydrated(operator);
+      await expect(operator.locator(ready).first()).toBeVisible();
+      // Nothing sticks out sideways: a phone never scrolls horizontally.
+      expect(await operator.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(size.width);
+      await operator.screenshot({ path: info.outputPath(`${page}-${name}.png`), fullPage: true });
+    }
+    await headset.setViewportSize(size);
+    await expect(headset.locator("img.frame")).toBeVisible();
+    await headset.screenshot({ path: info.outputPath(`space-headset-${name}.png`) });
+  }
+  const visitor = await (await browser.newContext()).newPage();
+  for (const [name, size] of [
+    ["tablet", { width: 1280, height: 800 }],
+    ["phone", { width: 390, height: 844 }],
+  ] as const) {
+    await visitor.setViewportSize(size);
+    for (const path of ["/sign-in", "/join"]) {
+      await visitor.goto(path);
+      await hydrated(visitor);
+      await visitor.screenshot({ path: info.outputPath(`${path.slice(1)}-${name}.png`), fullPage: true });
+    }
+  }
+});

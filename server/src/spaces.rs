@@ -493,7 +493,19 @@ impl Spaces {
                 Err(e) => last = Some(e),
             }
         }
-        Err(last.unwrap_or_else(|| AppError::unavailable("PoolExhausted", "no render host")))
+        // The space's size and the fallback are both full: say so in a headset's terms.
+        Err(match last {
+            Some(AppError::Client {
+                code: "PoolExhausted",
+                ..
+            })
+            | None => AppError::unavailable(
+                "PoolExhausted",
+                "every render host is in use, so this headset cannot get a render session now; \
+                 try again when another headset leaves",
+            ),
+            Some(other) => other,
+        })
     }
 
     /// Creates space `name` from `template` and makes the creator its first member.
