@@ -28,6 +28,8 @@ mod space_headset;
 #[cfg(feature = "hydrate")]
 mod space_live;
 mod tablet;
+#[cfg(feature = "hydrate")]
+mod upload;
 
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};

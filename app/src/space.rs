@@ -209,6 +209,7 @@ pub fn SpacePage() -> impl IntoView {
                 <section class="catalog" aria-label="Models">
                     <h3>"Models"</h3>
                     {move || blocked().map(|why| view! { <p class="notice" role="note">{why}</p> })}
+                    <Upload models />
                     <ul class="model-grid">
                         {move || {
                             models
@@ -307,5 +308,72 @@ fn RosterRow(member: Member, is_arbiter: bool) -> impl IntoView {
             <span class=format!("status {status}")>{status}</span>
             {member.render_session.map(|s| view! { <span class="session">{format!("render session {s}")}</span> })}
         </li>
+    }
+}
+
+/// "Upload a model": files go to the catalog with a progress bar; a bad file says why.
+#[component]
+fn Upload(models: RwSignal<Vec<Value>>) -> impl IntoView {
+    let progress = RwSignal::new(None::<f64>);
+    let outcome = RwSignal::new(None::<Result<String, String>>);
+    let chosen = move |ev: leptos::ev::Event| {
+        #[cfg(feature = "hydrate")]
+        {
+            use leptos::wasm_bindgen::JsCast;
+            let Some(input) = ev
+                .target()
+                .and_then(|t| t.dyn_into::<leptos::web_sys::HtmlInputElement>().ok())
+            else {
+                return;
+            };
+            outcome.set(None);
+            let finished = move |result: Result<Value, String>| match result {
+                Ok(model) => {
+                    let name = model["name"].as_str().unwrap_or_default().to_string();
+                    models.update(|list| {
+                        if !list.iter().any(|m| m["id"] == model["id"]) {
+                            list.push(model);
+                        }
+                    });
+                    outcome.set(Some(Ok(format!("{name} is in the catalog."))));
+                }
+                Err(message) => outcome.set(Some(Err(message))),
+            };
+            if let Err(e) = crate::upload::send(&input, progress, finished) {
+                outcome.set(Some(Err(e)));
+            }
+            input.set_value("");
+        }
+        #[cfg(not(feature = "hydrate"))]
+        let _ = (ev, models);
+    };
+    view! {
+        <div class="upload">
+            <label class="upload-button">
+                "Upload a model (glTF, GLB, STL, OBJ)"
+                <input
+                    type="file"
+                    multiple
+                    accept=".gltf,.glb,.bin,.stl,.obj,.png,.jpg,.jpeg"
+                    on:change=chosen
+                />
+            </label>
+            {move || {
+                progress
+                    .get()
+                    .map(|p| {
+                        view! {
+                            <progress max="1" value=p aria-label="Upload progress"></progress>
+                        }
+                    })
+            }}
+            {move || match outcome.get() {
+                Some(Ok(done)) => Some(view! { <p class="done" role="status">{done}</p> }.into_any()),
+                Some(Err(why)) => {
+                    Some(view! { <p class="error" role="alert">{format!("Upload failed: {why}")}</p> }.into_any())
+                }
+                None => None,
+            }}
+        </div>
     }
 }

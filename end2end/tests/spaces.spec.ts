@@ -21,6 +21,19 @@ async function signedIn(browser: Browser, size = { width: 1280, height: 800 }): 
   return page;
 }
 
+/** An ASCII STL of a square pyramid, 4 units wide and 3 tall: a model no sample looks like. */
+function pyramid(): Buffer {
+  const apex = [0, 3, 0];
+  const base = [[-2, 0, -2], [2, 0, -2], [2, 0, 2], [-2, 0, 2]];
+  const faces: number[][][] = [];
+  for (let i = 0; i < 4; i++) faces.push([base[i], base[(i + 1) % 4], apex]);
+  faces.push([base[0], base[2], base[1]], [base[0], base[3], base[2]]);
+  const facets = faces
+    .map((f) => `facet normal 0 0 0\nouter loop\n${f.map((v) => `vertex ${v.join(" ")}`).join("\n")}\nendloop\nendfacet`)
+    .join("\n");
+  return Buffer.from(`solid pyramid\n${facets}\nendsolid pyramid\n`);
+}
+
 /** A new browser that joins with `code` as a headset named `device`. */
 async function guest(browser: Browser, code: string, device: string): Promise<Page> {
   const page = await (await browser.newContext({ viewport: { width: 1280, height: 800 } })).newPage();
@@ -135,6 +148,19 @@ test("browser headsets follow the tablet on their own render sessions", async ({
   for (let i = 0; i < headsets.length; i++) {
     expect(shaft[i].equals(gear[i]), `headset ${i} shows the new model`).toBe(false);
     await expect(headsets[i].locator(".hud .fps")).toHaveText(/\d+ fps/);
+  }
+
+  // A model the test makes: uploaded with a progress bar, shown to everyone, on every headset.
+  const upload = tablet.getByLabel("Upload a model (glTF, GLB, STL, OBJ)");
+  await upload.setInputFiles({ name: "broken.stl", mimeType: "model/stl", buffer: Buffer.from("not a model") });
+  await expect(tablet.getByRole("alert")).toContainText("Upload failed");
+  await upload.setInputFiles({ name: "test-pyramid.stl", mimeType: "model/stl", buffer: pyramid() });
+  await expect(tablet.getByRole("status").filter({ hasText: "is in the catalog" })).toBeVisible();
+  await tablet.getByRole("button", { name: "Show test-pyramid.stl to everyone" }).click();
+  const id = await tablet.locator(".model-card.showing").getAttribute("data-model");
+  const made = await Promise.all(headsets.map((h) => frameOf(h, id!)));
+  for (let i = 0; i < headsets.length; i++) {
+    expect(made[i].equals(shaft[i]), `headset ${i} shows the uploaded model`).toBe(false);
   }
 
   // Dragging orbits the camera: a new pose, a new picture of the same model.
