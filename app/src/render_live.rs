@@ -3,10 +3,12 @@
 //! Reconnects after a drop; stops with a message when the session is taken or has ended.
 //! Browser only.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
+use std::rc::Rc;
 
 use futures_channel::mpsc::{UnboundedReceiver, UnboundedSender, unbounded};
+use futures_util::future::{Either, select};
 use futures_util::{SinkExt, StreamExt, stream};
 use gloo_net::websocket::{Message, WebSocketError, futures::WebSocket};
 use gloo_timers::future::TimeoutFuture;
@@ -20,8 +22,9 @@ use serde_json::Value;
 use crate::rest;
 use crate::space::membership;
 use crate::space_headset::{Gesture, HeadsetState};
+use crate::space_live::watchdog;
 
-const MAX_BACKOFF_MS: u32 = 5_000;
+const MAX_BACKOFF_MS: u32 = 3_000;
 /// Largest frame asked for.
 const MAX_WIDTH: f64 = 1280.0;
 const MAX_HEIGHT: f64 = 720.0;
@@ -85,7 +88,16 @@ async fn run(state: HeadsetState, mut commands: UnboundedReceiver<Command>) {
     };
     let mut backoff_ms = 250;
     loop {
-        match converse(state, &url, &mut commands).await {
+        let welcomed = Rc::new(Cell::new(false));
+        let attempt = std::pin::pin!(converse(state, &url, &mut commands, welcomed.clone()));
+        let ended = match select(attempt, std::pin::pin!(watchdog(welcomed.clone()))).await {
+            Either::Left((ended, _)) => ended,
+            Either::Right(((), _)) => Ended::Dropped("no welcome in time".into()),
+        };
+        if welcomed.get() {
+            backoff_ms = 250; // It worked until now: retry soon.
+        }
+        match ended {
             Ended::Closed(message) => {
                 state.session.set("Disconnected".into());
                 state.blocked.set(Some(message));
@@ -209,6 +221,7 @@ async fn converse(
     state: HeadsetState,
     url: &str,
     commands: &mut UnboundedReceiver<Command>,
+    welcomed: Rc<Cell<bool>>,
 ) -> Ended {
     let socket = match WebSocket::open(url) {
         Ok(socket) => socket,
@@ -235,20 +248,25 @@ async fn converse(
         window: (0, js_sys::Date::now()),
     };
     let mut events = stream::select(
-        incoming.map(Either::Host),
-        commands.by_ref().map(Either::Page),
+        incoming.map(Input::Host),
+        commands.by_ref().map(Input::Page),
     );
     while let Some(event) = events.next().await {
         let reply = match event {
-            Either::Host(Ok(Message::Text(text))) => match HostMessage::parse(&text) {
-                Ok(message) => on_message(state, &mut camera, message),
+            Input::Host(Ok(Message::Text(text))) => match HostMessage::parse(&text) {
+                Ok(message) => {
+                    if matches!(message, HostMessage::Welcome { .. }) {
+                        welcomed.set(true);
+                    }
+                    on_message(state, &mut camera, message)
+                }
                 Err(_) => None,
             },
-            Either::Host(Ok(Message::Bytes(bytes))) => {
+            Input::Host(Ok(Message::Bytes(bytes))) => {
                 on_frame(state, &mut camera, &bytes);
                 None
             }
-            Either::Host(Err(WebSocketError::ConnectionClose(close))) => {
+            Input::Host(Err(WebSocketError::ConnectionClose(close))) => {
                 if close.reason.contains(SESSION_TAKEN) {
                     return Ended::Closed("This session already has a connected device.".into());
                 }
@@ -257,11 +275,11 @@ async fn converse(
                 }
                 return Ended::Dropped(close.reason);
             }
-            Either::Host(Err(e)) => return Ended::Dropped(e.to_string()),
-            Either::Page(Command::Load(model)) => Some(DeviceMessage::LoadModel {
+            Input::Host(Err(e)) => return Ended::Dropped(e.to_string()),
+            Input::Page(Command::Load(model)) => Some(DeviceMessage::LoadModel {
                 model: ModelId::new(model),
             }),
-            Either::Page(Command::Gesture(gesture)) => on_gesture(state, &mut camera, gesture),
+            Input::Page(Command::Gesture(gesture)) => on_gesture(state, &mut camera, gesture),
         };
         if let Some(message) = reply
             && let Err(e) = outgoing.send(say(message)).await
@@ -272,7 +290,7 @@ async fn converse(
     Ended::Dropped("the connection closed".into())
 }
 
-enum Either {
+enum Input {
     Host(Result<Message, WebSocketError>),
     Page(Command),
 }

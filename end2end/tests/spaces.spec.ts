@@ -37,6 +37,11 @@ function pyramid(): Buffer {
 /** A new browser that joins with `code` as a headset named `device`. */
 async function guest(browser: Browser, code: string, device: string): Promise<Page> {
   const page = await (await browser.newContext({ viewport: { width: 1280, height: 800 } })).newPage();
+  await joinAsGuest(page, code, device);
+  return page;
+}
+
+async function joinAsGuest(page: Page, code: string, device: string) {
   await page.goto("/join");
   await hydrated(page);
   await page.getByLabel("Join code").fill(code);
@@ -44,7 +49,32 @@ async function guest(browser: Browser, code: string, device: string): Promise<Pa
   await page.getByRole("button", { name: "Join" }).click();
   await expect(page).toHaveURL(/\/spaces\/[^/]+\/headset$/);
   await hydrated(page);
-  return page;
+}
+
+/** Routes `page`'s WebSockets through the test: `cut()` drops them all and keeps new ones
+ * refused until `restore()`. */
+async function cuttable(page: Page) {
+  let down = false;
+  const live: { page: WebSocketRoute; server: WebSocketRoute }[] = [];
+  await page.routeWebSocket(/\/ws$|\/v1\/render\//, (socket) => {
+    if (down) {
+      socket.close({ code: 4000, reason: "network down" });
+      return;
+    }
+    live.push({ page: socket, server: socket.connectToServer() });
+  });
+  return {
+    cut() {
+      down = true;
+      for (const { page, server } of live.splice(0)) {
+        server.close();
+        page.close({ code: 4000, reason: "network cut" });
+      }
+    },
+    restore() {
+      down = false;
+    },
+  };
 }
 
 test.beforeAll(() => {
@@ -191,39 +221,42 @@ test("a wrong join code is refused with a clear message", async ({ page }) => {
   await expect(page).toHaveURL(/\/join$/);
 });
 
-test("a tablet whose connection drops says so and recovers without a reload", async ({ browser }) => {
+test("a tablet and a headset whose connections drop say so and recover without a reload", async ({ browser }) => {
+  test.setTimeout(60_000);
   const room = `drop-${Date.now().toString(36)}`;
   const tablet = await signedIn(browser);
-  // The tablet's space socket goes through the test, which can cut it and keep it down.
-  let down = false;
-  const live: { page: WebSocketRoute; server: WebSocketRoute }[] = [];
-  await tablet.routeWebSocket(/\/v1\/spaces\/[^/]+\/ws$/, (page) => {
-    if (down) {
-      page.close({ code: 4000, reason: "network down" });
-      return;
-    }
-    live.push({ page, server: page.connectToServer() });
-  });
+  const tabletNetwork = await cuttable(tablet);
   await tablet.getByLabel("Name").fill(room);
   await tablet.getByRole("button", { name: "Create space" }).click();
   await expect(tablet.getByRole("status")).toHaveText("Live");
+  await tablet.getByRole("button", { name: /^Show Spur gear.* to everyone$/ }).click();
+  const code = (await tablet.getByLabel("Join code").textContent())!.trim();
+  const headset = await (await browser.newContext({ viewport: { width: 1280, height: 800 } })).newPage();
+  const headsetNetwork = await cuttable(headset);
+  await joinAsGuest(headset, code, "Dropping headset");
+  await frameOf(headset, "gear");
 
-  down = true;
-  for (const { page, server } of live.splice(0)) {
-    server.close();
-    page.close({ code: 4000, reason: "network cut" });
-  }
+  tabletNetwork.cut();
+  headsetNetwork.cut();
   await expect(tablet.getByRole("status")).toHaveText("Reconnecting…");
+  await expect(headset.locator(".hud .status")).toHaveText("Reconnecting…");
+  await expect(headset.locator(".hud .connection")).toHaveText("Reconnecting…");
   // Meanwhile someone joins: the roster catches up once the tablet is back.
   const second = await signedIn(browser);
   await second.goto(`/spaces/${room}`);
   await hydrated(second);
   await expect(second.getByRole("status")).toHaveText("Live");
-  down = false;
+  tabletNetwork.restore();
+  headsetNetwork.restore();
   await expect(tablet.getByRole("status")).toHaveText("Live", { timeout: 15_000 });
   const roster = tablet.getByRole("complementary", { name: "Members" });
-  await expect(roster.locator(".member")).toHaveCount(2);
+  await expect(roster.locator(".member")).toHaveCount(3);
   await expect(tablet).toHaveURL(new RegExp(`/spaces/${room}$`));
+  // The headset is back on its render session and follows the next choice.
+  await expect(headset.locator(".hud .status")).toHaveText("Connected", { timeout: 15_000 });
+  await expect(headset.locator(".hud .connection")).toHaveText("Live", { timeout: 15_000 });
+  await tablet.getByRole("button", { name: "Show Stepped shaft to everyone" }).click();
+  await frameOf(headset, "shaft");
 });
 
 test("the operator stops a headset's render session from /pool and the headset says so", async ({ browser }) => {
