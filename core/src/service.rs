@@ -262,6 +262,15 @@ impl SessionService {
         active
     }
 
+    /// How many sessions on record are in each state (every account).
+    pub fn count_by_status(&self) -> std::collections::BTreeMap<&'static str, usize> {
+        let mut counts = std::collections::BTreeMap::new();
+        for session in self.sessions.values() {
+            *counts.entry(session.status.as_str()).or_insert(0) += 1;
+        }
+        counts
+    }
+
     /// Every session of `account` still on record.
     pub fn all(&self, account: &str) -> impl Iterator<Item = &RenderSession> {
         self.sessions.values().filter(move |s| s.account == account)

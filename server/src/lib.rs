@@ -28,6 +28,7 @@ pub mod clock;
 pub mod config;
 mod error;
 mod hosts;
+mod metrics;
 mod models;
 mod openapi;
 mod render_cli;
@@ -84,6 +85,7 @@ pub struct AppState {
     /// What render hosts must present to register and to fetch models.
     host_secret: String,
     renderer: RenderWorker,
+    metrics: Arc<metrics::Metrics>,
     leptos: LeptosOptions,
     /// Cancelled when the server shuts down, so WebSocket conversations close with a reason.
     shutdown: CancellationToken,
@@ -212,6 +214,7 @@ impl AppState {
             tokens,
             host_secret,
             renderer,
+            metrics: Arc::default(),
             leptos,
             shutdown,
         })
@@ -240,6 +243,7 @@ pub fn app(state: AppState) -> Router {
         .merge(hosts::router())
         .merge(space_routes::router())
         .merge(browser::router())
+        .merge(metrics::router())
         .merge(openapi::router())
         .merge(web::router(&state, &site_root))
         .layer(axum::middleware::from_fn(correlation_vector))

@@ -211,6 +211,11 @@ impl Sessions {
         result
     }
 
+    /// How many sessions on record are in each state.
+    pub fn count_by_status(&self) -> std::collections::BTreeMap<&'static str, usize> {
+        self.lock().service.count_by_status()
+    }
+
     /// `account`'s Starting and Ready sessions, oldest first.
     pub fn active(&self, account: &str) -> Vec<SessionView> {
         let now = self.now();

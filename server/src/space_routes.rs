@@ -325,7 +325,10 @@ async fn run(
         loop {
             tokio::select! {
                 outgoing = attached.rx.recv() => match outgoing {
-                    Some(Outgoing::Text(text)) => send(socket, text).await?,
+                    Some(Outgoing::Text(text, published)) => {
+                        send(socket, text).await?;
+                        state.metrics.delivered(published.elapsed());
+                    }
                     Some(Outgoing::Close(reason)) => return Ok(Close(CLOSE_NORMAL, reason)),
                     None => {
                         return Ok(Close(

@@ -47,7 +47,8 @@ const HEADSET_LEASE_MINUTES: u32 = 1440;
 /// What goes to a member's socket.
 #[derive(Debug)]
 pub enum Outgoing {
-    Text(String),
+    /// An event, and when it was published (to time its delivery).
+    Text(String, std::time::Instant),
     /// Close the conversation with this reason.
     Close(String),
 }
@@ -125,6 +126,14 @@ pub struct Joiner {
 
 fn leases() -> bool {
     true
+}
+
+/// Counts for `/metrics`.
+#[derive(Debug, Default)]
+pub struct Census {
+    pub spaces: usize,
+    pub sockets: usize,
+    pub members: std::collections::BTreeMap<String, usize>,
 }
 
 /// What a welcome and its replay look like, and the channel that carries the rest.
@@ -281,6 +290,7 @@ impl Entry {
             return;
         }
         let members: Vec<MemberId> = self.space().members.keys().cloned().collect();
+        let published = std::time::Instant::now();
         for id in members {
             let outbox = self.outboxes.entry(id.clone()).or_insert_with(new_outbox);
             let mut outbox = lock_outbox(outbox);
@@ -288,7 +298,7 @@ impl Entry {
                 let seq = outbox.push(event.clone());
                 if let Some(live) = self.live.get(&id) {
                     let text = frame(seq, change, event);
-                    if live.tx.try_send(Outgoing::Text(text)).is_err() {
+                    if live.tx.try_send(Outgoing::Text(text, published)).is_err() {
                         // Too slow, or gone: it resumes from its last ack.
                         self.live.remove(&id);
                     }
@@ -772,6 +782,26 @@ impl Spaces {
             .collect();
         found.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
         found
+    }
+
+    /// How many spaces, members (by status) and connected sockets there are.
+    pub async fn census(&self) -> Census {
+        let directory = self.directory.lock().await;
+        let mut census = Census {
+            spaces: directory.len(),
+            ..Census::default()
+        };
+        for entry in directory.values() {
+            census.sockets += entry.live.len();
+            for member in entry.space().members.values() {
+                let status = serde_json::to_value(member.status)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default();
+                *census.members.entry(status).or_insert(0) += 1;
+            }
+        }
+        census
     }
 
     /// The space whose join code is `code`, and the account that owns it.

@@ -1,0 +1,184 @@
+//! `/metrics` in the OpenMetrics text format Prometheus scrapes: the render pool per size, render
+//! sessions by state, spaces and their members, connected space sockets, and how long space
+//! events take from the write that caused them to their member's socket.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+use crate::AppState;
+use crate::error::AppError;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SizeLabel {
+    size: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StatusLabel {
+    status: String,
+}
+
+/// What the server measures as it runs; the rest is read from its state at each scrape.
+pub struct Metrics {
+    registry: Registry,
+    /// A space event, from the write that caused it until its member's socket has it (seconds).
+    broadcast: Histogram,
+    pool_hosts: Family<SizeLabel, Gauge>,
+    pool_idle: Family<SizeLabel, Gauge>,
+    pool_leased: Family<SizeLabel, Gauge>,
+    pool_queued: Family<SizeLabel, Gauge>,
+    pool_capacity: Family<SizeLabel, Gauge>,
+    sessions: Family<StatusLabel, Gauge>,
+    spaces: Gauge,
+    members: Family<StatusLabel, Gauge>,
+    space_sockets: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("parallax");
+        // 0.25 ms to about 1 s.
+        let broadcast = Histogram::new([
+            0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+        ]);
+        registry.register(
+            "space_event_delivery_seconds",
+            "From the write that caused a space event to its member's socket",
+            broadcast.clone(),
+        );
+        let family = |registry: &mut Registry, name: &str, help: &str| {
+            let family = Family::<SizeLabel, Gauge>::default();
+            registry.register(name, help, family.clone());
+            family
+        };
+        let pool_hosts = family(&mut registry, "pool_hosts", "Render hosts registered");
+        let pool_idle = family(
+            &mut registry,
+            "pool_idle_hosts",
+            "Render hosts booted and free",
+        );
+        let pool_leased = family(&mut registry, "pool_leased_hosts", "Render hosts leased");
+        let pool_queued = family(
+            &mut registry,
+            "pool_queued_sessions",
+            "Sessions waiting for a host",
+        );
+        let pool_capacity = family(
+            &mut registry,
+            "pool_capacity_hosts",
+            "Most render hosts at once",
+        );
+        let sessions = Family::<StatusLabel, Gauge>::default();
+        registry.register(
+            "render_sessions",
+            "Render sessions by state",
+            sessions.clone(),
+        );
+        let spaces = Gauge::default();
+        registry.register("spaces", "Spaces", spaces.clone());
+        let members = Family::<StatusLabel, Gauge>::default();
+        registry.register("space_members", "Space members by status", members.clone());
+        let space_sockets = Gauge::default();
+        registry.register(
+            "space_sockets",
+            "Members connected to their space",
+            space_sockets.clone(),
+        );
+        Self {
+            registry,
+            broadcast,
+            pool_hosts,
+            pool_idle,
+            pool_leased,
+            pool_queued,
+            pool_capacity,
+            sessions,
+            spaces,
+            members,
+            space_sockets,
+        }
+    }
+}
+
+impl Metrics {
+    /// A space event reached its member's socket `took` after its write.
+    pub fn delivered(&self, took: Duration) {
+        self.broadcast.observe(took.as_secs_f64());
+    }
+}
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/metrics", get(metrics_handler))
+}
+
+async fn metrics_handler(State(state): State<AppState>) -> Result<impl IntoResponse, AppError> {
+    let metrics: &Arc<Metrics> = &state.metrics;
+    let gauge = |v: &serde_json::Value| v.as_i64().unwrap_or_default();
+    for size in state
+        .sessions
+        .pool_status()
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        let label = SizeLabel {
+            size: size["size"].as_str().unwrap_or_default().to_string(),
+        };
+        metrics
+            .pool_hosts
+            .get_or_create(&label)
+            .set(gauge(&size["hosts"]));
+        metrics
+            .pool_idle
+            .get_or_create(&label)
+            .set(gauge(&size["idle"]));
+        metrics
+            .pool_leased
+            .get_or_create(&label)
+            .set(gauge(&size["leased"]));
+        metrics
+            .pool_queued
+            .get_or_create(&label)
+            .set(gauge(&size["queued"]));
+        metrics
+            .pool_capacity
+            .get_or_create(&label)
+            .set(gauge(&size["capacity"]));
+    }
+    metrics.sessions.clear();
+    for (status, count) in state.sessions.count_by_status() {
+        let label = StatusLabel {
+            status: status.to_string(),
+        };
+        metrics.sessions.get_or_create(&label).set(count as i64);
+    }
+    let census = state.spaces.census().await;
+    metrics.spaces.set(census.spaces as i64);
+    metrics.space_sockets.set(census.sockets as i64);
+    metrics.members.clear();
+    for (status, count) in census.members {
+        let label = StatusLabel { status };
+        metrics.members.get_or_create(&label).set(count as i64);
+    }
+    let mut text = String::new();
+    encode(&mut text, &metrics.registry).map_err(|e| AppError::Internal(e.into()))?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        text,
+    ))
+}

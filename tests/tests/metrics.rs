@@ -1,0 +1,59 @@
+//! `/metrics`: what an operator's Prometheus scrapes, read from a running coordinator.
+
+use std::time::Duration;
+
+use parallax_core::space::Role;
+use parallax_headset::Coordinator;
+use parallax_tests::{ArrClient, TestServer, data_dir};
+use serde_json::json;
+
+/// The value of the sample `name` (with its labels, as printed), if present.
+fn sample(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_show_the_pool_the_spaces_and_how_fast_events_reach_members() {
+    let dir = data_dir();
+    let (account, key) = ArrClient::create_account(dir.path(), "showroom").await;
+    let server = TestServer::start(dir.path()).await;
+    server.wait_for_standby().await;
+    let coordinator = Coordinator::sign_in(&server.url(), &account, &key)
+        .await
+        .unwrap();
+    let tablet = coordinator
+        .create_space("room", "default", json!({}), "tablet", Role::Tablet)
+        .await
+        .unwrap();
+    let mut socket = tablet.connect().await.unwrap();
+    socket.next().await.unwrap(); // The welcome's snapshot.
+    for model in ["gear", "shaft", "bracket"] {
+        tablet.select(model).await.unwrap();
+        socket.next_within(Duration::from_secs(5)).await.unwrap();
+    }
+
+    let response = reqwest::get(format!("{}/metrics", server.url()))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/openmetrics-text")
+    );
+    let text = response.text().await.unwrap();
+    assert_eq!(sample(&text, "parallax_spaces"), Some(1.0), "{text}");
+    assert_eq!(sample(&text, "parallax_space_sockets"), Some(1.0));
+    assert_eq!(
+        sample(&text, r#"parallax_space_members{status="active"}"#),
+        Some(1.0)
+    );
+    // At least the three selections (and the status change) reached the tablet's socket.
+    let delivered = sample(&text, "parallax_space_event_delivery_seconds_count").unwrap();
+    assert!(delivered >= 3.0, "{delivered}");
+    // One Standard host kept warm by default.
+    assert!(sample(&text, r#"parallax_pool_hosts{size="Standard"}"#).unwrap() >= 1.0);
+    assert!(text.trim_end().ends_with("# EOF"));
+}
