@@ -70,13 +70,15 @@ pub fn small_messages() -> tokio_tungstenite::tungstenite::protocol::WebSocketCo
     tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default().read_buffer_size(4096)
 }
 
-/// How a device joins a space.
-#[derive(Debug, Clone, Copy)]
+/// How a device joins a space (the body of a join).
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Join<'a> {
     /// The name the roster shows.
     pub device: &'a str,
     pub role: Role,
     /// The join code of a private space.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub code: Option<&'a str>,
     /// Whether a headset leases its own render session (false: it only follows the space).
     pub render_session: bool,
@@ -214,24 +216,14 @@ impl Coordinator {
         constants: Value,
         creator: &Join<'_>,
     ) -> Result<Membership, ClientError> {
-        let body = json!({
-            "template": template,
-            "constants": constants,
-            "device": creator.device,
-            "role": creator.role,
-            "renderSession": creator.render_session,
+        let mut body = json!(Join {
+            code: None,
+            ..*creator
         });
+        body["template"] = json!(template);
+        body["constants"] = constants;
         let url = format!("{}/v1/spaces/{name}", self.server);
-        let joined = answer(
-            self.http
-                .put(url)
-                .bearer_auth(&self.token)
-                .json(&body)
-                .send()
-                .await?,
-        )
-        .await?;
-        self.membership(name, joined)
+        self.enter(name, self.http.put(url).json(&body)).await
     }
 
     /// Joins space `name`; `code` for private spaces. A headset gets its own render session.
@@ -256,22 +248,17 @@ impl Coordinator {
 
     /// Joins space `name` as `join` says.
     pub async fn join(&self, name: &str, join: &Join<'_>) -> Result<Membership, ClientError> {
-        let body = json!({
-            "device": join.device,
-            "role": join.role,
-            "code": join.code,
-            "renderSession": join.render_session,
-        });
         let url = format!("{}/v1/spaces/{name}/members", self.server);
-        let joined = answer(
-            self.http
-                .post(url)
-                .bearer_auth(&self.token)
-                .json(&body)
-                .send()
-                .await?,
-        )
-        .await?;
+        self.enter(name, self.http.post(url).json(join)).await
+    }
+
+    /// Sends a create or a join of space `name`; the membership it answers with.
+    async fn enter(
+        &self,
+        name: &str,
+        request: reqwest::RequestBuilder,
+    ) -> Result<Membership, ClientError> {
+        let joined = answer(request.bearer_auth(&self.token).send().await?).await?;
         self.membership(name, joined)
     }
 
