@@ -136,6 +136,9 @@ pub fn SpacePage() -> impl IntoView {
     let name = Signal::derive(move || params.read().get("name").unwrap_or_default());
     let state = SpaceState::new(name);
     let models: RwSignal<Vec<Value>> = RwSignal::new(Vec::new());
+    // Where this page is served from, for the join link's QR code (known in the browser only).
+    let origin = RwSignal::new(None::<String>);
+    Effect::new(move |_| origin.set(window().location().origin().ok()));
     Effect::new(move |_| {
         let space = name.get();
         spawn_local(async move {
@@ -199,6 +202,21 @@ pub fn SpacePage() -> impl IntoView {
                                     <span class="label">"Join code"</span>
                                     <span class="join-code" aria-label="Join code">{code.clone()}</span>
                                     <a href=format!("/join?code={code}")>"Join link for another device"</a>
+                                    {move || {
+                                        origin
+                                            .get()
+                                            .and_then(|origin| join_qr(&format!("{origin}/join?code={code}")))
+                                            .map(|svg| {
+                                                view! {
+                                                    <div
+                                                        class="qr"
+                                                        role="img"
+                                                        aria-label="QR code of the join link"
+                                                        inner_html=svg
+                                                    ></div>
+                                                }
+                                            })
+                                    }}
                                 </div>
                             }
                         })
@@ -376,4 +394,16 @@ fn Upload(models: RwSignal<Vec<Value>>) -> impl IntoView {
             }}
         </div>
     }
+}
+
+/// The join link as an SVG QR code another device's camera can open.
+fn join_qr(link: &str) -> Option<String> {
+    let code = qrcode::QrCode::new(link.as_bytes()).ok()?;
+    Some(
+        code.render::<qrcode::render::svg::Color>()
+            .min_dimensions(132, 132)
+            .dark_color(qrcode::render::svg::Color("#0b0f16"))
+            .light_color(qrcode::render::svg::Color("#ffffff"))
+            .build(),
+    )
 }

@@ -104,6 +104,8 @@ test("a tablet creates a space, shows a model to everyone and sees the room live
   await expect(tablet).toHaveURL(new RegExp(`/spaces/${room}$`));
   await expect(tablet.getByRole("status")).toHaveText("Live");
   await expect(tablet.getByLabel("Join code")).toHaveText(/^\d{6}$/);
+  // Another device scans the join link from the tablet.
+  await expect(tablet.getByRole("img", { name: "QR code of the join link" }).locator("svg")).toBeVisible();
   const roster = tablet.getByRole("complementary", { name: "Members" });
   await expect(roster.locator(".member")).toHaveCount(1);
   await expect(roster.locator(".member").first()).toHaveAttribute("data-status", "active");
