@@ -15,7 +15,9 @@ use gloo_timers::future::TimeoutFuture;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use parallax_core::ModelId;
-use parallax_core::device::{DeviceMessage, Extent, HitPolicy, HostMessage, Pose, SESSION_TAKEN};
+use parallax_core::device::{
+    DeviceMessage, Extent, HitPolicy, HostMessage, Placement, Pose, SESSION_TAKEN,
+};
 use parallax_core::protocol::FrameHeader;
 use serde_json::Value;
 
@@ -32,6 +34,7 @@ const MAX_HEIGHT: f64 = 720.0;
 enum Command {
     Gesture(Gesture),
     Load(String),
+    Place(Placement),
 }
 
 thread_local! {
@@ -60,12 +63,14 @@ pub(crate) fn start(state: HeadsetState) {
             spawn_local(run(state, rx));
         }
     });
-    // The headset loads each selection itself, on its own render connection.
+    // The headset loads each selection itself, on its own render connection, and places it
+    // where the space says.
     Effect::new(move |_| {
         if let Some(model) = state.space.selected.get() {
             send(Command::Load(model));
         }
     });
+    Effect::new(move |_| send(Command::Place(state.space.transform.get())));
 }
 
 async fn run(state: HeadsetState, mut commands: UnboundedReceiver<Command>) {
@@ -279,6 +284,7 @@ async fn converse(
             Input::Page(Command::Load(model)) => Some(DeviceMessage::LoadModel {
                 model: ModelId::new(model),
             }),
+            Input::Page(Command::Place(placement)) => Some(DeviceMessage::SetTransform(placement)),
             Input::Page(Command::Gesture(gesture)) => on_gesture(state, &mut camera, gesture),
         };
         if let Some(message) = reply
@@ -303,7 +309,8 @@ fn on_message(
     match message {
         HostMessage::Welcome { .. } => {
             state.session.set("Connected".into());
-            // A fresh connection has an empty scene: load what the space shows.
+            // A fresh connection has an empty scene: place and load what the space shows.
+            send(Command::Place(state.space.transform.get_untracked()));
             state
                 .space
                 .selected

@@ -5,6 +5,7 @@
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use leptos_router::hooks::use_params_map;
+use parallax_core::device::Placement;
 use parallax_core::space::{Member, MemberStatus, Role};
 use serde_json::{Value, json};
 
@@ -21,6 +22,8 @@ pub(crate) struct SpaceState {
     pub member_count: RwSignal<u64>,
     pub arbiter: RwSignal<Option<String>>,
     pub selected: RwSignal<Option<String>>,
+    /// Where the selected model sits: every headset places it so.
+    pub transform: RwSignal<Placement>,
     pub select_policy: RwSignal<String>,
     pub join_code: RwSignal<Option<String>>,
     /// "Connecting…", "Live", "Reconnecting…", or why the page stopped following.
@@ -43,6 +46,9 @@ impl SpaceState {
                 .as_str()
                 .map(str::to_string),
         );
+        if let Ok(transform) = serde_json::from_value(view["properties"]["transform"].clone()) {
+            self.transform.set(transform);
+        }
         if let Some(policy) = view["constants"]["selectPolicy"].as_str() {
             self.select_policy.set(policy.to_string());
         }
@@ -122,6 +128,7 @@ impl SpaceState {
             member_count: RwSignal::new(0),
             arbiter: RwSignal::new(None),
             selected: RwSignal::new(None),
+            transform: RwSignal::new(Placement::default()),
             select_policy: RwSignal::new("any_tablet".into()),
             join_code: RwSignal::new(None),
             connection: RwSignal::new("Connecting…".into()),
@@ -228,6 +235,7 @@ pub fn SpacePage() -> impl IntoView {
                     <h3>"Models"</h3>
                     {move || blocked().map(|why| view! { <p class="notice" role="note">{why}</p> })}
                     <Upload models />
+                    <PlacementControls state />
                     <ul class="model-grid">
                         {move || {
                             models
@@ -406,4 +414,75 @@ fn join_qr(link: &str) -> Option<String> {
             .light_color(qrcode::render::svg::Color("#ffffff"))
             .build(),
     )
+}
+
+/// The model's turn about the vertical axis, in degrees, from its rotation.
+fn yaw_degrees(placement: &Placement) -> f32 {
+    let [_, y, _, w] = placement.rotation;
+    (2.0 * y.atan2(w)).to_degrees()
+}
+
+/// A placement turned by `yaw` degrees about the vertical axis and scaled by `scale`.
+fn placed(yaw: f32, scale: f32) -> Placement {
+    let half = yaw.to_radians() / 2.0;
+    Placement {
+        rotation: [0.0, half.sin(), 0.0, half.cos()],
+        scale,
+        ..Placement::default()
+    }
+}
+
+/// Rotate, scale, reset: where every headset places the shown model.
+#[component]
+fn PlacementControls(state: SpaceState) -> impl IntoView {
+    let place = move |change: fn(f32, f32) -> (f32, f32)| {
+        let now = state.transform.get_untracked();
+        let (yaw, scale) = change(yaw_degrees(&now), now.scale);
+        let placement = placed(yaw, scale.clamp(0.1, 10.0));
+        let space = state.name.get_untracked();
+        let Some((_, member)) = state.member.get_untracked() else {
+            return;
+        };
+        spawn_local(async move {
+            let body = json!({ "transform": placement });
+            let path = format!("/v1/spaces/{space}/properties");
+            match rest::call("PATCH", &path, Some(&body), Some(&member)).await {
+                Ok(view) => {
+                    state.problem.set(None);
+                    state.apply_view(&view);
+                }
+                Err(e) => state.problem.set(Some(e)),
+            }
+        });
+    };
+    view! {
+        <div class="placement" role="group" aria-label="Placement">
+            <span class="label">"Placement"</span>
+            <button type="button" aria-label="Turn left" on:click=move |_| place(|y, s| (y + 15.0, s))>"⟲ 15°"</button>
+            <button type="button" aria-label="Turn right" on:click=move |_| place(|y, s| (y - 15.0, s))>"⟳ 15°"</button>
+            <button type="button" aria-label="Larger" on:click=move |_| place(|y, s| (y, s * 1.25))>"+"</button>
+            <button type="button" aria-label="Smaller" on:click=move |_| place(|y, s| (y, s / 1.25))>"−"</button>
+            <button type="button" aria-label="Reset placement" on:click=move |_| place(|_, _| (0.0, 1.0))>"Reset"</button>
+            <span class="meta" data-yaw=move || format!("{:.0}", yaw_degrees(&state.transform.get()))>
+                {move || {
+                    let t = state.transform.get();
+                    format!("{:.0}°, ×{:.2}", yaw_degrees(&t), t.scale)
+                }}
+            </span>
+        </div>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_turn_and_a_scale_round_trip_through_the_placement() {
+        let p = placed(45.0, 2.0);
+        assert!((yaw_degrees(&p) - 45.0).abs() < 1e-3);
+        assert_eq!(p.scale, 2.0);
+        assert!((yaw_degrees(&placed(-90.0, 1.0)) + 90.0).abs() < 1e-3);
+        assert_eq!(yaw_degrees(&Placement::default()), 0.0);
+    }
 }

@@ -136,7 +136,10 @@ fn apply(state: SpaceState, event: SpaceEvent) {
             state.members.set(members);
         }
         SpaceEvent::Arbiter { member } => state.arbiter.set(member),
-        SpaceEvent::Selection { model, .. } => state.selected.set(model.map(|m| m.0)),
+        SpaceEvent::Selection { model, transform } => {
+            state.selected.set(model.map(|m| m.0));
+            state.transform.set(transform);
+        }
         SpaceEvent::Tap | SpaceEvent::Custom { .. } => {}
     }
 }

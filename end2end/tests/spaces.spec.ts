@@ -195,6 +195,18 @@ test("browser headsets follow the tablet on their own render sessions", async ({
     expect(made[i].equals(shaft[i]), `headset ${i} shows the uploaded model`).toBe(false);
   }
 
+  // Placement: the tablet turns and enlarges the model; every headset shows it so.
+  const before = await Promise.all(headsets.map((h) => h.locator("img.frame").getAttribute("data-frame")));
+  const placement = tablet.getByRole("group", { name: "Placement" });
+  await placement.getByRole("button", { name: "Turn right" }).click();
+  await placement.getByRole("button", { name: "Larger" }).click();
+  await expect(placement).toContainText("-15°, ×1.25");
+  for (let i = 0; i < headsets.length; i++) {
+    const frame = headsets[i].locator("img.frame");
+    await expect.poll(async () => Number(await frame.getAttribute("data-frame"))).toBeGreaterThan(Number(before[i]));
+    await expect.poll(async () => (await frame.screenshot()).equals(made[i])).toBe(false);
+  }
+
   // Dragging orbits the camera: a new pose, a new picture of the same model.
   const view = headsets[0].locator("img.frame");
   const box = (await view.boundingBox())!;
