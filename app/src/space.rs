@@ -120,6 +120,25 @@ pub(crate) async fn membership(
 }
 
 impl SpaceState {
+    /// Writes the space's properties as this member; the answer (or why not) shows at once.
+    fn write(&self, patch: Value) {
+        let state = *self;
+        let space = state.name.get_untracked();
+        let Some((_, member)) = state.member.get_untracked() else {
+            return;
+        };
+        spawn_local(async move {
+            let path = format!("/v1/spaces/{space}/properties");
+            match rest::call("PATCH", &path, Some(&patch), Some(&member)).await {
+                Ok(view) => {
+                    state.problem.set(None);
+                    state.apply_view(&view);
+                }
+                Err(e) => state.problem.set(Some(e)),
+            }
+        });
+    }
+
     pub(crate) fn new(name: Signal<String>) -> Self {
         Self {
             name,
@@ -280,23 +299,7 @@ fn CatalogCard(model: Value, state: SpaceState) -> impl IntoView {
         move || state.selected.get().as_deref() == Some(id.as_str())
     };
     let showing = is_showing.clone();
-    let show = move |_| {
-        let (space, id) = (state.name.get_untracked(), id.clone());
-        let Some((_, member)) = state.member.get_untracked() else {
-            return;
-        };
-        spawn_local(async move {
-            let body = json!({ "selectedModel": id });
-            let path = format!("/v1/spaces/{space}/properties");
-            match rest::call("PATCH", &path, Some(&body), Some(&member)).await {
-                Ok(view) => {
-                    state.problem.set(None);
-                    state.apply_view(&view);
-                }
-                Err(e) => state.problem.set(Some(e)),
-            }
-        });
-    };
+    let show = move |_| state.write(json!({ "selectedModel": id }));
     view! {
         <li class="model-card" class:showing=showing data-model=card_id>
             <img class="thumbnail" src=thumbnail alt=name.clone() loading="lazy" width="480" height="360" />
@@ -438,22 +441,7 @@ fn PlacementControls(state: SpaceState) -> impl IntoView {
     let place = move |change: fn(f32, f32) -> (f32, f32)| {
         let now = state.transform.get_untracked();
         let (yaw, scale) = change(yaw_degrees(&now), now.scale);
-        let placement = placed(yaw, scale.clamp(0.1, 10.0));
-        let space = state.name.get_untracked();
-        let Some((_, member)) = state.member.get_untracked() else {
-            return;
-        };
-        spawn_local(async move {
-            let body = json!({ "transform": placement });
-            let path = format!("/v1/spaces/{space}/properties");
-            match rest::call("PATCH", &path, Some(&body), Some(&member)).await {
-                Ok(view) => {
-                    state.problem.set(None);
-                    state.apply_view(&view);
-                }
-                Err(e) => state.problem.set(Some(e)),
-            }
-        });
+        state.write(json!({ "transform": placed(yaw, scale.clamp(0.1, 10.0)) }));
     };
     view! {
         <div class="placement" role="group" aria-label="Placement">
