@@ -10,6 +10,8 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
+use parallax_core::device::{HostMessage, Pose};
+use parallax_headset::{RenderConnection, RenderEvent};
 use parallax_server::config::PoolArgs;
 use parallax_server::{AppState, Options};
 use serde_json::{Value, json};
@@ -97,18 +99,6 @@ impl TestServer {
 
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
-    }
-
-    /// Selects `model` the way a tablet script does; returns the JSON answer and its status.
-    pub async fn select(&self, model: &str) -> (u16, Value) {
-        let response = reqwest::Client::new()
-            .put(format!("{}/v1/selection", self.url()))
-            .json(&json!({ "modelId": model }))
-            .send()
-            .await
-            .expect("the coordinator answers");
-        let status = response.status().as_u16();
-        (status, response.json().await.expect("a JSON body"))
     }
 
     /// Shuts down gracefully and waits until the coordinator has closed its database.
@@ -430,5 +420,28 @@ impl ServeProcess {
             .parse()
             .ok()?;
         Some(kb * 1024)
+    }
+}
+
+/// Loads `model` on the render connection at `url` and returns one frame of it.
+pub async fn frame_of(url: &str, token: &str, model: &str) -> Vec<u8> {
+    let mut render = within(RenderConnection::connect(url, token)).await.unwrap();
+    render.load(model).await.unwrap();
+    loop {
+        match within(render.next()).await.unwrap() {
+            RenderEvent::Frame { jpeg, .. } => return jpeg,
+            RenderEvent::Message(HostMessage::LoadDone { extent, .. }) => {
+                let extent = extent.expect("a loaded model has an extent");
+                let pose = Pose::orbit(&extent, 45.0, 30.0, 1.0).pose(1, 320, 240);
+                render.pose(pose).await.unwrap();
+            }
+            RenderEvent::Message(
+                HostMessage::LoadFailed { reason, .. }
+                | HostMessage::Error {
+                    message: reason, ..
+                },
+            ) => panic!("the render host refused: {reason}"),
+            RenderEvent::Message(_) => {}
+        }
     }
 }

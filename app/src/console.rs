@@ -224,8 +224,13 @@ fn SpaceCard(space: Value) -> impl IntoView {
 pub fn JoinPage() -> impl IntoView {
     let query = use_query_map();
     let code = RwSignal::new(query.read_untracked().get("code").unwrap_or_default());
-    let device = RwSignal::new("Browser headset".to_string());
-    let role = RwSignal::new("headset".to_string());
+    // `?role=tablet` for a tablet's join link; a headset otherwise (`/headset` is this page).
+    let role = match query.read_untracked().get("role").as_deref() {
+        Some("tablet") => "tablet",
+        _ => "headset",
+    };
+    let device = RwSignal::new(format!("Browser {role}"));
+    let role = RwSignal::new(role.to_string());
     let problem = RwSignal::new(None::<ApiError>);
     let joining = RwSignal::new(false);
     let navigate = use_navigate();
@@ -283,6 +288,8 @@ pub fn JoinPage() -> impl IntoView {
                         inputmode="numeric"
                         autocomplete="off"
                         required
+                        // The attribute fills the field before the page hydrates (a scanned link).
+                        value=code.get_untracked()
                         prop:value=code
                         on:input=move |ev| code.set(event_target_value(&ev))
                     />
@@ -293,6 +300,7 @@ pub fn JoinPage() -> impl IntoView {
                         name="device"
                         required
                         maxlength="128"
+                        value=device.get_untracked()
                         prop:value=device
                         on:input=move |ev| device.set(event_target_value(&ev))
                     />
@@ -304,6 +312,7 @@ pub fn JoinPage() -> impl IntoView {
                             type="radio"
                             name="role"
                             value="headset"
+                            checked=role.get_untracked() == "headset"
                             prop:checked=move || role.get() == "headset"
                             on:change=move |_| role.set("headset".into())
                         />
@@ -314,6 +323,7 @@ pub fn JoinPage() -> impl IntoView {
                             type="radio"
                             name="role"
                             value="tablet"
+                            checked=role.get_untracked() == "tablet"
                             prop:checked=move || role.get() == "tablet"
                             on:change=move |_| {
                                 role.set("tablet".into());

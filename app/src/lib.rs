@@ -1,22 +1,20 @@
 //! `parallax-app` holds every page of Parallax's web app as Leptos components. The server renders
 //! them (`ssr` feature) and the browser hydrates them (`hydrate` feature, via `parallax-frontend`).
 //!
+//! Pages talk to the coordinator through its REST API and WebSockets, as any client does; the
+//! browser's session cookie carries the credentials.
+//!
 //! # Layout
-//! - [`api`]: server functions the pages call, and the [`api::Backend`] trait the server
-//!   implements for them (ssr only), so this crate never depends on the server.
-//! - `tablet`: `/`, the console where someone picks the model every headset shows.
-//! - `headset`: `/headset`, a browser headset that shows the frames its render connection streams.
-//! - `live` (hydrate only): the headset page's WebSocket client.
-//! - `console`: `/sign-in` and `/spaces` (the account's spaces; create one).
+//! - `console`: `/` and `/spaces` (the account's spaces; create one), `/sign-in`, and `/join` (also
+//!   `/headset`): a guest joins a space with its code.
 //! - `space`: `/spaces/:name`, a tablet in a space: catalog, "Show to everyone", live roster;
 //!   `space_live` (hydrate only) is its WebSocket, `rest` the API calls.
 //! - `pool`: `/pool`, the operator's render sessions (extend, stop) and pool health.
 //! - `space_headset`: `/spaces/:name/headset`, a browser headset in a space; `render_live`
 //!   (hydrate only) is its render connection.
+//! - `live` (hydrate only): what the live connections share.
 
-pub mod api;
 mod console;
-mod headset;
 #[cfg(feature = "hydrate")]
 mod live;
 mod pool;
@@ -27,7 +25,6 @@ mod space;
 mod space_headset;
 #[cfg(feature = "hydrate")]
 mod space_live;
-mod tablet;
 #[cfg(feature = "hydrate")]
 mod upload;
 
@@ -35,9 +32,6 @@ use leptos::prelude::*;
 use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
 use leptos_router::components::{Route, Router, Routes};
 use leptos_router::path;
-
-pub use headset::HeadsetPage;
-pub use tablet::TabletPage;
 
 /// The HTML document around the app; the server renders it for every page route.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -72,8 +66,8 @@ pub fn App() -> impl IntoView {
         <Router>
             <div class="app" data-hydrated=move || hydrated.get().to_string()>
                 <Routes fallback=|| view! { <p class="empty">"Page not found."</p> }>
-                    <Route path=path!("") view=TabletPage />
-                    <Route path=path!("/headset") view=HeadsetPage />
+                    <Route path=path!("") view=console::SpacesPage />
+                    <Route path=path!("/headset") view=console::JoinPage />
                     <Route path=path!("/sign-in") view=console::SignInPage />
                     <Route path=path!("/join") view=console::JoinPage />
                     <Route path=path!("/spaces") view=console::SpacesPage />

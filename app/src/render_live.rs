@@ -183,6 +183,9 @@ struct Camera {
     sent: VecDeque<(u64, f64)>,
     /// Frames in the current one-second window, and when it started.
     window: (u32, f64),
+    /// Frames received on this connection, and the number of the newest one drawn.
+    received: u64,
+    painted: Rc<Cell<u64>>,
 }
 
 impl Camera {
@@ -251,6 +254,8 @@ async fn converse(
         next_pick: 0,
         sent: VecDeque::new(),
         window: (0, js_sys::Date::now()),
+        received: 0,
+        painted: Rc::default(),
     };
     let mut events = stream::select(
         incoming.map(Input::Host),
@@ -349,11 +354,16 @@ fn on_frame(state: HeadsetState, camera: &mut Camera, bytes: &[u8]) {
     let Ok((header, jpeg)) = FrameHeader::decode(bytes) else {
         return;
     };
-    if crate::live::show_jpeg(state.frame_url, jpeg).is_err() {
-        return;
-    }
+    camera.received += 1;
+    // Frames come after the load they show was reported, so this is the frame's model.
+    let model = state.loaded.get_untracked();
+    spawn_local(paint(
+        state,
+        jpeg.to_vec(),
+        (camera.received, model),
+        camera.painted.clone(),
+    ));
     let now = js_sys::Date::now();
-    state.frames.update(|n| *n += 1);
     if let Some(i) = camera.sent.iter().position(|(id, _)| *id == header.pose) {
         state.latency_ms.set(Some(now - camera.sent[i].1));
         camera.sent.drain(..=i);
@@ -364,6 +374,53 @@ fn on_frame(state: HeadsetState, camera: &mut Camera, bytes: &[u8]) {
         state.fps.set(f64::from(camera.window.0) * 1000.0 / elapsed);
         camera.window = (0, now);
     }
+}
+
+/// Decodes `jpeg` off the main thread and draws it on the page's canvas, unless a later frame
+/// (`number` counts this connection's frames) was drawn first.
+async fn paint(
+    state: HeadsetState,
+    jpeg: Vec<u8>,
+    (number, model): (u64, Option<String>),
+    painted: Rc<Cell<u64>>,
+) {
+    use wasm_bindgen::JsCast;
+    let decoded = async {
+        let parts = js_sys::Array::of1(&js_sys::Uint8Array::from(jpeg.as_slice()));
+        let options = web_sys::BlobPropertyBag::new();
+        options.set_type("image/jpeg");
+        let blob = web_sys::Blob::new_with_u8_array_sequence_and_options(&parts, &options)?;
+        let decoded = window().create_image_bitmap_with_blob(&blob)?.await?;
+        decoded.dyn_into::<web_sys::ImageBitmap>()
+    };
+    let bitmap = match decoded.await {
+        Ok(bitmap) => bitmap,
+        Err(e) => return leptos::logging::warn!("a frame did not decode: {e:?}"),
+    };
+    let Some(canvas) = state.canvas.get_untracked() else {
+        return bitmap.close();
+    };
+    if number > painted.get() {
+        painted.set(number);
+        if canvas.width() != bitmap.width() || canvas.height() != bitmap.height() {
+            canvas.set_width(bitmap.width());
+            canvas.set_height(bitmap.height());
+        }
+        let context = canvas
+            .get_context("2d")
+            .ok()
+            .flatten()
+            .and_then(|c| c.dyn_into::<web_sys::CanvasRenderingContext2d>().ok());
+        if let Some(context) = context
+            && context
+                .draw_image_with_image_bitmap(&bitmap, 0.0, 0.0)
+                .is_ok()
+        {
+            state.drawn.set(model);
+            state.frames.update(|n| *n += 1);
+        }
+    }
+    bitmap.close();
 }
 
 fn on_gesture(state: HeadsetState, camera: &mut Camera, gesture: Gesture) -> Option<DeviceMessage> {

@@ -16,8 +16,12 @@ pub(crate) struct HeadsetState {
     pub session: RwSignal<String>,
     /// Minutes of lease left.
     pub lease_left: RwSignal<Option<i64>>,
-    pub frame_url: RwSignal<Option<String>>,
+    /// Where frames are drawn.
+    pub canvas: NodeRef<leptos::html::Canvas>,
+    /// Frames drawn so far.
     pub frames: RwSignal<u64>,
+    /// The model the drawn frame shows.
+    pub drawn: RwSignal<Option<String>>,
     pub fps: RwSignal<f64>,
     pub latency_ms: RwSignal<Option<f64>>,
     /// The model the frames show.
@@ -47,8 +51,9 @@ pub fn SpaceHeadsetPage() -> impl IntoView {
         space: SpaceState::new(name),
         session: RwSignal::new("Joining…".into()),
         lease_left: RwSignal::new(None),
-        frame_url: RwSignal::new(None),
+        canvas: NodeRef::new(),
         frames: RwSignal::new(0),
+        drawn: RwSignal::new(None),
         fps: RwSignal::new(0.0),
         latency_ms: RwSignal::new(None),
         loaded: RwSignal::new(None),
@@ -121,14 +126,16 @@ pub fn SpaceHeadsetPage() -> impl IntoView {
                     .map(|message| view! { <p class="blocked" role="alert">{message}</p> })
             }}
             <div class="viewport">
-                <img
+                <canvas
                     class="frame"
-                    alt=move || state.loaded.get().unwrap_or_else(|| "Waiting for a tablet to pick a model".into())
-                    src=move || state.frame_url.get()
-                    draggable="false"
+                    node_ref=state.canvas
+                    role="img"
+                    aria-label=move || state.loaded.get().unwrap_or_else(|| "Waiting for a tablet to pick a model".into())
+                    width="0"
+                    height="0"
                     data-frame=move || state.frames.get().to_string()
-                    data-model=move || state.loaded.get().unwrap_or_default()
-                    class:empty=move || state.frame_url.get().is_none()
+                    data-model=move || state.drawn.get().unwrap_or_default()
+                    class:empty=move || state.frames.get() == 0
                     on:pointerdown=on_down
                     on:pointermove=on_move
                     on:pointerup=on_up

@@ -5,16 +5,14 @@
 //! `wasm32-unknown-unknown` so the browser speaks exactly the protocol the server does.
 //!
 //! # Layout
-//! - [`protocol`]: JSON control messages (`hello`, `bye`, events) and the binary frame header.
-//! - [`conversation`]: one WebSocket as a WCF-style session — `hello` must come first, `bye` ends it.
+//! - [`protocol`]: close codes, the hello timeout and the binary frame header every socket shares.
 //! - [`device`]: the exclusive render connection between one device and its session's host.
 //! - [`host`]: a render host process and its coordinator: registration, heartbeats, admission.
 //! - [`space`]: a shared space after Xbox MPSD: constants, properties, members, timeouts,
 //!   the arbiter and the change number.
 //! - [`space_protocol`]: the space WebSocket's messages.
 //! - [`reliable`]: per-member sequence numbers, acks and resume (WCF reliable sessions).
-//! - [`selection`]: what a space is showing, and the change number every follower uses to drop
-//!   stale or duplicate updates.
+//! - [`change`]: the change number every space write bumps.
 //! - [`catalog`]: what a client is told about a model.
 //! - [`session`]: one render session (ARR's lease of a render host) and its lifecycle.
 //! - [`service`]: every session and the pool together; what the session REST API drives.
@@ -23,13 +21,12 @@
 //! - [`time`]: wall-clock instants as the caller supplies them.
 
 pub mod catalog;
-pub mod conversation;
+pub mod change;
 pub mod device;
 pub mod host;
 pub mod pool;
 pub mod protocol;
 pub mod reliable;
-pub mod selection;
 pub mod service;
 pub mod session;
 pub mod space;
@@ -38,6 +35,5 @@ pub mod throttle;
 pub mod time;
 
 pub use catalog::{ModelId, ModelSummary};
-pub use conversation::{Conversation, ConversationError};
-pub use protocol::{ClientMessage, FrameHeader, ServerMessage};
-pub use selection::{ChangeNumber, Follower, Selection};
+pub use change::ChangeNumber;
+pub use protocol::FrameHeader;

@@ -1,13 +1,10 @@
-//! The wire: JSON text frames for control, binary frames for video.
-//!
-//! Control messages are internally tagged (`{"type": "hello", ...}`) so a reader can tell what a
-//! message is before knowing its fields, and unknown types are refused rather than ignored.
+//! What every WebSocket shares: close codes and reasons, the hello timeout, and the binary frame
+//! header in front of every video frame. The messages themselves are in [`crate::space_protocol`]
+//! and [`crate::device`].
 
-use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::catalog::ModelSummary;
-use crate::selection::ChangeNumber;
+use crate::change::ChangeNumber;
 
 /// WebSocket close code for a conversation that ended as agreed (`bye`).
 pub const CLOSE_NORMAL: u16 = 1000;
@@ -22,63 +19,6 @@ pub const CLOSE_UNSUPPORTED_DATA: u16 = 1003;
 pub const HELLO_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// A WebSocket close reason may hold at most 123 bytes.
 pub const MAX_CLOSE_REASON: usize = 123;
-
-/// What a client (browser or native headset) sends.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum ClientMessage {
-    /// Opens the conversation; must be the first message.
-    Hello {
-        /// Credential for the conversation; the open slice accepts none.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        token: Option<String>,
-        /// Device name, shown to operators.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        device: Option<String>,
-    },
-    /// Ends the conversation; the server closes the socket normally.
-    Bye,
-}
-
-impl ClientMessage {
-    /// Parses one text frame.
-    pub fn parse(text: &str) -> Result<Self, ProtocolError> {
-        serde_json::from_str(text).map_err(|e| ProtocolError::Malformed(e.to_string()))
-    }
-
-    pub fn to_json(&self) -> String {
-        serde_json::to_string(self).expect("client messages always serialize")
-    }
-}
-
-/// What the server sends.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum ServerMessage {
-    /// Answers `hello`: the conversation is open.
-    Welcome {
-        /// Identifies this conversation in the server's logs.
-        conversation: String,
-    },
-    /// The space now shows `model` (none selected yet when `None`). Binary frames of that model
-    /// follow, carrying the same change number.
-    Selection {
-        change: ChangeNumber,
-        model: Option<ModelSummary>,
-    },
-    /// Something the client asked for failed; the conversation stays open.
-    Error { code: String, message: String },
-}
-
-impl ServerMessage {
-    pub fn parse(text: &str) -> Result<Self, ProtocolError> {
-        serde_json::from_str(text).map_err(|e| ProtocolError::Malformed(e.to_string()))
-    }
-
-    pub fn to_json(&self) -> String {
-        serde_json::to_string(self).expect("server messages always serialize")
-    }
-}
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum ProtocolError {
@@ -154,42 +94,6 @@ pub fn close_reason(reason: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::ModelId;
-
-    #[test]
-    fn control_messages_use_a_type_tag() {
-        let hello = ClientMessage::Hello {
-            token: None,
-            device: Some("quest-3".into()),
-        };
-        assert_eq!(hello.to_json(), r#"{"type":"hello","device":"quest-3"}"#);
-        assert_eq!(
-            ClientMessage::parse(r#"{"type":"bye"}"#),
-            Ok(ClientMessage::Bye)
-        );
-
-        let selection = ServerMessage::Selection {
-            change: ChangeNumber(3),
-            model: Some(ModelSummary {
-                id: ModelId::new("gear"),
-                name: "Gear".into(),
-                triangles: 12,
-            }),
-        };
-        assert_eq!(ServerMessage::parse(&selection.to_json()), Ok(selection));
-    }
-
-    #[test]
-    fn unknown_or_broken_messages_are_refused() {
-        assert!(matches!(
-            ClientMessage::parse(r#"{"type":"teleport"}"#),
-            Err(ProtocolError::Malformed(_))
-        ));
-        assert!(matches!(
-            ClientMessage::parse("not json"),
-            Err(ProtocolError::Malformed(_))
-        ));
-    }
 
     #[test]
     fn frame_header_round_trips_and_keeps_the_image() {

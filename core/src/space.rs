@@ -14,8 +14,8 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::catalog::ModelId;
+use crate::change::ChangeNumber;
 use crate::device::Placement;
-use crate::selection::ChangeNumber;
 use crate::session::SessionSize;
 use crate::time::Timestamp;
 

@@ -143,13 +143,10 @@ test("a tablet creates a space, shows a model to everyone and sees the room live
 
 /** The headset's current frame as PNG pixels, once it shows `model`. */
 async function frameOf(page: Page, model: string): Promise<Buffer> {
-  const frame = page.locator("img.frame");
+  const frame = page.locator("canvas.frame");
+  // data-model names the model of the frame drawn on the canvas.
   await expect(frame).toHaveAttribute("data-model", model, { timeout: 15_000 });
-  await expect
-    .poll(() => frame.evaluate((img: HTMLImageElement) => img.complete && img.naturalWidth), {
-      timeout: 5_000,
-    })
-    .toBeGreaterThan(0);
+  expect(await frame.evaluate((canvas: HTMLCanvasElement) => canvas.width)).toBeGreaterThan(0);
   return frame.screenshot();
 }
 
@@ -196,19 +193,19 @@ test("browser headsets follow the tablet on their own render sessions", async ({
   }
 
   // Placement: the tablet turns and enlarges the model; every headset shows it so.
-  const before = await Promise.all(headsets.map((h) => h.locator("img.frame").getAttribute("data-frame")));
+  const before = await Promise.all(headsets.map((h) => h.locator("canvas.frame").getAttribute("data-frame")));
   const placement = tablet.getByRole("group", { name: "Placement" });
   await placement.getByRole("button", { name: "Turn right" }).click();
   await placement.getByRole("button", { name: "Larger" }).click();
   await expect(placement).toContainText("-15°, ×1.25");
   for (let i = 0; i < headsets.length; i++) {
-    const frame = headsets[i].locator("img.frame");
+    const frame = headsets[i].locator("canvas.frame");
     await expect.poll(async () => Number(await frame.getAttribute("data-frame"))).toBeGreaterThan(Number(before[i]));
     await expect.poll(async () => (await frame.screenshot()).equals(made[i])).toBe(false);
   }
 
   // Dragging orbits the camera: a new pose, a new picture of the same model.
-  const view = headsets[0].locator("img.frame");
+  const view = headsets[0].locator("canvas.frame");
   const box = (await view.boundingBox())!;
   const frames = Number(await view.getAttribute("data-frame"));
   await headsets[0].mouse.move(box.x + box.width / 2, box.y + box.height / 2);
@@ -314,7 +311,7 @@ test("the console's pages at tablet and phone sizes", async ({ browser }, info) 
   await operator.getByRole("button", { name: "Show Stepped shaft to everyone" }).click();
   const code = (await operator.getByLabel("Join code").textContent())!.trim();
   const headset = await guest(browser, code, "Look headset");
-  await expect(headset.locator("img.frame")).toHaveAttribute("data-model", "shaft", { timeout: 15_000 });
+  await expect(headset.locator("canvas.frame")).toHaveAttribute("data-model", "shaft", { timeout: 15_000 });
 
   for (const [name, size] of [
     ["tablet", { width: 1280, height: 800 }],
@@ -334,7 +331,7 @@ test("the console's pages at tablet and phone sizes", async ({ browser }, info) 
       await operator.screenshot({ path: info.outputPath(`${page}-${name}.png`), fullPage: true });
     }
     await headset.setViewportSize(size);
-    await expect(headset.locator("img.frame")).toBeVisible();
+    await expect(headset.locator("canvas.frame")).toBeVisible();
     await headset.screenshot({ path: info.outputPath(`space-headset-${name}.png`) });
   }
   const visitor = await (await browser.newContext()).newPage();

@@ -38,8 +38,10 @@ pub enum CatalogError {
     UnknownModel(ModelId),
     #[error("`{0}` is a sample model; samples cannot be deleted")]
     Sample(ModelId),
-    #[error("`{0}` is being shown; show another model before deleting it")]
-    Shown(ModelId),
+    #[error(
+        "`{model}` is being shown in the space `{space}`; show another model there before deleting it"
+    )]
+    Shown { model: ModelId, space: String },
     #[error("rendering failed: {0}")]
     Render(String),
     #[error(transparent)]
@@ -216,13 +218,17 @@ impl Catalog {
     }
 
     /// Deletes an uploaded model and its files. `shown` is the model on screen, which stays.
-    pub async fn delete(&self, id: &ModelId, shown: Option<&ModelId>) -> Result<(), CatalogError> {
+    /// Deletes an upload; `shown_in` names a space that shows it now, which keeps it.
+    pub async fn delete(&self, id: &ModelId, shown_in: Option<String>) -> Result<(), CatalogError> {
         let record = self.get(id).await?;
         if record.source == ModelSource::Sample {
             return Err(CatalogError::Sample(id.clone()));
         }
-        if shown == Some(id) {
-            return Err(CatalogError::Shown(id.clone()));
+        if let Some(space) = shown_in {
+            return Err(CatalogError::Shown {
+                model: id.clone(),
+                space,
+            });
         }
         self.store.delete_upload(id).await?;
         self.cache().remove(id);

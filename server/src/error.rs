@@ -13,8 +13,6 @@ use serde_json::Value;
 use thiserror::Error;
 use utoipa::ToSchema;
 
-use crate::stage::StageError;
-
 /// The error body of every failed call.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorBody {
@@ -126,15 +124,6 @@ impl AppError {
             Self::Unauthorized(_) => "Unauthorized",
             Self::TooManyRequests { .. } => "TooManyRequests",
             Self::Internal(_) => "InternalServerError",
-        }
-    }
-}
-
-impl From<StageError> for AppError {
-    fn from(error: StageError) -> Self {
-        match error {
-            StageError::UnknownModel(_) => Self::not_found(error.to_string()),
-            StageError::Store(e) => Self::Internal(e.into()),
         }
     }
 }

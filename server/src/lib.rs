@@ -8,7 +8,6 @@
 //! - [`config`]: command line and environment.
 //! - `store`: SQLite through sqlx, schema in `migrations/`.
 //! - `render_worker`: the thread that owns the GPU device and encodes frames.
-//! - `stage`: what the space shows; publishes each change to every headset (latest wins).
 //! - `sessions`: drives the core's render session service (store writes, timers, hosts).
 //! - `hosts`: the coordinator's side of render hosts: starting local ones, `/v1/hosts/ws`.
 //! - `render_host`: `parallax render-host`, one render host process; `render_ws`: its exclusive
@@ -16,7 +15,7 @@
 //! - `arr`: the ARR-shaped session REST API and token service; `accounts`: keys and tokens.
 //! - `spaces`: shared spaces (members, timeouts, reliable delivery); `space_routes`: their REST
 //!   API and WebSocket.
-//! - `api`: JSON API under `/v1`; `ws`: the headset WebSocket; `web`: Leptos pages and assets.
+//! - `api`: health and ping; `ws`: what every WebSocket shares; `web`: Leptos pages and assets.
 //! - `clock`: the one source of time; `error`: the HTTP error type.
 
 mod accounts;
@@ -38,7 +37,6 @@ mod render_ws;
 mod sessions;
 mod space_routes;
 mod spaces;
-mod stage;
 mod store;
 mod web;
 mod ws;
@@ -64,7 +62,6 @@ use crate::config::{PoolArgs, ServeArgs};
 use crate::render_worker::RenderWorker;
 use crate::sessions::Sessions;
 use crate::spaces::Spaces;
-use crate::stage::Stage;
 use crate::store::Store;
 
 pub use crate::accounts::NewAccount;
@@ -74,7 +71,7 @@ pub use crate::render_cli::render_file;
 /// Everything a request handler may need.
 #[derive(Clone)]
 pub struct AppState {
-    stage: Arc<Stage>,
+    store: Store,
     catalog: Arc<Catalog>,
     max_upload_bytes: usize,
     /// Most triangles a Standard session may load.
@@ -145,7 +142,7 @@ impl Options {
 }
 
 impl AppState {
-    /// Opens the data dir's database, restores render sessions and what was showing, and starts
+    /// Opens the data dir's database, restores render sessions and spaces, and starts
     /// the render threads.
     pub async fn open(data_dir: &Path, options: &Options) -> anyhow::Result<Self> {
         let Options {
@@ -188,9 +185,6 @@ impl AppState {
         )
         .await
         .context("restoring spaces")?;
-        let stage = Stage::open(store, renderer.clone(), catalog.clone())
-            .await
-            .context("restoring the stage")?;
         let site_root_text = site_root.to_string_lossy().into_owned();
         if !site_root.join("pkg").is_dir() {
             tracing::warn!(
@@ -205,7 +199,7 @@ impl AppState {
             .site_pkg_dir("pkg")
             .build();
         Ok(Self {
-            stage: Arc::new(stage),
+            store,
             catalog,
             max_upload_bytes: *max_upload_bytes,
             standard_polygon_budget: pool.standard_polygon_budget,
@@ -221,7 +215,7 @@ impl AppState {
     }
 
     fn store(&self) -> &Store {
-        self.stage.store()
+        &self.store
     }
 }
 
@@ -239,7 +233,6 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(http)
         .merge(models::router(state.max_upload_bytes))
-        .merge(ws::router())
         .merge(hosts::router())
         .merge(space_routes::router())
         .merge(browser::router())
@@ -287,7 +280,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let token = state.shutdown.clone();
-    let stage = state.stage.clone();
+    let store = state.store.clone();
     let sessions = state.sessions.clone();
     sessions.set_address(listener.local_addr()?);
     axum::serve(listener, app(state))
@@ -299,7 +292,7 @@ pub async fn run(
         .await
         .context("serving HTTP")?;
     sessions.stop_hosts().await;
-    stage.store().close().await;
+    store.close().await;
     Ok(())
 }
 

@@ -79,7 +79,7 @@ impl From<CatalogError> for AppError {
                 target: Some("file"),
             },
             CatalogError::UnknownModel(_) => AppError::not_found(error.to_string()),
-            CatalogError::Sample(_) | CatalogError::Shown(_) => {
+            CatalogError::Sample(_) | CatalogError::Shown { .. } => {
                 AppError::conflict(error.to_string())
             }
             CatalogError::Render(_) | CatalogError::Io(_) | CatalogError::Store(_) => {
@@ -166,11 +166,9 @@ async fn delete_handler(
     _caller: Caller,
     Path(id): Path<String>,
 ) -> Result<StatusCode> {
-    let shown = state.stage.shown().await;
-    state
-        .catalog
-        .delete(&ModelId::new(id), shown.as_ref())
-        .await?;
+    let id = ModelId::new(id);
+    let shown_in = state.spaces.showing(&id).await;
+    state.catalog.delete(&id, shown_in).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -1,5 +1,5 @@
-//! The render thread: owns the wgpu device and turns "model X from the default view" into JPEG
-//! frames. GPU readback blocks, so it never runs on the async runtime.
+//! The render thread: owns the wgpu device and turns "model X from this pose" into JPEG frames
+//! (and catalog thumbnails into PNG). GPU readback blocks, so it never runs on the async runtime.
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
@@ -10,9 +10,6 @@ use parallax_core::ModelId;
 use parallax_render::{GpuModel, Mesh, RenderError, Renderer, View, encode_jpeg, encode_png};
 use tokio::sync::{mpsc, oneshot};
 
-/// Size of the frames headsets receive.
-pub const FRAME_WIDTH: u32 = 1280;
-pub const FRAME_HEIGHT: u32 = 720;
 const JPEG_QUALITY: u8 = 80;
 /// Size of catalog thumbnails (4:3, like the tablet's cards).
 pub const THUMBNAIL_WIDTH: u32 = 480;
@@ -23,8 +20,6 @@ const GPU_CACHE: usize = 16;
 /// What a job wants back.
 #[derive(Debug, Clone, Copy)]
 enum Output {
-    /// A headset frame: JPEG at the frame size, framing the model.
-    Frame,
     /// A catalog thumbnail: PNG at the thumbnail size.
     Thumbnail,
     /// A device's frame: JPEG from its own pose, with the model placed where it asked.
@@ -145,11 +140,6 @@ impl RenderWorker {
         self.adapter.get()
     }
 
-    /// Renders `mesh` (cached on the GPU as `model`) and returns the frame as JPEG.
-    pub async fn render(&self, model: ModelId, mesh: Arc<Mesh>) -> Result<Vec<u8>, String> {
-        self.submit(Some((model, mesh)), Output::Frame).await
-    }
-
     /// Renders the catalog thumbnail of `mesh` as PNG.
     pub async fn thumbnail(&self, model: ModelId, mesh: Arc<Mesh>) -> Result<Vec<u8>, String> {
         self.submit(Some((model, mesh)), Output::Thumbnail).await
@@ -210,20 +200,21 @@ fn render_job(
         }
         None => None,
     };
-    let framed = |width, height| match model {
-        Some(model) => Ok(View::framing(&model.bounds, width, height)),
-        None => Err("nothing to frame: no model".to_string()),
-    };
     let (view, transform) = match job.output {
-        Output::Frame => (framed(FRAME_WIDTH, FRAME_HEIGHT)?, Mat4::IDENTITY),
-        Output::Thumbnail => (framed(THUMBNAIL_WIDTH, THUMBNAIL_HEIGHT)?, Mat4::IDENTITY),
+        Output::Thumbnail => match model {
+            Some(model) => (
+                View::framing(&model.bounds, THUMBNAIL_WIDTH, THUMBNAIL_HEIGHT),
+                Mat4::IDENTITY,
+            ),
+            None => return Err("nothing to frame: no model".to_string()),
+        },
         Output::Pose { view, transform } => (view, transform),
     };
     let image = renderer
         .render_scene(model, transform, &view)
         .map_err(|e: RenderError| e.to_string())?;
     let encoded = match job.output {
-        Output::Frame | Output::Pose { .. } => encode_jpeg(&image, JPEG_QUALITY),
+        Output::Pose { .. } => encode_jpeg(&image, JPEG_QUALITY),
         Output::Thumbnail => encode_png(&image),
     }
     .map_err(|e| e.to_string())?;

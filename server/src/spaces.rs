@@ -12,7 +12,6 @@ use std::sync::{Arc, Mutex as SyncMutex};
 use std::time::Duration;
 
 use anyhow::Context;
-use parallax_core::ChangeNumber;
 use parallax_core::reliable::{Outbox, RESUME_BUFFER, Resume};
 use parallax_core::service::CreateSession;
 use parallax_core::session::{SessionId, SessionKey, SessionSize};
@@ -22,6 +21,7 @@ use parallax_core::space::{
 };
 use parallax_core::space_protocol::{SpaceEvent, SpaceServerMessage};
 use parallax_core::time::Timestamp;
+use parallax_core::{ChangeNumber, ModelId};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -802,6 +802,15 @@ impl Spaces {
             }
         }
         census
+    }
+
+    /// A space that shows `model` now, if any.
+    pub async fn showing(&self, model: &ModelId) -> Option<String> {
+        let directory = self.directory.lock().await;
+        directory.values().find_map(|entry| {
+            let space = entry.space();
+            (space.properties.selected_model.as_ref() == Some(model)).then(|| space.name.clone())
+        })
     }
 
     /// The space whose join code is `code`, and the account that owns it.

@@ -143,41 +143,6 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
-    /// What `space` showed when it was last changed.
-    pub async fn selection(&self, space: &str) -> StoreResult<Option<(ModelId, ChangeNumber)>> {
-        let row =
-            sqlx::query("SELECT model_id, change_number FROM space_selections WHERE space = $1")
-                .bind(space)
-                .fetch_optional(&self.pool)
-                .await?;
-        row.map(|row| {
-            Ok((
-                ModelId::new(row.try_get::<String, _>("model_id")?),
-                ChangeNumber(row.try_get::<i64, _>("change_number")?.max(0) as u64),
-            ))
-        })
-        .transpose()
-    }
-
-    pub async fn save_selection(
-        &self,
-        space: &str,
-        model: &ModelId,
-        change: ChangeNumber,
-    ) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO space_selections (space, model_id, change_number) VALUES ($1, $2, $3)
-             ON CONFLICT (space) DO UPDATE SET model_id = excluded.model_id,
-                 change_number = excluded.change_number, updated_at = CURRENT_TIMESTAMP",
-        )
-        .bind(space)
-        .bind(model.as_str())
-        .bind(i64::try_from(change.0).unwrap_or(i64::MAX))
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
     /// Space templates: `(name, constants JSON)`, by name.
     pub async fn space_templates(&self) -> StoreResult<Vec<(String, String)>> {
         sqlx::query_as("SELECT name, constants FROM space_templates ORDER BY name")

@@ -1,10 +1,11 @@
 //! The model catalog: uploads are checked, stored once, thumbnailed by our renderer, shown on
 //! headsets, deleted with care, and kept across restarts. Every file here is made by the test.
 
-use parallax_headset::{Event, Headset};
+use parallax_core::space::Role;
+use parallax_headset::Coordinator;
 use parallax_render::samples;
 use parallax_server::Options;
-use parallax_tests::{ArrClient, TestServer, data_dir, decode_jpeg, send, upload, within};
+use parallax_tests::{ArrClient, TestServer, data_dir, decode_jpeg, frame_of, send, upload};
 use reqwest::Method;
 
 async fn signed_in(
@@ -212,7 +213,7 @@ async fn broken_uploads_are_refused_with_the_reason_and_leave_the_catalog_alone(
     server.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn uploads_are_shown_on_headsets_deleted_with_care_and_kept_across_restarts() {
     let dir = data_dir();
     let (account, key) = ArrClient::create_account(dir.path(), "designers").await;
@@ -227,20 +228,35 @@ async fn uploads_are_shown_on_headsets_deleted_with_care_and_kept_across_restart
     let id = bracket.body["id"].as_str().unwrap().to_string();
     server.stop().await;
 
-    // After a restart the upload is still there, and a headset can be shown it.
+    // After a restart the upload is still there: a space shows it, a headset renders it.
     let server = TestServer::start(dir.path()).await;
     let arr = ArrClient::sign_in(&server, &account, &key).await;
     assert!(catalog_ids(&server).await.contains(&id));
-    let mut headset = within(Headset::connect(&server.url(), "h")).await.unwrap();
-    within(headset.next_event()).await.unwrap();
-    assert_eq!(server.select(&id).await.0, 200);
-    let frame = loop {
-        if let Event::Frame { jpeg, .. } = within(headset.next_event()).await.unwrap() {
-            break jpeg;
-        }
-    };
-    let (width, height, pixels) = decode_jpeg(&frame);
-    assert_eq!((width, height), (1280, 720));
+    let coordinator = Coordinator::sign_in(&server.url(), &account, &key)
+        .await
+        .unwrap();
+    let tablet = coordinator
+        .create_space(
+            "review",
+            "default",
+            serde_json::json!({}),
+            "tablet",
+            Role::Tablet,
+        )
+        .await
+        .unwrap();
+    let headset = coordinator
+        .join_space("review", "headset", Role::Headset, None)
+        .await
+        .unwrap();
+    tablet.select(&id).await.unwrap();
+    let render_url = headset
+        .render_url(std::time::Duration::from_secs(10))
+        .await
+        .unwrap();
+    let (width, height, pixels) =
+        decode_jpeg(&frame_of(&render_url, &coordinator.token, &id).await);
+    assert_eq!((width, height), (320, 240));
     assert!(pixels.iter().max().unwrap() - pixels.iter().min().unwrap() > 100);
 
     let model_url = format!("{}/v1/models/{id}", server.url());
@@ -249,6 +265,14 @@ async fn uploads_are_shown_on_headsets_deleted_with_care_and_kept_across_restart
         (shown.status, shown.code()),
         (409, "Conflict"),
         "the model on screen stays"
+    );
+    assert!(
+        shown.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("`review`"),
+        "{:?}",
+        shown.body
     );
     let sample = arr
         .call(
@@ -259,7 +283,7 @@ async fn uploads_are_shown_on_headsets_deleted_with_care_and_kept_across_restart
         .await;
     assert_eq!(sample.status, 409, "samples stay");
 
-    server.select("gear").await;
+    tablet.select("gear").await.unwrap();
     assert_eq!(arr.call(Method::DELETE, &model_url, None).await.status, 204);
     assert_eq!(arr.call(Method::GET, &model_url, None).await.status, 404);
     assert_eq!(

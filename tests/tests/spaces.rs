@@ -5,14 +5,11 @@
 
 use std::time::Duration;
 
-use parallax_core::device::{HostMessage, Pose};
 use parallax_core::space::{MemberStatus, Role};
 use parallax_core::space_protocol::SpaceEvent;
-use parallax_headset::{
-    ClientError, Coordinator, RenderConnection, RenderEvent, SpaceConnection, SpaceUpdate,
-};
+use parallax_headset::{ClientError, Coordinator, SpaceConnection, SpaceUpdate};
 use parallax_server::config::PoolArgs;
-use parallax_tests::{ArrClient, TestServer, data_dir, decode_jpeg, within};
+use parallax_tests::{ArrClient, TestServer, data_dir, decode_jpeg, frame_of};
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -30,29 +27,6 @@ async fn drain(connection: &mut SpaceConnection, quiet: Duration) -> Vec<SpaceUp
         updates.push(update);
     }
     updates
-}
-
-/// Loads `model` on the render connection at `url` and returns one frame of it.
-async fn frame_of(url: &str, token: &str, model: &str) -> Vec<u8> {
-    let mut render = within(RenderConnection::connect(url, token)).await.unwrap();
-    render.load(model).await.unwrap();
-    loop {
-        match within(render.next()).await.unwrap() {
-            RenderEvent::Frame { jpeg, .. } => return jpeg,
-            RenderEvent::Message(HostMessage::LoadDone { extent, .. }) => {
-                let extent = extent.expect("a loaded model has an extent");
-                let pose = Pose::orbit(&extent, 45.0, 30.0, 1.0).pose(1, 320, 240);
-                render.pose(pose).await.unwrap();
-            }
-            RenderEvent::Message(
-                HostMessage::LoadFailed { reason, .. }
-                | HostMessage::Error {
-                    message: reason, ..
-                },
-            ) => panic!("the render host refused: {reason}"),
-            RenderEvent::Message(_) => {}
-        }
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
