@@ -2,13 +2,20 @@
 //! HTTP-only, same-site cookie, which the API and the WebSockets accept in place of a bearer
 //! token. Plain form posts with redirects, so they work before the page has hydrated.
 
-use axum::extract::State;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+use axum::Extension;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Json, Router};
 use axum_extra::extract::CookieJar;
 use axum_extra::extract::cookie::{Cookie, SameSite};
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use parallax_core::space::Role;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -34,15 +41,57 @@ struct GuestJoin {
     role: Role,
 }
 
+/// Guest joins each address may try: a burst of this many, then one per [`JOIN_PERIOD`].
+const JOIN_BURST: NonZeroU32 = NonZeroU32::new(20).unwrap();
+const JOIN_PERIOD: Duration = Duration::from_secs(6);
+/// Addresses remembered before the ones whose allowance is full again are forgotten.
+const JOIN_KEYS: usize = 4096;
+
+/// How often each network address may try a join code. A code has six digits: unlimited, a
+/// script finds a room's code in minutes; at 10 a minute, one address needs weeks on average.
+/// Behind a reverse proxy every guest shares the proxy's address (and this allowance).
+pub struct JoinAttempts(DefaultKeyedRateLimiter<IpAddr>);
+
+impl Default for JoinAttempts {
+    fn default() -> Self {
+        let quota = Quota::with_period(JOIN_PERIOD)
+            .expect("the period is not zero")
+            .allow_burst(JOIN_BURST);
+        Self(RateLimiter::keyed(quota))
+    }
+}
+
+impl JoinAttempts {
+    /// Counts one attempt from `address`; 429 with `Retry-After` when it has none left.
+    fn admit(&self, address: IpAddr) -> Result<(), AppError> {
+        if self.0.len() > JOIN_KEYS {
+            self.0.retain_recent();
+        }
+        self.0
+            .check_key(&address)
+            .map_err(|not_until| AppError::TooManyRequests {
+                what: "too many join attempts from this address",
+                retry_after: not_until.wait_time_from(DefaultClock::default().now()),
+            })
+    }
+}
+
 /// A guest joins a space with its join code alone (no account key): as a member, with a
 /// headset's render session leased on the space owner's account, and signed in with a token
 /// that reaches only that space. The answer is a join's (`space`, `member`, `renderSession`).
 async fn join_handler(
     State(state): State<AppState>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     jar: CookieJar,
     headers: HeaderMap,
     Json(join): Json<GuestJoin>,
 ) -> Result<Response, AppError> {
+    // Served without connection info (in-process tests), every caller is one address.
+    let address = peer.map_or(
+        IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        |Extension(ConnectInfo(peer))| peer.ip(),
+    );
+    state.join_attempts.admit(address)?;
     let code = join.code.trim();
     let Some((space, owner)) = state.spaces.by_code(code).await else {
         return Err(AppError::client(

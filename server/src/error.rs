@@ -49,9 +49,12 @@ pub enum AppError {
     /// Missing, malformed or expired credentials: 401 with a `WWW-Authenticate` challenge.
     #[error("{0}")]
     Unauthorized(String),
-    /// Polling faster than allowed: 429 with `Retry-After`.
-    #[error("polling too often; retry in {} s", retry_after.as_secs().max(1))]
-    TooManyRequests { retry_after: Duration },
+    /// Asking faster than allowed: 429 with `Retry-After`. `what` says what was too frequent.
+    #[error("{what}; retry in {} s", retry_after.as_millis().div_ceil(1000).max(1))]
+    TooManyRequests {
+        what: &'static str,
+        retry_after: Duration,
+    },
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -181,7 +184,7 @@ impl IntoResponse for AppError {
                     headers.insert(header::WWW_AUTHENTICATE, value);
                 }
             }
-            Self::TooManyRequests { retry_after } => {
+            Self::TooManyRequests { retry_after, .. } => {
                 // Whole seconds, rounded up: retrying at the stated time must succeed.
                 let seconds = retry_after.as_millis().div_ceil(1000).max(1);
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds as u64));

@@ -83,6 +83,8 @@ pub struct AppState {
     host_secret: String,
     renderer: RenderWorker,
     metrics: Arc<metrics::Metrics>,
+    /// How often each address may try a guest join code.
+    join_attempts: Arc<browser::JoinAttempts>,
     leptos: LeptosOptions,
     /// Cancelled when the server shuts down, so WebSocket conversations close with a reason.
     shutdown: CancellationToken,
@@ -209,6 +211,7 @@ impl AppState {
             host_secret,
             renderer,
             metrics: Arc::default(),
+            join_attempts: Arc::default(),
             leptos,
             shutdown,
         })
@@ -283,7 +286,8 @@ pub async fn run(
     let store = state.store.clone();
     let sessions = state.sessions.clone();
     sessions.set_address(listener.local_addr()?);
-    axum::serve(listener, app(state))
+    let service = app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, service)
         .with_graceful_shutdown(async move {
             shutdown.await;
             tracing::info!("shutting down");

@@ -169,7 +169,10 @@ impl Sessions {
                 .throttle
                 .handle_poll((caller.to_string(), key.clone()), now)
             {
-                Err(AppError::TooManyRequests { retry_after })
+                Err(AppError::TooManyRequests {
+                    what: "polling too often",
+                    retry_after,
+                })
             } else {
                 self.view(&mut inner.service, key, now)
                     .ok_or_else(|| not_found(key))

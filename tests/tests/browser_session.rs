@@ -217,3 +217,66 @@ async fn a_guest_joins_with_the_code_alone_and_reaches_only_that_space() {
         (Some(account.as_str()), Some("room"))
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guessing_join_codes_is_slowed_down_per_address() {
+    let dir = data_dir();
+    let (account, key) = ArrClient::create_account(dir.path(), "showroom").await;
+    let server = TestServer::start(dir.path()).await;
+    let coordinator = Coordinator::sign_in(&server.url(), &account, &key)
+        .await
+        .unwrap();
+    let room = coordinator
+        .create_space("room", "private", json!({}), "tablet", Role::Tablet)
+        .await
+        .unwrap();
+    let code = room.join_code.clone().unwrap();
+    let join_from = |address: [u8; 4], code: String| {
+        let client = reqwest::Client::builder()
+            .local_address(std::net::IpAddr::from(address))
+            .build()
+            .unwrap();
+        let url = format!("{}/v1/browser/join", server.url());
+        async move {
+            client
+                .post(url)
+                .json(&json!({ "code": code, "device": "guest", "role": "tablet" }))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+
+    // A script trying codes from one address: 20 answers, then it has to wait.
+    let mut refused = 0;
+    let throttled = loop {
+        let guess = format!("{:06}", 100_000 + refused);
+        let answer = join_from([127, 0, 0, 1], guess).await;
+        if answer.status() == 429 {
+            break answer;
+        }
+        assert_eq!(answer.status(), 403);
+        refused += 1;
+        assert!(refused <= 20, "no limit after {refused} wrong codes");
+    };
+    assert_eq!(refused, 20);
+    let wait: u64 = throttled.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=6).contains(&wait), "Retry-After: {wait}");
+    let body: Value = throttled.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "TooManyRequests");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("too many join attempts"),
+        "{body}"
+    );
+    // Even the right code waits at that address; a guest elsewhere joins at once.
+    assert_eq!(join_from([127, 0, 0, 1], code.clone()).await.status(), 429);
+    assert_eq!(join_from([127, 0, 0, 2], code).await.status(), 201);
+    server.stop().await;
+}
