@@ -1,5 +1,6 @@
 //! `/spaces/:name`: a tablet inside a space. The catalog with "Show to everyone", the live roster
-//! (who, which role, which status, who is the arbiter), the join code. Live over the space
+//! (who, which role, which status, who is the arbiter, each headset's render session and its
+//! frame rate), the join code. Live over the space
 //! WebSocket; it reconnects and resumes by itself and says so meanwhile.
 
 use leptos::prelude::*;
@@ -162,6 +163,29 @@ pub fn SpacePage() -> impl IntoView {
     let name = Signal::derive(move || params.read().get("name").unwrap_or_default());
     let state = SpaceState::new(name);
     let models: RwSignal<Vec<Value>> = RwSignal::new(Vec::new());
+    // Each headset's render session (state, device, fps) by member id, polled: it is telemetry
+    // from the hosts' heartbeats, not an event of the space.
+    let render: RwSignal<Vec<Value>> = RwSignal::new(Vec::new());
+    #[cfg(feature = "hydrate")]
+    Effect::new(move |_| {
+        let space = name.get();
+        spawn_local(async move {
+            let path = format!("/v1/spaces/{space}/render");
+            loop {
+                if let Ok(answer) = rest::get(&path).await {
+                    let members = answer["members"].as_array().cloned().unwrap_or_default();
+                    // Gone with the page: stop.
+                    if render.try_set(members).is_some() {
+                        break;
+                    }
+                }
+                gloo_timers::future::TimeoutFuture::new(RENDER_POLL_MS).await;
+                if name.try_get_untracked().is_none_or(|now| now != space) {
+                    break;
+                }
+            }
+        });
+    });
     // Where this page is served from, for the join link's QR code (known in the browser only).
     let origin = RwSignal::new(None::<String>);
     Effect::new(move |_| origin.set(window().location().origin().ok()));
@@ -276,7 +300,11 @@ pub fn SpacePage() -> impl IntoView {
                                 .into_iter()
                                 .map(|m| {
                                     let is_arbiter = arbiter.as_deref() == Some(m.id.as_str());
-                                    view! { <RosterRow member=m is_arbiter /> }
+                                    let id = m.id.clone();
+                                    let render = Signal::derive(move || {
+                                        render.get().into_iter().find(|r| r["member"] == id.as_str())
+                                    });
+                                    view! { <RosterRow member=m is_arbiter render /> }
                                 })
                                 .collect_view()
                         }}
@@ -318,7 +346,7 @@ fn CatalogCard(model: Value, state: SpaceState) -> impl IntoView {
 }
 
 #[component]
-fn RosterRow(member: Member, is_arbiter: bool) -> impl IntoView {
+fn RosterRow(member: Member, is_arbiter: bool, render: Signal<Option<Value>>) -> impl IntoView {
     let status = match member.status {
         MemberStatus::Reserved => "reserved",
         MemberStatus::Ready => "ready",
@@ -335,8 +363,43 @@ fn RosterRow(member: Member, is_arbiter: bool) -> impl IntoView {
             <span class="role">{role}</span>
             {is_arbiter.then(|| view! { <span class="badge">"arbiter"</span> })}
             <span class=format!("status {status}")>{status}</span>
-            {member.render_session.map(|s| view! { <span class="session">{format!("render session {s}")}</span> })}
+            {member
+                .render_session
+                .map(|session| {
+                    view! {
+                        <span class="session" title=format!("render session {session}")>
+                            {move || render_summary(render.get().as_ref())}
+                        </span>
+                    }
+                })}
         </li>
+    }
+}
+
+/// How often the roster asks how the headsets' render sessions are doing.
+#[cfg(feature = "hydrate")]
+const RENDER_POLL_MS: u32 = 2_000;
+
+/// "render session Ready · 30 fps · 6 ms a frame", "… · no device connected", "… Starting".
+fn render_summary(render: Option<&Value>) -> String {
+    let Some(render) = render else {
+        return "render session".into();
+    };
+    let status = render["status"].as_str().unwrap_or("Unknown");
+    if status != "Ready" {
+        return format!("render session {status}");
+    }
+    if render["device"] != true {
+        return "render session Ready · no device connected".into();
+    }
+    let fps = render["fps"].as_f64().unwrap_or_default();
+    if fps < 0.5 {
+        // Frames answer poses: a headset that does not move gets none.
+        return "render session Ready · connected, still".into();
+    }
+    match render["frameMs"].as_f64() {
+        Some(ms) => format!("render session Ready · {fps:.0} fps · {ms:.0} ms a frame"),
+        None => format!("render session Ready · {fps:.0} fps"),
     }
 }
 

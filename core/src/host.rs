@@ -39,6 +39,12 @@ pub enum HostReport {
     Heartbeat {
         /// A device holds the render connection.
         device: bool,
+        /// Frames sent to the device per second since the last heartbeat.
+        #[serde(default)]
+        fps: f32,
+        /// Mean time to render and encode one of those frames, in ms; none without frames.
+        #[serde(default, rename = "frameMs", skip_serializing_if = "Option::is_none")]
+        frame_ms: Option<f32>,
     },
     /// A device said hello with `token` on the connection for `account`/`session`: may it?
     Admit {

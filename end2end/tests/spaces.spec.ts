@@ -169,6 +169,13 @@ test("browser headsets follow the tablet on their own render sessions", async ({
   await expect(roster.locator('.member[data-role="headset"][data-status="active"]')).toHaveCount(2);
   await expect(roster.locator('.member[data-role="headset"] .session')).toHaveCount(2);
   await expect(roster).toContainText("Headset A");
+  // Each headset's render session, as its host reports it: Ready, with the device connected.
+  for (const name of ["Headset A", "Headset B"]) {
+    await expect(roster.locator(".member", { hasText: name }).locator(".session")).toContainText(
+      /render session Ready · (connected, still|\d+ fps)/,
+      { timeout: 10_000 },
+    );
+  }
 
   await tablet.getByRole("button", { name: /^Show Spur gear.* to everyone$/ }).click();
   const gear = await Promise.all(headsets.map((h) => frameOf(h, "gear")));
@@ -211,8 +218,20 @@ test("browser headsets follow the tablet on their own render sessions", async ({
   await headsets[0].mouse.move(box.x + box.width / 2, box.y + box.height / 2);
   await headsets[0].mouse.down();
   await headsets[0].mouse.move(box.x + box.width / 2 + 120, box.y + box.height / 2, { steps: 4 });
-  await headsets[0].mouse.up();
   await expect.poll(async () => Number(await view.getAttribute("data-frame"))).toBeGreaterThan(frames);
+  // While it keeps moving, the tablet's roster shows its frame rate.
+  const moving = (async () => {
+    for (let step = 0; step < 60; step++) {
+      await headsets[0].mouse.move(box.x + box.width / 2 + (step % 2 ? 120 : -120), box.y + box.height / 2, { steps: 2 });
+      await headsets[0].waitForTimeout(50);
+    }
+  })();
+  await expect(roster.locator(".member", { hasText: "Headset A" }).locator(".session")).toContainText(
+    /render session Ready · \d+ fps · \d+ ms a frame/,
+    { timeout: 10_000 },
+  );
+  await moving;
+  await headsets[0].mouse.up();
 
   // The same browser opening its headset page again in a second tab finds its session taken.
   const again = await headsets[0].context().newPage();

@@ -344,7 +344,9 @@ async fn serve_host(socket: &mut WebSocket, state: &AppState) -> Result<String, 
                     _ => continue,
                 };
                 match HostReport::parse(text.as_str()) {
-                    Ok(HostReport::Heartbeat { device }) => state.sessions.heartbeat(&host, device),
+                    Ok(HostReport::Heartbeat { device, fps, frame_ms }) => {
+                        state.sessions.heartbeat(&host, device, fps, frame_ms);
+                    }
                     Ok(HostReport::Admit { request, account, session, token }) => {
                         let verdict = admit(state, &host, account, &session, &token);
                         let answer = HostCommand::Admission { request, verdict };

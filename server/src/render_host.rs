@@ -63,6 +63,8 @@ pub struct Host {
     admissions: Mutex<HashMap<u64, oneshot::Sender<Admission>>>,
     next_request: AtomicU64,
     meshes: Mutex<HashMap<ModelId, Arc<Mesh>>>,
+    /// Frames sent since the last heartbeat, and the time spent rendering them.
+    frames: Mutex<(u32, Duration)>,
     http: reqwest::Client,
     /// The coordinator's HTTP base, `http://host:port`.
     api: String,
@@ -174,6 +176,23 @@ impl Host {
         lock(&self.device).is_some()
     }
 
+    /// Counts a frame sent to the device, which took `spent` to render and encode.
+    pub(crate) fn frame_sent(&self, spent: Duration) {
+        let mut frames = lock(&self.frames);
+        frames.0 += 1;
+        frames.1 += spent;
+    }
+
+    /// The heartbeat for the `window` since the last one: frame rate and mean frame time.
+    fn heartbeat(&self, window: Duration) -> HostReport {
+        let (count, spent) = std::mem::take(&mut *lock(&self.frames));
+        HostReport::Heartbeat {
+            device: self.device_connected(),
+            fps: count as f32 / window.as_secs_f32().max(0.001),
+            frame_ms: (count > 0).then(|| spent.as_secs_f32() * 1000.0 / count as f32),
+        }
+    }
+
     /// Ends the device's conversation: its session is over, or nobody vouches for it any more.
     fn reset(&self) {
         if let Some(ended) = lock(&self.device).as_ref() {
@@ -213,6 +232,7 @@ pub async fn run(config: HostConfig, shutdown: CancellationToken) -> anyhow::Res
         admissions: Mutex::new(HashMap::new()),
         next_request: AtomicU64::new(0),
         meshes: Mutex::new(HashMap::new()),
+        frames: Mutex::default(),
         http: reqwest::Client::new(),
         api,
         secret: config.secret.clone(),
@@ -302,10 +322,12 @@ async fn link(
     let (reports, mut outbox) = mpsc::unbounded_channel();
     *lock(&host.link) = Some(reports);
     let mut heartbeat = tokio::time::interval(Duration::from_millis(HEARTBEAT_MS));
+    let mut last_beat = tokio::time::Instant::now();
     let result = loop {
         tokio::select! {
-            _ = heartbeat.tick() => {
-                let beat = HostReport::Heartbeat { device: host.device_connected() };
+            now = heartbeat.tick() => {
+                let beat = host.heartbeat(now - last_beat);
+                last_beat = now;
                 if let Err(e) = socket.send(Message::text(beat.to_json())).await {
                     break Err(e.into());
                 }

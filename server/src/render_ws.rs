@@ -369,12 +369,14 @@ async fn render(
 ) -> Result<(), Close> {
     let view = view_of(&pose);
     let transform = transform_of(&scene.placement);
+    let started = std::time::Instant::now();
     match host
         .worker
         .render_pose(scene.model.clone(), view, transform)
         .await
     {
         Ok(jpeg) => {
+            host.frame_sent(started.elapsed());
             scene.frames += 1;
             let header = FrameHeader {
                 frame: scene.frames,

@@ -68,6 +68,10 @@ pub struct HostLink {
     pub pid: u32,
     /// A device holds its render connection (from the last heartbeat).
     pub device: bool,
+    /// Frames a second to that device, and the mean time to render one (ms), from the last
+    /// heartbeat.
+    pub fps: f32,
+    pub frame_ms: Option<f32>,
     commands: mpsc::UnboundedSender<HostCommand>,
 }
 
@@ -296,6 +300,8 @@ impl Sessions {
                 adapter,
                 pid,
                 device: false,
+                fps: 0.0,
+                frame_ms: None,
                 commands,
             },
         );
@@ -307,10 +313,34 @@ impl Sessions {
     }
 
     /// A heartbeat from `host`.
-    pub fn heartbeat(&self, host: &HostId, device: bool) {
+    pub fn heartbeat(&self, host: &HostId, device: bool, fps: f32, frame_ms: Option<f32>) {
         if let Some(link) = self.hosts_lock().get_mut(host) {
             link.device = device;
+            link.fps = fps;
+            link.frame_ms = frame_ms;
         }
+    }
+
+    /// How `key`'s render session is doing, as a space's roster shows it: its state, whether
+    /// a device holds its render connection, frames a second and mean frame time.
+    pub fn render_state(&self, key: &SessionKey) -> Option<serde_json::Value> {
+        let (status, host) = {
+            let inner = self.lock();
+            let session = inner.service.all(&key.account).find(|s| s.id == key.id)?;
+            (session.status, session.host.clone())
+        };
+        let hosts = self.hosts_lock();
+        let link = host
+            .as_ref()
+            .filter(|_| status == SessionStatus::Ready)
+            .and_then(|host| hosts.get(host));
+        Some(serde_json::json!({
+            "session": key.id.as_str(),
+            "status": status.as_str(),
+            "device": link.is_some_and(|l| l.device),
+            "fps": link.map_or(0.0, |l| l.fps),
+            "frameMs": link.and_then(|l| l.frame_ms),
+        }))
     }
 
     /// `host` died, fell silent or closed its link: its session ends in `Error` and the pool

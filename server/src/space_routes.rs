@@ -34,6 +34,7 @@ pub fn router() -> Router<AppState> {
         .route("/v1/spaces/{name}/properties", patch(properties_handler))
         .route("/v1/spaces/{name}/members", post(join_handler))
         .route("/v1/spaces/{name}/members/me", delete(leave_handler))
+        .route("/v1/spaces/{name}/render", get(render_handler))
         .route("/v1/spaces/{name}/ws", get(space_ws_handler))
 }
 
@@ -168,6 +169,28 @@ async fn get_handler(
     visitor.enter(&name)?;
     let view = state.spaces.get(&name, member_token(&headers)).await?;
     Ok(with_etag(view, StatusCode::OK))
+}
+
+/// How each headset's render session is doing, for the tablet's roster: state, whether its
+/// device is connected, frames a second and mean frame time (from the hosts' heartbeats).
+async fn render_handler(
+    State(state): State<AppState>,
+    visitor: Visitor,
+    Path(name): Path<String>,
+) -> Result<Json<Value>> {
+    visitor.enter(&name)?;
+    let members: Vec<Value> = state
+        .spaces
+        .render_sessions(&name)
+        .await?
+        .into_iter()
+        .filter_map(|(member, key)| {
+            let mut render = state.sessions.render_state(&key)?;
+            render["member"] = json!(member);
+            Some(render)
+        })
+        .collect();
+    Ok(Json(json!({ "members": members })))
 }
 
 /// `If-Match: "12"` (or `12`): the change number the write is based on.

@@ -677,6 +677,27 @@ impl Spaces {
         Ok(view)
     }
 
+    /// Each member's render session, in join order.
+    pub async fn render_sessions(
+        &self,
+        name: &str,
+    ) -> Result<Vec<(MemberId, SessionKey)>, AppError> {
+        let (directory, _) = self.locked(name).await;
+        let entry = directory
+            .get(name)
+            .ok_or_else(|| AppError::not_found(format!("there is no space named {name}")))?;
+        let mut members: Vec<&Member> = entry.space().members.values().collect();
+        members.sort_by_key(|m| m.joined);
+        Ok(members
+            .into_iter()
+            .filter_map(|m| {
+                let session = SessionId::parse(m.render_session.as_deref()?).ok()?;
+                let account = entry.stored.accounts.get(&m.id)?;
+                Some((m.id.clone(), SessionKey::new(account, session)))
+            })
+            .collect())
+    }
+
     /// A member writes the properties, if the space is still at `if_match`.
     pub async fn write(
         &self,

@@ -5,9 +5,12 @@
 
 use std::time::Duration;
 
+use parallax_core::device::{HostMessage, Pose};
 use parallax_core::space::{MemberStatus, Role};
 use parallax_core::space_protocol::SpaceEvent;
-use parallax_headset::{ClientError, Coordinator, SpaceConnection, SpaceUpdate};
+use parallax_headset::{
+    ClientError, Coordinator, RenderConnection, RenderEvent, SpaceConnection, SpaceUpdate,
+};
 use parallax_server::config::PoolArgs;
 use parallax_tests::{ArrClient, TestServer, data_dir, decode_jpeg, frame_of};
 use serde_json::{Value, json};
@@ -367,5 +370,100 @@ async fn spaces_members_and_properties_survive_a_restart_and_clients_resume() {
     }
     let space = tablet.space().await.unwrap();
     assert_eq!(space["members"][0]["status"], "active");
+    server.stop().await;
+}
+
+/// `GET /v1/spaces/{name}/render` as the account.
+async fn render_states(server: &TestServer, coordinator: &Coordinator, space: &str) -> Vec<Value> {
+    let answer: Value = reqwest::Client::new()
+        .get(format!("{}/v1/spaces/{space}/render", server.url()))
+        .bearer_auth(&coordinator.token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    answer["members"].as_array().cloned().unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_roster_tells_each_headsets_render_session_state_and_frame_rate() {
+    let dir = data_dir();
+    let account = ArrClient::create_account(dir.path(), "showroom").await;
+    let server = TestServer::start(dir.path()).await;
+    let coordinator = signed_in(&server, &account).await;
+    coordinator
+        .create_space("floor", "default", json!({}), "tablet", Role::Tablet)
+        .await
+        .unwrap();
+    let moving = coordinator
+        .join_space("floor", "moving", Role::Headset, None)
+        .await
+        .unwrap();
+    let idle = coordinator
+        .join_space("floor", "idle", Role::Headset, None)
+        .await
+        .unwrap();
+    let url = moving.render_url(WAIT).await.unwrap();
+    idle.render_url(WAIT).await.unwrap();
+
+    // One headset orbits the gear as fast as its frames come back; the other never connects.
+    let mut render = RenderConnection::connect(&url, &coordinator.token)
+        .await
+        .unwrap();
+    render.load("gear").await.unwrap();
+    let orbiting = tokio::spawn(async move {
+        let mut extent = None;
+        let mut pose_id = 0;
+        loop {
+            match render.next().await {
+                Ok(RenderEvent::Message(HostMessage::LoadDone { extent: e, .. })) => extent = e,
+                Ok(RenderEvent::Frame { .. }) => {}
+                Ok(RenderEvent::Message(_)) => continue,
+                Err(e) => panic!("the render connection failed: {e}"),
+            }
+            if let Some(extent) = &extent {
+                pose_id += 1;
+                let pose = Pose::orbit(extent, pose_id as f32, 20.0, 1.0).pose(pose_id, 320, 240);
+                render.pose(pose).await.unwrap();
+            }
+        }
+    });
+
+    let mut states = Vec::new();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while tokio::time::Instant::now() < deadline {
+        states = render_states(&server, &coordinator, "floor").await;
+        if states
+            .iter()
+            .any(|s| s["fps"].as_f64().unwrap_or_default() > 5.0)
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    orbiting.abort();
+    let of = |member: &str| {
+        states
+            .iter()
+            .find(|s| s["member"] == member)
+            .unwrap_or_else(|| panic!("{member} is listed: {states:?}"))
+            .clone()
+    };
+    let (moving, idle) = (of(&moving.id), of(&idle.id));
+    assert_eq!(
+        (&moving["status"], &moving["device"]),
+        (&json!("Ready"), &json!(true)),
+        "{moving}"
+    );
+    assert!(moving["fps"].as_f64().unwrap() > 5.0, "{moving}");
+    assert!(moving["frameMs"].as_f64().unwrap() > 0.0, "{moving}");
+    assert_eq!(
+        (&idle["status"], &idle["device"], &idle["fps"]),
+        (&json!("Ready"), &json!(false), &json!(0.0)),
+        "{idle}"
+    );
+    assert_eq!(states.len(), 2, "the tablet has no render session");
     server.stop().await;
 }
