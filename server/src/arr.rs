@@ -2,6 +2,7 @@
 //! service, usage, and the legacy `/v1/.../sessions/create` calls of the Learn module, so a
 //! client written against ARR works against Parallax.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use axum::extract::rejection::JsonRejection;
@@ -44,6 +45,7 @@ pub fn router() -> Router<AppState> {
             post(action_handler),
         )
         .route("/accounts/{account_id}/usage", get(usage_handler))
+        .route("/accounts/{account_id}/usage.csv", get(usage_csv_handler))
         .route(
             "/v1/accounts/{account_id}/sessions",
             get(legacy_list_handler),
@@ -491,8 +493,101 @@ pub(crate) async fn usage_handler(
     Path(account_id): Path<String>,
     ArrQuery(query): ArrQuery,
 ) -> Result<Json<UsageReport>> {
+    let (from, to) = usage_window(&state, &caller, &account_id, &query)?;
+    let mut ready = HashMap::<SessionSize, Duration>::new();
+    for (_, size, time) in state.sessions.usage(&account_id, from, to) {
+        *ready.entry(size).or_default() += time;
+    }
+    let usage = SessionSize::ALL
+        .iter()
+        .map(|size| {
+            let ready = ready.get(size).copied().unwrap_or(Duration::ZERO);
+            SizeUsage {
+                size: size.as_str(),
+                ready_seconds: ready.as_millis() as f64 / 1000.0,
+                billed_minutes: billed_minutes(ready),
+            }
+        })
+        .collect();
+    Ok(Json(UsageReport {
+        from: rfc3339(from),
+        to: rfc3339(to),
+        usage,
+    }))
+}
+
+/// Billing counts started minutes, as a meter would.
+fn billed_minutes(ready: Duration) -> u64 {
+    ready.as_millis().div_ceil(60_000) as u64
+}
+
+/// `GET /accounts/{account_id}/usage.csv`: the same window as `usage`, one row per session
+/// that was Ready within it, for a spreadsheet.
+#[utoipa::path(get, path = "/accounts/{account_id}/usage.csv", tag = "sessions",
+    params(("account_id" = String, Path), ("api-version" = String, Query, example = "2021-01-01"),
+        ("from" = Option<String>, Query, description = "RFC 3339; default 30 days before `to`"), ("to" = Option<String>, Query, description = "RFC 3339; default now")),
+    security(("access_token" = [])),
+    responses((status = 200, description = "CSV: account, session, size, from, to, ready_seconds, billed_minutes", content_type = "text/csv", body = String), (status = 400, description = "Bad request: the error names the field", body = ErrorBody), (status = 401, description = "Missing, invalid or expired token", body = ErrorBody), (status = 403, description = "A token of another account", body = ErrorBody)))]
+pub(crate) async fn usage_csv_handler(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(account_id): Path<String>,
+    ArrQuery(query): ArrQuery,
+) -> Result<Response> {
+    let (from, to) = usage_window(&state, &caller, &account_id, &query)?;
+    let mut csv = csv::Writer::from_writer(Vec::new());
+    let mut write = |row: &[&str]| {
+        csv.write_record(row)
+            .map_err(|e| AppError::Internal(e.into()))
+    };
+    write(&[
+        "account",
+        "session",
+        "size",
+        "from",
+        "to",
+        "ready_seconds",
+        "billed_minutes",
+    ])?;
+    let (from_text, to_text) = (rfc3339(from), rfc3339(to));
+    for (session, size, ready) in state.sessions.usage(&account_id, from, to) {
+        write(&[
+            &account_id,
+            session.as_str(),
+            size.as_str(),
+            &from_text,
+            &to_text,
+            &format!("{:.3}", ready.as_secs_f64()),
+            &billed_minutes(ready).to_string(),
+        ])?;
+    }
+    let body = csv
+        .into_inner()
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("{e}")))?;
+    let file = format!(
+        "attachment; filename=\"parallax-usage-{}-{}.csv\"",
+        &from_text[..10],
+        &to_text[..10]
+    );
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+            (header::CONTENT_DISPOSITION, file),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+/// The usage window a query asks for: `from`/`to` (RFC 3339), by default the 30 days up to now.
+fn usage_window(
+    state: &AppState,
+    caller: &Caller,
+    account_id: &str,
+    query: &VersionQuery,
+) -> Result<(Timestamp, Timestamp)> {
     query.check()?;
-    caller.require_account(&account_id)?;
+    caller.require_account(account_id)?;
     let now = state.sessions.now();
     let instant = |text: &Option<String>, field: &'static str, default: Timestamp| match text {
         None => Ok(default),
@@ -515,24 +610,7 @@ pub(crate) async fn usage_handler(
             Some("from"),
         ));
     }
-    let usage = state.sessions.usage(&account_id, from, to);
-    let usage = SessionSize::ALL
-        .iter()
-        .map(|size| {
-            let ready = usage.get(size).copied().unwrap_or(Duration::ZERO);
-            SizeUsage {
-                size: size.as_str(),
-                ready_seconds: ready.as_millis() as f64 / 1000.0,
-                // Billing counts started minutes, as a meter would.
-                billed_minutes: ready.as_millis().div_ceil(60_000) as u64,
-            }
-        })
-        .collect();
-    Ok(Json(UsageReport {
-        from: rfc3339(from),
-        to: rfc3339(to),
-        usage,
-    }))
+    Ok((from, to))
 }
 
 /// `scheme://host` the client used, for absolute links.

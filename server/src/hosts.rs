@@ -346,6 +346,9 @@ async fn serve_host(socket: &mut WebSocket, state: &AppState) -> Result<String, 
                 match HostReport::parse(text.as_str()) {
                     Ok(HostReport::Heartbeat { device, fps, frame_ms }) => {
                         state.sessions.heartbeat(&host, device, fps, frame_ms);
+                        if let Some(ms) = frame_ms.filter(|ms| ms.is_finite() && *ms >= 0.0) {
+                            state.metrics.frame(Duration::from_secs_f32(ms / 1000.0));
+                        }
                     }
                     Ok(HostReport::Admit { request, account, session, token }) => {
                         let verdict = admit(state, &host, account, &session, &token);

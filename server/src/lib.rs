@@ -16,6 +16,7 @@
 //! - `spaces`: shared spaces (members, timeouts, reliable delivery); `space_routes`: their REST
 //!   API and WebSocket.
 //! - `api`: health and ping; `ws`: what every WebSocket shares; `web`: Leptos pages and assets.
+//! - `metrics`: `/metrics`; `history`: its last hour, for the operator's charts.
 //! - `clock`: the one source of time; `error`: the HTTP error type.
 
 mod accounts;
@@ -26,6 +27,7 @@ mod catalog;
 pub mod clock;
 pub mod config;
 mod error;
+mod history;
 mod hosts;
 mod metrics;
 mod models;
@@ -240,6 +242,7 @@ pub fn app(state: AppState) -> Router {
         .merge(space_routes::router())
         .merge(browser::router())
         .merge(metrics::router())
+        .merge(history::router())
         .merge(openapi::router())
         .merge(web::router(&state, &site_root))
         .layer(axum::middleware::from_fn(correlation_vector))
@@ -283,6 +286,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let token = state.shutdown.clone();
+    history::start_sampling(&state, token.clone());
     let store = state.store.clone();
     let sessions = state.sessions.clone();
     sessions.set_address(listener.local_addr()?);

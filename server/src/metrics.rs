@@ -1,6 +1,7 @@
 //! `/metrics` in the OpenMetrics text format Prometheus scrapes: the render pool per size, render
-//! sessions by state, spaces and their members, connected space sockets, and how long space
-//! events take from the write that caused them to their member's socket.
+//! sessions by state, spaces and their members, connected space sockets, how long space events
+//! take from the write that caused them to their member's socket, and how long hosts take to
+//! render a frame. `history` keeps the last hour of the same for the operator's charts.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,6 +36,10 @@ pub struct Metrics {
     registry: Registry,
     /// A space event, from the write that caused it until its member's socket has it (seconds).
     broadcast: Histogram,
+    /// A host's mean time to render and encode a frame, per heartbeat (seconds).
+    frames: Histogram,
+    /// The same measurements over the last hour, for the operator's charts.
+    pub history: crate::history::History,
     pool_hosts: Family<SizeLabel, Gauge>,
     pool_idle: Family<SizeLabel, Gauge>,
     pool_leased: Family<SizeLabel, Gauge>,
@@ -57,6 +62,15 @@ impl Default for Metrics {
             "space_event_delivery_seconds",
             "From the write that caused a space event to its member's socket",
             broadcast.clone(),
+        );
+        // 1 ms to about 1 s.
+        let frames = Histogram::new([
+            0.001, 0.0025, 0.005, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+        ]);
+        registry.register(
+            "render_frame_seconds",
+            "A render host's mean time to render and encode a frame, per heartbeat",
+            frames.clone(),
         );
         let family = |registry: &mut Registry, name: &str, help: &str| {
             let family = Family::<SizeLabel, Gauge>::default();
@@ -99,6 +113,8 @@ impl Default for Metrics {
         Self {
             registry,
             broadcast,
+            frames,
+            history: crate::history::History::default(),
             pool_hosts,
             pool_idle,
             pool_leased,
@@ -116,6 +132,13 @@ impl Metrics {
     /// A space event reached its member's socket `took` after its write.
     pub fn delivered(&self, took: Duration) {
         self.broadcast.observe(took.as_secs_f64());
+        self.history.delivered(took);
+    }
+
+    /// A render host rendered its frames in `took` each, on average, since its last heartbeat.
+    pub fn frame(&self, took: Duration) {
+        self.frames.observe(took.as_secs_f64());
+        self.history.frame(took);
     }
 }
 

@@ -24,6 +24,7 @@ use crate::{api, arr};
         arr::action_handler,
         arr::list_handler,
         arr::usage_handler,
+        arr::usage_csv_handler,
         arr::legacy_create_handler,
         arr::legacy_properties_handler,
         arr::legacy_update_handler,

@@ -16,7 +16,7 @@ use parallax_core::pool::{HostId, PoolConfig};
 use parallax_core::service::{
     CreateError, CreateSession, Created, Effect, SessionError, SessionService,
 };
-use parallax_core::session::{RenderSession, SessionKey, SessionSize, SessionStatus};
+use parallax_core::session::{RenderSession, SessionId, SessionKey, SessionSize, SessionStatus};
 use parallax_core::throttle::PollThrottle;
 use parallax_core::time::Timestamp;
 use tokio::sync::{Notify, mpsc, oneshot};
@@ -412,19 +412,23 @@ impl Sessions {
         serde_json::Value::from(hosts)
     }
 
-    /// Time each size was Ready within `[from, to)`, for `account`.
+    /// Time each of `account`'s sessions was Ready within `[from, to)`, by session id; sessions
+    /// never Ready then are left out.
     pub fn usage(
         &self,
         account: &str,
         from: Timestamp,
         to: Timestamp,
-    ) -> HashMap<SessionSize, Duration> {
+    ) -> Vec<(SessionId, SessionSize, Duration)> {
         let now = self.now();
         let inner = self.lock();
-        let mut usage = HashMap::new();
-        for session in inner.service.all(account) {
-            *usage.entry(session.size).or_default() += session.ready_time_within(from, to, now);
-        }
+        let mut usage: Vec<_> = inner
+            .service
+            .all(account)
+            .map(|s| (s.id.clone(), s.size, s.ready_time_within(from, to, now)))
+            .filter(|(_, _, ready)| !ready.is_zero())
+            .collect();
+        usage.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
         usage
     }
 

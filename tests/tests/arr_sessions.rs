@@ -422,6 +422,49 @@ async fn usage_reports_ready_time_per_size() {
         (bad.status, bad.body["error"]["target"].as_str()),
         (400, Some("from"))
     );
+
+    // The same window as a spreadsheet: one row per session that was Ready in it.
+    let csv_url = url.replace("/usage?", "/usage.csv?");
+    let download = reqwest::Client::new()
+        .get(&csv_url)
+        .bearer_auth(&arr.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(download.status(), 200);
+    assert!(
+        download.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .starts_with("attachment; filename=\"parallax-usage-")
+    );
+    let text = download.text().await.unwrap();
+    let rows: Vec<Vec<&str>> = text.lines().map(|l| l.split(',').collect()).collect();
+    assert_eq!(
+        rows[0],
+        [
+            "account",
+            "session",
+            "size",
+            "from",
+            "to",
+            "ready_seconds",
+            "billed_minutes"
+        ]
+    );
+    assert_eq!(rows.len(), 2, "{text}");
+    assert_eq!(
+        (rows[1][0], rows[1][1], rows[1][2]),
+        (arr.account.as_str(), "billed", "Standard")
+    );
+    let csv_seconds: f64 = rows[1][5].parse().unwrap();
+    assert!(
+        (csv_seconds - seconds).abs() < 0.01,
+        "{csv_seconds} vs {seconds}"
+    );
+    assert_eq!(rows[1][6], "1");
+    let anonymous = reqwest::get(&csv_url).await.unwrap();
+    assert_eq!(anonymous.status(), 401);
     server.stop().await;
 }
 

@@ -56,4 +56,31 @@ async fn metrics_show_the_pool_the_spaces_and_how_fast_events_reach_members() {
     // One Standard host kept warm by default.
     assert!(sample(&text, r#"parallax_pool_hosts{size="Standard"}"#).unwrap() >= 1.0);
     assert!(text.trim_end().ends_with("# EOF"));
+
+    // The operator's charts read the same figures over the last hour; the interval still
+    // running is the last sample.
+    let history: serde_json::Value = reqwest::Client::new()
+        .get(format!("{}/v1/pool/history", server.url()))
+        .bearer_auth(&coordinator.token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(history["intervalSeconds"], 30);
+    let now = history["samples"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert!(now["broadcastMs"]["count"].as_u64().unwrap() >= 3, "{now}");
+    assert!(now["broadcastMs"]["p95"].as_f64().unwrap() > 0.0, "{now}");
+    assert_eq!(now["pool"][0]["size"], "Standard", "{now}");
+    assert!(now["pool"][0]["hosts"].as_u64().unwrap() >= 1, "{now}");
+    let anonymous = reqwest::get(format!("{}/v1/pool/history", server.url()))
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
 }
