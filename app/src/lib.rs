@@ -9,11 +9,13 @@
 //!   `/headset`): a guest joins a space with its code.
 //! - `space`: `/spaces/:name`, a tablet in a space: catalog, "Show to everyone", live roster;
 //!   `space_live` (hydrate only) is its WebSocket, `rest` the API calls.
-//! - `pool`: `/pool`, the operator's render sessions (extend, stop) and pool health.
+//! - `pool`: `/pool`, the operator's render sessions (extend, stop), pool health, the last
+//!   hour as charts (`chart`), and usage with a CSV download.
 //! - `space_headset`: `/spaces/:name/headset`, a browser headset in a space; `render_live`
 //!   (hydrate only) is its render connection.
 //! - `live` (hydrate only): what the live connections share.
 
+mod chart;
 mod console;
 #[cfg(feature = "hydrate")]
 mod live;

@@ -1,12 +1,14 @@
 //! `/pool`: the operator's view of the render pool. Every render session of the account (size,
 //! state, queue place, lease left counting down, billed minutes) with extend and stop (confirmed),
-//! and the pool's health per size (hosts free, busy, starting; queue). Refreshed every few
-//! seconds.
+//! the pool's health per size (hosts free, busy; queue), the last hour as charts (hosts in use,
+//! space event delivery, frame time), and the account's usage for a chosen period with a CSV
+//! download. Refreshed every few seconds.
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use serde_json::{Value, json};
 
+use crate::chart::{LineChart, Series};
 use crate::console::{Failure, Loaded, Topbar};
 use crate::rest::{self, ApiError};
 
@@ -22,6 +24,8 @@ struct PoolState {
     /// The session a stop waits to be confirmed for.
     confirming: RwSignal<Option<String>>,
     problem: RwSignal<Option<ApiError>>,
+    /// `GET /v1/pool/history`'s samples, oldest first.
+    history: RwSignal<Vec<Value>>,
 }
 
 async fn refresh(state: PoolState) {
@@ -48,7 +52,79 @@ async fn refresh(state: PoolState) {
             .pool
             .set(health["pool"].as_array().cloned().unwrap_or_default());
     }
+    if let Ok(history) = rest::get("/v1/pool/history").await {
+        state
+            .history
+            .set(history["samples"].as_array().cloned().unwrap_or_default());
+    }
     state.ticks.set(0);
+}
+
+/// Minutes from the newest sample (0) back.
+fn minutes_ago(samples: &[Value]) -> impl Fn(&Value) -> f64 {
+    let newest = samples
+        .last()
+        .and_then(|s| s["at"].as_f64())
+        .unwrap_or_default();
+    move |sample| (sample["at"].as_f64().unwrap_or_default() - newest) / 60_000.0
+}
+
+/// Hosts leased and registered, per size.
+fn host_series(samples: &[Value]) -> Vec<Series> {
+    let x = minutes_ago(samples);
+    ["Standard", "Premium"]
+        .into_iter()
+        .flat_map(|size| {
+            let count = |field: &'static str| {
+                samples
+                    .iter()
+                    .map(|s| {
+                        let of_size = s["pool"]
+                            .as_array()
+                            .and_then(|sizes| sizes.iter().find(|entry| entry["size"] == size));
+                        (x(s), of_size.and_then(|entry| entry[field].as_f64()))
+                    })
+                    .collect()
+            };
+            let class = if size == "Standard" {
+                "standard"
+            } else {
+                "premium"
+            };
+            [
+                Series {
+                    label: format!("{size} in use"),
+                    class,
+                    points: count("leased"),
+                },
+                Series {
+                    label: format!("{size} hosts"),
+                    class: if size == "Standard" {
+                        "standard dashed"
+                    } else {
+                        "premium dashed"
+                    },
+                    points: count("hosts"),
+                },
+            ]
+        })
+        .collect()
+}
+
+/// p50 and p95 of one measurement (`broadcastMs`, `frameMs`).
+fn spread_series(samples: &[Value], field: &str) -> Vec<Series> {
+    let x = minutes_ago(samples);
+    [("p50", "p50"), ("p95", "p95")]
+        .into_iter()
+        .map(|(label, class)| Series {
+            label: label.into(),
+            class,
+            points: samples
+                .iter()
+                .map(|s| (x(s), s[field][label].as_f64()))
+                .collect(),
+        })
+        .collect()
 }
 
 #[component]
@@ -60,7 +136,11 @@ pub fn PoolPage() -> impl IntoView {
         ticks: RwSignal::new(0),
         confirming: RwSignal::new(None),
         problem: RwSignal::new(None),
+        history: RwSignal::new(Vec::new()),
     };
+    let hosts = Signal::derive(move || host_series(&state.history.read()));
+    let delivery = Signal::derive(move || spread_series(&state.history.read(), "broadcastMs"));
+    let frames = Signal::derive(move || spread_series(&state.history.read(), "frameMs"));
     Effect::new(move |_| {
         spawn_local(refresh(state));
         #[cfg(feature = "hydrate")]
@@ -83,7 +163,7 @@ pub fn PoolPage() -> impl IntoView {
             <section>
                 <h2>"Render pool"</h2>
                 <div class="table-wrap">
-                <table class="pool-table">
+                <table class="pool-table" aria-label="Hosts per size">
                     <thead>
                         <tr>
                             <th scope="col">"Size"</th>
@@ -121,6 +201,15 @@ pub fn PoolPage() -> impl IntoView {
                 </table>
                 </div>
             </section>
+            <section aria-label="Last hour">
+                <h2>"Last hour"</h2>
+                <div class="charts">
+                    <LineChart title="Render hosts" unit="hosts" series=hosts />
+                    <LineChart title="Space event delivery" unit="ms" series=delivery />
+                    <LineChart title="Frame time (render + encode)" unit="ms" series=frames />
+                </div>
+            </section>
+            <Usage state />
             <section>
                 <h2>"Render sessions"</h2>
                 {move || state.problem.get().map(|error| view! { <Failure error /> })}
@@ -145,6 +234,105 @@ pub fn PoolPage() -> impl IntoView {
             </section>
         </main>
     }
+}
+
+/// The account's usage for a chosen period: Ready time and billed minutes per size, and the
+/// same as CSV (one row per session).
+#[component]
+fn Usage(state: PoolState) -> impl IntoView {
+    // Days as `YYYY-MM-DD`; the period runs from the start of `from` to the end of `to` (UTC).
+    let from = RwSignal::new(String::new());
+    let to = RwSignal::new(String::new());
+    let usage: RwSignal<Loaded<Vec<Value>>> = RwSignal::new(None);
+    #[cfg(feature = "hydrate")]
+    Effect::new(move |_| {
+        let day = |ms: f64| {
+            String::from(js_sys::Date::new(&ms.into()).to_iso_string())
+                .chars()
+                .take(10)
+                .collect::<String>()
+        };
+        let now = js_sys::Date::now();
+        from.set(day(now - 29.0 * 86_400_000.0));
+        to.set(day(now));
+    });
+    let query = move || {
+        let (from, to) = (from.get(), to.get());
+        (!from.is_empty() && !to.is_empty())
+            .then(|| format!("{API}&from={from}T00:00:00Z&to={}", end_of(&to)))
+    };
+    Effect::new(move |_| {
+        let (Some(account), Some(query)) = (state.account.get(), query()) else {
+            return;
+        };
+        spawn_local(async move {
+            let answer = rest::get(&format!("/accounts/{account}/usage?{query}")).await;
+            usage.set(Some(
+                answer.map(|v| v["usage"].as_array().cloned().unwrap_or_default()),
+            ));
+        });
+    });
+    let csv = move || {
+        Some(format!(
+            "/accounts/{}/usage.csv?{}",
+            state.account.get()?,
+            query()?
+        ))
+    };
+    view! {
+        <section aria-label="Usage">
+            <h2>"Usage"</h2>
+            <div class="usage-period">
+                <label>
+                    "From"
+                    <input type="date" prop:value=from on:change=move |ev| from.set(event_target_value(&ev)) />
+                </label>
+                <label>
+                    "To"
+                    <input type="date" prop:value=to on:change=move |ev| to.set(event_target_value(&ev)) />
+                </label>
+                {move || csv().map(|href| view! { <a class="button" href=href download>"Download CSV"</a> })}
+            </div>
+            {move || match usage.get() {
+                None => view! { <p class="empty">"Loading…"</p> }.into_any(),
+                Some(Err(error)) => view! { <Failure error /> }.into_any(),
+                Some(Ok(sizes)) => {
+                    view! {
+                        <table class="pool-table usage">
+                            <thead>
+                                <tr>
+                                    <th scope="col">"Size"</th>
+                                    <th scope="col">"Ready"</th>
+                                    <th scope="col">"Billed minutes"</th>
+                                </tr>
+                            </thead>
+                            <tbody>
+                                {sizes
+                                    .into_iter()
+                                    .map(|size| {
+                                        let seconds = size["readySeconds"].as_f64().unwrap_or_default();
+                                        view! {
+                                            <tr>
+                                                <th scope="row">{size["size"].as_str().unwrap_or_default().to_string()}</th>
+                                                <td>{clock(seconds.round() as i64)}</td>
+                                                <td>{size["billedMinutes"].as_u64().unwrap_or_default()}</td>
+                                            </tr>
+                                        }
+                                    })
+                                    .collect_view()}
+                            </tbody>
+                        </table>
+                    }
+                        .into_any()
+                }
+            }}
+        </section>
+    }
+}
+
+/// The last millisecond of a day (`YYYY-MM-DD`, UTC), RFC 3339.
+fn end_of(day: &str) -> String {
+    format!("{day}T23:59:59.999Z")
 }
 
 /// `3725` seconds → `1:02:05`.

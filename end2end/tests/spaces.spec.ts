@@ -1,4 +1,5 @@
 import { expect, test, type Browser, type Page, type WebSocketRoute } from "@playwright/test";
+import { readFileSync } from "node:fs";
 
 // The operator's console: sign in with the account key, create a space, show a model to
 // everyone, and see who is in the room, live. `scripts/test.sh` creates the account and passes
@@ -303,10 +304,28 @@ test("the operator stops a headset's render session from /pool and the headset s
 
   await operator.getByRole("link", { name: "Render pool" }).click();
   await expect(operator).toHaveURL(/\/pool$/);
-  await expect(operator.locator(".pool-table tbody tr")).toHaveCount(2);
+  await expect(operator.locator(".pool-table:not(.usage) tbody tr")).toHaveCount(2);
   const row = operator.locator(`.session-row[data-session^="${room}-"]`);
   await expect(row).toHaveCount(1);
   await expect(row).toHaveAttribute("data-status", "Ready");
+
+  // The last hour, drawn by the page: hosts in use, event delivery, frame time.
+  const hour = operator.getByRole("region", { name: "Last hour" });
+  await expect(hour.locator("figure.chart")).toHaveCount(3);
+  await expect(hour.getByRole("img", { name: /^Render hosts, last hour; now: Standard in use [1-9]/ })).toBeVisible();
+  await expect(hour.getByRole("img", { name: /^Space event delivery, last hour/ })).toBeVisible();
+  await expect(hour.locator("path.line.standard").first()).toHaveAttribute("d", /^M/);
+  // Usage for the period shown, and the same as CSV with this headset's session in it.
+  const usage = operator.getByRole("region", { name: "Usage" });
+  await expect(usage.locator("tbody tr").first()).toContainText(/Standard\s*\d+:\d\d:\d\d\s*[1-9]/);
+  const [download] = await Promise.all([
+    operator.waitForEvent("download"),
+    usage.getByRole("link", { name: "Download CSV" }).click(),
+  ]);
+  expect(download.suggestedFilename()).toMatch(/^parallax-usage-\d{4}-\d\d-\d\d-\d{4}-\d\d-\d\d\.csv$/);
+  const csv = readFileSync(await download.path(), "utf8");
+  expect(csv.split("\n")[0]).toBe("account,session,size,from,to,ready_seconds,billed_minutes");
+  expect(csv).toContain(`,${room}-`);
   await expect(row.locator(".lease")).toHaveText(/^\d+:\d\d:\d\d$/);
   // Stopping asks first; cancelling changes nothing.
   await row.getByRole("button", { name: /^Stop / }).click();

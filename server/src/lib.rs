@@ -19,6 +19,9 @@
 //! - `metrics`: `/metrics`; `history`: its last hour, for the operator's charts.
 //! - `clock`: the one source of time; `error`: the HTTP error type.
 
+// Leptos' view types of the larger pages nest deeper than the default 128.
+#![recursion_limit = "256"]
+
 mod accounts;
 mod api;
 mod arr;
