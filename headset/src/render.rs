@@ -43,7 +43,9 @@ impl RenderConnection {
     /// [`ClientError::SessionTaken`] if another device holds the session, [`ClientError::Closed`]
     /// with the host's reason for any other refusal.
     pub async fn connect(render_url: &str, token: &str) -> Result<Self, ClientError> {
-        let (socket, _) = tokio_tungstenite::connect_async(render_url).await?;
+        // Poses are small and frequent: send each at once (no Nagle).
+        let (socket, _) =
+            tokio_tungstenite::connect_async_with_config(render_url, None, true).await?;
         let mut connection = Self {
             socket,
             session: String::new(),

@@ -478,7 +478,7 @@ impl SpaceConnection {
             &format!("/v1/spaces/{}/ws", self.membership.space),
         );
         let (mut socket, _) =
-            tokio_tungstenite::connect_async_with_config(&url, Some(small_messages()), false)
+            tokio_tungstenite::connect_async_with_config(&url, Some(small_messages()), true)
                 .await?;
         let hello = SpaceClientMessage::Hello {
             token: self.membership.coordinator.token.clone(),

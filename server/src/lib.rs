@@ -294,7 +294,7 @@ pub async fn run(
     let sessions = state.sessions.clone();
     sessions.set_address(listener.local_addr()?);
     let service = app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, service)
+    axum::serve(ws::no_delay(listener), service)
         .with_graceful_shutdown(async move {
             shutdown.await;
             tracing::info!("shutting down");

@@ -243,7 +243,7 @@ pub async fn run(config: HostConfig, shutdown: CancellationToken) -> anyhow::Res
         let serving = serving.clone();
         let router = crate::render_ws::router().with_state(host.clone());
         async move {
-            axum::serve(listener, router)
+            axum::serve(crate::ws::no_delay(listener), router)
                 .with_graceful_shutdown(serving.cancelled_owned())
                 .await
         }

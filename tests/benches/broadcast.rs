@@ -88,7 +88,7 @@ struct IncomingEvent<'a> {
 /// one task per client.
 async fn subscribe(url: String, hello: Value, receipts: mpsc::UnboundedSender<Receipt>) {
     let (mut socket, _) =
-        tokio_tungstenite::connect_async_with_config(&url, Some(small_messages()), false)
+        tokio_tungstenite::connect_async_with_config(&url, Some(small_messages()), true)
             .await
             .expect("the server accepts the client");
     socket.send(Message::text(hello.to_string())).await.unwrap();
@@ -206,7 +206,7 @@ async fn node(port: &str, clients: usize, rounds: usize) -> Vec<Duration> {
     }
     // Client 0 publishes and subscribes, as the tablet does.
     let (publisher, _) =
-        tokio_tungstenite::connect_async_with_config(&url, Some(small_messages()), false)
+        tokio_tungstenite::connect_async_with_config(&url, Some(small_messages()), true)
             .await
             .unwrap();
     let (mut publish, mut own) = publisher.split();
