@@ -12,7 +12,7 @@
 //! - `pool`: `/pool`, the operator's render sessions (extend, stop), pool health, the last
 //!   hour as charts (`chart`), and usage with a CSV download.
 //! - `space_headset`: `/spaces/:name/headset`, a browser headset in a space; `render_live`
-//!   (hydrate only) is its render connection.
+//!   (hydrate only) is its render connection, `xr` (hydrate only) its WebXR session.
 //! - `live` (hydrate only): what the live connections share.
 
 mod chart;
@@ -29,6 +29,8 @@ mod space_headset;
 mod space_live;
 #[cfg(feature = "hydrate")]
 mod upload;
+#[cfg(feature = "hydrate")]
+mod xr;
 
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};

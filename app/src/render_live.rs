@@ -16,7 +16,7 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 use parallax_core::ModelId;
 use parallax_core::device::{
-    DeviceMessage, Extent, HitPolicy, HostMessage, Placement, Pose, SESSION_TAKEN,
+    DeviceMessage, Extent, HitPolicy, HostMessage, OrbitPose, Placement, Pose, SESSION_TAKEN,
 };
 use parallax_core::protocol::FrameHeader;
 use serde_json::Value;
@@ -35,6 +35,18 @@ enum Command {
     Gesture(Gesture),
     Load(String),
     Place(Placement),
+    /// `None` when the WebXR session ended: back to the orbit camera.
+    Viewer(Option<Viewer>),
+}
+
+/// A WebXR viewer's pose in its session's `local` space, and the frame size one eye needs.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Viewer {
+    pub position: [f32; 3],
+    pub orientation: [f32; 4],
+    pub fov_y_degrees: f32,
+    pub width: u32,
+    pub height: u32,
 }
 
 thread_local! {
@@ -52,6 +64,12 @@ fn send(command: Command) {
 /// Hands a gesture to the render connection.
 pub(crate) fn gesture(gesture: Gesture) {
     send(Command::Gesture(gesture));
+}
+
+/// Hands the WebXR viewer's pose to the render connection: it replaces the orbit camera (until
+/// `None`, when the session ended).
+pub(crate) fn viewer(viewer: Option<Viewer>) {
+    send(Command::Viewer(viewer));
 }
 
 /// Joins, waits for the render session, and holds its connection once the page is live.
@@ -183,6 +201,8 @@ struct Camera {
     sent: VecDeque<(u64, f64)>,
     /// Frames in the current one-second window, and when it started.
     window: (u32, f64),
+    /// The WebXR viewer, once a session runs: its head moves the camera instead.
+    viewer: Option<Viewer>,
     /// Frames received on this connection, and the number of the newest one drawn.
     received: u64,
     painted: Rc<Cell<u64>>,
@@ -210,18 +230,22 @@ impl Camera {
     fn pose(&mut self) -> Option<Pose> {
         let extent = self.extent?;
         self.next_pose += 1;
-        let (width, height) = Self::viewport();
         self.sent.push_back((self.next_pose, js_sys::Date::now()));
         if self.sent.len() > 64 {
             self.sent.pop_front();
         }
-        Some(
-            Pose::orbit(&extent, self.azimuth, self.elevation, self.zoom).pose(
-                self.next_pose,
-                width,
-                height,
-            ),
-        )
+        Some(match self.viewer {
+            Some(v) => OrbitPose::of_viewer(&extent, v.position, v.orientation, v.fov_y_degrees)
+                .pose(self.next_pose, v.width, v.height),
+            None => {
+                let (width, height) = Self::viewport();
+                Pose::orbit(&extent, self.azimuth, self.elevation, self.zoom).pose(
+                    self.next_pose,
+                    width,
+                    height,
+                )
+            }
+        })
     }
 }
 
@@ -254,6 +278,7 @@ async fn converse(
         next_pick: 0,
         sent: VecDeque::new(),
         window: (0, js_sys::Date::now()),
+        viewer: None,
         received: 0,
         painted: Rc::default(),
     };
@@ -291,6 +316,10 @@ async fn converse(
             }),
             Input::Page(Command::Place(placement)) => Some(DeviceMessage::SetTransform(placement)),
             Input::Page(Command::Gesture(gesture)) => on_gesture(state, &mut camera, gesture),
+            Input::Page(Command::Viewer(viewer)) => {
+                camera.viewer = viewer;
+                camera.pose().map(DeviceMessage::Pose)
+            }
         };
         if let Some(message) = reply
             && let Err(e) = outgoing.send(say(message)).await

@@ -1,7 +1,8 @@
 //! `/spaces/:name/headset`: a browser headset in a space. It joins as a headset, gets its own
 //! render session, holds the render connection and shows the frames streamed to it; it loads
 //! whatever the space selects. Drag to orbit, wheel to zoom (poses), tap to pick a part.
-//! Overlay: session state, lease time left, fps, pose-to-frame latency.
+//! Overlay: session state, lease time left, fps, pose-to-frame latency. Where WebXR is available,
+//! "Enter VR" hands the camera to the headset's own viewer pose (`xr`).
 
 use leptos::prelude::*;
 use leptos_router::hooks::use_params_map;
@@ -30,6 +31,10 @@ pub(crate) struct HeadsetState {
     pub picked: RwSignal<Option<String>>,
     /// A message that replaces the view (e.g. the session is taken).
     pub blocked: RwSignal<Option<String>>,
+    /// This browser can start an immersive WebXR session.
+    pub xr_available: RwSignal<bool>,
+    /// A WebXR session runs: the head's pose drives the camera.
+    pub xr: RwSignal<bool>,
 }
 
 /// What the page asks of its render connection.
@@ -59,6 +64,22 @@ pub fn SpaceHeadsetPage() -> impl IntoView {
         loaded: RwSignal::new(None),
         picked: RwSignal::new(None),
         blocked: RwSignal::new(None),
+        xr_available: RwSignal::new(false),
+        xr: RwSignal::new(false),
+    };
+    #[cfg(feature = "hydrate")]
+    Effect::new(move |_| {
+        leptos::task::spawn_local(
+            async move { state.xr_available.set(crate::xr::supported().await) },
+        );
+    });
+    let enter_vr = move |_| {
+        #[cfg(feature = "hydrate")]
+        leptos::task::spawn_local(async move {
+            if let Err(e) = crate::xr::enter(state).await {
+                state.session.set(format!("Could not enter VR: {e}"));
+            }
+        });
     };
     #[cfg(feature = "hydrate")]
     crate::render_live::start(state);
@@ -160,6 +181,11 @@ pub fn SpaceHeadsetPage() -> impl IntoView {
                 <span class="connection" data-connection=move || state.space.connection.get()>
                     {move || state.space.connection.get()}
                 </span>
+                {move || {
+                    (state.xr_available.get() && !state.xr.get())
+                        .then(|| view! { <button type="button" class="enter-vr" on:click=enter_vr>"Enter VR"</button> })
+                }}
+                {move || state.xr.get().then(|| view! { <span class="xr" role="status">"In VR: your head moves the camera"</span> })}
             </footer>
         </main>
     }

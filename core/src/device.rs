@@ -57,6 +57,7 @@ impl Pose {
         OrbitPose {
             position: std::array::from_fn(|i| center[i] + offset[i] * distance),
             target: center,
+            up: up(),
             fov_y_degrees,
         }
     }
@@ -67,21 +68,74 @@ impl Pose {
 pub struct OrbitPose {
     pub position: [f32; 3],
     pub target: [f32; 3],
+    pub up: [f32; 3],
     pub fov_y_degrees: f32,
 }
 
 impl OrbitPose {
+    /// The camera of a WebXR viewer: `position` (m) and `orientation` (a unit quaternion
+    /// `[x, y, z, w]`) in the session's `local` space, whose origin is the head at the start,
+    /// looking down −Z. The model floats [`XR_DISTANCE`] ahead at [`XR_SIZE`], so walking
+    /// around it or leaning in moves the camera around the model as it would around a real one.
+    pub fn of_viewer(
+        extent: &Extent,
+        position: [f32; 3],
+        orientation: [f32; 4],
+        fov_y_degrees: f32,
+    ) -> Self {
+        let center: [f32; 3] = std::array::from_fn(|i| (extent.min[i] + extent.max[i]) * 0.5);
+        let diameter = (0..3)
+            .map(|i| (extent.max[i] - extent.min[i]).powi(2))
+            .sum::<f32>()
+            .sqrt()
+            .max(1e-6);
+        // Scene units per metre.
+        let scale = diameter / XR_SIZE;
+        let anchor = [0.0, 0.0, -XR_DISTANCE];
+        let eye: [f32; 3] = std::array::from_fn(|i| center[i] + (position[i] - anchor[i]) * scale);
+        let forward = rotate(orientation, [0.0, 0.0, -1.0]);
+        Self {
+            position: eye,
+            target: std::array::from_fn(|i| eye[i] + forward[i] * diameter),
+            up: rotate(orientation, [0.0, 1.0, 0.0]),
+            fov_y_degrees,
+        }
+    }
+
     pub fn pose(&self, id: u64, width: u32, height: u32) -> Pose {
         Pose {
             id,
             position: self.position,
             target: self.target,
-            up: up(),
+            up: self.up,
             fov_y_degrees: self.fov_y_degrees,
             width,
             height,
         }
     }
+}
+
+/// Where a WebXR session shows the model: this far (m) in front of where the session started,
+/// at eye height...
+pub const XR_DISTANCE: f32 = 1.0;
+/// ...scaled so that its bounding sphere is this wide (m): a part on a table.
+pub const XR_SIZE: f32 = 0.6;
+
+/// `v` rotated by the unit quaternion `q` (`[x, y, z, w]`).
+fn rotate(q: [f32; 4], v: [f32; 3]) -> [f32; 3] {
+    let [x, y, z, w] = q;
+    let u = [x, y, z];
+    let cross = |a: [f32; 3], b: [f32; 3]| {
+        [
+            a[1] * b[2] - a[2] * b[1],
+            a[2] * b[0] - a[0] * b[2],
+            a[0] * b[1] - a[1] * b[0],
+        ]
+    };
+    // v + 2w(u × v) + 2 u × (u × v)
+    let t = cross(u, v);
+    let tt = cross(u, t);
+    std::array::from_fn(|i| v[i] + 2.0 * w * t[i] + 2.0 * tt[i])
 }
 
 /// A model's axis-aligned bounds in scene units, so a device can frame it.
@@ -271,6 +325,47 @@ impl Pose {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn close(a: [f32; 3], b: [f32; 3]) -> bool {
+        (0..3).all(|i| (a[i] - b[i]).abs() < 1e-4)
+    }
+
+    #[test]
+    fn a_webxr_viewer_sees_the_model_ahead_and_walks_around_it() {
+        let extent = Extent {
+            min: [-30.0, -30.0, -30.0],
+            max: [30.0, 30.0, 30.0],
+        };
+        let diameter = (3.0f32 * 60.0 * 60.0).sqrt();
+        let level = [0.0, 0.0, 0.0, 1.0];
+        // At the start the model is XR_DISTANCE ahead, looked at straight on.
+        let start = OrbitPose::of_viewer(&extent, [0.0; 3], level, 90.0);
+        let metres = diameter / XR_SIZE;
+        assert!(close(start.position, [0.0, 0.0, XR_DISTANCE * metres]));
+        assert!(close(
+            start.target,
+            [0.0, 0.0, XR_DISTANCE * metres - diameter]
+        ));
+        assert!(close(start.up, [0.0, 1.0, 0.0]));
+        // A step to the right moves the camera right by that step in scene units.
+        let right = OrbitPose::of_viewer(&extent, [0.5, 0.0, 0.0], level, 90.0);
+        assert!(close(
+            right.position,
+            [0.5 * metres, 0.0, XR_DISTANCE * metres]
+        ));
+        // Walking to the model's far side and turning round (180° about Y) looks back at it.
+        let half_turn = [0.0, 1.0, 0.0, 0.0];
+        let behind = OrbitPose::of_viewer(&extent, [0.0, 0.0, -2.0 * XR_DISTANCE], half_turn, 90.0);
+        assert!(close(behind.position, [0.0, 0.0, -XR_DISTANCE * metres]));
+        assert!(
+            behind.target[2] > behind.position[2],
+            "looking towards +Z, at the model"
+        );
+        // Tilting the head (90° about the view axis) tilts the camera's up.
+        let s = std::f32::consts::FRAC_1_SQRT_2;
+        let tilted = OrbitPose::of_viewer(&extent, [0.0; 3], [0.0, 0.0, s, s], 90.0);
+        assert!(close(tilted.up, [-1.0, 0.0, 0.0]));
+    }
 
     fn pose() -> Pose {
         Pose {

@@ -339,6 +339,91 @@ test("the operator stops a headset's render session from /pool and the headset s
   await expect(row).toHaveCount(0);
 });
 
+/** A stand-in WebXR headset, installed before the page's scripts: this Chromium has no XR
+ * device. It offers what the page uses of the WebXR Device API (isSessionSupported,
+ * requestSession, XRWebGLLayer, a reference space, requestAnimationFrame, getViewerPose) and
+ * lets the test move the head through `window.xrHead`. */
+function fakeXrDevice() {
+  const head = { position: { x: 0, y: 0, z: 0 }, orientation: { x: 0, y: 0, z: 0, w: 1 } };
+  const w = window as any;
+  w.xrHead = head;
+  const listeners: Record<string, (() => void)[]> = {};
+  let ended = false;
+  // A 90° vertical field of view: m[5] = 1 / tan(45°).
+  const projectionMatrix = new Float32Array([1, 0, 0, 0, 0, 1, 0, 0, 0, 0, -1, -1, 0, 0, -0.2, 0]);
+  const frame = {
+    getViewerPose: () => ({
+      transform: { position: { ...head.position }, orientation: { ...head.orientation } },
+      views: [{ eye: "left", projectionMatrix }, { eye: "right", projectionMatrix }],
+    }),
+  };
+  const session = {
+    requestReferenceSpace: async (type: string) => ({ type }),
+    updateRenderState: () => {},
+    addEventListener: (type: string, listener: () => void) => (listeners[type] ??= []).push(listener),
+    requestAnimationFrame: (callback: (time: number, frame: unknown) => void) =>
+      setTimeout(() => !ended && callback(performance.now(), frame), 16),
+    end: async () => {
+      ended = true;
+      (listeners.end ?? []).forEach((listener) => listener());
+    },
+  };
+  Object.defineProperty(navigator, "xr", {
+    value: {
+      isSessionSupported: async (mode: string) => mode === "immersive-vr",
+      requestSession: async () => session,
+    },
+  });
+  w.XRWebGLLayer = class {
+    framebuffer = null;
+    getViewport() {
+      return { x: 0, y: 0, width: 640, height: 640 };
+    }
+  };
+  w.endXr = () => session.end();
+}
+
+test("in a WebXR headset's browser the head's pose moves the camera", async ({ browser }) => {
+  test.setTimeout(60_000);
+  const room = `xr-${Date.now().toString(36)}`;
+  const tablet = await signedIn(browser);
+  await tablet.getByLabel("Name").fill(room);
+  await tablet.getByRole("button", { name: "Create space" }).click();
+  await expect(tablet.getByRole("status")).toHaveText("Live");
+  await tablet.getByRole("button", { name: /^Show Spur gear.* to everyone$/ }).click();
+  const code = (await tablet.getByLabel("Join code").textContent())!.trim();
+
+  const headset = await (await browser.newContext({ viewport: { width: 1280, height: 800 } })).newPage();
+  await headset.addInitScript(fakeXrDevice);
+  const xrProblems: string[] = [];
+  headset.on("console", (message) => {
+    if (message.text().includes("XR frame")) xrProblems.push(message.text());
+  });
+  await joinAsGuest(headset, code, "XR headset");
+  const orbit = await frameOf(headset, "gear");
+  const view = headset.locator("canvas.frame");
+  await headset.getByRole("button", { name: "Enter VR" }).click();
+  await expect(headset.getByRole("status").filter({ hasText: "In VR" })).toBeVisible();
+  // Frames now come at the size one eye needs (640 × 640), from where the head is.
+  await expect
+    .poll(() => view.evaluate((c: HTMLCanvasElement) => `${c.width}x${c.height}`), { timeout: 10_000 })
+    .toBe("640x640");
+  const ahead = await view.screenshot();
+  expect(ahead.equals(orbit)).toBe(false);
+  // A step to the left and a turn to the right: another view of the gear.
+  await headset.evaluate(() => {
+    const head = (window as any).xrHead;
+    head.position.x = -0.5;
+    head.orientation = { x: 0, y: -Math.sin(Math.PI / 12), z: 0, w: Math.cos(Math.PI / 12) };
+  });
+  await expect.poll(async () => (await view.screenshot()).equals(ahead), { timeout: 10_000 }).toBe(false);
+  // Each XR frame drew the newest frame for both eyes on the session's WebGL layer.
+  expect(xrProblems).toEqual([]);
+  // Taking the headset off ends the session: the page offers VR again.
+  await headset.evaluate(() => (window as any).endXr());
+  await expect(headset.getByRole("button", { name: "Enter VR" })).toBeVisible();
+});
+
 test("the console's pages at tablet and phone sizes", async ({ browser }, info) => {
   test.setTimeout(60_000);
   const room = `look-${Date.now().toString(36)}`;

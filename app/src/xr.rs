@@ -1,0 +1,299 @@
+//! WebXR on a headset's own browser: "Enter VR" starts an immersive session. Every XR frame the
+//! viewer's pose goes to the render connection in place of drag and wheel, and the newest
+//! streamed frame is drawn for each eye on the session's WebGL layer. One frame serves both eyes
+//! (the host renders from the head's centre), so depth comes from moving, not from stereo.
+//!
+//! WebXR is reached through `js_sys::Reflect`: web-sys's WebXR bindings need an unstable cfg.
+//! Browser only.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+
+use js_sys::{Array, Function, Object, Promise, Reflect};
+use leptos::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen::prelude::*;
+use web_sys::{HtmlCanvasElement, WebGl2RenderingContext as Gl, WebGlProgram, WebGlTexture};
+
+use crate::render_live::{Viewer, viewer};
+use crate::space_headset::HeadsetState;
+
+/// What `XRSession.requestAnimationFrame` calls: the time and the `XRFrame`.
+type FrameCallback = Closure<dyn FnMut(f64, JsValue)>;
+
+/// The largest frame asked for, per eye.
+const MAX_SIDE: f64 = 1280.0;
+
+fn get(target: &JsValue, key: &str) -> Result<JsValue, JsValue> {
+    Reflect::get(target, &key.into())
+}
+
+/// Calls `target.method(args…)`.
+fn call(target: &JsValue, method: &str, args: &[&JsValue]) -> Result<JsValue, JsValue> {
+    let function: Function = get(target, method)?.dyn_into()?;
+    function.apply(target, &args.iter().copied().collect::<Array>())
+}
+
+/// Awaits a promise the browser returned.
+async fn resolve(value: JsValue) -> Result<JsValue, JsValue> {
+    value.dyn_into::<Promise>()?.await
+}
+
+fn navigator_xr() -> Option<JsValue> {
+    let xr = get(&window().navigator(), "xr").ok()?;
+    (!xr.is_undefined() && !xr.is_null()).then_some(xr)
+}
+
+fn message(error: JsValue) -> String {
+    error
+        .dyn_ref::<js_sys::Error>()
+        .map(|e| String::from(e.message()))
+        .or_else(|| error.as_string())
+        .unwrap_or_else(|| format!("{error:?}"))
+}
+
+/// Whether this browser can start an immersive VR session.
+pub(crate) async fn supported() -> bool {
+    let Some(xr) = navigator_xr() else {
+        return false;
+    };
+    match call(&xr, "isSessionSupported", &[&"immersive-vr".into()]) {
+        Ok(answer) => resolve(answer)
+            .await
+            .is_ok_and(|yes| yes.as_bool() == Some(true)),
+        Err(_) => false,
+    }
+}
+
+/// Starts an immersive session and runs it until the headset ends it.
+pub(crate) async fn enter(state: HeadsetState) -> Result<(), String> {
+    start(state).await.map_err(message)
+}
+
+async fn start(state: HeadsetState) -> Result<(), JsValue> {
+    let xr = navigator_xr().ok_or_else(|| JsValue::from_str("this browser has no WebXR"))?;
+    let features = Object::new();
+    Reflect::set(
+        &features,
+        &"optionalFeatures".into(),
+        &Array::of1(&"local".into()),
+    )?;
+    let session = resolve(call(
+        &xr,
+        "requestSession",
+        &[&"immersive-vr".into(), &features],
+    )?)
+    .await?;
+
+    // WebGL 2 on a canvas of its own, made for the headset's compositor.
+    let canvas: HtmlCanvasElement = document().create_element("canvas")?.dyn_into()?;
+    let options = Object::new();
+    Reflect::set(&options, &"xrCompatible".into(), &true.into())?;
+    let gl: Gl = canvas
+        .get_context_with_context_options("webgl2", &options)?
+        .ok_or_else(|| JsValue::from_str("no WebGL 2 for the headset's layer"))?
+        .dyn_into()?;
+    let layer_class: Function = get(&window(), "XRWebGLLayer")?.dyn_into()?;
+    let layer = Reflect::construct(&layer_class, &Array::of2(&session, &gl))?;
+    let render_state = Object::new();
+    Reflect::set(&render_state, &"baseLayer".into(), &layer)?;
+    call(&session, "updateRenderState", &[&render_state])?;
+    let space = resolve(call(&session, "requestReferenceSpace", &[&"local".into()])?).await?;
+    let screen = Screen::new(&gl)?;
+
+    state.xr.set(true);
+    let running = Rc::new(Cell::new(true));
+    let on_end = Closure::<dyn FnMut()>::new({
+        let running = running.clone();
+        move || {
+            running.set(false);
+            state.xr.set(false);
+            viewer(None);
+        }
+    });
+    call(
+        &session,
+        "addEventListener",
+        &[&"end".into(), on_end.as_ref()],
+    )?;
+    on_end.forget(); // Lives as long as the session object that holds it.
+
+    // The frame loop: a closure that schedules itself for the next XR frame.
+    let tick: Rc<RefCell<Option<FrameCallback>>> = Rc::default();
+    let again = tick.clone();
+    let uploaded = Cell::new(u64::MAX);
+    *tick.borrow_mut() = Some(Closure::new({
+        let session = session.clone();
+        move |_time: f64, frame: JsValue| {
+            if !running.get() {
+                again.borrow_mut().take(); // Ends the loop; drops this closure.
+                return;
+            }
+            if let Some(next) = again.borrow().as_ref() {
+                let _ = call(&session, "requestAnimationFrame", &[next.as_ref()]);
+            }
+            if let Err(e) = on_frame(state, &frame, &space, &layer, &gl, &screen, &uploaded) {
+                leptos::logging::warn!("XR frame: {}", message(e));
+            }
+        }
+    }));
+    if let Some(first) = tick.borrow().as_ref() {
+        call(&session, "requestAnimationFrame", &[first.as_ref()])?;
+    }
+    Ok(())
+}
+
+/// One XR frame: the viewer's pose to the render connection, the newest frame to each eye.
+fn on_frame(
+    state: HeadsetState,
+    frame: &JsValue,
+    space: &JsValue,
+    layer: &JsValue,
+    gl: &Gl,
+    screen: &Screen,
+    uploaded: &Cell<u64>,
+) -> Result<(), JsValue> {
+    let pose = call(frame, "getViewerPose", &[space])?;
+    if pose.is_null() || pose.is_undefined() {
+        return Ok(()); // Tracking lost for now.
+    }
+    let transform = get(&pose, "transform")?;
+    let (position, orientation) = (
+        get(&transform, "position")?,
+        get(&transform, "orientation")?,
+    );
+    let number = |point: &JsValue, key: &str| {
+        get(point, key)
+            .ok()
+            .and_then(|v| v.as_f64())
+            .unwrap_or_default() as f32
+    };
+    let views: Array = get(&pose, "views")?.dyn_into()?;
+    let first = views.get(0);
+    // Vertical field of view from the first eye's projection: m[5] = 1 / tan(fov / 2).
+    let projection: js_sys::Float32Array = get(&first, "projectionMatrix")?.dyn_into()?;
+    let fov_y_degrees = (2.0 * (1.0 / projection.get_index(5)).atan()).to_degrees();
+    let viewport = call(layer, "getViewport", &[&first])?;
+    let (width, height) = (
+        get(&viewport, "width")?.as_f64().unwrap_or(MAX_SIDE),
+        get(&viewport, "height")?.as_f64().unwrap_or(MAX_SIDE),
+    );
+    let scale = (MAX_SIDE / width.max(height)).min(1.0);
+    viewer(Some(Viewer {
+        position: ["x", "y", "z"].map(|k| number(&position, k)),
+        orientation: ["x", "y", "z", "w"].map(|k| number(&orientation, k)),
+        fov_y_degrees: if fov_y_degrees.is_finite() {
+            fov_y_degrees
+        } else {
+            90.0
+        },
+        width: (width * scale).round().max(1.0) as u32,
+        height: (height * scale).round().max(1.0) as u32,
+    }));
+
+    // The newest streamed frame (the page's canvas holds it) becomes the texture.
+    let frames = state.frames.get_untracked();
+    if frames != uploaded.get()
+        && let Some(canvas) = state.canvas.get_untracked()
+        && canvas.width() > 0
+    {
+        screen.upload(gl, &canvas)?;
+        uploaded.set(frames);
+    }
+    let framebuffer = get(layer, "framebuffer")?;
+    gl.bind_framebuffer(Gl::FRAMEBUFFER, framebuffer.dyn_ref());
+    gl.clear_color(0.0, 0.0, 0.0, 1.0);
+    gl.clear(Gl::COLOR_BUFFER_BIT);
+    for view in views.iter() {
+        let area = call(layer, "getViewport", &[&view])?;
+        let side = |key: &str| {
+            get(&area, key)
+                .ok()
+                .and_then(|v| v.as_f64())
+                .unwrap_or_default() as i32
+        };
+        gl.viewport(side("x"), side("y"), side("width"), side("height"));
+        screen.draw(gl);
+    }
+    Ok(())
+}
+
+/// A full-view triangle textured with the newest frame.
+struct Screen {
+    program: WebGlProgram,
+    texture: WebGlTexture,
+}
+
+const VERTEX: &str = "#version 300 es
+out vec2 uv;
+void main() {
+    vec2 corner = vec2(float((gl_VertexID << 1) & 2), float(gl_VertexID & 2));
+    uv = vec2(corner.x, 1.0 - corner.y);
+    gl_Position = vec4(corner * 2.0 - 1.0, 0.0, 1.0);
+}";
+
+const FRAGMENT: &str = "#version 300 es
+precision mediump float;
+in vec2 uv;
+uniform sampler2D frame;
+out vec4 color;
+void main() { color = texture(frame, uv); }";
+
+impl Screen {
+    fn new(gl: &Gl) -> Result<Self, JsValue> {
+        let shader = |kind: u32, source: &str| -> Result<_, JsValue> {
+            let shader = gl.create_shader(kind).ok_or("no shader")?;
+            gl.shader_source(&shader, source);
+            gl.compile_shader(&shader);
+            if gl
+                .get_shader_parameter(&shader, Gl::COMPILE_STATUS)
+                .as_bool()
+                != Some(true)
+            {
+                return Err(gl.get_shader_info_log(&shader).unwrap_or_default().into());
+            }
+            Ok(shader)
+        };
+        let program = gl.create_program().ok_or("no program")?;
+        gl.attach_shader(&program, &shader(Gl::VERTEX_SHADER, VERTEX)?);
+        gl.attach_shader(&program, &shader(Gl::FRAGMENT_SHADER, FRAGMENT)?);
+        gl.link_program(&program);
+        if gl
+            .get_program_parameter(&program, Gl::LINK_STATUS)
+            .as_bool()
+            != Some(true)
+        {
+            return Err(gl.get_program_info_log(&program).unwrap_or_default().into());
+        }
+        let texture = gl.create_texture().ok_or("no texture")?;
+        gl.bind_texture(Gl::TEXTURE_2D, Some(&texture));
+        for (parameter, value) in [
+            (Gl::TEXTURE_MIN_FILTER, Gl::LINEAR),
+            (Gl::TEXTURE_MAG_FILTER, Gl::LINEAR),
+            (Gl::TEXTURE_WRAP_S, Gl::CLAMP_TO_EDGE),
+            (Gl::TEXTURE_WRAP_T, Gl::CLAMP_TO_EDGE),
+        ] {
+            gl.tex_parameteri(Gl::TEXTURE_2D, parameter, value as i32);
+        }
+        Ok(Self { program, texture })
+    }
+
+    fn upload(&self, gl: &Gl, canvas: &HtmlCanvasElement) -> Result<(), JsValue> {
+        gl.bind_texture(Gl::TEXTURE_2D, Some(&self.texture));
+        gl.tex_image_2d_with_u32_and_u32_and_html_canvas_element(
+            Gl::TEXTURE_2D,
+            0,
+            Gl::RGBA as i32,
+            Gl::RGBA,
+            Gl::UNSIGNED_BYTE,
+            canvas,
+        )
+    }
+
+    fn draw(&self, gl: &Gl) {
+        gl.use_program(Some(&self.program));
+        gl.active_texture(Gl::TEXTURE0);
+        gl.bind_texture(Gl::TEXTURE_2D, Some(&self.texture));
+        gl.draw_arrays(Gl::TRIANGLES, 0, 3);
+    }
+}
