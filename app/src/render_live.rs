@@ -8,7 +8,6 @@ use std::collections::VecDeque;
 use std::rc::Rc;
 
 use futures_channel::mpsc::{UnboundedReceiver, UnboundedSender, unbounded};
-use futures_util::future::{Either, select};
 use futures_util::{SinkExt, StreamExt, stream};
 use gloo_net::websocket::{Message, WebSocketError, futures::WebSocket};
 use gloo_timers::future::TimeoutFuture;
@@ -21,12 +20,11 @@ use parallax_core::device::{
 use parallax_core::protocol::FrameHeader;
 use serde_json::Value;
 
+use crate::live::{Backoff, Ended, welcomed_in_time};
 use crate::rest;
 use crate::space::membership;
 use crate::space_headset::{Gesture, HeadsetState};
-use crate::space_live::watchdog;
 
-const MAX_BACKOFF_MS: u32 = 3_000;
 /// Largest frame asked for.
 const MAX_WIDTH: f64 = 1280.0;
 const MAX_HEIGHT: f64 = 720.0;
@@ -109,18 +107,11 @@ async fn run(state: HeadsetState, mut commands: UnboundedReceiver<Command>) {
             return;
         }
     };
-    let mut backoff_ms = 250;
+    let mut backoff = Backoff::default();
     loop {
         let welcomed = Rc::new(Cell::new(false));
-        let attempt = std::pin::pin!(converse(state, &url, &mut commands, welcomed.clone()));
-        let ended = match select(attempt, std::pin::pin!(watchdog(welcomed.clone()))).await {
-            Either::Left((ended, _)) => ended,
-            Either::Right(((), _)) => Ended::Dropped("no welcome in time".into()),
-        };
-        if welcomed.get() {
-            backoff_ms = 250; // It worked until now: retry soon.
-        }
-        match ended {
+        let conversation = converse(state, &url, &mut commands, welcomed.clone());
+        match welcomed_in_time(conversation, &welcomed).await {
             Ended::Closed(message) => {
                 state.session.set("Disconnected".into());
                 state.blocked.set(Some(message));
@@ -129,8 +120,7 @@ async fn run(state: HeadsetState, mut commands: UnboundedReceiver<Command>) {
             Ended::Dropped(reason) => {
                 leptos::logging::warn!("render connection dropped: {reason}");
                 state.session.set("Reconnecting…".into());
-                TimeoutFuture::new(backoff_ms).await;
-                backoff_ms = (backoff_ms * 2).min(MAX_BACKOFF_MS);
+                backoff.wait(welcomed.get()).await;
             }
         }
     }
@@ -182,11 +172,6 @@ async fn render_url(state: HeadsetState, view: &Value) -> Result<String, String>
             Err(e) => return Err(e.message),
         }
     }
-}
-
-enum Ended {
-    Dropped(String),
-    Closed(String),
 }
 
 /// Where the camera is, around the loaded model.

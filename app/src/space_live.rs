@@ -5,63 +5,32 @@
 use std::cell::Cell;
 use std::rc::Rc;
 
-use futures_util::future::{Either, select};
 use futures_util::{SinkExt, StreamExt};
 use gloo_net::websocket::{Message, WebSocketError, futures::WebSocket};
-use gloo_timers::future::TimeoutFuture;
 use leptos::prelude::*;
 use parallax_core::space_protocol::{SpaceClientMessage, SpaceEvent, SpaceServerMessage};
 
-use crate::live::socket_url;
+use crate::live::{Backoff, Ended, socket_url, welcomed_in_time};
 use crate::space::SpaceState;
-
-const MAX_BACKOFF_MS: u32 = 3_000;
-/// A connection that has not been welcomed by then is given up and tried again: a socket closed
-/// while it was still opening can leave the browser's side waiting forever.
-const WELCOME_WITHIN_MS: u32 = 5_000;
-
-/// Why a conversation ended.
-enum Ended {
-    /// The connection dropped: resume.
-    Dropped(String),
-    /// The server ended it for good (left, removed, refused): stop and say why.
-    Closed(String),
-}
 
 /// Follows the space until the server ends the conversation for good.
 pub(crate) async fn follow(state: SpaceState) {
     let mut last_seq: Option<u64> = None;
-    let mut backoff_ms = 250;
+    let mut backoff = Backoff::default();
     loop {
         let welcomed = Rc::new(Cell::new(false));
-        let attempt = std::pin::pin!(converse(state, &mut last_seq, welcomed.clone()));
-        let ended = match select(attempt, std::pin::pin!(watchdog(welcomed.clone()))).await {
-            Either::Left((ended, _)) => ended,
-            Either::Right(((), _)) => Ended::Dropped("no welcome in time".into()),
-        };
-        match ended {
+        let conversation = converse(state, &mut last_seq, welcomed.clone());
+        match welcomed_in_time(conversation, &welcomed).await {
             Ended::Closed(reason) => {
                 state.connection.set(format!("Not following: {reason}"));
                 return;
             }
             Ended::Dropped(reason) => {
                 leptos::logging::warn!("space connection dropped: {reason}");
-                if welcomed.get() {
-                    backoff_ms = 250; // It worked until now: retry soon.
-                }
                 state.connection.set("Reconnecting…".into());
-                TimeoutFuture::new(backoff_ms).await;
-                backoff_ms = (backoff_ms * 2).min(MAX_BACKOFF_MS);
+                backoff.wait(welcomed.get()).await;
             }
         }
-    }
-}
-
-/// Resolves if the conversation was not welcomed within [`WELCOME_WITHIN_MS`]; never otherwise.
-pub(crate) async fn watchdog(welcomed: Rc<Cell<bool>>) {
-    TimeoutFuture::new(WELCOME_WITHIN_MS).await;
-    if welcomed.get() {
-        std::future::pending::<()>().await;
     }
 }
 
