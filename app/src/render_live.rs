@@ -77,6 +77,7 @@ pub(crate) fn start(state: HeadsetState) {
             let (tx, rx) = unbounded();
             COMMANDS.with(|commands| *commands.borrow_mut() = Some(tx));
             spawn_local(run(state, rx));
+            spawn_local(still(state));
         }
     });
     // The headset loads each selection itself, on its own render connection, and places it
@@ -87,6 +88,22 @@ pub(crate) fn start(state: HeadsetState) {
         }
     });
     Effect::new(move |_| send(Command::Place(state.space.transform.get())));
+}
+
+/// Frames answer poses: a headset that does not move gets none, and its fps reads 0, not the
+/// rate of its last movement.
+async fn still(state: HeadsetState) {
+    let mut drawn = 0;
+    loop {
+        TimeoutFuture::new(1_000).await;
+        let Some(now) = state.frames.try_get_untracked() else {
+            return; // The page is gone.
+        };
+        if now == drawn {
+            state.fps.set(0.0);
+        }
+        drawn = now;
+    }
 }
 
 async fn run(state: HeadsetState, mut commands: UnboundedReceiver<Command>) {
