@@ -170,6 +170,8 @@ pub fn PoolPage() -> impl IntoView {
                             <th scope="col">"Hosts"</th>
                             <th scope="col">"Free"</th>
                             <th scope="col">"Busy"</th>
+                            <th scope="col">"Starting"</th>
+                            <th scope="col">"Lost"</th>
                             <th scope="col">"Most"</th>
                             <th scope="col">"Kept free"</th>
                             <th scope="col">"Queued"</th>
@@ -189,6 +191,8 @@ pub fn PoolPage() -> impl IntoView {
                                             <td>{n("hosts")}</td>
                                             <td>{n("idle")}</td>
                                             <td>{n("leased")}</td>
+                                            <td>{n("starting")}</td>
+                                            <td>{n("lost")}</td>
                                             <td>{n("capacity")}</td>
                                             <td>{n("standby")}</td>
                                             <td>{n("queued")}</td>
@@ -354,6 +358,13 @@ fn SessionRow(session: Value, state: PoolState) -> impl IntoView {
     let max = session["maxLeaseTimeMinutes"].as_i64().unwrap_or_default();
     let elapsed = session["elapsedTimeMinutes"].as_i64().unwrap_or_default();
     let queue = session["queuePosition"].as_u64();
+    let device = (status == "Ready").then(|| {
+        if session["deviceConnected"] == true {
+            "device connected"
+        } else {
+            "no device"
+        }
+    });
     // Lease counts from Ready in whole minutes; between refreshes it counts down by the second.
     let left = move || clock((max - elapsed) * 60 - state.ticks.get() as i64);
     let confirming = {
@@ -395,6 +406,7 @@ fn SessionRow(session: Value, state: PoolState) -> impl IntoView {
             <span class="meta">{size}</span>
             <span class=format!("state {}", status.to_lowercase())>{status.clone()}</span>
             {queue.map(|q| view! { <span class="meta">{format!("queue #{q}")}</span> })}
+            {device.map(|d| view! { <span class="meta device">{d}</span> })}
             <span class="meta lease" title="Lease time left">{left}</span>
             <span class="meta">{format!("{elapsed} min billed")}</span>
             <span class="actions">

@@ -320,6 +320,7 @@ fn CatalogCard(model: Value, state: SpaceState) -> impl IntoView {
     let id = model["id"].as_str().unwrap_or_default().to_string();
     let name = model["name"].as_str().unwrap_or_default().to_string();
     let triangles = model["triangles"].as_u64().unwrap_or_default();
+    let size = model["sizeBytes"].as_u64().map(format_bytes);
     let thumbnail = format!("/v1/models/{id}/thumbnail.png");
     let card_id = id.clone();
     let is_showing = {
@@ -332,7 +333,11 @@ fn CatalogCard(model: Value, state: SpaceState) -> impl IntoView {
         <li class="model-card" class:showing=showing data-model=card_id>
             <img class="thumbnail" src=thumbnail alt=name.clone() loading="lazy" width="480" height="360" />
             <h4>{name.clone()}</h4>
-            <p class="meta">{crate::format_count(triangles)} " triangles"</p>
+            <p class="meta">
+                {crate::format_count(triangles)}
+                " triangles"
+                {size.map(|size| format!(" · {size}"))}
+            </p>
             <button
                 type="button"
                 on:click=show
@@ -373,6 +378,22 @@ fn RosterRow(member: Member, is_arbiter: bool, render: Signal<Option<Value>>) ->
                     }
                 })}
         </li>
+    }
+}
+
+/// `2_400_000` → `2.3 MB` (binary units, as file managers show them).
+fn format_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["bytes", "KB", "MB", "GB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} bytes")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
     }
 }
 
@@ -527,6 +548,13 @@ fn PlacementControls(state: SpaceState) -> impl IntoView {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn file_sizes_read_as_a_person_would() {
+        assert_eq!(format_bytes(684), "684 bytes");
+        assert_eq!(format_bytes(48_484), "47.3 KB");
+        assert_eq!(format_bytes(2_400_000), "2.3 MB");
+    }
 
     #[test]
     fn a_turn_and_a_scale_round_trip_through_the_placement() {

@@ -1,6 +1,6 @@
 //! `/spaces/:name/headset`: a browser headset in a space. It joins as a headset, gets its own
 //! render session, holds the render connection and shows the frames streamed to it; it loads
-//! whatever the space selects. Drag to orbit, wheel to zoom (poses), tap to pick a part.
+//! whatever the space selects. Drag to orbit, wheel or pinch to zoom (poses), tap to pick a part.
 //! Overlay: session state, lease time left, fps, pose-to-frame latency. Where WebXR is available,
 //! "Enter VR" hands the camera to the headset's own viewer pose (`xr`).
 
@@ -84,26 +84,49 @@ pub fn SpaceHeadsetPage() -> impl IntoView {
     #[cfg(feature = "hydrate")]
     crate::render_live::start(state);
 
-    // Pointer gestures: a drag orbits, a short press without moving picks.
+    // Pointer gestures: a drag orbits, a short press without moving picks, two fingers pinch to
+    // zoom.
     let pressed = StoredValue::new(None::<(f64, f64, bool)>);
+    let fingers = StoredValue::new(Vec::<(i32, f64, f64)>::new());
     let gesture = move |g: Gesture| {
         #[cfg(feature = "hydrate")]
         crate::render_live::gesture(g);
         #[cfg(not(feature = "hydrate"))]
         let _ = g;
     };
+    let spread = move || {
+        fingers.with_value(|f| match f.as_slice() {
+            [a, b, ..] => Some((a.1 - b.1).hypot(a.2 - b.2)),
+            _ => None,
+        })
+    };
     let on_down = move |ev: leptos::ev::PointerEvent| {
-        pressed.set_value(Some((
-            f64::from(ev.client_x()),
-            f64::from(ev.client_y()),
-            false,
-        )));
+        let (x, y) = (f64::from(ev.client_x()), f64::from(ev.client_y()));
+        fingers.update_value(|f| {
+            f.retain(|(id, ..)| *id != ev.pointer_id());
+            f.push((ev.pointer_id(), x, y));
+        });
+        // A second finger makes it a pinch: no orbit, no tap.
+        let single = fingers.with_value(Vec::len) == 1;
+        pressed.set_value(single.then_some((x, y, false)));
     };
     let on_move = move |ev: leptos::ev::PointerEvent| {
+        let (nx, ny) = (f64::from(ev.client_x()), f64::from(ev.client_y()));
+        let before = spread();
+        fingers.update_value(|f| {
+            if let Some(finger) = f.iter_mut().find(|(id, ..)| *id == ev.pointer_id()) {
+                (finger.1, finger.2) = (nx, ny);
+            }
+        });
+        if let (Some(before), Some(after)) = (before, spread()) {
+            if before > 0.0 && (after / before - 1.0).abs() > 0.01 {
+                gesture(Gesture::Zoom((after / before) as f32));
+            }
+            return;
+        }
         let Some((x, y, _)) = pressed.get_value() else {
             return;
         };
-        let (nx, ny) = (f64::from(ev.client_x()), f64::from(ev.client_y()));
         if (nx - x).abs() + (ny - y).abs() >= 2.0 {
             gesture(Gesture::Orbit(
                 ((x - nx) * 0.4) as f32,
@@ -112,7 +135,11 @@ pub fn SpaceHeadsetPage() -> impl IntoView {
             pressed.set_value(Some((nx, ny, true)));
         }
     };
+    let lift = move |ev: &leptos::ev::PointerEvent| {
+        fingers.update_value(|f| f.retain(|(id, ..)| *id != ev.pointer_id()));
+    };
     let on_up = move |ev: leptos::ev::PointerEvent| {
+        lift(&ev);
         let Some((_, _, dragged)) = pressed.get_value() else {
             return;
         };
@@ -123,6 +150,10 @@ pub fn SpaceHeadsetPage() -> impl IntoView {
         if let Some((fx, fy)) = tap_fraction(&ev) {
             gesture(Gesture::Tap(fx, fy));
         }
+    };
+    let on_cancel = move |ev: leptos::ev::PointerEvent| {
+        lift(&ev);
+        pressed.set_value(None);
     };
     // A new size (a phone turned, a window resized): ask for frames that fit it.
     let resized = window_event_listener(leptos::ev::resize, move |_| {
@@ -160,6 +191,7 @@ pub fn SpaceHeadsetPage() -> impl IntoView {
                     on:pointerdown=on_down
                     on:pointermove=on_move
                     on:pointerup=on_up
+                    on:pointercancel=on_cancel
                     on:wheel=on_wheel
                 />
             </div>

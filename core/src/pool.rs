@@ -121,6 +121,8 @@ pub struct Pool {
     queues: [VecDeque<SessionKey>; 2],
     /// Per size, so hosts are named `standard-1`, `premium-1`, … in boot order.
     next_host: [u64; 2],
+    /// Per size, hosts lost since the pool started.
+    lost: [u32; 2],
     effects: VecDeque<PoolEffect>,
 }
 
@@ -132,6 +134,7 @@ impl Pool {
             hosts: BTreeMap::new(),
             queues: [VecDeque::new(), VecDeque::new()],
             next_host: [0, 0],
+            lost: [0, 0],
             effects: VecDeque::new(),
         };
         for size in SessionSize::ALL {
@@ -255,6 +258,7 @@ impl Pool {
     /// a replacement is started if the standby target needs one.
     pub fn handle_host_lost(&mut self, host: &HostId) -> Option<SessionKey> {
         let lost = self.hosts.remove(host)?;
+        self.lost[lost.size.index()] += 1;
         let session = match lost.state {
             HostState::Leased(session)
             | HostState::Booting {
@@ -278,7 +282,12 @@ impl Pool {
         self.queues[size.index()].iter()
     }
 
-    /// Hosts of `size`: (total, idle, leased).
+    /// Hosts of `size` lost (died, fell silent, never registered) since the pool started.
+    pub fn lost(&self, size: SessionSize) -> u32 {
+        self.lost[size.index()]
+    }
+
+    /// Hosts of `size`: (total, idle, leased); the rest are still starting.
     pub fn utilization(&self, size: SessionSize) -> (u32, u32, u32) {
         let of_size = || self.hosts.values().filter(move |h| h.size == size);
         let idle = of_size().filter(|h| h.state == HostState::Idle).count() as u32;
@@ -536,6 +545,11 @@ mod tests {
         assert_eq!(drain(&mut pool), []);
         // ...until it is lost too.
         assert_eq!(pool.handle_host_lost(&HostId::new("standard-2")), None);
+        assert_eq!(
+            pool.lost(SessionSize::Standard),
+            2,
+            "each loss counted once"
+        );
         assert_eq!(drain(&mut pool), [start("standard-3")]);
     }
 

@@ -234,6 +234,30 @@ test("browser headsets follow the tablet on their own render sessions", async ({
   await moving;
   await headsets[0].mouse.up();
 
+  // Two fingers moving apart zoom in: a new pose, a closer picture (and no tap, no orbit).
+  const pinchFrom = Number(await view.getAttribute("data-frame"));
+  await expect.poll(async () => Number(await view.getAttribute("data-frame")), { timeout: 5_000 }).toBeGreaterThan(0);
+  const beforePinch = await view.screenshot();
+  await view.evaluate((canvas: HTMLCanvasElement) => {
+    const box = canvas.getBoundingClientRect();
+    const [x, y] = [box.x + box.width / 2, box.y + box.height / 2];
+    const finger = (type: string, id: number, dx: number) =>
+      canvas.dispatchEvent(
+        new PointerEvent(type, { pointerId: id, pointerType: "touch", clientX: x + dx, clientY: y, bubbles: true }),
+      );
+    finger("pointerdown", 11, -20);
+    finger("pointerdown", 12, 20);
+    for (let d = 30; d <= 150; d += 10) {
+      finger("pointermove", 11, -d);
+      finger("pointermove", 12, d);
+    }
+    finger("pointerup", 11, -150);
+    finger("pointerup", 12, 150);
+  });
+  await expect.poll(async () => Number(await view.getAttribute("data-frame"))).toBeGreaterThan(pinchFrom);
+  await expect.poll(async () => (await view.screenshot()).equals(beforePinch)).toBe(false);
+  await expect(headsets[0].locator(".hud .picked")).toHaveCount(0);
+
   // The same browser opening its headset page again in a second tab finds its session taken.
   const again = await headsets[0].context().newPage();
   await again.goto(`/spaces/${room}/headset`);
@@ -327,6 +351,11 @@ test("the operator stops a headset's render session from /pool and the headset s
   expect(csv.split("\n")[0]).toBe("account,session,size,from,to,ready_seconds,billed_minutes");
   expect(csv).toContain(`,${room}-`);
   await expect(row.locator(".lease")).toHaveText(/^\d+:\d\d:\d\d$/);
+  await expect(row.locator(".device")).toHaveText("device connected");
+  // Hosts per size: free, busy, starting, lost since the coordinator started.
+  const health = operator.getByRole("table", { name: "Hosts per size" });
+  await expect(health.locator("thead")).toHaveText(/Hosts\s*Free\s*Busy\s*Starting\s*Lost/);
+  await expect(health.locator('tr[data-size="Standard"] td')).toHaveCount(8);
   // Stopping asks first; cancelling changes nothing.
   await row.getByRole("button", { name: /^Stop / }).click();
   const confirm = row.getByRole("dialog", { name: "Confirm stop" });

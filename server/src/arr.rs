@@ -144,6 +144,8 @@ pub struct SessionProperties {
     queue_position: Option<usize>,
     /// Beyond ARR: where the one device connects (WebSocket) while the session is Ready.
     render_url: Option<String>,
+    /// Beyond ARR: a device holds the render connection now.
+    device_connected: bool,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -208,6 +210,7 @@ pub(crate) fn properties(view: &SessionView, origin: &str) -> SessionProperties 
         creation_time: rfc3339(session.created_at),
         queue_position: view.queue_position,
         render_url,
+        device_connected: view.device_connected,
     }
 }
 

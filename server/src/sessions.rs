@@ -36,6 +36,8 @@ pub struct SessionView {
     pub elapsed_minutes: u64,
     /// `ws://host:port` of the render host, while Ready.
     pub endpoint: Option<String>,
+    /// A device holds the render connection (the host's last heartbeat says so).
+    pub device_connected: bool,
 }
 
 struct Inner {
@@ -387,6 +389,8 @@ impl Sessions {
                 "hosts": hosts,
                 "idle": idle,
                 "leased": leased,
+                "starting": hosts.saturating_sub(idle + leased),
+                "lost": pool.lost(size),
                 "queued": pool.queued(size).count(),
             })
         });
@@ -537,17 +541,19 @@ impl Sessions {
     ) -> Option<SessionView> {
         let queue_position = service.queue_position(key);
         let session = service.handle_get(key, now)?.clone();
-        let endpoint = match (&session.host, session.status) {
-            (Some(host), SessionStatus::Ready) => {
-                self.hosts_lock().get(host).map(|l| l.endpoint.clone())
-            }
-            _ => None,
+        let (endpoint, device_connected) = match (&session.host, session.status) {
+            (Some(host), SessionStatus::Ready) => self
+                .hosts_lock()
+                .get(host)
+                .map_or((None, false), |l| (Some(l.endpoint.clone()), l.device)),
+            _ => (None, false),
         };
         Some(SessionView {
             elapsed_minutes: session.elapsed_minutes(now),
             session,
             queue_position,
             endpoint,
+            device_connected,
         })
     }
 }
