@@ -153,10 +153,12 @@ impl Store {
     /// Every stored space: its JSON body, and its properties and change number if they were
     /// written after the body.
     pub async fn spaces(&self) -> StoreResult<Vec<StoredSpace>> {
-        let rows: Vec<(String, Option<String>, i64)> =
-            sqlx::query_as("SELECT body, properties, change_number FROM spaces")
-                .fetch_all(&self.pool)
-                .await?;
+        let rows: Vec<(String, Option<String>, i64)> = sqlx::query_as(
+            "SELECT s.body, p.properties, COALESCE(p.change_number, s.change_number)
+             FROM spaces s LEFT JOIN space_properties p ON p.space = s.name",
+        )
+        .fetch_all(&self.pool)
+        .await?;
         Ok(rows
             .into_iter()
             .map(|(body, properties, change)| StoredSpace {
@@ -175,8 +177,9 @@ impl Store {
         change: ChangeNumber,
     ) -> StoreResult<()> {
         sqlx::query(
-            "UPDATE spaces SET properties = $2, change_number = $3, updated_at = CURRENT_TIMESTAMP
-             WHERE name = $1",
+            "INSERT INTO space_properties (space, properties, change_number) VALUES ($1, $2, $3)
+             ON CONFLICT (space) DO UPDATE SET properties = excluded.properties,
+                 change_number = excluded.change_number",
         )
         .bind(name)
         .bind(properties)
@@ -186,23 +189,30 @@ impl Store {
         Ok(())
     }
 
+    /// Writes a space whole; its body holds the current properties, so a separate properties
+    /// row (older now) goes in the same transaction.
     pub async fn upsert_space(
         &self,
         name: &str,
         body: &str,
         change: ChangeNumber,
     ) -> StoreResult<()> {
+        let mut transaction = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO spaces (name, body, change_number) VALUES ($1, $2, $3)
-             ON CONFLICT (name) DO UPDATE SET body = excluded.body, properties = NULL,
+             ON CONFLICT (name) DO UPDATE SET body = excluded.body,
                  change_number = excluded.change_number, updated_at = CURRENT_TIMESTAMP",
         )
         .bind(name)
         .bind(body)
         .bind(i64::try_from(change.0).unwrap_or(i64::MAX))
-        .execute(&self.pool)
+        .execute(&mut *transaction)
         .await?;
-        Ok(())
+        sqlx::query("DELETE FROM space_properties WHERE space = $1")
+            .bind(name)
+            .execute(&mut *transaction)
+            .await?;
+        transaction.commit().await
     }
 
     pub async fn delete_space(&self, name: &str) -> StoreResult<()> {
