@@ -11,7 +11,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use parallax_core::device::{HostMessage, Pose};
-use parallax_headset::{RenderConnection, RenderEvent};
+use parallax_core::space::Role;
+use parallax_headset::{Coordinator, Membership, RenderConnection, RenderEvent};
 use parallax_server::config::PoolArgs;
 use parallax_server::{AppState, Options};
 use serde_json::{Value, json};
@@ -443,5 +444,44 @@ pub async fn frame_of(url: &str, token: &str, model: &str) -> Vec<u8> {
             ) => panic!("the render host refused: {reason}"),
             RenderEvent::Message(_) => {}
         }
+    }
+}
+
+/// A coordinator on a fresh data dir (its standby hosts booted) with one account, signed in
+/// through the client library: how most space tests begin.
+pub struct SignedIn {
+    pub dir: TempDir,
+    pub server: TestServer,
+    /// The account's id and key.
+    pub account: (String, String),
+    pub coordinator: Coordinator,
+}
+
+impl SignedIn {
+    pub async fn start() -> Self {
+        Self::start_with(&PoolArgs::default()).await
+    }
+
+    pub async fn start_with(pool: &PoolArgs) -> Self {
+        let dir = data_dir();
+        let account = ArrClient::create_account(dir.path(), "showroom").await;
+        let server = TestServer::start_with(dir.path(), pool).await;
+        let coordinator = Coordinator::sign_in(&server.url(), &account.0, &account.1)
+            .await
+            .expect("the account signs in");
+        Self {
+            dir,
+            server,
+            account,
+            coordinator,
+        }
+    }
+
+    /// Creates `space` from `template`; a tablet named "tablet" is its first member.
+    pub async fn space(&self, space: &str, template: &str) -> Membership {
+        self.coordinator
+            .create_space(space, template, json!({}), "tablet", Role::Tablet)
+            .await
+            .expect("the space is created")
     }
 }

@@ -4,7 +4,7 @@
 use futures_util::{SinkExt, StreamExt};
 use parallax_core::space::Role;
 use parallax_headset::Coordinator;
-use parallax_tests::{ArrClient, TestServer, data_dir};
+use parallax_tests::{ArrClient, SignedIn, TestServer, data_dir};
 use reqwest::redirect::Policy;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
@@ -220,16 +220,9 @@ async fn a_guest_joins_with_the_code_alone_and_reaches_only_that_space() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn guessing_join_codes_is_slowed_down_per_address() {
-    let dir = data_dir();
-    let (account, key) = ArrClient::create_account(dir.path(), "showroom").await;
-    let server = TestServer::start(dir.path()).await;
-    let coordinator = Coordinator::sign_in(&server.url(), &account, &key)
-        .await
-        .unwrap();
-    let room = coordinator
-        .create_space("room", "private", json!({}), "tablet", Role::Tablet)
-        .await
-        .unwrap();
+    let signed_in = SignedIn::start().await;
+    let server = &signed_in.server;
+    let room = signed_in.space("room", "private").await;
     let code = room.join_code.clone().unwrap();
     let join_from = |address: [u8; 4], code: String| {
         let client = reqwest::Client::builder()
@@ -278,5 +271,5 @@ async fn guessing_join_codes_is_slowed_down_per_address() {
     // Even the right code waits at that address; a guest elsewhere joins at once.
     assert_eq!(join_from([127, 0, 0, 1], code.clone()).await.status(), 429);
     assert_eq!(join_from([127, 0, 0, 2], code).await.status(), 201);
-    server.stop().await;
+    signed_in.server.stop().await;
 }

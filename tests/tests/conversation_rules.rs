@@ -2,25 +2,16 @@
 //! a device that breaks the rules. Spoken with raw tokio-tungstenite, as a buggy client would.
 
 use futures_util::{SinkExt, StreamExt};
-use parallax_core::space::Role;
-use parallax_headset::{Coordinator, Membership, SpaceUpdate};
-use parallax_tests::{ArrClient, TestServer, data_dir, within};
+use parallax_headset::{Membership, SpaceUpdate};
+use parallax_tests::{SignedIn, TestServer, within};
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 
 /// A coordinator with one space and its tablet.
-async fn space() -> (tempfile::TempDir, TestServer, Membership) {
-    let dir = data_dir();
-    let (account, key) = ArrClient::create_account(dir.path(), "showroom").await;
-    let server = TestServer::start(dir.path()).await;
-    let coordinator = Coordinator::sign_in(&server.url(), &account, &key)
-        .await
-        .unwrap();
-    let tablet = coordinator
-        .create_space("rules", "default", json!({}), "tablet", Role::Tablet)
-        .await
-        .unwrap();
-    (dir, server, tablet)
+async fn space() -> (SignedIn, Membership) {
+    let signed_in = SignedIn::start().await;
+    let tablet = signed_in.space("rules", "default").await;
+    (signed_in, tablet)
 }
 
 fn socket_url(server: &TestServer) -> String {
@@ -58,23 +49,24 @@ async fn close_after(server: &TestServer, messages: Vec<Message>) -> (u16, Strin
 
 #[tokio::test]
 async fn anything_but_hello_first_is_refused_with_a_reason() {
-    let (_dir, server, tablet) = space().await;
+    let (signed_in, tablet) = space().await;
+    let server = &signed_in.server;
 
-    let (code, reason) = close_after(&server, vec![Message::text(r#"{"type":"bye"}"#)]).await;
+    let (code, reason) = close_after(server, vec![Message::text(r#"{"type":"bye"}"#)]).await;
     assert_eq!(
         (code, reason.as_str()),
         (1008, "the first message must be hello")
     );
 
-    let (code, reason) = close_after(&server, vec![Message::text("not json")]).await;
+    let (code, reason) = close_after(server, vec![Message::text("not json")]).await;
     assert_eq!(code, 1003);
     assert!(!reason.is_empty());
 
-    let (code, _) = close_after(&server, vec![Message::binary(vec![1, 2, 3])]).await;
+    let (code, _) = close_after(server, vec![Message::binary(vec![1, 2, 3])]).await;
     assert_eq!(code, 1003);
 
     let stranger = json!({ "type": "hello", "member": "not-a-member-token" }).to_string();
-    let (code, reason) = close_after(&server, vec![Message::text(stranger)]).await;
+    let (code, reason) = close_after(server, vec![Message::text(stranger)]).await;
     assert_eq!(code, 1008, "{reason}");
 
     // The coordinator is unharmed: the tablet still gets in, with the whole space.
@@ -83,16 +75,17 @@ async fn anything_but_hello_first_is_refused_with_a_reason() {
         within(connection.next()).await.unwrap(),
         SpaceUpdate::Snapshot(_)
     ));
-    server.stop().await;
+    signed_in.server.stop().await;
 }
 
 #[tokio::test]
 async fn a_second_hello_ends_the_conversation() {
-    let (_dir, server, tablet) = space().await;
-    let (code, reason) = close_after(&server, vec![hello(&tablet), hello(&tablet)]).await;
+    let (signed_in, tablet) = space().await;
+    let server = &signed_in.server;
+    let (code, reason) = close_after(server, vec![hello(&tablet), hello(&tablet)]).await;
     assert_eq!(
         (code, reason.as_str()),
         (1008, "hello was already received on this connection")
     );
-    server.stop().await;
+    signed_in.server.stop().await;
 }

@@ -7,7 +7,7 @@ use parallax_core::space::Role;
 use parallax_core::space_protocol::SpaceEvent;
 use parallax_headset::load::{self, LoadConfig};
 use parallax_headset::{ClientError, Coordinator, RenderConnection, SpaceConnection, SpaceUpdate};
-use parallax_tests::{ArrClient, Proxy, TestServer, data_dir};
+use parallax_tests::{ArrClient, Proxy, SignedIn, TestServer, data_dir};
 use serde_json::json;
 
 const EVENTS: i64 = 60;
@@ -135,17 +135,9 @@ async fn the_load_generator_counts_every_selection_at_every_device() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_device_on_a_render_session_gets_session_taken() {
-    let dir = data_dir();
-    let (account, key) = ArrClient::create_account(dir.path(), "showroom").await;
-    let server = TestServer::start(dir.path()).await;
-    server.wait_for_standby().await;
-    let coordinator = Coordinator::sign_in(&server.url(), &account, &key)
-        .await
-        .unwrap();
-    coordinator
-        .create_space("taken", "default", json!({}), "tablet", Role::Tablet)
-        .await
-        .unwrap();
+    let signed_in = SignedIn::start().await;
+    let coordinator = &signed_in.coordinator;
+    signed_in.space("taken", "default").await;
     let headset = coordinator
         .join_space("taken", "headset", Role::Headset, None)
         .await

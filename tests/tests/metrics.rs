@@ -2,10 +2,7 @@
 
 use std::time::Duration;
 
-use parallax_core::space::Role;
-use parallax_headset::Coordinator;
-use parallax_tests::{ArrClient, TestServer, data_dir};
-use serde_json::json;
+use parallax_tests::SignedIn;
 
 /// The value of the sample `name` (with its labels, as printed), if present.
 fn sample(text: &str, name: &str) -> Option<f64> {
@@ -15,17 +12,9 @@ fn sample(text: &str, name: &str) -> Option<f64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_show_the_pool_the_spaces_and_how_fast_events_reach_members() {
-    let dir = data_dir();
-    let (account, key) = ArrClient::create_account(dir.path(), "showroom").await;
-    let server = TestServer::start(dir.path()).await;
-    server.wait_for_standby().await;
-    let coordinator = Coordinator::sign_in(&server.url(), &account, &key)
-        .await
-        .unwrap();
-    let tablet = coordinator
-        .create_space("room", "default", json!({}), "tablet", Role::Tablet)
-        .await
-        .unwrap();
+    let signed_in = SignedIn::start().await;
+    let (server, coordinator) = (&signed_in.server, &signed_in.coordinator);
+    let tablet = signed_in.space("room", "default").await;
     let mut socket = tablet.connect().await.unwrap();
     socket.next().await.unwrap(); // The welcome's snapshot.
     for model in ["gear", "shaft", "bracket"] {

@@ -12,7 +12,7 @@ use parallax_headset::{
     ClientError, Coordinator, RenderConnection, RenderEvent, SpaceConnection, SpaceUpdate,
 };
 use parallax_server::config::PoolArgs;
-use parallax_tests::{ArrClient, TestServer, data_dir, decode_jpeg, frame_of};
+use parallax_tests::{ArrClient, SignedIn, TestServer, data_dir, decode_jpeg, frame_of};
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -389,14 +389,9 @@ async fn render_states(server: &TestServer, coordinator: &Coordinator, space: &s
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_roster_tells_each_headsets_render_session_state_and_frame_rate() {
-    let dir = data_dir();
-    let account = ArrClient::create_account(dir.path(), "showroom").await;
-    let server = TestServer::start(dir.path()).await;
-    let coordinator = signed_in(&server, &account).await;
-    coordinator
-        .create_space("floor", "default", json!({}), "tablet", Role::Tablet)
-        .await
-        .unwrap();
+    let signed_in = SignedIn::start().await;
+    let (server, coordinator) = (&signed_in.server, &signed_in.coordinator);
+    signed_in.space("floor", "default").await;
     let moving = coordinator
         .join_space("floor", "moving", Role::Headset, None)
         .await
@@ -434,7 +429,7 @@ async fn the_roster_tells_each_headsets_render_session_state_and_frame_rate() {
     let mut states = Vec::new();
     let deadline = tokio::time::Instant::now() + WAIT;
     while tokio::time::Instant::now() < deadline {
-        states = render_states(&server, &coordinator, "floor").await;
+        states = render_states(server, coordinator, "floor").await;
         if states
             .iter()
             .any(|s| s["fps"].as_f64().unwrap_or_default() > 5.0)
@@ -465,5 +460,5 @@ async fn the_roster_tells_each_headsets_render_session_state_and_frame_rate() {
         "{idle}"
     );
     assert_eq!(states.len(), 2, "the tablet has no render session");
-    server.stop().await;
+    signed_in.server.stop().await;
 }
