@@ -485,3 +485,16 @@ impl SignedIn {
             .expect("the space is created")
     }
 }
+
+/// `GET path` on `server` with a bearer token; the JSON answer.
+pub async fn get_json(server: &TestServer, path: &str, token: &str) -> Value {
+    reqwest::Client::new()
+        .get(format!("{}{path}", server.url()))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("the coordinator answers")
+        .json()
+        .await
+        .expect("a JSON body")
+}

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use parallax_tests::SignedIn;
+use parallax_tests::{SignedIn, get_json};
 
 /// The value of the sample `name` (with its labels, as printed), if present.
 fn sample(text: &str, name: &str) -> Option<f64> {
@@ -48,15 +48,7 @@ async fn metrics_show_the_pool_the_spaces_and_how_fast_events_reach_members() {
 
     // The operator's charts read the same figures over the last hour; the interval still
     // running is the last sample.
-    let history: serde_json::Value = reqwest::Client::new()
-        .get(format!("{}/v1/pool/history", server.url()))
-        .bearer_auth(&coordinator.token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let history = get_json(server, "/v1/pool/history", &coordinator.token).await;
     assert_eq!(history["intervalSeconds"], 30);
     let now = history["samples"]
         .as_array()

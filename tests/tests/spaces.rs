@@ -12,7 +12,7 @@ use parallax_headset::{
     ClientError, Coordinator, RenderConnection, RenderEvent, SpaceConnection, SpaceUpdate,
 };
 use parallax_server::config::PoolArgs;
-use parallax_tests::{ArrClient, SignedIn, TestServer, data_dir, decode_jpeg, frame_of};
+use parallax_tests::{ArrClient, SignedIn, TestServer, data_dir, decode_jpeg, frame_of, get_json};
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -334,15 +334,7 @@ async fn spaces_members_and_properties_survive_a_restart_and_clients_resume() {
 
     let server = TestServer::start(dir.path()).await;
     let coordinator = signed_in(&server, &account).await;
-    let listed: Value = reqwest::Client::new()
-        .get(format!("{}/v1/spaces?member=tablet", server.url()))
-        .bearer_auth(&coordinator.token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed = get_json(&server, "/v1/spaces?member=tablet", &coordinator.token).await;
     assert_eq!(listed["spaces"][0]["name"], "lasting", "{listed}");
     // The old connection died with the server: the member waits, ready to resume.
     assert_eq!(listed["spaces"][0]["status"], "ready");
@@ -375,15 +367,12 @@ async fn spaces_members_and_properties_survive_a_restart_and_clients_resume() {
 
 /// `GET /v1/spaces/{name}/render` as the account.
 async fn render_states(server: &TestServer, coordinator: &Coordinator, space: &str) -> Vec<Value> {
-    let answer: Value = reqwest::Client::new()
-        .get(format!("{}/v1/spaces/{space}/render", server.url()))
-        .bearer_auth(&coordinator.token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let answer = get_json(
+        server,
+        &format!("/v1/spaces/{space}/render"),
+        &coordinator.token,
+    )
+    .await;
     answer["members"].as_array().cloned().unwrap_or_default()
 }
 
