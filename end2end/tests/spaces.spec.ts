@@ -194,7 +194,10 @@ test("browser headsets follow the tablet on their own render sessions", async ({
   await upload.setInputFiles({ name: "test-pyramid.stl", mimeType: "model/stl", buffer: pyramid() });
   await expect(tablet.getByRole("status").filter({ hasText: "is in the catalog" })).toBeVisible();
   await tablet.getByRole("button", { name: "Show test-pyramid.stl to everyone" }).click();
-  const id = await tablet.locator(".model-card.showing").getAttribute("data-model");
+  // Read the id once the pyramid's card is the one showing (the click's answer has arrived).
+  const pyramidCard = tablet.locator(".model-card", { hasText: "test-pyramid.stl" });
+  await expect(pyramidCard).toHaveClass(/showing/);
+  const id = await pyramidCard.getAttribute("data-model");
   const made = await Promise.all(headsets.map((h) => frameOf(h, id!)));
   for (let i = 0; i < headsets.length; i++) {
     expect(made[i].equals(shaft[i]), `headset ${i} shows the uploaded model`).toBe(false);
