@@ -344,6 +344,16 @@ impl Drop for Proxy {
     }
 }
 
+/// CPU time process `pid` has used so far (user + system), from `/proc/PID/stat`.
+pub fn cpu_time_of(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces) start at the state, field 3.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // Linux reports in USER_HZ, 100 on every mainstream configuration.
+    Some(Duration::from_millis(ticks * 10))
+}
+
 /// `parallax serve` as a process of its own (the release binary beside this benchmark's), so a
 /// benchmark's clients and the server do not share a runtime, and its memory can be read.
 pub struct ServeProcess {
@@ -396,16 +406,9 @@ impl ServeProcess {
         format!("http://{}", self.addr)
     }
 
-    /// CPU time the server has used so far (user + system), from `/proc/PID/stat`.
-    pub fn cpu_time(&self) -> Option<Duration> {
-        let pid = self.child.id()?;
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        // Fields after the command name (which may hold spaces) start at the state, field 3.
-        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-        let ticks: u64 =
-            fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-        // Linux reports in USER_HZ, 100 on every mainstream configuration.
-        Some(Duration::from_millis(ticks * 10))
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("the server runs until dropped")
     }
 
     /// The server's resident memory in bytes (Linux: `VmRSS` of `/proc/PID/status`).

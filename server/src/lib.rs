@@ -35,6 +35,7 @@ mod hosts;
 mod metrics;
 mod models;
 mod openapi;
+mod outlet;
 mod render_cli;
 pub mod render_host;
 mod render_worker;

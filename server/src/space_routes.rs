@@ -3,12 +3,15 @@
 //! A member acts with the token it got when it joined, in the `Parallax-Member` header. Writes
 //! may carry the change number they were based on as `If-Match`; a stale one gets 412.
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use std::sync::Arc;
+use std::time::Duration;
+
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, patch, post, put};
 use axum::{Json, Router};
+use futures_util::{SinkExt, StreamExt};
 use parallax_core::ChangeNumber;
 use parallax_core::protocol::{
     CLOSE_GOING_AWAY, CLOSE_NORMAL, CLOSE_POLICY_VIOLATION, CLOSE_UNSUPPORTED_DATA, HELLO_TIMEOUT,
@@ -18,11 +21,19 @@ use parallax_core::space::{ConstantChoices, PropertiesPatch, Role};
 use parallax_core::space_protocol::SpaceClientMessage;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::{self, CloseFrame};
 
 use crate::AppState;
 use crate::accounts::{Caller, Visitor};
 use crate::error::{AppError, Result};
-use crate::spaces::{Joined, Joiner, Outgoing, Writer};
+use crate::outlet::{Ended, Outlet, OutletIo, Upgraded};
+use crate::spaces::{Joined, Joiner, Writer};
+use crate::ws::{RawUpgrade, small_messages_config};
+
+/// A member's space WebSocket as read: tungstenite over the shared socket.
+type Socket = WebSocketStream<OutletIo>;
 
 pub const MEMBER_HEADER: &str = "parallax-member";
 
@@ -262,27 +273,37 @@ async fn leave_handler(
 }
 
 async fn space_ws_handler(
-    ws: WebSocketUpgrade,
+    upgrade: RawUpgrade,
     State(state): State<AppState>,
     Path(name): Path<String>,
     headers: HeaderMap,
 ) -> Response {
     // A browser's hello carries no token: its session cookie, sent with the upgrade, does.
     let cookie = crate::accounts::session_cookie(&headers);
-    crate::ws::small_messages(ws).on_upgrade(move |socket| converse(socket, state, name, cookie))
+    upgrade.on_upgrade(move |socket| converse(socket, state, name, cookie))
 }
 
 struct Close(u16, String);
 
-async fn converse(mut socket: WebSocket, state: AppState, name: String, cookie: Option<String>) {
-    let Close(code, reason) = match run(&mut socket, &state, &name, cookie).await {
+/// How long the closing frame may take to leave: a member that stopped reading is dropped.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+async fn converse(socket: Upgraded, state: AppState, name: String, cookie: Option<String>) {
+    let outlet = Arc::new(Outlet::new(socket, state.metrics.clone()));
+    let mut ws = WebSocketStream::from_raw_socket(
+        OutletIo(outlet.clone()),
+        protocol::Role::Server,
+        Some(small_messages_config()),
+    )
+    .await;
+    let Close(code, reason) = match run(&mut ws, &outlet, &state, &name, cookie).await {
         Ok(close) | Err(close) => close,
     };
     let frame = CloseFrame {
-        code,
+        code: code.into(),
         reason: close_reason(&reason).into(),
     };
-    let _ = socket.send(Message::Close(Some(frame))).await;
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, ws.send(Message::Close(Some(frame)))).await;
 }
 
 fn parse(message: Message) -> std::result::Result<Option<SpaceClientMessage>, Close> {
@@ -295,18 +316,19 @@ fn parse(message: Message) -> std::result::Result<Option<SpaceClientMessage>, Cl
             "binary messages are not accepted; send JSON text".into(),
         )),
         Message::Close(_) => Err(Close(CLOSE_NORMAL, "closed by the client".into())),
-        Message::Ping(_) | Message::Pong(_) => Ok(None),
+        Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => Ok(None),
     }
 }
 
 async fn run(
-    socket: &mut WebSocket,
+    ws: &mut Socket,
+    outlet: &Arc<Outlet>,
     state: &AppState,
     name: &str,
     cookie: Option<String>,
 ) -> std::result::Result<Close, Close> {
     let policy = |reason: String| Close(CLOSE_POLICY_VIOLATION, reason);
-    let first = match tokio::time::timeout(HELLO_TIMEOUT, socket.recv()).await {
+    let first = match tokio::time::timeout(HELLO_TIMEOUT, ws.next()).await {
         Err(_) => return Err(policy("no hello within 10 seconds".into())),
         Ok(Some(Ok(message))) => parse(message)?,
         Ok(_) => return Err(Close(CLOSE_GOING_AWAY, "connection lost".into())),
@@ -334,33 +356,26 @@ async fn run(
             "a guest's sign-in does not reach space {name}"
         )));
     }
-    let mut attached = state
+    let attached = state
         .spaces
-        .attach(name, &member, last_seq)
+        .attach(name, &member, last_seq, outlet.clone())
         .await
         .map_err(policy)?;
     let member = attached.member.clone();
-    let connection = attached.connection;
     let ended = async {
-        for text in attached.first.drain(..) {
-            send(socket, text).await?;
-        }
         loop {
             tokio::select! {
-                outgoing = attached.rx.recv() => match outgoing {
-                    Some(Outgoing::Text(text, published)) => {
-                        send(socket, text).await?;
-                        state.metrics.delivered(published.elapsed());
-                    }
-                    Some(Outgoing::Close(reason)) => return Ok(Close(CLOSE_NORMAL, reason)),
-                    None => {
-                        return Ok(Close(
-                            CLOSE_GOING_AWAY,
-                            "too far behind: reconnect with your last sequence to resume".into(),
-                        ));
-                    }
-                },
-                message = socket.recv() => {
+                // Events are written by whoever publishes them; this finishes what a full
+                // socket could not take at once.
+                ended = std::future::poll_fn(|cx| outlet.poll_drain(cx)) => return Ok(match ended {
+                    Ended::Closed(reason) => Close(CLOSE_NORMAL, reason),
+                    Ended::Behind => Close(
+                        CLOSE_GOING_AWAY,
+                        "too far behind: reconnect with your last sequence to resume".into(),
+                    ),
+                    Ended::Lost => Close(CLOSE_GOING_AWAY, "connection lost".into()),
+                }),
+                message = ws.next() => {
                     let Some(Ok(message)) = message else {
                         return Err(Close(CLOSE_GOING_AWAY, "connection lost".into()));
                     };
@@ -392,13 +407,9 @@ async fn run(
         }
     }
     .await;
-    state.spaces.detach(name, &member, connection).await;
+    state
+        .spaces
+        .detach(name, &member, attached.connection)
+        .await;
     ended
-}
-
-async fn send(socket: &mut WebSocket, text: String) -> std::result::Result<(), Close> {
-    socket
-        .send(Message::Text(text.into()))
-        .await
-        .map_err(|_| Close(CLOSE_GOING_AWAY, "connection lost".into()))
 }

@@ -12,8 +12,10 @@
 //! Node server; client 0 sends `{"type":"select"}`; the clock starts just before it is sent. Every
 //! client acknowledges every event, as Parallax's protocol asks.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::process::Stdio;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
@@ -21,10 +23,10 @@ use parallax_core::space::Role;
 use parallax_headset::Coordinator;
 use parallax_headset::load::Summary;
 use parallax_headset::space::small_messages;
-use parallax_tests::{ArrClient, ServeProcess, data_dir};
+use parallax_tests::{ArrClient, ServeProcess, cpu_time_of, data_dir};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::sync::mpsc;
+use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::Message;
 
 const MODELS: [&str; 2] = ["gear", "shaft"];
@@ -41,6 +43,66 @@ const NO_HOSTS: &[&str] = &[
 
 /// One received selection: which round (its model), when.
 type Receipt = (String, Instant);
+
+/// Where every subscriber notes what it received and when. The measuring task is woken once
+/// every client has a message, not for each one: a wake-up per message would cost the clients'
+/// side of the machine as much as a second socket read.
+struct Receipts {
+    clients: usize,
+    noted: Mutex<Noted>,
+    complete: Notify,
+}
+
+#[derive(Default)]
+struct Noted {
+    receipts: Vec<Receipt>,
+    counts: HashMap<String, usize>,
+}
+
+impl Receipts {
+    fn new(clients: usize) -> Arc<Self> {
+        Arc::new(Self {
+            clients,
+            noted: Mutex::default(),
+            complete: Notify::new(),
+        })
+    }
+
+    fn note(&self, label: &str, at: Instant) {
+        let mut noted = self.noted.lock().unwrap();
+        noted.receipts.push((label.to_string(), at));
+        let count = noted.counts.entry(label.to_string()).or_default();
+        *count += 1;
+        if *count == self.clients {
+            self.complete.notify_one();
+        }
+    }
+
+    /// Waits until every client has `label`; returns their times (other labels are dropped).
+    async fn gather(&self, label: &str) -> Vec<Instant> {
+        loop {
+            {
+                let mut noted = self.noted.lock().unwrap();
+                if noted.counts.get(label) >= Some(&self.clients) {
+                    let receipts = std::mem::take(&mut *noted).receipts;
+                    return receipts
+                        .into_iter()
+                        .filter(|(got, _)| got == label)
+                        .map(|(_, at)| at)
+                        .collect();
+                }
+            }
+            if tokio::time::timeout(Duration::from_secs(30), self.complete.notified())
+                .await
+                .is_err()
+            {
+                let noted = self.noted.lock().unwrap();
+                let got = noted.counts.get(label).copied().unwrap_or(0);
+                panic!("only {got} of {} clients got {label}", self.clients);
+            }
+        }
+    }
+}
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
@@ -59,7 +121,8 @@ async fn main() {
     for &clients in &sizes {
         let ours = parallax(clients, rounds).await;
         report("parallax", clients, ours);
-        let theirs = node(&reference.1, clients, rounds).await;
+        let pid = reference.0.id().expect("the reference server runs");
+        let theirs = node(pid, &reference.1, clients, rounds).await;
         report("node ws", clients, theirs);
     }
     drop(reference);
@@ -86,7 +149,7 @@ struct IncomingEvent<'a> {
 
 /// A subscriber: says `hello`, then reports each selection and acknowledges every event, from
 /// one task per client.
-async fn subscribe(url: String, hello: Value, receipts: mpsc::UnboundedSender<Receipt>) {
+async fn subscribe(url: String, hello: Value, receipts: Arc<Receipts>) {
     let (mut socket, _) =
         tokio_tungstenite::connect_async_with_config(&url, Some(small_messages()), true)
             .await
@@ -102,7 +165,7 @@ async fn subscribe(url: String, hello: Value, receipts: mpsc::UnboundedSender<Re
         };
         match (incoming.kind, incoming.seq, incoming.event) {
             ("welcome", ..) => {
-                let _ = receipts.send(("welcome".into(), at));
+                receipts.note("welcome", at);
             }
             ("event", Some(seq), event) => {
                 if let Some(IncomingEvent {
@@ -110,7 +173,7 @@ async fn subscribe(url: String, hello: Value, receipts: mpsc::UnboundedSender<Re
                     model: Some(model),
                 }) = event
                 {
-                    let _ = receipts.send((model.to_string(), at));
+                    receipts.note(model, at);
                 }
                 let ack = format!(r#"{{"type":"ack","seq":{seq}}}"#);
                 if socket.send(Message::text(ack)).await.is_err() {
@@ -120,25 +183,6 @@ async fn subscribe(url: String, hello: Value, receipts: mpsc::UnboundedSender<Re
             _ => {}
         }
     }
-}
-
-/// Waits for `count` receipts of `label`; returns their times (other labels are dropped).
-async fn gather(
-    receipts: &mut mpsc::UnboundedReceiver<Receipt>,
-    label: &str,
-    count: usize,
-) -> Vec<Instant> {
-    let mut times = Vec::with_capacity(count);
-    while times.len() < count {
-        let (got, at) = tokio::time::timeout(Duration::from_secs(30), receipts.recv())
-            .await
-            .unwrap_or_else(|_| panic!("only {} of {count} clients got {label}", times.len()))
-            .expect("subscribers alive");
-        if got == label {
-            times.push(at);
-        }
-    }
-    times
 }
 
 async fn parallax(clients: usize, rounds: usize) -> Vec<Duration> {
@@ -163,26 +207,25 @@ async fn parallax(clients: usize, rounds: usize) -> Vec<Duration> {
         );
     }
     let url = format!("ws://{}/v1/spaces/bench/ws", server.addr);
-    let (receipts, mut heard) = mpsc::unbounded_channel();
+    let receipts = Receipts::new(clients);
     for member in &members {
         let hello = json!({ "type": "hello", "token": coordinator.token, "member": member.token });
         tokio::spawn(subscribe(url.clone(), hello, receipts.clone()));
     }
-    gather(&mut heard, "welcome", clients).await;
+    receipts.gather("welcome").await;
     // Let the roster taps of everyone connecting settle before measuring.
     tokio::time::sleep(Duration::from_secs(1)).await;
     let mut latencies = Vec::with_capacity(rounds * clients);
     let mut answered = Vec::with_capacity(rounds);
     let mut firsts = Vec::with_capacity(rounds);
-    let cpu_before = server.cpu_time();
-    let started_rounds = Instant::now();
+    let cpu = CpuWatch::start(server.pid());
     for round in 0..rounds {
         // Alternating catalog models: every selection is a real change.
         let model = MODELS[round % 2].to_string();
         let started = Instant::now();
         tablet.select(&model).await.unwrap();
         answered.push(started.elapsed());
-        let times = gather(&mut heard, &model, clients).await;
+        let times = receipts.gather(&model).await;
         if let Some(first) = times.iter().min() {
             firsts.push(*first - started);
         }
@@ -190,13 +233,7 @@ async fn parallax(clients: usize, rounds: usize) -> Vec<Duration> {
             latencies.push(at - started);
         }
     }
-    if let (Some(before), Some(after)) = (cpu_before, server.cpu_time()) {
-        eprintln!(
-            "parallax serve used {:.1} ms of CPU per selection to {clients} clients ({:.0} % of one core over the rounds)",
-            (after - before).as_secs_f64() * 1e3 / rounds as f64,
-            (after - before).as_secs_f64() * 100.0 / started_rounds.elapsed().as_secs_f64(),
-        );
-    }
+    cpu.report("parallax serve", clients, rounds);
     if let (Some(patch), Some(first)) = (Summary::of(&mut answered), Summary::of(&mut firsts)) {
         eprintln!(
             "the first client had it after p50 {:.2} ms (p95 {:.2}); the tablet's PATCH was answered after p50 {:.2} ms (p95 {:.2})",
@@ -207,9 +244,9 @@ async fn parallax(clients: usize, rounds: usize) -> Vec<Duration> {
     latencies
 }
 
-async fn node(port: &str, clients: usize, rounds: usize) -> Vec<Duration> {
+async fn node(server_pid: u32, port: &str, clients: usize, rounds: usize) -> Vec<Duration> {
     let url = format!("ws://127.0.0.1:{port}");
-    let (receipts, mut heard) = mpsc::unbounded_channel();
+    let receipts = Receipts::new(clients);
     for _ in 1..clients {
         tokio::spawn(subscribe(
             url.clone(),
@@ -236,21 +273,23 @@ async fn node(port: &str, clients: usize, rounds: usize) -> Vec<Duration> {
                 Some("welcome") => "welcome".to_string(),
                 _ => value["event"]["model"].as_str().unwrap_or("").to_string(),
             };
-            let _ = own_receipts.send((label, at));
+            own_receipts.note(&label, at);
         }
     });
-    gather(&mut heard, "welcome", clients).await;
+    receipts.gather("welcome").await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let mut latencies = Vec::with_capacity(rounds * clients);
+    let cpu = CpuWatch::start(server_pid);
     for round in 0..rounds {
         let model = MODELS[round % 2].to_string();
         let select = json!({ "type": "select", "model": model }).to_string();
         let started = Instant::now();
         publish.send(Message::text(select)).await.unwrap();
-        for at in gather(&mut heard, &model, clients).await {
+        for at in receipts.gather(&model).await {
             latencies.push(at - started);
         }
     }
+    cpu.report("node ws", clients, rounds);
     let _ = publish.close().await;
     latencies
 }
@@ -285,6 +324,42 @@ async fn start_reference() -> (tokio::process::Child, String) {
         }
     };
     (child, port)
+}
+
+/// CPU time of a server and of this process (the clients) over the measured rounds: on a machine
+/// this size both compete for the same cores.
+struct CpuWatch {
+    server: u32,
+    before: (Duration, Duration),
+    started: Instant,
+}
+
+impl CpuWatch {
+    fn start(server: u32) -> Self {
+        Self {
+            server,
+            before: Self::read(server),
+            started: Instant::now(),
+        }
+    }
+
+    fn read(server: u32) -> (Duration, Duration) {
+        let of = |pid| cpu_time_of(pid).unwrap_or_default();
+        (of(server), of(std::process::id()))
+    }
+
+    fn report(&self, name: &str, clients: usize, rounds: usize) {
+        let (server, own) = Self::read(self.server);
+        let per_round = |d: Duration| d.as_secs_f64() * 1e3 / rounds as f64;
+        let wall = self.started.elapsed().as_secs_f64();
+        eprintln!(
+            "{name}: CPU per selection to {clients} clients: server {:.1} ms ({:.0} % of a core), clients {:.1} ms ({:.0} %)",
+            per_round(server - self.before.0),
+            (server - self.before.0).as_secs_f64() * 100.0 / wall,
+            per_round(own - self.before.1),
+            (own - self.before.1).as_secs_f64() * 100.0 / wall,
+        );
+    }
 }
 
 fn report(server: &str, clients: usize, mut times: Vec<Duration>) {
