@@ -28,6 +28,9 @@ use crate::metrics::Metrics;
 /// events.
 pub const MAX_PENDING: usize = 1 << 20;
 
+/// Capacity a drained queue keeps for the next events.
+const KEPT_CAPACITY: usize = 16 * 1024;
+
 /// The socket of an upgraded HTTP connection.
 pub type Upgraded = hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>;
 
@@ -144,7 +147,9 @@ impl<S: AsyncWrite + Unpin> Outlet<S> {
     /// The connection's task: writes what others could not, and is ready once the outlet ended.
     pub fn poll_drain(&self, cx: &mut Context<'_>) -> Poll<Ended> {
         let mut inner = self.lock();
-        inner.task = Some(cx.waker().clone());
+        if !inner.task.as_ref().is_some_and(|t| t.will_wake(cx.waker())) {
+            inner.task = Some(cx.waker().clone());
+        }
         if let Some(ended) = &inner.ended {
             return Poll::Ready(ended.clone());
         }
@@ -185,6 +190,10 @@ impl<S: AsyncWrite + Unpin> Inner<S> {
             }
         };
         self.pending.drain(..written);
+        if self.pending.is_empty() && self.pending.capacity() > KEPT_CAPACITY {
+            // A backlog that is gone: an idle member does not keep its memory.
+            self.pending = Vec::new();
+        }
         result.map_ok(|()| self.oldest.take())
     }
 

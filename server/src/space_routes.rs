@@ -362,6 +362,9 @@ async fn run(
         .await
         .map_err(policy)?;
     let member = attached.member.clone();
+    // Made once, not on every message: each one registers with the token.
+    let shutdown = state.shutdown.cancelled();
+    tokio::pin!(shutdown);
     let ended = async {
         loop {
             tokio::select! {
@@ -400,7 +403,7 @@ async fn run(
                         }
                     }
                 }
-                () = state.shutdown.cancelled() => {
+                () = &mut shutdown => {
                     return Ok(Close(CLOSE_GOING_AWAY, "the server is shutting down".into()));
                 }
             }

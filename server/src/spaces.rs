@@ -276,25 +276,37 @@ impl Entry {
         if events.is_empty() {
             return;
         }
-        let members: Vec<MemberId> = self.space().members.keys().cloned().collect();
         let published = std::time::Instant::now();
-        for id in members {
-            let outbox = self.outboxes.entry(id.clone()).or_insert_with(new_outbox);
-            let mut outbox = lock_outbox(outbox);
+        let Entry {
+            stored,
+            outboxes,
+            live,
+        } = self;
+        let mut behind = Vec::new();
+        for id in stored.space.members.keys() {
+            if !outboxes.contains_key(id) {
+                outboxes.insert(id.clone(), new_outbox());
+            }
+            let mut outbox = lock_outbox(&outboxes[id]);
+            let mut socket = live.get(id).map(|l| &l.outlet);
             for event in &events {
                 let seq = outbox.push(event.clone());
-                if let Some(live) = self.live.get(&id)
-                    && !live.outlet.queue(&frame(seq, change, event), published)
+                if let Some(outlet) = socket
+                    && !outlet.queue(&frame(seq, change, event), published)
                 {
                     // Too slow, or gone: it resumes from its last ack.
-                    self.live.remove(&id);
+                    behind.push(id.clone());
+                    socket = None;
                 }
             }
             // Written at once, each member's events in one write: a socket that has room takes
             // them now (the connection's task writes to one that has not).
-            if let Some(live) = self.live.get(&id) {
-                live.outlet.flush();
+            if let Some(outlet) = socket {
+                outlet.flush();
             }
+        }
+        for id in behind {
+            live.remove(&id);
         }
     }
 }

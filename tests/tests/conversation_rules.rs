@@ -89,3 +89,64 @@ async fn a_second_hello_ends_the_conversation() {
     );
     signed_in.server.stop().await;
 }
+
+#[tokio::test]
+async fn a_plain_request_is_told_to_upgrade_and_a_ping_on_the_socket_is_answered() {
+    let (signed_in, tablet) = space().await;
+    let server = &signed_in.server;
+    let response = within(reqwest::get(format!(
+        "http://{}/v1/spaces/rules/ws",
+        server.addr
+    )))
+    .await
+    .unwrap();
+    assert_eq!(response.status(), 426);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "UpgradeRequired");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("WebSocket")),
+        "{body}"
+    );
+
+    // The server's own frames (a pong here) and the events share the socket without mixing.
+    let (mut socket, _) = within(tokio_tungstenite::connect_async(socket_url(server)))
+        .await
+        .unwrap();
+    socket.send(hello(&tablet)).await.unwrap();
+    socket
+        .send(Message::Ping(b"are you there".to_vec().into()))
+        .await
+        .unwrap();
+    let (mut welcomed, mut ponged) = (false, false);
+    while !(welcomed && ponged) {
+        match within(socket.next()).await {
+            Some(Ok(Message::Text(text))) => {
+                let message: serde_json::Value = serde_json::from_str(&text).unwrap();
+                // The welcome first; events (this member's own arrival) may follow it.
+                assert!(welcomed || message["type"] == "welcome", "{message}");
+                welcomed = true;
+            }
+            Some(Ok(Message::Pong(data))) => {
+                assert_eq!(&data[..], b"are you there");
+                ponged = true;
+            }
+            other => panic!("expected the welcome and a pong, got {other:?}"),
+        }
+    }
+    tablet.select("gear").await.unwrap();
+    loop {
+        match within(socket.next()).await {
+            Some(Ok(Message::Text(text))) => {
+                let message: serde_json::Value = serde_json::from_str(&text).unwrap();
+                if message["event"]["kind"] == "selection" {
+                    assert_eq!(message["event"]["model"], "gear");
+                    break;
+                }
+            }
+            other => panic!("expected the selection, got {other:?}"),
+        }
+    }
+    signed_in.server.stop().await;
+}
