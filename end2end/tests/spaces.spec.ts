@@ -52,6 +52,20 @@ async function joinAsGuest(page: Page, code: string, device: string) {
   await hydrated(page);
 }
 
+/** Creates space `room` on the console page `page` shows (from `template` if given) and waits
+ *  until its page is live. */
+async function createSpace(page: Page, room: string, template?: string) {
+  await page.getByLabel("Name").fill(room);
+  if (template) await page.getByLabel("Template").selectOption(template);
+  await page.getByRole("button", { name: "Create space" }).click();
+  await expect(page.getByRole("status")).toHaveText("Live");
+}
+
+/** The join code a space's page shows. */
+async function joinCode(page: Page): Promise<string> {
+  return (await page.getByLabel("Join code").textContent())!.trim();
+}
+
 /** Routes `page`'s WebSockets through the test: `cut()` drops them all and keeps new ones
  * refused until `restore()`. */
 async function cuttable(page: Page) {
@@ -99,11 +113,8 @@ test("a tablet creates a space, shows a model to everyone and sees the room live
   // A fresh name, so the test can run again against the same server.
   const room = `review-${Date.now().toString(36)}`;
   const tablet = await signedIn(browser);
-  await tablet.getByLabel("Name").fill(room);
-  await tablet.getByLabel("Template").selectOption("review");
-  await tablet.getByRole("button", { name: "Create space" }).click();
+  await createSpace(tablet, room, "review");
   await expect(tablet).toHaveURL(new RegExp(`/spaces/${room}$`));
-  await expect(tablet.getByRole("status")).toHaveText("Live");
   await expect(tablet.getByLabel("Join code")).toHaveText(/^\d{6}$/);
   // Another device scans the join link from the tablet.
   await expect(tablet.getByRole("img", { name: "QR code of the join link" }).locator("svg")).toBeVisible();
@@ -155,12 +166,10 @@ test("browser headsets follow the tablet on their own render sessions", async ({
   test.setTimeout(60_000);
   const room = `room-${Date.now().toString(36)}`;
   const tablet = await signedIn(browser);
-  await tablet.getByLabel("Name").fill(room);
-  await tablet.getByRole("button", { name: "Create space" }).click();
-  await expect(tablet.getByRole("status")).toHaveText("Live");
+  await createSpace(tablet, room);
 
   // The headsets are guests: they join with the code the tablet shows, no account key.
-  const code = (await tablet.getByLabel("Join code").textContent())!.trim();
+  const code = await joinCode(tablet);
   const headsets = [await guest(browser, code, "Headset A"), await guest(browser, code, "Headset B")];
   // Each holds its own render connection, and the tablet sees both headsets active.
   for (const headset of headsets) {
@@ -284,11 +293,9 @@ test("a tablet and a headset whose connections drop say so and recover without a
   const room = `drop-${Date.now().toString(36)}`;
   const tablet = await signedIn(browser);
   const tabletNetwork = await cuttable(tablet);
-  await tablet.getByLabel("Name").fill(room);
-  await tablet.getByRole("button", { name: "Create space" }).click();
-  await expect(tablet.getByRole("status")).toHaveText("Live");
+  await createSpace(tablet, room);
   await tablet.getByRole("button", { name: /^Show Spur gear.* to everyone$/ }).click();
-  const code = (await tablet.getByLabel("Join code").textContent())!.trim();
+  const code = await joinCode(tablet);
   const headset = await (await browser.newContext({ viewport: { width: 1280, height: 800 } })).newPage();
   const headsetNetwork = await cuttable(headset);
   await joinAsGuest(headset, code, "Dropping headset");
@@ -321,9 +328,7 @@ test("the operator stops a headset's render session from /pool and the headset s
   test.setTimeout(60_000);
   const room = `stop-${Date.now().toString(36)}`;
   const operator = await signedIn(browser);
-  await operator.getByLabel("Name").fill(room);
-  await operator.getByRole("button", { name: "Create space" }).click();
-  await expect(operator.getByRole("status")).toHaveText("Live");
+  await createSpace(operator, room);
   const headset = await signedIn(browser);
   await headset.goto(`/spaces/${room}/headset`);
   await hydrated(headset);
@@ -419,11 +424,9 @@ test("in a WebXR headset's browser the head's pose moves the camera", async ({ b
   test.setTimeout(60_000);
   const room = `xr-${Date.now().toString(36)}`;
   const tablet = await signedIn(browser);
-  await tablet.getByLabel("Name").fill(room);
-  await tablet.getByRole("button", { name: "Create space" }).click();
-  await expect(tablet.getByRole("status")).toHaveText("Live");
+  await createSpace(tablet, room);
   await tablet.getByRole("button", { name: /^Show Spur gear.* to everyone$/ }).click();
-  const code = (await tablet.getByLabel("Join code").textContent())!.trim();
+  const code = await joinCode(tablet);
 
   const headset = await (await browser.newContext({ viewport: { width: 1280, height: 800 } })).newPage();
   await headset.addInitScript(fakeXrDevice);
@@ -460,11 +463,9 @@ test("the console's pages at tablet and phone sizes", async ({ browser }, info) 
   test.setTimeout(60_000);
   const room = `look-${Date.now().toString(36)}`;
   const operator = await signedIn(browser);
-  await operator.getByLabel("Name").fill(room);
-  await operator.getByRole("button", { name: "Create space" }).click();
-  await expect(operator.getByRole("status")).toHaveText("Live");
+  await createSpace(operator, room);
   await operator.getByRole("button", { name: "Show Stepped shaft to everyone" }).click();
-  const code = (await operator.getByLabel("Join code").textContent())!.trim();
+  const code = await joinCode(operator);
   const headset = await guest(browser, code, "Look headset");
   await expect(headset.locator("canvas.frame")).toHaveAttribute("data-model", "shaft", { timeout: 15_000 });
 
