@@ -5,7 +5,8 @@
 //! numbered into each member's [`Outbox`], written to the members' sockets ([`Outlet`]: straight
 //! into each socket, no task between) and to SQLite before the next change starts, so all members
 //! see the same order and a restart finds what the last answer said. A selection in a space of a
-//! thousand connected members holds the lock for about 6 ms of writes on a 2-core machine.
+//! thousand connected members holds the lock for its thousand writes and the SQLite write: its
+//! `PATCH` is answered after p50 11–12 ms on a 2-core machine (docs/BENCHMARKS.md).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
