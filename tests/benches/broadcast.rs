@@ -71,7 +71,10 @@ impl Receipts {
     fn note(&self, label: &str, at: Instant) {
         let mut noted = self.noted.lock().unwrap();
         noted.receipts.push((label.to_string(), at));
-        let count = noted.counts.entry(label.to_string()).or_default();
+        let count = match noted.counts.get_mut(label) {
+            Some(count) => count,
+            None => noted.counts.entry(label.to_string()).or_default(),
+        };
         *count += 1;
         if *count == self.clients {
             self.complete.notify_one();
