@@ -7,16 +7,22 @@
 //! # Layout
 //! - `console`: `/` and `/spaces` (the account's spaces; create one), `/sign-in`, and `/join` (also
 //!   `/headset`): a guest joins a space with its code.
-//! - `space`: `/spaces/:name`, a tablet in a space: catalog, "Show to everyone", live roster;
-//!   `space_live` (hydrate only) is its WebSocket, `rest` the API calls.
+//! - `space`: `/spaces/:name`, a tablet in a space: catalog, "Show to everyone", live roster,
+//!   placement; `upload` (hydrate only) sends model files with progress.
+//! - `space_state`: what a page in a space knows of it, and joining it; `space_live` (hydrate
+//!   only) keeps it current over the space WebSocket.
+//! - `space_headset`: `/spaces/:name/headset`, a browser headset in a space; `headset_state` is
+//!   what it shows, `render_live` (hydrate only) its render connection, `xr` (hydrate only) its
+//!   WebXR session.
 //! - `pool`: `/pool`, the operator's render sessions (extend, stop), pool health, the last
 //!   hour as charts (`chart`), and usage with a CSV download.
-//! - `space_headset`: `/spaces/:name/headset`, a browser headset in a space; `render_live`
-//!   (hydrate only) is its render connection, `xr` (hydrate only) its WebXR session.
-//! - `live` (hydrate only): what the live connections share.
+//! - `live` (hydrate only): what the live connections share; `rest`: the API calls;
+//!   `format`: numbers as people read them.
 
 mod chart;
 mod console;
+mod format;
+mod headset_state;
 #[cfg(feature = "hydrate")]
 mod live;
 mod pool;
@@ -27,6 +33,7 @@ mod space;
 mod space_headset;
 #[cfg(feature = "hydrate")]
 mod space_live;
+mod space_state;
 #[cfg(feature = "hydrate")]
 mod upload;
 #[cfg(feature = "hydrate")]
@@ -82,17 +89,4 @@ pub fn App() -> impl IntoView {
             </div>
         </Router>
     }
-}
-
-/// `12345` → `12,345`.
-pub(crate) fn format_count(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }

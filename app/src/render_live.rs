@@ -20,10 +20,10 @@ use parallax_core::device::{
 use parallax_core::protocol::FrameHeader;
 use serde_json::Value;
 
+use crate::headset_state::{Gesture, HeadsetState};
 use crate::live::{Backoff, Ended, welcomed_in_time};
 use crate::rest;
-use crate::space::membership;
-use crate::space_headset::{Gesture, HeadsetState};
+use crate::space_state::membership;
 
 /// Largest frame asked for.
 const MAX_WIDTH: f64 = 1280.0;

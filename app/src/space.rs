@@ -11,151 +11,9 @@ use parallax_core::space::{Member, MemberStatus, Role};
 use serde_json::{Value, json};
 
 use crate::console::{Failure, Topbar};
-use crate::rest::{self, ApiError};
-
-/// What the page shows; the live connection (browser only) writes it.
-#[derive(Clone, Copy)]
-pub(crate) struct SpaceState {
-    pub name: Signal<String>,
-    /// This tablet's membership: (member id, member token).
-    pub member: RwSignal<Option<(String, String)>>,
-    pub members: RwSignal<Vec<Member>>,
-    pub member_count: RwSignal<u64>,
-    pub arbiter: RwSignal<Option<String>>,
-    pub selected: RwSignal<Option<String>>,
-    /// Where the selected model sits: every headset places it so.
-    pub transform: RwSignal<Placement>,
-    pub select_policy: RwSignal<String>,
-    pub join_code: RwSignal<Option<String>>,
-    /// "Connecting…", "Live", "Reconnecting…", or why the page stopped following.
-    pub connection: RwSignal<String>,
-    pub problem: RwSignal<Option<ApiError>>,
-}
-
-impl SpaceState {
-    /// Takes in a full view of the space (GET, or a welcome's snapshot).
-    pub fn apply_view(&self, view: &Value) {
-        if let Ok(members) = serde_json::from_value::<Vec<Member>>(view["members"].clone()) {
-            self.members.set(members);
-        }
-        self.member_count
-            .set(view["memberCount"].as_u64().unwrap_or_default());
-        self.arbiter
-            .set(view["arbiter"].as_str().map(str::to_string));
-        self.selected.set(
-            view["properties"]["selectedModel"]
-                .as_str()
-                .map(str::to_string),
-        );
-        if let Ok(transform) = serde_json::from_value(view["properties"]["transform"].clone()) {
-            self.transform.set(transform);
-        }
-        if let Some(policy) = view["constants"]["selectPolicy"].as_str() {
-            self.select_policy.set(policy.to_string());
-        }
-        if let Some(code) = view["joinCode"].as_str() {
-            self.join_code.set(Some(code.to_string()));
-        }
-    }
-}
-
-/// Joins `space` as `role` under `device` (with the join code from the owner's list if it is
-/// private); returns the member and the join's answer.
-pub(crate) async fn join(
-    space: &str,
-    role: &str,
-    device: &str,
-) -> Result<((String, String), Value), ApiError> {
-    let owned = rest::get("/v1/spaces").await?;
-    let code = owned["spaces"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|s| s["name"] == space)
-        .and_then(|s| s["joinCode"].as_str().map(str::to_string));
-    let body = json!({ "device": device, "role": role, "code": code });
-    let joined = rest::call(
-        "POST",
-        &format!("/v1/spaces/{space}/members"),
-        Some(&body),
-        None,
-    )
-    .await?;
-    let field = |name: &str| {
-        joined["member"][name]
-            .as_str()
-            .unwrap_or_default()
-            .to_string()
-    };
-    let member = (field("id"), field("token"));
-    rest::remember_member(role, space, &member.0, &member.1);
-    Ok((member, joined))
-}
-
-/// This browser's membership of `space` as `role`: the one it holds, or a new one. Returns the
-/// space as the member sees it.
-pub(crate) async fn membership(
-    state: SpaceState,
-    space: &str,
-    role: &str,
-    device: &str,
-) -> Result<Value, ApiError> {
-    let path = format!("/v1/spaces/{space}");
-    if let Some(member) = rest::member(role, space) {
-        match rest::call("GET", &path, None, Some(&member.1)).await {
-            // Still a member if the answer says it is this member.
-            Ok(view) if view["member"] == member.0.as_str() => {
-                state.apply_view(&view);
-                state.member.set(Some(member));
-                return Ok(view);
-            }
-            Err(e) if e.status == 404 => return Err(e),
-            Ok(_) | Err(_) => rest::forget_member(role, space),
-        }
-    }
-    let (member, _) = join(space, role, device).await?;
-    let view = rest::call("GET", &path, None, Some(&member.1)).await?;
-    state.apply_view(&view);
-    state.member.set(Some(member));
-    Ok(view)
-}
-
-impl SpaceState {
-    /// Writes the space's properties as this member; the answer (or why not) shows at once.
-    fn write(&self, patch: Value) {
-        let state = *self;
-        let space = state.name.get_untracked();
-        let Some((_, member)) = state.member.get_untracked() else {
-            return;
-        };
-        spawn_local(async move {
-            let path = format!("/v1/spaces/{space}/properties");
-            match rest::call("PATCH", &path, Some(&patch), Some(&member)).await {
-                Ok(view) => {
-                    state.problem.set(None);
-                    state.apply_view(&view);
-                }
-                Err(e) => state.problem.set(Some(e)),
-            }
-        });
-    }
-
-    pub(crate) fn new(name: Signal<String>) -> Self {
-        Self {
-            name,
-            member: RwSignal::new(None),
-            members: RwSignal::new(Vec::new()),
-            member_count: RwSignal::new(0),
-            arbiter: RwSignal::new(None),
-            selected: RwSignal::new(None),
-            transform: RwSignal::new(Placement::default()),
-            select_policy: RwSignal::new("any_tablet".into()),
-            join_code: RwSignal::new(None),
-            connection: RwSignal::new("Connecting…".into()),
-            problem: RwSignal::new(None),
-        }
-    }
-}
+use crate::format::format_count;
+use crate::rest;
+use crate::space_state::{SpaceState, membership};
 
 #[component]
 pub fn SpacePage() -> impl IntoView {
@@ -334,7 +192,7 @@ fn CatalogCard(model: Value, state: SpaceState) -> impl IntoView {
             <img class="thumbnail" src=thumbnail alt=name.clone() loading="lazy" width="480" height="360" />
             <h4>{name.clone()}</h4>
             <p class="meta">
-                {crate::format_count(triangles)}
+                {format_count(triangles)}
                 " triangles"
                 {size.map(|size| format!(" · {size}"))}
             </p>

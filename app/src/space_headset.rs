@@ -7,66 +7,13 @@
 use leptos::prelude::*;
 use leptos_router::hooks::use_params_map;
 
-use crate::space::SpaceState;
-
-/// What the page shows; the render connection (browser only) writes it.
-#[derive(Clone, Copy)]
-pub(crate) struct HeadsetState {
-    pub space: SpaceState,
-    /// The render session's state as ARR names it, or why there is none.
-    pub session: RwSignal<String>,
-    /// Minutes of lease left.
-    pub lease_left: RwSignal<Option<i64>>,
-    /// Where frames are drawn.
-    pub canvas: NodeRef<leptos::html::Canvas>,
-    /// Frames drawn so far.
-    pub frames: RwSignal<u64>,
-    /// The model the drawn frame shows.
-    pub drawn: RwSignal<Option<String>>,
-    pub fps: RwSignal<f64>,
-    pub latency_ms: RwSignal<Option<f64>>,
-    /// The model the frames show.
-    pub loaded: RwSignal<Option<String>>,
-    /// The part a tap hit.
-    pub picked: RwSignal<Option<String>>,
-    /// A message that replaces the view (e.g. the session is taken).
-    pub blocked: RwSignal<Option<String>>,
-    /// This browser can start an immersive WebXR session.
-    pub xr_available: RwSignal<bool>,
-    /// A WebXR session runs: the head's pose drives the camera.
-    pub xr: RwSignal<bool>,
-}
-
-/// What the page asks of its render connection.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) enum Gesture {
-    /// Turn the camera by (degrees around, degrees up).
-    Orbit(f32, f32),
-    /// Multiply the zoom.
-    Zoom(f32),
-    /// Pick at this fraction of the view's width and height.
-    Tap(f32, f32),
-}
+use crate::headset_state::{Gesture, HeadsetState};
 
 #[component]
 pub fn SpaceHeadsetPage() -> impl IntoView {
     let params = use_params_map();
     let name = Signal::derive(move || params.read().get("name").unwrap_or_default());
-    let state = HeadsetState {
-        space: SpaceState::new(name),
-        session: RwSignal::new("Joining…".into()),
-        lease_left: RwSignal::new(None),
-        canvas: NodeRef::new(),
-        frames: RwSignal::new(0),
-        drawn: RwSignal::new(None),
-        fps: RwSignal::new(0.0),
-        latency_ms: RwSignal::new(None),
-        loaded: RwSignal::new(None),
-        picked: RwSignal::new(None),
-        blocked: RwSignal::new(None),
-        xr_available: RwSignal::new(false),
-        xr: RwSignal::new(false),
-    };
+    let state = HeadsetState::new(name);
     #[cfg(feature = "hydrate")]
     Effect::new(move |_| {
         leptos::task::spawn_local(

@@ -11,7 +11,7 @@ use leptos::prelude::*;
 use parallax_core::space_protocol::{SpaceClientMessage, SpaceEvent, SpaceServerMessage};
 
 use crate::live::{Backoff, Ended, socket_url, welcomed_in_time};
-use crate::space::SpaceState;
+use crate::space_state::SpaceState;
 
 /// Follows the space until the server ends the conversation for good.
 pub(crate) async fn follow(state: SpaceState) {

@@ -15,8 +15,8 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use web_sys::{HtmlCanvasElement, WebGl2RenderingContext as Gl, WebGlProgram, WebGlTexture};
 
+use crate::headset_state::HeadsetState;
 use crate::render_live::{Viewer, viewer};
-use crate::space_headset::HeadsetState;
 
 /// What `XRSession.requestAnimationFrame` calls: the time and the `XRFrame`.
 type FrameCallback = Closure<dyn FnMut(f64, JsValue)>;

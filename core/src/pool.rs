@@ -6,33 +6,11 @@
 //! and [`Pool::handle_host_lost`].
 
 use std::collections::{BTreeMap, VecDeque};
-use std::fmt;
 
-use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+pub use crate::session::HostId;
 use crate::session::{SessionKey, SessionSize};
-
-/// Identifies a render host. The pool names the hosts it asks for.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct HostId(String);
-
-impl HostId {
-    pub fn new(id: impl Into<String>) -> Self {
-        Self(id.into())
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for HostId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
 
 /// Limits for one size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

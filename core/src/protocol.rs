@@ -17,6 +17,9 @@ pub const CLOSE_POLICY_VIOLATION: u16 = 1008;
 pub const CLOSE_UNSUPPORTED_DATA: u16 = 1003;
 /// How long a new connection may stay silent before it must have said `hello`.
 pub const HELLO_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// The browser's session cookie: an access token, which the API and every WebSocket (the
+/// render connection too: cookies do not tell ports apart) accept instead of a bearer token.
+pub const SESSION_COOKIE: &str = "parallax_session";
 /// A WebSocket close reason may hold at most 123 bytes.
 pub const MAX_CLOSE_REASON: usize = 123;
 

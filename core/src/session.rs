@@ -8,7 +8,6 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::pool::HostId;
 use crate::time::Timestamp;
 
 /// Longest lease a session may have, in minutes (24 hours).
@@ -17,6 +16,27 @@ pub const MAX_LEASE_MINUTES: u32 = 1440;
 pub const MAX_SESSION_ID_LEN: usize = 256;
 /// How long a session's record is kept after it ended.
 pub const RETENTION: Duration = Duration::from_secs(30 * 24 * 60 * 60);
+
+/// Identifies a render host. The pool names the hosts it asks for.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct HostId(String);
+
+impl HostId {
+    pub fn new(id: impl Into<String>) -> Self {
+        Self(id.into())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for HostId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
 
 /// Which kind of render host a session leases.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

@@ -13,7 +13,7 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use crate::socket_url;
+use crate::url::socket_url;
 
 /// What went wrong, in terms a caller can act on.
 #[derive(Debug, Error)]

@@ -3,8 +3,6 @@
 
 use wgpu::{COPY_BYTES_PER_ROW_ALIGNMENT, Device, Queue, Texture};
 
-use crate::renderer::RenderError;
-
 const BYTES_PER_PIXEL: u32 = 4;
 
 /// Bytes per row of a `width`-pixel RGBA row once padded for a texture-to-buffer copy.
@@ -50,9 +48,9 @@ impl Readback {
         );
     }
 
-    /// Waits for the GPU, then returns the pixels as tight RGBA rows. Blocks: call it from a
-    /// render thread, never from async code.
-    pub(crate) fn read(&self, device: &Device, _queue: &Queue) -> Result<Vec<u8>, RenderError> {
+    /// Waits for the GPU, then returns the pixels as tight RGBA rows, or what the GPU said went
+    /// wrong. Blocks: call it from a render thread, never from async code.
+    pub(crate) fn read(&self, device: &Device, _queue: &Queue) -> Result<Vec<u8>, String> {
         let (sender, receiver) = std::sync::mpsc::sync_channel(1);
         self.buffer
             .map_async(wgpu::MapMode::Read, .., move |result| {
@@ -61,11 +59,11 @@ impl Readback {
             });
         device
             .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| RenderError::Gpu(e.to_string()))?;
+            .map_err(|e| e.to_string())?;
         receiver
             .recv()
-            .map_err(|e| RenderError::Gpu(e.to_string()))?
-            .map_err(|e| RenderError::Gpu(e.to_string()))?;
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
 
         let row = (self.width * BYTES_PER_PIXEL) as usize;
         let padded = padded_bytes_per_row(self.width) as usize;
@@ -74,7 +72,7 @@ impl Readback {
             let view = self
                 .buffer
                 .get_mapped_range(..)
-                .map_err(|e| RenderError::Gpu(e.to_string()))?;
+                .map_err(|e| e.to_string())?;
             for line in view.chunks_exact(padded) {
                 pixels.extend_from_slice(&line[..row]);
             }

@@ -338,7 +338,10 @@ impl Renderer {
         }
         targets.readback.encode_copy(&mut encoder, &targets.color);
         self.queue.submit([encoder.finish()]);
-        let pixels = targets.readback.read(&self.device, &self.queue)?;
+        let pixels = targets
+            .readback
+            .read(&self.device, &self.queue)
+            .map_err(RenderError::Gpu)?;
         Ok(RgbaImage {
             width,
             height,

@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use parallax_server::config::{AccountCommand, Cli, Command};
+use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
@@ -19,13 +20,22 @@ async fn main() -> ExitCode {
             parallax_server::serve(args, parallax_server::shutdown_signal()).await
         }
         Command::Render(args) => {
-            match tokio::task::spawn_blocking(move || parallax_server::render_file(&args)).await {
+            match tokio::task::spawn_blocking(move || parallax_host::render_file(&args)).await {
                 Ok(result) => result,
                 Err(e) => Err(anyhow::anyhow!("the render thread failed: {e}")),
             }
         }
         Command::RenderHost(args) => {
-            parallax_server::run_render_host(args, parallax_server::shutdown_signal()).await
+            let stop = CancellationToken::new();
+            let shutdown = parallax_server::shutdown_signal();
+            tokio::spawn({
+                let stop = stop.clone();
+                async move {
+                    shutdown.await;
+                    stop.cancel();
+                }
+            });
+            parallax_host::run(args.into(), stop).await
         }
         Command::HostSecret(data) => parallax_server::host_secret(&data.path)
             .await

@@ -7,7 +7,7 @@ use leptos_axum::{LeptosRoutes, generate_route_list};
 use parallax_app::{App, shell};
 use tower_http::services::ServeDir;
 
-use crate::AppState;
+use crate::state::AppState;
 
 /// Pages, and files from the site root (`/pkg/…`).
 pub fn router(state: &AppState, site_root: &Path) -> Router<AppState> {

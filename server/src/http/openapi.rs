@@ -6,8 +6,8 @@ use axum::{Json, Router};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::AppState;
-use crate::{api, arr};
+use crate::http::{api, arr};
+use crate::state::AppState;
 
 #[derive(OpenApi)]
 #[openapi(

@@ -18,11 +18,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use crate::AppState;
-use crate::accounts::{self, Caller, Visitor};
-use crate::clock::{parse_rfc3339, rfc3339};
-use crate::error::{AppError, ErrorBody, Result};
-use crate::sessions::SessionView;
+use crate::accounts::keys;
+use crate::base::clock::{parse_rfc3339, rfc3339};
+use crate::base::error::{AppError, ErrorBody, Result};
+use crate::http::auth::{self, Caller, Visitor};
+use crate::pool::sessions::SessionView;
+use crate::state::AppState;
 
 pub const API_VERSION: &str = "2021-01-01";
 /// Sessions per page of the list call.
@@ -280,7 +281,7 @@ pub(crate) async fn token_handler(
     Path(account_id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Json<AccessToken>> {
-    let credential = accounts::bearer(&headers)?;
+    let credential = auth::bearer(&headers)?;
     let (claimed, key) = credential.split_once(':').ok_or_else(|| {
         AppError::Unauthorized("the token call needs 'Bearer <account id>:<account key>'".into())
     })?;
@@ -291,7 +292,7 @@ pub(crate) async fn token_handler(
     }
     let account = state.store().account(&account_id).await?;
     let valid = match &account {
-        Some(account) => accounts::verify_key(account, key).await,
+        Some(account) => keys::verify_key(account, key).await,
         None => false,
     };
     if !valid {

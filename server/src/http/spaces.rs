@@ -19,18 +19,19 @@ use parallax_core::protocol::{
 };
 use parallax_core::space::{ConstantChoices, PropertiesPatch, Role};
 use parallax_core::space_protocol::SpaceClientMessage;
+use parallax_host::net::small_messages_config;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::{self, CloseFrame};
 
-use crate::AppState;
-use crate::accounts::{Caller, Visitor};
-use crate::error::{AppError, Result};
-use crate::outlet::{Ended, Outlet, OutletIo, Upgraded};
-use crate::spaces::{Joined, Joiner, Writer};
-use crate::ws::{RawUpgrade, small_messages_config};
+use crate::base::error::{AppError, Result};
+use crate::http::auth::{Caller, Visitor};
+use crate::http::upgrade::RawUpgrade;
+use crate::spaces::outlet::{Ended, Outlet, OutletIo, Upgraded};
+use crate::spaces::space::{Joined, Joiner, Writer};
+use crate::state::AppState;
 
 /// A member's space WebSocket as read: tungstenite over the shared socket.
 type Socket = WebSocketStream<OutletIo>;
@@ -134,10 +135,12 @@ pub(crate) fn joined(
     joined: Joined,
 ) -> Result<Response> {
     let render_session = match &joined.render_session {
-        Some(key) => state
-            .sessions
-            .peek(key)
-            .map(|view| json!(crate::arr::properties(&view, &crate::arr::origin(headers)))),
+        Some(key) => state.sessions.peek(key).map(|view| {
+            json!(crate::http::arr::properties(
+                &view,
+                &crate::http::arr::origin(headers)
+            ))
+        }),
         None => None,
     };
     let body = json!({ "space": view, "member": joined, "renderSession": render_session });
@@ -279,7 +282,7 @@ async fn space_ws_handler(
     headers: HeaderMap,
 ) -> Response {
     // A browser's hello carries no token: its session cookie, sent with the upgrade, does.
-    let cookie = crate::accounts::session_cookie(&headers);
+    let cookie = crate::http::auth::session_cookie(&headers);
     upgrade.on_upgrade(move |socket| converse(socket, state, name, cookie))
 }
 

@@ -10,21 +10,15 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use parallax_core::{ModelId, ModelSummary};
+use parallax_host::RenderWorker;
 use parallax_render::samples::SAMPLES;
 use parallax_render::{ImportError, Mesh, import};
-use sha2::{Digest, Sha256};
 use thiserror::Error;
 
-use crate::render_worker::RenderWorker;
-use crate::store::{ModelRecord, ModelSource, Store};
-
-const THUMBNAIL: &str = "thumbnail.png";
-
-/// One file of an upload.
-pub struct UploadedFile {
-    pub name: String,
-    pub bytes: Vec<u8>,
-}
+use crate::base::store::{ModelRecord, ModelSource, Store};
+use crate::catalog::files::{
+    THUMBNAIL, UploadedFile, content_id, is_model_file, safe_file_name, write_atomically,
+};
 
 #[derive(Debug, Error)]
 pub enum CatalogError {
@@ -240,84 +234,5 @@ impl Catalog {
 
     fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<ModelId, Arc<Mesh>>> {
         self.meshes.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
-fn is_model_file(name: &str) -> bool {
-    let lower = name.to_ascii_lowercase();
-    [".gltf", ".glb", ".stl", ".obj"]
-        .iter()
-        .any(|ext| lower.ends_with(ext))
-}
-
-/// A plain file name: no directories, nothing hidden, nothing that could escape the folder.
-fn safe_file_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 255
-        && name != THUMBNAIL
-        && !name.starts_with('.')
-        && !name.contains(['/', '\\', '\0'])
-}
-
-/// Hash of every file's name and bytes, in name order: the same upload gives the same id.
-fn content_id(files: &[UploadedFile]) -> ModelId {
-    let mut sorted: Vec<&UploadedFile> = files.iter().collect();
-    sorted.sort_by(|a, b| a.name.cmp(&b.name));
-    let mut hash = Sha256::new();
-    for file in sorted {
-        hash.update((file.name.len() as u64).to_le_bytes());
-        hash.update(file.name.as_bytes());
-        hash.update((file.bytes.len() as u64).to_le_bytes());
-        hash.update(&file.bytes);
-    }
-    let digest = hash.finalize();
-    ModelId::new(
-        digest[..16]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>(),
-    )
-}
-
-/// Writes via a temporary file and a rename, so a crash never leaves half a file in place.
-async fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
-    let temporary = path.with_extension("partial");
-    tokio::fs::write(&temporary, bytes).await?;
-    tokio::fs::rename(&temporary, path).await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn file(name: &str, bytes: &[u8]) -> UploadedFile {
-        UploadedFile {
-            name: name.into(),
-            bytes: bytes.to_vec(),
-        }
-    }
-
-    #[test]
-    fn the_same_files_get_the_same_id_in_any_order() {
-        let a = content_id(&[file("a.gltf", b"x"), file("a.bin", b"y")]);
-        let b = content_id(&[file("a.bin", b"y"), file("a.gltf", b"x")]);
-        assert_eq!(a, b);
-        assert_ne!(a, content_id(&[file("a.gltf", b"x"), file("a.bin", b"z")]));
-        assert_eq!(a.as_str().len(), 32);
-    }
-
-    #[test]
-    fn file_names_cannot_escape_the_model_folder() {
-        assert!(safe_file_name("bracket.stl"));
-        for bad in [
-            "",
-            "../x.stl",
-            "a/b.stl",
-            "c:\\\\x.stl",
-            ".hidden",
-            "thumbnail.png",
-        ] {
-            assert!(!safe_file_name(bad), "{bad}");
-        }
     }
 }

@@ -23,7 +23,7 @@ use parallax_core::device::{
 use parallax_core::host::Admission;
 use parallax_core::protocol::{
     CLOSE_GOING_AWAY, CLOSE_NORMAL, CLOSE_POLICY_VIOLATION, CLOSE_UNSUPPORTED_DATA, HELLO_TIMEOUT,
-    close_reason,
+    SESSION_COOKIE, close_reason,
 };
 use parallax_core::session::{SessionId, SessionSize};
 use parallax_core::{ChangeNumber, FrameHeader, ModelId};
@@ -31,7 +31,8 @@ use parallax_render::renderer::MAX_VIEWPORT_SIDE;
 use parallax_render::{Mesh, View};
 use tokio::time::{Instant, sleep_until, timeout};
 
-use crate::render_host::Host;
+use crate::host::Host;
+use crate::net;
 
 pub fn router() -> Router<Arc<Host>> {
     Router::new().route(
@@ -48,8 +49,11 @@ async fn render_ws_handler(
 ) -> Response {
     // A browser's hello carries no token: its session cookie (the coordinator's; cookies do not
     // tell ports apart) does.
-    let cookie = crate::accounts::session_cookie(&headers);
-    crate::ws::small_messages(ws)
+    let cookie = axum_extra::extract::CookieJar::from_headers(&headers)
+        .get(SESSION_COOKIE)
+        .map(|c| c.value().to_string())
+        .filter(|v| !v.is_empty());
+    net::small_messages(ws)
         .on_upgrade(move |socket| connect(socket, host, account, session, cookie))
 }
 

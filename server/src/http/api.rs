@@ -5,8 +5,8 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
-use crate::AppState;
-use crate::error::{AppError, Result};
+use crate::base::error::{AppError, Result};
+use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -23,7 +23,7 @@ pub(crate) async fn ping_handler() -> &'static str {
 
 /// Liveness plus the renderer's state: 503 when frames cannot be rendered.
 #[utoipa::path(get, path = "/v1/health", tag = "service",
-    responses((status = 200, description = "Up, with the render adapter and the render pool per size"), (status = 503, description = "No GPU adapter could be opened", body = crate::error::ErrorBody)))]
+    responses((status = 200, description = "Up, with the render adapter and the render pool per size"), (status = 503, description = "No GPU adapter could be opened", body = crate::base::error::ErrorBody)))]
 pub(crate) async fn health_handler(State(state): State<AppState>) -> Result<Json<Value>> {
     let unopened = Ok("not opened yet: it opens with the first thumbnail".to_string());
     match state.renderer.adapter().unwrap_or(&unopened) {

@@ -1,16 +1,11 @@
-//! `/metrics` in the OpenMetrics text format Prometheus scrapes: the render pool per size, render
+//! What `/metrics` serves in the OpenMetrics text format Prometheus scrapes: the render pool per size, render
 //! sessions by state, spaces and their members, connected space sockets, how long space events
 //! take from the write that caused them to their member's socket, and how long hosts take to
 //! render a frame. `history` keeps the last hour of the same for the operator's charts.
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
-use axum::Router;
-use axum::extract::State;
-use axum::http::header;
-use axum::response::IntoResponse;
-use axum::routing::get;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::family::Family;
@@ -18,8 +13,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-use crate::AppState;
-use crate::error::AppError;
+use crate::telemetry::history::History;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct SizeLabel {
@@ -39,7 +33,7 @@ pub struct Metrics {
     /// A host's mean time to render and encode a frame, per heartbeat (seconds).
     frames: Histogram,
     /// The same measurements over the last hour, for the operator's charts.
-    pub history: crate::history::History,
+    pub history: History,
     pool_hosts: Family<SizeLabel, Gauge>,
     pool_idle: Family<SizeLabel, Gauge>,
     pool_leased: Family<SizeLabel, Gauge>,
@@ -114,7 +108,7 @@ impl Default for Metrics {
             registry,
             broadcast,
             frames,
-            history: crate::history::History::default(),
+            history: History::default(),
             pool_hosts,
             pool_idle,
             pool_leased,
@@ -128,7 +122,63 @@ impl Default for Metrics {
     }
 }
 
+/// What the spaces hold at a scrape.
+#[derive(Debug, Default)]
+pub struct Census {
+    pub spaces: usize,
+    pub sockets: usize,
+    pub members: BTreeMap<String, usize>,
+}
+
 impl Metrics {
+    /// The OpenMetrics text of everything measured, with the pool (`pool_status`), the render
+    /// sessions by state and the spaces as they are now.
+    pub fn encode(
+        &self,
+        pool: &serde_json::Value,
+        sessions: BTreeMap<&'static str, usize>,
+        census: Census,
+    ) -> Result<String, std::fmt::Error> {
+        let gauge = |v: &serde_json::Value| v.as_i64().unwrap_or_default();
+        for size in pool.as_array().into_iter().flatten() {
+            let label = SizeLabel {
+                size: size["size"].as_str().unwrap_or_default().to_string(),
+            };
+            self.pool_hosts
+                .get_or_create(&label)
+                .set(gauge(&size["hosts"]));
+            self.pool_idle
+                .get_or_create(&label)
+                .set(gauge(&size["idle"]));
+            self.pool_leased
+                .get_or_create(&label)
+                .set(gauge(&size["leased"]));
+            self.pool_queued
+                .get_or_create(&label)
+                .set(gauge(&size["queued"]));
+            self.pool_capacity
+                .get_or_create(&label)
+                .set(gauge(&size["capacity"]));
+        }
+        self.sessions.clear();
+        for (status, count) in sessions {
+            let label = StatusLabel {
+                status: status.to_string(),
+            };
+            self.sessions.get_or_create(&label).set(count as i64);
+        }
+        self.spaces.set(census.spaces as i64);
+        self.space_sockets.set(census.sockets as i64);
+        self.members.clear();
+        for (status, count) in census.members {
+            let label = StatusLabel { status };
+            self.members.get_or_create(&label).set(count as i64);
+        }
+        let mut text = String::new();
+        encode(&mut text, &self.registry)?;
+        Ok(text)
+    }
+
     /// A space event reached its member's socket `took` after its write.
     pub fn delivered(&self, took: Duration) {
         self.broadcast.observe(took.as_secs_f64());
@@ -140,68 +190,4 @@ impl Metrics {
         self.frames.observe(took.as_secs_f64());
         self.history.frame(took);
     }
-}
-
-pub fn router() -> Router<AppState> {
-    Router::new().route("/metrics", get(metrics_handler))
-}
-
-async fn metrics_handler(State(state): State<AppState>) -> Result<impl IntoResponse, AppError> {
-    let metrics: &Arc<Metrics> = &state.metrics;
-    let gauge = |v: &serde_json::Value| v.as_i64().unwrap_or_default();
-    for size in state
-        .sessions
-        .pool_status()
-        .as_array()
-        .into_iter()
-        .flatten()
-    {
-        let label = SizeLabel {
-            size: size["size"].as_str().unwrap_or_default().to_string(),
-        };
-        metrics
-            .pool_hosts
-            .get_or_create(&label)
-            .set(gauge(&size["hosts"]));
-        metrics
-            .pool_idle
-            .get_or_create(&label)
-            .set(gauge(&size["idle"]));
-        metrics
-            .pool_leased
-            .get_or_create(&label)
-            .set(gauge(&size["leased"]));
-        metrics
-            .pool_queued
-            .get_or_create(&label)
-            .set(gauge(&size["queued"]));
-        metrics
-            .pool_capacity
-            .get_or_create(&label)
-            .set(gauge(&size["capacity"]));
-    }
-    metrics.sessions.clear();
-    for (status, count) in state.sessions.count_by_status() {
-        let label = StatusLabel {
-            status: status.to_string(),
-        };
-        metrics.sessions.get_or_create(&label).set(count as i64);
-    }
-    let census = state.spaces.census().await;
-    metrics.spaces.set(census.spaces as i64);
-    metrics.space_sockets.set(census.sockets as i64);
-    metrics.members.clear();
-    for (status, count) in census.members {
-        let label = StatusLabel { status };
-        metrics.members.get_or_create(&label).set(count as i64);
-    }
-    let mut text = String::new();
-    encode(&mut text, &metrics.registry).map_err(|e| AppError::Internal(e.into()))?;
-    Ok((
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        text,
-    ))
 }

@@ -9,14 +9,12 @@ use axum::{Json, Router};
 use parallax_core::ModelId;
 use serde::Serialize;
 
-use crate::AppState;
-use crate::accounts::Caller;
-use crate::catalog::{Added, CatalogError, UploadedFile};
-use crate::error::{AppError, Result};
-use crate::store::ModelRecord;
-
-/// Uploads are limited to this by default (`--max-upload-mb`).
-pub const DEFAULT_MAX_UPLOAD_BYTES: usize = 256 * 1024 * 1024;
+use crate::base::error::{AppError, Result};
+use crate::base::store::ModelRecord;
+use crate::catalog::files::UploadedFile;
+use crate::catalog::models::{Added, CatalogError};
+use crate::http::auth::Caller;
+use crate::state::AppState;
 
 pub fn router(max_upload_bytes: usize) -> Router<AppState> {
     Router::new()

@@ -1,6 +1,6 @@
 //! Drives the core's [`SessionService`]: reads the clock, stores every change in SQLite in the
 //! order it happened, wakes for lease expiry and purges, and has the render hosts the pool asks
-//! for started; hosts register over `/v1/hosts/ws` (see `hosts`) and are given up when they fall
+//! for started; hosts register over `/v1/hosts/ws` (`crate::http::hosts`) and are given up when they fall
 //! silent.
 //!
 //! Requests lock the service only for the synchronous core call; the store write they caused is
@@ -22,10 +22,10 @@ use parallax_core::time::Timestamp;
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use crate::clock::Clock;
-use crate::error::AppError;
-use crate::hosts::Launcher;
-use crate::store::Store;
+use crate::base::clock::Clock;
+use crate::base::error::AppError;
+use crate::base::store::Store;
+use crate::pool::launcher::{HostEvent, Launcher};
 
 /// A session as the API reports it: the core's record plus where it waits.
 #[derive(Debug, Clone)]
@@ -50,14 +50,6 @@ struct Inner {
 struct Write {
     effects: Vec<Effect>,
     done: Option<oneshot::Sender<bool>>,
-}
-
-/// What the host launcher reports.
-pub enum HostEvent {
-    /// The host's process or task ended, or never got going.
-    Lost(HostId, String),
-    /// A started host has had its time to register; lost if it has not.
-    BootDeadline(HostId),
 }
 
 /// A registered render host.

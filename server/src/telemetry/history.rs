@@ -7,17 +7,9 @@ use std::collections::VecDeque;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
-use axum::Json;
-use axum::Router;
-use axum::extract::State;
-use axum::routing::get;
 use parallax_core::time::Timestamp;
 use serde::Serialize;
 use serde_json::Value;
-use tokio_util::sync::CancellationToken;
-
-use crate::AppState;
-use crate::accounts::Caller;
 
 /// Time between samples.
 pub const INTERVAL: Duration = Duration::from_secs(30);
@@ -136,40 +128,6 @@ impl History {
         samples.push(self.sample(now, pool, false));
         samples
     }
-}
-
-/// Samples every [`INTERVAL`] until `shutdown`.
-pub fn start_sampling(state: &AppState, shutdown: CancellationToken) {
-    let (metrics, sessions) = (state.metrics.clone(), state.sessions.clone());
-    tokio::spawn(async move {
-        let mut ticks = tokio::time::interval(INTERVAL);
-        ticks.tick().await; // The first tick is now; the first sample ends the first interval.
-        loop {
-            tokio::select! {
-                _ = ticks.tick() => {
-                    metrics.history.take_sample(sessions.now(), sessions.pool_status());
-                }
-                () = shutdown.cancelled() => return,
-            }
-        }
-    });
-}
-
-pub fn router() -> Router<AppState> {
-    Router::new().route("/v1/pool/history", get(history_handler))
-}
-
-/// The last hour of the pool: `{"intervalSeconds", "samples": [{at, pool, broadcastMs,
-/// frameMs}]}`, oldest first; the last sample is the interval still running.
-async fn history_handler(State(state): State<AppState>, _caller: Caller) -> Json<Value> {
-    let samples = state
-        .metrics
-        .history
-        .last_hour(state.sessions.now(), state.sessions.pool_status());
-    Json(serde_json::json!({
-        "intervalSeconds": INTERVAL.as_secs(),
-        "samples": samples,
-    }))
 }
 
 #[cfg(test)]

@@ -22,7 +22,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_tungstenite::tungstenite::protocol::frame::FrameHeader;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 
-use crate::metrics::Metrics;
+use crate::telemetry::metrics::Metrics;
 
 /// Bytes queued for a socket that does not keep up before its member is cut off: thousands of
 /// events.

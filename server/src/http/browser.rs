@@ -3,8 +3,6 @@
 //! token. Plain form posts with redirects, so they work before the page has hydrated.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::num::NonZeroU32;
-use std::time::Duration;
 
 use axum::Extension;
 use axum::extract::{ConnectInfo, State};
@@ -14,16 +12,16 @@ use axum::routing::{get, post};
 use axum::{Form, Json, Router};
 use axum_extra::extract::CookieJar;
 use axum_extra::extract::cookie::{Cookie, SameSite};
-use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use parallax_core::space::Role;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::AppState;
-use crate::accounts::{self, SESSION_COOKIE, TOKEN_LIFETIME, Visitor};
-use crate::error::AppError;
-use crate::spaces::Joiner;
+use crate::accounts::keys;
+use crate::accounts::tokens::TOKEN_LIFETIME;
+use crate::base::error::AppError;
+use crate::http::auth::{SESSION_COOKIE, Visitor};
+use crate::spaces::space::Joiner;
+use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -39,41 +37,6 @@ struct GuestJoin {
     code: String,
     device: String,
     role: Role,
-}
-
-/// Guest joins each address may try: a burst of this many, then one per [`JOIN_PERIOD`].
-const JOIN_BURST: NonZeroU32 = NonZeroU32::new(20).unwrap();
-const JOIN_PERIOD: Duration = Duration::from_secs(6);
-/// Addresses remembered before the ones whose allowance is full again are forgotten.
-const JOIN_KEYS: usize = 4096;
-
-/// How often each network address may try a join code. A code has six digits: unlimited, a
-/// script finds a room's code in minutes; at 10 a minute, one address needs weeks on average.
-/// Behind a reverse proxy every guest shares the proxy's address (and this allowance).
-pub struct JoinAttempts(DefaultKeyedRateLimiter<IpAddr>);
-
-impl Default for JoinAttempts {
-    fn default() -> Self {
-        let quota = Quota::with_period(JOIN_PERIOD)
-            .expect("the period is not zero")
-            .allow_burst(JOIN_BURST);
-        Self(RateLimiter::keyed(quota))
-    }
-}
-
-impl JoinAttempts {
-    /// Counts one attempt from `address`; 429 with `Retry-After` when it has none left.
-    fn admit(&self, address: IpAddr) -> Result<(), AppError> {
-        if self.0.len() > JOIN_KEYS {
-            self.0.retain_recent();
-        }
-        self.0
-            .check_key(&address)
-            .map_err(|not_until| AppError::TooManyRequests {
-                what: "too many join attempts from this address",
-                retry_after: not_until.wait_time_from(DefaultClock::default().now()),
-            })
-    }
 }
 
 /// A guest joins a space with its join code alone (no account key): as a member, with a
@@ -108,7 +71,7 @@ async fn join_handler(
     };
     let (view, member) = state.spaces.join(&owner, &space, joiner).await?;
     let (token, _) = state.tokens.issue_guest(&owner, &space)?;
-    let answer = crate::space_routes::joined(&state, &headers, view, member)?;
+    let answer = crate::http::spaces::joined(&state, &headers, view, member)?;
     Ok((jar.add(session_cookie(token)), answer).into_response())
 }
 
@@ -150,7 +113,7 @@ async fn sign_in_handler(
         }
     };
     let valid = match &account {
-        Some(account) => accounts::verify_key(account, key).await,
+        Some(account) => keys::verify_key(account, key).await,
         None => false,
     };
     if !valid {

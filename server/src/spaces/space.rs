@@ -30,12 +30,13 @@ use sha2::{Digest, Sha256};
 use tokio::sync::{Mutex, MutexGuard};
 use tokio_util::sync::CancellationToken;
 
-use crate::catalog::Catalog;
-use crate::clock::Clock;
-use crate::error::AppError;
-use crate::outlet::Outlet;
-use crate::sessions::Sessions;
-use crate::store::Store;
+use crate::base::clock::Clock;
+use crate::base::error::AppError;
+use crate::base::store::Store;
+use crate::catalog::models::Catalog;
+use crate::pool::sessions::Sessions;
+use crate::spaces::outlet::Outlet;
+use crate::telemetry::metrics::Census;
 
 /// How often timeouts are swept when nobody reads or writes.
 const SWEEP: Duration = Duration::from_millis(250);
@@ -117,14 +118,6 @@ pub struct Joiner {
 
 fn leases() -> bool {
     true
-}
-
-/// Counts for `/metrics`.
-#[derive(Debug, Default)]
-pub struct Census {
-    pub spaces: usize,
-    pub sockets: usize,
-    pub members: std::collections::BTreeMap<String, usize>,
 }
 
 /// A member's socket, attached: its welcome is on the way and every event follows.

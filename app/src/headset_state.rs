@@ -1,0 +1,67 @@
+//! What a browser headset's page knows — its render session, the frames drawn, fps and
+//! latency, what was picked, whether WebXR runs — and the gestures it asks its render connection
+//! for. The page writes gestures; the render connection and the WebXR session write the rest.
+
+use leptos::prelude::*;
+
+use crate::space_state::SpaceState;
+
+/// What the page shows; the render connection (browser only) writes it.
+#[derive(Clone, Copy)]
+pub(crate) struct HeadsetState {
+    pub space: SpaceState,
+    /// The render session's state as ARR names it, or why there is none.
+    pub session: RwSignal<String>,
+    /// Minutes of lease left.
+    pub lease_left: RwSignal<Option<i64>>,
+    /// Where frames are drawn.
+    pub canvas: NodeRef<leptos::html::Canvas>,
+    /// Frames drawn so far.
+    pub frames: RwSignal<u64>,
+    /// The model the drawn frame shows.
+    pub drawn: RwSignal<Option<String>>,
+    pub fps: RwSignal<f64>,
+    pub latency_ms: RwSignal<Option<f64>>,
+    /// The model the frames show.
+    pub loaded: RwSignal<Option<String>>,
+    /// The part a tap hit.
+    pub picked: RwSignal<Option<String>>,
+    /// A message that replaces the view (e.g. the session is taken).
+    pub blocked: RwSignal<Option<String>>,
+    /// This browser can start an immersive WebXR session.
+    pub xr_available: RwSignal<bool>,
+    /// A WebXR session runs: the head's pose drives the camera.
+    pub xr: RwSignal<bool>,
+}
+
+/// What the page asks of its render connection.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Gesture {
+    /// Turn the camera by (degrees around, degrees up).
+    Orbit(f32, f32),
+    /// Multiply the zoom.
+    Zoom(f32),
+    /// Pick at this fraction of the view's width and height.
+    Tap(f32, f32),
+}
+
+impl HeadsetState {
+    /// A headset in space `name`, before it joined.
+    pub(crate) fn new(name: Signal<String>) -> Self {
+        Self {
+            space: SpaceState::new(name),
+            session: RwSignal::new("Joining…".into()),
+            lease_left: RwSignal::new(None),
+            canvas: NodeRef::new(),
+            frames: RwSignal::new(0),
+            drawn: RwSignal::new(None),
+            fps: RwSignal::new(0.0),
+            latency_ms: RwSignal::new(None),
+            loaded: RwSignal::new(None),
+            picked: RwSignal::new(None),
+            blocked: RwSignal::new(None),
+            xr_available: RwSignal::new(false),
+            xr: RwSignal::new(false),
+        }
+    }
+}

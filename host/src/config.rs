@@ -1,0 +1,125 @@
+//! How a render host is told what to do: the command line of `parallax render-host` and of the
+//! one-shot `parallax render`, and the settings one host runs with.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Args;
+use parallax_core::pool::HostId;
+use parallax_core::session::SessionSize;
+
+#[derive(Debug, Clone, Args)]
+pub struct RenderHostArgs {
+    /// The coordinator's host endpoint, e.g. ws://10.0.0.2:3000/v1/hosts/ws (a bare
+    /// ws://host:port gets the path added).
+    #[arg(long, env = "PARALLAX_COORDINATOR")]
+    pub coordinator: String,
+    /// Which sessions this host serves.
+    #[arg(long, value_parser = parse_session_size)]
+    pub size: SessionSize,
+    /// The coordinator's host secret (`parallax host-secret` prints it).
+    #[arg(long, env = "PARALLAX_HOST_SECRET", hide_env_values = true)]
+    pub secret: String,
+    /// Where devices' render connections are accepted.
+    #[arg(long, env = "PARALLAX_HOST_LISTEN", default_value = "0.0.0.0:0")]
+    pub listen: SocketAddr,
+    /// Host name or IP devices reach this host at (default: the listen address).
+    #[arg(long, env = "PARALLAX_HOST_ADVERTISE")]
+    pub advertise: Option<String>,
+    /// Most frames per second sent to the device.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..=240))]
+    pub target_fps: u32,
+    /// The name the coordinator gave a host it started.
+    #[arg(long, hide = true)]
+    pub host_id: Option<String>,
+    /// Started by a coordinator: exit with it rather than waiting for it to come back.
+    #[arg(long, hide = true)]
+    pub local: bool,
+}
+
+fn parse_session_size(text: &str) -> Result<SessionSize, String> {
+    text.parse()
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RenderArgs {
+    /// A .gltf, .glb, .stl or .obj file.
+    pub model: PathBuf,
+    /// Where to write the image: .png, or .jpg/.jpeg.
+    #[arg(long, short)]
+    pub output: PathBuf,
+    /// Image size, WIDTHxHEIGHT.
+    #[arg(long, default_value = "1280x720", value_parser = parse_size)]
+    pub size: (u32, u32),
+    /// Which side to look from.
+    #[arg(long, value_enum, default_value_t = ViewSide::Iso)]
+    pub view: ViewSide,
+}
+
+/// Where the camera of `parallax render` stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ViewSide {
+    /// Three-quarter view from above, as a CAD viewer opens a part.
+    Iso,
+    Front,
+    Top,
+}
+
+fn parse_size(text: &str) -> Result<(u32, u32), String> {
+    let (w, h) = text
+        .split_once(['x', 'X'])
+        .ok_or_else(|| format!("size must be WIDTHxHEIGHT, e.g. 1280x720, not {text:?}"))?;
+    let side = |s: &str| -> Result<u32, String> {
+        s.trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=parallax_render::renderer::MAX_VIEWPORT_SIDE).contains(n))
+            .ok_or_else(|| {
+                format!(
+                    "each side must be 1 to {} pixels, not {s:?}",
+                    parallax_render::renderer::MAX_VIEWPORT_SIDE
+                )
+            })
+    };
+    Ok((side(w)?, side(h)?))
+}
+
+/// How to run one host.
+#[derive(Debug, Clone)]
+pub struct HostConfig {
+    /// The coordinator's host endpoint, `ws://…/v1/hosts/ws`.
+    pub coordinator: String,
+    pub size: SessionSize,
+    pub secret: String,
+    /// The name the coordinator gave a host it started; `None` to offer ourselves.
+    pub host: Option<HostId>,
+    /// Where the render connection listens.
+    pub listen: SocketAddr,
+    /// Host name or IP devices use to reach us; defaults to the listen address.
+    pub advertise: Option<String>,
+    /// Started by a coordinator: exit when it goes away instead of trying again.
+    pub local: bool,
+    /// Most frames per second sent to a device.
+    pub target_fps: u32,
+}
+
+impl From<RenderHostArgs> for HostConfig {
+    fn from(args: RenderHostArgs) -> Self {
+        let base = args.coordinator.trim_end_matches('/');
+        let coordinator = if base.ends_with("/v1/hosts/ws") {
+            base.to_string()
+        } else {
+            format!("{base}/v1/hosts/ws")
+        };
+        Self {
+            coordinator,
+            size: args.size,
+            secret: args.secret,
+            host: args.host_id.map(HostId::new),
+            listen: args.listen,
+            advertise: args.advertise,
+            local: args.local,
+            target_fps: args.target_fps,
+        }
+    }
+}

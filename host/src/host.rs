@@ -1,0 +1,208 @@
+//! What a render host's connections share: its render thread, the one device slot, the
+//! admissions waiting for the coordinator's verdict, the meshes it fetched and the frame counts
+//! its heartbeats report.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use parallax_core::ModelId;
+use parallax_core::host::{Admission, HostReport};
+use parallax_core::session::SessionSize;
+use parallax_render::Mesh;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use crate::worker::RenderWorker;
+
+/// How long a device waits for the coordinator's verdict on its token.
+const ADMISSION_TIMEOUT: Duration = Duration::from_secs(5);
+/// Meshes kept in memory; models are immutable (content-addressed), so a hit is always right.
+const MESH_CACHE: usize = 8;
+
+/// State the render connections share.
+pub struct Host {
+    pub(crate) worker: RenderWorker,
+    /// The shortest time between two frames to the device (the host's target fps).
+    pub(crate) frame_interval: Duration,
+    /// The device holding the render connection, and how to end its conversation.
+    device: Mutex<Option<CancellationToken>>,
+    /// Reports to the coordinator, while a link is up.
+    link: Mutex<Option<mpsc::UnboundedSender<HostReport>>>,
+    admissions: Mutex<HashMap<u64, oneshot::Sender<Admission>>>,
+    next_request: AtomicU64,
+    meshes: Mutex<HashMap<ModelId, Arc<Mesh>>>,
+    /// Frames sent since the last heartbeat, and the time spent rendering them.
+    frames: Mutex<(u32, Duration)>,
+    http: reqwest::Client,
+    /// The coordinator's HTTP base, `http://host:port`.
+    api: String,
+    secret: String,
+}
+
+/// A device's hold on the host; dropping it lets the next device in.
+pub struct DeviceSlot {
+    host: Arc<Host>,
+    /// Cancelled when the session ends or the coordinator is lost.
+    pub ended: CancellationToken,
+}
+
+impl Drop for DeviceSlot {
+    fn drop(&mut self) {
+        *lock(&self.host.device) = None;
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Host {
+    /// A host rendering on `worker` that fetches meshes from the coordinator at `api`
+    /// (`http://host:port`) with `secret`.
+    pub(crate) fn new(worker: RenderWorker, target_fps: u32, api: String, secret: String) -> Self {
+        Self {
+            worker,
+            frame_interval: Duration::from_secs(1) / target_fps.max(1),
+            device: Mutex::new(None),
+            link: Mutex::new(None),
+            admissions: Mutex::new(HashMap::new()),
+            next_request: AtomicU64::new(0),
+            meshes: Mutex::new(HashMap::new()),
+            frames: Mutex::default(),
+            http: reqwest::Client::new(),
+            api,
+            secret,
+        }
+    }
+
+    /// Sends reports through `link` from now on: the link to the coordinator is up.
+    pub(crate) fn linked(&self, link: mpsc::UnboundedSender<HostReport>) {
+        *lock(&self.link) = Some(link);
+    }
+
+    /// The link is down: waiting devices are refused, as their answer cannot come any more.
+    pub(crate) fn unlinked(&self) {
+        *lock(&self.link) = None;
+        lock(&self.admissions).clear();
+    }
+
+    /// The coordinator's verdict on admission `request`.
+    pub(crate) fn answer(&self, request: u64, verdict: Admission) {
+        if let Some(answer) = lock(&self.admissions).remove(&request) {
+            let _ = answer.send(verdict);
+        }
+    }
+
+    /// Asks the coordinator whether `token` admits a device to `account`/`session`.
+    pub async fn admit(&self, account: &str, session: &str, token: &str) -> Admission {
+        let request = self.next_request.fetch_add(1, Ordering::Relaxed);
+        let (answer, verdict) = oneshot::channel();
+        lock(&self.admissions).insert(request, answer);
+        let sent = lock(&self.link).as_ref().is_some_and(|link| {
+            link.send(HostReport::Admit {
+                request,
+                account: account.to_string(),
+                session: session.to_string(),
+                token: token.to_string(),
+            })
+            .is_ok()
+        });
+        let refused = |reason: &str| Admission::Refused {
+            reason: reason.into(),
+        };
+        if !sent {
+            lock(&self.admissions).remove(&request);
+            return refused("the render host has lost its coordinator");
+        }
+        match tokio::time::timeout(ADMISSION_TIMEOUT, verdict).await {
+            Ok(Ok(verdict)) => verdict,
+            Ok(Err(_)) => refused("the render host has lost its coordinator"),
+            Err(_) => {
+                lock(&self.admissions).remove(&request);
+                refused("the coordinator did not answer in time")
+            }
+        }
+    }
+
+    /// Takes the device slot; `None` if another device holds it.
+    pub fn claim(self: &Arc<Self>) -> Option<DeviceSlot> {
+        let mut device = lock(&self.device);
+        if device.is_some() {
+            return None;
+        }
+        let ended = CancellationToken::new();
+        *device = Some(ended.clone());
+        Some(DeviceSlot {
+            host: self.clone(),
+            ended,
+        })
+    }
+
+    /// The mesh of `model`, from memory or from the coordinator's catalog; refused if a session
+    /// of `size` may not load it.
+    pub async fn mesh(&self, model: &ModelId, size: SessionSize) -> Result<Arc<Mesh>, String> {
+        if let Some(mesh) = lock(&self.meshes).get(model) {
+            return Ok(mesh.clone());
+        }
+        let url = format!("{}/v1/hosts/models/{}/mesh?size={size}", self.api, model);
+        let response = self
+            .http
+            .get(&url)
+            .bearer_auth(&self.secret)
+            .send()
+            .await
+            .map_err(|e| format!("the model could not be fetched from the coordinator: {e}"))?;
+        if !response.status().is_success() {
+            let status = response.status();
+            let body: serde_json::Value = response.json().await.unwrap_or_default();
+            return Err(body["error"]["message"].as_str().map_or_else(
+                || format!("the coordinator answered {status}"),
+                str::to_string,
+            ));
+        }
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| format!("the model download broke off: {e}"))?;
+        let mesh = tokio::task::spawn_blocking(move || Mesh::from_bytes(&bytes))
+            .await
+            .map_err(|e| format!("reading the model failed: {e}"))??;
+        let mesh = Arc::new(mesh);
+        let mut meshes = lock(&self.meshes);
+        if meshes.len() >= MESH_CACHE {
+            meshes.clear();
+        }
+        meshes.insert(model.clone(), mesh.clone());
+        Ok(mesh)
+    }
+
+    fn device_connected(&self) -> bool {
+        lock(&self.device).is_some()
+    }
+
+    /// Counts a frame sent to the device, which took `spent` to render and encode.
+    pub(crate) fn frame_sent(&self, spent: Duration) {
+        let mut frames = lock(&self.frames);
+        frames.0 += 1;
+        frames.1 += spent;
+    }
+
+    /// The heartbeat for the `window` since the last one: frame rate and mean frame time.
+    pub(crate) fn heartbeat(&self, window: Duration) -> HostReport {
+        let (count, spent) = std::mem::take(&mut *lock(&self.frames));
+        HostReport::Heartbeat {
+            device: self.device_connected(),
+            fps: count as f32 / window.as_secs_f32().max(0.001),
+            frame_ms: (count > 0).then(|| spent.as_secs_f32() * 1000.0 / count as f32),
+        }
+    }
+
+    /// Ends the device's conversation: its session is over, or nobody vouches for it any more.
+    pub(crate) fn reset(&self) {
+        if let Some(ended) = lock(&self.device).as_ref() {
+            ended.cancel();
+        }
+    }
+}

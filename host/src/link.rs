@@ -1,0 +1,130 @@
+//! A render host's link to its coordinator (`/v1/hosts/ws`): it registers with the host secret,
+//! heartbeats every [`HEARTBEAT_MS`], carries the questions whether a device's token admits it,
+//! and hears when a session ended.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use futures_util::{SinkExt, StreamExt};
+use parallax_core::host::{HEARTBEAT_MS, HostCommand, HostReport};
+use parallax_core::pool::HostId;
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::HostConfig;
+use crate::host::Host;
+
+/// `ws://host:port/…` → `http://host:port`.
+pub(crate) fn api_base(coordinator: &str) -> anyhow::Result<String> {
+    let (scheme, rest) = coordinator
+        .split_once("://")
+        .context("the coordinator URL needs a scheme, e.g. ws://127.0.0.1:3000/v1/hosts/ws")?;
+    let scheme = match scheme {
+        "ws" | "http" => "http",
+        "wss" | "https" => "https",
+        other => anyhow::bail!("the coordinator URL must be ws:// or wss://, not {other}://"),
+    };
+    let authority = rest.split('/').next().unwrap_or(rest);
+    Ok(format!("{scheme}://{authority}"))
+}
+
+/// One registration with the coordinator, held until either side ends it.
+pub(crate) async fn link(
+    config: &HostConfig,
+    host: &Arc<Host>,
+    name: Option<HostId>,
+    endpoint: &str,
+    adapter: &str,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<()> {
+    let (mut socket, _) = tokio_tungstenite::connect_async(config.coordinator.as_str())
+        .await
+        .with_context(|| format!("connecting to {}", config.coordinator))?;
+    let register = HostReport::Register {
+        secret: config.secret.clone(),
+        size: config.size,
+        host: name,
+        endpoint: endpoint.to_string(),
+        adapter: adapter.to_string(),
+        pid: std::process::id(),
+    };
+    socket.send(Message::text(register.to_json())).await?;
+    let named = match tokio::time::timeout(Duration::from_secs(10), socket.next()).await {
+        Ok(Some(Ok(Message::Text(text)))) => match HostCommand::parse(text.as_str())? {
+            HostCommand::Registered { host } => host,
+            other => anyhow::bail!("expected registered, got {other:?}"),
+        },
+        Ok(Some(Ok(Message::Close(Some(frame))))) => {
+            anyhow::bail!("the coordinator refused the host: {}", frame.reason)
+        }
+        Ok(_) => anyhow::bail!("the coordinator closed the link during registration"),
+        Err(_) => anyhow::bail!("the coordinator did not answer the registration"),
+    };
+    tracing::info!(host = %named, "registered with the coordinator");
+    let (reports, mut outbox) = mpsc::unbounded_channel();
+    host.linked(reports);
+    let mut heartbeat = tokio::time::interval(Duration::from_millis(HEARTBEAT_MS));
+    let mut last_beat = tokio::time::Instant::now();
+    let result = loop {
+        tokio::select! {
+            now = heartbeat.tick() => {
+                let beat = host.heartbeat(now - last_beat);
+                last_beat = now;
+                if let Err(e) = socket.send(Message::text(beat.to_json())).await {
+                    break Err(e.into());
+                }
+            }
+            Some(report) = outbox.recv() => {
+                if let Err(e) = socket.send(Message::text(report.to_json())).await {
+                    break Err(e.into());
+                }
+            }
+            message = socket.next() => match message {
+                Some(Ok(Message::Text(text))) => match HostCommand::parse(text.as_str()) {
+                    Ok(HostCommand::Admission { request, verdict }) => host.answer(request, verdict),
+                    Ok(HostCommand::Reset) => {
+                        tracing::info!("session ended: dropping the device and its scene");
+                        host.reset();
+                    }
+                    Ok(HostCommand::Registered { .. }) => {}
+                    Err(e) => tracing::warn!("unreadable command from the coordinator: {e}"),
+                },
+                Some(Ok(Message::Close(frame))) => {
+                    let reason = frame.map(|f| f.reason.to_string()).unwrap_or_default();
+                    tracing::info!("the coordinator closed the link: {reason}");
+                    break Ok(());
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => break Err(e.into()),
+                None => break Ok(()),
+            },
+            () = shutdown.cancelled() => {
+                let _ = socket.close(None).await;
+                break Ok(());
+            }
+        }
+    };
+    host.unlinked();
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_api_base_follows_the_coordinator_url() {
+        assert_eq!(
+            api_base("ws://127.0.0.1:3000/v1/hosts/ws").unwrap(),
+            "http://127.0.0.1:3000"
+        );
+        assert_eq!(
+            api_base("wss://render.example/v1/hosts/ws").unwrap(),
+            "https://render.example"
+        );
+        assert!(api_base("127.0.0.1:3000").is_err());
+        assert!(api_base("ftp://x").is_err());
+    }
+}

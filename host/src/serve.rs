@@ -1,0 +1,83 @@
+//! One render host as a process: it opens its wgpu device, serves the exclusive render
+//! connection on its own port, and holds its link to the coordinator, linking again when it is
+//! lost (or exiting with it, when the coordinator started it).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::HostConfig;
+use crate::host::Host;
+use crate::link::{api_base, link};
+use crate::worker::RenderWorker;
+use crate::{connection, net};
+
+/// Pause before a host that lost its coordinator tries again.
+const RECONNECT_DELAY: Duration = Duration::from_secs(2);
+
+/// Runs a host until `shutdown`, or until its coordinator goes away if it is `local`.
+pub async fn run(config: HostConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let worker = RenderWorker::start().await;
+    let adapter = match worker
+        .adapter()
+        .unwrap_or(&Err("no device was opened".into()))
+    {
+        Ok(adapter) => adapter.clone(),
+        Err(e) => anyhow::bail!("the render host has no GPU device: {e}"),
+    };
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding {}", config.listen))?;
+    let bound = listener.local_addr()?;
+    let endpoint = format!(
+        "ws://{}:{}",
+        config
+            .advertise
+            .clone()
+            .unwrap_or_else(|| bound.ip().to_string()),
+        bound.port()
+    );
+    let api = api_base(&config.coordinator)?;
+    let host = Arc::new(Host::new(
+        worker,
+        config.target_fps,
+        api,
+        config.secret.clone(),
+    ));
+    tracing::info!(%endpoint, %adapter, size = %config.size, "render host listening");
+    let serving = shutdown.child_token();
+    let server = tokio::spawn({
+        let serving = serving.clone();
+        let router = connection::router().with_state(host.clone());
+        async move {
+            axum::serve(net::no_delay(listener), router)
+                .with_graceful_shutdown(serving.cancelled_owned())
+                .await
+        }
+    });
+    let mut name = config.host.clone();
+    let result = loop {
+        let linked = link(&config, &host, name.take(), &endpoint, &adapter, &shutdown).await;
+        // Without a coordinator nobody vouches for the device: end its conversation.
+        host.reset();
+        match linked {
+            Ok(()) if shutdown.is_cancelled() => break Ok(()),
+            Ok(()) => tracing::warn!("the coordinator closed the link"),
+            Err(e) if config.local => break Err(e),
+            Err(e) => tracing::warn!("no link to the coordinator: {e:#}"),
+        }
+        if config.local {
+            break Ok(());
+        }
+        tokio::select! {
+            () = tokio::time::sleep(RECONNECT_DELAY) => {}
+            () = shutdown.cancelled() => break Ok(()),
+        }
+    };
+    serving.cancel();
+    let _ = server.await;
+    result
+}

@@ -1,0 +1,115 @@
+//! Access tokens, shaped like ARR's token service: an account key is traded for a short-lived
+//! signed token (HS256, with a secret kept in the database), and every call carries it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+use crate::accounts::keys::random_hex;
+use crate::base::clock::Clock;
+use crate::base::error::AppError;
+use crate::base::store::Store;
+
+/// How long an access token is valid, as ARR's were.
+pub const TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 60 * 60);
+const SECRET_SETTING: &str = "token_signing_secret";
+
+/// What an access token says.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Claims {
+    /// The account id.
+    pub sub: String,
+    pub iat: u64,
+    pub exp: u64,
+    /// Identifies this token: the "caller" the polling limit is kept for.
+    pub jti: String,
+    /// A guest's token (someone who joined with a space's code, not with the account key)
+    /// reaches only this space: its members, properties, socket, and its headsets' sessions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub space: Option<String>,
+}
+
+impl Claims {
+    /// Whether this token may act in `space`.
+    pub fn reaches_space(&self, space: &str) -> bool {
+        self.space.as_deref().is_none_or(|s| s == space)
+    }
+
+    /// Whether this token may use render session `session` (a guest: its space's headsets'
+    /// sessions, which are named `{space}-{member}`).
+    pub fn reaches_session(&self, session: &str) -> bool {
+        self.space.as_deref().is_none_or(|s| {
+            session
+                .strip_prefix(s)
+                .is_some_and(|rest| rest.starts_with('-'))
+        })
+    }
+}
+
+/// Signs and checks access tokens with a secret kept in the database, so tokens stay valid
+/// across restarts.
+#[derive(Clone)]
+pub struct Tokens {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+    /// Expiry is judged by the coordinator's clock, like leases.
+    clock: Arc<dyn Clock>,
+}
+
+impl Tokens {
+    pub async fn load(store: &Store, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        let secret = store
+            .setting_or_insert(SECRET_SETTING, &random_hex(32))
+            .await
+            .context("loading the token signing secret")?;
+        let mut validation = Validation::new(Algorithm::HS256);
+        // `exp` is checked in `verify` against our clock, not the library's reading of the OS's.
+        validation.validate_exp = false;
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        Ok(Self {
+            encoding: EncodingKey::from_secret(secret.as_bytes()),
+            decoding: DecodingKey::from_secret(secret.as_bytes()),
+            validation,
+            clock,
+        })
+    }
+
+    /// A token for `account`; returns it with its expiry (Unix seconds).
+    pub fn issue(&self, account: &str) -> anyhow::Result<(String, u64)> {
+        self.sign(account, None)
+    }
+
+    /// A guest's token: `account`'s, but only for `space` (see [`Claims::space`]).
+    pub fn issue_guest(&self, account: &str, space: &str) -> anyhow::Result<(String, u64)> {
+        self.sign(account, Some(space.to_string()))
+    }
+
+    fn sign(&self, account: &str, space: Option<String>) -> anyhow::Result<(String, u64)> {
+        let now = self.clock.now().as_millis() / 1000;
+        let claims = Claims {
+            sub: account.to_string(),
+            iat: now,
+            exp: now + TOKEN_LIFETIME.as_secs(),
+            jti: uuid::Uuid::new_v4().to_string(),
+            space,
+        };
+        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)?;
+        Ok((token, claims.exp))
+    }
+
+    pub fn verify(&self, token: &str) -> Result<Claims, AppError> {
+        let claims = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .map(|data| data.claims)
+            .map_err(|_| AppError::Unauthorized("the access token is not valid".into()))?;
+        if self.clock.now().as_millis() / 1000 >= claims.exp {
+            return Err(AppError::Unauthorized(
+                "the access token has expired".into(),
+            ));
+        }
+        Ok(claims)
+    }
+}

@@ -1,0 +1,96 @@
+//! How an upload lies on disk: its files under `<data dir>/models/<id>/` with their own names,
+//! checked so none can escape the folder, `id` a hash of them all, each written atomically.
+
+use parallax_core::ModelId;
+use sha2::{Digest, Sha256};
+
+/// Uploads are limited to this by default (`--max-upload-mb`).
+pub const DEFAULT_MAX_UPLOAD_BYTES: usize = 256 * 1024 * 1024;
+
+/// The thumbnail's file name in a model's folder.
+pub const THUMBNAIL: &str = "thumbnail.png";
+
+/// One file of an upload.
+pub struct UploadedFile {
+    pub name: String,
+    pub bytes: Vec<u8>,
+}
+
+pub fn is_model_file(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    [".gltf", ".glb", ".stl", ".obj"]
+        .iter()
+        .any(|ext| lower.ends_with(ext))
+}
+
+/// A plain file name: no directories, nothing hidden, nothing that could escape the folder.
+pub fn safe_file_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 255
+        && name != THUMBNAIL
+        && !name.starts_with('.')
+        && !name.contains(['/', '\\', '\0'])
+}
+
+/// Hash of every file's name and bytes, in name order: the same upload gives the same id.
+pub fn content_id(files: &[UploadedFile]) -> ModelId {
+    let mut sorted: Vec<&UploadedFile> = files.iter().collect();
+    sorted.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut hash = Sha256::new();
+    for file in sorted {
+        hash.update((file.name.len() as u64).to_le_bytes());
+        hash.update(file.name.as_bytes());
+        hash.update((file.bytes.len() as u64).to_le_bytes());
+        hash.update(&file.bytes);
+    }
+    let digest = hash.finalize();
+    ModelId::new(
+        digest[..16]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>(),
+    )
+}
+
+/// Writes via a temporary file and a rename, so a crash never leaves half a file in place.
+pub async fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    let temporary = path.with_extension("partial");
+    tokio::fs::write(&temporary, bytes).await?;
+    tokio::fs::rename(&temporary, path).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(name: &str, bytes: &[u8]) -> UploadedFile {
+        UploadedFile {
+            name: name.into(),
+            bytes: bytes.to_vec(),
+        }
+    }
+
+    #[test]
+    fn the_same_files_get_the_same_id_in_any_order() {
+        let a = content_id(&[file("a.gltf", b"x"), file("a.bin", b"y")]);
+        let b = content_id(&[file("a.bin", b"y"), file("a.gltf", b"x")]);
+        assert_eq!(a, b);
+        assert_ne!(a, content_id(&[file("a.gltf", b"x"), file("a.bin", b"z")]));
+        assert_eq!(a.as_str().len(), 32);
+    }
+
+    #[test]
+    fn file_names_cannot_escape_the_model_folder() {
+        assert!(safe_file_name("bracket.stl"));
+        for bad in [
+            "",
+            "../x.stl",
+            "a/b.stl",
+            "c:\\\\x.stl",
+            ".hidden",
+            "thumbnail.png",
+        ] {
+            assert!(!safe_file_name(bad), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,52 @@
+//! What the coordinator measured: `/metrics` for Prometheus (public, as scrapers expect) and
+//! the last hour of the pool for the operator's charts (`/v1/pool/history`, signed in).
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::Value;
+
+use crate::base::error::AppError;
+use crate::http::auth::Caller;
+use crate::state::AppState;
+use crate::telemetry::history::INTERVAL;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/metrics", get(metrics_handler))
+        .route("/v1/pool/history", get(history_handler))
+}
+
+async fn metrics_handler(State(state): State<AppState>) -> Result<impl IntoResponse, AppError> {
+    let census = state.spaces.census().await;
+    let text = state
+        .metrics
+        .encode(
+            &state.sessions.pool_status(),
+            state.sessions.count_by_status(),
+            census,
+        )
+        .map_err(|e| AppError::Internal(e.into()))?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        text,
+    ))
+}
+
+/// The last hour of the pool: `{"intervalSeconds", "samples": [{at, pool, broadcastMs,
+/// frameMs}]}`, oldest first; the last sample is the interval still running.
+async fn history_handler(State(state): State<AppState>, _caller: Caller) -> Json<Value> {
+    let samples = state
+        .metrics
+        .history
+        .last_hour(state.sessions.now(), state.sessions.pool_status());
+    Json(serde_json::json!({
+        "intervalSeconds": INTERVAL.as_secs(),
+        "samples": samples,
+    }))
+}

@@ -1,0 +1,206 @@
+//! [`Launcher`]: starts the render hosts the pool asks for — `parallax render-host` child
+//! processes in the embedded default, or tasks in this process for tests — and reports when one
+//! ends. Hosts register over `/v1/hosts/ws` (`crate::http::hosts`), wherever they run.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use parallax_core::pool::HostId;
+use parallax_core::session::SessionSize;
+use parallax_host::HostConfig;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// How long a started host may take to register before it is given up.
+const BOOT_LIMIT: Duration = Duration::from_secs(60);
+/// How long a local host process gets to leave on its own before it is killed.
+const EXIT_GRACE: Duration = Duration::from_secs(3);
+/// Frames per second a local host sends a device at most.
+pub const DEFAULT_TARGET_FPS: u32 = 60;
+
+/// What the host launcher reports.
+pub enum HostEvent {
+    /// The host's process or task ended, or never got going.
+    Lost(HostId, String),
+    /// A started host has had its time to register; lost if it has not.
+    BootDeadline(HostId),
+}
+
+/// How the coordinator starts the hosts its pool asks for.
+#[derive(Debug, Clone)]
+pub enum HostMode {
+    /// `parallax render-host` child processes of this executable.
+    Processes(PathBuf),
+    /// Tasks in this process, each with its own render thread and port (tests).
+    Tasks,
+}
+
+/// Starts local render hosts and tells the session driver when one ends.
+pub struct Launcher {
+    mode: HostMode,
+    secret: String,
+    /// Set once the coordinator listens: `(host endpoint URL, IP hosts listen on)`.
+    address: watch::Sender<Option<(String, IpAddr)>>,
+    /// Hosts started here and not yet given up: how to stop each, and its supervising task.
+    started: Mutex<HashMap<HostId, (CancellationToken, JoinHandle<()>)>>,
+    events: mpsc::UnboundedSender<HostEvent>,
+    queue: Mutex<Option<mpsc::UnboundedReceiver<HostEvent>>>,
+}
+
+impl Launcher {
+    pub fn new(mode: HostMode, secret: String) -> Self {
+        let (events, queue) = mpsc::unbounded_channel();
+        Self {
+            mode,
+            secret,
+            address: watch::Sender::new(None),
+            started: Mutex::new(HashMap::new()),
+            events,
+            queue: Mutex::new(Some(queue)),
+        }
+    }
+
+    /// What the launched hosts report; taken once, by the session driver.
+    pub fn events(&self) -> mpsc::UnboundedReceiver<HostEvent> {
+        lock(&self.queue).take().unwrap_or_else(|| {
+            // A second taker gets a closed channel rather than a share of the events.
+            mpsc::unbounded_channel().1
+        })
+    }
+
+    pub fn set_address(&self, address: SocketAddr) {
+        // Hosts on this machine reach the coordinator on loopback if it listens everywhere.
+        let connect = match address.ip() {
+            ip if ip.is_unspecified() => {
+                SocketAddr::new(Ipv4Addr::LOCALHOST.into(), address.port())
+            }
+            _ => address,
+        };
+        let url = format!("ws://{connect}/v1/hosts/ws");
+        self.address.send_replace(Some((url, address.ip())));
+    }
+
+    /// Whether `host` was started here and not given up.
+    pub fn started(&self, host: &HostId) -> bool {
+        lock(&self.started).contains_key(host)
+    }
+
+    /// Starts `host` once the coordinator's address is known.
+    pub fn launch(&self, host: HostId, size: SessionSize) {
+        let stop = CancellationToken::new();
+        let mode = self.mode.clone();
+        let secret = self.secret.clone();
+        let mut address = self.address.subscribe();
+        let events = self.events.clone();
+        let id = host.clone();
+        let token = stop.clone();
+        let task = tokio::spawn(async move {
+            let known = tokio::select! {
+                known = address.wait_for(Option::is_some) => known.map(|a| a.clone()),
+                () = token.cancelled() => return,
+            };
+            let Ok(Some((coordinator, listen_ip))) = known else {
+                return;
+            };
+            let config = HostConfig {
+                coordinator,
+                size,
+                secret,
+                host: Some(id.clone()),
+                listen: SocketAddr::new(listen_ip, 0),
+                advertise: None,
+                local: true,
+                target_fps: DEFAULT_TARGET_FPS,
+            };
+            tracing::info!(host = %id, %size, "starting render host");
+            let deadline = {
+                let (events, id) = (events.clone(), id.clone());
+                tokio::spawn(async move {
+                    tokio::time::sleep(BOOT_LIMIT).await;
+                    let _ = events.send(HostEvent::BootDeadline(id));
+                })
+            };
+            let ended = match mode {
+                HostMode::Processes(exe) => supervise_process(exe, config, token).await,
+                HostMode::Tasks => supervise_task(config, token).await,
+            };
+            deadline.abort();
+            let _ = events.send(HostEvent::Lost(id, ended));
+        });
+        lock(&self.started).insert(host, (stop, task));
+    }
+
+    /// Stops `host` if it was started here; true if it was.
+    pub fn stop(&self, host: &HostId) -> bool {
+        match lock(&self.started).remove(host) {
+            Some((stop, _task)) => {
+                stop.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Stops every host started here and waits until they are gone.
+    pub async fn stop_all(&self) {
+        let started: Vec<_> = lock(&self.started).drain().collect();
+        for (_, (stop, _)) in &started {
+            stop.cancel();
+        }
+        for (_, (_, task)) in started {
+            let _ = task.await;
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Runs `parallax render-host` until it exits or `stop`; returns why it ended.
+async fn supervise_process(exe: PathBuf, config: HostConfig, stop: CancellationToken) -> String {
+    let mut command = tokio::process::Command::new(&exe);
+    command
+        .arg("render-host")
+        .args(["--coordinator", &config.coordinator])
+        .args(["--size", config.size.as_str()])
+        .args(["--listen", &config.listen.to_string()])
+        .args(["--target-fps", &config.target_fps.to_string()])
+        .arg("--local")
+        .env("PARALLAX_HOST_SECRET", &config.secret)
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true);
+    if let Some(host) = &config.host {
+        command.args(["--host-id", host.as_str()]);
+    }
+    let mut child = match command.spawn() {
+        Ok(child) => child,
+        Err(e) => return format!("could not start {}: {e}", exe.display()),
+    };
+    tokio::select! {
+        status = child.wait() => match status {
+            Ok(status) => format!("the render host process exited ({status})"),
+            Err(e) => format!("the render host process could not be watched: {e}"),
+        },
+        () = stop.cancelled() => {
+            // A local host leaves by itself when its link closes; one that does not is stuck.
+            if tokio::time::timeout(EXIT_GRACE, child.wait()).await.is_err() {
+                let _ = child.kill().await;
+            }
+            "the render host was stopped".into()
+        }
+    }
+}
+
+/// Runs a host as a task in this process until it ends or `stop`.
+async fn supervise_task(config: HostConfig, stop: CancellationToken) -> String {
+    match parallax_host::run(config, stop.clone()).await {
+        Ok(()) if stop.is_cancelled() => "the render host was stopped".into(),
+        Ok(()) => "the render host left".into(),
+        Err(e) => format!("the render host failed: {e:#}"),
+    }
+}

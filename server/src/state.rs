@@ -1,0 +1,189 @@
+//! [`AppState`]: the coordinator's parts wired together — the store, the pool's render
+//! sessions, the spaces, the catalog, the tokens and the metrics — as every route handler gets
+//! them. Opening it restores what the database holds.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context;
+use axum::extract::FromRef;
+use leptos::config::LeptosOptions;
+use parallax_host::RenderWorker;
+use tokio_util::sync::CancellationToken;
+
+use crate::accounts::guests::JoinAttempts;
+use crate::accounts::keys;
+use crate::accounts::tokens::Tokens;
+use crate::base::clock::{Clock, SystemClock};
+use crate::base::store::Store;
+use crate::catalog::files::DEFAULT_MAX_UPLOAD_BYTES;
+use crate::catalog::models::Catalog;
+use crate::config::PoolArgs;
+use crate::pool::launcher::{HostMode, Launcher};
+use crate::pool::sessions::Sessions;
+use crate::spaces::space::Spaces;
+use crate::telemetry::history::INTERVAL;
+use crate::telemetry::metrics::Metrics;
+
+/// Everything a request handler may need.
+#[derive(Clone)]
+pub struct AppState {
+    pub(crate) store: Store,
+    pub(crate) catalog: Arc<Catalog>,
+    pub(crate) max_upload_bytes: usize,
+    /// Most triangles a Standard session may load.
+    pub(crate) standard_polygon_budget: u64,
+    pub(crate) sessions: Arc<Sessions>,
+    pub(crate) spaces: Arc<Spaces>,
+    pub(crate) tokens: Tokens,
+    /// What render hosts must present to register and to fetch models.
+    pub(crate) host_secret: String,
+    pub(crate) renderer: RenderWorker,
+    pub(crate) metrics: Arc<Metrics>,
+    /// How often each address may try a guest join code.
+    pub(crate) join_attempts: Arc<JoinAttempts>,
+    pub(crate) leptos: LeptosOptions,
+    /// Cancelled when the server shuts down, so WebSocket conversations close with a reason.
+    pub(crate) shutdown: CancellationToken,
+}
+
+impl FromRef<AppState> for LeptosOptions {
+    fn from_ref(state: &AppState) -> Self {
+        state.leptos.clone()
+    }
+}
+
+/// Opens (creating if needed) the database in `data_dir`.
+pub(crate) async fn open_store(data_dir: &Path) -> anyhow::Result<Store> {
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("creating the data dir {}", data_dir.display()))?;
+    let db = data_dir.join("parallax.db");
+    Store::open(&db)
+        .await
+        .with_context(|| format!("opening the database {}", db.display()))
+}
+
+/// How a coordinator is set up, beyond its data dir.
+#[derive(Clone)]
+pub struct Options {
+    /// The built web bundle (`pkg/…`); pages still render without it.
+    pub site_root: PathBuf,
+    pub pool: PoolArgs,
+    pub clock: Arc<dyn Clock>,
+    /// Largest model upload accepted, in bytes.
+    pub max_upload_bytes: usize,
+    /// How the hosts the pool asks for are started.
+    pub hosts: HostMode,
+    /// The secret render hosts register with; `None` keeps (or makes) the one in the database.
+    pub host_secret: Option<String>,
+}
+
+impl Options {
+    /// Defaults, with the web bundle looked for in `site_root`.
+    pub fn new(site_root: impl Into<PathBuf>) -> Self {
+        Self {
+            site_root: site_root.into(),
+            pool: PoolArgs::default(),
+            clock: Arc::new(SystemClock),
+            max_upload_bytes: DEFAULT_MAX_UPLOAD_BYTES,
+            hosts: HostMode::Tasks,
+            host_secret: None,
+        }
+    }
+}
+
+impl AppState {
+    /// Opens the data dir's database, restores render sessions and spaces, and starts
+    /// the render threads.
+    pub async fn open(data_dir: &Path, options: &Options) -> anyhow::Result<Self> {
+        let Options {
+            site_root,
+            pool,
+            clock,
+            max_upload_bytes,
+            hosts,
+            host_secret,
+        } = options;
+        let store = open_store(data_dir).await?;
+        let shutdown = CancellationToken::new();
+        let tokens = Tokens::load(&store, clock.clone()).await?;
+        let host_secret = match host_secret {
+            Some(secret) => secret.clone(),
+            None => keys::stored_host_secret(&store).await?,
+        };
+        let sessions = Sessions::start(
+            store.clone(),
+            pool.pool(),
+            pool.poll_interval(),
+            clock.clone(),
+            Launcher::new(hosts.clone(), host_secret.clone()),
+            shutdown.clone(),
+        )
+        .await
+        .context("restoring render sessions")?;
+        let renderer = RenderWorker::start_lazy();
+        let catalog = Arc::new(
+            Catalog::open(data_dir, store.clone(), renderer.clone())
+                .await
+                .context("opening the model catalog")?,
+        );
+        let spaces = Spaces::open(
+            store.clone(),
+            clock.clone(),
+            sessions.clone(),
+            catalog.clone(),
+            shutdown.clone(),
+        )
+        .await
+        .context("restoring spaces")?;
+        let site_root_text = site_root.to_string_lossy().into_owned();
+        if !site_root.join("pkg").is_dir() {
+            tracing::warn!(
+                "no web bundle in {}/pkg: pages render but will not become interactive \
+                 (build it with scripts/build-web.sh)",
+                site_root.display()
+            );
+        }
+        let leptos = LeptosOptions::builder()
+            .output_name("parallax")
+            .site_root(site_root_text)
+            .site_pkg_dir("pkg")
+            .build();
+        Ok(Self {
+            store,
+            catalog,
+            max_upload_bytes: *max_upload_bytes,
+            standard_polygon_budget: pool.standard_polygon_budget,
+            sessions,
+            spaces,
+            tokens,
+            host_secret,
+            renderer,
+            metrics: Arc::default(),
+            join_attempts: Arc::default(),
+            leptos,
+            shutdown,
+        })
+    }
+
+    pub(crate) fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Samples the pool for its last hour every [`INTERVAL`] until `shutdown`.
+    pub(crate) fn start_sampling(&self, shutdown: CancellationToken) {
+        let (metrics, sessions) = (self.metrics.clone(), self.sessions.clone());
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(INTERVAL);
+            ticks.tick().await; // The first tick is now; the first sample ends the first interval.
+            loop {
+                tokio::select! {
+                    _ = ticks.tick() => {
+                        metrics.history.take_sample(sessions.now(), sessions.pool_status());
+                    }
+                    () = shutdown.cancelled() => return,
+                }
+            }
+        });
+    }
+}
