@@ -1,7 +1,7 @@
 //! The workspace's files form no circles: within each crate, a file may use another only if that
 //! one does not use it back, directly or around a loop of other files. A circle means neither file
 //! can be read or changed alone; where two files need each other, the shared part belongs in a
-//! file both can use.
+//! file both can use. The same holds between a crate's top-level folders.
 //!
 //! A file "uses" another when it names a path into it: `use crate::a::b::…`, `super::…`, a path
 //! through one of its own child modules (`mod a;` then `a::f()`), also inside macros such as
@@ -309,16 +309,31 @@ fn no_file_of_any_crate_is_part_of_a_circle() {
     }
     let mut found = Vec::new();
     for src in &sources {
-        for circle in circles(&uses(src)) {
+        let uses = uses(src);
+        for circle in circles(&uses).into_iter().chain(circles(&by_folder(&uses))) {
             let names: Vec<String> = circle.iter().map(name).collect();
             found.push(format!("{}: {}", src.display(), names.join(" <-> ")));
         }
     }
     assert!(
         found.is_empty(),
-        "files that need each other:\n{}",
+        "files or folders that need each other:\n{}",
         found.join("\n")
     );
+}
+
+/// The same uses between top-level folders (and top-level files): a folder's arrows to the
+/// others run one way, so each folder can be read knowing only those it uses.
+fn by_folder(
+    uses: &BTreeMap<ModulePath, BTreeSet<ModulePath>>,
+) -> BTreeMap<ModulePath, BTreeSet<ModulePath>> {
+    let top = |m: &ModulePath| m.iter().take(1).cloned().collect::<ModulePath>();
+    let mut folders: BTreeMap<ModulePath, BTreeSet<ModulePath>> = BTreeMap::new();
+    for (from, to) in uses {
+        let entry = folders.entry(top(from)).or_default();
+        entry.extend(to.iter().map(top).filter(|t| *t != top(from)));
+    }
+    folders
 }
 
 /// The check sees a circle where there is one: through `crate::`, `super::`, a child module's
@@ -354,4 +369,26 @@ fn the_check_finds_circles_of_every_kind() {
         .collect();
     found.sort();
     assert_eq!(found, vec![vec!["a", "b"], vec!["c", "c/inner"]]);
+
+    // Folders: f/x uses g/y and g/z uses f/w, no file circle, but f and g need each other.
+    write("f/mod.rs", "pub mod w; pub mod x;");
+    write("f/w.rs", "pub fn w() {}");
+    write("f/x.rs", "pub fn x() { crate::g::y::y() }");
+    write("g/mod.rs", "pub mod y; pub mod z;");
+    write("g/y.rs", "pub fn y() {}");
+    write("g/z.rs", "pub fn z() { crate::f::w::w() }");
+    write(
+        "lib.rs",
+        "mod a; mod b; mod c; mod d; mod e; mod f; mod g;\npub use a::A;",
+    );
+    let uses = uses(src);
+    assert_eq!(circles(&uses).len(), 2, "no new file circle");
+    let folders: Vec<Vec<String>> = circles(&by_folder(&uses))
+        .iter()
+        .map(|c| c.iter().map(name).collect())
+        .collect();
+    assert!(
+        folders.contains(&vec!["f".to_string(), "g".to_string()]),
+        "{folders:?}"
+    );
 }
