@@ -2,8 +2,12 @@
 //! SQLite file, and the few calls a tablet makes.
 //!
 //! # Layout
-//! - this file: [`TestServer`], [`decode_jpeg`], [`within`].
-//! - `tests/`: one file per user-visible flow.
+//! - this file: [`TestServer`] and [`ServeProcess`] (a coordinator in this process or as the real
+//!   binary), [`SignedIn`], [`ArrClient`] and the calls tests share ([`send`], [`upload`],
+//!   [`get_json`], [`frame_of`]), [`Proxy`] (a link to cut), [`within`], [`decode_jpeg`],
+//!   [`cpu_time_of`].
+//! - `tests/`: one file per user-visible flow, and `layout.rs`: no circles between files.
+//! - `benches/`: the benchmarks of `docs/BENCHMARKS.md`.
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -1,4 +1,7 @@
 //! The browser entry point: hydrates the pages the server rendered. All UI lives in `parallax-app`.
+//!
+//! # Layout
+//! - this file: `hydrate()`, which `scripts/build-web.sh` exports to the page's script.
 #![recursion_limit = "256"]
 
 #[cfg(feature = "hydrate")]
