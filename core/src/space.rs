@@ -227,8 +227,28 @@ pub enum MemberStatus {
     Inactive,
 }
 
-/// A member's id within its space.
+/// A member's id within its space: [`MEMBER_ID_LEN`] lowercase hex digits.
 pub type MemberId = String;
+
+/// How many hex digits a member id has.
+pub const MEMBER_ID_LEN: usize = 12;
+
+/// The render session a headset member of `space` leases: `{space}-{member}`.
+pub fn headset_session(space: &str, member: &str) -> String {
+    format!("{space}-{member}")
+}
+
+/// The space whose headset's render session `session` is, if it names one: what comes before
+/// the last `-`, when a member id follows it. Space names may hold dashes themselves, so this is
+/// the only exact way back: `lab-2-0123456789ab` is space `lab-2`'s, never `lab`'s.
+pub fn space_of_headset_session(session: &str) -> Option<&str> {
+    let (space, member) = session.rsplit_once('-')?;
+    let is_member = member.len() == MEMBER_ID_LEN
+        && member
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    (is_member && !space.is_empty()).then_some(space)
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

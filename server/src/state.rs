@@ -58,9 +58,24 @@ pub(crate) async fn open_store(data_dir: &Path) -> anyhow::Result<Store> {
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("creating the data dir {}", data_dir.display()))?;
     let db = data_dir.join("parallax.db");
-    Store::open(&db)
+    // Two processes opening a fresh data dir at once (`serve` and `account create`) would both
+    // create the database and run its migrations; SQLite then fails one of them with "database is
+    // locked" at once, as a write that would need to upgrade a read lock cannot wait. So one at a
+    // time: whoever holds the data dir's lock file opens and migrates, the other waits for it.
+    let lock_path = data_dir.join("parallax.lock");
+    let lock = tokio::task::spawn_blocking(move || {
+        let file = std::fs::File::create(&lock_path)?;
+        file.lock()?;
+        std::io::Result::Ok(file)
+    })
+    .await
+    .context("waiting for the data dir's lock")?
+    .with_context(|| format!("locking the data dir {}", data_dir.display()))?;
+    let store = Store::open(&db)
         .await
-        .with_context(|| format!("opening the database {}", db.display()))
+        .with_context(|| format!("opening the database {}", db.display()));
+    drop(lock);
+    store
 }
 
 /// How a coordinator is set up, beyond its data dir.

@@ -58,17 +58,29 @@ async fn a_signed_in_browser_uses_its_cookie_for_the_api_and_the_space_socket() 
     assert!(set_cookie.starts_with("parallax_session="), "{set_cookie}");
     assert!(set_cookie.contains("HttpOnly") && set_cookie.contains("SameSite=Strict"));
     let cookie = set_cookie.split(';').next().unwrap().to_string();
-    let elsewhere = browser()
-        .post(url("/v1/browser/sign-in"))
-        .form(&[
-            ("account", account.as_str()),
-            ("key", key.as_str()),
-            ("next", "//evil.example/"),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(elsewhere.headers()["location"], "/");
+    // Wherever a browser would go off the site, it goes to the start page instead: `/\\host`
+    // and a tab inside `//` are followed as `//host` by browsers.
+    for (next, goes_to) in [
+        ("//evil.example/", "/"),
+        ("/\\evil.example", "/"),
+        ("\\\\evil.example", "/"),
+        ("/\t/evil.example", "/"),
+        ("https://evil.example/spaces", "/"),
+        ("javascript:alert(1)", "/"),
+        ("/pool?period=day", "/pool?period=day"),
+    ] {
+        let signed_in = browser()
+            .post(url("/v1/browser/sign-in"))
+            .form(&[
+                ("account", account.as_str()),
+                ("key", key.as_str()),
+                ("next", next),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(signed_in.headers()["location"], goes_to, "next={next:?}");
+    }
 
     // The cookie works like a bearer token: the console lists the account's own spaces.
     let coordinator = Coordinator::sign_in(&server.url(), &account, &key)

@@ -3,7 +3,6 @@
 
 use anyhow::Context;
 use argon2::Argon2;
-use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use rand::RngCore;
 
@@ -24,7 +23,7 @@ pub async fn create_account(store: &Store, name: &str) -> anyhow::Result<NewAcco
     let hashed = key.clone();
     let key_hash = tokio::task::spawn_blocking(move || {
         Argon2::default()
-            .hash_password(hashed.as_bytes(), &SaltString::generate(&mut OsRng))
+            .hash_password(hashed.as_bytes(), &salt()?)
             .map(|hash| hash.to_string())
     })
     .await?
@@ -61,6 +60,13 @@ pub async fn verify_key(account: &AccountRecord, key: &str) -> bool {
     })
     .await
     .unwrap_or(false)
+}
+
+/// A fresh random salt for Argon2.
+fn salt() -> Result<SaltString, argon2::password_hash::Error> {
+    let mut bytes = [0u8; 16];
+    rand::rng().fill_bytes(&mut bytes);
+    SaltString::encode_b64(&bytes)
 }
 
 pub(crate) fn random_hex(bytes: usize) -> String {

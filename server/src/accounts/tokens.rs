@@ -6,8 +6,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use parallax_core::space::space_of_headset_session;
 use serde::{Deserialize, Serialize};
 
+use crate::accounts::hs256;
 use crate::accounts::keys::random_hex;
 use crate::base::clock::Clock;
 use crate::base::error::AppError;
@@ -38,14 +40,12 @@ impl Claims {
         self.space.as_deref().is_none_or(|s| s == space)
     }
 
-    /// Whether this token may use render session `session` (a guest: its space's headsets'
-    /// sessions, which are named `{space}-{member}`).
+    /// Whether this token may use render session `session` (a guest: exactly its space's
+    /// headsets' sessions).
     pub fn reaches_session(&self, session: &str) -> bool {
-        self.space.as_deref().is_none_or(|s| {
-            session
-                .strip_prefix(s)
-                .is_some_and(|rest| rest.starts_with('-'))
-        })
+        self.space
+            .as_deref()
+            .is_none_or(|s| space_of_headset_session(session) == Some(s))
     }
 }
 
@@ -62,6 +62,7 @@ pub struct Tokens {
 
 impl Tokens {
     pub async fn load(store: &Store, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        hs256::install();
         let secret = store
             .setting_or_insert(SECRET_SETTING, &random_hex(32))
             .await
@@ -111,5 +112,43 @@ impl Tokens {
             ));
         }
         Ok(claims)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn guest_of(space: &str) -> Claims {
+        Claims {
+            sub: "acct".into(),
+            iat: 0,
+            exp: 1,
+            jti: "t".into(),
+            space: Some(space.into()),
+        }
+    }
+
+    #[test]
+    fn a_guest_reaches_exactly_its_own_spaces_headset_sessions() {
+        let lab = guest_of("lab");
+        assert!(lab.reaches_session("lab-0123456789ab"));
+        // Another space whose name starts the same, and names that are no headset's session.
+        for other in [
+            "lab-2-0123456789ab",
+            "lab-x",
+            "lab",
+            "lab-",
+            "lab-0123456789AB",
+            "labs-0123456789ab",
+        ] {
+            assert!(!lab.reaches_session(other), "{other}");
+        }
+        assert!(guest_of("lab-2").reaches_session("lab-2-0123456789ab"));
+        let owner = Claims {
+            space: None,
+            ..guest_of("lab")
+        };
+        assert!(owner.reaches_session("anything"));
     }
 }

@@ -15,6 +15,7 @@ use axum_extra::extract::cookie::{Cookie, SameSite};
 use parallax_core::space::Role;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use url::{Position, Url};
 
 use crate::accounts::keys;
 use crate::accounts::tokens::TOKEN_LIFETIME;
@@ -127,12 +128,19 @@ async fn sign_in_handler(
         }
     };
     let cookie = session_cookie(token);
-    // Only a path on this site: never an open redirect.
-    let next = form
-        .next
-        .filter(|n| n.starts_with('/') && !n.starts_with("//"))
-        .unwrap_or_else(|| "/".into());
+    let next = on_this_site(form.next.as_deref());
     (jar.add(cookie), Redirect::to(&next)).into_response()
+}
+
+/// Where to go once signed in: `next` if a browser would take it to a page of this site, else
+/// `/` — never an open redirect. Judged by resolving it as browsers do (WHATWG URL parsing), not by
+/// its first characters: `//evil.example` and `/\evil.example` both lead off the site.
+fn on_this_site(next: Option<&str>) -> String {
+    let site = Url::parse("http://this-site.invalid/").expect("a valid base URL");
+    next.and_then(|next| site.join(next).ok())
+        .filter(|url| url.origin() == site.origin())
+        .map(|url| url[Position::BeforePath..].to_string())
+        .unwrap_or_else(|| "/".into())
 }
 
 /// The browser's session: the access token, HTTP-only and same-site, for as long as it is valid.

@@ -18,8 +18,8 @@ use parallax_core::reliable::{Outbox, RESUME_BUFFER, Resume};
 use parallax_core::service::CreateSession;
 use parallax_core::session::{SessionId, SessionKey, SessionSize};
 use parallax_core::space::{
-    Change, ConstantChoices, Constants, Member, MemberId, MemberStatus, PropertiesPatch, Role,
-    Space, SpaceError, Template,
+    Change, ConstantChoices, Constants, MEMBER_ID_LEN, Member, MemberId, MemberStatus,
+    PropertiesPatch, Role, Space, SpaceError, Template, headset_session,
 };
 use parallax_core::space_protocol::{SpaceEvent, SpaceServerMessage};
 use parallax_core::time::Timestamp;
@@ -480,7 +480,7 @@ impl Spaces {
         member: &str,
         size: SessionSize,
     ) -> Result<SessionKey, AppError> {
-        let id = SessionId::parse(&format!("{space}-{member}"))
+        let id = SessionId::parse(&headset_session(space, member))
             .map_err(|e| AppError::Internal(anyhow::anyhow!("naming a render session: {e}")))?;
         let key = SessionKey::new(account, id);
         let mut sizes = vec![size];
@@ -600,7 +600,7 @@ impl Spaces {
                 Some("device"),
             ));
         }
-        let id: MemberId = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
+        let id: MemberId = uuid::Uuid::new_v4().simple().to_string()[..MEMBER_ID_LEN].to_string();
         // Try on a copy first: a headset's lease is only taken if the join will succeed.
         let mut trial = entry.stored.space.clone();
         trial
