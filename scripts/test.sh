@@ -17,6 +17,13 @@ step() { printf '\n\033[1;34m==> %s\033[0m (%ss)\n' "$*" "$(( $(date +%s) - star
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
+step "parallax-host stays apart from the coordinator"
+# The render host runs on GPU machines of its own: none of the coordinator's crates may come with it.
+if cargo tree --locked -p parallax-host -e normal,build --prefix none | grep -E '^(parallax-server|parallax-app|sqlx|leptos)[ _-]'; then
+  echo "parallax-host must not depend on the crates above" >&2
+  exit 1
+fi
+
 step "cargo clippy (native)"
 cargo clippy --locked --workspace --all-targets -- -D warnings
 
