@@ -27,6 +27,8 @@ use tokio::task::JoinHandle;
 /// A coordinator serving on `127.0.0.1:<free port>` until dropped or [`TestServer::stop`]ped.
 pub struct TestServer {
     pub addr: SocketAddr,
+    /// What render hosts register with; it also reads `/v1/health` in full.
+    pub host_secret: String,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
 }
@@ -56,6 +58,12 @@ impl TestServer {
         let state = AppState::open(data_dir, options)
             .await
             .expect("the coordinator opens its data dir");
+        let host_secret = match &options.host_secret {
+            Some(secret) => secret.clone(),
+            None => parallax_server::host_secret(data_dir)
+                .await
+                .expect("the host secret is kept in the data dir"),
+        };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
@@ -68,6 +76,7 @@ impl TestServer {
         });
         let server = Self {
             addr,
+            host_secret,
             stop: Some(stop),
             task: Some(task),
         };
@@ -80,7 +89,10 @@ impl TestServer {
     pub async fn wait_for_standby(&self) {
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
         loop {
-            let health: Value = reqwest::get(format!("{}/v1/health", self.url()))
+            let health: Value = reqwest::Client::new()
+                .get(format!("{}/v1/health", self.url()))
+                .bearer_auth(&self.host_secret)
+                .send()
                 .await
                 .expect("the coordinator answers")
                 .json()

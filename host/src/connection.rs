@@ -94,6 +94,8 @@ struct Scene {
 
 /// The session this connection serves.
 struct Target {
+    /// The account the session is leased on: it may load only models that account sees.
+    account: String,
     size: SessionSize,
 }
 
@@ -122,7 +124,7 @@ async fn run(
         Admission::Admitted { size } => size,
         Admission::Refused { reason } => return Err(policy(reason)),
     };
-    let target = Target { size };
+    let target = Target { account, size };
     let slot = host.claim().ok_or_else(|| policy(SESSION_TAKEN))?;
     send(
         socket,
@@ -243,7 +245,7 @@ async fn apply(
                 },
             )
             .await?;
-            match host.mesh(&model, target.size).await {
+            match host.mesh(&target.account, &model, target.size).await {
                 Ok(mesh) => {
                     let triangles = mesh.triangles();
                     let extent = mesh.bounds().map(|b| Extent {

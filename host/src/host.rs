@@ -32,7 +32,9 @@ pub struct Host {
     link: Mutex<Option<mpsc::UnboundedSender<HostReport>>>,
     admissions: Mutex<HashMap<u64, oneshot::Sender<Admission>>>,
     next_request: AtomicU64,
-    meshes: Mutex<HashMap<ModelId, Arc<Mesh>>>,
+    /// Meshes fetched, by the account whose session asked and the model: a host serves the
+    /// sessions of many accounts over time, and each may load only what its account sees.
+    meshes: Mutex<HashMap<(String, ModelId), Arc<Mesh>>>,
     /// Frames sent since the last heartbeat, and the time spent rendering them.
     frames: Mutex<(u32, Duration)>,
     http: reqwest::Client,
@@ -141,15 +143,22 @@ impl Host {
     }
 
     /// The mesh of `model`, from memory or from the coordinator's catalog; refused if a session
-    /// of `size` may not load it.
-    pub async fn mesh(&self, model: &ModelId, size: SessionSize) -> Result<Arc<Mesh>, String> {
-        if let Some(mesh) = lock(&self.meshes).get(model) {
+    /// of `account` and `size` may not load it (another account's upload is unknown to it).
+    pub async fn mesh(
+        &self,
+        account: &str,
+        model: &ModelId,
+        size: SessionSize,
+    ) -> Result<Arc<Mesh>, String> {
+        let key = (account.to_string(), model.clone());
+        if let Some(mesh) = lock(&self.meshes).get(&key) {
             return Ok(mesh.clone());
         }
-        let url = format!("{}/v1/hosts/models/{}/mesh?size={size}", self.api, model);
+        let url = format!("{}/v1/hosts/models/{}/mesh", self.api, model);
         let response = self
             .http
             .get(&url)
+            .query(&[("size", size.as_str()), ("account", account)])
             .bearer_auth(&self.secret)
             .send()
             .await
@@ -174,7 +183,7 @@ impl Host {
         if meshes.len() >= MESH_CACHE {
             meshes.clear();
         }
-        meshes.insert(model.clone(), mesh.clone());
+        meshes.insert(key, mesh.clone());
         Ok(mesh)
     }
 

@@ -70,6 +70,9 @@ pub struct ServeArgs {
     /// The secret render hosts register with (default: one made and kept in the database).
     #[arg(long, env = "PARALLAX_HOST_SECRET", hide_env_values = true)]
     pub host_secret: Option<String>,
+    /// A bearer token `/metrics` requires (default: none; it holds counts, no names).
+    #[arg(long, env = "PARALLAX_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
 }
 
 /// Render hosts and the session API's limits.

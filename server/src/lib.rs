@@ -100,6 +100,7 @@ pub async fn serve(
             std::env::current_exe().context("finding this executable to start render hosts")?,
         ),
         host_secret: args.host_secret.clone(),
+        metrics_token: args.metrics_token.clone(),
     };
     let state = AppState::open(&args.data.path, &options).await?;
     let listener = TcpListener::bind(args.addr)

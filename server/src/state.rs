@@ -38,6 +38,8 @@ pub struct AppState {
     pub(crate) tokens: Tokens,
     /// What render hosts must present to register and to fetch models.
     pub(crate) host_secret: String,
+    /// What a scraper of `/metrics` must present, if anything.
+    pub(crate) metrics_token: Option<String>,
     pub(crate) renderer: RenderWorker,
     pub(crate) metrics: Arc<Metrics>,
     /// How often each address may try a guest join code.
@@ -91,6 +93,8 @@ pub struct Options {
     pub hosts: HostMode,
     /// The secret render hosts register with; `None` keeps (or makes) the one in the database.
     pub host_secret: Option<String>,
+    /// A bearer token `/metrics` requires; `None` serves it to anyone who reaches the address.
+    pub metrics_token: Option<String>,
 }
 
 impl Options {
@@ -103,6 +107,7 @@ impl Options {
             max_upload_bytes: DEFAULT_MAX_UPLOAD_BYTES,
             hosts: HostMode::Tasks,
             host_secret: None,
+            metrics_token: None,
         }
     }
 }
@@ -118,6 +123,7 @@ impl AppState {
             max_upload_bytes,
             hosts,
             host_secret,
+            metrics_token,
         } = options;
         let store = open_store(data_dir).await?;
         let shutdown = CancellationToken::new();
@@ -173,6 +179,7 @@ impl AppState {
             spaces,
             tokens,
             host_secret,
+            metrics_token: metrics_token.clone(),
             renderer,
             metrics: Arc::default(),
             join_attempts: Arc::default(),

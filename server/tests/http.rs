@@ -24,11 +24,40 @@ fn get(path: &str) -> Request<Body> {
     Request::get(path).body(Body::empty()).unwrap()
 }
 
+/// An access token of a new account of `state`'s data dir.
+async fn token(state: &AppState, dir: &tempfile::TempDir) -> String {
+    let account = parallax_server::create_account(dir.path(), "catalog")
+        .await
+        .unwrap();
+    let request = Request::get(format!("/accounts/{}/token", account.id))
+        .header(
+            header::AUTHORIZATION,
+            format!("Bearer {}:{}", account.id, account.key),
+        )
+        .body(Body::empty())
+        .unwrap();
+    let (status, body) = call(state, request).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let body: Value = serde_json::from_str(&body).unwrap();
+    body["AccessToken"].as_str().unwrap().to_string()
+}
+
 #[tokio::test]
 async fn the_catalog_lists_the_sample_models_with_sizes() {
     let dir = tempfile::tempdir().unwrap();
     let state = state(&dir).await;
-    let (status, body) = call(&state, get("/v1/models")).await;
+    let (status, _) = call(&state, get("/v1/models")).await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "only to someone signed in"
+    );
+    let token = token(&state, &dir).await;
+    let request = Request::get("/v1/models")
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .body(Body::empty())
+        .unwrap();
+    let (status, body) = call(&state, request).await;
     assert_eq!(status, StatusCode::OK);
     let body: Value = serde_json::from_str(&body).unwrap();
     let ids: Vec<_> = body["models"]
@@ -42,13 +71,31 @@ async fn the_catalog_lists_the_sample_models_with_sizes() {
 }
 
 #[tokio::test]
-async fn health_names_the_render_adapter() {
+async fn health_tells_anyone_it_is_up_and_only_a_signed_in_account_the_details() {
     let dir = tempfile::tempdir().unwrap();
-    let (status, body) = call(&state(&dir).await, get("/v1/health")).await;
+    let state = state(&dir).await;
+    let (status, body) = call(&state, get("/v1/health")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        body,
+        serde_json::json!({ "status": "ok" }),
+        "nothing about the hosts"
+    );
+    let token = token(&state, &dir).await;
+    let request = Request::get("/v1/health")
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .body(Body::empty())
+        .unwrap();
+    let (status, body) = call(&state, request).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let body: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(body["status"], "ok");
     assert!(!body["renderer"].as_str().unwrap().is_empty());
+    assert!(
+        body["pool"].is_array() && body["hosts"].is_array(),
+        "{body}"
+    );
 }
 
 #[tokio::test]

@@ -8,11 +8,15 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
+/// The host secret every coordinator here is started with: it reads `/v1/health` in full.
+const HOST_SECRET: &str = "process-test-host-secret";
+
 /// Starts `parallax serve` with `args`/`envs` and returns it with the address it logged.
 fn serve(args: &[&str], envs: &[(&str, &str)]) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_parallax"))
         .arg("serve")
         .args(args)
+        .args(["--host-secret", HOST_SECRET])
         .envs(envs.iter().copied())
         .env("RUST_LOG", "info")
         .env("NO_COLOR", "1")
@@ -118,15 +122,23 @@ async fn serve_reads_its_settings_from_the_environment() {
     assert!(stop(child).success());
 }
 
+/// `/v1/health` as an operator reads it: with the pool and the hosts.
+async fn full_health(addr: &str) -> serde_json::Value {
+    reqwest::Client::new()
+        .get(format!("http://{addr}/v1/health"))
+        .bearer_auth(HOST_SECRET)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 /// Waits until the coordinator at `addr` reports its standby hosts booted.
 async fn wait_for_standby(addr: &str) {
     for _ in 0..400 {
-        let health: serde_json::Value = reqwest::get(format!("http://{addr}/v1/health"))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let health = full_health(addr).await;
         let sizes = health["pool"].as_array().cloned().unwrap_or_default();
         if sizes
             .iter()
@@ -261,12 +273,7 @@ async fn sessions_survive_a_kill_and_a_lost_host_is_an_error_never_a_silent_loss
 
 /// The registered render hosts `/v1/health` reports.
 async fn hosts(addr: &str) -> Vec<serde_json::Value> {
-    let health: serde_json::Value = reqwest::get(format!("http://{addr}/v1/health"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let health = full_health(addr).await;
     health["hosts"].as_array().cloned().unwrap_or_default()
 }
 

@@ -65,3 +65,29 @@ async fn metrics_show_the_pool_the_spaces_and_how_fast_events_reach_members() {
         .unwrap();
     assert_eq!(anonymous.status(), 401);
 }
+
+/// With `--metrics-token`, a scraper without it (or with an account's token) gets 401.
+#[tokio::test]
+async fn a_metrics_token_keeps_metrics_to_the_scraper_that_has_it() {
+    let dir = parallax_tests::data_dir();
+    let (account, key) = parallax_tests::ArrClient::create_account(dir.path(), "ops").await;
+    let options = parallax_server::Options {
+        metrics_token: Some("scrape-me".into()),
+        ..parallax_tests::TestServer::options(dir.path())
+    };
+    let server = parallax_tests::TestServer::start_with_options(dir.path(), &options).await;
+    let arr = parallax_tests::ArrClient::sign_in(&server, &account, &key).await;
+    let url = format!("{}/metrics", server.url());
+    let status = |token: Option<&str>| {
+        let mut request = reqwest::Client::new().get(&url);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        async move { request.send().await.unwrap().status() }
+    };
+    assert_eq!(status(None).await, 401);
+    assert_eq!(status(Some("scrape")).await, 401);
+    assert_eq!(status(Some(&arr.token)).await, 401);
+    assert_eq!(status(Some("scrape-me")).await, 200);
+    server.stop().await;
+}

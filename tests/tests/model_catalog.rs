@@ -18,14 +18,27 @@ async fn signed_in(
     (dir, server, client)
 }
 
-async fn catalog_ids(server: &TestServer) -> Vec<String> {
-    let list = send(reqwest::Client::new().get(format!("{}/v1/models", server.url()))).await;
+async fn catalog_ids(server: &TestServer, token: &str) -> Vec<String> {
+    let list = send(
+        reqwest::Client::new()
+            .get(format!("{}/v1/models", server.url()))
+            .bearer_auth(token),
+    )
+    .await;
     list.body["models"]
         .as_array()
         .unwrap()
         .iter()
         .map(|m| m["id"].as_str().unwrap().to_string())
         .collect()
+}
+
+/// How many of the data dir's model folders hold a file named `name`.
+fn files_named(dir: &tempfile::TempDir, name: &str) -> usize {
+    std::fs::read_dir(dir.path().join("models"))
+        .unwrap()
+        .filter(|folder| folder.as_ref().unwrap().path().join(name).is_file())
+        .count()
 }
 
 fn decode_png_size(png: &[u8]) -> (u32, u32) {
@@ -47,13 +60,7 @@ async fn an_uploaded_model_is_stored_once_thumbnailed_and_listed() {
     assert_eq!(created.body["format"], "STL");
     assert_eq!(created.body["source"], "upload");
     assert_eq!(created.body["sizeBytes"], stl.len());
-    assert!(
-        dir.path()
-            .join("models")
-            .join(&id)
-            .join("gear-copy.stl")
-            .is_file()
-    );
+    assert_eq!(files_named(&dir, "gear-copy.stl"), 1, "kept on disk");
 
     let again = upload(&server, &arr.token, &[("gear-copy.stl", stl)]).await;
     assert_eq!(
@@ -62,7 +69,7 @@ async fn an_uploaded_model_is_stored_once_thumbnailed_and_listed() {
         "stored once"
     );
     assert_eq!(
-        catalog_ids(&server)
+        catalog_ids(&server, &arr.token)
             .await
             .iter()
             .filter(|m| **m == id)
@@ -70,13 +77,16 @@ async fn an_uploaded_model_is_stored_once_thumbnailed_and_listed() {
         1
     );
 
-    let thumbnail = reqwest::get(format!(
-        "{}{}",
-        server.url(),
-        created.body["thumbnailUrl"].as_str().unwrap()
-    ))
-    .await
-    .unwrap();
+    let thumbnail = reqwest::Client::new()
+        .get(format!(
+            "{}{}",
+            server.url(),
+            created.body["thumbnailUrl"].as_str().unwrap()
+        ))
+        .bearer_auth(&arr.token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(thumbnail.headers()["content-type"], "image/png");
     let png = thumbnail.bytes().await.unwrap();
     assert_eq!(decode_png_size(&png), (480, 360));
@@ -141,7 +151,7 @@ async fn broken_uploads_are_refused_with_the_reason_and_leave_the_catalog_alone(
         ..TestServer::options(dir)
     })
     .await;
-    let before = catalog_ids(&server).await;
+    let before = catalog_ids(&server, &arr.token).await;
     let gear = samples::gear().to_binary_stl();
     let nan: Vec<u8> = {
         let mut bytes = samples::gear().to_binary_stl();
@@ -205,7 +215,11 @@ async fn broken_uploads_are_refused_with_the_reason_and_leave_the_catalog_alone(
     let anonymous = send(reqwest::Client::new().post(format!("{}/v1/models", server.url()))).await;
     assert_eq!(anonymous.status, 401);
 
-    assert_eq!(catalog_ids(&server).await, before, "nothing was added");
+    assert_eq!(
+        catalog_ids(&server, &arr.token).await,
+        before,
+        "nothing was added"
+    );
     let stored: Vec<_> = std::fs::read_dir(dir.path().join("models"))
         .unwrap()
         .collect();
@@ -231,7 +245,7 @@ async fn uploads_are_shown_on_headsets_deleted_with_care_and_kept_across_restart
     // After a restart the upload is still there: a space shows it, a headset renders it.
     let server = TestServer::start(dir.path()).await;
     let arr = ArrClient::sign_in(&server, &account, &key).await;
-    assert!(catalog_ids(&server).await.contains(&id));
+    assert!(catalog_ids(&server, &arr.token).await.contains(&id));
     let coordinator = Coordinator::sign_in(&server.url(), &account, &key)
         .await
         .unwrap();
@@ -286,13 +300,14 @@ async fn uploads_are_shown_on_headsets_deleted_with_care_and_kept_across_restart
     tablet.select("gear").await.unwrap();
     assert_eq!(arr.call(Method::DELETE, &model_url, None).await.status, 204);
     assert_eq!(arr.call(Method::GET, &model_url, None).await.status, 404);
+    let thumbnail = arr
+        .call(Method::GET, &format!("{model_url}/thumbnail.png"), None)
+        .await;
+    assert_eq!(thumbnail.status, 404);
     assert_eq!(
-        reqwest::get(format!("{model_url}/thumbnail.png"))
-            .await
-            .unwrap()
-            .status(),
-        404
+        files_named(&dir, "bracket.stl"),
+        0,
+        "its files went with it"
     );
-    assert!(!dir.path().join("models").join(&id).exists());
     server.stop().await;
 }

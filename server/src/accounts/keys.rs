@@ -5,6 +5,7 @@ use anyhow::Context;
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use rand::RngCore;
+use sha2::{Digest, Sha256};
 
 use crate::base::store::{AccountRecord, Store};
 
@@ -73,4 +74,22 @@ pub(crate) fn random_hex(bytes: usize) -> String {
     let mut buffer = vec![0u8; bytes];
     rand::rng().fill_bytes(&mut buffer);
     buffer.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Whether `given` is `secret`, compared in constant time (as hashes), so its bytes cannot be
+/// timed out of us.
+pub fn secret_matches(given: &str, secret: &str) -> bool {
+    Sha256::digest(given.as_bytes()) == Sha256::digest(secret.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_exact_secret_matches() {
+        assert!(secret_matches("s3cret", "s3cret"));
+        assert!(!secret_matches("s3cre", "s3cret"));
+        assert!(!secret_matches("", "s3cret"));
+    }
 }

@@ -42,7 +42,21 @@ pub struct ModelRecord {
     pub file_name: Option<String>,
     pub format: Option<String>,
     pub size_bytes: Option<u64>,
+    /// The account an upload belongs to; `None` for the samples everyone shares.
     pub uploaded_by: Option<String>,
+    /// Which stored files an upload is: the folder `<data dir>/models/<content_id>/`, shared by
+    /// every account's upload of the same bytes.
+    pub content_id: Option<String>,
+}
+
+impl ModelRecord {
+    /// Whether `account` may see and use this model: a sample, or one of its own uploads.
+    pub fn visible_to(&self, account: &str) -> bool {
+        match self.source {
+            ModelSource::Sample => true,
+            ModelSource::Upload => self.uploaded_by.as_deref() == Some(account),
+        }
+    }
 }
 
 /// A space as stored: the body (everything, members included) and, if newer, its properties.
@@ -94,7 +108,8 @@ impl Store {
     /// One catalog entry.
     pub async fn model(&self, id: &ModelId) -> StoreResult<Option<ModelRecord>> {
         let row = sqlx::query(
-            "SELECT id, name, triangles, source, file_name, format, size_bytes, uploaded_by
+            "SELECT id, name, triangles, source, file_name, format, size_bytes, uploaded_by,
+                    content_id
              FROM models WHERE id = $1",
         )
         .bind(id.as_str())
@@ -103,22 +118,37 @@ impl Store {
         row.as_ref().map(record_from_row).transpose()
     }
 
-    /// The whole catalog, in the order models were added.
-    pub async fn model_records(&self) -> StoreResult<Vec<ModelRecord>> {
+    /// The catalog as `account` sees it: the samples and its own uploads, in the order they
+    /// were added.
+    pub async fn model_records(&self, account: &str) -> StoreResult<Vec<ModelRecord>> {
         let rows = sqlx::query(
-            "SELECT id, name, triangles, source, file_name, format, size_bytes, uploaded_by
-             FROM models ORDER BY created_at, rowid",
+            "SELECT id, name, triangles, source, file_name, format, size_bytes, uploaded_by,
+                    content_id
+             FROM models WHERE source = 'sample' OR uploaded_by = $1
+             ORDER BY created_at, rowid",
         )
+        .bind(account)
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(record_from_row).collect()
     }
 
+    /// Whether any upload (of any account) is still made of the files `content_id`.
+    pub async fn content_in_use(&self, content_id: &str) -> StoreResult<bool> {
+        let row: Option<(i64,)> =
+            sqlx::query_as("SELECT 1 FROM models WHERE content_id = $1 LIMIT 1")
+                .bind(content_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.is_some())
+    }
+
     /// Adds an uploaded model. Returns false if one with the same id is already stored.
     pub async fn insert_upload(&self, record: &ModelRecord) -> StoreResult<bool> {
         let done = sqlx::query(
-            "INSERT INTO models (id, name, triangles, source, file_name, format, size_bytes, uploaded_by)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING",
+            "INSERT INTO models
+                (id, name, triangles, source, file_name, format, size_bytes, uploaded_by, content_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO NOTHING",
         )
         .bind(record.summary.id.as_str())
         .bind(&record.summary.name)
@@ -128,6 +158,7 @@ impl Store {
         .bind(&record.format)
         .bind(record.size_bytes.map(|b| b as i64))
         .bind(&record.uploaded_by)
+        .bind(&record.content_id)
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)
@@ -370,5 +401,6 @@ fn record_from_row(row: &sqlx::sqlite::SqliteRow) -> StoreResult<ModelRecord> {
             .try_get::<Option<i64>, _>("size_bytes")?
             .map(|b| b.max(0) as u64),
         uploaded_by: row.try_get("uploaded_by")?,
+        content_id: row.try_get("content_id")?,
     })
 }

@@ -52,6 +52,22 @@ pub fn content_id(files: &[UploadedFile]) -> ModelId {
     )
 }
 
+/// The catalog id of `account`'s upload of `content`: its own, so that two accounts' uploads of
+/// the same bytes are two models, and neither id tells anything about the other.
+pub fn owned_id(account: &str, content: &ModelId) -> ModelId {
+    let digest = Sha256::new()
+        .chain_update((account.len() as u64).to_le_bytes())
+        .chain_update(account.as_bytes())
+        .chain_update(content.as_str().as_bytes())
+        .finalize();
+    ModelId::new(
+        digest[..16]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>(),
+    )
+}
+
 /// Writes via a temporary file and a rename, so a crash never leaves half a file in place.
 pub async fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
     let temporary = path.with_extension("partial");
@@ -76,6 +92,19 @@ mod tests {
         let b = content_id(&[file("a.bin", b"y"), file("a.gltf", b"x")]);
         assert_eq!(a, b);
         assert_ne!(a, content_id(&[file("a.gltf", b"x"), file("a.bin", b"z")]));
+        assert_eq!(a.as_str().len(), 32);
+    }
+
+    #[test]
+    fn each_account_has_its_own_id_for_the_same_content() {
+        let content = content_id(&[file("a.stl", b"x")]);
+        let (a, b) = (
+            owned_id("account-a", &content),
+            owned_id("account-b", &content),
+        );
+        assert_ne!(a, b);
+        assert_ne!(a, content);
+        assert_eq!(a, owned_id("account-a", &content));
         assert_eq!(a.as_str().len(), 32);
     }
 

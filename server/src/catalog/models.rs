@@ -1,9 +1,13 @@
 //! The model catalog: the samples Parallax builds and the files people upload.
 //!
-//! An upload is checked by importing it before anything is stored, then kept under
-//! `<data dir>/models/<id>/` with its original file names, where `id` is a hash of everything
-//! uploaded — so the same upload twice is stored once. Each model gets a thumbnail from our own
-//! renderer. Meshes are imported from disk when first shown and then kept in memory.
+//! An upload belongs to the account that made it: only that account (and the guests of its
+//! spaces) sees it; the samples are everyone's. It is checked by importing it before anything is
+//! stored, then kept under `<data dir>/models/<content>/` with its original file names, where
+//! `content` is a hash of everything uploaded — so the same bytes are stored once, whoever
+//! uploads them. Its catalog id is the account's own (a hash of the account and the content), so
+//! uploading what another account already did tells nothing about it. Each model gets a
+//! thumbnail from our own renderer. Meshes are imported from disk when first shown and then kept
+//! in memory.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -17,7 +21,7 @@ use thiserror::Error;
 
 use crate::base::store::{ModelRecord, ModelSource, Store};
 use crate::catalog::files::{
-    THUMBNAIL, UploadedFile, content_id, is_model_file, safe_file_name, write_atomically,
+    THUMBNAIL, UploadedFile, content_id, is_model_file, owned_id, safe_file_name, write_atomically,
 };
 
 #[derive(Debug, Error)]
@@ -88,15 +92,28 @@ impl Catalog {
         })
     }
 
-    pub async fn list(&self) -> Result<Vec<ModelRecord>, CatalogError> {
-        Ok(self.store.model_records().await?)
+    /// The catalog as `account` (or a guest of its spaces) sees it.
+    pub async fn list(&self, account: &str) -> Result<Vec<ModelRecord>, CatalogError> {
+        Ok(self.store.model_records(account).await?)
     }
 
-    pub async fn get(&self, id: &ModelId) -> Result<ModelRecord, CatalogError> {
+    /// Model `id` if `account` may see it. Another account's upload is unknown, exactly like
+    /// one that does not exist, so its existence is not given away.
+    pub async fn get(&self, id: &ModelId, account: &str) -> Result<ModelRecord, CatalogError> {
         self.store
             .model(id)
             .await?
+            .filter(|record| record.visible_to(account))
             .ok_or_else(|| CatalogError::UnknownModel(id.clone()))
+    }
+
+    /// Where a model's files are: its content's folder (a sample's thumbnail: its id's).
+    fn folder(&self, record: &ModelRecord) -> PathBuf {
+        let name = record
+            .content_id
+            .as_deref()
+            .unwrap_or(record.summary.id.as_str());
+        self.dir.join(name)
     }
 
     /// Checks and stores an upload; `name` defaults to the model file's name.
@@ -115,7 +132,8 @@ impl Catalog {
             .iter()
             .position(|f| is_model_file(&f.name))
             .ok_or(CatalogError::NoModelFile)?;
-        let id = content_id(&files);
+        let content = content_id(&files);
+        let id = owned_id(owner, &content);
         if let Some(existing) = self.store.model(&id).await? {
             return Ok((Added::Existing, existing));
         }
@@ -140,7 +158,9 @@ impl Catalog {
         .await
         .map_err(|e| CatalogError::Render(format!("the importer failed: {e}")))??;
 
-        let folder = self.dir.join(id.as_str());
+        // Written again even when another account stored the same bytes: the same work either
+        // way, so neither the answer nor its time says whether someone else has this model.
+        let folder = self.dir.join(content.as_str());
         tokio::fs::create_dir_all(&folder).await?;
         for file in files.iter() {
             write_atomically(&folder.join(&file.name), &file.bytes).await?;
@@ -167,25 +187,27 @@ impl Catalog {
             format: Some(imported.format.as_str().to_string()),
             size_bytes: Some(files.iter().map(|f| f.bytes.len() as u64).sum()),
             uploaded_by: Some(owner.to_string()),
+            content_id: Some(content.as_str().to_string()),
         };
         if !self.store.insert_upload(&record).await? {
             // Uploaded twice at the same moment: the other one stored it.
-            return Ok((Added::Existing, self.get(&id).await?));
+            return Ok((Added::Existing, self.get(&id, owner).await?));
         }
         self.cache().insert(id, mesh);
         Ok((Added::New, record))
     }
 
-    /// The mesh of `id`, importing it from disk the first time.
-    pub async fn mesh(&self, id: &ModelId) -> Result<Arc<Mesh>, CatalogError> {
+    /// The mesh of `record` (as [`Catalog::get`] gave it), importing it from disk the first time.
+    pub async fn mesh(&self, record: &ModelRecord) -> Result<Arc<Mesh>, CatalogError> {
+        let id = &record.summary.id;
         if let Some(mesh) = self.cache().get(id) {
             return Ok(mesh.clone());
         }
-        let record = self.get(id).await?;
         let file = record
             .file_name
+            .as_ref()
             .ok_or_else(|| CatalogError::UnknownModel(id.clone()))?;
-        let path = self.dir.join(id.as_str()).join(&file);
+        let path = self.folder(record).join(file);
         let imported = tokio::task::spawn_blocking(move || parallax_render::import_file(&path))
             .await
             .map_err(|e| CatalogError::Render(format!("the importer failed: {e}")))??;
@@ -194,27 +216,33 @@ impl Catalog {
         Ok(mesh)
     }
 
-    /// The PNG thumbnail of `id`, rendered once and kept on disk.
-    pub async fn thumbnail(&self, id: &ModelId) -> Result<Vec<u8>, CatalogError> {
-        let path = self.dir.join(id.as_str()).join(THUMBNAIL);
+    /// The PNG thumbnail of `record`, rendered once and kept on disk.
+    pub async fn thumbnail(&self, record: &ModelRecord) -> Result<Vec<u8>, CatalogError> {
+        let folder = self.folder(record);
+        let path = folder.join(THUMBNAIL);
         if let Ok(png) = tokio::fs::read(&path).await {
             return Ok(png);
         }
-        let mesh = self.mesh(id).await?;
+        let mesh = self.mesh(record).await?;
         let png = self
             .renderer
-            .thumbnail(id.clone(), mesh)
+            .thumbnail(record.summary.id.clone(), mesh)
             .await
             .map_err(CatalogError::Render)?;
-        tokio::fs::create_dir_all(self.dir.join(id.as_str())).await?;
+        tokio::fs::create_dir_all(&folder).await?;
         write_atomically(&path, &png).await?;
         Ok(png)
     }
 
-    /// Deletes an uploaded model and its files. `shown` is the model on screen, which stays.
-    /// Deletes an upload; `shown_in` names a space that shows it now, which keeps it.
-    pub async fn delete(&self, id: &ModelId, shown_in: Option<String>) -> Result<(), CatalogError> {
-        let record = self.get(id).await?;
+    /// Deletes `account`'s upload `id`, and its files unless another account's upload is made
+    /// of the same; `shown_in` names a space that shows it now, which keeps it.
+    pub async fn delete(
+        &self,
+        id: &ModelId,
+        account: &str,
+        shown_in: Option<String>,
+    ) -> Result<(), CatalogError> {
+        let record = self.get(id, account).await?;
         if record.source == ModelSource::Sample {
             return Err(CatalogError::Sample(id.clone()));
         }
@@ -226,7 +254,11 @@ impl Catalog {
         }
         self.store.delete_upload(id).await?;
         self.cache().remove(id);
-        match tokio::fs::remove_dir_all(self.dir.join(id.as_str())).await {
+        let content = record.content_id.as_deref().unwrap_or(id.as_str());
+        if self.store.content_in_use(content).await? {
+            return Ok(());
+        }
+        match tokio::fs::remove_dir_all(self.folder(&record)).await {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
             _ => Ok(()),
         }

@@ -1,11 +1,14 @@
 //! The service's own probes under `/v1`: health and ping.
 
 use axum::extract::State;
+use axum::http::HeaderMap;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
+use crate::accounts::keys::secret_matches;
 use crate::base::error::{AppError, Result};
+use crate::http::auth;
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -21,18 +24,33 @@ pub(crate) async fn ping_handler() -> &'static str {
     "pong"
 }
 
-/// Liveness plus the renderer's state: 503 when frames cannot be rendered.
+/// Liveness plus the renderer's state: 503 when frames cannot be rendered. Anyone may ask whether
+/// the service is up; the adapter, the pool and each host's endpoint and process are for an
+/// account's token or the host secret.
 #[utoipa::path(get, path = "/v1/health", tag = "service",
     responses((status = 200, description = "Up, with the render adapter and the render pool per size"), (status = 503, description = "No GPU adapter could be opened", body = crate::base::error::ErrorBody)))]
-pub(crate) async fn health_handler(State(state): State<AppState>) -> Result<Json<Value>> {
+pub(crate) async fn health_handler(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<Value>> {
     let unopened = Ok("not opened yet: it opens with the first thumbnail".to_string());
+    let operator = auth::bearer(&headers).is_ok_and(|b| secret_matches(b, &state.host_secret))
+        || auth::access_token(&headers)
+            .ok()
+            .and_then(|token| state.tokens.verify(&token).ok())
+            .is_some_and(|claims| claims.space.is_none());
     match state.renderer.adapter().unwrap_or(&unopened) {
+        Ok(_) if !operator => Ok(Json(json!({ "status": "ok" }))),
         Ok(adapter) => Ok(Json(json!({
             "status": "ok",
             "renderer": adapter,
             "pool": state.sessions.pool_status(),
             "hosts": state.sessions.host_status(),
         }))),
+        Err(_) if !operator => Err(AppError::unavailable(
+            "RendererUnavailable",
+            "the renderer is unavailable",
+        )),
         Err(e) => Err(AppError::unavailable(
             "RendererUnavailable",
             format!("renderer unavailable: {e}"),

@@ -19,8 +19,8 @@ use parallax_core::pool::HostId;
 use parallax_core::protocol::{CLOSE_GOING_AWAY, CLOSE_POLICY_VIOLATION, HELLO_TIMEOUT};
 use parallax_core::session::{SessionId, SessionKey, SessionSize};
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 
+use crate::accounts::keys::secret_matches;
 use crate::base::error::AppError;
 use crate::pool::sessions::RegisterError;
 use crate::state::AppState;
@@ -31,14 +31,11 @@ pub fn router() -> Router<AppState> {
         .route("/v1/hosts/models/{model_id}/mesh", get(mesh_handler))
 }
 
-/// The secret compared in constant time (as hashes), so its bytes cannot be timed out of us.
-fn secret_matches(given: &str, secret: &str) -> bool {
-    Sha256::digest(given.as_bytes()) == Sha256::digest(secret.as_bytes())
-}
-
 #[derive(Debug, Deserialize)]
 struct MeshQuery {
     size: Option<String>,
+    /// The account whose session loads it: a session loads only what its account may see.
+    account: Option<String>,
 }
 
 /// A catalog model, imported, in the transfer form hosts load directly.
@@ -58,8 +55,13 @@ async fn mesh_handler(
             "render hosts authenticate with the host secret".into(),
         ));
     }
-    let model = ModelId::new(model);
-    let record = state.catalog.get(&model).await?;
+    let account = query.account.as_deref().ok_or_else(|| {
+        AppError::bad_request(
+            "say whose session loads the model (account)",
+            Some("account"),
+        )
+    })?;
+    let record = state.catalog.get(&ModelId::new(model), account).await?;
     let size = match query.size.as_deref() {
         Some(size) => size
             .parse::<SessionSize>()
@@ -77,7 +79,7 @@ async fn mesh_handler(
             None,
         ));
     }
-    let mesh = state.catalog.mesh(&model).await?;
+    let mesh = state.catalog.mesh(&record).await?;
     let bytes = tokio::task::spawn_blocking(move || mesh.to_bytes())
         .await
         .map_err(|e| AppError::Internal(anyhow::anyhow!("encoding a mesh failed: {e}")))?;
@@ -208,17 +210,5 @@ fn admit(
     match judged {
         Ok(size) => Admission::Admitted { size },
         Err(reason) => Admission::Refused { reason },
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_the_exact_secret_matches() {
-        assert!(secret_matches("s3cret", "s3cret"));
-        assert!(!secret_matches("s3cre", "s3cret"));
-        assert!(!secret_matches("", "s3cret"));
     }
 }

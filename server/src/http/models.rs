@@ -1,4 +1,6 @@
-//! The model catalog over HTTP: list, upload (multipart), read, delete, thumbnails.
+//! The model catalog over HTTP: list, upload (multipart), read, delete, thumbnails. Every route
+//! needs a sign-in: an account sees the samples and its own uploads, a guest those of the account
+//! whose space it joined; another account's upload answers 404.
 
 use axum::extract::multipart::{MultipartError, MultipartRejection};
 use axum::extract::{DefaultBodyLimit, Multipart, Path, State};
@@ -13,7 +15,7 @@ use crate::base::error::{AppError, Result};
 use crate::base::store::ModelRecord;
 use crate::catalog::files::UploadedFile;
 use crate::catalog::models::{Added, CatalogError};
-use crate::http::auth::Caller;
+use crate::http::auth::{Caller, Visitor};
 use crate::state::AppState;
 
 pub fn router(max_upload_bytes: usize) -> Router<AppState> {
@@ -87,10 +89,10 @@ impl From<CatalogError> for AppError {
     }
 }
 
-async fn list_handler(State(state): State<AppState>) -> Result<Json<ModelList>> {
+async fn list_handler(State(state): State<AppState>, visitor: Visitor) -> Result<Json<ModelList>> {
     let models = state
         .catalog
-        .list()
+        .list(&visitor.claims.sub)
         .await?
         .into_iter()
         .map(ModelJson::from)
@@ -100,9 +102,14 @@ async fn list_handler(State(state): State<AppState>) -> Result<Json<ModelList>> 
 
 async fn model_handler(
     State(state): State<AppState>,
+    visitor: Visitor,
     Path(id): Path<String>,
 ) -> Result<Json<ModelJson>> {
-    Ok(Json(state.catalog.get(&ModelId::new(id)).await?.into()))
+    let record = state
+        .catalog
+        .get(&ModelId::new(id), &visitor.claims.sub)
+        .await?;
+    Ok(Json(record.into()))
 }
 
 /// `POST /v1/models`, multipart: one or more `file` parts (a model, plus the buffers a `.gltf`
@@ -161,25 +168,31 @@ fn multipart_error(error: MultipartError) -> AppError {
 
 async fn delete_handler(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<StatusCode> {
     let id = ModelId::new(id);
     let shown_in = state.spaces.showing(&id).await;
-    state.catalog.delete(&id, shown_in).await?;
+    state.catalog.delete(&id, &caller.account, shown_in).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 async fn thumbnail_handler(
     State(state): State<AppState>,
+    visitor: Visitor,
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse> {
-    let png = state.catalog.thumbnail(&ModelId::new(id)).await?;
+    let record = state
+        .catalog
+        .get(&ModelId::new(id), &visitor.claims.sub)
+        .await?;
+    let png = state.catalog.thumbnail(&record).await?;
     Ok((
         [
             (header::CONTENT_TYPE, "image/png"),
-            // A model's content never changes under its id, so neither does its thumbnail.
-            (header::CACHE_CONTROL, "public, max-age=86400"),
+            // A model's content never changes under its id, so neither does its thumbnail; but
+            // it is the account's, so no shared cache may keep it.
+            (header::CACHE_CONTROL, "private, max-age=86400"),
         ],
         png,
     ))

@@ -1,15 +1,17 @@
-//! What the coordinator measured: `/metrics` for Prometheus (public, as scrapers expect) and
+//! What the coordinator measured: `/metrics` for Prometheus (public as scrapers expect, or behind
+//! `--metrics-token`) and
 //! the last hour of the pool for the operator's charts (`/v1/pool/history`, signed in).
 
 use axum::extract::State;
-use axum::http::header;
+use axum::http::{HeaderMap, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::Value;
 
+use crate::accounts::keys::secret_matches;
 use crate::base::error::AppError;
-use crate::http::auth::Caller;
+use crate::http::auth::{self, Caller};
 use crate::state::AppState;
 use crate::telemetry::history::INTERVAL;
 
@@ -19,7 +21,19 @@ pub fn router() -> Router<AppState> {
         .route("/v1/pool/history", get(history_handler))
 }
 
-async fn metrics_handler(State(state): State<AppState>) -> Result<impl IntoResponse, AppError> {
+/// With `--metrics-token`, only for the scraper that presents it.
+async fn metrics_handler(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<impl IntoResponse, AppError> {
+    if let Some(expected) = &state.metrics_token {
+        let given = auth::bearer(&headers)?;
+        if !secret_matches(given, expected) {
+            return Err(AppError::Unauthorized(
+                "/metrics needs the token given with --metrics-token".into(),
+            ));
+        }
+    }
     let census = state.spaces.census().await;
     let text = state
         .metrics

@@ -704,7 +704,11 @@ impl Spaces {
         if_match: Option<ChangeNumber>,
     ) -> Result<Value, AppError> {
         if let Some(Some(model)) = &patch.selected_model {
-            self.catalog.get(model).await?;
+            // Its headsets load the model on the owner's account: only what that account sees.
+            let owner = self.owner(name).await?;
+            self.catalog
+                .get(model, owner.as_deref().unwrap_or_default())
+                .await?;
         }
         let (mut directory, _) = self.locked(name).await;
         let entry = directory
@@ -821,6 +825,15 @@ impl Spaces {
     }
 
     /// A space that shows `model` now, if any.
+    /// The account that owns space `name`, if anyone does.
+    async fn owner(&self, name: &str) -> Result<Option<String>, AppError> {
+        let directory = self.directory.lock().await;
+        let entry = directory
+            .get(name)
+            .ok_or_else(|| AppError::not_found(format!("there is no space named {name}")))?;
+        Ok(entry.stored.owner.clone())
+    }
+
     pub async fn showing(&self, model: &ModelId) -> Option<String> {
         let directory = self.directory.lock().await;
         directory.values().find_map(|entry| {
