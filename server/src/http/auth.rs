@@ -53,17 +53,6 @@ pub struct Visitor {
 }
 
 impl Visitor {
-    /// Refuses a guest of another space.
-    pub fn enter(&self, space: &str) -> Result<(), AppError> {
-        if self.claims.reaches_space(space) {
-            Ok(())
-        } else {
-            Err(AppError::forbidden(format!(
-                "a guest's sign-in does not reach space {space}"
-            )))
-        }
-    }
-
     /// Refuses a guest a session of another space.
     pub fn use_session(&self, session: &str) -> Result<(), AppError> {
         if self.claims.reaches_session(session) {

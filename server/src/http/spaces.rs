@@ -26,6 +26,7 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::{self, CloseFrame};
 
+use crate::accounts::tokens::Claims;
 use crate::base::error::{AppError, Result};
 use crate::http::auth::{Caller, Visitor};
 use crate::http::upgrade::RawUpgrade;
@@ -180,7 +181,7 @@ async fn get_handler(
     Path(name): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response> {
-    visitor.enter(&name)?;
+    enter(&state, &visitor.claims, &name).await?;
     let view = state.spaces.get(&name, member_token(&headers)).await?;
     Ok(with_etag(view, StatusCode::OK))
 }
@@ -192,7 +193,7 @@ async fn render_handler(
     visitor: Visitor,
     Path(name): Path<String>,
 ) -> Result<Json<Value>> {
-    visitor.enter(&name)?;
+    enter(&state, &visitor.claims, &name).await?;
     let members: Vec<Value> = state
         .spaces
         .render_sessions(&name)
@@ -233,7 +234,7 @@ async fn properties_handler(
     headers: HeaderMap,
     bytes: axum::body::Bytes,
 ) -> Result<Response> {
-    visitor.enter(&name)?;
+    enter(&state, &visitor.claims, &name).await?;
     let patch: PropertiesPatch = body(&bytes)?;
     // Without a member token, the caller writes as the space's owner (if it is; never a guest).
     let writer = match member_token(&headers) {
@@ -259,6 +260,7 @@ async fn join_handler(
     headers: HeaderMap,
     bytes: axum::body::Bytes,
 ) -> Result<Response> {
+    enter_as_account(&state, &caller.account, &name).await?;
     let joiner: Joiner = body(&bytes)?;
     let (view, member) = state.spaces.join(&caller.account, &name, joiner).await?;
     joined(&state, &headers, view, member)
@@ -270,9 +272,31 @@ async fn leave_handler(
     Path(name): Path<String>,
     headers: HeaderMap,
 ) -> Result<StatusCode> {
-    visitor.enter(&name)?;
+    enter(&state, &visitor.claims, &name).await?;
     state.spaces.leave(&name, require_member(&headers)?).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Lets a caller into space `name`: a guest only into the space it joined, an account only into
+/// its own spaces. Another account's space answers 404, as one that does not exist.
+async fn enter(state: &AppState, claims: &Claims, name: &str) -> Result<()> {
+    if !claims.reaches_space(name) {
+        return Err(AppError::forbidden(format!(
+            "a guest's sign-in does not reach space {name}"
+        )));
+    }
+    enter_as_account(state, &claims.sub, name).await
+}
+
+/// Lets `account` into space `name` if the space is its own (or, made before spaces had owners,
+/// nobody's).
+async fn enter_as_account(state: &AppState, account: &str, name: &str) -> Result<()> {
+    match state.spaces.owner(name).await? {
+        Some(owner) if owner != account => Err(AppError::not_found(format!(
+            "there is no space named {name}"
+        ))),
+        _ => Ok(()),
+    }
 }
 
 async fn space_ws_handler(
@@ -354,11 +378,9 @@ async fn run(
         .tokens
         .verify(&token)
         .map_err(|e| policy(e.to_string()))?;
-    if !claims.reaches_space(name) {
-        return Err(policy(format!(
-            "a guest's sign-in does not reach space {name}"
-        )));
-    }
+    enter(state, &claims, name)
+        .await
+        .map_err(|e| policy(e.to_string()))?;
     let attached = state
         .spaces
         .attach(name, &member, last_seq, outlet.clone())

@@ -826,7 +826,7 @@ impl Spaces {
 
     /// A space that shows `model` now, if any.
     /// The account that owns space `name`, if anyone does.
-    async fn owner(&self, name: &str) -> Result<Option<String>, AppError> {
+    pub async fn owner(&self, name: &str) -> Result<Option<String>, AppError> {
         let directory = self.directory.lock().await;
         let entry = directory
             .get(name)

@@ -1,0 +1,405 @@
+//! Access control, route by route. The routes are read from the source of the coordinator's HTTP
+//! edge (`server/src/http/`), the render host's connection and the app's pages, so a route added
+//! later without a rule here fails this test. Each is tried with credentials that must not reach
+//! it — none, another account's token, a guest of another space, the render host secret where an
+//! account belongs — and must be refused as designed (401, 403 or 404). The WebSockets are tried
+//! as devices would: a device holding another account's token is refused on a space socket and on
+//! a render connection.
+
+use std::path::Path;
+
+use futures_util::{SinkExt, StreamExt};
+use parallax_core::space::Role;
+use parallax_headset::Coordinator;
+use parallax_render::samples;
+use parallax_tests::{ArrClient, TestServer, data_dir, upload, within};
+use reqwest::Method;
+use serde_json::{Value, json};
+use syn::visit::Visit;
+use tokio_tungstenite::tungstenite::Message;
+
+/// One route: its method and its path pattern, as registered.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Route {
+    method: String,
+    path: String,
+}
+
+/// `.route("path", get(a).post(b))` calls in a file: every (method, path) they register.
+#[derive(Default)]
+struct Routes(Vec<Route>);
+
+fn methods_of(expr: &syn::Expr, out: &mut Vec<String>) {
+    const METHODS: [&str; 5] = ["get", "post", "put", "patch", "delete"];
+    match expr {
+        syn::Expr::Call(call) => {
+            if let syn::Expr::Path(path) = &*call.func
+                && let Some(name) = path.path.get_ident().map(|i| i.to_string())
+                && METHODS.contains(&name.as_str())
+            {
+                out.push(name.to_uppercase());
+            }
+        }
+        syn::Expr::MethodCall(call) => {
+            let name = call.method.to_string();
+            if METHODS.contains(&name.as_str()) {
+                out.push(name.to_uppercase());
+            }
+            methods_of(&call.receiver, out);
+        }
+        _ => {}
+    }
+}
+
+impl<'ast> Visit<'ast> for Routes {
+    fn visit_expr_method_call(&mut self, call: &'ast syn::ExprMethodCall) {
+        if call.method == "route"
+            && call.args.len() == 2
+            && let syn::Expr::Lit(syn::ExprLit {
+                lit: syn::Lit::Str(path),
+                ..
+            }) = &call.args[0]
+        {
+            let mut methods = Vec::new();
+            methods_of(&call.args[1], &mut methods);
+            assert!(!methods.is_empty(), "no method found for {}", path.value());
+            for method in methods {
+                self.0.push(Route {
+                    method,
+                    path: path.value(),
+                });
+            }
+        }
+        syn::visit::visit_expr_method_call(self, call);
+    }
+}
+
+/// Every route the coordinator and a render host serve, and the app's pages (as `GET`).
+fn all_routes() -> Vec<Route> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let mut files: Vec<_> = std::fs::read_dir(root.join("server/src/http"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.push(root.join("host/src/connection.rs"));
+    let mut routes = Routes::default();
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        routes.visit_file(&syn::parse_file(&text).unwrap());
+    }
+    // The pages: `path!("…")` in the app's router.
+    let app = std::fs::read_to_string(root.join("app/src/lib.rs")).unwrap();
+    for page in app.split("path!(\"").skip(1) {
+        let path = page.split('"').next().unwrap();
+        routes.0.push(Route {
+            method: "GET".into(),
+            path: if path.is_empty() {
+                "/".into()
+            } else {
+                path.into()
+            },
+        });
+    }
+    routes.0.sort();
+    routes.0.dedup();
+    routes.0
+}
+
+/// Who a route is for.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Rule {
+    /// Anyone: probes, the API document, sign-in and guest joins (rate-limited), the pages (they
+    /// fetch their data with the caller's own sign-in), `/metrics` unless a token is set.
+    Public,
+    /// Trading the account's key for a token: `Bearer <account id>:<key>` only.
+    AccountKey,
+    /// The account named in the path, with its own token (guests refused).
+    Account,
+    /// An account's token or a guest's; what it shows is the caller's own.
+    SignedIn,
+    /// An account's own token, no path account (guests refused).
+    AccountOnly,
+    /// The space named in the path: its owner, or a guest of exactly that space.
+    Space,
+    /// A model in the path: visible to its account and the guests of that account's spaces.
+    Model,
+    /// An upload in the path, to delete: its own account only.
+    OwnModel,
+    /// The render hosts' mesh download: the host secret.
+    HostSecret,
+    /// A WebSocket, tried with real sockets below.
+    Socket,
+}
+
+fn rule(route: &Route) -> Option<Rule> {
+    use Rule::*;
+    let rule = match (route.method.as_str(), route.path.as_str()) {
+        ("GET", "/v1/ping" | "/v1/health" | "/openapi.json" | "/metrics") => Public,
+        ("POST", "/v1/browser/sign-in" | "/v1/browser/sign-out" | "/v1/browser/join") => Public,
+        (
+            "GET",
+            "/"
+            | "/headset"
+            | "/sign-in"
+            | "/join"
+            | "/spaces"
+            | "/spaces/:name"
+            | "/spaces/:name/headset"
+            | "/pool",
+        ) => Public,
+        ("GET", "/accounts/{account_id}/token") => AccountKey,
+        (_, p) if p.starts_with("/accounts/{account_id}/") => Account,
+        (_, p) if p.starts_with("/v1/accounts/{account_id}/") => Account,
+        ("GET", "/v1/browser/me" | "/v1/models") => SignedIn,
+        ("POST", "/v1/models") => AccountOnly,
+        ("GET", "/v1/templates" | "/v1/spaces" | "/v1/pool/history") => AccountOnly,
+        ("PUT", "/v1/spaces/{name}") => AccountOnly,
+        ("GET", "/v1/models/{id}" | "/v1/models/{id}/thumbnail.png") => Model,
+        ("DELETE", "/v1/models/{id}") => OwnModel,
+        ("GET", "/v1/hosts/models/{model_id}/mesh") => HostSecret,
+        (
+            "GET",
+            "/v1/spaces/{name}/ws" | "/v1/hosts/ws" | "/v1/render/{account_id}/{session_id}",
+        ) => Socket,
+        (_, p) if p.starts_with("/v1/spaces/{name}") => Space,
+        _ => return None,
+    };
+    Some(rule)
+}
+
+/// Account A's things that the others try to reach.
+struct Targets {
+    account: String,
+    session: String,
+    space: String,
+    model: String,
+}
+
+impl Targets {
+    fn path(&self, pattern: &str) -> String {
+        pattern
+            .replace("{account_id}", &self.account)
+            .replace("{session_id}", &self.session)
+            .replace("{action}", ":stop")
+            .replace("{name}", &self.space)
+            .replace("{model_id}", &self.model)
+            .replace("{id}", &self.model)
+    }
+}
+
+/// Who tries.
+#[derive(Debug, Clone, Copy)]
+enum Who {
+    Nobody,
+    OtherAccount,
+    GuestOfOtherSpace,
+    /// The render host secret, where an account's token belongs.
+    RenderHost,
+}
+
+/// The statuses that count as refused, for `who` on a route of `rule`.
+fn refusals(rule: Rule, who: Who) -> &'static [u16] {
+    use Rule::*;
+    use Who::*;
+    match (rule, who) {
+        (Public | Socket, _) => &[],
+        (HostSecret, RenderHost) => &[],
+        (AccountKey | HostSecret, _) => &[401],
+        (_, Nobody | RenderHost) => &[401],
+        (Account, OtherAccount | GuestOfOtherSpace) => &[403],
+        (AccountOnly, GuestOfOtherSpace) => &[403],
+        (Space, OtherAccount) => &[404],
+        (Space, GuestOfOtherSpace) => &[403],
+        (Model, OtherAccount | GuestOfOtherSpace) => &[404],
+        (OwnModel, OtherAccount) => &[404],
+        (OwnModel, GuestOfOtherSpace) => &[403],
+        // What is theirs to see (their own catalog, their own spaces): not a refusal.
+        (SignedIn | AccountOnly, _) => &[],
+    }
+}
+
+fn cookie_of(response: &reqwest::Response) -> String {
+    response.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn every_route_has_a_rule() {
+    let routes = all_routes();
+    assert!(routes.len() > 30, "the routes were found: {routes:?}");
+    let missing: Vec<_> = routes.iter().filter(|r| rule(r).is_none()).collect();
+    assert!(
+        missing.is_empty(),
+        "routes without an access rule in tests/tests/access.rs: {missing:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_refuses_those_it_is_not_for() {
+    let dir = data_dir();
+    let (a_id, a_key) = ArrClient::create_account(dir.path(), "Design").await;
+    let (b_id, b_key) = ArrClient::create_account(dir.path(), "Visitors").await;
+    let server = TestServer::start(dir.path()).await;
+    let a = ArrClient::sign_in(&server, &a_id, &a_key).await;
+    let b = ArrClient::sign_in(&server, &b_id, &b_key).await;
+    let created = a.put("s1", "Standard", 10).await;
+    assert!(created.status == 201, "{}", created.body);
+    let model = upload(
+        &server,
+        &a.token,
+        &[("part.stl", samples::shaft().to_binary_stl())],
+    )
+    .await;
+    let a_coordinator = Coordinator::sign_in(&server.url(), &a_id, &a_key)
+        .await
+        .unwrap();
+    let b_coordinator = Coordinator::sign_in(&server.url(), &b_id, &b_key)
+        .await
+        .unwrap();
+    a_coordinator
+        .create_space("alpha", "private", json!({}), "tablet", Role::Tablet)
+        .await
+        .unwrap();
+    let beta = b_coordinator
+        .create_space("beta", "private", json!({}), "tablet", Role::Tablet)
+        .await
+        .unwrap();
+    let guest = reqwest::Client::new()
+        .post(format!("{}/v1/browser/join", server.url()))
+        .json(&json!({ "code": beta.join_code, "device": "guest", "role": "tablet" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(guest.status(), 201);
+    let guest_cookie = cookie_of(&guest);
+    let targets = Targets {
+        account: a_id.clone(),
+        session: "s1".into(),
+        space: "alpha".into(),
+        model: model.body["id"].as_str().unwrap().to_string(),
+    };
+
+    let mut failures = Vec::new();
+    let http = reqwest::Client::new();
+    for route in all_routes() {
+        let rule = rule(&route).unwrap();
+        for who in [
+            Who::Nobody,
+            Who::OtherAccount,
+            Who::GuestOfOtherSpace,
+            Who::RenderHost,
+        ] {
+            let refused = refusals(rule, who);
+            if refused.is_empty() {
+                continue;
+            }
+            // A well-formed call (ARR's routes want their api-version), so the refusal is
+            // about who asks, not how.
+            let url = format!(
+                "{}{}?api-version=2021-01-01",
+                server.url(),
+                targets.path(&route.path)
+            );
+            let method = Method::from_bytes(route.method.as_bytes()).unwrap();
+            let mut request = http.request(method, &url);
+            if route.method != "GET" && route.method != "DELETE" {
+                request = request.json(&json!({}));
+            }
+            request = match who {
+                Who::Nobody => request,
+                Who::OtherAccount => request.bearer_auth(&b.token),
+                Who::GuestOfOtherSpace => request.header("cookie", &guest_cookie),
+                Who::RenderHost => request.bearer_auth(&server.host_secret),
+            };
+            let status = request.send().await.unwrap().status().as_u16();
+            if !refused.contains(&status) {
+                failures.push(format!(
+                    "{} {} as {who:?}: {status}, expected {refused:?}",
+                    route.method, route.path
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+
+    // What was tried was only refused: A's things are all still there.
+    let still: Value = a.call(Method::GET, &a.session_url("s1"), None).await.body;
+    assert_eq!(still["status"], "Ready", "{still}");
+    let listed = a
+        .call(Method::GET, &format!("{}/v1/models", server.url()), None)
+        .await;
+    assert!(listed.body.to_string().contains(&targets.model));
+    server.stop().await;
+}
+
+/// The first message a socket gets after `hello`: a close's code and reason, or what came.
+async fn answer_to_hello(url: &str, hello: Value) -> Result<(u16, String), String> {
+    let (mut socket, _) = within(tokio_tungstenite::connect_async(url)).await.unwrap();
+    socket.send(Message::text(hello.to_string())).await.unwrap();
+    match within(socket.next()).await {
+        Some(Ok(Message::Close(Some(frame)))) => Ok((frame.code.into(), frame.reason.to_string())),
+        other => Err(format!("{other:?}")),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_with_another_accounts_token_is_refused_on_every_socket() {
+    let dir = data_dir();
+    let (a_id, a_key) = ArrClient::create_account(dir.path(), "Design").await;
+    let (b_id, b_key) = ArrClient::create_account(dir.path(), "Visitors").await;
+    let server = TestServer::start(dir.path()).await;
+    let a = Coordinator::sign_in(&server.url(), &a_id, &a_key)
+        .await
+        .unwrap();
+    let b = Coordinator::sign_in(&server.url(), &b_id, &b_key)
+        .await
+        .unwrap();
+    a.create_space("alpha", "default", json!({}), "tablet", Role::Tablet)
+        .await
+        .unwrap();
+    let headset = a
+        .join_space("alpha", "headset", Role::Headset, None)
+        .await
+        .unwrap();
+    let ws = server.url().replace("http://", "ws://");
+
+    // The space socket: A's member token, but B's account.
+    let space = answer_to_hello(
+        &format!("{ws}/v1/spaces/alpha/ws"),
+        json!({ "type": "hello", "token": b.token, "member": headset.token }),
+    )
+    .await;
+    assert!(
+        matches!(&space, Ok((1008, reason)) if reason.contains("no space named alpha")),
+        "{space:?}"
+    );
+
+    // The render connection of A's headset's session, with B's token.
+    let render_url = headset
+        .render_url(std::time::Duration::from_secs(10))
+        .await
+        .unwrap();
+    let render = answer_to_hello(&render_url, json!({ "type": "hello", "token": b.token })).await;
+    assert!(
+        matches!(&render, Ok((1008, reason)) if reason.contains("another account")),
+        "{render:?}"
+    );
+
+    // The hosts' socket, with an account's token where the host secret belongs.
+    let host = answer_to_hello(
+        &format!("{ws}/v1/hosts/ws"),
+        json!({ "type": "register", "secret": a.token, "size": "Standard",
+                "endpoint": "ws://127.0.0.1:1", "adapter": "none", "pid": 1 }),
+    )
+    .await;
+    assert!(
+        matches!(&host, Ok((1008, reason)) if reason.contains("secret")),
+        "{host:?}"
+    );
+    server.stop().await;
+}
