@@ -24,6 +24,16 @@ if cargo tree --locked -p parallax-host -e normal,build --prefix none | grep -E 
   exit 1
 fi
 
+step "no RSA in the build"
+# Tokens are HS256 only (server/src/accounts/hs256.rs); `rsa` has an advisory with no fix
+# (RUSTSEC-2023-0071). It is still named in Cargo.lock through sqlx-mysql, which sqlx lists but
+# this build never compiles; what is compiled must not include it.
+if [ -n "$(cargo tree --locked --workspace -e normal,build -i rsa 2>/dev/null)" ]; then
+  cargo tree --locked --workspace -e normal,build -i rsa >&2
+  echo "something brought rsa back into the build" >&2
+  exit 1
+fi
+
 step "cargo clippy (native)"
 cargo clippy --locked --workspace --all-targets -- -D warnings
 

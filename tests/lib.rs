@@ -4,7 +4,8 @@
 //! # Layout
 //! - this file: [`TestServer`] and [`ServeProcess`] (a coordinator in this process or as the real
 //!   binary), [`SignedIn`], [`ArrClient`] and the calls tests share ([`send`], [`upload`],
-//!   [`get_json`], [`frame_of`]), [`Proxy`] (a link to cut), [`within`], [`decode_jpeg`],
+//!   [`get_json`], [`model_ids`], [`guest_cookie`], [`frame_of`]), [`Proxy`] (a link to cut),
+//!   [`within`], [`decode_jpeg`],
 //!   [`cpu_time_of`].
 //! - `tests/`: one file per user-visible flow, and `layout.rs`: no circles between files.
 //! - `benches/`: the benchmarks of `docs/BENCHMARKS.md`.
@@ -516,4 +517,34 @@ pub async fn get_json(server: &TestServer, path: &str, token: &str) -> Value {
         .json()
         .await
         .expect("a JSON body")
+}
+
+/// Joins the space whose join code is `code` as a guest tablet, as a browser does; returns the
+/// guest's cookie (`parallax_session=…`), which reaches only that space.
+pub async fn guest_cookie(server: &TestServer, code: &str) -> String {
+    let joined = reqwest::Client::new()
+        .post(format!("{}/v1/browser/join", server.url()))
+        .json(&json!({ "code": code, "device": "guest tablet", "role": "tablet" }))
+        .send()
+        .await
+        .expect("the coordinator answers");
+    assert_eq!(joined.status(), 201, "the guest joins");
+    joined.headers()["set-cookie"]
+        .to_str()
+        .expect("a cookie")
+        .split(';')
+        .next()
+        .expect("a cookie's value")
+        .to_string()
+}
+
+/// The ids of the models `token` sees in the catalog.
+pub async fn model_ids(server: &TestServer, token: &str) -> Vec<String> {
+    let list = get_json(server, "/v1/models", token).await;
+    list["models"]
+        .as_array()
+        .expect("a list of models")
+        .iter()
+        .map(|m| m["id"].as_str().expect("an id").to_string())
+        .collect()
 }

@@ -12,7 +12,7 @@ use futures_util::{SinkExt, StreamExt};
 use parallax_core::space::Role;
 use parallax_headset::Coordinator;
 use parallax_render::samples;
-use parallax_tests::{ArrClient, TestServer, data_dir, upload, within};
+use parallax_tests::{ArrClient, TestServer, data_dir, guest_cookie, upload, within};
 use reqwest::Method;
 use serde_json::{Value, json};
 use syn::visit::Visit;
@@ -218,16 +218,6 @@ fn refusals(rule: Rule, who: Who) -> &'static [u16] {
     }
 }
 
-fn cookie_of(response: &reqwest::Response) -> String {
-    response.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string()
-}
-
 #[test]
 fn every_route_has_a_rule() {
     let routes = all_routes();
@@ -269,14 +259,7 @@ async fn every_route_refuses_those_it_is_not_for() {
         .create_space("beta", "private", json!({}), "tablet", Role::Tablet)
         .await
         .unwrap();
-    let guest = reqwest::Client::new()
-        .post(format!("{}/v1/browser/join", server.url()))
-        .json(&json!({ "code": beta.join_code, "device": "guest", "role": "tablet" }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(guest.status(), 201);
-    let guest_cookie = cookie_of(&guest);
+    let guest_cookie = guest_cookie(&server, beta.join_code.as_deref().unwrap()).await;
     let targets = Targets {
         account: a_id.clone(),
         session: "s1".into(),

@@ -5,7 +5,9 @@ use parallax_core::space::Role;
 use parallax_headset::Coordinator;
 use parallax_render::samples;
 use parallax_server::Options;
-use parallax_tests::{ArrClient, TestServer, data_dir, decode_jpeg, frame_of, send, upload};
+use parallax_tests::{
+    ArrClient, TestServer, data_dir, decode_jpeg, frame_of, model_ids, send, upload,
+};
 use reqwest::Method;
 
 async fn signed_in(
@@ -16,21 +18,6 @@ async fn signed_in(
     let server = TestServer::start_with_options(dir.path(), &options(dir.path())).await;
     let client = ArrClient::sign_in(&server, &account, &key).await;
     (dir, server, client)
-}
-
-async fn catalog_ids(server: &TestServer, token: &str) -> Vec<String> {
-    let list = send(
-        reqwest::Client::new()
-            .get(format!("{}/v1/models", server.url()))
-            .bearer_auth(token),
-    )
-    .await;
-    list.body["models"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["id"].as_str().unwrap().to_string())
-        .collect()
 }
 
 /// How many of the data dir's model folders hold a file named `name`.
@@ -69,7 +56,7 @@ async fn an_uploaded_model_is_stored_once_thumbnailed_and_listed() {
         "stored once"
     );
     assert_eq!(
-        catalog_ids(&server, &arr.token)
+        model_ids(&server, &arr.token)
             .await
             .iter()
             .filter(|m| **m == id)
@@ -151,7 +138,7 @@ async fn broken_uploads_are_refused_with_the_reason_and_leave_the_catalog_alone(
         ..TestServer::options(dir)
     })
     .await;
-    let before = catalog_ids(&server, &arr.token).await;
+    let before = model_ids(&server, &arr.token).await;
     let gear = samples::gear().to_binary_stl();
     let nan: Vec<u8> = {
         let mut bytes = samples::gear().to_binary_stl();
@@ -216,7 +203,7 @@ async fn broken_uploads_are_refused_with_the_reason_and_leave_the_catalog_alone(
     assert_eq!(anonymous.status, 401);
 
     assert_eq!(
-        catalog_ids(&server, &arr.token).await,
+        model_ids(&server, &arr.token).await,
         before,
         "nothing was added"
     );
@@ -245,7 +232,7 @@ async fn uploads_are_shown_on_headsets_deleted_with_care_and_kept_across_restart
     // After a restart the upload is still there: a space shows it, a headset renders it.
     let server = TestServer::start(dir.path()).await;
     let arr = ArrClient::sign_in(&server, &account, &key).await;
-    assert!(catalog_ids(&server, &arr.token).await.contains(&id));
+    assert!(model_ids(&server, &arr.token).await.contains(&id));
     let coordinator = Coordinator::sign_in(&server.url(), &account, &key)
         .await
         .unwrap();

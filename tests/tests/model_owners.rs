@@ -7,18 +7,11 @@ use parallax_core::device::HostMessage;
 use parallax_core::space::Role;
 use parallax_headset::{Coordinator, RenderConnection, RenderEvent};
 use parallax_render::samples;
-use parallax_tests::{Answer, ArrClient, TestServer, data_dir, send, upload, within};
+use parallax_tests::{
+    ArrClient, TestServer, data_dir, guest_cookie, model_ids, send, upload, within,
+};
 use reqwest::Method;
 use serde_json::{Value, json};
-
-fn ids(list: &Answer) -> Vec<String> {
-    list.body["models"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["id"].as_str().unwrap().to_string())
-        .collect()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_accounts_upload_is_invisible_to_another_and_to_the_anonymous() {
@@ -80,9 +73,9 @@ async fn one_accounts_upload_is_invisible_to_another_and_to_the_anonymous() {
     let copy_id = copy.body["id"].as_str().unwrap().to_string();
     assert_ne!(copy_id, id);
     assert_eq!(copy.body["name"], "copy.stl");
-    let listed_for_a = a.call(Method::GET, &url("/v1/models"), None).await;
-    assert!(ids(&listed_for_a).contains(&id));
-    assert!(!ids(&listed_for_a).contains(&copy_id));
+    let listed_for_a = model_ids(&server, &a.token).await;
+    assert!(listed_for_a.contains(&id));
+    assert!(!listed_for_a.contains(&copy_id));
     // Deleting its copy leaves the first account's model whole, picture included.
     let copy_url = url(&format!("/v1/models/{copy_id}"));
     assert_eq!(b.call(Method::DELETE, &copy_url, None).await.status, 204);
@@ -158,20 +151,7 @@ async fn a_guest_sees_the_models_of_the_space_it_joined_and_no_others() {
             .unwrap();
         codes.push(room.join_code.clone().unwrap());
     }
-    let joined = reqwest::Client::new()
-        .post(url("/v1/browser/join"))
-        .json(&json!({ "code": codes[0], "device": "guest tablet", "role": "tablet" }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(joined.status(), 201);
-    let cookie = joined.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
+    let cookie = guest_cookie(&server, &codes[0]).await;
     let listed: Value = reqwest::Client::new()
         .get(url("/v1/models"))
         .header("cookie", &cookie)
