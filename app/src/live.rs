@@ -56,7 +56,10 @@ impl Backoff {
         if was_welcomed {
             self.0 = FIRST_BACKOFF_MS;
         }
-        TimeoutFuture::new(self.0).await;
+        // Anywhere in the second half of the wait: after a coordinator restart every page would
+        // otherwise come back in the same millisecond.
+        let half = self.0 / 2;
+        TimeoutFuture::new(half + (js_sys::Math::random() * f64::from(half)) as u32).await;
         self.0 = (self.0 * 2).min(MAX_BACKOFF_MS);
     }
 }

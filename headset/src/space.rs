@@ -587,7 +587,9 @@ impl SpaceConnection {
         loop {
             match self.resume().await {
                 Err(e) if Self::is_drop(&e) && tokio::time::Instant::now() + wait < deadline => {
-                    tokio::time::sleep(wait).await;
+                    // Anywhere in the second half of the wait, so a thousand headsets that lost
+                    // the same coordinator do not all come back in the same millisecond.
+                    tokio::time::sleep(wait / 2 + wait.mul_f64(rand::random::<f64>() / 2.0)).await;
                     wait = (wait * 2).min(Duration::from_secs(2));
                 }
                 other => return other,

@@ -8,6 +8,12 @@ use clap::Args;
 use parallax_core::pool::HostId;
 use parallax_core::session::SessionSize;
 
+const MIB: u64 = 1024 * 1024;
+/// Memory a host keeps for meshes by default, in MiB.
+pub const DEFAULT_MESH_CACHE_MB: u64 = 512;
+/// GPU memory a render thread keeps for uploaded models by default, in MiB.
+pub const DEFAULT_GPU_CACHE_MB: u64 = 1024;
+
 #[derive(Debug, Clone, Args)]
 pub struct RenderHostArgs {
     /// The coordinator's host endpoint, e.g. ws://10.0.0.2:3000/v1/hosts/ws (a bare
@@ -29,6 +35,12 @@ pub struct RenderHostArgs {
     /// Most frames per second sent to the device.
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..=240))]
     pub target_fps: u32,
+    /// Memory for meshes fetched from the coordinator, in MiB; the least recently used go first.
+    #[arg(long, env = "PARALLAX_HOST_MESH_CACHE_MB", default_value_t = DEFAULT_MESH_CACHE_MB)]
+    pub mesh_cache_mb: u64,
+    /// GPU memory for uploaded models, in MiB; the least recently drawn go first.
+    #[arg(long, env = "PARALLAX_HOST_GPU_CACHE_MB", default_value_t = DEFAULT_GPU_CACHE_MB)]
+    pub gpu_cache_mb: u64,
     /// The name the coordinator gave a host it started.
     #[arg(long, hide = true)]
     pub host_id: Option<String>,
@@ -101,6 +113,17 @@ pub struct HostConfig {
     pub local: bool,
     /// Most frames per second sent to a device.
     pub target_fps: u32,
+    /// Bytes of meshes kept in memory.
+    pub mesh_cache_bytes: u64,
+    /// Bytes of GPU buffers kept for uploaded models.
+    pub gpu_cache_bytes: u64,
+}
+
+impl HostConfig {
+    /// The bytes of `mib` MiB.
+    pub fn mib(mib: u64) -> u64 {
+        mib.saturating_mul(MIB)
+    }
 }
 
 impl From<RenderHostArgs> for HostConfig {
@@ -120,6 +143,8 @@ impl From<RenderHostArgs> for HostConfig {
             advertise: args.advertise,
             local: args.local,
             target_fps: args.target_fps,
+            mesh_cache_bytes: Self::mib(args.mesh_cache_mb),
+            gpu_cache_bytes: Self::mib(args.gpu_cache_mb),
         }
     }
 }

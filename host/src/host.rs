@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use moka::future::Cache;
 use parallax_core::ModelId;
 use parallax_core::host::{Admission, HostReport};
 use parallax_core::session::SessionSize;
@@ -18,8 +19,6 @@ use crate::worker::RenderWorker;
 
 /// How long a device waits for the coordinator's verdict on its token.
 const ADMISSION_TIMEOUT: Duration = Duration::from_secs(5);
-/// Meshes kept in memory; models are immutable (content-addressed), so a hit is always right.
-const MESH_CACHE: usize = 8;
 
 /// State the render connections share.
 pub struct Host {
@@ -32,9 +31,10 @@ pub struct Host {
     link: Mutex<Option<mpsc::UnboundedSender<HostReport>>>,
     admissions: Mutex<HashMap<u64, oneshot::Sender<Admission>>>,
     next_request: AtomicU64,
-    /// Meshes fetched, by the account whose session asked and the model: a host serves the
-    /// sessions of many accounts over time, and each may load only what its account sees.
-    meshes: Mutex<HashMap<(String, ModelId), Arc<Mesh>>>,
+    /// Meshes fetched, by the account whose session asked and the model (a host serves the
+    /// sessions of many accounts over time, and each may load only what its account sees),
+    /// bounded in bytes. Models never change under their id, so a hit is always right.
+    meshes: Cache<(String, ModelId), Arc<Mesh>>,
     /// Frames sent since the last heartbeat, and the time spent rendering them.
     frames: Mutex<(u32, Duration)>,
     http: reqwest::Client,
@@ -63,7 +63,13 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Host {
     /// A host rendering on `worker` that fetches meshes from the coordinator at `api`
     /// (`http://host:port`) with `secret`.
-    pub(crate) fn new(worker: RenderWorker, target_fps: u32, api: String, secret: String) -> Self {
+    pub(crate) fn new(
+        worker: RenderWorker,
+        target_fps: u32,
+        mesh_cache_bytes: u64,
+        api: String,
+        secret: String,
+    ) -> Self {
         Self {
             worker,
             frame_interval: Duration::from_secs(1) / target_fps.max(1),
@@ -71,7 +77,10 @@ impl Host {
             link: Mutex::new(None),
             admissions: Mutex::new(HashMap::new()),
             next_request: AtomicU64::new(0),
-            meshes: Mutex::new(HashMap::new()),
+            meshes: Cache::builder()
+                .max_capacity(mesh_cache_bytes)
+                .weigher(|_, mesh: &Arc<Mesh>| u32::try_from(mesh.heap_bytes()).unwrap_or(u32::MAX))
+                .build(),
             frames: Mutex::default(),
             http: reqwest::Client::new(),
             api,
@@ -150,10 +159,23 @@ impl Host {
         model: &ModelId,
         size: SessionSize,
     ) -> Result<Arc<Mesh>, String> {
-        let key = (account.to_string(), model.clone());
-        if let Some(mesh) = lock(&self.meshes).get(&key) {
-            return Ok(mesh.clone());
-        }
+        // One download for everyone asking for the same model at once.
+        self.meshes
+            .try_get_with(
+                (account.to_string(), model.clone()),
+                self.fetch(account, model, size),
+            )
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    /// Downloads `model`'s mesh for a session of `account` and `size`.
+    async fn fetch(
+        &self,
+        account: &str,
+        model: &ModelId,
+        size: SessionSize,
+    ) -> Result<Arc<Mesh>, String> {
         let url = format!("{}/v1/hosts/models/{}/mesh", self.api, model);
         let response = self
             .http
@@ -178,13 +200,7 @@ impl Host {
         let mesh = tokio::task::spawn_blocking(move || Mesh::from_bytes(&bytes))
             .await
             .map_err(|e| format!("reading the model failed: {e}"))??;
-        let mesh = Arc::new(mesh);
-        let mut meshes = lock(&self.meshes);
-        if meshes.len() >= MESH_CACHE {
-            meshes.clear();
-        }
-        meshes.insert(key, mesh.clone());
-        Ok(mesh)
+        Ok(Arc::new(mesh))
     }
 
     fn device_connected(&self) -> bool {

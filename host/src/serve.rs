@@ -20,7 +20,7 @@ const RECONNECT_DELAY: Duration = Duration::from_secs(2);
 
 /// Runs a host until `shutdown`, or until its coordinator goes away if it is `local`.
 pub async fn run(config: HostConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let worker = RenderWorker::start().await;
+    let worker = RenderWorker::start(config.gpu_cache_bytes).await;
     let adapter = match worker
         .adapter()
         .unwrap_or(&Err("no device was opened".into()))
@@ -44,6 +44,7 @@ pub async fn run(config: HostConfig, shutdown: CancellationToken) -> anyhow::Res
     let host = Arc::new(Host::new(
         worker,
         config.target_fps,
+        config.mesh_cache_bytes,
         api,
         config.secret.clone(),
     ));
@@ -73,7 +74,8 @@ pub async fn run(config: HostConfig, shutdown: CancellationToken) -> anyhow::Res
             break Ok(());
         }
         tokio::select! {
-            () = tokio::time::sleep(RECONNECT_DELAY) => {}
+            // 1 to 2 s, so the hosts of a restarted coordinator do not all register at once.
+            () = tokio::time::sleep(RECONNECT_DELAY / 2 + RECONNECT_DELAY.mul_f64(rand::random::<f64>() / 2.0)) => {}
             () = shutdown.cancelled() => break Ok(()),
         }
     };

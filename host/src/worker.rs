@@ -1,11 +1,11 @@
 //! The render thread: owns the wgpu device and turns "model X from this pose" into JPEG frames
 //! (and catalog thumbnails into PNG). GPU readback blocks, so it never runs on the async runtime.
 
-use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use glam::Mat4;
+use lru::LruCache;
 use parallax_core::ModelId;
 use parallax_render::{GpuModel, Mesh, RenderError, Renderer, View, encode_jpeg, encode_png};
 use tokio::sync::{mpsc, oneshot};
@@ -14,8 +14,6 @@ const JPEG_QUALITY: u8 = 80;
 /// Size of catalog thumbnails (4:3, like the tablet's cards).
 pub const THUMBNAIL_WIDTH: u32 = 480;
 pub const THUMBNAIL_HEIGHT: u32 = 360;
-/// Models kept uploaded on the GPU; beyond this the cache starts over.
-const GPU_CACHE: usize = 16;
 
 /// What a job wants back.
 #[derive(Debug, Clone, Copy)]
@@ -78,8 +76,8 @@ fn open(adapter: &OnceLock<Result<String, String>>) -> Result<Renderer, RenderEr
 impl RenderWorker {
     /// Starts the render thread and waits until its device is open (or failed to open): for a
     /// render host, whose device is its reason to exist.
-    pub async fn start() -> Self {
-        let (worker, opened) = Self::spawn(true);
+    pub async fn start(gpu_cache_bytes: u64) -> Self {
+        let (worker, opened) = Self::spawn(true, gpu_cache_bytes);
         let _ = opened.await;
         if worker.adapter.get().is_none() {
             let _ = worker
@@ -92,11 +90,11 @@ impl RenderWorker {
     /// Starts the render thread; the device opens with the first job (the coordinator's
     /// thumbnails), so a coordinator that never renders never loads a GPU driver (lavapipe's
     /// LLVM alone is 45 MiB resident).
-    pub fn start_lazy() -> Self {
-        Self::spawn(false).0
+    pub fn start_lazy(gpu_cache_bytes: u64) -> Self {
+        Self::spawn(false, gpu_cache_bytes).0
     }
 
-    fn spawn(open_now: bool) -> (Self, oneshot::Receiver<()>) {
+    fn spawn(open_now: bool, gpu_cache_bytes: u64) -> (Self, oneshot::Receiver<()>) {
         let (jobs, mut queue) = mpsc::channel::<Job>(64);
         let (opened, on_open) = oneshot::channel();
         let adapter = Arc::new(OnceLock::new());
@@ -106,7 +104,7 @@ impl RenderWorker {
             .spawn(move || {
                 let mut renderer = open_now.then(|| open(&cell));
                 let _ = opened.send(());
-                let mut uploaded: HashMap<ModelId, GpuModel> = HashMap::new();
+                let mut uploaded = GpuCache::new(gpu_cache_bytes);
                 while let Some(job) = queue.blocking_recv() {
                     let result = match renderer.get_or_insert_with(|| open(&cell)) {
                         Ok(renderer) => render_job(renderer, &mut uploaded, &job),
@@ -181,23 +179,54 @@ impl RenderWorker {
     }
 }
 
+/// Models uploaded to the GPU, least recently drawn first out once their buffers pass a budget
+/// in bytes. The model being drawn always stays, even alone over the budget.
+struct GpuCache {
+    models: LruCache<ModelId, GpuModel>,
+    bytes: u64,
+    budget: u64,
+}
+
+impl GpuCache {
+    fn new(budget: u64) -> Self {
+        Self {
+            models: LruCache::unbounded(),
+            bytes: 0,
+            budget,
+        }
+    }
+
+    /// Model `id` on the GPU, uploading `mesh` if it is not there yet.
+    fn get_or_upload(
+        &mut self,
+        renderer: &mut Renderer,
+        id: &ModelId,
+        mesh: &Mesh,
+    ) -> Result<&GpuModel, String> {
+        if !self.models.contains(id) {
+            let gpu = renderer.upload(mesh).map_err(|e| e.to_string())?;
+            self.bytes += gpu.gpu_bytes();
+            while self.bytes > self.budget
+                && let Some((_, evicted)) = self.models.pop_lru()
+            {
+                self.bytes -= evicted.gpu_bytes();
+            }
+            self.models.put(id.clone(), gpu);
+        }
+        self.models
+            .get(id)
+            .ok_or_else(|| "the model left the GPU cache".to_string())
+    }
+}
+
 fn render_job(
     renderer: &mut Renderer,
-    uploaded: &mut HashMap<ModelId, GpuModel>,
+    uploaded: &mut GpuCache,
     job: &Job,
 ) -> Result<Vec<u8>, String> {
     let started = Instant::now();
     let model = match &job.model {
-        Some((id, mesh)) => {
-            if !uploaded.contains_key(id) && uploaded.len() >= GPU_CACHE {
-                uploaded.clear();
-            }
-            if !uploaded.contains_key(id) {
-                let gpu = renderer.upload(mesh).map_err(|e| e.to_string())?;
-                uploaded.insert(id.clone(), gpu);
-            }
-            Some(&uploaded[id])
-        }
+        Some((id, mesh)) => Some(uploaded.get_or_upload(renderer, id, mesh)?),
         None => None,
     };
     let (view, transform) = match job.output {
@@ -224,4 +253,46 @@ fn render_job(
         "frame rendered"
     );
     Ok(encoded)
+}
+
+#[cfg(test)]
+mod tests {
+    use parallax_render::samples;
+
+    use super::*;
+
+    #[test]
+    fn the_gpu_cache_keeps_to_its_budget_least_recently_drawn_out_first() {
+        let Ok(mut renderer) = Renderer::new() else {
+            panic!("no GPU adapter: install Mesa's lavapipe (scripts/setup.sh)");
+        };
+        let (gear, shaft, bracket) = (samples::gear(), samples::shaft(), samples::bracket());
+        let size = |mesh: &Mesh| renderer.upload(mesh).unwrap().gpu_bytes();
+        let (gear_bytes, shaft_bytes) = (size(&gear), size(&shaft));
+        // Room for the gear and the shaft, not for a third.
+        let mut cache = GpuCache::new(gear_bytes + shaft_bytes);
+        let (g, s, b) = (ModelId::new("g"), ModelId::new("s"), ModelId::new("b"));
+        cache.get_or_upload(&mut renderer, &g, &gear).unwrap();
+        cache.get_or_upload(&mut renderer, &s, &shaft).unwrap();
+        cache.get_or_upload(&mut renderer, &g, &gear).unwrap();
+        assert_eq!(cache.models.len(), 2);
+        cache.get_or_upload(&mut renderer, &b, &bracket).unwrap();
+        assert!(
+            cache.bytes <= cache.budget,
+            "{} > {}",
+            cache.bytes,
+            cache.budget
+        );
+        assert!(cache.models.contains(&b), "the model being drawn stays");
+        assert!(
+            !cache.models.contains(&s),
+            "the least recently drawn went first"
+        );
+        // One model over the whole budget is still drawn, alone.
+        let mut tiny = GpuCache::new(1);
+        tiny.get_or_upload(&mut renderer, &g, &gear).unwrap();
+        tiny.get_or_upload(&mut renderer, &s, &shaft).unwrap();
+        assert_eq!(tiny.models.len(), 1);
+        assert!(tiny.models.contains(&s));
+    }
 }

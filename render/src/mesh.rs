@@ -84,6 +84,18 @@ impl Mesh {
         (self.indices.len() / 3) as u64
     }
 
+    /// About how much memory the mesh holds, in bytes: what a cache bounded in bytes weighs it by.
+    pub fn heap_bytes(&self) -> u64 {
+        let vertices = self.vertices.capacity() * std::mem::size_of::<Vertex>();
+        let indices = self.indices.capacity() * std::mem::size_of::<u32>();
+        let parts: usize = self
+            .parts
+            .iter()
+            .map(|p| std::mem::size_of::<Part>() + p.name.capacity())
+            .sum();
+        (std::mem::size_of::<Self>() + vertices + indices + parts) as u64
+    }
+
     /// Triangles pushed from now on belong to part `name`. A part that got no triangles is
     /// replaced rather than kept empty.
     pub fn begin_part(&mut self, name: impl Into<String>) {

@@ -78,6 +78,13 @@ pub struct GpuModel {
     cull: Cull,
 }
 
+impl GpuModel {
+    /// The GPU memory its buffers take, in bytes: what a cache bounded in bytes weighs it by.
+    pub fn gpu_bytes(&self) -> u64 {
+        self.vertices.size() + self.indices.size()
+    }
+}
+
 /// Which triangles a model never shows, so the rasteriser may skip them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Cull {

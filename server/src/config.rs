@@ -70,6 +70,9 @@ pub struct ServeArgs {
     /// The secret render hosts register with (default: one made and kept in the database).
     #[arg(long, env = "PARALLAX_HOST_SECRET", hide_env_values = true)]
     pub host_secret: Option<String>,
+    /// Memory for imported meshes of uploads, in MiB; the least recently used go first.
+    #[arg(long, env = "PARALLAX_MESH_CACHE_MB", default_value_t = 512)]
+    pub mesh_cache_mb: u64,
     /// A bearer token `/metrics` requires (default: none; it holds counts, no names).
     #[arg(long, env = "PARALLAX_METRICS_TOKEN", hide_env_values = true)]
     pub metrics_token: Option<String>,

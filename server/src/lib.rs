@@ -101,6 +101,7 @@ pub async fn serve(
         ),
         host_secret: args.host_secret.clone(),
         metrics_token: args.metrics_token.clone(),
+        mesh_cache_bytes: args.mesh_cache_mb.saturating_mul(1024 * 1024),
     };
     let state = AppState::open(&args.data.path, &options).await?;
     let listener = TcpListener::bind(args.addr)

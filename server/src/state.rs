@@ -80,6 +80,11 @@ pub(crate) async fn open_store(data_dir: &Path) -> anyhow::Result<Store> {
     store
 }
 
+/// Memory the catalog keeps for uploads' meshes unless told otherwise (`--mesh-cache-mb`).
+pub const DEFAULT_MESH_CACHE_BYTES: u64 = 512 * 1024 * 1024;
+/// GPU memory the coordinator's thumbnail renderer keeps for models: each is drawn once or twice.
+const THUMBNAIL_GPU_CACHE_BYTES: u64 = 64 * 1024 * 1024;
+
 /// How a coordinator is set up, beyond its data dir.
 #[derive(Clone)]
 pub struct Options {
@@ -95,6 +100,8 @@ pub struct Options {
     pub host_secret: Option<String>,
     /// A bearer token `/metrics` requires; `None` serves it to anyone who reaches the address.
     pub metrics_token: Option<String>,
+    /// Bytes of uploads' meshes the catalog keeps in memory.
+    pub mesh_cache_bytes: u64,
 }
 
 impl Options {
@@ -108,6 +115,7 @@ impl Options {
             hosts: HostMode::Tasks,
             host_secret: None,
             metrics_token: None,
+            mesh_cache_bytes: DEFAULT_MESH_CACHE_BYTES,
         }
     }
 }
@@ -124,6 +132,7 @@ impl AppState {
             hosts,
             host_secret,
             metrics_token,
+            mesh_cache_bytes,
         } = options;
         let store = open_store(data_dir).await?;
         let shutdown = CancellationToken::new();
@@ -142,9 +151,9 @@ impl AppState {
         )
         .await
         .context("restoring render sessions")?;
-        let renderer = RenderWorker::start_lazy();
+        let renderer = RenderWorker::start_lazy(THUMBNAIL_GPU_CACHE_BYTES);
         let catalog = Arc::new(
-            Catalog::open(data_dir, store.clone(), renderer.clone())
+            Catalog::open(data_dir, store.clone(), renderer.clone(), *mesh_cache_bytes)
                 .await
                 .context("opening the model catalog")?,
         );

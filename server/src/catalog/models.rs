@@ -11,8 +11,9 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
+use moka::future::Cache;
 use parallax_core::{ModelId, ModelSummary};
 use parallax_host::RenderWorker;
 use parallax_render::samples::SAMPLES;
@@ -60,8 +61,11 @@ pub struct Catalog {
     dir: PathBuf,
     store: Store,
     renderer: RenderWorker,
-    /// Meshes by model, samples from the start, uploads once first needed.
-    meshes: Mutex<HashMap<ModelId, Arc<Mesh>>>,
+    /// The samples' meshes: small, built at start, always kept.
+    samples: HashMap<ModelId, Arc<Mesh>>,
+    /// Uploads' meshes once first needed, bounded in bytes (least recently used out first);
+    /// two requests for the same model at once import it once.
+    meshes: Cache<ModelId, Arc<Mesh>>,
 }
 
 impl Catalog {
@@ -70,10 +74,11 @@ impl Catalog {
         data_dir: &std::path::Path,
         store: Store,
         renderer: RenderWorker,
+        mesh_cache_bytes: u64,
     ) -> Result<Self, CatalogError> {
         let dir = data_dir.join("models");
         tokio::fs::create_dir_all(&dir).await?;
-        let mut meshes = HashMap::new();
+        let mut samples = HashMap::new();
         for sample in SAMPLES {
             let mesh = (sample.build)();
             let summary = ModelSummary {
@@ -82,13 +87,17 @@ impl Catalog {
                 triangles: mesh.triangles(),
             };
             store.upsert_model(&summary, ModelSource::Sample).await?;
-            meshes.insert(summary.id, Arc::new(mesh));
+            samples.insert(summary.id, Arc::new(mesh));
         }
         Ok(Self {
             dir,
             store,
             renderer,
-            meshes: Mutex::new(meshes),
+            samples,
+            meshes: Cache::builder()
+                .max_capacity(mesh_cache_bytes)
+                .weigher(|_, mesh: &Arc<Mesh>| u32::try_from(mesh.heap_bytes()).unwrap_or(u32::MAX))
+                .build(),
         })
     }
 
@@ -193,14 +202,14 @@ impl Catalog {
             // Uploaded twice at the same moment: the other one stored it.
             return Ok((Added::Existing, self.get(&id, owner).await?));
         }
-        self.cache().insert(id, mesh);
+        self.meshes.insert(id, mesh).await;
         Ok((Added::New, record))
     }
 
     /// The mesh of `record` (as [`Catalog::get`] gave it), importing it from disk the first time.
     pub async fn mesh(&self, record: &ModelRecord) -> Result<Arc<Mesh>, CatalogError> {
         let id = &record.summary.id;
-        if let Some(mesh) = self.cache().get(id) {
+        if let Some(mesh) = self.samples.get(id) {
             return Ok(mesh.clone());
         }
         let file = record
@@ -208,12 +217,17 @@ impl Catalog {
             .as_ref()
             .ok_or_else(|| CatalogError::UnknownModel(id.clone()))?;
         let path = self.folder(record).join(file);
-        let imported = tokio::task::spawn_blocking(move || parallax_render::import_file(&path))
+        self.meshes
+            .try_get_with(id.clone(), async move {
+                let imported =
+                    tokio::task::spawn_blocking(move || parallax_render::import_file(&path))
+                        .await
+                        .map_err(|e| format!("the importer failed: {e}"))?
+                        .map_err(|e| e.to_string())?;
+                Ok::<_, String>(Arc::new(imported.mesh))
+            })
             .await
-            .map_err(|e| CatalogError::Render(format!("the importer failed: {e}")))??;
-        let mesh = Arc::new(imported.mesh);
-        self.cache().insert(id.clone(), mesh.clone());
-        Ok(mesh)
+            .map_err(|e| CatalogError::Render(format!("reading a stored model: {e}")))
     }
 
     /// The PNG thumbnail of `record`, rendered once and kept on disk.
@@ -253,7 +267,7 @@ impl Catalog {
             });
         }
         self.store.delete_upload(id).await?;
-        self.cache().remove(id);
+        self.meshes.invalidate(id).await;
         let content = record.content_id.as_deref().unwrap_or(id.as_str());
         if self.store.content_in_use(content).await? {
             return Ok(());
@@ -262,9 +276,5 @@ impl Catalog {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
             _ => Ok(()),
         }
-    }
-
-    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<ModelId, Arc<Mesh>>> {
-        self.meshes.lock().unwrap_or_else(|p| p.into_inner())
     }
 }

@@ -11,6 +11,7 @@ use std::time::Duration;
 use parallax_core::pool::HostId;
 use parallax_core::session::SessionSize;
 use parallax_host::HostConfig;
+use parallax_host::config::{DEFAULT_GPU_CACHE_MB, DEFAULT_MESH_CACHE_MB};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -115,6 +116,10 @@ impl Launcher {
                 advertise: None,
                 local: true,
                 target_fps: DEFAULT_TARGET_FPS,
+                // A host process reads its own from the environment it inherits
+                // (`PARALLAX_HOST_MESH_CACHE_MB`, `PARALLAX_HOST_GPU_CACHE_MB`).
+                mesh_cache_bytes: HostConfig::mib(DEFAULT_MESH_CACHE_MB),
+                gpu_cache_bytes: HostConfig::mib(DEFAULT_GPU_CACHE_MB),
             };
             tracing::info!(host = %id, %size, "starting render host");
             let deadline = {

@@ -7,6 +7,8 @@ use std::collections::VecDeque;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
+use hdrhistogram::Histogram;
+
 use parallax_core::time::Timestamp;
 use serde::Serialize;
 use serde_json::Value;
@@ -15,8 +17,8 @@ use serde_json::Value;
 pub const INTERVAL: Duration = Duration::from_secs(30);
 /// Samples kept: one hour.
 const KEPT: usize = 120;
-/// Measurements kept between two samples; beyond this a sample is made of the first ones.
-const WINDOW_CAP: usize = 100_000;
+/// Longest measurement told apart, in µs (an hour); longer ones count as this.
+const LONGEST_US: u64 = 3_600_000_000;
 
 /// Percentiles of what was measured within one interval, in ms.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -28,21 +30,18 @@ pub struct Spread {
 }
 
 impl Spread {
-    /// Nearest-rank percentiles; `None` when nothing was measured.
-    fn of(values: &mut [f32]) -> Option<Self> {
-        if values.is_empty() {
+    /// Percentiles of what `measured` holds (µs, to three significant digits), in ms; `None`
+    /// when nothing was measured.
+    fn of(measured: &Histogram<u64>) -> Option<Self> {
+        if measured.is_empty() {
             return None;
         }
-        values.sort_by(f32::total_cmp);
-        let rank = |p: f32| {
-            let n = values.len();
-            values[((p * n as f32).ceil() as usize).clamp(1, n) - 1]
-        };
+        let ms = |us: u64| us as f32 / 1000.0;
         Some(Self {
-            count: values.len(),
-            p50: rank(0.50),
-            p95: rank(0.95),
-            max: values[values.len() - 1],
+            count: usize::try_from(measured.len()).unwrap_or(usize::MAX),
+            p50: ms(measured.value_at_quantile(0.50)),
+            p95: ms(measured.value_at_quantile(0.95)),
+            max: ms(measured.max()),
         })
     }
 }
@@ -58,10 +57,24 @@ pub struct Sample {
     pub frame_ms: Option<Spread>,
 }
 
-#[derive(Default)]
+/// What was measured since the last sample: every measurement counts, in a fixed amount of
+/// memory (a histogram, not a list), however many members and hosts report.
 struct Window {
-    broadcast_ms: Vec<f32>,
-    frame_ms: Vec<f32>,
+    broadcast: Histogram<u64>,
+    frame: Histogram<u64>,
+}
+
+impl Default for Window {
+    fn default() -> Self {
+        let histogram = || {
+            Histogram::new_with_bounds(1, LONGEST_US, 3)
+                .expect("the bounds and precision are valid")
+        };
+        Self {
+            broadcast: histogram(),
+            frame: histogram(),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -76,39 +89,37 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-fn record(values: &mut Vec<f32>, value: Duration) {
-    if values.len() < WINDOW_CAP {
-        values.push(value.as_secs_f32() * 1000.0);
-    }
+fn record(measured: &mut Histogram<u64>, value: Duration) {
+    let us = u64::try_from(value.as_micros()).unwrap_or(u64::MAX);
+    measured.saturating_record(us.clamp(1, LONGEST_US));
 }
 
 impl History {
     /// A space event reached its member's socket `took` after its write.
     pub fn delivered(&self, took: Duration) {
-        record(&mut lock(&self.window).broadcast_ms, took);
+        record(&mut lock(&self.window).broadcast, took);
     }
 
     /// A host rendered its frames in `took` each, on average, since its last heartbeat.
     pub fn frame(&self, took: Duration) {
-        record(&mut lock(&self.window).frame_ms, took);
+        record(&mut lock(&self.window).frame, took);
     }
 
     /// The sample for `at`: `pool` now, and what was measured since the last sample (which
     /// `close` ends, starting the next interval).
     fn sample(&self, at: Timestamp, pool: Value, close: bool) -> Sample {
         let mut window = lock(&self.window);
-        let (mut broadcast, mut frame) = if close {
-            let taken = std::mem::take(&mut *window);
-            (taken.broadcast_ms, taken.frame_ms)
-        } else {
-            (window.broadcast_ms.clone(), window.frame_ms.clone())
-        };
+        let (broadcast_ms, frame_ms) = (Spread::of(&window.broadcast), Spread::of(&window.frame));
+        if close {
+            window.broadcast.reset();
+            window.frame.reset();
+        }
         drop(window);
         Sample {
             at: at.as_millis(),
             pool,
-            broadcast_ms: Spread::of(&mut broadcast),
-            frame_ms: Spread::of(&mut frame),
+            broadcast_ms,
+            frame_ms,
         }
     }
 
@@ -135,14 +146,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn spreads_are_nearest_rank_percentiles() {
-        let mut values: Vec<f32> = (1..=100).rev().map(|v| v as f32).collect();
-        let spread = Spread::of(&mut values).unwrap();
-        assert_eq!(
-            (spread.count, spread.p50, spread.p95, spread.max),
-            (100, 50.0, 95.0, 100.0)
-        );
-        assert_eq!(Spread::of(&mut []), None);
+    fn spreads_are_percentiles_of_every_measurement_to_three_digits() {
+        let mut window = Window::default();
+        // Far more than a list would have kept; every one counts.
+        for _ in 0..3 {
+            for ms in (1..=100_000).rev() {
+                record(&mut window.broadcast, Duration::from_micros(ms * 10));
+            }
+        }
+        let spread = Spread::of(&window.broadcast).unwrap();
+        assert_eq!(spread.count, 300_000);
+        let near = |got: f32, want: f32| (got - want).abs() <= want * 0.001;
+        assert!(near(spread.p50, 500.0), "{spread:?}");
+        assert!(near(spread.p95, 950.0), "{spread:?}");
+        assert!(near(spread.max, 1000.0), "{spread:?}");
+        assert_eq!(Spread::of(&Window::default().frame), None);
     }
 
     #[test]
@@ -152,8 +170,9 @@ mod tests {
         history.frame(Duration::from_millis(6));
         history.take_sample(Timestamp::from_millis(0), Value::Null);
         let first = &history.last_hour(Timestamp::from_millis(1), Value::Null)[0];
-        assert_eq!(first.broadcast_ms.map(|s| s.p50), Some(4.0));
-        assert_eq!(first.frame_ms.map(|s| s.max), Some(6.0));
+        let near = |got: Option<f32>, want: f32| got.is_some_and(|g| (g - want).abs() < 0.01);
+        assert!(near(first.broadcast_ms.map(|s| s.p50), 4.0), "{first:?}");
+        assert!(near(first.frame_ms.map(|s| s.max), 6.0), "{first:?}");
         for n in 1..=200 {
             history.take_sample(Timestamp::from_millis(n), Value::Null);
         }
