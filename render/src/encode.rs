@@ -13,6 +13,10 @@ pub enum EncodeError {
     Jpeg(#[from] EncodingError),
     #[error("PNG encoding failed: {0}")]
     Png(#[from] png::EncodingError),
+    #[error("PNG decoding failed: {0}")]
+    PngDecoding(#[from] png::DecodingError),
+    #[error("the PNG is not 8-bit RGBA, as Parallax writes them")]
+    NotRgba,
 }
 
 /// Encodes `image` as a baseline JPEG at `quality` (clamped to 1..=100).
@@ -47,4 +51,23 @@ pub fn encode_png(image: &RgbaImage) -> Result<Vec<u8>, EncodeError> {
     writer.write_image_data(&image.pixels)?;
     writer.finish()?;
     Ok(out)
+}
+
+/// Decodes a PNG that [`encode_png`] wrote (8-bit RGBA): how tests and tools read back
+/// thumbnails and `parallax render`'s images.
+pub fn decode_png(bytes: &[u8]) -> Result<RgbaImage, EncodeError> {
+    let decoder = png::Decoder::new(std::io::Cursor::new(bytes));
+    let mut reader = decoder.read_info()?;
+    let size = reader.output_buffer_size().ok_or(EncodeError::NotRgba)?;
+    let mut pixels = vec![0; size];
+    let info = reader.next_frame(&mut pixels)?;
+    if info.color_type != png::ColorType::Rgba || info.bit_depth != png::BitDepth::Eight {
+        return Err(EncodeError::NotRgba);
+    }
+    pixels.truncate(info.buffer_size());
+    Ok(RgbaImage {
+        width: info.width,
+        height: info.height,
+        pixels,
+    })
 }

@@ -22,7 +22,7 @@ pub mod renderer;
 pub mod samples;
 
 pub use camera::View;
-pub use encode::{EncodeError, encode_jpeg, encode_png};
+pub use encode::{EncodeError, decode_png, encode_jpeg, encode_png};
 pub use import::{Format, ImportError, ImportedModel, import, import_file};
 pub use mesh::{Bounds, Mesh, Orientation, Part, Vertex};
 pub use renderer::{GpuModel, RenderError, Renderer, RgbaImage};

@@ -61,6 +61,53 @@ impl RgbaImage {
         total as f64 / self.pixels.len().max(1) as f64
     }
 
+    /// The share (0–1) of pixels with a colour channel more than `threshold` (0–255) away from
+    /// the same pixel of `other`, an image of the same size. Unlike a mean over the whole frame,
+    /// a part missing from a mostly empty frame shows up here in full.
+    pub fn share_differing(&self, other: &RgbaImage, threshold: u8) -> f64 {
+        assert_eq!(
+            (self.width, self.height),
+            (other.width, other.height),
+            "images of one size"
+        );
+        let differing = self
+            .pixels
+            .chunks_exact(4)
+            .zip(other.pixels.chunks_exact(4))
+            .filter(|(a, b)| {
+                a[..3]
+                    .iter()
+                    .zip(&b[..3])
+                    .any(|(x, y)| x.abs_diff(*y) > threshold)
+            })
+            .count();
+        differing as f64 / (self.width as f64 * self.height as f64).max(1.0)
+    }
+
+    /// The share (0–1) of pixels that are not the background ([`CLEAR_COLOR`]): how much of the
+    /// frame the model covers. An empty frame covers nothing.
+    pub fn coverage(&self) -> f64 {
+        let encode = |c: f64| {
+            let s = if c <= 0.003_130_8 {
+                c * 12.92
+            } else {
+                1.055 * c.powf(1.0 / 2.4) - 0.055
+            };
+            (s * 255.0).round() as u8
+        };
+        let clear = [
+            encode(CLEAR_COLOR.r),
+            encode(CLEAR_COLOR.g),
+            encode(CLEAR_COLOR.b),
+        ];
+        let covered = self
+            .pixels
+            .chunks_exact(4)
+            .filter(|p| p[..3].iter().zip(clear).any(|(a, b)| a.abs_diff(b) > 6))
+            .count();
+        covered as f64 / (self.width as f64 * self.height as f64).max(1.0)
+    }
+
     pub fn pixel(&self, x: u32, y: u32) -> [u8; 4] {
         let at = ((y * self.width + x) * 4) as usize;
         self.pixels[at..at + 4].try_into().expect("4 bytes")

@@ -3,7 +3,6 @@
 //! different.
 
 use glam::Mat4;
-use parallax_render::renderer::CLEAR_COLOR;
 use parallax_render::{Renderer, RgbaImage, View, encode_jpeg, samples};
 
 const WIDTH: u32 = 640;
@@ -14,29 +13,6 @@ fn render(renderer: &mut Renderer, id: &str) -> RgbaImage {
     let model = renderer.upload(&(sample.build)()).unwrap();
     let view = View::framing(&model.bounds, WIDTH, HEIGHT);
     renderer.render(&model, Mat4::IDENTITY, &view).unwrap()
-}
-
-/// Fraction of pixels that are not the clear colour.
-fn coverage(image: &RgbaImage) -> f64 {
-    let clear = srgb_of(CLEAR_COLOR);
-    let covered = image
-        .pixels
-        .chunks_exact(4)
-        .filter(|p| p[..3].iter().zip(clear).any(|(a, b)| a.abs_diff(b) > 6))
-        .count();
-    covered as f64 / (image.width * image.height) as f64
-}
-
-fn srgb_of(color: wgpu::Color) -> [u8; 3] {
-    let encode = |c: f64| {
-        let s = if c <= 0.003_130_8 {
-            c * 12.92
-        } else {
-            1.055 * c.powf(1.0 / 2.4) - 0.055
-        };
-        (s * 255.0).round() as u8
-    };
-    [encode(color.r), encode(color.g), encode(color.b)]
 }
 
 #[test]
@@ -51,7 +27,7 @@ fn sample_models_render_visibly_and_distinctly() {
 
     // Framing fits the part to the view, so it fills a good share of the frame but not all of it.
     for (name, image) in [("gear", &gear), ("bracket", &bracket)] {
-        let covered = coverage(image);
+        let covered = image.coverage();
         assert!(
             (0.05..0.95).contains(&covered),
             "{name} covers {covered:.3} of the frame"
@@ -59,7 +35,12 @@ fn sample_models_render_visibly_and_distinctly() {
     }
     // The corner is background: the clear colour, as sRGB.
     let corner = gear.pixel(0, 0);
-    assert_eq!(corner[..3], srgb_of(CLEAR_COLOR));
+    let corner = RgbaImage {
+        width: 1,
+        height: 1,
+        pixels: corner.to_vec(),
+    };
+    assert_eq!(corner.coverage(), 0.0, "{:?}", corner.pixels);
 
     let difference = gear.mean_difference(&bracket);
     assert!(

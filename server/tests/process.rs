@@ -403,26 +403,39 @@ fn render_writes_an_image_of_a_model_file_and_refuses_a_broken_one() {
     let dir = tempfile::tempdir().unwrap();
     let model = dir.path().join("gear.stl");
     std::fs::write(&model, parallax_render::samples::gear().to_binary_stl()).unwrap();
-    let output = dir.path().join("gear.png");
-    let status = Command::new(env!("CARGO_BIN_EXE_parallax"))
-        .args([
-            "render",
-            model.to_str().unwrap(),
-            "--output",
-            output.to_str().unwrap(),
-            "--size",
-            "320x240",
-            "--view",
-            "top",
-        ])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let png = std::fs::read(&output).unwrap();
-    assert_eq!(&png[1..4], b"PNG");
-    // IHDR: width and height, big-endian, right after the signature and chunk header.
-    assert_eq!(u32::from_be_bytes(png[16..20].try_into().unwrap()), 320);
-    assert_eq!(u32::from_be_bytes(png[20..24].try_into().unwrap()), 240);
+    let render = |view: &str| {
+        let output = dir.path().join(format!("gear-{view}.png"));
+        let status = Command::new(env!("CARGO_BIN_EXE_parallax"))
+            .args([
+                "render",
+                model.to_str().unwrap(),
+                "--output",
+                output.to_str().unwrap(),
+                "--size",
+                "320x240",
+                "--view",
+                view,
+            ])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        parallax_render::decode_png(&std::fs::read(&output).unwrap()).expect("a PNG")
+    };
+    let (top, front) = (render("top"), render("front"));
+    assert_eq!((top.width, top.height), (320, 240));
+    // The gear is in the picture, and seen from where it was asked: from the top its round face
+    // fills the frame, from the front only its rim (a band) does.
+    let (top_covered, front_covered) = (top.coverage(), front.coverage());
+    assert!(top_covered > 0.2, "top: {top_covered:.3}");
+    assert!(front_covered > 0.02, "front: {front_covered:.3}");
+    assert!(
+        top_covered > front_covered * 1.5,
+        "top {top_covered:.3} vs front {front_covered:.3}"
+    );
+    assert!(
+        top.share_differing(&front, 24) > 0.1,
+        "two views, two pictures"
+    );
 
     let broken = dir.path().join("broken.glb");
     std::fs::write(&broken, br#"{"asset":{"version":"2.0"}}"#).unwrap();

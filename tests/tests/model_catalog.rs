@@ -28,14 +28,6 @@ fn files_named(dir: &tempfile::TempDir, name: &str) -> usize {
         .count()
 }
 
-fn decode_png_size(png: &[u8]) -> (u32, u32) {
-    assert_eq!(&png[1..4], b"PNG");
-    (
-        u32::from_be_bytes(png[16..20].try_into().unwrap()),
-        u32::from_be_bytes(png[20..24].try_into().unwrap()),
-    )
-}
-
 #[tokio::test]
 async fn an_uploaded_model_is_stored_once_thumbnailed_and_listed() {
     let (dir, server, arr) = signed_in(TestServer::options).await;
@@ -76,11 +68,13 @@ async fn an_uploaded_model_is_stored_once_thumbnailed_and_listed() {
         .unwrap();
     assert_eq!(thumbnail.headers()["content-type"], "image/png");
     let png = thumbnail.bytes().await.unwrap();
-    assert_eq!(decode_png_size(&png), (480, 360));
+    let picture = parallax_render::decode_png(&png).expect("a PNG");
+    assert_eq!((picture.width, picture.height), (480, 360));
+    // The gear itself, framed: a good share of the picture, not an empty background.
+    let covered = picture.coverage();
     assert!(
-        png.len() > 2_000,
-        "a real picture, not a blank one ({} bytes)",
-        png.len()
+        (0.1..0.9).contains(&covered),
+        "the gear covers {covered:.3}"
     );
     server.stop().await;
 }
