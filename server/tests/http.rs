@@ -103,7 +103,9 @@ async fn the_console_pages_are_server_rendered_and_hydrate() {
     let dir = tempfile::tempdir().unwrap();
     let state = state(&dir).await;
     for (path, marker) in [
-        ("/", "Render pool"),
+        // Each page's own content, not the top bar every page shares.
+        ("/", "<h2>New space</h2>"),
+        ("/spaces", "Create space"),
         ("/sign-in", r#"name="account""#),
         ("/headset", "Join code"),
         ("/join?code=123456", r#"value="123456""#),

@@ -115,7 +115,11 @@ async fn the_load_generator_counts_every_selection_at_every_device() {
     assert!(broadcast.p50 > 0.0 && broadcast.p50 <= broadcast.max);
     assert_eq!(report.frame_ms, None, "no render connections, no frames");
     // The space it created is gone once everyone left (sessionEmpty 0).
-    assert!(coordinator.space("load").await.is_err());
+    let gone = coordinator.space("load").await;
+    assert!(
+        matches!(gone, Err(ClientError::NotFound(_))),
+        "not found, not just any error: {gone:?}"
+    );
 
     // Two devices with render sessions: each selection also reaches each device as a frame.
     let config = LoadConfig {
