@@ -386,3 +386,41 @@ async fn a_device_with_another_accounts_token_is_refused_on_every_socket() {
     );
     server.stop().await;
 }
+
+/// `/openapi.json` describes routes that exist, with their methods: every path and method it
+/// names is served (parameter names aside).
+#[tokio::test]
+async fn every_route_in_the_openapi_document_is_served() {
+    let dir = data_dir();
+    let server = TestServer::start(dir.path()).await;
+    let document: Value = reqwest::get(format!("{}/openapi.json", server.url()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let shape = |path: &str| {
+        path.split('/')
+            .map(|s| if s.starts_with('{') { "{}" } else { s })
+            .collect::<Vec<_>>()
+            .join("/")
+    };
+    let served: Vec<(String, String)> = all_routes()
+        .into_iter()
+        .map(|r| (r.method, shape(&r.path)))
+        .collect();
+    let paths = document["paths"].as_object().expect("paths");
+    assert!(paths.len() >= 10, "{paths:?}");
+    for (path, operations) in paths {
+        for method in operations.as_object().unwrap().keys() {
+            let wanted = (method.to_uppercase(), shape(path));
+            // ARR's `/{id}/:stop` is one route with the action as a parameter here.
+            let wanted = (wanted.0, wanted.1.replace("/:stop", "/{}"));
+            assert!(
+                served.contains(&wanted),
+                "{method} {path} is documented, not served"
+            );
+        }
+    }
+    server.stop().await;
+}
