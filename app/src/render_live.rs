@@ -15,7 +15,8 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 use parallax_core::ModelId;
 use parallax_core::device::{
-    DeviceMessage, Extent, HitPolicy, HostMessage, OrbitPose, Placement, Pose, SESSION_TAKEN,
+    DeviceMessage, Extent, HitPolicy, HostMessage, MAX_ZOOM, OrbitPose, Placement, Pose,
+    SESSION_TAKEN,
 };
 use parallax_core::protocol::FrameHeader;
 use serde_json::Value;
@@ -462,7 +463,7 @@ fn on_gesture(state: HeadsetState, camera: &mut Camera, gesture: Gesture) -> Opt
             camera.pose().map(DeviceMessage::Pose)
         }
         Gesture::Zoom(factor) => {
-            camera.zoom = (camera.zoom * factor).clamp(0.2, 8.0);
+            camera.zoom = (camera.zoom * factor).clamp(0.2, MAX_ZOOM);
             camera.pose().map(DeviceMessage::Pose)
         }
         Gesture::Tap(fx, fy) => {

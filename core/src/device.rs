@@ -32,9 +32,15 @@ fn up() -> [f32; 3] {
     [0.0, 1.0, 0.0]
 }
 
+/// The closest [`Pose::orbit`] comes: the camera stays just outside the model's bounding sphere
+/// (at zoom 1 it is 2.7 radii away), so zooming in never puts it inside the part, where a
+/// closed part shows nothing at all.
+pub const MAX_ZOOM: f32 = 2.5;
+
 impl Pose {
     /// A camera on a sphere around `extent` that sees all of it: `azimuth` turns about the
-    /// vertical axis, `elevation` lifts the camera (both in degrees), `zoom` above 1 comes closer.
+    /// vertical axis, `elevation` lifts the camera (both in degrees), `zoom` above 1 comes closer
+    /// (up to [`MAX_ZOOM`]).
     pub fn orbit(extent: &Extent, azimuth: f32, elevation: f32, zoom: f32) -> OrbitPose {
         let center: [f32; 3] = std::array::from_fn(|i| (extent.min[i] + extent.max[i]) * 0.5);
         let half_diagonal = (0..3)
@@ -44,7 +50,7 @@ impl Pose {
             * 0.5;
         let fov_y_degrees = 45.0_f32;
         let distance = half_diagonal.max(1e-3) / (fov_y_degrees.to_radians() * 0.5).sin() * 1.05
-            / zoom.max(0.05);
+            / zoom.clamp(0.05, MAX_ZOOM);
         let (azimuth, elevation) = (
             azimuth.to_radians(),
             elevation.clamp(-89.0, 89.0).to_radians(),
@@ -420,6 +426,11 @@ mod tests {
         );
         let pose = side.pose(3, 320, 240);
         assert_eq!((pose.id, pose.width, pose.problem(4096)), (3, 320, None));
+        // However far one zooms in, the camera stays outside the part's bounding sphere.
+        let closest = Pose::orbit(&extent, 0.0, 0.0, 100.0);
+        let from_center = closest.position[2] - 50.0;
+        assert!(from_center > 86.6, "{from_center}");
+        assert_eq!(closest, Pose::orbit(&extent, 0.0, 0.0, MAX_ZOOM));
     }
 
     #[test]

@@ -154,6 +154,24 @@ test("a tablet creates a space, shows a model to everyone and sees the room live
 });
 
 /** The headset's current frame as PNG pixels, once it shows `model`. */
+/** The share of a headset frame's pixels that are not the renderer's background (its clear
+ * colour, linear (0.018, 0.022, 0.030), as sRGB): how much of the view the model takes up. Read
+ * from the canvas itself; JPEG moves colours a little, hence the margin. */
+async function coverage(page: Page): Promise<number> {
+  return page.locator("canvas.frame").evaluate((canvas: HTMLCanvasElement) => {
+    const context = canvas.getContext("2d")!;
+    const { data } = context.getImageData(0, 0, canvas.width, canvas.height);
+    const [r, g, b] = [36, 41, 48];
+    let covered = 0;
+    for (let i = 0; i < data.length; i += 4) {
+      if (Math.abs(data[i] - r) > 12 || Math.abs(data[i + 1] - g) > 12 || Math.abs(data[i + 2] - b) > 12) {
+        covered++;
+      }
+    }
+    return covered / (data.length / 4);
+  });
+}
+
 async function frameOf(page: Page, model: string): Promise<Buffer> {
   const frame = page.locator("canvas.frame");
   // data-model names the model of the frame drawn on the canvas.
@@ -214,6 +232,7 @@ test("browser headsets follow the tablet on their own render sessions", async ({
 
   // Placement: the tablet turns and enlarges the model; every headset shows it so.
   const before = await Promise.all(headsets.map((h) => h.locator("canvas.frame").getAttribute("data-frame")));
+  const smaller = await Promise.all(headsets.map((h) => coverage(h)));
   const placement = tablet.getByRole("group", { name: "Placement" });
   await placement.getByRole("button", { name: "Turn right" }).click();
   await placement.getByRole("button", { name: "Larger" }).click();
@@ -222,6 +241,8 @@ test("browser headsets follow the tablet on their own render sessions", async ({
     const frame = headsets[i].locator("canvas.frame");
     await expect.poll(async () => Number(await frame.getAttribute("data-frame"))).toBeGreaterThan(Number(before[i]));
     await expect.poll(async () => (await frame.screenshot()).equals(made[i])).toBe(false);
+    // ×1.25 each way: the model takes up more of the view, not less.
+    await expect.poll(() => coverage(headsets[i])).toBeGreaterThan(smaller[i] * 1.2);
   }
 
   // Dragging orbits the camera: a new pose, a new picture of the same model.
@@ -240,7 +261,7 @@ test("browser headsets follow the tablet on their own render sessions", async ({
     }
   })();
   await expect(roster.locator(".member", { hasText: "Headset A" }).locator(".session")).toContainText(
-    /render session Ready · \d+ fps · \d+ ms a frame/,
+    /render session Ready · [1-9]\d* fps · \d+ ms a frame/,
     { timeout: 10_000 },
   );
   await moving;
@@ -250,6 +271,7 @@ test("browser headsets follow the tablet on their own render sessions", async ({
   const pinchFrom = Number(await view.getAttribute("data-frame"));
   await expect.poll(async () => Number(await view.getAttribute("data-frame")), { timeout: 5_000 }).toBeGreaterThan(0);
   const beforePinch = await view.screenshot();
+  const farther = await coverage(headsets[0]);
   await view.evaluate((canvas: HTMLCanvasElement) => {
     const box = canvas.getBoundingClientRect();
     const [x, y] = [box.x + box.width / 2, box.y + box.height / 2];
@@ -268,6 +290,8 @@ test("browser headsets follow the tablet on their own render sessions", async ({
   });
   await expect.poll(async () => Number(await view.getAttribute("data-frame"))).toBeGreaterThan(pinchFrom);
   await expect.poll(async () => (await view.screenshot()).equals(beforePinch)).toBe(false);
+  // Closer, not farther: the model takes up more of the view.
+  await expect.poll(() => coverage(headsets[0])).toBeGreaterThan(farther * 1.1);
   await expect(headsets[0].locator(".hud .picked")).toHaveCount(0);
 
   // The same browser opening its headset page again in a second tab finds its session taken.
