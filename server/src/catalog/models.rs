@@ -203,6 +203,8 @@ impl Catalog {
             return Ok((Added::Existing, self.get(&id, owner).await?));
         }
         self.meshes.insert(id, mesh).await;
+        // moka evicts in batches as it is used; an upload is rare enough to settle it now.
+        self.meshes.run_pending_tasks().await;
         Ok((Added::New, record))
     }
 
