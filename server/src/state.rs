@@ -82,8 +82,9 @@ pub(crate) async fn open_store(data_dir: &Path) -> anyhow::Result<Store> {
 
 /// Memory the catalog keeps for uploads' meshes unless told otherwise (`--mesh-cache-mb`).
 pub const DEFAULT_MESH_CACHE_BYTES: u64 = 512 * 1024 * 1024;
-/// GPU memory the coordinator's thumbnail renderer keeps for models: each is drawn once or twice.
-const THUMBNAIL_GPU_CACHE_BYTES: u64 = 64 * 1024 * 1024;
+/// GPU memory the coordinator's thumbnail renderer keeps for models besides the one it draws: none,
+/// as each is drawn once (thumbnails are kept on disk), and lavapipe's GPU memory is the host's.
+const THUMBNAIL_GPU_CACHE_BYTES: u64 = 0;
 
 /// How a coordinator is set up, beyond its data dir.
 #[derive(Clone)]

@@ -205,6 +205,7 @@ impl Catalog {
         self.meshes.insert(id, mesh).await;
         // moka evicts in batches as it is used; an upload is rare enough to settle it now.
         self.meshes.run_pending_tasks().await;
+        release_freed_memory();
         Ok((Added::New, record))
     }
 
@@ -278,5 +279,18 @@ impl Catalog {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
             _ => Ok(()),
         }
+    }
+}
+
+/// Gives memory freed by an import back to the system. An upload allocates a few times its size
+/// (the body, the parsed triangles, the welded mesh) on whichever threads handled it, and glibc
+/// keeps what those threads freed in their own arenas: without this a coordinator that imported
+/// 30 parts of a few MB each stayed at ~500 MiB (docs/BENCHMARKS.md, soak).
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free pages to the kernel; it is thread-safe and
+    // touches no memory in use.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
