@@ -519,6 +519,19 @@ pub async fn get_json(server: &TestServer, path: &str, token: &str) -> Value {
         .expect("a JSON body")
 }
 
+/// `GET path` on `server` as the browser holding `cookie` (`parallax_session=…`); the JSON answer.
+pub async fn get_json_with_cookie(server: &TestServer, path: &str, cookie: &str) -> Value {
+    reqwest::Client::new()
+        .get(format!("{}{path}", server.url()))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .expect("the coordinator answers")
+        .json()
+        .await
+        .expect("a JSON body")
+}
+
 /// Joins the space whose join code is `code` as a guest tablet, as a browser does; returns the
 /// guest's cookie (`parallax_session=…`), which reaches only that space.
 pub async fn guest_cookie(server: &TestServer, code: &str) -> String {

@@ -8,10 +8,11 @@ use parallax_core::space::Role;
 use parallax_headset::{Coordinator, RenderConnection, RenderEvent};
 use parallax_render::samples;
 use parallax_tests::{
-    ArrClient, TestServer, data_dir, guest_cookie, model_ids, send, upload, within,
+    ArrClient, TestServer, data_dir, get_json_with_cookie, guest_cookie, model_ids, send, upload,
+    within,
 };
 use reqwest::Method;
-use serde_json::{Value, json};
+use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_accounts_upload_is_invisible_to_another_and_to_the_anonymous() {
@@ -151,15 +152,7 @@ async fn a_guest_sees_the_models_of_the_space_it_joined_and_no_others() {
         codes.push(room.join_code.clone().unwrap());
     }
     let cookie = guest_cookie(&server, &codes[0]).await;
-    let listed: Value = reqwest::Client::new()
-        .get(url("/v1/models"))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed = get_json_with_cookie(&server, "/v1/models", &cookie).await;
     let listed: Vec<&str> = listed["models"]
         .as_array()
         .unwrap()

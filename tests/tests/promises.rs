@@ -3,7 +3,7 @@
 //! browser cookie's 24-hour lifetime and sign-out, and account keys stored only as hashes.
 
 use parallax_core::space::Role;
-use parallax_tests::{ArrClient, SignedIn, TestServer, data_dir};
+use parallax_tests::{ArrClient, SignedIn, TestServer, data_dir, get_json};
 use serde_json::{Value, json};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -42,15 +42,12 @@ async fn a_spaces_change_number_is_its_etag_and_a_stale_write_is_refused() {
     // Written on top of what it read before: someone else's write came in between.
     let stale = write(etag, "shaft").await.unwrap();
     assert_eq!(stale.status(), 412);
-    let now: Value = http
-        .get(&url)
-        .bearer_auth(&signed_in.coordinator.token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let now = get_json(
+        &signed_in.server,
+        "/v1/spaces/review",
+        &signed_in.coordinator.token,
+    )
+    .await;
     assert_eq!(
         now["properties"]["selectedModel"], "gear",
         "the stale write changed nothing"
