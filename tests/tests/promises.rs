@@ -134,3 +134,53 @@ async fn an_account_key_is_stored_only_as_its_hash() {
         "the key itself is nowhere in the database"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_headset_may_join_without_a_render_session_and_hears_when_the_pool_is_full() {
+    let pool = parallax_server::config::PoolArgs {
+        standard: 1,
+        premium: 0,
+        standard_standby: 1,
+        premium_standby: 0,
+        ..Default::default()
+    };
+    let signed_in = SignedIn::start_with(&pool).await;
+    signed_in.space("review", "default").await;
+    let join = |device: &'static str, render_session: Option<bool>| {
+        let mut body = json!({ "device": device, "role": "headset" });
+        if let Some(leases) = render_session {
+            body["renderSession"] = json!(leases);
+        }
+        reqwest::Client::new()
+            .post(format!(
+                "{}/v1/spaces/review/members",
+                signed_in.server.url()
+            ))
+            .bearer_auth(&signed_in.coordinator.token)
+            .json(&body)
+            .send()
+    };
+    // One that renders by itself follows the space without taking a host.
+    let follower = join("follower", Some(false)).await.unwrap();
+    assert_eq!(follower.status(), 201);
+    let follower: Value = follower.json().await.unwrap();
+    assert!(follower["renderSession"].is_null(), "{follower}");
+    // The only host goes to the first headset that wants one; the next is told the pool is full.
+    let first = join("first", None).await.unwrap();
+    assert_eq!(first.status(), 201);
+    let first: Value = first.json().await.unwrap();
+    assert_eq!(first["renderSession"]["size"], "Standard", "{first}");
+    let second = join("second", None).await.unwrap();
+    assert_eq!(second.status(), 503);
+    let second: Value = second.json().await.unwrap();
+    assert_eq!(second["error"]["code"], "PoolExhausted", "{second}");
+    // It did not join halfway: the space has the tablet, the follower and the first headset.
+    let space = get_json(
+        &signed_in.server,
+        "/v1/spaces/review",
+        &signed_in.coordinator.token,
+    )
+    .await;
+    assert_eq!(space["memberCount"], 3, "{space}");
+    signed_in.server.stop().await;
+}
