@@ -91,3 +91,49 @@ async fn a_metrics_token_keeps_metrics_to_the_scraper_that_has_it() {
     assert_eq!(status(Some("scrape-me")).await, 200);
     server.stop().await;
 }
+
+/// Render sessions by state, and the hosts' frame times as their heartbeats report them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_render_sessions_by_state_and_time_the_hosts_frames() {
+    let signed_in = SignedIn::start().await;
+    let (server, coordinator) = (&signed_in.server, &signed_in.coordinator);
+    signed_in.space("room", "default").await;
+    let headset = coordinator
+        .join_space("room", "quest", parallax_core::space::Role::Headset, None)
+        .await
+        .unwrap();
+    let url = headset.render_url(Duration::from_secs(10)).await.unwrap();
+    // A few frames rendered, then a heartbeat (every 500 ms) carries their mean time.
+    for _ in 0..3 {
+        parallax_tests::frame_of(&url, &coordinator.token, "gear").await;
+    }
+    let scrape = || async {
+        reqwest::get(format!("{}/metrics", server.url()))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    let mut text = scrape().await;
+    for _ in 0..40 {
+        if sample(&text, "parallax_render_frame_seconds_count").is_some_and(|n| n >= 1.0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        text = scrape().await;
+    }
+    assert_eq!(
+        sample(&text, r#"parallax_render_sessions{status="Ready"}"#),
+        Some(1.0),
+        "{text}"
+    );
+    let frames = sample(&text, "parallax_render_frame_seconds_count").unwrap_or(0.0);
+    assert!(frames >= 1.0, "{text}");
+    let spent = sample(&text, "parallax_render_frame_seconds_sum").unwrap();
+    assert!(
+        spent > 0.0 && spent / frames < 5.0,
+        "{spent} s over {frames} heartbeats"
+    );
+    signed_in.server.stop().await;
+}
