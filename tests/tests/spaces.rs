@@ -463,3 +463,56 @@ async fn the_roster_tells_each_headsets_render_session_state_and_frame_rate() {
     assert_eq!(states.len(), 2, "the tablet has no render session");
     signed_in.server.stop().await;
 }
+
+/// The `large` template, end to end: members come and go without a roster broadcast (MPSD's
+/// large sessions), the space counts them, and every selection still reaches every member once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_space_sends_no_roster_but_every_selection_once() {
+    let signed_in = SignedIn::start().await;
+    let tablet = signed_in.space("hall", "large").await;
+    let mut connections = Vec::new();
+    for n in 0..3 {
+        let member = signed_in
+            .coordinator
+            .join_space("hall", &format!("tablet-{n}"), Role::Tablet, None)
+            .await
+            .unwrap();
+        let mut connection = member.connect().await.unwrap();
+        assert!(matches!(
+            connection.next_within(WAIT).await.unwrap(),
+            SpaceUpdate::Snapshot(_)
+        ));
+        connections.push(connection);
+    }
+    tablet.select("gear").await.unwrap();
+    tablet.select("shaft").await.unwrap();
+    for connection in &mut connections {
+        let mut selections = Vec::new();
+        for update in drain(connection, Duration::from_millis(300)).await {
+            match update {
+                SpaceUpdate::Event {
+                    event: SpaceEvent::Selection { model, .. },
+                    ..
+                } => selections.push(model.map(|m| m.as_str().to_string())),
+                SpaceUpdate::Event {
+                    event: SpaceEvent::Roster { .. },
+                    ..
+                } => panic!("a large space broadcasts no roster"),
+                _ => {}
+            }
+        }
+        assert_eq!(
+            selections,
+            [Some("gear".to_string()), Some("shaft".to_string())]
+        );
+    }
+    let space = get_json(
+        &signed_in.server,
+        "/v1/spaces/hall",
+        &signed_in.coordinator.token,
+    )
+    .await;
+    assert_eq!(space["memberCount"], 4, "{space}");
+    assert_eq!(space["constants"]["large"], true, "{space}");
+    signed_in.server.stop().await;
+}
