@@ -388,6 +388,15 @@ test("the operator stops a headset's render session from /pool and the headset s
   const health = operator.getByRole("table", { name: "Hosts per size" });
   await expect(health.locator("thead")).toHaveText(/Hosts\s*Free\s*Busy\s*Starting\s*Lost/);
   await expect(health.locator('tr[data-size="Standard"] td')).toHaveCount(8);
+  // The values, not just the cells: this headset's host is busy, no more hosts than the server
+  // was started with (--standard 4), none of them lost, nobody queued.
+  const cells = (await health.locator('tr[data-size="Standard"] td').allTextContents()).map(Number);
+  const [hosts, free, busy, , lost, most, , queued] = cells;
+  expect(busy, `${cells}`).toBeGreaterThanOrEqual(1);
+  expect(free + busy, `${cells}`).toBeLessThanOrEqual(hosts);
+  expect(most, `${cells}`).toBe(4);
+  expect(hosts, `${cells}`).toBeLessThanOrEqual(most);
+  expect([lost, queued], `${cells}`).toEqual([0, 0]);
   // Stopping asks first; cancelling changes nothing.
   await row.getByRole("button", { name: /^Stop / }).click();
   const confirm = row.getByRole("dialog", { name: "Confirm stop" });
@@ -508,10 +517,21 @@ test("the console's pages at tablet and phone sizes", async ({ browser }, info) 
       await expect(operator.locator(ready).first()).toBeVisible();
       // Nothing sticks out sideways: a phone never scrolls horizontally.
       expect(await operator.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(size.width);
+      // What the page is for is on screen, whole, not cut by the edge.
+      const first = (await operator.locator(ready).first().boundingBox())!;
+      expect(first.x).toBeGreaterThanOrEqual(0);
+      expect(first.x + first.width, `${page} on a ${name}`).toBeLessThanOrEqual(size.width);
       await operator.screenshot({ path: info.outputPath(`${page}-${name}.png`), fullPage: true });
     }
     await headset.setViewportSize(size);
-    await expect(headset.locator("canvas.frame")).toBeVisible();
+    const view = headset.locator("canvas.frame");
+    await expect(view).toBeVisible();
+    // The headset's view fits the screen and takes up most of it, on a tablet and on a phone.
+    const box = (await view.boundingBox())!;
+    expect(box.x).toBeGreaterThanOrEqual(0);
+    expect(box.x + box.width, `headset view on a ${name}`).toBeLessThanOrEqual(size.width + 1);
+    expect(box.y + box.height, `headset view on a ${name}`).toBeLessThanOrEqual(size.height + 1);
+    expect(Math.max(box.width / size.width, box.height / size.height), `headset view on a ${name}`).toBeGreaterThan(0.8);
     await headset.screenshot({ path: info.outputPath(`space-headset-${name}.png`) });
   }
   const visitor = await (await browser.newContext()).newPage();
@@ -523,6 +543,9 @@ test("the console's pages at tablet and phone sizes", async ({ browser }, info) 
     for (const path of ["/sign-in", "/join"]) {
       await visitor.goto(path);
       await hydrated(visitor);
+      expect(await visitor.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(size.width);
+      const form = (await visitor.locator("form").first().boundingBox())!;
+      expect(form.x + form.width, `${path} on a ${name}`).toBeLessThanOrEqual(size.width);
       await visitor.screenshot({ path: info.outputPath(`${path.slice(1)}-${name}.png`), fullPage: true });
     }
   }
