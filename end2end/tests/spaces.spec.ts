@@ -432,7 +432,20 @@ function fakeXrDevice() {
     updateRenderState: () => {},
     addEventListener: (type: string, listener: () => void) => (listeners[type] ??= []).push(listener),
     requestAnimationFrame: (callback: (time: number, frame: unknown) => void) =>
-      setTimeout(() => !ended && callback(performance.now(), frame), 16),
+      setTimeout(() => {
+        if (ended) return;
+        callback(performance.now(), frame);
+        // What the headset would show, read back in the same task the page drew it in: the
+        // middle of each eye's half of the layer (the layer is cleared to black first).
+        if (gl) {
+          const drawn = (x: number) => {
+            const pixel = new Uint8Array(4);
+            gl!.readPixels(x, 320, 1, 1, gl!.RGBA, gl!.UNSIGNED_BYTE, pixel);
+            return pixel[0] + pixel[1] + pixel[2] > 0;
+          };
+          w.xrEyes = { left: drawn(320), right: drawn(960) };
+        }
+      }, 16),
     end: async () => {
       ended = true;
       (listeners.end ?? []).forEach((listener) => listener());
@@ -444,10 +457,17 @@ function fakeXrDevice() {
       requestSession: async () => session,
     },
   });
+  let gl: WebGL2RenderingContext | null = null;
   w.XRWebGLLayer = class {
     framebuffer = null;
-    getViewport() {
-      return { x: 0, y: 0, width: 640, height: 640 };
+    constructor(_session: unknown, context: WebGL2RenderingContext) {
+      // The layer is both eyes side by side, 640 × 640 each, as a headset's compositor gives it.
+      gl = context;
+      (context.canvas as HTMLCanvasElement).width = 1280;
+      (context.canvas as HTMLCanvasElement).height = 640;
+    }
+    getViewport(view: { eye: string }) {
+      return { x: view.eye === "left" ? 0 : 640, y: 0, width: 640, height: 640 };
     }
   };
   w.endXr = () => session.end();
@@ -485,8 +505,10 @@ test("in a WebXR headset's browser the head's pose moves the camera", async ({ b
     head.orientation = { x: 0, y: -Math.sin(Math.PI / 12), z: 0, w: Math.cos(Math.PI / 12) };
   });
   await expect.poll(async () => (await view.screenshot()).equals(ahead), { timeout: 10_000 }).toBe(false);
-  // Each XR frame drew the newest frame for both eyes on the session's WebGL layer.
+  // Each XR frame drew the newest frame for both eyes on the session's WebGL layer: both halves
+  // of the layer show a picture, not the black it was cleared to.
   expect(xrProblems).toEqual([]);
+  await expect.poll(() => headset.evaluate(() => (window as any).xrEyes)).toEqual({ left: true, right: true });
   // Taking the headset off ends the session: the page offers VR again.
   await headset.evaluate(() => (window as any).endXr());
   await expect(headset.getByRole("button", { name: "Enter VR" })).toBeVisible();
