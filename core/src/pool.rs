@@ -567,4 +567,49 @@ mod tests {
             })
         );
     }
+
+    #[test]
+    fn releasing_one_starting_session_leaves_the_host_booting_for_another() {
+        let mut pool = pool(2, 0);
+        pool.handle_allocate(id("a"), SessionSize::Standard, false)
+            .unwrap();
+        pool.handle_allocate(id("b"), SessionSize::Standard, false)
+            .unwrap();
+        drain(&mut pool);
+        assert_eq!(pool.handle_release(&id("b")), None);
+        assert_eq!(
+            pool.handle_host_ready(&HostId::new("standard-1")),
+            Some(Granted {
+                session: id("a"),
+                host: HostId::new("standard-1")
+            })
+        );
+    }
+
+    #[test]
+    fn the_queue_lists_its_waiters_and_a_full_pool_says_what_to_do() {
+        let mut pool = pool(1, 0);
+        for (session, queue) in [("a", false), ("b", true), ("c", true)] {
+            pool.handle_allocate(id(session), SessionSize::Standard, queue)
+                .unwrap();
+        }
+        let waiting: Vec<SessionKey> = pool.queued(SessionSize::Standard).cloned().collect();
+        assert_eq!(waiting, [id("b"), id("c")]);
+        assert_eq!(pool.queued(SessionSize::Premium).count(), 0);
+        let standard = PoolError::Exhausted {
+            size: SessionSize::Standard,
+            capacity: 1,
+        }
+        .to_string();
+        assert!(
+            standard.ends_with("; try Premium, or ask to queue"),
+            "{standard}"
+        );
+        let premium = PoolError::Exhausted {
+            size: SessionSize::Premium,
+            capacity: 1,
+        }
+        .to_string();
+        assert!(premium.contains("ask to queue, or try again"), "{premium}");
+    }
 }

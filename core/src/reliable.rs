@@ -113,4 +113,14 @@ mod tests {
         assert_eq!(outbox.resume(5), Resume::Replay(vec![]));
         assert_eq!(outbox.resume(4), Resume::Snapshot);
     }
+
+    #[test]
+    fn the_last_sequence_is_that_of_the_newest_message() {
+        let mut outbox = Outbox::new(8);
+        assert_eq!(outbox.last(), 0);
+        for m in ["a", "b", "c"] {
+            outbox.push(m);
+        }
+        assert_eq!(outbox.last(), 3);
+    }
 }

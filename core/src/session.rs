@@ -484,4 +484,37 @@ mod tests {
         );
         assert_eq!(s.purge_at(), Some(Timestamp(5).after(RETENTION)));
     }
+
+    #[test]
+    fn names_read_as_the_api_writes_them_and_records_are_kept_30_days() {
+        assert_eq!(RETENTION.as_secs(), 30 * 86_400);
+        assert_eq!(HostId::new("standard-1").as_str(), "standard-1");
+        assert_eq!(HostId::new("standard-1").to_string(), "standard-1");
+        assert_eq!(SessionSize::Premium.to_string(), "Premium");
+        assert_eq!(SessionStatus::Ready.as_str(), "Ready");
+        for status in [
+            SessionStatus::Starting,
+            SessionStatus::Ready,
+            SessionStatus::Stopped,
+            SessionStatus::Expired,
+            SessionStatus::Error,
+        ] {
+            assert_eq!(status.as_str().parse::<SessionStatus>(), Ok(status));
+        }
+        assert!("Resting".parse::<SessionStatus>().is_err());
+        let id = SessionId::parse("review-1").unwrap();
+        assert_eq!(id.as_str(), "review-1");
+        assert_eq!(SessionKey::new("acct", id).to_string(), "acct/review-1");
+    }
+
+    #[test]
+    fn only_a_starting_session_takes_the_host_it_waits_for() {
+        let mut starting = session(10);
+        starting.handle_waiting_for(Some(HostId::new("h1")));
+        assert_eq!(starting.host, Some(HostId::new("h1")));
+        let mut ready = session(10);
+        ready.handle_ready(HostId::new("h2"), Timestamp(0));
+        ready.handle_waiting_for(Some(HostId::new("h3")));
+        assert_eq!(ready.host, Some(HostId::new("h2")));
+    }
 }

@@ -105,4 +105,23 @@ mod tests {
         }
         assert!(throttle.last.len() <= SWEEP_ABOVE);
     }
+
+    #[test]
+    fn callers_whose_wait_is_over_are_forgotten_once_many_have_polled() {
+        let mut throttle = PollThrottle::new(Duration::from_secs(5));
+        for n in 0..SWEEP_ABOVE - 1 {
+            throttle.handle_poll(n, Timestamp(0)).unwrap();
+        }
+        // One more, whose wait ends exactly when the next caller comes.
+        throttle.handle_poll(usize::MAX, Timestamp(5_000)).unwrap();
+        assert_eq!(throttle.last.len(), SWEEP_ABOVE);
+        throttle
+            .handle_poll(usize::MAX - 1, Timestamp(10_000))
+            .unwrap();
+        assert_eq!(
+            throttle.last.len(),
+            1,
+            "only the caller that just polled is kept"
+        );
+    }
 }
