@@ -36,3 +36,14 @@ pub struct ModelSummary {
     /// Triangle count: what the polygon budget of a render session is checked against.
     pub triangles: u64,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_model_id_reads_as_it_was_made() {
+        let id = ModelId::new("gear");
+        assert_eq!((id.as_str(), id.to_string().as_str()), ("gear", "gear"));
+    }
+}

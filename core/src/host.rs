@@ -124,4 +124,14 @@ mod tests {
     fn a_report_without_its_type_is_malformed() {
         assert!(HostReport::parse(r#"{"device":true}"#).is_err());
     }
+
+    #[test]
+    fn a_heartbeat_reads_back_as_it_was_written() {
+        let beat = HostReport::Heartbeat {
+            device: true,
+            fps: 30.0,
+            frame_ms: Some(5.5),
+        };
+        assert_eq!(HostReport::parse(&beat.to_json()).unwrap(), beat);
+    }
 }

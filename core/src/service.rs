@@ -736,4 +736,28 @@ mod tests {
             SessionStatus::Ready
         );
     }
+
+    #[test]
+    fn sessions_are_counted_by_state_and_listed_per_account() {
+        let mut service = service();
+        // The longest lease allowed is allowed.
+        service
+            .handle_create(
+                create("a", SessionSize::Standard, MAX_LEASE_MINUTES, false),
+                Timestamp(0),
+            )
+            .unwrap();
+        service
+            .handle_create(create("b", SessionSize::Premium, 10, false), Timestamp(0))
+            .unwrap();
+        let counts = service.count_by_status();
+        assert_eq!(counts.values().sum::<usize>(), 2, "{counts:?}");
+        assert_eq!(
+            counts.get("Starting").copied().unwrap_or(0)
+                + counts.get("Ready").copied().unwrap_or(0),
+            2
+        );
+        assert_eq!(service.all("contoso").count(), 2);
+        assert_eq!(service.all("fabrikam").count(), 0);
+    }
 }

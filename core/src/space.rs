@@ -932,4 +932,29 @@ mod tests {
         assert_eq!(cleared.selected_model, Some(None));
         assert!(serde_json::from_str::<PropertiesPatch>(r#"{"colour":1}"#).is_err());
     }
+
+    #[test]
+    fn a_headsets_session_names_its_space_and_only_its_space() {
+        let member = "0123456789ab";
+        assert_eq!(headset_session("lab-2", member), "lab-2-0123456789ab");
+        assert_eq!(
+            space_of_headset_session("lab-2-0123456789ab"),
+            Some("lab-2")
+        );
+        assert_eq!(space_of_headset_session("lab-0123456789ab"), Some("lab"));
+        for not_a_headset in [
+            "lab",
+            "-0123456789ab",
+            "lab-0123456789a",
+            "lab-0123456789abc",
+            "lab-0123456789aB",
+            "lab-0123456789ag",
+        ] {
+            assert_eq!(
+                space_of_headset_session(not_a_headset),
+                None,
+                "{not_a_headset}"
+            );
+        }
+    }
 }

@@ -133,4 +133,10 @@ mod tests {
         };
         assert_eq!(SpaceServerMessage::parse(&event.to_json()).unwrap(), event);
     }
+
+    #[test]
+    fn an_ack_reads_back_as_it_was_written() {
+        let ack = SpaceClientMessage::Ack { seq: 12 };
+        assert_eq!(SpaceClientMessage::parse(&ack.to_json()).unwrap(), ack);
+    }
 }

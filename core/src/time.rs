@@ -51,4 +51,9 @@ mod tests {
             Timestamp(u64::MAX)
         );
     }
+
+    #[test]
+    fn a_timestamp_is_its_milliseconds() {
+        assert_eq!(Timestamp::from_millis(42).as_millis(), 42);
+    }
 }
