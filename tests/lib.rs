@@ -508,22 +508,20 @@ impl SignedIn {
 
 /// `GET path` on `server` with a bearer token; the JSON answer.
 pub async fn get_json(server: &TestServer, path: &str, token: &str) -> Value {
-    reqwest::Client::new()
-        .get(format!("{}{path}", server.url()))
-        .bearer_auth(token)
-        .send()
-        .await
-        .expect("the coordinator answers")
-        .json()
-        .await
-        .expect("a JSON body")
+    json_of(get(server, path).bearer_auth(token)).await
 }
 
 /// `GET path` on `server` as the browser holding `cookie` (`parallax_session=…`); the JSON answer.
 pub async fn get_json_with_cookie(server: &TestServer, path: &str, cookie: &str) -> Value {
-    reqwest::Client::new()
-        .get(format!("{}{path}", server.url()))
-        .header("cookie", cookie)
+    json_of(get(server, path).header("cookie", cookie)).await
+}
+
+fn get(server: &TestServer, path: &str) -> reqwest::RequestBuilder {
+    reqwest::Client::new().get(format!("{}{path}", server.url()))
+}
+
+async fn json_of(request: reqwest::RequestBuilder) -> Value {
+    request
         .send()
         .await
         .expect("the coordinator answers")

@@ -22,6 +22,7 @@ use serde::Deserialize;
 
 use crate::accounts::keys::secret_matches;
 use crate::base::error::AppError;
+use crate::http::auth;
 use crate::pool::sessions::RegisterError;
 use crate::state::AppState;
 
@@ -45,11 +46,7 @@ async fn mesh_handler(
     Query(query): Query<MeshQuery>,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or_default();
+    let given = auth::bearer(&headers).unwrap_or_default();
     if !secret_matches(given, &state.host_secret) {
         return Err(AppError::Unauthorized(
             "render hosts authenticate with the host secret".into(),
