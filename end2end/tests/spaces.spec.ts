@@ -383,7 +383,9 @@ test("the operator stops a headset's render session from /pool and the headset s
   expect(csv.split("\n")[0]).toBe("account,session,size,from,to,ready_seconds,billed_minutes");
   expect(csv).toContain(`,${room}-`);
   await expect(row.locator(".lease")).toHaveText(/^\d+:\d\d:\d\d$/);
-  await expect(row.locator(".device")).toHaveText("device connected");
+  // Known from the host's heartbeats (every 500 ms), shown at the page's next refresh (every 5 s):
+  // the first snapshot may predate the heartbeat that said so.
+  await expect(row.locator(".device")).toHaveText("device connected", { timeout: 12_000 });
   // Hosts per size: free, busy, starting, lost since the coordinator started.
   const health = operator.getByRole("table", { name: "Hosts per size" });
   await expect(health.locator("thead")).toHaveText(/Hosts\s*Free\s*Busy\s*Starting\s*Lost/);
