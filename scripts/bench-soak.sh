@@ -45,6 +45,9 @@ done
 echo "30 models, $total triangles in all" >&2
 
 rss_mib() { awk '/VmRSS/ {printf "%.1f", $2 / 1024}' "/proc/$1/status" 2>/dev/null || echo 0; }
+# Resident memory by kind: anonymous (the heap) and file-backed (mapped libraries: lavapipe's
+# LLVM alone is tens of MiB once a first frame was drawn).
+rss_kinds() { awk '/RssAnon|RssFile/ {printf "%s %.1f MiB  ", $1, $2 / 1024}' "/proc/$1/status" 2>/dev/null; }
 max_coordinator=0
 max_host=0
 sample() {
@@ -57,7 +60,8 @@ sample() {
   done
 }
 sample
-echo "at rest: coordinator $max_coordinator MiB, host $max_host MiB" >&2
+echo "at rest: coordinator $max_coordinator MiB ($(rss_kinds $serve)), host $max_host MiB" >&2
+for pid in $(pgrep -P $serve -f render-host); do echo "  host $pid: $(rss_kinds "$pid")" >&2; done
 
 "$target/release/parallax-headset" load --server "$url" --account "$id" --key "$key" \
   --space soak --devices 4 --render --duration "$duration" --every 1s --viewport 640x360 \
@@ -69,6 +73,8 @@ while kill -0 $load 2>/dev/null; do
 done
 wait $load
 sample
+echo "after the load: coordinator $(rss_kinds $serve)" >&2
+for pid in $(pgrep -P $serve -f render-host); do echo "  host $pid: $(rss_kinds "$pid")" >&2; done
 cat "$work/report.json"
 echo
 echo "highest resident memory over $duration: coordinator $max_coordinator MiB" \

@@ -5,6 +5,9 @@ use glam::{Mat4, Vec3};
 
 use crate::mesh::Bounds;
 
+/// How much of the frame a framed part fills, edge to edge (a CAD viewer's "fit").
+const FILL: f32 = 0.9;
+
 /// A perspective view into a viewport of `width × height` pixels.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct View {
@@ -34,39 +37,35 @@ impl View {
             Vec3::Y
         };
         let fov_y = 40f32.to_radians();
-        let aspect = width as f32 / height.max(1) as f32;
-        // Start from the distance that fits the bounding sphere, which always shows everything...
-        let half_fov = (fov_y * 0.5).min((aspect * (fov_y * 0.5).tan()).atan());
-        let radius = bounds.radius().max(1e-3);
-        let mut view = Self {
-            eye: bounds.center() + direction * radius / half_fov.sin() * 1.05,
-            target: bounds.center(),
+        let tan_y = (fov_y * 0.5).tan();
+        let tan_x = tan_y * width as f32 / height.max(1) as f32;
+        // The screen's axes, for an eye looking along -direction.
+        let right = up.cross(direction).normalize();
+        let screen_up = direction.cross(right);
+        // The nearest the eye may be so that each corner lies within FILL of the frame's edge,
+        // as a CAD viewer's "fit" does: a corner `depth` nearer the eye than the centre and
+        // `x` to the side is at x / ((distance - depth) tan) in the frame.
+        let center = bounds.center();
+        let distance = bounds
+            .corners()
+            .into_iter()
+            .map(|corner| {
+                let offset = corner - center;
+                let depth = offset.dot(direction);
+                let across = offset.dot(right).abs() / (FILL * tan_x);
+                let along = offset.dot(screen_up).abs() / (FILL * tan_y);
+                depth + across.max(along)
+            })
+            .fold(0.0, f32::max);
+        Self {
+            // Never inside the part's bounding sphere (nor on a point-sized part's centre).
+            eye: center + direction * distance.max(bounds.radius().max(1e-3) * 1.05),
+            target: center,
             up,
             fov_y,
             width,
             height,
-        };
-        // ...then move in until the box's corners fill ~90% of the frame, as a CAD viewer's
-        // "fit" does: a flat part seen from above is otherwise lost in the middle.
-        for _ in 0..4 {
-            let extent = view.screen_extent(bounds);
-            let distance = (view.eye - view.target).length() * extent / 0.9;
-            view.eye = view.target + direction * distance.max(radius * 1.05);
         }
-        view
-    }
-
-    /// The largest |x| or |y| of the box's corners in normalised device coordinates.
-    fn screen_extent(&self, bounds: &Bounds) -> f32 {
-        let vp = self.view_projection();
-        bounds
-            .corners()
-            .into_iter()
-            .map(|corner| {
-                let clip = vp * corner.extend(1.0);
-                (clip.x / clip.w).abs().max((clip.y / clip.w).abs())
-            })
-            .fold(0.0, f32::max)
     }
 
     /// Clip-space transform for the GPU (depth 0..1, as wgpu expects).
@@ -82,6 +81,19 @@ impl View {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The largest |x| or |y| of the box's corners in normalised device coordinates.
+    fn screen_extent(view: &View, bounds: &Bounds) -> f32 {
+        let vp = view.view_projection();
+        bounds
+            .corners()
+            .into_iter()
+            .map(|corner| {
+                let clip = vp * corner.extend(1.0);
+                (clip.x / clip.w).abs().max((clip.y / clip.w).abs())
+            })
+            .fold(0.0, f32::max)
+    }
 
     #[test]
     fn framing_puts_every_corner_of_the_bounds_on_screen() {
@@ -105,9 +117,57 @@ mod tests {
             // And the part is not lost in the middle: it spans most of the frame.
             let view = View::framing_from(&bounds, direction, w, h);
             assert!(
-                view.screen_extent(&bounds) > 0.8,
+                screen_extent(&view, &bounds) > 0.8,
                 "{w}x{h} from {direction}"
             );
         }
+    }
+
+    #[test]
+    fn framing_fills_nine_tenths_of_the_frame_from_any_side() {
+        let bounds = Bounds {
+            min: Vec3::new(100.0, -20.0, 5.0),
+            max: Vec3::new(180.0, 0.0, 25.0),
+        };
+        for (w, h) in [(1280, 720), (390, 844)] {
+            for direction in [Vec3::new(1.0, 0.8, 1.3), Vec3::Y, Vec3::NEG_Y, Vec3::X] {
+                let view = View::framing_from(&bounds, direction, w, h);
+                let extent = screen_extent(&view, &bounds);
+                assert!(
+                    (extent - FILL).abs() < 1e-3,
+                    "{w}x{h} from {direction}: {extent}"
+                );
+                // Seen from where it was asked, looking at the middle.
+                assert_eq!(view.target, bounds.center());
+                let seen_from = (view.eye - view.target).normalize();
+                assert!(seen_from.dot(direction.normalize()) > 0.9999);
+                // Straight down, up on screen is -Z (a CAD top view); otherwise +Y.
+                let up = if direction.x == 0.0 && direction.z == 0.0 {
+                    Vec3::NEG_Z
+                } else {
+                    Vec3::Y
+                };
+                assert_eq!(view.up, up);
+            }
+        }
+    }
+
+    #[test]
+    fn the_eye_stays_outside_the_parts_bounding_sphere() {
+        // A sphere-like part: its corners alone would let the eye come inside the sphere.
+        let cube = Bounds {
+            min: Vec3::splat(-10.0),
+            max: Vec3::splat(10.0),
+        };
+        let view = View::framing_from(&cube, Vec3::new(1.0, 1.0, 1.0), 4000, 100);
+        assert!((view.eye - view.target).length() >= cube.radius() * 1.05 - 1e-3);
+        // A point: the eye is not on it.
+        let point = Bounds {
+            min: Vec3::ONE,
+            max: Vec3::ONE,
+        };
+        let view = View::framing(&point, 640, 480);
+        assert!((view.eye - view.target).length() > 1e-3);
+        assert!(view.view_projection().is_finite());
     }
 }

@@ -71,3 +71,31 @@ pub fn decode_png(bytes: &[u8]) -> Result<RgbaImage, EncodeError> {
         pixels,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn png_round_trips_exactly_and_other_pngs_are_refused() {
+        let image = RgbaImage {
+            width: 3,
+            height: 2,
+            pixels: (0..24).map(|i| i * 10).collect(),
+        };
+        let png = encode_png(&image).unwrap();
+        assert_eq!(decode_png(&png).unwrap(), image);
+
+        // An RGB PNG (8-bit, but no alpha) is not one Parallax wrote.
+        let mut rgb = Vec::new();
+        let mut encoder = png::Encoder::new(&mut rgb, 1, 1);
+        encoder.set_color(png::ColorType::Rgb);
+        encoder.set_depth(png::BitDepth::Eight);
+        encoder
+            .write_header()
+            .unwrap()
+            .write_image_data(&[1, 2, 3])
+            .unwrap();
+        assert!(matches!(decode_png(&rgb), Err(EncodeError::NotRgba)));
+    }
+}

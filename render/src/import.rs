@@ -236,9 +236,10 @@ fn import_stl(bytes: &[u8], builder: &mut Builder) -> Result<(), ImportError> {
 }
 
 fn import_obj(bytes: &[u8], builder: &mut Builder) -> Result<(), ImportError> {
+    // Positions only: a face's position indices are all we read, so normals and texture
+    // coordinates need not be unified with them (`single_index`), which would copy vertices.
     let options = tobj::LoadOptions {
         triangulate: true,
-        single_index: true,
         ..Default::default()
     };
     // Materials live in side files that uploads do not carry; parts get the default colour.

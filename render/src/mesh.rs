@@ -385,8 +385,8 @@ impl Mesh {
         let at = |p: [f32; 2], y: f32| Vec3::new(p[0], y, p[1]);
         for i in 1..outline.len().saturating_sub(1) {
             let (a, b, c) = (outline[0], outline[i], outline[i + 1]);
-            self.push_triangle(at(a, y1), at(c, y1), at(b, y1), color);
-            self.push_triangle(at(a, y0), at(b, y0), at(c, y0), color);
+            self.push_triangle(at(a, y1), at(b, y1), at(c, y1), color);
+            self.push_triangle(at(a, y0), at(c, y0), at(b, y0), color);
         }
         for (i, &p) in outline.iter().enumerate() {
             let q = outline[(i + 1) % outline.len()];
@@ -508,5 +508,93 @@ mod tests {
     #[test]
     fn an_empty_mesh_has_no_bounds() {
         assert_eq!(Mesh::default().bounds(), None);
+    }
+
+    #[test]
+    fn a_mesh_without_parts_round_trips_and_every_cut_is_refused() {
+        let mut mesh = Mesh::default();
+        mesh.push_box(Vec3::ZERO, Vec3::ONE, [0.5; 3]);
+        let bytes = mesh.to_bytes();
+        assert_eq!(Mesh::from_bytes(&bytes).unwrap(), mesh);
+        // Cut anywhere, down to the header: an error, never a panic or a shorter mesh.
+        for end in 0..bytes.len() {
+            assert!(Mesh::from_bytes(&bytes[..end]).is_err(), "cut at {end}");
+        }
+        // Enough bytes, but indices that are not whole triangles.
+        let mut ragged = bytes.clone();
+        ragged[8..12].copy_from_slice(&35u32.to_le_bytes());
+        assert!(Mesh::from_bytes(&ragged).is_err());
+    }
+
+    #[test]
+    fn corners_take_the_maximum_where_their_index_has_the_axis_bit() {
+        let bounds = Bounds {
+            min: Vec3::new(0.0, 1.0, 2.0),
+            max: Vec3::new(3.0, 5.0, 7.0),
+        };
+        let corners = bounds.corners();
+        assert_eq!(corners[0], bounds.min);
+        assert_eq!(corners[7], bounds.max);
+        assert_eq!(corners[1], Vec3::new(3.0, 1.0, 2.0));
+        assert_eq!(corners[2], Vec3::new(0.0, 5.0, 2.0));
+        assert_eq!(corners[4], Vec3::new(0.0, 1.0, 7.0));
+    }
+
+    #[test]
+    fn heap_bytes_counts_vertices_indices_and_part_names() {
+        let mut mesh = Mesh::default();
+        mesh.begin_part("Housing");
+        mesh.push_box(Vec3::ZERO, Vec3::ONE, [0.5; 3]);
+        mesh.vertices.shrink_to_fit();
+        mesh.indices.shrink_to_fit();
+        let expected = std::mem::size_of::<Mesh>()
+            + 36 * std::mem::size_of::<Vertex>()
+            + 36 * 4
+            + std::mem::size_of::<Part>()
+            + mesh.parts[0].name.capacity();
+        assert_eq!(mesh.heap_bytes(), expected as u64);
+    }
+
+    #[test]
+    fn a_face_normal_follows_the_winding_wherever_the_triangle_is() {
+        let mut mesh = Mesh::default();
+        let (a, b, c) = (
+            Vec3::new(1.0, 1.0, 1.0),
+            Vec3::new(3.0, 1.0, 1.0),
+            Vec3::new(1.0, 4.0, 1.0),
+        );
+        mesh.push_triangle(a, b, c, [1.0; 3]);
+        mesh.push_triangle(a, c, b, [1.0; 3]);
+        assert_eq!(mesh.face_normal(0), Vec3::Z);
+        assert_eq!(mesh.face_normal(1), Vec3::NEG_Z);
+    }
+
+    /// The volume the triangles enclose (positive when wound outward).
+    fn volume(mesh: &Mesh) -> f32 {
+        mesh.indices
+            .chunks_exact(3)
+            .map(|t| {
+                let [a, b, c] =
+                    [0, 1, 2].map(|i| Vec3::from(mesh.vertices[t[i] as usize].position));
+                a.dot(b.cross(c)) / 6.0
+            })
+            .sum()
+    }
+
+    #[test]
+    fn a_prism_is_a_closed_solid_of_its_outline_times_its_height() {
+        // A regular hexagon of side 1: area 3√3/2.
+        let hexagon: Vec<[f32; 2]> = (0..6)
+            .map(|k| {
+                let angle = -(k as f32) * std::f32::consts::FRAC_PI_3;
+                [angle.cos(), angle.sin()]
+            })
+            .collect();
+        let mut mesh = Mesh::default();
+        mesh.push_prism(&hexagon, 1.0, 3.0, [1.0; 3]);
+        assert_eq!(mesh.triangles(), 2 * 4 + 6 * 2);
+        let expected = 3.0 * 3f32.sqrt() / 2.0 * 2.0;
+        assert!((volume(&mesh) - expected).abs() < 1e-4, "{}", volume(&mesh));
+        assert_eq!(mesh.welded().orientation(), Orientation::Outward);
     }
 }

@@ -145,4 +145,58 @@ mod tests {
         let corner = view.ray_through(0.0, 0.0).unwrap();
         assert!(cast(&cube(), Mat4::IDENTITY, corner, false).is_empty());
     }
+
+    #[test]
+    fn a_hit_from_inside_faces_back_along_the_ray() {
+        let ray = Ray {
+            origin: Vec3::new(0.2, 0.3, 0.0),
+            direction: Vec3::NEG_Z,
+        };
+        let hits = cast(&cube(), Mat4::IDENTITY, ray, false);
+        assert_eq!(hits.len(), 1);
+        assert_eq!(hits[0].normal, Vec3::Z, "the far face, seen from inside");
+    }
+
+    #[test]
+    fn a_ray_past_the_long_edge_of_a_triangle_misses_it() {
+        let mut triangle = Mesh::default();
+        triangle.push_triangle(Vec3::ZERO, Vec3::X, Vec3::Y, [1.0; 3]);
+        let down_at = |x: f32, y: f32| Ray {
+            origin: Vec3::new(x, y, 5.0),
+            direction: Vec3::NEG_Z,
+        };
+        assert_eq!(
+            cast(&triangle, Mat4::IDENTITY, down_at(0.4, 0.4), false).len(),
+            1
+        );
+        assert!(cast(&triangle, Mat4::IDENTITY, down_at(0.6, 0.6), false).is_empty());
+        assert!(cast(&triangle, Mat4::IDENTITY, down_at(0.2, -0.1), false).is_empty());
+        // Behind the ray's origin is not a hit.
+        let away = Ray {
+            direction: Vec3::Z,
+            ..down_at(0.2, 0.2)
+        };
+        assert!(cast(&triangle, Mat4::IDENTITY, away, false).is_empty());
+    }
+
+    #[test]
+    fn rays_of_a_view_away_from_the_origin_start_at_the_eye_and_go_through_their_pixel() {
+        let bounds = crate::mesh::Bounds {
+            min: Vec3::new(40.0, 10.0, -20.0),
+            max: Vec3::new(60.0, 30.0, 0.0),
+        };
+        let view = View::framing(&bounds, 640, 480);
+        let centre = view.ray_through(320.0, 240.0).unwrap();
+        let towards = (view.target - view.eye).normalize();
+        assert!(centre.direction.dot(towards) > 0.9999, "{centre:?}");
+        assert_eq!(centre.origin, view.eye);
+        // A point along the ray through (160, 120) lands on that pixel.
+        let ray = view.ray_through(160.0, 120.0).unwrap();
+        let clip = view.view_projection() * (ray.origin + ray.direction * 30.0).extend(1.0);
+        let (x, y) = (clip.x / clip.w, clip.y / clip.w);
+        assert!(
+            (x + 0.5).abs() < 1e-3 && (y - 0.5).abs() < 1e-3,
+            "({x}, {y})"
+        );
+    }
 }

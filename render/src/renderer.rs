@@ -43,6 +43,25 @@ pub struct RgbaImage {
     pub pixels: Vec<u8>,
 }
 
+/// The background ([`CLEAR_COLOR`]) as the sRGB bytes a frame holds.
+pub fn background() -> [u8; 3] {
+    [
+        srgb_byte(CLEAR_COLOR.r),
+        srgb_byte(CLEAR_COLOR.g),
+        srgb_byte(CLEAR_COLOR.b),
+    ]
+}
+
+/// A linear colour channel (0–1) encoded as an sRGB byte, as the colour target stores it.
+fn srgb_byte(linear: f64) -> u8 {
+    let s = if linear <= 0.003_130_8 {
+        linear * 12.92
+    } else {
+        1.055 * linear.powf(1.0 / 2.4) - 0.055
+    };
+    (s * 255.0).round() as u8
+}
+
 impl RgbaImage {
     /// Mean absolute difference per channel (0–255) from `other`, an image of the same size:
     /// how golden-image tests tell "the same picture" from "another picture".
@@ -87,19 +106,7 @@ impl RgbaImage {
     /// The share (0–1) of pixels that are not the background ([`CLEAR_COLOR`]): how much of the
     /// frame the model covers. An empty frame covers nothing.
     pub fn coverage(&self) -> f64 {
-        let encode = |c: f64| {
-            let s = if c <= 0.003_130_8 {
-                c * 12.92
-            } else {
-                1.055 * c.powf(1.0 / 2.4) - 0.055
-            };
-            (s * 255.0).round() as u8
-        };
-        let clear = [
-            encode(CLEAR_COLOR.r),
-            encode(CLEAR_COLOR.g),
-            encode(CLEAR_COLOR.b),
-        ];
+        let clear = background();
         let covered = self
             .pixels
             .chunks_exact(4)
@@ -446,5 +453,67 @@ impl Renderer {
                 readback: Readback::new(&self.device, width, height),
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn image(pixels: &[[u8; 4]], width: u32) -> RgbaImage {
+        RgbaImage {
+            width,
+            height: pixels.len() as u32 / width,
+            pixels: pixels.concat(),
+        }
+    }
+
+    #[test]
+    fn the_mean_difference_is_per_channel() {
+        let black = image(&[[0, 0, 0, 255]; 4], 2);
+        let mut grey = black.clone();
+        grey.pixels[0] = 80; // one channel of one pixel, 80 off: 80 / 16 channels
+        assert_eq!(black.mean_difference(&grey), 5.0);
+    }
+
+    #[test]
+    fn the_share_differing_counts_pixels_past_the_threshold_in_colour_only() {
+        let a = image(&[[10, 10, 10, 255]; 8], 4);
+        let mut b = a.clone();
+        b.pixels[0] = 40; // 30 off: counts at a threshold of 24
+        b.pixels[4 + 1] = 34; // exactly 24 off: does not
+        b.pixels[8 + 3] = 0; // alpha only: does not
+        assert_eq!(a.share_differing(&b, 24), 1.0 / 8.0);
+        assert_eq!(a.share_differing(&b, 23), 2.0 / 8.0);
+    }
+
+    #[test]
+    fn coverage_is_the_share_of_pixels_unlike_the_background() {
+        let [r, g, b] = background();
+        let blank = image(&[[r, g, b, 255]; 12], 6);
+        assert_eq!(blank.coverage(), 0.0);
+        let mut drawn = blank.clone();
+        drawn.pixels[..8].copy_from_slice(&[200, 0, 0, 255, 200, 0, 0, 255]);
+        // A channel at most 6 away from the background still counts as background.
+        drawn.pixels[8] = drawn.pixels[8].saturating_add(6);
+        assert_eq!(drawn.coverage(), 2.0 / 12.0);
+    }
+
+    #[test]
+    fn srgb_encoding_has_its_linear_toe_and_its_curve() {
+        assert_eq!(srgb_byte(0.0), 0);
+        assert_eq!(srgb_byte(0.002), 7); // the linear segment: 0.002 × 12.92
+        assert_eq!(srgb_byte(0.216), 128); // the curve: mid grey
+        assert_eq!(srgb_byte(1.0), 255);
+    }
+
+    #[test]
+    fn a_pixel_is_read_by_column_and_row() {
+        let pixels: Vec<[u8; 4]> = (0..6).map(|i| [i, 0, 0, 255]).collect();
+        let img = image(&pixels, 3);
+        assert_eq!(img.pixel(0, 0)[0], 0);
+        assert_eq!(img.pixel(2, 0)[0], 2);
+        assert_eq!(img.pixel(1, 1)[0], 4);
+        assert_eq!(img.pixel(2, 1)[0], 5);
     }
 }

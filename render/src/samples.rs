@@ -265,4 +265,55 @@ mod tests {
         ids.dedup();
         assert_eq!(ids.len(), SAMPLES.len());
     }
+
+    #[test]
+    fn no_sample_has_a_triangle_without_area() {
+        for sample in SAMPLES {
+            let mesh = (sample.build)();
+            let flat = (0..mesh.triangles() as usize)
+                .filter(|&t| mesh.face_normal(t) == Vec3::ZERO)
+                .count();
+            assert_eq!(flat, 0, "{} has {flat} triangles without area", sample.id);
+        }
+    }
+
+    #[test]
+    fn the_shaft_has_a_brass_key_five_wide() {
+        let mesh = shaft();
+        let xs: Vec<f32> = mesh
+            .vertices
+            .iter()
+            .filter(|v| v.color == BRASS)
+            .map(|v| v.position[0])
+            .collect();
+        let (lo, hi) = xs
+            .iter()
+            .fold((f32::MAX, f32::MIN), |(lo, hi), &x| (lo.min(x), hi.max(x)));
+        assert_eq!((lo, hi), (-2.5, 2.5));
+    }
+
+    #[test]
+    fn the_dense_shaft_is_188_tall_and_rippled_between_radii_7_6_and_16_4() {
+        let mesh = dense_shaft(20_000);
+        let bounds = mesh.bounds().unwrap();
+        assert_eq!((bounds.min.y, bounds.max.y), (0.0, 188.0));
+        let radii: Vec<f32> = mesh
+            .vertices
+            .iter()
+            .filter(|v| v.position[1] > 0.0 && v.position[1] < 188.0)
+            .map(|v| v.position[0].hypot(v.position[2]))
+            .collect();
+        let (lo, hi) = radii
+            .iter()
+            .fold((f32::MAX, f32::MIN), |(lo, hi), &r| (lo.min(r), hi.max(r)));
+        assert!(
+            (lo - 7.62).abs() < 0.05 && (hi - 16.36).abs() < 0.05,
+            "{lo}..{hi}"
+        );
+        assert!(
+            (19_000..21_000).contains(&mesh.triangles()),
+            "{}",
+            mesh.triangles()
+        );
+    }
 }

@@ -256,3 +256,90 @@ fn broken_files_are_refused_with_the_reason() {
     // Each says what is wrong in words a person can act on.
     assert!(ImportError::NotGlb.to_string().contains(".gltf"));
 }
+
+#[test]
+fn each_format_names_itself() {
+    let stl = import("a.stl", &binary_stl(&[TRIANGLE]), &mut no_files).unwrap();
+    let obj = import(
+        "a.obj",
+        b"v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 3\n",
+        &mut no_files,
+    )
+    .unwrap();
+    let bin = triangle_bytes(TRIANGLE);
+    let gltf = gltf_json(&format!(
+        r#"{{"byteLength":36,"uri":"data:application/octet-stream;base64,{}"}}"#,
+        base64(&bin)
+    ));
+    let gltf = import("a.gltf", gltf.as_bytes(), &mut no_files).unwrap();
+    let names = [stl.format, obj.format, gltf.format].map(Format::as_str);
+    assert_eq!(names, ["STL", "OBJ", "glTF"]);
+    assert_eq!(Format::Glb.as_str(), "GLB");
+}
+
+#[test]
+fn slivers_far_from_the_origin_are_judged_by_their_own_shape() {
+    // A long thin triangle 1000 units out is real; three points on one line there are not.
+    let far = |p: [f32; 3]| [p[0] + 1000.0, p[1] + 1000.0, p[2] + 1000.0];
+    let thin = [
+        far([0.0, 0.0, 0.0]),
+        far([100.0, 0.0, 0.0]),
+        far([0.0, 0.01, 0.0]),
+    ];
+    let line = [
+        far([0.0, 0.0, 0.0]),
+        far([1.0, 1.0, 1.0]),
+        far([2.0, 2.0, 2.0]),
+    ];
+    let model = import("far.stl", &binary_stl(&[thin, line]), &mut no_files).unwrap();
+    assert_eq!((model.triangles(), model.degenerate), (1, 1));
+}
+
+#[test]
+fn obj_coordinates_are_read_in_order() {
+    let obj = "v 1 2 3\nv 4 5 6\nv 7 9 12\nf 1 2 3\n";
+    let model = import("p.obj", obj.as_bytes(), &mut no_files).unwrap();
+    let bounds = model.bounds();
+    assert_eq!(
+        (bounds.min.to_array(), bounds.max.to_array()),
+        ([1.0, 2.0, 3.0], [7.0, 9.0, 12.0])
+    );
+    // Normals and texture coordinates do not change which positions a face uses.
+    let obj = "v 1 2 3\nv 4 5 6\nv 7 9 12\nvn 0 0 1\nvt 0 0\nvt 1 0\nf 3/1/1 2/2/1 1/1/1\n";
+    let model = import("p.obj", obj.as_bytes(), &mut no_files).unwrap();
+    assert_eq!(model.triangles(), 1);
+    assert_eq!(model.bounds().max.to_array(), [7.0, 9.0, 12.0]);
+}
+
+/// A glTF whose one triangle hangs at the end of a chain of `depth` nodes (the root is 0), plus
+/// a primitive of points that is skipped.
+fn nested_gltf(depth: usize) -> String {
+    let bin = base64(&triangle_bytes(TRIANGLE));
+    let nodes: Vec<String> = (0..=depth)
+        .map(|i| {
+            if i == depth {
+                r#"{"mesh":0,"name":"Deep"}"#.to_string()
+            } else {
+                format!(r#"{{"children":[{}]}}"#, i + 1)
+            }
+        })
+        .collect();
+    format!(
+        r#"{{"asset":{{"version":"2.0"}},"scene":0,"scenes":[{{"nodes":[0]}}],
+        "nodes":[{}],
+        "meshes":[{{"primitives":[{{"attributes":{{"POSITION":0}}}},{{"attributes":{{"POSITION":0}},"mode":0}}]}}],
+        "buffers":[{{"byteLength":36,"uri":"data:application/octet-stream;base64,{bin}"}}],
+        "bufferViews":[{{"buffer":0,"byteLength":36}}],
+        "accessors":[{{"bufferView":0,"componentType":5126,"count":3,"type":"VEC3","min":[0,0,0],"max":[1,1,0]}}]}}"#,
+        nodes.join(",")
+    )
+}
+
+#[test]
+fn node_hierarchies_are_followed_64_deep_and_refused_deeper() {
+    let model = import("deep.gltf", nested_gltf(64).as_bytes(), &mut no_files).unwrap();
+    assert_eq!((model.triangles(), model.skipped_primitives), (1, 1));
+    assert_eq!(model.mesh.part_of(0), Some("Deep"));
+    let deeper = refused("deeper.gltf", nested_gltf(65).as_bytes());
+    assert!(deeper.to_string().contains("deeper than 64"), "{deeper}");
+}

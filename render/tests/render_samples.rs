@@ -77,3 +77,29 @@ fn a_bad_viewport_is_an_error_not_a_panic() {
     view.width = 100_000;
     assert!(renderer.render(&model, Mat4::IDENTITY, &view).is_err());
 }
+
+/// One renderer draws frames of changing sizes (a headset's window resized): each frame has its
+/// own size and shows the whole part, as a fresh renderer would draw it.
+#[test]
+fn one_renderer_draws_at_each_new_size() {
+    let mut renderer = Renderer::new().expect("a wgpu adapter");
+    let mesh = samples::gear();
+    let model = renderer.upload(&mesh).unwrap();
+    // Its buffers: 24 bytes a vertex, 4 an index.
+    assert_eq!(
+        model.gpu_bytes(),
+        (mesh.vertices.len() * 24 + mesh.indices.len() * 4) as u64
+    );
+    for (w, h) in [(320, 180), (200, 300), (320, 180)] {
+        let view = View::framing(&model.bounds, w, h);
+        let image = renderer.render(&model, Mat4::IDENTITY, &view).unwrap();
+        assert_eq!((image.width, image.height), (w, h));
+        let mut fresh = Renderer::new().expect("a wgpu adapter");
+        let fresh_model = fresh.upload(&mesh).unwrap();
+        let alone = fresh.render(&fresh_model, Mat4::IDENTITY, &view).unwrap();
+        assert!(
+            image.share_differing(&alone, 24) < 0.005,
+            "{w}x{h} differs from a fresh renderer's frame"
+        );
+    }
+}

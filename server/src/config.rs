@@ -32,6 +32,23 @@ pub enum Command {
     RenderHost(RenderHostArgs),
     /// Print the secret render hosts on other machines register with.
     HostSecret(DataDir),
+    /// Convert one model for the catalog (what `serve` runs for each upload): write its mesh in
+    /// the render hosts' form and its thumbnail into FOLDER, print what it found as JSON.
+    #[command(hide = true)]
+    PrepareModel(PrepareModelArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PrepareModelArgs {
+    /// The model's folder: its files, and where the results go.
+    #[arg(long)]
+    pub folder: PathBuf,
+    /// The model file in it.
+    #[arg(long, conflicts_with = "sample", required_unless_present = "sample")]
+    pub file: Option<String>,
+    /// A sample's id instead (its thumbnail only).
+    #[arg(long)]
+    pub sample: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -70,9 +87,6 @@ pub struct ServeArgs {
     /// The secret render hosts register with (default: one made and kept in the database).
     #[arg(long, env = "PARALLAX_HOST_SECRET", hide_env_values = true)]
     pub host_secret: Option<String>,
-    /// Memory for imported meshes of uploads, in MiB; the least recently used go first.
-    #[arg(long, env = "PARALLAX_MESH_CACHE_MB", default_value_t = 512)]
-    pub mesh_cache_mb: u64,
     /// A bearer token `/metrics` requires (default: none; it holds counts, no names).
     #[arg(long, env = "PARALLAX_METRICS_TOKEN", hide_env_values = true)]
     pub metrics_token: Option<String>,

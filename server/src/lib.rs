@@ -2,7 +2,7 @@
 //! WebSockets, manages the pool of render hosts (starting local ones as child processes) and the
 //! render sessions leased on them, broadcasts what each space selects to its members, and keeps
 //! its state in SQLite. Frames are rendered by the render hosts (`parallax-host`), never here:
-//! the coordinator renders only catalog thumbnails.
+//! the coordinator's own child processes draw catalog thumbnails (`catalog::convert`).
 //!
 //! The binary (`src/main.rs`) only parses the command line; everything else is here so tests can
 //! build the same [`app`] and drive it with `oneshot`, or [`run`] it on a port they bound.
@@ -48,6 +48,7 @@ use crate::state::open_store;
 
 pub use crate::accounts::keys::NewAccount;
 pub use crate::base::clock;
+pub use crate::catalog::convert::{Source, prepare_model_command};
 pub use crate::http::app;
 pub use crate::pool::launcher::HostMode;
 pub use crate::state::{AppState, Options};
@@ -101,7 +102,6 @@ pub async fn serve(
         ),
         host_secret: args.host_secret.clone(),
         metrics_token: args.metrics_token.clone(),
-        mesh_cache_bytes: args.mesh_cache_mb.saturating_mul(1024 * 1024),
     };
     let state = AppState::open(&args.data.path, &options).await?;
     let listener = TcpListener::bind(args.addr)

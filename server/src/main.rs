@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use parallax_server::config::{AccountCommand, Cli, Command};
+use parallax_server::{Source, prepare_model_command};
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
@@ -36,6 +37,23 @@ async fn main() -> ExitCode {
                 }
             });
             parallax_host::run(args.into(), stop).await
+        }
+        Command::PrepareModel(args) => {
+            let source = match (args.file, args.sample) {
+                (Some(file), _) => Source::File {
+                    folder: args.folder,
+                    file,
+                },
+                // clap requires one of the two.
+                (None, id) => Source::Sample {
+                    folder: args.folder,
+                    id: parallax_core::ModelId::new(id.unwrap_or_default()),
+                },
+            };
+            let code = tokio::task::spawn_blocking(move || prepare_model_command(source))
+                .await
+                .unwrap_or(1);
+            return ExitCode::from(u8::try_from(code).unwrap_or(1));
         }
         Command::HostSecret(data) => parallax_server::host_secret(&data.path)
             .await

@@ -16,6 +16,7 @@ use crate::accounts::keys;
 use crate::accounts::tokens::Tokens;
 use crate::base::clock::{Clock, SystemClock};
 use crate::base::store::Store;
+use crate::catalog::convert::Converter;
 use crate::catalog::files::DEFAULT_MAX_UPLOAD_BYTES;
 use crate::catalog::models::Catalog;
 use crate::config::PoolArgs;
@@ -40,7 +41,6 @@ pub struct AppState {
     pub(crate) host_secret: String,
     /// What a scraper of `/metrics` must present, if anything.
     pub(crate) metrics_token: Option<String>,
-    pub(crate) renderer: RenderWorker,
     pub(crate) metrics: Arc<Metrics>,
     /// How often each address may try a guest join code.
     pub(crate) join_attempts: Arc<JoinAttempts>,
@@ -80,10 +80,8 @@ pub(crate) async fn open_store(data_dir: &Path) -> anyhow::Result<Store> {
     store
 }
 
-/// Memory the catalog keeps for uploads' meshes unless told otherwise (`--mesh-cache-mb`).
-pub const DEFAULT_MESH_CACHE_BYTES: u64 = 512 * 1024 * 1024;
-/// GPU memory the coordinator's thumbnail renderer keeps for models besides the one it draws: none,
-/// as each is drawn once (thumbnails are kept on disk), and lavapipe's GPU memory is the host's.
+/// GPU memory an in-process thumbnail renderer (tests') keeps for models besides the one it
+/// draws: none, as each is drawn once (thumbnails are kept on disk).
 const THUMBNAIL_GPU_CACHE_BYTES: u64 = 0;
 
 /// How a coordinator is set up, beyond its data dir.
@@ -101,8 +99,6 @@ pub struct Options {
     pub host_secret: Option<String>,
     /// A bearer token `/metrics` requires; `None` serves it to anyone who reaches the address.
     pub metrics_token: Option<String>,
-    /// Bytes of uploads' meshes the catalog keeps in memory.
-    pub mesh_cache_bytes: u64,
 }
 
 impl Options {
@@ -116,7 +112,6 @@ impl Options {
             hosts: HostMode::Tasks,
             host_secret: None,
             metrics_token: None,
-            mesh_cache_bytes: DEFAULT_MESH_CACHE_BYTES,
         }
     }
 }
@@ -133,7 +128,6 @@ impl AppState {
             hosts,
             host_secret,
             metrics_token,
-            mesh_cache_bytes,
         } = options;
         let store = open_store(data_dir).await?;
         let shutdown = CancellationToken::new();
@@ -152,9 +146,16 @@ impl AppState {
         )
         .await
         .context("restoring render sessions")?;
-        let renderer = RenderWorker::start_lazy(THUMBNAIL_GPU_CACHE_BYTES);
+        // Where the coordinator's own binary is, uploads are converted by it in a child process;
+        // tests' coordinators convert them on a render thread of their own.
+        let converter = match hosts {
+            HostMode::Processes(exe) => Converter::child(exe.clone()),
+            HostMode::Tasks => {
+                Converter::InProcess(RenderWorker::start_lazy(THUMBNAIL_GPU_CACHE_BYTES))
+            }
+        };
         let catalog = Arc::new(
-            Catalog::open(data_dir, store.clone(), renderer.clone(), *mesh_cache_bytes)
+            Catalog::open(data_dir, store.clone(), converter)
                 .await
                 .context("opening the model catalog")?,
         );
@@ -190,7 +191,6 @@ impl AppState {
             tokens,
             host_secret,
             metrics_token: metrics_token.clone(),
-            renderer,
             metrics: Arc::default(),
             join_attempts: Arc::default(),
             leptos,

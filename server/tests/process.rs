@@ -454,3 +454,148 @@ fn render_writes_an_image_of_a_model_file_and_refuses_a_broken_one() {
     assert!(said.contains("not a binary glTF file"), "{said}");
     assert!(!dir.path().join("x.png").exists());
 }
+
+/// An upload to `parallax serve` is converted by a child process, so the coordinator itself never
+/// loads a GPU driver (nor keeps the import's memory); what the child made is what is served: the
+/// thumbnail shows the part, the mesh hosts load has its triangles. A file that does not import
+/// is refused with the importer's reason and leaves nothing behind.
+#[tokio::test]
+async fn uploads_are_converted_out_of_process_and_served_from_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (account, key) = create_account(&data);
+    let (child, addr) = serve(
+        &[
+            "--addr",
+            "127.0.0.1:0",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--site-root",
+            "/nonexistent",
+            "--standard",
+            "0",
+            "--premium",
+            "0",
+        ],
+        &[],
+    );
+    let running = KillOnDrop(Some(child));
+    let client = reqwest::Client::new();
+    let token: serde_json::Value = client
+        .get(format!("http://{addr}/accounts/{account}/token"))
+        .bearer_auth(format!("{account}:{key}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = token["AccessToken"].as_str().unwrap().to_string();
+    let upload = |name: &str, bytes: Vec<u8>| {
+        let form = reqwest::multipart::Form::new().part(
+            "file",
+            reqwest::multipart::Part::bytes(bytes).file_name(name.to_string()),
+        );
+        client
+            .post(format!("http://{addr}/v1/models"))
+            .bearer_auth(&token)
+            .multipart(form)
+            .send()
+    };
+
+    let bracket = parallax_render::samples::bracket();
+    let answer = upload("bracket.stl", bracket.to_binary_stl())
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 201);
+    let model: serde_json::Value = answer.json().await.unwrap();
+    let id = model["id"].as_str().unwrap().to_string();
+    assert_eq!(model["triangles"], bracket.triangles());
+
+    // The thumbnail shows the part: many pixels unlike the background's corner.
+    let answer = client
+        .get(format!("http://{addr}/v1/models/{id}/thumbnail.png"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200, "{:?}", answer.text().await);
+    let image = parallax_render::decode_png(&answer.bytes().await.unwrap()).unwrap();
+    let background = &image.pixels[..4];
+    let drawn = image
+        .pixels
+        .chunks_exact(4)
+        .filter(|p| p.iter().zip(background).any(|(a, b)| a.abs_diff(*b) > 24))
+        .count();
+    let share = drawn as f64 / (image.width * image.height) as f64;
+    assert!(
+        share > 0.05,
+        "{:.1} % of the thumbnail drawn",
+        share * 100.0
+    );
+
+    // What render hosts load: the upload's triangles, read from the converted file.
+    let mesh = client
+        .get(format!(
+            "http://{addr}/v1/hosts/models/{id}/mesh?account={account}"
+        ))
+        .bearer_auth(HOST_SECRET)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(mesh.status(), 200);
+    let mesh = parallax_render::Mesh::from_bytes(&mesh.bytes().await.unwrap()).unwrap();
+    assert_eq!(mesh.triangles(), bracket.triangles());
+
+    // A broken file: refused with the importer's reason, nothing kept.
+    let answer = upload("broken.stl", b"solid nothing\nfacet normal 0 0".to_vec())
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 400);
+    let body: serde_json::Value = answer.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "InvalidModel", "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("broken.stl:"),
+        "{body}"
+    );
+    let folders: Vec<String> = std::fs::read_dir(data.join("models"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.len() == 32 || name.starts_with('.'))
+        .collect();
+    assert_eq!(
+        folders.len(),
+        1,
+        "one upload stored, no leftovers: {folders:?}"
+    );
+
+    // The coordinator never opened a GPU: no Vulkan driver in its address space.
+    let child = running.take();
+    let maps = std::fs::read_to_string(format!("/proc/{}/maps", child.id())).unwrap();
+    assert!(
+        !maps.contains("vulkan"),
+        "the coordinator loaded a Vulkan library itself"
+    );
+    assert!(stop(child).success());
+}
+
+/// Kills the process if a test fails before stopping it.
+struct KillOnDrop(Option<Child>);
+
+impl KillOnDrop {
+    fn take(mut self) -> Child {
+        self.0.take().expect("taken once")
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}

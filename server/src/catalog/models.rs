@@ -6,21 +6,20 @@
 //! `content` is a hash of everything uploaded — so the same bytes are stored once, whoever
 //! uploads them. Its catalog id is the account's own (a hash of the account and the content), so
 //! uploading what another account already did tells nothing about it. Each model gets a
-//! thumbnail from our own renderer. Meshes are imported from disk when first shown and then kept
-//! in memory.
+//! thumbnail from our own renderer and its mesh in the form render hosts load, both made once,
+//! at upload, by a conversion ([`crate::catalog::convert`]) and kept on disk beside its files:
+//! the coordinator holds no model in memory but the samples.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use moka::future::Cache;
 use parallax_core::{ModelId, ModelSummary};
-use parallax_host::RenderWorker;
 use parallax_render::samples::SAMPLES;
-use parallax_render::{ImportError, Mesh, import};
 use thiserror::Error;
 
 use crate::base::store::{ModelRecord, ModelSource, Store};
+use crate::catalog::convert::{ConvertError, Converter, MESH, Source};
 use crate::catalog::files::{
     THUMBNAIL, UploadedFile, content_id, is_model_file, owned_id, safe_file_name, write_atomically,
 };
@@ -29,8 +28,9 @@ use crate::catalog::files::{
 pub enum CatalogError {
     #[error("the upload holds no model file: send a .gltf, .glb, .stl or .obj")]
     NoModelFile,
-    #[error("{file}: {source}")]
-    Invalid { file: String, source: ImportError },
+    /// The file is not a model Parallax can read: the importer's words.
+    #[error("{0}")]
+    Invalid(String),
     #[error("{0:?} is not a file name Parallax accepts")]
     BadFileName(String),
     #[error("there is no model with id `{0}` in the catalog")]
@@ -41,12 +41,24 @@ pub enum CatalogError {
         "`{model}` is being shown in the space `{space}`; show another model there before deleting it"
     )]
     Shown { model: ModelId, space: String },
-    #[error("rendering failed: {0}")]
+    #[error("converting the model failed: {0}")]
     Render(String),
     #[error(transparent)]
     Io(#[from] std::io::Error),
     #[error(transparent)]
     Store(#[from] sqlx::Error),
+}
+
+impl From<ConvertError> for CatalogError {
+    fn from(error: ConvertError) -> Self {
+        match error {
+            ConvertError::Invalid { .. } | ConvertError::InvalidReported(_) => {
+                CatalogError::Invalid(error.to_string())
+            }
+            ConvertError::Failed(e) => CatalogError::Render(e),
+            ConvertError::Io(e) => CatalogError::Io(e),
+        }
+    }
 }
 
 /// Whether an upload added something new.
@@ -57,15 +69,20 @@ pub enum Added {
     Existing,
 }
 
+/// A model's mesh in the transfer form render hosts load.
+pub enum MeshBytes {
+    /// A sample's, built in memory.
+    Memory(Arc<Vec<u8>>),
+    /// An upload's, converted once and kept on disk.
+    File(PathBuf),
+}
+
 pub struct Catalog {
     dir: PathBuf,
     store: Store,
-    renderer: RenderWorker,
-    /// The samples' meshes: small, built at start, always kept.
-    samples: HashMap<ModelId, Arc<Mesh>>,
-    /// Uploads' meshes once first needed, bounded in bytes (least recently used out first);
-    /// two requests for the same model at once import it once.
-    meshes: Cache<ModelId, Arc<Mesh>>,
+    converter: Converter,
+    /// The samples' meshes in transfer form: small, built at start, always kept.
+    samples: HashMap<ModelId, Arc<Vec<u8>>>,
 }
 
 impl Catalog {
@@ -73,11 +90,17 @@ impl Catalog {
     pub async fn open(
         data_dir: &std::path::Path,
         store: Store,
-        renderer: RenderWorker,
-        mesh_cache_bytes: u64,
+        converter: Converter,
     ) -> Result<Self, CatalogError> {
         let dir = data_dir.join("models");
         tokio::fs::create_dir_all(&dir).await?;
+        // Uploads a stop interrupted while they were converted.
+        let mut entries = tokio::fs::read_dir(&dir).await?;
+        while let Some(entry) = entries.next_entry().await? {
+            if entry.file_name().to_string_lossy().starts_with(".upload-") {
+                let _ = tokio::fs::remove_dir_all(entry.path()).await;
+            }
+        }
         let mut samples = HashMap::new();
         for sample in SAMPLES {
             let mesh = (sample.build)();
@@ -87,18 +110,19 @@ impl Catalog {
                 triangles: mesh.triangles(),
             };
             store.upsert_model(&summary, ModelSource::Sample).await?;
-            samples.insert(summary.id, Arc::new(mesh));
+            samples.insert(summary.id, Arc::new(mesh.to_bytes()));
         }
         Ok(Self {
             dir,
             store,
-            renderer,
+            converter,
             samples,
-            meshes: Cache::builder()
-                .max_capacity(mesh_cache_bytes)
-                .weigher(|_, mesh: &Arc<Mesh>| u32::try_from(mesh.heap_bytes()).unwrap_or(u32::MAX))
-                .build(),
         })
+    }
+
+    /// The adapter thumbnails are drawn on, or why there is none; `None` before the first.
+    pub fn renderer(&self) -> Option<Result<String, String>> {
+        self.converter.adapter()
     }
 
     /// The catalog as `account` (or a guest of its spaces) sees it.
@@ -147,40 +171,27 @@ impl Catalog {
             return Ok((Added::Existing, existing));
         }
 
-        // Import before storing anything: a file that does not import is never kept.
-        let files = Arc::new(files);
-        let parts = files.clone();
-        let imported = tokio::task::spawn_blocking(move || {
-            let main = &parts[main];
-            let mut beside = |uri: &str| {
-                let wanted = uri.rsplit('/').next().unwrap_or(uri);
-                parts
-                    .iter()
-                    .find(|f| f.name == wanted)
-                    .map(|f| f.bytes.clone())
-            };
-            import(&main.name, &main.bytes, &mut beside).map_err(|source| CatalogError::Invalid {
-                file: main.name.clone(),
-                source,
-            })
-        })
-        .await
-        .map_err(|e| CatalogError::Render(format!("the importer failed: {e}")))??;
-
-        // Written again even when another account stored the same bytes: the same work either
-        // way, so neither the answer nor its time says whether someone else has this model.
+        // Converted in a folder of its own before anything is stored: a file that does not
+        // import is never kept. Converted again even when another account stored the same bytes:
+        // the same work either way, so neither the answer nor its time says whether someone else
+        // has this model.
+        let staging = self
+            .dir
+            .join(format!(".upload-{}", uuid::Uuid::new_v4().simple()));
+        tokio::fs::create_dir_all(&staging).await?;
+        let converted = self.convert_upload(&staging, &files, main).await;
+        let prepared = match converted {
+            Ok(prepared) => prepared,
+            Err(e) => {
+                let _ = tokio::fs::remove_dir_all(&staging).await;
+                return Err(e);
+            }
+        };
         let folder = self.dir.join(content.as_str());
-        tokio::fs::create_dir_all(&folder).await?;
-        for file in files.iter() {
-            write_atomically(&folder.join(&file.name), &file.bytes).await?;
+        if tokio::fs::rename(&staging, &folder).await.is_err() {
+            // The same content is stored already (a non-empty folder cannot be renamed onto).
+            let _ = tokio::fs::remove_dir_all(&staging).await;
         }
-        let mesh = Arc::new(imported.mesh);
-        let thumbnail = self
-            .renderer
-            .thumbnail(id.clone(), mesh.clone())
-            .await
-            .map_err(CatalogError::Render)?;
-        write_atomically(&folder.join(THUMBNAIL), &thumbnail).await?;
 
         let main_file = &files[main];
         let record = ModelRecord {
@@ -189,11 +200,11 @@ impl Catalog {
                 name: name
                     .filter(|n| !n.trim().is_empty())
                     .unwrap_or_else(|| main_file.name.clone()),
-                triangles: mesh.triangles(),
+                triangles: prepared.triangles,
             },
             source: ModelSource::Upload,
             file_name: Some(main_file.name.clone()),
-            format: Some(imported.format.as_str().to_string()),
+            format: prepared.format,
             size_bytes: Some(files.iter().map(|f| f.bytes.len() as u64).sum()),
             uploaded_by: Some(owner.to_string()),
             content_id: Some(content.as_str().to_string()),
@@ -202,53 +213,65 @@ impl Catalog {
             // Uploaded twice at the same moment: the other one stored it.
             return Ok((Added::Existing, self.get(&id, owner).await?));
         }
-        self.meshes.insert(id, mesh).await;
-        // moka evicts in batches as it is used; an upload is rare enough to settle it now.
-        self.meshes.run_pending_tasks().await;
-        release_freed_memory();
         Ok((Added::New, record))
     }
 
-    /// The mesh of `record` (as [`Catalog::get`] gave it), importing it from disk the first time.
-    pub async fn mesh(&self, record: &ModelRecord) -> Result<Arc<Mesh>, CatalogError> {
+    /// Writes `files` into `staging` and converts the one at `main` there.
+    async fn convert_upload(
+        &self,
+        staging: &std::path::Path,
+        files: &[UploadedFile],
+        main: usize,
+    ) -> Result<crate::catalog::convert::Prepared, CatalogError> {
+        for file in files {
+            write_atomically(&staging.join(&file.name), &file.bytes).await?;
+        }
+        let source = Source::File {
+            folder: staging.to_path_buf(),
+            file: files[main].name.clone(),
+        };
+        Ok(self.converter.prepare(source).await?)
+    }
+
+    /// How `record` (as [`Catalog::get`] gave it) is converted, were its files missing.
+    fn source(&self, record: &ModelRecord) -> Result<Source, CatalogError> {
+        let folder = self.folder(record);
         let id = &record.summary.id;
-        if let Some(mesh) = self.samples.get(id) {
-            return Ok(mesh.clone());
+        if self.samples.contains_key(id) {
+            return Ok(Source::Sample {
+                folder,
+                id: id.clone(),
+            });
         }
         let file = record
             .file_name
-            .as_ref()
+            .clone()
             .ok_or_else(|| CatalogError::UnknownModel(id.clone()))?;
-        let path = self.folder(record).join(file);
-        self.meshes
-            .try_get_with(id.clone(), async move {
-                let imported =
-                    tokio::task::spawn_blocking(move || parallax_render::import_file(&path))
-                        .await
-                        .map_err(|e| format!("the importer failed: {e}"))?
-                        .map_err(|e| e.to_string())?;
-                Ok::<_, String>(Arc::new(imported.mesh))
-            })
-            .await
-            .map_err(|e| CatalogError::Render(format!("reading a stored model: {e}")))
+        Ok(Source::File { folder, file })
+    }
+
+    /// The mesh of `record` (as [`Catalog::get`] gave it) in transfer form; an upload stored
+    /// before conversions kept it on disk is converted now.
+    pub async fn mesh(&self, record: &ModelRecord) -> Result<MeshBytes, CatalogError> {
+        if let Some(bytes) = self.samples.get(&record.summary.id) {
+            return Ok(MeshBytes::Memory(bytes.clone()));
+        }
+        let path = self.folder(record).join(MESH);
+        if !tokio::fs::try_exists(&path).await? {
+            self.converter.prepare(self.source(record)?).await?;
+        }
+        Ok(MeshBytes::File(path))
     }
 
     /// The PNG thumbnail of `record`, rendered once and kept on disk.
     pub async fn thumbnail(&self, record: &ModelRecord) -> Result<Vec<u8>, CatalogError> {
-        let folder = self.folder(record);
-        let path = folder.join(THUMBNAIL);
+        let path = self.folder(record).join(THUMBNAIL);
         if let Ok(png) = tokio::fs::read(&path).await {
             return Ok(png);
         }
-        let mesh = self.mesh(record).await?;
-        let png = self
-            .renderer
-            .thumbnail(record.summary.id.clone(), mesh)
-            .await
-            .map_err(CatalogError::Render)?;
-        tokio::fs::create_dir_all(&folder).await?;
-        write_atomically(&path, &png).await?;
-        Ok(png)
+        tokio::fs::create_dir_all(self.folder(record)).await?;
+        self.converter.prepare(self.source(record)?).await?;
+        Ok(tokio::fs::read(&path).await?)
     }
 
     /// Deletes `account`'s upload `id`, and its files unless another account's upload is made
@@ -270,7 +293,6 @@ impl Catalog {
             });
         }
         self.store.delete_upload(id).await?;
-        self.meshes.invalidate(id).await;
         let content = record.content_id.as_deref().unwrap_or(id.as_str());
         if self.store.content_in_use(content).await? {
             return Ok(());
@@ -279,18 +301,5 @@ impl Catalog {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
             _ => Ok(()),
         }
-    }
-}
-
-/// Gives memory freed by an import back to the system. An upload allocates a few times its size
-/// (the body, the parsed triangles, the welded mesh) on whichever threads handled it, and glibc
-/// keeps what those threads freed in their own arenas: without this a coordinator that imported
-/// 30 parts of a few MB each stayed at ~500 MiB (docs/BENCHMARKS.md, soak).
-fn release_freed_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only returns free pages to the kernel; it is thread-safe and
-    // touches no memory in use.
-    unsafe {
-        libc::malloc_trim(0);
     }
 }

@@ -34,12 +34,13 @@ pub(crate) async fn health_handler(
     headers: HeaderMap,
 ) -> Result<Json<Value>> {
     let unopened = Ok("not opened yet: it opens with the first thumbnail".to_string());
+    let renderer = state.catalog.renderer();
     let operator = auth::bearer(&headers).is_ok_and(|b| secret_matches(b, &state.host_secret))
         || auth::access_token(&headers)
             .ok()
             .and_then(|token| state.tokens.verify(&token).ok())
             .is_some_and(|claims| claims.space.is_none());
-    match state.renderer.adapter().unwrap_or(&unopened) {
+    match renderer.as_ref().unwrap_or(&unopened) {
         Ok(_) if !operator => Ok(Json(json!({ "status": "ok" }))),
         Ok(adapter) => Ok(Json(json!({
             "status": "ok",

@@ -8,6 +8,7 @@
 use std::time::Duration;
 
 use axum::Router;
+use axum::body::Body;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, header};
@@ -22,6 +23,7 @@ use serde::Deserialize;
 
 use crate::accounts::keys::secret_matches;
 use crate::base::error::AppError;
+use crate::catalog::models::MeshBytes;
 use crate::http::auth;
 use crate::pool::sessions::RegisterError;
 use crate::state::AppState;
@@ -76,11 +78,17 @@ async fn mesh_handler(
             None,
         ));
     }
-    let mesh = state.catalog.mesh(&record).await?;
-    let bytes = tokio::task::spawn_blocking(move || mesh.to_bytes())
-        .await
-        .map_err(|e| AppError::Internal(anyhow::anyhow!("encoding a mesh failed: {e}")))?;
-    Ok(([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response())
+    let body = match state.catalog.mesh(&record).await? {
+        MeshBytes::Memory(bytes) => Body::from(bytes.as_ref().clone()),
+        // Streamed from disk: a large model never sits whole in the coordinator's memory.
+        MeshBytes::File(path) => {
+            let file = tokio::fs::File::open(&path)
+                .await
+                .map_err(|e| AppError::Internal(anyhow::anyhow!("opening {path:?}: {e}")))?;
+            Body::from_stream(tokio_util::io::ReaderStream::new(file))
+        }
+    };
+    Ok(([(header::CONTENT_TYPE, "application/octet-stream")], body).into_response())
 }
 
 async fn host_ws_handler(ws: WebSocketUpgrade, State(state): State<AppState>) -> Response {

@@ -72,7 +72,7 @@ impl From<CatalogError> for AppError {
             CatalogError::NoModelFile | CatalogError::BadFileName(_) => {
                 AppError::bad_request(error.to_string(), Some("file"))
             }
-            CatalogError::Invalid { .. } => AppError::Client {
+            CatalogError::Invalid(_) => AppError::Client {
                 status: StatusCode::BAD_REQUEST,
                 code: "InvalidModel",
                 message: error.to_string(),
