@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Soak: 30 distinct uploaded models, selected round-robin in one space whose 4 headsets each load
 # every selection on their own render session, for DURATION (default 5m). The coordinator and its
-# render hosts run as the release binary with small cache bounds, so the caches must evict; the
-# resident memory of the coordinator and of each host is sampled every 5 s and the highest is
+# render hosts run as the release binary, the hosts with small cache bounds, so their caches must
+# evict; the resident memory of the coordinator (which keeps no meshes: uploads are converted by
+# child processes and served from disk) and of each host is sampled every 5 s and the highest is
 # printed beside the bounds.
 #
 #   scripts/bench-soak.sh [DURATION] [MESH_CACHE_MB] [GPU_CACHE_MB]     (5m 64 128)
@@ -27,7 +28,7 @@ url=http://127.0.0.1:$port
 PARALLAX_HOST_MESH_CACHE_MB=$mesh_mb PARALLAX_HOST_GPU_CACHE_MB=$gpu_mb \
   "$target/release/parallax" serve --addr "127.0.0.1:$port" --data-dir "$work/data" \
   --site-root /nonexistent --standard 4 --standard-standby 4 --premium 0 --poll-interval-ms 0 \
-  --mesh-cache-mb "$mesh_mb" >"$work/serve.log" 2>&1 &
+  >"$work/serve.log" 2>&1 &
 serve=$!
 until curl -sf -o /dev/null "$url/v1/ping"; do sleep 0.2; done
 token=$(curl -sf -H "Authorization: Bearer $id:$key" "$url/accounts/$id/token" |
@@ -78,5 +79,5 @@ for pid in $(pgrep -P $serve -f render-host); do echo "  host $pid: $(rss_kinds 
 cat "$work/report.json"
 echo
 echo "highest resident memory over $duration: coordinator $max_coordinator MiB" \
-  "(mesh cache bound $mesh_mb MiB), render host $max_host MiB" \
+  "(no mesh cache), render host $max_host MiB" \
   "(mesh cache $mesh_mb MiB + GPU cache $gpu_mb MiB)"
