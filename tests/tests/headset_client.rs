@@ -173,3 +173,42 @@ async fn a_second_device_on_a_render_session_gets_session_taken() {
     };
     assert!(matches!(ended, ClientError::SessionEnded(_)), "{ended:?}");
 }
+
+/// A headset whose render session is still starting polls it until it is Ready; the coordinator
+/// answers polls faster than its limit with 429 and `Retry-After`, and `render_url` waits that
+/// long instead of failing (a client that gave up here would never see a frame).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn render_url_waits_out_the_poll_limit_while_the_session_starts() {
+    let pool = parallax_server::config::PoolArgs {
+        standard_standby: 0,
+        poll_interval_ms: 1000,
+        ..Default::default()
+    };
+    let signed_in = SignedIn::start_with(&pool).await;
+    signed_in.space("cold", "default").await;
+    let headset = signed_in
+        .coordinator
+        .join_space("cold", "headset", Role::Headset, None)
+        .await
+        .unwrap();
+    // No host is booted: the session is Starting, and the client's next poll comes 100 ms later.
+    let id = headset.render_session.as_ref().unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let first = signed_in.coordinator.own_render_session(&id).await.unwrap();
+    assert_eq!(first["status"], "Starting", "{first}");
+    let second = signed_in.coordinator.own_render_session(&id).await;
+    assert!(
+        matches!(second, Err(ClientError::Throttled(wait)) if wait >= Duration::from_secs(1)),
+        "a poll within the limit is refused with Retry-After: {second:?}"
+    );
+    let url = tokio::time::timeout(
+        Duration::from_secs(60),
+        headset.render_url(Duration::from_secs(60)),
+    )
+    .await
+    .expect("Ready within a minute")
+    .expect("render_url waits out the 429s");
+    assert!(url.starts_with("ws://"), "{url}");
+}
