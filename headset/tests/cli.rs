@@ -1,0 +1,188 @@
+//! `parallax-headset` as a person runs it against a real coordinator: `join` follows the space
+//! and writes frames, resumes after the network drops, and leaves the space on Ctrl-C; `load
+//! --json` prints one JSON report.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use parallax_tests::{Proxy, SignedIn};
+
+fn headset(url: &str, account: &(String, String), args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_parallax-headset"));
+    command
+        .args(args)
+        .args(["--server", url])
+        .env("PARALLAX_ACCOUNT", &account.0)
+        .env("PARALLAX_KEY", &account.1)
+        .env("RUST_LOG", "warn");
+    command
+}
+
+/// The lines a running process prints, as they come.
+fn lines_of(child: &mut Child) -> mpsc::Receiver<String> {
+    let stdout = child.stdout.take().expect("stdout piped");
+    let (send, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if send.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    lines
+}
+
+/// Waits for a printed line containing `text`; panics with what was printed otherwise.
+fn wait_for_line(lines: &mpsc::Receiver<String>, text: &str, seen: &mut Vec<String>) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        match lines.recv_timeout(left) {
+            Ok(line) => {
+                let found = line.contains(text);
+                seen.push(line);
+                if found {
+                    return;
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    panic!(
+        "no line with {text:?} within 60 s; printed:\n{}",
+        seen.join("\n")
+    );
+}
+
+fn frames_in(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "jpg"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Kills the process if the test fails before it exits.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn join_writes_frames_of_what_the_space_shows_resumes_and_leaves_on_ctrl_c() {
+    let signed_in = SignedIn::start().await;
+    let tablet = signed_in.space("cli", "default").await;
+    tablet.select("gear").await.unwrap();
+    // The headset reaches the coordinator through a proxy the test can cut.
+    let proxy = Proxy::start(signed_in.server.addr).await;
+    let frames = tempfile::tempdir().unwrap();
+    let child = headset(
+        &proxy.url(),
+        &signed_in.account,
+        &[
+            "join",
+            "--space",
+            "cli",
+            "--device",
+            "cli-headset",
+            "--width",
+            "320",
+            "--height",
+            "240",
+        ],
+    )
+    .arg("--frames")
+    .arg(frames.path())
+    .stdout(Stdio::piped())
+    .spawn()
+    .expect("parallax-headset starts");
+    let mut child = Running(child);
+    let lines = lines_of(&mut child.0);
+    let mut seen = Vec::new();
+
+    wait_for_line(&lines, "loaded gear", &mut seen);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while frames_in(frames.path()).len() < 3 {
+        assert!(
+            Instant::now() < deadline,
+            "fewer than 3 frames written in 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let frame = std::fs::read(&frames_in(frames.path())[0]).unwrap();
+    let (width, height, _) = parallax_tests::decode_jpeg(&frame);
+    assert_eq!((width, height), (320, 240), "frames of the size asked for");
+
+    // The network drops; the headset resumes by itself and follows the next selection.
+    proxy.cut(Duration::from_millis(300));
+    wait_for_line(&lines, "resuming", &mut seen);
+    wait_for_line(&lines, "resumed at sequence", &mut seen);
+    tablet.select("bracket").await.unwrap();
+    wait_for_line(&lines, "loaded bracket", &mut seen);
+
+    // Ctrl-C: it leaves the space, which then has only the tablet.
+    kill(Pid::from_raw(child.0.id() as i32), Signal::SIGINT).unwrap();
+    wait_for_line(&lines, "left space cli", &mut seen);
+    let status = child.0.wait().unwrap();
+    assert!(status.success(), "{status}");
+    let space = tablet.space().await.unwrap();
+    let members: Vec<&str> = space["members"]
+        .as_array()
+        .unwrap_or_else(|| panic!("members in {space}"))
+        .iter()
+        .filter_map(|m| m["device"].as_str())
+        .collect();
+    assert_eq!(members, ["tablet"], "{space}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn load_with_json_prints_one_report() {
+    let signed_in = SignedIn::start().await;
+    let output = headset(
+        &signed_in.server.url(),
+        &signed_in.account,
+        &[
+            "load",
+            "--space",
+            "json",
+            "--devices",
+            "3",
+            "--duration",
+            "1s",
+            "--every",
+            "200ms",
+            "--json",
+        ],
+    )
+    .output()
+    .expect("parallax-headset runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&output.stdout)));
+    assert_eq!(report["devices"], 3);
+    let selections = report["selections"].as_u64().unwrap();
+    assert!(selections >= 3, "{report}");
+    assert_eq!(
+        report["messages"].as_u64(),
+        Some(3 * selections),
+        "{report}"
+    );
+    assert_eq!(
+        (report["lost"].as_u64(), report["duplicated"].as_u64()),
+        (Some(0), Some(0))
+    );
+}
