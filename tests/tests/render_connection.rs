@@ -6,10 +6,14 @@ use parallax_core::FrameHeader;
 use parallax_core::device::{DeviceMessage, HitPolicy, HostMessage, Pose, SESSION_TAKEN};
 use parallax_server::config::PoolArgs;
 use parallax_tests::{ArrClient, TestServer, data_dir, decode_jpeg, within};
-use serde_json::json;
+use std::time::Duration;
+
+use parallax_host::HostConfig;
+use serde_json::{Value, json};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tokio_util::sync::CancellationToken;
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -338,4 +342,144 @@ async fn devices_that_break_the_rules_get_a_reason() {
         "queued session refused"
     );
     server.stop().await;
+}
+
+/// Starts a render host as one on another machine runs (`parallax render-host --coordinator …`,
+/// not started by the coordinator) in this process; it runs until `stop`.
+fn remote_host(server: &TestServer, target_fps: u32, stop: &CancellationToken) {
+    let config = HostConfig {
+        coordinator: format!("ws://{}/v1/hosts/ws", server.addr),
+        size: parallax_core::session::SessionSize::Standard,
+        secret: server.host_secret.clone(),
+        host: None,
+        listen: "127.0.0.1:0".parse().unwrap(),
+        advertise: None,
+        local: false,
+        target_fps,
+        mesh_cache_bytes: HostConfig::mib(64),
+        gpu_cache_bytes: HostConfig::mib(64),
+    };
+    tokio::spawn(parallax_host::run(config, stop.clone()));
+}
+
+async fn registered_hosts(server: &TestServer) -> Vec<Value> {
+    let health: Value = reqwest::Client::new()
+        .get(format!("{}/v1/health", server.url()))
+        .bearer_auth(&server.host_secret)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    health["hosts"].as_array().cloned().unwrap_or_default()
+}
+
+/// A host on another machine joins the pool while it has room and is refused past its capacity;
+/// a session runs on it, and its frames keep to its `--target-fps` however fast poses come, each
+/// frame drawn from the latest pose (the ones that queued meanwhile are merged, not replayed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remote_host_joins_up_to_capacity_and_paces_frames_from_the_latest_pose() {
+    let (_dir, server, arr) = setup(PoolArgs {
+        standard: 1,
+        standard_standby: 0,
+        premium: 0,
+        poll_interval_ms: 0,
+        ..PoolArgs::default()
+    })
+    .await;
+    let stop = CancellationToken::new();
+    remote_host(&server, 4, &stop);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while registered_hosts(&server).await.len() < 1 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the remote host did not register"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // A second one finds the pool full (one Standard host at most) and is not registered.
+    remote_host(&server, 4, &stop);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(registered_hosts(&server).await.len(), 1);
+
+    // A session runs on the remote host.
+    let session = arr.put("remote", "Standard", 30).await;
+    let mut status = session.body["status"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let mut body = session.body;
+    while status != "Ready" {
+        assert!(
+            tokio::time::Instant::now() < deadline + Duration::from_secs(10),
+            "{body}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        body = arr.get("remote").await.body;
+        status = body["status"].as_str().unwrap_or_default().to_string();
+    }
+    let url = body["renderUrl"].as_str().unwrap().to_string();
+    let (mut device, _) = connect(&url, &arr.token).await;
+    say(
+        &mut device,
+        DeviceMessage::LoadModel {
+            model: parallax_core::ModelId::new("gear"),
+        },
+    )
+    .await;
+    loop {
+        if let Heard::Event(HostMessage::LoadDone { .. }) = hear(&mut device).await {
+            break;
+        }
+    }
+
+    // Poses every 10 ms for 1.5 s, read as they come; the host draws at most 4 frames a second.
+    let (mut sink, mut stream) = device.split();
+    let reader = tokio::spawn(async move {
+        let mut frames = Vec::new();
+        while let Some(Ok(message)) = stream.next().await {
+            if let Message::Binary(bytes) = message {
+                let (header, _) = FrameHeader::decode(&bytes).unwrap();
+                frames.push((header.pose, std::time::Instant::now()));
+                if header.pose == 150 {
+                    break;
+                }
+            }
+        }
+        frames
+    });
+    for id in 1..=150u64 {
+        let message = pose(id, [90.0 * (id as f32 / 25.0).cos(), 30.0, 90.0]).to_json();
+        sink.send(Message::text(message)).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let sent_last = std::time::Instant::now();
+    let frames = tokio::time::timeout(Duration::from_secs(5), reader)
+        .await
+        .expect("the last pose's frame comes within 5 s")
+        .unwrap();
+    let (last, arrived) = *frames.last().unwrap();
+    assert_eq!(last, 150, "the last frame is of the last pose");
+    assert!(
+        arrived.duration_since(sent_last) < Duration::from_secs(1),
+        "the latest pose is drawn next, not after the queue: {:?}",
+        arrived.duration_since(sent_last)
+    );
+    assert!(
+        (3..=10).contains(&frames.len()),
+        "{} frames for 150 poses in ~1.7 s at 4 fps",
+        frames.len()
+    );
+    assert!(frames.windows(2).all(|w| w[0].0 < w[1].0), "in pose order");
+    let closest = frames
+        .windows(2)
+        .map(|w| w[1].1.duration_since(w[0].1))
+        .min()
+        .unwrap();
+    assert!(
+        closest >= Duration::from_millis(150),
+        "two frames {closest:?} apart"
+    );
+    stop.cancel();
 }
