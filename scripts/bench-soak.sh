@@ -68,8 +68,14 @@ for pid in $(pgrep -P $serve -f render-host); do echo "  host $pid: $(rss_kinds 
   --space soak --devices 4 --render --duration "$duration" --every 1s --viewport 640x360 \
   --json >"$work/report.json" &
 load=$!
+ticks=0
 while kill -0 $load 2>/dev/null; do
   sample
+  ticks=$((ticks + 1))
+  if ((ticks % 12 == 0)); then
+    echo "after $((ticks * 5)) s: coordinator $(rss_mib $serve) MiB, hosts" \
+      "$(for pid in $(pgrep -P $serve -f render-host); do printf '%s ' "$(rss_mib "$pid")"; done)MiB" >&2
+  fi
   sleep 5
 done
 wait $load

@@ -206,16 +206,34 @@ impl GpuCache {
         if !self.models.contains(id) {
             let gpu = renderer.upload(mesh).map_err(|e| e.to_string())?;
             self.bytes += gpu.gpu_bytes();
+            let mut evicted_any = false;
             while self.bytes > self.budget
                 && let Some((_, evicted)) = self.models.pop_lru()
             {
                 self.bytes -= evicted.gpu_bytes();
+                evicted_any = true;
             }
             self.models.put(id.clone(), gpu);
+            if evicted_any {
+                release_freed_memory();
+            }
         }
         self.models
             .get(id)
             .ok_or_else(|| "the model left the GPU cache".to_string())
+    }
+}
+
+/// Gives freed memory back to the system. On lavapipe a model's GPU buffers are the process's
+/// own heap, allocated on this thread while the mesh was fetched and decoded on others; glibc
+/// keeps what each thread freed in its arena, so without this a host that cycled through 30
+/// models sat ~60 MiB above its cache bounds (docs/BENCHMARKS.md, soak).
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free pages to the kernel; it is thread-safe and touches
+    // no memory in use.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 

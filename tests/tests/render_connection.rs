@@ -391,7 +391,7 @@ async fn a_remote_host_joins_up_to_capacity_and_paces_frames_from_the_latest_pos
     let stop = CancellationToken::new();
     remote_host(&server, 4, &stop);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while registered_hosts(&server).await.len() < 1 {
+    while registered_hosts(&server).await.is_empty() {
         assert!(
             tokio::time::Instant::now() < deadline,
             "the remote host did not register"
