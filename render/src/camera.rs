@@ -170,4 +170,23 @@ mod tests {
         assert!((view.eye - view.target).length() > 1e-3);
         assert!(view.view_projection().is_finite());
     }
+
+    #[test]
+    fn near_and_far_follow_the_eyes_distance_wherever_the_view_is() {
+        let view = View {
+            eye: Vec3::new(1000.0, 0.0, 100.0),
+            target: Vec3::new(1000.0, 0.0, 0.0),
+            up: Vec3::Y,
+            fov_y: 1.0,
+            width: 100,
+            height: 100,
+        };
+        let depth = |z: f32| {
+            let clip = view.view_projection() * Vec3::new(1000.0, 0.0, z).extend(1.0);
+            clip.z / clip.w
+        };
+        // 5 in front of the eye and 900 behind the target are both drawn.
+        assert!((0.0..=1.0).contains(&depth(95.0)), "{}", depth(95.0));
+        assert!((0.0..=1.0).contains(&depth(-900.0)), "{}", depth(-900.0));
+    }
 }

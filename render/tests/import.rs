@@ -343,3 +343,38 @@ fn node_hierarchies_are_followed_64_deep_and_refused_deeper() {
     let deeper = refused("deeper.gltf", nested_gltf(65).as_bytes());
     assert!(deeper.to_string().contains("deeper than 64"), "{deeper}");
 }
+
+#[test]
+fn a_mesh_written_as_binary_stl_imports_as_the_same_part() {
+    let gear = parallax_render::samples::gear();
+    let model = import("gear.stl", &gear.to_binary_stl(), &mut no_files).unwrap();
+    assert_eq!(model.triangles(), gear.triangles());
+    assert_eq!(model.degenerate, 0);
+    let (written, read) = (gear.bounds().unwrap(), model.bounds());
+    assert_eq!((read.min, read.max), (written.min, written.max));
+}
+
+#[test]
+fn a_triangle_is_judged_by_its_own_edges_whichever_corner_comes_first() {
+    // Real triangles whose corner sums line up with an edge (what a sign slip would see as flat).
+    let kept = [
+        [[1.0, 0.0, 0.0], [-1.0, 1.0, 0.0], [1.0, 1.0, 0.0]],
+        [[1.0, 0.0, 0.0], [1.0, 1.0, 0.0], [-1.0, 1.0, 0.0]],
+    ];
+    // A sliver 2000 long and 0.0001 high, far from the origin, in each corner order: flat.
+    let (a, b, c) = (
+        [1500.0, 500.0001, 500.0],
+        [500.0, 500.0, 500.0],
+        [2500.0, 500.0, 500.0],
+    );
+    let slivers = [[a, b, c], [b, c, a], [c, a, b]];
+    let all: Vec<[[f32; 3]; 3]> = kept.iter().chain(&slivers).copied().collect();
+    let model = import("mixed.stl", &binary_stl(&all), &mut no_files).unwrap();
+    assert_eq!((model.triangles(), model.degenerate), (2, 3));
+}
+
+#[test]
+fn an_obj_face_naming_a_missing_vertex_is_refused() {
+    let obj = "v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 9\n";
+    assert!(import("p.obj", obj.as_bytes(), &mut no_files).is_err());
+}
