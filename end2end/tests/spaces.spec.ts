@@ -1,5 +1,7 @@
 import { expect, test, type Browser, type Page, type WebSocketRoute } from "@playwright/test";
 import { readFileSync } from "node:fs";
+import jsQR from "jsqr";
+import { PNG } from "pngjs";
 
 // The operator's console: sign in with the account key, create a space, show a model to
 // everyone, and see who is in the room, live. `scripts/test.sh` creates the account and passes
@@ -117,7 +119,13 @@ test("a tablet creates a space, shows a model to everyone and sees the room live
   await expect(tablet).toHaveURL(new RegExp(`/spaces/${room}$`));
   await expect(tablet.getByLabel("Join code")).toHaveText(/^\d{6}$/);
   // Another device scans the join link from the tablet.
-  await expect(tablet.getByRole("img", { name: "QR code of the join link" }).locator("svg")).toBeVisible();
+  const qr = tablet.getByRole("img", { name: "QR code of the join link" });
+  await expect(qr.locator("svg")).toBeVisible();
+  // Scanned, it is the join link with this space's code.
+  const shot = PNG.sync.read(await qr.screenshot());
+  const scanned = jsQR(new Uint8ClampedArray(shot.data), shot.width, shot.height);
+  const code = await tablet.getByLabel("Join code").textContent();
+  expect(scanned?.data).toBe(`${new URL(tablet.url()).origin}/join?code=${code}`);
   const roster = tablet.getByRole("complementary", { name: "Members" });
   await expect(roster.locator(".member")).toHaveCount(1);
   await expect(roster.locator(".member").first()).toHaveAttribute("data-status", "active");
@@ -125,6 +133,13 @@ test("a tablet creates a space, shows a model to everyone and sees the room live
 
   // The catalog, with thumbnails from our renderer; showing a model marks it for everyone.
   await expect(tablet.locator(".model-card")).toHaveCount(3);
+  // Each thumbnail arrives and decodes as a 480×360 image (a broken one has no natural width).
+  for (const img of await tablet.locator(".model-card img.thumbnail").all()) {
+    await img.scrollIntoViewIfNeeded();
+    await expect
+      .poll(() => img.evaluate((i: HTMLImageElement) => (i.complete ? i.naturalWidth : 0)))
+      .toBe(480);
+  }
   await tablet.getByRole("button", { name: /^Show Spur gear.* to everyone$/ }).click();
   await expect(tablet.locator('.model-card[data-model="gear"]')).toHaveClass(/showing/);
   await expect(tablet.getByRole("button", { name: /^Show Spur gear.* to everyone$/ })).toHaveText(
@@ -294,6 +309,20 @@ test("browser headsets follow the tablet on their own render sessions", async ({
   await expect.poll(() => coverage(headsets[0])).toBeGreaterThan(farther * 1.1);
   await expect(headsets[0].locator(".hud .picked")).toHaveCount(0);
 
+  // The wheel zooms as well: scrolling down moves away, so the model takes up less of the view.
+  const nearer = await coverage(headsets[0]);
+  const wheelFrom = Number(await view.getAttribute("data-frame"));
+  await headsets[0].mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+  for (let i = 0; i < 3; i++) await headsets[0].mouse.wheel(0, 100);
+  await expect.poll(async () => Number(await view.getAttribute("data-frame"))).toBeGreaterThan(wheelFrom);
+  await expect.poll(() => coverage(headsets[0])).toBeLessThan(nearer * 0.9);
+  // A tap on the model names the part under it (an STL is one part, named after its file).
+  await headsets[0].mouse.click(box.x + box.width / 2, box.y + box.height / 2);
+  await expect(headsets[0].locator(".hud .picked")).toHaveText("Picked: test-pyramid");
+  // The overlay: lease time left and pose-to-frame latency, measured.
+  await expect(headsets[0].locator(".hud .lease")).toHaveText(/^\d+ min left$/);
+  await expect(headsets[0].locator(".hud .latency")).toHaveText(/^\d+ ms$/);
+
   // The same browser opening its headset page again in a second tab finds its session taken.
   const again = await headsets[0].context().newPage();
   await again.goto(`/spaces/${room}/headset`);
@@ -383,6 +412,24 @@ test("the operator stops a headset's render session from /pool and the headset s
   expect(csv.split("\n")[0]).toBe("account,session,size,from,to,ready_seconds,billed_minutes");
   expect(csv).toContain(`,${room}-`);
   await expect(row.locator(".lease")).toHaveText(/^\d+:\d\d:\d\d$/);
+  // "+30 min" extends a lease: a session leased for 30 minutes over the API gets half an hour
+  // more (a headset's own session is leased for the most there is, 24 hours).
+  const leased = `extend-${Date.now().toString(36)}`;
+  const sessionUrl = `/accounts/${account}/sessions/${leased}?api-version=2021-01-01`;
+  const put = await operator.request.put(sessionUrl, { data: { size: "Standard", maxLeaseTimeMinutes: 30 } });
+  expect(put.status(), await put.text()).toBeLessThan(300);
+  const leasedRow = operator.locator(`.session-row[data-session="${leased}"]`);
+  await expect(leasedRow).toHaveCount(1, { timeout: 10_000 });
+  await expect(leasedRow.locator(".lease")).toHaveText(/^0:(29|30):\d\d$/);
+  const seconds = (clock: string | null) =>
+    (clock ?? "").split(":").map(Number).reduce((total, part) => total * 60 + part, 0);
+  const leftBefore = seconds(await leasedRow.locator(".lease").textContent());
+  await leasedRow.getByRole("button", { name: `Extend ${leased} by 30 minutes` }).click();
+  await expect
+    .poll(async () => seconds(await leasedRow.locator(".lease").textContent()), { timeout: 10_000 })
+    .toBeGreaterThan(leftBefore + 29 * 60 - 15);
+  await operator.request.post(`/accounts/${account}/sessions/${leased}/:stop?api-version=2021-01-01`);
+  await expect(leasedRow).toHaveCount(0, { timeout: 10_000 });
   // Known from the host's heartbeats (every 500 ms), shown at the page's next refresh (every 5 s):
   // the first snapshot may predate the heartbeat that said so.
   await expect(row.locator(".device")).toHaveText("device connected", { timeout: 12_000 });
