@@ -5,7 +5,7 @@ use futures_util::{SinkExt, StreamExt};
 use parallax_core::FrameHeader;
 use parallax_core::device::{DeviceMessage, HitPolicy, HostMessage, Pose, SESSION_TAKEN};
 use parallax_server::config::PoolArgs;
-use parallax_tests::{ArrClient, TestServer, data_dir, decode_jpeg, within};
+use parallax_tests::{ArrClient, TestServer, data_dir, decode_jpeg, get_json, within};
 use std::time::Duration;
 
 use parallax_host::HostConfig;
@@ -363,15 +363,7 @@ fn remote_host(server: &TestServer, target_fps: u32, stop: &CancellationToken) {
 }
 
 async fn registered_hosts(server: &TestServer) -> Vec<Value> {
-    let health: Value = reqwest::Client::new()
-        .get(format!("{}/v1/health", server.url()))
-        .bearer_auth(&server.host_secret)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let health = get_json(server, "/v1/health", &server.host_secret).await;
     health["hosts"].as_array().cloned().unwrap_or_default()
 }
 
