@@ -196,6 +196,9 @@ impl Renderer {
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("parallax-render"),
             required_limits: wgpu::Limits::downlevel_defaults().using_resolution(adapter.limits()),
+            // Small device memory blocks: models come and go from a cache bounded in bytes, and a
+            // freed buffer should not keep a large shared block (on lavapipe, host memory) alive.
+            memory_hints: wgpu::MemoryHints::MemoryUsage,
             ..Default::default()
         }))
         .map_err(|e| RenderError::NoDevice(e.to_string()))?;

@@ -205,11 +205,10 @@ fn push_boss(mesh: &mut Mesh, base: Vec3, axis: Vec3, radius: f32, height: f32, 
 fn append_rebuilt(mesh: &mut Mesh, part: &Mesh) {
     for tri in part.indices.chunks_exact(3) {
         let corner = |i: usize| Vec3::from(part.vertices[tri[i] as usize].position);
-        let (a, b, c) = (corner(0), corner(1), corner(2));
-        // Shearing collapses some faces to lines; they would only add invisible triangles.
-        if (b - a).cross(c - a).length_squared() > 1e-8 {
-            mesh.push_triangle(a, b, c, part.vertices[tri[0] as usize].color);
-        }
+        // Shearing collapses some faces to lines; their corners meet, and welding the finished
+        // mesh drops them.
+        let color = part.vertices[tri[0] as usize].color;
+        mesh.push_triangle(corner(0), corner(1), corner(2), color);
     }
 }
 
