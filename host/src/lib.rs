@@ -31,4 +31,4 @@ mod worker;
 pub use config::{HostConfig, RenderArgs, RenderHostArgs, ViewSide};
 pub use serve::run;
 pub use still::render_file;
-pub use worker::{RenderWorker, THUMBNAIL_HEIGHT, THUMBNAIL_WIDTH};
+pub use worker::{RenderWorker, THUMBNAIL_HEIGHT, THUMBNAIL_WIDTH, release_freed_memory};

@@ -224,11 +224,11 @@ impl GpuCache {
     }
 }
 
-/// Gives freed memory back to the system. On lavapipe a model's GPU buffers are the process's
-/// own heap, allocated on this thread while the mesh was fetched and decoded on others; glibc
-/// keeps what each thread freed in its arena, so without this a host that cycled through 30
-/// models sat ~60 MiB above its cache bounds (docs/BENCHMARKS.md, soak).
-fn release_freed_memory() {
+/// Gives freed memory back to the system: glibc keeps what each thread freed in that thread's
+/// arena. On lavapipe a model's GPU buffers are the process's own heap, allocated on the render
+/// thread while the mesh was fetched and decoded on others; a coordinator reads uploads on
+/// whichever runtime threads handle them.
+pub fn release_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only returns free pages to the kernel; it is thread-safe and touches
     // no memory in use.

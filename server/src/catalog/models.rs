@@ -209,6 +209,10 @@ impl Catalog {
             uploaded_by: Some(owner.to_string()),
             content_id: Some(content.as_str().to_string()),
         };
+        // The body (up to `--max-upload-mb`) was read on whichever runtime threads handled the
+        // request; give what it took back (docs/BENCHMARKS.md, soak).
+        drop(files);
+        parallax_host::release_freed_memory();
         if !self.store.insert_upload(&record).await? {
             // Uploaded twice at the same moment: the other one stored it.
             return Ok((Added::Existing, self.get(&id, owner).await?));
