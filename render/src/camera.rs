@@ -154,13 +154,15 @@ mod tests {
 
     #[test]
     fn the_eye_stays_outside_the_parts_bounding_sphere() {
-        // A sphere-like part: its corners alone would let the eye come inside the sphere.
-        let cube = Bounds {
-            min: Vec3::splat(-10.0),
-            max: Vec3::splat(10.0),
+        // A long thin rod across a very wide viewport: its corners alone would let the eye come
+        // within 8 units of its middle, inside the sphere around it.
+        let rod = Bounds {
+            min: Vec3::new(-100.0, -0.1, -0.1),
+            max: Vec3::new(100.0, 0.1, 0.1),
         };
-        let view = View::framing_from(&cube, Vec3::new(1.0, 1.0, 1.0), 4000, 100);
-        assert!((view.eye - view.target).length() >= cube.radius() * 1.05 - 1e-3);
+        let view = View::framing_from(&rod, Vec3::Z, 4000, 100);
+        let distance = (view.eye - view.target).length();
+        assert!((distance - rod.radius() * 1.05).abs() < 1e-3, "{distance}");
         // A point: the eye is not on it.
         let point = Bounds {
             min: Vec3::ONE,
