@@ -233,8 +233,17 @@ test("browser headsets follow the tablet on their own render sessions", async ({
   const upload = tablet.getByLabel("Upload a model (glTF, GLB, STL, OBJ)");
   await upload.setInputFiles({ name: "broken.stl", mimeType: "model/stl", buffer: Buffer.from("not a model") });
   await expect(tablet.getByRole("alert")).toContainText("Upload failed");
+  // The answer is held back a moment: meanwhile the progress bar shows; then it goes.
+  await tablet.route("**/v1/models", async (route) => {
+    if (route.request().method() === "POST") await new Promise((done) => setTimeout(done, 1500));
+    await route.continue();
+  });
   await upload.setInputFiles({ name: "test-pyramid.stl", mimeType: "model/stl", buffer: pyramid() });
+  const progress = tablet.getByRole("progressbar", { name: "Upload progress" });
+  await expect(progress).toBeVisible();
   await expect(tablet.getByRole("status").filter({ hasText: "is in the catalog" })).toBeVisible();
+  await expect(progress).toHaveCount(0);
+  await tablet.unroute("**/v1/models");
   await tablet.getByRole("button", { name: "Show test-pyramid.stl to everyone" }).click();
   // Read the id once the pyramid's card is the one showing (the click's answer has arrived).
   const pyramidCard = tablet.locator(".model-card", { hasText: "test-pyramid.stl" });
