@@ -63,6 +63,12 @@ async fn connect(url: &str, token: &str) -> (Socket, Heard) {
     (socket, first)
 }
 
+fn load(model: &str) -> DeviceMessage {
+    DeviceMessage::LoadModel {
+        model: parallax_core::ModelId::new(model),
+    }
+}
+
 fn pose(id: u64, position: [f32; 3]) -> DeviceMessage {
     DeviceMessage::Pose(Pose {
         id,
@@ -112,13 +118,7 @@ async fn one_device_loads_a_model_and_gets_a_frame_per_pose_then_the_next_starts
 
     let (mut device, welcome) = connect(&url, &arr.token).await;
     assert!(matches!(welcome, Heard::Event(HostMessage::Welcome { .. })));
-    say(
-        &mut device,
-        DeviceMessage::LoadModel {
-            model: parallax_core::ModelId::new("gear"),
-        },
-    )
-    .await;
+    say(&mut device, load("gear")).await;
     let mut events = Vec::new();
     while events.len() < 3 {
         let Heard::Event(event) = hear(&mut device).await else {
@@ -293,26 +293,14 @@ async fn devices_that_break_the_rules_get_a_reason() {
     assert!(matches!(forged, Heard::Closed(1008, _)));
 
     let (mut device, _) = connect(&url, &arr.token).await;
-    say(
-        &mut device,
-        DeviceMessage::LoadModel {
-            model: parallax_core::ModelId::new("gear"),
-        },
-    )
-    .await;
+    say(&mut device, load("gear")).await;
     let failed = loop {
         if let Heard::Event(HostMessage::LoadFailed { reason, .. }) = hear(&mut device).await {
             break reason;
         }
     };
     assert!(failed.contains("polygon budget"), "{failed}");
-    say(
-        &mut device,
-        DeviceMessage::LoadModel {
-            model: parallax_core::ModelId::new("teapot"),
-        },
-    )
-    .await;
+    say(&mut device, load("teapot")).await;
     let missing = loop {
         if let Heard::Event(HostMessage::LoadFailed { reason, .. }) = hear(&mut device).await {
             break reason;
@@ -413,13 +401,7 @@ async fn a_remote_host_joins_up_to_capacity_and_paces_frames_from_the_latest_pos
     }
     let url = body["renderUrl"].as_str().unwrap().to_string();
     let (mut device, _) = connect(&url, &arr.token).await;
-    say(
-        &mut device,
-        DeviceMessage::LoadModel {
-            model: parallax_core::ModelId::new("gear"),
-        },
-    )
-    .await;
+    say(&mut device, load("gear")).await;
     loop {
         if let Heard::Event(HostMessage::LoadDone { .. }) = hear(&mut device).await {
             break;
