@@ -1,5 +1,6 @@
 //! The models people look at: the samples Parallax builds and the files people upload, kept on
-//! disk, imported into meshes on first use, each with a thumbnail from our own renderer.
+//! disk, each converted once (by a child process) into the mesh render hosts load and a
+//! thumbnail from our own renderer.
 
 pub mod convert;
 pub mod files;
