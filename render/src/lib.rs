@@ -25,4 +25,4 @@ pub use camera::View;
 pub use encode::{EncodeError, decode_png, encode_jpeg, encode_png};
 pub use import::{Format, ImportError, ImportedModel, import, import_file};
 pub use mesh::{Bounds, Mesh, Orientation, Part, Vertex};
-pub use renderer::{GpuModel, RenderError, Renderer, RgbaImage};
+pub use renderer::{Eye, GpuModel, MAX_EYES, RenderError, Renderer, RgbaImage};

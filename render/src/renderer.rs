@@ -29,6 +29,8 @@ pub enum RenderError {
     NoDevice(String),
     #[error("viewport {width}x{height} is outside 1..={MAX_VIEWPORT_SIDE} pixels per side")]
     BadViewport { width: u32, height: u32 },
+    #[error("a frame is drawn for 1 to {MAX_EYES} eyes, not {0}")]
+    BadEyes(usize),
     #[error("the model has no triangles")]
     EmptyModel,
     #[error("GPU error: {0}")]
@@ -156,6 +158,31 @@ struct Globals {
     light_dir: [f32; 4],
 }
 
+/// Most eyes one frame is drawn for, side by side (a headset's two).
+pub const MAX_EYES: usize = 2;
+
+/// Bytes between two eyes' [`Globals`] in the uniform buffer: the dynamic-offset alignment
+/// every device accepts.
+const GLOBALS_STRIDE: u64 = 256;
+
+/// One eye of a frame: where it is (for the lighting) and its view and projection in one matrix
+/// (clip space with depth 0..1, as wgpu expects; WebXR's asymmetric projections included).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Eye {
+    pub position: Vec3,
+    pub view_projection: Mat4,
+}
+
+impl Eye {
+    /// The eye of a [`View`].
+    pub fn of(view: &View) -> Self {
+        Self {
+            position: view.eye,
+            view_projection: view.view_projection(),
+        }
+    }
+}
+
 /// Colour and depth targets for one viewport size, kept while the size stays the same.
 struct Targets {
     width: u32,
@@ -211,8 +238,8 @@ impl Renderer {
                 visibility: wgpu::ShaderStages::VERTEX_FRAGMENT,
                 ty: wgpu::BindingType::Buffer {
                     ty: wgpu::BufferBindingType::Uniform,
-                    has_dynamic_offset: false,
-                    min_binding_size: None,
+                    has_dynamic_offset: true,
+                    min_binding_size: wgpu::BufferSize::new(size_of::<Globals>() as u64),
                 },
                 count: None,
             }],
@@ -268,7 +295,7 @@ impl Renderer {
         ];
         let globals = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("globals"),
-            size: size_of::<Globals>() as u64,
+            size: GLOBALS_STRIDE * MAX_EYES as u64,
             usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
@@ -277,7 +304,11 @@ impl Renderer {
             layout: &layout,
             entries: &[wgpu::BindGroupEntry {
                 binding: 0,
-                resource: globals.as_entire_binding(),
+                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                    buffer: &globals,
+                    offset: 0,
+                    size: wgpu::BufferSize::new(size_of::<Globals>() as u64),
+                }),
             }],
         });
         Ok(Self {
@@ -347,21 +378,47 @@ impl Renderer {
         transform: Mat4,
         view: &View,
     ) -> Result<RgbaImage, RenderError> {
-        let (width, height) = (view.width, view.height);
-        if !(1..=MAX_VIEWPORT_SIDE).contains(&width) || !(1..=MAX_VIEWPORT_SIDE).contains(&height) {
-            return Err(RenderError::BadViewport { width, height });
+        self.render_eyes(model, transform, &[Eye::of(view)], view.width, view.height)
+    }
+
+    /// Draws `model` once per eye into one frame of the eyes' images side by side, each
+    /// `width × height` (left eye first): a headset's stereo frame in one pass.
+    pub fn render_eyes(
+        &mut self,
+        model: Option<&GpuModel>,
+        transform: Mat4,
+        eyes: &[Eye],
+        width: u32,
+        height: u32,
+    ) -> Result<RgbaImage, RenderError> {
+        if eyes.is_empty() || eyes.len() > MAX_EYES {
+            return Err(RenderError::BadEyes(eyes.len()));
+        }
+        let frame_width = width.saturating_mul(eyes.len() as u32);
+        if !(1..=MAX_VIEWPORT_SIDE).contains(&frame_width)
+            || !(1..=MAX_VIEWPORT_SIDE).contains(&height)
+        {
+            return Err(RenderError::BadViewport {
+                width: frame_width,
+                height,
+            });
         }
         let light = Vec3::new(-0.4, -1.0, -0.6).normalize();
-        let globals = Globals {
-            view_proj: view.view_projection().to_cols_array_2d(),
-            model: transform.to_cols_array_2d(),
-            eye: view.eye.extend(1.0).to_array(),
-            light_dir: light.extend(0.0).to_array(),
-        };
-        self.queue
-            .write_buffer(&self.globals, 0, bytemuck::bytes_of(&globals));
+        for (i, eye) in eyes.iter().enumerate() {
+            let globals = Globals {
+                view_proj: eye.view_projection.to_cols_array_2d(),
+                model: transform.to_cols_array_2d(),
+                eye: eye.position.extend(1.0).to_array(),
+                light_dir: light.extend(0.0).to_array(),
+            };
+            self.queue.write_buffer(
+                &self.globals,
+                GLOBALS_STRIDE * i as u64,
+                bytemuck::bytes_of(&globals),
+            );
+        }
 
-        self.prepare_targets(width, height);
+        self.prepare_targets(frame_width, height);
         let targets = self.targets.as_ref().expect("targets were just prepared");
         let mut encoder = self
             .device
@@ -394,10 +451,15 @@ impl Renderer {
             });
             if let Some(model) = model {
                 pass.set_pipeline(&self.pipelines[model.cull as usize]);
-                pass.set_bind_group(0, &self.bind_group, &[]);
                 pass.set_vertex_buffer(0, model.vertices.slice(..));
                 pass.set_index_buffer(model.indices.slice(..), wgpu::IndexFormat::Uint32);
-                pass.draw_indexed(0..model.index_count, 0, 0..1);
+                for i in 0..eyes.len() {
+                    let x = (i as u32 * width) as f32;
+                    pass.set_viewport(x, 0.0, width as f32, height as f32, 0.0, 1.0);
+                    let offset = (GLOBALS_STRIDE * i as u64) as u32;
+                    pass.set_bind_group(0, &self.bind_group, &[offset]);
+                    pass.draw_indexed(0..model.index_count, 0, 0..1);
+                }
             }
         }
         targets.readback.encode_copy(&mut encoder, &targets.color);
@@ -407,7 +469,7 @@ impl Renderer {
             .read(&self.device, &self.queue)
             .map_err(RenderError::Gpu)?;
         Ok(RgbaImage {
-            width,
+            width: frame_width,
             height,
             pixels,
         })

@@ -3,7 +3,7 @@
 //! different.
 
 use glam::Mat4;
-use parallax_render::{Renderer, RgbaImage, View, encode_jpeg, samples};
+use parallax_render::{Eye, Renderer, RgbaImage, View, encode_jpeg, samples};
 
 const WIDTH: u32 = 640;
 const HEIGHT: u32 = 360;
@@ -102,4 +102,56 @@ fn one_renderer_draws_at_each_new_size() {
             "{w}x{h} differs from a fresh renderer's frame"
         );
     }
+}
+
+/// The two eyes of a headset, 64 mm apart (the part is in millimetres, so 64 units), drawn into
+/// one side-by-side frame: each half is the mono frame of that eye, and the two differ.
+#[test]
+fn a_stereo_frame_is_the_two_eyes_mono_frames_side_by_side() {
+    let mut renderer = Renderer::new().expect("a wgpu adapter");
+    let mesh = samples::gear();
+    let model = renderer.upload(&mesh).unwrap();
+    let centre = View::framing(&model.bounds, 320, 240);
+    let right = (centre.target - centre.eye).cross(centre.up).normalize();
+    let eye = |offset: f32| View {
+        eye: centre.eye + right * offset,
+        target: centre.target + right * offset,
+        ..centre
+    };
+    let (left, right) = (eye(-32.0), eye(32.0));
+    let eyes = [Eye::of(&left), Eye::of(&right)];
+    let stereo = renderer
+        .render_eyes(Some(&model), Mat4::IDENTITY, &eyes, 320, 240)
+        .unwrap();
+    assert_eq!((stereo.width, stereo.height), (640, 240));
+    let half = |x0: u32| RgbaImage {
+        width: 320,
+        height: 240,
+        pixels: (0..240)
+            .flat_map(|y| {
+                let row = ((y * 640 + x0) * 4) as usize;
+                stereo.pixels[row..row + 320 * 4].to_vec()
+            })
+            .collect(),
+    };
+    let mono_left = renderer.render(&model, Mat4::IDENTITY, &left).unwrap();
+    let mono_right = renderer.render(&model, Mat4::IDENTITY, &right).unwrap();
+    assert!(half(0).share_differing(&mono_left, 24) < 0.005);
+    assert!(half(320).share_differing(&mono_right, 24) < 0.005);
+    assert!(
+        mono_left.share_differing(&mono_right, 24) > 0.02,
+        "the eyes see different pictures"
+    );
+    // No eyes, or three, is an error, not a panic.
+    assert!(
+        renderer
+            .render_eyes(Some(&model), Mat4::IDENTITY, &[], 320, 240)
+            .is_err()
+    );
+    let three = [eyes[0]; 3];
+    assert!(
+        renderer
+            .render_eyes(Some(&model), Mat4::IDENTITY, &three, 320, 240)
+            .is_err()
+    );
 }
