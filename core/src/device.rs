@@ -24,8 +24,25 @@ pub struct Pose {
     pub up: [f32; 3],
     /// Vertical field of view.
     pub fov_y_degrees: f32,
+    /// Each eye's image size (a stereo frame is two of them side by side).
     pub width: u32,
     pub height: u32,
+    /// A headset's two eyes, left then right, to be drawn side by side in one frame instead of
+    /// the one view above (which stays the view picks are made in).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub views: Option<[EyeView; 2]>,
+}
+
+/// One eye of a stereo pose, as WebXR's `XRView` gives it, in the space `position` and `target`
+/// are in: column-major 4×4 matrices.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EyeView {
+    /// Space → eye (`XRView.transform.inverse.matrix`).
+    pub view: [f32; 16],
+    /// Eye → clip, OpenGL's depth −1..1 (`XRView.projectionMatrix`, asymmetric as the headset's
+    /// lenses are).
+    pub projection: [f32; 16],
 }
 
 fn up() -> [f32; 3] {
@@ -117,6 +134,7 @@ impl OrbitPose {
             fov_y_degrees: self.fov_y_degrees,
             width,
             height,
+            views: None,
         }
     }
 }
@@ -184,6 +202,10 @@ impl Default for Placement {
 /// What the device sends.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "a stereo pose's matrices make it large; each message lives only while it is applied"
+)]
 pub enum DeviceMessage {
     /// First message: the account's access token (empty in a browser, whose session cookie
     /// carries it).
@@ -324,6 +346,21 @@ impl Pose {
                 "the viewport must be 1 to {max_side} pixels a side"
             ));
         }
+        if let Some(views) = &self.views {
+            if self.width.saturating_mul(2) > max_side {
+                return Some(format!(
+                    "a stereo frame is two eyes side by side: each at most {} pixels wide",
+                    max_side / 2
+                ));
+            }
+            let finite = views
+                .iter()
+                .flat_map(|v| v.view.iter().chain(&v.projection))
+                .all(|c| c.is_finite());
+            if !finite {
+                return Some("a view's matrix has a number that is not finite".into());
+            }
+        }
         None
     }
 }
@@ -382,6 +419,7 @@ mod tests {
             fov_y_degrees: 60.0,
             width: 640,
             height: 480,
+            views: None,
         }
     }
 

@@ -18,7 +18,7 @@ use axum::routing::get;
 use futures_util::FutureExt;
 use glam::{Mat4, Quat, Vec3};
 use parallax_core::device::{
-    DeviceMessage, Extent, Hit, HitPolicy, HostMessage, Placement, Pose, SESSION_TAKEN,
+    DeviceMessage, Extent, EyeView, Hit, HitPolicy, HostMessage, Placement, Pose, SESSION_TAKEN,
 };
 use parallax_core::host::Admission;
 use parallax_core::protocol::{
@@ -28,7 +28,7 @@ use parallax_core::protocol::{
 use parallax_core::session::{SessionId, SessionSize};
 use parallax_core::{ChangeNumber, FrameHeader, ModelId};
 use parallax_render::renderer::MAX_VIEWPORT_SIDE;
-use parallax_render::{Mesh, View};
+use parallax_render::{Eye, Mesh, View};
 use tokio::time::{Instant, sleep_until, timeout};
 
 use crate::host::Host;
@@ -290,6 +290,30 @@ fn view_of(pose: &Pose) -> View {
     }
 }
 
+/// The eyes a pose is drawn for: its two views, or the one of its camera.
+fn eyes_of(pose: &Pose) -> Vec<Eye> {
+    match &pose.views {
+        Some(views) => views.iter().map(eye_of).collect(),
+        None => vec![Eye::of(&view_of(pose))],
+    }
+}
+
+/// A WebXR view as the renderer takes it: its position for the lighting, and its projection with
+/// OpenGL's depth range −1..1 moved to wgpu's 0..1.
+fn eye_of(view: &EyeView) -> Eye {
+    let to_wgpu_depth = Mat4::from_cols_array(&[
+        1.0, 0.0, 0.0, 0.0, //
+        0.0, 1.0, 0.0, 0.0, //
+        0.0, 0.0, 0.5, 0.0, //
+        0.0, 0.0, 0.5, 1.0,
+    ]);
+    let space_to_eye = Mat4::from_cols_array(&view.view);
+    Eye {
+        position: space_to_eye.inverse().transform_point3(Vec3::ZERO),
+        view_projection: to_wgpu_depth * Mat4::from_cols_array(&view.projection) * space_to_eye,
+    }
+}
+
 fn transform_of(placement: &Placement) -> Mat4 {
     Mat4::from_scale_rotation_translation(
         Vec3::splat(placement.scale),
@@ -373,12 +397,16 @@ async fn render(
     scene: &mut Scene,
     pose: Pose,
 ) -> Result<(), Close> {
-    let view = view_of(&pose);
     let transform = transform_of(&scene.placement);
     let started = std::time::Instant::now();
     match host
         .worker
-        .render_pose(scene.model.clone(), view, transform)
+        .render_eyes(
+            scene.model.clone(),
+            eyes_of(&pose),
+            (pose.width, pose.height),
+            transform,
+        )
         .await
     {
         Ok(jpeg) => {

@@ -7,7 +7,7 @@ use std::time::Instant;
 use glam::Mat4;
 use lru::LruCache;
 use parallax_core::ModelId;
-use parallax_render::{GpuModel, Mesh, RenderError, Renderer, View, encode_jpeg, encode_png};
+use parallax_render::{Eye, GpuModel, Mesh, RenderError, Renderer, View, encode_jpeg, encode_png};
 use tokio::sync::{mpsc, oneshot};
 
 const JPEG_QUALITY: u8 = 80;
@@ -16,12 +16,18 @@ pub const THUMBNAIL_WIDTH: u32 = 480;
 pub const THUMBNAIL_HEIGHT: u32 = 360;
 
 /// What a job wants back.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 enum Output {
     /// A catalog thumbnail: PNG at the thumbnail size.
     Thumbnail,
     /// A device's frame: JPEG from its own pose, with the model placed where it asked.
-    Pose { view: View, transform: Mat4 },
+    /// One frame of one or two eyes side by side, each `width × height`.
+    Pose {
+        eyes: Vec<Eye>,
+        width: u32,
+        height: u32,
+        transform: Mat4,
+    },
 }
 
 struct Job {
@@ -151,7 +157,31 @@ impl RenderWorker {
         view: View,
         transform: Mat4,
     ) -> Result<Vec<u8>, String> {
-        self.submit(model, Output::Pose { view, transform }).await
+        self.render_eyes(
+            model,
+            vec![Eye::of(&view)],
+            (view.width, view.height),
+            transform,
+        )
+        .await
+    }
+
+    /// Renders one JPEG of `eyes` side by side, each `size`, with the model placed by
+    /// `transform`: a headset's stereo frame.
+    pub async fn render_eyes(
+        &self,
+        model: Option<(ModelId, Arc<Mesh>)>,
+        eyes: Vec<Eye>,
+        (width, height): (u32, u32),
+        transform: Mat4,
+    ) -> Result<Vec<u8>, String> {
+        let output = Output::Pose {
+            eyes,
+            width,
+            height,
+            transform,
+        };
+        self.submit(model, output).await
     }
 
     async fn submit(
@@ -247,19 +277,22 @@ fn render_job(
         Some((id, mesh)) => Some(uploaded.get_or_upload(renderer, id, mesh)?),
         None => None,
     };
-    let (view, transform) = match job.output {
+    let image = match &job.output {
         Output::Thumbnail => match model {
-            Some(model) => (
-                View::framing(&model.bounds, THUMBNAIL_WIDTH, THUMBNAIL_HEIGHT),
-                Mat4::IDENTITY,
-            ),
+            Some(model) => {
+                let view = View::framing(&model.bounds, THUMBNAIL_WIDTH, THUMBNAIL_HEIGHT);
+                renderer.render_scene(Some(model), Mat4::IDENTITY, &view)
+            }
             None => return Err("nothing to frame: no model".to_string()),
         },
-        Output::Pose { view, transform } => (view, transform),
-    };
-    let image = renderer
-        .render_scene(model, transform, &view)
-        .map_err(|e: RenderError| e.to_string())?;
+        Output::Pose {
+            eyes,
+            width,
+            height,
+            transform,
+        } => renderer.render_eyes(model, *transform, eyes, *width, *height),
+    }
+    .map_err(|e: RenderError| e.to_string())?;
     let encoded = match job.output {
         Output::Pose { .. } => encode_jpeg(&image, JPEG_QUALITY),
         Output::Thumbnail => encode_png(&image),

@@ -111,6 +111,7 @@ async fn frames(url: &str, token: &str, model: &str, seconds: u64) -> u64 {
                 fov_y_degrees: 45.0,
                 width: 1280,
                 height: 720,
+                views: None,
             });
             if outgoing.send(send(pose)).await.is_err() {
                 break;

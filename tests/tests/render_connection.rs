@@ -3,7 +3,7 @@
 
 use futures_util::{SinkExt, StreamExt};
 use parallax_core::FrameHeader;
-use parallax_core::device::{DeviceMessage, HitPolicy, HostMessage, Pose, SESSION_TAKEN};
+use parallax_core::device::{DeviceMessage, EyeView, HitPolicy, HostMessage, Pose, SESSION_TAKEN};
 use parallax_server::config::PoolArgs;
 use parallax_tests::{ArrClient, TestServer, data_dir, decode_jpeg, get_json, within};
 use std::time::Duration;
@@ -78,6 +78,7 @@ fn pose(id: u64, position: [f32; 3]) -> DeviceMessage {
         fov_y_degrees: 45.0,
         width: 320,
         height: 240,
+        views: None,
     })
 }
 
@@ -456,4 +457,95 @@ async fn a_remote_host_joins_up_to_capacity_and_paces_frames_from_the_latest_pos
         "two frames {closest:?} apart"
     );
     stop.cancel();
+}
+
+/// A headset's two eyes, as WebXR gives them: space → eye and an asymmetric OpenGL projection.
+fn eye_view(eye: glam::Vec3, target: glam::Vec3, shift: f32) -> EyeView {
+    let view = glam::camera::rh::view::look_at_mat4(eye, target, glam::Vec3::Y);
+    // An off-centre frustum, wider towards the nose, as a headset's lens gives.
+    let (near, far) = (1.0, 1000.0);
+    let (top, right) = (0.4 * near, 0.5 * near);
+    let projection = glam::camera::rh::proj::opengl::frustum(
+        -right + shift,
+        right + shift,
+        -top,
+        top,
+        near,
+        far,
+    );
+    EyeView {
+        view: view.to_cols_array(),
+        projection: projection.to_cols_array(),
+    }
+}
+
+/// A stereo pose gets one frame of both eyes side by side, each at the pose's size; the two
+/// halves differ as two eyes' views do; a stereo pose too wide for the frame gets a reason.
+#[tokio::test]
+async fn a_stereo_pose_gets_both_eyes_side_by_side() {
+    let (_dir, _server, arr) = setup(PoolArgs {
+        poll_interval_ms: 0,
+        ..PoolArgs::default()
+    })
+    .await;
+    let session = arr.put("stereo", "Standard", 30).await;
+    let url = session.body["renderUrl"].as_str().unwrap().to_string();
+    let (mut device, _) = connect(&url, &arr.token).await;
+    say(&mut device, load("gear")).await;
+    loop {
+        if let Heard::Event(HostMessage::LoadDone { .. }) = hear(&mut device).await {
+            break;
+        }
+    }
+    let target = glam::Vec3::ZERO;
+    let (left, right) = (
+        glam::Vec3::new(-32.0, 60.0, 90.0),
+        glam::Vec3::new(32.0, 60.0, 90.0),
+    );
+    let stereo = |id: u64, width: u32| {
+        let DeviceMessage::Pose(mono) = pose(id, [0.0, 60.0, 90.0]) else {
+            unreachable!()
+        };
+        DeviceMessage::Pose(Pose {
+            width,
+            views: Some([
+                eye_view(left, target - (right - left) / 2.0, 0.05),
+                eye_view(right, target + (right - left) / 2.0, -0.05),
+            ]),
+            ..mono
+        })
+    };
+    say(&mut device, stereo(1, 320)).await;
+    let (header, jpeg) = frame(&mut device).await;
+    assert_eq!(header.pose, 1);
+    let (width, height, pixels) = decode_jpeg(&jpeg);
+    assert_eq!((width, height), (640, 240), "two eyes of 320×240");
+    let half = |x0: usize| -> Vec<u8> {
+        (0..240)
+            .flat_map(|y| pixels[(y * 640 + x0) * 3..(y * 640 + x0 + 320) * 3].to_vec())
+            .collect()
+    };
+    let (l, r) = (half(0), half(320));
+    let differing = l
+        .chunks_exact(3)
+        .zip(r.chunks_exact(3))
+        .filter(|(a, b)| a.iter().zip(b.iter()).any(|(x, y)| x.abs_diff(*y) > 24))
+        .count();
+    assert!(
+        differing > 320 * 240 / 50,
+        "the eyes see the gear differently: {differing} px"
+    );
+    for eye in [&l, &r] {
+        assert!(
+            eye.iter().max().unwrap() - eye.iter().min().unwrap() > 60,
+            "each eye shows the gear"
+        );
+    }
+
+    say(&mut device, stereo(2, 3000)).await;
+    let Heard::Event(HostMessage::Error { code, message }) = hear(&mut device).await else {
+        panic!("a reason for the too-wide stereo pose")
+    };
+    assert_eq!(code, "BadPose");
+    assert!(message.contains("side by side"), "{message}");
 }
