@@ -15,7 +15,7 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 use parallax_core::ModelId;
 use parallax_core::device::{
-    DeviceMessage, Extent, HitPolicy, HostMessage, MAX_ZOOM, OrbitPose, Placement, Pose,
+    DeviceMessage, Extent, EyeView, HitPolicy, HostMessage, MAX_ZOOM, OrbitPose, Placement, Pose,
     SESSION_TAKEN,
 };
 use parallax_core::protocol::FrameHeader;
@@ -35,7 +35,7 @@ enum Command {
     Load(String),
     Place(Placement),
     /// `None` when the WebXR session ended: back to the orbit camera.
-    Viewer(Option<Viewer>),
+    Viewer(Option<Box<Viewer>>),
 }
 
 /// A WebXR viewer's pose in its session's `local` space, and the frame size one eye needs.
@@ -46,6 +46,9 @@ pub(crate) struct Viewer {
     pub fov_y_degrees: f32,
     pub width: u32,
     pub height: u32,
+    /// Each eye's `local` → eye transform and projection, when the headset has two: the host
+    /// then draws both, side by side.
+    pub eyes: Option<[([f32; 16], [f32; 16]); 2]>,
 }
 
 thread_local! {
@@ -68,7 +71,7 @@ pub(crate) fn gesture(gesture: Gesture) {
 /// Hands the WebXR viewer's pose to the render connection: it replaces the orbit camera (until
 /// `None`, when the session ended).
 pub(crate) fn viewer(viewer: Option<Viewer>) {
-    send(Command::Viewer(viewer));
+    send(Command::Viewer(viewer.map(Box::new)));
 }
 
 /// Joins, waits for the render session, and holds its connection once the page is live.
@@ -238,8 +241,18 @@ impl Camera {
             self.sent.pop_front();
         }
         Some(match self.viewer {
-            Some(v) => OrbitPose::of_viewer(&extent, v.position, v.orientation, v.fov_y_degrees)
-                .pose(self.next_pose, v.width, v.height),
+            Some(v) => {
+                let mut pose =
+                    OrbitPose::of_viewer(&extent, v.position, v.orientation, v.fov_y_degrees).pose(
+                        self.next_pose,
+                        v.width,
+                        v.height,
+                    );
+                pose.views = v.eyes.map(|eyes| {
+                    eyes.map(|(view, projection)| EyeView::of_xr(&extent, view, projection))
+                });
+                pose
+            }
             None => {
                 let (width, height) = Self::viewport();
                 Pose::orbit(&extent, self.azimuth, self.elevation, self.zoom).pose(
@@ -320,7 +333,7 @@ async fn converse(
             Input::Page(Command::Place(placement)) => Some(DeviceMessage::SetTransform(placement)),
             Input::Page(Command::Gesture(gesture)) => on_gesture(state, &mut camera, gesture),
             Input::Page(Command::Viewer(viewer)) => {
-                camera.viewer = viewer;
+                camera.viewer = viewer.map(|v| *v);
                 camera.pose().map(DeviceMessage::Pose)
             }
         };

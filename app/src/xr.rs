@@ -13,7 +13,10 @@ use js_sys::{Array, Function, Object, Promise, Reflect};
 use leptos::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
-use web_sys::{HtmlCanvasElement, WebGl2RenderingContext as Gl, WebGlProgram, WebGlTexture};
+use web_sys::{
+    HtmlCanvasElement, WebGl2RenderingContext as Gl, WebGlProgram, WebGlTexture,
+    WebGlUniformLocation,
+};
 
 use crate::headset_state::HeadsetState;
 use crate::render_live::{Viewer, viewer};
@@ -179,6 +182,23 @@ fn on_frame(
         get(&viewport, "height")?.as_f64().unwrap_or(MAX_SIDE),
     );
     let scale = (MAX_SIDE / width.max(height)).min(1.0);
+    // A headset's two eyes, each as WebXR gives it; anything else is drawn from the head's centre.
+    let eye = |view: &JsValue| -> Option<([f32; 16], [f32; 16])> {
+        let matrix = |value: JsValue| -> Option<[f32; 16]> {
+            let array: js_sys::Float32Array = value.dyn_into().ok()?;
+            (array.length() == 16).then(|| std::array::from_fn(|i| array.get_index(i as u32)))
+        };
+        let inverse = get(&get(view, "transform").ok()?, "inverse").ok()?;
+        Some((
+            matrix(get(&inverse, "matrix").ok()?)?,
+            matrix(get(view, "projectionMatrix").ok()?)?,
+        ))
+    };
+    let eyes = match (views.length(), eye(&views.get(0)), eye(&views.get(1))) {
+        (2, Some(left), Some(right)) => Some([left, right]),
+        _ => None,
+    };
+    let eye_width = (width * scale).round().max(1.0);
     viewer(Some(Viewer {
         position: ["x", "y", "z"].map(|k| number(&position, k)),
         orientation: ["x", "y", "z", "w"].map(|k| number(&orientation, k)),
@@ -187,8 +207,9 @@ fn on_frame(
         } else {
             90.0
         },
-        width: (width * scale).round().max(1.0) as u32,
+        width: eye_width as u32,
         height: (height * scale).round().max(1.0) as u32,
+        eyes,
     }));
 
     // The newest streamed frame (the page's canvas holds it) becomes the texture.
@@ -204,7 +225,13 @@ fn on_frame(
     gl.bind_framebuffer(Gl::FRAMEBUFFER, framebuffer.dyn_ref());
     gl.clear_color(0.0, 0.0, 0.0, 1.0);
     gl.clear(Gl::COLOR_BUFFER_BIT);
-    for view in views.iter() {
+    // A frame asked for two eyes comes back twice as wide: each eye gets its half.
+    let halves = eyes.is_some()
+        && state
+            .canvas
+            .get_untracked()
+            .is_some_and(|c| f64::from(c.width()) >= 2.0 * eye_width - 1.0);
+    for (i, view) in views.iter().enumerate() {
         let area = call(layer, "getViewport", &[&view])?;
         let side = |key: &str| {
             get(&area, key)
@@ -213,7 +240,11 @@ fn on_frame(
                 .unwrap_or_default() as i32
         };
         gl.viewport(side("x"), side("y"), side("width"), side("height"));
-        screen.draw(gl);
+        match (halves, i) {
+            (true, 0) => screen.draw(gl, 0.0, 0.5),
+            (true, _) => screen.draw(gl, 0.5, 0.5),
+            (false, _) => screen.draw(gl, 0.0, 1.0),
+        }
     }
     Ok(())
 }
@@ -222,6 +253,7 @@ fn on_frame(
 struct Screen {
     program: WebGlProgram,
     texture: WebGlTexture,
+    area: Option<WebGlUniformLocation>,
 }
 
 const VERTEX: &str = "#version 300 es
@@ -236,8 +268,10 @@ const FRAGMENT: &str = "#version 300 es
 precision mediump float;
 in vec2 uv;
 uniform sampler2D frame;
+// The part of the frame across this eye: its left edge and width (a stereo frame: one half).
+uniform vec2 area;
 out vec4 color;
-void main() { color = texture(frame, uv); }";
+void main() { color = texture(frame, vec2(area.x + uv.x * area.y, uv.y)); }";
 
 impl Screen {
     fn new(gl: &Gl) -> Result<Self, JsValue> {
@@ -275,7 +309,12 @@ impl Screen {
         ] {
             gl.tex_parameteri(Gl::TEXTURE_2D, parameter, value as i32);
         }
-        Ok(Self { program, texture })
+        let area = gl.get_uniform_location(&program, "area");
+        Ok(Self {
+            program,
+            texture,
+            area,
+        })
     }
 
     fn upload(&self, gl: &Gl, canvas: &HtmlCanvasElement) -> Result<(), JsValue> {
@@ -290,8 +329,10 @@ impl Screen {
         )
     }
 
-    fn draw(&self, gl: &Gl) {
+    /// Draws the part of the frame from `left` (0–1) `width` wide across the viewport.
+    fn draw(&self, gl: &Gl, left: f32, width: f32) {
         gl.use_program(Some(&self.program));
+        gl.uniform2f(self.area.as_ref(), left, width);
         gl.active_texture(Gl::TEXTURE0);
         gl.bind_texture(Gl::TEXTURE_2D, Some(&self.texture));
         gl.draw_arrays(Gl::TRIANGLES, 0, 3);

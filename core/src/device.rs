@@ -106,15 +106,7 @@ impl OrbitPose {
         orientation: [f32; 4],
         fov_y_degrees: f32,
     ) -> Self {
-        let center: [f32; 3] = std::array::from_fn(|i| (extent.min[i] + extent.max[i]) * 0.5);
-        let diameter = (0..3)
-            .map(|i| (extent.max[i] - extent.min[i]).powi(2))
-            .sum::<f32>()
-            .sqrt()
-            .max(1e-6);
-        // Scene units per metre.
-        let scale = diameter / XR_SIZE;
-        let anchor = [0.0, 0.0, -XR_DISTANCE];
+        let (center, diameter, scale, anchor) = xr_placement(extent);
         let eye: [f32; 3] = std::array::from_fn(|i| center[i] + (position[i] - anchor[i]) * scale);
         let forward = rotate(orientation, [0.0, 0.0, -1.0]);
         Self {
@@ -137,6 +129,53 @@ impl OrbitPose {
             views: None,
         }
     }
+}
+
+/// Where a WebXR session shows the model of `extent`: its centre, its diameter, scene units per
+/// metre, and the point of the session's `local` space the centre is at.
+fn xr_placement(extent: &Extent) -> ([f32; 3], f32, f32, [f32; 3]) {
+    let center: [f32; 3] = std::array::from_fn(|i| (extent.min[i] + extent.max[i]) * 0.5);
+    let diameter = (0..3)
+        .map(|i| (extent.max[i] - extent.min[i]).powi(2))
+        .sum::<f32>()
+        .sqrt()
+        .max(1e-6);
+    (
+        center,
+        diameter,
+        diameter / XR_SIZE,
+        [0.0, 0.0, -XR_DISTANCE],
+    )
+}
+
+impl EyeView {
+    /// A WebXR eye (`XRView.transform.inverse.matrix`: the session's `local` space → the eye, in
+    /// metres; and its `projectionMatrix`) as a view of the model, which floats where
+    /// [`OrbitPose::of_viewer`] puts it.
+    pub fn of_xr(extent: &Extent, local_to_eye: [f32; 16], projection: [f32; 16]) -> Self {
+        let (center, _, scale, anchor) = xr_placement(extent);
+        // Model → local: (m − centre) / scale + anchor.
+        let s = 1.0 / scale;
+        let t: [f32; 3] = std::array::from_fn(|i| anchor[i] - center[i] * s);
+        let model_to_local = [
+            s, 0.0, 0.0, 0.0, //
+            0.0, s, 0.0, 0.0, //
+            0.0, 0.0, s, 0.0, //
+            t[0], t[1], t[2], 1.0,
+        ];
+        Self {
+            view: multiply(&local_to_eye, &model_to_local),
+            projection,
+        }
+    }
+}
+
+/// `a × b` of column-major 4×4 matrices.
+fn multiply(a: &[f32; 16], b: &[f32; 16]) -> [f32; 16] {
+    std::array::from_fn(|at| {
+        let (column, row) = (at / 4, at % 4);
+        (0..4).map(|k| a[k * 4 + row] * b[column * 4 + k]).sum()
+    })
 }
 
 /// Where a WebXR session shows the model: this far (m) in front of where the session started,
@@ -368,6 +407,37 @@ impl Pose {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_xr_eye_sees_the_model_where_of_viewer_puts_it() {
+        let extent = Extent {
+            min: [10.0, -30.0, -30.0],
+            max: [70.0, 30.0, 30.0],
+        };
+        // The head 0.1 m to the right of where the session started, looking ahead: local → eye
+        // moves everything 0.1 m left.
+        let local_to_eye = [
+            1.0, 0.0, 0.0, 0.0, //
+            0.0, 1.0, 0.0, 0.0, //
+            0.0, 0.0, 1.0, 0.0, //
+            -0.1, 0.0, 0.0, 1.0,
+        ];
+        let eye = EyeView::of_xr(&extent, local_to_eye, [0.0; 16]);
+        let seen = |m: [f32; 3]| -> [f32; 3] {
+            std::array::from_fn(|row| {
+                (0..3).map(|k| eye.view[k * 4 + row] * m[k]).sum::<f32>() + eye.view[12 + row]
+            })
+        };
+        // The model's centre is 1 m ahead and 0.1 m to the left of the eye.
+        assert!(close(seen([40.0, 0.0, 0.0]), [-0.1, 0.0, -XR_DISTANCE]));
+        // It is XR_SIZE across: its far right edge is half that to the right of the centre.
+        let diameter = (3.0f32 * 60.0 * 60.0).sqrt();
+        let edge = seen([40.0 + diameter / 2.0, 0.0, 0.0]);
+        assert!((edge[0] - (-0.1 + XR_SIZE / 2.0)).abs() < 1e-4, "{edge:?}");
+        // The same head through of_viewer stands at the same place in the model's space.
+        let viewer = OrbitPose::of_viewer(&extent, [0.1, 0.0, 0.0], [0.0, 0.0, 0.0, 1.0], 90.0);
+        assert!(close(seen(viewer.position), [0.0; 3]));
+    }
 
     fn close(a: [f32; 3], b: [f32; 3]) -> bool {
         (0..3).all(|i| (a[i] - b[i]).abs() < 1e-4)

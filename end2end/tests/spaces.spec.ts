@@ -480,10 +480,33 @@ function fakeXrDevice() {
   let ended = false;
   // A 90° vertical field of view: m[5] = 1 / tan(45°).
   const projectionMatrix = new Float32Array([1, 0, 0, 0, 0, 1, 0, 0, 0, 0, -1, -1, 0, 0, -0.2, 0]);
+  // Each eye 32 mm to its side of the head; its view is local space → eye (column-major).
+  const eyeView = (side: number) => {
+    const { x, y, z, w: qw } = head.orientation;
+    const r = [
+      [1 - 2 * (y * y + z * z), 2 * (x * y + z * qw), 2 * (x * z - y * qw)],
+      [2 * (x * y - z * qw), 1 - 2 * (x * x + z * z), 2 * (y * z + x * qw)],
+      [2 * (x * z + y * qw), 2 * (y * z - x * qw), 1 - 2 * (x * x + y * y)],
+    ]; // r[c] is column c of the head's rotation
+    const p = head.position;
+    const eye = [0, 1, 2].map((i) => [p.x, p.y, p.z][i] + r[0][i] * side * 0.032);
+    // The inverse of [R | eye]: Rᵀ and −Rᵀ·eye.
+    const dot = (c: number) => r[c][0] * eye[0] + r[c][1] * eye[1] + r[c][2] * eye[2];
+    const matrix = new Float32Array([
+      r[0][0], r[1][0], r[2][0], 0,
+      r[0][1], r[1][1], r[2][1], 0,
+      r[0][2], r[1][2], r[2][2], 0,
+      -dot(0), -dot(1), -dot(2), 1,
+    ]);
+    return { matrix };
+  };
   const frame = {
     getViewerPose: () => ({
       transform: { position: { ...head.position }, orientation: { ...head.orientation } },
-      views: [{ eye: "left", projectionMatrix }, { eye: "right", projectionMatrix }],
+      views: [
+        { eye: "left", projectionMatrix, transform: { inverse: eyeView(-1) } },
+        { eye: "right", projectionMatrix, transform: { inverse: eyeView(1) } },
+      ],
     }),
   };
   const session = {
@@ -551,10 +574,27 @@ test("in a WebXR headset's browser the head's pose moves the camera", async ({ b
   const view = headset.locator("canvas.frame");
   await headset.getByRole("button", { name: "Enter VR" }).click();
   await expect(headset.getByRole("status").filter({ hasText: "In VR" })).toBeVisible();
-  // Frames now come at the size one eye needs (640 × 640), from where the head is.
+  // Frames now come for both eyes side by side, each at the size one eye needs (640 × 640).
   await expect
     .poll(() => view.evaluate((c: HTMLCanvasElement) => `${c.width}x${c.height}`), { timeout: 10_000 })
-    .toBe("640x640");
+    .toBe("1280x640");
+  // Each eye sees the gear from its own side: in the left eye's image it sits further right than
+  // in the right eye's (a horizontal disparity of the right sign).
+  const centres = await view.evaluate((c: HTMLCanvasElement) => {
+    const { data } = c.getContext("2d")!.getImageData(0, 0, c.width, c.height);
+    const background = [data[0], data[1], data[2]];
+    const centre = (x0: number) => {
+      let [sum, count] = [0, 0];
+      for (let y = 0; y < c.height; y += 2)
+        for (let x = x0; x < x0 + c.width / 2; x += 2) {
+          const i = (y * c.width + x) * 4;
+          if ([0, 1, 2].some((k) => Math.abs(data[i + k] - background[k]) > 24)) [sum, count] = [sum + x - x0, count + 1];
+        }
+      return count > 100 ? sum / count : NaN;
+    };
+    return { left: centre(0), right: centre(c.width / 2) };
+  });
+  expect(centres.left - centres.right, JSON.stringify(centres)).toBeGreaterThan(4);
   const ahead = await view.screenshot();
   expect(ahead.equals(orbit)).toBe(false);
   // A step to the left and a turn to the right: another view of the gear.
