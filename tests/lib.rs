@@ -444,13 +444,19 @@ impl ServeProcess {
     }
 }
 
-/// Loads `model` on the render connection at `url` and returns one frame of it.
+/// Loads `model` on the render connection at `url` and returns one frame of it, then says bye
+/// and waits for the host to close: the session is free for the next device when this returns
+/// (dropping the connection instead left the host to notice later, and a quick next connection
+/// could find the session still taken).
 pub async fn frame_of(url: &str, token: &str, model: &str) -> Vec<u8> {
     let mut render = within(RenderConnection::connect(url, token)).await.unwrap();
     render.load(model).await.unwrap();
     loop {
         match within(render.next()).await.unwrap() {
-            RenderEvent::Frame { jpeg, .. } => return jpeg,
+            RenderEvent::Frame { jpeg, .. } => {
+                within(render.bye()).await.unwrap();
+                return jpeg;
+            }
             RenderEvent::Message(HostMessage::LoadDone { extent, .. }) => {
                 let extent = extent.expect("a loaded model has an extent");
                 let pose = Pose::orbit(&extent, 45.0, 30.0, 1.0).pose(1, 320, 240);
