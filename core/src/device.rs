@@ -117,6 +117,80 @@ impl OrbitPose {
         }
     }
 
+    /// Two eyes `separation` apart (in the model's units: 64 for a part in millimetres), either
+    /// side of this camera and looking the same way, as a stereo pose's `views` for eyes of
+    /// `width × height`.
+    pub fn stereo_views(&self, separation: f32, width: u32, height: u32) -> [EyeView; 2] {
+        let sub = |a: [f32; 3], b: [f32; 3]| -> [f32; 3] { std::array::from_fn(|i| a[i] - b[i]) };
+        let dot = |a: [f32; 3], b: [f32; 3]| -> f32 { (0..3).map(|i| a[i] * b[i]).sum() };
+        let cross = |a: [f32; 3], b: [f32; 3]| -> [f32; 3] {
+            [
+                a[1] * b[2] - a[2] * b[1],
+                a[2] * b[0] - a[0] * b[2],
+                a[0] * b[1] - a[1] * b[0],
+            ]
+        };
+        let unit = |a: [f32; 3]| -> [f32; 3] {
+            let length = dot(a, a).sqrt().max(1e-12);
+            a.map(|c| c / length)
+        };
+        let distance = dot(
+            sub(self.target, self.position),
+            sub(self.target, self.position),
+        )
+        .sqrt();
+        let forward = unit(sub(self.target, self.position));
+        let right = unit(cross(forward, self.up));
+        let up = cross(right, forward);
+        // OpenGL's perspective, as WebXR gives projections: depth −1..1.
+        let (near, far) = (distance * 0.01, distance * 10.0);
+        let f = 1.0 / (self.fov_y_degrees.to_radians() * 0.5).tan();
+        let aspect = width as f32 / height.max(1) as f32;
+        let projection = [
+            f / aspect,
+            0.0,
+            0.0,
+            0.0, //
+            0.0,
+            f,
+            0.0,
+            0.0, //
+            0.0,
+            0.0,
+            (far + near) / (near - far),
+            -1.0, //
+            0.0,
+            0.0,
+            2.0 * far * near / (near - far),
+            0.0,
+        ];
+        [-0.5, 0.5].map(|side| {
+            let eye: [f32; 3] =
+                std::array::from_fn(|i| self.position[i] + right[i] * side * separation);
+            EyeView {
+                view: [
+                    right[0],
+                    up[0],
+                    -forward[0],
+                    0.0, //
+                    right[1],
+                    up[1],
+                    -forward[1],
+                    0.0, //
+                    right[2],
+                    up[2],
+                    -forward[2],
+                    0.0, //
+                    -dot(right, eye),
+                    -dot(up, eye),
+                    dot(forward, eye),
+                    1.0,
+                ],
+                projection,
+            }
+        })
+    }
+
     pub fn pose(&self, id: u64, width: u32, height: u32) -> Pose {
         Pose {
             id,
@@ -407,6 +481,29 @@ impl Pose {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stereo_eyes_stand_either_side_of_the_camera_and_look_the_same_way() {
+        let camera = OrbitPose {
+            position: [0.0, 0.0, 100.0],
+            target: [0.0; 3],
+            up: [0.0, 1.0, 0.0],
+            fov_y_degrees: 60.0,
+        };
+        let [left, right] = camera.stereo_views(64.0, 320, 240);
+        let seen = |view: &EyeView, m: [f32; 3]| -> [f32; 3] {
+            std::array::from_fn(|row| {
+                (0..3).map(|k| view.view[k * 4 + row] * m[k]).sum::<f32>() + view.view[12 + row]
+            })
+        };
+        // The target is 100 ahead of each eye and 32 to the other side of it.
+        assert!(close(seen(&left, [0.0; 3]), [32.0, 0.0, -100.0]));
+        assert!(close(seen(&right, [0.0; 3]), [-32.0, 0.0, -100.0]));
+        // Each eye is at its own origin.
+        assert!(close(seen(&left, [-32.0, 0.0, 100.0]), [0.0; 3]));
+        // The projection keeps the aspect: x is scaled by height / width more than y.
+        assert!((left.projection[0] / left.projection[5] - 0.75).abs() < 1e-6);
+    }
 
     #[test]
     fn an_xr_eye_sees_the_model_where_of_viewer_puts_it() {

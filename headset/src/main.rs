@@ -64,6 +64,10 @@ enum Command {
         width: u32,
         #[arg(long, default_value_t = 720)]
         height: u32,
+        /// Ask for both eyes of a headset, side by side in each frame (each `--width × --height`),
+        /// this far apart in the model's units (64 for a part in millimetres).
+        #[arg(long, num_args = 0..=1, default_missing_value = "64")]
+        stereo: Option<f32>,
     },
     /// Simulate many headsets in one space (created if missing) and measure how selections
     /// reach them.
@@ -104,7 +108,8 @@ async fn main() -> anyhow::Result<()> {
             frames,
             width,
             height,
-        } => join(&connection, &device, frames, (width, height)).await,
+            stereo,
+        } => join(&connection, &device, frames, (width, height), stereo).await,
         Command::Load {
             connection,
             devices,
@@ -202,6 +207,7 @@ async fn join(
     device: &str,
     frames: Option<PathBuf>,
     (width, height): (u32, u32),
+    stereo: Option<f32>,
 ) -> anyhow::Result<()> {
     if let Some(dir) = &frames {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -309,8 +315,9 @@ async fn join(
                 // A slow orbit, one turn in 12 s, as a head moving around the model would.
                 azimuth = (azimuth + 1.0) % 360.0;
                 pose_id += 1;
-                let pose = Pose::orbit(&extent.unwrap_or_default(), azimuth, 20.0, 1.0)
-                    .pose(pose_id, width, height);
+                let camera = Pose::orbit(&extent.unwrap_or_default(), azimuth, 20.0, 1.0);
+                let mut pose = camera.pose(pose_id, width, height);
+                pose.views = stereo.map(|separation| camera.stereo_views(separation, width, height));
                 render.pose(pose).await?;
                 sent.push((pose_id, Instant::now()));
                 if sent.len() > 256 {

@@ -186,3 +186,46 @@ async fn load_with_json_prints_one_report() {
         (Some(0), Some(0))
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn join_with_stereo_writes_both_eyes_side_by_side() {
+    let signed_in = SignedIn::start().await;
+    let tablet = signed_in.space("stereo", "default").await;
+    tablet.select("gear").await.unwrap();
+    let frames = tempfile::tempdir().unwrap();
+    let child = headset(
+        &signed_in.server.url(),
+        &signed_in.account,
+        &[
+            "join", "--space", "stereo", "--width", "320", "--height", "240", "--stereo",
+        ],
+    )
+    .arg("--frames")
+    .arg(frames.path())
+    .stdout(Stdio::piped())
+    .spawn()
+    .expect("parallax-headset starts");
+    let mut child = Running(child);
+    let lines = lines_of(&mut child.0);
+    let mut seen = Vec::new();
+    wait_for_line(&lines, "loaded gear", &mut seen);
+    // The first frames answer the load (one eye); those of the orbit's poses are stereo.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        // Read only each file's header: a frame may be half written.
+        let wide = frames_in(frames.path()).iter().any(|path| {
+            std::fs::read(path).ok().is_some_and(|jpeg| {
+                let mut decoder = jpeg_decoder::Decoder::new(jpeg.as_slice());
+                decoder.read_info().is_ok()
+                    && decoder
+                        .info()
+                        .is_some_and(|info| (info.width, info.height) == (640, 240))
+            })
+        });
+        if wide {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no 640×240 stereo frame in 30 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
