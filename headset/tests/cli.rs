@@ -68,6 +68,25 @@ fn frames_in(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
         .unwrap_or_default()
 }
 
+/// Starts `parallax-headset join` with `args`, writing frames into `frames`; returns the process
+/// and the lines it prints.
+fn join(
+    url: &str,
+    account: &(String, String),
+    args: &[&str],
+    frames: &std::path::Path,
+) -> (Running, mpsc::Receiver<String>) {
+    let child = headset(url, account, &[&["join"], args].concat())
+        .arg("--frames")
+        .arg(frames)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("parallax-headset starts");
+    let mut child = Running(child);
+    let lines = lines_of(&mut child.0);
+    (child, lines)
+}
+
 /// Kills the process if the test fails before it exits.
 struct Running(Child);
 
@@ -86,11 +105,10 @@ async fn join_writes_frames_of_what_the_space_shows_resumes_and_leaves_on_ctrl_c
     // The headset reaches the coordinator through a proxy the test can cut.
     let proxy = Proxy::start(signed_in.server.addr).await;
     let frames = tempfile::tempdir().unwrap();
-    let child = headset(
+    let (mut child, lines) = join(
         &proxy.url(),
         &signed_in.account,
         &[
-            "join",
             "--space",
             "cli",
             "--device",
@@ -100,14 +118,8 @@ async fn join_writes_frames_of_what_the_space_shows_resumes_and_leaves_on_ctrl_c
             "--height",
             "240",
         ],
-    )
-    .arg("--frames")
-    .arg(frames.path())
-    .stdout(Stdio::piped())
-    .spawn()
-    .expect("parallax-headset starts");
-    let mut child = Running(child);
-    let lines = lines_of(&mut child.0);
+        frames.path(),
+    );
     let mut seen = Vec::new();
 
     wait_for_line(&lines, "loaded gear", &mut seen);
@@ -193,20 +205,14 @@ async fn join_with_stereo_writes_both_eyes_side_by_side() {
     let tablet = signed_in.space("stereo", "default").await;
     tablet.select("gear").await.unwrap();
     let frames = tempfile::tempdir().unwrap();
-    let child = headset(
+    let (_child, lines) = join(
         &signed_in.server.url(),
         &signed_in.account,
         &[
-            "join", "--space", "stereo", "--width", "320", "--height", "240", "--stereo",
+            "--space", "stereo", "--width", "320", "--height", "240", "--stereo",
         ],
-    )
-    .arg("--frames")
-    .arg(frames.path())
-    .stdout(Stdio::piped())
-    .spawn()
-    .expect("parallax-headset starts");
-    let mut child = Running(child);
-    let lines = lines_of(&mut child.0);
+        frames.path(),
+    );
     let mut seen = Vec::new();
     wait_for_line(&lines, "loaded gear", &mut seen);
     // The first frames answer the load (one eye); those of the orbit's poses are stereo.
