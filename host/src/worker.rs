@@ -149,23 +149,6 @@ impl RenderWorker {
         self.submit(Some((model, mesh)), Output::Thumbnail).await
     }
 
-    /// Renders a device's frame (JPEG): `model` (or nothing) placed by `transform`, seen from
-    /// `view`.
-    pub async fn render_pose(
-        &self,
-        model: Option<(ModelId, Arc<Mesh>)>,
-        view: View,
-        transform: Mat4,
-    ) -> Result<Vec<u8>, String> {
-        self.render_eyes(
-            model,
-            vec![Eye::of(&view)],
-            (view.width, view.height),
-            transform,
-        )
-        .await
-    }
-
     /// Renders one JPEG of `eyes` side by side, each `size`, with the model placed by
     /// `transform`: a headset's stereo frame.
     pub async fn render_eyes(

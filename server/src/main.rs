@@ -50,10 +50,7 @@ async fn main() -> ExitCode {
                     id: parallax_core::ModelId::new(id.unwrap_or_default()),
                 },
             };
-            let code = tokio::task::spawn_blocking(move || prepare_model_command(source))
-                .await
-                .unwrap_or(1);
-            return ExitCode::from(u8::try_from(code).unwrap_or(1));
+            return ExitCode::from(prepare_model_command(source).await);
         }
         Command::HostSecret(data) => parallax_server::host_secret(&data.path)
             .await

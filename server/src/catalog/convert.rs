@@ -15,12 +15,12 @@ use std::time::Duration;
 use parallax_core::ModelId;
 use parallax_host::RenderWorker;
 use parallax_render::samples::SAMPLES;
-use parallax_render::{ImportError, ImportedModel, Mesh, Renderer, View, encode_png, import};
+use parallax_render::{ImportError, ImportedModel, Mesh, import};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use tokio::sync::Semaphore;
 
-use crate::catalog::files::THUMBNAIL;
+use crate::catalog::files::{THUMBNAIL, write_atomically};
 
 /// The imported mesh's file name in a model's folder: hidden, so no upload can be called that.
 pub const MESH: &str = ".parallax-mesh";
@@ -29,7 +29,7 @@ pub const MESH: &str = ".parallax-mesh";
 const TIME_LIMIT: Duration = Duration::from_secs(300);
 
 /// The exit code of `parallax prepare-model` when the file is not a model it can read.
-const EXIT_INVALID: i32 = 3;
+const EXIT_INVALID: u8 = 3;
 
 /// What a conversion made of a model.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -125,43 +125,51 @@ impl Converter {
                 }
                 result
             }
-            Converter::InProcess(renderer) => {
-                let folder = source.folder().to_path_buf();
-                let (id, mesh, format) = match source {
-                    Source::File { folder, file } => {
-                        let (id, imported) = tokio::task::spawn_blocking(move || {
-                            let imported = import_in(&folder, &file)?;
-                            write_mesh(&folder, &imported.mesh)?;
-                            Ok::<_, ConvertError>((ModelId::new(file), imported))
-                        })
-                        .await
-                        .map_err(|e| ConvertError::Failed(format!("the importer failed: {e}")))??;
-                        let format = imported.format.as_str().to_string();
-                        (id, Arc::new(imported.mesh), Some(format))
-                    }
-                    Source::Sample { id, .. } => {
-                        let mesh = sample_mesh(&id)?;
-                        (id, Arc::new(mesh), None)
-                    }
-                };
-                let triangles = mesh.triangles();
-                let png = renderer
-                    .thumbnail(id, mesh)
-                    .await
-                    .map_err(ConvertError::Failed)?;
-                write_file(&folder.join(THUMBNAIL), &png)?;
-                let adapter = match renderer.adapter() {
-                    Some(Ok(name)) => name.clone(),
-                    _ => String::new(),
-                };
-                Ok(Prepared {
-                    triangles,
-                    format,
-                    adapter,
-                })
-            }
+            Converter::InProcess(renderer) => prepare_on(renderer, source).await,
         }
     }
+}
+
+/// Converts `source` in this process, its thumbnail drawn on `renderer`: what a tests'
+/// coordinator does itself and what `parallax prepare-model` does in a process of its own.
+async fn prepare_on(renderer: &RenderWorker, source: Source) -> Result<Prepared, ConvertError> {
+    let (folder, id, mesh, format) = match source {
+        Source::File { folder, file } => {
+            let (imported, transfer) = tokio::task::spawn_blocking({
+                let (folder, file) = (folder.clone(), file.clone());
+                move || {
+                    let imported = import_in(&folder, &file)?;
+                    let transfer = imported.mesh.to_bytes();
+                    Ok::<_, ConvertError>((imported, transfer))
+                }
+            })
+            .await
+            .map_err(|e| ConvertError::Failed(format!("the importer failed: {e}")))??;
+            write_atomically(&folder.join(MESH), &transfer).await?;
+            let format = imported.format.as_str().to_string();
+            (folder, ModelId::new(file), imported.mesh, Some(format))
+        }
+        Source::Sample { folder, id } => {
+            let mesh = sample_mesh(&id)?;
+            (folder, id, mesh, None)
+        }
+    };
+    let triangles = mesh.triangles();
+    let png = renderer
+        .thumbnail(id, Arc::new(mesh))
+        .await
+        .map_err(ConvertError::Failed)?;
+    tokio::fs::create_dir_all(&folder).await?;
+    write_atomically(&folder.join(THUMBNAIL), &png).await?;
+    let adapter = match renderer.adapter() {
+        Some(Ok(name)) => name.clone(),
+        _ => String::new(),
+    };
+    Ok(Prepared {
+        triangles,
+        format,
+        adapter,
+    })
 }
 
 /// Runs `exe prepare-model` on `source`, killed after [`TIME_LIMIT`].
@@ -198,7 +206,7 @@ async fn run_child(exe: &Path, source: &Source) -> Result<Prepared, ConvertError
     match output.status.code() {
         Some(0) => serde_json::from_slice(&output.stdout)
             .map_err(|e| ConvertError::Failed(format!("the converter's answer: {e}"))),
-        Some(EXIT_INVALID) => Err(ConvertError::InvalidReported(said)),
+        Some(code) if code == i32::from(EXIT_INVALID) => Err(ConvertError::InvalidReported(said)),
         Some(code) => Err(ConvertError::Failed(format!(
             "the converter failed ({code}): {said}"
         ))),
@@ -211,8 +219,10 @@ async fn run_child(exe: &Path, source: &Source) -> Result<Prepared, ConvertError
 
 /// `parallax prepare-model`: converts `source` in this process with a GPU of its own, prints
 /// [`Prepared`] as JSON on stdout, and returns the exit code (a file that is no model: 3).
-pub fn prepare_model_command(source: Source) -> i32 {
-    match prepare_blocking(source) {
+pub async fn prepare_model_command(source: Source) -> u8 {
+    // No GPU models kept besides the one drawn: the process draws one and exits.
+    let renderer = RenderWorker::start_lazy(0);
+    match prepare_on(&renderer, source).await {
         Ok(prepared) => match serde_json::to_string(&prepared) {
             Ok(json) => {
                 println!("{json}");
@@ -232,43 +242,6 @@ pub fn prepare_model_command(source: Source) -> i32 {
             1
         }
     }
-}
-
-fn prepare_blocking(source: Source) -> Result<Prepared, ConvertError> {
-    // Opening the GPU and reading the file take about as long as each other: do both at once.
-    let device = std::thread::spawn(Renderer::new);
-    let (folder, mesh, format) = match &source {
-        Source::File { folder, file } => {
-            let imported = import_in(folder, file)?;
-            write_mesh(folder, &imported.mesh)?;
-            let format = imported.format.as_str().to_string();
-            (folder, imported.mesh, Some(format))
-        }
-        Source::Sample { folder, id } => (folder, sample_mesh(id)?, None),
-    };
-    let mut renderer = device
-        .join()
-        .map_err(|_| ConvertError::Failed("the GPU thread panicked".into()))?
-        .map_err(|e| ConvertError::Failed(format!("opening the GPU: {e}")))?;
-    let png = render_thumbnail(&mut renderer, &mesh)?;
-    std::fs::create_dir_all(folder)?;
-    write_file(&folder.join(THUMBNAIL), &png)?;
-    Ok(Prepared {
-        triangles: mesh.triangles(),
-        format,
-        adapter: renderer.adapter().name.clone(),
-    })
-}
-
-fn render_thumbnail(renderer: &mut Renderer, mesh: &Mesh) -> Result<Vec<u8>, ConvertError> {
-    use parallax_host::{THUMBNAIL_HEIGHT, THUMBNAIL_WIDTH};
-    let failed = |e: &dyn std::fmt::Display| ConvertError::Failed(format!("rendering: {e}"));
-    let gpu = renderer.upload(mesh).map_err(|e| failed(&e))?;
-    let view = View::framing(&gpu.bounds, THUMBNAIL_WIDTH, THUMBNAIL_HEIGHT);
-    let image = renderer
-        .render(&gpu, glam::Mat4::IDENTITY, &view)
-        .map_err(|e| failed(&e))?;
-    encode_png(&image).map_err(|e| failed(&e))
 }
 
 /// Imports `folder/file`; the files it names are looked up by their last path segment among the
@@ -294,15 +267,4 @@ fn sample_mesh(id: &ModelId) -> Result<Mesh, ConvertError> {
         .find(|s| s.id == id.as_str())
         .map(|s| (s.build)())
         .ok_or_else(|| ConvertError::Failed(format!("there is no sample `{id}`")))
-}
-
-fn write_mesh(folder: &Path, mesh: &Mesh) -> std::io::Result<()> {
-    write_file(&folder.join(MESH), &mesh.to_bytes())
-}
-
-/// Writes via a temporary file and a rename, so a crash never leaves half a file in place.
-fn write_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let temporary = path.with_extension("partial");
-    std::fs::write(&temporary, bytes)?;
-    std::fs::rename(&temporary, path)
 }

@@ -12,8 +12,8 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
 
+use axum::body::Bytes;
 use parallax_core::{ModelId, ModelSummary};
 use parallax_render::samples::SAMPLES;
 use thiserror::Error;
@@ -71,8 +71,8 @@ pub enum Added {
 
 /// A model's mesh in the transfer form render hosts load.
 pub enum MeshBytes {
-    /// A sample's, built in memory.
-    Memory(Arc<Vec<u8>>),
+    /// A sample's, built in memory (cheap to clone: shared).
+    Memory(Bytes),
     /// An upload's, converted once and kept on disk.
     File(PathBuf),
 }
@@ -82,7 +82,7 @@ pub struct Catalog {
     store: Store,
     converter: Converter,
     /// The samples' meshes in transfer form: small, built at start, always kept.
-    samples: HashMap<ModelId, Arc<Vec<u8>>>,
+    samples: HashMap<ModelId, Bytes>,
 }
 
 impl Catalog {
@@ -110,7 +110,7 @@ impl Catalog {
                 triangles: mesh.triangles(),
             };
             store.upsert_model(&summary, ModelSource::Sample).await?;
-            samples.insert(summary.id, Arc::new(mesh.to_bytes()));
+            samples.insert(summary.id, Bytes::from(mesh.to_bytes()));
         }
         Ok(Self {
             dir,

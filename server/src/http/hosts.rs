@@ -79,7 +79,7 @@ async fn mesh_handler(
         ));
     }
     let body = match state.catalog.mesh(&record).await? {
-        MeshBytes::Memory(bytes) => Body::from(bytes.as_ref().clone()),
+        MeshBytes::Memory(bytes) => Body::from(bytes),
         // Streamed from disk: a large model never sits whole in the coordinator's memory.
         MeshBytes::File(path) => {
             let file = tokio::fs::File::open(&path)
