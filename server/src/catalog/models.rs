@@ -273,7 +273,7 @@ impl Catalog {
         if let Ok(png) = tokio::fs::read(&path).await {
             return Ok(png);
         }
-        tokio::fs::create_dir_all(self.folder(record)).await?;
+        // The conversion makes the folder if need be (a sample's, the first time).
         self.converter.prepare(self.source(record)?).await?;
         Ok(tokio::fs::read(&path).await?)
     }
