@@ -44,8 +44,9 @@ fi
 apt_install mesa-vulkan-drivers libvulkan1 libegl1 libegl-mesa0 libgl1-mesa-dri
 
 if [ "$want" = all ]; then
-  # Debian's Chromium for the Playwright suite (Playwright cannot download its own browser here).
-  apt_install chromium
+  # Debian's Chromium for the Playwright suite (Playwright cannot download its own browser here),
+  # and NSS's certutil, with which the suite's browser trusts the server's certificate authority.
+  apt_install chromium libnss3-tools
 fi
 
 # npm packages: Playwright, and binaryen's wasm-opt (Debian's v108 breaks the release wasm).

@@ -47,31 +47,7 @@ step "web bundle (wasm-bindgen + wasm-opt)"
 scripts/build-web.sh
 
 step "Playwright in Chromium"
-# The debug server binary that `cargo test` just built; its own data dir and a free port.
-data=$(mktemp -d /tmp/parallax-e2e.XXXXXX)
-# An operator account for the console tests: its id and key, as `account create` prints them.
-account=$("$target_dir/debug/parallax" account create "End-to-end" --data-dir "$data")
-export PARALLAX_E2E_ACCOUNT=$(printf '%s\n' "$account" | awk '/^account id:/ {print $3}')
-export PARALLAX_E2E_KEY=$(printf '%s\n' "$account" | awk '/^account key:/ {print $3}')
-# Four Standard hosts: the browser headsets of several tests hold their sessions at once.
-"$target_dir/debug/parallax" serve --addr 127.0.0.1:0 --data-dir "$data" --site-root "$root/target/site" \
-  --standard 4 \
-  >"$logs/server.log" 2>&1 &
-server=$!
-trap 'kill $server 2>/dev/null || true; wait $server 2>/dev/null || true' EXIT
-url=
-for _ in $(seq 1 600); do
-  url=$(grep -o 'listening on http://[0-9.:]*' "$logs/server.log" | head -1 | sed 's/listening on //') || true
-  [ -n "$url" ] && break
-  kill -0 $server 2>/dev/null || { cat "$logs/server.log" >&2; echo "the server died during start-up" >&2; exit 1; }
-  sleep 0.1
-done
-[ -n "$url" ] || { cat "$logs/server.log" >&2; echo "the server did not start within 60 s" >&2; exit 1; }
-echo "server at $url" >&2
-(cd end2end && PARALLAX_URL=$url npx playwright test) 2>&1 | tee "$logs/playwright.log"
-kill -TERM $server
-wait $server || { echo "the server did not exit cleanly on SIGTERM" >&2; exit 1; }
-trap - EXIT
+PARALLAX_E2E_LOGS=$logs scripts/e2e.sh
 
 rust_passed=$(grep -o '[0-9]* passed' "$logs/cargo-test.log" | awk '{s+=$1} END {print s+0}')
 rust_failed=$(grep -o '[0-9]* failed' "$logs/cargo-test.log" | awk '{s+=$1} END {print s+0}')

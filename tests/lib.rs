@@ -17,8 +17,9 @@ use std::time::Duration;
 
 use parallax_core::device::{HostMessage, Pose};
 use parallax_core::space::Role;
-use parallax_headset::{Coordinator, Membership, RenderConnection, RenderEvent};
+use parallax_headset::{Coordinator, Membership, RenderConnection, RenderEvent, Trust};
 use parallax_server::config::PoolArgs;
+use parallax_server::tls::TlsSetup;
 use parallax_server::{AppState, Options};
 use serde_json::{Value, json};
 use tempfile::TempDir;
@@ -28,6 +29,8 @@ use tokio::task::JoinHandle;
 /// A coordinator serving on `127.0.0.1:<free port>` until dropped or [`TestServer::stop`]ped.
 pub struct TestServer {
     pub addr: SocketAddr,
+    /// The authority its certificate chains to, when it serves TLS (`DATA/tls/ca.crt`).
+    pub trust: Option<Trust>,
     /// What render hosts register with; it also reads `/v1/health` in full.
     pub host_secret: String,
     stop: Option<oneshot::Sender<()>>,
@@ -65,6 +68,13 @@ impl TestServer {
                 .await
                 .expect("the host secret is kept in the data dir"),
         };
+        let trust = match options.tls {
+            TlsSetup::Off => None,
+            _ => Some(
+                Trust::from_file(&data_dir.join("tls/ca.crt"))
+                    .expect("the coordinator made its certificate authority"),
+            ),
+        };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
@@ -77,6 +87,7 @@ impl TestServer {
         });
         let server = Self {
             addr,
+            trust,
             host_secret,
             stop: Some(stop),
             task: Some(task),
@@ -90,7 +101,8 @@ impl TestServer {
     pub async fn wait_for_standby(&self) {
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
         loop {
-            let health: Value = reqwest::Client::new()
+            let health: Value = self
+                .http()
                 .get(format!("{}/v1/health", self.url()))
                 .bearer_auth(&self.host_secret)
                 .send()
@@ -115,8 +127,23 @@ impl TestServer {
         }
     }
 
+    /// `http://127.0.0.1:PORT`, or `https://localhost:PORT` over TLS.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        match self.trust {
+            Some(_) => format!("https://localhost:{}", self.addr.port()),
+            None => format!("http://{}", self.addr),
+        }
+    }
+
+    /// An HTTP client trusting this coordinator's authority, and no other.
+    pub fn http(&self) -> reqwest::Client {
+        let builder = reqwest::Client::builder().tls_built_in_root_certs(false);
+        match &self.trust {
+            Some(trust) => builder.use_preconfigured_tls((*trust.config).clone()),
+            None => builder,
+        }
+        .build()
+        .expect("an HTTP client")
     }
 
     /// Shuts down gracefully and waits until the coordinator has closed its database.
@@ -200,7 +227,7 @@ impl ArrClient {
 
     /// Trades the account key for an access token, as ARR clients do first.
     pub async fn sign_in(server: &TestServer, account: &str, key: &str) -> Self {
-        let http = reqwest::Client::new();
+        let http = server.http();
         let answer = send(
             http.get(format!("{}/accounts/{account}/token", server.url()))
                 .bearer_auth(format!("{account}:{key}")),
@@ -290,7 +317,8 @@ pub async fn upload(server: &TestServer, token: &str, files: &[(&str, Vec<u8>)])
         );
     }
     send(
-        reqwest::Client::new()
+        server
+            .http()
             .post(format!("{}/v1/models", server.url()))
             .bearer_auth(token)
             .multipart(form),
@@ -401,6 +429,12 @@ impl ServeProcess {
             .arg("--data-dir")
             .arg(data_dir)
             .args(["--addr", &addr.to_string()])
+            // Plain HTTP unless a benchmark asks for TLS (`--tls on`).
+            .args(if args.contains(&"--tls") {
+                &[][..]
+            } else {
+                &["--tls", "off"][..]
+            })
             .args(args)
             .env("RUST_LOG", "warn")
             .kill_on_drop(true)
@@ -449,7 +483,14 @@ impl ServeProcess {
 /// (dropping the connection instead left the host to notice later, and a quick next connection
 /// could find the session still taken).
 pub async fn frame_of(url: &str, token: &str, model: &str) -> Vec<u8> {
-    let mut render = within(RenderConnection::connect(url, token)).await.unwrap();
+    frame_trusting(url, token, model, None).await
+}
+
+/// [`frame_of`] over `wss://`, trusting `trust`.
+pub async fn frame_trusting(url: &str, token: &str, model: &str, trust: Option<&Trust>) -> Vec<u8> {
+    let mut render = within(RenderConnection::connect_trusting(url, token, trust))
+        .await
+        .unwrap();
     render.load(model).await.unwrap();
     loop {
         match within(render.next()).await.unwrap() {
@@ -489,12 +530,33 @@ impl SignedIn {
     }
 
     pub async fn start_with(pool: &PoolArgs) -> Self {
+        Self::start_with_tls(pool, TlsSetup::Off).await
+    }
+
+    /// Over HTTPS, with the coordinator's own authority for `localhost` and `127.0.0.1`
+    /// (`dir/tls/ca.crt`); the client trusts it.
+    pub async fn start_https() -> Self {
+        let names = vec!["localhost".into(), "127.0.0.1".into()];
+        Self::start_with_tls(&PoolArgs::default(), TlsSetup::Local { names }).await
+    }
+
+    async fn start_with_tls(pool: &PoolArgs, tls: TlsSetup) -> Self {
         let dir = data_dir();
         let account = ArrClient::create_account(dir.path(), "showroom").await;
-        let server = TestServer::start_with(dir.path(), pool).await;
-        let coordinator = Coordinator::sign_in(&server.url(), &account.0, &account.1)
-            .await
-            .expect("the account signs in");
+        let options = Options {
+            pool: pool.clone(),
+            tls,
+            ..TestServer::options(dir.path())
+        };
+        let server = TestServer::start_with_options(dir.path(), &options).await;
+        let coordinator = Coordinator::sign_in_trusting(
+            &server.url(),
+            &account.0,
+            &account.1,
+            server.trust.clone(),
+        )
+        .await
+        .expect("the account signs in");
         Self {
             dir,
             server,
@@ -523,7 +585,7 @@ pub async fn get_json_with_cookie(server: &TestServer, path: &str, cookie: &str)
 }
 
 fn get(server: &TestServer, path: &str) -> reqwest::RequestBuilder {
-    reqwest::Client::new().get(format!("{}{path}", server.url()))
+    server.http().get(format!("{}{path}", server.url()))
 }
 
 async fn json_of(request: reqwest::RequestBuilder) -> Value {
@@ -539,7 +601,8 @@ async fn json_of(request: reqwest::RequestBuilder) -> Value {
 /// Joins the space whose join code is `code` as a guest tablet, as a browser does; returns the
 /// guest's cookie (`parallax_session=…`), which reaches only that space.
 pub async fn guest_cookie(server: &TestServer, code: &str) -> String {
-    let joined = reqwest::Client::new()
+    let joined = server
+        .http()
         .post(format!("{}/v1/browser/join", server.url()))
         .json(&json!({ "code": code, "device": "guest tablet", "role": "tablet" }))
         .send()

@@ -339,6 +339,110 @@ pub fn JoinPage() -> impl IntoView {
                     "Join"
                 </button>
             </form>
+            <SecureContextNotice />
+            <p class="hint">
+                <a href="/trust">"First time on this device? Trust this server's certificate"</a>
+            </p>
+        </main>
+    }
+}
+
+/// Says, on a page opened over plain http at a name other than localhost, that VR needs HTTPS,
+/// with links to the https address and to the certificate authority. Browsers offer WebXR (and
+/// WebCodecs) only in a secure context; nothing shows where the page is one.
+#[component]
+pub fn SecureContextNotice() -> impl IntoView {
+    // Known only in the browser; the server renders nothing.
+    let https_address = RwSignal::new(None::<String>);
+    Effect::new(move || {
+        let window = window();
+        if window.is_secure_context() {
+            return;
+        }
+        let location = window.location();
+        let (host, path) = (
+            location.host().unwrap_or_default(),
+            location.pathname().unwrap_or_default(),
+        );
+        https_address.set(Some(format!("https://{host}{path}")));
+    });
+    move || {
+        https_address.get().map(|address| {
+            let ca = address
+                .split_once("://")
+                .and_then(|(_, rest)| rest.split_once('/'))
+                .map(|(host, _)| format!("https://{host}/ca.crt"))
+                .unwrap_or_else(|| "/ca.crt".into());
+            view! {
+                <p class="blocked insecure" role="alert">
+                    "VR needs HTTPS: headsets' browsers offer it only on secure pages. Open "
+                    <a href=address.clone()>{address.clone()}</a>
+                    " instead (trust this server's certificate once: "
+                    <a href=ca.clone()>{ca.clone()}</a>
+                    ", then "
+                    <a href="/trust">"how"</a>
+                    ")."
+                </p>
+            }
+        })
+    }
+}
+
+/// `/trust`: how to trust the coordinator's certificate authority on each kind of device, once.
+#[component]
+pub fn TrustPage() -> impl IntoView {
+    view! {
+        <header class="topbar">
+            <div class="brand">
+                <span class="logo" aria-hidden="true">"◆"</span>
+                <h1>"Parallax"</h1>
+            </div>
+            <nav>
+                <a href="/join">"Join a space"</a>
+            </nav>
+        </header>
+        <main class="narrow trust">
+            <h2>"Trust this server, once per device"</h2>
+            <p>
+                "Parallax speaks HTTPS with a certificate from its own authority, made for this "
+                "server. Headsets and browsers show VR only on HTTPS pages they trust, so each "
+                "device trusts the authority once: download it, then follow the steps for the "
+                "device. (If your IT gave Parallax a certificate of its own, devices already "
+                "trust it and there is nothing to do.)"
+            </p>
+            <p>
+                <a class="button primary" href="/ca.crt" download="parallax-ca.crt">
+                    "Download the certificate (parallax-ca.crt)"
+                </a>
+            </p>
+            <h3>"Meta Quest"</h3>
+            <ol>
+                <li>"In the headset's browser, open this page and download the certificate."</li>
+                <li>"Settings → Privacy & safety → Security → Install certificate: pick parallax-ca.crt."</li>
+                <li>"Open the join link again: the padlock shows and Enter VR appears."</li>
+            </ol>
+            <h3>"Android (Pico and other Android headsets)"</h3>
+            <ol>
+                <li>"Download the certificate."</li>
+                <li>"Settings → Security → Encryption & credentials → Install a certificate → CA certificate: pick parallax-ca.crt."</li>
+            </ol>
+            <h3>"iPad, iPhone, Vision Pro"</h3>
+            <ol>
+                <li>"Open this page in Safari and download the certificate; allow the profile."</li>
+                <li>"Settings → General → VPN & Device Management: install the Parallax profile."</li>
+                <li>"Settings → General → About → Certificate Trust Settings: turn on full trust for the Parallax local CA."</li>
+            </ol>
+            <h3>"Windows"</h3>
+            <ol>
+                <li>"Download the certificate and open it: Install Certificate…"</li>
+                <li>"Current User → Place all certificates in: Trusted Root Certification Authorities → Finish."</li>
+                <li>"Restart the browser."</li>
+            </ol>
+            <h3>"macOS"</h3>
+            <ol>
+                <li>"Download the certificate and open it: Keychain Access adds it to the login keychain."</li>
+                <li>"Double-click “Parallax local CA”, Trust → When using this certificate: Always Trust."</li>
+            </ol>
         </main>
     }
 }

@@ -81,6 +81,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/headset") view=console::JoinPage />
                     <Route path=path!("/sign-in") view=console::SignInPage />
                     <Route path=path!("/join") view=console::JoinPage />
+                    <Route path=path!("/trust") view=console::TrustPage />
                     <Route path=path!("/spaces") view=console::SpacesPage />
                     <Route path=path!("/spaces/:name") view=space::SpacePage />
                     <Route path=path!("/spaces/:name/headset") view=space_headset::SpaceHeadsetPage />

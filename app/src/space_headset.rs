@@ -118,6 +118,7 @@ pub fn SpaceHeadsetPage() -> impl IntoView {
 
     view! {
         <main class="headset">
+            <crate::console::SecureContextNotice />
             {move || {
                 state
                     .blocked

@@ -19,6 +19,7 @@
 //! - [`pool`]: render hosts per size: capacity, warm standby, exclusive leases, FIFO queue.
 //! - [`throttle`]: the per-caller, per-session polling limit (429).
 //! - [`time`]: wall-clock instants as the caller supplies them.
+//! - `trust` (feature `tls`, native clients only): the certificate authorities a client trusts.
 
 pub mod catalog;
 pub mod change;
@@ -33,6 +34,8 @@ pub mod space;
 pub mod space_protocol;
 pub mod throttle;
 pub mod time;
+#[cfg(feature = "tls")]
+pub mod trust;
 
 pub use catalog::{ModelId, ModelSummary};
 pub use change::ChangeNumber;

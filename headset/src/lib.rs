@@ -28,6 +28,7 @@ pub mod render;
 pub mod space;
 mod url;
 
+pub use parallax_core::trust::Trust;
 pub use render::{RenderConnection, RenderEvent};
 pub use space::{ClientError, Coordinator, Join, Membership, SpaceConnection, SpaceUpdate};
 pub use url::socket_url;

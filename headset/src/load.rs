@@ -363,7 +363,10 @@ impl Device {
     ) -> Result<Self, ClientError> {
         let render = if config.render {
             let url = membership.render_url(Duration::from_secs(120)).await?;
-            Some(RenderConnection::connect(&url, &coordinator.token).await?)
+            Some(
+                RenderConnection::connect_trusting(&url, &coordinator.token, coordinator.trust())
+                    .await?,
+            )
         } else {
             None
         };

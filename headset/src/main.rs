@@ -9,6 +9,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use parallax_core::device::{HostMessage, Pose};
 use parallax_core::space::Role;
 use parallax_core::space_protocol::SpaceEvent;
+use parallax_core::trust::Trust;
 use parallax_headset::load::{self, LoadConfig, Progress};
 use parallax_headset::{
     ClientError, Coordinator, Join, RenderConnection, RenderEvent, SpaceConnection, SpaceUpdate,
@@ -29,9 +30,17 @@ struct Cli {
 /// Where and as whom.
 #[derive(Debug, Args)]
 struct Connection {
-    /// The coordinator, e.g. http://127.0.0.1:3000.
-    #[arg(long, env = "PARALLAX_SERVER", default_value = "http://127.0.0.1:3000")]
+    /// The coordinator, e.g. https://showroom.local:3000.
+    #[arg(
+        long,
+        env = "PARALLAX_SERVER",
+        default_value = "https://localhost:3000"
+    )]
     server: String,
+    /// The certificate authorities to trust for https:// and wss://, as PEM: the coordinator's
+    /// /ca.crt, or the system's bundle for a publicly issued certificate.
+    #[arg(long, env = "PARALLAX_CA")]
+    ca: Option<std::path::PathBuf>,
     /// The account id (`parallax account create` prints it).
     #[arg(long, env = "PARALLAX_ACCOUNT")]
     account: String,
@@ -157,9 +166,18 @@ fn viewport(text: &str) -> Result<(u32, u32), String> {
 }
 
 async fn sign_in(connection: &Connection) -> anyhow::Result<Coordinator> {
-    Coordinator::sign_in(&connection.server, &connection.account, &connection.key)
-        .await
-        .with_context(|| format!("signing in to {}", connection.server))
+    let trust = match &connection.ca {
+        Some(path) => Some(Trust::from_file(path)?),
+        None => None,
+    };
+    Coordinator::sign_in_trusting(
+        &connection.server,
+        &connection.account,
+        &connection.key,
+        trust,
+    )
+    .await
+    .with_context(|| format!("signing in to {}", connection.server))
 }
 
 /// The load run, with a progress bar on stderr (hidden when stderr is not a terminal).
@@ -236,7 +254,8 @@ async fn join(
     }
     let url = membership.render_url(Duration::from_secs(300)).await?;
     println!("render session ready: {url}");
-    let mut render = RenderConnection::connect(&url, &coordinator.token).await?;
+    let mut render =
+        RenderConnection::connect_trusting(&url, &coordinator.token, coordinator.trust()).await?;
     let mut space = membership.connect().await?;
 
     let mut extent = None;

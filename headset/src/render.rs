@@ -7,11 +7,12 @@ use futures_util::{SinkExt, StreamExt};
 use parallax_core::ModelId;
 use parallax_core::device::{DeviceMessage, HitPolicy, HostMessage, Pose, SESSION_TAKEN};
 use parallax_core::protocol::FrameHeader;
+use parallax_core::trust::Trust;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use crate::space::ClientError;
+use crate::space::{ClientError, connect_socket};
 
 /// What the render host sent.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,9 +44,17 @@ impl RenderConnection {
     /// [`ClientError::SessionTaken`] if another device holds the session, [`ClientError::Closed`]
     /// with the host's reason for any other refusal.
     pub async fn connect(render_url: &str, token: &str) -> Result<Self, ClientError> {
+        Self::connect_trusting(render_url, token, None).await
+    }
+
+    /// [`Self::connect`], verifying a `wss://` host against `trust`'s authorities only.
+    pub async fn connect_trusting(
+        render_url: &str,
+        token: &str,
+        trust: Option<&Trust>,
+    ) -> Result<Self, ClientError> {
         // Poses are small and frequent: send each at once (no Nagle).
-        let (socket, _) =
-            tokio_tungstenite::connect_async_with_config(render_url, None, true).await?;
+        let socket = connect_socket(render_url, None, trust).await?;
         let mut connection = Self {
             socket,
             session: String::new(),

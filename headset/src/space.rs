@@ -7,6 +7,7 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use parallax_core::space::{MemberStatus, Role};
 use parallax_core::space_protocol::{SpaceClientMessage, SpaceEvent, SpaceServerMessage};
+use parallax_core::trust::Trust;
 use serde_json::{Value, json};
 use thiserror::Error;
 use tokio::net::TcpStream;
@@ -59,9 +60,48 @@ impl From<tokio_tungstenite::tungstenite::Error> for ClientError {
 }
 
 impl From<reqwest::Error> for ClientError {
+    /// With every cause: "error sending request" alone hides an untrusted certificate.
     fn from(error: reqwest::Error) -> Self {
-        Self::Transport(error.to_string())
+        let mut message = error.to_string();
+        let mut source = std::error::Error::source(&error);
+        while let Some(cause) = source {
+            message = format!("{message}: {cause}");
+            source = cause.source();
+        }
+        Self::Transport(message)
     }
+}
+
+/// An HTTP client that trusts `trust`'s authorities and no others: without them it speaks only
+/// plain `http://`.
+fn http_client(trust: Option<&Trust>) -> Result<reqwest::Client, ClientError> {
+    let builder = reqwest::Client::builder().tls_built_in_root_certs(false);
+    let builder = match trust {
+        Some(trust) => builder.use_preconfigured_tls((*trust.config).clone()),
+        None => builder,
+    };
+    Ok(builder.build()?)
+}
+
+/// Opens a WebSocket (Nagle off); `wss://` only with authorities to verify the peer with.
+pub(crate) async fn connect_socket(
+    url: &str,
+    config: Option<tokio_tungstenite::tungstenite::protocol::WebSocketConfig>,
+    trust: Option<&Trust>,
+) -> Result<WebSocketStream<MaybeTlsStream<TcpStream>>, ClientError> {
+    let connector = match trust {
+        Some(trust) => tokio_tungstenite::Connector::Rustls(trust.config.clone()),
+        None if url.starts_with("wss://") => {
+            return Err(ClientError::Transport(format!(
+                "{url} is TLS: give the certificate authority to trust (--ca)"
+            )));
+        }
+        None => tokio_tungstenite::Connector::Plain,
+    };
+    let (socket, _) =
+        tokio_tungstenite::connect_async_tls_with_config(url, config, true, Some(connector))
+            .await?;
+    Ok(socket)
 }
 
 /// Socket settings for a conversation of small JSON messages: tungstenite zero-fills its whole
@@ -88,6 +128,8 @@ pub struct Join<'a> {
 #[derive(Clone)]
 pub struct Coordinator {
     http: reqwest::Client,
+    /// The authorities an `https://` coordinator and `wss://` hosts are verified with.
+    trust: Option<Trust>,
     /// `http://host:port`.
     pub server: String,
     /// The account signed in.
@@ -134,10 +176,21 @@ async fn answer(response: reqwest::Response) -> Result<Value, ClientError> {
 }
 
 impl Coordinator {
-    /// Trades an account key for an access token.
+    /// Trades an account key for an access token (plain `http://`; see [`Self::sign_in_trusting`]).
     pub async fn sign_in(server: &str, account: &str, key: &str) -> Result<Self, ClientError> {
+        Self::sign_in_trusting(server, account, key, None).await
+    }
+
+    /// Trades an account key for an access token, verifying an `https://` coordinator (and the
+    /// `wss://` render hosts it hands out) against `trust`'s authorities only.
+    pub async fn sign_in_trusting(
+        server: &str,
+        account: &str,
+        key: &str,
+        trust: Option<Trust>,
+    ) -> Result<Self, ClientError> {
         let server = server.trim_end_matches('/').to_string();
-        let http = reqwest::Client::new();
+        let http = http_client(trust.as_ref())?;
         let body = answer(
             http.get(format!("{server}/accounts/{account}/token"))
                 .bearer_auth(format!("{account}:{key}"))
@@ -149,17 +202,29 @@ impl Coordinator {
             .as_str()
             .ok_or_else(|| ClientError::Protocol("no AccessToken in the token answer".into()))?
             .to_string();
-        Ok(Self::with_token(&server, account, token))
+        Ok(Self {
+            http,
+            trust,
+            server,
+            account: account.to_string(),
+            token,
+        })
     }
 
     /// A client of `server` for `account` with an access token obtained elsewhere.
     pub fn with_token(server: &str, account: &str, token: String) -> Self {
         Self {
             http: reqwest::Client::new(),
+            trust: None,
             server: server.trim_end_matches('/').to_string(),
             account: account.to_string(),
             token,
         }
+    }
+
+    /// The authorities this client verifies TLS peers with.
+    pub fn trust(&self) -> Option<&Trust> {
+        self.trust.as_ref()
     }
 
     /// The model catalog (`{"models": [{"id", "name", "triangles", …}]}`).
@@ -477,9 +542,12 @@ impl SpaceConnection {
             &self.membership.coordinator.server,
             &format!("/v1/spaces/{}/ws", self.membership.space),
         );
-        let (mut socket, _) =
-            tokio_tungstenite::connect_async_with_config(&url, Some(small_messages()), true)
-                .await?;
+        let mut socket = connect_socket(
+            &url,
+            Some(small_messages()),
+            self.membership.coordinator.trust(),
+        )
+        .await?;
         let hello = SpaceClientMessage::Hello {
             token: self.membership.coordinator.token.clone(),
             member: self.membership.token.clone(),

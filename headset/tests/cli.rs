@@ -157,6 +157,43 @@ async fn join_writes_frames_of_what_the_space_shows_resumes_and_leaves_on_ctrl_c
     assert_eq!(members, ["tablet"], "{space}");
 }
 
+/// Against an https coordinator, the command line trusts only the authority `--ca` names.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn join_refuses_an_untrusted_coordinator_and_joins_with_its_ca() {
+    let signed_in = SignedIn::start_https().await;
+    let tablet = signed_in.space("tls", "default").await;
+    tablet.select("gear").await.unwrap();
+    let url = signed_in.server.url();
+    let args = [
+        "join", "--space", "tls", "--width", "160", "--height", "120",
+    ];
+
+    let refused = headset(&url, &signed_in.account, &args)
+        .output()
+        .expect("parallax-headset runs");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("invalid peer certificate: UnknownIssuer"),
+        "{stderr}"
+    );
+
+    let ca = signed_in.dir.path().join("tls/ca.crt");
+    let frames = tempfile::tempdir().unwrap();
+    let (_child, lines) = join(
+        &url,
+        &signed_in.account,
+        &[&args[1..], &["--ca", ca.to_str().unwrap()]].concat(),
+        frames.path(),
+    );
+    wait_for_line(&lines, "loaded gear", &mut Vec::new());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while frames_in(frames.path()).is_empty() {
+        assert!(Instant::now() < deadline, "no frame over wss in 30 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn load_with_json_prints_one_report() {
     let signed_in = SignedIn::start().await;

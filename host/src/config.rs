@@ -8,6 +8,8 @@ use clap::Args;
 use parallax_core::pool::HostId;
 use parallax_core::session::SessionSize;
 
+use crate::tls::CertFiles;
+
 const MIB: u64 = 1024 * 1024;
 /// Memory a host keeps for meshes by default, in MiB.
 pub const DEFAULT_MESH_CACHE_MB: u64 = 512;
@@ -16,10 +18,21 @@ pub const DEFAULT_GPU_CACHE_MB: u64 = 1024;
 
 #[derive(Debug, Clone, Args)]
 pub struct RenderHostArgs {
-    /// The coordinator's host endpoint, e.g. ws://10.0.0.2:3000/v1/hosts/ws (a bare
-    /// ws://host:port gets the path added).
+    /// The coordinator's host endpoint, e.g. wss://showroom.local:3000/v1/hosts/ws (a bare
+    /// wss://host:port gets the path added).
     #[arg(long, env = "PARALLAX_COORDINATOR")]
     pub coordinator: String,
+    /// The certificate authorities to trust for a wss:// coordinator, as PEM: its `/ca.crt`, or
+    /// the system's bundle for a publicly issued certificate.
+    #[arg(long, env = "PARALLAX_CA")]
+    pub ca: Option<PathBuf>,
+    /// The certificate chain (PEM) devices' render connections are served with, for
+    /// --advertise; reloaded when the file changes. Without it the host serves plain ws://.
+    #[arg(long, env = "PARALLAX_HOST_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, env = "PARALLAX_HOST_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     /// Which sessions this host serves.
     #[arg(long, value_parser = parse_session_size)]
     pub size: SessionSize,
@@ -99,8 +112,12 @@ fn parse_size(text: &str) -> Result<(u32, u32), String> {
 /// How to run one host.
 #[derive(Debug, Clone)]
 pub struct HostConfig {
-    /// The coordinator's host endpoint, `ws://…/v1/hosts/ws`.
+    /// The coordinator's host endpoint, `ws(s)://…/v1/hosts/ws`.
     pub coordinator: String,
+    /// The CA file a `wss://` coordinator is verified with.
+    pub ca: Option<PathBuf>,
+    /// The certificate render connections are served with (`wss://`); plain `ws://` without.
+    pub tls: Option<CertFiles>,
     pub size: SessionSize,
     pub secret: String,
     /// The name the coordinator gave a host it started; `None` to offer ourselves.
@@ -136,6 +153,11 @@ impl From<RenderHostArgs> for HostConfig {
         };
         Self {
             coordinator,
+            ca: args.ca,
+            tls: args
+                .tls_cert
+                .zip(args.tls_key)
+                .map(|(cert, key)| CertFiles { cert, key }),
             size: args.size,
             secret: args.secret,
             host: args.host_id.map(HostId::new),

@@ -62,13 +62,14 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Host {
     /// A host rendering on `worker` that fetches meshes from the coordinator at `api`
-    /// (`http://host:port`) with `secret`.
+    /// (`http(s)://host:port`) with `secret`, over `http`.
     pub(crate) fn new(
         worker: RenderWorker,
         target_fps: u32,
         mesh_cache_bytes: u64,
         api: String,
         secret: String,
+        http: reqwest::Client,
     ) -> Self {
         Self {
             worker,
@@ -82,7 +83,7 @@ impl Host {
                 .weigher(|_, mesh: &Arc<Mesh>| u32::try_from(mesh.heap_bytes()).unwrap_or(u32::MAX))
                 .build(),
             frames: Mutex::default(),
-            http: reqwest::Client::new(),
+            http,
             api,
             secret,
         }

@@ -18,6 +18,7 @@
 //! - `worker`: the render thread that owns the wgpu device and encodes JPEG and PNG.
 //! - `still`: `parallax render`, one image of a model file.
 //! - [`net`]: what every accepted connection has in common (small messages, TCP_NODELAY).
+//! - [`tls`]: serving TLS with reloadable certificates, and clients that trust only a given CA.
 
 pub mod config;
 mod connection;
@@ -26,6 +27,7 @@ mod link;
 pub mod net;
 mod serve;
 mod still;
+pub mod tls;
 mod worker;
 
 pub use config::{HostConfig, RenderArgs, RenderHostArgs, ViewSide};

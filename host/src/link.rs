@@ -15,6 +15,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::HostConfig;
 use crate::host::Host;
+use parallax_core::trust::Trust;
+
+use crate::tls::connect_ws;
 
 /// `ws://host:port/…` → `http://host:port`.
 pub(crate) fn api_base(coordinator: &str) -> anyhow::Result<String> {
@@ -33,13 +36,17 @@ pub(crate) fn api_base(coordinator: &str) -> anyhow::Result<String> {
 /// One registration with the coordinator, held until either side ends it.
 pub(crate) async fn link(
     config: &HostConfig,
+    trust: Option<&Trust>,
     host: &Arc<Host>,
     name: Option<HostId>,
     endpoint: &str,
     adapter: &str,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<()> {
-    let (mut socket, _) = tokio_tungstenite::connect_async(config.coordinator.as_str())
+    if config.coordinator.starts_with("wss://") && trust.is_none() {
+        anyhow::bail!("a wss:// coordinator needs --ca: the certificate authority to trust");
+    }
+    let mut socket = connect_ws(config.coordinator.as_str(), trust)
         .await
         .with_context(|| format!("connecting to {}", config.coordinator))?;
     let register = HostReport::Register {

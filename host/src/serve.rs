@@ -13,6 +13,9 @@ use crate::config::HostConfig;
 use crate::host::Host;
 use crate::link::{api_base, link};
 use crate::worker::RenderWorker;
+use parallax_core::trust::Trust;
+
+use crate::tls::{ServerCerts, TlsListener, http_client};
 use crate::{connection, net};
 
 /// Pause before a host that lost its coordinator tries again.
@@ -28,12 +31,18 @@ pub async fn run(config: HostConfig, shutdown: CancellationToken) -> anyhow::Res
         Ok(adapter) => adapter.clone(),
         Err(e) => anyhow::bail!("the render host has no GPU device: {e}"),
     };
+    let trust = config.ca.as_deref().map(Trust::from_file).transpose()?;
+    let certs = match &config.tls {
+        Some(files) => Some(ServerCerts::new(files.load()?, None)),
+        None => None,
+    };
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
     let bound = listener.local_addr()?;
     let endpoint = format!(
-        "ws://{}:{}",
+        "{}://{}:{}",
+        if certs.is_some() { "wss" } else { "ws" },
         config
             .advertise
             .clone()
@@ -47,21 +56,47 @@ pub async fn run(config: HostConfig, shutdown: CancellationToken) -> anyhow::Res
         config.mesh_cache_bytes,
         api,
         config.secret.clone(),
+        http_client(trust.as_ref())?,
     ));
     tracing::info!(%endpoint, %adapter, size = %config.size, "render host listening");
+    if certs.is_none() && config.coordinator.starts_with("wss://") {
+        tracing::warn!(
+            "the coordinator speaks TLS but this host serves plain ws:// (no --tls-cert): \
+             browsers on https pages cannot reach it"
+        );
+    }
     let serving = shutdown.child_token();
-    let server = tokio::spawn({
-        let serving = serving.clone();
-        let router = connection::router().with_state(host.clone());
-        async move {
-            axum::serve(net::no_delay(listener), router)
-                .with_graceful_shutdown(serving.cancelled_owned())
-                .await
+    let router = connection::router().with_state(host.clone());
+    let server = match (&certs, &config.tls) {
+        (Some(certs), Some(files)) => {
+            certs
+                .clone()
+                .reload_on_change(files.clone(), serving.clone());
+            let listener = TlsListener::new(listener, certs.server_config())?;
+            tokio::spawn(
+                axum::serve(listener, router)
+                    .with_graceful_shutdown(serving.clone().cancelled_owned())
+                    .into_future(),
+            )
         }
-    });
+        _ => tokio::spawn(
+            axum::serve(net::no_delay(listener), router)
+                .with_graceful_shutdown(serving.clone().cancelled_owned())
+                .into_future(),
+        ),
+    };
     let mut name = config.host.clone();
     let result = loop {
-        let linked = link(&config, &host, name.take(), &endpoint, &adapter, &shutdown).await;
+        let linked = link(
+            &config,
+            trust.as_ref(),
+            &host,
+            name.take(),
+            &endpoint,
+            &adapter,
+            &shutdown,
+        )
+        .await;
         // Without a coordinator nobody vouches for the device: end its conversation.
         host.reset();
         match linked {

@@ -90,6 +90,34 @@ pub struct ServeArgs {
     /// A bearer token `/metrics` requires (default: none; it holds counts, no names).
     #[arg(long, env = "PARALLAX_METRICS_TOKEN", hide_env_values = true)]
     pub metrics_token: Option<String>,
+    #[command(flatten)]
+    pub tls: TlsArgs,
+}
+
+/// HTTPS: on by default, as headsets' browsers offer WebXR only in a secure context.
+#[derive(Debug, Clone, Args)]
+pub struct TlsArgs {
+    /// `on`: HTTPS (plain http on the port is redirected); `off`: plain HTTP, for a deployment
+    /// behind a proxy that terminates TLS.
+    #[arg(long = "tls", env = "PARALLAX_TLS", value_enum, default_value_t = TlsMode::On)]
+    pub mode: TlsMode,
+    /// Your certificate chain (PEM) instead of one from Parallax's own authority; reloaded when
+    /// the file changes.
+    #[arg(long, env = "PARALLAX_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, env = "PARALLAX_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// More names devices reach this machine by (a DNS alias), for the certificate Parallax
+    /// issues itself; its host name, localhost and its addresses are always in it.
+    #[arg(long = "tls-name", env = "PARALLAX_TLS_NAMES", value_delimiter = ',')]
+    pub names: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TlsMode {
+    On,
+    Off,
 }
 
 /// Render hosts and the session API's limits.

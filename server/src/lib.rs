@@ -19,6 +19,7 @@
 //! - `accounts/`: accounts, their keys and the host secret, access tokens, guests' join limits.
 //! - `telemetry/`: what is measured — the Prometheus metrics and the pool's last hour.
 //! - `base/`: what all of it stands on — the SQLite store, the clock and the error type.
+//! - [`tls`]: HTTPS — the certificate authority in the data dir, or the operator's certificate.
 //! - [`config`]: the command line and environment.
 
 // Leptos' view types of the larger pages nest deeper than the default 128.
@@ -33,6 +34,7 @@ mod pool;
 mod spaces;
 pub mod state;
 mod telemetry;
+pub mod tls;
 
 use std::future::Future;
 use std::path::Path;
@@ -43,8 +45,11 @@ use tokio::net::TcpListener;
 
 use crate::accounts::keys;
 use crate::base::clock::SystemClock;
-use crate::config::ServeArgs;
+use crate::config::{ServeArgs, TlsMode};
 use crate::state::open_store;
+use crate::tls::TlsSetup;
+use axum::serve::ListenerExt;
+use parallax_host::tls::{CertFiles, TlsListener};
 
 pub use crate::accounts::keys::NewAccount;
 pub use crate::base::clock;
@@ -72,16 +77,32 @@ pub async fn run(
     state.start_sampling(token.clone());
     let store = state.store.clone();
     let sessions = state.sessions.clone();
-    sessions.set_address(listener.local_addr()?);
+    let tls = state.tls.clone();
+    sessions.set_address(listener.local_addr()?, tls.as_deref());
     let service = app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(parallax_host::net::no_delay(listener), service)
-        .with_graceful_shutdown(async move {
+    let stop = {
+        let token = token.clone();
+        async move {
             shutdown.await;
             tracing::info!("shutting down");
             token.cancel();
-        })
-        .await
-        .context("serving HTTP")?;
+        }
+    };
+    match tls {
+        Some(tls) => {
+            tls.keep_current(token.clone());
+            let listener = TlsListener::new(listener, tls.certs.server_config())?;
+            axum::serve(listener.tap_io(|_| {}), service)
+                .with_graceful_shutdown(stop)
+                .await
+        }
+        None => {
+            axum::serve(parallax_host::net::no_delay(listener), service)
+                .with_graceful_shutdown(stop)
+                .await
+        }
+    }
+    .context("serving HTTP")?;
     sessions.stop_hosts().await;
     store.close().await;
     Ok(())
@@ -102,6 +123,16 @@ pub async fn serve(
         ),
         host_secret: args.host_secret.clone(),
         metrics_token: args.metrics_token.clone(),
+        tls: match (&args.tls.mode, &args.tls.tls_cert, &args.tls.tls_key) {
+            (TlsMode::Off, _, _) => TlsSetup::Off,
+            (TlsMode::On, Some(cert), Some(key)) => TlsSetup::Files(CertFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+            }),
+            (TlsMode::On, _, _) => TlsSetup::Local {
+                names: tls::machine_names(args.addr.ip(), &args.tls.names),
+            },
+        },
     };
     let state = AppState::open(&args.data.path, &options).await?;
     let listener = TcpListener::bind(args.addr)
@@ -109,7 +140,8 @@ pub async fn serve(
         .with_context(|| format!("binding {}", args.addr))?;
     tracing::info!(
         data_dir = %args.data.path.display(),
-        "Parallax listening on http://{}",
+        "Parallax listening on {}://{}",
+        if state.tls.is_some() { "https" } else { "http" },
         listener.local_addr()?
     );
     run(listener, state, shutdown).await

@@ -25,6 +25,7 @@ use crate::pool::sessions::Sessions;
 use crate::spaces::space::Spaces;
 use crate::telemetry::history::INTERVAL;
 use crate::telemetry::metrics::Metrics;
+use crate::tls::{Tls, TlsSetup};
 
 /// Everything a request handler may need.
 #[derive(Clone)]
@@ -47,6 +48,8 @@ pub struct AppState {
     pub(crate) leptos: LeptosOptions,
     /// Cancelled when the server shuts down, so WebSocket conversations close with a reason.
     pub(crate) shutdown: CancellationToken,
+    /// HTTPS, unless it is off.
+    pub(crate) tls: Option<Arc<Tls>>,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -99,6 +102,8 @@ pub struct Options {
     pub host_secret: Option<String>,
     /// A bearer token `/metrics` requires; `None` serves it to anyone who reaches the address.
     pub metrics_token: Option<String>,
+    /// HTTPS, and with which certificate.
+    pub tls: TlsSetup,
 }
 
 impl Options {
@@ -112,6 +117,7 @@ impl Options {
             hosts: HostMode::Tasks,
             host_secret: None,
             metrics_token: None,
+            tls: TlsSetup::Off,
         }
     }
 }
@@ -128,7 +134,9 @@ impl AppState {
             hosts,
             host_secret,
             metrics_token,
+            tls,
         } = options;
+        let tls = Tls::open(data_dir, tls).context("setting up TLS")?;
         let store = open_store(data_dir).await?;
         let shutdown = CancellationToken::new();
         let tokens = Tokens::load(&store, clock.clone()).await?;
@@ -195,6 +203,7 @@ impl AppState {
             join_attempts: Arc::default(),
             leptos,
             shutdown,
+            tls,
         })
     }
 

@@ -11,8 +11,16 @@ use nix::unistd::Pid;
 /// The host secret every coordinator here is started with: it reads `/v1/health` in full.
 const HOST_SECRET: &str = "process-test-host-secret";
 
-/// Starts `parallax serve` with `args`/`envs` and returns it with the address it logged.
+/// Starts `parallax serve` with `args`/`envs`, plain HTTP, and returns it with the address it
+/// logged.
 fn serve(args: &[&str], envs: &[(&str, &str)]) -> (Child, String) {
+    let (child, url) = serve_as_is(&[args, &["--tls", "off"]].concat(), envs);
+    let addr = url.strip_prefix("http://").expect("plain http").to_string();
+    (child, addr)
+}
+
+/// Starts `parallax serve` with `args`/`envs` and returns it with the URL it logged.
+fn serve_as_is(args: &[&str], envs: &[(&str, &str)]) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_parallax"))
         .arg("serve")
         .args(args)
@@ -28,7 +36,7 @@ fn serve(args: &[&str], envs: &[(&str, &str)]) -> (Child, String) {
     let (found, address) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(rest) = line.split("listening on http://").nth(1) {
+            if let Some(rest) = line.split("listening on ").nth(1) {
                 let _ = found.send(rest.split_whitespace().next().unwrap_or("").to_string());
             }
         }
@@ -104,6 +112,98 @@ async fn serve_creates_its_database_answers_and_exits_cleanly_on_sigterm() {
 
     let status = stop(child);
     assert!(status.success(), "exit status {status}");
+}
+
+/// What an operator gets from `parallax serve` with no TLS flags: HTTPS with a certificate from
+/// an authority made in the data dir, render host processes linked to it over wss (verifying
+/// it), render URLs on wss, and frames over them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_speaks_https_by_default_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (account, key) = create_account(&data);
+    let (child, url) = serve_as_is(
+        &[
+            "--addr",
+            "127.0.0.1:0",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--standard",
+            "1",
+            "--premium",
+            "0",
+        ],
+        &[],
+    );
+    let child = KillOnDrop(Some(child));
+    assert!(url.starts_with("https://127.0.0.1:"), "{url}");
+    let trust = parallax_headset::Trust::from_file(&data.join("tls/ca.crt")).unwrap();
+    let coordinator =
+        parallax_headset::Coordinator::sign_in_trusting(&url, &account, &key, Some(trust.clone()))
+            .await
+            .expect("the coordinator's certificate verifies against its authority");
+    let client = reqwest::Client::builder()
+        .tls_built_in_root_certs(false)
+        .use_preconfigured_tls((*trust.config).clone())
+        .build()
+        .unwrap();
+    // The standby host process registers: it linked over wss, verifying the coordinator.
+    let session_url = format!("{url}/accounts/{account}/sessions/tls?api-version=2021-01-01");
+    let body = serde_json::json!({"maxLeaseTimeMinutes": 5, "size": "Standard"});
+    let mut session: serde_json::Value = client
+        .put(&session_url)
+        .bearer_auth(&coordinator.token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for _ in 0..600 {
+        if session["status"] == "Ready" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        session = client
+            .get(&session_url)
+            .bearer_auth(&coordinator.token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    }
+    let render_url = session["renderUrl"]
+        .as_str()
+        .expect("Ready with a renderUrl");
+    assert!(render_url.starts_with("wss://127.0.0.1:"), "{render_url}");
+    let mut render = parallax_headset::RenderConnection::connect_trusting(
+        render_url,
+        &coordinator.token,
+        Some(&trust),
+    )
+    .await
+    .expect("the host process serves wss with a certificate of the authority");
+    render.load("gear").await.unwrap();
+    let frame = loop {
+        match render.next().await.unwrap() {
+            parallax_headset::RenderEvent::Frame { jpeg, .. } => break jpeg,
+            parallax_headset::RenderEvent::Message(
+                parallax_core::device::HostMessage::LoadDone { extent, .. },
+            ) => {
+                let extent = extent.unwrap();
+                let pose =
+                    parallax_core::device::Pose::orbit(&extent, 30.0, 20.0, 1.0).pose(1, 160, 120);
+                render.pose(pose).await.unwrap();
+            }
+            _ => {}
+        }
+    };
+    assert_eq!(&frame[..2], &[0xFF, 0xD8], "a JPEG");
+    render.bye().await.unwrap();
+    assert!(stop(child.take()).success());
 }
 
 #[tokio::test]

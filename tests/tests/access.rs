@@ -135,6 +135,8 @@ fn rule(route: &Route) -> Option<Rule> {
     use Rule::*;
     let rule = match (route.method.as_str(), route.path.as_str()) {
         ("GET", "/v1/ping" | "/v1/health" | "/openapi.json" | "/metrics") => Public,
+        // A device fetches the authority before it trusts anything here; it is no secret.
+        ("GET", "/ca.crt") => Public,
         ("POST", "/v1/browser/sign-in" | "/v1/browser/sign-out" | "/v1/browser/join") => Public,
         (
             "GET",
@@ -142,6 +144,7 @@ fn rule(route: &Route) -> Option<Rule> {
             | "/headset"
             | "/sign-in"
             | "/join"
+            | "/trust"
             | "/spaces"
             | "/spaces/:name"
             | "/spaces/:name/headset"

@@ -338,6 +338,8 @@ async fn devices_that_break_the_rules_get_a_reason() {
 fn remote_host(server: &TestServer, target_fps: u32, stop: &CancellationToken) {
     let config = HostConfig {
         coordinator: format!("ws://{}/v1/hosts/ws", server.addr),
+        ca: None,
+        tls: None,
         size: parallax_core::session::SessionSize::Standard,
         secret: server.host_secret.clone(),
         host: None,

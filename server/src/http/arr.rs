@@ -155,12 +155,17 @@ pub struct SessionErrorInfo {
     message: String,
 }
 
-/// Where a device reaches the render host at `endpoint` (`ws://ip:port`), for a client that
-/// reached this coordinator at `origin` (`http(s)://host[:port]`). Hosts on the coordinator's
-/// own machine listen on its address; if that is loopback or "everywhere", the client is told the
-/// host name it used itself, which is the one that works from where it stands.
-fn host_address(endpoint: &str, origin: &str) -> Option<(String, u16)> {
-    let authority = endpoint.strip_prefix("ws://")?;
+/// Where a device reaches the render host at `endpoint` (`ws(s)://ip:port`), for a client that
+/// reached this coordinator at `origin` (`http(s)://host[:port]`): the scheme, host and port.
+/// Hosts on the coordinator's own machine listen on its address; if that is loopback or
+/// "everywhere", the client is told the host name it used itself, which is the one that works
+/// from where it stands (and the one the coordinator's certificate, which they serve too, is for).
+fn host_address(endpoint: &str, origin: &str) -> Option<(&'static str, String, u16)> {
+    let (scheme, authority) = match endpoint.split_once("://")? {
+        ("ws", authority) => ("ws", authority),
+        ("wss", authority) => ("wss", authority),
+        _ => return None,
+    };
     let (host, port) = authority.rsplit_once(':')?;
     let port = port.parse().ok()?;
     let local = host
@@ -177,7 +182,7 @@ fn host_address(endpoint: &str, origin: &str) -> Option<(String, u16)> {
     } else {
         host.to_string()
     };
-    Some((host, port))
+    Some((scheme, host, port))
 }
 
 /// Properties of `view`, with `renderUrl` for a client on the origin `origin`
@@ -188,9 +193,9 @@ pub(crate) fn properties(view: &SessionView, origin: &str) -> SessionProperties 
         .endpoint
         .as_deref()
         .and_then(|endpoint| host_address(endpoint, origin));
-    let render_url = address.as_ref().map(|(host, port)| {
+    let render_url = address.as_ref().map(|(scheme, host, port)| {
         format!(
-            "ws://{host}:{port}/v1/render/{}/{}",
+            "{scheme}://{host}:{port}/v1/render/{}/{}",
             session.account, session.id
         )
     });
@@ -200,8 +205,8 @@ pub(crate) fn properties(view: &SessionView, origin: &str) -> SessionProperties 
         size: session.size.as_str(),
         max_lease_time_minutes: session.max_lease_minutes,
         elapsed_time_minutes: view.elapsed_minutes,
-        hostname: address.as_ref().map(|(host, _)| host.clone()),
-        handshake_port: address.as_ref().map(|(_, port)| *port),
+        hostname: address.as_ref().map(|(_, host, _)| host.clone()),
+        handshake_port: address.as_ref().map(|(_, _, port)| *port),
         arr_inspector_port: None,
         teraflops: None,
         error: session.error.as_ref().map(|message| SessionErrorInfo {
@@ -380,7 +385,7 @@ pub(crate) async fn create_handler(
         Created::New => StatusCode::CREATED,
         Created::Existing => StatusCode::OK,
     };
-    Ok((status, Json(properties(&view, &origin(&headers)))).into_response())
+    Ok((status, Json(properties(&view, &origin(&headers, &state)))).into_response())
 }
 
 #[utoipa::path(get, path = "/accounts/{account_id}/sessions/{session_id}", tag = "sessions",
@@ -400,7 +405,7 @@ pub(crate) async fn properties_handler(
     let caller = visitor.caller();
     let key = session_key(&caller, &account_id, &session_id)?;
     let view = state.sessions.poll(&caller.token_id, &key).await?;
-    Ok(Json(properties(&view, &origin(&headers))))
+    Ok(Json(properties(&view, &origin(&headers, &state))))
 }
 
 #[utoipa::path(patch, path = "/accounts/{account_id}/sessions/{session_id}", tag = "sessions",
@@ -428,7 +433,7 @@ pub(crate) async fn update_handler(
         }
     };
     let view = state.sessions.extend(&key, minutes).await?;
-    Ok(Json(properties(&view, &origin(&headers))))
+    Ok(Json(properties(&view, &origin(&headers, &state))))
 }
 
 #[utoipa::path(post, path = "/accounts/{account_id}/sessions/{session_id}/:stop", tag = "sessions",
@@ -471,12 +476,12 @@ pub(crate) async fn list_handler(
         .iter()
         .skip(skip)
         .take(PAGE_SIZE)
-        .map(|view| properties(view, &origin(&headers)))
+        .map(|view| properties(view, &origin(&headers, &state)))
         .collect();
     let next_link = (skip + PAGE_SIZE < active.len()).then(|| {
         format!(
             "{}/accounts/{account_id}/sessions?api-version={API_VERSION}&$skip={}",
-            origin(&headers),
+            origin(&headers, &state),
             skip + PAGE_SIZE
         )
     });
@@ -617,8 +622,9 @@ fn usage_window(
     Ok((from, to))
 }
 
-/// `scheme://host` the client used, for absolute links.
-pub(crate) fn origin(headers: &HeaderMap) -> String {
+/// `scheme://host` the client used, for absolute links: https if this coordinator serves TLS or
+/// the proxy in front of it says the client used it.
+pub(crate) fn origin(headers: &HeaderMap, state: &AppState) -> String {
     let host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
@@ -627,6 +633,7 @@ pub(crate) fn origin(headers: &HeaderMap) -> String {
         .get("x-forwarded-proto")
         .and_then(|h| h.to_str().ok())
         .filter(|p| *p == "https")
+        .or(state.tls.as_ref().map(|_| "https"))
         .unwrap_or("http");
     format!("{scheme}://{host}")
 }
@@ -718,7 +725,7 @@ fn legacy_properties(view: &SessionView) -> LegacyProperties {
             .endpoint
             .as_deref()
             .and_then(|endpoint| host_address(endpoint, ""))
-            .map(|(host, _)| host),
+            .map(|(_, host, _)| host),
         error: session.error.clone(),
         creation_time: rfc3339(session.created_at),
         queue_position: view.queue_position,
@@ -841,17 +848,18 @@ mod tests {
         let lan = "http://showroom.local:3000";
         assert_eq!(
             host_address("ws://0.0.0.0:41234", lan),
-            Some(("showroom.local".into(), 41234))
+            Some(("ws", "showroom.local".into(), 41234))
         );
         assert_eq!(
-            host_address("ws://127.0.0.1:41234", "http://10.0.0.2:3000"),
-            Some(("10.0.0.2".into(), 41234))
+            host_address("wss://127.0.0.1:41234", "https://10.0.0.2:3000"),
+            Some(("wss", "10.0.0.2".into(), 41234))
         );
         // A host on another machine keeps its own address.
         assert_eq!(
             host_address("ws://10.0.0.7:5000", lan),
-            Some(("10.0.0.7".into(), 5000))
+            Some(("ws", "10.0.0.7".into(), 5000))
         );
+        assert_eq!(host_address("http://10.0.0.7:5000", lan), None);
         assert_eq!(host_address("garbage", lan), None);
     }
 

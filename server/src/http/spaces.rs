@@ -127,7 +127,6 @@ fn with_etag(view: Value, status: StatusCode) -> Response {
     response
 }
 
-/// The join answer: the space, the member's credentials, and a headset's render session.
 /// The answer to a join: the space, the member (its id and token), and a headset's render session.
 pub(crate) fn joined(
     state: &AppState,
@@ -139,7 +138,7 @@ pub(crate) fn joined(
         Some(key) => state.sessions.peek(key).map(|view| {
             json!(crate::http::arr::properties(
                 &view,
-                &crate::http::arr::origin(headers)
+                &crate::http::arr::origin(headers, state)
             ))
         }),
         None => None,

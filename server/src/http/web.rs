@@ -1,20 +1,52 @@
-//! The Leptos pages and the static web bundle.
+//! The Leptos pages, the static web bundle, and the certificate authority devices trust.
 
 use std::path::Path;
 
 use axum::Router;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
 use leptos_axum::{LeptosRoutes, generate_route_list};
 use parallax_app::{App, shell};
 use tower_http::services::ServeDir;
 
+use crate::base::error::{AppError, Result};
 use crate::state::AppState;
 
-/// Pages, and files from the site root (`/pkg/…`).
+/// Pages, `/ca.crt`, and files from the site root (`/pkg/…`).
 pub fn router(state: &AppState, site_root: &Path) -> Router<AppState> {
     let options = state.leptos.clone();
     Router::new()
+        .route("/ca.crt", get(ca_certificate))
         .leptos_routes(state, generate_route_list(App), move || {
             shell(options.clone())
         })
         .fallback_service(ServeDir::new(site_root))
+}
+
+/// `GET /ca.crt`: the certificate authority that issued this coordinator's certificate, for
+/// devices to trust once (the `/trust` page says how). Public: a CA certificate is no secret,
+/// and a device must fetch it before it trusts anything here.
+async fn ca_certificate(State(state): State<AppState>) -> Result<Response> {
+    match state.tls.as_ref().and_then(|tls| tls.ca_pem.clone()) {
+        Some(pem) => Ok((
+            [
+                (header::CONTENT_TYPE, "application/x-x509-ca-cert"),
+                (
+                    header::CONTENT_DISPOSITION,
+                    "attachment; filename=\"parallax-ca.crt\"",
+                ),
+            ],
+            pem,
+        )
+            .into_response()),
+        None if state.tls.is_some() => Err(AppError::not_found(
+            "this coordinator serves its operator's certificate; devices trust the authority \
+             that issued it",
+        )),
+        None => Err(AppError::not_found(
+            "this coordinator serves plain HTTP (--tls off): there is no certificate to trust",
+        )),
+    }
 }

@@ -12,9 +12,12 @@ use parallax_core::pool::HostId;
 use parallax_core::session::SessionSize;
 use parallax_host::HostConfig;
 use parallax_host::config::{DEFAULT_GPU_CACHE_MB, DEFAULT_MESH_CACHE_MB};
+use parallax_host::tls::CertFiles;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+
+use crate::tls::Tls;
 
 /// How long a started host may take to register before it is given up.
 const BOOT_LIMIT: Duration = Duration::from_secs(60);
@@ -40,12 +43,25 @@ pub enum HostMode {
     Tasks,
 }
 
+/// How the coordinator's own hosts reach it, and what they serve with.
+#[derive(Debug, Clone)]
+struct Address {
+    /// Its host endpoint, `ws(s)://…/v1/hosts/ws`.
+    coordinator: String,
+    /// The IP hosts listen on: the coordinator's own.
+    listen: IpAddr,
+    /// The authority a `wss://` coordinator is verified with.
+    ca: Option<PathBuf>,
+    /// The certificate render connections are served with.
+    serve: Option<CertFiles>,
+}
+
 /// Starts local render hosts and tells the session driver when one ends.
 pub struct Launcher {
     mode: HostMode,
     secret: String,
-    /// Set once the coordinator listens: `(host endpoint URL, IP hosts listen on)`.
-    address: watch::Sender<Option<(String, IpAddr)>>,
+    /// Set once the coordinator listens: how hosts reach it and where they listen.
+    address: watch::Sender<Option<Address>>,
     /// Hosts started here and not yet given up: how to stop each, and its supervising task.
     started: Mutex<HashMap<HostId, (CancellationToken, JoinHandle<()>)>>,
     events: mpsc::UnboundedSender<HostEvent>,
@@ -73,16 +89,25 @@ impl Launcher {
         })
     }
 
-    pub fn set_address(&self, address: SocketAddr) {
-        // Hosts on this machine reach the coordinator on loopback if it listens everywhere.
-        let connect = match address.ip() {
-            ip if ip.is_unspecified() => {
-                SocketAddr::new(Ipv4Addr::LOCALHOST.into(), address.port())
-            }
-            _ => address,
+    pub fn set_address(&self, address: SocketAddr, tls: Option<&Tls>) {
+        let url = match tls {
+            // Over TLS at the name the authority's certificate always has.
+            Some(_) => format!("wss://localhost:{}/v1/hosts/ws", address.port()),
+            // On loopback if the coordinator listens everywhere.
+            None => match address.ip() {
+                ip if ip.is_unspecified() => format!(
+                    "ws://{}/v1/hosts/ws",
+                    SocketAddr::new(Ipv4Addr::LOCALHOST.into(), address.port())
+                ),
+                _ => format!("ws://{address}/v1/hosts/ws"),
+            },
         };
-        let url = format!("ws://{connect}/v1/hosts/ws");
-        self.address.send_replace(Some((url, address.ip())));
+        self.address.send_replace(Some(Address {
+            coordinator: url,
+            listen: address.ip(),
+            ca: tls.map(|tls| tls.ca_file.clone()),
+            serve: tls.map(|tls| tls.host_files.clone()),
+        }));
     }
 
     /// Whether `host` was started here and not given up.
@@ -104,15 +129,17 @@ impl Launcher {
                 known = address.wait_for(Option::is_some) => known.map(|a| a.clone()),
                 () = token.cancelled() => return,
             };
-            let Ok(Some((coordinator, listen_ip))) = known else {
+            let Ok(Some(address)) = known else {
                 return;
             };
             let config = HostConfig {
-                coordinator,
+                coordinator: address.coordinator,
+                ca: address.ca,
+                tls: address.serve,
                 size,
                 secret,
                 host: Some(id.clone()),
-                listen: SocketAddr::new(listen_ip, 0),
+                listen: SocketAddr::new(address.listen, 0),
                 advertise: None,
                 local: true,
                 target_fps: DEFAULT_TARGET_FPS,
@@ -176,11 +203,21 @@ async fn supervise_process(exe: PathBuf, config: HostConfig, stop: CancellationT
         .args(["--listen", &config.listen.to_string()])
         .args(["--target-fps", &config.target_fps.to_string()])
         .arg("--local")
+        .env_remove("PARALLAX_CA")
+        .env_remove("PARALLAX_HOST_TLS_CERT")
+        .env_remove("PARALLAX_HOST_TLS_KEY")
         .env("PARALLAX_HOST_SECRET", &config.secret)
         .stdin(std::process::Stdio::null())
         .kill_on_drop(true);
     if let Some(host) = &config.host {
         command.args(["--host-id", host.as_str()]);
+    }
+    if let Some(ca) = &config.ca {
+        command.arg("--ca").arg(ca);
+    }
+    if let Some(files) = &config.tls {
+        command.arg("--tls-cert").arg(&files.cert);
+        command.arg("--tls-key").arg(&files.key);
     }
     let mut child = match command.spawn() {
         Ok(child) => child,

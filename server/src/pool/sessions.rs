@@ -26,6 +26,7 @@ use crate::base::clock::Clock;
 use crate::base::error::AppError;
 use crate::base::store::Store;
 use crate::pool::launcher::{HostEvent, Launcher};
+use crate::tls::Tls;
 
 /// A session as the API reports it: the core's record plus where it waits.
 #[derive(Debug, Clone)]
@@ -354,8 +355,8 @@ impl Sessions {
     }
 
     /// Where the launcher's hosts find this coordinator; hosts start once it is known.
-    pub fn set_address(&self, address: std::net::SocketAddr) {
-        self.launcher.set_address(address);
+    pub fn set_address(&self, address: std::net::SocketAddr, tls: Option<&Tls>) {
+        self.launcher.set_address(address, tls);
     }
 
     /// Stops the hosts this coordinator started and waits for them.

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# The Playwright suite in Debian's Chromium, against debug `parallax serve` processes this script
+# starts and stops (build them first: scripts/test.sh does, or `cargo build -p parallax-server`
+# and scripts/build-web.sh). Extra arguments go to `playwright test` (e.g. -g "WebXR").
+#
+# The browser reaches Parallax as a headset on the showroom network does: over https at a name
+# that is not localhost (Chromium maps parallax.test to 127.0.0.1), trusting the certificate
+# authority the server made — put in an NSS database of the browser's own, never "ignore
+# certificate errors". A second server with --tls off is the page over plain http.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+target_dir=${CARGO_TARGET_DIR:-target}
+export NODEVICE_SELECT=${NODEVICE_SELECT:-1}
+logs=${PARALLAX_E2E_LOGS:-$(mktemp -d /tmp/parallax-e2e-logs.XXXXXX)}
+work=$(mktemp -d /tmp/parallax-e2e.XXXXXX)
+name=parallax.test
+
+# Starts `parallax serve` with the given flags, logging to $logs/$1.log; prints its port.
+start_server() {
+  local log="$logs/$1.log"; shift
+  "$target_dir/debug/parallax" serve --addr 127.0.0.1:0 --site-root "$root/target/site" "$@" >"$log" 2>&1 &
+  pids+=($!)
+  local port=
+  for _ in $(seq 1 600); do
+    port=$(grep -Eo 'listening on https?://[0-9.]+:[0-9]+' "$log" | head -1 | sed 's/.*://') || true
+    [ -n "$port" ] && { echo "$port"; return; }
+    kill -0 "${pids[-1]}" 2>/dev/null || { cat "$log" >&2; echo "the server died during start-up" >&2; exit 1; }
+    sleep 0.1
+  done
+  cat "$log" >&2; echo "the server did not start within 60 s" >&2; exit 1
+}
+pids=()
+trap 'for p in "${pids[@]}"; do kill $p 2>/dev/null || true; wait $p 2>/dev/null || true; done' EXIT
+
+# An operator account for the console tests: its id and key, as `account create` prints them.
+account=$("$target_dir/debug/parallax" account create "End-to-end" --data-dir "$work/data")
+export PARALLAX_E2E_ACCOUNT=$(printf '%s\n' "$account" | awk '/^account id:/ {print $3}')
+export PARALLAX_E2E_KEY=$(printf '%s\n' "$account" | awk '/^account key:/ {print $3}')
+# Four Standard hosts: the browser headsets of several tests hold their sessions at once.
+port=$(start_server server --data-dir "$work/data" --standard 4 --tls-name "$name")
+plain_port=$(start_server plain --data-dir "$work/plain" --tls off --standard 0 --premium 0 --standard-standby 0)
+export PARALLAX_URL="https://$name:$port"
+export PARALLAX_PLAIN_URL="http://$name:$plain_port"
+echo "servers at $PARALLAX_URL and $PARALLAX_PLAIN_URL" >&2
+
+# The browser trusts the server's authority: an NSS database in a home of its own.
+export PARALLAX_BROWSER_HOME="$work/browser-home"
+mkdir -p "$PARALLAX_BROWSER_HOME/.pki/nssdb"
+certutil -d "sql:$PARALLAX_BROWSER_HOME/.pki/nssdb" -N --empty-password
+certutil -d "sql:$PARALLAX_BROWSER_HOME/.pki/nssdb" -A -t "C,," -n "Parallax e2e CA" -i "$work/data/tls/ca.crt"
+# Playwright's own requests (Node) trust it too.
+export NODE_EXTRA_CA_CERTS="$work/data/tls/ca.crt"
+
+status=0
+(cd end2end && npx playwright test "$@") 2>&1 | tee "$logs/playwright.log" || status=$?
+for p in "${pids[@]}"; do
+  kill -TERM "$p"
+  wait "$p" || { echo "a server did not exit cleanly on SIGTERM" >&2; status=1; }
+done
+pids=()
+exit $status

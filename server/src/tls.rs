@@ -1,0 +1,384 @@
+//! HTTPS out of the box. Browsers offer WebXR and WebCodecs only in a secure context, so a
+//! headset on the showroom network needs `https://`. Unless the operator brings a certificate,
+//! the coordinator makes, once, a certificate authority of its own in `DATA/tls/` and issues
+//! itself a server certificate for this machine's names and addresses — anew at every start and
+//! before it expires. Devices trust the authority once (`GET /ca.crt`, the `/trust` page).
+//!
+//! Local render hosts serve their render connections with the same certificate (devices reach
+//! them at the name they reached the coordinator by), and link to the coordinator at
+//! `wss://localhost`, verified against the authority.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use parallax_host::tls::{CertFiles, ServerCerts};
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose,
+};
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
+use time::OffsetDateTime;
+use tokio_util::sync::CancellationToken;
+
+/// How long the authority is valid: devices trust it once, so for years.
+const CA_VALIDITY: time::Duration = time::Duration::days(3650);
+/// How long a server certificate is valid (Apple's platforms refuse more than 825 days).
+const SERVER_VALIDITY: time::Duration = time::Duration::days(365);
+/// A server certificate is issued anew when it has less than this left.
+const RENEW_BEFORE: time::Duration = time::Duration::days(30);
+/// How often a running coordinator looks whether its certificate is due.
+const RENEW_CHECK: Duration = Duration::from_secs(6 * 60 * 60);
+
+/// How the coordinator speaks TLS.
+#[derive(Debug, Clone)]
+pub enum TlsSetup {
+    /// Plain HTTP (behind a proxy that terminates TLS).
+    Off,
+    /// Its own authority issues its certificate, for these names and addresses.
+    Local { names: Vec<String> },
+    /// The operator's certificate, reloaded when its files change.
+    Files(CertFiles),
+}
+
+/// The coordinator's TLS, once set up.
+pub struct Tls {
+    pub certs: Arc<ServerCerts>,
+    /// The authority's certificate (PEM) devices trust, when it is what the served
+    /// certificate chains to (not with an operator's certificate).
+    pub ca_pem: Option<String>,
+    /// The authority's certificate file: what local hosts verify the coordinator with.
+    pub ca_file: PathBuf,
+    /// What local render hosts serve their render connections with.
+    pub host_files: CertFiles,
+    /// Where the operator's files are, to reload them; `None` for the authority's own.
+    operator: Option<CertFiles>,
+    local: Option<LocalIssuer>,
+}
+
+/// The authority and what it issues for the coordinator.
+struct LocalIssuer {
+    dir: PathBuf,
+    names: Vec<String>,
+    not_after: std::sync::Mutex<OffsetDateTime>,
+}
+
+impl Tls {
+    /// Sets up `setup` with the authority in `data_dir/tls/`; `None` for [`TlsSetup::Off`].
+    pub fn open(data_dir: &Path, setup: &TlsSetup) -> anyhow::Result<Option<Arc<Self>>> {
+        let dir = data_dir.join("tls");
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("creating the TLS folder {}", dir.display()))?;
+        let tls = match setup {
+            TlsSetup::Off => return Ok(None),
+            TlsSetup::Local { names } => {
+                let (ca_pem, not_after) = issue_server_cert(&dir, names)?;
+                let files = server_files(&dir);
+                Self {
+                    certs: ServerCerts::new(files.load()?, None),
+                    ca_pem: Some(ca_pem),
+                    ca_file: dir.join("ca.crt"),
+                    host_files: files,
+                    operator: None,
+                    local: Some(LocalIssuer {
+                        dir,
+                        names: names.clone(),
+                        not_after: std::sync::Mutex::new(not_after),
+                    }),
+                }
+            }
+            TlsSetup::Files(files) => {
+                // The operator's certificate is for the public names; local hosts link at
+                // `localhost`, for which the authority issues one.
+                issue_server_cert(&dir, &["localhost".to_string()])?;
+                Self {
+                    certs: ServerCerts::new(files.load()?, Some(server_files(&dir).load()?)),
+                    ca_pem: None,
+                    ca_file: dir.join("ca.crt"),
+                    host_files: files.clone(),
+                    operator: Some(files.clone()),
+                    local: None,
+                }
+            }
+        };
+        Ok(Some(Arc::new(tls)))
+    }
+
+    /// Keeps the served certificate current until `stop`: reloads the operator's files when
+    /// they change, or issues the coordinator's own anew before it expires.
+    pub fn keep_current(self: &Arc<Self>, stop: CancellationToken) {
+        if let Some(files) = &self.operator {
+            self.certs
+                .clone()
+                .reload_on_change(files.clone(), stop.clone());
+        }
+        if self.local.is_none() {
+            return;
+        }
+        let tls = self.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    () = tokio::time::sleep(RENEW_CHECK) => {}
+                    () = stop.cancelled() => return,
+                }
+                if let Err(e) = tls.renew_if_due(OffsetDateTime::now_utc()) {
+                    tracing::error!("could not renew the TLS certificate: {e:#}");
+                }
+            }
+        });
+    }
+
+    /// Issues and serves a new certificate if the current one expires within [`RENEW_BEFORE`]
+    /// of `now`; true if it did.
+    fn renew_if_due(&self, now: OffsetDateTime) -> anyhow::Result<bool> {
+        let Some(local) = &self.local else {
+            return Ok(false);
+        };
+        let mut not_after = local.not_after.lock().unwrap_or_else(|p| p.into_inner());
+        if *not_after - now > RENEW_BEFORE {
+            return Ok(false);
+        }
+        let (_, renewed) = issue_server_cert(&local.dir, &local.names)?;
+        self.certs.replace(server_files(&local.dir).load()?);
+        *not_after = renewed;
+        tracing::info!("renewed the TLS certificate");
+        Ok(true)
+    }
+}
+
+fn server_files(dir: &Path) -> CertFiles {
+    CertFiles {
+        cert: dir.join("server.crt"),
+        key: dir.join("server.key"),
+    }
+}
+
+/// The names a certificate of this machine is for: its host name, `localhost`, the loopback
+/// addresses, the address it listens on (every interface's, when it listens on all), and
+/// `extra` (names it is reached by that it cannot know, such as a DNS alias).
+pub fn machine_names(listen: IpAddr, extra: &[String]) -> Vec<String> {
+    let mut names: Vec<String> = vec!["localhost".into(), "127.0.0.1".into(), "::1".into()];
+    if let Ok(host) = nix::unistd::gethostname()
+        && let Some(host) = host.to_str()
+        && !host.is_empty()
+    {
+        names.push(host.to_string());
+    }
+    if listen.is_unspecified() {
+        if let Ok(interfaces) = nix::ifaddrs::getifaddrs() {
+            for interface in interfaces {
+                let Some(address) = interface.address else {
+                    continue;
+                };
+                if let Some(v4) = address.as_sockaddr_in() {
+                    names.push(v4.ip().to_string());
+                } else if let Some(v6) = address.as_sockaddr_in6()
+                    && !v6.ip().is_unicast_link_local()
+                {
+                    names.push(v6.ip().to_string());
+                }
+            }
+        }
+    } else {
+        names.push(listen.to_string());
+    }
+    names.extend(extra.iter().cloned());
+    let mut seen = std::collections::HashSet::new();
+    names.retain(|name| seen.insert(name.clone()));
+    names
+}
+
+/// Makes the authority in `dir` if there is none (or it has expired), then issues a server
+/// certificate for `names` into `server.crt`/`server.key`. Returns the authority's certificate
+/// (PEM) and when the server certificate expires.
+fn issue_server_cert(dir: &Path, names: &[String]) -> anyhow::Result<(String, OffsetDateTime)> {
+    let now = OffsetDateTime::now_utc();
+    let (ca_pem, ca_key) = load_or_make_ca(dir, now)?;
+    let issuer = Issuer::from_ca_cert_pem(&ca_pem, ca_key)
+        .context("reading the certificate authority in the data dir")?;
+    let mut params = CertificateParams::new(names.to_vec())
+        .with_context(|| format!("a certificate for {names:?}"))?;
+    params.distinguished_name = DistinguishedName::new();
+    params.distinguished_name.push(
+        DnType::CommonName,
+        names
+            .iter()
+            .find(|n| n.parse::<IpAddr>().is_err())
+            .map_or("Parallax", |n| n),
+    );
+    params.not_before = now - time::Duration::hours(1);
+    params.not_after = now + SERVER_VALIDITY;
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    params.use_authority_key_identifier_extension = true;
+    let key = KeyPair::generate().context("making a key")?;
+    let cert = params
+        .signed_by(&key, &issuer)
+        .context("issuing the server certificate")?;
+    // The chain: the server certificate, then the authority's (some clients want it sent).
+    write_private(&dir.join("server.key"), key.serialize_pem().as_bytes())?;
+    std::fs::write(dir.join("server.crt"), format!("{}{ca_pem}", cert.pem()))
+        .context("writing the server certificate")?;
+    Ok((ca_pem, params.not_after))
+}
+
+/// The authority's certificate (PEM) and key, made if missing or expired.
+fn load_or_make_ca(dir: &Path, now: OffsetDateTime) -> anyhow::Result<(String, KeyPair)> {
+    let (cert_path, key_path) = (dir.join("ca.crt"), dir.join("ca.key"));
+    if let (Ok(pem), Ok(key)) = (
+        std::fs::read_to_string(&cert_path),
+        std::fs::read_to_string(&key_path),
+    ) {
+        let key = KeyPair::from_pem(&key).context("reading the authority's key in the data dir")?;
+        match ca_not_after(&pem) {
+            Some(not_after) if not_after > now + RENEW_BEFORE => return Ok((pem, key)),
+            _ => tracing::warn!(
+                "the certificate authority in {} expires: making a new one, which devices must \
+                 trust again (/ca.crt)",
+                dir.display()
+            ),
+        }
+    }
+    let host = nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_default();
+    let mut params = CertificateParams::default();
+    params.distinguished_name = DistinguishedName::new();
+    // Unique, so two coordinators' authorities (say on machines of the same name) never pass
+    // for each other.
+    let id = &uuid::Uuid::new_v4().simple().to_string()[..8];
+    params.distinguished_name.push(
+        DnType::CommonName,
+        format!("Parallax local CA {host} {id}").replace("  ", " "),
+    );
+    params
+        .distinguished_name
+        .push(DnType::OrganizationName, "Parallax");
+    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    params.not_before = now - time::Duration::hours(1);
+    params.not_after = now + CA_VALIDITY;
+    let key = KeyPair::generate().context("making the authority's key")?;
+    let cert = params
+        .self_signed(&key)
+        .context("making the certificate authority")?;
+    write_private(&key_path, key.serialize_pem().as_bytes())?;
+    std::fs::write(&cert_path, cert.pem()).context("writing the authority's certificate")?;
+    tracing::info!(
+        "made a certificate authority in {}: devices trust it once from /ca.crt",
+        dir.display()
+    );
+    Ok((cert.pem(), key))
+}
+
+fn ca_not_after(pem: &str) -> Option<OffsetDateTime> {
+    let der = CertificateDer::from_pem_slice(pem.as_bytes()).ok()?;
+    let (_, cert) = x509_parser::parse_x509_certificate(&der).ok()?;
+    Some(cert.validity().not_after.to_datetime())
+}
+
+/// Writes a key readable by its owner only.
+fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    #[cfg(unix)]
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    options.mode(0o600);
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    file.write_all(contents)
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The certificate and key the coordinator serves from `dir`.
+    fn served(dir: &Path) -> Arc<rustls::sign::CertifiedKey> {
+        server_files(dir).load().unwrap()
+    }
+
+    #[test]
+    fn the_authority_is_made_once_and_the_server_certificate_at_every_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let names = vec!["localhost".to_string(), "127.0.0.1".to_string()];
+        let first = Tls::open(
+            dir.path(),
+            &TlsSetup::Local {
+                names: names.clone(),
+            },
+        )
+        .unwrap()
+        .unwrap();
+        let leaf = served(&dir.path().join("tls"));
+        let second = Tls::open(dir.path(), &TlsSetup::Local { names })
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            first.ca_pem, second.ca_pem,
+            "devices trust the authority once"
+        );
+        assert_ne!(
+            leaf.cert[0],
+            served(&dir.path().join("tls")).cert[0],
+            "a fresh server certificate"
+        );
+        let key = std::fs::metadata(dir.path().join("tls/ca.key")).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(key.permissions().mode() & 0o777, 0o600);
+        }
+        let _ = key;
+    }
+
+    #[test]
+    fn the_server_certificate_is_renewed_before_it_expires() {
+        let dir = tempfile::tempdir().unwrap();
+        let tls = Tls::open(
+            dir.path(),
+            &TlsSetup::Local {
+                names: vec!["localhost".into()],
+            },
+        )
+        .unwrap()
+        .unwrap();
+        let now = OffsetDateTime::now_utc();
+        assert!(
+            !tls.renew_if_due(now).unwrap(),
+            "a new certificate is not due"
+        );
+        let before = served(&dir.path().join("tls")).cert[0].clone();
+        assert!(
+            tls.renew_if_due(now + SERVER_VALIDITY - RENEW_BEFORE + time::Duration::DAY)
+                .unwrap()
+        );
+        assert_ne!(before, served(&dir.path().join("tls")).cert[0]);
+        let der = CertificateDer::from_pem_slice(
+            std::fs::read(dir.path().join("tls/server.crt"))
+                .unwrap()
+                .as_slice(),
+        )
+        .unwrap();
+        let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
+        let not_after = cert.validity().not_after.to_datetime();
+        assert!(not_after > now + SERVER_VALIDITY - time::Duration::DAY);
+    }
+
+    #[test]
+    fn the_names_of_this_machine_include_localhost_and_extras() {
+        let names = machine_names("127.0.0.1".parse().unwrap(), &["parallax.test".into()]);
+        assert!(names.contains(&"localhost".to_string()));
+        assert!(names.contains(&"parallax.test".to_string()));
+        assert_eq!(names.iter().filter(|n| *n == "127.0.0.1").count(), 1);
+    }
+}

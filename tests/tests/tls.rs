@@ -1,0 +1,245 @@
+//! HTTPS and WSS as a headset on the showroom network meets them: the coordinator serves TLS with
+//! a certificate from its own authority, hands out `wss://` render URLs, its render hosts (its
+//! own and one on another machine) link over `wss://` and serve devices over `wss://`, and every
+//! client trusts only the authority it was given.
+
+use std::path::Path;
+use std::time::Duration;
+
+use parallax_headset::{ClientError, Coordinator, Trust};
+use parallax_host::HostConfig;
+use parallax_host::tls::CertFiles;
+use parallax_server::Options;
+use parallax_server::config::PoolArgs;
+use parallax_server::tls::{Tls, TlsSetup};
+use parallax_tests::{ArrClient, TestServer, data_dir, decode_jpeg, frame_trusting, get_json};
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+/// A coordinator on TLS with its own authority, for `localhost` and `127.0.0.1`; one account.
+async fn tls_server(dir: &Path, pool: PoolArgs) -> (TestServer, (String, String)) {
+    let account = ArrClient::create_account(dir, "showroom").await;
+    let options = Options {
+        pool,
+        tls: TlsSetup::Local {
+            names: vec!["localhost".into(), "127.0.0.1".into()],
+        },
+        ..TestServer::options(dir)
+    };
+    (TestServer::start_with_options(dir, &options).await, account)
+}
+
+/// Waits until session `id` is Ready; its properties.
+async fn ready(arr: &ArrClient, id: &str) -> Value {
+    let mut body = arr.put(id, "Standard", 30).await.body;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while body["status"] != "Ready" {
+        assert!(tokio::time::Instant::now() < deadline, "not Ready: {body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        body = arr.get(id).await.body;
+    }
+    body
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_by_default_with_wss_render_urls_served_by_hosts_linked_over_wss() {
+    let dir = data_dir();
+    let (server, (account, key)) = tls_server(
+        dir.path(),
+        PoolArgs {
+            standard: 1,
+            standard_standby: 1,
+            premium: 0,
+            poll_interval_ms: 0,
+            ..PoolArgs::default()
+        },
+    )
+    .await;
+    // `start` waited for the standby host to register: it linked over wss, verifying the
+    // coordinator against the authority.
+    assert!(server.url().starts_with("https://"));
+
+    // The authority devices trust once.
+    let ca = server
+        .http()
+        .get(format!("{}/ca.crt", server.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ca.status(), 200);
+    assert_eq!(
+        ca.headers()["content-type"],
+        "application/x-x509-ca-cert",
+        "browsers offer to install it"
+    );
+    assert_eq!(
+        ca.text().await.unwrap(),
+        std::fs::read_to_string(dir.path().join("tls/ca.crt")).unwrap()
+    );
+
+    // A render session's address is wss://, at the name the client used, and serves frames.
+    let arr = ArrClient::sign_in(&server, &account, &key).await;
+    let session = ready(&arr, "tls").await;
+    let url = session["renderUrl"].as_str().unwrap();
+    assert!(url.starts_with("wss://localhost:"), "{url}");
+    let jpeg = frame_trusting(url, &arr.token, "gear", server.trust.as_ref()).await;
+    let (width, height, _) = decode_jpeg(&jpeg);
+    assert_eq!((width, height), (320, 240));
+
+    // Without the authority, the device cannot even connect.
+    let refused = parallax_headset::RenderConnection::connect(url, &arr.token).await;
+    assert!(
+        matches!(refused, Err(ClientError::Transport(ref m)) if m.contains("--ca")),
+        "{refused:?}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn plain_http_on_the_https_port_is_redirected_to_https() {
+    let dir = data_dir();
+    let (server, _) = tls_server(dir.path(), PoolArgs::default()).await;
+    let plain = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let answer = plain
+        .get(format!(
+            "http://localhost:{}/join?code=123456",
+            server.addr.port()
+        ))
+        .send()
+        .await
+        .expect("an answer, not a broken handshake");
+    assert_eq!(answer.status(), 308);
+    assert_eq!(
+        answer.headers()["location"],
+        format!("https://localhost:{}/join?code=123456", server.addr.port())
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn clients_trust_only_the_authority_they_were_given() {
+    let dir = data_dir();
+    let (server, (account, key)) = tls_server(dir.path(), PoolArgs::default()).await;
+
+    // Another coordinator's authority (another data dir, the same machine) is not this one's.
+    let elsewhere = data_dir();
+    Tls::open(
+        elsewhere.path(),
+        &TlsSetup::Local {
+            names: vec!["localhost".into()],
+        },
+    )
+    .unwrap();
+    let stranger = Trust::from_file(&elsewhere.path().join("tls/ca.crt")).unwrap();
+    let refused =
+        Coordinator::sign_in_trusting(&server.url(), &account, &key, Some(stranger)).await;
+    assert!(
+        matches!(&refused, Err(ClientError::Transport(m)) if m.contains("invalid peer certificate: UnknownIssuer")),
+        "{:?}",
+        refused.err()
+    );
+    // No authority at all: no built-in roots either.
+    assert!(
+        Coordinator::sign_in(&server.url(), &account, &key)
+            .await
+            .is_err()
+    );
+    // The coordinator's own, as `/ca.crt` hands it out: signed in.
+    let coordinator =
+        Coordinator::sign_in_trusting(&server.url(), &account, &key, server.trust.clone())
+            .await
+            .expect("trusting the coordinator's authority");
+    assert!(coordinator.models().await.is_ok());
+    server.stop().await;
+}
+
+/// `parallax render-host` on another machine, run here: links to `coordinator` trusting `ca`,
+/// serves devices with `cert`.
+fn remote_host(
+    server: &TestServer,
+    ca: &Path,
+    cert: Option<CertFiles>,
+    stop: &CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    let config = HostConfig {
+        coordinator: format!("wss://localhost:{}/v1/hosts/ws", server.addr.port()),
+        ca: Some(ca.to_path_buf()),
+        tls: cert,
+        size: parallax_core::session::SessionSize::Standard,
+        secret: server.host_secret.clone(),
+        host: None,
+        listen: "127.0.0.1:0".parse().unwrap(),
+        advertise: None,
+        local: false,
+        target_fps: 30,
+        mesh_cache_bytes: HostConfig::mib(64),
+        gpu_cache_bytes: HostConfig::mib(64),
+    };
+    let stop = stop.clone();
+    tokio::spawn(async move {
+        let _ = parallax_host::run(config, stop).await;
+    })
+}
+
+async fn registered_hosts(server: &TestServer) -> usize {
+    let health = get_json(server, "/v1/health", &server.host_secret).await;
+    health["hosts"].as_array().map_or(0, Vec::len)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remote_render_host_registers_over_wss_and_serves_a_device_over_wss() {
+    let dir = data_dir();
+    let (server, (account, key)) = tls_server(
+        dir.path(),
+        PoolArgs {
+            standard: 1,
+            standard_standby: 0,
+            premium: 0,
+            poll_interval_ms: 0,
+            ..PoolArgs::default()
+        },
+    )
+    .await;
+    let tls = dir.path().join("tls");
+    let stop = CancellationToken::new();
+
+    // A host told to trust another authority does not register.
+    let elsewhere = data_dir();
+    Tls::open(
+        elsewhere.path(),
+        &TlsSetup::Local {
+            names: vec!["localhost".into()],
+        },
+    )
+    .unwrap();
+    let wrong = remote_host(&server, &elsewhere.path().join("tls/ca.crt"), None, &stop);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(registered_hosts(&server).await, 0);
+    wrong.abort();
+
+    // The coordinator's authority, and a certificate of it for the host's name.
+    let cert = CertFiles {
+        cert: tls.join("server.crt"),
+        key: tls.join("server.key"),
+    };
+    remote_host(&server, &tls.join("ca.crt"), Some(cert), &stop);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while registered_hosts(&server).await == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the remote host did not register over wss"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let arr = ArrClient::sign_in(&server, &account, &key).await;
+    let session = ready(&arr, "remote").await;
+    let url = session["renderUrl"].as_str().unwrap();
+    assert!(url.starts_with("wss://"), "{url}");
+    let jpeg = frame_trusting(url, &arr.token, "gear", server.trust.as_ref()).await;
+    assert_eq!(decode_jpeg(&jpeg).0, 320);
+    stop.cancel();
+    server.stop().await;
+}
