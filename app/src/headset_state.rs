@@ -32,6 +32,17 @@ pub(crate) struct HeadsetState {
     pub xr_available: RwSignal<bool>,
     /// A WebXR session runs: the head's pose drives the camera.
     pub xr: RwSignal<bool>,
+    /// What the drawn frame was rendered for: each eye's view and projection (a stereo frame),
+    /// and when its pose was sent (ms). Browser only.
+    #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
+    pub shown: RwSignal<Option<ShownFrame>>,
+}
+
+/// The pose a drawn frame answers, as the page sent it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct ShownFrame {
+    pub eyes: Option<[parallax_core::reproject::XrEye; 2]>,
+    pub sent_ms: f64,
 }
 
 /// What the page asks of its render connection.
@@ -62,6 +73,7 @@ impl HeadsetState {
             blocked: RwSignal::new(None),
             xr_available: RwSignal::new(false),
             xr: RwSignal::new(false),
+            shown: RwSignal::new(None),
         }
     }
 }

@@ -19,9 +19,10 @@ use parallax_core::device::{
     SESSION_TAKEN,
 };
 use parallax_core::protocol::FrameHeader;
+use parallax_core::reproject::XrEye;
 use serde_json::Value;
 
-use crate::headset_state::{Gesture, HeadsetState};
+use crate::headset_state::{Gesture, HeadsetState, ShownFrame};
 use crate::live::{Backoff, Ended, welcomed_in_time};
 use crate::rest;
 use crate::space_state::membership;
@@ -29,6 +30,18 @@ use crate::space_state::membership;
 /// Largest frame asked for.
 const MAX_WIDTH: f64 = 1280.0;
 const MAX_HEIGHT: f64 = 720.0;
+
+/// Poses a WebXR session may have asked for and not yet seen answered...
+const MAX_IN_FLIGHT: usize = 2;
+/// ...counting only those asked for this recently (ms): a pose the host merged into a later one
+/// is answered by that one's frame, but one lost with a dropped frame must not stall the next.
+const IN_FLIGHT_LIMIT_MS: f64 = 500.0;
+
+/// A test switch: while `window.parallaxHoldPoses` is true a WebXR session asks for no frames,
+/// so the page keeps drawing the last one (reprojected to where the head is now).
+fn held() -> bool {
+    js_sys::Reflect::get(&window(), &"parallaxHoldPoses".into()).is_ok_and(|v| v.is_truthy())
+}
 
 enum Command {
     Gesture(Gesture),
@@ -48,7 +61,7 @@ pub(crate) struct Viewer {
     pub height: u32,
     /// Each eye's `local` → eye transform and projection, when the headset has two: the host
     /// then draws both, side by side.
-    pub eyes: Option<[([f32; 16], [f32; 16]); 2]>,
+    pub eyes: Option<[XrEye; 2]>,
 }
 
 thread_local! {
@@ -203,8 +216,9 @@ struct Camera {
     zoom: f32,
     next_pose: u64,
     next_pick: u64,
-    /// Poses sent and when (ms), to time the frames that answer them.
-    sent: VecDeque<(u64, f64)>,
+    /// Poses sent, when (ms) and for which eyes, to time and reproject the frames that answer
+    /// them.
+    sent: VecDeque<(u64, f64, Option<[XrEye; 2]>)>,
     /// Frames in the current one-second window, and when it started.
     window: (u32, f64),
     /// The WebXR viewer, once a session runs: its head moves the camera instead.
@@ -236,7 +250,9 @@ impl Camera {
     fn pose(&mut self) -> Option<Pose> {
         let extent = self.extent?;
         self.next_pose += 1;
-        self.sent.push_back((self.next_pose, js_sys::Date::now()));
+        let eyes = self.viewer.and_then(|v| v.eyes);
+        self.sent
+            .push_back((self.next_pose, js_sys::Date::now(), eyes));
         if self.sent.len() > 64 {
             self.sent.pop_front();
         }
@@ -248,9 +264,9 @@ impl Camera {
                         v.width,
                         v.height,
                     );
-                pose.views = v.eyes.map(|eyes| {
-                    eyes.map(|(view, projection)| EyeView::of_xr(&extent, view, projection))
-                });
+                pose.views = v
+                    .eyes
+                    .map(|eyes| eyes.map(|eye| EyeView::of_xr(&extent, eye.view, eye.projection)));
                 pose
             }
             None => {
@@ -334,7 +350,18 @@ async fn converse(
             Input::Page(Command::Gesture(gesture)) => on_gesture(state, &mut camera, gesture),
             Input::Page(Command::Viewer(viewer)) => {
                 camera.viewer = viewer.map(|v| *v);
-                camera.pose().map(DeviceMessage::Pose)
+                // Every XR frame brings a pose; ask no faster than frames come back.
+                let now = js_sys::Date::now();
+                let in_flight = camera
+                    .sent
+                    .iter()
+                    .filter(|(_, at, _)| now - at < IN_FLIGHT_LIMIT_MS)
+                    .count();
+                if camera.viewer.is_some() && (in_flight >= MAX_IN_FLIGHT || held()) {
+                    None
+                } else {
+                    camera.pose().map(DeviceMessage::Pose)
+                }
             }
         };
         if let Some(message) = reply
@@ -402,17 +429,17 @@ fn on_frame(state: HeadsetState, camera: &mut Camera, bytes: &[u8]) {
     camera.received += 1;
     // Frames come after the load they show was reported, so this is the frame's model.
     let model = state.loaded.get_untracked();
-    spawn_local(paint(
-        state,
-        jpeg.to_vec(),
-        (camera.received, model),
-        camera.painted.clone(),
-    ));
+    let painting = (camera.received, model);
+    let painted = camera.painted.clone();
     let now = js_sys::Date::now();
-    if let Some(i) = camera.sent.iter().position(|(id, _)| *id == header.pose) {
-        state.latency_ms.set(Some(now - camera.sent[i].1));
+    let mut shown = None;
+    if let Some(i) = camera.sent.iter().position(|(id, _, _)| *id == header.pose) {
+        let (_, sent_ms, eyes) = camera.sent[i];
+        state.latency_ms.set(Some(now - sent_ms));
+        shown = Some(ShownFrame { eyes, sent_ms });
         camera.sent.drain(..=i);
     }
+    spawn_local(paint(state, jpeg.to_vec(), painting, shown, painted));
     camera.window.0 += 1;
     let elapsed = now - camera.window.1;
     if elapsed >= 1000.0 {
@@ -427,6 +454,7 @@ async fn paint(
     state: HeadsetState,
     jpeg: Vec<u8>,
     (number, model): (u64, Option<String>),
+    shown: Option<ShownFrame>,
     painted: Rc<Cell<u64>>,
 ) {
     use wasm_bindgen::JsCast;
@@ -462,6 +490,7 @@ async fn paint(
                 .is_ok()
         {
             state.drawn.set(model);
+            state.shown.set(shown);
             state.frames.update(|n| *n += 1);
         }
     }

@@ -1,7 +1,10 @@
-//! WebXR on a headset's own browser: "Enter VR" starts an immersive session. Every XR frame the
-//! viewer's pose goes to the render connection in place of drag and wheel, and the newest
-//! streamed frame is drawn for each eye on the session's WebGL layer. One frame serves both eyes
-//! (the host renders from the head's centre), so depth comes from moving, not from stereo.
+//! WebXR on a headset's own browser: "Enter VR" starts an immersive session. Each XR frame the
+//! viewer's pose — both eyes' views and projections — goes to the render connection in place of
+//! drag and wheel (no faster than frames come back), and the newest streamed frame, both eyes
+//! side by side, is drawn on the session's WebGL layer: each half into its eye's viewport,
+//! reprojected from where that eye was when the frame was asked for to where it is now (planar
+//! late-stage reprojection, `parallax_core::reproject`), so the model stays put in the room
+//! between frames. A headset that gives no per-eye views gets one frame from the head's centre.
 //!
 //! WebXR is reached through `js_sys::Reflect`: web-sys's WebXR bindings need an unstable cfg.
 //! Browser only.
@@ -17,6 +20,9 @@ use web_sys::{
     HtmlCanvasElement, WebGl2RenderingContext as Gl, WebGlProgram, WebGlTexture,
     WebGlUniformLocation,
 };
+
+use parallax_core::device::XR_ANCHOR;
+use parallax_core::reproject::{self, XrEye};
 
 use crate::headset_state::HeadsetState;
 use crate::render_live::{Viewer, viewer};
@@ -124,7 +130,6 @@ async fn start(state: HeadsetState) -> Result<(), JsValue> {
     // The frame loop: a closure that schedules itself for the next XR frame.
     let tick: Rc<RefCell<Option<FrameCallback>>> = Rc::default();
     let again = tick.clone();
-    let uploaded = Cell::new(u64::MAX);
     *tick.borrow_mut() = Some(Closure::new({
         let session = session.clone();
         move |_time: f64, frame: JsValue| {
@@ -135,7 +140,7 @@ async fn start(state: HeadsetState) -> Result<(), JsValue> {
             if let Some(next) = again.borrow().as_ref() {
                 let _ = call(&session, "requestAnimationFrame", &[next.as_ref()]);
             }
-            if let Err(e) = on_frame(state, &frame, &space, &layer, &gl, &screen, &uploaded) {
+            if let Err(e) = on_frame(state, &frame, &space, &layer, &gl, &screen) {
                 leptos::logging::warn!("XR frame: {}", message(e));
             }
         }
@@ -154,7 +159,6 @@ fn on_frame(
     layer: &JsValue,
     gl: &Gl,
     screen: &Screen,
-    uploaded: &Cell<u64>,
 ) -> Result<(), JsValue> {
     let pose = call(frame, "getViewerPose", &[space])?;
     if pose.is_null() || pose.is_undefined() {
@@ -183,16 +187,16 @@ fn on_frame(
     );
     let scale = (MAX_SIDE / width.max(height)).min(1.0);
     // A headset's two eyes, each as WebXR gives it; anything else is drawn from the head's centre.
-    let eye = |view: &JsValue| -> Option<([f32; 16], [f32; 16])> {
+    let eye = |view: &JsValue| -> Option<XrEye> {
         let matrix = |value: JsValue| -> Option<[f32; 16]> {
             let array: js_sys::Float32Array = value.dyn_into().ok()?;
             (array.length() == 16).then(|| std::array::from_fn(|i| array.get_index(i as u32)))
         };
         let inverse = get(&get(view, "transform").ok()?, "inverse").ok()?;
-        Some((
-            matrix(get(&inverse, "matrix").ok()?)?,
-            matrix(get(view, "projectionMatrix").ok()?)?,
-        ))
+        Some(XrEye {
+            view: matrix(get(&inverse, "matrix").ok()?)?,
+            projection: matrix(get(view, "projectionMatrix").ok()?)?,
+        })
     };
     let eyes = match (views.length(), eye(&views.get(0)), eye(&views.get(1))) {
         (2, Some(left), Some(right)) => Some([left, right]),
@@ -212,14 +216,20 @@ fn on_frame(
         eyes,
     }));
 
-    // The newest streamed frame (the page's canvas holds it) becomes the texture.
+    // The newest streamed frame (the page's canvas holds it) becomes the texture, with the eyes
+    // it was rendered for.
     let frames = state.frames.get_untracked();
-    if frames != uploaded.get()
+    if frames != screen.uploaded.get()
         && let Some(canvas) = state.canvas.get_untracked()
         && canvas.width() > 0
     {
         screen.upload(gl, &canvas)?;
-        uploaded.set(frames);
+        screen.uploaded.set(frames);
+        let shown = state.shown.get_untracked();
+        screen.rendered.set(shown.and_then(|s| s.eyes));
+        if let Some(shown) = shown {
+            record_drawn_latency(js_sys::Date::now() - shown.sent_ms);
+        }
     }
     let framebuffer = get(layer, "framebuffer")?;
     gl.bind_framebuffer(Gl::FRAMEBUFFER, framebuffer.dyn_ref());
@@ -231,6 +241,8 @@ fn on_frame(
             .canvas
             .get_untracked()
             .is_some_and(|c| f64::from(c.width()) >= 2.0 * eye_width - 1.0);
+    let reproject = !js_sys::Reflect::get(&window(), &"parallaxReproject".into())
+        .is_ok_and(|v| v.as_bool() == Some(false));
     for (i, view) in views.iter().enumerate() {
         let area = call(layer, "getViewport", &[&view])?;
         let side = |key: &str| {
@@ -240,38 +252,79 @@ fn on_frame(
                 .unwrap_or_default() as i32
         };
         gl.viewport(side("x"), side("y"), side("width"), side("height"));
+        // From where this eye is now to where it was when its half of the frame was rendered.
+        let homography = match (reproject, screen.rendered.get(), eye(&view)) {
+            (true, Some(then), Some(now)) => {
+                reproject::homography(&then[i.min(1)], &now, XR_ANCHOR)
+                    .unwrap_or(reproject::IDENTITY)
+            }
+            _ => reproject::IDENTITY,
+        };
         match (halves, i) {
-            (true, 0) => screen.draw(gl, 0.0, 0.5),
-            (true, _) => screen.draw(gl, 0.5, 0.5),
-            (false, _) => screen.draw(gl, 0.0, 1.0),
+            (true, 0) => screen.draw(gl, 0.0, 0.5, &homography),
+            (true, _) => screen.draw(gl, 0.5, 0.5, &homography),
+            (false, _) => screen.draw(gl, 0.0, 1.0, &reproject::IDENTITY),
         }
     }
     Ok(())
 }
 
-/// A full-view triangle textured with the newest frame.
+/// Keeps the last 256 times from a pose sent to its frame drawn in the headset (ms) in
+/// `window.parallaxXrDrawnMs`, for the benchmark that reads them.
+fn record_drawn_latency(ms: f64) {
+    let key = JsValue::from_str("parallaxXrDrawnMs");
+    let list = match Reflect::get(&window(), &key).map(JsCast::dyn_into::<Array>) {
+        Ok(Ok(list)) => list,
+        _ => {
+            let list = Array::new();
+            let _ = Reflect::set(&window(), &key, &list);
+            list
+        }
+    };
+    list.push(&ms.into());
+    if list.length() > 256 {
+        list.shift();
+    }
+}
+
+/// A full-view triangle textured with the newest frame, reprojected.
 struct Screen {
     program: WebGlProgram,
     texture: WebGlTexture,
     area: Option<WebGlUniformLocation>,
+    homography: Option<WebGlUniformLocation>,
+    /// The page's frame count when the texture was last filled...
+    uploaded: Cell<u64>,
+    /// ...and the eyes that frame was rendered for (a stereo frame).
+    rendered: Cell<Option<[XrEye; 2]>>,
 }
 
 const VERTEX: &str = "#version 300 es
-out vec2 uv;
+out vec2 ndc;
 void main() {
     vec2 corner = vec2(float((gl_VertexID << 1) & 2), float(gl_VertexID & 2));
-    uv = vec2(corner.x, 1.0 - corner.y);
-    gl_Position = vec4(corner * 2.0 - 1.0, 0.0, 1.0);
+    ndc = corner * 2.0 - 1.0;
+    gl_Position = vec4(ndc, 0.0, 1.0);
 }";
 
 const FRAGMENT: &str = "#version 300 es
-precision mediump float;
-in vec2 uv;
+precision highp float;
+in vec2 ndc;
 uniform sampler2D frame;
 // The part of the frame across this eye: its left edge and width (a stereo frame: one half).
 uniform vec2 area;
+// This eye's view now (NDC) -> the frame as rendered (homogeneous NDC).
+uniform mat3 homography;
 out vec4 color;
-void main() { color = texture(frame, vec2(area.x + uv.x * area.y, uv.y)); }";
+void main() {
+    vec3 at = homography * vec3(ndc, 1.0);
+    vec2 uv = at.xy / at.z * 0.5 + 0.5;
+    if (at.z <= 0.0 || any(lessThan(uv, vec2(0.0))) || any(greaterThan(uv, vec2(1.0)))) {
+        color = vec4(0.0, 0.0, 0.0, 1.0); // Not in the frame: nothing to show there.
+        return;
+    }
+    color = texture(frame, vec2(area.x + uv.x * area.y, 1.0 - uv.y));
+}";
 
 impl Screen {
     fn new(gl: &Gl) -> Result<Self, JsValue> {
@@ -310,10 +363,14 @@ impl Screen {
             gl.tex_parameteri(Gl::TEXTURE_2D, parameter, value as i32);
         }
         let area = gl.get_uniform_location(&program, "area");
+        let homography = gl.get_uniform_location(&program, "homography");
         Ok(Self {
             program,
             texture,
             area,
+            homography,
+            uploaded: Cell::new(u64::MAX),
+            rendered: Cell::new(None),
         })
     }
 
@@ -329,10 +386,12 @@ impl Screen {
         )
     }
 
-    /// Draws the part of the frame from `left` (0–1) `width` wide across the viewport.
-    fn draw(&self, gl: &Gl, left: f32, width: f32) {
+    /// Draws the part of the frame from `left` (0–1) `width` wide across the viewport, through
+    /// `homography` (column-major; from the viewport's NDC to the frame's).
+    fn draw(&self, gl: &Gl, left: f32, width: f32, homography: &[f32; 9]) {
         gl.use_program(Some(&self.program));
         gl.uniform2f(self.area.as_ref(), left, width);
+        gl.uniform_matrix3fv_with_f32_array(self.homography.as_ref(), false, homography);
         gl.active_texture(Gl::TEXTURE0);
         gl.bind_texture(Gl::TEXTURE_2D, Some(&self.texture));
         gl.draw_arrays(Gl::TRIANGLES, 0, 3);

@@ -214,12 +214,7 @@ fn xr_placement(extent: &Extent) -> ([f32; 3], f32, f32, [f32; 3]) {
         .sum::<f32>()
         .sqrt()
         .max(1e-6);
-    (
-        center,
-        diameter,
-        diameter / XR_SIZE,
-        [0.0, 0.0, -XR_DISTANCE],
-    )
+    (center, diameter, diameter / XR_SIZE, XR_ANCHOR)
 }
 
 impl EyeView {
@@ -257,6 +252,8 @@ fn multiply(a: &[f32; 16], b: &[f32; 16]) -> [f32; 16] {
 pub const XR_DISTANCE: f32 = 1.0;
 /// ...scaled so that its bounding sphere is this wide (m): a part on a table.
 pub const XR_SIZE: f32 = 0.6;
+/// Where the model's centre is in the session's `local` space.
+pub const XR_ANCHOR: [f32; 3] = [0.0, 0.0, -XR_DISTANCE];
 
 /// `v` rotated by the unit quaternion `q` (`[x, y, z, w]`).
 fn rotate(q: [f32; 4], v: [f32; 3]) -> [f32; 3] {

@@ -11,6 +11,7 @@
 //! - [`space`]: a shared space after Xbox MPSD: constants, properties, members, timeouts,
 //!   the arbiter and the change number.
 //! - [`space_protocol`]: the space WebSocket's messages.
+//! - [`reproject`]: planar late-stage reprojection of a streamed frame to where an eye is now.
 //! - [`reliable`]: per-member sequence numbers, acks and resume (WCF reliable sessions).
 //! - [`change`]: the change number every space write bumps.
 //! - [`catalog`]: what a client is told about a model.
@@ -28,6 +29,7 @@ pub mod host;
 pub mod pool;
 pub mod protocol;
 pub mod reliable;
+pub mod reproject;
 pub mod service;
 pub mod session;
 pub mod space;

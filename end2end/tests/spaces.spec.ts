@@ -37,6 +37,22 @@ function pyramid(): Buffer {
   return Buffer.from(`solid pyramid\n${facets}\nendsolid pyramid\n`);
 }
 
+/** `method url` from inside `page`, with its cookies: the browser resolves parallax.test (to
+ * 127.0.0.1) and trusts the server's authority; Playwright's own requests do neither. */
+async function fetchIn(page: Page, method: string, url: string, body?: unknown) {
+  return page.evaluate(
+    async ({ method, url, body }) => {
+      const response = await fetch(url, {
+        method,
+        headers: body === undefined ? {} : { "content-type": "application/json" },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+      return { status: response.status, text: await response.text() };
+    },
+    { method, url, body },
+  );
+}
+
 /** A new browser that joins with `code` as a headset named `device`. */
 async function guest(browser: Browser, code: string, device: string): Promise<Page> {
   const page = await (await browser.newContext({ viewport: { width: 1280, height: 800 } })).newPage();
@@ -426,8 +442,8 @@ test("the operator stops a headset's render session from /pool and the headset s
   // earlier tests' headsets may hold every Standard host.
   const leased = `extend-${Date.now().toString(36)}`;
   const sessionUrl = `/accounts/${account}/sessions/${leased}?api-version=2021-01-01`;
-  const put = await operator.request.put(sessionUrl, { data: { size: "Premium", maxLeaseTimeMinutes: 30 } });
-  expect(put.status(), await put.text()).toBeLessThan(300);
+  const put = await fetchIn(operator, "PUT", sessionUrl, { size: "Premium", maxLeaseTimeMinutes: 30 });
+  expect(put.status, put.text).toBeLessThan(300);
   const leasedRow = operator.locator(`.session-row[data-session="${leased}"]`);
   await expect(leasedRow).toHaveCount(1, { timeout: 10_000 });
   await expect(leasedRow.locator(".lease")).toHaveText(/^0:(29|30):\d\d$/);
@@ -438,7 +454,7 @@ test("the operator stops a headset's render session from /pool and the headset s
   await expect
     .poll(async () => seconds(await leasedRow.locator(".lease").textContent()), { timeout: 10_000 })
     .toBeGreaterThan(leftBefore + 29 * 60 - 15);
-  await operator.request.post(`/accounts/${account}/sessions/${leased}/:stop?api-version=2021-01-01`);
+  await fetchIn(operator, "POST", `/accounts/${account}/sessions/${leased}/:stop?api-version=2021-01-01`);
   await expect(leasedRow).toHaveCount(0, { timeout: 10_000 });
   // Known from the host's heartbeats (every 500 ms), shown at the page's next refresh (every 5 s):
   // the first snapshot may predate the heartbeat that said so.
@@ -468,149 +484,189 @@ test("the operator stops a headset's render session from /pool and the headset s
   await expect(row).toHaveCount(0);
 });
 
-/** A stand-in WebXR headset, installed before the page's scripts: this Chromium has no XR
- * device. It offers what the page uses of the WebXR Device API (isSessionSupported,
- * requestSession, XRWebGLLayer, a reference space, requestAnimationFrame, getViewerPose) and
- * lets the test move the head through `window.xrHead`. */
-function fakeXrDevice() {
-  const head = { position: { x: 0, y: 0, z: 0 }, orientation: { x: 0, y: 0, z: 0, w: 1 } };
-  const w = window as any;
-  w.xrHead = head;
-  const listeners: Record<string, (() => void)[]> = {};
-  let ended = false;
-  // A 90° vertical field of view: m[5] = 1 / tan(45°).
-  const projectionMatrix = new Float32Array([1, 0, 0, 0, 0, 1, 0, 0, 0, 0, -1, -1, 0, 0, -0.2, 0]);
-  // Each eye 32 mm to its side of the head; its view is local space → eye (column-major).
-  const eyeView = (side: number) => {
-    const { x, y, z, w: qw } = head.orientation;
-    const r = [
-      [1 - 2 * (y * y + z * z), 2 * (x * y + z * qw), 2 * (x * z - y * qw)],
-      [2 * (x * y - z * qw), 1 - 2 * (x * x + z * z), 2 * (y * z + x * qw)],
-      [2 * (x * z + y * qw), 2 * (y * z - x * qw), 1 - 2 * (x * x + y * y)],
-    ]; // r[c] is column c of the head's rotation
-    const p = head.position;
-    const eye = [0, 1, 2].map((i) => [p.x, p.y, p.z][i] + r[0][i] * side * 0.032);
-    // The inverse of [R | eye]: Rᵀ and −Rᵀ·eye.
-    const dot = (c: number) => r[c][0] * eye[0] + r[c][1] * eye[1] + r[c][2] * eye[2];
-    const matrix = new Float32Array([
-      r[0][0], r[1][0], r[2][0], 0,
-      r[0][1], r[1][1], r[2][1], 0,
-      r[0][2], r[1][2], r[2][2], 0,
-      -dot(0), -dot(1), -dot(2), 1,
-    ]);
-    return { matrix };
-  };
-  const frame = {
-    getViewerPose: () => ({
-      transform: { position: { ...head.position }, orientation: { ...head.orientation } },
-      views: [
-        { eye: "left", projectionMatrix, transform: { inverse: eyeView(-1) } },
-        { eye: "right", projectionMatrix, transform: { inverse: eyeView(1) } },
-      ],
-    }),
-  };
-  const session = {
-    requestReferenceSpace: async (type: string) => ({ type }),
-    updateRenderState: () => {},
-    addEventListener: (type: string, listener: () => void) => (listeners[type] ??= []).push(listener),
-    requestAnimationFrame: (callback: (time: number, frame: unknown) => void) =>
-      setTimeout(() => {
-        if (ended) return;
-        callback(performance.now(), frame);
-        // What the headset would show, read back in the same task the page drew it in: the
-        // middle of each eye's half of the layer (the layer is cleared to black first).
-        if (gl) {
-          const drawn = (x: number) => {
-            const pixel = new Uint8Array(4);
-            gl!.readPixels(x, 320, 1, 1, gl!.RGBA, gl!.UNSIGNED_BYTE, pixel);
-            return pixel[0] + pixel[1] + pixel[2] > 0;
-          };
-          w.xrEyes = { left: drawn(320), right: drawn(960) };
-        }
-      }, 16),
-    end: async () => {
-      ended = true;
-      (listeners.end ?? []).forEach((listener) => listener());
-    },
-  };
-  Object.defineProperty(navigator, "xr", {
-    value: {
-      isSessionSupported: async (mode: string) => mode === "immersive-vr",
-      requestSession: async () => session,
-    },
+/** Meta's Immersive Web Emulation Runtime as a Meta Quest 3 with both eyes, installed before the
+ * page's scripts (Chromium has a native `navigator.xr`, hence `forceInstall`). The page draws into
+ * the emulated layer, which the runtime shows on the page, left eye left, right eye right. */
+async function emulatedQuest3(browser: Browser): Promise<Page> {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  await context.addInitScript({ path: require.resolve("iwer/build/iwer.min.js") });
+  await context.addInitScript(() => {
+    const w = window as any;
+    const device = new w.IWER.XRDevice(w.IWER.metaQuest3);
+    device.stereoEnabled = true;
+    device.installRuntime({ forceInstall: true });
+    w.xrDevice = device;
   });
-  let gl: WebGL2RenderingContext | null = null;
-  w.XRWebGLLayer = class {
-    framebuffer = null;
-    constructor(_session: unknown, context: WebGL2RenderingContext) {
-      // The layer is both eyes side by side, 640 × 640 each, as a headset's compositor gives it.
-      gl = context;
-      (context.canvas as HTMLCanvasElement).width = 1280;
-      (context.canvas as HTMLCanvasElement).height = 640;
-    }
-    getViewport(view: { eye: string }) {
-      return { x: view.eye === "left" ? 0 : 640, y: 0, width: 640, height: 640 };
-    }
-  };
-  w.endXr = () => session.end();
+  return context.newPage();
 }
 
-test("in a WebXR headset's browser the head's pose moves the camera", async ({ browser }) => {
-  test.setTimeout(60_000);
+/** The centre (x, px) of the model in each eye's half of a screenshot of the emulated headset:
+ * of the pixels that are neither the layer's black nor the frame's `background`. */
+function modelCentres(screenshot: Buffer, background: number[]): { left: number; right: number } {
+  const png = PNG.sync.read(screenshot);
+  const half = png.width / 2;
+  const centre = (x0: number) => {
+    let [sum, count] = [0, 0];
+    for (let y = 0; y < png.height; y += 2)
+      for (let x = x0; x < x0 + half; x += 2) {
+        const i = (y * png.width + x) * 4;
+        const rgb = [png.data[i], png.data[i + 1], png.data[i + 2]];
+        const far = (c: number[]) => rgb.some((v, k) => Math.abs(v - c[k]) > 40);
+        if (far([0, 0, 0]) && far(background)) [sum, count] = [sum + x - x0, count + 1];
+      }
+    return count > 100 ? sum / count : NaN;
+  };
+  return { left: centre(0), right: centre(half) };
+}
+
+test("an emulated Meta Quest 3 over https sees the model in stereo, world-locked between frames", async ({
+  browser,
+}) => {
+  test.setTimeout(90_000);
   const room = `xr-${Date.now().toString(36)}`;
   const tablet = await signedIn(browser);
   await createSpace(tablet, room);
   await tablet.getByRole("button", { name: /^Show Spur gear.* to everyone$/ }).click();
   const code = await joinCode(tablet);
 
-  const headset = await (await browser.newContext({ viewport: { width: 1280, height: 800 } })).newPage();
-  await headset.addInitScript(fakeXrDevice);
+  const headset = await emulatedQuest3(browser);
   const xrProblems: string[] = [];
   headset.on("console", (message) => {
     if (message.text().includes("XR frame")) xrProblems.push(message.text());
   });
-  await joinAsGuest(headset, code, "XR headset");
-  const orbit = await frameOf(headset, "gear");
+  await joinAsGuest(headset, code, "Quest 3");
+  // Reached by name over https, its certificate trusted (not ignored): a secure context.
+  expect(new URL(headset.url())).toMatchObject({ protocol: "https:", hostname: "parallax.test" });
+  expect(await headset.evaluate(() => window.isSecureContext)).toBe(true);
+  await expect(headset.locator(".insecure")).toHaveCount(0);
+  await frameOf(headset, "gear");
   const view = headset.locator("canvas.frame");
+  const background = await view.evaluate((c: HTMLCanvasElement) => {
+    const [r, g, b] = c.getContext("2d")!.getImageData(1, 1, 1, 1).data;
+    return [r, g, b];
+  });
+
   await headset.getByRole("button", { name: "Enter VR" }).click();
   await expect(headset.getByRole("status").filter({ hasText: "In VR" })).toBeVisible();
-  // Frames now come for both eyes side by side, each at the size one eye needs (640 × 640).
+  // Frames now come for both eyes side by side, each the size of its half of the layer.
   await expect
-    .poll(() => view.evaluate((c: HTMLCanvasElement) => `${c.width}x${c.height}`), { timeout: 10_000 })
-    .toBe("1280x640");
+    .poll(() => view.evaluate((c: HTMLCanvasElement) => `${c.width}x${c.height}`), { timeout: 15_000 })
+    .toBe("1280x800");
   // Each eye sees the gear from its own side: in the left eye's image it sits further right than
   // in the right eye's (a horizontal disparity of the right sign).
-  const centres = await view.evaluate((c: HTMLCanvasElement) => {
+  const disparity = await view.evaluate((c: HTMLCanvasElement) => {
     const { data } = c.getContext("2d")!.getImageData(0, 0, c.width, c.height);
-    const background = [data[0], data[1], data[2]];
+    const bg = [data[0], data[1], data[2]];
     const centre = (x0: number) => {
       let [sum, count] = [0, 0];
       for (let y = 0; y < c.height; y += 2)
         for (let x = x0; x < x0 + c.width / 2; x += 2) {
           const i = (y * c.width + x) * 4;
-          if ([0, 1, 2].some((k) => Math.abs(data[i + k] - background[k]) > 24)) [sum, count] = [sum + x - x0, count + 1];
+          if ([0, 1, 2].some((k) => Math.abs(data[i + k] - bg[k]) > 24)) [sum, count] = [sum + x - x0, count + 1];
         }
       return count > 100 ? sum / count : NaN;
     };
-    return { left: centre(0), right: centre(c.width / 2) };
+    return centre(0) - centre(c.width / 2);
   });
-  expect(centres.left - centres.right, JSON.stringify(centres)).toBeGreaterThan(4);
-  const ahead = await view.screenshot();
-  expect(ahead.equals(orbit)).toBe(false);
-  // A step to the left and a turn to the right: another view of the gear.
+  expect(disparity).toBeGreaterThan(4);
+
+  // Pose sent → frame drawn in the headset while the head sways (the benchmark's figure): a
+  // still head asks for nothing new.
   await headset.evaluate(() => {
-    const head = (window as any).xrHead;
-    head.position.x = -0.5;
-    head.orientation = { x: 0, y: -Math.sin(Math.PI / 12), z: 0, w: Math.cos(Math.PI / 12) };
+    const w = window as any;
+    const p = w.xrDevice.position;
+    const start = { x: p.x, y: p.y, z: p.z };
+    const began = performance.now();
+    w.sway = setInterval(() => {
+      const t = (performance.now() - began) / 1000;
+      w.xrDevice.position.set(start.x + 0.05 * Math.sin(t * 3), start.y, start.z);
+    }, 11);
+    w.swayStart = start;
   });
-  await expect.poll(async () => (await view.screenshot()).equals(ahead), { timeout: 10_000 }).toBe(false);
-  // Each XR frame drew the newest frame for both eyes on the session's WebGL layer: both halves
-  // of the layer show a picture, not the black it was cleared to.
+  await headset.waitForTimeout(5000);
+  await headset.evaluate(() => {
+    const w = window as any;
+    clearInterval(w.sway);
+    w.xrDevice.position.set(w.swayStart.x, w.swayStart.y, w.swayStart.z);
+  });
+  const drawn: number[] = await headset.evaluate(() => (window as any).parallaxXrDrawnMs ?? []);
+  expect(drawn.length).toBeGreaterThan(5);
+  const sorted = [...drawn].sort((a, b) => a - b);
+  const pct = (p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+  console.log(`pose sent -> frame drawn: p50 ${pct(50).toFixed(0)} ms, p95 ${pct(95).toFixed(0)} ms (${drawn.length} frames)`);
+
+  // The host sends no more frames (the page stops asking); the head turns 10° to the left.
+  await headset.evaluate(() => ((window as any).parallaxHoldPoses = true));
+  await headset.waitForTimeout(1500);
+  const before = modelCentres(await headset.screenshot(), background);
+  const turn = async (degrees: number) =>
+    headset.evaluate((d) => {
+      const half = (d * Math.PI) / 360;
+      (window as any).xrDevice.quaternion.set(0, Math.sin(half), 0, Math.cos(half));
+    }, degrees);
+  await turn(10);
+  await headset.waitForTimeout(500);
+  const worldLocked = modelCentres(await headset.screenshot(), background);
+  // Where a point straight ahead goes after a 10° turn: tan(10°) in NDC times the projection's
+  // horizontal scale, in pixels of a 640-px-wide eye.
+  const expected = await headset.evaluate(() => {
+    const w = window as any;
+    const aspect = window.innerWidth / 2 / window.innerHeight;
+    return ((1 / Math.tan(w.xrDevice.fovy / 2) / aspect) * Math.tan((10 * Math.PI) / 180) * window.innerWidth) / 4;
+  });
+  // Without reprojection the model would be glued to the face (the benchmark's other figure).
+  await headset.evaluate(() => ((window as any).parallaxReproject = false));
+  await headset.waitForTimeout(500);
+  const headLocked = modelCentres(await headset.screenshot(), background);
+  await headset.evaluate(() => ((window as any).parallaxReproject = true));
+  const degreesPerPixel = 10 / expected;
+  for (const eye of ["left", "right"] as const) {
+    const moved = worldLocked[eye] - before[eye];
+    const stuck = headLocked[eye] - before[eye];
+    console.log(
+      `${eye} eye after a 10° turn: the model moved ${moved.toFixed(1)} px with reprojection ` +
+        `(${expected.toFixed(1)} px expected; error ${Math.abs(10 - moved * degreesPerPixel).toFixed(2)}°), ` +
+        `${stuck.toFixed(1)} px without (error ${Math.abs(10 - stuck * degreesPerPixel).toFixed(2)}°)`,
+    );
+    // World-locked: it moved across the eye's image by about that angle...
+    expect(moved, `${eye}: ${JSON.stringify({ before, worldLocked, expected })}`).toBeGreaterThan(expected * 0.75);
+    expect(moved).toBeLessThan(expected * 1.25);
+    // ...not left where it was, as the same frame drawn head-locked leaves it.
+    expect(Math.abs(stuck)).toBeLessThan(expected * 0.2);
+  }
+  // Frames again: the model is drawn fresh from where the head now looks.
+  await headset.evaluate(() => ((window as any).parallaxHoldPoses = false));
   expect(xrProblems).toEqual([]);
-  await expect.poll(() => headset.evaluate(() => (window as any).xrEyes)).toEqual({ left: true, right: true });
   // Taking the headset off ends the session: the page offers VR again.
-  await headset.evaluate(() => (window as any).endXr());
+  await headset.evaluate(() => (window as any).xrDevice.activeSession.end());
   await expect(headset.getByRole("button", { name: "Enter VR" })).toBeVisible();
+});
+
+test("a headset page over plain http says VR needs HTTPS; plain http to the https port is redirected", async ({
+  browser,
+}) => {
+  const plain = process.env.PARALLAX_PLAIN_URL;
+  expect(plain, "PARALLAX_PLAIN_URL is set by scripts/e2e.sh").toBeTruthy();
+  const page = await (await browser.newContext()).newPage();
+  await page.goto(`${plain}/headset`);
+  await hydrated(page);
+  const notice = page.locator(".insecure");
+  await expect(notice).toContainText("VR needs HTTPS");
+  const https = plain!.replace("http://", "https://");
+  await expect(notice.getByRole("link", { name: `${https}/headset` })).toHaveAttribute("href", `${https}/headset`);
+  await expect(notice.getByRole("link", { name: `${https}/ca.crt` })).toBeVisible();
+  // The https coordinator answers plain http on its port with a redirect to itself over https.
+  const secure = new URL(test.info().project.use.baseURL!);
+  await page.goto(`http://${secure.host}/headset`);
+  expect(page.url()).toBe(`https://${secure.host}/headset`);
+  await hydrated(page);
+  await expect(page.locator(".insecure")).toHaveCount(0);
+  // The trust page, linked from the join page, offers the authority to download.
+  await page.getByRole("link", { name: /Trust this server's certificate/ }).click();
+  await expect(page.getByRole("heading", { name: "Trust this server, once per device" })).toBeVisible();
+  const ca = await fetchIn(page, "GET", "/ca.crt");
+  expect(ca.status).toBe(200);
+  expect(ca.text).toContain("BEGIN CERTIFICATE");
 });
 
 test("the console's pages at tablet and phone sizes", async ({ browser }, info) => {
