@@ -17,7 +17,9 @@ use std::time::Duration;
 
 use parallax_core::device::{HostMessage, Pose};
 use parallax_core::space::Role;
-use parallax_headset::{Coordinator, Membership, RenderConnection, RenderEvent, Trust};
+use parallax_headset::{
+    Coordinator, Membership, RenderConnection, RenderEvent, Trust, http_client,
+};
 use parallax_server::config::PoolArgs;
 use parallax_server::tls::TlsSetup;
 use parallax_server::{AppState, Options};
@@ -137,13 +139,7 @@ impl TestServer {
 
     /// An HTTP client trusting this coordinator's authority, and no other.
     pub fn http(&self) -> reqwest::Client {
-        let builder = reqwest::Client::builder().tls_built_in_root_certs(false);
-        match &self.trust {
-            Some(trust) => builder.use_preconfigured_tls((*trust.config).clone()),
-            None => builder,
-        }
-        .build()
-        .expect("an HTTP client")
+        http_client(self.trust.as_ref()).expect("an HTTP client")
     }
 
     /// Shuts down gracefully and waits until the coordinator has closed its database.
@@ -403,12 +399,15 @@ pub fn cpu_time_of(pid: u32) -> Option<Duration> {
 /// benchmark's clients and the server do not share a runtime, and its memory can be read.
 pub struct ServeProcess {
     pub addr: SocketAddr,
+    /// Its authority, when it serves TLS (`--tls on`).
+    pub trust: Option<Trust>,
     child: tokio::process::Child,
 }
 
 impl ServeProcess {
-    /// Starts `parallax serve --data-dir DIR --addr 127.0.0.1:<free port>` with `args` and waits
-    /// until it answers. Build it first: `cargo build --release -p parallax-server`.
+    /// Starts `parallax serve --data-dir DIR --addr 127.0.0.1:<free port>` with `args` (plain
+    /// HTTP unless they say `--tls on`) and waits until it answers. Build it first:
+    /// `cargo build --release -p parallax-server`.
     pub async fn start(data_dir: &Path, args: &[&str]) -> Self {
         let exe = std::env::current_exe().expect("the benchmark's own path");
         let binary = exe
@@ -440,21 +439,39 @@ impl ServeProcess {
             .kill_on_drop(true)
             .spawn()
             .expect("parallax serve starts");
-        let health = format!("http://{addr}/v1/health");
+        let tls = args.windows(2).any(|pair| pair == ["--tls", "on"]);
+        let mut server = Self {
+            addr,
+            trust: None,
+            child,
+        };
         for _ in 0..300 {
-            if reqwest::get(&health)
-                .await
-                .is_ok_and(|r| r.status().is_success())
+            // Its authority is in the data dir once it has started.
+            if tls && server.trust.is_none() {
+                server.trust = Trust::from_file(&data_dir.join("tls/ca.crt")).ok();
+            }
+            let health = format!("{}/v1/health", server.url());
+            if (server.trust.is_some() || !tls)
+                && let Ok(client) = http_client(server.trust.as_ref())
+                && client
+                    .get(&health)
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status().is_success())
             {
-                return Self { addr, child };
+                return server;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         panic!("parallax serve did not answer on {addr} within 15 s");
     }
 
+    /// `http://127.0.0.1:PORT`, or `https://localhost:PORT` over TLS.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        match self.trust {
+            Some(_) => format!("https://localhost:{}", self.addr.port()),
+            None => format!("http://{}", self.addr),
+        }
     }
 
     /// The server's process id.

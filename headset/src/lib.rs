@@ -30,5 +30,7 @@ mod url;
 
 pub use parallax_core::trust::Trust;
 pub use render::{RenderConnection, RenderEvent};
-pub use space::{ClientError, Coordinator, Join, Membership, SpaceConnection, SpaceUpdate};
+pub use space::{
+    ClientError, Coordinator, Join, Membership, SpaceConnection, SpaceUpdate, http_client,
+};
 pub use url::socket_url;

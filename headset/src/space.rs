@@ -74,7 +74,7 @@ impl From<reqwest::Error> for ClientError {
 
 /// An HTTP client that trusts `trust`'s authorities and no others: without them it speaks only
 /// plain `http://`.
-fn http_client(trust: Option<&Trust>) -> Result<reqwest::Client, ClientError> {
+pub fn http_client(trust: Option<&Trust>) -> Result<reqwest::Client, ClientError> {
     let builder = reqwest::Client::builder().tls_built_in_root_certs(false);
     let builder = match trust {
         Some(trust) => builder.use_preconfigured_tls((*trust.config).clone()),

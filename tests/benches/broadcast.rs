@@ -5,6 +5,8 @@
 //! `cargo build --release -p parallax-server && cargo bench -p parallax-tests --bench broadcast
 //! [-- ROUNDS N N …]` (default 50 rounds, 100 and 1000 clients). Needs `node`; installs the
 //! reference's one npm package on first use. Both servers run as processes of their own.
+//! Parallax runs twice for each size: plain `ws://` (`--tls off`) and `wss://` (its default),
+//! the clients trusting its certificate authority: what TLS costs the broadcast.
 //!
 //! Parallax: N members of one space (the `large` template above 100), all connected to
 //! `/v1/spaces/{name}/ws`; member 0 is a tablet that selects with `PATCH …/properties`, as a
@@ -20,13 +22,14 @@ use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use parallax_core::space::Role;
-use parallax_headset::Coordinator;
 use parallax_headset::load::Summary;
 use parallax_headset::space::small_messages;
+use parallax_headset::{Coordinator, Trust, socket_url};
 use parallax_tests::{ArrClient, ServeProcess, cpu_time_of, data_dir};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::Notify;
+use tokio_tungstenite::Connector;
 use tokio_tungstenite::tungstenite::Message;
 
 const MODELS: [&str; 2] = ["gear", "shaft"];
@@ -122,8 +125,10 @@ async fn main() {
         "server", "clients", "p50 ms", "p95 ms", "p99 ms", "max ms"
     );
     for &clients in &sizes {
-        let ours = parallax(clients, rounds).await;
+        let ours = parallax(clients, rounds, false).await;
         report("parallax", clients, ours);
+        let ours = parallax(clients, rounds, true).await;
+        report("parallax wss", clients, ours);
         let pid = reference.0.id().expect("the reference server runs");
         let theirs = node(pid, &reference.1, clients, rounds).await;
         report("node ws", clients, theirs);
@@ -152,11 +157,19 @@ struct IncomingEvent<'a> {
 
 /// A subscriber: says `hello`, then reports each selection and acknowledges every event, from
 /// one task per client.
-async fn subscribe(url: String, hello: Value, receipts: Arc<Receipts>) {
-    let (mut socket, _) =
-        tokio_tungstenite::connect_async_with_config(&url, Some(small_messages()), true)
-            .await
-            .expect("the server accepts the client");
+async fn subscribe(url: String, hello: Value, receipts: Arc<Receipts>, trust: Option<Trust>) {
+    let connector = match trust {
+        Some(trust) => Connector::Rustls(trust.config),
+        None => Connector::Plain,
+    };
+    let (mut socket, _) = tokio_tungstenite::connect_async_tls_with_config(
+        &url,
+        Some(small_messages()),
+        true,
+        Some(connector),
+    )
+    .await
+    .expect("the server accepts the client");
     socket.send(Message::text(hello.to_string())).await.unwrap();
     while let Some(Ok(message)) = socket.next().await {
         let Message::Text(text) = message else {
@@ -188,13 +201,15 @@ async fn subscribe(url: String, hello: Value, receipts: Arc<Receipts>) {
     }
 }
 
-async fn parallax(clients: usize, rounds: usize) -> Vec<Duration> {
+async fn parallax(clients: usize, rounds: usize, tls: bool) -> Vec<Duration> {
     let dir = data_dir();
     let account = ArrClient::create_account(dir.path(), "bench").await;
-    let server = ServeProcess::start(dir.path(), NO_HOSTS).await;
-    let coordinator = Coordinator::sign_in(&server.url(), &account.0, &account.1)
-        .await
-        .unwrap();
+    let tls_flag: &[&str] = if tls { &["--tls", "on"] } else { &[] };
+    let server = ServeProcess::start(dir.path(), &[NO_HOSTS, tls_flag].concat()).await;
+    let coordinator =
+        Coordinator::sign_in_trusting(&server.url(), &account.0, &account.1, server.trust.clone())
+            .await
+            .unwrap();
     let template = if clients > 100 { "large" } else { "default" };
     let tablet = coordinator
         .create_space("bench", template, json!({}), "tablet", Role::Tablet)
@@ -209,11 +224,16 @@ async fn parallax(clients: usize, rounds: usize) -> Vec<Duration> {
                 .unwrap(),
         );
     }
-    let url = format!("ws://{}/v1/spaces/bench/ws", server.addr);
+    let url = socket_url(&server.url(), "/v1/spaces/bench/ws");
     let receipts = Receipts::new(clients);
     for member in &members {
         let hello = json!({ "type": "hello", "token": coordinator.token, "member": member.token });
-        tokio::spawn(subscribe(url.clone(), hello, receipts.clone()));
+        tokio::spawn(subscribe(
+            url.clone(),
+            hello,
+            receipts.clone(),
+            server.trust.clone(),
+        ));
     }
     receipts.gather("welcome").await;
     // Let the roster taps of everyone connecting settle before measuring.
@@ -236,7 +256,15 @@ async fn parallax(clients: usize, rounds: usize) -> Vec<Duration> {
             latencies.push(at - started);
         }
     }
-    cpu.report("parallax serve", clients, rounds);
+    cpu.report(
+        if tls {
+            "parallax serve (wss)"
+        } else {
+            "parallax serve"
+        },
+        clients,
+        rounds,
+    );
     if let (Some(patch), Some(first)) = (Summary::of(&mut answered), Summary::of(&mut firsts)) {
         eprintln!(
             "the first client had it after p50 {:.2} ms (p95 {:.2}); the tablet's PATCH was answered after p50 {:.2} ms (p95 {:.2})",
@@ -255,6 +283,7 @@ async fn node(server_pid: u32, port: &str, clients: usize, rounds: usize) -> Vec
             url.clone(),
             json!({ "type": "hello" }),
             receipts.clone(),
+            None,
         ));
     }
     // Client 0 publishes and subscribes, as the tablet does.

@@ -3,15 +3,22 @@
 //! at 90 Hz whatever comes back, as a headset's tracking does; the host merges poses that queue up
 //! (latest wins), so this counts the frames the hosts can deliver.
 //!
+//! Then one device again over `wss://` (the coordinator and its hosts on TLS, the device trusting
+//! its certificate authority): what TLS costs a render connection's frame rate.
+//!
 //! `cargo bench -p parallax-tests --bench render_devices [-- SECONDS]`
 
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use parallax_core::device::{DeviceMessage, Pose};
+use parallax_headset::Trust;
 use parallax_render::samples;
+use parallax_server::Options;
 use parallax_server::config::PoolArgs;
+use parallax_server::tls::TlsSetup;
 use parallax_tests::{ArrClient, TestServer, data_dir, upload};
+use tokio_tungstenite::Connector;
 use tokio_tungstenite::tungstenite::Message;
 
 #[tokio::main]
@@ -20,6 +27,18 @@ async fn main() {
         .skip(1)
         .find_map(|a| a.parse().ok())
         .unwrap_or(5);
+    println!("188k-triangle dense part, 1280x720 JPEG frames, {seconds} s per run");
+    println!(
+        "{:>8} {:>6} {:>14} {:>16}",
+        "devices", "socket", "aggregate fps", "fps per device"
+    );
+    run(TlsSetup::Off, &[1, 2, 4], seconds).await;
+    let names = vec!["localhost".into(), "127.0.0.1".into()];
+    run(TlsSetup::Local { names }, &[1], seconds).await;
+}
+
+/// Each count of `devices` in turn, on a coordinator with `tls`.
+async fn run(tls: TlsSetup, device_counts: &[usize], seconds: u64) {
     let dir = data_dir();
     let (account, key) = ArrClient::create_account(dir.path(), "bench").await;
     let pool = PoolArgs {
@@ -28,7 +47,13 @@ async fn main() {
         poll_interval_ms: 0,
         ..PoolArgs::default()
     };
-    let server = TestServer::start_with(dir.path(), &pool).await;
+    let options = Options {
+        pool,
+        tls,
+        ..TestServer::options(dir.path())
+    };
+    let server = TestServer::start_with_options(dir.path(), &options).await;
+    let socket = if server.trust.is_some() { "wss" } else { "ws" };
     let arr = ArrClient::sign_in(&server, &account, &key).await;
     let dense = upload(
         &server,
@@ -37,16 +62,7 @@ async fn main() {
     )
     .await;
     let model = dense.body["id"].as_str().expect("uploaded").to_string();
-    println!(
-        "{} triangles, 1280x720 JPEG frames, {seconds} s per run",
-        dense.body["triangles"]
-    );
-    println!(
-        "{:>8} {:>14} {:>16}",
-        "devices", "aggregate fps", "fps per device"
-    );
-
-    for devices in [1usize, 2, 4] {
+    for &devices in device_counts {
         let mut tasks = Vec::new();
         for d in 0..devices {
             let session = arr
@@ -57,8 +73,9 @@ async fn main() {
                 .expect("Ready")
                 .to_string();
             let (token, model) = (arr.token.clone(), model.clone());
+            let trust = server.trust.clone();
             tasks.push(tokio::spawn(async move {
-                frames(&url, &token, &model, seconds).await
+                frames(&url, &token, &model, seconds, trust).await
             }));
         }
         let mut total = 0;
@@ -66,7 +83,10 @@ async fn main() {
             total += task.await.expect("device ran");
         }
         let fps = total as f64 / seconds as f64;
-        println!("{devices:>8} {fps:>14.1} {:>16.1}", fps / devices as f64);
+        println!(
+            "{devices:>8} {socket:>6} {fps:>14.1} {:>16.1}",
+            fps / devices as f64
+        );
         for d in 0..devices {
             arr.stop(&format!("bench-{devices}-{d}")).await;
         }
@@ -76,10 +96,15 @@ async fn main() {
 }
 
 /// Frames one device receives in `seconds` while it streams poses at 90 Hz.
-async fn frames(url: &str, token: &str, model: &str, seconds: u64) -> u64 {
-    let (socket, _) = tokio_tungstenite::connect_async(url)
-        .await
-        .expect("connects");
+async fn frames(url: &str, token: &str, model: &str, seconds: u64, trust: Option<Trust>) -> u64 {
+    let connector = match trust {
+        Some(trust) => Connector::Rustls(trust.config),
+        None => Connector::Plain,
+    };
+    let (socket, _) =
+        tokio_tungstenite::connect_async_tls_with_config(url, None, true, Some(connector))
+            .await
+            .expect("connects");
     let (mut outgoing, mut incoming) = socket.split();
     let send = |m: DeviceMessage| Message::text(m.to_json());
     outgoing
