@@ -17,6 +17,21 @@ pub const HEARTBEAT_MS: u64 = 500;
 /// session is in `Error` within 2 s.
 pub const HOST_SILENCE_MS: u64 = 1_500;
 
+/// A certificate chain and its private key, PEM, issued to a host for its endpoint's name. It
+/// travels only over the host's `wss://` link, which verified the coordinator and which the host
+/// secret admitted.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IssuedCertificate {
+    pub cert: String,
+    pub key: String,
+}
+
+impl std::fmt::Debug for IssuedCertificate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuedCertificate").finish_non_exhaustive()
+    }
+}
+
 /// What a host tells its coordinator.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -35,6 +50,10 @@ pub enum HostReport {
         adapter: String,
         /// The host's process id, for the operator.
         pid: u32,
+        /// The host has no certificate of its own for its `wss://` endpoint: it asks the
+        /// coordinator to issue one for the endpoint's name from its certificate authority.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        wants_certificate: bool,
     },
     Heartbeat {
         /// A device holds the render connection.
@@ -60,8 +79,13 @@ pub enum HostReport {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum HostCommand {
-    /// Registration accepted: this is the host's name in the pool.
-    Registered { host: HostId },
+    /// Registration accepted: this is the host's name in the pool, and the certificate it asked
+    /// for, when the coordinator has an authority devices trust.
+    Registered {
+        host: HostId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        certificate: Option<IssuedCertificate>,
+    },
     /// The answer to [`HostReport::Admit`].
     Admission {
         request: u64,
@@ -118,6 +142,48 @@ mod tests {
             r#"{"type":"admission","request":7,"verdict":"refused","reason":"no"}"#
         );
         assert_eq!(HostCommand::parse(&json).unwrap(), refused);
+    }
+
+    #[test]
+    fn a_certificate_is_asked_for_and_issued_only_when_needed() {
+        let register = HostReport::Register {
+            secret: "s".into(),
+            size: SessionSize::Standard,
+            host: None,
+            endpoint: "wss://gpu-box.local:7000".into(),
+            adapter: "a".into(),
+            pid: 1,
+            wants_certificate: false,
+        };
+        // Hosts of before, and hosts with their own certificate, say nothing of it.
+        assert!(!register.to_json().contains("wants_certificate"));
+        let asking = r#"{"type":"register","secret":"s","size":"Standard","host":null,"endpoint":"wss://gpu-box.local:7000","adapter":"a","pid":1,"wants_certificate":true}"#;
+        assert!(matches!(
+            HostReport::parse(asking),
+            Ok(HostReport::Register {
+                wants_certificate: true,
+                ..
+            })
+        ));
+        let issued = HostCommand::Registered {
+            host: HostId::new("h"),
+            certificate: Some(IssuedCertificate {
+                cert: "C".into(),
+                key: "PRIVATE-KEY-PEM".into(),
+            }),
+        };
+        assert_eq!(HostCommand::parse(&issued.to_json()).unwrap(), issued);
+        assert!(
+            !format!("{issued:?}").contains("PRIVATE-KEY-PEM"),
+            "keys stay out of logs"
+        );
+        assert_eq!(
+            HostCommand::parse(r#"{"type":"registered","host":"h"}"#).unwrap(),
+            HostCommand::Registered {
+                host: HostId::new("h"),
+                certificate: None
+            }
+        );
     }
 
     #[test]

@@ -27,7 +27,8 @@ pub struct RenderHostArgs {
     #[arg(long, env = "PARALLAX_CA")]
     pub ca: Option<PathBuf>,
     /// The certificate chain (PEM) devices' render connections are served with, for
-    /// --advertise; reloaded when the file changes. Without it the host serves plain ws://.
+    /// --advertise; reloaded when the file changes. Without it, linked to a wss:// coordinator,
+    /// the host serves one the coordinator issues when it registers; else plain ws://.
     #[arg(long, env = "PARALLAX_HOST_TLS_CERT", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
     /// The private key (PEM) of --tls-cert.

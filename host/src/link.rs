@@ -17,7 +17,7 @@ use crate::config::HostConfig;
 use crate::host::Host;
 use parallax_core::trust::Trust;
 
-use crate::tls::connect_ws;
+use crate::tls::{ServerCerts, certified_key, connect_ws};
 
 /// `ws://host:port/…` → `http://host:port`.
 pub(crate) fn api_base(coordinator: &str) -> anyhow::Result<String> {
@@ -33,14 +33,24 @@ pub(crate) fn api_base(coordinator: &str) -> anyhow::Result<String> {
     Ok(format!("{scheme}://{authority}"))
 }
 
+/// What a host registers as.
+pub(crate) struct Registration<'a> {
+    /// The name the coordinator gave a host it started; `None` to offer ourselves.
+    pub name: Option<HostId>,
+    /// Where devices reach us: `ws(s)://host:port`.
+    pub endpoint: &'a str,
+    pub adapter: &'a str,
+    /// Serving `wss://` without a certificate of our own: the one the coordinator issues goes
+    /// here.
+    pub awaiting_certificate: Option<&'a ServerCerts>,
+}
+
 /// One registration with the coordinator, held until either side ends it.
 pub(crate) async fn link(
     config: &HostConfig,
     trust: Option<&Trust>,
     host: &Arc<Host>,
-    name: Option<HostId>,
-    endpoint: &str,
-    adapter: &str,
+    registration: Registration<'_>,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<()> {
     if config.coordinator.starts_with("wss://") && trust.is_none() {
@@ -52,15 +62,32 @@ pub(crate) async fn link(
     let register = HostReport::Register {
         secret: config.secret.clone(),
         size: config.size,
-        host: name,
-        endpoint: endpoint.to_string(),
-        adapter: adapter.to_string(),
+        host: registration.name,
+        endpoint: registration.endpoint.to_string(),
+        adapter: registration.adapter.to_string(),
         pid: std::process::id(),
+        wants_certificate: registration.awaiting_certificate.is_some(),
     };
     socket.send(Message::text(register.to_json())).await?;
     let named = match tokio::time::timeout(Duration::from_secs(10), socket.next()).await {
         Ok(Some(Ok(Message::Text(text)))) => match HostCommand::parse(text.as_str())? {
-            HostCommand::Registered { host } => host,
+            HostCommand::Registered { host, certificate } => {
+                match (registration.awaiting_certificate, certificate) {
+                    (Some(certs), Some(issued)) => {
+                        let certified =
+                            certified_key(issued.cert.as_bytes(), issued.key.as_bytes())
+                                .context("the certificate the coordinator issued")?;
+                        certs.replace(certified);
+                        tracing::info!("serving wss:// with a certificate the coordinator issued");
+                    }
+                    (Some(_), None) => tracing::warn!(
+                        "the coordinator issued no certificate: devices cannot connect over \
+                         wss:// (give this host --tls-cert/--tls-key)"
+                    ),
+                    _ => {}
+                }
+                host
+            }
             other => anyhow::bail!("expected registered, got {other:?}"),
         },
         Ok(Some(Ok(Message::Close(Some(frame))))) => {

@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::HostConfig;
 use crate::host::Host;
-use crate::link::{api_base, link};
+use crate::link::{Registration, api_base, link};
 use crate::worker::RenderWorker;
 use parallax_core::trust::Trust;
 
@@ -32,8 +32,11 @@ pub async fn run(config: HostConfig, shutdown: CancellationToken) -> anyhow::Res
         Err(e) => anyhow::bail!("the render host has no GPU device: {e}"),
     };
     let trust = config.ca.as_deref().map(Trust::from_file).transpose()?;
+    // A certificate of its own, or (linked to a wss:// coordinator) one the coordinator issues
+    // for the advertised name when the host registers.
     let certs = match &config.tls {
         Some(files) => Some(ServerCerts::new(files.load()?, None)),
+        None if config.coordinator.starts_with("wss://") => Some(ServerCerts::awaiting()),
         None => None,
     };
     let listener = TcpListener::bind(config.listen)
@@ -59,19 +62,15 @@ pub async fn run(config: HostConfig, shutdown: CancellationToken) -> anyhow::Res
         http_client(trust.as_ref())?,
     ));
     tracing::info!(%endpoint, %adapter, size = %config.size, "render host listening");
-    if certs.is_none() && config.coordinator.starts_with("wss://") {
-        tracing::warn!(
-            "the coordinator speaks TLS but this host serves plain ws:// (no --tls-cert): \
-             browsers on https pages cannot reach it"
-        );
-    }
     let serving = shutdown.child_token();
     let router = connection::router().with_state(host.clone());
-    let server = match (&certs, &config.tls) {
-        (Some(certs), Some(files)) => {
-            certs
-                .clone()
-                .reload_on_change(files.clone(), serving.clone());
+    let server = match &certs {
+        Some(certs) => {
+            if let Some(files) = &config.tls {
+                certs
+                    .clone()
+                    .reload_on_change(files.clone(), serving.clone());
+            }
             let listener = TlsListener::new(listener, certs.server_config())?;
             tokio::spawn(
                 axum::serve(listener, router)
@@ -79,7 +78,7 @@ pub async fn run(config: HostConfig, shutdown: CancellationToken) -> anyhow::Res
                     .into_future(),
             )
         }
-        _ => tokio::spawn(
+        None => tokio::spawn(
             axum::serve(net::no_delay(listener), router)
                 .with_graceful_shutdown(serving.clone().cancelled_owned())
                 .into_future(),
@@ -87,16 +86,14 @@ pub async fn run(config: HostConfig, shutdown: CancellationToken) -> anyhow::Res
     };
     let mut name = config.host.clone();
     let result = loop {
-        let linked = link(
-            &config,
-            trust.as_ref(),
-            &host,
-            name.take(),
-            &endpoint,
-            &adapter,
-            &shutdown,
-        )
-        .await;
+        let registration = Registration {
+            name: name.take(),
+            endpoint: &endpoint,
+            adapter: &adapter,
+            // Asked for at every registration: a coordinator that restarted may have a new one.
+            awaiting_certificate: certs.as_deref().filter(|_| config.tls.is_none()),
+        };
+        let linked = link(&config, trust.as_ref(), &host, registration, &shutdown).await;
         // Without a coordinator nobody vouches for the device: end its conversation.
         host.reset();
         match linked {

@@ -90,7 +90,9 @@ pub fn certified_key(cert_pem: &[u8], key_pem: &[u8]) -> anyhow::Result<Arc<Cert
 
 /// The certificates a TLS port serves, swappable while it runs.
 pub struct ServerCerts {
-    current: RwLock<Arc<CertifiedKey>>,
+    /// `None` until a host that asked its coordinator for a certificate has it: handshakes fail
+    /// until then (no device can hold a session before the host registered anyway).
+    current: RwLock<Option<Arc<CertifiedKey>>>,
     /// Served instead to clients that ask for `localhost` by name: a coordinator serving an
     /// operator's certificate for its public name gives its own render hosts (which link to it
     /// at `localhost`) one from its own authority.
@@ -108,14 +110,22 @@ impl fmt::Debug for ServerCerts {
 impl ServerCerts {
     pub fn new(current: Arc<CertifiedKey>, localhost: Option<Arc<CertifiedKey>>) -> Arc<Self> {
         Arc::new(Self {
-            current: RwLock::new(current),
+            current: RwLock::new(Some(current)),
             localhost,
+        })
+    }
+
+    /// None yet: one is to come from the coordinator ([`Self::replace`]).
+    pub fn awaiting() -> Arc<Self> {
+        Arc::new(Self {
+            current: RwLock::new(None),
+            localhost: None,
         })
     }
 
     /// Serves `certified` to every handshake from now on.
     pub fn replace(&self, certified: Arc<CertifiedKey>) {
-        *self.current.write().unwrap_or_else(|p| p.into_inner()) = certified;
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Some(certified);
     }
 
     /// A rustls configuration serving these certificates over HTTP/1.1 (WebSockets upgrade
@@ -162,12 +172,10 @@ impl ResolvesServerCert for ServerCerts {
         {
             return Some(localhost.clone());
         }
-        Some(
-            self.current
-                .read()
-                .unwrap_or_else(|p| p.into_inner())
-                .clone(),
-        )
+        self.current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 }
 

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use parallax_core::host::IssuedCertificate;
 use parallax_host::tls::{CertFiles, ServerCerts};
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
@@ -132,6 +133,17 @@ impl Tls {
         });
     }
 
+    /// A certificate for a render host's `name` (its `--advertise` name or address), when the
+    /// served certificate is the authority's own (devices trust the authority, so they trust
+    /// this too); `None` with an operator's certificate.
+    pub fn issue_for_host(&self, name: &str) -> anyhow::Result<Option<IssuedCertificate>> {
+        let Some(local) = &self.local else {
+            return Ok(None);
+        };
+        let (_, issued, _) = issue(&local.dir, &[name.to_string()])?;
+        Ok(Some(issued))
+    }
+
     /// Issues and serves a new certificate if the current one expires within [`RENEW_BEFORE`]
     /// of `now`; true if it did.
     fn renew_if_due(&self, now: OffsetDateTime) -> anyhow::Result<bool> {
@@ -196,6 +208,19 @@ pub fn machine_names(listen: IpAddr, extra: &[String]) -> Vec<String> {
 /// certificate for `names` into `server.crt`/`server.key`. Returns the authority's certificate
 /// (PEM) and when the server certificate expires.
 fn issue_server_cert(dir: &Path, names: &[String]) -> anyhow::Result<(String, OffsetDateTime)> {
+    let (ca_pem, issued, not_after) = issue(dir, names)?;
+    write_private(&dir.join("server.key"), issued.key.as_bytes())?;
+    std::fs::write(dir.join("server.crt"), issued.cert)
+        .context("writing the server certificate")?;
+    Ok((ca_pem, not_after))
+}
+
+/// A certificate for `names` from the authority in `dir` (made if missing or expired): the
+/// authority's certificate (PEM), the chain and key issued, and when it expires.
+fn issue(
+    dir: &Path,
+    names: &[String],
+) -> anyhow::Result<(String, IssuedCertificate, OffsetDateTime)> {
     let now = OffsetDateTime::now_utc();
     let (ca_pem, ca_key) = load_or_make_ca(dir, now)?;
     let issuer = Issuer::from_ca_cert_pem(&ca_pem, ca_key)
@@ -218,12 +243,13 @@ fn issue_server_cert(dir: &Path, names: &[String]) -> anyhow::Result<(String, Of
     let key = KeyPair::generate().context("making a key")?;
     let cert = params
         .signed_by(&key, &issuer)
-        .context("issuing the server certificate")?;
-    // The chain: the server certificate, then the authority's (some clients want it sent).
-    write_private(&dir.join("server.key"), key.serialize_pem().as_bytes())?;
-    std::fs::write(dir.join("server.crt"), format!("{}{ca_pem}", cert.pem()))
-        .context("writing the server certificate")?;
-    Ok((ca_pem, params.not_after))
+        .context("issuing the certificate")?;
+    // The chain: the certificate, then the authority's (some clients want it sent).
+    let issued = IssuedCertificate {
+        cert: format!("{}{ca_pem}", cert.pem()),
+        key: key.serialize_pem(),
+    };
+    Ok((ca_pem, issued, params.not_after))
 }
 
 /// The authority's certificate (PEM) and key, made if missing or expired.

@@ -156,8 +156,8 @@ async fn clients_trust_only_the_authority_they_were_given() {
     server.stop().await;
 }
 
-/// `parallax render-host` on another machine, run here: links to `coordinator` trusting `ca`,
-/// serves devices with `cert`.
+/// `parallax render-host` on another machine, run here: links to the coordinator trusting `ca`,
+/// serves devices with `cert` (without: with one the coordinator issues), reached at `localhost`.
 fn remote_host(
     server: &TestServer,
     ca: &Path,
@@ -172,7 +172,7 @@ fn remote_host(
         secret: server.host_secret.clone(),
         host: None,
         listen: "127.0.0.1:0".parse().unwrap(),
-        advertise: None,
+        advertise: Some("localhost".into()),
         local: false,
         target_fps: 30,
         mesh_cache_bytes: HostConfig::mib(64),
@@ -220,12 +220,9 @@ async fn a_remote_render_host_registers_over_wss_and_serves_a_device_over_wss() 
     assert_eq!(registered_hosts(&server).await, 0);
     wrong.abort();
 
-    // The coordinator's authority, and a certificate of it for the host's name.
-    let cert = CertFiles {
-        cert: tls.join("server.crt"),
-        key: tls.join("server.key"),
-    };
-    remote_host(&server, &tls.join("ca.crt"), Some(cert), &stop);
+    // The coordinator's authority, and no certificate of its own: the coordinator issues one for
+    // its --advertise name when it registers.
+    remote_host(&server, &tls.join("ca.crt"), None, &stop);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while registered_hosts(&server).await == 0 {
         assert!(
@@ -237,7 +234,29 @@ async fn a_remote_render_host_registers_over_wss_and_serves_a_device_over_wss() 
     let arr = ArrClient::sign_in(&server, &account, &key).await;
     let session = ready(&arr, "remote").await;
     let url = session["renderUrl"].as_str().unwrap();
-    assert!(url.starts_with("wss://"), "{url}");
+    assert!(url.starts_with("wss://localhost:"), "{url}");
+    let jpeg = frame_trusting(url, &arr.token, "gear", server.trust.as_ref()).await;
+    assert_eq!(decode_jpeg(&jpeg).0, 320);
+    stop.cancel();
+
+    // A host with a certificate of its own (the operator's files) serves that instead.
+    let stop = CancellationToken::new();
+    arr.stop("remote").await;
+    let cert = CertFiles {
+        cert: tls.join("server.crt"),
+        key: tls.join("server.key"),
+    };
+    remote_host(&server, &tls.join("ca.crt"), Some(cert), &stop);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while registered_hosts(&server).await == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the second host did not register"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let session = ready(&arr, "own-cert").await;
+    let url = session["renderUrl"].as_str().unwrap();
     let jpeg = frame_trusting(url, &arr.token, "gear", server.trust.as_ref()).await;
     assert_eq!(decode_jpeg(&jpeg).0, 320);
     stop.cancel();

@@ -15,7 +15,7 @@ use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use parallax_core::ModelId;
-use parallax_core::host::{Admission, HOST_SILENCE_MS, HostCommand, HostReport};
+use parallax_core::host::{Admission, HOST_SILENCE_MS, HostCommand, HostReport, IssuedCertificate};
 use parallax_core::pool::HostId;
 use parallax_core::protocol::{CLOSE_GOING_AWAY, CLOSE_POLICY_VIOLATION, HELLO_TIMEOUT};
 use parallax_core::session::{SessionId, SessionKey, SessionSize};
@@ -107,6 +107,41 @@ async fn host_link(mut socket: WebSocket, state: AppState) {
     let _ = socket.send(Message::Close(Some(frame))).await;
 }
 
+/// A certificate for the name in a host's `endpoint` (`wss://NAME:PORT`), from the coordinator's
+/// own authority; `None` (logged) when there is none to give.
+fn certificate_for(state: &AppState, endpoint: &str) -> Option<IssuedCertificate> {
+    let name = url::Url::parse(endpoint)
+        .ok()?
+        .host_str()?
+        .trim_matches(['[', ']'])
+        .to_string();
+    if name
+        .parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| ip.is_unspecified())
+    {
+        tracing::warn!(%endpoint, "a host asked for a certificate without --advertise: none issued");
+        return None;
+    }
+    match state.tls.as_ref().map(|tls| tls.issue_for_host(&name)) {
+        Some(Ok(Some(issued))) => {
+            tracing::info!(%name, "issued a certificate to a render host");
+            Some(issued)
+        }
+        Some(Err(e)) => {
+            tracing::error!(%name, "could not issue a host certificate: {e:#}");
+            None
+        }
+        _ => {
+            tracing::warn!(
+                %name,
+                "a host asked for a certificate, but this coordinator has no authority devices \
+                 trust (--tls-cert or --tls off): give the host --tls-cert/--tls-key"
+            );
+            None
+        }
+    }
+}
+
 /// Registers the host and serves its link; `Ok` with why it ended normally, `Err` for a host
 /// that broke the rules.
 async fn serve_host(socket: &mut WebSocket, state: &AppState) -> Result<String, String> {
@@ -122,6 +157,7 @@ async fn serve_host(socket: &mut WebSocket, state: &AppState) -> Result<String, 
         endpoint,
         adapter,
         pid,
+        wants_certificate,
     }) = first
     else {
         return Err("the first message must be register".into());
@@ -129,11 +165,19 @@ async fn serve_host(socket: &mut WebSocket, state: &AppState) -> Result<String, 
     if !secret_matches(&secret, &state.host_secret) {
         return Err("the host secret is wrong".into());
     }
+    let certificate = if wants_certificate {
+        certificate_for(state, &endpoint)
+    } else {
+        None
+    };
     let (host, mut commands) = state
         .sessions
         .register(host, size, endpoint, adapter, pid)
         .map_err(|e: RegisterError| e.to_string())?;
-    let registered = HostCommand::Registered { host: host.clone() };
+    let registered = HostCommand::Registered {
+        host: host.clone(),
+        certificate,
+    };
     if socket
         .send(Message::Text(registered.to_json().into()))
         .await
