@@ -123,6 +123,14 @@ impl ServerCerts {
         })
     }
 
+    /// What a handshake that does not ask for `localhost` is served now.
+    pub fn serving(&self) -> Option<Arc<CertifiedKey>> {
+        self.current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     /// Serves `certified` to every handshake from now on.
     pub fn replace(&self, certified: Arc<CertifiedKey>) {
         *self.current.write().unwrap_or_else(|p| p.into_inner()) = Some(certified);
@@ -172,10 +180,7 @@ impl ResolvesServerCert for ServerCerts {
         {
             return Some(localhost.clone());
         }
-        self.current
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.serving()
     }
 }
 

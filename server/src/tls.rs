@@ -400,6 +400,56 @@ mod tests {
         assert!(not_after > now + SERVER_VALIDITY - time::Duration::DAY);
     }
 
+    #[tokio::test]
+    async fn the_operators_certificate_is_reloaded_when_its_files_change() {
+        let local = |dir: &Path| {
+            Tls::open(
+                dir,
+                &TlsSetup::Local {
+                    names: vec!["showroom.example".into()],
+                },
+            )
+            .unwrap();
+            server_files(&dir.join("tls"))
+        };
+        let (first, second) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let operator = tempfile::tempdir().unwrap();
+        let files = CertFiles {
+            cert: operator.path().join("chain.pem"),
+            key: operator.path().join("key.pem"),
+        };
+        let copy = |from: &CertFiles| {
+            std::fs::copy(&from.cert, &files.cert).unwrap();
+            std::fs::copy(&from.key, &files.key).unwrap();
+        };
+        let (a, b) = (local(first.path()), local(second.path()));
+        copy(&a);
+        let data = tempfile::tempdir().unwrap();
+        let tls = Tls::open(data.path(), &TlsSetup::Files(files.clone()))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            tls.ca_pem, None,
+            "devices trust the operator's CA, not ours"
+        );
+        let stop = CancellationToken::new();
+        tls.keep_current(stop.clone());
+        let serving = || tls.certs.serving().unwrap().cert[0].clone();
+        assert_eq!(serving(), a.load().unwrap().cert[0]);
+        // Renewed on disk (by certbot, say): served from then on, without a restart.
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        copy(&b);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while serving() != b.load().unwrap().cert[0] {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "not reloaded in 10 s"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        stop.cancel();
+    }
+
     #[test]
     fn the_names_of_this_machine_include_localhost_and_extras() {
         let names = machine_names("127.0.0.1".parse().unwrap(), &["parallax.test".into()]);
