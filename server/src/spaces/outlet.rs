@@ -194,6 +194,12 @@ impl<S: AsyncWrite + Unpin> Inner<S> {
             // A backlog that is gone: an idle member does not keep its memory.
             self.pending = Vec::new();
         }
+        // A TLS stream takes bytes into its records and may hold the last of them until it is
+        // flushed (a plain socket's flush does nothing): an event is delivered only when flushed.
+        let result = match result {
+            Poll::Ready(Ok(())) => Pin::new(&mut self.socket).poll_flush(cx),
+            other => other,
+        };
         result.map_ok(|()| self.oldest.take())
     }
 
