@@ -12,7 +12,8 @@ started=$(date +%s.%N)
 since() { echo "$(date +%s.%N) - $started" | bc; }
 (scripts/run.sh 2>&1 | while IFS= read -r line; do printf '%7.1f %s\n' "$(since)" "$line"; done >"$log") &
 run=$!
-until curl -sf -o /dev/null http://127.0.0.1:3000/sign-in; do
+# HTTPS by default: the authority appears in ./data/tls once the server has started.
+until [ -f data/tls/ca.crt ] && curl -sf --cacert data/tls/ca.crt -o /dev/null https://localhost:3000/sign-in; do
   kill -0 $run 2>/dev/null || { echo "scripts/run.sh stopped; see $log" >&2; exit 1; }
   sleep 1
 done

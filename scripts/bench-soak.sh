@@ -27,7 +27,7 @@ port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0));
 url=http://127.0.0.1:$port
 PARALLAX_HOST_MESH_CACHE_MB=$mesh_mb PARALLAX_HOST_GPU_CACHE_MB=$gpu_mb \
   "$target/release/parallax" serve --addr "127.0.0.1:$port" --data-dir "$work/data" \
-  --site-root /nonexistent --standard 4 --standard-standby 4 --premium 0 --poll-interval-ms 0 \
+  --site-root /nonexistent --standard 4 --standard-standby 4 --premium 0 --poll-interval-ms 0 --tls off \
   >"$work/serve.log" 2>&1 &
 serve=$!
 until curl -sf -o /dev/null "$url/v1/ping"; do sleep 0.2; done

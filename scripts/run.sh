@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs Parallax with the embedded defaults: a SQLite file in ./data, local render hosts, the web
-# app on http://127.0.0.1:3000. Installs what is missing first; extra arguments go to
+# app on https://localhost:3000 (a certificate authority of its own in ./data/tls). Installs what is missing first; extra arguments go to
 # `parallax serve` (e.g. --addr 0.0.0.0:3000 so tablets and headsets on the LAN can reach it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
