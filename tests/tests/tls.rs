@@ -30,6 +30,37 @@ async fn tls_server(dir: &Path, pool: PoolArgs) -> (TestServer, (String, String)
     (TestServer::start_with_options(dir, &options).await, account)
 }
 
+/// At most one Standard host, `standby` of them kept warm, no Premium, no poll limit.
+fn one_standard_host(standby: u32) -> PoolArgs {
+    PoolArgs {
+        standard: 1,
+        standard_standby: standby,
+        premium: 0,
+        poll_interval_ms: 0,
+        ..PoolArgs::default()
+    }
+}
+
+/// The authority of another coordinator (another data dir on this machine): `dir/tls/ca.crt`.
+fn another_authority() -> tempfile::TempDir {
+    let elsewhere = data_dir();
+    let names = vec!["localhost".into()];
+    Tls::open(elsewhere.path(), &TlsSetup::Local { names }).unwrap();
+    elsewhere
+}
+
+/// Waits until a host registered with `server`.
+async fn wait_for_a_host(server: &TestServer) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while registered_hosts(server).await == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no host registered over wss in 20 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Waits until session `id` is Ready; its properties.
 async fn ready(arr: &ArrClient, id: &str) -> Value {
     let mut body = arr.put(id, "Standard", 30).await.body;
@@ -45,17 +76,7 @@ async fn ready(arr: &ArrClient, id: &str) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn https_by_default_with_wss_render_urls_served_by_hosts_linked_over_wss() {
     let dir = data_dir();
-    let (server, (account, key)) = tls_server(
-        dir.path(),
-        PoolArgs {
-            standard: 1,
-            standard_standby: 1,
-            premium: 0,
-            poll_interval_ms: 0,
-            ..PoolArgs::default()
-        },
-    )
-    .await;
+    let (server, (account, key)) = tls_server(dir.path(), one_standard_host(1)).await;
     // `start` waited for the standby host to register: it linked over wss, verifying the
     // coordinator against the authority.
     assert!(server.url().starts_with("https://"));
@@ -126,14 +147,7 @@ async fn clients_trust_only_the_authority_they_were_given() {
     let (server, (account, key)) = tls_server(dir.path(), PoolArgs::default()).await;
 
     // Another coordinator's authority (another data dir, the same machine) is not this one's.
-    let elsewhere = data_dir();
-    Tls::open(
-        elsewhere.path(),
-        &TlsSetup::Local {
-            names: vec!["localhost".into()],
-        },
-    )
-    .unwrap();
+    let elsewhere = another_authority();
     let stranger = Trust::from_file(&elsewhere.path().join("tls/ca.crt")).unwrap();
     let refused =
         Coordinator::sign_in_trusting(&server.url(), &account, &key, Some(stranger)).await;
@@ -193,29 +207,12 @@ async fn registered_hosts(server: &TestServer) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_remote_render_host_registers_over_wss_and_serves_a_device_over_wss() {
     let dir = data_dir();
-    let (server, (account, key)) = tls_server(
-        dir.path(),
-        PoolArgs {
-            standard: 1,
-            standard_standby: 0,
-            premium: 0,
-            poll_interval_ms: 0,
-            ..PoolArgs::default()
-        },
-    )
-    .await;
+    let (server, (account, key)) = tls_server(dir.path(), one_standard_host(0)).await;
     let tls = dir.path().join("tls");
     let stop = CancellationToken::new();
 
     // A host told to trust another authority does not register.
-    let elsewhere = data_dir();
-    Tls::open(
-        elsewhere.path(),
-        &TlsSetup::Local {
-            names: vec!["localhost".into()],
-        },
-    )
-    .unwrap();
+    let elsewhere = another_authority();
     let wrong = remote_host(&server, &elsewhere.path().join("tls/ca.crt"), None, &stop);
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(registered_hosts(&server).await, 0);
@@ -224,14 +221,7 @@ async fn a_remote_render_host_registers_over_wss_and_serves_a_device_over_wss() 
     // The coordinator's authority, and no certificate of its own: the coordinator issues one for
     // its --advertise name when it registers.
     remote_host(&server, &tls.join("ca.crt"), None, &stop);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while registered_hosts(&server).await == 0 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the remote host did not register over wss"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for_a_host(&server).await;
     let arr = ArrClient::sign_in(&server, &account, &key).await;
     let session = ready(&arr, "remote").await;
     let url = session["renderUrl"].as_str().unwrap();
@@ -248,14 +238,7 @@ async fn a_remote_render_host_registers_over_wss_and_serves_a_device_over_wss() 
         key: tls.join("server.key"),
     };
     remote_host(&server, &tls.join("ca.crt"), Some(cert), &stop);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while registered_hosts(&server).await == 0 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the second host did not register"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for_a_host(&server).await;
     let session = ready(&arr, "own-cert").await;
     let url = session["renderUrl"].as_str().unwrap();
     let jpeg = frame_trusting(url, &arr.token, "gear", server.trust.as_ref()).await;
