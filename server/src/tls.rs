@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use parallax_core::host::IssuedCertificate;
-use parallax_host::tls::{CertFiles, ServerCerts};
+use parallax_host::tls::{CertFiles, ServerCerts, certified_key};
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
     Issuer, KeyPair, KeyUsagePurpose,
@@ -48,75 +48,88 @@ pub enum TlsSetup {
 /// The coordinator's TLS, once set up.
 pub struct Tls {
     pub certs: Arc<ServerCerts>,
-    /// The authority's certificate (PEM) devices trust, when it is what the served
-    /// certificate chains to (not with an operator's certificate).
-    pub ca_pem: Option<String>,
     /// The authority's certificate file: what local hosts verify the coordinator with.
     pub ca_file: PathBuf,
     /// What local render hosts serve their render connections with.
     pub host_files: CertFiles,
-    /// Where the operator's files are, to reload them; `None` for the authority's own.
-    operator: Option<CertFiles>,
-    local: Option<LocalIssuer>,
+    served: Served,
 }
 
-/// The authority and what it issues for the coordinator.
-struct LocalIssuer {
+/// Whose certificate the coordinator serves.
+enum Served {
+    /// Its authority's, for `names`; renewed before `not_after`.
+    Own {
+        authority: Authority,
+        names: Vec<String>,
+        not_after: std::sync::Mutex<OffsetDateTime>,
+    },
+    /// The operator's, from [`Tls::host_files`], reloaded when they change.
+    Operator,
+}
+
+/// The certificate authority in the data dir, read once.
+struct Authority {
     dir: PathBuf,
-    names: Vec<String>,
-    not_after: std::sync::Mutex<OffsetDateTime>,
+    pem: String,
+    issuer: Issuer<'static, KeyPair>,
 }
 
 impl Tls {
     /// Sets up `setup` with the authority in `data_dir/tls/`; `None` for [`TlsSetup::Off`].
     pub fn open(data_dir: &Path, setup: &TlsSetup) -> anyhow::Result<Option<Arc<Self>>> {
+        if let TlsSetup::Off = setup {
+            return Ok(None);
+        }
         let dir = data_dir.join("tls");
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("creating the TLS folder {}", dir.display()))?;
+        let authority = Authority::open(dir.clone())?;
         let tls = match setup {
             TlsSetup::Off => return Ok(None),
             TlsSetup::Local { names } => {
-                let (ca_pem, not_after) = issue_server_cert(&dir, names)?;
-                let files = server_files(&dir);
+                let (served, not_after) = authority.issue_server_cert(names)?;
                 Self {
-                    certs: ServerCerts::new(files.load()?, None),
-                    ca_pem: Some(ca_pem),
+                    certs: ServerCerts::new(served, None),
                     ca_file: dir.join("ca.crt"),
-                    host_files: files,
-                    operator: None,
-                    local: Some(LocalIssuer {
-                        dir,
+                    host_files: server_files(&dir),
+                    served: Served::Own {
+                        authority,
                         names: names.clone(),
                         not_after: std::sync::Mutex::new(not_after),
-                    }),
+                    },
                 }
             }
             TlsSetup::Files(files) => {
                 // The operator's certificate is for the public names; local hosts link at
                 // `localhost`, for which the authority issues one.
-                issue_server_cert(&dir, &["localhost".to_string()])?;
+                let (localhost, _) = authority.issue_server_cert(&["localhost".to_string()])?;
                 Self {
-                    certs: ServerCerts::new(files.load()?, Some(server_files(&dir).load()?)),
-                    ca_pem: None,
+                    certs: ServerCerts::new(files.load()?, Some(localhost)),
                     ca_file: dir.join("ca.crt"),
                     host_files: files.clone(),
-                    operator: Some(files.clone()),
-                    local: None,
+                    served: Served::Operator,
                 }
             }
         };
         Ok(Some(Arc::new(tls)))
     }
 
+    /// The authority's certificate (PEM) devices trust, when it is what the served certificate
+    /// chains to (not with an operator's certificate).
+    pub fn ca_pem(&self) -> Option<&str> {
+        match &self.served {
+            Served::Own { authority, .. } => Some(&authority.pem),
+            Served::Operator => None,
+        }
+    }
+
     /// Keeps the served certificate current until `stop`: reloads the operator's files when
     /// they change, or issues the coordinator's own anew before it expires.
     pub fn keep_current(self: &Arc<Self>, stop: CancellationToken) {
-        if let Some(files) = &self.operator {
+        if let Served::Operator = self.served {
             self.certs
                 .clone()
-                .reload_on_change(files.clone(), stop.clone());
-        }
-        if self.local.is_none() {
+                .reload_on_change(self.host_files.clone(), stop);
             return;
         }
         let tls = self.clone();
@@ -137,25 +150,30 @@ impl Tls {
     /// served certificate is the authority's own (devices trust the authority, so they trust
     /// this too); `None` with an operator's certificate.
     pub fn issue_for_host(&self, name: &str) -> anyhow::Result<Option<IssuedCertificate>> {
-        let Some(local) = &self.local else {
+        let Served::Own { authority, .. } = &self.served else {
             return Ok(None);
         };
-        let (_, issued, _) = issue(&local.dir, &[name.to_string()])?;
+        let (issued, _) = authority.issue(&[name.to_string()])?;
         Ok(Some(issued))
     }
 
     /// Issues and serves a new certificate if the current one expires within [`RENEW_BEFORE`]
     /// of `now`; true if it did.
     fn renew_if_due(&self, now: OffsetDateTime) -> anyhow::Result<bool> {
-        let Some(local) = &self.local else {
+        let Served::Own {
+            authority,
+            names,
+            not_after,
+        } = &self.served
+        else {
             return Ok(false);
         };
-        let mut not_after = local.not_after.lock().unwrap_or_else(|p| p.into_inner());
+        let mut not_after = not_after.lock().unwrap_or_else(|p| p.into_inner());
         if *not_after - now > RENEW_BEFORE {
             return Ok(false);
         }
-        let (_, renewed) = issue_server_cert(&local.dir, &local.names)?;
-        self.certs.replace(server_files(&local.dir).load()?);
+        let (served, renewed) = authority.issue_server_cert(names)?;
+        self.certs.replace(served);
         *not_after = renewed;
         tracing::info!("renewed the TLS certificate");
         Ok(true)
@@ -204,52 +222,58 @@ pub fn machine_names(listen: IpAddr, extra: &[String]) -> Vec<String> {
     names
 }
 
-/// Makes the authority in `dir` if there is none (or it has expired), then issues a server
-/// certificate for `names` into `server.crt`/`server.key`. Returns the authority's certificate
-/// (PEM) and when the server certificate expires.
-fn issue_server_cert(dir: &Path, names: &[String]) -> anyhow::Result<(String, OffsetDateTime)> {
-    let (ca_pem, issued, not_after) = issue(dir, names)?;
-    write_private(&dir.join("server.key"), issued.key.as_bytes())?;
-    std::fs::write(dir.join("server.crt"), issued.cert)
-        .context("writing the server certificate")?;
-    Ok((ca_pem, not_after))
-}
+impl Authority {
+    /// The authority in `dir`, made if missing or expired.
+    fn open(dir: PathBuf) -> anyhow::Result<Self> {
+        let (pem, key) = load_or_make_ca(&dir, OffsetDateTime::now_utc())?;
+        let issuer = Issuer::from_ca_cert_pem(&pem, key)
+            .context("reading the certificate authority in the data dir")?;
+        Ok(Self { dir, pem, issuer })
+    }
 
-/// A certificate for `names` from the authority in `dir` (made if missing or expired): the
-/// authority's certificate (PEM), the chain and key issued, and when it expires.
-fn issue(
-    dir: &Path,
-    names: &[String],
-) -> anyhow::Result<(String, IssuedCertificate, OffsetDateTime)> {
-    let now = OffsetDateTime::now_utc();
-    let (ca_pem, ca_key) = load_or_make_ca(dir, now)?;
-    let issuer = Issuer::from_ca_cert_pem(&ca_pem, ca_key)
-        .context("reading the certificate authority in the data dir")?;
-    let mut params = CertificateParams::new(names.to_vec())
-        .with_context(|| format!("a certificate for {names:?}"))?;
-    params.distinguished_name = DistinguishedName::new();
-    params.distinguished_name.push(
-        DnType::CommonName,
-        names
-            .iter()
-            .find(|n| n.parse::<IpAddr>().is_err())
-            .map_or("Parallax", |n| n),
-    );
-    params.not_before = now - time::Duration::hours(1);
-    params.not_after = now + SERVER_VALIDITY;
-    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    params.use_authority_key_identifier_extension = true;
-    let key = KeyPair::generate().context("making a key")?;
-    let cert = params
-        .signed_by(&key, &issuer)
-        .context("issuing the certificate")?;
-    // The chain: the certificate, then the authority's (some clients want it sent).
-    let issued = IssuedCertificate {
-        cert: format!("{}{ca_pem}", cert.pem()),
-        key: key.serialize_pem(),
-    };
-    Ok((ca_pem, issued, params.not_after))
+    /// Issues a server certificate for `names` into `server.crt`/`server.key` (what local hosts
+    /// serve); returns it, ready to serve, and when it expires.
+    fn issue_server_cert(
+        &self,
+        names: &[String],
+    ) -> anyhow::Result<(Arc<rustls::sign::CertifiedKey>, OffsetDateTime)> {
+        let (issued, not_after) = self.issue(names)?;
+        let files = server_files(&self.dir);
+        write_private(&files.key, issued.key.as_bytes())?;
+        std::fs::write(&files.cert, &issued.cert).context("writing the server certificate")?;
+        let served = certified_key(issued.cert.as_bytes(), issued.key.as_bytes())?;
+        Ok((served, not_after))
+    }
+
+    /// A certificate for `names`: the chain and key, and when it expires.
+    fn issue(&self, names: &[String]) -> anyhow::Result<(IssuedCertificate, OffsetDateTime)> {
+        let now = OffsetDateTime::now_utc();
+        let mut params = CertificateParams::new(names.to_vec())
+            .with_context(|| format!("a certificate for {names:?}"))?;
+        params.distinguished_name = DistinguishedName::new();
+        params.distinguished_name.push(
+            DnType::CommonName,
+            names
+                .iter()
+                .find(|n| n.parse::<IpAddr>().is_err())
+                .map_or("Parallax", |n| n),
+        );
+        params.not_before = now - time::Duration::hours(1);
+        params.not_after = now + SERVER_VALIDITY;
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        params.use_authority_key_identifier_extension = true;
+        let key = KeyPair::generate().context("making a key")?;
+        let cert = params
+            .signed_by(&key, &self.issuer)
+            .context("issuing the certificate")?;
+        // The chain: the certificate, then the authority's (some clients want it sent).
+        let issued = IssuedCertificate {
+            cert: format!("{}{}", cert.pem(), self.pem),
+            key: key.serialize_pem(),
+        };
+        Ok((issued, params.not_after))
+    }
 }
 
 /// The authority's certificate (PEM) and key, made if missing or expired.
@@ -350,7 +374,8 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(
-            first.ca_pem, second.ca_pem,
+            first.ca_pem(),
+            second.ca_pem(),
             "devices trust the authority once"
         );
         assert_ne!(
@@ -429,7 +454,8 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(
-            tls.ca_pem, None,
+            tls.ca_pem(),
+            None,
             "devices trust the operator's CA, not ours"
         );
         let stop = CancellationToken::new();

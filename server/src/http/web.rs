@@ -29,7 +29,7 @@ pub fn router(state: &AppState, site_root: &Path) -> Router<AppState> {
 /// devices to trust once (the `/trust` page says how). Public: a CA certificate is no secret,
 /// and a device must fetch it before it trusts anything here.
 async fn ca_certificate(State(state): State<AppState>) -> Result<Response> {
-    match state.tls.as_ref().and_then(|tls| tls.ca_pem.clone()) {
+    match state.tls.as_ref().and_then(|tls| tls.ca_pem()) {
         Some(pem) => Ok((
             [
                 (header::CONTENT_TYPE, "application/x-x509-ca-cert"),
@@ -38,7 +38,7 @@ async fn ca_certificate(State(state): State<AppState>) -> Result<Response> {
                     "attachment; filename=\"parallax-ca.crt\"",
                 ),
             ],
-            pem,
+            pem.to_string(),
         )
             .into_response()),
         None if state.tls.is_some() => Err(AppError::not_found(
