@@ -59,7 +59,7 @@ pub struct Tls {
 enum Served {
     /// Its authority's, for `names`; renewed before `not_after`.
     Own {
-        authority: Authority,
+        authority: Box<Authority>,
         names: Vec<String>,
         not_after: std::sync::Mutex<OffsetDateTime>,
     },
@@ -93,7 +93,7 @@ impl Tls {
                     ca_file: dir.join("ca.crt"),
                     host_files: server_files(&dir),
                     served: Served::Own {
-                        authority,
+                        authority: Box::new(authority),
                         names: names.clone(),
                         not_after: std::sync::Mutex::new(not_after),
                     },
