@@ -31,6 +31,7 @@ mod url;
 pub use parallax_core::trust::Trust;
 pub use render::{RenderConnection, RenderEvent};
 pub use space::{
-    ClientError, Coordinator, Join, Membership, SpaceConnection, SpaceUpdate, http_client,
+    ClientError, Coordinator, Join, Membership, SpaceConnection, SpaceUpdate, connect_socket,
+    http_client,
 };
 pub use url::socket_url;

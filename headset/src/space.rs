@@ -84,7 +84,7 @@ pub fn http_client(trust: Option<&Trust>) -> Result<reqwest::Client, ClientError
 }
 
 /// Opens a WebSocket (Nagle off); `wss://` only with authorities to verify the peer with.
-pub(crate) async fn connect_socket(
+pub async fn connect_socket(
     url: &str,
     config: Option<tokio_tungstenite::tungstenite::protocol::WebSocketConfig>,
     trust: Option<&Trust>,

@@ -9,14 +9,13 @@ use anyhow::Context;
 use futures_util::{SinkExt, StreamExt};
 use parallax_core::host::{HEARTBEAT_MS, HostCommand, HostReport};
 use parallax_core::pool::HostId;
+use parallax_core::trust::Trust;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::HostConfig;
 use crate::host::Host;
-use parallax_core::trust::Trust;
-
 use crate::tls::{ServerCerts, certified_key, connect_ws};
 
 /// `ws://host:port/…` → `http://host:port`.

@@ -41,6 +41,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
+use axum::serve::ListenerExt;
+use parallax_host::tls::{CertFiles, TlsListener};
 use tokio::net::TcpListener;
 
 use crate::accounts::keys;
@@ -48,8 +50,6 @@ use crate::base::clock::SystemClock;
 use crate::config::{ServeArgs, TlsMode};
 use crate::state::open_store;
 use crate::tls::TlsSetup;
-use axum::serve::ListenerExt;
-use parallax_host::tls::{CertFiles, TlsListener};
 
 pub use crate::accounts::keys::NewAccount;
 pub use crate::base::clock;
@@ -92,6 +92,7 @@ pub async fn run(
         Some(tls) => {
             tls.keep_current(token.clone());
             let listener = TlsListener::new(listener, tls.certs.server_config())?;
+            // The no-op tap is what gives a custom listener axum's `ConnectInfo<SocketAddr>`.
             axum::serve(listener.tap_io(|_| {}), service)
                 .with_graceful_shutdown(stop)
                 .await

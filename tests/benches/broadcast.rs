@@ -24,12 +24,11 @@ use futures_util::{SinkExt, StreamExt};
 use parallax_core::space::Role;
 use parallax_headset::load::Summary;
 use parallax_headset::space::small_messages;
-use parallax_headset::{Coordinator, Trust, socket_url};
+use parallax_headset::{Coordinator, Trust, connect_socket, socket_url};
 use parallax_tests::{ArrClient, ServeProcess, cpu_time_of, data_dir};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::Notify;
-use tokio_tungstenite::Connector;
 use tokio_tungstenite::tungstenite::Message;
 
 const MODELS: [&str; 2] = ["gear", "shaft"];
@@ -158,18 +157,9 @@ struct IncomingEvent<'a> {
 /// A subscriber: says `hello`, then reports each selection and acknowledges every event, from
 /// one task per client.
 async fn subscribe(url: String, hello: Value, receipts: Arc<Receipts>, trust: Option<Trust>) {
-    let connector = match trust {
-        Some(trust) => Connector::Rustls(trust.config),
-        None => Connector::Plain,
-    };
-    let (mut socket, _) = tokio_tungstenite::connect_async_tls_with_config(
-        &url,
-        Some(small_messages()),
-        true,
-        Some(connector),
-    )
-    .await
-    .expect("the server accepts the client");
+    let mut socket = connect_socket(&url, Some(small_messages()), trust.as_ref())
+        .await
+        .expect("the server accepts the client");
     socket.send(Message::text(hello.to_string())).await.unwrap();
     while let Some(Ok(message)) = socket.next().await {
         let Message::Text(text) = message else {

@@ -12,13 +12,12 @@ use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use parallax_core::device::{DeviceMessage, Pose};
-use parallax_headset::Trust;
+use parallax_headset::{Trust, connect_socket};
 use parallax_render::samples;
 use parallax_server::Options;
 use parallax_server::config::PoolArgs;
 use parallax_server::tls::TlsSetup;
 use parallax_tests::{ArrClient, TestServer, data_dir, upload};
-use tokio_tungstenite::Connector;
 use tokio_tungstenite::tungstenite::Message;
 
 #[tokio::main]
@@ -97,14 +96,9 @@ async fn run(tls: TlsSetup, device_counts: &[usize], seconds: u64) {
 
 /// Frames one device receives in `seconds` while it streams poses at 90 Hz.
 async fn frames(url: &str, token: &str, model: &str, seconds: u64, trust: Option<Trust>) -> u64 {
-    let connector = match trust {
-        Some(trust) => Connector::Rustls(trust.config),
-        None => Connector::Plain,
-    };
-    let (socket, _) =
-        tokio_tungstenite::connect_async_tls_with_config(url, None, true, Some(connector))
-            .await
-            .expect("connects");
+    let socket = connect_socket(url, None, trust.as_ref())
+        .await
+        .expect("connects");
     let (mut outgoing, mut incoming) = socket.split();
     let send = |m: DeviceMessage| Message::text(m.to_json());
     outgoing
