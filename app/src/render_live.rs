@@ -216,9 +216,8 @@ struct Camera {
     zoom: f32,
     next_pose: u64,
     next_pick: u64,
-    /// Poses sent, when (ms) and for which eyes, to time and reproject the frames that answer
-    /// them.
-    sent: VecDeque<(u64, f64, Option<[XrEye; 2]>)>,
+    /// Poses sent, when and for which eyes, to time and reproject the frames that answer them.
+    sent: VecDeque<(u64, ShownFrame)>,
     /// Frames in the current one-second window, and when it started.
     window: (u32, f64),
     /// The WebXR viewer, once a session runs: its head moves the camera instead.
@@ -250,9 +249,11 @@ impl Camera {
     fn pose(&mut self) -> Option<Pose> {
         let extent = self.extent?;
         self.next_pose += 1;
-        let eyes = self.viewer.and_then(|v| v.eyes);
-        self.sent
-            .push_back((self.next_pose, js_sys::Date::now(), eyes));
+        let sent = ShownFrame {
+            eyes: self.viewer.and_then(|v| v.eyes),
+            sent_ms: js_sys::Date::now(),
+        };
+        self.sent.push_back((self.next_pose, sent));
         if self.sent.len() > 64 {
             self.sent.pop_front();
         }
@@ -355,7 +356,7 @@ async fn converse(
                 let in_flight = camera
                     .sent
                     .iter()
-                    .filter(|(_, at, _)| now - at < IN_FLIGHT_LIMIT_MS)
+                    .filter(|(_, sent)| now - sent.sent_ms < IN_FLIGHT_LIMIT_MS)
                     .count();
                 if camera.viewer.is_some() && (in_flight >= MAX_IN_FLIGHT || held()) {
                     None
@@ -433,10 +434,10 @@ fn on_frame(state: HeadsetState, camera: &mut Camera, bytes: &[u8]) {
     let painted = camera.painted.clone();
     let now = js_sys::Date::now();
     let mut shown = None;
-    if let Some(i) = camera.sent.iter().position(|(id, _, _)| *id == header.pose) {
-        let (_, sent_ms, eyes) = camera.sent[i];
-        state.latency_ms.set(Some(now - sent_ms));
-        shown = Some(ShownFrame { eyes, sent_ms });
+    if let Some(i) = camera.sent.iter().position(|(id, _)| *id == header.pose) {
+        let sent = camera.sent[i].1;
+        state.latency_ms.set(Some(now - sent.sent_ms));
+        shown = Some(sent);
         camera.sent.drain(..=i);
     }
     spawn_local(paint(state, jpeg.to_vec(), painting, shown, painted));
