@@ -253,9 +253,9 @@ fn on_frame(
         };
         gl.viewport(side("x"), side("y"), side("width"), side("height"));
         // From where this eye is now to where it was when its half of the frame was rendered.
-        let homography = match (reproject, screen.rendered.get(), eye(&view)) {
+        let homography = match (reproject, screen.rendered.get(), eyes) {
             (true, Some(then), Some(now)) => {
-                reproject::homography(&then[i.min(1)], &now, XR_ANCHOR)
+                reproject::homography(&then[i.min(1)], &now[i.min(1)], XR_ANCHOR)
                     .unwrap_or(reproject::IDENTITY)
             }
             _ => reproject::IDENTITY,
