@@ -85,48 +85,15 @@ mod tests {
 
     /// A WebXR-like eye at `position` turned `yaw` radians (positive: to the left) about y.
     fn eye(position: [f32; 3], yaw: f32) -> XrEye {
-        let (s, c) = yaw.sin_cos();
-        // Eye → local: rotation about y, then the position; the view is its inverse.
-        let eye_to_local = [
-            c,
-            0.0,
-            -s,
-            0.0, //
-            0.0,
-            1.0,
-            0.0,
-            0.0, //
-            s,
-            0.0,
-            c,
-            0.0, //
-            position[0],
-            position[1],
-            position[2],
-            1.0,
-        ];
-        // A 90° × 90° symmetric field of view, near 0.1, far 100.
-        let (near, far) = (0.1f32, 100.0f32);
-        let projection = [
-            1.0,
-            0.0,
-            0.0,
-            0.0, //
-            0.0,
-            1.0,
-            0.0,
-            0.0, //
-            0.0,
-            0.0,
-            -(far + near) / (far - near),
-            -1.0, //
-            0.0,
-            0.0,
-            -2.0 * far * near / (far - near),
-            0.0,
-        ];
+        // Eye → local: a rotation about y, then the position; the view is its inverse. A 90° ×
+        // 90° symmetric field of view, near 0.1, far 100.
+        let eye_to_local =
+            Mat4::from_rotation_translation(glam::Quat::from_rotation_y(yaw), position.into());
+        let projection =
+            glam::camera::rh::proj::opengl::perspective(90f32.to_radians(), 1.0, 0.1, 100.0)
+                .to_cols_array();
         XrEye {
-            view: matrix(&eye_to_local).inverse().to_cols_array(),
+            view: eye_to_local.inverse().to_cols_array(),
             projection,
         }
     }
