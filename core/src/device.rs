@@ -322,6 +322,10 @@ pub enum DeviceMessage {
     Hello {
         #[serde(default)]
         token: String,
+        /// The frame formats the device decodes, any order; the host picks the best of them it
+        /// encodes ([`Codec::choose`]). Absent: JPEG only, as before video.
+        #[serde(default = "jpeg_only", deserialize_with = "known_codecs")]
+        codecs: Vec<Codec>,
     },
     Pose(Pose),
     LoadModel {
@@ -329,6 +333,9 @@ pub enum DeviceMessage {
     },
     SetTransform(Placement),
     /// ARR's spatial query: a ray from pixel (`x`, `y`) of the last pose's viewport into the scene.
+    /// The device lost its video decoder's state (an error, a reset): the next frame must be a
+    /// key frame. Meaningless, and ignored, for JPEG.
+    Keyframe,
     Pick {
         /// Echoed in the answer.
         id: u64,
@@ -341,6 +348,68 @@ pub enum DeviceMessage {
         max_hits: u32,
     },
     Bye,
+}
+
+fn jpeg_only() -> Vec<Codec> {
+    vec![Codec::Jpeg]
+}
+
+/// The codecs of a hello's list this build knows: a newer device may name more.
+fn known_codecs<'de, D: serde::Deserializer<'de>>(from: D) -> Result<Vec<Codec>, D::Error> {
+    let names = Vec::<String>::deserialize(from)?;
+    Ok(names
+        .iter()
+        .filter_map(|name| Codec::deserialize(serde_json::Value::from(name.as_str())).ok())
+        .collect())
+}
+
+/// How a render connection's frames are encoded, named as in `hello` and `welcome`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Codec {
+    /// Each frame a baseline JPEG: decodes anywhere, no state between frames.
+    #[default]
+    Jpeg,
+    /// H.264 Constrained Baseline in Annex B byte stream, no B-frames: each frame one access
+    /// unit, the first and every one after a `keyframe` request an IDR with its SPS and PPS.
+    H264,
+}
+
+impl Codec {
+    /// Best first: the order the host prefers them in.
+    pub const PREFERENCE: [Codec; 2] = [Codec::H264, Codec::Jpeg];
+
+    /// The best codec both sides have, or `None` when they share none.
+    pub fn choose(device: &[Codec], host: &[Codec]) -> Option<Codec> {
+        Self::PREFERENCE
+            .into_iter()
+            .find(|c| device.contains(c) && host.contains(c))
+    }
+
+    /// The byte in a [`crate::FrameHeader`] that says which codec a frame is in.
+    pub fn wire(self) -> u8 {
+        match self {
+            Codec::Jpeg => 0,
+            Codec::H264 => 1,
+        }
+    }
+
+    pub fn from_wire(byte: u8) -> Option<Self> {
+        match byte {
+            0 => Some(Codec::Jpeg),
+            1 => Some(Codec::H264),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Codec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Codec::Jpeg => "JPEG",
+            Codec::H264 => "H.264",
+        })
+    }
 }
 
 fn max_hits() -> u32 {
@@ -383,6 +452,9 @@ pub struct Hit {
 pub enum HostMessage {
     Welcome {
         session: String,
+        /// The frame format this connection's frames come in.
+        #[serde(default)]
+        codec: Codec,
     },
     LoadProgress {
         model: ModelId,
@@ -478,6 +550,33 @@ impl Pose {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_best_shared_codec_is_chosen_and_an_old_hello_means_jpeg() {
+        let both = [Codec::Jpeg, Codec::H264];
+        assert_eq!(Codec::choose(&both, &both), Some(Codec::H264));
+        assert_eq!(Codec::choose(&[Codec::Jpeg], &both), Some(Codec::Jpeg));
+        assert_eq!(Codec::choose(&[Codec::H264], &[Codec::Jpeg]), None);
+        let hello = DeviceMessage::parse(r#"{"type":"hello","token":"t"}"#).unwrap();
+        assert_eq!(
+            hello,
+            DeviceMessage::Hello {
+                token: "t".into(),
+                codecs: vec![Codec::Jpeg]
+            }
+        );
+        let hello = DeviceMessage::parse(r#"{"type":"hello","codecs":["h264","jpeg"]}"#).unwrap();
+        assert!(
+            matches!(hello, DeviceMessage::Hello { codecs, .. } if codecs == [Codec::H264, Codec::Jpeg])
+        );
+        assert_eq!(
+            DeviceMessage::parse(r#"{"type":"keyframe"}"#).unwrap(),
+            DeviceMessage::Keyframe
+        );
+        // A codec this build does not know is passed over, not refused.
+        let hello = DeviceMessage::parse(r#"{"type":"hello","codecs":["av1","jpeg"]}"#).unwrap();
+        assert!(matches!(hello, DeviceMessage::Hello { codecs, .. } if codecs == [Codec::Jpeg]));
+    }
 
     #[test]
     fn stereo_eyes_stand_either_side_of_the_camera_and_look_the_same_way() {

@@ -36,6 +36,7 @@ pub mod space;
 pub mod space_protocol;
 pub mod throttle;
 pub mod time;
+pub mod yuv;
 #[cfg(feature = "tls")]
 pub mod trust;
 

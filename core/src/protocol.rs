@@ -5,6 +5,7 @@
 use thiserror::Error;
 
 use crate::change::ChangeNumber;
+use crate::device::Codec;
 
 /// WebSocket close code for a conversation that ended as agreed (`bye`).
 pub const CLOSE_NORMAL: u16 = 1000;
@@ -31,33 +32,43 @@ pub enum ProtocolError {
     FrameTooShort(usize),
     #[error("binary frame does not start with the Parallax frame magic")]
     BadFrameMagic,
+    #[error("binary frame in an unknown codec ({0})")]
+    UnknownCodec(u8),
 }
 
-/// The header in front of every binary video frame; the JPEG image follows it directly.
+/// The header in front of every binary video frame; the encoded image follows it directly.
 ///
-/// Layout (little-endian): `b"PXF1"`, frame number (u64), pose id (u64), change number (u64).
+/// Layout (little-endian): `b"PXF2"`, frame number (u64), pose id (u64), change number (u64),
+/// codec (u8, [`Codec::wire`]), flags (u8: bit 0 set on a key frame).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FrameHeader {
-    /// Counts the frames sent on one connection, so a client can see drops.
+    /// Counts the frames sent on one connection, so a client can see drops (and a video decoder
+    /// can match each decoded picture to its frame).
     pub frame: u64,
     /// The pose this frame answers, so a headset can measure pose-to-photon latency.
     pub pose: u64,
     /// The selection this frame shows, so a client never pairs a frame with the wrong model.
     pub change: ChangeNumber,
+    pub codec: Codec,
+    /// Decodes on its own: every JPEG, and an H.264 IDR access unit.
+    pub key: bool,
 }
 
 impl FrameHeader {
-    pub const MAGIC: [u8; 4] = *b"PXF1";
-    pub const LEN: usize = 4 + 8 + 8 + 8;
+    pub const MAGIC: [u8; 4] = *b"PXF2";
+    pub const LEN: usize = 4 + 8 + 8 + 8 + 1 + 1;
+    const KEY: u8 = 1;
 
-    /// A full binary frame: this header followed by `jpeg`.
-    pub fn encode_with(&self, jpeg: &[u8]) -> Vec<u8> {
-        let mut out = Vec::with_capacity(Self::LEN + jpeg.len());
+    /// A full binary frame: this header followed by `image`.
+    pub fn encode_with(&self, image: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(Self::LEN + image.len());
         out.extend_from_slice(&Self::MAGIC);
         out.extend_from_slice(&self.frame.to_le_bytes());
         out.extend_from_slice(&self.pose.to_le_bytes());
         out.extend_from_slice(&self.change.0.to_le_bytes());
-        out.extend_from_slice(jpeg);
+        out.push(self.codec.wire());
+        out.push(if self.key { Self::KEY } else { 0 });
+        out.extend_from_slice(image);
         out
     }
 
@@ -71,11 +82,14 @@ impl FrameHeader {
             return Err(ProtocolError::BadFrameMagic);
         }
         let word = |at: usize| u64::from_le_bytes(head[at..at + 8].try_into().expect("8 bytes"));
+        let codec = Codec::from_wire(head[28]).ok_or(ProtocolError::UnknownCodec(head[28]))?;
         Ok((
             Self {
                 frame: word(4),
                 pose: word(12),
                 change: ChangeNumber(word(20)),
+                codec,
+                key: head[29] & Self::KEY != 0,
             },
             image,
         ))
@@ -104,12 +118,20 @@ mod tests {
             frame: 7,
             pose: 42,
             change: ChangeNumber(9),
+            codec: Codec::H264,
+            key: true,
         };
-        let bytes = header.encode_with(&[0xFF, 0xD8, 0xFF]);
-        assert_eq!(bytes.len(), FrameHeader::LEN + 3);
+        let bytes = header.encode_with(&[0, 0, 0, 1]);
+        assert_eq!(bytes.len(), FrameHeader::LEN + 4);
         let (decoded, image) = FrameHeader::decode(&bytes).unwrap();
         assert_eq!(decoded, header);
-        assert_eq!(image, &[0xFF, 0xD8, 0xFF]);
+        assert_eq!(image, &[0, 0, 0, 1]);
+        let delta = FrameHeader {
+            codec: Codec::Jpeg,
+            key: false,
+            ..header
+        };
+        assert_eq!(FrameHeader::decode(&delta.encode_with(&[])).unwrap().0, delta);
     }
 
     #[test]
@@ -123,6 +145,13 @@ mod tests {
         assert_eq!(
             FrameHeader::decode(&foreign),
             Err(ProtocolError::BadFrameMagic)
+        );
+        let mut future = vec![0u8; FrameHeader::LEN];
+        future[..4].copy_from_slice(&FrameHeader::MAGIC);
+        future[28] = 9;
+        assert_eq!(
+            FrameHeader::decode(&future),
+            Err(ProtocolError::UnknownCodec(9))
         );
     }
 

@@ -11,6 +11,7 @@
 //! - [`import`]: glTF/GLB, STL and OBJ files into a mesh, validated.
 //! - [`pick`]: ray casts from a screen point into the model (ARR's spatial queries).
 //! - [`encode`]: JPEG and PNG encoding of a rendered frame.
+//! - [`video`]: H.264 encoding of a render connection's frames, and PSNR to judge them by.
 
 pub mod camera;
 pub mod encode;
@@ -20,9 +21,11 @@ pub mod pick;
 mod readback;
 pub mod renderer;
 pub mod samples;
+pub mod video;
 
 pub use camera::View;
 pub use encode::{EncodeError, decode_png, encode_jpeg, encode_png};
 pub use import::{Format, ImportError, ImportedModel, import, import_file};
 pub use mesh::{Bounds, Mesh, Orientation, Part, Vertex};
 pub use renderer::{Eye, GpuModel, MAX_EYES, RenderError, Renderer, RgbaImage};
+pub use video::{EncodedFrame, VideoEncoder, VideoError, psnr};
