@@ -18,7 +18,7 @@ use std::time::Duration;
 use parallax_core::device::{HostMessage, Pose};
 use parallax_core::space::Role;
 use parallax_headset::{
-    Coordinator, Membership, RenderConnection, RenderEvent, Trust, http_client,
+    Coordinator, Membership, Picture, RenderConnection, RenderEvent, Trust, http_client,
 };
 use parallax_server::config::PoolArgs;
 use parallax_server::tls::TlsSetup;
@@ -499,21 +499,28 @@ impl ServeProcess {
 /// and waits for the host to close: the session is free for the next device when this returns
 /// (dropping the connection instead left the host to notice later, and a quick next connection
 /// could find the session still taken).
-pub async fn frame_of(url: &str, token: &str, model: &str) -> Vec<u8> {
+///
+/// The frame comes in the host's best codec (H.264) and is decoded whatever it is.
+pub async fn frame_of(url: &str, token: &str, model: &str) -> parallax_render::RgbaImage {
     frame_trusting(url, token, model, None).await
 }
 
 /// [`frame_of`] over `wss://`, trusting `trust`.
-pub async fn frame_trusting(url: &str, token: &str, model: &str, trust: Option<&Trust>) -> Vec<u8> {
+pub async fn frame_trusting(
+    url: &str,
+    token: &str,
+    model: &str,
+    trust: Option<&Trust>,
+) -> parallax_render::RgbaImage {
     let mut render = within(RenderConnection::connect_trusting(url, token, trust))
         .await
         .unwrap();
     render.load(model).await.unwrap();
     loop {
         match within(render.next()).await.unwrap() {
-            RenderEvent::Frame { jpeg, .. } => {
+            RenderEvent::Frame { picture, .. } => {
                 within(render.bye()).await.unwrap();
-                return jpeg;
+                return image_of(picture);
             }
             RenderEvent::Message(HostMessage::LoadDone { extent, .. }) => {
                 let extent = extent.expect("a loaded model has an extent");
@@ -527,7 +534,34 @@ pub async fn frame_trusting(url: &str, token: &str, model: &str, trust: Option<&
                 },
             ) => panic!("the render host refused: {reason}"),
             RenderEvent::Message(_) => {}
+            RenderEvent::Skipped { reason, .. } => panic!("a frame did not decode: {reason}"),
         }
+    }
+}
+
+/// A frame's picture as RGBA, whichever codec it came in.
+pub fn image_of(picture: Picture) -> parallax_render::RgbaImage {
+    match picture {
+        Picture::Jpeg(jpeg) => {
+            let (width, height, rgb) = decode_jpeg(&jpeg);
+            parallax_render::RgbaImage {
+                width: u32::from(width),
+                height: u32::from(height),
+                pixels: rgb
+                    .chunks_exact(3)
+                    .flat_map(|p| [p[0], p[1], p[2], 255])
+                    .collect(),
+            }
+        }
+        Picture::Rgba {
+            width,
+            height,
+            pixels,
+        } => parallax_render::RgbaImage {
+            width,
+            height,
+            pixels,
+        },
     }
 }
 

@@ -36,9 +36,9 @@ pub mod space;
 pub mod space_protocol;
 pub mod throttle;
 pub mod time;
-pub mod yuv;
 #[cfg(feature = "tls")]
 pub mod trust;
+pub mod yuv;
 
 pub use catalog::{ModelId, ModelSummary};
 pub use change::ChangeNumber;

@@ -131,7 +131,10 @@ mod tests {
             key: false,
             ..header
         };
-        assert_eq!(FrameHeader::decode(&delta.encode_with(&[])).unwrap().0, delta);
+        assert_eq!(
+            FrameHeader::decode(&delta.encode_with(&[])).unwrap().0,
+            delta
+        );
     }
 
     #[test]

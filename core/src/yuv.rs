@@ -16,7 +16,10 @@ impl I420 {
     /// Converts tight RGBA rows of an even-sized picture (alpha is ignored); `into` is reused
     /// when it has the size already.
     pub fn from_rgba(rgba: &[u8], width: usize, height: usize, into: Option<Self>) -> Self {
-        assert!(width % 2 == 0 && height % 2 == 0, "I420 needs an even size");
+        assert!(
+            width.is_multiple_of(2) && height.is_multiple_of(2),
+            "I420 needs an even size"
+        );
         assert_eq!(rgba.len(), width * height * 4, "RGBA of {width}x{height}");
         let mut out = match into {
             Some(picture) if picture.width == width && picture.height == height => picture,

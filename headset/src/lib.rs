@@ -19,6 +19,7 @@
 //! # Layout
 //! - [`space`]: [`Coordinator`], [`Membership`], [`SpaceConnection`]: spaces with acks and resume.
 //! - [`render`]: [`RenderConnection`]: the exclusive render connection (poses, frames, picks).
+//! - [`video`]: [`FrameDecoder`]: frames into pictures (H.264 decoded, JPEG as it is).
 //! - [`load`]: many simulated headsets in one space, measured (`parallax-headset load`).
 //! - `url`: the coordinator's address as a WebSocket URL.
 //! - `main.rs`: the `parallax-headset` command line.
@@ -27,6 +28,7 @@ pub mod load;
 pub mod render;
 pub mod space;
 mod url;
+pub mod video;
 
 pub use parallax_core::trust::Trust;
 pub use render::{RenderConnection, RenderEvent};
@@ -35,3 +37,4 @@ pub use space::{
     http_client,
 };
 pub use url::socket_url;
+pub use video::{FrameDecoder, Picture};

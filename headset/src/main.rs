@@ -6,13 +6,14 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
-use parallax_core::device::{HostMessage, Pose};
+use parallax_core::device::{Codec, HostMessage, Pose};
 use parallax_core::space::Role;
 use parallax_core::space_protocol::SpaceEvent;
 use parallax_core::trust::Trust;
 use parallax_headset::load::{self, LoadConfig, Progress};
 use parallax_headset::{
-    ClientError, Coordinator, Join, RenderConnection, RenderEvent, SpaceConnection, SpaceUpdate,
+    ClientError, Coordinator, Join, Picture, RenderConnection, RenderEvent, SpaceConnection,
+    SpaceUpdate,
 };
 use tokio::time::Instant;
 
@@ -65,9 +66,13 @@ enum Command {
         /// The name the roster shows.
         #[arg(long, default_value = "parallax-headset")]
         device: String,
-        /// Write each received frame here as `frame-<n>.jpg`.
+        /// Write each received frame here: `frame-<n>.jpg` for JPEG, `frame-<n>.png` decoded
+        /// from H.264.
         #[arg(long)]
         frames: Option<PathBuf>,
+        /// The frame format to ask for, `h264` or `jpeg`; default: the host's best.
+        #[arg(long, value_parser = codec)]
+        codec: Option<Codec>,
         /// Viewport of the frames asked for.
         #[arg(long, default_value_t = 1280)]
         width: u32,
@@ -118,7 +123,16 @@ async fn main() -> anyhow::Result<()> {
             width,
             height,
             stereo,
-        } => join(&connection, &device, frames, (width, height), stereo).await,
+            codec,
+        } => {
+            let codecs = codec.map_or(Codec::PREFERENCE.to_vec(), |c| vec![c]);
+            let view = View {
+                size: (width, height),
+                stereo,
+                codecs,
+            };
+            join(&connection, &device, frames, view).await
+        }
         Command::Load {
             connection,
             devices,
@@ -220,13 +234,29 @@ struct Meter {
     latencies: Vec<Duration>,
 }
 
+/// What `join` asks its render session for.
+struct View {
+    size: (u32, u32),
+    stereo: Option<f32>,
+    codecs: Vec<Codec>,
+}
+
+fn codec(name: &str) -> Result<Codec, String> {
+    serde_json::from_value(serde_json::Value::from(name))
+        .map_err(|_| format!("{name} is not a codec: h264 or jpeg"))
+}
+
 async fn join(
     connection: &Connection,
     device: &str,
     frames: Option<PathBuf>,
-    (width, height): (u32, u32),
-    stereo: Option<f32>,
+    view: View,
 ) -> anyhow::Result<()> {
+    let View {
+        size: (width, height),
+        stereo,
+        codecs,
+    } = view;
     if let Some(dir) = &frames {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
@@ -255,7 +285,9 @@ async fn join(
     let url = membership.render_url(Duration::from_secs(300)).await?;
     println!("render session ready: {url}");
     let mut render =
-        RenderConnection::connect_trusting(&url, &coordinator.token, coordinator.trust()).await?;
+        RenderConnection::connect_offering(&url, &coordinator.token, coordinator.trust(), &codecs)
+            .await?;
+    println!("frames come as {}", render.codec());
     let mut space = membership.connect().await?;
 
     let mut extent = None;
@@ -267,9 +299,13 @@ async fn join(
     let mut reports = tokio::time::interval(Duration::from_secs(3));
     reports.tick().await;
     let mut last_report = Instant::now();
+    // One listener for the whole conversation: one made anew each turn of the loop misses a
+    // Ctrl-C that comes while the loop is busy with a frame.
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
     let ended = loop {
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => break None,
+            _ = &mut ctrl_c => break None,
             update = space.next() => match update {
                 Ok(SpaceUpdate::Snapshot(snapshot)) => {
                     match snapshot["properties"]["selectedModel"].as_str() {
@@ -304,18 +340,17 @@ async fn join(
                 Err(e) => return Err(e.into()),
             },
             event = render.next() => match event {
-                Ok(RenderEvent::Frame { header, jpeg }) => {
+                Ok(RenderEvent::Frame { header, picture, .. }) => {
                     meter.frames += 1;
                     if let Some(i) = sent.iter().position(|(id, _)| *id == header.pose) {
                         meter.latencies.push(sent[i].1.elapsed());
                         sent.drain(..=i);
                     }
                     if let Some(dir) = &frames {
-                        let path = dir.join(format!("frame-{}.jpg", header.frame));
-                        std::fs::write(&path, &jpeg)
-                            .with_context(|| format!("writing {}", path.display()))?;
+                        write_picture(dir, header.frame, &picture)?;
                     }
                 }
+                Ok(RenderEvent::Skipped { reason, .. }) => eprintln!("{reason}"),
                 Ok(RenderEvent::Message(HostMessage::LoadDone { model, triangles, extent: e })) => {
                     println!("loaded {model}: {triangles} triangles");
                     extent = e.or(Some(Default::default()));
@@ -372,4 +407,27 @@ async fn join(
         }
     }
     Ok(())
+}
+
+/// Writes a frame's picture into `dir`: a JPEG as it came, a decoded video frame as PNG.
+fn write_picture(dir: &std::path::Path, frame: u64, picture: &Picture) -> anyhow::Result<()> {
+    let (path, bytes) = match picture {
+        Picture::Jpeg(jpeg) => (dir.join(format!("frame-{frame}.jpg")), jpeg.clone()),
+        Picture::Rgba {
+            width,
+            height,
+            pixels,
+        } => {
+            let mut png = Vec::new();
+            let mut encoder = png::Encoder::new(&mut png, *width, *height);
+            encoder.set_color(png::ColorType::Rgba);
+            encoder.set_depth(png::BitDepth::Eight);
+            encoder.set_compression(png::Compression::Fast);
+            let mut writer = encoder.write_header()?;
+            writer.write_image_data(pixels)?;
+            writer.finish()?;
+            (dir.join(format!("frame-{frame}.png")), png)
+        }
+    };
+    std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))
 }

@@ -1,11 +1,12 @@
 //! The exclusive render connection: one device, one render session, its `renderUrl`.
 //!
 //! The device says hello with its access token, loads models, sends poses and picks; the host
-//! answers with binary frames (a [`FrameHeader`] and a JPEG) and JSON messages.
+//! answers with binary frames (a [`FrameHeader`] and an H.264 access unit or a JPEG), decoded
+//! here into [`Picture`]s, and JSON messages.
 
 use futures_util::{SinkExt, StreamExt};
 use parallax_core::ModelId;
-use parallax_core::device::{DeviceMessage, HitPolicy, HostMessage, Pose, SESSION_TAKEN};
+use parallax_core::device::{Codec, DeviceMessage, HitPolicy, HostMessage, Pose, SESSION_TAKEN};
 use parallax_core::protocol::FrameHeader;
 use parallax_core::trust::Trust;
 use tokio::net::TcpStream;
@@ -13,12 +14,21 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::space::{ClientError, connect_socket};
+use crate::video::{DecodeError, FrameDecoder, Picture};
 
 /// What the render host sent.
 #[derive(Debug, Clone, PartialEq)]
 pub enum RenderEvent {
-    /// A rendered frame: which pose and which selection it shows, and the JPEG.
-    Frame { header: FrameHeader, jpeg: Vec<u8> },
+    /// A rendered frame: which pose and which selection it shows, its picture, and how many
+    /// bytes it took on the wire (header included).
+    Frame {
+        header: FrameHeader,
+        picture: Picture,
+        bytes: usize,
+    },
+    /// A video frame that could not be shown: the decoder lost its state. A key frame has been
+    /// asked for; frames until it comes are skipped like this one.
+    Skipped { header: FrameHeader, reason: String },
     /// Any other message: load progress, load results, pick results, errors.
     Message(HostMessage),
 }
@@ -27,6 +37,8 @@ pub enum RenderEvent {
 pub struct RenderConnection {
     socket: WebSocketStream<MaybeTlsStream<TcpStream>>,
     session: String,
+    codec: Codec,
+    decoder: FrameDecoder,
     next_pick: u64,
 }
 
@@ -53,21 +65,36 @@ impl RenderConnection {
         token: &str,
         trust: Option<&Trust>,
     ) -> Result<Self, ClientError> {
+        Self::connect_offering(render_url, token, trust, &Codec::PREFERENCE).await
+    }
+
+    /// [`Self::connect_trusting`], offering only `codecs` (this library decodes them all): the
+    /// host picks the best of them it has.
+    pub async fn connect_offering(
+        render_url: &str,
+        token: &str,
+        trust: Option<&Trust>,
+        codecs: &[Codec],
+    ) -> Result<Self, ClientError> {
         // Poses are small and frequent: send each at once (no Nagle).
         let socket = connect_socket(render_url, None, trust).await?;
         let mut connection = Self {
             socket,
             session: String::new(),
+            codec: Codec::Jpeg,
+            decoder: FrameDecoder::default(),
             next_pick: 0,
         };
         connection
             .send(DeviceMessage::Hello {
                 token: token.into(),
+                codecs: codecs.to_vec(),
             })
             .await?;
         match connection.next().await? {
-            RenderEvent::Message(HostMessage::Welcome { session }) => {
+            RenderEvent::Message(HostMessage::Welcome { session, codec }) => {
                 connection.session = session;
+                connection.codec = codec;
                 Ok(connection)
             }
             other => Err(ClientError::Protocol(format!(
@@ -79,6 +106,24 @@ impl RenderConnection {
     /// The render session this connection holds.
     pub fn session(&self) -> &str {
         &self.session
+    }
+
+    /// The codec the host chose for this connection's frames.
+    pub fn codec(&self) -> Codec {
+        self.codec
+    }
+
+    /// Asks for a key frame: the next frame decodes on its own. [`Self::next`] asks by itself
+    /// when a frame does not decode.
+    pub async fn request_keyframe(&mut self) -> Result<(), ClientError> {
+        self.send(DeviceMessage::Keyframe).await
+    }
+
+    /// Forgets the video stream so far, as a decoder reset does, and asks for a key frame:
+    /// frames are skipped until it comes.
+    pub async fn reset_decoder(&mut self) -> Result<(), ClientError> {
+        self.decoder.reset();
+        self.request_keyframe().await
     }
 
     /// Asks the host to load `model` from the catalog; frames show it once it is loaded.
@@ -125,12 +170,25 @@ impl RenderConnection {
             })??;
             match message {
                 Message::Binary(bytes) => {
-                    let (header, jpeg) = FrameHeader::decode(&bytes)
+                    let (header, data) = FrameHeader::decode(&bytes)
                         .map_err(|e| ClientError::Protocol(e.to_string()))?;
-                    return Ok(RenderEvent::Frame {
-                        header,
-                        jpeg: jpeg.to_vec(),
-                    });
+                    return match self.decoder.decode(&header, data) {
+                        Ok(picture) => Ok(RenderEvent::Frame {
+                            header,
+                            picture,
+                            bytes: bytes.len(),
+                        }),
+                        Err(e) => {
+                            // The frame that failed asks once; those after it wait.
+                            if !matches!(e, DecodeError::NeedsKeyFrame { .. }) {
+                                self.request_keyframe().await?;
+                            }
+                            Ok(RenderEvent::Skipped {
+                                header,
+                                reason: e.to_string(),
+                            })
+                        }
+                    };
                 }
                 Message::Text(text) => {
                     let message = HostMessage::parse(text.as_str())

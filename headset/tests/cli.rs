@@ -62,10 +62,28 @@ fn frames_in(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
         .map(|entries| {
             entries
                 .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|x| x == "jpg"))
+                .filter(|p| p.extension().is_some_and(|x| x == "jpg" || x == "png"))
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// The size of a written frame (PNG decoded from H.264, or JPEG), from its header alone: a
+/// frame may be half written.
+fn frame_size(path: &std::path::Path) -> Option<(u32, u32)> {
+    let bytes = std::fs::read(path).ok()?;
+    if path.extension().is_some_and(|x| x == "png") {
+        let reader = png::Decoder::new(std::io::Cursor::new(bytes))
+            .read_info()
+            .ok()?;
+        let info = reader.info();
+        return Some((info.width, info.height));
+    }
+    let mut decoder = jpeg_decoder::Decoder::new(bytes.as_slice());
+    decoder.read_info().ok()?;
+    decoder
+        .info()
+        .map(|info| (u32::from(info.width), u32::from(info.height)))
 }
 
 /// Starts `parallax-headset join` with `args`, writing frames into `frames`; returns the process
@@ -122,6 +140,7 @@ async fn join_writes_frames_of_what_the_space_shows_resumes_and_leaves_on_ctrl_c
     );
     let mut seen = Vec::new();
 
+    wait_for_line(&lines, "frames come as H.264", &mut seen);
     wait_for_line(&lines, "loaded gear", &mut seen);
     let deadline = Instant::now() + Duration::from_secs(30);
     while frames_in(frames.path()).len() < 3 {
@@ -131,9 +150,14 @@ async fn join_writes_frames_of_what_the_space_shows_resumes_and_leaves_on_ctrl_c
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let frame = std::fs::read(&frames_in(frames.path())[0]).unwrap();
-    let (width, height, _) = parallax_tests::decode_jpeg(&frame);
-    assert_eq!((width, height), (320, 240), "frames of the size asked for");
+    // Decoded from H.264 and written as PNG.
+    let first = &frames_in(frames.path())[0];
+    assert!(first.extension().is_some_and(|x| x == "png"), "{first:?}");
+    assert_eq!(
+        frame_size(first),
+        Some((320, 240)),
+        "frames of the size asked for"
+    );
 
     // The network drops; the headset resumes by itself and follows the next selection.
     proxy.cut(Duration::from_millis(300));
@@ -246,24 +270,18 @@ async fn join_with_stereo_writes_both_eyes_side_by_side() {
         &signed_in.server.url(),
         &signed_in.account,
         &[
-            "--space", "stereo", "--width", "320", "--height", "240", "--stereo",
+            "--space", "stereo", "--width", "320", "--height", "240", "--stereo", "--codec", "jpeg",
         ],
         frames.path(),
     );
     let mut seen = Vec::new();
+    wait_for_line(&lines, "frames come as JPEG", &mut seen);
     wait_for_line(&lines, "loaded gear", &mut seen);
     // The first frames answer the load (one eye); those of the orbit's poses are stereo.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        // Read only each file's header: a frame may be half written.
         let wide = frames_in(frames.path()).iter().any(|path| {
-            std::fs::read(path).ok().is_some_and(|jpeg| {
-                let mut decoder = jpeg_decoder::Decoder::new(jpeg.as_slice());
-                decoder.read_info().is_ok()
-                    && decoder
-                        .info()
-                        .is_some_and(|info| (info.width, info.height) == (640, 240))
-            })
+            path.extension().is_some_and(|x| x == "jpg") && frame_size(path) == Some((640, 240))
         });
         if wide {
             break;

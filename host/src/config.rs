@@ -49,6 +49,10 @@ pub struct RenderHostArgs {
     /// Most frames per second sent to the device.
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..=240))]
     pub target_fps: u32,
+    /// H.264 bitrate of each device's frames, in bits per second (e.g. 4000000). Default: it
+    /// follows the frame size, about 0.1 bit per pixel per frame at the target fps.
+    #[arg(long, env = "PARALLAX_HOST_BITRATE", value_parser = clap::value_parser!(u32).range(100_000..=100_000_000))]
+    pub bitrate: Option<u32>,
     /// Memory for meshes fetched from the coordinator, in MiB; the least recently used go first.
     #[arg(long, env = "PARALLAX_HOST_MESH_CACHE_MB", default_value_t = DEFAULT_MESH_CACHE_MB)]
     pub mesh_cache_mb: u64,
@@ -131,6 +135,8 @@ pub struct HostConfig {
     pub local: bool,
     /// Most frames per second sent to a device.
     pub target_fps: u32,
+    /// A fixed H.264 bitrate (bits/s) instead of one that follows the frame size.
+    pub bitrate: Option<u32>,
     /// Bytes of meshes kept in memory.
     pub mesh_cache_bytes: u64,
     /// Bytes of GPU buffers kept for uploaded models.
@@ -166,6 +172,7 @@ impl From<RenderHostArgs> for HostConfig {
             advertise: args.advertise,
             local: args.local,
             target_fps: args.target_fps,
+            bitrate: args.bitrate,
             mesh_cache_bytes: Self::mib(args.mesh_cache_mb),
             gpu_cache_bytes: Self::mib(args.gpu_cache_mb),
         }

@@ -1,12 +1,14 @@
 //! `/v1/render/{account}/{session}` on a render host: a session's exclusive render connection
 //! (its `renderUrl`).
 //!
-//! `hello` with the account's access token first (the coordinator judges it); then the device
-//! sends poses, the model to load and its placement, and gets a JPEG frame for each change, at
-//! most the host's target fps. Frames are latest-wins: messages that queued up while a frame was
+//! `hello` with the account's access token first (the coordinator judges it) and the codecs the
+//! device decodes; then the device sends poses, the model to load and its placement, and gets a
+//! frame for each change, at most the host's target fps: H.264 from an encoder of this
+//! connection's own, or JPEG. Frames are latest-wins: messages that queued up while a frame was
 //! rendering or waiting for its turn are applied together and answered with one frame, so a slow
-//! device never builds a backlog. On disconnect the scene is simply dropped: the next device
-//! starts from a clean slate.
+//! device never builds a backlog — and that happens before encoding: every encoded frame is sent.
+//! When the view comes to rest, an H.264 connection gets the last picture once more at a higher
+//! bitrate. On disconnect the scene is simply dropped: the next device starts from a clean slate.
 
 use std::sync::Arc;
 
@@ -18,7 +20,8 @@ use axum::routing::get;
 use futures_util::FutureExt;
 use glam::{Mat4, Quat, Vec3};
 use parallax_core::device::{
-    DeviceMessage, Extent, EyeView, Hit, HitPolicy, HostMessage, Placement, Pose, SESSION_TAKEN,
+    Codec, DeviceMessage, Extent, EyeView, Hit, HitPolicy, HostMessage, Placement, Pose,
+    SESSION_TAKEN,
 };
 use parallax_core::host::Admission;
 use parallax_core::protocol::{
@@ -28,7 +31,7 @@ use parallax_core::protocol::{
 use parallax_core::session::{SessionId, SessionSize};
 use parallax_core::{ChangeNumber, FrameHeader, ModelId};
 use parallax_render::renderer::MAX_VIEWPORT_SIDE;
-use parallax_render::{Eye, Mesh, View};
+use parallax_render::{EncodedFrame, Eye, Mesh, VideoEncoder, View};
 use tokio::time::{Instant, sleep_until, timeout};
 
 use crate::host::Host;
@@ -57,6 +60,9 @@ async fn render_ws_handler(
         .on_upgrade(move |socket| connect(socket, host, account, session, cookie))
 }
 
+/// How long poses must stop before the view counts as at rest and gets its sharp frame.
+const REST: std::time::Duration = std::time::Duration::from_millis(200);
+
 struct Close(u16, String);
 
 fn policy(reason: impl Into<String>) -> Close {
@@ -82,7 +88,6 @@ async fn connect(
 }
 
 /// What this device has asked for. Dropped with the connection: the clean slate.
-#[derive(Default)]
 struct Scene {
     model: Option<(ModelId, Arc<Mesh>)>,
     placement: Placement,
@@ -90,6 +95,27 @@ struct Scene {
     /// Something changed since the last frame.
     dirty: bool,
     frames: u64,
+    /// This connection's H.264 encoder; `None` sends JPEG. Away only while it encodes.
+    video: Option<VideoEncoder>,
+    codec: Codec,
+    /// When the last video frame's pose counts as at rest, if its sharp frame is still owed.
+    rest: Option<Instant>,
+}
+
+impl Scene {
+    fn new(codec: Codec, host: &Host) -> Self {
+        let fps = 1.0 / host.frame_interval.as_secs_f32().max(1e-3);
+        Self {
+            model: None,
+            placement: Placement::default(),
+            pose: None,
+            dirty: false,
+            frames: 0,
+            video: (codec == Codec::H264).then(|| VideoEncoder::new(fps, host.bitrate)),
+            codec,
+            rest: None,
+        }
+    }
 }
 
 /// The session this connection serves.
@@ -112,9 +138,11 @@ async fn run(
         Ok(Some(Ok(message))) => parse(message)?,
         Ok(_) => return Err(Close(CLOSE_GOING_AWAY, "connection lost".into())),
     };
-    let Some(DeviceMessage::Hello { token }) = first else {
+    let Some(DeviceMessage::Hello { token, codecs }) = first else {
         return Err(policy("the first message must be hello"));
     };
+    let codec = Codec::choose(&codecs, &Codec::PREFERENCE)
+        .ok_or_else(|| policy("no frame format in common: this host sends h264 or jpeg"))?;
     let token = if token.is_empty() {
         cookie.ok_or_else(|| policy("hello needs the access token (or a signed-in browser)"))?
     } else {
@@ -130,14 +158,16 @@ async fn run(
         socket,
         HostMessage::Welcome {
             session: id.to_string(),
+            codec,
         },
     )
     .await?;
 
-    let mut scene = Scene::default();
+    let mut scene = Scene::new(codec, host);
     let mut next_frame = Instant::now();
     loop {
         let due = scene.dirty && scene.pose.is_some();
+        let rest = scene.rest.filter(|_| !due);
         tokio::select! {
             // The session's end first, then a due frame: messages that arrive meanwhile are
             // merged after it.
@@ -151,6 +181,12 @@ async fn run(
                     next_frame = Instant::now() + host.frame_interval;
                     scene.dirty = false;
                     render(socket, host, &mut scene, pose).await?;
+                }
+            }
+            () = sleep_until(rest.unwrap_or_else(Instant::now)), if rest.is_some() => {
+                scene.rest = None;
+                if let Some(pose) = scene.pose {
+                    refine(socket, &mut scene, pose).await?;
                 }
             }
             message = socket.recv() => {
@@ -202,6 +238,13 @@ async fn apply(
             return Err(policy("hello was already received on this connection"));
         }
         DeviceMessage::Bye => return Ok(Some(Close(CLOSE_NORMAL, "bye".into()))),
+        DeviceMessage::Keyframe => {
+            if let Some(video) = &mut scene.video {
+                video.request_keyframe();
+                // A frame that can be decoded, even if nothing moved.
+                scene.dirty = true;
+            }
+        }
         DeviceMessage::Pick {
             id,
             x,
@@ -212,7 +255,16 @@ async fn apply(
             let answer = pick(scene, id, x, y, policy, max_hits).await;
             send(socket, answer).await?;
         }
-        DeviceMessage::Pose(pose) => match pose.problem(MAX_VIEWPORT_SIDE) {
+        DeviceMessage::Pose(pose) => match pose.problem(MAX_VIEWPORT_SIDE).or_else(|| {
+            let frame_width = pose.width * if pose.views.is_some() { 2 } else { 1 };
+            let odd = frame_width % 2 == 1 || pose.height % 2 == 1;
+            (scene.codec == Codec::H264 && odd).then(|| {
+                format!(
+                    "H.264 frames need an even width and height, not {frame_width}x{}",
+                    pose.height
+                )
+            })
+        }) {
             Some(problem) => send(socket, error("BadPose", problem)).await?,
             None => {
                 scene.pose = Some(pose);
@@ -254,6 +306,9 @@ async fn apply(
                     });
                     scene.model = Some((model.clone(), mesh));
                     scene.dirty = true;
+                    if let Some(video) = &mut scene.video {
+                        video.request_keyframe();
+                    }
                     send(
                         socket,
                         HostMessage::LoadProgress {
@@ -399,31 +454,89 @@ async fn render(
 ) -> Result<(), Close> {
     let transform = transform_of(&scene.placement);
     let started = std::time::Instant::now();
-    match host
-        .worker
-        .render_eyes(
-            scene.model.clone(),
-            eyes_of(&pose),
-            (pose.width, pose.height),
-            transform,
-        )
-        .await
-    {
-        Ok(jpeg) => {
-            host.frame_sent(started.elapsed());
-            scene.frames += 1;
-            let header = FrameHeader {
-                frame: scene.frames,
-                pose: pose.id,
-                change: ChangeNumber(0),
+    let model = scene.model.clone();
+    let size = (pose.width, pose.height);
+    let frame = match scene.video.take() {
+        None => host
+            .worker
+            .render_eyes(model, eyes_of(&pose), size, transform)
+            .await
+            .map(|jpeg| (jpeg, true)),
+        Some(video) => {
+            let rendered = host
+                .worker
+                .render_eyes_raw(model, eyes_of(&pose), size, transform)
+                .await;
+            let (video, encoded) = match rendered {
+                Ok(image) => encode(video, move |v| v.encode(&image)).await?,
+                Err(e) => (video, Err(e)),
             };
-            socket
-                .send(Message::Binary(header.encode_with(&jpeg).into()))
-                .await
-                .map_err(|_| Close(CLOSE_GOING_AWAY, "connection lost".into()))
+            scene.video = Some(video);
+            scene.rest = Some(Instant::now() + REST);
+            encoded.map(|frame| (frame.bytes, frame.key))
+        }
+    };
+    match frame {
+        Ok((bytes, key)) => {
+            host.frame_sent(started.elapsed());
+            send_frame(socket, scene, pose.id, &bytes, key).await
         }
         Err(e) => send(socket, error("RenderFailed", e)).await,
     }
+}
+
+/// The view came to rest: the last picture again, sharper.
+async fn refine(socket: &mut WebSocket, scene: &mut Scene, pose: Pose) -> Result<(), Close> {
+    let Some(video) = scene.video.take() else {
+        return Ok(());
+    };
+    let (video, encoded) = encode(video, |v| {
+        v.refine()
+            .unwrap_or_else(|| Err(parallax_render::VideoError::NoPicture))
+    })
+    .await?;
+    scene.video = Some(video);
+    match encoded {
+        Ok(frame) => send_frame(socket, scene, pose.id, &frame.bytes, frame.key).await,
+        Err(e) => send(socket, error("RenderFailed", e)).await,
+    }
+}
+
+/// Runs `job` on the connection's encoder off the async runtime (encoding takes milliseconds),
+/// and hands the encoder back with what it made.
+async fn encode(
+    mut video: VideoEncoder,
+    job: impl FnOnce(&mut VideoEncoder) -> Result<EncodedFrame, parallax_render::VideoError>
+    + Send
+    + 'static,
+) -> Result<(VideoEncoder, Result<EncodedFrame, String>), Close> {
+    tokio::task::spawn_blocking(move || {
+        let encoded = job(&mut video).map_err(|e| e.to_string());
+        (video, encoded)
+    })
+    .await
+    .map_err(|_| Close(CLOSE_GOING_AWAY, "the video encoder failed".into()))
+}
+
+async fn send_frame(
+    socket: &mut WebSocket,
+    scene: &mut Scene,
+    pose: u64,
+    bytes: &[u8],
+    key: bool,
+) -> Result<(), Close> {
+    scene.frames += 1;
+    let header = FrameHeader {
+        frame: scene.frames,
+        pose,
+        change: ChangeNumber(0),
+        codec: scene.codec,
+        key,
+    };
+    socket
+        .send(Message::Binary(header.encode_with(bytes).into()))
+        .await
+        .map_err(|_| Close(CLOSE_GOING_AWAY, "connection lost".into()))
 }
 
 fn error(code: &str, message: impl Into<String>) -> HostMessage {

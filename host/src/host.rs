@@ -25,6 +25,8 @@ pub struct Host {
     pub(crate) worker: RenderWorker,
     /// The shortest time between two frames to the device (the host's target fps).
     pub(crate) frame_interval: Duration,
+    /// A fixed H.264 bitrate instead of one that follows the frame size.
+    pub(crate) bitrate: Option<u32>,
     /// The device holding the render connection, and how to end its conversation.
     device: Mutex<Option<CancellationToken>>,
     /// Reports to the coordinator, while a link is up.
@@ -65,7 +67,7 @@ impl Host {
     /// (`http(s)://host:port`) with `secret`, over `http`.
     pub(crate) fn new(
         worker: RenderWorker,
-        target_fps: u32,
+        (target_fps, bitrate): (u32, Option<u32>),
         mesh_cache_bytes: u64,
         api: String,
         secret: String,
@@ -74,6 +76,7 @@ impl Host {
         Self {
             worker,
             frame_interval: Duration::from_secs(1) / target_fps.max(1),
+            bitrate,
             device: Mutex::new(None),
             link: Mutex::new(None),
             admissions: Mutex::new(HashMap::new()),

@@ -55,7 +55,7 @@ pub async fn run(config: HostConfig, shutdown: CancellationToken) -> anyhow::Res
     let api = api_base(&config.coordinator)?;
     let host = Arc::new(Host::new(
         worker,
-        config.target_fps,
+        (config.target_fps, config.bitrate),
         config.mesh_cache_bytes,
         api,
         config.secret.clone(),

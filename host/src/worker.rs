@@ -7,7 +7,9 @@ use std::time::Instant;
 use glam::Mat4;
 use lru::LruCache;
 use parallax_core::ModelId;
-use parallax_render::{Eye, GpuModel, Mesh, RenderError, Renderer, View, encode_jpeg, encode_png};
+use parallax_render::{
+    Eye, GpuModel, Mesh, RenderError, Renderer, RgbaImage, View, encode_jpeg, encode_png,
+};
 use tokio::sync::{mpsc, oneshot};
 
 const JPEG_QUALITY: u8 = 80;
@@ -27,6 +29,8 @@ enum Output {
         width: u32,
         height: u32,
         transform: Mat4,
+        /// The pixels as they are (for a video encoder), not a JPEG.
+        raw: bool,
     },
 }
 
@@ -163,8 +167,34 @@ impl RenderWorker {
             width,
             height,
             transform,
+            raw: false,
         };
         self.submit(model, output).await
+    }
+
+    /// [`Self::render_eyes`], the pixels unencoded: for a connection's video encoder, which
+    /// runs beside the render thread rather than on it.
+    pub async fn render_eyes_raw(
+        &self,
+        model: Option<(ModelId, Arc<Mesh>)>,
+        eyes: Vec<Eye>,
+        (width, height): (u32, u32),
+        transform: Mat4,
+    ) -> Result<RgbaImage, String> {
+        let frame_width = width.saturating_mul(eyes.len() as u32);
+        let output = Output::Pose {
+            eyes,
+            width,
+            height,
+            transform,
+            raw: true,
+        };
+        let pixels = self.submit(model, output).await?;
+        Ok(RgbaImage {
+            width: frame_width,
+            height,
+            pixels,
+        })
     }
 
     async fn submit(
@@ -273,11 +303,13 @@ fn render_job(
             width,
             height,
             transform,
+            ..
         } => renderer.render_eyes(model, *transform, eyes, *width, *height),
     }
     .map_err(|e: RenderError| e.to_string())?;
     let encoded = match job.output {
-        Output::Pose { .. } => encode_jpeg(&image, JPEG_QUALITY),
+        Output::Pose { raw: true, .. } => return Ok(image.pixels),
+        Output::Pose { raw: false, .. } => encode_jpeg(&image, JPEG_QUALITY),
         Output::Thumbnail => encode_png(&image),
     }
     .map_err(|e| e.to_string())?;

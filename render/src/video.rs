@@ -22,13 +22,15 @@ pub enum VideoError {
     OddSize { width: u32, height: u32 },
     #[error("H.264 encodes at most 3840x2160 (2160x3840 upright), not {width}x{height}")]
     TooLarge { width: u32, height: u32 },
+    #[error("nothing to refine: no frame has been encoded yet")]
+    NoPicture,
     #[error("the H.264 encoder failed: {0}")]
     Encoder(#[from] openh264::Error),
 }
 
 /// Bits per pixel per frame in motion: with frames mostly flat background and shaded faces,
 /// about 0.1 keeps edges clean at a third of JPEG's bytes (docs/BENCHMARKS.md).
-const BITS_PER_PIXEL: f64 = 0.1;
+const BITS_PER_PIXEL: f64 = 0.2;
 
 /// The quantiser's range. Below 16 the picture is no closer to the render (over 48 dB) for
 /// many more bytes; above 40 edges smear.

@@ -189,7 +189,7 @@ async fn serve_speaks_https_by_default_end_to_end() {
     render.load("gear").await.unwrap();
     let frame = loop {
         match render.next().await.unwrap() {
-            parallax_headset::RenderEvent::Frame { jpeg, .. } => break jpeg,
+            parallax_headset::RenderEvent::Frame { picture, .. } => break picture,
             parallax_headset::RenderEvent::Message(
                 parallax_core::device::HostMessage::LoadDone { extent, .. },
             ) => {
@@ -201,7 +201,19 @@ async fn serve_speaks_https_by_default_end_to_end() {
             _ => {}
         }
     };
-    assert_eq!(&frame[..2], &[0xFF, 0xD8], "a JPEG");
+    // The host process encodes H.264 (the library's first choice) and the frame decodes.
+    assert_eq!(render.codec(), parallax_core::device::Codec::H264);
+    assert!(
+        matches!(
+            frame,
+            parallax_headset::Picture::Rgba {
+                width: 160,
+                height: 120,
+                ..
+            }
+        ),
+        "a decoded 160x120 picture"
+    );
     render.bye().await.unwrap();
     assert!(stop(child.take()).success());
 }

@@ -11,7 +11,7 @@
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
-use parallax_core::device::{DeviceMessage, Pose};
+use parallax_core::device::{Codec, DeviceMessage, Pose};
 use parallax_headset::{Trust, connect_socket};
 use parallax_render::samples;
 use parallax_server::Options;
@@ -104,6 +104,7 @@ async fn frames(url: &str, token: &str, model: &str, seconds: u64, trust: Option
     outgoing
         .send(send(DeviceMessage::Hello {
             token: token.into(),
+            codecs: vec![Codec::Jpeg],
         }))
         .await
         .unwrap();

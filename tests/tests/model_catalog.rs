@@ -5,9 +5,7 @@ use parallax_core::space::Role;
 use parallax_headset::Coordinator;
 use parallax_render::samples;
 use parallax_server::Options;
-use parallax_tests::{
-    ArrClient, TestServer, data_dir, decode_jpeg, frame_of, model_ids, send, upload,
-};
+use parallax_tests::{ArrClient, TestServer, data_dir, frame_of, model_ids, send, upload};
 use reqwest::Method;
 
 async fn signed_in(
@@ -249,9 +247,9 @@ async fn uploads_are_shown_on_headsets_deleted_with_care_and_kept_across_restart
         .render_url(std::time::Duration::from_secs(10))
         .await
         .unwrap();
-    let (width, height, pixels) =
-        decode_jpeg(&frame_of(&render_url, &coordinator.token, &id).await);
-    assert_eq!((width, height), (320, 240));
+    let frame = frame_of(&render_url, &coordinator.token, &id).await;
+    assert_eq!((frame.width, frame.height), (320, 240));
+    let pixels = &frame.pixels;
     assert!(pixels.iter().max().unwrap() - pixels.iter().min().unwrap() > 100);
 
     let model_url = format!("{}/v1/models/{id}", server.url());

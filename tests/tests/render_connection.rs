@@ -3,7 +3,9 @@
 
 use futures_util::{SinkExt, StreamExt};
 use parallax_core::FrameHeader;
-use parallax_core::device::{DeviceMessage, EyeView, HitPolicy, HostMessage, Pose, SESSION_TAKEN};
+use parallax_core::device::{
+    Codec, DeviceMessage, EyeView, HitPolicy, HostMessage, Pose, SESSION_TAKEN,
+};
 use parallax_server::config::PoolArgs;
 use parallax_tests::{ArrClient, TestServer, data_dir, decode_jpeg, get_json, within};
 use std::time::Duration;
@@ -49,13 +51,15 @@ async fn say(socket: &mut Socket, message: DeviceMessage) {
     socket.send(Message::text(message.to_json())).await.unwrap();
 }
 
-/// Connects to `url` and says hello with `token`; returns the socket and the first answer.
+/// Connects to `url` and says hello with `token` as a device that decodes JPEG only; returns the
+/// socket and the first answer.
 async fn connect(url: &str, token: &str) -> (Socket, Heard) {
     let (mut socket, _) = within(tokio_tungstenite::connect_async(url)).await.unwrap();
     say(
         &mut socket,
         DeviceMessage::Hello {
             token: token.into(),
+            codecs: vec![Codec::Jpeg],
         },
     )
     .await;
@@ -347,6 +351,7 @@ fn remote_host(server: &TestServer, target_fps: u32, stop: &CancellationToken) {
         advertise: None,
         local: false,
         target_fps,
+        bitrate: None,
         mesh_cache_bytes: HostConfig::mib(64),
         gpu_cache_bytes: HostConfig::mib(64),
     };

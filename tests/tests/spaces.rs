@@ -12,7 +12,7 @@ use parallax_headset::{
     ClientError, Coordinator, RenderConnection, RenderEvent, SpaceConnection, SpaceUpdate,
 };
 use parallax_server::config::PoolArgs;
-use parallax_tests::{ArrClient, SignedIn, TestServer, data_dir, decode_jpeg, frame_of, get_json};
+use parallax_tests::{ArrClient, SignedIn, TestServer, data_dir, frame_of, get_json};
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -101,17 +101,8 @@ async fn a_tablet_selects_and_every_headset_follows_once_in_order_on_its_own_ren
         // is in the frame, neither missing nor filling it.
         let url = membership.render_url(WAIT).await.unwrap();
         let selected = selections.last().cloned().flatten().unwrap();
-        let jpeg = frame_of(&url, &coordinator.token, &selected).await;
-        let (width, height, pixels) = decode_jpeg(&jpeg);
-        assert_eq!((width, height), (320, 240));
-        let frame = parallax_render::RgbaImage {
-            width: 320,
-            height: 240,
-            pixels: pixels
-                .chunks_exact(3)
-                .flat_map(|p| [p[0], p[1], p[2], 255])
-                .collect(),
-        };
+        let frame = frame_of(&url, &coordinator.token, &selected).await;
+        assert_eq!((frame.width, frame.height), (320, 240));
         let covered = frame.coverage();
         assert!(
             (0.02..0.9).contains(&covered),
@@ -417,6 +408,7 @@ async fn the_roster_tells_each_headsets_render_session_state_and_frame_rate() {
                 Ok(RenderEvent::Message(HostMessage::LoadDone { extent: e, .. })) => extent = e,
                 Ok(RenderEvent::Frame { .. }) => {}
                 Ok(RenderEvent::Message(_)) => continue,
+                Ok(RenderEvent::Skipped { reason, .. }) => panic!("{reason}"),
                 Err(e) => panic!("the render connection failed: {e}"),
             }
             if let Some(extent) = &extent {

@@ -13,7 +13,7 @@ use parallax_host::tls::CertFiles;
 use parallax_server::Options;
 use parallax_server::config::PoolArgs;
 use parallax_server::tls::{Tls, TlsSetup};
-use parallax_tests::{ArrClient, TestServer, data_dir, decode_jpeg, frame_trusting, get_json};
+use parallax_tests::{ArrClient, TestServer, data_dir, frame_trusting, get_json};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
@@ -104,9 +104,8 @@ async fn https_by_default_with_wss_render_urls_served_by_hosts_linked_over_wss()
     let session = ready(&arr, "tls").await;
     let url = session["renderUrl"].as_str().unwrap();
     assert!(url.starts_with("wss://localhost:"), "{url}");
-    let jpeg = frame_trusting(url, &arr.token, "gear", server.trust.as_ref()).await;
-    let (width, height, _) = decode_jpeg(&jpeg);
-    assert_eq!((width, height), (320, 240));
+    let frame = frame_trusting(url, &arr.token, "gear", server.trust.as_ref()).await;
+    assert_eq!((frame.width, frame.height), (320, 240));
 
     // Without the authority, the device cannot even connect.
     let refused = parallax_headset::RenderConnection::connect(url, &arr.token).await;
@@ -190,6 +189,7 @@ fn remote_host(
         advertise: Some("localhost".into()),
         local: false,
         target_fps: 30,
+        bitrate: None,
         mesh_cache_bytes: HostConfig::mib(64),
         gpu_cache_bytes: HostConfig::mib(64),
     };
@@ -226,8 +226,8 @@ async fn a_remote_render_host_registers_over_wss_and_serves_a_device_over_wss() 
     let session = ready(&arr, "remote").await;
     let url = session["renderUrl"].as_str().unwrap();
     assert!(url.starts_with("wss://localhost:"), "{url}");
-    let jpeg = frame_trusting(url, &arr.token, "gear", server.trust.as_ref()).await;
-    assert_eq!(decode_jpeg(&jpeg).0, 320);
+    let frame = frame_trusting(url, &arr.token, "gear", server.trust.as_ref()).await;
+    assert_eq!(frame.width, 320);
     stop.cancel();
 
     // A host with a certificate of its own (the operator's files) serves that instead.
@@ -241,8 +241,8 @@ async fn a_remote_render_host_registers_over_wss_and_serves_a_device_over_wss() 
     wait_for_a_host(&server).await;
     let session = ready(&arr, "own-cert").await;
     let url = session["renderUrl"].as_str().unwrap();
-    let jpeg = frame_trusting(url, &arr.token, "gear", server.trust.as_ref()).await;
-    assert_eq!(decode_jpeg(&jpeg).0, 320);
+    let frame = frame_trusting(url, &arr.token, "gear", server.trust.as_ref()).await;
+    assert_eq!(frame.width, 320);
     stop.cancel();
     server.stop().await;
 }

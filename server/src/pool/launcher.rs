@@ -143,6 +143,7 @@ impl Launcher {
                 advertise: None,
                 local: true,
                 target_fps: DEFAULT_TARGET_FPS,
+                bitrate: None,
                 // A host process reads its own from the environment it inherits
                 // (`PARALLAX_HOST_MESH_CACHE_MB`, `PARALLAX_HOST_GPU_CACHE_MB`).
                 mesh_cache_bytes: HostConfig::mib(DEFAULT_MESH_CACHE_MB),
