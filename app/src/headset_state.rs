@@ -21,6 +21,8 @@ pub(crate) struct HeadsetState {
     /// The model the drawn frame shows.
     pub drawn: RwSignal<Option<String>>,
     pub fps: RwSignal<f64>,
+    /// The codec the frames come in, once the render host said.
+    pub codec: RwSignal<Option<parallax_core::device::Codec>>,
     pub latency_ms: RwSignal<Option<f64>>,
     /// The model the frames show.
     pub loaded: RwSignal<Option<String>>,
@@ -67,6 +69,7 @@ impl HeadsetState {
             frames: RwSignal::new(0),
             drawn: RwSignal::new(None),
             fps: RwSignal::new(0.0),
+            codec: RwSignal::new(None),
             latency_ms: RwSignal::new(None),
             loaded: RwSignal::new(None),
             picked: RwSignal::new(None),

@@ -37,6 +37,8 @@ mod space_state;
 #[cfg(feature = "hydrate")]
 mod upload;
 #[cfg(feature = "hydrate")]
+mod video;
+#[cfg(feature = "hydrate")]
 mod xr;
 
 use leptos::prelude::*;

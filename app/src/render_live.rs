@@ -15,8 +15,8 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 use parallax_core::ModelId;
 use parallax_core::device::{
-    DeviceMessage, Extent, EyeView, HitPolicy, HostMessage, MAX_ZOOM, OrbitPose, Placement, Pose,
-    SESSION_TAKEN,
+    Codec, DeviceMessage, Extent, EyeView, HitPolicy, HostMessage, MAX_ZOOM, OrbitPose, Placement,
+    Pose, SESSION_TAKEN,
 };
 use parallax_core::protocol::FrameHeader;
 use parallax_core::reproject::XrEye;
@@ -26,6 +26,7 @@ use crate::headset_state::{Gesture, HeadsetState, ShownFrame};
 use crate::live::{Backoff, Ended, welcomed_in_time};
 use crate::rest;
 use crate::space_state::membership;
+use crate::video::VideoSink;
 
 /// Largest frame asked for.
 const MAX_WIDTH: f64 = 1280.0;
@@ -225,6 +226,8 @@ struct Camera {
     /// Frames received on this connection, and the number of the newest one drawn.
     received: u64,
     painted: Rc<Cell<u64>>,
+    /// The H.264 decoder, when the host sends H.264.
+    video: Option<VideoSink>,
 }
 
 impl Camera {
@@ -240,10 +243,12 @@ impl Camera {
             .ok()
             .and_then(|v| v.as_f64())
             .unwrap_or(MAX_HEIGHT);
-        // The page's aspect, at most 1280×720, leaving room for the overlay bar.
-        let (w, h) = (width.max(1.0), (height - 48.0).max(1.0));
+        // The page's aspect, at most 1280×720, leaving room for the overlay bar; even sides, as
+        // H.264's 4:2:0 pictures need.
+        let (w, h) = (width.max(2.0), (height - 48.0).max(2.0));
         let scale = (MAX_WIDTH / w).min(MAX_HEIGHT / h).min(1.0);
-        ((w * scale).round() as u32, (h * scale).round() as u32)
+        let even = |side: f64| ((side * scale) as u32 & !1).max(2);
+        (even(w), even(h))
     }
 
     fn pose(&mut self) -> Option<Pose> {
@@ -294,9 +299,11 @@ async fn converse(
     };
     let (mut outgoing, incoming) = socket.split();
     let say = |m: DeviceMessage| Message::Text(m.to_json());
+    let codecs = crate::video::codecs().await;
     if let Err(e) = outgoing
         .send(say(DeviceMessage::Hello {
             token: String::new(),
+            codecs,
         }))
         .await
     {
@@ -314,6 +321,7 @@ async fn converse(
         viewer: None,
         received: 0,
         painted: Rc::default(),
+        video: None,
     };
     let mut events = stream::select(
         incoming.map(Input::Host),
@@ -330,10 +338,7 @@ async fn converse(
                 }
                 Err(_) => None,
             },
-            Input::Host(Ok(Message::Bytes(bytes))) => {
-                on_frame(state, &mut camera, &bytes);
-                None
-            }
+            Input::Host(Ok(Message::Bytes(bytes))) => on_frame(state, &mut camera, &bytes),
             Input::Host(Err(WebSocketError::ConnectionClose(close))) => {
                 if close.reason.contains(SESSION_TAKEN) {
                     return Ended::Closed("This session already has a connected device.".into());
@@ -385,8 +390,15 @@ fn on_message(
     message: HostMessage,
 ) -> Option<DeviceMessage> {
     match message {
-        HostMessage::Welcome { .. } => {
+        HostMessage::Welcome { codec, .. } => {
             state.session.set("Connected".into());
+            state.codec.set(Some(codec));
+            camera.video = match codec {
+                Codec::H264 => VideoSink::new(state)
+                    .inspect_err(|e| leptos::logging::warn!("no video decoder: {e:?}"))
+                    .ok(),
+                Codec::Jpeg => None,
+            };
             // A fresh connection has an empty scene: place and load what the space shows.
             send(Command::Place(state.space.transform.get_untracked()));
             state
@@ -423,14 +435,15 @@ fn on_message(
     }
 }
 
-fn on_frame(state: HeadsetState, camera: &mut Camera, bytes: &[u8]) {
-    let Ok((header, jpeg)) = FrameHeader::decode(bytes) else {
-        return;
+/// Shows a frame; returns a message for the host when the video decoder needs a key frame.
+fn on_frame(state: HeadsetState, camera: &mut Camera, bytes: &[u8]) -> Option<DeviceMessage> {
+    let Ok((header, data)) = FrameHeader::decode(bytes) else {
+        return None;
     };
     camera.received += 1;
     // Frames come after the load they show was reported, so this is the frame's model.
     let model = state.loaded.get_untracked();
-    let painting = (camera.received, model);
+    let painting = (camera.received, model.clone());
     let painted = camera.painted.clone();
     let now = js_sys::Date::now();
     let mut shown = None;
@@ -440,13 +453,23 @@ fn on_frame(state: HeadsetState, camera: &mut Camera, bytes: &[u8]) {
         shown = Some(sent);
         camera.sent.drain(..=i);
     }
-    spawn_local(paint(state, jpeg.to_vec(), painting, shown, painted));
+    let mut reply = None;
+    match (header.codec, camera.video.as_mut()) {
+        (Codec::H264, Some(video)) => {
+            if video.decode(&header, data, model, shown) {
+                reply = Some(DeviceMessage::Keyframe);
+            }
+        }
+        (Codec::H264, None) => {}
+        (Codec::Jpeg, _) => spawn_local(paint(state, data.to_vec(), painting, shown, painted)),
+    }
     camera.window.0 += 1;
     let elapsed = now - camera.window.1;
     if elapsed >= 1000.0 {
         state.fps.set(f64::from(camera.window.0) * 1000.0 / elapsed);
         camera.window = (0, now);
     }
+    reply
 }
 
 /// Decodes `jpeg` off the main thread and draws it on the page's canvas, unless a later frame

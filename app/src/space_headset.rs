@@ -135,6 +135,7 @@ pub fn SpaceHeadsetPage() -> impl IntoView {
                     height="0"
                     data-frame=move || state.frames.get().to_string()
                     data-model=move || state.drawn.get().unwrap_or_default()
+                    data-codec=move || state.codec.get().map(|c| c.name())
                     class:empty=move || state.frames.get() == 0
                     on:pointerdown=on_down
                     on:pointermove=on_move
@@ -151,6 +152,9 @@ pub fn SpaceHeadsetPage() -> impl IntoView {
                     {move || state.loaded.get().unwrap_or_else(|| "Waiting for a tablet to pick a model".into())}
                 </span>
                 {move || state.picked.get().map(|part| view! { <span class="picked">{format!("Picked: {part}")}</span> })}
+                <span class="codec" data-codec=move || state.codec.get().map(|c| c.name())>
+                    {move || state.codec.get().map(|c| c.to_string()).unwrap_or_default()}
+                </span>
                 <span class="fps">{move || format!("{:.0} fps", state.fps.get())}</span>
                 <span class="latency">
                     {move || state.latency_ms.get().map_or_else(|| "– ms".to_string(), |ms| format!("{ms:.0} ms"))}

@@ -202,7 +202,9 @@ fn on_frame(
         (2, Some(left), Some(right)) => Some([left, right]),
         _ => None,
     };
-    let eye_width = (width * scale).round().max(1.0);
+    // Even sides, as H.264's 4:2:0 pictures need.
+    let even = |side: f64| (((side * scale) as u32) & !1).max(2);
+    let eye_width = f64::from(even(width));
     viewer(Some(Viewer {
         position: ["x", "y", "z"].map(|k| number(&position, k)),
         orientation: ["x", "y", "z", "w"].map(|k| number(&orientation, k)),
@@ -212,7 +214,7 @@ fn on_frame(
             90.0
         },
         width: eye_width as u32,
-        height: (height * scale).round().max(1.0) as u32,
+        height: even(height),
         eyes,
     }));
 

@@ -386,6 +386,14 @@ impl Codec {
             .find(|c| device.contains(c) && host.contains(c))
     }
 
+    /// The name in `hello` and `welcome`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Codec::Jpeg => "jpeg",
+            Codec::H264 => "h264",
+        }
+    }
+
     /// The byte in a [`crate::FrameHeader`] that says which codec a frame is in.
     pub fn wire(self) -> u8 {
         match self {

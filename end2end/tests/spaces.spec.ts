@@ -357,6 +357,48 @@ test("browser headsets follow the tablet on their own render sessions", async ({
   });
 });
 
+test("browser headsets get H.264 frames where WebCodecs decodes them, JPEG where it is missing", async ({
+  browser,
+}) => {
+  test.setTimeout(60_000);
+  const room = `video-${Date.now().toString(36)}`;
+  const tablet = await signedIn(browser);
+  await createSpace(tablet, room);
+  const code = await joinCode(tablet);
+  const video = await guest(browser, code, "Video headset");
+  // The same browser with WebCodecs taken away before the page's own scripts run.
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  await context.addInitScript(() => {
+    delete (window as { VideoDecoder?: unknown }).VideoDecoder;
+  });
+  const plain = await context.newPage();
+  await joinAsGuest(plain, code, "Plain headset");
+  for (const headset of [video, plain]) {
+    await expect(headset.locator(".hud .status")).toHaveText("Connected", { timeout: 15_000 });
+  }
+  expect(await plain.evaluate(() => "VideoDecoder" in window)).toBe(false);
+  // Each says which codec its frames come in: the HUD, and the canvas they are drawn on.
+  await expect(video.locator(".hud .codec")).toHaveText("H.264");
+  await expect(video.locator("canvas.frame")).toHaveAttribute("data-codec", "h264");
+  await expect(plain.locator(".hud .codec")).toHaveText("JPEG");
+  await expect(plain.locator("canvas.frame")).toHaveAttribute("data-codec", "jpeg");
+
+  // Both follow the tablet's selection, with pictures of the model.
+  await tablet.getByRole("button", { name: /^Show Spur gear.* to everyone$/ }).click();
+  const gear = await Promise.all([video, plain].map((h) => frameOf(h, "gear")));
+  for (const headset of [video, plain]) expect(await coverage(headset)).toBeGreaterThan(0.02);
+  await tablet.getByRole("button", { name: "Show Stepped shaft to everyone" }).click();
+  const shaft = await Promise.all([video, plain].map((h) => frameOf(h, "shaft")));
+  for (let i = 0; i < 2; i++) {
+    expect(shaft[i].equals(gear[i]), `headset ${i} shows the new model`).toBe(false);
+  }
+  for (const headset of [video, plain]) expect(await coverage(headset)).toBeGreaterThan(0.02);
+
+  // The two codecs draw the same view alike: the shaft covers about as much of each canvas.
+  const [a, b] = await Promise.all([coverage(video), coverage(plain)]);
+  expect(Math.abs(a - b)).toBeLessThan(0.02);
+});
+
 test("a wrong join code is refused with a clear message", async ({ page }) => {
   await page.goto("/join");
   await hydrated(page);
