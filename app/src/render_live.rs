@@ -219,6 +219,9 @@ struct Camera {
     next_pick: u64,
     /// Poses sent, when and for which eyes, to time and reproject the frames that answer them.
     sent: VecDeque<(u64, ShownFrame)>,
+    /// The newest pose a frame answered: a later frame of the same pose (the sharper one sent
+    /// when the view rests) shows the same view.
+    answered: Option<(u64, ShownFrame)>,
     /// Frames in the current one-second window, and when it started.
     window: (u32, f64),
     /// The WebXR viewer, once a session runs: its head moves the camera instead.
@@ -317,6 +320,7 @@ async fn converse(
         next_pose: 0,
         next_pick: 0,
         sent: VecDeque::new(),
+        answered: None,
         window: (0, js_sys::Date::now()),
         viewer: None,
         received: 0,
@@ -451,7 +455,12 @@ fn on_frame(state: HeadsetState, camera: &mut Camera, bytes: &[u8]) -> Option<De
         let sent = camera.sent[i].1;
         state.latency_ms.set(Some(now - sent.sent_ms));
         shown = Some(sent);
+        camera.answered = Some((header.pose, sent));
         camera.sent.drain(..=i);
+    } else if let Some((pose, sent)) = camera.answered
+        && pose == header.pose
+    {
+        shown = Some(sent);
     }
     let mut reply = None;
     match (header.codec, camera.video.as_mut()) {
