@@ -562,6 +562,7 @@ pub fn image_of(picture: Picture) -> parallax_render::RgbaImage {
             height,
             pixels,
         },
+        Picture::H264(_) => panic!("an undecoded H.264 frame: the connection decodes by default"),
     }
 }
 

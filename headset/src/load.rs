@@ -10,7 +10,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use futures_util::{StreamExt, stream};
-use parallax_core::device::{HostMessage, Pose};
+use parallax_core::device::{Codec, HostMessage, Pose};
 use parallax_core::space::Role;
 use parallax_core::space_protocol::SpaceEvent;
 use serde::Serialize;
@@ -41,6 +41,8 @@ pub struct LoadConfig {
     pub pose_rate: u32,
     /// With `render`: the frame size asked for.
     pub viewport: (u32, u32),
+    /// With `render`: the frame formats offered (the host picks the best).
+    pub codecs: Vec<Codec>,
 }
 
 /// Latency figures in milliseconds.
@@ -364,8 +366,19 @@ impl Device {
         let render = if config.render {
             let url = membership.render_url(Duration::from_secs(120)).await?;
             Some(
-                RenderConnection::connect_trusting(&url, &coordinator.token, coordinator.trust())
-                    .await?,
+                {
+                    let mut render = RenderConnection::connect_offering(
+                        &url,
+                        &coordinator.token,
+                        coordinator.trust(),
+                        &config.codecs,
+                    )
+                    .await?;
+                    // Many simulated headsets share this machine with the hosts: none decodes
+                    // (as none decodes its JPEGs), so the figures are the system's, not ours.
+                    render.decode_video(false);
+                    render
+                },
             )
         } else {
             None

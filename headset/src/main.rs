@@ -107,6 +107,9 @@ enum Command {
         /// With --render: the frame size, WIDTHxHEIGHT.
         #[arg(long, default_value = "1280x720", value_parser = viewport)]
         viewport: (u32, u32),
+        /// With --render: the frame format to ask for, `h264` or `jpeg`; default: the host's best.
+        #[arg(long, value_parser = codec)]
+        codec: Option<Codec>,
         /// Print one JSON object instead of a table.
         #[arg(long)]
         json: bool,
@@ -141,6 +144,7 @@ async fn main() -> anyhow::Result<()> {
             every,
             pose_rate,
             viewport,
+            codec,
             json,
         } => {
             let coordinator = sign_in(&connection).await?;
@@ -154,6 +158,7 @@ async fn main() -> anyhow::Result<()> {
                 concurrency: 32,
                 pose_rate,
                 viewport,
+                codecs: codec.map_or(Codec::PREFERENCE.to_vec(), |c| vec![c]),
             };
             let report = run_load(&coordinator, &config).await?;
             if json {
@@ -413,6 +418,7 @@ async fn join(
 fn write_picture(dir: &std::path::Path, frame: u64, picture: &Picture) -> anyhow::Result<()> {
     let (path, bytes) = match picture {
         Picture::Jpeg(jpeg) => (dir.join(format!("frame-{frame}.jpg")), jpeg.clone()),
+        Picture::H264(access_unit) => (dir.join(format!("frame-{frame}.h264")), access_unit.clone()),
         Picture::Rgba {
             width,
             height,

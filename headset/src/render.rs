@@ -38,7 +38,8 @@ pub struct RenderConnection {
     socket: WebSocketStream<MaybeTlsStream<TcpStream>>,
     session: String,
     codec: Codec,
-    decoder: FrameDecoder,
+    /// `None` when the app decodes H.264 itself.
+    decoder: Option<FrameDecoder>,
     next_pick: u64,
 }
 
@@ -82,7 +83,7 @@ impl RenderConnection {
             socket,
             session: String::new(),
             codec: Codec::Jpeg,
-            decoder: FrameDecoder::default(),
+            decoder: Some(FrameDecoder::default()),
             next_pick: 0,
         };
         connection
@@ -119,10 +120,19 @@ impl RenderConnection {
         self.send(DeviceMessage::Keyframe).await
     }
 
+    /// Whether H.264 frames are decoded here into [`Picture::Rgba`] (the default) or handed
+    /// over as they came, [`Picture::H264`], for a decoder of the app's own: a headset's hardware
+    /// decoder, or a load test that measures the hosts rather than itself.
+    pub fn decode_video(&mut self, decode: bool) {
+        self.decoder = decode.then(FrameDecoder::default);
+    }
+
     /// Forgets the video stream so far, as a decoder reset does, and asks for a key frame:
     /// frames are skipped until it comes.
     pub async fn reset_decoder(&mut self) -> Result<(), ClientError> {
-        self.decoder.reset();
+        if let Some(decoder) = &mut self.decoder {
+            decoder.reset();
+        }
         self.request_keyframe().await
     }
 
@@ -172,7 +182,12 @@ impl RenderConnection {
                 Message::Binary(bytes) => {
                     let (header, data) = FrameHeader::decode(&bytes)
                         .map_err(|e| ClientError::Protocol(e.to_string()))?;
-                    return match self.decoder.decode(&header, data) {
+                    let decoded = match &mut self.decoder {
+                        Some(decoder) => decoder.decode(&header, data),
+                        None if header.codec == Codec::H264 => Ok(Picture::H264(data.to_vec())),
+                        None => Ok(Picture::Jpeg(data.to_vec())),
+                    };
+                    return match decoded {
                         Ok(picture) => Ok(RenderEvent::Frame {
                             header,
                             picture,

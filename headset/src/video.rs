@@ -14,6 +14,9 @@ use thiserror::Error;
 pub enum Picture {
     /// A JPEG file's bytes, as the host sent them.
     Jpeg(Vec<u8>),
+    /// An H.264 access unit as the host sent it, for a decoder of the app's own (a headset's
+    /// hardware decoder): see [`crate::RenderConnection::decode_video`].
+    H264(Vec<u8>),
     /// An H.264 frame, decoded: tight RGBA rows.
     Rgba {
         width: u32,

@@ -106,6 +106,7 @@ async fn the_load_generator_counts_every_selection_at_every_device() {
         concurrency: 8,
         pose_rate: 0,
         viewport: (320, 240),
+        codecs: parallax_core::device::Codec::PREFERENCE.to_vec(),
     };
     let report = load::run(&coordinator, &config, |_| {}).await.unwrap();
     assert!(report.selections >= 10, "{report:?}");
