@@ -51,8 +51,12 @@ extern "C" {
     /// A canvas' 2D context, for the `drawImage` overload that takes a `VideoFrame`.
     type Context2d;
     #[wasm_bindgen(method, catch, js_name = drawImage)]
-    fn draw_video_frame(this: &Context2d, frame: &VideoFrame, x: f64, y: f64)
-    -> Result<(), JsValue>;
+    fn draw_video_frame(
+        this: &Context2d,
+        frame: &VideoFrame,
+        x: f64,
+        y: f64,
+    ) -> Result<(), JsValue>;
 }
 
 fn object(fields: &[(&str, JsValue)]) -> Object {
@@ -64,10 +68,7 @@ fn object(fields: &[(&str, JsValue)]) -> Object {
 }
 
 fn decoder_config() -> Object {
-    object(&[
-        ("codec", H264.into()),
-        ("optimizeForLatency", true.into()),
-    ])
+    object(&[("codec", H264.into()), ("optimizeForLatency", true.into())])
 }
 
 /// The codecs this browser decodes, best first: H.264 where WebCodecs has it, JPEG always.

@@ -418,7 +418,9 @@ async fn join(
 fn write_picture(dir: &std::path::Path, frame: u64, picture: &Picture) -> anyhow::Result<()> {
     let (path, bytes) = match picture {
         Picture::Jpeg(jpeg) => (dir.join(format!("frame-{frame}.jpg")), jpeg.clone()),
-        Picture::H264(access_unit) => (dir.join(format!("frame-{frame}.h264")), access_unit.clone()),
+        Picture::H264(access_unit) => {
+            (dir.join(format!("frame-{frame}.h264")), access_unit.clone())
+        }
         Picture::Rgba {
             width,
             height,

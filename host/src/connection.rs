@@ -7,8 +7,8 @@
 //! connection's own, or JPEG. Frames are latest-wins: messages that queued up while a frame was
 //! rendering or waiting for its turn are applied together and answered with one frame, so a slow
 //! device never builds a backlog — and that happens before encoding: every encoded frame is sent.
-//! When the view comes to rest, an H.264 connection gets the last picture once more at a higher
-//! bitrate. On disconnect the scene is simply dropped: the next device starts from a clean slate.
+//! When the view comes to rest, an H.264 connection whose last frame was coarser than a JPEG gets
+//! the picture once more as a sharp key frame. On disconnect the scene is simply dropped: the next device starts from a clean slate.
 
 use std::sync::Arc;
 
@@ -31,7 +31,7 @@ use parallax_core::protocol::{
 use parallax_core::session::{SessionId, SessionSize};
 use parallax_core::{ChangeNumber, FrameHeader, ModelId};
 use parallax_render::renderer::MAX_VIEWPORT_SIDE;
-use parallax_render::{EncodedFrame, Eye, Mesh, VideoEncoder, View};
+use parallax_render::{Eye, Mesh, VideoEncoder, View};
 use tokio::time::{Instant, sleep_until, timeout};
 
 use crate::host::Host;
@@ -485,31 +485,26 @@ async fn render(
     }
 }
 
-/// The view came to rest: the last picture again, sharper.
+/// The view came to rest: the last picture again, sharper, if it went out blurred.
 async fn refine(socket: &mut WebSocket, scene: &mut Scene, pose: Pose) -> Result<(), Close> {
     let Some(video) = scene.video.take() else {
         return Ok(());
     };
-    let (video, encoded) = encode(video, |v| {
-        v.refine()
-            .unwrap_or_else(|| Err(parallax_render::VideoError::NoPicture))
-    })
-    .await?;
+    let (video, encoded) = encode(video, VideoEncoder::refine).await?;
     scene.video = Some(video);
     match encoded {
-        Ok(frame) => send_frame(socket, scene, pose.id, &frame.bytes, frame.key).await,
+        Ok(Some(frame)) => send_frame(socket, scene, pose.id, &frame.bytes, frame.key).await,
+        Ok(None) => Ok(()),
         Err(e) => send(socket, error("RenderFailed", e)).await,
     }
 }
 
 /// Runs `job` on the connection's encoder off the async runtime (encoding takes milliseconds),
 /// and hands the encoder back with what it made.
-async fn encode(
+async fn encode<T: Send + 'static>(
     mut video: VideoEncoder,
-    job: impl FnOnce(&mut VideoEncoder) -> Result<EncodedFrame, parallax_render::VideoError>
-    + Send
-    + 'static,
-) -> Result<(VideoEncoder, Result<EncodedFrame, String>), Close> {
+    job: impl FnOnce(&mut VideoEncoder) -> Result<T, parallax_render::VideoError> + Send + 'static,
+) -> Result<(VideoEncoder, Result<T, String>), Close> {
     tokio::task::spawn_blocking(move || {
         let encoded = job(&mut video).map_err(|e| e.to_string());
         (video, encoded)

@@ -5,7 +5,9 @@
 //! frames against the raw render (mean and the worst frame). Then the frame sent when the view
 //! comes to rest (H.264's refinement) against a JPEG of the same picture.
 //!
-//! `cargo bench -p parallax-render --bench codecs`; `PARALLAX_BENCH_SECONDS=5` for a short run.
+//! `cargo bench -p parallax-render --bench codecs`; `PARALLAX_BENCH_SECONDS=5` for a short run,
+//! `PARALLAX_BENCH_BITRATE=300000` for a fixed bitrate (as `render-host --bitrate`) instead of
+//! the one that follows the frame size.
 
 use std::time::{Duration, Instant};
 
@@ -53,7 +55,10 @@ fn main() {
         let frames = seconds * FPS;
         let mut jpeg = Tally::default();
         let mut h264 = Tally::default();
-        let mut encoder = VideoEncoder::new(FPS as f32, None);
+        let bitrate = std::env::var("PARALLAX_BENCH_BITRATE")
+            .ok()
+            .and_then(|s| s.parse().ok());
+        let mut encoder = VideoEncoder::new(FPS as f32, bitrate);
         let mut decoder = Decoder::new().expect("an H.264 decoder");
         let mut last = None;
         for i in 0..frames {

@@ -22,8 +22,6 @@ pub enum VideoError {
     OddSize { width: u32, height: u32 },
     #[error("H.264 encodes at most 3840x2160 (2160x3840 upright), not {width}x{height}")]
     TooLarge { width: u32, height: u32 },
-    #[error("nothing to refine: no frame has been encoded yet")]
-    NoPicture,
     #[error("the H.264 encoder failed: {0}")]
     Encoder(#[from] openh264::Error),
 }
@@ -40,6 +38,10 @@ const MAX_QP: u8 = 40;
 /// How much more the frame sent when the view comes to rest may spend than one in motion.
 const STILL_BUDGET: u32 = 8;
 
+/// A frame in motion quantised this finely or finer is already sharper than a JPEG of it
+/// (48 dB on the dense part): the view at rest needs nothing more.
+const SHARP_QP: u32 = 22;
+
 /// One encoded frame: an H.264 access unit in Annex B byte stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EncodedFrame {
@@ -50,10 +52,11 @@ pub struct EncodedFrame {
 
 /// What a frame is for: one of a moving view, or the one sent when it came to rest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Quality {
+enum Quality {
     Motion,
-    /// Sharp: the last picture again, with a larger budget, so a still view is as crisp as a
-    /// JPEG of it.
+    /// Sharp: the last picture again as a key frame with a larger budget, so a still view is as
+    /// crisp as a JPEG of it (rate control lowers its quantiser for a key frame at once, for a
+    /// predicted one only a step per frame).
     Still,
 }
 
@@ -67,6 +70,8 @@ pub struct VideoEncoder {
     encoder: Option<(Encoder, (u32, u32))>,
     picture: Option<I420>,
     key_wanted: bool,
+    /// The last picture went out coarser than [`SHARP_QP`]: the view at rest gets a sharp one.
+    blurred: bool,
     started: Instant,
 }
 
@@ -79,6 +84,7 @@ impl VideoEncoder {
             encoder: None,
             picture: None,
             key_wanted: true,
+            blurred: false,
             started: Instant::now(),
         }
     }
@@ -115,11 +121,14 @@ impl VideoEncoder {
         self.encode_picture(Quality::Motion)
     }
 
-    /// Encodes the last picture again at [`Quality::Still`]: what the view at rest shows.
-    /// `None` before the first frame.
-    pub fn refine(&mut self) -> Option<Result<EncodedFrame, VideoError>> {
-        self.picture.as_ref()?;
-        Some(self.encode_picture(Quality::Still))
+    /// The frame for a view come to rest: the last picture again as a key frame at a higher
+    /// bitrate, when the last one went out coarser than a JPEG would have; `None` when it was
+    /// sharp already (or nothing was encoded yet).
+    pub fn refine(&mut self) -> Result<Option<EncodedFrame>, VideoError> {
+        if self.picture.is_none() || !self.blurred {
+            return Ok(None);
+        }
+        self.encode_picture(Quality::Still).map(Some)
     }
 
     fn encode_picture(&mut self, quality: Quality) -> Result<EncodedFrame, VideoError> {
@@ -143,6 +152,7 @@ impl VideoEncoder {
         // Only a picture already encoded is refined: the encoder has been initialised by then.
         if quality == Quality::Still {
             set_bitrate(encoder, bitrate.saturating_mul(STILL_BUDGET))?;
+            encoder.force_intra_frame();
         }
         let at = openh264::Timestamp::from_millis(self.started.elapsed().as_millis() as u64);
         let half = picture.width / 2;
@@ -156,6 +166,7 @@ impl VideoEncoder {
             key: matches!(stream.frame_type(), FrameType::IDR),
             bytes: stream.to_vec(),
         };
+        self.blurred = last_qp(encoder).is_none_or(|qp| qp > SHARP_QP);
         if quality == Quality::Still {
             set_bitrate(encoder, bitrate)?;
         }
@@ -212,6 +223,19 @@ fn set_bitrate(encoder: &mut Encoder, bits_per_second: u32) -> Result<(), VideoE
         }
     }
     Ok(())
+}
+
+/// The average quantiser of the frame just encoded.
+fn last_qp(encoder: &mut Encoder) -> Option<u32> {
+    let mut statistics = openh264_sys2::SEncoderStatistics::default();
+    // SAFETY: the option writes one SEncoderStatistics during the call; `statistics` outlives it.
+    let result = unsafe {
+        encoder.raw_api().get_option(
+            openh264_sys2::ENCODER_OPTION_GET_STATISTICS,
+            (&raw mut statistics).cast(),
+        )
+    };
+    (result == 0).then_some(statistics.uiAverageFrameQP)
 }
 
 fn current_max(encoder: &mut Encoder) -> i32 {

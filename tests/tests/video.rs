@@ -260,19 +260,84 @@ async fn a_decoder_error_is_recovered_from_with_a_requested_key_frame() {
     server.stop().await;
 }
 
-#[tokio::test]
-async fn a_resting_view_gets_one_sharper_frame_and_odd_sizes_are_refused_for_h264() {
-    let (_dir, server, arr, url) = setup().await;
+/// The gear as the host renders it for `pose`, unencoded, on this process' own renderer.
+fn raw_gear(pose: &Pose) -> RgbaImage {
+    let mut renderer = parallax_render::Renderer::new().expect("lavapipe");
+    let gear = renderer.upload(&parallax_render::samples::gear()).unwrap();
+    let view = parallax_render::View {
+        eye: pose.position.into(),
+        target: pose.target.into(),
+        up: pose.up.into(),
+        fov_y: pose.fov_y_degrees.to_radians(),
+        width: pose.width,
+        height: pose.height,
+    };
+    renderer.render(&gear, glam::Mat4::IDENTITY, &view).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_starved_view_at_rest_gets_one_sharp_key_frame_and_odd_sizes_are_refused_for_h264() {
+    // A host whose operator fixed a bitrate far below what the frame size asks for.
+    let dir = data_dir();
+    let (account, key) = ArrClient::create_account(dir.path(), "video").await;
+    let pool = PoolArgs {
+        standard: 1,
+        standard_standby: 0,
+        premium: 0,
+        poll_interval_ms: 0,
+        ..PoolArgs::default()
+    };
+    let server = TestServer::start_with(dir.path(), &pool).await;
+    let arr = ArrClient::sign_in(&server, &account, &key).await;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let config = parallax_host::HostConfig {
+        coordinator: format!("ws://{}/v1/hosts/ws", server.addr),
+        ca: None,
+        tls: None,
+        size: parallax_core::session::SessionSize::Standard,
+        secret: server.host_secret.clone(),
+        host: None,
+        listen: "127.0.0.1:0".parse().unwrap(),
+        advertise: None,
+        local: false,
+        target_fps: 30,
+        bitrate: Some(100_000),
+        mesh_cache_bytes: parallax_host::HostConfig::mib(64),
+        gpu_cache_bytes: parallax_host::HostConfig::mib(64),
+    };
+    tokio::spawn(parallax_host::run(config, stop.clone()));
+    let mut session = arr.put("starved", "Standard", 30).await.body;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while session["renderUrl"].is_null() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no Ready session: {session}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        session = arr.get("starved").await.body;
+    }
+    let url = session["renderUrl"].as_str().unwrap().to_string();
+
     let mut render = within(RenderConnection::connect(&url, &arr.token))
         .await
         .unwrap();
     let extent = load(&mut render, "gear").await;
+    let mut last = None;
     for id in 1..=3 {
-        frame_for(&mut render, orbit(&extent, id)).await;
+        last = Some(frame_for(&mut render, orbit(&extent, id)).await);
     }
-    // No pose since: one more frame of pose 3 comes, then nothing.
-    let (rest, _) = next_frame(&mut render).await;
+    let (moving, moving_image) = last.unwrap();
+    assert!(!moving.key);
+    // No pose since: one more frame of pose 3 comes, a key frame, sharper; then nothing.
+    let (rest, picture) = next_frame(&mut render).await;
     assert_eq!(rest.pose, 3, "the sharp frame is of the resting pose");
+    assert!(rest.key, "the sharp frame is a key frame");
+    let raw = raw_gear(&orbit(&extent, 3));
+    let (blurred, sharp) = (psnr(&raw, &moving_image), psnr(&raw, &image_of(picture)));
+    assert!(
+        sharp > blurred + 3.0,
+        "at rest {sharp:.1} dB, moving {blurred:.1} dB"
+    );
     let quiet = tokio::time::timeout(Duration::from_millis(800), render.next()).await;
     assert!(quiet.is_err(), "only one sharp frame");
 
