@@ -2,17 +2,46 @@
 //! says nothing of colour), in integers with rounding both ways, so a picture that goes there
 //! and back loses only what the chroma subsampling and the codec take.
 
-/// An I420 picture: full-size luma, then quarter-size U and V planes, tightly packed.
+/// An I420 picture in one buffer: full-size luma, then the quarter-size U and V planes, tightly
+/// packed (as a GPU pass writes it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct I420 {
     pub width: usize,
     pub height: usize,
-    pub y: Vec<u8>,
-    pub u: Vec<u8>,
-    pub v: Vec<u8>,
+    pub data: Vec<u8>,
 }
 
 impl I420 {
+    /// The bytes of a `width × height` picture.
+    pub fn len(width: usize, height: usize) -> usize {
+        width * height * 3 / 2
+    }
+
+    /// Takes planes laid out as [`I420`] describes; `None` if `data` is not exactly that size
+    /// or the size is odd.
+    pub fn from_data(width: usize, height: usize, data: Vec<u8>) -> Option<Self> {
+        let even = width.is_multiple_of(2) && height.is_multiple_of(2);
+        (even && data.len() == Self::len(width, height)).then_some(Self {
+            width,
+            height,
+            data,
+        })
+    }
+
+    pub fn y(&self) -> &[u8] {
+        &self.data[..self.width * self.height]
+    }
+
+    pub fn u(&self) -> &[u8] {
+        let luma = self.width * self.height;
+        &self.data[luma..luma + luma / 4]
+    }
+
+    pub fn v(&self) -> &[u8] {
+        let luma = self.width * self.height;
+        &self.data[luma + luma / 4..]
+    }
+
     /// Converts tight RGBA rows of an even-sized picture (alpha is ignored); `into` is reused
     /// when it has the size already.
     pub fn from_rgba(rgba: &[u8], width: usize, height: usize, into: Option<Self>) -> Self {
@@ -26,16 +55,16 @@ impl I420 {
             _ => Self {
                 width,
                 height,
-                y: vec![0; width * height],
-                u: vec![0; width * height / 4],
-                v: vec![0; width * height / 4],
+                data: vec![0; Self::len(width, height)],
             },
         };
         let half = width / 2;
+        let (y_plane, chroma) = out.data.split_at_mut(width * height);
+        let (u_plane, v_plane) = chroma.split_at_mut(width * height / 4);
         for row in 0..height / 2 {
             let top = &rgba[row * 2 * width * 4..][..width * 4];
             let bottom = &rgba[(row * 2 + 1) * width * 4..][..width * 4];
-            let (y_top, y_bottom) = out.y[row * 2 * width..][..width * 2].split_at_mut(width);
+            let (y_top, y_bottom) = y_plane[row * 2 * width..][..width * 2].split_at_mut(width);
             for col in 0..half {
                 let mut sum = [0i32; 3];
                 for (line, luma) in [(top, &mut *y_top), (bottom, &mut *y_bottom)] {
@@ -50,8 +79,9 @@ impl I420 {
                 }
                 let [r, g, b] = sum;
                 // The four pixels' sum is 4× their mean: divide by 4 × 256.
-                out.u[row * half + col] = (((-38 * r - 74 * g + 112 * b + 512) >> 10) + 128) as u8;
-                out.v[row * half + col] = (((112 * r - 94 * g - 18 * b + 512) >> 10) + 128) as u8;
+                u_plane[row * half + col] =
+                    (((-38 * r - 74 * g + 112 * b + 512) >> 10) + 128) as u8;
+                v_plane[row * half + col] = (((112 * r - 94 * g - 18 * b + 512) >> 10) + 128) as u8;
             }
         }
         out
@@ -106,7 +136,7 @@ mod tests {
         let picture = I420::from_rgba(&rgba, width, height, None);
         let half = width / 2;
         let back = I420::planes_to_rgba(
-            (&picture.y, &picture.u, &picture.v),
+            (picture.y(), picture.u(), picture.v()),
             (width, half, half),
             width,
             height,
@@ -121,7 +151,9 @@ mod tests {
         // Black and white land on the limited range's ends.
         let white = I420::from_rgba(&[255; 16], 2, 2, None);
         let black = I420::from_rgba(&[0, 0, 0, 255].repeat(4), 2, 2, None);
-        assert_eq!((white.y[0], white.u[0], white.v[0]), (235, 128, 128));
-        assert_eq!((black.y[0], black.u[0], black.v[0]), (16, 128, 128));
+        assert_eq!((white.y()[0], white.u()[0], white.v()[0]), (235, 128, 128));
+        assert_eq!((black.y()[0], black.u()[0], black.v()[0]), (16, 128, 128));
+        assert_eq!(I420::from_data(2, 2, white.data.clone()), Some(white));
+        assert_eq!(I420::from_data(2, 2, vec![0; 5]), None);
     }
 }

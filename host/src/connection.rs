@@ -36,6 +36,7 @@ use tokio::time::{Instant, sleep_until, timeout};
 
 use crate::host::Host;
 use crate::net;
+use crate::worker::RawFrame;
 
 pub fn router() -> Router<Arc<Host>> {
     Router::new().route(
@@ -468,7 +469,10 @@ async fn render(
                 .render_eyes_raw(model, eyes_of(&pose), size, transform)
                 .await;
             let (video, encoded) = match rendered {
-                Ok(image) => encode(video, move |v| v.encode(&image)).await?,
+                Ok(RawFrame::Rgba(image)) => encode(video, move |v| v.encode(&image)).await?,
+                Ok(RawFrame::I420(picture)) => {
+                    encode(video, move |v| v.encode_i420(picture)).await?
+                }
                 Err(e) => (video, Err(e)),
             };
             scene.video = Some(video);

@@ -7,6 +7,7 @@ use std::time::Instant;
 use glam::Mat4;
 use lru::LruCache;
 use parallax_core::ModelId;
+use parallax_core::yuv::I420;
 use parallax_render::{
     Eye, GpuModel, Mesh, RenderError, Renderer, RgbaImage, View, encode_jpeg, encode_png,
 };
@@ -38,7 +39,22 @@ struct Job {
     /// The model to draw; `None` is the empty scene.
     model: Option<(ModelId, Arc<Mesh>)>,
     output: Output,
-    reply: oneshot::Sender<Result<Vec<u8>, String>>,
+    reply: oneshot::Sender<Result<Rendered, String>>,
+}
+
+/// What the render thread hands back.
+enum Rendered {
+    /// A JPEG or PNG file.
+    Encoded(Vec<u8>),
+    /// Pixels for a video encoder.
+    Raw(RawFrame),
+}
+
+/// A frame for a video encoder: I420 where the device converts it cheaper than the CPU (a
+/// real GPU), else RGBA, converted on the connection's encoder thread beside the next render.
+pub enum RawFrame {
+    Rgba(RgbaImage),
+    I420(I420),
 }
 
 /// A handle to the render thread; cheap to clone. When the last handle goes, the thread is
@@ -150,7 +166,7 @@ impl RenderWorker {
 
     /// Renders the catalog thumbnail of `mesh` as PNG.
     pub async fn thumbnail(&self, model: ModelId, mesh: Arc<Mesh>) -> Result<Vec<u8>, String> {
-        self.submit(Some((model, mesh)), Output::Thumbnail).await
+        self.encoded(Some((model, mesh)), Output::Thumbnail).await
     }
 
     /// Renders one JPEG of `eyes` side by side, each `size`, with the model placed by
@@ -169,19 +185,17 @@ impl RenderWorker {
             transform,
             raw: false,
         };
-        self.submit(model, output).await
+        self.encoded(model, output).await
     }
 
-    /// [`Self::render_eyes`], the pixels unencoded: for a connection's video encoder, which
-    /// runs beside the render thread rather than on it.
+    /// [`Self::render_eyes`], the pixels unencoded for a connection's video encoder.
     pub async fn render_eyes_raw(
         &self,
         model: Option<(ModelId, Arc<Mesh>)>,
         eyes: Vec<Eye>,
         (width, height): (u32, u32),
         transform: Mat4,
-    ) -> Result<RgbaImage, String> {
-        let frame_width = width.saturating_mul(eyes.len() as u32);
+    ) -> Result<RawFrame, String> {
         let output = Output::Pose {
             eyes,
             width,
@@ -189,19 +203,28 @@ impl RenderWorker {
             transform,
             raw: true,
         };
-        let pixels = self.submit(model, output).await?;
-        Ok(RgbaImage {
-            width: frame_width,
-            height,
-            pixels,
-        })
+        match self.submit(model, output).await? {
+            Rendered::Raw(frame) => Ok(frame),
+            Rendered::Encoded(_) => Err("the render thread encoded a raw frame".into()),
+        }
+    }
+
+    async fn encoded(
+        &self,
+        model: Option<(ModelId, Arc<Mesh>)>,
+        output: Output,
+    ) -> Result<Vec<u8>, String> {
+        match self.submit(model, output).await? {
+            Rendered::Encoded(bytes) => Ok(bytes),
+            Rendered::Raw(_) => Err("the render thread sent pixels for a file".into()),
+        }
     }
 
     async fn submit(
         &self,
         model: Option<(ModelId, Arc<Mesh>)>,
         output: Output,
-    ) -> Result<Vec<u8>, String> {
+    ) -> Result<Rendered, String> {
         let (reply, answer) = oneshot::channel();
         let jobs = self
             .thread
@@ -284,12 +307,32 @@ fn render_job(
     renderer: &mut Renderer,
     uploaded: &mut GpuCache,
     job: &Job,
-) -> Result<Vec<u8>, String> {
+) -> Result<Rendered, String> {
     let started = Instant::now();
     let model = match &job.model {
         Some((id, mesh)) => Some(uploaded.get_or_upload(renderer, id, mesh)?),
         None => None,
     };
+    if let Output::Pose {
+        eyes,
+        width,
+        height,
+        transform,
+        raw: true,
+    } = &job.output
+    {
+        let (width, height) = (*width, *height);
+        let frame = if renderer.converts_to_i420_cheaper() {
+            renderer
+                .render_eyes_i420(model, *transform, eyes, width, height)
+                .map(RawFrame::I420)
+        } else {
+            renderer
+                .render_eyes(model, *transform, eyes, width, height)
+                .map(RawFrame::Rgba)
+        };
+        return frame.map(Rendered::Raw).map_err(|e| e.to_string());
+    }
     let image = match &job.output {
         Output::Thumbnail => match model {
             Some(model) => {
@@ -308,8 +351,7 @@ fn render_job(
     }
     .map_err(|e: RenderError| e.to_string())?;
     let encoded = match job.output {
-        Output::Pose { raw: true, .. } => return Ok(image.pixels),
-        Output::Pose { raw: false, .. } => encode_jpeg(&image, JPEG_QUALITY),
+        Output::Pose { .. } => encode_jpeg(&image, JPEG_QUALITY),
         Output::Thumbnail => encode_png(&image),
     }
     .map_err(|e| e.to_string())?;
@@ -318,7 +360,7 @@ fn render_job(
         bytes = encoded.len(),
         "frame rendered"
     );
-    Ok(encoded)
+    Ok(Rendered::Encoded(encoded))
 }
 
 #[cfg(test)]

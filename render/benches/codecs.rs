@@ -5,6 +5,9 @@
 //! frames against the raw render (mean and the worst frame). Then the frame sent when the view
 //! comes to rest (H.264's refinement) against a JPEG of the same picture.
 //!
+//! Last, where RGBA becomes I420 for the encoder: render + RGBA readback + conversion on the CPU,
+//! against render + a compute pass + I420 readback (1.5 bytes a pixel instead of 4).
+//!
 //! `cargo bench -p parallax-render --bench codecs`; `PARALLAX_BENCH_SECONDS=5` for a short run,
 //! `PARALLAX_BENCH_BITRATE=300000` for a fixed bitrate (as `render-host --bitrate`) instead of
 //! the one that follows the frame size.
@@ -92,19 +95,74 @@ fn main() {
         h264.print(name, "H.264", seconds);
 
         let image = last.expect("at least one frame");
-        let still = encoder
-            .refine()
-            .expect("a picture to refine")
-            .expect("encodes");
         let jpeg_still = encode_jpeg(&image, JPEG_QUALITY).expect("JPEG encodes");
-        println!(
-            "{:<22} at rest: H.264 refinement {:.1} KiB, PSNR {:.2} dB; JPEG {:.1} KiB, PSNR {:.2} dB",
-            name,
-            still.bytes.len() as f64 / 1024.0,
-            psnr(&image, &decode_h264(&mut decoder, &still.bytes)),
+        let jpeg_still = format!(
+            "JPEG {:.1} KiB, PSNR {:.2} dB",
             jpeg_still.len() as f64 / 1024.0,
             psnr(&image, &decode_jpeg(&jpeg_still)),
         );
+        match encoder.refine().unwrap_or_else(|e| panic!("refines: {e}")) {
+            Some(still) => println!(
+                "{:<22} at rest: H.264 key frame {:.1} KiB, PSNR {:.2} dB; {jpeg_still}",
+                name,
+                still.bytes.len() as f64 / 1024.0,
+                psnr(&image, &decode_h264(&mut decoder, &still.bytes)),
+            ),
+            None => println!(
+                "{:<22} at rest: the last H.264 frame was sharp already, none sent; {jpeg_still}",
+                name
+            ),
+        }
+    }
+    conversion(&mut renderer, &model);
+}
+
+/// Frame to I420, both ways, 60 frames each of a slowly turning view.
+fn conversion(renderer: &mut Renderer, model: &GpuModel) {
+    println!(
+        "\n{:<22} {:<24} {:>10} {:>9} {:>9}",
+        "frames", "RGBA -> I420", "read back", "ms p50", "ms p95"
+    );
+    for (name, stereo, width, height) in [
+        ("mono 1280x720", false, 1280, 720),
+        ("stereo 2 x 1024x1024", true, 1024, 1024),
+    ] {
+        let eyes = if stereo { 2 } else { 1 };
+        let pixels = f64::from(width * eyes * height);
+        for gpu in [false, true] {
+            let mut times = Vec::new();
+            for i in 0..60 {
+                let t = i as f32 / FPS as f32;
+                let started = Instant::now();
+                if gpu {
+                    let view = orbit_view(model, t, 30.0, width, height);
+                    let eyes = eyes_of(&view, stereo);
+                    renderer
+                        .render_eyes_i420(Some(model), Mat4::IDENTITY, &eyes, width, height)
+                        .expect("renders");
+                } else {
+                    let image = orbit_frame(renderer, model, t, 30.0, stereo, width, height);
+                    let (w, h) = (image.width as usize, image.height as usize);
+                    I420::from_rgba(&image.pixels, w, h, None);
+                }
+                times.push(started.elapsed());
+            }
+            times.sort_unstable();
+            let ms =
+                |q: f64| times[((times.len() - 1) as f64 * q).round() as usize].as_secs_f64() * 1e3;
+            println!(
+                "{:<22} {:<24} {:>8.1}MB {:>9.2} {:>9.2}",
+                name,
+                if gpu {
+                    "compute pass on the GPU"
+                } else {
+                    "on the CPU"
+                },
+                pixels * if gpu { 1.5 } else { 4.0 } / 1e6,
+                ms(0.5),
+                ms(0.95)
+            );
+        }
     }
 }
 
@@ -119,6 +177,15 @@ fn orbit_frame(
     width: u32,
     height: u32,
 ) -> RgbaImage {
+    let view = orbit_view(model, t, seconds, width, height);
+    let eyes = eyes_of(&view, stereo);
+    renderer
+        .render_eyes(Some(model), Mat4::IDENTITY, &eyes, width, height)
+        .expect("renders")
+}
+
+/// The camera `t` seconds into the orbit.
+fn orbit_view(model: &GpuModel, t: f32, seconds: f32, width: u32, height: u32) -> View {
     let turn = t / seconds;
     let framing = View::framing(&model.bounds, width, height);
     let centre = model.bounds.center();
@@ -130,31 +197,27 @@ fn orbit_frame(
         elevation.sin(),
         elevation.cos() * azimuth.cos(),
     );
-    let view = View {
+    View {
         eye: centre + offset * distance,
         target: centre,
         ..framing
-    };
-    if stereo {
-        let right = (view.target - view.eye).cross(view.up).normalize();
-        let eye = |shift: f32| {
-            Eye::of(&View {
-                eye: view.eye + right * shift,
-                target: view.target + right * shift,
-                ..view
-            })
-        };
-        renderer.render_eyes(
-            Some(model),
-            Mat4::IDENTITY,
-            &[eye(-32.0), eye(32.0)],
-            width,
-            height,
-        )
-    } else {
-        renderer.render(model, Mat4::IDENTITY, &view)
     }
-    .expect("renders")
+}
+
+/// One eye at `view`, or two 64 mm apart (the part is in millimetres).
+fn eyes_of(view: &View, stereo: bool) -> Vec<Eye> {
+    if !stereo {
+        return vec![Eye::of(view)];
+    }
+    let right = (view.target - view.eye).cross(view.up).normalize();
+    let eye = |shift: f32| {
+        Eye::of(&View {
+            eye: view.eye + right * shift,
+            target: view.target + right * shift,
+            ..*view
+        })
+    };
+    vec![eye(-32.0), eye(32.0)]
 }
 
 fn decode_jpeg(bytes: &[u8]) -> RgbaImage {

@@ -51,19 +51,7 @@ impl Readback {
     /// Waits for the GPU, then returns the pixels as tight RGBA rows, or what the GPU said went
     /// wrong. Blocks: call it from a render thread, never from async code.
     pub(crate) fn read(&self, device: &Device, _queue: &Queue) -> Result<Vec<u8>, String> {
-        let (sender, receiver) = std::sync::mpsc::sync_channel(1);
-        self.buffer
-            .map_async(wgpu::MapMode::Read, .., move |result| {
-                // The receiver outlives the poll below; a failed send cannot happen.
-                let _ = sender.send(result);
-            });
-        device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| e.to_string())?;
-        receiver
-            .recv()
-            .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())?;
+        map_read(device, &self.buffer)?;
 
         let row = (self.width * BYTES_PER_PIXEL) as usize;
         let padded = padded_bytes_per_row(self.width) as usize;
@@ -80,6 +68,34 @@ impl Readback {
         self.buffer.unmap();
         Ok(pixels)
     }
+}
+
+/// Waits for the GPU to finish with `buffer` and maps it for reading.
+fn map_read(device: &Device, buffer: &wgpu::Buffer) -> Result<(), String> {
+    let (sender, receiver) = std::sync::mpsc::sync_channel(1);
+    buffer.map_async(wgpu::MapMode::Read, .., move |result| {
+        // The receiver outlives the poll below; a failed send cannot happen.
+        let _ = sender.send(result);
+    });
+    device
+        .poll(wgpu::PollType::wait_indefinitely())
+        .map_err(|e| e.to_string())?;
+    receiver
+        .recv()
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())
+}
+
+/// Waits for the GPU, then returns a mapped-readable buffer's bytes. Blocks, like
+/// [`Readback::read`].
+pub(crate) fn read_buffer(device: &Device, buffer: &wgpu::Buffer) -> Result<Vec<u8>, String> {
+    map_read(device, buffer)?;
+    let data = buffer
+        .get_mapped_range(..)
+        .map_err(|e| e.to_string())?
+        .to_vec();
+    buffer.unmap();
+    Ok(data)
 }
 
 #[cfg(test)]

@@ -7,7 +7,8 @@ use wgpu::util::DeviceExt;
 
 use crate::camera::View;
 use crate::mesh::{Bounds, Mesh, Orientation, Vertex};
-use crate::readback::Readback;
+use crate::readback::{Readback, read_buffer};
+use parallax_core::yuv::I420;
 
 /// Linear-space clear colour: the dark blue-grey of a CAD viewport.
 pub const CLEAR_COLOR: wgpu::Color = wgpu::Color {
@@ -18,6 +19,8 @@ pub const CLEAR_COLOR: wgpu::Color = wgpu::Color {
 };
 const COLOR_FORMAT: wgpu::TextureFormat = wgpu::TextureFormat::Rgba8UnormSrgb;
 const DEPTH_FORMAT: wgpu::TextureFormat = wgpu::TextureFormat::Depth32Float;
+/// The colour target seen as plain bytes, without sRGB decoding.
+const BYTES_FORMAT: wgpu::TextureFormat = wgpu::TextureFormat::Rgba8Unorm;
 /// Largest viewport side a device may ask for; beyond it frames stop being interactive anyway.
 pub const MAX_VIEWPORT_SIDE: u32 = 4096;
 
@@ -35,6 +38,8 @@ pub enum RenderError {
     EmptyModel,
     #[error("GPU error: {0}")]
     Gpu(String),
+    #[error("an I420 frame needs an even width and height, not {width}x{height}")]
+    OddSize { width: u32, height: u32 },
 }
 
 /// A rendered frame: tight rows of sRGB RGBA8 pixels.
@@ -191,6 +196,8 @@ struct Targets {
     color_view: wgpu::TextureView,
     depth_view: wgpu::TextureView,
     readback: Readback,
+    /// The I420 pass's buffers for this size, once a video frame was asked for.
+    planes: Option<Planes>,
 }
 
 /// One GPU device with the pipeline for CAD parts. Rendering blocks the calling thread until the
@@ -204,6 +211,8 @@ pub struct Renderer {
     globals: wgpu::Buffer,
     bind_group: wgpu::BindGroup,
     targets: Option<Targets>,
+    /// The RGBA → I420 compute pipeline, made with the first video frame.
+    i420: Option<I420Pass>,
 }
 
 impl Renderer {
@@ -319,6 +328,7 @@ impl Renderer {
             globals,
             bind_group,
             targets: None,
+            i420: None,
         })
     }
 
@@ -391,6 +401,98 @@ impl Renderer {
         width: u32,
         height: u32,
     ) -> Result<RgbaImage, RenderError> {
+        let (mut encoder, frame_width) = self.draw(model, transform, eyes, width, height)?;
+        let targets = self.targets.as_ref().expect("targets were just prepared");
+        targets.readback.encode_copy(&mut encoder, &targets.color);
+        self.queue.submit([encoder.finish()]);
+        let pixels = targets
+            .readback
+            .read(&self.device, &self.queue)
+            .map_err(RenderError::Gpu)?;
+        Ok(RgbaImage {
+            width: frame_width,
+            height,
+            pixels,
+        })
+    }
+
+    /// Whether [`Self::render_eyes_i420`] costs less than [`Self::render_eyes`] and converting
+    /// on the CPU: on a real GPU the conversion is all but free and the readback shrinks to 3/8.
+    /// On a CPU adapter (lavapipe) the two cost the same (docs/BENCHMARKS.md), and converting
+    /// beside the render thread instead of on it wins.
+    pub fn converts_to_i420_cheaper(&self) -> bool {
+        self.adapter.device_type != wgpu::DeviceType::Cpu
+    }
+
+    /// [`Self::render_eyes`] as I420 for a video encoder: converted on the GPU before readback
+    /// (1.5 bytes a pixel come back instead of 4) when the frame's width is a multiple of 8,
+    /// else on the CPU; the same bytes either way. The frame's sides must be even.
+    pub fn render_eyes_i420(
+        &mut self,
+        model: Option<&GpuModel>,
+        transform: Mat4,
+        eyes: &[Eye],
+        width: u32,
+        height: u32,
+    ) -> Result<I420, RenderError> {
+        let frame_width = width.saturating_mul(eyes.len() as u32);
+        if !frame_width.is_multiple_of(2) || !height.is_multiple_of(2) {
+            return Err(RenderError::OddSize {
+                width: frame_width,
+                height,
+            });
+        }
+        if !frame_width.is_multiple_of(8) {
+            let image = self.render_eyes(model, transform, eyes, width, height)?;
+            let (w, h) = (image.width as usize, image.height as usize);
+            return Ok(I420::from_rgba(&image.pixels, w, h, None));
+        }
+        let (mut encoder, _) = self.draw(model, transform, eyes, width, height)?;
+        let pass = match self.i420.take() {
+            Some(pass) => pass,
+            None => I420Pass::new(&self.device),
+        };
+        let targets = self.targets.as_mut().expect("targets were just prepared");
+        let planes = match targets.planes.take() {
+            Some(planes) => planes,
+            None => {
+                let bytes = targets.color.create_view(&wgpu::TextureViewDescriptor {
+                    format: Some(BYTES_FORMAT),
+                    ..Default::default()
+                });
+                pass.planes(&self.device, &bytes, frame_width, height)
+            }
+        };
+        self.queue
+            .write_buffer(&pass.size, 0, bytemuck::cast_slice(&[frame_width, height]));
+        {
+            let mut compute = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("i420"),
+                timestamp_writes: None,
+            });
+            compute.set_pipeline(&pass.pipeline);
+            compute.set_bind_group(0, &planes.bind_group, &[]);
+            compute.dispatch_workgroups((frame_width / 8).div_ceil(8), (height / 2).div_ceil(8), 1);
+        }
+        let bytes = planes.storage.size();
+        encoder.copy_buffer_to_buffer(&planes.storage, 0, &planes.readback, 0, bytes);
+        self.queue.submit([encoder.finish()]);
+        let data = read_buffer(&self.device, &planes.readback).map_err(RenderError::Gpu);
+        targets.planes = Some(planes);
+        self.i420 = Some(pass);
+        I420::from_data(frame_width as usize, height as usize, data?)
+            .ok_or_else(|| RenderError::Gpu("the I420 planes came back the wrong size".into()))
+    }
+
+    /// Records the frame's render pass into a new command encoder; the frame's width.
+    fn draw(
+        &mut self,
+        model: Option<&GpuModel>,
+        transform: Mat4,
+        eyes: &[Eye],
+        width: u32,
+        height: u32,
+    ) -> Result<(wgpu::CommandEncoder, u32), RenderError> {
         if eyes.is_empty() || eyes.len() > MAX_EYES {
             return Err(RenderError::BadEyes(eyes.len()));
         }
@@ -462,17 +564,7 @@ impl Renderer {
                 }
             }
         }
-        targets.readback.encode_copy(&mut encoder, &targets.color);
-        self.queue.submit([encoder.finish()]);
-        let pixels = targets
-            .readback
-            .read(&self.device, &self.queue)
-            .map_err(RenderError::Gpu)?;
-        Ok(RgbaImage {
-            width: frame_width,
-            height,
-            pixels,
-        })
+        Ok((encoder, frame_width))
     }
 
     /// Makes sure colour and depth targets of `width × height` exist.
@@ -487,7 +579,7 @@ impl Renderer {
                 height,
                 depth_or_array_layers: 1,
             };
-            let texture = |label, format, usage| {
+            let texture = |label, format, usage, view_formats| {
                 self.device.create_texture(&wgpu::TextureDescriptor {
                     label: Some(label),
                     size,
@@ -496,18 +588,23 @@ impl Renderer {
                     dimension: wgpu::TextureDimension::D2,
                     format,
                     usage,
-                    view_formats: &[],
+                    view_formats,
                 })
             };
             let color = texture(
                 "color",
                 COLOR_FORMAT,
-                wgpu::TextureUsages::RENDER_ATTACHMENT | wgpu::TextureUsages::COPY_SRC,
+                wgpu::TextureUsages::RENDER_ATTACHMENT
+                    | wgpu::TextureUsages::COPY_SRC
+                    | wgpu::TextureUsages::TEXTURE_BINDING,
+                // The I420 pass reads the stored sRGB bytes as they are.
+                &[BYTES_FORMAT],
             );
             let depth = texture(
                 "depth",
                 DEPTH_FORMAT,
                 wgpu::TextureUsages::RENDER_ATTACHMENT,
+                &[],
             );
             self.targets = Some(Targets {
                 width,
@@ -516,7 +613,137 @@ impl Renderer {
                 depth_view: depth.create_view(&Default::default()),
                 color,
                 readback: Readback::new(&self.device, width, height),
+                planes: None,
             });
+        }
+    }
+}
+
+/// The compute pipeline that converts the colour target to I420.
+struct I420Pass {
+    pipeline: wgpu::ComputePipeline,
+    layout: wgpu::BindGroupLayout,
+    /// The frame's width and height.
+    size: wgpu::Buffer,
+}
+
+/// The I420 pass's output for one target size, and the buffer it is read back through.
+struct Planes {
+    storage: wgpu::Buffer,
+    readback: wgpu::Buffer,
+    bind_group: wgpu::BindGroup,
+}
+
+impl I420Pass {
+    fn new(device: &wgpu::Device) -> Self {
+        let shader = device.create_shader_module(wgpu::include_wgsl!("i420.wgsl"));
+        let entry = |binding, ty| wgpu::BindGroupLayoutEntry {
+            binding,
+            visibility: wgpu::ShaderStages::COMPUTE,
+            ty,
+            count: None,
+        };
+        let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some("i420"),
+            entries: &[
+                entry(
+                    0,
+                    wgpu::BindingType::Texture {
+                        sample_type: wgpu::TextureSampleType::Float { filterable: false },
+                        view_dimension: wgpu::TextureViewDimension::D2,
+                        multisampled: false,
+                    },
+                ),
+                entry(
+                    1,
+                    wgpu::BindingType::Buffer {
+                        ty: wgpu::BufferBindingType::Storage { read_only: false },
+                        has_dynamic_offset: false,
+                        min_binding_size: None,
+                    },
+                ),
+                entry(
+                    2,
+                    wgpu::BindingType::Buffer {
+                        ty: wgpu::BufferBindingType::Uniform,
+                        has_dynamic_offset: false,
+                        min_binding_size: None,
+                    },
+                ),
+            ],
+        });
+        let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some("i420"),
+            bind_group_layouts: &[Some(&layout)],
+            immediate_size: 0,
+        });
+        let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some("i420"),
+            layout: Some(&pipeline_layout),
+            module: &shader,
+            entry_point: Some("main"),
+            compilation_options: Default::default(),
+            cache: None,
+        });
+        let size = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("i420 size"),
+            size: 8,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        Self {
+            pipeline,
+            layout,
+            size,
+        }
+    }
+
+    fn planes(
+        &self,
+        device: &wgpu::Device,
+        color: &wgpu::TextureView,
+        width: u32,
+        height: u32,
+    ) -> Planes {
+        let bytes = I420::len(width as usize, height as usize) as u64;
+        let buffer = |label, usage| {
+            device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size: bytes,
+                usage,
+                mapped_at_creation: false,
+            })
+        };
+        let storage = buffer(
+            "i420 planes",
+            wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+        );
+        let readback = buffer(
+            "i420 readback",
+            wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+        );
+        let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some("i420"),
+            layout: &self.layout,
+            entries: &[
+                wgpu::BindGroupEntry {
+                    binding: 0,
+                    resource: wgpu::BindingResource::TextureView(color),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 1,
+                    resource: storage.as_entire_binding(),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 2,
+                    resource: self.size.as_entire_binding(),
+                },
+            ],
+        });
+        Planes {
+            storage,
+            readback,
+            bind_group,
         }
     }
 }

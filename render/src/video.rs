@@ -102,22 +102,24 @@ impl VideoEncoder {
         self.key_wanted = true;
     }
 
-    /// Encodes `image` (converted to I420 here, BT.601 limited range: what a decoder assumes
+    /// Encodes `image`, converted to I420 here (BT.601 limited range: what a decoder assumes
     /// without colour information).
     pub fn encode(&mut self, image: &RgbaImage) -> Result<EncodedFrame, VideoError> {
         let (width, height) = (image.width, image.height);
-        if width % 2 == 1 || height % 2 == 1 {
-            return Err(VideoError::OddSize { width, height });
-        }
-        if width.max(height) > 3840 || width.min(height) > 2160 {
-            return Err(VideoError::TooLarge { width, height });
-        }
-        self.picture = Some(I420::from_rgba(
+        check_size(width as usize, height as usize)?;
+        let picture = I420::from_rgba(
             &image.pixels,
             width as usize,
             height as usize,
             self.picture.take(),
-        ));
+        );
+        self.encode_i420(picture)
+    }
+
+    /// Encodes a picture already in I420 ([`crate::Renderer::render_eyes_i420`]).
+    pub fn encode_i420(&mut self, picture: I420) -> Result<EncodedFrame, VideoError> {
+        check_size(picture.width, picture.height)?;
+        self.picture = Some(picture);
         self.encode_picture(Quality::Motion)
     }
 
@@ -157,7 +159,7 @@ impl VideoEncoder {
         let at = openh264::Timestamp::from_millis(self.started.elapsed().as_millis() as u64);
         let half = picture.width / 2;
         let source = YUVSlices::new(
-            (&picture.y, &picture.u, &picture.v),
+            (picture.y(), picture.u(), picture.v()),
             (picture.width, picture.height),
             (picture.width, half, half),
         );
@@ -172,6 +174,17 @@ impl VideoEncoder {
         }
         Ok(frame)
     }
+}
+
+fn check_size(width: usize, height: usize) -> Result<(), VideoError> {
+    let (width, height) = (width as u32, height as u32);
+    if !width.is_multiple_of(2) || !height.is_multiple_of(2) {
+        return Err(VideoError::OddSize { width, height });
+    }
+    if width.max(height) > 3840 || width.min(height) > 2160 {
+        return Err(VideoError::TooLarge { width, height });
+    }
+    Ok(())
 }
 
 fn config(bitrate: u32, fps: f32) -> EncoderConfig {

@@ -3,6 +3,7 @@
 //! different.
 
 use glam::Mat4;
+use parallax_core::yuv::I420;
 use parallax_render::{Eye, Renderer, RgbaImage, View, encode_jpeg, samples};
 
 const WIDTH: u32 = 640;
@@ -154,4 +155,40 @@ fn a_stereo_frame_is_the_two_eyes_mono_frames_side_by_side() {
             .render_eyes(Some(&model), Mat4::IDENTITY, &three, 320, 240)
             .is_err()
     );
+}
+
+#[test]
+fn the_gpu_converts_a_frame_to_the_i420_the_cpu_makes_of_it() {
+    let Ok(mut renderer) = Renderer::new() else {
+        panic!("no GPU adapter: install Mesa's lavapipe (scripts/setup.sh)");
+    };
+    let model = renderer.upload(&samples::gear()).unwrap();
+    // 320 wide: converted on the GPU; 322: on the CPU (not a multiple of 8).
+    for (width, height) in [(320, 240), (322, 240)] {
+        let view = View::framing(&model.bounds, width, height);
+        let eyes = [Eye::of(&view)];
+        let rgba = renderer
+            .render_eyes(Some(&model), Mat4::IDENTITY, &eyes, width, height)
+            .unwrap();
+        let on_cpu = I420::from_rgba(&rgba.pixels, width as usize, height as usize, None);
+        let i420 = renderer
+            .render_eyes_i420(Some(&model), Mat4::IDENTITY, &eyes, width, height)
+            .unwrap();
+        assert_eq!((i420.width, i420.height), (width as usize, height as usize));
+        let differing = on_cpu
+            .data
+            .iter()
+            .zip(&i420.data)
+            .filter(|(a, b)| a != b)
+            .count();
+        assert_eq!(differing, 0, "{width}x{height}: {differing} bytes differ");
+        // The picture is there: luma spans from the background to lit faces.
+        let (lo, hi) = (i420.y().iter().min(), i420.y().iter().max());
+        assert!(hi.unwrap() - lo.unwrap() > 100, "{width}x{height}");
+    }
+    let eyes = [Eye::of(&View::framing(&model.bounds, 321, 240))];
+    assert!(matches!(
+        renderer.render_eyes_i420(Some(&model), Mat4::IDENTITY, &eyes, 321, 240),
+        Err(parallax_render::RenderError::OddSize { width: 321, .. })
+    ));
 }
