@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::ModelId;
+pub use crate::protocol::Codec;
 use crate::protocol::ProtocolError;
 
 /// Close reason when a second device tries to connect.
@@ -361,63 +362,6 @@ fn known_codecs<'de, D: serde::Deserializer<'de>>(from: D) -> Result<Vec<Codec>,
         .iter()
         .filter_map(|name| Codec::deserialize(serde_json::Value::from(name.as_str())).ok())
         .collect())
-}
-
-/// How a render connection's frames are encoded, named as in `hello` and `welcome`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Codec {
-    /// Each frame a baseline JPEG: decodes anywhere, no state between frames.
-    #[default]
-    Jpeg,
-    /// H.264 Constrained Baseline in Annex B byte stream, no B-frames: each frame one access
-    /// unit, the first and every one after a `keyframe` request an IDR with its SPS and PPS.
-    H264,
-}
-
-impl Codec {
-    /// Best first: the order the host prefers them in.
-    pub const PREFERENCE: [Codec; 2] = [Codec::H264, Codec::Jpeg];
-
-    /// The best codec both sides have, or `None` when they share none.
-    pub fn choose(device: &[Codec], host: &[Codec]) -> Option<Codec> {
-        Self::PREFERENCE
-            .into_iter()
-            .find(|c| device.contains(c) && host.contains(c))
-    }
-
-    /// The name in `hello` and `welcome`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Codec::Jpeg => "jpeg",
-            Codec::H264 => "h264",
-        }
-    }
-
-    /// The byte in a [`crate::FrameHeader`] that says which codec a frame is in.
-    pub fn wire(self) -> u8 {
-        match self {
-            Codec::Jpeg => 0,
-            Codec::H264 => 1,
-        }
-    }
-
-    pub fn from_wire(byte: u8) -> Option<Self> {
-        match byte {
-            0 => Some(Codec::Jpeg),
-            1 => Some(Codec::H264),
-            _ => None,
-        }
-    }
-}
-
-impl std::fmt::Display for Codec {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Codec::Jpeg => "JPEG",
-            Codec::H264 => "H.264",
-        })
-    }
 }
 
 fn max_hits() -> u32 {

@@ -1,11 +1,12 @@
 //! What every WebSocket shares: close codes and reasons, the hello timeout, and the binary frame
-//! header in front of every video frame. The messages themselves are in [`crate::space_protocol`]
+//! header in front of every video frame, with the codecs frames come in. The messages themselves are in [`crate::space_protocol`]
 //! and [`crate::device`].
 
 use thiserror::Error;
 
+use serde::{Deserialize, Serialize};
+
 use crate::change::ChangeNumber;
-use crate::device::Codec;
 
 /// WebSocket close code for a conversation that ended as agreed (`bye`).
 pub const CLOSE_NORMAL: u16 = 1000;
@@ -34,6 +35,63 @@ pub enum ProtocolError {
     BadFrameMagic,
     #[error("binary frame in an unknown codec ({0})")]
     UnknownCodec(u8),
+}
+
+/// How a render connection's frames are encoded, named as in `hello` and `welcome`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Codec {
+    /// Each frame a baseline JPEG: decodes anywhere, no state between frames.
+    #[default]
+    Jpeg,
+    /// H.264 Constrained Baseline in Annex B byte stream, no B-frames: each frame one access
+    /// unit, the first and every one after a `keyframe` request an IDR with its SPS and PPS.
+    H264,
+}
+
+impl Codec {
+    /// Best first: the order the host prefers them in.
+    pub const PREFERENCE: [Codec; 2] = [Codec::H264, Codec::Jpeg];
+
+    /// The best codec both sides have, or `None` when they share none.
+    pub fn choose(device: &[Codec], host: &[Codec]) -> Option<Codec> {
+        Self::PREFERENCE
+            .into_iter()
+            .find(|c| device.contains(c) && host.contains(c))
+    }
+
+    /// The name in `hello` and `welcome`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Codec::Jpeg => "jpeg",
+            Codec::H264 => "h264",
+        }
+    }
+
+    /// The byte in a [`FrameHeader`] that says which codec a frame is in.
+    pub fn wire(self) -> u8 {
+        match self {
+            Codec::Jpeg => 0,
+            Codec::H264 => 1,
+        }
+    }
+
+    pub fn from_wire(byte: u8) -> Option<Self> {
+        match byte {
+            0 => Some(Codec::Jpeg),
+            1 => Some(Codec::H264),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Codec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Codec::Jpeg => "JPEG",
+            Codec::H264 => "H.264",
+        })
+    }
 }
 
 /// The header in front of every binary video frame; the encoded image follows it directly.

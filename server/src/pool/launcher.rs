@@ -143,9 +143,10 @@ impl Launcher {
                 advertise: None,
                 local: true,
                 target_fps: DEFAULT_TARGET_FPS,
+                // A host process reads these from the environment it inherits
+                // (`PARALLAX_HOST_BITRATE`, `PARALLAX_HOST_MESH_CACHE_MB`,
+                // `PARALLAX_HOST_GPU_CACHE_MB`).
                 bitrate: None,
-                // A host process reads its own from the environment it inherits
-                // (`PARALLAX_HOST_MESH_CACHE_MB`, `PARALLAX_HOST_GPU_CACHE_MB`).
                 mesh_cache_bytes: HostConfig::mib(DEFAULT_MESH_CACHE_MB),
                 gpu_cache_bytes: HostConfig::mib(DEFAULT_GPU_CACHE_MB),
             };
