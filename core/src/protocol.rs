@@ -1,6 +1,6 @@
 //! What every WebSocket shares: close codes and reasons, the hello timeout, and the binary frame
-//! header in front of every video frame, with the codecs frames come in. The messages themselves are in [`crate::space_protocol`]
-//! and [`crate::device`].
+//! header in front of every video frame, with the codecs frames come in. The messages themselves
+//! are in [`crate::space_protocol`] and [`crate::device`].
 
 use thiserror::Error;
 
