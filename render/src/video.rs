@@ -143,7 +143,8 @@ impl VideoEncoder {
             Some((encoder, size)) if *size == (width, height) => encoder,
             slot => {
                 let config = config(bitrate, self.fps);
-                let encoder = Encoder::with_api_config(OpenH264API::from_source(), config)?;
+                let mut encoder = Encoder::with_api_config(OpenH264API::from_source(), config)?;
+                quiet(&mut encoder);
                 self.key_wanted = false;
                 &mut slot.insert((encoder, (width, height))).0
             }
@@ -202,6 +203,21 @@ fn config(bitrate: u32, fps: f32) -> EncoderConfig {
         .qp(QpRange::new(MIN_QP, MAX_QP))
         .background_detection(false)
         .adaptive_quantization(false)
+}
+
+/// Keeps OpenH264 from printing its warning about frame skipping being off (as intended) to
+/// stderr whenever a connection starts; errors still print. After its initialisation the
+/// wrapper silences it altogether.
+fn quiet(encoder: &mut Encoder) {
+    let mut level = openh264_sys2::WELS_LOG_ERROR;
+    // SAFETY: the trace level may be set before initialisation; the option reads one int during
+    // the call, and `level` outlives it.
+    unsafe {
+        encoder.raw_api().set_option(
+            openh264_sys2::ENCODER_OPTION_TRACE_LEVEL,
+            (&raw mut level).cast(),
+        )
+    };
 }
 
 /// Changes the target (and maximum) bitrate from the next frame on, keeping the encoder's
