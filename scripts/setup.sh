@@ -42,6 +42,9 @@ fi
 
 # Mesa's software Vulkan driver (lavapipe), so wgpu renders on machines without a GPU.
 apt_install mesa-vulkan-drivers libvulkan1 libegl1 libegl-mesa0 libgl1-mesa-dri
+# The assembler for OpenH264's SIMD code, which the openh264 crate builds from its bundled source
+# (without nasm it builds the plain C and encodes more slowly).
+apt_install nasm
 
 if [ "$want" = all ]; then
   # Debian's Chromium for the Playwright suite (Playwright cannot download its own browser here),
