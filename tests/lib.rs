@@ -129,6 +129,27 @@ impl TestServer {
         }
     }
 
+    /// A Standard render host as one on another machine runs it (`parallax render-host
+    /// --coordinator ws://…`, not started by the coordinator), linked over plain ws: start it
+    /// with `parallax_host::run`.
+    pub fn remote_host(&self, target_fps: u32, bitrate: Option<u32>) -> parallax_host::HostConfig {
+        parallax_host::HostConfig {
+            coordinator: format!("ws://{}/v1/hosts/ws", self.addr),
+            ca: None,
+            tls: None,
+            size: parallax_core::session::SessionSize::Standard,
+            secret: self.host_secret.clone(),
+            host: None,
+            listen: "127.0.0.1:0".parse().expect("an address"),
+            advertise: None,
+            local: false,
+            target_fps,
+            bitrate,
+            mesh_cache_bytes: parallax_host::HostConfig::mib(64),
+            gpu_cache_bytes: parallax_host::HostConfig::mib(64),
+        }
+    }
+
     /// `http://127.0.0.1:PORT`, or `https://localhost:PORT` over TLS.
     pub fn url(&self) -> String {
         match self.trust {

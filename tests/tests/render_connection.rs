@@ -10,7 +10,6 @@ use parallax_server::config::PoolArgs;
 use parallax_tests::{ArrClient, TestServer, data_dir, decode_jpeg, get_json, within};
 use std::time::Duration;
 
-use parallax_host::HostConfig;
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
@@ -340,21 +339,7 @@ async fn devices_that_break_the_rules_get_a_reason() {
 /// Starts a render host as one on another machine runs (`parallax render-host --coordinator …`,
 /// not started by the coordinator) in this process; it runs until `stop`.
 fn remote_host(server: &TestServer, target_fps: u32, stop: &CancellationToken) {
-    let config = HostConfig {
-        coordinator: format!("ws://{}/v1/hosts/ws", server.addr),
-        ca: None,
-        tls: None,
-        size: parallax_core::session::SessionSize::Standard,
-        secret: server.host_secret.clone(),
-        host: None,
-        listen: "127.0.0.1:0".parse().unwrap(),
-        advertise: None,
-        local: false,
-        target_fps,
-        bitrate: None,
-        mesh_cache_bytes: HostConfig::mib(64),
-        gpu_cache_bytes: HostConfig::mib(64),
-    };
+    let config = server.remote_host(target_fps, None);
     tokio::spawn(parallax_host::run(config, stop.clone()));
 }
 

@@ -106,18 +106,8 @@ async fn h264_frames_decode_to_the_pictures_the_jpeg_path_shows() {
         pictures.push(frames);
     }
     // The same poses rendered here, on the same renderer, unencoded.
-    let mut renderer = parallax_render::Renderer::new().expect("lavapipe");
-    let gear = renderer.upload(&parallax_render::samples::gear()).unwrap();
     for ((pose, video), jpeg) in poses.iter().zip(&pictures[0]).zip(&pictures[1]) {
-        let view = parallax_render::View {
-            eye: pose.position.into(),
-            target: pose.target.into(),
-            up: pose.up.into(),
-            fov_y: pose.fov_y_degrees.to_radians(),
-            width: pose.width,
-            height: pose.height,
-        };
-        let raw = renderer.render(&gear, glam::Mat4::IDENTITY, &view).unwrap();
+        let raw = raw_gear(pose);
         let (h264_db, jpeg_db) = (psnr(&raw, video), psnr(&raw, jpeg));
         eprintln!(
             "pose {}: H.264 {h264_db:.2} dB, JPEG {jpeg_db:.2} dB",
@@ -290,21 +280,7 @@ async fn a_starved_view_at_rest_gets_one_sharp_key_frame_and_odd_sizes_are_refus
     let server = TestServer::start_with(dir.path(), &pool).await;
     let arr = ArrClient::sign_in(&server, &account, &key).await;
     let stop = tokio_util::sync::CancellationToken::new();
-    let config = parallax_host::HostConfig {
-        coordinator: format!("ws://{}/v1/hosts/ws", server.addr),
-        ca: None,
-        tls: None,
-        size: parallax_core::session::SessionSize::Standard,
-        secret: server.host_secret.clone(),
-        host: None,
-        listen: "127.0.0.1:0".parse().unwrap(),
-        advertise: None,
-        local: false,
-        target_fps: 30,
-        bitrate: Some(100_000),
-        mesh_cache_bytes: parallax_host::HostConfig::mib(64),
-        gpu_cache_bytes: parallax_host::HostConfig::mib(64),
-    };
+    let config = server.remote_host(30, Some(100_000));
     tokio::spawn(parallax_host::run(config, stop.clone()));
     let mut session = arr.put("starved", "Standard", 30).await.body;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
