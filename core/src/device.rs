@@ -518,9 +518,10 @@ mod tests {
             }
         );
         let hello = DeviceMessage::parse(r#"{"type":"hello","codecs":["h264","jpeg"]}"#).unwrap();
-        assert!(
-            matches!(hello, DeviceMessage::Hello { codecs, .. } if codecs == [Codec::H264, Codec::Jpeg])
-        );
+        let DeviceMessage::Hello { codecs, .. } = hello else {
+            panic!("a hello");
+        };
+        assert_eq!(codecs, [Codec::H264, Codec::Jpeg]);
         assert_eq!(
             DeviceMessage::parse(r#"{"type":"keyframe"}"#).unwrap(),
             DeviceMessage::Keyframe

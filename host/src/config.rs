@@ -51,7 +51,11 @@ pub struct RenderHostArgs {
     pub target_fps: u32,
     /// H.264 bitrate of each device's frames, in bits per second (e.g. 4000000). Default: it
     /// follows the frame size, about 0.1 bit per pixel per frame at the target fps.
-    #[arg(long, env = "PARALLAX_HOST_BITRATE", value_parser = clap::value_parser!(u32).range(100_000..=100_000_000))]
+    #[arg(
+        long,
+        env = "PARALLAX_HOST_BITRATE",
+        value_parser = clap::value_parser!(u32).range(100_000..=100_000_000)
+    )]
     pub bitrate: Option<u32>,
     /// Memory for meshes fetched from the coordinator, in MiB; the least recently used go first.
     #[arg(long, env = "PARALLAX_HOST_MESH_CACHE_MB", default_value_t = DEFAULT_MESH_CACHE_MB)]

@@ -8,7 +8,8 @@
 //! rendering or waiting for its turn are applied together and answered with one frame, so a slow
 //! device never builds a backlog — and that happens before encoding: every encoded frame is sent.
 //! When the view comes to rest, an H.264 connection whose last frame was coarser than a JPEG gets
-//! the picture once more as a sharp key frame. On disconnect the scene is simply dropped: the next device starts from a clean slate.
+//! the picture once more as a sharp key frame. On disconnect the scene is simply dropped: the next
+//! device starts from a clean slate.
 
 use std::sync::Arc;
 
