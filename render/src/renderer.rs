@@ -38,6 +38,8 @@ pub enum RenderError {
     EmptyModel,
     #[error("GPU error: {0}")]
     Gpu(String),
+    #[error("{0}")]
+    BadLook(String),
     #[error("an I420 frame needs an even width and height, not {width}x{height}")]
     OddSize { width: u32, height: u32 },
 }
@@ -137,13 +139,88 @@ pub struct GpuModel {
     pub triangles: u64,
     /// Which faces can be skipped: see [`Mesh::orientation`].
     cull: Cull,
+    /// Its parts in triangle order, each its own draw; one unnamed part for a model without.
+    parts: Vec<GpuPart>,
+    /// Each part's [`PartState`], rewritten when the look changes; the mesh never is.
+    states: wgpu::Buffer,
+    /// The states last written, to skip writing them again.
+    written: std::sync::Mutex<Option<Vec<PartState>>>,
+    bind_group: wgpu::BindGroup,
+}
+
+/// A part's triangles in the index buffer, and its centre (for the explode).
+struct GpuPart {
+    name: Option<String>,
+    first_index: u32,
+    index_count: u32,
+    center: Vec3,
 }
 
 impl GpuModel {
     /// The GPU memory its buffers take, in bytes: what a cache bounded in bytes weighs it by.
     pub fn gpu_bytes(&self) -> u64 {
-        self.vertices.size() + self.indices.size()
+        self.vertices.size() + self.indices.size() + self.states.size()
     }
+
+    /// Its parts' names, in the order a [`Look`] lists them (`None` for triangles before the
+    /// first named part, or a model without names).
+    pub fn part_names(&self) -> impl Iterator<Item = Option<&str>> {
+        self.parts.iter().map(|p| p.name.as_deref())
+    }
+}
+
+/// Most cut planes a frame has (ARR's limit).
+pub const MAX_CUT_PLANES: usize = 8;
+
+/// How opaque a see-through part is.
+const SEE_THROUGH_ALPHA: f32 = 0.3;
+
+/// How a frame shows a model: per-part overrides (ARR's state overrides, by part), cut planes
+/// and an exploded view. The default shows the model as modelled.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Look {
+    /// By part, in [`GpuModel::part_names`] order; parts past the end look as modelled.
+    pub parts: Vec<PartLook>,
+    /// `(point, normal)` in model space, at most [`MAX_CUT_PLANES`]: what lies on the normal's
+    /// side of a plane is cut away, and the section is capped.
+    pub cut_planes: Vec<(Vec3, Vec3)>,
+    /// 0 assembled; 1 moves each part out from the assembly's centre by as far again as its own
+    /// centre lies from it.
+    pub explode: f32,
+}
+
+/// One part's override.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct PartLook {
+    pub hidden: bool,
+    /// Linear RGB that replaces the modelled colour.
+    pub tint: Option<[f32; 3]>,
+    /// Drawn blended over what is behind it.
+    pub see_through: bool,
+}
+
+/// A part's state as the shader reads it: tint (rgb, weight) and offset (xyz, opacity).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Pod, Zeroable)]
+struct PartState {
+    tint: [f32; 4],
+    offset: [f32; 4],
+}
+
+impl PartState {
+    const AS_MODELLED: Self = Self {
+        tint: [0.0; 4],
+        offset: [0.0, 0.0, 0.0, 1.0],
+    };
+}
+
+/// The cut planes as the shader reads them.
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct LookUniform {
+    cut: [[f32; 4]; MAX_CUT_PLANES],
+    /// Planes in use; 1 when the mesh's faces point inwards.
+    params: [f32; 4],
 }
 
 /// Which triangles a model never shows, so the rasteriser may skip them.
@@ -208,8 +285,13 @@ pub struct Renderer {
     queue: wgpu::Queue,
     /// Indexed by [`Cull`]: two-sided, skip back faces, skip front faces.
     pipelines: [wgpu::RenderPipeline; 3],
+    /// Two-sided, cutting and capping (`fs_cut`).
+    cut_pipeline: wgpu::RenderPipeline,
+    /// Blended, depth kept but not written: see-through parts, without and with cut planes.
+    see_through_pipelines: [wgpu::RenderPipeline; 2],
+    layout: wgpu::BindGroupLayout,
     globals: wgpu::Buffer,
-    bind_group: wgpu::BindGroup,
+    look: wgpu::Buffer,
     targets: Option<Targets>,
     /// The RGBA → I420 compute pipeline, made with the first video frame.
     i420: Option<I420Pass>,
@@ -240,18 +322,27 @@ impl Renderer {
         .map_err(|e| RenderError::NoDevice(e.to_string()))?;
 
         let shader = device.create_shader_module(wgpu::include_wgsl!("shader.wgsl"));
+        let buffer_entry = |binding, ty, has_dynamic_offset| wgpu::BindGroupLayoutEntry {
+            binding,
+            visibility: wgpu::ShaderStages::VERTEX_FRAGMENT,
+            ty: wgpu::BindingType::Buffer {
+                ty,
+                has_dynamic_offset,
+                min_binding_size: None,
+            },
+            count: None,
+        };
         let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-            label: Some("globals"),
-            entries: &[wgpu::BindGroupLayoutEntry {
-                binding: 0,
-                visibility: wgpu::ShaderStages::VERTEX_FRAGMENT,
-                ty: wgpu::BindingType::Buffer {
-                    ty: wgpu::BufferBindingType::Uniform,
-                    has_dynamic_offset: true,
-                    min_binding_size: wgpu::BufferSize::new(size_of::<Globals>() as u64),
-                },
-                count: None,
-            }],
+            label: Some("globals, look, parts"),
+            entries: &[
+                buffer_entry(0, wgpu::BufferBindingType::Uniform, true),
+                buffer_entry(1, wgpu::BufferBindingType::Uniform, false),
+                buffer_entry(
+                    2,
+                    wgpu::BufferBindingType::Storage { read_only: true },
+                    false,
+                ),
+            ],
         });
         let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
             label: Some("cad"),
@@ -261,7 +352,8 @@ impl Renderer {
         let attributes = wgpu::vertex_attr_array![0 => Float32x3, 1 => Float32x3];
         // One pipeline per culling mode: closed, consistently wound parts skip their hidden
         // faces (half the work on a CPU rasteriser); anything else is drawn two-sided.
-        let pipeline_for = |cull_mode: Option<wgpu::Face>| {
+        // `blend`: see-through, drawn over what is there without hiding what comes later.
+        let pipeline_for = |cull_mode: Option<wgpu::Face>, fragment: &str, blend: bool| {
             device.create_render_pipeline(&wgpu::RenderPipelineDescriptor {
                 label: Some("cad"),
                 layout: Some(&pipeline_layout),
@@ -281,7 +373,7 @@ impl Renderer {
                 },
                 depth_stencil: Some(wgpu::DepthStencilState {
                     format: DEPTH_FORMAT,
-                    depth_write_enabled: Some(true),
+                    depth_write_enabled: Some(!blend),
                     depth_compare: Some(wgpu::CompareFunction::Less),
                     stencil: Default::default(),
                     bias: Default::default(),
@@ -289,18 +381,27 @@ impl Renderer {
                 multisample: wgpu::MultisampleState::default(),
                 fragment: Some(wgpu::FragmentState {
                     module: &shader,
-                    entry_point: Some("fs_main"),
+                    entry_point: Some(fragment),
                     compilation_options: Default::default(),
-                    targets: &[Some(COLOR_FORMAT.into())],
+                    targets: &[Some(wgpu::ColorTargetState {
+                        format: COLOR_FORMAT,
+                        blend: blend.then_some(wgpu::BlendState::ALPHA_BLENDING),
+                        write_mask: wgpu::ColorWrites::ALL,
+                    })],
                 }),
                 multiview_mask: None,
                 cache: None,
             })
         };
         let pipelines = [
-            pipeline_for(None),
-            pipeline_for(Some(wgpu::Face::Back)),
-            pipeline_for(Some(wgpu::Face::Front)),
+            pipeline_for(None, "fs_main", false),
+            pipeline_for(Some(wgpu::Face::Back), "fs_main", false),
+            pipeline_for(Some(wgpu::Face::Front), "fs_main", false),
+        ];
+        let cut_pipeline = pipeline_for(None, "fs_cut", false);
+        let see_through_pipelines = [
+            pipeline_for(None, "fs_main", true),
+            pipeline_for(None, "fs_cut", true),
         ];
         let globals = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("globals"),
@@ -308,25 +409,22 @@ impl Renderer {
             usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
-        let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some("globals"),
-            layout: &layout,
-            entries: &[wgpu::BindGroupEntry {
-                binding: 0,
-                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                    buffer: &globals,
-                    offset: 0,
-                    size: wgpu::BufferSize::new(size_of::<Globals>() as u64),
-                }),
-            }],
+        let look = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("look"),
+            size: size_of::<LookUniform>() as u64,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
         });
         Ok(Self {
             adapter: adapter.get_info(),
             device,
             queue,
             pipelines,
+            cut_pipeline,
+            see_through_pipelines,
+            layout,
             globals,
-            bind_group,
+            look,
             targets: None,
             i420: None,
         })
@@ -357,6 +455,36 @@ impl Renderer {
                 contents: bytemuck::cast_slice(&mesh.indices),
                 usage: wgpu::BufferUsages::INDEX,
             });
+        let parts = gpu_parts(mesh);
+        let states = self
+            .device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some("part states"),
+                contents: bytemuck::cast_slice(&vec![PartState::AS_MODELLED; parts.len()]),
+                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+            });
+        let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some("globals, look, parts"),
+            layout: &self.layout,
+            entries: &[
+                wgpu::BindGroupEntry {
+                    binding: 0,
+                    resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                        buffer: &self.globals,
+                        offset: 0,
+                        size: wgpu::BufferSize::new(size_of::<Globals>() as u64),
+                    }),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 1,
+                    resource: self.look.as_entire_binding(),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 2,
+                    resource: states.as_entire_binding(),
+                },
+            ],
+        });
         Ok(GpuModel {
             vertices,
             indices,
@@ -368,6 +496,10 @@ impl Renderer {
                 Orientation::Inward => Cull::FrontFaces,
                 Orientation::Open => Cull::Nothing,
             },
+            parts,
+            states,
+            written: std::sync::Mutex::new(None),
+            bind_group,
         })
     }
 
@@ -401,7 +533,20 @@ impl Renderer {
         width: u32,
         height: u32,
     ) -> Result<RgbaImage, RenderError> {
-        let (mut encoder, frame_width) = self.draw(model, transform, eyes, width, height)?;
+        self.render_look((model, &Look::default()), transform, eyes, width, height)
+    }
+
+    /// [`Self::render_eyes`] with parts hidden, tinted, see-through, cut and exploded as `look`
+    /// says: a design review's frame.
+    pub fn render_look(
+        &mut self,
+        scene: (Option<&GpuModel>, &Look),
+        transform: Mat4,
+        eyes: &[Eye],
+        width: u32,
+        height: u32,
+    ) -> Result<RgbaImage, RenderError> {
+        let (mut encoder, frame_width) = self.draw(scene, transform, eyes, width, height)?;
         let targets = self.targets.as_ref().expect("targets were just prepared");
         targets.readback.encode_copy(&mut encoder, &targets.color);
         self.queue.submit([encoder.finish()]);
@@ -447,7 +592,8 @@ impl Renderer {
             let (w, h) = (image.width as usize, image.height as usize);
             return Ok(I420::from_rgba(&image.pixels, w, h, None));
         }
-        let (mut encoder, _) = self.draw(model, transform, eyes, width, height)?;
+        let (mut encoder, _) =
+            self.draw((model, &Look::default()), transform, eyes, width, height)?;
         let pass = match self.i420.take() {
             Some(pass) => pass,
             None => I420Pass::new(&self.device),
@@ -487,12 +633,18 @@ impl Renderer {
     /// Records the frame's render pass into a new command encoder; the frame's width.
     fn draw(
         &mut self,
-        model: Option<&GpuModel>,
+        (model, look): (Option<&GpuModel>, &Look),
         transform: Mat4,
         eyes: &[Eye],
         width: u32,
         height: u32,
     ) -> Result<(wgpu::CommandEncoder, u32), RenderError> {
+        if look.cut_planes.len() > MAX_CUT_PLANES {
+            return Err(RenderError::BadLook(format!(
+                "at most {MAX_CUT_PLANES} cut planes, not {}",
+                look.cut_planes.len()
+            )));
+        }
         if eyes.is_empty() || eyes.len() > MAX_EYES {
             return Err(RenderError::BadEyes(eyes.len()));
         }
@@ -520,6 +672,9 @@ impl Renderer {
             );
         }
 
+        if let Some(model) = model {
+            self.write_look(model, look);
+        }
         self.prepare_targets(frame_width, height);
         let targets = self.targets.as_ref().expect("targets were just prepared");
         let mut encoder = self
@@ -552,19 +707,92 @@ impl Renderer {
                 multiview_mask: None,
             });
             if let Some(model) = model {
-                pass.set_pipeline(&self.pipelines[model.cull as usize]);
+                let cutting = !look.cut_planes.is_empty();
+                let solid = if cutting {
+                    &self.cut_pipeline
+                } else {
+                    &self.pipelines[model.cull as usize]
+                };
+                let see_through = &self.see_through_pipelines[usize::from(cutting)];
                 pass.set_vertex_buffer(0, model.vertices.slice(..));
                 pass.set_index_buffer(model.indices.slice(..), wgpu::IndexFormat::Uint32);
+                let part_look = |i: usize| look.parts.get(i).copied().unwrap_or_default();
                 for i in 0..eyes.len() {
                     let x = (i as u32 * width) as f32;
                     pass.set_viewport(x, 0.0, width as f32, height as f32, 0.0, 1.0);
                     let offset = (GLOBALS_STRIDE * i as u64) as u32;
-                    pass.set_bind_group(0, &self.bind_group, &[offset]);
-                    pass.draw_indexed(0..model.index_count, 0, 0..1);
+                    pass.set_bind_group(0, &model.bind_group, &[offset]);
+                    pass.set_pipeline(solid);
+                    if *look == Look::default() {
+                        // As modelled: one draw (every part's state is neutral).
+                        pass.draw_indexed(0..model.index_count, 0, 0..1);
+                        continue;
+                    }
+                    // Opaque parts first, then the see-through ones over them.
+                    for blended in [false, true] {
+                        if blended {
+                            pass.set_pipeline(see_through);
+                        }
+                        for (index, part) in model.parts.iter().enumerate() {
+                            let part_look = part_look(index);
+                            if part_look.hidden || part_look.see_through != blended {
+                                continue;
+                            }
+                            let range = part.first_index..part.first_index + part.index_count;
+                            let instance = index as u32;
+                            pass.draw_indexed(range, 0, instance..instance + 1);
+                        }
+                    }
                 }
             }
         }
         Ok((encoder, frame_width))
+    }
+
+    /// Writes the cut planes, and the parts' states where they changed.
+    fn write_look(&self, model: &GpuModel, look: &Look) {
+        let mut uniform = LookUniform::zeroed();
+        for (slot, (point, normal)) in uniform.cut.iter_mut().zip(&look.cut_planes) {
+            let normal = normal.normalize_or_zero();
+            *slot = normal.extend(-normal.dot(*point)).to_array();
+        }
+        uniform.params = [
+            look.cut_planes.len() as f32,
+            f32::from(u8::from(model.cull == Cull::FrontFaces)),
+            0.0,
+            0.0,
+        ];
+        self.queue
+            .write_buffer(&self.look, 0, bytemuck::bytes_of(&uniform));
+        let center = model.bounds.center();
+        let states: Vec<PartState> = model
+            .parts
+            .iter()
+            .enumerate()
+            .map(|(i, part)| {
+                let part_look = look.parts.get(i).copied().unwrap_or_default();
+                let tint = part_look.tint.map_or([0.0; 4], |[r, g, b]| [r, g, b, 1.0]);
+                let offset = (part.center - center) * look.explode.max(0.0);
+                let alpha = if part_look.see_through {
+                    SEE_THROUGH_ALPHA
+                } else {
+                    1.0
+                };
+                PartState {
+                    tint,
+                    offset: offset.extend(alpha).to_array(),
+                }
+            })
+            .collect();
+        let mut written = model
+            .written
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if written.as_ref() != Some(&states) {
+            self.queue
+                .write_buffer(&model.states, 0, bytemuck::cast_slice(&states));
+            *written = Some(states);
+        }
     }
 
     /// Makes sure colour and depth targets of `width × height` exist.
@@ -617,6 +845,49 @@ impl Renderer {
             });
         }
     }
+}
+
+/// A mesh's parts as draws: named ones from [`Mesh::parts`], unnamed triangles before the first
+/// (or all of them, in a model without names) as one more.
+fn gpu_parts(mesh: &Mesh) -> Vec<GpuPart> {
+    let triangles = mesh.triangles() as u32;
+    let mut starts: Vec<(Option<String>, u32)> = Vec::new();
+    if mesh.parts.first().is_none_or(|p| p.first_triangle > 0) {
+        starts.push((None, 0));
+    }
+    starts.extend(
+        mesh.parts
+            .iter()
+            .filter(|p| p.first_triangle < triangles)
+            .map(|p| (Some(p.name.clone()), p.first_triangle)),
+    );
+    let ends: Vec<u32> = starts
+        .iter()
+        .skip(1)
+        .map(|(_, first)| *first)
+        .chain([triangles])
+        .collect();
+    starts
+        .into_iter()
+        .zip(ends)
+        .map(|((name, first), end)| {
+            let indices = &mesh.indices[first as usize * 3..end as usize * 3];
+            let mut points = indices
+                .iter()
+                .filter_map(|&i| mesh.vertices.get(i as usize))
+                .map(|v| Vec3::from(v.position));
+            let center = points.next().map_or(Vec3::ZERO, |first| {
+                let (lo, hi) = points.fold((first, first), |(lo, hi), p| (lo.min(p), hi.max(p)));
+                (lo + hi) * 0.5
+            });
+            GpuPart {
+                name,
+                first_index: first * 3,
+                index_count: (end - first) * 3,
+                center,
+            }
+        })
+        .collect()
 }
 
 /// The compute pipeline that converts the colour target to I420.

@@ -1,4 +1,6 @@
-// Flat-shaded CAD parts: a key light, a fill from the eye, and ambient.
+// Flat-shaded CAD parts: a key light, a fill from the eye, and ambient. Each part is its own
+// draw, its index the instance index: its state (tint, see-through, explode offset) is a small
+// buffer the shader reads, so changing how parts look never re-uploads the mesh.
 
 struct Globals {
     view_proj: mat4x4<f32>,
@@ -7,26 +9,51 @@ struct Globals {
     light_dir: vec4<f32>,
 };
 
+// Cut planes in model space: a point p is cut away when dot(plane.xyz, p) + plane.w > 0.
+struct Look {
+    cut: array<vec4<f32>, 8>,
+    // x: how many planes; y: 1 when the mesh's faces point inwards.
+    params: vec4<f32>,
+};
+
+struct PartState {
+    // rgb: the tint; a: how much of it replaces the modelled colour.
+    tint: vec4<f32>,
+    // xyz: where the explode moves the part (model space); w: its opacity.
+    offset: vec4<f32>,
+};
+
 @group(0) @binding(0) var<uniform> globals: Globals;
+@group(0) @binding(1) var<uniform> look: Look;
+@group(0) @binding(2) var<storage, read> parts: array<PartState>;
 
 struct VertexOut {
     @builtin(position) clip: vec4<f32>,
     @location(0) world: vec3<f32>,
     @location(1) color: vec3<f32>,
+    @location(2) local: vec3<f32>,
+    @location(3) alpha: f32,
 };
 
 @vertex
-fn vs_main(@location(0) position: vec3<f32>, @location(1) color: vec3<f32>) -> VertexOut {
-    let world = globals.model * vec4<f32>(position, 1.0);
+fn vs_main(
+    @location(0) position: vec3<f32>,
+    @location(1) color: vec3<f32>,
+    @builtin(instance_index) part: u32,
+) -> VertexOut {
+    let state = parts[part];
+    let local = position + state.offset.xyz;
+    let world = globals.model * vec4<f32>(local, 1.0);
     var out: VertexOut;
     out.clip = globals.view_proj * world;
     out.world = world.xyz;
-    out.color = color;
+    out.color = mix(color, state.tint.rgb, state.tint.a);
+    out.local = local;
+    out.alpha = state.offset.w;
     return out;
 }
 
-@fragment
-fn fs_main(in: VertexOut) -> @location(0) vec4<f32> {
+fn shade(in: VertexOut) -> vec3<f32> {
     // The face normal, from how the position changes across the screen: flat shading without
     // per-face vertices. Turned towards the eye, so badly wound imports light up the same.
     let to_eye = normalize(globals.eye.xyz - in.world);
@@ -38,6 +65,29 @@ fn fs_main(in: VertexOut) -> @location(0) vec4<f32> {
     let fill = max(dot(n, to_eye), 0.0);
     let half_vec = normalize(to_eye - globals.light_dir.xyz);
     let specular = pow(max(dot(n, half_vec), 0.0), 48.0) * 0.25;
-    let lit = in.color * (0.18 + 0.62 * key + 0.30 * fill) + vec3<f32>(specular);
-    return vec4<f32>(lit, 1.0);
+    return in.color * (0.18 + 0.62 * key + 0.30 * fill) + vec3<f32>(specular);
+}
+
+@fragment
+fn fs_main(in: VertexOut) -> @location(0) vec4<f32> {
+    return vec4<f32>(shade(in), in.alpha);
+}
+
+// The cap's colour: the inside of a cut part, seen through the cut, reads as a solid section.
+const CAP = vec3<f32>(0.62, 0.16, 0.10);
+
+// With cut planes: what lies on a plane's positive side is not drawn, and where the camera looks
+// into a cut part (its inner, back faces show), the section is drawn flat in the cap colour.
+@fragment
+fn fs_cut(in: VertexOut, @builtin(front_facing) front: bool) -> @location(0) vec4<f32> {
+    // Shaded first: screen-space derivatives need every pixel of the quad still running.
+    let lit = shade(in);
+    let count = u32(look.params.x);
+    for (var i = 0u; i < count; i++) {
+        if (dot(look.cut[i].xyz, in.local) + look.cut[i].w > 0.0) {
+            discard;
+        }
+    }
+    let outside = front != (look.params.y > 0.5);
+    return vec4<f32>(select(CAP, lit, outside), in.alpha);
 }
