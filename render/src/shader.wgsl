@@ -73,8 +73,9 @@ fn fs_main(in: VertexOut) -> @location(0) vec4<f32> {
     return vec4<f32>(shade(in), in.alpha);
 }
 
-// The cap's colour: the inside of a cut part, seen through the cut, reads as a solid section.
-const CAP = vec3<f32>(0.62, 0.16, 0.10);
+// The cap's colour, unlike any part's: the inside of a cut part, seen through the cut, reads as a
+// solid section.
+const CAP = vec3<f32>(0.02, 0.60, 0.45);
 
 // With cut planes: what lies on a plane's positive side is not drawn, and where the camera looks
 // into a cut part (its inner, back faces show), the section is drawn flat in the cap colour.

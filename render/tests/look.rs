@@ -1,0 +1,302 @@
+//! A design review's look on the real device (lavapipe where there is no GPU): parts hidden,
+//! tinted, see-through; cut planes that remove what lies on their positive side and cap the
+//! section; an exploded view. Judged on the pixels, as a person in the review sees them.
+
+use glam::{Mat4, Vec3};
+use parallax_render::{Eye, GpuModel, Look, PartLook, Renderer, RgbaImage, View, samples};
+
+const WIDTH: u32 = 480;
+const HEIGHT: u32 = 360;
+
+/// The bracket (base plate, upright, gussets, bolt bosses), seen as a CAD viewer frames it.
+fn bracket() -> (Renderer, GpuModel) {
+    let Ok(mut renderer) = Renderer::new() else {
+        panic!("no GPU adapter: install Mesa's lavapipe (scripts/setup.sh)");
+    };
+    let model = renderer.upload(&samples::bracket()).unwrap();
+    (renderer, model)
+}
+
+fn draw(renderer: &mut Renderer, model: &GpuModel, look: &Look) -> RgbaImage {
+    let view = View::framing(&model.bounds, WIDTH, HEIGHT);
+    renderer
+        .render_look(
+            (Some(model), look),
+            Mat4::IDENTITY,
+            &[Eye::of(&view)],
+            WIDTH,
+            HEIGHT,
+        )
+        .unwrap()
+}
+
+/// With `PARALLAX_LOOK_OUT=DIR`, writes `image` there as `name.png` to be checked by eye.
+fn keep(name: &str, image: &RgbaImage) {
+    if let Some(dir) = std::env::var_os("PARALLAX_LOOK_OUT") {
+        let dir = std::path::PathBuf::from(dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let png = parallax_render::encode_png(image).unwrap();
+        std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+    }
+}
+
+/// The index of part `name`, and a look with `part` applied to it alone.
+fn only(model: &GpuModel, name: &str, part: PartLook) -> Look {
+    let names: Vec<_> = model.part_names().collect();
+    let index = names
+        .iter()
+        .position(|n| *n == Some(name))
+        .unwrap_or_else(|| panic!("{name} is not among {names:?}"));
+    let mut parts = vec![PartLook::default(); names.len()];
+    parts[index] = part;
+    Look {
+        parts,
+        ..Look::default()
+    }
+}
+
+/// Pixels (x, y) where the two frames differ at all.
+fn differing(a: &RgbaImage, b: &RgbaImage) -> Vec<(u32, u32)> {
+    (0..a.height)
+        .flat_map(|y| (0..a.width).map(move |x| (x, y)))
+        .filter(|&(x, y)| a.pixel(x, y) != b.pixel(x, y))
+        .collect()
+}
+
+#[test]
+fn the_bracket_names_its_parts() {
+    let (_, model) = bracket();
+    let names: Vec<_> = model.part_names().collect();
+    assert_eq!(
+        names,
+        [
+            Some("Base plate"),
+            Some("Upright"),
+            Some("Gussets"),
+            Some("Bolt bosses")
+        ]
+    );
+}
+
+#[test]
+fn a_hidden_part_disappears_and_a_tint_changes_only_that_parts_pixels() {
+    let (mut renderer, model) = bracket();
+    let plain = draw(&mut renderer, &model, &Look::default());
+    let hidden = PartLook {
+        hidden: true,
+        ..PartLook::default()
+    };
+    let without_upright = draw(&mut renderer, &model, &only(&model, "Upright", hidden));
+    assert!(
+        without_upright.coverage() < plain.coverage() - 0.02,
+        "hiding the upright uncovers part of the view: {:.3} -> {:.3}",
+        plain.coverage(),
+        without_upright.coverage()
+    );
+    // Where the upright is in the frame: its silhouette, drawn alone.
+    let mut alone = Look {
+        parts: vec![hidden; 4],
+        ..Look::default()
+    };
+    alone.parts[1] = PartLook::default();
+    let alone = draw(&mut renderer, &model, &alone);
+    let clear = parallax_render::renderer::background();
+    let upright: std::collections::HashSet<_> = (0..HEIGHT)
+        .flat_map(|y| (0..WIDTH).map(move |x| (x, y)))
+        .filter(|&(x, y)| alone.pixel(x, y)[..3] != clear)
+        .collect();
+    assert!(upright.len() > 1000, "{} pixels", upright.len());
+
+    let red = PartLook {
+        tint: Some([0.8, 0.02, 0.02]),
+        ..PartLook::default()
+    };
+    let tinted = draw(&mut renderer, &model, &only(&model, "Upright", red));
+    keep("tinted", &tinted);
+    let changed = differing(&plain, &tinted);
+    assert!(changed.len() > 1000, "the tint shows: {}", changed.len());
+    let outside: Vec<_> = changed.iter().filter(|p| !upright.contains(p)).collect();
+    assert!(
+        outside.is_empty(),
+        "the tint changed {} pixels outside the upright, e.g. {:?}",
+        outside.len(),
+        outside.first()
+    );
+    // And they are red now.
+    let reddish = changed
+        .iter()
+        .filter(|&&(x, y)| {
+            let [r, g, b, _] = tinted.pixel(x, y);
+            r > g.saturating_add(40) && r > b.saturating_add(40)
+        })
+        .count();
+    assert!(
+        reddish * 10 > changed.len() * 9,
+        "{reddish} of {}",
+        changed.len()
+    );
+
+    // Every part hidden: nothing but background.
+    let all_hidden = Look {
+        parts: vec![hidden; 4],
+        ..Look::default()
+    };
+    assert_eq!(draw(&mut renderer, &model, &all_hidden).coverage(), 0.0);
+    // And back as modelled: the same frame as before any of this.
+    assert_eq!(draw(&mut renderer, &model, &Look::default()), plain);
+}
+
+#[test]
+fn a_see_through_part_shows_what_is_behind_it() {
+    let (mut renderer, model) = bracket();
+    let plain = draw(&mut renderer, &model, &Look::default());
+    let hidden = draw(
+        &mut renderer,
+        &model,
+        &only(
+            &model,
+            "Upright",
+            PartLook {
+                hidden: true,
+                ..PartLook::default()
+            },
+        ),
+    );
+    let glass = draw(
+        &mut renderer,
+        &model,
+        &only(
+            &model,
+            "Upright",
+            PartLook {
+                see_through: true,
+                ..PartLook::default()
+            },
+        ),
+    );
+    // Over the upright's pixels, the see-through frame lies between the two: neither the
+    // opaque upright nor nothing.
+    let upright = differing(&plain, &hidden);
+    let between = upright
+        .iter()
+        .filter(|&&(x, y)| {
+            let (p, h, g) = (plain.pixel(x, y), hidden.pixel(x, y), glass.pixel(x, y));
+            g != p && g != h
+        })
+        .count();
+    assert!(
+        between * 10 > upright.len() * 9,
+        "{between} of {}",
+        upright.len()
+    );
+}
+
+#[test]
+fn a_cut_plane_removes_what_lies_on_its_positive_side_and_caps_the_section() {
+    let (mut renderer, model) = bracket();
+    let plain = draw(&mut renderer, &model, &Look::default());
+    let cut = |point: Vec3, normal: Vec3| Look {
+        cut_planes: vec![(point, normal)],
+        ..Look::default()
+    };
+    let (min, max, center) = (model.bounds.min, model.bounds.max, model.bounds.center());
+    // A plane past the model on its positive side's far end removes nothing; one at its near end
+    // facing in removes everything.
+    let nothing_cut = draw(&mut renderer, &model, &cut(max + 1.0, Vec3::X));
+    assert!(nothing_cut.share_differing(&plain, 24) < 0.001);
+    assert_eq!(
+        draw(&mut renderer, &model, &cut(min - 1.0, Vec3::X)).coverage(),
+        0.0
+    );
+
+    // Through the middle, facing the camera (which looks from +X, +Y, +Z): the near half goes
+    // and the camera looks into the section, drawn solid in the cap colour.
+    let halved = draw(&mut renderer, &model, &cut(center, Vec3::X));
+    keep("cut", &halved);
+    assert!(
+        halved.share_differing(&plain, 24) > 0.05,
+        "the cut changes the view"
+    );
+    // The cap colour, linear (0.02, 0.60, 0.45), is sRGB (39, 203, 179).
+    let is_cap = |[r, g, b, _]: [u8; 4]| r < 60 && g > 180 && (150..210).contains(&b);
+    let caps = |image: &RgbaImage| {
+        (0..image.height)
+            .flat_map(|y| (0..image.width).map(move |x| (x, y)))
+            .filter(|&(x, y)| is_cap(image.pixel(x, y)))
+            .count()
+    };
+    assert_eq!(caps(&plain), 0, "no cap colour without a cut");
+    let capped = caps(&halved);
+    assert!(capped > 500, "the section is capped: {capped} cap pixels");
+    // The other way round keeps the near half, whose outside faces the camera: little section.
+    let other_half = draw(&mut renderer, &model, &cut(center, Vec3::NEG_X));
+    assert!(caps(&other_half) < capped / 4);
+
+    // Nine planes are more than ARR's eight.
+    let too_many = Look {
+        cut_planes: vec![(center, Vec3::X); 9],
+        ..Look::default()
+    };
+    let view = View::framing(&model.bounds, WIDTH, HEIGHT);
+    assert!(
+        renderer
+            .render_look(
+                (Some(&model), &too_many),
+                Mat4::IDENTITY,
+                &[Eye::of(&view)],
+                WIDTH,
+                HEIGHT
+            )
+            .is_err()
+    );
+}
+
+#[test]
+fn the_exploded_view_moves_parts_apart() {
+    let (mut renderer, model) = bracket();
+    // Each part drawn alone, assembled and exploded: its pixels' centre moves.
+    let names: Vec<String> = model.part_names().map(|n| n.unwrap().to_string()).collect();
+    let centre_of = |image: &RgbaImage| {
+        let clear = parallax_render::renderer::background();
+        let (mut sx, mut sy, mut n) = (0.0, 0.0, 0.0);
+        for y in 0..image.height {
+            for x in 0..image.width {
+                let [r, g, b, _] = image.pixel(x, y);
+                if [r, g, b] != clear {
+                    sx += f64::from(x);
+                    sy += f64::from(y);
+                    n += 1.0;
+                }
+            }
+        }
+        (sx / n, sy / n)
+    };
+    let mut spread = [0.0; 2];
+    for (step, explode) in [0.0, 1.0].into_iter().enumerate() {
+        let centres: Vec<(f64, f64)> = names
+            .iter()
+            .map(|name| {
+                let mut look = only(&model, name, PartLook::default());
+                for (i, part) in look.parts.iter_mut().enumerate() {
+                    part.hidden = model.part_names().nth(i).flatten() != Some(name.as_str());
+                }
+                look.explode = explode;
+                centre_of(&draw(&mut renderer, &model, &look))
+            })
+            .collect();
+        // How far apart the parts are on screen: the mean distance between their centres.
+        let mut total = 0.0;
+        for (i, a) in centres.iter().enumerate() {
+            for b in &centres[i + 1..] {
+                total += ((a.0 - b.0).powi(2) + (a.1 - b.1).powi(2)).sqrt();
+            }
+        }
+        spread[step] = total;
+    }
+    assert!(
+        spread[1] > spread[0] * 1.3,
+        "exploded {:.0} px vs assembled {:.0} px",
+        spread[1],
+        spread[0]
+    );
+}
