@@ -10,7 +10,7 @@ const HEIGHT: u32 = 360;
 
 /// The bracket (base plate, upright, gussets, bolt bosses), seen as a CAD viewer frames it.
 fn bracket() -> (Renderer, GpuModel) {
-    let Ok(mut renderer) = Renderer::new() else {
+    let Ok(renderer) = Renderer::new() else {
         panic!("no GPU adapter: install Mesa's lavapipe (scripts/setup.sh)");
     };
     let model = renderer.upload(&samples::bracket()).unwrap();
@@ -65,7 +65,7 @@ fn differing(a: &RgbaImage, b: &RgbaImage) -> Vec<(u32, u32)> {
 
 #[test]
 fn the_bracket_names_its_parts() {
-    let (_, model) = bracket();
+    let (_renderer, model) = bracket();
     let names: Vec<_> = model.part_names().collect();
     assert_eq!(
         names,
