@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::catalog::ModelId;
 pub use crate::protocol::Codec;
 use crate::protocol::ProtocolError;
+use crate::review::Review;
 
 /// Close reason when a second device tries to connect.
 pub const SESSION_TAKEN: &str = "session already has a connected device";
@@ -334,6 +335,9 @@ pub enum DeviceMessage {
     },
     SetTransform(Placement),
     /// ARR's spatial query: a ray from pixel (`x`, `y`) of the last pose's viewport into the scene.
+    /// What the design review shows: parts hidden, tinted, see-through or highlighted, cut
+    /// planes, the explode. Replaces the last one; `{"type":"set_review"}` alone clears it.
+    SetReview(Review),
     /// The device lost its video decoder's state (an error, a reset): the next frame must be a
     /// key frame. Meaningless, and ignored, for JPEG.
     Keyframe,

@@ -30,6 +30,7 @@ pub mod pool;
 pub mod protocol;
 pub mod reliable;
 pub mod reproject;
+pub mod review;
 pub mod service;
 pub mod session;
 pub mod space;

@@ -8,6 +8,7 @@ use futures_util::{SinkExt, StreamExt};
 use parallax_core::ModelId;
 use parallax_core::device::{Codec, DeviceMessage, HitPolicy, HostMessage, Pose, SESSION_TAKEN};
 use parallax_core::protocol::FrameHeader;
+use parallax_core::review::Review;
 use parallax_core::trust::Trust;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
@@ -142,6 +143,12 @@ impl RenderConnection {
             model: ModelId::new(model),
         })
         .await
+    }
+
+    /// What the design review shows from now on (parts hidden, tinted, see-through or
+    /// highlighted, cut planes, the explode); a frame showing it follows.
+    pub async fn set_review(&mut self, review: Review) -> Result<(), ClientError> {
+        self.send(DeviceMessage::SetReview(review)).await
     }
 
     /// Where the device looks from now; a frame answering it follows.

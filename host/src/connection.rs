@@ -29,6 +29,7 @@ use parallax_core::protocol::{
     CLOSE_GOING_AWAY, CLOSE_NORMAL, CLOSE_POLICY_VIOLATION, CLOSE_UNSUPPORTED_DATA, HELLO_TIMEOUT,
     SESSION_COOKIE, close_reason,
 };
+use parallax_core::review::Review;
 use parallax_core::session::{SessionId, SessionSize};
 use parallax_core::{ChangeNumber, FrameHeader, ModelId};
 use parallax_render::renderer::MAX_VIEWPORT_SIDE;
@@ -37,7 +38,7 @@ use tokio::time::{Instant, sleep_until, timeout};
 
 use crate::host::Host;
 use crate::net;
-use crate::worker::RawFrame;
+use crate::worker::{Frame, RawFrame};
 
 pub fn router() -> Router<Arc<Host>> {
     Router::new().route(
@@ -102,6 +103,8 @@ struct Scene {
     codec: Codec,
     /// When the last video frame's pose counts as at rest, if its sharp frame is still owed.
     rest: Option<Instant>,
+    /// What the design review shows (`set_review`).
+    review: Arc<Review>,
 }
 
 impl Scene {
@@ -116,6 +119,7 @@ impl Scene {
             video: (codec == Codec::H264).then(|| VideoEncoder::new(fps, host.bitrate)),
             codec,
             rest: None,
+            review: Arc::default(),
         }
     }
 }
@@ -240,6 +244,13 @@ async fn apply(
             return Err(policy("hello was already received on this connection"));
         }
         DeviceMessage::Bye => return Ok(Some(Close(CLOSE_NORMAL, "bye".into()))),
+        DeviceMessage::SetReview(review) => match review.problem() {
+            Some(problem) => send(socket, error("BadReview", problem)).await?,
+            None => {
+                scene.review = Arc::new(review);
+                scene.dirty = true;
+            }
+        },
         DeviceMessage::Keyframe => {
             if let Some(video) = &mut scene.video {
                 video.request_keyframe();
@@ -457,18 +468,20 @@ async fn render(
     let transform = transform_of(&scene.placement);
     let started = std::time::Instant::now();
     let model = scene.model.clone();
-    let size = (pose.width, pose.height);
+    let request = Frame {
+        eyes: eyes_of(&pose),
+        size: (pose.width, pose.height),
+        transform,
+        review: scene.review.clone(),
+    };
     let frame = match scene.video.take() {
         None => host
             .worker
-            .render_eyes(model, eyes_of(&pose), size, transform)
+            .render_jpeg(model, request)
             .await
             .map(|jpeg| (jpeg, true)),
         Some(video) => {
-            let rendered = host
-                .worker
-                .render_eyes_raw(model, eyes_of(&pose), size, transform)
-                .await;
+            let rendered = host.worker.render_raw(model, request).await;
             let (video, encoded) = match rendered {
                 Ok(RawFrame::Rgba(image)) => encode(video, move |v| v.encode(&image)).await?,
                 Ok(RawFrame::I420(picture)) => {

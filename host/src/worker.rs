@@ -7,9 +7,10 @@ use std::time::Instant;
 use glam::Mat4;
 use lru::LruCache;
 use parallax_core::ModelId;
+use parallax_core::review::Review;
 use parallax_core::yuv::I420;
 use parallax_render::{
-    Eye, GpuModel, Mesh, RenderError, Renderer, RgbaImage, View, encode_jpeg, encode_png,
+    Eye, GpuModel, Look, Mesh, RenderError, Renderer, RgbaImage, View, encode_jpeg, encode_png,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -23,16 +24,22 @@ pub const THUMBNAIL_HEIGHT: u32 = 360;
 enum Output {
     /// A catalog thumbnail: PNG at the thumbnail size.
     Thumbnail,
-    /// A device's frame: JPEG from its own pose, with the model placed where it asked.
-    /// One frame of one or two eyes side by side, each `width × height`.
+    /// A device's frame.
     Pose {
-        eyes: Vec<Eye>,
-        width: u32,
-        height: u32,
-        transform: Mat4,
+        frame: Frame,
         /// The pixels as they are (for a video encoder), not a JPEG.
         raw: bool,
     },
+}
+
+/// What a device's frame shows: one or two eyes side by side, each `size`, the model placed by
+/// `transform` and looking as the design `review` says.
+#[derive(Debug, Clone)]
+pub struct Frame {
+    pub eyes: Vec<Eye>,
+    pub size: (u32, u32),
+    pub transform: Mat4,
+    pub review: Arc<Review>,
 }
 
 struct Job {
@@ -169,40 +176,23 @@ impl RenderWorker {
         self.encoded(Some((model, mesh)), Output::Thumbnail).await
     }
 
-    /// Renders one JPEG of `eyes` side by side, each `size`, with the model placed by
-    /// `transform`: a headset's stereo frame.
-    pub async fn render_eyes(
+    /// Renders `frame` of `model` as one JPEG: a device's frame, a headset's both eyes.
+    pub async fn render_jpeg(
         &self,
         model: Option<(ModelId, Arc<Mesh>)>,
-        eyes: Vec<Eye>,
-        (width, height): (u32, u32),
-        transform: Mat4,
+        frame: Frame,
     ) -> Result<Vec<u8>, String> {
-        let output = Output::Pose {
-            eyes,
-            width,
-            height,
-            transform,
-            raw: false,
-        };
+        let output = Output::Pose { frame, raw: false };
         self.encoded(model, output).await
     }
 
-    /// [`Self::render_eyes`], the pixels unencoded for a connection's video encoder.
-    pub async fn render_eyes_raw(
+    /// [`Self::render_jpeg`], the pixels unencoded for a connection's video encoder.
+    pub async fn render_raw(
         &self,
         model: Option<(ModelId, Arc<Mesh>)>,
-        eyes: Vec<Eye>,
-        (width, height): (u32, u32),
-        transform: Mat4,
+        frame: Frame,
     ) -> Result<RawFrame, String> {
-        let output = Output::Pose {
-            eyes,
-            width,
-            height,
-            transform,
-            raw: true,
-        };
+        let output = Output::Pose { frame, raw: true };
         match self.submit(model, output).await? {
             Rendered::Raw(frame) => Ok(frame),
             Rendered::Encoded(_) => Err("the render thread encoded a raw frame".into()),
@@ -303,6 +293,14 @@ pub fn release_freed_memory() {
     }
 }
 
+/// How `model` looks under `review` (as modelled without a model or a review).
+fn look_of(model: Option<&GpuModel>, review: &Review) -> Look {
+    match model {
+        Some(model) if *review != Review::default() => Look::of_review(review, model),
+        _ => Look::default(),
+    }
+}
+
 fn render_job(
     renderer: &mut Renderer,
     uploaded: &mut GpuCache,
@@ -313,25 +311,19 @@ fn render_job(
         Some((id, mesh)) => Some(uploaded.get_or_upload(renderer, id, mesh)?),
         None => None,
     };
-    if let Output::Pose {
-        eyes,
-        width,
-        height,
-        transform,
-        raw: true,
-    } = &job.output
-    {
-        let (width, height) = (*width, *height);
-        let frame = if renderer.converts_to_i420_cheaper() {
+    if let Output::Pose { frame, raw: true } = &job.output {
+        let look = look_of(model, &frame.review);
+        let ((width, height), scene) = (frame.size, (model, &look));
+        let rendered = if renderer.converts_to_i420_cheaper() {
             renderer
-                .render_eyes_i420(model, *transform, eyes, width, height)
+                .render_eyes_i420(scene, frame.transform, &frame.eyes, width, height)
                 .map(RawFrame::I420)
         } else {
             renderer
-                .render_eyes(model, *transform, eyes, width, height)
+                .render_look(scene, frame.transform, &frame.eyes, width, height)
                 .map(RawFrame::Rgba)
         };
-        return frame.map(Rendered::Raw).map_err(|e| e.to_string());
+        return rendered.map(Rendered::Raw).map_err(|e| e.to_string());
     }
     let image = match &job.output {
         Output::Thumbnail => match model {
@@ -341,13 +333,11 @@ fn render_job(
             }
             None => return Err("nothing to frame: no model".to_string()),
         },
-        Output::Pose {
-            eyes,
-            width,
-            height,
-            transform,
-            ..
-        } => renderer.render_eyes(model, *transform, eyes, *width, *height),
+        Output::Pose { frame, .. } => {
+            let look = look_of(model, &frame.review);
+            let (width, height) = frame.size;
+            renderer.render_look((model, &look), frame.transform, &frame.eyes, width, height)
+        }
     }
     .map_err(|e: RenderError| e.to_string())?;
     let encoded = match job.output {

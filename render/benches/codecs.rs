@@ -19,7 +19,7 @@ use openh264::decoder::Decoder;
 use openh264::formats::YUVSource;
 use parallax_core::yuv::I420;
 use parallax_render::{
-    Eye, GpuModel, Renderer, RgbaImage, VideoEncoder, View, encode_jpeg, psnr, samples,
+    Eye, GpuModel, Look, Renderer, RgbaImage, VideoEncoder, View, encode_jpeg, psnr, samples,
 };
 
 const FPS: u32 = 30;
@@ -138,7 +138,13 @@ fn conversion(renderer: &mut Renderer, model: &GpuModel) {
                     let view = orbit_view(model, t, 30.0, width, height);
                     let eyes = eyes_of(&view, stereo);
                     renderer
-                        .render_eyes_i420(Some(model), Mat4::IDENTITY, &eyes, width, height)
+                        .render_eyes_i420(
+                            (Some(model), &Look::default()),
+                            Mat4::IDENTITY,
+                            &eyes,
+                            width,
+                            height,
+                        )
                         .expect("renders");
                 } else {
                     let image = orbit_frame(renderer, model, t, 30.0, stereo, width, height);

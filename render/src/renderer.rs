@@ -189,6 +189,38 @@ pub struct Look {
     pub explode: f32,
 }
 
+/// What a highlighted part is tinted with (until outlines are drawn).
+const HIGHLIGHT: [f32; 3] = [1.0, 0.62, 0.0];
+
+impl Look {
+    /// A design review's state as `model` is drawn with it: overrides by part name, in the
+    /// model's part order.
+    pub fn of_review(review: &parallax_core::review::Review, model: &GpuModel) -> Self {
+        let parts = model
+            .part_names()
+            .map(|name| {
+                let Some(part) = name.and_then(|name| review.parts.get(name)) else {
+                    return PartLook::default();
+                };
+                PartLook {
+                    hidden: part.hidden,
+                    tint: part.tint.or(part.highlighted.then_some(HIGHLIGHT)),
+                    see_through: part.see_through,
+                }
+            })
+            .collect();
+        Self {
+            parts,
+            cut_planes: review
+                .cut_planes
+                .iter()
+                .map(|p| (Vec3::from(p.point), Vec3::from(p.normal)))
+                .collect(),
+            explode: review.explode,
+        }
+    }
+}
+
 /// One part's override.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct PartLook {
@@ -574,7 +606,7 @@ impl Renderer {
     /// else on the CPU; the same bytes either way. The frame's sides must be even.
     pub fn render_eyes_i420(
         &mut self,
-        model: Option<&GpuModel>,
+        scene: (Option<&GpuModel>, &Look),
         transform: Mat4,
         eyes: &[Eye],
         width: u32,
@@ -588,12 +620,11 @@ impl Renderer {
             });
         }
         if !frame_width.is_multiple_of(8) {
-            let image = self.render_eyes(model, transform, eyes, width, height)?;
+            let image = self.render_look(scene, transform, eyes, width, height)?;
             let (w, h) = (image.width as usize, image.height as usize);
             return Ok(I420::from_rgba(&image.pixels, w, h, None));
         }
-        let (mut encoder, _) =
-            self.draw((model, &Look::default()), transform, eyes, width, height)?;
+        let (mut encoder, _) = self.draw(scene, transform, eyes, width, height)?;
         let pass = match self.i420.take() {
             Some(pass) => pass,
             None => I420Pass::new(&self.device),

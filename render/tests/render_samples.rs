@@ -4,7 +4,7 @@
 
 use glam::Mat4;
 use parallax_core::yuv::I420;
-use parallax_render::{Eye, Renderer, RgbaImage, View, encode_jpeg, samples};
+use parallax_render::{Eye, Look, Renderer, RgbaImage, View, encode_jpeg, samples};
 
 const WIDTH: u32 = 640;
 const HEIGHT: u32 = 360;
@@ -172,7 +172,13 @@ fn the_gpu_converts_a_frame_to_the_i420_the_cpu_makes_of_it() {
             .unwrap();
         let on_cpu = I420::from_rgba(&rgba.pixels, width as usize, height as usize, None);
         let i420 = renderer
-            .render_eyes_i420(Some(&model), Mat4::IDENTITY, &eyes, width, height)
+            .render_eyes_i420(
+                (Some(&model), &Look::default()),
+                Mat4::IDENTITY,
+                &eyes,
+                width,
+                height,
+            )
             .unwrap();
         assert_eq!((i420.width, i420.height), (width as usize, height as usize));
         let differing = on_cpu
@@ -188,7 +194,13 @@ fn the_gpu_converts_a_frame_to_the_i420_the_cpu_makes_of_it() {
     }
     let eyes = [Eye::of(&View::framing(&model.bounds, 321, 240))];
     assert!(matches!(
-        renderer.render_eyes_i420(Some(&model), Mat4::IDENTITY, &eyes, 321, 240),
+        renderer.render_eyes_i420(
+            (Some(&model), &Look::default()),
+            Mat4::IDENTITY,
+            &eyes,
+            321,
+            240
+        ),
         Err(parallax_render::RenderError::OddSize { width: 321, .. })
     ));
 }

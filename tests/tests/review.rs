@@ -1,0 +1,99 @@
+//! A design review's look on a real render host, through the headset library: the host renders
+//! what `set_review` says — a part hidden, the section of a cut — and refuses what it cannot.
+
+use parallax_core::device::{Codec, HostMessage, Pose};
+use parallax_core::review::{CutPlane, PartOverride, Review};
+use parallax_headset::{RenderConnection, RenderEvent};
+use parallax_render::RgbaImage;
+use parallax_server::config::PoolArgs;
+use parallax_tests::{ArrClient, TestServer, data_dir, image_of, within};
+
+/// The next frame, or the error the host answered with.
+async fn next_frame(render: &mut RenderConnection) -> Result<RgbaImage, (String, String)> {
+    loop {
+        match within(render.next()).await.unwrap() {
+            RenderEvent::Frame { picture, .. } => return Ok(image_of(picture)),
+            RenderEvent::Message(HostMessage::Error { code, message }) => {
+                return Err((code, message));
+            }
+            RenderEvent::Skipped { reason, .. } => panic!("{reason}"),
+            RenderEvent::Message(_) => {}
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_host_renders_the_review_it_is_sent_and_refuses_a_bad_one() {
+    let dir = data_dir();
+    let (account, key) = ArrClient::create_account(dir.path(), "review").await;
+    let pool = PoolArgs {
+        poll_interval_ms: 0,
+        ..PoolArgs::default()
+    };
+    let server = TestServer::start_with(dir.path(), &pool).await;
+    let arr = ArrClient::sign_in(&server, &account, &key).await;
+    let session = arr.put("review", "Standard", 30).await;
+    let url = session.body["renderUrl"].as_str().unwrap().to_string();
+    // JPEG: the same picture gives the same frame, so "as before" can be checked exactly.
+    let mut render = within(RenderConnection::connect_offering(
+        &url,
+        &arr.token,
+        None,
+        &[Codec::Jpeg],
+    ))
+    .await
+    .unwrap();
+    render.load("bracket").await.unwrap();
+    let extent = loop {
+        if let RenderEvent::Message(HostMessage::LoadDone { extent, .. }) =
+            within(render.next()).await.unwrap()
+        {
+            break extent.unwrap();
+        }
+    };
+    let pose: Pose = Pose::orbit(&extent, 40.0, 25.0, 1.0).pose(1, 320, 240);
+    render.pose(pose).await.unwrap();
+    let plain = next_frame(&mut render).await.unwrap();
+
+    // The upright hidden: less of the view is covered.
+    let mut review = Review::default();
+    review.parts.insert(
+        "Upright".into(),
+        PartOverride {
+            hidden: true,
+            ..PartOverride::default()
+        },
+    );
+    render.set_review(review.clone()).await.unwrap();
+    let hidden = next_frame(&mut render).await.unwrap();
+    assert!(
+        hidden.coverage() < plain.coverage() - 0.02,
+        "{:.3} -> {:.3}",
+        plain.coverage(),
+        hidden.coverage()
+    );
+
+    // A cut through the middle on top: the frame changes again.
+    let center: [f32; 3] = std::array::from_fn(|i| (extent.min[i] + extent.max[i]) / 2.0);
+    review.cut_planes.push(CutPlane {
+        point: center,
+        normal: [1.0, 0.0, 0.0],
+    });
+    render.set_review(review.clone()).await.unwrap();
+    let cut = next_frame(&mut render).await.unwrap();
+    assert!(cut.share_differing(&hidden, 24) > 0.02);
+
+    // Nine cut planes are refused with the reason; what was shown stays.
+    let mut too_many = review;
+    too_many.cut_planes = vec![too_many.cut_planes[0]; 9];
+    render.set_review(too_many).await.unwrap();
+    let (code, message) = next_frame(&mut render).await.unwrap_err();
+    assert_eq!(code, "BadReview");
+    assert!(message.contains("8 cut planes"), "{message}");
+
+    // An empty review: the model as modelled, the very frame of the start.
+    render.set_review(Review::default()).await.unwrap();
+    assert_eq!(next_frame(&mut render).await.unwrap(), plain);
+    within(render.bye()).await.unwrap();
+    server.stop().await;
+}
