@@ -20,6 +20,7 @@ use parallax_core::device::{
 };
 use parallax_core::protocol::FrameHeader;
 use parallax_core::reproject::XrEye;
+use parallax_core::review::Review;
 use serde_json::Value;
 
 use crate::headset_state::{Gesture, HeadsetState, ShownFrame};
@@ -48,6 +49,7 @@ enum Command {
     Gesture(Gesture),
     Load(String),
     Place(Placement),
+    Review(Box<Review>),
     /// `None` when the WebXR session ended: back to the orbit camera.
     Viewer(Option<Box<Viewer>>),
 }
@@ -106,6 +108,7 @@ pub(crate) fn start(state: HeadsetState) {
         }
     });
     Effect::new(move |_| send(Command::Place(state.space.transform.get())));
+    Effect::new(move |_| send(Command::Review(Box::new(state.space.review.get()))));
 }
 
 /// Frames answer poses: a headset that does not move gets none, and its fps reads 0, not the
@@ -357,6 +360,7 @@ async fn converse(
                 model: ModelId::new(model),
             }),
             Input::Page(Command::Place(placement)) => Some(DeviceMessage::SetTransform(placement)),
+            Input::Page(Command::Review(review)) => Some(DeviceMessage::SetReview(*review)),
             Input::Page(Command::Gesture(gesture)) => on_gesture(state, &mut camera, gesture),
             Input::Page(Command::Viewer(viewer)) => {
                 camera.viewer = viewer.map(|v| *v);
@@ -405,6 +409,7 @@ fn on_message(
             };
             // A fresh connection has an empty scene: place and load what the space shows.
             send(Command::Place(state.space.transform.get_untracked()));
+            send(Command::Review(Box::new(state.space.review.get_untracked())));
             state
                 .space
                 .selected

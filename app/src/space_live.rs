@@ -109,6 +109,7 @@ fn apply(state: SpaceState, event: SpaceEvent) {
             state.selected.set(model.map(|m| m.0));
             state.transform.set(transform);
         }
+        SpaceEvent::Review { review } => state.review.set(review),
         SpaceEvent::Tap | SpaceEvent::Custom { .. } => {}
     }
 }

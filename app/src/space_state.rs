@@ -22,6 +22,8 @@ pub(crate) struct SpaceState {
     pub selected: RwSignal<Option<String>>,
     /// Where the selected model sits: every headset places it so.
     pub transform: RwSignal<Placement>,
+    /// What everyone looks at in the model (parts, cut planes, explode): every headset renders it.
+    pub review: RwSignal<parallax_core::review::Review>,
     pub select_policy: RwSignal<String>,
     pub join_code: RwSignal<Option<String>>,
     /// "Connecting…", "Live", "Reconnecting…", or why the page stopped following.
@@ -44,6 +46,9 @@ impl SpaceState {
                 .as_str()
                 .map(str::to_string),
         );
+        if let Ok(review) = serde_json::from_value(view["properties"]["review"].clone()) {
+            self.review.set(review);
+        }
         if let Ok(transform) = serde_json::from_value(view["properties"]["transform"].clone()) {
             self.transform.set(transform);
         }
@@ -146,6 +151,7 @@ impl SpaceState {
             arbiter: RwSignal::new(None),
             selected: RwSignal::new(None),
             transform: RwSignal::new(Placement::default()),
+            review: RwSignal::new(Default::default()),
             select_policy: RwSignal::new("any_tablet".into()),
             join_code: RwSignal::new(None),
             connection: RwSignal::new("Connecting…".into()),

@@ -16,6 +16,7 @@ use thiserror::Error;
 use crate::catalog::ModelId;
 use crate::change::ChangeNumber;
 use crate::device::Placement;
+use crate::review::Review;
 use crate::session::SessionSize;
 use crate::time::Timestamp;
 
@@ -173,6 +174,10 @@ pub struct Properties {
     pub transform: Placement,
     /// Opaque to Parallax, at most [`MAX_CUSTOM_BYTES`].
     pub custom: serde_json::Value,
+    /// What everyone looks at in the selected model: parts hidden, tinted, see-through or
+    /// highlighted, cut planes, the explode. A new model starts as modelled.
+    #[serde(default)]
+    pub review: Review,
 }
 
 /// A write to the properties; absent fields stay as they are.
@@ -184,6 +189,8 @@ pub struct PropertiesPatch {
     pub selected_model: Option<Option<ModelId>>,
     pub transform: Option<Placement>,
     pub custom: Option<serde_json::Value>,
+    /// Replaces the whole review (`{}` shows the model as modelled).
+    pub review: Option<Review>,
 }
 
 /// Tells "absent" from "null" for `selectedModel`.
@@ -277,6 +284,8 @@ pub enum Change {
     Selection,
     /// The custom property.
     Custom,
+    /// The design review.
+    Review,
     /// This member was removed by a timeout (not by leaving).
     Removed(Member),
     /// The space is empty past its timeout: delete it.
@@ -303,6 +312,8 @@ pub enum SpaceError {
     NotArbiter { arbiter: String },
     #[error("custom properties are limited to {MAX_CUSTOM_BYTES} bytes, this is {0}")]
     CustomTooLarge(usize),
+    #[error("{0}")]
+    BadReview(String),
 }
 
 /// One space.
@@ -437,7 +448,9 @@ impl Space {
             .members
             .get(writer)
             .ok_or_else(|| SpaceError::NoMember(writer.to_string()))?;
-        let selects = patch.selected_model.is_some() || patch.transform.is_some();
+        // The review is what everyone looks at, as the selection is: the same rule decides.
+        let selects =
+            patch.selected_model.is_some() || patch.transform.is_some() || patch.review.is_some();
         if selects {
             if member.role != Role::Tablet {
                 return Err(SpaceError::NotATablet);
@@ -477,13 +490,19 @@ impl Space {
                 return Err(SpaceError::CustomTooLarge(size));
             }
         }
+        if let Some(problem) = patch.review.as_ref().and_then(Review::problem) {
+            return Err(SpaceError::BadReview(problem));
+        }
         let mut changes = Vec::new();
         let mut selection = false;
+        let mut review = patch.review;
         if let Some(model) = patch.selected_model
             && model != self.properties.selected_model
         {
             self.properties.selected_model = model;
             selection = true;
+            // Another model has other parts: its review starts afresh unless one came with it.
+            review.get_or_insert_with(Review::default);
         }
         if let Some(transform) = patch.transform
             && transform != self.properties.transform
@@ -499,6 +518,12 @@ impl Space {
         {
             self.properties.custom = custom;
             changes.push(Change::Custom);
+        }
+        if let Some(review) = review
+            && review != self.properties.review
+        {
+            self.properties.review = review;
+            changes.push(Change::Review);
         }
         if changes.is_empty() {
             return Ok(changes);
@@ -743,6 +768,67 @@ mod tests {
             s.handle_status("tab", MemberStatus::Active, at(2)).unwrap(),
             []
         );
+    }
+
+    #[test]
+    fn a_review_is_a_tablets_write_checked_versioned_and_reset_by_a_new_model() {
+        use crate::review::{CutPlane, PartOverride};
+        let mut s = space(ConstantChoices::default());
+        join(&mut s, "tab", Role::Tablet, T0);
+        join(&mut s, "hmd", Role::Headset, T0);
+        let select = |model: &str| PropertiesPatch {
+            selected_model: Some(Some(ModelId::new(model))),
+            ..Default::default()
+        };
+        s.handle_write("tab", select("bracket"), None).unwrap();
+        let mut review = Review::default();
+        review.parts.insert(
+            "Upright".into(),
+            PartOverride {
+                hidden: true,
+                ..PartOverride::default()
+            },
+        );
+        review.cut_planes.push(CutPlane {
+            point: [0.0; 3],
+            normal: [1.0, 0.0, 0.0],
+        });
+        let write = |review: &Review| PropertiesPatch {
+            review: Some(review.clone()),
+            ..Default::default()
+        };
+        // A headset does not choose what everyone looks at.
+        assert_eq!(
+            s.handle_write("hmd", write(&review), None),
+            Err(SpaceError::NotATablet)
+        );
+        let seen = s.change;
+        assert_eq!(
+            s.handle_write("tab", write(&review), Some(seen)).unwrap(),
+            [Change::Review]
+        );
+        assert_eq!(s.properties.review, review);
+        // Written against what it saw before: refused, nothing changes.
+        let mut other = review.clone();
+        other.explode = 0.5;
+        assert_eq!(
+            s.handle_write("tab", write(&other), Some(seen)),
+            Err(SpaceError::Stale { current: s.change })
+        );
+        // A review the host could not render is refused with the reason.
+        let mut bad = review.clone();
+        bad.cut_planes = vec![bad.cut_planes[0]; 9];
+        assert!(matches!(
+            s.handle_write("tab", write(&bad), None),
+            Err(SpaceError::BadReview(reason)) if reason.contains("8 cut planes")
+        ));
+        assert_eq!(s.properties.review, review);
+        // Another model starts as modelled.
+        assert_eq!(
+            s.handle_write("tab", select("gear"), None).unwrap(),
+            [Change::Selection, Change::Review]
+        );
+        assert_eq!(s.properties.review, Review::default());
     }
 
     #[test]

@@ -5,6 +5,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::review::Review;
+
 use crate::catalog::ModelId;
 use crate::device::Placement;
 use crate::protocol::ProtocolError;
@@ -72,6 +74,10 @@ pub enum SpaceEvent {
     },
     Custom {
         custom: serde_json::Value,
+    },
+    /// The design review changed: apply it on your render connection.
+    Review {
+        review: Review,
     },
 }
 

@@ -7,6 +7,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use parallax_core::device::{Codec, HostMessage, Pose};
+use parallax_core::review::Review;
 use parallax_core::space::Role;
 use parallax_core::space_protocol::SpaceEvent;
 use parallax_core::trust::Trust;
@@ -320,6 +321,11 @@ async fn join(
                         }
                         None => println!("the space shows nothing yet"),
                     }
+                    if let Ok(review) = serde_json::from_value::<Review>(snapshot["properties"]["review"].clone())
+                        && review != Review::default()
+                    {
+                        render.set_review(review).await?;
+                    }
                 }
                 Ok(SpaceUpdate::Event { change, event, .. }) => match event {
                     SpaceEvent::Selection { model: Some(model), .. } => {
@@ -334,6 +340,10 @@ async fn join(
                     }
                     SpaceEvent::Arbiter { member } => {
                         println!("change {change}: arbiter {}", member.as_deref().unwrap_or("none"));
+                    }
+                    SpaceEvent::Review { review } => {
+                        println!("change {change}: review with {} part overrides, {} cut planes", review.parts.len(), review.cut_planes.len());
+                        render.set_review(review).await?;
                     }
                     SpaceEvent::Tap | SpaceEvent::Custom { .. } => {}
                 },

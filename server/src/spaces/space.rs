@@ -162,6 +162,7 @@ fn space_error(error: SpaceError) -> AppError {
             AppError::client(StatusCode::FORBIDDEN, "NotArbiter", message)
         }
         SpaceError::CustomTooLarge(_) => AppError::bad_request(message, Some("custom")),
+        SpaceError::BadReview(_) => AppError::bad_request(message, Some("review")),
     }
 }
 
@@ -251,6 +252,9 @@ impl Entry {
                 },
                 Change::Custom => SpaceEvent::Custom {
                     custom: self.space().properties.custom.clone(),
+                },
+                Change::Review => SpaceEvent::Review {
+                    review: self.space().properties.review.clone(),
                 },
                 Change::Removed(member) => {
                     self.outboxes.remove(&member.id);
@@ -733,7 +737,7 @@ impl Spaces {
             entry.publish(&changes);
             if changes
                 .iter()
-                .all(|c| matches!(c, Change::Selection | Change::Custom))
+                .all(|c| matches!(c, Change::Selection | Change::Custom | Change::Review))
             {
                 self.persist_properties(entry).await?;
             } else {
