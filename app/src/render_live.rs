@@ -409,7 +409,9 @@ fn on_message(
             };
             // A fresh connection has an empty scene: place and load what the space shows.
             send(Command::Place(state.space.transform.get_untracked()));
-            send(Command::Review(Box::new(state.space.review.get_untracked())));
+            send(Command::Review(Box::new(
+                state.space.review.get_untracked(),
+            )));
             state
                 .space
                 .selected

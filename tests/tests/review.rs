@@ -97,3 +97,87 @@ async fn the_host_renders_the_review_it_is_sent_and_refuses_a_bad_one() {
     within(render.bye()).await.unwrap();
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tablets_review_reaches_every_member_once_is_versioned_and_survives_a_restart() {
+    use parallax_core::space::Role;
+    use parallax_core::space_protocol::SpaceEvent;
+    use parallax_headset::{ClientError, Coordinator, SpaceUpdate};
+    use serde_json::json;
+    use std::time::Duration;
+
+    let dir = data_dir();
+    let account = ArrClient::create_account(dir.path(), "review").await;
+    let server = TestServer::start(dir.path()).await;
+    let coordinator = Coordinator::sign_in(&server.url(), &account.0, &account.1)
+        .await
+        .unwrap();
+    let tablet = coordinator
+        .create_space("review", "default", json!({}), "tablet", Role::Tablet)
+        .await
+        .unwrap();
+    tablet.select("bracket").await.unwrap();
+    let viewer = coordinator
+        .join_space("review", "second tablet", Role::Tablet, None)
+        .await
+        .unwrap();
+    let mut socket = viewer.connect().await.unwrap();
+    while socket.next_within(Duration::from_millis(200)).await.is_ok() {}
+
+    let review = json!({
+        "parts": { "Upright": { "hidden": true }, "Gussets": { "tint": [1, 0, 0] } },
+        "cutPlanes": [{ "point": [0, 0, 0], "normal": [1, 0, 0] }],
+        "explode": 0.25
+    });
+    let seen = tablet.space().await.unwrap()["change"].as_u64().unwrap();
+    let written = tablet
+        .write(json!({ "review": review }), Some(seen))
+        .await
+        .unwrap();
+    let as_review = |value: &serde_json::Value| serde_json::from_value::<Review>(value.clone());
+    assert_eq!(
+        as_review(&written["properties"]["review"]).unwrap(),
+        as_review(&review).unwrap()
+    );
+    // Written again against the change it saw before: 412, nothing changes.
+    let stale = tablet
+        .write(json!({ "review": {} }), Some(seen))
+        .await
+        .unwrap_err();
+    assert!(matches!(stale, ClientError::Stale(_)), "{stale:?}");
+    // A review no host could render is refused with the reason.
+    let nine = vec![json!({ "point": [0, 0, 0], "normal": [1, 0, 0] }); 9];
+    let bad = tablet
+        .write(json!({ "review": { "cutPlanes": nine } }), None)
+        .await
+        .unwrap_err();
+    assert!(bad.to_string().contains("8 cut planes"), "{bad}");
+
+    // The member hears it once, in order.
+    let mut heard = Vec::new();
+    while let Ok(update) = socket.next_within(Duration::from_millis(500)).await {
+        if let SpaceUpdate::Event {
+            event: SpaceEvent::Review { review },
+            ..
+        } = update
+        {
+            heard.push(review);
+        }
+    }
+    assert_eq!(heard.len(), 1, "{heard:?}");
+    assert!(heard[0].parts["Upright"].hidden);
+    assert_eq!(heard[0].explode, 0.25);
+    server.stop().await;
+
+    // After a restart the space still shows it.
+    let server = TestServer::start(dir.path()).await;
+    let coordinator = Coordinator::sign_in(&server.url(), &account.0, &account.1)
+        .await
+        .unwrap();
+    let space = tablet.through(&coordinator).space().await.unwrap();
+    assert_eq!(
+        as_review(&space["properties"]["review"]).unwrap(),
+        as_review(&review).unwrap()
+    );
+    server.stop().await;
+}
