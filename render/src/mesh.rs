@@ -188,6 +188,60 @@ impl Mesh {
         out
     }
 
+    /// The parts of a mesh in [`Mesh::to_bytes`] form, each with its triangle count, without
+    /// copying the geometry.
+    pub fn parts_of_bytes(bytes: &[u8]) -> Result<Vec<(Part, u32)>, String> {
+        let header = bytes
+            .get(..12)
+            .filter(|h| h.starts_with(TRANSFER_MAGIC))
+            .ok_or("not a Parallax mesh: the PXM1 header is missing")?;
+        let count = |at: usize| {
+            u32::from_le_bytes([header[at], header[at + 1], header[at + 2], header[at + 3]])
+                as usize
+        };
+        let geometry = count(4) * std::mem::size_of::<Vertex>() + count(8) * 4;
+        let triangles = (count(8) / 3) as u32;
+        let mut rest = bytes
+            .get(12 + geometry..)
+            .ok_or("the mesh is cut short before its parts")?;
+        let mut take = |n: usize| -> Result<&[u8], String> {
+            if rest.len() < n {
+                return Err("the mesh's part list is cut short".to_string());
+            }
+            let (head, tail) = rest.split_at(n);
+            rest = tail;
+            Ok(head)
+        };
+        let word = |b: &[u8]| u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+        let parts_count = word(take(4)?);
+        let mut parts: Vec<Part> = Vec::new();
+        for _ in 0..parts_count {
+            let first_triangle = word(take(4)?);
+            let length = word(take(4)?) as usize;
+            let name = std::str::from_utf8(take(length)?)
+                .map_err(|_| "a part name is not UTF-8".to_string())?
+                .to_string();
+            parts.push(Part {
+                name,
+                first_triangle,
+            });
+        }
+        let ends: Vec<u32> = parts
+            .iter()
+            .skip(1)
+            .map(|p| p.first_triangle)
+            .chain([triangles])
+            .collect();
+        Ok(parts
+            .into_iter()
+            .zip(ends)
+            .map(|(part, end)| {
+                let count = end.saturating_sub(part.first_triangle);
+                (part, count)
+            })
+            .collect())
+    }
+
     /// Reads [`Mesh::to_bytes`]; checks the lengths and that every index names a vertex.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, String> {
         let header = bytes

@@ -157,7 +157,9 @@ fn rule(route: &Route) -> Option<Rule> {
         ("POST", "/v1/models") => AccountOnly,
         ("GET", "/v1/templates" | "/v1/spaces" | "/v1/pool/history") => AccountOnly,
         ("PUT", "/v1/spaces/{name}") => AccountOnly,
-        ("GET", "/v1/models/{id}" | "/v1/models/{id}/thumbnail.png") => Model,
+        ("GET", "/v1/models/{id}" | "/v1/models/{id}/thumbnail.png" | "/v1/models/{id}/parts") => {
+            Model
+        }
         ("DELETE", "/v1/models/{id}") => OwnModel,
         ("GET", "/v1/hosts/models/{model_id}/mesh") => HostSecret,
         (

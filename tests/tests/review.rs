@@ -181,3 +181,49 @@ async fn a_tablets_review_reaches_every_member_once_is_versioned_and_survives_a_
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_models_parts_are_listed_in_order_with_their_triangles() {
+    let dir = data_dir();
+    let (account, key) = ArrClient::create_account(dir.path(), "parts").await;
+    let server = TestServer::start(dir.path()).await;
+    let arr = ArrClient::sign_in(&server, &account, &key).await;
+    let parts = arr
+        .call(
+            reqwest::Method::GET,
+            &format!("{}/v1/models/bracket/parts", server.url()),
+            None,
+        )
+        .await;
+    assert_eq!(parts.status, 200, "{}", parts.body);
+    let names: Vec<&str> = parts.body["parts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Base plate", "Upright", "Gussets", "Bolt bosses"]);
+    let triangles: u64 = parts.body["parts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["triangles"].as_u64().unwrap())
+        .sum();
+    let model = arr
+        .call(
+            reqwest::Method::GET,
+            &format!("{}/v1/models/bracket", server.url()),
+            None,
+        )
+        .await;
+    assert_eq!(triangles, model.body["triangles"].as_u64().unwrap());
+    let missing = arr
+        .call(
+            reqwest::Method::GET,
+            &format!("{}/v1/models/nothing/parts", server.url()),
+            None,
+        )
+        .await;
+    assert_eq!(missing.status, 404);
+    server.stop().await;
+}
