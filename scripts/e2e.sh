@@ -37,8 +37,8 @@ trap 'for p in "${pids[@]}"; do kill $p 2>/dev/null || true; wait $p 2>/dev/null
 account=$("$target_dir/debug/parallax" account create "End-to-end" --data-dir "$work/data")
 export PARALLAX_E2E_ACCOUNT=$(printf '%s\n' "$account" | awk '/^account id:/ {print $3}')
 export PARALLAX_E2E_KEY=$(printf '%s\n' "$account" | awk '/^account key:/ {print $3}')
-# Ten Standard hosts: the browser headsets of the tests (nine) hold their sessions until the run ends.
-port=$(start_server server --data-dir "$work/data" --standard 10 --tls-name "$name")
+# Twelve Standard hosts: the tests' browser headsets (eleven) hold their sessions until the run ends.
+port=$(start_server server --data-dir "$work/data" --standard 12 --tls-name "$name")
 plain_port=$(start_server plain --data-dir "$work/plain" --tls off --standard 0 --premium 0 --standard-standby 0)
 export PARALLAX_URL="https://$name:$port"
 export PARALLAX_PLAIN_URL="http://$name:$plain_port"

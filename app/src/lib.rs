@@ -29,6 +29,7 @@ mod pool;
 #[cfg(feature = "hydrate")]
 mod render_live;
 mod rest;
+mod review_panel;
 mod space;
 mod space_headset;
 #[cfg(feature = "hydrate")]

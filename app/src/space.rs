@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use crate::console::{Failure, Topbar};
 use crate::format::format_count;
 use crate::rest;
+use crate::review_panel::ReviewPanel;
 use crate::space_state::{SpaceState, membership};
 
 #[component]
@@ -137,6 +138,7 @@ pub fn SpacePage() -> impl IntoView {
                     {move || blocked().map(|why| view! { <p class="notice" role="note">{why}</p> })}
                     <Upload models />
                     <PlacementControls state />
+                    <ReviewPanel state />
                     <ul class="model-grid">
                         {move || {
                             models

@@ -456,6 +456,65 @@ test("a browser headset whose video decoder fails asks for a key frame and goes 
   expect(await coverage(page)).toBeGreaterThan(0.02);
 });
 
+test("a tablet isolates a part and cuts a section; every browser headset's frame follows", async ({ browser }) => {
+  test.setTimeout(60_000);
+  const room = `design-${Date.now().toString(36)}`;
+  const tablet = await signedIn(browser);
+  await createSpace(tablet, room);
+  const code = await joinCode(tablet);
+  const headsets = [await guest(browser, code, "Review A"), await guest(browser, code, "Review B")];
+  for (const headset of headsets) {
+    await expect(headset.locator(".hud .status")).toHaveText("Connected", { timeout: 15_000 });
+  }
+  await tablet.getByRole("button", { name: /^Show Angle bracket.* to everyone$/ }).click();
+  const plain = await Promise.all(headsets.map((h) => frameOf(h, "bracket")));
+  const covered = await Promise.all(headsets.map((h) => coverage(h)));
+
+  // The panel lists the bracket's parts; search narrows them.
+  const review = tablet.getByRole("region", { name: "Design review" });
+  await expect(review.locator(".part")).toHaveCount(4);
+  await review.getByLabel("Find a part").fill("up");
+  await expect(review.locator(".part")).toHaveCount(1);
+  await review.getByRole("button", { name: "Isolate Upright" }).click();
+  await expect(review.locator('.part[data-part="Upright"]')).toHaveAttribute("data-hidden", "false");
+  await review.getByLabel("Find a part").fill("");
+  await expect(review.locator('.part[data-hidden="true"]')).toHaveCount(3);
+  // Only the upright is left on every headset: less of the view is covered.
+  for (let i = 0; i < headsets.length; i++) {
+    await expect.poll(() => coverage(headsets[i]), { timeout: 10_000 }).toBeLessThan(covered[i] * 0.8);
+  }
+  const isolated = await Promise.all(headsets.map((h) => h.locator("canvas.frame").screenshot()));
+
+  // Show all, then a section through the middle: the frames change again, differently.
+  await review.getByRole("button", { name: "Show all" }).click();
+  await expect(review.locator('.part[data-hidden="true"]')).toHaveCount(0);
+  await review.getByLabel("Section", { exact: true }).check();
+  for (let i = 0; i < headsets.length; i++) {
+    const frame = headsets[i].locator("canvas.frame");
+    await expect
+      .poll(async () => {
+        const shot = await frame.screenshot();
+        return !shot.equals(plain[i]) && !shot.equals(isolated[i]);
+      }, { timeout: 10_000 })
+      .toBe(true);
+  }
+  // The section is capped: the cap's teal shows on the headsets.
+  for (const headset of headsets) {
+    await expect
+      .poll(() =>
+        headset.locator("canvas.frame").evaluate((canvas: HTMLCanvasElement) => {
+          const { data } = canvas.getContext("2d")!.getImageData(0, 0, canvas.width, canvas.height);
+          let teal = 0;
+          for (let i = 0; i < data.length; i += 4) {
+            if (data[i] < 80 && data[i + 1] > 160 && data[i + 2] > 130 && data[i + 2] < 220) teal++;
+          }
+          return teal;
+        }),
+      { timeout: 10_000 })
+      .toBeGreaterThan(100);
+  }
+});
+
 test("a wrong join code is refused with a clear message", async ({ page }) => {
   await page.goto("/join");
   await hydrated(page);
@@ -563,12 +622,12 @@ test("the operator stops a headset's render session from /pool and the headset s
   await expect(health.locator("thead")).toHaveText(/Hosts\s*Free\s*Busy\s*Starting\s*Lost/);
   await expect(health.locator('tr[data-size="Standard"] td')).toHaveCount(8);
   // The values, not just the cells: this headset's host is busy, no more hosts than the server
-  // was started with (--standard 10, scripts/e2e.sh), none of them lost, nobody queued.
+  // was started with (--standard 12, scripts/e2e.sh), none of them lost, nobody queued.
   const cells = (await health.locator('tr[data-size="Standard"] td').allTextContents()).map(Number);
   const [hosts, free, busy, , lost, most, , queued] = cells;
   expect(busy, `${cells}`).toBeGreaterThanOrEqual(1);
   expect(free + busy, `${cells}`).toBeLessThanOrEqual(hosts);
-  expect(most, `${cells}`).toBe(10);
+  expect(most, `${cells}`).toBe(12);
   expect(hosts, `${cells}`).toBeLessThanOrEqual(most);
   expect([lost, queued], `${cells}`).toEqual([0, 0]);
   // Stopping asks first; cancelling changes nothing.

@@ -188,6 +188,20 @@ impl Mesh {
         out
     }
 
+    /// The bounds of a mesh in [`Mesh::to_bytes`] form, read in place; `None` without vertices.
+    pub fn bounds_of_bytes(bytes: &[u8]) -> Option<Bounds> {
+        let count = u32::from_le_bytes(bytes.get(4..8)?.try_into().ok()?) as usize;
+        let stride = std::mem::size_of::<Vertex>();
+        let vertices = bytes.get(12..12 + count * stride)?;
+        let mut points = vertices.chunks_exact(stride).map(|v| {
+            let c = |i: usize| f32::from_le_bytes([v[i], v[i + 1], v[i + 2], v[i + 3]]);
+            Vec3::new(c(0), c(4), c(8))
+        });
+        let first = points.next()?;
+        let (min, max) = points.fold((first, first), |(lo, hi), p| (lo.min(p), hi.max(p)));
+        Some(Bounds { min, max })
+    }
+
     /// The parts of a mesh in [`Mesh::to_bytes`] form, each with its triangle count, without
     /// copying the geometry.
     pub fn parts_of_bytes(bytes: &[u8]) -> Result<Vec<(Part, u32)>, String> {

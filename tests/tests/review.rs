@@ -217,6 +217,15 @@ async fn a_models_parts_are_listed_in_order_with_their_triangles() {
         )
         .await;
     assert_eq!(triangles, model.body["triangles"].as_u64().unwrap());
+    // Its bounds: where cut planes go.
+    let (min, max) = (&parts.body["bounds"]["min"], &parts.body["bounds"]["max"]);
+    for axis in 0..3 {
+        assert!(
+            min[axis].as_f64().unwrap() < max[axis].as_f64().unwrap(),
+            "{}",
+            parts.body
+        );
+    }
     let missing = arr
         .call(
             reqwest::Method::GET,

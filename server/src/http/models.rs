@@ -42,7 +42,8 @@ pub struct PartJson {
     children: Vec<PartJson>,
 }
 
-/// `GET /v1/models/{id}/parts`: the model's parts as a tree, in the model's order.
+/// `GET /v1/models/{id}/parts`: the model's parts as a tree, in the model's order, and its
+/// bounds (where a review's cut planes go).
 async fn parts_handler(
     State(state): State<AppState>,
     visitor: Visitor,
@@ -65,7 +66,12 @@ async fn parts_handler(
             children: Vec::new(),
         })
         .collect();
-    Ok(Json(serde_json::json!({ "model": id, "parts": parts })))
+    // Where cut planes go: the model's bounds, in model space.
+    let bounds = parallax_render::Mesh::bounds_of_bytes(&bytes)
+        .map(|b| serde_json::json!({ "min": b.min.to_array(), "max": b.max.to_array() }));
+    Ok(Json(
+        serde_json::json!({ "model": id, "bounds": bounds, "parts": parts }),
+    ))
 }
 
 /// A catalog entry as the API reports it.
