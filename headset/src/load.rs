@@ -43,7 +43,13 @@ pub struct LoadConfig {
     pub viewport: (u32, u32),
     /// With `render`: the frame formats offered (the host picks the best).
     pub codecs: Vec<Codec>,
+    /// Writes design reviews (a different part of the bracket hidden each time) instead of
+    /// selections: how fast a review reaches a frame on every headset.
+    pub review: bool,
 }
+
+/// The parts of the bracket, one of which each review hides.
+const BRACKET_PARTS: [&str; 4] = ["Base plate", "Upright", "Gussets", "Bolt bosses"];
 
 /// Latency figures in milliseconds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
@@ -216,7 +222,19 @@ pub async fn run(
         .collect();
     drop(seen_tx);
 
-    // Select a different model every `every`, remembering when each write was sent.
+    // Select a different model (or write a review) every `every`, remembering when each write
+    // was sent.
+    let write = |patch: serde_json::Value| async {
+        match &tablet {
+            Some(tablet) => tablet.write(patch, None).await,
+            None => coordinator.write_space(&config.space, &patch, None).await,
+        }
+    };
+    if config.review {
+        // Reviews of the bracket: every headset loads it first.
+        write(json!({ "selectedModel": "bracket", "review": {} })).await?;
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    }
     let mut sent: HashMap<u64, Instant> = HashMap::new();
     let mut last_change = coordinator.space(&config.space).await?["change"].as_u64();
     let started = Instant::now();
@@ -226,12 +244,14 @@ pub async fn run(
     while started.elapsed() < config.duration {
         tick.tick().await;
         round += 1;
-        let patch = json!({ "selectedModel": models[round % models.len()] });
-        let at = Instant::now();
-        let space = match &tablet {
-            Some(tablet) => tablet.write(patch, None).await?,
-            None => coordinator.write_space(&config.space, &patch, None).await?,
+        let patch = if config.review {
+            let part = BRACKET_PARTS[round % BRACKET_PARTS.len()];
+            json!({ "review": { "parts": { part: { "hidden": true } } } })
+        } else {
+            json!({ "selectedModel": models[round % models.len()] })
         };
+        let at = Instant::now();
+        let space = write(patch).await?;
         let change = space["change"].as_u64().ok_or_else(|| {
             ClientError::Protocol("no change number in the write's answer".into())
         })?;
@@ -418,6 +438,13 @@ impl Device {
                             render.load(model.as_str()).await?;
                             awaiting = Some(change);
                             loaded = false;
+                        }
+                    }
+                    Ok(SpaceUpdate::Event { change, event: SpaceEvent::Review { review }, .. }) => {
+                        let _ = seen.send(Seen::Selection { device: self.index, change, at: Instant::now() });
+                        if let Some(render) = self.render.as_mut() {
+                            render.set_review(review).await?;
+                            awaiting = Some(change);
                         }
                     }
                     Ok(SpaceUpdate::Snapshot(space)) => {

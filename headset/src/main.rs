@@ -111,6 +111,10 @@ enum Command {
         /// With --render: the frame format to ask for, `h264` or `jpeg`; default: the host's best.
         #[arg(long, value_parser = codec)]
         codec: Option<Codec>,
+        /// Write design reviews of the bracket (a different part hidden each time) instead of
+        /// selections.
+        #[arg(long)]
+        review: bool,
         /// Print one JSON object instead of a table.
         #[arg(long)]
         json: bool,
@@ -146,6 +150,7 @@ async fn main() -> anyhow::Result<()> {
             pose_rate,
             viewport,
             codec,
+            review,
             json,
         } => {
             let coordinator = sign_in(&connection).await?;
@@ -160,6 +165,7 @@ async fn main() -> anyhow::Result<()> {
                 pose_rate,
                 viewport,
                 codecs: codec.map_or(Codec::PREFERENCE.to_vec(), |c| vec![c]),
+                review,
             };
             let report = run_load(&coordinator, &config).await?;
             if json {

@@ -107,6 +107,7 @@ async fn the_load_generator_counts_every_selection_at_every_device() {
         pose_rate: 0,
         viewport: (320, 240),
         codecs: parallax_core::device::Codec::PREFERENCE.to_vec(),
+        review: false,
     };
     let report = load::run(&coordinator, &config, |_| {}).await.unwrap();
     assert!(report.selections >= 10, "{report:?}");

@@ -264,6 +264,7 @@ async fn every_member_of_a_large_space_gets_every_selection_over_wss() {
         pose_rate: 0,
         viewport: (320, 240),
         codecs: parallax_core::device::Codec::PREFERENCE.to_vec(),
+        review: false,
     };
     let report = load::run(&signed_in.coordinator, &config, |_| {})
         .await
