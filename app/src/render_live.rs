@@ -440,6 +440,14 @@ fn on_message(
             state
                 .picked
                 .set(Some(named.unwrap_or_else(|| "nothing".into())));
+            // The tablets see what this headset points at, and can show it to everyone.
+            let hit = hits.first();
+            state.space.write(serde_json::json!({
+                "pick": {
+                    "part": hit.and_then(|h| h.part.clone()),
+                    "position": hit.map(|h| h.position),
+                }
+            }));
             None
         }
         HostMessage::LoadProgress { .. } | HostMessage::Error { .. } => None,

@@ -127,6 +127,31 @@ pub(crate) fn ReviewPanel(state: SpaceState) -> impl IntoView {
                         />
                     </label>
                 </div>
+                {move || {
+                    state
+                        .pick
+                        .get()
+                        .and_then(|pick| pick.part.map(|part| (pick.by, part)))
+                        .map(|(by, part)| {
+                            let highlight = {
+                                let part = part.clone();
+                                move |_| {
+                                    let part = part.clone();
+                                    update(state, move |review| {
+                                        review.parts.entry(part).or_default().highlighted = true;
+                                    });
+                                }
+                            };
+                            view! {
+                                <p class="picked" role="status">
+                                    {format!("{by} picked {part}")}
+                                    <button type="button" on:click=highlight>
+                                        "Highlight for everyone"
+                                    </button>
+                                </p>
+                            }
+                        })
+                }}
                 <Show when=move || !collapsed.get()>
                     <input
                         type="search"

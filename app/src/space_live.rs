@@ -110,6 +110,7 @@ fn apply(state: SpaceState, event: SpaceEvent) {
             state.transform.set(transform);
         }
         SpaceEvent::Review { review } => state.review.set(review),
+        SpaceEvent::Pick { pick } => state.pick.set(Some(pick)),
         SpaceEvent::Tap | SpaceEvent::Custom { .. } => {}
     }
 }

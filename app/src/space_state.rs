@@ -24,6 +24,8 @@ pub(crate) struct SpaceState {
     pub transform: RwSignal<Placement>,
     /// What everyone looks at in the model (parts, cut planes, explode): every headset renders it.
     pub review: RwSignal<parallax_core::review::Review>,
+    /// The last part a member picked.
+    pub pick: RwSignal<Option<parallax_core::space::Pick>>,
     pub select_policy: RwSignal<String>,
     pub join_code: RwSignal<Option<String>>,
     /// "Connecting…", "Live", "Reconnecting…", or why the page stopped following.
@@ -48,6 +50,9 @@ impl SpaceState {
         );
         if let Ok(review) = serde_json::from_value(view["properties"]["review"].clone()) {
             self.review.set(review);
+        }
+        if let Ok(pick) = serde_json::from_value(view["properties"]["pick"].clone()) {
+            self.pick.set(pick);
         }
         if let Ok(transform) = serde_json::from_value(view["properties"]["transform"].clone()) {
             self.transform.set(transform);
@@ -152,6 +157,7 @@ impl SpaceState {
             selected: RwSignal::new(None),
             transform: RwSignal::new(Placement::default()),
             review: RwSignal::new(Default::default()),
+            pick: RwSignal::new(None),
             select_policy: RwSignal::new("any_tablet".into()),
             join_code: RwSignal::new(None),
             connection: RwSignal::new("Connecting…".into()),

@@ -178,6 +178,23 @@ pub struct Properties {
     /// highlighted, cut planes, the explode. A new model starts as modelled.
     #[serde(default)]
     pub review: Review,
+    /// The last part a member picked (a tap on a headset's view), for the tablets to act on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pick: Option<Pick>,
+}
+
+/// A member pointed at a part: a pick on its render session hit it (or nothing).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Pick {
+    /// The part hit, as the review names parts; `None` when the pick hit nothing named.
+    pub part: Option<String>,
+    /// Where, in the space's scene.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position: Option<[f32; 3]>,
+    /// The device that picked (set by the space, not the writer).
+    #[serde(default)]
+    pub by: String,
 }
 
 /// A write to the properties; absent fields stay as they are.
@@ -191,6 +208,8 @@ pub struct PropertiesPatch {
     pub custom: Option<serde_json::Value>,
     /// Replaces the whole review (`{}` shows the model as modelled).
     pub review: Option<Review>,
+    /// What this member just picked; any member may write it.
+    pub pick: Option<Pick>,
 }
 
 /// Tells "absent" from "null" for `selectedModel`.
@@ -286,6 +305,8 @@ pub enum Change {
     Custom,
     /// The design review.
     Review,
+    /// A member picked a part.
+    Pick,
     /// This member was removed by a timeout (not by leaving).
     Removed(Member),
     /// The space is empty past its timeout: delete it.
@@ -466,6 +487,11 @@ impl Space {
                 return Err(SpaceError::NotArbiter { arbiter });
             }
         }
+        let device = member.device.clone();
+        let mut patch = patch;
+        if let Some(pick) = &mut patch.pick {
+            pick.by = device;
+        }
         self.handle_owner_write(patch, if_match)
     }
 
@@ -524,6 +550,16 @@ impl Space {
         {
             self.properties.review = review;
             changes.push(Change::Review);
+        }
+        // Every pick is news, even of the same part again.
+        if let Some(pick) = patch.pick {
+            if pick.part.as_ref().is_some_and(|p| p.len() > 1024) {
+                return Err(SpaceError::BadReview(
+                    "a part name is at most 1024 bytes".into(),
+                ));
+            }
+            self.properties.pick = Some(pick);
+            changes.push(Change::Pick);
         }
         if changes.is_empty() {
             return Ok(changes);
@@ -829,6 +865,22 @@ mod tests {
             [Change::Selection, Change::Review]
         );
         assert_eq!(s.properties.review, Review::default());
+        // Any member may say what it picked; the space says who it was, whatever it was told.
+        let pick = PropertiesPatch {
+            pick: Some(Pick {
+                part: Some("Gear".into()),
+                position: None,
+                by: "someone else".into(),
+            }),
+            ..Default::default()
+        };
+        assert_eq!(
+            s.handle_write("hmd", pick.clone(), None).unwrap(),
+            [Change::Pick]
+        );
+        assert_eq!(s.properties.pick.as_ref().unwrap().by, "hmd-device");
+        // The same pick again is news again.
+        assert_eq!(s.handle_write("hmd", pick, None).unwrap(), [Change::Pick]);
     }
 
     #[test]

@@ -10,7 +10,7 @@ use crate::review::Review;
 use crate::catalog::ModelId;
 use crate::device::Placement;
 use crate::protocol::ProtocolError;
-use crate::space::{Member, MemberStatus};
+use crate::space::{Member, MemberStatus, Pick};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -78,6 +78,10 @@ pub enum SpaceEvent {
     /// The design review changed: apply it on your render connection.
     Review {
         review: Review,
+    },
+    /// A member picked a part.
+    Pick {
+        pick: Pick,
     },
 }
 

@@ -485,9 +485,47 @@ test("a tablet isolates a part and cuts a section; every browser headset's frame
   }
   const isolated = await Promise.all(headsets.map((h) => h.locator("canvas.frame").screenshot()));
 
-  // Show all, then a section through the middle: the frames change again, differently.
+  // Show all; a tap on a headset's view names the part on the tablet, which highlights it for
+  // everyone.
   await review.getByRole("button", { name: "Show all" }).click();
   await expect(review.locator('.part[data-hidden="true"]')).toHaveCount(0);
+  const whole = await Promise.all(headsets.map((h) => h.locator("canvas.frame").screenshot()));
+  const view = headsets[0].locator("canvas.frame");
+  const box = (await view.boundingBox())!;
+  // The bracket is an L: tap on the covered pixel nearest the middle, not on the gap.
+  const [fx, fy] = await view.evaluate((canvas: HTMLCanvasElement) => {
+    const { data } = canvas.getContext("2d")!.getImageData(0, 0, canvas.width, canvas.height);
+    const [r, g, b] = [36, 41, 48];
+    let best = [0.5, 0.5];
+    let nearest = Infinity;
+    for (let y = 0; y < canvas.height; y += 4) {
+      for (let x = 0; x < canvas.width; x += 4) {
+        const i = (y * canvas.width + x) * 4;
+        const covered = Math.abs(data[i] - r) + Math.abs(data[i + 1] - g) + Math.abs(data[i + 2] - b) > 60;
+        const d = (x - canvas.width / 2) ** 2 + (y - canvas.height / 2) ** 2;
+        if (covered && d < nearest) {
+          nearest = d;
+          best = [x / canvas.width, y / canvas.height];
+        }
+      }
+    }
+    return best;
+  });
+  await headsets[0].mouse.click(box.x + box.width * fx, box.y + box.height * fy);
+  await expect(headsets[0].locator(".hud .picked")).toHaveText(/Picked: (Base plate|Upright|Gussets|Bolt bosses)/);
+  const picked = review.getByRole("status").filter({ hasText: "picked" });
+  await expect(picked).toHaveText(/Review A picked (Base plate|Upright|Gussets|Bolt bosses)/);
+  const part = (await picked.textContent())!.match(/picked (.+?)Highlight/)![1];
+  await picked.getByRole("button", { name: "Highlight for everyone" }).click();
+  await expect(review.getByRole("button", { name: `Highlight ${part}` })).toHaveAttribute("aria-pressed", "true");
+  for (let i = 0; i < headsets.length; i++) {
+    await expect
+      .poll(async () => !(await headsets[i].locator("canvas.frame").screenshot()).equals(whole[i]), { timeout: 10_000 })
+      .toBe(true);
+  }
+  await review.getByRole("button", { name: "Show all" }).click();
+
+  // A section through the middle: the frames change again, differently.
   await review.getByLabel("Section", { exact: true }).check();
   for (let i = 0; i < headsets.length; i++) {
     const frame = headsets[i].locator("canvas.frame");

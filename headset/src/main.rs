@@ -351,6 +351,9 @@ async fn join(
                         println!("change {change}: review with {} part overrides, {} cut planes", review.parts.len(), review.cut_planes.len());
                         render.set_review(review).await?;
                     }
+                    SpaceEvent::Pick { pick } => {
+                        println!("change {change}: {} picked {}", pick.by, pick.part.as_deref().unwrap_or("nothing"));
+                    }
                     SpaceEvent::Tap | SpaceEvent::Custom { .. } => {}
                 },
                 Err(e) if SpaceConnection::is_drop(&e) => {

@@ -256,6 +256,10 @@ impl Entry {
                 Change::Review => SpaceEvent::Review {
                     review: self.space().properties.review.clone(),
                 },
+                Change::Pick => match self.space().properties.pick.clone() {
+                    Some(pick) => SpaceEvent::Pick { pick },
+                    None => continue,
+                },
                 Change::Removed(member) => {
                     self.outboxes.remove(&member.id);
                     if let Some(live) = self.live.remove(&member.id) {
@@ -735,10 +739,12 @@ impl Spaces {
         .map_err(space_error)?;
         if !changes.is_empty() {
             entry.publish(&changes);
-            if changes
-                .iter()
-                .all(|c| matches!(c, Change::Selection | Change::Custom | Change::Review))
-            {
+            if changes.iter().all(|c| {
+                matches!(
+                    c,
+                    Change::Selection | Change::Custom | Change::Review | Change::Pick
+                )
+            }) {
                 self.persist_properties(entry).await?;
             } else {
                 self.persist(entry).await?;
