@@ -189,9 +189,6 @@ pub struct Look {
     pub explode: f32,
 }
 
-/// What a highlighted part is tinted with (until outlines are drawn).
-const HIGHLIGHT: [f32; 3] = [1.0, 0.62, 0.0];
-
 impl Look {
     /// A design review's state as `model` is drawn with it: overrides by part name, in the
     /// model's part order.
@@ -204,8 +201,9 @@ impl Look {
                 };
                 PartLook {
                     hidden: part.hidden,
-                    tint: part.tint.or(part.highlighted.then_some(HIGHLIGHT)),
+                    tint: part.tint,
                     see_through: part.see_through,
+                    highlighted: part.highlighted,
                 }
             })
             .collect();
@@ -229,6 +227,8 @@ pub struct PartLook {
     pub tint: Option<[f32; 3]>,
     /// Drawn blended over what is behind it.
     pub see_through: bool,
+    /// Outlined, for everyone to see what is being talked about.
+    pub highlighted: bool,
 }
 
 /// A part's state as the shader reads it: tint (rgb, weight) and offset (xyz, opacity).
@@ -237,14 +237,20 @@ pub struct PartLook {
 struct PartState {
     tint: [f32; 4],
     offset: [f32; 4],
+    /// The part's centre, and how much larger its outline hull is.
+    center: [f32; 4],
 }
 
 impl PartState {
     const AS_MODELLED: Self = Self {
         tint: [0.0; 4],
         offset: [0.0, 0.0, 0.0, 1.0],
+        center: [0.0, 0.0, 0.0, 1.0],
     };
 }
+
+/// How much larger than its part a highlight's outline hull is drawn.
+const OUTLINE_GROWTH: f32 = 1.04;
 
 /// The cut planes as the shader reads them.
 #[repr(C)]
@@ -321,6 +327,8 @@ pub struct Renderer {
     cut_pipeline: wgpu::RenderPipeline,
     /// Blended, depth kept but not written: see-through parts, without and with cut planes.
     see_through_pipelines: [wgpu::RenderPipeline; 2],
+    /// Highlight outlines: for outward-facing meshes (and open ones), and for inward-facing.
+    outline_pipelines: [wgpu::RenderPipeline; 2],
     layout: wgpu::BindGroupLayout,
     globals: wgpu::Buffer,
     look: wgpu::Buffer,
@@ -385,46 +393,55 @@ impl Renderer {
         // One pipeline per culling mode: closed, consistently wound parts skip their hidden
         // faces (half the work on a CPU rasteriser); anything else is drawn two-sided.
         // `blend`: see-through, drawn over what is there without hiding what comes later.
+        let pipeline_with =
+            |vertex: &str, cull_mode: Option<wgpu::Face>, fragment: &str, blend: bool| {
+                device.create_render_pipeline(&wgpu::RenderPipelineDescriptor {
+                    label: Some("cad"),
+                    layout: Some(&pipeline_layout),
+                    vertex: wgpu::VertexState {
+                        module: &shader,
+                        entry_point: Some(vertex),
+                        compilation_options: Default::default(),
+                        buffers: &[Some(wgpu::VertexBufferLayout {
+                            array_stride: size_of::<Vertex>() as u64,
+                            step_mode: wgpu::VertexStepMode::Vertex,
+                            attributes: &attributes,
+                        })],
+                    },
+                    primitive: wgpu::PrimitiveState {
+                        cull_mode,
+                        ..Default::default()
+                    },
+                    depth_stencil: Some(wgpu::DepthStencilState {
+                        format: DEPTH_FORMAT,
+                        depth_write_enabled: Some(!blend),
+                        depth_compare: Some(wgpu::CompareFunction::Less),
+                        stencil: Default::default(),
+                        bias: Default::default(),
+                    }),
+                    multisample: wgpu::MultisampleState::default(),
+                    fragment: Some(wgpu::FragmentState {
+                        module: &shader,
+                        entry_point: Some(fragment),
+                        compilation_options: Default::default(),
+                        targets: &[Some(wgpu::ColorTargetState {
+                            format: COLOR_FORMAT,
+                            blend: blend.then_some(wgpu::BlendState::ALPHA_BLENDING),
+                            write_mask: wgpu::ColorWrites::ALL,
+                        })],
+                    }),
+                    multiview_mask: None,
+                    cache: None,
+                })
+            };
         let pipeline_for = |cull_mode: Option<wgpu::Face>, fragment: &str, blend: bool| {
-            device.create_render_pipeline(&wgpu::RenderPipelineDescriptor {
-                label: Some("cad"),
-                layout: Some(&pipeline_layout),
-                vertex: wgpu::VertexState {
-                    module: &shader,
-                    entry_point: Some("vs_main"),
-                    compilation_options: Default::default(),
-                    buffers: &[Some(wgpu::VertexBufferLayout {
-                        array_stride: size_of::<Vertex>() as u64,
-                        step_mode: wgpu::VertexStepMode::Vertex,
-                        attributes: &attributes,
-                    })],
-                },
-                primitive: wgpu::PrimitiveState {
-                    cull_mode,
-                    ..Default::default()
-                },
-                depth_stencil: Some(wgpu::DepthStencilState {
-                    format: DEPTH_FORMAT,
-                    depth_write_enabled: Some(!blend),
-                    depth_compare: Some(wgpu::CompareFunction::Less),
-                    stencil: Default::default(),
-                    bias: Default::default(),
-                }),
-                multisample: wgpu::MultisampleState::default(),
-                fragment: Some(wgpu::FragmentState {
-                    module: &shader,
-                    entry_point: Some(fragment),
-                    compilation_options: Default::default(),
-                    targets: &[Some(wgpu::ColorTargetState {
-                        format: COLOR_FORMAT,
-                        blend: blend.then_some(wgpu::BlendState::ALPHA_BLENDING),
-                        write_mask: wgpu::ColorWrites::ALL,
-                    })],
-                }),
-                multiview_mask: None,
-                cache: None,
-            })
+            pipeline_with("vs_main", cull_mode, fragment, blend)
         };
+        // The outline hull shows its far side: the faces a closed part turns away.
+        let outline_pipelines = [
+            pipeline_with("vs_outline", Some(wgpu::Face::Front), "fs_outline", false),
+            pipeline_with("vs_outline", Some(wgpu::Face::Back), "fs_outline", false),
+        ];
         let pipelines = [
             pipeline_for(None, "fs_main", false),
             pipeline_for(Some(wgpu::Face::Back), "fs_main", false),
@@ -454,6 +471,7 @@ impl Renderer {
             pipelines,
             cut_pipeline,
             see_through_pipelines,
+            outline_pipelines,
             layout,
             globals,
             look,
@@ -745,6 +763,7 @@ impl Renderer {
                     &self.pipelines[model.cull as usize]
                 };
                 let see_through = &self.see_through_pipelines[usize::from(cutting)];
+                let outline = &self.outline_pipelines[usize::from(model.cull == Cull::FrontFaces)];
                 pass.set_vertex_buffer(0, model.vertices.slice(..));
                 pass.set_index_buffer(model.indices.slice(..), wgpu::IndexFormat::Uint32);
                 let part_look = |i: usize| look.parts.get(i).copied().unwrap_or_default();
@@ -759,21 +778,22 @@ impl Renderer {
                         pass.draw_indexed(0..model.index_count, 0, 0..1);
                         continue;
                     }
-                    // Opaque parts first, then the see-through ones over them.
-                    for blended in [false, true] {
-                        if blended {
-                            pass.set_pipeline(see_through);
-                        }
+                    // Opaque parts first, their highlights' outlines, then the see-through ones
+                    // over them.
+                    let draw_parts = |pass: &mut wgpu::RenderPass, wanted: fn(PartLook) -> bool| {
                         for (index, part) in model.parts.iter().enumerate() {
-                            let part_look = part_look(index);
-                            if part_look.hidden || part_look.see_through != blended {
-                                continue;
+                            if wanted(part_look(index)) {
+                                let range = part.first_index..part.first_index + part.index_count;
+                                let instance = index as u32;
+                                pass.draw_indexed(range, 0, instance..instance + 1);
                             }
-                            let range = part.first_index..part.first_index + part.index_count;
-                            let instance = index as u32;
-                            pass.draw_indexed(range, 0, instance..instance + 1);
                         }
-                    }
+                    };
+                    draw_parts(&mut pass, |p| !p.hidden && !p.see_through);
+                    pass.set_pipeline(outline);
+                    draw_parts(&mut pass, |p| !p.hidden && p.highlighted);
+                    pass.set_pipeline(see_through);
+                    draw_parts(&mut pass, |p| !p.hidden && p.see_through);
                 }
             }
         }
@@ -812,6 +832,7 @@ impl Renderer {
                 PartState {
                     tint,
                     offset: offset.extend(alpha).to_array(),
+                    center: part.center.extend(OUTLINE_GROWTH).to_array(),
                 }
             })
             .collect();

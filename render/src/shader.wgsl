@@ -21,6 +21,8 @@ struct PartState {
     tint: vec4<f32>,
     // xyz: where the explode moves the part (model space); w: its opacity.
     offset: vec4<f32>,
+    // xyz: the part's centre (model space); w: how much larger its outline hull is drawn.
+    center: vec4<f32>,
 };
 
 @group(0) @binding(0) var<uniform> globals: Globals;
@@ -41,6 +43,10 @@ fn vs_main(
     @location(1) color: vec3<f32>,
     @builtin(instance_index) part: u32,
 ) -> VertexOut {
+    return transform(position, color, part);
+}
+
+fn transform(position: vec3<f32>, color: vec3<f32>, part: u32) -> VertexOut {
     let state = parts[part];
     let local = position + state.offset.xyz;
     let world = globals.model * vec4<f32>(local, 1.0);
@@ -51,6 +57,35 @@ fn vs_main(
     out.local = local;
     out.alpha = state.offset.w;
     return out;
+}
+
+// A highlighted part's outline: the part drawn again a little larger around its centre, only
+// its far side (the pipeline culls the near one), in the highlight colour. Depth keeps it behind
+// the part, so only a rim around the silhouette shows.
+@vertex
+fn vs_outline(
+    @location(0) position: vec3<f32>,
+    @location(1) color: vec3<f32>,
+    @builtin(instance_index) part: u32,
+) -> VertexOut {
+    let state = parts[part];
+    let grown = state.center.xyz + (position - state.center.xyz) * state.center.w;
+    var out = transform(grown, color, part);
+    out.local = position + state.offset.xyz;
+    return out;
+}
+
+const HIGHLIGHT = vec3<f32>(1.0, 0.62, 0.0);
+
+@fragment
+fn fs_outline(in: VertexOut) -> @location(0) vec4<f32> {
+    let count = u32(look.params.x);
+    for (var i = 0u; i < count; i++) {
+        if (dot(look.cut[i].xyz, in.local) + look.cut[i].w > 0.0) {
+            discard;
+        }
+    }
+    return vec4<f32>(HIGHLIGHT, 1.0);
 }
 
 fn shade(in: VertexOut) -> vec3<f32> {

@@ -300,3 +300,47 @@ fn the_exploded_view_moves_parts_apart() {
         spread[0]
     );
 }
+
+#[test]
+fn a_highlighted_part_is_outlined() {
+    let (mut renderer, model) = bracket();
+    let plain = draw(&mut renderer, &model, &Look::default());
+    let outlined = draw(
+        &mut renderer,
+        &model,
+        &only(
+            &model,
+            "Upright",
+            PartLook {
+                highlighted: true,
+                ..PartLook::default()
+            },
+        ),
+    );
+    keep("highlighted", &outlined);
+    // The highlight colour, linear (1.0, 0.62, 0.0), is sRGB (255, 206, 0).
+    let changed = differing(&plain, &outlined);
+    let rim = changed
+        .iter()
+        .filter(|&&(x, y)| {
+            let [r, g, b, _] = outlined.pixel(x, y);
+            r > 240 && (180..230).contains(&g) && b < 40
+        })
+        .count();
+    assert!(rim > 300, "an outline shows: {rim} pixels");
+    assert_eq!(rim, changed.len(), "only the outline changes the frame");
+    // A rim, not a fill: far fewer pixels than the upright covers.
+    let mut alone = Look {
+        parts: vec![
+            PartLook {
+                hidden: true,
+                ..PartLook::default()
+            };
+            4
+        ],
+        ..Look::default()
+    };
+    alone.parts[1] = PartLook::default();
+    let upright = draw(&mut renderer, &model, &alone).coverage() * f64::from(WIDTH * HEIGHT);
+    assert!((rim as f64) < upright * 0.5, "{rim} vs {upright}");
+}
