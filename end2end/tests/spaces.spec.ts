@@ -462,7 +462,11 @@ test("a tablet isolates a part and cuts a section; every browser headset's frame
   const tablet = await signedIn(browser);
   await createSpace(tablet, room);
   const code = await joinCode(tablet);
-  const headsets = [await guest(browser, code, "Review A"), await guest(browser, code, "Review B")];
+  // Headset B's connections pass through the test, which cuts them later.
+  const second = await (await browser.newContext({ viewport: { width: 1280, height: 800 } })).newPage();
+  const network = await cuttable(second);
+  await joinAsGuest(second, code, "Review B");
+  const headsets = [await guest(browser, code, "Review A"), second];
   for (const headset of headsets) {
     await expect(headset.locator(".hud .status")).toHaveText("Connected", { timeout: 15_000 });
   }
@@ -551,6 +555,33 @@ test("a tablet isolates a part and cuts a section; every browser headset's frame
       { timeout: 10_000 })
       .toBeGreaterThan(100);
   }
+
+  // Headset B's network drops; it reconnects by itself, and its new render connection shows the
+  // review still (the host starts every connection as modelled: the page sends it again).
+  network.cut();
+  await expect(second.locator(".hud .status")).not.toHaveText("Connected", { timeout: 10_000 });
+  network.restore();
+  await expect(second.locator(".hud .status")).toHaveText("Connected", { timeout: 20_000 });
+  const view2 = second.locator("canvas.frame");
+  const reconnected = Number(await view2.getAttribute("data-frame"));
+  const box2 = (await view2.boundingBox())!;
+  await second.mouse.move(box2.x + box2.width / 2, box2.y + box2.height / 2);
+  await second.mouse.down();
+  await second.mouse.move(box2.x + box2.width / 2 + 20, box2.y + box2.height / 2, { steps: 2 });
+  await second.mouse.up();
+  await expect.poll(async () => Number(await view2.getAttribute("data-frame"))).toBeGreaterThan(reconnected);
+  await expect
+    .poll(() =>
+      view2.evaluate((canvas: HTMLCanvasElement) => {
+        const { data } = canvas.getContext("2d")!.getImageData(0, 0, canvas.width, canvas.height);
+        let teal = 0;
+        for (let i = 0; i < data.length; i += 4) {
+          if (data[i] < 80 && data[i + 1] > 160 && data[i + 2] > 130 && data[i + 2] < 220) teal++;
+        }
+        return teal;
+      }),
+    { timeout: 10_000 })
+    .toBeGreaterThan(100);
 });
 
 test("a wrong join code is refused with a clear message", async ({ page }) => {
