@@ -203,6 +203,19 @@ async function coverage(page: Page): Promise<number> {
   });
 }
 
+/** Pixels of a headset's frame in the cut sections' cap colour (linear (0.02, 0.60, 0.45), sRGB
+ * (39, 203, 179)): how much section the view shows. */
+async function capPixels(page: Page): Promise<number> {
+  return page.locator("canvas.frame").evaluate((canvas: HTMLCanvasElement) => {
+    const { data } = canvas.getContext("2d")!.getImageData(0, 0, canvas.width, canvas.height);
+    let cap = 0;
+    for (let i = 0; i < data.length; i += 4) {
+      if (data[i] < 80 && data[i + 1] > 160 && data[i + 2] > 130 && data[i + 2] < 220) cap++;
+    }
+    return cap;
+  });
+}
+
 async function frameOf(page: Page, model: string): Promise<Buffer> {
   const frame = page.locator("canvas.frame");
   // data-model names the model of the frame drawn on the canvas.
@@ -543,16 +556,7 @@ test("a tablet isolates a part and cuts a section; every browser headset's frame
   // The section is capped: the cap's teal shows on the headsets.
   for (const headset of headsets) {
     await expect
-      .poll(() =>
-        headset.locator("canvas.frame").evaluate((canvas: HTMLCanvasElement) => {
-          const { data } = canvas.getContext("2d")!.getImageData(0, 0, canvas.width, canvas.height);
-          let teal = 0;
-          for (let i = 0; i < data.length; i += 4) {
-            if (data[i] < 80 && data[i + 1] > 160 && data[i + 2] > 130 && data[i + 2] < 220) teal++;
-          }
-          return teal;
-        }),
-      { timeout: 10_000 })
+      .poll(() => capPixels(headset), { timeout: 10_000 })
       .toBeGreaterThan(100);
   }
 
@@ -571,16 +575,7 @@ test("a tablet isolates a part and cuts a section; every browser headset's frame
   await second.mouse.up();
   await expect.poll(async () => Number(await view2.getAttribute("data-frame"))).toBeGreaterThan(reconnected);
   await expect
-    .poll(() =>
-      view2.evaluate((canvas: HTMLCanvasElement) => {
-        const { data } = canvas.getContext("2d")!.getImageData(0, 0, canvas.width, canvas.height);
-        let teal = 0;
-        for (let i = 0; i < data.length; i += 4) {
-          if (data[i] < 80 && data[i + 1] > 160 && data[i + 2] > 130 && data[i + 2] < 220) teal++;
-        }
-        return teal;
-      }),
-    { timeout: 10_000 })
+    .poll(() => capPixels(second), { timeout: 10_000 })
     .toBeGreaterThan(100);
 });
 

@@ -62,6 +62,34 @@ impl Bounds {
 
 const TRANSFER_MAGIC: &[u8; 4] = b"PXM1";
 
+/// The part list of the transfer form (count; each first triangle, name length and UTF-8 name),
+/// and what follows it.
+fn read_parts(mut rest: &[u8]) -> Result<(Vec<Part>, &[u8]), String> {
+    let mut take = |n: usize| -> Result<&[u8], String> {
+        if rest.len() < n {
+            return Err("the mesh's part list is cut short".to_string());
+        }
+        let (head, tail) = rest.split_at(n);
+        rest = tail;
+        Ok(head)
+    };
+    let word = |b: &[u8]| u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+    let count = word(take(4)?);
+    let mut parts = Vec::new();
+    for _ in 0..count {
+        let first_triangle = word(take(4)?);
+        let length = word(take(4)?) as usize;
+        let name = std::str::from_utf8(take(length)?)
+            .map_err(|_| "a part name is not UTF-8".to_string())?
+            .to_string();
+        parts.push(Part {
+            name,
+            first_triangle,
+        });
+    }
+    Ok((parts, rest))
+}
+
 /// A named piece of a model (a glTF node, an OBJ object, a sample's component): the triangles
 /// from `first_triangle` up to the next part's. What a pick names.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -215,31 +243,10 @@ impl Mesh {
         };
         let geometry = count(4) * std::mem::size_of::<Vertex>() + count(8) * 4;
         let triangles = (count(8) / 3) as u32;
-        let mut rest = bytes
+        let rest = bytes
             .get(12 + geometry..)
             .ok_or("the mesh is cut short before its parts")?;
-        let mut take = |n: usize| -> Result<&[u8], String> {
-            if rest.len() < n {
-                return Err("the mesh's part list is cut short".to_string());
-            }
-            let (head, tail) = rest.split_at(n);
-            rest = tail;
-            Ok(head)
-        };
-        let word = |b: &[u8]| u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-        let parts_count = word(take(4)?);
-        let mut parts: Vec<Part> = Vec::new();
-        for _ in 0..parts_count {
-            let first_triangle = word(take(4)?);
-            let length = word(take(4)?) as usize;
-            let name = std::str::from_utf8(take(length)?)
-                .map_err(|_| "a part name is not UTF-8".to_string())?
-                .to_string();
-            parts.push(Part {
-                name,
-                first_triangle,
-            });
-        }
+        let (parts, _) = read_parts(rest)?;
         let ends: Vec<u32> = parts
             .iter()
             .skip(1)
@@ -282,29 +289,7 @@ impl Mesh {
         if indices.iter().any(|&i| i as usize >= vertex_count) {
             return Err("an index names a vertex the mesh does not have".into());
         }
-        let mut rest = &bytes[geometry_end..];
-        let mut take = |n: usize| -> Result<&[u8], String> {
-            if rest.len() < n {
-                return Err("the mesh's part list is cut short".to_string());
-            }
-            let (head, tail) = rest.split_at(n);
-            rest = tail;
-            Ok(head)
-        };
-        let word = |b: &[u8]| u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-        let count = word(take(4)?);
-        let mut parts = Vec::new();
-        for _ in 0..count {
-            let first_triangle = word(take(4)?);
-            let length = word(take(4)?) as usize;
-            let name = std::str::from_utf8(take(length)?)
-                .map_err(|_| "a part name is not UTF-8".to_string())?
-                .to_string();
-            parts.push(Part {
-                name,
-                first_triangle,
-            });
-        }
+        let (parts, rest) = read_parts(&bytes[geometry_end..])?;
         if !rest.is_empty() {
             return Err(format!("{} bytes follow the mesh", rest.len()));
         }

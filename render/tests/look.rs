@@ -55,6 +55,22 @@ fn only(model: &GpuModel, name: &str, part: PartLook) -> Look {
     }
 }
 
+/// Only part `index` of the bracket's four shown.
+fn alone(index: usize) -> Look {
+    let mut parts = vec![
+        PartLook {
+            hidden: true,
+            ..PartLook::default()
+        };
+        4
+    ];
+    parts[index] = PartLook::default();
+    Look {
+        parts,
+        ..Look::default()
+    }
+}
+
 /// Pixels (x, y) where the two frames differ at all.
 fn differing(a: &RgbaImage, b: &RgbaImage) -> Vec<(u32, u32)> {
     (0..a.height)
@@ -94,12 +110,7 @@ fn a_hidden_part_disappears_and_a_tint_changes_only_that_parts_pixels() {
         without_upright.coverage()
     );
     // Where the upright is in the frame: its silhouette, drawn alone.
-    let mut alone = Look {
-        parts: vec![hidden; 4],
-        ..Look::default()
-    };
-    alone.parts[1] = PartLook::default();
-    let alone = draw(&mut renderer, &model, &alone);
+    let alone = draw(&mut renderer, &model, &alone(1));
     let clear = parallax_render::renderer::background();
     let upright: std::collections::HashSet<_> = (0..HEIGHT)
         .flat_map(|y| (0..WIDTH).map(move |x| (x, y)))
@@ -330,17 +341,6 @@ fn a_highlighted_part_is_outlined() {
     assert!(rim > 300, "an outline shows: {rim} pixels");
     assert_eq!(rim, changed.len(), "only the outline changes the frame");
     // A rim, not a fill: far fewer pixels than the upright covers.
-    let mut alone = Look {
-        parts: vec![
-            PartLook {
-                hidden: true,
-                ..PartLook::default()
-            };
-            4
-        ],
-        ..Look::default()
-    };
-    alone.parts[1] = PartLook::default();
-    let upright = draw(&mut renderer, &model, &alone).coverage() * f64::from(WIDTH * HEIGHT);
+    let upright = draw(&mut renderer, &model, &alone(1)).coverage() * f64::from(WIDTH * HEIGHT);
     assert!((rim as f64) < upright * 0.5, "{rim} vs {upright}");
 }
