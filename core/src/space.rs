@@ -335,6 +335,8 @@ pub enum SpaceError {
     CustomTooLarge(usize),
     #[error("{0}")]
     BadReview(String),
+    #[error("{0}")]
+    BadPick(String),
 }
 
 /// One space.

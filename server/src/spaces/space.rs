@@ -163,6 +163,7 @@ fn space_error(error: SpaceError) -> AppError {
         }
         SpaceError::CustomTooLarge(_) => AppError::bad_request(message, Some("custom")),
         SpaceError::BadReview(_) => AppError::bad_request(message, Some("review")),
+        SpaceError::BadPick(_) => AppError::bad_request(message, Some("pick")),
     }
 }
 
