@@ -88,7 +88,7 @@ pub(crate) fn ReviewPanel(state: SpaceState) -> impl IntoView {
                     </button>
                 </div>
                 <div class="review-controls">
-                    <label>
+                    <label class="inline">
                         <input
                             type="checkbox"
                             prop:checked=cutting
@@ -111,7 +111,7 @@ pub(crate) fn ReviewPanel(state: SpaceState) -> impl IntoView {
                             }
                         }
                     />
-                    <label>
+                    <label class="inline">
                         "Explode "
                         <input
                             type="range"
