@@ -516,6 +516,29 @@ impl ServeProcess {
     }
 }
 
+/// A coordinator on a fresh data dir with one account (named `account`) and a Ready Standard
+/// render session `session`: the data dir, the server, the signed-in client and the session's
+/// `renderUrl`. The pool is polled without delay.
+pub async fn ready_session(
+    account: &str,
+    session: &str,
+) -> (TempDir, TestServer, ArrClient, String) {
+    let dir = data_dir();
+    let (id, key) = ArrClient::create_account(dir.path(), account).await;
+    let pool = PoolArgs {
+        poll_interval_ms: 0,
+        ..PoolArgs::default()
+    };
+    let server = TestServer::start_with(dir.path(), &pool).await;
+    let arr = ArrClient::sign_in(&server, &id, &key).await;
+    let answer = arr.put(session, "Standard", 30).await;
+    let url = answer.body["renderUrl"]
+        .as_str()
+        .expect("a Ready session has a renderUrl")
+        .to_string();
+    (dir, server, arr, url)
+}
+
 /// Loads `model` on the render connection at `url` and returns one frame of it, then says bye
 /// and waits for the host to close: the session is free for the next device when this returns
 /// (dropping the connection instead left the host to notice later, and a quick next connection

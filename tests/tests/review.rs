@@ -5,8 +5,7 @@ use parallax_core::device::{Codec, HostMessage, Pose};
 use parallax_core::review::{CutPlane, PartOverride, Review};
 use parallax_headset::{RenderConnection, RenderEvent};
 use parallax_render::RgbaImage;
-use parallax_server::config::PoolArgs;
-use parallax_tests::{ArrClient, TestServer, data_dir, image_of, within};
+use parallax_tests::{ArrClient, TestServer, data_dir, image_of, ready_session, within};
 
 /// The next frame, or the error the host answered with.
 async fn next_frame(render: &mut RenderConnection) -> Result<RgbaImage, (String, String)> {
@@ -24,16 +23,7 @@ async fn next_frame(render: &mut RenderConnection) -> Result<RgbaImage, (String,
 
 #[tokio::test]
 async fn the_host_renders_the_review_it_is_sent_and_refuses_a_bad_one() {
-    let dir = data_dir();
-    let (account, key) = ArrClient::create_account(dir.path(), "review").await;
-    let pool = PoolArgs {
-        poll_interval_ms: 0,
-        ..PoolArgs::default()
-    };
-    let server = TestServer::start_with(dir.path(), &pool).await;
-    let arr = ArrClient::sign_in(&server, &account, &key).await;
-    let session = arr.put("review", "Standard", 30).await;
-    let url = session.body["renderUrl"].as_str().unwrap().to_string();
+    let (_dir, server, arr, url) = ready_session("review", "review").await;
     // JPEG: the same picture gives the same frame, so "as before" can be checked exactly.
     let mut render = within(RenderConnection::connect_offering(
         &url,

@@ -9,24 +9,11 @@ use parallax_core::device::{Codec, DeviceMessage, Extent, HostMessage, Pose};
 use parallax_headset::{FrameDecoder, Picture, RenderConnection, RenderEvent};
 use parallax_render::{RgbaImage, psnr};
 use parallax_server::config::PoolArgs;
-use parallax_tests::{ArrClient, TestServer, data_dir, image_of, within};
+use parallax_tests::{ArrClient, TestServer, data_dir, image_of, ready_session, within};
 use tokio_tungstenite::tungstenite::Message;
 
 async fn setup() -> (tempfile::TempDir, TestServer, ArrClient, String) {
-    let dir = data_dir();
-    let (account, key) = ArrClient::create_account(dir.path(), "video").await;
-    let pool = PoolArgs {
-        poll_interval_ms: 0,
-        ..PoolArgs::default()
-    };
-    let server = TestServer::start_with(dir.path(), &pool).await;
-    let arr = ArrClient::sign_in(&server, &account, &key).await;
-    let session = arr.put("review", "Standard", 30).await;
-    let url = session.body["renderUrl"]
-        .as_str()
-        .expect("a Ready session has a renderUrl")
-        .to_string();
-    (dir, server, arr, url)
+    ready_session("video", "review").await
 }
 
 /// Loads `model` and returns its extent.
