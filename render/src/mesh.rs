@@ -38,6 +38,13 @@ pub struct Bounds {
 }
 
 impl Bounds {
+    /// The smallest box holding every point; `None` for none.
+    pub fn of_points(mut points: impl Iterator<Item = Vec3>) -> Option<Self> {
+        let first = points.next()?;
+        let (min, max) = points.fold((first, first), |(lo, hi), p| (lo.min(p), hi.max(p)));
+        Some(Self { min, max })
+    }
+
     pub fn center(&self) -> Vec3 {
         (self.min + self.max) * 0.5
     }
@@ -61,6 +68,18 @@ impl Bounds {
 }
 
 const TRANSFER_MAGIC: &[u8; 4] = b"PXM1";
+
+/// The vertex and index counts in the transfer form's header.
+fn read_header(bytes: &[u8]) -> Result<(usize, usize), String> {
+    let header = bytes
+        .get(..12)
+        .filter(|h| h.starts_with(TRANSFER_MAGIC))
+        .ok_or("not a Parallax mesh: the PXM1 header is missing")?;
+    let count = |at: usize| {
+        u32::from_le_bytes([header[at], header[at + 1], header[at + 2], header[at + 3]])
+    };
+    Ok((count(4) as usize, count(8) as usize))
+}
 
 /// The part list of the transfer form (count; each first triangle, name length and UTF-8 name),
 /// and what follows it.
@@ -151,10 +170,7 @@ impl Mesh {
 
     /// Bounds of all vertices; `None` for an empty mesh.
     pub fn bounds(&self) -> Option<Bounds> {
-        let mut points = self.vertices.iter().map(|v| Vec3::from(v.position));
-        let first = points.next()?;
-        let (min, max) = points.fold((first, first), |(lo, hi), p| (lo.min(p), hi.max(p)));
-        Some(Bounds { min, max })
+        Bounds::of_points(self.vertices.iter().map(|v| Vec3::from(v.position)))
     }
 
     /// Adds triangle `a b c` (counter-clockwise seen from its front) in `color`.
@@ -218,31 +234,21 @@ impl Mesh {
 
     /// The bounds of a mesh in [`Mesh::to_bytes`] form, read in place; `None` without vertices.
     pub fn bounds_of_bytes(bytes: &[u8]) -> Option<Bounds> {
-        let count = u32::from_le_bytes(bytes.get(4..8)?.try_into().ok()?) as usize;
+        let (vertex_count, _) = read_header(bytes).ok()?;
         let stride = std::mem::size_of::<Vertex>();
-        let vertices = bytes.get(12..12 + count * stride)?;
-        let mut points = vertices.chunks_exact(stride).map(|v| {
+        let vertices = bytes.get(12..12 + vertex_count * stride)?;
+        Bounds::of_points(vertices.chunks_exact(stride).map(|v| {
             let c = |i: usize| f32::from_le_bytes([v[i], v[i + 1], v[i + 2], v[i + 3]]);
             Vec3::new(c(0), c(4), c(8))
-        });
-        let first = points.next()?;
-        let (min, max) = points.fold((first, first), |(lo, hi), p| (lo.min(p), hi.max(p)));
-        Some(Bounds { min, max })
+        }))
     }
 
     /// The parts of a mesh in [`Mesh::to_bytes`] form, each with its triangle count, without
     /// copying the geometry.
     pub fn parts_of_bytes(bytes: &[u8]) -> Result<Vec<(Part, u32)>, String> {
-        let header = bytes
-            .get(..12)
-            .filter(|h| h.starts_with(TRANSFER_MAGIC))
-            .ok_or("not a Parallax mesh: the PXM1 header is missing")?;
-        let count = |at: usize| {
-            u32::from_le_bytes([header[at], header[at + 1], header[at + 2], header[at + 3]])
-                as usize
-        };
-        let geometry = count(4) * std::mem::size_of::<Vertex>() + count(8) * 4;
-        let triangles = (count(8) / 3) as u32;
+        let (vertex_count, index_count) = read_header(bytes)?;
+        let geometry = vertex_count * std::mem::size_of::<Vertex>() + index_count * 4;
+        let triangles = (index_count / 3) as u32;
         let rest = bytes
             .get(12 + geometry..)
             .ok_or("the mesh is cut short before its parts")?;
@@ -265,15 +271,7 @@ impl Mesh {
 
     /// Reads [`Mesh::to_bytes`]; checks the lengths and that every index names a vertex.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, String> {
-        let header = bytes
-            .get(..12)
-            .filter(|h| h.starts_with(TRANSFER_MAGIC))
-            .ok_or("not a Parallax mesh: the PXM1 header is missing")?;
-        let count = |at: usize| {
-            u32::from_le_bytes([header[at], header[at + 1], header[at + 2], header[at + 3]])
-                as usize
-        };
-        let (vertex_count, index_count) = (count(4), count(8));
+        let (vertex_count, index_count) = read_header(bytes)?;
         let vertex_bytes = vertex_count * std::mem::size_of::<Vertex>();
         let index_bytes = index_count * 4;
         let geometry_end = 12 + vertex_bytes + index_bytes;

@@ -924,14 +924,11 @@ fn gpu_parts(mesh: &Mesh) -> Vec<GpuPart> {
         .zip(ends)
         .map(|((name, first), end)| {
             let indices = &mesh.indices[first as usize * 3..end as usize * 3];
-            let mut points = indices
+            let points = indices
                 .iter()
                 .filter_map(|&i| mesh.vertices.get(i as usize))
                 .map(|v| Vec3::from(v.position));
-            let center = points.next().map_or(Vec3::ZERO, |first| {
-                let (lo, hi) = points.fold((first, first), |(lo, hi), p| (lo.min(p), hi.max(p)));
-                (lo + hi) * 0.5
-            });
+            let center = Bounds::of_points(points).map_or(Vec3::ZERO, |b| b.center());
             GpuPart {
                 name,
                 first_index: first * 3,
