@@ -55,15 +55,28 @@ fn only(model: &GpuModel, name: &str, part: PartLook) -> Look {
     }
 }
 
+const AS_MODELLED: PartLook = PartLook {
+    hidden: false,
+    tint: None,
+    see_through: false,
+    highlighted: false,
+};
+const HIDDEN: PartLook = PartLook {
+    hidden: true,
+    ..AS_MODELLED
+};
+const SEE_THROUGH: PartLook = PartLook {
+    see_through: true,
+    ..AS_MODELLED
+};
+const HIGHLIGHTED: PartLook = PartLook {
+    highlighted: true,
+    ..AS_MODELLED
+};
+
 /// Only part `index` of the bracket's four shown.
 fn alone(index: usize) -> Look {
-    let mut parts = vec![
-        PartLook {
-            hidden: true,
-            ..PartLook::default()
-        };
-        4
-    ];
+    let mut parts = vec![HIDDEN; 4];
     parts[index] = PartLook::default();
     Look {
         parts,
@@ -98,11 +111,7 @@ fn the_bracket_names_its_parts() {
 fn a_hidden_part_disappears_and_a_tint_changes_only_that_parts_pixels() {
     let (mut renderer, model) = bracket();
     let plain = draw(&mut renderer, &model, &Look::default());
-    let hidden = PartLook {
-        hidden: true,
-        ..PartLook::default()
-    };
-    let without_upright = draw(&mut renderer, &model, &only(&model, "Upright", hidden));
+    let without_upright = draw(&mut renderer, &model, &only(&model, "Upright", HIDDEN));
     assert!(
         without_upright.coverage() < plain.coverage() - 0.02,
         "hiding the upright uncovers part of the view: {:.3} -> {:.3}",
@@ -149,7 +158,7 @@ fn a_hidden_part_disappears_and_a_tint_changes_only_that_parts_pixels() {
 
     // Every part hidden: nothing but background.
     let all_hidden = Look {
-        parts: vec![hidden; 4],
+        parts: vec![HIDDEN; 4],
         ..Look::default()
     };
     assert_eq!(draw(&mut renderer, &model, &all_hidden).coverage(), 0.0);
@@ -161,30 +170,8 @@ fn a_hidden_part_disappears_and_a_tint_changes_only_that_parts_pixels() {
 fn a_see_through_part_shows_what_is_behind_it() {
     let (mut renderer, model) = bracket();
     let plain = draw(&mut renderer, &model, &Look::default());
-    let hidden = draw(
-        &mut renderer,
-        &model,
-        &only(
-            &model,
-            "Upright",
-            PartLook {
-                hidden: true,
-                ..PartLook::default()
-            },
-        ),
-    );
-    let glass = draw(
-        &mut renderer,
-        &model,
-        &only(
-            &model,
-            "Upright",
-            PartLook {
-                see_through: true,
-                ..PartLook::default()
-            },
-        ),
-    );
+    let hidden = draw(&mut renderer, &model, &only(&model, "Upright", HIDDEN));
+    let glass = draw(&mut renderer, &model, &only(&model, "Upright", SEE_THROUGH));
     // Over the upright's pixels, the see-through frame lies between the two: neither the
     // opaque upright nor nothing.
     let upright = differing(&plain, &hidden);
@@ -316,18 +303,7 @@ fn the_exploded_view_moves_parts_apart() {
 fn a_highlighted_part_is_outlined() {
     let (mut renderer, model) = bracket();
     let plain = draw(&mut renderer, &model, &Look::default());
-    let outlined = draw(
-        &mut renderer,
-        &model,
-        &only(
-            &model,
-            "Upright",
-            PartLook {
-                highlighted: true,
-                ..PartLook::default()
-            },
-        ),
-    );
+    let outlined = draw(&mut renderer, &model, &only(&model, "Upright", HIGHLIGHTED));
     keep("highlighted", &outlined);
     // The highlight colour, linear (1.0, 0.62, 0.0), is sRGB (255, 206, 0).
     let changed = differing(&plain, &outlined);
