@@ -134,8 +134,11 @@ impl VideoEncoder {
     }
 
     fn encode_picture(&mut self, quality: Quality) -> Result<EncodedFrame, VideoError> {
+        // Both callers set a picture first; an error, not a panic, should that ever change.
         let Some(picture) = &self.picture else {
-            unreachable!("encode_picture is called with a picture");
+            return Err(VideoError::Encoder(openh264::Error::msg(
+                "there is no picture to encode",
+            )));
         };
         let (width, height) = (picture.width as u32, picture.height as u32);
         let bitrate = self.bitrate(width, height);
