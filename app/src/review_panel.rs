@@ -1,11 +1,12 @@
-//! The tablet's design-review panel: the shown model's parts (searchable, collapsible) with hide,
-//! isolate, tint and highlight each, "Show all", a section plane and the exploded view. Every
-//! change writes the space's `review` property, which every headset renders on its own session.
+//! The tablet's design-review panel: the shown model's part tree (searchable, each group
+//! collapsible) with hide, isolate, tint, highlight and point at each part or group, "Show all",
+//! a section plane and the exploded view. Every change writes the space's `review` property,
+//! which every headset renders on its own session. A group's setting reaches every part in it.
 
 use leptos::prelude::*;
 #[cfg(feature = "hydrate")]
 use leptos::task::spawn_local;
-use parallax_core::review::{CutPlane, PartOverride, Review};
+use parallax_core::review::{CutPlane, Pointer, Review, parent_path};
 use serde_json::json;
 
 use crate::space_state::SpaceState;
@@ -20,11 +21,75 @@ fn update(state: SpaceState, change: impl FnOnce(&mut Review)) {
     state.write(json!({ "review": review }));
 }
 
-/// What the panel knows of the shown model: its parts' names and its bounds in model space.
+/// One part or group of the tree, as a row of the list.
+#[derive(Debug, Clone, PartialEq)]
+struct Row {
+    name: String,
+    path: String,
+    depth: usize,
+    /// It has parts within it.
+    group: bool,
+    /// The centre of its bounds, in model space: where pointing at it points.
+    centre: Option<[f32; 3]>,
+}
+
+/// What the panel knows of the shown model: its part tree, depth first, and its bounds in model
+/// space.
 #[derive(Debug, Clone, Default, PartialEq)]
 struct Parts {
-    names: Vec<String>,
+    rows: Vec<Row>,
     bounds: Option<([f32; 3], [f32; 3])>,
+}
+
+/// A `{min, max}` box from the parts endpoint.
+fn corners(bounds: &serde_json::Value) -> Option<([f32; 3], [f32; 3])> {
+    let corner = |name: &str| serde_json::from_value(bounds[name].clone()).ok();
+    corner("min").zip(corner("max"))
+}
+
+/// The rows of `nodes` (the endpoint's `parts`, or a part's `children`) and all within them.
+#[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
+fn rows_of(nodes: &serde_json::Value, depth: usize, rows: &mut Vec<Row>) {
+    for node in nodes.as_array().into_iter().flatten() {
+        let (Some(name), Some(path)) = (node["name"].as_str(), node["path"].as_str()) else {
+            continue;
+        };
+        let children = &node["children"];
+        rows.push(Row {
+            name: name.to_string(),
+            path: path.to_string(),
+            depth,
+            group: children.as_array().is_some_and(|c| !c.is_empty()),
+            centre: corners(&node["bounds"])
+                .map(|(min, max)| std::array::from_fn(|i| (min[i] + max[i]) / 2.0)),
+        });
+        // Importers keep trees at most 64 deep.
+        rows_of(children, depth + 1, rows);
+    }
+}
+
+/// Whether the row at `path` shows: with a search, when it or a part within it matches; without,
+/// when no group around it is collapsed.
+fn shown(
+    path: &str,
+    rows: &[Row],
+    needle: &str,
+    collapsed: &std::collections::BTreeSet<String>,
+) -> bool {
+    if needle.is_empty() {
+        let mut group = parent_path(path);
+        while let Some(at) = group {
+            if collapsed.contains(at) {
+                return false;
+            }
+            group = parent_path(at);
+        }
+        return true;
+    }
+    let within = format!("{path}/");
+    rows.iter()
+        .filter(|row| row.path == path || row.path.starts_with(&within))
+        .any(|row| row.name.to_lowercase().contains(needle))
 }
 
 #[component]
@@ -32,6 +97,7 @@ pub(crate) fn ReviewPanel(state: SpaceState) -> impl IntoView {
     let parts = RwSignal::new(Parts::default());
     let search = RwSignal::new(String::new());
     let collapsed = RwSignal::new(false);
+    let closed_groups = RwSignal::new(std::collections::BTreeSet::<String>::new());
     #[cfg(feature = "hydrate")]
     Effect::new(move |_| {
         let Some(model) = state.selected.get() else {
@@ -42,15 +108,10 @@ pub(crate) fn ReviewPanel(state: SpaceState) -> impl IntoView {
             let Ok(answer) = crate::rest::get(&format!("/v1/models/{model}/parts")).await else {
                 return;
             };
-            let names = answer["parts"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|p| p["name"].as_str().map(str::to_string))
-                .collect();
-            let corner = |name: &str| serde_json::from_value(answer["bounds"][name].clone()).ok();
-            let bounds = corner("min").zip(corner("max"));
-            parts.set(Parts { names, bounds });
+            let mut rows = Vec::new();
+            rows_of(&answer["parts"], 0, &mut rows);
+            let bounds = corners(&answer["bounds"]);
+            parts.set(Parts { rows, bounds });
         });
     });
     // The section plane: across X, at this fraction of the model's width.
@@ -129,6 +190,27 @@ pub(crate) fn ReviewPanel(state: SpaceState) -> impl IntoView {
                 </div>
                 {move || {
                     state
+                        .review
+                        .get()
+                        .pointer
+                        .map(|pointer| {
+                            let at = pointer.part.unwrap_or_else(|| "a point".into());
+                            let by = pointer.by.unwrap_or_default();
+                            view! {
+                                <p class="pointing" role="status">
+                                    {format!("{by} points at {at}")}
+                                    <button
+                                        type="button"
+                                        on:click=move |_| update(state, |review| review.pointer = None)
+                                    >
+                                        "Stop pointing"
+                                    </button>
+                                </p>
+                            }
+                        })
+                }}
+                {move || {
+                    state
                         .pick
                         .get()
                         .and_then(|pick| pick.part.map(|part| (pick.by, part)))
@@ -138,7 +220,7 @@ pub(crate) fn ReviewPanel(state: SpaceState) -> impl IntoView {
                                 move |_| {
                                     let part = part.clone();
                                     update(state, move |review| {
-                                        review.parts.entry(part).or_default().highlighted = true;
+                                        review.set_highlighted(&part, true);
                                     });
                                 }
                             };
@@ -163,12 +245,16 @@ pub(crate) fn ReviewPanel(state: SpaceState) -> impl IntoView {
                     <ul class="parts">
                         {move || {
                             let needle = search.get().to_lowercase();
-                            parts
-                                .get()
-                                .names
-                                .into_iter()
-                                .filter(|name| name.to_lowercase().contains(&needle))
-                                .map(|name| view! { <PartRow name state all=parts /> })
+                            let rows = parts.get().rows;
+                            let closed = closed_groups.get();
+                            rows.iter()
+                                .filter(|row| shown(&row.path, &rows, &needle, &closed))
+                                .map(|row| {
+                                    let open = !closed.contains(&row.path);
+                                    view! {
+                                        <PartRow row=row.clone() open state all=parts closed=closed_groups />
+                                    }
+                                })
                                 .collect_view()
                         }}
                     </ul>
@@ -179,57 +265,112 @@ pub(crate) fn ReviewPanel(state: SpaceState) -> impl IntoView {
 }
 
 #[component]
-fn PartRow(name: String, state: SpaceState, all: RwSignal<Parts>) -> impl IntoView {
+fn PartRow(
+    row: Row,
+    /// For a group: whether its parts are listed.
+    open: bool,
+    state: SpaceState,
+    all: RwSignal<Parts>,
+    closed: RwSignal<std::collections::BTreeSet<String>>,
+) -> impl IntoView {
+    let Row {
+        name,
+        path,
+        depth,
+        group,
+        centre,
+    } = row;
     let look = {
-        let name = name.clone();
-        Signal::derive(move || {
-            state
-                .review
-                .get()
-                .parts
-                .get(&name)
-                .copied()
-                .unwrap_or_default()
-        })
+        let path = path.clone();
+        Signal::derive(move || state.review.get().look_of(&path))
     };
-    let toggle = {
-        let name = name.clone();
-        move |change: fn(&mut PartOverride)| {
-            let name = name.clone();
-            update(state, move |review| {
-                let part = review.parts.entry(name.clone()).or_default();
-                change(part);
-                if *part == PartOverride::default() {
-                    review.parts.remove(&name);
-                }
-            });
+    let change = {
+        let path = path.clone();
+        move |change: fn(&mut Review, &str)| {
+            let path = path.clone();
+            update(state, move |review| change(review, &path));
         }
     };
     let isolate = {
-        let name = name.clone();
+        let path = path.clone();
         move |_| {
-            let others = all.get_untracked().names;
-            let name = name.clone();
+            let roots: Vec<String> = all
+                .get_untracked()
+                .rows
+                .into_iter()
+                .filter(|row| row.depth == 0)
+                .map(|row| row.path)
+                .collect();
+            let path = path.clone();
             update(state, move |review| {
-                for other in others {
-                    let part = review.parts.entry(other.clone()).or_default();
-                    part.hidden = other != name;
-                }
+                review.isolate(&path, roots.iter().map(String::as_str));
             });
         }
     };
-    let (hide, tint, highlight) = (toggle.clone(), toggle.clone(), toggle);
+    let point = {
+        let path = path.clone();
+        move |_| {
+            let Some(target) = centre else { return };
+            let part = Some(path.clone());
+            update(state, move |review| {
+                review.pointer = Some(Pointer {
+                    target,
+                    origin: None,
+                    part,
+                    by: None,
+                });
+            });
+        }
+    };
+    let toggle_open = {
+        let path = path.clone();
+        move |_| {
+            closed.update(|closed| {
+                if !closed.remove(&path) {
+                    closed.insert(path.clone());
+                }
+            })
+        }
+    };
+    let (hide, tint, highlight) = (change.clone(), change.clone(), change);
     let hidden = move || look.get().hidden;
     let tinted = move || look.get().tint.is_some();
     let lit = move || look.get().highlighted;
+    let label = name.clone();
     view! {
-        <li class="part" data-part=name.clone() data-hidden=move || hidden().to_string()>
-            <span class="part-name">{name.clone()}</span>
+        <li
+            class="part"
+            class:group=group
+            style=format!("--depth: {depth}")
+            data-part=path.clone()
+            data-hidden=move || hidden().to_string()
+        >
+            {group
+                .then(|| {
+                    view! {
+                        <button
+                            type="button"
+                            class="expander"
+                            aria-label=format!("List the parts of {label}")
+                            aria-expanded=open.to_string()
+                            on:click=toggle_open
+                        >
+                            {if open { "▾" } else { "▸" }}
+                        </button>
+                    }
+                })}
+            <span class="part-name" title=path.clone()>{name.clone()}</span>
             <button
                 type="button"
                 aria-label=format!("Hide {name}")
                 aria-pressed=move || hidden().to_string()
-                on:click=move |_| hide(|p| p.hidden = !p.hidden)
+                on:click=move |_| {
+                    if hidden() {
+                        hide(|review, path| review.set_hidden(path, false))
+                    } else {
+                        hide(|review, path| review.set_hidden(path, true))
+                    }
+                }
             >
                 {move || if hidden() { "Show" } else { "Hide" }}
             </button>
@@ -240,7 +381,13 @@ fn PartRow(name: String, state: SpaceState, all: RwSignal<Parts>) -> impl IntoVi
                 type="button"
                 aria-label=format!("Tint {name}")
                 aria-pressed=move || tinted().to_string()
-                on:click=move |_| tint(|p| p.tint = if p.tint.is_some() { None } else { Some(TINT) })
+                on:click=move |_| {
+                    tint(|review, path| {
+                        let part = review.parts.entry(path.to_string()).or_default();
+                        part.tint = if part.tint.is_some() { None } else { Some(TINT) };
+                        review.parts.retain(|_, part| *part != Default::default());
+                    })
+                }
             >
                 "Tint"
             </button>
@@ -248,9 +395,18 @@ fn PartRow(name: String, state: SpaceState, all: RwSignal<Parts>) -> impl IntoVi
                 type="button"
                 aria-label=format!("Highlight {name}")
                 aria-pressed=move || lit().to_string()
-                on:click=move |_| highlight(|p| p.highlighted = !p.highlighted)
+                on:click=move |_| {
+                    if lit() {
+                        highlight(|review, path| review.set_highlighted(path, false))
+                    } else {
+                        highlight(|review, path| review.set_highlighted(path, true))
+                    }
+                }
             >
                 "Highlight"
+            </button>
+            <button type="button" aria-label=format!("Point at {name}") on:click=point>
+                "Point"
             </button>
         </li>
     }

@@ -314,10 +314,9 @@ impl Default for Placement {
 /// What the device sends.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
-#[expect(
-    clippy::large_enum_variant,
-    reason = "a stereo pose's matrices make it large; each message lives only while it is applied"
-)]
+// A stereo pose's matrices make it large; each message lives only while it is applied. (An
+// allow, not an expect: whether the lint fires depends on the other variants' sizes per target.)
+#[allow(clippy::large_enum_variant)]
 pub enum DeviceMessage {
     /// First message: the account's access token (empty in a browser, whose session cookie
     /// carries it).

@@ -491,6 +491,17 @@ impl Space {
         }
         let device = member.device.clone();
         let mut patch = patch;
+        // A pointer is signed by who set it; one written back unchanged keeps its signature.
+        if let Some(pointer) = patch.review.as_mut().and_then(|r| r.pointer.as_mut()) {
+            let current = self.properties.review.pointer.as_ref();
+            let same = current.is_some_and(|c| {
+                (c.target, c.origin, &c.part) == (pointer.target, pointer.origin, &pointer.part)
+            });
+            pointer.by = match current {
+                Some(current) if same => current.by.clone(),
+                _ => Some(device.clone()),
+            };
+        }
         if let Some(pick) = &mut patch.pick {
             pick.by = device;
         }
@@ -823,7 +834,7 @@ mod tests {
         review.parts.insert(
             "Upright".into(),
             PartOverride {
-                hidden: true,
+                hidden: Some(true),
                 ..PartOverride::default()
             },
         );
@@ -861,6 +872,26 @@ mod tests {
             Err(SpaceError::BadReview(reason)) if reason.contains("8 cut planes")
         ));
         assert_eq!(s.properties.review, review);
+        // A pointer is signed by the tablet that set it, whoever it claims; written back
+        // unchanged with another change, it keeps its signature.
+        join(&mut s, "tab2", Role::Tablet, T0);
+        let mut pointed = review.clone();
+        pointed.pointer = Some(crate::review::Pointer {
+            target: [1.0, 2.0, 3.0],
+            origin: None,
+            part: Some("Upright".into()),
+            by: Some("somebody".into()),
+        });
+        s.handle_write("tab", write(&pointed), None).unwrap();
+        let by = |s: &Space| s.properties.review.pointer.as_ref().unwrap().by.clone();
+        assert_eq!(by(&s).as_deref(), Some("tab-device"));
+        pointed.explode = 0.25;
+        s.handle_write("tab2", write(&pointed), None).unwrap();
+        assert_eq!(by(&s).as_deref(), Some("tab-device"));
+        pointed.pointer.as_mut().unwrap().target = [0.0; 3];
+        s.handle_write("tab2", write(&pointed), None).unwrap();
+        assert_eq!(by(&s).as_deref(), Some("tab2-device"));
+        s.handle_write("tab", write(&review), None).unwrap();
         // Another model starts as modelled.
         assert_eq!(
             s.handle_write("tab", select("gear"), None).unwrap(),

@@ -390,7 +390,8 @@ fn transform_of(placement: &Placement) -> Mat4 {
     )
 }
 
-/// ARR's spatial query: what is under pixel (`x`, `y`) of the last pose.
+/// ARR's spatial query: what is under pixel (`x`, `y`) of the last pose, in the model as the
+/// design review shows it.
 async fn pick(
     scene: &Scene,
     id: u64,
@@ -423,12 +424,11 @@ async fn pick(
     };
     let transform = transform_of(&scene.placement);
     let first_only = policy == HitPolicy::Any;
+    let review = scene.review.clone();
     let found = tokio::task::spawn_blocking(move || {
-        let hits = parallax_render::pick::cast(&mesh, transform, ray, first_only);
-        let parts: Vec<Option<String>> = hits
-            .iter()
-            .map(|hit| mesh.part_of(hit.triangle).map(str::to_string))
-            .collect();
+        let hits = parallax_render::pick::cast_shown(&mesh, transform, ray, &review, first_only);
+        let parts: Vec<Option<String>> =
+            hits.iter().map(|hit| mesh.part_of(hit.triangle)).collect();
         (hits, parts)
     })
     .await;

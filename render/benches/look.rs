@@ -24,6 +24,7 @@ fn main() {
         .map(|i| Part {
             name: format!("part {i}"),
             first_triangle: i * triangles / PARTS,
+            parent: None,
         })
         .collect();
     let model = renderer.upload(&mesh).expect("the dense part uploads");
@@ -70,7 +71,7 @@ fn main() {
             Look {
                 parts: tinted,
                 cut_planes: planes,
-                explode: 0.0,
+                ..Look::default()
             },
         ),
         (

@@ -322,7 +322,15 @@ fn import_gltf(
     {
         Some(scene) => {
             for node in scene.nodes() {
-                visit(&node, Mat4::IDENTITY, 0, &buffers, builder, &mut skipped)?;
+                visit(
+                    &node,
+                    Mat4::IDENTITY,
+                    None,
+                    0,
+                    &buffers,
+                    builder,
+                    &mut skipped,
+                )?;
             }
         }
         // No scene at all: draw every mesh where it stands.
@@ -343,9 +351,13 @@ fn decode_data_uri(data: &str) -> Option<Vec<u8>> {
         .ok()
 }
 
+/// Adds `node` as a part within `group` (a group when it has no mesh), and its children
+/// within it.
+#[allow(clippy::too_many_arguments)]
 fn visit(
     node: &gltf::Node,
     parent: Mat4,
+    group: Option<u32>,
     depth: usize,
     buffers: &[Vec<u8>],
     builder: &mut Builder,
@@ -357,16 +369,25 @@ fn visit(
         )));
     }
     let world = parent * Mat4::from_cols_array_2d(&node.transform().matrix());
-    if let Some(mesh) = node.mesh() {
-        let name = node
-            .name()
-            .or_else(|| mesh.name())
-            .map_or_else(|| format!("node {}", node.index()), str::to_string);
-        builder.mesh.begin_part(name);
+    let mesh = node.mesh();
+    let name = node
+        .name()
+        .or_else(|| mesh.as_ref().and_then(|m| m.name()))
+        .map_or_else(|| format!("node {}", node.index()), str::to_string);
+    let part = builder.mesh.begin_part_in(name, group);
+    if let Some(mesh) = mesh {
         mesh_triangles(&mesh, world, buffers, builder, skipped)?;
     }
     for child in node.children() {
-        visit(&child, world, depth + 1, buffers, builder, skipped)?;
+        visit(
+            &child,
+            world,
+            Some(part),
+            depth + 1,
+            buffers,
+            builder,
+            skipped,
+        )?;
     }
     Ok(())
 }

@@ -26,7 +26,7 @@ pub mod video;
 pub use camera::View;
 pub use encode::{EncodeError, decode_png, encode_jpeg, encode_png};
 pub use import::{Format, ImportError, ImportedModel, import, import_file};
-pub use mesh::{Bounds, Mesh, Orientation, Part, Vertex};
+pub use mesh::{Bounds, Mesh, Orientation, Part, Vertex, path_in};
 pub use renderer::{
     Eye, GpuModel, Look, MAX_CUT_PLANES, MAX_EYES, PartLook, RenderError, Renderer, RgbaImage,
 };

@@ -9,6 +9,7 @@ use rustc_hash::FxHashMap;
 
 use bytemuck::{Pod, Zeroable};
 use glam::Vec3;
+use parallax_core::review::PATH_SEPARATOR;
 
 /// One corner of a triangle, laid out as the vertex shader reads it.
 #[repr(C)]
@@ -67,23 +68,33 @@ impl Bounds {
     }
 }
 
-const TRANSFER_MAGIC: &[u8; 4] = b"PXM1";
+/// The transfer form's magic: `PXM2` lists each part's parent, `PXM1` (files converted before
+/// parts had groups) does not.
+const TRANSFER_MAGIC: &[u8; 4] = b"PXM2";
+const TRANSFER_MAGIC_FLAT: &[u8; 4] = b"PXM1";
 
-/// The vertex and index counts in the transfer form's header.
-fn read_header(bytes: &[u8]) -> Result<(usize, usize), String> {
+/// A part's parent in the transfer form when it has none.
+const NO_PARENT: u32 = u32::MAX;
+
+/// The transfer form's header: vertex and index counts, and whether parts have parents.
+fn read_header(bytes: &[u8]) -> Result<(usize, usize, bool), String> {
     let header = bytes
         .get(..12)
-        .filter(|h| h.starts_with(TRANSFER_MAGIC))
-        .ok_or("not a Parallax mesh: the PXM1 header is missing")?;
+        .ok_or("not a Parallax mesh: the PXM2 header is missing")?;
+    let tree = match &header[..4] {
+        m if m == TRANSFER_MAGIC => true,
+        m if m == TRANSFER_MAGIC_FLAT => false,
+        _ => return Err("not a Parallax mesh: the PXM2 header is missing".into()),
+    };
     let count = |at: usize| {
         u32::from_le_bytes([header[at], header[at + 1], header[at + 2], header[at + 3]])
     };
-    Ok((count(4) as usize, count(8) as usize))
+    Ok((count(4) as usize, count(8) as usize, tree))
 }
 
-/// The part list of the transfer form (count; each first triangle, name length and UTF-8 name),
-/// and what follows it.
-fn read_parts(mut rest: &[u8]) -> Result<(Vec<Part>, &[u8]), String> {
+/// The part list of the transfer form (count; each first triangle, parent when `tree`, name
+/// length and UTF-8 name), and what follows it. A parent must come before its part.
+fn read_parts(mut rest: &[u8], tree: bool) -> Result<(Vec<Part>, &[u8]), String> {
     let mut take = |n: usize| -> Result<&[u8], String> {
         if rest.len() < n {
             return Err("the mesh's part list is cut short".to_string());
@@ -95,8 +106,17 @@ fn read_parts(mut rest: &[u8]) -> Result<(Vec<Part>, &[u8]), String> {
     let word = |b: &[u8]| u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
     let count = word(take(4)?);
     let mut parts = Vec::new();
-    for _ in 0..count {
+    for index in 0..count {
         let first_triangle = word(take(4)?);
+        let parent = match tree {
+            true => Some(word(take(4)?)).filter(|&p| p != NO_PARENT),
+            false => None,
+        };
+        if parent.is_some_and(|p| p >= index) {
+            return Err(format!(
+                "part {index} names a parent that does not come before it"
+            ));
+        }
         let length = word(take(4)?) as usize;
         let name = std::str::from_utf8(take(length)?)
             .map_err(|_| "a part name is not UTF-8".to_string())?
@@ -104,17 +124,34 @@ fn read_parts(mut rest: &[u8]) -> Result<(Vec<Part>, &[u8]), String> {
         parts.push(Part {
             name,
             first_triangle,
+            parent,
         });
     }
     Ok((parts, rest))
 }
 
 /// A named piece of a model (a glTF node, an OBJ object, a sample's component): the triangles
-/// from `first_triangle` up to the next part's. What a pick names.
+/// from `first_triangle` up to the next part's, and the parts that name it their parent. A
+/// group has no triangles of its own. What a pick names, by its path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Part {
     pub name: String,
     pub first_triangle: u32,
+    /// The index of the part it is in, which comes before it; `None` at the root.
+    pub parent: Option<u32>,
+}
+
+/// The path of `parts[index]` from the root of their tree.
+pub fn path_in(parts: &[Part], index: usize) -> String {
+    let mut names = vec![parts[index].name.as_str()];
+    let mut at = parts[index].parent;
+    while let Some(parent) = at {
+        let part = &parts[parent as usize];
+        names.push(&part.name);
+        at = part.parent;
+    }
+    names.reverse();
+    names.join(&PATH_SEPARATOR.to_string())
 }
 
 /// An indexed triangle list.
@@ -122,7 +159,8 @@ pub struct Part {
 pub struct Mesh {
     pub vertices: Vec<Vertex>,
     pub indices: Vec<u32>,
-    /// In triangle order; empty when the model has no named parts.
+    /// In triangle order, a group before the parts in it; empty when the model has no named
+    /// parts.
     pub parts: Vec<Part>,
 }
 
@@ -143,29 +181,151 @@ impl Mesh {
         (std::mem::size_of::<Self>() + vertices + indices + parts) as u64
     }
 
-    /// Triangles pushed from now on belong to part `name`. A part that got no triangles is
-    /// replaced rather than kept empty.
-    pub fn begin_part(&mut self, name: impl Into<String>) {
-        let first_triangle = self.triangles() as u32;
-        if self
-            .parts
-            .last()
-            .is_some_and(|p| p.first_triangle == first_triangle)
-        {
-            self.parts.pop();
-        }
-        self.parts.push(Part {
-            name: name.into(),
-            first_triangle,
-        });
+    /// Triangles pushed from now on belong to part `name`, at the root of the part tree.
+    pub fn begin_part(&mut self, name: impl Into<String>) -> u32 {
+        self.begin_part_in(name, None)
     }
 
-    /// The name of the part triangle `triangle` belongs to.
-    pub fn part_of(&self, triangle: usize) -> Option<&str> {
+    /// Triangles pushed from now on belong to part `name` within part `parent` (an index
+    /// [`Mesh::begin_part`] returned). Parts left without triangles, their own or their
+    /// children's, are dropped when the mesh is welded.
+    pub fn begin_part_in(&mut self, name: impl Into<String>, parent: Option<u32>) -> u32 {
+        let index = self.parts.len() as u32;
+        debug_assert!(parent.is_none_or(|p| p < index), "a parent comes first");
+        self.parts.push(Part {
+            name: name.into(),
+            first_triangle: self.triangles() as u32,
+            parent: parent.filter(|&p| p < index),
+        });
+        index
+    }
+
+    /// The path of part `index`: its groups' names and its own, joined by
+    /// [`PATH_SEPARATOR`].
+    pub fn path_of(&self, index: usize) -> String {
+        path_in(&self.parts, index)
+    }
+
+    /// The path of the part triangle `triangle` belongs to.
+    pub fn part_of(&self, triangle: usize) -> Option<String> {
         let after = self
             .parts
             .partition_point(|p| p.first_triangle as usize <= triangle);
-        after.checked_sub(1).map(|i| self.parts[i].name.as_str())
+        after.checked_sub(1).map(|i| self.path_of(i))
+    }
+
+    /// The mesh's triangles as a renderer draws them, part by part: each part with triangles of
+    /// its own (its index in [`Mesh::parts`] and its triangles), and those before the first
+    /// part (or all of them, in a model without parts) as one more, unnamed.
+    pub fn draw_ranges(&self) -> Vec<(Option<usize>, std::ops::Range<u32>)> {
+        let triangles = self.triangles() as u32;
+        let mut ranges = Vec::with_capacity(self.parts.len() + 1);
+        let first_named = self.parts.first().map_or(triangles, |p| p.first_triangle);
+        if first_named > 0 || triangles == 0 {
+            ranges.push((None, 0..first_named));
+        }
+        for (i, part) in self.parts.iter().enumerate() {
+            let end = self
+                .parts
+                .get(i + 1)
+                .map_or(triangles, |p| p.first_triangle);
+            if part.first_triangle < end {
+                ranges.push((Some(i), part.first_triangle..end));
+            }
+        }
+        ranges
+    }
+
+    /// The bounds of `triangles`; `None` for none.
+    pub fn bounds_of(&self, triangles: std::ops::Range<u32>) -> Option<Bounds> {
+        let indices = self
+            .indices
+            .get(triangles.start as usize * 3..triangles.end as usize * 3)
+            .unwrap_or_default();
+        let points = indices
+            .iter()
+            .filter_map(|&i| self.vertices.get(i as usize))
+            .map(|v| Vec3::from(v.position));
+        Bounds::of_points(points)
+    }
+
+    /// The centre of the bounds of `triangles`; the origin for none.
+    pub fn centre_of(&self, triangles: std::ops::Range<u32>) -> Vec3 {
+        self.bounds_of(triangles).map_or(Vec3::ZERO, |b| b.center())
+    }
+
+    /// Each part's triangles, its own and those of the parts within it, and their bounds.
+    pub fn part_extents(&self) -> Vec<(u64, Option<Bounds>)> {
+        let triangles = self.triangles() as u32;
+        let mut extents: Vec<(u64, Option<Bounds>)> = (0..self.parts.len())
+            .map(|i| {
+                let first = self.parts[i].first_triangle;
+                let end = self
+                    .parts
+                    .get(i + 1)
+                    .map_or(triangles, |p| p.first_triangle);
+                (
+                    u64::from(end.saturating_sub(first)),
+                    self.bounds_of(first..end),
+                )
+            })
+            .collect();
+        // Children come after their parents: fold each into its parent, last first.
+        for i in (0..self.parts.len()).rev() {
+            if let Some(parent) = self.parts[i].parent {
+                let (count, bounds) = extents[i];
+                let into = &mut extents[parent as usize];
+                into.0 += count;
+                into.1 = match (into.1, bounds) {
+                    (Some(a), Some(b)) => Some(Bounds {
+                        min: a.min.min(b.min),
+                        max: a.max.max(b.max),
+                    }),
+                    (a, b) => a.or(b),
+                };
+            }
+        }
+        extents
+    }
+
+    /// Drops parts without triangles in them, and makes paths unambiguous: a separator in a
+    /// name becomes `∕`, and a name its sibling already has gets a number, `Bolt (2)`.
+    /// `kept_before(t)` is how many of the first `t` triangles are still there.
+    fn tidy_parts(&mut self, kept_before: impl Fn(u32) -> u32) {
+        let triangles = self.triangles() as u32;
+        let mut within = vec![0u32; self.parts.len()];
+        for (i, part) in self.parts.iter().enumerate() {
+            let end = self
+                .parts
+                .get(i + 1)
+                .map_or(triangles, |next| kept_before(next.first_triangle));
+            within[i] = end.saturating_sub(kept_before(part.first_triangle));
+        }
+        for i in (0..self.parts.len()).rev() {
+            if let Some(parent) = self.parts[i].parent {
+                within[parent as usize] += within[i];
+            }
+        }
+        let mut new_index = vec![None; self.parts.len()];
+        let mut taken = std::collections::HashSet::new();
+        let mut kept = Vec::with_capacity(self.parts.len());
+        for (i, mut part) in std::mem::take(&mut self.parts).into_iter().enumerate() {
+            if within[i] == 0 {
+                continue;
+            }
+            part.first_triangle = kept_before(part.first_triangle);
+            part.parent = part.parent.and_then(|p| new_index[p as usize]);
+            let mut name = part.name.replace(PATH_SEPARATOR, "\u{2215}");
+            let mut n = 1;
+            while !taken.insert((part.parent, name.clone())) {
+                n += 1;
+                name = format!("{} ({n})", part.name.replace(PATH_SEPARATOR, "\u{2215}"));
+            }
+            part.name = name;
+            new_index[i] = Some(kept.len() as u32);
+            kept.push(part);
+        }
+        self.parts = kept;
     }
 
     /// Bounds of all vertices; `None` for an empty mesh.
@@ -211,9 +371,10 @@ impl Mesh {
     }
 
     /// The mesh in Parallax's transfer form, how a coordinator hands a model to a render host:
-    /// `PXM1`, vertex and index counts (u32 LE), then the vertices and indices as they sit in
-    /// memory (little-endian f32/u32), then the parts (count; each first triangle, name length
-    /// as u32 and UTF-8 name). Loading it needs no parsing, only a copy.
+    /// `PXM2`, vertex and index counts (u32 LE), then the vertices and indices as they sit in
+    /// memory (little-endian f32/u32), then the parts (count; each first triangle, parent index
+    /// or `u32::MAX`, name length as u32 and UTF-8 name). Loading it needs no parsing, only a
+    /// copy.
     pub fn to_bytes(&self) -> Vec<u8> {
         let vertices: &[u8] = bytemuck::cast_slice(&self.vertices);
         let indices: &[u8] = bytemuck::cast_slice(&self.indices);
@@ -226,6 +387,7 @@ impl Mesh {
         out.extend_from_slice(&(self.parts.len() as u32).to_le_bytes());
         for part in &self.parts {
             out.extend_from_slice(&part.first_triangle.to_le_bytes());
+            out.extend_from_slice(&part.parent.unwrap_or(NO_PARENT).to_le_bytes());
             out.extend_from_slice(&(part.name.len() as u32).to_le_bytes());
             out.extend_from_slice(part.name.as_bytes());
         }
@@ -234,7 +396,7 @@ impl Mesh {
 
     /// The bounds of a mesh in [`Mesh::to_bytes`] form, read in place; `None` without vertices.
     pub fn bounds_of_bytes(bytes: &[u8]) -> Option<Bounds> {
-        let (vertex_count, _) = read_header(bytes).ok()?;
+        let (vertex_count, _, _) = read_header(bytes).ok()?;
         let stride = std::mem::size_of::<Vertex>();
         let vertices = bytes.get(12..12 + vertex_count * stride)?;
         Bounds::of_points(vertices.chunks_exact(stride).map(|v| {
@@ -243,16 +405,16 @@ impl Mesh {
         }))
     }
 
-    /// The parts of a mesh in [`Mesh::to_bytes`] form, each with its triangle count, without
-    /// copying the geometry.
+    /// The parts of a mesh in [`Mesh::to_bytes`] form, each with its own triangle count (a
+    /// group's children's not counted), without copying the geometry.
     pub fn parts_of_bytes(bytes: &[u8]) -> Result<Vec<(Part, u32)>, String> {
-        let (vertex_count, index_count) = read_header(bytes)?;
+        let (vertex_count, index_count, tree) = read_header(bytes)?;
         let geometry = vertex_count * std::mem::size_of::<Vertex>() + index_count * 4;
         let triangles = (index_count / 3) as u32;
         let rest = bytes
             .get(12 + geometry..)
             .ok_or("the mesh is cut short before its parts")?;
-        let (parts, _) = read_parts(rest)?;
+        let (parts, _) = read_parts(rest, tree)?;
         let ends: Vec<u32> = parts
             .iter()
             .skip(1)
@@ -271,7 +433,7 @@ impl Mesh {
 
     /// Reads [`Mesh::to_bytes`]; checks the lengths and that every index names a vertex.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, String> {
-        let (vertex_count, index_count) = read_header(bytes)?;
+        let (vertex_count, index_count, tree) = read_header(bytes)?;
         let vertex_bytes = vertex_count * std::mem::size_of::<Vertex>();
         let index_bytes = index_count * 4;
         let geometry_end = 12 + vertex_bytes + index_bytes;
@@ -287,7 +449,7 @@ impl Mesh {
         if indices.iter().any(|&i| i as usize >= vertex_count) {
             return Err("an index names a vertex the mesh does not have".into());
         }
-        let (parts, rest) = read_parts(&bytes[geometry_end..])?;
+        let (parts, rest) = read_parts(&bytes[geometry_end..], tree)?;
         if !rest.is_empty() {
             return Err(format!("{} bytes follow the mesh", rest.len()));
         }
@@ -298,8 +460,9 @@ impl Mesh {
         })
     }
 
-    /// Merges vertices with the same position and colour, so faces share them. Call it once a
-    /// mesh is complete; what it draws is unchanged.
+    /// Merges vertices with the same position and colour, so faces share them, and tidies the
+    /// part tree (see [`Mesh::tidy_parts`]). Call it once a mesh is complete; what it draws is
+    /// unchanged.
     pub fn weld(&mut self) {
         let mut seen: FxHashMap<[u32; 6], u32> =
             FxHashMap::with_capacity_and_hasher(self.vertices.len() / 4, Default::default());
@@ -320,15 +483,21 @@ impl Mesh {
             })
             .collect();
         let mut indices = Vec::with_capacity(self.indices.len());
+        // How many triangles are kept before each: parts start where they did among those.
+        let mut kept_before = Vec::with_capacity(self.indices.len() / 3 + 1);
+        kept_before.push(0u32);
         for triangle in self.indices.chunks_exact(3) {
             let [a, b, c] = [0, 1, 2].map(|i| remap[triangle[i] as usize]);
             // Corners that welded together leave a triangle without area: nothing to draw.
             if a != b && b != c && c != a {
                 indices.extend([a, b, c]);
             }
+            kept_before.push((indices.len() / 3) as u32);
         }
         self.indices = indices;
         self.vertices = welded;
+        let last = kept_before.len() - 1;
+        self.tidy_parts(|t| kept_before[(t as usize).min(last)]);
     }
 
     /// Which way a welded mesh's faces point, if it is a closed surface wound consistently:
@@ -482,9 +651,9 @@ mod tests {
         mesh.begin_part("Tile");
         mesh.push_quad(Vec3::X, Vec3::Y, Vec3::Z, Vec3::ONE, [1.0; 3]);
         let mesh = mesh.welded();
-        assert_eq!(mesh.part_of(0), Some("Cube"));
-        assert_eq!(mesh.part_of(11), Some("Cube"));
-        assert_eq!(mesh.part_of(12), Some("Tile"));
+        assert_eq!(mesh.part_of(0).as_deref(), Some("Cube"));
+        assert_eq!(mesh.part_of(11).as_deref(), Some("Cube"));
+        assert_eq!(mesh.part_of(12).as_deref(), Some("Tile"));
         let bytes = mesh.to_bytes();
         assert_eq!(Mesh::from_bytes(&bytes).unwrap(), mesh);
         assert!(Mesh::from_bytes(&bytes[..bytes.len() - 1]).is_err());
@@ -495,6 +664,61 @@ mod tests {
         let last = bad_index.len() - 8;
         bad_index[last..last + 4].copy_from_slice(&1000u32.to_le_bytes());
         assert!(Mesh::from_bytes(&bad_index).is_err());
+    }
+
+    #[test]
+    fn welding_tidies_the_part_tree_and_files_from_before_groups_still_load() {
+        let mut mesh = Mesh::default();
+        let frame = mesh.begin_part("Frame");
+        mesh.begin_part_in("Empty", Some(frame));
+        let rail = mesh.begin_part_in("Rail", Some(frame));
+        mesh.push_box(Vec3::ZERO, Vec3::ONE, [0.5; 3]);
+        mesh.begin_part_in("Bolt", Some(rail));
+        mesh.push_box(Vec3::ONE, Vec3::splat(2.0), [0.5; 3]);
+        mesh.begin_part_in("Bolt", Some(rail));
+        mesh.push_box(Vec3::splat(2.0), Vec3::splat(3.0), [0.5; 3]);
+        mesh.begin_part("Lights");
+        mesh.begin_part("Rail/Cap");
+        mesh.push_box(Vec3::splat(3.0), Vec3::splat(4.0), [0.5; 3]);
+        let mesh = mesh.welded();
+        let paths: Vec<String> = (0..mesh.parts.len()).map(|i| mesh.path_of(i)).collect();
+        assert_eq!(
+            paths,
+            [
+                "Frame",
+                "Frame/Rail",
+                "Frame/Rail/Bolt",
+                "Frame/Rail/Bolt (2)",
+                "Rail\u{2215}Cap"
+            ],
+            "empty parts dropped, paths made unambiguous"
+        );
+        assert_eq!(mesh.part_of(0).as_deref(), Some("Frame/Rail"));
+        assert_eq!(mesh.part_of(30).as_deref(), Some("Frame/Rail/Bolt (2)"));
+        let extents = mesh.part_extents();
+        assert_eq!(extents[0].0, 36, "the frame holds three boxes");
+        assert_eq!(extents[1].1.unwrap().max, Vec3::splat(3.0));
+        assert_eq!(Mesh::from_bytes(&mesh.to_bytes()).unwrap(), mesh);
+
+        // The same mesh in the flat form earlier versions stored: every part at the root.
+        let mut flat = Vec::from(*TRANSFER_MAGIC_FLAT);
+        let bytes = mesh.to_bytes();
+        let geometry = 12 + mesh.vertices.len() * 24 + mesh.indices.len() * 4;
+        flat.extend_from_slice(&bytes[4..geometry]);
+        flat.extend_from_slice(&(mesh.parts.len() as u32).to_le_bytes());
+        for part in &mesh.parts {
+            flat.extend_from_slice(&part.first_triangle.to_le_bytes());
+            flat.extend_from_slice(&(part.name.len() as u32).to_le_bytes());
+            flat.extend_from_slice(part.name.as_bytes());
+        }
+        let old = Mesh::from_bytes(&flat).unwrap();
+        assert_eq!(old.part_of(30).as_deref(), Some("Bolt (2)"));
+        assert!(old.parts.iter().all(|p| p.parent.is_none()));
+
+        // A parent that does not come before its part is refused.
+        let mut looped = mesh.clone();
+        looped.parts[1].parent = Some(3);
+        assert!(Mesh::from_bytes(&looped.to_bytes()).is_err());
     }
 
     #[test]

@@ -2,6 +2,8 @@
 
 use glam::{Mat4, Vec3};
 
+use parallax_core::review::Review;
+
 use crate::camera::View;
 use crate::mesh::Mesh;
 
@@ -44,23 +46,59 @@ impl View {
 /// Every hit of `ray` on `mesh` placed by `transform`, nearest first; stops after the first hit
 /// found when `first_only` (which is then any hit, not necessarily the nearest).
 pub fn cast(mesh: &Mesh, transform: Mat4, ray: Ray, first_only: bool) -> Vec<RayHit> {
-    let corner =
-        |i: u32| transform.transform_point3(Vec3::from(mesh.vertices[i as usize].position));
+    cast_shown(mesh, transform, ray, &Review::default(), first_only)
+}
+
+/// [`cast`] against the model as `review` shows it: hidden parts are not hit, nor what its cut
+/// planes cut away, and exploded parts are hit where the explode moved them.
+pub fn cast_shown(
+    mesh: &Mesh,
+    transform: Mat4,
+    ray: Ray,
+    review: &Review,
+    first_only: bool,
+) -> Vec<RayHit> {
+    let centre = mesh.bounds().map_or(Vec3::ZERO, |b| b.center());
+    let to_model = transform.inverse();
+    let cut_away = |p: Vec3| {
+        review.cut_planes.iter().any(|plane| {
+            (p - Vec3::from(plane.point)).dot(Vec3::from(plane.normal).normalize_or_zero()) > 0.0
+        })
+    };
     let mut hits = Vec::new();
-    for (t, triangle) in mesh.indices.chunks_exact(3).enumerate() {
-        let [a, b, c] = [
-            corner(triangle[0]),
-            corner(triangle[1]),
-            corner(triangle[2]),
-        ];
-        if let Some(distance) = intersect(ray, a, b, c) {
+    for (part, triangles) in mesh.draw_ranges() {
+        let path = part.map(|i| mesh.path_of(i));
+        if path.as_deref().is_some_and(|p| review.look_of(p).hidden) {
+            continue;
+        }
+        let offset = match review.explode {
+            0.0 => Vec3::ZERO,
+            explode => (mesh.centre_of(triangles.clone()) - centre) * explode,
+        };
+        let corner = |i: u32| {
+            transform.transform_point3(Vec3::from(mesh.vertices[i as usize].position) + offset)
+        };
+        for t in triangles {
+            let triangle = &mesh.indices[t as usize * 3..t as usize * 3 + 3];
+            let [a, b, c] = [
+                corner(triangle[0]),
+                corner(triangle[1]),
+                corner(triangle[2]),
+            ];
+            let Some(distance) = intersect(ray, a, b, c) else {
+                continue;
+            };
+            let position = ray.origin + ray.direction * distance;
+            if cut_away(to_model.transform_point3(position)) {
+                continue;
+            }
             let mut normal = (b - a).cross(c - a).normalize_or_zero();
             if normal.dot(ray.direction) > 0.0 {
                 normal = -normal;
             }
             hits.push(RayHit {
-                triangle: t,
-                position: ray.origin + ray.direction * distance,
+                triangle: t as usize,
+                position,
                 normal,
                 distance,
             });
@@ -198,5 +236,64 @@ mod tests {
             (x + 0.5).abs() < 1e-3 && (y - 0.5).abs() < 1e-3,
             "({x}, {y})"
         );
+    }
+
+    #[test]
+    fn a_pick_goes_through_hidden_and_cut_parts_and_finds_exploded_ones_where_they_moved() {
+        // Two unit cubes in a row along -z, seen from +z: Front (z 1..3) before Back (z -1..1).
+        let mut mesh = Mesh::default();
+        let pair = mesh.begin_part("Pair");
+        mesh.begin_part_in("Front", Some(pair));
+        mesh.push_box(
+            Vec3::new(-1.0, -1.0, 1.0),
+            Vec3::new(1.0, 1.0, 3.0),
+            [1.0; 3],
+        );
+        mesh.begin_part_in("Back", Some(pair));
+        mesh.push_box(Vec3::splat(-1.0), Vec3::splat(1.0), [1.0; 3]);
+        let mesh = mesh.welded();
+        let ray = Ray {
+            origin: Vec3::new(0.2, 0.3, 10.0),
+            direction: Vec3::NEG_Z,
+        };
+        let first = |review: &Review| {
+            cast_shown(&mesh, Mat4::IDENTITY, ray, review, false)
+                .first()
+                .map(|hit| (mesh.part_of(hit.triangle).unwrap(), hit.position.z))
+        };
+        assert_eq!(first(&Review::default()), Some(("Pair/Front".into(), 3.0)));
+
+        let mut hidden = Review::default();
+        hidden.parts.insert(
+            "Pair/Front".into(),
+            parallax_core::review::PartOverride {
+                hidden: Some(true),
+                ..Default::default()
+            },
+        );
+        assert_eq!(first(&hidden), Some(("Pair/Back".into(), 1.0)));
+        // Hiding the group hides both.
+        let mut group = Review::default();
+        group
+            .parts
+            .insert("Pair".into(), hidden.parts["Pair/Front"]);
+        assert_eq!(first(&group), None);
+
+        // Cut away everything above z = 0.5: the ray enters Back through its cut face, inside.
+        let cut = Review {
+            cut_planes: vec![parallax_core::review::CutPlane {
+                point: [0.0, 0.0, 0.5],
+                normal: [0.0, 0.0, 1.0],
+            }],
+            ..Review::default()
+        };
+        assert_eq!(first(&cut), Some(("Pair/Back".into(), -1.0)));
+
+        // Exploded fully, Front moves out by its centre's distance from the assembly's: +1 z.
+        let exploded = Review {
+            explode: 1.0,
+            ..Review::default()
+        };
+        assert_eq!(first(&exploded), Some(("Pair/Front".into(), 4.0)));
     }
 }

@@ -8,6 +8,7 @@ use wgpu::util::DeviceExt;
 use crate::camera::View;
 use crate::mesh::{Bounds, Mesh, Orientation, Vertex};
 use crate::readback::{Readback, read_buffer};
+pub use parallax_core::review::PartLook;
 use parallax_core::yuv::I420;
 
 /// Linear-space clear colour: the dark blue-grey of a CAD viewport.
@@ -162,8 +163,9 @@ impl GpuModel {
         self.vertices.size() + self.indices.size() + self.states.size()
     }
 
-    /// Its parts' names, in the order a [`Look`] lists them (`None` for triangles before the
-    /// first named part, or a model without names).
+    /// Its parts' paths, in the order a [`Look`] lists them (`None` for triangles before the
+    /// first named part, or a model without names). Groups without triangles of their own are
+    /// not drawn, so not listed.
     pub fn part_names(&self) -> impl Iterator<Item = Option<&str>> {
         self.parts.iter().map(|p| p.name.as_deref())
     }
@@ -187,25 +189,18 @@ pub struct Look {
     /// 0 assembled; 1 moves each part out from the assembly's centre by as far again as its own
     /// centre lies from it.
     pub explode: f32,
+    /// Where a member points, in model space: a marker at the target, and a ray to it from the
+    /// origin when there is one. Drawn over the model, so it shows wherever it is.
+    pub pointer: Option<(Vec3, Option<Vec3>)>,
 }
 
 impl Look {
-    /// A design review's state as `model` is drawn with it: overrides by part name, in the
-    /// model's part order.
+    /// A design review's state as `model` is drawn with it: overrides by part path, a group's
+    /// reaching the parts within, in the model's part order.
     pub fn of_review(review: &parallax_core::review::Review, model: &GpuModel) -> Self {
         let parts = model
             .part_names()
-            .map(|name| {
-                let Some(part) = name.and_then(|name| review.parts.get(name)) else {
-                    return PartLook::default();
-                };
-                PartLook {
-                    hidden: part.hidden,
-                    tint: part.tint,
-                    see_through: part.see_through,
-                    highlighted: part.highlighted,
-                }
-            })
+            .map(|path| path.map_or_else(PartLook::default, |path| review.look_of(path)))
             .collect();
         Self {
             parts,
@@ -215,20 +210,47 @@ impl Look {
                 .map(|p| (Vec3::from(p.point), Vec3::from(p.normal)))
                 .collect(),
             explode: review.explode,
+            pointer: review
+                .pointer
+                .as_ref()
+                .map(|p| (Vec3::from(p.target), p.origin.map(Vec3::from))),
         }
     }
 }
 
-/// One part's override.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct PartLook {
-    pub hidden: bool,
-    /// Linear RGB that replaces the modelled colour.
-    pub tint: Option<[f32; 3]>,
-    /// Drawn blended over what is behind it.
-    pub see_through: bool,
-    /// Outlined, for everyone to see what is being talked about.
-    pub highlighted: bool,
+/// The pointer's colour, unlike any part's, the highlight's or the cap's.
+const POINTER_COLOR: [f32; 3] = [0.95, 0.10, 0.75];
+
+/// The pointer's marker and ray for a model of bounds radius `radius`: a ball at `target`, 4% of
+/// the radius in radius, and a rod a fifth as thick from `origin`.
+fn pointer_mesh(target: Vec3, origin: Option<Vec3>, radius: f32) -> Mesh {
+    let ball = (radius * 0.04).max(f32::MIN_POSITIVE);
+    let mut mesh = Mesh::default();
+    let profile: Vec<[f32; 2]> = (0..=12)
+        .map(|i| {
+            let angle = i as f32 / 12.0 * std::f32::consts::PI;
+            [ball * angle.sin(), -ball * angle.cos()]
+        })
+        .collect();
+    mesh.push_lathe(&profile, 16, POINTER_COLOR);
+    for v in &mut mesh.vertices {
+        v.position = (Vec3::from(v.position) + target).to_array();
+    }
+    if let Some(origin) = origin {
+        let length = (target - origin).length();
+        let start = mesh.vertices.len();
+        let rod = ball * 0.2;
+        mesh.push_lathe(
+            &[[0.0, 0.0], [rod, 0.0], [rod, length], [0.0, length]],
+            12,
+            POINTER_COLOR,
+        );
+        let turn = glam::Quat::from_rotation_arc(Vec3::Y, (target - origin).normalize_or(Vec3::Y));
+        for v in &mut mesh.vertices[start..] {
+            v.position = (turn * Vec3::from(v.position) + origin).to_array();
+        }
+    }
+    mesh
 }
 
 /// A part's state as the shader reads it: tint (rgb, weight) and offset (xyz, opacity).
@@ -303,6 +325,9 @@ impl Eye {
     }
 }
 
+/// What a pointer's triangles were made for: target, origin and model radius.
+type PointerKey = (Vec3, Option<Vec3>, f32);
+
 /// Colour and depth targets for one viewport size, kept while the size stays the same.
 struct Targets {
     width: u32,
@@ -329,6 +354,11 @@ pub struct Renderer {
     see_through_pipelines: [wgpu::RenderPipeline; 2],
     /// Highlight outlines: for outward-facing meshes (and open ones), and for inward-facing.
     outline_pipelines: [wgpu::RenderPipeline; 2],
+    /// The pointer's marker, over everything.
+    pointer_pipeline: wgpu::RenderPipeline,
+    /// The pointer's triangles (as [`pointer_mesh`] made them, unindexed), made again when it
+    /// moves: what they were made for, the buffer, and how many vertices.
+    pointer: Option<(PointerKey, wgpu::Buffer, u32)>,
     layout: wgpu::BindGroupLayout,
     globals: wgpu::Buffer,
     look: wgpu::Buffer,
@@ -393,50 +423,69 @@ impl Renderer {
         // One pipeline per culling mode: closed, consistently wound parts skip their hidden
         // faces (half the work on a CPU rasteriser); anything else is drawn two-sided.
         // `blend`: see-through, drawn over what is there without hiding what comes later.
-        let pipeline_with =
-            |vertex: &str, cull_mode: Option<wgpu::Face>, fragment: &str, blend: bool| {
-                device.create_render_pipeline(&wgpu::RenderPipelineDescriptor {
-                    label: Some("cad"),
-                    layout: Some(&pipeline_layout),
-                    vertex: wgpu::VertexState {
-                        module: &shader,
-                        entry_point: Some(vertex),
-                        compilation_options: Default::default(),
-                        buffers: &[Some(wgpu::VertexBufferLayout {
-                            array_stride: size_of::<Vertex>() as u64,
-                            step_mode: wgpu::VertexStepMode::Vertex,
-                            attributes: &attributes,
-                        })],
-                    },
-                    primitive: wgpu::PrimitiveState {
-                        cull_mode,
-                        ..Default::default()
-                    },
-                    depth_stencil: Some(wgpu::DepthStencilState {
-                        format: DEPTH_FORMAT,
-                        depth_write_enabled: Some(!blend),
-                        depth_compare: Some(wgpu::CompareFunction::Less),
-                        stencil: Default::default(),
-                        bias: Default::default(),
+        // `on_top`: drawn over everything (the pointer), neither depth-tested nor writing depth.
+        let pipeline_on = |vertex: &str,
+                           cull_mode: Option<wgpu::Face>,
+                           fragment: &str,
+                           blend: bool,
+                           on_top: bool| {
+            device.create_render_pipeline(&wgpu::RenderPipelineDescriptor {
+                label: Some("cad"),
+                layout: Some(&pipeline_layout),
+                vertex: wgpu::VertexState {
+                    module: &shader,
+                    entry_point: Some(vertex),
+                    compilation_options: Default::default(),
+                    buffers: &[Some(wgpu::VertexBufferLayout {
+                        array_stride: size_of::<Vertex>() as u64,
+                        step_mode: wgpu::VertexStepMode::Vertex,
+                        attributes: &attributes,
+                    })],
+                },
+                primitive: wgpu::PrimitiveState {
+                    cull_mode,
+                    ..Default::default()
+                },
+                depth_stencil: Some(wgpu::DepthStencilState {
+                    format: DEPTH_FORMAT,
+                    depth_write_enabled: Some(!blend && !on_top),
+                    depth_compare: Some(if on_top {
+                        wgpu::CompareFunction::Always
+                    } else {
+                        wgpu::CompareFunction::Less
                     }),
-                    multisample: wgpu::MultisampleState::default(),
-                    fragment: Some(wgpu::FragmentState {
-                        module: &shader,
-                        entry_point: Some(fragment),
-                        compilation_options: Default::default(),
-                        targets: &[Some(wgpu::ColorTargetState {
-                            format: COLOR_FORMAT,
-                            blend: blend.then_some(wgpu::BlendState::ALPHA_BLENDING),
-                            write_mask: wgpu::ColorWrites::ALL,
-                        })],
-                    }),
-                    multiview_mask: None,
-                    cache: None,
-                })
-            };
+                    stencil: Default::default(),
+                    bias: Default::default(),
+                }),
+                multisample: wgpu::MultisampleState::default(),
+                fragment: Some(wgpu::FragmentState {
+                    module: &shader,
+                    entry_point: Some(fragment),
+                    compilation_options: Default::default(),
+                    targets: &[Some(wgpu::ColorTargetState {
+                        format: COLOR_FORMAT,
+                        blend: blend.then_some(wgpu::BlendState::ALPHA_BLENDING),
+                        write_mask: wgpu::ColorWrites::ALL,
+                    })],
+                }),
+                multiview_mask: None,
+                cache: None,
+            })
+        };
+        let pipeline_with = |vertex: &str, cull_mode, fragment: &str, blend: bool| {
+            pipeline_on(vertex, cull_mode, fragment, blend, false)
+        };
         let pipeline_for = |cull_mode: Option<wgpu::Face>, fragment: &str, blend: bool| {
             pipeline_with("vs_main", cull_mode, fragment, blend)
         };
+        // The ball and rod are closed and wound outward: one front face per pixel each.
+        let pointer_pipeline = pipeline_on(
+            "vs_pointer",
+            Some(wgpu::Face::Back),
+            "fs_pointer",
+            false,
+            true,
+        );
         // The outline hull shows its far side: the faces a closed part turns away.
         let outline_pipelines = [
             pipeline_with("vs_outline", Some(wgpu::Face::Front), "fs_outline", false),
@@ -472,6 +521,8 @@ impl Renderer {
             cut_pipeline,
             see_through_pipelines,
             outline_pipelines,
+            pointer_pipeline,
+            pointer: None,
             layout,
             globals,
             look,
@@ -723,6 +774,9 @@ impl Renderer {
 
         if let Some(model) = model {
             self.write_look(model, look);
+            if let Some((target, origin)) = look.pointer {
+                self.prepare_pointer((target, origin, model.bounds.radius()));
+            }
         }
         self.prepare_targets(frame_width, height);
         let targets = self.targets.as_ref().expect("targets were just prepared");
@@ -794,10 +848,42 @@ impl Renderer {
                     draw_parts(&mut pass, |p| !p.hidden && p.highlighted);
                     pass.set_pipeline(see_through);
                     draw_parts(&mut pass, |p| !p.hidden && p.see_through);
+                    if let (Some(_), Some((_, vertices, count))) = (look.pointer, &self.pointer) {
+                        pass.set_pipeline(&self.pointer_pipeline);
+                        pass.set_vertex_buffer(0, vertices.slice(..));
+                        pass.draw(0..*count, 0..1);
+                        pass.set_vertex_buffer(0, model.vertices.slice(..));
+                    }
                 }
             }
         }
         Ok((encoder, frame_width))
+    }
+
+    /// Makes the pointer's triangles for `key`, unless they were made for it last.
+    fn prepare_pointer(&mut self, key: PointerKey) {
+        if self
+            .pointer
+            .as_ref()
+            .is_some_and(|(made, _, _)| *made == key)
+        {
+            return;
+        }
+        let (target, origin, radius) = key;
+        let mesh = pointer_mesh(target, origin, radius);
+        let vertices: Vec<Vertex> = mesh
+            .indices
+            .iter()
+            .map(|&i| mesh.vertices[i as usize])
+            .collect();
+        let buffer = self
+            .device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some("pointer"),
+                contents: bytemuck::cast_slice(&vertices),
+                usage: wgpu::BufferUsages::VERTEX,
+            });
+        self.pointer = Some((key, buffer, vertices.len() as u32));
     }
 
     /// Writes the cut planes, and the parts' states where they changed.
@@ -899,42 +985,15 @@ impl Renderer {
     }
 }
 
-/// A mesh's parts as draws: named ones from [`Mesh::parts`], unnamed triangles before the first
-/// (or all of them, in a model without names) as one more.
+/// A mesh's parts as draws ([`Mesh::draw_ranges`]), each named by its path.
 fn gpu_parts(mesh: &Mesh) -> Vec<GpuPart> {
-    let triangles = mesh.triangles() as u32;
-    let mut starts: Vec<(Option<String>, u32)> = Vec::new();
-    if mesh.parts.first().is_none_or(|p| p.first_triangle > 0) {
-        starts.push((None, 0));
-    }
-    starts.extend(
-        mesh.parts
-            .iter()
-            .filter(|p| p.first_triangle < triangles)
-            .map(|p| (Some(p.name.clone()), p.first_triangle)),
-    );
-    let ends: Vec<u32> = starts
-        .iter()
-        .skip(1)
-        .map(|(_, first)| *first)
-        .chain([triangles])
-        .collect();
-    starts
+    mesh.draw_ranges()
         .into_iter()
-        .zip(ends)
-        .map(|((name, first), end)| {
-            let indices = &mesh.indices[first as usize * 3..end as usize * 3];
-            let points = indices
-                .iter()
-                .filter_map(|&i| mesh.vertices.get(i as usize))
-                .map(|v| Vec3::from(v.position));
-            let center = Bounds::of_points(points).map_or(Vec3::ZERO, |b| b.center());
-            GpuPart {
-                name,
-                first_index: first * 3,
-                index_count: (end - first) * 3,
-                center,
-            }
+        .map(|(part, triangles)| GpuPart {
+            name: part.map(|i| mesh.path_of(i)),
+            first_index: triangles.start * 3,
+            index_count: triangles.len() as u32 * 3,
+            center: mesh.centre_of(triangles),
         })
         .collect()
 }

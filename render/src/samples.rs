@@ -37,6 +37,11 @@ pub const SAMPLES: &[Sample] = &[
         name: "Stepped shaft",
         build: shaft,
     },
+    Sample {
+        id: "gearbox",
+        name: "Gearbox (assembly)",
+        build: gearbox,
+    },
 ];
 
 /// An L-shaped angle bracket with two gussets and bolt bosses.
@@ -86,19 +91,31 @@ pub fn bracket() -> Mesh {
 
 /// A spur gear: 24 trapezoidal teeth around a bored hub.
 pub fn gear() -> Mesh {
-    const TEETH: usize = 24;
-    let (root, tip, bore, half_thickness) = (34.0_f32, 40.0_f32, 10.0_f32, 6.0_f32);
+    let mut mesh = Mesh::default();
+    mesh.begin_part("Gear");
+    push_gear(&mut mesh, 24, (34.0, 40.0), 10.0, 6.0, BRASS);
+    mesh.welded()
+}
+
+/// A spur gear about the Y axis at the origin: `teeth` trapezoidal teeth between the `root` and
+/// `tip` radii around a bore, `half_thickness` either side of y = 0.
+fn push_gear(
+    mesh: &mut Mesh,
+    teeth: usize,
+    (root, tip): (f32, f32),
+    bore: f32,
+    half_thickness: f32,
+    color: [f32; 3],
+) {
     // Per tooth: root land, rising flank, tip land, falling flank.
     let fractions = [0.0, 0.35, 0.5, 0.75, 0.9];
     let radii = [root, root, tip, tip, root];
-    let mut outline = Vec::with_capacity(TEETH * fractions.len());
-    for tooth in 0..TEETH {
+    let mut outline = Vec::with_capacity(teeth * fractions.len());
+    for tooth in 0..teeth {
         for (f, r) in fractions.iter().zip(radii) {
-            outline.push(((tooth as f32 + f) / TEETH as f32 * TAU, r));
+            outline.push(((tooth as f32 + f) / teeth as f32 * TAU, r));
         }
     }
-    let mut mesh = Mesh::default();
-    mesh.begin_part("Gear");
     let point = |angle: f32, r: f32, y: f32| Vec3::new(r * angle.cos(), y, r * angle.sin());
     let (top, bottom) = (half_thickness, -half_thickness);
     for i in 0..outline.len() {
@@ -110,14 +127,14 @@ pub fn gear() -> Mesh {
             point(a1, bore, top),
             point(a1, r1, top),
             point(a0, r0, top),
-            BRASS,
+            color,
         );
         mesh.push_quad(
             point(a0, bore, bottom),
             point(a0, r0, bottom),
             point(a1, r1, bottom),
             point(a1, bore, bottom),
-            BRASS,
+            color,
         );
         // Outer wall (teeth) and bore wall.
         mesh.push_quad(
@@ -125,15 +142,60 @@ pub fn gear() -> Mesh {
             point(a0, r0, top),
             point(a1, r1, top),
             point(a1, r1, bottom),
-            BRASS,
+            color,
         );
         mesh.push_quad(
             point(a0, bore, bottom),
             point(a1, bore, bottom),
             point(a1, bore, top),
             point(a0, bore, top),
-            BRASS,
+            color,
         );
+    }
+}
+
+/// A gearbox: a housing (a base and a hollow cover) around an input shaft with a pinion and an
+/// output shaft with a gear. Its parts are a tree (`Housing/Cover`, `Output shaft/Gear`), what
+/// design reviews hide, isolate and cut through.
+pub fn gearbox() -> Mesh {
+    let mut mesh = Mesh::default();
+    let housing = mesh.begin_part("Housing");
+    mesh.begin_part_in("Base", Some(housing));
+    mesh.push_box(
+        Vec3::new(-40.0, 0.0, -50.0),
+        Vec3::new(100.0, 8.0, 50.0),
+        DARK_STEEL,
+    );
+    mesh.begin_part_in("Cover", Some(housing));
+    let (outer_min, outer_max) = (Vec3::new(-40.0, 8.0, -50.0), Vec3::new(100.0, 72.0, 50.0));
+    mesh.push_box(outer_min, outer_max, STEEL);
+    // The inside wall, facing in: a hollow shell 3 thick, which a section shows as such.
+    let inside = mesh.triangles() as usize;
+    mesh.push_box(outer_min + 3.0, outer_max - 3.0, STEEL);
+    for triangle in mesh.indices[inside * 3..].chunks_exact_mut(3) {
+        triangle.swap(1, 2);
+    }
+    for (shaft, x, teeth, radii, wheel) in [
+        ("Input shaft", 0.0, 12, (16.0, 20.0), "Pinion"),
+        ("Output shaft", 56.0, 24, (34.0, 40.0), "Gear"),
+    ] {
+        let group = mesh.begin_part(shaft);
+        mesh.begin_part_in("Shaft", Some(group));
+        let start = mesh.vertices.len();
+        mesh.push_lathe(
+            &[[0.0, 11.0], [5.5, 11.0], [5.5, 69.0], [0.0, 69.0]],
+            32,
+            DARK_STEEL,
+        );
+        mesh.begin_part_in(wheel, Some(group));
+        push_gear(&mut mesh, teeth, radii, 6.0, 5.0, BRASS);
+        let gear_start = mesh.vertices.len() - teeth * 5 * 4 * 6;
+        for v in &mut mesh.vertices[gear_start..] {
+            v.position[1] += 40.0;
+        }
+        for v in &mut mesh.vertices[start..] {
+            v.position[0] += x;
+        }
     }
     mesh.welded()
 }
@@ -274,6 +336,38 @@ mod tests {
                 .count();
             assert_eq!(flat, 0, "{} has {flat} triangles without area", sample.id);
         }
+    }
+
+    #[test]
+    fn the_gearbox_is_a_tree_of_groups_and_parts() {
+        let mesh = gearbox();
+        let paths: Vec<String> = (0..mesh.parts.len()).map(|i| mesh.path_of(i)).collect();
+        assert_eq!(
+            paths,
+            [
+                "Housing",
+                "Housing/Base",
+                "Housing/Cover",
+                "Input shaft",
+                "Input shaft/Shaft",
+                "Input shaft/Pinion",
+                "Output shaft",
+                "Output shaft/Shaft",
+                "Output shaft/Gear",
+            ]
+        );
+        let extents = mesh.part_extents();
+        assert_eq!(
+            extents[0].0,
+            extents[1].0 + extents[2].0,
+            "a group counts its parts"
+        );
+        assert_eq!(extents[2].0, 24, "the cover is two boxes");
+        // The gears sit on their shafts, 40 up, and mesh between them.
+        let gear = extents[8].1.unwrap();
+        assert_eq!(gear.center().to_array().map(f32::round), [56.0, 40.0, 0.0]);
+        let pinion = extents[5].1.unwrap();
+        assert!(pinion.max.x > gear.min.x, "the teeth overlap");
     }
 
     #[test]

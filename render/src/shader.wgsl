@@ -77,6 +77,28 @@ fn vs_outline(
 
 const HIGHLIGHT = vec3<f32>(1.0, 0.62, 0.0);
 
+// The pointer's ball and rod: placed with the model, not moved by any part's state.
+@vertex
+fn vs_pointer(@location(0) position: vec3<f32>, @location(1) color: vec3<f32>) -> VertexOut {
+    let world = globals.model * vec4<f32>(position, 1.0);
+    var out: VertexOut;
+    out.clip = globals.view_proj * world;
+    out.world = world.xyz;
+    out.color = color;
+    out.local = position;
+    out.alpha = 1.0;
+    return out;
+}
+
+// Lit from the eye only, so it reads as round and bright from every side.
+@fragment
+fn fs_pointer(in: VertexOut) -> @location(0) vec4<f32> {
+    let to_eye = normalize(globals.eye.xyz - in.world);
+    let n = normalize(cross(dpdx(in.world), dpdy(in.world)));
+    let fill = abs(dot(n, to_eye));
+    return vec4<f32>(in.color * (0.45 + 0.55 * fill), 1.0);
+}
+
 @fragment
 fn fs_outline(in: VertexOut) -> @location(0) vec4<f32> {
     let count = u32(look.params.x);

@@ -88,7 +88,7 @@ fn binary_and_ascii_stl_import() {
     assert_eq!((model.format, model.triangles()), (Format::Stl, 2));
     assert_eq!(model.bounds().max.z, 1.0);
     assert_eq!(
-        model.mesh.part_of(1),
+        model.mesh.part_of(1).as_deref(),
         Some("part"),
         "one part, named after the file"
     );
@@ -108,7 +108,7 @@ fn obj_faces_are_triangulated() {
     let parts: Vec<_> = (0..3).map(|t| model.mesh.part_of(t)).collect();
     assert_eq!(
         parts,
-        [Some("Lid"), Some("Lid"), Some("Base")],
+        [Some("Lid"), Some("Lid"), Some("Base")].map(|p| p.map(str::to_string)),
         "objects name their parts"
     );
 }
@@ -143,7 +143,7 @@ fn gltf_keeps_node_transforms_and_base_colours_with_embedded_external_or_glb_buf
             "the material's base colour"
         );
         assert_eq!(
-            model.mesh.part_of(0),
+            model.mesh.part_of(0).as_deref(),
             Some("Housing"),
             "the node names its part"
         );
@@ -339,7 +339,9 @@ fn nested_gltf(depth: usize) -> String {
 fn node_hierarchies_are_followed_64_deep_and_refused_deeper() {
     let model = import("deep.gltf", nested_gltf(64).as_bytes(), &mut no_files).unwrap();
     assert_eq!((model.triangles(), model.skipped_primitives), (1, 1));
-    assert_eq!(model.mesh.part_of(0), Some("Deep"));
+    let path = model.mesh.part_of(0).unwrap();
+    assert_eq!(path.split('/').count(), 65, "{path}");
+    assert!(path.starts_with("node 0/node 1/") && path.ends_with("/node 63/Deep"));
     let deeper = refused("deeper.gltf", nested_gltf(65).as_bytes());
     assert!(deeper.to_string().contains("deeper than 64"), "{deeper}");
 }
@@ -377,4 +379,44 @@ fn a_triangle_is_judged_by_its_own_edges_whichever_corner_comes_first() {
 fn an_obj_face_naming_a_missing_vertex_is_refused() {
     let obj = "v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 9\n";
     assert!(import("p.obj", obj.as_bytes(), &mut no_files).is_err());
+}
+
+#[test]
+fn gltf_groups_become_the_part_tree_with_unambiguous_paths() {
+    // Gearbox { Housing (mesh), Shafts { Input (mesh), Input (mesh), "In/Out" (mesh) }, Camera }
+    let bin = base64(&triangle_bytes(TRIANGLE));
+    let gltf = format!(
+        r#"{{"asset":{{"version":"2.0"}},"scene":0,"scenes":[{{"nodes":[0]}}],
+        "nodes":[
+            {{"name":"Gearbox","children":[1,2,6]}},
+            {{"name":"Housing","mesh":0}},
+            {{"name":"Shafts","children":[3,4,5]}},
+            {{"name":"Input","mesh":0,"translation":[0,0,1]}},
+            {{"name":"Input","mesh":0,"translation":[0,0,2]}},
+            {{"name":"In/Out","mesh":0,"translation":[0,0,3]}},
+            {{"name":"Camera"}}],
+        "meshes":[{{"primitives":[{{"attributes":{{"POSITION":0}}}}]}}],
+        "buffers":[{{"byteLength":36,"uri":"data:application/octet-stream;base64,{bin}"}}],
+        "bufferViews":[{{"buffer":0,"byteLength":36}}],
+        "accessors":[{{"bufferView":0,"componentType":5126,"count":3,"type":"VEC3","min":[0,0,0],"max":[1,1,0]}}]}}"#
+    );
+    let model = import("gearbox.gltf", gltf.as_bytes(), &mut no_files).unwrap();
+    let paths: Vec<String> = (0..4).map(|t| model.mesh.part_of(t).unwrap()).collect();
+    assert_eq!(
+        paths,
+        [
+            "Gearbox/Housing",
+            "Gearbox/Shafts/Input",
+            "Gearbox/Shafts/Input (2)",
+            "Gearbox/Shafts/In\u{2215}Out",
+        ]
+    );
+    let names: Vec<&str> = model.mesh.parts.iter().map(|p| p.name.as_str()).collect();
+    assert!(
+        !names.contains(&"Camera"),
+        "a node with nothing in it is left out: {names:?}"
+    );
+    // The tree survives the transfer form.
+    let again = parallax_render::Mesh::from_bytes(&model.mesh.to_bytes()).unwrap();
+    assert_eq!(again.part_of(3), model.mesh.part_of(3));
 }

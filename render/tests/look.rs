@@ -320,3 +320,120 @@ fn a_highlighted_part_is_outlined() {
     let upright = draw(&mut renderer, &model, &alone(1)).coverage() * f64::from(WIDTH * HEIGHT);
     assert!((rim as f64) < upright * 0.5, "{rim} vs {upright}");
 }
+
+/// Where `point` (model space) lands in a frame of `model` as [`draw`] frames it.
+fn on_screen(model: &GpuModel, point: Vec3) -> (u32, u32) {
+    let view = View::framing(&model.bounds, WIDTH, HEIGHT);
+    let ndc = view.view_projection().project_point3(point);
+    (
+        ((ndc.x + 1.0) / 2.0 * WIDTH as f32) as u32,
+        ((1.0 - ndc.y) / 2.0 * HEIGHT as f32) as u32,
+    )
+}
+
+/// The pointer's magenta, however it is lit.
+fn pointer_coloured(pixel: [u8; 4]) -> bool {
+    let [r, g, b, _] = pixel.map(i32::from);
+    r > 2 * g && b > 2 * g && r > 60
+}
+
+#[test]
+fn a_pointer_shows_over_the_model_even_behind_a_part_with_its_ray() {
+    let (mut renderer, model) = bracket();
+    // The back of the upright (x 0..6), seen from the front-right where the framing camera is:
+    // behind the upright itself.
+    let target = Vec3::new(0.0, 40.0, 20.0);
+    let origin = Vec3::new(60.0, 80.0, 60.0);
+    let plain = draw(&mut renderer, &model, &Look::default());
+    let (x, y) = on_screen(&model, target);
+    assert!(
+        !pointer_coloured(plain.pixel(x, y)),
+        "{:?}",
+        plain.pixel(x, y)
+    );
+    let pointed = Look {
+        pointer: Some((target, None)),
+        ..Look::default()
+    };
+    let frame = draw(&mut renderer, &model, &pointed);
+    keep("pointer", &frame);
+    assert!(
+        pointer_coloured(frame.pixel(x, y)),
+        "{:?}",
+        frame.pixel(x, y)
+    );
+    let marked = differing(&plain, &frame).len();
+    assert!(
+        (50..5000).contains(&marked),
+        "a small ball: {marked} pixels"
+    );
+
+    let ray = Look {
+        pointer: Some((target, Some(origin))),
+        ..Look::default()
+    };
+    let frame = draw(&mut renderer, &model, &ray);
+    keep("pointer-ray", &frame);
+    let (mx, my) = on_screen(&model, (target + origin) / 2.0);
+    let near_middle = (my.saturating_sub(2)..my + 3)
+        .flat_map(|y| (mx.saturating_sub(2)..mx + 3).map(move |x| (x, y)))
+        .any(|(x, y)| pointer_coloured(frame.pixel(x, y)));
+    assert!(near_middle, "the rod passes half way along");
+    assert!(
+        differing(&plain, &frame).len() > marked,
+        "the rod adds pixels"
+    );
+}
+
+/// Pixels in the brass of the gearbox's gears.
+fn brass(image: &RgbaImage) -> usize {
+    (0..image.height)
+        .flat_map(|y| (0..image.width).map(move |x| (x, y)))
+        .filter(|&(x, y)| {
+            let [r, g, b, _] = image.pixel(x, y).map(i32::from);
+            r > b + 50 && g > b + 30
+        })
+        .count()
+}
+
+#[test]
+fn a_group_override_reaches_every_part_in_it() {
+    let Ok(mut renderer) = Renderer::new() else {
+        panic!("no GPU adapter: install Mesa's lavapipe (scripts/setup.sh)");
+    };
+    let model = renderer.upload(&samples::gearbox()).unwrap();
+    let look = |review: &str| Look::of_review(&serde_json::from_str(review).unwrap(), &model);
+    let closed = draw(&mut renderer, &model, &Look::default());
+    assert_eq!(brass(&closed), 0, "the cover hides the gears");
+    let open = draw(
+        &mut renderer,
+        &model,
+        &look(r#"{"parts":{"Housing/Cover":{"hidden":true}}}"#),
+    );
+    keep("gearbox-open", &open);
+    let both = brass(&open);
+    assert!(both > 2000, "both gears show: {both}");
+    let one = brass(&draw(
+        &mut renderer,
+        &model,
+        &look(r#"{"parts":{"Housing/Cover":{"hidden":true},"Output shaft":{"hidden":true}}}"#),
+    ));
+    assert!(
+        one * 3 < both && one > 100,
+        "hiding the output shaft's group hides its gear, not the pinion: {both} -> {one}"
+    );
+    // Hiding the whole housing shows the same gears (the base is below them).
+    let unhoused = brass(&draw(
+        &mut renderer,
+        &model,
+        &look(r#"{"parts":{"Housing":{"hidden":true}}}"#),
+    ));
+    assert!(unhoused >= both, "{unhoused} < {both}");
+    // A part's own setting beats its group's: the cover shown again within a hidden housing.
+    let covered = brass(&draw(
+        &mut renderer,
+        &model,
+        &look(r#"{"parts":{"Housing":{"hidden":true},"Housing/Cover":{"hidden":false}}}"#),
+    ));
+    assert_eq!(covered, 0);
+}

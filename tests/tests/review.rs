@@ -50,7 +50,7 @@ async fn the_host_renders_the_review_it_is_sent_and_refuses_a_bad_one() {
     review.parts.insert(
         "Upright".into(),
         PartOverride {
-            hidden: true,
+            hidden: Some(true),
             ..PartOverride::default()
         },
     );
@@ -155,7 +155,7 @@ async fn a_tablets_review_reaches_every_member_once_is_versioned_and_survives_a_
         }
     }
     assert_eq!(heard.len(), 1, "{heard:?}");
-    assert!(heard[0].parts["Upright"].hidden);
+    assert_eq!(heard[0].parts["Upright"].hidden, Some(true));
     assert_eq!(heard[0].explode, 0.25);
     server.stop().await;
 
@@ -225,4 +225,108 @@ async fn a_models_parts_are_listed_in_order_with_their_triangles() {
         .await;
     assert_eq!(missing.status, 404);
     server.stop().await;
+}
+
+/// A glTF assembly, `Frame { Rail (mesh), Bolts { Bolt (mesh), Bolt (mesh) } }`, one triangle
+/// each, moved apart.
+fn assembly_gltf() -> String {
+    use base64::Engine;
+    let corners: Vec<u8> = [[0f32, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]
+        .iter()
+        .flatten()
+        .flat_map(|c| c.to_le_bytes())
+        .collect();
+    let bin = base64::engine::general_purpose::STANDARD.encode(corners);
+    format!(
+        r#"{{"asset":{{"version":"2.0"}},"scene":0,"scenes":[{{"nodes":[0]}}],
+        "nodes":[
+            {{"name":"Frame","children":[1,2]}},
+            {{"name":"Rail","mesh":0}},
+            {{"name":"Bolts","children":[3,4]}},
+            {{"name":"Bolt","mesh":0,"translation":[0,0,1]}},
+            {{"name":"Bolt","mesh":0,"translation":[0,0,2]}}],
+        "meshes":[{{"primitives":[{{"attributes":{{"POSITION":0}}}}]}}],
+        "buffers":[{{"byteLength":36,"uri":"data:application/octet-stream;base64,{bin}"}}],
+        "bufferViews":[{{"buffer":0,"byteLength":36}}],
+        "accessors":[{{"bufferView":0,"componentType":5126,"count":3,"type":"VEC3","min":[0,0,0],"max":[1,1,0]}}]}}"#
+    )
+}
+
+#[tokio::test]
+async fn an_assemblys_parts_are_a_tree_kept_beside_its_mesh() {
+    let dir = data_dir();
+    let (account, key) = ArrClient::create_account(dir.path(), "tree").await;
+    let server = TestServer::start(dir.path()).await;
+    let arr = ArrClient::sign_in(&server, &account, &key).await;
+    let uploaded = parallax_tests::upload(
+        &server,
+        &arr.token,
+        &[("assembly.gltf", assembly_gltf().into_bytes())],
+    )
+    .await;
+    assert_eq!(uploaded.status, 201, "{}", uploaded.body);
+    let id = uploaded.body["id"].as_str().unwrap().to_string();
+    let parts_of = |id: String| {
+        let arr = &arr;
+        let url = format!("{}/v1/models/{id}/parts", server.url());
+        async move { arr.call(reqwest::Method::GET, &url, None).await }
+    };
+    let parts = parts_of(id.clone()).await;
+    assert_eq!(parts.status, 200, "{}", parts.body);
+    let frame = &parts.body["parts"][0];
+    assert_eq!(
+        (frame["name"].as_str(), frame["triangles"].as_u64()),
+        (Some("Frame"), Some(3))
+    );
+    let bolts = &frame["children"][1];
+    assert_eq!(bolts["path"], "Frame/Bolts");
+    let paths: Vec<&str> = bolts["children"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(paths, ["Frame/Bolts/Bolt", "Frame/Bolts/Bolt (2)"]);
+    assert_eq!(bolts["bounds"]["max"][2], 2.0, "{}", bolts);
+
+    // It was written once, at conversion; a model converted before parts lists is converted
+    // again when its parts are first asked for.
+    let kept: Vec<_> = walk(&dir.path().join("models"))
+        .into_iter()
+        .filter(|p| p.ends_with(".parallax-parts.json"))
+        .collect();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    std::fs::remove_file(&kept[0]).unwrap();
+    let again = parts_of(id).await;
+    assert_eq!(again.body, parts.body);
+    assert!(kept[0].exists());
+
+    // The gearbox sample is an assembly too.
+    let gearbox = parts_of("gearbox".into()).await;
+    let roots: Vec<&str> = gearbox.body["parts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(roots, ["Housing", "Input shaft", "Output shaft"]);
+    assert_eq!(
+        gearbox.body["parts"][0]["children"][1]["path"],
+        "Housing/Cover"
+    );
+    server.stop().await;
+}
+
+/// Every file under `dir`.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
 }

@@ -1,5 +1,6 @@
 //! Turning an upload's files into what the catalog serves: the mesh in the transfer form render
-//! hosts load (`.parallax-mesh`) and a thumbnail, both written beside the files.
+//! hosts load (`.parallax-mesh`), its parts list (`.parallax-parts.json`) and a thumbnail, all
+//! written beside the files.
 //!
 //! `parallax serve` does this in a child process (`parallax prepare-model`, one at a time, with a
 //! time limit): importing a few MB of untrusted bytes and drawing them on lavapipe takes a few
@@ -21,6 +22,7 @@ use thiserror::Error;
 use tokio::sync::Semaphore;
 
 use crate::catalog::files::{THUMBNAIL, write_atomically};
+use crate::catalog::parts::{PARTS, parts_file};
 
 /// The imported mesh's file name in a model's folder: hidden, so no upload can be called that.
 pub const MESH: &str = ".parallax-mesh";
@@ -102,7 +104,7 @@ impl Converter {
         }
     }
 
-    /// Writes [`MESH`] (for a file) and [`THUMBNAIL`] into the source's folder.
+    /// Writes [`MESH`] and [`PARTS`] (for a file) and [`THUMBNAIL`] into the source's folder.
     pub async fn prepare(&self, source: Source) -> Result<Prepared, ConvertError> {
         match self {
             Converter::Child {
@@ -140,12 +142,15 @@ async fn prepare_on(renderer: &RenderWorker, source: Source) -> Result<Prepared,
                 move || {
                     let imported = import_in(&folder, &file)?;
                     let transfer = imported.mesh.to_bytes();
-                    Ok::<_, ConvertError>((imported, transfer))
+                    let parts = parts_file(&imported.mesh);
+                    Ok::<_, ConvertError>((imported, (transfer, parts)))
                 }
             })
             .await
             .map_err(|e| ConvertError::Failed(format!("the importer failed: {e}")))??;
+            let (transfer, parts) = transfer;
             write_atomically(&folder.join(MESH), &transfer).await?;
+            write_atomically(&folder.join(PARTS), &parts).await?;
             let format = imported.format.as_str().to_string();
             (folder, ModelId::new(file), imported.mesh, Some(format))
         }

@@ -5,3 +5,4 @@
 pub mod convert;
 pub mod files;
 pub mod models;
+pub mod parts;

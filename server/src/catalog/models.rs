@@ -23,6 +23,7 @@ use crate::catalog::convert::{ConvertError, Converter, MESH, Source};
 use crate::catalog::files::{
     THUMBNAIL, UploadedFile, content_id, is_model_file, owned_id, safe_file_name, write_atomically,
 };
+use crate::catalog::parts::{PARTS, parts_file};
 
 #[derive(Debug, Error)]
 pub enum CatalogError {
@@ -81,8 +82,9 @@ pub struct Catalog {
     dir: PathBuf,
     store: Store,
     converter: Converter,
-    /// The samples' meshes in transfer form: small, built at start, always kept.
-    samples: HashMap<ModelId, Bytes>,
+    /// The samples' meshes in transfer form and their parts lists: small, built at start,
+    /// always kept.
+    samples: HashMap<ModelId, (Bytes, Bytes)>,
 }
 
 impl Catalog {
@@ -110,7 +112,8 @@ impl Catalog {
                 triangles: mesh.triangles(),
             };
             store.upsert_model(&summary, ModelSource::Sample).await?;
-            samples.insert(summary.id, Bytes::from(mesh.to_bytes()));
+            let parts = Bytes::from(parts_file(&mesh));
+            samples.insert(summary.id, (Bytes::from(mesh.to_bytes()), parts));
         }
         Ok(Self {
             dir,
@@ -257,7 +260,7 @@ impl Catalog {
     /// The mesh of `record` (as [`Catalog::get`] gave it) in transfer form; an upload stored
     /// before conversions kept it on disk is converted now.
     pub async fn mesh(&self, record: &ModelRecord) -> Result<MeshBytes, CatalogError> {
-        if let Some(bytes) = self.samples.get(&record.summary.id) {
+        if let Some((bytes, _)) = self.samples.get(&record.summary.id) {
             return Ok(MeshBytes::Memory(bytes.clone()));
         }
         let path = self.folder(record).join(MESH);
@@ -265,6 +268,20 @@ impl Catalog {
             self.converter.prepare(self.source(record)?).await?;
         }
         Ok(MeshBytes::File(path))
+    }
+
+    /// The parts list of `record` as JSON ([`crate::catalog::parts`]); an upload converted
+    /// before conversions wrote one is converted again now.
+    pub async fn parts(&self, record: &ModelRecord) -> Result<Bytes, CatalogError> {
+        if let Some((_, parts)) = self.samples.get(&record.summary.id) {
+            return Ok(parts.clone());
+        }
+        let path = self.folder(record).join(PARTS);
+        if let Ok(json) = tokio::fs::read(&path).await {
+            return Ok(Bytes::from(json));
+        }
+        self.converter.prepare(self.source(record)?).await?;
+        Ok(Bytes::from(tokio::fs::read(&path).await?))
     }
 
     /// The PNG thumbnail of `record`, rendered once and kept on disk.

@@ -14,7 +14,7 @@ use serde::Serialize;
 use crate::base::error::{AppError, Result};
 use crate::base::store::ModelRecord;
 use crate::catalog::files::UploadedFile;
-use crate::catalog::models::{Added, CatalogError, MeshBytes};
+use crate::catalog::models::{Added, CatalogError};
 use crate::http::auth::{Caller, Visitor};
 use crate::state::AppState;
 
@@ -31,47 +31,18 @@ pub fn router(max_upload_bytes: usize) -> Router<AppState> {
         .route("/v1/models/{id}/parts", get(parts_handler))
 }
 
-/// One part of a model, as a design review names it.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PartJson {
-    /// What a review's overrides and a pick's hits call it.
-    name: String,
-    triangles: u32,
-    /// Parts within this one (the importers keep flat lists today: always empty).
-    children: Vec<PartJson>,
-}
-
-/// `GET /v1/models/{id}/parts`: the model's parts as a tree, in the model's order, and its
-/// bounds (where a review's cut planes go).
+/// `GET /v1/models/{id}/parts`: the model's bounds (where a review's cut planes go) and its
+/// parts as a tree ([`crate::catalog::parts::PartsJson`]), read from the file its conversion
+/// wrote.
 async fn parts_handler(
     State(state): State<AppState>,
     visitor: Visitor,
     Path(id): Path<String>,
-) -> Result<Json<serde_json::Value>> {
+) -> Result<impl IntoResponse> {
     let id = ModelId::new(id);
     let record = state.catalog.get(&id, &visitor.claims.sub).await?;
-    let bytes = match state.catalog.mesh(&record).await? {
-        MeshBytes::Memory(bytes) => bytes.to_vec(),
-        MeshBytes::File(path) => tokio::fs::read(&path)
-            .await
-            .map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?,
-    };
-    let parts = parallax_render::Mesh::parts_of_bytes(&bytes).map_err(|e| anyhow::anyhow!(e))?;
-    let parts: Vec<PartJson> = parts
-        .into_iter()
-        .map(|(part, triangles)| PartJson {
-            name: part.name,
-            triangles,
-            children: Vec::new(),
-        })
-        .collect();
-    // Where cut planes go: the model's bounds, in model space.
-    let bounds = parallax_render::Mesh::bounds_of_bytes(&bytes)
-        .map(|b| serde_json::json!({ "min": b.min.to_array(), "max": b.max.to_array() }));
-    Ok(Json(
-        serde_json::json!({ "model": id, "bounds": bounds, "parts": parts }),
-    ))
+    let json = state.catalog.parts(&record).await?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], json))
 }
 
 /// A catalog entry as the API reports it.
