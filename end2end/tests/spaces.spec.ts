@@ -148,7 +148,7 @@ test("a tablet creates a space, shows a model to everyone and sees the room live
   await expect(roster.locator(".member .badge")).toHaveText("arbiter");
 
   // The catalog, with thumbnails from our renderer; showing a model marks it for everyone.
-  await expect(tablet.locator(".model-card")).toHaveCount(3);
+  await expect(tablet.locator(".model-card")).toHaveCount(4);
   // Each thumbnail arrives and decodes as a 480×360 image (a broken one has no natural width).
   for (const img of await tablet.locator(".model-card img.thumbnail").all()) {
     await img.scrollIntoViewIfNeeded();

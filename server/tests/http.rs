@@ -66,7 +66,7 @@ async fn the_catalog_lists_the_sample_models_with_sizes() {
         .iter()
         .map(|m| m["id"].clone())
         .collect();
-    assert_eq!(ids, ["bracket", "gear", "shaft"]);
+    assert_eq!(ids, ["bracket", "gear", "shaft", "gearbox"]);
     assert!(body["models"][1]["triangles"].as_u64().unwrap() > 100);
 }
 
