@@ -216,6 +216,23 @@ async function capPixels(page: Page): Promise<number> {
   });
 }
 
+/** Pixels of the canvas whose colour passes `test` (r, g, b). */
+async function pixelsWhere(page: Page, test: string): Promise<number> {
+  return page.locator("canvas.frame").evaluate((canvas: HTMLCanvasElement, test: string) => {
+    const matches = new Function("r", "g", "b", `return ${test};`) as (r: number, g: number, b: number) => boolean;
+    const { data } = canvas.getContext("2d")!.getImageData(0, 0, canvas.width, canvas.height);
+    let count = 0;
+    for (let i = 0; i < data.length; i += 4) {
+      if (matches(data[i], data[i + 1], data[i + 2])) count++;
+    }
+    return count;
+  }, test);
+}
+
+/** The gears' brass, and the pointer's magenta. */
+const BRASS = "r > b + 50 && g > b + 30";
+const POINTER = "r > 2 * g && b > 2 * g && r > 60";
+
 async function frameOf(page: Page, model: string): Promise<Buffer> {
   const frame = page.locator("canvas.frame");
   // data-model names the model of the frame drawn on the canvas.
@@ -577,6 +594,65 @@ test("a tablet isolates a part and cuts a section; every browser headset's frame
   await expect
     .poll(() => capPixels(second), { timeout: 10_000 })
     .toBeGreaterThan(100);
+});
+
+test("a tablet hides a group of an assembly and points at a part; every headset sees both", async ({ browser }) => {
+  test.setTimeout(60_000);
+  const room = `assembly-${Date.now().toString(36)}`;
+  const tablet = await signedIn(browser);
+  await createSpace(tablet, room);
+  const code = await joinCode(tablet);
+  const headsets = [await guest(browser, code, "Tree A"), await guest(browser, code, "Tree B")];
+  for (const headset of headsets) {
+    await expect(headset.locator(".hud .status")).toHaveText("Connected", { timeout: 15_000 });
+  }
+  await tablet.getByRole("button", { name: /^Show Gearbox.* to everyone$/ }).click();
+  for (const headset of headsets) await frameOf(headset, "gearbox");
+  // Closed, the housing hides the gears.
+  for (const headset of headsets) expect(await pixelsWhere(headset, BRASS)).toBe(0);
+
+  // The panel lists the tree: three groups and their six parts; a group collapses.
+  const review = tablet.getByRole("region", { name: "Design review" });
+  await expect(review.locator(".part")).toHaveCount(9);
+  await expect(review.locator(".part.group")).toHaveCount(3);
+  await review.getByRole("button", { name: "List the parts of Housing" }).click();
+  await expect(review.locator(".part")).toHaveCount(7);
+  await expect(review.getByRole("button", { name: "List the parts of Housing" })).toHaveAttribute("aria-expanded", "false");
+  await review.getByRole("button", { name: "List the parts of Housing" }).click();
+  await expect(review.locator(".part")).toHaveCount(9);
+  // A search keeps the groups the matches are in.
+  await review.getByLabel("Find a part").fill("pinion");
+  await expect(review.locator(".part")).toHaveCount(2);
+  await review.getByLabel("Find a part").fill("");
+
+  // Hiding the housing hides both its parts, on the tablet and on every headset.
+  await review.getByRole("button", { name: "Hide Housing" }).click();
+  await expect(review.locator('.part[data-part="Housing/Cover"]')).toHaveAttribute("data-hidden", "true");
+  await expect(review.locator('.part[data-part="Housing/Base"]')).toHaveAttribute("data-hidden", "true");
+  await expect(review.locator('.part[data-part="Output shaft/Gear"]')).toHaveAttribute("data-hidden", "false");
+  for (const headset of headsets) {
+    await expect.poll(() => pixelsWhere(headset, BRASS), { timeout: 10_000 }).toBeGreaterThan(2000);
+  }
+  const both = await Promise.all(headsets.map((h) => pixelsWhere(h, BRASS)));
+
+  // Pointing at the output gear: the tablet says who points at what, every headset draws it.
+  for (const headset of headsets) expect(await pixelsWhere(headset, POINTER)).toBe(0);
+  await review.getByRole("button", { name: "Point at Gear" }).click();
+  await expect(review.getByRole("status").filter({ hasText: "points at" })).toContainText("points at Output shaft/Gear");
+  for (const headset of headsets) {
+    await expect.poll(() => pixelsWhere(headset, POINTER), { timeout: 10_000 }).toBeGreaterThan(30);
+  }
+  await review.getByRole("button", { name: "Stop pointing" }).click();
+  for (const headset of headsets) {
+    await expect.poll(() => pixelsWhere(headset, POINTER), { timeout: 10_000 }).toBe(0);
+  }
+
+  // Hiding the output shaft's group takes its gear with it; the pinion stays.
+  await review.getByRole("button", { name: "Hide Output shaft" }).click();
+  for (let i = 0; i < headsets.length; i++) {
+    await expect.poll(() => pixelsWhere(headsets[i], BRASS), { timeout: 10_000 }).toBeLessThan(both[i] / 3);
+    expect(await pixelsWhere(headsets[i], BRASS)).toBeGreaterThan(100);
+  }
 });
 
 test("a wrong join code is refused with a clear message", async ({ page }) => {
