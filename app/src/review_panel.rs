@@ -284,11 +284,34 @@ fn PartRow(
         let path = path.clone();
         Signal::derive(move || state.review.get().look_of(&path))
     };
-    let change = {
+    // Each button's change to the review, for this row's part.
+    let set_hidden = {
         let path = path.clone();
-        move |change: fn(&mut Review, &str)| {
+        move |hidden: bool| {
             let path = path.clone();
-            update(state, move |review| change(review, &path));
+            update(state, move |review| review.set_hidden(&path, hidden));
+        }
+    };
+    let set_highlighted = {
+        let path = path.clone();
+        move |lit: bool| {
+            let path = path.clone();
+            update(state, move |review| review.set_highlighted(&path, lit));
+        }
+    };
+    let toggle_tint = {
+        let path = path.clone();
+        move |_| {
+            let path = path.clone();
+            update(state, move |review| {
+                let part = review.parts.entry(path).or_default();
+                part.tint = if part.tint.is_some() {
+                    None
+                } else {
+                    Some(TINT)
+                };
+                review.parts.retain(|_, part| *part != Default::default());
+            });
         }
     };
     let isolate = {
@@ -332,7 +355,6 @@ fn PartRow(
             })
         }
     };
-    let (hide, tint, highlight) = (change.clone(), change.clone(), change);
     let hidden = move || look.get().hidden;
     let tinted = move || look.get().tint.is_some();
     let lit = move || look.get().highlighted;
@@ -364,13 +386,7 @@ fn PartRow(
                 type="button"
                 aria-label=format!("Hide {name}")
                 aria-pressed=move || hidden().to_string()
-                on:click=move |_| {
-                    if hidden() {
-                        hide(|review, path| review.set_hidden(path, false))
-                    } else {
-                        hide(|review, path| review.set_hidden(path, true))
-                    }
-                }
+                on:click=move |_| set_hidden(!hidden())
             >
                 {move || if hidden() { "Show" } else { "Hide" }}
             </button>
@@ -381,13 +397,7 @@ fn PartRow(
                 type="button"
                 aria-label=format!("Tint {name}")
                 aria-pressed=move || tinted().to_string()
-                on:click=move |_| {
-                    tint(|review, path| {
-                        let part = review.parts.entry(path.to_string()).or_default();
-                        part.tint = if part.tint.is_some() { None } else { Some(TINT) };
-                        review.parts.retain(|_, part| *part != Default::default());
-                    })
-                }
+                on:click=toggle_tint
             >
                 "Tint"
             </button>
@@ -395,13 +405,7 @@ fn PartRow(
                 type="button"
                 aria-label=format!("Highlight {name}")
                 aria-pressed=move || lit().to_string()
-                on:click=move |_| {
-                    if lit() {
-                        highlight(|review, path| review.set_highlighted(path, false))
-                    } else {
-                        highlight(|review, path| review.set_highlighted(path, true))
-                    }
-                }
+                on:click=move |_| set_highlighted(!lit())
             >
                 "Highlight"
             </button>

@@ -214,6 +214,13 @@ impl Mesh {
         after.checked_sub(1).map(|i| self.path_of(i))
     }
 
+    /// Where part `index`'s own triangles end: where the next part's begin.
+    fn part_end(&self, index: usize) -> u32 {
+        self.parts
+            .get(index + 1)
+            .map_or(self.triangles() as u32, |p| p.first_triangle)
+    }
+
     /// The mesh's triangles as a renderer draws them, part by part: each part with triangles of
     /// its own (its index in [`Mesh::parts`] and its triangles), and those before the first
     /// part (or all of them, in a model without parts) as one more, unnamed.
@@ -225,10 +232,7 @@ impl Mesh {
             ranges.push((None, 0..first_named));
         }
         for (i, part) in self.parts.iter().enumerate() {
-            let end = self
-                .parts
-                .get(i + 1)
-                .map_or(triangles, |p| p.first_triangle);
+            let end = self.part_end(i);
             if part.first_triangle < end {
                 ranges.push((Some(i), part.first_triangle..end));
             }
@@ -256,14 +260,9 @@ impl Mesh {
 
     /// Each part's triangles, its own and those of the parts within it, and their bounds.
     pub fn part_extents(&self) -> Vec<(u64, Option<Bounds>)> {
-        let triangles = self.triangles() as u32;
         let mut extents: Vec<(u64, Option<Bounds>)> = (0..self.parts.len())
             .map(|i| {
-                let first = self.parts[i].first_triangle;
-                let end = self
-                    .parts
-                    .get(i + 1)
-                    .map_or(triangles, |p| p.first_triangle);
+                let (first, end) = (self.parts[i].first_triangle, self.part_end(i));
                 (
                     u64::from(end.saturating_sub(first)),
                     self.bounds_of(first..end),
@@ -315,11 +314,12 @@ impl Mesh {
             }
             part.first_triangle = kept_before(part.first_triangle);
             part.parent = part.parent.and_then(|p| new_index[p as usize]);
-            let mut name = part.name.replace(PATH_SEPARATOR, "\u{2215}");
+            let plain = part.name.replace(PATH_SEPARATOR, "\u{2215}");
+            let mut name = plain.clone();
             let mut n = 1;
             while !taken.insert((part.parent, name.clone())) {
                 n += 1;
-                name = format!("{} ({n})", part.name.replace(PATH_SEPARATOR, "\u{2215}"));
+                name = format!("{plain} ({n})");
             }
             part.name = name;
             new_index[i] = Some(kept.len() as u32);

@@ -188,8 +188,8 @@ pub fn gearbox() -> Mesh {
             DARK_STEEL,
         );
         mesh.begin_part_in(wheel, Some(group));
+        let gear_start = mesh.vertices.len();
         push_gear(&mut mesh, teeth, radii, 6.0, 5.0, BRASS);
-        let gear_start = mesh.vertices.len() - teeth * 5 * 4 * 6;
         for v in &mut mesh.vertices[gear_start..] {
             v.position[1] += 40.0;
         }
