@@ -45,6 +45,10 @@ apt_install mesa-vulkan-drivers libvulkan1 libegl1 libegl-mesa0 libgl1-mesa-dri
 # The assembler for OpenH264's SIMD code, which the openh264 crate builds from its bundled source
 # (without nasm it builds the plain C and encodes more slowly).
 apt_install nasm
+# OpenCascade 7.6 (LGPL-2.1 with the OCCT exception), linked dynamically by parallax-step's C++
+# shim to read STEP files; the -dev package brings the runtime libraries too.
+apt_install g++ libocct-data-exchange-dev libocct-ocaf-dev libocct-modeling-algorithms-dev \
+  libocct-modeling-data-dev libocct-foundation-dev
 
 if [ "$want" = all ]; then
   # Debian's Chromium for the Playwright suite (Playwright cannot download its own browser here),

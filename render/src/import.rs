@@ -1,5 +1,7 @@
 //! Model import: glTF 2.0 (`.gltf` with embedded or external buffers, `.glb`), STL (binary and
-//! ASCII) and OBJ, into one flat-shaded [`Mesh`] in world space.
+//! ASCII) and OBJ, into one flat-shaded [`Mesh`] in world space. STEP files are B-reps that need a
+//! CAD kernel to become triangles: the `parallax-step` crate reads them, through the same
+//! [`ModelBuilder`].
 //!
 //! Files come from people and other tools, so nothing is trusted: the format must match the
 //! name or the bytes, every coordinate must be finite, indices must be in range, buffers must be
@@ -26,6 +28,8 @@ pub enum Format {
     Glb,
     Stl,
     Obj,
+    /// ISO 10303-21 (AP203/AP214/AP242): read by `parallax-step`, not by [`import`].
+    Step,
 }
 
 impl Format {
@@ -45,6 +49,7 @@ impl Format {
             "gltf" => Ok(Self::Gltf),
             "stl" => Ok(Self::Stl),
             "obj" => Ok(Self::Obj),
+            "step" | "stp" => Ok(Self::Step),
             _ => Err(ImportError::UnknownFormat(name.to_string())),
         }
     }
@@ -55,14 +60,20 @@ impl Format {
             Self::Glb => "GLB",
             Self::Stl => "STL",
             Self::Obj => "OBJ",
+            Self::Step => "STEP",
         }
     }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum ImportError {
-    #[error("{0:?} is not a model Parallax reads: use .gltf, .glb, .stl or .obj")]
+    #[error("{0:?} is not a model Parallax reads: use .step, .stp, .gltf, .glb, .stl or .obj")]
     UnknownFormat(String),
+    /// A STEP file handed to [`import`], which has no CAD kernel.
+    #[error("STEP files are read with OpenCascade, by parallax-step")]
+    NeedsKernel,
+    #[error("invalid STEP: {0}")]
+    Step(String),
     #[error(
         "not a binary glTF file: a .glb must start with the 'glTF' header (JSON glTF files end in .gltf)"
     )]
@@ -126,7 +137,7 @@ pub fn import(
     resolve: &mut dyn FnMut(&str) -> Option<Vec<u8>>,
 ) -> Result<ImportedModel, ImportError> {
     let format = Format::detect(name, bytes)?;
-    let mut builder = Builder::default();
+    let mut builder = ModelBuilder::default();
     let mut skipped_primitives = 0;
     match format {
         Format::Gltf | Format::Glb => {
@@ -142,6 +153,7 @@ pub fn import(
             import_stl(bytes, &mut builder)?
         }
         Format::Obj => import_obj(bytes, &mut builder)?,
+        Format::Step => return Err(ImportError::NeedsKernel),
     }
     builder.finish(format, skipped_primitives)
 }
@@ -168,15 +180,18 @@ pub fn import_file(path: &Path) -> Result<ImportedModel, std::io::Error> {
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
 }
 
+/// Collects an importer's parts and triangles, checking each: a corner must be finite, and a
+/// triangle without area is dropped and counted.
 #[derive(Default)]
-struct Builder {
-    mesh: Mesh,
+pub struct ModelBuilder {
+    pub mesh: Mesh,
     vertices_seen: u64,
     degenerate: u64,
 }
 
-impl Builder {
-    fn triangle(&mut self, corners: [Vec3; 3], color: [f32; 3]) -> Result<(), ImportError> {
+impl ModelBuilder {
+    /// Adds the triangle `corners` (counter-clockwise seen from outside) in `color`.
+    pub fn triangle(&mut self, corners: [Vec3; 3], color: [f32; 3]) -> Result<(), ImportError> {
         for corner in corners {
             if !corner.is_finite() {
                 return Err(ImportError::NonFinite {
@@ -199,7 +214,8 @@ impl Builder {
         Ok(())
     }
 
-    fn finish(
+    /// The model, welded; refused when it has no triangle to draw.
+    pub fn finish(
         mut self,
         format: Format,
         skipped_primitives: u64,
@@ -219,7 +235,7 @@ impl Builder {
     }
 }
 
-fn import_stl(bytes: &[u8], builder: &mut Builder) -> Result<(), ImportError> {
+fn import_stl(bytes: &[u8], builder: &mut ModelBuilder) -> Result<(), ImportError> {
     let stl =
         stl_io::read_stl(&mut Cursor::new(bytes)).map_err(|e| ImportError::Stl(e.to_string()))?;
     let vertex = |i: usize| -> Result<Vec3, ImportError> {
@@ -235,7 +251,7 @@ fn import_stl(bytes: &[u8], builder: &mut Builder) -> Result<(), ImportError> {
     Ok(())
 }
 
-fn import_obj(bytes: &[u8], builder: &mut Builder) -> Result<(), ImportError> {
+fn import_obj(bytes: &[u8], builder: &mut ModelBuilder) -> Result<(), ImportError> {
     // Positions only: a face's position indices are all we read, so normals and texture
     // coordinates need not be unified with them (`single_index`), which would copy vertices.
     let options = tobj::LoadOptions {
@@ -281,7 +297,7 @@ fn import_obj(bytes: &[u8], builder: &mut Builder) -> Result<(), ImportError> {
 fn import_gltf(
     bytes: &[u8],
     resolve: &mut dyn FnMut(&str) -> Option<Vec<u8>>,
-    builder: &mut Builder,
+    builder: &mut ModelBuilder,
 ) -> Result<u64, ImportError> {
     let gltf = gltf::Gltf::from_slice(bytes).map_err(|e| ImportError::Gltf(e.to_string()))?;
     let mut blob = gltf.blob.clone();
@@ -360,7 +376,7 @@ fn visit(
     group: Option<u32>,
     depth: usize,
     buffers: &[Vec<u8>],
-    builder: &mut Builder,
+    builder: &mut ModelBuilder,
     skipped: &mut u64,
 ) -> Result<(), ImportError> {
     if depth > MAX_NODE_DEPTH {
@@ -396,7 +412,7 @@ fn mesh_triangles(
     mesh: &gltf::Mesh,
     world: Mat4,
     buffers: &[Vec<u8>],
-    builder: &mut Builder,
+    builder: &mut ModelBuilder,
     skipped: &mut u64,
 ) -> Result<(), ImportError> {
     // Mirroring transforms flip winding; face normals come from the corners, so that is fine,

@@ -25,7 +25,9 @@ pub mod video;
 
 pub use camera::View;
 pub use encode::{EncodeError, decode_png, encode_jpeg, encode_png};
-pub use import::{Format, ImportError, ImportedModel, import, import_file};
+pub use import::{
+    DEFAULT_COLOR, Format, ImportError, ImportedModel, ModelBuilder, import, import_file,
+};
 pub use mesh::{Bounds, Mesh, Orientation, Part, Vertex, path_in};
 pub use renderer::{
     Eye, GpuModel, Look, MAX_CUT_PLANES, MAX_EYES, PartLook, RenderError, Renderer, RgbaImage,

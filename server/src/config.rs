@@ -49,6 +49,81 @@ pub struct PrepareModelArgs {
     /// A sample's id instead (its thumbnail only).
     #[arg(long)]
     pub sample: Option<String>,
+    #[command(flatten)]
+    pub conversion: ConversionArgs,
+}
+
+/// How models are converted for the catalog: the limits a conversion runs under, and how finely
+/// STEP files' curved faces become triangles.
+#[derive(Debug, Clone, Args)]
+pub struct ConversionArgs {
+    /// Longest one conversion may take, in seconds; it is stopped and fails after that.
+    #[arg(
+        long = "convert-time-limit",
+        env = "PARALLAX_CONVERT_TIME_LIMIT_S",
+        default_value_t = 300,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub time_limit_s: u64,
+    /// Most memory one conversion may take on top of what it starts with, in MiB; it fails
+    /// when it needs more.
+    #[arg(
+        long = "convert-memory-limit-mb",
+        env = "PARALLAX_CONVERT_MEMORY_LIMIT_MB",
+        default_value_t = 4096,
+        value_parser = clap::value_parser!(u64).range(64..)
+    )]
+    pub memory_limit_mb: u64,
+    /// STEP: the largest distance between a triangle and the surface it stands for, in
+    /// millimetres (default: a thousandth of the model's largest side).
+    #[arg(long = "step-chordal-deflection", env = "PARALLAX_STEP_CHORDAL_MM", value_parser = positive_mm)]
+    pub chordal_mm: Option<f64>,
+    /// STEP: the largest angle between neighbouring triangles along a curve, in degrees.
+    #[arg(
+        long = "step-angular-deflection",
+        env = "PARALLAX_STEP_ANGULAR_DEGREES",
+        default_value_t = 20.0,
+        value_parser = angle_degrees
+    )]
+    pub angular_degrees: f64,
+}
+
+impl ConversionArgs {
+    pub fn time_limit(&self) -> Duration {
+        Duration::from_secs(self.time_limit_s)
+    }
+
+    pub fn tessellation(&self) -> parallax_step::Tessellation {
+        parallax_step::Tessellation {
+            chordal: self.chordal_mm,
+            angular_degrees: self.angular_degrees,
+        }
+    }
+}
+
+impl Default for ConversionArgs {
+    fn default() -> Self {
+        Self {
+            time_limit_s: 300,
+            memory_limit_mb: 4096,
+            chordal_mm: None,
+            angular_degrees: 20.0,
+        }
+    }
+}
+
+fn positive_mm(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(mm) if mm.is_finite() && mm > 0.0 => Ok(mm),
+        _ => Err(format!("{text:?} is not a positive length in millimetres")),
+    }
+}
+
+fn angle_degrees(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(degrees) if (0.5..=90.0).contains(&degrees) => Ok(degrees),
+        _ => Err(format!("{text:?} is not an angle from 0.5 to 90 degrees")),
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -92,6 +167,8 @@ pub struct ServeArgs {
     pub metrics_token: Option<String>,
     #[command(flatten)]
     pub tls: TlsArgs,
+    #[command(flatten)]
+    pub conversion: ConversionArgs,
 }
 
 /// HTTPS: on by default, as headsets' browsers offer WebXR only in a secure context.

@@ -39,6 +39,7 @@ async fn main() -> ExitCode {
             parallax_host::run(args.into(), stop).await
         }
         Command::PrepareModel(args) => {
+            let limits = args.conversion;
             let source = match (args.file, args.sample) {
                 (Some(file), _) => Source::File {
                     folder: args.folder,
@@ -50,7 +51,7 @@ async fn main() -> ExitCode {
                     id: parallax_core::ModelId::new(id.unwrap_or_default()),
                 },
             };
-            return ExitCode::from(prepare_model_command(source).await);
+            return ExitCode::from(prepare_model_command(source, &limits).await);
         }
         Command::HostSecret(data) => parallax_server::host_secret(&data.path)
             .await

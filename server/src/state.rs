@@ -19,7 +19,7 @@ use crate::base::store::Store;
 use crate::catalog::convert::Converter;
 use crate::catalog::files::DEFAULT_MAX_UPLOAD_BYTES;
 use crate::catalog::models::Catalog;
-use crate::config::PoolArgs;
+use crate::config::{ConversionArgs, PoolArgs};
 use crate::pool::launcher::{HostMode, Launcher};
 use crate::pool::sessions::Sessions;
 use crate::spaces::space::Spaces;
@@ -102,6 +102,8 @@ pub struct Options {
     pub host_secret: Option<String>,
     /// A bearer token `/metrics` requires; `None` serves it to anyone who reaches the address.
     pub metrics_token: Option<String>,
+    /// The limits and settings of model conversions.
+    pub conversion: ConversionArgs,
     /// HTTPS, and with which certificate.
     pub tls: TlsSetup,
 }
@@ -118,6 +120,7 @@ impl Options {
             host_secret: None,
             metrics_token: None,
             tls: TlsSetup::Off,
+            conversion: ConversionArgs::default(),
         }
     }
 }
@@ -135,6 +138,7 @@ impl AppState {
             host_secret,
             metrics_token,
             tls,
+            conversion,
         } = options;
         let tls = Tls::open(data_dir, tls).context("setting up TLS")?;
         let store = open_store(data_dir).await?;
@@ -157,10 +161,11 @@ impl AppState {
         // Where the coordinator's own binary is, uploads are converted by it in a child process;
         // tests' coordinators convert them on a render thread of their own.
         let converter = match hosts {
-            HostMode::Processes(exe) => Converter::child(exe.clone()),
-            HostMode::Tasks => {
-                Converter::InProcess(RenderWorker::start_lazy(THUMBNAIL_GPU_CACHE_BYTES))
-            }
+            HostMode::Processes(exe) => Converter::child(exe.clone(), conversion.clone()),
+            HostMode::Tasks => Converter::InProcess(
+                RenderWorker::start_lazy(THUMBNAIL_GPU_CACHE_BYTES),
+                conversion.tessellation(),
+            ),
         };
         let catalog = Arc::new(
             Catalog::open(data_dir, store.clone(), converter)

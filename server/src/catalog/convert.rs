@@ -2,33 +2,32 @@
 //! hosts load (`.parallax-mesh`), its parts list (`.parallax-parts.json`) and a thumbnail, all
 //! written beside the files.
 //!
-//! `parallax serve` does this in a child process (`parallax prepare-model`, one at a time, with a
-//! time limit): importing a few MB of untrusted bytes and drawing them on lavapipe takes a few
-//! times the file's size in memory, which a long-running coordinator would otherwise keep (glibc
-//! keeps what its threads freed; docs/BENCHMARKS.md, soak), and a crash or a hang on a hostile
-//! file must not take the coordinator down. Tests' coordinators, which have no `parallax` binary
-//! to start, run the same steps on a thread of their own.
+//! `parallax serve` does this in a child process (`parallax prepare-model`, one at a time, under
+//! a time limit and a memory limit): importing a few MB of untrusted bytes and drawing them on
+//! lavapipe takes a few times the file's size in memory, which a long-running coordinator would
+//! otherwise keep (glibc keeps what its threads freed; docs/BENCHMARKS.md, soak), and a crash or
+//! a hang of a CAD kernel on a hostile STEP file must not take the coordinator down. Tests'
+//! coordinators, which have no `parallax` binary to start, run the same steps on a thread of
+//! their own.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use parallax_core::ModelId;
 use parallax_host::RenderWorker;
 use parallax_render::samples::SAMPLES;
-use parallax_render::{ImportError, ImportedModel, Mesh, import};
+use parallax_render::{Format, ImportError, ImportedModel, Mesh, import};
+use parallax_step::Tessellation;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use tokio::sync::Semaphore;
 
 use crate::catalog::files::{THUMBNAIL, write_atomically};
 use crate::catalog::parts::{PARTS, parts_file};
+use crate::config::ConversionArgs;
 
 /// The imported mesh's file name in a model's folder: hidden, so no upload can be called that.
 pub const MESH: &str = ".parallax-mesh";
-
-/// A conversion that takes longer than this is stopped and the upload refused.
-const TIME_LIMIT: Duration = Duration::from_secs(300);
 
 /// The exit code of `parallax prepare-model` when the file is not a model it can read.
 const EXIT_INVALID: u8 = 3;
@@ -37,7 +36,7 @@ const EXIT_INVALID: u8 = 3;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Prepared {
     pub triangles: u64,
-    /// `gltf`, `stl` or `obj`; `None` for a sample.
+    /// `STEP`, `glTF`, `GLB`, `STL` or `OBJ`; `None` for a sample.
     pub format: Option<String>,
     /// The GPU adapter the thumbnail was drawn on.
     pub adapter: String,
@@ -80,17 +79,19 @@ pub enum Converter {
         one_at_a_time: Arc<Semaphore>,
         /// The adapter the last child drew on, or why it could not open one.
         adapter: Arc<Mutex<Option<Result<String, String>>>>,
+        limits: ConversionArgs,
     },
-    /// On this process's threads, thumbnails on `renderer` (tests).
-    InProcess(RenderWorker),
+    /// On this process's threads, thumbnails on `renderer`, without limits (tests).
+    InProcess(RenderWorker, Tessellation),
 }
 
 impl Converter {
-    pub fn child(exe: PathBuf) -> Self {
+    pub fn child(exe: PathBuf, limits: ConversionArgs) -> Self {
         Self::Child {
             exe,
             one_at_a_time: Arc::new(Semaphore::new(1)),
             adapter: Arc::new(Mutex::new(None)),
+            limits,
         }
     }
 
@@ -100,7 +101,7 @@ impl Converter {
             Converter::Child { adapter, .. } => {
                 adapter.lock().unwrap_or_else(|e| e.into_inner()).clone()
             }
-            Converter::InProcess(renderer) => renderer.adapter().cloned(),
+            Converter::InProcess(renderer, _) => renderer.adapter().cloned(),
         }
     }
 
@@ -111,12 +112,13 @@ impl Converter {
                 exe,
                 one_at_a_time,
                 adapter,
+                limits,
             } => {
                 let _turn = one_at_a_time
                     .acquire()
                     .await
                     .map_err(|_| ConvertError::Failed("the coordinator is stopping".into()))?;
-                let result = run_child(exe, &source).await;
+                let result = run_child(exe, &source, limits).await;
                 let seen = match &result {
                     Ok(prepared) => Some(Ok(prepared.adapter.clone())),
                     Err(ConvertError::Failed(e)) if e.contains("GPU") => Some(Err(e.clone())),
@@ -127,20 +129,29 @@ impl Converter {
                 }
                 result
             }
-            Converter::InProcess(renderer) => prepare_on(renderer, source).await,
+            Converter::InProcess(renderer, tessellation) => {
+                prepare_on(renderer, source, tessellation, None).await
+            }
         }
     }
 }
 
 /// Converts `source` in this process, its thumbnail drawn on `renderer`: what a tests'
-/// coordinator does itself and what `parallax prepare-model` does in a process of its own.
-async fn prepare_on(renderer: &RenderWorker, source: Source) -> Result<Prepared, ConvertError> {
+/// coordinator does itself and what `parallax prepare-model` does in a process of its own. The
+/// import runs under `memory_limit` (MiB beyond what the process has), if one is given.
+async fn prepare_on(
+    renderer: &RenderWorker,
+    source: Source,
+    tessellation: &Tessellation,
+    memory_limit: Option<u64>,
+) -> Result<Prepared, ConvertError> {
     let (folder, id, mesh, format) = match source {
         Source::File { folder, file } => {
             let (imported, transfer) = tokio::task::spawn_blocking({
-                let (folder, file) = (folder.clone(), file.clone());
+                let (folder, file, tessellation) = (folder.clone(), file.clone(), *tessellation);
                 move || {
-                    let imported = import_in(&folder, &file)?;
+                    let _limit = memory_limit.map(MemoryLimit::impose).transpose()?;
+                    let imported = import_in(&folder, &file, &tessellation)?;
                     let transfer = imported.mesh.to_bytes();
                     let parts = parts_file(&imported.mesh);
                     Ok::<_, ConvertError>((imported, (transfer, parts)))
@@ -177,8 +188,12 @@ async fn prepare_on(renderer: &RenderWorker, source: Source) -> Result<Prepared,
     })
 }
 
-/// Runs `exe prepare-model` on `source`, killed after [`TIME_LIMIT`].
-async fn run_child(exe: &Path, source: &Source) -> Result<Prepared, ConvertError> {
+/// Runs `exe prepare-model` on `source` under `limits`: killed after their time.
+async fn run_child(
+    exe: &Path,
+    source: &Source,
+    limits: &ConversionArgs,
+) -> Result<Prepared, ConvertError> {
     let mut command = tokio::process::Command::new(exe);
     command
         .arg("prepare-model")
@@ -189,15 +204,25 @@ async fn run_child(exe: &Path, source: &Source) -> Result<Prepared, ConvertError
         Source::Sample { id, .. } => command.arg("--sample").arg(id.as_str()),
     };
     command
+        .arg("--convert-memory-limit-mb")
+        .arg(limits.memory_limit_mb.to_string())
+        .arg("--step-angular-deflection")
+        .arg(limits.angular_degrees.to_string());
+    if let Some(chordal) = limits.chordal_mm {
+        command
+            .arg("--step-chordal-deflection")
+            .arg(chordal.to_string());
+    }
+    command
         .env("RUST_LOG", "warn")
         .stdin(std::process::Stdio::null())
         .kill_on_drop(true);
-    let output = tokio::time::timeout(TIME_LIMIT, command.output())
+    let output = tokio::time::timeout(limits.time_limit(), command.output())
         .await
         .map_err(|_| {
             ConvertError::Failed(format!(
-                "converting the model took longer than {} s",
-                TIME_LIMIT.as_secs()
+                "converting the model took longer than its limit of {} s",
+                limits.time_limit_s
             ))
         })?
         .map_err(|e| ConvertError::Failed(format!("starting {}: {e}", exe.display())))?;
@@ -208,6 +233,14 @@ async fn run_child(exe: &Path, source: &Source) -> Result<Prepared, ConvertError
         .unwrap_or("no reason given")
         .trim()
         .to_string();
+    // Rust's allocator and OpenCascade's say so in their own words when the limit is hit.
+    let out_of_memory = said.contains("memory allocation of") || said.contains("out of memory");
+    if out_of_memory && output.status.code() != Some(0) {
+        return Err(ConvertError::Failed(format!(
+            "converting the model needed more than its memory limit of {} MiB",
+            limits.memory_limit_mb
+        )));
+    }
     match output.status.code() {
         Some(0) => serde_json::from_slice(&output.stdout)
             .map_err(|e| ConvertError::Failed(format!("the converter's answer: {e}"))),
@@ -222,12 +255,21 @@ async fn run_child(exe: &Path, source: &Source) -> Result<Prepared, ConvertError
     }
 }
 
-/// `parallax prepare-model`: converts `source` in this process with a GPU of its own, prints
-/// [`Prepared`] as JSON on stdout, and returns the exit code (a file that is no model: 3).
-pub async fn prepare_model_command(source: Source) -> u8 {
+/// `parallax prepare-model`: converts `source` in this process with a GPU of its own under
+/// `limits`' memory limit, prints [`Prepared`] as JSON on stdout, and returns the exit code (a
+/// file that is no model: 3).
+pub async fn prepare_model_command(source: Source, limits: &ConversionArgs) -> u8 {
     // No GPU models kept besides the one drawn: the process draws one and exits.
     let renderer = RenderWorker::start_lazy(0);
-    match prepare_on(&renderer, source).await {
+    let tessellation = limits.tessellation();
+    match prepare_on(
+        &renderer,
+        source,
+        &tessellation,
+        Some(limits.memory_limit_mb),
+    )
+    .await
+    {
         Ok(prepared) => match serde_json::to_string(&prepared) {
             Ok(json) => {
                 println!("{json}");
@@ -250,9 +292,28 @@ pub async fn prepare_model_command(source: Source) -> u8 {
 }
 
 /// Imports `folder/file`; the files it names are looked up by their last path segment among the
-/// files beside it, as uploads store them flat.
-fn import_in(folder: &Path, file: &str) -> Result<ImportedModel, ConvertError> {
+/// files beside it, as uploads store them flat. STEP files go to OpenCascade.
+fn import_in(
+    folder: &Path,
+    file: &str,
+    tessellation: &Tessellation,
+) -> Result<ImportedModel, ConvertError> {
     let bytes = std::fs::read(folder.join(file))?;
+    let invalid = |source| ConvertError::Invalid {
+        file: file.to_string(),
+        source,
+    };
+    if Format::detect(file, &bytes) == Ok(Format::Step) {
+        let step = parallax_step::read(&bytes, tessellation).map_err(invalid)?;
+        tracing::info!(
+            file,
+            unit = step.unit,
+            chordal_mm = step.chordal,
+            triangles = step.model.triangles(),
+            "read a STEP file"
+        );
+        return Ok(step.model);
+    }
     let mut beside = |uri: &str| {
         let wanted = uri.rsplit(['/', '\\']).next().unwrap_or(uri);
         let plain = !wanted.is_empty() && !wanted.starts_with('.');
@@ -260,10 +321,40 @@ fn import_in(folder: &Path, file: &str) -> Result<ImportedModel, ConvertError> {
             .then(|| std::fs::read(folder.join(wanted)).ok())
             .flatten()
     };
-    import(file, &bytes, &mut beside).map_err(|source| ConvertError::Invalid {
-        file: file.to_string(),
-        source,
-    })
+    import(file, &bytes, &mut beside).map_err(invalid)
+}
+
+/// The process's address-space limit while it imports: `limit_mb` MiB beyond what it uses now
+/// (its threads' stacks and allocator arenas are counted in, and are no import's doing). The
+/// previous limit comes back when this is dropped, before the thumbnail's GPU driver maps its
+/// own memory.
+struct MemoryLimit {
+    before: (nix::sys::resource::rlim_t, nix::sys::resource::rlim_t),
+}
+
+impl MemoryLimit {
+    fn impose(limit_mb: u64) -> Result<Self, ConvertError> {
+        use nix::sys::resource::{Resource, getrlimit, setrlimit};
+        let status = std::fs::read_to_string("/proc/self/status")?;
+        let in_use_kb: u64 = status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmSize:"))
+            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+            .ok_or_else(|| ConvertError::Failed("reading this process's size".into()))?;
+        let before = getrlimit(Resource::RLIMIT_AS)
+            .map_err(|e| ConvertError::Failed(format!("reading the memory limit: {e}")))?;
+        let wanted = (in_use_kb * 1024).saturating_add(limit_mb.saturating_mul(1024 * 1024));
+        setrlimit(Resource::RLIMIT_AS, wanted.min(before.1), before.1)
+            .map_err(|e| ConvertError::Failed(format!("setting the memory limit: {e}")))?;
+        Ok(Self { before })
+    }
+}
+
+impl Drop for MemoryLimit {
+    fn drop(&mut self) {
+        let (soft, hard) = self.before;
+        let _ = nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_AS, soft, hard);
+    }
 }
 
 fn sample_mesh(id: &ModelId) -> Result<Mesh, ConvertError> {

@@ -18,7 +18,7 @@ pub struct UploadedFile {
 
 pub fn is_model_file(name: &str) -> bool {
     let lower = name.to_ascii_lowercase();
-    [".gltf", ".glb", ".stl", ".obj"]
+    [".step", ".stp", ".gltf", ".glb", ".stl", ".obj"]
         .iter()
         .any(|ext| lower.ends_with(ext))
 }

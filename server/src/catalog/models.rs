@@ -27,7 +27,7 @@ use crate::catalog::parts::{PARTS, parts_file};
 
 #[derive(Debug, Error)]
 pub enum CatalogError {
-    #[error("the upload holds no model file: send a .gltf, .glb, .stl or .obj")]
+    #[error("the upload holds no model file: send a .step, .stp, .gltf, .glb, .stl or .obj")]
     NoModelFile,
     /// The file is not a model Parallax can read: the importer's words.
     #[error("{0}")]
