@@ -67,6 +67,8 @@ pub fn SpacePage() -> impl IntoView {
                 Ok(list) => models.set(list["models"].as_array().cloned().unwrap_or_default()),
                 Err(e) => state.problem.set(Some(e)),
             }
+            #[cfg(feature = "hydrate")]
+            follow_conversions(models).await;
         });
     });
 
@@ -175,6 +177,34 @@ pub fn SpacePage() -> impl IntoView {
     }
 }
 
+/// How often the catalog is asked again while one of its models is being converted.
+#[cfg(feature = "hydrate")]
+const CONVERSION_POLL_MS: u32 = 1_500;
+
+/// Asks for the catalog again while any model in it is `Converting`, so a STEP upload's card
+/// turns into its thumbnail (or says why it failed) when its conversion ends.
+#[cfg(feature = "hydrate")]
+async fn follow_conversions(models: RwSignal<Vec<Value>>) {
+    loop {
+        gloo_timers::future::TimeoutFuture::new(CONVERSION_POLL_MS).await;
+        let Some(converting) =
+            models.try_with_untracked(|list| list.iter().any(|m| m["status"] == "Converting"))
+        else {
+            // The page is gone.
+            return;
+        };
+        if !converting {
+            continue;
+        }
+        if let Ok(list) = rest::get("/v1/models").await {
+            let list = list["models"].as_array().cloned().unwrap_or_default();
+            if models.try_set(list).is_some() {
+                return;
+            }
+        }
+    }
+}
+
 #[component]
 fn CatalogCard(model: Value, state: SpaceState) -> impl IntoView {
     let id = model["id"].as_str().unwrap_or_default().to_string();
@@ -182,6 +212,28 @@ fn CatalogCard(model: Value, state: SpaceState) -> impl IntoView {
     let triangles = model["triangles"].as_u64().unwrap_or_default();
     let size = model["sizeBytes"].as_u64().map(format_bytes);
     let thumbnail = format!("/v1/models/{id}/thumbnail.png");
+    let status = model["status"].as_str().unwrap_or("Ready").to_string();
+    let ready = status == "Ready";
+    let failure = model["failure"].as_str().map(str::to_string);
+    let picture = match status.as_str() {
+        "Ready" => view! {
+            <img class="thumbnail" src=thumbnail alt=name.clone() loading="lazy" width="480" height="360" />
+        }
+        .into_any(),
+        "Converting" => view! {
+            <div class="thumbnail pending" role="status">
+                <progress aria-label=format!("Converting {name}")></progress>
+                <span>"Converting…"</span>
+            </div>
+        }
+        .into_any(),
+        _ => view! {
+            <div class="thumbnail failed" role="alert">
+                {format!("Could not be converted: {}", failure.unwrap_or_default())}
+            </div>
+        }
+        .into_any(),
+    };
     let card_id = id.clone();
     let is_showing = {
         let id = id.clone();
@@ -190,19 +242,18 @@ fn CatalogCard(model: Value, state: SpaceState) -> impl IntoView {
     let showing = is_showing.clone();
     let show = move |_| state.write(json!({ "selectedModel": id }));
     view! {
-        <li class="model-card" class:showing=showing data-model=card_id>
-            <img class="thumbnail" src=thumbnail alt=name.clone() loading="lazy" width="480" height="360" />
+        <li class="model-card" class:showing=showing data-model=card_id data-status=status>
+            {picture}
             <h4>{name.clone()}</h4>
             <p class="meta">
-                {format_count(triangles)}
-                " triangles"
-                {size.map(|size| format!(" · {size}"))}
+                {ready.then(|| format!("{} triangles", format_count(triangles)))}
+                {size.map(|size| if ready { format!(" · {size}") } else { size })}
             </p>
             <button
                 type="button"
                 on:click=show
                 aria-label=format!("Show {name} to everyone")
-                disabled=move || state.member.get().is_none()
+                disabled=move || !ready || state.member.get().is_none()
             >
                 {move || if is_showing() { "Showing to everyone" } else { "Show to everyone" }}
             </button>
@@ -303,12 +354,19 @@ fn Upload(models: RwSignal<Vec<Value>>) -> impl IntoView {
             let finished = move |result: Result<Value, String>| match result {
                 Ok(model) => {
                     let name = model["name"].as_str().unwrap_or_default().to_string();
+                    let converting = model["status"] == "Converting";
                     models.update(|list| {
                         if !list.iter().any(|m| m["id"] == model["id"]) {
                             list.push(model);
                         }
                     });
-                    outcome.set(Some(Ok(format!("{name} is in the catalog."))));
+                    // The catalog is asked again until its conversion ends (`follow_conversions`).
+                    let done = if converting {
+                        format!("{name} is being converted; it can be shown once it is ready.")
+                    } else {
+                        format!("{name} is in the catalog.")
+                    };
+                    outcome.set(Some(Ok(done)));
                 }
                 Err(message) => outcome.set(Some(Err(message))),
             };
@@ -323,11 +381,11 @@ fn Upload(models: RwSignal<Vec<Value>>) -> impl IntoView {
     view! {
         <div class="upload">
             <label class="upload-button">
-                "Upload a model (glTF, GLB, STL, OBJ)"
+                "Upload a model (STEP, glTF, GLB, STL, OBJ)"
                 <input
                     type="file"
                     multiple
-                    accept=".gltf,.glb,.bin,.stl,.obj,.png,.jpg,.jpeg"
+                    accept=".step,.stp,.gltf,.glb,.bin,.stl,.obj,.png,.jpg,.jpeg"
                     on:change=chosen
                 />
             </label>

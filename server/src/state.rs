@@ -172,6 +172,10 @@ impl AppState {
                 .await
                 .context("opening the model catalog")?,
         );
+        catalog
+            .resume_conversions()
+            .await
+            .context("resuming model conversions")?;
         let spaces = Spaces::open(
             store.clone(),
             clock.clone(),

@@ -711,3 +711,280 @@ impl Drop for KillOnDrop {
         }
     }
 }
+
+/// The real STEP screw (from Debian's occt-misc) the hostile files below are built around.
+fn screw_step() -> String {
+    std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../step/tests/data/screw.step"
+    ))
+    .unwrap()
+}
+
+/// `screw.step` with `count` more products, each an assembly of what came before (`nested`), or
+/// each an instance of the screw side by side in one assembly (not `nested`). Both are valid
+/// STEP: a deep one overflows OpenCascade's stack, which recurses once per level; a wide one is
+/// a small file that becomes millions of triangles.
+fn screw_assembly(count: usize, nested: bool) -> Vec<u8> {
+    let screw = screw_step();
+    let end = screw.rfind("ENDSEC;").unwrap();
+    let mut step = StepText {
+        text: screw[..end].to_string(),
+        next: 2_000_000,
+    };
+    let origin = step.entity("CARTESIAN_POINT('',(0.,0.,0.))".into());
+    let z = step.entity("DIRECTION('',(0.,0.,1.))".into());
+    let x = step.entity("DIRECTION('',(1.,0.,0.))".into());
+    let axes = step.entity(format!("AXIS2_PLACEMENT_3D('',#{origin},#{z},#{x})"));
+    // #8 is the screw's product definition and #11 its shape.
+    let (mut inner, mut inner_shape) = (8, 11);
+    let rack = (!nested).then(|| step.product("rack", axes));
+    for k in 0..count {
+        let (outer, outer_shape) =
+            rack.unwrap_or_else(|| step.product(&format!("level {k}"), axes));
+        let place = if nested {
+            axes
+        } else {
+            let at = format!("({}.,{}.,0.)", (k % 100) * 30, (k / 100) * 30);
+            let point = step.entity(format!("CARTESIAN_POINT('',{at})"));
+            step.entity(format!("AXIS2_PLACEMENT_3D('',#{point},#{z},#{x})"))
+        };
+        let usage = step.entity(format!(
+            "NEXT_ASSEMBLY_USAGE_OCCURRENCE('{k}','','',#{outer},#{inner},$)"
+        ));
+        let shape = step.entity(format!("PRODUCT_DEFINITION_SHAPE('','',#{usage})"));
+        let moved = step.entity(format!(
+            "ITEM_DEFINED_TRANSFORMATION('','',#{axes},#{place})"
+        ));
+        let relation = step.entity(format!(
+            "( REPRESENTATION_RELATIONSHIP('','',#{inner_shape},#{outer_shape}) \
+             REPRESENTATION_RELATIONSHIP_WITH_TRANSFORMATION(#{moved}) \
+             SHAPE_REPRESENTATION_RELATIONSHIP() )"
+        ));
+        step.entity(format!(
+            "CONTEXT_DEPENDENT_SHAPE_REPRESENTATION(#{relation},#{shape})"
+        ));
+        if nested {
+            (inner, inner_shape) = (outer, outer_shape);
+        }
+    }
+    step.text.push_str(&screw[end..]);
+    step.text.into_bytes()
+}
+
+/// STEP entities appended to a file's data section.
+struct StepText {
+    text: String,
+    next: u32,
+}
+
+impl StepText {
+    fn entity(&mut self, body: String) -> u32 {
+        self.next += 1;
+        self.text.push_str(&format!("#{} = {body};\n", self.next));
+        self.next
+    }
+
+    /// A product with an empty shape of its own, in the screw's contexts (#3, #10, #1236);
+    /// returns its definition and its shape.
+    fn product(&mut self, name: &str, axes: u32) -> (u32, u32) {
+        let p = self.entity(format!("PRODUCT('{name}','{name}','',(#3))"));
+        let f = self.entity(format!("PRODUCT_DEFINITION_FORMATION('','',#{p})"));
+        let d = self.entity(format!("PRODUCT_DEFINITION('design','',#{f},#10)"));
+        let s = self.entity(format!("PRODUCT_DEFINITION_SHAPE('','',#{d})"));
+        let r = self.entity(format!("SHAPE_REPRESENTATION('',(#{axes}),#1236)"));
+        self.entity(format!("SHAPE_DEFINITION_REPRESENTATION(#{s},#{r})"));
+        (d, r)
+    }
+}
+
+/// A signed-in client of the coordinator at `addr`.
+struct Uploader {
+    addr: String,
+    token: String,
+    client: reqwest::Client,
+}
+
+impl Uploader {
+    async fn sign_in(addr: &str, account: &str, key: &str) -> Self {
+        let url = format!("http://{addr}/accounts/{account}/token");
+        let (_, token) = call(reqwest::Method::GET, url, &format!("{account}:{key}"), None).await;
+        Self {
+            addr: addr.to_string(),
+            token: token["AccessToken"].as_str().unwrap().to_string(),
+            client: reqwest::Client::new(),
+        }
+    }
+
+    /// Uploads `bytes` as `name`; returns the status and the model.
+    async fn upload(&self, name: &str, bytes: Vec<u8>) -> (u16, serde_json::Value) {
+        let form = reqwest::multipart::Form::new().part(
+            "file",
+            reqwest::multipart::Part::bytes(bytes).file_name(name.to_string()),
+        );
+        let answer = self
+            .client
+            .post(format!("http://{}/v1/models", self.addr))
+            .bearer_auth(&self.token)
+            .multipart(form)
+            .send()
+            .await
+            .unwrap();
+        (answer.status().as_u16(), answer.json().await.unwrap())
+    }
+
+    async fn get(&self, path: &str) -> (u16, serde_json::Value) {
+        let url = format!("http://{}{path}", self.addr);
+        call(reqwest::Method::GET, url, &self.token, None).await
+    }
+
+    /// Model `id` once its conversion has ended.
+    async fn converted(&self, id: &str) -> serde_json::Value {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let (status, model) = self.get(&format!("/v1/models/{id}")).await;
+            assert_eq!(status, 200, "{model}");
+            if model["status"] != "Converting" {
+                return model;
+            }
+            assert!(Instant::now() < deadline, "still converting after 120 s");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// STEP files convert after their upload has returned, in a child process. One that crashes the
+/// CAD kernel, one that would take longer than the time limit and one that would need more than
+/// the memory limit each fail with the reason; the coordinator and its render host go on, and
+/// the next file converts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn step_files_that_crash_or_overrun_the_kernel_fail_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (account, key) = create_account(&data);
+    let data_arg = data.to_str().unwrap();
+    let args = [
+        "--addr",
+        "127.0.0.1:0",
+        "--data-dir",
+        data_arg,
+        "--site-root",
+        "/nonexistent",
+        "--standard",
+        "1",
+        "--standard-standby",
+        "1",
+        "--premium",
+        "0",
+        "--convert-time-limit",
+        "5",
+    ];
+    let (child, addr) = serve(&args, &[]);
+    let running = KillOnDrop(Some(child));
+    wait_for_standby(&addr).await;
+    let host_before = hosts(&addr).await[0].clone();
+    let user = Uploader::sign_in(&addr, &account, &key).await;
+
+    // 5,000 levels of assembly: OpenCascade recurses once a level and overflows its stack.
+    let (status, model) = user.upload("deep.step", screw_assembly(5_000, true)).await;
+    assert_eq!(
+        (status, model["status"].as_str()),
+        (202, Some("Converting")),
+        "{model}"
+    );
+    let id = model["id"].as_str().unwrap().to_string();
+    let failed = user.converted(&id).await;
+    assert_eq!(failed["status"], "Failed", "{failed}");
+    let reason = failed["failure"].as_str().unwrap();
+    assert!(reason.contains("stack overflow"), "{reason}");
+    // It stays listed with its reason, and cannot be shown.
+    let (status, body) = user.get(&format!("/v1/models/{id}/parts")).await;
+    assert_eq!(status, 409, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("stack overflow")
+    );
+
+    // 20,000 screws side by side: an 11 MB file, 9 million triangles, minutes of work.
+    let (status, model) = user
+        .upload("rack.step", screw_assembly(20_000, false))
+        .await;
+    assert_eq!(status, 202, "{model}");
+    let started = Instant::now();
+    let failed = user.converted(model["id"].as_str().unwrap()).await;
+    assert_eq!(failed["status"], "Failed", "{failed}");
+    assert!(
+        failed["failure"]
+            .as_str()
+            .unwrap()
+            .contains("longer than its limit of 5 s"),
+        "{failed}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(30));
+
+    // The coordinator, its render host and the next conversion carry on.
+    assert_eq!(hosts(&addr).await[0]["id"], host_before["id"]);
+    assert!(
+        kill(
+            Pid::from_raw(host_before["pid"].as_u64().unwrap() as i32),
+            None
+        )
+        .is_ok()
+    );
+    let xt60 = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../step/tests/data/AMASS_XT60-F_1x02_P7.2mm_Vertical.step"
+    ))
+    .unwrap();
+    let (status, model) = user.upload("XT60.step", xt60).await;
+    assert_eq!(status, 202, "{model}");
+    let ready = user.converted(model["id"].as_str().unwrap()).await;
+    assert_eq!(ready["status"], "Ready", "{ready}");
+    assert_eq!(ready["format"], "STEP");
+    assert!(ready["triangles"].as_u64().unwrap() > 1000, "{ready}");
+    let (status, parts) = user
+        .get(&format!(
+            "/v1/models/{}/parts",
+            ready["id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(parts["parts"][0]["name"], "XT60 female v5", "{parts}");
+    assert!(stop(running.take()).success());
+
+    // Under a 128 MiB memory limit, 3,000 screws (1.4 million triangles, 5 s of work unlimited)
+    // fail for want of memory.
+    let memory_args = [
+        "--addr",
+        "127.0.0.1:0",
+        "--data-dir",
+        data_arg,
+        "--site-root",
+        "/nonexistent",
+        "--standard",
+        "0",
+        "--premium",
+        "0",
+        "--convert-memory-limit-mb",
+        "128",
+    ];
+    let (child, addr) = serve(&memory_args, &[]);
+    let running = KillOnDrop(Some(child));
+    let user = Uploader::sign_in(&addr, &account, &key).await;
+    let (status, model) = user
+        .upload("rack-2.step", screw_assembly(20_001, false))
+        .await;
+    assert_eq!(status, 202, "{model}");
+    let failed = user.converted(model["id"].as_str().unwrap()).await;
+    assert_eq!(failed["status"], "Failed", "{failed}");
+    assert!(
+        failed["failure"]
+            .as_str()
+            .unwrap()
+            .contains("memory limit of 128 MiB"),
+        "{failed}"
+    );
+    assert!(stop(running.take()).success());
+}

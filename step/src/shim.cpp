@@ -7,12 +7,16 @@
 #include <BRepMesh_IncrementalMesh.hxx>
 #include <Bnd_Box.hxx>
 #include <Message.hxx>
+#include <NCollection_DataMap.hxx>
+#include <TDF_Label.hxx>
+#include <TDF_LabelMapHasher.hxx>
 #include <Message_Messenger.hxx>
 #include <RWMesh.hxx>
 #include <RWMesh_FaceIterator.hxx>
 #include <STEPCAFControl_Reader.hxx>
 #include <STEPControl_Reader.hxx>
 #include <Standard_Failure.hxx>
+#include <Standard_OutOfMemory.hxx>
 #include <TColStd_SequenceOfAsciiString.hxx>
 #include <TDF_LabelSequence.hxx>
 #include <TDocStd_Document.hxx>
@@ -104,10 +108,24 @@ int32_t read(const uint8_t* data, size_t length, double chordal, double angular,
   Handle(XCAFDoc_ShapeTool) shapes = XCAFDoc_DocumentTool::ShapeTool(document->Main());
   TDF_LabelSequence roots;
   shapes->GetFreeShapes(roots);
+  // The model's size decides the chordal deflection, so it must be exact, not the B-splines'
+  // control points (a screw's box would be half as large again). An exact box is costly, so
+  // each product's is computed once, then placed where each of its instances is.
   Bnd_Box box;
-  for (TDF_LabelSequence::Iterator root(roots); root.More(); root.Next()) {
-    // Exact (not control points): the size decides the chordal deflection.
-    BRepBndLib::AddOptimal(XCAFDoc_ShapeTool::GetShape(root.Value()), box, false, false);
+  NCollection_DataMap<TDF_Label, Bnd_Box, TDF_LabelMapHasher> products;
+  for (XCAFPrs_DocumentExplorer node(document, XCAFPrs_DocumentExplorerFlags_None); node.More();
+       node.Next()) {
+    const XCAFPrs_DocumentNode& here = node.Current();
+    if (here.IsAssembly) continue;
+    if (!products.IsBound(here.RefLabel)) {
+      Bnd_Box own;
+      TopoDS_Shape shape = XCAFDoc_ShapeTool::GetShape(here.RefLabel);
+      shape.Location(TopLoc_Location());
+      BRepBndLib::AddOptimal(shape, own, false, false);
+      products.Bind(here.RefLabel, own);
+    }
+    const Bnd_Box& own = products.Find(here.RefLabel);
+    if (!own.IsVoid()) box.Add(own.Transformed(here.Location.Transformation()));
   }
   if (box.IsVoid()) {
     say(error, error_capacity, "the file holds no shapes");
@@ -173,6 +191,8 @@ int32_t px_step_read(const uint8_t* data, size_t length, double chordal, double 
     // OpenCascade reports what it reads on stdout by default; the caller reports for itself.
     Message::DefaultMessenger()->RemovePrinters(STANDARD_TYPE(Message_Printer));
     return read(data, length, chordal, angular, sink, info, error, error_capacity);
+  } catch (const Standard_OutOfMemory&) {
+    say(error, error_capacity, "OpenCascade ran out of memory");
   } catch (const Standard_Failure& failure) {
     say(error, error_capacity,
         std::string("OpenCascade failed: ") + failure.DynamicType()->Name() + ": " +

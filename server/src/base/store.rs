@@ -33,6 +33,43 @@ impl ModelSource {
     }
 }
 
+/// Where a model's conversion is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModelStatus {
+    /// Stored, its conversion still running (or to be run again after a restart).
+    Converting,
+    /// Converted: it can be shown.
+    Ready,
+    /// Its conversion failed, for this reason; it stays listed until it is deleted.
+    Failed(String),
+}
+
+impl ModelStatus {
+    /// `Converting`, `Ready` or `Failed`, as the API says it.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Converting => "Converting",
+            Self::Ready => "Ready",
+            Self::Failed(_) => "Failed",
+        }
+    }
+
+    fn column(&self) -> &'static str {
+        match self {
+            Self::Converting => "converting",
+            Self::Ready => "ready",
+            Self::Failed(_) => "failed",
+        }
+    }
+
+    fn failure(&self) -> Option<&str> {
+        match self {
+            Self::Failed(reason) => Some(reason),
+            _ => None,
+        }
+    }
+}
+
 /// A catalog entry with what the catalog API reports beyond the summary.
 #[derive(Debug, Clone)]
 pub struct ModelRecord {
@@ -47,6 +84,7 @@ pub struct ModelRecord {
     /// Which stored files an upload is: the folder `<data dir>/models/<content_id>/`, shared by
     /// every account's upload of the same bytes.
     pub content_id: Option<String>,
+    pub status: ModelStatus,
 }
 
 impl ModelRecord {
@@ -109,7 +147,7 @@ impl Store {
     pub async fn model(&self, id: &ModelId) -> StoreResult<Option<ModelRecord>> {
         let row = sqlx::query(
             "SELECT id, name, triangles, source, file_name, format, size_bytes, uploaded_by,
-                    content_id
+                    content_id, status, failure
              FROM models WHERE id = $1",
         )
         .bind(id.as_str())
@@ -123,7 +161,7 @@ impl Store {
     pub async fn model_records(&self, account: &str) -> StoreResult<Vec<ModelRecord>> {
         let rows = sqlx::query(
             "SELECT id, name, triangles, source, file_name, format, size_bytes, uploaded_by,
-                    content_id
+                    content_id, status, failure
              FROM models WHERE source = 'sample' OR uploaded_by = $1
              ORDER BY created_at, rowid",
         )
@@ -131,6 +169,38 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(record_from_row).collect()
+    }
+
+    /// Every upload whose conversion has not ended (a stop interrupted it).
+    pub async fn converting_models(&self) -> StoreResult<Vec<ModelRecord>> {
+        let rows = sqlx::query(
+            "SELECT id, name, triangles, source, file_name, format, size_bytes, uploaded_by,
+                    content_id, status, failure
+             FROM models WHERE status = 'converting' ORDER BY created_at, rowid",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(record_from_row).collect()
+    }
+
+    /// Records how upload `id`'s conversion ended: `triangles` when it is ready.
+    pub async fn finish_conversion(
+        &self,
+        id: &ModelId,
+        status: &ModelStatus,
+        triangles: u64,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE models SET status = $2, failure = $3, triangles = $4
+             WHERE id = $1 AND source = 'upload'",
+        )
+        .bind(id.as_str())
+        .bind(status.column())
+        .bind(status.failure())
+        .bind(i64::try_from(triangles).unwrap_or(i64::MAX))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 
     /// Whether any upload (of any account) is still made of the files `content_id`.
@@ -147,8 +217,9 @@ impl Store {
     pub async fn insert_upload(&self, record: &ModelRecord) -> StoreResult<bool> {
         let done = sqlx::query(
             "INSERT INTO models
-                (id, name, triangles, source, file_name, format, size_bytes, uploaded_by, content_id)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO NOTHING",
+                (id, name, triangles, source, file_name, format, size_bytes, uploaded_by, content_id,
+                 status, failure)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (id) DO NOTHING",
         )
         .bind(record.summary.id.as_str())
         .bind(&record.summary.name)
@@ -159,6 +230,8 @@ impl Store {
         .bind(record.size_bytes.map(|b| b as i64))
         .bind(&record.uploaded_by)
         .bind(&record.content_id)
+        .bind(record.status.column())
+        .bind(record.status.failure())
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)
@@ -402,5 +475,13 @@ fn record_from_row(row: &sqlx::sqlite::SqliteRow) -> StoreResult<ModelRecord> {
             .map(|b| b.max(0) as u64),
         uploaded_by: row.try_get("uploaded_by")?,
         content_id: row.try_get("content_id")?,
+        status: match row.try_get::<String, _>("status")?.as_str() {
+            "converting" => ModelStatus::Converting,
+            "failed" => ModelStatus::Failed(
+                row.try_get::<Option<String>, _>("failure")?
+                    .unwrap_or_else(|| "no reason was kept".into()),
+            ),
+            _ => ModelStatus::Ready,
+        },
     })
 }

@@ -11,7 +11,9 @@
 //! their own.
 
 use std::path::{Path, PathBuf};
+use std::process::Stdio;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use parallax_core::ModelId;
 use parallax_host::RenderWorker;
@@ -188,7 +190,12 @@ async fn prepare_on(
     })
 }
 
-/// Runs `exe prepare-model` on `source` under `limits`: killed after their time.
+/// How often a conversion's memory is looked at.
+const MEMORY_WATCH: Duration = Duration::from_millis(50);
+
+/// Runs `exe prepare-model` on `source` under `limits`: killed when it takes longer than their
+/// time, or holds more memory than they allow (resident memory, read every [`MEMORY_WATCH`]:
+/// what a container's memory limit counts).
 async fn run_child(
     exe: &Path,
     source: &Source,
@@ -215,50 +222,110 @@ async fn run_child(
     }
     command
         .env("RUST_LOG", "warn")
-        .stdin(std::process::Stdio::null())
+        // Its last words are the reason a conversion failed, not a backtrace.
+        .env("RUST_BACKTRACE", "0")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .kill_on_drop(true);
-    let output = tokio::time::timeout(limits.time_limit(), command.output())
-        .await
-        .map_err(|_| {
-            ConvertError::Failed(format!(
-                "converting the model took longer than its limit of {} s",
-                limits.time_limit_s
-            ))
-        })?
+    let mut child = command
+        .spawn()
         .map_err(|e| ConvertError::Failed(format!("starting {}: {e}", exe.display())))?;
-    let said = String::from_utf8_lossy(&output.stderr)
+    let stdout = read_all(child.stdout.take());
+    let stderr = read_all(child.stderr.take());
+    let deadline = tokio::time::Instant::now() + limits.time_limit();
+    let most = limits.memory_limit_mb.saturating_mul(1024 * 1024);
+    let status = loop {
+        tokio::select! {
+            status = child.wait() => break status?,
+            _ = tokio::time::sleep(MEMORY_WATCH) => {}
+        }
+        let over = if tokio::time::Instant::now() >= deadline {
+            format!("took longer than its limit of {} s", limits.time_limit_s)
+        } else if child
+            .id()
+            .and_then(resident_bytes)
+            .is_some_and(|held| held > most)
+        {
+            format!(
+                "needed more than its memory limit of {} MiB",
+                limits.memory_limit_mb
+            )
+        } else {
+            continue;
+        };
+        let _ = child.kill().await;
+        return Err(ConvertError::Failed(format!("converting the model {over}")));
+    };
+    let stdout = stdout.await.unwrap_or_default();
+    let stderr = stderr.await.unwrap_or_default();
+    let stderr = String::from_utf8_lossy(&stderr);
+    let said = stderr
         .lines()
         .rev()
         .find(|line| !line.trim().is_empty())
         .unwrap_or("no reason given")
         .trim()
         .to_string();
-    // Rust's allocator and OpenCascade's say so in their own words when the limit is hit.
-    let out_of_memory = said.contains("memory allocation of") || said.contains("out of memory");
-    if out_of_memory && output.status.code() != Some(0) {
+    // Between two looks at its memory, an allocation can fail on the child's own address-space
+    // limit: Rust's allocator and OpenCascade's say so in their own words.
+    let out_of_memory =
+        stderr.contains("memory allocation of") || stderr.contains("ran out of memory");
+    if out_of_memory && status.code() != Some(0) {
         return Err(ConvertError::Failed(format!(
             "converting the model needed more than its memory limit of {} MiB",
             limits.memory_limit_mb
         )));
     }
-    match output.status.code() {
-        Some(0) => serde_json::from_slice(&output.stdout)
+    match status.code() {
+        Some(0) => serde_json::from_slice(&stdout)
             .map_err(|e| ConvertError::Failed(format!("the converter's answer: {e}"))),
         Some(code) if code == i32::from(EXIT_INVALID) => Err(ConvertError::InvalidReported(said)),
         Some(code) => Err(ConvertError::Failed(format!(
             "the converter failed ({code}): {said}"
         ))),
         None => Err(ConvertError::Failed(format!(
-            "the converter was killed ({}): {said}",
-            output.status
+            "the converter crashed ({status}): {said}"
         ))),
     }
+}
+
+/// Everything `pipe` gives until it closes, read on a task of its own.
+fn read_all(
+    pipe: Option<impl tokio::io::AsyncRead + Unpin + Send + 'static>,
+) -> tokio::task::JoinHandle<Vec<u8>> {
+    tokio::spawn(async move {
+        let mut bytes = Vec::new();
+        if let Some(mut pipe) = pipe {
+            let _ = tokio::io::AsyncReadExt::read_to_end(&mut pipe, &mut bytes).await;
+        }
+        bytes
+    })
+}
+
+/// The resident memory of process `pid`, in bytes, while it runs.
+fn resident_bytes(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    kilobytes(&status, "VmRSS:").map(|kb| kb * 1024)
+}
+
+/// The `field` of a `/proc/…/status` text, in kB.
+fn kilobytes(status: &str, field: &str) -> Option<u64> {
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(field))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
 /// `parallax prepare-model`: converts `source` in this process with a GPU of its own under
 /// `limits`' memory limit, prints [`Prepared`] as JSON on stdout, and returns the exit code (a
 /// file that is no model: 3).
 pub async fn prepare_model_command(source: Source, limits: &ConversionArgs) -> u8 {
+    // Ends with the coordinator that started it, which alone watches its time and memory.
+    if let Err(e) = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL) {
+        eprintln!("asking to end with the coordinator: {e}");
+        return 1;
+    }
     // No GPU models kept besides the one drawn: the process draws one and exits.
     let renderer = RenderWorker::start_lazy(0);
     let tessellation = limits.tessellation();
@@ -324,8 +391,11 @@ fn import_in(
     import(file, &bytes, &mut beside).map_err(invalid)
 }
 
-/// The process's address-space limit while it imports: `limit_mb` MiB beyond what it uses now
+/// The process's address-space limit while it imports: `limit_mb` MiB beyond what it maps now
 /// (its threads' stacks and allocator arenas are counted in, and are no import's doing). The
+/// parent kills a conversion whose resident memory passes the limit; this is the backstop for
+/// an import that allocates faster than the parent looks, at twice the limit. (Any lower, and
+/// allocations fail inside OpenCascade, which carries on and crawls rather than stopping.) The
 /// previous limit comes back when this is dropped, before the thumbnail's GPU driver maps its
 /// own memory.
 struct MemoryLimit {
@@ -336,14 +406,11 @@ impl MemoryLimit {
     fn impose(limit_mb: u64) -> Result<Self, ConvertError> {
         use nix::sys::resource::{Resource, getrlimit, setrlimit};
         let status = std::fs::read_to_string("/proc/self/status")?;
-        let in_use_kb: u64 = status
-            .lines()
-            .find_map(|line| line.strip_prefix("VmSize:"))
-            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        let in_use_kb = kilobytes(&status, "VmSize:")
             .ok_or_else(|| ConvertError::Failed("reading this process's size".into()))?;
         let before = getrlimit(Resource::RLIMIT_AS)
             .map_err(|e| ConvertError::Failed(format!("reading the memory limit: {e}")))?;
-        let wanted = (in_use_kb * 1024).saturating_add(limit_mb.saturating_mul(1024 * 1024));
+        let wanted = (in_use_kb * 1024).saturating_add(limit_mb.saturating_mul(2 * 1024 * 1024));
         setrlimit(Resource::RLIMIT_AS, wanted.min(before.1), before.1)
             .map_err(|e| ConvertError::Failed(format!("setting the memory limit: {e}")))?;
         Ok(Self { before })

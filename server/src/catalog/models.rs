@@ -12,13 +12,15 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use axum::body::Bytes;
 use parallax_core::{ModelId, ModelSummary};
+use parallax_render::Format;
 use parallax_render::samples::SAMPLES;
 use thiserror::Error;
 
-use crate::base::store::{ModelRecord, ModelSource, Store};
+use crate::base::store::{ModelRecord, ModelSource, ModelStatus, Store};
 use crate::catalog::convert::{ConvertError, Converter, MESH, Source};
 use crate::catalog::files::{
     THUMBNAIL, UploadedFile, content_id, is_model_file, owned_id, safe_file_name, write_atomically,
@@ -42,12 +44,22 @@ pub enum CatalogError {
         "`{model}` is being shown in the space `{space}`; show another model there before deleting it"
     )]
     Shown { model: ModelId, space: String },
+    /// The model is not ready to be shown: converting still, or its conversion failed.
+    #[error("{}", not_ready(.0, .1))]
+    NotReady(ModelId, ModelStatus),
     #[error("converting the model failed: {0}")]
     Render(String),
     #[error(transparent)]
     Io(#[from] std::io::Error),
     #[error(transparent)]
     Store(#[from] sqlx::Error),
+}
+
+fn not_ready(id: &ModelId, status: &ModelStatus) -> String {
+    match status {
+        ModelStatus::Failed(reason) => format!("`{id}` could not be converted: {reason}"),
+        _ => format!("`{id}` is still being converted; it can be shown once it is Ready"),
+    }
 }
 
 impl From<ConvertError> for CatalogError {
@@ -152,9 +164,62 @@ impl Catalog {
         self.dir.join(name)
     }
 
-    /// Checks and stores an upload; `name` defaults to the model file's name.
-    pub async fn add(
+    /// Model `id` if `account` may see it and it is ready to be shown.
+    pub async fn get_ready(
         &self,
+        id: &ModelId,
+        account: &str,
+    ) -> Result<ModelRecord, CatalogError> {
+        let record = self.get(id, account).await?;
+        ready(&record)?;
+        Ok(record)
+    }
+
+    /// Starts again the conversions a stop interrupted.
+    pub async fn resume_conversions(self: &Arc<Self>) -> Result<(), CatalogError> {
+        for record in self.store.converting_models().await? {
+            tracing::info!(model = %record.summary.id, "converting again after a restart");
+            self.convert_later(record);
+        }
+        Ok(())
+    }
+
+    /// Converts the stored upload `record` on a task of its own, then records how it ended.
+    fn convert_later(self: &Arc<Self>, record: ModelRecord) {
+        let catalog = self.clone();
+        tokio::spawn(async move {
+            let id = record.summary.id.clone();
+            let result = match catalog.source(&record) {
+                Ok(source) => catalog.converter.prepare(source).await.map_err(Into::into),
+                Err(e) => Err(e),
+            };
+            let (status, triangles) = match result {
+                Ok(prepared) => (ModelStatus::Ready, prepared.triangles),
+                Err(e) => {
+                    let reason = match e {
+                        CatalogError::Render(reason) | CatalogError::Invalid(reason) => reason,
+                        other => other.to_string(),
+                    };
+                    tracing::warn!(model = %id, "the conversion failed: {reason}");
+                    (ModelStatus::Failed(reason), 0)
+                }
+            };
+            if let Err(e) = catalog
+                .store
+                .finish_conversion(&id, &status, triangles)
+                .await
+            {
+                tracing::error!(model = %id, "recording the end of a conversion: {e}");
+            }
+        });
+    }
+
+    /// Checks and stores an upload; `name` defaults to the model file's name. A STEP file is
+    /// stored at once and converted afterwards (its record says `Converting` until then): a CAD
+    /// kernel can take minutes. Any other file is converted first, and refused if it does not
+    /// import.
+    pub async fn add(
+        self: &Arc<Self>,
         files: Vec<UploadedFile>,
         name: Option<String>,
         owner: &str,
@@ -173,6 +238,24 @@ impl Catalog {
         if let Some(existing) = self.store.model(&id).await? {
             return Ok((Added::Existing, existing));
         }
+        let main_file = &files[main];
+        let later = Format::detect(&main_file.name, &main_file.bytes) == Ok(Format::Step);
+        let mut record = ModelRecord {
+            summary: ModelSummary {
+                id: id.clone(),
+                name: name
+                    .filter(|n| !n.trim().is_empty())
+                    .unwrap_or_else(|| main_file.name.clone()),
+                triangles: 0,
+            },
+            source: ModelSource::Upload,
+            file_name: Some(main_file.name.clone()),
+            format: later.then(|| Format::Step.as_str().to_string()),
+            size_bytes: Some(files.iter().map(|f| f.bytes.len() as u64).sum()),
+            uploaded_by: Some(owner.to_string()),
+            content_id: Some(content.as_str().to_string()),
+            status: ModelStatus::Converting,
+        };
 
         // Converted in a folder of its own before anything is stored: a file that does not
         // import is never kept. Converted again even when another account stored the same bytes:
@@ -182,36 +265,29 @@ impl Catalog {
             .dir
             .join(format!(".upload-{}", uuid::Uuid::new_v4().simple()));
         tokio::fs::create_dir_all(&staging).await?;
-        let converted = self.convert_upload(&staging, &files, main).await;
-        let prepared = match converted {
-            Ok(prepared) => prepared,
+        let converted = if later {
+            self.write_upload(&staging, &files).await.map(|()| None)
+        } else {
+            self.convert_upload(&staging, &files, main).await.map(Some)
+        };
+        match converted {
+            Ok(Some(prepared)) => {
+                record.summary.triangles = prepared.triangles;
+                record.format = prepared.format;
+                record.status = ModelStatus::Ready;
+            }
+            Ok(None) => {}
             Err(e) => {
                 let _ = tokio::fs::remove_dir_all(&staging).await;
                 return Err(e);
             }
-        };
+        }
         let folder = self.dir.join(content.as_str());
         if tokio::fs::rename(&staging, &folder).await.is_err() {
             // The same content is stored already (a non-empty folder cannot be renamed onto).
             let _ = tokio::fs::remove_dir_all(&staging).await;
         }
 
-        let main_file = &files[main];
-        let record = ModelRecord {
-            summary: ModelSummary {
-                id: id.clone(),
-                name: name
-                    .filter(|n| !n.trim().is_empty())
-                    .unwrap_or_else(|| main_file.name.clone()),
-                triangles: prepared.triangles,
-            },
-            source: ModelSource::Upload,
-            file_name: Some(main_file.name.clone()),
-            format: prepared.format,
-            size_bytes: Some(files.iter().map(|f| f.bytes.len() as u64).sum()),
-            uploaded_by: Some(owner.to_string()),
-            content_id: Some(content.as_str().to_string()),
-        };
         // The body (up to `--max-upload-mb`) was read on whichever runtime threads handled the
         // request; give what it took back (docs/BENCHMARKS.md, soak).
         drop(files);
@@ -220,7 +296,21 @@ impl Catalog {
             // Uploaded twice at the same moment: the other one stored it.
             return Ok((Added::Existing, self.get(&id, owner).await?));
         }
+        if record.status == ModelStatus::Converting {
+            self.convert_later(record.clone());
+        }
         Ok((Added::New, record))
+    }
+
+    async fn write_upload(
+        &self,
+        staging: &std::path::Path,
+        files: &[UploadedFile],
+    ) -> Result<(), CatalogError> {
+        for file in files {
+            write_atomically(&staging.join(&file.name), &file.bytes).await?;
+        }
+        Ok(())
     }
 
     /// Writes `files` into `staging` and converts the one at `main` there.
@@ -230,9 +320,7 @@ impl Catalog {
         files: &[UploadedFile],
         main: usize,
     ) -> Result<crate::catalog::convert::Prepared, CatalogError> {
-        for file in files {
-            write_atomically(&staging.join(&file.name), &file.bytes).await?;
-        }
+        self.write_upload(staging, files).await?;
         let source = Source::File {
             folder: staging.to_path_buf(),
             file: files[main].name.clone(),
@@ -263,6 +351,7 @@ impl Catalog {
         if let Some((bytes, _)) = self.samples.get(&record.summary.id) {
             return Ok(MeshBytes::Memory(bytes.clone()));
         }
+        ready(record)?;
         let path = self.folder(record).join(MESH);
         if !tokio::fs::try_exists(&path).await? {
             self.converter.prepare(self.source(record)?).await?;
@@ -276,6 +365,7 @@ impl Catalog {
         if let Some((_, parts)) = self.samples.get(&record.summary.id) {
             return Ok(parts.clone());
         }
+        ready(record)?;
         let path = self.folder(record).join(PARTS);
         if let Ok(json) = tokio::fs::read(&path).await {
             return Ok(Bytes::from(json));
@@ -290,6 +380,7 @@ impl Catalog {
         if let Ok(png) = tokio::fs::read(&path).await {
             return Ok(png);
         }
+        ready(record)?;
         // The conversion makes the folder if need be (a sample's, the first time).
         self.converter.prepare(self.source(record)?).await?;
         Ok(tokio::fs::read(&path).await?)
@@ -322,5 +413,16 @@ impl Catalog {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
             _ => Ok(()),
         }
+    }
+}
+
+/// Refuses a model that cannot be shown yet, or ever.
+fn ready(record: &ModelRecord) -> Result<(), CatalogError> {
+    match &record.status {
+        ModelStatus::Ready => Ok(()),
+        status => Err(CatalogError::NotReady(
+            record.summary.id.clone(),
+            status.clone(),
+        )),
     }
 }

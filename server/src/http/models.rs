@@ -12,7 +12,7 @@ use parallax_core::ModelId;
 use serde::Serialize;
 
 use crate::base::error::{AppError, Result};
-use crate::base::store::ModelRecord;
+use crate::base::store::{ModelRecord, ModelStatus};
 use crate::catalog::files::UploadedFile;
 use crate::catalog::models::{Added, CatalogError};
 use crate::http::auth::{Caller, Visitor};
@@ -57,6 +57,11 @@ pub struct ModelJson {
     file_name: Option<String>,
     format: Option<String>,
     size_bytes: Option<u64>,
+    /// `Converting`, `Ready` or `Failed`.
+    status: &'static str,
+    /// Why the conversion failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    failure: Option<String>,
     thumbnail_url: String,
 }
 
@@ -72,6 +77,11 @@ impl From<ModelRecord> for ModelJson {
             file_name: record.file_name,
             format: record.format,
             size_bytes: record.size_bytes,
+            status: record.status.as_str(),
+            failure: match record.status {
+                ModelStatus::Failed(reason) => Some(reason),
+                _ => None,
+            },
         }
     }
 }
@@ -94,7 +104,7 @@ impl From<CatalogError> for AppError {
                 target: Some("file"),
             },
             CatalogError::UnknownModel(_) => AppError::not_found(error.to_string()),
-            CatalogError::Sample(_) | CatalogError::Shown { .. } => {
+            CatalogError::Sample(_) | CatalogError::Shown { .. } | CatalogError::NotReady(..) => {
                 AppError::conflict(error.to_string())
             }
             CatalogError::Render(_) | CatalogError::Io(_) | CatalogError::Store(_) => {
@@ -159,6 +169,8 @@ async fn upload_handler(
     }
     let (added, record) = state.catalog.add(files, name, &caller.account).await?;
     let status = match added {
+        // Stored, and converted once its conversion ends: poll `GET /v1/models/{id}`.
+        Added::New if record.status == ModelStatus::Converting => StatusCode::ACCEPTED,
         Added::New => StatusCode::CREATED,
         Added::Existing => StatusCode::OK,
     };

@@ -716,7 +716,7 @@ impl Spaces {
             // Its headsets load the model on the owner's account: only what that account sees.
             let owner = self.owner(name).await?;
             self.catalog
-                .get(model, owner.as_deref().unwrap_or_default())
+                .get_ready(model, owner.as_deref().unwrap_or_default())
                 .await?;
         }
         let (mut directory, _) = self.locked(name).await;
