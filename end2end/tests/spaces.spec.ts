@@ -276,7 +276,7 @@ test("browser headsets follow the tablet on their own render sessions", async ({
   }
 
   // A model the test makes: uploaded with a progress bar, shown to everyone, on every headset.
-  const upload = tablet.getByLabel("Upload a model (glTF, GLB, STL, OBJ)");
+  const upload = tablet.getByLabel("Upload a model (STEP, glTF, GLB, STL, OBJ)");
   await upload.setInputFiles({ name: "broken.stl", mimeType: "model/stl", buffer: Buffer.from("not a model") });
   await expect(tablet.getByRole("alert")).toContainText("Upload failed");
   // The answer is held back a moment: meanwhile the progress bar shows; then it goes.
@@ -653,6 +653,44 @@ test("a tablet hides a group of an assembly and points at a part; every headset 
     await expect.poll(() => pixelsWhere(headsets[i], BRASS), { timeout: 10_000 }).toBeLessThan(both[i] / 3);
     expect(await pixelsWhere(headsets[i], BRASS)).toBeGreaterThan(100);
   }
+});
+
+test("a tablet uploads a STEP file: its card converts, then a headset shows it in its colours", async ({ browser }) => {
+  test.setTimeout(60_000);
+  const room = `step-${Date.now().toString(36)}`;
+  const tablet = await signedIn(browser);
+  await createSpace(tablet, room);
+  const headset = await guest(browser, await joinCode(tablet), "Step headset");
+  await expect(headset.locator(".hud .status")).toHaveText("Connected", { timeout: 15_000 });
+
+  // A real file (Fusion 360's export of an XT60 connector, from KiCad's library): the upload
+  // returns at once and the card says it is being converted until it is ready.
+  const xt60 = readFileSync(`${__dirname}/../../step/tests/data/AMASS_XT60-F_1x02_P7.2mm_Vertical.step`);
+  // The conversion's answer is held back a moment, so the converting card can be seen.
+  let held = true;
+  await tablet.route(/\/v1\/models$/, async (route) => {
+    if (route.request().method() === "GET" && held) await new Promise((done) => setTimeout(done, 300));
+    await route.continue();
+  });
+  await tablet.getByLabel("Upload a model (STEP, glTF, GLB, STL, OBJ)").setInputFiles({
+    name: `xt60-${room}.step`,
+    mimeType: "model/step",
+    buffer: xt60,
+  });
+  await expect(tablet.getByRole("status").filter({ hasText: "is being converted" })).toBeVisible();
+  const card = tablet.locator(".model-card", { hasText: `xt60-${room}.step` });
+  await expect(card).toHaveAttribute("data-status", /Converting|Ready/);
+  held = false;
+  await expect(card).toHaveAttribute("data-status", "Ready", { timeout: 20_000 });
+  await expect(card.locator("img.thumbnail")).toBeVisible();
+  await expect(card.locator(".meta")).toContainText("triangles");
+  await tablet.unroute(/\/v1\/models$/);
+
+  // Shown to everyone: the headset draws the connector in the file's own yellow.
+  await card.getByRole("button", { name: /^Show .* to everyone$/ }).click();
+  const id = await card.getAttribute("data-model");
+  await frameOf(headset, id!);
+  await expect.poll(() => pixelsWhere(headset, "r > 150 && g > 90 && b < g * 0.5"), { timeout: 10_000 }).toBeGreaterThan(2000);
 });
 
 test("a wrong join code is refused with a clear message", async ({ page }) => {
