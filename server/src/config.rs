@@ -169,6 +169,10 @@ pub struct ServeArgs {
     pub tls: TlsArgs,
     #[command(flatten)]
     pub conversion: ConversionArgs,
+    /// The folder whose subfolders are the storage containers ARR's conversion API reads from
+    /// and writes to, as `file:` URLs (default: `storage/` in the data dir).
+    #[arg(long, env = "PARALLAX_STORAGE_ROOT")]
+    pub storage_root: Option<PathBuf>,
 }
 
 /// HTTPS: on by default, as headsets' browsers offer WebXR only in a secure context.

@@ -125,6 +125,7 @@ pub async fn serve(
         host_secret: args.host_secret.clone(),
         metrics_token: args.metrics_token.clone(),
         conversion: args.conversion.clone(),
+        storage_root: args.storage_root.clone(),
         tls: match (&args.tls.mode, &args.tls.tls_cert, &args.tls.tls_key) {
             (TlsMode::Off, _, _) => TlsSetup::Off,
             (TlsMode::On, Some(cert), Some(key)) => TlsSetup::Files(CertFiles {

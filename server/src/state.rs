@@ -16,6 +16,7 @@ use crate::accounts::keys;
 use crate::accounts::tokens::Tokens;
 use crate::base::clock::{Clock, SystemClock};
 use crate::base::store::Store;
+use crate::catalog::conversions::{Conversions, Storage};
 use crate::catalog::convert::Converter;
 use crate::catalog::files::DEFAULT_MAX_UPLOAD_BYTES;
 use crate::catalog::models::Catalog;
@@ -32,6 +33,7 @@ use crate::tls::{Tls, TlsSetup};
 pub struct AppState {
     pub(crate) store: Store,
     pub(crate) catalog: Arc<Catalog>,
+    pub(crate) conversions: Arc<Conversions>,
     pub(crate) max_upload_bytes: usize,
     /// Most triangles a Standard session may load.
     pub(crate) standard_polygon_budget: u64,
@@ -104,6 +106,8 @@ pub struct Options {
     pub metrics_token: Option<String>,
     /// The limits and settings of model conversions.
     pub conversion: ConversionArgs,
+    /// The storage containers' root; `None`: `storage/` in the data dir.
+    pub storage_root: Option<PathBuf>,
     /// HTTPS, and with which certificate.
     pub tls: TlsSetup,
 }
@@ -121,6 +125,7 @@ impl Options {
             metrics_token: None,
             tls: TlsSetup::Off,
             conversion: ConversionArgs::default(),
+            storage_root: None,
         }
     }
 }
@@ -139,6 +144,7 @@ impl AppState {
             metrics_token,
             tls,
             conversion,
+            storage_root,
         } = options;
         let tls = Tls::open(data_dir, tls).context("setting up TLS")?;
         let store = open_store(data_dir).await?;
@@ -176,6 +182,22 @@ impl AppState {
             .resume_conversions()
             .await
             .context("resuming model conversions")?;
+        let storage_root = storage_root
+            .clone()
+            .unwrap_or_else(|| data_dir.join("storage"));
+        let storage = Storage::open(&storage_root)
+            .with_context(|| format!("opening the storage root {}", storage_root.display()))?;
+        let conversions = Conversions::new(
+            store.clone(),
+            catalog.clone(),
+            storage,
+            clock.clone(),
+            *max_upload_bytes,
+        );
+        conversions
+            .resume()
+            .await
+            .context("resuming ARR conversions")?;
         let spaces = Spaces::open(
             store.clone(),
             clock.clone(),
@@ -201,6 +223,7 @@ impl AppState {
         Ok(Self {
             store,
             catalog,
+            conversions,
             max_upload_bytes: *max_upload_bytes,
             standard_polygon_budget: pool.standard_polygon_budget,
             sessions,

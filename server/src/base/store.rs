@@ -97,6 +97,21 @@ impl ModelRecord {
     }
 }
 
+/// A conversion as stored ([`crate::catalog::conversions`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredConversion {
+    pub account: String,
+    pub id: String,
+    /// The settings' JSON, as created.
+    pub settings: String,
+    pub status: String,
+    /// `(code, message)` of a failed conversion.
+    pub error: Option<(String, String)>,
+    pub model: Option<ModelId>,
+    pub output_uri: Option<String>,
+    pub created_at: Timestamp,
+}
+
 /// A space as stored: the body (everything, members included) and, if newer, its properties.
 #[derive(Debug)]
 pub struct StoredSpace {
@@ -198,6 +213,94 @@ impl Store {
         .bind(status.column())
         .bind(status.failure())
         .bind(i64::try_from(triangles).unwrap_or(i64::MAX))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Adds `conversion` unless the account has one of that id; returns the one stored.
+    pub async fn insert_conversion(
+        &self,
+        conversion: &StoredConversion,
+    ) -> StoreResult<(bool, StoredConversion)> {
+        let done = sqlx::query(
+            "INSERT INTO conversions (account_id, id, settings, status, created_at_ms)
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (account_id, id) DO NOTHING",
+        )
+        .bind(&conversion.account)
+        .bind(&conversion.id)
+        .bind(&conversion.settings)
+        .bind(&conversion.status)
+        .bind(conversion.created_at.as_millis() as i64)
+        .execute(&self.pool)
+        .await?;
+        let stored = self
+            .conversion(&conversion.account, &conversion.id)
+            .await?
+            .ok_or(sqlx::Error::RowNotFound)?;
+        Ok((done.rows_affected() == 1, stored))
+    }
+
+    pub async fn conversion(
+        &self,
+        account: &str,
+        id: &str,
+    ) -> StoreResult<Option<StoredConversion>> {
+        let row = sqlx::query(&format!(
+            "{CONVERSION_COLUMNS} WHERE account_id = $1 AND id = $2"
+        ))
+        .bind(account)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(conversion_from_row).transpose()
+    }
+
+    /// An account's conversions, oldest first: `limit` of them after the first `skip`.
+    pub async fn conversions(
+        &self,
+        account: &str,
+        skip: usize,
+        limit: usize,
+    ) -> StoreResult<Vec<StoredConversion>> {
+        let rows = sqlx::query(&format!(
+            "{CONVERSION_COLUMNS} WHERE account_id = $1 ORDER BY created_at_ms, id
+             LIMIT $2 OFFSET $3"
+        ))
+        .bind(account)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .bind(i64::try_from(skip).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(conversion_from_row).collect()
+    }
+
+    /// Conversions that had not ended when the coordinator stopped.
+    pub async fn unfinished_conversions(&self) -> StoreResult<Vec<StoredConversion>> {
+        let rows = sqlx::query(&format!(
+            "{CONVERSION_COLUMNS} WHERE status IN ('NotStarted', 'Running')
+             ORDER BY created_at_ms"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(conversion_from_row).collect()
+    }
+
+    /// Records where conversion `account`/`id` is: its status, and what it made or why not.
+    pub async fn update_conversion(&self, conversion: &StoredConversion) -> StoreResult<()> {
+        let (code, message) = conversion.error.clone().unzip();
+        sqlx::query(
+            "UPDATE conversions SET status = $3, error_code = $4, error_message = $5,
+                 model_id = $6, output_uri = $7
+             WHERE account_id = $1 AND id = $2",
+        )
+        .bind(&conversion.account)
+        .bind(&conversion.id)
+        .bind(&conversion.status)
+        .bind(code)
+        .bind(message)
+        .bind(conversion.model.as_ref().map(ModelId::as_str))
+        .bind(&conversion.output_uri)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -453,6 +556,26 @@ fn session_from_row(row: &sqlx::sqlite::SqliteRow) -> StoreResult<RenderSession>
         ended_at: instant("ended_at_ms")?,
         error: row.try_get("error")?,
         host: row.try_get::<Option<String>, _>("host")?.map(HostId::new),
+    })
+}
+
+const CONVERSION_COLUMNS: &str = "SELECT account_id, id, settings, status, error_code,
+    error_message, model_id, output_uri, created_at_ms FROM conversions";
+
+fn conversion_from_row(row: &sqlx::sqlite::SqliteRow) -> StoreResult<StoredConversion> {
+    let code: Option<String> = row.try_get("error_code")?;
+    let message: Option<String> = row.try_get("error_message")?;
+    Ok(StoredConversion {
+        account: row.try_get("account_id")?,
+        id: row.try_get("id")?,
+        settings: row.try_get("settings")?,
+        status: row.try_get("status")?,
+        error: code.map(|code| (code, message.unwrap_or_default())),
+        model: row
+            .try_get::<Option<String>, _>("model_id")?
+            .map(ModelId::new),
+        output_uri: row.try_get("output_uri")?,
+        created_at: Timestamp::from_millis(row.try_get::<i64, _>("created_at_ms")?.max(0) as u64),
     })
 }
 

@@ -26,6 +26,7 @@ use tokio::sync::Semaphore;
 
 use crate::catalog::files::{THUMBNAIL, write_atomically};
 use crate::catalog::parts::{PARTS, parts_file};
+use crate::catalog::settings::ConversionSettings;
 use crate::config::ConversionArgs;
 
 /// The imported mesh's file name in a model's folder: hidden, so no upload can be called that.
@@ -51,6 +52,9 @@ pub enum ConvertError {
     /// The child's own words about a file it could not read.
     #[error("{0}")]
     InvalidReported(String),
+    /// A `ConversionSettings.json` beside the model that cannot be applied.
+    #[error("{0}")]
+    Settings(String),
     #[error("{0}")]
     Failed(String),
     #[error(transparent)]
@@ -347,7 +351,7 @@ pub async fn prepare_model_command(source: Source, limits: &ConversionArgs) -> u
                 1
             }
         },
-        Err(e @ ConvertError::Invalid { .. }) => {
+        Err(e @ (ConvertError::Invalid { .. } | ConvertError::Settings(_))) => {
             eprintln!("{e}");
             EXIT_INVALID
         }
@@ -361,6 +365,18 @@ pub async fn prepare_model_command(source: Source, limits: &ConversionArgs) -> u
 /// Imports `folder/file`; the files it names are looked up by their last path segment among the
 /// files beside it, as uploads store them flat. STEP files go to OpenCascade.
 fn import_in(
+    folder: &Path,
+    file: &str,
+    tessellation: &Tessellation,
+) -> Result<ImportedModel, ConvertError> {
+    let (settings, _) = ConversionSettings::beside(folder, file).map_err(ConvertError::Settings)?;
+    let mut model = import_file_in(folder, file, tessellation)?;
+    settings.apply(&mut model.mesh);
+    Ok(model)
+}
+
+/// [`import_in`] before the `ConversionSettings.json` beside the file are applied.
+fn import_file_in(
     folder: &Path,
     file: &str,
     tessellation: &Tessellation,

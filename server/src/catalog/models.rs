@@ -65,9 +65,9 @@ fn not_ready(id: &ModelId, status: &ModelStatus) -> String {
 impl From<ConvertError> for CatalogError {
     fn from(error: ConvertError) -> Self {
         match error {
-            ConvertError::Invalid { .. } | ConvertError::InvalidReported(_) => {
-                CatalogError::Invalid(error.to_string())
-            }
+            ConvertError::Invalid { .. }
+            | ConvertError::InvalidReported(_)
+            | ConvertError::Settings(_) => CatalogError::Invalid(error.to_string()),
             ConvertError::Failed(e) => CatalogError::Render(e),
             ConvertError::Io(e) => CatalogError::Io(e),
         }
@@ -97,6 +97,8 @@ pub struct Catalog {
     /// The samples' meshes in transfer form and their parts lists: small, built at start,
     /// always kept.
     samples: HashMap<ModelId, (Bytes, Bytes)>,
+    /// Told each time a conversion after an upload ends.
+    converted: tokio::sync::Notify,
 }
 
 impl Catalog {
@@ -132,6 +134,7 @@ impl Catalog {
             store,
             converter,
             samples,
+            converted: tokio::sync::Notify::new(),
         })
     }
 
@@ -211,7 +214,27 @@ impl Catalog {
             {
                 tracing::error!(model = %id, "recording the end of a conversion: {e}");
             }
+            catalog.converted.notify_waiters();
         });
+    }
+
+    /// Model `id` of `account` once its conversion has ended.
+    pub async fn converted(
+        &self,
+        id: &ModelId,
+        account: &str,
+    ) -> Result<ModelRecord, CatalogError> {
+        loop {
+            let ended = self.converted.notified();
+            tokio::pin!(ended);
+            // Listening before looking: an end between the two is not missed.
+            ended.as_mut().enable();
+            let record = self.get(id, account).await?;
+            if record.status != ModelStatus::Converting {
+                return Ok(record);
+            }
+            ended.await;
+        }
     }
 
     /// Checks and stores an upload; `name` defaults to the model file's name. A STEP file is
@@ -224,15 +247,29 @@ impl Catalog {
         name: Option<String>,
         owner: &str,
     ) -> Result<(Added, ModelRecord), CatalogError> {
+        let main = files
+            .iter()
+            .position(|f| is_model_file(&f.name))
+            .ok_or(CatalogError::NoModelFile)?;
+        self.add_with_main(files, main, name, owner).await
+    }
+
+    /// [`Catalog::add`] with the model file named: `files[main]`, the others beside it.
+    pub async fn add_with_main(
+        self: &Arc<Self>,
+        files: Vec<UploadedFile>,
+        main: usize,
+        name: Option<String>,
+        owner: &str,
+    ) -> Result<(Added, ModelRecord), CatalogError> {
         for file in &files {
             if !safe_file_name(&file.name) {
                 return Err(CatalogError::BadFileName(file.name.clone()));
             }
         }
-        let main = files
-            .iter()
-            .position(|f| is_model_file(&f.name))
-            .ok_or(CatalogError::NoModelFile)?;
+        if !files.get(main).is_some_and(|f| is_model_file(&f.name)) {
+            return Err(CatalogError::NoModelFile);
+        }
         let content = content_id(&files);
         let id = owned_id(owner, &content);
         if let Some(existing) = self.store.model(&id).await? {

@@ -76,13 +76,13 @@ pub(crate) struct VersionQuery {
     /// Beyond ARR: wait in the queue instead of failing when the size is full.
     queue: Option<bool>,
     #[serde(rename = "$skip")]
-    skip: Option<usize>,
+    pub(crate) skip: Option<usize>,
     from: Option<String>,
     to: Option<String>,
 }
 
 /// The query string, with malformed values answered in ARR's JSON error shape.
-pub(crate) struct ArrQuery(VersionQuery);
+pub(crate) struct ArrQuery(pub(crate) VersionQuery);
 
 impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ArrQuery {
     type Rejection = AppError;
@@ -94,7 +94,7 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ArrQuery {
 }
 
 impl VersionQuery {
-    fn check(&self) -> Result<()> {
+    pub(crate) fn check(&self) -> Result<()> {
         match self.api_version.as_deref() {
             Some(API_VERSION) => Ok(()),
             Some(other) => Err(AppError::bad_request(

@@ -3,7 +3,7 @@
 //! [`AppError`](crate::base::error::AppError)'s JSON.
 //!
 //! - `api`: health and ping; `arr`: Azure Remote Rendering's session REST API and token service;
-//!   `openapi`: the OpenAPI document of both.
+//!   `conversions`: its conversion REST API; `openapi`: the OpenAPI document of them all.
 //! - `auth`: who is calling (bearer token or session cookie) as extractors; `browser`: signing a
 //!   browser in and out, and guests joining by code.
 //! - `models`: the model catalog; `spaces`: spaces' REST API and member sockets; `upgrade`: the
@@ -15,6 +15,7 @@ mod api;
 mod arr;
 pub(crate) mod auth;
 pub(crate) mod browser;
+mod conversions;
 mod hosts;
 mod models;
 mod openapi;
@@ -38,10 +39,12 @@ pub fn app(state: AppState) -> Router {
         axum::http::StatusCode::REQUEST_TIMEOUT,
         Duration::from_secs(30),
     ));
-    let http = http.merge(arr::router().layer(TimeoutLayer::with_status_code(
-        axum::http::StatusCode::REQUEST_TIMEOUT,
-        Duration::from_secs(30),
-    )));
+    let http = http.merge(arr::router().merge(conversions::router()).layer(
+        TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(30),
+        ),
+    ));
     Router::new()
         .merge(http)
         .merge(models::router(state.max_upload_bytes))

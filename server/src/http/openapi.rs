@@ -6,7 +6,7 @@ use axum::{Json, Router};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::http::{api, arr};
+use crate::http::{api, arr, conversions};
 use crate::state::AppState;
 
 #[derive(OpenApi)]
@@ -30,6 +30,9 @@ use crate::state::AppState;
         arr::legacy_update_handler,
         arr::legacy_stop_handler,
         arr::legacy_list_handler,
+        conversions::create_handler,
+        conversions::get_handler,
+        conversions::list_handler,
         api::health_handler,
         api::ping_handler,
     ),
@@ -37,6 +40,7 @@ use crate::state::AppState;
     tags(
         (name = "auth", description = "Trade an account key for an access token"),
         (name = "sessions", description = "Render sessions, as ARR's session API (api-version 2021-01-01)"),
+        (name = "conversions", description = "Model conversions into the catalog, as ARR's conversion API (api-version 2021-01-01)"),
         (name = "legacy", description = "The older /v1 session calls of ARR's Learn module"),
         (name = "service", description = "Liveness"),
     )

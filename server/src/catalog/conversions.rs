@@ -1,0 +1,556 @@
+//! Conversions as Azure Remote Rendering ran them (REST API 2021-01-01): an account names a model
+//! file in a storage container and an output container; the conversion reads the file and the
+//! files beside it, converts it into the catalog (as an upload of that account, with the same
+//! checks, limits and `ConversionSettings.json`), and writes the converted asset to the output.
+//!
+//! A storage container here is a folder the operator names: a `file:` URL of a folder under the
+//! storage root (`--storage-root`). Anything else — another scheme, a folder outside the root, a
+//! path that climbs out of its container — is refused. ARR's access signatures have nothing to
+//! sign here: they are accepted, never stored and never echoed.
+//!
+//! A conversion is `NotStarted`, then `Running`, then `Succeeded` or `Failed`. One a stop
+//! interrupted runs again at the next start (a second run of the same files is the same catalog
+//! model), so `Cancelled`, which ARR's service set when it gave a conversion up, never happens.
+
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+
+use parallax_core::time::Timestamp;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+use url::Url;
+
+use crate::base::clock::Clock;
+use crate::base::store::{ModelStatus, Store, StoredConversion};
+use crate::catalog::convert::MESH;
+use crate::catalog::files::{UploadedFile, safe_file_name, write_atomically};
+use crate::catalog::models::{Catalog, CatalogError, MeshBytes};
+
+/// Longest conversion id, as ARR's.
+const MAX_ID_LEN: usize = 256;
+
+/// Where a conversion reads its input.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct InputLocation {
+    pub storage_container_uri: String,
+    /// Accepted for ARR's clients; a folder needs no signature. Never stored or echoed.
+    #[serde(default, skip_serializing)]
+    pub storage_container_read_list_sas: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blob_prefix: Option<String>,
+    pub relative_input_asset_path: String,
+}
+
+/// Where a conversion writes its output.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OutputLocation {
+    pub storage_container_uri: String,
+    /// As [`InputLocation::storage_container_read_list_sas`].
+    #[serde(default, skip_serializing)]
+    pub storage_container_write_sas: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blob_prefix: Option<String>,
+    /// Must end in `.arrAsset`; default: the input's name with that ending.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_asset_filename: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ConversionSettings {
+    pub input_location: InputLocation,
+    pub output_location: OutputLocation,
+}
+
+impl ConversionSettings {
+    /// The settings as stored and compared: without access signatures, which change from one
+    /// retry to the next.
+    fn unsigned(mut self) -> Self {
+        self.input_location.storage_container_read_list_sas = None;
+        self.output_location.storage_container_write_sas = None;
+        self
+    }
+
+    /// The output file's name.
+    fn output_file(&self) -> String {
+        self.output_location
+            .output_asset_filename
+            .clone()
+            .unwrap_or_else(|| {
+                let input = Path::new(&self.input_location.relative_input_asset_path);
+                let stem = input
+                    .file_stem()
+                    .and_then(|s| s.to_str())
+                    .unwrap_or("model");
+                format!("{stem}.arrAsset")
+            })
+    }
+}
+
+/// A conversion as the API reports it.
+#[derive(Debug, Clone)]
+pub struct Conversion {
+    pub id: String,
+    pub settings: ConversionSettings,
+    pub status: &'static str,
+    pub error: Option<(String, String)>,
+    pub output_uri: Option<String>,
+    /// The catalog model it made.
+    pub model: Option<parallax_core::ModelId>,
+    pub created_at: Timestamp,
+}
+
+#[derive(Debug, Error)]
+pub enum ConversionError {
+    /// The request is wrong: the field it names, and why.
+    #[error("{message}")]
+    Invalid {
+        target: &'static str,
+        message: String,
+    },
+    #[error("there is no conversion `{0}` in this account")]
+    Unknown(String),
+    #[error("a conversion `{0}` exists with other settings")]
+    Conflict(String),
+    #[error(transparent)]
+    Store(#[from] sqlx::Error),
+}
+
+fn invalid(target: &'static str, message: impl Into<String>) -> ConversionError {
+    ConversionError::Invalid {
+        target,
+        message: message.into(),
+    }
+}
+
+/// Whether a conversion was made by this call or found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Created {
+    New,
+    Existing,
+}
+
+/// The operator's storage: every container is a folder under `root`.
+#[derive(Debug, Clone)]
+pub struct Storage {
+    root: PathBuf,
+}
+
+impl Storage {
+    /// The storage under `root`, made if it is missing.
+    pub fn open(root: &Path) -> std::io::Result<Self> {
+        std::fs::create_dir_all(root)?;
+        Ok(Self {
+            root: root.canonicalize()?,
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The folder a container URI names, if it is one under the root.
+    fn container(&self, uri: &str, target: &'static str) -> Result<PathBuf, ConversionError> {
+        let url =
+            Url::parse(uri).map_err(|e| invalid(target, format!("{uri:?} is not a URL: {e}")))?;
+        if url.scheme() != "file" {
+            return Err(invalid(
+                target,
+                format!(
+                    "{uri:?} is not a storage container here: use a file: URL of a folder under \
+                     {}",
+                    self.root.display()
+                ),
+            ));
+        }
+        let path = url
+            .to_file_path()
+            .map_err(|()| invalid(target, format!("{uri:?} names no local folder")))?;
+        let within = path
+            .components()
+            .all(|c| !matches!(c, Component::ParentDir | Component::CurDir));
+        if !within || !path.starts_with(&self.root) {
+            return Err(invalid(
+                target,
+                format!(
+                    "{uri:?} is outside the storage root {}",
+                    self.root.display()
+                ),
+            ));
+        }
+        Ok(path)
+    }
+
+    /// `container/prefix/relative`, refused if a part of it is not a plain name.
+    fn place(
+        container: &Path,
+        prefix: Option<&str>,
+        relative: &str,
+        target: &'static str,
+    ) -> Result<PathBuf, ConversionError> {
+        let mut path = container.to_path_buf();
+        for part in [prefix.unwrap_or(""), relative] {
+            for component in Path::new(part).components() {
+                match component {
+                    Component::Normal(name) => path.push(name),
+                    _ => {
+                        return Err(invalid(
+                            target,
+                            format!("{part:?} must be a relative path of plain names"),
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(path)
+    }
+
+    /// The URL of a file in the storage.
+    fn url_of(path: &Path) -> String {
+        Url::from_file_path(path).map_or_else(|()| path.display().to_string(), String::from)
+    }
+}
+
+/// Runs conversions and answers for them.
+pub struct Conversions {
+    store: Store,
+    catalog: Arc<Catalog>,
+    storage: Storage,
+    clock: Arc<dyn Clock>,
+    /// Largest input (the model file and those beside it) read, in bytes: the upload limit.
+    max_input_bytes: usize,
+}
+
+impl Conversions {
+    pub fn new(
+        store: Store,
+        catalog: Arc<Catalog>,
+        storage: Storage,
+        clock: Arc<dyn Clock>,
+        max_input_bytes: usize,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            store,
+            catalog,
+            storage,
+            clock,
+            max_input_bytes,
+        })
+    }
+
+    /// Runs again the conversions a stop interrupted.
+    pub async fn resume(self: &Arc<Self>) -> Result<(), ConversionError> {
+        for stored in self.store.unfinished_conversions().await? {
+            tracing::info!(
+                account = stored.account,
+                id = stored.id,
+                "resuming a conversion"
+            );
+            self.start(stored);
+        }
+        Ok(())
+    }
+
+    /// `PUT`: creates conversion `id` of `account`, or finds the same one made before.
+    pub async fn create(
+        self: &Arc<Self>,
+        account: &str,
+        id: &str,
+        settings: ConversionSettings,
+    ) -> Result<(Created, Conversion), ConversionError> {
+        check_id(id)?;
+        let settings = settings.unsigned();
+        self.check(&settings)?;
+        let text = serde_json::to_string(&settings).unwrap_or_default();
+        let (new, stored) = self
+            .store
+            .insert_conversion(&StoredConversion {
+                account: account.to_string(),
+                id: id.to_string(),
+                settings: text.clone(),
+                status: "NotStarted".into(),
+                error: None,
+                model: None,
+                output_uri: None,
+                created_at: self.clock.now(),
+            })
+            .await?;
+        if !new {
+            let same = serde_json::from_str::<ConversionSettings>(&stored.settings)
+                .is_ok_and(|before| before == settings);
+            if !same {
+                return Err(ConversionError::Conflict(id.to_string()));
+            }
+            return Ok((Created::Existing, view(stored)?));
+        }
+        self.start(stored.clone());
+        Ok((Created::New, view(stored)?))
+    }
+
+    pub async fn get(&self, account: &str, id: &str) -> Result<Conversion, ConversionError> {
+        let stored = self
+            .store
+            .conversion(account, id)
+            .await?
+            .ok_or_else(|| ConversionError::Unknown(id.to_string()))?;
+        view(stored)
+    }
+
+    /// Up to `limit` of the account's conversions after the first `skip`, oldest first; and
+    /// whether there are more.
+    pub async fn list(
+        &self,
+        account: &str,
+        skip: usize,
+        limit: usize,
+    ) -> Result<(Vec<Conversion>, bool), ConversionError> {
+        let mut stored = self.store.conversions(account, skip, limit + 1).await?;
+        let more = stored.len() > limit;
+        stored.truncate(limit);
+        Ok((
+            stored.into_iter().map(view).collect::<Result<_, _>>()?,
+            more,
+        ))
+    }
+
+    /// Refuses settings whose locations are not in the storage, before anything is stored.
+    fn check(&self, settings: &ConversionSettings) -> Result<(), ConversionError> {
+        let input = &settings.input_location;
+        let container = self.storage.container(
+            &input.storage_container_uri,
+            "settings.inputLocation.storageContainerUri",
+        )?;
+        if input.relative_input_asset_path.trim().is_empty() {
+            return Err(invalid(
+                "settings.inputLocation.relativeInputAssetPath",
+                "relativeInputAssetPath must name the model file",
+            ));
+        }
+        Storage::place(
+            &container,
+            input.blob_prefix.as_deref(),
+            &input.relative_input_asset_path,
+            "settings.inputLocation.relativeInputAssetPath",
+        )?;
+        let output = &settings.output_location;
+        let container = self.storage.container(
+            &output.storage_container_uri,
+            "settings.outputLocation.storageContainerUri",
+        )?;
+        let file = settings.output_file();
+        if !file.ends_with(".arrAsset") || !safe_file_name(&file) {
+            return Err(invalid(
+                "settings.outputLocation.outputAssetFilename",
+                format!("{file:?} must be a plain file name ending in .arrAsset"),
+            ));
+        }
+        Storage::place(
+            &container,
+            output.blob_prefix.as_deref(),
+            &file,
+            "settings.outputLocation.blobPrefix",
+        )?;
+        Ok(())
+    }
+
+    fn start(self: &Arc<Self>, stored: StoredConversion) {
+        let conversions = self.clone();
+        tokio::spawn(async move {
+            let mut stored = stored;
+            stored.status = "Running".into();
+            if let Err(e) = conversions.store.update_conversion(&stored).await {
+                tracing::error!("recording a conversion's start: {e}");
+                return;
+            }
+            match conversions.run(&stored).await {
+                Ok((model, output)) => {
+                    stored.status = "Succeeded".into();
+                    stored.model = Some(model);
+                    stored.output_uri = Some(output);
+                }
+                Err((code, message)) => {
+                    tracing::warn!(id = stored.id, "a conversion failed: {message}");
+                    stored.status = "Failed".into();
+                    stored.error = Some((code.to_string(), message));
+                }
+            }
+            if let Err(e) = conversions.store.update_conversion(&stored).await {
+                tracing::error!("recording a conversion's end: {e}");
+            }
+        });
+    }
+
+    /// Converts `stored`'s input into the catalog and writes the output; returns the model and
+    /// the output's URL, or an error code and message.
+    async fn run(
+        &self,
+        stored: &StoredConversion,
+    ) -> Result<(parallax_core::ModelId, String), (&'static str, String)> {
+        let settings: ConversionSettings = serde_json::from_str(&stored.settings)
+            .map_err(|e| ("InternalServerError", format!("the stored settings: {e}")))?;
+        let input = &settings.input_location;
+        let placed = self
+            .storage
+            .container(&input.storage_container_uri, "input")
+            .and_then(|container| {
+                Storage::place(
+                    &container,
+                    input.blob_prefix.as_deref(),
+                    &input.relative_input_asset_path,
+                    "input",
+                )
+            })
+            .map_err(|e| ("InvalidInput", e.to_string()))?;
+        let files = self.input_files(&placed).await?;
+        let main_name = placed
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_string();
+        let main = files.iter().position(|f| f.name == main_name).ok_or((
+            "InvalidInput",
+            format!("{main_name:?} is not a file Parallax reads"),
+        ))?;
+        let (_, record) = self
+            .catalog
+            .add_with_main(files, main, Some(main_name.clone()), &stored.account)
+            .await
+            .map_err(failure)?;
+        let record = self
+            .catalog
+            .converted(&record.summary.id, &stored.account)
+            .await
+            .map_err(failure)?;
+        if let ModelStatus::Failed(reason) = &record.status {
+            return Err(("ConversionFailed", format!("{main_name}: {reason}")));
+        }
+        let output = &settings.output_location;
+        let path = self
+            .storage
+            .container(&output.storage_container_uri, "output")
+            .and_then(|container| {
+                Storage::place(
+                    &container,
+                    output.blob_prefix.as_deref(),
+                    &settings.output_file(),
+                    "output",
+                )
+            })
+            .map_err(|e| ("InvalidOutput", e.to_string()))?;
+        let asset = match self.catalog.mesh(&record).await.map_err(failure)? {
+            MeshBytes::File(mesh) => tokio::fs::read(mesh).await,
+            MeshBytes::Memory(bytes) => Ok(bytes.to_vec()),
+        }
+        .map_err(|e| {
+            (
+                "InternalServerError",
+                format!("reading the converted {MESH}: {e}"),
+            )
+        })?;
+        if let Some(folder) = path.parent() {
+            tokio::fs::create_dir_all(folder)
+                .await
+                .map_err(|e| ("OutputContainerError", e.to_string()))?;
+        }
+        write_atomically(&path, &asset)
+            .await
+            .map_err(|e| ("OutputContainerError", format!("{}: {e}", path.display())))?;
+        Ok((record.summary.id, Storage::url_of(&path)))
+    }
+
+    /// The model file at `path` and the plain files beside it (the buffers and textures a
+    /// glTF names, a `ConversionSettings.json`), as ARR read every blob under the prefix.
+    async fn input_files(&self, path: &Path) -> Result<Vec<UploadedFile>, (&'static str, String)> {
+        let missing =
+            |e: std::io::Error| ("InputContainerError", format!("{}: {e}", path.display()));
+        // The file itself, through any link, must still be in the storage.
+        let real = tokio::fs::canonicalize(path).await.map_err(missing)?;
+        if !real.starts_with(self.storage.root()) {
+            return Err((
+                "InvalidInput",
+                format!("{} leads outside the storage", path.display()),
+            ));
+        }
+        let folder = real.parent().unwrap_or(self.storage.root()).to_path_buf();
+        let mut files = Vec::new();
+        let mut total = 0usize;
+        let mut entries = tokio::fs::read_dir(&folder).await.map_err(missing)?;
+        while let Some(entry) = entries.next_entry().await.map_err(missing)? {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let real = tokio::fs::canonicalize(entry.path())
+                .await
+                .map_err(missing)?;
+            let plain = safe_file_name(&name) && real.starts_with(self.storage.root());
+            if !plain || !tokio::fs::metadata(&real).await.is_ok_and(|m| m.is_file()) {
+                continue;
+            }
+            let bytes = tokio::fs::read(&real).await.map_err(missing)?;
+            total += bytes.len();
+            if total > self.max_input_bytes {
+                return Err((
+                    "InputContainerError",
+                    format!(
+                        "the files beside the model in {} come to more than the {} MiB an \
+                         upload may be",
+                        folder.display(),
+                        self.max_input_bytes / (1024 * 1024)
+                    ),
+                ));
+            }
+            files.push(UploadedFile { name, bytes });
+        }
+        Ok(files)
+    }
+}
+
+/// ARR's error code and the message for a catalog's refusal.
+fn failure(error: CatalogError) -> (&'static str, String) {
+    let code = match error {
+        CatalogError::Invalid(_) | CatalogError::NoModelFile | CatalogError::BadFileName(_) => {
+            "InvalidInput"
+        }
+        _ => "ConversionFailed",
+    };
+    (code, error.to_string())
+}
+
+fn check_id(id: &str) -> Result<(), ConversionError> {
+    let fine = !id.is_empty()
+        && id.chars().count() <= MAX_ID_LEN
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if fine {
+        Ok(())
+    } else {
+        Err(invalid(
+            "conversionId",
+            format!(
+                "a conversion id has 1 to {MAX_ID_LEN} letters, digits, '-' and '_', not {id:?}"
+            ),
+        ))
+    }
+}
+
+fn view(stored: StoredConversion) -> Result<Conversion, ConversionError> {
+    let settings = serde_json::from_str(&stored.settings)
+        .map_err(|e| ConversionError::Store(sqlx::Error::Decode(Box::new(e))))?;
+    let status = match stored.status.as_str() {
+        "Running" => "Running",
+        "Succeeded" => "Succeeded",
+        "Failed" => "Failed",
+        "Cancelled" => "Cancelled",
+        _ => "NotStarted",
+    };
+    Ok(Conversion {
+        id: stored.id,
+        settings,
+        status,
+        error: stored.error,
+        output_uri: stored.output_uri,
+        model: stored.model,
+        created_at: stored.created_at,
+    })
+}

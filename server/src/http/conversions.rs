@@ -1,0 +1,179 @@
+//! ARR's conversion REST API (version 2021-01-01): create a conversion, read one, list an
+//! account's. What a conversion does is in [`crate::catalog::conversions`].
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::base::clock::rfc3339;
+use crate::base::error::{AppError, ErrorBody, Result};
+use crate::catalog::conversions::{Conversion, ConversionError, ConversionSettings, Created};
+use crate::http::arr::{API_VERSION, ArrQuery, origin};
+use crate::http::auth::Caller;
+use crate::state::AppState;
+
+/// Conversions per page of the list call.
+const PAGE_SIZE: usize = 50;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/accounts/{account_id}/conversions", get(list_handler))
+        .route(
+            "/accounts/{account_id}/conversions/{conversion_id}",
+            get(get_handler).put(create_handler),
+        )
+}
+
+/// The body of `PUT …/conversions/{id}`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateConversionBody {
+    #[schema(value_type = Object)]
+    settings: ConversionSettings,
+}
+
+/// A conversion as ARR reported it.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConversionJson {
+    id: String,
+    #[schema(value_type = Object)]
+    settings: ConversionSettings,
+    /// Once it has succeeded: where the converted asset was written.
+    output: Option<ConversionOutput>,
+    /// Once it has failed: why.
+    error: Option<ConversionErrorJson>,
+    /// `NotStarted`, `Running`, `Succeeded`, `Failed` or `Cancelled`.
+    #[schema(example = "Succeeded")]
+    status: &'static str,
+    /// RFC 3339.
+    creation_time: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConversionOutput {
+    output_asset_uri: String,
+    /// Beyond ARR: the catalog model the conversion made, to show in a space.
+    model_id: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConversionErrorJson {
+    code: String,
+    message: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConversionList {
+    conversions: Vec<ConversionJson>,
+    /// The next page, when there is one.
+    #[serde(rename = "@nextLink", skip_serializing_if = "Option::is_none")]
+    next_link: Option<String>,
+}
+
+impl From<Conversion> for ConversionJson {
+    fn from(conversion: Conversion) -> Self {
+        Self {
+            id: conversion.id,
+            settings: conversion.settings,
+            output: conversion.output_uri.map(|uri| ConversionOutput {
+                output_asset_uri: uri,
+                model_id: conversion.model.map(|m| m.as_str().to_string()),
+            }),
+            error: conversion
+                .error
+                .map(|(code, message)| ConversionErrorJson { code, message }),
+            status: conversion.status,
+            creation_time: rfc3339(conversion.created_at),
+        }
+    }
+}
+
+impl From<ConversionError> for AppError {
+    fn from(error: ConversionError) -> Self {
+        match error {
+            ConversionError::Invalid { target, message } => {
+                AppError::bad_request(message, Some(target))
+            }
+            ConversionError::Unknown(_) => AppError::not_found(error.to_string()),
+            ConversionError::Conflict(_) => AppError::conflict(error.to_string()),
+            ConversionError::Store(e) => AppError::Internal(e.into()),
+        }
+    }
+}
+
+#[utoipa::path(put, path = "/accounts/{account_id}/conversions/{conversion_id}", tag = "conversions",
+    params(("account_id" = String, Path), ("conversion_id" = String, Path, description = "1-256 letters, digits, '-', '_'"),
+        ("api-version" = String, Query, example = "2021-01-01")),
+    request_body = CreateConversionBody, security(("access_token" = [])),
+    responses((status = 201, description = "Created: the conversion starts", body = ConversionJson), (status = 200, description = "The same conversion exists (a safe retry)", body = ConversionJson),
+        (status = 400, description = "Bad request: the error names the field", body = ErrorBody), (status = 401, description = "Missing, invalid or expired token", body = ErrorBody), (status = 403, description = "A token of another account", body = ErrorBody), (status = 409, description = "The id exists with other settings", body = ErrorBody)))]
+pub(crate) async fn create_handler(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((account_id, conversion_id)): Path<(String, String)>,
+    ArrQuery(query): ArrQuery,
+    body: std::result::Result<Json<CreateConversionBody>, JsonRejection>,
+) -> Result<(StatusCode, Json<ConversionJson>)> {
+    query.check()?;
+    caller.require_account(&account_id)?;
+    let Json(body) = body?;
+    let (created, conversion) = state
+        .conversions
+        .create(&account_id, &conversion_id, body.settings)
+        .await?;
+    let status = match created {
+        Created::New => StatusCode::CREATED,
+        Created::Existing => StatusCode::OK,
+    };
+    Ok((status, Json(conversion.into())))
+}
+
+#[utoipa::path(get, path = "/accounts/{account_id}/conversions/{conversion_id}", tag = "conversions",
+    params(("account_id" = String, Path), ("conversion_id" = String, Path), ("api-version" = String, Query, example = "2021-01-01")),
+    security(("access_token" = [])),
+    responses((status = 200, body = ConversionJson), (status = 400, description = "Bad request: the error names the field", body = ErrorBody), (status = 401, description = "Missing, invalid or expired token", body = ErrorBody), (status = 403, description = "A token of another account", body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(crate) async fn get_handler(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((account_id, conversion_id)): Path<(String, String)>,
+    ArrQuery(query): ArrQuery,
+) -> Result<Json<ConversionJson>> {
+    query.check()?;
+    caller.require_account(&account_id)?;
+    let conversion = state.conversions.get(&account_id, &conversion_id).await?;
+    Ok(Json(conversion.into()))
+}
+
+#[utoipa::path(get, path = "/accounts/{account_id}/conversions", tag = "conversions",
+    params(("account_id" = String, Path), ("api-version" = String, Query, example = "2021-01-01"), ("$skip" = Option<usize>, Query, description = "Paging; follow @nextLink")),
+    security(("access_token" = [])),
+    responses((status = 200, description = "The account's conversions, oldest first", body = ConversionList), (status = 400, description = "Bad request: the error names the field", body = ErrorBody), (status = 401, description = "Missing, invalid or expired token", body = ErrorBody), (status = 403, description = "A token of another account", body = ErrorBody)))]
+pub(crate) async fn list_handler(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(account_id): Path<String>,
+    ArrQuery(query): ArrQuery,
+    headers: HeaderMap,
+) -> Result<Json<ConversionList>> {
+    query.check()?;
+    caller.require_account(&account_id)?;
+    let skip = query.skip.unwrap_or(0);
+    let (page, more) = state.conversions.list(&account_id, skip, PAGE_SIZE).await?;
+    let next_link = more.then(|| {
+        format!(
+            "{}/accounts/{account_id}/conversions?api-version={API_VERSION}&$skip={}",
+            origin(&headers, &state),
+            skip + PAGE_SIZE
+        )
+    });
+    Ok(Json(ConversionList {
+        conversions: page.into_iter().map(ConversionJson::from).collect(),
+        next_link,
+    }))
+}

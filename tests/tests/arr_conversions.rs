@@ -1,0 +1,329 @@
+//! ARR's conversion API (2021-01-01) over HTTP, as an ARR client calls it: a model file in a
+//! storage container (a folder under the storage root) is converted into the catalog, honouring
+//! the `ConversionSettings.json` beside it, and the asset is written to the output container.
+//! Status codes, body shapes, idempotent PUTs, paging and the error body are ARR's.
+
+use std::path::{Path, PathBuf};
+
+use parallax_render::Mesh;
+use parallax_tests::{Answer, ArrClient, TestServer, data_dir, get_json};
+use reqwest::Method;
+use serde_json::{Value, json};
+use url::Url;
+
+fn real(file: &str) -> Vec<u8> {
+    let path = format!("{}/../step/tests/data/{file}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+struct Setup {
+    _dir: tempfile::TempDir,
+    server: TestServer,
+    arr: ArrClient,
+    /// The storage root: `storage/` in the data dir.
+    storage: PathBuf,
+}
+
+async fn setup() -> Setup {
+    let dir = data_dir();
+    let (account, key) = ArrClient::create_account(dir.path(), "converters").await;
+    let server = TestServer::start(dir.path()).await;
+    let arr = ArrClient::sign_in(&server, &account, &key).await;
+    let storage = dir.path().join("storage").canonicalize().unwrap();
+    Setup {
+        _dir: dir,
+        server,
+        arr,
+        storage,
+    }
+}
+
+fn container(storage: &Path, name: &str) -> (PathBuf, String) {
+    let path = storage.join(name);
+    std::fs::create_dir_all(&path).unwrap();
+    let url = Url::from_file_path(&path).unwrap().to_string();
+    (path, url)
+}
+
+impl Setup {
+    fn url(&self, id: &str) -> String {
+        format!(
+            "{}/accounts/{}/conversions/{id}?api-version=2021-01-01",
+            self.arr.base, self.arr.account
+        )
+    }
+
+    async fn put(&self, id: &str, settings: Value) -> Answer {
+        let body = json!({ "settings": settings });
+        self.arr.call(Method::PUT, &self.url(id), Some(body)).await
+    }
+
+    /// Conversion `id` once it has ended.
+    async fn ended(&self, id: &str) -> Value {
+        for _ in 0..600 {
+            let answer = self.arr.call(Method::GET, &self.url(id), None).await;
+            assert_eq!(answer.status, 200, "{}", answer.body);
+            if !["NotStarted", "Running"].contains(&answer.body["status"].as_str().unwrap()) {
+                return answer.body;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("conversion {id} did not end within 30 s");
+    }
+}
+
+fn settings(input: &str, prefix: &str, file: &str, output: &str) -> Value {
+    json!({
+        "inputLocation": {
+            "storageContainerUri": input,
+            "storageContainerReadListSas": "sv=2020-08-04&sig=secret",
+            "blobPrefix": prefix,
+            "relativeInputAssetPath": file,
+        },
+        "outputLocation": {
+            "storageContainerUri": output,
+            "storageContainerWriteSas": "sv=2020-08-04&sig=secret",
+            "blobPrefix": "converted",
+        }
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_file_in_a_container_converts_into_the_catalog_and_the_output_container() {
+    let setup = setup().await;
+    let (input, input_url) = container(&setup.storage, "designs");
+    let (output, output_url) = container(&setup.storage, "assets");
+    std::fs::create_dir_all(input.join("connectors")).unwrap();
+    std::fs::write(
+        input.join("connectors/XT60.step"),
+        real("AMASS_XT60-F_1x02_P7.2mm_Vertical.step"),
+    )
+    .unwrap();
+    // ARR's settings file beside the model: millimetres to metres, centred on the origin.
+    std::fs::write(
+        input.join("connectors/XT60.ConversionSettings.json"),
+        br#"{ "scaling": 0.001, "recenterToOrigin": true, "opaqueMaterialDefaultSidedness": "SingleSided" }"#,
+    )
+    .unwrap();
+    let wanted = settings(&input_url, "connectors", "XT60.step", &output_url);
+
+    let created = setup.put("xt60-1", wanted.clone()).await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    assert!(created.headers.contains_key("ms-cv"));
+    assert_eq!(created.body["id"], "xt60-1");
+    assert!(["NotStarted", "Running"].contains(&created.body["status"].as_str().unwrap()));
+    assert!(
+        created.body["creationTime"]
+            .as_str()
+            .unwrap()
+            .ends_with('Z')
+    );
+    // The settings come back as given, without the access signatures.
+    assert_eq!(
+        created.body["settings"]["inputLocation"]["relativeInputAssetPath"],
+        "XT60.step"
+    );
+    assert!(
+        !created.body.to_string().contains("secret"),
+        "{}",
+        created.body
+    );
+
+    // A retry with the same settings is the same conversion; other settings are a conflict.
+    let again = setup.put("xt60-1", wanted.clone()).await;
+    assert_eq!(again.status, 200, "{}", again.body);
+    assert_eq!(again.body["creationTime"], created.body["creationTime"]);
+    let other = settings(&input_url, "connectors", "other.step", &output_url);
+    let conflict = setup.put("xt60-1", other).await;
+    assert_eq!(
+        (conflict.status, conflict.code()),
+        (409, "Conflict"),
+        "{}",
+        conflict.body
+    );
+    assert!(
+        conflict.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("xt60-1")
+    );
+
+    let done = setup.ended("xt60-1").await;
+    assert_eq!(done["status"], "Succeeded", "{done}");
+    assert!(done["error"].is_null(), "{done}");
+    let asset_url = done["output"]["outputAssetUri"].as_str().unwrap();
+    let asset = Url::parse(asset_url).unwrap().to_file_path().unwrap();
+    assert_eq!(asset, output.join("converted/XT60.arrAsset"));
+
+    // The asset is the converted mesh: scaled to metres and centred, as the settings said.
+    let mesh = Mesh::from_bytes(&std::fs::read(&asset).unwrap()).unwrap();
+    let bounds = mesh.bounds().unwrap();
+    assert!(bounds.center().length() < 1e-6, "{bounds:?}");
+    let size = bounds.max - bounds.min;
+    assert!((size.y - 0.0081).abs() < 5e-5, "{size} m");
+
+    // And it is a Ready model of the account's catalog, named after its file.
+    let model_id = done["output"]["modelId"].as_str().unwrap();
+    let model = get_json(
+        &setup.server,
+        &format!("/v1/models/{model_id}"),
+        &setup.arr.token,
+    )
+    .await;
+    assert_eq!(model["status"], "Ready", "{model}");
+    assert_eq!(model["name"], "XT60.step");
+    assert_eq!(model["format"], "STEP");
+
+    // The list, oldest first, in pages of 50 with ARR's @nextLink.
+    for n in 2..=51 {
+        let answer = setup.put(&format!("xt60-{n}"), wanted.clone()).await;
+        assert_eq!(answer.status, 201, "{}", answer.body);
+    }
+    let list_url = format!(
+        "{}/accounts/{}/conversions?api-version=2021-01-01",
+        setup.arr.base, setup.arr.account
+    );
+    let first = setup.arr.call(Method::GET, &list_url, None).await;
+    assert_eq!(first.status, 200);
+    let page = first.body["conversions"].as_array().unwrap();
+    assert_eq!(page.len(), 50);
+    assert_eq!(page[0]["id"], "xt60-1");
+    let next = first.body["@nextLink"].as_str().unwrap();
+    let second = setup.arr.call(Method::GET, next, None).await;
+    assert_eq!(second.body["conversions"].as_array().unwrap().len(), 1);
+    assert!(second.body.get("@nextLink").is_none());
+    // The same files made the same model, converted once.
+    let last = setup.ended("xt60-51").await;
+    assert_eq!(last["output"]["modelId"], model_id);
+    setup.server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conversions_that_cannot_run_fail_with_the_reason() {
+    let setup = setup().await;
+    let (input, input_url) = container(&setup.storage, "in");
+    let (_, output_url) = container(&setup.storage, "out");
+    std::fs::write(input.join("broken.stl"), b"solid nothing\nfacet normal 0 0").unwrap();
+
+    let created = setup
+        .put(
+            "missing",
+            settings(&input_url, "", "gone.step", &output_url),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let failed = setup.ended("missing").await;
+    assert_eq!(failed["status"], "Failed", "{failed}");
+    assert_eq!(failed["error"]["code"], "InputContainerError", "{failed}");
+    assert!(failed["output"].is_null());
+
+    setup
+        .put(
+            "broken",
+            settings(&input_url, "", "broken.stl", &output_url),
+        )
+        .await;
+    let failed = setup.ended("broken").await;
+    assert_eq!(failed["error"]["code"], "InvalidInput", "{failed}");
+    assert!(
+        failed["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("broken.stl")
+    );
+    setup.server.stop().await;
+}
+
+#[tokio::test]
+async fn requests_outside_the_storage_or_the_api_are_refused_as_arr_did() {
+    let setup = setup().await;
+    let (_, input_url) = container(&setup.storage, "in");
+    let (_, output_url) = container(&setup.storage, "out");
+    let outside = Url::from_file_path(std::env::temp_dir())
+        .unwrap()
+        .to_string();
+    let cases = [
+        (
+            settings(&outside, "", "a.step", &output_url),
+            "settings.inputLocation.storageContainerUri",
+            "outside the storage root",
+        ),
+        (
+            settings(
+                "https://contoso.blob.core.windows.net/arrinput",
+                "",
+                "a.step",
+                &output_url,
+            ),
+            "settings.inputLocation.storageContainerUri",
+            "file: URL",
+        ),
+        (
+            settings(&input_url, "../..", "a.step", &output_url),
+            "settings.inputLocation.relativeInputAssetPath",
+            "plain names",
+        ),
+        (
+            settings(&input_url, "", "a.step", &format!("{output_url}/../../..")),
+            "settings.outputLocation.storageContainerUri",
+            "outside the storage root",
+        ),
+    ];
+    for (body, target, says) in cases {
+        let answer = setup.put("refused", body).await;
+        assert_eq!(
+            (answer.status, answer.code()),
+            (400, "BadRequest"),
+            "{}",
+            answer.body
+        );
+        assert_eq!(answer.body["error"]["target"], target, "{}", answer.body);
+        let message = answer.body["error"]["message"].as_str().unwrap();
+        assert!(message.contains(says), "{message}");
+    }
+    let mut renamed = settings(&input_url, "", "a.step", &output_url);
+    renamed["outputLocation"]["outputAssetFilename"] = json!("a.glb");
+    let answer = setup.put("refused", renamed).await;
+    assert_eq!(
+        answer.body["error"]["target"],
+        "settings.outputLocation.outputAssetFilename"
+    );
+    let answer = setup
+        .put(
+            "no spaces please",
+            settings(&input_url, "", "a.step", &output_url),
+        )
+        .await;
+    assert_eq!(
+        (answer.status, answer.body["error"]["target"].as_str()),
+        (400, Some("conversionId"))
+    );
+    let answer = setup
+        .arr
+        .call(
+            Method::PUT,
+            &setup.url("x"),
+            Some(json!({ "settings": { "inputLocation": {} } })),
+        )
+        .await;
+    assert_eq!(answer.status, 400, "{}", answer.body);
+
+    // Nothing was stored by the refusals.
+    let missing = setup
+        .arr
+        .call(Method::GET, &setup.url("refused"), None)
+        .await;
+    assert_eq!((missing.status, missing.code()), (404, "NotFound"));
+    let versionless = setup
+        .arr
+        .call(
+            Method::GET,
+            &setup
+                .url("refused")
+                .replace("api-version=2021-01-01", "api-version=2020-01-01"),
+            None,
+        )
+        .await;
+    assert_eq!(versionless.body["error"]["target"], "api-version");
+    setup.server.stop().await;
+}
