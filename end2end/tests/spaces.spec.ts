@@ -665,7 +665,7 @@ test("a tablet uploads a STEP file: its card converts, then a headset shows it i
 
   // A real file (Fusion 360's export of an XT60 connector, from KiCad's library): the upload
   // returns at once and the card says it is being converted until it is ready.
-  const xt60 = readFileSync(`${__dirname}/../../step/tests/data/AMASS_XT60-F_1x02_P7.2mm_Vertical.step`);
+  const xt60 = readFileSync(`${__dirname}/../../render/step/tests/data/AMASS_XT60-F_1x02_P7.2mm_Vertical.step`);
   // The conversion's answer is held back a moment, so the converting card can be seen.
   let held = true;
   await tablet.route(/\/v1\/models$/, async (route) => {

@@ -716,7 +716,7 @@ impl Drop for KillOnDrop {
 fn screw_step() -> String {
     std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../step/tests/data/screw.step"
+        "/../render/step/tests/data/screw.step"
     ))
     .unwrap()
 }
@@ -935,7 +935,7 @@ async fn step_files_that_crash_or_overrun_the_kernel_fail_alone() {
     );
     let xt60 = std::fs::read(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../step/tests/data/AMASS_XT60-F_1x02_P7.2mm_Vertical.step"
+        "/../render/step/tests/data/AMASS_XT60-F_1x02_P7.2mm_Vertical.step"
     ))
     .unwrap();
     let (status, model) = user.upload("XT60.step", xt60).await;

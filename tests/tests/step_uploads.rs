@@ -1,4 +1,4 @@
-//! STEP uploads as a tablet's user makes them, on real files (step/tests/data/SOURCES.md): the
+//! STEP uploads as a tablet's user makes them, on real files (render/step/tests/data/SOURCES.md): the
 //! upload returns at once with the model `Converting`, then it is `Ready` with its parts and a
 //! thumbnail in its own colours, or `Failed` with the reason, and a failed model cannot be shown.
 
@@ -6,7 +6,7 @@ use parallax_tests::{SignedIn, get_json, upload};
 use serde_json::{Value, json};
 
 fn real(file: &str) -> Vec<u8> {
-    let path = format!("{}/../step/tests/data/{file}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!("{}/../render/step/tests/data/{file}", env!("CARGO_MANIFEST_DIR"));
     std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
