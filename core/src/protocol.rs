@@ -35,6 +35,8 @@ pub enum ProtocolError {
     BadFrameMagic,
     #[error("binary frame in an unknown codec ({0})")]
     UnknownCodec(u8),
+    #[error("binary frame with flags {0:#04x}: only bit 0 (key frame) is defined")]
+    UnknownFrameFlags(u8),
 }
 
 /// How a render connection's frames are encoded, named as in `hello` and `welcome`.
@@ -141,6 +143,11 @@ impl FrameHeader {
         }
         let word = |at: usize| u64::from_le_bytes(head[at..at + 8].try_into().expect("8 bytes"));
         let codec = Codec::from_wire(head[28]).ok_or(ProtocolError::UnknownCodec(head[28]))?;
+        // Undefined bits set mean a frame from another version, or a corrupt one: what they ask
+        // cannot be known, so the frame is refused rather than half understood.
+        if head[29] & !Self::KEY != 0 {
+            return Err(ProtocolError::UnknownFrameFlags(head[29]));
+        }
         Ok((
             Self {
                 frame: word(4),
@@ -213,6 +220,18 @@ mod tests {
         assert_eq!(
             FrameHeader::decode(&future),
             Err(ProtocolError::UnknownCodec(9))
+        );
+    }
+
+    #[test]
+    fn frames_with_undefined_flags_are_rejected() {
+        // Found by the `frame_header` fuzz target: flags 0xff decoded as a key frame, so a
+        // frame read and written again was not the frame sent.
+        let fuzzed =
+            include_bytes!("../../tests/fuzz/regressions/frame_header/undefined-flags.bin");
+        assert_eq!(
+            FrameHeader::decode(fuzzed),
+            Err(ProtocolError::UnknownFrameFlags(0xff))
         );
     }
 

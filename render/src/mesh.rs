@@ -449,6 +449,13 @@ impl Mesh {
         if indices.iter().any(|&i| i as usize >= vertex_count) {
             return Err("an index names a vertex the mesh does not have".into());
         }
+        // What an importer made is finite; anything else was not made by one (found by fuzzing).
+        if let Some(bad) = vertices
+            .iter()
+            .position(|v| !v.position.iter().chain(&v.color).all(|c| c.is_finite()))
+        {
+            return Err(format!("vertex {bad} has a number that is not finite"));
+        }
         let (parts, rest) = read_parts(&bytes[geometry_end..], tree)?;
         if !rest.is_empty() {
             return Err(format!("{} bytes follow the mesh", rest.len()));

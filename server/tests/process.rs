@@ -907,6 +907,22 @@ async fn step_files_that_crash_or_overrun_the_kernel_fail_alone() {
             .contains("stack overflow")
     );
 
+    // A real file the fuzzer changed a little (tests/fuzz/regressions/import_step): a vertex
+    // without its point makes OpenCascade read address 0x18.
+    let segv = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/fuzz/regressions/import_step/null-vertex-point.step"
+    ))
+    .unwrap();
+    let (status, model) = user.upload("fuzzed.step", segv).await;
+    assert_eq!(status, 202, "{model}");
+    let failed = user.converted(model["id"].as_str().unwrap()).await;
+    assert_eq!(failed["status"], "Failed", "{failed}");
+    assert!(
+        failed["failure"].as_str().unwrap().contains("SIGSEGV"),
+        "{failed}"
+    );
+
     // 20,000 screws side by side: an 11 MB file, 9 million triangles, minutes of work.
     let (status, model) = user
         .upload("rack.step", screw_assembly(20_000, false))
