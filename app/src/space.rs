@@ -385,7 +385,7 @@ fn Upload(models: RwSignal<Vec<Value>>) -> impl IntoView {
                 <input
                     type="file"
                     multiple
-                    accept=".step,.stp,.gltf,.glb,.bin,.stl,.obj,.png,.jpg,.jpeg"
+                    accept=".step,.stp,.gltf,.glb,.bin,.stl,.obj,.png,.jpg,.jpeg,.json"
                     on:change=chosen
                 />
             </label>
