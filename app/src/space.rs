@@ -220,13 +220,28 @@ fn CatalogCard(model: Value, state: SpaceState) -> impl IntoView {
             <img class="thumbnail" src=thumbnail alt=name.clone() loading="lazy" width="480" height="360" />
         }
         .into_any(),
-        "Converting" => view! {
-            <div class="thumbnail pending" role="status">
-                <progress aria-label=format!("Converting {name}")></progress>
-                <span>"Converting…"</span>
-            </div>
+        "Converting" => {
+            // How far, once the converter has said; until then a bar that only says "busy".
+            let done = model["progress"].as_f64();
+            let bar = match done {
+                Some(done) => view! {
+                    <progress aria-label=format!("Converting {name}") max="1" value=done></progress>
+                }
+                .into_any(),
+                None => view! { <progress aria-label=format!("Converting {name}")></progress> }.into_any(),
+            };
+            let said = done.map_or_else(
+                || "Converting…".to_string(),
+                |done| format!("Converting… {:.0} %", done * 100.0),
+            );
+            view! {
+                <div class="thumbnail pending" role="status">
+                    {bar}
+                    <span>{said}</span>
+                </div>
+            }
+            .into_any()
         }
-        .into_any(),
         _ => view! {
             <div class="thumbnail failed" role="alert">
                 {format!("Could not be converted: {}", failure.unwrap_or_default())}

@@ -840,13 +840,20 @@ impl Uploader {
 
     /// Model `id` once its conversion has ended.
     async fn converted(&self, id: &str) -> serde_json::Value {
+        self.converted_watching(id).await.0
+    }
+
+    /// Model `id` once its conversion has ended, and the progress it reported meanwhile.
+    async fn converted_watching(&self, id: &str) -> (serde_json::Value, Vec<f64>) {
         let deadline = Instant::now() + Duration::from_secs(120);
+        let mut seen = Vec::new();
         loop {
             let (status, model) = self.get(&format!("/v1/models/{id}")).await;
             assert_eq!(status, 200, "{model}");
             if model["status"] != "Converting" {
-                return model;
+                return (model, seen);
             }
+            seen.extend(model["progress"].as_f64());
             assert!(Instant::now() < deadline, "still converting after 120 s");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -929,7 +936,7 @@ async fn step_files_that_crash_or_overrun_the_kernel_fail_alone() {
         .await;
     assert_eq!(status, 202, "{model}");
     let started = Instant::now();
-    let failed = user.converted(model["id"].as_str().unwrap()).await;
+    let (failed, progress) = user.converted_watching(model["id"].as_str().unwrap()).await;
     assert_eq!(failed["status"], "Failed", "{failed}");
     assert!(
         failed["failure"]
@@ -938,6 +945,12 @@ async fn step_files_that_crash_or_overrun_the_kernel_fail_alone() {
             .contains("longer than its limit of 5 s"),
         "{failed}"
     );
+    // Meanwhile the catalog said how far OpenCascade had got, and never went back.
+    assert!(
+        progress.iter().any(|&done| done > 0.0 && done < 1.0),
+        "{progress:?}"
+    );
+    assert!(progress.windows(2).all(|w| w[0] <= w[1]), "{progress:?}");
     assert!(started.elapsed() < Duration::from_secs(30));
 
     // The coordinator, its render host and the next conversion carry on.

@@ -12,7 +12,10 @@ use serde_json::{Value, json};
 use url::Url;
 
 fn real(file: &str) -> Vec<u8> {
-    let path = format!("{}/../render/step/tests/data/{file}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!(
+        "{}/../render/step/tests/data/{file}",
+        env!("CARGO_MANIFEST_DIR")
+    );
     std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 

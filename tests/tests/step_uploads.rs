@@ -6,7 +6,10 @@ use parallax_tests::{SignedIn, get_json, upload};
 use serde_json::{Value, json};
 
 fn real(file: &str) -> Vec<u8> {
-    let path = format!("{}/../render/step/tests/data/{file}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!(
+        "{}/../render/step/tests/data/{file}",
+        env!("CARGO_MANIFEST_DIR")
+    );
     std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 

@@ -71,23 +71,50 @@ fn rack(count: usize) -> Vec<u8> {
     let z = entity(&mut text, "DIRECTION('',(0.,0.,1.))".into());
     let x = entity(&mut text, "DIRECTION('',(1.,0.,0.))".into());
     let origin = entity(&mut text, "CARTESIAN_POINT('',(0.,0.,0.))".into());
-    let axes = entity(&mut text, format!("AXIS2_PLACEMENT_3D('',#{origin},#{z},#{x})"));
+    let axes = entity(
+        &mut text,
+        format!("AXIS2_PLACEMENT_3D('',#{origin},#{z},#{x})"),
+    );
     let product = entity(&mut text, "PRODUCT('rack','rack','',(#3))".into());
-    let formation = entity(&mut text, format!("PRODUCT_DEFINITION_FORMATION('','',#{product})"));
-    let rack = entity(&mut text, format!("PRODUCT_DEFINITION('design','',#{formation},#10)"));
-    let shape = entity(&mut text, format!("PRODUCT_DEFINITION_SHAPE('','',#{rack})"));
-    let rep = entity(&mut text, format!("SHAPE_REPRESENTATION('',(#{axes}),#1236)"));
-    entity(&mut text, format!("SHAPE_DEFINITION_REPRESENTATION(#{shape},#{rep})"));
+    let formation = entity(
+        &mut text,
+        format!("PRODUCT_DEFINITION_FORMATION('','',#{product})"),
+    );
+    let rack = entity(
+        &mut text,
+        format!("PRODUCT_DEFINITION('design','',#{formation},#10)"),
+    );
+    let shape = entity(
+        &mut text,
+        format!("PRODUCT_DEFINITION_SHAPE('','',#{rack})"),
+    );
+    let rep = entity(
+        &mut text,
+        format!("SHAPE_REPRESENTATION('',(#{axes}),#1236)"),
+    );
+    entity(
+        &mut text,
+        format!("SHAPE_DEFINITION_REPRESENTATION(#{shape},#{rep})"),
+    );
     for k in 0..count {
         let at = format!("({}.,{}.,0.)", (k % 100) * 30, (k / 100) * 30);
         let point = entity(&mut text, format!("CARTESIAN_POINT('',{at})"));
-        let place = entity(&mut text, format!("AXIS2_PLACEMENT_3D('',#{point},#{z},#{x})"));
+        let place = entity(
+            &mut text,
+            format!("AXIS2_PLACEMENT_3D('',#{point},#{z},#{x})"),
+        );
         let usage = entity(
             &mut text,
             format!("NEXT_ASSEMBLY_USAGE_OCCURRENCE('{k}','','',#{rack},#8,$)"),
         );
-        let placed = entity(&mut text, format!("PRODUCT_DEFINITION_SHAPE('','',#{usage})"));
-        let moved = entity(&mut text, format!("ITEM_DEFINED_TRANSFORMATION('','',#{axes},#{place})"));
+        let placed = entity(
+            &mut text,
+            format!("PRODUCT_DEFINITION_SHAPE('','',#{usage})"),
+        );
+        let moved = entity(
+            &mut text,
+            format!("ITEM_DEFINED_TRANSFORMATION('','',#{axes},#{place})"),
+        );
         let relation = entity(
             &mut text,
             format!(

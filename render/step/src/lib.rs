@@ -47,6 +47,16 @@ pub struct StepModel {
 
 /// Reads `bytes`, a STEP file, into a welded mesh.
 pub fn read(bytes: &[u8], tessellation: &Tessellation) -> Result<StepModel, ImportError> {
+    read_reporting(bytes, tessellation, &mut |_| {})
+}
+
+/// [`read`], telling `progress` how much of OpenCascade's work is done (0 to 1) as it goes:
+/// the transfer into its document, then the meshing, each about half.
+pub fn read_reporting(
+    bytes: &[u8],
+    tessellation: &Tessellation,
+    progress: &mut (dyn FnMut(f64) + Send),
+) -> Result<StepModel, ImportError> {
     if !bytes.starts_with(b"ISO-10303-21;") && !after_blank(bytes).starts_with(b"ISO-10303-21;") {
         return Err(ImportError::Step(
             "the file does not start with ISO-10303-21; as a STEP file does".into(),
@@ -70,11 +80,13 @@ pub fn read(bytes: &[u8], tessellation: &Tessellation) -> Result<StepModel, Impo
     let mut collector = Collector {
         builder: ModelBuilder::default(),
         failure: None,
+        progress,
     };
     let sink = ffi::PxSink {
         context: (&raw mut collector).cast(),
         part: part_callback,
         triangles: triangles_callback,
+        progress: progress_callback,
     };
     let mut info = ffi::PxStepInfo {
         chordal: 0.0,
@@ -138,10 +150,22 @@ fn text(bytes: &[c_char]) -> String {
     String::from_utf8_lossy(&bytes).into_owned()
 }
 
-struct Collector {
+struct Collector<'a> {
     builder: ModelBuilder,
     /// The first triangle refused, which stops the read.
     failure: Option<ImportError>,
+    /// `Send`: OpenCascade may report from one of its meshing threads.
+    progress: &'a mut (dyn FnMut(f64) + Send),
+}
+
+extern "C" fn progress_callback(context: *mut c_void, done: f64) {
+    // SAFETY: as in `part_callback`. OpenCascade calls this under its progress lock, so never
+    // while another callback runs, though perhaps from one of its meshing threads: the
+    // collector is not touched by the calling thread meanwhile (it waits in `px_step_read`).
+    let collector = unsafe { &mut *context.cast::<Collector>() };
+    if done.is_finite() {
+        (collector.progress)(done.clamp(0.0, 1.0));
+    }
 }
 
 extern "C" fn part_callback(
@@ -209,6 +233,7 @@ mod ffi {
         pub context: *mut c_void,
         pub part: extern "C" fn(*mut c_void, *const c_char, usize, u32) -> u32,
         pub triangles: extern "C" fn(*mut c_void, *const f64, usize, *const f32) -> i32,
+        pub progress: extern "C" fn(*mut c_void, f64),
     }
 
     #[repr(C)]

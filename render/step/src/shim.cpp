@@ -6,7 +6,10 @@
 #include <BRepBndLib.hxx>
 #include <BRepMesh_IncrementalMesh.hxx>
 #include <Bnd_Box.hxx>
+#include <IMeshTools_Parameters.hxx>
 #include <Message.hxx>
+#include <Message_ProgressIndicator.hxx>
+#include <Message_ProgressScope.hxx>
 #include <NCollection_DataMap.hxx>
 #include <TDF_Label.hxx>
 #include <TDF_LabelMapHasher.hxx>
@@ -42,6 +45,9 @@ struct PxSink {
   void* context;
   uint32_t (*part)(void* context, const char* name, size_t length, uint32_t parent);
   int32_t (*triangles)(void* context, const double* corners, size_t count, const float* rgb);
+  // How much of the work is done, from 0 to 1: OpenCascade's own count of the transfer and the
+  // meshing, called often (at most once a percent).
+  void (*progress)(void* context, double done);
 };
 
 // The whole file's facts, for the caller's report.
@@ -58,12 +64,34 @@ namespace {
 
 const uint32_t ROOT = UINT32_MAX;
 
-// An istream over the caller's bytes, so the file is not copied.
-struct Bytes : std::streambuf {
-  Bytes(const uint8_t* data, size_t length) {
-    char* start = reinterpret_cast<char*>(const_cast<uint8_t*>(data));
-    setg(start, start, start + length);
+// Of the whole read, the share of parsing the file, and what follows it.
+const double READING = 1.0 / 3.0;
+
+// An istream over the caller's bytes, so the file is not copied, served a slice at a time so
+// the reading's progress can be told: the parser's reading is the first third of the work.
+class Bytes : public std::streambuf {
+ public:
+  Bytes(const uint8_t* data, size_t length, const PxSink* sink)
+      : start_(reinterpret_cast<char*>(const_cast<uint8_t*>(data))), length_(length),
+        sink_(sink) {
+    setg(start_, start_, start_);
   }
+
+ protected:
+  int_type underflow() override {
+    size_t served = static_cast<size_t>(egptr() - start_);
+    if (served >= length_) return traits_type::eof();
+    size_t next = std::min(length_, served + SLICE);
+    setg(start_, start_ + served, start_ + next);
+    sink_->progress(sink_->context, READING * static_cast<double>(served) / length_);
+    return traits_type::to_int_type(*gptr());
+  }
+
+ private:
+  static constexpr size_t SLICE = 256 * 1024;
+  char* start_;
+  size_t length_;
+  const PxSink* sink_;
 };
 
 void say(char* error, size_t capacity, const std::string& text) {
@@ -74,6 +102,26 @@ void say(char* error, size_t capacity, const std::string& text) {
 }
 
 std::string utf8(const TCollection_AsciiString& name) { return std::string(name.ToCString()); }
+
+// Hands OpenCascade's progress to the sink. OpenCascade calls `Show` under its own lock, from
+// whichever thread advanced it.
+class Reporter : public Message_ProgressIndicator {
+ public:
+  explicit Reporter(const PxSink* sink) : sink_(sink) {}
+
+ protected:
+  void Show(const Message_ProgressScope&, const Standard_Boolean force) override {
+    double done = READING + (1.0 - READING) * GetPosition();
+    if (force || done >= last_ + 0.01) {
+      last_ = done;
+      sink_->progress(sink_->context, done);
+    }
+  }
+
+ private:
+  const PxSink* sink_;
+  double last_ = -1.0;
+};
 
 // Reads, meshes and walks; throws on anything OpenCascade throws.
 int32_t read(const uint8_t* data, size_t length, double chordal, double angular,
@@ -90,7 +138,7 @@ int32_t read(const uint8_t* data, size_t length, double chordal, double angular,
   reader.SetGDTMode(false);
   reader.SetMatMode(false);
   reader.SetViewMode(false);
-  Bytes bytes(data, length);
+  Bytes bytes(data, length, sink);
   std::istream stream(&bytes);
   if (reader.ChangeReader().ReadStream("upload.step", stream) != IFSelect_RetDone) {
     say(error, error_capacity, "not a STEP file OpenCascade can read");
@@ -100,7 +148,10 @@ int32_t read(const uint8_t* data, size_t length, double chordal, double angular,
   reader.ChangeReader().FileUnits(lengths, angles, solid_angles);
   std::string unit = lengths.IsEmpty() ? "" : utf8(lengths.First());
   say(info->unit, sizeof info->unit, unit);
-  if (!reader.Transfer(document)) {
+  Handle(Reporter) reporter = new Reporter(sink);
+  // The transfer into the document takes about as long as the meshing.
+  Message_ProgressScope work(reporter->Start(), "STEP", 2);
+  if (!reader.Transfer(document, work.Next())) {
     say(error, error_capacity, "OpenCascade could not transfer the file's shapes");
     return 1;
   }
@@ -137,9 +188,13 @@ int32_t read(const uint8_t* data, size_t length, double chordal, double angular,
     chordal = std::max({x1 - x0, y1 - y0, z1 - z0}) * 0.001;
   }
   info->chordal = chordal;
+  IMeshTools_Parameters meshing;
+  meshing.Deflection = chordal;
+  meshing.Angle = angular;
+  meshing.InParallel = true;
+  Message_ProgressScope meshes(work.Next(), "meshing", roots.Length());
   for (TDF_LabelSequence::Iterator root(roots); root.More(); root.Next()) {
-    BRepMesh_IncrementalMesh(XCAFDoc_ShapeTool::GetShape(root.Value()), chordal, false, angular,
-                             true);
+    BRepMesh_IncrementalMesh(XCAFDoc_ShapeTool::GetShape(root.Value()), meshing, meshes.Next());
   }
 
   // Depth-first, a group before what it holds: the index of the part at each depth so far.

@@ -84,3 +84,20 @@ fn a_finer_chordal_deflection_gives_more_triangles() {
         coarse.model.triangles()
     );
 }
+
+#[test]
+fn progress_is_told_from_start_to_end() {
+    let screw = screw();
+    let mut seen = Vec::new();
+    parallax_step::read_reporting(&screw, &Default::default(), &mut |done| seen.push(done))
+        .unwrap();
+    assert!(seen.len() >= 3, "{seen:?}");
+    assert!(
+        seen.windows(2).all(|w| w[0] <= w[1]),
+        "never backwards: {seen:?}"
+    );
+    assert!(
+        seen.first().unwrap() < &0.5 && seen.last().unwrap() > &0.99,
+        "{seen:?}"
+    );
+}

@@ -61,6 +61,12 @@ pub enum ConvertError {
     Io(#[from] std::io::Error),
 }
 
+/// Told how much of a conversion is done, from 0 to 1, as it goes.
+pub type Progress = Arc<dyn Fn(f32) + Send + Sync>;
+
+/// The line a conversion child writes on stderr for its progress: `progress 0.42`.
+const PROGRESS_LINE: &str = "progress ";
+
 /// What to convert: a file in a folder (the files it names lie beside it), or a sample.
 #[derive(Debug, Clone)]
 pub enum Source {
@@ -113,6 +119,15 @@ impl Converter {
 
     /// Writes [`MESH`] and [`PARTS`] (for a file) and [`THUMBNAIL`] into the source's folder.
     pub async fn prepare(&self, source: Source) -> Result<Prepared, ConvertError> {
+        self.prepare_reporting(source, Arc::new(|_| {})).await
+    }
+
+    /// [`Converter::prepare`], telling `progress` how far it is.
+    pub async fn prepare_reporting(
+        &self,
+        source: Source,
+        progress: Progress,
+    ) -> Result<Prepared, ConvertError> {
         match self {
             Converter::Child {
                 exe,
@@ -124,7 +139,7 @@ impl Converter {
                     .acquire()
                     .await
                     .map_err(|_| ConvertError::Failed("the coordinator is stopping".into()))?;
-                let result = run_child(exe, &source, limits).await;
+                let result = run_child(exe, &source, limits, &progress).await;
                 let seen = match &result {
                     Ok(prepared) => Some(Ok(prepared.adapter.clone())),
                     Err(ConvertError::Failed(e)) if e.contains("GPU") => Some(Err(e.clone())),
@@ -136,7 +151,7 @@ impl Converter {
                 result
             }
             Converter::InProcess(renderer, tessellation) => {
-                prepare_on(renderer, source, tessellation, None).await
+                prepare_on(renderer, source, tessellation, None, progress).await
             }
         }
     }
@@ -144,20 +159,24 @@ impl Converter {
 
 /// Converts `source` in this process, its thumbnail drawn on `renderer`: what a tests'
 /// coordinator does itself and what `parallax prepare-model` does in a process of its own. The
-/// import runs under `memory_limit` (MiB beyond what the process has), if one is given.
+/// import runs under `memory_limit` (MiB beyond what the process has), if one is given. Of its
+/// progress, the import is the first nine tenths (a STEP file's told as OpenCascade goes), the
+/// thumbnail the last.
 async fn prepare_on(
     renderer: &RenderWorker,
     source: Source,
     tessellation: &Tessellation,
     memory_limit: Option<u64>,
+    progress: Progress,
 ) -> Result<Prepared, ConvertError> {
     let (folder, id, mesh, format) = match source {
         Source::File { folder, file } => {
             let (imported, transfer) = tokio::task::spawn_blocking({
                 let (folder, file, tessellation) = (folder.clone(), file.clone(), *tessellation);
+                let progress = progress.clone();
                 move || {
                     let _limit = memory_limit.map(MemoryLimit::impose).transpose()?;
-                    let imported = import_in(&folder, &file, &tessellation)?;
+                    let imported = import_in(&folder, &file, &tessellation, &progress)?;
                     let transfer = imported.mesh.to_bytes();
                     let parts = parts_file(&imported.mesh);
                     Ok::<_, ConvertError>((imported, (transfer, parts)))
@@ -169,6 +188,7 @@ async fn prepare_on(
             write_atomically(&folder.join(MESH), &transfer).await?;
             write_atomically(&folder.join(PARTS), &parts).await?;
             let format = imported.format.as_str().to_string();
+            progress(0.9);
             (folder, ModelId::new(file), imported.mesh, Some(format))
         }
         Source::Sample { folder, id } => {
@@ -204,6 +224,7 @@ async fn run_child(
     exe: &Path,
     source: &Source,
     limits: &ConversionArgs,
+    progress: &Progress,
 ) -> Result<Prepared, ConvertError> {
     let mut command = tokio::process::Command::new(exe);
     command
@@ -236,7 +257,7 @@ async fn run_child(
         .spawn()
         .map_err(|e| ConvertError::Failed(format!("starting {}: {e}", exe.display())))?;
     let stdout = read_all(child.stdout.take());
-    let stderr = read_all(child.stderr.take());
+    let stderr = read_lines(child.stderr.take(), progress.clone());
     let deadline = tokio::time::Instant::now() + limits.time_limit();
     let most = limits.memory_limit_mb.saturating_mul(1024 * 1024);
     let status = loop {
@@ -263,7 +284,6 @@ async fn run_child(
     };
     let stdout = stdout.await.unwrap_or_default();
     let stderr = stderr.await.unwrap_or_default();
-    let stderr = String::from_utf8_lossy(&stderr);
     let said = stderr
         .lines()
         .rev()
@@ -307,6 +327,32 @@ fn read_all(
     })
 }
 
+/// What a child says on `pipe` until it closes, read on a task of its own as it comes: its
+/// progress lines go to `progress`, the rest is returned.
+fn read_lines(
+    pipe: Option<impl tokio::io::AsyncRead + Unpin + Send + 'static>,
+    progress: Progress,
+) -> tokio::task::JoinHandle<String> {
+    use tokio::io::AsyncBufReadExt;
+    tokio::spawn(async move {
+        let mut said = String::new();
+        let Some(pipe) = pipe else {
+            return said;
+        };
+        let mut lines = tokio::io::BufReader::new(pipe).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            match line.strip_prefix(PROGRESS_LINE).map(str::parse::<f32>) {
+                Some(Ok(done)) if done.is_finite() => progress(done.clamp(0.0, 1.0)),
+                _ => {
+                    said.push_str(&line);
+                    said.push('\n');
+                }
+            }
+        }
+        said
+    })
+}
+
 /// The resident memory of process `pid`, in bytes, while it runs.
 fn resident_bytes(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -333,11 +379,21 @@ pub async fn prepare_model_command(source: Source, limits: &ConversionArgs) -> u
     // No GPU models kept besides the one drawn: the process draws one and exits.
     let renderer = RenderWorker::start_lazy(0);
     let tessellation = limits.tessellation();
+    // A line a percent at most: the coordinator reads them as they come.
+    let told = Mutex::new(-1.0f32);
+    let progress: Progress = Arc::new(move |done| {
+        let mut told = told.lock().unwrap_or_else(|e| e.into_inner());
+        if done >= *told + 0.01 {
+            *told = done;
+            eprintln!("{PROGRESS_LINE}{done:.3}");
+        }
+    });
     match prepare_on(
         &renderer,
         source,
         &tessellation,
         Some(limits.memory_limit_mb),
+        progress,
     )
     .await
     {
@@ -368,9 +424,10 @@ fn import_in(
     folder: &Path,
     file: &str,
     tessellation: &Tessellation,
+    progress: &Progress,
 ) -> Result<ImportedModel, ConvertError> {
     let (settings, _) = ConversionSettings::beside(folder, file).map_err(ConvertError::Settings)?;
-    let mut model = import_file_in(folder, file, tessellation)?;
+    let mut model = import_file_in(folder, file, tessellation, progress)?;
     settings.apply(&mut model.mesh);
     Ok(model)
 }
@@ -380,6 +437,7 @@ fn import_file_in(
     folder: &Path,
     file: &str,
     tessellation: &Tessellation,
+    progress: &Progress,
 ) -> Result<ImportedModel, ConvertError> {
     let bytes = std::fs::read(folder.join(file))?;
     let invalid = |source| ConvertError::Invalid {
@@ -387,7 +445,9 @@ fn import_file_in(
         source,
     };
     if Format::detect(file, &bytes) == Ok(Format::Step) {
-        let step = parallax_step::read(&bytes, tessellation).map_err(invalid)?;
+        let mut told = |done: f64| progress(0.85 * done as f32);
+        let step =
+            parallax_step::read_reporting(&bytes, tessellation, &mut told).map_err(invalid)?;
         tracing::info!(
             file,
             unit = step.unit,

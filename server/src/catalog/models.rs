@@ -99,6 +99,8 @@ pub struct Catalog {
     samples: HashMap<ModelId, (Bytes, Bytes)>,
     /// Told each time a conversion after an upload ends.
     converted: tokio::sync::Notify,
+    /// How far each running conversion after an upload is, 0 to 1.
+    progress: std::sync::Mutex<HashMap<ModelId, f32>>,
 }
 
 impl Catalog {
@@ -135,6 +137,7 @@ impl Catalog {
             converter,
             samples,
             converted: tokio::sync::Notify::new(),
+            progress: std::sync::Mutex::new(HashMap::new()),
         })
     }
 
@@ -187,13 +190,33 @@ impl Catalog {
         Ok(())
     }
 
+    /// How far model `id`'s conversion is, while it runs after its upload.
+    pub fn progress(&self, id: &ModelId) -> Option<f32> {
+        let progress = self.progress.lock().unwrap_or_else(|e| e.into_inner());
+        progress.get(id).copied()
+    }
+
     /// Converts the stored upload `record` on a task of its own, then records how it ended.
     fn convert_later(self: &Arc<Self>, record: ModelRecord) {
         let catalog = self.clone();
         tokio::spawn(async move {
             let id = record.summary.id.clone();
+            let told: crate::catalog::convert::Progress = {
+                let (catalog, id) = (Arc::downgrade(&catalog), id.clone());
+                Arc::new(move |done| {
+                    if let Some(catalog) = catalog.upgrade() {
+                        let mut progress =
+                            catalog.progress.lock().unwrap_or_else(|e| e.into_inner());
+                        progress.insert(id.clone(), done);
+                    }
+                })
+            };
             let result = match catalog.source(&record) {
-                Ok(source) => catalog.converter.prepare(source).await.map_err(Into::into),
+                Ok(source) => catalog
+                    .converter
+                    .prepare_reporting(source, told)
+                    .await
+                    .map_err(Into::into),
                 Err(e) => Err(e),
             };
             let (status, triangles) = match result {
@@ -214,6 +237,11 @@ impl Catalog {
             {
                 tracing::error!(model = %id, "recording the end of a conversion: {e}");
             }
+            catalog
+                .progress
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&id);
             catalog.converted.notify_waiters();
         });
     }

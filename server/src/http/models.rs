@@ -62,6 +62,9 @@ pub struct ModelJson {
     /// Why the conversion failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     failure: Option<String>,
+    /// While `Converting`: how far, 0 to 1, once the converter has said.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    progress: Option<f32>,
     thumbnail_url: String,
 }
 
@@ -82,7 +85,18 @@ impl From<ModelRecord> for ModelJson {
                 ModelStatus::Failed(reason) => Some(reason),
                 _ => None,
             },
+            progress: None,
         }
+    }
+}
+
+impl ModelJson {
+    /// With how far its conversion is, from `catalog`, while it converts.
+    fn with_progress(mut self, catalog: &crate::catalog::models::Catalog) -> Self {
+        if self.status == "Converting" {
+            self.progress = catalog.progress(&self.id);
+        }
+        self
     }
 }
 
@@ -120,7 +134,7 @@ async fn list_handler(State(state): State<AppState>, visitor: Visitor) -> Result
         .list(&visitor.claims.sub)
         .await?
         .into_iter()
-        .map(ModelJson::from)
+        .map(|record| ModelJson::from(record).with_progress(&state.catalog))
         .collect();
     Ok(Json(ModelList { models }))
 }
@@ -134,7 +148,7 @@ async fn model_handler(
         .catalog
         .get(&ModelId::new(id), &visitor.claims.sub)
         .await?;
-    Ok(Json(record.into()))
+    Ok(Json(ModelJson::from(record).with_progress(&state.catalog)))
 }
 
 /// `POST /v1/models`, multipart: one or more `file` parts (a model, plus the buffers a `.gltf`
