@@ -32,6 +32,23 @@ async fn converted(signed_in: &SignedIn, name: &str, bytes: Vec<u8>) -> Value {
     panic!("{name} was still converting after 30 s");
 }
 
+/// The tablet `member` of space `review` shows model `id` to everyone.
+async fn show(signed_in: &SignedIn, member: &str, id: &str) -> reqwest::Response {
+    signed_in
+        .server
+        .http()
+        .patch(format!(
+            "{}/v1/spaces/review/properties",
+            signed_in.server.url()
+        ))
+        .bearer_auth(&signed_in.coordinator.token)
+        .header("parallax-member", member)
+        .json(&json!({ "selectedModel": id }))
+        .send()
+        .await
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_step_upload_becomes_ready_with_its_parts_and_colours() {
     let signed_in = SignedIn::start().await;
@@ -93,19 +110,7 @@ async fn a_step_upload_becomes_ready_with_its_parts_and_colours() {
 
     // It can be shown in a space.
     let tablet = signed_in.space("review", "default").await;
-    let shown = signed_in
-        .server
-        .http()
-        .patch(format!(
-            "{}/v1/spaces/review/properties",
-            signed_in.server.url()
-        ))
-        .bearer_auth(token)
-        .header("parallax-member", &tablet.token)
-        .json(&json!({ "selectedModel": id }))
-        .send()
-        .await
-        .unwrap();
+    let shown = show(&signed_in, &tablet.token, id).await;
     assert_eq!(shown.status(), 200);
     signed_in.server.stop().await;
 }
@@ -134,19 +139,7 @@ async fn a_step_file_that_does_not_convert_says_why_and_cannot_be_shown() {
     assert_eq!(listed["failure"], reason);
 
     let tablet = signed_in.space("review", "default").await;
-    let refused = signed_in
-        .server
-        .http()
-        .patch(format!(
-            "{}/v1/spaces/review/properties",
-            signed_in.server.url()
-        ))
-        .bearer_auth(token)
-        .header("parallax-member", &tablet.token)
-        .json(&json!({ "selectedModel": id }))
-        .send()
-        .await
-        .unwrap();
+    let refused = show(&signed_in, &tablet.token, id).await;
     assert_eq!(refused.status(), 409);
     let body: Value = refused.json().await.unwrap();
     assert!(
