@@ -1014,3 +1014,99 @@ async fn step_files_that_crash_or_overrun_the_kernel_fail_alone() {
     assert!(reason.contains("memory limit of 128 MiB"), "{reason}");
     assert!(stop(running.take()).success());
 }
+
+/// A coordinator killed while it converts takes its conversion child with it, and at its next
+/// start converts again what was left `Converting`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_conversion_cut_short_by_a_kill_runs_again_at_the_next_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (account, key) = create_account(&data);
+    let data_arg = data.to_str().unwrap();
+    let args = |limit: &'static str| {
+        [
+            "--addr",
+            "127.0.0.1:0",
+            "--data-dir",
+            data_arg,
+            "--site-root",
+            "/nonexistent",
+            "--standard",
+            "0",
+            "--premium",
+            "0",
+            "--convert-time-limit",
+            limit,
+        ]
+        .map(str::to_string)
+    };
+    let first = args("300");
+    let first: Vec<&str> = first.iter().map(String::as_str).collect();
+    let (child, addr) = serve(&first, &[]);
+    let running = KillOnDrop(Some(child));
+    let user = Uploader::sign_in(&addr, &account, &key).await;
+    let (status, model) = user
+        .upload("rack.step", screw_assembly(20_000, false))
+        .await;
+    assert_eq!(status, 202, "{model}");
+    let id = model["id"].as_str().unwrap().to_string();
+    // Once the child is at work, the coordinator is killed outright.
+    let mut coordinator = running.take();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let children = loop {
+        let children = conversion_children(coordinator.id());
+        if !children.is_empty() {
+            break children;
+        }
+        assert!(Instant::now() < deadline, "no conversion child within 20 s");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    coordinator.kill().unwrap();
+    coordinator.wait().unwrap();
+    // Its conversion child ends with it rather than running on unwatched.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while children.iter().any(|&child| is_conversion(child)) {
+        assert!(
+            Instant::now() < deadline,
+            "the conversion child outlived its coordinator"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // Started again (with a short limit, so the test does not wait minutes), it takes the
+    // conversion up again; here it ends at the limit, with the reason.
+    let second = args("3");
+    let second: Vec<&str> = second.iter().map(String::as_str).collect();
+    let (child, addr) = serve(&second, &[]);
+    let running = KillOnDrop(Some(child));
+    let user = Uploader::sign_in(&addr, &account, &key).await;
+    let (status, model) = user.get(&format!("/v1/models/{id}")).await;
+    assert_eq!(status, 200);
+    assert_eq!(model["status"], "Converting", "{model}");
+    let failed = user.converted(&id).await;
+    assert_eq!(failed["status"], "Failed", "{failed}");
+    assert!(
+        failed["failure"].as_str().unwrap().contains("limit of 3 s"),
+        "{failed}"
+    );
+    assert!(stop(running.take()).success());
+}
+
+/// Whether process `pid` is a `parallax prepare-model`.
+fn is_conversion(pid: u32) -> bool {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .is_ok_and(|cmdline| String::from_utf8_lossy(&cmdline).contains("prepare-model"))
+}
+
+/// The `parallax prepare-model` children of process `parent`.
+fn conversion_children(parent: u32) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|&pid: &u32| {
+            std::fs::read_to_string(format!("/proc/{pid}/status"))
+                .is_ok_and(|status| status.contains(&format!("PPid:\t{parent}\n")))
+                && is_conversion(pid)
+        })
+        .collect()
+}
