@@ -297,19 +297,42 @@ fn import_obj(bytes: &[u8], builder: &mut ModelBuilder) -> Result<(), ImportErro
     Ok(())
 }
 
+/// Parses and validates a glTF or GLB file. gltf-json 1.4's validation reads the accessor a
+/// primitive's POSITION names before it checks that the index is in range, and panics on one
+/// that is not (found by fuzzing): the attributes' indices are checked first, and any other panic
+/// of the validator is a refusal like any other.
+fn parse_gltf(bytes: &[u8]) -> Result<gltf::Gltf, ImportError> {
+    let invalid = |e: gltf::Error| ImportError::Gltf(e.to_string());
+    let unchecked = gltf::Gltf::from_slice_without_validation(bytes).map_err(invalid)?;
+    let json = unchecked.document.into_json();
+    let accessors = json.accessors.len();
+    let dangling = json
+        .meshes
+        .iter()
+        .flat_map(|mesh| &mesh.primitives)
+        .flat_map(|primitive| primitive.attributes.values())
+        .any(|accessor| accessor.value() >= accessors);
+    if dangling {
+        return Err(ImportError::Gltf(format!(
+            "a primitive names an accessor the file does not have (it has {accessors})"
+        )));
+    }
+    let document = std::panic::catch_unwind(move || gltf::Document::from_json(json))
+        .map_err(|_| ImportError::Gltf("the file names something it does not have".into()))?
+        .map_err(invalid)?;
+    Ok(gltf::Gltf {
+        document,
+        blob: unchecked.blob,
+    })
+}
+
 /// Returns how many non-triangle primitives were skipped.
 fn import_gltf(
     bytes: &[u8],
     resolve: &mut dyn FnMut(&str) -> Option<Vec<u8>>,
     builder: &mut ModelBuilder,
 ) -> Result<u64, ImportError> {
-    // gltf-json 1.4's validation indexes the accessors a primitive's POSITION names before it
-    // checks that index, and panics on one out of range (found by fuzzing): that panic is a
-    // refusal like any other.
-    let parsed = std::panic::catch_unwind(|| gltf::Gltf::from_slice(bytes)).map_err(|_| {
-        ImportError::Gltf("an index in the file names something the file does not have".into())
-    })?;
-    let gltf = parsed.map_err(|e| ImportError::Gltf(e.to_string()))?;
+    let gltf = parse_gltf(bytes)?;
     let mut blob = gltf.blob.clone();
     let mut buffers = Vec::new();
     for buffer in gltf.document.buffers() {

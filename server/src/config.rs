@@ -32,14 +32,15 @@ pub enum Command {
     RenderHost(RenderHostArgs),
     /// Print the secret render hosts on other machines register with.
     HostSecret(DataDir),
-    /// Convert one model for the catalog (what `serve` runs for each upload): write its mesh in
-    /// the render hosts' form and its thumbnail into FOLDER, print what it found as JSON.
-    #[command(hide = true)]
-    PrepareModel(PrepareModelArgs),
+    /// Convert one model for the catalog, as `serve` does for each upload in a child process:
+    /// write its mesh in the render hosts' form, its parts and its thumbnail into FOLDER, print
+    /// what it found as JSON (exit 3: not a model it can read). Run by hand, only the address
+    /// space backstop of --convert-memory-limit-mb applies; `serve` also watches time and memory.
+    Convert(ConvertArgs),
 }
 
 #[derive(Debug, Args)]
-pub struct PrepareModelArgs {
+pub struct ConvertArgs {
     /// The model's folder: its files, and where the results go.
     #[arg(long)]
     pub folder: PathBuf,
@@ -65,8 +66,8 @@ pub struct ConversionArgs {
         value_parser = clap::value_parser!(u64).range(1..)
     )]
     pub time_limit_s: u64,
-    /// Most memory one conversion may take on top of what it starts with, in MiB; it fails
-    /// when it needs more.
+    /// Most resident memory one conversion process may hold, in MiB; it is stopped, and the
+    /// conversion fails, when it holds more.
     #[arg(
         long = "convert-memory-limit-mb",
         env = "PARALLAX_CONVERT_MEMORY_LIMIT_MB",

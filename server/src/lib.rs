@@ -53,7 +53,7 @@ use crate::tls::TlsSetup;
 
 pub use crate::accounts::keys::NewAccount;
 pub use crate::base::clock;
-pub use crate::catalog::convert::{Source, prepare_model_command};
+pub use crate::catalog::convert::{Source, convert_command};
 pub use crate::http::app;
 pub use crate::pool::launcher::HostMode;
 pub use crate::state::{AppState, Options};

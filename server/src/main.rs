@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use parallax_server::config::{AccountCommand, Cli, Command};
-use parallax_server::{Source, prepare_model_command};
+use parallax_server::{Source, convert_command};
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
@@ -38,7 +38,7 @@ async fn main() -> ExitCode {
             });
             parallax_host::run(args.into(), stop).await
         }
-        Command::PrepareModel(args) => {
+        Command::Convert(args) => {
             let limits = args.conversion;
             let source = match (args.file, args.sample) {
                 (Some(file), _) => Source::File {
@@ -51,7 +51,7 @@ async fn main() -> ExitCode {
                     id: parallax_core::ModelId::new(id.unwrap_or_default()),
                 },
             };
-            return ExitCode::from(prepare_model_command(source, &limits).await);
+            return ExitCode::from(convert_command(source, &limits).await);
         }
         Command::HostSecret(data) => parallax_server::host_secret(&data.path)
             .await

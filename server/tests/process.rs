@@ -1092,13 +1092,13 @@ async fn a_conversion_cut_short_by_a_kill_runs_again_at_the_next_start() {
     assert!(stop(running.take()).success());
 }
 
-/// Whether process `pid` is a `parallax prepare-model`.
+/// Whether process `pid` is a `parallax convert`.
 fn is_conversion(pid: u32) -> bool {
     std::fs::read(format!("/proc/{pid}/cmdline"))
         .is_ok_and(|cmdline| String::from_utf8_lossy(&cmdline).contains("prepare-model"))
 }
 
-/// The `parallax prepare-model` children of process `parent`.
+/// The `parallax convert` children of process `parent`.
 fn conversion_children(parent: u32) -> Vec<u32> {
     std::fs::read_dir("/proc")
         .unwrap()

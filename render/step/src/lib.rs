@@ -6,7 +6,7 @@
 //! gives its faces. Coordinates are millimetres whatever length unit the file was written in.
 //!
 //! A CAD kernel can crash or hang on a hostile file, and this runs in the process that calls it:
-//! Parallax calls it only from the `parallax prepare-model` child, under a time and a memory
+//! Parallax calls it only from the `parallax convert` child, under a time and a memory
 //! limit. OpenCascade's reader is not thread-safe, so calls in one process take turns.
 
 use std::ffi::{c_char, c_void};

@@ -2,7 +2,7 @@
 //! hosts load (`.parallax-mesh`), its parts list (`.parallax-parts.json`) and a thumbnail, all
 //! written beside the files.
 //!
-//! `parallax serve` does this in a child process (`parallax prepare-model`, one at a time, under
+//! `parallax serve` does this in a child process (`parallax convert`, one at a time, under
 //! a time limit and a memory limit): importing a few MB of untrusted bytes and drawing them on
 //! lavapipe takes a few times the file's size in memory, which a long-running coordinator would
 //! otherwise keep (glibc keeps what its threads freed; docs/BENCHMARKS.md, soak), and a crash or
@@ -32,7 +32,7 @@ use crate::config::ConversionArgs;
 /// The imported mesh's file name in a model's folder: hidden, so no upload can be called that.
 pub const MESH: &str = ".parallax-mesh";
 
-/// The exit code of `parallax prepare-model` when the file is not a model it can read.
+/// The exit code of `parallax convert` when the file is not a model it can read.
 const EXIT_INVALID: u8 = 3;
 
 /// What a conversion made of a model.
@@ -85,7 +85,7 @@ impl Source {
 /// Where conversions run.
 #[derive(Clone)]
 pub enum Converter {
-    /// `EXE prepare-model …` child processes, one at a time.
+    /// `EXE convert …` child processes, one at a time.
     Child {
         exe: PathBuf,
         one_at_a_time: Arc<Semaphore>,
@@ -158,7 +158,7 @@ impl Converter {
 }
 
 /// Converts `source` in this process, its thumbnail drawn on `renderer`: what a tests'
-/// coordinator does itself and what `parallax prepare-model` does in a process of its own. The
+/// coordinator does itself and what `parallax convert` does in a process of its own. The
 /// import runs under `memory_limit` (MiB beyond what the process has), if one is given. Of its
 /// progress, the import is the first nine tenths (a STEP file's told as OpenCascade goes), the
 /// thumbnail the last.
@@ -217,7 +217,7 @@ async fn prepare_on(
 /// How often a conversion's memory is looked at.
 const MEMORY_WATCH: Duration = Duration::from_millis(50);
 
-/// Runs `exe prepare-model` on `source` under `limits`: killed when it takes longer than their
+/// Runs `exe convert` on `source` under `limits`: killed when it takes longer than their
 /// time, or holds more memory than they allow (resident memory, read every [`MEMORY_WATCH`]:
 /// what a container's memory limit counts).
 async fn run_child(
@@ -227,10 +227,7 @@ async fn run_child(
     progress: &Progress,
 ) -> Result<Prepared, ConvertError> {
     let mut command = tokio::process::Command::new(exe);
-    command
-        .arg("prepare-model")
-        .arg("--folder")
-        .arg(source.folder());
+    command.arg("convert").arg("--folder").arg(source.folder());
     match source {
         Source::File { file, .. } => command.arg("--file").arg(file),
         Source::Sample { id, .. } => command.arg("--sample").arg(id.as_str()),
@@ -367,10 +364,10 @@ fn kilobytes(status: &str, field: &str) -> Option<u64> {
         .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
-/// `parallax prepare-model`: converts `source` in this process with a GPU of its own under
+/// `parallax convert`: converts `source` in this process with a GPU of its own under
 /// `limits`' memory limit, prints [`Prepared`] as JSON on stdout, and returns the exit code (a
 /// file that is no model: 3).
-pub async fn prepare_model_command(source: Source, limits: &ConversionArgs) -> u8 {
+pub async fn convert_command(source: Source, limits: &ConversionArgs) -> u8 {
     // Ends with the coordinator that started it, which alone watches its time and memory.
     if let Err(e) = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL) {
         eprintln!("asking to end with the coordinator: {e}");
