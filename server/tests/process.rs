@@ -1063,7 +1063,8 @@ async fn a_conversion_cut_short_by_a_kill_runs_again_at_the_next_start() {
     };
     coordinator.kill().unwrap();
     coordinator.wait().unwrap();
-    // Its conversion child ends with it rather than running on unwatched.
+    // Its conversion child ends with it rather than running on unwatched (it asked the kernel to
+    // be killed with its parent, and its progress pipe breaks).
     let deadline = Instant::now() + Duration::from_secs(10);
     while children.iter().any(|&child| is_conversion(child)) {
         assert!(
@@ -1094,8 +1095,12 @@ async fn a_conversion_cut_short_by_a_kill_runs_again_at_the_next_start() {
 
 /// Whether process `pid` is a `parallax convert`.
 fn is_conversion(pid: u32) -> bool {
-    std::fs::read(format!("/proc/{pid}/cmdline"))
-        .is_ok_and(|cmdline| String::from_utf8_lossy(&cmdline).contains("prepare-model"))
+    std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|cmdline| {
+        cmdline
+            .split(|&b| b == 0)
+            .nth(1)
+            .is_some_and(|command| command == b"convert")
+    })
 }
 
 /// The `parallax convert` children of process `parent`.
