@@ -301,6 +301,23 @@ pub struct Placement {
     pub scale: f32,
 }
 
+impl Placement {
+    /// Why a model cannot be placed so, if it cannot: every number finite, a scale above 0, a
+    /// rotation that is not zero.
+    pub fn problem(&self) -> Option<String> {
+        let finite = self
+            .position
+            .iter()
+            .chain(&self.rotation)
+            .chain([&self.scale])
+            .all(|c| c.is_finite());
+        let turned = self.rotation.iter().map(|c| c * c).sum::<f32>() > 1e-12;
+        (!(finite && self.scale > 0.0 && turned)).then(|| {
+            "the placement needs finite numbers, a scale above 0 and a non-zero rotation".into()
+        })
+    }
+}
+
 impl Default for Placement {
     fn default() -> Self {
         Self {
@@ -438,6 +455,17 @@ pub enum HostMessage {
 }
 
 impl DeviceMessage {
+    /// Why a host refuses this message's values, if it does: a pose (with images up to
+    /// `max_side` pixels), a placement or a review that cannot be used.
+    pub fn problem(&self, max_side: u32) -> Option<String> {
+        match self {
+            DeviceMessage::Pose(pose) => pose.problem(max_side),
+            DeviceMessage::SetTransform(placement) => placement.problem(),
+            DeviceMessage::SetReview(review) => review.problem(),
+            _ => None,
+        }
+    }
+
     pub fn parse(text: &str) -> Result<Self, ProtocolError> {
         serde_json::from_str(text).map_err(|e| ProtocolError::Malformed(e.to_string()))
     }
@@ -505,6 +533,39 @@ impl Pose {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_placement_needs_finite_numbers_a_positive_scale_and_a_rotation() {
+        assert_eq!(Placement::default().problem(), None);
+        let scaled = |scale| Placement {
+            scale,
+            ..Placement::default()
+        };
+        for bad in [
+            scaled(0.0),
+            scaled(-1.0),
+            scaled(f32::INFINITY),
+            Placement {
+                rotation: [0.0; 4],
+                ..Placement::default()
+            },
+            Placement {
+                position: [f32::NAN, 0.0, 0.0],
+                ..Placement::default()
+            },
+        ] {
+            assert!(bad.problem().is_some(), "{bad:?}");
+        }
+        // A number too large for f32 reads as infinity, and is refused.
+        let far = DeviceMessage::parse(
+            r#"{"type":"set_transform","position":[1e39,0,0],"rotation":[0,0,0,1],"scale":1}"#,
+        )
+        .unwrap();
+        let DeviceMessage::SetTransform(far) = far else {
+            panic!("{far:?}");
+        };
+        assert!(far.problem().is_some());
+    }
 
     #[test]
     fn the_best_shared_codec_is_chosen_and_an_old_hello_means_jpeg() {

@@ -285,17 +285,8 @@ async fn apply(
             }
         },
         DeviceMessage::SetTransform(placement) => {
-            let finite = placement
-                .position
-                .iter()
-                .chain(&placement.rotation)
-                .chain([&placement.scale])
-                .all(|c| c.is_finite());
-            let usable = finite
-                && placement.scale > 0.0
-                && Quat::from_array(placement.rotation).length() > 1e-6;
-            if !usable {
-                send(socket, error("BadTransform", "the placement needs finite numbers, a scale above 0 and a non-zero rotation")).await?;
+            if let Some(problem) = placement.problem() {
+                send(socket, error("BadTransform", problem)).await?;
             } else {
                 scene.placement = placement;
                 scene.dirty = true;

@@ -19,6 +19,9 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(model) = result {
         assert!(model.triangles() > 0);
         let bytes = model.mesh.to_bytes();
-        assert_eq!(parallax_render::Mesh::from_bytes(&bytes).as_ref(), Ok(&model.mesh));
+        assert_eq!(
+            parallax_render::Mesh::from_bytes(&bytes).as_ref(),
+            Ok(&model.mesh)
+        );
     }
 });

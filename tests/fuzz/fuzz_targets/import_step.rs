@@ -8,6 +8,9 @@ fuzz_target!(|data: &[u8]| {
         assert!(model.model.triangles() > 0);
         assert!(model.chordal > 0.0);
         let bytes = model.model.mesh.to_bytes();
-        assert_eq!(parallax_render::Mesh::from_bytes(&bytes).as_ref(), Ok(&model.model.mesh));
+        assert_eq!(
+            parallax_render::Mesh::from_bytes(&bytes).as_ref(),
+            Ok(&model.model.mesh)
+        );
     }
 });

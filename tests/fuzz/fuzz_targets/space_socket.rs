@@ -8,9 +8,15 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     if let Ok(message) = SpaceClientMessage::parse(text) {
-        assert_eq!(SpaceClientMessage::parse(&message.to_json()).ok(), Some(message));
+        assert_eq!(
+            SpaceClientMessage::parse(&message.to_json()).ok(),
+            Some(message)
+        );
     }
     if let Ok(message) = SpaceServerMessage::parse(text) {
-        assert_eq!(SpaceServerMessage::parse(&message.to_json()).ok(), Some(message));
+        assert_eq!(
+            SpaceServerMessage::parse(&message.to_json()).ok(),
+            Some(message)
+        );
     }
 });
