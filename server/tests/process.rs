@@ -943,6 +943,21 @@ async fn step_files_that_crash_or_overrun_the_kernel_fail_alone() {
         .await;
     assert_eq!(status, 202, "{model}");
     let started = Instant::now();
+    // Meanwhile an STL uploads as quickly as ever: it converts in a lane of its own.
+    let bracket = parallax_render::samples::bracket().to_binary_stl();
+    let (status, stl) = user.upload("bracket.stl", bracket).await;
+    assert_eq!(
+        (status, stl["status"].as_str()),
+        (201, Some("Ready")),
+        "{stl}"
+    );
+    let (_, rack) = user
+        .get(&format!("/v1/models/{}", model["id"].as_str().unwrap()))
+        .await;
+    assert_eq!(
+        rack["status"], "Converting",
+        "the STL waited for the rack: {rack}"
+    );
     let (failed, progress) = user.converted_watching(model["id"].as_str().unwrap()).await;
     assert_eq!(failed["status"], "Failed", "{failed}");
     assert!(

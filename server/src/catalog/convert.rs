@@ -2,7 +2,9 @@
 //! hosts load (`.parallax-mesh`), its parts list (`.parallax-parts.json`) and a thumbnail, all
 //! written beside the files.
 //!
-//! `parallax serve` does this in a child process (`parallax convert`, one at a time, under
+//! `parallax serve` does this in a child process (`parallax convert`, one at a time in each of
+//! two lanes — one for conversions a request waits for, one for those that run after their
+//! upload returned, so a CAD file's minutes never hold up an STL — under
 //! a time limit and a memory limit): importing a few MB of untrusted bytes and drawing them on
 //! lavapipe takes a few times the file's size in memory, which a long-running coordinator would
 //! otherwise keep (glibc keeps what its threads freed; docs/BENCHMARKS.md, soak), and a crash or
@@ -82,13 +84,23 @@ impl Source {
     }
 }
 
+/// Which queue a conversion waits in: each has one child at a time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lane {
+    /// A request is waiting for it: an STL, glTF or OBJ upload, a thumbnail or mesh made again.
+    Waited = 0,
+    /// It runs after its upload returned (a STEP file), however long it takes.
+    Background = 1,
+}
+
 /// Where conversions run.
 #[derive(Clone)]
 pub enum Converter {
-    /// `EXE convert …` child processes, one at a time.
+    /// `EXE convert …` child processes, one at a time in each [`Lane`].
     Child {
         exe: PathBuf,
-        one_at_a_time: Arc<Semaphore>,
+        /// A turn for each lane: [`Lane::Waited`], [`Lane::Background`].
+        turns: Arc<[Semaphore; 2]>,
         /// The adapter the last child drew on, or why it could not open one.
         adapter: Arc<Mutex<Option<Result<String, String>>>>,
         limits: ConversionArgs,
@@ -101,7 +113,7 @@ impl Converter {
     pub fn child(exe: PathBuf, limits: ConversionArgs) -> Self {
         Self::Child {
             exe,
-            one_at_a_time: Arc::new(Semaphore::new(1)),
+            turns: Arc::new([Semaphore::new(1), Semaphore::new(1)]),
             adapter: Arc::new(Mutex::new(None)),
             limits,
         }
@@ -117,25 +129,28 @@ impl Converter {
         }
     }
 
-    /// Writes [`MESH`] and [`PARTS`] (for a file) and [`THUMBNAIL`] into the source's folder.
+    /// Writes [`MESH`] and [`PARTS`] (for a file) and [`THUMBNAIL`] into the source's folder,
+    /// for a request that waits.
     pub async fn prepare(&self, source: Source) -> Result<Prepared, ConvertError> {
-        self.prepare_reporting(source, Arc::new(|_| {})).await
+        self.prepare_reporting(source, Lane::Waited, Arc::new(|_| {}))
+            .await
     }
 
-    /// [`Converter::prepare`], telling `progress` how far it is.
+    /// [`Converter::prepare`] in `lane`, telling `progress` how far it is.
     pub async fn prepare_reporting(
         &self,
         source: Source,
+        lane: Lane,
         progress: Progress,
     ) -> Result<Prepared, ConvertError> {
         match self {
             Converter::Child {
                 exe,
-                one_at_a_time,
+                turns,
                 adapter,
                 limits,
             } => {
-                let _turn = one_at_a_time
+                let _turn = turns[lane as usize]
                     .acquire()
                     .await
                     .map_err(|_| ConvertError::Failed("the coordinator is stopping".into()))?;

@@ -21,7 +21,7 @@ use parallax_render::samples::SAMPLES;
 use thiserror::Error;
 
 use crate::base::store::{ModelRecord, ModelSource, ModelStatus, Store};
-use crate::catalog::convert::{ConvertError, Converter, MESH, Source};
+use crate::catalog::convert::{ConvertError, Converter, Lane, MESH, Source};
 use crate::catalog::files::{
     THUMBNAIL, UploadedFile, content_id, is_model_file, owned_id, safe_file_name, write_atomically,
 };
@@ -214,7 +214,7 @@ impl Catalog {
             let result = match catalog.source(&record) {
                 Ok(source) => catalog
                     .converter
-                    .prepare_reporting(source, told)
+                    .prepare_reporting(source, Lane::Background, told)
                     .await
                     .map_err(Into::into),
                 Err(e) => Err(e),
