@@ -1006,21 +1006,8 @@ async fn step_files_that_crash_or_overrun_the_kernel_fail_alone() {
     assert!(stop(running.take()).success());
 
     // Under a 128 MiB memory limit, the wide file fails for want of memory, not of time.
-    let memory_args = [
-        "--addr",
-        "127.0.0.1:0",
-        "--data-dir",
-        data_arg,
-        "--site-root",
-        "/nonexistent",
-        "--standard",
-        "0",
-        "--premium",
-        "0",
-        "--convert-memory-limit-mb",
-        "128",
-    ];
-    let (child, addr) = serve(&memory_args, &[]);
+    let memory_args = without_hosts(data_arg, &["--convert-memory-limit-mb", "128"]);
+    let (child, addr) = serve(&as_strs(&memory_args), &[]);
     let running = KillOnDrop(Some(child));
     let user = Uploader::sign_in(&addr, &account, &key).await;
     let reason = user
@@ -1038,26 +1025,8 @@ async fn a_conversion_cut_short_by_a_kill_runs_again_at_the_next_start() {
     let data = dir.path().join("data");
     let (account, key) = create_account(&data);
     let data_arg = data.to_str().unwrap();
-    let args = |limit: &'static str| {
-        [
-            "--addr",
-            "127.0.0.1:0",
-            "--data-dir",
-            data_arg,
-            "--site-root",
-            "/nonexistent",
-            "--standard",
-            "0",
-            "--premium",
-            "0",
-            "--convert-time-limit",
-            limit,
-        ]
-        .map(str::to_string)
-    };
-    let first = args("300");
-    let first: Vec<&str> = first.iter().map(String::as_str).collect();
-    let (child, addr) = serve(&first, &[]);
+    let args = |limit: &str| without_hosts(data_arg, &["--convert-time-limit", limit]);
+    let (child, addr) = serve(&as_strs(&args("300")), &[]);
     let running = KillOnDrop(Some(child));
     let user = Uploader::sign_in(&addr, &account, &key).await;
     let (status, model) = user
@@ -1091,9 +1060,7 @@ async fn a_conversion_cut_short_by_a_kill_runs_again_at_the_next_start() {
 
     // Started again (with a short limit, so the test does not wait minutes), it takes the
     // conversion up again; here it ends at the limit, with the reason.
-    let second = args("3");
-    let second: Vec<&str> = second.iter().map(String::as_str).collect();
-    let (child, addr) = serve(&second, &[]);
+    let (child, addr) = serve(&as_strs(&args("3")), &[]);
     let running = KillOnDrop(Some(child));
     let user = Uploader::sign_in(&addr, &account, &key).await;
     let (status, model) = user.get(&format!("/v1/models/{id}")).await;
@@ -1129,4 +1096,25 @@ fn conversion_children(parent: u32) -> Vec<u32> {
                 && is_conversion(pid)
         })
         .collect()
+}
+
+/// `serve`'s arguments for a coordinator on `data` with no render hosts, and `more`.
+fn without_hosts(data: &str, more: &[&str]) -> Vec<String> {
+    let base = [
+        "--addr",
+        "127.0.0.1:0",
+        "--data-dir",
+        data,
+        "--site-root",
+        "/nonexistent",
+        "--standard",
+        "0",
+        "--premium",
+        "0",
+    ];
+    base.iter().chain(more).map(|a| a.to_string()).collect()
+}
+
+fn as_strs(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
 }
