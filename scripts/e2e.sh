@@ -16,15 +16,16 @@ logs=${PARALLAX_E2E_LOGS:-$(mktemp -d /tmp/parallax-e2e-logs.XXXXXX)}
 work=$(mktemp -d /tmp/parallax-e2e.XXXXXX)
 name=parallax.test
 
-# Starts `parallax serve` with the given flags, logging to $logs/$1.log; prints its port.
+# Starts `parallax serve` with the given flags, logging to $logs/$1.log; sets $started_port. (Not
+# called in a command substitution: that subshell's `pids` would be lost, and the servers with it.)
 start_server() {
   local log="$logs/$1.log"; shift
   "$target_dir/debug/parallax" serve --addr 127.0.0.1:0 --site-root "$root/target/site" "$@" >"$log" 2>&1 &
   pids+=($!)
-  local port=
+  started_port=
   for _ in $(seq 1 600); do
-    port=$(grep -Eo 'listening on https?://[0-9.]+:[0-9]+' "$log" | head -1 | sed 's/.*://') || true
-    [ -n "$port" ] && { echo "$port"; return; }
+    started_port=$(grep -Eo 'listening on https?://[0-9.]+:[0-9]+' "$log" | head -1 | sed 's/.*://') || true
+    [ -n "$started_port" ] && return
     kill -0 "${pids[-1]}" 2>/dev/null || { cat "$log" >&2; echo "the server died during start-up" >&2; exit 1; }
     sleep 0.1
   done
@@ -38,8 +39,10 @@ account=$("$target_dir/debug/parallax" account create "End-to-end" --data-dir "$
 export PARALLAX_E2E_ACCOUNT=$(printf '%s\n' "$account" | awk '/^account id:/ {print $3}')
 export PARALLAX_E2E_KEY=$(printf '%s\n' "$account" | awk '/^account key:/ {print $3}')
 # Twelve Standard hosts: the tests' browser headsets (eleven) hold their sessions until the run ends.
-port=$(start_server server --data-dir "$work/data" --standard 12 --tls-name "$name")
-plain_port=$(start_server plain --data-dir "$work/plain" --tls off --standard 0 --premium 0 --standard-standby 0)
+start_server server --data-dir "$work/data" --standard 12 --tls-name "$name"
+port=$started_port
+start_server plain --data-dir "$work/plain" --tls off --standard 0 --premium 0 --standard-standby 0
+plain_port=$started_port
 export PARALLAX_URL="https://$name:$port"
 export PARALLAX_PLAIN_URL="http://$name:$plain_port"
 echo "servers at $PARALLAX_URL and $PARALLAX_PLAIN_URL" >&2
