@@ -20,7 +20,8 @@ fn real(file: &str) -> Vec<u8> {
 }
 
 struct Setup {
-    _dir: tempfile::TempDir,
+    /// The data dir, when the setup owns it.
+    _dir: Option<tempfile::TempDir>,
     server: TestServer,
     arr: ArrClient,
     /// The storage root: `storage/` in the data dir.
@@ -34,7 +35,7 @@ async fn setup() -> Setup {
     let arr = ArrClient::sign_in(&server, &account, &key).await;
     let storage = dir.path().join("storage").canonicalize().unwrap();
     Setup {
-        _dir: dir,
+        _dir: Some(dir),
         server,
         arr,
         storage,
@@ -328,5 +329,57 @@ async fn requests_outside_the_storage_or_the_api_are_refused_as_arr_did() {
         )
         .await;
     assert_eq!(versionless.body["error"]["target"], "api-version");
+    setup.server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_conversion_a_stop_interrupted_runs_again_at_the_next_start() {
+    let dir = data_dir();
+    let (account, key) = ArrClient::create_account(dir.path(), "converters").await;
+    let server = TestServer::start(dir.path()).await;
+    let arr = ArrClient::sign_in(&server, &account, &key).await;
+    let storage = dir.path().join("storage").canonicalize().unwrap();
+    let setup = Setup {
+        _dir: None,
+        server,
+        arr,
+        storage,
+    };
+    let (input, input_url) = container(&setup.storage, "in");
+    let (output, output_url) = container(&setup.storage, "out");
+    std::fs::write(input.join("screw.step"), real("screw.step")).unwrap();
+    let answer = setup
+        .put(
+            "resumed",
+            settings(&input_url, "", "screw.step", &output_url),
+        )
+        .await;
+    assert_eq!(answer.status, 201, "{}", answer.body);
+    assert_eq!(setup.ended("resumed").await["status"], "Succeeded");
+    setup.server.stop().await;
+
+    // As a stop in the middle leaves it: running, nothing written yet.
+    let asset = output.join("converted/screw.arrAsset");
+    std::fs::remove_file(&asset).unwrap();
+    let options =
+        sqlx::sqlite::SqliteConnectOptions::new().filename(dir.path().join("parallax.db"));
+    let mut db = sqlx::ConnectOptions::connect(&options).await.unwrap();
+    sqlx::query("UPDATE conversions SET status = 'Running', model_id = NULL, output_uri = NULL")
+        .execute(&mut db)
+        .await
+        .unwrap();
+    sqlx::Connection::close(db).await.unwrap();
+
+    let server = TestServer::start(dir.path()).await;
+    let arr = ArrClient::sign_in(&server, &account, &key).await;
+    let setup = Setup {
+        _dir: Some(dir),
+        server,
+        arr,
+        storage: setup.storage,
+    };
+    let done = setup.ended("resumed").await;
+    assert_eq!(done["status"], "Succeeded", "{done}");
+    assert!(asset.is_file(), "the output was written again");
     setup.server.stop().await;
 }
