@@ -161,3 +161,43 @@ fn face_colours_come_through_converted_to_linear() {
     expected.dedup();
     assert_eq!(colours(&crystal.model.mesh), expected);
 }
+
+#[test]
+fn a_pick_names_the_assembly_part_it_hits() {
+    use parallax_render::pick::{Ray, cast};
+    let step = read("I22_2_5_16withEPL22_6_16.stp");
+    let mesh = &step.model.mesh;
+    let extents = mesh.part_extents();
+    let (a, b) = (extents[1].1.unwrap(), extents[2].1.unwrap());
+    // The two products are stacked along the axis where their boxes overlap least. From outside
+    // on each one's side, a ray at one of its outer faces meets that product first.
+    let gap = a.max.min(b.max) - a.min.max(b.min);
+    let axis = Vec3::AXES[gap.min_position()];
+    let reach = mesh.bounds().unwrap().radius() * 4.0;
+    for (index, (own, other)) in [(1usize, (a, b)), (2, (b, a))] {
+        let outward = axis * (own.center() - other.center()).dot(axis).signum();
+        let path = mesh.path_of(index);
+        let corners = |t: usize| {
+            [0, 1, 2].map(|i| Vec3::from(mesh.vertices[mesh.indices[3 * t + i] as usize].position))
+        };
+        let area = |t: usize| {
+            let [p, q, r] = corners(t);
+            (q - p).cross(r - p).length()
+        };
+        // Its largest outer face: a sliver's centroid lies on an edge, where a ray may slip by.
+        let face = (0..mesh.triangles() as usize)
+            .filter(|&t| {
+                mesh.part_of(t).as_ref() == Some(&path) && mesh.face_normal(t).dot(outward) > 0.99
+            })
+            .max_by(|&x, &y| area(x).total_cmp(&area(y)))
+            .expect("an outer face");
+        let centroid = corners(face).into_iter().sum::<Vec3>() / 3.0;
+        let ray = Ray {
+            origin: centroid + outward * reach,
+            direction: -outward,
+        };
+        let hits = cast(mesh, glam::Mat4::IDENTITY, ray, false);
+        let hit = hits.first().and_then(|hit| mesh.part_of(hit.triangle));
+        assert_eq!(hit, Some(path), "{hits:?}");
+    }
+}
