@@ -468,6 +468,22 @@ fn mesh_triangles(
         let positions: Vec<Vec3> = positions
             .map(|p| world.transform_point3(Vec3::from(p)))
             .collect();
+        // gltf 1.4's reader takes an index accessor of another component type for a bug of its
+        // own (`unreachable!`, found by fuzzing); the file is what is wrong, so it says so.
+        if let Some(accessor) = primitive.indices() {
+            use gltf::accessor::{DataType, Dimensions};
+            let integers = matches!(
+                accessor.data_type(),
+                DataType::U8 | DataType::U16 | DataType::U32
+            );
+            if !integers || accessor.dimensions() != Dimensions::Scalar {
+                return Err(ImportError::Gltf(format!(
+                    "the indices of a primitive are {:?} {:?}: they must be unsigned integer scalars",
+                    accessor.data_type(),
+                    accessor.dimensions()
+                )));
+            }
+        }
         let indices: Vec<u32> = match reader.read_indices() {
             Some(indices) => indices.into_u32().collect(),
             None => (0..positions.len() as u32).collect(),
