@@ -456,12 +456,16 @@ pub enum HostMessage {
 
 impl DeviceMessage {
     /// Why a host refuses this message's values, if it does: a pose (with images up to
-    /// `max_side` pixels), a placement or a review that cannot be used.
+    /// `max_side` pixels), a placement, a review or a pick point that cannot be used.
     pub fn problem(&self, max_side: u32) -> Option<String> {
         match self {
             DeviceMessage::Pose(pose) => pose.problem(max_side),
             DeviceMessage::SetTransform(placement) => placement.problem(),
             DeviceMessage::SetReview(review) => review.problem(),
+            // Hosts answer `BadPick` for a point off the viewport, which these always are.
+            DeviceMessage::Pick { x, y, .. } if !(x.is_finite() && y.is_finite()) => {
+                Some(format!("the pick's point ({x}, {y}) is not a finite pixel"))
+            }
             _ => None,
         }
     }
