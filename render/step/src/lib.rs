@@ -1,4 +1,4 @@
-//! `parallax-step` reads STEP files (ISO 10303-21: AP203, AP214, AP242) into a [`Mesh`] with
+//! `parallax-step` reads STEP files (ISO 10303-21: AP203, AP214, AP242) into a [`Mesh`](parallax_render::Mesh) with
 //! OpenCascade, the CAD kernel behind FreeCAD and KiCad, through a small C++ shim
 //! (`src/shim.cpp`): the file becomes an XCAF document, every shape is tessellated, and the
 //! document's tree gives the parts — an assembly becomes a group, each product instance a part
@@ -13,7 +13,7 @@ use std::ffi::{c_char, c_void};
 use std::sync::Mutex;
 
 use glam::{DVec3, Vec3};
-use parallax_render::{DEFAULT_COLOR, Format, ImportError, ImportedModel, Mesh, ModelBuilder};
+use parallax_render::{DEFAULT_COLOR, Format, ImportError, ImportedModel, ModelBuilder};
 
 /// How finely curved faces become triangles.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -123,11 +123,6 @@ pub fn read_reporting(
         unit: text(&info.unit),
         chordal: info.chordal,
     })
-}
-
-/// A mesh of `bytes` with the default tessellation (tests and tools).
-pub fn mesh_of(bytes: &[u8]) -> Result<Mesh, ImportError> {
-    read(bytes, &Tessellation::default()).map(|m| m.model.mesh)
 }
 
 /// OpenCascade's STEP reader keeps global state: one read at a time in a process.

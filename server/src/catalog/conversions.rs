@@ -23,7 +23,7 @@ use url::Url;
 use crate::base::clock::Clock;
 use crate::base::store::{ModelStatus, Store, StoredConversion};
 use crate::catalog::convert::MESH;
-use crate::catalog::files::{UploadedFile, safe_file_name, write_atomically};
+use crate::catalog::files::{UploadedFile, copy_atomically, safe_file_name, write_atomically};
 use crate::catalog::models::{Catalog, CatalogError, MeshBytes};
 
 /// Longest conversion id, as ARR's.
@@ -207,6 +207,35 @@ impl Storage {
         Ok(path)
     }
 
+    /// The model file `input` names.
+    fn input_path(&self, input: &InputLocation) -> Result<PathBuf, ConversionError> {
+        let container = self.container(
+            &input.storage_container_uri,
+            "settings.inputLocation.storageContainerUri",
+        )?;
+        Self::place(
+            &container,
+            input.blob_prefix.as_deref(),
+            &input.relative_input_asset_path,
+            "settings.inputLocation.relativeInputAssetPath",
+        )
+    }
+
+    /// The asset file `settings` write.
+    fn output_path(&self, settings: &ConversionSettings) -> Result<PathBuf, ConversionError> {
+        let output = &settings.output_location;
+        let container = self.container(
+            &output.storage_container_uri,
+            "settings.outputLocation.storageContainerUri",
+        )?;
+        Self::place(
+            &container,
+            output.blob_prefix.as_deref(),
+            &settings.output_file(),
+            "settings.outputLocation.blobPrefix",
+        )
+    }
+
     /// The URL of a file in the storage.
     fn url_of(path: &Path) -> String {
         Url::from_file_path(path).map_or_else(|()| path.display().to_string(), String::from)
@@ -317,28 +346,18 @@ impl Conversions {
 
     /// Refuses settings whose locations are not in the storage, before anything is stored.
     fn check(&self, settings: &ConversionSettings) -> Result<(), ConversionError> {
-        let input = &settings.input_location;
-        let container = self.storage.container(
-            &input.storage_container_uri,
-            "settings.inputLocation.storageContainerUri",
-        )?;
-        if input.relative_input_asset_path.trim().is_empty() {
+        if settings
+            .input_location
+            .relative_input_asset_path
+            .trim()
+            .is_empty()
+        {
             return Err(invalid(
                 "settings.inputLocation.relativeInputAssetPath",
                 "relativeInputAssetPath must name the model file",
             ));
         }
-        Storage::place(
-            &container,
-            input.blob_prefix.as_deref(),
-            &input.relative_input_asset_path,
-            "settings.inputLocation.relativeInputAssetPath",
-        )?;
-        let output = &settings.output_location;
-        let container = self.storage.container(
-            &output.storage_container_uri,
-            "settings.outputLocation.storageContainerUri",
-        )?;
+        self.storage.input_path(&settings.input_location)?;
         let file = settings.output_file();
         if !file.ends_with(".arrAsset") || !safe_file_name(&file) {
             return Err(invalid(
@@ -346,12 +365,7 @@ impl Conversions {
                 format!("{file:?} must be a plain file name ending in .arrAsset"),
             ));
         }
-        Storage::place(
-            &container,
-            output.blob_prefix.as_deref(),
-            &file,
-            "settings.outputLocation.blobPrefix",
-        )?;
+        self.storage.output_path(settings)?;
         Ok(())
     }
 
@@ -390,18 +404,9 @@ impl Conversions {
     ) -> Result<(parallax_core::ModelId, String), (&'static str, String)> {
         let settings: ConversionSettings = serde_json::from_str(&stored.settings)
             .map_err(|e| ("InternalServerError", format!("the stored settings: {e}")))?;
-        let input = &settings.input_location;
         let placed = self
             .storage
-            .container(&input.storage_container_uri, "input")
-            .and_then(|container| {
-                Storage::place(
-                    &container,
-                    input.blob_prefix.as_deref(),
-                    &input.relative_input_asset_path,
-                    "input",
-                )
-            })
+            .input_path(&settings.input_location)
             .map_err(|e| ("InvalidInput", e.to_string()))?;
         let files = self.input_files(&placed).await?;
         let main_name = placed
@@ -426,37 +431,26 @@ impl Conversions {
         if let ModelStatus::Failed(reason) = &record.status {
             return Err(("ConversionFailed", format!("{main_name}: {reason}")));
         }
-        let output = &settings.output_location;
         let path = self
             .storage
-            .container(&output.storage_container_uri, "output")
-            .and_then(|container| {
-                Storage::place(
-                    &container,
-                    output.blob_prefix.as_deref(),
-                    &settings.output_file(),
-                    "output",
-                )
-            })
+            .output_path(&settings)
             .map_err(|e| ("InvalidOutput", e.to_string()))?;
-        let asset = match self.catalog.mesh(&record).await.map_err(failure)? {
-            MeshBytes::File(mesh) => tokio::fs::read(mesh).await,
-            MeshBytes::Memory(bytes) => Ok(bytes.to_vec()),
-        }
-        .map_err(|e| {
-            (
-                "InternalServerError",
-                format!("reading the converted {MESH}: {e}"),
-            )
-        })?;
         if let Some(folder) = path.parent() {
             tokio::fs::create_dir_all(folder)
                 .await
                 .map_err(|e| ("OutputContainerError", e.to_string()))?;
         }
-        write_atomically(&path, &asset)
-            .await
-            .map_err(|e| ("OutputContainerError", format!("{}: {e}", path.display())))?;
+        // File to file: the coordinator holds no upload's mesh in memory.
+        let written = match self.catalog.mesh(&record).await.map_err(failure)? {
+            MeshBytes::File(mesh) => copy_atomically(&mesh, &path).await,
+            MeshBytes::Memory(bytes) => write_atomically(&path, &bytes).await,
+        };
+        written.map_err(|e| {
+            (
+                "OutputContainerError",
+                format!("writing the converted {MESH} to {}: {e}", path.display()),
+            )
+        })?;
         Ok((record.summary.id, Storage::url_of(&path)))
     }
 

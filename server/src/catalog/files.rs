@@ -75,6 +75,16 @@ pub async fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> std::io::
     tokio::fs::rename(&temporary, path).await
 }
 
+/// Copies `from` to `path` as [`write_atomically`] writes: whole or not at all.
+pub async fn copy_atomically(
+    from: &std::path::Path,
+    path: &std::path::Path,
+) -> std::io::Result<()> {
+    let temporary = path.with_extension("partial");
+    tokio::fs::copy(from, &temporary).await?;
+    tokio::fs::rename(&temporary, path).await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
