@@ -9,6 +9,8 @@
 //! Parallax calls it only from the `parallax convert` child, under a time and a memory
 //! limit. OpenCascade's reader is not thread-safe, so calls in one process take turns.
 
+pub mod synthetic;
+
 use std::ffi::{c_char, c_void};
 use std::sync::Mutex;
 
