@@ -32,6 +32,21 @@ async fn converted(signed_in: &SignedIn, name: &str, bytes: Vec<u8>) -> Value {
     panic!("{name} was still converting after 30 s");
 }
 
+/// Model `id`'s thumbnail, as its account asks for it.
+async fn thumbnail(signed_in: &SignedIn, id: &str) -> reqwest::Response {
+    signed_in
+        .server
+        .http()
+        .get(format!(
+            "{}/v1/models/{id}/thumbnail.png",
+            signed_in.server.url()
+        ))
+        .bearer_auth(&signed_in.coordinator.token)
+        .send()
+        .await
+        .unwrap()
+}
+
 /// The tablet `member` of space `review` shows model `id` to everyone.
 async fn show(signed_in: &SignedIn, member: &str, id: &str) -> reqwest::Response {
     signed_in
@@ -73,17 +88,7 @@ async fn a_step_upload_becomes_ready_with_its_parts_and_colours() {
     assert!((size[1] - 8.1).abs() < 0.05, "{size:?} mm");
 
     // The thumbnail is drawn in the file's colours: the housing's yellow fills much of it.
-    let png = signed_in
-        .server
-        .http()
-        .get(format!(
-            "{}/v1/models/{id}/thumbnail.png",
-            signed_in.server.url()
-        ))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
+    let png = thumbnail(&signed_in, id).await;
     assert_eq!(png.status(), 200);
     let image = parallax_render::decode_png(&png.bytes().await.unwrap()).unwrap();
     let yellow = image
@@ -149,17 +154,7 @@ async fn a_step_file_that_does_not_convert_says_why_and_cannot_be_shown() {
             .contains("could not be converted"),
         "{body}"
     );
-    let thumbnail = signed_in
-        .server
-        .http()
-        .get(format!(
-            "{}/v1/models/{id}/thumbnail.png",
-            signed_in.server.url()
-        ))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
+    let thumbnail = thumbnail(&signed_in, id).await;
     assert_eq!(thumbnail.status(), 409);
     let deleted = signed_in
         .server

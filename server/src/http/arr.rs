@@ -479,10 +479,11 @@ pub(crate) async fn list_handler(
         .map(|view| properties(view, &origin(&headers, &state)))
         .collect();
     let next_link = (skip + PAGE_SIZE < active.len()).then(|| {
-        format!(
-            "{}/accounts/{account_id}/sessions?api-version={API_VERSION}&$skip={}",
-            origin(&headers, &state),
-            skip + PAGE_SIZE
+        next_page(
+            &origin(&headers, &state),
+            &account_id,
+            "sessions",
+            skip + PAGE_SIZE,
         )
     });
     Ok(Json(SessionList {
@@ -624,6 +625,11 @@ fn usage_window(
 
 /// `scheme://host` the client used, for absolute links: https if this coordinator serves TLS or
 /// the proxy in front of it says the client used it.
+/// ARR's `@nextLink`: the page of an account's `collection` that starts at `skip`.
+pub(crate) fn next_page(origin: &str, account: &str, collection: &str, skip: usize) -> String {
+    format!("{origin}/accounts/{account}/{collection}?api-version={API_VERSION}&$skip={skip}")
+}
+
 pub(crate) fn origin(headers: &HeaderMap, state: &AppState) -> String {
     let host = headers
         .get(header::HOST)

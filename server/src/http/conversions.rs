@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 use crate::base::clock::rfc3339;
 use crate::base::error::{AppError, ErrorBody, Result};
 use crate::catalog::conversions::{Conversion, ConversionError, ConversionSettings, Created};
-use crate::http::arr::{API_VERSION, ArrQuery, origin};
+use crate::http::arr::{ArrQuery, next_page, origin};
 use crate::http::auth::Caller;
 use crate::state::AppState;
 
@@ -166,10 +166,11 @@ pub(crate) async fn list_handler(
     let skip = query.skip.unwrap_or(0);
     let (page, more) = state.conversions.list(&account_id, skip, PAGE_SIZE).await?;
     let next_link = more.then(|| {
-        format!(
-            "{}/accounts/{account_id}/conversions?api-version={API_VERSION}&$skip={}",
-            origin(&headers, &state),
-            skip + PAGE_SIZE
+        next_page(
+            &origin(&headers, &state),
+            &account_id,
+            "conversions",
+            skip + PAGE_SIZE,
         )
     });
     Ok(Json(ConversionList {
