@@ -70,7 +70,7 @@ pub fn owned_id(account: &str, content: &ModelId) -> ModelId {
 
 /// Writes via a temporary file and a rename, so a crash never leaves half a file in place.
 pub async fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
-    let temporary = path.with_extension("partial");
+    let temporary = temporary_beside(path);
     tokio::fs::write(&temporary, bytes).await?;
     tokio::fs::rename(&temporary, path).await
 }
@@ -80,9 +80,17 @@ pub async fn copy_atomically(
     from: &std::path::Path,
     path: &std::path::Path,
 ) -> std::io::Result<()> {
-    let temporary = path.with_extension("partial");
+    let temporary = temporary_beside(path);
     tokio::fs::copy(from, &temporary).await?;
     tokio::fs::rename(&temporary, path).await
+}
+
+/// A hidden name beside `path` that no other writer uses: two writers of one file (two
+/// conversions of the same files to one output) must not share a temporary file, or the second
+/// rename finds it gone.
+fn temporary_beside(path: &std::path::Path) -> std::path::PathBuf {
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    path.with_file_name(format!(".{name}.{}.partial", uuid::Uuid::new_v4().simple()))
 }
 
 #[cfg(test)]
