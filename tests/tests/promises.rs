@@ -42,6 +42,15 @@ async fn a_spaces_change_number_is_its_etag_and_a_stale_write_is_refused() {
     // Written on top of what it read before: someone else's write came in between.
     let stale = write(etag, "shaft").await.unwrap();
     assert_eq!(stale.status(), 412);
+    // Tags are opaque: one that is not ours, a weak copy of the current one or no tag at all is
+    // not the current representation either.
+    let weak = format!("W/{newer}");
+    for tag in ["\"0-stale\"", "0-stale", weak.as_str(), "\"\"", "12"] {
+        let refused = write(tag.to_string(), "shaft").await.unwrap();
+        assert_eq!(refused.status(), 412, "If-Match: {tag}");
+        let error: Value = refused.json().await.unwrap();
+        assert_eq!(error["error"]["code"], "PreconditionFailed", "{error}");
+    }
     let now = get_json(
         &signed_in.server,
         "/v1/spaces/review",
@@ -52,6 +61,13 @@ async fn a_spaces_change_number_is_its_etag_and_a_stale_write_is_refused() {
         now["properties"]["selectedModel"], "gear",
         "the stale write changed nothing"
     );
+    // `*` is any representation, and a list passes when one of its tags is the current one.
+    let listed = write(format!("\"1000\", {newer}"), "bracket")
+        .await
+        .unwrap();
+    assert_eq!(listed.status(), 200);
+    let any = write("*".into(), "gear").await.unwrap();
+    assert_eq!(any.status(), 200);
     signed_in.server.stop().await;
 }
 

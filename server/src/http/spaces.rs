@@ -7,10 +7,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, patch, post, put};
 use axum::{Json, Router};
+use axum_extra::headers::{ETag, HeaderMapExt, IfMatch};
 use futures_util::{SinkExt, StreamExt};
 use parallax_core::ChangeNumber;
 use parallax_core::protocol::{
@@ -31,7 +32,7 @@ use crate::base::error::{AppError, Result};
 use crate::http::auth::{Caller, Visitor};
 use crate::http::upgrade::RawUpgrade;
 use crate::spaces::outlet::{Ended, Outlet, OutletIo, Upgraded};
-use crate::spaces::space::{Joined, Joiner, Writer};
+use crate::spaces::space::{Joined, Joiner, Writer, entity_tag};
 use crate::state::AppState;
 
 /// A member's space WebSocket as read: tungstenite over the shared socket.
@@ -119,11 +120,9 @@ fn require_member(headers: &HeaderMap) -> Result<&str> {
 
 /// The space's change number as an entity tag.
 fn with_etag(view: Value, status: StatusCode) -> Response {
-    let change = view["change"].as_u64().unwrap_or_default();
+    let change = ChangeNumber(view["change"].as_u64().unwrap_or_default());
     let mut response = (status, Json(view)).into_response();
-    if let Ok(tag) = HeaderValue::from_str(&format!("\"{change}\"")) {
-        response.headers_mut().insert(header::ETAG, tag);
-    }
+    response.headers_mut().typed_insert(entity_tag(change));
     response
 }
 
@@ -207,23 +206,22 @@ async fn render_handler(
     Ok(Json(json!({ "members": members })))
 }
 
-/// `If-Match: "12"` (or `12`): the change number the write is based on.
-fn if_match(headers: &HeaderMap) -> Result<Option<ChangeNumber>> {
-    let Some(value) = headers.get(header::IF_MATCH) else {
-        return Ok(None);
-    };
-    value
-        .to_str()
-        .ok()
-        .map(|v| v.trim().trim_start_matches("W/").trim_matches('"'))
-        .and_then(|v| v.parse().ok())
-        .map(|n| Some(ChangeNumber(n)))
-        .ok_or_else(|| {
-            AppError::bad_request(
-                "If-Match must be the space's change number, e.g. \"12\"",
-                Some("If-Match"),
-            )
-        })
+/// `If-Match`: the entity tags (`"12"`, the change number seen) the write is based on. A value
+/// that is not a list of entity tags matches nothing: the write then fails its precondition
+/// (412), as one based on another change does.
+fn if_match(headers: &HeaderMap) -> Option<IfMatch> {
+    headers.contains_key(header::IF_MATCH).then(|| {
+        headers
+            .typed_try_get::<IfMatch>()
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| IfMatch::from(entity_tag_matching_nothing()))
+    })
+}
+
+/// A weak tag: If-Match compares strongly, so it matches no representation.
+fn entity_tag_matching_nothing() -> ETag {
+    "W/\"\"".parse().expect("W/\"\" is an entity tag")
 }
 
 async fn properties_handler(
@@ -247,7 +245,7 @@ async fn properties_handler(
     };
     let view = state
         .spaces
-        .write(&name, writer, patch, if_match(&headers)?)
+        .write(&name, writer, patch, if_match(&headers))
         .await?;
     Ok(with_etag(view, StatusCode::OK))
 }

@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex as SyncMutex};
 use std::time::Duration;
 
 use anyhow::Context;
+use axum_extra::headers::{ETag, IfMatch};
 use parallax_core::reliable::{Outbox, RESUME_BUFFER, Resume};
 use parallax_core::service::CreateSession;
 use parallax_core::session::{SessionId, SessionKey, SessionSize};
@@ -147,6 +148,13 @@ fn hash(token: &str) -> String {
 }
 
 /// Each refusal has its own error code, so clients can act on it without reading the message.
+/// A space's entity tag: its change number, quoted (`"12"`).
+pub fn entity_tag(change: ChangeNumber) -> ETag {
+    format!("\"{}\"", change.0)
+        .parse()
+        .expect("a quoted number is an entity tag")
+}
+
 fn space_error(error: SpaceError) -> AppError {
     use axum::http::StatusCode;
     let message = error.to_string();
@@ -704,13 +712,13 @@ impl Spaces {
             .collect())
     }
 
-    /// A member writes the properties, if the space is still at `if_match`.
+    /// A member writes the properties, if the space's entity tag passes `if_match`.
     pub async fn write(
         &self,
         name: &str,
         writer: Writer<'_>,
         patch: PropertiesPatch,
-        if_match: Option<ChangeNumber>,
+        if_match: Option<IfMatch>,
     ) -> Result<Value, AppError> {
         if let Some(Some(model)) = &patch.selected_model {
             // Its headsets load the model on the owner's account: only what that account sees.
@@ -723,6 +731,16 @@ impl Spaces {
         let entry = directory
             .get_mut(name)
             .ok_or_else(|| AppError::not_found(format!("there is no space named {name}")))?;
+        // Entity tags are opaque (RFC 9110 §8.8.3): any tag but the current one fails, whatever it
+        // looks like. Passed, the write is based on the current change number.
+        let current = entry.stored.space.change;
+        let if_match = match if_match {
+            Some(tags) if !tags.precondition_passes(&entity_tag(current)) => {
+                return Err(space_error(SpaceError::Stale { current }));
+            }
+            Some(_) => Some(current),
+            None => None,
+        };
         let changes = match writer {
             Writer::Member(token) => {
                 let member = entry.member_by_token(token).ok_or_else(not_a_member)?;
