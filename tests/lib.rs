@@ -143,6 +143,9 @@ impl TestServer {
             listen: "127.0.0.1:0".parse().expect("an address"),
             advertise: None,
             local: false,
+            coordinator_wait: std::time::Duration::from_secs(
+                parallax_host::config::DEFAULT_COORDINATOR_WAIT_S,
+            ),
             target_fps,
             bitrate,
             mesh_cache_bytes: parallax_host::HostConfig::mib(64),

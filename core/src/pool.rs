@@ -77,6 +77,9 @@ enum HostState {
     },
     Idle,
     Leased(SessionKey),
+    /// Known from before a coordinator restart, not yet registered again: leased to the session
+    /// it served (`Some`), or free if that session ended meanwhile.
+    Returning(Option<SessionKey>),
 }
 
 #[derive(Debug, Clone)]
@@ -107,6 +110,17 @@ pub struct Pool {
 impl Pool {
     /// A pool that starts booting its standby hosts right away (see [`Pool::poll_effect`]).
     pub fn new(config: PoolConfig) -> Self {
+        Self::restore(config, [])
+    }
+
+    /// The pool of a restarted coordinator: `returning` are the hosts its Ready sessions were
+    /// on, which outlive a coordinator and register again; they keep their leases (and names)
+    /// until they do, or until [`Pool::handle_returns_overdue`]. Standby hosts boot beside
+    /// them within capacity.
+    pub fn restore(
+        config: PoolConfig,
+        returning: impl IntoIterator<Item = (HostId, SessionSize, SessionKey)>,
+    ) -> Self {
         let mut pool = Self {
             config,
             hosts: BTreeMap::new(),
@@ -115,6 +129,25 @@ impl Pool {
             lost: [0, 0],
             effects: VecDeque::new(),
         };
+        for (host, size, session) in returning {
+            // New hosts are named after the returning ones, never reusing a name.
+            let prefix = format!("{}-", size.as_str().to_ascii_lowercase());
+            if let Some(number) = host
+                .as_str()
+                .strip_prefix(&prefix)
+                .and_then(|n| n.parse::<u64>().ok())
+            {
+                let next = &mut pool.next_host[size.index()];
+                *next = (*next).max(number);
+            }
+            pool.hosts.insert(
+                host,
+                Host {
+                    size,
+                    state: HostState::Returning(Some(session)),
+                },
+            );
+        }
         for size in SessionSize::ALL {
             pool.refill(size);
         }
@@ -123,6 +156,39 @@ impl Pool {
 
     pub fn config(&self) -> PoolConfig {
         self.config
+    }
+
+    /// Whether `host` is one from before a restart that has not registered again.
+    pub fn is_returning(&self, host: &HostId) -> bool {
+        self.hosts
+            .get(host)
+            .is_some_and(|h| matches!(h.state, HostState::Returning(_)))
+    }
+
+    /// The session `host` serves, if it is leased.
+    pub fn lease_of(&self, host: &HostId) -> Option<&SessionKey> {
+        match &self.hosts.get(host)?.state {
+            HostState::Leased(session) => Some(session),
+            _ => None,
+        }
+    }
+
+    /// The hosts from before a restart that did not register again in time are lost; returns
+    /// each with the session it was still serving.
+    pub fn handle_returns_overdue(&mut self) -> Vec<(HostId, Option<SessionKey>)> {
+        let overdue: Vec<HostId> = self
+            .hosts
+            .iter()
+            .filter(|(_, h)| matches!(h.state, HostState::Returning(_)))
+            .map(|(id, _)| id.clone())
+            .collect();
+        overdue
+            .into_iter()
+            .map(|host| {
+                let session = self.handle_host_lost(&host);
+                (host, session)
+            })
+            .collect()
     }
 
     /// Finds a host for `session`: a warm one, else a new one if capacity allows, else a place
@@ -167,14 +233,22 @@ impl Pool {
         })
     }
 
-    /// A host finished booting. Returns the session it now serves, if one was waiting.
+    /// A host finished booting, or one from before a restart registered again. Returns the
+    /// session it now serves, if one was waiting (a returning host's own session was Ready all
+    /// along and is not granted again).
     pub fn handle_host_ready(&mut self, host: &HostId) -> Option<Granted> {
         let entry = self.hosts.get_mut(host)?;
-        let HostState::Booting { for_session } = &entry.state else {
-            return None;
-        };
         let size = entry.size;
-        match for_session.clone() {
+        let for_session = match &entry.state {
+            HostState::Booting { for_session } => for_session.clone(),
+            HostState::Returning(Some(session)) => {
+                entry.state = HostState::Leased(session.clone());
+                return None;
+            }
+            HostState::Returning(None) => None,
+            HostState::Idle | HostState::Leased(_) => return None,
+        };
+        match for_session {
             Some(session) => {
                 entry.state = HostState::Leased(session.clone());
                 Some(Granted {
@@ -215,11 +289,19 @@ impl Pool {
         }
         let (host, size, booting) = self.hosts.iter().find_map(|(id, h)| match &h.state {
             HostState::Leased(s) if s == session => Some((id.clone(), h.size, false)),
+            HostState::Returning(Some(s)) if s == session => Some((id.clone(), h.size, true)),
             HostState::Booting {
                 for_session: Some(s),
             } if s == session => Some((id.clone(), h.size, true)),
             _ => None,
         })?;
+        if let Some(returning) = self.hosts.get_mut(&host)
+            && matches!(returning.state, HostState::Returning(_))
+        {
+            // Not back yet: it is reset when it registers again, and then serves the next.
+            returning.state = HostState::Returning(None);
+            return None;
+        }
         if booting {
             // Still booting: it will become someone else's host, or standby, when it is up.
             let next = self.queues[size.index()].pop_front();
@@ -239,6 +321,7 @@ impl Pool {
         self.lost[lost.size.index()] += 1;
         let session = match lost.state {
             HostState::Leased(session)
+            | HostState::Returning(Some(session))
             | HostState::Booting {
                 for_session: Some(session),
             } => Some(session),
@@ -270,7 +353,12 @@ impl Pool {
         let of_size = || self.hosts.values().filter(move |h| h.size == size);
         let idle = of_size().filter(|h| h.state == HostState::Idle).count() as u32;
         let leased = of_size()
-            .filter(|h| matches!(h.state, HostState::Leased(_)))
+            .filter(|h| {
+                matches!(
+                    h.state,
+                    HostState::Leased(_) | HostState::Returning(Some(_))
+                )
+            })
             .count() as u32;
         (self.count(size), idle, leased)
     }
@@ -326,10 +414,16 @@ impl Pool {
         }
     }
 
+    /// The next free name of `size` (one a returning host still holds is skipped).
     fn name_host(&mut self, size: SessionSize) -> HostId {
-        let number = &mut self.next_host[size.index()];
-        *number += 1;
-        HostId::new(format!("{}-{}", size.as_str().to_ascii_lowercase(), number))
+        loop {
+            let number = &mut self.next_host[size.index()];
+            *number += 1;
+            let host = HostId::new(format!("{}-{}", size.as_str().to_ascii_lowercase(), number));
+            if !self.hosts.contains_key(&host) {
+                return host;
+            }
+        }
     }
 
     fn start_host(&mut self, size: SessionSize, for_session: Option<SessionKey>) -> HostId {
@@ -376,6 +470,58 @@ mod tests {
             host: HostId::new(host),
             size: SessionSize::Standard,
         }
+    }
+
+    #[test]
+    fn hosts_from_before_a_restart_keep_their_lease_and_name_until_they_return() {
+        let config = pool(3, 1).config();
+        let standard = SessionSize::Standard;
+        let (one, two) = (HostId::new("standard-1"), HostId::new("standard-2"));
+        let mut pool = Pool::restore(
+            config,
+            [
+                (one.clone(), standard, id("a")),
+                (two.clone(), standard, id("b")),
+            ],
+        );
+        // Standby boots beside them under a name neither holds.
+        assert_eq!(drain(&mut pool), [start("standard-3")]);
+        assert_eq!(pool.utilization(standard), (3, 0, 2));
+        // `a` is back: leased as before, nobody is granted anything.
+        assert_eq!(pool.handle_host_ready(&one), None);
+        assert_eq!(pool.lease_of(&one), Some(&id("a")));
+        // `b` ended before its host came back: the host serves the next in the queue once it
+        // does (the coordinator resets it then).
+        assert_eq!(
+            pool.handle_allocate(id("c"), standard, true),
+            Ok(Allocation::Starting(HostId::new("standard-3")))
+        );
+        assert_eq!(
+            pool.handle_allocate(id("d"), standard, true),
+            Ok(Allocation::Queued(1))
+        );
+        assert_eq!(pool.handle_release(&id("b")), None);
+        assert!(pool.is_returning(&two));
+        assert_eq!(
+            pool.handle_host_ready(&two),
+            Some(Granted {
+                session: id("d"),
+                host: two.clone()
+            })
+        );
+        assert_eq!(pool.handle_returns_overdue(), []);
+    }
+
+    #[test]
+    fn a_host_that_does_not_return_is_lost_with_its_session() {
+        let config = pool(1, 1).config();
+        let host = HostId::new("standard-1");
+        let mut pool = Pool::restore(config, [(host.clone(), SessionSize::Standard, id("a"))]);
+        // At capacity: no standby until the returning host is given up.
+        assert_eq!(drain(&mut pool), []);
+        assert_eq!(pool.handle_returns_overdue(), [(host, Some(id("a")))]);
+        assert_eq!(pool.lost(SessionSize::Standard), 1);
+        assert_eq!(drain(&mut pool), [start("standard-2")]);
     }
 
     #[test]

@@ -17,7 +17,8 @@ use crate::session::{
 use crate::time::Timestamp;
 
 /// Why a session ended in `Error` when the coordinator restarted under it.
-pub const LOST_IN_RESTART: &str = "the render host was lost when the coordinator restarted";
+pub const LOST_IN_RESTART: &str =
+    "its render host did not register again after the coordinator restarted";
 
 /// A request to lease a render host.
 #[derive(Debug, Clone, PartialEq)]
@@ -79,6 +80,8 @@ pub struct SessionService {
     deadline_of: HashMap<SessionKey, Timestamp>,
     pool: Pool,
     effects: VecDeque<Effect>,
+    /// After a restart: when the hosts that have not registered again are given up.
+    returns_due: Option<Timestamp>,
 }
 
 impl SessionService {
@@ -89,29 +92,51 @@ impl SessionService {
             deadline_of: HashMap::new(),
             pool: Pool::new(config),
             effects: VecDeque::new(),
+            returns_due: None,
         };
         service.collect_pool_effects();
         service
     }
 
-    /// Rebuilds the service from stored sessions after a restart. Hosts do not survive a
-    /// coordinator restart, so a Ready session ends in `Error` (it is never silently dropped),
-    /// and a Starting one asks the pool again, waiting in the queue if it must.
-    pub fn restore(config: PoolConfig, stored: Vec<RenderSession>, now: Timestamp) -> Self {
-        let mut service = Self::new(config);
+    /// Rebuilds the service from stored sessions after a restart. Render hosts outlive the
+    /// coordinator: a Ready session keeps its host, which has `return_grace` to register again
+    /// (see [`Pool::restore`]); after that its session ends in `Error` (never silently dropped).
+    /// A Starting one asks the pool again, waiting in the queue if it must.
+    pub fn restore(
+        config: PoolConfig,
+        stored: Vec<RenderSession>,
+        now: Timestamp,
+        return_grace: std::time::Duration,
+    ) -> Self {
         let mut waiting = Vec::new();
+        let mut returning = Vec::new();
+        let mut sessions = BTreeMap::new();
+        let mut effects = VecDeque::new();
         for mut session in stored {
-            match session.status {
-                SessionStatus::Ready => {
-                    session.handle_end(SessionStatus::Error, now, Some(LOST_IN_RESTART.into()));
-                    service.effects.push_back(Effect::Persist(session.clone()));
+            match (session.status, &session.host) {
+                (SessionStatus::Ready, Some(host)) => {
+                    returning.push((host.clone(), session.size, session.key()));
                 }
-                SessionStatus::Starting => waiting.push(session.key()),
+                (SessionStatus::Ready, None) => {
+                    session.handle_end(SessionStatus::Error, now, Some(LOST_IN_RESTART.into()));
+                    effects.push_back(Effect::Persist(session.clone()));
+                }
+                (SessionStatus::Starting, _) => waiting.push(session.key()),
                 _ => {}
             }
-            let key = session.key();
-            service.sessions.insert(key.clone(), session);
-            service.reindex(&key);
+            sessions.insert(session.key(), session);
+        }
+        let mut service = Self {
+            returns_due: (!returning.is_empty()).then(|| now.after(return_grace)),
+            pool: Pool::restore(config, returning),
+            sessions,
+            deadlines: BTreeSet::new(),
+            deadline_of: HashMap::new(),
+            effects,
+        };
+        let keys: Vec<SessionKey> = service.sessions.keys().cloned().collect();
+        for key in &keys {
+            service.reindex(key);
         }
         waiting.sort_by_key(|key| service.sessions[key].created_at);
         for key in waiting {
@@ -221,8 +246,25 @@ impl SessionService {
         self.collect_pool_effects();
     }
 
-    /// Expires sessions whose lease ran out and purges records past their retention.
+    /// Expires sessions whose lease ran out, purges records past their retention, and gives
+    /// up the hosts that did not come back after a restart.
     pub fn handle_timeout(&mut self, now: Timestamp) {
+        if let Some(due) = self.returns_due
+            && due <= now
+        {
+            self.returns_due = None;
+            for (_, session) in self.pool.handle_returns_overdue() {
+                if let Some(key) = session {
+                    self.end(
+                        &key,
+                        SessionStatus::Error,
+                        now,
+                        Some(LOST_IN_RESTART.into()),
+                    );
+                }
+            }
+            self.collect_pool_effects();
+        }
         while let Some((at, key)) = self.deadlines.first().cloned() {
             if at > now {
                 break;
@@ -244,7 +286,11 @@ impl SessionService {
 
     /// The next instant at which [`Self::handle_timeout`] has work.
     pub fn poll_timeout(&self) -> Option<Timestamp> {
-        self.deadlines.first().map(|(at, _)| *at)
+        let deadline = self.deadlines.first().map(|(at, _)| *at);
+        match (deadline, self.returns_due) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     pub fn poll_effect(&mut self) -> Option<Effect> {
@@ -706,13 +752,35 @@ mod tests {
             .collect();
 
         let now = Timestamp(10 * MINUTE);
-        let mut after = SessionService::restore(before.pool().config(), stored, now);
-        let ready = after.handle_get(&key("ready"), now).unwrap();
+        let grace = Duration::from_secs(30);
+        let config = before.pool().config();
+        let host = before
+            .handle_get(&key("ready"), now)
+            .unwrap()
+            .host
+            .clone()
+            .unwrap();
+
+        // Its host never registers again: the session ends in Error when the grace is over.
+        let mut forsaken = SessionService::restore(config, stored.clone(), now, grace);
+        assert_eq!(status(&mut forsaken, "ready", now.0), SessionStatus::Ready);
+        assert_eq!(forsaken.poll_timeout(), Some(now.after(grace)));
+        let over = now.after(grace);
+        forsaken.handle_timeout(over);
+        let ready = forsaken.handle_get(&key("ready"), over).unwrap();
         assert_eq!(
             (ready.status, ready.error.as_deref()),
             (SessionStatus::Error, Some(LOST_IN_RESTART))
         );
-        assert_eq!(ready.ended_at, Some(now));
+        assert_eq!(ready.ended_at, Some(over));
+
+        // Its host registers again within the grace: the session stays Ready throughout.
+        let mut after = SessionService::restore(config, stored, now, grace);
+        assert!(after.pool().is_returning(&host));
+        after.handle_host_ready(&host, now.after(Duration::from_secs(2)));
+        assert_eq!(after.pool().lease_of(&host), Some(&key("ready")));
+        after.handle_timeout(over);
+        assert_eq!(status(&mut after, "ready", over.0), SessionStatus::Ready);
         assert_eq!(status(&mut after, "done", now.0), SessionStatus::Stopped);
         // The Starting session asked for a host again and gets it when it boots.
         assert_eq!(
@@ -720,6 +788,13 @@ mod tests {
             SessionStatus::Starting
         );
         let effects: Vec<_> = std::iter::from_fn(|| after.poll_effect()).collect();
+        assert!(
+            !effects.contains(&Effect::StartHost {
+                host: host.clone(),
+                size: SessionSize::Standard
+            }),
+            "a new host never takes a returning host's name: {effects:?}"
+        );
         let premium = effects.iter().find_map(|e| match e {
             Effect::StartHost {
                 host,

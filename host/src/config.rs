@@ -15,6 +15,8 @@ const MIB: u64 = 1024 * 1024;
 pub const DEFAULT_MESH_CACHE_MB: u64 = 512;
 /// GPU memory a render thread keeps for uploaded models by default, in MiB.
 pub const DEFAULT_GPU_CACHE_MB: u64 = 1024;
+/// Seconds a host keeps its device while its coordinator is away, by default.
+pub const DEFAULT_COORDINATOR_WAIT_S: u64 = 60;
 
 #[derive(Debug, Clone, Args)]
 pub struct RenderHostArgs {
@@ -66,9 +68,15 @@ pub struct RenderHostArgs {
     /// The name the coordinator gave a host it started.
     #[arg(long, hide = true)]
     pub host_id: Option<String>,
-    /// Started by a coordinator: exit with it rather than waiting for it to come back.
+    /// Started by a coordinator: leave when it lets us go, or when it has been away longer than
+    /// --coordinator-wait, rather than waiting for it for ever.
     #[arg(long, hide = true)]
     pub local: bool,
+    /// Seconds the device keeps its render connection while the coordinator is away (a restart,
+    /// a crash): the host links again as soon as it can, under the same name, and its session
+    /// goes on. After that the device is let go (and a --local host exits).
+    #[arg(long, env = "PARALLAX_HOST_COORDINATOR_WAIT", default_value_t = DEFAULT_COORDINATOR_WAIT_S)]
+    pub coordinator_wait: u64,
 }
 
 fn parse_session_size(text: &str) -> Result<SessionSize, String> {
@@ -135,8 +143,10 @@ pub struct HostConfig {
     pub listen: SocketAddr,
     /// Host name or IP devices use to reach us; defaults to the listen address.
     pub advertise: Option<String>,
-    /// Started by a coordinator: exit when it goes away instead of trying again.
+    /// Started by a coordinator: exit when it lets us go, or after `coordinator_wait` without it.
     pub local: bool,
+    /// How long the device keeps its render connection while the coordinator is away.
+    pub coordinator_wait: std::time::Duration,
     /// Most frames per second sent to a device.
     pub target_fps: u32,
     /// A fixed H.264 bitrate (bits/s) instead of one that follows the frame size.
@@ -175,6 +185,7 @@ impl From<RenderHostArgs> for HostConfig {
             listen: args.listen,
             advertise: args.advertise,
             local: args.local,
+            coordinator_wait: std::time::Duration::from_secs(args.coordinator_wait),
             target_fps: args.target_fps,
             bitrate: args.bitrate,
             mesh_cache_bytes: Self::mib(args.mesh_cache_mb),

@@ -44,6 +44,23 @@ pub(crate) struct Registration<'a> {
     pub awaiting_certificate: Option<&'a ServerCerts>,
 }
 
+/// How a link ended.
+#[derive(Debug)]
+pub(crate) enum LinkEnd {
+    /// It never got as far as a registration: the coordinator is away, or did not answer.
+    Unreachable(anyhow::Error),
+    /// The coordinator refused the registration, with its reason.
+    Refused(String),
+    /// Registered under this name, the coordinator then closed the link: it let the host go
+    /// (it is shutting down, or stopped the host).
+    Closed(HostId),
+    /// Registered under this name, the link then broke: the coordinator died or the network
+    /// failed. It may well come back.
+    Broken(HostId, anyhow::Error),
+    /// The host itself is shutting down.
+    Shutdown,
+}
+
 /// One registration with the coordinator, held until either side ends it.
 pub(crate) async fn link(
     config: &HostConfig,
@@ -51,67 +68,54 @@ pub(crate) async fn link(
     host: &Arc<Host>,
     registration: Registration<'_>,
     shutdown: &CancellationToken,
-) -> anyhow::Result<()> {
+) -> LinkEnd {
     if config.coordinator.starts_with("wss://") && trust.is_none() {
-        anyhow::bail!("a wss:// coordinator needs --ca: the certificate authority to trust");
+        return LinkEnd::Refused(
+            "a wss:// coordinator needs --ca: the certificate authority to trust".into(),
+        );
     }
-    let mut socket = connect_ws(config.coordinator.as_str(), trust)
-        .await
-        .with_context(|| format!("connecting to {}", config.coordinator))?;
+    let mut socket = match connect_ws(config.coordinator.as_str(), trust).await {
+        Ok(socket) => socket,
+        Err(e) => {
+            return LinkEnd::Unreachable(
+                anyhow::Error::from(e).context(format!("connecting to {}", config.coordinator)),
+            );
+        }
+    };
     let register = HostReport::Register {
         secret: config.secret.clone(),
         size: config.size,
-        host: registration.name,
+        host: registration.name.clone(),
         endpoint: registration.endpoint.to_string(),
         adapter: registration.adapter.to_string(),
         pid: std::process::id(),
         wants_certificate: registration.awaiting_certificate.is_some(),
     };
-    socket.send(Message::text(register.to_json())).await?;
-    let named = match tokio::time::timeout(Duration::from_secs(10), socket.next()).await {
-        Ok(Some(Ok(Message::Text(text)))) => match HostCommand::parse(text.as_str())? {
-            HostCommand::Registered { host, certificate } => {
-                match (registration.awaiting_certificate, certificate) {
-                    (Some(certs), Some(issued)) => {
-                        let certified =
-                            certified_key(issued.cert.as_bytes(), issued.key.as_bytes())
-                                .context("the certificate the coordinator issued")?;
-                        certs.replace(certified);
-                        tracing::info!("serving wss:// with a certificate the coordinator issued");
-                    }
-                    (Some(_), None) => tracing::warn!(
-                        "the coordinator issued no certificate: devices cannot connect over \
-                         wss:// (give this host --tls-cert/--tls-key)"
-                    ),
-                    _ => {}
-                }
-                host
-            }
-            other => anyhow::bail!("expected registered, got {other:?}"),
-        },
-        Ok(Some(Ok(Message::Close(Some(frame))))) => {
-            anyhow::bail!("the coordinator refused the host: {}", frame.reason)
-        }
-        Ok(_) => anyhow::bail!("the coordinator closed the link during registration"),
-        Err(_) => anyhow::bail!("the coordinator did not answer the registration"),
+    if let Err(e) = socket.send(Message::text(register.to_json())).await {
+        return LinkEnd::Unreachable(e.into());
+    }
+    let named = match registered(&mut socket, &registration).await {
+        Ok(named) => named,
+        Err(end) => return end,
     };
     tracing::info!(host = %named, "registered with the coordinator");
     let (reports, mut outbox) = mpsc::unbounded_channel();
     host.linked(reports);
     let mut heartbeat = tokio::time::interval(Duration::from_millis(HEARTBEAT_MS));
     let mut last_beat = tokio::time::Instant::now();
-    let result = loop {
+    let broken = |e: anyhow::Error| LinkEnd::Broken(named.clone(), e);
+    let end = loop {
         tokio::select! {
             now = heartbeat.tick() => {
                 let beat = host.heartbeat(now - last_beat);
                 last_beat = now;
                 if let Err(e) = socket.send(Message::text(beat.to_json())).await {
-                    break Err(e.into());
+                    break broken(e.into());
                 }
             }
             Some(report) = outbox.recv() => {
                 if let Err(e) = socket.send(Message::text(report.to_json())).await {
-                    break Err(e.into());
+                    break broken(e.into());
                 }
             }
             message = socket.next() => match message {
@@ -127,20 +131,64 @@ pub(crate) async fn link(
                 Some(Ok(Message::Close(frame))) => {
                     let reason = frame.map(|f| f.reason.to_string()).unwrap_or_default();
                     tracing::info!("the coordinator closed the link: {reason}");
-                    break Ok(());
+                    break LinkEnd::Closed(named.clone());
                 }
                 Some(Ok(_)) => {}
-                Some(Err(e)) => break Err(e.into()),
-                None => break Ok(()),
+                Some(Err(e)) => break broken(e.into()),
+                None => break broken(anyhow::anyhow!("the link ended without a close")),
             },
             () = shutdown.cancelled() => {
                 let _ = socket.close(None).await;
-                break Ok(());
+                break LinkEnd::Shutdown;
             }
         }
     };
     host.unlinked();
-    result
+    end
+}
+
+/// Waits for the coordinator's answer to a registration: the name it registered us under.
+async fn registered<S>(socket: &mut S, registration: &Registration<'_>) -> Result<HostId, LinkEnd>
+where
+    S: StreamExt<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
+{
+    let unreachable = |e: anyhow::Error| LinkEnd::Unreachable(e);
+    match tokio::time::timeout(Duration::from_secs(10), socket.next()).await {
+        Ok(Some(Ok(Message::Text(text)))) => match HostCommand::parse(text.as_str()) {
+            Ok(HostCommand::Registered { host, certificate }) => {
+                match (registration.awaiting_certificate, certificate) {
+                    (Some(certs), Some(issued)) => {
+                        let certified =
+                            certified_key(issued.cert.as_bytes(), issued.key.as_bytes())
+                                .context("the certificate the coordinator issued")
+                                .map_err(|e| LinkEnd::Refused(format!("{e:#}")))?;
+                        certs.replace(certified);
+                        tracing::info!("serving wss:// with a certificate the coordinator issued");
+                    }
+                    (Some(_), None) => tracing::warn!(
+                        "the coordinator issued no certificate: devices cannot connect over \
+                         wss:// (give this host --tls-cert/--tls-key)"
+                    ),
+                    _ => {}
+                }
+                Ok(host)
+            }
+            Ok(other) => Err(LinkEnd::Refused(format!(
+                "expected registered, got {other:?}"
+            ))),
+            Err(e) => Err(LinkEnd::Refused(e.to_string())),
+        },
+        Ok(Some(Ok(Message::Close(Some(frame))))) => {
+            Err(LinkEnd::Refused(frame.reason.to_string()))
+        }
+        Ok(Some(Err(e))) => Err(unreachable(e.into())),
+        Ok(_) => Err(unreachable(anyhow::anyhow!(
+            "the coordinator closed the link during registration"
+        ))),
+        Err(_) => Err(unreachable(anyhow::anyhow!(
+            "the coordinator did not answer the registration"
+        ))),
+    }
 }
 
 #[cfg(test)]

@@ -1,9 +1,11 @@
 //! One render host as a process: it opens its wgpu device, serves the exclusive render
-//! connection on its own port, and holds its link to the coordinator, linking again when it is
-//! lost (or exiting with it, when the coordinator started it).
+//! connection on its own port, and holds its link to the coordinator, linking again under the
+//! same name when it is lost. A device keeps its render connection while the coordinator is
+//! away for a restart; a host the coordinator started leaves when the coordinator lets it go,
+//! or has been away too long.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use tokio::net::TcpListener;
@@ -11,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::HostConfig;
 use crate::host::Host;
-use crate::link::{Registration, api_base, link};
+use crate::link::{LinkEnd, Registration, api_base, link};
 use crate::worker::RenderWorker;
 use parallax_core::trust::Trust;
 
@@ -21,7 +23,8 @@ use crate::{connection, net};
 /// Pause before a host that lost its coordinator tries again.
 const RECONNECT_DELAY: Duration = Duration::from_secs(2);
 
-/// Runs a host until `shutdown`, or until its coordinator goes away if it is `local`.
+/// Runs a host until `shutdown`, or (if it is `local`) until its coordinator lets it go or has
+/// been away longer than `coordinator_wait`.
 pub async fn run(config: HostConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
     let worker = RenderWorker::start(config.gpu_cache_bytes).await;
     let adapter = match worker
@@ -84,34 +87,93 @@ pub async fn run(config: HostConfig, shutdown: CancellationToken) -> anyhow::Res
                 .into_future(),
         ),
     };
+    let result = stay_linked(
+        &config,
+        trust.as_ref(),
+        &host,
+        &endpoint,
+        &adapter,
+        &certs,
+        &shutdown,
+    )
+    .await;
+    serving.cancel();
+    let _ = server.await;
+    result
+}
+
+/// Holds the link to the coordinator until the host is shut down or, if it is local, let go.
+async fn stay_linked(
+    config: &HostConfig,
+    trust: Option<&Trust>,
+    host: &Arc<Host>,
+    endpoint: &str,
+    adapter: &str,
+    certs: &Option<Arc<ServerCerts>>,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<()> {
+    // The name it was started with, then the one it was registered under: a host that links
+    // again after a coordinator restart is the same host, with the same session.
     let mut name = config.host.clone();
-    let result = loop {
+    // Since when no coordinator has vouched for the device.
+    let mut away_since: Option<Instant> = None;
+    loop {
         let registration = Registration {
-            name: name.take(),
-            endpoint: &endpoint,
-            adapter: &adapter,
+            name: name.clone(),
+            endpoint,
+            adapter,
             // Asked for at every registration: a coordinator that restarted may have a new one.
             awaiting_certificate: certs.as_deref().filter(|_| config.tls.is_none()),
         };
-        let linked = link(&config, trust.as_ref(), &host, registration, &shutdown).await;
-        // Without a coordinator nobody vouches for the device: end its conversation.
-        host.reset();
-        match linked {
-            Ok(()) if shutdown.is_cancelled() => break Ok(()),
-            Ok(()) => tracing::warn!("the coordinator closed the link"),
-            Err(e) if config.local => break Err(e),
-            Err(e) => tracing::warn!("no link to the coordinator: {e:#}"),
-        }
-        if config.local {
-            break Ok(());
+        match link(config, trust, host, registration, shutdown).await {
+            LinkEnd::Shutdown => return Ok(()),
+            LinkEnd::Closed(named) => {
+                name = Some(named);
+                // Let go: the device's session is over with it.
+                host.reset();
+                if config.local {
+                    return Ok(());
+                }
+                tracing::warn!("the coordinator closed the link");
+                away_since = None;
+            }
+            LinkEnd::Refused(reason) => {
+                host.reset();
+                if config.local {
+                    anyhow::bail!("the coordinator refused the host: {reason}");
+                }
+                tracing::warn!("the coordinator refused the host: {reason}");
+                away_since = None;
+            }
+            LinkEnd::Broken(named, e) => {
+                name = Some(named);
+                tracing::warn!(
+                    "lost the coordinator ({e:#}); the device keeps its connection for {} s \
+                     while the host links again",
+                    config.coordinator_wait.as_secs()
+                );
+                away_since = Some(Instant::now());
+            }
+            LinkEnd::Unreachable(e) => {
+                let since = *away_since.get_or_insert_with(Instant::now);
+                if since.elapsed() >= config.coordinator_wait {
+                    // Nobody has vouched for the device for too long: its conversation ends.
+                    host.reset();
+                    if config.local {
+                        anyhow::bail!(
+                            "no coordinator for {} s: {e:#}",
+                            config.coordinator_wait.as_secs()
+                        );
+                    }
+                    away_since = None;
+                }
+                tracing::warn!("no link to the coordinator: {e:#}");
+            }
         }
         tokio::select! {
             // 1 to 2 s, so the hosts of a restarted coordinator do not all register at once.
             () = tokio::time::sleep(RECONNECT_DELAY / 2 + RECONNECT_DELAY.mul_f64(rand::random::<f64>() / 2.0)) => {}
-            () = shutdown.cancelled() => break Ok(()),
+            () = shutdown.cancelled() => return Ok(()),
         }
-    };
-    serving.cancel();
-    let _ = server.await;
-    result
+    }
 }

@@ -231,6 +231,14 @@ pub struct PoolArgs {
         default_value_t = 20_000_000
     )]
     pub standard_polygon_budget: u64,
+    /// Seconds a restarted coordinator keeps a Ready session whose render host has not linked
+    /// again (hosts outlive a coordinator and link again within seconds); then it ends in Error.
+    #[arg(
+        long = "host-return-grace",
+        env = "PARALLAX_HOST_RETURN_GRACE",
+        default_value_t = 30
+    )]
+    pub host_return_grace_s: u64,
 }
 
 impl PoolArgs {
@@ -250,6 +258,10 @@ impl PoolArgs {
     pub fn poll_interval(&self) -> Duration {
         Duration::from_millis(self.poll_interval_ms)
     }
+
+    pub fn host_return_grace(&self) -> Duration {
+        Duration::from_secs(self.host_return_grace_s)
+    }
 }
 
 impl Default for PoolArgs {
@@ -261,6 +273,7 @@ impl Default for PoolArgs {
             premium_standby: 0,
             poll_interval_ms: 2000,
             standard_polygon_budget: 20_000_000,
+            host_return_grace_s: 30,
         }
     }
 }

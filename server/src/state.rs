@@ -158,8 +158,9 @@ impl AppState {
             store.clone(),
             pool.pool(),
             pool.poll_interval(),
+            pool.host_return_grace(),
             clock.clone(),
-            Launcher::new(hosts.clone(), host_secret.clone()),
+            Launcher::new(hosts.clone(), host_secret.clone(), pool.host_return_grace()),
             shutdown.clone(),
         )
         .await

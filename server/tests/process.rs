@@ -288,76 +288,267 @@ async fn call(
     )
 }
 
-#[tokio::test]
-async fn sessions_survive_a_kill_and_a_lost_host_is_an_error_never_a_silent_loss() {
-    use reqwest::Method;
-    use serde_json::json;
+/// A coordinator with one Standard and one Premium host, killed under three sessions: `live`
+/// (Ready, a headset rendering on it), `waiting` (queued behind it) and `done` (stopped).
+struct KilledUnderSessions {
+    _dir: tempfile::TempDir,
+    args: Vec<String>,
+    /// The killed coordinator's address.
+    addr: String,
+    account: String,
+    token: String,
+    /// The headset's render connection to `live`, opened before the kill.
+    headset: parallax_headset::RenderConnection,
+    /// The pid of the render host `live` is on: it outlives its coordinator.
+    live_host: u32,
+}
 
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let (account, key) = create_account(&data);
-    let args = [
-        "--addr",
-        "127.0.0.1:0",
-        "--data-dir",
-        data.to_str().unwrap(),
-        "--standard",
-        "1",
-        "--standard-standby",
-        "1",
-        "--premium",
-        "1",
-        "--poll-interval-ms",
-        "0",
-    ];
-    let (child, addr) = serve(&args, &[]);
-    wait_for_standby(&addr).await;
-    let token_url = format!("http://{addr}/accounts/{account}/token");
-    let (status, token) = call(Method::GET, token_url, &format!("{account}:{key}"), None).await;
-    assert_eq!(status, 200);
-    let token = token["AccessToken"].as_str().unwrap().to_string();
-    let session = |addr: &str, id: &str, extra: &str| {
-        format!("http://{addr}/accounts/{account}/sessions/{id}?api-version=2021-01-01{extra}")
+impl KilledUnderSessions {
+    async fn start(more: &[&str]) -> Self {
+        use reqwest::Method;
+        use serde_json::json;
+
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let (account, key) = create_account(&data);
+        let mut args: Vec<String> = [
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--standard",
+            "1",
+            "--standard-standby",
+            "1",
+            "--premium",
+            "1",
+            "--poll-interval-ms",
+            "0",
+        ]
+        .iter()
+        .chain(more)
+        .map(|s| s.to_string())
+        .collect();
+        let (child, addr) = serve(
+            &[as_strs(&args), vec!["--addr", "127.0.0.1:0"]].concat(),
+            &[],
+        );
+        wait_for_standby(&addr).await;
+        let token_url = format!("http://{addr}/accounts/{account}/token");
+        let (status, token) = call(Method::GET, token_url, &format!("{account}:{key}"), None).await;
+        assert_eq!(status, 200);
+        let token = token["AccessToken"].as_str().unwrap().to_string();
+        let session = |id: &str, extra: &str| {
+            format!("http://{addr}/accounts/{account}/sessions/{id}?api-version=2021-01-01{extra}")
+        };
+        let body = |size: &str| Some(json!({"maxLeaseTimeMinutes": 60, "size": size}));
+        let (status, live) = call(Method::PUT, session("live", ""), &token, body("Standard")).await;
+        assert_eq!((status, live["status"].as_str()), (201, Some("Ready")));
+        let (status, waiting) = call(
+            Method::PUT,
+            session("waiting", "&queue=true"),
+            &token,
+            body("Standard"),
+        )
+        .await;
+        assert_eq!((status, waiting["queuePosition"].as_u64()), (201, Some(1)));
+        call(Method::PUT, session("done", ""), &token, body("Premium")).await;
+        let stop_url =
+            format!("http://{addr}/accounts/{account}/sessions/done/:stop?api-version=2021-01-01");
+        assert_eq!(call(Method::POST, stop_url, &token, None).await.0, 204);
+
+        // A headset renders `live`.
+        let (_, live) = call(Method::GET, session("live", ""), &token, None).await;
+        let url = live["renderUrl"]
+            .as_str()
+            .expect("a Ready session has a renderUrl");
+        let mut headset = parallax_headset::RenderConnection::connect(url, &token)
+            .await
+            .unwrap();
+        headset.load("gear").await.unwrap();
+        frame_after_pose(&mut headset, 1.0).await;
+        // The host's next heartbeat says it has a device.
+        let mut live_host = None;
+        for _ in 0..100 {
+            live_host = hosts(&addr)
+                .await
+                .iter()
+                .find(|h| h["device"] == true)
+                .and_then(|h| h["pid"].as_u64());
+            if live_host.is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let live_host = live_host.expect("the host with the device is listed") as u32;
+        args.extend(["--addr".to_string(), addr.clone()]);
+
+        // No shutdown, no flush: the coordinator is killed.
+        let mut child = child;
+        child.kill().unwrap();
+        child.wait().unwrap();
+        Self {
+            _dir: dir,
+            args,
+            addr,
+            account,
+            token,
+            headset,
+            live_host,
+        }
+    }
+
+    fn session(&self, addr: &str, id: &str) -> String {
+        format!(
+            "http://{addr}/accounts/{}/sessions/{id}?api-version=2021-01-01",
+            self.account
+        )
+    }
+}
+
+/// Sends a pose from `distance` metres and waits for a frame.
+async fn frame_after_pose(headset: &mut parallax_headset::RenderConnection, distance: f32) {
+    use parallax_core::device::Pose;
+    use parallax_headset::RenderEvent;
+
+    let pose = Pose {
+        id: (distance * 1000.0) as u64,
+        position: [0.0, 0.0, distance],
+        target: [0.0; 3],
+        up: [0.0, 1.0, 0.0],
+        fov_y_degrees: 45.0,
+        width: 320,
+        height: 240,
+        views: None,
     };
-    let body = |size: &str| Some(json!({"maxLeaseTimeMinutes": 60, "size": size}));
+    headset.pose(pose).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let event = tokio::time::timeout_at(deadline.into(), headset.next())
+            .await
+            .expect("a frame within 20 s");
+        match event.unwrap() {
+            RenderEvent::Frame { .. } => return,
+            _ => continue,
+        }
+    }
+}
 
-    let (status, live) = call(
-        Method::PUT,
-        session(&addr, "live", ""),
-        &token,
-        body("Standard"),
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_coordinator_comes_back_to_its_ready_sessions_and_their_devices_keep_rendering() {
+    use reqwest::Method;
+
+    let mut killed = KilledUnderSessions::start(&[]).await;
+    // With no coordinator at all, the headset still gets its frames.
+    frame_after_pose(&mut killed.headset, 1.5).await;
+
+    // Started again on the same address: the hosts link again, `live` was Ready all along.
+    let (child, addr) = serve(&as_strs(&killed.args), &[]);
+    assert_eq!(addr, killed.addr);
+    let live_url = killed.session(&addr, "live");
+    let (status, live) = call(Method::GET, live_url.clone(), &killed.token, None).await;
+    assert_eq!(
+        (status, live["status"].as_str()),
+        (200, Some("Ready")),
+        "{live}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !hosts(&addr)
+        .await
+        .iter()
+        .any(|h| h["pid"].as_u64() == Some(u64::from(killed.live_host)))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the render host did not link again"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (_, live) = call(Method::GET, live_url, &killed.token, None).await;
+    assert_eq!(live["status"], "Ready", "{live}");
+    assert!(live["renderUrl"].is_string(), "{live}");
+    frame_after_pose(&mut killed.headset, 2.0).await;
+    // The coordinator sees the device again.
+    let health = full_health(&addr).await;
+    assert!(
+        health["hosts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|h| h["device"] == true),
+        "{health}"
+    );
+    let (_, done) = call(
+        Method::GET,
+        killed.session(&addr, "done"),
+        &killed.token,
+        None,
     )
     .await;
-    assert_eq!((status, live["status"].as_str()), (201, Some("Ready")));
-    let (status, waiting) = call(
-        Method::PUT,
-        session(&addr, "waiting", "&queue=true"),
-        &token,
-        body("Standard"),
+    assert_eq!(done["status"], "Stopped");
+    let (_, waiting) = call(
+        Method::GET,
+        killed.session(&addr, "waiting"),
+        &killed.token,
+        None,
     )
     .await;
-    assert_eq!((status, waiting["queuePosition"].as_u64()), (201, Some(1)));
-    call(
-        Method::PUT,
-        session(&addr, "done", ""),
-        &token,
-        body("Premium"),
-    )
-    .await;
-    let stop_url =
-        format!("http://{addr}/accounts/{account}/sessions/done/:stop?api-version=2021-01-01");
-    assert_eq!(call(Method::POST, stop_url, &token, None).await.0, 204);
+    assert_eq!(waiting["queuePosition"], 1, "{waiting}");
 
-    // No shutdown, no flush: the process is killed.
-    let mut child = child;
-    child.kill().unwrap();
-    child.wait().unwrap();
+    // Stopping `live` ends the headset's conversation and hands the host to `waiting`.
+    let stop_url = format!(
+        "http://{addr}/accounts/{}/sessions/live/:stop?api-version=2021-01-01",
+        killed.account
+    );
+    assert_eq!(
+        call(Method::POST, stop_url, &killed.token, None).await.0,
+        204
+    );
+    let ended = loop {
+        match tokio::time::timeout(Duration::from_secs(10), killed.headset.next()).await {
+            Ok(Ok(_)) => continue,
+            Ok(Err(e)) => break e,
+            Err(_) => panic!("the device was not told its session ended"),
+        }
+    };
+    assert!(
+        matches!(ended, parallax_headset::ClientError::SessionEnded(_)),
+        "{ended:?}"
+    );
+    let waiting = wait_for_status(&killed.session(&addr, "waiting"), &killed.token, "Ready").await;
+    assert_eq!(waiting["status"], "Ready", "{waiting}");
+    assert!(stop(child).success());
+    // The host from before the kill was let go with the coordinator that adopted it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while kill(Pid::from_raw(killed.live_host as i32), None).is_ok() && !is_zombie(killed.live_host)
+    {
+        assert!(Instant::now() < deadline, "the adopted host did not leave");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
 
-    let (child, addr) = serve(&args, &[]);
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_whose_host_never_comes_back_is_an_error_never_a_silent_loss() {
+    use reqwest::Method;
+
+    let killed = KilledUnderSessions::start(&["--host-return-grace", "2"]).await;
+    // Started again elsewhere: the old host cannot find it.
+    let mut args = killed.args.clone();
+    let at = args.iter().position(|a| a == "--addr").unwrap();
+    args[at + 1] = "127.0.0.1:0".into();
+    let (child, addr) = serve(&as_strs(&args), &[]);
     // The old token is still good: the signing secret lives in the database.
-    let (status, live) = call(Method::GET, session(&addr, "live", ""), &token, None).await;
-    assert_eq!(status, 200, "{live}");
-    assert_eq!(live["status"], "Error");
+    let (status, live) = call(
+        Method::GET,
+        killed.session(&addr, "live"),
+        &killed.token,
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, live["status"].as_str()),
+        (200, Some("Ready")),
+        "{live}"
+    );
+    let live = wait_for_status(&killed.session(&addr, "live"), &killed.token, "Error").await;
     assert!(
         live["error"]["message"]
             .as_str()
@@ -365,22 +556,47 @@ async fn sessions_survive_a_kill_and_a_lost_host_is_an_error_never_a_silent_loss
             .contains("restarted"),
         "{live}"
     );
-    let (_, done) = call(Method::GET, session(&addr, "done", ""), &token, None).await;
+    let (_, done) = call(
+        Method::GET,
+        killed.session(&addr, "done"),
+        &killed.token,
+        None,
+    )
+    .await;
     assert_eq!(done["status"], "Stopped");
-
     // The queued session was not forgotten: it gets the restarted pool's host.
-    let mut waiting = serde_json::Value::Null;
-    for _ in 0..100 {
-        waiting = call(Method::GET, session(&addr, "waiting", ""), &token, None)
-            .await
-            .1;
-        if waiting["status"] == "Ready" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let waiting = wait_for_status(&killed.session(&addr, "waiting"), &killed.token, "Ready").await;
     assert_eq!(waiting["status"], "Ready", "{waiting}");
     assert!(stop(child).success());
+    let _ = kill(Pid::from_raw(killed.live_host as i32), Signal::SIGTERM);
+}
+
+/// Polls `url` until its session is `status` (20 s at most); returns the last answer.
+async fn wait_for_status(url: &str, token: &str, status: &str) -> serde_json::Value {
+    let mut last = serde_json::Value::Null;
+    for _ in 0..200 {
+        last = call(reqwest::Method::GET, url.to_string(), token, None)
+            .await
+            .1;
+        if last["status"] == status {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    last
+}
+
+/// Whether process `pid` has exited but not been reaped.
+fn is_zombie(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|stat| {
+            stat.rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('Z')
+        })
+        .unwrap_or(true)
 }
 
 /// The registered render hosts `/v1/health` reports.

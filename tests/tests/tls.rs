@@ -188,6 +188,9 @@ fn remote_host(
         listen: "127.0.0.1:0".parse().unwrap(),
         advertise: Some("localhost".into()),
         local: false,
+        coordinator_wait: std::time::Duration::from_secs(
+            parallax_host::config::DEFAULT_COORDINATOR_WAIT_S,
+        ),
         target_fps: 30,
         bitrate: None,
         mesh_cache_bytes: HostConfig::mib(64),

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use parallax_core::pool::HostId;
@@ -62,18 +62,23 @@ pub struct Launcher {
     secret: String,
     /// Set once the coordinator listens: how hosts reach it and where they listen.
     address: watch::Sender<Option<Address>>,
-    /// Hosts started here and not yet given up: how to stop each, and its supervising task.
-    started: Mutex<HashMap<HostId, (CancellationToken, JoinHandle<()>)>>,
+    /// Hosts started here and not yet given up.
+    started: Mutex<HashMap<HostId, Started>>,
+    /// How long a host started here keeps its device, and waits, while the coordinator is away.
+    coordinator_wait: Duration,
     events: mpsc::UnboundedSender<HostEvent>,
     queue: Mutex<Option<mpsc::UnboundedReceiver<HostEvent>>>,
 }
 
 impl Launcher {
-    pub fn new(mode: HostMode, secret: String) -> Self {
+    /// Hosts started by a launcher outlive a coordinator that dies: they wait for it (twice
+    /// `return_grace`, at least a minute) and link again.
+    pub fn new(mode: HostMode, secret: String, return_grace: Duration) -> Self {
         let (events, queue) = mpsc::unbounded_channel();
         Self {
             mode,
             secret,
+            coordinator_wait: (return_grace * 2).max(Duration::from_secs(60)),
             address: watch::Sender::new(None),
             started: Mutex::new(HashMap::new()),
             events,
@@ -115,6 +120,13 @@ impl Launcher {
         lock(&self.started).contains_key(host)
     }
 
+    /// Whether `host` was started here as process `pid` (or as a task of this process).
+    pub fn started_as(&self, host: &HostId, pid: u32) -> bool {
+        lock(&self.started)
+            .get(host)
+            .is_some_and(|started| started.pid.get() == Some(&pid))
+    }
+
     /// Starts `host` once the coordinator's address is known.
     pub fn launch(&self, host: HostId, size: SessionSize) {
         let stop = CancellationToken::new();
@@ -124,6 +136,9 @@ impl Launcher {
         let events = self.events.clone();
         let id = host.clone();
         let token = stop.clone();
+        let pid = Arc::new(OnceLock::new());
+        let child_pid = pid.clone();
+        let coordinator_wait = self.coordinator_wait;
         let task = tokio::spawn(async move {
             let known = tokio::select! {
                 known = address.wait_for(Option::is_some) => known.map(|a| a.clone()),
@@ -142,6 +157,7 @@ impl Launcher {
                 listen: SocketAddr::new(address.listen, 0),
                 advertise: None,
                 local: true,
+                coordinator_wait,
                 target_fps: DEFAULT_TARGET_FPS,
                 // A host process reads these from the environment it inherits
                 // (`PARALLAX_HOST_BITRATE`, `PARALLAX_HOST_MESH_CACHE_MB`,
@@ -159,20 +175,23 @@ impl Launcher {
                 })
             };
             let ended = match mode {
-                HostMode::Processes(exe) => supervise_process(exe, config, token).await,
-                HostMode::Tasks => supervise_task(config, token).await,
+                HostMode::Processes(exe) => supervise_process(exe, config, token, child_pid).await,
+                HostMode::Tasks => {
+                    let _ = child_pid.set(std::process::id());
+                    supervise_task(config, token).await
+                }
             };
             deadline.abort();
             let _ = events.send(HostEvent::Lost(id, ended));
         });
-        lock(&self.started).insert(host, (stop, task));
+        lock(&self.started).insert(host, Started { stop, task, pid });
     }
 
     /// Stops `host` if it was started here; true if it was.
     pub fn stop(&self, host: &HostId) -> bool {
         match lock(&self.started).remove(host) {
-            Some((stop, _task)) => {
-                stop.cancel();
+            Some(started) => {
+                started.stop.cancel();
                 true
             }
             None => false,
@@ -181,22 +200,37 @@ impl Launcher {
 
     /// Stops every host started here and waits until they are gone.
     pub async fn stop_all(&self) {
-        let started: Vec<_> = lock(&self.started).drain().collect();
-        for (_, (stop, _)) in &started {
-            stop.cancel();
+        let started: Vec<_> = lock(&self.started).drain().map(|(_, s)| s).collect();
+        for host in &started {
+            host.stop.cancel();
         }
-        for (_, (_, task)) in started {
-            let _ = task.await;
+        for host in started {
+            let _ = host.task.await;
         }
     }
+}
+
+/// A host started here and not yet given up.
+struct Started {
+    /// Cancelled to stop it.
+    stop: CancellationToken,
+    /// Supervises it until it ends.
+    task: JoinHandle<()>,
+    /// Its process id, once it runs (this process's own, for a task).
+    pid: Arc<OnceLock<u32>>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Runs `parallax render-host` until it exits or `stop`; returns why it ended.
-async fn supervise_process(exe: PathBuf, config: HostConfig, stop: CancellationToken) -> String {
+/// Runs `parallax render-host` (its pid in `pid`) until it exits or `stop`; returns why it ended.
+async fn supervise_process(
+    exe: PathBuf,
+    config: HostConfig,
+    stop: CancellationToken,
+    pid: Arc<OnceLock<u32>>,
+) -> String {
     let mut command = tokio::process::Command::new(&exe);
     command
         .arg("render-host")
@@ -204,6 +238,10 @@ async fn supervise_process(exe: PathBuf, config: HostConfig, stop: CancellationT
         .args(["--size", config.size.as_str()])
         .args(["--listen", &config.listen.to_string()])
         .args(["--target-fps", &config.target_fps.to_string()])
+        .args([
+            "--coordinator-wait",
+            &config.coordinator_wait.as_secs().to_string(),
+        ])
         .arg("--local")
         .env_remove("PARALLAX_CA")
         .env_remove("PARALLAX_HOST_TLS_CERT")
@@ -225,6 +263,9 @@ async fn supervise_process(exe: PathBuf, config: HostConfig, stop: CancellationT
         Ok(child) => child,
         Err(e) => return format!("could not start {}: {e}", exe.display()),
     };
+    if let Some(id) = child.id() {
+        let _ = pid.set(id);
+    }
     tokio::select! {
         status = child.wait() => match status {
             Ok(status) => format!("the render host process exited ({status})"),

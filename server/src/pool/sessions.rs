@@ -96,13 +96,14 @@ impl Sessions {
         store: Store,
         pool: PoolConfig,
         poll_interval: Duration,
+        return_grace: Duration,
         clock: Arc<dyn Clock>,
         launcher: Launcher,
         shutdown: CancellationToken,
     ) -> anyhow::Result<Arc<Self>> {
         let stored = store.render_sessions().await?;
         let restored = stored.len();
-        let service = SessionService::restore(pool, stored, clock.now());
+        let service = SessionService::restore(pool, stored, clock.now(), return_grace);
         let (writes, write_queue) = mpsc::unbounded_channel();
         let host_queue = launcher.events();
         let sessions = Arc::new(Self {
@@ -260,8 +261,9 @@ impl Sessions {
         Ok(session.size)
     }
 
-    /// A host registered: by the name it was started with, or (`None`) offering itself.
-    /// Returns its name and the commands to send it.
+    /// A host registered: by the name it was started with, by the name it had before this
+    /// coordinator restarted (its session goes on), or offering itself (`None`, or a name
+    /// nobody expects: it gets a new one). Returns its name and the commands to send it.
     pub fn register(
         &self,
         name: Option<HostId>,
@@ -272,15 +274,17 @@ impl Sessions {
     ) -> Result<(HostId, mpsc::UnboundedReceiver<HostCommand>), RegisterError> {
         let now = self.now();
         let mut inner = self.lock();
+        let linked = |host: &HostId| self.hosts_lock().contains_key(host);
         let host = match name {
-            Some(host) => {
-                let known = self.launcher.started(&host) && !self.hosts_lock().contains_key(&host);
-                if !known {
-                    return Err(RegisterError::Unexpected(host));
-                }
+            Some(host) if linked(&host) => return Err(RegisterError::Unexpected(host)),
+            // A process started here reports its own pid: an older host of the same name (from
+            // before a restart) is not taken for it.
+            Some(host) if self.launcher.started_as(&host, pid) => host,
+            Some(host) if inner.service.pool().is_returning(&host) => {
+                tracing::info!(%host, "render host is back after the coordinator restarted");
                 host
             }
-            None => inner
+            _ => inner
                 .service
                 .handle_host_offered(size)
                 .map_err(|e| RegisterError::Full(e.to_string()))?,
@@ -301,6 +305,12 @@ impl Sessions {
             },
         );
         inner.service.handle_host_ready(&host, now);
+        if inner.service.pool().lease_of(&host).is_none() {
+            // Free: a device it still holds from before a restart has no session any more.
+            if let Some(link) = self.hosts_lock().get(&host) {
+                let _ = link.commands.send(HostCommand::Reset);
+            }
+        }
         let _ = self.queue(&mut inner);
         drop(inner);
         self.wake.notify_one();
