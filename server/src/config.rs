@@ -134,8 +134,39 @@ pub enum AccountCommand {
         /// A name for people, e.g. the team or the showroom.
         name: String,
         #[command(flatten)]
-        data: DataDir,
+        output: AccountOutput,
     },
+    /// List every account, revoked ones too.
+    List {
+        #[command(flatten)]
+        output: AccountOutput,
+    },
+    /// Give an account a new key (shown only once); the old key stops working at once, tokens
+    /// already issued with it run out as usual.
+    RotateKey {
+        /// The account's id.
+        id: String,
+        #[command(flatten)]
+        output: AccountOutput,
+    },
+    /// Revoke an account: its key and all its tokens stop working, also on a running
+    /// coordinator (within seconds). Its sessions, uploads and spaces stay on record.
+    Revoke {
+        /// The account's id.
+        id: String,
+        #[command(flatten)]
+        output: AccountOutput,
+    },
+}
+
+/// Where `parallax account` works, and how it answers.
+#[derive(Debug, Clone, Args)]
+pub struct AccountOutput {
+    #[command(flatten)]
+    pub data: DataDir,
+    /// Answer in JSON, for scripts.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -47,7 +47,8 @@ use tokio::net::TcpListener;
 
 use crate::accounts::keys;
 use crate::base::clock::SystemClock;
-use crate::config::{ServeArgs, TlsMode};
+use crate::base::clock::{Clock, rfc3339};
+use crate::config::{AccountCommand, ServeArgs, TlsMode};
 use crate::state::open_store;
 use crate::tls::TlsSetup;
 
@@ -64,6 +65,95 @@ pub async fn create_account(data_dir: &Path, name: &str) -> anyhow::Result<NewAc
     let account = keys::create_account(&store, name).await;
     store.close().await;
     account
+}
+
+/// `parallax account …`: what an operator does to accounts, against the data dir's database
+/// (a coordinator may be running on it). Returns what to print: text for people, or JSON.
+pub async fn account_command(command: AccountCommand) -> anyhow::Result<String> {
+    use serde_json::json;
+
+    let output = match &command {
+        AccountCommand::Create { output, .. }
+        | AccountCommand::List { output }
+        | AccountCommand::RotateKey { output, .. }
+        | AccountCommand::Revoke { output, .. } => output.clone(),
+    };
+    let store = open_store(&output.data.path).await?;
+    let now = SystemClock.now();
+    let answer = async {
+        Ok::<_, anyhow::Error>(match command {
+            AccountCommand::Create { name, .. } => {
+                let account = keys::create_account(&store, &name).await?;
+                key_answer(&account, Some(&name), output.json)
+            }
+            AccountCommand::RotateKey { id, .. } => {
+                let account = keys::rotate_key(&store, &id, now).await?;
+                key_answer(&account, None, output.json)
+            }
+            AccountCommand::Revoke { id, .. } => {
+                let newly = keys::revoke(&store, &id, now).await?;
+                if output.json {
+                    json!({ "id": id, "revoked": true, "alreadyRevoked": !newly }).to_string()
+                } else if newly {
+                    format!("account {id} is revoked: its key and tokens no longer work")
+                } else {
+                    format!("account {id} was already revoked")
+                }
+            }
+            AccountCommand::List { .. } => {
+                let accounts = store.accounts().await.context("reading the accounts")?;
+                if output.json {
+                    let listed: Vec<_> = accounts
+                        .iter()
+                        .map(|a| {
+                            json!({
+                                "id": a.id,
+                                "name": a.name,
+                                "createdAt": a.created_at,
+                                "keyRotatedAt": a.key_rotated_at.map(rfc3339),
+                                "revokedAt": a.revoked_at.map(rfc3339),
+                            })
+                        })
+                        .collect();
+                    serde_json::Value::from(listed).to_string()
+                } else {
+                    let mut table = csv::WriterBuilder::new()
+                        .delimiter(b'\t')
+                        .from_writer(Vec::new());
+                    table.write_record(["id", "name", "created", "state"])?;
+                    for a in &accounts {
+                        let state = match a.revoked_at {
+                            Some(at) => format!("revoked {}", rfc3339(at)),
+                            None => "active".to_string(),
+                        };
+                        table.write_record([&a.id, &a.name, &a.created_at, &state])?;
+                    }
+                    String::from_utf8(table.into_inner()?)?
+                        .trim_end()
+                        .to_string()
+                }
+            }
+        })
+    }
+    .await;
+    store.close().await;
+    answer
+}
+
+/// A new key as `parallax account create` or `rotate-key` prints it.
+fn key_answer(account: &NewAccount, name: Option<&str>, json: bool) -> String {
+    if json {
+        let mut answer = serde_json::json!({ "id": account.id, "key": account.key });
+        if let Some(name) = name {
+            answer["name"] = name.into();
+        }
+        return answer.to_string();
+    }
+    format!(
+        "account id:  {}\naccount key: {}\nKeep the key: only its hash is stored, it cannot be \
+         shown again.",
+        account.id, account.key
+    )
 }
 
 /// Serves `state` on `listener` until `shutdown` completes, then closes every conversation and

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use parallax_server::config::{AccountCommand, Cli, Command};
+use parallax_server::config::{Cli, Command};
 use parallax_server::{Source, convert_command};
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
@@ -56,20 +56,15 @@ async fn main() -> ExitCode {
         Command::HostSecret(data) => parallax_server::host_secret(&data.path)
             .await
             .map(|secret| println!("{secret}")),
-        Command::Account(AccountCommand::Create { name, data }) => {
-            parallax_server::create_account(&data.path, &name)
-                .await
-                .map(|account| {
-                    println!("account id:  {}", account.id);
-                    println!("account key: {}", account.key);
-                    println!("Keep the key: only its hash is stored, it cannot be shown again.");
-                })
-        }
+        Command::Account(command) => parallax_server::account_command(command)
+            .await
+            .map(|answer| println!("{answer}")),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            tracing::error!("{error:#}");
+            // On stderr, whatever the log does: `--json` answers keep stdout to themselves.
+            eprintln!("error: {error:#}");
             ExitCode::FAILURE
         }
     }

@@ -150,6 +150,11 @@ impl AppState {
         let store = open_store(data_dir).await?;
         let shutdown = CancellationToken::new();
         let tokens = Tokens::load(&store, clock.clone()).await?;
+        tokio::spawn(
+            tokens
+                .clone()
+                .follow_revocations(store.clone(), shutdown.clone()),
+        );
         let host_secret = match host_secret {
             Some(secret) => secret.clone(),
             None => keys::stored_host_secret(&store).await?,

@@ -1263,3 +1263,125 @@ fn without_hosts(data: &str, more: &[&str]) -> Vec<String> {
 fn as_strs(args: &[String]) -> Vec<&str> {
     args.iter().map(String::as_str).collect()
 }
+
+/// `parallax account ARGS… --data-dir DATA`, as an operator's script runs it.
+fn account(data: &std::path::Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_parallax"))
+        .arg("account")
+        .args(args)
+        .arg("--data-dir")
+        .arg(data)
+        .output()
+        .expect("parallax account runs")
+}
+
+/// Its `--json` answer, which must have succeeded.
+fn account_json(data: &std::path::Path, args: &[&str]) -> serde_json::Value {
+    let output = account(data, &[args, &["--json"]].concat());
+    assert!(
+        output.status.success(),
+        "parallax account {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("--json prints JSON")
+}
+
+#[tokio::test]
+async fn operators_create_list_rotate_and_revoke_accounts_while_the_coordinator_runs() {
+    use reqwest::Method;
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let created = account_json(&data, &["create", "showroom"]);
+    let (id, key) = (
+        created["id"].as_str().unwrap().to_string(),
+        created["key"].as_str().unwrap().to_string(),
+    );
+    assert_eq!(created["name"], "showroom");
+    let other = account_json(&data, &["create", "workshop"]);
+    let (child, addr) = serve(&as_strs(&without_hosts(data.to_str().unwrap(), &[])), &[]);
+    let token_url = format!("http://{addr}/accounts/{id}/token");
+    let token_of = |key: String| {
+        let url = token_url.clone();
+        let credentials = format!("{id}:{key}");
+        async move { call(Method::GET, url, &credentials, None).await }
+    };
+    let sessions = format!("http://{addr}/accounts/{id}/sessions?api-version=2021-01-01");
+
+    let listed = account_json(&data, &["list"]);
+    let names: Vec<_> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| (a["name"].as_str().unwrap(), a["revokedAt"].is_null()))
+        .collect();
+    assert_eq!(names, [("showroom", true), ("workshop", true)]);
+    let text = account(&data, &["list"]);
+    assert!(String::from_utf8_lossy(&text.stdout).contains("showroom\t"));
+
+    // A new key: the old one stops working at once, a token issued before stays good.
+    let (status, before) = token_of(key.clone()).await;
+    assert_eq!(status, 200);
+    let old_token = before["AccessToken"].as_str().unwrap().to_string();
+    let rotated = account_json(&data, &["rotate-key", &id]);
+    let new_key = rotated["key"].as_str().unwrap().to_string();
+    assert_ne!(new_key, key);
+    assert_eq!(token_of(key).await.0, 401);
+    let (status, after) = token_of(new_key.clone()).await;
+    assert_eq!(status, 200);
+    let new_token = after["AccessToken"].as_str().unwrap().to_string();
+    assert_eq!(
+        call(Method::GET, sessions.clone(), &old_token, None)
+            .await
+            .0,
+        200
+    );
+
+    // Revoked: its key and every token stop working on the running coordinator.
+    let revoked = account_json(&data, &["revoke", &id]);
+    assert_eq!(revoked["alreadyRevoked"], false);
+    assert_eq!(token_of(new_key).await.0, 401);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, body) = call(Method::GET, sessions.clone(), &new_token, None).await;
+        if status == 401 {
+            assert!(body.to_string().contains("revoked"), "{body}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the revoked token still works");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(call(Method::GET, sessions, &old_token, None).await.0, 401);
+    // The other account is untouched.
+    let other_url = format!(
+        "http://{addr}/accounts/{}/token",
+        other["id"].as_str().unwrap()
+    );
+    let credentials = format!(
+        "{}:{}",
+        other["id"].as_str().unwrap(),
+        other["key"].as_str().unwrap()
+    );
+    assert_eq!(
+        call(Method::GET, other_url, &credentials, None).await.0,
+        200
+    );
+
+    let listed = account_json(&data, &["list"]);
+    assert!(listed[0]["revokedAt"].is_string(), "{listed}");
+    assert!(listed[1]["revokedAt"].is_null(), "{listed}");
+    assert_eq!(
+        account_json(&data, &["revoke", &id])["alreadyRevoked"],
+        true
+    );
+    // Clear refusals: no key for a revoked account, no such account.
+    let refused = account(&data, &["rotate-key", &id]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("revoked"));
+    let unknown = account(&data, &["revoke", "no-such-account"]);
+    assert!(!unknown.status.success());
+    assert!(
+        String::from_utf8_lossy(&unknown.stderr).contains("there is no account no-such-account")
+    );
+    assert!(stop(child).success());
+}

@@ -7,6 +7,8 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
+use parallax_core::time::Timestamp;
+
 use crate::base::store::{AccountRecord, Store};
 
 const HOST_SECRET_SETTING: &str = "host_secret";
@@ -20,6 +22,57 @@ pub struct NewAccount {
 /// Creates an account named `name`.
 pub async fn create_account(store: &Store, name: &str) -> anyhow::Result<NewAccount> {
     let id = uuid::Uuid::new_v4().to_string();
+    let (key, key_hash) = new_key().await?;
+    store
+        .insert_account(&id, name, &key_hash)
+        .await
+        .context("storing the account")?;
+    Ok(NewAccount { id, key })
+}
+
+/// Gives account `id` a new key; the old one stops working at once (tokens issued with it run
+/// out as usual).
+pub async fn rotate_key(store: &Store, id: &str, now: Timestamp) -> anyhow::Result<NewAccount> {
+    let account = existing(store, id).await?;
+    if account.revoked_at.is_some() {
+        anyhow::bail!("account {id} is revoked: it cannot have a key again");
+    }
+    let (key, key_hash) = new_key().await?;
+    if !store
+        .set_account_key(id, &key_hash, now)
+        .await
+        .context("storing the new key")?
+    {
+        anyhow::bail!("account {id} was revoked meanwhile");
+    }
+    Ok(NewAccount {
+        id: id.to_string(),
+        key,
+    })
+}
+
+/// Revokes account `id`: its key and every token issued to it stop working (within seconds on
+/// a running coordinator). Its sessions, uploads and spaces stay on record. True if it was
+/// revoked just now, false if it already was.
+pub async fn revoke(store: &Store, id: &str, now: Timestamp) -> anyhow::Result<bool> {
+    let account = existing(store, id).await?;
+    store
+        .revoke_account(id, now)
+        .await
+        .context("revoking the account")?;
+    Ok(account.revoked_at.is_none())
+}
+
+async fn existing(store: &Store, id: &str) -> anyhow::Result<AccountRecord> {
+    store
+        .account(id)
+        .await
+        .context("reading the account")?
+        .ok_or_else(|| anyhow::anyhow!("there is no account {id}"))
+}
+
+/// A new account key and its Argon2 hash.
+async fn new_key() -> anyhow::Result<(String, String)> {
     let key = random_hex(32);
     let hashed = key.clone();
     let key_hash = tokio::task::spawn_blocking(move || {
@@ -29,15 +82,7 @@ pub async fn create_account(store: &Store, name: &str) -> anyhow::Result<NewAcco
     })
     .await?
     .map_err(|e| anyhow::anyhow!("hashing the account key: {e}"))?;
-    store
-        .insert_account(&AccountRecord {
-            id: id.clone(),
-            name: name.to_string(),
-            key_hash,
-        })
-        .await
-        .context("storing the account")?;
-    Ok(NewAccount { id, key })
+    Ok((key, key_hash))
 }
 
 /// The secret render hosts register with, made on first use.
@@ -49,8 +94,11 @@ pub async fn stored_host_secret(store: &Store) -> anyhow::Result<String> {
 }
 
 /// Checks `key` against the stored hash of `account`, off the async threads (Argon2 is slow on
-/// purpose).
+/// purpose). A revoked account's key never matches.
 pub async fn verify_key(account: &AccountRecord, key: &str) -> bool {
+    if account.revoked_at.is_some() {
+        return false;
+    }
     let (hash, key) = (account.key_hash.clone(), key.to_string());
     tokio::task::spawn_blocking(move || {
         PasswordHash::new(&hash).is_ok_and(|parsed| {

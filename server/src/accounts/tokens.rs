@@ -1,13 +1,15 @@
 //! Access tokens, shaped like ARR's token service: an account key is traded for a short-lived
 //! signed token (HS256, with a secret kept in the database), and every call carries it.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use anyhow::Context;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use parallax_core::space::space_of_headset_session;
 use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
 
 use crate::accounts::hs256;
 use crate::accounts::keys::random_hex;
@@ -58,7 +60,13 @@ pub struct Tokens {
     validation: Validation,
     /// Expiry is judged by the coordinator's clock, like leases.
     clock: Arc<dyn Clock>,
+    /// Accounts revoked by an operator (`parallax account revoke`, another process): their
+    /// tokens are refused however long they have left. Read again every [`REVOCATION_CHECK`].
+    revoked: Arc<RwLock<HashSet<String>>>,
 }
+
+/// How often a running coordinator reads which accounts were revoked.
+pub const REVOCATION_CHECK: Duration = Duration::from_secs(2);
 
 impl Tokens {
     pub async fn load(store: &Store, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
@@ -71,12 +79,34 @@ impl Tokens {
         // `exp` is checked in `verify` against our clock, not the library's reading of the OS's.
         validation.validate_exp = false;
         validation.set_required_spec_claims(&["exp", "sub"]);
+        let revoked = store
+            .revoked_accounts()
+            .await
+            .context("reading revoked accounts")?;
         Ok(Self {
             encoding: EncodingKey::from_secret(secret.as_bytes()),
             decoding: DecodingKey::from_secret(secret.as_bytes()),
             validation,
             clock,
+            revoked: Arc::new(RwLock::new(revoked.into_iter().collect())),
         })
+    }
+
+    /// Reads the revoked accounts from `store` every [`REVOCATION_CHECK`] until `shutdown`.
+    pub async fn follow_revocations(self, store: Store, shutdown: CancellationToken) {
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(REVOCATION_CHECK) => {}
+                () = shutdown.cancelled() => return,
+            }
+            match store.revoked_accounts().await {
+                Ok(revoked) => {
+                    *self.revoked.write().unwrap_or_else(|p| p.into_inner()) =
+                        revoked.into_iter().collect();
+                }
+                Err(e) => tracing::warn!("could not read revoked accounts: {e}"),
+            }
+        }
     }
 
     /// A token for `account`; returns it with its expiry (Unix seconds).
@@ -110,6 +140,14 @@ impl Tokens {
             return Err(AppError::Unauthorized(
                 "the access token has expired".into(),
             ));
+        }
+        if self
+            .revoked
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&claims.sub)
+        {
+            return Err(AppError::Unauthorized("the account was revoked".into()));
         }
         Ok(claims)
     }

@@ -430,29 +430,72 @@ impl Store {
         Ok(())
     }
 
-    pub async fn insert_account(&self, account: &AccountRecord) -> StoreResult<()> {
+    /// Adds account `id` named `name` with the hash of its key.
+    pub async fn insert_account(&self, id: &str, name: &str, key_hash: &str) -> StoreResult<()> {
         sqlx::query("INSERT INTO accounts (id, name, key_hash) VALUES ($1, $2, $3)")
-            .bind(&account.id)
-            .bind(&account.name)
-            .bind(&account.key_hash)
+            .bind(id)
+            .bind(name)
+            .bind(key_hash)
             .execute(&self.pool)
             .await?;
         Ok(())
     }
 
+    /// One account, revoked or not.
     pub async fn account(&self, id: &str) -> StoreResult<Option<AccountRecord>> {
-        let row = sqlx::query("SELECT id, name, key_hash FROM accounts WHERE id = $1")
+        let row = sqlx::query(&format!("{ACCOUNT_COLUMNS} WHERE id = $1"))
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
-        row.map(|row| {
-            Ok(AccountRecord {
-                id: row.try_get("id")?,
-                name: row.try_get("name")?,
-                key_hash: row.try_get("key_hash")?,
-            })
-        })
-        .transpose()
+        row.as_ref().map(account_from_row).transpose()
+    }
+
+    /// Every account, revoked ones too, oldest first.
+    pub async fn accounts(&self) -> StoreResult<Vec<AccountRecord>> {
+        let rows = sqlx::query(&format!("{ACCOUNT_COLUMNS} ORDER BY created_at, id"))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(account_from_row).collect()
+    }
+
+    /// Replaces the key hash of account `id`, unless it is revoked; false if there is no such
+    /// account to change.
+    pub async fn set_account_key(
+        &self,
+        id: &str,
+        key_hash: &str,
+        at: Timestamp,
+    ) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE accounts SET key_hash = $2, key_rotated_at_ms = $3
+             WHERE id = $1 AND revoked_at_ms IS NULL",
+        )
+        .bind(id)
+        .bind(key_hash)
+        .bind(at.0 as i64)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Revokes account `id` as of `at` (an account revoked before keeps its first instant);
+    /// false if there is no such account.
+    pub async fn revoke_account(&self, id: &str, at: Timestamp) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE accounts SET revoked_at_ms = COALESCE(revoked_at_ms, $2) WHERE id = $1",
+        )
+        .bind(id)
+        .bind(at.0 as i64)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// The ids of every revoked account.
+    pub async fn revoked_accounts(&self) -> StoreResult<Vec<String>> {
+        sqlx::query_scalar("SELECT id FROM accounts WHERE revoked_at_ms IS NOT NULL")
+            .fetch_all(&self.pool)
+            .await
     }
 
     /// The setting `name`; if it has none yet, stores `default` first. Concurrent first calls
@@ -532,6 +575,31 @@ pub struct AccountRecord {
     pub name: String,
     /// Argon2 PHC string of the account key.
     pub key_hash: String,
+    /// When it was created, as SQL's `CURRENT_TIMESTAMP` wrote it (`YYYY-MM-DD HH:MM:SS`, UTC).
+    pub created_at: String,
+    /// When its key was last replaced.
+    pub key_rotated_at: Option<Timestamp>,
+    /// Since when its key and tokens no longer work.
+    pub revoked_at: Option<Timestamp>,
+}
+
+const ACCOUNT_COLUMNS: &str =
+    "SELECT id, name, key_hash, created_at, key_rotated_at_ms, revoked_at_ms FROM accounts";
+
+fn account_from_row(row: &sqlx::sqlite::SqliteRow) -> StoreResult<AccountRecord> {
+    let instant = |column: &str| -> StoreResult<Option<Timestamp>> {
+        Ok(row
+            .try_get::<Option<i64>, _>(column)?
+            .map(|ms| Timestamp(ms.max(0) as u64)))
+    };
+    Ok(AccountRecord {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        key_hash: row.try_get("key_hash")?,
+        created_at: row.try_get("created_at")?,
+        key_rotated_at: instant("key_rotated_at_ms")?,
+        revoked_at: instant("revoked_at_ms")?,
+    })
 }
 
 fn session_from_row(row: &sqlx::sqlite::SqliteRow) -> StoreResult<RenderSession> {
