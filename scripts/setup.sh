@@ -54,6 +54,9 @@ if [ "$want" = all ]; then
   # Debian's Chromium for the Playwright suite (Playwright cannot download its own browser here),
   # and NSS's certutil, with which the suite's browser trusts the server's certificate authority.
   apt_install chromium libnss3-tools
+  # Debian's Postgres server: the store's conformance suite and the tests of coordinators on
+  # Postgres start a throwaway cluster of it in a temporary folder (no service is used).
+  apt_install postgresql
 fi
 
 # npm packages: Playwright, and binaryen's wasm-opt (Debian's v108 breaks the release wasm).

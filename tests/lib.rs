@@ -66,9 +66,12 @@ impl TestServer {
             .expect("the coordinator opens its data dir");
         let host_secret = match &options.host_secret {
             Some(secret) => secret.clone(),
-            None => parallax_server::host_secret(data_dir)
-                .await
-                .expect("the host secret is kept in the data dir"),
+            None => parallax_server::host_secret(&parallax_server::config::DataDir {
+                path: data_dir.to_path_buf(),
+                database_url: options.database_url.clone(),
+            })
+            .await
+            .expect("the host secret is kept in the data dir"),
         };
         let trust = match options.tls {
             TlsSetup::Off => None,

@@ -174,6 +174,11 @@ pub struct DataDir {
     /// Directory for the SQLite database and stored models; created if missing.
     #[arg(long = "data-dir", env = "PARALLAX_DATA_DIR", default_value = "./data")]
     pub path: PathBuf,
+    /// Keep the coordinator's state in Postgres instead of the data dir's SQLite file:
+    /// postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE (over TLS, add
+    /// ?sslmode=verify-full&sslrootcert=CA.pem). Models, TLS files and storage stay in the data dir.
+    #[arg(long, env = "PARALLAX_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -61,7 +61,7 @@ pub use crate::state::{AppState, Options};
 
 /// `parallax account create NAME`: adds an account to the data dir's database.
 pub async fn create_account(data_dir: &Path, name: &str) -> anyhow::Result<NewAccount> {
-    let store = open_store(data_dir).await?;
+    let store = open_store(data_dir, None).await?;
     let account = keys::create_account(&store, name).await;
     store.close().await;
     account
@@ -78,7 +78,7 @@ pub async fn account_command(command: AccountCommand) -> anyhow::Result<String> 
         | AccountCommand::RotateKey { output, .. }
         | AccountCommand::Revoke { output, .. } => output.clone(),
     };
-    let store = open_store(&output.data.path).await?;
+    let store = open_store(&output.data.path, output.data.database_url.as_deref()).await?;
     let now = SystemClock.now();
     let answer = async {
         Ok::<_, anyhow::Error>(match command {
@@ -216,6 +216,7 @@ pub async fn serve(
         metrics_token: args.metrics_token.clone(),
         conversion: args.conversion.clone(),
         storage_root: args.storage_root.clone(),
+        database_url: args.data.database_url.clone(),
         tls: match (&args.tls.mode, &args.tls.tls_cert, &args.tls.tls_key) {
             (TlsMode::Off, _, _) => TlsSetup::Off,
             (TlsMode::On, Some(cert), Some(key)) => TlsSetup::Files(CertFiles {
@@ -227,6 +228,8 @@ pub async fn serve(
             },
         },
     };
+    let _claim =
+        state::claim_coordinator(&args.data.path, args.data.database_url.as_deref()).await?;
     let state = AppState::open(&args.data.path, &options).await?;
     let listener = TcpListener::bind(args.addr)
         .await
@@ -262,8 +265,8 @@ pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
 }
 
 /// `parallax host-secret`: the secret render hosts on other machines register with.
-pub async fn host_secret(data_dir: &Path) -> anyhow::Result<String> {
-    let store = open_store(data_dir).await?;
+pub async fn host_secret(data: &config::DataDir) -> anyhow::Result<String> {
+    let store = open_store(&data.path, data.database_url.as_deref()).await?;
     let secret = keys::stored_host_secret(&store).await;
     store.close().await;
     secret

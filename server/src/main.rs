@@ -53,7 +53,7 @@ async fn main() -> ExitCode {
             };
             return ExitCode::from(convert_command(source, &limits).await);
         }
-        Command::HostSecret(data) => parallax_server::host_secret(&data.path)
+        Command::HostSecret(data) => parallax_server::host_secret(&data)
             .await
             .map(|secret| println!("{secret}")),
         Command::Account(command) => parallax_server::account_command(command)

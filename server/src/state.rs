@@ -60,10 +60,21 @@ impl FromRef<AppState> for LeptosOptions {
     }
 }
 
-/// Opens (creating if needed) the database in `data_dir`.
-pub(crate) async fn open_store(data_dir: &Path) -> anyhow::Result<Store> {
+/// Opens the store: the Postgres database at `database_url`, or (creating if needed) the SQLite
+/// file in `data_dir`.
+pub(crate) async fn open_store(
+    data_dir: &Path,
+    database_url: Option<&str>,
+) -> anyhow::Result<Store> {
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("creating the data dir {}", data_dir.display()))?;
+    if let Some(url) = database_url {
+        let store = Store::connect(url)
+            .await
+            .with_context(|| format!("opening the database at {}", redacted(url)))?;
+        tracing::debug!(backend = ?store.backend(), database = %redacted(url), "store opened");
+        return Ok(store);
+    }
     let db = data_dir.join("parallax.db");
     // Two processes opening a fresh data dir at once (`serve` and `account create`) would both
     // create the database and run its migrations; SQLite then fails one of them with "database is
@@ -83,6 +94,82 @@ pub(crate) async fn open_store(data_dir: &Path) -> anyhow::Result<Store> {
         .with_context(|| format!("opening the database {}", db.display()));
     drop(lock);
     store
+}
+
+/// `url` without its password, for messages and logs.
+pub(crate) fn redacted(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("…"));
+            parsed.to_string()
+        }
+        Ok(parsed) => parsed.to_string(),
+        Err(_) => "the database URL given".to_string(),
+    }
+}
+
+/// Held while a coordinator serves: the one coordinator a data dir's SQLite file, or (until
+/// replicas share their spaces, docs/SCALING.md) a Postgres database, may have. Released when
+/// the process ends, however it ends.
+pub struct CoordinatorClaim {
+    _held: Claim,
+}
+
+enum Claim {
+    /// An exclusive lock on `serve.lock` in the data dir.
+    File { _locked: std::fs::File },
+    /// A session-level advisory lock, held by this connection.
+    Postgres { _holder: sqlx::PgConnection },
+}
+
+/// The advisory lock id a Postgres coordinator holds ("PRLX").
+const COORDINATOR_LOCK: i64 = 0x5052_4c58;
+
+/// Claims the data dir's (or the database's) one coordinator, or says who has it.
+pub async fn claim_coordinator(
+    data_dir: &Path,
+    database_url: Option<&str>,
+) -> anyhow::Result<CoordinatorClaim> {
+    use sqlx::Connection;
+
+    let held = match database_url {
+        Some(url) => {
+            let mut connection = sqlx::PgConnection::connect(url)
+                .await
+                .with_context(|| format!("connecting to {}", redacted(url)))?;
+            let claimed: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+                .bind(COORDINATOR_LOCK)
+                .fetch_one(&mut connection)
+                .await
+                .context("claiming the database")?;
+            if !claimed {
+                anyhow::bail!(
+                    "another coordinator is already serving from {}: Parallax does not run \
+                     replicas of one coordinator yet (docs/SCALING.md)",
+                    redacted(url)
+                );
+            }
+            Claim::Postgres {
+                _holder: connection,
+            }
+        }
+        None => {
+            std::fs::create_dir_all(data_dir)
+                .with_context(|| format!("creating the data dir {}", data_dir.display()))?;
+            let path = data_dir.join("serve.lock");
+            let file = std::fs::File::create(&path)
+                .with_context(|| format!("creating {}", path.display()))?;
+            if file.try_lock().is_err() {
+                anyhow::bail!(
+                    "another `parallax serve` is already using the data dir {}: its SQLite \
+                     file serves one coordinator",
+                    data_dir.display()
+                );
+            }
+            Claim::File { _locked: file }
+        }
+    };
+    Ok(CoordinatorClaim { _held: held })
 }
 
 /// GPU memory an in-process thumbnail renderer (tests') keeps for models besides the one it
@@ -108,6 +195,8 @@ pub struct Options {
     pub conversion: ConversionArgs,
     /// The storage containers' root; `None`: `storage/` in the data dir.
     pub storage_root: Option<PathBuf>,
+    /// Postgres instead of the data dir's SQLite file (`--database-url`).
+    pub database_url: Option<String>,
     /// HTTPS, and with which certificate.
     pub tls: TlsSetup,
 }
@@ -126,6 +215,7 @@ impl Options {
             tls: TlsSetup::Off,
             conversion: ConversionArgs::default(),
             storage_root: None,
+            database_url: None,
         }
     }
 }
@@ -145,9 +235,10 @@ impl AppState {
             tls,
             conversion,
             storage_root,
+            database_url: _,
         } = options;
         let tls = Tls::open(data_dir, tls).context("setting up TLS")?;
-        let store = open_store(data_dir).await?;
+        let store = open_store(data_dir, options.database_url.as_deref()).await?;
         let shutdown = CancellationToken::new();
         let tokens = Tokens::load(&store, clock.clone()).await?;
         tokio::spawn(

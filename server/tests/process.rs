@@ -1385,3 +1385,96 @@ async fn operators_create_list_rotate_and_revoke_accounts_while_the_coordinator_
     );
     assert!(stop(child).success());
 }
+
+#[path = "support/postgres.rs"]
+mod postgres;
+
+#[tokio::test]
+async fn serve_keeps_its_state_in_postgres_and_one_coordinator_has_a_database_or_data_dir() {
+    use reqwest::Method;
+
+    let postgres = postgres::PostgresServer::start();
+    let url = postgres.new_database("parallax_serve").await;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data_str = data.to_str().unwrap();
+    // The operator's commands work against the database too.
+    let created = account_json(&data, &["create", "showroom", "--database-url", &url]);
+    let (id, key) = (
+        created["id"].as_str().unwrap().to_string(),
+        created["key"].as_str().unwrap().to_string(),
+    );
+    let args = without_hosts(data_str, &["--database-url", &url]);
+    let (child, addr) = serve(&as_strs(&args), &[]);
+    let (status, token) = call(
+        Method::GET,
+        format!("http://{addr}/accounts/{id}/token"),
+        &format!("{id}:{key}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{token}");
+    let token = token["AccessToken"].as_str().unwrap().to_string();
+    let (status, space) = call(
+        Method::PUT,
+        format!("http://{addr}/v1/spaces/lobby"),
+        &token,
+        Some(serde_json::json!({"device": "tablet", "role": "tablet"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{space}");
+
+    // A second coordinator on the same database is refused, with the reason.
+    let second = Command::new(env!("CARGO_BIN_EXE_parallax"))
+        .arg("serve")
+        .args(as_strs(&without_hosts(
+            dir.path().join("other").to_str().unwrap(),
+            &["--database-url", &url, "--tls", "off"],
+        )))
+        .output()
+        .unwrap();
+    assert!(!second.status.success());
+    let said = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        said.contains("another coordinator is already serving"),
+        "{said}"
+    );
+    assert!(stop(child).success());
+
+    // Started again, it finds the account and the space in Postgres, not in the data dir.
+    assert!(
+        !data.join("parallax.db").exists(),
+        "no SQLite file was made"
+    );
+    let (child, addr) = serve(&as_strs(&args), &[]);
+    let (status, lobby) = call(
+        Method::GET,
+        format!("http://{addr}/v1/spaces/lobby"),
+        &token,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{lobby}");
+    assert_eq!(lobby["name"], "lobby");
+    assert!(stop(child).success());
+}
+
+#[tokio::test]
+async fn a_second_coordinator_on_one_sqlite_data_dir_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let args = without_hosts(data.to_str().unwrap(), &[]);
+    let (child, _) = serve(&as_strs(&args), &[]);
+    let second = Command::new(env!("CARGO_BIN_EXE_parallax"))
+        .arg("serve")
+        .args(as_strs(&args))
+        .args(["--tls", "off"])
+        .output()
+        .unwrap();
+    assert!(!second.status.success());
+    let said = String::from_utf8_lossy(&second.stderr);
+    assert!(said.contains("already using the data dir"), "{said}");
+    // Operators' commands still work beside it.
+    account_json(&data, &["list"]);
+    assert!(stop(child).success());
+}

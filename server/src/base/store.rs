@@ -1,6 +1,9 @@
-//! The SQLite store: one file under the data dir, in WAL mode, schema from `migrations/`.
-//!
-//! Queries use `$n` placeholders and standard upserts so they stay portable to Postgres.
+//! The store: where the coordinator keeps what must outlive it. One interface, two databases,
+//! through sqlx's `Any` driver: SQLite, one file under the data dir in WAL mode (the default),
+//! or Postgres (`--database-url postgres://…`). Each has its own migrations
+//! (`migrations/sqlite`, `migrations/postgres`) that end in the same tables and columns, so every
+//! query here is written once: `$n` placeholders, standard upserts, and a `rowid` column in
+//! Postgres where SQLite's implicit one orders rows. `tests` below run against both.
 
 use std::path::Path;
 use std::str::FromStr;
@@ -10,8 +13,9 @@ use parallax_core::pool::HostId;
 use parallax_core::session::{RenderSession, SessionId, SessionKey};
 use parallax_core::time::Timestamp;
 use parallax_core::{ChangeNumber, ModelId, ModelSummary};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqlitePool};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
+use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::{AnyPool, ConnectOptions, Executor, Row};
 
 pub type StoreResult<T> = Result<T, sqlx::Error>;
 
@@ -120,27 +124,81 @@ pub struct StoredSpace {
     pub change: ChangeNumber,
 }
 
+/// Which database a [`Store`] keeps its rows in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
 #[derive(Clone)]
 pub struct Store {
-    pool: SqlitePool,
+    pool: AnyPool,
+    backend: Backend,
 }
 
 impl Store {
-    /// Opens (creating if needed) the database at `path` and applies pending migrations.
+    /// Opens (creating if needed) the SQLite database at `path` and applies pending migrations.
     pub async fn open(path: &Path) -> StoreResult<Self> {
-        let options = SqliteConnectOptions::from_str("sqlite://")?
+        let url = SqliteConnectOptions::from_str("sqlite://")?
             .filename(path)
             .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(5));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options)
-            .await?;
-        sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(Self { pool })
+            .to_url_lossy();
+        Self::connect(url.as_str()).await
+    }
+
+    /// Connects to the database at `url` (`postgres://…`, or `sqlite://…`) and applies pending
+    /// migrations.
+    pub async fn connect(url: &str) -> StoreResult<Self> {
+        sqlx::any::install_default_drivers();
+        let options = AnyConnectOptions::from_str(url)?;
+        let backend = match url.split_once(':').map(|(scheme, _)| scheme) {
+            Some("sqlite") => Backend::Sqlite,
+            Some("postgres" | "postgresql") => Backend::Postgres,
+            _ => {
+                return Err(sqlx::Error::Configuration(
+                    format!("the database URL must be postgres://… or sqlite://…, not {url}")
+                        .into(),
+                ));
+            }
+        };
+        let pool = match backend {
+            Backend::Sqlite => {
+                AnyPoolOptions::new()
+                    .max_connections(4)
+                    .after_connect(|connection, _| {
+                        Box::pin(async move {
+                            // WAL: readers never wait for the writer; NORMAL is durable in WAL mode
+                            // but for the last commits before a power cut.
+                            connection
+                                .execute(
+                                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;
+                                 PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;",
+                                )
+                                .await?;
+                            Ok(())
+                        })
+                    })
+                    .connect_with(options)
+                    .await?
+            }
+            Backend::Postgres => {
+                AnyPoolOptions::new()
+                    .max_connections(16)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect_with(options)
+                    .await?
+            }
+        };
+        match backend {
+            Backend::Sqlite => sqlx::migrate!("./migrations/sqlite").run(&pool).await?,
+            Backend::Postgres => sqlx::migrate!("./migrations/postgres").run(&pool).await?,
+        }
+        Ok(Self { pool, backend })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
     }
 
     /// Adds `model` to the catalog, or refreshes its name and size if it is there already.
@@ -308,8 +366,8 @@ impl Store {
 
     /// Whether any upload (of any account) is still made of the files `content_id`.
     pub async fn content_in_use(&self, content_id: &str) -> StoreResult<bool> {
-        let row: Option<(i64,)> =
-            sqlx::query_as("SELECT 1 FROM models WHERE content_id = $1 LIMIT 1")
+        let row: Option<(String,)> =
+            sqlx::query_as("SELECT id FROM models WHERE content_id = $1 LIMIT 1")
                 .bind(content_id)
                 .fetch_optional(&self.pool)
                 .await?;
@@ -562,7 +620,7 @@ impl Store {
         Ok(())
     }
 
-    /// Closes the pool, checkpointing the WAL so the file is complete on its own.
+    /// Closes the pool (SQLite checkpoints its WAL, so the file is complete on its own).
     pub async fn close(&self) {
         self.pool.close().await;
     }
@@ -586,7 +644,7 @@ pub struct AccountRecord {
 const ACCOUNT_COLUMNS: &str =
     "SELECT id, name, key_hash, created_at, key_rotated_at_ms, revoked_at_ms FROM accounts";
 
-fn account_from_row(row: &sqlx::sqlite::SqliteRow) -> StoreResult<AccountRecord> {
+fn account_from_row(row: &AnyRow) -> StoreResult<AccountRecord> {
     let instant = |column: &str| -> StoreResult<Option<Timestamp>> {
         Ok(row
             .try_get::<Option<i64>, _>(column)?
@@ -602,7 +660,7 @@ fn account_from_row(row: &sqlx::sqlite::SqliteRow) -> StoreResult<AccountRecord>
     })
 }
 
-fn session_from_row(row: &sqlx::sqlite::SqliteRow) -> StoreResult<RenderSession> {
+fn session_from_row(row: &AnyRow) -> StoreResult<RenderSession> {
     let decode = |e: String| sqlx::Error::Decode(e.into());
     let instant = |column: &str| -> StoreResult<Option<Timestamp>> {
         Ok(row
@@ -630,7 +688,7 @@ fn session_from_row(row: &sqlx::sqlite::SqliteRow) -> StoreResult<RenderSession>
 const CONVERSION_COLUMNS: &str = "SELECT account_id, id, settings, status, error_code,
     error_message, model_id, output_uri, created_at_ms FROM conversions";
 
-fn conversion_from_row(row: &sqlx::sqlite::SqliteRow) -> StoreResult<StoredConversion> {
+fn conversion_from_row(row: &AnyRow) -> StoreResult<StoredConversion> {
     let code: Option<String> = row.try_get("error_code")?;
     let message: Option<String> = row.try_get("error_message")?;
     Ok(StoredConversion {
@@ -647,7 +705,7 @@ fn conversion_from_row(row: &sqlx::sqlite::SqliteRow) -> StoreResult<StoredConve
     })
 }
 
-fn record_from_row(row: &sqlx::sqlite::SqliteRow) -> StoreResult<ModelRecord> {
+fn record_from_row(row: &AnyRow) -> StoreResult<ModelRecord> {
     let source = match row.try_get::<String, _>("source")?.as_str() {
         "sample" => ModelSource::Sample,
         _ => ModelSource::Upload,

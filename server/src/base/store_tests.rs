@@ -1,0 +1,455 @@
+//! The store's conformance suite: every check runs on a fresh SQLite file and on a fresh Postgres
+//! database, and both must answer alike. Postgres is a throwaway cluster of Debian's `postgresql`
+//! started for the run (`initdb` in a temporary folder, a Unix socket inside it, no TCP port), or
+//! the server `PARALLAX_TEST_DATABASE_URL` names (a database is created in it for each check).
+
+use std::future::Future;
+use std::pin::Pin;
+
+use parallax_core::pool::HostId;
+use parallax_core::session::{RenderSession, SessionId, SessionKey, SessionSize, SessionStatus};
+use parallax_core::time::Timestamp;
+use parallax_core::{ChangeNumber, ModelId, ModelSummary};
+
+use self::postgres::PostgresServer;
+use crate::base::store::{Backend, ModelRecord, ModelSource, ModelStatus, Store, StoredConversion};
+
+// Shared with the process tests, which start coordinators on Postgres.
+#[path = "../../tests/support/postgres.rs"]
+mod postgres;
+
+type Check = fn(Store) -> Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Every check, by name.
+const CHECKS: &[(&str, Check)] = &[
+    ("the catalog", |s| Box::pin(catalog(s))),
+    ("uploads", |s| Box::pin(uploads(s))),
+    ("conversions", |s| Box::pin(conversions(s))),
+    ("spaces", |s| Box::pin(spaces(s))),
+    ("accounts", |s| Box::pin(accounts(s))),
+    ("settings", |s| Box::pin(settings(s))),
+    ("render sessions", |s| Box::pin(render_sessions(s))),
+];
+
+#[tokio::test]
+async fn the_store_conforms_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    for (index, (name, check)) in CHECKS.iter().enumerate() {
+        let store = Store::open(&dir.path().join(format!("check-{index}.db")))
+            .await
+            .unwrap();
+        assert_eq!(store.backend(), Backend::Sqlite);
+        eprintln!("sqlite: {name}");
+        check(store.clone()).await;
+        store.close().await;
+    }
+}
+
+#[tokio::test]
+async fn the_store_conforms_on_postgres() {
+    let server = PostgresServer::start();
+    for (index, (name, check)) in CHECKS.iter().enumerate() {
+        let url = server
+            .new_database(&format!("parallax_check_{index}"))
+            .await;
+        let store = Store::connect(&url).await.unwrap();
+        assert_eq!(store.backend(), Backend::Postgres);
+        eprintln!("postgres: {name}");
+        check(store.clone()).await;
+        store.close().await;
+    }
+}
+
+fn summary(id: &str, name: &str, triangles: u64) -> ModelSummary {
+    ModelSummary {
+        id: ModelId::new(id),
+        name: name.into(),
+        triangles,
+    }
+}
+
+fn upload(id: &str, account: &str, content: &str, status: ModelStatus) -> ModelRecord {
+    ModelRecord {
+        summary: summary(id, &format!("{id}.step"), 0),
+        source: ModelSource::Upload,
+        file_name: Some(format!("{id}.step")),
+        format: Some("step".into()),
+        size_bytes: Some(1234),
+        uploaded_by: Some(account.into()),
+        content_id: Some(content.into()),
+        status,
+    }
+}
+
+async fn catalog(store: Store) {
+    store
+        .upsert_model(&summary("gear", "Gear", 100), ModelSource::Sample)
+        .await
+        .unwrap();
+    store
+        .upsert_model(&summary("bracket", "Bracket", 200), ModelSource::Sample)
+        .await
+        .unwrap();
+    // A second upsert refreshes the name and size, not the place in the catalog.
+    store
+        .upsert_model(&summary("gear", "Spur gear", 120), ModelSource::Sample)
+        .await
+        .unwrap();
+    let gear = store.model(&ModelId::new("gear")).await.unwrap().unwrap();
+    assert_eq!(
+        (gear.summary.name.as_str(), gear.summary.triangles),
+        ("Spur gear", 120)
+    );
+    assert_eq!(gear.source, ModelSource::Sample);
+    assert_eq!(gear.status, ModelStatus::Ready);
+    assert!(
+        store
+            .model(&ModelId::new("nothing"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let ids: Vec<_> = store
+        .model_records("anyone")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.summary.id.as_str().to_string())
+        .collect();
+    assert_eq!(ids, ["gear", "bracket"], "in the order they were added");
+}
+
+async fn uploads(store: Store) {
+    let converting = upload("alice-1", "alice", "content-1", ModelStatus::Converting);
+    assert!(store.insert_upload(&converting).await.unwrap());
+    assert!(
+        !store.insert_upload(&converting).await.unwrap(),
+        "the same id twice is stored once"
+    );
+    let ready = upload("bob-1", "bob", "content-1", ModelStatus::Ready);
+    assert!(store.insert_upload(&ready).await.unwrap());
+    // Each account sees its own uploads only.
+    let alices: Vec<_> = store.model_records("alice").await.unwrap();
+    assert_eq!(alices.len(), 1);
+    assert_eq!(alices[0].summary.id.as_str(), "alice-1");
+    assert_eq!(alices[0].size_bytes, Some(1234));
+    assert_eq!(alices[0].content_id.as_deref(), Some("content-1"));
+    let waiting: Vec<_> = store.converting_models().await.unwrap();
+    assert_eq!(waiting.len(), 1);
+    store
+        .finish_conversion(
+            &ModelId::new("alice-1"),
+            &ModelStatus::Failed("the kernel crashed".into()),
+            0,
+        )
+        .await
+        .unwrap();
+    let failed = store
+        .model(&ModelId::new("alice-1"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        failed.status,
+        ModelStatus::Failed("the kernel crashed".into())
+    );
+    assert!(store.converting_models().await.unwrap().is_empty());
+    store
+        .finish_conversion(&ModelId::new("bob-1"), &ModelStatus::Ready, 5000)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .model(&ModelId::new("bob-1"))
+            .await
+            .unwrap()
+            .unwrap()
+            .summary
+            .triangles,
+        5000
+    );
+    // The files stay while any upload is made of them.
+    assert!(store.delete_upload(&ModelId::new("alice-1")).await.unwrap());
+    assert!(!store.delete_upload(&ModelId::new("alice-1")).await.unwrap());
+    assert!(store.content_in_use("content-1").await.unwrap());
+    assert!(store.delete_upload(&ModelId::new("bob-1")).await.unwrap());
+    assert!(!store.content_in_use("content-1").await.unwrap());
+}
+
+fn conversion(account: &str, id: &str, at: u64) -> StoredConversion {
+    StoredConversion {
+        account: account.into(),
+        id: id.into(),
+        settings: format!("{{\"id\":\"{id}\"}}"),
+        status: "NotStarted".into(),
+        error: None,
+        model: None,
+        output_uri: None,
+        created_at: Timestamp(at),
+    }
+}
+
+async fn conversions(store: Store) {
+    let first = conversion("alice", "c1", 1000);
+    let (created, stored) = store.insert_conversion(&first).await.unwrap();
+    assert!(created);
+    assert_eq!(stored, first);
+    // A second create of the same id changes nothing and answers the one stored.
+    let again = StoredConversion {
+        settings: "{}".into(),
+        ..first.clone()
+    };
+    let (created, stored) = store.insert_conversion(&again).await.unwrap();
+    assert!(!created);
+    assert_eq!(stored, first);
+    for (id, at) in [("c3", 3000), ("c2", 2000)] {
+        store
+            .insert_conversion(&conversion("alice", id, at))
+            .await
+            .unwrap();
+    }
+    store
+        .insert_conversion(&conversion("bob", "c1", 500))
+        .await
+        .unwrap();
+    let page = |skip, limit| {
+        let store = store.clone();
+        async move {
+            store
+                .conversions("alice", skip, limit)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|c| c.id)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(page(0, 2).await, ["c1", "c2"], "oldest first");
+    assert_eq!(page(2, 2).await, ["c3"]);
+    let done = StoredConversion {
+        status: "Succeeded".into(),
+        model: Some(ModelId::new("alice-model")),
+        output_uri: Some("file:///storage/out/c1.parallax-mesh".into()),
+        ..first.clone()
+    };
+    store.update_conversion(&done).await.unwrap();
+    let failed = StoredConversion {
+        status: "Failed".into(),
+        error: Some(("InvalidInput".into(), "not a STEP file".into())),
+        ..conversion("alice", "c2", 2000)
+    };
+    store.update_conversion(&failed).await.unwrap();
+    assert_eq!(store.conversion("alice", "c1").await.unwrap(), Some(done));
+    assert_eq!(store.conversion("alice", "c2").await.unwrap(), Some(failed));
+    assert_eq!(store.conversion("carol", "c1").await.unwrap(), None);
+    let unfinished: Vec<_> = store
+        .unfinished_conversions()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| (c.account, c.id))
+        .collect();
+    assert_eq!(
+        unfinished,
+        [("bob".into(), "c1".into()), ("alice".into(), "c3".into())]
+    );
+}
+
+async fn spaces(store: Store) {
+    let templates: Vec<_> = store
+        .space_templates()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect();
+    assert_eq!(templates, ["default", "large", "private", "review"]);
+    store
+        .upsert_space("lobby", "{\"body\":1}", ChangeNumber(1))
+        .await
+        .unwrap();
+    store
+        .update_space_properties("lobby", "{\"selectedModel\":\"gear\"}", ChangeNumber(2))
+        .await
+        .unwrap();
+    store
+        .update_space_properties("lobby", "{\"selectedModel\":\"shaft\"}", ChangeNumber(3))
+        .await
+        .unwrap();
+    let stored = store.spaces().await.unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].body, "{\"body\":1}");
+    assert_eq!(
+        stored[0].properties.as_deref(),
+        Some("{\"selectedModel\":\"shaft\"}")
+    );
+    assert_eq!(stored[0].change, ChangeNumber(3));
+    // A whole write holds the properties itself: the older row goes.
+    store
+        .upsert_space("lobby", "{\"body\":2}", ChangeNumber(4))
+        .await
+        .unwrap();
+    let stored = store.spaces().await.unwrap();
+    assert_eq!(
+        (
+            stored[0].body.as_str(),
+            stored[0].properties.as_deref(),
+            stored[0].change
+        ),
+        ("{\"body\":2}", None, ChangeNumber(4))
+    );
+    // Change numbers beyond 32 bits.
+    store
+        .update_space_properties("lobby", "{}", ChangeNumber(1 << 40))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.spaces().await.unwrap()[0].change,
+        ChangeNumber(1 << 40)
+    );
+    store.delete_space("lobby").await.unwrap();
+    assert!(store.spaces().await.unwrap().is_empty());
+    // Its properties went with it: writing the space again starts clean.
+    store
+        .upsert_space("lobby", "{\"body\":3}", ChangeNumber(5))
+        .await
+        .unwrap();
+    assert_eq!(store.spaces().await.unwrap()[0].properties, None);
+}
+
+async fn accounts(store: Store) {
+    store
+        .insert_account("a1", "Showroom", "hash-1")
+        .await
+        .unwrap();
+    store
+        .insert_account("a2", "Workshop", "hash-2")
+        .await
+        .unwrap();
+    assert!(
+        store.insert_account("a1", "Again", "hash").await.is_err(),
+        "ids are unique"
+    );
+    let a1 = store.account("a1").await.unwrap().unwrap();
+    assert_eq!(
+        (a1.name.as_str(), a1.key_hash.as_str()),
+        ("Showroom", "hash-1")
+    );
+    assert_eq!(
+        a1.created_at.len(),
+        "2026-12-01 10:00:00".len(),
+        "{}",
+        a1.created_at
+    );
+    assert_eq!((a1.key_rotated_at, a1.revoked_at), (None, None));
+    assert!(store.account("a3").await.unwrap().is_none());
+
+    assert!(
+        store
+            .set_account_key("a1", "hash-1b", Timestamp(10))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .set_account_key("a3", "hash", Timestamp(10))
+            .await
+            .unwrap()
+    );
+    let a1 = store.account("a1").await.unwrap().unwrap();
+    assert_eq!(
+        (a1.key_hash.as_str(), a1.key_rotated_at),
+        ("hash-1b", Some(Timestamp(10)))
+    );
+
+    assert!(store.revoke_account("a1", Timestamp(20)).await.unwrap());
+    assert!(store.revoke_account("a1", Timestamp(30)).await.unwrap());
+    assert!(!store.revoke_account("a3", Timestamp(30)).await.unwrap());
+    let a1 = store.account("a1").await.unwrap().unwrap();
+    assert_eq!(
+        a1.revoked_at,
+        Some(Timestamp(20)),
+        "the first revocation counts"
+    );
+    assert!(
+        !store
+            .set_account_key("a1", "hash-1c", Timestamp(40))
+            .await
+            .unwrap(),
+        "a revoked account gets no new key"
+    );
+    assert_eq!(store.revoked_accounts().await.unwrap(), ["a1"]);
+    let listed: Vec<_> = store
+        .accounts()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.id)
+        .collect();
+    assert_eq!(listed, ["a1", "a2"]);
+}
+
+async fn settings(store: Store) {
+    // Concurrent first calls agree on one value.
+    let calls = (0..8).map(|n| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store
+                .setting_or_insert("secret", &format!("value-{n}"))
+                .await
+                .unwrap()
+        })
+    });
+    let mut values = Vec::new();
+    for call in calls {
+        values.push(call.await.unwrap());
+    }
+    values.dedup();
+    assert_eq!(values.len(), 1, "{values:?}");
+    assert_eq!(
+        store.setting_or_insert("secret", "other").await.unwrap(),
+        values[0]
+    );
+}
+
+async fn render_sessions(store: Store) {
+    store
+        .insert_account("acct", "Showroom", "hash")
+        .await
+        .unwrap();
+    let key = |id: &str| SessionKey::new("acct", SessionId::parse(id).unwrap());
+    let mut live = RenderSession::new(
+        SessionId::parse("live").unwrap(),
+        "acct",
+        SessionSize::Standard,
+        60,
+        Timestamp(1_000),
+    );
+    store.upsert_render_session(&live).await.unwrap();
+    live.status = SessionStatus::Ready;
+    live.host = Some(HostId::new("standard-1"));
+    live.ready_at = Some(Timestamp(2_000));
+    store.upsert_render_session(&live).await.unwrap();
+    let premium = RenderSession::new(
+        SessionId::parse("big").unwrap(),
+        "acct",
+        SessionSize::Premium,
+        1440,
+        Timestamp(u64::from(u32::MAX) * 1000),
+    );
+    store.upsert_render_session(&premium).await.unwrap();
+    let mut stored = store.render_sessions().await.unwrap();
+    stored.sort_by(|a, b| a.id.as_str().cmp(b.id.as_str()));
+    assert_eq!(stored, [premium.clone(), live.clone()]);
+    // A session of no account is refused, and nothing stored changes.
+    let stray = RenderSession::new(
+        SessionId::parse("stray").unwrap(),
+        "nobody",
+        SessionSize::Standard,
+        60,
+        Timestamp(1),
+    );
+    assert!(store.upsert_render_session(&stray).await.is_err());
+    store.delete_render_session(&key("big")).await.unwrap();
+    assert_eq!(store.render_sessions().await.unwrap(), [live]);
+}
