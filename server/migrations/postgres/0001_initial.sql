@@ -30,7 +30,8 @@ CREATE TABLE accounts (
     key_hash           TEXT NOT NULL,
     created_at         TEXT NOT NULL DEFAULT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'),
     revoked_at_ms      BIGINT,
-    key_rotated_at_ms  BIGINT
+    key_rotated_at_ms  BIGINT,
+    rowid              BIGINT GENERATED ALWAYS AS IDENTITY
 );
 
 -- Every render session, kept 30 days after it ended.

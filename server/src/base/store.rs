@@ -510,7 +510,7 @@ impl Store {
 
     /// Every account, revoked ones too, oldest first.
     pub async fn accounts(&self) -> StoreResult<Vec<AccountRecord>> {
-        let rows = sqlx::query(&format!("{ACCOUNT_COLUMNS} ORDER BY created_at, id"))
+        let rows = sqlx::query(&format!("{ACCOUNT_COLUMNS} ORDER BY created_at, rowid"))
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(account_from_row).collect()

@@ -60,6 +60,40 @@ async fn the_store_conforms_on_postgres() {
     }
 }
 
+#[tokio::test]
+async fn postgres_over_tls_is_verified_against_the_authority_given() {
+    use crate::tls::{Tls, TlsSetup};
+
+    let ours = tempfile::tempdir().unwrap();
+    let local = TlsSetup::Local {
+        names: vec!["localhost".into()],
+    };
+    let authority = Tls::open(ours.path(), &local).unwrap().unwrap();
+    let issued = authority.issue_for_host("localhost").unwrap().unwrap();
+    let server = PostgresServer::start_with_tls(&issued.cert, &issued.key);
+    server.new_database("parallax_tls").await;
+    let trusting = |ca: &std::path::Path| {
+        server.tls_url(
+            "parallax_tls",
+            &format!("sslmode=verify-full&sslrootcert={}", ca.display()),
+        )
+    };
+    let store = Store::connect(&trusting(&authority.ca_file)).await.unwrap();
+    store
+        .upsert_model(&summary("gear", "Gear", 1), ModelSource::Sample)
+        .await
+        .unwrap();
+    store.close().await;
+    // A server whose certificate another authority issued is refused, before anything is sent.
+    let other = tempfile::tempdir().unwrap();
+    let stranger = Tls::open(other.path(), &local).unwrap().unwrap();
+    let refused = Store::connect(&trusting(&stranger.ca_file)).await;
+    assert!(
+        refused.is_err(),
+        "a server the given CA did not issue was trusted"
+    );
+}
+
 fn summary(id: &str, name: &str, triangles: u64) -> ModelSummary {
     ModelSummary {
         id: ModelId::new(id),
@@ -319,11 +353,11 @@ async fn spaces(store: Store) {
 
 async fn accounts(store: Store) {
     store
-        .insert_account("a1", "Showroom", "hash-1")
+        .insert_account("a2", "Workshop", "hash-2")
         .await
         .unwrap();
     store
-        .insert_account("a2", "Workshop", "hash-2")
+        .insert_account("a1", "Showroom", "hash-1")
         .await
         .unwrap();
     assert!(
@@ -386,7 +420,7 @@ async fn accounts(store: Store) {
         .into_iter()
         .map(|a| a.id)
         .collect();
-    assert_eq!(listed, ["a1", "a2"]);
+    assert_eq!(listed, ["a2", "a1"], "in the order they were created");
 }
 
 async fn settings(store: Store) {

@@ -1,6 +1,7 @@
 //! A throwaway Postgres server for tests: a cluster of Debian's `postgresql` started in a
 //! temporary folder (a Unix socket inside it, no TCP port, stopped when dropped), or the server
 //! `PARALLAX_TEST_DATABASE_URL` names. Each test gets databases of its own in it.
+#![allow(dead_code)] // Each user takes what it needs.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -13,13 +14,35 @@ pub struct PostgresServer {
     cluster: Option<(Child, tempfile::TempDir)>,
     /// The maintenance database's URL.
     url: String,
+    /// The TCP port it listens on over TLS, when started with a certificate.
+    tls_port: Option<u16>,
 }
 
 impl PostgresServer {
     pub fn start() -> Self {
         if let Ok(url) = std::env::var("PARALLAX_TEST_DATABASE_URL") {
-            return Self { cluster: None, url };
+            return Self {
+                cluster: None,
+                url,
+                tls_port: None,
+            };
         }
+        Self::start_cluster(None)
+    }
+
+    /// Its own cluster, which also serves TLS on a loopback port with this certificate chain
+    /// and key (PEM).
+    pub fn start_with_tls(cert: &str, key: &str) -> Self {
+        Self::start_cluster(Some((cert, key)))
+    }
+
+    /// `postgres://…` of `database` over TCP, for a server started with TLS; `params` follow `?`.
+    pub fn tls_url(&self, database: &str, params: &str) -> String {
+        let port = self.tls_port.expect("started with TLS");
+        format!("postgres://parallax@localhost:{port}/{database}?{params}")
+    }
+
+    fn start_cluster(tls: Option<(&str, &str)>) -> Self {
         let bin = server_programs();
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
@@ -48,36 +71,70 @@ impl PostgresServer {
             .status()
             .unwrap();
         assert!(status.success(), "initdb failed");
+        let mut settings = vec!["fsync=off".to_string(), "max_connections=200".to_string()];
+        let port = match tls {
+            Some((cert, key)) => {
+                // Postgres reads its key only if nobody else may.
+                use std::os::unix::fs::PermissionsExt;
+                let (cert_file, key_file) = (data.join("server.crt"), data.join("server.key"));
+                std::fs::write(&cert_file, cert).unwrap();
+                std::fs::write(&key_file, key).unwrap();
+                std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600))
+                    .unwrap();
+                if let Some(user) = &user {
+                    for file in [&cert_file, &key_file] {
+                        std::os::unix::fs::chown(
+                            file,
+                            Some(user.uid.as_raw()),
+                            Some(user.gid.as_raw()),
+                        )
+                        .unwrap();
+                    }
+                }
+                let port = std::net::TcpListener::bind("127.0.0.1:0")
+                    .unwrap()
+                    .local_addr()
+                    .unwrap()
+                    .port();
+                settings.extend([
+                    "listen_addresses=127.0.0.1".to_string(),
+                    "ssl=on".to_string(),
+                    format!("port={port}"),
+                ]);
+                Some(port)
+            }
+            None => {
+                settings.push("listen_addresses=".to_string());
+                None
+            }
+        };
         let child = command("postgres")
             .arg("-D")
             .arg(&data)
             .arg("-k")
             .arg(dir.path())
-            .args([
-                "-c",
-                "listen_addresses=",
-                "-c",
-                "fsync=off",
-                "-c",
-                "max_connections=200",
-            ])
+            .args(settings.iter().flat_map(|setting| ["-c", setting.as_str()]))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let socket = dir.path().join(".s.PGSQL.5432");
+        let socket = dir
+            .path()
+            .join(format!(".s.PGSQL.{}", port.unwrap_or(5432)));
         let deadline = Instant::now() + Duration::from_secs(30);
         while !socket.exists() {
             assert!(Instant::now() < deadline, "postgres did not start");
             std::thread::sleep(Duration::from_millis(50));
         }
         let url = format!(
-            "postgres://parallax@localhost/postgres?host={}",
+            "postgres://parallax@localhost{}/postgres?host={}",
+            port.map(|p| format!(":{p}")).unwrap_or_default(),
             dir.path().display()
         );
         Self {
             cluster: Some((child, dir)),
             url,
+            tls_port: port,
         }
     }
 

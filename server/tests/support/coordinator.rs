@@ -1,0 +1,217 @@
+//! Starting and driving `parallax serve` as an operator does, for the process tests and the
+//! restart benchmark: the real binary, its flags, its log, its HTTP API.
+#![allow(dead_code)] // Each user takes what it needs.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+/// The host secret every coordinator here is started with: it reads `/v1/health` in full.
+pub const HOST_SECRET: &str = "process-test-host-secret";
+
+/// Starts `parallax serve` with `args`/`envs`, plain HTTP, and returns it with the address it
+/// logged.
+pub fn serve(args: &[&str], envs: &[(&str, &str)]) -> (Child, String) {
+    let (child, url) = serve_as_is(&[args, &["--tls", "off"]].concat(), envs);
+    let addr = url.strip_prefix("http://").expect("plain http").to_string();
+    (child, addr)
+}
+
+/// Starts `parallax serve` with `args`/`envs` and returns it with the URL it logged.
+pub fn serve_as_is(args: &[&str], envs: &[(&str, &str)]) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_parallax"))
+        .arg("serve")
+        .args(args)
+        .args(["--host-secret", HOST_SECRET])
+        .envs(envs.iter().copied())
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("parallax starts");
+    let stdout = child.stdout.take().unwrap();
+    let (found, address) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(rest) = line.split("listening on ").nth(1) {
+                let _ = found.send(rest.split_whitespace().next().unwrap_or("").to_string());
+            }
+        }
+    });
+    let addr = address
+        .recv_timeout(Duration::from_secs(20))
+        .expect("parallax logs its address within 20 s");
+    (child, addr)
+}
+
+/// `parallax account create` as an operator runs it; returns (id, key).
+pub fn create_account(data: &std::path::Path) -> (String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_parallax"))
+        .args(["account", "create", "showroom", "--data-dir"])
+        .arg(data)
+        .output()
+        .expect("parallax account create runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = String::from_utf8(output.stdout).unwrap();
+    let field = |label: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(label))
+            .map(|v| v.trim().to_string())
+            .unwrap_or_else(|| panic!("no {label} in {text}"))
+    };
+    (field("account id:"), field("account key:"))
+}
+
+pub fn stop(mut child: Child) -> std::process::ExitStatus {
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "parallax did not exit within 10 s of SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `/v1/health` as an operator reads it: with the pool and the hosts.
+pub async fn full_health(addr: &str) -> serde_json::Value {
+    reqwest::Client::new()
+        .get(format!("http://{addr}/v1/health"))
+        .bearer_auth(HOST_SECRET)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// Waits until the coordinator at `addr` reports its standby hosts booted.
+pub async fn wait_for_standby(addr: &str) {
+    for _ in 0..400 {
+        let health = full_health(addr).await;
+        let sizes = health["pool"].as_array().cloned().unwrap_or_default();
+        if sizes
+            .iter()
+            .all(|s| s["idle"].as_u64() >= s["standby"].as_u64())
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the standby hosts did not boot within 20 s");
+}
+
+pub async fn call(
+    method: reqwest::Method,
+    url: String,
+    token: &str,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    let mut request = reqwest::Client::new()
+        .request(method, url)
+        .bearer_auth(token);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    (
+        status,
+        if text.is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap()
+        },
+    )
+}
+
+/// The registered render hosts `/v1/health` reports.
+pub async fn hosts(addr: &str) -> Vec<serde_json::Value> {
+    let health = full_health(addr).await;
+    health["hosts"].as_array().cloned().unwrap_or_default()
+}
+
+/// `parallax account ARGS… --data-dir DATA`, as an operator's script runs it.
+pub fn account(data: &std::path::Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_parallax"))
+        .arg("account")
+        .args(args)
+        .arg("--data-dir")
+        .arg(data)
+        .output()
+        .expect("parallax account runs")
+}
+
+/// Its `--json` answer, which must have succeeded.
+pub fn account_json(data: &std::path::Path, args: &[&str]) -> serde_json::Value {
+    let output = account(data, &[args, &["--json"]].concat());
+    assert!(
+        output.status.success(),
+        "parallax account {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("--json prints JSON")
+}
+
+/// `serve`'s arguments for a coordinator on `data` with no render hosts, and `more`.
+pub fn without_hosts(data: &str, more: &[&str]) -> Vec<String> {
+    let base = [
+        "--addr",
+        "127.0.0.1:0",
+        "--data-dir",
+        data,
+        "--site-root",
+        "/nonexistent",
+        "--standard",
+        "0",
+        "--premium",
+        "0",
+    ];
+    base.iter().chain(more).map(|a| a.to_string()).collect()
+}
+
+pub fn as_strs(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
+}
+
+/// Sends a pose from `distance` metres and waits for a frame.
+pub async fn frame_after_pose(headset: &mut parallax_headset::RenderConnection, distance: f32) {
+    use parallax_core::device::Pose;
+    use parallax_headset::RenderEvent;
+
+    let pose = Pose {
+        id: (distance * 1000.0) as u64,
+        position: [0.0, 0.0, distance],
+        target: [0.0; 3],
+        up: [0.0, 1.0, 0.0],
+        fov_y_degrees: 45.0,
+        width: 320,
+        height: 240,
+        views: None,
+    };
+    headset.pose(pose).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let event = tokio::time::timeout_at(deadline.into(), headset.next())
+            .await
+            .expect("a frame within 20 s");
+        match event.unwrap() {
+            RenderEvent::Frame { .. } => return,
+            _ => continue,
+        }
+    }
+}
