@@ -242,7 +242,20 @@ impl ArrClient {
     /// Creates an account in `data_dir` (as `parallax account create` does) before the server
     /// starts on it, and returns its id and key.
     pub async fn create_account(data_dir: &Path, name: &str) -> (String, String) {
-        let account = parallax_server::create_account(data_dir, name)
+        Self::create_account_in(data_dir, None, name).await
+    }
+
+    /// The same in the Postgres database at `database_url`, when there is one.
+    pub async fn create_account_in(
+        data_dir: &Path,
+        database_url: Option<&str>,
+        name: &str,
+    ) -> (String, String) {
+        let data = parallax_server::config::DataDir {
+            path: data_dir.to_path_buf(),
+            database_url: database_url.map(str::to_string),
+        };
+        let account = parallax_server::create_account(&data, name)
             .await
             .expect("account created");
         (account.id, account.key)

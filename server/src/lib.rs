@@ -37,7 +37,6 @@ mod telemetry;
 pub mod tls;
 
 use std::future::Future;
-use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -59,9 +58,10 @@ pub use crate::http::app;
 pub use crate::pool::launcher::HostMode;
 pub use crate::state::{AppState, Options};
 
-/// `parallax account create NAME`: adds an account to the data dir's database.
-pub async fn create_account(data_dir: &Path, name: &str) -> anyhow::Result<NewAccount> {
-    let store = open_store(data_dir, None).await?;
+/// `parallax account create NAME`: adds an account to the store of `data` (its SQLite file, or
+/// its database URL).
+pub async fn create_account(data: &config::DataDir, name: &str) -> anyhow::Result<NewAccount> {
+    let store = open_store(&data.path, data.database_url.as_deref()).await?;
     let account = keys::create_account(&store, name).await;
     store.close().await;
     account

@@ -26,7 +26,11 @@ fn get(path: &str) -> Request<Body> {
 
 /// An access token of a new account of `state`'s data dir.
 async fn token(state: &AppState, dir: &tempfile::TempDir) -> String {
-    let account = parallax_server::create_account(dir.path(), "catalog")
+    let data = parallax_server::config::DataDir {
+        path: dir.path().to_path_buf(),
+        database_url: None,
+    };
+    let account = parallax_server::create_account(&data, "catalog")
         .await
         .unwrap();
     let request = Request::get(format!("/accounts/{}/token", account.id))

@@ -5,6 +5,9 @@
 //! 2. GET properties throughput next to `GET /v1/ping` (a plain axum handler) in the same run.
 //!
 //! `cargo bench -p parallax-tests --bench session_api [-- CREATES SECONDS CONNECTIONS]`
+//!
+//! With `PARALLAX_BENCH_DATABASE_URL=postgres://…` the coordinator keeps its state in that
+//! Postgres database instead (an empty one: the account is created in it).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,7 +24,9 @@ async fn main() {
     let connections: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(16);
 
     let dir = data_dir();
-    let (account, key) = ArrClient::create_account(dir.path(), "bench").await;
+    let database_url = std::env::var("PARALLAX_BENCH_DATABASE_URL").ok();
+    let (account, key) =
+        ArrClient::create_account_in(dir.path(), database_url.as_deref(), "bench").await;
     let pool = PoolArgs {
         standard: 1,
         premium: 1,
@@ -30,7 +35,12 @@ async fn main() {
         poll_interval_ms: 0,
         ..PoolArgs::default()
     };
-    let server = TestServer::start_with(dir.path(), &pool).await;
+    let options = parallax_server::Options {
+        pool,
+        database_url,
+        ..TestServer::options(dir.path())
+    };
+    let server = TestServer::start_with_options(dir.path(), &options).await;
     let arr = ArrClient::sign_in(&server, &account, &key).await;
     // Let the standby host finish booting.
     while arr.put("warm-up", "Standard", 5).await.body["status"] != "Ready" {

@@ -10,9 +10,12 @@ async fn a_fresh_data_dir_opened_at_once_by_several_opens_in_all() {
         let path = dir.path().join("data");
         let opening: Vec<_> = (0..6)
             .map(|i| {
-                let path = path.clone();
+                let data = parallax_server::config::DataDir {
+                    path: path.clone(),
+                    database_url: None,
+                };
                 tokio::spawn(async move {
-                    parallax_server::create_account(&path, &format!("account {i}")).await
+                    parallax_server::create_account(&data, &format!("account {i}")).await
                 })
             })
             .collect();
