@@ -4,6 +4,9 @@
 use std::time::Duration;
 
 use parallax_server::config::PoolArgs;
+
+#[path = "../../server/tests/support/postgres.rs"]
+mod postgres;
 use parallax_tests::{API_VERSION, ArrClient, TestServer, data_dir, send};
 use reqwest::Method;
 use serde_json::json;
@@ -528,5 +531,84 @@ async fn leases_expire_on_time_and_ended_sessions_are_purged_after_thirty_days()
         404,
         "the purge reached SQLite"
     );
+    server.stop().await;
+}
+
+/// A hundred creates at once, half of them willing to queue, against four warm hosts: exactly four
+/// sessions are Ready, each on a host of its own; the others are refused (`PoolExhausted`) or
+/// queued with places 1, 2, 3, … (no two the same); the first in the queue gets the next free host.
+/// On the default SQLite store and on Postgres.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_hundred_concurrent_creates_lease_each_of_four_hosts_exactly_once() {
+    crowd_of_creates(None).await;
+    let postgres = postgres::PostgresServer::start();
+    crowd_of_creates(Some(postgres.new_database("parallax_crowd").await)).await;
+}
+
+async fn crowd_of_creates(database_url: Option<String>) {
+    let dir = data_dir();
+    let (account, key) =
+        ArrClient::create_account_in(dir.path(), database_url.as_deref(), "showroom").await;
+    let options = parallax_server::Options {
+        pool: pool(4, 4, 0),
+        database_url,
+        ..TestServer::options(dir.path())
+    };
+    let server = TestServer::start_with_options(dir.path(), &options).await;
+    let arr = ArrClient::sign_in(&server, &account, &key).await;
+    server.wait_for_standby().await;
+    let arr = std::sync::Arc::new(arr);
+    let creates: Vec<_> = (0..100)
+        .map(|i| {
+            let arr = arr.clone();
+            tokio::spawn(async move {
+                let id = format!("crowd-{i:03}");
+                let queue = i % 2 == 1;
+                let url = if queue {
+                    format!("{}&queue=true", arr.session_url(&id))
+                } else {
+                    arr.session_url(&id)
+                };
+                let body = json!({"maxLeaseTimeMinutes": 30, "size": "Standard"});
+                (id, queue, arr.call(Method::PUT, &url, Some(body)).await)
+            })
+        })
+        .collect();
+    let (mut ready, mut refused, mut queued) = (Vec::new(), 0, Vec::new());
+    for create in creates {
+        let (id, queue, answer) = create.await.unwrap();
+        match (answer.status, answer.body["status"].as_str()) {
+            (201, Some("Ready")) => ready.push((id, answer.body["renderUrl"].clone())),
+            (201, Some("Starting")) if queue => {
+                queued.push((answer.body["queuePosition"].as_u64().unwrap(), id));
+            }
+            (503, _) if !queue => {
+                assert_eq!(answer.code(), "PoolExhausted");
+                refused += 1;
+            }
+            other => panic!("{id} (queue {queue}): {other:?} {}", answer.body),
+        }
+    }
+    assert_eq!(ready.len(), 4, "{ready:?}");
+    let hosts: std::collections::BTreeSet<_> = ready
+        .iter()
+        .map(|(_, url)| {
+            url.as_str()
+                .expect("a Ready session has a renderUrl")
+                .to_string()
+        })
+        .collect();
+    assert_eq!(hosts.len(), 4, "no host is leased twice: {ready:?}");
+    queued.sort();
+    let places: Vec<u64> = queued.iter().map(|(place, _)| *place).collect();
+    assert_eq!(places, (1..=queued.len() as u64).collect::<Vec<_>>());
+    assert_eq!(refused + queued.len() + ready.len(), 100);
+
+    // A host comes free: the first in the queue gets it, the second moves up.
+    arr.stop(&ready[0].0).await;
+    let first = arr.get(&queued[0].1).await;
+    assert_eq!(first.body["status"], "Ready", "{}", first.body);
+    let second = arr.get(&queued[1].1).await;
+    assert_eq!(second.body["queuePosition"], 1, "{}", second.body);
     server.stop().await;
 }
