@@ -234,8 +234,13 @@ pub async fn serve(
     let listener = TcpListener::bind(args.addr)
         .await
         .with_context(|| format!("binding {}", args.addr))?;
+    let database = match &args.data.database_url {
+        Some(url) => state::redacted(url),
+        None => args.data.path.join("parallax.db").display().to_string(),
+    };
     tracing::info!(
         data_dir = %args.data.path.display(),
+        %database,
         "Parallax listening on {}://{}",
         if state.tls.is_some() { "https" } else { "http" },
         listener.local_addr()?

@@ -357,3 +357,25 @@ impl AppState {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_database_url_is_shown_without_its_password() {
+        let shown =
+            redacted("postgres://parallax:s3cret@db.local:5432/parallax?sslmode=verify-full");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(shown.starts_with("postgres://parallax:"), "{shown}");
+        assert!(
+            shown.ends_with("@db.local:5432/parallax?sslmode=verify-full"),
+            "{shown}"
+        );
+        assert_eq!(
+            redacted("postgres://parallax@db.local/parallax"),
+            "postgres://parallax@db.local/parallax"
+        );
+        assert!(!redacted("not a url with s3cret").contains("s3cret"));
+    }
+}
