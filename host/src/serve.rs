@@ -20,8 +20,20 @@ use parallax_core::trust::Trust;
 use crate::tls::{ServerCerts, TlsListener, http_client};
 use crate::{connection, net};
 
-/// Pause before a host that lost its coordinator tries again.
+/// Longest pause before a host that lost its coordinator tries again.
 const RECONNECT_DELAY: Duration = Duration::from_secs(2);
+/// The first pause: each failed try doubles it, up to [`RECONNECT_DELAY`].
+const FIRST_RECONNECT_DELAY: Duration = Duration::from_millis(100);
+
+/// The pause before try `attempt` (0 = the first after the link was lost): doubling from
+/// [`FIRST_RECONNECT_DELAY`] to [`RECONNECT_DELAY`], each a random 50–100 % of that, so the hosts of
+/// a restarted coordinator are back within moments of it and do not all register at once.
+fn reconnect_delay(attempt: u32) -> Duration {
+    let full = FIRST_RECONNECT_DELAY
+        .saturating_mul(1 << attempt.min(16))
+        .min(RECONNECT_DELAY);
+    full.mul_f64(0.5 + rand::random::<f64>() / 2.0)
+}
 
 /// Runs a host until `shutdown`, or (if it is `local`) until its coordinator lets it go or has
 /// been away longer than `coordinator_wait`.
@@ -117,6 +129,8 @@ async fn stay_linked(
     let mut name = config.host.clone();
     // Since when no coordinator has vouched for the device.
     let mut away_since: Option<Instant> = None;
+    // Tries since the last registration.
+    let mut attempt = 0;
     loop {
         let registration = Registration {
             name: name.clone(),
@@ -125,7 +139,12 @@ async fn stay_linked(
             // Asked for at every registration: a coordinator that restarted may have a new one.
             awaiting_certificate: certs.as_deref().filter(|_| config.tls.is_none()),
         };
-        match link(config, trust, host, registration, shutdown).await {
+        let end = link(config, trust, host, registration, shutdown).await;
+        attempt = match end {
+            LinkEnd::Closed(_) | LinkEnd::Broken(..) => 0,
+            _ => attempt + 1,
+        };
+        match end {
             LinkEnd::Shutdown => return Ok(()),
             LinkEnd::Closed(named) => {
                 name = Some(named);
@@ -171,9 +190,24 @@ async fn stay_linked(
             }
         }
         tokio::select! {
-            // 1 to 2 s, so the hosts of a restarted coordinator do not all register at once.
-            () = tokio::time::sleep(RECONNECT_DELAY / 2 + RECONNECT_DELAY.mul_f64(rand::random::<f64>() / 2.0)) => {}
+            () = tokio::time::sleep(reconnect_delay(attempt)) => {}
             () = shutdown.cancelled() => return Ok(()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lost_coordinator_is_tried_again_soon_then_every_one_to_two_seconds() {
+        for _ in 0..100 {
+            let first = reconnect_delay(0);
+            assert!(first >= Duration::from_millis(50) && first <= FIRST_RECONNECT_DELAY);
+            let later = reconnect_delay(40);
+            assert!(later >= RECONNECT_DELAY / 2 && later <= RECONNECT_DELAY);
+        }
+        assert!(reconnect_delay(3) <= Duration::from_millis(800));
     }
 }
