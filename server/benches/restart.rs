@@ -22,23 +22,7 @@ async fn main() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let (account, key) = create_account(&data);
-    let mut args: Vec<String> = [
-        "--data-dir",
-        data.to_str().unwrap(),
-        "--standard",
-        "1",
-        "--standard-standby",
-        "1",
-        "--premium",
-        "0",
-        "--poll-interval-ms",
-        "0",
-        "--addr",
-        "127.0.0.1:0",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let mut args = with_hosts(data.to_str().unwrap(), 1, 0);
     let (mut child, addr) = serve(&as_strs(&args), &[]);
     *args.last_mut().unwrap() = addr.clone();
     wait_for_standby(&addr).await;

@@ -186,26 +186,12 @@ impl KilledUnderSessions {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         let (account, key) = create_account(&data);
-        let mut args: Vec<String> = [
-            "--data-dir",
-            data.to_str().unwrap(),
-            "--standard",
-            "1",
-            "--standard-standby",
-            "1",
-            "--premium",
-            "1",
-            "--poll-interval-ms",
-            "0",
-        ]
-        .iter()
-        .chain(more)
-        .map(|s| s.to_string())
-        .collect();
-        let (child, addr) = serve(
-            &[as_strs(&args), vec!["--addr", "127.0.0.1:0"]].concat(),
-            &[],
-        );
+        let mut args = with_hosts(data.to_str().unwrap(), 1, 1);
+        args.extend(more.iter().map(|a| a.to_string()));
+        let (child, addr) = serve(&as_strs(&args), &[]);
+        // Started again on the port it got.
+        let at = args.iter().position(|a| a == "--addr").unwrap();
+        args[at + 1] = addr.clone();
         wait_for_standby(&addr).await;
         let token_url = format!("http://{addr}/accounts/{account}/token");
         let (status, token) = call(Method::GET, token_url, &format!("{account}:{key}"), None).await;
@@ -260,7 +246,6 @@ impl KilledUnderSessions {
             .filter_map(|h| h["pid"].as_u64())
             .map(|pid| pid as u32)
             .collect();
-        args.extend(["--addr".to_string(), addr.clone()]);
 
         // No shutdown, no flush: the coordinator is killed.
         let mut child = child;
@@ -464,21 +449,8 @@ async fn a_killed_render_host_process_ends_its_session_in_error_and_is_replaced(
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let (account, key) = create_account(&data);
-    let args = [
-        "--addr",
-        "127.0.0.1:0",
-        "--data-dir",
-        data.to_str().unwrap(),
-        "--standard",
-        "1",
-        "--standard-standby",
-        "1",
-        "--premium",
-        "0",
-        "--poll-interval-ms",
-        "0",
-    ];
-    let (child, addr) = serve(&args, &[]);
+    let args = with_hosts(data.to_str().unwrap(), 1, 0);
+    let (child, addr) = serve(&as_strs(&args), &[]);
     wait_for_standby(&addr).await;
     let token_url = format!("http://{addr}/accounts/{account}/token");
     let (_, token) = call(Method::GET, token_url, &format!("{account}:{key}"), None).await;

@@ -184,6 +184,30 @@ pub fn without_hosts(data: &str, more: &[&str]) -> Vec<String> {
     base.iter().chain(more).map(|a| a.to_string()).collect()
 }
 
+/// `serve`'s flags for a coordinator on `data` with `standard` Standard hosts (one kept warm) and
+/// `premium` Premium ones, polling limit off, on a port of its own (`--addr` last: a restart
+/// puts the port it got there).
+pub fn with_hosts(data: &str, standard: u32, premium: u32) -> Vec<String> {
+    let (standard, premium) = (standard.to_string(), premium.to_string());
+    [
+        "--data-dir",
+        data,
+        "--standard",
+        &standard,
+        "--standard-standby",
+        "1",
+        "--premium",
+        &premium,
+        "--poll-interval-ms",
+        "0",
+        "--addr",
+        "127.0.0.1:0",
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .collect()
+}
+
 pub fn as_strs(args: &[String]) -> Vec<&str> {
     args.iter().map(String::as_str).collect()
 }
