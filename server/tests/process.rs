@@ -263,6 +263,17 @@ impl KilledUnderSessions {
         }
     }
 
+    /// Session `id` as the coordinator at `addr` answers it now.
+    async fn read(&self, addr: &str, id: &str) -> (u16, serde_json::Value) {
+        call(
+            reqwest::Method::GET,
+            self.session(addr, id),
+            &self.token,
+            None,
+        )
+        .await
+    }
+
     fn session(&self, addr: &str, id: &str) -> String {
         format!(
             "http://{addr}/accounts/{}/sessions/{id}?api-version=2021-01-01",
@@ -282,8 +293,7 @@ async fn a_killed_coordinator_comes_back_to_its_ready_sessions_and_their_devices
     // Started again on the same address: the hosts link again, `live` was Ready all along.
     let (child, addr) = serve(&as_strs(&killed.args), &[]);
     assert_eq!(addr, killed.addr);
-    let live_url = killed.session(&addr, "live");
-    let (status, live) = call(Method::GET, live_url.clone(), &killed.token, None).await;
+    let (status, live) = killed.read(&addr, "live").await;
     assert_eq!(
         (status, live["status"].as_str()),
         (200, Some("Ready")),
@@ -301,7 +311,7 @@ async fn a_killed_coordinator_comes_back_to_its_ready_sessions_and_their_devices
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let (_, live) = call(Method::GET, live_url, &killed.token, None).await;
+    let (_, live) = killed.read(&addr, "live").await;
     assert_eq!(live["status"], "Ready", "{live}");
     assert!(live["renderUrl"].is_string(), "{live}");
     frame_after_pose(&mut killed.headset, 2.0).await;
@@ -315,21 +325,9 @@ async fn a_killed_coordinator_comes_back_to_its_ready_sessions_and_their_devices
             .any(|h| h["device"] == true),
         "{health}"
     );
-    let (_, done) = call(
-        Method::GET,
-        killed.session(&addr, "done"),
-        &killed.token,
-        None,
-    )
-    .await;
+    let (_, done) = killed.read(&addr, "done").await;
     assert_eq!(done["status"], "Stopped");
-    let (_, waiting) = call(
-        Method::GET,
-        killed.session(&addr, "waiting"),
-        &killed.token,
-        None,
-    )
-    .await;
+    let (_, waiting) = killed.read(&addr, "waiting").await;
     assert_eq!(waiting["queuePosition"], 1, "{waiting}");
 
     // Stopping `live` ends the headset's conversation and hands the host to `waiting`.
@@ -366,8 +364,6 @@ async fn a_killed_coordinator_comes_back_to_its_ready_sessions_and_their_devices
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_whose_host_never_comes_back_is_an_error_never_a_silent_loss() {
-    use reqwest::Method;
-
     let killed = KilledUnderSessions::start(&["--host-return-grace", "2"]).await;
     // Started again elsewhere: the old host cannot find it.
     let mut args = killed.args.clone();
@@ -375,13 +371,7 @@ async fn a_session_whose_host_never_comes_back_is_an_error_never_a_silent_loss()
     args[at + 1] = "127.0.0.1:0".into();
     let (child, addr) = serve(&as_strs(&args), &[]);
     // The old token is still good: the signing secret lives in the database.
-    let (status, live) = call(
-        Method::GET,
-        killed.session(&addr, "live"),
-        &killed.token,
-        None,
-    )
-    .await;
+    let (status, live) = killed.read(&addr, "live").await;
     assert_eq!(
         (status, live["status"].as_str()),
         (200, Some("Ready")),
@@ -395,13 +385,7 @@ async fn a_session_whose_host_never_comes_back_is_an_error_never_a_silent_loss()
             .contains("restarted"),
         "{live}"
     );
-    let (_, done) = call(
-        Method::GET,
-        killed.session(&addr, "done"),
-        &killed.token,
-        None,
-    )
-    .await;
+    let (_, done) = killed.read(&addr, "done").await;
     assert_eq!(done["status"], "Stopped");
     // The queued session was not forgotten: it gets the restarted pool's host.
     let waiting = wait_for_status(&killed.session(&addr, "waiting"), &killed.token, "Ready").await;
