@@ -43,7 +43,7 @@ async fn serve_creates_its_database_answers_and_exits_cleanly_on_sigterm() {
 
 /// What an operator gets from `parallax serve` with no TLS flags: HTTPS with a certificate from
 /// an authority made in the data dir, render host processes linked to it over wss (verifying
-/// it), render URLs on wss, and frames over them.
+/// it), render URLs on wss, and frames over them; killed and started again, the same.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_speaks_https_by_default_end_to_end() {
     let dir = tempfile::tempdir().unwrap();
@@ -114,6 +114,7 @@ async fn serve_speaks_https_by_default_end_to_end() {
     .await
     .expect("the host process serves wss with a certificate of the authority");
     render.load("gear").await.unwrap();
+    let mut loaded = None;
     let frame = loop {
         match render.next().await.unwrap() {
             parallax_headset::RenderEvent::Frame { picture, .. } => break picture,
@@ -124,6 +125,7 @@ async fn serve_speaks_https_by_default_end_to_end() {
                 let pose =
                     parallax_core::device::Pose::orbit(&extent, 30.0, 20.0, 1.0).pose(1, 160, 120);
                 render.pose(pose).await.unwrap();
+                loaded = Some(extent);
             }
             _ => {}
         }
@@ -141,6 +143,61 @@ async fn serve_speaks_https_by_default_end_to_end() {
         ),
         "a decoded 160x120 picture"
     );
+
+    // Killed and started again on its address: the host process links again over wss (verifying
+    // the same authority), the session is Ready throughout, the device keeps its frames.
+    let mut killed = child.take();
+    killed.kill().unwrap();
+    killed.wait().unwrap();
+    let addr = url.trim_start_matches("https://").to_string();
+    let (child, again) = serve_as_is(
+        &[
+            "--addr",
+            &addr,
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--standard",
+            "1",
+            "--premium",
+            "0",
+            "--poll-interval-ms",
+            "0",
+        ],
+        &[],
+    );
+    let child = KillOnDrop(Some(child));
+    assert_eq!(again, url);
+    let read = || async {
+        client
+            .get(&session_url)
+            .bearer_auth(&coordinator.token)
+            .send()
+            .await
+            .unwrap()
+            .json::<serde_json::Value>()
+            .await
+            .unwrap()
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let session = read().await;
+        assert_eq!(session["status"], "Ready", "{session}");
+        if session["renderUrl"] == render_url {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the host did not link again: {session}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let pose =
+        parallax_core::device::Pose::orbit(&loaded.unwrap(), 60.0, 20.0, 1.0).pose(2, 160, 120);
+    render.pose(pose).await.unwrap();
+    while !matches!(
+        render.next().await.unwrap(),
+        parallax_headset::RenderEvent::Frame { .. }
+    ) {}
     render.bye().await.unwrap();
     assert!(stop(child.take()).success());
 }
