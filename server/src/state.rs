@@ -69,6 +69,7 @@ pub(crate) async fn open_store(
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("creating the data dir {}", data_dir.display()))?;
     if let Some(url) = database_url {
+        let url = postgres_url(url)?;
         let store = Store::connect(url)
             .await
             .with_context(|| format!("opening the database at {}", redacted(url)))?;
@@ -94,6 +95,19 @@ pub(crate) async fn open_store(
         .with_context(|| format!("opening the database {}", db.display()));
     drop(lock);
     store
+}
+
+/// `url` if it names a Postgres database: what `--database-url` takes (the SQLite file is the data
+/// dir's).
+fn postgres_url(url: &str) -> anyhow::Result<&str> {
+    match url.split_once("://") {
+        Some(("postgres" | "postgresql", _)) => Ok(url),
+        _ => anyhow::bail!(
+            "--database-url takes a postgres://… URL, not {}; without it the state is in the \
+             data dir's SQLite file",
+            redacted(url)
+        ),
+    }
 }
 
 /// `url` without its password, for messages and logs.
@@ -134,6 +148,7 @@ pub async fn claim_coordinator(
 
     let held = match database_url {
         Some(url) => {
+            let url = postgres_url(url)?;
             let mut connection = sqlx::PgConnection::connect(url)
                 .await
                 .with_context(|| format!("connecting to {}", redacted(url)))?;
@@ -377,5 +392,14 @@ mod tests {
             "postgres://parallax@db.local/parallax"
         );
         assert!(!redacted("not a url with s3cret").contains("s3cret"));
+    }
+
+    #[test]
+    fn only_a_postgres_url_is_taken_for_the_database() {
+        assert!(postgres_url("postgres://parallax@db/parallax").is_ok());
+        assert!(postgres_url("postgresql://parallax@db/parallax").is_ok());
+        let refused = postgres_url("sqlite:///tmp/x.db").unwrap_err().to_string();
+        assert!(refused.contains("takes a postgres://"), "{refused}");
+        assert!(postgres_url("mysql://root:pw@db/x").is_err());
     }
 }
