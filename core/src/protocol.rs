@@ -13,6 +13,9 @@ pub const CLOSE_NORMAL: u16 = 1000;
 /// WebSocket close code when one side goes away: the server shuts down, the session ended, the
 /// connection was lost.
 pub const CLOSE_GOING_AWAY: u16 = 1001;
+/// WebSocket close code when the server stops to start again (IANA's "Service Restart"): a render
+/// host told so keeps its device and links again, as when its coordinator died.
+pub const CLOSE_SERVICE_RESTART: u16 = 1012;
 /// WebSocket close code for a peer that broke the conversation's rules (RFC 6455 "policy violation").
 pub const CLOSE_POLICY_VIOLATION: u16 = 1008;
 /// WebSocket close code for a message that could not be understood at all.

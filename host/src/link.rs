@@ -9,6 +9,7 @@ use anyhow::Context;
 use futures_util::{SinkExt, StreamExt};
 use parallax_core::host::{HEARTBEAT_MS, HostCommand, HostReport};
 use parallax_core::pool::HostId;
+use parallax_core::protocol::CLOSE_SERVICE_RESTART;
 use parallax_core::trust::Trust;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
@@ -55,7 +56,7 @@ pub(crate) enum LinkEnd {
     /// (it is shutting down, or stopped the host).
     Closed(HostId),
     /// Registered under this name, the link then broke: the coordinator died or the network
-    /// failed. It may well come back.
+    /// failed, or it stopped to start again (`CLOSE_SERVICE_RESTART`). It may well come back.
     Broken(HostId, anyhow::Error),
     /// The host itself is shutting down.
     Shutdown,
@@ -128,6 +129,11 @@ pub(crate) async fn link(
                     Ok(HostCommand::Registered { .. }) => {}
                     Err(e) => tracing::warn!("unreadable command from the coordinator: {e}"),
                 },
+                Some(Ok(Message::Close(Some(frame))))
+                    if u16::from(frame.code) == CLOSE_SERVICE_RESTART =>
+                {
+                    break broken(anyhow::anyhow!("the coordinator is restarting: {}", frame.reason));
+                }
                 Some(Ok(Message::Close(frame))) => {
                     let reason = frame.map(|f| f.reason.to_string()).unwrap_or_default();
                     tracing::info!("the coordinator closed the link: {reason}");

@@ -210,6 +210,11 @@ pub struct ServeArgs {
     /// and writes to, as `file:` URLs (default: `storage/` in the data dir).
     #[arg(long, env = "PARALLAX_STORAGE_ROOT")]
     pub storage_root: Option<PathBuf>,
+    /// What stopping (SIGTERM, Ctrl-C) does to the local render hosts: `stop-hosts` ends their
+    /// sessions; `keep-hosts` leaves them to the next coordinator, for a deploy that keeps every
+    /// session (under systemd, with `KillMode=process`).
+    #[arg(long, env = "PARALLAX_ON_STOP", value_enum, default_value_t = OnStop::StopHosts)]
+    pub on_stop: OnStop,
 }
 
 /// HTTPS: on by default, as headsets' browsers offer WebXR only in a secure context.
@@ -230,6 +235,18 @@ pub struct TlsArgs {
     /// issues itself; its host name, localhost and its addresses are always in it.
     #[arg(long = "tls-name", env = "PARALLAX_TLS_NAMES", value_delimiter = ',')]
     pub names: Vec<String>,
+}
+
+/// What a coordinator that stops (SIGTERM, Ctrl-C) does with its local render hosts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum OnStop {
+    /// Stop them: their sessions end.
+    #[default]
+    StopHosts,
+    /// Leave them running for the next coordinator on the same address and data dir (a deploy):
+    /// devices keep their render connections, sessions stay Ready. A host no coordinator
+    /// takes back within its wait exits by itself.
+    KeepHosts,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

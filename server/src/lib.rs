@@ -47,7 +47,7 @@ use tokio::net::TcpListener;
 use crate::accounts::keys;
 use crate::base::clock::SystemClock;
 use crate::base::clock::{Clock, rfc3339};
-use crate::config::{AccountCommand, ServeArgs, TlsMode};
+use crate::config::{AccountCommand, OnStop, ServeArgs, TlsMode};
 use crate::state::open_store;
 use crate::tls::TlsSetup;
 
@@ -167,6 +167,7 @@ pub async fn run(
     state.start_sampling(token.clone());
     let store = state.store.clone();
     let sessions = state.sessions.clone();
+    let on_stop = state.on_stop;
     let tls = state.tls.clone();
     sessions.set_address(listener.local_addr()?, tls.as_deref());
     let service = app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
@@ -194,7 +195,11 @@ pub async fn run(
         }
     }
     .context("serving HTTP")?;
-    sessions.stop_hosts().await;
+    match on_stop {
+        OnStop::StopHosts => sessions.stop_hosts().await,
+        // Their links closed with "service restart": they wait for the next coordinator.
+        OnStop::KeepHosts => tracing::info!("local render hosts left running for the next start"),
+    }
     store.close().await;
     Ok(())
 }
@@ -217,6 +222,7 @@ pub async fn serve(
         conversion: args.conversion.clone(),
         storage_root: args.storage_root.clone(),
         database_url: args.data.database_url.clone(),
+        on_stop: args.on_stop,
         tls: match (&args.tls.mode, &args.tls.tls_cert, &args.tls.tls_key) {
             (TlsMode::Off, _, _) => TlsSetup::Off,
             (TlsMode::On, Some(cert), Some(key)) => TlsSetup::Files(CertFiles {

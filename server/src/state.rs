@@ -20,7 +20,7 @@ use crate::catalog::conversions::{Conversions, Storage};
 use crate::catalog::convert::Converter;
 use crate::catalog::files::DEFAULT_MAX_UPLOAD_BYTES;
 use crate::catalog::models::Catalog;
-use crate::config::{ConversionArgs, PoolArgs};
+use crate::config::{ConversionArgs, OnStop, PoolArgs};
 use crate::pool::launcher::{HostMode, Launcher};
 use crate::pool::sessions::Sessions;
 use crate::spaces::space::Spaces;
@@ -52,6 +52,8 @@ pub struct AppState {
     pub(crate) shutdown: CancellationToken,
     /// HTTPS, unless it is off.
     pub(crate) tls: Option<Arc<Tls>>,
+    /// What stopping does to the local render hosts.
+    pub(crate) on_stop: OnStop,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -212,6 +214,8 @@ pub struct Options {
     pub storage_root: Option<PathBuf>,
     /// Postgres instead of the data dir's SQLite file (`--database-url`).
     pub database_url: Option<String>,
+    /// Whether a stop leaves the local render hosts to the next coordinator (`--on-stop`).
+    pub on_stop: OnStop,
     /// HTTPS, and with which certificate.
     pub tls: TlsSetup,
 }
@@ -231,6 +235,7 @@ impl Options {
             conversion: ConversionArgs::default(),
             storage_root: None,
             database_url: None,
+            on_stop: OnStop::StopHosts,
         }
     }
 }
@@ -251,6 +256,7 @@ impl AppState {
             conversion,
             storage_root,
             database_url: _,
+            on_stop,
         } = options;
         let tls = Tls::open(data_dir, tls).context("setting up TLS")?;
         let store = open_store(data_dir, options.database_url.as_deref()).await?;
@@ -341,6 +347,7 @@ impl AppState {
             sessions,
             spaces,
             tokens,
+            on_stop: *on_stop,
             host_secret,
             metrics_token: metrics_token.clone(),
             metrics: Arc::default(),

@@ -1299,3 +1299,61 @@ async fn a_second_coordinator_on_one_sqlite_data_dir_is_refused() {
     account_json(&data, &["list"]);
     assert!(stop(child).success());
 }
+
+/// A deploy: the coordinator stopped with SIGTERM under `--on-stop keep-hosts` and started again
+/// (a new binary, say) keeps every session, and the device its frames.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deploy_with_keep_hosts_keeps_sessions_and_frames() {
+    let mut killed = KilledUnderSessions::start(&["--on-stop", "keep-hosts"]).await;
+    // `start` killed it; this one is stopped as a service manager stops it.
+    let (child, addr) = serve(&as_strs(&killed.args), &[]);
+    let linked = |addr: String, pid: u32| async move {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !hosts(&addr)
+            .await
+            .iter()
+            .any(|h| h["pid"].as_u64() == Some(u64::from(pid)))
+        {
+            assert!(
+                Instant::now() < deadline,
+                "the render host did not link again"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    linked(addr.clone(), killed.live_host).await;
+    assert!(
+        stop(child).success(),
+        "SIGTERM ends the coordinator cleanly"
+    );
+    frame_after_pose(&mut killed.headset, 1.5).await;
+    assert!(
+        kill(Pid::from_raw(killed.live_host as i32), None).is_ok(),
+        "the host outlived the stop"
+    );
+
+    // The next coordinator (stopping its hosts this time) takes them back.
+    let args: Vec<String> = killed
+        .args
+        .iter()
+        .map(|a| {
+            if a == "keep-hosts" {
+                "stop-hosts".to_string()
+            } else {
+                a.clone()
+            }
+        })
+        .collect();
+    let (child, addr) = serve(&as_strs(&args), &[]);
+    linked(addr.clone(), killed.live_host).await;
+    let (_, live) = killed.read(&addr, "live").await;
+    assert_eq!(live["status"], "Ready", "{live}");
+    frame_after_pose(&mut killed.headset, 2.0).await;
+    assert!(stop(child).success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while kill(Pid::from_raw(killed.live_host as i32), None).is_ok() && !is_zombie(killed.live_host)
+    {
+        assert!(Instant::now() < deadline, "stop-hosts let the host go");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -17,13 +17,16 @@ use axum::routing::get;
 use parallax_core::ModelId;
 use parallax_core::host::{Admission, HOST_SILENCE_MS, HostCommand, HostReport, IssuedCertificate};
 use parallax_core::pool::HostId;
-use parallax_core::protocol::{CLOSE_GOING_AWAY, CLOSE_POLICY_VIOLATION, HELLO_TIMEOUT};
+use parallax_core::protocol::{
+    CLOSE_GOING_AWAY, CLOSE_POLICY_VIOLATION, CLOSE_SERVICE_RESTART, HELLO_TIMEOUT,
+};
 use parallax_core::session::{SessionId, SessionKey, SessionSize};
 use serde::Deserialize;
 
 use crate::accounts::keys::secret_matches;
 use crate::base::error::AppError;
 use crate::catalog::models::MeshBytes;
+use crate::config::OnStop;
 use crate::http::auth;
 use crate::pool::sessions::RegisterError;
 use crate::state::AppState;
@@ -97,6 +100,10 @@ async fn host_ws_handler(ws: WebSocketUpgrade, State(state): State<AppState>) ->
 
 async fn host_link(mut socket: WebSocket, state: AppState) {
     let (code, reason) = match serve_host(&mut socket, &state).await {
+        // A stop that leaves the hosts to the next coordinator: they keep their devices.
+        Ok(reason) if state.shutdown.is_cancelled() && state.on_stop == OnStop::KeepHosts => {
+            (CLOSE_SERVICE_RESTART, reason)
+        }
         Ok(reason) => (CLOSE_GOING_AWAY, reason),
         Err(reason) => (CLOSE_POLICY_VIOLATION, reason),
     };

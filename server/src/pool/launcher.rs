@@ -247,8 +247,9 @@ async fn supervise_process(
         .env_remove("PARALLAX_HOST_TLS_CERT")
         .env_remove("PARALLAX_HOST_TLS_KEY")
         .env("PARALLAX_HOST_SECRET", &config.secret)
-        .stdin(std::process::Stdio::null())
-        .kill_on_drop(true);
+        // Not killed when dropped: a host outlives a coordinator that dies or leaves it running
+        // (`--on-stop keep-hosts`), and exits by itself when no coordinator takes it back.
+        .stdin(std::process::Stdio::null());
     if let Some(host) = &config.host {
         command.args(["--host-id", host.as_str()]);
     }
