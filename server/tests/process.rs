@@ -1214,7 +1214,7 @@ mod postgres;
 async fn serve_keeps_its_state_in_postgres_and_one_coordinator_has_a_database_or_data_dir() {
     use reqwest::Method;
 
-    let postgres = postgres::PostgresServer::start();
+    let mut postgres = postgres::PostgresServer::start();
     let url = postgres.new_database("parallax_serve").await;
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
@@ -1277,6 +1277,28 @@ async fn serve_keeps_its_state_in_postgres_and_one_coordinator_has_a_database_or
     .await;
     assert_eq!(status, 200, "{lobby}");
     assert_eq!(lobby["name"], "lobby");
+
+    // Postgres goes away: what needs the store fails with a JSON error, the coordinator stays up,
+    // and answers again once Postgres is back.
+    let token_url = format!("http://{addr}/accounts/{id}/token");
+    let credentials = format!("{id}:{key}");
+    postgres.stop();
+    let (status, error) = call(Method::GET, token_url.clone(), &credentials, None).await;
+    assert_eq!(status, 500, "{error}");
+    assert!(error["error"]["message"].is_string(), "{error}");
+    postgres.start_again();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (status, answer) = call(Method::GET, token_url.clone(), &credentials, None).await;
+        if status == 200 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no token once Postgres was back: {answer}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     assert!(stop(child).success());
 }
 

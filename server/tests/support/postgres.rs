@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 pub struct PostgresServer {
     /// The cluster started here (stopped when dropped), and its folder.
     cluster: Option<(Child, tempfile::TempDir)>,
+    /// How its server is started (again), and the socket it is up when it has made.
+    launch: Option<(Command, PathBuf)>,
     /// The maintenance database's URL.
     url: String,
     /// The TCP port it listens on over TLS, when started with a certificate.
@@ -23,6 +25,7 @@ impl PostgresServer {
         if let Ok(url) = std::env::var("PARALLAX_TEST_DATABASE_URL") {
             return Self {
                 cluster: None,
+                launch: None,
                 url,
                 tls_port: None,
             };
@@ -108,24 +111,19 @@ impl PostgresServer {
                 None
             }
         };
-        let child = command("postgres")
+        let mut postgres = command("postgres");
+        postgres
             .arg("-D")
             .arg(&data)
             .arg("-k")
             .arg(dir.path())
             .args(settings.iter().flat_map(|setting| ["-c", setting.as_str()]))
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+            .stderr(Stdio::null());
         let socket = dir
             .path()
             .join(format!(".s.PGSQL.{}", port.unwrap_or(5432)));
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !socket.exists() {
-            assert!(Instant::now() < deadline, "postgres did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let child = launch(&mut postgres, &socket);
         let url = format!(
             "postgres://parallax@localhost{}/postgres?host={}",
             port.map(|p| format!(":{p}")).unwrap_or_default(),
@@ -133,6 +131,7 @@ impl PostgresServer {
         );
         Self {
             cluster: Some((child, dir)),
+            launch: Some((postgres, socket)),
             url,
             tls_port: port,
         }
@@ -167,8 +166,9 @@ impl PostgresServer {
     }
 }
 
-impl Drop for PostgresServer {
-    fn drop(&mut self) {
+impl PostgresServer {
+    /// Stops the server (a fast shutdown: sessions are cut); its cluster stays.
+    pub fn stop(&mut self) {
         if let Some((child, _)) = &mut self.cluster {
             // SIGINT: Postgres' fast shutdown.
             let _ = nix::sys::signal::kill(
@@ -177,6 +177,30 @@ impl Drop for PostgresServer {
             );
             let _ = child.wait();
         }
+    }
+
+    /// Starts the stopped server again on the same cluster and socket.
+    pub fn start_again(&mut self) {
+        let (postgres, socket) = self.launch.as_mut().expect("a cluster started here");
+        let (running, _) = self.cluster.as_mut().expect("a cluster started here");
+        *running = launch(postgres, socket);
+    }
+}
+
+/// Starts `postgres` and waits until it has made `socket`.
+fn launch(postgres: &mut Command, socket: &std::path::Path) -> Child {
+    let child = postgres.spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !socket.exists() {
+        assert!(Instant::now() < deadline, "postgres did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child
+}
+
+impl Drop for PostgresServer {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 
