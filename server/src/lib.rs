@@ -234,7 +234,7 @@ pub async fn serve(
             },
         },
     };
-    let _claim =
+    let claim =
         state::claim_coordinator(&args.data.path, args.data.database_url.as_deref()).await?;
     let state = AppState::open(&args.data.path, &options).await?;
     let listener = TcpListener::bind(args.addr)
@@ -251,7 +251,18 @@ pub async fn serve(
         if state.tls.is_some() { "https" } else { "http" },
         listener.local_addr()?
     );
-    run(listener, state, shutdown).await
+    let lost = claim.lost();
+    let stop = async move {
+        tokio::select! {
+            () = shutdown => {}
+            () = lost.cancelled() => {}
+        }
+    };
+    run(listener, state, stop).await?;
+    if claim.lost().is_cancelled() {
+        anyhow::bail!("another coordinator took the database while Postgres was away");
+    }
+    Ok(())
 }
 
 /// Completes on Ctrl-C or SIGTERM. The handlers are installed when this is called, not when the

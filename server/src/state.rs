@@ -9,6 +9,8 @@ use anyhow::Context;
 use axum::extract::FromRef;
 use leptos::config::LeptosOptions;
 use parallax_host::RenderWorker;
+use std::time::Duration;
+
 use tokio_util::sync::CancellationToken;
 
 use crate::accounts::guests::JoinAttempts;
@@ -129,45 +131,60 @@ pub(crate) fn redacted(url: &str) -> String {
 /// the process ends, however it ends.
 pub struct CoordinatorClaim {
     _held: Claim,
+    /// Cancelled if the claim is lost for good: another coordinator took the database while
+    /// Postgres was away.
+    lost: CancellationToken,
+}
+
+impl CoordinatorClaim {
+    /// Completes if the claim is lost for good; this coordinator must then stop.
+    pub fn lost(&self) -> CancellationToken {
+        self.lost.clone()
+    }
 }
 
 enum Claim {
     /// An exclusive lock on `serve.lock` in the data dir.
     File { _locked: std::fs::File },
-    /// A session-level advisory lock, held by this connection.
-    Postgres { _holder: sqlx::PgConnection },
+    /// A session-level advisory lock, kept by this task's connection (taken again after
+    /// Postgres restarts).
+    Postgres { _keeper: AbortOnDrop },
+}
+
+/// A task aborted when its handle is dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// The advisory lock id a Postgres coordinator holds ("PRLX").
 const COORDINATOR_LOCK: i64 = 0x5052_4c58;
+/// How often the connection holding the claim is checked.
+const CLAIM_CHECK: Duration = Duration::from_secs(2);
 
 /// Claims the data dir's (or the database's) one coordinator, or says who has it.
 pub async fn claim_coordinator(
     data_dir: &Path,
     database_url: Option<&str>,
 ) -> anyhow::Result<CoordinatorClaim> {
-    use sqlx::Connection;
-
+    let lost = CancellationToken::new();
     let held = match database_url {
         Some(url) => {
             let url = postgres_url(url)?;
-            let mut connection = sqlx::PgConnection::connect(url)
-                .await
-                .with_context(|| format!("connecting to {}", redacted(url)))?;
-            let claimed: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
-                .bind(COORDINATOR_LOCK)
-                .fetch_one(&mut connection)
-                .await
-                .context("claiming the database")?;
-            if !claimed {
-                anyhow::bail!(
+            let connection = match claim_database(url).await? {
+                Some(connection) => connection,
+                None => anyhow::bail!(
                     "another coordinator is already serving from {}: Parallax does not run \
                      replicas of one coordinator yet (docs/SCALING.md)",
                     redacted(url)
-                );
-            }
+                ),
+            };
+            let keeper = tokio::spawn(keep_claim(connection, url.to_string(), lost.clone()));
             Claim::Postgres {
-                _holder: connection,
+                _keeper: AbortOnDrop(keeper),
             }
         }
         None => {
@@ -186,7 +203,52 @@ pub async fn claim_coordinator(
             Claim::File { _locked: file }
         }
     };
-    Ok(CoordinatorClaim { _held: held })
+    Ok(CoordinatorClaim { _held: held, lost })
+}
+
+/// A connection holding the database's coordinator lock, or `None` if another one holds it.
+async fn claim_database(url: &str) -> anyhow::Result<Option<sqlx::PgConnection>> {
+    use sqlx::Connection;
+
+    let mut connection = sqlx::PgConnection::connect(url)
+        .await
+        .with_context(|| format!("connecting to {}", redacted(url)))?;
+    let claimed: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+        .bind(COORDINATOR_LOCK)
+        .fetch_one(&mut connection)
+        .await
+        .context("claiming the database")?;
+    Ok(claimed.then_some(connection))
+}
+
+/// Keeps the lock: a connection Postgres dropped (it restarted) took the lock with it, so it is
+/// taken again as soon as Postgres answers; if another coordinator has it by then, `lost`.
+async fn keep_claim(mut connection: sqlx::PgConnection, url: String, lost: CancellationToken) {
+    loop {
+        tokio::time::sleep(CLAIM_CHECK).await;
+        if sqlx::query("SELECT 1")
+            .execute(&mut connection)
+            .await
+            .is_ok()
+        {
+            continue;
+        }
+        tracing::warn!("the connection holding the database claim broke: taking it again");
+        connection = loop {
+            match claim_database(&url).await {
+                Ok(Some(connection)) => break connection,
+                Ok(None) => {
+                    tracing::error!(
+                        "another coordinator took the database while it was away: stopping"
+                    );
+                    lost.cancel();
+                    return;
+                }
+                Err(_) => tokio::time::sleep(CLAIM_CHECK / 4).await,
+            }
+        };
+        tracing::info!("the database claim is held again");
+    }
 }
 
 /// GPU memory an in-process thumbnail renderer (tests') keeps for models besides the one it

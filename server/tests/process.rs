@@ -1299,7 +1299,48 @@ async fn serve_keeps_its_state_in_postgres_and_one_coordinator_has_a_database_or
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    assert!(stop(child).success());
+
+    // Its claim on the database is cut and someone else holds it when it tries again (another
+    // coordinator, started while Postgres was away): it stops rather than share the database.
+    use sqlx::Connection;
+    let mut thief = sqlx::PgConnection::connect(&url).await.unwrap();
+    let holders = "SELECT pid FROM pg_locks
+                   WHERE locktype = 'advisory' AND objid = 1347570776 AND granted";
+    // The claim went with Postgres' restart; the coordinator has taken it again.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let holder: i32 = loop {
+        let held: Vec<i32> = sqlx::query_scalar(holders)
+            .fetch_all(&mut thief)
+            .await
+            .unwrap();
+        if let [pid] = held[..] {
+            break pid;
+        }
+        assert!(Instant::now() < deadline, "the claim was not taken again");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    sqlx::query("SELECT pg_terminate_backend($1)")
+        .bind(holder)
+        .execute(&mut thief)
+        .await
+        .unwrap();
+    sqlx::query("SELECT pg_advisory_lock(1347570776)")
+        .execute(&mut thief)
+        .await
+        .unwrap();
+    let mut child = child;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "it kept serving without its claim"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(!status.success(), "{status}");
 }
 
 #[tokio::test]
