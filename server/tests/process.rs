@@ -1420,3 +1420,93 @@ async fn a_deploy_with_keep_hosts_keeps_sessions_and_frames() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// A render host on another machine (`parallax render-host`, not started by the coordinator)
+/// keeps the name it was registered under: when its coordinator is killed and comes back, it links
+/// again as the same host and its session stays Ready.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remote_host_keeps_its_session_across_a_coordinator_restart() {
+    use reqwest::Method;
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (account, key) = create_account(&data);
+    // No local hosts: room for one that offers itself.
+    let mut args = with_hosts(data.to_str().unwrap(), 1, 0);
+    let at = args.iter().position(|a| a == "--standard-standby").unwrap();
+    args[at + 1] = "0".into();
+    let (child, addr) = serve(&as_strs(&args), &[]);
+    *args.last_mut().unwrap() = addr.clone();
+    let remote = KillOnDrop(Some(
+        Command::new(env!("CARGO_BIN_EXE_parallax"))
+            .args([
+                "render-host",
+                "--size",
+                "standard",
+                "--listen",
+                "127.0.0.1:0",
+            ])
+            .args(["--coordinator", &format!("ws://{addr}")])
+            .env("PARALLAX_HOST_SECRET", HOST_SECRET)
+            .env("RUST_LOG", "warn")
+            .spawn()
+            .unwrap(),
+    ));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while hosts(&addr).await.is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the remote host did not register"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (_, token) = call(
+        Method::GET,
+        format!("http://{addr}/accounts/{account}/token"),
+        &format!("{account}:{key}"),
+        None,
+    )
+    .await;
+    let token = token["AccessToken"].as_str().unwrap().to_string();
+    let session = format!("http://{addr}/accounts/{account}/sessions/far?api-version=2021-01-01");
+    let body = serde_json::json!({"maxLeaseTimeMinutes": 30, "size": "Standard"});
+    let (status, far) = call(Method::PUT, session.clone(), &token, Some(body)).await;
+    assert_eq!(
+        (status, far["status"].as_str()),
+        (201, Some("Ready")),
+        "{far}"
+    );
+    let mut headset =
+        parallax_headset::RenderConnection::connect(far["renderUrl"].as_str().unwrap(), &token)
+            .await
+            .unwrap();
+    headset.load("gear").await.unwrap();
+    frame_after_pose(&mut headset, 1.0).await;
+
+    let mut killed = child;
+    killed.kill().unwrap();
+    killed.wait().unwrap();
+    frame_after_pose(&mut headset, 1.5).await;
+    let (child, _) = serve(&as_strs(&args), &[]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, far) = call(Method::GET, session.clone(), &token, None).await;
+        assert_eq!(far["status"], "Ready", "{far}");
+        if far["renderUrl"].is_string() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the remote host did not link again: {far}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        hosts(&addr).await.len(),
+        1,
+        "the same host, not a second one"
+    );
+    frame_after_pose(&mut headset, 2.0).await;
+    assert!(stop(child).success());
+    drop(remote);
+}
