@@ -490,6 +490,8 @@ mod tests {
         // `a` is back: leased as before, nobody is granted anything.
         assert_eq!(pool.handle_host_ready(&one), None);
         assert_eq!(pool.lease_of(&one), Some(&id("a")));
+        assert!(!pool.is_returning(&one));
+        assert!(!pool.is_returning(&HostId::new("standard-9")));
         // `b` ended before its host came back: the host serves the next in the queue once it
         // does (the coordinator resets it then).
         assert_eq!(
@@ -510,6 +512,27 @@ mod tests {
             })
         );
         assert_eq!(pool.handle_returns_overdue(), []);
+    }
+
+    #[test]
+    fn a_session_that_ends_before_its_host_returns_frees_only_that_host() {
+        let config = pool(3, 0).config();
+        let standard = SessionSize::Standard;
+        let (one, two) = (HostId::new("standard-1"), HostId::new("standard-2"));
+        let mut pool = Pool::restore(
+            config,
+            [
+                (one.clone(), standard, id("a")),
+                (two.clone(), standard, id("b")),
+            ],
+        );
+        assert_eq!(pool.handle_release(&id("b")), None);
+        // `a`'s host, still away, keeps `a`'s lease; `b`'s comes back free.
+        assert_eq!(pool.handle_host_ready(&one), None);
+        assert_eq!(pool.lease_of(&one), Some(&id("a")));
+        assert_eq!(pool.handle_host_ready(&two), None);
+        assert_eq!(pool.lease_of(&two), None);
+        assert_eq!(pool.utilization(standard), (2, 1, 1));
     }
 
     #[test]

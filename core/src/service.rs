@@ -746,10 +746,15 @@ mod tests {
             )
             .unwrap();
         before.handle_stop(&key("done"), Timestamp(3)).unwrap();
-        let stored: Vec<_> = ["ready", "waiting", "done"]
+        let mut stored: Vec<_> = ["ready", "waiting", "done"]
             .iter()
             .map(|id| before.handle_get(&key(id), Timestamp(4)).unwrap().clone())
             .collect();
+        // A Ready session stored without its host (never written so): nothing can come back for it.
+        let mut hostless = stored[0].clone();
+        hostless.id = SessionId::parse("hostless").unwrap();
+        hostless.host = None;
+        stored.push(hostless);
 
         let now = Timestamp(10 * MINUTE);
         let grace = Duration::from_secs(30);
@@ -773,6 +778,12 @@ mod tests {
             (SessionStatus::Error, Some(LOST_IN_RESTART))
         );
         assert_eq!(ready.ended_at, Some(over));
+
+        let hostless = forsaken.handle_get(&key("hostless"), now).unwrap();
+        assert_eq!(
+            (hostless.status, hostless.error.as_deref(), hostless.ended_at),
+            (SessionStatus::Error, Some(LOST_IN_RESTART), Some(now))
+        );
 
         // Its host registers again within the grace: the session stays Ready throughout.
         let mut after = SessionService::restore(config, stored, now, grace);
