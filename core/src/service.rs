@@ -781,7 +781,11 @@ mod tests {
 
         let hostless = forsaken.handle_get(&key("hostless"), now).unwrap();
         assert_eq!(
-            (hostless.status, hostless.error.as_deref(), hostless.ended_at),
+            (
+                hostless.status,
+                hostless.error.as_deref(),
+                hostless.ended_at
+            ),
             (SessionStatus::Error, Some(LOST_IN_RESTART), Some(now))
         );
 

@@ -140,8 +140,14 @@ pub struct Store {
 impl Store {
     /// Opens (creating if needed) the SQLite database at `path` and applies pending migrations.
     pub async fn open(path: &Path) -> StoreResult<Self> {
+        // The `Any` driver takes a URL, whose path is percent-decoded again: a `%` in the file's
+        // path must stay a `%` (sqlx escapes spaces, `#` and `?`, not `%`).
+        let escaped = match path.to_str() {
+            Some(text) => std::path::PathBuf::from(text.replace('%', "%25")),
+            None => path.to_path_buf(),
+        };
         let url = SqliteConnectOptions::from_str("sqlite://")?
-            .filename(path)
+            .filename(escaped)
             .create_if_missing(true)
             .to_url_lossy();
         Self::connect(url.as_str()).await

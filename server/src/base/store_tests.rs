@@ -46,6 +46,20 @@ async fn the_store_conforms_on_sqlite() {
 }
 
 #[tokio::test]
+async fn a_data_dir_of_any_name_holds_its_own_database() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["with space", "hash#question?", "percent%41"] {
+        let folder = dir.path().join(name);
+        std::fs::create_dir_all(&folder).unwrap();
+        let store = Store::open(&folder.join("parallax.db")).await.unwrap();
+        store.insert_account(name, name, "hash").await.unwrap();
+        store.close().await;
+        assert!(folder.join("parallax.db").exists(), "{name}");
+    }
+    assert!(!dir.path().join("percentA").exists(), "a % stays a %");
+}
+
+#[tokio::test]
 async fn the_store_conforms_on_postgres() {
     let server = PostgresServer::start();
     for (index, (name, check)) in CHECKS.iter().enumerate() {
