@@ -26,14 +26,7 @@ async fn main() {
     let (mut child, addr) = serve(&as_strs(&args), &[]);
     *args.last_mut().unwrap() = addr.clone();
     wait_for_standby(&addr).await;
-    let (_, token) = call(
-        Method::GET,
-        format!("http://{addr}/accounts/{account}/token"),
-        &format!("{account}:{key}"),
-        None,
-    )
-    .await;
-    let token = token["AccessToken"].as_str().unwrap().to_string();
+    let token = token(&addr, &account, &key).await;
     let session = format!("http://{addr}/accounts/{account}/sessions/live?api-version=2021-01-01");
     let body = serde_json::json!({"maxLeaseTimeMinutes": 600, "size": "Standard"});
     let (status, live) = call(Method::PUT, session.clone(), &token, Some(body)).await;

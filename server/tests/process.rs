@@ -250,10 +250,7 @@ impl KilledUnderSessions {
         let at = args.iter().position(|a| a == "--addr").unwrap();
         args[at + 1] = addr.clone();
         wait_for_standby(&addr).await;
-        let token_url = format!("http://{addr}/accounts/{account}/token");
-        let (status, token) = call(Method::GET, token_url, &format!("{account}:{key}"), None).await;
-        assert_eq!(status, 200);
-        let token = token["AccessToken"].as_str().unwrap().to_string();
+        let token = token(&addr, &account, &key).await;
         let session = |id: &str, extra: &str| {
             format!("http://{addr}/accounts/{account}/sessions/{id}?api-version=2021-01-01{extra}")
         };
@@ -493,9 +490,7 @@ async fn a_killed_render_host_process_ends_its_session_in_error_and_is_replaced(
     let args = with_hosts(data.to_str().unwrap(), 1, 0);
     let (child, addr) = serve(&as_strs(&args), &[]);
     wait_for_standby(&addr).await;
-    let token_url = format!("http://{addr}/accounts/{account}/token");
-    let (_, token) = call(Method::GET, token_url, &format!("{account}:{key}"), None).await;
-    let token = token["AccessToken"].as_str().unwrap().to_string();
+    let token = token(&addr, &account, &key).await;
     let session =
         |id: &str| format!("http://{addr}/accounts/{account}/sessions/{id}?api-version=2021-01-01");
     let body = Some(json!({"maxLeaseTimeMinutes": 60, "size": "Standard"}));
@@ -1227,15 +1222,7 @@ async fn serve_keeps_its_state_in_postgres_and_one_coordinator_has_a_database_or
     );
     let args = without_hosts(data_str, &["--database-url", &url]);
     let (child, addr) = serve(&as_strs(&args), &[]);
-    let (status, token) = call(
-        Method::GET,
-        format!("http://{addr}/accounts/{id}/token"),
-        &format!("{id}:{key}"),
-        None,
-    )
-    .await;
-    assert_eq!(status, 200, "{token}");
-    let token = token["AccessToken"].as_str().unwrap().to_string();
+    let token = token(&addr, &id, &key).await;
     let (status, space) = call(
         Method::PUT,
         format!("http://{addr}/v1/spaces/lobby"),
@@ -1370,6 +1357,8 @@ async fn a_deploy_with_keep_hosts_keeps_sessions_and_frames() {
     let mut killed = KilledUnderSessions::start(&["--on-stop", "keep-hosts"]).await;
     // `start` killed it; this one is stopped as a service manager stops it.
     let (child, addr) = serve(&as_strs(&killed.args), &[]);
+    // Every host of the killed coordinator links again (the idle one too), so the stops below
+    // find them all.
     let linked = |addr: String, pid: u32| async move {
         let deadline = Instant::now() + Duration::from_secs(20);
         while !hosts(&addr)
@@ -1384,7 +1373,9 @@ async fn a_deploy_with_keep_hosts_keeps_sessions_and_frames() {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     };
-    linked(addr.clone(), killed.live_host).await;
+    for pid in &killed.all_hosts {
+        linked(addr.clone(), *pid).await;
+    }
     assert!(
         stop(child).success(),
         "SIGTERM ends the coordinator cleanly"
@@ -1408,7 +1399,9 @@ async fn a_deploy_with_keep_hosts_keeps_sessions_and_frames() {
         })
         .collect();
     let (child, addr) = serve(&as_strs(&args), &[]);
-    linked(addr.clone(), killed.live_host).await;
+    for pid in &killed.all_hosts {
+        linked(addr.clone(), *pid).await;
+    }
     let (_, live) = killed.read(&addr, "live").await;
     assert_eq!(live["status"], "Ready", "{live}");
     frame_after_pose(&mut killed.headset, 2.0).await;
@@ -1460,14 +1453,7 @@ async fn a_remote_host_keeps_its_session_across_a_coordinator_restart() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let (_, token) = call(
-        Method::GET,
-        format!("http://{addr}/accounts/{account}/token"),
-        &format!("{account}:{key}"),
-        None,
-    )
-    .await;
-    let token = token["AccessToken"].as_str().unwrap().to_string();
+    let token = token(&addr, &account, &key).await;
     let session = format!("http://{addr}/accounts/{account}/sessions/far?api-version=2021-01-01");
     let body = serde_json::json!({"maxLeaseTimeMinutes": 30, "size": "Standard"});
     let (status, far) = call(Method::PUT, session.clone(), &token, Some(body)).await;

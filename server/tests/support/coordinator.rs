@@ -139,6 +139,14 @@ pub async fn call(
     )
 }
 
+/// An access token of `account` from the coordinator at `addr`, for its key.
+pub async fn token(addr: &str, account: &str, key: &str) -> String {
+    let url = format!("http://{addr}/accounts/{account}/token");
+    let (status, token) = call(reqwest::Method::GET, url, &format!("{account}:{key}"), None).await;
+    assert_eq!(status, 200, "{token}");
+    token["AccessToken"].as_str().unwrap().to_string()
+}
+
 /// The registered render hosts `/v1/health` reports.
 pub async fn hosts(addr: &str) -> Vec<serde_json::Value> {
     let health = full_health(addr).await;
