@@ -346,6 +346,7 @@ async fn a_killed_coordinator_comes_back_to_its_ready_sessions_and_their_devices
 
     // Started again on the same address: the hosts link again, `live` was Ready all along.
     let (child, addr) = serve(&as_strs(&killed.args), &[]);
+    let child = KillOnDrop(Some(child));
     assert_eq!(addr, killed.addr);
     let (status, live) = killed.read(&addr, "live").await;
     assert_eq!(
@@ -406,7 +407,7 @@ async fn a_killed_coordinator_comes_back_to_its_ready_sessions_and_their_devices
     );
     let waiting = wait_for_status(&killed.session(&addr, "waiting"), &killed.token, "Ready").await;
     assert_eq!(waiting["status"], "Ready", "{waiting}");
-    assert!(stop(child).success());
+    assert!(stop(child.take()).success());
     // The host from before the kill was let go with the coordinator that adopted it.
     let deadline = Instant::now() + Duration::from_secs(10);
     while kill(Pid::from_raw(killed.live_host as i32), None).is_ok() && !is_zombie(killed.live_host)
@@ -424,6 +425,7 @@ async fn a_session_whose_host_never_comes_back_is_an_error_never_a_silent_loss()
     let at = args.iter().position(|a| a == "--addr").unwrap();
     args[at + 1] = "127.0.0.1:0".into();
     let (child, addr) = serve(&as_strs(&args), &[]);
+    let child = KillOnDrop(Some(child));
     // The old token is still good: the signing secret lives in the database.
     let (status, live) = killed.read(&addr, "live").await;
     assert_eq!(
@@ -444,7 +446,7 @@ async fn a_session_whose_host_never_comes_back_is_an_error_never_a_silent_loss()
     // The queued session was not forgotten: it gets the restarted pool's host.
     let waiting = wait_for_status(&killed.session(&addr, "waiting"), &killed.token, "Ready").await;
     assert_eq!(waiting["status"], "Ready", "{waiting}");
-    assert!(stop(child).success());
+    assert!(stop(child.take()).success());
     // The old hosts would wait a minute for their coordinator: not in a test.
     for pid in &killed.all_hosts {
         let _ = kill(Pid::from_raw(*pid as i32), Signal::SIGTERM);
@@ -1116,6 +1118,7 @@ async fn operators_create_list_rotate_and_revoke_accounts_while_the_coordinator_
     assert_eq!(created["name"], "showroom");
     let other = account_json(&data, &["create", "workshop"]);
     let (child, addr) = serve(&as_strs(&without_hosts(data.to_str().unwrap(), &[])), &[]);
+    let child = KillOnDrop(Some(child));
     let token_url = format!("http://{addr}/accounts/{id}/token");
     let token_of = |key: String| {
         let url = token_url.clone();
@@ -1199,7 +1202,7 @@ async fn operators_create_list_rotate_and_revoke_accounts_while_the_coordinator_
     assert!(
         String::from_utf8_lossy(&unknown.stderr).contains("there is no account no-such-account")
     );
-    assert!(stop(child).success());
+    assert!(stop(child.take()).success());
 }
 
 #[path = "support/postgres.rs"]
@@ -1222,6 +1225,7 @@ async fn serve_keeps_its_state_in_postgres_and_one_coordinator_has_a_database_or
     );
     let args = without_hosts(data_str, &["--database-url", &url]);
     let (child, addr) = serve(&as_strs(&args), &[]);
+    let child = KillOnDrop(Some(child));
     let token = token(&addr, &id, &key).await;
     let (status, space) = call(
         Method::PUT,
@@ -1247,7 +1251,7 @@ async fn serve_keeps_its_state_in_postgres_and_one_coordinator_has_a_database_or
         said.contains("another coordinator is already serving"),
         "{said}"
     );
-    assert!(stop(child).success());
+    assert!(stop(child.take()).success());
 
     // Started again, it finds the account and the space in Postgres, not in the data dir.
     assert!(
@@ -1255,6 +1259,7 @@ async fn serve_keeps_its_state_in_postgres_and_one_coordinator_has_a_database_or
         "no SQLite file was made"
     );
     let (child, addr) = serve(&as_strs(&args), &[]);
+    let child = KillOnDrop(Some(child));
     let (status, lobby) = call(
         Method::GET,
         format!("http://{addr}/v1/spaces/lobby"),
@@ -1315,7 +1320,7 @@ async fn serve_keeps_its_state_in_postgres_and_one_coordinator_has_a_database_or
         .execute(&mut thief)
         .await
         .unwrap();
-    let mut child = child;
+    let mut child = child.take();
     let deadline = Instant::now() + Duration::from_secs(15);
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {
@@ -1336,6 +1341,7 @@ async fn a_second_coordinator_on_one_sqlite_data_dir_is_refused() {
     let data = dir.path().join("data");
     let args = without_hosts(data.to_str().unwrap(), &[]);
     let (child, _) = serve(&as_strs(&args), &[]);
+    let child = KillOnDrop(Some(child));
     let second = Command::new(env!("CARGO_BIN_EXE_parallax"))
         .arg("serve")
         .args(as_strs(&args))
@@ -1347,7 +1353,7 @@ async fn a_second_coordinator_on_one_sqlite_data_dir_is_refused() {
     assert!(said.contains("already using the data dir"), "{said}");
     // Operators' commands still work beside it.
     account_json(&data, &["list"]);
-    assert!(stop(child).success());
+    assert!(stop(child.take()).success());
 }
 
 /// A deploy: the coordinator stopped with SIGTERM under `--on-stop keep-hosts` and started again
@@ -1357,6 +1363,7 @@ async fn a_deploy_with_keep_hosts_keeps_sessions_and_frames() {
     let mut killed = KilledUnderSessions::start(&["--on-stop", "keep-hosts"]).await;
     // `start` killed it; this one is stopped as a service manager stops it.
     let (child, addr) = serve(&as_strs(&killed.args), &[]);
+    let child = KillOnDrop(Some(child));
     // Every host of the killed coordinator links again (the idle one too), so the stops below
     // find them all.
     let linked = |addr: String, pid: u32| async move {
@@ -1377,7 +1384,7 @@ async fn a_deploy_with_keep_hosts_keeps_sessions_and_frames() {
         linked(addr.clone(), *pid).await;
     }
     assert!(
-        stop(child).success(),
+        stop(child.take()).success(),
         "SIGTERM ends the coordinator cleanly"
     );
     frame_after_pose(&mut killed.headset, 1.5).await;
@@ -1399,13 +1406,14 @@ async fn a_deploy_with_keep_hosts_keeps_sessions_and_frames() {
         })
         .collect();
     let (child, addr) = serve(&as_strs(&args), &[]);
+    let child = KillOnDrop(Some(child));
     for pid in &killed.all_hosts {
         linked(addr.clone(), *pid).await;
     }
     let (_, live) = killed.read(&addr, "live").await;
     assert_eq!(live["status"], "Ready", "{live}");
     frame_after_pose(&mut killed.headset, 2.0).await;
-    assert!(stop(child).success());
+    assert!(stop(child.take()).success());
     let deadline = Instant::now() + Duration::from_secs(10);
     while kill(Pid::from_raw(killed.live_host as i32), None).is_ok() && !is_zombie(killed.live_host)
     {
@@ -1429,6 +1437,7 @@ async fn a_remote_host_keeps_its_session_across_a_coordinator_restart() {
     let at = args.iter().position(|a| a == "--standard-standby").unwrap();
     args[at + 1] = "0".into();
     let (child, addr) = serve(&as_strs(&args), &[]);
+    let child = KillOnDrop(Some(child));
     *args.last_mut().unwrap() = addr.clone();
     let remote = KillOnDrop(Some(
         Command::new(env!("CARGO_BIN_EXE_parallax"))
@@ -1469,11 +1478,12 @@ async fn a_remote_host_keeps_its_session_across_a_coordinator_restart() {
     headset.load("gear").await.unwrap();
     frame_after_pose(&mut headset, 1.0).await;
 
-    let mut killed = child;
+    let mut killed = child.take();
     killed.kill().unwrap();
     killed.wait().unwrap();
     frame_after_pose(&mut headset, 1.5).await;
     let (child, _) = serve(&as_strs(&args), &[]);
+    let child = KillOnDrop(Some(child));
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let (_, far) = call(Method::GET, session.clone(), &token, None).await;
@@ -1493,6 +1503,6 @@ async fn a_remote_host_keeps_its_session_across_a_coordinator_restart() {
         "the same host, not a second one"
     );
     frame_after_pose(&mut headset, 2.0).await;
-    assert!(stop(child).success());
+    assert!(stop(child.take()).success());
     drop(remote);
 }
