@@ -131,10 +131,9 @@ impl Pool {
         };
         for (host, size, session) in returning {
             // New hosts are named after the returning ones, never reusing a name.
-            let prefix = format!("{}-", size.as_str().to_ascii_lowercase());
             if let Some(number) = host
                 .as_str()
-                .strip_prefix(&prefix)
+                .strip_prefix(&host_name_prefix(size))
                 .and_then(|n| n.parse::<u64>().ok())
             {
                 let next = &mut pool.next_host[size.index()];
@@ -287,26 +286,27 @@ impl Pool {
         for waiting in &mut self.queues {
             waiting.retain(|s| s != session);
         }
-        let (host, size, booting) = self.hosts.iter().find_map(|(id, h)| match &h.state {
-            HostState::Leased(s) if s == session => Some((id.clone(), h.size, false)),
-            HostState::Returning(Some(s)) if s == session => Some((id.clone(), h.size, true)),
-            HostState::Booting {
+        let (host, size, leased) = self.hosts.iter().find_map(|(id, h)| match &h.state {
+            HostState::Leased(s)
+            | HostState::Returning(Some(s))
+            | HostState::Booting {
                 for_session: Some(s),
-            } if s == session => Some((id.clone(), h.size, true)),
+            } if s == session => Some((id.clone(), h.size, h.state.clone())),
             _ => None,
         })?;
-        if let Some(returning) = self.hosts.get_mut(&host)
-            && matches!(returning.state, HostState::Returning(_))
-        {
+        match leased {
             // Not back yet: it is reset when it registers again, and then serves the next.
-            returning.state = HostState::Returning(None);
-            return None;
-        }
-        if booting {
+            HostState::Returning(_) => {
+                self.set(&host, HostState::Returning(None));
+                return None;
+            }
             // Still booting: it will become someone else's host, or standby, when it is up.
-            let next = self.queues[size.index()].pop_front();
-            self.set(&host, HostState::Booting { for_session: next });
-            return None;
+            HostState::Booting { .. } => {
+                let next = self.queues[size.index()].pop_front();
+                self.set(&host, HostState::Booting { for_session: next });
+                return None;
+            }
+            HostState::Idle | HostState::Leased(_) => {}
         }
         self.effects
             .push_back(PoolEffect::ResetHost { host: host.clone() });
@@ -414,16 +414,11 @@ impl Pool {
         }
     }
 
-    /// The next free name of `size` (one a returning host still holds is skipped).
+    /// The next name of `size` (numbered past every host it has known, returning ones too).
     fn name_host(&mut self, size: SessionSize) -> HostId {
-        loop {
-            let number = &mut self.next_host[size.index()];
-            *number += 1;
-            let host = HostId::new(format!("{}-{}", size.as_str().to_ascii_lowercase(), number));
-            if !self.hosts.contains_key(&host) {
-                return host;
-            }
-        }
+        let number = &mut self.next_host[size.index()];
+        *number += 1;
+        HostId::new(format!("{}{number}", host_name_prefix(size)))
     }
 
     fn start_host(&mut self, size: SessionSize, for_session: Option<SessionKey>) -> HostId {
@@ -441,6 +436,11 @@ impl Pool {
         });
         host
     }
+}
+
+/// How the names of `size`'s hosts begin: `standard-`, `premium-`.
+fn host_name_prefix(size: SessionSize) -> String {
+    format!("{}-", size.as_str().to_ascii_lowercase())
 }
 
 #[cfg(test)]
@@ -472,18 +472,25 @@ mod tests {
         }
     }
 
-    #[test]
-    fn hosts_from_before_a_restart_keep_their_lease_and_name_until_they_return() {
-        let config = pool(3, 1).config();
-        let standard = SessionSize::Standard;
+    /// A restarted pool of `standby` and room for three whose `standard-1` and `standard-2` were
+    /// serving `a` and `b`.
+    fn restored(standby: u32) -> (Pool, HostId, HostId) {
         let (one, two) = (HostId::new("standard-1"), HostId::new("standard-2"));
-        let mut pool = Pool::restore(
-            config,
+        let standard = SessionSize::Standard;
+        let pool = Pool::restore(
+            pool(3, standby).config(),
             [
                 (one.clone(), standard, id("a")),
                 (two.clone(), standard, id("b")),
             ],
         );
+        (pool, one, two)
+    }
+
+    #[test]
+    fn hosts_from_before_a_restart_keep_their_lease_and_name_until_they_return() {
+        let standard = SessionSize::Standard;
+        let (mut pool, one, two) = restored(1);
         // Standby boots beside them under a name neither holds.
         assert_eq!(drain(&mut pool), [start("standard-3")]);
         assert_eq!(pool.utilization(standard), (3, 0, 2));
@@ -516,23 +523,14 @@ mod tests {
 
     #[test]
     fn a_session_that_ends_before_its_host_returns_frees_only_that_host() {
-        let config = pool(3, 0).config();
-        let standard = SessionSize::Standard;
-        let (one, two) = (HostId::new("standard-1"), HostId::new("standard-2"));
-        let mut pool = Pool::restore(
-            config,
-            [
-                (one.clone(), standard, id("a")),
-                (two.clone(), standard, id("b")),
-            ],
-        );
+        let (mut pool, one, two) = restored(0);
         assert_eq!(pool.handle_release(&id("b")), None);
         // `a`'s host, still away, keeps `a`'s lease; `b`'s comes back free.
         assert_eq!(pool.handle_host_ready(&one), None);
         assert_eq!(pool.lease_of(&one), Some(&id("a")));
         assert_eq!(pool.handle_host_ready(&two), None);
         assert_eq!(pool.lease_of(&two), None);
-        assert_eq!(pool.utilization(standard), (2, 1, 1));
+        assert_eq!(pool.utilization(SessionSize::Standard), (2, 1, 1));
     }
 
     #[test]
