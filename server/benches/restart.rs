@@ -37,17 +37,7 @@ async fn main() {
         .unwrap();
     headset.load("gear").await.unwrap();
     frame_after_pose(&mut headset, 1.0).await;
-    let host_pid = loop {
-        if let Some(pid) = hosts(&addr)
-            .await
-            .iter()
-            .find(|h| h["device"] == true)
-            .and_then(|h| h["pid"].as_u64())
-        {
-            break pid;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let host_pid = host_with_device(&addr).await;
 
     let (mut listening, mut linked, mut outage_frames) = (Vec::new(), Vec::new(), Vec::new());
     for round in 0..rounds {
@@ -61,11 +51,7 @@ async fn main() {
         let (restarted, _) = serve(&as_strs(&args), &[]);
         child = restarted;
         listening.push(killed.elapsed());
-        while !hosts(&addr)
-            .await
-            .iter()
-            .any(|h| h["pid"].as_u64() == Some(host_pid))
-        {
+        while !host_linked(&addr, host_pid).await {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         linked.push(killed.elapsed());

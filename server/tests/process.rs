@@ -280,20 +280,7 @@ impl KilledUnderSessions {
             .unwrap();
         headset.load("gear").await.unwrap();
         frame_after_pose(&mut headset, 1.0).await;
-        // The host's next heartbeat says it has a device.
-        let mut live_host = None;
-        for _ in 0..100 {
-            live_host = hosts(&addr)
-                .await
-                .iter()
-                .find(|h| h["device"] == true)
-                .and_then(|h| h["pid"].as_u64());
-            if live_host.is_some() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        let live_host = live_host.expect("the host with the device is listed") as u32;
+        let live_host = host_with_device(&addr).await;
         let all_hosts = hosts(&addr)
             .await
             .iter()
@@ -354,18 +341,7 @@ async fn a_killed_coordinator_comes_back_to_its_ready_sessions_and_their_devices
         (200, Some("Ready")),
         "{live}"
     );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !hosts(&addr)
-        .await
-        .iter()
-        .any(|h| h["pid"].as_u64() == Some(u64::from(killed.live_host)))
-    {
-        assert!(
-            Instant::now() < deadline,
-            "the render host did not link again"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_for_host(&addr, killed.live_host).await;
     let (_, live) = killed.read(&addr, "live").await;
     assert_eq!(live["status"], "Ready", "{live}");
     assert!(live["renderUrl"].is_string(), "{live}");
@@ -409,12 +385,7 @@ async fn a_killed_coordinator_comes_back_to_its_ready_sessions_and_their_devices
     assert_eq!(waiting["status"], "Ready", "{waiting}");
     assert!(stop(child.take()).success());
     // The host from before the kill was let go with the coordinator that adopted it.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while kill(Pid::from_raw(killed.live_host as i32), None).is_ok() && !is_zombie(killed.live_host)
-    {
-        assert!(Instant::now() < deadline, "the adopted host did not leave");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_until_gone(killed.live_host, "the adopted host did not leave").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -466,6 +437,15 @@ async fn wait_for_status(url: &str, token: &str, status: &str) -> serde_json::Va
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     last
+}
+
+/// Waits (10 s at most) until process `pid` has exited; says `what` if it has not.
+async fn wait_until_gone(pid: u32, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while kill(Pid::from_raw(pid as i32), None).is_ok() && !is_zombie(pid) {
+        assert!(Instant::now() < deadline, "{what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// Whether process `pid` has exited but not been reaped.
@@ -653,21 +633,7 @@ async fn uploads_are_converted_out_of_process_and_served_from_disk() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let (account, key) = create_account(&data);
-    let (child, addr) = serve(
-        &[
-            "--addr",
-            "127.0.0.1:0",
-            "--data-dir",
-            data.to_str().unwrap(),
-            "--site-root",
-            "/nonexistent",
-            "--standard",
-            "0",
-            "--premium",
-            "0",
-        ],
-        &[],
-    );
+    let (child, addr) = serve(&as_strs(&without_hosts(data.to_str().unwrap(), &[])), &[]);
     let running = KillOnDrop(Some(child));
     let client = reqwest::Client::new();
     let token: serde_json::Value = client
@@ -1366,22 +1332,8 @@ async fn a_deploy_with_keep_hosts_keeps_sessions_and_frames() {
     let child = KillOnDrop(Some(child));
     // Every host of the killed coordinator links again (the idle one too), so the stops below
     // find them all.
-    let linked = |addr: String, pid: u32| async move {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !hosts(&addr)
-            .await
-            .iter()
-            .any(|h| h["pid"].as_u64() == Some(u64::from(pid)))
-        {
-            assert!(
-                Instant::now() < deadline,
-                "the render host did not link again"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    };
     for pid in &killed.all_hosts {
-        linked(addr.clone(), *pid).await;
+        wait_for_host(&addr, *pid).await;
     }
     assert!(
         stop(child.take()).success(),
@@ -1408,18 +1360,13 @@ async fn a_deploy_with_keep_hosts_keeps_sessions_and_frames() {
     let (child, addr) = serve(&as_strs(&args), &[]);
     let child = KillOnDrop(Some(child));
     for pid in &killed.all_hosts {
-        linked(addr.clone(), *pid).await;
+        wait_for_host(&addr, *pid).await;
     }
     let (_, live) = killed.read(&addr, "live").await;
     assert_eq!(live["status"], "Ready", "{live}");
     frame_after_pose(&mut killed.headset, 2.0).await;
     assert!(stop(child.take()).success());
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while kill(Pid::from_raw(killed.live_host as i32), None).is_ok() && !is_zombie(killed.live_host)
-    {
-        assert!(Instant::now() < deadline, "stop-hosts let the host go");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_until_gone(killed.live_host, "stop-hosts let the host go").await;
 }
 
 /// A render host on another machine (`parallax render-host`, not started by the coordinator)

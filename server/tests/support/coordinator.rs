@@ -139,6 +139,43 @@ pub async fn call(
     )
 }
 
+/// Whether the render host process `pid` is registered with the coordinator at `addr`.
+pub async fn host_linked(addr: &str, pid: u32) -> bool {
+    hosts(addr)
+        .await
+        .iter()
+        .any(|h| h["pid"].as_u64() == Some(u64::from(pid)))
+}
+
+/// The pid of the render host that has a device, once its heartbeat says so (10 s at most).
+pub async fn host_with_device(addr: &str) -> u32 {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let found = hosts(addr)
+            .await
+            .iter()
+            .find(|h| h["device"] == true)
+            .and_then(|h| h["pid"].as_u64());
+        if let Some(pid) = found {
+            return pid as u32;
+        }
+        assert!(Instant::now() < deadline, "no render host reports a device");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits (20 s at most) until the render host process `pid` has linked to `addr`.
+pub async fn wait_for_host(addr: &str, pid: u32) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !host_linked(addr, pid).await {
+        assert!(
+            Instant::now() < deadline,
+            "render host {pid} did not link again"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// An access token of `account` from the coordinator at `addr`, for its key.
 pub async fn token(addr: &str, account: &str, key: &str) -> String {
     let url = format!("http://{addr}/accounts/{account}/token");
