@@ -45,8 +45,7 @@ use parallax_host::tls::{CertFiles, TlsListener};
 use tokio::net::TcpListener;
 
 use crate::accounts::keys;
-use crate::base::clock::SystemClock;
-use crate::base::clock::{Clock, rfc3339};
+use crate::base::clock::{Clock, SystemClock, rfc3339};
 use crate::config::{AccountCommand, OnStop, ServeArgs, TlsMode};
 use crate::state::open_store;
 use crate::tls::TlsSetup;

@@ -536,7 +536,7 @@ impl Store {
         )
         .bind(id)
         .bind(key_hash)
-        .bind(at.0 as i64)
+        .bind(at.as_millis() as i64)
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)
@@ -549,7 +549,7 @@ impl Store {
             "UPDATE accounts SET revoked_at_ms = COALESCE(revoked_at_ms, $2) WHERE id = $1",
         )
         .bind(id)
-        .bind(at.0 as i64)
+        .bind(at.as_millis() as i64)
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)
@@ -650,29 +650,26 @@ pub struct AccountRecord {
 const ACCOUNT_COLUMNS: &str =
     "SELECT id, name, key_hash, created_at, key_rotated_at_ms, revoked_at_ms FROM accounts";
 
+/// The instant in `column` (Unix milliseconds), if it has one.
+fn instant(row: &AnyRow, column: &str) -> StoreResult<Option<Timestamp>> {
+    Ok(row
+        .try_get::<Option<i64>, _>(column)?
+        .map(|ms| Timestamp::from_millis(ms.max(0) as u64)))
+}
+
 fn account_from_row(row: &AnyRow) -> StoreResult<AccountRecord> {
-    let instant = |column: &str| -> StoreResult<Option<Timestamp>> {
-        Ok(row
-            .try_get::<Option<i64>, _>(column)?
-            .map(|ms| Timestamp(ms.max(0) as u64)))
-    };
     Ok(AccountRecord {
         id: row.try_get("id")?,
         name: row.try_get("name")?,
         key_hash: row.try_get("key_hash")?,
         created_at: row.try_get("created_at")?,
-        key_rotated_at: instant("key_rotated_at_ms")?,
-        revoked_at: instant("revoked_at_ms")?,
+        key_rotated_at: instant(row, "key_rotated_at_ms")?,
+        revoked_at: instant(row, "revoked_at_ms")?,
     })
 }
 
 fn session_from_row(row: &AnyRow) -> StoreResult<RenderSession> {
     let decode = |e: String| sqlx::Error::Decode(e.into());
-    let instant = |column: &str| -> StoreResult<Option<Timestamp>> {
-        Ok(row
-            .try_get::<Option<i64>, _>(column)?
-            .map(|ms| Timestamp::from_millis(ms.max(0) as u64)))
-    };
     Ok(RenderSession {
         id: SessionId::parse(&row.try_get::<String, _>("id")?)
             .map_err(|e| decode(e.to_string()))?,
@@ -683,9 +680,9 @@ fn session_from_row(row: &AnyRow) -> StoreResult<RenderSession> {
             .try_get::<String, _>("status")?
             .parse()
             .map_err(decode)?,
-        created_at: instant("created_at_ms")?.unwrap_or_default(),
-        ready_at: instant("ready_at_ms")?,
-        ended_at: instant("ended_at_ms")?,
+        created_at: instant(row, "created_at_ms")?.unwrap_or_default(),
+        ready_at: instant(row, "ready_at_ms")?,
+        ended_at: instant(row, "ended_at_ms")?,
         error: row.try_get("error")?,
         host: row.try_get::<Option<String>, _>("host")?.map(HostId::new),
     })
@@ -707,7 +704,7 @@ fn conversion_from_row(row: &AnyRow) -> StoreResult<StoredConversion> {
             .try_get::<Option<String>, _>("model_id")?
             .map(ModelId::new),
         output_uri: row.try_get("output_uri")?,
-        created_at: Timestamp::from_millis(row.try_get::<i64, _>("created_at_ms")?.max(0) as u64),
+        created_at: instant(row, "created_at_ms")?.unwrap_or_default(),
     })
 }
 
