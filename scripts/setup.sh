@@ -57,6 +57,8 @@ if [ "$want" = all ]; then
   # Debian's Postgres server: the store's conformance suite and the tests of coordinators on
   # Postgres start a throwaway cluster of it in a temporary folder (no service is used).
   apt_install postgresql
+  # Debian's NATS server: the replica tests start one on a loopback port of their own.
+  apt_install nats-server
 fi
 
 # npm packages: Playwright, and binaryen's wasm-opt (Debian's v108 breaks the release wasm).

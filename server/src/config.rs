@@ -215,6 +215,10 @@ pub struct ServeArgs {
     /// session (under systemd, with `KillMode=process`).
     #[arg(long, env = "PARALLAX_ON_STOP", value_enum, default_value_t = OnStop::StopHosts)]
     pub on_stop: OnStop,
+    /// Serve as one of several replicas sharing the Postgres database of --database-url; they
+    /// tell each other of space events through this NATS server (nats://HOST:PORT).
+    #[arg(long, env = "PARALLAX_NATS_URL", requires = "database_url")]
+    pub nats: Option<String>,
 }
 
 /// HTTPS: on by default, as headsets' browsers offer WebXR only in a secure context.

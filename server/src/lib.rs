@@ -222,6 +222,7 @@ pub async fn serve(
         storage_root: args.storage_root.clone(),
         database_url: args.data.database_url.clone(),
         on_stop: args.on_stop,
+        nats_url: args.nats.clone(),
         tls: match (&args.tls.mode, &args.tls.tls_cert, &args.tls.tls_key) {
             (TlsMode::Off, _, _) => TlsSetup::Off,
             (TlsMode::On, Some(cert), Some(key)) => TlsSetup::Files(CertFiles {
@@ -233,8 +234,12 @@ pub async fn serve(
             },
         },
     };
-    let claim =
-        state::claim_coordinator(&args.data.path, args.data.database_url.as_deref()).await?;
+    let claim = state::claim_coordinator(
+        &args.data.path,
+        args.data.database_url.as_deref(),
+        args.nats.as_deref(),
+    )
+    .await?;
     let state = AppState::open(&args.data.path, &options).await?;
     let listener = TcpListener::bind(args.addr)
         .await

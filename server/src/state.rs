@@ -25,6 +25,7 @@ use crate::catalog::models::Catalog;
 use crate::config::{ConversionArgs, OnStop, PoolArgs};
 use crate::pool::launcher::{HostMode, Launcher};
 use crate::pool::sessions::Sessions;
+use crate::spaces::replicas::Replication;
 use crate::spaces::space::Spaces;
 use crate::telemetry::history::INTERVAL;
 use crate::telemetry::metrics::Metrics;
@@ -149,6 +150,8 @@ enum Claim {
     /// A session-level advisory lock, kept by this task's connection (taken again after
     /// Postgres restarts).
     Postgres { _keeper: AbortOnDrop },
+    /// One of several replicas: they share the database.
+    Replica,
 }
 
 /// A task aborted when its handle is dropped.
@@ -165,20 +168,30 @@ const COORDINATOR_LOCK: i64 = 0x5052_4c58;
 /// How often the connection holding the claim is checked.
 const CLAIM_CHECK: Duration = Duration::from_secs(2);
 
-/// Claims the data dir's (or the database's) one coordinator, or says who has it.
+/// Claims the data dir's (or the database's) one coordinator, or says who has it. Replicas
+/// (`--nats`) share a Postgres database and claim nothing; SQLite serves one process.
 pub async fn claim_coordinator(
     data_dir: &Path,
     database_url: Option<&str>,
+    nats_url: Option<&str>,
 ) -> anyhow::Result<CoordinatorClaim> {
     let lost = CancellationToken::new();
-    let held = match database_url {
-        Some(url) => {
+    let held = match (database_url, nats_url) {
+        (Some(url), Some(_)) => {
+            postgres_url(url)?;
+            Claim::Replica
+        }
+        (None, Some(_)) => anyhow::bail!(
+            "--nats is for replicas, which share a Postgres database (--database-url \
+             postgres://…); the data dir's SQLite file serves one coordinator"
+        ),
+        (Some(url), None) => {
             let url = postgres_url(url)?;
             let connection = match claim_database(url).await? {
                 Some(connection) => connection,
                 None => anyhow::bail!(
-                    "another coordinator is already serving from {}: Parallax does not run \
-                     replicas of one coordinator yet (docs/SCALING.md)",
+                    "another coordinator is already serving from {}: to serve it with \
+                     several, start each as a replica, with --nats (docs/SCALING.md)",
                     redacted(url)
                 ),
             };
@@ -187,7 +200,7 @@ pub async fn claim_coordinator(
                 _keeper: AbortOnDrop(keeper),
             }
         }
-        None => {
+        (None, None) => {
             std::fs::create_dir_all(data_dir)
                 .with_context(|| format!("creating the data dir {}", data_dir.display()))?;
             let path = data_dir.join("serve.lock");
@@ -278,6 +291,8 @@ pub struct Options {
     pub database_url: Option<String>,
     /// Whether a stop leaves the local render hosts to the next coordinator (`--on-stop`).
     pub on_stop: OnStop,
+    /// Serve as a replica, with the others reached through this NATS server (`--nats`).
+    pub nats_url: Option<String>,
     /// HTTPS, and with which certificate.
     pub tls: TlsSetup,
 }
@@ -298,6 +313,7 @@ impl Options {
             storage_root: None,
             database_url: None,
             on_stop: OnStop::StopHosts,
+            nats_url: None,
         }
     }
 }
@@ -319,6 +335,7 @@ impl AppState {
             storage_root,
             database_url: _,
             on_stop,
+            nats_url,
         } = options;
         let tls = Tls::open(data_dir, tls).context("setting up TLS")?;
         let store = open_store(data_dir, options.database_url.as_deref()).await?;
@@ -378,11 +395,16 @@ impl AppState {
             .resume()
             .await
             .context("resuming ARR conversions")?;
+        let replication = match nats_url {
+            Some(url) => Some(Arc::new(Replication::connect(url).await?)),
+            None => None,
+        };
         let spaces = Spaces::open(
             store.clone(),
             clock.clone(),
             sessions.clone(),
             catalog.clone(),
+            replication,
             shutdown.clone(),
         )
         .await

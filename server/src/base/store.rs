@@ -122,6 +122,41 @@ pub struct StoredSpace {
     pub body: String,
     pub properties: Option<String>,
     pub change: ChangeNumber,
+    /// The sequence number of the space's last logged event (replicas only; 0 otherwise).
+    pub seq: u64,
+}
+
+/// One event of a space's log: its sequence number within the space, the change number it was
+/// written at and the event's JSON.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoggedEvent {
+    pub seq: u64,
+    pub change: u64,
+    pub event: String,
+}
+
+/// A space written by a replica, with the events of the change in the same transaction.
+pub struct SpaceWrite<'a> {
+    pub name: &'a str,
+    pub body: &'a str,
+    pub change: ChangeNumber,
+    /// The sequence number of the last event after this write.
+    pub seq: u64,
+    /// When the space's next timeout is due, for the sweepers.
+    pub poll_at: Option<Timestamp>,
+    /// A new space: inserted, and refused if one of the name exists.
+    pub new: bool,
+    pub events: &'a [LoggedEvent],
+}
+
+/// A transaction on the store's database.
+pub type Transaction = sqlx::Transaction<'static, sqlx::Any>;
+
+/// Events a space's log keeps for resumes; older ones get a snapshot.
+pub const SPACE_LOG_KEPT: u64 = 1024;
+
+fn db_int(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
 }
 
 /// Which database a [`Store`] keeps its rows in.
@@ -424,20 +459,177 @@ impl Store {
     /// Every stored space: its JSON body, and its properties and change number if they were
     /// written after the body.
     pub async fn spaces(&self) -> StoreResult<Vec<StoredSpace>> {
-        let rows: Vec<(String, Option<String>, i64)> = sqlx::query_as(
-            "SELECT s.body, p.properties, COALESCE(p.change_number, s.change_number)
+        let rows: Vec<(String, Option<String>, i64, i64)> = sqlx::query_as(
+            "SELECT s.body, p.properties, COALESCE(p.change_number, s.change_number), s.seq
              FROM spaces s LEFT JOIN space_properties p ON p.space = s.name",
         )
         .fetch_all(&self.pool)
         .await?;
+        Ok(rows.into_iter().map(stored_space).collect())
+    }
+
+    /// Begins a transaction.
+    pub async fn begin(&self) -> StoreResult<Transaction> {
+        self.pool.begin().await
+    }
+
+    /// Space `name`, locked until `transaction` ends (Postgres: `FOR UPDATE`; SQLite's one
+    /// writer needs no row lock).
+    pub async fn lock_space(
+        &self,
+        transaction: &mut Transaction,
+        name: &str,
+    ) -> StoreResult<Option<StoredSpace>> {
+        let lock = match self.backend {
+            Backend::Postgres => " FOR UPDATE OF s",
+            Backend::Sqlite => "",
+        };
+        let row: Option<(String, Option<String>, i64, i64)> = sqlx::query_as(&format!(
+            "SELECT s.body, p.properties, COALESCE(p.change_number, s.change_number), s.seq
+             FROM spaces s LEFT JOIN space_properties p ON p.space = s.name
+             WHERE s.name = $1{lock}"
+        ))
+        .bind(name)
+        .fetch_optional(&mut **transaction)
+        .await?;
+        Ok(row.map(stored_space))
+    }
+
+    /// Writes a space whole with the events of its change, in `transaction`; the log keeps the
+    /// last [`SPACE_LOG_KEPT`] events. A new space whose name is taken fails (unique key).
+    pub async fn write_space(
+        &self,
+        transaction: &mut Transaction,
+        write: &SpaceWrite<'_>,
+    ) -> StoreResult<()> {
+        let query = if write.new {
+            "INSERT INTO spaces (name, body, change_number, seq, poll_at_ms)
+             VALUES ($1, $2, $3, $4, $5)"
+        } else {
+            "UPDATE spaces SET body = $2, change_number = $3, seq = $4, poll_at_ms = $5,
+                 updated_at = CURRENT_TIMESTAMP WHERE name = $1"
+        };
+        sqlx::query(query)
+            .bind(write.name)
+            .bind(write.body)
+            .bind(db_int(write.change.0))
+            .bind(db_int(write.seq))
+            .bind(write.poll_at.map(|at| db_int(at.as_millis())))
+            .execute(&mut **transaction)
+            .await?;
+        sqlx::query("DELETE FROM space_properties WHERE space = $1")
+            .bind(write.name)
+            .execute(&mut **transaction)
+            .await?;
+        for event in write.events {
+            sqlx::query(
+                "INSERT INTO space_events (space, seq, change_number, event) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(write.name)
+            .bind(db_int(event.seq))
+            .bind(db_int(event.change))
+            .bind(&event.event)
+            .execute(&mut **transaction)
+            .await?;
+        }
+        // Trimmed every so often rather than on every write.
+        if write.events.iter().any(|e| e.seq % 64 == 0) {
+            sqlx::query("DELETE FROM space_events WHERE space = $1 AND seq <= $2")
+                .bind(write.name)
+                .bind(db_int(write.seq.saturating_sub(SPACE_LOG_KEPT)))
+                .execute(&mut **transaction)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Deletes space `name` (and its log) in `transaction`.
+    pub async fn delete_space_in(
+        &self,
+        transaction: &mut Transaction,
+        name: &str,
+    ) -> StoreResult<()> {
+        sqlx::query("DELETE FROM spaces WHERE name = $1")
+            .bind(name)
+            .execute(&mut **transaction)
+            .await?;
+        Ok(())
+    }
+
+    /// The logged events of space `name` after `after` up to `through`, in order; fewer than
+    /// asked for if the log no longer keeps them.
+    pub async fn space_events(
+        &self,
+        name: &str,
+        after: u64,
+        through: u64,
+    ) -> StoreResult<Vec<LoggedEvent>> {
+        let rows: Vec<(i64, i64, String)> = sqlx::query_as(
+            "SELECT seq, change_number, event FROM space_events
+             WHERE space = $1 AND seq > $2 AND seq <= $3 ORDER BY seq",
+        )
+        .bind(name)
+        .bind(db_int(after))
+        .bind(db_int(through))
+        .fetch_all(&self.pool)
+        .await?;
         Ok(rows
             .into_iter()
-            .map(|(body, properties, change)| StoredSpace {
-                body,
-                properties,
-                change: ChangeNumber(u64::try_from(change).unwrap_or_default()),
+            .map(|(seq, change, event)| LoggedEvent {
+                seq: seq.max(0) as u64,
+                change: change.max(0) as u64,
+                event,
             })
             .collect())
+    }
+
+    /// The sequence number of each named space's last event.
+    pub async fn space_seqs(&self) -> StoreResult<Vec<(String, u64)>> {
+        let rows: Vec<(String, i64)> = sqlx::query_as("SELECT name, seq FROM spaces")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(name, seq)| (name, seq.max(0) as u64))
+            .collect())
+    }
+
+    /// The spaces whose next timeout is due at `now`.
+    pub async fn spaces_due(&self, now: Timestamp) -> StoreResult<Vec<String>> {
+        sqlx::query_scalar("SELECT name FROM spaces WHERE poll_at_ms <= $1 ORDER BY poll_at_ms")
+            .bind(db_int(now.as_millis()))
+            .fetch_all(&self.pool)
+            .await
+    }
+
+    /// Replica `id` is alive at `now` (registered on its first call).
+    pub async fn replica_seen(&self, id: &str, now: Timestamp) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO replicas (id, started_ms, seen_ms) VALUES ($1, $2, $2)
+             ON CONFLICT (id) DO UPDATE SET seen_ms = excluded.seen_ms",
+        )
+        .bind(id)
+        .bind(db_int(now.as_millis()))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The replicas not seen since `before`.
+    pub async fn silent_replicas(&self, before: Timestamp) -> StoreResult<Vec<String>> {
+        sqlx::query_scalar("SELECT id FROM replicas WHERE seen_ms < $1 ORDER BY id")
+            .bind(db_int(before.as_millis()))
+            .fetch_all(&self.pool)
+            .await
+    }
+
+    /// Forgets replica `id` (it stopped, or others cleaned up after it).
+    pub async fn forget_replica(&self, id: &str) -> StoreResult<()> {
+        sqlx::query("DELETE FROM replicas WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     /// Writes only a space's properties and change number (the members did not change).
@@ -649,6 +841,17 @@ pub struct AccountRecord {
 
 const ACCOUNT_COLUMNS: &str =
     "SELECT id, name, key_hash, created_at, key_rotated_at_ms, revoked_at_ms FROM accounts";
+
+fn stored_space(
+    (body, properties, change, seq): (String, Option<String>, i64, i64),
+) -> StoredSpace {
+    StoredSpace {
+        body,
+        properties,
+        change: ChangeNumber(u64::try_from(change).unwrap_or_default()),
+        seq: u64::try_from(seq).unwrap_or_default(),
+    }
+}
 
 /// The instant in `column` (Unix milliseconds), if it has one.
 fn instant(row: &AnyRow, column: &str) -> StoreResult<Option<Timestamp>> {

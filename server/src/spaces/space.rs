@@ -33,10 +33,13 @@ use tokio_util::sync::CancellationToken;
 
 use crate::base::clock::Clock;
 use crate::base::error::AppError;
-use crate::base::store::Store;
+use crate::base::store::{LoggedEvent, SpaceWrite, Store, StoredSpace, Transaction};
 use crate::catalog::models::Catalog;
 use crate::pool::sessions::Sessions;
 use crate::spaces::outlet::Outlet;
+use crate::spaces::replicas::{
+    CATCH_UP, Close, HEARTBEAT, Holder, Published, Replication, SILENCE,
+};
 use crate::telemetry::metrics::Census;
 
 /// How often timeouts are swept when nobody reads or writes.
@@ -63,6 +66,9 @@ struct Stored {
     /// The account that created the space: it may write the properties without being a member.
     #[serde(default)]
     owner: Option<String>,
+    /// Replicas: which replica holds each connected member's socket.
+    #[serde(default, skip_serializing_if = "HashMap::is_empty")]
+    holders: HashMap<MemberId, Holder>,
 }
 
 /// Who writes a space's properties.
@@ -89,6 +95,25 @@ struct Entry {
     stored: Stored,
     outboxes: HashMap<MemberId, SharedOutbox>,
     live: HashMap<MemberId, Live>,
+    /// Replicas: the rest is theirs ([`crate::spaces::replicas`]).
+    log: Option<Log>,
+}
+
+/// A replicated space's place in its log.
+#[derive(Default)]
+struct Log {
+    /// The sequence number of the last event in the database, as last read or written.
+    seq: u64,
+    /// The last event written to this replica's members.
+    delivered: u64,
+    /// Not in the database yet: inserted by the next write.
+    new: bool,
+    /// The events of the change being made, numbered when written.
+    pending: Vec<Arc<str>>,
+    /// Written, delivered once committed.
+    unsent: Vec<LoggedEvent>,
+    /// Sockets to close on every replica once committed.
+    closes: Vec<Close>,
 }
 
 /// A new member's credentials.
@@ -138,6 +163,19 @@ pub struct Spaces {
     /// Selections must name a model that exists.
     catalog: Arc<Catalog>,
     connections: AtomicU64,
+    /// Replicas: this one's name and its NATS connection; `None` for the one coordinator.
+    replication: Option<Arc<Replication>>,
+}
+
+/// A stored space: its body, with its properties if they were written after it.
+fn read_stored(row: &StoredSpace) -> anyhow::Result<Stored> {
+    let mut stored: Stored = serde_json::from_str(&row.body).context("reading a stored space")?;
+    if let Some(properties) = &row.properties {
+        stored.space.properties =
+            serde_json::from_str(properties).context("reading a space's properties")?;
+        stored.space.change = stored.space.change.max(row.change);
+    }
+    Ok(stored)
 }
 
 fn hash(token: &str) -> String {
@@ -201,8 +239,50 @@ fn random_token() -> String {
 }
 
 impl Entry {
+    fn new(stored: Stored, log: Option<Log>) -> Self {
+        Self {
+            stored,
+            outboxes: HashMap::new(),
+            live: HashMap::new(),
+            log,
+        }
+    }
+
     fn space(&self) -> &Space {
         &self.stored.space
+    }
+
+    /// Closes every member's socket here, for `reason`.
+    fn close_all(&mut self, reason: &str) {
+        for (_, live) in self.live.drain() {
+            live.outlet.close(reason.into());
+        }
+    }
+
+    /// Replicas: writes the logged `events` that follow the last delivered one to the members
+    /// connected here. False if they do not follow on: something between is missing.
+    fn deliver(&mut self, events: &[LoggedEvent]) -> bool {
+        let Some(log) = &mut self.log else {
+            return true;
+        };
+        let published = std::time::Instant::now();
+        for event in events {
+            if event.seq <= log.delivered {
+                continue; // Delivered already: a duplicate.
+            }
+            if event.seq != log.delivered + 1 {
+                return false;
+            }
+            log.delivered = event.seq;
+            let text = frame(event.seq, event.change, &event.event);
+            // One too slow, or gone, resumes from its last sequence.
+            self.live
+                .retain(|_, live| live.outlet.queue(&text, published));
+        }
+        for live in self.live.values() {
+            live.outlet.flush();
+        }
+        true
     }
 
     fn member_by_token(&self, token: &str) -> Option<MemberId> {
@@ -270,10 +350,18 @@ impl Entry {
                     None => continue,
                 },
                 Change::Removed(member) => {
+                    let reason = "you were removed from the space after a timeout";
                     self.outboxes.remove(&member.id);
+                    self.stored.holders.remove(&member.id);
                     if let Some(live) = self.live.remove(&member.id) {
-                        live.outlet
-                            .close("you were removed from the space after a timeout".into());
+                        live.outlet.close(reason.into());
+                    }
+                    if let Some(log) = &mut self.log {
+                        log.closes.push(Close {
+                            member: member.id.clone(),
+                            reason: reason.into(),
+                            keep: None,
+                        });
                     }
                     continue;
                 }
@@ -287,11 +375,17 @@ impl Entry {
         if events.is_empty() {
             return;
         }
+        if let Some(log) = &mut self.log {
+            // Numbered and delivered once committed.
+            log.pending.extend(events);
+            return;
+        }
         let published = std::time::Instant::now();
         let Entry {
             stored,
             outboxes,
             live,
+            ..
         } = self;
         let mut behind = Vec::new();
         for id in stored.space.members.keys() {
@@ -328,12 +422,14 @@ fn frame(seq: u64, change: u64, event: &str) -> String {
 }
 
 impl Spaces {
-    /// Loads templates and stored spaces, and starts the timeout sweeper.
+    /// Loads templates and stored spaces, and starts the timeout sweeper. With `replication`,
+    /// spaces are read from the database as they are used and shared with the other replicas.
     pub async fn open(
         store: Store,
         clock: Arc<dyn Clock>,
         sessions: Arc<Sessions>,
         catalog: Arc<Catalog>,
+        replication: Option<Arc<Replication>>,
         shutdown: CancellationToken,
     ) -> anyhow::Result<Arc<Self>> {
         let mut templates = Vec::new();
@@ -344,36 +440,29 @@ impl Spaces {
         }
         let now = clock.now();
         let mut directory = HashMap::new();
-        for row in store.spaces().await? {
-            let mut stored: Stored =
-                serde_json::from_str(&row.body).context("reading a stored space")?;
-            if let Some(properties) = &row.properties {
-                stored.space.properties =
-                    serde_json::from_str(properties).context("reading a space's properties")?;
-                stored.space.change = stored.space.change.max(row.change);
+        if replication.is_none() {
+            for row in store.spaces().await? {
+                let mut stored = read_stored(&row)?;
+                // Nobody is connected after a restart: connected members may resume within their
+                // ready timeout.
+                let connected: Vec<MemberId> = stored
+                    .space
+                    .members
+                    .values()
+                    .filter(|m| matches!(m.status, MemberStatus::Active | MemberStatus::Inactive))
+                    .map(|m| m.id.clone())
+                    .collect();
+                for id in connected {
+                    let _ = stored.space.handle_status(&id, MemberStatus::Ready, now);
+                }
+                directory.insert(stored.space.name.clone(), Entry::new(stored, None));
             }
-            // Nobody is connected after a restart: connected members may resume within their
-            // ready timeout.
-            let connected: Vec<MemberId> = stored
-                .space
-                .members
-                .values()
-                .filter(|m| matches!(m.status, MemberStatus::Active | MemberStatus::Inactive))
-                .map(|m| m.id.clone())
-                .collect();
-            for id in connected {
-                let _ = stored.space.handle_status(&id, MemberStatus::Ready, now);
-            }
-            directory.insert(
-                stored.space.name.clone(),
-                Entry {
-                    stored,
-                    outboxes: HashMap::new(),
-                    live: HashMap::new(),
-                },
-            );
+            tracing::info!(spaces = directory.len(), "spaces restored");
         }
-        tracing::info!(spaces = directory.len(), "spaces restored");
+        let subscriber = match &replication {
+            Some(replication) => Some(replication.subscribe().await?),
+            None => None,
+        };
         let spaces = Arc::new(Self {
             directory: Mutex::new(directory),
             templates,
@@ -382,8 +471,17 @@ impl Spaces {
             sessions,
             catalog,
             connections: AtomicU64::new(0),
+            replication,
         });
-        tokio::spawn(spaces.clone().sweep(shutdown));
+        match subscriber {
+            Some(subscriber) => {
+                tokio::spawn(spaces.clone().listen(subscriber, shutdown.clone()));
+                tokio::spawn(spaces.clone().tend(shutdown));
+            }
+            None => {
+                tokio::spawn(spaces.clone().sweep(shutdown));
+            }
+        }
         Ok(spaces)
     }
 
@@ -391,12 +489,387 @@ impl Spaces {
         &self.templates
     }
 
-    /// Locks the directory after applying the timeouts due in space `name`.
-    async fn locked(&self, name: &str) -> (MutexGuard<'_, HashMap<String, Entry>>, Timestamp) {
+    /// Locks the directory after applying the timeouts due in space `name`. A replica also locks
+    /// the space's row, reads it and delivers what its members missed; what the caller changes
+    /// is written in the transaction returned, and [`Spaces::commit`] commits and publishes it.
+    async fn locked(
+        &self,
+        name: &str,
+    ) -> Result<
+        (
+            MutexGuard<'_, HashMap<String, Entry>>,
+            Timestamp,
+            Option<Transaction>,
+        ),
+        AppError,
+    > {
         let now = self.clock.now();
         let mut directory = self.directory.lock().await;
-        self.apply_timeouts(&mut directory, name, now).await;
-        (directory, now)
+        let mut transaction = None;
+        if self.replication.is_some() {
+            let mut begun = self.store.begin().await?;
+            let row = self.store.lock_space(&mut begun, name).await?;
+            self.refresh(&mut directory, name, row).await?;
+            transaction = Some(begun);
+        }
+        self.apply_timeouts(&mut directory, name, now, &mut transaction)
+            .await;
+        Ok((directory, now, transaction))
+    }
+
+    /// Replicas: makes the cached space `name` what its row says, and delivers to the members
+    /// here what they have not had yet.
+    async fn refresh(
+        &self,
+        directory: &mut HashMap<String, Entry>,
+        name: &str,
+        row: Option<StoredSpace>,
+    ) -> anyhow::Result<()> {
+        let Some(row) = row else {
+            if let Some(mut gone) = directory.remove(name) {
+                gone.close_all("the space is gone");
+            }
+            return Ok(());
+        };
+        let stored = read_stored(&row)?;
+        let entry = directory.entry(name.to_string()).or_insert_with(|| {
+            Entry::new(
+                Stored {
+                    space: stored.space.clone(),
+                    tokens: HashMap::new(),
+                    accounts: HashMap::new(),
+                    owner: None,
+                    holders: HashMap::new(),
+                },
+                Some(Log {
+                    delivered: row.seq,
+                    ..Log::default()
+                }),
+            )
+        });
+        entry.stored = stored;
+        let log = entry.log.get_or_insert_with(Log::default);
+        if log.delivered > row.seq {
+            // Deleted and made again: these sockets belonged to the old one.
+            log.delivered = row.seq;
+            entry.close_all("the space is gone");
+        }
+        let log = entry.log.get_or_insert_with(Log::default);
+        log.seq = row.seq;
+        log.new = false;
+        log.pending.clear();
+        log.unsent.clear();
+        log.closes.clear();
+        self.catch_up(entry, row.seq).await;
+        Ok(())
+    }
+
+    /// Replicas: delivers the logged events up to `through` that the members here have not had.
+    async fn catch_up(&self, entry: &mut Entry, through: u64) {
+        let Some(log) = &mut entry.log else {
+            return;
+        };
+        if log.delivered >= through {
+            return;
+        }
+        if entry.live.is_empty() {
+            log.delivered = through;
+            return;
+        }
+        let after = log.delivered;
+        let name = entry.space().name.clone();
+        match self.store.space_events(&name, after, through).await {
+            Ok(events)
+                if entry.deliver(&events) && events.last().is_some_and(|e| e.seq == through) => {}
+            Ok(_) => {
+                // The log no longer keeps them: the members resume and get a snapshot.
+                tracing::warn!(
+                    space = name,
+                    after,
+                    through,
+                    "events missed are no longer logged"
+                );
+                entry.close_all("this server missed events the log no longer keeps: resume");
+                if let Some(log) = &mut entry.log {
+                    log.delivered = through;
+                }
+            }
+            Err(e) => tracing::warn!(space = name, "reading the space's log: {e}"),
+        }
+    }
+
+    /// Replicas: commits what the caller changed in space `name`, then delivers its events here
+    /// and publishes them to the other replicas.
+    async fn commit(
+        &self,
+        directory: &mut HashMap<String, Entry>,
+        name: &str,
+        transaction: Option<Transaction>,
+    ) -> Result<(), AppError> {
+        let (Some(transaction), Some(replication)) = (transaction, &self.replication) else {
+            return Ok(());
+        };
+        transaction.commit().await?;
+        let Some(entry) = directory.get_mut(name) else {
+            return Ok(());
+        };
+        let Some(log) = &mut entry.log else {
+            return Ok(());
+        };
+        let events = std::mem::take(&mut log.unsent);
+        let closes = std::mem::take(&mut log.closes);
+        entry.deliver(&events);
+        if !events.is_empty() || !closes.is_empty() {
+            replication.publish(name, &events, closes).await;
+        }
+        Ok(())
+    }
+
+    /// Replicas: what another replica committed, delivered to the members here in order.
+    async fn on_published(&self, published: Published) {
+        let Some(replication) = &self.replication else {
+            return;
+        };
+        if published.replica == replication.id {
+            return;
+        }
+        let mut directory = self.directory.lock().await;
+        let Some(entry) = directory.get_mut(&published.space) else {
+            return;
+        };
+        for close in &published.closes {
+            let kept = close.keep.as_ref().is_some_and(|holder| {
+                holder.replica == replication.id
+                    && entry
+                        .live
+                        .get(&close.member)
+                        .is_some_and(|live| live.connection == holder.connection)
+            });
+            if !kept && let Some(live) = entry.live.remove(&close.member) {
+                live.outlet.close(close.reason.clone());
+            }
+        }
+        let events = published.logged();
+        let delivered = entry.log.as_ref().map_or(0, |log| log.delivered);
+        if let Some(first) = events.first()
+            && first.seq > delivered + 1
+        {
+            self.catch_up(entry, first.seq - 1).await;
+        }
+        entry.deliver(&events);
+    }
+
+    /// Replicas: the other replicas' events, as NATS brings them.
+    async fn listen(
+        self: Arc<Self>,
+        mut subscriber: async_nats::Subscriber,
+        shutdown: CancellationToken,
+    ) {
+        use futures_util::StreamExt;
+        loop {
+            let message = tokio::select! {
+                message = subscriber.next() => message,
+                () = shutdown.cancelled() => return,
+            };
+            let Some(message) = message else {
+                tracing::error!("the NATS subscription ended: spaces follow the log only");
+                return;
+            };
+            match serde_json::from_slice::<Published>(&message.payload) {
+                Ok(published) => self.on_published(published).await,
+                Err(e) => tracing::warn!("a space message on NATS that is not one: {e}"),
+            }
+        }
+    }
+
+    /// Replicas: timeouts due, the heartbeat, what NATS lost, and the members of replicas gone
+    /// silent.
+    async fn tend(self: Arc<Self>, shutdown: CancellationToken) {
+        let Some(replication) = self.replication.clone() else {
+            return;
+        };
+        let mut sweep = tokio::time::interval(SWEEP);
+        let mut beat = tokio::time::interval(HEARTBEAT.min(CATCH_UP));
+        sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = sweep.tick() => self.sweep_due().await,
+                _ = beat.tick() => {
+                    let now = self.clock.now();
+                    if let Err(e) = self.store.replica_seen(&replication.id, now).await {
+                        tracing::warn!("saying this replica is alive: {e}");
+                    }
+                    self.catch_up_all().await;
+                    self.adopt_silent(&replication, now).await;
+                }
+                () = shutdown.cancelled() => return,
+            }
+        }
+    }
+
+    /// Replicas: applies the timeouts due in any space; under the row's lock, each is applied
+    /// by one replica, however many sweep.
+    async fn sweep_due(&self) {
+        let due = match self.store.spaces_due(self.clock.now()).await {
+            Ok(due) => due,
+            Err(e) => {
+                tracing::warn!("reading the spaces with timeouts due: {e}");
+                return;
+            }
+        };
+        for name in due {
+            let result = match self.locked(&name).await {
+                Ok((mut directory, _, transaction)) => {
+                    self.commit(&mut directory, &name, transaction).await
+                }
+                Err(e) => Err(e),
+            };
+            if let Err(e) = result {
+                tracing::warn!(space = name, "applying timeouts: {e}");
+            }
+        }
+    }
+
+    /// Replicas: delivers what NATS did not bring, from the log; closes the sockets of spaces
+    /// deleted elsewhere.
+    async fn catch_up_all(&self) {
+        let seqs: HashMap<String, u64> = match self.store.space_seqs().await {
+            Ok(seqs) => seqs.into_iter().collect(),
+            Err(e) => {
+                tracing::warn!("reading the spaces' sequence numbers: {e}");
+                return;
+            }
+        };
+        let mut directory = self.directory.lock().await;
+        let mut gone = Vec::new();
+        for (name, entry) in directory.iter_mut() {
+            match seqs.get(name) {
+                Some(seq) => self.catch_up(entry, *seq).await,
+                None => gone.push(name.clone()),
+            }
+        }
+        for name in gone {
+            if let Some(mut entry) = directory.remove(&name) {
+                entry.close_all("the space is gone");
+            }
+        }
+    }
+
+    /// Replicas: the members whose sockets a silent replica held become `ready`, so they time
+    /// out unless they resume (on any replica).
+    async fn adopt_silent(&self, replication: &Replication, now: Timestamp) {
+        let silent = match self
+            .store
+            .silent_replicas(Timestamp::from_millis(
+                now.as_millis().saturating_sub(SILENCE.as_millis() as u64),
+            ))
+            .await
+        {
+            Ok(silent) => silent,
+            Err(e) => {
+                tracing::warn!("reading the replicas: {e}");
+                return;
+            }
+        };
+        for replica in silent.into_iter().filter(|r| *r != replication.id) {
+            let rows = match self.store.spaces().await {
+                Ok(rows) => rows,
+                Err(e) => {
+                    tracing::warn!("reading the spaces: {e}");
+                    return;
+                }
+            };
+            let held: Vec<String> = rows
+                .iter()
+                .filter_map(|row| read_stored(row).ok())
+                .filter(|stored| stored.holders.values().any(|h| h.replica == replica))
+                .map(|stored| stored.space.name)
+                .collect();
+            tracing::info!(
+                replica,
+                spaces = held.len(),
+                "a replica went silent: its members are ready"
+            );
+            let mut done = true;
+            for name in held {
+                if let Err(e) = self.orphaned(&name, &replica).await {
+                    tracing::warn!(space = name, "taking over a silent replica's members: {e}");
+                    done = false;
+                }
+            }
+            if done && let Err(e) = self.store.forget_replica(&replica).await {
+                tracing::warn!("forgetting a silent replica: {e}");
+            }
+        }
+    }
+
+    /// Replicas: the members of space `name` held by `replica` become `ready`.
+    async fn orphaned(&self, name: &str, replica: &str) -> Result<(), AppError> {
+        let (mut directory, now, mut transaction) = self.locked(name).await?;
+        if let Some(entry) = directory.get_mut(name) {
+            let orphans: Vec<MemberId> = entry
+                .stored
+                .holders
+                .iter()
+                .filter(|(_, h)| h.replica == replica)
+                .map(|(id, _)| id.clone())
+                .collect();
+            let mut changes = Vec::new();
+            for id in orphans {
+                entry.stored.holders.remove(&id);
+                if let Ok(more) = entry
+                    .stored
+                    .space
+                    .handle_status(&id, MemberStatus::Ready, now)
+                {
+                    changes.extend(more);
+                }
+            }
+            entry.publish(&changes);
+            self.persist(entry, &mut transaction).await?;
+        }
+        self.commit(&mut directory, name, transaction).await
+    }
+
+    /// Replicas: makes the whole cache what the database holds, for the calls that look at
+    /// every space.
+    async fn refresh_all(&self, directory: &mut HashMap<String, Entry>) -> Result<(), AppError> {
+        if self.replication.is_none() {
+            return Ok(());
+        }
+        let mut rows = HashMap::new();
+        for row in self.store.spaces().await? {
+            let stored = read_stored(&row)?;
+            rows.insert(stored.space.name.clone(), (stored, row.seq));
+        }
+        directory.retain(|name, entry| {
+            let kept = rows.contains_key(name);
+            if !kept {
+                entry.close_all("the space is gone");
+            }
+            kept
+        });
+        for (name, (stored, seq)) in rows {
+            match directory.get_mut(&name) {
+                // What the members here missed is theirs at the next catch-up.
+                Some(entry) => entry.stored = stored,
+                None => {
+                    directory.insert(
+                        name,
+                        Entry::new(
+                            stored,
+                            Some(Log {
+                                seq,
+                                delivered: seq,
+                                ..Log::default()
+                            }),
+                        ),
+                    );
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Timeouts of one space: removed members lose their render sessions; an expired space is
@@ -406,6 +879,7 @@ impl Spaces {
         directory: &mut HashMap<String, Entry>,
         name: &str,
         now: Timestamp,
+        transaction: &mut Option<Transaction>,
     ) {
         let Some(entry) = directory.get_mut(name) else {
             return;
@@ -431,10 +905,14 @@ impl Spaces {
         if changes.contains(&Change::Expired) {
             tracing::info!(space = name, "empty space expired");
             directory.remove(name);
-            if let Err(e) = self.store.delete_space(name).await {
+            let deleted = match transaction {
+                Some(transaction) => self.store.delete_space_in(transaction, name).await,
+                None => self.store.delete_space(name).await,
+            };
+            if let Err(e) = deleted {
                 tracing::error!("deleting the expired space {name} failed: {e}");
             }
-        } else if let Err(e) = self.persist(entry).await {
+        } else if let Err(e) = self.persist(entry, transaction).await {
             tracing::error!("storing space {name} failed: {e:#}");
         }
         for (account, session) in released {
@@ -456,21 +934,68 @@ impl Spaces {
                 .map(|(name, _)| name.clone())
                 .collect();
             for name in due {
-                self.apply_timeouts(&mut directory, &name, now).await;
+                self.apply_timeouts(&mut directory, &name, now, &mut None)
+                    .await;
             }
         }
     }
 
-    async fn persist(&self, entry: &Entry) -> anyhow::Result<()> {
+    /// Stores the space whole. A replica writes it in `transaction` with the change's events,
+    /// numbered in the space's sequence; they are delivered when it commits.
+    async fn persist(
+        &self,
+        entry: &mut Entry,
+        transaction: &mut Option<Transaction>,
+    ) -> anyhow::Result<()> {
         let body = serde_json::to_string(&entry.stored)?;
+        let space = &entry.stored.space;
+        let (Some(transaction), Some(log)) = (transaction, &mut entry.log) else {
+            self.store
+                .upsert_space(&space.name, &body, space.change)
+                .await?;
+            return Ok(());
+        };
+        let change = space.change.0;
+        let events: Vec<LoggedEvent> = log
+            .pending
+            .drain(..)
+            .enumerate()
+            .map(|(i, event)| LoggedEvent {
+                seq: log.seq + 1 + i as u64,
+                change,
+                event: event.to_string(),
+            })
+            .collect();
+        let seq = log.seq + events.len() as u64;
         self.store
-            .upsert_space(&entry.space().name, &body, entry.space().change)
+            .write_space(
+                transaction,
+                &SpaceWrite {
+                    name: &space.name,
+                    body: &body,
+                    change: space.change,
+                    seq,
+                    poll_at: space.poll_timeout(),
+                    new: log.new,
+                    events: &events,
+                },
+            )
             .await?;
+        log.seq = seq;
+        log.new = false;
+        log.unsent.extend(events);
         Ok(())
     }
 
-    /// Stores only the properties: a write that changed nothing else.
-    async fn persist_properties(&self, entry: &Entry) -> anyhow::Result<()> {
+    /// Stores only the properties: a write that changed nothing else (a replica writes it whole).
+    async fn persist_properties(
+        &self,
+        entry: &mut Entry,
+        transaction: &mut Option<Transaction>,
+    ) -> anyhow::Result<()> {
+        if transaction.is_some() {
+            return self.persist(entry, transaction).await;
+        }
         let space = entry.space();
         let properties = serde_json::to_string(&space.properties)?;
         self.store
@@ -553,13 +1078,17 @@ impl Spaces {
                 )
             })?;
         let constants = Constants::resolve(template, choices).map_err(space_error)?;
-        let (mut directory, now) = self.locked(name).await;
-        if directory.contains_key(name) {
-            return Err(AppError::conflict(format!(
+        let (mut directory, now, mut transaction) = self.locked(name).await?;
+        let exists = || {
+            AppError::conflict(format!(
                 "space {name} exists already; join it with POST /v1/spaces/{name}/members"
-            )));
+            ))
+        };
+        if directory.contains_key(name) {
+            return Err(exists());
         }
         // Unique among the spaces, so a code alone finds its space.
+        self.refresh_all(&mut directory).await?;
         let code = loop {
             let code = format!("{:06}", rand::random_range(0..1_000_000u32));
             if !directory
@@ -570,23 +1099,32 @@ impl Spaces {
             }
         };
         let space = Space::new(name, constants, Some(code.clone()), now);
-        let mut entry = Entry {
-            stored: Stored {
-                space,
-                tokens: HashMap::new(),
-                accounts: HashMap::new(),
-                owner: Some(account.to_string()),
-            },
-            outboxes: HashMap::new(),
-            live: HashMap::new(),
+        let stored = Stored {
+            space,
+            tokens: HashMap::new(),
+            accounts: HashMap::new(),
+            owner: Some(account.to_string()),
+            holders: HashMap::new(),
         };
+        let log = self.replication.as_ref().map(|_| Log {
+            new: true,
+            ..Log::default()
+        });
+        let mut entry = Entry::new(stored, log);
         let creator = Joiner {
             code: Some(code),
             ..creator
         };
-        let joined = self.join_entry(&mut entry, account, creator, now).await?;
+        let joined = self
+            .join_entry(&mut entry, account, creator, now, &mut transaction)
+            .await
+            .map_err(|e| if name_taken(&e) { exists() } else { e })?;
         directory.insert(name.to_string(), entry);
-        Ok((directory[name].view(true), joined))
+        let view = directory[name].view(true);
+        self.commit(&mut directory, name, transaction)
+            .await
+            .map_err(|e| if name_taken(&e) { exists() } else { e })?;
+        Ok((view, joined))
     }
 
     /// Joins space `name`.
@@ -596,12 +1134,16 @@ impl Spaces {
         name: &str,
         joiner: Joiner,
     ) -> Result<(Value, Joined), AppError> {
-        let (mut directory, now) = self.locked(name).await;
+        let (mut directory, now, mut transaction) = self.locked(name).await?;
         let entry = directory
             .get_mut(name)
             .ok_or_else(|| AppError::not_found(format!("there is no space named {name}")))?;
-        let joined = self.join_entry(entry, account, joiner, now).await?;
-        Ok((entry.view(true), joined))
+        let joined = self
+            .join_entry(entry, account, joiner, now, &mut transaction)
+            .await?;
+        let view = entry.view(true);
+        self.commit(&mut directory, name, transaction).await?;
+        Ok((view, joined))
     }
 
     async fn join_entry(
@@ -610,6 +1152,7 @@ impl Spaces {
         account: &str,
         joiner: Joiner,
         now: Timestamp,
+        transaction: &mut Option<Transaction>,
     ) -> Result<Joined, AppError> {
         if joiner.device.trim().is_empty() || joiner.device.len() > 128 {
             return Err(AppError::bad_request(
@@ -668,7 +1211,7 @@ impl Spaces {
             .accounts
             .insert(id.clone(), account.to_string());
         entry.publish(&changes);
-        self.persist(entry).await?;
+        self.persist(entry, transaction).await?;
         Ok(Joined {
             id,
             token,
@@ -678,7 +1221,7 @@ impl Spaces {
 
     /// The space, as a member (with its token) or an operator sees it.
     pub async fn get(&self, name: &str, member_token: Option<&str>) -> Result<Value, AppError> {
-        let (directory, _) = self.locked(name).await;
+        let (mut directory, _, transaction) = self.locked(name).await?;
         let entry = directory
             .get(name)
             .ok_or_else(|| AppError::not_found(format!("there is no space named {name}")))?;
@@ -688,6 +1231,7 @@ impl Spaces {
             // Which member the caller is: a client can tell its membership still holds.
             view["member"] = json!(id);
         }
+        self.commit(&mut directory, name, transaction).await?;
         Ok(view)
     }
 
@@ -696,20 +1240,22 @@ impl Spaces {
         &self,
         name: &str,
     ) -> Result<Vec<(MemberId, SessionKey)>, AppError> {
-        let (directory, _) = self.locked(name).await;
+        let (mut directory, _, transaction) = self.locked(name).await?;
         let entry = directory
             .get(name)
             .ok_or_else(|| AppError::not_found(format!("there is no space named {name}")))?;
         let mut members: Vec<&Member> = entry.space().members.values().collect();
         members.sort_by_key(|m| m.joined);
-        Ok(members
+        let sessions = members
             .into_iter()
             .filter_map(|m| {
                 let session = SessionId::parse(m.render_session.as_deref()?).ok()?;
                 let account = entry.stored.accounts.get(&m.id)?;
                 Some((m.id.clone(), SessionKey::new(account, session)))
             })
-            .collect())
+            .collect();
+        self.commit(&mut directory, name, transaction).await?;
+        Ok(sessions)
     }
 
     /// A member writes the properties, if the space's entity tag passes `if_match`.
@@ -727,7 +1273,7 @@ impl Spaces {
                 .get_ready(model, owner.as_deref().unwrap_or_default())
                 .await?;
         }
-        let (mut directory, _) = self.locked(name).await;
+        let (mut directory, _, mut transaction) = self.locked(name).await?;
         let entry = directory
             .get_mut(name)
             .ok_or_else(|| AppError::not_found(format!("there is no space named {name}")))?;
@@ -764,17 +1310,19 @@ impl Spaces {
                     Change::Selection | Change::Custom | Change::Review | Change::Pick
                 )
             }) {
-                self.persist_properties(entry).await?;
+                self.persist_properties(entry, &mut transaction).await?;
             } else {
-                self.persist(entry).await?;
+                self.persist(entry, &mut transaction).await?;
             }
         }
-        Ok(entry.view(true))
+        let view = entry.view(true);
+        self.commit(&mut directory, name, transaction).await?;
+        Ok(view)
     }
 
     /// The member with `member_token` leaves; its render session is released.
     pub async fn leave(&self, name: &str, member_token: &str) -> Result<(), AppError> {
-        let (mut directory, now) = self.locked(name).await;
+        let (mut directory, now, mut transaction) = self.locked(name).await?;
         let entry = directory
             .get_mut(name)
             .ok_or_else(|| AppError::not_found(format!("there is no space named {name}")))?;
@@ -790,11 +1338,21 @@ impl Spaces {
         entry.stored.tokens.remove(&id);
         let account = entry.stored.accounts.remove(&id);
         entry.outboxes.remove(&id);
+        let reason = "you left the space";
         if let Some(live) = entry.live.remove(&id) {
-            live.outlet.close("you left the space".into());
+            live.outlet.close(reason.into());
+        }
+        entry.stored.holders.remove(&id);
+        if let Some(log) = &mut entry.log {
+            log.closes.push(Close {
+                member: id.clone(),
+                reason: reason.into(),
+                keep: None,
+            });
         }
         entry.publish(&changes);
-        self.persist(entry).await?;
+        self.persist(entry, &mut transaction).await?;
+        self.commit(&mut directory, name, transaction).await?;
         drop(directory);
         if let Some(account) = account {
             self.release(&account, session.as_deref()).await;
@@ -802,9 +1360,18 @@ impl Spaces {
         Ok(())
     }
 
+    /// The directory, for a look at every space: a replica reads them all from the database.
+    async fn everything(&self) -> MutexGuard<'_, HashMap<String, Entry>> {
+        let mut directory = self.directory.lock().await;
+        if let Err(e) = self.refresh_all(&mut directory).await {
+            tracing::warn!("reading the spaces: {e}");
+        }
+        directory
+    }
+
     /// The spaces where a member of `account` is the device `device`.
     pub async fn of_device(&self, account: &str, device: &str) -> Vec<Value> {
-        let directory = self.directory.lock().await;
+        let directory = self.everything().await;
         let mut found: Vec<Value> = directory
             .values()
             .flat_map(|entry| {
@@ -835,7 +1402,7 @@ impl Spaces {
 
     /// How many spaces, members (by status) and connected sockets there are.
     pub async fn census(&self) -> Census {
-        let directory = self.directory.lock().await;
+        let directory = self.everything().await;
         let mut census = Census {
             spaces: directory.len(),
             ..Census::default()
@@ -853,18 +1420,20 @@ impl Spaces {
         census
     }
 
-    /// A space that shows `model` now, if any.
     /// The account that owns space `name`, if anyone does.
     pub async fn owner(&self, name: &str) -> Result<Option<String>, AppError> {
-        let directory = self.directory.lock().await;
+        let (mut directory, _, transaction) = self.locked(name).await?;
         let entry = directory
             .get(name)
             .ok_or_else(|| AppError::not_found(format!("there is no space named {name}")))?;
-        Ok(entry.stored.owner.clone())
+        let owner = entry.stored.owner.clone();
+        self.commit(&mut directory, name, transaction).await?;
+        Ok(owner)
     }
 
+    /// A space that shows `model` now, if any.
     pub async fn showing(&self, model: &ModelId) -> Option<String> {
-        let directory = self.directory.lock().await;
+        let directory = self.everything().await;
         directory.values().find_map(|entry| {
             let space = entry.space();
             (space.properties.selected_model.as_ref() == Some(model)).then(|| space.name.clone())
@@ -873,7 +1442,7 @@ impl Spaces {
 
     /// The space whose join code is `code`, and the account that owns it.
     pub async fn by_code(&self, code: &str) -> Option<(String, String)> {
-        let directory = self.directory.lock().await;
+        let directory = self.everything().await;
         directory.values().find_map(|entry| {
             let space = entry.space();
             (space.join_code.as_deref() == Some(code))
@@ -884,7 +1453,7 @@ impl Spaces {
 
     /// The spaces `account` created, as its console lists them (with their join codes).
     pub async fn owned_by(&self, account: &str) -> Vec<Value> {
-        let directory = self.directory.lock().await;
+        let directory = self.everything().await;
         let mut owned: Vec<Value> = directory
             .values()
             .filter(|entry| entry.stored.owner.as_deref() == Some(account))
@@ -910,7 +1479,8 @@ impl Spaces {
         last_seq: Option<u64>,
         outlet: Arc<Outlet>,
     ) -> Result<Attached, String> {
-        let (mut directory, now) = self.locked(name).await;
+        let (mut directory, now, mut transaction) =
+            self.locked(name).await.map_err(|e| e.to_string())?;
         let entry = directory
             .get_mut(name)
             .ok_or_else(|| format!("there is no space named {name}"))?;
@@ -919,12 +1489,43 @@ impl Spaces {
             .ok_or("this member token is not in the space (left, or removed after a timeout)")?;
         let change = entry.space().change.0;
         let snapshot = entry.view(true);
-        let shared = entry
-            .outboxes
-            .entry(member.clone())
-            .or_insert_with(new_outbox)
-            .clone();
-        let first = {
+        let replicated = entry.log.as_ref().map(|log| log.seq);
+        // A replica's members resume from the log: their acks keep nothing.
+        let shared = match replicated {
+            Some(_) => new_outbox(),
+            None => entry
+                .outboxes
+                .entry(member.clone())
+                .or_insert_with(new_outbox)
+                .clone(),
+        };
+        let first = if let Some(seq) = replicated {
+            let missed = match last_seq {
+                Some(seen) if seen <= seq => {
+                    let missed = self
+                        .store
+                        .space_events(name, seen, seq)
+                        .await
+                        .map_err(|e| format!("reading the space's log: {e}"))?;
+                    // All of them, or the log no longer keeps them: a snapshot.
+                    (missed.len() as u64 == seq - seen).then_some((seen, missed))
+                }
+                _ => None,
+            };
+            let (at, space, missed) = match missed {
+                Some((seen, missed)) => (seen, None, missed),
+                None => (seq, Some(snapshot), Vec::new()),
+            };
+            let welcome = SpaceServerMessage::Welcome {
+                member: member.clone(),
+                seq: at,
+                change,
+                space,
+            };
+            std::iter::once(welcome.to_json())
+                .chain(missed.iter().map(|e| frame(e.seq, e.change, &e.event)))
+                .collect()
+        } else {
             let mut outbox = lock_outbox(&shared);
             let resumed = match last_seq {
                 Some(seen) => outbox.resume(seen),
@@ -966,23 +1567,38 @@ impl Spaces {
             outlet.send(text);
         }
         let connection = self.connections.fetch_add(1, Ordering::Relaxed);
+        let elsewhere = "the member connected again elsewhere";
         if let Some(old) = entry
             .live
             .insert(member.clone(), Live { connection, outlet })
         {
-            old.outlet
-                .close("the member connected again elsewhere".into());
+            old.outlet.close(elsewhere.into());
+        }
+        if let (Some(replication), Some(log)) = (&self.replication, &mut entry.log) {
+            let holder = Holder {
+                replica: replication.id.clone(),
+                connection,
+            };
+            entry.stored.holders.insert(member.clone(), holder.clone());
+            log.closes.push(Close {
+                member: member.clone(),
+                reason: elsewhere.into(),
+                keep: Some(holder),
+            });
         }
         let changes = entry
             .stored
             .space
             .handle_status(&member, MemberStatus::Active, now)
             .map_err(|e| e.to_string())?;
-        if !changes.is_empty() {
-            entry.publish(&changes);
-            if let Err(e) = self.persist(entry).await {
-                tracing::error!("storing space {name} failed: {e:#}");
-            }
+        entry.publish(&changes);
+        if (!changes.is_empty() || transaction.is_some())
+            && let Err(e) = self.persist(entry, &mut transaction).await
+        {
+            tracing::error!("storing space {name} failed: {e:#}");
+        }
+        if let Err(e) = self.commit(&mut directory, name, transaction).await {
+            tracing::error!("storing space {name} failed: {e:#}");
         }
         Ok(Attached {
             member,
@@ -1001,7 +1617,8 @@ impl Spaces {
         if !matches!(status, MemberStatus::Active | MemberStatus::Inactive) {
             return Err("a member may only say it is active or inactive".into());
         }
-        let (mut directory, now) = self.locked(name).await;
+        let (mut directory, now, mut transaction) =
+            self.locked(name).await.map_err(|e| e.to_string())?;
         let entry = directory.get_mut(name).ok_or("the space is gone")?;
         let changes = entry
             .stored
@@ -1010,16 +1627,25 @@ impl Spaces {
             .map_err(|e| e.to_string())?;
         if !changes.is_empty() {
             entry.publish(&changes);
-            if let Err(e) = self.persist(entry).await {
+            if let Err(e) = self.persist(entry, &mut transaction).await {
                 tracing::error!("storing space {name} failed: {e:#}");
             }
         }
-        Ok(())
+        self.commit(&mut directory, name, transaction)
+            .await
+            .map_err(|e| e.to_string())
     }
 
     /// The member's socket closed: it is `ready` (may resume) unless a newer socket took over.
     pub async fn detach(&self, name: &str, member: &str, connection: u64) {
-        let (mut directory, now) = self.locked(name).await;
+        let (mut directory, now, mut transaction) = match self.locked(name).await {
+            Ok(locked) => locked,
+            Err(e) => {
+                // Its replica's silence will make it ready, if this one is cut off.
+                tracing::warn!(space = name, "a member's socket closed: {e}");
+                return;
+            }
+        };
         let Some(entry) = directory.get_mut(name) else {
             return;
         };
@@ -1032,17 +1658,46 @@ impl Spaces {
         } else if entry.live.contains_key(member) {
             return;
         }
+        if let Some(replication) = &self.replication {
+            // Connected again on another replica (or here) since: that socket holds it now.
+            let holder = Holder {
+                replica: replication.id.clone(),
+                connection,
+            };
+            if entry.stored.holders.get(member) != Some(&holder) {
+                return;
+            }
+            entry.stored.holders.remove(member);
+        }
         if let Ok(changes) = entry
             .stored
             .space
             .handle_status(member, MemberStatus::Ready, now)
-            && !changes.is_empty()
         {
             entry.publish(&changes);
-            if let Err(e) = self.persist(entry).await {
+            if (!changes.is_empty() || transaction.is_some())
+                && let Err(e) = self.persist(entry, &mut transaction).await
+            {
                 tracing::error!("storing space {name} failed: {e:#}");
             }
         }
+        if let Err(e) = self.commit(&mut directory, name, transaction).await {
+            tracing::error!("storing space {name} failed: {e:#}");
+        }
+    }
+}
+
+/// Whether `error` is the database refusing a second space of one name (two replicas created it
+/// at once).
+fn name_taken(error: &AppError) -> bool {
+    match error {
+        AppError::Internal(e) => e.chain().any(|cause| {
+            cause
+                .downcast_ref::<sqlx::Error>()
+                .and_then(|e| e.as_database_error())
+                .is_some_and(|e| e.is_unique_violation())
+        }),
+        _ => false,
     }
 }
 

@@ -1,0 +1,20 @@
+-- The space event log replicas share (docs/SCALING.md): each space's last event sequence and
+-- when its next timeout is due, the events themselves (the last ones, for resumes on any
+-- replica), and the replicas serving.
+ALTER TABLE spaces ADD COLUMN seq BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE spaces ADD COLUMN poll_at_ms BIGINT;
+CREATE INDEX spaces_poll_at ON spaces (poll_at_ms) WHERE poll_at_ms IS NOT NULL;
+
+CREATE TABLE space_events (
+    space          TEXT NOT NULL REFERENCES spaces (name) ON DELETE CASCADE,
+    seq            BIGINT NOT NULL,
+    change_number  BIGINT NOT NULL,
+    event          TEXT NOT NULL,
+    PRIMARY KEY (space, seq)
+);
+
+CREATE TABLE replicas (
+    id          TEXT PRIMARY KEY NOT NULL,
+    started_ms  BIGINT NOT NULL,
+    seen_ms     BIGINT NOT NULL
+);

@@ -1,0 +1,127 @@
+//! Spaces shared by coordinator replicas (docs/SCALING.md): Postgres is the log, NATS the
+//! doorbell.
+//!
+//! A replica changes a space under the row's lock and commits the change with its events, each
+//! numbered in the space's sequence, in one transaction: one order, no gaps. After the commit it
+//! delivers them to its own members and publishes them on NATS (`parallax.space.<name>`). Every
+//! replica delivers what it hears to its connected members in sequence order: what it delivered
+//! already is dropped, what it missed (NATS is at most once) is read from the log. The log also
+//! answers a member that resumes on another replica with its last sequence.
+//!
+//! Every replica says it is alive in the `replicas` table every [`HEARTBEAT`]; the members held by
+//! one silent for [`SILENCE`] are made `ready` by whichever replica notices, under the row lock,
+//! so they may resume elsewhere and time out if they do not.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use parallax_core::space::MemberId;
+use serde::{Deserialize, Serialize};
+
+use crate::base::store::LoggedEvent;
+
+/// How often a replica says it is alive.
+pub const HEARTBEAT: Duration = Duration::from_secs(1);
+/// A replica not heard from for this long is taken for dead: its members become `ready`.
+pub const SILENCE: Duration = Duration::from_secs(5);
+/// How often a replica compares what it delivered with the log, for NATS messages it missed.
+pub const CATCH_UP: Duration = Duration::from_secs(1);
+
+/// The NATS subject of space `name`'s events.
+fn subject(name: &str) -> String {
+    format!("parallax.space.{name}")
+}
+
+/// Every space's subject.
+const ALL_SPACES: &str = "parallax.space.*";
+
+/// Which replica holds a member's socket, and which of its connections it is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Holder {
+    pub replica: String,
+    pub connection: u64,
+}
+
+/// A member whose socket must close, wherever it is connected; except `keep`, its newest one.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Close {
+    pub member: MemberId,
+    pub reason: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep: Option<Holder>,
+}
+
+/// What a replica publishes after a commit.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Published {
+    pub space: String,
+    pub replica: String,
+    /// `(seq, change, event JSON)`, in order.
+    pub events: Vec<(u64, u64, String)>,
+    #[serde(default)]
+    pub closes: Vec<Close>,
+}
+
+impl Published {
+    pub fn logged(&self) -> Vec<LoggedEvent> {
+        self.events
+            .iter()
+            .map(|(seq, change, event)| LoggedEvent {
+                seq: *seq,
+                change: *change,
+                event: event.clone(),
+            })
+            .collect()
+    }
+}
+
+/// This replica's name and its NATS connection.
+pub struct Replication {
+    pub id: String,
+    nats: async_nats::Client,
+}
+
+impl Replication {
+    /// Connects to NATS at `url` as a new replica.
+    pub async fn connect(url: &str) -> anyhow::Result<Self> {
+        let id = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
+        let nats = async_nats::ConnectOptions::new()
+            .name(format!("parallax-{id}"))
+            .connect(url)
+            .await
+            .with_context(|| format!("connecting to NATS at {url}"))?;
+        Ok(Self { id, nats })
+    }
+
+    /// Every space's events, as the other replicas publish them.
+    pub async fn subscribe(&self) -> anyhow::Result<async_nats::Subscriber> {
+        self.nats
+            .subscribe(ALL_SPACES)
+            .await
+            .context("subscribing to the spaces' events")
+    }
+
+    /// Tells the other replicas about a commit: its events and the sockets to close.
+    pub async fn publish(&self, space: &str, events: &[LoggedEvent], closes: Vec<Close>) {
+        let published = Published {
+            space: space.to_string(),
+            replica: self.id.clone(),
+            events: events
+                .iter()
+                .map(|e| (e.seq, e.change, e.event.clone()))
+                .collect(),
+            closes,
+        };
+        let payload = match serde_json::to_vec(&published) {
+            Ok(payload) => payload,
+            Err(e) => {
+                tracing::error!("encoding space {space}'s events: {e}");
+                return;
+            }
+        };
+        // Lost, it is read from the log: by the next message's gap, or the catch-up.
+        if let Err(e) = self.nats.publish(subject(space), payload.into()).await {
+            tracing::warn!(space, "publishing space events on NATS: {e}");
+        }
+    }
+}
