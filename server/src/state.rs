@@ -352,6 +352,8 @@ impl AppState {
         };
         let sessions = Sessions::start(
             store.clone(),
+            // Replicas do not share their pools yet: each has the sessions it made.
+            nats_url.is_none(),
             pool.pool(),
             pool.poll_interval(),
             pool.host_return_grace(),

@@ -12,7 +12,10 @@ use parallax_core::time::Timestamp;
 use parallax_core::{ChangeNumber, ModelId, ModelSummary};
 
 use self::postgres::PostgresServer;
-use crate::base::store::{Backend, ModelRecord, ModelSource, ModelStatus, Store, StoredConversion};
+use crate::base::store::{
+    Backend, LoggedEvent, ModelRecord, ModelSource, ModelStatus, SPACE_LOG_KEPT, SpaceWrite, Store,
+    StoredConversion,
+};
 
 // Shared with the process tests, which start coordinators on Postgres.
 #[path = "../../tests/support/postgres.rs"]
@@ -26,6 +29,8 @@ const CHECKS: &[(&str, Check)] = &[
     ("uploads", |s| Box::pin(uploads(s))),
     ("conversions", |s| Box::pin(conversions(s))),
     ("spaces", |s| Box::pin(spaces(s))),
+    ("the space log", |s| Box::pin(space_log(s))),
+    ("replicas", |s| Box::pin(replicas(s))),
     ("accounts", |s| Box::pin(accounts(s))),
     ("settings", |s| Box::pin(settings(s))),
     ("render sessions", |s| Box::pin(render_sessions(s))),
@@ -300,6 +305,147 @@ async fn conversions(store: Store) {
     assert_eq!(
         unfinished,
         [("bob".into(), "c1".into()), ("alice".into(), "c3".into())]
+    );
+}
+
+fn events(seqs: std::ops::RangeInclusive<u64>, change: u64) -> Vec<LoggedEvent> {
+    seqs.map(|seq| LoggedEvent {
+        seq,
+        change,
+        event: format!("{{\"kind\":\"tap\",\"n\":{seq}}}"),
+    })
+    .collect()
+}
+
+/// Writes space `name` as a replica does: row locked, body and events in one transaction.
+async fn write_logged(store: &Store, name: &str, new: bool, seq: u64, logged: &[LoggedEvent]) {
+    let mut transaction = store.begin().await.unwrap();
+    let row = store.lock_space(&mut transaction, name).await.unwrap();
+    assert_eq!(row.is_none(), new);
+    store
+        .write_space(
+            &mut transaction,
+            &SpaceWrite {
+                name,
+                body: &format!("{{\"seq\":{seq}}}"),
+                change: ChangeNumber(seq),
+                seq,
+                poll_at: Some(Timestamp::from_millis(1_000 + seq)),
+                new,
+                events: logged,
+            },
+        )
+        .await
+        .unwrap();
+    transaction.commit().await.unwrap();
+}
+
+async fn space_log(store: Store) {
+    write_logged(&store, "hall", true, 2, &events(1..=2, 1)).await;
+    // A second space of the name is refused by the database: two replicas made it at once.
+    let mut transaction = store.begin().await.unwrap();
+    let taken = store
+        .write_space(
+            &mut transaction,
+            &SpaceWrite {
+                name: "hall",
+                body: "{}",
+                change: ChangeNumber(1),
+                seq: 0,
+                poll_at: None,
+                new: true,
+                events: &[],
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        taken
+            .as_database_error()
+            .is_some_and(|e| e.is_unique_violation()),
+        "{taken}"
+    );
+    drop(transaction);
+    write_logged(&store, "hall", false, 5, &events(3..=5, 2)).await;
+    let mut transaction = store.begin().await.unwrap();
+    let row = store
+        .lock_space(&mut transaction, "hall")
+        .await
+        .unwrap()
+        .unwrap();
+    drop(transaction);
+    assert_eq!(
+        (row.body.as_str(), row.seq, row.change),
+        ("{\"seq\":5}", 5, ChangeNumber(5))
+    );
+    // Exactly the events asked for, in order, with the change each was written at.
+    let read = store.space_events("hall", 1, 4).await.unwrap();
+    let numbers: Vec<(u64, u64)> = read.iter().map(|e| (e.seq, e.change)).collect();
+    assert_eq!(numbers, [(2, 1), (3, 2), (4, 2)]);
+    assert_eq!(read[1], events(3..=3, 2)[0]);
+    assert_eq!(store.space_seqs().await.unwrap(), [("hall".to_string(), 5)]);
+    // Timeouts due: by the time the last write stored.
+    assert!(
+        store
+            .spaces_due(Timestamp::from_millis(1_004))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store
+            .spaces_due(Timestamp::from_millis(1_005))
+            .await
+            .unwrap(),
+        ["hall"]
+    );
+    // The log keeps the last events, not all.
+    let many = 5 + SPACE_LOG_KEPT + 64;
+    write_logged(&store, "hall", false, many, &events(6..=many, 3)).await;
+    let kept = store.space_events("hall", 0, many).await.unwrap();
+    assert!(kept.len() as u64 >= SPACE_LOG_KEPT, "{}", kept.len());
+    assert!((kept.len() as u64) < many, "older events go");
+    assert_eq!(kept.last().unwrap().seq, many);
+    // Deleting the space deletes its log.
+    let mut transaction = store.begin().await.unwrap();
+    store
+        .delete_space_in(&mut transaction, "hall")
+        .await
+        .unwrap();
+    transaction.commit().await.unwrap();
+    assert!(
+        store
+            .space_events("hall", 0, many)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(store.spaces().await.unwrap().is_empty());
+}
+
+async fn replicas(store: Store) {
+    store
+        .replica_seen("a", Timestamp::from_millis(1_000))
+        .await
+        .unwrap();
+    store
+        .replica_seen("b", Timestamp::from_millis(1_000))
+        .await
+        .unwrap();
+    store
+        .replica_seen("a", Timestamp::from_millis(9_000))
+        .await
+        .unwrap();
+    let before = Timestamp::from_millis(5_000);
+    assert_eq!(store.silent_replicas(before).await.unwrap(), ["b"]);
+    store.forget_replica("b").await.unwrap();
+    assert!(store.silent_replicas(before).await.unwrap().is_empty());
+    assert_eq!(
+        store
+            .silent_replicas(Timestamp::from_millis(10_000))
+            .await
+            .unwrap(),
+        ["a"]
     );
 }
 

@@ -91,9 +91,12 @@ pub enum RegisterError {
 }
 
 impl Sessions {
-    /// Restores every stored session and starts the writer and the driver.
+    /// Restores every stored session (unless `restore` is false: a replica's pool is its own,
+    /// docs/SCALING.md) and starts the writer and the driver.
+    #[allow(clippy::too_many_arguments)]
     pub async fn start(
         store: Store,
+        restore: bool,
         pool: PoolConfig,
         poll_interval: Duration,
         return_grace: Duration,
@@ -101,7 +104,10 @@ impl Sessions {
         launcher: Launcher,
         shutdown: CancellationToken,
     ) -> anyhow::Result<Arc<Self>> {
-        let stored = store.render_sessions().await?;
+        let stored = match restore {
+            true => store.render_sessions().await?,
+            false => Vec::new(),
+        };
         let restored = stored.len();
         let service = SessionService::restore(pool, stored, clock.now(), return_grace);
         let (writes, write_queue) = mpsc::unbounded_channel();
