@@ -242,6 +242,11 @@ impl Store {
         self.backend
     }
 
+    /// Whether [`Store::close`] was called: the coordinator is stopping.
+    pub fn is_closed(&self) -> bool {
+        self.pool.is_closed()
+    }
+
     /// Adds `model` to the catalog, or refreshes its name and size if it is there already.
     pub async fn upsert_model(&self, model: &ModelSummary, source: ModelSource) -> StoreResult<()> {
         sqlx::query(

@@ -1640,6 +1640,8 @@ impl Spaces {
     pub async fn detach(&self, name: &str, member: &str, connection: u64) {
         let (mut directory, now, mut transaction) = match self.locked(name).await {
             Ok(locked) => locked,
+            // Stopping: the other replicas make its members ready once it is silent.
+            Err(_) if self.store.is_closed() => return,
             Err(e) => {
                 // Its replica's silence will make it ready, if this one is cut off.
                 tracing::warn!(space = name, "a member's socket closed: {e}");
