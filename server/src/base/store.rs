@@ -607,17 +607,27 @@ impl Store {
             .await
     }
 
-    /// Replica `id` is alive at `now` (registered on its first call).
-    pub async fn replica_seen(&self, id: &str, now: Timestamp) -> StoreResult<()> {
+    /// Replica `id` is alive at `now`. False if the table did not have it: its first call, or
+    /// the others took it for dead meanwhile and forgot it.
+    pub async fn replica_seen(&self, id: &str, now: Timestamp) -> StoreResult<bool> {
+        let now = db_int(now.as_millis());
+        let updated = sqlx::query("UPDATE replicas SET seen_ms = $2 WHERE id = $1")
+            .bind(id)
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        if updated.rows_affected() > 0 {
+            return Ok(true);
+        }
         sqlx::query(
             "INSERT INTO replicas (id, started_ms, seen_ms) VALUES ($1, $2, $2)
              ON CONFLICT (id) DO UPDATE SET seen_ms = excluded.seen_ms",
         )
         .bind(id)
-        .bind(db_int(now.as_millis()))
+        .bind(now)
         .execute(&self.pool)
         .await?;
-        Ok(())
+        Ok(false)
     }
 
     /// The replicas not seen since `before`.

@@ -424,29 +424,27 @@ async fn space_log(store: Store) {
 }
 
 async fn replicas(store: Store) {
-    store
-        .replica_seen("a", Timestamp::from_millis(1_000))
-        .await
-        .unwrap();
-    store
-        .replica_seen("b", Timestamp::from_millis(1_000))
-        .await
-        .unwrap();
-    store
-        .replica_seen("a", Timestamp::from_millis(9_000))
-        .await
-        .unwrap();
+    let seen = |id: &'static str, ms: u64| {
+        let store = store.clone();
+        async move {
+            store
+                .replica_seen(id, Timestamp::from_millis(ms))
+                .await
+                .unwrap()
+        }
+    };
+    // The first heartbeat registers; later ones find the row.
+    assert!(!seen("a", 1_000).await);
+    assert!(!seen("b", 1_000).await);
+    assert!(seen("a", 9_000).await);
     let before = Timestamp::from_millis(5_000);
     assert_eq!(store.silent_replicas(before).await.unwrap(), ["b"]);
     store.forget_replica("b").await.unwrap();
     assert!(store.silent_replicas(before).await.unwrap().is_empty());
-    assert_eq!(
-        store
-            .silent_replicas(Timestamp::from_millis(10_000))
-            .await
-            .unwrap(),
-        ["a"]
-    );
+    let later = Timestamp::from_millis(10_000);
+    assert_eq!(store.silent_replicas(later).await.unwrap(), ["a"]);
+    // A replica the others forgot finds out at its next heartbeat.
+    assert!(!seen("b", 11_000).await);
 }
 
 async fn spaces(store: Store) {

@@ -167,6 +167,34 @@ pub struct Spaces {
     replication: Option<Arc<Replication>>,
 }
 
+/// Replicas: puts what space `stored`'s row holds (its last event `seq`) in the cache, and
+/// returns its entry. A space new here starts delivering after `seq`; one whose sequence went
+/// back was deleted and made again: the sockets here belonged to the old one.
+fn cache(directory: &mut HashMap<String, Entry>, stored: Stored, seq: u64) -> &mut Entry {
+    use std::collections::hash_map::Entry as Slot;
+    let entry = match directory.entry(stored.space.name.clone()) {
+        Slot::Occupied(cached) => {
+            let entry = cached.into_mut();
+            entry.stored = stored;
+            entry
+        }
+        Slot::Vacant(vacant) => vacant.insert(Entry::new(
+            stored,
+            Some(Log {
+                delivered: seq,
+                ..Log::default()
+            }),
+        )),
+    };
+    let log = entry.log.get_or_insert_with(Log::default);
+    log.seq = seq;
+    if log.delivered > seq {
+        log.delivered = seq;
+        entry.close_all("the space is gone");
+    }
+    entry
+}
+
 /// A stored space: its body, with its properties if they were written after it.
 fn read_stored(row: &StoredSpace) -> anyhow::Result<Stored> {
     let mut stored: Stored = serde_json::from_str(&row.body).context("reading a stored space")?;
@@ -531,35 +559,14 @@ impl Spaces {
             }
             return Ok(());
         };
-        let stored = read_stored(&row)?;
-        let entry = directory.entry(name.to_string()).or_insert_with(|| {
-            Entry::new(
-                Stored {
-                    space: stored.space.clone(),
-                    tokens: HashMap::new(),
-                    accounts: HashMap::new(),
-                    owner: None,
-                    holders: HashMap::new(),
-                },
-                Some(Log {
-                    delivered: row.seq,
-                    ..Log::default()
-                }),
-            )
-        });
-        entry.stored = stored;
-        let log = entry.log.get_or_insert_with(Log::default);
-        if log.delivered > row.seq {
-            // Deleted and made again: these sockets belonged to the old one.
-            log.delivered = row.seq;
-            entry.close_all("the space is gone");
+        let entry = cache(directory, read_stored(&row)?, row.seq);
+        if let Some(log) = &mut entry.log {
+            // Nothing of a change that did not commit is left.
+            log.new = false;
+            log.pending.clear();
+            log.unsent.clear();
+            log.closes.clear();
         }
-        let log = entry.log.get_or_insert_with(Log::default);
-        log.seq = row.seq;
-        log.new = false;
-        log.pending.clear();
-        log.unsent.clear();
-        log.closes.clear();
         self.catch_up(entry, row.seq).await;
         Ok(())
     }
@@ -578,23 +585,27 @@ impl Spaces {
         }
         let after = log.delivered;
         let name = entry.space().name.clone();
-        match self.store.space_events(&name, after, through).await {
-            Ok(events)
-                if entry.deliver(&events) && events.last().is_some_and(|e| e.seq == through) => {}
-            Ok(_) => {
-                // The log no longer keeps them: the members resume and get a snapshot.
-                tracing::warn!(
-                    space = name,
-                    after,
-                    through,
-                    "events missed are no longer logged"
-                );
-                entry.close_all("this server missed events the log no longer keeps: resume");
-                if let Some(log) = &mut entry.log {
-                    log.delivered = through;
-                }
+        let events = match self.store.space_events(&name, after, through).await {
+            Ok(events) => events,
+            Err(e) => {
+                // Tried again at the next catch-up.
+                tracing::warn!(space = name, "reading the space's log: {e}");
+                return;
             }
-            Err(e) => tracing::warn!(space = name, "reading the space's log: {e}"),
+        };
+        let complete = events.last().is_some_and(|e| e.seq == through);
+        if !(entry.deliver(&events) && complete) {
+            // The log no longer keeps them: the members resume and get a snapshot.
+            tracing::warn!(
+                space = name,
+                after,
+                through,
+                "events missed are no longer logged"
+            );
+            entry.close_all("this server missed events the log no longer keeps: resume");
+            if let Some(log) = &mut entry.log {
+                log.delivered = through;
+            }
         }
     }
 
@@ -697,8 +708,12 @@ impl Spaces {
                 _ = sweep.tick() => self.sweep_due().await,
                 _ = beat.tick() => {
                     let now = self.clock.now();
-                    if let Err(e) = self.store.replica_seen(&replication.id, now).await {
-                        tracing::warn!("saying this replica is alive: {e}");
+                    match self.store.replica_seen(&replication.id, now).await {
+                        Ok(true) => {}
+                        // The first heartbeat; or this replica was cut off so long that the
+                        // others made its members ready: they are here, active.
+                        Ok(false) => self.reclaim(&replication).await,
+                        Err(e) => tracing::warn!("saying this replica is alive: {e}"),
                     }
                     self.catch_up_all().await;
                     self.adopt_silent(&replication, now).await;
@@ -804,6 +819,61 @@ impl Spaces {
         }
     }
 
+    /// Replicas: the members connected here, that others made `ready` while this replica was
+    /// silent, are held here and `active` again.
+    async fn reclaim(&self, replication: &Replication) {
+        let names: Vec<String> = {
+            let directory = self.directory.lock().await;
+            directory
+                .iter()
+                .filter(|(_, entry)| !entry.live.is_empty())
+                .map(|(name, _)| name.clone())
+                .collect()
+        };
+        for name in names {
+            if let Err(e) = self.hold_live(&name, replication).await {
+                tracing::warn!(space = name, "taking back this replica's members: {e}");
+            }
+        }
+    }
+
+    async fn hold_live(&self, name: &str, replication: &Replication) -> Result<(), AppError> {
+        let (mut directory, now, mut transaction) = self.locked(name).await?;
+        if let Some(entry) = directory.get_mut(name) {
+            let mut changes = Vec::new();
+            let live: Vec<(MemberId, u64)> = entry
+                .live
+                .iter()
+                .map(|(id, live)| (id.clone(), live.connection))
+                .collect();
+            for (id, connection) in live {
+                let ready = entry
+                    .space()
+                    .members
+                    .get(&id)
+                    .is_some_and(|m| m.status == MemberStatus::Ready);
+                if !ready || entry.stored.holders.contains_key(&id) {
+                    continue;
+                }
+                let holder = Holder {
+                    replica: replication.id.clone(),
+                    connection,
+                };
+                entry.stored.holders.insert(id.clone(), holder);
+                if let Ok(more) = entry
+                    .stored
+                    .space
+                    .handle_status(&id, MemberStatus::Active, now)
+                {
+                    changes.extend(more);
+                }
+            }
+            entry.publish(&changes);
+            self.persist(entry, &mut transaction).await?;
+        }
+        self.commit(&mut directory, name, transaction).await
+    }
+
     /// Replicas: the members of space `name` held by `replica` become `ready`.
     async fn orphaned(&self, name: &str, replica: &str) -> Result<(), AppError> {
         let (mut directory, now, mut transaction) = self.locked(name).await?;
@@ -850,24 +920,9 @@ impl Spaces {
             }
             kept
         });
-        for (name, (stored, seq)) in rows {
-            match directory.get_mut(&name) {
-                // What the members here missed is theirs at the next catch-up.
-                Some(entry) => entry.stored = stored,
-                None => {
-                    directory.insert(
-                        name,
-                        Entry::new(
-                            stored,
-                            Some(Log {
-                                seq,
-                                delivered: seq,
-                                ..Log::default()
-                            }),
-                        ),
-                    );
-                }
-            }
+        // What the members here missed is theirs at the next catch-up.
+        for (stored, seq) in rows.into_values() {
+            cache(directory, stored, seq);
         }
         Ok(())
     }
