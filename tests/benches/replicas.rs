@@ -77,6 +77,12 @@ impl Receipts {
 
     /// Waits until `count` receipts of `label` are in; returns their times.
     async fn gather(&self, label: &str, count: usize) -> Vec<Instant> {
+        self.gather_within(label, count, Duration::from_secs(30))
+            .await
+    }
+
+    /// [`Receipts::gather`], waiting up to `limit`.
+    async fn gather_within(&self, label: &str, count: usize, limit: Duration) -> Vec<Instant> {
         let started = Instant::now();
         loop {
             {
@@ -102,8 +108,8 @@ impl Receipts {
                 let noted = self.noted.lock().unwrap();
                 let got = noted.counts.get(label).copied().unwrap_or(0);
                 assert!(
-                    started.elapsed() < Duration::from_secs(30),
-                    "only {got} of {count} members got {label} within 30 s"
+                    started.elapsed() < limit,
+                    "only {got} of {count} members got {label} within {limit:?}"
                 );
             }
         }
@@ -129,6 +135,7 @@ async fn member(
         let url = socket_url(&format!("http://{addr}"), "/v1/spaces/bench/ws");
         let Ok(mut socket) = connect_socket(&url, Some(small_messages()), None).await else {
             at = (at + 1) % replicas.lock().unwrap().len();
+            tokio::time::sleep(Duration::from_millis(10)).await;
             continue;
         };
         let hello = json!({"type": "hello", "token": token, "member": member, "lastSeq": last});
@@ -169,10 +176,20 @@ async fn member(
 
 /// A setup under test: its replicas (or the one coordinator) and how to start another.
 struct Setup {
+    /// The members' tasks, ended with the setup.
+    members: Vec<tokio::task::JoinHandle<()>>,
     servers: Vec<Option<ServeProcess>>,
     addrs: Arc<Mutex<Vec<Option<String>>>>,
     args: Vec<String>,
     _dirs: Vec<tempfile::TempDir>,
+}
+
+impl Drop for Setup {
+    fn drop(&mut self) {
+        for task in &self.members {
+            task.abort();
+        }
+    }
 }
 
 impl Setup {
@@ -185,6 +202,7 @@ impl Setup {
             args.extend(["--nats".to_string(), nats.to_string()]);
         }
         let mut setup = Self {
+            members: Vec::new(),
             servers: Vec::new(),
             addrs: Arc::default(),
             args,
@@ -218,7 +236,7 @@ impl Setup {
 /// The space `bench` with `members` members spread over the setup's servers (the tablet on the
 /// first), all connected. Returns the tablet.
 async fn fill(
-    setup: &Setup,
+    setup: &mut Setup,
     account: &(String, String),
     members: usize,
     receipts: &Arc<Receipts>,
@@ -237,6 +255,7 @@ async fn fill(
         .await
         .unwrap();
     let token = coordinators[0].token.clone();
+    let joining = Instant::now();
     let mut joined = vec![(0, tablet.token.clone())];
     for n in 1..members {
         let at = n % servers;
@@ -250,16 +269,25 @@ async fn fill(
         let membership = coordinators[at].join("bench", &join).await.unwrap();
         joined.push((at, membership.token));
     }
+    let joins = joining.elapsed();
+    let connecting = Instant::now();
     for (at, member_token) in joined {
-        tokio::spawn(member(
+        setup.members.push(tokio::spawn(member(
             at,
             setup.addrs.clone(),
             token.clone(),
             member_token,
             receipts.clone(),
-        ));
+        )));
     }
-    receipts.gather("welcome", members).await;
+    receipts
+        .gather_within("welcome", members, Duration::from_secs(900))
+        .await;
+    eprintln!(
+        "{members} members joined one by one in {:.1} s and connected at once in {:.1} s",
+        joins.as_secs_f64(),
+        connecting.elapsed().as_secs_f64()
+    );
     tokio::time::sleep(Duration::from_secs(1)).await;
     tablet
 }
@@ -314,14 +342,15 @@ async fn main() {
     let dir = data_dir();
     let account = ArrClient::create_account(dir.path(), "bench").await;
     let server = ServeProcess::start(dir.path(), NO_HOSTS).await;
-    let embedded = Setup {
+    let mut embedded = Setup {
+        members: Vec::new(),
         addrs: Arc::new(Mutex::new(vec![Some(server.addr.to_string())])),
         servers: vec![Some(server)],
         args: Vec::new(),
         _dirs: vec![dir],
     };
     let receipts = Receipts::new(members);
-    let tablet = fill(&embedded, &account, members, &receipts).await;
+    let tablet = fill(&mut embedded, &account, members, &receipts).await;
     let latencies = broadcast(&tablet, &receipts, members, rounds, &mut 0).await;
     report("embedded (SQLite)", members, latencies);
     drop(embedded);
@@ -334,7 +363,7 @@ async fn main() {
             ArrClient::create_account_in(data_dir().path(), Some(&database), "bench").await;
         let mut setup = Setup::start(replicas, Some(&database), Some(&nats.url)).await;
         let receipts = Receipts::new(members);
-        let tablet = fill(&setup, &account, members, &receipts).await;
+        let tablet = fill(&mut setup, &account, members, &receipts).await;
         let name = format!("{replicas} replica(s), members spread");
         let mut selected = 0;
         let latencies = broadcast(&tablet, &receipts, members, rounds, &mut selected).await;
