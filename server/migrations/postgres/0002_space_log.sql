@@ -3,6 +3,8 @@
 -- replica), and the replicas serving.
 ALTER TABLE spaces ADD COLUMN seq BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE spaces ADD COLUMN poll_at_ms BIGINT;
+-- Bumped by every replica's write: a replica whose copy is this version need not read the body.
+ALTER TABLE spaces ADD COLUMN version BIGINT NOT NULL DEFAULT 0;
 CREATE INDEX spaces_poll_at ON spaces (poll_at_ms) WHERE poll_at_ms IS NOT NULL;
 
 CREATE TABLE space_events (

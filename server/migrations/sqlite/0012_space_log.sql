@@ -4,6 +4,8 @@
 -- leaves these empty; the tables are here so one store interface answers on both databases.
 ALTER TABLE spaces ADD COLUMN seq INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE spaces ADD COLUMN poll_at_ms INTEGER;
+-- Bumped by every replica's write: a replica whose copy is this version need not read the body.
+ALTER TABLE spaces ADD COLUMN version INTEGER NOT NULL DEFAULT 0;
 
 CREATE TABLE space_events (
     space          TEXT NOT NULL REFERENCES spaces (name) ON DELETE CASCADE,

@@ -124,6 +124,19 @@ pub struct StoredSpace {
     pub change: ChangeNumber,
     /// The sequence number of the space's last logged event (replicas only; 0 otherwise).
     pub seq: u64,
+    /// Bumped by each replica's write (replicas only; 0 otherwise).
+    pub version: u64,
+}
+
+/// A space row as a replica locks it.
+#[derive(Debug)]
+pub enum LockedSpace {
+    /// There is no such space.
+    Gone,
+    /// At the version the caller has: its body was not read.
+    Unchanged { seq: u64 },
+    /// Changed since (or the caller had none): the whole row.
+    Read(StoredSpace),
 }
 
 /// One event of a space's log: its sequence number within the space, the change number it was
@@ -144,6 +157,8 @@ pub struct SpaceWrite<'a> {
     pub seq: u64,
     /// When the space's next timeout is due, for the sweepers.
     pub poll_at: Option<Timestamp>,
+    /// The row's version after this write.
+    pub version: u64,
     /// A new space: inserted, and refused if one of the name exists.
     pub new: bool,
     pub events: &'a [LoggedEvent],
@@ -464,8 +479,9 @@ impl Store {
     /// Every stored space: its JSON body, and its properties and change number if they were
     /// written after the body.
     pub async fn spaces(&self) -> StoreResult<Vec<StoredSpace>> {
-        let rows: Vec<(String, Option<String>, i64, i64)> = sqlx::query_as(
-            "SELECT s.body, p.properties, COALESCE(p.change_number, s.change_number), s.seq
+        let rows: Vec<SpaceColumns> = sqlx::query_as(
+            "SELECT s.body, p.properties, COALESCE(p.change_number, s.change_number), s.seq,
+                 s.version
              FROM spaces s LEFT JOIN space_properties p ON p.space = s.name",
         )
         .fetch_all(&self.pool)
@@ -479,25 +495,43 @@ impl Store {
     }
 
     /// Space `name`, locked until `transaction` ends (Postgres: `FOR UPDATE`; SQLite's one
-    /// writer needs no row lock).
+    /// writer needs no row lock); its body only if its version is not `known`.
     pub async fn lock_space(
         &self,
         transaction: &mut Transaction,
         name: &str,
-    ) -> StoreResult<Option<StoredSpace>> {
+        known: Option<u64>,
+    ) -> StoreResult<LockedSpace> {
         let lock = match self.backend {
-            Backend::Postgres => " FOR UPDATE OF s",
+            Backend::Postgres => " FOR UPDATE",
             Backend::Sqlite => "",
         };
-        let row: Option<(String, Option<String>, i64, i64)> = sqlx::query_as(&format!(
-            "SELECT s.body, p.properties, COALESCE(p.change_number, s.change_number), s.seq
-             FROM spaces s LEFT JOIN space_properties p ON p.space = s.name
-             WHERE s.name = $1{lock}"
+        let row: Option<(i64, i64)> = sqlx::query_as(&format!(
+            "SELECT version, seq FROM spaces WHERE name = $1{lock}"
         ))
         .bind(name)
         .fetch_optional(&mut **transaction)
         .await?;
-        Ok(row.map(stored_space))
+        let Some((version, seq)) = row else {
+            return Ok(LockedSpace::Gone);
+        };
+        if known == u64::try_from(version).ok() {
+            return Ok(LockedSpace::Unchanged {
+                seq: u64::try_from(seq).unwrap_or_default(),
+            });
+        }
+        let row: Option<SpaceColumns> = sqlx::query_as(
+            "SELECT s.body, p.properties, COALESCE(p.change_number, s.change_number), s.seq,
+                 s.version
+             FROM spaces s LEFT JOIN space_properties p ON p.space = s.name
+             WHERE s.name = $1",
+        )
+        .bind(name)
+        .fetch_optional(&mut **transaction)
+        .await?;
+        Ok(row.map_or(LockedSpace::Gone, |row| {
+            LockedSpace::Read(stored_space(row))
+        }))
     }
 
     /// Writes a space whole with the events of its change, in `transaction`; the log keeps the
@@ -508,11 +542,11 @@ impl Store {
         write: &SpaceWrite<'_>,
     ) -> StoreResult<()> {
         let query = if write.new {
-            "INSERT INTO spaces (name, body, change_number, seq, poll_at_ms)
-             VALUES ($1, $2, $3, $4, $5)"
+            "INSERT INTO spaces (name, body, change_number, seq, poll_at_ms, version)
+             VALUES ($1, $2, $3, $4, $5, $6)"
         } else {
             "UPDATE spaces SET body = $2, change_number = $3, seq = $4, poll_at_ms = $5,
-                 updated_at = CURRENT_TIMESTAMP WHERE name = $1"
+                 version = $6, updated_at = CURRENT_TIMESTAMP WHERE name = $1"
         };
         sqlx::query(query)
             .bind(write.name)
@@ -520,6 +554,7 @@ impl Store {
             .bind(db_int(write.change.0))
             .bind(db_int(write.seq))
             .bind(write.poll_at.map(|at| db_int(at.as_millis())))
+            .bind(db_int(write.version))
             .execute(&mut **transaction)
             .await?;
         sqlx::query("DELETE FROM space_properties WHERE space = $1")
@@ -857,14 +892,16 @@ pub struct AccountRecord {
 const ACCOUNT_COLUMNS: &str =
     "SELECT id, name, key_hash, created_at, key_rotated_at_ms, revoked_at_ms FROM accounts";
 
-fn stored_space(
-    (body, properties, change, seq): (String, Option<String>, i64, i64),
-) -> StoredSpace {
+/// A space row: body, properties, change number, sequence, version.
+type SpaceColumns = (String, Option<String>, i64, i64, i64);
+
+fn stored_space((body, properties, change, seq, version): SpaceColumns) -> StoredSpace {
     StoredSpace {
         body,
         properties,
         change: ChangeNumber(u64::try_from(change).unwrap_or_default()),
         seq: u64::try_from(seq).unwrap_or_default(),
+        version: u64::try_from(version).unwrap_or_default(),
     }
 }
 

@@ -13,8 +13,8 @@ use parallax_core::{ChangeNumber, ModelId, ModelSummary};
 
 use self::postgres::PostgresServer;
 use crate::base::store::{
-    Backend, LoggedEvent, ModelRecord, ModelSource, ModelStatus, SPACE_LOG_KEPT, SpaceWrite, Store,
-    StoredConversion,
+    Backend, LockedSpace, LoggedEvent, ModelRecord, ModelSource, ModelStatus, SPACE_LOG_KEPT,
+    SpaceWrite, Store, StoredConversion,
 };
 
 // Shared with the process tests, which start coordinators on Postgres.
@@ -320,8 +320,11 @@ fn events(seqs: std::ops::RangeInclusive<u64>, change: u64) -> Vec<LoggedEvent> 
 /// Writes space `name` as a replica does: row locked, body and events in one transaction.
 async fn write_logged(store: &Store, name: &str, new: bool, seq: u64, logged: &[LoggedEvent]) {
     let mut transaction = store.begin().await.unwrap();
-    let row = store.lock_space(&mut transaction, name).await.unwrap();
-    assert_eq!(row.is_none(), new);
+    let row = store
+        .lock_space(&mut transaction, name, None)
+        .await
+        .unwrap();
+    assert_eq!(matches!(row, LockedSpace::Gone), new);
     store
         .write_space(
             &mut transaction,
@@ -331,6 +334,7 @@ async fn write_logged(store: &Store, name: &str, new: bool, seq: u64, logged: &[
                 change: ChangeNumber(seq),
                 seq,
                 poll_at: Some(Timestamp::from_millis(1_000 + seq)),
+                version: seq,
                 new,
                 events: logged,
             },
@@ -353,6 +357,7 @@ async fn space_log(store: Store) {
                 change: ChangeNumber(1),
                 seq: 0,
                 poll_at: None,
+                version: 1,
                 new: true,
                 events: &[],
             },
@@ -367,17 +372,36 @@ async fn space_log(store: Store) {
     );
     drop(transaction);
     write_logged(&store, "hall", false, 5, &events(3..=5, 2)).await;
-    let mut transaction = store.begin().await.unwrap();
-    let row = store
-        .lock_space(&mut transaction, "hall")
-        .await
-        .unwrap()
-        .unwrap();
-    drop(transaction);
+    let lock = |known| {
+        let store = store.clone();
+        async move {
+            let mut transaction = store.begin().await.unwrap();
+            store
+                .lock_space(&mut transaction, "hall", known)
+                .await
+                .unwrap()
+        }
+    };
+    let LockedSpace::Read(row) = lock(None).await else {
+        panic!("a replica without a copy reads the row");
+    };
     assert_eq!(
-        (row.body.as_str(), row.seq, row.change),
-        ("{\"seq\":5}", 5, ChangeNumber(5))
+        (row.body.as_str(), row.seq, row.change, row.version),
+        ("{\"seq\":5}", 5, ChangeNumber(5), 5)
     );
+    // A replica whose copy is the row's version does not read the body again; an older copy does.
+    assert!(matches!(
+        lock(Some(5)).await,
+        LockedSpace::Unchanged { seq: 5 }
+    ));
+    assert!(matches!(lock(Some(4)).await, LockedSpace::Read(_)));
+    assert!(matches!(
+        store
+            .lock_space(&mut store.begin().await.unwrap(), "nowhere", Some(1))
+            .await
+            .unwrap(),
+        LockedSpace::Gone
+    ));
     // Exactly the events asked for, in order, with the change each was written at.
     let read = store.space_events("hall", 1, 4).await.unwrap();
     let numbers: Vec<(u64, u64)> = read.iter().map(|e| (e.seq, e.change)).collect();

@@ -33,7 +33,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::base::clock::Clock;
 use crate::base::error::AppError;
-use crate::base::store::{LoggedEvent, SpaceWrite, Store, StoredSpace, Transaction};
+use crate::base::store::{LockedSpace, LoggedEvent, SpaceWrite, Store, StoredSpace, Transaction};
 use crate::catalog::models::Catalog;
 use crate::pool::sessions::Sessions;
 use crate::spaces::outlet::Outlet;
@@ -106,6 +106,11 @@ struct Log {
     seq: u64,
     /// The last event written to this replica's members.
     delivered: u64,
+    /// The row's version the cached space is known to be; `None` while a change is being made
+    /// (until it commits), or after one that did not: read again.
+    version: Option<u64>,
+    /// The row's version as of the current change's lock, then as written by it.
+    locked: u64,
     /// Not in the database yet: inserted by the next write.
     new: bool,
     /// The events of the change being made, numbered when written.
@@ -170,7 +175,12 @@ pub struct Spaces {
 /// Replicas: puts what space `stored`'s row holds (its last event `seq`) in the cache, and
 /// returns its entry. A space new here starts delivering after `seq`; one whose sequence went
 /// back was deleted and made again: the sockets here belonged to the old one.
-fn cache(directory: &mut HashMap<String, Entry>, stored: Stored, seq: u64) -> &mut Entry {
+fn cache(
+    directory: &mut HashMap<String, Entry>,
+    stored: Stored,
+    seq: u64,
+    version: u64,
+) -> &mut Entry {
     use std::collections::hash_map::Entry as Slot;
     let entry = match directory.entry(stored.space.name.clone()) {
         Slot::Occupied(cached) => {
@@ -188,6 +198,7 @@ fn cache(directory: &mut HashMap<String, Entry>, stored: Stored, seq: u64) -> &m
     };
     let log = entry.log.get_or_insert_with(Log::default);
     log.seq = seq;
+    log.version = Some(version);
     if log.delivered > seq {
         log.delivered = seq;
         entry.close_all("the space is gone");
@@ -536,7 +547,11 @@ impl Spaces {
         let mut transaction = None;
         if self.replication.is_some() {
             let mut begun = self.store.begin().await?;
-            let row = self.store.lock_space(&mut begun, name).await?;
+            let known = directory
+                .get(name)
+                .and_then(|entry| entry.log.as_ref())
+                .and_then(|log| log.version);
+            let row = self.store.lock_space(&mut begun, name, known).await?;
             self.refresh(&mut directory, name, row).await?;
             transaction = Some(begun);
         }
@@ -545,29 +560,44 @@ impl Spaces {
         Ok((directory, now, transaction))
     }
 
-    /// Replicas: makes the cached space `name` what its row says, and delivers to the members
-    /// here what they have not had yet.
+    /// Replicas: makes the cached space `name` what its locked row says, and delivers to the
+    /// members here what they have not had yet.
     async fn refresh(
         &self,
         directory: &mut HashMap<String, Entry>,
         name: &str,
-        row: Option<StoredSpace>,
+        row: LockedSpace,
     ) -> anyhow::Result<()> {
-        let Some(row) = row else {
-            if let Some(mut gone) = directory.remove(name) {
-                gone.close_all("the space is gone");
+        let entry = match row {
+            LockedSpace::Gone => {
+                if let Some(mut gone) = directory.remove(name) {
+                    gone.close_all("the space is gone");
+                }
+                return Ok(());
             }
+            LockedSpace::Unchanged { seq } => {
+                let entry = directory
+                    .get_mut(name)
+                    .context("a space unchanged since it was cached is in the cache")?;
+                if let Some(log) = &mut entry.log {
+                    log.seq = seq;
+                }
+                entry
+            }
+            LockedSpace::Read(row) => cache(directory, read_stored(&row)?, row.seq, row.version),
+        };
+        let Some(log) = &mut entry.log else {
             return Ok(());
         };
-        let entry = cache(directory, read_stored(&row)?, row.seq);
-        if let Some(log) = &mut entry.log {
-            // Nothing of a change that did not commit is left.
-            log.new = false;
-            log.pending.clear();
-            log.unsent.clear();
-            log.closes.clear();
-        }
-        self.catch_up(entry, row.seq).await;
+        // Until this change commits, the cache is not known to be the row.
+        log.locked = log.version.take().unwrap_or_default();
+        // Nothing of a change that did not commit is left.
+        log.new = false;
+        log.pending.clear();
+        log.unsent.clear();
+        log.closes.clear();
+        let seq = log.seq;
+        self.catch_up(entry, seq).await;
         Ok(())
     }
 
@@ -627,6 +657,7 @@ impl Spaces {
         let Some(log) = &mut entry.log else {
             return Ok(());
         };
+        log.version = Some(log.locked);
         let events = std::mem::take(&mut log.unsent);
         let closes = std::mem::take(&mut log.closes);
         entry.deliver(&events);
@@ -911,7 +942,7 @@ impl Spaces {
         let mut rows = HashMap::new();
         for row in self.store.spaces().await? {
             let stored = read_stored(&row)?;
-            rows.insert(stored.space.name.clone(), (stored, row.seq));
+            rows.insert(stored.space.name.clone(), (stored, row.seq, row.version));
         }
         directory.retain(|name, entry| {
             let kept = rows.contains_key(name);
@@ -921,8 +952,8 @@ impl Spaces {
             kept
         });
         // What the members here missed is theirs at the next catch-up.
-        for (stored, seq) in rows.into_values() {
-            cache(directory, stored, seq);
+        for (stored, seq, version) in rows.into_values() {
+            cache(directory, stored, seq, version);
         }
         Ok(())
     }
@@ -1022,6 +1053,7 @@ impl Spaces {
             })
             .collect();
         let seq = log.seq + events.len() as u64;
+        let version = log.locked + 1;
         self.store
             .write_space(
                 transaction,
@@ -1031,12 +1063,14 @@ impl Spaces {
                     change: space.change,
                     seq,
                     poll_at: space.poll_timeout(),
+                    version,
                     new: log.new,
                     events: &events,
                 },
             )
             .await?;
         log.seq = seq;
+        log.locked = version;
         log.new = false;
         log.unsent.extend(events);
         Ok(())
