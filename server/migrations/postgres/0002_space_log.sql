@@ -15,6 +15,17 @@ CREATE TABLE space_events (
     PRIMARY KEY (space, seq)
 );
 
+-- Which replica holds each connected member's socket, and which of its connections it is.
+CREATE TABLE space_holders (
+    space       TEXT NOT NULL REFERENCES spaces (name) ON DELETE CASCADE,
+    member      TEXT NOT NULL,
+    replica     TEXT NOT NULL,
+    connection  BIGINT NOT NULL,
+    PRIMARY KEY (space, member)
+);
+
+CREATE INDEX space_holders_replica ON space_holders (replica);
+
 CREATE TABLE replicas (
     id          TEXT PRIMARY KEY NOT NULL,
     started_ms  BIGINT NOT NULL,

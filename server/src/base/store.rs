@@ -164,6 +164,14 @@ pub struct SpaceWrite<'a> {
     pub events: &'a [LoggedEvent],
 }
 
+/// Which replica holds a connected member's socket, and which of its connections it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpaceHolder {
+    pub member: String,
+    pub replica: String,
+    pub connection: u64,
+}
+
 /// A transaction on the store's database.
 pub type Transaction = sqlx::Transaction<'static, sqlx::Any>;
 
@@ -583,6 +591,89 @@ impl Store {
         Ok(())
     }
 
+    /// Who holds which member of space `name`, in `transaction`.
+    pub async fn space_holders(
+        &self,
+        transaction: &mut Transaction,
+        name: &str,
+    ) -> StoreResult<Vec<SpaceHolder>> {
+        let rows: Vec<(String, String, i64)> = sqlx::query_as(
+            "SELECT member, replica, connection FROM space_holders WHERE space = $1",
+        )
+        .bind(name)
+        .fetch_all(&mut **transaction)
+        .await?;
+        Ok(rows.into_iter().map(space_holder).collect())
+    }
+
+    /// Who holds which member, by space.
+    pub async fn all_space_holders(&self) -> StoreResult<Vec<(String, SpaceHolder)>> {
+        let rows: Vec<(String, String, String, i64)> =
+            sqlx::query_as("SELECT space, member, replica, connection FROM space_holders")
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(space, member, replica, connection)| {
+                (space, space_holder((member, replica, connection)))
+            })
+            .collect())
+    }
+
+    /// The spaces where replica `replica` holds members.
+    pub async fn spaces_held_by(&self, replica: &str) -> StoreResult<Vec<String>> {
+        sqlx::query_scalar(
+            "SELECT DISTINCT space FROM space_holders WHERE replica = $1 ORDER BY space",
+        )
+        .bind(replica)
+        .fetch_all(&self.pool)
+        .await
+    }
+
+    /// Writes who holds members of space `name` now (`None`: nobody), in `transaction`; with
+    /// `version`, the row's version too (a change that wrote no body).
+    pub async fn write_holders(
+        &self,
+        transaction: &mut Transaction,
+        name: &str,
+        version: Option<u64>,
+        held: &[(String, Option<SpaceHolder>)],
+    ) -> StoreResult<()> {
+        if let Some(version) = version {
+            sqlx::query("UPDATE spaces SET version = $2 WHERE name = $1")
+                .bind(name)
+                .bind(db_int(version))
+                .execute(&mut **transaction)
+                .await?;
+        }
+        for (member, holder) in held {
+            match holder {
+                Some(holder) => {
+                    sqlx::query(
+                        "INSERT INTO space_holders (space, member, replica, connection)
+                         VALUES ($1, $2, $3, $4)
+                         ON CONFLICT (space, member) DO UPDATE SET replica = excluded.replica,
+                             connection = excluded.connection",
+                    )
+                    .bind(name)
+                    .bind(member)
+                    .bind(&holder.replica)
+                    .bind(db_int(holder.connection))
+                    .execute(&mut **transaction)
+                    .await?;
+                }
+                None => {
+                    sqlx::query("DELETE FROM space_holders WHERE space = $1 AND member = $2")
+                        .bind(name)
+                        .bind(member)
+                        .execute(&mut **transaction)
+                        .await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Deletes space `name` (and its log) in `transaction`.
     pub async fn delete_space_in(
         &self,
@@ -891,6 +982,14 @@ pub struct AccountRecord {
 
 const ACCOUNT_COLUMNS: &str =
     "SELECT id, name, key_hash, created_at, key_rotated_at_ms, revoked_at_ms FROM accounts";
+
+fn space_holder((member, replica, connection): (String, String, i64)) -> SpaceHolder {
+    SpaceHolder {
+        member,
+        replica,
+        connection: u64::try_from(connection).unwrap_or_default(),
+    }
+}
 
 /// A space row: body, properties, change number, sequence, version.
 type SpaceColumns = (String, Option<String>, i64, i64, i64);

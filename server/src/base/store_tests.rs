@@ -14,7 +14,7 @@ use parallax_core::{ChangeNumber, ModelId, ModelSummary};
 use self::postgres::PostgresServer;
 use crate::base::store::{
     Backend, LockedSpace, LoggedEvent, ModelRecord, ModelSource, ModelStatus, SPACE_LOG_KEPT,
-    SpaceWrite, Store, StoredConversion,
+    SpaceHolder, SpaceWrite, Store, StoredConversion,
 };
 
 // Shared with the process tests, which start coordinators on Postgres.
@@ -430,6 +430,44 @@ async fn space_log(store: Store) {
     assert!(kept.len() as u64 >= SPACE_LOG_KEPT, "{}", kept.len());
     assert!((kept.len() as u64) < many, "older events go");
     assert_eq!(kept.last().unwrap().seq, many);
+    // Who holds which member: rows of their own, written with a version and no body.
+    let holder = |member: &str, replica: &str, connection| SpaceHolder {
+        member: member.into(),
+        replica: replica.into(),
+        connection,
+    };
+    let mut transaction = store.begin().await.unwrap();
+    let held = [
+        ("m1".to_string(), Some(holder("m1", "r1", 7))),
+        ("m2".to_string(), Some(holder("m2", "r2", 1 << 40))),
+    ];
+    store
+        .write_holders(&mut transaction, "hall", Some(many + 1), &held)
+        .await
+        .unwrap();
+    transaction.commit().await.unwrap();
+    assert!(
+        matches!(lock(Some(many)).await, LockedSpace::Read(_)),
+        "a holder bumps the version"
+    );
+    assert_eq!(store.spaces_held_by("r2").await.unwrap(), ["hall"]);
+    let moved = [
+        ("m2".to_string(), Some(holder("m2", "r1", 8))),
+        ("m1".to_string(), None),
+    ];
+    let mut transaction = store.begin().await.unwrap();
+    store
+        .write_holders(&mut transaction, "hall", None, &moved)
+        .await
+        .unwrap();
+    let now: Vec<SpaceHolder> = store.space_holders(&mut transaction, "hall").await.unwrap();
+    transaction.commit().await.unwrap();
+    assert_eq!(now, [holder("m2", "r1", 8)]);
+    assert!(store.spaces_held_by("r2").await.unwrap().is_empty());
+    assert_eq!(
+        store.all_space_holders().await.unwrap(),
+        [("hall".to_string(), holder("m2", "r1", 8))]
+    );
     // Deleting the space deletes its log.
     let mut transaction = store.begin().await.unwrap();
     store
@@ -445,6 +483,7 @@ async fn space_log(store: Store) {
             .is_empty()
     );
     assert!(store.spaces().await.unwrap().is_empty());
+    assert!(store.all_space_holders().await.unwrap().is_empty());
 }
 
 async fn replicas(store: Store) {

@@ -33,7 +33,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::base::clock::Clock;
 use crate::base::error::AppError;
-use crate::base::store::{LockedSpace, LoggedEvent, SpaceWrite, Store, StoredSpace, Transaction};
+use crate::base::store::{
+    LockedSpace, LoggedEvent, SpaceHolder, SpaceWrite, Store, StoredSpace, Transaction,
+};
 use crate::catalog::models::Catalog;
 use crate::pool::sessions::Sessions;
 use crate::spaces::outlet::Outlet;
@@ -66,9 +68,6 @@ struct Stored {
     /// The account that created the space: it may write the properties without being a member.
     #[serde(default)]
     owner: Option<String>,
-    /// Replicas: which replica holds each connected member's socket.
-    #[serde(default, skip_serializing_if = "HashMap::is_empty")]
-    holders: HashMap<MemberId, Holder>,
 }
 
 /// Who writes a space's properties.
@@ -119,6 +118,11 @@ struct Log {
     unsent: Vec<LoggedEvent>,
     /// Sockets to close on every replica once committed.
     closes: Vec<Close>,
+    /// Which replica holds each connected member's socket (rows of their own, so a member
+    /// moving to another replica does not rewrite the space).
+    holders: HashMap<MemberId, Holder>,
+    /// Holders changed by the change being made, written with it.
+    held: Vec<(MemberId, Option<Holder>)>,
 }
 
 /// A new member's credentials.
@@ -206,6 +210,34 @@ fn cache(
     entry
 }
 
+/// The cache's holders from the store's rows.
+fn held_by(holders: Vec<SpaceHolder>) -> HashMap<MemberId, Holder> {
+    holders
+        .into_iter()
+        .map(|h| {
+            let holder = Holder {
+                replica: h.replica,
+                connection: h.connection,
+            };
+            (h.member, holder)
+        })
+        .collect()
+}
+
+/// Holder changes as the store writes them.
+fn stored_holders(held: Vec<(MemberId, Option<Holder>)>) -> Vec<(String, Option<SpaceHolder>)> {
+    held.into_iter()
+        .map(|(member, holder)| {
+            let holder = holder.map(|h| SpaceHolder {
+                member: member.clone(),
+                replica: h.replica,
+                connection: h.connection,
+            });
+            (member, holder)
+        })
+        .collect()
+}
+
 /// A stored space: its body, with its properties if they were written after it.
 fn read_stored(row: &StoredSpace) -> anyhow::Result<Stored> {
     let mut stored: Stored = serde_json::from_str(&row.body).context("reading a stored space")?;
@@ -289,6 +321,28 @@ impl Entry {
 
     fn space(&self) -> &Space {
         &self.stored.space
+    }
+
+    /// Replicas: who holds member `id`'s socket.
+    fn holder(&self, id: &str) -> Option<&Holder> {
+        self.log.as_ref()?.holders.get(id)
+    }
+
+    /// Replicas: `holder` holds member `id`'s socket now (`None`: nobody); written with the
+    /// change.
+    fn hold(&mut self, id: &str, holder: Option<Holder>) {
+        let Some(log) = &mut self.log else {
+            return;
+        };
+        let changed = match &holder {
+            Some(holder) => {
+                log.holders.insert(id.to_string(), holder.clone()).as_ref() != Some(holder)
+            }
+            None => log.holders.remove(id).is_some(),
+        };
+        if changed {
+            log.held.push((id.to_string(), holder));
+        }
     }
 
     /// Closes every member's socket here, for `reason`.
@@ -391,7 +445,7 @@ impl Entry {
                 Change::Removed(member) => {
                     let reason = "you were removed from the space after a timeout";
                     self.outboxes.remove(&member.id);
-                    self.stored.holders.remove(&member.id);
+                    self.hold(&member.id, None);
                     if let Some(live) = self.live.remove(&member.id) {
                         live.outlet.close(reason.into());
                     }
@@ -552,7 +606,7 @@ impl Spaces {
                 .and_then(|entry| entry.log.as_ref())
                 .and_then(|log| log.version);
             let row = self.store.lock_space(&mut begun, name, known).await?;
-            self.refresh(&mut directory, name, row).await?;
+            self.refresh(&mut directory, name, row, &mut begun).await?;
             transaction = Some(begun);
         }
         self.apply_timeouts(&mut directory, name, now, &mut transaction)
@@ -567,6 +621,7 @@ impl Spaces {
         directory: &mut HashMap<String, Entry>,
         name: &str,
         row: LockedSpace,
+        transaction: &mut Transaction,
     ) -> anyhow::Result<()> {
         let entry = match row {
             LockedSpace::Gone => {
@@ -584,7 +639,14 @@ impl Spaces {
                 }
                 entry
             }
-            LockedSpace::Read(row) => cache(directory, read_stored(&row)?, row.seq, row.version),
+            LockedSpace::Read(row) => {
+                let holders = self.store.space_holders(transaction, name).await?;
+                let entry = cache(directory, read_stored(&row)?, row.seq, row.version);
+                if let Some(log) = &mut entry.log {
+                    log.holders = held_by(holders);
+                }
+                entry
+            }
         };
         let Some(log) = &mut entry.log else {
             return Ok(());
@@ -596,6 +658,7 @@ impl Spaces {
         log.pending.clear();
         log.unsent.clear();
         log.closes.clear();
+        log.held.clear();
         let seq = log.seq;
         self.catch_up(entry, seq).await;
         Ok(())
@@ -819,19 +882,13 @@ impl Spaces {
             }
         };
         for replica in silent.into_iter().filter(|r| *r != replication.id) {
-            let rows = match self.store.spaces().await {
-                Ok(rows) => rows,
+            let held = match self.store.spaces_held_by(&replica).await {
+                Ok(held) => held,
                 Err(e) => {
-                    tracing::warn!("reading the spaces: {e}");
+                    tracing::warn!("reading the silent replica's members: {e}");
                     return;
                 }
             };
-            let held: Vec<String> = rows
-                .iter()
-                .filter_map(|row| read_stored(row).ok())
-                .filter(|stored| stored.holders.values().any(|h| h.replica == replica))
-                .map(|stored| stored.space.name)
-                .collect();
             tracing::info!(
                 replica,
                 spaces = held.len(),
@@ -883,14 +940,14 @@ impl Spaces {
                     .members
                     .get(&id)
                     .is_some_and(|m| m.status == MemberStatus::Ready);
-                if !ready || entry.stored.holders.contains_key(&id) {
+                if !ready || entry.holder(&id).is_some() {
                     continue;
                 }
                 let holder = Holder {
                     replica: replication.id.clone(),
                     connection,
                 };
-                entry.stored.holders.insert(id.clone(), holder);
+                entry.hold(&id, Some(holder));
                 if let Ok(more) = entry
                     .stored
                     .space
@@ -900,7 +957,8 @@ impl Spaces {
                 }
             }
             entry.publish(&changes);
-            self.persist(entry, &mut transaction).await?;
+            self.persist_changes(entry, &changes, &mut transaction)
+                .await?;
         }
         self.commit(&mut directory, name, transaction).await
     }
@@ -910,15 +968,15 @@ impl Spaces {
         let (mut directory, now, mut transaction) = self.locked(name).await?;
         if let Some(entry) = directory.get_mut(name) {
             let orphans: Vec<MemberId> = entry
-                .stored
-                .holders
+                .log
                 .iter()
+                .flat_map(|log| &log.holders)
                 .filter(|(_, h)| h.replica == replica)
                 .map(|(id, _)| id.clone())
                 .collect();
             let mut changes = Vec::new();
             for id in orphans {
-                entry.stored.holders.remove(&id);
+                entry.hold(&id, None);
                 if let Ok(more) = entry
                     .stored
                     .space
@@ -928,7 +986,8 @@ impl Spaces {
                 }
             }
             entry.publish(&changes);
-            self.persist(entry, &mut transaction).await?;
+            self.persist_changes(entry, &changes, &mut transaction)
+                .await?;
         }
         self.commit(&mut directory, name, transaction).await
     }
@@ -951,9 +1010,16 @@ impl Spaces {
             }
             kept
         });
+        let mut holders: HashMap<String, Vec<SpaceHolder>> = HashMap::new();
+        for (space, holder) in self.store.all_space_holders().await? {
+            holders.entry(space).or_default().push(holder);
+        }
         // What the members here missed is theirs at the next catch-up.
         for (stored, seq, version) in rows.into_values() {
-            cache(directory, stored, seq, version);
+            let held = holders.remove(&stored.space.name).unwrap_or_default();
+            if let Some(log) = &mut cache(directory, stored, seq, version).log {
+                log.holders = held_by(held);
+            }
         }
         Ok(())
     }
@@ -1069,10 +1135,45 @@ impl Spaces {
                 },
             )
             .await?;
+        let held = std::mem::take(&mut log.held);
+        self.store
+            .write_holders(transaction, &space.name, None, &stored_holders(held))
+            .await?;
         log.seq = seq;
         log.locked = version;
         log.new = false;
         log.unsent.extend(events);
+        Ok(())
+    }
+
+    /// After a change of `changes`: the space whole if there are any; a replica's holders alone
+    /// if not (a member moved to another replica: the row's version, not its body).
+    async fn persist_changes(
+        &self,
+        entry: &mut Entry,
+        changes: &[Change],
+        transaction: &mut Option<Transaction>,
+    ) -> anyhow::Result<()> {
+        if !changes.is_empty() {
+            return self.persist(entry, transaction).await;
+        }
+        let (Some(transaction), Some(log)) = (transaction, &mut entry.log) else {
+            return Ok(());
+        };
+        if log.held.is_empty() {
+            return Ok(());
+        }
+        let version = log.locked + 1;
+        let held = std::mem::take(&mut log.held);
+        self.store
+            .write_holders(
+                transaction,
+                &entry.stored.space.name,
+                Some(version),
+                &stored_holders(held),
+            )
+            .await?;
+        log.locked = version;
         Ok(())
     }
 
@@ -1193,7 +1294,6 @@ impl Spaces {
             tokens: HashMap::new(),
             accounts: HashMap::new(),
             owner: Some(account.to_string()),
-            holders: HashMap::new(),
         };
         let log = self.replication.as_ref().map(|_| Log {
             new: true,
@@ -1431,7 +1531,7 @@ impl Spaces {
         if let Some(live) = entry.live.remove(&id) {
             live.outlet.close(reason.into());
         }
-        entry.stored.holders.remove(&id);
+        entry.hold(&id, None);
         if let Some(log) = &mut entry.log {
             log.closes.push(Close {
                 member: id.clone(),
@@ -1663,17 +1763,20 @@ impl Spaces {
         {
             old.outlet.close(elsewhere.into());
         }
-        if let (Some(replication), Some(log)) = (&self.replication, &mut entry.log) {
+        if let Some(replication) = &self.replication {
+            // Held here now; its socket on any other replica closes.
             let holder = Holder {
                 replica: replication.id.clone(),
                 connection,
             };
-            entry.stored.holders.insert(member.clone(), holder.clone());
-            log.closes.push(Close {
-                member: member.clone(),
-                reason: elsewhere.into(),
-                keep: Some(holder),
-            });
+            entry.hold(&member, Some(holder.clone()));
+            if let Some(log) = &mut entry.log {
+                log.closes.push(Close {
+                    member: member.clone(),
+                    reason: elsewhere.into(),
+                    keep: Some(holder),
+                });
+            }
         }
         let changes = entry
             .stored
@@ -1681,8 +1784,9 @@ impl Spaces {
             .handle_status(&member, MemberStatus::Active, now)
             .map_err(|e| e.to_string())?;
         entry.publish(&changes);
-        if (!changes.is_empty() || transaction.is_some())
-            && let Err(e) = self.persist(entry, &mut transaction).await
+        if let Err(e) = self
+            .persist_changes(entry, &changes, &mut transaction)
+            .await
         {
             tracing::error!("storing space {name} failed: {e:#}");
         }
@@ -1755,10 +1859,10 @@ impl Spaces {
                 replica: replication.id.clone(),
                 connection,
             };
-            if entry.stored.holders.get(member) != Some(&holder) {
+            if entry.holder(member) != Some(&holder) {
                 return;
             }
-            entry.stored.holders.remove(member);
+            entry.hold(member, None);
         }
         if let Ok(changes) = entry
             .stored
@@ -1766,8 +1870,9 @@ impl Spaces {
             .handle_status(member, MemberStatus::Ready, now)
         {
             entry.publish(&changes);
-            if (!changes.is_empty() || transaction.is_some())
-                && let Err(e) = self.persist(entry, &mut transaction).await
+            if let Err(e) = self
+                .persist_changes(entry, &changes, &mut transaction)
+                .await
             {
                 tracing::error!("storing space {name} failed: {e:#}");
             }
