@@ -926,62 +926,58 @@ impl Spaces {
     }
 
     async fn hold_live(&self, name: &str, replication: &Replication) -> Result<(), AppError> {
-        let (mut directory, now, mut transaction) = self.locked(name).await?;
-        if let Some(entry) = directory.get_mut(name) {
-            let mut changes = Vec::new();
-            let live: Vec<(MemberId, u64)> = entry
+        self.rehold(name, MemberStatus::Active, |entry| {
+            entry
                 .live
                 .iter()
-                .map(|(id, live)| (id.clone(), live.connection))
-                .collect();
-            for (id, connection) in live {
-                let ready = entry
-                    .space()
-                    .members
-                    .get(&id)
-                    .is_some_and(|m| m.status == MemberStatus::Ready);
-                if !ready || entry.holder(&id).is_some() {
-                    continue;
-                }
-                let holder = Holder {
-                    replica: replication.id.clone(),
-                    connection,
-                };
-                entry.hold(&id, Some(holder));
-                if let Ok(more) = entry
-                    .stored
-                    .space
-                    .handle_status(&id, MemberStatus::Active, now)
-                {
-                    changes.extend(more);
-                }
-            }
-            entry.publish(&changes);
-            self.persist_changes(entry, &changes, &mut transaction)
-                .await?;
-        }
-        self.commit(&mut directory, name, transaction).await
+                .filter(|(id, _)| {
+                    let ready = entry
+                        .space()
+                        .members
+                        .get(*id)
+                        .is_some_and(|m| m.status == MemberStatus::Ready);
+                    ready && entry.holder(id).is_none()
+                })
+                .map(|(id, live)| {
+                    let holder = Holder {
+                        replica: replication.id.clone(),
+                        connection: live.connection,
+                    };
+                    (id.clone(), Some(holder))
+                })
+                .collect()
+        })
+        .await
     }
 
     /// Replicas: the members of space `name` held by `replica` become `ready`.
     async fn orphaned(&self, name: &str, replica: &str) -> Result<(), AppError> {
-        let (mut directory, now, mut transaction) = self.locked(name).await?;
-        if let Some(entry) = directory.get_mut(name) {
-            let orphans: Vec<MemberId> = entry
+        self.rehold(name, MemberStatus::Ready, |entry| {
+            entry
                 .log
                 .iter()
                 .flat_map(|log| &log.holders)
                 .filter(|(_, h)| h.replica == replica)
-                .map(|(id, _)| id.clone())
-                .collect();
+                .map(|(id, _)| (id.clone(), None))
+                .collect()
+        })
+        .await
+    }
+
+    /// Replicas: the members of space `name` that `pick` names get the holder it gives (`None`:
+    /// nobody) and `status`.
+    async fn rehold(
+        &self,
+        name: &str,
+        status: MemberStatus,
+        pick: impl FnOnce(&Entry) -> Vec<(MemberId, Option<Holder>)>,
+    ) -> Result<(), AppError> {
+        let (mut directory, now, mut transaction) = self.locked(name).await?;
+        if let Some(entry) = directory.get_mut(name) {
             let mut changes = Vec::new();
-            for id in orphans {
-                entry.hold(&id, None);
-                if let Ok(more) = entry
-                    .stored
-                    .space
-                    .handle_status(&id, MemberStatus::Ready, now)
-                {
+            for (id, holder) in pick(entry) {
+                entry.hold(&id, holder);
+                if let Ok(more) = entry.stored.space.handle_status(&id, status, now) {
                     changes.extend(more);
                 }
             }
