@@ -1304,8 +1304,8 @@ impl Spaces {
             .join_entry(&mut entry, account, creator, now, &mut transaction)
             .await
             .map_err(|e| if name_taken(&e) { exists() } else { e })?;
+        let view = entry.view(true);
         directory.insert(name.to_string(), entry);
-        let view = directory[name].view(true);
         self.commit(&mut directory, name, transaction)
             .await
             .map_err(|e| if name_taken(&e) { exists() } else { e })?;
