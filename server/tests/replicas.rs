@@ -24,12 +24,39 @@ struct Replica(Option<std::process::Child>, String);
 
 impl Replica {
     fn start(data: &std::path::Path, database: &str, nats: &str) -> Self {
-        let args = without_hosts(
+        Self::with_hosts(data, database, nats, 0)
+    }
+
+    /// A replica with `standard` local Standard render hosts.
+    fn with_hosts(data: &std::path::Path, database: &str, nats: &str, standard: u32) -> Self {
+        let standard = standard.to_string();
+        let args = [
+            "--addr",
+            "127.0.0.1:0",
+            "--data-dir",
             data.to_str().unwrap(),
-            &["--database-url", database, "--nats", nats],
-        );
-        let (child, addr) = serve(&as_strs(&args), &[]);
+            "--site-root",
+            "/nonexistent",
+            "--standard",
+            &standard,
+            "--premium",
+            "0",
+            "--poll-interval-ms",
+            "0",
+            "--database-url",
+            database,
+            "--nats",
+            nats,
+        ];
+        let (child, addr) = serve(&args, &[]);
         Self(Some(child), addr)
+    }
+
+    /// Stops it as an operator does (SIGTERM): its local render hosts stop with it.
+    fn stop(mut self) {
+        if let Some(child) = self.0.take() {
+            assert!(stop(child).success());
+        }
     }
 
     fn kill(&mut self) {
@@ -251,6 +278,61 @@ async fn replicas_share_spaces_and_members_resume_on_another_when_theirs_is_kill
     }
     drop(coordinators);
     drop(replicas);
+}
+
+#[tokio::test]
+async fn a_headset_leaving_through_another_replica_frees_its_render_session() {
+    let postgres = postgres::PostgresServer::start();
+    let database = postgres.new_database("parallax_release").await;
+    let nats = nats::NatsServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let created = account_json(
+        &dir.path().join("admin"),
+        &["create", "showroom", "--database-url", &database],
+    );
+    let (account, key) = (
+        created["id"].as_str().unwrap().to_string(),
+        created["key"].as_str().unwrap().to_string(),
+    );
+    // The render pools are each replica's own: the first has a host, the second none.
+    let replicas = [
+        Replica::with_hosts(&dir.path().join("r0"), &database, &nats.url, 1),
+        Replica::start(&dir.path().join("r1"), &database, &nats.url),
+    ];
+    let mut coordinators = Vec::new();
+    for replica in &replicas {
+        let server = format!("http://{}", replica.1);
+        coordinators.push(Coordinator::sign_in(&server, &account, &key).await.unwrap());
+    }
+    coordinators[0]
+        .create_space("showroom", "default", json!({}), "tablet", Role::Tablet)
+        .await
+        .unwrap();
+    let visor = coordinators[0]
+        .join_space("showroom", "visor", Role::Headset, None)
+        .await
+        .unwrap();
+    let session = visor.render_session.as_ref().unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // It leaves through the second replica, which never had its session.
+    visor.through(&coordinators[1]).leave().await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let properties = coordinators[0].own_render_session(&session).await.unwrap();
+        if properties["status"] == "Stopped" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the session was released within 10 s: {properties}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for replica in replicas {
+        replica.stop();
+    }
 }
 
 /// The headsets' statuses, in join order.

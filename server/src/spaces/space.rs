@@ -40,7 +40,7 @@ use crate::catalog::models::Catalog;
 use crate::pool::sessions::Sessions;
 use crate::spaces::outlet::Outlet;
 use crate::spaces::replicas::{
-    CATCH_UP, Close, HEARTBEAT, Holder, Published, Replication, SILENCE,
+    CATCH_UP, Close, HEARTBEAT, Holder, Published, Release, Replication, SILENCE,
 };
 use crate::telemetry::metrics::Census;
 
@@ -552,8 +552,11 @@ impl Spaces {
             }
             tracing::info!(spaces = directory.len(), "spaces restored");
         }
-        let subscriber = match &replication {
-            Some(replication) => Some(replication.subscribe().await?),
+        let subscribers = match &replication {
+            Some(replication) => Some((
+                replication.subscribe().await?,
+                replication.subscribe_releases().await?,
+            )),
             None => None,
         };
         let spaces = Arc::new(Self {
@@ -566,9 +569,10 @@ impl Spaces {
             connections: AtomicU64::new(0),
             replication,
         });
-        match subscriber {
-            Some(subscriber) => {
-                tokio::spawn(spaces.clone().listen(subscriber, shutdown.clone()));
+        match subscribers {
+            Some((events, releases)) => {
+                tokio::spawn(spaces.clone().releases(releases, shutdown.clone()));
+                tokio::spawn(spaces.clone().listen(events, shutdown.clone()));
                 tokio::spawn(spaces.clone().tend(shutdown));
             }
             None => {
@@ -1195,8 +1199,53 @@ impl Spaces {
             return;
         };
         let key = SessionKey::new(account, session);
-        if let Err(e) = self.sessions.stop(&key).await {
-            tracing::warn!(session = %key.id, "releasing a member's render session: {e}");
+        match (self.sessions.stop(&key).await, &self.replication) {
+            (Ok(()), _) => {}
+            // Leased through another replica: its pool releases it.
+            (
+                Err(AppError::Client {
+                    code: "NotFound", ..
+                }),
+                Some(replication),
+            ) => {
+                replication.release(account, &key.id.to_string()).await;
+            }
+            (Err(e), _) => {
+                tracing::warn!(session = %key.id, "releasing a member's render session: {e}");
+            }
+        }
+    }
+
+    /// Replicas: releases the render sessions that other replicas could not, if they are here.
+    async fn releases(
+        self: Arc<Self>,
+        mut subscriber: async_nats::Subscriber,
+        shutdown: CancellationToken,
+    ) {
+        use futures_util::StreamExt;
+        loop {
+            let message = tokio::select! {
+                message = subscriber.next() => message,
+                () = shutdown.cancelled() => return,
+            };
+            let Some(message) = message else {
+                return;
+            };
+            let Ok(release) = serde_json::from_slice::<Release>(&message.payload) else {
+                tracing::warn!("a render session release on NATS that is not one");
+                continue;
+            };
+            let Ok(session) = SessionId::parse(&release.session) else {
+                continue;
+            };
+            let key = SessionKey::new(release.account, session);
+            match self.sessions.stop(&key).await {
+                Ok(()) => tracing::info!(session = %key.id, "released for another replica"),
+                Err(AppError::Client {
+                    code: "NotFound", ..
+                }) => {}
+                Err(e) => tracing::warn!(session = %key.id, "releasing for another replica: {e}"),
+            }
         }
     }
 
