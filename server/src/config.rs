@@ -219,6 +219,10 @@ pub struct ServeArgs {
     /// tell each other of space events through this NATS server (nats://HOST:PORT).
     #[arg(long, env = "PARALLAX_NATS_URL", requires = "database_url")]
     pub nats: Option<String>,
+    /// The certificate authority (PEM) the NATS server of --nats is verified against; with it,
+    /// the connection must be TLS (`tls://HOST:PORT`).
+    #[arg(long, env = "PARALLAX_NATS_CA", requires = "nats")]
+    pub nats_ca: Option<PathBuf>,
 }
 
 /// HTTPS: on by default, as headsets' browsers offer WebXR only in a secure context.

@@ -223,6 +223,7 @@ pub async fn serve(
         database_url: args.data.database_url.clone(),
         on_stop: args.on_stop,
         nats_url: args.nats.clone(),
+        nats_ca: args.nats_ca.clone(),
         tls: match (&args.tls.mode, &args.tls.tls_cert, &args.tls.tls_key) {
             (TlsMode::Off, _, _) => TlsSetup::Off,
             (TlsMode::On, Some(cert), Some(key)) => TlsSetup::Files(CertFiles {
@@ -245,7 +246,7 @@ pub async fn serve(
         .await
         .with_context(|| format!("binding {}", args.addr))?;
     let database = match &args.data.database_url {
-        Some(url) => state::redacted(url),
+        Some(url) => crate::base::redacted(url),
         None => args.data.path.join("parallax.db").display().to_string(),
     };
     tracing::info!(

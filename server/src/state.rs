@@ -17,6 +17,7 @@ use crate::accounts::guests::JoinAttempts;
 use crate::accounts::keys;
 use crate::accounts::tokens::Tokens;
 use crate::base::clock::{Clock, SystemClock};
+use crate::base::redacted;
 use crate::base::store::Store;
 use crate::catalog::conversions::{Conversions, Storage};
 use crate::catalog::convert::Converter;
@@ -112,18 +113,6 @@ fn postgres_url(url: &str) -> anyhow::Result<&str> {
              data dir's SQLite file",
             redacted(url)
         ),
-    }
-}
-
-/// `url` without its password, for messages and logs.
-pub(crate) fn redacted(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            let _ = parsed.set_password(Some("…"));
-            parsed.to_string()
-        }
-        Ok(parsed) => parsed.to_string(),
-        Err(_) => "the database URL given".to_string(),
     }
 }
 
@@ -293,6 +282,8 @@ pub struct Options {
     pub on_stop: OnStop,
     /// Serve as a replica, with the others reached through this NATS server (`--nats`).
     pub nats_url: Option<String>,
+    /// The authority that NATS server's certificate is verified against (`--nats-ca`).
+    pub nats_ca: Option<PathBuf>,
     /// HTTPS, and with which certificate.
     pub tls: TlsSetup,
 }
@@ -314,6 +305,7 @@ impl Options {
             database_url: None,
             on_stop: OnStop::StopHosts,
             nats_url: None,
+            nats_ca: None,
         }
     }
 }
@@ -336,6 +328,7 @@ impl AppState {
             database_url: _,
             on_stop,
             nats_url,
+            nats_ca,
         } = options;
         let tls = Tls::open(data_dir, tls).context("setting up TLS")?;
         let store = open_store(data_dir, options.database_url.as_deref()).await?;
@@ -398,7 +391,9 @@ impl AppState {
             .await
             .context("resuming ARR conversions")?;
         let replication = match nats_url {
-            Some(url) => Some(Arc::new(Replication::connect(url).await?)),
+            Some(url) => Some(Arc::new(
+                Replication::connect(url, nats_ca.as_deref()).await?,
+            )),
             None => None,
         };
         let spaces = Spaces::open(

@@ -12,12 +12,14 @@
 //! one silent for [`SILENCE`] are made `ready` by whichever replica notices, under the row lock,
 //! so they may resume elsewhere and time out if they do not.
 
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context;
 use parallax_core::space::MemberId;
 use serde::{Deserialize, Serialize};
 
+use crate::base::redacted;
 use crate::base::store::LoggedEvent;
 
 /// How often a replica says it is alive.
@@ -26,6 +28,9 @@ pub const HEARTBEAT: Duration = Duration::from_secs(1);
 pub const SILENCE: Duration = Duration::from_secs(5);
 /// How often a replica compares what it delivered with the log, for NATS messages it missed.
 pub const CATCH_UP: Duration = Duration::from_secs(1);
+
+/// How long a replica waits for NATS when it starts.
+const CONNECT: Duration = Duration::from_secs(10);
 
 /// The NATS subject of space `name`'s events.
 fn subject(name: &str) -> String {
@@ -93,14 +98,21 @@ pub struct Replication {
 }
 
 impl Replication {
-    /// Connects to NATS at `url` as a new replica.
-    pub async fn connect(url: &str) -> anyhow::Result<Self> {
+    /// Connects to NATS at `url` as a new replica; over TLS verified against `ca` (PEM) when
+    /// given, which then is required.
+    pub async fn connect(url: &str, ca: Option<&Path>) -> anyhow::Result<Self> {
         let id = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
-        let nats = async_nats::ConnectOptions::new()
-            .name(format!("parallax-{id}"))
-            .connect(url)
+        let mut options = async_nats::ConnectOptions::new().name(format!("parallax-{id}"));
+        if let Some(ca) = ca {
+            options = options
+                .add_root_certificates(ca.to_path_buf())
+                .require_tls(true);
+        }
+        let nats = tokio::time::timeout(CONNECT, options.connect(url))
             .await
-            .with_context(|| format!("connecting to NATS at {url}"))?;
+            .map_err(|_| anyhow::anyhow!("no answer within {CONNECT:?}"))
+            .and_then(|connected| connected.map_err(anyhow::Error::from))
+            .with_context(|| format!("connecting to NATS at {}", redacted(url)))?;
         Ok(Self { id, nats })
     }
 
@@ -163,5 +175,72 @@ impl Replication {
         if let Err(e) = self.nats.publish(subject(space), payload.into()).await {
             tracing::warn!(space, "publishing space events on NATS: {e}");
         }
+    }
+}
+
+#[cfg(test)]
+#[path = "../../tests/support/nats.rs"]
+mod nats;
+
+#[cfg(test)]
+mod tests {
+    use super::nats;
+    use super::*;
+    use crate::tls::{Tls, TlsSetup};
+
+    #[tokio::test]
+    async fn nats_over_tls_is_verified_against_the_authority_given() {
+        let local = TlsSetup::Local {
+            names: vec!["localhost".into()],
+        };
+        let ours = tempfile::tempdir().unwrap();
+        let authority = Tls::open(ours.path(), &local).unwrap().unwrap();
+        let issued = authority.issue_for_host("localhost").unwrap().unwrap();
+        let (cert, key) = (ours.path().join("nats.crt"), ours.path().join("nats.key"));
+        std::fs::write(&cert, &issued.cert).unwrap();
+        std::fs::write(&key, &issued.key).unwrap();
+        let server = nats::NatsServer::start_with_tls(&cert, &key);
+
+        // Trusting the authority that issued the server's certificate: events go through.
+        let replica = Replication::connect(&server.url, Some(&authority.ca_file))
+            .await
+            .unwrap();
+        let mut events = replica.subscribe().await.unwrap();
+        let other = Replication::connect(&server.url, Some(&authority.ca_file))
+            .await
+            .unwrap();
+        other.nats.flush().await.unwrap();
+        replica.nats.flush().await.unwrap();
+        other.publish("lobby", &[], Vec::new()).await;
+        let message = tokio::time::timeout(Duration::from_secs(5), {
+            use futures_util::StreamExt;
+            events.next()
+        })
+        .await
+        .unwrap()
+        .unwrap();
+        let published: Published = serde_json::from_slice(&message.payload).unwrap();
+        assert_eq!(
+            (published.space.as_str(), published.replica),
+            ("lobby", other.id.clone())
+        );
+
+        // A server another authority issued is refused.
+        let elsewhere = tempfile::tempdir().unwrap();
+        let stranger = Tls::open(elsewhere.path(), &local).unwrap().unwrap();
+        let refused = Replication::connect(&server.url, Some(&stranger.ca_file)).await;
+        let refused = refused
+            .err()
+            .expect("a server the given CA did not issue was trusted");
+        let said = format!("{refused:#}");
+        assert!(said.contains("UnknownIssuer"), "{said}");
+    }
+
+    #[test]
+    fn a_nats_url_is_shown_without_its_password() {
+        let shown = redacted("nats://parallax:s3cret@nats.local:4222");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(shown.ends_with("@nats.local:4222"), "{shown}");
+        assert!(!redacted("not a url s3cret").contains("s3cret"));
     }
 }

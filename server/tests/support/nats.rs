@@ -16,6 +16,17 @@ impl NatsServer {
         if let Ok(url) = std::env::var("PARALLAX_TEST_NATS_URL") {
             return Self { child: None, url };
         }
+        Self::start_with(&[], "nats")
+    }
+
+    /// Its own server, speaking only TLS with this certificate chain and key (PEM files);
+    /// `url` is `tls://localhost:PORT`.
+    pub fn start_with_tls(cert: &std::path::Path, key: &std::path::Path) -> Self {
+        let (cert, key) = (cert.to_str().unwrap(), key.to_str().unwrap());
+        Self::start_with(&["--tls", "--tlscert", cert, "--tlskey", key], "tls")
+    }
+
+    fn start_with(more: &[&str], scheme: &str) -> Self {
         // A port nobody holds now; nats-server takes it a moment later.
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
@@ -23,6 +34,7 @@ impl NatsServer {
             .port();
         let child = Command::new("nats-server")
             .args(["--addr", "127.0.0.1", "--port", &port.to_string()])
+            .args(more)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -34,7 +46,10 @@ impl NatsServer {
         }
         Self {
             child: Some(child),
-            url: format!("nats://127.0.0.1:{port}"),
+            url: match scheme {
+                "tls" => format!("tls://localhost:{port}"),
+                _ => format!("nats://127.0.0.1:{port}"),
+            },
         }
     }
 }
