@@ -76,6 +76,38 @@ impl Drop for Replica {
 type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
+/// What the replicas of a test share: a Postgres database, a NATS server, a folder for their
+/// data dirs, and an account made with the operator's command.
+struct Shared {
+    postgres: postgres::PostgresServer,
+    database: String,
+    nats: nats::NatsServer,
+    dir: tempfile::TempDir,
+    account: String,
+    key: String,
+}
+
+impl Shared {
+    async fn start(database: &str) -> Self {
+        let postgres = postgres::PostgresServer::start();
+        let database = postgres.new_database(database).await;
+        let nats = nats::NatsServer::start();
+        let dir = tempfile::tempdir().unwrap();
+        let created = account_json(
+            &dir.path().join("admin"),
+            &["create", "showroom", "--database-url", &database],
+        );
+        Self {
+            postgres,
+            database,
+            nats,
+            dir,
+            account: created["id"].as_str().unwrap().to_string(),
+            key: created["key"].as_str().unwrap().to_string(),
+        }
+    }
+}
+
 /// A member's space socket, read frame by frame: every sequence number it is sent, in order, so
 /// a gap or a repeat shows.
 struct Follower {
@@ -155,18 +187,14 @@ impl Follower {
 
 #[tokio::test]
 async fn replicas_share_spaces_and_members_resume_on_another_when_theirs_is_killed() {
-    let postgres = postgres::PostgresServer::start();
-    let database = postgres.new_database("parallax_replicas").await;
-    let nats = nats::NatsServer::start();
-    let dir = tempfile::tempdir().unwrap();
-    let created = account_json(
-        &dir.path().join("admin"),
-        &["create", "showroom", "--database-url", &database],
-    );
-    let (account, key) = (
-        created["id"].as_str().unwrap().to_string(),
-        created["key"].as_str().unwrap().to_string(),
-    );
+    let Shared {
+        postgres: _postgres,
+        database,
+        nats,
+        dir,
+        account,
+        key,
+    } = Shared::start("parallax_replicas").await;
     // Each replica with a data dir of its own, as on machines of their own.
     let mut replicas: Vec<Replica> = (0..3)
         .map(|i| Replica::start(&dir.path().join(format!("r{i}")), &database, &nats.url))
@@ -282,18 +310,14 @@ async fn replicas_share_spaces_and_members_resume_on_another_when_theirs_is_kill
 
 #[tokio::test]
 async fn a_headset_leaving_through_another_replica_frees_its_render_session() {
-    let postgres = postgres::PostgresServer::start();
-    let database = postgres.new_database("parallax_release").await;
-    let nats = nats::NatsServer::start();
-    let dir = tempfile::tempdir().unwrap();
-    let created = account_json(
-        &dir.path().join("admin"),
-        &["create", "showroom", "--database-url", &database],
-    );
-    let (account, key) = (
-        created["id"].as_str().unwrap().to_string(),
-        created["key"].as_str().unwrap().to_string(),
-    );
+    let Shared {
+        postgres: _postgres,
+        database,
+        nats,
+        dir,
+        account,
+        key,
+    } = Shared::start("parallax_release").await;
     // The render pools are each replica's own: the first has a host, the second none.
     let replicas = [
         Replica::with_hosts(&dir.path().join("r0"), &database, &nats.url, 1),

@@ -176,6 +176,19 @@ pub struct Spaces {
     replication: Option<Arc<Replication>>,
 }
 
+/// Replicas: the next message of `subscriber`, decoded; `None` when it ends or at `shutdown`.
+async fn next_message<T: serde::de::DeserializeOwned>(
+    subscriber: &mut async_nats::Subscriber,
+    shutdown: &CancellationToken,
+) -> Option<Result<T, serde_json::Error>> {
+    use futures_util::StreamExt;
+    let message = tokio::select! {
+        message = subscriber.next() => message?,
+        () = shutdown.cancelled() => return None,
+    };
+    Some(serde_json::from_slice(&message.payload))
+}
+
 /// Replicas: puts what space `stored`'s row holds (its last event `seq`) in the cache, and
 /// returns its entry. A space new here starts delivering after `seq`; one whose sequence went
 /// back was deleted and made again: the sockets here belonged to the old one.
@@ -774,20 +787,14 @@ impl Spaces {
         mut subscriber: async_nats::Subscriber,
         shutdown: CancellationToken,
     ) {
-        use futures_util::StreamExt;
-        loop {
-            let message = tokio::select! {
-                message = subscriber.next() => message,
-                () = shutdown.cancelled() => return,
-            };
-            let Some(message) = message else {
-                tracing::error!("the NATS subscription ended: spaces follow the log only");
-                return;
-            };
-            match serde_json::from_slice::<Published>(&message.payload) {
+        while let Some(message) = next_message::<Published>(&mut subscriber, &shutdown).await {
+            match message {
                 Ok(published) => self.on_published(published).await,
                 Err(e) => tracing::warn!("a space message on NATS that is not one: {e}"),
             }
+        }
+        if !shutdown.is_cancelled() {
+            tracing::error!("the NATS subscription ended: spaces follow the log only");
         }
     }
 
@@ -1222,16 +1229,8 @@ impl Spaces {
         mut subscriber: async_nats::Subscriber,
         shutdown: CancellationToken,
     ) {
-        use futures_util::StreamExt;
-        loop {
-            let message = tokio::select! {
-                message = subscriber.next() => message,
-                () = shutdown.cancelled() => return,
-            };
-            let Some(message) = message else {
-                return;
-            };
-            let Ok(release) = serde_json::from_slice::<Release>(&message.payload) else {
+        while let Some(message) = next_message::<Release>(&mut subscriber, &shutdown).await {
+            let Ok(release) = message else {
                 tracing::warn!("a render session release on NATS that is not one");
                 continue;
             };
