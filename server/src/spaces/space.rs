@@ -1655,6 +1655,16 @@ impl Spaces {
 
     /// The account that owns space `name`, if anyone does.
     pub async fn owner(&self, name: &str) -> Result<Option<String>, AppError> {
+        // A space's owner never changes: a copy here answers without a trip to the database (it
+        // is asked before every selection).
+        if let Some(entry) = self.directory.lock().await.get(name) {
+            return Ok(entry.stored.owner.clone());
+        }
+        if self.replication.is_none() {
+            return Err(AppError::not_found(format!(
+                "there is no space named {name}"
+            )));
+        }
         let (mut directory, _, transaction) = self.locked(name).await?;
         let entry = directory
             .get(name)
@@ -1712,7 +1722,7 @@ impl Spaces {
         last_seq: Option<u64>,
         outlet: Arc<Outlet>,
     ) -> Result<Attached, String> {
-        let (mut directory, now, mut transaction) =
+        let (mut directory, now, transaction) =
             self.locked(name).await.map_err(|e| e.to_string())?;
         let entry = directory
             .get_mut(name)
@@ -1827,16 +1837,8 @@ impl Spaces {
             .space
             .handle_status(&member, MemberStatus::Active, now)
             .map_err(|e| e.to_string())?;
-        entry.publish(&changes);
-        if let Err(e) = self
-            .persist_changes(entry, &changes, &mut transaction)
-            .await
-        {
-            tracing::error!("storing space {name} failed: {e:#}");
-        }
-        if let Err(e) = self.commit(&mut directory, name, transaction).await {
-            tracing::error!("storing space {name} failed: {e:#}");
-        }
+        self.record(&mut directory, name, &changes, transaction)
+            .await;
         Ok(Attached {
             member,
             outbox: shared,
@@ -1875,7 +1877,7 @@ impl Spaces {
 
     /// The member's socket closed: it is `ready` (may resume) unless a newer socket took over.
     pub async fn detach(&self, name: &str, member: &str, connection: u64) {
-        let (mut directory, now, mut transaction) = match self.locked(name).await {
+        let (mut directory, now, transaction) = match self.locked(name).await {
             Ok(locked) => locked,
             // Stopping: the other replicas make its members ready once it is silent.
             Err(_) if self.store.is_closed() => return,
@@ -1908,20 +1910,31 @@ impl Spaces {
             }
             entry.hold(member, None);
         }
-        if let Ok(changes) = entry
+        let changes = entry
             .stored
             .space
             .handle_status(member, MemberStatus::Ready, now)
-        {
-            entry.publish(&changes);
-            if let Err(e) = self
-                .persist_changes(entry, &changes, &mut transaction)
-                .await
-            {
+            .unwrap_or_default();
+        self.record(&mut directory, name, &changes, transaction)
+            .await;
+    }
+
+    /// Publishes and stores a member's status `changes` in space `name` (a replica commits
+    /// them), for a socket's own calls: a failure has nobody to answer, so it is logged.
+    async fn record(
+        &self,
+        directory: &mut HashMap<String, Entry>,
+        name: &str,
+        changes: &[Change],
+        mut transaction: Option<Transaction>,
+    ) {
+        if let Some(entry) = directory.get_mut(name) {
+            entry.publish(changes);
+            if let Err(e) = self.persist_changes(entry, changes, &mut transaction).await {
                 tracing::error!("storing space {name} failed: {e:#}");
             }
         }
-        if let Err(e) = self.commit(&mut directory, name, transaction).await {
+        if let Err(e) = self.commit(directory, name, transaction).await {
             tracing::error!("storing space {name} failed: {e:#}");
         }
     }
