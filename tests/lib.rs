@@ -435,6 +435,16 @@ pub fn cpu_time_of(pid: u32) -> Option<Duration> {
     Some(Duration::from_millis(ticks * 10))
 }
 
+/// `parallax serve`'s flags for a coordinator without render hosts: only its spaces are measured.
+pub const NO_HOSTS: &[&str] = &[
+    "--standard",
+    "0",
+    "--standard-standby",
+    "0",
+    "--premium",
+    "0",
+];
+
 /// `parallax serve` as a process of its own (the release binary beside this benchmark's), so a
 /// benchmark's clients and the server do not share a runtime, and its memory can be read.
 pub struct ServeProcess {

@@ -25,23 +25,13 @@ use parallax_core::space::Role;
 use parallax_headset::load::Summary;
 use parallax_headset::space::small_messages;
 use parallax_headset::{Coordinator, Trust, connect_socket, socket_url};
-use parallax_tests::{ArrClient, ServeProcess, cpu_time_of, data_dir};
+use parallax_tests::{ArrClient, NO_HOSTS, ServeProcess, cpu_time_of, data_dir};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::Message;
 
 const MODELS: [&str; 2] = ["gear", "shaft"];
-
-/// A coordinator without render hosts: only the spaces are measured.
-const NO_HOSTS: &[&str] = &[
-    "--standard",
-    "0",
-    "--standard-standby",
-    "0",
-    "--premium",
-    "0",
-];
 
 /// One received selection: which round (its model), when.
 type Receipt = (String, Instant);

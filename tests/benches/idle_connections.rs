@@ -11,18 +11,9 @@ use std::time::{Duration, Instant};
 use futures_util::{StreamExt, stream};
 use parallax_core::space::Role;
 use parallax_headset::{Coordinator, Join, SpaceConnection, SpaceUpdate};
-use parallax_tests::{ArrClient, ServeProcess, data_dir};
+use parallax_tests::{ArrClient, NO_HOSTS, ServeProcess, data_dir};
 use serde_json::json;
 
-/// A coordinator without render hosts: only the spaces are measured.
-const NO_HOSTS: &[&str] = &[
-    "--standard",
-    "0",
-    "--standard-standby",
-    "0",
-    "--premium",
-    "0",
-];
 const PER_SPACE: usize = 1000;
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]

@@ -22,7 +22,7 @@ use parallax_core::space::Role;
 use parallax_headset::load::Summary;
 use parallax_headset::space::{Join, small_messages};
 use parallax_headset::{Coordinator, connect_socket, socket_url};
-use parallax_tests::{ArrClient, ServeProcess, data_dir};
+use parallax_tests::{ArrClient, NO_HOSTS, ServeProcess, data_dir};
 use serde_json::json;
 use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::Message;
@@ -33,15 +33,6 @@ mod nats;
 mod postgres;
 
 const MODELS: [&str; 2] = ["gear", "shaft"];
-
-const NO_HOSTS: &[&str] = &[
-    "--standard",
-    "0",
-    "--standard-standby",
-    "0",
-    "--premium",
-    "0",
-];
 
 /// What the members received: (label, when), and how many have each label.
 #[derive(Default)]
