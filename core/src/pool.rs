@@ -7,6 +7,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 pub use crate::session::HostId;
@@ -69,7 +70,8 @@ fn exhausted_hint(size: SessionSize) -> &'static str {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 enum HostState {
     /// Booting; `for_session` when a session is waiting for exactly this host.
     Booting {
@@ -82,7 +84,7 @@ enum HostState {
     Returning(Option<SessionKey>),
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Host {
     size: SessionSize,
     state: HostState,
@@ -93,6 +95,16 @@ struct Host {
 pub struct Granted {
     pub session: SessionKey,
     pub host: HostId,
+}
+
+/// The pool's state without its limits or pending effects: what coordinator replicas sharing
+/// one pool keep in their database and take up again for each change (docs/SCALING.md).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PoolSnapshot {
+    hosts: BTreeMap<HostId, Host>,
+    queues: [VecDeque<SessionKey>; 2],
+    next_host: [u64; 2],
+    lost: [u32; 2],
 }
 
 #[derive(Debug)]
@@ -155,6 +167,38 @@ impl Pool {
 
     pub fn config(&self) -> PoolConfig {
         self.config
+    }
+
+    /// The state to store for the next replica to [`Pool::resume`].
+    pub fn snapshot(&self) -> PoolSnapshot {
+        PoolSnapshot {
+            hosts: self.hosts.clone(),
+            queues: self.queues.clone(),
+            next_host: self.next_host,
+            lost: self.lost,
+        }
+    }
+
+    /// Takes a stored pool up again under `config`, booting standby hosts if it now wants
+    /// more.
+    pub fn resume(config: PoolConfig, snapshot: PoolSnapshot) -> Self {
+        let mut pool = Self {
+            config,
+            hosts: snapshot.hosts,
+            queues: snapshot.queues,
+            next_host: snapshot.next_host,
+            lost: snapshot.lost,
+            effects: VecDeque::new(),
+        };
+        for size in SessionSize::ALL {
+            pool.refill(size);
+        }
+        pool
+    }
+
+    /// The size of `host`, if the pool has it (booting, free, leased or returning).
+    pub fn size_of(&self, host: &HostId) -> Option<SessionSize> {
+        self.hosts.get(host).map(|h| h.size)
     }
 
     /// Whether `host` is one from before a restart that has not registered again.

@@ -9,7 +9,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use thiserror::Error;
 
-use crate::pool::{Allocation, Granted, HostId, Pool, PoolConfig, PoolEffect, PoolError};
+use crate::pool::{
+    Allocation, Granted, HostId, Pool, PoolConfig, PoolEffect, PoolError, PoolSnapshot,
+};
 use crate::session::{
     ExtendError, MAX_LEASE_MINUTES, RenderSession, SessionId, SessionKey, SessionSize,
     SessionStatus,
@@ -143,6 +145,27 @@ impl SessionService {
             let size = service.sessions[&key].size;
             let allocation = service.pool.handle_allocate(key.clone(), size, true);
             service.apply_allocation(&key, allocation, now);
+        }
+        service.collect_pool_effects();
+        service
+    }
+
+    /// Takes up a pool shared by coordinator replicas, as one of them stored it, with the
+    /// sessions it concerns: every Starting and Ready one (and any other the caller is about to
+    /// read). Unlike [`Self::restore`] nothing is assumed lost: the hosts were linked to some
+    /// replica all along.
+    pub fn resume(config: PoolConfig, pool: PoolSnapshot, sessions: Vec<RenderSession>) -> Self {
+        let mut service = Self {
+            sessions: sessions.into_iter().map(|s| (s.key(), s)).collect(),
+            deadlines: BTreeSet::new(),
+            deadline_of: HashMap::new(),
+            pool: Pool::resume(config, pool),
+            effects: VecDeque::new(),
+            returns_due: None,
+        };
+        let keys: Vec<SessionKey> = service.sessions.keys().cloned().collect();
+        for key in &keys {
+            service.reindex(key);
         }
         service.collect_pool_effects();
         service
@@ -640,6 +663,53 @@ mod tests {
             SessionStatus::Stopped
         );
         assert_eq!(service.pool().utilization(SessionSize::Standard), (1, 1, 0));
+    }
+
+    /// Stores the service's pool through JSON, as a replica does, and takes it up again with
+    /// its active sessions only.
+    fn stored_and_resumed(service: &SessionService) -> SessionService {
+        let json = serde_json::to_string(&service.pool().snapshot()).unwrap();
+        let active = service
+            .sessions
+            .values()
+            .filter(|s| s.is_active())
+            .cloned()
+            .collect();
+        let config = service.pool().config();
+        SessionService::resume(config, serde_json::from_str(&json).unwrap(), active)
+    }
+
+    #[test]
+    fn a_resumed_pool_keeps_leases_queue_order_and_expiry() {
+        let mut service = service();
+        service
+            .handle_create(create("a", SessionSize::Standard, 30, false), Timestamp(0))
+            .unwrap();
+        for (id, at) in [("b", 1), ("c", 2)] {
+            service
+                .handle_create(create(id, SessionSize::Standard, 30, true), Timestamp(at))
+                .unwrap();
+        }
+        let mut resumed = stored_and_resumed(&service);
+        assert_eq!(resumed.poll_effect(), None, "nothing is booted again");
+        assert!(
+            resumed
+                .handle_create(create("d", SessionSize::Standard, 30, false), Timestamp(3))
+                .is_err(),
+            "the one host is still leased"
+        );
+        assert_eq!(resumed.queue_position(&key("c")), Some(2));
+
+        // The next replica finds a's lease running out and hands the host to b, not c.
+        let mut resumed = stored_and_resumed(&resumed);
+        resumed.handle_timeout(Timestamp(30 * MINUTE));
+        assert_eq!(status(&mut resumed, "a", 30 * MINUTE), SessionStatus::Expired);
+        assert_eq!(status(&mut resumed, "b", 30 * MINUTE), SessionStatus::Ready);
+        assert_eq!(resumed.queue_position(&key("c")), Some(1));
+        let effects: Vec<_> = std::iter::from_fn(|| resumed.poll_effect()).collect();
+        assert!(effects.contains(&Effect::ResetHost {
+            host: HostId::new("standard-1")
+        }));
     }
 
     #[test]

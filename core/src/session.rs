@@ -172,7 +172,7 @@ impl fmt::Display for SessionId {
 }
 
 /// Session ids are chosen per account, so a session is known by both.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct SessionKey {
     pub account: String,
     pub id: SessionId,
