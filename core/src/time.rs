@@ -31,6 +31,14 @@ impl Timestamp {
         )
     }
 
+    /// `self - duration`, saturating at the epoch.
+    pub fn before(self, duration: Duration) -> Self {
+        Self(
+            self.0
+                .saturating_sub(duration.as_millis().min(u128::from(u64::MAX)) as u64),
+        )
+    }
+
     /// Time from `earlier` to `self`; zero if `earlier` is later.
     pub fn since(self, earlier: Timestamp) -> Duration {
         Duration::from_millis(self.0.saturating_sub(earlier.0))

@@ -343,10 +343,15 @@ impl AppState {
             Some(secret) => secret.clone(),
             None => keys::stored_host_secret(&store).await?,
         };
+        let replication = match nats_url {
+            Some(url) => Some(Arc::new(
+                Replication::connect(url, nats_ca.as_deref()).await?,
+            )),
+            None => None,
+        };
         let sessions = Sessions::start(
             store.clone(),
-            // Replicas do not share their pools yet: each has the sessions it made.
-            nats_url.is_none(),
+            replication.clone(),
             pool.pool(),
             pool.poll_interval(),
             pool.host_return_grace(),
@@ -390,12 +395,6 @@ impl AppState {
             .resume()
             .await
             .context("resuming ARR conversions")?;
-        let replication = match nats_url {
-            Some(url) => Some(Arc::new(
-                Replication::connect(url, nats_ca.as_deref()).await?,
-            )),
-            None => None,
-        };
         let spaces = Spaces::open(
             store.clone(),
             clock.clone(),

@@ -10,7 +10,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use parallax_core::pool::HostId;
-use parallax_core::session::{RenderSession, SessionId, SessionKey};
+use parallax_core::session::{RenderSession, SessionId, SessionKey, SessionSize};
 use parallax_core::time::Timestamp;
 use parallax_core::{ChangeNumber, ModelId, ModelSummary};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
@@ -914,49 +914,211 @@ impl Store {
 
     /// Every stored render session.
     pub async fn render_sessions(&self) -> StoreResult<Vec<RenderSession>> {
-        let rows = sqlx::query(
-            "SELECT account_id, id, size, max_lease_minutes, status, created_at_ms, ready_at_ms,
-                    ended_at_ms, error, host
-             FROM render_sessions",
-        )
+        let rows = sqlx::query(SESSION_COLUMNS).fetch_all(&self.pool).await?;
+        rows.iter().map(session_from_row).collect()
+    }
+
+    /// One render session.
+    pub async fn render_session(&self, key: &SessionKey) -> StoreResult<Option<RenderSession>> {
+        let row = sqlx::query(&format!("{SESSION_COLUMNS} WHERE account_id = $1 AND id = $2"))
+            .bind(&key.account)
+            .bind(key.id.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(session_from_row).transpose()
+    }
+
+    /// `account`'s render sessions (every account's with `None`).
+    pub async fn account_render_sessions(
+        &self,
+        account: Option<&str>,
+    ) -> StoreResult<Vec<RenderSession>> {
+        let rows = sqlx::query(&format!(
+            "{SESSION_COLUMNS} WHERE $1 IS NULL OR account_id = $1"
+        ))
+        .bind(account)
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(session_from_row).collect()
     }
 
-    pub async fn upsert_render_session(&self, session: &RenderSession) -> StoreResult<()> {
-        let millis = |t: Option<Timestamp>| t.map(|t| t.as_millis() as i64);
+    /// The Starting and Ready render sessions, in `transaction`.
+    pub async fn active_render_sessions(
+        &self,
+        transaction: &mut Transaction,
+    ) -> StoreResult<Vec<RenderSession>> {
+        let rows = sqlx::query(&format!(
+            "{SESSION_COLUMNS} WHERE status IN ('Starting', 'Ready')"
+        ))
+        .fetch_all(&mut **transaction)
+        .await?;
+        rows.iter().map(session_from_row).collect()
+    }
+
+    /// The render pool replicas share, locked until `transaction` ends (Postgres: `FOR
+    /// UPDATE`; SQLite has one writer); `None` until a replica first stored it.
+    pub async fn lock_render_pool(
+        &self,
+        transaction: &mut Transaction,
+    ) -> StoreResult<Option<String>> {
+        let lock = match self.backend {
+            Backend::Postgres => " FOR UPDATE",
+            Backend::Sqlite => "",
+        };
+        sqlx::query_scalar(&format!("SELECT state FROM render_pool WHERE id = 1{lock}"))
+            .fetch_one(&mut **transaction)
+            .await
+    }
+
+    /// The shared render pool as last committed, without locking it.
+    pub async fn render_pool(&self) -> StoreResult<Option<String>> {
+        sqlx::query_scalar("SELECT state FROM render_pool WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await
+    }
+
+    pub async fn write_render_pool(
+        &self,
+        transaction: &mut Transaction,
+        state: &str,
+    ) -> StoreResult<()> {
+        sqlx::query("UPDATE render_pool SET state = $1 WHERE id = 1")
+            .bind(state)
+            .execute(&mut **transaction)
+            .await?;
+        Ok(())
+    }
+
+    /// Deletes the render sessions that ended before `before`; how many.
+    pub async fn purge_render_sessions(&self, before: Timestamp) -> StoreResult<u64> {
+        let done = sqlx::query("DELETE FROM render_sessions WHERE ended_at_ms < $1")
+            .bind(db_int(before.as_millis()))
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Records (or moves) the link of a render host to replica `link.replica`, in `transaction`.
+    pub async fn link_render_host(
+        &self,
+        transaction: &mut Transaction,
+        link: &StoredHostLink,
+    ) -> StoreResult<()> {
         sqlx::query(
-            "INSERT INTO render_sessions (account_id, id, size, max_lease_minutes, status,
-                 created_at_ms, ready_at_ms, ended_at_ms, error, host)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-             ON CONFLICT (account_id, id) DO UPDATE SET
-                 max_lease_minutes = excluded.max_lease_minutes, status = excluded.status,
-                 ready_at_ms = excluded.ready_at_ms, ended_at_ms = excluded.ended_at_ms,
-                 error = excluded.error, host = excluded.host",
+            "INSERT INTO render_hosts (id, replica, size, endpoint, adapter, pid, device, seen_ms)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+             ON CONFLICT (id) DO UPDATE SET replica = excluded.replica, size = excluded.size,
+                 endpoint = excluded.endpoint, adapter = excluded.adapter, pid = excluded.pid,
+                 device = excluded.device, seen_ms = excluded.seen_ms",
         )
-        .bind(&session.account)
-        .bind(session.id.as_str())
-        .bind(session.size.as_str())
-        .bind(i64::from(session.max_lease_minutes))
-        .bind(session.status.as_str())
-        .bind(session.created_at.as_millis() as i64)
-        .bind(millis(session.ready_at))
-        .bind(millis(session.ended_at))
-        .bind(session.error.as_deref())
-        .bind(session.host.as_ref().map(HostId::as_str))
-        .execute(&self.pool)
+        .bind(&link.id)
+        .bind(&link.replica)
+        .bind(link.size.as_str())
+        .bind(&link.endpoint)
+        .bind(&link.adapter)
+        .bind(i64::from(link.pid))
+        .bind(i64::from(link.device))
+        .bind(db_int(link.seen.as_millis()))
+        .execute(&mut **transaction)
         .await?;
         Ok(())
     }
 
-    pub async fn delete_render_session(&self, key: &SessionKey) -> StoreResult<()> {
-        sqlx::query("DELETE FROM render_sessions WHERE account_id = $1 AND id = $2")
-            .bind(&key.account)
-            .bind(key.id.as_str())
+    /// Forgets host `id`'s link, if `replica` still holds it (else another replica took it
+    /// over meanwhile); whether it did.
+    pub async fn unlink_render_host(
+        &self,
+        transaction: &mut Transaction,
+        id: &str,
+        replica: Option<&str>,
+    ) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "DELETE FROM render_hosts WHERE id = $1 AND ($2 IS NULL OR replica = $2)",
+        )
+        .bind(id)
+        .bind(replica)
+        .execute(&mut **transaction)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Every host link, by id.
+    pub async fn render_hosts(&self) -> StoreResult<Vec<StoredHostLink>> {
+        let rows: Vec<HostLinkColumns> = sqlx::query_as(
+            "SELECT id, replica, size, endpoint, adapter, pid, device, seen_ms
+             FROM render_hosts ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(host_link).collect()
+    }
+
+    /// Host `id`'s link.
+    pub async fn render_host(&self, id: &str) -> StoreResult<Option<StoredHostLink>> {
+        render_host(&self.pool, id).await
+    }
+
+    /// Host `id`'s link, in `transaction`.
+    pub async fn render_host_in(
+        &self,
+        transaction: &mut Transaction,
+        id: &str,
+    ) -> StoreResult<Option<StoredHostLink>> {
+        render_host(&mut **transaction, id).await
+    }
+
+    /// Replica `replica` vouches for the hosts linked to it at `now`.
+    pub async fn touch_render_hosts(&self, replica: &str, now: Timestamp) -> StoreResult<()> {
+        sqlx::query("UPDATE render_hosts SET seen_ms = $2 WHERE replica = $1")
+            .bind(replica)
+            .bind(db_int(now.as_millis()))
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    /// Whether a device holds host `id`'s render connection, as its last heartbeat said.
+    pub async fn set_host_device(&self, id: &str, device: bool) -> StoreResult<()> {
+        sqlx::query("UPDATE render_hosts SET device = $2 WHERE id = $1")
+            .bind(id)
+            .bind(i64::from(device))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Hosts no replica has vouched for since `before`.
+    pub async fn unheard_render_hosts(&self, before: Timestamp) -> StoreResult<Vec<String>> {
+        sqlx::query_scalar("SELECT id FROM render_hosts WHERE seen_ms < $1 ORDER BY id")
+            .bind(db_int(before.as_millis()))
+            .fetch_all(&self.pool)
+            .await
+    }
+
+    pub async fn upsert_render_session(&self, session: &RenderSession) -> StoreResult<()> {
+        upsert_render_session(&self.pool, session).await
+    }
+
+    /// [`Self::upsert_render_session`] in `transaction`.
+    pub async fn upsert_render_session_in(
+        &self,
+        transaction: &mut Transaction,
+        session: &RenderSession,
+    ) -> StoreResult<()> {
+        upsert_render_session(&mut **transaction, session).await
+    }
+
+    /// [`Self::delete_render_session`] in `transaction`.
+    pub async fn delete_render_session_in(
+        &self,
+        transaction: &mut Transaction,
+        key: &SessionKey,
+    ) -> StoreResult<()> {
+        delete_render_session(&mut **transaction, key).await
+    }
+
+    pub async fn delete_render_session(&self, key: &SessionKey) -> StoreResult<()> {
+        delete_render_session(&self.pool, key).await
     }
 
     /// Closes the pool (SQLite checkpoints its WAL, so the file is complete on its own).
@@ -1019,6 +1181,99 @@ fn account_from_row(row: &AnyRow) -> StoreResult<AccountRecord> {
         created_at: row.try_get("created_at")?,
         key_rotated_at: instant(row, "key_rotated_at_ms")?,
         revoked_at: instant(row, "revoked_at_ms")?,
+    })
+}
+
+const SESSION_COLUMNS: &str = "SELECT account_id, id, size, max_lease_minutes, status,
+    created_at_ms, ready_at_ms, ended_at_ms, error, host FROM render_sessions";
+
+async fn upsert_render_session<'e>(
+    executor: impl sqlx::Executor<'e, Database = sqlx::Any>,
+    session: &RenderSession,
+) -> StoreResult<()> {
+    let millis = |t: Option<Timestamp>| t.map(|t| t.as_millis() as i64);
+    sqlx::query(
+        "INSERT INTO render_sessions (account_id, id, size, max_lease_minutes, status,
+             created_at_ms, ready_at_ms, ended_at_ms, error, host)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+         ON CONFLICT (account_id, id) DO UPDATE SET
+             max_lease_minutes = excluded.max_lease_minutes, status = excluded.status,
+             ready_at_ms = excluded.ready_at_ms, ended_at_ms = excluded.ended_at_ms,
+             error = excluded.error, host = excluded.host",
+    )
+    .bind(&session.account)
+    .bind(session.id.as_str())
+    .bind(session.size.as_str())
+    .bind(i64::from(session.max_lease_minutes))
+    .bind(session.status.as_str())
+    .bind(session.created_at.as_millis() as i64)
+    .bind(millis(session.ready_at))
+    .bind(millis(session.ended_at))
+    .bind(session.error.as_deref())
+    .bind(session.host.as_ref().map(HostId::as_str))
+    .execute(executor)
+    .await?;
+    Ok(())
+}
+
+async fn delete_render_session<'e>(
+    executor: impl sqlx::Executor<'e, Database = sqlx::Any>,
+    key: &SessionKey,
+) -> StoreResult<()> {
+    sqlx::query("DELETE FROM render_sessions WHERE account_id = $1 AND id = $2")
+        .bind(&key.account)
+        .bind(key.id.as_str())
+        .execute(executor)
+        .await?;
+    Ok(())
+}
+
+/// A render host's link as replicas share it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredHostLink {
+    pub id: String,
+    /// The replica holding the link.
+    pub replica: String,
+    pub size: SessionSize,
+    pub endpoint: String,
+    pub adapter: String,
+    pub pid: u32,
+    /// A device holds its render connection.
+    pub device: bool,
+    /// When its replica last vouched for it.
+    pub seen: Timestamp,
+}
+
+async fn render_host<'e>(
+    executor: impl sqlx::Executor<'e, Database = sqlx::Any>,
+    id: &str,
+) -> StoreResult<Option<StoredHostLink>> {
+    let row: Option<HostLinkColumns> = sqlx::query_as(
+        "SELECT id, replica, size, endpoint, adapter, pid, device, seen_ms
+         FROM render_hosts WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(executor)
+    .await?;
+    row.map(host_link).transpose()
+}
+
+type HostLinkColumns = (String, String, String, String, String, i64, i64, i64);
+
+fn host_link(
+    (id, replica, size, endpoint, adapter, pid, device, seen): HostLinkColumns,
+) -> StoreResult<StoredHostLink> {
+    Ok(StoredHostLink {
+        id,
+        replica,
+        size: size
+            .parse()
+            .map_err(|e: String| sqlx::Error::Decode(e.into()))?,
+        endpoint,
+        adapter,
+        pid: u32::try_from(pid).unwrap_or_default(),
+        device: device != 0,
+        seen: Timestamp(u64::try_from(seen).unwrap_or_default()),
     })
 }
 

@@ -470,7 +470,7 @@ pub(crate) async fn list_handler(
 ) -> Result<Json<SessionList>> {
     query.check()?;
     caller.require_account(&account_id)?;
-    let active = state.sessions.active(&account_id);
+    let active = state.sessions.active(&account_id).await?;
     let skip = query.skip.unwrap_or(0);
     let sessions = active
         .iter()
@@ -505,7 +505,7 @@ pub(crate) async fn usage_handler(
 ) -> Result<Json<UsageReport>> {
     let (from, to) = usage_window(&state, &caller, &account_id, &query)?;
     let mut ready = HashMap::<SessionSize, Duration>::new();
-    for (_, size, time) in state.sessions.usage(&account_id, from, to) {
+    for (_, size, time) in state.sessions.usage(&account_id, from, to).await? {
         *ready.entry(size).or_default() += time;
     }
     let usage = SessionSize::ALL
@@ -560,7 +560,7 @@ pub(crate) async fn usage_csv_handler(
         "billed_minutes",
     ])?;
     let (from_text, to_text) = (rfc3339(from), rfc3339(to));
-    for (session, size, ready) in state.sessions.usage(&account_id, from, to) {
+    for (session, size, ready) in state.sessions.usage(&account_id, from, to).await? {
         write(&[
             &account_id,
             session.as_str(),
@@ -839,6 +839,7 @@ pub(crate) async fn legacy_list_handler(
     let sessions = state
         .sessions
         .active(&account_id)
+        .await?
         .iter()
         .map(legacy_properties)
         .collect();

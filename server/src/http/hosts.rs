@@ -180,6 +180,7 @@ async fn serve_host(socket: &mut WebSocket, state: &AppState) -> Result<String, 
     let (host, mut commands) = state
         .sessions
         .register(host, size, endpoint, adapter, pid)
+        .await
         .map_err(|e: RegisterError| e.to_string())?;
     let registered = HostCommand::Registered {
         host: host.clone(),
@@ -192,7 +193,8 @@ async fn serve_host(socket: &mut WebSocket, state: &AppState) -> Result<String, 
     {
         state
             .sessions
-            .host_lost(&host, "the link closed during registration");
+            .host_lost(&host, "the link closed during registration")
+            .await;
         return Ok("connection lost".into());
     }
     let silence = Duration::from_millis(HOST_SILENCE_MS);
@@ -211,13 +213,13 @@ async fn serve_host(socket: &mut WebSocket, state: &AppState) -> Result<String, 
                 };
                 match HostReport::parse(text.as_str()) {
                     Ok(HostReport::Heartbeat { device, fps, frame_ms }) => {
-                        state.sessions.heartbeat(&host, device, fps, frame_ms);
+                        state.sessions.heartbeat(&host, device, fps, frame_ms).await;
                         if let Some(ms) = frame_ms.filter(|ms| ms.is_finite() && *ms >= 0.0) {
                             state.metrics.frame(Duration::from_secs_f32(ms / 1000.0));
                         }
                     }
                     Ok(HostReport::Admit { request, account, session, token }) => {
-                        let verdict = admit(state, &host, account, &session, &token);
+                        let verdict = admit(state, &host, account, &session, &token).await;
                         let answer = HostCommand::Admission { request, verdict };
                         if socket.send(Message::Text(answer.to_json().into())).await.is_err() {
                             break Err("the link to the render host broke".into());
@@ -239,20 +241,21 @@ async fn serve_host(socket: &mut WebSocket, state: &AppState) -> Result<String, 
     if let Err(reason) = &ended {
         state
             .sessions
-            .host_lost(&host, &format!("render host {host} was lost: {reason}"));
+            .host_lost(&host, &format!("render host {host} was lost: {reason}"))
+            .await;
     }
     ended
 }
 
 /// Whether `token` lets a device use `account`/`session` on `host`.
-fn admit(
+async fn admit(
     state: &AppState,
     host: &HostId,
     account: String,
     session: &str,
     token: &str,
 ) -> Admission {
-    let judged = (|| {
+    let judged = async {
         let id = SessionId::parse(session).map_err(|e| e.to_string())?;
         let claims = state.tokens.verify(token).map_err(|e| e.to_string())?;
         if claims.sub != account {
@@ -261,8 +264,12 @@ fn admit(
         if !claims.reaches_session(session) {
             return Err("a guest's sign-in reaches only its space's render sessions".to_string());
         }
-        state.sessions.admit(host, &SessionKey::new(account, id))
-    })();
+        state
+            .sessions
+            .admit(host, &SessionKey::new(account, id))
+            .await
+    }
+    .await;
     match judged {
         Ok(size) => Admission::Admitted { size },
         Err(reason) => Admission::Refused { reason },

@@ -3,3 +3,4 @@
 
 pub mod launcher;
 pub mod sessions;
+mod shared;

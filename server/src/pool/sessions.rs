@@ -25,7 +25,10 @@ use tokio_util::sync::CancellationToken;
 use crate::base::clock::Clock;
 use crate::base::error::AppError;
 use crate::base::store::Store;
+use crate::base::store::StoredHostLink;
 use crate::pool::launcher::{HostEvent, Launcher};
+use crate::pool::shared::Shared;
+use crate::spaces::replicas::Replication;
 use crate::tls::Tls;
 
 /// A session as the API reports it: the core's record plus where it waits.
@@ -41,8 +44,8 @@ pub struct SessionView {
     pub device_connected: bool,
 }
 
-struct Inner {
-    service: SessionService,
+pub(super) struct Inner {
+    pub(super) service: SessionService,
     /// Keyed by (access token id, session): one device polling never throttles another.
     throttle: PollThrottle<(String, SessionKey)>,
 }
@@ -67,7 +70,7 @@ pub struct HostLink {
     /// heartbeat.
     pub fps: f32,
     pub frame_ms: Option<f32>,
-    commands: mpsc::UnboundedSender<HostCommand>,
+    pub(super) commands: mpsc::UnboundedSender<HostCommand>,
 }
 
 pub struct Sessions {
@@ -75,10 +78,12 @@ pub struct Sessions {
     clock: Arc<dyn Clock>,
     writes: mpsc::UnboundedSender<Write>,
     /// Wakes the driver when the next deadline may have moved.
-    wake: Notify,
-    /// Render hosts that registered and are not lost, by id.
+    pub(super) wake: Notify,
+    /// Render hosts that registered here and are not lost, by id.
     hosts: Mutex<HashMap<HostId, HostLink>>,
-    launcher: Launcher,
+    pub(super) launcher: Launcher,
+    /// Replicas: the pool they share (docs/SCALING.md); `None` for the embedded coordinator.
+    pub(super) shared: Option<Shared>,
 }
 
 /// Why a host's registration was refused.
@@ -88,15 +93,17 @@ pub enum RegisterError {
     Unexpected(HostId),
     #[error("{0}")]
     Full(String),
+    #[error("the coordinator could not store the host: {0}")]
+    Store(String),
 }
 
 impl Sessions {
-    /// Restores every stored session (unless `restore` is false: a replica's pool is its own,
-    /// docs/SCALING.md) and starts the writer and the driver.
+    /// Restores every stored session and starts the writer and the driver; with `replication`,
+    /// takes part in the pool the replicas share instead (docs/SCALING.md).
     #[allow(clippy::too_many_arguments)]
     pub async fn start(
         store: Store,
-        restore: bool,
+        replication: Option<Arc<Replication>>,
         pool: PoolConfig,
         poll_interval: Duration,
         return_grace: Duration,
@@ -104,10 +111,16 @@ impl Sessions {
         launcher: Launcher,
         shutdown: CancellationToken,
     ) -> anyhow::Result<Arc<Self>> {
-        let stored = match restore {
-            true => store.render_sessions().await?,
-            false => Vec::new(),
+        let stored = match replication {
+            None => store.render_sessions().await?,
+            Some(_) => Vec::new(),
         };
+        let commands = match &replication {
+            Some(replication) => Some(replication.subscribe_host_commands().await?),
+            None => None,
+        };
+        let shared = replication
+            .map(|replication| Shared::new(store.clone(), replication, pool, return_grace));
         let restored = stored.len();
         let service = SessionService::restore(pool, stored, clock.now(), return_grace);
         let (writes, write_queue) = mpsc::unbounded_channel();
@@ -122,7 +135,17 @@ impl Sessions {
             wake: Notify::new(),
             hosts: Mutex::new(HashMap::new()),
             launcher,
+            shared,
         });
+        if let (Some(shared), Some(commands)) = (&sessions.shared, commands) {
+            // The pool may want standby hosts booted: one change under the lock settles who.
+            sessions.change_shared(shared, None, |_, _| ()).await?;
+            tokio::spawn(sessions.clone().follow_commands(commands, shutdown.clone()));
+            tokio::spawn(sessions.clone().tend_shared(shutdown.clone()));
+            tokio::spawn(sessions.clone().drive_hosts(host_queue, shutdown));
+            tracing::info!("render pool shared with the other replicas");
+            return Ok(sessions);
+        }
         tokio::spawn(write_loop(store, write_queue));
         // Restoring may already have produced writes (sessions that lost their host) and hosts
         // to boot: carry them out before serving.
@@ -138,6 +161,19 @@ impl Sessions {
     }
 
     pub async fn create(&self, request: CreateSession) -> Result<(Created, SessionView), AppError> {
+        if let Some(shared) = &self.shared {
+            let created = self
+                .change_shared(shared, Some(&request.key), |inner, now| {
+                    inner
+                        .service
+                        .handle_create(request.clone(), now)
+                        .map(|(created, session)| (created, session.clone()))
+                })
+                .await?;
+            let (created, session) = created.map_err(create_error)?;
+            let view = self.shared_view(shared, session, self.now()).await?;
+            return Ok((created, view));
+        }
         let now = self.now();
         let (result, write) = {
             let mut inner = self.lock();
@@ -165,6 +201,24 @@ impl Sessions {
 
     /// Properties of a session, subject to the polling limit for `caller`.
     pub async fn poll(&self, caller: &str, key: &SessionKey) -> Result<SessionView, AppError> {
+        if let Some(shared) = &self.shared {
+            let session = self
+                .read_session(shared, key)
+                .await?
+                .ok_or_else(|| not_found(key))?;
+            let now = self.now();
+            if let Err(retry_after) = self
+                .lock()
+                .throttle
+                .handle_poll((caller.to_string(), key.clone()), now)
+            {
+                return Err(AppError::TooManyRequests {
+                    what: "polling too often",
+                    retry_after,
+                });
+            }
+            return self.shared_view(shared, session, now).await;
+        }
         let now = self.now();
         let (result, write) = {
             let mut inner = self.lock();
@@ -190,6 +244,18 @@ impl Sessions {
     }
 
     pub async fn extend(&self, key: &SessionKey, minutes: u32) -> Result<SessionView, AppError> {
+        if let Some(shared) = &self.shared {
+            let session = self
+                .change_shared(shared, Some(key), |inner, now| {
+                    inner
+                        .service
+                        .handle_extend(key, minutes, now)
+                        .cloned()
+                        .map_err(session_error)
+                })
+                .await??;
+            return self.shared_view(shared, session, self.now()).await;
+        }
         let now = self.now();
         let (result, write) = {
             let mut inner = self.lock();
@@ -210,6 +276,13 @@ impl Sessions {
     }
 
     pub async fn stop(&self, key: &SessionKey) -> Result<(), AppError> {
+        if let Some(shared) = &self.shared {
+            return self
+                .change_shared(shared, Some(key), |inner, now| {
+                    inner.service.handle_stop(key, now).map_err(session_error)
+                })
+                .await?;
+        }
         let now = self.now();
         let (result, write) = {
             let mut inner = self.lock();
@@ -220,13 +293,28 @@ impl Sessions {
         result
     }
 
-    /// How many sessions on record are in each state.
+    /// How many sessions on record are in each state (replicas: of the Starting and Ready ones,
+    /// as last read).
     pub fn count_by_status(&self) -> std::collections::BTreeMap<&'static str, usize> {
         self.lock().service.count_by_status()
     }
 
     /// `account`'s Starting and Ready sessions, oldest first.
-    pub fn active(&self, account: &str) -> Vec<SessionView> {
+    pub async fn active(&self, account: &str) -> Result<Vec<SessionView>, AppError> {
+        if let Some(shared) = &self.shared {
+            let mut active: Vec<RenderSession> = self
+                .account_sessions(shared, account)
+                .await?
+                .into_iter()
+                .filter(RenderSession::is_active)
+                .collect();
+            active.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+            let mut views = Vec::with_capacity(active.len());
+            for session in active {
+                views.push(self.shared_view(shared, session, self.now()).await?);
+            }
+            return Ok(views);
+        }
         let now = self.now();
         let mut inner = self.lock();
         inner.service.handle_timeout(now);
@@ -243,18 +331,23 @@ impl Sessions {
         // Expiries found here are written by the driver, which this wakes.
         drop(inner);
         self.wake.notify_one();
-        views
+        Ok(views)
     }
 
     /// Whether the device behind `host`'s render connection may use session `key`: the session
     /// must be Ready on that very host. Answers the session's size.
-    pub fn admit(&self, host: &HostId, key: &SessionKey) -> Result<SessionSize, String> {
-        let now = self.now();
-        let mut inner = self.lock();
-        let session = inner
-            .service
-            .handle_get(key, now)
-            .ok_or_else(|| format!("there is no session named {}", key.id))?;
+    pub async fn admit(&self, host: &HostId, key: &SessionKey) -> Result<SessionSize, String> {
+        let session = match &self.shared {
+            Some(shared) => self
+                .read_session(shared, key)
+                .await
+                .map_err(|e| e.to_string())?,
+            None => {
+                let now = self.now();
+                self.lock().service.handle_get(key, now).cloned()
+            }
+        };
+        let session = session.ok_or_else(|| format!("there is no session named {}", key.id))?;
         if session.status != SessionStatus::Ready {
             return Err(format!(
                 "the session is {}, not Ready",
@@ -270,7 +363,7 @@ impl Sessions {
     /// A host registered: by the name it was started with, by the name it had before this
     /// coordinator restarted (its session goes on), or offering itself (`None`, or a name
     /// nobody expects: it gets a new one). Returns its name and the commands to send it.
-    pub fn register(
+    pub async fn register(
         &self,
         name: Option<HostId>,
         size: SessionSize,
@@ -278,6 +371,11 @@ impl Sessions {
         adapter: String,
         pid: u32,
     ) -> Result<(HostId, mpsc::UnboundedReceiver<HostCommand>), RegisterError> {
+        if let Some(shared) = &self.shared {
+            return self
+                .register_shared(shared, name, size, endpoint, adapter, pid)
+                .await;
+        }
         let now = self.now();
         let mut inner = self.lock();
         let linked = |host: &HostId| self.hosts_lock().contains_key(host);
@@ -295,6 +393,87 @@ impl Sessions {
                 .handle_host_offered(size)
                 .map_err(|e| RegisterError::Full(e.to_string()))?,
         };
+        let queue = self.link(&host, size, endpoint, adapter, pid);
+        inner.service.handle_host_ready(&host, now);
+        if inner.service.pool().lease_of(&host).is_none() {
+            // Free: a device it still holds from before a restart has no session any more.
+            if let Some(link) = self.hosts_lock().get(&host) {
+                let _ = link.commands.send(HostCommand::Reset);
+            }
+        }
+        let _ = self.queue(&mut inner);
+        drop(inner);
+        self.wake.notify_one();
+        Ok((host, queue))
+    }
+
+    /// Replicas: a host registered here, under a name the shared pool knows (it links again:
+    /// its replica died or restarted, and its session goes on), the one this replica started
+    /// it with, or offering itself.
+    async fn register_shared(
+        &self,
+        shared: &Shared,
+        name: Option<HostId>,
+        size: SessionSize,
+        endpoint: String,
+        adapter: String,
+        pid: u32,
+    ) -> Result<(HostId, mpsc::UnboundedReceiver<HostCommand>), RegisterError> {
+        let store_error = |e: AppError| RegisterError::Store(e.to_string());
+        let mut locked = self.lock_pool(shared, None).await.map_err(store_error)?;
+        let (named, effects) = self.take_up(shared, &mut locked, |inner, now| {
+            let host = match name {
+                Some(host) if self.hosts_lock().contains_key(&host) => {
+                    return Err(RegisterError::Unexpected(host));
+                }
+                Some(host) if self.launcher.started_as(&host, pid) => host,
+                Some(host) if inner.service.pool().size_of(&host) == Some(size) => {
+                    tracing::info!(%host, "render host linked again, here");
+                    host
+                }
+                _ => inner
+                    .service
+                    .handle_host_offered(size)
+                    .map_err(|e| RegisterError::Full(e.to_string()))?,
+            };
+            inner.service.handle_host_ready(&host, now);
+            let leased = inner.service.pool().lease_of(&host).is_some();
+            Ok((host, leased))
+        });
+        let (host, leased) = named?;
+        let link = StoredHostLink {
+            id: host.to_string(),
+            replica: Self::replica_id(shared),
+            size,
+            endpoint: endpoint.clone(),
+            adapter: adapter.clone(),
+            pid,
+            device: false,
+            seen: self.now(),
+        };
+        Self::store_link(shared, &mut locked, &link)
+            .await
+            .map_err(store_error)?;
+        self.commit_shared(shared, locked, effects)
+            .await
+            .map_err(store_error)?;
+        let queue = self.link(&host, size, endpoint, adapter, pid);
+        if !leased {
+            // Free: a device it still holds from before has no session any more.
+            self.command(&host, HostCommand::Reset).await;
+        }
+        Ok((host, queue))
+    }
+
+    /// Holds `host`'s link here; returns the queue of commands to send it.
+    fn link(
+        &self,
+        host: &HostId,
+        size: SessionSize,
+        endpoint: String,
+        adapter: String,
+        pid: u32,
+    ) -> mpsc::UnboundedReceiver<HostCommand> {
         let (commands, queue) = mpsc::unbounded_channel();
         tracing::info!(%host, %endpoint, %adapter, pid, "render host registered");
         self.hosts_lock().insert(
@@ -310,25 +489,24 @@ impl Sessions {
                 commands,
             },
         );
-        inner.service.handle_host_ready(&host, now);
-        if inner.service.pool().lease_of(&host).is_none() {
-            // Free: a device it still holds from before a restart has no session any more.
-            if let Some(link) = self.hosts_lock().get(&host) {
-                let _ = link.commands.send(HostCommand::Reset);
-            }
-        }
-        let _ = self.queue(&mut inner);
-        drop(inner);
-        self.wake.notify_one();
-        Ok((host, queue))
+        queue
     }
 
     /// A heartbeat from `host`.
-    pub fn heartbeat(&self, host: &HostId, device: bool, fps: f32, frame_ms: Option<f32>) {
-        if let Some(link) = self.hosts_lock().get_mut(host) {
-            link.device = device;
-            link.fps = fps;
-            link.frame_ms = frame_ms;
+    pub async fn heartbeat(&self, host: &HostId, device: bool, fps: f32, frame_ms: Option<f32>) {
+        let changed = match self.hosts_lock().get_mut(host) {
+            Some(link) => {
+                let changed = link.device != device;
+                link.device = device;
+                link.fps = fps;
+                link.frame_ms = frame_ms;
+                changed
+            }
+            None => false,
+        };
+        // The other replicas learn whether a device holds it (not its frame rate).
+        if let (true, Some(shared)) = (changed, &self.shared) {
+            shared.set_device(host, device).await;
         }
     }
 
@@ -341,14 +519,17 @@ impl Sessions {
             (session.status, session.host.clone())
         };
         let hosts = self.hosts_lock();
-        let link = host
-            .as_ref()
-            .filter(|_| status == SessionStatus::Ready)
-            .and_then(|host| hosts.get(host));
+        let ready = host.as_ref().filter(|_| status == SessionStatus::Ready);
+        let link = ready.and_then(|host| hosts.get(host));
+        // Linked to another replica: whether a device holds it, as last read.
+        let elsewhere = match (&self.shared, ready) {
+            (Some(shared), Some(host)) if link.is_none() => shared.cached_link(host),
+            _ => None,
+        };
         Some(serde_json::json!({
             "session": key.id.as_str(),
             "status": status.as_str(),
-            "device": link.is_some_and(|l| l.device),
+            "device": link.map(|l| l.device).or(elsewhere.map(|(_, device)| device)).unwrap_or(false),
             "fps": link.map_or(0.0, |l| l.fps),
             "frameMs": link.and_then(|l| l.frame_ms),
         }))
@@ -356,7 +537,20 @@ impl Sessions {
 
     /// `host` died, fell silent or closed its link: its session ends in `Error` and the pool
     /// replaces it. Harmless for a host already given up.
-    pub fn host_lost(&self, host: &HostId, reason: &str) {
+    pub async fn host_lost(&self, host: &HostId, reason: &str) {
+        if let Some(shared) = &self.shared {
+            let was_linked = self.hosts_lock().remove(host).is_some();
+            let was_started = self.launcher.stop(host);
+            // Linked with another replica meanwhile, it is not lost.
+            match self.give_up_shared(shared, host, reason, None).await {
+                Ok(true) if was_linked || was_started => {
+                    tracing::warn!(%host, "render host lost: {reason}")
+                }
+                Ok(_) => {}
+                Err(e) => tracing::error!(%host, "giving up a render host: {e}"),
+            }
+            return;
+        }
         let now = self.now();
         let mut inner = self.lock();
         let was_linked = self.hosts_lock().remove(host).is_some();
@@ -380,7 +574,7 @@ impl Sessions {
         self.launcher.stop_all().await;
     }
 
-    fn hosts_lock(&self) -> MutexGuard<'_, HashMap<HostId, HostLink>> {
+    pub(super) fn hosts_lock(&self) -> MutexGuard<'_, HashMap<HostId, HostLink>> {
         self.hosts.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -406,8 +600,11 @@ impl Sessions {
         serde_json::Value::from(sizes.to_vec())
     }
 
-    /// The registered render hosts, for the operator.
+    /// The registered render hosts, for the operator (replicas: every replica's).
     pub fn host_status(&self) -> serde_json::Value {
+        if let Some(shared) = &self.shared {
+            return shared.host_status();
+        }
         let hosts: Vec<serde_json::Value> = self
             .hosts_lock()
             .iter()
@@ -427,25 +624,27 @@ impl Sessions {
 
     /// Time each of `account`'s sessions was Ready within `[from, to)`, by session id; sessions
     /// never Ready then are left out.
-    pub fn usage(
+    pub async fn usage(
         &self,
         account: &str,
         from: Timestamp,
         to: Timestamp,
-    ) -> Vec<(SessionId, SessionSize, Duration)> {
+    ) -> Result<Vec<(SessionId, SessionSize, Duration)>, AppError> {
         let now = self.now();
-        let inner = self.lock();
-        let mut usage: Vec<_> = inner
-            .service
-            .all(account)
+        let sessions = match &self.shared {
+            Some(shared) => self.account_sessions(shared, account).await?,
+            None => self.lock().service.all(account).cloned().collect(),
+        };
+        let mut usage: Vec<_> = sessions
+            .iter()
             .map(|s| (s.id.clone(), s.size, s.ready_time_within(from, to, now)))
             .filter(|(_, _, ready)| !ready.is_zero())
             .collect();
         usage.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
-        usage
+        Ok(usage)
     }
 
-    fn lock(&self) -> MutexGuard<'_, Inner> {
+    pub(super) fn lock(&self) -> MutexGuard<'_, Inner> {
         // A panic while holding the lock would be a bug in the pure core; keep serving.
         self.inner
             .lock()
@@ -516,7 +715,7 @@ impl Sessions {
             tokio::select! {
                 () = tokio::time::sleep(wait) => {}
                 () = self.wake.notified() => {}
-                Some(event) = host_queue.recv() => self.handle_host_event(event),
+                Some(event) = host_queue.recv() => self.handle_host_event(event).await,
                 () = shutdown.cancelled() => return,
             }
             let now = self.now();
@@ -531,12 +730,28 @@ impl Sessions {
         }
     }
 
-    fn handle_host_event(&self, event: HostEvent) {
+    /// Replicas: the launcher's reports on the hosts this one started (timeouts are the
+    /// shared pool's, `tend_shared`).
+    async fn drive_hosts(
+        self: Arc<Self>,
+        mut host_queue: mpsc::UnboundedReceiver<HostEvent>,
+        shutdown: CancellationToken,
+    ) {
+        loop {
+            tokio::select! {
+                Some(event) = host_queue.recv() => self.handle_host_event(event).await,
+                () = shutdown.cancelled() => return,
+            }
+        }
+    }
+
+    async fn handle_host_event(&self, event: HostEvent) {
         match event {
-            HostEvent::Lost(host, reason) => self.host_lost(&host, &reason),
+            HostEvent::Lost(host, reason) => self.host_lost(&host, &reason).await,
             HostEvent::BootDeadline(host) => {
                 if !self.hosts_lock().contains_key(&host) && self.launcher.started(&host) {
-                    self.host_lost(&host, "the render host did not register in time");
+                    self.host_lost(&host, "the render host did not register in time")
+                        .await;
                 }
             }
         }
@@ -550,20 +765,35 @@ impl Sessions {
     ) -> Option<SessionView> {
         let queue_position = service.queue_position(key);
         let session = service.handle_get(key, now)?.clone();
-        let (endpoint, device_connected) = match (&session.host, session.status) {
-            (Some(host), SessionStatus::Ready) => self
-                .hosts_lock()
-                .get(host)
-                .map_or((None, false), |l| (Some(l.endpoint.clone()), l.device)),
-            _ => (None, false),
+        let link = match (&session.host, session.status) {
+            (Some(host), SessionStatus::Ready) => {
+                let local = self
+                    .hosts_lock()
+                    .get(host)
+                    .map(|l| (l.endpoint.clone(), l.device));
+                local.or_else(|| self.shared.as_ref()?.cached_link(host))
+            }
+            _ => None,
         };
-        Some(SessionView {
+        Some(Self::view_of(session, queue_position, link, now))
+    }
+
+    /// `session` as the API reports it; `link` is where devices reach its host and whether
+    /// one holds it.
+    pub(super) fn view_of(
+        session: RenderSession,
+        queue_position: Option<usize>,
+        link: Option<(String, bool)>,
+        now: Timestamp,
+    ) -> SessionView {
+        let (endpoint, device_connected) = link.map_or((None, false), |(e, d)| (Some(e), d));
+        SessionView {
             elapsed_minutes: session.elapsed_minutes(now),
             session,
             queue_position,
             endpoint,
             device_connected,
-        })
+        }
     }
 }
 
@@ -575,7 +805,7 @@ async fn written(write: Option<oneshot::Receiver<bool>>) -> bool {
     }
 }
 
-fn drain(service: &mut SessionService) -> Vec<Effect> {
+pub(super) fn drain(service: &mut SessionService) -> Vec<Effect> {
     std::iter::from_fn(|| service.poll_effect()).collect()
 }
 

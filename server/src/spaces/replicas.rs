@@ -16,8 +16,11 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context;
+use parallax_core::host::HostCommand;
+use parallax_core::pool::HostId;
 use parallax_core::space::MemberId;
 use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
 
 use crate::base::redacted;
 use crate::base::store::LoggedEvent;
@@ -43,6 +46,14 @@ const ALL_SPACES: &str = "parallax.space.*";
 /// Render sessions to release on whichever replica's pool has them (the pools are not shared
 /// yet: a headset may leave through another replica than the one that leased its session).
 const RELEASES: &str = "parallax.sessions.release";
+
+/// The subject of host `id`'s commands, for the replica holding its link.
+fn host_subject(id: &HostId) -> String {
+    format!("parallax.host.{id}")
+}
+
+/// Every host's commands.
+const ALL_HOSTS: &str = "parallax.host.*";
 
 /// A render session to release.
 #[derive(Debug, Serialize, Deserialize)]
@@ -153,6 +164,28 @@ impl Replication {
         }
     }
 
+    /// Commands for hosts, for whichever replica holds their links.
+    pub async fn subscribe_host_commands(&self) -> anyhow::Result<async_nats::Subscriber> {
+        self.nats
+            .subscribe(ALL_HOSTS)
+            .await
+            .context("subscribing to host commands")
+    }
+
+    /// Sends `command` to the replica holding host `id`'s link.
+    pub async fn host_command(&self, id: &HostId, command: &HostCommand) {
+        let payload = match serde_json::to_vec(&(id, command)) {
+            Ok(payload) => payload,
+            Err(e) => {
+                tracing::error!("encoding a host command: {e}");
+                return;
+            }
+        };
+        if let Err(e) = self.nats.publish(host_subject(id), payload.into()).await {
+            tracing::warn!(host = %id, "sending a host command over NATS: {e}");
+        }
+    }
+
     /// Tells the other replicas about a commit: its events and the sockets to close.
     pub async fn publish(&self, space: &str, events: &[LoggedEvent], closes: Vec<Close>) {
         let published = Published {
@@ -176,6 +209,19 @@ impl Replication {
             tracing::warn!(space, "publishing space events on NATS: {e}");
         }
     }
+}
+
+/// The next message of `subscriber`, decoded; `None` when it ends or at shutdown.
+pub async fn next_message<T: serde::de::DeserializeOwned>(
+    subscriber: &mut async_nats::Subscriber,
+    shutdown: &CancellationToken,
+) -> Option<Result<T, serde_json::Error>> {
+    use futures_util::StreamExt;
+    let message = tokio::select! {
+        message = subscriber.next() => message?,
+        () = shutdown.cancelled() => return None,
+    };
+    Some(serde_json::from_slice(&message.payload))
 }
 
 #[cfg(test)]

@@ -40,7 +40,7 @@ use crate::catalog::models::Catalog;
 use crate::pool::sessions::Sessions;
 use crate::spaces::outlet::Outlet;
 use crate::spaces::replicas::{
-    CATCH_UP, Close, HEARTBEAT, Holder, Published, Release, Replication, SILENCE,
+    CATCH_UP, Close, HEARTBEAT, Holder, Published, Release, Replication, SILENCE, next_message,
 };
 use crate::telemetry::metrics::Census;
 
@@ -174,19 +174,6 @@ pub struct Spaces {
     connections: AtomicU64,
     /// Replicas: this one's name and its NATS connection; `None` for the one coordinator.
     replication: Option<Arc<Replication>>,
-}
-
-/// Replicas: the next message of `subscriber`, decoded; `None` when it ends or at `shutdown`.
-async fn next_message<T: serde::de::DeserializeOwned>(
-    subscriber: &mut async_nats::Subscriber,
-    shutdown: &CancellationToken,
-) -> Option<Result<T, serde_json::Error>> {
-    use futures_util::StreamExt;
-    let message = tokio::select! {
-        message = subscriber.next() => message?,
-        () = shutdown.cancelled() => return None,
-    };
-    Some(serde_json::from_slice(&message.payload))
 }
 
 /// Replicas: puts what space `stored`'s row holds (its last event `seq`) in the cache, and
@@ -881,9 +868,7 @@ impl Spaces {
     async fn adopt_silent(&self, replication: &Replication, now: Timestamp) {
         let silent = match self
             .store
-            .silent_replicas(Timestamp::from_millis(
-                now.as_millis().saturating_sub(SILENCE.as_millis() as u64),
-            ))
+            .silent_replicas(now.before(SILENCE))
             .await
         {
             Ok(silent) => silent,
