@@ -137,7 +137,7 @@ impl TestServer {
     /// with `parallax_host::run`.
     pub fn remote_host(&self, target_fps: u32, bitrate: Option<u32>) -> parallax_host::HostConfig {
         parallax_host::HostConfig {
-            coordinator: format!("ws://{}/v1/hosts/ws", self.addr),
+            coordinators: vec![format!("ws://{}/v1/hosts/ws", self.addr)],
             ca: None,
             tls: None,
             size: parallax_core::session::SessionSize::Standard,

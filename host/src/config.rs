@@ -21,9 +21,10 @@ pub const DEFAULT_COORDINATOR_WAIT_S: u64 = 60;
 #[derive(Debug, Clone, Args)]
 pub struct RenderHostArgs {
     /// The coordinator's host endpoint, e.g. wss://showroom.local:3000/v1/hosts/ws (a bare
-    /// wss://host:port gets the path added).
-    #[arg(long, env = "PARALLAX_COORDINATOR")]
-    pub coordinator: String,
+    /// wss://host:port gets the path added). Replicas without a load balancer in front: each
+    /// one's, comma-separated; a lost link is tried again with the next.
+    #[arg(long, env = "PARALLAX_COORDINATOR", value_delimiter = ',', required = true)]
+    pub coordinator: Vec<String>,
     /// The certificate authorities to trust for a wss:// coordinator, as PEM: its `/ca.crt`, or
     /// the system's bundle for a publicly issued certificate.
     #[arg(long, env = "PARALLAX_CA")]
@@ -129,8 +130,8 @@ fn parse_size(text: &str) -> Result<(u32, u32), String> {
 /// How to run one host.
 #[derive(Debug, Clone)]
 pub struct HostConfig {
-    /// The coordinator's host endpoint, `ws(s)://…/v1/hosts/ws`.
-    pub coordinator: String,
+    /// The coordinators' host endpoints, `ws(s)://…/v1/hosts/ws`: one, or each replica's.
+    pub coordinators: Vec<String>,
     /// The CA file a `wss://` coordinator is verified with.
     pub ca: Option<PathBuf>,
     /// The certificate render connections are served with (`wss://`); plain `ws://` without.
@@ -166,14 +167,20 @@ impl HostConfig {
 
 impl From<RenderHostArgs> for HostConfig {
     fn from(args: RenderHostArgs) -> Self {
-        let base = args.coordinator.trim_end_matches('/');
-        let coordinator = if base.ends_with("/v1/hosts/ws") {
-            base.to_string()
-        } else {
-            format!("{base}/v1/hosts/ws")
-        };
+        let coordinators = args
+            .coordinator
+            .iter()
+            .map(|url| {
+                let base = url.trim().trim_end_matches('/');
+                if base.ends_with("/v1/hosts/ws") {
+                    base.to_string()
+                } else {
+                    format!("{base}/v1/hosts/ws")
+                }
+            })
+            .collect();
         Self {
-            coordinator,
+            coordinators,
             ca: args.ca,
             tls: args
                 .tls_cert

@@ -40,8 +40,8 @@ pub struct Host {
     /// Frames sent since the last heartbeat, and the time spent rendering them.
     frames: Mutex<(u32, Duration)>,
     http: reqwest::Client,
-    /// The coordinator's HTTP base, `http://host:port`.
-    api: String,
+    /// The HTTP base of the coordinator linked last, `http://host:port`.
+    api: Mutex<String>,
     secret: String,
 }
 
@@ -87,14 +87,16 @@ impl Host {
                 .build(),
             frames: Mutex::default(),
             http,
-            api,
+            api: Mutex::new(api),
             secret,
         }
     }
 
-    /// Sends reports through `link` from now on: the link to the coordinator is up.
-    pub(crate) fn linked(&self, link: mpsc::UnboundedSender<HostReport>) {
+    /// Sends reports through `link` from now on, and fetches meshes from `api`: the link to
+    /// the coordinator there is up.
+    pub(crate) fn linked(&self, link: mpsc::UnboundedSender<HostReport>, api: String) {
         *lock(&self.link) = Some(link);
+        *lock(&self.api) = api;
     }
 
     /// The link is down: waiting devices are refused, as their answer cannot come any more.
@@ -180,7 +182,7 @@ impl Host {
         model: &ModelId,
         size: SessionSize,
     ) -> Result<Arc<Mesh>, String> {
-        let url = format!("{}/v1/hosts/models/{}/mesh", self.api, model);
+        let url = format!("{}/v1/hosts/models/{}/mesh", lock(&self.api), model);
         let response = self
             .http
             .get(&url)

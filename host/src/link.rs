@@ -65,21 +65,26 @@ pub(crate) enum LinkEnd {
 /// One registration with the coordinator, held until either side ends it.
 pub(crate) async fn link(
     config: &HostConfig,
+    coordinator: &str,
     trust: Option<&Trust>,
     host: &Arc<Host>,
     registration: Registration<'_>,
     shutdown: &CancellationToken,
 ) -> LinkEnd {
-    if config.coordinator.starts_with("wss://") && trust.is_none() {
+    if coordinator.starts_with("wss://") && trust.is_none() {
         return LinkEnd::Refused(
             "a wss:// coordinator needs --ca: the certificate authority to trust".into(),
         );
     }
-    let mut socket = match connect_ws(config.coordinator.as_str(), trust).await {
+    let api = match api_base(coordinator) {
+        Ok(api) => api,
+        Err(e) => return LinkEnd::Refused(format!("{e:#}")),
+    };
+    let mut socket = match connect_ws(coordinator, trust).await {
         Ok(socket) => socket,
         Err(e) => {
             return LinkEnd::Unreachable(
-                anyhow::Error::from(e).context(format!("connecting to {}", config.coordinator)),
+                anyhow::Error::from(e).context(format!("connecting to {coordinator}")),
             );
         }
     };
@@ -99,9 +104,9 @@ pub(crate) async fn link(
         Ok(named) => named,
         Err(end) => return end,
     };
-    tracing::info!(host = %named, "registered with the coordinator");
+    tracing::info!(host = %named, coordinator, "registered with the coordinator");
     let (reports, mut outbox) = mpsc::unbounded_channel();
-    host.linked(reports);
+    host.linked(reports, api);
     let mut heartbeat = tokio::time::interval(Duration::from_millis(HEARTBEAT_MS));
     let mut last_beat = tokio::time::Instant::now();
     let broken = |e: anyhow::Error| LinkEnd::Broken(named.clone(), e);

@@ -51,7 +51,9 @@ pub async fn run(config: HostConfig, shutdown: CancellationToken) -> anyhow::Res
     // for the advertised name when the host registers.
     let certs = match &config.tls {
         Some(files) => Some(ServerCerts::new(files.load()?, None)),
-        None if config.coordinator.starts_with("wss://") => Some(ServerCerts::awaiting()),
+        None if config.coordinators.iter().any(|c| c.starts_with("wss://")) => {
+            Some(ServerCerts::awaiting())
+        }
         None => None,
     };
     let listener = TcpListener::bind(config.listen)
@@ -67,7 +69,14 @@ pub async fn run(config: HostConfig, shutdown: CancellationToken) -> anyhow::Res
             .unwrap_or_else(|| bound.ip().to_string()),
         bound.port()
     );
-    let api = api_base(&config.coordinator)?;
+    let first = config
+        .coordinators
+        .first()
+        .context("no coordinator to link with")?;
+    let api = api_base(first)?;
+    for coordinator in &config.coordinators[1..] {
+        api_base(coordinator)?;
+    }
     let host = Arc::new(Host::new(
         worker,
         (config.target_fps, config.bitrate),
@@ -131,6 +140,8 @@ async fn stay_linked(
     let mut away_since: Option<Instant> = None;
     // Tries since the last registration.
     let mut attempt = 0;
+    // Which coordinator (replica) to link with next.
+    let mut at = 0;
     loop {
         let registration = Registration {
             name: name.clone(),
@@ -139,7 +150,12 @@ async fn stay_linked(
             // Asked for at every registration: a coordinator that restarted may have a new one.
             awaiting_certificate: certs.as_deref().filter(|_| config.tls.is_none()),
         };
-        let end = link(config, trust, host, registration, shutdown).await;
+        let coordinator = &config.coordinators[at % config.coordinators.len()];
+        let end = link(config, coordinator, trust, host, registration, shutdown).await;
+        if matches!(end, LinkEnd::Unreachable(_) | LinkEnd::Broken(..)) {
+            // Another replica may be up where this one is not.
+            at += 1;
+        }
         attempt = match end {
             LinkEnd::Closed(_) | LinkEnd::Broken(..) => 0,
             _ => attempt + 1,

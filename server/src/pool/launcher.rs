@@ -148,7 +148,7 @@ impl Launcher {
                 return;
             };
             let config = HostConfig {
-                coordinator: address.coordinator,
+                coordinators: vec![address.coordinator],
                 ca: address.ca,
                 tls: address.serve,
                 size,
@@ -234,7 +234,7 @@ async fn supervise_process(
     let mut command = tokio::process::Command::new(&exe);
     command
         .arg("render-host")
-        .args(["--coordinator", &config.coordinator])
+        .args(["--coordinator", &config.coordinators.join(",")])
         .args(["--size", config.size.as_str()])
         .args(["--listen", &config.listen.to_string()])
         .args(["--target-fps", &config.target_fps.to_string()])

@@ -43,10 +43,6 @@ fn subject(name: &str) -> String {
 /// Every space's subject.
 const ALL_SPACES: &str = "parallax.space.*";
 
-/// Render sessions to release on whichever replica's pool has them (the pools are not shared
-/// yet: a headset may leave through another replica than the one that leased its session).
-const RELEASES: &str = "parallax.sessions.release";
-
 /// The subject of host `id`'s commands, for the replica holding its link.
 fn host_subject(id: &HostId) -> String {
     format!("parallax.host.{id}")
@@ -54,13 +50,6 @@ fn host_subject(id: &HostId) -> String {
 
 /// Every host's commands.
 const ALL_HOSTS: &str = "parallax.host.*";
-
-/// A render session to release.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct Release {
-    pub account: String,
-    pub session: String,
-}
 
 /// Which replica holds a member's socket, and which of its connections it is.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -133,35 +122,6 @@ impl Replication {
             .subscribe(ALL_SPACES)
             .await
             .context("subscribing to the spaces' events")
-    }
-
-    /// Render sessions other replicas could not release themselves.
-    pub async fn subscribe_releases(&self) -> anyhow::Result<async_nats::Subscriber> {
-        self.nats
-            .subscribe(RELEASES)
-            .await
-            .context("subscribing to render session releases")
-    }
-
-    /// Asks the other replicas to release a render session this one does not have.
-    pub async fn release(&self, account: &str, session: &str) {
-        let release = Release {
-            account: account.to_string(),
-            session: session.to_string(),
-        };
-        let payload = match serde_json::to_vec(&release) {
-            Ok(payload) => payload,
-            Err(e) => {
-                tracing::error!("encoding a release: {e}");
-                return;
-            }
-        };
-        if let Err(e) = self.nats.publish(RELEASES, payload.into()).await {
-            tracing::warn!(
-                session,
-                "asking the other replicas to release a session: {e}"
-            );
-        }
     }
 
     /// Commands for hosts, for whichever replica holds their links.

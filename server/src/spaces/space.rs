@@ -40,7 +40,7 @@ use crate::catalog::models::Catalog;
 use crate::pool::sessions::Sessions;
 use crate::spaces::outlet::Outlet;
 use crate::spaces::replicas::{
-    CATCH_UP, Close, HEARTBEAT, Holder, Published, Release, Replication, SILENCE, next_message,
+    CATCH_UP, Close, HEARTBEAT, Holder, Published, Replication, SILENCE, next_message,
 };
 use crate::telemetry::metrics::Census;
 
@@ -552,11 +552,8 @@ impl Spaces {
             }
             tracing::info!(spaces = directory.len(), "spaces restored");
         }
-        let subscribers = match &replication {
-            Some(replication) => Some((
-                replication.subscribe().await?,
-                replication.subscribe_releases().await?,
-            )),
+        let subscriber = match &replication {
+            Some(replication) => Some(replication.subscribe().await?),
             None => None,
         };
         let spaces = Arc::new(Self {
@@ -569,9 +566,8 @@ impl Spaces {
             connections: AtomicU64::new(0),
             replication,
         });
-        match subscribers {
-            Some((events, releases)) => {
-                tokio::spawn(spaces.clone().releases(releases, shutdown.clone()));
+        match subscriber {
+            Some(events) => {
                 tokio::spawn(spaces.clone().listen(events, shutdown.clone()));
                 tokio::spawn(spaces.clone().tend(shutdown));
             }
@@ -1191,45 +1187,9 @@ impl Spaces {
             return;
         };
         let key = SessionKey::new(account, session);
-        match (self.sessions.stop(&key).await, &self.replication) {
-            (Ok(()), _) => {}
-            // Leased through another replica: its pool releases it.
-            (
-                Err(AppError::Client {
-                    code: "NotFound", ..
-                }),
-                Some(replication),
-            ) => {
-                replication.release(account, &key.id.to_string()).await;
-            }
-            (Err(e), _) => {
-                tracing::warn!(session = %key.id, "releasing a member's render session: {e}");
-            }
-        }
-    }
-
-    /// Replicas: releases the render sessions that other replicas could not, if they are here.
-    async fn releases(
-        self: Arc<Self>,
-        mut subscriber: async_nats::Subscriber,
-        shutdown: CancellationToken,
-    ) {
-        while let Some(message) = next_message::<Release>(&mut subscriber, &shutdown).await {
-            let Ok(release) = message else {
-                tracing::warn!("a render session release on NATS that is not one");
-                continue;
-            };
-            let Ok(session) = SessionId::parse(&release.session) else {
-                continue;
-            };
-            let key = SessionKey::new(release.account, session);
-            match self.sessions.stop(&key).await {
-                Ok(()) => tracing::info!(session = %key.id, "released for another replica"),
-                Err(AppError::Client {
-                    code: "NotFound", ..
-                }) => {}
-                Err(e) => tracing::warn!(session = %key.id, "releasing for another replica: {e}"),
-            }
+        // Replicas share the pool: whichever replica leased it, this one can release it.
+        if let Err(e) = self.sessions.stop(&key).await {
+            tracing::warn!(session = %key.id, "releasing a member's render session: {e}");
         }
     }
 
