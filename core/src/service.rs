@@ -703,7 +703,10 @@ mod tests {
         // The next replica finds a's lease running out and hands the host to b, not c.
         let mut resumed = stored_and_resumed(&resumed);
         resumed.handle_timeout(Timestamp(30 * MINUTE));
-        assert_eq!(status(&mut resumed, "a", 30 * MINUTE), SessionStatus::Expired);
+        assert_eq!(
+            status(&mut resumed, "a", 30 * MINUTE),
+            SessionStatus::Expired
+        );
         assert_eq!(status(&mut resumed, "b", 30 * MINUTE), SessionStatus::Ready);
         assert_eq!(resumed.queue_position(&key("c")), Some(1));
         let effects: Vec<_> = std::iter::from_fn(|| resumed.poll_effect()).collect();

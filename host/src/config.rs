@@ -23,7 +23,12 @@ pub struct RenderHostArgs {
     /// The coordinator's host endpoint, e.g. wss://showroom.local:3000/v1/hosts/ws (a bare
     /// wss://host:port gets the path added). Replicas without a load balancer in front: each
     /// one's, comma-separated; a lost link is tried again with the next.
-    #[arg(long, env = "PARALLAX_COORDINATOR", value_delimiter = ',', required = true)]
+    #[arg(
+        long,
+        env = "PARALLAX_COORDINATOR",
+        value_delimiter = ',',
+        required = true
+    )]
     pub coordinator: Vec<String>,
     /// The certificate authorities to trust for a wss:// coordinator, as PEM: its `/ca.crt`, or
     /// the system's bundle for a publicly issued certificate.

@@ -1,6 +1,7 @@
 //! Coordinator replicas on one Postgres database and one NATS server, as an operator runs them:
 //! three `parallax serve --database-url … --nats …` processes, members on each, one killed.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -29,7 +30,11 @@ impl Replica {
 
     /// A replica with `standard` local Standard render hosts.
     fn with_hosts(data: &std::path::Path, database: &str, nats: &str, standard: u32) -> Self {
-        let standard = standard.to_string();
+        Self::with_args(data, database, nats, &["--standard", &standard.to_string()])
+    }
+
+    /// A replica with `more` flags (the last of a flag given twice wins).
+    fn with_args(data: &std::path::Path, database: &str, nats: &str, more: &[&str]) -> Self {
         let args = [
             "--addr",
             "127.0.0.1:0",
@@ -37,8 +42,6 @@ impl Replica {
             data.to_str().unwrap(),
             "--site-root",
             "/nonexistent",
-            "--standard",
-            &standard,
             "--premium",
             "0",
             "--poll-interval-ms",
@@ -48,7 +51,7 @@ impl Replica {
             "--nats",
             nats,
         ];
-        let (child, addr) = serve(&args, &[]);
+        let (child, addr) = serve(&[&args[..], more].concat(), &[]);
         Self(Some(child), addr)
     }
 
@@ -318,7 +321,7 @@ async fn a_headset_leaving_through_another_replica_frees_its_render_session() {
         account,
         key,
     } = Shared::start("parallax_release").await;
-    // The render pools are each replica's own: the first has a host, the second none.
+    // The first replica boots the one render host; the second never had the session.
     let replicas = [
         Replica::with_hosts(&dir.path().join("r0"), &database, &nats.url, 1),
         Replica::start(&dir.path().join("r1"), &database, &nats.url),
@@ -355,6 +358,245 @@ async fn a_headset_leaving_through_another_replica_frees_its_render_session() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     for replica in replicas {
+        replica.stop();
+    }
+}
+
+/// A `parallax render-host` on another machine, run here: it offers itself to the first of
+/// `coordinators` (replicas' addresses) and moves on to the next when its link is lost.
+struct RenderHost(std::process::Child);
+
+impl RenderHost {
+    fn start(coordinators: &[&str]) -> Self {
+        let urls: Vec<String> = coordinators
+            .iter()
+            .map(|addr| format!("ws://{addr}/v1/hosts/ws"))
+            .collect();
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_parallax"))
+            .arg("render-host")
+            .args(["--coordinator", &urls.join(",")])
+            .args(["--size", "Standard", "--secret", HOST_SECRET])
+            .args(["--listen", "127.0.0.1:0", "--target-fps", "5"])
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        Self(child)
+    }
+
+    fn pid(&self) -> u32 {
+        self.0.id()
+    }
+}
+
+impl Drop for RenderHost {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The render hosts the replica at `addr` reports (every replica's), by pid.
+async fn linked_hosts(addr: &str) -> HashMap<u32, Value> {
+    hosts(addr)
+        .await
+        .into_iter()
+        .map(|h| (h["pid"].as_u64().unwrap() as u32, h))
+        .collect()
+}
+
+/// Waits (30 s at most) until `check` holds for the hosts the replica at `addr` reports.
+async fn until_hosts(
+    addr: &str,
+    what: &str,
+    check: impl Fn(&HashMap<u32, Value>) -> bool,
+) -> HashMap<u32, Value> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let linked = linked_hosts(addr).await;
+        if check(&linked) {
+            return linked;
+        }
+        assert!(std::time::Instant::now() < deadline, "{what}: {linked:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// ARR's PUT of session `id` through the replica at `addr`; `queue` to wait if the pool is full.
+async fn create_session(
+    addr: &str,
+    account: &str,
+    token: &str,
+    id: &str,
+    queue: bool,
+) -> (u16, Value) {
+    let url = format!(
+        "http://{addr}/accounts/{account}/sessions/{id}?api-version=2021-01-01&queue={queue}"
+    );
+    let body = json!({"maxLeaseTimeMinutes": 30, "size": "Standard"});
+    call(reqwest::Method::PUT, url, token, Some(body)).await
+}
+
+/// ARR's GET of session `id` through the replica at `addr`.
+async fn session(addr: &str, account: &str, token: &str, id: &str) -> Value {
+    let url = format!("http://{addr}/accounts/{account}/sessions/{id}?api-version=2021-01-01");
+    let (status, properties) = call(reqwest::Method::GET, url, token, None).await;
+    assert_eq!(status, 200, "{properties}");
+    properties
+}
+
+#[tokio::test]
+async fn replicas_share_one_pool_and_a_host_outlives_its_replica() {
+    let Shared {
+        postgres: _postgres,
+        database,
+        nats,
+        dir,
+        account,
+        key,
+    } = Shared::start("parallax_pool").await;
+    // Four Standard hosts at most, none booted by the replicas: the hosts come on their own. A
+    // host no replica vouches for is given up after 4 s.
+    let pool = [
+        "--standard",
+        "4",
+        "--standard-standby",
+        "0",
+        "--host-return-grace",
+        "4",
+    ];
+    let mut replicas: Vec<Replica> = (0..3)
+        .map(|i| {
+            Replica::with_args(
+                &dir.path().join(format!("r{i}")),
+                &database,
+                &nats.url,
+                &pool,
+            )
+        })
+        .collect();
+    let addrs: Vec<String> = replicas.iter().map(|r| r.1.clone()).collect();
+    let [r0, r1, r2] = [addrs[0].as_str(), addrs[1].as_str(), addrs[2].as_str()];
+    // Two hosts link with the second replica: one may move on to the third, the other knows
+    // only the second.
+    let hosts = [
+        RenderHost::start(&[r0, r1, r2]),
+        RenderHost::start(&[r1, r2, r0]),
+        RenderHost::start(&[r2, r0, r1]),
+        RenderHost::start(&[r1]),
+    ];
+    let [moving, stranded] = [hosts[1].pid(), hosts[3].pid()];
+    let linked = until_hosts(r0, "all four hosts link", |linked| linked.len() == 4).await;
+    let second = linked[&moving]["replica"].clone();
+    assert_eq!(linked[&stranded]["replica"], second, "{linked:?}");
+
+    // 100 creates at once, spread over the three replicas; every third asks to wait in the
+    // queue.
+    let token = token(r0, &account, &key).await;
+    let creates = (0..100).map(|i| {
+        let (addr, account, token) = (addrs[i % 3].clone(), account.clone(), token.clone());
+        async move {
+            let queue = i % 3 == 0;
+            let (status, answer) =
+                create_session(&addr, &account, &token, &format!("s{i}"), queue).await;
+            (format!("s{i}"), queue, status, answer)
+        }
+    });
+    let answers = futures_util::future::join_all(creates).await;
+    let mut ready = HashMap::new();
+    let mut queued = Vec::new();
+    for (id, queue, status, answer) in &answers {
+        match (status, answer["status"].as_str()) {
+            (201, Some("Ready")) => {
+                ready.insert(
+                    id.clone(),
+                    answer["renderUrl"].as_str().unwrap().to_string(),
+                );
+            }
+            (201, Some("Starting")) => {
+                assert!(queue, "{id} did not ask to queue: {answer}");
+                queued.push((answer["queuePosition"].as_u64().unwrap(), id.clone()));
+            }
+            (503, _) => {
+                assert!(!queue, "{id} asked to queue: {answer}");
+                assert_eq!(answer["error"]["code"], "PoolExhausted", "{answer}");
+            }
+            other => panic!("{id}: {other:?} {answer}"),
+        }
+    }
+    assert_eq!(ready.len(), 4, "one session per host: {ready:?}");
+    let hosts_leased: std::collections::HashSet<&String> = ready.values().collect();
+    assert_eq!(hosts_leased.len(), 4, "no host leased twice: {ready:?}");
+    // One queue across the replicas: its places are 1, 2, 3, … with none twice.
+    queued.sort();
+    let places: Vec<u64> = queued.iter().map(|(place, _)| *place).collect();
+    let expected: Vec<u64> = (1..=places.len() as u64).collect();
+    assert_eq!(places, expected);
+    let asked_to_queue = answers.iter().filter(|a| a.1).count();
+    assert_eq!(
+        queued.len()
+            + ready
+                .keys()
+                .filter(|id| { answers.iter().any(|a| &a.0 == *id && a.1) })
+                .count(),
+        asked_to_queue
+    );
+
+    // Which session is on which host: its render URL has the host's port.
+    let session_on = |pid: u32| -> String {
+        let endpoint = linked[&pid]["endpoint"].as_str().unwrap();
+        let port = endpoint.rsplit(':').next().unwrap();
+        let (id, _) = ready
+            .iter()
+            .find(|(_, url)| url.contains(&format!(":{port}/")))
+            .unwrap_or_else(|| panic!("a session on {endpoint}: {ready:?}"));
+        id.clone()
+    };
+    let (kept, lost) = (session_on(moving), session_on(stranded));
+
+    // The second replica dies. One of its hosts links with the third within seconds; the other
+    // cannot, and is given up after the grace, its session in Error, once.
+    replicas[1].kill();
+    until_hosts(r0, "the moving host links with another replica", |linked| {
+        linked.get(&moving).is_some_and(|h| h["replica"] != second)
+    })
+    .await;
+    until_hosts(r0, "the stranded host is given up", |linked| {
+        !linked.contains_key(&stranded)
+    })
+    .await;
+    let gone = session(r2, &account, &token, &lost).await;
+    assert_eq!(gone["status"], "Error", "{gone}");
+    assert!(
+        gone["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("did not link with another"),
+        "{gone}"
+    );
+    // Well past the grace, the moved host's session is Ready as ever.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let still = session(r0, &account, &token, &kept).await;
+    assert_eq!(still["status"], "Ready", "{still}");
+    assert_eq!(still["renderUrl"], ready[&kept].as_str());
+
+    // Stopping it through the third replica hands its host to the head of the one queue.
+    let url =
+        format!("http://{r2}/accounts/{account}/sessions/{kept}/:stop?api-version=2021-01-01");
+    let (status, stopped) = call(reqwest::Method::POST, url, &token, None).await;
+    assert_eq!(status, 204, "{stopped}");
+    let head = session(r0, &account, &token, &queued[0].1).await;
+    assert_eq!(head["status"], "Ready", "{head}");
+    let host_of = |url: &str| url.split("/v1/").next().unwrap().to_string();
+    assert_eq!(
+        host_of(head["renderUrl"].as_str().unwrap()),
+        host_of(&ready[&kept]),
+        "the freed host serves the head of the queue"
+    );
+    let next = session(r2, &account, &token, &queued[1].1).await;
+    assert_eq!(next["queuePosition"], 1, "{next}");
+    drop(hosts);
+    for replica in replicas.into_iter().filter(|r| r.0.is_some()) {
         replica.stop();
     }
 }

@@ -179,7 +179,10 @@ fn remote_host(
     stop: &CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
     let config = HostConfig {
-        coordinators: vec![format!("wss://localhost:{}/v1/hosts/ws", server.addr.port())],
+        coordinators: vec![format!(
+            "wss://localhost:{}/v1/hosts/ws",
+            server.addr.port()
+        )],
         ca: Some(ca.to_path_buf()),
         tls: cert,
         size: parallax_core::session::SessionSize::Standard,

@@ -920,12 +920,16 @@ impl Store {
 
     /// One render session.
     pub async fn render_session(&self, key: &SessionKey) -> StoreResult<Option<RenderSession>> {
-        let row = sqlx::query(&format!("{SESSION_COLUMNS} WHERE account_id = $1 AND id = $2"))
-            .bind(&key.account)
-            .bind(key.id.as_str())
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(session_from_row).transpose()
+        render_session(&self.pool, key).await
+    }
+
+    /// One render session, in `transaction`.
+    pub async fn render_session_in(
+        &self,
+        transaction: &mut Transaction,
+        key: &SessionKey,
+    ) -> StoreResult<Option<RenderSession>> {
+        render_session(&mut **transaction, key).await
     }
 
     /// `account`'s render sessions (every account's with `None`).
@@ -1032,13 +1036,12 @@ impl Store {
         id: &str,
         replica: Option<&str>,
     ) -> StoreResult<bool> {
-        let done = sqlx::query(
-            "DELETE FROM render_hosts WHERE id = $1 AND ($2 IS NULL OR replica = $2)",
-        )
-        .bind(id)
-        .bind(replica)
-        .execute(&mut **transaction)
-        .await?;
+        let done =
+            sqlx::query("DELETE FROM render_hosts WHERE id = $1 AND ($2 IS NULL OR replica = $2)")
+                .bind(id)
+                .bind(replica)
+                .execute(&mut **transaction)
+                .await?;
         Ok(done.rows_affected() > 0)
     }
 
@@ -1186,6 +1189,20 @@ fn account_from_row(row: &AnyRow) -> StoreResult<AccountRecord> {
 
 const SESSION_COLUMNS: &str = "SELECT account_id, id, size, max_lease_minutes, status,
     created_at_ms, ready_at_ms, ended_at_ms, error, host FROM render_sessions";
+
+async fn render_session<'e>(
+    executor: impl sqlx::Executor<'e, Database = sqlx::Any>,
+    key: &SessionKey,
+) -> StoreResult<Option<RenderSession>> {
+    let row = sqlx::query(&format!(
+        "{SESSION_COLUMNS} WHERE account_id = $1 AND id = $2"
+    ))
+    .bind(&key.account)
+    .bind(key.id.as_str())
+    .fetch_optional(executor)
+    .await?;
+    row.as_ref().map(session_from_row).transpose()
+}
 
 async fn upsert_render_session<'e>(
     executor: impl sqlx::Executor<'e, Database = sqlx::Any>,

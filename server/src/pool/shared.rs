@@ -141,7 +141,12 @@ impl Sessions {
         if let Some(key) = also
             && !sessions.iter().any(|s| s.key() == *key)
         {
-            sessions.extend(shared.store.render_session(key).await?);
+            sessions.extend(
+                shared
+                    .store
+                    .render_session_in(&mut transaction, key)
+                    .await?,
+            );
         }
         Ok(Locked {
             transaction,
@@ -248,7 +253,9 @@ impl Sessions {
         now: Timestamp,
     ) -> Result<SessionView, AppError> {
         let queue_position = match (session.status, &session.host) {
-            (SessionStatus::Starting, None) => shared.read_pool().await?.queue_position(&session.key()),
+            (SessionStatus::Starting, None) => {
+                shared.read_pool().await?.queue_position(&session.key())
+            }
             _ => None,
         };
         let link = match (&session.host, session.status) {
@@ -347,7 +354,9 @@ impl Sessions {
             .store
             .link_render_host(&mut locked.transaction, link)
             .await?;
-        shared.links().insert(HostId::new(link.id.clone()), link.clone());
+        shared
+            .links()
+            .insert(HostId::new(link.id.clone()), link.clone());
         Ok(())
     }
 
@@ -402,12 +411,14 @@ impl Sessions {
         let now = self.now();
         shared.store.touch_render_hosts(shared.me(), now).await?;
         self.refresh(shared).await?;
-        let due = self.lock().service.poll_timeout().is_some_and(|at| at <= now);
+        let due = self
+            .lock()
+            .service
+            .poll_timeout()
+            .is_some_and(|at| at <= now);
         if due {
-            self.change_shared(shared, None, |inner, now| {
-                inner.service.handle_timeout(now)
-            })
-            .await?;
+            self.change_shared(shared, None, |inner, now| inner.service.handle_timeout(now))
+                .await?;
         }
         let since = now.before(HEARTBEAT + shared.return_grace);
         for host in shared.store.unheard_render_hosts(since).await? {
@@ -417,12 +428,18 @@ impl Sessions {
                  link with another within {} s",
                 shared.return_grace.as_secs()
             );
-            if self.give_up_shared(shared, &host, &reason, Some(since)).await? {
+            if self
+                .give_up_shared(shared, &host, &reason, Some(since))
+                .await?
+            {
                 tracing::warn!(%host, "{reason}");
             }
         }
         if beats % PURGE_EVERY == 1 {
-            let purged = shared.store.purge_render_sessions(now.before(RETENTION)).await?;
+            let purged = shared
+                .store
+                .purge_render_sessions(now.before(RETENTION))
+                .await?;
             if purged > 0 {
                 tracing::info!(purged, "render sessions past their retention deleted");
             }

@@ -862,11 +862,7 @@ impl Spaces {
     /// Replicas: the members whose sockets a silent replica held become `ready`, so they time
     /// out unless they resume (on any replica).
     async fn adopt_silent(&self, replication: &Replication, now: Timestamp) {
-        let silent = match self
-            .store
-            .silent_replicas(now.before(SILENCE))
-            .await
-        {
+        let silent = match self.store.silent_replicas(now.before(SILENCE)).await {
             Ok(silent) => silent,
             Err(e) => {
                 tracing::warn!("reading the replicas: {e}");

@@ -37,6 +37,10 @@ pub fn serve_as_is(args: &[&str], envs: &[(&str, &str)]) -> (Child, String) {
     let (found, address) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            // What went wrong shows with a failing test's output.
+            if line.contains(" ERROR parallax") {
+                eprintln!("{line}");
+            }
             if let Some(rest) = line.split("listening on ").nth(1) {
                 let _ = found.send(rest.split_whitespace().next().unwrap_or("").to_string());
             }
