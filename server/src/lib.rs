@@ -15,6 +15,8 @@
 //!   their events into each member's socket.
 //! - `pool/`: render sessions and the pool — the core's session service driven with the clock and
 //!   the store, and the launcher that starts and supervises local render hosts.
+//! - [`replication`]: what replicas say to each other over NATS (space events, host commands)
+//!   and how often they say they are alive.
 //! - `catalog/`: the models — samples and uploads on disk, imported meshes, thumbnails.
 //! - `accounts/`: accounts, their keys and the host secret, access tokens, guests' join limits.
 //! - `telemetry/`: what is measured — the Prometheus metrics and the pool's last hour.
@@ -31,6 +33,7 @@ mod catalog;
 pub mod config;
 mod http;
 mod pool;
+pub mod replication;
 mod spaces;
 pub mod state;
 mod telemetry;

@@ -26,7 +26,7 @@ use crate::catalog::models::Catalog;
 use crate::config::{ConversionArgs, OnStop, PoolArgs};
 use crate::pool::launcher::{HostMode, Launcher};
 use crate::pool::sessions::Sessions;
-use crate::spaces::replicas::Replication;
+use crate::replication::Replication;
 use crate::spaces::space::Spaces;
 use crate::telemetry::history::INTERVAL;
 use crate::telemetry::metrics::Metrics;

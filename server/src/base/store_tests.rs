@@ -14,7 +14,7 @@ use parallax_core::{ChangeNumber, ModelId, ModelSummary};
 use self::postgres::PostgresServer;
 use crate::base::store::{
     Backend, LockedSpace, LoggedEvent, ModelRecord, ModelSource, ModelStatus, SPACE_LOG_KEPT,
-    SpaceHolder, SpaceWrite, Store, StoredConversion,
+    SpaceHolder, SpaceWrite, Store, StoredConversion, StoredHostLink,
 };
 
 // Shared with the process tests, which start coordinators on Postgres.
@@ -34,6 +34,7 @@ const CHECKS: &[(&str, Check)] = &[
     ("accounts", |s| Box::pin(accounts(s))),
     ("settings", |s| Box::pin(settings(s))),
     ("render sessions", |s| Box::pin(render_sessions(s))),
+    ("the shared pool", |s| Box::pin(shared_pool(s))),
 ];
 
 #[tokio::test]
@@ -707,4 +708,146 @@ async fn render_sessions(store: Store) {
     assert!(store.upsert_render_session(&stray).await.is_err());
     store.delete_render_session(&key("big")).await.unwrap();
     assert_eq!(store.render_sessions().await.unwrap(), [live]);
+}
+
+async fn shared_pool(store: Store) {
+    store
+        .insert_account("acct", "Showroom", "hash")
+        .await
+        .unwrap();
+    // No replica has stored the pool yet.
+    let mut transaction = store.begin().await.unwrap();
+    assert_eq!(
+        store.lock_render_pool(&mut transaction).await.unwrap(),
+        None
+    );
+    store
+        .write_render_pool(&mut transaction, r#"{"hosts":{}}"#)
+        .await
+        .unwrap();
+    // Only the Starting and Ready sessions come with it, and any other read in the same
+    // transaction.
+    let session = |id: &str, status: SessionStatus, ended: Option<u64>| RenderSession {
+        status,
+        ended_at: ended.map(Timestamp),
+        ..RenderSession::new(
+            SessionId::parse(id).unwrap(),
+            "acct",
+            SessionSize::Standard,
+            60,
+            Timestamp(1_000),
+        )
+    };
+    let waiting = session("waiting", SessionStatus::Starting, None);
+    let ready = session("ready", SessionStatus::Ready, None);
+    let old = session("old", SessionStatus::Stopped, Some(2_000));
+    let recent = session("recent", SessionStatus::Expired, Some(9_000));
+    for s in [&waiting, &ready, &old, &recent] {
+        store
+            .upsert_render_session_in(&mut transaction, s)
+            .await
+            .unwrap();
+    }
+    let mut active = store
+        .active_render_sessions(&mut transaction)
+        .await
+        .unwrap();
+    active.sort_by(|a, b| a.id.as_str().cmp(b.id.as_str()));
+    assert_eq!(active, [ready.clone(), waiting.clone()]);
+    let key = old.key();
+    assert_eq!(
+        store
+            .render_session_in(&mut transaction, &key)
+            .await
+            .unwrap(),
+        Some(old.clone())
+    );
+    // Host links: one per host, moved by a later link, vouched for per replica.
+    let link = |id: &str, replica: &str, seen: u64| StoredHostLink {
+        id: id.into(),
+        replica: replica.into(),
+        size: SessionSize::Standard,
+        endpoint: format!("ws://10.0.0.7:{}", 4000 + seen),
+        adapter: "llvmpipe".into(),
+        pid: 42,
+        device: false,
+        seen: Timestamp(seen),
+    };
+    store
+        .link_render_host(&mut transaction, &link("standard-1", "r1", 1))
+        .await
+        .unwrap();
+    store
+        .link_render_host(&mut transaction, &link("standard-2", "r1", 1))
+        .await
+        .unwrap();
+    transaction.commit().await.unwrap();
+    // What was committed is what the next replica reads.
+    assert_eq!(
+        store.render_pool().await.unwrap().as_deref(),
+        Some(r#"{"hosts":{}}"#)
+    );
+    assert_eq!(
+        store.render_session(&ready.key()).await.unwrap(),
+        Some(ready.clone())
+    );
+    let mut transaction = store.begin().await.unwrap();
+    store
+        .link_render_host(&mut transaction, &link("standard-2", "r2", 5))
+        .await
+        .unwrap();
+    // A replica that no longer holds the link cannot forget it.
+    assert!(
+        !store
+            .unlink_render_host(&mut transaction, "standard-2", Some("r1"))
+            .await
+            .unwrap()
+    );
+    transaction.commit().await.unwrap();
+    store.touch_render_hosts("r2", Timestamp(8)).await.unwrap();
+    store.set_host_device("standard-2", true).await.unwrap();
+    let moved = store.render_host("standard-2").await.unwrap().unwrap();
+    assert_eq!(
+        moved,
+        StoredHostLink {
+            device: true,
+            seen: Timestamp(8),
+            ..link("standard-2", "r2", 5)
+        }
+    );
+    assert_eq!(
+        store.unheard_render_hosts(Timestamp(6)).await.unwrap(),
+        ["standard-1"]
+    );
+    let mut transaction = store.begin().await.unwrap();
+    assert!(
+        store
+            .unlink_render_host(&mut transaction, "standard-1", None)
+            .await
+            .unwrap()
+    );
+    transaction.commit().await.unwrap();
+    let ids: Vec<String> = store
+        .render_hosts()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|l| l.id)
+        .collect();
+    assert_eq!(ids, ["standard-2"]);
+    // Ended sessions go after their retention, the rest stay.
+    assert_eq!(
+        store.purge_render_sessions(Timestamp(5_000)).await.unwrap(),
+        1
+    );
+    let mut left: Vec<String> = store
+        .account_render_sessions(Some("acct"))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.id.to_string())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["ready", "recent", "waiting"]);
+    assert_eq!(store.account_render_sessions(None).await.unwrap().len(), 3);
 }

@@ -27,8 +27,11 @@ use crate::base::error::AppError;
 use crate::base::store::Store;
 use crate::base::store::StoredHostLink;
 use crate::pool::launcher::{HostEvent, Launcher};
-use crate::pool::shared::Shared;
-use crate::spaces::replicas::Replication;
+use crate::pool::shared::{Committed, Shared};
+use crate::replication::{HEARTBEAT, Replication, next_message};
+
+/// Replicas: how often ended sessions past their retention are deleted, in heartbeats.
+const PURGE_EVERY: u64 = 60;
 use crate::tls::Tls;
 
 /// A session as the API reports it: the core's record plus where it waits.
@@ -44,8 +47,8 @@ pub struct SessionView {
     pub device_connected: bool,
 }
 
-pub(super) struct Inner {
-    pub(super) service: SessionService,
+struct Inner {
+    service: SessionService,
     /// Keyed by (access token id, session): one device polling never throttles another.
     throttle: PollThrottle<(String, SessionKey)>,
 }
@@ -70,7 +73,7 @@ pub struct HostLink {
     /// heartbeat.
     pub fps: f32,
     pub frame_ms: Option<f32>,
-    pub(super) commands: mpsc::UnboundedSender<HostCommand>,
+    commands: mpsc::UnboundedSender<HostCommand>,
 }
 
 pub struct Sessions {
@@ -78,12 +81,12 @@ pub struct Sessions {
     clock: Arc<dyn Clock>,
     writes: mpsc::UnboundedSender<Write>,
     /// Wakes the driver when the next deadline may have moved.
-    pub(super) wake: Notify,
+    wake: Notify,
     /// Render hosts that registered here and are not lost, by id.
     hosts: Mutex<HashMap<HostId, HostLink>>,
-    pub(super) launcher: Launcher,
+    launcher: Launcher,
     /// Replicas: the pool they share (docs/SCALING.md); `None` for the embedded coordinator.
-    pub(super) shared: Option<Shared>,
+    shared: Option<Shared>,
 }
 
 /// Why a host's registration was refused.
@@ -163,9 +166,8 @@ impl Sessions {
     pub async fn create(&self, request: CreateSession) -> Result<(Created, SessionView), AppError> {
         if let Some(shared) = &self.shared {
             let created = self
-                .change_shared(shared, Some(&request.key), |inner, now| {
-                    inner
-                        .service
+                .change_shared(shared, Some(&request.key), |service, now| {
+                    service
                         .handle_create(request.clone(), now)
                         .map(|(created, session)| (created, session.clone()))
                 })
@@ -246,9 +248,8 @@ impl Sessions {
     pub async fn extend(&self, key: &SessionKey, minutes: u32) -> Result<SessionView, AppError> {
         if let Some(shared) = &self.shared {
             let session = self
-                .change_shared(shared, Some(key), |inner, now| {
-                    inner
-                        .service
+                .change_shared(shared, Some(key), |service, now| {
+                    service
                         .handle_extend(key, minutes, now)
                         .cloned()
                         .map_err(session_error)
@@ -278,8 +279,8 @@ impl Sessions {
     pub async fn stop(&self, key: &SessionKey) -> Result<(), AppError> {
         if let Some(shared) = &self.shared {
             return self
-                .change_shared(shared, Some(key), |inner, now| {
-                    inner.service.handle_stop(key, now).map_err(session_error)
+                .change_shared(shared, Some(key), |service, now| {
+                    service.handle_stop(key, now).map_err(session_error)
                 })
                 .await?;
         }
@@ -302,8 +303,8 @@ impl Sessions {
     /// `account`'s Starting and Ready sessions, oldest first.
     pub async fn active(&self, account: &str) -> Result<Vec<SessionView>, AppError> {
         if let Some(shared) = &self.shared {
-            let mut active: Vec<RenderSession> = self
-                .account_sessions(shared, account)
+            let mut active: Vec<RenderSession> = shared
+                .account_sessions(account)
                 .await?
                 .into_iter()
                 .filter(RenderSession::is_active)
@@ -420,44 +421,41 @@ impl Sessions {
         pid: u32,
     ) -> Result<(HostId, mpsc::UnboundedReceiver<HostCommand>), RegisterError> {
         let store_error = |e: AppError| RegisterError::Store(e.to_string());
-        let mut locked = self.lock_pool(shared, None).await.map_err(store_error)?;
-        let (named, effects) = self.take_up(shared, &mut locked, |inner, now| {
-            let host = match name {
-                Some(host) if self.hosts_lock().contains_key(&host) => {
-                    return Err(RegisterError::Unexpected(host));
-                }
-                Some(host) if self.launcher.started_as(&host, pid) => host,
-                Some(host) if inner.service.pool().size_of(&host) == Some(size) => {
-                    tracing::info!(%host, "render host linked again, here");
-                    host
-                }
-                _ => inner
-                    .service
-                    .handle_host_offered(size)
-                    .map_err(|e| RegisterError::Full(e.to_string()))?,
-            };
-            inner.service.handle_host_ready(&host, now);
-            let leased = inner.service.pool().lease_of(&host).is_some();
-            Ok((host, leased))
-        });
-        let (host, leased) = named?;
+        let mut locked = shared.lock(None).await.map_err(store_error)?;
+        let now = self.now();
+        let service = &mut locked.service;
+        let host = match name {
+            Some(host) if self.hosts_lock().contains_key(&host) => {
+                return Err(RegisterError::Unexpected(host));
+            }
+            Some(host) if self.launcher.started_as(&host, pid) => host,
+            Some(host) if service.pool().size_of(&host) == Some(size) => {
+                tracing::info!(%host, "render host linked again, here");
+                host
+            }
+            _ => service
+                .handle_host_offered(size)
+                .map_err(|e| RegisterError::Full(e.to_string()))?,
+        };
+        service.handle_host_ready(&host, now);
+        let leased = service.pool().lease_of(&host).is_some();
         let link = StoredHostLink {
             id: host.to_string(),
-            replica: Self::replica_id(shared),
+            replica: shared.me().to_string(),
             size,
             endpoint: endpoint.clone(),
             adapter: adapter.clone(),
             pid,
             device: false,
-            seen: self.now(),
+            seen: now,
         };
-        Self::store_link(shared, &mut locked, &link)
+        shared
+            .link_host(&mut locked, &link)
             .await
             .map_err(store_error)?;
-        self.commit_shared(shared, locked, effects)
-            .await
-            .map_err(store_error)?;
+        let committed = shared.commit(locked).await.map_err(store_error)?;
         let queue = self.link(&host, size, endpoint, adapter, pid);
+        self.carry_out_shared(committed).await;
         if !leased {
             // Free: a device it still holds from before has no session any more.
             self.command(&host, HostCommand::Reset).await;
@@ -542,11 +540,14 @@ impl Sessions {
             let was_linked = self.hosts_lock().remove(host).is_some();
             let was_started = self.launcher.stop(host);
             // Linked with another replica meanwhile, it is not lost.
-            match self.give_up_shared(shared, host, reason, None).await {
-                Ok(true) if was_linked || was_started => {
-                    tracing::warn!(%host, "render host lost: {reason}")
+            match shared.give_up(host, reason, None, self.now()).await {
+                Ok(Some(committed)) => {
+                    if was_linked || was_started {
+                        tracing::warn!(%host, "render host lost: {reason}");
+                    }
+                    self.carry_out_shared(committed).await;
                 }
-                Ok(_) => {}
+                Ok(None) => {}
                 Err(e) => tracing::error!(%host, "giving up a render host: {e}"),
             }
             return;
@@ -574,7 +575,7 @@ impl Sessions {
         self.launcher.stop_all().await;
     }
 
-    pub(super) fn hosts_lock(&self) -> MutexGuard<'_, HashMap<HostId, HostLink>> {
+    fn hosts_lock(&self) -> MutexGuard<'_, HashMap<HostId, HostLink>> {
         self.hosts.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -632,7 +633,7 @@ impl Sessions {
     ) -> Result<Vec<(SessionId, SessionSize, Duration)>, AppError> {
         let now = self.now();
         let sessions = match &self.shared {
-            Some(shared) => self.account_sessions(shared, account).await?,
+            Some(shared) => shared.account_sessions(account).await?,
             None => self.lock().service.all(account).cloned().collect(),
         };
         let mut usage: Vec<_> = sessions
@@ -644,7 +645,7 @@ impl Sessions {
         Ok(usage)
     }
 
-    pub(super) fn lock(&self) -> MutexGuard<'_, Inner> {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
         // A panic while holding the lock would be a bug in the pure core; keep serving.
         self.inner
             .lock()
@@ -757,6 +758,158 @@ impl Sessions {
         }
     }
 
+    /// Replicas: runs one change of the shared pool, with session `also` read too, commits
+    /// it, and boots and resets the hosts it asked for.
+    async fn change_shared<T>(
+        &self,
+        shared: &Shared,
+        also: Option<&SessionKey>,
+        change: impl FnOnce(&mut SessionService, Timestamp) -> T,
+    ) -> Result<T, AppError> {
+        let mut locked = shared.lock(also).await?;
+        let result = change(&mut locked.service, self.now());
+        let committed = shared.commit(locked).await?;
+        self.carry_out_shared(committed).await;
+        Ok(result)
+    }
+
+    /// Keeps the committed pool as this replica's copy and carries out its host effects.
+    async fn carry_out_shared(&self, committed: Committed) {
+        self.lock().service = committed.service;
+        for effect in committed.hosts {
+            match effect {
+                Effect::StartHost { host, size } => self.launcher.launch(host, size),
+                Effect::ResetHost { host } => self.command(&host, HostCommand::Reset).await,
+                Effect::Persist(_) | Effect::Purge(_) => {}
+            }
+        }
+    }
+
+    /// Sends `command` to `host`: over its link if it is here, else over NATS to the replica
+    /// holding it.
+    async fn command(&self, host: &HostId, command: HostCommand) {
+        if let Some(link) = self.hosts_lock().get(host) {
+            let _ = link.commands.send(command);
+            return;
+        }
+        if let Some(shared) = &self.shared {
+            shared.replication.host_command(host, &command).await;
+        }
+    }
+
+    /// Replicas: a session as committed, its lease expiry carried out first if it is due.
+    async fn read_session(
+        &self,
+        shared: &Shared,
+        key: &SessionKey,
+    ) -> Result<Option<RenderSession>, AppError> {
+        let now = self.now();
+        match shared.session(key).await? {
+            Some(s) if s.is_active() && s.lease_end().is_some_and(|end| end <= now) => {
+                self.change_shared(shared, Some(key), |service, now| {
+                    service.handle_timeout(now)
+                })
+                .await?;
+                shared.session(key).await
+            }
+            other => Ok(other),
+        }
+    }
+
+    /// Replicas: a session as committed, as the API reports it.
+    async fn shared_view(
+        &self,
+        shared: &Shared,
+        session: RenderSession,
+        now: Timestamp,
+    ) -> Result<SessionView, AppError> {
+        let queue_position = match (session.status, &session.host) {
+            (SessionStatus::Starting, None) => {
+                shared.read_pool().await?.queue_position(&session.key())
+            }
+            _ => None,
+        };
+        let link = match (&session.host, session.status) {
+            (Some(host), SessionStatus::Ready) => {
+                let local = self
+                    .hosts_lock()
+                    .get(host)
+                    .map(|l| (l.endpoint.clone(), l.device));
+                match local {
+                    Some(local) => Some(local),
+                    None => shared.link_of(host).await,
+                }
+            }
+            _ => None,
+        };
+        Ok(Self::view_of(session, queue_position, link, now))
+    }
+
+    /// Replicas, every heartbeat: vouches for the hosts linked here, refreshes the copies,
+    /// carries out lease expiries that are due, gives up hosts nobody vouched for within the
+    /// grace, and now and then deletes sessions past their retention. Any replica may do each;
+    /// the lock makes it happen once.
+    async fn tend_shared(self: Arc<Self>, shutdown: CancellationToken) {
+        let Some(shared) = &self.shared else { return };
+        let mut tick = tokio::time::interval(HEARTBEAT);
+        for beat in 0u64.. {
+            tokio::select! {
+                _ = tick.tick() => {}
+                () = shutdown.cancelled() => return,
+            }
+            if let Err(e) = self.tend_once(shared, beat).await {
+                tracing::warn!("tending the shared render pool: {e}");
+            }
+        }
+    }
+
+    async fn tend_once(&self, shared: &Shared, beat: u64) -> Result<(), AppError> {
+        let now = self.now();
+        let (unheard, since) = shared.heartbeat(now).await?;
+        let copy = shared.refresh().await?;
+        let due = copy.poll_timeout().is_some_and(|at| at <= now);
+        self.lock().service = copy;
+        if due {
+            self.change_shared(shared, None, |service, now| service.handle_timeout(now))
+                .await?;
+        }
+        for host in unheard {
+            let reason = format!(
+                "render host {host} was lost: its coordinator replica stopped and it did not \
+                 link with another within {} s",
+                shared.return_grace.as_secs()
+            );
+            if let Some(committed) = shared.give_up(&host, &reason, Some(since), now).await? {
+                tracing::warn!(%host, "{reason}");
+                self.carry_out_shared(committed).await;
+            }
+        }
+        if beat % PURGE_EVERY == 0 {
+            shared.purge(now).await?;
+        }
+        Ok(())
+    }
+
+    /// Replicas: carries out the host commands other replicas send to the hosts linked here.
+    async fn follow_commands(
+        self: Arc<Self>,
+        mut subscriber: async_nats::Subscriber,
+        shutdown: CancellationToken,
+    ) {
+        while let Some(message) =
+            next_message::<(HostId, HostCommand)>(&mut subscriber, &shutdown).await
+        {
+            match message {
+                Ok((host, command)) => {
+                    if let Some(link) = self.hosts_lock().get(&host) {
+                        let _ = link.commands.send(command);
+                    }
+                }
+                Err(e) => tracing::warn!("a host command on NATS that is not one: {e}"),
+            }
+        }
+    }
+
     fn view(
         &self,
         service: &mut SessionService,
@@ -780,7 +933,7 @@ impl Sessions {
 
     /// `session` as the API reports it; `link` is where devices reach its host and whether
     /// one holds it.
-    pub(super) fn view_of(
+    fn view_of(
         session: RenderSession,
         queue_position: Option<usize>,
         link: Option<(String, bool)>,
@@ -805,7 +958,7 @@ async fn written(write: Option<oneshot::Receiver<bool>>) -> bool {
     }
 }
 
-pub(super) fn drain(service: &mut SessionService) -> Vec<Effect> {
+fn drain(service: &mut SessionService) -> Vec<Effect> {
     std::iter::from_fn(|| service.poll_effect()).collect()
 }
 

@@ -2,5 +2,4 @@
 //! (MPSD's model), and the outlet that writes each event into every member's socket in order.
 
 pub mod outlet;
-pub mod replicas;
 pub mod space;

@@ -38,10 +38,10 @@ use crate::base::store::{
 };
 use crate::catalog::models::Catalog;
 use crate::pool::sessions::Sessions;
-use crate::spaces::outlet::Outlet;
-use crate::spaces::replicas::{
+use crate::replication::{
     CATCH_UP, Close, HEARTBEAT, Holder, Published, Replication, SILENCE, next_message,
 };
+use crate::spaces::outlet::Outlet;
 use crate::telemetry::metrics::Census;
 
 /// How often timeouts are swept when nobody reads or writes.

@@ -1,6 +1,7 @@
-//! Spaces shared by coordinator replicas (docs/SCALING.md): Postgres is the log, NATS the
+//! What coordinator replicas say to each other (docs/SCALING.md): Postgres is the log, NATS the
 //! doorbell.
 //!
+//! Spaces:
 //! A replica changes a space under the row's lock and commits the change with its events, each
 //! numbered in the space's sequence, in one transaction: one order, no gaps. After the commit it
 //! delivers them to its own members and publishes them on NATS (`parallax.space.<name>`). Every
@@ -11,6 +12,9 @@
 //! Every replica says it is alive in the `replicas` table every [`HEARTBEAT`]; the members held by
 //! one silent for [`SILENCE`] are made `ready` by whichever replica notices, under the row lock,
 //! so they may resume elsewhere and time out if they do not.
+//!
+//! The render pool: a host command (a reset) made on one replica goes to the replica holding
+//! the host's link, on `parallax.host.<id>` (`crate::pool`).
 
 use std::path::Path;
 use std::time::Duration;
@@ -185,7 +189,7 @@ pub async fn next_message<T: serde::de::DeserializeOwned>(
 }
 
 #[cfg(test)]
-#[path = "../../tests/support/nats.rs"]
+#[path = "../tests/support/nats.rs"]
 mod nats;
 
 #[cfg(test)]
