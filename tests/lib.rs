@@ -263,16 +263,24 @@ impl ArrClient {
 
     /// Trades the account key for an access token, as ARR clients do first.
     pub async fn sign_in(server: &TestServer, account: &str, key: &str) -> Self {
-        let http = server.http();
+        Self::sign_in_with(server.http(), server.url(), account, key).await
+    }
+
+    /// Signs in at the plain-HTTP coordinator at `base` (`http://host:port`).
+    pub async fn sign_in_at(base: &str, account: &str, key: &str) -> Self {
+        Self::sign_in_with(reqwest::Client::new(), base.to_string(), account, key).await
+    }
+
+    async fn sign_in_with(http: reqwest::Client, base: String, account: &str, key: &str) -> Self {
         let answer = send(
-            http.get(format!("{}/accounts/{account}/token", server.url()))
+            http.get(format!("{base}/accounts/{account}/token"))
                 .bearer_auth(format!("{account}:{key}")),
         )
         .await;
         assert_eq!(answer.status, 200, "token: {}", answer.body);
         Self {
             http,
-            base: server.url(),
+            base,
             account: account.to_string(),
             token: answer.body["AccessToken"]
                 .as_str()
@@ -445,6 +453,16 @@ pub const NO_HOSTS: &[&str] = &[
     "0",
 ];
 
+/// The `parallax` binary a benchmark runs: the release build beside it.
+pub fn parallax_binary() -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("the benchmark's own path");
+    exe.ancestors()
+        .skip(1)
+        .map(|dir| dir.join("parallax"))
+        .find(|p| p.is_file())
+        .expect("the parallax binary beside this one: cargo build --release -p parallax-server")
+}
+
 /// `parallax serve` as a process of its own (the release binary beside this benchmark's), so a
 /// benchmark's clients and the server do not share a runtime, and its memory can be read.
 pub struct ServeProcess {
@@ -459,15 +477,7 @@ impl ServeProcess {
     /// HTTP unless they say `--tls on`) and waits until it answers. Build it first:
     /// `cargo build --release -p parallax-server`.
     pub async fn start(data_dir: &Path, args: &[&str]) -> Self {
-        let exe = std::env::current_exe().expect("the benchmark's own path");
-        let binary = exe
-            .ancestors()
-            .skip(1)
-            .map(|dir| dir.join("parallax"))
-            .find(|p| p.is_file())
-            .expect(
-                "the parallax binary beside this one: cargo build --release -p parallax-server",
-            );
+        let binary = parallax_binary();
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free port")
