@@ -59,7 +59,14 @@ struct Setup {
 }
 
 impl Setup {
-    async fn start(count: usize, hosts: usize, database: Option<&str>, nats: Option<&str>) -> Self {
+    /// Starts `count` coordinators (one account made before they start, in the first one's data
+    /// dir or the database) and `hosts` render hosts; returns it with the account's id and key.
+    async fn start(
+        count: usize,
+        hosts: usize,
+        database: Option<&str>,
+        nats: Option<&str>,
+    ) -> (Self, (String, String)) {
         let capacity = hosts.to_string();
         let mut args = vec![
             "--standard",
@@ -76,12 +83,11 @@ impl Setup {
         if let (Some(database), Some(nats)) = (database, nats) {
             args.extend(["--database-url", database, "--nats", nats]);
         }
+        let dirs: Vec<tempfile::TempDir> = (0..count).map(|_| data_dir()).collect();
+        let account = ArrClient::create_account_in(dirs[0].path(), database, "bench").await;
         let mut servers = Vec::new();
-        let mut dirs = Vec::new();
-        for _ in 0..count {
-            let dir = data_dir();
+        for dir in &dirs {
             servers.push(ServeProcess::start(dir.path(), &args).await);
-            dirs.push(dir);
         }
         let addrs: Vec<String> = servers.iter().map(|s| s.addr.to_string()).collect();
         let hosts = (0..hosts)
@@ -91,11 +97,12 @@ impl Setup {
                 RenderHost::start(&order)
             })
             .collect();
-        Self {
+        let setup = Self {
             servers,
             _hosts: hosts,
             _dirs: dirs,
-        }
+        };
+        (setup, account)
     }
 
     /// Waits until `hosts` hosts are free in the pool (as the first coordinator reports it).
@@ -174,9 +181,7 @@ async fn run(
     database: Option<&str>,
     nats: Option<&str>,
 ) {
-    let admin = data_dir();
-    let (account, key) = ArrClient::create_account_in(admin.path(), database, "bench").await;
-    let setup = Setup::start(count, hosts, database, nats).await;
+    let (setup, (account, key)) = Setup::start(count, hosts, database, nats).await;
     setup.wait_for_hosts(hosts).await;
     let mut clients = Vec::new();
     for i in 0..hosts {

@@ -7,7 +7,7 @@
 //! queued while still holding the lock (so writes keep the order of the changes) and awaited
 //! after it, so a `201` means the session is on disk.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -87,6 +87,8 @@ pub struct Sessions {
     launcher: Launcher,
     /// Replicas: the pool they share (docs/SCALING.md); `None` for the embedded coordinator.
     shared: Option<Shared>,
+    /// Replicas: hosts linked here that were free with a device at the last heartbeat.
+    strays: Mutex<HashSet<HostId>>,
 }
 
 /// Why a host's registration was refused.
@@ -139,6 +141,7 @@ impl Sessions {
             hosts: Mutex::new(HashMap::new()),
             launcher,
             shared,
+            strays: Mutex::default(),
         });
         if let (Some(shared), Some(commands)) = (&sessions.shared, commands) {
             // The pool may want standby hosts booted: one change under the lock settles who.
@@ -868,6 +871,7 @@ impl Sessions {
         let (unheard, since) = shared.heartbeat(now).await?;
         let copy = shared.refresh().await?;
         let due = copy.poll_timeout().is_some_and(|at| at <= now);
+        self.reset_strays(&copy).await;
         self.lock().service = copy;
         if due {
             self.change_shared(shared, None, |service, now| service.handle_timeout(now))
@@ -884,10 +888,32 @@ impl Sessions {
                 self.carry_out_shared(committed).await;
             }
         }
-        if beat % PURGE_EVERY == 0 {
+        if beat.is_multiple_of(PURGE_EVERY) {
             shared.purge(now).await?;
         }
         Ok(())
+    }
+
+    /// Replicas: a host linked here that is free with a device at two heartbeats running missed
+    /// its reset (NATS lost it): it gets it again. One heartbeat is not enough, as `copy` may
+    /// predate the lease a device just connected under.
+    async fn reset_strays(&self, copy: &SessionService) {
+        let strays: HashSet<HostId> = self
+            .hosts_lock()
+            .iter()
+            .filter(|(host, link)| link.device && copy.pool().lease_of(host).is_none())
+            .map(|(host, _)| host.clone())
+            .collect();
+        let again: Vec<HostId> = {
+            let mut seen = self.strays.lock().unwrap_or_else(|p| p.into_inner());
+            let again = strays.intersection(&seen).cloned().collect();
+            *seen = strays;
+            again
+        };
+        for host in again {
+            tracing::warn!(%host, "a device stayed on a free render host: resetting it again");
+            self.command(&host, HostCommand::Reset).await;
+        }
     }
 
     /// Replicas: carries out the host commands other replicas send to the hosts linked here.
