@@ -601,6 +601,86 @@ async fn replicas_share_one_pool_and_a_host_outlives_its_replica() {
     }
 }
 
+#[tokio::test]
+async fn a_headset_keeps_its_picture_when_its_hosts_replica_dies() {
+    let Shared {
+        postgres: _postgres,
+        database,
+        nats,
+        dir,
+        account,
+        key,
+    } = Shared::start("parallax_picture").await;
+    let pool = [
+        "--standard",
+        "1",
+        "--standard-standby",
+        "0",
+        "--host-return-grace",
+        "4",
+    ];
+    let mut replicas: Vec<Replica> = (0..2)
+        .map(|i| {
+            Replica::with_args(
+                &dir.path().join(format!("r{i}")),
+                &database,
+                &nats.url,
+                &pool,
+            )
+        })
+        .collect();
+    let (r0, r1) = (replicas[0].1.clone(), replicas[1].1.clone());
+    // The host links with the second replica; the session is made through the first.
+    let host = RenderHost::start(&[&r1, &r0]);
+    let linked = until_hosts(&r0, "the host links", |linked| linked.len() == 1).await;
+    let first = linked[&host.pid()]["replica"].clone();
+    let token = token(&r0, &account, &key).await;
+    let (status, created) = create_session(&r0, &account, &token, "visor", false).await;
+    assert_eq!(
+        (status, created["status"].as_str()),
+        (201, Some("Ready")),
+        "{created}"
+    );
+    // The device is admitted by the host's replica, which never saw the request.
+    let url = created["renderUrl"].as_str().unwrap();
+    let mut headset = parallax_headset::RenderConnection::connect(url, &token)
+        .await
+        .unwrap();
+    headset.load("gear").await.unwrap();
+    frame_after_pose(&mut headset, 1.0).await;
+
+    // The host's replica dies: the host links with the first, and the picture goes on.
+    replicas[1].kill();
+    until_hosts(&r0, "the host links with the other replica", |linked| {
+        linked
+            .get(&host.pid())
+            .is_some_and(|h| h["replica"] != first)
+    })
+    .await;
+    frame_after_pose(&mut headset, 2.0).await;
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let still = session(&r0, &account, &token, "visor").await;
+    assert_eq!(still["status"], "Ready", "{still}");
+    assert_eq!(still["deviceConnected"], true, "{still}");
+    frame_after_pose(&mut headset, 3.0).await;
+
+    // Stopped, the session's host lets the device go: the reset reaches it on its new link.
+    let stop =
+        format!("http://{r0}/accounts/{account}/sessions/visor/:stop?api-version=2021-01-01");
+    assert_eq!(call(reqwest::Method::POST, stop, &token, None).await.0, 204);
+    let closed = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if headset.next().await.is_err() {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "the device was let go within 10 s");
+    drop(host);
+    replicas.remove(0).stop();
+}
+
 /// The headsets' statuses, in join order.
 async fn headsets(tablet: &parallax_headset::space::Membership) -> Vec<String> {
     let space = tablet.space().await.unwrap();
