@@ -196,6 +196,13 @@ impl Pool {
         pool
     }
 
+    /// Every host the pool has, and whether it is still booting.
+    pub fn hosts(&self) -> impl Iterator<Item = (&HostId, bool)> {
+        self.hosts
+            .iter()
+            .map(|(id, h)| (id, matches!(h.state, HostState::Booting { .. })))
+    }
+
     /// The size of `host`, if the pool has it (booting, free, leased or returning).
     pub fn size_of(&self, host: &HostId) -> Option<SessionSize> {
         self.hosts.get(host).map(|h| h.size)

@@ -33,11 +33,13 @@ impl Replica {
         Self::with_args(data, database, nats, &["--standard", &standard.to_string()])
     }
 
-    /// A replica with `more` flags (the last of a flag given twice wins).
+    /// A replica with `more` flags (on a port of its own unless they give `--addr`).
     fn with_args(data: &std::path::Path, database: &str, nats: &str, more: &[&str]) -> Self {
+        let addr = match more.contains(&"--addr") {
+            true => &[][..],
+            false => &["--addr", "127.0.0.1:0"][..],
+        };
         let args = [
-            "--addr",
-            "127.0.0.1:0",
             "--data-dir",
             data.to_str().unwrap(),
             "--site-root",
@@ -51,7 +53,7 @@ impl Replica {
             "--nats",
             nats,
         ];
-        let (child, addr) = serve(&[&args[..], more].concat(), &[]);
+        let (child, addr) = serve(&[addr, &args[..], more].concat(), &[]);
         Self(Some(child), addr)
     }
 
@@ -679,6 +681,104 @@ async fn a_headset_keeps_its_picture_when_its_hosts_replica_dies() {
     assert!(closed.is_ok(), "the device was let go within 10 s");
     drop(host);
     replicas.remove(0).stop();
+}
+
+#[tokio::test]
+async fn a_single_coordinator_hands_its_sessions_to_replicas() {
+    let Shared {
+        postgres: _postgres,
+        database,
+        nats,
+        dir,
+        account,
+        key,
+    } = Shared::start("parallax_upgrade").await;
+    let pool = [
+        "--standard",
+        "2",
+        "--standard-standby",
+        "0",
+        "--host-return-grace",
+        "4",
+    ];
+    // One coordinator on Postgres, as before the replicas, with two hosts and two sessions.
+    let data = dir.path().join("single");
+    let single_args = [
+        &[
+            "--addr",
+            "127.0.0.1:0",
+            "--data-dir",
+            data.to_str().unwrap(),
+        ][..],
+        &["--site-root", "/nonexistent", "--database-url", &database][..],
+        &["--on-stop", "keep-hosts", "--premium", "0"][..],
+        &pool[..],
+    ]
+    .concat();
+    let (single, addr) = serve(&single_args, &[]);
+    let hosts = [RenderHost::start(&[&addr]), RenderHost::start(&[&addr])];
+    let linked = until_hosts(&addr, "both hosts link", |linked| linked.len() == 2).await;
+    let token = token(&addr, &account, &key).await;
+    let mut on_host = HashMap::new();
+    for id in ["one", "two"] {
+        let (status, created) = create_session(&addr, &account, &token, id, false).await;
+        assert_eq!(created["status"], "Ready", "{status} {created}");
+        let url = created["renderUrl"].as_str().unwrap().to_string();
+        let pid = *linked
+            .iter()
+            .find(|(_, h)| {
+                let port = h["endpoint"].as_str().unwrap().rsplit(':').next().unwrap();
+                url.contains(&format!(":{port}/"))
+            })
+            .unwrap()
+            .0;
+        on_host.insert(pid, id);
+    }
+    // A deploy: the coordinator stops and leaves its hosts running; one host dies meanwhile.
+    assert!(stop(single).success());
+    let [kept, mut died] = hosts;
+    let gone = on_host[&died.pid()];
+    let _ = died.0.kill();
+    let _ = died.0.wait();
+    let kept_session = on_host[&kept.pid()];
+
+    // A replica takes its place (its address, the same database): the host that is left links
+    // again under its name and keeps its session; the other's session ends after the grace.
+    let replica = Replica::with_args(
+        &dir.path().join("replica"),
+        &database,
+        &nats.url,
+        &[&["--addr", &addr][..], &pool[..]].concat(),
+    );
+    let relinked = until_hosts(&addr, "the host links with the replica", |linked| {
+        linked.contains_key(&kept.pid())
+    })
+    .await;
+    assert_eq!(
+        relinked[&kept.pid()]["id"],
+        linked[&kept.pid()]["id"],
+        "under the name it had"
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let ended = session(&addr, &account, &token, gone).await;
+        if ended["status"] == "Error" {
+            assert!(
+                ended["error"]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("held its link"),
+                "{ended}"
+            );
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{ended}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let still = session(&addr, &account, &token, kept_session).await;
+    assert_eq!(still["status"], "Ready", "{still}");
+    drop(kept);
+    replica.stop();
 }
 
 /// The headsets' statuses, in join order.

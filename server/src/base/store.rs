@@ -993,6 +993,15 @@ impl Store {
         Ok(())
     }
 
+    /// Forgets the shared render pool: a single coordinator serves the sessions now, and the
+    /// next replicas take them up from the sessions, not from a pool of before.
+    pub async fn forget_render_pool(&self) -> StoreResult<()> {
+        sqlx::query("UPDATE render_pool SET state = NULL WHERE id = 1")
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     /// Deletes the render sessions that ended before `before`; how many.
     pub async fn purge_render_sessions(&self, before: Timestamp) -> StoreResult<u64> {
         let done = sqlx::query("DELETE FROM render_sessions WHERE ended_at_ms < $1")

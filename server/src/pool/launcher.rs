@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use crate::tls::Tls;
 
 /// How long a started host may take to register before it is given up.
-const BOOT_LIMIT: Duration = Duration::from_secs(60);
+pub const BOOT_LIMIT: Duration = Duration::from_secs(60);
 /// How long a local host process gets to leave on its own before it is killed.
 const EXIT_GRACE: Duration = Duration::from_secs(3);
 /// Frames per second a local host sends a device at most.

@@ -26,8 +26,8 @@ use crate::base::clock::Clock;
 use crate::base::error::AppError;
 use crate::base::store::Store;
 use crate::base::store::StoredHostLink;
-use crate::pool::launcher::{HostEvent, Launcher};
-use crate::pool::shared::{Committed, Shared};
+use crate::pool::launcher::{BOOT_LIMIT, HostEvent, Launcher};
+use crate::pool::shared::{Committed, Lost, Shared};
 use crate::replication::{HEARTBEAT, Replication, next_message};
 
 /// Replicas: how often ended sessions past their retention are deleted, in heartbeats.
@@ -89,6 +89,8 @@ pub struct Sessions {
     shared: Option<Shared>,
     /// Replicas: hosts linked here that were free with a device at the last heartbeat.
     strays: Mutex<HashSet<HostId>>,
+    /// Replicas: hosts of the pool no replica held the link of, since when (as seen here).
+    unlinked: Mutex<HashMap<HostId, Timestamp>>,
 }
 
 /// Why a host's registration was refused.
@@ -117,7 +119,10 @@ impl Sessions {
         shutdown: CancellationToken,
     ) -> anyhow::Result<Arc<Self>> {
         let stored = match replication {
-            None => store.render_sessions().await?,
+            None => {
+                store.forget_render_pool().await?;
+                store.render_sessions().await?
+            }
             Some(_) => Vec::new(),
         };
         let commands = match &replication {
@@ -142,6 +147,7 @@ impl Sessions {
             launcher,
             shared,
             strays: Mutex::default(),
+            unlinked: Mutex::default(),
         });
         if let (Some(shared), Some(commands)) = (&sessions.shared, commands) {
             // The pool may want standby hosts booted: one change under the lock settles who.
@@ -424,8 +430,8 @@ impl Sessions {
         pid: u32,
     ) -> Result<(HostId, mpsc::UnboundedReceiver<HostCommand>), RegisterError> {
         let store_error = |e: AppError| RegisterError::Store(e.to_string());
-        let mut locked = shared.lock(None).await.map_err(store_error)?;
         let now = self.now();
+        let mut locked = shared.lock(None, now).await.map_err(store_error)?;
         let service = &mut locked.service;
         let host = match name {
             Some(host) if self.hosts_lock().contains_key(&host) => {
@@ -543,7 +549,7 @@ impl Sessions {
             let was_linked = self.hosts_lock().remove(host).is_some();
             let was_started = self.launcher.stop(host);
             // Linked with another replica meanwhile, it is not lost.
-            match shared.give_up(host, reason, None, self.now()).await {
+            match shared.give_up(host, reason, Lost::Here, self.now()).await {
                 Ok(Some(committed)) => {
                     if was_linked || was_started {
                         tracing::warn!(%host, "render host lost: {reason}");
@@ -769,7 +775,7 @@ impl Sessions {
         also: Option<&SessionKey>,
         change: impl FnOnce(&mut SessionService, Timestamp) -> T,
     ) -> Result<T, AppError> {
-        let mut locked = shared.lock(also).await?;
+        let mut locked = shared.lock(also, self.now()).await?;
         let result = change(&mut locked.service, self.now());
         let committed = shared.commit(locked).await?;
         self.carry_out_shared(committed).await;
@@ -872,6 +878,11 @@ impl Sessions {
         let copy = shared.refresh().await?;
         let due = copy.poll_timeout().is_some_and(|at| at <= now);
         self.reset_strays(&copy).await;
+        let copy_hosts: Vec<(HostId, bool)> = copy
+            .pool()
+            .hosts()
+            .map(|(host, booting)| (host.clone(), booting))
+            .collect();
         self.lock().service = copy;
         if due {
             self.change_shared(shared, None, |service, now| service.handle_timeout(now))
@@ -883,7 +894,21 @@ impl Sessions {
                  link with another within {} s",
                 shared.return_grace.as_secs()
             );
-            if let Some(committed) = shared.give_up(&host, &reason, Some(since), now).await? {
+            if let Some(committed) = shared
+                .give_up(&host, &reason, Lost::Unheard(since), now)
+                .await?
+            {
+                tracing::warn!(%host, "{reason}");
+                self.carry_out_shared(committed).await;
+            }
+        }
+        for host in self.unlinked(shared, &copy_hosts, now) {
+            let reason = format!(
+                "render host {host} was lost: no coordinator replica has held its link for \
+                 {} s",
+                shared.return_grace.as_secs()
+            );
+            if let Some(committed) = shared.give_up(&host, &reason, Lost::Unlinked, now).await? {
                 tracing::warn!(%host, "{reason}");
                 self.carry_out_shared(committed).await;
             }
@@ -914,6 +939,32 @@ impl Sessions {
             tracing::warn!(%host, "a device stayed on a free render host: resetting it again");
             self.command(&host, HostCommand::Reset).await;
         }
+    }
+
+    /// Replicas: the hosts of the pool whose link no replica has held for longer than linking
+    /// takes: the grace (and a host's boot, while it boots). They were booted by a replica that
+    /// died before they registered, or served a single coordinator before the replicas and did
+    /// not come back. `hosts` is the pool as just read, with whether each host still boots.
+    fn unlinked(&self, shared: &Shared, hosts: &[(HostId, bool)], now: Timestamp) -> Vec<HostId> {
+        let mut since = self.unlinked.lock().unwrap_or_else(|p| p.into_inner());
+        let unlinked: Vec<&(HostId, bool)> = hosts
+            .iter()
+            .filter(|(host, _)| {
+                shared.cached_link(host).is_none() && !self.hosts_lock().contains_key(host)
+            })
+            .collect();
+        since.retain(|host, _| unlinked.iter().any(|(h, _)| h == host));
+        unlinked
+            .into_iter()
+            .filter(|(host, booting)| {
+                let first = *since.entry(host.clone()).or_insert(now);
+                let limit = HEARTBEAT
+                    + shared.return_grace
+                    + if *booting { BOOT_LIMIT } else { Duration::ZERO };
+                now.since(first) > limit
+            })
+            .map(|(host, _)| host.clone())
+            .collect()
     }
 
     /// Replicas: carries out the host commands other replicas send to the hosts linked here.

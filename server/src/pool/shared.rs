@@ -45,6 +45,18 @@ pub(super) struct Locked {
     pub(super) service: SessionService,
 }
 
+/// Why a host may be lost; [`Shared::give_up`] decides under the lock whether it is.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Lost {
+    /// Its link to this replica broke, or it never registered here: lost unless another replica
+    /// holds it now.
+    Here,
+    /// No replica has vouched for it since this instant.
+    Unheard(Timestamp),
+    /// The pool has it, but no replica has held its link for longer than linking takes.
+    Unlinked,
+}
+
 /// What a committed change leaves to the replica that made it.
 pub(super) struct Committed {
     /// Hosts to boot and reset.
@@ -150,18 +162,30 @@ impl Shared {
     }
 
     /// Locks the pool and takes it up with the Starting and Ready sessions, and `also`.
-    pub(super) async fn lock(&self, also: Option<&SessionKey>) -> Result<Locked, AppError> {
+    ///
+    /// No replica has stored the pool yet on a database a single coordinator used before: its
+    /// sessions are taken up as that coordinator's restart would (a Ready session keeps its host,
+    /// which links again under its name, or is given up as unlinked).
+    pub(super) async fn lock(
+        &self,
+        also: Option<&SessionKey>,
+        now: Timestamp,
+    ) -> Result<Locked, AppError> {
         let mut transaction = self.store.begin().await?;
-        let pool = parse_pool(self.store.lock_render_pool(&mut transaction).await?)?;
+        let stored = self.store.lock_render_pool(&mut transaction).await?;
         let mut sessions = self.store.active_render_sessions(&mut transaction).await?;
         if let Some(key) = also
             && !sessions.iter().any(|s| s.key() == *key)
         {
             sessions.extend(self.store.render_session_in(&mut transaction, key).await?);
         }
+        let service = match stored {
+            Some(_) => SessionService::resume(self.config, parse_pool(stored)?, sessions),
+            None => SessionService::restore(self.config, sessions, now, self.return_grace),
+        };
         Ok(Locked {
             transaction,
-            service: SessionService::resume(self.config, pool, sessions),
+            service,
         })
     }
 
@@ -209,26 +233,26 @@ impl Shared {
         Ok(())
     }
 
-    /// `host` is lost, unless it is linked elsewhere now or (`unheard_since`) has been vouched
-    /// for since: its session ends in `Error` with `reason` and the pool replaces it. Decided
-    /// under the lock; `None` if it was not lost.
+    /// `host` is lost, unless its link says otherwise now (see [`Lost`]): its session ends in
+    /// `Error` with `reason` and the pool replaces it. Decided under the lock; `None` if it was
+    /// not lost.
     pub(super) async fn give_up(
         &self,
         host: &HostId,
         reason: &str,
-        unheard_since: Option<Timestamp>,
+        why: Lost,
         now: Timestamp,
     ) -> Result<Option<Committed>, AppError> {
-        let mut locked = self.lock(None).await?;
+        let mut locked = self.lock(None, now).await?;
         let link = self
             .store
             .render_host_in(&mut locked.transaction, host.as_str())
             .await?;
-        let gone = match (&link, unheard_since) {
-            (Some(link), Some(since)) => link.seen < since,
-            (Some(link), None) => link.replica == self.me(),
-            (None, Some(_)) => false,
-            (None, None) => true,
+        let gone = match (&link, why) {
+            (Some(link), Lost::Here) => link.replica == self.me(),
+            (Some(link), Lost::Unheard(since)) => link.seen < since,
+            (Some(_), Lost::Unlinked) | (None, Lost::Unheard(_)) => false,
+            (None, Lost::Here | Lost::Unlinked) => true,
         };
         if !gone {
             return Ok(None);
