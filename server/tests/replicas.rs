@@ -534,6 +534,18 @@ async fn replicas_share_one_pool_and_a_host_outlives_its_replica() {
     let places: Vec<u64> = queued.iter().map(|(place, _)| *place).collect();
     let expected: Vec<u64> = (1..=places.len() as u64).collect();
     assert_eq!(places, expected);
+    // Any replica lists them all: the Ready ones and the queue, in its order.
+    let url = format!("http://{r1}/accounts/{account}/sessions?api-version=2021-01-01");
+    let (status, listed) = call(reqwest::Method::GET, url, &token, None).await;
+    assert_eq!(status, 200, "{listed}");
+    let listed = listed["sessions"].as_array().unwrap();
+    assert_eq!(listed.len(), ready.len() + queued.len(), "{listed:?}");
+    let mut listed_places: Vec<u64> = listed
+        .iter()
+        .filter_map(|s| s["queuePosition"].as_u64())
+        .collect();
+    listed_places.sort_unstable();
+    assert_eq!(listed_places, expected);
     let asked_to_queue = answers.iter().filter(|a| a.1).count();
     assert_eq!(
         queued.len()

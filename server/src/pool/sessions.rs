@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use parallax_core::host::HostCommand;
-use parallax_core::pool::{HostId, PoolConfig};
+use parallax_core::pool::{HostId, Pool, PoolConfig};
 use parallax_core::service::{
     CreateError, CreateSession, Created, Effect, SessionError, SessionService,
 };
@@ -182,7 +182,9 @@ impl Sessions {
                 })
                 .await?;
             let (created, session) = created.map_err(create_error)?;
-            let view = self.shared_view(shared, session, self.now()).await?;
+            let view = self
+                .shared_view(shared, session, &mut None, self.now())
+                .await?;
             return Ok((created, view));
         }
         let now = self.now();
@@ -228,7 +230,7 @@ impl Sessions {
                     retry_after,
                 });
             }
-            return self.shared_view(shared, session, now).await;
+            return self.shared_view(shared, session, &mut None, now).await;
         }
         let now = self.now();
         let (result, write) = {
@@ -264,7 +266,9 @@ impl Sessions {
                         .map_err(session_error)
                 })
                 .await??;
-            return self.shared_view(shared, session, self.now()).await;
+            return self
+                .shared_view(shared, session, &mut None, self.now())
+                .await;
         }
         let now = self.now();
         let (result, write) = {
@@ -312,16 +316,19 @@ impl Sessions {
     /// `account`'s Starting and Ready sessions, oldest first.
     pub async fn active(&self, account: &str) -> Result<Vec<SessionView>, AppError> {
         if let Some(shared) = &self.shared {
+            let now = self.now();
+            // A lease that ran out is over, whether or not a replica has swept it yet.
             let mut active: Vec<RenderSession> = shared
                 .account_sessions(account)
                 .await?
                 .into_iter()
-                .filter(RenderSession::is_active)
+                .filter(|s| s.is_active() && s.lease_end().is_none_or(|end| end > now))
                 .collect();
             active.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
             let mut views = Vec::with_capacity(active.len());
+            let mut pool = None;
             for session in active {
-                views.push(self.shared_view(shared, session, self.now()).await?);
+                views.push(self.shared_view(shared, session, &mut pool, now).await?);
             }
             return Ok(views);
         }
@@ -826,15 +833,21 @@ impl Sessions {
     }
 
     /// Replicas: a session as committed, as the API reports it.
+    /// `pool` is the committed pool for queue positions, read here the first time one is needed.
     async fn shared_view(
         &self,
         shared: &Shared,
         session: RenderSession,
+        pool: &mut Option<Pool>,
         now: Timestamp,
     ) -> Result<SessionView, AppError> {
         let queue_position = match (session.status, &session.host) {
             (SessionStatus::Starting, None) => {
-                shared.read_pool().await?.queue_position(&session.key())
+                if pool.is_none() {
+                    *pool = Some(shared.read_pool().await?);
+                }
+                pool.as_ref()
+                    .and_then(|pool| pool.queue_position(&session.key()))
             }
             _ => None,
         };
