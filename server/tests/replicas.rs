@@ -113,6 +113,27 @@ impl Shared {
     }
 }
 
+impl Shared {
+    /// `count` replicas sharing a pool of at most `standard` Standard hosts, none booted by
+    /// them (hosts come on their own); a host no replica vouches for is given up after 4 s.
+    fn pool_replicas(&self, count: usize, standard: &str) -> Vec<Replica> {
+        let pool = [
+            "--standard",
+            standard,
+            "--standard-standby",
+            "0",
+            "--host-return-grace",
+            "4",
+        ];
+        (0..count)
+            .map(|i| {
+                let data = self.dir.path().join(format!("r{i}"));
+                Replica::with_args(&data, &self.database, &self.nats.url, &pool)
+            })
+            .collect()
+    }
+}
+
 /// A member's space socket, read frame by frame: every sequence number it is sent, in order, so
 /// a gap or a repeat shows.
 struct Follower {
@@ -449,34 +470,10 @@ async fn session(addr: &str, account: &str, token: &str, id: &str) -> Value {
 
 #[tokio::test]
 async fn replicas_share_one_pool_and_a_host_outlives_its_replica() {
-    let Shared {
-        postgres: _postgres,
-        database,
-        nats,
-        dir,
-        account,
-        key,
-    } = Shared::start("parallax_pool").await;
-    // Four Standard hosts at most, none booted by the replicas: the hosts come on their own. A
-    // host no replica vouches for is given up after 4 s.
-    let pool = [
-        "--standard",
-        "4",
-        "--standard-standby",
-        "0",
-        "--host-return-grace",
-        "4",
-    ];
-    let mut replicas: Vec<Replica> = (0..3)
-        .map(|i| {
-            Replica::with_args(
-                &dir.path().join(format!("r{i}")),
-                &database,
-                &nats.url,
-                &pool,
-            )
-        })
-        .collect();
+    let shared = Shared::start("parallax_pool").await;
+    let (account, key) = (shared.account.clone(), shared.key.clone());
+    // Four Standard hosts at most.
+    let mut replicas = shared.pool_replicas(3, "4");
     let addrs: Vec<String> = replicas.iter().map(|r| r.1.clone()).collect();
     let [r0, r1, r2] = [addrs[0].as_str(), addrs[1].as_str(), addrs[2].as_str()];
     // Two hosts link with the second replica: one may move on to the third, the other knows
@@ -617,32 +614,9 @@ async fn replicas_share_one_pool_and_a_host_outlives_its_replica() {
 
 #[tokio::test]
 async fn a_headset_keeps_its_picture_when_its_hosts_replica_dies() {
-    let Shared {
-        postgres: _postgres,
-        database,
-        nats,
-        dir,
-        account,
-        key,
-    } = Shared::start("parallax_picture").await;
-    let pool = [
-        "--standard",
-        "1",
-        "--standard-standby",
-        "0",
-        "--host-return-grace",
-        "4",
-    ];
-    let mut replicas: Vec<Replica> = (0..2)
-        .map(|i| {
-            Replica::with_args(
-                &dir.path().join(format!("r{i}")),
-                &database,
-                &nats.url,
-                &pool,
-            )
-        })
-        .collect();
+    let shared = Shared::start("parallax_picture").await;
+    let (account, key) = (shared.account.clone(), shared.key.clone());
+    let mut replicas = shared.pool_replicas(2, "1");
     let (r0, r1) = (replicas[0].1.clone(), replicas[1].1.clone());
     // The host links with the second replica; the session is made through the first.
     let host = RenderHost::start(&[&r1, &r0]);
