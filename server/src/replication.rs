@@ -138,16 +138,8 @@ impl Replication {
 
     /// Sends `command` to the replica holding host `id`'s link.
     pub async fn host_command(&self, id: &HostId, command: &HostCommand) {
-        let payload = match serde_json::to_vec(&(id, command)) {
-            Ok(payload) => payload,
-            Err(e) => {
-                tracing::error!("encoding a host command: {e}");
-                return;
-            }
-        };
-        if let Err(e) = self.nats.publish(host_subject(id), payload.into()).await {
-            tracing::warn!(host = %id, "sending a host command over NATS: {e}");
-        }
+        self.publish_json(host_subject(id), &(id, command), "a host command")
+            .await;
     }
 
     /// Tells the other replicas about a commit: its events and the sockets to close.
@@ -161,16 +153,22 @@ impl Replication {
                 .collect(),
             closes,
         };
-        let payload = match serde_json::to_vec(&published) {
+        // Lost, it is read from the log: by the next message's gap, or the catch-up.
+        self.publish_json(subject(space), &published, "space events")
+            .await;
+    }
+
+    /// Publishes `message` as JSON on `subject`; a failure is logged as about `what`.
+    async fn publish_json(&self, subject: String, message: &impl Serialize, what: &str) {
+        let payload = match serde_json::to_vec(message) {
             Ok(payload) => payload,
             Err(e) => {
-                tracing::error!("encoding space {space}'s events: {e}");
+                tracing::error!("encoding {what}: {e}");
                 return;
             }
         };
-        // Lost, it is read from the log: by the next message's gap, or the catch-up.
-        if let Err(e) = self.nats.publish(subject(space), payload.into()).await {
-            tracing::warn!(space, "publishing space events on NATS: {e}");
+        if let Err(e) = self.nats.publish(subject.clone(), payload.into()).await {
+            tracing::warn!(subject, "publishing {what} on NATS: {e}");
         }
     }
 }

@@ -1056,12 +1056,10 @@ impl Store {
 
     /// Every host link, by id.
     pub async fn render_hosts(&self) -> StoreResult<Vec<StoredHostLink>> {
-        let rows: Vec<HostLinkColumns> = sqlx::query_as(
-            "SELECT id, replica, size, endpoint, adapter, pid, device, seen_ms
-             FROM render_hosts ORDER BY id",
-        )
-        .fetch_all(&self.pool)
-        .await?;
+        let rows: Vec<HostLinkColumns> =
+            sqlx::query_as(&format!("{HOST_LINK_COLUMNS} ORDER BY id"))
+                .fetch_all(&self.pool)
+                .await?;
         rows.into_iter().map(host_link).collect()
     }
 
@@ -1274,15 +1272,16 @@ async fn render_host<'e>(
     executor: impl sqlx::Executor<'e, Database = sqlx::Any>,
     id: &str,
 ) -> StoreResult<Option<StoredHostLink>> {
-    let row: Option<HostLinkColumns> = sqlx::query_as(
-        "SELECT id, replica, size, endpoint, adapter, pid, device, seen_ms
-         FROM render_hosts WHERE id = $1",
-    )
-    .bind(id)
-    .fetch_optional(executor)
-    .await?;
+    let row: Option<HostLinkColumns> =
+        sqlx::query_as(&format!("{HOST_LINK_COLUMNS} WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(executor)
+            .await?;
     row.map(host_link).transpose()
 }
+
+const HOST_LINK_COLUMNS: &str =
+    "SELECT id, replica, size, endpoint, adapter, pid, device, seen_ms FROM render_hosts";
 
 type HostLinkColumns = (String, String, String, String, String, i64, i64, i64);
 

@@ -29,10 +29,10 @@ use crate::base::store::StoredHostLink;
 use crate::pool::launcher::{BOOT_LIMIT, HostEvent, Launcher};
 use crate::pool::shared::{Committed, Lost, Shared};
 use crate::replication::{HEARTBEAT, Replication, next_message};
+use crate::tls::Tls;
 
 /// Replicas: how often ended sessions past their retention are deleted, in heartbeats.
 const PURGE_EVERY: u64 = 60;
-use crate::tls::Tls;
 
 /// A session as the API reports it: the core's record plus where it waits.
 #[derive(Debug, Clone)]
@@ -414,9 +414,7 @@ impl Sessions {
         inner.service.handle_host_ready(&host, now);
         if inner.service.pool().lease_of(&host).is_none() {
             // Free: a device it still holds from before a restart has no session any more.
-            if let Some(link) = self.hosts_lock().get(&host) {
-                let _ = link.commands.send(HostCommand::Reset);
-            }
+            self.send_here(&host, HostCommand::Reset);
         }
         let _ = self.queue(&mut inner);
         drop(inner);
@@ -782,8 +780,9 @@ impl Sessions {
         also: Option<&SessionKey>,
         change: impl FnOnce(&mut SessionService, Timestamp) -> T,
     ) -> Result<T, AppError> {
-        let mut locked = shared.lock(also, self.now()).await?;
-        let result = change(&mut locked.service, self.now());
+        let now = self.now();
+        let mut locked = shared.lock(also, now).await?;
+        let result = change(&mut locked.service, now);
         let committed = shared.commit(locked).await?;
         self.carry_out_shared(committed).await;
         Ok(result)
@@ -804,13 +803,30 @@ impl Sessions {
     /// Sends `command` to `host`: over its link if it is here, else over NATS to the replica
     /// holding it.
     async fn command(&self, host: &HostId, command: HostCommand) {
-        if let Some(link) = self.hosts_lock().get(host) {
-            let _ = link.commands.send(command);
+        if self.send_here(host, command.clone()) {
             return;
         }
         if let Some(shared) = &self.shared {
             shared.replication.host_command(host, &command).await;
         }
+    }
+
+    /// Sends `command` to `host` over its link, if it is linked here; whether it is.
+    fn send_here(&self, host: &HostId, command: HostCommand) -> bool {
+        match self.hosts_lock().get(host) {
+            Some(link) => {
+                let _ = link.commands.send(command);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Where devices reach `host` and whether one holds it, if it is linked here.
+    fn link_here(&self, host: &HostId) -> Option<(String, bool)> {
+        self.hosts_lock()
+            .get(host)
+            .map(|l| (l.endpoint.clone(), l.device))
     }
 
     /// Replicas: a session as committed, its lease expiry carried out first if it is due.
@@ -852,16 +868,10 @@ impl Sessions {
             _ => None,
         };
         let link = match (&session.host, session.status) {
-            (Some(host), SessionStatus::Ready) => {
-                let local = self
-                    .hosts_lock()
-                    .get(host)
-                    .map(|l| (l.endpoint.clone(), l.device));
-                match local {
-                    Some(local) => Some(local),
-                    None => shared.link_of(host).await,
-                }
-            }
+            (Some(host), SessionStatus::Ready) => match self.link_here(host) {
+                Some(here) => Some(here),
+                None => shared.link_of(host).await,
+            },
             _ => None,
         };
         Ok(Self::view_of(session, queue_position, link, now))
@@ -901,27 +911,23 @@ impl Sessions {
             self.change_shared(shared, None, |service, now| service.handle_timeout(now))
                 .await?;
         }
-        for host in unheard {
+        let grace = shared.return_grace.as_secs();
+        let unheard = unheard.into_iter().map(|host| {
             let reason = format!(
-                "render host {host} was lost: its coordinator replica stopped and it did not \
-                 link with another within {} s",
-                shared.return_grace.as_secs()
+                "its coordinator replica stopped and it did not link with another within {grace} s"
             );
-            if let Some(committed) = shared
-                .give_up(&host, &reason, Lost::Unheard(since), now)
-                .await?
-            {
-                tracing::warn!(%host, "{reason}");
-                self.carry_out_shared(committed).await;
-            }
-        }
-        for host in self.unlinked(shared, &copy_hosts, now) {
-            let reason = format!(
-                "render host {host} was lost: no coordinator replica has held its link for \
-                 {} s",
-                shared.return_grace.as_secs()
-            );
-            if let Some(committed) = shared.give_up(&host, &reason, Lost::Unlinked, now).await? {
+            (host, reason, Lost::Unheard(since))
+        });
+        let unlinked = self
+            .unlinked(shared, &copy_hosts, now)
+            .into_iter()
+            .map(|host| {
+                let reason = format!("no coordinator replica has held its link for {grace} s");
+                (host, reason, Lost::Unlinked)
+            });
+        for (host, why, lost) in unheard.chain(unlinked) {
+            let reason = format!("render host {host} was lost: {why}");
+            if let Some(committed) = shared.give_up(&host, &reason, lost, now).await? {
                 tracing::warn!(%host, "{reason}");
                 self.carry_out_shared(committed).await;
             }
@@ -991,9 +997,7 @@ impl Sessions {
         {
             match message {
                 Ok((host, command)) => {
-                    if let Some(link) = self.hosts_lock().get(&host) {
-                        let _ = link.commands.send(command);
-                    }
+                    self.send_here(&host, command);
                 }
                 Err(e) => tracing::warn!("a host command on NATS that is not one: {e}"),
             }
@@ -1009,13 +1013,9 @@ impl Sessions {
         let queue_position = service.queue_position(key);
         let session = service.handle_get(key, now)?.clone();
         let link = match (&session.host, session.status) {
-            (Some(host), SessionStatus::Ready) => {
-                let local = self
-                    .hosts_lock()
-                    .get(host)
-                    .map(|l| (l.endpoint.clone(), l.device));
-                local.or_else(|| self.shared.as_ref()?.cached_link(host))
-            }
+            (Some(host), SessionStatus::Ready) => self
+                .link_here(host)
+                .or_else(|| self.shared.as_ref()?.cached_link(host)),
             _ => None,
         };
         Some(Self::view_of(session, queue_position, link, now))
