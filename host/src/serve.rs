@@ -69,14 +69,16 @@ pub async fn run(config: HostConfig, shutdown: CancellationToken) -> anyhow::Res
             .unwrap_or_else(|| bound.ip().to_string()),
         bound.port()
     );
-    let first = config
+    // Every URL is checked now; meshes come from the first until a link says otherwise.
+    let bases = config
         .coordinators
-        .first()
+        .iter()
+        .map(|coordinator| api_base(coordinator))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let api = bases
+        .into_iter()
+        .next()
         .context("no coordinator to link with")?;
-    let api = api_base(first)?;
-    for coordinator in &config.coordinators[1..] {
-        api_base(coordinator)?;
-    }
     let host = Arc::new(Host::new(
         worker,
         (config.target_fps, config.bitrate),

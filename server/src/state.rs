@@ -116,8 +116,8 @@ fn postgres_url(url: &str) -> anyhow::Result<&str> {
     }
 }
 
-/// Held while a coordinator serves: the one coordinator a data dir's SQLite file, or (until
-/// replicas share their spaces, docs/SCALING.md) a Postgres database, may have. Released when
+/// Held while a coordinator serves: the one coordinator a data dir's SQLite file, or a Postgres
+/// database without `--nats`, may have (replicas share one, docs/SCALING.md). Released when
 /// the process ends, however it ends.
 pub struct CoordinatorClaim {
     _held: Claim,
