@@ -33,8 +33,12 @@ pub struct TestServer {
     pub addr: SocketAddr,
     /// The authority its certificate chains to, when it serves TLS (`DATA/tls/ca.crt`).
     pub trust: Option<Trust>,
-    /// What render hosts register with; it also reads `/v1/health` in full.
-    pub host_secret: String,
+    /// An access token of an account of its own, "test operator": it reads `/v1/health` in full.
+    pub operator: String,
+    /// Where its database is, for `parallax host add` and `account create`.
+    pub data: parallax_server::config::DataDir,
+    /// How many remote hosts were added, to name the next.
+    remote_hosts: std::sync::atomic::AtomicU32,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
 }
@@ -64,15 +68,13 @@ impl TestServer {
         let state = AppState::open(data_dir, options)
             .await
             .expect("the coordinator opens its data dir");
-        let host_secret = match &options.host_secret {
-            Some(secret) => secret.clone(),
-            None => parallax_server::host_secret(&parallax_server::config::DataDir {
-                path: data_dir.to_path_buf(),
-                database_url: options.database_url.clone(),
-            })
-            .await
-            .expect("the host secret is kept in the data dir"),
+        let data = parallax_server::config::DataDir {
+            path: data_dir.to_path_buf(),
+            database_url: options.database_url.clone(),
         };
+        let operator = parallax_server::create_account(&data, "test operator")
+            .await
+            .expect("an operator's account");
         let trust = match options.tls {
             TlsSetup::Off => None,
             _ => Some(
@@ -90,13 +92,18 @@ impl TestServer {
             .await
             .expect("the coordinator runs until stopped");
         });
-        let server = Self {
+        let mut server = Self {
             addr,
             trust,
-            host_secret,
+            operator: String::new(),
+            data,
+            remote_hosts: Default::default(),
             stop: Some(stop),
             task: Some(task),
         };
+        server.operator = ArrClient::sign_in(&server, &operator.id, &operator.key)
+            .await
+            .token;
         server.wait_for_standby().await;
         server
     }
@@ -109,7 +116,7 @@ impl TestServer {
             let health: Value = self
                 .http()
                 .get(format!("{}/v1/health", self.url()))
-                .bearer_auth(&self.host_secret)
+                .bearer_auth(&self.operator)
                 .send()
                 .await
                 .expect("the coordinator answers")
@@ -132,16 +139,31 @@ impl TestServer {
         }
     }
 
+    /// A new render host's credential (`parallax host add`), named `remote-N`.
+    pub async fn host_credential(&self) -> String {
+        let n = self
+            .remote_hosts
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1;
+        parallax_server::add_host(&self.data, &format!("remote-{n}"))
+            .await
+            .expect("a host credential")
+    }
+
     /// A Standard render host as one on another machine runs it (`parallax render-host
-    /// --coordinator ws://…`, not started by the coordinator), linked over plain ws: start it
-    /// with `parallax_host::run`.
-    pub fn remote_host(&self, target_fps: u32, bitrate: Option<u32>) -> parallax_host::HostConfig {
+    /// --coordinator ws://…`, not started by the coordinator), with a credential of its own,
+    /// linked over plain ws: start it with `parallax_host::run`.
+    pub async fn remote_host(
+        &self,
+        target_fps: u32,
+        bitrate: Option<u32>,
+    ) -> parallax_host::HostConfig {
         parallax_host::HostConfig {
             coordinators: vec![format!("ws://{}/v1/hosts/ws", self.addr)],
             ca: None,
             tls: None,
             size: parallax_core::session::SessionSize::Standard,
-            secret: self.host_secret.clone(),
+            credential: self.host_credential().await,
             host: None,
             listen: "127.0.0.1:0".parse().expect("an address"),
             advertise: None,
@@ -671,8 +693,8 @@ impl SignedIn {
     /// Over HTTPS, with the coordinator's own authority for `localhost` and `127.0.0.1`
     /// (`dir/tls/ca.crt`); the client trusts it.
     pub async fn start_https() -> Self {
-        let names = vec!["localhost".into(), "127.0.0.1".into()];
-        Self::start_with_tls(&PoolArgs::default(), TlsSetup::Local { names }).await
+        let tls = TlsSetup::local(&["localhost", "127.0.0.1"]);
+        Self::start_with_tls(&PoolArgs::default(), tls).await
     }
 
     async fn start_with_tls(pool: &PoolArgs, tls: TlsSetup) -> Self {

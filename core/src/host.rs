@@ -38,8 +38,8 @@ impl std::fmt::Debug for IssuedCertificate {
 pub enum HostReport {
     /// First message.
     Register {
-        /// The coordinator's host secret.
-        secret: String,
+        /// This host's own credential (`NAME.SECRET`): it registers as NAME and nothing else.
+        credential: String,
         size: SessionSize,
         /// The id the coordinator gave a host it started itself; `None` for a host that offers
         /// itself (another machine, or one that outlived a coordinator restart).
@@ -147,7 +147,7 @@ mod tests {
     #[test]
     fn a_certificate_is_asked_for_and_issued_only_when_needed() {
         let register = HostReport::Register {
-            secret: "s".into(),
+            credential: "gpu-box.s".into(),
             size: SessionSize::Standard,
             host: None,
             endpoint: "wss://gpu-box.local:7000".into(),
@@ -157,7 +157,7 @@ mod tests {
         };
         // Hosts of before, and hosts with their own certificate, say nothing of it.
         assert!(!register.to_json().contains("wants_certificate"));
-        let asking = r#"{"type":"register","secret":"s","size":"Standard","host":null,"endpoint":"wss://gpu-box.local:7000","adapter":"a","pid":1,"wants_certificate":true}"#;
+        let asking = r#"{"type":"register","credential":"gpu-box.s","size":"Standard","host":null,"endpoint":"wss://gpu-box.local:7000","adapter":"a","pid":1,"wants_certificate":true}"#;
         assert!(matches!(
             HostReport::parse(asking),
             Ok(HostReport::Register {

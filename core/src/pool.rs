@@ -61,6 +61,9 @@ pub enum Allocation {
 pub enum PoolError {
     #[error("all {capacity} {size} render hosts are in use; {}", exhausted_hint(*size))]
     Exhausted { size: SessionSize, capacity: u32 },
+    /// A host offered itself under a name the pool already has.
+    #[error("a render host named {0} is in the pool already")]
+    NameTaken(HostId),
 }
 
 fn exhausted_hint(size: SessionSize) -> &'static str {
@@ -313,14 +316,21 @@ impl Pool {
         }
     }
 
-    /// A host nobody asked for offers itself (another machine, or a host that outlived a
-    /// coordinator restart). It joins as a free host of `size` if capacity allows.
-    pub fn handle_host_offered(&mut self, size: SessionSize) -> Result<HostId, PoolError> {
+    /// A host nobody asked for offers itself under its own name `host` (another machine, named
+    /// by its credential, or a host that outlived a coordinator restart). It joins as a free
+    /// host of `size` if capacity allows and the name is not the pool's already.
+    pub fn handle_host_offered(
+        &mut self,
+        host: HostId,
+        size: SessionSize,
+    ) -> Result<(), PoolError> {
+        if self.hosts.contains_key(&host) {
+            return Err(PoolError::NameTaken(host));
+        }
         let capacity = self.config.limits(size).capacity;
         if self.count(size) >= capacity {
             return Err(PoolError::Exhausted { size, capacity });
         }
-        let host = self.name_host(size);
         self.hosts.insert(
             host.clone(),
             Host {
@@ -328,7 +338,7 @@ impl Pool {
                 state: HostState::Booting { for_session: None },
             },
         );
-        Ok(host)
+        Ok(())
     }
 
     /// `session` ended or gave up: its host is reset and serves the next in the queue, or
@@ -465,11 +475,17 @@ impl Pool {
         }
     }
 
-    /// The next name of `size` (numbered past every host it has known, returning ones too).
+    /// The next name of `size` (numbered past every host it has known, returning ones too, and
+    /// past any that offered itself under such a name).
     fn name_host(&mut self, size: SessionSize) -> HostId {
-        let number = &mut self.next_host[size.index()];
-        *number += 1;
-        HostId::new(format!("{}{number}", host_name_prefix(size)))
+        loop {
+            let number = &mut self.next_host[size.index()];
+            *number += 1;
+            let host = HostId::new(format!("{}{number}", host_name_prefix(size)));
+            if !self.hosts.contains_key(&host) {
+                return host;
+            }
+        }
     }
 
     fn start_host(&mut self, size: SessionSize, for_session: Option<SessionKey>) -> HostId {
@@ -765,16 +781,22 @@ mod tests {
             Ok(Allocation::Queued(1))
         );
         // Two hosts exist (booting): a third would pass the capacity.
+        let offered = HostId::new("gpu-box-1");
         assert_eq!(
-            pool.handle_host_offered(SessionSize::Standard),
+            pool.handle_host_offered(offered.clone(), SessionSize::Standard),
             Err(PoolError::Exhausted {
                 size: SessionSize::Standard,
                 capacity: 2
             })
         );
         pool.handle_host_lost(&HostId::new("standard-2"));
-        let offered = pool.handle_host_offered(SessionSize::Standard).unwrap();
-        assert_eq!(offered, HostId::new("standard-3"));
+        assert_eq!(
+            pool.handle_host_offered(HostId::new("standard-1"), SessionSize::Standard),
+            Err(PoolError::NameTaken(HostId::new("standard-1"))),
+            "a host offers itself only under a name of its own"
+        );
+        pool.handle_host_offered(offered.clone(), SessionSize::Standard)
+            .unwrap();
         // Offered hosts are not booted by the pool.
         assert_eq!(drain(&mut pool), []);
         assert_eq!(

@@ -255,10 +255,14 @@ impl SessionService {
         self.collect_pool_effects();
     }
 
-    /// A host offers itself unasked; it is named and, once [`Self::handle_host_ready`] is
-    /// called for it, serves the next session of its size.
-    pub fn handle_host_offered(&mut self, size: SessionSize) -> Result<HostId, PoolError> {
-        self.pool.handle_host_offered(size)
+    /// A host offers itself unasked under its own name; once [`Self::handle_host_ready`] is
+    /// called for it, it serves the next session of its size.
+    pub fn handle_host_offered(
+        &mut self,
+        host: HostId,
+        size: SessionSize,
+    ) -> Result<(), PoolError> {
+        self.pool.handle_host_offered(host, size)
     }
 
     /// A host died or stopped heartbeating; its session ends in `Error` with `reason`.

@@ -45,9 +45,11 @@ pub struct RenderHostArgs {
     /// Which sessions this host serves.
     #[arg(long, value_parser = parse_session_size)]
     pub size: SessionSize,
-    /// The coordinator's host secret (`parallax host-secret` prints it).
-    #[arg(long, env = "PARALLAX_HOST_SECRET", hide_env_values = true)]
-    pub secret: String,
+    /// A file holding this host's credential (`parallax host add NAME` prints it), readable by
+    /// the host's user only. Or put the credential itself in PARALLAX_HOST_CREDENTIAL; never on
+    /// the command line, which every user of the machine can read.
+    #[arg(long, env = "PARALLAX_HOST_CREDENTIAL_FILE")]
+    pub credential_file: Option<PathBuf>,
     /// Where devices' render connections are accepted.
     #[arg(long, env = "PARALLAX_HOST_LISTEN", default_value = "0.0.0.0:0")]
     pub listen: SocketAddr,
@@ -142,7 +144,8 @@ pub struct HostConfig {
     /// The certificate render connections are served with (`wss://`); plain `ws://` without.
     pub tls: Option<CertFiles>,
     pub size: SessionSize,
-    pub secret: String,
+    /// What the host registers and fetches meshes with: `NAME.SECRET`, its own.
+    pub credential: String,
     /// The name the coordinator gave a host it started; `None` to offer ourselves.
     pub host: Option<HostId>,
     /// Where the render connection listens.
@@ -170,8 +173,25 @@ impl HostConfig {
     }
 }
 
-impl From<RenderHostArgs> for HostConfig {
-    fn from(args: RenderHostArgs) -> Self {
+/// The environment variable a host's credential may be given in.
+pub const CREDENTIAL_ENV: &str = "PARALLAX_HOST_CREDENTIAL";
+
+impl TryFrom<RenderHostArgs> for HostConfig {
+    type Error = anyhow::Error;
+
+    /// Reads the credential from `--credential-file` or [`CREDENTIAL_ENV`].
+    fn try_from(args: RenderHostArgs) -> anyhow::Result<Self> {
+        use anyhow::Context;
+        let credential = match (&args.credential_file, std::env::var(CREDENTIAL_ENV)) {
+            (Some(file), _) => std::fs::read_to_string(file)
+                .with_context(|| format!("reading the host credential in {}", file.display()))?,
+            (None, Ok(credential)) => credential,
+            (None, Err(_)) => anyhow::bail!(
+                "a render host needs its credential: --credential-file FILE or {CREDENTIAL_ENV} \
+                 (the coordinator's `parallax host add NAME` prints one)"
+            ),
+        };
+        let credential = credential.trim().to_string();
         let coordinators = args
             .coordinator
             .iter()
@@ -184,7 +204,7 @@ impl From<RenderHostArgs> for HostConfig {
                 }
             })
             .collect();
-        Self {
+        Ok(Self {
             coordinators,
             ca: args.ca,
             tls: args
@@ -192,7 +212,7 @@ impl From<RenderHostArgs> for HostConfig {
                 .zip(args.tls_key)
                 .map(|(cert, key)| CertFiles { cert, key }),
             size: args.size,
-            secret: args.secret,
+            credential,
             host: args.host_id.map(HostId::new),
             listen: args.listen,
             advertise: args.advertise,
@@ -202,6 +222,6 @@ impl From<RenderHostArgs> for HostConfig {
             bitrate: args.bitrate,
             mesh_cache_bytes: Self::mib(args.mesh_cache_mb),
             gpu_cache_bytes: Self::mib(args.gpu_cache_mb),
-        }
+        })
     }
 }

@@ -42,7 +42,8 @@ pub struct Host {
     http: reqwest::Client,
     /// The HTTP base of the coordinator linked last, `http://host:port`.
     api: Mutex<String>,
-    secret: String,
+    /// This host's credential, for fetching meshes.
+    credential: String,
 }
 
 /// A device's hold on the host; dropping it lets the next device in.
@@ -64,13 +65,13 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Host {
     /// A host rendering on `worker` that fetches meshes from the coordinator at `api`
-    /// (`http(s)://host:port`) with `secret`, over `http`.
+    /// (`http(s)://host:port`) with its `credential`, over `http`.
     pub(crate) fn new(
         worker: RenderWorker,
         (target_fps, bitrate): (u32, Option<u32>),
         mesh_cache_bytes: u64,
         api: String,
-        secret: String,
+        credential: String,
         http: reqwest::Client,
     ) -> Self {
         Self {
@@ -88,7 +89,7 @@ impl Host {
             frames: Mutex::default(),
             http,
             api: Mutex::new(api),
-            secret,
+            credential,
         }
     }
 
@@ -187,7 +188,7 @@ impl Host {
             .http
             .get(&url)
             .query(&[("size", size.as_str()), ("account", account)])
-            .bearer_auth(&self.secret)
+            .bearer_auth(&self.credential)
             .send()
             .await
             .map_err(|e| format!("the model could not be fetched from the coordinator: {e}"))?;

@@ -1,4 +1,4 @@
-//! A render host's link to its coordinator (`/v1/hosts/ws`): it registers with the host secret,
+//! A render host's link to its coordinator (`/v1/hosts/ws`): it registers with its credential,
 //! heartbeats every [`HEARTBEAT_MS`], carries the questions whether a device's token admits it,
 //! and hears when a session ended.
 
@@ -89,7 +89,7 @@ pub(crate) async fn link(
         }
     };
     let register = HostReport::Register {
-        secret: config.secret.clone(),
+        credential: config.credential.clone(),
         size: config.size,
         host: registration.name.clone(),
         endpoint: registration.endpoint.to_string(),

@@ -84,7 +84,7 @@ pub async fn run(config: HostConfig, shutdown: CancellationToken) -> anyhow::Res
         (config.target_fps, config.bitrate),
         config.mesh_cache_bytes,
         api,
-        config.secret.clone(),
+        config.credential.clone(),
         http_client(trust.as_ref())?,
     ));
     tracing::info!(%endpoint, %adapter, size = %config.size, "render host listening");

@@ -30,8 +30,9 @@ pub enum Command {
     Render(RenderArgs),
     /// Run one render host: register with a coordinator and serve render connections.
     RenderHost(RenderHostArgs),
-    /// Print the secret render hosts on other machines register with.
-    HostSecret(DataDir),
+    /// Manage the render hosts that run on other machines: each has a credential of its own.
+    #[command(subcommand)]
+    Host(HostCommand),
     /// Convert one model for the catalog, as `serve` does for each upload in a child process:
     /// write its mesh in the render hosts' form, its parts and its thumbnail into FOLDER, print
     /// what it found as JSON (exit 3: not a model it can read). Run by hand, only the address
@@ -159,6 +160,31 @@ pub enum AccountCommand {
     },
 }
 
+#[derive(Debug, Subcommand)]
+pub enum HostCommand {
+    /// Add a render host; prints its credential (shown only once) for the host's
+    /// --credential-file or PARALLAX_HOST_CREDENTIAL. It registers under this name only.
+    Add {
+        /// The host's name in the pool: lower-case letters, digits and '-', e.g. gpu-box-1.
+        name: String,
+        #[command(flatten)]
+        output: AccountOutput,
+    },
+    /// List every host added, revoked ones too.
+    List {
+        #[command(flatten)]
+        output: AccountOutput,
+    },
+    /// Revoke a host: it can no longer register or fetch models, and a running coordinator
+    /// drops its link within seconds (its session ends in Error). Its name stays taken.
+    Revoke {
+        /// The host's name.
+        name: String,
+        #[command(flatten)]
+        output: AccountOutput,
+    },
+}
+
 /// Where `parallax account` works, and how it answers.
 #[derive(Debug, Clone, Args)]
 pub struct AccountOutput {
@@ -196,10 +222,8 @@ pub struct ServeArgs {
     /// Largest model upload accepted, in MiB.
     #[arg(long, env = "PARALLAX_MAX_UPLOAD_MB", default_value_t = 256)]
     pub max_upload_mb: usize,
-    /// The secret render hosts register with (default: one made and kept in the database).
-    #[arg(long, env = "PARALLAX_HOST_SECRET", hide_env_values = true)]
-    pub host_secret: Option<String>,
-    /// A bearer token `/metrics` requires (default: none; it holds counts, no names).
+    /// A bearer token `/metrics` requires (default: none; it holds counts, no names); it also
+    /// reads `/v1/health` in full.
     #[arg(long, env = "PARALLAX_METRICS_TOKEN", hide_env_values = true)]
     pub metrics_token: Option<String>,
     #[command(flatten)]
@@ -243,6 +267,16 @@ pub struct TlsArgs {
     /// issues itself; its host name, localhost and its addresses are always in it.
     #[arg(long = "tls-name", env = "PARALLAX_TLS_NAMES", value_delimiter = ',')]
     pub names: Vec<String>,
+    /// Where render hosts on other machines live, for the certificates Parallax's authority
+    /// issues them: DNS domains (`hosts.showroom.lan` covers `gpu-1.hosts.showroom.lan`),
+    /// addresses or address blocks (`10.0.5.0/24`), comma-separated. The authority may sign
+    /// only these and the coordinator's own names; a host asking for any other name gets none.
+    #[arg(long = "host-domain", env = "PARALLAX_HOST_DOMAINS", value_delimiter = ',', value_parser = parse_permit)]
+    pub host_domains: Vec<crate::tls::scope::Permit>,
+}
+
+fn parse_permit(text: &str) -> Result<crate::tls::scope::Permit, String> {
+    crate::tls::scope::Permit::parse(text).map_err(|e| e.to_string())
 }
 
 /// What a coordinator that stops (SIGTERM, Ctrl-C) does with its local render hosts.

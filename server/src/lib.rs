@@ -47,9 +47,9 @@ use axum::serve::ListenerExt;
 use parallax_host::tls::{CertFiles, TlsListener};
 use tokio::net::TcpListener;
 
-use crate::accounts::keys;
+use crate::accounts::{hosts, keys};
 use crate::base::clock::{Clock, SystemClock, rfc3339};
-use crate::config::{AccountCommand, OnStop, ServeArgs, TlsMode};
+use crate::config::{AccountCommand, HostCommand, OnStop, ServeArgs, TlsMode};
 use crate::state::open_store;
 use crate::tls::TlsSetup;
 
@@ -67,6 +67,14 @@ pub async fn create_account(data: &config::DataDir, name: &str) -> anyhow::Resul
     let account = keys::create_account(&store, name).await;
     store.close().await;
     account
+}
+
+/// `parallax host add NAME`: a render host's credential, in the store of `data`.
+pub async fn add_host(data: &config::DataDir, name: &str) -> anyhow::Result<String> {
+    let store = open_store(&data.path, data.database_url.as_deref()).await?;
+    let credential = hosts::add(&store, name, SystemClock.now()).await;
+    store.close().await;
+    credential
 }
 
 /// `parallax account …`: what an operator does to accounts, against the data dir's database
@@ -219,7 +227,6 @@ pub async fn serve(
         hosts: HostMode::Processes(
             std::env::current_exe().context("finding this executable to start render hosts")?,
         ),
-        host_secret: args.host_secret.clone(),
         metrics_token: args.metrics_token.clone(),
         conversion: args.conversion.clone(),
         storage_root: args.storage_root.clone(),
@@ -235,6 +242,7 @@ pub async fn serve(
             }),
             (TlsMode::On, _, _) => TlsSetup::Local {
                 names: tls::machine_names(args.addr.ip(), &args.tls.names),
+                host_domains: args.tls.host_domains.iter().cloned().collect(),
             },
         },
     };
@@ -294,10 +302,75 @@ pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
     }
 }
 
-/// `parallax host-secret`: the secret render hosts on other machines register with.
-pub async fn host_secret(data: &config::DataDir) -> anyhow::Result<String> {
-    let store = open_store(&data.path, data.database_url.as_deref()).await?;
-    let secret = keys::stored_host_secret(&store).await;
+/// `parallax host add|list|revoke`.
+pub async fn host_command(command: HostCommand) -> anyhow::Result<String> {
+    use serde_json::json;
+
+    let output = match &command {
+        HostCommand::Add { output, .. }
+        | HostCommand::List { output }
+        | HostCommand::Revoke { output, .. } => output.clone(),
+    };
+    let store = open_store(&output.data.path, output.data.database_url.as_deref()).await?;
+    let now = SystemClock.now();
+    let answer = async {
+        Ok::<_, anyhow::Error>(match command {
+            HostCommand::Add { name, .. } => {
+                let credential = hosts::add(&store, &name, now).await?;
+                if output.json {
+                    json!({ "name": name, "credential": credential }).to_string()
+                } else {
+                    format!(
+                        "host credential: {credential}\nGive it to the host in a file only its \
+                         user reads (--credential-file) or in PARALLAX_HOST_CREDENTIAL: only its \
+                         hash is stored, it cannot be shown again."
+                    )
+                }
+            }
+            HostCommand::Revoke { name, .. } => {
+                let newly = hosts::revoke(&store, &name, now).await?;
+                if output.json {
+                    json!({ "name": name, "revoked": true, "alreadyRevoked": !newly }).to_string()
+                } else if newly {
+                    format!("host {name} is revoked: it can no longer register or fetch models")
+                } else {
+                    format!("host {name} was already revoked")
+                }
+            }
+            HostCommand::List { .. } => {
+                let listed = hosts::list(&store).await?;
+                if output.json {
+                    let listed: Vec<_> = listed
+                        .iter()
+                        .map(|h| {
+                            json!({
+                                "name": h.name,
+                                "createdAt": rfc3339(h.created_at),
+                                "revokedAt": h.revoked_at.map(rfc3339),
+                            })
+                        })
+                        .collect();
+                    serde_json::Value::from(listed).to_string()
+                } else {
+                    let mut table = csv::WriterBuilder::new()
+                        .delimiter(b'\t')
+                        .from_writer(Vec::new());
+                    table.write_record(["name", "created", "state"])?;
+                    for h in &listed {
+                        let state = match h.revoked_at {
+                            Some(at) => format!("revoked {}", rfc3339(at)),
+                            None => "active".to_string(),
+                        };
+                        table.write_record([&h.name, &rfc3339(h.created_at), &state])?;
+                    }
+                    String::from_utf8(table.into_inner()?)?
+                        .trim_end()
+                        .to_string()
+                }
+            }
+        })
+    }
+    .await;
     store.close().await;
-    secret
+    answer
 }

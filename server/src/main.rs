@@ -10,12 +10,17 @@ use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .init();
     let cli = Cli::parse();
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    match cli.command {
+        // What an operator's commands answer is theirs alone on stdout (scripts read `--json`
+        // from it); their log, e.g. Postgres' notices, goes to stderr.
+        Command::Account(_) | Command::Host(_) => tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .init(),
+        _ => tracing_subscriber::fmt().with_env_filter(filter).init(),
+    }
     let result = match cli.command {
         Command::Serve(args) => {
             parallax_server::serve(args, parallax_server::shutdown_signal()).await
@@ -36,7 +41,10 @@ async fn main() -> ExitCode {
                     stop.cancel();
                 }
             });
-            parallax_host::run(args.into(), stop).await
+            match args.try_into() {
+                Ok(config) => parallax_host::run(config, stop).await,
+                Err(e) => Err(e),
+            }
         }
         Command::Convert(args) => {
             let limits = args.conversion;
@@ -53,9 +61,9 @@ async fn main() -> ExitCode {
             };
             return ExitCode::from(convert_command(source, &limits).await);
         }
-        Command::HostSecret(data) => parallax_server::host_secret(&data)
+        Command::Host(command) => parallax_server::host_command(command)
             .await
-            .map(|secret| println!("{secret}")),
+            .map(|answer| println!("{answer}")),
         Command::Account(command) => parallax_server::account_command(command)
             .await
             .map(|answer| println!("{answer}")),

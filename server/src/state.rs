@@ -14,7 +14,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::accounts::guests::JoinAttempts;
-use crate::accounts::keys;
+use crate::accounts::hosts::HostCredentials;
 use crate::accounts::tokens::Tokens;
 use crate::base::clock::{Clock, SystemClock};
 use crate::base::redacted;
@@ -44,8 +44,8 @@ pub struct AppState {
     pub(crate) sessions: Arc<Sessions>,
     pub(crate) spaces: Arc<Spaces>,
     pub(crate) tokens: Tokens,
-    /// What render hosts must present to register and to fetch models.
-    pub(crate) host_secret: String,
+    /// What render hosts present to register and to fetch models: each its own.
+    pub(crate) host_credentials: HostCredentials,
     /// What a scraper of `/metrics` must present, if anything.
     pub(crate) metrics_token: Option<String>,
     pub(crate) metrics: Arc<Metrics>,
@@ -268,8 +268,6 @@ pub struct Options {
     pub max_upload_bytes: usize,
     /// How the hosts the pool asks for are started.
     pub hosts: HostMode,
-    /// The secret render hosts register with; `None` keeps (or makes) the one in the database.
-    pub host_secret: Option<String>,
     /// A bearer token `/metrics` requires; `None` serves it to anyone who reaches the address.
     pub metrics_token: Option<String>,
     /// The limits and settings of model conversions.
@@ -297,7 +295,6 @@ impl Options {
             clock: Arc::new(SystemClock),
             max_upload_bytes: DEFAULT_MAX_UPLOAD_BYTES,
             hosts: HostMode::Tasks,
-            host_secret: None,
             metrics_token: None,
             tls: TlsSetup::Off,
             conversion: ConversionArgs::default(),
@@ -320,7 +317,6 @@ impl AppState {
             clock,
             max_upload_bytes,
             hosts,
-            host_secret,
             metrics_token,
             tls,
             conversion,
@@ -339,10 +335,12 @@ impl AppState {
                 .clone()
                 .follow_revocations(store.clone(), shutdown.clone()),
         );
-        let host_secret = match host_secret {
-            Some(secret) => secret.clone(),
-            None => keys::stored_host_secret(&store).await?,
-        };
+        let host_credentials = HostCredentials::load(&store).await?;
+        tokio::spawn(
+            host_credentials
+                .clone()
+                .follow_revocations(shutdown.clone()),
+        );
         let replication = match nats_url {
             Some(url) => Some(Arc::new(
                 Replication::connect(url, nats_ca.as_deref()).await?,
@@ -356,7 +354,11 @@ impl AppState {
             pool.poll_interval(),
             pool.host_return_grace(),
             clock.clone(),
-            Launcher::new(hosts.clone(), host_secret.clone(), pool.host_return_grace()),
+            Launcher::new(
+                hosts.clone(),
+                host_credentials.clone(),
+                pool.host_return_grace(),
+            ),
             shutdown.clone(),
         )
         .await
@@ -428,7 +430,7 @@ impl AppState {
             spaces,
             tokens,
             on_stop: *on_stop,
-            host_secret,
+            host_credentials,
             metrics_token: metrics_token.clone(),
             metrics: Arc::default(),
             join_attempts: Arc::default(),

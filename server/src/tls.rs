@@ -7,6 +7,13 @@
 //! Local render hosts serve their render connections with the same certificate (devices reach
 //! them at the name they reached the coordinator by), and link to the coordinator at
 //! `wss://localhost`, verified against the authority.
+//!
+//! The authority is name-constrained ([`scope`]): it can sign only for the coordinator's own
+//! names and addresses and the operator's `--host-domain` entries, so even its key, stolen,
+//! cannot pass for another site on a device that trusts it. Render hosts on other machines get
+//! certificates only for names under `--host-domain`, never for the coordinator's own names.
+
+pub mod scope;
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -25,6 +32,8 @@ use rustls::pki_types::pem::PemObject;
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 
+use self::scope::{Permit, Scope, ScopeError};
+
 /// How long the authority is valid: devices trust it once, so for years.
 const CA_VALIDITY: time::Duration = time::Duration::days(3650);
 /// How long a server certificate is valid (Apple's platforms refuse more than 825 days).
@@ -39,10 +48,24 @@ const RENEW_CHECK: Duration = Duration::from_secs(6 * 60 * 60);
 pub enum TlsSetup {
     /// Plain HTTP (behind a proxy that terminates TLS).
     Off,
-    /// Its own authority issues its certificate, for these names and addresses.
-    Local { names: Vec<String> },
+    /// Its own authority issues its certificate, for these names and addresses, and render
+    /// hosts' certificates for names in `host_domains`.
+    Local {
+        names: Vec<String>,
+        host_domains: Scope,
+    },
     /// The operator's certificate, reloaded when its files change.
     Files(CertFiles),
+}
+
+impl TlsSetup {
+    /// Its own authority, for `names`, issuing no certificates to render hosts.
+    pub fn local<S: ToString>(names: &[S]) -> Self {
+        Self::Local {
+            names: names.iter().map(ToString::to_string).collect(),
+            host_domains: Scope::default(),
+        }
+    }
 }
 
 /// The coordinator's TLS, once set up.
@@ -62,6 +85,8 @@ enum Served {
         authority: Box<Authority>,
         names: Vec<String>,
         not_after: std::sync::Mutex<OffsetDateTime>,
+        /// What render hosts may have certificates for.
+        host_domains: Scope,
     },
     /// The operator's, from [`Tls::host_files`], reloaded when they change.
     Operator,
@@ -72,7 +97,28 @@ struct Authority {
     dir: PathBuf,
     pem: String,
     issuer: Issuer<'static, KeyPair>,
+    /// What it may sign (its name constraints).
+    scope: Scope,
 }
+
+/// Why a render host gets no certificate.
+#[derive(Debug, thiserror::Error)]
+pub enum HostCertificateError {
+    /// Devices trust the operator's authority, which the coordinator cannot sign with.
+    #[error(
+        "this coordinator serves its operator's certificate (--tls-cert) or plain HTTP, so it \
+         has no authority devices trust: give the host --tls-cert/--tls-key"
+    )]
+    NoAuthority,
+    #[error("no certificate for this host: {0}; start the coordinator with --host-domain")]
+    Refused(ScopeError),
+    #[error("could not issue the host's certificate: {0:#}")]
+    Failed(anyhow::Error),
+}
+
+/// When the authority was replaced, and why: devices that trusted the one before must trust it
+/// again. Kept in `DATA/tls/ca-replaced.txt` for the `/trust` page.
+const REPLACED_NOTE: &str = "ca-replaced.txt";
 
 impl Tls {
     /// Sets up `setup` with the authority in `data_dir/tls/`; `None` for [`TlsSetup::Off`].
@@ -83,10 +129,19 @@ impl Tls {
         let dir = data_dir.join("tls");
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("creating the TLS folder {}", dir.display()))?;
-        let authority = Authority::open(dir.clone())?;
         let tls = match setup {
             TlsSetup::Off => return Ok(None),
-            TlsSetup::Local { names } => {
+            TlsSetup::Local {
+                names,
+                host_domains,
+            } => {
+                let mut scope = host_domains.clone();
+                for name in names {
+                    scope.add(Permit::parse(name).with_context(|| {
+                        format!("{name:?} cannot be a name of this coordinator's certificate")
+                    })?);
+                }
+                let authority = Authority::open(dir.clone(), scope)?;
                 let (served, not_after) = authority.issue_server_cert(names)?;
                 Self {
                     certs: ServerCerts::new(served, None),
@@ -96,12 +151,14 @@ impl Tls {
                         authority: Box::new(authority),
                         names: names.clone(),
                         not_after: std::sync::Mutex::new(not_after),
+                        host_domains: host_domains.clone(),
                     },
                 }
             }
             TlsSetup::Files(files) => {
                 // The operator's certificate is for the public names; local hosts link at
-                // `localhost`, for which the authority issues one.
+                // `localhost`, for which the authority issues one (and nothing else).
+                let authority = Authority::open(dir.clone(), Scope::parse(LOOPBACK)?)?;
                 let (localhost, _) = authority.issue_server_cert(&["localhost".to_string()])?;
                 Self {
                     certs: ServerCerts::new(files.load()?, Some(localhost)),
@@ -148,13 +205,35 @@ impl Tls {
 
     /// A certificate for a render host's `name` (its `--advertise` name or address), when the
     /// served certificate is the authority's own (devices trust the authority, so they trust
-    /// this too); `None` with an operator's certificate.
-    pub fn issue_for_host(&self, name: &str) -> anyhow::Result<Option<IssuedCertificate>> {
-        let Served::Own { authority, .. } = &self.served else {
-            return Ok(None);
+    /// this too) and `name` is under `--host-domain`. Never for a wildcard, and never for a
+    /// name the operator did not give for hosts (the coordinator's own names included).
+    pub fn issue_for_host(&self, name: &str) -> Result<IssuedCertificate, HostCertificateError> {
+        let Served::Own {
+            authority,
+            host_domains,
+            ..
+        } = &self.served
+        else {
+            return Err(HostCertificateError::NoAuthority);
         };
-        let (issued, _) = authority.issue(&[name.to_string()])?;
-        Ok(Some(issued))
+        host_domains
+            .check(name)
+            .map_err(HostCertificateError::Refused)?;
+        let (issued, _) = authority
+            .issue(&[name.to_string()])
+            .map_err(HostCertificateError::Failed)?;
+        Ok(issued)
+    }
+
+    /// What the authority devices trust may sign, and when and why it replaced an earlier one
+    /// (devices that trusted that one must trust this one again); `None` without an authority
+    /// devices trust.
+    pub fn authority_notes(&self) -> Option<(String, Option<String>)> {
+        let Served::Own { authority, .. } = &self.served else {
+            return None;
+        };
+        let replaced = std::fs::read_to_string(authority.dir.join(REPLACED_NOTE)).ok();
+        Some((authority.scope.to_string(), replaced))
     }
 
     /// Issues and serves a new certificate if the current one expires within [`RENEW_BEFORE`]
@@ -164,6 +243,7 @@ impl Tls {
             authority,
             names,
             not_after,
+            ..
         } = &self.served
         else {
             return Ok(false);
@@ -179,6 +259,10 @@ impl Tls {
         Ok(true)
     }
 }
+
+/// What the authority may sign behind an operator's certificate: only the loopback names local
+/// hosts link at.
+const LOOPBACK: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
 
 fn server_files(dir: &Path) -> CertFiles {
     CertFiles {
@@ -223,12 +307,18 @@ pub fn machine_names(listen: IpAddr, extra: &[String]) -> Vec<String> {
 }
 
 impl Authority {
-    /// The authority in `dir`, made if missing or expired.
-    fn open(dir: PathBuf) -> anyhow::Result<Self> {
-        let (pem, key) = load_or_make_ca(&dir, OffsetDateTime::now_utc())?;
+    /// The authority in `dir` for `scope`, made if missing or expired, or replaced if it may
+    /// sign for more than `scope` or not for all of it.
+    fn open(dir: PathBuf, scope: Scope) -> anyhow::Result<Self> {
+        let (pem, key, scope) = load_or_make_ca(&dir, OffsetDateTime::now_utc(), scope)?;
         let issuer = Issuer::from_ca_cert_pem(&pem, key)
             .context("reading the certificate authority in the data dir")?;
-        Ok(Self { dir, pem, issuer })
+        Ok(Self {
+            dir,
+            pem,
+            issuer,
+            scope,
+        })
     }
 
     /// Issues a server certificate for `names` into `server.crt`/`server.key` (what local hosts
@@ -245,8 +335,12 @@ impl Authority {
         Ok((served, not_after))
     }
 
-    /// A certificate for `names`: the chain and key, and when it expires.
+    /// A certificate for `names`: the chain and key, and when it expires. Refused for a name
+    /// outside the authority's constraints (devices would refuse it anyway).
     fn issue(&self, names: &[String]) -> anyhow::Result<(IssuedCertificate, OffsetDateTime)> {
+        for name in names {
+            self.scope.check(name)?;
+        }
         let now = OffsetDateTime::now_utc();
         let mut params = CertificateParams::new(names.to_vec())
             .with_context(|| format!("a certificate for {names:?}"))?;
@@ -276,22 +370,37 @@ impl Authority {
     }
 }
 
-/// The authority's certificate (PEM) and key, made if missing or expired.
-fn load_or_make_ca(dir: &Path, now: OffsetDateTime) -> anyhow::Result<(String, KeyPair)> {
+/// The authority's certificate (PEM), key and scope: the one in `dir` if it is valid for a while
+/// yet and constrained to exactly what `scope` covers; else a new one for `scope` (with a note of
+/// why, when it replaces one devices may trust).
+fn load_or_make_ca(
+    dir: &Path,
+    now: OffsetDateTime,
+    scope: Scope,
+) -> anyhow::Result<(String, KeyPair, Scope)> {
     let (cert_path, key_path) = (dir.join("ca.crt"), dir.join("ca.key"));
+    let mut replaced = None;
     if let (Ok(pem), Ok(key)) = (
         std::fs::read_to_string(&cert_path),
         std::fs::read_to_string(&key_path),
     ) {
         let key = KeyPair::from_pem(&key).context("reading the authority's key in the data dir")?;
-        match ca_not_after(&pem) {
-            Some(not_after) if not_after > now + RENEW_BEFORE => return Ok((pem, key)),
-            _ => tracing::warn!(
-                "the certificate authority in {} expires: making a new one, which devices must \
-                 trust again (/ca.crt)",
-                dir.display()
+        let (not_after, held) = read_ca(&pem).unwrap_or((now, None));
+        let why = match held {
+            _ if not_after <= now + RENEW_BEFORE => "it expires".to_string(),
+            None => "it had no name constraints: it could sign for any site".to_string(),
+            Some(held) if !held.contains(&scope) => format!(
+                "this coordinator's names grew past what it may sign ({held}); it is now for \
+                 {scope}"
             ),
-        }
+            Some(held) => return Ok((pem, key, held)),
+        };
+        tracing::warn!(
+            "replacing the certificate authority in {}: {why}. Devices that trusted the old one \
+             must trust the new one again (/trust, /ca.crt)",
+            dir.display()
+        );
+        replaced = Some(why);
     }
     let host = nix::unistd::gethostname()
         .ok()
@@ -311,6 +420,7 @@ fn load_or_make_ca(dir: &Path, now: OffsetDateTime) -> anyhow::Result<(String, K
         .push(DnType::OrganizationName, "Parallax");
     params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
     params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    params.name_constraints = Some(scope.constraints());
     params.not_before = now - time::Duration::hours(1);
     params.not_after = now + CA_VALIDITY;
     let key = KeyPair::generate().context("making the authority's key")?;
@@ -319,17 +429,34 @@ fn load_or_make_ca(dir: &Path, now: OffsetDateTime) -> anyhow::Result<(String, K
         .context("making the certificate authority")?;
     write_private(&key_path, key.serialize_pem().as_bytes())?;
     std::fs::write(&cert_path, cert.pem()).context("writing the authority's certificate")?;
+    let note = dir.join(REPLACED_NOTE);
+    match replaced {
+        Some(why) => {
+            let when = now
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default();
+            std::fs::write(&note, format!("{when}: {why}"))
+                .context("writing why the authority was replaced")?;
+        }
+        None => {
+            let _ = std::fs::remove_file(&note);
+        }
+    }
     tracing::info!(
-        "made a certificate authority in {}: devices trust it once from /ca.crt",
+        "made a certificate authority in {} for {scope}: devices trust it once from /ca.crt",
         dir.display()
     );
-    Ok((cert.pem(), key))
+    Ok((cert.pem(), key, scope))
 }
 
-fn ca_not_after(pem: &str) -> Option<OffsetDateTime> {
+/// When the authority `pem` expires, and what it may sign (`None`: anything).
+fn read_ca(pem: &str) -> Option<(OffsetDateTime, Option<Scope>)> {
     let der = CertificateDer::from_pem_slice(pem.as_bytes()).ok()?;
     let (_, cert) = x509_parser::parse_x509_certificate(&der).ok()?;
-    Some(cert.validity().not_after.to_datetime())
+    Some((
+        cert.validity().not_after.to_datetime(),
+        Scope::of_certificate(&cert),
+    ))
 }
 
 /// Writes a key readable by its owner only.
@@ -352,6 +479,13 @@ fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
 mod tests {
     use super::*;
 
+    fn local(names: &[&str], host_domains: &[&str]) -> TlsSetup {
+        TlsSetup::Local {
+            names: names.iter().map(|n| n.to_string()).collect(),
+            host_domains: Scope::parse(host_domains.iter().copied()).unwrap(),
+        }
+    }
+
     /// The certificate and key the coordinator serves from `dir`.
     fn served(dir: &Path) -> Arc<rustls::sign::CertifiedKey> {
         server_files(dir).load().unwrap()
@@ -360,19 +494,10 @@ mod tests {
     #[test]
     fn the_authority_is_made_once_and_the_server_certificate_at_every_start() {
         let dir = tempfile::tempdir().unwrap();
-        let names = vec!["localhost".to_string(), "127.0.0.1".to_string()];
-        let first = Tls::open(
-            dir.path(),
-            &TlsSetup::Local {
-                names: names.clone(),
-            },
-        )
-        .unwrap()
-        .unwrap();
+        let names = ["localhost", "127.0.0.1"];
+        let first = Tls::open(dir.path(), &local(&names, &[])).unwrap().unwrap();
         let leaf = served(&dir.path().join("tls"));
-        let second = Tls::open(dir.path(), &TlsSetup::Local { names })
-            .unwrap()
-            .unwrap();
+        let second = Tls::open(dir.path(), &local(&names, &[])).unwrap().unwrap();
         assert_eq!(
             first.ca_pem(),
             second.ca_pem(),
@@ -395,14 +520,9 @@ mod tests {
     #[test]
     fn the_server_certificate_is_renewed_before_it_expires() {
         let dir = tempfile::tempdir().unwrap();
-        let tls = Tls::open(
-            dir.path(),
-            &TlsSetup::Local {
-                names: vec!["localhost".into()],
-            },
-        )
-        .unwrap()
-        .unwrap();
+        let tls = Tls::open(dir.path(), &local(&["localhost"], &[]))
+            .unwrap()
+            .unwrap();
         let now = OffsetDateTime::now_utc();
         assert!(
             !tls.renew_if_due(now).unwrap(),
@@ -428,13 +548,7 @@ mod tests {
     #[tokio::test]
     async fn the_operators_certificate_is_reloaded_when_its_files_change() {
         let local = |dir: &Path| {
-            Tls::open(
-                dir,
-                &TlsSetup::Local {
-                    names: vec!["showroom.example".into()],
-                },
-            )
-            .unwrap();
+            Tls::open(dir, &local(&["showroom.example"], &[])).unwrap();
             server_files(&dir.join("tls"))
         };
         let (first, second) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
@@ -474,6 +588,97 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         stop.cancel();
+    }
+
+    /// The certificate authority in the data dir, parsed.
+    fn authority_scope(dir: &Path) -> Option<Scope> {
+        let pem = std::fs::read_to_string(dir.join("tls/ca.crt")).unwrap();
+        read_ca(&pem).unwrap().1
+    }
+
+    #[test]
+    fn the_authority_may_sign_only_the_coordinators_names_and_the_host_domains() {
+        let dir = tempfile::tempdir().unwrap();
+        let tls = Tls::open(
+            dir.path(),
+            &local(
+                &["localhost", "127.0.0.1", "showroom.example"],
+                &["hosts.showroom.lan", "10.0.5.0/24"],
+            ),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            authority_scope(dir.path()).unwrap().to_string(),
+            "hosts.showroom.lan, 10.0.5.0/24, localhost, 127.0.0.1, showroom.example"
+        );
+        // Hosts: names under --host-domain only.
+        assert!(tls.issue_for_host("gpu-1.hosts.showroom.lan").is_ok());
+        assert!(tls.issue_for_host("10.0.5.20").is_ok());
+        for refused in [
+            "login.bank.example",
+            "*.hosts.showroom.lan",
+            "showroom.example",
+            "localhost",
+            "10.0.6.1",
+        ] {
+            let error = tls.issue_for_host(refused).unwrap_err();
+            assert!(
+                matches!(error, HostCertificateError::Refused(_)),
+                "{refused}: {error}"
+            );
+        }
+        let why = tls
+            .issue_for_host("login.bank.example")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            why.contains("login.bank.example") && why.contains("--host-domain"),
+            "{why}"
+        );
+        // Not even the authority itself signs outside its constraints.
+        let Served::Own { authority, .. } = &tls.served else {
+            unreachable!()
+        };
+        assert!(authority.issue(&["login.bank.example".into()]).is_err());
+    }
+
+    #[test]
+    fn an_unconstrained_authority_is_replaced_once_with_a_note() {
+        let dir = tempfile::tempdir().unwrap();
+        let tls_dir = dir.path().join("tls");
+        std::fs::create_dir_all(&tls_dir).unwrap();
+        // An authority of before: no name constraints.
+        let mut params = CertificateParams::default();
+        params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        params.not_after = OffsetDateTime::now_utc() + CA_VALIDITY;
+        let key = KeyPair::generate().unwrap();
+        let old = params.self_signed(&key).unwrap();
+        std::fs::write(tls_dir.join("ca.crt"), old.pem()).unwrap();
+        std::fs::write(tls_dir.join("ca.key"), key.serialize_pem()).unwrap();
+
+        let setup = local(&["localhost", "127.0.0.1"], &[]);
+        let tls = Tls::open(dir.path(), &setup).unwrap().unwrap();
+        assert_ne!(tls.ca_pem(), Some(old.pem().as_str()));
+        assert!(authority_scope(dir.path()).is_some());
+        let (scope, replaced) = tls.authority_notes().unwrap();
+        assert_eq!(scope, "localhost, 127.0.0.1");
+        assert!(
+            replaced.is_some_and(|why| why.contains("no name constraints")),
+            "the /trust page says devices must trust it again"
+        );
+        // Once: the next start keeps it.
+        let again = Tls::open(dir.path(), &setup).unwrap().unwrap();
+        assert_eq!(again.ca_pem(), tls.ca_pem());
+        // A name it does not cover (a new --tls-name) makes a new one, for the names now.
+        let grown = Tls::open(
+            dir.path(),
+            &local(&["localhost", "127.0.0.1", "alias.lan"], &[]),
+        )
+        .unwrap()
+        .unwrap();
+        assert_ne!(grown.ca_pem(), tls.ca_pem());
+        assert!(grown.authority_notes().unwrap().1.is_some());
     }
 
     #[test]

@@ -689,18 +689,17 @@ async fn uploads_are_converted_out_of_process_and_served_from_disk() {
         share * 100.0
     );
 
-    // What render hosts load: the upload's triangles, read from the converted file.
+    // Render hosts load it only for a session of its account they render: a host that renders
+    // none is refused, whatever account it names.
     let mesh = client
         .get(format!(
             "http://{addr}/v1/hosts/models/{id}/mesh?account={account}"
         ))
-        .bearer_auth(HOST_SECRET)
+        .bearer_auth(add_host(&data, "idle-gpu", &[]))
         .send()
         .await
         .unwrap();
-    assert_eq!(mesh.status(), 200);
-    let mesh = parallax_render::Mesh::from_bytes(&mesh.bytes().await.unwrap()).unwrap();
-    assert_eq!(mesh.triangles(), bracket.triangles());
+    assert_eq!(mesh.status(), 403);
 
     // A broken file: refused with the importer's reason, nothing kept.
     let answer = upload("broken.stl", b"solid nothing\nfacet normal 0 0".to_vec())
@@ -1396,7 +1395,7 @@ async fn a_remote_host_keeps_its_session_across_a_coordinator_restart() {
                 "127.0.0.1:0",
             ])
             .args(["--coordinator", &format!("ws://{addr}")])
-            .env("PARALLAX_HOST_SECRET", HOST_SECRET)
+            .env("PARALLAX_HOST_CREDENTIAL", add_host(&data, "gpu-0", &[]))
             .env("RUST_LOG", "warn")
             .spawn()
             .unwrap(),

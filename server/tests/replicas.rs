@@ -114,6 +114,15 @@ impl Shared {
 }
 
 impl Shared {
+    /// A render host's credential, added to the shared database.
+    fn host(&self, name: &str) -> String {
+        add_host(
+            &self.dir.path().join("admin"),
+            name,
+            &["--database-url", &self.database],
+        )
+    }
+
     /// `count` replicas sharing a pool of at most `standard` Standard hosts, none booted by
     /// them (hosts come on their own); a host no replica vouches for is given up after 4 s.
     fn pool_replicas(&self, count: usize, standard: &str) -> Vec<Replica> {
@@ -390,7 +399,8 @@ async fn a_headset_leaving_through_another_replica_frees_its_render_session() {
 struct RenderHost(std::process::Child);
 
 impl RenderHost {
-    fn start(coordinators: &[&str]) -> Self {
+    /// Started with `credential` (`parallax host add`), in its environment.
+    fn start(credential: &str, coordinators: &[&str]) -> Self {
         let urls: Vec<String> = coordinators
             .iter()
             .map(|addr| format!("ws://{addr}/v1/hosts/ws"))
@@ -398,7 +408,8 @@ impl RenderHost {
         let child = std::process::Command::new(env!("CARGO_BIN_EXE_parallax"))
             .arg("render-host")
             .args(["--coordinator", &urls.join(",")])
-            .args(["--size", "Standard", "--secret", HOST_SECRET])
+            .args(["--size", "Standard"])
+            .env("PARALLAX_HOST_CREDENTIAL", credential)
             .args(["--listen", "127.0.0.1:0", "--target-fps", "5"])
             .env("RUST_LOG", "warn")
             .stdout(std::process::Stdio::null())
@@ -479,10 +490,10 @@ async fn replicas_share_one_pool_and_a_host_outlives_its_replica() {
     // Two hosts link with the second replica: one may move on to the third, the other knows
     // only the second.
     let hosts = [
-        RenderHost::start(&[r0, r1, r2]),
-        RenderHost::start(&[r1, r2, r0]),
-        RenderHost::start(&[r2, r0, r1]),
-        RenderHost::start(&[r1]),
+        RenderHost::start(&shared.host("gpu-0"), &[r0, r1, r2]),
+        RenderHost::start(&shared.host("gpu-1"), &[r1, r2, r0]),
+        RenderHost::start(&shared.host("gpu-2"), &[r2, r0, r1]),
+        RenderHost::start(&shared.host("gpu-3"), &[r1]),
     ];
     let [moving, stranded] = [hosts[1].pid(), hosts[3].pid()];
     let linked = until_hosts(r0, "all four hosts link", |linked| linked.len() == 4).await;
@@ -619,7 +630,7 @@ async fn a_headset_keeps_its_picture_when_its_hosts_replica_dies() {
     let mut replicas = shared.pool_replicas(2, "1");
     let (r0, r1) = (replicas[0].1.clone(), replicas[1].1.clone());
     // The host links with the second replica; the session is made through the first.
-    let host = RenderHost::start(&[&r1, &r0]);
+    let host = RenderHost::start(&shared.host("gpu-0"), &[&r1, &r0]);
     let linked = until_hosts(&r0, "the host links", |linked| linked.len() == 1).await;
     let first = linked[&host.pid()]["replica"].clone();
     let token = token(&r0, &account, &key).await;
@@ -702,7 +713,17 @@ async fn a_single_coordinator_hands_its_sessions_to_replicas() {
     ]
     .concat();
     let (single, addr) = serve(&single_args, &[]);
-    let hosts = [RenderHost::start(&[&addr]), RenderHost::start(&[&addr])];
+    let host = |name: &str| {
+        add_host(
+            &dir.path().join("admin"),
+            name,
+            &["--database-url", &database],
+        )
+    };
+    let hosts = [
+        RenderHost::start(&host("gpu-0"), &[&addr]),
+        RenderHost::start(&host("gpu-1"), &[&addr]),
+    ];
     let linked = until_hosts(&addr, "both hosts link", |linked| linked.len() == 2).await;
     let token = token(&addr, &account, &key).await;
     let mut on_host = HashMap::new();

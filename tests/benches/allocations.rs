@@ -24,7 +24,8 @@ mod nats;
 #[path = "../../server/tests/support/postgres.rs"]
 mod postgres;
 
-const SECRET: &str = "allocation-bench-host-secret";
+/// What the coordinators are started with: it reads `/v1/health` in full.
+const METRICS_TOKEN: &str = "allocation-bench-metrics-token";
 
 /// A render host process, killed when dropped.
 struct RenderHost {
@@ -32,8 +33,9 @@ struct RenderHost {
 }
 
 impl RenderHost {
-    /// Offers itself to the first of `coordinators` (`127.0.0.1:PORT`) that answers.
-    fn start(coordinators: &[String]) -> Self {
+    /// Offers itself to the first of `coordinators` (`127.0.0.1:PORT`) that answers, with its
+    /// own `credential`.
+    fn start(credential: &str, coordinators: &[String]) -> Self {
         let urls: Vec<String> = coordinators
             .iter()
             .map(|addr| format!("ws://{addr}/v1/hosts/ws"))
@@ -41,7 +43,8 @@ impl RenderHost {
         let child = tokio::process::Command::new(parallax_binary())
             .arg("render-host")
             .args(["--coordinator", &urls.join(",")])
-            .args(["--size", "Standard", "--secret", SECRET])
+            .args(["--size", "Standard"])
+            .env("PARALLAX_HOST_CREDENTIAL", credential)
             .args(["--listen", "127.0.0.1:0", "--target-fps", "1"])
             .env("RUST_LOG", "error")
             .kill_on_drop(true)
@@ -75,10 +78,10 @@ impl Setup {
             "0",
             "--premium",
             "0",
-            "--host-secret",
-            SECRET,
             "--poll-interval-ms",
             "0",
+            "--metrics-token",
+            METRICS_TOKEN,
         ];
         if let (Some(database), Some(nats)) = (database, nats) {
             args.extend(["--database-url", database, "--nats", nats]);
@@ -90,13 +93,20 @@ impl Setup {
             servers.push(ServeProcess::start(dir.path(), &args).await);
         }
         let addrs: Vec<String> = servers.iter().map(|s| s.addr.to_string()).collect();
-        let hosts = (0..hosts)
-            .map(|i| {
-                let mut order = addrs.clone();
-                order.rotate_left(i % count);
-                RenderHost::start(&order)
-            })
-            .collect();
+        let mut started = Vec::new();
+        for i in 0..hosts {
+            let mut order = addrs.clone();
+            order.rotate_left(i % count);
+            let data = parallax_server::config::DataDir {
+                path: dirs[0].path().to_path_buf(),
+                database_url: database.map(str::to_string),
+            };
+            let credential = parallax_server::add_host(&data, &format!("bench-{i}"))
+                .await
+                .expect("a host credential");
+            started.push(RenderHost::start(&credential, &order));
+        }
+        let hosts = started;
         let setup = Self {
             servers,
             _hosts: hosts,
@@ -111,7 +121,7 @@ impl Setup {
         for _ in 0..600 {
             let health: serde_json::Value = reqwest::Client::new()
                 .get(&url)
-                .bearer_auth(SECRET)
+                .bearer_auth(METRICS_TOKEN)
                 .send()
                 .await
                 .unwrap()

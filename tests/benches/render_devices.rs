@@ -32,8 +32,7 @@ async fn main() {
         "devices", "socket", "aggregate fps", "fps per device"
     );
     run(TlsSetup::Off, &[1, 2, 4], seconds).await;
-    let names = vec!["localhost".into(), "127.0.0.1".into()];
-    run(TlsSetup::Local { names }, &[1], seconds).await;
+    run(TlsSetup::local(&["localhost", "127.0.0.1"]), &[1], seconds).await;
 }
 
 /// Each count of `devices` in turn, on a coordinator with `tls`.

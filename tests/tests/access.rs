@@ -125,8 +125,9 @@ enum Rule {
     Model,
     /// An upload in the path, to delete: its own account only.
     OwnModel,
-    /// The render hosts' mesh download: the host secret.
-    HostSecret,
+    /// The render hosts' mesh download: a host's own credential, and only for the account of the
+    /// session it renders.
+    HostCredential,
     /// A WebSocket, tried with real sockets below.
     Socket,
 }
@@ -161,7 +162,7 @@ fn rule(route: &Route) -> Option<Rule> {
             Model
         }
         ("DELETE", "/v1/models/{id}") => OwnModel,
-        ("GET", "/v1/hosts/models/{model_id}/mesh") => HostSecret,
+        ("GET", "/v1/hosts/models/{model_id}/mesh") => HostCredential,
         (
             "GET",
             "/v1/spaces/{name}/ws" | "/v1/hosts/ws" | "/v1/render/{account_id}/{session_id}",
@@ -198,7 +199,8 @@ enum Who {
     Nobody,
     OtherAccount,
     GuestOfOtherSpace,
-    /// The render host secret, where an account's token belongs.
+    /// A render host's own credential (a host that renders none of A's sessions), where an
+    /// account's token belongs.
     RenderHost,
 }
 
@@ -208,8 +210,9 @@ fn refusals(rule: Rule, who: Who) -> &'static [u16] {
     use Who::*;
     match (rule, who) {
         (Public | Socket, _) => &[],
-        (HostSecret, RenderHost) => &[],
-        (AccountKey | HostSecret, _) => &[401],
+        // A host may fetch only what the session it renders may load: it renders none of A's.
+        (HostCredential, RenderHost) => &[403],
+        (AccountKey | HostCredential, _) => &[401],
         (_, Nobody | RenderHost) => &[401],
         (Account, OtherAccount | GuestOfOtherSpace) => &[403],
         (AccountOnly, GuestOfOtherSpace) => &[403],
@@ -272,6 +275,7 @@ async fn every_route_refuses_those_it_is_not_for() {
         model: model.body["id"].as_str().unwrap().to_string(),
     };
 
+    let host_credential = server.host_credential().await;
     let mut failures = Vec::new();
     let http = reqwest::Client::new();
     for route in all_routes() {
@@ -302,7 +306,7 @@ async fn every_route_refuses_those_it_is_not_for() {
                 Who::Nobody => request,
                 Who::OtherAccount => request.bearer_auth(&b.token),
                 Who::GuestOfOtherSpace => request.header("cookie", &guest_cookie),
-                Who::RenderHost => request.bearer_auth(&server.host_secret),
+                Who::RenderHost => request.bearer_auth(&host_credential),
             };
             let status = request.send().await.unwrap().status().as_u16();
             if !refused.contains(&status) {
@@ -378,15 +382,26 @@ async fn a_device_with_another_accounts_token_is_refused_on_every_socket() {
         "{render:?}"
     );
 
-    // The hosts' socket, with an account's token where the host secret belongs.
+    // The hosts' socket, with an account's token where a host's credential belongs.
+    let register = |credential: &str, host: Option<&str>| {
+        json!({ "type": "register", "credential": credential, "host": host,
+                "size": "Standard", "endpoint": "ws://127.0.0.1:1", "adapter": "none", "pid": 1 })
+    };
+    let host = answer_to_hello(&format!("{ws}/v1/hosts/ws"), register(&a.token, None)).await;
+    assert!(
+        matches!(&host, Ok((1008, reason)) if reason.contains("credential is wrong")),
+        "{host:?}"
+    );
+    // A host's own credential, claiming the name of a host the coordinator started (whose
+    // session A's headset holds): refused.
+    let credential = server.host_credential().await;
     let host = answer_to_hello(
         &format!("{ws}/v1/hosts/ws"),
-        json!({ "type": "register", "secret": a.token, "size": "Standard",
-                "endpoint": "ws://127.0.0.1:1", "adapter": "none", "pid": 1 }),
+        register(&credential, Some("standard-1")),
     )
     .await;
     assert!(
-        matches!(&host, Ok((1008, reason)) if reason.contains("secret")),
+        matches!(&host, Ok((1008, reason)) if reason.contains("cannot register as another")),
         "{host:?}"
     );
     server.stop().await;

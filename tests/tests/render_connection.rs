@@ -338,13 +338,13 @@ async fn devices_that_break_the_rules_get_a_reason() {
 
 /// Starts a render host as one on another machine runs (`parallax render-host --coordinator …`,
 /// not started by the coordinator) in this process; it runs until `stop`.
-fn remote_host(server: &TestServer, target_fps: u32, stop: &CancellationToken) {
-    let config = server.remote_host(target_fps, None);
+async fn remote_host(server: &TestServer, target_fps: u32, stop: &CancellationToken) {
+    let config = server.remote_host(target_fps, None).await;
     tokio::spawn(parallax_host::run(config, stop.clone()));
 }
 
 async fn registered_hosts(server: &TestServer) -> Vec<Value> {
-    let health = get_json(server, "/v1/health", &server.host_secret).await;
+    let health = get_json(server, "/v1/health", &server.operator).await;
     health["hosts"].as_array().cloned().unwrap_or_default()
 }
 
@@ -362,7 +362,7 @@ async fn a_remote_host_joins_up_to_capacity_and_paces_frames_from_the_latest_pos
     })
     .await;
     let stop = CancellationToken::new();
-    remote_host(&server, 4, &stop);
+    remote_host(&server, 4, &stop).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while registered_hosts(&server).await.is_empty() {
         assert!(
@@ -372,7 +372,7 @@ async fn a_remote_host_joins_up_to_capacity_and_paces_frames_from_the_latest_pos
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // A second one finds the pool full (one Standard host at most) and is not registered.
-    remote_host(&server, 4, &stop);
+    remote_host(&server, 4, &stop).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(registered_hosts(&server).await.len(), 1);
 
@@ -540,4 +540,62 @@ async fn a_stereo_pose_gets_both_eyes_side_by_side() {
     };
     assert_eq!(code, "BadPose");
     assert!(message.contains("side by side"), "{message}");
+}
+
+/// `parallax host revoke NAME` while the host renders a session: the coordinator drops the host
+/// within seconds and the session ends in `Error` saying why; the host cannot register again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_host_is_dropped_within_seconds_and_its_session_ends() {
+    let (_dir, server, arr) = setup(PoolArgs {
+        standard: 1,
+        standard_standby: 0,
+        premium: 0,
+        poll_interval_ms: 0,
+        ..PoolArgs::default()
+    })
+    .await;
+    let stop = CancellationToken::new();
+    let config = server.remote_host(4, None).await;
+    let name = config.credential.split('.').next().unwrap().to_string();
+    tokio::spawn(parallax_host::run(config, stop.clone()));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while registered_hosts(&server).await.is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "no host registered");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut body = arr.put("revoked", "Standard", 30).await.body;
+    while body["status"] != "Ready" {
+        assert!(tokio::time::Instant::now() < deadline, "{body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        body = arr.get("revoked").await.body;
+    }
+
+    let revoke = parallax_server::config::HostCommand::Revoke {
+        name: name.clone(),
+        output: parallax_server::config::AccountOutput {
+            data: server.data.clone(),
+            json: true,
+        },
+    };
+    let answer = parallax_server::host_command(revoke).await.unwrap();
+    assert!(answer.contains("\"revoked\":true"), "{answer}");
+    let revoked = tokio::time::Instant::now();
+    loop {
+        let body = arr.get("revoked").await.body;
+        if body["status"] == "Error" {
+            let why = body["error"]["message"].as_str().unwrap_or_default();
+            assert!(why.contains("revoked") && why.contains(&name), "{body}");
+            break;
+        }
+        assert!(
+            revoked.elapsed() < Duration::from_secs(5),
+            "still {body} 5 s after the revocation"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // And it does not come back.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(registered_hosts(&server).await.is_empty());
+    stop.cancel();
+    server.stop().await;
 }

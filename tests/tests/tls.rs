@@ -4,14 +4,17 @@
 //! client trusts only the authority it was given.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::{SinkExt, StreamExt};
 use parallax_headset::load::{self, LoadConfig};
 use parallax_headset::{ClientError, Coordinator, Trust};
 use parallax_host::HostConfig;
 use parallax_host::tls::CertFiles;
 use parallax_server::Options;
 use parallax_server::config::PoolArgs;
+use parallax_server::tls::scope::Scope;
 use parallax_server::tls::{Tls, TlsSetup};
 use parallax_tests::{ArrClient, TestServer, data_dir, frame_trusting, get_json};
 use serde_json::Value;
@@ -24,6 +27,8 @@ async fn tls_server(dir: &Path, pool: PoolArgs) -> (TestServer, (String, String)
         pool,
         tls: TlsSetup::Local {
             names: vec!["localhost".into(), "127.0.0.1".into()],
+            // The remote hosts of these tests run on this machine and are reached at localhost.
+            host_domains: Scope::parse(["localhost"]).unwrap(),
         },
         ..TestServer::options(dir)
     };
@@ -44,8 +49,7 @@ fn one_standard_host(standby: u32) -> PoolArgs {
 /// The authority of another coordinator (another data dir on this machine): `dir/tls/ca.crt`.
 fn another_authority() -> tempfile::TempDir {
     let elsewhere = data_dir();
-    let names = vec!["localhost".into()];
-    Tls::open(elsewhere.path(), &TlsSetup::Local { names }).unwrap();
+    Tls::open(elsewhere.path(), &TlsSetup::local(&["localhost"])).unwrap();
     elsewhere
 }
 
@@ -59,6 +63,100 @@ async fn wait_for_a_host(server: &TestServer) {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// What a client that trusts the authority in `dir` (as every device in the room does) says of a
+/// certificate for `name` signed with that authority's key, as a thief of the key would sign it.
+fn verdict_on_a_forged_certificate(dir: &Path, name: &str) -> Result<(), rustls::Error> {
+    use rustls::client::danger::ServerCertVerifier;
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+
+    let tls = dir.join("tls");
+    let ca_pem = std::fs::read_to_string(tls.join("ca.crt")).unwrap();
+    let ca_key =
+        rcgen::KeyPair::from_pem(&std::fs::read_to_string(tls.join("ca.key")).unwrap()).unwrap();
+    let issuer = rcgen::Issuer::from_ca_cert_pem(&ca_pem, ca_key).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let forged = rcgen::CertificateParams::new(vec![name.to_string()])
+        .unwrap()
+        .signed_by(&key, &issuer)
+        .unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(ca_pem.as_bytes()).unwrap())
+        .unwrap();
+    let verifier = rustls::client::WebPkiServerVerifier::builder(Arc::new(roots))
+        .build()
+        .unwrap();
+    verifier
+        .verify_server_cert(
+            forged.der(),
+            &[],
+            &ServerName::try_from(name.to_string()).unwrap(),
+            &[],
+            UnixTime::now(),
+        )
+        .map(|_| ())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_authority_can_sign_only_the_coordinators_names_and_hosts_get_no_other() {
+    let dir = data_dir();
+    let (server, _) = tls_server(dir.path(), one_standard_host(0)).await;
+
+    // Even with the authority's key, a certificate for another site is refused by a client
+    // that trusts the authority; one for the coordinator's own name passes.
+    let forged = verdict_on_a_forged_certificate(dir.path(), "login.bank.example");
+    assert!(
+        matches!(
+            forged,
+            Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::Other(_)
+                    | rustls::CertificateError::NotValidForName
+                    | rustls::CertificateError::NotValidForNameContext { .. }
+            ))
+        ),
+        "{forged:?}"
+    );
+    assert!(
+        format!("{forged:?}").contains("NameConstraint"),
+        "{forged:?}"
+    );
+    verdict_on_a_forged_certificate(dir.path(), "localhost").expect("its own name passes");
+
+    // A host (with a valid credential) asking for a certificate for another name is refused,
+    // with the reason, and given nothing.
+    let credential = server.host_credential().await;
+    let mut link = parallax_host::tls::connect_ws(
+        format!("wss://localhost:{}/v1/hosts/ws", server.addr.port()),
+        server.trust.as_ref(),
+    )
+    .await
+    .unwrap();
+    let register = serde_json::json!({
+        "type": "register", "credential": credential, "host": null, "size": "Standard",
+        "endpoint": "wss://login.bank.example:443", "adapter": "none", "pid": 1,
+        "wants_certificate": true,
+    });
+    link.send(tokio_tungstenite::tungstenite::Message::text(
+        register.to_string(),
+    ))
+    .await
+    .unwrap();
+    match parallax_tests::within(link.next()).await {
+        Some(Ok(tokio_tungstenite::tungstenite::Message::Close(Some(frame)))) => {
+            assert_eq!(u16::from(frame.code), 1008);
+            assert!(
+                frame.reason.contains("login.bank.example") && frame.reason.contains("outside"),
+                "{}",
+                frame.reason
+            );
+        }
+        other => panic!("expected the registration refused, got {other:?}"),
+    }
+    assert_eq!(registered_hosts(&server).await, 0);
+    server.stop().await;
 }
 
 /// Waits until session `id` is Ready; its properties.
@@ -172,7 +270,7 @@ async fn clients_trust_only_the_authority_they_were_given() {
 
 /// `parallax render-host` on another machine, run here: links to the coordinator trusting `ca`,
 /// serves devices with `cert` (without: with one the coordinator issues), reached at `localhost`.
-fn remote_host(
+async fn remote_host(
     server: &TestServer,
     ca: &Path,
     cert: Option<CertFiles>,
@@ -186,7 +284,7 @@ fn remote_host(
         ca: Some(ca.to_path_buf()),
         tls: cert,
         size: parallax_core::session::SessionSize::Standard,
-        secret: server.host_secret.clone(),
+        credential: server.host_credential().await,
         host: None,
         listen: "127.0.0.1:0".parse().unwrap(),
         advertise: Some("localhost".into()),
@@ -206,7 +304,7 @@ fn remote_host(
 }
 
 async fn registered_hosts(server: &TestServer) -> usize {
-    let health = get_json(server, "/v1/health", &server.host_secret).await;
+    let health = get_json(server, "/v1/health", &server.operator).await;
     health["hosts"].as_array().map_or(0, Vec::len)
 }
 
@@ -219,14 +317,14 @@ async fn a_remote_render_host_registers_over_wss_and_serves_a_device_over_wss() 
 
     // A host told to trust another authority does not register.
     let elsewhere = another_authority();
-    let wrong = remote_host(&server, &elsewhere.path().join("tls/ca.crt"), None, &stop);
+    let wrong = remote_host(&server, &elsewhere.path().join("tls/ca.crt"), None, &stop).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(registered_hosts(&server).await, 0);
     wrong.abort();
 
     // The coordinator's authority, and no certificate of its own: the coordinator issues one for
     // its --advertise name when it registers.
-    remote_host(&server, &tls.join("ca.crt"), None, &stop);
+    remote_host(&server, &tls.join("ca.crt"), None, &stop).await;
     wait_for_a_host(&server).await;
     let arr = ArrClient::sign_in(&server, &account, &key).await;
     let session = ready(&arr, "remote").await;
@@ -243,7 +341,7 @@ async fn a_remote_render_host_registers_over_wss_and_serves_a_device_over_wss() 
         cert: tls.join("server.crt"),
         key: tls.join("server.key"),
     };
-    remote_host(&server, &tls.join("ca.crt"), Some(cert), &stop);
+    remote_host(&server, &tls.join("ca.crt"), Some(cert), &stop).await;
     wait_for_a_host(&server).await;
     let session = ready(&arr, "own-cert").await;
     let url = session["renderUrl"].as_str().unwrap();

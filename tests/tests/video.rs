@@ -267,7 +267,7 @@ async fn a_starved_view_at_rest_gets_one_sharp_key_frame_and_odd_sizes_are_refus
     let server = TestServer::start_with(dir.path(), &pool).await;
     let arr = ArrClient::sign_in(&server, &account, &key).await;
     let stop = tokio_util::sync::CancellationToken::new();
-    let config = server.remote_host(30, Some(100_000));
+    let config = server.remote_host(30, Some(100_000)).await;
     tokio::spawn(parallax_host::run(config, stop.clone()));
     let mut session = arr.put("starved", "Standard", 30).await.body;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);

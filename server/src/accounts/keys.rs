@@ -1,5 +1,4 @@
-//! Accounts and the secrets kept for them: an account's key (only its Argon2 hash is stored)
-//! and the host secret render hosts register with.
+//! Accounts and the secrets kept for them: an account's key (only its Argon2 hash is stored).
 
 use anyhow::Context;
 use argon2::Argon2;
@@ -10,8 +9,6 @@ use sha2::{Digest, Sha256};
 use parallax_core::time::Timestamp;
 
 use crate::base::store::{AccountRecord, Store};
-
-const HOST_SECRET_SETTING: &str = "host_secret";
 
 /// A new account's credentials. The key is shown once and only its hash is stored.
 pub struct NewAccount {
@@ -85,14 +82,6 @@ async fn new_key() -> anyhow::Result<(String, String)> {
     Ok((key, key_hash))
 }
 
-/// The secret render hosts register with, made on first use.
-pub async fn stored_host_secret(store: &Store) -> anyhow::Result<String> {
-    store
-        .setting_or_insert(HOST_SECRET_SETTING, &random_hex(32))
-        .await
-        .context("reading the host secret")
-}
-
 /// Checks `key` against the stored hash of `account`, off the async threads (Argon2 is slow on
 /// purpose). A revoked account's key never matches.
 pub async fn verify_key(account: &AccountRecord, key: &str) -> bool {
@@ -124,10 +113,14 @@ pub(crate) fn random_hex(bytes: usize) -> String {
     buffer.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Whether `given` is `secret`, compared in constant time (as hashes), so its bytes cannot be
-/// timed out of us.
+/// Whether `given` is `secret`, compared in constant time (`subtle`, on their hashes, so not
+/// even the length shows), so its bytes cannot be timed out of us.
 pub fn secret_matches(given: &str, secret: &str) -> bool {
-    Sha256::digest(given.as_bytes()) == Sha256::digest(secret.as_bytes())
+    use subtle::ConstantTimeEq;
+    Sha256::digest(given.as_bytes())
+        .as_slice()
+        .ct_eq(Sha256::digest(secret.as_bytes()).as_slice())
+        .into()
 }
 
 #[cfg(test)]

@@ -1,7 +1,8 @@
-//! Who may call: accounts and their keys, the host secret, the access tokens a key is traded for
-//! (signed with HS256), and how often guests may try a join code.
+//! Who may call: accounts and their keys, render hosts' credentials, the access tokens a key is
+//! traded for (signed with HS256), and how often guests may try a join code.
 
 pub mod guests;
+pub mod hosts;
 pub mod hs256;
 pub mod keys;
 pub mod tokens;

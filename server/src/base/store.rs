@@ -895,6 +895,63 @@ impl Store {
             .await
     }
 
+    /// Adds render host `name`'s credential (the hash of its secret); false if the name is
+    /// taken (revoked names stay taken).
+    pub async fn insert_host_credential(
+        &self,
+        name: &str,
+        secret_hash: &str,
+        at: Timestamp,
+    ) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "INSERT INTO host_credentials (name, secret_hash, created_at_ms) VALUES ($1, $2, $3)
+             ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(secret_hash)
+        .bind(at.as_millis() as i64)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Render host `name`'s credential, revoked or not.
+    pub async fn host_credential(&self, name: &str) -> StoreResult<Option<HostCredentialRecord>> {
+        let row = sqlx::query(&format!("{HOST_CREDENTIAL_COLUMNS} WHERE name = $1"))
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(host_credential_from_row).transpose()
+    }
+
+    /// Every render host credential, revoked ones too, by name.
+    pub async fn host_credentials(&self) -> StoreResult<Vec<HostCredentialRecord>> {
+        let rows = sqlx::query(&format!("{HOST_CREDENTIAL_COLUMNS} ORDER BY name"))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(host_credential_from_row).collect()
+    }
+
+    /// Revokes render host `name`'s credential as of `at`; false if there is no such host.
+    pub async fn revoke_host_credential(&self, name: &str, at: Timestamp) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE host_credentials SET revoked_at_ms = COALESCE(revoked_at_ms, $2)
+             WHERE name = $1",
+        )
+        .bind(name)
+        .bind(at.as_millis() as i64)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// The names of every revoked render host.
+    pub async fn revoked_host_credentials(&self) -> StoreResult<Vec<String>> {
+        sqlx::query_scalar("SELECT name FROM host_credentials WHERE revoked_at_ms IS NOT NULL")
+            .fetch_all(&self.pool)
+            .await
+    }
+
     /// The setting `name`; if it has none yet, stores `default` first. Concurrent first calls
     /// agree on one value.
     pub async fn setting_or_insert(&self, name: &str, default: &str) -> StoreResult<String> {
@@ -1150,6 +1207,29 @@ pub struct AccountRecord {
     pub key_rotated_at: Option<Timestamp>,
     /// Since when its key and tokens no longer work.
     pub revoked_at: Option<Timestamp>,
+}
+
+/// A render host's credential as stored.
+#[derive(Debug, Clone)]
+pub struct HostCredentialRecord {
+    pub name: String,
+    /// SHA-256 of the secret, hex.
+    pub secret_hash: String,
+    pub created_at: Timestamp,
+    /// Since when the host may no longer register.
+    pub revoked_at: Option<Timestamp>,
+}
+
+const HOST_CREDENTIAL_COLUMNS: &str =
+    "SELECT name, secret_hash, created_at_ms, revoked_at_ms FROM host_credentials";
+
+fn host_credential_from_row(row: &AnyRow) -> StoreResult<HostCredentialRecord> {
+    Ok(HostCredentialRecord {
+        name: row.try_get("name")?,
+        secret_hash: row.try_get("secret_hash")?,
+        created_at: instant(row, "created_at_ms")?.unwrap_or_default(),
+        revoked_at: instant(row, "revoked_at_ms")?,
+    })
 }
 
 const ACCOUNT_COLUMNS: &str =

@@ -87,9 +87,10 @@ async fn postgres_over_tls_is_verified_against_the_authority_given() {
     let ours = tempfile::tempdir().unwrap();
     let local = TlsSetup::Local {
         names: vec!["localhost".into()],
+        host_domains: crate::tls::scope::Scope::parse(["localhost"]).unwrap(),
     };
     let authority = Tls::open(ours.path(), &local).unwrap().unwrap();
-    let issued = authority.issue_for_host("localhost").unwrap().unwrap();
+    let issued = authority.issue_for_host("localhost").unwrap();
     let server = PostgresServer::start_with_tls(&issued.cert, &issued.key);
     server.new_database("parallax_tls").await;
     let trusting = |ca: &std::path::Path| {

@@ -26,7 +26,7 @@ pub(crate) async fn ping_handler() -> &'static str {
 
 /// Liveness plus the renderer's state: 503 when frames cannot be rendered. Anyone may ask whether
 /// the service is up; the adapter, the pool and each host's endpoint and process are for an
-/// account's token or the host secret.
+/// account's token or the operator's `--metrics-token`.
 #[utoipa::path(get, path = "/v1/health", tag = "service",
     responses((status = 200, description = "Up, with the render adapter and the render pool per size"), (status = 503, description = "No GPU adapter could be opened", body = crate::base::error::ErrorBody)))]
 pub(crate) async fn health_handler(
@@ -35,11 +35,15 @@ pub(crate) async fn health_handler(
 ) -> Result<Json<Value>> {
     let unopened = Ok("not opened yet: it opens with the first thumbnail".to_string());
     let renderer = state.catalog.renderer();
-    let operator = auth::bearer(&headers).is_ok_and(|b| secret_matches(b, &state.host_secret))
-        || auth::access_token(&headers)
-            .ok()
-            .and_then(|token| state.tokens.verify(&token).ok())
-            .is_some_and(|claims| claims.space.is_none());
+    let operator = auth::bearer(&headers).is_ok_and(|b| {
+        state
+            .metrics_token
+            .as_ref()
+            .is_some_and(|token| secret_matches(b, token))
+    }) || auth::access_token(&headers)
+        .ok()
+        .and_then(|token| state.tokens.verify(&token).ok())
+        .is_some_and(|claims| claims.space.is_none());
     match renderer.as_ref().unwrap_or(&unopened) {
         Ok(_) if !operator => Ok(Json(json!({ "status": "ok" }))),
         Ok(adapter) => Ok(Json(json!({

@@ -1,9 +1,11 @@
 //! The coordinator's endpoints for render hosts.
 //!
-//! - `/v1/hosts/ws`: where every host (started here or on another machine) registers with the
-//!   host secret, heartbeats, and asks whether a device's token admits it. A host silent for
-//!   [`HOST_SILENCE_MS`] or whose link closes is lost; its session ends in `Error`.
-//! - `/v1/hosts/models/{id}/mesh`: a catalog model, imported, for a host to render.
+//! - `/v1/hosts/ws`: where every host (started here or on another machine) registers with its
+//!   own credential, heartbeats, and asks whether a device may use its session. A host silent
+//!   for [`HOST_SILENCE_MS`], whose link closes or whose credential is revoked is lost; its
+//!   session ends in `Error`.
+//! - `/v1/hosts/models/{id}/mesh`: a catalog model, imported, for a host to render: only for the
+//!   account whose session the host renders.
 
 use std::time::Duration;
 
@@ -23,13 +25,13 @@ use parallax_core::protocol::{
 use parallax_core::session::{SessionId, SessionKey, SessionSize};
 use serde::Deserialize;
 
-use crate::accounts::keys::secret_matches;
 use crate::base::error::AppError;
 use crate::catalog::models::MeshBytes;
 use crate::config::OnStop;
 use crate::http::auth;
 use crate::pool::sessions::RegisterError;
 use crate::state::AppState;
+use crate::tls::HostCertificateError;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -40,7 +42,8 @@ pub fn router() -> Router<AppState> {
 #[derive(Debug, Deserialize)]
 struct MeshQuery {
     size: Option<String>,
-    /// The account whose session loads it: a session loads only what its account may see.
+    /// The account whose session loads it, as the host believes: it must be the account of the
+    /// session the host renders now.
     account: Option<String>,
 }
 
@@ -52,18 +55,25 @@ async fn mesh_handler(
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
     let given = auth::bearer(&headers).unwrap_or_default();
-    if !secret_matches(given, &state.host_secret) {
+    let Some(host) = state.host_credentials.verify(given).await else {
         return Err(AppError::Unauthorized(
-            "render hosts authenticate with the host secret".into(),
+            "render hosts authenticate with their own credential".into(),
         ));
-    }
-    let account = query.account.as_deref().ok_or_else(|| {
-        AppError::bad_request(
-            "say whose session loads the model (account)",
-            Some("account"),
-        )
-    })?;
-    let record = state.catalog.get(&ModelId::new(model), account).await?;
+    };
+    // Only what the account of the session this host renders may load: a host holds no lease
+    // to anything else.
+    let account = state
+        .sessions
+        .leased_account(host.name())
+        .await
+        .filter(|leased| query.account.as_ref().is_none_or(|asked| asked == leased))
+        .ok_or_else(|| {
+            AppError::forbidden(format!(
+                "render host {} renders no session of that account now",
+                host.name()
+            ))
+        })?;
+    let record = state.catalog.get(&ModelId::new(model), &account).await?;
     let size = match query.size.as_deref() {
         Some(size) => size
             .parse::<SessionSize>()
@@ -115,36 +125,42 @@ async fn host_link(mut socket: WebSocket, state: AppState) {
 }
 
 /// A certificate for the name in a host's `endpoint` (`wss://NAME:PORT`), from the coordinator's
-/// own authority; `None` (logged) when there is none to give.
-fn certificate_for(state: &AppState, endpoint: &str) -> Option<IssuedCertificate> {
+/// own authority; `Ok(None)` (logged) when it has none devices trust, `Err` with the reason when
+/// the name is not one it may sign for a host: the registration is refused rather than answered
+/// with anything else.
+fn certificate_for(state: &AppState, endpoint: &str) -> Result<Option<IssuedCertificate>, String> {
     let name = url::Url::parse(endpoint)
-        .ok()?
-        .host_str()?
-        .trim_matches(['[', ']'])
-        .to_string();
+        .ok()
+        .and_then(|url| {
+            url.host_str()
+                .map(|h| h.trim_matches(['[', ']']).to_string())
+        })
+        .ok_or_else(|| format!("{endpoint:?} has no host name to issue a certificate for"))?;
     if name
         .parse::<std::net::IpAddr>()
         .is_ok_and(|ip| ip.is_unspecified())
     {
-        tracing::warn!(%endpoint, "a host asked for a certificate without --advertise: none issued");
-        return None;
+        return Err(
+            "a certificate needs the name devices reach this host by: start it with --advertise"
+                .into(),
+        );
     }
-    match state.tls.as_ref().map(|tls| tls.issue_for_host(&name)) {
-        Some(Ok(Some(issued))) => {
+    let Some(tls) = state.tls.as_ref() else {
+        tracing::warn!(%name, "{}", HostCertificateError::NoAuthority);
+        return Ok(None);
+    };
+    match tls.issue_for_host(&name) {
+        Ok(issued) => {
             tracing::info!(%name, "issued a certificate to a render host");
-            Some(issued)
+            Ok(Some(issued))
         }
-        Some(Err(e)) => {
-            tracing::error!(%name, "could not issue a host certificate: {e:#}");
-            None
+        Err(e @ HostCertificateError::NoAuthority) => {
+            tracing::warn!(%name, "{e}");
+            Ok(None)
         }
-        _ => {
-            tracing::warn!(
-                %name,
-                "a host asked for a certificate, but this coordinator has no authority devices \
-                 trust (--tls-cert or --tls off): give the host --tls-cert/--tls-key"
-            );
-            None
+        Err(e) => {
+            tracing::warn!(%name, "refused a render host's certificate: {e}");
+            Err(e.to_string())
         }
     }
 }
@@ -158,7 +174,7 @@ async fn serve_host(socket: &mut WebSocket, state: &AppState) -> Result<String, 
         Err(_) => return Err("no register within 10 seconds".into()),
     };
     let Ok(HostReport::Register {
-        secret,
+        credential,
         size,
         host,
         endpoint,
@@ -169,19 +185,29 @@ async fn serve_host(socket: &mut WebSocket, state: &AppState) -> Result<String, 
     else {
         return Err("the first message must be register".into());
     };
-    if !secret_matches(&secret, &state.host_secret) {
-        return Err("the host secret is wrong".into());
+    let Some(identity) = state.host_credentials.verify(&credential).await else {
+        return Err(
+            "the host credential is wrong or revoked (`parallax host add NAME` makes one)".into(),
+        );
+    };
+    // A host registers as its credential's name and nothing else.
+    let name = identity.name().clone();
+    if host.as_ref().is_some_and(|asked| *asked != name) {
+        return Err(format!(
+            "this credential is render host {name}'s: it cannot register as another"
+        ));
     }
     let certificate = if wants_certificate {
-        certificate_for(state, &endpoint)
+        certificate_for(state, &endpoint)?
     } else {
         None
     };
     let (host, mut commands) = state
         .sessions
-        .register(host, size, endpoint, adapter, pid)
+        .register(name, size, endpoint, adapter, pid)
         .await
         .map_err(|e: RegisterError| e.to_string())?;
+    let mut revocations = state.host_credentials.revocations();
     let registered = HostCommand::Registered {
         host: host.clone(),
         certificate,
@@ -227,6 +253,11 @@ async fn serve_host(socket: &mut WebSocket, state: &AppState) -> Result<String, 
                     }
                     Ok(HostReport::Register { .. }) => break Err("register was already received".into()),
                     Err(e) => break Err(e.to_string()),
+                }
+            }
+            Ok(()) = revocations.changed() => {
+                if state.host_credentials.is_revoked(host.as_str()) {
+                    break Err(format!("render host {host}'s credential was revoked"));
                 }
             }
             Some(command) = commands.recv() => {

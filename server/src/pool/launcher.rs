@@ -17,6 +17,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::accounts::hosts::HostCredentials;
 use crate::tls::Tls;
 
 /// How long a started host may take to register before it is given up.
@@ -59,7 +60,8 @@ struct Address {
 /// Starts local render hosts and tells the session driver when one ends.
 pub struct Launcher {
     mode: HostMode,
-    secret: String,
+    /// Gives each host started here the credential of its name.
+    credentials: HostCredentials,
     /// Set once the coordinator listens: how hosts reach it and where they listen.
     address: watch::Sender<Option<Address>>,
     /// Hosts started here and not yet given up.
@@ -73,11 +75,11 @@ pub struct Launcher {
 impl Launcher {
     /// Hosts started by a launcher outlive a coordinator that dies: they wait for it (twice
     /// `return_grace`, at least a minute) and link again.
-    pub fn new(mode: HostMode, secret: String, return_grace: Duration) -> Self {
+    pub fn new(mode: HostMode, credentials: HostCredentials, return_grace: Duration) -> Self {
         let (events, queue) = mpsc::unbounded_channel();
         Self {
             mode,
-            secret,
+            credentials,
             coordinator_wait: (return_grace * 2).max(Duration::from_secs(60)),
             address: watch::Sender::new(None),
             started: Mutex::new(HashMap::new()),
@@ -131,7 +133,7 @@ impl Launcher {
     pub fn launch(&self, host: HostId, size: SessionSize) {
         let stop = CancellationToken::new();
         let mode = self.mode.clone();
-        let secret = self.secret.clone();
+        let credential = self.credentials.local_credential(&host);
         let mut address = self.address.subscribe();
         let events = self.events.clone();
         let id = host.clone();
@@ -152,7 +154,7 @@ impl Launcher {
                 ca: address.ca,
                 tls: address.serve,
                 size,
-                secret,
+                credential,
                 host: Some(id.clone()),
                 listen: SocketAddr::new(address.listen, 0),
                 advertise: None,
@@ -246,7 +248,8 @@ async fn supervise_process(
         .env_remove("PARALLAX_CA")
         .env_remove("PARALLAX_HOST_TLS_CERT")
         .env_remove("PARALLAX_HOST_TLS_KEY")
-        .env("PARALLAX_HOST_SECRET", &config.secret)
+        // In the environment, not on the command line (which `ps` shows everyone).
+        .env("PARALLAX_HOST_CREDENTIAL", &config.credential)
         // Not killed when dropped: a host outlives a coordinator that dies or leaves it running
         // (`--on-stop keep-hosts`), and exits by itself when no coordinator takes it back.
         .stdin(std::process::Stdio::null());

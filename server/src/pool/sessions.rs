@@ -377,12 +377,32 @@ impl Sessions {
         Ok(session.size)
     }
 
-    /// A host registered: by the name it was started with, by the name it had before this
-    /// coordinator restarted (its session goes on), or offering itself (`None`, or a name
-    /// nobody expects: it gets a new one). Returns its name and the commands to send it.
+    /// The account whose session `host` renders now, if it renders one: a host may fetch only
+    /// the models that account may load.
+    pub async fn leased_account(&self, host: &HostId) -> Option<String> {
+        match &self.shared {
+            Some(shared) => shared
+                .read_pool()
+                .await
+                .ok()?
+                .lease_of(host)
+                .map(|key| key.account.clone()),
+            None => self
+                .lock()
+                .service
+                .pool()
+                .lease_of(host)
+                .map(|key| key.account.clone()),
+        }
+    }
+
+    /// A host registered under `host`, the name its credential proves: the name it was started
+    /// with, the name it had before this coordinator restarted (its session goes on), or a name
+    /// of its own the pool does not have yet (it offers itself). Returns its name and the
+    /// commands to send it.
     pub async fn register(
         &self,
-        name: Option<HostId>,
+        host: HostId,
         size: SessionSize,
         endpoint: String,
         adapter: String,
@@ -390,26 +410,26 @@ impl Sessions {
     ) -> Result<(HostId, mpsc::UnboundedReceiver<HostCommand>), RegisterError> {
         if let Some(shared) = &self.shared {
             return self
-                .register_shared(shared, name, size, endpoint, adapter, pid)
+                .register_shared(shared, host, size, endpoint, adapter, pid)
                 .await;
         }
         let now = self.now();
         let mut inner = self.lock();
-        let linked = |host: &HostId| self.hosts_lock().contains_key(host);
-        let host = match name {
-            Some(host) if linked(&host) => return Err(RegisterError::Unexpected(host)),
-            // A process started here reports its own pid: an older host of the same name (from
-            // before a restart) is not taken for it.
-            Some(host) if self.launcher.started_as(&host, pid) => host,
-            Some(host) if inner.service.pool().is_returning(&host) => {
+        if self.hosts_lock().contains_key(&host) {
+            return Err(RegisterError::Unexpected(host));
+        }
+        // A process started here reports its own pid: an older host of the same name (from
+        // before a restart) is not taken for it.
+        if !self.launcher.started_as(&host, pid) {
+            if inner.service.pool().is_returning(&host) {
                 tracing::info!(%host, "render host is back after the coordinator restarted");
-                host
+            } else {
+                inner
+                    .service
+                    .handle_host_offered(host.clone(), size)
+                    .map_err(|e| RegisterError::Full(e.to_string()))?;
             }
-            _ => inner
-                .service
-                .handle_host_offered(size)
-                .map_err(|e| RegisterError::Full(e.to_string()))?,
-        };
+        }
         let queue = self.link(&host, size, endpoint, adapter, pid);
         inner.service.handle_host_ready(&host, now);
         if inner.service.pool().lease_of(&host).is_none() {
@@ -424,11 +444,11 @@ impl Sessions {
 
     /// Replicas: a host registered here, under a name the shared pool knows (it links again:
     /// its replica died or restarted, and its session goes on), the one this replica started
-    /// it with, or offering itself.
+    /// it with, or a name of its own it offers itself under.
     async fn register_shared(
         &self,
         shared: &Shared,
-        name: Option<HostId>,
+        host: HostId,
         size: SessionSize,
         endpoint: String,
         adapter: String,
@@ -436,21 +456,20 @@ impl Sessions {
     ) -> Result<(HostId, mpsc::UnboundedReceiver<HostCommand>), RegisterError> {
         let store_error = |e: AppError| RegisterError::Store(e.to_string());
         let now = self.now();
+        if self.hosts_lock().contains_key(&host) {
+            return Err(RegisterError::Unexpected(host));
+        }
         let mut locked = shared.lock(None, now).await.map_err(store_error)?;
         let service = &mut locked.service;
-        let host = match name {
-            Some(host) if self.hosts_lock().contains_key(&host) => {
-                return Err(RegisterError::Unexpected(host));
-            }
-            Some(host) if self.launcher.started_as(&host, pid) => host,
-            Some(host) if service.pool().size_of(&host) == Some(size) => {
+        if !self.launcher.started_as(&host, pid) {
+            if service.pool().size_of(&host) == Some(size) {
                 tracing::info!(%host, "render host linked again, here");
-                host
+            } else {
+                service
+                    .handle_host_offered(host.clone(), size)
+                    .map_err(|e| RegisterError::Full(e.to_string()))?;
             }
-            _ => service
-                .handle_host_offered(size)
-                .map_err(|e| RegisterError::Full(e.to_string()))?,
-        };
+        }
         service.handle_host_ready(&host, now);
         let leased = service.pool().lease_of(&host).is_some();
         let link = StoredHostLink {

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-/// The host secret every coordinator here is started with: it reads `/v1/health` in full.
-pub const HOST_SECRET: &str = "process-test-host-secret";
+/// The metrics token every coordinator here is started with: it reads `/v1/health` in full.
+pub const METRICS_TOKEN: &str = "process-test-metrics-token";
 
 /// Starts `parallax serve` with `args`/`envs`, plain HTTP, and returns it with the address it
 /// logged.
@@ -25,7 +25,7 @@ pub fn serve_as_is(args: &[&str], envs: &[(&str, &str)]) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_parallax"))
         .arg("serve")
         .args(args)
-        .args(["--host-secret", HOST_SECRET])
+        .args(["--metrics-token", METRICS_TOKEN])
         .envs(envs.iter().copied())
         .env("RUST_LOG", "info")
         .env("NO_COLOR", "1")
@@ -93,7 +93,7 @@ pub fn stop(mut child: Child) -> std::process::ExitStatus {
 pub async fn full_health(addr: &str) -> serde_json::Value {
     reqwest::Client::new()
         .get(format!("http://{addr}/v1/health"))
-        .bearer_auth(HOST_SECRET)
+        .bearer_auth(METRICS_TOKEN)
         .send()
         .await
         .unwrap()
@@ -214,6 +214,32 @@ pub fn account_json(data: &std::path::Path, args: &[&str]) -> serde_json::Value 
         String::from_utf8_lossy(&output.stderr)
     );
     serde_json::from_slice(&output.stdout).expect("--json prints JSON")
+}
+
+/// `parallax host add NAME --json` as an operator runs it, on `data` (and `more`, e.g. a
+/// `--database-url`); returns the host's credential.
+pub fn add_host(data: &std::path::Path, name: &str, more: &[&str]) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_parallax"))
+        .args(["host", "add", name, "--json", "--data-dir"])
+        .arg(data)
+        .args(more)
+        .output()
+        .expect("parallax host add runs");
+    assert!(
+        output.status.success(),
+        "parallax host add {name}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let added: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "parallax host add {name} answered {e}: {}",
+            String::from_utf8_lossy(&output.stdout)
+        )
+    });
+    added["credential"]
+        .as_str()
+        .expect("a credential")
+        .to_string()
 }
 
 /// `serve`'s arguments for a coordinator on `data` with no render hosts, and `more`.
