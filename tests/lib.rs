@@ -606,18 +606,17 @@ pub async fn ready_session(
 /// could find the session still taken).
 ///
 /// The frame comes in the host's best codec (H.264) and is decoded whatever it is.
-pub async fn frame_of(url: &str, token: &str, model: &str) -> parallax_render::RgbaImage {
-    frame_trusting(url, token, model, None).await
+pub async fn frame_of(url: &str, model: &str) -> parallax_render::RgbaImage {
+    frame_trusting(url, model, None).await
 }
 
 /// [`frame_of`] over `wss://`, trusting `trust`.
 pub async fn frame_trusting(
     url: &str,
-    token: &str,
     model: &str,
     trust: Option<&Trust>,
 ) -> parallax_render::RgbaImage {
-    let mut render = within(RenderConnection::connect_trusting(url, token, trust))
+    let mut render = within(RenderConnection::connect_trusting(url, trust))
         .await
         .unwrap();
     render.load(model).await.unwrap();

@@ -1,5 +1,6 @@
-//! The browser headset's render connection: hello (the session cookie carries the access token),
-//! load what the space selects, poses from the page's gestures, frames shown as they come, picks.
+//! The browser headset's render connection, opened with the render ticket in the session's
+//! `renderUrl` (read anew before every connection: a ticket is short-lived; the page's cookie is
+//! never used by the host), hello, load what the space selects, poses from the page's gestures, frames shown as they come, picks.
 //! Reconnects after a drop; stops with a message when the session is taken or has ended.
 //! Browser only.
 
@@ -138,15 +139,16 @@ async fn run(state: HeadsetState, mut commands: UnboundedReceiver<Command>) {
         }
     };
     spawn_local(crate::space_live::follow(state.space));
-    let url = match render_url(state, &view).await {
-        Ok(url) => url,
-        Err(message) => {
-            state.blocked.set(Some(message));
-            return;
-        }
-    };
     let mut backoff = Backoff::default();
     loop {
+        // Each connection with a fresh ticket: the last one may have run out meanwhile.
+        let url = match render_url(state, &view).await {
+            Ok(url) => url,
+            Err(message) => {
+                state.blocked.set(Some(message));
+                return;
+            }
+        };
         let welcomed = Rc::new(Cell::new(false));
         let conversation = converse(state, &url, &mut commands, welcomed.clone());
         match welcomed_in_time(conversation, &welcomed).await {
@@ -306,13 +308,7 @@ async fn converse(
     let (mut outgoing, incoming) = socket.split();
     let say = |m: DeviceMessage| Message::Text(m.to_json());
     let codecs = crate::video::codecs().await;
-    if let Err(e) = outgoing
-        .send(say(DeviceMessage::Hello {
-            token: String::new(),
-            codecs,
-        }))
-        .await
-    {
+    if let Err(e) = outgoing.send(say(DeviceMessage::Hello { codecs })).await {
         return Ended::Dropped(e.to_string());
     }
     let mut camera = Camera {

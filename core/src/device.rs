@@ -335,11 +335,9 @@ impl Default for Placement {
 // allow, not an expect: whether the lint fires depends on the other variants' sizes per target.)
 #[allow(clippy::large_enum_variant)]
 pub enum DeviceMessage {
-    /// First message: the account's access token (empty in a browser, whose session cookie
-    /// carries it).
+    /// First message. It carries no credential: the render ticket is in the session's
+    /// `renderUrl` (`?ticket=…`), and a render host never sees an account's token or cookie.
     Hello {
-        #[serde(default)]
-        token: String,
         /// The frame formats the device decodes, any order; the host picks the best of them it
         /// encodes ([`Codec::choose`]). Absent: JPEG only, as before video.
         #[serde(default = "jpeg_only", deserialize_with = "known_codecs")]
@@ -577,11 +575,10 @@ mod tests {
         assert_eq!(Codec::choose(&both, &both), Some(Codec::H264));
         assert_eq!(Codec::choose(&[Codec::Jpeg], &both), Some(Codec::Jpeg));
         assert_eq!(Codec::choose(&[Codec::H264], &[Codec::Jpeg]), None);
-        let hello = DeviceMessage::parse(r#"{"type":"hello","token":"t"}"#).unwrap();
+        let hello = DeviceMessage::parse(r#"{"type":"hello"}"#).unwrap();
         assert_eq!(
             hello,
             DeviceMessage::Hello {
-                token: "t".into(),
                 codecs: vec![Codec::Jpeg]
             }
         );

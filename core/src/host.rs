@@ -1,9 +1,11 @@
 //! The link between a render host process and its coordinator (`/v1/hosts/ws`).
 //!
-//! A host registers with the coordinator's host secret, then heartbeats. The coordinator decides
-//! who may connect to the host (the device's access token is checked by the coordinator, which
-//! alone holds the signing key) and tells the host when its session ended. A host that falls
-//! silent for [`HOST_SILENCE_MS`] is lost: its session ends in `Error`.
+//! A host registers with its own credential, then heartbeats. It learns, at registration, the
+//! public key render tickets are signed with: a device opens its render connection with a
+//! ticket for that one session, which the host checks and the coordinator confirms (the session
+//! must be Ready on this very host); a host never sees an account's token or cookie. The
+//! coordinator tells the host when its session ended. A host that falls silent for
+//! [`HOST_SILENCE_MS`] is lost: its session ends in `Error`.
 
 use serde::{Deserialize, Serialize};
 
@@ -65,13 +67,15 @@ pub enum HostReport {
         #[serde(default, rename = "frameMs", skip_serializing_if = "Option::is_none")]
         frame_ms: Option<f32>,
     },
-    /// A device said hello with `token` on the connection for `account`/`session`: may it?
+    /// A device opened the connection for `account`/`session` with `ticket` (which the host
+    /// verified): may it?
     Admit {
         /// Echoed in [`HostCommand::Admission`].
         request: u64,
         account: String,
         session: String,
-        token: String,
+        /// The render ticket, bound to this one session: the only credential a host is given.
+        ticket: String,
     },
 }
 
@@ -85,6 +89,9 @@ pub enum HostCommand {
         host: HostId,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         certificate: Option<IssuedCertificate>,
+        /// The Ed25519 public key (base64url) render tickets are signed with.
+        #[serde(default)]
+        ticket_key: String,
     },
     /// The answer to [`HostReport::Admit`].
     Admission {
@@ -171,6 +178,7 @@ mod tests {
                 cert: "C".into(),
                 key: "PRIVATE-KEY-PEM".into(),
             }),
+            ticket_key: "K".into(),
         };
         assert_eq!(HostCommand::parse(&issued.to_json()).unwrap(), issued);
         assert!(
@@ -178,10 +186,11 @@ mod tests {
             "keys stay out of logs"
         );
         assert_eq!(
-            HostCommand::parse(r#"{"type":"registered","host":"h"}"#).unwrap(),
+            HostCommand::parse(r#"{"type":"registered","host":"h","ticket_key":"K"}"#).unwrap(),
             HostCommand::Registered {
                 host: HostId::new("h"),
-                certificate: None
+                certificate: None,
+                ticket_key: "K".into(),
             }
         );
     }

@@ -386,13 +386,9 @@ impl Device {
         let render = if config.render {
             let url = membership.render_url(Duration::from_secs(120)).await?;
             Some({
-                let mut render = RenderConnection::connect_offering(
-                    &url,
-                    &coordinator.token,
-                    coordinator.trust(),
-                    &config.codecs,
-                )
-                .await?;
+                let mut render =
+                    RenderConnection::connect_offering(&url, coordinator.trust(), &config.codecs)
+                        .await?;
                 // Many simulated headsets share this machine with the hosts: none decodes
                 // (as none decodes its JPEGs), so the figures are the system's, not ours.
                 render.decode_video(false);

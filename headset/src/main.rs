@@ -296,9 +296,7 @@ async fn join(
     }
     let url = membership.render_url(Duration::from_secs(300)).await?;
     println!("render session ready: {url}");
-    let mut render =
-        RenderConnection::connect_offering(&url, &coordinator.token, coordinator.trust(), &codecs)
-            .await?;
+    let mut render = RenderConnection::connect_offering(&url, coordinator.trust(), &codecs).await?;
     println!("frames come as {}", render.codec());
     let mut space = membership.connect().await?;
 

@@ -53,28 +53,27 @@ impl std::fmt::Debug for RenderConnection {
 }
 
 impl RenderConnection {
-    /// Connects to a session's `renderUrl` and says hello with the account's access token.
+    /// Connects to a session's `renderUrl` (the render ticket in it opens the connection; no
+    /// account token is ever sent to a render host) and says hello.
     ///
     /// [`ClientError::SessionTaken`] if another device holds the session, [`ClientError::Closed`]
     /// with the host's reason for any other refusal.
-    pub async fn connect(render_url: &str, token: &str) -> Result<Self, ClientError> {
-        Self::connect_trusting(render_url, token, None).await
+    pub async fn connect(render_url: &str) -> Result<Self, ClientError> {
+        Self::connect_trusting(render_url, None).await
     }
 
     /// [`Self::connect`], verifying a `wss://` host against `trust`'s authorities only.
     pub async fn connect_trusting(
         render_url: &str,
-        token: &str,
         trust: Option<&Trust>,
     ) -> Result<Self, ClientError> {
-        Self::connect_offering(render_url, token, trust, &Codec::PREFERENCE).await
+        Self::connect_offering(render_url, trust, &Codec::PREFERENCE).await
     }
 
     /// [`Self::connect_trusting`], offering only `codecs` (this library decodes them all): the
     /// host picks the best of them it has.
     pub async fn connect_offering(
         render_url: &str,
-        token: &str,
         trust: Option<&Trust>,
         codecs: &[Codec],
     ) -> Result<Self, ClientError> {
@@ -89,7 +88,6 @@ impl RenderConnection {
         };
         connection
             .send(DeviceMessage::Hello {
-                token: token.into(),
                 codecs: codecs.to_vec(),
             })
             .await?;

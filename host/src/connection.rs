@@ -1,8 +1,9 @@
 //! `/v1/render/{account}/{session}` on a render host: a session's exclusive render connection
 //! (its `renderUrl`).
 //!
-//! `hello` with the account's access token first (the coordinator judges it) and the codecs the
-//! device decodes; then the device sends poses, the model to load and its placement, and gets a
+//! Opened with the session's render ticket in the URL (`?ticket=…`, as `renderUrl` gives it),
+//! which the host checks and the coordinator confirms; then `hello` with the codecs the device
+//! decodes. No account token or cookie is ever read here. Then the device sends poses, the model to load and its placement, and gets a
 //! frame for each change, at most the host's target fps: H.264 from an encoder of this
 //! connection's own, or JPEG. Frames are latest-wins: messages that queued up while a frame was
 //! rendering or waiting for its turn are applied together and answered with one frame, so a slow
@@ -15,7 +16,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use axum::routing::get;
 use futures_util::FutureExt;
@@ -27,7 +28,7 @@ use parallax_core::device::{
 use parallax_core::host::Admission;
 use parallax_core::protocol::{
     CLOSE_GOING_AWAY, CLOSE_NORMAL, CLOSE_POLICY_VIOLATION, CLOSE_UNSUPPORTED_DATA, HELLO_TIMEOUT,
-    SESSION_COOKIE, close_reason,
+    close_reason,
 };
 use parallax_core::review::Review;
 use parallax_core::session::{SessionId, SessionSize};
@@ -47,20 +48,22 @@ pub fn router() -> Router<Arc<Host>> {
     )
 }
 
+/// `?ticket=…` of a render connection's URL.
+#[derive(serde::Deserialize)]
+struct RenderQuery {
+    ticket: Option<String>,
+}
+
 async fn render_ws_handler(
     ws: WebSocketUpgrade,
     State(host): State<Arc<Host>>,
     Path((account, session)): Path<(String, String)>,
-    headers: axum::http::HeaderMap,
+    Query(query): Query<RenderQuery>,
 ) -> Response {
-    // A browser's hello carries no token: its session cookie (the coordinator's; cookies do not
-    // tell ports apart) does.
-    let cookie = axum_extra::extract::CookieJar::from_headers(&headers)
-        .get(SESSION_COOKIE)
-        .map(|c| c.value().to_string())
-        .filter(|v| !v.is_empty());
+    // A browser sends the coordinator's cookie here too (cookies do not tell ports apart): it is
+    // never read. The ticket alone opens the connection.
     net::small_messages(ws)
-        .on_upgrade(move |socket| connect(socket, host, account, session, cookie))
+        .on_upgrade(move |socket| connect(socket, host, account, session, query.ticket))
 }
 
 /// How long poses must stop before the view counts as at rest and gets its sharp frame.
@@ -77,9 +80,9 @@ async fn connect(
     host: Arc<Host>,
     account: String,
     session: String,
-    cookie: Option<String>,
+    ticket: Option<String>,
 ) {
-    let Close(code, reason) = match run(&mut socket, &host, account, session, cookie).await {
+    let Close(code, reason) = match run(&mut socket, &host, account, session, ticket).await {
         Ok(close) | Err(close) => close,
     };
     let frame = CloseFrame {
@@ -136,7 +139,7 @@ async fn run(
     host: &Arc<Host>,
     account: String,
     session: String,
-    cookie: Option<String>,
+    ticket: Option<String>,
 ) -> Result<Close, Close> {
     let id = SessionId::parse(&session).map_err(|e| policy(e.to_string()))?;
     let first = match timeout(HELLO_TIMEOUT, socket.recv()).await {
@@ -144,17 +147,15 @@ async fn run(
         Ok(Some(Ok(message))) => parse(message)?,
         Ok(_) => return Err(Close(CLOSE_GOING_AWAY, "connection lost".into())),
     };
-    let Some(DeviceMessage::Hello { token, codecs }) = first else {
+    let Some(DeviceMessage::Hello { codecs }) = first else {
         return Err(policy("the first message must be hello"));
     };
     let codec = Codec::choose(&codecs, &Codec::PREFERENCE)
         .ok_or_else(|| policy("no frame format in common: this host sends h264 or jpeg"))?;
-    let token = if token.is_empty() {
-        cookie.ok_or_else(|| policy("hello needs the access token (or a signed-in browser)"))?
-    } else {
-        token
-    };
-    let size = match host.admit(&account, id.as_str(), &token).await {
+    let ticket = ticket.filter(|t| !t.is_empty()).ok_or_else(|| {
+        policy("a render connection opens with its ticket: use the session's renderUrl as given")
+    })?;
+    let size = match host.admit(&account, id.as_str(), &ticket).await {
         Admission::Admitted { size } => size,
         Admission::Refused { reason } => return Err(policy(reason)),
     };

@@ -15,6 +15,7 @@ use parallax_render::Mesh;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
+use crate::ticket::{TicketVerifier, unix_now};
 use crate::worker::RenderWorker;
 
 /// How long a device waits for the coordinator's verdict on its token.
@@ -44,6 +45,9 @@ pub struct Host {
     api: Mutex<String>,
     /// This host's credential, for fetching meshes.
     credential: String,
+    /// What render tickets are checked with: the coordinator's public key, from the last
+    /// registration.
+    tickets: Mutex<Option<TicketVerifier>>,
 }
 
 /// A device's hold on the host; dropping it lets the next device in.
@@ -90,14 +94,22 @@ impl Host {
             http,
             api: Mutex::new(api),
             credential,
+            tickets: Mutex::new(None),
         }
     }
 
     /// Sends reports through `link` from now on, and fetches meshes from `api`: the link to
     /// the coordinator there is up.
-    pub(crate) fn linked(&self, link: mpsc::UnboundedSender<HostReport>, api: String) {
+    /// Render tickets are checked with `tickets` from now on (the key the coordinator gave).
+    pub(crate) fn linked(
+        &self,
+        link: mpsc::UnboundedSender<HostReport>,
+        api: String,
+        tickets: TicketVerifier,
+    ) {
         *lock(&self.link) = Some(link);
         *lock(&self.api) = api;
+        *lock(&self.tickets) = Some(tickets);
     }
 
     /// The link is down: waiting devices are refused, as their answer cannot come any more.
@@ -113,8 +125,18 @@ impl Host {
         }
     }
 
-    /// Asks the coordinator whether `token` admits a device to `account`/`session`.
-    pub async fn admit(&self, account: &str, session: &str, token: &str) -> Admission {
+    /// Checks the render `ticket` a device opened `account`/`session` with, then asks the
+    /// coordinator whether the session is this host's now.
+    pub async fn admit(&self, account: &str, session: &str, ticket: &str) -> Admission {
+        let checked = match lock(&self.tickets).as_ref() {
+            Some(tickets) => tickets
+                .verify(ticket, account, session, unix_now())
+                .map_err(|e| e.to_string()),
+            None => Err("the render host has not linked with its coordinator yet".to_string()),
+        };
+        if let Err(reason) = checked {
+            return Admission::Refused { reason };
+        }
         let request = self.next_request.fetch_add(1, Ordering::Relaxed);
         let (answer, verdict) = oneshot::channel();
         lock(&self.admissions).insert(request, answer);
@@ -123,7 +145,7 @@ impl Host {
                 request,
                 account: account.to_string(),
                 session: session.to_string(),
-                token: token.to_string(),
+                ticket: ticket.to_string(),
             })
             .is_ok()
         });

@@ -17,6 +17,7 @@
 //! - `host`: what the connections and the link share: the device slot, admissions, meshes.
 //! - `worker`: the render thread that owns the wgpu device and encodes JPEG and PNG.
 //! - `still`: `parallax render`, one image of a model file.
+//! - [`ticket`]: render tickets, which open a render connection (Ed25519; hosts only verify).
 //! - [`net`]: what every accepted connection has in common (small messages, TCP_NODELAY).
 //! - [`tls`]: serving TLS with reloadable certificates, and clients that trust only a given CA.
 
@@ -27,6 +28,7 @@ mod link;
 pub mod net;
 mod serve;
 mod still;
+pub mod ticket;
 pub mod tls;
 mod worker;
 

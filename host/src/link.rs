@@ -1,6 +1,6 @@
 //! A render host's link to its coordinator (`/v1/hosts/ws`): it registers with its credential,
-//! heartbeats every [`HEARTBEAT_MS`], carries the questions whether a device's token admits it,
-//! and hears when a session ended.
+//! heartbeats every [`HEARTBEAT_MS`], learns the key render tickets are checked with, carries
+//! the questions whether a device may use its session, and hears when a session ended.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::HostConfig;
 use crate::host::Host;
+use crate::ticket::TicketVerifier;
 use crate::tls::{ServerCerts, certified_key, connect_ws};
 
 /// `ws://host:port/…` → `http://host:port`.
@@ -100,13 +101,13 @@ pub(crate) async fn link(
     if let Err(e) = socket.send(Message::text(register.to_json())).await {
         return LinkEnd::Unreachable(e.into());
     }
-    let named = match registered(&mut socket, &registration).await {
-        Ok(named) => named,
+    let (named, tickets) = match registered(&mut socket, &registration).await {
+        Ok(registered) => registered,
         Err(end) => return end,
     };
     tracing::info!(host = %named, coordinator, "registered with the coordinator");
     let (reports, mut outbox) = mpsc::unbounded_channel();
-    host.linked(reports, api);
+    host.linked(reports, api, tickets);
     let mut heartbeat = tokio::time::interval(Duration::from_millis(HEARTBEAT_MS));
     let mut last_beat = tokio::time::Instant::now();
     let broken = |e: anyhow::Error| LinkEnd::Broken(named.clone(), e);
@@ -158,15 +159,29 @@ pub(crate) async fn link(
     end
 }
 
-/// Waits for the coordinator's answer to a registration: the name it registered us under.
-async fn registered<S>(socket: &mut S, registration: &Registration<'_>) -> Result<HostId, LinkEnd>
+/// Waits for the coordinator's answer to a registration: the name it registered us under, and
+/// what render tickets are checked with.
+async fn registered<S>(
+    socket: &mut S,
+    registration: &Registration<'_>,
+) -> Result<(HostId, TicketVerifier), LinkEnd>
 where
     S: StreamExt<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
 {
     let unreachable = |e: anyhow::Error| LinkEnd::Unreachable(e);
     match tokio::time::timeout(Duration::from_secs(10), socket.next()).await {
         Ok(Some(Ok(Message::Text(text)))) => match HostCommand::parse(text.as_str()) {
-            Ok(HostCommand::Registered { host, certificate }) => {
+            Ok(HostCommand::Registered {
+                host,
+                certificate,
+                ticket_key,
+            }) => {
+                let tickets = TicketVerifier::from_public_key(&ticket_key).map_err(|_| {
+                    LinkEnd::Refused(
+                        "the coordinator sent no render ticket key: it is older than this host"
+                            .into(),
+                    )
+                })?;
                 match (registration.awaiting_certificate, certificate) {
                     (Some(certs), Some(issued)) => {
                         let certified =
@@ -182,7 +197,7 @@ where
                     ),
                     _ => {}
                 }
-                Ok(host)
+                Ok((host, tickets))
             }
             Ok(other) => Err(LinkEnd::Refused(format!(
                 "expected registered, got {other:?}"

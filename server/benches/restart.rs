@@ -32,7 +32,7 @@ async fn main() {
     let (status, live) = call(Method::PUT, session.clone(), &token, Some(body)).await;
     assert_eq!((status, live["status"].as_str()), (201, Some("Ready")));
     let url = live["renderUrl"].as_str().unwrap().to_string();
-    let mut headset = parallax_headset::RenderConnection::connect(&url, &token)
+    let mut headset = parallax_headset::RenderConnection::connect(&url)
         .await
         .unwrap();
     headset.load("gear").await.unwrap();

@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::accounts::guests::JoinAttempts;
 use crate::accounts::hosts::HostCredentials;
+use crate::accounts::tickets::RenderTickets;
 use crate::accounts::tokens::Tokens;
 use crate::base::clock::{Clock, SystemClock};
 use crate::base::redacted;
@@ -44,6 +45,8 @@ pub struct AppState {
     pub(crate) sessions: Arc<Sessions>,
     pub(crate) spaces: Arc<Spaces>,
     pub(crate) tokens: Tokens,
+    /// Mints the tickets that open render connections.
+    pub(crate) tickets: RenderTickets,
     /// What render hosts present to register and to fetch models: each its own.
     pub(crate) host_credentials: HostCredentials,
     /// What a scraper of `/metrics` must present, if anything.
@@ -336,6 +339,7 @@ impl AppState {
                 .follow_revocations(store.clone(), shutdown.clone()),
         );
         let host_credentials = HostCredentials::load(&store).await?;
+        let tickets = RenderTickets::load(&store).await?;
         tokio::spawn(
             host_credentials
                 .clone()
@@ -429,6 +433,7 @@ impl AppState {
             sessions,
             spaces,
             tokens,
+            tickets,
             on_stop: *on_stop,
             host_credentials,
             metrics_token: metrics_token.clone(),

@@ -70,10 +70,10 @@ async fn run(tls: TlsSetup, device_counts: &[usize], seconds: u64) {
                 .as_str()
                 .expect("Ready")
                 .to_string();
-            let (token, model) = (arr.token.clone(), model.clone());
+            let model = model.clone();
             let trust = server.trust.clone();
             tasks.push(tokio::spawn(async move {
-                frames(&url, &token, &model, seconds, trust).await
+                frames(&url, &model, seconds, trust).await
             }));
         }
         let mut total = 0;
@@ -94,7 +94,7 @@ async fn run(tls: TlsSetup, device_counts: &[usize], seconds: u64) {
 }
 
 /// Frames one device receives in `seconds` while it streams poses at 90 Hz.
-async fn frames(url: &str, token: &str, model: &str, seconds: u64, trust: Option<Trust>) -> u64 {
+async fn frames(url: &str, model: &str, seconds: u64, trust: Option<Trust>) -> u64 {
     let socket = connect_socket(url, None, trust.as_ref())
         .await
         .expect("connects");
@@ -102,7 +102,6 @@ async fn frames(url: &str, token: &str, model: &str, seconds: u64, trust: Option
     let send = |m: DeviceMessage| Message::text(m.to_json());
     outgoing
         .send(send(DeviceMessage::Hello {
-            token: token.into(),
             codecs: vec![Codec::Jpeg],
         }))
         .await

@@ -149,10 +149,8 @@ async fn a_second_device_on_a_render_session_gets_session_taken() {
         .await
         .unwrap();
     let url = headset.render_url(Duration::from_secs(10)).await.unwrap();
-    let first = RenderConnection::connect(&url, &coordinator.token)
-        .await
-        .unwrap();
-    match RenderConnection::connect(&url, &coordinator.token).await {
+    let first = RenderConnection::connect(&url).await.unwrap();
+    match RenderConnection::connect(&url).await {
         Err(ClientError::SessionTaken(reason)) => {
             assert!(
                 reason.contains("already has a connected device"),

@@ -105,7 +105,7 @@ async fn metrics_count_render_sessions_by_state_and_time_the_hosts_frames() {
     let url = headset.render_url(Duration::from_secs(10)).await.unwrap();
     // A few frames rendered, then a heartbeat (every 500 ms) carries their mean time.
     for _ in 0..3 {
-        parallax_tests::frame_of(&url, &coordinator.token, "gear").await;
+        parallax_tests::frame_of(&url, "gear").await;
     }
     let scrape = || async {
         reqwest::get(format!("{}/metrics", server.url()))

@@ -247,7 +247,7 @@ async fn uploads_are_shown_on_headsets_deleted_with_care_and_kept_across_restart
         .render_url(std::time::Duration::from_secs(10))
         .await
         .unwrap();
-    let frame = frame_of(&render_url, &coordinator.token, &id).await;
+    let frame = frame_of(&render_url, &id).await;
     assert_eq!((frame.width, frame.height), (320, 240));
     let pixels = &frame.pixels;
     assert!(pixels.iter().max().unwrap() - pixels.iter().min().unwrap() > 100);

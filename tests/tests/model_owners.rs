@@ -109,7 +109,7 @@ async fn one_accounts_upload_is_invisible_to_another_and_to_the_anonymous() {
         .render_url(std::time::Duration::from_secs(10))
         .await
         .unwrap();
-    let mut render = within(RenderConnection::connect(&render_url, &b_coordinator.token))
+    let mut render = within(RenderConnection::connect(&render_url))
         .await
         .unwrap();
     render.load(&id).await.unwrap();

@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
+#[derive(Debug)]
 enum Heard {
     Event(HostMessage),
     Frame(FrameHeader, Vec<u8>),
@@ -52,12 +53,11 @@ async fn say(socket: &mut Socket, message: DeviceMessage) {
 
 /// Connects to `url` and says hello with `token` as a device that decodes JPEG only; returns the
 /// socket and the first answer.
-async fn connect(url: &str, token: &str) -> (Socket, Heard) {
+async fn connect(url: &str) -> (Socket, Heard) {
     let (mut socket, _) = within(tokio_tungstenite::connect_async(url)).await.unwrap();
     say(
         &mut socket,
         DeviceMessage::Hello {
-            token: token.into(),
             codecs: vec![Codec::Jpeg],
         },
     )
@@ -120,7 +120,7 @@ async fn one_device_loads_a_model_and_gets_a_frame_per_pose_then_the_next_starts
         .to_string();
     assert!(url.starts_with("ws://"), "{url}");
 
-    let (mut device, welcome) = connect(&url, &arr.token).await;
+    let (mut device, welcome) = connect(&url).await;
     assert!(matches!(welcome, Heard::Event(HostMessage::Welcome { .. })));
     say(&mut device, load("gear")).await;
     let mut events = Vec::new();
@@ -249,14 +249,14 @@ async fn one_device_loads_a_model_and_gets_a_frame_per_pose_then_the_next_starts
     );
 
     // A second device is refused while the first holds the session.
-    let (_, refused) = connect(&url, &arr.token).await;
+    let (_, refused) = connect(&url).await;
     assert!(matches!(refused, Heard::Closed(1008, ref reason) if reason == SESSION_TAKEN));
 
     say(&mut device, DeviceMessage::Bye).await;
     assert!(matches!(hear(&mut device).await, Heard::Closed(1000, _)));
 
     // The next device starts from a clean slate: no model, just the background.
-    let (mut next, welcome) = connect(&url, &arr.token).await;
+    let (mut next, welcome) = connect(&url).await;
     assert!(matches!(welcome, Heard::Event(HostMessage::Welcome { .. })));
     say(&mut next, pose(7, [0.0, 60.0, 90.0])).await;
     let (header, jpeg) = frame(&mut next).await;
@@ -293,10 +293,35 @@ async fn devices_that_break_the_rules_get_a_reason() {
     assert!(
         matches!(hear(&mut socket).await, Heard::Closed(1008, ref r) if r == "the first message must be hello")
     );
-    let (_, forged) = connect(&url, "not-a-token").await;
-    assert!(matches!(forged, Heard::Closed(1008, _)));
+    // The render ticket in the URL opens the connection, nothing else does.
+    let (path, ticket) = url
+        .split_once("?ticket=")
+        .expect("renderUrl carries a ticket");
+    let (_, bare) = connect(path).await;
+    assert!(
+        matches!(bare, Heard::Closed(1008, ref r) if r.contains("ticket")),
+        "{bare:?}"
+    );
+    let (_, forged) = connect(&format!("{path}?ticket=not-a-ticket")).await;
+    assert!(
+        matches!(forged, Heard::Closed(1008, ref r) if r.contains("unreadable")),
+        "{forged:?}"
+    );
+    // Session A's ticket does not open session B.
+    let mut second = arr.put("second", "Standard", 30).await.body;
+    while second["status"] != "Ready" {
+        assert_eq!(second["status"], "Starting", "{second}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        second = arr.get("second").await.body;
+    }
+    let other = format!("{}?ticket={ticket}", path.replace("/rules", "/second"));
+    let (_, other) = connect(&other).await;
+    assert!(
+        matches!(other, Heard::Closed(1008, ref r) if r.contains("another session")),
+        "{other:?}"
+    );
 
-    let (mut device, _) = connect(&url, &arr.token).await;
+    let (mut device, _) = connect(&url).await;
     say(&mut device, load("gear")).await;
     let failed = loop {
         if let Heard::Event(HostMessage::LoadFailed { reason, .. }) = hear(&mut device).await {
@@ -318,20 +343,13 @@ async fn devices_that_break_the_rules_get_a_reason() {
     device.send(Message::binary(vec![1, 2, 3])).await.unwrap();
     assert!(matches!(hear(&mut device).await, Heard::Closed(1003, _)));
 
-    // A queued session has no host yet: a device cannot connect to it.
-    arr.put("second", "Standard", 30).await;
-    let queued_url = format!("{}&queue=true", arr.session_url("third"));
-    arr.call(
-        reqwest::Method::PUT,
-        &queued_url,
-        Some(json!({"maxLeaseTimeMinutes": 5, "size": "Standard"})),
-    )
-    .await;
-    let waiting = url.replace("/rules", "/third");
-    let (_, not_ready) = connect(&waiting, &arr.token).await;
+    // A ticket opens its session only while it is Ready: stopped, it opens nothing.
+    drop(device);
+    arr.stop("rules").await;
+    let (_, stopped) = connect(&url).await;
     assert!(
-        matches!(not_ready, Heard::Closed(1008, ref r) if r.contains("Starting")),
-        "queued session refused"
+        matches!(stopped, Heard::Closed(1008, ref r) if r.contains("Stopped")),
+        "{stopped:?}"
     );
     server.stop().await;
 }
@@ -393,7 +411,7 @@ async fn a_remote_host_joins_up_to_capacity_and_paces_frames_from_the_latest_pos
         status = body["status"].as_str().unwrap_or_default().to_string();
     }
     let url = body["renderUrl"].as_str().unwrap().to_string();
-    let (mut device, _) = connect(&url, &arr.token).await;
+    let (mut device, _) = connect(&url).await;
     say(&mut device, load("gear")).await;
     loop {
         if let Heard::Event(HostMessage::LoadDone { .. }) = hear(&mut device).await {
@@ -482,7 +500,7 @@ async fn a_stereo_pose_gets_both_eyes_side_by_side() {
     .await;
     let session = arr.put("stereo", "Standard", 30).await;
     let url = session.body["renderUrl"].as_str().unwrap().to_string();
-    let (mut device, _) = connect(&url, &arr.token).await;
+    let (mut device, _) = connect(&url).await;
     say(&mut device, load("gear")).await;
     loop {
         if let Heard::Event(HostMessage::LoadDone { .. }) = hear(&mut device).await {

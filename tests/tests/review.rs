@@ -23,11 +23,10 @@ async fn next_frame(render: &mut RenderConnection) -> Result<RgbaImage, (String,
 
 #[tokio::test]
 async fn the_host_renders_the_review_it_is_sent_and_refuses_a_bad_one() {
-    let (_dir, server, arr, url) = ready_session("review", "review").await;
+    let (_dir, server, _arr, url) = ready_session("review", "review").await;
     // JPEG: the same picture gives the same frame, so "as before" can be checked exactly.
     let mut render = within(RenderConnection::connect_offering(
         &url,
-        &arr.token,
         None,
         &[Codec::Jpeg],
     ))

@@ -101,7 +101,7 @@ async fn a_tablet_selects_and_every_headset_follows_once_in_order_on_its_own_ren
         // is in the frame, neither missing nor filling it.
         let url = membership.render_url(WAIT).await.unwrap();
         let selected = selections.last().cloned().flatten().unwrap();
-        let frame = frame_of(&url, &coordinator.token, &selected).await;
+        let frame = frame_of(&url, &selected).await;
         assert_eq!((frame.width, frame.height), (320, 240));
         let covered = frame.coverage();
         assert!(
@@ -396,9 +396,7 @@ async fn the_roster_tells_each_headsets_render_session_state_and_frame_rate() {
     idle.render_url(WAIT).await.unwrap();
 
     // One headset orbits the gear as fast as its frames come back; the other never connects.
-    let mut render = RenderConnection::connect(&url, &coordinator.token)
-        .await
-        .unwrap();
+    let mut render = RenderConnection::connect(&url).await.unwrap();
     render.load("gear").await.unwrap();
     let orbiting = tokio::spawn(async move {
         let mut extent = None;

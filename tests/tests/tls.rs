@@ -202,11 +202,11 @@ async fn https_by_default_with_wss_render_urls_served_by_hosts_linked_over_wss()
     let session = ready(&arr, "tls").await;
     let url = session["renderUrl"].as_str().unwrap();
     assert!(url.starts_with("wss://localhost:"), "{url}");
-    let frame = frame_trusting(url, &arr.token, "gear", server.trust.as_ref()).await;
+    let frame = frame_trusting(url, "gear", server.trust.as_ref()).await;
     assert_eq!((frame.width, frame.height), (320, 240));
 
     // Without the authority, the device cannot even connect.
-    let refused = parallax_headset::RenderConnection::connect(url, &arr.token).await;
+    let refused = parallax_headset::RenderConnection::connect(url).await;
     assert!(
         matches!(refused, Err(ClientError::Transport(ref m)) if m.contains("--ca")),
         "{refused:?}"
@@ -330,7 +330,7 @@ async fn a_remote_render_host_registers_over_wss_and_serves_a_device_over_wss() 
     let session = ready(&arr, "remote").await;
     let url = session["renderUrl"].as_str().unwrap();
     assert!(url.starts_with("wss://localhost:"), "{url}");
-    let frame = frame_trusting(url, &arr.token, "gear", server.trust.as_ref()).await;
+    let frame = frame_trusting(url, "gear", server.trust.as_ref()).await;
     assert_eq!(frame.width, 320);
     stop.cancel();
 
@@ -345,7 +345,7 @@ async fn a_remote_render_host_registers_over_wss_and_serves_a_device_over_wss() 
     wait_for_a_host(&server).await;
     let session = ready(&arr, "own-cert").await;
     let url = session["renderUrl"].as_str().unwrap();
-    let frame = frame_trusting(url, &arr.token, "gear", server.trust.as_ref()).await;
+    let frame = frame_trusting(url, "gear", server.trust.as_ref()).await;
     assert_eq!(frame.width, 320);
     stop.cancel();
     server.stop().await;

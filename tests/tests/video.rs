@@ -64,18 +64,13 @@ fn orbit(extent: &Extent, id: u64) -> Pose {
 
 #[tokio::test]
 async fn h264_frames_decode_to_the_pictures_the_jpeg_path_shows() {
-    let (_dir, server, arr, url) = setup().await;
+    let (_dir, server, _arr, url) = setup().await;
     let mut pictures = Vec::new();
     let mut poses = Vec::new();
     for codec in [Codec::H264, Codec::Jpeg] {
-        let mut render = within(RenderConnection::connect_offering(
-            &url,
-            &arr.token,
-            None,
-            &[codec],
-        ))
-        .await
-        .unwrap();
+        let mut render = within(RenderConnection::connect_offering(&url, None, &[codec]))
+            .await
+            .unwrap();
         assert_eq!(render.codec(), codec, "the host speaks what was offered");
         let extent = load(&mut render, "gear").await;
         let mut frames = Vec::new();
@@ -114,10 +109,8 @@ async fn h264_frames_decode_to_the_pictures_the_jpeg_path_shows() {
 
 #[tokio::test]
 async fn key_frames_come_first_on_request_for_a_new_model_and_size_and_after_a_reset() {
-    let (_dir, server, arr, url) = setup().await;
-    let mut render = within(RenderConnection::connect(&url, &arr.token))
-        .await
-        .unwrap();
+    let (_dir, server, _arr, url) = setup().await;
+    let mut render = within(RenderConnection::connect(&url)).await.unwrap();
     assert_eq!(render.codec(), Codec::H264, "the library prefers H.264");
     let extent = load(&mut render, "gear").await;
     let (first, _) = frame_for(&mut render, orbit(&extent, 1)).await;
@@ -170,13 +163,12 @@ async fn key_frames_come_first_on_request_for_a_new_model_and_size_and_after_a_r
 
 #[tokio::test]
 async fn a_decoder_error_is_recovered_from_with_a_requested_key_frame() {
-    let (_dir, server, arr, url) = setup().await;
+    let (_dir, server, _arr, url) = setup().await;
     let (mut socket, _) = within(tokio_tungstenite::connect_async(&url))
         .await
         .unwrap();
     let say = |m: DeviceMessage| Message::text(m.to_json());
     let hello = DeviceMessage::Hello {
-        token: arr.token.clone(),
         codecs: vec![Codec::H264],
     };
     socket.send(say(hello)).await.unwrap();
@@ -281,9 +273,7 @@ async fn a_starved_view_at_rest_gets_one_sharp_key_frame_and_odd_sizes_are_refus
     }
     let url = session["renderUrl"].as_str().unwrap().to_string();
 
-    let mut render = within(RenderConnection::connect(&url, &arr.token))
-        .await
-        .unwrap();
+    let mut render = within(RenderConnection::connect(&url)).await.unwrap();
     let extent = load(&mut render, "gear").await;
     let mut last = None;
     for id in 1..=3 {
@@ -322,7 +312,7 @@ async fn a_starved_view_at_rest_gets_one_sharp_key_frame_and_odd_sizes_are_refus
     let (mut socket, _) = within(tokio_tungstenite::connect_async(&url))
         .await
         .unwrap();
-    let hello = r#"{"type":"hello","token":"TOKEN","codecs":["av1"]}"#.replace("TOKEN", &arr.token);
+    let hello = r#"{"type":"hello","codecs":["av1"]}"#;
     socket.send(Message::text(hello)).await.unwrap();
     let closed = loop {
         match within(socket.next()).await {

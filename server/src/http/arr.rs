@@ -19,6 +19,7 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use crate::accounts::keys;
+use crate::accounts::tickets::RenderTickets;
 use crate::base::clock::{parse_rfc3339, rfc3339};
 use crate::base::error::{AppError, ErrorBody, Result};
 use crate::http::auth::{self, Caller, Visitor};
@@ -143,7 +144,9 @@ pub struct SessionProperties {
     creation_time: String,
     /// Beyond ARR: the 1-based place in the queue while waiting for a host.
     queue_position: Option<usize>,
-    /// Beyond ARR: where the one device connects (WebSocket) while the session is Ready.
+    /// Beyond ARR: where the one device connects (WebSocket) while the session is Ready, with
+    /// a render ticket for this session alone in its query (valid 5 minutes; read the
+    /// properties again for a new one).
     render_url: Option<String>,
     /// Beyond ARR: a device holds the render connection now.
     device_connected: bool,
@@ -186,8 +189,13 @@ fn host_address(endpoint: &str, origin: &str) -> Option<(&'static str, String, u
 }
 
 /// Properties of `view`, with `renderUrl` for a client on the origin `origin`
-/// (`http(s)://host`).
-pub(crate) fn properties(view: &SessionView, origin: &str) -> SessionProperties {
+/// (`http(s)://host`), carrying a fresh render ticket: whoever may read a session's properties
+/// may open its render connection.
+pub(crate) fn properties(
+    view: &SessionView,
+    origin: &str,
+    tickets: &RenderTickets,
+) -> SessionProperties {
     let session = &view.session;
     let address = view
         .endpoint
@@ -195,8 +203,10 @@ pub(crate) fn properties(view: &SessionView, origin: &str) -> SessionProperties 
         .and_then(|endpoint| host_address(endpoint, origin));
     let render_url = address.as_ref().map(|(scheme, host, port)| {
         format!(
-            "{scheme}://{host}:{port}/v1/render/{}/{}",
-            session.account, session.id
+            "{scheme}://{host}:{port}/v1/render/{}/{}?ticket={}",
+            session.account,
+            session.id,
+            tickets.mint(&session.key())
         )
     });
     SessionProperties {
@@ -385,7 +395,11 @@ pub(crate) async fn create_handler(
         Created::New => StatusCode::CREATED,
         Created::Existing => StatusCode::OK,
     };
-    Ok((status, Json(properties(&view, &origin(&headers, &state)))).into_response())
+    Ok((
+        status,
+        Json(properties(&view, &origin(&headers, &state), &state.tickets)),
+    )
+        .into_response())
 }
 
 #[utoipa::path(get, path = "/accounts/{account_id}/sessions/{session_id}", tag = "sessions",
@@ -405,7 +419,11 @@ pub(crate) async fn properties_handler(
     let caller = visitor.caller();
     let key = session_key(&caller, &account_id, &session_id)?;
     let view = state.sessions.poll(&caller.token_id, &key).await?;
-    Ok(Json(properties(&view, &origin(&headers, &state))))
+    Ok(Json(properties(
+        &view,
+        &origin(&headers, &state),
+        &state.tickets,
+    )))
 }
 
 #[utoipa::path(patch, path = "/accounts/{account_id}/sessions/{session_id}", tag = "sessions",
@@ -433,7 +451,11 @@ pub(crate) async fn update_handler(
         }
     };
     let view = state.sessions.extend(&key, minutes).await?;
-    Ok(Json(properties(&view, &origin(&headers, &state))))
+    Ok(Json(properties(
+        &view,
+        &origin(&headers, &state),
+        &state.tickets,
+    )))
 }
 
 #[utoipa::path(post, path = "/accounts/{account_id}/sessions/{session_id}/:stop", tag = "sessions",
@@ -476,7 +498,7 @@ pub(crate) async fn list_handler(
         .iter()
         .skip(skip)
         .take(PAGE_SIZE)
-        .map(|view| properties(view, &origin(&headers, &state)))
+        .map(|view| properties(view, &origin(&headers, &state), &state.tickets))
         .collect();
     let next_link = (skip + PAGE_SIZE < active.len()).then(|| {
         next_page(

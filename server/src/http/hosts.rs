@@ -211,6 +211,7 @@ async fn serve_host(socket: &mut WebSocket, state: &AppState) -> Result<String, 
     let registered = HostCommand::Registered {
         host: host.clone(),
         certificate,
+        ticket_key: state.tickets.public_key(),
     };
     if socket
         .send(Message::Text(registered.to_json().into()))
@@ -244,8 +245,8 @@ async fn serve_host(socket: &mut WebSocket, state: &AppState) -> Result<String, 
                             state.metrics.frame(Duration::from_secs_f32(ms / 1000.0));
                         }
                     }
-                    Ok(HostReport::Admit { request, account, session, token }) => {
-                        let verdict = admit(state, &host, account, &session, &token).await;
+                    Ok(HostReport::Admit { request, account, session, ticket }) => {
+                        let verdict = admit(state, &host, account, &session, &ticket).await;
                         let answer = HostCommand::Admission { request, verdict };
                         if socket.send(Message::Text(answer.to_json().into())).await.is_err() {
                             break Err("the link to the render host broke".into());
@@ -278,27 +279,23 @@ async fn serve_host(socket: &mut WebSocket, state: &AppState) -> Result<String, 
     ended
 }
 
-/// Whether `token` lets a device use `account`/`session` on `host`.
+/// Whether `ticket` lets a device use `account`/`session` on `host`: a ticket for that session,
+/// which must be Ready on that very host.
 async fn admit(
     state: &AppState,
     host: &HostId,
     account: String,
     session: &str,
-    token: &str,
+    ticket: &str,
 ) -> Admission {
     let judged = async {
         let id = SessionId::parse(session).map_err(|e| e.to_string())?;
-        let claims = state.tokens.verify(token).map_err(|e| e.to_string())?;
-        if claims.sub != account {
-            return Err("this access token is for another account".to_string());
-        }
-        if !claims.reaches_session(session) {
-            return Err("a guest's sign-in reaches only its space's render sessions".to_string());
-        }
+        let key = SessionKey::new(account, id);
         state
-            .sessions
-            .admit(host, &SessionKey::new(account, id))
-            .await
+            .tickets
+            .check(ticket, &key)
+            .map_err(|e| e.to_string())?;
+        state.sessions.admit(host, &key).await
     }
     .await;
     match judged {

@@ -137,7 +137,8 @@ pub(crate) fn joined(
         Some(key) => state.sessions.peek(key).map(|view| {
             json!(crate::http::arr::properties(
                 &view,
-                &crate::http::arr::origin(headers, state)
+                &crate::http::arr::origin(headers, state),
+                &state.tickets
             ))
         }),
         None => None,
