@@ -1,5 +1,5 @@
 //! ARR's conversion API (2021-01-01) over HTTP, as an ARR client calls it: a model file in a
-//! storage container (a folder under the storage root) is converted into the catalog, honouring
+//! storage container (a folder in the account's own storage, `ROOT/ACCOUNT/`) is converted into the catalog, honouring
 //! the `ConversionSettings.json` beside it, and the asset is written to the output container.
 //! Status codes, body shapes, idempotent PUTs, paging and the error body are ARR's.
 
@@ -24,7 +24,7 @@ struct Setup {
     _dir: Option<tempfile::TempDir>,
     server: TestServer,
     arr: ArrClient,
-    /// The storage root: `storage/` in the data dir.
+    /// The account's own storage: `storage/ACCOUNT/` in the data dir.
     storage: PathBuf,
 }
 
@@ -33,13 +33,20 @@ async fn setup() -> Setup {
     let (account, key) = ArrClient::create_account(dir.path(), "converters").await;
     let server = TestServer::start(dir.path()).await;
     let arr = ArrClient::sign_in(&server, &account, &key).await;
-    let storage = dir.path().join("storage").canonicalize().unwrap();
+    let storage = own_storage(dir.path(), &account);
     Setup {
         _dir: Some(dir),
         server,
         arr,
         storage,
     }
+}
+
+/// `account`'s storage under the storage root of the data dir `data`, made if missing.
+fn own_storage(data: &Path, account: &str) -> PathBuf {
+    let storage = data.join("storage").join(account);
+    std::fs::create_dir_all(&storage).unwrap();
+    storage.canonicalize().unwrap()
 }
 
 fn container(storage: &Path, name: &str) -> (PathBuf, String) {
@@ -246,12 +253,31 @@ async fn requests_outside_the_storage_or_the_api_are_refused_as_arr_did() {
     let outside = Url::from_file_path(std::env::temp_dir())
         .unwrap()
         .to_string();
-    let cases = [
+    // Not a container of this account: 404, as for a container that does not exist.
+    for (body, target) in [
         (
             settings(&outside, "", "a.step", &output_url),
-            "settings.inputLocation.storageContainerUri",
-            "outside the storage root",
+            "inputLocation",
         ),
+        (
+            settings(&input_url, "", "a.step", &format!("{output_url}/../../..")),
+            "outputLocation",
+        ),
+    ] {
+        let answer = setup.put("refused", body).await;
+        assert_eq!(
+            (answer.status, answer.code()),
+            (404, "NotFound"),
+            "{target}: {}",
+            answer.body
+        );
+        let message = answer.body["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains("not a storage container of this account"),
+            "{message}"
+        );
+    }
+    let cases = [
         (
             settings(
                 "https://contoso.blob.core.windows.net/arrinput",
@@ -267,11 +293,6 @@ async fn requests_outside_the_storage_or_the_api_are_refused_as_arr_did() {
             "settings.inputLocation.relativeInputAssetPath",
             "plain names",
         ),
-        (
-            settings(&input_url, "", "a.step", &format!("{output_url}/../../..")),
-            "settings.outputLocation.storageContainerUri",
-            "outside the storage root",
-        ),
     ];
     for (body, target, says) in cases {
         let answer = setup.put("refused", body).await;
@@ -284,6 +305,8 @@ async fn requests_outside_the_storage_or_the_api_are_refused_as_arr_did() {
         assert_eq!(answer.body["error"]["target"], target, "{}", answer.body);
         let message = answer.body["error"]["message"].as_str().unwrap();
         assert!(message.contains(says), "{message}");
+        let root = setup.storage.parent().unwrap().to_str().unwrap();
+        assert!(!message.contains(root), "the storage root shows: {message}");
     }
     let mut renamed = settings(&input_url, "", "a.step", &output_url);
     renamed["outputLocation"]["outputAssetFilename"] = json!("a.glb");
@@ -338,7 +361,7 @@ async fn a_conversion_a_stop_interrupted_runs_again_at_the_next_start() {
     let (account, key) = ArrClient::create_account(dir.path(), "converters").await;
     let server = TestServer::start(dir.path()).await;
     let arr = ArrClient::sign_in(&server, &account, &key).await;
-    let storage = dir.path().join("storage").canonicalize().unwrap();
+    let storage = own_storage(dir.path(), &account);
     let setup = Setup {
         _dir: None,
         server,
@@ -381,5 +404,127 @@ async fn a_conversion_a_stop_interrupted_runs_again_at_the_next_start() {
     let done = setup.ended("resumed").await;
     assert_eq!(done["status"], "Succeeded", "{done}");
     assert!(asset.is_file(), "the output was written again");
+    setup.server.stop().await;
+}
+
+/// Account B names account A's containers, as input and as output: 404 both times, as for a
+/// container that does not exist, and A's files are as they were. A link that A's folder holds
+/// into B's storage does not lead B's output there either.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_accounts_containers_are_not_found_and_stay_untouched() {
+    let setup = setup().await;
+    let (a_in, a_in_url) = container(&setup.storage, "designs");
+    let (a_out, a_out_url) = container(&setup.storage, "assets");
+    std::fs::write(a_in.join("screw.step"), real("screw.step")).unwrap();
+    std::fs::write(a_out.join("screw.arrAsset"), b"A's asset").unwrap();
+    let dir = setup
+        .storage
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let (b_id, b_key) = ArrClient::create_account(&dir, "others").await;
+    let b = ArrClient::sign_in(&setup.server, &b_id, &b_key).await;
+    let b_storage = own_storage(&dir, &b_id);
+    let (b_in, b_in_url) = container(&b_storage, "mine");
+    let (_, b_out_url) = container(&b_storage, "out");
+    std::fs::write(b_in.join("screw.step"), real("screw.step")).unwrap();
+    let b_put = |id: &str, body: Value| {
+        let url = format!(
+            "{}/accounts/{b_id}/conversions/{id}?api-version=2021-01-01",
+            b.base
+        );
+        let b = &b;
+        async move {
+            b.call(Method::PUT, &url, Some(json!({ "settings": body })))
+                .await
+        }
+    };
+
+    for (id, body, target) in [
+        (
+            "read-a",
+            settings(&a_in_url, "", "screw.step", &b_out_url),
+            "input",
+        ),
+        (
+            "write-a",
+            settings(&b_in_url, "", "screw.step", &a_out_url),
+            "output",
+        ),
+    ] {
+        let mut body = body;
+        body["outputLocation"]["blobPrefix"] = json!("");
+        let answer = b_put(id, body).await;
+        assert_eq!(
+            (answer.status, answer.code()),
+            (404, "NotFound"),
+            "{target}: {}",
+            answer.body
+        );
+    }
+    assert_eq!(
+        std::fs::read(a_out.join("screw.arrAsset")).unwrap(),
+        b"A's asset"
+    );
+    assert_eq!(
+        std::fs::read_dir(&a_out).unwrap().count(),
+        1,
+        "nothing new in A's container"
+    );
+    let (a_models, b_models) = (
+        setup
+            .arr
+            .call(Method::GET, &format!("{}/v1/models", setup.arr.base), None)
+            .await,
+        b.call(Method::GET, &format!("{}/v1/models", b.base), None)
+            .await,
+    );
+    let uploads = |answer: &Answer| {
+        let models = answer.body["models"].as_array().expect("a list of models");
+        models.iter().filter(|m| m["source"] == "upload").count()
+    };
+    assert_eq!(
+        (uploads(&a_models), uploads(&b_models)),
+        (0, 0),
+        "nothing converted into either catalog"
+    );
+
+    // A link in B's own container into A's storage is not followed for B's output.
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::symlink(&a_out, b_storage.join("sneaky")).unwrap();
+        let sneaky = Url::from_file_path(b_storage.join("sneaky"))
+            .unwrap()
+            .to_string();
+        let mut body = settings(&b_in_url, "", "screw.step", &sneaky);
+        body["outputLocation"]["blobPrefix"] = json!("");
+        let answer = b_put("through-a-link", body).await;
+        assert_eq!(answer.status, 201, "{}", answer.body);
+        let url = format!(
+            "{}/accounts/{b_id}/conversions/through-a-link?api-version=2021-01-01",
+            b.base
+        );
+        let ended = loop {
+            let now = b.call(Method::GET, &url, None).await.body;
+            if !["NotStarted", "Running"].contains(&now["status"].as_str().unwrap()) {
+                break now;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        };
+        assert_eq!(ended["status"], "Failed", "{ended}");
+        assert_eq!(ended["error"]["code"], "OutputContainerError", "{ended}");
+        let message = ended["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains("outside this account's storage"),
+            "{message}"
+        );
+        assert!(!message.contains(dir.to_str().unwrap()), "{message}");
+        assert_eq!(
+            std::fs::read(a_out.join("screw.arrAsset")).unwrap(),
+            b"A's asset"
+        );
+    }
     setup.server.stop().await;
 }

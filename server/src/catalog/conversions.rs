@@ -112,6 +112,10 @@ pub enum ConversionError {
     },
     #[error("there is no conversion `{0}` in this account")]
     Unknown(String),
+    /// A container URI that is not one of this account's (another account's, or none at all):
+    /// the same answer for both, so nothing tells them apart.
+    #[error("{uri:?} is not a storage container of this account")]
+    NoContainer { target: &'static str, uri: String },
     #[error("a conversion `{0}` exists with other settings")]
     Conflict(String),
     #[error(transparent)]
@@ -132,7 +136,8 @@ pub enum Created {
     Existing,
 }
 
-/// The operator's storage: every container is a folder under `root`.
+/// The operator's storage: each account's containers are the folders under `root/ACCOUNT/`, and
+/// no account reaches another's. Errors name what the caller gave, never a path of the server.
 #[derive(Debug, Clone)]
 pub struct Storage {
     root: PathBuf,
@@ -147,40 +152,55 @@ impl Storage {
         })
     }
 
-    pub fn root(&self) -> &Path {
-        &self.root
+    /// The folder of `account`'s containers.
+    fn of(&self, account: &str) -> Result<PathBuf, ConversionError> {
+        if !safe_file_name(account) {
+            return Err(invalid("accountId", "not an account's id"));
+        }
+        Ok(self.root.join(account))
     }
 
-    /// The folder a container URI names, if it is one under the root.
-    fn container(&self, uri: &str, target: &'static str) -> Result<PathBuf, ConversionError> {
+    /// The folder a container URI names, if it is one of `account`'s.
+    fn container(
+        &self,
+        account: &str,
+        uri: &str,
+        target: &'static str,
+    ) -> Result<PathBuf, ConversionError> {
         let url =
             Url::parse(uri).map_err(|e| invalid(target, format!("{uri:?} is not a URL: {e}")))?;
         if url.scheme() != "file" {
             return Err(invalid(
                 target,
                 format!(
-                    "{uri:?} is not a storage container here: use a file: URL of a folder under \
-                     {}",
-                    self.root.display()
+                    "{uri:?} is not a storage container here: containers are file: URLs of the \
+                     folders in this account's storage (the storage root's folder named by the \
+                     account id)"
                 ),
             ));
         }
-        let path = url
-            .to_file_path()
-            .map_err(|()| invalid(target, format!("{uri:?} names no local folder")))?;
-        let within = path
+        let not_ours = || ConversionError::NoContainer {
+            target,
+            uri: uri.to_string(),
+        };
+        let path = url.to_file_path().map_err(|()| not_ours())?;
+        let plain = path
             .components()
             .all(|c| !matches!(c, Component::ParentDir | Component::CurDir));
-        if !within || !path.starts_with(&self.root) {
-            return Err(invalid(
-                target,
-                format!(
-                    "{uri:?} is outside the storage root {}",
-                    self.root.display()
-                ),
-            ));
+        if !plain || !path.starts_with(self.of(account)?) {
+            return Err(not_ours());
         }
         Ok(path)
+    }
+
+    /// Whether `path`, through every link, is still in `account`'s storage.
+    async fn holds(&self, account: &str, path: &Path) -> bool {
+        let Ok(own) = self.of(account) else {
+            return false;
+        };
+        tokio::fs::canonicalize(path)
+            .await
+            .is_ok_and(|real| real.starts_with(own))
     }
 
     /// `container/prefix/relative`, refused if a part of it is not a plain name.
@@ -207,9 +227,10 @@ impl Storage {
         Ok(path)
     }
 
-    /// The model file `input` names.
-    fn input_path(&self, input: &InputLocation) -> Result<PathBuf, ConversionError> {
+    /// The model file `input` names, in `account`'s storage.
+    fn input_path(&self, account: &str, input: &InputLocation) -> Result<PathBuf, ConversionError> {
         let container = self.container(
+            account,
             &input.storage_container_uri,
             "settings.inputLocation.storageContainerUri",
         )?;
@@ -221,10 +242,15 @@ impl Storage {
         )
     }
 
-    /// The asset file `settings` write.
-    fn output_path(&self, settings: &ConversionSettings) -> Result<PathBuf, ConversionError> {
+    /// The asset file `settings` write, in `account`'s storage.
+    fn output_path(
+        &self,
+        account: &str,
+        settings: &ConversionSettings,
+    ) -> Result<PathBuf, ConversionError> {
         let output = &settings.output_location;
         let container = self.container(
+            account,
             &output.storage_container_uri,
             "settings.outputLocation.storageContainerUri",
         )?;
@@ -291,7 +317,7 @@ impl Conversions {
     ) -> Result<(Created, Conversion), ConversionError> {
         check_id(id)?;
         let settings = settings.unsigned();
-        self.check(&settings)?;
+        self.check(account, &settings)?;
         let text = serde_json::to_string(&settings).unwrap_or_default();
         let (new, stored) = self
             .store
@@ -344,8 +370,9 @@ impl Conversions {
         ))
     }
 
-    /// Refuses settings whose locations are not in the storage, before anything is stored.
-    fn check(&self, settings: &ConversionSettings) -> Result<(), ConversionError> {
+    /// Refuses settings whose locations are not in `account`'s storage, before anything is
+    /// stored.
+    fn check(&self, account: &str, settings: &ConversionSettings) -> Result<(), ConversionError> {
         if settings
             .input_location
             .relative_input_asset_path
@@ -357,7 +384,7 @@ impl Conversions {
                 "relativeInputAssetPath must name the model file",
             ));
         }
-        self.storage.input_path(&settings.input_location)?;
+        self.storage.input_path(account, &settings.input_location)?;
         let file = settings.output_file();
         if !file.ends_with(".arrAsset") || !safe_file_name(&file) {
             return Err(invalid(
@@ -365,7 +392,7 @@ impl Conversions {
                 format!("{file:?} must be a plain file name ending in .arrAsset"),
             ));
         }
-        self.storage.output_path(settings)?;
+        self.storage.output_path(account, settings)?;
         Ok(())
     }
 
@@ -404,11 +431,13 @@ impl Conversions {
     ) -> Result<(parallax_core::ModelId, String), (&'static str, String)> {
         let settings: ConversionSettings = serde_json::from_str(&stored.settings)
             .map_err(|e| ("InternalServerError", format!("the stored settings: {e}")))?;
+        let account = stored.account.as_str();
         let placed = self
             .storage
-            .input_path(&settings.input_location)
+            .input_path(account, &settings.input_location)
             .map_err(|e| ("InvalidInput", e.to_string()))?;
-        let files = self.input_files(&placed).await?;
+        let input = &settings.input_location.relative_input_asset_path;
+        let files = self.input_files(account, &placed, input).await?;
         let main_name = placed
             .file_name()
             .and_then(|n| n.to_str())
@@ -433,73 +462,93 @@ impl Conversions {
         }
         let path = self
             .storage
-            .output_path(&settings)
+            .output_path(account, &settings)
             .map_err(|e| ("InvalidOutput", e.to_string()))?;
+        let output = settings.output_file();
+        let unwritable = |e: String| {
+            (
+                "OutputContainerError",
+                format!("writing the converted {MESH} {output}: {e}"),
+            )
+        };
         if let Some(folder) = path.parent() {
             tokio::fs::create_dir_all(folder)
                 .await
-                .map_err(|e| ("OutputContainerError", e.to_string()))?;
+                .map_err(|e| unwritable(e.to_string()))?;
+            // A link in the container must not lead the output into another account's storage.
+            if !self.storage.holds(account, folder).await {
+                return Err(unwritable(
+                    "its folder leads outside this account's storage".into(),
+                ));
+            }
         }
         // File to file: the coordinator holds no upload's mesh in memory.
         let written = match self.catalog.mesh(&record).await.map_err(failure)? {
             MeshBytes::File(mesh) => copy_atomically(&mesh, &path).await,
             MeshBytes::Memory(bytes) => write_atomically(&path, &bytes).await,
         };
-        written.map_err(|e| {
-            (
-                "OutputContainerError",
-                format!("writing the converted {MESH} to {}: {e}", path.display()),
-            )
-        })?;
+        written.map_err(|e| unwritable(e.kind().to_string()))?;
         Ok((record.summary.id, Storage::url_of(&path)))
     }
 
-    /// The model file at `path` and the plain files beside it (the buffers and textures a
-    /// glTF names, a `ConversionSettings.json`), as ARR read every blob under the prefix.
-    async fn input_files(&self, path: &Path) -> Result<Vec<UploadedFile>, (&'static str, String)> {
-        let missing =
-            |e: std::io::Error| ("InputContainerError", format!("{}: {e}", path.display()));
-        // The file itself, through any link, must still be in the storage.
-        let real = tokio::fs::canonicalize(path).await.map_err(missing)?;
-        if !real.starts_with(self.storage.root()) {
+    /// The model file at `path` (`input`, as the caller named it) and the plain files beside
+    /// it (the buffers and textures a glTF names, a `ConversionSettings.json`), as ARR read every
+    /// blob under the prefix: all in `account`'s storage, through any link, and at most the
+    /// upload limit together, measured before anything is read.
+    async fn input_files(
+        &self,
+        account: &str,
+        path: &Path,
+        input: &str,
+    ) -> Result<Vec<UploadedFile>, (&'static str, String)> {
+        let missing = |e: std::io::Error| ("InputContainerError", format!("{input}: {}", e.kind()));
+        tokio::fs::metadata(path).await.map_err(missing)?;
+        if !self.storage.holds(account, path).await {
             return Err((
                 "InvalidInput",
-                format!("{} leads outside the storage", path.display()),
+                format!("{input} leads outside this account's storage"),
             ));
         }
-        let folder = real.parent().unwrap_or(self.storage.root()).to_path_buf();
-        let mut files = Vec::new();
-        let mut total = 0usize;
+        let real = tokio::fs::canonicalize(path).await.map_err(missing)?;
+        let folder = real
+            .parent()
+            .unwrap_or(self.storage.root.as_path())
+            .to_path_buf();
+        let mut beside = Vec::new();
+        let mut total = 0u64;
         let mut entries = tokio::fs::read_dir(&folder).await.map_err(missing)?;
         while let Some(entry) = entries.next_entry().await.map_err(missing)? {
             let name = entry.file_name().to_string_lossy().into_owned();
-            let real = tokio::fs::canonicalize(entry.path())
-                .await
-                .map_err(missing)?;
-            let plain = safe_file_name(&name) && real.starts_with(self.storage.root());
-            if !plain || !tokio::fs::metadata(&real).await.is_ok_and(|m| m.is_file()) {
+            if !safe_file_name(&name) || !self.storage.holds(account, &entry.path()).await {
                 continue;
             }
-            let bytes = tokio::fs::read(&real).await.map_err(missing)?;
-            total += bytes.len();
-            if total > self.max_input_bytes {
+            let Ok(metadata) = tokio::fs::metadata(entry.path()).await else {
+                continue;
+            };
+            if !metadata.is_file() {
+                continue;
+            }
+            total += metadata.len();
+            if total > self.max_input_bytes as u64 {
                 return Err((
                     "InputContainerError",
                     format!(
-                        "the files beside the model in {} come to more than the {} MiB an \
-                         upload may be",
-                        folder.display(),
+                        "the files beside {input} come to more than the {} MiB an upload may be",
                         self.max_input_bytes / (1024 * 1024)
                     ),
                 ));
             }
+            beside.push((name, entry.path()));
+        }
+        let mut files = Vec::new();
+        for (name, path) in beside {
+            let bytes = tokio::fs::read(&path).await.map_err(missing)?;
             files.push(UploadedFile { name, bytes });
         }
         Ok(files)
     }
 }
 
-/// ARR's error code and the message for a catalog's refusal.
 fn failure(error: CatalogError) -> (&'static str, String) {
     let code = match error {
         CatalogError::Invalid(_) | CatalogError::NoModelFile | CatalogError::BadFileName(_) => {

@@ -100,7 +100,9 @@ impl From<ConversionError> for AppError {
             ConversionError::Invalid { target, message } => {
                 AppError::bad_request(message, Some(target))
             }
-            ConversionError::Unknown(_) => AppError::not_found(error.to_string()),
+            ConversionError::Unknown(_) | ConversionError::NoContainer { .. } => {
+                AppError::not_found(error.to_string())
+            }
             ConversionError::Conflict(_) => AppError::conflict(error.to_string()),
             ConversionError::Store(e) => AppError::Internal(e.into()),
         }
