@@ -59,6 +59,8 @@ if [ "$want" = all ]; then
   apt_install postgresql
   # Debian's NATS server: the replica tests start one on a loopback port of their own.
   apt_install nats-server
+  # strace: a process test watches that atomic writes reach the disk before they are renamed.
+  apt_install strace
 fi
 
 # npm packages: Playwright, and binaryen's wasm-opt (Debian's v108 breaks the release wasm).

@@ -18,11 +18,13 @@
 //! - [`replication`]: what replicas say to each other over NATS (space events, host commands)
 //!   and how often they say they are alive.
 //! - `catalog/`: the models — samples and uploads on disk, imported meshes, thumbnails.
-//! - `accounts/`: accounts, their keys and the host secret, access tokens, guests' join limits.
+//! - `accounts/`: accounts and their keys, render hosts' credentials, access tokens, render
+//!   tickets, guests' join limits.
 //! - `telemetry/`: what is measured — the Prometheus metrics and the pool's last hour.
 //! - `base/`: what all of it stands on — the SQLite store, the clock and the error type.
 //! - [`tls`]: HTTPS — the certificate authority in the data dir, or the operator's certificate.
 //! - [`config`]: the command line and environment.
+//! - `private`: the data dir and the TLS folder, readable by their owner only.
 
 // Leptos' view types of the larger pages nest deeper than the default 128.
 #![recursion_limit = "256"]
@@ -33,6 +35,7 @@ mod catalog;
 pub mod config;
 mod http;
 mod pool;
+mod private;
 pub mod replication;
 mod spaces;
 pub mod state;

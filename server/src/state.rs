@@ -75,8 +75,7 @@ pub(crate) async fn open_store(
     data_dir: &Path,
     database_url: Option<&str>,
 ) -> anyhow::Result<Store> {
-    std::fs::create_dir_all(data_dir)
-        .with_context(|| format!("creating the data dir {}", data_dir.display()))?;
+    crate::private::make_private_dir(data_dir)?;
     if let Some(url) = database_url {
         let url = postgres_url(url)?;
         let store = Store::connect(url)
@@ -99,6 +98,12 @@ pub(crate) async fn open_store(
     .await
     .context("waiting for the data dir's lock")?
     .with_context(|| format!("locking the data dir {}", data_dir.display()))?;
+    crate::private::make_private_file(&db)?;
+    for journal in ["parallax.db-wal", "parallax.db-shm"] {
+        if data_dir.join(journal).exists() {
+            crate::private::make_private_file(&data_dir.join(journal))?;
+        }
+    }
     let store = Store::open(&db)
         .await
         .with_context(|| format!("opening the database {}", db.display()));

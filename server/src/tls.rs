@@ -127,8 +127,8 @@ impl Tls {
             return Ok(None);
         }
         let dir = data_dir.join("tls");
-        std::fs::create_dir_all(&dir)
-            .with_context(|| format!("creating the TLS folder {}", dir.display()))?;
+        // Owner only: the authority's key and the served key live here.
+        crate::private::make_private_dir(&dir)?;
         let tls = match setup {
             TlsSetup::Off => return Ok(None),
             TlsSetup::Local {

@@ -122,7 +122,7 @@ async fn a_signed_in_browser_uses_its_cookie_for_the_api_and_the_space_socket() 
     let welcome: Value = serde_json::from_str(welcome.as_str()).unwrap();
     assert_eq!(welcome["type"], "welcome", "{welcome}");
 
-    // …and refused, with the reason, without it.
+    // …and refused, with the reason, without it…
     let (mut socket, _) = tokio_tungstenite::connect_async(ws_url.as_str())
         .await
         .unwrap();
@@ -133,6 +133,69 @@ async fn a_signed_in_browser_uses_its_cookie_for_the_api_and_the_space_socket() 
         }
         other => panic!("expected a close, got {other:?}"),
     }
+    // …and from a page of another origin (another port of the same machine is one), whose
+    // browser sends the cookie all the same, it counts for nothing.
+    for (origin, welcomed) in [
+        (format!("http://{}", server.addr), true),
+        ("http://127.0.0.1:1".to_string(), false),
+        ("https://evil.example".to_string(), false),
+    ] {
+        let mut request = ws_url.as_str().into_client_request().unwrap();
+        request
+            .headers_mut()
+            .insert("cookie", cookie.parse().unwrap());
+        request
+            .headers_mut()
+            .insert("origin", origin.parse().unwrap());
+        let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+        socket.send(Message::text(hello.to_string())).await.unwrap();
+        match socket.next().await {
+            Some(Ok(Message::Text(text))) => assert!(welcomed, "{origin}: {text}"),
+            Some(Ok(Message::Close(Some(frame)))) => {
+                assert!(!welcomed, "{origin}: {}", frame.reason);
+                assert!(frame.reason.contains("a page of"), "{}", frame.reason);
+            }
+            other => panic!("{origin}: {other:?}"),
+        }
+    }
+
+    // JSON only when it says it is JSON: a form post (what another site's page can send
+    // without asking) is refused before it is read.
+    let form = browser()
+        .put(url("/v1/spaces/formed"))
+        .header("cookie", &cookie)
+        .header("content-type", "text/plain")
+        .body(json!({"device": "tablet", "role": "tablet"}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(form.status(), 415);
+    let body: Value = form.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "UnsupportedMediaType", "{body}");
+
+    // Signing out ends the sign-in on the server: the old cookie's token fails from then on.
+    let out = browser()
+        .post(url("/v1/browser/sign-out"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), 303);
+    let after = browser()
+        .get(url("/v1/spaces"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(after.status(), 401);
+    let body: Value = after.json().await.unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("signed out"),
+        "{body}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

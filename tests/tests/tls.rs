@@ -214,6 +214,47 @@ async fn https_by_default_with_wss_render_urls_served_by_hosts_linked_over_wss()
     server.stop().await;
 }
 
+/// Over https the browser's cookie is `Secure`, every answer carries HSTS, and the data dir keeps
+/// its secrets to its owner.
+#[tokio::test]
+async fn over_https_the_cookie_is_secure_and_browsers_are_told_to_stay_on_https() {
+    let dir = data_dir();
+    let (server, (account, key)) = tls_server(dir.path(), PoolArgs::default()).await;
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .use_preconfigured_tls((*server.trust.as_ref().unwrap().config).clone())
+        .build()
+        .unwrap();
+    let signed_in = browser
+        .post(format!("{}/v1/browser/sign-in", server.url()))
+        .form(&[("account", account.as_str()), ("key", key.as_str())])
+        .send()
+        .await
+        .unwrap();
+    let cookie = signed_in.headers()["set-cookie"].to_str().unwrap();
+    assert!(cookie.contains("; Secure"), "{cookie}");
+    assert_eq!(
+        signed_in.headers()["strict-transport-security"],
+        "max-age=31536000"
+    );
+    let page = browser
+        .get(format!("{}/v1/ping", server.url()))
+        .send()
+        .await
+        .unwrap();
+    assert!(page.headers().contains_key("strict-transport-security"));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir.path().join("parallax.db")), 0o600);
+        assert_eq!(mode(dir.path()), 0o700);
+        assert_eq!(mode(&dir.path().join("tls")), 0o700);
+        assert_eq!(mode(&dir.path().join("tls/ca.key")), 0o600);
+    }
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn plain_http_on_the_https_port_is_redirected_to_https() {
     let dir = data_dir();

@@ -16,6 +16,7 @@ use crate::accounts::keys::random_hex;
 use crate::base::clock::Clock;
 use crate::base::error::AppError;
 use crate::base::store::Store;
+use parallax_core::time::Timestamp;
 
 /// How long an access token is valid, as ARR's were.
 pub const TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 60 * 60);
@@ -63,6 +64,9 @@ pub struct Tokens {
     /// Accounts revoked by an operator (`parallax account revoke`, another process): their
     /// tokens are refused however long they have left. Read again every [`REVOCATION_CHECK`].
     revoked: Arc<RwLock<HashSet<String>>>,
+    /// Tokens whose browser signed out (by `jti`), here or on another replica: refused for the
+    /// rest of their life.
+    signed_out: Arc<RwLock<HashSet<String>>>,
 }
 
 /// How often a running coordinator reads which accounts were revoked.
@@ -83,16 +87,22 @@ impl Tokens {
             .revoked_accounts()
             .await
             .context("reading revoked accounts")?;
+        let signed_out = store
+            .signed_out_tokens(clock.now())
+            .await
+            .context("reading signed-out tokens")?;
         Ok(Self {
             encoding: EncodingKey::from_secret(secret.as_bytes()),
             decoding: DecodingKey::from_secret(secret.as_bytes()),
             validation,
             clock,
             revoked: Arc::new(RwLock::new(revoked.into_iter().collect())),
+            signed_out: Arc::new(RwLock::new(signed_out.into_iter().collect())),
         })
     }
 
-    /// Reads the revoked accounts from `store` every [`REVOCATION_CHECK`] until `shutdown`.
+    /// Reads the revoked accounts and the signed-out tokens from `store` every
+    /// [`REVOCATION_CHECK`] until `shutdown`.
     pub async fn follow_revocations(self, store: Store, shutdown: CancellationToken) {
         loop {
             tokio::select! {
@@ -106,7 +116,31 @@ impl Tokens {
                 }
                 Err(e) => tracing::warn!("could not read revoked accounts: {e}"),
             }
+            match store.signed_out_tokens(self.clock.now()).await {
+                Ok(signed_out) => {
+                    *self.signed_out.write().unwrap_or_else(|p| p.into_inner()) =
+                        signed_out.into_iter().collect();
+                }
+                Err(e) => tracing::warn!("could not read signed-out tokens: {e}"),
+            }
         }
+    }
+
+    /// Signs `token` out: refused from now on, here at once and on every replica within
+    /// [`REVOCATION_CHECK`]. A token that does not verify is already worth nothing.
+    pub async fn sign_out(&self, store: &Store, token: &str) -> anyhow::Result<()> {
+        let Ok(claims) = self.verify(token) else {
+            return Ok(());
+        };
+        store
+            .sign_out_token(&claims.jti, Timestamp::from_millis(claims.exp * 1000))
+            .await
+            .context("storing a sign-out")?;
+        self.signed_out
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(claims.jti);
+        Ok(())
     }
 
     /// A token for `account`; returns it with its expiry (Unix seconds).
@@ -148,6 +182,16 @@ impl Tokens {
             .contains(&claims.sub)
         {
             return Err(AppError::Unauthorized("the account was revoked".into()));
+        }
+        if self
+            .signed_out
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&claims.jti)
+        {
+            return Err(AppError::Unauthorized(
+                "this sign-in was signed out: sign in again".into(),
+            ));
         }
         Ok(claims)
     }

@@ -78,6 +78,15 @@ impl AppError {
         }
     }
 
+    /// 415: a JSON body sent without saying it is JSON.
+    pub fn not_json() -> Self {
+        Self::client(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "UnsupportedMediaType",
+            "send the body as JSON with Content-Type: application/json",
+        )
+    }
+
     pub fn not_found(message: impl Into<String>) -> Self {
         Self::client(StatusCode::NOT_FOUND, "NotFound", message)
     }
@@ -139,8 +148,23 @@ impl From<sqlx::Error> for AppError {
 
 impl From<JsonRejection> for AppError {
     fn from(rejection: JsonRejection) -> Self {
-        Self::bad_request(rejection.body_text(), None)
+        match rejection {
+            JsonRejection::MissingJsonContentType(_) => Self::not_json(),
+            rejection => Self::bad_request(rejection.body_text(), None),
+        }
     }
+}
+
+/// Whether a request says its body is JSON (`application/json`, or `application/…+json`).
+pub fn is_json(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<mime::Mime>().ok())
+        .is_some_and(|mime| {
+            mime.type_() == "application"
+                && (mime.subtype() == "json" || mime.suffix().is_some_and(|s| s == "json"))
+        })
 }
 
 impl From<QueryRejection> for AppError {

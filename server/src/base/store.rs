@@ -895,6 +895,30 @@ impl Store {
             .await
     }
 
+    /// Refuses the token `jti` (signed out) until `expires`, when it would have run out anyway.
+    pub async fn sign_out_token(&self, jti: &str, expires: Timestamp) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO signed_out_tokens (jti, expires_at_ms) VALUES ($1, $2)
+             ON CONFLICT (jti) DO NOTHING",
+        )
+        .bind(jti)
+        .bind(expires.as_millis() as i64)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The ids of tokens signed out that have not run out by `now`; forgets those that have.
+    pub async fn signed_out_tokens(&self, now: Timestamp) -> StoreResult<Vec<String>> {
+        sqlx::query("DELETE FROM signed_out_tokens WHERE expires_at_ms <= $1")
+            .bind(now.as_millis() as i64)
+            .execute(&self.pool)
+            .await?;
+        sqlx::query_scalar("SELECT jti FROM signed_out_tokens")
+            .fetch_all(&self.pool)
+            .await
+    }
+
     /// Adds render host `name`'s credential (the hash of its secret); false if the name is
     /// taken (revoked names stay taken).
     pub async fn insert_host_credential(

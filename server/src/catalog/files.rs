@@ -68,21 +68,41 @@ pub fn owned_id(account: &str, content: &ModelId) -> ModelId {
     )
 }
 
-/// Writes via a temporary file and a rename, so a crash never leaves half a file in place.
+/// Writes via a temporary file and a rename, so a crash never leaves half a file in place; the
+/// file's bytes and then the rename reach the disk before this returns, so a power cut never
+/// leaves the database pointing at an empty or missing file.
 pub async fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
     let temporary = temporary_beside(path);
     tokio::fs::write(&temporary, bytes).await?;
-    tokio::fs::rename(&temporary, path).await
+    settle(&temporary, path).await
 }
 
-/// Copies `from` to `path` as [`write_atomically`] writes: whole or not at all.
+/// Copies `from` to `path` as [`write_atomically`] writes: whole or not at all, and on disk.
 pub async fn copy_atomically(
     from: &std::path::Path,
     path: &std::path::Path,
 ) -> std::io::Result<()> {
     let temporary = temporary_beside(path);
     tokio::fs::copy(from, &temporary).await?;
-    tokio::fs::rename(&temporary, path).await
+    settle(&temporary, path).await
+}
+
+/// Syncs `temporary`, renames it to `path`, and syncs the folder that holds the new name.
+async fn settle(temporary: &std::path::Path, path: &std::path::Path) -> std::io::Result<()> {
+    let synced = async {
+        tokio::fs::File::open(temporary).await?.sync_all().await?;
+        tokio::fs::rename(temporary, path).await
+    }
+    .await;
+    if synced.is_err() {
+        let _ = tokio::fs::remove_file(temporary).await;
+        return synced;
+    }
+    let folder = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    tokio::fs::File::open(folder).await?.sync_all().await
 }
 
 /// A hidden name beside `path` that no other writer uses: two writers of one file (two

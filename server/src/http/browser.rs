@@ -72,8 +72,9 @@ async fn join_handler(
     };
     let (view, member) = state.spaces.join(&owner, &space, joiner).await?;
     let (token, _) = state.tokens.issue_guest(&owner, &space)?;
+    let secure = is_https(&headers, &state);
     let answer = crate::http::spaces::joined(&state, &headers, view, member)?;
-    Ok((jar.add(session_cookie(token)), answer).into_response())
+    Ok((jar.add(session_cookie(token, secure)), answer).into_response())
 }
 
 /// Who this browser is signed in as: `{"account", "guestOf"}` (`guestOf`: the one space a guest
@@ -100,6 +101,7 @@ fn back_to_sign_in(message: &str) -> Response {
 async fn sign_in_handler(
     State(state): State<AppState>,
     jar: CookieJar,
+    headers: HeaderMap,
     Form(form): Form<SignIn>,
 ) -> Response {
     let (account_id, key) = (form.account.trim(), form.key.trim());
@@ -127,7 +129,7 @@ async fn sign_in_handler(
             return back_to_sign_in("Signing in is not possible right now; try again.");
         }
     };
-    let cookie = session_cookie(token);
+    let cookie = session_cookie(token, is_https(&headers, &state));
     let next = on_this_site(form.next.as_deref());
     (jar.add(cookie), Redirect::to(&next)).into_response()
 }
@@ -143,17 +145,36 @@ fn on_this_site(next: Option<&str>) -> String {
         .unwrap_or_else(|| "/".into())
 }
 
-/// The browser's session: the access token, HTTP-only and same-site, for as long as it is valid.
-fn session_cookie(token: String) -> Cookie<'static> {
+/// Whether the browser reached us over https (directly, or through a proxy that says so).
+fn is_https(headers: &HeaderMap, state: &AppState) -> bool {
+    crate::http::arr::origin(headers, state).starts_with("https:")
+}
+
+/// The browser's session: the access token, HTTP-only and same-site, for as long as it is valid;
+/// `Secure` (never sent over plain http) when the browser reached us over https.
+fn session_cookie(token: String, secure: bool) -> Cookie<'static> {
     Cookie::build((SESSION_COOKIE, token))
         .path("/")
         .http_only(true)
+        .secure(secure)
         .same_site(SameSite::Strict)
         .max_age(time::Duration::seconds(TOKEN_LIFETIME.as_secs() as i64))
         .build()
 }
 
-async fn sign_out_handler(jar: CookieJar) -> Response {
+/// Signs the browser out: its token is refused from now on (here at once, on every replica within
+/// seconds), not merely forgotten by the browser.
+async fn sign_out_handler(State(state): State<AppState>, jar: CookieJar) -> Response {
+    if let Some(token) = jar.get(SESSION_COOKIE).map(|c| c.value().to_string())
+        && let Err(e) = state.tokens.sign_out(state.store(), &token).await
+    {
+        tracing::error!("signing a browser out: {e:#}");
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Signing out is not possible right now; try again.",
+        )
+            .into_response();
+    }
     let jar = jar.remove(Cookie::build(SESSION_COOKIE).path("/"));
     (jar, Redirect::to("/sign-in")).into_response()
 }

@@ -34,6 +34,7 @@ use crate::state::AppState;
 
 /// The whole HTTP surface: API, WebSockets, pages and static files.
 pub fn app(state: AppState) -> Router {
+    let https = state.tls.is_some();
     let site_root = std::path::PathBuf::from(state.leptos.site_root.as_ref());
     let http = api::router().layer(TimeoutLayer::with_status_code(
         axum::http::StatusCode::REQUEST_TIMEOUT,
@@ -55,8 +56,28 @@ pub fn app(state: AppState) -> Router {
         .merge(openapi::router())
         .merge(web::router(&state, &site_root))
         .layer(axum::middleware::from_fn(correlation_vector))
+        .layer(axum::middleware::from_fn(move |request, next| {
+            strict_transport(https, request, next)
+        }))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// Over TLS, every response tells browsers to come back over https only (HSTS, a year), so a
+/// browser that reached the coordinator once never sends its cookie over plain http to it again.
+async fn strict_transport(
+    https: bool,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let mut response = next.run(request).await;
+    if https {
+        response.headers_mut().insert(
+            axum::http::header::STRICT_TRANSPORT_SECURITY,
+            axum::http::HeaderValue::from_static("max-age=31536000"),
+        );
+    }
+    response
 }
 
 /// Every response carries an `MS-CV` correlation header, as ARR's did: the client's own if it

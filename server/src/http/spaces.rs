@@ -104,7 +104,13 @@ fn default_template() -> String {
     "default".into()
 }
 
-fn body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T> {
+/// The JSON body of a request that says it is JSON (`Content-Type: application/json`): a body of
+/// another type is refused (415) before it is read, so a form a page of another site posts is
+/// never taken for one.
+fn body<T: serde::de::DeserializeOwned>(headers: &HeaderMap, bytes: &[u8]) -> Result<T> {
+    if !crate::base::error::is_json(headers) {
+        return Err(AppError::not_json());
+    }
     serde_json::from_slice(bytes).map_err(|e| AppError::bad_request(e.to_string(), None))
 }
 
@@ -154,7 +160,7 @@ async fn create_handler(
     headers: HeaderMap,
     bytes: axum::body::Bytes,
 ) -> Result<Response> {
-    let request: CreateBody = body(&bytes)?;
+    let request: CreateBody = body(&headers, &bytes)?;
     let creator = Joiner {
         device: request.device,
         role: request.role,
@@ -233,7 +239,7 @@ async fn properties_handler(
     bytes: axum::body::Bytes,
 ) -> Result<Response> {
     enter(&state, &visitor.claims, &name).await?;
-    let patch: PropertiesPatch = body(&bytes)?;
+    let patch: PropertiesPatch = body(&headers, &bytes)?;
     // Without a member token, the caller writes as the space's owner (if it is; never a guest).
     let writer = match member_token(&headers) {
         Some(token) => Writer::Member(token),
@@ -259,7 +265,7 @@ async fn join_handler(
     bytes: axum::body::Bytes,
 ) -> Result<Response> {
     enter_as_account(&state, &caller.account, &name).await?;
-    let joiner: Joiner = body(&bytes)?;
+    let joiner: Joiner = body(&headers, &bytes)?;
     let (view, member) = state.spaces.join(&caller.account, &name, joiner).await?;
     joined(&state, &headers, view, member)
 }
@@ -303,8 +309,18 @@ async fn space_ws_handler(
     Path(name): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    // A browser's hello carries no token: its session cookie, sent with the upgrade, does.
-    let cookie = crate::http::auth::session_cookie(&headers);
+    // A browser's hello carries no token: its session cookie, sent with the upgrade, does — but
+    // only from this site's own pages. A page of another origin (another port of this machine
+    // counts: cookies do not tell ports apart) gets no use of the cookie its browser sends.
+    let cookie = crate::http::auth::session_cookie(&headers).map(|cookie| {
+        match headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) {
+            Some(from) if from != crate::http::arr::origin(&headers, &state) => Err(format!(
+                "this socket was opened by a page of {from}: a signed-in browser's cookie counts \
+                 only on this site's own pages"
+            )),
+            _ => Ok(cookie),
+        }
+    });
     upgrade.on_upgrade(move |socket| converse(socket, state, name, cookie))
 }
 
@@ -313,7 +329,10 @@ struct Close(u16, String);
 /// How long the closing frame may take to leave: a member that stopped reading is dropped.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
-async fn converse(socket: Upgraded, state: AppState, name: String, cookie: Option<String>) {
+/// The session cookie sent with a socket's upgrade, or why it does not count.
+type UpgradeCookie = Option<std::result::Result<String, String>>;
+
+async fn converse(socket: Upgraded, state: AppState, name: String, cookie: UpgradeCookie) {
     let outlet = Arc::new(Outlet::new(socket, state.metrics.clone()));
     let mut ws = WebSocketStream::from_raw_socket(
         OutletIo(outlet.clone()),
@@ -350,7 +369,7 @@ async fn run(
     outlet: &Arc<Outlet>,
     state: &AppState,
     name: &str,
-    cookie: Option<String>,
+    cookie: UpgradeCookie,
 ) -> std::result::Result<Close, Close> {
     let policy = |reason: String| Close(CLOSE_POLICY_VIOLATION, reason);
     let first = match tokio::time::timeout(HELLO_TIMEOUT, ws.next()).await {
@@ -369,6 +388,7 @@ async fn run(
     let token = if token.is_empty() {
         cookie
             .ok_or_else(|| policy("hello needs the access token (or a signed-in browser)".into()))?
+            .map_err(policy)?
     } else {
         token
     };
