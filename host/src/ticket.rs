@@ -18,6 +18,9 @@ use serde::{Deserialize, Serialize};
 pub struct TicketClaims {
     pub account: String,
     pub session: String,
+    /// When the session was created (Unix ms): a later session of the same id is another one,
+    /// which this ticket does not open (the coordinator checks).
+    pub created: u64,
     /// Unix seconds after which it no longer opens anything.
     pub exp: u64,
 }
@@ -87,14 +90,14 @@ impl TicketVerifier {
         Ok(Self { public_key })
     }
 
-    /// The claims of `ticket` if it is signed with this key, unexpired at `now` (Unix seconds),
-    /// and for `account`/`session`.
+    /// The claims of `ticket` if it is signed with this key, unexpired at `now` (Unix seconds;
+    /// `None` leaves expiry to the coordinator, whose clock counts), and for `account`/`session`.
     pub fn verify(
         &self,
         ticket: &str,
         account: &str,
         session: &str,
-        now: u64,
+        now: Option<u64>,
     ) -> Result<TicketClaims, TicketError> {
         let (body, signature) = ticket.split_once('.').ok_or(TicketError::Malformed)?;
         let signature = URL_SAFE_NO_PAD
@@ -108,7 +111,7 @@ impl TicketVerifier {
             .ok()
             .and_then(|json| serde_json::from_slice(&json).ok())
             .ok_or(TicketError::Malformed)?;
-        if claims.exp <= now {
+        if now.is_some_and(|now| claims.exp <= now) {
             return Err(TicketError::Expired);
         }
         if claims.account != account || claims.session != session {
@@ -137,6 +140,7 @@ mod tests {
         TicketClaims {
             account: "acct".into(),
             session: session.into(),
+            created: 5,
             exp,
         }
     }
@@ -147,19 +151,23 @@ mod tests {
         let verifier = TicketVerifier::from_public_key(&signer.public_key()).unwrap();
         let ticket = signer.mint(&claims("a", 100));
         assert_eq!(
-            verifier.verify(&ticket, "acct", "a", 99),
+            verifier.verify(&ticket, "acct", "a", Some(99)),
             Ok(claims("a", 100))
         );
         assert_eq!(
-            verifier.verify(&ticket, "acct", "a", 100),
+            verifier.verify(&ticket, "acct", "a", Some(100)),
             Err(TicketError::Expired)
         );
+        assert!(
+            verifier.verify(&ticket, "acct", "a", None).is_ok(),
+            "expiry left to the coordinator"
+        );
         assert_eq!(
-            verifier.verify(&ticket, "acct", "b", 99),
+            verifier.verify(&ticket, "acct", "b", Some(99)),
             Err(TicketError::OtherSession)
         );
         assert_eq!(
-            verifier.verify(&ticket, "other", "a", 99),
+            verifier.verify(&ticket, "other", "a", Some(99)),
             Err(TicketError::OtherSession)
         );
     }
@@ -170,7 +178,7 @@ mod tests {
         let verifier = TicketVerifier::from_public_key(&ours.public_key()).unwrap();
         let forged = theirs.mint(&claims("a", 100));
         assert_eq!(
-            verifier.verify(&forged, "acct", "a", 1),
+            verifier.verify(&forged, "acct", "a", Some(1)),
             Err(TicketError::Forged)
         );
         // Session "a"'s signature on session "b"'s claims.
@@ -182,11 +190,14 @@ mod tests {
             genuine.split_once('.').unwrap().1
         );
         assert_eq!(
-            verifier.verify(&spliced, "acct", "b", 1),
+            verifier.verify(&spliced, "acct", "b", Some(1)),
             Err(TicketError::Forged)
         );
         for junk in ["", "x", "a.b", "..."] {
-            assert!(verifier.verify(junk, "acct", "a", 1).is_err(), "{junk:?}");
+            assert!(
+                verifier.verify(junk, "acct", "a", Some(1)).is_err(),
+                "{junk:?}"
+            );
         }
     }
 }

@@ -199,7 +199,7 @@ mod tests {
     #[tokio::test]
     async fn nats_over_tls_is_verified_against_the_authority_given() {
         let local = TlsSetup::Local {
-            names: vec!["localhost".into()],
+            names: vec!["coordinator.invalid".into()],
             host_domains: crate::tls::scope::Scope::parse(["localhost"]).unwrap(),
         };
         let ours = tempfile::tempdir().unwrap();

@@ -112,6 +112,10 @@ pub enum HostCertificateError {
     NoAuthority,
     #[error("no certificate for this host: {0}; start the coordinator with --host-domain")]
     Refused(ScopeError),
+    #[error(
+        "{0:?} is a name of the coordinator itself: no render host may have a certificate for it"
+    )]
+    CoordinatorName(String),
     #[error("could not issue the host's certificate: {0:#}")]
     Failed(anyhow::Error),
 }
@@ -136,11 +140,18 @@ impl Tls {
                 host_domains,
             } => {
                 let mut scope = host_domains.clone();
+                let mut usable = Vec::new();
                 for name in names {
-                    scope.add(Permit::parse(name).with_context(|| {
-                        format!("{name:?} cannot be a name of this coordinator's certificate")
-                    })?);
+                    match Permit::parse(name) {
+                        Ok(permit) => {
+                            scope.add(permit);
+                            usable.push(name.clone());
+                        }
+                        // A host name no certificate can hold must not keep TLS from starting.
+                        Err(e) => tracing::warn!("left out of the certificate: {e}"),
+                    }
                 }
+                let names = &usable;
                 let authority = Authority::open(dir.clone(), scope)?;
                 let (served, not_after) = authority.issue_server_cert(names)?;
                 Self {
@@ -208,8 +219,21 @@ impl Tls {
     /// this too) and `name` is under `--host-domain`. Never for a wildcard, and never for a
     /// name the operator did not give for hosts (the coordinator's own names included).
     pub fn issue_for_host(&self, name: &str) -> Result<IssuedCertificate, HostCertificateError> {
+        self.may_issue_for_host(name)?;
+        let Served::Own { authority, .. } = &self.served else {
+            return Err(HostCertificateError::NoAuthority);
+        };
+        let (issued, _) = authority
+            .issue(&[name.to_string()])
+            .map_err(HostCertificateError::Failed)?;
+        Ok(issued)
+    }
+
+    /// Whether a render host may have a certificate for `name`: under `--host-domain`, not a
+    /// wildcard, and none of the coordinator's own names (a host with one could pass for it).
+    pub fn may_issue_for_host(&self, name: &str) -> Result<(), HostCertificateError> {
         let Served::Own {
-            authority,
+            names,
             host_domains,
             ..
         } = &self.served
@@ -219,10 +243,15 @@ impl Tls {
         host_domains
             .check(name)
             .map_err(HostCertificateError::Refused)?;
-        let (issued, _) = authority
-            .issue(&[name.to_string()])
-            .map_err(HostCertificateError::Failed)?;
-        Ok(issued)
+        let bare = name.trim_matches(['[', ']']).trim_end_matches('.');
+        let same = |own: &String| match (own.parse::<IpAddr>(), bare.parse::<IpAddr>()) {
+            (Ok(own), Ok(asked)) => own == asked,
+            _ => own.eq_ignore_ascii_case(bare),
+        };
+        if names.iter().any(same) {
+            return Err(HostCertificateError::CoordinatorName(name.to_string()));
+        }
+        Ok(())
     }
 
     /// What the authority devices trust may sign, and when and why it replaced an earlier one
@@ -308,7 +337,8 @@ pub fn machine_names(listen: IpAddr, extra: &[String]) -> Vec<String> {
 
 impl Authority {
     /// The authority in `dir` for `scope`, made if missing or expired, or replaced if it may
-    /// sign for more than `scope` or not for all of it.
+    /// not sign for all of `scope`, or may sign for names or blocks beyond it (an operator who
+    /// narrows `--host-domain` narrows the authority).
     fn open(dir: PathBuf, scope: Scope) -> anyhow::Result<Self> {
         let (pem, key, scope) = load_or_make_ca(&dir, OffsetDateTime::now_utc(), scope)?;
         let issuer = Issuer::from_ca_cert_pem(&pem, key)
@@ -392,6 +422,10 @@ fn load_or_make_ca(
             Some(held) if !held.contains(&scope) => format!(
                 "this coordinator's names grew past what it may sign ({held}); it is now for \
                  {scope}"
+            ),
+            Some(held) if !held.reaches_beyond(&scope).is_empty() => format!(
+                "it could sign for names no longer given ({}); it is now for {scope}",
+                held.reaches_beyond(&scope)
             ),
             Some(held) => return Ok((pem, key, held)),
         };
@@ -679,6 +713,18 @@ mod tests {
         .unwrap();
         assert_ne!(grown.ca_pem(), tls.ca_pem());
         assert!(grown.authority_notes().unwrap().1.is_some());
+        // Narrowing --host-domain narrows the authority; an address the machine lost does not
+        // replace it.
+        let names = ["localhost", "127.0.0.1", "alias.lan"];
+        let hosts = Tls::open(dir.path(), &local(&names, &["hosts.lan", "10.0.5.0/24"]))
+            .unwrap()
+            .unwrap();
+        let narrowed = Tls::open(dir.path(), &local(&names, &[])).unwrap().unwrap();
+        assert_ne!(narrowed.ca_pem(), hosts.ca_pem());
+        let fewer = Tls::open(dir.path(), &local(&["localhost", "alias.lan"], &[]))
+            .unwrap()
+            .unwrap();
+        assert_eq!(fewer.ca_pem(), narrowed.ca_pem());
     }
 
     #[test]

@@ -238,14 +238,24 @@ async fn a_render_host_gets_a_ticket_for_its_session_and_no_credential_of_the_ac
         .decode(stored)
         .unwrap();
     let signer = TicketSigner::from_pkcs8(&pkcs8).unwrap();
-    let expired = signer.mint(&TicketClaims {
+    let mut claims = TicketClaims {
         account: account.clone(),
         session: "a".into(),
+        created: 0,
         exp: unix_now() - 1,
-    });
+    };
+    let expired = signer.mint(&claims);
     let verdict = spy.admit(&account, "a", &expired).await;
     assert!(
         matches!(&verdict, Admission::Refused { reason } if reason.contains("expired")),
+        "{verdict:?}"
+    );
+    // Nor does one made for another session that had the same id (created at another time).
+    claims.exp = unix_now() + 60;
+    let earlier = signer.mint(&claims);
+    let verdict = spy.admit(&account, "a", &earlier).await;
+    assert!(
+        matches!(&verdict, Admission::Refused { reason } if reason.contains("earlier session")),
         "{verdict:?}"
     );
     // And a session that ended admits nobody, whatever its ticket.

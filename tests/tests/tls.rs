@@ -27,8 +27,9 @@ async fn tls_server(dir: &Path, pool: PoolArgs) -> (TestServer, (String, String)
         pool,
         tls: TlsSetup::Local {
             names: vec!["localhost".into(), "127.0.0.1".into()],
-            // The remote hosts of these tests run on this machine and are reached at localhost.
-            host_domains: Scope::parse(["localhost"]).unwrap(),
+            // The remote hosts of these tests run on this machine, each at a loopback address of
+            // its own.
+            host_domains: Scope::parse(["localhost", "127.0.0.2", "127.0.0.3"]).unwrap(),
         },
         ..TestServer::options(dir)
     };
@@ -103,7 +104,11 @@ fn verdict_on_a_forged_certificate(dir: &Path, name: &str) -> Result<(), rustls:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_authority_can_sign_only_the_coordinators_names_and_hosts_get_no_other() {
     let dir = data_dir();
-    let (server, _) = tls_server(dir.path(), one_standard_host(0)).await;
+    let pool = PoolArgs {
+        standard: 4,
+        ..one_standard_host(0)
+    };
+    let (server, _) = tls_server(dir.path(), pool).await;
 
     // Even with the authority's key, a certificate for another site is refused by a client
     // that trusts the authority; one for the coordinator's own name passes.
@@ -156,7 +161,71 @@ async fn the_authority_can_sign_only_the_coordinators_names_and_hosts_get_no_oth
         other => panic!("expected the registration refused, got {other:?}"),
     }
     assert_eq!(registered_hosts(&server).await, 0);
+
+    // Under --host-domain, but the coordinator's own name: refused (a host with it could pass
+    // for the coordinator). A name is one host's: the first to be issued it keeps it, and has
+    // no other.
+    let (first, second) = (
+        server.host_credential().await,
+        server.host_credential().await,
+    );
+    for (credential, endpoint, refused) in [
+        (
+            &first,
+            "wss://localhost:7000",
+            Some("a name of the coordinator itself"),
+        ),
+        (&first, "wss://127.0.0.2:7000", None),
+        (&second, "wss://127.0.0.2:7001", Some("another host")),
+        (&first, "wss://127.0.0.3:7000", Some("another name")),
+        (&second, "wss://127.0.0.3:7001", None),
+    ] {
+        let answer = register_asking_for(&server, credential, endpoint).await;
+        match refused {
+            Some(why) => assert!(
+                matches!(&answer, Err(reason) if reason.contains(why)),
+                "{endpoint}: {answer:?}"
+            ),
+            None => assert!(answer.is_ok(), "{endpoint}: {answer:?}"),
+        }
+    }
     server.stop().await;
+}
+
+/// Registers with `credential` over a raw link, asking for a certificate for `endpoint`'s name;
+/// `Ok` with the certificate's chain, `Err` with the close reason. The link closes at once.
+async fn register_asking_for(
+    server: &TestServer,
+    credential: &str,
+    endpoint: &str,
+) -> Result<String, String> {
+    use tokio_tungstenite::tungstenite::Message;
+    let mut link = parallax_host::tls::connect_ws(
+        format!("wss://localhost:{}/v1/hosts/ws", server.addr.port()),
+        server.trust.as_ref(),
+    )
+    .await
+    .unwrap();
+    let register = serde_json::json!({
+        "type": "register", "credential": credential, "host": null, "size": "Standard",
+        "endpoint": endpoint, "adapter": "none", "pid": 1, "wants_certificate": true,
+    });
+    link.send(Message::text(register.to_string()))
+        .await
+        .unwrap();
+    let answer = match parallax_tests::within(link.next()).await {
+        Some(Ok(Message::Text(text))) => {
+            let registered: Value = serde_json::from_str(text.as_str()).unwrap();
+            Ok(registered["certificate"]["cert"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string())
+        }
+        Some(Ok(Message::Close(Some(frame)))) => Err(frame.reason.to_string()),
+        other => Err(format!("{other:?}")),
+    };
+    let _ = link.close(None).await;
+    answer
 }
 
 /// Waits until session `id` is Ready; its properties.
@@ -310,13 +379,19 @@ async fn clients_trust_only_the_authority_they_were_given() {
 }
 
 /// `parallax render-host` on another machine, run here: links to the coordinator trusting `ca`,
-/// serves devices with `cert` (without: with one the coordinator issues), reached at `localhost`.
+/// serves devices with `cert` (without: with one the coordinator issues), reached at `address`
+/// (a loopback address of its own, or `localhost` with the coordinator's own files).
 async fn remote_host(
     server: &TestServer,
     ca: &Path,
     cert: Option<CertFiles>,
+    address: &str,
     stop: &CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
+    let listen = match address.parse::<std::net::IpAddr>() {
+        Ok(ip) => std::net::SocketAddr::new(ip, 0),
+        Err(_) => "127.0.0.1:0".parse().unwrap(),
+    };
     let config = HostConfig {
         coordinators: vec![format!(
             "wss://localhost:{}/v1/hosts/ws",
@@ -327,8 +402,8 @@ async fn remote_host(
         size: parallax_core::session::SessionSize::Standard,
         credential: server.host_credential().await,
         host: None,
-        listen: "127.0.0.1:0".parse().unwrap(),
-        advertise: Some("localhost".into()),
+        listen,
+        advertise: Some(address.into()),
         local: false,
         coordinator_wait: std::time::Duration::from_secs(
             parallax_host::config::DEFAULT_COORDINATOR_WAIT_S,
@@ -358,19 +433,26 @@ async fn a_remote_render_host_registers_over_wss_and_serves_a_device_over_wss() 
 
     // A host told to trust another authority does not register.
     let elsewhere = another_authority();
-    let wrong = remote_host(&server, &elsewhere.path().join("tls/ca.crt"), None, &stop).await;
+    let wrong = remote_host(
+        &server,
+        &elsewhere.path().join("tls/ca.crt"),
+        None,
+        "127.0.0.2",
+        &stop,
+    )
+    .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(registered_hosts(&server).await, 0);
     wrong.abort();
 
     // The coordinator's authority, and no certificate of its own: the coordinator issues one for
     // its --advertise name when it registers.
-    remote_host(&server, &tls.join("ca.crt"), None, &stop).await;
+    remote_host(&server, &tls.join("ca.crt"), None, "127.0.0.2", &stop).await;
     wait_for_a_host(&server).await;
     let arr = ArrClient::sign_in(&server, &account, &key).await;
     let session = ready(&arr, "remote").await;
     let url = session["renderUrl"].as_str().unwrap();
-    assert!(url.starts_with("wss://localhost:"), "{url}");
+    assert!(url.starts_with("wss://127.0.0.2:"), "{url}");
     let frame = frame_trusting(url, "gear", server.trust.as_ref()).await;
     assert_eq!(frame.width, 320);
     stop.cancel();
@@ -382,7 +464,7 @@ async fn a_remote_render_host_registers_over_wss_and_serves_a_device_over_wss() 
         cert: tls.join("server.crt"),
         key: tls.join("server.key"),
     };
-    remote_host(&server, &tls.join("ca.crt"), Some(cert), &stop).await;
+    remote_host(&server, &tls.join("ca.crt"), Some(cert), "localhost", &stop).await;
     wait_for_a_host(&server).await;
     let session = ready(&arr, "own-cert").await;
     let url = session["renderUrl"].as_str().unwrap();

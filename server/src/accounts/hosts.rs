@@ -160,6 +160,11 @@ impl HostCredentials {
     }
 }
 
+/// Whether `host` is one the coordinator started (no operator's host may have such a name).
+pub fn is_local_host(host: &HostId) -> bool {
+    is_local_name(host.as_str())
+}
+
 /// Names the coordinator gives the hosts it starts: no operator's host may have one.
 fn is_local_name(name: &str) -> bool {
     ["standard-", "premium-"]

@@ -9,7 +9,8 @@ use std::time::Duration;
 use anyhow::Context;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use parallax_core::session::SessionKey;
+use parallax_core::session::{RenderSession, SessionKey};
+use parallax_core::time::Timestamp;
 use parallax_host::ticket::{TicketClaims, TicketError, TicketSigner, TicketVerifier, unix_now};
 
 use crate::base::store::Store;
@@ -48,19 +49,26 @@ impl RenderTickets {
     }
 
     /// A ticket for `session`'s render connection, valid for [`TICKET_LIFETIME`].
-    pub fn mint(&self, session: &SessionKey) -> String {
+    pub fn mint(&self, session: &RenderSession) -> String {
         self.signer.mint(&TicketClaims {
             account: session.account.clone(),
             session: session.id.to_string(),
+            created: session.created_at.as_millis(),
             exp: unix_now() + TICKET_LIFETIME.as_secs(),
         })
     }
 
-    /// Whether `ticket` opens `session` now.
-    pub fn check(&self, ticket: &str, session: &SessionKey) -> Result<(), TicketError> {
+    /// Whether `ticket` opens `session` now: signed here, unexpired, for it; answers when the
+    /// session it was made for was created (the caller checks it is still that one).
+    pub fn check(&self, ticket: &str, session: &SessionKey) -> Result<Timestamp, TicketError> {
         self.verifier
-            .verify(ticket, &session.account, session.id.as_str(), unix_now())
-            .map(|_| ())
+            .verify(
+                ticket,
+                &session.account,
+                session.id.as_str(),
+                Some(unix_now()),
+            )
+            .map(|claims| Timestamp::from_millis(claims.created))
     }
 
     /// What hosts verify tickets with.

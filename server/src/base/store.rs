@@ -939,6 +939,27 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
+    /// Binds the certificate name `certificate` to render host `host`, unless it has another
+    /// already or another host has this one; true if `host` may have a certificate for it.
+    pub async fn bind_certificate_name(&self, host: &str, certificate: &str) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE host_credentials SET certificate_name = $2
+             WHERE name = $1 AND (certificate_name IS NULL OR certificate_name = $2)
+               AND NOT EXISTS (SELECT 1 FROM host_credentials
+                               WHERE certificate_name = $2 AND name <> $1)",
+        )
+        .bind(host)
+        .bind(certificate)
+        .execute(&self.pool)
+        .await;
+        match done {
+            Ok(done) => Ok(done.rows_affected() == 1),
+            // Two hosts binding one name at once: the unique index turned the second away.
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Render host `name`'s credential, revoked or not.
     pub async fn host_credential(&self, name: &str) -> StoreResult<Option<HostCredentialRecord>> {
         let row = sqlx::query(&format!("{HOST_CREDENTIAL_COLUMNS} WHERE name = $1"))

@@ -86,7 +86,7 @@ async fn postgres_over_tls_is_verified_against_the_authority_given() {
 
     let ours = tempfile::tempdir().unwrap();
     let local = TlsSetup::Local {
-        names: vec!["localhost".into()],
+        names: vec!["coordinator.invalid".into()],
         host_domains: crate::tls::scope::Scope::parse(["localhost"]).unwrap(),
     };
     let authority = Tls::open(ours.path(), &local).unwrap().unwrap();

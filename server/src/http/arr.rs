@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
+use crate::accounts::hosts::is_local_host;
 use crate::accounts::keys;
 use crate::accounts::tickets::RenderTickets;
 use crate::base::clock::{parse_rfc3339, rfc3339};
@@ -160,10 +161,12 @@ pub struct SessionErrorInfo {
 
 /// Where a device reaches the render host at `endpoint` (`ws(s)://ip:port`), for a client that
 /// reached this coordinator at `origin` (`http(s)://host[:port]`): the scheme, host and port.
-/// Hosts on the coordinator's own machine listen on its address; if that is loopback or
-/// "everywhere", the client is told the host name it used itself, which is the one that works
-/// from where it stands (and the one the coordinator's certificate, which they serve too, is for).
-fn host_address(endpoint: &str, origin: &str) -> Option<(&'static str, String, u16)> {
+/// The coordinator's `own` hosts listen on its address; if that is loopback or "everywhere", the
+/// client is told the host name it used itself, which is the one that works from where it stands
+/// (and the one the coordinator's certificate, which they serve too, is for). Another host's
+/// loopback address is its own choice (`--advertise`) and stays; one listening "everywhere" with
+/// no name of its own is also told the client's.
+fn host_address(endpoint: &str, origin: &str, own: bool) -> Option<(&'static str, String, u16)> {
     let (scheme, authority) = match endpoint.split_once("://")? {
         ("ws", authority) => ("ws", authority),
         ("wss", authority) => ("wss", authority),
@@ -174,7 +177,7 @@ fn host_address(endpoint: &str, origin: &str) -> Option<(&'static str, String, u
     let local = host
         .trim_matches(['[', ']'])
         .parse::<std::net::IpAddr>()
-        .is_ok_and(|ip| ip.is_unspecified() || ip.is_loopback());
+        .is_ok_and(|ip| ip.is_unspecified() || (own && ip.is_loopback()));
     let origin_host = origin.split_once("://").map_or(origin, |(_, rest)| rest);
     let origin_host = match origin_host.rsplit_once(':') {
         Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
@@ -197,16 +200,17 @@ pub(crate) fn properties(
     tickets: &RenderTickets,
 ) -> SessionProperties {
     let session = &view.session;
+    let own = session.host.as_ref().is_some_and(is_local_host);
     let address = view
         .endpoint
         .as_deref()
-        .and_then(|endpoint| host_address(endpoint, origin));
+        .and_then(|endpoint| host_address(endpoint, origin, own));
     let render_url = address.as_ref().map(|(scheme, host, port)| {
         format!(
             "{scheme}://{host}:{port}/v1/render/{}/{}?ticket={}",
             session.account,
             session.id,
-            tickets.mint(&session.key())
+            tickets.mint(session)
         )
     });
     SessionProperties {
@@ -752,7 +756,7 @@ fn legacy_properties(view: &SessionView) -> LegacyProperties {
         session_hostname: view
             .endpoint
             .as_deref()
-            .and_then(|endpoint| host_address(endpoint, ""))
+            .and_then(|endpoint| host_address(endpoint, "", false))
             .map(|(_, host, _)| host),
         error: session.error.clone(),
         creation_time: rfc3339(session.created_at),
@@ -876,20 +880,24 @@ mod tests {
     fn a_local_host_is_reached_by_the_name_the_client_used() {
         let lan = "http://showroom.local:3000";
         assert_eq!(
-            host_address("ws://0.0.0.0:41234", lan),
+            host_address("ws://0.0.0.0:41234", lan, true),
             Some(("ws", "showroom.local".into(), 41234))
         );
         assert_eq!(
-            host_address("wss://127.0.0.1:41234", "https://10.0.0.2:3000"),
+            host_address("wss://127.0.0.1:41234", "https://10.0.0.2:3000", true),
             Some(("wss", "10.0.0.2".into(), 41234))
         );
-        // A host on another machine keeps its own address.
+        // A host on another machine keeps its own address, a loopback one it chose too.
         assert_eq!(
-            host_address("ws://10.0.0.7:5000", lan),
+            host_address("ws://10.0.0.7:5000", lan, false),
             Some(("ws", "10.0.0.7".into(), 5000))
         );
-        assert_eq!(host_address("http://10.0.0.7:5000", lan), None);
-        assert_eq!(host_address("garbage", lan), None);
+        assert_eq!(
+            host_address("wss://127.0.0.2:5000", lan, false),
+            Some(("wss", "127.0.0.2".into(), 5000))
+        );
+        assert_eq!(host_address("http://10.0.0.7:5000", lan, true), None);
+        assert_eq!(host_address("garbage", lan, true), None);
     }
 
     #[test]

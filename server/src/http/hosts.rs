@@ -25,6 +25,7 @@ use parallax_core::protocol::{
 use parallax_core::session::{SessionId, SessionKey, SessionSize};
 use serde::Deserialize;
 
+use crate::accounts::hosts::HostIdentity;
 use crate::base::error::AppError;
 use crate::catalog::models::MeshBytes;
 use crate::config::OnStop;
@@ -126,9 +127,17 @@ async fn host_link(mut socket: WebSocket, state: AppState) {
 
 /// A certificate for the name in a host's `endpoint` (`wss://NAME:PORT`), from the coordinator's
 /// own authority; `Ok(None)` (logged) when it has none devices trust, `Err` with the reason when
-/// the name is not one it may sign for a host: the registration is refused rather than answered
-/// with anything else.
-fn certificate_for(state: &AppState, endpoint: &str) -> Result<Option<IssuedCertificate>, String> {
+/// the name is not one it may sign for this host: the registration is refused rather than
+/// answered with anything else. A host's first certificate binds its name to the host: no other
+/// host ever gets one for it, and this one gets none for another name.
+async fn certificate_for(
+    state: &AppState,
+    host: &HostIdentity,
+    endpoint: &str,
+) -> Result<Option<IssuedCertificate>, String> {
+    let HostIdentity::Remote(host) = host else {
+        return Err("the coordinator's own hosts serve its certificate: they get none".into());
+    };
     let name = url::Url::parse(endpoint)
         .ok()
         .and_then(|url| {
@@ -149,6 +158,28 @@ fn certificate_for(state: &AppState, endpoint: &str) -> Result<Option<IssuedCert
         tracing::warn!(%name, "{}", HostCertificateError::NoAuthority);
         return Ok(None);
     };
+    if let Err(e) = tls.may_issue_for_host(&name) {
+        tracing::warn!(%name, "refused a render host's certificate: {e}");
+        return Err(e.to_string());
+    }
+    match state
+        .store()
+        .bind_certificate_name(host.as_str(), &name.to_ascii_lowercase())
+        .await
+    {
+        Ok(true) => {}
+        Ok(false) => {
+            return Err(format!(
+                "no certificate for {name}: render host {host} has one for another name, or \
+                 another host has one for this name (each name belongs to one host; `parallax \
+                 host add` a new host to move it)"
+            ));
+        }
+        Err(e) => {
+            tracing::error!("binding a host's certificate name: {e}");
+            return Err("the coordinator could not issue a certificate now".into());
+        }
+    }
     match tls.issue_for_host(&name) {
         Ok(issued) => {
             tracing::info!(%name, "issued a certificate to a render host");
@@ -185,6 +216,8 @@ async fn serve_host(socket: &mut WebSocket, state: &AppState) -> Result<String, 
     else {
         return Err("the first message must be register".into());
     };
+    // Revocations from now on: one read between the check below and the link would be missed.
+    let mut revocations = state.host_credentials.revocations();
     let Some(identity) = state.host_credentials.verify(&credential).await else {
         return Err(
             "the host credential is wrong or revoked (`parallax host add NAME` makes one)".into(),
@@ -198,7 +231,7 @@ async fn serve_host(socket: &mut WebSocket, state: &AppState) -> Result<String, 
         ));
     }
     let certificate = if wants_certificate {
-        certificate_for(state, &endpoint)?
+        certificate_for(state, &identity, &endpoint).await?
     } else {
         None
     };
@@ -207,7 +240,13 @@ async fn serve_host(socket: &mut WebSocket, state: &AppState) -> Result<String, 
         .register(name, size, endpoint, adapter, pid)
         .await
         .map_err(|e: RegisterError| e.to_string())?;
-    let mut revocations = state.host_credentials.revocations();
+    if state.host_credentials.is_revoked(host.as_str()) {
+        state
+            .sessions
+            .host_lost(&host, "its credential was revoked")
+            .await;
+        return Err(format!("render host {host}'s credential was revoked"));
+    }
     let registered = HostCommand::Registered {
         host: host.clone(),
         certificate,
@@ -241,8 +280,9 @@ async fn serve_host(socket: &mut WebSocket, state: &AppState) -> Result<String, 
                 match HostReport::parse(text.as_str()) {
                     Ok(HostReport::Heartbeat { device, fps, frame_ms }) => {
                         state.sessions.heartbeat(&host, device, fps, frame_ms).await;
-                        if let Some(ms) = frame_ms.filter(|ms| ms.is_finite() && *ms >= 0.0) {
-                            state.metrics.frame(Duration::from_secs_f32(ms / 1000.0));
+                        // Whatever a host says (1e30 ms included) is no reason to panic.
+                        if let Some(spent) = frame_ms.and_then(|ms| Duration::try_from_secs_f32(ms / 1000.0).ok()) {
+                            state.metrics.frame(spent);
                         }
                     }
                     Ok(HostReport::Admit { request, account, session, ticket }) => {
@@ -291,11 +331,11 @@ async fn admit(
     let judged = async {
         let id = SessionId::parse(session).map_err(|e| e.to_string())?;
         let key = SessionKey::new(account, id);
-        state
+        let created = state
             .tickets
             .check(ticket, &key)
             .map_err(|e| e.to_string())?;
-        state.sessions.admit(host, &key).await
+        state.sessions.admit(host, &key, created).await
     }
     .await;
     match judged {

@@ -351,9 +351,15 @@ impl Sessions {
         Ok(views)
     }
 
-    /// Whether the device behind `host`'s render connection may use session `key`: the session
+    /// Whether the device behind `host`'s render connection may use session `key`, created at
+    /// `created` (the one its ticket was made for, not a later one of the same id): the session
     /// must be Ready on that very host. Answers the session's size.
-    pub async fn admit(&self, host: &HostId, key: &SessionKey) -> Result<SessionSize, String> {
+    pub async fn admit(
+        &self,
+        host: &HostId,
+        key: &SessionKey,
+        created: Timestamp,
+    ) -> Result<SessionSize, String> {
         let session = match &self.shared {
             Some(shared) => self
                 .read_session(shared, key)
@@ -365,6 +371,12 @@ impl Sessions {
             }
         };
         let session = session.ok_or_else(|| format!("there is no session named {}", key.id))?;
+        if session.created_at != created {
+            return Err(format!(
+                "the render ticket is for an earlier session named {}",
+                key.id
+            ));
+        }
         if session.status != SessionStatus::Ready {
             return Err(format!(
                 "the session is {}, not Ready",

@@ -156,6 +156,22 @@ impl Scope {
             .all(|permit| self.0.iter().any(|held| held.covers(permit)))
     }
 
+    /// The subtrees of this scope `other` does not cover and that reach past one address: DNS
+    /// names and address blocks. (An address the machine no longer has is left alone: the
+    /// authority is not replaced, and devices asked to trust it again, each time an interface
+    /// comes or goes.)
+    pub fn reaches_beyond(&self, other: &Scope) -> Scope {
+        self.0
+            .iter()
+            .filter(|held| !other.0.iter().any(|permit| permit.covers(held)))
+            .filter(|held| match held {
+                Permit::Dns(_) => true,
+                Permit::Net(address, _) => **held != Permit::one(*address),
+            })
+            .cloned()
+            .collect()
+    }
+
     /// Checks that a certificate for `name` (a DNS name or an address, as it would stand in the
     /// certificate) is inside the scope.
     pub fn check(&self, name: &str) -> Result<(), ScopeError> {
@@ -274,6 +290,11 @@ mod tests {
         assert!(wide.contains(&scope(&["a.showroom.lan", "10.1.2.3", "::1"])));
         assert!(!wide.contains(&scope(&["showroom.example"])));
         assert!(!wide.contains(&scope(&["11.0.0.1"])));
+        assert_eq!(
+            wide.reaches_beyond(&scope(&["showroom.lan"])).to_string(),
+            "10.0.0.0/8",
+            "an address the machine no longer has does not count"
+        );
         let mut merged = scope(&["a.showroom.lan"]);
         merged.add(Permit::parse("showroom.lan").unwrap());
         assert_eq!(merged, scope(&["showroom.lan"]), "the wider one stays");
