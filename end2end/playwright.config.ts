@@ -23,7 +23,7 @@ export default defineConfig({
       executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
       env: { ...process.env, HOME: process.env.PARALLAX_BROWSER_HOME ?? process.env.HOME ?? "" },
       args: [
-        "--host-resolver-rules=MAP parallax.test 127.0.0.1",
+        "--host-resolver-rules=MAP parallax.test 127.0.0.1, MAP evil.example 127.0.0.1",
         "--headless",
         "--no-sandbox",
         "--disable-gpu",

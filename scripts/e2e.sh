@@ -55,6 +55,20 @@ certutil -d "sql:$PARALLAX_BROWSER_HOME/.pki/nssdb" -A -t "C,," -n "Parallax e2e
 # Playwright's own requests (Node) trust it too.
 export NODE_EXTRA_CA_CERTS="$work/data/tls/ca.crt"
 
+# Certificates signed with the authority's own key, as a thief of the key would sign them: one
+# for another site (evil.example), one for the coordinator's own name. The trust test serves each
+# and watches Chromium refuse the first (the authority's name constraints) and accept the second.
+forged="$work/forged"
+mkdir -p "$forged"
+for forged_name in evil.example "$name"; do
+  openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj "/CN=$forged_name" \
+    -keyout "$forged/$forged_name.key" -out "$forged/$forged_name.csr" 2>/dev/null
+  printf 'subjectAltName=DNS:%s\nextendedKeyUsage=serverAuth\n' "$forged_name" >"$forged/$forged_name.ext"
+  openssl x509 -req -in "$forged/$forged_name.csr" -CA "$work/data/tls/ca.crt" -CAkey "$work/data/tls/ca.key" \
+    -CAcreateserial -days 2 -extfile "$forged/$forged_name.ext" -out "$forged/$forged_name.crt" 2>/dev/null
+done
+export PARALLAX_E2E_FORGED="$forged"
+
 status=0
 (cd end2end && npx playwright test "$@") 2>&1 | tee "$logs/playwright.log" || status=$?
 for p in "${pids[@]}"; do

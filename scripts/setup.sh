@@ -60,7 +60,8 @@ if [ "$want" = all ]; then
   # Debian's NATS server: the replica tests start one on a loopback port of their own.
   apt_install nats-server
   # strace: a process test watches that atomic writes reach the disk before they are renamed.
-  apt_install strace
+  # openssl: the browser tests sign certificates with the authority's key, as a thief would.
+  apt_install strace openssl
 fi
 
 # npm packages: Playwright, and binaryen's wasm-opt (Debian's v108 breaks the release wasm).

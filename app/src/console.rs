@@ -391,6 +391,25 @@ pub fn SecureContextNotice() -> impl IntoView {
 /// `/trust`: how to trust the coordinator's certificate authority on each kind of device, once.
 #[component]
 pub fn TrustPage() -> impl IntoView {
+    // What the authority may sign, and whether it replaced one devices may still trust.
+    let trust: RwSignal<Option<Value>> = RwSignal::new(None);
+    Effect::new(move |_| {
+        spawn_local(async move {
+            if let Ok(answer) = rest::get("/v1/trust").await {
+                trust.set(Some(answer));
+            }
+        });
+    });
+    let replaced = move || {
+        trust
+            .get()
+            .and_then(|t| t["replaced"].as_str().map(str::to_string))
+    };
+    let may_sign = move || {
+        trust
+            .get()
+            .and_then(|t| t["maySign"].as_str().map(str::to_string))
+    };
     view! {
         <header class="topbar">
             <div class="brand">
@@ -410,6 +429,19 @@ pub fn TrustPage() -> impl IntoView {
                 "device. (If your IT gave Parallax a certificate of its own, devices already "
                 "trust it and there is nothing to do.)"
             </p>
+            <Show when=move || replaced().is_some()>
+                <p class="error" role="alert" data-testid="authority-replaced">
+                    "This server's certificate authority was replaced ("
+                    {replaced}
+                    "). Devices that trusted the old one must trust this one again: download it below and follow the steps once more."
+                </p>
+            </Show>
+            <Show when=move || may_sign().is_some()>
+                <p data-testid="authority-scope">
+                    "It can sign certificates for these names only, so even its key cannot pass for any other site: "
+                    <code>{may_sign}</code>
+                </p>
+            </Show>
             <p>
                 <a class="button primary" href="/ca.crt" download="parallax-ca.crt">
                     "Download the certificate (parallax-ca.crt)"

@@ -137,7 +137,7 @@ fn rule(route: &Route) -> Option<Rule> {
     let rule = match (route.method.as_str(), route.path.as_str()) {
         ("GET", "/v1/ping" | "/v1/health" | "/openapi.json" | "/metrics") => Public,
         // A device fetches the authority before it trusts anything here; it is no secret.
-        ("GET", "/ca.crt") => Public,
+        ("GET", "/ca.crt" | "/v1/trust") => Public,
         ("POST", "/v1/browser/sign-in" | "/v1/browser/sign-out" | "/v1/browser/join") => Public,
         (
             "GET",

@@ -19,10 +19,24 @@ pub fn router(state: &AppState, site_root: &Path) -> Router<AppState> {
     let options = state.leptos.clone();
     Router::new()
         .route("/ca.crt", get(ca_certificate))
+        .route("/v1/trust", get(trust_handler))
         .leptos_routes(state, generate_route_list(App), move || {
             shell(options.clone())
         })
         .fallback_service(ServeDir::new(site_root))
+}
+
+/// `GET /v1/trust`: what the authority devices trust may sign, and when and why it replaced an
+/// earlier one (devices that trusted that one must trust this one); the `/trust` page shows it.
+/// Public, as `/ca.crt` is: a device reads it before it trusts anything here.
+async fn trust_handler(State(state): State<AppState>) -> axum::Json<serde_json::Value> {
+    let notes = state.tls.as_ref().and_then(|tls| tls.authority_notes());
+    axum::Json(match notes {
+        Some((may_sign, replaced)) => {
+            serde_json::json!({ "authority": true, "maySign": may_sign, "replaced": replaced })
+        }
+        None => serde_json::json!({ "authority": false, "maySign": null, "replaced": null }),
+    })
 }
 
 /// `GET /ca.crt`: the certificate authority that issued this coordinator's certificate, for
