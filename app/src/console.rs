@@ -285,7 +285,9 @@ pub fn JoinPage() -> impl IntoView {
                     "Join code"
                     <input
                         name="code"
-                        inputmode="numeric"
+                        placeholder="7KQ-M4T-X2P"
+                        autocapitalize="characters"
+                        spellcheck="false"
                         autocomplete="off"
                         required
                         // The attribute fills the field before the page hydrates (a scanned link).

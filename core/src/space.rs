@@ -391,7 +391,7 @@ impl Space {
         // Every space has a code to share (a QR code on the tablet); only a private one asks.
         if self.constants.visibility == Visibility::Private
             && let Some(expected) = &self.join_code
-            && code != Some(expected.as_str())
+            && code.map(normalize_join_code) != Some(normalize_join_code(expected))
         {
             return Err(SpaceError::WrongCode);
         }
@@ -668,6 +668,39 @@ impl Space {
     }
 }
 
+/// The letters a join code is made of: Crockford's base 32, no I, L, O or U, so it is read
+/// aloud and typed without doubt.
+const CODE_ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+
+/// A join code of nine letters in three groups, `7KQ-M4T-X2P`: 45 bits, far too many to guess
+/// (at the join limit of one address, longer than the universe is old), still easy to type and
+/// to say. `random` gives the bits (its low 45 are used).
+pub fn join_code(random: u64) -> String {
+    let mut code = String::with_capacity(11);
+    for i in 0..9 {
+        if i == 3 || i == 6 {
+            code.push('-');
+        }
+        let index = (random >> (5 * i)) & 31;
+        code.push(char::from(CODE_ALPHABET[index as usize]));
+    }
+    code
+}
+
+/// A join code as typed, in the one form codes are compared in: upper case, no dashes or
+/// spaces, and the letters people mistake for digits read as those digits (O as 0, I and L as 1).
+pub fn normalize_join_code(typed: &str) -> String {
+    typed
+        .chars()
+        .filter(|c| !matches!(c, '-' | ' ' | '\t'))
+        .map(|c| match c.to_ascii_uppercase() {
+            'O' => '0',
+            'I' | 'L' => '1',
+            other => other,
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -791,6 +824,31 @@ mod tests {
         assert!(
             open.handle_join("b".into(), Role::Tablet, "b".into(), None, T0)
                 .is_ok()
+        );
+    }
+
+    #[test]
+    fn join_codes_are_nine_letters_people_can_type_and_say() {
+        let code = join_code(0x1234_5678_9abc);
+        assert_eq!(code.len(), 11);
+        assert_eq!(code.matches('-').count(), 2);
+        assert!(
+            code.chars()
+                .all(|c| c == '-' || CODE_ALPHABET.contains(&(c as u8)))
+        );
+        assert_ne!(join_code(1), join_code(2));
+        assert_eq!(join_code(0), "000-000-000");
+        assert_eq!(join_code((1 << 45) - 1), "ZZZ-ZZZ-ZZZ");
+        // Typed in lower case, without dashes, with O for 0 and l for 1: the same code.
+        assert_eq!(
+            normalize_join_code("7kq m4t-x2p"),
+            normalize_join_code("7KQ-M4T-X2P")
+        );
+        assert_eq!(normalize_join_code("10o-lI0"), "100110");
+        assert_eq!(
+            normalize_join_code("123456"),
+            "123456",
+            "older codes still read"
         );
     }
 

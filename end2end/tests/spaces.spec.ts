@@ -133,7 +133,7 @@ test("a tablet creates a space, shows a model to everyone and sees the room live
   const tablet = await signedIn(browser);
   await createSpace(tablet, room, "review");
   await expect(tablet).toHaveURL(new RegExp(`/spaces/${room}$`));
-  await expect(tablet.getByLabel("Join code")).toHaveText(/^\d{6}$/);
+  await expect(tablet.getByLabel("Join code")).toHaveText(/^[0-9A-Z]{3}-[0-9A-Z]{3}-[0-9A-Z]{3}$/);
   // Another device scans the join link from the tablet.
   const qr = tablet.getByRole("img", { name: "QR code of the join link" });
   await expect(qr.locator("svg")).toBeVisible();

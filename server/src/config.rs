@@ -222,6 +222,10 @@ pub struct ServeArgs {
     /// Largest model upload accepted, in MiB.
     #[arg(long, env = "PARALLAX_MAX_UPLOAD_MB", default_value_t = 256)]
     pub max_upload_mb: usize,
+    /// Reverse proxies (addresses or blocks, comma-separated) whose `X-Forwarded-For` is
+    /// believed: behind them, guests' join attempts are limited per guest, not per proxy.
+    #[arg(long = "trusted-proxy", env = "PARALLAX_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_permit)]
+    pub trusted_proxies: Vec<crate::tls::scope::Permit>,
     /// A bearer token `/metrics` requires (default: none; it holds counts, no names); it also
     /// reads `/v1/health` in full.
     #[arg(long, env = "PARALLAX_METRICS_TOKEN", hide_env_values = true)]

@@ -231,6 +231,7 @@ pub async fn serve(
             std::env::current_exe().context("finding this executable to start render hosts")?,
         ),
         metrics_token: args.metrics_token.clone(),
+        trusted_proxies: args.trusted_proxies.clone(),
         conversion: args.conversion.clone(),
         storage_root: args.storage_root.clone(),
         database_url: args.data.database_url.clone(),

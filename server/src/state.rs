@@ -278,6 +278,8 @@ pub struct Options {
     pub hosts: HostMode,
     /// A bearer token `/metrics` requires; `None` serves it to anyone who reaches the address.
     pub metrics_token: Option<String>,
+    /// Proxies whose `X-Forwarded-For` is believed (`--trusted-proxy`).
+    pub trusted_proxies: Vec<crate::tls::scope::Permit>,
     /// The limits and settings of model conversions.
     pub conversion: ConversionArgs,
     /// The storage containers' root; `None`: `storage/` in the data dir.
@@ -304,6 +306,7 @@ impl Options {
             max_upload_bytes: DEFAULT_MAX_UPLOAD_BYTES,
             hosts: HostMode::Tasks,
             metrics_token: None,
+            trusted_proxies: Vec::new(),
             tls: TlsSetup::Off,
             conversion: ConversionArgs::default(),
             storage_root: None,
@@ -326,6 +329,7 @@ impl AppState {
             max_upload_bytes,
             hosts,
             metrics_token,
+            trusted_proxies,
             tls,
             conversion,
             storage_root,
@@ -443,7 +447,7 @@ impl AppState {
             host_credentials,
             metrics_token: metrics_token.clone(),
             metrics: Arc::default(),
-            join_attempts: Arc::default(),
+            join_attempts: Arc::new(JoinAttempts::new(trusted_proxies.clone())),
             leptos,
             shutdown,
             tls,

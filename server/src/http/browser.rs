@@ -51,11 +51,13 @@ async fn join_handler(
     Json(join): Json<GuestJoin>,
 ) -> Result<Response, AppError> {
     // Served without connection info (in-process tests), every caller is one address.
-    let address = peer.map_or(
+    let peer = peer.map_or(
         IpAddr::V4(Ipv4Addr::UNSPECIFIED),
         |Extension(ConnectInfo(peer))| peer.ip(),
     );
-    state.join_attempts.admit(address)?;
+    let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
+    let client = state.join_attempts.client(peer, forwarded);
+    state.join_attempts.admit(client)?;
     let code = join.code.trim();
     let Some((space, owner)) = state.spaces.by_code(code).await else {
         return Err(AppError::client(

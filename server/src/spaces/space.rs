@@ -20,7 +20,8 @@ use parallax_core::service::CreateSession;
 use parallax_core::session::{SessionId, SessionKey, SessionSize};
 use parallax_core::space::{
     Change, ConstantChoices, Constants, MEMBER_ID_LEN, Member, MemberId, MemberStatus,
-    PropertiesPatch, Role, Space, SpaceError, Template, headset_session,
+    PropertiesPatch, Role, Space, SpaceError, Template, headset_session, join_code,
+    normalize_join_code,
 };
 use parallax_core::space_protocol::{SpaceEvent, SpaceServerMessage};
 use parallax_core::time::Timestamp;
@@ -1265,11 +1266,11 @@ impl Spaces {
         // Unique among the spaces, so a code alone finds its space.
         self.refresh_all(&mut directory).await?;
         let code = loop {
-            let code = format!("{:06}", rand::random_range(0..1_000_000u32));
-            if !directory
-                .values()
-                .any(|e| e.space().join_code.as_deref() == Some(code.as_str()))
-            {
+            let code = join_code(rand::random());
+            let normal = normalize_join_code(&code);
+            if !directory.values().any(|e| {
+                e.space().join_code.as_deref().map(normalize_join_code) == Some(normal.clone())
+            }) {
                 break code;
             }
         };
@@ -1624,12 +1625,17 @@ impl Spaces {
         })
     }
 
-    /// The space whose join code is `code`, and the account that owns it.
+    /// The space whose join code is `code` (as typed: any case, dashes or none), and the account
+    /// that owns it.
     pub async fn by_code(&self, code: &str) -> Option<(String, String)> {
+        let typed = normalize_join_code(code);
+        if typed.is_empty() {
+            return None;
+        }
         let directory = self.everything().await;
         directory.values().find_map(|entry| {
             let space = entry.space();
-            (space.join_code.as_deref() == Some(code))
+            (space.join_code.as_deref().map(normalize_join_code) == Some(typed.clone()))
                 .then(|| Some((space.name.clone(), entry.stored.owner.clone()?)))
                 .flatten()
         })

@@ -76,6 +76,11 @@ impl Permit {
         Self::Net(address, if address.is_ipv4() { 32 } else { 128 })
     }
 
+    /// Whether the address `ip` falls under this block (never under a DNS name).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        self.covers(&Permit::one(ip))
+    }
+
     /// Whether the name `name` (already read as a [`Permit`] of one name) falls under this one.
     fn covers(&self, other: &Permit) -> bool {
         match (self, other) {
