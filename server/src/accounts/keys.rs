@@ -82,14 +82,40 @@ async fn new_key() -> anyhow::Result<(String, String)> {
     Ok((key, key_hash))
 }
 
-/// Checks `key` against the stored hash of `account`, off the async threads (Argon2 is slow on
-/// purpose). A revoked account's key never matches.
-pub async fn verify_key(account: &AccountRecord, key: &str) -> bool {
-    if account.revoked_at.is_some() {
-        return false;
+/// Argon2 checks at once: each takes a core for tens of milliseconds on purpose, so a flood of
+/// sign-ins must queue here, not starve every other request of the blocking pool.
+static KEY_CHECKS: std::sync::LazyLock<tokio::sync::Semaphore> = std::sync::LazyLock::new(|| {
+    let cores = std::thread::available_parallelism().map_or(2, usize::from);
+    tokio::sync::Semaphore::new(cores)
+});
+/// How long a key check waits for its turn before the caller is told to come back.
+const KEY_CHECK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Too many key checks are waiting: the caller should try again shortly.
+#[derive(Debug)]
+pub struct KeyChecksBusy;
+
+impl From<KeyChecksBusy> for crate::base::error::AppError {
+    fn from(_: KeyChecksBusy) -> Self {
+        Self::TooManyRequests {
+            what: "too many sign-ins at once",
+            retry_after: std::time::Duration::from_secs(1),
+        }
     }
+}
+
+/// Checks `key` against the stored hash of `account`, off the async threads (Argon2 is slow on
+/// purpose), at most one per core at once. A revoked account's key never matches.
+pub async fn verify_key(account: &AccountRecord, key: &str) -> Result<bool, KeyChecksBusy> {
+    if account.revoked_at.is_some() {
+        return Ok(false);
+    }
+    let permit = tokio::time::timeout(KEY_CHECK_WAIT, KEY_CHECKS.acquire())
+        .await
+        .map_err(|_| KeyChecksBusy)?
+        .map_err(|_| KeyChecksBusy)?;
     let (hash, key) = (account.key_hash.clone(), key.to_string());
-    tokio::task::spawn_blocking(move || {
+    let matched = tokio::task::spawn_blocking(move || {
         PasswordHash::new(&hash).is_ok_and(|parsed| {
             Argon2::default()
                 .verify_password(key.as_bytes(), &parsed)
@@ -97,7 +123,9 @@ pub async fn verify_key(account: &AccountRecord, key: &str) -> bool {
         })
     })
     .await
-    .unwrap_or(false)
+    .unwrap_or(false);
+    drop(permit);
+    Ok(matched)
 }
 
 /// A fresh random salt for Argon2.
@@ -126,6 +154,37 @@ pub fn secret_matches(given: &str, secret: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn key_checks_wait_their_turn_and_a_flood_is_told_to_come_back() {
+        let hash = tokio::task::spawn_blocking(|| {
+            Argon2::default()
+                .hash_password(b"k", &salt().unwrap())
+                .unwrap()
+                .to_string()
+        })
+        .await
+        .unwrap();
+        let account = AccountRecord {
+            id: "a".into(),
+            name: "a".into(),
+            key_hash: hash,
+            created_at: String::new(),
+            key_rotated_at: None,
+            revoked_at: None,
+        };
+        assert!(verify_key(&account, "k").await.unwrap());
+        assert!(!verify_key(&account, "x").await.unwrap());
+        // Every core busy with a check for longer than a caller waits: it hears "later", at once
+        // after the wait, and the check after the flood goes through again.
+        let all = KEY_CHECKS.available_permits() as u32;
+        let busy = KEY_CHECKS.acquire_many(all).await.unwrap();
+        let started = std::time::Instant::now();
+        assert!(verify_key(&account, "k").await.is_err());
+        assert!(started.elapsed() >= KEY_CHECK_WAIT);
+        drop(busy);
+        assert!(verify_key(&account, "k").await.unwrap());
+    }
 
     #[test]
     fn only_the_exact_secret_matches() {

@@ -311,7 +311,7 @@ pub(crate) async fn token_handler(
     }
     let account = state.store().account(&account_id).await?;
     let valid = match &account {
-        Some(account) => keys::verify_key(account, key).await,
+        Some(account) => keys::verify_key(account, key).await?,
         None => false,
     };
     if !valid {

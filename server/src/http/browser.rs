@@ -118,7 +118,10 @@ async fn sign_in_handler(
         }
     };
     let valid = match &account {
-        Some(account) => keys::verify_key(account, key).await,
+        Some(account) => match keys::verify_key(account, key).await {
+            Ok(valid) => valid,
+            Err(_) => return back_to_sign_in("Many people are signing in at once; try again."),
+        },
         None => false,
     };
     if !valid {
