@@ -361,6 +361,18 @@ async fn remote_host(server: &TestServer, target_fps: u32, stop: &CancellationTo
     tokio::spawn(parallax_host::run(config, stop.clone()));
 }
 
+/// Waits (20 s at most) until a host registered.
+async fn wait_for_a_host(server: &TestServer) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while registered_hosts(server).await.is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the remote host did not register"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 async fn registered_hosts(server: &TestServer) -> Vec<Value> {
     let health = get_json(server, "/v1/health", &server.operator).await;
     health["hosts"].as_array().cloned().unwrap_or_default()
@@ -381,14 +393,8 @@ async fn a_remote_host_joins_up_to_capacity_and_paces_frames_from_the_latest_pos
     .await;
     let stop = CancellationToken::new();
     remote_host(&server, 4, &stop).await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while registered_hosts(&server).await.is_empty() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the remote host did not register"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for_a_host(&server).await;
+    let deadline = tokio::time::Instant::now();
     // A second one finds the pool full (one Standard host at most) and is not registered.
     remote_host(&server, 4, &stop).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -576,11 +582,8 @@ async fn a_revoked_host_is_dropped_within_seconds_and_its_session_ends() {
     let config = server.remote_host(4, None).await;
     let name = config.credential.split('.').next().unwrap().to_string();
     tokio::spawn(parallax_host::run(config, stop.clone()));
+    wait_for_a_host(&server).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while registered_hosts(&server).await.is_empty() {
-        assert!(tokio::time::Instant::now() < deadline, "no host registered");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
     let mut body = arr.put("revoked", "Standard", 30).await.body;
     while body["status"] != "Ready" {
         assert!(tokio::time::Instant::now() < deadline, "{body}");

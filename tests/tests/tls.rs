@@ -133,33 +133,11 @@ async fn the_authority_can_sign_only_the_coordinators_names_and_hosts_get_no_oth
     // A host (with a valid credential) asking for a certificate for another name is refused,
     // with the reason, and given nothing.
     let credential = server.host_credential().await;
-    let mut link = parallax_host::tls::connect_ws(
-        format!("wss://localhost:{}/v1/hosts/ws", server.addr.port()),
-        server.trust.as_ref(),
-    )
-    .await
-    .unwrap();
-    let register = serde_json::json!({
-        "type": "register", "credential": credential, "host": null, "size": "Standard",
-        "endpoint": "wss://login.bank.example:443", "adapter": "none", "pid": 1,
-        "wants_certificate": true,
-    });
-    link.send(tokio_tungstenite::tungstenite::Message::text(
-        register.to_string(),
-    ))
-    .await
-    .unwrap();
-    match parallax_tests::within(link.next()).await {
-        Some(Ok(tokio_tungstenite::tungstenite::Message::Close(Some(frame)))) => {
-            assert_eq!(u16::from(frame.code), 1008);
-            assert!(
-                frame.reason.contains("login.bank.example") && frame.reason.contains("outside"),
-                "{}",
-                frame.reason
-            );
-        }
-        other => panic!("expected the registration refused, got {other:?}"),
-    }
+    let refused = register_asking_for(&server, &credential, "wss://login.bank.example:443").await;
+    assert!(
+        matches!(&refused, Err(reason) if reason.contains("login.bank.example") && reason.contains("outside")),
+        "{refused:?}"
+    );
     assert_eq!(registered_hosts(&server).await, 0);
 
     // Under --host-domain, but the coordinator's own name: refused (a host with it could pass
