@@ -105,13 +105,14 @@ pub async fn account_command(command: AccountCommand) -> anyhow::Result<String> 
             }
             AccountCommand::Revoke { id, .. } => {
                 let newly = keys::revoke(&store, &id, now).await?;
-                if output.json {
-                    json!({ "id": id, "revoked": true, "alreadyRevoked": !newly }).to_string()
-                } else if newly {
-                    format!("account {id} is revoked: its key and tokens no longer work")
-                } else {
-                    format!("account {id} was already revoked")
-                }
+                let revoked = Revoked {
+                    what: "account",
+                    field: "id",
+                    id: &id,
+                    newly,
+                    effect: "its key and tokens no longer work",
+                };
+                revoked.answer(output.json)
             }
             AccountCommand::List { .. } => {
                 let accounts = store.accounts().await.context("reading the accounts")?;
@@ -130,20 +131,15 @@ pub async fn account_command(command: AccountCommand) -> anyhow::Result<String> 
                         .collect();
                     serde_json::Value::from(listed).to_string()
                 } else {
-                    let mut table = csv::WriterBuilder::new()
-                        .delimiter(b'\t')
-                        .from_writer(Vec::new());
-                    table.write_record(["id", "name", "created", "state"])?;
-                    for a in &accounts {
-                        let state = match a.revoked_at {
-                            Some(at) => format!("revoked {}", rfc3339(at)),
-                            None => "active".to_string(),
-                        };
-                        table.write_record([&a.id, &a.name, &a.created_at, &state])?;
-                    }
-                    String::from_utf8(table.into_inner()?)?
-                        .trim_end()
-                        .to_string()
+                    let rows = accounts.iter().map(|a| {
+                        [
+                            a.id.clone(),
+                            a.name.clone(),
+                            a.created_at.clone(),
+                            state(a.revoked_at),
+                        ]
+                    });
+                    table(["id", "name", "created", "state"], rows)?
                 }
             }
         })
@@ -151,6 +147,64 @@ pub async fn account_command(command: AccountCommand) -> anyhow::Result<String> 
     .await;
     store.close().await;
     answer
+}
+
+/// What `parallax account revoke` and `parallax host revoke` print.
+struct Revoked<'a> {
+    /// "account", "host".
+    what: &'static str,
+    /// The JSON field that names it.
+    field: &'static str,
+    id: &'a str,
+    /// Revoked just now, not before.
+    newly: bool,
+    /// What the revocation does, for people.
+    effect: &'static str,
+}
+
+impl Revoked<'_> {
+    fn answer(&self, json: bool) -> String {
+        let Self {
+            what,
+            field,
+            id,
+            newly,
+            effect,
+        } = self;
+        if json {
+            serde_json::json!({ (*field): id, "revoked": true, "alreadyRevoked": !newly })
+                .to_string()
+        } else if *newly {
+            format!("{what} {id} is revoked: {effect}")
+        } else {
+            format!("{what} {id} was already revoked")
+        }
+    }
+}
+
+/// "active", or "revoked" and since when: a listed account's or host's state.
+fn state(revoked_at: Option<parallax_core::time::Timestamp>) -> String {
+    match revoked_at {
+        Some(at) => format!("revoked {}", rfc3339(at)),
+        None => "active".to_string(),
+    }
+}
+
+/// A tab-separated table for people: `header`, then `rows`.
+fn table<const N: usize>(
+    header: [&str; N],
+    rows: impl Iterator<Item = [String; N]>,
+) -> anyhow::Result<String> {
+    let mut table = csv::WriterBuilder::new()
+        .delimiter(b'\t')
+        .from_writer(Vec::new());
+    table.write_record(header)?;
+    for row in rows {
+        table.write_record(row)?;
+    }
+    Ok(String::from_utf8(table.into_inner()?)?
+        .trim_end()
+        .to_string())
 }
 
 /// A new key as `parallax account create` or `rotate-key` prints it.
@@ -333,13 +387,14 @@ pub async fn host_command(command: HostCommand) -> anyhow::Result<String> {
             }
             HostCommand::Revoke { name, .. } => {
                 let newly = hosts::revoke(&store, &name, now).await?;
-                if output.json {
-                    json!({ "name": name, "revoked": true, "alreadyRevoked": !newly }).to_string()
-                } else if newly {
-                    format!("host {name} is revoked: it can no longer register or fetch models")
-                } else {
-                    format!("host {name} was already revoked")
-                }
+                let revoked = Revoked {
+                    what: "host",
+                    field: "name",
+                    id: &name,
+                    newly,
+                    effect: "it can no longer register or fetch models",
+                };
+                revoked.answer(output.json)
             }
             HostCommand::List { .. } => {
                 let listed = hosts::list(&store).await?;
@@ -356,20 +411,10 @@ pub async fn host_command(command: HostCommand) -> anyhow::Result<String> {
                         .collect();
                     serde_json::Value::from(listed).to_string()
                 } else {
-                    let mut table = csv::WriterBuilder::new()
-                        .delimiter(b'\t')
-                        .from_writer(Vec::new());
-                    table.write_record(["name", "created", "state"])?;
-                    for h in &listed {
-                        let state = match h.revoked_at {
-                            Some(at) => format!("revoked {}", rfc3339(at)),
-                            None => "active".to_string(),
-                        };
-                        table.write_record([&h.name, &rfc3339(h.created_at), &state])?;
-                    }
-                    String::from_utf8(table.into_inner()?)?
-                        .trim_end()
-                        .to_string()
+                    let rows = listed
+                        .iter()
+                        .map(|h| [h.name.clone(), rfc3339(h.created_at), state(h.revoked_at)]);
+                    table(["name", "created", "state"], rows)?
                 }
             }
         })

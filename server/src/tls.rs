@@ -99,6 +99,8 @@ struct Authority {
     issuer: Issuer<'static, KeyPair>,
     /// What it may sign (its name constraints).
     scope: Scope,
+    /// When and why it replaced an earlier one, as the data dir's note says.
+    replaced: Option<String>,
 }
 
 /// Why a render host gets no certificate.
@@ -261,8 +263,7 @@ impl Tls {
         let Served::Own { authority, .. } = &self.served else {
             return None;
         };
-        let replaced = std::fs::read_to_string(authority.dir.join(REPLACED_NOTE)).ok();
-        Some((authority.scope.to_string(), replaced))
+        Some((authority.scope.to_string(), authority.replaced.clone()))
     }
 
     /// Issues and serves a new certificate if the current one expires within [`RENEW_BEFORE`]
@@ -343,11 +344,13 @@ impl Authority {
         let (pem, key, scope) = load_or_make_ca(&dir, OffsetDateTime::now_utc(), scope)?;
         let issuer = Issuer::from_ca_cert_pem(&pem, key)
             .context("reading the certificate authority in the data dir")?;
+        let replaced = std::fs::read_to_string(dir.join(REPLACED_NOTE)).ok();
         Ok(Self {
             dir,
             pem,
             issuer,
             scope,
+            replaced,
         })
     }
 

@@ -361,6 +361,17 @@ async fn remote_host(server: &TestServer, target_fps: u32, stop: &CancellationTo
     tokio::spawn(parallax_host::run(config, stop.clone()));
 }
 
+/// Room for one Standard host, none started by the coordinator: a remote host takes it.
+fn one_remote_slot() -> PoolArgs {
+    PoolArgs {
+        standard: 1,
+        standard_standby: 0,
+        premium: 0,
+        poll_interval_ms: 0,
+        ..PoolArgs::default()
+    }
+}
+
 /// Waits (20 s at most) until a host registered.
 async fn wait_for_a_host(server: &TestServer) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
@@ -383,14 +394,7 @@ async fn registered_hosts(server: &TestServer) -> Vec<Value> {
 /// frame drawn from the latest pose (the ones that queued meanwhile are merged, not replayed).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_remote_host_joins_up_to_capacity_and_paces_frames_from_the_latest_pose() {
-    let (_dir, server, arr) = setup(PoolArgs {
-        standard: 1,
-        standard_standby: 0,
-        premium: 0,
-        poll_interval_ms: 0,
-        ..PoolArgs::default()
-    })
-    .await;
+    let (_dir, server, arr) = setup(one_remote_slot()).await;
     let stop = CancellationToken::new();
     remote_host(&server, 4, &stop).await;
     wait_for_a_host(&server).await;
@@ -570,14 +574,7 @@ async fn a_stereo_pose_gets_both_eyes_side_by_side() {
 /// within seconds and the session ends in `Error` saying why; the host cannot register again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revoked_host_is_dropped_within_seconds_and_its_session_ends() {
-    let (_dir, server, arr) = setup(PoolArgs {
-        standard: 1,
-        standard_standby: 0,
-        premium: 0,
-        poll_interval_ms: 0,
-        ..PoolArgs::default()
-    })
-    .await;
+    let (_dir, server, arr) = setup(one_remote_slot()).await;
     let stop = CancellationToken::new();
     let config = server.remote_host(4, None).await;
     let name = config.credential.split('.').next().unwrap().to_string();
