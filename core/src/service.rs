@@ -30,6 +30,9 @@ pub struct CreateSession {
     pub max_lease_minutes: u32,
     /// Wait in the queue instead of failing when every host of the size is taken.
     pub queue: bool,
+    /// The most sessions the key's account may have at once (queued, starting or ready), this
+    /// one included: its quota. `None`: no limit.
+    pub account_limit: Option<usize>,
 }
 
 /// Whether a create made something new (201) or found the same session (200, a safe retry).
@@ -50,6 +53,11 @@ pub enum CreateError {
     Conflict { existing: Box<RenderSession> },
     #[error(transparent)]
     Exhausted(#[from] PoolError),
+    #[error(
+        "account {account} has {limit} render sessions already, the most it may have at once; \
+         stop one (or leave a space with a headset) first"
+    )]
+    AccountLimit { account: String, limit: usize },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -196,6 +204,20 @@ impl SessionService {
                     existing: Box::new(existing.clone()),
                 })
             };
+        }
+        if let Some(limit) = request.account_limit {
+            let account = &request.key.account;
+            let held = self
+                .sessions
+                .values()
+                .filter(|s| &s.account == account && s.is_active())
+                .count();
+            if held >= limit {
+                return Err(CreateError::AccountLimit {
+                    account: account.clone(),
+                    limit,
+                });
+            }
         }
         let allocation =
             self.pool
@@ -448,6 +470,7 @@ mod tests {
             size,
             max_lease_minutes: minutes,
             queue,
+            account_limit: None,
         }
     }
 
@@ -540,6 +563,39 @@ mod tests {
             service.handle_create(other, Timestamp(3)).unwrap().0,
             Created::New
         );
+    }
+
+    #[test]
+    fn an_account_holds_no_more_sessions_than_its_quota() {
+        let mut service = service();
+        let limited = |id| CreateSession {
+            account_limit: Some(1),
+            ..create(id, SessionSize::Standard, 60, true)
+        };
+        service.handle_create(limited("a"), Timestamp(1)).unwrap();
+        // A retry of the one it holds is no new session.
+        assert_eq!(
+            service.handle_create(limited("a"), Timestamp(2)).unwrap().0,
+            Created::Existing
+        );
+        assert_eq!(
+            service
+                .handle_create(limited("b"), Timestamp(3))
+                .unwrap_err(),
+            CreateError::AccountLimit {
+                account: "contoso".into(),
+                limit: 1
+            }
+        );
+        // Another account has a quota of its own.
+        let other = CreateSession {
+            key: SessionKey::new("fabrikam", SessionId::parse("b").unwrap()),
+            ..limited("b")
+        };
+        service.handle_create(other, Timestamp(4)).unwrap();
+        // Once the first one ends, the account may lease again.
+        service.handle_stop(&key("a"), Timestamp(5)).unwrap();
+        service.handle_create(limited("b"), Timestamp(6)).unwrap();
     }
 
     #[test]

@@ -22,7 +22,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the coordinator: web app, API, WebSockets and render hosts.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Manage the accounts that lease render sessions.
     #[command(subcommand)]
     Account(AccountCommand),
@@ -219,6 +219,8 @@ pub struct ServeArgs {
     pub site_root: PathBuf,
     #[command(flatten)]
     pub pool: PoolArgs,
+    #[command(flatten)]
+    pub quotas: crate::accounts::quotas::QuotaArgs,
     /// Largest model upload accepted, in MiB.
     #[arg(long, env = "PARALLAX_MAX_UPLOAD_MB", default_value_t = 256)]
     pub max_upload_mb: usize,

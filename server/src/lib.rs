@@ -57,6 +57,7 @@ use crate::state::open_store;
 use crate::tls::TlsSetup;
 
 pub use crate::accounts::keys::NewAccount;
+pub use crate::accounts::quotas::QuotaArgs;
 pub use crate::base::clock;
 pub use crate::catalog::convert::{Source, convert_command};
 pub use crate::http::app;
@@ -292,6 +293,7 @@ pub async fn serve(
         on_stop: args.on_stop,
         nats_url: args.nats.clone(),
         nats_ca: args.nats_ca.clone(),
+        quotas: args.quotas.clone(),
         tls: match (&args.tls.mode, &args.tls.tls_cert, &args.tls.tls_key) {
             (TlsMode::Off, _, _) => TlsSetup::Off,
             (TlsMode::On, Some(cert), Some(key)) => TlsSetup::Files(CertFiles {

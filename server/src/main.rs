@@ -23,7 +23,7 @@ async fn main() -> ExitCode {
     }
     let result = match cli.command {
         Command::Serve(args) => {
-            parallax_server::serve(args, parallax_server::shutdown_signal()).await
+            parallax_server::serve(*args, parallax_server::shutdown_signal()).await
         }
         Command::Render(args) => {
             match tokio::task::spawn_blocking(move || parallax_host::render_file(&args)).await {

@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::accounts::guests::JoinAttempts;
 use crate::accounts::hosts::HostCredentials;
+use crate::accounts::quotas::{QuotaArgs, Quotas};
 use crate::accounts::tickets::RenderTickets;
 use crate::accounts::tokens::Tokens;
 use crate::base::clock::{Clock, SystemClock};
@@ -61,6 +62,8 @@ pub struct AppState {
     pub(crate) tls: Option<Arc<Tls>>,
     /// What stopping does to the local render hosts.
     pub(crate) on_stop: OnStop,
+    /// What each account may hold at once.
+    pub(crate) quotas: Arc<Quotas>,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -294,6 +297,8 @@ pub struct Options {
     pub nats_ca: Option<PathBuf>,
     /// HTTPS, and with which certificate.
     pub tls: TlsSetup,
+    /// What each account may hold at once (`--account-*`).
+    pub quotas: QuotaArgs,
 }
 
 impl Options {
@@ -314,6 +319,7 @@ impl Options {
             on_stop: OnStop::StopHosts,
             nats_url: None,
             nats_ca: None,
+            quotas: QuotaArgs::default(),
         }
     }
 }
@@ -337,7 +343,9 @@ impl AppState {
             on_stop,
             nats_url,
             nats_ca,
+            quotas,
         } = options;
+        let quotas = Quotas::new(quotas.clone());
         let tls = Tls::open(data_dir, tls).context("setting up TLS")?;
         let store = open_store(data_dir, options.database_url.as_deref()).await?;
         let shutdown = CancellationToken::new();
@@ -372,6 +380,7 @@ impl AppState {
                 host_credentials.clone(),
                 pool.host_return_grace(),
             ),
+            quotas.sessions(),
             shutdown.clone(),
         )
         .await
@@ -386,7 +395,7 @@ impl AppState {
             ),
         };
         let catalog = Arc::new(
-            Catalog::open(data_dir, store.clone(), converter)
+            Catalog::open(data_dir, store.clone(), converter, quotas.clone())
                 .await
                 .context("opening the model catalog")?,
         );
@@ -416,6 +425,7 @@ impl AppState {
             sessions.clone(),
             catalog.clone(),
             replication,
+            quotas.clone(),
             shutdown.clone(),
         )
         .await
@@ -451,6 +461,7 @@ impl AppState {
             leptos,
             shutdown,
             tls,
+            quotas,
         })
     }
 

@@ -6,5 +6,6 @@ pub mod guests;
 pub mod hosts;
 pub mod hs256;
 pub mod keys;
+pub mod quotas;
 pub mod tickets;
 pub mod tokens;

@@ -433,6 +433,35 @@ impl Store {
         Ok(())
     }
 
+    /// What `account` holds against its quotas: the bytes of its uploads, and its conversions
+    /// that have not ended (ARR conversions queued or running, and uploads still converting that
+    /// no such conversion made).
+    pub async fn account_usage(&self, account: &str) -> StoreResult<(u64, usize)> {
+        let (bytes,): (Option<i64>,) = sqlx::query_as(
+            "SELECT CAST(SUM(size_bytes) AS BIGINT) FROM models
+             WHERE source = 'upload' AND uploaded_by = $1",
+        )
+        .bind(account)
+        .fetch_one(&self.pool)
+        .await?;
+        let (converting,): (i64,) = sqlx::query_as(
+            "SELECT (SELECT COUNT(*) FROM conversions
+                     WHERE account_id = $1 AND status IN ('NotStarted', 'Running'))
+                  + (SELECT COUNT(*) FROM models
+                     WHERE uploaded_by = $1 AND status = 'converting'
+                       AND id NOT IN (SELECT model_id FROM conversions
+                                      WHERE account_id = $1 AND model_id IS NOT NULL
+                                        AND status IN ('NotStarted', 'Running')))",
+        )
+        .bind(account)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((
+            u64::try_from(bytes.unwrap_or(0)).unwrap_or(0),
+            usize::try_from(converting).unwrap_or(0),
+        ))
+    }
+
     /// Whether any upload (of any account) is still made of the files `content_id`.
     pub async fn content_in_use(&self, content_id: &str) -> StoreResult<bool> {
         let row: Option<(String,)> =

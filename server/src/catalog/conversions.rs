@@ -118,6 +118,9 @@ pub enum ConversionError {
     NoContainer { target: &'static str, uri: String },
     #[error("a conversion `{0}` exists with other settings")]
     Conflict(String),
+    /// Over one of the account's quotas.
+    #[error(transparent)]
+    Refused(CatalogError),
     #[error(transparent)]
     Store(#[from] sqlx::Error),
 }
@@ -318,6 +321,13 @@ impl Conversions {
         check_id(id)?;
         let settings = settings.unsigned();
         self.check(account, &settings)?;
+        // A retry of one it made before is no conversion more.
+        if self.store.conversion(account, id).await?.is_none() {
+            self.catalog
+                .may_convert(account)
+                .await
+                .map_err(ConversionError::Refused)?;
+        }
         let text = serde_json::to_string(&settings).unwrap_or_default();
         let (new, stored) = self
             .store
@@ -452,6 +462,15 @@ impl Conversions {
             .add_with_main(files, main, Some(main_name.clone()), &stored.account)
             .await
             .map_err(failure)?;
+        // Which model it makes, as soon as it is known: a STEP model still converting then counts
+        // once against the account's conversions, as this conversion.
+        let running = StoredConversion {
+            model: Some(record.summary.id.clone()),
+            ..stored.clone()
+        };
+        if let Err(e) = self.store.update_conversion(&running).await {
+            tracing::warn!(id = stored.id, "recording a conversion's model: {e}");
+        }
         let record = self
             .catalog
             .converted(&record.summary.id, &stored.account)
@@ -554,6 +573,7 @@ fn failure(error: CatalogError) -> (&'static str, String) {
         CatalogError::Invalid(_) | CatalogError::NoModelFile | CatalogError::BadFileName(_) => {
             "InvalidInput"
         }
+        CatalogError::Refused(_) => "QuotaExceeded",
         _ => "ConversionFailed",
     };
     (code, error.to_string())

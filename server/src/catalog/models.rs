@@ -20,6 +20,7 @@ use parallax_render::Format;
 use parallax_render::samples::SAMPLES;
 use thiserror::Error;
 
+use crate::accounts::quotas::Quotas;
 use crate::base::store::{ModelRecord, ModelSource, ModelStatus, Store};
 use crate::catalog::convert::{ConvertError, Converter, Lane, MESH, Source};
 use crate::catalog::files::{
@@ -53,6 +54,9 @@ pub enum CatalogError {
     Io(#[from] std::io::Error),
     #[error(transparent)]
     Store(#[from] sqlx::Error),
+    /// Over one of the account's quotas, as the caller is told.
+    #[error(transparent)]
+    Refused(#[from] Box<crate::base::error::AppError>),
 }
 
 fn not_ready(id: &ModelId, status: &ModelStatus) -> String {
@@ -101,6 +105,8 @@ pub struct Catalog {
     converted: tokio::sync::Notify,
     /// How far each running conversion after an upload is, 0 to 1.
     progress: std::sync::Mutex<HashMap<ModelId, f32>>,
+    /// How many bytes and conversions each account may have.
+    quotas: Arc<Quotas>,
 }
 
 impl Catalog {
@@ -109,6 +115,7 @@ impl Catalog {
         data_dir: &std::path::Path,
         store: Store,
         converter: Converter,
+        quotas: Arc<Quotas>,
     ) -> Result<Self, CatalogError> {
         let dir = data_dir.join("models");
         tokio::fs::create_dir_all(&dir).await?;
@@ -138,12 +145,21 @@ impl Catalog {
             samples,
             converted: tokio::sync::Notify::new(),
             progress: std::sync::Mutex::new(HashMap::new()),
+            quotas,
         })
     }
 
     /// The adapter thumbnails are drawn on, or why there is none; `None` before the first.
     pub fn renderer(&self) -> Option<Result<String, String>> {
         self.converter.adapter()
+    }
+
+    /// Refuses `account` a conversion more when it has as many not yet ended as it may.
+    pub async fn may_convert(&self, account: &str) -> Result<(), CatalogError> {
+        self.quotas
+            .check_catalog(&self.store, account, 0, true)
+            .await
+            .map_err(|e| CatalogError::Refused(Box::new(e)))
     }
 
     /// The catalog as `account` (or a guest of its spaces) sees it.
@@ -305,6 +321,11 @@ impl Catalog {
         }
         let main_file = &files[main];
         let later = Format::detect(&main_file.name, &main_file.bytes) == Ok(Format::Step);
+        let size = files.iter().map(|f| f.bytes.len() as u64).sum();
+        self.quotas
+            .check_catalog(&self.store, owner, size, later)
+            .await
+            .map_err(|e| CatalogError::Refused(Box::new(e)))?;
         let mut record = ModelRecord {
             summary: ModelSummary {
                 id: id.clone(),
@@ -316,7 +337,7 @@ impl Catalog {
             source: ModelSource::Upload,
             file_name: Some(main_file.name.clone()),
             format: later.then(|| Format::Step.as_str().to_string()),
-            size_bytes: Some(files.iter().map(|f| f.bytes.len() as u64).sum()),
+            size_bytes: Some(size),
             uploaded_by: Some(owner.to_string()),
             content_id: Some(content.as_str().to_string()),
             status: ModelStatus::Converting,

@@ -393,6 +393,8 @@ pub(crate) async fn create_handler(
             .queue
             .or_else(|| body.get("queue").and_then(Value::as_bool))
             .unwrap_or(false),
+        // The account's quota.
+        account_limit: None,
     };
     let (created, view) = state.sessions.create(request).await?;
     let status = match created {
@@ -801,6 +803,7 @@ pub(crate) async fn legacy_create_handler(
         size: session_size(&body)?,
         max_lease_minutes: legacy_lease(&body)?,
         queue: body.get("queue").and_then(Value::as_bool).unwrap_or(false),
+        account_limit: None,
     };
     state.sessions.create(request).await?;
     Ok((

@@ -104,6 +104,7 @@ impl From<ConversionError> for AppError {
                 AppError::not_found(error.to_string())
             }
             ConversionError::Conflict(_) => AppError::conflict(error.to_string()),
+            ConversionError::Refused(refused) => refused.into(),
             ConversionError::Store(e) => AppError::Internal(e.into()),
         }
     }

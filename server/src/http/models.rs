@@ -121,6 +121,7 @@ impl From<CatalogError> for AppError {
             CatalogError::Sample(_) | CatalogError::Shown { .. } | CatalogError::NotReady(..) => {
                 AppError::conflict(error.to_string())
             }
+            CatalogError::Refused(refused) => *refused,
             CatalogError::Render(_) | CatalogError::Io(_) | CatalogError::Store(_) => {
                 AppError::Internal(error.into())
             }
@@ -159,6 +160,7 @@ async fn upload_handler(
     multipart: std::result::Result<Multipart, MultipartRejection>,
 ) -> Result<impl IntoResponse> {
     let mut multipart = multipart.map_err(|e| AppError::bad_request(e.body_text(), None))?;
+    let _turn = state.quotas.upload(&caller.account)?;
     let mut files = Vec::new();
     let mut name = None;
     while let Some(field) = multipart.next_field().await.map_err(multipart_error)? {

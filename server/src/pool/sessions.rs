@@ -91,6 +91,8 @@ pub struct Sessions {
     strays: Mutex<HashSet<HostId>>,
     /// Replicas: hosts of the pool no replica held the link of, since when (as seen here).
     unlinked: Mutex<HashMap<HostId, Timestamp>>,
+    /// The most sessions one account may hold at once (`--account-sessions`).
+    account_sessions: Option<usize>,
 }
 
 /// Why a host's registration was refused.
@@ -116,6 +118,7 @@ impl Sessions {
         return_grace: Duration,
         clock: Arc<dyn Clock>,
         launcher: Launcher,
+        account_sessions: Option<usize>,
         shutdown: CancellationToken,
     ) -> anyhow::Result<Arc<Self>> {
         let stored = match replication {
@@ -148,6 +151,7 @@ impl Sessions {
             shared,
             strays: Mutex::default(),
             unlinked: Mutex::default(),
+            account_sessions,
         });
         if let (Some(shared), Some(commands)) = (&sessions.shared, commands) {
             // The pool may want standby hosts booted: one change under the lock settles who.
@@ -172,7 +176,13 @@ impl Sessions {
         self.clock.now()
     }
 
+    /// Leases a session as `request` asks, within the account's quota of sessions unless the
+    /// request names another.
     pub async fn create(&self, request: CreateSession) -> Result<(Created, SessionView), AppError> {
+        let request = CreateSession {
+            account_limit: request.account_limit.or(self.account_sessions),
+            ..request
+        };
         if let Some(shared) = &self.shared {
             let created = self
                 .change_shared(shared, Some(&request.key), |service, now| {
@@ -1125,5 +1135,10 @@ fn create_error(error: CreateError) -> AppError {
         }
         CreateError::Conflict { .. } => AppError::conflict(error.to_string()),
         CreateError::Exhausted(e) => AppError::unavailable("PoolExhausted", e.to_string()),
+        CreateError::AccountLimit { .. } => crate::accounts::quotas::exceeded(
+            axum::http::StatusCode::TOO_MANY_REQUESTS,
+            "account-sessions",
+            error.to_string(),
+        ),
     }
 }

@@ -32,6 +32,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::{Mutex, MutexGuard};
 use tokio_util::sync::CancellationToken;
 
+use crate::accounts::quotas::Quotas;
 use crate::base::clock::Clock;
 use crate::base::error::AppError;
 use crate::base::store::{
@@ -175,6 +176,8 @@ pub struct Spaces {
     connections: AtomicU64,
     /// Replicas: this one's name and its NATS connection; `None` for the one coordinator.
     replication: Option<Arc<Replication>>,
+    /// How many spaces each account may have open.
+    quotas: Arc<Quotas>,
 }
 
 /// Replicas: puts what space `stored`'s row holds (its last event `seq`) in the cache, and
@@ -524,6 +527,7 @@ impl Spaces {
         sessions: Arc<Sessions>,
         catalog: Arc<Catalog>,
         replication: Option<Arc<Replication>>,
+        quotas: Arc<Quotas>,
         shutdown: CancellationToken,
     ) -> anyhow::Result<Arc<Self>> {
         let mut templates = Vec::new();
@@ -566,6 +570,7 @@ impl Spaces {
             catalog,
             connections: AtomicU64::new(0),
             replication,
+            quotas,
         });
         match subscriber {
             Some(events) => {
@@ -1212,6 +1217,8 @@ impl Spaces {
                 size,
                 max_lease_minutes: HEADSET_LEASE_MINUTES,
                 queue: false,
+                // The space owner's quota: a guest's headset counts against it.
+                account_limit: None,
             };
             match self.sessions.create(request).await {
                 Ok(_) => return Ok(key),
@@ -1265,6 +1272,11 @@ impl Spaces {
         }
         // Unique among the spaces, so a code alone finds its space.
         self.refresh_all(&mut directory).await?;
+        let open = directory
+            .values()
+            .filter(|e| e.stored.owner.as_deref() == Some(account))
+            .count();
+        self.quotas.check_spaces(account, open)?;
         let code = loop {
             let code = join_code(rand::random());
             let normal = normalize_join_code(&code);
