@@ -792,6 +792,66 @@ async fn uploads_are_converted_out_of_process_and_served_from_disk() {
     assert!(stop(child).success());
 }
 
+/// An upload goes to disk as it arrives: a 200 MiB one raises the coordinator's peak resident
+/// memory by less than 32 MiB (it used to hold the whole body, and then a copy of it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_200_mib_upload_streams_to_disk_in_little_memory() {
+    const MIB: usize = 1024 * 1024;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (account, key) = create_account(&data);
+    let (child, addr) = serve(&as_strs(&without_hosts(data.to_str().unwrap(), &[])), &[]);
+    let running = KillOnDrop(Some(child));
+    let pid = running.0.as_ref().unwrap().id();
+    let uploader = Uploader::sign_in(&addr, &account, &key).await;
+    // A STEP file is stored and answered at once (202); its conversion runs later in a child
+    // process, whose memory is not the coordinator's.
+    let step = |size: usize, seed: u8| {
+        let mut bytes = b"ISO-10303-21;\nHEADER;\n/*".to_vec();
+        bytes.extend((0..size).map(|i| b'a' + ((i as u8) ^ seed) % 26));
+        bytes.extend(b"*/\nENDSEC;\nEND-ISO-10303-21;\n");
+        bytes
+    };
+    // One small upload first: what the first upload sets up once is not what a big one costs.
+    let (status, model) = uploader.upload("small.step", step(MIB, 1)).await;
+    assert_eq!(status, 202, "{model}");
+    let big = step(200 * MIB, 2);
+    let before = memory(pid, "VmRSS:");
+    // From here on the peak (VmHWM) counts from the present resident size.
+    std::fs::write(format!("/proc/{pid}/clear_refs"), "5").unwrap();
+    let (status, model) = uploader.upload("big.step", big).await;
+    assert_eq!(status, 202, "{model}");
+    assert_eq!(model["sizeBytes"], 200 * MIB + 53, "{model}");
+    let peak = memory(pid, "VmHWM:");
+    let grew = peak.saturating_sub(before);
+    eprintln!(
+        "a 200 MiB upload raised the peak resident memory by {} KiB",
+        grew / 1024
+    );
+    assert!(
+        grew < 32 * MIB as u64,
+        "the coordinator's peak resident memory grew by {} MiB (from {} MiB)",
+        grew / MIB as u64,
+        before / MIB as u64
+    );
+    drop(running);
+}
+
+/// A field of `/proc/PID/status` in bytes.
+fn memory(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .unwrap()
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .unwrap();
+    kb * 1024
+}
+
 /// Kills the process if a test fails before stopping it.
 struct KillOnDrop(Option<Child>);
 

@@ -23,7 +23,9 @@ use url::Url;
 use crate::base::clock::Clock;
 use crate::base::store::{ModelStatus, Store, StoredConversion};
 use crate::catalog::convert::MESH;
-use crate::catalog::files::{UploadedFile, copy_atomically, safe_file_name, write_atomically};
+use crate::catalog::files::{
+    Staging, UploadedFile, copy_atomically, safe_file_name, write_atomically,
+};
 use crate::catalog::models::{Catalog, CatalogError, MeshBytes};
 
 /// Longest conversion id, as ARR's.
@@ -447,7 +449,8 @@ impl Conversions {
             .input_path(account, &settings.input_location)
             .map_err(|e| ("InvalidInput", e.to_string()))?;
         let input = &settings.input_location.relative_input_asset_path;
-        let files = self.input_files(account, &placed, input).await?;
+        let staging = self.catalog.stage().await.map_err(failure)?;
+        let files = self.input_files(account, &placed, input, &staging).await?;
         let main_name = placed
             .file_name()
             .and_then(|n| n.to_str())
@@ -459,7 +462,13 @@ impl Conversions {
         ))?;
         let (_, record) = self
             .catalog
-            .add_with_main(files, main, Some(main_name.clone()), &stored.account)
+            .add_with_main(
+                staging,
+                files,
+                main,
+                Some(main_name.clone()),
+                &stored.account,
+            )
             .await
             .map_err(failure)?;
         // Which model it makes, as soon as it is known: a STEP model still converting then counts
@@ -513,12 +522,14 @@ impl Conversions {
     /// The model file at `path` (`input`, as the caller named it) and the plain files beside
     /// it (the buffers and textures a glTF names, a `ConversionSettings.json`), as ARR read every
     /// blob under the prefix: all in `account`'s storage, through any link, and at most the
-    /// upload limit together, measured before anything is read.
+    /// upload limit together, measured before anything is read. They are copied into `staging`,
+    /// file to file, as an upload is received.
     async fn input_files(
         &self,
         account: &str,
         path: &Path,
         input: &str,
+        staging: &Staging,
     ) -> Result<Vec<UploadedFile>, (&'static str, String)> {
         let missing = |e: std::io::Error| ("InputContainerError", format!("{input}: {}", e.kind()));
         tokio::fs::metadata(path).await.map_err(missing)?;
@@ -561,8 +572,7 @@ impl Conversions {
         }
         let mut files = Vec::new();
         for (name, path) in beside {
-            let bytes = tokio::fs::read(&path).await.map_err(missing)?;
-            files.push(UploadedFile { name, bytes });
+            files.push(staging.copy_in(&name, &path).await.map_err(missing)?);
         }
         Ok(files)
     }

@@ -1,8 +1,16 @@
 //! How an upload lies on disk: its files under `<data dir>/models/<id>/` with their own names,
 //! checked so none can escape the folder, `id` a hash of them all, each written atomically.
+//!
+//! An upload is received straight into a staging folder of its own ([`Staging`]), a chunk at a
+//! time, so the coordinator holds a few KiB of it at once however big it is; the folder becomes
+//! the model's, or is removed, once the upload is checked.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
 
 use parallax_core::ModelId;
 use sha2::{Digest, Sha256};
+use tokio::io::AsyncWriteExt;
 
 /// Uploads are limited to this by default (`--max-upload-mb`).
 pub const DEFAULT_MAX_UPLOAD_BYTES: usize = 256 * 1024 * 1024;
@@ -10,10 +18,131 @@ pub const DEFAULT_MAX_UPLOAD_BYTES: usize = 256 * 1024 * 1024;
 /// The thumbnail's file name in a model's folder.
 pub const THUMBNAIL: &str = "thumbnail.png";
 
-/// One file of an upload.
+/// The prefix of staging folders: a stop may leave one, which the next start removes.
+pub const STAGING_PREFIX: &str = ".upload-";
+
+/// One file of an upload, received into its staging folder.
+#[derive(Debug, Clone)]
 pub struct UploadedFile {
     pub name: String,
-    pub bytes: Vec<u8>,
+    pub path: PathBuf,
+    pub size: u64,
+}
+
+/// An upload's own folder while it is received and checked: removed when dropped, unless it
+/// became the model's folder ([`Staging::settle_into`]).
+pub struct Staging {
+    path: PathBuf,
+    settled: bool,
+}
+
+impl Staging {
+    /// A new staging folder in `models`.
+    pub async fn new(models: &Path) -> std::io::Result<Self> {
+        let path = models.join(format!("{STAGING_PREFIX}{}", uuid::Uuid::new_v4().simple()));
+        tokio::fs::create_dir_all(&path).await?;
+        Ok(Self {
+            path,
+            settled: false,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Starts receiving file `name`, or `None` if it is not a plain file name or was sent
+    /// already.
+    pub async fn receive(&self, name: &str) -> std::io::Result<Option<Receiving>> {
+        if !safe_file_name(name) {
+            return Ok(None);
+        }
+        let path = self.path.join(name);
+        let file = match tokio::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .await
+        {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        Ok(Some(Receiving {
+            file: tokio::io::BufWriter::new(file),
+            uploaded: UploadedFile {
+                name: name.to_string(),
+                path,
+                size: 0,
+            },
+        }))
+    }
+
+    /// Copies the file at `from` in as `name` (a plain file name), file to file.
+    pub async fn copy_in(&self, name: &str, from: &Path) -> std::io::Result<UploadedFile> {
+        let path = self.path.join(name);
+        let size = tokio::fs::copy(from, &path).await?;
+        tokio::fs::File::open(&path).await?.sync_all().await?;
+        Ok(UploadedFile {
+            name: name.to_string(),
+            path,
+            size,
+        })
+    }
+
+    /// Makes the staging folder `folder`, on disk before this returns; `false` (and the staging
+    /// folder removed) if `folder` exists already: the same content is stored.
+    pub async fn settle_into(mut self, folder: &Path) -> std::io::Result<bool> {
+        tokio::fs::File::open(&self.path).await?.sync_all().await?;
+        if tokio::fs::rename(&self.path, folder).await.is_err() {
+            // A non-empty folder cannot be renamed onto.
+            return Ok(false);
+        }
+        self.settled = true;
+        sync_parent(folder).await?;
+        Ok(true)
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        if !self.settled {
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
+    }
+}
+
+/// A file of an upload as it arrives.
+pub struct Receiving {
+    file: tokio::io::BufWriter<tokio::fs::File>,
+    uploaded: UploadedFile,
+}
+
+impl Receiving {
+    pub async fn write(&mut self, chunk: &[u8]) -> std::io::Result<()> {
+        self.file.write_all(chunk).await?;
+        self.uploaded.size += chunk.len() as u64;
+        Ok(())
+    }
+
+    /// The whole file, on disk.
+    pub async fn finish(mut self) -> std::io::Result<UploadedFile> {
+        self.file.flush().await?;
+        self.file.get_ref().sync_all().await?;
+        Ok(self.uploaded)
+    }
+}
+
+/// The first `n` bytes of the file at `path` (fewer if it is shorter).
+pub async fn prefix(path: &Path, n: usize) -> std::io::Result<Vec<u8>> {
+    use tokio::io::AsyncReadExt;
+    let mut bytes = Vec::with_capacity(n);
+    tokio::fs::File::open(path)
+        .await?
+        .take(n as u64)
+        .read_to_end(&mut bytes)
+        .await?;
+    Ok(bytes)
 }
 
 pub fn is_model_file(name: &str) -> bool {
@@ -32,24 +161,41 @@ pub fn safe_file_name(name: &str) -> bool {
         && !name.contains(['/', '\\', '\0'])
 }
 
-/// Hash of every file's name and bytes, in name order: the same upload gives the same id.
-pub fn content_id(files: &[UploadedFile]) -> ModelId {
+/// Hash of every file's name and bytes, in name order: the same upload gives the same id. Reads
+/// the files a block at a time (it blocks: run it off the async threads).
+pub fn content_id(files: &[UploadedFile]) -> std::io::Result<ModelId> {
     let mut sorted: Vec<&UploadedFile> = files.iter().collect();
     sorted.sort_by(|a, b| a.name.cmp(&b.name));
     let mut hash = Sha256::new();
+    let mut block = vec![0u8; 64 * 1024];
     for file in sorted {
         hash.update((file.name.len() as u64).to_le_bytes());
         hash.update(file.name.as_bytes());
-        hash.update((file.bytes.len() as u64).to_le_bytes());
-        hash.update(&file.bytes);
+        hash.update(file.size.to_le_bytes());
+        let mut reader = std::fs::File::open(&file.path)?.take(file.size);
+        let mut read = 0u64;
+        loop {
+            let n = reader.read(&mut block)?;
+            if n == 0 {
+                break;
+            }
+            hash.update(&block[..n]);
+            read += n as u64;
+        }
+        if read != file.size {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!("{} changed while it was read", file.name),
+            ));
+        }
     }
     let digest = hash.finalize();
-    ModelId::new(
+    Ok(ModelId::new(
         digest[..16]
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect::<String>(),
-    )
+    ))
 }
 
 /// The catalog id of `account`'s upload of `content`: its own, so that two accounts' uploads of
@@ -98,10 +244,15 @@ async fn settle(temporary: &std::path::Path, path: &std::path::Path) -> std::io:
         let _ = tokio::fs::remove_file(temporary).await;
         return synced;
     }
+    sync_parent(path).await
+}
+
+/// Syncs the folder that holds `path`, so a new name in it is on disk.
+async fn sync_parent(path: &Path) -> std::io::Result<()> {
     let folder = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(std::path::Path::new("."));
+        .unwrap_or(Path::new("."));
     tokio::fs::File::open(folder).await?.sync_all().await
 }
 
@@ -117,25 +268,40 @@ fn temporary_beside(path: &std::path::Path) -> std::path::PathBuf {
 mod tests {
     use super::*;
 
-    fn file(name: &str, bytes: &[u8]) -> UploadedFile {
+    fn file(dir: &tempfile::TempDir, name: &str, bytes: &[u8]) -> UploadedFile {
+        // Each file under a path of its own: the name hashed is the upload's, not the path's.
+        let path = dir.path().join(format!("{}-{name}", uuid::Uuid::new_v4()));
+        std::fs::write(&path, bytes).unwrap();
         UploadedFile {
             name: name.into(),
-            bytes: bytes.to_vec(),
+            path,
+            size: bytes.len() as u64,
         }
     }
 
     #[test]
     fn the_same_files_get_the_same_id_in_any_order() {
-        let a = content_id(&[file("a.gltf", b"x"), file("a.bin", b"y")]);
-        let b = content_id(&[file("a.bin", b"y"), file("a.gltf", b"x")]);
+        let dir = tempfile::tempdir().unwrap();
+        let file = |name, bytes| file(&dir, name, bytes);
+        let a = content_id(&[file("a.gltf", b"x"), file("a.bin", b"y")]).unwrap();
+        let b = content_id(&[file("a.bin", b"y"), file("a.gltf", b"x")]).unwrap();
         assert_eq!(a, b);
-        assert_ne!(a, content_id(&[file("a.gltf", b"x"), file("a.bin", b"z")]));
+        assert_ne!(
+            a,
+            content_id(&[file("a.gltf", b"x"), file("a.bin", b"z")]).unwrap()
+        );
         assert_eq!(a.as_str().len(), 32);
+        // The id uploads had when they were held in memory: models stored then keep theirs.
+        assert_eq!(
+            content_id(&[file("part.stl", b"solid")]).unwrap().as_str(),
+            "1474c2dc43f3cb01212a33dc875bce66"
+        );
     }
 
     #[test]
     fn each_account_has_its_own_id_for_the_same_content() {
-        let content = content_id(&[file("a.stl", b"x")]);
+        let dir = tempfile::tempdir().unwrap();
+        let content = content_id(&[file(&dir, "a.stl", b"x")]).unwrap();
         let (a, b) = (
             owned_id("account-a", &content),
             owned_id("account-b", &content),

@@ -24,7 +24,8 @@ use crate::accounts::quotas::Quotas;
 use crate::base::store::{ModelRecord, ModelSource, ModelStatus, Store};
 use crate::catalog::convert::{ConvertError, Converter, Lane, MESH, Source};
 use crate::catalog::files::{
-    THUMBNAIL, UploadedFile, content_id, is_model_file, owned_id, safe_file_name, write_atomically,
+    STAGING_PREFIX, Staging, THUMBNAIL, UploadedFile, content_id, is_model_file, owned_id, prefix,
+    safe_file_name,
 };
 use crate::catalog::parts::{PARTS, parts_file};
 
@@ -122,7 +123,11 @@ impl Catalog {
         // Uploads a stop interrupted while they were converted.
         let mut entries = tokio::fs::read_dir(&dir).await?;
         while let Some(entry) = entries.next_entry().await? {
-            if entry.file_name().to_string_lossy().starts_with(".upload-") {
+            if entry
+                .file_name()
+                .to_string_lossy()
+                .starts_with(STAGING_PREFIX)
+            {
                 let _ = tokio::fs::remove_dir_all(entry.path()).await;
             }
         }
@@ -281,12 +286,18 @@ impl Catalog {
         }
     }
 
-    /// Checks and stores an upload; `name` defaults to the model file's name. A STEP file is
-    /// stored at once and converted afterwards (its record says `Converting` until then): a CAD
-    /// kernel can take minutes. Any other file is converted first, and refused if it does not
-    /// import.
+    /// A staging folder to receive an upload's files in ([`Catalog::add`] takes it).
+    pub async fn stage(&self) -> Result<Staging, CatalogError> {
+        Ok(Staging::new(&self.dir).await?)
+    }
+
+    /// Checks and stores an upload, received in `staging`; `name` defaults to the model file's
+    /// name. A STEP file is stored at once and converted afterwards (its record says
+    /// `Converting` until then): a CAD kernel can take minutes. Any other file is converted
+    /// first, and refused if it does not import.
     pub async fn add(
         self: &Arc<Self>,
+        staging: Staging,
         files: Vec<UploadedFile>,
         name: Option<String>,
         owner: &str,
@@ -295,33 +306,38 @@ impl Catalog {
             .iter()
             .position(|f| is_model_file(&f.name))
             .ok_or(CatalogError::NoModelFile)?;
-        self.add_with_main(files, main, name, owner).await
+        self.add_with_main(staging, files, main, name, owner).await
     }
 
     /// [`Catalog::add`] with the model file named: `files[main]`, the others beside it.
     pub async fn add_with_main(
         self: &Arc<Self>,
+        staging: Staging,
         files: Vec<UploadedFile>,
         main: usize,
         name: Option<String>,
         owner: &str,
     ) -> Result<(Added, ModelRecord), CatalogError> {
         for file in &files {
-            if !safe_file_name(&file.name) {
+            if !safe_file_name(&file.name) || file.path.parent() != Some(staging.path()) {
                 return Err(CatalogError::BadFileName(file.name.clone()));
             }
         }
         if !files.get(main).is_some_and(|f| is_model_file(&f.name)) {
             return Err(CatalogError::NoModelFile);
         }
-        let content = content_id(&files);
+        let hashed = files.clone();
+        let content = tokio::task::spawn_blocking(move || content_id(&hashed))
+            .await
+            .map_err(|e| std::io::Error::other(e.to_string()))??;
         let id = owned_id(owner, &content);
         if let Some(existing) = self.store.model(&id).await? {
             return Ok((Added::Existing, existing));
         }
         let main_file = &files[main];
-        let later = Format::detect(&main_file.name, &main_file.bytes) == Ok(Format::Step);
-        let size = files.iter().map(|f| f.bytes.len() as u64).sum();
+        let magic = prefix(&main_file.path, 4).await?;
+        let later = Format::detect(&main_file.name, &magic) == Ok(Format::Step);
+        let size = files.iter().map(|f| f.size).sum();
         self.quotas
             .check_catalog(&self.store, owner, size, later)
             .await
@@ -343,41 +359,24 @@ impl Catalog {
             status: ModelStatus::Converting,
         };
 
-        // Converted in a folder of its own before anything is stored: a file that does not
-        // import is never kept. Converted again even when another account stored the same bytes:
-        // the same work either way, so neither the answer nor its time says whether someone else
-        // has this model.
-        let staging = self
-            .dir
-            .join(format!(".upload-{}", uuid::Uuid::new_v4().simple()));
-        tokio::fs::create_dir_all(&staging).await?;
-        let converted = if later {
-            self.write_upload(&staging, &files).await.map(|()| None)
-        } else {
-            self.convert_upload(&staging, &files, main).await.map(Some)
-        };
-        match converted {
-            Ok(Some(prepared)) => {
-                record.summary.triangles = prepared.triangles;
-                record.format = prepared.format;
-                record.status = ModelStatus::Ready;
-            }
-            Ok(None) => {}
-            Err(e) => {
-                let _ = tokio::fs::remove_dir_all(&staging).await;
-                return Err(e);
-            }
+        // Converted in its staging folder before anything is stored: a file that does not
+        // import is never kept (the folder goes when `staging` is dropped). Converted again even
+        // when another account stored the same bytes: the same work either way, so neither the
+        // answer nor its time says whether someone else has this model.
+        if !later {
+            let source = Source::File {
+                folder: staging.path().to_path_buf(),
+                file: main_file.name.clone(),
+            };
+            let prepared = self.converter.prepare(source).await?;
+            record.summary.triangles = prepared.triangles;
+            record.format = prepared.format;
+            record.status = ModelStatus::Ready;
         }
-        let folder = self.dir.join(content.as_str());
-        if tokio::fs::rename(&staging, &folder).await.is_err() {
-            // The same content is stored already (a non-empty folder cannot be renamed onto).
-            let _ = tokio::fs::remove_dir_all(&staging).await;
-        }
-
-        // The body (up to `--max-upload-mb`) was read on whichever runtime threads handled the
-        // request; give what it took back (docs/BENCHMARKS.md, soak).
-        drop(files);
-        parallax_host::release_freed_memory();
+        // If the same content is stored already, its folder stays and the staging one goes.
+        staging
+            .settle_into(&self.dir.join(content.as_str()))
+            .await?;
         if !self.store.insert_upload(&record).await? {
             // Uploaded twice at the same moment: the other one stored it.
             return Ok((Added::Existing, self.get(&id, owner).await?));
@@ -386,32 +385,6 @@ impl Catalog {
             self.convert_later(record.clone());
         }
         Ok((Added::New, record))
-    }
-
-    async fn write_upload(
-        &self,
-        staging: &std::path::Path,
-        files: &[UploadedFile],
-    ) -> Result<(), CatalogError> {
-        for file in files {
-            write_atomically(&staging.join(&file.name), &file.bytes).await?;
-        }
-        Ok(())
-    }
-
-    /// Writes `files` into `staging` and converts the one at `main` there.
-    async fn convert_upload(
-        &self,
-        staging: &std::path::Path,
-        files: &[UploadedFile],
-        main: usize,
-    ) -> Result<crate::catalog::convert::Prepared, CatalogError> {
-        self.write_upload(staging, files).await?;
-        let source = Source::File {
-            folder: staging.to_path_buf(),
-            file: files[main].name.clone(),
-        };
-        Ok(self.converter.prepare(source).await?)
     }
 
     /// How `record` (as [`Catalog::get`] gave it) is converted, were its files missing.

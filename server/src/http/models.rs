@@ -13,7 +13,6 @@ use serde::Serialize;
 
 use crate::base::error::{AppError, Result};
 use crate::base::store::{ModelRecord, ModelStatus};
-use crate::catalog::files::UploadedFile;
 use crate::catalog::models::{Added, CatalogError};
 use crate::http::auth::{Caller, Visitor};
 use crate::state::AppState;
@@ -152,6 +151,9 @@ async fn model_handler(
     Ok(Json(ModelJson::from(record).with_progress(&state.catalog)))
 }
 
+/// The longest model name an upload may give.
+const MAX_NAME_BYTES: usize = 256;
+
 /// `POST /v1/models`, multipart: one or more `file` parts (a model, plus the buffers a `.gltf`
 /// refers to) and an optional `name`.
 async fn upload_handler(
@@ -161,21 +163,42 @@ async fn upload_handler(
 ) -> Result<impl IntoResponse> {
     let mut multipart = multipart.map_err(|e| AppError::bad_request(e.body_text(), None))?;
     let _turn = state.quotas.upload(&caller.account)?;
+    // Each file goes to disk a chunk at a time as it arrives: however big the upload, the
+    // coordinator holds a few KiB of it.
+    let staging = state.catalog.stage().await?;
     let mut files = Vec::new();
     let mut name = None;
-    while let Some(field) = multipart.next_field().await.map_err(multipart_error)? {
+    while let Some(mut field) = multipart.next_field().await.map_err(multipart_error)? {
         if field.name() == Some("name") {
-            name = Some(field.text().await.map_err(multipart_error)?);
+            let text = field.text().await.map_err(multipart_error)?;
+            if text.len() > MAX_NAME_BYTES {
+                return Err(AppError::bad_request(
+                    format!("a model's name has at most {MAX_NAME_BYTES} bytes"),
+                    Some("name"),
+                ));
+            }
+            name = Some(text);
             continue;
         }
         let Some(file_name) = field.file_name().map(str::to_owned) else {
             continue;
         };
-        let bytes = field.bytes().await.map_err(multipart_error)?;
-        files.push(UploadedFile {
-            name: file_name,
-            bytes: bytes.to_vec(),
-        });
+        let mut receiving = staging
+            .receive(&file_name)
+            .await
+            .map_err(CatalogError::from)?
+            .ok_or_else(|| {
+                AppError::bad_request(
+                    format!(
+                        "{file_name:?} is not a file name Parallax accepts (a plain name, sent once)"
+                    ),
+                    Some("file"),
+                )
+            })?;
+        while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
+            receiving.write(&chunk).await.map_err(CatalogError::from)?;
+        }
+        files.push(receiving.finish().await.map_err(CatalogError::from)?);
     }
     if files.is_empty() {
         return Err(AppError::bad_request(
@@ -183,7 +206,10 @@ async fn upload_handler(
             Some("file"),
         ));
     }
-    let (added, record) = state.catalog.add(files, name, &caller.account).await?;
+    let (added, record) = state
+        .catalog
+        .add(staging, files, name, &caller.account)
+        .await?;
     let status = match added {
         // Stored, and converted once its conversion ends: poll `GET /v1/models/{id}`.
         Added::New if record.status == ModelStatus::Converting => StatusCode::ACCEPTED,
