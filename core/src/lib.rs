@@ -19,12 +19,14 @@
 //! - [`service`]: every session and the pool together; what the session REST API drives.
 //! - [`pool`]: render hosts per size: capacity, warm standby, exclusive leases, FIFO queue.
 //! - [`throttle`]: the per-caller, per-session polling limit (429).
+//! - [`fair`]: a queue that serves its keys (accounts) in turn.
 //! - [`time`]: wall-clock instants as the caller supplies them.
 //! - `trust` (feature `tls`, native clients only): the certificate authorities a client trusts.
 
 pub mod catalog;
 pub mod change;
 pub mod device;
+pub mod fair;
 pub mod host;
 pub mod pool;
 pub mod protocol;

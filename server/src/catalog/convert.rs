@@ -18,13 +18,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use parallax_core::ModelId;
+use parallax_core::fair::FairQueue;
 use parallax_host::RenderWorker;
 use parallax_render::samples::SAMPLES;
 use parallax_render::{Format, ImportError, ImportedModel, Mesh, import};
 use parallax_step::Tessellation;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, oneshot};
 
 use crate::catalog::files::{THUMBNAIL, write_atomically};
 use crate::catalog::parts::{PARTS, parts_file};
@@ -86,11 +87,82 @@ impl Source {
 
 /// Which queue a conversion waits in: each has one child at a time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Lane {
+pub enum Lane<'a> {
     /// A request is waiting for it: an STL, glTF or OBJ upload, a thumbnail or mesh made again.
-    Waited = 0,
-    /// It runs after its upload returned (a STEP file), however long it takes.
-    Background = 1,
+    Waited,
+    /// It runs after its upload returned (a STEP file), however long it takes: the accounts
+    /// whose conversions wait take turns ([`FairTurns`]).
+    Background { account: &'a str },
+}
+
+/// One turn at a time, handed to the accounts waiting in turn ([`FairQueue`]): an account that
+/// queued hours of STEP files holds another's next file up by one conversion, not by all of
+/// them.
+#[derive(Default)]
+pub struct FairTurns {
+    state: Mutex<Turns>,
+}
+
+#[derive(Default)]
+struct Turns {
+    /// A turn is taken.
+    busy: bool,
+    waiting: FairQueue<String, oneshot::Sender<FairTurn>>,
+}
+
+/// A turn of [`FairTurns`]: the next waiting account's once dropped.
+pub struct FairTurn {
+    turns: Option<Arc<FairTurns>>,
+}
+
+impl FairTurns {
+    /// Waits for `account`'s turn.
+    pub async fn turn(self: &Arc<Self>, account: &str) -> FairTurn {
+        let waiting = {
+            let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            if !state.busy {
+                state.busy = true;
+                return FairTurn {
+                    turns: Some(self.clone()),
+                };
+            }
+            let (handed, waiting) = oneshot::channel();
+            state.waiting.push(account.to_string(), handed);
+            waiting
+        };
+        // The sender is dropped only unsent (a turn is never lost: one sent and not received is
+        // dropped with the receiver, and passes on).
+        waiting.await.unwrap_or(FairTurn { turns: None })
+    }
+
+    /// Conversions waiting for their turn.
+    #[cfg(test)]
+    fn waiting(&self) -> usize {
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.waiting.len()
+    }
+}
+
+impl Drop for FairTurn {
+    fn drop(&mut self) {
+        let Some(turns) = self.turns.take() else {
+            return;
+        };
+        let mut state = turns.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut turn = FairTurn {
+            turns: Some(turns.clone()),
+        };
+        while let Some((_, waiter)) = state.waiting.pop() {
+            match waiter.send(turn) {
+                Ok(()) => return,
+                // That waiter gave up: the next one.
+                Err(back) => turn = back,
+            }
+        }
+        // Nobody waits: the turn ends here, without passing itself on again.
+        turn.turns = None;
+        state.busy = false;
+    }
 }
 
 /// Where conversions run.
@@ -99,8 +171,10 @@ pub enum Converter {
     /// `EXE convert …` child processes, one at a time in each [`Lane`].
     Child {
         exe: PathBuf,
-        /// A turn for each lane: [`Lane::Waited`], [`Lane::Background`].
-        turns: Arc<[Semaphore; 2]>,
+        /// The turn of [`Lane::Waited`].
+        waited: Arc<Semaphore>,
+        /// The turns of [`Lane::Background`], account by account.
+        background: Arc<FairTurns>,
         /// The adapter the last child drew on, or why it could not open one.
         adapter: Arc<Mutex<Option<Result<String, String>>>>,
         limits: ConversionArgs,
@@ -113,7 +187,8 @@ impl Converter {
     pub fn child(exe: PathBuf, limits: ConversionArgs) -> Self {
         Self::Child {
             exe,
-            turns: Arc::new([Semaphore::new(1), Semaphore::new(1)]),
+            waited: Arc::new(Semaphore::new(1)),
+            background: Arc::default(),
             adapter: Arc::new(Mutex::new(None)),
             limits,
         }
@@ -140,20 +215,27 @@ impl Converter {
     pub async fn prepare_reporting(
         &self,
         source: Source,
-        lane: Lane,
+        lane: Lane<'_>,
         progress: Progress,
     ) -> Result<Prepared, ConvertError> {
         match self {
             Converter::Child {
                 exe,
-                turns,
+                waited,
+                background,
                 adapter,
                 limits,
             } => {
-                let _turn = turns[lane as usize]
-                    .acquire()
-                    .await
-                    .map_err(|_| ConvertError::Failed("the coordinator is stopping".into()))?;
+                // The lane's turn, held while the child runs.
+                let (_waited, _background) = match lane {
+                    Lane::Waited => {
+                        let permit = waited.acquire().await.map_err(|_| {
+                            ConvertError::Failed("the coordinator is stopping".into())
+                        })?;
+                        (Some(permit), None)
+                    }
+                    Lane::Background { account } => (None, Some(background.turn(account).await)),
+                };
                 let result = run_child(exe, &source, limits, &progress).await;
                 let seen = match &result {
                     Ok(prepared) => Some(Ok(prepared.adapter.clone())),
@@ -518,4 +600,49 @@ fn sample_mesh(id: &ModelId) -> Result<Mesh, ConvertError> {
         .find(|s| s.id == id.as_str())
         .map(|s| (s.build)())
         .ok_or_else(|| ConvertError::Failed(format!("there is no sample `{id}`")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Waits until `turns` has `n` conversions waiting.
+    async fn until_waiting(turns: &FairTurns, n: usize) {
+        while turns.waiting() != n {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    #[tokio::test]
+    async fn accounts_take_turns_in_the_background_lane() {
+        let turns = Arc::new(FairTurns::default());
+        let served = Arc::new(Mutex::new(Vec::new()));
+        let running = turns.turn("busy").await;
+        let mut tasks = Vec::new();
+        for (n, account) in ["busy", "busy", "busy", "quiet"].into_iter().enumerate() {
+            let (mine, served) = (turns.clone(), served.clone());
+            tasks.push(tokio::spawn(async move {
+                let _turn = mine.turn(account).await;
+                served.lock().unwrap().push(account);
+            }));
+            until_waiting(&turns, n + 1).await;
+        }
+        // One that gives up while it waits loses its place, not the others' turns.
+        let impatient = tokio::spawn({
+            let turns = turns.clone();
+            async move { turns.turn("impatient").await }
+        });
+        until_waiting(&turns, 5).await;
+        impatient.abort();
+        assert!(impatient.await.is_err_and(|e| e.is_cancelled()));
+        drop(running);
+        for task in tasks {
+            task.await.unwrap();
+        }
+        assert_eq!(*served.lock().unwrap(), ["busy", "quiet", "busy", "busy"]);
+        // Every turn came back: the next one is taken at once.
+        let _again = tokio::time::timeout(Duration::from_secs(5), turns.turn("quiet"))
+            .await
+            .expect("the lane is free");
+    }
 }

@@ -235,7 +235,13 @@ impl Catalog {
             let result = match catalog.source(&record) {
                 Ok(source) => catalog
                     .converter
-                    .prepare_reporting(source, Lane::Background, told)
+                    .prepare_reporting(
+                        source,
+                        Lane::Background {
+                            account: record.uploaded_by.as_deref().unwrap_or_default(),
+                        },
+                        told,
+                    )
                     .await
                     .map_err(Into::into),
                 Err(e) => Err(e),
