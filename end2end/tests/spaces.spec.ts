@@ -774,7 +774,7 @@ test("the operator stops a headset's render session from /pool and the headset s
   expect(csv).toContain(`,${room}-`);
   await expect(row.locator(".lease")).toHaveText(/^\d+:\d\d:\d\d$/);
   // "+30 min" extends a lease: a session leased for 30 minutes over the API gets half an hour
-  // more (a headset's own session is leased for the most there is, 24 hours). Premium, as the
+  // more (a headset's own session is leased 10 minutes at a time while it is a member). Premium, as the
   // earlier tests' headsets may hold every Standard host.
   const leased = `extend-${Date.now().toString(36)}`;
   const sessionUrl = `/accounts/${account}/sessions/${leased}?api-version=2021-01-01`;

@@ -169,3 +169,73 @@ fn strip_stl(triangles: u32) -> Vec<u8> {
     }
     bytes
 }
+
+/// A headset's lease is short and renewed while it is a member: it never runs for a day after
+/// its headset is gone. Leaving ends it at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_headsets_lease_follows_its_membership() {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use parallax_core::time::Timestamp;
+    use parallax_server::clock::ManualClock;
+
+    let dir = data_dir();
+    let (account, key) = ArrClient::create_account(dir.path(), "showroom").await;
+    let clock = Arc::new(ManualClock::starting_at(Timestamp::from_millis(
+        1_800_000_000_000,
+    )));
+    let options = Options {
+        pool: PoolArgs {
+            poll_interval_ms: 0,
+            ..PoolArgs::default()
+        },
+        clock: clock.clone(),
+        ..TestServer::options(dir.path())
+    };
+    let server = TestServer::start_with_options(dir.path(), &options).await;
+    let owner = Coordinator::sign_in(&server.url(), &account, &key)
+        .await
+        .unwrap();
+    owner
+        .create_space("room", "default", json!({}), "tablet", Role::Tablet)
+        .await
+        .unwrap();
+    let headset = owner
+        .join_space("room", "headset", Role::Headset, None)
+        .await
+        .unwrap();
+    // Connected, so the headset stays a member however long the room runs.
+    let _socket = headset.connect().await.unwrap();
+    let session = headset.render_session.as_ref().unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let lease = || async {
+        let properties = owner.own_render_session(&session).await.unwrap();
+        (
+            properties["status"].as_str().unwrap().to_string(),
+            properties["maxLeaseTimeMinutes"].as_u64().unwrap(),
+        )
+    };
+    assert_eq!(lease().await, ("Ready".into(), 10));
+
+    // Six minutes on, four are left: the lease is renewed to ten from now.
+    clock.advance(Duration::from_secs(6 * 60));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while lease().await.1 == 10 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the lease was not renewed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(lease().await, ("Ready".into(), 16));
+    // Past the first ten minutes, the member still renders.
+    clock.advance(Duration::from_secs(5 * 60));
+    assert_eq!(lease().await.0, "Ready");
+
+    headset.leave().await.unwrap();
+    assert_eq!(lease().await.0, "Stopped");
+    server.stop().await;
+}

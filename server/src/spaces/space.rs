@@ -8,7 +8,7 @@
 //! thousand connected members holds the lock for its thousand writes and the SQLite write: its
 //! `PATCH` is answered after p50 11–12 ms on a 2-core machine (docs/BENCHMARKS.md).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex as SyncMutex};
 use std::time::Duration;
@@ -50,8 +50,13 @@ use crate::telemetry::metrics::Census;
 const SWEEP: Duration = Duration::from_millis(250);
 /// Longest space name.
 const MAX_NAME: usize = 64;
-/// A headset's render session lease, the longest ARR allows; leaving releases it sooner.
-const HEADSET_LEASE_MINUTES: u32 = 1440;
+/// A headset's render session lease, renewed while the headset is a member: leaving releases
+/// it at once, and were that missed (a crash, a lost connection to the pool), the lease runs
+/// out this soon after the headset's membership ended, not a day later.
+const HEADSET_LEASE_MINUTES: u32 = 10;
+/// How often members' leases are looked at (coordinator time); one with less than half its
+/// time left is renewed.
+const RENEW: Duration = Duration::from_secs(60);
 
 /// A member's connected socket.
 struct Live {
@@ -178,6 +183,8 @@ pub struct Spaces {
     replication: Option<Arc<Replication>>,
     /// How many spaces each account may have open.
     quotas: Arc<Quotas>,
+    /// When members' leases were last looked at.
+    renewed: std::sync::Mutex<Option<Timestamp>>,
 }
 
 /// Replicas: puts what space `stored`'s row holds (its last event `seq`) in the cache, and
@@ -571,6 +578,7 @@ impl Spaces {
             connections: AtomicU64::new(0),
             replication,
             quotas,
+            renewed: std::sync::Mutex::new(None),
         });
         match subscriber {
             Some(events) => {
@@ -799,7 +807,10 @@ impl Spaces {
         beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                _ = sweep.tick() => self.sweep_due().await,
+                _ = sweep.tick() => {
+                    self.sweep_due().await;
+                    self.renew_leases(self.clock.now()).await;
+                }
                 _ = beat.tick() => {
                     let now = self.clock.now();
                     match self.store.replica_seen(&replication.id, now).await {
@@ -1078,6 +1089,56 @@ impl Spaces {
             for name in due {
                 self.apply_timeouts(&mut directory, &name, now, &mut None)
                     .await;
+            }
+            drop(directory);
+            self.renew_leases(now).await;
+        }
+    }
+
+    /// Every [`RENEW`]: renews the render session lease of each headset still a member, when it
+    /// has less than half of [`HEADSET_LEASE_MINUTES`] left.
+    async fn renew_leases(&self, now: Timestamp) {
+        {
+            let mut renewed = self.renewed.lock().unwrap_or_else(|e| e.into_inner());
+            if renewed.is_some_and(|at| now < at.after(RENEW)) {
+                return;
+            }
+            *renewed = Some(now);
+        }
+        let mut members: HashMap<String, HashSet<String>> = HashMap::new();
+        for entry in self.everything().await.values() {
+            for (id, member) in &entry.space().members {
+                if let (Some(session), Some(account)) =
+                    (&member.render_session, entry.stored.accounts.get(id))
+                {
+                    members
+                        .entry(account.clone())
+                        .or_default()
+                        .insert(session.clone());
+                }
+            }
+        }
+        for (account, sessions) in members {
+            let active = match self.sessions.active(&account).await {
+                Ok(active) => active,
+                Err(e) => {
+                    tracing::warn!(account, "reading render sessions to renew: {e}");
+                    continue;
+                }
+            };
+            for view in active {
+                let elapsed = u32::try_from(view.elapsed_minutes).unwrap_or(u32::MAX);
+                let session = &view.session;
+                if !sessions.contains(session.id.as_str())
+                    || session.max_lease_minutes
+                        >= elapsed.saturating_add(HEADSET_LEASE_MINUTES / 2)
+                {
+                    continue;
+                }
+                let minutes = elapsed.saturating_add(HEADSET_LEASE_MINUTES);
+                if let Err(e) = self.sessions.extend(&session.key(), minutes).await {
+                    tracing::warn!(session = %session.id, "renewing a headset's lease: {e}");
+                }
             }
         }
     }
