@@ -246,13 +246,57 @@ pub struct ServeArgs {
     #[arg(long, env = "PARALLAX_ON_STOP", value_enum, default_value_t = OnStop::StopHosts)]
     pub on_stop: OnStop,
     /// Serve as one of several replicas sharing the Postgres database of --database-url; they
-    /// tell each other of space events through this NATS server (nats://HOST:PORT).
+    /// tell each other of space events through this NATS server (nats://HOST:PORT; a user and
+    /// password or a token go in it, nats://USER:PASS@HOST:PORT or nats://TOKEN@HOST:PORT: set
+    /// it through the environment to keep them out of `ps`).
     #[arg(long, env = "PARALLAX_NATS_URL", requires = "database_url")]
     pub nats: Option<String>,
     /// The certificate authority (PEM) the NATS server of --nats is verified against; with it,
     /// the connection must be TLS (`tls://HOST:PORT`).
     #[arg(long, env = "PARALLAX_NATS_CA", requires = "nats")]
     pub nats_ca: Option<PathBuf>,
+    /// A NATS credentials file (a user's JWT and NKey seed, as `nsc` writes it) to connect with.
+    #[arg(
+        long,
+        env = "PARALLAX_NATS_CREDS",
+        requires = "nats",
+        conflicts_with = "nats_nkey_file"
+    )]
+    pub nats_creds: Option<PathBuf>,
+    /// A file holding the NKey seed (`SU…`) to connect with.
+    #[arg(long, env = "PARALLAX_NATS_NKEY_FILE", requires = "nats")]
+    pub nats_nkey_file: Option<PathBuf>,
+    /// Connect to a NATS server that lets anyone in (without it, a replica refuses to start on
+    /// one: any client could then read every space's events).
+    #[arg(long, env = "PARALLAX_NATS_INSECURE", requires = "nats")]
+    pub nats_insecure: bool,
+}
+
+impl ServeArgs {
+    /// How replicas reach their NATS server, if they are replicas.
+    pub fn nats(&self) -> Option<NatsOptions> {
+        Some(NatsOptions {
+            url: self.nats.clone()?,
+            ca: self.nats_ca.clone(),
+            creds: self.nats_creds.clone(),
+            nkey_file: self.nats_nkey_file.clone(),
+            insecure: self.nats_insecure,
+        })
+    }
+}
+
+/// How a replica reaches its NATS server (`--nats*`).
+#[derive(Debug, Clone, Default)]
+pub struct NatsOptions {
+    pub url: String,
+    /// The authority its certificate is verified against; TLS is then required.
+    pub ca: Option<PathBuf>,
+    /// A credentials file (JWT and NKey seed).
+    pub creds: Option<PathBuf>,
+    /// A file holding an NKey seed.
+    pub nkey_file: Option<PathBuf>,
+    /// A server that lets anyone in is accepted.
+    pub insecure: bool,
 }
 
 /// HTTPS: on by default, as headsets' browsers offer WebXR only in a secure context.

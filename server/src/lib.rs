@@ -291,8 +291,7 @@ pub async fn serve(
         storage_root: args.storage_root.clone(),
         database_url: args.data.database_url.clone(),
         on_stop: args.on_stop,
-        nats_url: args.nats.clone(),
-        nats_ca: args.nats_ca.clone(),
+        nats: args.nats(),
         quotas: args.quotas.clone(),
         tls: match (&args.tls.mode, &args.tls.tls_cert, &args.tls.tls_key) {
             (TlsMode::Off, _, _) => TlsSetup::Off,

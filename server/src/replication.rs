@@ -15,19 +15,43 @@
 //!
 //! The render pool: a host command (a reset) made on one replica goes to the replica holding
 //! the host's link, on `parallax.host.<id>` (`crate::pool`).
+//!
+//! NATS is not trusted with more than delivery: a replica connects with credentials (and refuses
+//! a server that lets anyone in, unless told `--nats-insecure`), and signs every message it
+//! publishes with a key the replicas share through the database (HMAC-SHA256 over the subject,
+//! the time it was sent and the payload, in headers). A message without a valid signature, or
+//! sent more than [`MAX_AGE`] ago (a replay), is dropped and counted in `/metrics`: a client of
+//! the NATS server that cannot read the database cannot command a host or close a member.
 
-use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::{Hmac, Mac};
 use parallax_core::host::HostCommand;
 use parallax_core::pool::HostId;
 use parallax_core::space::MemberId;
+use prometheus_client::metrics::counter::Counter;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
+use crate::accounts::keys::random_hex;
 use crate::base::redacted;
-use crate::base::store::LoggedEvent;
+use crate::base::store::{LoggedEvent, Store};
+use crate::config::NatsOptions;
+
+type HmacSha256 = Hmac<sha2::Sha256>;
+
+/// The setting holding the key replicas sign their NATS messages with.
+const SIGNING_KEY_SETTING: &str = "nats_signing_key";
+/// The header with the time a message was sent (ms since the Unix epoch).
+const SENT_HEADER: &str = "Parallax-Sent";
+/// The header with a message's signature.
+const SIGNATURE_HEADER: &str = "Parallax-Signature";
+/// A message sent longer ago than this (or this far ahead, by a replica's clock) is dropped: a
+/// replay of a recorded one, or a replica whose clock is off.
+const MAX_AGE: Duration = Duration::from_secs(30);
 
 /// How often a replica says it is alive.
 pub const HEARTBEAT: Duration = Duration::from_secs(1);
@@ -99,25 +123,138 @@ impl Published {
 pub struct Replication {
     pub id: String,
     nats: async_nats::Client,
+    /// What messages are signed with.
+    key: Vec<u8>,
+    /// Messages dropped for their signature.
+    rejected: Counter,
 }
 
 impl Replication {
-    /// Connects to NATS at `url` as a new replica; over TLS verified against `ca` (PEM) when
-    /// given, which then is required.
-    pub async fn connect(url: &str, ca: Option<&Path>) -> anyhow::Result<Self> {
+    /// Connects to the NATS server `nats` names as a new replica: with its credentials, over
+    /// TLS verified against its authority when one is given (TLS is then required). A server
+    /// that lets anyone in is refused unless `nats.insecure`. Messages are signed with the key
+    /// in `store` (made there by the first replica); those dropped are counted on `rejected`.
+    pub async fn connect(
+        nats: &NatsOptions,
+        store: &Store,
+        rejected: Counter,
+    ) -> anyhow::Result<Self> {
         let id = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
+        let shown = redacted(&nats.url);
         let mut options = async_nats::ConnectOptions::new().name(format!("parallax-{id}"));
-        if let Some(ca) = ca {
-            options = options
-                .add_root_certificates(ca.to_path_buf())
-                .require_tls(true);
+        if let Some(ca) = &nats.ca {
+            options = options.add_root_certificates(ca.clone()).require_tls(true);
         }
-        let nats = tokio::time::timeout(CONNECT, options.connect(url))
+        // The URL's user and password, or token (async-nats does not read them from it itself).
+        let address: async_nats::ServerAddr = nats
+            .url
+            .parse()
+            .with_context(|| format!("reading the NATS URL {shown}"))?;
+        match (address.username(), address.password()) {
+            (Some(user), Some(password)) => {
+                let decode = |text: &str| {
+                    percent_encoding::percent_decode_str(text)
+                        .decode_utf8_lossy()
+                        .into_owned()
+                };
+                options = options.user_and_password(decode(user), decode(password));
+            }
+            (Some(token), None) => options = options.token(token.to_string()),
+            _ => {}
+        }
+        if let Some(creds) = &nats.creds {
+            options = options
+                .credentials_file(creds)
+                .await
+                .with_context(|| format!("reading the NATS credentials {}", creds.display()))?;
+        }
+        if let Some(file) = &nats.nkey_file {
+            let seed = std::fs::read_to_string(file)
+                .with_context(|| format!("reading the NKey seed {}", file.display()))?;
+            options = options.nkey(seed.trim().to_string());
+        }
+        let client = tokio::time::timeout(CONNECT, options.connect(nats.url.as_str()))
             .await
             .map_err(|_| anyhow::anyhow!("no answer within {CONNECT:?}"))
             .and_then(|connected| connected.map_err(anyhow::Error::from))
-            .with_context(|| format!("connecting to NATS at {}", redacted(url)))?;
-        Ok(Self { id, nats })
+            .with_context(|| format!("connecting to NATS at {shown}"))?;
+        if !client.server_info().auth_required && !nats.insecure {
+            anyhow::bail!(
+                "the NATS server at {shown} lets anyone connect, and whoever does could read every \
+                 space's events: give it users (docs.nats.io: Securing NATS) and put the \
+                 replicas' in --nats (nats://USER:PASS@HOST:PORT), --nats-creds or --nats-nkey-file; \
+                 or, on a network only the replicas reach, pass --nats-insecure"
+            );
+        }
+        let key = store
+            .setting_or_insert(SIGNING_KEY_SETTING, &random_hex(32))
+            .await
+            .context("reading the replicas' signing key")?;
+        Ok(Self {
+            id,
+            nats: client,
+            key: key.into_bytes(),
+            rejected,
+        })
+    }
+
+    /// The signature of `payload` on `subject`, sent at `sent` (ms since the Unix epoch).
+    fn mac(&self, subject: &str, sent: u64, payload: &[u8]) -> HmacSha256 {
+        let mut mac = HmacSha256::new_from_slice(&self.key).expect("HMAC takes any key");
+        mac.update(subject.as_bytes());
+        mac.update(b"\n");
+        mac.update(sent.to_string().as_bytes());
+        mac.update(b"\n");
+        mac.update(payload);
+        mac
+    }
+
+    /// Whether `message` was signed by a replica, and recently: why not, if it was not.
+    fn check(&self, message: &async_nats::Message) -> Result<(), &'static str> {
+        let header = |name: &str| {
+            message
+                .headers
+                .as_ref()
+                .and_then(|h| h.get(name))
+                .map(|v| v.as_str().to_string())
+        };
+        let (Some(sent), Some(signature)) = (header(SENT_HEADER), header(SIGNATURE_HEADER)) else {
+            return Err("unsigned");
+        };
+        let sent: u64 = sent.parse().map_err(|_| "a malformed time")?;
+        let signature = URL_SAFE_NO_PAD
+            .decode(signature)
+            .map_err(|_| "a malformed signature")?;
+        self.mac(message.subject.as_str(), sent, &message.payload)
+            .verify_slice(&signature)
+            .map_err(|_| "a wrong signature")?;
+        if now_ms().abs_diff(sent) > MAX_AGE.as_millis() as u64 {
+            return Err("stale (replayed, or a replica's clock is off)");
+        }
+        Ok(())
+    }
+
+    /// The next message of `subscriber` that a replica signed, decoded; `None` when it ends or
+    /// at shutdown. Others are dropped and counted.
+    pub async fn next_message<T: serde::de::DeserializeOwned>(
+        &self,
+        subscriber: &mut async_nats::Subscriber,
+        shutdown: &CancellationToken,
+    ) -> Option<Result<T, serde_json::Error>> {
+        use futures_util::StreamExt;
+        loop {
+            let message = tokio::select! {
+                message = subscriber.next() => message?,
+                () = shutdown.cancelled() => return None,
+            };
+            match self.check(&message) {
+                Ok(()) => return Some(serde_json::from_slice(&message.payload)),
+                Err(why) => {
+                    self.rejected.inc();
+                    tracing::warn!(subject = %message.subject, "dropped a NATS message: {why}");
+                }
+            }
+        }
     }
 
     /// Every space's events, as the other replicas publish them.
@@ -167,23 +304,26 @@ impl Replication {
                 return;
             }
         };
-        if let Err(e) = self.nats.publish(subject.clone(), payload.into()).await {
+        let sent = now_ms();
+        let signature = self.mac(&subject, sent, &payload).finalize().into_bytes();
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert(SENT_HEADER, sent.to_string().as_str());
+        headers.insert(SIGNATURE_HEADER, URL_SAFE_NO_PAD.encode(signature).as_str());
+        if let Err(e) = self
+            .nats
+            .publish_with_headers(subject.clone(), headers, payload.into())
+            .await
+        {
             tracing::warn!(subject, "publishing {what} on NATS: {e}");
         }
     }
 }
 
-/// The next message of `subscriber`, decoded; `None` when it ends or at shutdown.
-pub async fn next_message<T: serde::de::DeserializeOwned>(
-    subscriber: &mut async_nats::Subscriber,
-    shutdown: &CancellationToken,
-) -> Option<Result<T, serde_json::Error>> {
-    use futures_util::StreamExt;
-    let message = tokio::select! {
-        message = subscriber.next() => message?,
-        () = shutdown.cancelled() => return None,
-    };
-    Some(serde_json::from_slice(&message.payload))
+/// Now, in ms since the Unix epoch, by this machine's clock (replicas compare theirs).
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 #[cfg(test)]
@@ -209,13 +349,22 @@ mod tests {
         std::fs::write(&cert, &issued.cert).unwrap();
         std::fs::write(&key, &issued.key).unwrap();
         let server = nats::NatsServer::start_with_tls(&cert, &key);
+        let store = Store::open(&ours.path().join("parallax.db")).await.unwrap();
+        let options = |ca: &std::path::Path| NatsOptions {
+            url: server.url.clone(),
+            ca: Some(ca.to_path_buf()),
+            // A server of the test's own, open to any client that trusts its certificate.
+            insecure: true,
+            ..NatsOptions::default()
+        };
 
         // Trusting the authority that issued the server's certificate: events go through.
-        let replica = Replication::connect(&server.url, Some(&authority.ca_file))
-            .await
-            .unwrap();
+        let replica =
+            Replication::connect(&options(&authority.ca_file), &store, Counter::default())
+                .await
+                .unwrap();
         let mut events = replica.subscribe().await.unwrap();
-        let other = Replication::connect(&server.url, Some(&authority.ca_file))
+        let other = Replication::connect(&options(&authority.ca_file), &store, Counter::default())
             .await
             .unwrap();
         other.nats.flush().await.unwrap();
@@ -237,12 +386,122 @@ mod tests {
         // A server another authority issued is refused.
         let elsewhere = tempfile::tempdir().unwrap();
         let stranger = Tls::open(elsewhere.path(), &local).unwrap().unwrap();
-        let refused = Replication::connect(&server.url, Some(&stranger.ca_file)).await;
+        let refused =
+            Replication::connect(&options(&stranger.ca_file), &store, Counter::default()).await;
         let refused = refused
             .err()
             .expect("a server the given CA did not issue was trusted");
         let said = format!("{refused:#}");
         assert!(said.contains("UnknownIssuer"), "{said}");
+    }
+
+    #[tokio::test]
+    async fn a_nats_server_that_lets_anyone_in_is_refused_unless_the_operator_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("parallax.db")).await.unwrap();
+        let open = nats::NatsServer::open();
+        let options = NatsOptions {
+            url: open.url.clone(),
+            ..NatsOptions::default()
+        };
+        let refused = Replication::connect(&options, &store, Counter::default())
+            .await
+            .err()
+            .expect("an open NATS server was used");
+        assert!(
+            format!("{refused:#}").contains("--nats-insecure"),
+            "{refused:#}"
+        );
+        let insecure = NatsOptions {
+            insecure: true,
+            ..options
+        };
+        Replication::connect(&insecure, &store, Counter::default())
+            .await
+            .unwrap();
+        // With a user, the same server asks for credentials: accepted as it is.
+        let guarded = nats::NatsServer::with_user();
+        let options = NatsOptions {
+            url: guarded.url.clone(),
+            ..NatsOptions::default()
+        };
+        Replication::connect(&options, &store, Counter::default())
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn messages_without_a_replicas_signature_are_dropped_and_counted() {
+        use futures_util::StreamExt;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("parallax.db")).await.unwrap();
+        let server = nats::NatsServer::with_user();
+        let options = NatsOptions {
+            url: server.url.clone(),
+            ..NatsOptions::default()
+        };
+        let rejected = Counter::default();
+        let replica = Replication::connect(&options, &store, rejected.clone())
+            .await
+            .unwrap();
+        let mut commands = replica.subscribe_host_commands().await.unwrap();
+        replica.nats.flush().await.unwrap();
+        // A client of the NATS server, with its credentials but not the database's key.
+        let intruder = async_nats::ConnectOptions::with_user_and_password(
+            "parallax".into(),
+            server.password.clone().unwrap(),
+        )
+        .connect(server.url.as_str())
+        .await
+        .unwrap();
+        let host = HostId::new("standard-1");
+        let forged = serde_json::to_vec(&(&host, HostCommand::Reset)).unwrap();
+        let subject = host_subject(&host);
+        intruder
+            .publish(subject.clone(), forged.clone().into())
+            .await
+            .unwrap();
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert(SENT_HEADER, now_ms().to_string().as_str());
+        headers.insert(SIGNATURE_HEADER, URL_SAFE_NO_PAD.encode([0u8; 32]).as_str());
+        intruder
+            .publish_with_headers(subject.clone(), headers, forged.clone().into())
+            .await
+            .unwrap();
+        // A replica's own message, recorded and sent again a minute later: a replay.
+        let old = now_ms() - 60_000;
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert(SENT_HEADER, old.to_string().as_str());
+        let signature = replica.mac(&subject, old, &forged).finalize().into_bytes();
+        headers.insert(SIGNATURE_HEADER, URL_SAFE_NO_PAD.encode(signature).as_str());
+        intruder
+            .publish_with_headers(subject.clone(), headers, forged.into())
+            .await
+            .unwrap();
+        intruder.flush().await.unwrap();
+        // Then a replica's own command: the only one that comes through.
+        let other = Replication::connect(&options, &store, Counter::default())
+            .await
+            .unwrap();
+        other.host_command(&host, &HostCommand::Reset).await;
+        other.nats.flush().await.unwrap();
+        let shutdown = CancellationToken::new();
+        let received = tokio::time::timeout(
+            Duration::from_secs(5),
+            replica.next_message::<(HostId, HostCommand)>(&mut commands, &shutdown),
+        )
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+        assert_eq!(received, (host, HostCommand::Reset));
+        assert_eq!(rejected.get(), 3, "unsigned, wrongly signed and replayed");
+        // Nothing else is waiting.
+        assert!(
+            tokio::time::timeout(Duration::from_millis(200), commands.next())
+                .await
+                .is_err()
+        );
     }
 
     #[test]

@@ -25,7 +25,7 @@ use crate::catalog::conversions::{Conversions, Storage};
 use crate::catalog::convert::Converter;
 use crate::catalog::files::DEFAULT_MAX_UPLOAD_BYTES;
 use crate::catalog::models::Catalog;
-use crate::config::{ConversionArgs, OnStop, PoolArgs};
+use crate::config::{ConversionArgs, NatsOptions, OnStop, PoolArgs};
 use crate::pool::launcher::{HostMode, Launcher};
 use crate::pool::sessions::Sessions;
 use crate::replication::Replication;
@@ -291,10 +291,8 @@ pub struct Options {
     pub database_url: Option<String>,
     /// Whether a stop leaves the local render hosts to the next coordinator (`--on-stop`).
     pub on_stop: OnStop,
-    /// Serve as a replica, with the others reached through this NATS server (`--nats`).
-    pub nats_url: Option<String>,
-    /// The authority that NATS server's certificate is verified against (`--nats-ca`).
-    pub nats_ca: Option<PathBuf>,
+    /// Serve as a replica, with the others reached through this NATS server (`--nats*`).
+    pub nats: Option<NatsOptions>,
     /// HTTPS, and with which certificate.
     pub tls: TlsSetup,
     /// What each account may hold at once (`--account-*`).
@@ -317,8 +315,7 @@ impl Options {
             storage_root: None,
             database_url: None,
             on_stop: OnStop::StopHosts,
-            nats_url: None,
-            nats_ca: None,
+            nats: None,
             quotas: QuotaArgs::default(),
         }
     }
@@ -341,8 +338,7 @@ impl AppState {
             storage_root,
             database_url: _,
             on_stop,
-            nats_url,
-            nats_ca,
+            nats,
             quotas,
         } = options;
         let quotas = Quotas::new(quotas.clone());
@@ -362,9 +358,10 @@ impl AppState {
                 .clone()
                 .follow_revocations(shutdown.clone()),
         );
-        let replication = match nats_url {
-            Some(url) => Some(Arc::new(
-                Replication::connect(url, nats_ca.as_deref()).await?,
+        let metrics = Arc::new(Metrics::default());
+        let replication = match nats {
+            Some(nats) => Some(Arc::new(
+                Replication::connect(nats, &store, metrics.nats_rejected()).await?,
             )),
             None => None,
         };
@@ -456,7 +453,7 @@ impl AppState {
             on_stop: *on_stop,
             host_credentials,
             metrics_token: metrics_token.clone(),
-            metrics: Arc::default(),
+            metrics,
             join_attempts: Arc::new(JoinAttempts::new(trusted_proxies.clone())),
             leptos,
             shutdown,

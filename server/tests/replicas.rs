@@ -133,6 +133,9 @@ impl Shared {
             "0",
             "--host-return-grace",
             "4",
+            // One account leases them all here.
+            "--account-sessions",
+            "0",
         ];
         (0..count)
             .map(|i| {
@@ -818,4 +821,91 @@ async fn a_replica_needs_postgres() {
     assert!(!refused.status.success());
     let said = String::from_utf8_lossy(&refused.stderr);
     assert!(said.contains("--database-url"), "{said}");
+}
+
+/// A client of the NATS server that cannot read the database cannot forge what replicas say: a
+/// space message closing a member without a replica's signature closes nobody, and is counted
+/// in `/metrics`. Replicas refuse a NATS server that lets anyone in, unless told otherwise.
+#[tokio::test]
+async fn forged_nats_messages_close_nobody_and_an_open_nats_server_is_refused() {
+    let shared = Shared::start("parallax_forged").await;
+    let replica = Replica::start(
+        &shared.dir.path().join("r0"),
+        &shared.database,
+        &shared.nats.url,
+    );
+    let addr = replica.1.clone();
+    let coordinator = Coordinator::sign_in(&format!("http://{addr}"), &shared.account, &shared.key)
+        .await
+        .unwrap();
+    let tablet = coordinator
+        .create_space("showroom", "default", json!({}), "tablet", Role::Tablet)
+        .await
+        .unwrap();
+    let token = token(&addr, &shared.account, &shared.key).await;
+    let (mut follower, _) = Follower::connect("tablet", &addr, &token, &tablet.token, None).await;
+
+    // Published as a replica would, but unsigned: the replica that holds the socket must not
+    // close it.
+    let intruder = async_nats::ConnectOptions::with_user_and_password(
+        "parallax".into(),
+        shared.nats.password.clone().unwrap(),
+    )
+    .connect(shared.nats.url.as_str())
+    .await
+    .unwrap();
+    let forged = json!({
+        "space": "showroom",
+        "replica": "intruder",
+        "events": [],
+        "closes": [{ "member": tablet.id, "reason": "forged" }],
+    });
+    intruder
+        .publish("parallax.space.showroom", forged.to_string().into())
+        .await
+        .unwrap();
+    intruder.flush().await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let metrics = reqwest::Client::new()
+            .get(format!("http://{addr}/metrics"))
+            .bearer_auth(METRICS_TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if metrics.contains("parallax_nats_messages_rejected_total 1") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not counted: {metrics}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Still connected: the next selection reaches it.
+    tablet.select("gear").await.unwrap();
+    follower.until_selected("gear").await;
+
+    let open = nats::NatsServer::open();
+    let refused = std::process::Command::new(env!("CARGO_BIN_EXE_parallax"))
+        .arg("serve")
+        .args(as_strs(&without_hosts(
+            shared.dir.path().join("r1").to_str().unwrap(),
+            &[
+                "--tls",
+                "off",
+                "--database-url",
+                &shared.database,
+                "--nats",
+                &open.url,
+            ],
+        )))
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(said.contains("--nats-insecure"), "{said}");
 }

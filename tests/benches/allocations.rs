@@ -82,6 +82,9 @@ impl Setup {
             "0",
             "--metrics-token",
             METRICS_TOKEN,
+            // One account makes every allocation.
+            "--account-sessions",
+            "0",
         ];
         if let (Some(database), Some(nats)) = (database, nats) {
             args.extend(["--database-url", database, "--nats", nats]);

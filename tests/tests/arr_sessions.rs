@@ -551,6 +551,11 @@ async fn crowd_of_creates(database_url: Option<String>) {
         ArrClient::create_account_in(dir.path(), database_url.as_deref(), "showroom").await;
     let options = parallax_server::Options {
         pool: pool(4, 4, 0),
+        // One account makes the whole crowd.
+        quotas: parallax_server::QuotaArgs {
+            sessions: 0,
+            ..Default::default()
+        },
         database_url,
         ..TestServer::options(dir.path())
     };

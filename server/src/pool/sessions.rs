@@ -28,7 +28,7 @@ use crate::base::store::Store;
 use crate::base::store::StoredHostLink;
 use crate::pool::launcher::{BOOT_LIMIT, HostEvent, Launcher};
 use crate::pool::shared::{Committed, Lost, Shared};
-use crate::replication::{HEARTBEAT, Replication, next_message};
+use crate::replication::{HEARTBEAT, Replication};
 use crate::tls::Tls;
 
 /// Replicas: how often ended sessions past their retention are deleted, in heartbeats.
@@ -1033,8 +1033,12 @@ impl Sessions {
         mut subscriber: async_nats::Subscriber,
         shutdown: CancellationToken,
     ) {
-        while let Some(message) =
-            next_message::<(HostId, HostCommand)>(&mut subscriber, &shutdown).await
+        let Some(replication) = self.shared.as_ref().map(|s| s.replication.clone()) else {
+            return;
+        };
+        while let Some(message) = replication
+            .next_message::<(HostId, HostCommand)>(&mut subscriber, &shutdown)
+            .await
         {
             match message {
                 Ok((host, command)) => {

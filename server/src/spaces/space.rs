@@ -40,9 +40,7 @@ use crate::base::store::{
 };
 use crate::catalog::models::Catalog;
 use crate::pool::sessions::Sessions;
-use crate::replication::{
-    CATCH_UP, Close, HEARTBEAT, Holder, Published, Replication, SILENCE, next_message,
-};
+use crate::replication::{CATCH_UP, Close, HEARTBEAT, Holder, Published, Replication, SILENCE};
 use crate::spaces::outlet::Outlet;
 use crate::telemetry::metrics::Census;
 
@@ -784,7 +782,13 @@ impl Spaces {
         mut subscriber: async_nats::Subscriber,
         shutdown: CancellationToken,
     ) {
-        while let Some(message) = next_message::<Published>(&mut subscriber, &shutdown).await {
+        let Some(replication) = self.replication.clone() else {
+            return;
+        };
+        while let Some(message) = replication
+            .next_message::<Published>(&mut subscriber, &shutdown)
+            .await
+        {
             match message {
                 Ok(published) => self.on_published(published).await,
                 Err(e) => tracing::warn!("a space message on NATS that is not one: {e}"),

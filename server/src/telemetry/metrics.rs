@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
@@ -43,6 +44,8 @@ pub struct Metrics {
     spaces: Gauge,
     members: Family<StatusLabel, Gauge>,
     space_sockets: Gauge,
+    /// Replicas: NATS messages dropped for a missing, wrong or stale signature.
+    nats_rejected: Counter,
 }
 
 impl Default for Metrics {
@@ -104,7 +107,14 @@ impl Default for Metrics {
             "Members connected to their space",
             space_sockets.clone(),
         );
+        let nats_rejected = Counter::default();
+        registry.register(
+            "nats_messages_rejected",
+            "Replicas: NATS messages dropped for a missing, wrong or stale signature",
+            nats_rejected.clone(),
+        );
         Self {
+            nats_rejected,
             registry,
             broadcast,
             frames,
@@ -177,6 +187,11 @@ impl Metrics {
         let mut text = String::new();
         encode(&mut text, &self.registry)?;
         Ok(text)
+    }
+
+    /// What replicas count the NATS messages they drop on.
+    pub fn nats_rejected(&self) -> Counter {
+        self.nats_rejected.clone()
     }
 
     /// A space event reached its member's socket `took` after its write.

@@ -1,5 +1,7 @@
 //! A throwaway NATS server for tests: Debian's `nats-server` on a loopback port of its own,
-//! stopped when dropped, or the server `PARALLAX_TEST_NATS_URL` names.
+//! stopped when dropped, or the server `PARALLAX_TEST_NATS_URL` names. It lets in only the
+//! user whose password is in `url`, as a NATS server in production does (replicas refuse one
+//! that lets anyone in).
 #![allow(dead_code)] // Each user takes what it needs.
 
 use std::net::TcpStream;
@@ -9,13 +11,42 @@ use std::time::{Duration, Instant};
 pub struct NatsServer {
     child: Option<Child>,
     pub url: String,
+    /// The password of user `parallax`, when it lets in only that user.
+    pub password: Option<String>,
 }
 
 impl NatsServer {
     pub fn start() -> Self {
         if let Ok(url) = std::env::var("PARALLAX_TEST_NATS_URL") {
-            return Self { child: None, url };
+            return Self {
+                child: None,
+                url,
+                password: None,
+            };
         }
+        Self::with_user()
+    }
+
+    /// Its own server, letting in one user with a random password (both in `url`).
+    pub fn with_user() -> Self {
+        use std::hash::{BuildHasher, Hasher};
+        // Random enough for a throwaway server (the standard library's hasher keys are random).
+        let random = || {
+            std::collections::hash_map::RandomState::new()
+                .build_hasher()
+                .finish()
+        };
+        let password = format!("{:016x}{:016x}", random(), random());
+        let mut server = Self::start_with(&["--user", "parallax", "--pass", &password], "nats");
+        server.url = server
+            .url
+            .replace("nats://", &format!("nats://parallax:{password}@"));
+        server.password = Some(password);
+        server
+    }
+
+    /// Its own server, open to anyone: what replicas refuse without `--nats-insecure`.
+    pub fn open() -> Self {
         Self::start_with(&[], "nats")
     }
 
@@ -45,6 +76,7 @@ impl NatsServer {
             std::thread::sleep(Duration::from_millis(20));
         }
         Self {
+            password: None,
             child: Some(child),
             url: match scheme {
                 "tls" => format!("tls://localhost:{port}"),
