@@ -1,10 +1,12 @@
 //! Access control, route by route. The routes are read from the source of the coordinator's HTTP
 //! edge (`server/src/http/`), the render host's connection and the app's pages, so a route added
-//! later without a rule here fails this test. Each is tried with credentials that must not reach
-//! it — none, another account's token, a guest of another space, the render host secret where an
-//! account belongs — and must be refused as designed (401, 403 or 404). The WebSockets are tried
-//! as devices would: a device holding another account's token is refused on a space socket and on
-//! a render connection.
+//! later without a rule here fails this test. Each is tried, over HTTPS, with every path parameter
+//! naming a real thing of account A (a session, a space, a model, a conversion), and with
+//! credentials that must not reach it — none, another account's token, a guest of another
+//! account's space, a guest of another of A's own spaces, a render host's credential where an
+//! account belongs — and must be refused as designed (401, 403 or 404) with ARR's error body,
+//! giving nothing of A's away. The WebSockets are tried as devices would: a device holding another
+//! account's token is refused on a space socket and on a render connection.
 
 use std::path::Path;
 
@@ -179,17 +181,25 @@ struct Targets {
     session: String,
     space: String,
     model: String,
+    conversion: String,
 }
 
 impl Targets {
+    /// `pattern` with each parameter naming one of A's things; every parameter is filled.
     fn path(&self, pattern: &str) -> String {
-        pattern
+        let path = pattern
             .replace("{account_id}", &self.account)
             .replace("{session_id}", &self.session)
             .replace("{action}", ":stop")
             .replace("{name}", &self.space)
             .replace("{model_id}", &self.model)
             .replace("{id}", &self.model)
+            .replace("{conversion_id}", &self.conversion);
+        assert!(
+            !path.contains('{'),
+            "a parameter of {pattern} is not filled"
+        );
+        path
     }
 }
 
@@ -198,7 +208,10 @@ impl Targets {
 enum Who {
     Nobody,
     OtherAccount,
+    /// A guest of a space of another account.
     GuestOfOtherSpace,
+    /// A guest of another space of account A itself.
+    GuestOfTargetAccount,
     /// A render host's own credential (a host that renders none of A's sessions), where an
     /// account's token belongs.
     RenderHost,
@@ -214,13 +227,15 @@ fn refusals(rule: Rule, who: Who) -> &'static [u16] {
         (HostCredential, RenderHost) => &[403],
         (AccountKey | HostCredential, _) => &[401],
         (_, Nobody | RenderHost) => &[401],
-        (Account, OtherAccount | GuestOfOtherSpace) => &[403],
-        (AccountOnly, GuestOfOtherSpace) => &[403],
+        (Account, OtherAccount | GuestOfOtherSpace | GuestOfTargetAccount) => &[403],
+        (AccountOnly, GuestOfOtherSpace | GuestOfTargetAccount) => &[403],
         (Space, OtherAccount) => &[404],
-        (Space, GuestOfOtherSpace) => &[403],
+        (Space, GuestOfOtherSpace | GuestOfTargetAccount) => &[403],
         (Model, OtherAccount | GuestOfOtherSpace) => &[404],
+        // A's models are shown in A's spaces: a guest of any of them sees them.
+        (Model, GuestOfTargetAccount) => &[],
         (OwnModel, OtherAccount) => &[404],
-        (OwnModel, GuestOfOtherSpace) => &[403],
+        (OwnModel, GuestOfOtherSpace | GuestOfTargetAccount) => &[403],
         // What is theirs to see (their own catalog, their own spaces): not a refusal.
         (SignedIn | AccountOnly, _) => &[],
     }
@@ -237,12 +252,26 @@ fn every_route_has_a_rule() {
     );
 }
 
+/// What a refusal with `status` says: ARR's error body, with the code of that status.
+fn refusal_code(status: u16) -> &'static str {
+    match status {
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        _ => "NotFound",
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_route_refuses_those_it_is_not_for() {
     let dir = data_dir();
     let (a_id, a_key) = ArrClient::create_account(dir.path(), "Design").await;
     let (b_id, b_key) = ArrClient::create_account(dir.path(), "Visitors").await;
-    let server = TestServer::start(dir.path()).await;
+    let options = parallax_server::Options {
+        tls: parallax_server::tls::TlsSetup::local(&["localhost", "127.0.0.1"]),
+        ..TestServer::options(dir.path())
+    };
+    let server = TestServer::start_with_options(dir.path(), &options).await;
+    assert!(server.url().starts_with("https://"), "{}", server.url());
     let a = ArrClient::sign_in(&server, &a_id, &a_key).await;
     let b = ArrClient::sign_in(&server, &b_id, &b_key).await;
     let created = a.put("s1", "Standard", 10).await;
@@ -253,37 +282,84 @@ async fn every_route_refuses_those_it_is_not_for() {
         &[("part.stl", samples::shaft().to_binary_stl())],
     )
     .await;
-    let a_coordinator = Coordinator::sign_in(&server.url(), &a_id, &a_key)
+    // A conversion of A's, from a container in A's storage.
+    let container = dir.path().join("storage").join(&a_id).join("designs");
+    std::fs::create_dir_all(&container).unwrap();
+    std::fs::write(
+        container.join("part.stl"),
+        samples::bracket().to_binary_stl(),
+    )
+    .unwrap();
+    let container = url::Url::from_file_path(container.canonicalize().unwrap())
+        .unwrap()
+        .to_string();
+    let conversion_url = |id: &str| {
+        format!(
+            "{}/accounts/{a_id}/conversions/{id}?api-version=2021-01-01",
+            server.url()
+        )
+    };
+    let conversion = a
+        .call(
+            Method::PUT,
+            &conversion_url("c1"),
+            Some(json!({ "settings": {
+                "inputLocation": {
+                    "storageContainerUri": container,
+                    "blobPrefix": "",
+                    "relativeInputAssetPath": "part.stl",
+                },
+                "outputLocation": { "storageContainerUri": container, "blobPrefix": "out" },
+            }})),
+        )
+        .await;
+    assert_eq!(conversion.status, 201, "{}", conversion.body);
+    let url = server.url();
+    let a_coordinator = Coordinator::sign_in_trusting(&url, &a_id, &a_key, server.trust.clone())
         .await
         .unwrap();
-    let b_coordinator = Coordinator::sign_in(&server.url(), &b_id, &b_key)
+    let b_coordinator = Coordinator::sign_in_trusting(&url, &b_id, &b_key, server.trust.clone())
         .await
         .unwrap();
     a_coordinator
         .create_space("alpha", "private", json!({}), "tablet", Role::Tablet)
         .await
         .unwrap();
+    let lobby = a_coordinator
+        .create_space("lobby", "private", json!({}), "tablet", Role::Tablet)
+        .await
+        .unwrap();
     let beta = b_coordinator
         .create_space("beta", "private", json!({}), "tablet", Role::Tablet)
         .await
         .unwrap();
-    let guest_cookie = guest_cookie(&server, beta.join_code.as_deref().unwrap()).await;
+    let guest_of_b = guest_cookie(&server, beta.join_code.as_deref().unwrap()).await;
+    let guest_of_a = guest_cookie(&server, lobby.join_code.as_deref().unwrap()).await;
     let targets = Targets {
         account: a_id.clone(),
         session: "s1".into(),
         space: "alpha".into(),
         model: model.body["id"].as_str().unwrap().to_string(),
+        conversion: "c1".into(),
     };
 
     let host_credential = server.host_credential().await;
+    // What no refusal may show: A's credentials, a render ticket, where A's files are.
+    let secrets = [
+        a_key.as_str(),
+        a.token.as_str(),
+        "ticket=",
+        dir.path().to_str().unwrap(),
+    ];
     let mut failures = Vec::new();
-    let http = reqwest::Client::new();
+    let http = server.http();
     for route in all_routes() {
         let rule = rule(&route).unwrap();
         for who in [
             Who::Nobody,
             Who::OtherAccount,
             Who::GuestOfOtherSpace,
+            Who::GuestOfTargetAccount,
             Who::RenderHost,
         ] {
             let refused = refusals(rule, who);
@@ -305,27 +381,45 @@ async fn every_route_refuses_those_it_is_not_for() {
             request = match who {
                 Who::Nobody => request,
                 Who::OtherAccount => request.bearer_auth(&b.token),
-                Who::GuestOfOtherSpace => request.header("cookie", &guest_cookie),
+                Who::GuestOfOtherSpace => request.header("cookie", &guest_of_b),
+                Who::GuestOfTargetAccount => request.header("cookie", &guest_of_a),
                 Who::RenderHost => request.bearer_auth(&host_credential),
             };
-            let status = request.send().await.unwrap().status().as_u16();
+            let answer = request.send().await.unwrap();
+            let status = answer.status().as_u16();
+            let text = answer.text().await.unwrap();
+            let said = format!("{} {} as {who:?}", route.method, route.path);
             if !refused.contains(&status) {
-                failures.push(format!(
-                    "{} {} as {who:?}: {status}, expected {refused:?}",
-                    route.method, route.path
-                ));
+                failures.push(format!("{said}: {status}, expected {refused:?}: {text}"));
+                continue;
+            }
+            let body: Value = serde_json::from_str(&text).unwrap_or_default();
+            if body["error"]["code"] != refusal_code(status)
+                || body["error"]["message"].as_str().is_none_or(str::is_empty)
+            {
+                failures.push(format!("{said}: {status} without ARR's error body: {text}"));
+            }
+            if let Some(secret) = secrets.iter().find(|s| text.contains(*s)) {
+                failures.push(format!("{said}: the refusal shows {secret:?}: {text}"));
             }
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 
-    // What was tried was only refused: A's things are all still there.
+    // What was tried was only refused: A's things are all still there, as they were.
     let still: Value = a.call(Method::GET, &a.session_url("s1"), None).await.body;
     assert_eq!(still["status"], "Ready", "{still}");
     let listed = a
         .call(Method::GET, &format!("{}/v1/models", server.url()), None)
         .await;
     assert!(listed.body.to_string().contains(&targets.model));
+    let kept = a.call(Method::GET, &conversion_url("c1"), None).await;
+    assert_eq!(kept.status, 200, "{}", kept.body);
+    assert_eq!(kept.body["settings"], conversion.body["settings"]);
+    assert!(
+        a_coordinator.space("alpha").await.is_ok(),
+        "A's space is still there"
+    );
     server.stop().await;
 }
 
