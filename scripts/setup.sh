@@ -10,6 +10,7 @@ cd "$(dirname "$0")/.."
 want=${1:-all}
 # Must equal the `wasm-bindgen` version pinned in Cargo.toml ([workspace.dependencies]).
 WASM_BINDGEN_VERSION=0.2.130
+CARGO_AUDIT_VERSION=0.22.2
 
 say() { printf '\033[1;34m[setup]\033[0m %s\n' "$*" >&2; }
 
@@ -38,6 +39,14 @@ fi
 if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$WASM_BINDGEN_VERSION" ]; then
   say "cargo install wasm-bindgen-cli $WASM_BINDGEN_VERSION (about a minute, once)"
   cargo install -q wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION" --force --debug
+fi
+
+# cargo-audit, which scripts/test.sh runs against the RustSec database snapshot in tests/ (3.5
+# minutes to build, once; without its binary-scanning feature, which the lock file check does not
+# need).
+if [ "$want" = all ] && [ "$(cargo audit --version 2>/dev/null | awk '{print $2}')" != "$CARGO_AUDIT_VERSION" ]; then
+  say "cargo install cargo-audit $CARGO_AUDIT_VERSION (about 3.5 minutes, once)"
+  cargo install -q cargo-audit --version "$CARGO_AUDIT_VERSION" --locked --no-default-features --force
 fi
 
 # Mesa's software Vulkan driver (lavapipe), so wgpu renders on machines without a GPU.

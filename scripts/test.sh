@@ -34,6 +34,17 @@ if [ -n "$(cargo tree --locked --workspace -e normal,build -i rsa 2>/dev/null)" 
   exit 1
 fi
 
+step "cargo audit (RustSec advisories)"
+# Against the database snapshot in tests/ (scripts/update-advisory-db.sh refreshes it where GitHub
+# is reachable; the build machines are not). One exception: RUSTSEC-2023-0071 in `rsa`, which
+# Cargo.lock names only through sqlx's MySQL driver, never compiled (the step above checks).
+rm -rf "$target_dir/advisory-db"
+mkdir -p "$target_dir"
+tar -C "$target_dir" -xzf tests/advisory-db.tar.gz
+head -1 "$target_dir/advisory-db/SNAPSHOT" >&2
+cargo audit --db "$target_dir/advisory-db" --no-fetch --stale --deny unsound \
+  --ignore RUSTSEC-2023-0071
+
 step "cargo clippy (native)"
 cargo clippy --locked --workspace --all-targets -- -D warnings
 
