@@ -19,9 +19,10 @@
 //! NATS is not trusted with more than delivery: a replica connects with credentials (and refuses
 //! a server that lets anyone in, unless told `--nats-insecure`), and signs every message it
 //! publishes with a key the replicas share through the database (HMAC-SHA256 over the subject,
-//! the time it was sent and the payload, in headers). A message without a valid signature, or
-//! sent more than [`MAX_AGE`] ago (a replay), is dropped and counted in `/metrics`: a client of
-//! the NATS server that cannot read the database cannot command a host or close a member.
+//! the time it was sent, a random id and the payload, in headers). A message without a valid
+//! signature, sent more than [`MAX_AGE`] ago, or with an id seen already (a replay), is dropped
+//! and counted in `/metrics`: a client of the NATS server that cannot read the database cannot
+//! command a host or close a member.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -49,6 +50,8 @@ const SIGNING_KEY_SETTING: &str = "nats_signing_key";
 const SENT_HEADER: &str = "Parallax-Sent";
 /// The header with a message's signature.
 const SIGNATURE_HEADER: &str = "Parallax-Signature";
+/// The header with a message's own random id: one seen already is a replay.
+const NONCE_HEADER: &str = "Parallax-Nonce";
 /// A message sent longer ago than this (or this far ahead, by a replica's clock) is dropped: a
 /// replay of a recorded one, or a replica whose clock is off.
 const MAX_AGE: Duration = Duration::from_secs(30);
@@ -127,6 +130,8 @@ pub struct Replication {
     key: Vec<u8>,
     /// Messages dropped for their signature.
     rejected: Counter,
+    /// The ids of the messages taken within the last 2 × [`MAX_AGE`], and when they were sent.
+    seen: std::sync::Mutex<std::collections::HashMap<String, u64>>,
 }
 
 impl Replication {
@@ -140,7 +145,7 @@ impl Replication {
         rejected: Counter,
     ) -> anyhow::Result<Self> {
         let id = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
-        let shown = redacted(&nats.url);
+        let shown = shown(&nats.url);
         let mut options = async_nats::ConnectOptions::new().name(format!("parallax-{id}"));
         if let Some(ca) = &nats.ca {
             options = options.add_root_certificates(ca.clone()).require_tls(true);
@@ -159,7 +164,10 @@ impl Replication {
                 };
                 options = options.user_and_password(decode(user), decode(password));
             }
-            (Some(token), None) => options = options.token(token.to_string()),
+            (Some(token), None) => {
+                let token = percent_encoding::percent_decode_str(token).decode_utf8_lossy();
+                options = options.token(token.into_owned());
+            }
             _ => {}
         }
         if let Some(creds) = &nats.creds {
@@ -195,16 +203,22 @@ impl Replication {
             nats: client,
             key: key.into_bytes(),
             rejected,
+            seen: std::sync::Mutex::default(),
         })
     }
 
-    /// The signature of `payload` on `subject`, sent at `sent` (ms since the Unix epoch).
-    fn mac(&self, subject: &str, sent: u64, payload: &[u8]) -> HmacSha256 {
+    /// The signature of `payload` on `subject`, sent at `sent` (ms since the Unix epoch) with
+    /// the id `nonce`.
+    fn mac(&self, subject: &str, sent: u64, nonce: &str, payload: &[u8]) -> HmacSha256 {
         let mut mac = HmacSha256::new_from_slice(&self.key).expect("HMAC takes any key");
-        mac.update(subject.as_bytes());
-        mac.update(b"\n");
-        mac.update(sent.to_string().as_bytes());
-        mac.update(b"\n");
+        for part in [
+            subject.as_bytes(),
+            sent.to_string().as_bytes(),
+            nonce.as_bytes(),
+        ] {
+            mac.update(part);
+            mac.update(b"\n");
+        }
         mac.update(payload);
         mac
     }
@@ -218,18 +232,29 @@ impl Replication {
                 .and_then(|h| h.get(name))
                 .map(|v| v.as_str().to_string())
         };
-        let (Some(sent), Some(signature)) = (header(SENT_HEADER), header(SIGNATURE_HEADER)) else {
+        let (Some(sent), Some(nonce), Some(signature)) = (
+            header(SENT_HEADER),
+            header(NONCE_HEADER),
+            header(SIGNATURE_HEADER),
+        ) else {
             return Err("unsigned");
         };
         let sent: u64 = sent.parse().map_err(|_| "a malformed time")?;
         let signature = URL_SAFE_NO_PAD
             .decode(signature)
             .map_err(|_| "a malformed signature")?;
-        self.mac(message.subject.as_str(), sent, &message.payload)
+        self.mac(message.subject.as_str(), sent, &nonce, &message.payload)
             .verify_slice(&signature)
             .map_err(|_| "a wrong signature")?;
-        if now_ms().abs_diff(sent) > MAX_AGE.as_millis() as u64 {
+        let now = now_ms();
+        let max_age = MAX_AGE.as_millis() as u64;
+        if now.abs_diff(sent) > max_age {
             return Err("stale (replayed, or a replica's clock is off)");
+        }
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        seen.retain(|_, at| now.abs_diff(*at) <= 2 * max_age);
+        if seen.insert(nonce, sent).is_some() {
+            return Err("replayed");
         }
         Ok(())
     }
@@ -305,9 +330,14 @@ impl Replication {
             }
         };
         let sent = now_ms();
-        let signature = self.mac(&subject, sent, &payload).finalize().into_bytes();
+        let nonce = random_hex(16);
+        let signature = self
+            .mac(&subject, sent, &nonce, &payload)
+            .finalize()
+            .into_bytes();
         let mut headers = async_nats::HeaderMap::new();
         headers.insert(SENT_HEADER, sent.to_string().as_str());
+        headers.insert(NONCE_HEADER, nonce.as_str());
         headers.insert(SIGNATURE_HEADER, URL_SAFE_NO_PAD.encode(signature).as_str());
         if let Err(e) = self
             .nats
@@ -316,6 +346,18 @@ impl Replication {
         {
             tracing::warn!(subject, "publishing {what} on NATS: {e}");
         }
+    }
+}
+
+/// A NATS URL for messages and logs: without its password, or its token (what NATS takes a
+/// user name without a password for).
+fn shown(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_none() && !parsed.username().is_empty() => {
+            let _ = parsed.set_username("…");
+            parsed.to_string()
+        }
+        _ => redacted(url),
     }
 }
 
@@ -463,21 +505,38 @@ mod tests {
             .unwrap();
         let mut headers = async_nats::HeaderMap::new();
         headers.insert(SENT_HEADER, now_ms().to_string().as_str());
+        headers.insert(NONCE_HEADER, "x");
         headers.insert(SIGNATURE_HEADER, URL_SAFE_NO_PAD.encode([0u8; 32]).as_str());
         intruder
             .publish_with_headers(subject.clone(), headers, forged.clone().into())
             .await
             .unwrap();
         // A replica's own message, recorded and sent again a minute later: a replay.
-        let old = now_ms() - 60_000;
-        let mut headers = async_nats::HeaderMap::new();
-        headers.insert(SENT_HEADER, old.to_string().as_str());
-        let signature = replica.mac(&subject, old, &forged).finalize().into_bytes();
-        headers.insert(SIGNATURE_HEADER, URL_SAFE_NO_PAD.encode(signature).as_str());
+        let signed = |sent: u64, nonce: &str| {
+            let mut headers = async_nats::HeaderMap::new();
+            headers.insert(SENT_HEADER, sent.to_string().as_str());
+            headers.insert(NONCE_HEADER, nonce);
+            let signature = replica.mac(&subject, sent, nonce, &forged).finalize();
+            let signature = URL_SAFE_NO_PAD.encode(signature.into_bytes());
+            headers.insert(SIGNATURE_HEADER, signature.as_str());
+            headers
+        };
         intruder
-            .publish_with_headers(subject.clone(), headers, forged.into())
+            .publish_with_headers(
+                subject.clone(),
+                signed(now_ms() - 60_000, "a"),
+                forged.clone().into(),
+            )
             .await
             .unwrap();
+        // And one sent at once, twice: the second is a replay.
+        let fresh = signed(now_ms(), "b");
+        for _ in 0..2 {
+            intruder
+                .publish_with_headers(subject.clone(), fresh.clone(), forged.clone().into())
+                .await
+                .unwrap();
+        }
         intruder.flush().await.unwrap();
         // Then a replica's own command: the only one that comes through.
         let other = Replication::connect(&options, &store, Counter::default())
@@ -494,8 +553,23 @@ mod tests {
         .unwrap()
         .unwrap()
         .unwrap();
+        // The first of the fresh pair (signed as a replica signs) comes through, then the
+        // replica's own.
+        assert_eq!(received, (host.clone(), HostCommand::Reset));
+        let received = tokio::time::timeout(
+            Duration::from_secs(5),
+            replica.next_message::<(HostId, HostCommand)>(&mut commands, &shutdown),
+        )
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
         assert_eq!(received, (host, HostCommand::Reset));
-        assert_eq!(rejected.get(), 3, "unsigned, wrongly signed and replayed");
+        assert_eq!(
+            rejected.get(),
+            4,
+            "unsigned, wrongly signed, stale and replayed"
+        );
         // Nothing else is waiting.
         assert!(
             tokio::time::timeout(Duration::from_millis(200), commands.next())
@@ -506,9 +580,12 @@ mod tests {
 
     #[test]
     fn a_nats_url_is_shown_without_its_password() {
-        let shown = redacted("nats://parallax:s3cret@nats.local:4222");
-        assert!(!shown.contains("s3cret"), "{shown}");
-        assert!(shown.ends_with("@nats.local:4222"), "{shown}");
-        assert!(!redacted("not a url s3cret").contains("s3cret"));
+        let password = shown("nats://parallax:s3cret@nats.local:4222");
+        assert!(!password.contains("s3cret"), "{password}");
+        assert!(password.ends_with("@nats.local:4222"), "{password}");
+        assert!(!shown("not a url s3cret").contains("s3cret"));
+        let token = shown("nats://s3cr3t-token@nats.local:4222");
+        assert!(!token.contains("s3cr3t"), "{token}");
+        assert!(token.ends_with("@nats.local:4222"), "{token}");
     }
 }

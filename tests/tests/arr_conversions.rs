@@ -528,3 +528,50 @@ async fn another_accounts_containers_are_not_found_and_stay_untouched() {
     }
     setup.server.stop().await;
 }
+
+/// With room for one conversion at a time, an account's STEP conversion runs (it is not counted
+/// twice, as a conversion and as its model converting) and a second one meanwhile is refused
+/// with ARR's error body naming the limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_has_no_more_conversions_under_way_than_its_quota() {
+    let dir = data_dir();
+    let (account, key) = ArrClient::create_account(dir.path(), "converters").await;
+    let options = parallax_server::Options {
+        quotas: parallax_server::QuotaArgs {
+            conversions: 1,
+            ..Default::default()
+        },
+        ..TestServer::options(dir.path())
+    };
+    let server = TestServer::start_with_options(dir.path(), &options).await;
+    let arr = ArrClient::sign_in(&server, &account, &key).await;
+    let storage = own_storage(dir.path(), &account);
+    let setup = Setup {
+        _dir: Some(dir),
+        server,
+        arr,
+        storage,
+    };
+    let (input, input_url) = container(&setup.storage, "in");
+    let (_, output_url) = container(&setup.storage, "out");
+    std::fs::write(input.join("screw.step"), real("screw.step")).unwrap();
+    let wanted = settings(&input_url, "", "screw.step", &output_url);
+    let first = setup.put("first", wanted.clone()).await;
+    assert_eq!(first.status, 201, "{}", first.body);
+    let second = setup.put("second", wanted.clone()).await;
+    assert_eq!(
+        (second.status, second.code()),
+        (429, "QuotaExceeded"),
+        "{}",
+        second.body
+    );
+    assert_eq!(second.body["error"]["target"], "account-conversions");
+    // A retry of the first is no conversion more.
+    assert_eq!(setup.put("first", wanted.clone()).await.status, 200);
+    let done = setup.ended("first").await;
+    assert_eq!(done["status"], "Succeeded", "{done}");
+    // Once it has ended, there is room again.
+    assert_eq!(setup.put("second", wanted).await.status, 201);
+    assert_eq!(setup.ended("second").await["status"], "Succeeded");
+    setup.server.stop().await;
+}

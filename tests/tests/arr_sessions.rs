@@ -300,7 +300,19 @@ async fn a_full_pool_fails_clearly_or_queues_and_hands_the_host_on() {
 
 #[tokio::test]
 async fn the_list_holds_starting_and_ready_sessions_in_pages() {
-    let (_dir, server, arr) = signed_in(pool(1, 1, 0)).await;
+    let dir = data_dir();
+    let (account, key) = ArrClient::create_account(dir.path(), "showroom").await;
+    let options = parallax_server::Options {
+        pool: pool(1, 1, 0),
+        // 55 sessions of one account, queued: more than its default quota.
+        quotas: parallax_server::QuotaArgs {
+            sessions: 0,
+            ..Default::default()
+        },
+        ..TestServer::options(dir.path())
+    };
+    let server = TestServer::start_with_options(dir.path(), &options).await;
+    let arr = ArrClient::sign_in(&server, &account, &key).await;
     for i in 0..55 {
         let url = format!("{}&queue=true", arr.session_url(&format!("s{i:02}")));
         let answer = arr

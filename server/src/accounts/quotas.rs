@@ -87,6 +87,11 @@ pub struct Quotas {
     args: QuotaArgs,
     uploads: Mutex<HashMap<String, usize>>,
     upload_slots: Arc<Semaphore>,
+    /// Per account, the bytes and conversions a check let through that are not in the database
+    /// yet (an upload converting, a conversion being stored): later checks count them too.
+    reserved: Arc<Mutex<HashMap<String, (u64, usize)>>>,
+    /// One catalog check at a time, so two never pass on the same room.
+    checking: tokio::sync::Mutex<()>,
 }
 
 impl Quotas {
@@ -95,6 +100,8 @@ impl Quotas {
             args,
             uploads: Mutex::default(),
             upload_slots: Arc::new(Semaphore::new(UPLOADS_AT_ONCE)),
+            reserved: Arc::default(),
+            checking: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -147,16 +154,31 @@ impl Quotas {
         })
     }
 
-    /// Refuses `account` a conversion more when it has as many not yet ended as it may (429),
-    /// or when `adding` bytes more would take it past its storage (403).
-    pub async fn check_catalog(
+    /// Reserves `adding` bytes and, if it `converts`, a conversion for `account` until the
+    /// reservation is dropped (by then they are in the database); refused when it has as many
+    /// conversions not yet ended as it may (429), or when the bytes would take it past its
+    /// storage (403). Replicas each keep their own reservations: across replicas, two checks at
+    /// one moment can still both pass.
+    pub async fn reserve(
         &self,
         store: &Store,
         account: &str,
         adding: u64,
         converts: bool,
-    ) -> Result<(), AppError> {
+    ) -> Result<Reservation, AppError> {
+        let _one_at_a_time = self.checking.lock().await;
         let (stored, converting) = store.account_usage(account).await?;
+        let (held_bytes, held_conversions) = self
+            .reserved
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(account)
+            .copied()
+            .unwrap_or_default();
+        let (stored, converting) = (
+            stored.saturating_add(held_bytes),
+            converting.saturating_add(held_conversions),
+        );
         if converts
             && let Some(limit) = some(self.args.conversions)
             && converting >= limit
@@ -184,7 +206,38 @@ impl Quotas {
                 ),
             ));
         }
-        Ok(())
+        let conversions = usize::from(converts);
+        let mut reserved = self.reserved.lock().unwrap_or_else(|e| e.into_inner());
+        let held = reserved.entry(account.to_string()).or_default();
+        held.0 += adding;
+        held.1 += conversions;
+        Ok(Reservation {
+            reserved: self.reserved.clone(),
+            account: account.to_string(),
+            bytes: adding,
+            conversions,
+        })
+    }
+}
+
+/// Bytes and a conversion counted against an account before they are in the database.
+pub struct Reservation {
+    reserved: Arc<Mutex<HashMap<String, (u64, usize)>>>,
+    account: String,
+    bytes: u64,
+    conversions: usize,
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        let mut reserved = self.reserved.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(held) = reserved.get_mut(&self.account) {
+            held.0 = held.0.saturating_sub(self.bytes);
+            held.1 = held.1.saturating_sub(self.conversions);
+            if *held == (0, 0) {
+                reserved.remove(&self.account);
+            }
+        }
     }
 }
 
@@ -259,6 +312,38 @@ mod tests {
         ));
         drop(turns);
         quotas.upload("fabrikam").unwrap();
+    }
+
+    #[tokio::test]
+    async fn what_a_check_let_through_counts_until_it_is_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("parallax.db")).await.unwrap();
+        let quotas = Quotas::new(QuotaArgs {
+            storage_mb: 1,
+            conversions: 1,
+            ..QuotaArgs::default()
+        });
+        let half = 600 * 1024;
+        // Two uploads at once, neither stored yet: the second does not fit beside the first.
+        let first = quotas.reserve(&store, "contoso", half, true).await.unwrap();
+        let refused = quotas.reserve(&store, "contoso", half, false).await.err();
+        assert_eq!(
+            refused.map(|e| e.status_code()),
+            Some(StatusCode::FORBIDDEN)
+        );
+        let refused = quotas.reserve(&store, "contoso", 0, true).await.err();
+        assert_eq!(
+            refused.map(|e| e.status_code()),
+            Some(StatusCode::TOO_MANY_REQUESTS)
+        );
+        // Another account has its own room.
+        quotas
+            .reserve(&store, "fabrikam", half, true)
+            .await
+            .unwrap();
+        // Given up (or stored, when the database counts it instead): room again.
+        drop(first);
+        quotas.reserve(&store, "contoso", half, true).await.unwrap();
     }
 
     #[test]

@@ -198,6 +198,16 @@ impl Storage {
         Ok(path)
     }
 
+    /// Whether the open `file` is one in `account`'s storage (as the kernel says where it is).
+    fn holds_open(&self, account: &str, file: &tokio::fs::File) -> bool {
+        use std::os::fd::AsRawFd;
+        let Ok(own) = self.of(account) else {
+            return false;
+        };
+        std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd()))
+            .is_ok_and(|real| real.starts_with(own))
+    }
+
     /// Whether `path`, through every link, is still in `account`'s storage.
     async fn holds(&self, account: &str, path: &Path) -> bool {
         let Ok(own) = self.of(account) else {
@@ -273,6 +283,9 @@ impl Storage {
     }
 }
 
+/// Most files a conversion reads beside its model (ARR read every blob under the prefix).
+const MAX_INPUT_FILES: usize = 256;
+
 /// Runs conversions and answers for them.
 pub struct Conversions {
     store: Store,
@@ -323,13 +336,16 @@ impl Conversions {
         check_id(id)?;
         let settings = settings.unsigned();
         self.check(account, &settings)?;
-        // A retry of one it made before is no conversion more.
-        if self.store.conversion(account, id).await?.is_none() {
-            self.catalog
-                .may_convert(account)
-                .await
-                .map_err(ConversionError::Refused)?;
-        }
+        // A retry of one it made before is no conversion more. Counted until it is stored.
+        let _reserved = match self.store.conversion(account, id).await? {
+            None => Some(
+                self.catalog
+                    .may_convert(account)
+                    .await
+                    .map_err(ConversionError::Refused)?,
+            ),
+            Some(_) => None,
+        };
         let text = serde_json::to_string(&settings).unwrap_or_default();
         let (new, stored) = self
             .store
@@ -468,6 +484,8 @@ impl Conversions {
                 main,
                 Some(main_name.clone()),
                 &stored.account,
+                // This conversion counts against the account's conversions already.
+                true,
             )
             .await
             .map_err(failure)?;
@@ -549,14 +567,25 @@ impl Conversions {
         let mut entries = tokio::fs::read_dir(&folder).await.map_err(missing)?;
         while let Some(entry) = entries.next_entry().await.map_err(missing)? {
             let name = entry.file_name().to_string_lossy().into_owned();
-            if !safe_file_name(&name) || !self.storage.holds(account, &entry.path()).await {
+            if !safe_file_name(&name) {
                 continue;
             }
-            let Ok(metadata) = tokio::fs::metadata(entry.path()).await else {
+            // Opened, then checked: what is copied is the file checked, whatever its path is
+            // made to point at meanwhile.
+            let Ok(file) = tokio::fs::File::open(entry.path()).await else {
                 continue;
             };
-            if !metadata.is_file() {
+            let Ok(metadata) = file.metadata().await else {
                 continue;
+            };
+            if !metadata.is_file() || !self.storage.holds_open(account, &file) {
+                continue;
+            }
+            if beside.len() == MAX_INPUT_FILES {
+                return Err((
+                    "InputContainerError",
+                    format!("more than {MAX_INPUT_FILES} files lie beside {input}"),
+                ));
             }
             total += metadata.len();
             if total > self.max_input_bytes as u64 {
@@ -568,11 +597,17 @@ impl Conversions {
                     ),
                 ));
             }
-            beside.push((name, entry.path()));
+            beside.push((name, file, metadata.len()));
         }
         let mut files = Vec::new();
-        for (name, path) in beside {
-            files.push(staging.copy_in(&name, &path).await.map_err(missing)?);
+        for (name, file, size) in beside {
+            let copied = staging.copy_in(&name, file, size).await.map_err(missing)?;
+            files.push(copied.ok_or_else(|| {
+                (
+                    "InputContainerError",
+                    format!("{name} changed while it was read"),
+                )
+            })?);
         }
         Ok(files)
     }

@@ -78,25 +78,47 @@ impl Staging {
         }))
     }
 
-    /// Copies the file at `from` in as `name` (a plain file name), file to file.
-    pub async fn copy_in(&self, name: &str, from: &Path) -> std::io::Result<UploadedFile> {
-        let path = self.path.join(name);
-        let size = tokio::fs::copy(from, &path).await?;
-        tokio::fs::File::open(&path).await?.sync_all().await?;
-        Ok(UploadedFile {
-            name: name.to_string(),
-            path,
-            size,
-        })
+    /// Copies `size` bytes of the open file `from` in as `name`, file to file; `None` if
+    /// `name` is not a plain file name or was copied in already, or `from` is shorter.
+    pub async fn copy_in(
+        &self,
+        name: &str,
+        from: tokio::fs::File,
+        size: u64,
+    ) -> std::io::Result<Option<UploadedFile>> {
+        use tokio::io::AsyncReadExt;
+        let Some(mut receiving) = self.receive(name).await? else {
+            return Ok(None);
+        };
+        let mut from = from.take(size);
+        let mut block = vec![0u8; 64 * 1024];
+        loop {
+            let n = from.read(&mut block).await?;
+            if n == 0 {
+                break;
+            }
+            receiving.write(&block[..n]).await?;
+        }
+        let copied = receiving.finish().await?;
+        Ok((copied.size == size).then_some(copied))
     }
 
     /// Makes the staging folder `folder`, on disk before this returns; `false` (and the staging
     /// folder removed) if `folder` exists already: the same content is stored.
     pub async fn settle_into(mut self, folder: &Path) -> std::io::Result<bool> {
         tokio::fs::File::open(&self.path).await?.sync_all().await?;
-        if tokio::fs::rename(&self.path, folder).await.is_err() {
-            // A non-empty folder cannot be renamed onto.
-            return Ok(false);
+        match tokio::fs::rename(&self.path, folder).await {
+            Ok(()) => {}
+            // A non-empty folder cannot be renamed onto: that content is stored already.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::DirectoryNotEmpty | std::io::ErrorKind::AlreadyExists
+                ) && folder.is_dir() =>
+            {
+                return Ok(false);
+            }
+            Err(e) => return Err(e),
         }
         self.settled = true;
         sync_parent(folder).await?;
@@ -106,8 +128,19 @@ impl Staging {
 
 impl Drop for Staging {
     fn drop(&mut self) {
-        if !self.settled {
-            let _ = std::fs::remove_dir_all(&self.path);
+        if self.settled {
+            return;
+        }
+        let path = std::mem::take(&mut self.path);
+        let remove = move || {
+            let _ = std::fs::remove_dir_all(path);
+        };
+        // Off the async threads: an upload of many files takes a while to remove.
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn_blocking(remove);
+            }
+            Err(_) => remove(),
         }
     }
 }

@@ -20,7 +20,7 @@ use parallax_render::Format;
 use parallax_render::samples::SAMPLES;
 use thiserror::Error;
 
-use crate::accounts::quotas::Quotas;
+use crate::accounts::quotas::{Quotas, Reservation};
 use crate::base::store::{ModelRecord, ModelSource, ModelStatus, Store};
 use crate::catalog::convert::{ConvertError, Converter, Lane, MESH, Source};
 use crate::catalog::files::{
@@ -159,10 +159,11 @@ impl Catalog {
         self.converter.adapter()
     }
 
-    /// Refuses `account` a conversion more when it has as many not yet ended as it may.
-    pub async fn may_convert(&self, account: &str) -> Result<(), CatalogError> {
+    /// Refuses `account` a conversion more when it has as many not yet ended as it may; else
+    /// counts one more until the reservation is dropped (once the conversion is stored).
+    pub async fn may_convert(&self, account: &str) -> Result<Reservation, CatalogError> {
         self.quotas
-            .check_catalog(&self.store, account, 0, true)
+            .reserve(&self.store, account, 0, true)
             .await
             .map_err(|e| CatalogError::Refused(Box::new(e)))
     }
@@ -312,10 +313,12 @@ impl Catalog {
             .iter()
             .position(|f| is_model_file(&f.name))
             .ok_or(CatalogError::NoModelFile)?;
-        self.add_with_main(staging, files, main, name, owner).await
+        self.add_with_main(staging, files, main, name, owner, false)
+            .await
     }
 
     /// [`Catalog::add`] with the model file named: `files[main]`, the others beside it.
+    /// `counted`: it is an ARR conversion's, counted against the account's conversions already.
     pub async fn add_with_main(
         self: &Arc<Self>,
         staging: Staging,
@@ -323,6 +326,7 @@ impl Catalog {
         main: usize,
         name: Option<String>,
         owner: &str,
+        counted: bool,
     ) -> Result<(Added, ModelRecord), CatalogError> {
         for file in &files {
             if !safe_file_name(&file.name) || file.path.parent() != Some(staging.path()) {
@@ -344,8 +348,11 @@ impl Catalog {
         let magic = prefix(&main_file.path, 4).await?;
         let later = Format::detect(&main_file.name, &magic) == Ok(Format::Step);
         let size = files.iter().map(|f| f.size).sum();
-        self.quotas
-            .check_catalog(&self.store, owner, size, later)
+        // Held until the model is stored: meanwhile (its conversion may wait its turn) other
+        // uploads of the account count these bytes too.
+        let _reserved = self
+            .quotas
+            .reserve(&self.store, owner, size, later && !counted)
             .await
             .map_err(|e| CatalogError::Refused(Box::new(e)))?;
         let mut record = ModelRecord {

@@ -2,7 +2,10 @@
 //! needs a sign-in: an account sees the samples and its own uploads, a guest those of the account
 //! whose space it joined; another account's upload answers 404.
 
-use axum::extract::multipart::{MultipartError, MultipartRejection};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::multipart::{Field, MultipartError, MultipartRejection};
 use axum::extract::{DefaultBodyLimit, Multipart, Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
@@ -13,6 +16,7 @@ use serde::Serialize;
 
 use crate::base::error::{AppError, Result};
 use crate::base::store::{ModelRecord, ModelStatus};
+use crate::catalog::files::{Staging, UploadedFile};
 use crate::catalog::models::{Added, CatalogError};
 use crate::http::auth::{Caller, Visitor};
 use crate::state::AppState;
@@ -164,42 +168,12 @@ async fn upload_handler(
     let mut multipart = multipart.map_err(|e| AppError::bad_request(e.body_text(), None))?;
     let _turn = state.quotas.upload(&caller.account)?;
     // Each file goes to disk a chunk at a time as it arrives: however big the upload, the
-    // coordinator holds a few KiB of it.
+    // coordinator holds a few KiB of it. One that stalls, or drags on, gives its turn back.
     let staging = state.catalog.stage().await?;
-    let mut files = Vec::new();
-    let mut name = None;
-    while let Some(mut field) = multipart.next_field().await.map_err(multipart_error)? {
-        if field.name() == Some("name") {
-            let text = field.text().await.map_err(multipart_error)?;
-            if text.len() > MAX_NAME_BYTES {
-                return Err(AppError::bad_request(
-                    format!("a model's name has at most {MAX_NAME_BYTES} bytes"),
-                    Some("name"),
-                ));
-            }
-            name = Some(text);
-            continue;
-        }
-        let Some(file_name) = field.file_name().map(str::to_owned) else {
-            continue;
-        };
-        let mut receiving = staging
-            .receive(&file_name)
-            .await
-            .map_err(CatalogError::from)?
-            .ok_or_else(|| {
-                AppError::bad_request(
-                    format!(
-                        "{file_name:?} is not a file name Parallax accepts (a plain name, sent once)"
-                    ),
-                    Some("file"),
-                )
-            })?;
-        while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
-            receiving.write(&chunk).await.map_err(CatalogError::from)?;
-        }
-        files.push(receiving.finish().await.map_err(CatalogError::from)?);
-    }
+    let received = tokio::time::timeout(UPLOAD_DEADLINE, receive(&mut multipart, &staging))
+        .await
+        .map_err(|_| too_slow("the upload took longer than its 10 minutes"))??;
+    let (files, name) = received;
     if files.is_empty() {
         return Err(AppError::bad_request(
             "send the model as a multipart file part (e.g. curl -F file=@part.stl)",
@@ -217,6 +191,83 @@ async fn upload_handler(
         Added::Existing => StatusCode::OK,
     };
     Ok((status, Json(ModelJson::from(record))))
+}
+
+/// Most files one upload may hold (a model and what it names beside it).
+const MAX_FILES: usize = 64;
+/// Longest an upload may go without a byte arriving.
+const UPLOAD_IDLE: Duration = Duration::from_secs(30);
+/// Longest an upload may take in all.
+const UPLOAD_DEADLINE: Duration = Duration::from_secs(600);
+
+/// 408: an upload too slow to keep its turn.
+fn too_slow(message: &str) -> AppError {
+    AppError::client(StatusCode::REQUEST_TIMEOUT, "RequestTimeout", message)
+}
+
+/// The next chunk of `field`, or 408 when none comes within [`UPLOAD_IDLE`].
+async fn next_chunk(field: &mut Field<'_>) -> Result<Option<Bytes>> {
+    tokio::time::timeout(UPLOAD_IDLE, field.chunk())
+        .await
+        .map_err(|_| too_slow("nothing of the upload arrived for 30 s"))?
+        .map_err(multipart_error)
+}
+
+/// Receives the upload's file parts into `staging` and its `name` part, if any.
+async fn receive(
+    multipart: &mut Multipart,
+    staging: &Staging,
+) -> Result<(Vec<UploadedFile>, Option<String>)> {
+    let mut files = Vec::new();
+    let mut name = None;
+    loop {
+        let field = tokio::time::timeout(UPLOAD_IDLE, multipart.next_field())
+            .await
+            .map_err(|_| too_slow("nothing of the upload arrived for 30 s"))?
+            .map_err(multipart_error)?;
+        let Some(mut field) = field else {
+            return Ok((files, name));
+        };
+        if field.name() == Some("name") {
+            let mut text = Vec::new();
+            while let Some(chunk) = next_chunk(&mut field).await? {
+                text.extend_from_slice(&chunk);
+                if text.len() > MAX_NAME_BYTES {
+                    return Err(AppError::bad_request(
+                        format!("a model's name has at most {MAX_NAME_BYTES} bytes"),
+                        Some("name"),
+                    ));
+                }
+            }
+            name = Some(String::from_utf8_lossy(&text).into_owned());
+            continue;
+        }
+        let Some(file_name) = field.file_name().map(str::to_owned) else {
+            continue;
+        };
+        if files.len() == MAX_FILES {
+            return Err(AppError::bad_request(
+                format!("an upload holds at most {MAX_FILES} files"),
+                Some("file"),
+            ));
+        }
+        let mut receiving = staging
+            .receive(&file_name)
+            .await
+            .map_err(CatalogError::from)?
+            .ok_or_else(|| {
+                AppError::bad_request(
+                    format!(
+                        "{file_name:?} is not a file name Parallax accepts (a plain name, sent once)"
+                    ),
+                    Some("file"),
+                )
+            })?;
+        while let Some(chunk) = next_chunk(&mut field).await? {
+            receiving.write(&chunk).await.map_err(CatalogError::from)?;
+        }
+        files.push(receiving.finish().await.map_err(CatalogError::from)?);
+    }
 }
 
 fn multipart_error(error: MultipartError) -> AppError {
