@@ -39,7 +39,10 @@ account=$("$target_dir/debug/parallax" account create "End-to-end" --data-dir "$
 export PARALLAX_E2E_ACCOUNT=$(printf '%s\n' "$account" | awk '/^account id:/ {print $3}')
 export PARALLAX_E2E_KEY=$(printf '%s\n' "$account" | awk '/^account key:/ {print $3}')
 # Twelve Standard hosts: the tests' browser headsets (eleven) hold their sessions until the run ends.
-start_server server --data-dir "$work/data" --standard 12 --tls-name "$name"
+# They are all one account's (its guests' included), and its spaces outlast their tests: no quota
+# of sessions or spaces, as an operator with one account would run it.
+start_server server --data-dir "$work/data" --standard 12 --tls-name "$name" \
+  --account-sessions 0 --account-spaces 0
 port=$started_port
 start_server plain --data-dir "$work/plain" --tls off --standard 0 --premium 0 --standard-standby 0
 plain_port=$started_port

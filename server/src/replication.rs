@@ -437,15 +437,21 @@ mod tests {
         assert!(said.contains("UnknownIssuer"), "{said}");
     }
 
-    #[tokio::test]
-    async fn a_nats_server_that_lets_anyone_in_is_refused_unless_the_operator_says_so() {
+    /// A store in a folder of its own, and how a replica reaches NATS at `url`.
+    async fn store_and_options(url: &str) -> (tempfile::TempDir, Store, NatsOptions) {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("parallax.db")).await.unwrap();
-        let open = nats::NatsServer::open();
         let options = NatsOptions {
-            url: open.url.clone(),
+            url: url.to_string(),
             ..NatsOptions::default()
         };
+        (dir, store, options)
+    }
+
+    #[tokio::test]
+    async fn a_nats_server_that_lets_anyone_in_is_refused_unless_the_operator_says_so() {
+        let open = nats::NatsServer::open();
+        let (_dir, store, options) = store_and_options(&open.url).await;
         let refused = Replication::connect(&options, &store, Counter::default())
             .await
             .err()
@@ -465,7 +471,8 @@ mod tests {
         let guarded = nats::NatsServer::with_user();
         let options = NatsOptions {
             url: guarded.url.clone(),
-            ..NatsOptions::default()
+            insecure: false,
+            ..insecure
         };
         Replication::connect(&options, &store, Counter::default())
             .await
@@ -475,13 +482,8 @@ mod tests {
     #[tokio::test]
     async fn messages_without_a_replicas_signature_are_dropped_and_counted() {
         use futures_util::StreamExt;
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("parallax.db")).await.unwrap();
         let server = nats::NatsServer::with_user();
-        let options = NatsOptions {
-            url: server.url.clone(),
-            ..NatsOptions::default()
-        };
+        let (_dir, store, options) = store_and_options(&server.url).await;
         let rejected = Counter::default();
         let replica = Replication::connect(&options, &store, rejected.clone())
             .await

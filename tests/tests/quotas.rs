@@ -24,6 +24,24 @@ async fn with_quotas(quotas: QuotaArgs) -> (tempfile::TempDir, TestServer, (Stri
     (dir, server, account)
 }
 
+/// The account signed in, and the space `room` it made from `template` (a tablet its first
+/// member).
+async fn room(
+    server: &TestServer,
+    account: &str,
+    key: &str,
+    template: &str,
+) -> (Coordinator, parallax_headset::space::Membership) {
+    let owner = Coordinator::sign_in(&server.url(), account, key)
+        .await
+        .unwrap();
+    let room = owner
+        .create_space("room", template, json!({}), "tablet", Role::Tablet)
+        .await
+        .unwrap();
+    (owner, room)
+}
+
 /// A guest joins with `code` as a headset, as a browser does: the status and the body.
 async fn guest_headset(server: &TestServer, code: &str, device: &str) -> (u16, Value) {
     let joined = server
@@ -43,13 +61,7 @@ async fn guests_headsets_count_against_the_space_owner_and_the_fourth_over_three
         ..QuotaArgs::default()
     })
     .await;
-    let owner = Coordinator::sign_in(&server.url(), &account, &key)
-        .await
-        .unwrap();
-    let room = owner
-        .create_space("room", "private", json!({}), "tablet", Role::Tablet)
-        .await
-        .unwrap();
+    let (owner, room) = room(&server, &account, &key, "private").await;
     let code = room.join_code.clone().unwrap();
 
     let mut guests = Vec::new();
@@ -113,13 +125,7 @@ async fn an_account_opens_no_more_spaces_and_stores_no_more_bytes_than_it_may() 
         "{}",
         part.len()
     );
-    let owner = Coordinator::sign_in(&server.url(), &account, &key)
-        .await
-        .unwrap();
-    owner
-        .create_space("room", "default", json!({}), "tablet", Role::Tablet)
-        .await
-        .unwrap();
+    let _room = room(&server, &account, &key, "default").await;
     let arr = ArrClient::sign_in(&server, &account, &key).await;
     let second = send(
         server
@@ -194,13 +200,7 @@ async fn a_headsets_lease_follows_its_membership() {
         ..TestServer::options(dir.path())
     };
     let server = TestServer::start_with_options(dir.path(), &options).await;
-    let owner = Coordinator::sign_in(&server.url(), &account, &key)
-        .await
-        .unwrap();
-    owner
-        .create_space("room", "default", json!({}), "tablet", Role::Tablet)
-        .await
-        .unwrap();
+    let (owner, _) = room(&server, &account, &key, "default").await;
     let headset = owner
         .join_space("room", "headset", Role::Headset, None)
         .await
