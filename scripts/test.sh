@@ -6,6 +6,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 
+# With PARALLAX_BLESS set, the golden test rewrites its references instead of comparing with them:
+# such a run would prove nothing, so it does not start (CI runs this script too).
+if [ -n "${PARALLAX_BLESS+set}" ]; then
+  echo "PARALLAX_BLESS is set: the golden test would rewrite its references instead of checking them; unset it and run again" >&2
+  exit 2
+fi
+
 scripts/setup.sh all
 export NODEVICE_SELECT=${NODEVICE_SELECT:-1}
 target_dir=${CARGO_TARGET_DIR:-target}

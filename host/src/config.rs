@@ -225,3 +225,34 @@ impl TryFrom<RenderHostArgs> for HostConfig {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: RenderHostArgs,
+    }
+
+    fn parse(more: &[&str]) -> Result<RenderHostArgs, clap::Error> {
+        let base = [
+            "render-host",
+            "--coordinator",
+            "wss://c:3000",
+            "--size",
+            "standard",
+        ];
+        Cli::try_parse_from(base.iter().chain(more)).map(|cli| cli.args)
+    }
+
+    #[test]
+    fn a_host_sends_at_most_60_frames_a_second_unless_told_otherwise() {
+        assert_eq!(parse(&[]).unwrap().target_fps, 60);
+        assert_eq!(parse(&["--target-fps", "90"]).unwrap().target_fps, 90);
+        assert!(parse(&["--target-fps", "0"]).is_err());
+        assert!(parse(&["--target-fps", "241"]).is_err());
+    }
+}

@@ -552,6 +552,12 @@ mod tests {
             assert_eq!(key.permissions().mode() & 0o777, 0o600);
         }
         let _ = key;
+        // Devices trust it once: it lasts ten years from its making (the README's promise).
+        let der = CertificateDer::from_pem_slice(first.ca_pem().unwrap().as_bytes()).unwrap();
+        let (_, ca) = x509_parser::parse_x509_certificate(&der).unwrap();
+        let lasts = ca.validity().not_after.to_datetime() - ca.validity().not_before.to_datetime();
+        assert_eq!(lasts.whole_days(), 3650, "{lasts}");
+        assert!(ca.validity().not_before.to_datetime() <= OffsetDateTime::now_utc());
     }
 
     #[test]

@@ -680,6 +680,218 @@ fn converted_files_reach_the_disk_before_they_get_their_names() {
     }
 }
 
+/// `parallax render` reads OBJ and glTF as it reads STL, and draws the `iso` view (the default):
+/// the same gear in the three formats covers the same share of the picture, and iso is neither
+/// the top nor the front view.
+#[test]
+fn render_reads_obj_and_gltf_and_draws_the_iso_view() {
+    use base64::Engine;
+    let dir = tempfile::tempdir().unwrap();
+    let gear = parallax_render::samples::gear();
+    let corners: Vec<[f32; 3]> = gear.vertices.iter().map(|v| v.position).collect();
+    // OBJ: the vertices, then the faces (1-based).
+    let mut obj = String::new();
+    for [x, y, z] in &corners {
+        obj.push_str(&format!("v {x} {y} {z}\n"));
+    }
+    for t in gear.indices.chunks_exact(3) {
+        obj.push_str(&format!("f {} {} {}\n", t[0] + 1, t[1] + 1, t[2] + 1));
+    }
+    // glTF: one primitive, its buffer inline.
+    let positions: Vec<u8> = corners
+        .iter()
+        .flatten()
+        .flat_map(|c| c.to_le_bytes())
+        .collect();
+    let indices: Vec<u8> = gear.indices.iter().flat_map(|i| i.to_le_bytes()).collect();
+    let bound = |pick: fn(f32, f32) -> f32| {
+        (0..3)
+            .map(|axis| corners.iter().map(|c| c[axis]).reduce(pick).unwrap())
+            .collect::<Vec<f32>>()
+    };
+    let buffer = [positions.as_slice(), indices.as_slice()].concat();
+    let gltf = serde_json::json!({
+        "asset": { "version": "2.0" },
+        "scene": 0, "scenes": [{ "nodes": [0] }], "nodes": [{ "mesh": 0 }],
+        "meshes": [{ "primitives": [{ "attributes": { "POSITION": 0 }, "indices": 1 }] }],
+        "buffers": [{
+            "byteLength": buffer.len(),
+            "uri": format!("data:application/octet-stream;base64,{}",
+                base64::engine::general_purpose::STANDARD.encode(&buffer)),
+        }],
+        "bufferViews": [
+            { "buffer": 0, "byteOffset": 0, "byteLength": positions.len() },
+            { "buffer": 0, "byteOffset": positions.len(), "byteLength": indices.len() },
+        ],
+        "accessors": [
+            { "bufferView": 0, "componentType": 5126, "count": corners.len(), "type": "VEC3",
+              "min": bound(f32::min), "max": bound(f32::max) },
+            { "bufferView": 1, "componentType": 5125, "count": gear.indices.len(),
+              "type": "SCALAR" },
+        ],
+    });
+    std::fs::write(dir.path().join("gear.stl"), gear.to_binary_stl()).unwrap();
+    std::fs::write(dir.path().join("gear.obj"), obj).unwrap();
+    std::fs::write(dir.path().join("gear.gltf"), gltf.to_string()).unwrap();
+    let render = |file: &str, view: Option<&str>| {
+        let output = dir
+            .path()
+            .join(format!("{file}-{}.png", view.unwrap_or("default")));
+        let mut command = Command::new(env!("CARGO_BIN_EXE_parallax"));
+        command.args([
+            "render",
+            dir.path().join(file).to_str().unwrap(),
+            "--output",
+            output.to_str().unwrap(),
+            "--size",
+            "320x240",
+        ]);
+        if let Some(view) = view {
+            command.args(["--view", view]);
+        }
+        let result = command.output().unwrap();
+        assert!(
+            result.status.success(),
+            "{file}: {}",
+            String::from_utf8_lossy(&result.stderr)
+        );
+        parallax_render::decode_png(&std::fs::read(&output).unwrap()).expect("a PNG")
+    };
+    let stl = render("gear.stl", Some("iso"));
+    let (obj, gltf) = (
+        render("gear.obj", Some("iso")),
+        render("gear.gltf", Some("iso")),
+    );
+    let covered = stl.coverage();
+    assert!(covered > 0.05, "{covered:.3}");
+    for (format, picture) in [("OBJ", &obj), ("glTF", &gltf)] {
+        let ratio = picture.coverage() / covered;
+        assert!(
+            (0.9..1.1).contains(&ratio),
+            "{format} covers {:.3}, STL {covered:.3}",
+            picture.coverage()
+        );
+    }
+    // Iso is the default, and another view than top or front.
+    let default = render("gear.stl", None);
+    assert!(
+        default.share_differing(&stl, 24) < 0.01,
+        "iso is the default"
+    );
+    for view in ["top", "front"] {
+        let other = render("gear.stl", Some(view));
+        assert!(other.share_differing(&stl, 24) > 0.1, "iso is not {view}");
+    }
+}
+
+/// `/v1/health` answers 503 once the renderer could not open a GPU adapter (here: it is told to
+/// use Direct3D 12, which Linux has not), and says why to the operator.
+#[tokio::test]
+async fn health_says_503_when_no_gpu_adapter_opens() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (account, key) = create_account(&data);
+    let (child, addr) = serve(
+        &as_strs(&without_hosts(data.to_str().unwrap(), &[])),
+        &[("WGPU_BACKEND", "dx12")],
+    );
+    let _running = KillOnDrop(Some(child));
+    let health = |token: Option<&str>| {
+        let mut request = reqwest::Client::new().get(format!("http://{addr}/v1/health"));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        async move {
+            let answer = request.send().await.unwrap();
+            (
+                answer.status().as_u16(),
+                answer.json::<serde_json::Value>().await.unwrap(),
+            )
+        }
+    };
+    // Not opened yet: up.
+    assert_eq!(health(None).await.0, 200);
+    let uploader = Uploader::sign_in(&addr, &account, &key).await;
+    let (status, answer) = uploader
+        .upload(
+            "bracket.stl",
+            parallax_render::samples::bracket().to_binary_stl(),
+        )
+        .await;
+    assert_eq!(status, 500, "{answer}");
+    let (status, body) = health(None).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (503, Some("RendererUnavailable"))
+    );
+    let (status, body) = health(Some(METRICS_TOKEN)).await;
+    assert_eq!(status, 503, "{body}");
+    let said = body["error"]["message"].as_str().unwrap();
+    assert!(said.contains("no GPU adapter"), "{said}");
+}
+
+/// A coordinator stopped with `--on-stop keep-hosts` closes its render hosts' links with "service
+/// restart" (1012): they wait for the next coordinator. Stopped as usual, with "going away" (1001).
+#[tokio::test]
+async fn keep_hosts_closes_host_links_with_service_restart() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    for (on_stop, code) in [("keep-hosts", 1012u16), ("stop-hosts", 1001)] {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let credential = add_host(&data, "remote-a", &[]);
+        // Room for one host, none started by the coordinator: the remote one below.
+        let (child, addr) = serve(
+            &[
+                "--addr",
+                "127.0.0.1:0",
+                "--data-dir",
+                data.to_str().unwrap(),
+                "--site-root",
+                "/nonexistent",
+                "--standard",
+                "1",
+                "--standard-standby",
+                "0",
+                "--premium",
+                "0",
+                "--on-stop",
+                on_stop,
+            ],
+            &[],
+        );
+        let running = KillOnDrop(Some(child));
+        let (mut link, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/v1/hosts/ws"))
+            .await
+            .unwrap();
+        let register = serde_json::json!({
+            "type": "register", "credential": credential, "host": "remote-a", "size": "Standard",
+            "endpoint": "ws://127.0.0.1:1", "adapter": "none", "pid": 1,
+        });
+        link.send(Message::text(register.to_string()))
+            .await
+            .unwrap();
+        let registered = tokio::time::timeout(Duration::from_secs(10), link.next())
+            .await
+            .unwrap();
+        assert!(
+            matches!(&registered, Some(Ok(Message::Text(text))) if text.contains("registered")),
+            "{registered:?}"
+        );
+        let child = running.take();
+        let stopping = std::thread::spawn(move || stop(child));
+        let closed = loop {
+            match tokio::time::timeout(Duration::from_secs(10), link.next()).await {
+                Ok(Some(Ok(Message::Close(frame)))) => break frame,
+                Ok(Some(Ok(_))) => continue,
+                other => panic!("{on_stop}: the link ended without a close: {other:?}"),
+            }
+        };
+        assert_eq!(closed.map(|f| u16::from(f.code)), Some(code), "{on_stop}");
+        assert!(stopping.join().unwrap().success());
+    }
+}
+
 /// An upload to `parallax serve` is converted by a child process, so the coordinator itself never
 /// loads a GPU driver (nor keeps the import's memory); what the child made is what is served: the
 /// thumbnail shows the part, the mesh hosts load has its triangles. A file that does not import

@@ -478,3 +478,106 @@ async fn every_member_of_a_large_space_gets_every_selection_over_wss() {
     assert_eq!(report.messages, 300 * report.selections, "{report:?}");
     assert_eq!((report.lost, report.duplicated), (0, 0), "{report:?}");
 }
+
+/// With the operator's certificate (`--tls-cert`), the coordinator has no authority devices
+/// should trust: `/ca.crt` answers 404, its local hosts serve the operator's certificate (a device
+/// trusting only the operator's authority gets frames), and a remote host asking for a
+/// certificate is told to bring its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_operators_certificate_there_is_no_authority_to_hand_out() {
+    let operators = another_authority();
+    let dir = data_dir();
+    let (account, key) = ArrClient::create_account(dir.path(), "showroom").await;
+    let options = Options {
+        pool: one_standard_host(1),
+        tls: TlsSetup::Files(CertFiles {
+            cert: operators.path().join("tls/server.crt"),
+            key: operators.path().join("tls/server.key"),
+        }),
+        ..TestServer::options(dir.path())
+    };
+    // `server.trust` is the coordinator's own loopback authority, which only its local hosts'
+    // links to it use; devices trust the operator's.
+    let server = TestServer::start_with_options(dir.path(), &options).await;
+    let devices = Trust::from_file(&operators.path().join("tls/ca.crt")).unwrap();
+    let ca = server
+        .http()
+        .get(format!("{}/ca.crt", server.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ca.status(), 404);
+
+    let arr = ArrClient::sign_in(&server, &account, &key).await;
+    let session = ready(&arr, "operators").await;
+    let url = session["renderUrl"].as_str().unwrap();
+    assert!(url.starts_with("wss://localhost:"), "{url}");
+    let frame = frame_trusting(url, "gear", Some(&devices)).await;
+    assert_eq!(frame.width, 320);
+
+    let refused = register_asking_for(
+        &server,
+        &server.host_credential().await,
+        "wss://localhost:1",
+    )
+    .await;
+    assert!(
+        matches!(&refused, Err(reason) if reason.contains("--tls-cert")),
+        "{refused:?}"
+    );
+    server.stop().await;
+}
+
+/// With `--tls off` there is no authority either (`/ca.crt` 404). Behind a proxy that terminates
+/// TLS and says `X-Forwarded-Proto: https`, the browser's cookie is `Secure` and the API's links
+/// are https; render hosts, which devices reach directly, keep their own scheme.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_a_tls_proxy_the_links_handed_out_stay_on_https() {
+    let dir = data_dir();
+    let (account, key) = ArrClient::create_account(dir.path(), "showroom").await;
+    let server = TestServer::start_with(dir.path(), &one_standard_host(1)).await;
+    assert!(server.url().starts_with("http://"));
+    let ca = reqwest::get(format!("{}/ca.crt", server.url()))
+        .await
+        .unwrap();
+    assert_eq!(ca.status(), 404);
+
+    let sign_in = |proto: Option<&str>| {
+        let mut request = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap()
+            .post(format!("{}/v1/browser/sign-in", server.url()))
+            .form(&[("account", account.as_str()), ("key", key.as_str())]);
+        if let Some(proto) = proto {
+            request = request.header("x-forwarded-proto", proto);
+        }
+        async move {
+            let answer = request.send().await.unwrap();
+            answer.headers()["set-cookie"].to_str().unwrap().to_string()
+        }
+    };
+    assert!(!sign_in(None).await.contains("Secure"));
+    assert!(sign_in(Some("https")).await.contains("Secure"));
+
+    let arr = ArrClient::sign_in(&server, &account, &key).await;
+    ready(&arr, "proxied").await;
+    let list: Value = reqwest::Client::new()
+        .get(format!(
+            "{}/accounts/{account}/sessions?api-version=2021-01-01",
+            server.url()
+        ))
+        .bearer_auth(&arr.token)
+        .header("x-forwarded-proto", "https")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let url = list["sessions"][0]["renderUrl"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(url.starts_with("ws://"), "{list}");
+    server.stop().await;
+}

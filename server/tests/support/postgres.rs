@@ -218,8 +218,6 @@ fn server_programs() -> PathBuf {
         .collect();
     versions.sort();
     versions.pop().map(|(_, bin)| bin).unwrap_or_else(|| {
-        panic!(
-            "no Postgres server is installed: scripts/setup.sh test installs Debian's postgresql"
-        )
+        panic!("no Postgres server is installed: scripts/setup.sh installs Debian's postgresql")
     })
 }
