@@ -536,6 +536,217 @@ impl Pose {
 mod tests {
     use super::*;
 
+    /// `m` (a point) through the column-major 4×4 `matrix`, divided by w.
+    fn through(matrix: &[f32; 16], m: [f32; 3]) -> [f32; 3] {
+        let row = |r: usize| (0..3).map(|k| matrix[k * 4 + r] * m[k]).sum::<f32>() + matrix[12 + r];
+        let w = row(3);
+        [row(0) / w, row(1) / w, row(2) / w]
+    }
+
+    #[test]
+    fn a_stereo_pose_fits_two_eyes_side_by_side_and_finite_matrices() {
+        let stereo = |width: u32| {
+            let camera = Pose::orbit(&Extent::default(), 0.0, 0.0, 1.0);
+            Pose {
+                views: Some(camera.stereo_views(0.1, width, 100)),
+                ..camera.pose(1, width, 100)
+            }
+        };
+        assert_eq!(stereo(512).problem(1024), None, "exactly two eyes wide");
+        assert!(stereo(513).problem(1024).unwrap().contains("side by side"));
+        let mut broken = stereo(256);
+        broken.views.as_mut().unwrap()[1].projection[5] = f32::INFINITY;
+        assert!(broken.problem(1024).unwrap().contains("not finite"));
+        // As a message: a good pose has no problem; one with a broken eye has.
+        assert_eq!(DeviceMessage::Pose(stereo(256)).problem(1024), None);
+        assert!(DeviceMessage::Pose(broken).problem(1024).is_some());
+        let pick = |x: f32| DeviceMessage::Pick {
+            id: 1,
+            x,
+            y: 2.0,
+            policy: HitPolicy::Closest,
+            max_hits: 16,
+        };
+        assert_eq!(pick(1.0).problem(1024), None);
+        assert!(pick(f32::NAN).problem(1024).is_some());
+        // A placement and a review are checked as they come.
+        let placement = |scale| {
+            DeviceMessage::SetTransform(Placement {
+                scale,
+                ..Placement::default()
+            })
+        };
+        assert_eq!(placement(1.0).problem(1024), None);
+        assert!(placement(0.0).problem(1024).is_some());
+        let review = |planes: usize| {
+            DeviceMessage::SetReview(Review {
+                cut_planes: vec![
+                    crate::review::CutPlane {
+                        point: [0.0; 3],
+                        normal: [0.0, 0.0, 1.0],
+                    };
+                    planes
+                ],
+                ..Review::default()
+            })
+        };
+        assert_eq!(review(1).problem(1024), None);
+        assert!(
+            review(crate::review::MAX_CUT_PLANES + 1)
+                .problem(1024)
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn a_stereo_eye_of_a_tilted_camera_sees_as_a_camera_does() {
+        // Turned and lifted around a model away from the origin, so no axis of the eye is one
+        // of the world's and the eye's position has a part along every one of them.
+        let away = Extent {
+            min: [10.0, 20.0, 30.0],
+            max: [11.0, 21.0, 31.0],
+        };
+        let camera = Pose::orbit(&away, 30.0, 20.0, 1.0);
+        let (width, height) = (400, 200);
+        let sub = |a: [f32; 3], b: [f32; 3]| -> [f32; 3] { std::array::from_fn(|i| a[i] - b[i]) };
+        let length = |a: [f32; 3]| (0..3).map(|i| a[i] * a[i]).sum::<f32>().sqrt();
+        let distance = length(sub(camera.target, camera.position));
+        let forward = sub(camera.target, camera.position).map(|c| c / distance);
+        let near = |a: [f32; 3], b: [f32; 3]| (0..3).all(|i| (a[i] - b[i]).abs() < 1e-3);
+        for (eye, side) in camera
+            .stereo_views(0.2, width, height)
+            .iter()
+            .zip([-0.5, 0.5])
+        {
+            // The eye stands `side × separation` along the camera's right, which is level.
+            let origin = through(&eye.view, camera.position);
+            assert!(near(origin, [-side * 0.2, 0.0, 0.0]), "{origin:?}");
+            let ahead: [f32; 3] = std::array::from_fn(|i| camera.position[i] + forward[i]);
+            assert!(near(through(&eye.view, ahead), [-side * 0.2, 0.0, -1.0]));
+            // World up is up-ish for the eye: positive y, no x.
+            let above: [f32; 3] = std::array::from_fn(|i| camera.position[i] + [0.0, 1.0, 0.0][i]);
+            let up = sub(through(&eye.view, above), origin);
+            assert!(up[1] > 0.9 && up[0].abs() < 1e-4, "{up:?}");
+            // The projection: near plane at depth −1, far plane at +1 (OpenGL's, as WebXR's),
+            // the top of the field of view at y = 1, its side at x = 1 (aspect 2).
+            let (z_near, z_far) = (distance * 0.01, distance * 10.0);
+            let depth = |z: f32| through(&eye.projection, [0.0, 0.0, -z])[2];
+            assert!((depth(z_near) + 1.0).abs() < 1e-3, "{}", depth(z_near));
+            assert!((depth(z_far) - 1.0).abs() < 1e-3, "{}", depth(z_far));
+            let half = (camera.fov_y_degrees.to_radians() * 0.5).tan();
+            let top = through(&eye.projection, [0.0, half * 3.0, -3.0]);
+            assert!(
+                (top[1] - 1.0).abs() < 1e-4 && top[0].abs() < 1e-6,
+                "{top:?}"
+            );
+            let side_edge = through(&eye.projection, [2.0 * half * 3.0, 0.0, -3.0]);
+            assert!((side_edge[0] - 1.0).abs() < 1e-4, "{side_edge:?}");
+        }
+    }
+
+    #[test]
+    fn a_rolled_stereo_eye_keeps_its_axes_square() {
+        // A head tilted sideways: its up is not the world's.
+        let camera = OrbitPose {
+            position: [1.0, 2.0, 3.0],
+            target: [0.0, 0.0, 0.0],
+            up: [0.5, 1.0, 0.2],
+            fov_y_degrees: 60.0,
+        };
+        for eye in camera.stereo_views(0.1, 100, 100) {
+            // The rotation part's rows: right, up and back, each of length 1, each square to the
+            // others, and right-handed.
+            let row = |r: usize| [eye.view[r], eye.view[4 + r], eye.view[8 + r]];
+            let dot = |a: [f32; 3], b: [f32; 3]| (0..3).map(|i| a[i] * b[i]).sum::<f32>();
+            let (right, up, back) = (row(0), row(1), row(2));
+            for (a, b) in [(right, up), (up, back), (back, right)] {
+                assert!(dot(a, b).abs() < 1e-5, "{a:?} · {b:?}");
+            }
+            for axis in [right, up, back] {
+                assert!((dot(axis, axis) - 1.0).abs() < 1e-5, "{axis:?}");
+            }
+            let cross = [
+                right[1] * up[2] - right[2] * up[1],
+                right[2] * up[0] - right[0] * up[2],
+                right[0] * up[1] - right[1] * up[0],
+            ];
+            assert!((dot(cross, back) - 1.0).abs() < 1e-5, "right × up = back");
+        }
+    }
+
+    #[test]
+    fn any_turn_that_is_not_zero_is_a_rotation() {
+        let turned = |rotation| Placement {
+            rotation,
+            ..Placement::default()
+        };
+        // Components of both signs, their sum zero: still a turn.
+        assert_eq!(turned([0.6, -0.6, 0.0, 0.0]).problem(), None);
+        assert!(
+            turned([1e-7, 0.0, 0.0, 0.0]).problem().is_some(),
+            "as good as zero"
+        );
+    }
+
+    #[test]
+    fn an_orbit_frames_the_model_with_a_margin_of_five_percent() {
+        let extent = Extent::default();
+        let radius = 3f32.sqrt() * 0.5;
+        for zoom in [1.0, 2.0] {
+            let orbit = Pose::orbit(&extent, 30.0, 20.0, zoom);
+            let distance = (0..3)
+                .map(|i| (orbit.position[i] - orbit.target[i]).powi(2))
+                .sum::<f32>()
+                .sqrt();
+            // The bounding sphere spans 1/1.05 of the half field of view, over the zoom.
+            let seen = (radius / distance) / (orbit.fov_y_degrees.to_radians() * 0.5).sin();
+            assert!((seen - zoom / 1.05).abs() < 1e-4, "zoom {zoom}: {seen}");
+        }
+    }
+
+    #[test]
+    fn a_quaternion_turns_a_vector_the_right_way_round() {
+        let half = std::f32::consts::FRAC_1_SQRT_2;
+        let close = |a: [f32; 3], b: [f32; 3]| (0..3).all(|i| (a[i] - b[i]).abs() < 1e-6);
+        // 90° about +Y turns −Z (ahead) to −X (left), and +X to −Z.
+        let yaw = [0.0, half, 0.0, half];
+        assert!(close(rotate(yaw, [0.0, 0.0, -1.0]), [-1.0, 0.0, 0.0]));
+        assert!(close(rotate(yaw, [1.0, 0.0, 0.0]), [0.0, 0.0, -1.0]));
+        // 90° about +X turns +Y (up) to +Z, and −Z to +Y.
+        let pitch = [half, 0.0, 0.0, half];
+        assert!(close(rotate(pitch, [0.0, 1.0, 0.0]), [0.0, 0.0, 1.0]));
+        assert!(close(rotate(pitch, [0.0, 0.0, -1.0]), [0.0, 1.0, 0.0]));
+        // 90° about +Z turns +X to +Y; the identity turns nothing.
+        assert!(close(
+            rotate([0.0, 0.0, half, half], [1.0, 0.0, 0.0]),
+            [0.0, 1.0, 0.0]
+        ));
+        assert!(close(
+            rotate([0.0, 0.0, 0.0, 1.0], [1.0, 2.0, 3.0]),
+            [1.0, 2.0, 3.0]
+        ));
+    }
+
+    #[test]
+    fn a_pick_returns_sixteen_hits_unless_it_says() {
+        let parse = |text: &str| match DeviceMessage::parse(text).unwrap() {
+            DeviceMessage::Pick {
+                max_hits, policy, ..
+            } => (max_hits, policy),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            parse(r#"{"type":"pick","id":1,"x":2,"y":3}"#),
+            (16, HitPolicy::Closest)
+        );
+        assert_eq!(
+            parse(r#"{"type":"pick","id":1,"x":2,"y":3,"policy":"all","max_hits":4}"#),
+            (4, HitPolicy::All)
+        );
+        assert!(DeviceMessage::parse(r#"{"type":"no-such-thing"}"#).is_err());
+        assert!(DeviceMessage::parse("not json").is_err());
+    }
+
     #[test]
     fn a_placement_needs_finite_numbers_a_positive_scale_and_a_rotation() {
         assert_eq!(Placement::default().problem(), None);

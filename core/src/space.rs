@@ -731,6 +731,118 @@ mod tests {
     }
 
     #[test]
+    fn join_order_decides_the_next_arbiter_whatever_the_members_ids() {
+        let mut space = space(ConstantChoices::default());
+        // Joined z, m, a: their ids sort the other way round.
+        for id in ["z", "m", "a"] {
+            join(&mut space, id, Role::Tablet, T0);
+            space.handle_status(id, MemberStatus::Active, T0).unwrap();
+        }
+        assert_eq!(space.arbiter.as_deref(), Some("z"));
+        let joined: Vec<u64> = ["z", "m", "a"]
+            .iter()
+            .map(|id| space.members[*id].joined)
+            .collect();
+        assert!(joined[0] < joined[1] && joined[1] < joined[2], "{joined:?}");
+        space
+            .handle_status("z", MemberStatus::Inactive, at(1))
+            .unwrap();
+        assert_eq!(
+            space.arbiter.as_deref(),
+            Some("m"),
+            "the earliest joined of the others"
+        );
+    }
+
+    #[test]
+    fn recording_a_render_session_is_a_roster_change() {
+        let mut space = space(ConstantChoices::default());
+        join(&mut space, "h", Role::Headset, T0);
+        let before = space.change;
+        let changes = space
+            .handle_render_session("h", Some("review-h".into()))
+            .unwrap();
+        assert_eq!(changes, vec![Change::Roster]);
+        assert!(space.change > before);
+        assert_eq!(
+            space.members["h"].render_session.as_deref(),
+            Some("review-h")
+        );
+    }
+
+    #[test]
+    fn custom_properties_may_take_exactly_their_limit() {
+        let mut space = space(ConstantChoices::default());
+        // A JSON string of n bytes in all: n − 2 letters between its quotes.
+        let custom = |n: usize| PropertiesPatch {
+            custom: Some(serde_json::Value::String("x".repeat(n - 2))),
+            ..PropertiesPatch::default()
+        };
+        let at_limit = space.handle_owner_write(custom(MAX_CUSTOM_BYTES), None);
+        assert_eq!(at_limit.unwrap(), vec![Change::Custom]);
+        assert!(matches!(
+            space.handle_owner_write(custom(MAX_CUSTOM_BYTES + 1), None),
+            Err(SpaceError::CustomTooLarge(size)) if size == MAX_CUSTOM_BYTES + 1
+        ));
+        // If-Match: the change number seen now passes, the one before it does not.
+        let now = space.change;
+        space.handle_owner_write(custom(10), Some(now)).unwrap();
+        assert!(matches!(
+            space.handle_owner_write(custom(11), Some(now)),
+            Err(SpaceError::Stale { .. })
+        ));
+    }
+
+    #[test]
+    fn the_same_placement_again_is_no_change_and_a_picked_part_has_a_name_of_1024_bytes_at_most() {
+        let mut space = space(ConstantChoices::default());
+        let placed = |x: f32| PropertiesPatch {
+            transform: Some(Placement {
+                position: [x, 0.0, 0.0],
+                ..Placement::default()
+            }),
+            ..PropertiesPatch::default()
+        };
+        assert_eq!(
+            space.handle_owner_write(placed(1.0), None).unwrap(),
+            vec![Change::Selection]
+        );
+        assert_eq!(space.handle_owner_write(placed(1.0), None).unwrap(), vec![]);
+        assert_eq!(
+            space.handle_owner_write(placed(2.0), None).unwrap(),
+            vec![Change::Selection]
+        );
+        let picked = |length: usize| PropertiesPatch {
+            pick: Some(Pick {
+                part: Some("p".repeat(length)),
+                position: None,
+                by: String::new(),
+            }),
+            ..PropertiesPatch::default()
+        };
+        assert_eq!(
+            space.handle_owner_write(picked(1024), None).unwrap(),
+            vec![Change::Pick]
+        );
+        assert!(matches!(
+            space.handle_owner_write(picked(1025), None),
+            Err(SpaceError::BadReview(_))
+        ));
+    }
+
+    #[test]
+    fn an_empty_space_expires_at_its_timeout_not_before() {
+        let mut space = space(ConstantChoices::default());
+        join(&mut space, "t", Role::Tablet, T0);
+        assert!(!space.is_expired(at(1_000_000)), "not while it has members");
+        space.handle_leave("t", at(10)).unwrap();
+        let after = space.constants.timeouts.session_empty.unwrap();
+        assert!(!space.is_expired(at(10 + after).before(Duration::from_millis(1))));
+        assert!(space.is_expired(at(10 + after)));
+        assert!(space.is_expired(at(20 + after)));
+    }
+
+    #[test]
     fn a_template_fixes_what_it_sets_and_defaults_fill_the_rest() {
         let fixed = template(ConstantChoices {
             visibility: Some(Visibility::Private),
