@@ -87,6 +87,121 @@ async fn the_host_renders_the_review_it_is_sent_and_refuses_a_bad_one() {
     server.stop().await;
 }
 
+/// The share of `image`'s pixels that are clearly red.
+fn red_share(image: &RgbaImage) -> f64 {
+    let red = image
+        .pixels
+        .chunks_exact(4)
+        .filter(|p| p[0] > 140 && p[1] < 100 && p[2] < 100)
+        .count();
+    red as f64 / (image.width * image.height) as f64
+}
+
+/// Width and height of what is drawn: the box around the pixels unlike the top-left corner's.
+fn drawn_box(image: &RgbaImage) -> (u32, u32) {
+    let background = image.pixel(0, 0);
+    let (mut low, mut high) = ((u32::MAX, u32::MAX), (0, 0));
+    for y in 0..image.height {
+        for x in 0..image.width {
+            let p = image.pixel(x, y);
+            if (0..3).any(|i| p[i].abs_diff(background[i]) > 24) {
+                low = (low.0.min(x), low.1.min(y));
+                high = (high.0.max(x), high.1.max(y));
+            }
+        }
+    }
+    (high.0.saturating_sub(low.0), high.1.saturating_sub(low.1))
+}
+
+/// Tint, see-through and explode, as a render host draws them: judged on the pixels of the frames
+/// it sends, not on the review it was told.
+#[tokio::test]
+async fn tint_see_through_and_explode_show_in_the_frames_a_host_sends() {
+    let (_dir, server, _arr, url) = ready_session("review", "looks").await;
+    let mut render = within(RenderConnection::connect_offering(
+        &url,
+        None,
+        &[Codec::Jpeg],
+    ))
+    .await
+    .unwrap();
+    render.load("bracket").await.unwrap();
+    let extent = loop {
+        if let RenderEvent::Message(HostMessage::LoadDone { extent, .. }) =
+            within(render.next()).await.unwrap()
+        {
+            break extent.unwrap();
+        }
+    };
+    render
+        .pose(Pose::orbit(&extent, 40.0, 25.0, 1.0).pose(1, 320, 240))
+        .await
+        .unwrap();
+    let plain = next_frame(&mut render).await.unwrap();
+    let look = |part: &str, look: PartOverride| {
+        let mut review = Review::default();
+        review.parts.insert(part.into(), look);
+        review
+    };
+
+    // Tinted red: the upright and the base plate turn red where they are seen.
+    let red = PartOverride {
+        tint: Some([1.0, 0.0, 0.0]),
+        ..PartOverride::default()
+    };
+    let mut tinted = look("Upright", red);
+    tinted.parts.insert("Base plate".into(), red);
+    render.set_review(tinted).await.unwrap();
+    let frame = next_frame(&mut render).await.unwrap();
+    assert!(
+        red_share(&frame) > 0.05 && red_share(&frame) > 5.0 * red_share(&plain),
+        "red: {:.3} -> {:.3}",
+        red_share(&plain),
+        red_share(&frame)
+    );
+
+    // The upright see-through: drawn, but the frame shows what lies behind it too. Not the same
+    // as hidden, and not as modelled.
+    let through = PartOverride {
+        see_through: Some(true),
+        ..PartOverride::default()
+    };
+    render.set_review(look("Upright", through)).await.unwrap();
+    let see_through = next_frame(&mut render).await.unwrap();
+    let hidden = PartOverride {
+        hidden: Some(true),
+        ..PartOverride::default()
+    };
+    render.set_review(look("Upright", hidden)).await.unwrap();
+    let gone = next_frame(&mut render).await.unwrap();
+    assert!(see_through.share_differing(&plain, 24) > 0.01);
+    assert!(see_through.share_differing(&gone, 24) > 0.01);
+    assert!(
+        see_through.coverage() > gone.coverage() + 0.01,
+        "see-through {:.3}, hidden {:.3}",
+        see_through.coverage(),
+        gone.coverage()
+    );
+
+    // Exploded all the way: the parts move apart, so what is drawn spreads wider or taller.
+    render
+        .set_review(Review {
+            explode: 1.0,
+            ..Review::default()
+        })
+        .await
+        .unwrap();
+    let exploded = next_frame(&mut render).await.unwrap();
+    let (before, after) = (drawn_box(&plain), drawn_box(&exploded));
+    assert!(
+        after.0 > before.0 + 10 || after.1 > before.1 + 10,
+        "drawn {before:?} -> {after:?}"
+    );
+    assert!(exploded.share_differing(&plain, 24) > 0.05);
+    within(render.bye()).await.unwrap();
+    server.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tablets_review_reaches_every_member_once_is_versioned_and_survives_a_restart() {
     use parallax_core::space::Role;
