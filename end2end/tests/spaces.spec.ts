@@ -229,6 +229,9 @@ async function pixelsWhere(page: Page, test: string): Promise<number> {
   }, test);
 }
 
+/** The highlight's outline: orange, linear (1, 0.62, 0) as sRGB. */
+const HIGHLIGHT = "r > 220 && g > 150 && g < 235 && b < 80";
+
 /** The gears' brass, and the pointer's magenta. */
 const BRASS = "r > b + 50 && g > b + 30";
 const POINTER = "r > 2 * g && b > 2 * g && r > 60";
@@ -550,12 +553,15 @@ test("a tablet isolates a part and cuts a section; every browser headset's frame
   const picked = review.getByRole("status").filter({ hasText: "picked" });
   await expect(picked).toHaveText(/Review A picked (Base plate|Upright|Gussets|Bolt bosses)/);
   const part = (await picked.textContent())!.match(/picked (.+?)Highlight/)![1];
+  const outlined = await Promise.all(headsets.map((h) => pixelsWhere(h, HIGHLIGHT)));
   await picked.getByRole("button", { name: "Highlight for everyone" }).click();
   await expect(review.getByRole("button", { name: `Highlight ${part}` })).toHaveAttribute("aria-pressed", "true");
+  // The part gets the highlight's orange outline on every headset (not merely another frame).
   for (let i = 0; i < headsets.length; i++) {
     await expect
-      .poll(async () => !(await headsets[i].locator("canvas.frame").screenshot()).equals(whole[i]), { timeout: 10_000 })
-      .toBe(true);
+      .poll(() => pixelsWhere(headsets[i], HIGHLIGHT), { timeout: 10_000 })
+      .toBeGreaterThan(outlined[i] + 100);
+    expect((await headsets[i].locator("canvas.frame").screenshot()).equals(whole[i])).toBe(false);
   }
   await review.getByRole("button", { name: "Show all" }).click();
 
