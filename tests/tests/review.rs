@@ -1,7 +1,7 @@
 //! A design review's look on a real render host, through the headset library: the host renders
 //! what `set_review` says — a part hidden, the section of a cut — and refuses what it cannot.
 
-use parallax_core::device::{Codec, HostMessage, Pose};
+use parallax_core::device::{Codec, Extent, HostMessage, Pose};
 use parallax_core::review::{CutPlane, PartOverride, Review};
 use parallax_headset::{RenderConnection, RenderEvent};
 use parallax_render::RgbaImage;
@@ -21,10 +21,13 @@ async fn next_frame(render: &mut RenderConnection) -> Result<RgbaImage, (String,
     }
 }
 
-#[tokio::test]
-async fn the_host_renders_the_review_it_is_sent_and_refuses_a_bad_one() {
-    let (_dir, server, _arr, url) = ready_session("review", "review").await;
-    // JPEG: the same picture gives the same frame, so "as before" can be checked exactly.
+/// A Ready session `session` with the bracket loaded on its render connection (JPEG: the same
+/// picture gives the same frame, so "as before" can be checked exactly), and the bracket's
+/// extent.
+async fn bracket_on_a_host(
+    session: &str,
+) -> (tempfile::TempDir, TestServer, RenderConnection, Extent) {
+    let (dir, server, _arr, url) = ready_session("review", session).await;
     let mut render = within(RenderConnection::connect_offering(
         &url,
         None,
@@ -40,6 +43,12 @@ async fn the_host_renders_the_review_it_is_sent_and_refuses_a_bad_one() {
             break extent.unwrap();
         }
     };
+    (dir, server, render, extent)
+}
+
+#[tokio::test]
+async fn the_host_renders_the_review_it_is_sent_and_refuses_a_bad_one() {
+    let (_dir, server, mut render, extent) = bracket_on_a_host("review").await;
     let pose: Pose = Pose::orbit(&extent, 40.0, 25.0, 1.0).pose(1, 320, 240);
     render.pose(pose).await.unwrap();
     let plain = next_frame(&mut render).await.unwrap();
@@ -117,22 +126,7 @@ fn drawn_box(image: &RgbaImage) -> (u32, u32) {
 /// it sends, not on the review it was told.
 #[tokio::test]
 async fn tint_see_through_and_explode_show_in_the_frames_a_host_sends() {
-    let (_dir, server, _arr, url) = ready_session("review", "looks").await;
-    let mut render = within(RenderConnection::connect_offering(
-        &url,
-        None,
-        &[Codec::Jpeg],
-    ))
-    .await
-    .unwrap();
-    render.load("bracket").await.unwrap();
-    let extent = loop {
-        if let RenderEvent::Message(HostMessage::LoadDone { extent, .. }) =
-            within(render.next()).await.unwrap()
-        {
-            break extent.unwrap();
-        }
-    };
+    let (_dir, server, mut render, extent) = bracket_on_a_host("looks").await;
     render
         .pose(Pose::orbit(&extent, 40.0, 25.0, 1.0).pose(1, 320, 240))
         .await
