@@ -754,6 +754,33 @@ async fn json_of(request: reqwest::RequestBuilder) -> Value {
         .expect("a JSON body")
 }
 
+/// A browser that follows no redirects (to see what each answer says) and trusts `server`'s
+/// authority, as one that has installed it does.
+pub fn browser(server: &TestServer) -> reqwest::Client {
+    let mut builder = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none());
+    if let Some(trust) = &server.trust {
+        builder = builder.use_preconfigured_tls((*trust.config).clone());
+    }
+    builder.build().expect("a browser")
+}
+
+/// Signs `browser` in to `server` with the account's key, as the sign-in form posts it; `headers`
+/// go with it (a proxy's, say). The answer, with the session cookie in `set-cookie`.
+pub async fn browser_sign_in(
+    browser: &reqwest::Client,
+    server: &TestServer,
+    (account, key): (&str, &str),
+    headers: &[(&str, &str)],
+) -> reqwest::Response {
+    let mut request = browser
+        .post(format!("{}/v1/browser/sign-in", server.url()))
+        .form(&[("account", account), ("key", key)]);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    request.send().await.expect("the coordinator answers")
+}
+
 /// Joins the space whose join code is `code` as a guest tablet, as a browser does; returns the
 /// guest's cookie (`parallax_session=…`), which reaches only that space.
 pub async fn guest_cookie(server: &TestServer, code: &str) -> String {

@@ -547,26 +547,20 @@ mod tests {
         other.host_command(&host, &HostCommand::Reset).await;
         other.nats.flush().await.unwrap();
         let shutdown = CancellationToken::new();
-        let received = tokio::time::timeout(
-            Duration::from_secs(5),
-            replica.next_message::<(HostId, HostCommand)>(&mut commands, &shutdown),
-        )
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+        let mut next = async || {
+            tokio::time::timeout(
+                Duration::from_secs(5),
+                replica.next_message::<(HostId, HostCommand)>(&mut commands, &shutdown),
+            )
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap()
+        };
         // The first of the fresh pair (signed as a replica signs) comes through, then the
         // replica's own.
-        assert_eq!(received, (host.clone(), HostCommand::Reset));
-        let received = tokio::time::timeout(
-            Duration::from_secs(5),
-            replica.next_message::<(HostId, HostCommand)>(&mut commands, &shutdown),
-        )
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
-        assert_eq!(received, (host, HostCommand::Reset));
+        assert_eq!(next().await, (host.clone(), HostCommand::Reset));
+        assert_eq!(next().await, (host, HostCommand::Reset));
         assert_eq!(
             rejected.get(),
             4,

@@ -3,7 +3,9 @@
 //! browser cookie's 24-hour lifetime and sign-out, and account keys stored only as hashes.
 
 use parallax_core::space::Role;
-use parallax_tests::{ArrClient, SignedIn, TestServer, data_dir, get_json};
+use parallax_tests::{
+    ArrClient, SignedIn, TestServer, browser, browser_sign_in, data_dir, get_json,
+};
 use serde_json::{Value, json};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -102,16 +104,8 @@ async fn the_browser_cookie_lasts_a_day_and_sign_out_forgets_it() {
     let dir = data_dir();
     let (account, key) = ArrClient::create_account(dir.path(), "showroom").await;
     let server = TestServer::start(dir.path()).await;
-    let browser = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let signed_in = browser
-        .post(format!("{}/v1/browser/sign-in", server.url()))
-        .form(&[("account", account.as_str()), ("key", key.as_str())])
-        .send()
-        .await
-        .unwrap();
+    let browser = browser(&server);
+    let signed_in = browser_sign_in(&browser, &server, (&account, &key), &[]).await;
     let cookie = signed_in.headers()["set-cookie"].to_str().unwrap();
     assert!(cookie.contains("Max-Age=86400"), "{cookie}");
     let signed_out = browser

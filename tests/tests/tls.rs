@@ -16,7 +16,9 @@ use parallax_server::Options;
 use parallax_server::config::PoolArgs;
 use parallax_server::tls::scope::Scope;
 use parallax_server::tls::{Tls, TlsSetup};
-use parallax_tests::{ArrClient, TestServer, data_dir, frame_trusting, get_json};
+use parallax_tests::{
+    ArrClient, TestServer, browser, browser_sign_in, data_dir, frame_trusting, get_json,
+};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
@@ -267,17 +269,8 @@ async fn https_by_default_with_wss_render_urls_served_by_hosts_linked_over_wss()
 async fn over_https_the_cookie_is_secure_and_browsers_are_told_to_stay_on_https() {
     let dir = data_dir();
     let (server, (account, key)) = tls_server(dir.path(), PoolArgs::default()).await;
-    let browser = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .use_preconfigured_tls((*server.trust.as_ref().unwrap().config).clone())
-        .build()
-        .unwrap();
-    let signed_in = browser
-        .post(format!("{}/v1/browser/sign-in", server.url()))
-        .form(&[("account", account.as_str()), ("key", key.as_str())])
-        .send()
-        .await
-        .unwrap();
+    let browser = browser(&server);
+    let signed_in = browser_sign_in(&browser, &server, (&account, &key), &[]).await;
     let cookie = signed_in.headers()["set-cookie"].to_str().unwrap();
     assert!(cookie.contains("; Secure"), "{cookie}");
     assert_eq!(
@@ -542,23 +535,21 @@ async fn behind_a_tls_proxy_the_links_handed_out_stay_on_https() {
         .unwrap();
     assert_eq!(ca.status(), 404);
 
-    let sign_in = |proto: Option<&str>| {
-        let mut request = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap()
-            .post(format!("{}/v1/browser/sign-in", server.url()))
-            .form(&[("account", account.as_str()), ("key", key.as_str())]);
-        if let Some(proto) = proto {
-            request = request.header("x-forwarded-proto", proto);
-        }
+    let browser = browser(&server);
+    let cookie = |headers: &'static [(&'static str, &'static str)]| {
+        let credentials = (account.as_str(), key.as_str());
+        let (browser, server) = (&browser, &server);
         async move {
-            let answer = request.send().await.unwrap();
+            let answer = browser_sign_in(browser, server, credentials, headers).await;
             answer.headers()["set-cookie"].to_str().unwrap().to_string()
         }
     };
-    assert!(!sign_in(None).await.contains("Secure"));
-    assert!(sign_in(Some("https")).await.contains("Secure"));
+    assert!(!cookie(&[]).await.contains("Secure"));
+    assert!(
+        cookie(&[("x-forwarded-proto", "https")])
+            .await
+            .contains("Secure")
+    );
 
     let arr = ArrClient::sign_in(&server, &account, &key).await;
     ready(&arr, "proxied").await;
