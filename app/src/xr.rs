@@ -4,7 +4,8 @@
 //! side by side, is drawn on the session's WebGL layer: each half into its eye's viewport,
 //! reprojected from where that eye was when the frame was asked for to where it is now (planar
 //! late-stage reprojection, `parallax_core::reproject`), so the model stays put in the room
-//! between frames. A headset that gives no per-eye views gets one frame from the head's centre.
+//! between frames. A headset that shows one picture (one view with an area of the layer) gets
+//! one frame from the head's centre.
 //!
 //! WebXR is reached through `js_sys::Reflect`: web-sys's WebXR bindings need an unstable cfg.
 //! Browser only.
@@ -175,12 +176,26 @@ fn on_frame(
             .and_then(|v| v.as_f64())
             .unwrap_or_default() as f32
     };
-    let views: Array = get(&pose, "views")?.dyn_into()?;
-    let first = views.get(0);
+    // The views the layer shows: a device that shows one picture may still list a second view,
+    // with no area (the emulator does).
+    let views: Vec<JsValue> = get(&pose, "views")?
+        .dyn_into::<Array>()?
+        .iter()
+        .filter(|view| {
+            call(layer, "getViewport", &[view]).is_ok_and(|area| {
+                ["width", "height"]
+                    .iter()
+                    .all(|key| get(&area, key).ok().and_then(|v| v.as_f64()).unwrap_or(0.0) > 0.0)
+            })
+        })
+        .collect();
+    let Some(first) = views.first() else {
+        return Ok(());
+    };
     // Vertical field of view from the first eye's projection: m[5] = 1 / tan(fov / 2).
-    let projection: js_sys::Float32Array = get(&first, "projectionMatrix")?.dyn_into()?;
+    let projection: js_sys::Float32Array = get(first, "projectionMatrix")?.dyn_into()?;
     let fov_y_degrees = (2.0 * (1.0 / projection.get_index(5)).atan()).to_degrees();
-    let viewport = call(layer, "getViewport", &[&first])?;
+    let viewport = call(layer, "getViewport", &[first])?;
     let (width, height) = (
         get(&viewport, "width")?.as_f64().unwrap_or(MAX_SIDE),
         get(&viewport, "height")?.as_f64().unwrap_or(MAX_SIDE),
@@ -198,8 +213,8 @@ fn on_frame(
             projection: matrix(get(view, "projectionMatrix").ok()?)?,
         })
     };
-    let eyes = match (views.length(), eye(&views.get(0)), eye(&views.get(1))) {
-        (2, Some(left), Some(right)) => Some([left, right]),
+    let eyes = match views.as_slice() {
+        [left, right] => eye(left).zip(eye(right)).map(|(l, r)| [l, r]),
         _ => None,
     };
     // Even sides, as H.264's 4:2:0 pictures need.
@@ -246,7 +261,7 @@ fn on_frame(
     let reproject = !js_sys::Reflect::get(&window(), &"parallaxReproject".into())
         .is_ok_and(|v| v.as_bool() == Some(false));
     for (i, view) in views.iter().enumerate() {
-        let area = call(layer, "getViewport", &[&view])?;
+        let area = call(layer, "getViewport", &[view])?;
         let side = |key: &str| {
             get(&area, key)
                 .ok()

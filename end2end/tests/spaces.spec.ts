@@ -806,12 +806,12 @@ test("the operator stops a headset's render session from /pool and the headset s
   await expect(health.locator("thead")).toHaveText(/Hosts\s*Free\s*Busy\s*Starting\s*Lost/);
   await expect(health.locator('tr[data-size="Standard"] td')).toHaveCount(8);
   // The values, not just the cells: this headset's host is busy, no more hosts than the server
-  // was started with (--standard 12, scripts/e2e.sh), none of them lost, nobody queued.
+  // was started with (--standard 13, scripts/e2e.sh), none of them lost, nobody queued.
   const cells = (await health.locator('tr[data-size="Standard"] td').allTextContents()).map(Number);
   const [hosts, free, busy, , lost, most, , queued] = cells;
   expect(busy, `${cells}`).toBeGreaterThanOrEqual(1);
   expect(free + busy, `${cells}`).toBeLessThanOrEqual(hosts);
-  expect(most, `${cells}`).toBe(12);
+  expect(most, `${cells}`).toBe(13);
   expect(hosts, `${cells}`).toBeLessThanOrEqual(most);
   expect([lost, queued], `${cells}`).toEqual([0, 0]);
   // Stopping asks first; cancelling changes nothing.
@@ -826,19 +826,20 @@ test("the operator stops a headset's render session from /pool and the headset s
   await expect(row).toHaveCount(0);
 });
 
-/** Meta's Immersive Web Emulation Runtime as a Meta Quest 3 with both eyes, installed before the
- * page's scripts (Chromium has a native `navigator.xr`, hence `forceInstall`). The page draws into
- * the emulated layer, which the runtime shows on the page, left eye left, right eye right. */
-async function emulatedQuest3(browser: Browser): Promise<Page> {
+/** Meta's Immersive Web Emulation Runtime as a Meta Quest 3, installed before the page's scripts
+ * (Chromium has a native `navigator.xr`, hence `forceInstall`). The page draws into the emulated
+ * layer, which the runtime shows on the page: in stereo, left eye left, right eye right; without,
+ * one picture across the whole layer (the runtime then gives the second view no area). */
+async function emulatedQuest3(browser: Browser, stereo = true): Promise<Page> {
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
   await context.addInitScript({ path: require.resolve("iwer/build/iwer.min.js") });
-  await context.addInitScript(() => {
+  await context.addInitScript((stereo) => {
     const w = window as any;
     const device = new w.IWER.XRDevice(w.IWER.metaQuest3);
-    device.stereoEnabled = true;
+    device.stereoEnabled = stereo;
     device.installRuntime({ forceInstall: true });
     w.xrDevice = device;
-  });
+  }, stereo);
   return context.newPage();
 }
 
@@ -992,6 +993,60 @@ test("an emulated Meta Quest 3 over https sees the model in stereo, world-locked
   // Taking the headset off ends the session: the page offers VR again.
   await headset.evaluate(() => (window as any).xrDevice.activeSession.end());
   await expect(headset.getByRole("button", { name: "Enter VR" })).toBeVisible();
+});
+
+test("an emulated headset that shows one picture gets one frame, from the head's centre, across its view", async ({
+  browser,
+}) => {
+  test.setTimeout(60_000);
+  const room = `mono-${Date.now().toString(36)}`;
+  const tablet = await signedIn(browser);
+  await createSpace(tablet, room);
+  await tablet.getByRole("button", { name: /^Show Spur gear.* to everyone$/ }).click();
+  const headset = await emulatedQuest3(browser, false);
+  await joinAsGuest(headset, await joinCode(tablet), "Quest 3, one picture");
+  await frameOf(headset, "gear");
+  const view = headset.locator("canvas.frame");
+  await headset.getByRole("button", { name: "Enter VR" }).click();
+  await expect(headset.getByRole("status").filter({ hasText: "In VR" })).toBeVisible();
+  // One frame as large as the one view (not two eyes side by side, one of them with no area)...
+  await expect
+    .poll(() => view.evaluate((c: HTMLCanvasElement) => `${c.width}x${c.height}`), { timeout: 15_000 })
+    .toBe("1280x800");
+  // ...showing the gear once, straight ahead of the head's centre: in the middle of the frame,
+  // where a stereo frame has the seam between its eyes.
+  const seen = await view.evaluate((c: HTMLCanvasElement) => {
+    const { data } = c.getContext("2d")!.getImageData(0, 0, c.width, c.height);
+    const bg = [data[0], data[1], data[2]];
+    const model = (x: number, y: number) => {
+      const i = (y * c.width + x) * 4;
+      return [0, 1, 2].some((k) => Math.abs(data[i + k] - bg[k]) > 24);
+    };
+    let [sum, count, middle] = [0, 0, 0];
+    for (let y = 0; y < c.height; y += 2) {
+      for (let x = 0; x < c.width; x += 2) if (model(x, y)) [sum, count] = [sum + x, count + 1];
+      if (model(c.width / 2, y)) middle++;
+    }
+    return { centre: sum / count, width: c.width, middle, count };
+  });
+  console.log(`one picture: the gear's centre at x = ${seen.centre.toFixed(1)} of ${seen.width} px`);
+  expect(seen.count, JSON.stringify(seen)).toBeGreaterThan(500);
+  expect(seen.middle, JSON.stringify(seen)).toBeGreaterThan(8);
+  // Within 6 px of the middle: drawn from one eye, 32 mm to the side, it would be 13 px off.
+  expect(Math.abs(seen.centre - seen.width / 2), JSON.stringify(seen)).toBeLessThan(6);
+  // And the layer shows that frame across its whole width, the gear in the middle.
+  const png = PNG.sync.read(await headset.screenshot());
+  const background = [...png.data.subarray(0, 3)];
+  let [sum, count] = [0, 0];
+  for (let y = 0; y < png.height; y += 2)
+    for (let x = 0; x < png.width; x += 2) {
+      const i = (y * png.width + x) * 4;
+      if ([0, 1, 2].some((k) => Math.abs(png.data[i + k] - background[k]) > 40)) [sum, count] = [sum + x, count + 1];
+    }
+  expect(count, `${background}`).toBeGreaterThan(1000);
+  expect(Math.abs(sum / count - png.width / 2), `${background}`).toBeLessThan(png.width / 20);
+  await headset.evaluate(() => (window as any).xrDevice.activeSession.end());
+  await headset.context().close();
 });
 
 test("a headset page over plain http says VR needs HTTPS; plain http to the https port is redirected", async ({
