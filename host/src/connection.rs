@@ -34,10 +34,10 @@ use parallax_core::review::Review;
 use parallax_core::session::{SessionId, SessionSize};
 use parallax_core::{ChangeNumber, FrameHeader, ModelId};
 use parallax_render::renderer::MAX_VIEWPORT_SIDE;
-use parallax_render::{Eye, Mesh, VideoEncoder, View};
+use parallax_render::{Eye, VideoEncoder, View};
 use tokio::time::{Instant, sleep_until, timeout};
 
-use crate::host::Host;
+use crate::host::{Host, Loaded};
 use crate::net;
 use crate::worker::{Frame, RawFrame};
 
@@ -95,7 +95,7 @@ async fn connect(
 
 /// What this device has asked for. Dropped with the connection: the clean slate.
 struct Scene {
-    model: Option<(ModelId, Arc<Mesh>)>,
+    model: Option<(ModelId, Arc<Loaded>)>,
     placement: Placement,
     pose: Option<Pose>,
     /// Something changed since the last frame.
@@ -302,14 +302,19 @@ async fn apply(
                 },
             )
             .await?;
-            match host.mesh(&target.account, &model, target.size).await {
-                Ok(mesh) => {
+            match host.model(&target.account, &model, target.size).await {
+                Ok(loaded) => {
+                    let mesh = &loaded.mesh;
                     let triangles = mesh.triangles();
                     let extent = mesh.bounds().map(|b| Extent {
                         min: b.min.to_array(),
                         max: b.max.to_array(),
                     });
-                    scene.model = Some((model.clone(), mesh));
+                    // Picks are cast through an index, built meanwhile: it is ready long
+                    // before anyone can point at the model.
+                    let warm = loaded.clone();
+                    tokio::spawn(async move { warm.picks().await });
+                    scene.model = Some((model.clone(), loaded));
                     scene.dirty = true;
                     if let Some(video) = &mut scene.video {
                         video.request_keyframe();
@@ -407,7 +412,7 @@ async fn pick(
             ),
         );
     };
-    let Some((model, mesh)) = scene.model.clone() else {
+    let Some((model, loaded)) = scene.model.clone() else {
         return HostMessage::PickResult {
             id,
             model: None,
@@ -415,10 +420,14 @@ async fn pick(
         };
     };
     let transform = transform_of(&scene.placement);
-    let first_only = policy == HitPolicy::Any;
+    let picks = match loaded.picks().await {
+        Ok(picks) => picks,
+        Err(reason) => return error("PickFailed", reason),
+    };
     let review = scene.review.clone();
+    let mesh = loaded.mesh.clone();
     let found = tokio::task::spawn_blocking(move || {
-        let hits = parallax_render::pick::cast_shown(&mesh, transform, ray, &review, first_only);
+        let hits = picks.cast(&mesh, transform, ray, &review, policy);
         let parts: Vec<Option<String>> =
             hits.iter().map(|hit| mesh.part_of(hit.triangle)).collect();
         (hits, parts)
@@ -459,7 +468,10 @@ async fn render(
 ) -> Result<(), Close> {
     let transform = transform_of(&scene.placement);
     let started = std::time::Instant::now();
-    let model = scene.model.clone();
+    let model = scene
+        .model
+        .as_ref()
+        .map(|(id, loaded)| (id.clone(), loaded.mesh.clone()));
     let request = Frame {
         eyes: eyes_of(&pose),
         size: (pose.width, pose.height),

@@ -12,6 +12,7 @@ use parallax_core::ModelId;
 use parallax_core::host::{Admission, HostReport};
 use parallax_core::session::SessionSize;
 use parallax_render::Mesh;
+use parallax_render::pick::PickIndex;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
@@ -34,10 +35,11 @@ pub struct Host {
     link: Mutex<Option<mpsc::UnboundedSender<HostReport>>>,
     admissions: Mutex<HashMap<u64, oneshot::Sender<Admission>>>,
     next_request: AtomicU64,
-    /// Meshes fetched, by the account whose session asked and the model (a host serves the
+    /// Models fetched, by the account whose session asked and the model (a host serves the
     /// sessions of many accounts over time, and each may load only what its account sees),
-    /// bounded in bytes. Models never change under their id, so a hit is always right.
-    meshes: Cache<(String, ModelId), Arc<Mesh>>,
+    /// bounded in bytes: each mesh with its pick index. Models never change under their id, so
+    /// a hit is always right.
+    meshes: Cache<(String, ModelId), Arc<Loaded>>,
     /// Frames sent since the last heartbeat, and the time spent rendering them.
     frames: Mutex<(u32, Duration)>,
     http: reqwest::Client,
@@ -48,6 +50,32 @@ pub struct Host {
     /// What render tickets are checked with: the coordinator's public key, from the last
     /// registration.
     tickets: Mutex<Option<TicketVerifier>>,
+}
+
+/// A model a host has fetched: its mesh, and the index picks are cast through, built the first
+/// time it is needed (a host starts building it once the model is on screen).
+pub struct Loaded {
+    pub mesh: Arc<Mesh>,
+    picks: tokio::sync::OnceCell<Arc<PickIndex>>,
+}
+
+impl Loaded {
+    /// The model's pick index, built on a blocking thread the first time it is asked for; whoever
+    /// asks meanwhile waits for that one build.
+    pub async fn picks(&self) -> Result<Arc<PickIndex>, String> {
+        let build = || async {
+            let mesh = self.mesh.clone();
+            tokio::task::spawn_blocking(move || Arc::new(PickIndex::new(&mesh)))
+                .await
+                .map_err(|e| format!("the pick index could not be built: {e}"))
+        };
+        self.picks.get_or_try_init(build).await.cloned()
+    }
+
+    /// What the model weighs in memory: the mesh, and its pick index as it will be once built.
+    fn heap_bytes(&self) -> u64 {
+        self.mesh.heap_bytes() + PickIndex::expected_bytes(self.mesh.triangles())
+    }
 }
 
 /// A device's hold on the host; dropping it lets the next device in.
@@ -88,7 +116,9 @@ impl Host {
             next_request: AtomicU64::new(0),
             meshes: Cache::builder()
                 .max_capacity(mesh_cache_bytes)
-                .weigher(|_, mesh: &Arc<Mesh>| u32::try_from(mesh.heap_bytes()).unwrap_or(u32::MAX))
+                .weigher(|_, loaded: &Arc<Loaded>| {
+                    u32::try_from(loaded.heap_bytes()).unwrap_or(u32::MAX)
+                })
                 .build(),
             frames: Mutex::default(),
             http,
@@ -181,14 +211,14 @@ impl Host {
         })
     }
 
-    /// The mesh of `model`, from memory or from the coordinator's catalog; refused if a session
-    /// of `account` and `size` may not load it (another account's upload is unknown to it).
-    pub async fn mesh(
+    /// `model`, from memory or from the coordinator's catalog; refused if a session of `account`
+    /// and `size` may not load it (another account's upload is unknown to it).
+    pub async fn model(
         &self,
         account: &str,
         model: &ModelId,
         size: SessionSize,
-    ) -> Result<Arc<Mesh>, String> {
+    ) -> Result<Arc<Loaded>, String> {
         // One download for everyone asking for the same model at once.
         self.meshes
             .try_get_with(
@@ -205,7 +235,7 @@ impl Host {
         account: &str,
         model: &ModelId,
         size: SessionSize,
-    ) -> Result<Arc<Mesh>, String> {
+    ) -> Result<Arc<Loaded>, String> {
         let url = format!("{}/v1/hosts/models/{}/mesh", lock(&self.api), model);
         let response = self
             .http
@@ -230,7 +260,10 @@ impl Host {
         let mesh = tokio::task::spawn_blocking(move || Mesh::from_bytes(&bytes))
             .await
             .map_err(|e| format!("reading the model failed: {e}"))??;
-        Ok(Arc::new(mesh))
+        Ok(Arc::new(Loaded {
+            mesh: Arc::new(mesh),
+            picks: tokio::sync::OnceCell::new(),
+        }))
     }
 
     fn device_connected(&self) -> bool {

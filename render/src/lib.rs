@@ -30,6 +30,7 @@ pub use import::{
 };
 pub use mesh::{Bounds, Mesh, Orientation, Part, Vertex, path_in};
 pub use renderer::{
-    Eye, GpuModel, Look, MAX_CUT_PLANES, MAX_EYES, PartLook, RenderError, Renderer, RgbaImage,
+    Eye, FrameStats, GpuModel, Look, MAX_CUT_PLANES, MAX_EYES, PartLook, RenderError, Renderer,
+    RgbaImage,
 };
 pub use video::{EncodedFrame, VideoEncoder, VideoError, psnr};

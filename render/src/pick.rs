@@ -1,7 +1,18 @@
 //! Ray casts against a model: which part of the model is under a point of the screen.
+//!
+//! [`PickIndex`] is what a render host casts with: built once per model, it holds each part's
+//! bounds and a BVH of its triangles, so a ray tests the few triangles near it instead of every
+//! triangle of the model. [`cast_shown`] tests every triangle; it is the reference the index is
+//! tested against, and the figure the benchmark compares with.
 
-use glam::{Mat4, Vec3};
+use std::ops::Range;
 
+use glam::{Mat4, Vec3, Vec3A};
+use obvhs::BvhBuildParams;
+use obvhs::aabb::Aabb;
+use obvhs::bvh2::Bvh2;
+use obvhs::bvh2::builder::build_bvh2;
+use parallax_core::device::HitPolicy;
 use parallax_core::review::Review;
 
 use crate::camera::View;
@@ -60,11 +71,6 @@ pub fn cast_shown(
 ) -> Vec<RayHit> {
     let centre = mesh.bounds().map_or(Vec3::ZERO, |b| b.center());
     let to_model = transform.inverse();
-    let cut_away = |p: Vec3| {
-        review.cut_planes.iter().any(|plane| {
-            (p - Vec3::from(plane.point)).dot(Vec3::from(plane.normal).normalize_or_zero()) > 0.0
-        })
-    };
     let mut hits = Vec::new();
     for (part, triangles) in mesh.draw_ranges() {
         let path = part.map(|i| mesh.path_of(i));
@@ -80,28 +86,15 @@ pub fn cast_shown(
         };
         for t in triangles {
             let triangle = &mesh.indices[t as usize * 3..t as usize * 3 + 3];
-            let [a, b, c] = [
+            let corners = [
                 corner(triangle[0]),
                 corner(triangle[1]),
                 corner(triangle[2]),
             ];
-            let Some(distance) = intersect(ray, a, b, c) else {
+            let Some(hit) = hit_on(ray, corners, t, to_model, review) else {
                 continue;
             };
-            let position = ray.origin + ray.direction * distance;
-            if cut_away(to_model.transform_point3(position)) {
-                continue;
-            }
-            let mut normal = (b - a).cross(c - a).normalize_or_zero();
-            if normal.dot(ray.direction) > 0.0 {
-                normal = -normal;
-            }
-            hits.push(RayHit {
-                triangle: t as usize,
-                position,
-                normal,
-                distance,
-            });
+            hits.push(hit);
             if first_only {
                 return hits;
             }
@@ -109,6 +102,287 @@ pub fn cast_shown(
     }
     hits.sort_by(|a, b| a.distance.total_cmp(&b.distance));
     hits
+}
+
+/// A model's triangles arranged for ray casts: for each part (each range [`Mesh::draw_ranges`]
+/// gives), its bounds and a BVH of its triangles, in model space. A cast finds the same hits as
+/// [`cast_shown`], in the same order, honouring the review the same way: the index only decides
+/// which triangles are tested, and they are tested as [`cast_shown`] tests them. Parts are kept
+/// apart so that hiding one skips it and exploding moves it whole, with no rebuild.
+pub struct PickIndex {
+    /// The centre of the model's bounds, which exploded parts move away from.
+    centre: Vec3,
+    parts: Vec<IndexedPart>,
+}
+
+struct IndexedPart {
+    /// The part's index in [`Mesh::parts`]; `None` for the triangles before the first part.
+    part: Option<usize>,
+    triangles: Range<u32>,
+    /// The centre of the part's bounds, which the explode moves out from the model's centre.
+    centre: Vec3,
+    /// The part's bounds, a little larger than its triangles (see [`PickIndex::new`]).
+    bounds: Aabb,
+    /// Over the part's triangles, numbered from `triangles.start`.
+    bvh: Bvh2,
+}
+
+impl PickIndex {
+    /// Builds the index of `mesh`: about 0.2 s per million triangles on one core here, 22 bytes
+    /// a triangle (docs/BENCHMARKS.md). A host builds it once per model, once it is on screen.
+    pub fn new(mesh: &Mesh) -> Self {
+        let centre = mesh.bounds().map_or(Vec3::ZERO, |b| b.center());
+        let corner = |i: u32| Vec3A::from(mesh.vertices[i as usize].position);
+        let parts = mesh
+            .draw_ranges()
+            .into_iter()
+            .filter(|(_, triangles)| !triangles.is_empty())
+            .map(|(part, triangles)| {
+                let mut boxes: Vec<Aabb> = triangles
+                    .clone()
+                    .map(|t| {
+                        let at = t as usize * 3;
+                        let corners = mesh.indices[at..at + 3].iter().map(|&i| corner(i));
+                        let mut bounds = Aabb::empty();
+                        corners.for_each(|c| {
+                            bounds.extend(c);
+                        });
+                        bounds
+                    })
+                    .collect();
+                let bounds = boxes.iter().fold(Aabb::empty(), |all, b| all.union(b));
+                // Rays are traced through the index in model space, triangles tested in scene
+                // space: each box is a hair larger (a millionth of the part and of its distance
+                // from the origin) so that rounding never leaves out a triangle the test hits.
+                let pad = Vec3A::splat(
+                    bounds.diagonal().max_element() * 1e-5
+                        + bounds.min.abs().max(bounds.max.abs()).max_element() * 1e-6,
+                );
+                for b in &mut boxes {
+                    *b = Aabb::new(b.min - pad, b.max + pad);
+                }
+                let mut spent = std::time::Duration::ZERO;
+                // Quick to build (a fast pick needs no better tree), and leaves of up to 8
+                // triangles where that costs a pick little: 22 bytes a triangle, not 26.
+                let params = BvhBuildParams {
+                    collapse_traversal_cost: 12.0,
+                    ..BvhBuildParams::very_fast_build()
+                };
+                let mut bvh = build_bvh2(&boxes, params, &mut spent);
+                // What traversal reads, and no more (the builder leaves each node's parent).
+                bvh.nodes.shrink_to_fit();
+                bvh.primitive_indices.shrink_to_fit();
+                bvh.parents = Vec::new();
+                IndexedPart {
+                    part,
+                    centre: Vec3::from(bounds.center()),
+                    bounds: Aabb::new(bounds.min - pad, bounds.max + pad),
+                    triangles,
+                    bvh,
+                }
+            })
+            .collect();
+        Self { centre, parts }
+    }
+
+    /// About what the index of a model of `triangles` triangles holds, in bytes, before it is
+    /// built: what a cache weighs it by (measured on the generated assemblies, docs/BENCHMARKS.md).
+    pub fn expected_bytes(triangles: u64) -> u64 {
+        triangles * BYTES_PER_TRIANGLE
+    }
+
+    /// The memory the index holds, in bytes.
+    pub fn heap_bytes(&self) -> u64 {
+        let parts = self.parts.capacity() * std::mem::size_of::<IndexedPart>();
+        let trees: usize = self
+            .parts
+            .iter()
+            .map(|p| {
+                p.bvh.nodes.capacity() * std::mem::size_of::<obvhs::bvh2::node::Bvh2Node>()
+                    + (p.bvh.primitive_indices.capacity() + p.bvh.parents.capacity()) * 4
+            })
+            .sum();
+        (std::mem::size_of::<Self>() + parts + trees) as u64
+    }
+
+    /// The hits of `ray` on `mesh` (the mesh this index was built from) placed by `transform`,
+    /// as `review` shows it: [`HitPolicy::Closest`] the nearest, [`HitPolicy::Any`] one,
+    /// [`HitPolicy::All`] every hit, nearest first. The same hits as [`cast_shown`] finds.
+    pub fn cast(
+        &self,
+        mesh: &Mesh,
+        transform: Mat4,
+        ray: Ray,
+        review: &Review,
+        policy: HitPolicy,
+    ) -> Vec<RayHit> {
+        let to_model = transform.inverse();
+        // The ray in model space, with the same parameter: a point at distance `d` along the
+        // scene's ray is at `d` along this one, since placements are affine.
+        let origin = to_model.transform_point3(ray.origin);
+        let direction = to_model.transform_vector3(ray.direction);
+        if !(origin.is_finite() && direction.is_finite()) || direction == Vec3::ZERO {
+            return Vec::new();
+        }
+        let test = Tester {
+            mesh,
+            transform,
+            to_model,
+            ray,
+            review,
+        };
+        // The parts the ray passes through, nearest first.
+        let mut passed: Vec<(f32, &IndexedPart, Vec3)> = self
+            .parts
+            .iter()
+            .filter(|p| {
+                !p.part
+                    .is_some_and(|i| review.look_of(&mesh.path_of(i)).hidden)
+            })
+            .filter_map(|p| {
+                let offset = match review.explode {
+                    0.0 => Vec3::ZERO,
+                    explode => (p.centre - self.centre) * explode,
+                };
+                let local = model_ray(origin - offset, direction);
+                let entry = p.bounds.intersect_ray(&local);
+                (entry < f32::INFINITY).then_some((entry, p, offset))
+            })
+            .collect();
+        passed.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let mut hits = Vec::new();
+        let mut stack: Vec<u32> = Vec::with_capacity(64);
+        for (entry, part, offset) in passed {
+            // Nothing in a part the ray enters beyond the nearest hit can be nearer.
+            let nearest = hits.first().map(|h: &RayHit| h.distance);
+            if policy == HitPolicy::Closest && nearest.is_some_and(|d| entry > slack(d)) {
+                break;
+            }
+            let mut local = model_ray(origin - offset, direction);
+            if let Some(d) = nearest.filter(|_| policy == HitPolicy::Closest) {
+                local.tmax = slack(d);
+            }
+            let mut done = false;
+            stack.clear();
+            part.bvh.ray_traverse_dynamic(
+                &mut stack,
+                local,
+                &mut obvhs::ray::RayHit::none(),
+                |node, local, _| {
+                    let first = node.first_index as usize;
+                    for &i in &part.bvh.primitive_indices[first..first + node.prim_count as usize] {
+                        let t = part.triangles.start + i;
+                        let Some(hit) = test.triangle(t, offset) else {
+                            continue;
+                        };
+                        match policy {
+                            HitPolicy::All => hits.push(hit),
+                            HitPolicy::Any => {
+                                hits.push(hit);
+                                done = true;
+                                return false;
+                            }
+                            // The nearest, and of hits as near, the first triangle (as the
+                            // reference's stable sort keeps it).
+                            HitPolicy::Closest => {
+                                let nearer = hits.first().is_none_or(|best: &RayHit| {
+                                    (hit.distance, hit.triangle) < (best.distance, best.triangle)
+                                });
+                                if nearer {
+                                    hits = vec![hit];
+                                    local.tmax = slack(hit.distance);
+                                }
+                            }
+                        }
+                    }
+                    true
+                },
+            );
+            if done {
+                break;
+            }
+        }
+        hits.sort_by(|a, b| {
+            (a.distance, a.triangle)
+                .partial_cmp(&(b.distance, b.triangle))
+                .unwrap_or(std::cmp::Ordering::Equal)
+        });
+        hits
+    }
+}
+
+/// What an index holds per triangle of its model, in bytes (see [`PickIndex::expected_bytes`]).
+const BYTES_PER_TRIANGLE: u64 = 22;
+
+/// A little past distance `d`: hits as near as `d` are still tested, as rounding in model space
+/// may put them a hair further.
+fn slack(d: f32) -> f32 {
+    d * (1.0 + 1e-5) + 1e-6
+}
+
+fn model_ray(origin: Vec3, direction: Vec3) -> obvhs::ray::Ray {
+    obvhs::ray::Ray::new_inf(origin.into(), direction.into())
+}
+
+/// A triangle tested exactly as [`cast_shown`] tests it.
+struct Tester<'a> {
+    mesh: &'a Mesh,
+    transform: Mat4,
+    to_model: Mat4,
+    ray: Ray,
+    review: &'a Review,
+}
+
+impl Tester<'_> {
+    fn triangle(&self, t: u32, offset: Vec3) -> Option<RayHit> {
+        let corner = |i: u32| {
+            self.transform
+                .transform_point3(Vec3::from(self.mesh.vertices[i as usize].position) + offset)
+        };
+        let at = t as usize * 3;
+        let triangle = &self.mesh.indices[at..at + 3];
+        hit_on(
+            self.ray,
+            [
+                corner(triangle[0]),
+                corner(triangle[1]),
+                corner(triangle[2]),
+            ],
+            t,
+            self.to_model,
+            self.review,
+        )
+    }
+}
+
+/// Where `ray` meets triangle `t` with scene-space corners `a b c`, unless that point is cut
+/// away by `review` (tested in model space, through `to_model`).
+fn hit_on(
+    ray: Ray,
+    [a, b, c]: [Vec3; 3],
+    t: u32,
+    to_model: Mat4,
+    review: &Review,
+) -> Option<RayHit> {
+    let distance = intersect(ray, a, b, c)?;
+    let position = ray.origin + ray.direction * distance;
+    let model = to_model.transform_point3(position);
+    let cut_away = review.cut_planes.iter().any(|plane| {
+        (model - Vec3::from(plane.point)).dot(Vec3::from(plane.normal).normalize_or_zero()) > 0.0
+    });
+    if cut_away {
+        return None;
+    }
+    let mut normal = (b - a).cross(c - a).normalize_or_zero();
+    if normal.dot(ray.direction) > 0.0 {
+        normal = -normal;
+    }
+    Some(RayHit {
+        triangle: t as usize,
+        position,
+        normal,
+        distance,
+    })
 }
 
 /// Möller–Trumbore: the distance along `ray` to triangle `a b c`, from either side.
@@ -137,6 +411,121 @@ fn intersect(ray: Ray, a: Vec3, b: Vec3, c: Vec3) -> Option<f32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use parallax_core::review::{CutPlane, PartOverride};
+    use rand::{Rng, SeedableRng, rngs::StdRng};
+
+    /// The index finds what testing every triangle finds, hit for hit, on random rays through
+    /// every sample and a generated assembly, placed off the origin, turned and scaled, with
+    /// parts hidden, cut, exploded and all three at once.
+    #[test]
+    fn the_index_finds_the_hits_testing_every_triangle_finds() {
+        let mut random = StdRng::seed_from_u64(33);
+        let mut models: Vec<(&str, Mesh)> = crate::samples::SAMPLES
+            .iter()
+            .map(|s| (s.id, (s.build)()))
+            .collect();
+        models.push(("assembly", crate::samples::assembly(120_000)));
+        let transform = Mat4::from_scale_rotation_translation(
+            Vec3::splat(0.002),
+            glam::Quat::from_euler(glam::EulerRot::YXZ, 0.7, -0.3, 0.2),
+            Vec3::new(0.4, 1.1, -2.0),
+        );
+        let mut compared = [0usize; 2];
+        for (name, mesh) in &models {
+            let index = PickIndex::new(mesh);
+            let bounds = mesh.bounds().unwrap();
+            let paths: Vec<String> = (0..mesh.parts.len()).map(|i| mesh.path_of(i)).collect();
+            let mut hidden = Review::default();
+            for path in paths.iter().filter(|_| random.random_bool(0.3)) {
+                let hide = PartOverride {
+                    hidden: Some(true),
+                    ..Default::default()
+                };
+                hidden.parts.insert(path.clone(), hide);
+            }
+            let cut = Review {
+                cut_planes: vec![CutPlane {
+                    point: bounds.center().to_array(),
+                    normal: [0.3, 1.0, -0.5],
+                }],
+                ..Review::default()
+            };
+            let exploded = Review {
+                explode: 0.6,
+                ..Review::default()
+            };
+            let all = Review {
+                explode: 0.6,
+                cut_planes: cut.cut_planes.clone(),
+                parts: hidden.parts.clone(),
+                ..Review::default()
+            };
+            for review in [Review::default(), hidden, cut, exploded, all] {
+                for _ in 0..60 {
+                    // From outside the model towards a point in it, in scene space.
+                    let aim = bounds.min + (bounds.max - bounds.min) * random_unit_box(&mut random);
+                    let from = bounds.center()
+                        + random_direction(&mut random)
+                            * bounds.radius()
+                            * random.random_range(1.2..3.0);
+                    let (aim, from) = (
+                        transform.transform_point3(aim),
+                        transform.transform_point3(from),
+                    );
+                    let ray = Ray {
+                        origin: from,
+                        direction: (aim - from).normalize(),
+                    };
+                    let every = cast_shown(mesh, transform, ray, &review, false);
+                    let all_hits = index.cast(mesh, transform, ray, &review, HitPolicy::All);
+                    assert_eq!(all_hits, every, "{name}: every hit of {ray:?}");
+                    let closest = index.cast(mesh, transform, ray, &review, HitPolicy::Closest);
+                    assert_eq!(closest.first(), every.first(), "{name}: the nearest hit");
+                    assert!(closest.len() <= 1);
+                    let any = index.cast(mesh, transform, ray, &review, HitPolicy::Any);
+                    assert_eq!(any.len(), every.len().min(1), "{name}: any hit");
+                    assert!(any.iter().all(|hit| every.contains(hit)));
+                    compared[usize::from(!every.is_empty())] += 1;
+                }
+            }
+        }
+        // Both kinds of ray were compared, many times: those that hit and those that miss.
+        assert!(compared.iter().all(|&n| n > 100), "{compared:?}");
+    }
+
+    fn random_unit_box(random: &mut StdRng) -> Vec3 {
+        Vec3::new(random.random(), random.random(), random.random())
+    }
+
+    fn random_direction(random: &mut StdRng) -> Vec3 {
+        loop {
+            let v = random_unit_box(random) * 2.0 - 1.0;
+            if (0.01..=1.0).contains(&v.length_squared()) {
+                return v.normalize();
+            }
+        }
+    }
+
+    #[test]
+    fn the_index_of_an_empty_model_finds_nothing() {
+        let mesh = Mesh::default();
+        let ray = Ray {
+            origin: Vec3::Z,
+            direction: Vec3::NEG_Z,
+        };
+        let index = PickIndex::new(&mesh);
+        assert!(
+            index
+                .cast(
+                    &mesh,
+                    Mat4::IDENTITY,
+                    ray,
+                    &Review::default(),
+                    HitPolicy::All
+                )
+                .is_empty()
+        );
+    }
 
     fn cube() -> Mesh {
         let mut mesh = Mesh::default();

@@ -1,7 +1,7 @@
 //! The wgpu device and the render pass that turns a model and a view into pixels.
 
 use bytemuck::{Pod, Zeroable};
-use glam::{Mat4, Vec3};
+use glam::{Mat4, Vec3, Vec4};
 use thiserror::Error;
 use wgpu::util::DeviceExt;
 
@@ -135,7 +135,6 @@ impl RgbaImage {
 pub struct GpuModel {
     vertices: wgpu::Buffer,
     indices: wgpu::Buffer,
-    index_count: u32,
     pub bounds: Bounds,
     pub triangles: u64,
     /// Which faces can be skipped: see [`Mesh::orientation`].
@@ -149,12 +148,14 @@ pub struct GpuModel {
     bind_group: wgpu::BindGroup,
 }
 
-/// A part's triangles in the index buffer, and its centre (for the explode).
+/// A part's triangles in the index buffer, its centre (for the explode) and its bounds (what
+/// is tested against each eye's view and the cut planes before it is drawn).
 struct GpuPart {
     name: Option<String>,
     first_index: u32,
     index_count: u32,
     center: Vec3,
+    bounds: Bounds,
 }
 
 impl GpuModel {
@@ -365,6 +366,19 @@ pub struct Renderer {
     targets: Option<Targets>,
     /// The RGBA → I420 compute pipeline, made with the first video frame.
     i420: Option<I420Pass>,
+    /// What the last frame drew.
+    drawn: FrameStats,
+    /// Whether parts that cannot show are skipped (on, but for comparisons).
+    culling: bool,
+}
+
+/// What a frame drew, over all its eyes: the parts drawn and those skipped because nothing of
+/// them could show (hidden, outside the eye's view, or cut away), and the triangles drawn.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FrameStats {
+    pub parts_drawn: u32,
+    pub parts_culled: u32,
+    pub triangles_drawn: u64,
 }
 
 impl Renderer {
@@ -528,7 +542,20 @@ impl Renderer {
             look,
             targets: None,
             i420: None,
+            drawn: FrameStats::default(),
+            culling: true,
         })
+    }
+
+    /// Whether parts that cannot show are skipped; on unless turned off, which only a comparison
+    /// wants (the benchmark's "before", the test that culling changes no pixel).
+    pub fn set_culling(&mut self, on: bool) {
+        self.culling = on;
+    }
+
+    /// What the last frame drew.
+    pub fn last_frame(&self) -> FrameStats {
+        self.drawn
     }
 
     /// What the device runs on, e.g. `llvmpipe (LLVM 15.0.6, 256 bits)` on Vulkan.
@@ -589,7 +616,6 @@ impl Renderer {
         Ok(GpuModel {
             vertices,
             indices,
-            index_count: mesh.indices.len() as u32,
             bounds,
             triangles: mesh.triangles(),
             cull: match mesh.orientation() {
@@ -785,6 +811,7 @@ impl Renderer {
             .create_command_encoder(&wgpu::CommandEncoderDescriptor {
                 label: Some("frame"),
             });
+        let mut drawn = FrameStats::default();
         {
             let mut pass = encoder.begin_render_pass(&wgpu::RenderPassDescriptor {
                 label: Some("cad"),
@@ -821,22 +848,65 @@ impl Renderer {
                 pass.set_vertex_buffer(0, model.vertices.slice(..));
                 pass.set_index_buffer(model.indices.slice(..), wgpu::IndexFormat::Uint32);
                 let part_look = |i: usize| look.parts.get(i).copied().unwrap_or_default();
-                for i in 0..eyes.len() {
+                let model_centre = model.bounds.center();
+                let explode = look.explode.max(0.0);
+                for (i, eye) in eyes.iter().enumerate() {
                     let x = (i as u32 * width) as f32;
                     pass.set_viewport(x, 0.0, width as f32, height as f32, 0.0, 1.0);
                     let offset = (GLOBALS_STRIDE * i as u64) as u32;
                     pass.set_bind_group(0, &model.bind_group, &[offset]);
                     pass.set_pipeline(solid);
+                    // Which parts can show in this eye, where the explode moved them.
+                    let to_clip = eye.view_projection * transform;
+                    let seen: Vec<bool> = model
+                        .parts
+                        .iter()
+                        .enumerate()
+                        .map(|(index, part)| {
+                            let moved = (part.center - model_centre) * explode;
+                            let bounds = Bounds {
+                                min: part.bounds.min + moved,
+                                max: part.bounds.max + moved,
+                            };
+                            !part_look(index).hidden
+                                && (!self.culling
+                                    || can_be_seen(&bounds, to_clip, &look.cut_planes))
+                        })
+                        .collect();
+                    for (part, &shown) in model.parts.iter().zip(&seen) {
+                        if shown {
+                            drawn.parts_drawn += 1;
+                            drawn.triangles_drawn += u64::from(part.index_count / 3);
+                        } else {
+                            drawn.parts_culled += 1;
+                        }
+                    }
                     if *look == Look::default() {
-                        // As modelled: one draw (every part's state is neutral).
-                        pass.draw_indexed(0..model.index_count, 0, 0..1);
+                        // As modelled, every part's state is neutral: one draw for each run of
+                        // parts that can show (one for all of them when they all can).
+                        let mut run: Option<std::ops::Range<u32>> = None;
+                        for (part, &shown) in model.parts.iter().zip(&seen) {
+                            let range = part.first_index..part.first_index + part.index_count;
+                            match &mut run {
+                                Some(r) if shown && r.end == range.start => r.end = range.end,
+                                _ => {
+                                    if let Some(r) = run.take() {
+                                        pass.draw_indexed(r, 0, 0..1);
+                                    }
+                                    run = shown.then_some(range);
+                                }
+                            }
+                        }
+                        if let Some(r) = run {
+                            pass.draw_indexed(r, 0, 0..1);
+                        }
                         continue;
                     }
                     // Opaque parts first, their highlights' outlines, then the see-through ones
                     // over them.
                     let draw_parts = |pass: &mut wgpu::RenderPass, wanted: fn(PartLook) -> bool| {
                         for (index, part) in model.parts.iter().enumerate() {
-                            if wanted(part_look(index)) {
+                            if seen[index] && wanted(part_look(index)) {
                                 let range = part.first_index..part.first_index + part.index_count;
                                 let instance = index as u32;
                                 pass.draw_indexed(range, 0, instance..instance + 1);
@@ -857,6 +927,7 @@ impl Renderer {
                 }
             }
         }
+        self.drawn = drawn;
         Ok((encoder, frame_width))
     }
 
@@ -989,13 +1060,52 @@ impl Renderer {
 fn gpu_parts(mesh: &Mesh) -> Vec<GpuPart> {
     mesh.draw_ranges()
         .into_iter()
-        .map(|(part, triangles)| GpuPart {
-            name: part.map(|i| mesh.path_of(i)),
-            first_index: triangles.start * 3,
-            index_count: triangles.len() as u32 * 3,
-            center: mesh.centre_of(triangles),
+        .map(|(part, triangles)| {
+            let bounds = mesh.bounds_of(triangles.clone()).unwrap_or(Bounds {
+                min: Vec3::ZERO,
+                max: Vec3::ZERO,
+            });
+            GpuPart {
+                name: part.map(|i| mesh.path_of(i)),
+                first_index: triangles.start * 3,
+                index_count: triangles.len() as u32 * 3,
+                center: bounds.center(),
+                bounds,
+            }
         })
         .collect()
+}
+
+/// Whether anything of a part within `bounds` (model space, as placed in the frame: exploded)
+/// can show in the eye whose view and projection, after the model's placement, is `to_clip`:
+/// not when all of it lies beyond one side of the eye's view, nor all of it on the cut-away side
+/// of one cut plane. The bounds are taken a little larger, as a highlight's outline draws them.
+fn can_be_seen(bounds: &Bounds, to_clip: Mat4, cut_planes: &[(Vec3, Vec3)]) -> bool {
+    let (centre, half) = (
+        bounds.center(),
+        (bounds.max - bounds.min) * 0.5 * OUTLINE_GROWTH,
+    );
+    let grown = Bounds {
+        min: centre - half,
+        max: centre + half,
+    };
+    let corners = grown.corners();
+    let clip = corners.map(|c| to_clip * c.extend(1.0));
+    // Clip space with depth 0..1: inside is -w <= x, y <= w and 0 <= z <= w.
+    let sides: [fn(Vec4) -> f32; 6] = [
+        |c| c.w + c.x,
+        |c| c.w - c.x,
+        |c| c.w + c.y,
+        |c| c.w - c.y,
+        |c| c.z,
+        |c| c.w - c.z,
+    ];
+    let beyond_a_side = sides.iter().any(|side| clip.iter().all(|&c| side(c) < 0.0));
+    let cut_away = cut_planes.iter().any(|&(point, normal)| {
+        let normal = normal.normalize_or_zero();
+        corners.iter().all(|&c| (c - point).dot(normal) > 0.0)
+    });
+    !(beyond_a_side || cut_away)
 }
 
 /// The compute pipeline that converts the colour target to I420.

@@ -248,6 +248,51 @@ pub fn dense_shaft(triangles: usize) -> Mesh {
     mesh.welded()
 }
 
+/// A plant-sized assembly of about `triangles` triangles (at least one part's worth): racks of 50
+/// rippled shafts of 10,000 triangles each, every shaft its own shape (radius and length differ),
+/// standing in a grid. What the big-model tests and benchmarks load, made here so they need no
+/// download: at 20 M triangles, 2,000 parts in 40 racks.
+pub fn assembly(triangles: usize) -> Mesh {
+    const PER_PART: usize = 10_000;
+    const PER_RACK: usize = 50;
+    const PITCH: f32 = 48.0;
+    let shape = dense_shaft(PER_PART);
+    let parts = (triangles / PER_PART).max(1);
+    let racks = parts.div_ceil(PER_RACK);
+    let across = (racks as f32).sqrt().ceil() as usize;
+    let mut mesh = Mesh::default();
+    mesh.vertices.reserve(parts * shape.vertices.len());
+    mesh.indices.reserve(parts * shape.indices.len());
+    let colours = [STEEL, DARK_STEEL, BRASS, ANODISED_RED];
+    for r in 0..racks {
+        let rack = mesh.begin_part_in(format!("Rack {}", r + 1), None);
+        let corner = Vec3::new(
+            (r % across) as f32 * PITCH * 12.0,
+            0.0,
+            (r / across) as f32 * PITCH * 7.0,
+        );
+        for s in 0..PER_RACK.min(parts - r * PER_RACK) {
+            mesh.begin_part_in(format!("Shaft {}", s + 1), Some(rack));
+            // The golden ratio's fractions spread radii (0.7–1.3×) and lengths (0.8–1.2×).
+            let n = (r * PER_RACK + s) as f32;
+            let radius = 0.7 + 0.6 * (n * 0.618_034).fract();
+            let length = 0.8 + 0.4 * (n * 0.381_966).fract();
+            let at = corner + Vec3::new((s % 10) as f32 * PITCH, 0.0, (s / 10) as f32 * PITCH);
+            let color = colours[(r + s) % colours.len()];
+            let first = mesh.vertices.len() as u32;
+            mesh.vertices.extend(shape.vertices.iter().map(|v| {
+                let [x, y, z] = v.position;
+                crate::mesh::Vertex {
+                    position: [x * radius + at.x, y * length, z * radius + at.z],
+                    color,
+                }
+            }));
+            mesh.indices.extend(shape.indices.iter().map(|i| i + first));
+        }
+    }
+    mesh
+}
+
 /// A cylindrical boss of `radius` standing `height` on `base` along `axis` (+X or +Y).
 fn push_boss(mesh: &mut Mesh, base: Vec3, axis: Vec3, radius: f32, height: f32, color: [f32; 3]) {
     let mut boss = Mesh::default();
