@@ -162,7 +162,28 @@ pub struct Mesh {
     /// In triangle order, a group before the parts in it; empty when the model has no named
     /// parts.
     pub parts: Vec<Part>,
+    /// Coarser stand-ins for parts' triangles (see [`crate::lod`]), finest first for each part;
+    /// empty until made.
+    pub levels: Vec<Level>,
+    /// The levels' triangles, over the same vertices.
+    pub level_indices: Vec<u32>,
 }
+
+/// A level of detail: a part's triangles simplified, drawn instead of them where the eye is far
+/// enough away that the difference is under a pixel.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Level {
+    /// Which part it stands in for: an index into [`Mesh::draw_ranges`].
+    pub range: u32,
+    /// Its triangles in [`Mesh::level_indices`]: the first index and how many.
+    pub first_index: u32,
+    pub index_count: u32,
+    /// How far its surface may be from the part's, at most, in model units.
+    pub error: f32,
+}
+
+/// The tag of the levels' section at the end of the transfer form.
+const LEVELS_MAGIC: &[u8; 4] = b"LOD1";
 
 impl Mesh {
     pub fn triangles(&self) -> u64 {
@@ -178,7 +199,9 @@ impl Mesh {
             .iter()
             .map(|p| std::mem::size_of::<Part>() + p.name.capacity())
             .sum();
-        (std::mem::size_of::<Self>() + vertices + indices + parts) as u64
+        let levels = self.levels.capacity() * std::mem::size_of::<Level>()
+            + self.level_indices.capacity() * std::mem::size_of::<u32>();
+        (std::mem::size_of::<Self>() + vertices + indices + parts + levels) as u64
     }
 
     /// Triangles pushed from now on belong to part `name`, at the root of the part tree.
@@ -373,8 +396,10 @@ impl Mesh {
     /// The mesh in Parallax's transfer form, how a coordinator hands a model to a render host:
     /// `PXM2`, vertex and index counts (u32 LE), then the vertices and indices as they sit in
     /// memory (little-endian f32/u32), then the parts (count; each first triangle, parent index
-    /// or `u32::MAX`, name length as u32 and UTF-8 name). Loading it needs no parsing, only a
-    /// copy.
+    /// or `u32::MAX`, name length as u32 and UTF-8 name), then, when the mesh has levels of
+    /// detail, `LOD1`, their count and each level (part, first index, index count as u32, error
+    /// as f32), and the count of their indices and the indices. Loading it needs no parsing, only
+    /// a copy.
     pub fn to_bytes(&self) -> Vec<u8> {
         let vertices: &[u8] = bytemuck::cast_slice(&self.vertices);
         let indices: &[u8] = bytemuck::cast_slice(&self.indices);
@@ -390,6 +415,18 @@ impl Mesh {
             out.extend_from_slice(&part.parent.unwrap_or(NO_PARENT).to_le_bytes());
             out.extend_from_slice(&(part.name.len() as u32).to_le_bytes());
             out.extend_from_slice(part.name.as_bytes());
+        }
+        if !self.levels.is_empty() {
+            out.extend_from_slice(LEVELS_MAGIC);
+            out.extend_from_slice(&(self.levels.len() as u32).to_le_bytes());
+            for level in &self.levels {
+                for word in [level.range, level.first_index, level.index_count] {
+                    out.extend_from_slice(&word.to_le_bytes());
+                }
+                out.extend_from_slice(&level.error.to_le_bytes());
+            }
+            out.extend_from_slice(&(self.level_indices.len() as u32).to_le_bytes());
+            out.extend_from_slice(bytemuck::cast_slice(&self.level_indices));
         }
         out
     }
@@ -457,20 +494,77 @@ impl Mesh {
             return Err(format!("vertex {bad} has a number that is not finite"));
         }
         let (parts, rest) = read_parts(&bytes[geometry_end..], tree)?;
-        if !rest.is_empty() {
-            return Err(format!("{} bytes follow the mesh", rest.len()));
-        }
-        Ok(Self {
+        let mut mesh = Self {
             vertices,
             indices,
             parts,
-        })
+            ..Self::default()
+        };
+        let rest = mesh.read_levels(rest)?;
+        if !rest.is_empty() {
+            return Err(format!("{} bytes follow the mesh", rest.len()));
+        }
+        Ok(mesh)
+    }
+
+    /// Reads the levels' section of the transfer form, if `rest` begins with one, into this
+    /// mesh; checks that each level stands in for a part the mesh has, that its triangles are
+    /// among the level indices and that they name vertices the mesh has. What follows it.
+    fn read_levels<'a>(&mut self, rest: &'a [u8]) -> Result<&'a [u8], String> {
+        let Some(mut rest) = rest.strip_prefix(LEVELS_MAGIC.as_slice()) else {
+            return Ok(rest);
+        };
+        let short = || "the mesh's levels of detail are cut short".to_string();
+        let mut word = || -> Result<u32, String> {
+            let (head, tail) = rest.split_first_chunk::<4>().ok_or_else(short)?;
+            rest = tail;
+            Ok(u32::from_le_bytes(*head))
+        };
+        let count = word()?;
+        let ranges = self.draw_ranges().len() as u32;
+        let mut levels = Vec::new();
+        for _ in 0..count {
+            let [range, first_index, index_count, error] = [word()?, word()?, word()?, word()?];
+            let error = f32::from_bits(error);
+            if range >= ranges || !error.is_finite() || error < 0.0 || index_count % 3 != 0 {
+                return Err(format!(
+                    "a level of detail of part {range} (of {ranges}), error {error} and {index_count} indices is not one"
+                ));
+            }
+            levels.push(Level {
+                range,
+                first_index,
+                index_count,
+                error,
+            });
+        }
+        let index_count = word()? as usize;
+        let bytes = rest.get(..index_count * 4).ok_or_else(short)?;
+        let level_indices: Vec<u32> = bytemuck::pod_collect_to_vec(bytes);
+        let rest = &rest[index_count * 4..];
+        if levels
+            .iter()
+            .any(|l| l.first_index as usize + l.index_count as usize > level_indices.len())
+            || level_indices
+                .iter()
+                .any(|&i| i as usize >= self.vertices.len())
+        {
+            return Err(
+                "a level of detail names triangles or vertices the mesh does not have".into(),
+            );
+        }
+        self.levels = levels;
+        self.level_indices = level_indices;
+        Ok(rest)
     }
 
     /// Merges vertices with the same position and colour, so faces share them, and tidies the
     /// part tree (see [`Mesh::tidy_parts`]). Call it once a mesh is complete; what it draws is
     /// unchanged.
     pub fn weld(&mut self) {
+        // Levels name vertices and parts by number, which welding changes: they are made after.
+        self.levels.clear();
+        self.level_indices.clear();
         let mut seen: FxHashMap<[u32; 6], u32> =
             FxHashMap::with_capacity_and_hasher(self.vertices.len() / 4, Default::default());
         let mut welded = Vec::with_capacity(self.vertices.len() / 4);

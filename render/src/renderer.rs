@@ -39,6 +39,12 @@ pub enum RenderError {
     EmptyModel,
     #[error("GPU error: {0}")]
     Gpu(String),
+    #[error(
+        "the model needs a buffer of {} MiB, and this GPU allows at most {} MiB",
+        .needed / (1 << 20),
+        .allowed / (1 << 20)
+    )]
+    TooBig { needed: u64, allowed: u64 },
     #[error("{0}")]
     BadLook(String),
     #[error("an I420 frame needs an even width and height, not {width}x{height}")]
@@ -156,6 +162,16 @@ struct GpuPart {
     index_count: u32,
     center: Vec3,
     bounds: Bounds,
+    /// Its levels of detail, finest first: where each one's triangles are in the index buffer,
+    /// and the most its surface strays from the part's (model units).
+    levels: Vec<(std::ops::Range<u32>, f32)>,
+}
+
+impl GpuPart {
+    /// Its triangles in the index buffer at full detail.
+    fn whole(&self) -> std::ops::Range<u32> {
+        self.first_index..self.first_index + self.index_count
+    }
 }
 
 impl GpuModel {
@@ -370,6 +386,8 @@ pub struct Renderer {
     drawn: FrameStats,
     /// Whether parts that cannot show are skipped (on, but for comparisons).
     culling: bool,
+    /// Whether parts far enough away are drawn at a coarser level of detail (likewise).
+    levels: bool,
 }
 
 /// What a frame drew, over all its eyes: the parts drawn and those skipped because nothing of
@@ -378,6 +396,8 @@ pub struct Renderer {
 pub struct FrameStats {
     pub parts_drawn: u32,
     pub parts_culled: u32,
+    /// Of the parts drawn, those drawn at a coarser level of detail.
+    pub parts_coarser: u32,
     pub triangles_drawn: u64,
 }
 
@@ -397,7 +417,12 @@ impl Renderer {
         .map_err(|e| RenderError::NoAdapter(e.to_string()))?;
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("parallax-render"),
-            required_limits: wgpu::Limits::downlevel_defaults().using_resolution(adapter.limits()),
+            // As big a buffer as the adapter allows: a 20-million-triangle model's indices are
+            // more than the 256 MiB every device must allow.
+            required_limits: wgpu::Limits {
+                max_buffer_size: adapter.limits().max_buffer_size,
+                ..wgpu::Limits::downlevel_defaults().using_resolution(adapter.limits())
+            },
             // Small device memory blocks: models come and go from a cache bounded in bytes, and a
             // freed buffer should not keep a large shared block (on lavapipe, host memory) alive.
             memory_hints: wgpu::MemoryHints::MemoryUsage,
@@ -544,6 +569,7 @@ impl Renderer {
             i420: None,
             drawn: FrameStats::default(),
             culling: true,
+            levels: true,
         })
     }
 
@@ -551,6 +577,12 @@ impl Renderer {
     /// wants (the benchmark's "before", the test that culling changes no pixel).
     pub fn set_culling(&mut self, on: bool) {
         self.culling = on;
+    }
+
+    /// Whether parts are drawn at a coarser level of detail where the difference is under a
+    /// pixel ([`crate::lod`]); on unless turned off, for comparisons like [`Self::set_culling`].
+    pub fn set_levels(&mut self, on: bool) {
+        self.levels = on;
     }
 
     /// What the last frame drew.
@@ -569,6 +601,15 @@ impl Renderer {
         if mesh.indices.is_empty() {
             return Err(RenderError::EmptyModel);
         }
+        // Refused here rather than by the device, whose refusal would end the render thread.
+        let allowed = self.device.limits().max_buffer_size;
+        let needed = (std::mem::size_of_val(&mesh.vertices[..]) as u64).max(
+            std::mem::size_of_val(&mesh.indices[..]) as u64
+                + std::mem::size_of_val(&mesh.level_indices[..]) as u64,
+        );
+        if needed > allowed {
+            return Err(RenderError::TooBig { needed, allowed });
+        }
         let vertices = self
             .device
             .create_buffer_init(&wgpu::util::BufferInitDescriptor {
@@ -580,7 +621,8 @@ impl Renderer {
             .device
             .create_buffer_init(&wgpu::util::BufferInitDescriptor {
                 label: Some("indices"),
-                contents: bytemuck::cast_slice(&mesh.indices),
+                // The parts' triangles, then their levels of detail'.
+                contents: bytemuck::cast_slice(&[&mesh.indices[..], &mesh.level_indices].concat()),
                 usage: wgpu::BufferUsages::INDEX,
             });
         let parts = gpu_parts(mesh);
@@ -856,9 +898,11 @@ impl Renderer {
                     let offset = (GLOBALS_STRIDE * i as u64) as u32;
                     pass.set_bind_group(0, &model.bind_group, &[offset]);
                     pass.set_pipeline(solid);
-                    // Which parts can show in this eye, where the explode moved them.
+                    // Which parts can show in this eye, where the explode moved them, and which of
+                    // their triangles are drawn: the coarsest level whose stray from the part
+                    // covers at most half a pixel, or all of them.
                     let to_clip = eye.view_projection * transform;
-                    let seen: Vec<bool> = model
+                    let seen: Vec<Option<std::ops::Range<u32>>> = model
                         .parts
                         .iter()
                         .enumerate()
@@ -868,32 +912,53 @@ impl Renderer {
                                 min: part.bounds.min + moved,
                                 max: part.bounds.max + moved,
                             };
-                            !part_look(index).hidden
+                            let shown = !part_look(index).hidden
                                 && (!self.culling
-                                    || can_be_seen(&bounds, to_clip, &look.cut_planes))
+                                    || can_be_seen(&bounds, to_clip, &look.cut_planes));
+                            if !shown {
+                                return None;
+                            }
+                            if !self.levels || part.levels.is_empty() {
+                                return Some(part.whole());
+                            }
+                            let per_unit = crate::lod::pixels(
+                                1.0,
+                                &bounds,
+                                transform,
+                                eye.position,
+                                eye.view_projection,
+                                height,
+                            );
+                            let coarsest = part
+                                .levels
+                                .iter()
+                                .rev()
+                                .find(|(_, error)| error * per_unit <= crate::lod::MAX_PIXELS);
+                            Some(coarsest.map_or_else(|| part.whole(), |(r, _)| r.clone()))
                         })
                         .collect();
-                    for (part, &shown) in model.parts.iter().zip(&seen) {
-                        if shown {
-                            drawn.parts_drawn += 1;
-                            drawn.triangles_drawn += u64::from(part.index_count / 3);
-                        } else {
-                            drawn.parts_culled += 1;
+                    for (part, shown) in model.parts.iter().zip(&seen) {
+                        match shown {
+                            Some(range) => {
+                                drawn.parts_drawn += 1;
+                                drawn.parts_coarser += u32::from(*range != part.whole());
+                                drawn.triangles_drawn += u64::from(range.len() as u32 / 3);
+                            }
+                            None => drawn.parts_culled += 1,
                         }
                     }
                     if *look == Look::default() {
                         // As modelled, every part's state is neutral: one draw for each run of
                         // parts that can show (one for all of them when they all can).
                         let mut run: Option<std::ops::Range<u32>> = None;
-                        for (part, &shown) in model.parts.iter().zip(&seen) {
-                            let range = part.first_index..part.first_index + part.index_count;
-                            match &mut run {
-                                Some(r) if shown && r.end == range.start => r.end = range.end,
+                        for shown in &seen {
+                            match (&mut run, shown) {
+                                (Some(r), Some(range)) if r.end == range.start => r.end = range.end,
                                 _ => {
                                     if let Some(r) = run.take() {
                                         pass.draw_indexed(r, 0, 0..1);
                                     }
-                                    run = shown.then_some(range);
+                                    run = shown.clone();
                                 }
                             }
                         }
@@ -905,11 +970,12 @@ impl Renderer {
                     // Opaque parts first, their highlights' outlines, then the see-through ones
                     // over them.
                     let draw_parts = |pass: &mut wgpu::RenderPass, wanted: fn(PartLook) -> bool| {
-                        for (index, part) in model.parts.iter().enumerate() {
-                            if seen[index] && wanted(part_look(index)) {
-                                let range = part.first_index..part.first_index + part.index_count;
+                        for (index, shown) in seen.iter().enumerate() {
+                            if let Some(range) = shown
+                                && wanted(part_look(index))
+                            {
                                 let instance = index as u32;
-                                pass.draw_indexed(range, 0, instance..instance + 1);
+                                pass.draw_indexed(range.clone(), 0, instance..instance + 1);
                             }
                         }
                     };
@@ -1058,9 +1124,11 @@ impl Renderer {
 
 /// A mesh's parts as draws ([`Mesh::draw_ranges`]), each named by its path.
 fn gpu_parts(mesh: &Mesh) -> Vec<GpuPart> {
+    let after = mesh.indices.len() as u32;
     mesh.draw_ranges()
         .into_iter()
-        .map(|(part, triangles)| {
+        .enumerate()
+        .map(|(range, (part, triangles))| {
             let bounds = mesh.bounds_of(triangles.clone()).unwrap_or(Bounds {
                 min: Vec3::ZERO,
                 max: Vec3::ZERO,
@@ -1071,6 +1139,15 @@ fn gpu_parts(mesh: &Mesh) -> Vec<GpuPart> {
                 index_count: triangles.len() as u32 * 3,
                 center: bounds.center(),
                 bounds,
+                levels: mesh
+                    .levels
+                    .iter()
+                    .filter(|level| level.range == range as u32)
+                    .map(|level| {
+                        let first = after + level.first_index;
+                        (first..first + level.index_count, level.error)
+                    })
+                    .collect(),
             }
         })
         .collect()

@@ -74,6 +74,7 @@ fn parts_outside_an_eyes_view_are_not_drawn_and_the_picture_is_the_same() {
         FrameStats {
             parts_drawn: 2 * parts,
             parts_culled: 0,
+            parts_coarser: 0,
             triangles_drawn: 2 * mesh.triangles()
         }
     );

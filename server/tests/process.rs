@@ -957,6 +957,25 @@ async fn uploads_are_converted_out_of_process_and_served_from_disk() {
         share * 100.0
     );
 
+    // A big part's conversion makes its levels of detail once, for every host that draws it:
+    // they are in the mesh written beside the upload.
+    let dense = parallax_render::samples::dense_shaft(20_000);
+    let answer = upload("dense.stl", dense.to_binary_stl()).await.unwrap();
+    assert_eq!(answer.status(), 201);
+    let dense_id = answer.json::<serde_json::Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let written = std::fs::read_dir(data.join("models"))
+        .unwrap()
+        .map(|e| e.unwrap().path().join(".parallax-mesh"))
+        .filter_map(|path| std::fs::read(path).ok())
+        .map(|bytes| parallax_render::Mesh::from_bytes(&bytes).unwrap())
+        .find(|mesh| mesh.triangles() == dense.triangles())
+        .unwrap_or_else(|| panic!("the mesh of {dense_id} is written"));
+    assert!(written.levels.len() >= 2, "{:?}", written.levels);
+    assert!(written.level_indices.len() < written.indices.len() / 2);
+
     // Render hosts load it only for a session of its account they render: a host that renders
     // none is refused, whatever account it names.
     let mesh = client
@@ -992,13 +1011,13 @@ async fn uploads_are_converted_out_of_process_and_served_from_disk() {
             .collect()
     };
     let deadline = Instant::now() + Duration::from_secs(5);
-    while folders().len() > 1 && Instant::now() < deadline {
+    while folders().len() > 2 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(
         folders().len(),
-        1,
-        "one upload stored, no leftovers: {:?}",
+        2,
+        "two uploads stored, no leftovers: {:?}",
         folders()
     );
 

@@ -273,7 +273,9 @@ async fn prepare_on(
                 let progress = progress.clone();
                 move || {
                     let _limit = memory_limit.map(MemoryLimit::impose).transpose()?;
-                    let imported = import_in(&folder, &file, &tessellation, &progress)?;
+                    let mut imported = import_in(&folder, &file, &tessellation, &progress)?;
+                    // Levels of detail are made once, here, for every host that draws it.
+                    parallax_render::lod::make_levels(&mut imported.mesh);
                     let transfer = imported.mesh.to_bytes();
                     let parts = parts_file(&imported.mesh);
                     Ok::<_, ConvertError>((imported, (transfer, parts)))
