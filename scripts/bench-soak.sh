@@ -15,7 +15,7 @@ gpu_mb=${3:-128}
 target=${CARGO_TARGET_DIR:-target}
 export NODEVICE_SELECT=1
 
-cargo build --locked --release -p parallax-server -p parallax-headset
+cargo build --locked --release -p parallax-server -p parallax-step -p parallax-headset
 cargo build --locked --release -p parallax-render --example dense_stl
 work=$(mktemp -d /tmp/parallax-soak.XXXXXX)
 trap 'kill $serve 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT

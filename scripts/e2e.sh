@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The Playwright suite in Debian's Chromium, against debug `parallax serve` processes this script
-# starts and stops (build them first: scripts/test.sh does, or `cargo build -p parallax-server`
+# starts and stops (build them first: scripts/test.sh does, or `cargo build -p parallax-server -p parallax-step`
 # and scripts/build-web.sh). Extra arguments go to `playwright test` (e.g. -g "WebXR").
 #
 # The browser reaches Parallax as a headset on the showroom network does: over https at a name

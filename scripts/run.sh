@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 # The server's release build is the longest step and needs nothing but cargo: it starts first, and
 # the tools, the web bundle and it share the machine's cores from then on (their lines are marked).
-( set -o pipefail; cargo build --locked --release -p parallax-server 2>&1 | sed -u 's/^/[server] /' ) &
+( set -o pipefail; cargo build --locked --release -p parallax-server -p parallax-step 2>&1 | sed -u 's/^/[server] /' ) &
 server_build=$!
 trap 'pkill -P $server_build 2>/dev/null || true' EXIT
 scripts/setup.sh run

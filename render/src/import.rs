@@ -65,6 +65,25 @@ impl Format {
     }
 }
 
+/// How finely a CAD file's curved faces become triangles (`parallax-step`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Tessellation {
+    /// The largest distance between a triangle and the surface it stands for, in millimetres;
+    /// `None`: a thousandth of the model's largest side, so a screw and a car look alike.
+    pub chordal: Option<f64>,
+    /// The largest angle between neighbouring triangles along a curve, in degrees.
+    pub angular_degrees: f64,
+}
+
+impl Default for Tessellation {
+    fn default() -> Self {
+        Self {
+            chordal: None,
+            angular_degrees: 20.0,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum ImportError {
     #[error("{0:?} is not a model Parallax reads: use .step, .stp, .gltf, .glb, .stl or .obj")]

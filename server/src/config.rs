@@ -95,8 +95,8 @@ impl ConversionArgs {
         Duration::from_secs(self.time_limit_s)
     }
 
-    pub fn tessellation(&self) -> parallax_step::Tessellation {
-        parallax_step::Tessellation {
+    pub fn tessellation(&self) -> parallax_render::import::Tessellation {
+        parallax_render::import::Tessellation {
             chordal: self.chordal_mm,
             angular_degrees: self.angular_degrees,
         }

@@ -1028,6 +1028,11 @@ async fn uploads_are_converted_out_of_process_and_served_from_disk() {
         !maps.contains("vulkan"),
         "the coordinator loaded a Vulkan library itself"
     );
+    // Nor OpenCascade: only `parallax-step` loads the CAD kernel's libraries.
+    assert!(
+        !maps.contains("libTKernel"),
+        "the coordinator loaded OpenCascade"
+    );
     assert!(stop(child).success());
 }
 
@@ -1300,6 +1305,22 @@ async fn step_files_that_crash_or_overrun_the_kernel_fail_alone() {
     );
     assert!(progress.windows(2).all(|w| w[0] <= w[1]), "{progress:?}");
     assert!(started.elapsed() < Duration::from_secs(30));
+    // OpenCascade ran in a `parallax-step` of its own, under the conversion child, and went
+    // with it: none is left reading this coordinator's files.
+    let readers = || {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|p| std::fs::read(p.path().join("cmdline")).ok())
+            .map(|cmdline| String::from_utf8_lossy(&cmdline).into_owned())
+            .filter(|cmdline| cmdline.contains("parallax-step") && cmdline.contains(data_arg))
+            .count()
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while readers() > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(readers(), 0, "a parallax-step outlived its conversion");
 
     // The coordinator, its render host and the next conversion carry on.
     assert_eq!(hosts(&addr).await[0]["id"], host_before["id"]);

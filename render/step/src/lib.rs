@@ -6,8 +6,10 @@
 //! gives its faces. Coordinates are millimetres whatever length unit the file was written in.
 //!
 //! A CAD kernel can crash or hang on a hostile file, and this runs in the process that calls it:
-//! Parallax calls it only from the `parallax convert` child, under a time and a memory
-//! limit. OpenCascade's reader is not thread-safe, so calls in one process take turns.
+//! Parallax calls it only in the `parallax-step` program (`src/main.rs`), a child of the
+//! `parallax convert` child, under its time and memory limits; so OpenCascade's 27 libraries
+//! are loaded by that program alone, never by `parallax`. OpenCascade's reader is not
+//! thread-safe, so calls in one process take turns.
 
 pub mod synthetic;
 
@@ -17,24 +19,7 @@ use std::sync::Mutex;
 use glam::{DVec3, Vec3};
 use parallax_render::{DEFAULT_COLOR, Format, ImportError, ImportedModel, ModelBuilder};
 
-/// How finely curved faces become triangles.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Tessellation {
-    /// The largest distance between a triangle and the surface it stands for, in millimetres;
-    /// `None`: a thousandth of the model's largest side, so a screw and a car look alike.
-    pub chordal: Option<f64>,
-    /// The largest angle between neighbouring triangles along a curve, in degrees.
-    pub angular_degrees: f64,
-}
-
-impl Default for Tessellation {
-    fn default() -> Self {
-        Self {
-            chordal: None,
-            angular_degrees: 20.0,
-        }
-    }
-}
+pub use parallax_render::import::Tessellation;
 
 /// What a read gave besides the mesh.
 #[derive(Debug, Clone)]

@@ -20,9 +20,9 @@ use std::time::Duration;
 use parallax_core::ModelId;
 use parallax_core::fair::FairQueue;
 use parallax_host::RenderWorker;
+use parallax_render::import::Tessellation;
 use parallax_render::samples::SAMPLES;
 use parallax_render::{Format, ImportError, ImportedModel, Mesh, import};
-use parallax_step::Tessellation;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use tokio::sync::{Semaphore, oneshot};
@@ -449,10 +449,24 @@ fn read_lines(
     })
 }
 
-/// The resident memory of process `pid`, in bytes, while it runs.
+/// The resident memory of process `pid` and of the processes it started, in bytes, while it runs.
 fn resident_bytes(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    kilobytes(&status, "VmRSS:").map(|kb| kb * 1024)
+    let own = kilobytes(&status, "VmRSS:")? * 1024;
+    // And its children's, whichever of its threads started them (`parallax-step`).
+    let children: u64 = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|task| std::fs::read_to_string(task.path().join("children")).ok())
+        .flat_map(|list| {
+            list.split_whitespace()
+                .filter_map(|child| child.parse().ok())
+                .collect::<Vec<u32>>()
+        })
+        .filter_map(resident_bytes)
+        .sum();
+    Some(own + children)
 }
 
 /// The `field` of a `/proc/…/status` text, in kB.
@@ -503,7 +517,11 @@ pub async fn convert_command(source: Source, limits: &ConversionArgs) -> u8 {
                 1
             }
         },
-        Err(e @ (ConvertError::Invalid { .. } | ConvertError::Settings(_))) => {
+        Err(
+            e @ (ConvertError::Invalid { .. }
+            | ConvertError::InvalidReported(_)
+            | ConvertError::Settings(_)),
+        ) => {
             eprintln!("{e}");
             EXIT_INVALID
         }
@@ -541,17 +559,8 @@ fn import_file_in(
         source,
     };
     if Format::detect(file, &bytes) == Ok(Format::Step) {
-        let mut told = |done: f64| progress(0.85 * done as f32);
-        let step =
-            parallax_step::read_reporting(&bytes, tessellation, &mut told).map_err(invalid)?;
-        tracing::info!(
-            file,
-            unit = step.unit,
-            chordal_mm = step.chordal,
-            triangles = step.model.triangles(),
-            "read a STEP file"
-        );
-        return Ok(step.model);
+        drop(bytes);
+        return read_step(folder, file, tessellation, progress);
     }
     let mut beside = |uri: &str| {
         let wanted = uri.rsplit(['/', '\\']).next().unwrap_or(uri);
@@ -561,6 +570,120 @@ fn import_file_in(
             .flatten()
     };
     import(file, &bytes, &mut beside).map_err(invalid)
+}
+
+/// Reads the STEP file `folder/file` in a `parallax-step` child, the one program that loads
+/// OpenCascade, telling `progress` as it goes. It inherits this process's memory limit, and the
+/// coordinator counts its memory with this process's; it dies with the thread that started it.
+fn read_step(
+    folder: &Path,
+    file: &str,
+    tessellation: &Tessellation,
+    progress: &Progress,
+) -> Result<ImportedModel, ConvertError> {
+    use std::io::{BufRead, Read};
+    let program = step_program()?;
+    let out = folder.join(STEP_OUT);
+    let mut command = std::process::Command::new(&program);
+    command
+        .arg(folder.join(file))
+        .arg(&out)
+        .arg("--angular-degrees")
+        .arg(tessellation.angular_degrees.to_string());
+    if let Some(chordal) = tessellation.chordal {
+        command.arg("--chordal-mm").arg(chordal.to_string());
+    }
+    let mut child = command
+        .env("RUST_BACKTRACE", "0")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| ConvertError::Failed(format!("starting {}: {e}", program.display())))?;
+    let mut stderr = child.stderr.take();
+    let said = std::thread::spawn(move || {
+        let mut text = String::new();
+        if let Some(stderr) = stderr.as_mut() {
+            let _ = stderr.read_to_string(&mut text);
+        }
+        text
+    });
+    let mut summary = String::new();
+    if let Some(stdout) = child.stdout.take() {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let line = line?;
+            match line.strip_prefix(PROGRESS_LINE).map(str::parse::<f32>) {
+                Some(Ok(done)) => progress(0.85 * done),
+                _ => summary = line,
+            }
+        }
+    }
+    let status = child.wait()?;
+    let said = said.join().unwrap_or_default();
+    let said = said
+        .lines()
+        .rev()
+        .find(|line| !line.trim().is_empty())
+        .unwrap_or("no reason given")
+        .trim();
+    let read = match status.code() {
+        Some(0) => std::fs::read(&out),
+        Some(code) if code == i32::from(EXIT_INVALID) => {
+            return Err(ConvertError::InvalidReported(format!("{file}: {said}")));
+        }
+        _ if said.contains("memory allocation of") || said.contains("ran out of memory") => {
+            return Err(ConvertError::Failed(
+                "reading the STEP file ran out of memory".into(),
+            ));
+        }
+        _ => {
+            return Err(ConvertError::Failed(format!(
+                "OpenCascade failed on {file} ({status}): {said}"
+            )));
+        }
+    };
+    let _ = std::fs::remove_file(&out);
+    let mesh = Mesh::from_bytes(&read?)
+        .map_err(|e| ConvertError::Failed(format!("parallax-step's mesh: {e}")))?;
+    let summary: serde_json::Value = serde_json::from_str(&summary).unwrap_or_default();
+    tracing::info!(
+        file,
+        unit = summary["unit"].as_str(),
+        chordal_mm = summary["chordalMm"].as_f64(),
+        triangles = mesh.triangles(),
+        "read a STEP file"
+    );
+    Ok(ImportedModel {
+        format: Format::Step,
+        degenerate: summary["degenerate"].as_u64().unwrap_or(0),
+        skipped_primitives: 0,
+        mesh,
+    })
+}
+
+/// Where `parallax-step` writes the mesh, in the upload's folder, until it is read.
+const STEP_OUT: &str = ".parallax-step-out";
+
+/// The `parallax-step` program: `PARALLAX_STEP` if set, else beside this program (or, for a
+/// test binary in `target/*/deps`, one folder up, where Cargo puts programs).
+fn step_program() -> Result<PathBuf, ConvertError> {
+    if let Some(program) = std::env::var_os("PARALLAX_STEP") {
+        return Ok(PathBuf::from(program));
+    }
+    let exe = std::env::current_exe()?;
+    let folder = exe.parent().unwrap_or(Path::new("."));
+    [Some(folder), folder.parent()]
+        .into_iter()
+        .flatten()
+        .map(|dir| dir.join("parallax-step"))
+        .find(|program| program.is_file())
+        .ok_or_else(|| {
+            ConvertError::Failed(format!(
+                "parallax-step, which reads STEP files, is not beside {} (build it with \
+                 `cargo build -p parallax-step`, or set PARALLAX_STEP)",
+                exe.display()
+            ))
+        })
 }
 
 /// The process's address-space limit while it imports: `limit_mb` MiB beyond what it maps now
