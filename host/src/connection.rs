@@ -33,6 +33,7 @@ use parallax_core::protocol::{
 use parallax_core::review::Review;
 use parallax_core::session::{SessionId, SessionSize};
 use parallax_core::{ChangeNumber, FrameHeader, ModelId};
+use parallax_render::pick::cast_shown;
 use parallax_render::renderer::MAX_VIEWPORT_SIDE;
 use parallax_render::{Eye, VideoEncoder, View};
 use tokio::time::{Instant, sleep_until, timeout};
@@ -420,14 +421,16 @@ async fn pick(
         };
     };
     let transform = transform_of(&scene.placement);
-    let picks = match loaded.picks().await {
-        Ok(picks) => picks,
-        Err(reason) => return error("PickFailed", reason),
-    };
     let review = scene.review.clone();
     let mesh = loaded.mesh.clone();
+    // Through the index once it is built (right after the model is on screen); a pick that comes
+    // sooner tests every triangle, which finds the same hits, rather than wait for it.
+    let picks = loaded.picks_now();
     let found = tokio::task::spawn_blocking(move || {
-        let hits = picks.cast(&mesh, transform, ray, &review, policy);
+        let hits = match picks {
+            Some(picks) => picks.cast(&mesh, transform, ray, &review, policy),
+            None => cast_shown(&mesh, transform, ray, &review, policy == HitPolicy::Any),
+        };
         let parts: Vec<Option<String>> =
             hits.iter().map(|hit| mesh.part_of(hit.triangle)).collect();
         (hits, parts)

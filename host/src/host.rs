@@ -72,9 +72,14 @@ impl Loaded {
         self.picks.get_or_try_init(build).await.cloned()
     }
 
+    /// The model's pick index if it is built already.
+    pub fn picks_now(&self) -> Option<Arc<PickIndex>> {
+        self.picks.get().cloned()
+    }
+
     /// What the model weighs in memory: the mesh, and its pick index as it will be once built.
     fn heap_bytes(&self) -> u64 {
-        self.mesh.heap_bytes() + PickIndex::expected_bytes(self.mesh.triangles())
+        self.mesh.heap_bytes() + PickIndex::expected_bytes(&self.mesh)
     }
 }
 

@@ -3,7 +3,7 @@
 //! of the one before, with the most its surface strays from the part's), and the choice, per
 //! part and eye each frame, of the coarsest one whose stray would show as at most half a pixel.
 
-use glam::{Mat4, Vec3};
+use glam::Mat4;
 
 use crate::mesh::{Bounds, Level, Mesh};
 
@@ -82,30 +82,45 @@ pub fn make_levels(mesh: &mut Mesh) {
     mesh.level_indices = level_indices;
 }
 
-/// How many pixels a stray of `error` (model units) in a part within `bounds` (model space)
-/// can cover, at most, in an eye at `eye` (scene space) whose view and projection is
-/// `view_projection`, in a viewport `height` pixels high, the model placed by `transform`.
-/// Infinite when the eye is within the part's bounds.
+/// How many pixels a stray of `error` (model units) in a part within `bounds` (model space) can
+/// cover, at most, in an eye whose view and projection is `view_projection` and whose viewport
+/// is `width × height` pixels, the model placed by `transform`. Infinite when the part reaches
+/// the eye's plane. Measured at the part's nearest depth along the view, with the projection's
+/// larger scale, and larger off the view's axis, where a stray across the line of sight shows
+/// more: by up to 1/cos of the angle between them, at the part's corner furthest out in view.
 pub fn pixels(
     error: f32,
     bounds: &Bounds,
     transform: Mat4,
-    eye: Vec3,
     view_projection: Mat4,
-    height: u32,
+    (width, height): (u32, u32),
 ) -> f32 {
     let (scale, _, _) = transform.to_scale_rotation_translation();
     let stray = error * scale.abs().max_element();
-    let corners = bounds.corners().map(|c| transform.transform_point3(c));
-    let placed = Bounds::of_points(corners.into_iter()).unwrap_or(*bounds);
-    let distance = (eye.clamp(placed.min, placed.max) - eye).length();
-    // Pixels per unit across the view at unit distance: the projection's vertical scale (its
-    // y row, which for a tilted or off-centre WebXR eye is a little larger: finer, not coarser).
-    let focal = view_projection.row(1).truncate().length() * height as f32 * 0.5;
-    if distance <= 0.0 {
+    let to_clip = view_projection * transform;
+    let clip = bounds.corners().map(|c| to_clip * c.extend(1.0));
+    // Clip space's w is the depth along the view.
+    let depth = clip.iter().map(|c| c.w).fold(f32::INFINITY, f32::min);
+    if depth.is_nan() || depth <= 0.0 {
         return f32::INFINITY;
     }
-    stray * focal / distance
+    // The projection's scales: 1 / tan of the half-angles of the view (each eye's own).
+    let (x, y) = (
+        view_projection.row(0).truncate().length(),
+        view_projection.row(1).truncate().length(),
+    );
+    let focal = (x * width as f32).max(y * height as f32) * 0.5;
+    let slant = clip
+        .iter()
+        .map(|c| {
+            let (across, up) = (
+                (c.x / c.w).clamp(-1.0, 1.0) / x,
+                (c.y / c.w).clamp(-1.0, 1.0) / y,
+            );
+            (1.0 + across * across + up * up).sqrt()
+        })
+        .fold(1.0, f32::max);
+    stray * focal * slant / depth
 }
 
 #[cfg(test)]
@@ -166,7 +181,8 @@ mod tests {
     }
 
     #[test]
-    fn a_stray_covers_fewer_pixels_further_away_and_every_pixel_from_inside() {
+    fn a_stray_covers_fewer_pixels_further_away_more_off_axis_and_every_pixel_when_near() {
+        use glam::Vec3;
         let bounds = Bounds {
             min: Vec3::splat(-1.0),
             max: Vec3::splat(1.0),
@@ -179,35 +195,28 @@ mod tests {
             width: 1000,
             height: 1000,
         };
-        // 10 units away with a 90° view 1,000 px high: 500 px a unit; a 0.01 stray is 0.5 px.
-        let near = pixels(
-            0.01,
-            &bounds,
-            Mat4::IDENTITY,
-            view.eye,
-            view.view_projection(),
-            1000,
-        );
-        assert!((near - 0.5).abs() < 1e-3, "{near}");
-        let scaled = pixels(
-            0.01,
-            &bounds,
-            Mat4::from_scale(Vec3::splat(2.0)),
-            view.eye,
-            view.view_projection(),
-            1000,
-        );
-        assert!(scaled > 2.0 * near, "twice the size and nearer: {scaled}");
-        assert_eq!(
+        let at = |error, transform| {
             pixels(
-                0.01,
+                error,
                 &bounds,
-                Mat4::IDENTITY,
-                Vec3::ZERO,
+                transform,
                 view.view_projection(),
-                1000
-            ),
-            f32::INFINITY
-        );
+                (1000, 1000),
+            )
+        };
+        // 10 units deep with a 90° view 1,000 px high: 500 px a unit; a 0.01 stray is 0.5 px
+        // (and a hair more, the box's corners being a little off the axis).
+        let near = at(0.01, Mat4::IDENTITY);
+        assert!((near - 0.5).abs() < 0.01, "{near}");
+        let scaled = at(0.01, Mat4::from_scale(Vec3::splat(2.0)));
+        assert!(scaled > 2.0 * near, "twice the size and nearer: {scaled}");
+        let further = at(0.01, Mat4::from_translation(Vec3::new(0.0, 0.0, -10.0)));
+        assert!(further < near * 0.55, "twice as deep: {further}");
+        // Off to the side at the same depth: seen at a slant, the stray shows more.
+        let aside = at(0.01, Mat4::from_translation(Vec3::new(8.0, 0.0, 0.0)));
+        assert!(aside > near * 1.2, "{aside}");
+        // Reaching the eye's plane: every pixel.
+        let around = at(0.01, Mat4::from_translation(Vec3::new(0.0, 0.0, 10.5)));
+        assert_eq!(around, f32::INFINITY);
     }
 }

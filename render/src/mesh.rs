@@ -494,6 +494,15 @@ impl Mesh {
             return Err(format!("vertex {bad} has a number that is not finite"));
         }
         let (parts, rest) = read_parts(&bytes[geometry_end..], tree)?;
+        // Each part's triangles run to the next part's first: in order, and within the mesh.
+        let triangles = (index_count / 3) as u32;
+        if parts
+            .windows(2)
+            .any(|w| w[0].first_triangle > w[1].first_triangle)
+            || parts.iter().any(|p| p.first_triangle > triangles)
+        {
+            return Err("the mesh's parts are out of order or past its triangles".into());
+        }
         let mut mesh = Self {
             vertices,
             indices,
@@ -820,6 +829,13 @@ mod tests {
         let mut looped = mesh.clone();
         looped.parts[1].parent = Some(3);
         assert!(Mesh::from_bytes(&looped.to_bytes()).is_err());
+        // Parts whose triangles would run backwards, or past the mesh's.
+        let mut backwards = mesh.clone();
+        backwards.parts[0].first_triangle = backwards.parts[1].first_triangle + 1;
+        assert!(Mesh::from_bytes(&backwards.to_bytes()).is_err());
+        let mut beyond = mesh.clone();
+        beyond.parts.last_mut().unwrap().first_triangle = mesh.triangles() as u32 + 1;
+        assert!(Mesh::from_bytes(&beyond.to_bytes()).is_err());
     }
 
     #[test]

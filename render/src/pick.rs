@@ -185,10 +185,12 @@ impl PickIndex {
         Self { centre, parts }
     }
 
-    /// About what the index of a model of `triangles` triangles holds, in bytes, before it is
-    /// built: what a cache weighs it by (measured on the generated assemblies, docs/BENCHMARKS.md).
-    pub fn expected_bytes(triangles: u64) -> u64 {
-        triangles * BYTES_PER_TRIANGLE
+    /// About what the index of `mesh` holds, in bytes, before it is built: what a cache weighs
+    /// it by (measured on the generated assemblies, docs/BENCHMARKS.md).
+    pub fn expected_bytes(mesh: &Mesh) -> u64 {
+        // A part's own: its entry (bounds, tree) and its tree's first node.
+        let per_part = (std::mem::size_of::<IndexedPart>() + 64) as u64;
+        mesh.triangles() * BYTES_PER_TRIANGLE + (mesh.parts.len() as u64 + 1) * per_part
     }
 
     /// The memory the index holds, in bytes.
@@ -217,13 +219,15 @@ impl PickIndex {
         policy: HitPolicy,
     ) -> Vec<RayHit> {
         let to_model = transform.inverse();
-        // The ray in model space, with the same parameter: a point at distance `d` along the
-        // scene's ray is at `d` along this one, since placements are affine.
+        // The ray in model space, its direction of unit length: a point at distance `d` along
+        // the scene's ray is at `d * stretch` along this one, since placements are affine.
         let origin = to_model.transform_point3(ray.origin);
-        let direction = to_model.transform_vector3(ray.direction);
-        if !(origin.is_finite() && direction.is_finite()) || direction == Vec3::ZERO {
+        let along = to_model.transform_vector3(ray.direction);
+        let stretch = along.length();
+        if !(origin.is_finite() && stretch.is_finite() && stretch > 0.0) {
             return Vec::new();
         }
+        let direction = along / stretch;
         let test = Tester {
             mesh,
             transform,
@@ -245,7 +249,7 @@ impl PickIndex {
                     explode => (p.centre - self.centre) * explode,
                 };
                 let local = model_ray(origin - offset, direction);
-                let entry = p.bounds.intersect_ray(&local);
+                let entry = p.bounds.intersect_ray(&local) / stretch;
                 (entry < f32::INFINITY).then_some((entry, p, offset))
             })
             .collect();
@@ -260,7 +264,7 @@ impl PickIndex {
             }
             let mut local = model_ray(origin - offset, direction);
             if let Some(d) = nearest.filter(|_| policy == HitPolicy::Closest) {
-                local.tmax = slack(d);
+                local.tmax = slack(d) * stretch;
             }
             let mut done = false;
             stack.clear();
@@ -289,8 +293,8 @@ impl PickIndex {
                                     (hit.distance, hit.triangle) < (best.distance, best.triangle)
                                 });
                                 if nearer {
+                                    local.tmax = slack(hit.distance) * stretch;
                                     hits = vec![hit];
-                                    local.tmax = slack(hit.distance);
                                 }
                             }
                         }
@@ -425,13 +429,21 @@ mod tests {
             .map(|s| (s.id, (s.build)()))
             .collect();
         models.push(("assembly", crate::samples::assembly(120_000)));
-        let transform = Mat4::from_scale_rotation_translation(
+        // Placed small and turned, and placed huge along the axes (a model scaled up 1,000 times,
+        // seen straight from the front: rays with no sideways component at all).
+        let turned = Mat4::from_scale_rotation_translation(
             Vec3::splat(0.002),
             glam::Quat::from_euler(glam::EulerRot::YXZ, 0.7, -0.3, 0.2),
             Vec3::new(0.4, 1.1, -2.0),
         );
+        let huge = Mat4::from_scale_rotation_translation(
+            Vec3::splat(1000.0),
+            glam::Quat::IDENTITY,
+            Vec3::new(5.0, 0.0, 0.0),
+        );
         let mut compared = [0usize; 2];
-        for (name, mesh) in &models {
+        let placed = models.iter().flat_map(|m| [(m, turned), (m, huge)]);
+        for ((name, mesh), transform) in placed {
             let index = PickIndex::new(mesh);
             let bounds = mesh.bounds().unwrap();
             let paths: Vec<String> = (0..mesh.parts.len()).map(|i| mesh.path_of(i)).collect();
@@ -464,10 +476,14 @@ mod tests {
                 for _ in 0..60 {
                     // From outside the model towards a point in it, in scene space.
                     let aim = bounds.min + (bounds.max - bounds.min) * random_unit_box(&mut random);
-                    let from = bounds.center()
+                    let mut from = bounds.center()
                         + random_direction(&mut random)
                             * bounds.radius()
                             * random.random_range(1.2..3.0);
+                    if transform == huge {
+                        // Straight along -z, from in front.
+                        from = Vec3::new(aim.x, aim.y, bounds.max.z + bounds.radius());
+                    }
                     let (aim, from) = (
                         transform.transform_point3(aim),
                         transform.transform_point3(from),
@@ -503,6 +519,22 @@ mod tests {
             if (0.01..=1.0).contains(&v.length_squared()) {
                 return v.normalize();
             }
+        }
+    }
+
+    /// What a cache weighs an index by before it is built is near what it then holds, for big
+    /// parts and for many small ones.
+    #[test]
+    fn an_index_weighs_about_what_was_expected() {
+        for mesh in [crate::samples::assembly(200_000), crate::samples::gearbox()] {
+            let index = PickIndex::new(&mesh);
+            let expected = PickIndex::expected_bytes(&mesh) as f64;
+            let held = index.heap_bytes() as f64;
+            assert!(
+                (0.5..2.0).contains(&(held / expected)),
+                "{} parts: expected {expected} bytes, held {held}",
+                mesh.parts.len()
+            );
         }
     }
 

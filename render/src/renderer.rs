@@ -925,9 +925,8 @@ impl Renderer {
                                 1.0,
                                 &bounds,
                                 transform,
-                                eye.position,
                                 eye.view_projection,
-                                height,
+                                (width, height),
                             );
                             let coarsest = part
                                 .levels
@@ -1125,10 +1124,18 @@ impl Renderer {
 /// A mesh's parts as draws ([`Mesh::draw_ranges`]), each named by its path.
 fn gpu_parts(mesh: &Mesh) -> Vec<GpuPart> {
     let after = mesh.indices.len() as u32;
+    // Each part's levels, in one pass over them.
+    let mut levels = vec![Vec::new(); mesh.draw_ranges().len()];
+    for level in &mesh.levels {
+        if let Some(of_part) = levels.get_mut(level.range as usize) {
+            let first = after + level.first_index;
+            of_part.push((first..first + level.index_count, level.error));
+        }
+    }
+    let mut levels = levels.into_iter();
     mesh.draw_ranges()
         .into_iter()
-        .enumerate()
-        .map(|(range, (part, triangles))| {
+        .map(|(part, triangles)| {
             let bounds = mesh.bounds_of(triangles.clone()).unwrap_or(Bounds {
                 min: Vec3::ZERO,
                 max: Vec3::ZERO,
@@ -1139,15 +1146,7 @@ fn gpu_parts(mesh: &Mesh) -> Vec<GpuPart> {
                 index_count: triangles.len() as u32 * 3,
                 center: bounds.center(),
                 bounds,
-                levels: mesh
-                    .levels
-                    .iter()
-                    .filter(|level| level.range == range as u32)
-                    .map(|level| {
-                        let first = after + level.first_index;
-                        (first..first + level.index_count, level.error)
-                    })
-                    .collect(),
+                levels: levels.next().unwrap_or_default(),
             }
         })
         .collect()

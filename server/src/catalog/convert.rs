@@ -582,16 +582,36 @@ fn read_step(
     progress: &Progress,
 ) -> Result<ImportedModel, ConvertError> {
     use std::io::{BufRead, Read};
+    use std::os::unix::process::CommandExt;
     let program = step_program()?;
-    let out = folder.join(STEP_OUT);
+    // Removed however the reading ends.
+    struct Removed(PathBuf);
+    impl Drop for Removed {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+    let out = Removed(folder.join(STEP_OUT));
     let mut command = std::process::Command::new(&program);
     command
-        .arg(folder.join(file))
-        .arg(&out)
         .arg("--angular-degrees")
         .arg(tessellation.angular_degrees.to_string());
     if let Some(chordal) = tessellation.chordal {
         command.arg("--chordal-mm").arg(chordal.to_string());
+    }
+    // The upload's name is the uploader's: after `--`, never taken for an option.
+    command.arg("--").arg(folder.join(file)).arg(&out.0);
+    let parent = nix::unistd::getpid();
+    // SAFETY: between fork and exec only async-signal-safe calls: prctl, getppid and _exit.
+    unsafe {
+        command.pre_exec(move || {
+            // Killed with the thread that started it, and not started at all if that is gone.
+            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)?;
+            if nix::unistd::getppid() != parent {
+                nix::libc::_exit(1);
+            }
+            Ok(())
+        });
     }
     let mut child = command
         .env("RUST_BACKTRACE", "0")
@@ -602,16 +622,20 @@ fn read_step(
         .map_err(|e| ConvertError::Failed(format!("starting {}: {e}", program.display())))?;
     let mut stderr = child.stderr.take();
     let said = std::thread::spawn(move || {
-        let mut text = String::new();
+        let mut bytes = Vec::new();
         if let Some(stderr) = stderr.as_mut() {
-            let _ = stderr.read_to_string(&mut text);
+            let _ = stderr.read_to_end(&mut bytes);
         }
-        text
+        String::from_utf8_lossy(&bytes).into_owned()
     });
     let mut summary = String::new();
     if let Some(stdout) = child.stdout.take() {
-        for line in std::io::BufReader::new(stdout).lines() {
-            let line = line?;
+        // Until it closes its output, whatever bytes it writes.
+        for line in std::io::BufReader::new(stdout)
+            .split(b'\n')
+            .map_while(Result::ok)
+        {
+            let line = String::from_utf8_lossy(&line).into_owned();
             match line.strip_prefix(PROGRESS_LINE).map(str::parse::<f32>) {
                 Some(Ok(done)) => progress(0.85 * done),
                 _ => summary = line,
@@ -627,7 +651,7 @@ fn read_step(
         .unwrap_or("no reason given")
         .trim();
     let read = match status.code() {
-        Some(0) => std::fs::read(&out),
+        Some(0) => std::fs::read(&out.0),
         Some(code) if code == i32::from(EXIT_INVALID) => {
             return Err(ConvertError::InvalidReported(format!("{file}: {said}")));
         }
@@ -642,7 +666,6 @@ fn read_step(
             )));
         }
     };
-    let _ = std::fs::remove_file(&out);
     let mesh = Mesh::from_bytes(&read?)
         .map_err(|e| ConvertError::Failed(format!("parallax-step's mesh: {e}")))?;
     let summary: serde_json::Value = serde_json::from_str(&summary).unwrap_or_default();
@@ -665,14 +688,15 @@ fn read_step(
 const STEP_OUT: &str = ".parallax-step-out";
 
 /// The `parallax-step` program: `PARALLAX_STEP` if set, else beside this program (or, for a
-/// test binary in `target/*/deps`, one folder up, where Cargo puts programs).
+/// test binary in Cargo's `target/*/deps`, one folder up, where Cargo puts programs).
 fn step_program() -> Result<PathBuf, ConvertError> {
     if let Some(program) = std::env::var_os("PARALLAX_STEP") {
         return Ok(PathBuf::from(program));
     }
     let exe = std::env::current_exe()?;
     let folder = exe.parent().unwrap_or(Path::new("."));
-    [Some(folder), folder.parent()]
+    let cargo_deps = folder.file_name().is_some_and(|name| name == "deps");
+    [Some(folder), folder.parent().filter(|_| cargo_deps)]
         .into_iter()
         .flatten()
         .map(|dir| dir.join("parallax-step"))
