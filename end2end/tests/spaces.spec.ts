@@ -203,6 +203,24 @@ async function coverage(page: Page): Promise<number> {
   });
 }
 
+/** [`coverage`] once the frames have settled: the same (to 0.5 % of the view) over 400 ms, as
+ * the last pose of a gesture may still be on its way when the gesture's first frame is seen. */
+async function settledCoverage(page: Page): Promise<number> {
+  let last = -1;
+  await expect
+    .poll(
+      async () => {
+        const now = await coverage(page);
+        const still = Math.abs(now - last) < 0.005;
+        last = now;
+        return still;
+      },
+      { intervals: [400], timeout: 15_000 },
+    )
+    .toBe(true);
+  return last;
+}
+
 /** Pixels of a headset's frame in the cut sections' cap colour (linear (0.02, 0.60, 0.45), sRGB
  * (39, 203, 179)): how much section the view shows. */
 async function capPixels(page: Page): Promise<number> {
@@ -343,8 +361,8 @@ test("browser headsets follow the tablet on their own render sessions", async ({
   // Two fingers moving apart zoom in: a new pose, a closer picture (and no tap, no orbit).
   const pinchFrom = Number(await view.getAttribute("data-frame"));
   await expect.poll(async () => Number(await view.getAttribute("data-frame")), { timeout: 5_000 }).toBeGreaterThan(0);
+  const farther = await settledCoverage(headsets[0]);
   const beforePinch = await view.screenshot();
-  const farther = await coverage(headsets[0]);
   await view.evaluate((canvas: HTMLCanvasElement) => {
     const box = canvas.getBoundingClientRect();
     const [x, y] = [box.x + box.width / 2, box.y + box.height / 2];
@@ -368,7 +386,7 @@ test("browser headsets follow the tablet on their own render sessions", async ({
   await expect(headsets[0].locator(".hud .picked")).toHaveCount(0);
 
   // The wheel zooms as well: scrolling down moves away, so the model takes up less of the view.
-  const nearer = await coverage(headsets[0]);
+  const nearer = await settledCoverage(headsets[0]);
   const wheelFrom = Number(await view.getAttribute("data-frame"));
   await headsets[0].mouse.move(box.x + box.width / 2, box.y + box.height / 2);
   for (let i = 0; i < 3; i++) await headsets[0].mouse.wheel(0, 100);
