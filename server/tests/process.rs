@@ -65,46 +65,9 @@ async fn serve_speaks_https_by_default_end_to_end() {
     let child = KillOnDrop(Some(child));
     assert!(url.starts_with("https://127.0.0.1:"), "{url}");
     let trust = parallax_headset::Trust::from_file(&data.join("tls/ca.crt")).unwrap();
-    let coordinator =
-        parallax_headset::Coordinator::sign_in_trusting(&url, &account, &key, Some(trust.clone()))
-            .await
-            .expect("the coordinator's certificate verifies against its authority");
-    let client = reqwest::Client::builder()
-        .tls_built_in_root_certs(false)
-        .use_preconfigured_tls((*trust.config).clone())
-        .build()
-        .unwrap();
-    // The standby host process registers: it linked over wss, verifying the coordinator.
-    let session_url = format!("{url}/accounts/{account}/sessions/tls?api-version=2021-01-01");
-    let body = serde_json::json!({"maxLeaseTimeMinutes": 5, "size": "Standard"});
-    let mut session: serde_json::Value = client
-        .put(&session_url)
-        .bearer_auth(&coordinator.token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    for _ in 0..600 {
-        if session["status"] == "Ready" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        session = client
-            .get(&session_url)
-            .bearer_auth(&coordinator.token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-    }
-    let render_url = session["renderUrl"]
-        .as_str()
-        .expect("Ready with a renderUrl");
+    let (render_url, client, session_url, token) =
+        ready_session(&url, &account, &key, &trust).await;
+    let render_url = render_url.as_str();
     assert!(render_url.starts_with("wss://127.0.0.1:"), "{render_url}");
     let mut render = parallax_headset::RenderConnection::connect_trusting(render_url, Some(&trust))
         .await
@@ -166,7 +129,7 @@ async fn serve_speaks_https_by_default_end_to_end() {
     let read = || async {
         client
             .get(&session_url)
-            .bearer_auth(&coordinator.token)
+            .bearer_auth(&token)
             .send()
             .await
             .unwrap()
@@ -197,6 +160,102 @@ async fn serve_speaks_https_by_default_end_to_end() {
     ) {}
     render.bye().await.unwrap();
     assert!(stop(child.take()).success());
+}
+
+/// Signs in to the coordinator at `url` trusting `trust`, creates a Standard session and waits
+/// until it is Ready: its render URL, and a client, the session's URL and a token to read it.
+async fn ready_session(
+    url: &str,
+    account: &str,
+    key: &str,
+    trust: &parallax_headset::Trust,
+) -> (String, reqwest::Client, String, String) {
+    let coordinator =
+        parallax_headset::Coordinator::sign_in_trusting(url, account, key, Some(trust.clone()))
+            .await
+            .expect("the coordinator's certificate verifies against its authority");
+    let client = reqwest::Client::builder()
+        .tls_built_in_root_certs(false)
+        .use_preconfigured_tls((*trust.config).clone())
+        .build()
+        .unwrap();
+    // The standby host process registers: it linked over wss, verifying the coordinator.
+    let session_url = format!("{url}/accounts/{account}/sessions/tls?api-version=2021-01-01");
+    let body = serde_json::json!({"maxLeaseTimeMinutes": 5, "size": "Standard"});
+    let mut session: serde_json::Value = client
+        .put(&session_url)
+        .bearer_auth(&coordinator.token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for _ in 0..600 {
+        if session["status"] == "Ready" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        session = client
+            .get(&session_url)
+            .bearer_auth(&coordinator.token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    }
+    let render_url = session["renderUrl"]
+        .as_str()
+        .expect("Ready with a renderUrl");
+    (
+        render_url.to_string(),
+        client,
+        session_url,
+        coordinator.token,
+    )
+}
+
+/// With the operator's certificate (`--tls-cert`), `parallax serve`'s render host processes
+/// serve it too: a device that trusts only the operator's authority opens a render connection.
+#[tokio::test]
+async fn serve_with_the_operators_certificate_gives_it_to_its_host_processes() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (account, key) = create_account(&data);
+    let operators = dir.path().join("operators");
+    let names = ["localhost", "127.0.0.1"];
+    parallax_server::tls::Tls::open(&operators, &parallax_server::tls::TlsSetup::local(&names))
+        .unwrap();
+    let (cert, key_file) = (
+        operators.join("tls/server.crt"),
+        operators.join("tls/server.key"),
+    );
+    let (child, url) = serve_as_is(
+        &[
+            "--addr",
+            "127.0.0.1:0",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--standard",
+            "1",
+            "--premium",
+            "0",
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key_file.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let _child = KillOnDrop(Some(child));
+    let trust = parallax_headset::Trust::from_file(&operators.join("tls/ca.crt")).unwrap();
+    let (render_url, ..) = ready_session(&url, &account, &key, &trust).await;
+    parallax_headset::RenderConnection::connect_trusting(&render_url, Some(&trust))
+        .await
+        .expect("the host process serves the operator's certificate");
 }
 
 #[tokio::test]
