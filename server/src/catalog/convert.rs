@@ -660,9 +660,15 @@ fn read_step(
                 "reading the STEP file ran out of memory".into(),
             ));
         }
-        _ => {
+        // Killed by a signal (a crash): said as the conversion child's own crash is.
+        None => {
             return Err(ConvertError::Failed(format!(
-                "OpenCascade failed on {file} ({status}): {said}"
+                "reading {file}: OpenCascade crashed ({status}): {said}"
+            )));
+        }
+        Some(code) => {
+            return Err(ConvertError::Failed(format!(
+                "reading {file}: OpenCascade failed ({code}): {said}"
             )));
         }
     };
