@@ -82,45 +82,60 @@ pub fn make_levels(mesh: &mut Mesh) {
     mesh.level_indices = level_indices;
 }
 
-/// How many pixels a stray of `error` (model units) in a part within `bounds` (model space) can
-/// cover, at most, in an eye whose view and projection is `view_projection` and whose viewport
-/// is `width × height` pixels, the model placed by `transform`. Infinite when the part reaches
-/// the eye's plane. Measured at the part's nearest depth along the view, with the projection's
-/// larger scale, and larger off the view's axis, where a stray across the line of sight shows
-/// more: by up to 1/cos of the angle between them, at the part's corner furthest out in view.
-pub fn pixels(
-    error: f32,
-    bounds: &Bounds,
-    transform: Mat4,
-    view_projection: Mat4,
-    (width, height): (u32, u32),
-) -> f32 {
-    let (scale, _, _) = transform.to_scale_rotation_translation();
-    let stray = error * scale.abs().max_element();
-    let to_clip = view_projection * transform;
-    let clip = bounds.corners().map(|c| to_clip * c.extend(1.0));
-    // Clip space's w is the depth along the view.
-    let depth = clip.iter().map(|c| c.w).fold(f32::INFINITY, f32::min);
-    if depth.is_nan() || depth <= 0.0 {
-        return f32::INFINITY;
+/// How an eye sees a placed model, for judging levels: worked out once per eye and frame.
+pub struct Sight {
+    /// Model space to the eye's clip space.
+    to_clip: Mat4,
+    /// The placement's largest scale: model units to scene units, at most.
+    stretch: f32,
+    /// The projection's scales: 1 / tan of the half-angles of the view (each eye's own).
+    scales: (f32, f32),
+    /// Pixels per scene unit across the view at unit depth, the larger of the two axes.
+    focal: f32,
+}
+
+impl Sight {
+    /// The eye whose view and projection is `view_projection`, with a viewport of `width ×
+    /// height` pixels, looking at a model placed by `transform`.
+    pub fn new(view_projection: Mat4, transform: Mat4, (width, height): (u32, u32)) -> Self {
+        let (scale, _, _) = transform.to_scale_rotation_translation();
+        let (x, y) = (
+            view_projection.row(0).truncate().length(),
+            view_projection.row(1).truncate().length(),
+        );
+        Self {
+            to_clip: view_projection * transform,
+            stretch: scale.abs().max_element(),
+            scales: (x, y),
+            focal: (x * width as f32).max(y * height as f32) * 0.5,
+        }
     }
-    // The projection's scales: 1 / tan of the half-angles of the view (each eye's own).
-    let (x, y) = (
-        view_projection.row(0).truncate().length(),
-        view_projection.row(1).truncate().length(),
-    );
-    let focal = (x * width as f32).max(y * height as f32) * 0.5;
-    let slant = clip
-        .iter()
-        .map(|c| {
-            let (across, up) = (
-                (c.x / c.w).clamp(-1.0, 1.0) / x,
-                (c.y / c.w).clamp(-1.0, 1.0) / y,
-            );
-            (1.0 + across * across + up * up).sqrt()
-        })
-        .fold(1.0, f32::max);
-    stray * focal * slant / depth
+
+    /// How many pixels a stray of `error` (model units) in a part within `bounds` (model space)
+    /// can cover, at most. Infinite when the part reaches the eye's plane. Measured at the
+    /// part's nearest depth along the view, with the projection's larger scale, and larger off
+    /// the view's axis, where a stray across the line of sight shows more: by up to 1/cos of the
+    /// angle between them, at the part's corner furthest out in view.
+    pub fn pixels(&self, error: f32, bounds: &Bounds) -> f32 {
+        let clip = bounds.corners().map(|c| self.to_clip * c.extend(1.0));
+        // Clip space's w is the depth along the view.
+        let depth = clip.iter().map(|c| c.w).fold(f32::INFINITY, f32::min);
+        if depth.is_nan() || depth <= 0.0 {
+            return f32::INFINITY;
+        }
+        let (x, y) = self.scales;
+        let slant = clip
+            .iter()
+            .map(|c| {
+                let (across, up) = (
+                    (c.x / c.w).clamp(-1.0, 1.0) / x,
+                    (c.y / c.w).clamp(-1.0, 1.0) / y,
+                );
+                (1.0 + across * across + up * up).sqrt()
+            })
+            .fold(1.0, f32::max);
+        error * self.stretch * self.focal * slant / depth
+    }
 }
 
 #[cfg(test)]
@@ -196,13 +211,7 @@ mod tests {
             height: 1000,
         };
         let at = |error, transform| {
-            pixels(
-                error,
-                &bounds,
-                transform,
-                view.view_projection(),
-                (1000, 1000),
-            )
+            Sight::new(view.view_projection(), transform, (1000, 1000)).pixels(error, &bounds)
         };
         // 10 units deep with a 90° view 1,000 px high: 500 px a unit; a 0.01 stray is 0.5 px
         // (and a hair more, the box's corners being a little off the axis).

@@ -902,6 +902,8 @@ impl Renderer {
                     // their triangles are drawn: the coarsest level whose stray from the part
                     // covers at most half a pixel, or all of them.
                     let to_clip = eye.view_projection * transform;
+                    let sight =
+                        crate::lod::Sight::new(eye.view_projection, transform, (width, height));
                     let seen: Vec<Option<std::ops::Range<u32>>> = model
                         .parts
                         .iter()
@@ -921,13 +923,7 @@ impl Renderer {
                             if !self.levels || part.levels.is_empty() {
                                 return Some(part.whole());
                             }
-                            let per_unit = crate::lod::pixels(
-                                1.0,
-                                &bounds,
-                                transform,
-                                eye.view_projection,
-                                (width, height),
-                            );
+                            let per_unit = sight.pixels(1.0, &bounds);
                             let coarsest = part
                                 .levels
                                 .iter()
@@ -1124,8 +1120,9 @@ impl Renderer {
 /// A mesh's parts as draws ([`Mesh::draw_ranges`]), each named by its path.
 fn gpu_parts(mesh: &Mesh) -> Vec<GpuPart> {
     let after = mesh.indices.len() as u32;
+    let ranges = mesh.draw_ranges();
     // Each part's levels, in one pass over them.
-    let mut levels = vec![Vec::new(); mesh.draw_ranges().len()];
+    let mut levels = vec![Vec::new(); ranges.len()];
     for level in &mesh.levels {
         if let Some(of_part) = levels.get_mut(level.range as usize) {
             let first = after + level.first_index;
@@ -1133,7 +1130,7 @@ fn gpu_parts(mesh: &Mesh) -> Vec<GpuPart> {
         }
     }
     let mut levels = levels.into_iter();
-    mesh.draw_ranges()
+    ranges
         .into_iter()
         .map(|(part, triangles)| {
             let bounds = mesh.bounds_of(triangles.clone()).unwrap_or(Bounds {

@@ -553,15 +553,20 @@ fn import_file_in(
     tessellation: &Tessellation,
     progress: &Progress,
 ) -> Result<ImportedModel, ConvertError> {
+    // A STEP file is parallax-step's to read: its format is told by its name and first bytes.
+    let mut head = Vec::with_capacity(4);
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(std::fs::File::open(folder.join(file))?, 4),
+        &mut head,
+    )?;
+    if Format::detect(file, &head) == Ok(Format::Step) {
+        return read_step(folder, file, tessellation, progress);
+    }
     let bytes = std::fs::read(folder.join(file))?;
     let invalid = |source| ConvertError::Invalid {
         file: file.to_string(),
         source,
     };
-    if Format::detect(file, &bytes) == Ok(Format::Step) {
-        drop(bytes);
-        return read_step(folder, file, tessellation, progress);
-    }
     let mut beside = |uri: &str| {
         let wanted = uri.rsplit(['/', '\\']).next().unwrap_or(uri);
         let plain = !wanted.is_empty() && !wanted.starts_with('.');
