@@ -176,30 +176,25 @@ fn on_frame(
             .and_then(|v| v.as_f64())
             .unwrap_or_default() as f32
     };
-    // The views the layer shows: a device that shows one picture may still list a second view,
-    // with no area (the emulator does).
-    let views: Vec<JsValue> = get(&pose, "views")?
+    // The views the layer shows, each with its viewport (x, y, width, height): a device that
+    // shows one picture may still list a second view, with no area (the emulator does).
+    let views: Vec<(JsValue, [f64; 4])> = get(&pose, "views")?
         .dyn_into::<Array>()?
         .iter()
-        .filter(|view| {
-            call(layer, "getViewport", &[view]).is_ok_and(|area| {
-                ["width", "height"]
-                    .iter()
-                    .all(|key| get(&area, key).ok().and_then(|v| v.as_f64()).unwrap_or(0.0) > 0.0)
-            })
+        .filter_map(|view| {
+            let area = call(layer, "getViewport", &[&view]).ok()?;
+            let side = |key: &str| get(&area, key).ok().and_then(|v| v.as_f64()).unwrap_or(0.0);
+            let area = ["x", "y", "width", "height"].map(side);
+            (area[2] > 0.0 && area[3] > 0.0).then_some((view, area))
         })
         .collect();
-    let Some(first) = views.first() else {
+    let Some((first, [_, _, width, height])) = views.first().cloned() else {
         return Ok(());
     };
+    let first = &first;
     // Vertical field of view from the first eye's projection: m[5] = 1 / tan(fov / 2).
     let projection: js_sys::Float32Array = get(first, "projectionMatrix")?.dyn_into()?;
     let fov_y_degrees = (2.0 * (1.0 / projection.get_index(5)).atan()).to_degrees();
-    let viewport = call(layer, "getViewport", &[first])?;
-    let (width, height) = (
-        get(&viewport, "width")?.as_f64().unwrap_or(MAX_SIDE),
-        get(&viewport, "height")?.as_f64().unwrap_or(MAX_SIDE),
-    );
     let scale = (MAX_SIDE / width.max(height)).min(1.0);
     // A headset's two eyes, each as WebXR gives it; anything else is drawn from the head's centre.
     let eye = |view: &JsValue| -> Option<XrEye> {
@@ -214,7 +209,7 @@ fn on_frame(
         })
     };
     let eyes = match views.as_slice() {
-        [left, right] => eye(left).zip(eye(right)).map(|(l, r)| [l, r]),
+        [(left, _), (right, _)] => eye(left).zip(eye(right)).map(|(l, r)| [l, r]),
         _ => None,
     };
     // Even sides, as H.264's 4:2:0 pictures need.
@@ -260,15 +255,8 @@ fn on_frame(
             .is_some_and(|c| f64::from(c.width()) >= 2.0 * eye_width - 1.0);
     let reproject = !js_sys::Reflect::get(&window(), &"parallaxReproject".into())
         .is_ok_and(|v| v.as_bool() == Some(false));
-    for (i, view) in views.iter().enumerate() {
-        let area = call(layer, "getViewport", &[view])?;
-        let side = |key: &str| {
-            get(&area, key)
-                .ok()
-                .and_then(|v| v.as_f64())
-                .unwrap_or_default() as i32
-        };
-        gl.viewport(side("x"), side("y"), side("width"), side("height"));
+    for (i, (_, [x, y, width, height])) in views.iter().enumerate() {
+        gl.viewport(*x as i32, *y as i32, *width as i32, *height as i32);
         // From where this eye is now to where it was when its half of the frame was rendered.
         let homography = match (reproject, screen.rendered.get(), eyes) {
             (true, Some(then), Some(now)) => {
