@@ -416,7 +416,9 @@ fn on_message(
                     model: ModelId::new(model),
                 })
         }
-        HostMessage::LoadDone { model, extent, .. } => {
+        // A coarse form comes first for a big model: framed as the whole model, as it will be.
+        HostMessage::LoadCoarse { model, extent, .. }
+        | HostMessage::LoadDone { model, extent, .. } => {
             camera.extent = Some(extent.unwrap_or_default());
             state.loaded.set(Some(model.0));
             camera.pose().map(DeviceMessage::Pose)

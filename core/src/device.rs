@@ -430,6 +430,15 @@ pub enum HostMessage {
         model: ModelId,
         percent: u8,
     },
+    /// The model is on screen at a coarse level while its full mesh is on its way: `triangles`
+    /// of it are drawn now, and `extent` is the whole model's, so a device frames it as it will
+    /// frame the full one. `load_done` follows, or `load_failed`.
+    LoadCoarse {
+        model: ModelId,
+        triangles: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        extent: Option<Extent>,
+    },
     LoadDone {
         model: ModelId,
         triangles: u64,

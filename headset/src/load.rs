@@ -455,7 +455,10 @@ impl Device {
                     Err(e) => return Err(e),
                 },
                 event = next_render(&mut self.render) => match event? {
-                    RenderEvent::Message(HostMessage::LoadDone { extent: e, .. }) => {
+                    // A big model's coarse form is its first picture.
+                    RenderEvent::Message(
+                        HostMessage::LoadCoarse { extent: e, .. } | HostMessage::LoadDone { extent: e, .. },
+                    ) => {
                         extent = Some(e.unwrap_or_default());
                         pose_id += 1;
                         let pose = Pose::orbit(&e.unwrap_or_default(), azimuth, 20.0, 1.0)

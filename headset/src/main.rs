@@ -258,6 +258,56 @@ fn codec(name: &str) -> Result<Codec, String> {
         .map_err(|_| format!("{name} is not a codec: h264 or jpeg"))
 }
 
+/// How long the model asked for last takes to show: its first frame, and its first in full
+/// detail (after `load_done`; a big model shows a coarse form first).
+struct LoadTimer {
+    model: String,
+    asked: Instant,
+    /// Its coarse form or `load_done` has come: frames from now on are of it.
+    shown: bool,
+    /// `load_done` has come.
+    done: bool,
+    /// Frames seen of it: before `load_done`, and after.
+    first: bool,
+    full: bool,
+}
+
+impl LoadTimer {
+    fn new(model: &str) -> Self {
+        Self {
+            model: model.to_string(),
+            asked: Instant::now(),
+            shown: false,
+            done: false,
+            first: false,
+            full: false,
+        }
+    }
+
+    /// A frame came: said when it is the model's first, or its first in full detail.
+    fn frame(&mut self) {
+        let ms = self.asked.elapsed().as_secs_f64() * 1000.0;
+        if !self.shown {
+            return;
+        }
+        if !self.first {
+            self.first = true;
+            println!("first frame of {} after {ms:.0} ms", self.model);
+        }
+        if self.done && !self.full {
+            self.full = true;
+            println!("first full-detail frame of {} after {ms:.0} ms", self.model);
+        }
+    }
+}
+
+/// `" after N ms"` since the model asked for last was asked for.
+fn since(timer: &Option<LoadTimer>) -> String {
+    timer.as_ref().map_or_else(String::new, |t| {
+        format!(" after {:.0} ms", t.asked.elapsed().as_secs_f64() * 1000.0)
+    })
+}
+
 async fn join(
     connection: &Connection,
     device: &str,
@@ -301,6 +351,7 @@ async fn join(
     let mut space = membership.connect().await?;
 
     let mut extent = None;
+    let mut loading: Option<LoadTimer> = None;
     let mut azimuth = 0.0_f32;
     let mut pose_id = 0_u64;
     let mut sent: Vec<(u64, Instant)> = Vec::new();
@@ -322,6 +373,7 @@ async fn join(
                         Some(model) => {
                             println!("the space shows {model}");
                             render.load(model).await?;
+                            loading = Some(LoadTimer::new(model));
                         }
                         None => println!("the space shows nothing yet"),
                     }
@@ -335,6 +387,7 @@ async fn join(
                     SpaceEvent::Selection { model: Some(model), .. } => {
                         println!("change {change}: the space shows {model}");
                         render.load(model.as_str()).await?;
+                        loading = Some(LoadTimer::new(model.as_str()));
                     }
                     SpaceEvent::Selection { model: None, .. } => {
                         println!("change {change}: the space shows nothing");
@@ -364,6 +417,9 @@ async fn join(
             event = render.next() => match event {
                 Ok(RenderEvent::Frame { header, picture, .. }) => {
                     meter.frames += 1;
+                    if let Some(timer) = &mut loading {
+                        timer.frame();
+                    }
                     if let Some(i) = sent.iter().position(|(id, _)| *id == header.pose) {
                         meter.latencies.push(sent[i].1.elapsed());
                         sent.drain(..=i);
@@ -373,8 +429,18 @@ async fn join(
                     }
                 }
                 Ok(RenderEvent::Skipped { reason, .. }) => eprintln!("{reason}"),
+                Ok(RenderEvent::Message(HostMessage::LoadCoarse { model, triangles, extent: e })) => {
+                    println!("showing {model} coarse: {triangles} triangles{}", since(&loading));
+                    if let Some(timer) = &mut loading {
+                        timer.shown = true;
+                    }
+                    extent = e.or(Some(Default::default()));
+                }
                 Ok(RenderEvent::Message(HostMessage::LoadDone { model, triangles, extent: e })) => {
-                    println!("loaded {model}: {triangles} triangles");
+                    println!("loaded {model}: {triangles} triangles{}", since(&loading));
+                    if let Some(timer) = &mut loading {
+                        (timer.shown, timer.done) = (true, true);
+                    }
                     extent = e.or(Some(Default::default()));
                 }
                 Ok(RenderEvent::Message(HostMessage::LoadFailed { model, reason })) => {

@@ -36,7 +36,9 @@ use parallax_core::{ChangeNumber, FrameHeader, ModelId};
 use parallax_render::pick::cast_shown;
 use parallax_render::renderer::MAX_VIEWPORT_SIDE;
 use parallax_render::{Eye, VideoEncoder, View};
+use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until, timeout};
+use tokio_util::task::AbortOnDropHandle;
 
 use crate::host::{Host, Loaded};
 use crate::net;
@@ -109,6 +111,75 @@ struct Scene {
     rest: Option<Instant>,
     /// What the design review shows (`set_review`).
     review: Arc<Review>,
+    /// The model being fetched, if one is.
+    loading: Option<Loading>,
+}
+
+/// A model being fetched for the device: what its fetch reports, and the fetch, stopped when the
+/// device asks for another model or goes.
+struct Loading {
+    model: ModelId,
+    events: mpsc::UnboundedReceiver<LoadEvent>,
+    /// Its coarse form is shown and the device, which has a pose, has not had a frame of it yet:
+    /// the full mesh waits for that frame, so the coarse picture is seen once at least.
+    coarse_owed: bool,
+    _fetch: AbortOnDropHandle<()>,
+}
+
+/// What a model's fetch reports, in this order: progress, its coarse form (if it has one and it
+/// comes before the mesh), then the mesh or why there is none.
+enum LoadEvent {
+    Progress(u8),
+    Coarse(Arc<Loaded>),
+    Done(Result<Arc<Loaded>, String>),
+}
+
+impl Loading {
+    /// Starts fetching `model` for a session of `target`: from the host's memory if it is
+    /// there, else its coarse form first (small: on screen in a moment) and then its mesh.
+    fn start(host: Arc<Host>, target: &Target, model: ModelId) -> Self {
+        let (tell, events) = mpsc::unbounded_channel();
+        let (account, size, id) = (target.account.clone(), target.size, model.clone());
+        let fetch = async move {
+            if let Some(loaded) = host.cached(&account, &id).await {
+                let _ = tell.send(LoadEvent::Done(Ok(loaded)));
+                return;
+            }
+            // Without a coarse form, or without the coordinator's, the mesh is simply shown
+            // when it comes; a refusal is the mesh's to tell.
+            match host.coarse(&account, &id, size).await {
+                Ok(Some(coarse)) => {
+                    let _ = tell.send(LoadEvent::Coarse(coarse));
+                }
+                Ok(None) => {}
+                Err(e) => tracing::debug!(model = %id, "no coarse form: {e}"),
+            }
+            let progress = {
+                let tell = tell.clone();
+                move |percent| {
+                    let _ = tell.send(LoadEvent::Progress(percent));
+                }
+            };
+            let done = host.model(&account, &id, size, progress).await;
+            let _ = tell.send(LoadEvent::Done(done));
+        };
+        Self {
+            model,
+            events,
+            coarse_owed: false,
+            _fetch: AbortOnDropHandle::new(tokio::spawn(fetch)),
+        }
+    }
+}
+
+/// The next event of the fetch under way; never, without one.
+async fn next_load(loading: &mut Option<Loading>) -> LoadEvent {
+    match loading {
+        Some(loading) => loading.events.recv().await.unwrap_or_else(|| {
+            LoadEvent::Done(Err("the render host stopped fetching the model".into()))
+        }),
+        None => std::future::pending().await,
+    }
 }
 
 impl Scene {
@@ -124,6 +195,7 @@ impl Scene {
             codec,
             rest: None,
             review: Arc::default(),
+            loading: None,
         }
     }
 }
@@ -189,6 +261,9 @@ async fn run(
                     next_frame = Instant::now() + host.frame_interval;
                     scene.dirty = false;
                     render(socket, host, &mut scene, pose).await?;
+                    if let Some(loading) = &mut scene.loading {
+                        loading.coarse_owed = false;
+                    }
                 }
             }
             () = sleep_until(rest.unwrap_or_else(Instant::now)), if rest.is_some() => {
@@ -196,6 +271,9 @@ async fn run(
                 if let Some(pose) = scene.pose {
                     refine(socket, &mut scene, pose).await?;
                 }
+            }
+            event = next_load(&mut scene.loading), if !scene.loading.as_ref().is_some_and(|l| l.coarse_owed) => {
+                loaded(socket, &mut scene, event).await?;
             }
             message = socket.recv() => {
                 let Some(Ok(message)) = message else {
@@ -233,7 +311,7 @@ fn parse(message: Message) -> Result<Option<DeviceMessage>, Close> {
 /// Applies one message; returns a close to end the conversation with.
 async fn apply(
     socket: &mut WebSocket,
-    host: &Host,
+    host: &Arc<Host>,
     target: &Target,
     scene: &mut Scene,
     message: Message,
@@ -303,46 +381,83 @@ async fn apply(
                 },
             )
             .await?;
-            match host.model(&target.account, &model, target.size).await {
-                Ok(loaded) => {
-                    let mesh = &loaded.mesh;
-                    let triangles = mesh.triangles();
-                    let extent = mesh.bounds().map(|b| Extent {
-                        min: b.min.to_array(),
-                        max: b.max.to_array(),
-                    });
-                    // Picks are cast through an index, built meanwhile: it is ready long
-                    // before anyone can point at the model.
-                    let warm = loaded.clone();
-                    tokio::spawn(async move { warm.picks().await });
-                    scene.model = Some((model.clone(), loaded));
-                    scene.dirty = true;
-                    if let Some(video) = &mut scene.video {
-                        video.request_keyframe();
-                    }
-                    send(
-                        socket,
-                        HostMessage::LoadProgress {
-                            model: model.clone(),
-                            percent: 100,
-                        },
-                    )
-                    .await?;
-                    send(
-                        socket,
-                        HostMessage::LoadDone {
-                            model,
-                            triangles,
-                            extent,
-                        },
-                    )
-                    .await?;
-                }
-                Err(reason) => send(socket, HostMessage::LoadFailed { model, reason }).await?,
-            }
+            // Another model asked for meanwhile is no longer wanted: its fetch stops.
+            scene.loading = Some(Loading::start(host.clone(), target, model));
         }
     }
     Ok(None)
+}
+
+/// Tells the device how the load of the model it asked for last goes, and shows what came.
+async fn loaded(socket: &mut WebSocket, scene: &mut Scene, event: LoadEvent) -> Result<(), Close> {
+    let Some(model) = scene.loading.as_ref().map(|l| l.model.clone()) else {
+        return Ok(());
+    };
+    let (shown, message) = match event {
+        LoadEvent::Progress(percent) => {
+            return send(socket, HostMessage::LoadProgress { model, percent }).await;
+        }
+        LoadEvent::Coarse(coarse) => {
+            let posed = scene.pose.is_some();
+            if let Some(loading) = &mut scene.loading {
+                loading.coarse_owed = posed;
+            }
+            let (triangles, extent) = described(&coarse);
+            let message = HostMessage::LoadCoarse {
+                model: model.clone(),
+                triangles,
+                extent,
+            };
+            (coarse, message)
+        }
+        LoadEvent::Done(Err(reason)) => {
+            scene.loading = None;
+            // A coarse form shown meanwhile is not the model: it goes with the load.
+            if scene.model.as_ref().is_some_and(|(id, _)| *id == model) {
+                scene.model = None;
+                scene.dirty = true;
+            }
+            return send(socket, HostMessage::LoadFailed { model, reason }).await;
+        }
+        LoadEvent::Done(Ok(full)) => {
+            scene.loading = None;
+            // Picks are cast through an index, built meanwhile: it is ready long before anyone
+            // can point at the model.
+            let warm = full.clone();
+            tokio::spawn(async move { warm.picks().await });
+            let (triangles, extent) = described(&full);
+            send(
+                socket,
+                HostMessage::LoadProgress {
+                    model: model.clone(),
+                    percent: 100,
+                },
+            )
+            .await?;
+            let message = HostMessage::LoadDone {
+                model: model.clone(),
+                triangles,
+                extent,
+            };
+            (full, message)
+        }
+    };
+    scene.model = Some((model, shown));
+    scene.dirty = true;
+    if let Some(video) = &mut scene.video {
+        video.request_keyframe();
+    }
+    send(socket, message).await
+}
+
+/// What the device is told of a model shown: its triangles and its bounds.
+fn described(loaded: &Loaded) -> (u64, Option<Extent>) {
+    let mesh = &loaded.mesh;
+    let extent = mesh.bounds().map(|b| Extent {
+        min: b.min.to_array(),
+        max: b.max.to_array(),
+    });
+    (mesh.triangles(), extent)
 }
 
 fn view_of(pose: &Pose) -> View {

@@ -83,6 +83,35 @@ impl Loaded {
     }
 }
 
+/// Which form of a model's mesh a host downloads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Detail {
+    /// The mesh, with its levels of detail.
+    Full,
+    /// Each part at its coarsest level only: small, shown first.
+    Coarse,
+}
+
+impl Detail {
+    fn as_str(self) -> &'static str {
+        match self {
+            Detail::Full => "full",
+            Detail::Coarse => "coarse",
+        }
+    }
+}
+
+/// Reads a downloaded mesh, off the async runtime.
+async fn decode(bytes: Vec<u8>) -> Result<Arc<Loaded>, String> {
+    let mesh = tokio::task::spawn_blocking(move || Mesh::from_bytes(&bytes))
+        .await
+        .map_err(|e| format!("reading the model failed: {e}"))??;
+    Ok(Arc::new(Loaded {
+        mesh: Arc::new(mesh),
+        picks: tokio::sync::OnceCell::new(),
+    }))
+}
+
 /// A device's hold on the host; dropping it lets the next device in.
 pub struct DeviceSlot {
     host: Arc<Host>,
@@ -216,59 +245,105 @@ impl Host {
         })
     }
 
+    /// `model` if this host holds it for `account` already.
+    pub async fn cached(&self, account: &str, model: &ModelId) -> Option<Arc<Loaded>> {
+        self.meshes.get(&(account.to_string(), model.clone())).await
+    }
+
     /// `model`, from memory or from the coordinator's catalog; refused if a session of `account`
-    /// and `size` may not load it (another account's upload is unknown to it).
+    /// and `size` may not load it (another account's upload is unknown to it). `progress` hears
+    /// how much of a download has come, in percent below 100.
     pub async fn model(
         &self,
         account: &str,
         model: &ModelId,
         size: SessionSize,
+        progress: impl Fn(u8) + Send,
     ) -> Result<Arc<Loaded>, String> {
         // One download for everyone asking for the same model at once.
+        let fetch = async {
+            let bytes = self
+                .download(account, model, size, Detail::Full, progress)
+                .await?
+                .ok_or("the coordinator has no mesh for it")?;
+            decode(bytes).await
+        };
         self.meshes
-            .try_get_with(
-                (account.to_string(), model.clone()),
-                self.fetch(account, model, size),
-            )
+            .try_get_with((account.to_string(), model.clone()), fetch)
             .await
             .map_err(|e| e.to_string())
     }
 
-    /// Downloads `model`'s mesh for a session of `account` and `size`.
-    async fn fetch(
+    /// `model`'s coarse form, to show while its mesh comes, if it has one; not kept.
+    pub async fn coarse(
         &self,
         account: &str,
         model: &ModelId,
         size: SessionSize,
-    ) -> Result<Arc<Loaded>, String> {
+    ) -> Result<Option<Arc<Loaded>>, String> {
+        match self
+            .download(account, model, size, Detail::Coarse, |_| {})
+            .await?
+        {
+            Some(bytes) => decode(bytes).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Downloads `model` at `detail` for a session of `account` and `size`, telling `progress`
+    /// how far it is; `None` when the coordinator has no such form of it.
+    async fn download(
+        &self,
+        account: &str,
+        model: &ModelId,
+        size: SessionSize,
+        detail: Detail,
+        progress: impl Fn(u8),
+    ) -> Result<Option<Vec<u8>>, String> {
         let url = format!("{}/v1/hosts/models/{}/mesh", lock(&self.api), model);
-        let response = self
+        let mut response = self
             .http
             .get(&url)
-            .query(&[("size", size.as_str()), ("account", account)])
+            .query(&[
+                ("size", size.as_str()),
+                ("account", account),
+                ("detail", detail.as_str()),
+            ])
             .bearer_auth(&self.credential)
             .send()
             .await
             .map_err(|e| format!("the model could not be fetched from the coordinator: {e}"))?;
-        if !response.status().is_success() {
-            let status = response.status();
+        let status = response.status();
+        if status == reqwest::StatusCode::NOT_FOUND && detail == Detail::Coarse {
+            return Ok(None);
+        }
+        if !status.is_success() {
             let body: serde_json::Value = response.json().await.unwrap_or_default();
             return Err(body["error"]["message"].as_str().map_or_else(
                 || format!("the coordinator answered {status}"),
                 str::to_string,
             ));
         }
-        let bytes = response
-            .bytes()
+        let total = response.content_length().unwrap_or(0);
+        // Room for what the coordinator says is coming, up to a bound a lie cannot pass.
+        let mut bytes = Vec::with_capacity(total.min(1 << 30) as usize);
+        let mut told = 0;
+        while let Some(chunk) = response
+            .chunk()
             .await
-            .map_err(|e| format!("the model download broke off: {e}"))?;
-        let mesh = tokio::task::spawn_blocking(move || Mesh::from_bytes(&bytes))
-            .await
-            .map_err(|e| format!("reading the model failed: {e}"))??;
-        Ok(Arc::new(Loaded {
-            mesh: Arc::new(mesh),
-            picks: tokio::sync::OnceCell::new(),
-        }))
+            .map_err(|e| format!("the model download broke off: {e}"))?
+        {
+            bytes.extend_from_slice(&chunk);
+            // In tens, and only while it is under way: the load's end is told by its caller.
+            let percent = (bytes.len() as u64 * 100)
+                .checked_div(total)
+                .map_or(0, |p| p / 10 * 10) as u8;
+            if percent > told && percent < 100 {
+                told = percent;
+                progress(percent);
+            }
+        }
+        Ok(Some(bytes))
     }
 
     fn device_connected(&self) -> bool {

@@ -1,7 +1,7 @@
 //! The render thread: owns the wgpu device and turns "model X from this pose" into JPEG frames
 //! (and catalog thumbnails into PNG). GPU readback blocks, so it never runs on the async runtime.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::Instant;
 
 use glam::Mat4;
@@ -236,9 +236,11 @@ impl RenderWorker {
 }
 
 /// Models uploaded to the GPU, least recently drawn first out once their buffers pass a budget
-/// in bytes. The model being drawn always stays, even alone over the budget.
+/// in bytes. The model being drawn always stays, even alone over the budget. Each is kept with
+/// the mesh it was uploaded from: a model shown coarse first and then in full is the same id
+/// with another mesh, which replaces the coarse one.
 struct GpuCache {
-    models: LruCache<ModelId, GpuModel>,
+    models: LruCache<ModelId, (Weak<Mesh>, GpuModel)>,
     bytes: u64,
     budget: u64,
 }
@@ -252,30 +254,41 @@ impl GpuCache {
         }
     }
 
-    /// Model `id` on the GPU, uploading `mesh` if it is not there yet.
+    /// Model `id` as `mesh` on the GPU, uploading it if it is not there yet.
     fn get_or_upload(
         &mut self,
         renderer: &mut Renderer,
         id: &ModelId,
-        mesh: &Mesh,
+        mesh: &Arc<Mesh>,
     ) -> Result<&GpuModel, String> {
-        if !self.models.contains(id) {
+        // The weak reference keeps the mesh's allocation, so no other mesh can have its address.
+        let current = self
+            .models
+            .peek(id)
+            .is_some_and(|(uploaded, _)| std::ptr::eq(uploaded.as_ptr(), Arc::as_ptr(mesh)));
+        if !current {
+            let mut freed = false;
+            if let Some((_, (_, stale))) = self.models.pop_entry(id) {
+                self.bytes -= stale.gpu_bytes();
+                drop(stale);
+                freed = true;
+            }
             let gpu = renderer.upload(mesh).map_err(|e| e.to_string())?;
             self.bytes += gpu.gpu_bytes();
-            let mut evicted_any = false;
             while self.bytes > self.budget
-                && let Some((_, evicted)) = self.models.pop_lru()
+                && let Some((_, (_, evicted))) = self.models.pop_lru()
             {
                 self.bytes -= evicted.gpu_bytes();
-                evicted_any = true;
+                freed = true;
             }
-            self.models.put(id.clone(), gpu);
-            if evicted_any {
+            self.models.put(id.clone(), (Arc::downgrade(mesh), gpu));
+            if freed {
                 release_freed_memory();
             }
         }
         self.models
             .get(id)
+            .map(|(_, gpu)| gpu)
             .ok_or_else(|| "the model left the GPU cache".to_string())
     }
 }
@@ -365,6 +378,7 @@ mod tests {
             panic!("no GPU adapter: install Mesa's lavapipe (scripts/setup.sh)");
         };
         let (gear, shaft, bracket) = (samples::gear(), samples::shaft(), samples::bracket());
+        let (gear, shaft, bracket) = (Arc::new(gear), Arc::new(shaft), Arc::new(bracket));
         let size = |mesh: &Mesh| renderer.upload(mesh).unwrap().gpu_bytes();
         let (gear_bytes, shaft_bytes) = (size(&gear), size(&shaft));
         // Room for the gear and the shaft, not for a third.
@@ -392,5 +406,28 @@ mod tests {
         tiny.get_or_upload(&mut renderer, &s, &shaft).unwrap();
         assert_eq!(tiny.models.len(), 1);
         assert!(tiny.models.contains(&s));
+    }
+
+    #[test]
+    fn a_model_drawn_from_another_mesh_is_uploaded_again_in_place_of_the_first() {
+        let Ok(mut renderer) = Renderer::new() else {
+            panic!("no GPU adapter: install Mesa's lavapipe (scripts/setup.sh)");
+        };
+        let mut big = samples::assembly(30_000);
+        parallax_render::lod::make_levels(&mut big);
+        let coarse = Arc::new(parallax_render::lod::preview(&big).unwrap());
+        let (big, id) = (Arc::new(big), ModelId::new("assembly"));
+        let mut cache = GpuCache::new(u64::MAX);
+        let first = cache.get_or_upload(&mut renderer, &id, &coarse).unwrap();
+        let coarse_bytes = first.gpu_bytes();
+        let full_bytes = cache
+            .get_or_upload(&mut renderer, &id, &big)
+            .unwrap()
+            .gpu_bytes();
+        assert!(full_bytes > coarse_bytes * 4);
+        assert_eq!((cache.models.len(), cache.bytes), (1, full_bytes));
+        // The same mesh again is the copy there already.
+        let again = cache.get_or_upload(&mut renderer, &id, &big).unwrap();
+        assert_eq!(again.gpu_bytes(), cache.bytes);
     }
 }

@@ -82,6 +82,87 @@ pub fn make_levels(mesh: &mut Mesh) {
     mesh.level_indices = level_indices;
 }
 
+/// How far a preview's surface may stray from the model's, as a share of the model's diagonal:
+/// where the whole model spans 1,000 pixels, 5 pixels.
+pub const PREVIEW_ERROR: f32 = 0.005;
+
+/// The model coarse, as a device first sees it: each part drawn by its coarsest level that
+/// strays at most [`PREVIEW_ERROR`] of the model's size (whole if none is that close), over only
+/// the vertices those use, with the same parts in the same order; what a render host shows while
+/// the full mesh is still on its way. Its bounds are the model's own, as the vertices at the
+/// model's extremes are kept whether drawn or not, so a device frames the coarse picture as it
+/// will frame the full one and nothing moves when it refines. `None` when no part has such a
+/// level: the model is as coarse as it gets.
+pub fn preview(mesh: &Mesh) -> Option<Mesh> {
+    let allowed = mesh.bounds()?.radius() * 2.0 * PREVIEW_ERROR;
+    let ranges = mesh.draw_ranges();
+    // Levels come finest first, their errors growing: the last allowed of each part's is its
+    // coarsest.
+    let mut coarsest: Vec<Option<&Level>> = vec![None; ranges.len()];
+    for level in mesh.levels.iter().filter(|l| l.error <= allowed) {
+        coarsest[level.range as usize] = Some(level);
+    }
+    if coarsest.iter().all(Option::is_none) {
+        return None;
+    }
+    let mut out = Mesh {
+        parts: mesh.parts.clone(),
+        ..Mesh::default()
+    };
+    let mut new_of = vec![u32::MAX; mesh.vertices.len()];
+    let mut keep = |out: &mut Mesh, old: u32| -> u32 {
+        let new = &mut new_of[old as usize];
+        if *new == u32::MAX {
+            *new = out.vertices.len() as u32;
+            out.vertices.push(mesh.vertices[old as usize]);
+        }
+        *new
+    };
+    for axis in 0..3 {
+        let along = |v: &&crate::mesh::Vertex| v.position[axis];
+        let extremes = [
+            mesh.vertices
+                .iter()
+                .enumerate()
+                .min_by(|a, b| along(&a.1).total_cmp(&along(&b.1))),
+            mesh.vertices
+                .iter()
+                .enumerate()
+                .max_by(|a, b| along(&a.1).total_cmp(&along(&b.1))),
+        ];
+        for (old, _) in extremes.into_iter().flatten() {
+            keep(&mut out, old as u32);
+        }
+    }
+    // Where each range begins in the preview, by where it began in the model.
+    let mut starts = Vec::with_capacity(ranges.len());
+    for (range, (_, triangles)) in ranges.iter().enumerate() {
+        starts.push((triangles.start, out.triangles() as u32));
+        let source = match coarsest[range] {
+            Some(level) => {
+                let first = level.first_index as usize;
+                &mesh.level_indices[first..first + level.index_count as usize]
+            }
+            None => &mesh.indices[triangles.start as usize * 3..triangles.end as usize * 3],
+        };
+        for &old in source {
+            let new = keep(&mut out, old);
+            out.indices.push(new);
+        }
+    }
+    // A part begins where its range does; a group (no triangles of its own) where the part after
+    // it does, or at the end.
+    let end = out.triangles() as u32;
+    for part in &mut out.parts {
+        let at = starts.partition_point(|&(old, _)| old < part.first_triangle);
+        part.first_triangle = match starts.get(at) {
+            Some(&(old, new)) if old == part.first_triangle => new,
+            _ => end,
+        };
+    }
+    Some(out)
+}
+
 /// How an eye sees a placed model, for judging levels: worked out once per eye and frame.
 pub struct Sight {
     /// Model space to the eye's clip space.
@@ -176,6 +257,37 @@ mod tests {
         let mut small = samples::bracket();
         make_levels(&mut small);
         assert!(small.levels.is_empty());
+    }
+
+    #[test]
+    fn the_preview_draws_every_part_coarsest_within_the_models_bounds() {
+        let mut mesh = samples::assembly(60_000);
+        assert_eq!(preview(&mesh), None, "no levels, nothing coarser");
+        make_levels(&mut mesh);
+        let coarse = preview(&mesh).expect("the assembly has levels");
+        assert_eq!(coarse.bounds(), mesh.bounds());
+        assert_eq!(coarse.parts.len(), mesh.parts.len());
+        let (full, shown) = (mesh.draw_ranges(), coarse.draw_ranges());
+        assert_eq!(full.len(), shown.len(), "every part keeps triangles");
+        for ((part, whole), (same, fewer)) in full.iter().zip(&shown) {
+            assert_eq!(part, same);
+            assert!(
+                fewer.len() * 8 <= whole.len(),
+                "{part:?}: {fewer:?} of {whole:?}"
+            );
+            // The same part's triangles: they lie within its bounds.
+            let (a, b) = (
+                mesh.bounds_of(whole.clone()),
+                coarse.bounds_of(fewer.clone()),
+            );
+            let (a, b) = (a.unwrap(), b.unwrap());
+            assert!(b.min.cmpge(a.min).all() && b.max.cmple(a.max).all());
+        }
+        for i in 0..mesh.parts.len() {
+            assert_eq!(coarse.path_of(i), mesh.path_of(i));
+        }
+        assert!(coarse.vertices.len() * 8 < mesh.vertices.len());
+        assert_eq!(Mesh::from_bytes(&coarse.to_bytes()).unwrap(), coarse);
     }
 
     #[test]

@@ -7,7 +7,7 @@ use parallax_core::device::{
     Codec, DeviceMessage, EyeView, HitPolicy, HostMessage, Pose, SESSION_TAKEN,
 };
 use parallax_server::config::PoolArgs;
-use parallax_tests::{ArrClient, TestServer, data_dir, decode_jpeg, get_json, within};
+use parallax_tests::{ArrClient, TestServer, data_dir, decode_jpeg, get_json, upload, within};
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -93,6 +93,25 @@ async fn frame(socket: &mut Socket) -> (FrameHeader, Vec<u8>) {
     }
 }
 
+/// What the host says of a load, up to `load_done` (asserting it is not `load_failed`); frames
+/// meanwhile are passed over.
+async fn load_events(socket: &mut Socket) -> Vec<HostMessage> {
+    let mut events = Vec::new();
+    loop {
+        match hear(socket).await {
+            Heard::Event(event @ HostMessage::LoadDone { .. }) => {
+                events.push(event);
+                return events;
+            }
+            Heard::Event(HostMessage::LoadFailed { reason, .. }) => panic!("{reason}"),
+            Heard::Event(event) => events.push(event),
+            // Frames of what was shown before, for a pose sent earlier.
+            Heard::Frame(..) => {}
+            Heard::Closed(code, reason) => panic!("closed ({code}) {reason}"),
+        }
+    }
+}
+
 fn spread(jpeg: &[u8]) -> u8 {
     let (_, _, pixels) = decode_jpeg(jpeg);
     pixels.iter().max().unwrap() - pixels.iter().min().unwrap()
@@ -123,19 +142,19 @@ async fn one_device_loads_a_model_and_gets_a_frame_per_pose_then_the_next_starts
     let (mut device, welcome) = connect(&url).await;
     assert!(matches!(welcome, Heard::Event(HostMessage::Welcome { .. })));
     say(&mut device, load("gear")).await;
-    let mut events = Vec::new();
-    while events.len() < 3 {
-        let Heard::Event(event) = hear(&mut device).await else {
-            panic!("expected load events")
-        };
-        events.push(event);
-    }
+    let events = load_events(&mut device).await;
     assert!(matches!(
         events[0],
         HostMessage::LoadProgress { percent: 0, .. }
     ));
     assert!(
-        matches!(events[2], HostMessage::LoadDone { triangles: 960, .. }),
+        matches!(
+            events[events.len() - 2..],
+            [
+                HostMessage::LoadProgress { percent: 100, .. },
+                HostMessage::LoadDone { triangles: 960, .. }
+            ]
+        ),
         "{events:?}"
     );
 
@@ -272,6 +291,132 @@ async fn one_device_loads_a_model_and_gets_a_frame_per_pose_then_the_next_starts
         matches!(hear(&mut next).await, Heard::Closed(1001, ref reason) if reason.contains("ended"))
     );
     server.stop().await;
+}
+
+/// A big upload shows first as its coarse form (each part at its coarsest level of detail),
+/// framed as the whole model, and a frame of it comes before the full mesh replaces it; the next
+/// load of the same model, from the host's memory, has no coarse step.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_big_model_shows_its_coarse_form_first_then_refines_in_place() {
+    let (_dir, server, arr) = setup(PoolArgs {
+        poll_interval_ms: 0,
+        ..PoolArgs::default()
+    })
+    .await;
+    let racks = parallax_render::samples::assembly(60_000);
+    let bounds = racks.bounds().unwrap();
+    let extent = parallax_core::device::Extent {
+        min: bounds.min.to_array(),
+        max: bounds.max.to_array(),
+    };
+    let stl = racks.to_binary_stl();
+    let uploaded = upload(&server, &arr.token, &[("racks.stl", stl)]).await;
+    assert_eq!(uploaded.status, 201, "{}", uploaded.body);
+    let id = uploaded.body["id"].as_str().unwrap().to_string();
+    let mut model = get_json(&server, &format!("/v1/models/{id}"), &arr.token).await;
+    while model["status"] != "Ready" {
+        assert_eq!(model["status"], "Converting", "{model}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        model = get_json(&server, &format!("/v1/models/{id}"), &arr.token).await;
+    }
+    let session = arr.put("big", "Standard", 30).await;
+    let url = session.body["renderUrl"].as_str().unwrap().to_string();
+
+    let (mut device, _) = connect(&url).await;
+    // A pose first, as a device following a space has: the coarse form is drawn at once.
+    let view = Pose::orbit(&extent, 30.0, 20.0, 1.0).pose(1, 320, 240);
+    say(&mut device, DeviceMessage::Pose(view)).await;
+    let (_, empty) = frame(&mut device).await;
+    say(&mut device, load(&id)).await;
+    let mut heard = Vec::new();
+    let done = loop {
+        match hear(&mut device).await {
+            Heard::Event(event @ HostMessage::LoadDone { .. }) => break event,
+            Heard::Event(HostMessage::LoadFailed { reason, .. }) => panic!("{reason}"),
+            other => heard.push(other),
+        }
+    };
+    let HostMessage::LoadDone {
+        triangles: full,
+        extent: full_extent,
+        ..
+    } = done
+    else {
+        unreachable!()
+    };
+    let coarse_at = heard
+        .iter()
+        .position(|h| matches!(h, Heard::Event(HostMessage::LoadCoarse { .. })))
+        .unwrap_or_else(|| panic!("no coarse form before load_done: {heard:?}"));
+    let Heard::Event(HostMessage::LoadCoarse {
+        triangles: coarse,
+        extent: coarse_extent,
+        ..
+    }) = &heard[coarse_at]
+    else {
+        unreachable!()
+    };
+    // (The STL import drops the few triangles too thin to see.)
+    assert!(full > 59_000, "{full}");
+    assert!(*coarse * 8 <= full, "{coarse} of {full} triangles");
+    // Framed the same: nothing jumps when the full mesh comes.
+    assert_eq!(*coarse_extent, full_extent);
+    let coarse_frame = heard[coarse_at..]
+        .iter()
+        .find_map(|h| match h {
+            Heard::Frame(_, jpeg) => Some(jpeg.clone()),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no frame of the coarse form: {heard:?}"));
+    assert!(
+        spread(&coarse_frame) > spread(&empty) + 40,
+        "the coarse frame shows the model"
+    );
+    assert!(
+        matches!(
+            heard.last(),
+            Some(Heard::Event(HostMessage::LoadProgress { percent: 100, .. }))
+        ),
+        "{heard:?}"
+    );
+    // The full mesh's frame comes next, and shows the same model in the same place: its
+    // outline, where it differs from the background, is the coarse one's but for a rim.
+    let (_, full_frame) = frame(&mut device).await;
+    let outline = |jpeg: &[u8]| {
+        let (_, _, pixels) = decode_jpeg(jpeg);
+        let background = [pixels[0], pixels[1], pixels[2]];
+        pixels
+            .chunks(3)
+            .map(|p| p.iter().zip(background).any(|(x, y)| x.abs_diff(y) > 24))
+            .collect::<Vec<bool>>()
+    };
+    let (coarse_outline, full_outline) = (outline(&coarse_frame), outline(&full_frame));
+    let covered = full_outline.iter().filter(|&&m| m).count();
+    let moved = coarse_outline
+        .iter()
+        .zip(&full_outline)
+        .filter(|(a, b)| a != b)
+        .count();
+    assert!(
+        covered > 320 * 240 / 10,
+        "the model fills the view: {covered} px"
+    );
+    assert!(
+        moved * 20 < covered,
+        "{moved} of the model's {covered} pixels changed sides"
+    );
+
+    // Again, from the host's memory: straight to the full mesh.
+    say(&mut device, load("gear")).await;
+    load_events(&mut device).await;
+    say(&mut device, load(&id)).await;
+    let again = load_events(&mut device).await;
+    assert!(
+        !again
+            .iter()
+            .any(|e| matches!(e, HostMessage::LoadCoarse { .. })),
+        "{again:?}"
+    );
 }
 
 #[tokio::test]

@@ -34,6 +34,9 @@ use crate::config::ConversionArgs;
 
 /// The imported mesh's file name in a model's folder: hidden, so no upload can be called that.
 pub const MESH: &str = ".parallax-mesh";
+/// The file a converted model's coarse form is kept in ([`parallax_render::lod::preview`]),
+/// for models with levels of detail: what a render host shows first.
+pub const PREVIEW: &str = ".parallax-preview";
 
 /// The exit code of `parallax convert` when the file is not a model it can read.
 const EXIT_INVALID: u8 = 3;
@@ -277,13 +280,19 @@ async fn prepare_on(
                     // Levels of detail are made once, here, for every host that draws it.
                     parallax_render::lod::make_levels(&mut imported.mesh);
                     let transfer = imported.mesh.to_bytes();
+                    let preview = parallax_render::lod::preview(&imported.mesh);
                     let parts = parts_file(&imported.mesh);
-                    Ok::<_, ConvertError>((imported, (transfer, parts)))
+                    let preview = preview.map(|coarse| coarse.to_bytes());
+                    Ok::<_, ConvertError>((imported, (transfer, preview, parts)))
                 }
             })
             .await
             .map_err(|e| ConvertError::Failed(format!("the importer failed: {e}")))??;
-            let (transfer, parts) = transfer;
+            let (transfer, preview, parts) = transfer;
+            // The coarse form first: a host that finds the mesh finds it too.
+            if let Some(preview) = preview {
+                write_atomically(&folder.join(PREVIEW), &preview).await?;
+            }
             write_atomically(&folder.join(MESH), &transfer).await?;
             write_atomically(&folder.join(PARTS), &parts).await?;
             let format = imported.format.as_str().to_string();

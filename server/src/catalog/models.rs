@@ -22,7 +22,7 @@ use thiserror::Error;
 
 use crate::accounts::quotas::{Quotas, Reservation};
 use crate::base::store::{ModelRecord, ModelSource, ModelStatus, Store};
-use crate::catalog::convert::{ConvertError, Converter, Lane, MESH, Source};
+use crate::catalog::convert::{ConvertError, Converter, Lane, MESH, PREVIEW, Source};
 use crate::catalog::files::{
     STAGING_PREFIX, Staging, THUMBNAIL, UploadedFile, content_id, is_model_file, owned_id, prefix,
     safe_file_name,
@@ -429,6 +429,17 @@ impl Catalog {
             self.converter.prepare(self.source(record)?).await?;
         }
         Ok(MeshBytes::File(path))
+    }
+
+    /// Where the coarse form of `record`'s mesh is kept, if it has one: models with levels of
+    /// detail converted since coarse forms were written (samples are small and have none).
+    pub async fn preview(&self, record: &ModelRecord) -> Result<Option<PathBuf>, CatalogError> {
+        if self.samples.contains_key(&record.summary.id) {
+            return Ok(None);
+        }
+        ready(record)?;
+        let path = self.folder(record).join(PREVIEW);
+        Ok(tokio::fs::try_exists(&path).await?.then_some(path))
     }
 
     /// The parts list of `record` as JSON ([`crate::catalog::parts`]); an upload converted

@@ -46,6 +46,9 @@ struct MeshQuery {
     /// The account whose session loads it, as the host believes: it must be the account of the
     /// session the host renders now.
     account: Option<String>,
+    /// `coarse` for the model's coarse form, shown while the mesh is fetched; `full` (the
+    /// default) for the mesh.
+    detail: Option<String>,
 }
 
 /// A catalog model, imported, in the transfer form hosts load directly.
@@ -92,17 +95,46 @@ async fn mesh_handler(
             None,
         ));
     }
-    let body = match state.catalog.mesh(&record).await? {
-        MeshBytes::Memory(bytes) => Body::from(bytes),
-        // Streamed from disk: a large model never sits whole in the coordinator's memory.
-        MeshBytes::File(path) => {
-            let file = tokio::fs::File::open(&path)
-                .await
-                .map_err(|e| AppError::Internal(anyhow::anyhow!("opening {path:?}: {e}")))?;
-            Body::from_stream(tokio_util::io::ReaderStream::new(file))
+    let mesh = match query.detail.as_deref() {
+        None | Some("full") => state.catalog.mesh(&record).await?,
+        Some("coarse") => match state.catalog.preview(&record).await? {
+            Some(path) => MeshBytes::File(path),
+            None => {
+                return Err(AppError::not_found(format!(
+                    "{} has no coarse form: load its mesh",
+                    record.summary.name
+                )));
+            }
+        },
+        Some(other) => {
+            return Err(AppError::bad_request(
+                format!("detail is full or coarse, not {other:?}"),
+                Some("detail"),
+            ));
         }
     };
-    Ok(([(header::CONTENT_TYPE, "application/octet-stream")], body).into_response())
+    let (length, body) = match mesh {
+        MeshBytes::Memory(bytes) => (bytes.len() as u64, Body::from(bytes)),
+        // Streamed from disk: a large model never sits whole in the coordinator's memory.
+        MeshBytes::File(path) => {
+            let opened = async {
+                let file = tokio::fs::File::open(&path).await?;
+                let length = file.metadata().await?.len();
+                Ok::<_, std::io::Error>((file, length))
+            };
+            let (file, length) = opened
+                .await
+                .map_err(|e| AppError::Internal(anyhow::anyhow!("opening {path:?}: {e}")))?;
+            let body = Body::from_stream(tokio_util::io::ReaderStream::new(file));
+            (length, body)
+        }
+    };
+    // The length, so a host can tell how far its download is.
+    let headers = [
+        (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+        (header::CONTENT_LENGTH, length.to_string()),
+    ];
+    Ok((headers, body).into_response())
 }
 
 async fn host_ws_handler(ws: WebSocketUpgrade, State(state): State<AppState>) -> Response {

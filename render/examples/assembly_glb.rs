@@ -1,0 +1,116 @@
+//! Writes the generated assembly (`samples::assembly`) as a binary glTF, as a CAD exporter would:
+//! a node per rack and per shaft, each shaft its own mesh and material.
+//! `cargo run --release -p parallax-render --example assembly_glb -- TRIANGLES OUT.glb`
+//! (1,000,000 triangles by default). What the big-model load bench uploads.
+
+use std::borrow::Cow;
+
+use gltf::binary::{Glb, Header};
+use parallax_render::samples;
+use serde_json::{Value, json};
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut args = std::env::args().skip(1);
+    let target: usize = args
+        .next()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(1_000_000);
+    let out = args.next().unwrap_or_else(|| "assembly.glb".into());
+    let mesh = samples::assembly(target);
+
+    let mut bin: Vec<u8> = Vec::new();
+    let (mut views, mut accessors, mut meshes, mut materials) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut nodes: Vec<Value> = mesh
+        .parts
+        .iter()
+        .map(|part| json!({ "name": part.name }))
+        .collect();
+    for (part, triangles) in mesh.draw_ranges() {
+        let Some(part) = part else { continue };
+        // The part's own vertices, numbered from 0.
+        let global = &mesh.indices[triangles.start as usize * 3..triangles.end as usize * 3];
+        let mut local_of = std::collections::HashMap::new();
+        let mut positions: Vec<[f32; 3]> = Vec::new();
+        let local: Vec<u32> = global
+            .iter()
+            .map(|&i| {
+                *local_of.entry(i).or_insert_with(|| {
+                    positions.push(mesh.vertices[i as usize].position);
+                    (positions.len() - 1) as u32
+                })
+            })
+            .collect();
+        let (min, max) = positions
+            .iter()
+            .fold(([f32::MAX; 3], [f32::MIN; 3]), |(lo, hi), p| {
+                (
+                    std::array::from_fn(|k| lo[k].min(p[k])),
+                    std::array::from_fn(|k| hi[k].max(p[k])),
+                )
+            });
+        let view = |bin: &mut Vec<u8>, bytes: &[u8], target: u32| {
+            let offset = bin.len();
+            bin.extend_from_slice(bytes);
+            json!({ "buffer": 0, "byteOffset": offset, "byteLength": bytes.len(), "target": target })
+        };
+        views.push(view(&mut bin, bytemuck::cast_slice(&positions), 34962));
+        accessors.push(json!({
+            "bufferView": views.len() - 1, "componentType": 5126, "count": positions.len(),
+            "type": "VEC3", "min": min, "max": max,
+        }));
+        views.push(view(&mut bin, bytemuck::cast_slice(&local), 34963));
+        accessors.push(json!({
+            "bufferView": views.len() - 1, "componentType": 5125, "count": local.len(),
+            "type": "SCALAR",
+        }));
+        let [r, g, b] = mesh.vertices[global[0] as usize].color;
+        materials.push(json!({ "pbrMetallicRoughness": { "baseColorFactor": [r, g, b, 1.0] } }));
+        meshes.push(json!({ "primitives": [{
+            "attributes": { "POSITION": accessors.len() - 2 },
+            "indices": accessors.len() - 1,
+            "material": materials.len() - 1,
+        }]}));
+        nodes[part]["mesh"] = json!(meshes.len() - 1);
+    }
+    let mut roots = Vec::new();
+    for (i, part) in mesh.parts.iter().enumerate() {
+        match part.parent {
+            Some(parent) => {
+                let children = &mut nodes[parent as usize]["children"];
+                if children.is_null() {
+                    *children = json!([]);
+                }
+                children.as_array_mut().expect("a list").push(json!(i));
+            }
+            None => roots.push(i),
+        }
+    }
+    let document = json!({
+        "asset": { "version": "2.0", "generator": "parallax assembly_glb" },
+        "scene": 0,
+        "scenes": [{ "nodes": roots }],
+        "nodes": nodes,
+        "meshes": meshes,
+        "materials": materials,
+        "accessors": accessors,
+        "bufferViews": views,
+        "buffers": [{ "byteLength": bin.len() }],
+    });
+    let glb = Glb {
+        header: Header {
+            magic: *b"glTF",
+            version: 2,
+            length: 0,
+        },
+        json: Cow::Owned(serde_json::to_vec(&document)?),
+        bin: Some(Cow::Owned(bin)),
+    };
+    std::fs::write(&out, glb.to_vec()?)?;
+    eprintln!(
+        "{out}: {} triangles in {} parts",
+        mesh.triangles(),
+        mesh.parts.len()
+    );
+    Ok(())
+}
