@@ -262,11 +262,21 @@ impl Host {
     ) -> Result<Arc<Loaded>, String> {
         // One download for everyone asking for the same model at once.
         let fetch = async {
+            let started = std::time::Instant::now();
             let bytes = self
                 .download(account, model, size, Detail::Full, progress)
                 .await?
                 .ok_or("the coordinator has no mesh for it")?;
-            decode(bytes).await
+            let (length, fetched) = (bytes.len(), started.elapsed());
+            let loaded = decode(bytes).await?;
+            tracing::info!(
+                %model,
+                mib = length / (1 << 20),
+                download_ms = fetched.as_millis(),
+                decode_ms = (started.elapsed() - fetched).as_millis(),
+                "fetched a model"
+            );
+            Ok::<_, String>(loaded)
         };
         self.meshes
             .try_get_with((account.to_string(), model.clone()), fetch)

@@ -273,7 +273,14 @@ impl GpuCache {
                 drop(stale);
                 freed = true;
             }
+            let started = Instant::now();
             let gpu = renderer.upload(mesh).map_err(|e| e.to_string())?;
+            tracing::info!(
+                model = %id,
+                triangles = mesh.triangles(),
+                ms = started.elapsed().as_millis(),
+                "uploaded a model"
+            );
             self.bytes += gpu.gpu_bytes();
             while self.bytes > self.budget
                 && let Some((_, (_, evicted))) = self.models.pop_lru()

@@ -167,6 +167,10 @@ pub struct Mesh {
     pub levels: Vec<Level>,
     /// The levels' triangles, over the same vertices.
     pub level_indices: Vec<u32>,
+    /// How its triangles face, once found (at conversion, where it is carried in the transfer
+    /// form, so a render host need not look at every edge of a big model again); `None` until
+    /// then. Adding or welding triangles forgets it.
+    pub facing: Option<Orientation>,
 }
 
 /// A level of detail: a part's triangles simplified, drawn instead of them where the eye is far
@@ -184,6 +188,8 @@ pub struct Level {
 
 /// The tag of the levels' section at the end of the transfer form.
 const LEVELS_MAGIC: &[u8; 4] = b"LOD1";
+/// The tag of the section after it that says how the triangles face ([`Mesh::facing`]).
+const FACING_MAGIC: &[u8; 4] = b"FACE";
 
 impl Mesh {
     pub fn triangles(&self) -> u64 {
@@ -358,6 +364,7 @@ impl Mesh {
 
     /// Adds triangle `a b c` (counter-clockwise seen from its front) in `color`.
     pub fn push_triangle(&mut self, a: Vec3, b: Vec3, c: Vec3, color: [f32; 3]) {
+        self.facing = None;
         let base = self.vertices.len() as u32;
         for p in [a, b, c] {
             self.vertices.push(Vertex {
@@ -427,6 +434,15 @@ impl Mesh {
             }
             out.extend_from_slice(&(self.level_indices.len() as u32).to_le_bytes());
             out.extend_from_slice(bytemuck::cast_slice(&self.level_indices));
+        }
+        if let Some(facing) = self.facing {
+            out.extend_from_slice(FACING_MAGIC);
+            let code: u32 = match facing {
+                Orientation::Open => 0,
+                Orientation::Outward => 1,
+                Orientation::Inward => 2,
+            };
+            out.extend_from_slice(&code.to_le_bytes());
         }
         out
     }
@@ -509,7 +525,19 @@ impl Mesh {
             parts,
             ..Self::default()
         };
-        let rest = mesh.read_levels(rest)?;
+        let mut rest = mesh.read_levels(rest)?;
+        if let Some(facing) = rest.strip_prefix(FACING_MAGIC.as_slice()) {
+            let (code, after) = facing
+                .split_first_chunk::<4>()
+                .ok_or("the mesh's facing is cut short")?;
+            mesh.facing = Some(match u32::from_le_bytes(*code) {
+                0 => Orientation::Open,
+                1 => Orientation::Outward,
+                2 => Orientation::Inward,
+                other => return Err(format!("{other} is not a way triangles face")),
+            });
+            rest = after;
+        }
         if !rest.is_empty() {
             return Err(format!("{} bytes follow the mesh", rest.len()));
         }
@@ -574,6 +602,7 @@ impl Mesh {
         // Levels name vertices and parts by number, which welding changes: they are made after.
         self.levels.clear();
         self.level_indices.clear();
+        self.facing = None;
         let mut seen: FxHashMap<[u32; 6], u32> =
             FxHashMap::with_capacity_and_hasher(self.vertices.len() / 4, Default::default());
         let mut welded = Vec::with_capacity(self.vertices.len() / 4);
@@ -610,20 +639,57 @@ impl Mesh {
         self.tidy_parts(|t| kept_before[(t as usize).min(last)]);
     }
 
+    /// Whether every edge of the mesh is met by exactly two triangles, which run along it in
+    /// opposite directions: a closed surface wound consistently. Each edge is filed under its
+    /// lower vertex (counted, then placed: two passes over the triangles, 4 bytes an edge), so a
+    /// big model needs no hash map of all its edges.
+    fn is_closed(&self) -> bool {
+        let vertices = self.vertices.len();
+        if self.indices.is_empty() || vertices >= 1 << 31 {
+            return false;
+        }
+        let edges = || {
+            self.indices
+                .chunks_exact(3)
+                .flat_map(|t| [(t[0], t[1]), (t[1], t[2]), (t[2], t[0])])
+        };
+        let mut starts = vec![0u32; vertices + 1];
+        for (a, b) in edges() {
+            starts[a.min(b) as usize + 1] += 1;
+        }
+        for v in 0..vertices {
+            starts[v + 1] += starts[v];
+        }
+        // Under each lower vertex: the higher one, its top bit set when the edge runs upwards.
+        let mut filed = vec![0u32; self.indices.len()];
+        let mut next = starts.clone();
+        for (a, b) in edges() {
+            let (low, high) = (a.min(b) as usize, a.max(b));
+            filed[next[low] as usize] = high | (u32::from(a < b) << 31);
+            next[low] += 1;
+        }
+        (0..vertices).all(|v| {
+            let list = &mut filed[starts[v] as usize..starts[v + 1] as usize];
+            list.sort_unstable();
+            // Sorted, each neighbour's downward edge comes among the first half, its upward one
+            // in the second: every neighbour exactly once in each.
+            let half = list.len() / 2;
+            list.len() % 2 == 0
+                && list[..half]
+                    .iter()
+                    .zip(&list[half..])
+                    .all(|(&down, &up)| down & (1 << 31) == 0 && up == down | (1 << 31))
+                && list[..half].windows(2).all(|w| w[0] != w[1])
+        })
+    }
+
     /// Which way a welded mesh's faces point, if it is a closed surface wound consistently:
     /// every edge is used once in each direction. Only then may back faces be skipped.
     pub fn orientation(&self) -> Orientation {
-        let mut edges: FxHashMap<(u32, u32), u32> =
-            FxHashMap::with_capacity_and_hasher(self.indices.len(), Default::default());
-        for t in self.indices.chunks_exact(3) {
-            for (a, b) in [(t[0], t[1]), (t[1], t[2]), (t[2], t[0])] {
-                *edges.entry((a, b)).or_default() += 1;
-            }
+        if let Some(facing) = self.facing {
+            return facing;
         }
-        let closed = edges
-            .iter()
-            .all(|(&(a, b), &count)| count == 1 && edges.get(&(b, a)) == Some(&1));
-        if !closed || edges.is_empty() {
+        if !self.is_closed() {
             return Orientation::Open;
         }
         // Six times the enclosed volume: positive when faces wind counter-clockwise outward.
@@ -774,6 +840,20 @@ mod tests {
         let last = bad_index.len() - 8;
         bad_index[last..last + 4].copy_from_slice(&1000u32.to_le_bytes());
         assert!(Mesh::from_bytes(&bad_index).is_err());
+        // How it faces travels once found, and is what a host then goes by; adding triangles
+        // forgets it.
+        let mut faced = crate::samples::gear();
+        faced.facing = Some(Orientation::Inward);
+        let bytes = faced.to_bytes();
+        let read = Mesh::from_bytes(&bytes).unwrap();
+        assert_eq!((read.orientation(), &read), (Orientation::Inward, &faced));
+        let mut bad_facing = bytes.clone();
+        let at = bad_facing.len() - 4;
+        bad_facing[at] = 7;
+        assert!(Mesh::from_bytes(&bad_facing).is_err());
+        assert!(Mesh::from_bytes(&bytes[..bytes.len() - 2]).is_err());
+        faced.push_triangle(Vec3::ZERO, Vec3::X, Vec3::Y, [1.0; 3]);
+        assert_eq!(faced.orientation(), Orientation::Open);
     }
 
     #[test]
@@ -886,6 +966,14 @@ mod tests {
         let mut open = turned.clone();
         open.indices.truncate(open.indices.len() - 3);
         assert_eq!(open.orientation(), Orientation::Open, "a missing face");
+
+        let mut doubled = turned.clone();
+        doubled.indices.extend_from_within(..);
+        assert_eq!(
+            doubled.orientation(),
+            Orientation::Open,
+            "every edge met by four faces"
+        );
 
         let mut mixed = turned;
         mixed.indices[..3].rotate_left(0);

@@ -279,10 +279,15 @@ async fn prepare_on(
                     let mut imported = import_in(&folder, &file, &tessellation, &progress)?;
                     // Levels of detail are made once, here, for every host that draws it.
                     parallax_render::lod::make_levels(&mut imported.mesh);
+                    // And how it faces: looking at every edge of a big model takes seconds.
+                    imported.mesh.facing = Some(imported.mesh.orientation());
                     let transfer = imported.mesh.to_bytes();
-                    let preview = parallax_render::lod::preview(&imported.mesh);
+                    let preview =
+                        parallax_render::lod::preview(&imported.mesh).map(|mut coarse| {
+                            coarse.facing = Some(coarse.orientation());
+                            coarse.to_bytes()
+                        });
                     let parts = parts_file(&imported.mesh);
-                    let preview = preview.map(|coarse| coarse.to_bytes());
                     Ok::<_, ConvertError>((imported, (transfer, preview, parts)))
                 }
             })
@@ -365,18 +370,19 @@ async fn run_child(
     let stderr = read_lines(child.stderr.take(), progress.clone());
     let deadline = tokio::time::Instant::now() + limits.time_limit();
     let most = limits.memory_limit_mb.saturating_mul(1024 * 1024);
+    let started = std::time::Instant::now();
+    // The most it was seen to hold: what an operator sizes the limit by.
+    let mut peak = 0;
     let status = loop {
         tokio::select! {
             status = child.wait() => break status?,
             _ = tokio::time::sleep(MEMORY_WATCH) => {}
         }
+        let held = child.id().and_then(resident_bytes);
+        peak = peak.max(held.unwrap_or(0));
         let over = if tokio::time::Instant::now() >= deadline {
             format!("took longer than its limit of {} s", limits.time_limit_s)
-        } else if child
-            .id()
-            .and_then(resident_bytes)
-            .is_some_and(|held| held > most)
-        {
+        } else if held.is_some_and(|held| held > most) {
             format!(
                 "needed more than its memory limit of {} MiB",
                 limits.memory_limit_mb
@@ -387,6 +393,14 @@ async fn run_child(
         let _ = child.kill().await;
         return Err(ConvertError::Failed(format!("converting the model {over}")));
     };
+    tracing::info!(
+        seconds = format_args!("{:.1}", started.elapsed().as_secs_f64()),
+        peak_mib = peak / (1024 * 1024),
+        "conversion ended ({status}) in {:.1} s, holding at most {} MiB (looked at every {} ms)",
+        started.elapsed().as_secs_f64(),
+        peak / (1024 * 1024),
+        MEMORY_WATCH.as_millis()
+    );
     let stdout = stdout.await.unwrap_or_default();
     let stderr = stderr.await.unwrap_or_default();
     let said = stderr
