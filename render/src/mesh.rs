@@ -674,7 +674,7 @@ impl Mesh {
             // Sorted, each neighbour's downward edge comes among the first half, its upward one
             // in the second: every neighbour exactly once in each.
             let half = list.len() / 2;
-            list.len() % 2 == 0
+            list.len().is_multiple_of(2)
                 && list[..half]
                     .iter()
                     .zip(&list[half..])
