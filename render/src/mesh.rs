@@ -154,6 +154,14 @@ pub fn path_in(parts: &[Part], index: usize) -> String {
     names.join(&PATH_SEPARATOR.to_string())
 }
 
+/// What vertices that weld together share: their position and colour by bit pattern, with -0.0
+/// made 0.0 (adding zero does that): a radius of 0 times a negative cosine must still meet the
+/// pole.
+pub(crate) fn weld_key(vertex: &Vertex) -> [u32; 6] {
+    let exact = |c: [f32; 3]| c.map(|x| x + 0.0);
+    bytemuck::cast::<[[f32; 3]; 2], [u32; 6]>([exact(vertex.position), exact(vertex.color)])
+}
+
 /// An indexed triangle list.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Mesh {
@@ -610,12 +618,7 @@ impl Mesh {
             .vertices
             .iter()
             .map(|v| {
-                // By bit pattern, with -0.0 made 0.0 (adding zero does that): a radius of 0 times
-                // a negative cosine must still meet the pole.
-                let exact = |c: [f32; 3]| c.map(|x| x + 0.0);
-                let key =
-                    bytemuck::cast::<[[f32; 3]; 2], [u32; 6]>([exact(v.position), exact(v.color)]);
-                *seen.entry(key).or_insert_with(|| {
+                *seen.entry(weld_key(v)).or_insert_with(|| {
                     welded.push(*v);
                     (welded.len() - 1) as u32
                 })
