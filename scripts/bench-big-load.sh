@@ -7,7 +7,9 @@
 # disk, the time from the headset asking for the model to its first frame (the coarse form) and
 # to its first full-detail frame, and the render host's resident memory then and at its peak.
 #
-#   scripts/bench-big-load.sh [MILLIONS...]     (1 5 20)
+#   scripts/bench-big-load.sh [MILLIONS|FILE...]     (1 5 20)
+#
+# A FILE (a STEP, glTF, OBJ or STL file) is uploaded as it is instead of a generated assembly.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 sizes=("$@")
@@ -26,14 +28,20 @@ stop() {
 }
 trap 'stop; rm -rf "$work"' EXIT
 mib() { awk -v f="$2" '$1 == f {printf "%.0f", $2 / 1024}' "/proc/$1/status" 2>/dev/null || echo 0; }
+in_mib() { python3 -c "print(f'{$1 / 1048576:.1f}')"; }
 json() { python3 -c "import json, sys; print(json.load(sys.stdin)$1)"; }
 
-printf '| triangles | glTF | conversion | its peak RSS | mesh on disk (B/triangle) | coarse form (triangles) | first frame | full detail | host RSS (peak) |\n'
+printf '| model (triangles) | file | conversion | its peak RSS | mesh on disk (B/triangle) | coarse form (triangles) | first frame | full detail | host RSS (peak) |\n'
 printf '|---|---|---|---|---|---|---|---|---|\n'
 for millions in "${sizes[@]}"; do
-  triangles=$((millions * 1000000))
+  if [ -f "$millions" ]; then
+    file=$millions
+    millions=$(basename "$file")
+  else
+    file=$work/racks.glb
+    "$target/release/examples/assembly_glb" "$((millions * 1000000))" "$file" 2>/dev/null
+  fi
   data=$work/data-$millions
-  "$target/release/examples/assembly_glb" "$triangles" "$work/racks.glb" 2>/dev/null
   account=$("$target/release/parallax" account create big --data-dir "$data")
   id=$(awk '/^account id:/ {print $3}' <<<"$account")
   key=$(awk '/^account key:/ {print $3}' <<<"$account")
@@ -46,13 +54,14 @@ for millions in "${sizes[@]}"; do
   until curl -sf -o /dev/null "$url/v1/ping"; do sleep 0.2; done
   token=$(curl -sf -H "Authorization: Bearer $id:$key" "$url/accounts/$id/token" | json '["AccessToken"]')
 
-  model=$(curl -sf -H "Authorization: Bearer $token" -F "file=@$work/racks.glb" -F "name=Racks" \
+  model=$(curl -sf -H "Authorization: Bearer $token" -F "file=@$file" -F "name=Racks" \
     "$url/v1/models" | json '["id"]')
   status=Converting
   while [ "$status" = Converting ]; do
     sleep 0.5
     status=$(curl -sf -H "Authorization: Bearer $token" "$url/v1/models/$model" | json '["status"]')
   done
+  triangles=$(curl -sf -H "Authorization: Bearer $token" "$url/v1/models/$model" | json '["triangles"]')
   [ "$status" = Ready ] || { echo "the conversion ended $status" >&2; tail -5 "$work/serve-$millions.log" >&2; exit 1; }
   converted=$(grep -o 'conversion ended.*' "$work/serve-$millions.log" | tail -1)
   seconds=$(sed -E 's/.* in ([0-9.]+) s.*/\1/' <<<"$converted")
@@ -82,10 +91,10 @@ for millions in "${sizes[@]}"; do
   first=$(grep -oE 'first frame of .* after [0-9]+ ms' "$work/headset-$millions.log" | grep -oE '[0-9]+ ms' || echo '-')
   full=$(grep -oE 'first full-detail frame of .* after [0-9]+ ms' "$work/headset-$millions.log" | grep -oE '[0-9]+ ms' || echo '-')
   coarse=$(grep -oE 'coarse: [0-9]+ triangles' "$work/headset-$millions.log" | grep -oE '[0-9]+' || echo 0)
-  printf '| %s M | %s MiB | %s s | %s MiB | %s MiB (%s) | %s MiB (%s) | %s | %s | %s MiB (%s MiB) |\n' \
-    "$millions" "$(($(stat -c %s "$work/racks.glb") / 1048576))" "$seconds" "$peak" \
-    "$((mesh_bytes / 1048576))" "$(python3 -c "print(f'{$mesh_bytes / $triangles:.1f}')")" \
-    "$((coarse_bytes / 1048576))" "$coarse" "$first" "$full" "$host_rss" "$host_peak"
+  printf '| %s (%s) | %s MiB | %s s | %s MiB | %s MiB (%s) | %s MiB (%s) | %s | %s | %s MiB (%s MiB) |\n' \
+    "$millions" "$triangles" "$(in_mib "$(stat -c %s "$file")")" "$seconds" "$peak" \
+    "$(in_mib "$mesh_bytes")" "$(python3 -c "print(f'{$mesh_bytes / $triangles:.1f}')")" \
+    "$(in_mib "$coarse_bytes")" "$coarse" "$first" "$full" "$host_rss" "$host_peak"
   if [ "$full" = '-' ]; then cat "$work/headset-$millions.log" >&2; fi
   stop
   headset=
