@@ -424,6 +424,10 @@ fn on_message(
             camera.pose().map(DeviceMessage::Pose)
         }
         HostMessage::LoadFailed { model, reason } => {
+            // A coarse form shown of it is gone with it.
+            if state.loaded.get_untracked().as_deref() == Some(model.as_str()) {
+                state.loaded.set(None);
+            }
             state
                 .session
                 .set(format!("Could not load {model}: {reason}"));

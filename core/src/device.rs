@@ -432,7 +432,9 @@ pub enum HostMessage {
     },
     /// The model is on screen at a coarse level while its full mesh is on its way: `triangles`
     /// of it are drawn now, and `extent` is the whole model's, so a device frames it as it will
-    /// frame the full one. `load_done` follows, or `load_failed`.
+    /// frame the full one. `load_done` follows, or `load_failed` (then the coarse form is taken
+    /// off the screen), unless the device asks for another model first. Picks meanwhile hit the
+    /// coarse form: their parts are the model's, their triangle numbers the coarse form's.
     LoadCoarse {
         model: ModelId,
         triangles: u64,

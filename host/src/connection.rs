@@ -123,11 +123,13 @@ struct Loading {
     /// Its coarse form is shown and the device, which has a pose, has not had a frame of it yet:
     /// the full mesh waits for that frame, so the coarse picture is seen once at least.
     coarse_owed: bool,
+    /// Its coarse form is what the scene shows.
+    coarse_shown: bool,
     _fetch: AbortOnDropHandle<()>,
 }
 
-/// What a model's fetch reports, in this order: progress, its coarse form (if it has one and it
-/// comes before the mesh), then the mesh or why there is none.
+/// What a model's fetch reports, in this order: its coarse form (if it has one), the mesh's
+/// download progress, then the mesh or why there is none.
 enum LoadEvent {
     Progress(u8),
     Coarse(Arc<Loaded>),
@@ -167,6 +169,7 @@ impl Loading {
             model,
             events,
             coarse_owed: false,
+            coarse_shown: false,
             _fetch: AbortOnDropHandle::new(tokio::spawn(fetch)),
         }
     }
@@ -381,7 +384,16 @@ async fn apply(
                 },
             )
             .await?;
-            // Another model asked for meanwhile is no longer wanted: its fetch stops.
+            // The model being fetched already: that fetch goes on (starting it again would
+            // throw away what it has downloaded).
+            if scene.loading.as_ref().is_some_and(|l| l.model == model) {
+                return Ok(None);
+            }
+            // Another model asked for meanwhile is no longer wanted: its fetch stops, and its
+            // coarse form, if shown, goes with it.
+            if let Some(abandoned) = scene.loading.take() {
+                drop_coarse(scene, &abandoned);
+            }
             scene.loading = Some(Loading::start(host.clone(), target, model));
         }
     }
@@ -401,6 +413,7 @@ async fn loaded(socket: &mut WebSocket, scene: &mut Scene, event: LoadEvent) -> 
             let posed = scene.pose.is_some();
             if let Some(loading) = &mut scene.loading {
                 loading.coarse_owed = posed;
+                loading.coarse_shown = true;
             }
             let (triangles, extent) = described(&coarse);
             let message = HostMessage::LoadCoarse {
@@ -411,11 +424,8 @@ async fn loaded(socket: &mut WebSocket, scene: &mut Scene, event: LoadEvent) -> 
             (coarse, message)
         }
         LoadEvent::Done(Err(reason)) => {
-            scene.loading = None;
-            // A coarse form shown meanwhile is not the model: it goes with the load.
-            if scene.model.as_ref().is_some_and(|(id, _)| *id == model) {
-                scene.model = None;
-                scene.dirty = true;
+            if let Some(failed) = scene.loading.take() {
+                drop_coarse(scene, &failed);
             }
             return send(socket, HostMessage::LoadFailed { model, reason }).await;
         }
@@ -448,6 +458,20 @@ async fn loaded(socket: &mut WebSocket, scene: &mut Scene, event: LoadEvent) -> 
         video.request_keyframe();
     }
     send(socket, message).await
+}
+
+/// Takes the coarse form of `loading`'s model off the screen if it is there: its load was
+/// given up or failed, and it is not the model.
+fn drop_coarse(scene: &mut Scene, loading: &Loading) {
+    if loading.coarse_shown
+        && scene
+            .model
+            .as_ref()
+            .is_some_and(|(id, _)| *id == loading.model)
+    {
+        scene.model = None;
+        scene.dirty = true;
+    }
 }
 
 /// What the device is told of a model shown: its triangles and its bounds.

@@ -83,6 +83,9 @@ impl Loaded {
     }
 }
 
+/// How long a model's coarse form may take to come before the mesh is fetched without it.
+const COARSE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Which form of a model's mesh a host downloads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Detail {
@@ -266,7 +269,7 @@ impl Host {
             let bytes = self
                 .download(account, model, size, Detail::Full, progress)
                 .await?
-                .ok_or("the coordinator has no mesh for it")?;
+                .ok_or("the coordinator sent no mesh")?;
             let (length, fetched) = (bytes.len(), started.elapsed());
             let loaded = decode(bytes).await?;
             tracing::info!(
@@ -301,7 +304,7 @@ impl Host {
     }
 
     /// Downloads `model` at `detail` for a session of `account` and `size`, telling `progress`
-    /// how far it is; `None` when the coordinator has no such form of it.
+    /// how far it is; `None` when the coordinator has no coarse form of it (asked for one).
     async fn download(
         &self,
         account: &str,
@@ -311,9 +314,12 @@ impl Host {
         progress: impl Fn(u8),
     ) -> Result<Option<Vec<u8>>, String> {
         let url = format!("{}/v1/hosts/models/{}/mesh", lock(&self.api), model);
-        let mut response = self
-            .http
-            .get(&url)
+        let mut request = self.http.get(&url);
+        if detail == Detail::Coarse {
+            // Small, and only a head start: not worth waiting long for.
+            request = request.timeout(COARSE_TIMEOUT);
+        }
+        let mut response = request
             .query(&[
                 ("size", size.as_str()),
                 ("account", account),

@@ -648,7 +648,11 @@ impl Mesh {
     /// big model needs no hash map of all its edges.
     fn is_closed(&self) -> bool {
         let vertices = self.vertices.len();
-        if self.indices.is_empty() || vertices >= 1 << 31 {
+        if self.indices.is_empty()
+            || vertices >= 1 << 31
+            || self.indices.len() > u32::MAX as usize
+            || self.indices.iter().any(|&i| i as usize >= vertices)
+        {
             return false;
         }
         let edges = || {

@@ -405,6 +405,18 @@ async fn a_big_model_shows_its_coarse_form_first_then_refines_in_place() {
         moved * 20 < covered,
         "{moved} of the model's {covered} pixels changed sides"
     );
+    // And it is the full mesh: its finer facets light differently.
+    let (_, _, coarse_pixels) = decode_jpeg(&coarse_frame);
+    let (_, _, full_pixels) = decode_jpeg(&full_frame);
+    let refined = coarse_pixels
+        .chunks(3)
+        .zip(full_pixels.chunks(3))
+        .filter(|(a, b)| a.iter().zip(*b).any(|(x, y)| x.abs_diff(*y) > 48))
+        .count();
+    assert!(
+        refined * 50 > covered,
+        "only {refined} of {covered} pixels changed"
+    );
 
     // Again, from the host's memory: straight to the full mesh.
     say(&mut device, load("gear")).await;

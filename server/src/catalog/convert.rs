@@ -295,8 +295,13 @@ async fn prepare_on(
             .map_err(|e| ConvertError::Failed(format!("the importer failed: {e}")))??;
             let (transfer, preview, parts) = transfer;
             // The coarse form first: a host that finds the mesh finds it too.
-            if let Some(preview) = preview {
-                write_atomically(&folder.join(PREVIEW), &preview).await?;
+            match preview {
+                Some(preview) => write_atomically(&folder.join(PREVIEW), &preview).await?,
+                // One from an earlier conversion would not be this mesh's.
+                None => match tokio::fs::remove_file(folder.join(PREVIEW)).await {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+                    _ => {}
+                },
             }
             write_atomically(&folder.join(MESH), &transfer).await?;
             write_atomically(&folder.join(PARTS), &parts).await?;
