@@ -617,14 +617,29 @@ impl Renderer {
                 contents: bytemuck::cast_slice(&mesh.vertices),
                 usage: wgpu::BufferUsages::VERTEX,
             });
-        let indices = self
-            .device
-            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some("indices"),
-                // The parts' triangles, then their levels of detail'.
-                contents: bytemuck::cast_slice(&[&mesh.indices[..], &mesh.level_indices].concat()),
-                usage: wgpu::BufferUsages::INDEX,
-            });
+        // The parts' triangles, then their levels of detail', written straight into the
+        // buffer: at 20 M triangles a joined copy first was 300 MB more on the host.
+        let index_bytes = std::mem::size_of_val(&mesh.indices[..]);
+        let level_bytes = std::mem::size_of_val(&mesh.level_indices[..]);
+        let indices = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("indices"),
+            size: (index_bytes + level_bytes) as u64,
+            usage: wgpu::BufferUsages::INDEX,
+            mapped_at_creation: true,
+        });
+        {
+            let mut mapped = indices
+                .slice(..)
+                .get_mapped_range_mut()
+                .map_err(|e| RenderError::Gpu(format!("writing the model's indices: {e}")))?;
+            mapped
+                .slice(..index_bytes)
+                .copy_from_slice(bytemuck::cast_slice(&mesh.indices));
+            mapped
+                .slice(index_bytes..)
+                .copy_from_slice(bytemuck::cast_slice(&mesh.level_indices));
+        }
+        indices.unmap();
         let parts = gpu_parts(mesh);
         let states = self
             .device

@@ -319,6 +319,18 @@ async fn a_big_model_shows_its_coarse_form_first_then_refines_in_place() {
         tokio::time::sleep(Duration::from_millis(100)).await;
         model = get_json(&server, &format!("/v1/models/{id}"), &arr.token).await;
     }
+    // The coarse form is a host's to fetch, as the mesh is: only one rendering a session of the
+    // account that owns the model.
+    let coarse_url = format!("{}/v1/hosts/models/{id}/mesh?detail=coarse", server.url());
+    let idle_host = server.host_credential().await;
+    for (credential, status) in [(None, 401), (Some(idle_host.as_str()), 403)] {
+        let mut request = server.http().get(&coarse_url);
+        if let Some(credential) = credential {
+            request = request.bearer_auth(credential);
+        }
+        let answer = parallax_tests::send(request).await;
+        assert_eq!(answer.status, status, "{}", answer.body);
+    }
     let session = arr.put("big", "Standard", 30).await;
     let url = session.body["renderUrl"].as_str().unwrap().to_string();
 
