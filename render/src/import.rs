@@ -258,10 +258,10 @@ impl ModelBuilder {
         skipped_primitives: u64,
     ) -> Result<ImportedModel, ImportError> {
         let before = self.mesh.triangles();
-        // Its corners are welded already; what welding still does is drop the triangles whose
+        // Its corners are welded already: what is left to do is drop the triangles whose
         // corners met, and tidy the parts.
         self.welded = Default::default();
-        self.mesh.weld();
+        self.mesh.tidy_welded();
         // Welding drops the triangles whose corners meet: ones the area test let through
         // (found by fuzzing: two equal corners 1e27 from the third overflow the test's squares).
         self.degenerate += before - self.mesh.triangles();

@@ -3,6 +3,8 @@
 //! of the one before, with the most its surface strays from the part's), and the choice, per
 //! part and eye each frame, of the coarsest one whose stray would show as at most half a pixel.
 
+use std::ops::Range;
+
 use glam::Mat4;
 
 use crate::mesh::{Bounds, Level, Mesh};
@@ -23,14 +25,65 @@ const MAX_RELATIVE_ERROR: f32 = 0.05;
 pub const MAX_PIXELS: f32 = 0.5;
 
 /// Makes the levels of detail of every part of `mesh` with at least [`MIN_TRIANGLES`], in
-/// place of any it had: finest first, each part's in a row.
+/// place of any it had: finest first, each part's in a row. Parts are shared out among the
+/// machine's cores (the result is the same as on one).
 pub fn make_levels(mesh: &mut Mesh) {
+    let ranges: Vec<(u32, Range<u32>)> = mesh
+        .draw_ranges()
+        .into_iter()
+        .enumerate()
+        .filter(|(_, (_, triangles))| triangles.len() >= MIN_TRIANGLES)
+        .map(|(range, (_, triangles))| (range as u32, triangles))
+        .collect();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+    // Runs of parts of about the same number of triangles, one a thread, in order.
+    let total: usize = ranges.iter().map(|(_, t)| t.len()).sum();
+    let share = total.div_ceil(threads).max(1);
+    let mut runs: Vec<&[(u32, Range<u32>)]> = Vec::new();
+    let (mut from, mut counted) = (0, 0);
+    for (i, (_, triangles)) in ranges.iter().enumerate() {
+        counted += triangles.len();
+        if counted >= share {
+            runs.push(&ranges[from..=i]);
+            (from, counted) = (i + 1, 0);
+        }
+    }
+    runs.push(&ranges[from..]);
+    let mesh_ref = &*mesh;
+    let made: Vec<(Vec<Level>, Vec<u32>)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = runs
+            .into_iter()
+            .map(|run| scope.spawn(move || levels_of(mesh_ref, run)))
+            .collect();
+        workers
+            .into_iter()
+            .map(|worker| {
+                worker
+                    .join()
+                    .unwrap_or_else(|p| std::panic::resume_unwind(p))
+            })
+            .collect()
+    });
     let mut levels = Vec::new();
     let mut level_indices = Vec::new();
-    for (range, (_, triangles)) in mesh.draw_ranges().into_iter().enumerate() {
-        if triangles.len() < MIN_TRIANGLES {
-            continue;
-        }
+    for (run_levels, run_indices) in made {
+        let offset = level_indices.len() as u32;
+        levels.extend(run_levels.into_iter().map(|level| Level {
+            first_index: level.first_index + offset,
+            ..level
+        }));
+        level_indices.extend(run_indices);
+    }
+    mesh.levels = levels;
+    mesh.level_indices = level_indices;
+}
+
+/// The levels of the parts `run` names (each its range in [`Mesh::draw_ranges`] and its
+/// triangles), their first indices counted from the start of the indices returned.
+fn levels_of(mesh: &Mesh, run: &[(u32, Range<u32>)]) -> (Vec<Level>, Vec<u32>) {
+    let mut levels = Vec::new();
+    let mut level_indices = Vec::new();
+    for (range, triangles) in run {
         // The part on its own: its vertices numbered from 0, so the simplifier's work is the
         // part's size, not the model's.
         let global = &mesh.indices[triangles.start as usize * 3..triangles.end as usize * 3];
@@ -69,7 +122,7 @@ pub fn make_levels(mesh: &mut Mesh) {
             // sum of the steps'.
             error += stray * scale;
             levels.push(Level {
-                range: range as u32,
+                range: *range,
                 first_index: level_indices.len() as u32,
                 index_count: coarser.len() as u32,
                 error,
@@ -78,8 +131,7 @@ pub fn make_levels(mesh: &mut Mesh) {
             previous = coarser;
         }
     }
-    mesh.levels = levels;
-    mesh.level_indices = level_indices;
+    (levels, level_indices)
 }
 
 /// How far a preview's surface may stray from the model's, as a share of the model's diagonal:
@@ -257,6 +309,24 @@ mod tests {
         let mut small = samples::bracket();
         make_levels(&mut small);
         assert!(small.levels.is_empty());
+    }
+
+    #[test]
+    fn levels_made_on_every_core_are_those_made_on_one_in_the_same_order() {
+        let mut mesh = samples::assembly(120_000);
+        make_levels(&mut mesh);
+        let every: Vec<(u32, Range<u32>)> = mesh
+            .draw_ranges()
+            .into_iter()
+            .enumerate()
+            .map(|(range, (_, triangles))| (range as u32, triangles))
+            .collect();
+        let (levels, level_indices) = levels_of(&mesh, &every);
+        assert!(levels.len() > 12, "{}", levels.len());
+        assert_eq!(
+            (&mesh.levels, &mesh.level_indices),
+            (&levels, &level_indices)
+        );
     }
 
     #[test]

@@ -624,12 +624,30 @@ impl Mesh {
                 })
             })
             .collect();
+        drop(seen);
+        self.vertices = welded;
+        self.drop_collapsed(|i| remap[i as usize]);
+    }
+
+    /// What welding does besides merging vertices, for a mesh whose vertices are all different
+    /// already (one built with them welded as they came): drops the triangles whose corners are
+    /// one vertex, and tidies the part tree.
+    pub fn tidy_welded(&mut self) {
+        self.levels.clear();
+        self.level_indices.clear();
+        self.facing = None;
+        self.drop_collapsed(|i| i);
+    }
+
+    /// Renumbers each triangle's corners by `vertex_of` and drops those left without area (two
+    /// corners one vertex), then tidies the part tree.
+    fn drop_collapsed(&mut self, vertex_of: impl Fn(u32) -> u32) {
         let mut indices = Vec::with_capacity(self.indices.len());
         // How many triangles are kept before each: parts start where they did among those.
         let mut kept_before = Vec::with_capacity(self.indices.len() / 3 + 1);
         kept_before.push(0u32);
         for triangle in self.indices.chunks_exact(3) {
-            let [a, b, c] = [0, 1, 2].map(|i| remap[triangle[i] as usize]);
+            let [a, b, c] = [0, 1, 2].map(|i| vertex_of(triangle[i]));
             // Corners that welded together leave a triangle without area: nothing to draw.
             if a != b && b != c && c != a {
                 indices.extend([a, b, c]);
@@ -637,7 +655,6 @@ impl Mesh {
             kept_before.push((indices.len() / 3) as u32);
         }
         self.indices = indices;
-        self.vertices = welded;
         let last = kept_before.len() - 1;
         self.tidy_parts(|t| kept_before[(t as usize).min(last)]);
     }

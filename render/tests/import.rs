@@ -420,3 +420,23 @@ fn gltf_groups_become_the_part_tree_with_unambiguous_paths() {
     let again = parallax_render::Mesh::from_bytes(&model.mesh.to_bytes()).unwrap();
     assert_eq!(again.part_of(3), model.mesh.part_of(3));
 }
+
+/// Corners welded as they are read make the mesh welding them all at the end made: the same
+/// vertices in the same order, the same triangles.
+#[test]
+fn welding_as_corners_come_is_welding_at_the_end() {
+    let gear = parallax_render::samples::gear();
+    let stl = gear.to_binary_stl();
+    let imported = import("gear.stl", &stl, &mut no_files).unwrap().mesh;
+    let mut at_the_end = parallax_render::Mesh::default();
+    for t in gear.indices.chunks_exact(3) {
+        let [a, b, c] = [0, 1, 2].map(|i| glam::Vec3::from(gear.vertices[t[i] as usize].position));
+        at_the_end.push_triangle(a, b, c, parallax_render::DEFAULT_COLOR);
+    }
+    let at_the_end = at_the_end.welded();
+    assert!(imported.vertices.len() * 3 < imported.indices.len());
+    assert_eq!(
+        (imported.vertices, imported.indices),
+        (at_the_end.vertices, at_the_end.indices)
+    );
+}

@@ -73,6 +73,10 @@ pub type Progress = Arc<dyn Fn(f32) + Send + Sync>;
 /// The line a conversion child writes on stderr for its progress: `progress 0.42`.
 const PROGRESS_LINE: &str = "progress ";
 
+/// How far below the render hosts a conversion runs (`nice`): it takes the cores they leave, as
+/// levels of detail are made on all of them.
+const CONVERSION_NICENESS: libc::c_int = 10;
+
 /// What to convert: a file in a folder (the files it names lie beside it), or a sample.
 #[derive(Debug, Clone)]
 pub enum Source {
@@ -368,6 +372,17 @@ async fn run_child(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
+    // Behind the render hosts on the same machine: a headset's next frame matters more than
+    // how soon a conversion ends. Set before it starts, so every thread it makes inherits it
+    // (Linux keeps a niceness per thread); failing to is no reason not to convert.
+    // SAFETY: between fork and exec only setpriority runs, which is async-signal-safe and
+    // touches no memory.
+    unsafe {
+        command.pre_exec(|| {
+            libc::setpriority(libc::PRIO_PROCESS, 0, CONVERSION_NICENESS);
+            Ok(())
+        });
+    }
     let mut child = command
         .spawn()
         .map_err(|e| ConvertError::Failed(format!("starting {}: {e}", exe.display())))?;
