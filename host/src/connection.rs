@@ -33,10 +33,11 @@ use parallax_core::protocol::{
 use parallax_core::review::Review;
 use parallax_core::session::{SessionId, SessionSize};
 use parallax_core::{ChangeNumber, FrameHeader, ModelId};
-use parallax_render::pick::cast_shown;
+use parallax_render::pick::{Ray, cast_shown};
 use parallax_render::renderer::MAX_VIEWPORT_SIDE;
 use parallax_render::{Eye, VideoEncoder, View};
 use tokio::sync::mpsc;
+use tokio::task::JoinSet;
 use tokio::time::{Instant, sleep_until, timeout};
 use tokio_util::task::AbortOnDropHandle;
 
@@ -68,6 +69,9 @@ async fn render_ws_handler(
     net::small_messages(ws)
         .on_upgrade(move |socket| connect(socket, host, account, session, query.ticket))
 }
+
+/// How many picks a device may have being cast at once.
+const MAX_PICKS: usize = 8;
 
 /// How long poses must stop before the view counts as at rest and gets its sharp frame.
 const REST: std::time::Duration = std::time::Duration::from_millis(200);
@@ -113,6 +117,8 @@ struct Scene {
     review: Arc<Review>,
     /// The model being fetched, if one is.
     loading: Option<Loading>,
+    /// Picks being cast, each answering when done; stopped with the connection.
+    picks: JoinSet<HostMessage>,
 }
 
 /// A model being fetched for the device: what its fetch reports, and the fetch, stopped when the
@@ -199,6 +205,7 @@ impl Scene {
             rest: None,
             review: Arc::default(),
             loading: None,
+            picks: JoinSet::new(),
         }
     }
 }
@@ -275,6 +282,10 @@ async fn run(
                     refine(socket, &mut scene, pose).await?;
                 }
             }
+            Some(answer) = scene.picks.join_next(), if !scene.picks.is_empty() => {
+                let answer = answer.unwrap_or_else(|_| error("PickFailed", "the ray cast failed"));
+                send(socket, answer).await?;
+            }
             event = next_load(&mut scene.loading), if !scene.loading.as_ref().is_some_and(|l| l.coarse_owed) => {
                 loaded(socket, &mut scene, event).await?;
             }
@@ -347,10 +358,17 @@ async fn apply(
             y,
             policy,
             max_hits,
-        } => {
-            let answer = pick(scene, id, x, y, policy, max_hits).await;
-            send(socket, answer).await?;
-        }
+        } => match pick(scene, id, x, y, policy, max_hits) {
+            Err(answer) => send(socket, answer).await?,
+            Ok(_) if scene.picks.len() >= MAX_PICKS => {
+                let busy =
+                    format!("{MAX_PICKS} picks are being cast already: wait for an answer first");
+                send(socket, error("TooManyPicks", busy)).await?;
+            }
+            Ok(cast) => {
+                scene.picks.spawn(cast);
+            }
+        },
         DeviceMessage::Pose(pose) => match pose.problem(MAX_VIEWPORT_SIDE).or_else(|| {
             let frame_width = pose.width * if pose.views.is_some() { 2 } else { 1 };
             let odd = frame_width % 2 == 1 || pose.height % 2 == 1;
@@ -528,39 +546,60 @@ fn transform_of(placement: &Placement) -> Mat4 {
 }
 
 /// ARR's spatial query: what is under pixel (`x`, `y`) of the last pose, in the model as the
-/// design review shows it.
-async fn pick(
+/// design review shows it now. The answer at once where there is nothing to cast against (an
+/// error, or no model), else the cast to run, which answers when done: on a big model whose
+/// pick index is still being built, it tests every triangle, and the connection's frames go on
+/// meanwhile.
+fn pick(
     scene: &Scene,
     id: u64,
     x: f32,
     y: f32,
     policy: HitPolicy,
     max_hits: u32,
-) -> HostMessage {
+) -> Result<impl Future<Output = HostMessage> + Send + 'static, HostMessage> {
     let Some(pose) = scene.pose else {
-        return error(
+        return Err(error(
             "NoPose",
             "send a pose before picking: the pick ray starts from it",
-        );
+        ));
     };
     let Some(ray) = view_of(&pose).ray_through(x, y) else {
-        return error(
+        return Err(error(
             "BadPick",
             format!(
                 "({x}, {y}) is outside the {}x{} viewport",
                 pose.width, pose.height
             ),
-        );
+        ));
     };
     let Some((model, loaded)) = scene.model.clone() else {
-        return HostMessage::PickResult {
+        return Err(HostMessage::PickResult {
             id,
             model: None,
             hits: Vec::new(),
-        };
+        });
     };
     let transform = transform_of(&scene.placement);
     let review = scene.review.clone();
+    Ok(cast(
+        loaded,
+        model,
+        (id, ray, policy, max_hits),
+        transform,
+        review,
+    ))
+}
+
+/// Casts `ray` for pick `id` on `loaded` (`model`), placed by `transform` and shown as `review`
+/// shows it; answers with up to `max_hits` hits as `policy` asks.
+async fn cast(
+    loaded: Arc<Loaded>,
+    model: ModelId,
+    (id, ray, policy, max_hits): (u64, Ray, HitPolicy, u32),
+    transform: Mat4,
+    review: Arc<Review>,
+) -> HostMessage {
     let mesh = loaded.mesh.clone();
     // Through the index once it is built (right after the model is on screen); a pick that comes
     // sooner tests every triangle, which finds the same hits, rather than wait for it.
