@@ -7,9 +7,10 @@
 # disk, the time from the headset asking for the model to its first frame (the coarse form) and
 # to its first full-detail frame, and the render host's resident memory then and at its peak.
 #
-#   scripts/bench-big-load.sh [MILLIONS|FILE...]     (1 5 20)
+#   scripts/bench-big-load.sh [MILLIONS|copies:N|FILE...]     (1 5 20)
 #
-# A FILE (a STEP, glTF, OBJ or STL file) is uploaded as it is instead of a generated assembly.
+# `copies:N` uploads one 188,000-triangle part placed by N glTF nodes (a part used N times); a
+# FILE (a STEP, glTF, OBJ or STL file) is uploaded as it is.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 sizes=("$@")
@@ -37,6 +38,9 @@ for millions in "${sizes[@]}"; do
   if [ -f "$millions" ]; then
     file=$millions
     millions=$(basename "$file")
+  elif [[ $millions == copies:* ]]; then
+    file=$work/copies.glb
+    "$target/release/examples/assembly_glb" "$millions" "$file" 2>/dev/null
   else
     file=$work/racks.glb
     "$target/release/examples/assembly_glb" "$((millions * 1000000))" "$file" 2>/dev/null

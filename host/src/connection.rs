@@ -499,7 +499,7 @@ fn described(loaded: &Loaded) -> (u64, Option<Extent>) {
         min: b.min.to_array(),
         max: b.max.to_array(),
     });
-    (mesh.triangles(), extent)
+    (mesh.drawn_triangles(), extent)
 }
 
 fn view_of(pose: &Pose) -> View {
@@ -609,8 +609,10 @@ async fn cast(
             Some(picks) => picks.cast(&mesh, transform, ray, &review, policy),
             None => cast_shown(&mesh, transform, ray, &review, policy == HitPolicy::Any),
         };
-        let parts: Vec<Option<String>> =
-            hits.iter().map(|hit| mesh.part_of(hit.triangle)).collect();
+        let parts: Vec<Option<String>> = hits
+            .iter()
+            .map(|hit| hit.part.map(|p| mesh.path_of(p)))
+            .collect();
         (hits, parts)
     })
     .await;

@@ -2,6 +2,9 @@
 //! a node per rack and per shaft, each shaft its own mesh and material.
 //! `cargo run --release -p parallax-render --example assembly_glb -- TRIANGLES OUT.glb`
 //! (1,000,000 triangles by default). What the big-model load bench uploads.
+//!
+//! `… -- copies:N OUT.glb` writes instead one mesh, the dense turned part (188,000 triangles),
+//! placed by N nodes in a grid: a GLB of one part used N times, as issue 33 tried it (107).
 
 use std::borrow::Cow;
 
@@ -11,11 +14,12 @@ use serde_json::{Value, json};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
-    let target: usize = args
-        .next()
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(1_000_000);
+    let what = args.next().unwrap_or_default();
     let out = args.next().unwrap_or_else(|| "assembly.glb".into());
+    if let Some(copies) = what.strip_prefix("copies:") {
+        return write_copies(copies.parse()?, &out);
+    }
+    let target: usize = what.parse().unwrap_or(1_000_000);
     let mesh = samples::assembly(target);
 
     let mut bin: Vec<u8> = Vec::new();
@@ -112,5 +116,64 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         mesh.triangles(),
         mesh.parts.len()
     );
+    Ok(())
+}
+
+/// One mesh, the dense part, placed by `copies` nodes ten to a row.
+fn write_copies(copies: usize, out: &str) -> Result<(), Box<dyn std::error::Error>> {
+    let part = samples::dense_shaft(188_000);
+    let positions: Vec<[f32; 3]> = part.vertices.iter().map(|v| v.position).collect();
+    let (min, max) = positions
+        .iter()
+        .fold(([f32::MAX; 3], [f32::MIN; 3]), |(lo, hi), p| {
+            (
+                std::array::from_fn(|k| lo[k].min(p[k])),
+                std::array::from_fn(|k| hi[k].max(p[k])),
+            )
+        });
+    let mut bin: Vec<u8> = bytemuck::cast_slice(&positions).to_vec();
+    let index_offset = bin.len();
+    bin.extend_from_slice(bytemuck::cast_slice(&part.indices));
+    let pitch = (max[0] - min[0]).max(max[2] - min[2]) * 1.5;
+    let nodes: Vec<Value> = (0..copies)
+        .map(|i| {
+            json!({
+                "name": format!("Shaft {}", i + 1),
+                "mesh": 0,
+                "translation": [(i % 10) as f32 * pitch, 0.0, (i / 10) as f32 * pitch],
+            })
+        })
+        .collect();
+    let [r, g, b] = part.vertices[0].color;
+    let document = json!({
+        "asset": { "version": "2.0", "generator": "parallax assembly_glb" },
+        "scene": 0,
+        "scenes": [{ "nodes": (0..copies).collect::<Vec<_>>() }],
+        "nodes": nodes,
+        "meshes": [{ "primitives": [{ "attributes": { "POSITION": 0 }, "indices": 1, "material": 0 }] }],
+        "materials": [{ "pbrMetallicRoughness": { "baseColorFactor": [r, g, b, 1.0] } }],
+        "accessors": [
+            { "bufferView": 0, "componentType": 5126, "count": positions.len(), "type": "VEC3",
+              "min": min, "max": max },
+            { "bufferView": 1, "componentType": 5125, "count": part.indices.len(), "type": "SCALAR" },
+        ],
+        "bufferViews": [
+            { "buffer": 0, "byteOffset": 0, "byteLength": index_offset, "target": 34962 },
+            { "buffer": 0, "byteOffset": index_offset, "byteLength": bin.len() - index_offset,
+              "target": 34963 },
+        ],
+        "buffers": [{ "byteLength": bin.len() }],
+    });
+    let glb = Glb {
+        header: Header {
+            magic: *b"glTF",
+            version: 2,
+            length: 0,
+        },
+        json: Cow::Owned(serde_json::to_vec(&document)?),
+        bin: Some(Cow::Owned(bin)),
+    };
+    std::fs::write(out, glb.to_vec()?)?;
+    eprintln!("{out}: {copies} copies of {} triangles", part.triangles());
     Ok(())
 }

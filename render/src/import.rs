@@ -209,6 +209,9 @@ pub struct ModelBuilder {
     vertices_seen: u64,
     degenerate: u64,
     welded: rustc_hash::FxHashMap<[u32; 6], u32>,
+    /// Each glTF mesh imported so far: the part that holds its triangles, and its node's
+    /// transform there. A node using it again becomes an instance of that part.
+    first_use: rustc_hash::FxHashMap<usize, (u32, Mat4)>,
 }
 
 impl ModelBuilder {
@@ -465,7 +468,31 @@ fn visit(
         .map_or_else(|| format!("node {}", node.index()), str::to_string);
     let part = builder.mesh.begin_part_in(name, group);
     if let Some(mesh) = mesh {
-        mesh_triangles(&mesh, world, buffers, builder, skipped)?;
+        // A mesh used again: a placed copy of its first use, held once, unless the copy would
+        // mirror it (its faces would wind the other way) or its first use kept no triangles.
+        let copy = builder
+            .first_use
+            .get(&mesh.index())
+            .map(|&(of, first)| (of, world * first.inverse()))
+            .filter(|(of, placement)| {
+                placement.is_finite()
+                    && placement.determinant() > 0.0
+                    && !builder.mesh.own_triangles(*of as usize).is_empty()
+            });
+        match copy {
+            Some((of, placement)) => builder.mesh.instances.push(crate::mesh::Instance {
+                part,
+                of,
+                placement,
+            }),
+            None => {
+                mesh_triangles(&mesh, world, buffers, builder, skipped)?;
+                builder
+                    .first_use
+                    .entry(mesh.index())
+                    .or_insert((part, world));
+            }
+        }
     }
     for child in node.children() {
         visit(

@@ -141,9 +141,9 @@ pub const PREVIEW_ERROR: f32 = 0.005;
 /// The model coarse, as a device first sees it: each part drawn by its coarsest level that
 /// strays at most [`PREVIEW_ERROR`] of the model's size (whole if none is that close), over only
 /// the vertices those use, with the same parts in the same order; what a render host shows while
-/// the full mesh is still on its way. Its bounds are the model's own, as the vertices at the
-/// model's extremes are kept whether drawn or not, so a device frames the coarse picture as it
-/// will frame the full one and nothing moves when it refines. `None` when no part has such a
+/// the full mesh is still on its way. Its bounds are the model's own (two vertices no triangle
+/// uses stand at their corners), so a device frames the coarse picture as it will frame the full
+/// one and nothing moves when it refines. `None` when no part has such a
 /// level: the model is as coarse as it gets.
 pub fn preview(mesh: &Mesh) -> Option<Mesh> {
     let allowed = mesh.bounds()?.radius() * 2.0 * PREVIEW_ERROR;
@@ -170,21 +170,15 @@ pub fn preview(mesh: &Mesh) -> Option<Mesh> {
         }
         *new
     };
-    for axis in 0..3 {
-        let along = |v: &&crate::mesh::Vertex| v.position[axis];
-        let extremes = [
-            mesh.vertices
-                .iter()
-                .enumerate()
-                .min_by(|a, b| along(&a.1).total_cmp(&along(&b.1))),
-            mesh.vertices
-                .iter()
-                .enumerate()
-                .max_by(|a, b| along(&a.1).total_cmp(&along(&b.1))),
-        ];
-        for (old, _) in extremes.into_iter().flatten() {
-            keep(&mut out, old as u32);
-        }
+    // Two vertices no triangle uses, at the corners of the model's bounds (its instances'
+    // included): the preview's bounds are the model's.
+    let whole = mesh.bounds()?;
+    let color = mesh.vertices.first().map_or([0.0; 3], |v| v.color);
+    for corner in [whole.min, whole.max] {
+        out.vertices.push(crate::mesh::Vertex {
+            position: corner.to_array(),
+            color,
+        });
     }
     // Where each range begins in the preview, by where it began in the model.
     let mut starts = Vec::with_capacity(ranges.len());
@@ -212,6 +206,8 @@ pub fn preview(mesh: &Mesh) -> Option<Mesh> {
             _ => end,
         };
     }
+    // Instances copy the same parts: now their coarse triangles.
+    out.instances = mesh.instances.clone();
     Some(out)
 }
 

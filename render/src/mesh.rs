@@ -8,7 +8,7 @@
 use rustc_hash::FxHashMap;
 
 use bytemuck::{Pod, Zeroable};
-use glam::Vec3;
+use glam::{Mat4, Vec3};
 use parallax_core::review::PATH_SEPARATOR;
 
 /// One corner of a triangle, laid out as the vertex shader reads it.
@@ -60,6 +60,20 @@ impl Bounds {
                 if i & 4 == 0 { lo.z } else { hi.z },
             )
         })
+    }
+
+    /// The smallest box holding both.
+    pub fn union(&self, other: &Bounds) -> Bounds {
+        Bounds {
+            min: self.min.min(other.min),
+            max: self.max.max(other.max),
+        }
+    }
+
+    /// The smallest box holding this one moved by `placement`.
+    pub fn placed(&self, placement: Mat4) -> Bounds {
+        let corners = self.corners().map(|c| placement.transform_point3(c));
+        Bounds::of_points(corners.into_iter()).unwrap_or(*self)
     }
 
     /// Radius of the sphere around the box: what a camera must fit to see all of it.
@@ -179,6 +193,31 @@ pub struct Mesh {
     /// form, so a render host need not look at every edge of a big model again); `None` until
     /// then. Adding or welding triangles forgets it.
     pub facing: Option<Orientation>,
+    /// Parts drawn as placed copies of other parts' triangles, held once.
+    pub instances: Vec<Instance>,
+}
+
+/// A part drawn as a placed copy of another part's own triangles: a bolt used forty times is
+/// held once. The part it is has no triangles of its own; the polygon budget counts the copies
+/// ([`Mesh::drawn_triangles`]), memory the triangles held.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Instance {
+    /// The part it is, in [`Mesh::parts`].
+    pub part: u32,
+    /// The part whose own triangles it draws.
+    pub of: u32,
+    /// From where those triangles are to where this copy is, in model space. It does not mirror
+    /// (its determinant is positive), so the copy's faces wind as the original's.
+    pub placement: Mat4,
+}
+
+/// An instance as a renderer or a pick draws it: its part, the range of [`Mesh::draw_ranges`]
+/// it copies, and its placement.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Placed {
+    pub part: usize,
+    pub range: usize,
+    pub placement: Mat4,
 }
 
 /// A level of detail: a part's triangles simplified, drawn instead of them where the eye is far
@@ -198,10 +237,47 @@ pub struct Level {
 const LEVELS_MAGIC: &[u8; 4] = b"LOD1";
 /// The tag of the section after it that says how the triangles face ([`Mesh::facing`]).
 const FACING_MAGIC: &[u8; 4] = b"FACE";
+/// The tag of the last section: the instances ([`Mesh::instances`]).
+const INSTANCES_MAGIC: &[u8; 4] = b"INST";
 
 impl Mesh {
     pub fn triangles(&self) -> u64 {
         (self.indices.len() / 3) as u64
+    }
+
+    /// The triangles drawn: those held, and each instance's copies.
+    pub fn drawn_triangles(&self) -> u64 {
+        self.triangles()
+            + self
+                .instances
+                .iter()
+                .map(|i| u64::from(self.own_triangles(i.of as usize).len() as u32))
+                .sum::<u64>()
+    }
+
+    /// Part `index`'s own triangles.
+    pub fn own_triangles(&self, index: usize) -> std::ops::Range<u32> {
+        self.parts
+            .get(index)
+            .map_or(0..0, |p| p.first_triangle..self.part_end(index))
+    }
+
+    /// The instances as drawn: each with the range of [`Mesh::draw_ranges`] it copies.
+    pub fn placed(&self) -> Vec<Placed> {
+        let ranges = self.draw_ranges();
+        self.instances
+            .iter()
+            .filter_map(|instance| {
+                let range = ranges
+                    .iter()
+                    .position(|(part, _)| *part == Some(instance.of as usize))?;
+                Some(Placed {
+                    part: instance.part as usize,
+                    range,
+                    placement: instance.placement,
+                })
+            })
+            .collect()
     }
 
     /// About how much memory the mesh holds, in bytes: what a cache bounded in bytes weighs it by.
@@ -215,7 +291,8 @@ impl Mesh {
             .sum();
         let levels = self.levels.capacity() * std::mem::size_of::<Level>()
             + self.level_indices.capacity() * std::mem::size_of::<u32>();
-        (std::mem::size_of::<Self>() + vertices + indices + parts + levels) as u64
+        let instances = self.instances.capacity() * std::mem::size_of::<Instance>();
+        (std::mem::size_of::<Self>() + vertices + indices + parts + levels + instances) as u64
     }
 
     /// Triangles pushed from now on belong to part `name`, at the root of the part tree.
@@ -306,6 +383,13 @@ impl Mesh {
                 )
             })
             .collect();
+        for instance in &self.instances {
+            let of = self.own_triangles(instance.of as usize);
+            let bounds = self.bounds_of_instance(instance);
+            if let Some(extent) = extents.get_mut(instance.part as usize) {
+                *extent = (u64::from(of.len() as u32), bounds);
+            }
+        }
         // Children come after their parents: fold each into its parent, last first.
         for i in (0..self.parts.len()).rev() {
             if let Some(parent) = self.parts[i].parent {
@@ -337,6 +421,14 @@ impl Mesh {
                 .map_or(triangles, |next| kept_before(next.first_triangle));
             within[i] = end.saturating_sub(kept_before(part.first_triangle));
         }
+        // An instance's part holds the copies: it stays while what it copies does.
+        for instance in &self.instances {
+            if let Some(&copied) = within.get(instance.of as usize)
+                && let Some(count) = within.get_mut(instance.part as usize)
+            {
+                *count += copied;
+            }
+        }
         for i in (0..self.parts.len()).rev() {
             if let Some(parent) = self.parts[i].parent {
                 within[parent as usize] += within[i];
@@ -363,11 +455,40 @@ impl Mesh {
             kept.push(part);
         }
         self.parts = kept;
+        self.instances.retain_mut(|instance| {
+            let renumbered = new_index
+                .get(instance.part as usize)
+                .copied()
+                .flatten()
+                .zip(new_index.get(instance.of as usize).copied().flatten());
+            if let Some((part, of)) = renumbered {
+                (instance.part, instance.of) = (part, of);
+            }
+            renumbered.is_some()
+        });
     }
 
-    /// Bounds of all vertices; `None` for an empty mesh.
+    /// Bounds of all vertices and of every instance's ([`Mesh::bounds_of_instance`]); `None`
+    /// for an empty mesh.
     pub fn bounds(&self) -> Option<Bounds> {
-        Bounds::of_points(self.vertices.iter().map(|v| Vec3::from(v.position)))
+        let held = Bounds::of_points(self.vertices.iter().map(|v| Vec3::from(v.position)));
+        // Each part copied once, however many copies.
+        let mut copied = FxHashMap::default();
+        let placed = self.instances.iter().filter_map(|instance| {
+            let of = *copied
+                .entry(instance.of)
+                .or_insert_with(|| self.bounds_of(self.own_triangles(instance.of as usize)));
+            of.map(|b| b.placed(instance.placement))
+        });
+        held.into_iter().chain(placed).reduce(|a, b| a.union(&b))
+    }
+
+    /// The bounds of `instance`'s copy: the box of the triangles it copies, placed. (Turned, it
+    /// holds the copy with room to spare; finding the copy's own would mean placing every
+    /// vertex of every copy, each time the model's bounds are asked for.)
+    pub fn bounds_of_instance(&self, instance: &Instance) -> Option<Bounds> {
+        self.bounds_of(self.own_triangles(instance.of as usize))
+            .map(|b| b.placed(instance.placement))
     }
 
     /// Adds triangle `a b c` (counter-clockwise seen from its front) in `color`.
@@ -451,6 +572,15 @@ impl Mesh {
                 Orientation::Inward => 2,
             };
             out.extend_from_slice(&code.to_le_bytes());
+        }
+        if !self.instances.is_empty() {
+            out.extend_from_slice(INSTANCES_MAGIC);
+            out.extend_from_slice(&(self.instances.len() as u32).to_le_bytes());
+            for instance in &self.instances {
+                out.extend_from_slice(&instance.part.to_le_bytes());
+                out.extend_from_slice(&instance.of.to_le_bytes());
+                out.extend_from_slice(bytemuck::cast_slice(&instance.placement.to_cols_array()));
+            }
         }
         out
     }
@@ -546,6 +676,7 @@ impl Mesh {
             });
             rest = after;
         }
+        let rest = mesh.read_instances(rest)?;
         if !rest.is_empty() {
             return Err(format!("{} bytes follow the mesh", rest.len()));
         }
@@ -600,6 +731,53 @@ impl Mesh {
         }
         self.levels = levels;
         self.level_indices = level_indices;
+        Ok(rest)
+    }
+
+    /// Reads the instances' section of the transfer form, if `rest` begins with one; checks
+    /// that each is a part without triangles of its own copying one with some, placed without
+    /// mirroring. What follows it.
+    fn read_instances<'a>(&mut self, rest: &'a [u8]) -> Result<&'a [u8], String> {
+        let Some(mut rest) = rest.strip_prefix(INSTANCES_MAGIC.as_slice()) else {
+            return Ok(rest);
+        };
+        let short = || "the mesh's instances are cut short".to_string();
+        let mut word = || -> Result<u32, String> {
+            let (head, tail) = rest.split_first_chunk::<4>().ok_or_else(short)?;
+            rest = tail;
+            Ok(u32::from_le_bytes(*head))
+        };
+        let count = word()?;
+        let mut instances = Vec::new();
+        for _ in 0..count {
+            let (part, of) = (word()?, word()?);
+            let mut columns = [0f32; 16];
+            for c in &mut columns {
+                *c = f32::from_bits(word()?);
+            }
+            let placement = Mat4::from_cols_array(&columns);
+            let (own, copied) = (
+                self.own_triangles(part as usize),
+                self.own_triangles(of as usize),
+            );
+            let fine = (part as usize) < self.parts.len()
+                && own.is_empty()
+                && !copied.is_empty()
+                && placement.is_finite()
+                && placement.determinant() > 0.0;
+            if !fine {
+                return Err(format!(
+                    "instance part {part} of part {of} is not a part without triangles copying \
+                     one with some, placed without mirroring"
+                ));
+            }
+            instances.push(Instance {
+                part,
+                of,
+                placement,
+            });
+        }
+        self.instances = instances;
         Ok(rest)
     }
 

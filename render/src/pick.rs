@@ -28,6 +28,9 @@ pub struct Ray {
 /// One place a ray met a triangle.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RayHit {
+    /// The part hit, in [`Mesh::parts`]: for an instance, the instance's part, not the one whose
+    /// triangles it copies. `None` for triangles before the first part.
+    pub part: Option<usize>,
     pub triangle: usize,
     pub position: Vec3,
     /// The face normal, turned to face the ray.
@@ -72,26 +75,34 @@ pub fn cast_shown(
     let centre = mesh.bounds().map_or(Vec3::ZERO, |b| b.center());
     let to_model = transform.inverse();
     let mut hits = Vec::new();
-    for (part, triangles) in mesh.draw_ranges() {
-        let path = part.map(|i| mesh.path_of(i));
+    for drawn in drawn(mesh) {
+        let path = drawn.part.map(|i| mesh.path_of(i));
         if path.as_deref().is_some_and(|p| review.look_of(p).hidden) {
             continue;
         }
         let offset = match review.explode {
             0.0 => Vec3::ZERO,
-            explode => (mesh.centre_of(triangles.clone()) - centre) * explode,
+            explode => {
+                let own = drawn
+                    .placement
+                    .transform_point3(mesh.centre_of(drawn.triangles.clone()));
+                (own - centre) * explode
+            }
         };
         let corner = |i: u32| {
-            transform.transform_point3(Vec3::from(mesh.vertices[i as usize].position) + offset)
+            let at = drawn
+                .placement
+                .transform_point3(Vec3::from(mesh.vertices[i as usize].position));
+            transform.transform_point3(at + offset)
         };
-        for t in triangles {
+        for t in drawn.triangles {
             let triangle = &mesh.indices[t as usize * 3..t as usize * 3 + 3];
             let corners = [
                 corner(triangle[0]),
                 corner(triangle[1]),
                 corner(triangle[2]),
             ];
-            let Some(hit) = hit_on(ray, corners, t, to_model, review) else {
+            let Some(hit) = hit_on(ray, corners, (drawn.part, t), to_model, review) else {
                 continue;
             };
             hits.push(hit);
@@ -104,6 +115,33 @@ pub fn cast_shown(
     hits
 }
 
+/// A run of triangles as the renderer draws it: a part's own, or an instance's copy of
+/// another's, placed.
+struct Drawn {
+    part: Option<usize>,
+    triangles: Range<u32>,
+    placement: Mat4,
+}
+
+/// What `mesh` draws: each range of [`Mesh::draw_ranges`], then each instance.
+fn drawn(mesh: &Mesh) -> Vec<Drawn> {
+    let ranges = mesh.draw_ranges();
+    let instances = mesh.placed().into_iter().map(|placed| Drawn {
+        part: Some(placed.part),
+        triangles: ranges[placed.range].1.clone(),
+        placement: placed.placement,
+    });
+    ranges
+        .iter()
+        .map(|(part, triangles)| Drawn {
+            part: *part,
+            triangles: triangles.clone(),
+            placement: Mat4::IDENTITY,
+        })
+        .chain(instances)
+        .collect()
+}
+
 /// A model's triangles arranged for ray casts: for each part (each range [`Mesh::draw_ranges`]
 /// gives), its bounds and a BVH of its triangles, in model space. A cast finds the same hits as
 /// [`cast_shown`], in the same order, honouring the review the same way: the index only decides
@@ -113,6 +151,22 @@ pub struct PickIndex {
     /// The centre of the model's bounds, which exploded parts move away from.
     centre: Vec3,
     parts: Vec<IndexedPart>,
+    /// The instances, each cast through the tree of the part it copies.
+    instances: Vec<IndexedInstance>,
+}
+
+struct IndexedInstance {
+    /// The instance's part in [`Mesh::parts`].
+    part: usize,
+    /// The part it copies, in [`PickIndex::parts`].
+    of: usize,
+    placement: Mat4,
+    /// Its inverse: from where the copy is to where the copied triangles are.
+    to_held: Mat4,
+    /// The centre of the copy's bounds.
+    centre: Vec3,
+    /// The copy's bounds, in model space.
+    bounds: Aabb,
 }
 
 struct IndexedPart {
@@ -181,8 +235,35 @@ impl PickIndex {
                     bvh,
                 }
             })
+            .collect::<Vec<IndexedPart>>();
+        let instances = mesh
+            .instances
+            .iter()
+            .filter_map(|instance| {
+                let of = parts
+                    .iter()
+                    .position(|p| p.part == Some(instance.of as usize))?;
+                let held = &parts[of];
+                let corners = crate::mesh::Bounds {
+                    min: Vec3::from(held.bounds.min),
+                    max: Vec3::from(held.bounds.max),
+                }
+                .placed(instance.placement);
+                Some(IndexedInstance {
+                    part: instance.part as usize,
+                    of,
+                    placement: instance.placement,
+                    to_held: instance.placement.inverse(),
+                    centre: instance.placement.transform_point3(held.centre),
+                    bounds: Aabb::new(corners.min.into(), corners.max.into()),
+                })
+            })
             .collect();
-        Self { centre, parts }
+        Self {
+            centre,
+            parts,
+            instances,
+        }
     }
 
     /// About what the index of `mesh` holds, in bytes, before it is built: what a cache weighs
@@ -235,37 +316,66 @@ impl PickIndex {
             ray,
             review,
         };
-        // The parts the ray passes through, nearest first.
-        let mut passed: Vec<(f32, &IndexedPart, Vec3)> = self
-            .parts
-            .iter()
-            .filter(|p| {
-                !p.part
-                    .is_some_and(|i| review.look_of(&mesh.path_of(i)).hidden)
-            })
-            .filter_map(|p| {
-                let offset = match review.explode {
-                    0.0 => Vec3::ZERO,
-                    explode => (p.centre - self.centre) * explode,
-                };
-                let local = model_ray(origin - offset, direction);
-                let entry = p.bounds.intersect_ray(&local) / stretch;
-                (entry < f32::INFINITY).then_some((entry, p, offset))
+        // What the ray passes through, nearest first: parts' own triangles and instances', each
+        // with the tree it is cast through, its part, its placement and the explode's offset.
+        let hidden =
+            |part: Option<usize>| part.is_some_and(|i| review.look_of(&mesh.path_of(i)).hidden);
+        let offset_of = |centre: Vec3| match review.explode {
+            0.0 => Vec3::ZERO,
+            explode => (centre - self.centre) * explode,
+        };
+        let held = self.parts.iter().map(|p| Target {
+            tree: p,
+            part: p.part,
+            placement: None,
+            offset: offset_of(p.centre),
+            bounds: p.bounds,
+        });
+        let copies = self.instances.iter().map(|i| Target {
+            tree: &self.parts[i.of],
+            part: Some(i.part),
+            placement: Some((i.placement, i.to_held)),
+            offset: offset_of(i.centre),
+            bounds: i.bounds,
+        });
+        let mut passed: Vec<(f32, Target)> = held
+            .chain(copies)
+            .filter(|target| !hidden(target.part))
+            .filter_map(|target| {
+                let local = model_ray(origin - target.offset, direction);
+                let entry = target.bounds.intersect_ray(&local) / stretch;
+                (entry < f32::INFINITY).then_some((entry, target))
             })
             .collect();
         passed.sort_by(|a, b| a.0.total_cmp(&b.0));
         let mut hits = Vec::new();
         let mut stack: Vec<u32> = Vec::with_capacity(64);
-        for (entry, part, offset) in passed {
+        for (entry, target) in passed {
             // Nothing in a part the ray enters beyond the nearest hit can be nearer.
             let nearest = hits.first().map(|h: &RayHit| h.distance);
             if policy == HitPolicy::Closest && nearest.is_some_and(|d| entry > slack(d)) {
                 break;
             }
-            let mut local = model_ray(origin - offset, direction);
-            if let Some(d) = nearest.filter(|_| policy == HitPolicy::Closest) {
-                local.tmax = slack(d) * stretch;
+            // The ray where the tree's triangles are held: for an instance, moved back by its
+            // placement, and a distance there is `scale` times one in the scene.
+            let (held_origin, held_along) = match target.placement {
+                None => (origin - target.offset, direction),
+                Some((_, to_held)) => (
+                    to_held.transform_point3(origin - target.offset),
+                    to_held.transform_vector3(direction),
+                ),
+            };
+            let along_held = held_along.length();
+            if !(along_held.is_finite() && along_held > 0.0) {
+                continue;
             }
+            let scale = stretch * along_held;
+            let mut local = model_ray(held_origin, held_along / along_held);
+            if let Some(d) = nearest.filter(|_| policy == HitPolicy::Closest) {
+                local.tmax = slack(d) * scale;
+            }
+            let placement = target.placement.map(|(p, _)| p);
+            let part = target.tree;
             let mut done = false;
             stack.clear();
             part.bvh.ray_traverse_dynamic(
@@ -276,7 +386,8 @@ impl PickIndex {
                     let first = node.first_index as usize;
                     for &i in &part.bvh.primitive_indices[first..first + node.prim_count as usize] {
                         let t = part.triangles.start + i;
-                        let Some(hit) = test.triangle(t, offset) else {
+                        let Some(hit) = test.triangle((target.part, t), placement, target.offset)
+                        else {
                             continue;
                         };
                         match policy {
@@ -293,7 +404,7 @@ impl PickIndex {
                                     (hit.distance, hit.triangle) < (best.distance, best.triangle)
                                 });
                                 if nearer {
-                                    local.tmax = slack(hit.distance) * stretch;
+                                    local.tmax = slack(hit.distance) * scale;
                                     hits = vec![hit];
                                 }
                             }
@@ -313,6 +424,21 @@ impl PickIndex {
         });
         hits
     }
+}
+
+/// Something a ray may pass through in [`PickIndex::cast`]: a part's own triangles or an
+/// instance's copy of them.
+struct Target<'a> {
+    /// The part whose tree is traversed.
+    tree: &'a IndexedPart,
+    /// The part a hit names.
+    part: Option<usize>,
+    /// An instance's placement and its inverse.
+    placement: Option<(Mat4, Mat4)>,
+    /// Where the explode moves it.
+    offset: Vec3,
+    /// Its bounds in model space, before the explode.
+    bounds: Aabb,
 }
 
 /// What an index holds per triangle of its model, in bytes (see [`PickIndex::expected_bytes`]).
@@ -338,10 +464,18 @@ struct Tester<'a> {
 }
 
 impl Tester<'_> {
-    fn triangle(&self, t: u32, offset: Vec3) -> Option<RayHit> {
+    /// Triangle `t` as drawn for `part`, `placement` (an instance's) and `offset` (the
+    /// explode's).
+    fn triangle(
+        &self,
+        (part, t): (Option<usize>, u32),
+        placement: Option<Mat4>,
+        offset: Vec3,
+    ) -> Option<RayHit> {
         let corner = |i: u32| {
-            self.transform
-                .transform_point3(Vec3::from(self.mesh.vertices[i as usize].position) + offset)
+            let held = Vec3::from(self.mesh.vertices[i as usize].position);
+            let at = placement.map_or(held, |p| p.transform_point3(held));
+            self.transform.transform_point3(at + offset)
         };
         let at = t as usize * 3;
         let triangle = &self.mesh.indices[at..at + 3];
@@ -352,7 +486,7 @@ impl Tester<'_> {
                 corner(triangle[1]),
                 corner(triangle[2]),
             ],
-            t,
+            (part, t),
             self.to_model,
             self.review,
         )
@@ -364,7 +498,7 @@ impl Tester<'_> {
 fn hit_on(
     ray: Ray,
     [a, b, c]: [Vec3; 3],
-    t: u32,
+    (part, t): (Option<usize>, u32),
     to_model: Mat4,
     review: &Review,
 ) -> Option<RayHit> {
@@ -382,6 +516,7 @@ fn hit_on(
         normal = -normal;
     }
     Some(RayHit {
+        part,
         triangle: t as usize,
         position,
         normal,

@@ -165,6 +165,11 @@ struct GpuPart {
     /// Its levels of detail, finest first: where each one's triangles are in the index buffer,
     /// and the most its surface strays from the part's (model units).
     levels: Vec<(std::ops::Range<u32>, f32)>,
+    /// Where its triangles are drawn from where they are held: the identity but for an
+    /// instance, which draws another part's triangles.
+    placement: Mat4,
+    /// How much the placement enlarges them at most: a level's stray grows as much.
+    stretch: f32,
 }
 
 impl GpuPart {
@@ -278,14 +283,8 @@ struct PartState {
     offset: [f32; 4],
     /// The part's centre, and how much larger its outline hull is.
     center: [f32; 4],
-}
-
-impl PartState {
-    const AS_MODELLED: Self = Self {
-        tint: [0.0; 4],
-        offset: [0.0, 0.0, 0.0, 1.0],
-        center: [0.0, 0.0, 0.0, 1.0],
-    };
+    /// Where its triangles are drawn from where they are held (an instance's placement).
+    placement: [[f32; 4]; 4],
 }
 
 /// How much larger than its part a highlight's outline hull is drawn.
@@ -645,7 +644,11 @@ impl Renderer {
             .device
             .create_buffer_init(&wgpu::util::BufferInitDescriptor {
                 label: Some("part states"),
-                contents: bytemuck::cast_slice(&vec![PartState::AS_MODELLED; parts.len()]),
+                contents: bytemuck::cast_slice(&part_states(
+                    &parts,
+                    bounds.center(),
+                    &Look::default(),
+                )),
                 usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
             });
         let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
@@ -674,7 +677,7 @@ impl Renderer {
             vertices,
             indices,
             bounds,
-            triangles: mesh.triangles(),
+            triangles: mesh.drawn_triangles(),
             cull: match mesh.orientation() {
                 Orientation::Outward => Cull::BackFaces,
                 Orientation::Inward => Cull::FrontFaces,
@@ -938,7 +941,7 @@ impl Renderer {
                             if !self.levels || part.levels.is_empty() {
                                 return Some(part.whole());
                             }
-                            let per_unit = sight.pixels(1.0, &bounds);
+                            let per_unit = sight.pixels(part.stretch, &bounds);
                             let coarsest = part
                                 .levels
                                 .iter()
@@ -961,7 +964,8 @@ impl Renderer {
                         // As modelled, every part's state is neutral: one draw for each run of
                         // parts that can show (one for all of them when they all can).
                         let mut run: Option<std::ops::Range<u32>> = None;
-                        for shown in &seen {
+                        let held = seen.iter().zip(&model.parts);
+                        for (shown, _) in held.filter(|(_, p)| p.placement == Mat4::IDENTITY) {
                             match (&mut run, shown) {
                                 (Some(r), Some(range)) if r.end == range.start => r.end = range.end,
                                 _ => {
@@ -974,6 +978,15 @@ impl Renderer {
                         }
                         if let Some(r) = run {
                             pass.draw_indexed(r, 0, 0..1);
+                        }
+                        // Instances each with their own state: their placement.
+                        for (index, (shown, part)) in seen.iter().zip(&model.parts).enumerate() {
+                            if let Some(range) = shown
+                                && part.placement != Mat4::IDENTITY
+                            {
+                                let instance = index as u32;
+                                pass.draw_indexed(range.clone(), 0, instance..instance + 1);
+                            }
                         }
                         continue;
                     }
@@ -1048,27 +1061,7 @@ impl Renderer {
         ];
         self.queue
             .write_buffer(&self.look, 0, bytemuck::bytes_of(&uniform));
-        let center = model.bounds.center();
-        let states: Vec<PartState> = model
-            .parts
-            .iter()
-            .enumerate()
-            .map(|(i, part)| {
-                let part_look = look.parts.get(i).copied().unwrap_or_default();
-                let tint = part_look.tint.map_or([0.0; 4], |[r, g, b]| [r, g, b, 1.0]);
-                let offset = (part.center - center) * look.explode.max(0.0);
-                let alpha = if part_look.see_through {
-                    SEE_THROUGH_ALPHA
-                } else {
-                    1.0
-                };
-                PartState {
-                    tint,
-                    offset: offset.extend(alpha).to_array(),
-                    center: part.center.extend(OUTLINE_GROWTH).to_array(),
-                }
-            })
-            .collect();
+        let states = part_states(&model.parts, model.bounds.center(), look);
         let mut written = model
             .written
             .lock()
@@ -1132,7 +1125,31 @@ impl Renderer {
     }
 }
 
-/// A mesh's parts as draws ([`Mesh::draw_ranges`]), each named by its path.
+/// The state of each of `parts` as `look` shows them, the model's centre being `center`.
+fn part_states(parts: &[GpuPart], center: Vec3, look: &Look) -> Vec<PartState> {
+    parts
+        .iter()
+        .enumerate()
+        .map(|(i, part)| {
+            let part_look = look.parts.get(i).copied().unwrap_or_default();
+            let tint = part_look.tint.map_or([0.0; 4], |[r, g, b]| [r, g, b, 1.0]);
+            let offset = (part.center - center) * look.explode.max(0.0);
+            let alpha = if part_look.see_through {
+                SEE_THROUGH_ALPHA
+            } else {
+                1.0
+            };
+            PartState {
+                tint,
+                offset: offset.extend(alpha).to_array(),
+                center: part.center.extend(OUTLINE_GROWTH).to_array(),
+                placement: part.placement.to_cols_array_2d(),
+            }
+        })
+        .collect()
+}
+
+/// A mesh's parts as draws ([`Mesh::draw_ranges`]), each named by its path, then its instances.
 fn gpu_parts(mesh: &Mesh) -> Vec<GpuPart> {
     let after = mesh.indices.len() as u32;
     let ranges = mesh.draw_ranges();
@@ -1145,7 +1162,7 @@ fn gpu_parts(mesh: &Mesh) -> Vec<GpuPart> {
         }
     }
     let mut levels = levels.into_iter();
-    ranges
+    let mut held = ranges
         .into_iter()
         .map(|(part, triangles)| {
             let bounds = mesh.bounds_of(triangles.clone()).unwrap_or(Bounds {
@@ -1159,9 +1176,32 @@ fn gpu_parts(mesh: &Mesh) -> Vec<GpuPart> {
                 center: bounds.center(),
                 bounds,
                 levels: levels.next().unwrap_or_default(),
+                placement: Mat4::IDENTITY,
+                stretch: 1.0,
             }
         })
-        .collect()
+        .collect::<Vec<_>>();
+    // Then the instances: each another part's triangles and levels, placed.
+    let placed: Vec<GpuPart> = mesh
+        .placed()
+        .into_iter()
+        .filter_map(|instance| {
+            let of = held.get(instance.range)?;
+            let (scale, _, _) = instance.placement.to_scale_rotation_translation();
+            Some(GpuPart {
+                name: Some(mesh.path_of(instance.part)),
+                first_index: of.first_index,
+                index_count: of.index_count,
+                center: instance.placement.transform_point3(of.center),
+                bounds: of.bounds.placed(instance.placement),
+                levels: of.levels.clone(),
+                placement: instance.placement,
+                stretch: scale.abs().max_element(),
+            })
+        })
+        .collect();
+    held.extend(placed);
+    held
 }
 
 /// Whether anything of a part within `bounds` (model space, as placed in the frame: exploded)

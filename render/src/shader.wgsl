@@ -23,6 +23,8 @@ struct PartState {
     offset: vec4<f32>,
     // xyz: the part's centre (model space); w: how much larger its outline hull is drawn.
     center: vec4<f32>,
+    // Where its triangles are drawn from where they are held: an instance's placement.
+    placement: mat4x4<f32>,
 };
 
 @group(0) @binding(0) var<uniform> globals: Globals;
@@ -43,9 +45,15 @@ fn vs_main(
     @location(1) color: vec3<f32>,
     @builtin(instance_index) part: u32,
 ) -> VertexOut {
-    return transform(position, color, part);
+    return transform(placed(position, part), color, part);
 }
 
+// A vertex where its part draws it, in model space.
+fn placed(position: vec3<f32>, part: u32) -> vec3<f32> {
+    return (parts[part].placement * vec4<f32>(position, 1.0)).xyz;
+}
+
+// `position` in model space, as its part placed it.
 fn transform(position: vec3<f32>, color: vec3<f32>, part: u32) -> VertexOut {
     let state = parts[part];
     let local = position + state.offset.xyz;
@@ -69,9 +77,10 @@ fn vs_outline(
     @builtin(instance_index) part: u32,
 ) -> VertexOut {
     let state = parts[part];
-    let grown = state.center.xyz + (position - state.center.xyz) * state.center.w;
+    let at = placed(position, part);
+    let grown = state.center.xyz + (at - state.center.xyz) * state.center.w;
     var out = transform(grown, color, part);
-    out.local = position + state.offset.xyz;
+    out.local = at + state.offset.xyz;
     return out;
 }
 

@@ -401,7 +401,15 @@ fn gltf_groups_become_the_part_tree_with_unambiguous_paths() {
         "accessors":[{{"bufferView":0,"componentType":5126,"count":3,"type":"VEC3","min":[0,0,0],"max":[1,1,0]}}]}}"#
     );
     let model = import("gearbox.gltf", gltf.as_bytes(), &mut no_files).unwrap();
-    let paths: Vec<String> = (0..4).map(|t| model.mesh.part_of(t).unwrap()).collect();
+    // One mesh used four times: held once, for the Housing, and placed three times.
+    let mesh = &model.mesh;
+    assert_eq!((mesh.triangles(), mesh.drawn_triangles()), (1, 4));
+    let paths: Vec<String> = mesh
+        .draw_ranges()
+        .iter()
+        .filter_map(|(part, _)| part.map(|i| mesh.path_of(i)))
+        .chain(mesh.instances.iter().map(|i| mesh.path_of(i.part as usize)))
+        .collect();
     assert_eq!(
         paths,
         [
@@ -439,4 +447,51 @@ fn welding_as_corners_come_is_welding_at_the_end() {
         (imported.vertices, imported.indices),
         (at_the_end.vertices, at_the_end.indices)
     );
+}
+
+/// A glTF mesh used by several nodes is held once: the first node's part holds its triangles,
+/// the others are instances of it, placed where their nodes put it; one that would mirror it is
+/// held again. The polygon budget counts every copy; the transfer form keeps them as instances.
+#[test]
+fn a_mesh_used_by_several_nodes_is_held_once_and_placed_for_each() {
+    let json = r#"{"asset":{"version":"2.0"},"scene":0,"scenes":[{"nodes":[0,1,2,3]}],
+        "nodes":[{"mesh":0,"name":"Bolt A"},
+                 {"mesh":0,"translation":[10,0,0],"name":"Bolt B"},
+                 {"mesh":0,"translation":[0,10,0],"rotation":[0,0,0.7071068,0.7071068],"name":"Bolt C"},
+                 {"mesh":0,"scale":[-1,1,1],"name":"Mirrored"}],
+        "meshes":[{"primitives":[{"attributes":{"POSITION":0}}]}],
+        "buffers":[{"byteLength":36}],
+        "bufferViews":[{"buffer":0,"byteLength":36}],
+        "accessors":[{"bufferView":0,"componentType":5126,"count":3,"type":"VEC3","min":[0,0,0],"max":[1,1,0]}]}"#;
+    let bin: Vec<u8> = TRIANGLE
+        .iter()
+        .flatten()
+        .flat_map(|c| c.to_le_bytes())
+        .collect();
+    let mesh = import("bolts.glb", &glb(json, &bin), &mut no_files)
+        .unwrap()
+        .mesh;
+    // Held: Bolt A's triangle and the mirrored one's. Drawn: four.
+    assert_eq!((mesh.triangles(), mesh.drawn_triangles()), (2, 4));
+    let names: Vec<String> = (0..mesh.parts.len()).map(|i| mesh.path_of(i)).collect();
+    assert_eq!(names, ["Bolt A", "Bolt B", "Bolt C", "Mirrored"]);
+    let placed: Vec<(u32, u32)> = mesh.instances.iter().map(|i| (i.part, i.of)).collect();
+    assert_eq!(placed, [(1, 0), (2, 0)]);
+    let moved = mesh.instances[1]
+        .placement
+        .transform_point3(glam::Vec3::new(1.0, 0.0, 0.0));
+    assert!(
+        (moved - glam::Vec3::new(0.0, 11.0, 0.0)).length() < 1e-5,
+        "{moved}"
+    );
+    // The copies count in the bounds and the parts' extents.
+    let bounds = mesh.bounds().unwrap();
+    assert!((bounds.max.x - 11.0).abs() < 1e-5 && (bounds.max.y - 11.0).abs() < 1e-5);
+    assert_eq!(mesh.part_extents()[2].0, 1);
+    let back = parallax_render::Mesh::from_bytes(&mesh.to_bytes()).unwrap();
+    assert_eq!(back, mesh);
+    // An instance of a part that has no triangles is refused as damage.
+    let mut bad = mesh.clone();
+    bad.instances[0].of = 1;
+    assert!(parallax_render::Mesh::from_bytes(&bad.to_bytes()).is_err());
 }

@@ -318,7 +318,7 @@ async fn prepare_on(
             (folder, id, mesh, None)
         }
     };
-    let triangles = mesh.triangles();
+    let triangles = mesh.drawn_triangles();
     let png = renderer
         .thumbnail(id, Arc::new(mesh))
         .await

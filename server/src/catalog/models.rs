@@ -137,7 +137,7 @@ impl Catalog {
             let summary = ModelSummary {
                 id: ModelId::new(sample.id),
                 name: sample.name.to_string(),
-                triangles: mesh.triangles(),
+                triangles: mesh.drawn_triangles(),
             };
             store.upsert_model(&summary, ModelSource::Sample).await?;
             let parts = Bytes::from(parts_file(&mesh));

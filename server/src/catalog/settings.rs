@@ -97,6 +97,13 @@ impl ConversionSettings {
             let moved = (glam::Vec3::from(vertex.position) - centre) * self.scaling;
             vertex.position = moved.into();
         }
+        // An instance's copy moves as the rest: its placement now starts and ends where the
+        // triangles it copies and the copy were moved to.
+        let moving = glam::Mat4::from_scale(glam::Vec3::splat(self.scaling))
+            * glam::Mat4::from_translation(-centre);
+        for instance in &mut mesh.instances {
+            instance.placement = moving * instance.placement * moving.inverse();
+        }
     }
 }
 
