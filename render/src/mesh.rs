@@ -585,43 +585,6 @@ impl Mesh {
         out
     }
 
-    /// The bounds of a mesh in [`Mesh::to_bytes`] form, read in place; `None` without vertices.
-    pub fn bounds_of_bytes(bytes: &[u8]) -> Option<Bounds> {
-        let (vertex_count, _, _) = read_header(bytes).ok()?;
-        let stride = std::mem::size_of::<Vertex>();
-        let vertices = bytes.get(12..12 + vertex_count * stride)?;
-        Bounds::of_points(vertices.chunks_exact(stride).map(|v| {
-            let c = |i: usize| f32::from_le_bytes([v[i], v[i + 1], v[i + 2], v[i + 3]]);
-            Vec3::new(c(0), c(4), c(8))
-        }))
-    }
-
-    /// The parts of a mesh in [`Mesh::to_bytes`] form, each with its own triangle count (a
-    /// group's children's not counted), without copying the geometry.
-    pub fn parts_of_bytes(bytes: &[u8]) -> Result<Vec<(Part, u32)>, String> {
-        let (vertex_count, index_count, tree) = read_header(bytes)?;
-        let geometry = vertex_count * std::mem::size_of::<Vertex>() + index_count * 4;
-        let triangles = (index_count / 3) as u32;
-        let rest = bytes
-            .get(12 + geometry..)
-            .ok_or("the mesh is cut short before its parts")?;
-        let (parts, _) = read_parts(rest, tree)?;
-        let ends: Vec<u32> = parts
-            .iter()
-            .skip(1)
-            .map(|p| p.first_triangle)
-            .chain([triangles])
-            .collect();
-        Ok(parts
-            .into_iter()
-            .zip(ends)
-            .map(|(part, end)| {
-                let count = end.saturating_sub(part.first_triangle);
-                (part, count)
-            })
-            .collect())
-    }
-
     /// Reads [`Mesh::to_bytes`]; checks the lengths and that every index names a vertex.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, String> {
         let (vertex_count, index_count, tree) = read_header(bytes)?;
