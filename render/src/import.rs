@@ -475,9 +475,9 @@ fn visit(
             .get(&mesh.index())
             .map(|&(of, first)| (of, world * first.inverse()))
             .filter(|(of, placement)| {
-                placement.is_finite()
-                    && placement.determinant() > 0.0
-                    && !builder.mesh.own_triangles(*of as usize).is_empty()
+                let copied = builder.mesh.own_triangles(*of as usize);
+                !copied.is_empty()
+                    && crate::mesh::Instance::can_place(*placement, builder.mesh.bounds_of(copied))
             });
         match copy {
             Some((of, placement)) => builder.mesh.instances.push(crate::mesh::Instance {

@@ -357,6 +357,23 @@ mod tests {
     }
 
     #[test]
+    fn the_preview_of_a_model_with_copies_copies_the_coarse_parts_within_the_same_bounds() {
+        let mut mesh = samples::assembly(30_000);
+        let first = mesh.draw_ranges()[0].0.unwrap() as u32;
+        let part = mesh.begin_part("Far copy");
+        mesh.instances.push(crate::Instance {
+            part,
+            of: first,
+            placement: Mat4::from_translation(glam::Vec3::new(0.0, 900.0, 0.0)),
+        });
+        make_levels(&mut mesh);
+        let coarse = preview(&mesh).expect("coarser");
+        assert_eq!(coarse.instances, mesh.instances);
+        assert_eq!(coarse.bounds(), mesh.bounds());
+        assert!(coarse.drawn_triangles() * 8 <= mesh.drawn_triangles());
+    }
+
+    #[test]
     fn levels_travel_in_the_transfer_form_and_bad_ones_are_refused() {
         let mut mesh = samples::assembly(20_000);
         make_levels(&mut mesh);

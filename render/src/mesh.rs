@@ -206,9 +206,25 @@ pub struct Instance {
     pub part: u32,
     /// The part whose own triangles it draws.
     pub of: u32,
-    /// From where those triangles are to where this copy is, in model space. It does not mirror
-    /// (its determinant is positive), so the copy's faces wind as the original's.
+    /// From where those triangles are to where this copy is, in model space: affine, and it
+    /// does not mirror ([`Instance::can_place`], checked where instances are read or made), so
+    /// the copy's faces wind as the original's.
     pub placement: Mat4,
+}
+
+impl Instance {
+    /// Whether `placement` can place a copy: an affine map (its last row 0 0 0 1) that neither
+    /// flattens nor mirrors (the determinant of its linear part is positive) and keeps a box
+    /// of `bounds` finite.
+    pub fn can_place(placement: Mat4, bounds: Option<Bounds>) -> bool {
+        placement.is_finite()
+            && placement.row(3) == glam::Vec4::W
+            && glam::Mat3::from_mat4(placement).determinant() > 0.0
+            && bounds.is_none_or(|b| {
+                let placed = b.placed(placement);
+                placed.min.is_finite() && placed.max.is_finite()
+            })
+    }
 }
 
 /// An instance as a renderer or a pick draws it: its part, the range of [`Mesh::draw_ranges`]
@@ -264,13 +280,16 @@ impl Mesh {
 
     /// The instances as drawn: each with the range of [`Mesh::draw_ranges`] it copies.
     pub fn placed(&self) -> Vec<Placed> {
-        let ranges = self.draw_ranges();
+        let range_of: FxHashMap<usize, usize> = self
+            .draw_ranges()
+            .iter()
+            .enumerate()
+            .filter_map(|(range, (part, _))| Some(((*part)?, range)))
+            .collect();
         self.instances
             .iter()
             .filter_map(|instance| {
-                let range = ranges
-                    .iter()
-                    .position(|(part, _)| *part == Some(instance.of as usize))?;
+                let range = *range_of.get(&(instance.of as usize))?;
                 Some(Placed {
                     part: instance.part as usize,
                     range,
@@ -466,6 +485,16 @@ impl Mesh {
             }
             renumbered.is_some()
         });
+        // A copy of a part whose own triangles all went (their corners met when welded) is
+        // no copy: its part keeps only its children.
+        let copies = std::mem::take(&mut self.instances);
+        self.instances = copies
+            .into_iter()
+            .filter(|i| {
+                !self.own_triangles(i.of as usize).is_empty()
+                    && self.own_triangles(i.part as usize).is_empty()
+            })
+            .collect();
     }
 
     /// Bounds of all vertices and of every instance's ([`Mesh::bounds_of_instance`]); `None`
@@ -726,12 +755,12 @@ impl Mesh {
             let fine = (part as usize) < self.parts.len()
                 && own.is_empty()
                 && !copied.is_empty()
-                && placement.is_finite()
-                && placement.determinant() > 0.0;
+                && Instance::can_place(placement, self.bounds_of(copied))
+                && !instances.iter().any(|i: &Instance| i.part == part);
             if !fine {
                 return Err(format!(
-                    "instance part {part} of part {of} is not a part without triangles copying \
-                     one with some, placed without mirroring"
+                    "instance part {part} of part {of} is not a part without triangles (and no \
+                     other copy) copying one with some, placed without mirroring"
                 ));
             }
             instances.push(Instance {

@@ -31,6 +31,7 @@ pub struct RayHit {
     /// The part hit, in [`Mesh::parts`]: for an instance, the instance's part, not the one whose
     /// triangles it copies. `None` for triangles before the first part.
     pub part: Option<usize>,
+    /// The triangle hit, in [`Mesh::indices`]: for a copy, the held triangle it copies.
     pub triangle: usize,
     pub position: Vec3,
     /// The face normal, turned to face the ray.
@@ -143,7 +144,8 @@ fn drawn(mesh: &Mesh) -> Vec<Drawn> {
 }
 
 /// A model's triangles arranged for ray casts: for each part (each range [`Mesh::draw_ranges`]
-/// gives), its bounds and a BVH of its triangles, in model space. A cast finds the same hits as
+/// gives), its bounds and a BVH of its triangles, in model space; for each instance, its bounds
+/// and its placement, cast through the tree of the part it copies. A cast finds the same hits as
 /// [`cast_shown`], in the same order, honouring the review the same way: the index only decides
 /// which triangles are tested, and they are tested as [`cast_shown`] tests them. Parts are kept
 /// apart so that hiding one skips it and exploding moves it whole, with no rebuild.
@@ -236,13 +238,16 @@ impl PickIndex {
                 }
             })
             .collect::<Vec<IndexedPart>>();
+        let tree_of: rustc_hash::FxHashMap<usize, usize> = parts
+            .iter()
+            .enumerate()
+            .filter_map(|(index, p)| Some((p.part?, index)))
+            .collect();
         let instances = mesh
             .instances
             .iter()
             .filter_map(|instance| {
-                let of = parts
-                    .iter()
-                    .position(|p| p.part == Some(instance.of as usize))?;
+                let of = *tree_of.get(&(instance.of as usize))?;
                 let held = &parts[of];
                 let corners = crate::mesh::Bounds {
                     min: Vec3::from(held.bounds.min),
@@ -271,7 +276,11 @@ impl PickIndex {
     pub fn expected_bytes(mesh: &Mesh) -> u64 {
         // A part's own: its entry (bounds, tree) and its tree's first node.
         let per_part = (std::mem::size_of::<IndexedPart>() + 64) as u64;
-        mesh.triangles() * BYTES_PER_TRIANGLE + (mesh.parts.len() as u64 + 1) * per_part
+        // A copy is cast through the tree of the part it copies: its entry alone.
+        let per_copy = std::mem::size_of::<IndexedInstance>() as u64;
+        mesh.triangles() * BYTES_PER_TRIANGLE
+            + (mesh.parts.len() as u64 + 1) * per_part
+            + mesh.instances.len() as u64 * per_copy
     }
 
     /// The memory the index holds, in bytes.
@@ -285,7 +294,8 @@ impl PickIndex {
                     + (p.bvh.primitive_indices.capacity() + p.bvh.parents.capacity()) * 4
             })
             .sum();
-        (std::mem::size_of::<Self>() + parts + trees) as u64
+        let copies = self.instances.capacity() * std::mem::size_of::<IndexedInstance>();
+        (std::mem::size_of::<Self>() + parts + trees + copies) as u64
     }
 
     /// The hits of `ray` on `mesh` (the mesh this index was built from) placed by `transform`,

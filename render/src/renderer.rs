@@ -186,8 +186,8 @@ impl GpuModel {
     }
 
     /// Its parts' paths, in the order a [`Look`] lists them (`None` for triangles before the
-    /// first named part, or a model without names). Groups without triangles of their own are
-    /// not drawn, so not listed.
+    /// first named part, or a model without names): the parts with triangles of their own, then
+    /// the instances. Groups are not drawn, so not listed.
     pub fn part_names(&self) -> impl Iterator<Item = Option<&str>> {
         self.parts.iter().map(|p| p.name.as_deref())
     }
@@ -218,7 +218,7 @@ pub struct Look {
 
 impl Look {
     /// A design review's state as `model` is drawn with it: overrides by part path, a group's
-    /// reaching the parts within, in the model's part order.
+    /// reaching the parts within, in the order of [`GpuModel::part_names`].
     pub fn of_review(review: &parallax_core::review::Review, model: &GpuModel) -> Self {
         let parts = model
             .part_names()
@@ -609,6 +609,16 @@ impl Renderer {
         if needed > allowed {
             return Err(RenderError::TooBig { needed, allowed });
         }
+        // And the parts' states, one a part and one a copy (a glTF of a million nodes is 15 MB).
+        let parts = gpu_parts(mesh);
+        let states = (parts.len() * size_of::<PartState>()) as u64;
+        let allowed = u64::from(self.device.limits().max_storage_buffer_binding_size);
+        if states > allowed {
+            return Err(RenderError::TooBig {
+                needed: states,
+                allowed,
+            });
+        }
         let vertices = self
             .device
             .create_buffer_init(&wgpu::util::BufferInitDescriptor {
@@ -639,7 +649,6 @@ impl Renderer {
                 .copy_from_slice(bytemuck::cast_slice(&mesh.level_indices));
         }
         indices.unmap();
-        let parts = gpu_parts(mesh);
         let states = self
             .device
             .create_buffer_init(&wgpu::util::BufferInitDescriptor {

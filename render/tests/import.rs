@@ -490,8 +490,55 @@ fn a_mesh_used_by_several_nodes_is_held_once_and_placed_for_each() {
     assert_eq!(mesh.part_extents()[2].0, 1);
     let back = parallax_render::Mesh::from_bytes(&mesh.to_bytes()).unwrap();
     assert_eq!(back, mesh);
-    // An instance of a part that has no triangles is refused as damage.
-    let mut bad = mesh.clone();
-    bad.instances[0].of = 1;
-    assert!(parallax_render::Mesh::from_bytes(&bad.to_bytes()).is_err());
+    // Refused as damage: an instance of a part that has no triangles, one that mirrors, one
+    // that is not affine, two copies as one part.
+    let damaged: [fn(&mut parallax_render::Mesh); 4] = [
+        |m| m.instances[0].of = 1,
+        |m| m.instances[0].placement = glam::Mat4::from_scale(glam::Vec3::new(-1.0, 1.0, 1.0)),
+        |m| {
+            m.instances[0].placement =
+                glam::Mat4::from_diagonal(glam::Vec4::new(1.0, 1.0, 1.0, -1.0))
+        },
+        |m| m.instances[1].part = m.instances[0].part,
+    ];
+    for damage in damaged {
+        let mut bad = mesh.clone();
+        damage(&mut bad);
+        assert!(parallax_render::Mesh::from_bytes(&bad.to_bytes()).is_err());
+    }
+}
+
+/// Welding that leaves a copied part without triangles takes its copies with it: what remains
+/// still loads.
+#[test]
+fn copies_of_a_part_that_welding_empties_go_with_it() {
+    use glam::Vec3;
+    let mut mesh = parallax_render::Mesh::default();
+    mesh.begin_part("Solid");
+    mesh.push_box(Vec3::ZERO, Vec3::ONE, [1.0; 3]);
+    let sliver = mesh.begin_part("Sliver");
+    // Two corners that weld into one: no triangle left.
+    mesh.push_triangle(Vec3::X, Vec3::X, Vec3::Y, [1.0; 3]);
+    let copy = mesh.begin_part("Sliver copy");
+    mesh.instances.push(parallax_render::Instance {
+        part: copy,
+        of: sliver,
+        placement: glam::Mat4::from_translation(Vec3::Z),
+    });
+    let solid = mesh.begin_part("Solid copy");
+    mesh.instances.push(parallax_render::Instance {
+        part: solid,
+        of: 0,
+        placement: glam::Mat4::from_translation(Vec3::Z * 3.0),
+    });
+    let mesh = mesh.welded();
+    let names: Vec<&str> = mesh.parts.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["Solid", "Solid copy"]);
+    assert_eq!(mesh.instances.len(), 1);
+    assert_eq!((mesh.instances[0].part, mesh.instances[0].of), (1, 0));
+    assert_eq!(mesh.drawn_triangles(), 24);
+    assert_eq!(
+        parallax_render::Mesh::from_bytes(&mesh.to_bytes()),
+        Ok(mesh)
+    );
 }

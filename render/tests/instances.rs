@@ -51,7 +51,7 @@ fn gears() -> (Mesh, Mesh) {
     (instanced, held)
 }
 
-/// Gear 3 tinted and Gear 2 hidden; exploded when `explode` (where an instance's centre is its
+/// Gear 3 tinted and see-through, Gear 2 hidden, a cut through them; exploded when `explode` (where an instance's centre is its
 /// copy's placed centre, which is not the centre of its own bounds when turned: compared only
 /// between an index and the reference).
 fn review(explode: f32) -> Review {
@@ -70,9 +70,15 @@ fn review(explode: f32) -> Review {
         "Gear 3".into(),
         PartOverride {
             tint: Some([0.9, 0.1, 0.1]),
+            see_through: Some(true),
             ..PartOverride::default()
         },
     );
+    // Cutting the turned copy and the larger one through, in model space.
+    review.cut_planes.push(parallax_core::review::CutPlane {
+        point: [60.0, 0.0, 0.0],
+        normal: [1.0, 0.0, -0.3],
+    });
     review
 }
 
