@@ -612,7 +612,7 @@ impl Renderer {
         // And the parts' states, one a part and one a copy (a glTF of a million nodes is 15 MB).
         let parts = gpu_parts(mesh);
         let states = (parts.len() * size_of::<PartState>()) as u64;
-        let allowed = u64::from(self.device.limits().max_storage_buffer_binding_size);
+        let allowed = self.device.limits().max_storage_buffer_binding_size;
         if states > allowed {
             return Err(RenderError::TooBig {
                 needed: states,
