@@ -8,8 +8,9 @@
 
 use std::borrow::Cow;
 
+use glam::Vec3;
 use gltf::binary::{Glb, Header};
-use parallax_render::samples;
+use parallax_render::{Bounds, samples};
 use serde_json::{Value, json};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -45,14 +46,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 })
             })
             .collect();
-        let (min, max) = positions
-            .iter()
-            .fold(([f32::MAX; 3], [f32::MIN; 3]), |(lo, hi), p| {
-                (
-                    std::array::from_fn(|k| lo[k].min(p[k])),
-                    std::array::from_fn(|k| hi[k].max(p[k])),
-                )
-            });
+        let (min, max) = corners(&positions);
         let view = |bin: &mut Vec<u8>, bytes: &[u8], target: u32| {
             let offset = bin.len();
             bin.extend_from_slice(bytes);
@@ -101,16 +95,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "bufferViews": views,
         "buffers": [{ "byteLength": bin.len() }],
     });
-    let glb = Glb {
-        header: Header {
-            magic: *b"glTF",
-            version: 2,
-            length: 0,
-        },
-        json: Cow::Owned(serde_json::to_vec(&document)?),
-        bin: Some(Cow::Owned(bin)),
-    };
-    std::fs::write(&out, glb.to_vec()?)?;
+    write_glb(&out, &document, bin)?;
     eprintln!(
         "{out}: {} triangles in {} parts",
         mesh.triangles(),
@@ -123,14 +108,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 fn write_copies(copies: usize, out: &str) -> Result<(), Box<dyn std::error::Error>> {
     let part = samples::dense_shaft(188_000);
     let positions: Vec<[f32; 3]> = part.vertices.iter().map(|v| v.position).collect();
-    let (min, max) = positions
-        .iter()
-        .fold(([f32::MAX; 3], [f32::MIN; 3]), |(lo, hi), p| {
-            (
-                std::array::from_fn(|k| lo[k].min(p[k])),
-                std::array::from_fn(|k| hi[k].max(p[k])),
-            )
-        });
+    let (min, max) = corners(&positions);
     let mut bin: Vec<u8> = bytemuck::cast_slice(&positions).to_vec();
     let index_offset = bin.len();
     bin.extend_from_slice(bytemuck::cast_slice(&part.indices));
@@ -164,16 +142,29 @@ fn write_copies(copies: usize, out: &str) -> Result<(), Box<dyn std::error::Erro
         ],
         "buffers": [{ "byteLength": bin.len() }],
     });
+    write_glb(out, &document, bin)?;
+    eprintln!("{out}: {copies} copies of {} triangles", part.triangles());
+    Ok(())
+}
+
+/// The corners of the box around `positions`, as a glTF accessor's `min` and `max`.
+fn corners(positions: &[[f32; 3]]) -> ([f32; 3], [f32; 3]) {
+    let bounds =
+        Bounds::of_points(positions.iter().map(|p| Vec3::from(*p))).expect("a part has vertices");
+    (bounds.min.to_array(), bounds.max.to_array())
+}
+
+/// Writes the binary glTF of `document` and its buffer `bin` to `out`.
+fn write_glb(out: &str, document: &Value, bin: Vec<u8>) -> Result<(), Box<dyn std::error::Error>> {
     let glb = Glb {
         header: Header {
             magic: *b"glTF",
             version: 2,
             length: 0,
         },
-        json: Cow::Owned(serde_json::to_vec(&document)?),
+        json: Cow::Owned(serde_json::to_vec(document)?),
         bin: Some(Cow::Owned(bin)),
     };
     std::fs::write(out, glb.to_vec()?)?;
-    eprintln!("{out}: {copies} copies of {} triangles", part.triangles());
     Ok(())
 }

@@ -209,9 +209,10 @@ pub struct ModelBuilder {
     vertices_seen: u64,
     degenerate: u64,
     welded: rustc_hash::FxHashMap<[u32; 6], u32>,
-    /// Each glTF mesh imported so far: the part that holds its triangles, and its node's
-    /// transform there. A node using it again becomes an instance of that part.
-    first_use: rustc_hash::FxHashMap<usize, (u32, Mat4)>,
+    /// Each glTF mesh imported so far: the part that holds its triangles, its node's transform
+    /// there, and the bounds of those triangles (`None`: none kept). A node using it again
+    /// becomes an instance of that part.
+    first_use: rustc_hash::FxHashMap<usize, (u32, Mat4, Option<Bounds>)>,
 }
 
 impl ModelBuilder {
@@ -473,12 +474,11 @@ fn visit(
         let copy = builder
             .first_use
             .get(&mesh.index())
-            .map(|&(of, first)| (of, world * first.inverse()))
-            .filter(|(of, placement)| {
-                let copied = builder.mesh.own_triangles(*of as usize);
-                !copied.is_empty()
-                    && crate::mesh::Instance::can_place(*placement, builder.mesh.bounds_of(copied))
-            });
+            .filter(|&&(_, first, bounds)| {
+                bounds.is_some()
+                    && crate::mesh::Instance::can_place(world * first.inverse(), bounds)
+            })
+            .map(|&(of, first, _)| (of, world * first.inverse()));
         match copy {
             Some((of, placement)) => builder.mesh.instances.push(crate::mesh::Instance {
                 part,
@@ -487,10 +487,13 @@ fn visit(
             }),
             None => {
                 mesh_triangles(&mesh, world, buffers, builder, skipped)?;
-                builder
-                    .first_use
-                    .entry(mesh.index())
-                    .or_insert((part, world));
+                if !builder.first_use.contains_key(&mesh.index()) {
+                    let kept = builder.mesh.own_triangles(part as usize);
+                    let bounds = builder.mesh.bounds_of(kept);
+                    builder
+                        .first_use
+                        .insert(mesh.index(), (part, world, bounds));
+                }
             }
         }
     }

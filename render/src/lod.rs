@@ -146,7 +146,8 @@ pub const PREVIEW_ERROR: f32 = 0.005;
 /// one and nothing moves when it refines. `None` when no part has such a
 /// level: the model is as coarse as it gets.
 pub fn preview(mesh: &Mesh) -> Option<Mesh> {
-    let allowed = mesh.bounds()?.radius() * 2.0 * PREVIEW_ERROR;
+    let whole = mesh.bounds()?;
+    let allowed = whole.radius() * 2.0 * PREVIEW_ERROR;
     let ranges = mesh.draw_ranges();
     // Levels come finest first, their errors growing: the last allowed of each part's is its
     // coarsest.
@@ -172,7 +173,6 @@ pub fn preview(mesh: &Mesh) -> Option<Mesh> {
     };
     // Two vertices no triangle uses, at the corners of the model's bounds (its instances'
     // included): the preview's bounds are the model's.
-    let whole = mesh.bounds()?;
     let color = mesh.vertices.first().map_or([0.0; 3], |v| v.color);
     for corner in [whole.min, whole.max] {
         out.vertices.push(crate::mesh::Vertex {

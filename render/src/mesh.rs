@@ -90,6 +90,16 @@ const TRANSFER_MAGIC_FLAT: &[u8; 4] = b"PXM1";
 /// A part's parent in the transfer form when it has none.
 const NO_PARENT: u32 = u32::MAX;
 
+/// The next little-endian word of a section of the transfer form, taken off the front of
+/// `rest`; an error naming the section (`what`) when it is cut short.
+fn take_word(rest: &mut &[u8], what: &str) -> Result<u32, String> {
+    let (head, tail) = rest
+        .split_first_chunk::<4>()
+        .ok_or_else(|| format!("the mesh's {what} section is cut short"))?;
+    *rest = tail;
+    Ok(u32::from_le_bytes(*head))
+}
+
 /// The transfer form's header: vertex and index counts, and whether parts have parents.
 fn read_header(bytes: &[u8]) -> Result<(usize, usize, bool), String> {
     let header = bytes
@@ -474,27 +484,23 @@ impl Mesh {
             kept.push(part);
         }
         self.parts = kept;
-        self.instances.retain_mut(|instance| {
+        // Renumbered; and a copy of a part whose own triangles all went (their corners met when
+        // welded) is no copy: its part keeps only its children.
+        let mut copies = std::mem::take(&mut self.instances);
+        copies.retain_mut(|instance| {
             let renumbered = new_index
                 .get(instance.part as usize)
                 .copied()
                 .flatten()
                 .zip(new_index.get(instance.of as usize).copied().flatten());
-            if let Some((part, of)) = renumbered {
-                (instance.part, instance.of) = (part, of);
-            }
-            renumbered.is_some()
+            let Some((part, of)) = renumbered else {
+                return false;
+            };
+            (instance.part, instance.of) = (part, of);
+            !self.own_triangles(of as usize).is_empty()
+                && self.own_triangles(part as usize).is_empty()
         });
-        // A copy of a part whose own triangles all went (their corners met when welded) is
-        // no copy: its part keeps only its children.
-        let copies = std::mem::take(&mut self.instances);
-        self.instances = copies
-            .into_iter()
-            .filter(|i| {
-                !self.own_triangles(i.of as usize).is_empty()
-                    && self.own_triangles(i.part as usize).is_empty()
-            })
-            .collect();
+        self.instances = copies;
     }
 
     /// Bounds of all vertices and of every instance's ([`Mesh::bounds_of_instance`]); `None`
@@ -656,17 +662,14 @@ impl Mesh {
             ..Self::default()
         };
         let mut rest = mesh.read_levels(rest)?;
-        if let Some(facing) = rest.strip_prefix(FACING_MAGIC.as_slice()) {
-            let (code, after) = facing
-                .split_first_chunk::<4>()
-                .ok_or("the mesh's facing is cut short")?;
-            mesh.facing = Some(match u32::from_le_bytes(*code) {
+        if let Some(mut facing) = rest.strip_prefix(FACING_MAGIC.as_slice()) {
+            mesh.facing = Some(match take_word(&mut facing, "facing")? {
                 0 => Orientation::Open,
                 1 => Orientation::Outward,
                 2 => Orientation::Inward,
                 other => return Err(format!("{other} is not a way triangles face")),
             });
-            rest = after;
+            rest = facing;
         }
         let rest = mesh.read_instances(rest)?;
         if !rest.is_empty() {
@@ -682,12 +685,7 @@ impl Mesh {
         let Some(mut rest) = rest.strip_prefix(LEVELS_MAGIC.as_slice()) else {
             return Ok(rest);
         };
-        let short = || "the mesh's levels of detail are cut short".to_string();
-        let mut word = || -> Result<u32, String> {
-            let (head, tail) = rest.split_first_chunk::<4>().ok_or_else(short)?;
-            rest = tail;
-            Ok(u32::from_le_bytes(*head))
-        };
+        let mut word = || take_word(&mut rest, "levels of detail");
         let count = word()?;
         let ranges = self.draw_ranges().len() as u32;
         let mut levels = Vec::new();
@@ -707,7 +705,9 @@ impl Mesh {
             });
         }
         let index_count = word()? as usize;
-        let bytes = rest.get(..index_count * 4).ok_or_else(short)?;
+        let bytes = rest
+            .get(..index_count * 4)
+            .ok_or("the mesh's levels of detail section is cut short")?;
         let level_indices: Vec<u32> = bytemuck::pod_collect_to_vec(bytes);
         let rest = &rest[index_count * 4..];
         if levels
@@ -733,14 +733,10 @@ impl Mesh {
         let Some(mut rest) = rest.strip_prefix(INSTANCES_MAGIC.as_slice()) else {
             return Ok(rest);
         };
-        let short = || "the mesh's instances are cut short".to_string();
-        let mut word = || -> Result<u32, String> {
-            let (head, tail) = rest.split_first_chunk::<4>().ok_or_else(short)?;
-            rest = tail;
-            Ok(u32::from_le_bytes(*head))
-        };
+        let mut word = || take_word(&mut rest, "instances");
         let count = word()?;
         let mut instances = Vec::new();
+        let mut copies = rustc_hash::FxHashSet::default();
         for _ in 0..count {
             let (part, of) = (word()?, word()?);
             let mut columns = [0f32; 16];
@@ -756,7 +752,7 @@ impl Mesh {
                 && own.is_empty()
                 && !copied.is_empty()
                 && Instance::can_place(placement, self.bounds_of(copied))
-                && !instances.iter().any(|i: &Instance| i.part == part);
+                && copies.insert(part);
             if !fine {
                 return Err(format!(
                     "instance part {part} of part {of} is not a part without triangles (and no \
@@ -777,10 +773,6 @@ impl Mesh {
     /// part tree (see [`Mesh::tidy_parts`]). Call it once a mesh is complete; what it draws is
     /// unchanged.
     pub fn weld(&mut self) {
-        // Levels name vertices and parts by number, which welding changes: they are made after.
-        self.levels.clear();
-        self.level_indices.clear();
-        self.facing = None;
         let mut seen: FxHashMap<[u32; 6], u32> =
             FxHashMap::with_capacity_and_hasher(self.vertices.len() / 4, Default::default());
         let mut welded = Vec::with_capacity(self.vertices.len() / 4);
@@ -803,15 +795,17 @@ impl Mesh {
     /// already (one built with them welded as they came): drops the triangles whose corners are
     /// one vertex, and tidies the part tree.
     pub fn tidy_welded(&mut self) {
-        self.levels.clear();
-        self.level_indices.clear();
-        self.facing = None;
         self.drop_collapsed(|i| i);
     }
 
     /// Renumbers each triangle's corners by `vertex_of` and drops those left without area (two
     /// corners one vertex), then tidies the part tree.
     fn drop_collapsed(&mut self, vertex_of: impl Fn(u32) -> u32) {
+        // Levels name vertices and parts by number, which this changes: they are made after;
+        // and how the triangles face is found again.
+        self.levels.clear();
+        self.level_indices.clear();
+        self.facing = None;
         let mut indices = Vec::with_capacity(self.indices.len());
         // How many triangles are kept before each: parts start where they did among those.
         let mut kept_before = Vec::with_capacity(self.indices.len() / 3 + 1);

@@ -31,7 +31,17 @@ struct Setup {
 async fn setup() -> Setup {
     let dir = data_dir();
     let (account, key) = ArrClient::create_account(dir.path(), "converters").await;
-    let server = TestServer::start(dir.path()).await;
+    // No bound on conversions under way: the listing's test starts 51 at once, faster than
+    // `parallax-step` reads them, and the quota has a test of its own.
+    let options = TestServer::options(dir.path());
+    let options = parallax_server::Options {
+        quotas: parallax_server::QuotaArgs {
+            conversions: 0,
+            ..options.quotas.clone()
+        },
+        ..options
+    };
+    let server = TestServer::start_with_options(dir.path(), &options).await;
     let arr = ArrClient::sign_in(&server, &account, &key).await;
     let storage = own_storage(dir.path(), &account);
     Setup {

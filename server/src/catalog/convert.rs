@@ -413,28 +413,18 @@ async fn run_child(
         let _ = child.kill().await;
         return Err(ConvertError::Failed(format!("converting the model {over}")));
     };
+    let (seconds, peak_mib) = (started.elapsed().as_secs_f64(), peak / (1024 * 1024));
     tracing::info!(
-        seconds = format_args!("{:.1}", started.elapsed().as_secs_f64()),
-        peak_mib = peak / (1024 * 1024),
-        "conversion ended ({status}) in {:.1} s, holding at most {} MiB (looked at every {} ms)",
-        started.elapsed().as_secs_f64(),
-        peak / (1024 * 1024),
+        "conversion ended ({status}) in {seconds:.1} s, holding at most {peak_mib} MiB (looked \
+         at every {} ms)",
         MEMORY_WATCH.as_millis()
     );
     let stdout = stdout.await.unwrap_or_default();
     let stderr = stderr.await.unwrap_or_default();
-    let said = stderr
-        .lines()
-        .rev()
-        .find(|line| !line.trim().is_empty())
-        .unwrap_or("no reason given")
-        .trim()
-        .to_string();
+    let said = last_words(&stderr).to_string();
     // Between two looks at its memory, an allocation can fail on the child's own address-space
-    // limit: Rust's allocator and OpenCascade's say so in their own words.
-    let out_of_memory =
-        stderr.contains("memory allocation of") || stderr.contains("ran out of memory");
-    if out_of_memory && status.code() != Some(0) {
+    // limit.
+    if ran_out_of_memory(&stderr) && status.code() != Some(0) {
         return Err(ConvertError::Failed(format!(
             "converting the model needed more than its memory limit of {} MiB",
             limits.memory_limit_mb
@@ -691,19 +681,14 @@ fn read_step(
         }
     }
     let status = child.wait()?;
-    let said = said.join().unwrap_or_default();
-    let said = said
-        .lines()
-        .rev()
-        .find(|line| !line.trim().is_empty())
-        .unwrap_or("no reason given")
-        .trim();
+    let stderr = said.join().unwrap_or_default();
+    let said = last_words(&stderr);
     let read = match status.code() {
         Some(0) => std::fs::read(&out.0),
         Some(code) if code == i32::from(EXIT_INVALID) => {
             return Err(ConvertError::InvalidReported(format!("{file}: {said}")));
         }
-        _ if said.contains("memory allocation of") || said.contains("ran out of memory") => {
+        _ if ran_out_of_memory(&stderr) => {
             return Err(ConvertError::Failed(
                 "reading the STEP file ran out of memory".into(),
             ));
@@ -736,6 +721,22 @@ fn read_step(
         skipped_primitives: 0,
         mesh,
     })
+}
+
+/// The last line a child process wrote that says something: why it failed.
+fn last_words(stderr: &str) -> &str {
+    stderr
+        .lines()
+        .rev()
+        .find(|line| !line.trim().is_empty())
+        .unwrap_or("no reason given")
+        .trim()
+}
+
+/// Whether a child process said an allocation failed: Rust's allocator and OpenCascade's say
+/// so in their own words.
+fn ran_out_of_memory(stderr: &str) -> bool {
+    stderr.contains("memory allocation of") || stderr.contains("ran out of memory")
 }
 
 /// Where `parallax-step` writes the mesh, in the upload's folder, until it is read.
