@@ -62,7 +62,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "bufferView": views.len() - 1, "componentType": 5125, "count": local.len(),
             "type": "SCALAR",
         }));
-        let [r, g, b] = mesh.vertices[global[0] as usize].color;
+        let [r, g, b] = mesh.vertices[global[0] as usize].linear_color();
         materials.push(json!({ "pbrMetallicRoughness": { "baseColorFactor": [r, g, b, 1.0] } }));
         meshes.push(json!({ "primitives": [{
             "attributes": { "POSITION": accessors.len() - 2 },
@@ -122,7 +122,7 @@ fn write_copies(copies: usize, out: &str) -> Result<(), Box<dyn std::error::Erro
             })
         })
         .collect();
-    let [r, g, b] = part.vertices[0].color;
+    let [r, g, b] = part.vertices[0].linear_color();
     let document = json!({
         "asset": { "version": "2.0", "generator": "parallax assembly_glb" },
         "scene": 0,

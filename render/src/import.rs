@@ -208,7 +208,10 @@ pub struct ModelBuilder {
     pub mesh: Mesh,
     vertices_seen: u64,
     degenerate: u64,
-    welded: rustc_hash::FxHashMap<[u32; 6], u32>,
+    welded: rustc_hash::FxHashMap<[u32; 4], u32>,
+    /// The last colour added, linear and as a vertex holds it: triangles come a part at a time
+    /// in one colour, so it is encoded once, not for every corner.
+    encoded: Option<([f32; 3], [u8; 4])>,
     /// Each glTF mesh imported so far: the part that holds its triangles, its node's transform
     /// there, and the bounds of those triangles (`None`: none kept). A node using it again
     /// becomes an instance of that part.
@@ -236,10 +239,14 @@ impl ModelBuilder {
             self.degenerate += 1;
             return Ok(());
         }
+        let encoded = match self.encoded {
+            Some((linear, encoded)) if linear == color => encoded,
+            _ => self.encoded.insert((color, crate::mesh::srgb8(color))).1,
+        };
         let corners = [a, b, c].map(|corner| {
             let vertex = crate::mesh::Vertex {
                 position: corner.to_array(),
-                color,
+                color: encoded,
             };
             let vertices = &mut self.mesh.vertices;
             *self

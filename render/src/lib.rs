@@ -29,7 +29,7 @@ pub use encode::{EncodeError, decode_png, encode_jpeg, encode_png};
 pub use import::{
     DEFAULT_COLOR, Format, ImportError, ImportedModel, ModelBuilder, import, import_file,
 };
-pub use mesh::{Bounds, Instance, Level, Mesh, Orientation, Part, Placed, Vertex, path_in};
+pub use mesh::{Bounds, Instance, Level, Mesh, Orientation, Part, Placed, Vertex, path_in, srgb8};
 pub use renderer::{
     Eye, FrameStats, GpuModel, Look, MAX_CUT_PLANES, MAX_EYES, PartLook, RenderError, Renderer,
     RgbaImage,

@@ -173,7 +173,7 @@ pub fn preview(mesh: &Mesh) -> Option<Mesh> {
     };
     // Two vertices no triangle uses, at the corners of the model's bounds (its instances'
     // included): the preview's bounds are the model's.
-    let color = mesh.vertices.first().map_or([0.0; 3], |v| v.color);
+    let color = mesh.vertices.first().map_or([0, 0, 0, 255], |v| v.color);
     for corner in [whole.min, whole.max] {
         out.vertices.push(crate::mesh::Vertex {
             position: corner.to_array(),

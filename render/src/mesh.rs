@@ -11,13 +11,56 @@ use bytemuck::{Pod, Zeroable};
 use glam::{Mat4, Vec3};
 use parallax_core::review::PATH_SEPARATOR;
 
-/// One corner of a triangle, laid out as the vertex shader reads it.
+/// One corner of a triangle, laid out as the vertex shader reads it: 16 bytes.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Pod, Zeroable)]
 pub struct Vertex {
     pub position: [f32; 3],
-    /// Linear RGB base colour of the face.
-    pub color: [f32; 3],
+    /// The base colour of the face, sRGB-encoded in 8 bits a channel as colour textures are
+    /// (the shader decodes it), then 255: what a CAD colour needs in a quarter of the bytes of
+    /// linear floats. [`Vertex::new`] and [`Vertex::linear_color`] convert.
+    pub color: [u8; 4],
+}
+
+impl Vertex {
+    /// A corner at `position` in the linear RGB colour `linear` (each channel clamped to 0..=1).
+    pub fn new(position: [f32; 3], linear: [f32; 3]) -> Self {
+        Self {
+            position,
+            color: srgb8(linear),
+        }
+    }
+
+    /// Its colour as linear RGB.
+    pub fn linear_color(&self) -> [f32; 3] {
+        let [r, g, b, _] = self.color;
+        [r, g, b].map(|c| srgb_to_linear(f32::from(c) / 255.0))
+    }
+}
+
+/// Linear RGB as the sRGB bytes a [`Vertex`] holds, alpha 255 (IEC 61966-2-1's transfer
+/// function, rounded to the nearest step).
+pub fn srgb8(linear: [f32; 3]) -> [u8; 4] {
+    let encode = |c: f32| {
+        let c = if c.is_nan() { 0.0 } else { c.clamp(0.0, 1.0) };
+        let encoded = if c <= 0.003_130_8 {
+            12.92 * c
+        } else {
+            1.055 * c.powf(1.0 / 2.4) - 0.055
+        };
+        (encoded * 255.0).round() as u8
+    };
+    let [r, g, b] = linear.map(encode);
+    [r, g, b, 255]
+}
+
+/// An sRGB-encoded channel (0..=1) as linear light; the shader's `srgb_to_linear` is the same.
+fn srgb_to_linear(c: f32) -> f32 {
+    if c <= 0.040_45 {
+        c / 12.92
+    } else {
+        ((c + 0.055) / 1.055).powf(2.4)
+    }
 }
 
 /// How a mesh's triangles face, as [`Mesh::orientation`] finds it.
@@ -82,10 +125,64 @@ impl Bounds {
     }
 }
 
-/// The transfer form's magic: `PXM2` lists each part's parent, `PXM1` (files converted before
-/// parts had groups) does not.
-const TRANSFER_MAGIC: &[u8; 4] = b"PXM2";
+/// The transfer form's magic: `PXM3` holds vertices as [`Vertex`] does (16 bytes); `PXM2`
+/// (files converted before colours were 8-bit sRGB) holds them as linear floats (24 bytes), and
+/// `PXM1` (before parts had groups) lists no part's parent either.
+const TRANSFER_MAGIC: &[u8; 4] = b"PXM3";
+const TRANSFER_MAGIC_FLOAT: &[u8; 4] = b"PXM2";
 const TRANSFER_MAGIC_FLAT: &[u8; 4] = b"PXM1";
+
+/// A vertex as `PXM1` and `PXM2` hold it: position and linear RGB.
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct FloatVertex {
+    position: [f32; 3],
+    color: [f32; 3],
+}
+
+/// How the transfer form's header says its vertices and parts are laid out.
+#[derive(Clone, Copy)]
+struct Layout {
+    /// Vertices as [`Vertex`] (`PXM3`), not as [`FloatVertex`].
+    compact: bool,
+    /// Parts list their parents.
+    tree: bool,
+}
+
+impl Layout {
+    fn vertex_bytes(self) -> usize {
+        match self.compact {
+            true => std::mem::size_of::<Vertex>(),
+            false => std::mem::size_of::<FloatVertex>(),
+        }
+    }
+
+    /// `bytes`, a whole number of vertices in this layout, as [`Vertex`]es; an error names the
+    /// first whose position is not finite (what an importer made is; anything else was not
+    /// made by one, found by fuzzing).
+    fn vertices(self, bytes: &[u8]) -> Result<Vec<Vertex>, String> {
+        let vertices: Vec<Vertex> = match self.compact {
+            true => bytemuck::pod_collect_to_vec(bytes),
+            false => bytes
+                .chunks_exact(std::mem::size_of::<FloatVertex>())
+                .map(|chunk| {
+                    let old: FloatVertex = bytemuck::pod_read_unaligned(chunk);
+                    match old.color.iter().all(|c| c.is_finite()) {
+                        true => Ok(Vertex::new(old.position, old.color)),
+                        false => Err("a vertex has a colour that is not finite".to_string()),
+                    }
+                })
+                .collect::<Result<_, _>>()?,
+        };
+        match vertices
+            .iter()
+            .position(|v| !v.position.iter().all(|c| c.is_finite()))
+        {
+            Some(bad) => Err(format!("vertex {bad} has a number that is not finite")),
+            None => Ok(vertices),
+        }
+    }
+}
 
 /// A part's parent in the transfer form when it has none.
 const NO_PARENT: u32 = u32::MAX;
@@ -100,20 +197,24 @@ fn take_word(rest: &mut &[u8], what: &str) -> Result<u32, String> {
     Ok(u32::from_le_bytes(*head))
 }
 
-/// The transfer form's header: vertex and index counts, and whether parts have parents.
-fn read_header(bytes: &[u8]) -> Result<(usize, usize, bool), String> {
-    let header = bytes
-        .get(..12)
-        .ok_or("not a Parallax mesh: the PXM2 header is missing")?;
-    let tree = match &header[..4] {
-        m if m == TRANSFER_MAGIC => true,
-        m if m == TRANSFER_MAGIC_FLAT => false,
-        _ => return Err("not a Parallax mesh: the PXM2 header is missing".into()),
+/// The transfer form's header: vertex and index counts, and the layout.
+fn read_header(bytes: &[u8]) -> Result<(usize, usize, Layout), String> {
+    let missing = "not a Parallax mesh: the PXM3 header is missing";
+    let header = bytes.get(..12).ok_or(missing)?;
+    let (compact, tree) = match &header[..4] {
+        m if m == TRANSFER_MAGIC => (true, true),
+        m if m == TRANSFER_MAGIC_FLOAT => (false, true),
+        m if m == TRANSFER_MAGIC_FLAT => (false, false),
+        _ => return Err(missing.into()),
     };
     let count = |at: usize| {
         u32::from_le_bytes([header[at], header[at + 1], header[at + 2], header[at + 3]])
     };
-    Ok((count(4) as usize, count(8) as usize, tree))
+    Ok((
+        count(4) as usize,
+        count(8) as usize,
+        Layout { compact, tree },
+    ))
 }
 
 /// The part list of the transfer form (count; each first triangle, parent when `tree`, name
@@ -181,9 +282,9 @@ pub fn path_in(parts: &[Part], index: usize) -> String {
 /// What vertices that weld together share: their position and colour by bit pattern, with -0.0
 /// made 0.0 (adding zero does that): a radius of 0 times a negative cosine must still meet the
 /// pole.
-pub(crate) fn weld_key(vertex: &Vertex) -> [u32; 6] {
-    let exact = |c: [f32; 3]| c.map(|x| x + 0.0);
-    bytemuck::cast::<[[f32; 3]; 2], [u32; 6]>([exact(vertex.position), exact(vertex.color)])
+pub(crate) fn weld_key(vertex: &Vertex) -> [u32; 4] {
+    let [x, y, z] = vertex.position.map(|x| (x + 0.0).to_bits());
+    [x, y, z, u32::from_le_bytes(vertex.color)]
 }
 
 /// An indexed triangle list.
@@ -531,10 +632,7 @@ impl Mesh {
         self.facing = None;
         let base = self.vertices.len() as u32;
         for p in [a, b, c] {
-            self.vertices.push(Vertex {
-                position: p.to_array(),
-                color,
-            });
+            self.vertices.push(Vertex::new(p.to_array(), color));
         }
         self.indices.extend([base, base + 1, base + 2]);
     }
@@ -565,8 +663,9 @@ impl Mesh {
     }
 
     /// The mesh in Parallax's transfer form, how a coordinator hands a model to a render host:
-    /// `PXM2`, vertex and index counts (u32 LE), then the vertices and indices as they sit in
-    /// memory (little-endian f32/u32), then the parts (count; each first triangle, parent index
+    /// `PXM3`, vertex and index counts (u32 LE), then the vertices and indices as they sit in
+    /// memory (a vertex: position as three little-endian f32, colour as four sRGB bytes; an index:
+    /// a little-endian u32), then the parts (count; each first triangle, parent index
     /// or `u32::MAX`, name length as u32 and UTF-8 name), then, when the mesh has levels of
     /// detail, `LOD1`, their count and each level (part, first index, index count as u32, error
     /// as f32), and the count of their indices and the indices. Loading it needs no parsing, only
@@ -622,8 +721,8 @@ impl Mesh {
 
     /// Reads [`Mesh::to_bytes`]; checks the lengths and that every index names a vertex.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, String> {
-        let (vertex_count, index_count, tree) = read_header(bytes)?;
-        let vertex_bytes = vertex_count * std::mem::size_of::<Vertex>();
+        let (vertex_count, index_count, layout) = read_header(bytes)?;
+        let vertex_bytes = vertex_count * layout.vertex_bytes();
         let index_bytes = index_count * 4;
         let geometry_end = 12 + vertex_bytes + index_bytes;
         if bytes.len() < geometry_end + 4 || index_count % 3 != 0 {
@@ -632,20 +731,13 @@ impl Mesh {
                 bytes.len()
             ));
         }
-        let vertices: Vec<Vertex> = bytemuck::pod_collect_to_vec(&bytes[12..12 + vertex_bytes]);
+        let vertices = layout.vertices(&bytes[12..12 + vertex_bytes])?;
         let indices: Vec<u32> =
             bytemuck::pod_collect_to_vec(&bytes[12 + vertex_bytes..geometry_end]);
         if indices.iter().any(|&i| i as usize >= vertex_count) {
             return Err("an index names a vertex the mesh does not have".into());
         }
-        // What an importer made is finite; anything else was not made by one (found by fuzzing).
-        if let Some(bad) = vertices
-            .iter()
-            .position(|v| !v.position.iter().chain(&v.color).all(|c| c.is_finite()))
-        {
-            return Err(format!("vertex {bad} has a number that is not finite"));
-        }
-        let (parts, rest) = read_parts(&bytes[geometry_end..], tree)?;
+        let (parts, rest) = read_parts(&bytes[geometry_end..], layout.tree)?;
         // Each part's triangles run to the next part's first: in order, and within the mesh.
         let triangles = (index_count / 3) as u32;
         if parts
@@ -773,7 +865,7 @@ impl Mesh {
     /// part tree (see [`Mesh::tidy_parts`]). Call it once a mesh is complete; what it draws is
     /// unchanged.
     pub fn weld(&mut self) {
-        let mut seen: FxHashMap<[u32; 6], u32> =
+        let mut seen: FxHashMap<[u32; 4], u32> =
             FxHashMap::with_capacity_and_hasher(self.vertices.len() / 4, Default::default());
         let mut welded = Vec::with_capacity(self.vertices.len() / 4);
         let remap: Vec<u32> = self
@@ -1008,6 +1100,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn every_8_bit_colour_comes_back_from_linear_as_it_was() {
+        for c in 0..=255u8 {
+            let vertex = Vertex {
+                position: [0.0; 3],
+                color: [c, c, c, 255],
+            };
+            assert_eq!(srgb8(vertex.linear_color()), vertex.color);
+        }
+        assert_eq!(srgb8([0.5, -1.0, f32::NAN]), [188, 0, 0, 255]);
+        assert_eq!(srgb8([2.0, 1.0, 0.0]), [255, 255, 0, 255]);
+    }
+
+    #[test]
     fn the_transfer_form_round_trips_and_refuses_damage() {
         let mut mesh = Mesh::default();
         mesh.begin_part("Cube");
@@ -1078,11 +1183,28 @@ mod tests {
         assert_eq!(extents[1].1.unwrap().max, Vec3::splat(3.0));
         assert_eq!(Mesh::from_bytes(&mesh.to_bytes()).unwrap(), mesh);
 
-        // The same mesh in the flat form earlier versions stored: every part at the root.
-        let mut flat = Vec::from(*TRANSFER_MAGIC_FLAT);
+        // The same mesh as versions before 8-bit colours stored it: linear floats.
         let bytes = mesh.to_bytes();
-        let geometry = 12 + mesh.vertices.len() * 24 + mesh.indices.len() * 4;
-        flat.extend_from_slice(&bytes[4..geometry]);
+        let float_geometry = |magic: &[u8; 4]| {
+            let mut out = Vec::from(*magic);
+            out.extend_from_slice(&bytes[4..12]);
+            for v in &mesh.vertices {
+                let old = FloatVertex {
+                    position: v.position,
+                    color: v.linear_color(),
+                };
+                out.extend_from_slice(bytemuck::bytes_of(&old));
+            }
+            let indices = 12 + mesh.vertices.len() * 16;
+            out.extend_from_slice(&bytes[indices..indices + mesh.indices.len() * 4]);
+            (out, indices + mesh.indices.len() * 4)
+        };
+        let (mut floats, geometry) = float_geometry(TRANSFER_MAGIC_FLOAT);
+        floats.extend_from_slice(&bytes[geometry..]);
+        assert_eq!(Mesh::from_bytes(&floats).unwrap(), mesh, "the same colours");
+
+        // And in the flat form versions before that stored: every part at the root.
+        let (mut flat, _) = float_geometry(TRANSFER_MAGIC_FLAT);
         flat.extend_from_slice(&(mesh.parts.len() as u32).to_le_bytes());
         for part in &mesh.parts {
             flat.extend_from_slice(&part.first_triangle.to_le_bytes());

@@ -457,7 +457,7 @@ impl Renderer {
             bind_group_layouts: &[Some(&layout)],
             immediate_size: 0,
         });
-        let attributes = wgpu::vertex_attr_array![0 => Float32x3, 1 => Float32x3];
+        let attributes = wgpu::vertex_attr_array![0 => Float32x3, 1 => Unorm8x4];
         // One pipeline per culling mode: closed, consistently wound parts skip their hidden
         // faces (half the work on a CPU rasteriser); anything else is drawn two-sided.
         // `blend`: see-through, drawn over what is there without hiding what comes later.

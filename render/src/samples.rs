@@ -282,10 +282,7 @@ pub fn assembly(triangles: usize) -> Mesh {
             let first = mesh.vertices.len() as u32;
             mesh.vertices.extend(shape.vertices.iter().map(|v| {
                 let [x, y, z] = v.position;
-                crate::mesh::Vertex {
-                    position: [x * radius + at.x, y * length, z * radius + at.z],
-                    color,
-                }
+                crate::mesh::Vertex::new([x * radius + at.x, y * length, z * radius + at.z], color)
             }));
             mesh.indices.extend(shape.indices.iter().map(|i| i + first));
         }
@@ -314,7 +311,7 @@ fn append_rebuilt(mesh: &mut Mesh, part: &Mesh) {
         let corner = |i: usize| Vec3::from(part.vertices[tri[i] as usize].position);
         // Shearing collapses some faces to lines; their corners meet, and welding the finished
         // mesh drops them.
-        let color = part.vertices[tri[0] as usize].color;
+        let color = part.vertices[tri[0] as usize].linear_color();
         mesh.push_triangle(corner(0), corner(1), corner(2), color);
     }
 }
@@ -421,7 +418,7 @@ mod tests {
         let xs: Vec<f32> = mesh
             .vertices
             .iter()
-            .filter(|v| v.color == BRASS)
+            .filter(|v| v.color == crate::mesh::srgb8(BRASS))
             .map(|v| v.position[0])
             .collect();
         let (lo, hi) = xs

@@ -42,10 +42,15 @@ struct VertexOut {
 @vertex
 fn vs_main(
     @location(0) position: vec3<f32>,
-    @location(1) color: vec3<f32>,
+    @location(1) color: vec4<f32>,
     @builtin(instance_index) part: u32,
 ) -> VertexOut {
-    return transform(placed(position, part), color, part);
+    return transform(placed(position, part), srgb_to_linear(color.rgb), part);
+}
+
+// A vertex's colour arrives sRGB-encoded (8 bits a channel); lighting is linear.
+fn srgb_to_linear(c: vec3<f32>) -> vec3<f32> {
+    return select(pow((c + 0.055) / 1.055, vec3<f32>(2.4)), c / 12.92, c <= vec3<f32>(0.04045));
 }
 
 // A vertex where its part draws it, in model space.
@@ -73,13 +78,13 @@ fn transform(position: vec3<f32>, color: vec3<f32>, part: u32) -> VertexOut {
 @vertex
 fn vs_outline(
     @location(0) position: vec3<f32>,
-    @location(1) color: vec3<f32>,
+    @location(1) color: vec4<f32>,
     @builtin(instance_index) part: u32,
 ) -> VertexOut {
     let state = parts[part];
     let at = placed(position, part);
     let grown = state.center.xyz + (at - state.center.xyz) * state.center.w;
-    var out = transform(grown, color, part);
+    var out = transform(grown, srgb_to_linear(color.rgb), part);
     out.local = at + state.offset.xyz;
     return out;
 }
@@ -88,12 +93,12 @@ const HIGHLIGHT = vec3<f32>(1.0, 0.62, 0.0);
 
 // The pointer's ball and rod: placed with the model, not moved by any part's state.
 @vertex
-fn vs_pointer(@location(0) position: vec3<f32>, @location(1) color: vec3<f32>) -> VertexOut {
+fn vs_pointer(@location(0) position: vec3<f32>, @location(1) color: vec4<f32>) -> VertexOut {
     let world = globals.model * vec4<f32>(position, 1.0);
     var out: VertexOut;
     out.clip = globals.view_proj * world;
     out.world = world.xyz;
-    out.color = color;
+    out.color = srgb_to_linear(color.rgb);
     out.local = position;
     out.alpha = 1.0;
     return out;

@@ -139,7 +139,7 @@ fn gltf_keeps_node_transforms_and_base_colours_with_embedded_external_or_glb_buf
         );
         assert_eq!(
             model.mesh.vertices[0].color,
-            [1.0, 0.0, 0.0],
+            [255, 0, 0, 255],
             "the material's base colour"
         );
         assert_eq!(

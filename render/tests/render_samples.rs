@@ -86,10 +86,10 @@ fn one_renderer_draws_at_each_new_size() {
     let mut renderer = Renderer::new().expect("a wgpu adapter");
     let mesh = samples::gear();
     let model = renderer.upload(&mesh).unwrap();
-    // Its buffers: 24 bytes a vertex, 4 an index, 112 a part's state (the gear is one part).
+    // Its buffers: 16 bytes a vertex, 4 an index, 112 a part's state (the gear is one part).
     assert_eq!(
         model.gpu_bytes(),
-        (mesh.vertices.len() * 24 + mesh.indices.len() * 4 + 112) as u64
+        (mesh.vertices.len() * 16 + mesh.indices.len() * 4 + 112) as u64
     );
     for (w, h) in [(320, 180), (200, 300), (320, 180)] {
         let view = View::framing(&model.bounds, w, h);

@@ -24,7 +24,7 @@ fn main() {
                     .mesh
                     .vertices
                     .iter()
-                    .map(|v| v.color.map(|c| (c * 1000.0) as u32))
+                    .map(|v| v.linear_color().map(|c| (c * 1000.0) as u32))
                     .collect();
                 colours.sort();
                 colours.dedup();

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use glam::Vec3;
-use parallax_render::{DEFAULT_COLOR, Format, Mesh};
+use parallax_render::{DEFAULT_COLOR, Format, Mesh, srgb8};
 
 fn read(file: &str) -> parallax_step::StepModel {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -35,26 +35,21 @@ fn assert_size(file: &str, mesh: &Mesh, expected: [f32; 3]) {
     );
 }
 
-/// The linear colours the mesh uses, to three decimals.
-fn colours(mesh: &Mesh) -> Vec<[u32; 3]> {
-    let mut colours: Vec<[u32; 3]> = mesh
-        .vertices
-        .iter()
-        .map(|v| v.color.map(|c| (c * 1000.0).round() as u32))
-        .collect();
+/// The colours the mesh uses, as its vertices hold them (8-bit sRGB).
+fn colours(mesh: &Mesh) -> Vec<[u8; 4]> {
+    let mut colours: Vec<[u8; 4]> = mesh.vertices.iter().map(|v| v.color).collect();
     colours.sort_unstable();
     colours.dedup();
     colours
 }
 
-/// The linear value of an 8-bit-ish sRGB component, as the file writes it, to three decimals.
-fn linear(srgb: f32) -> u32 {
-    let l = if srgb <= 0.04045 {
+/// The linear value of an 8-bit-ish sRGB component, as the file writes it.
+fn linear(srgb: f32) -> f32 {
+    if srgb <= 0.04045 {
         srgb / 12.92
     } else {
         ((srgb + 0.055) / 1.055).powf(2.4)
-    };
-    (l * 1000.0).round() as u32
+    }
 }
 
 #[test]
@@ -65,10 +60,7 @@ fn a_euclid_screw_is_one_grey_part_of_its_size() {
     assert_eq!(paths(&step.model.mesh), ["the product name"]);
     assert_size("screw.step", &step.model.mesh, [19.843, 20.0, 42.295]);
     // The file gives no colour.
-    assert_eq!(
-        colours(&step.model.mesh),
-        [DEFAULT_COLOR.map(|c| (c * 1000.0).round() as u32)]
-    );
+    assert_eq!(colours(&step.model.mesh), [srgb8(DEFAULT_COLOR)]);
     // Curved: a thousandth of 42.3 mm as chordal deflection gives over a thousand triangles.
     assert!((step.chordal - 0.0423).abs() < 1e-3, "{}", step.chordal);
     assert!(step.model.triangles() > 1000, "{}", step.model.triangles());
@@ -121,7 +113,7 @@ fn a_fusion_export_keeps_its_product_name_and_colours() {
     // COLOUR_RGB (0.91, 0.68, 0.13)-ish yellow housing and gold contacts, in sRGB in the file.
     let colours = colours(&step.model.mesh);
     assert_eq!(colours.len(), 2, "{colours:?}");
-    assert!(!colours.contains(&DEFAULT_COLOR.map(|c| (c * 1000.0).round() as u32)));
+    assert!(!colours.contains(&srgb8(DEFAULT_COLOR)));
 }
 
 #[test]
@@ -140,7 +132,7 @@ fn face_colours_come_through_converted_to_linear() {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/Crystal_SMD_4P_2520.step"),
     )
     .unwrap();
-    let mut expected: Vec<[u32; 3]> = text
+    let mut expected: Vec<[u8; 4]> = text
         .lines()
         .filter_map(|line| {
             line.split_once("COLOUR_RGB")?
@@ -154,7 +146,7 @@ fn face_colours_come_through_converted_to_linear() {
                 .split(',')
                 .map(|n| n.trim().parse().unwrap())
                 .collect();
-            [linear(c[0]), linear(c[1]), linear(c[2])]
+            srgb8([linear(c[0]), linear(c[1]), linear(c[2])])
         })
         .collect();
     expected.sort_unstable();
