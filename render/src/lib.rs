@@ -8,6 +8,7 @@
 //! - [`camera`]: where the eye is, and how to frame a model's bounds.
 //! - [`renderer`]: the wgpu device, pipeline and one frame's render pass.
 //! - [`readback`]: the only place that knows about GPU row padding.
+//! - `indices`: how a model's triangles sit on the GPU (16-bit indices where they fit).
 //! - [`import`]: glTF/GLB, STL and OBJ files into a mesh, validated.
 //! - [`pick`]: ray casts from a screen point into the model (ARR's spatial queries).
 //! - [`encode`]: JPEG and PNG encoding of a rendered frame.
@@ -16,6 +17,7 @@
 pub mod camera;
 pub mod encode;
 pub mod import;
+mod indices;
 pub mod lod;
 pub mod mesh;
 pub mod pick;

@@ -1,11 +1,14 @@
 //! The wgpu device and the render pass that turns a model and a view into pixels.
 
+use std::ops::Range;
+
 use bytemuck::{Pod, Zeroable};
 use glam::{Mat4, Vec3, Vec4};
 use thiserror::Error;
 use wgpu::util::DeviceExt;
 
 use crate::camera::View;
+use crate::indices::{IndexLayout, Source};
 use crate::mesh::{Bounds, Mesh, Orientation, Vertex};
 use crate::readback::{Readback, read_buffer};
 pub use parallax_core::review::PartLook;
@@ -140,7 +143,10 @@ impl RgbaImage {
 /// A mesh uploaded to the GPU, ready to draw many times.
 pub struct GpuModel {
     vertices: wgpu::Buffer,
-    indices: wgpu::Buffer,
+    /// The parts' triangles and levels as 16-bit indices from their chunk's base vertex, and
+    /// those of parts too big for that as 32-bit (see [`crate::indices`]); `None` when empty.
+    short: Option<wgpu::Buffer>,
+    long: Option<wgpu::Buffer>,
     pub bounds: Bounds,
     pub triangles: u64,
     /// Which faces can be skipped: see [`Mesh::orientation`].
@@ -158,13 +164,16 @@ pub struct GpuModel {
 /// is tested against each eye's view and the cut planes before it is drawn).
 struct GpuPart {
     name: Option<String>,
+    /// The index buffer its triangles and levels are in, and the vertex they count from.
+    source: Source,
+    /// Where its triangles are in that buffer.
     first_index: u32,
     index_count: u32,
     center: Vec3,
     bounds: Bounds,
     /// Its levels of detail, finest first: where each one's triangles are in the index buffer,
     /// and the most its surface strays from the part's (model units).
-    levels: Vec<(std::ops::Range<u32>, f32)>,
+    levels: Vec<(Range<u32>, f32)>,
     /// Where its triangles are drawn from where they are held: the identity but for an
     /// instance, which draws another part's triangles.
     placement: Mat4,
@@ -174,7 +183,7 @@ struct GpuPart {
 
 impl GpuPart {
     /// Its triangles in the index buffer at full detail.
-    fn whole(&self) -> std::ops::Range<u32> {
+    fn whole(&self) -> Range<u32> {
         self.first_index..self.first_index + self.index_count
     }
 }
@@ -182,7 +191,8 @@ impl GpuPart {
 impl GpuModel {
     /// The GPU memory its buffers take, in bytes: what a cache bounded in bytes weighs it by.
     pub fn gpu_bytes(&self) -> u64 {
-        self.vertices.size() + self.indices.size() + self.states.size()
+        let size = |b: &Option<wgpu::Buffer>| b.as_ref().map_or(0, wgpu::Buffer::size);
+        self.vertices.size() + size(&self.short) + size(&self.long) + self.states.size()
     }
 
     /// Its parts' paths, in the order a [`Look`] lists them (`None` for triangles before the
@@ -600,17 +610,18 @@ impl Renderer {
         if mesh.indices.is_empty() {
             return Err(RenderError::EmptyModel);
         }
+        let layout = IndexLayout::of(mesh);
+        let (short_bytes, long_bytes) = layout.bytes();
         // Refused here rather than by the device, whose refusal would end the render thread.
         let allowed = self.device.limits().max_buffer_size;
-        let needed = (std::mem::size_of_val(&mesh.vertices[..]) as u64).max(
-            std::mem::size_of_val(&mesh.indices[..]) as u64
-                + std::mem::size_of_val(&mesh.level_indices[..]) as u64,
-        );
+        let needed = (std::mem::size_of_val(&mesh.vertices[..]) as u64)
+            .max(short_bytes)
+            .max(long_bytes);
         if needed > allowed {
             return Err(RenderError::TooBig { needed, allowed });
         }
         // And the parts' states, one a part and one a copy (a glTF of a million nodes is 15 MB).
-        let parts = gpu_parts(mesh);
+        let parts = gpu_parts(mesh, &layout);
         let states = (parts.len() * size_of::<PartState>()) as u64;
         let allowed = self.device.limits().max_storage_buffer_binding_size;
         if states > allowed {
@@ -626,29 +637,33 @@ impl Renderer {
                 contents: bytemuck::cast_slice(&mesh.vertices),
                 usage: wgpu::BufferUsages::VERTEX,
             });
-        // The parts' triangles, then their levels of detail', written straight into the
-        // buffer: at 20 M triangles a joined copy first was 300 MB more on the host.
-        let index_bytes = std::mem::size_of_val(&mesh.indices[..]);
-        let level_bytes = std::mem::size_of_val(&mesh.level_indices[..]);
-        let indices = self.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("indices"),
-            size: (index_bytes + level_bytes) as u64,
-            usage: wgpu::BufferUsages::INDEX,
-            mapped_at_creation: true,
-        });
+        // The parts' triangles, then their levels of detail, written straight into the
+        // buffers: at 20 M triangles a joined copy first was 300 MB more on the host.
+        let buffer = |label: &str, size: u64| {
+            (size > 0).then(|| {
+                self.device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some(label),
+                    size,
+                    usage: wgpu::BufferUsages::INDEX,
+                    mapped_at_creation: true,
+                })
+            })
+        };
+        let short = buffer("indices (16-bit)", short_bytes);
+        let long = buffer("indices (32-bit)", long_bytes);
         {
-            let mut mapped = indices
-                .slice(..)
-                .get_mapped_range_mut()
-                .map_err(|e| RenderError::Gpu(format!("writing the model's indices: {e}")))?;
-            mapped
-                .slice(..index_bytes)
-                .copy_from_slice(bytemuck::cast_slice(&mesh.indices));
-            mapped
-                .slice(index_bytes..)
-                .copy_from_slice(bytemuck::cast_slice(&mesh.level_indices));
+            let mapped = |b: &Option<wgpu::Buffer>| {
+                b.as_ref()
+                    .map(|b| b.slice(..).get_mapped_range_mut())
+                    .transpose()
+                    .map_err(|e| RenderError::Gpu(format!("writing the model's indices: {e}")))
+            };
+            let (mut short, mut long) = (mapped(&short)?, mapped(&long)?);
+            layout.write(mesh, whole(&mut short), whole(&mut long));
         }
-        indices.unmap();
+        for b in short.iter().chain(&long) {
+            b.unmap();
+        }
         let states = self
             .device
             .create_buffer_init(&wgpu::util::BufferInitDescriptor {
@@ -684,7 +699,8 @@ impl Renderer {
         });
         Ok(GpuModel {
             vertices,
-            indices,
+            short,
+            long,
             bounds,
             triangles: mesh.drawn_triangles(),
             cull: match mesh.orientation() {
@@ -915,7 +931,7 @@ impl Renderer {
                 let see_through = &self.see_through_pipelines[usize::from(cutting)];
                 let outline = &self.outline_pipelines[usize::from(model.cull == Cull::FrontFaces)];
                 pass.set_vertex_buffer(0, model.vertices.slice(..));
-                pass.set_index_buffer(model.indices.slice(..), wgpu::IndexFormat::Uint32);
+                let mut indices = IndexBinding::of(model);
                 let part_look = |i: usize| look.parts.get(i).copied().unwrap_or_default();
                 let model_centre = model.bounds.center();
                 let explode = look.explode.max(0.0);
@@ -931,7 +947,7 @@ impl Renderer {
                     let to_clip = eye.view_projection * transform;
                     let sight =
                         crate::lod::Sight::new(eye.view_projection, transform, (width, height));
-                    let seen: Vec<Option<std::ops::Range<u32>>> = model
+                    let seen: Vec<Option<Range<u32>>> = model
                         .parts
                         .iter()
                         .enumerate()
@@ -971,51 +987,58 @@ impl Renderer {
                     }
                     if *look == Look::default() {
                         // As modelled, every part's state is neutral: one draw for each run of
-                        // parts that can show (one for all of them when they all can).
-                        let mut run: Option<std::ops::Range<u32>> = None;
+                        // parts that can show and share an index buffer and base vertex (one a
+                        // chunk of 16-bit indices when they all can).
+                        let mut run: Option<(Source, Range<u32>)> = None;
                         let held = seen.iter().zip(&model.parts);
-                        for (shown, _) in held.filter(|(_, p)| p.placement == Mat4::IDENTITY) {
+                        for (shown, part) in held.filter(|(_, p)| p.placement == Mat4::IDENTITY) {
                             match (&mut run, shown) {
-                                (Some(r), Some(range)) if r.end == range.start => r.end = range.end,
+                                (Some((source, r)), Some(range))
+                                    if *source == part.source && r.end == range.start =>
+                                {
+                                    r.end = range.end
+                                }
                                 _ => {
-                                    if let Some(r) = run.take() {
-                                        pass.draw_indexed(r, 0, 0..1);
+                                    if let Some((source, r)) = run.take() {
+                                        indices.draw(&mut pass, source, r, 0);
                                     }
-                                    run = shown.clone();
+                                    run = shown.clone().map(|range| (part.source, range));
                                 }
                             }
                         }
-                        if let Some(r) = run {
-                            pass.draw_indexed(r, 0, 0..1);
+                        if let Some((source, r)) = run {
+                            indices.draw(&mut pass, source, r, 0);
                         }
                         // Instances each with their own state: their placement.
                         for (index, (shown, part)) in seen.iter().zip(&model.parts).enumerate() {
                             if let Some(range) = shown
                                 && part.placement != Mat4::IDENTITY
                             {
-                                let instance = index as u32;
-                                pass.draw_indexed(range.clone(), 0, instance..instance + 1);
+                                indices.draw(&mut pass, part.source, range.clone(), index as u32);
                             }
                         }
                         continue;
                     }
                     // Opaque parts first, their highlights' outlines, then the see-through ones
                     // over them.
-                    let draw_parts = |pass: &mut wgpu::RenderPass, wanted: fn(PartLook) -> bool| {
-                        for (index, shown) in seen.iter().enumerate() {
-                            if let Some(range) = shown
-                                && wanted(part_look(index))
+                    let draw_parts =
+                        |pass: &mut wgpu::RenderPass,
+                         indices: &mut IndexBinding,
+                         wanted: fn(PartLook) -> bool| {
+                            for (index, (shown, part)) in seen.iter().zip(&model.parts).enumerate()
                             {
-                                let instance = index as u32;
-                                pass.draw_indexed(range.clone(), 0, instance..instance + 1);
+                                if let Some(range) = shown
+                                    && wanted(part_look(index))
+                                {
+                                    indices.draw(pass, part.source, range.clone(), index as u32);
+                                }
                             }
-                        }
-                    };
-                    draw_parts(&mut pass, |p| !p.hidden && !p.see_through);
+                        };
+                    draw_parts(&mut pass, &mut indices, |p| !p.hidden && !p.see_through);
                     pass.set_pipeline(outline);
-                    draw_parts(&mut pass, |p| !p.hidden && p.highlighted);
+                    draw_parts(&mut pass, &mut indices, |p| !p.hidden && p.highlighted);
                     pass.set_pipeline(see_through);
-                    draw_parts(&mut pass, |p| !p.hidden && p.see_through);
+                    draw_parts(&mut pass, &mut indices, |p| !p.hidden && p.see_through);
                     if let (Some(_), Some((_, vertices, count))) = (look.pointer, &self.pointer) {
                         pass.set_pipeline(&self.pointer_pipeline);
                         pass.set_vertex_buffer(0, vertices.slice(..));
@@ -1159,28 +1182,28 @@ fn part_states(parts: &[GpuPart], center: Vec3, look: &Look) -> Vec<PartState> {
 }
 
 /// A mesh's parts as draws ([`Mesh::draw_ranges`]), each named by its path, then its instances.
-fn gpu_parts(mesh: &Mesh) -> Vec<GpuPart> {
-    let after = mesh.indices.len() as u32;
+fn gpu_parts(mesh: &Mesh, layout: &IndexLayout) -> Vec<GpuPart> {
     let ranges = mesh.draw_ranges();
     // Each part's levels, in one pass over them.
     let mut levels = vec![Vec::new(); ranges.len()];
-    for level in &mesh.levels {
+    for (level, &first) in mesh.levels.iter().zip(&layout.levels) {
         if let Some(of_part) = levels.get_mut(level.range as usize) {
-            let first = after + level.first_index;
             of_part.push((first..first + level.index_count, level.error));
         }
     }
     let mut levels = levels.into_iter();
     let mut held = ranges
         .into_iter()
-        .map(|(part, triangles)| {
+        .zip(&layout.ranges)
+        .map(|((part, triangles), &(source, first_index))| {
             let bounds = mesh.bounds_of(triangles.clone()).unwrap_or(Bounds {
                 min: Vec3::ZERO,
                 max: Vec3::ZERO,
             });
             GpuPart {
                 name: part.map(|i| mesh.path_of(i)),
-                first_index: triangles.start * 3,
+                source,
+                first_index,
                 index_count: triangles.len() as u32 * 3,
                 center: bounds.center(),
                 bounds,
@@ -1199,6 +1222,7 @@ fn gpu_parts(mesh: &Mesh) -> Vec<GpuPart> {
             let (scale, _, _) = instance.placement.to_scale_rotation_translation();
             Some(GpuPart {
                 name: Some(mesh.path_of(instance.part)),
+                source: of.source,
                 first_index: of.first_index,
                 index_count: of.index_count,
                 center: instance.placement.transform_point3(of.center),
@@ -1211,6 +1235,45 @@ fn gpu_parts(mesh: &Mesh) -> Vec<GpuPart> {
         .collect();
     held.extend(placed);
     held
+}
+
+/// All of a mapped buffer, if there is one, to write; nothing to write into if not.
+fn whole<'a>(mapped: &'a mut Option<wgpu::BufferViewMut>) -> wgpu::WriteOnly<'a, [u8]> {
+    mapped.as_mut().map(|m| m.slice(..)).unwrap_or_default()
+}
+
+/// Draws a model's index ranges, binding its 16- or 32-bit index buffer as each range needs.
+struct IndexBinding<'m> {
+    model: &'m GpuModel,
+    /// The buffer bound last: the 32-bit one (`true`) or the 16-bit one.
+    bound: Option<bool>,
+}
+
+impl<'m> IndexBinding<'m> {
+    fn of(model: &'m GpuModel) -> Self {
+        Self { model, bound: None }
+    }
+
+    /// Draws the indices `range` of `source`'s buffer, as the state of part `instance`.
+    fn draw(
+        &mut self,
+        pass: &mut wgpu::RenderPass,
+        source: Source,
+        range: Range<u32>,
+        instance: u32,
+    ) {
+        if self.bound != Some(source.wide) {
+            let (buffer, format) = match source.wide {
+                true => (&self.model.long, wgpu::IndexFormat::Uint32),
+                false => (&self.model.short, wgpu::IndexFormat::Uint16),
+            };
+            // A range names a buffer only when that buffer holds it.
+            let Some(buffer) = buffer else { return };
+            pass.set_index_buffer(buffer.slice(..), format);
+            self.bound = Some(source.wide);
+        }
+        pass.draw_indexed(range, source.base_vertex, instance..instance + 1);
+    }
 }
 
 /// Whether anything of a part within `bounds` (model space, as placed in the frame: exploded)

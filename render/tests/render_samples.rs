@@ -4,7 +4,7 @@
 
 use glam::Mat4;
 use parallax_core::yuv::I420;
-use parallax_render::{Eye, Look, Renderer, RgbaImage, View, encode_jpeg, samples};
+use parallax_render::{Eye, Look, Mesh, PartLook, Renderer, RgbaImage, View, encode_jpeg, samples};
 
 const WIDTH: u32 = 640;
 const HEIGHT: u32 = 360;
@@ -86,10 +86,11 @@ fn one_renderer_draws_at_each_new_size() {
     let mut renderer = Renderer::new().expect("a wgpu adapter");
     let mesh = samples::gear();
     let model = renderer.upload(&mesh).unwrap();
-    // Its buffers: 16 bytes a vertex, 4 an index, 112 a part's state (the gear is one part).
+    // Its buffers: 16 bytes a vertex, 2 an index (a small part's are 16-bit, the buffer a whole
+    // number of words), 112 a part's state (the gear is one part).
     assert_eq!(
         model.gpu_bytes(),
-        (mesh.vertices.len() * 16 + mesh.indices.len() * 4 + 112) as u64
+        (mesh.vertices.len() * 16 + (mesh.indices.len() * 2).next_multiple_of(4) + 112) as u64
     );
     for (w, h) in [(320, 180), (200, 300), (320, 180)] {
         let view = View::framing(&model.bounds, w, h);
@@ -203,4 +204,83 @@ fn the_gpu_converts_a_frame_to_the_i420_the_cpu_makes_of_it() {
         ),
         Err(parallax_render::RenderError::OddSize { width: 321, .. })
     ));
+}
+
+/// A model whose parts need both 16-bit indices (small parts, counted from a chunk's first
+/// vertex) and 32-bit ones (a part of more vertices than 16 bits count): each part draws where
+/// and as it draws alone.
+#[test]
+fn parts_on_16_and_32_bit_indices_each_draw_as_they_draw_alone() {
+    let parts = [
+        ("gear", samples::gear()),
+        ("dense", samples::dense_shaft(300_000)),
+        ("shaft", samples::shaft()),
+    ];
+    assert!(
+        parts[1].1.vertices.len() > 65_536,
+        "the dense part needs 32 bits"
+    );
+    let mut mixed = Mesh::default();
+    for (name, part) in &parts {
+        mixed.begin_part(*name);
+        let first = mixed.vertices.len() as u32;
+        mixed.vertices.extend(&part.vertices);
+        mixed.indices.extend(part.indices.iter().map(|i| i + first));
+    }
+    let mut renderer = Renderer::new().expect("a wgpu adapter");
+    let model = renderer.upload(&mixed).unwrap();
+    // The small parts' indices at 2 bytes, the dense part's at 4.
+    let small = parts[0].1.indices.len() + parts[2].1.indices.len();
+    assert_eq!(
+        model.gpu_bytes(),
+        (mixed.vertices.len() * 16
+            + (small * 2).next_multiple_of(4)
+            + parts[1].1.indices.len() * 4
+            + 3 * 112) as u64
+    );
+    for (shown, (name, part)) in parts.iter().enumerate() {
+        let alone = renderer.upload(part).unwrap();
+        let view = View::framing(&alone.bounds, WIDTH, HEIGHT);
+        let expected = renderer.render(&alone, Mat4::IDENTITY, &view).unwrap();
+        let look = Look {
+            parts: (0..parts.len())
+                .map(|i| PartLook {
+                    hidden: i != shown,
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        };
+        let eye = [Eye::of(&view)];
+        let drawn = renderer
+            .render_look((Some(&model), &look), Mat4::IDENTITY, &eye, WIDTH, HEIGHT)
+            .unwrap();
+        assert!(expected.coverage() > 0.05, "{name} shows");
+        let differing = drawn.share_differing(&expected, 8);
+        assert!(
+            differing < 0.001,
+            "{name}: {differing} of the pixels differ"
+        );
+    }
+    // As modelled, parts are drawn in runs, switching index buffers between them: the same
+    // picture as drawing them one by one (which any look but the modelled one does).
+    let view = View::framing(&model.bounds, WIDTH, HEIGHT);
+    let in_runs = renderer.render(&model, Mat4::IDENTITY, &view).unwrap();
+    let one_by_one = Look {
+        parts: vec![PartLook::default(); parts.len()],
+        ..Default::default()
+    };
+    let eye = [Eye::of(&view)];
+    let each = renderer
+        .render_look(
+            (Some(&model), &one_by_one),
+            Mat4::IDENTITY,
+            &eye,
+            WIDTH,
+            HEIGHT,
+        )
+        .unwrap();
+    assert_eq!(renderer.last_frame().parts_drawn, 3);
+    assert!(in_runs.coverage() > 0.05);
+    assert_eq!(in_runs.share_differing(&each, 0), 0.0);
 }
