@@ -20,6 +20,7 @@ pub mod import;
 mod indices;
 pub mod lod;
 pub mod mesh;
+mod packing;
 pub mod pick;
 mod readback;
 pub mod renderer;

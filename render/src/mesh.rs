@@ -125,9 +125,10 @@ impl Bounds {
     }
 }
 
-/// The transfer form's magic: `PXM3` holds vertices as [`Vertex`] does (16 bytes); `PXM2`
-/// (files converted before colours were 8-bit sRGB) holds them as linear floats (24 bytes), and
-/// `PXM1` (before parts had groups) lists no part's parent either.
+/// The transfer form's magic: `PXM3` holds vertices as [`Vertex`] does (16 bytes) and indices
+/// packed (16 bits where they can be, [`crate::packing`]); `PXM2` (files converted before that)
+/// holds vertices as linear floats (24 bytes) and indices as u32, and `PXM1` (before parts had
+/// groups) lists no part's parent either.
 const TRANSFER_MAGIC: &[u8; 4] = b"PXM3";
 const TRANSFER_MAGIC_FLOAT: &[u8; 4] = b"PXM2";
 const TRANSFER_MAGIC_FLAT: &[u8; 4] = b"PXM1";
@@ -140,10 +141,10 @@ struct FloatVertex {
     color: [f32; 3],
 }
 
-/// How the transfer form's header says its vertices and parts are laid out.
+/// How the transfer form's header says its vertices, indices and parts are laid out.
 #[derive(Clone, Copy)]
 struct Layout {
-    /// Vertices as [`Vertex`] (`PXM3`), not as [`FloatVertex`].
+    /// Vertices as [`Vertex`] and indices packed (`PXM3`), not as [`FloatVertex`] and u32.
     compact: bool,
     /// Parts list their parents.
     tree: bool,
@@ -155,6 +156,30 @@ impl Layout {
             true => std::mem::size_of::<Vertex>(),
             false => std::mem::size_of::<FloatVertex>(),
         }
+    }
+
+    /// `count` indices (`what`, in errors) at the front of `bytes`, each below `vertices`, and
+    /// what follows them.
+    fn indices<'a>(
+        self,
+        bytes: &'a [u8],
+        count: usize,
+        vertices: usize,
+        what: &str,
+    ) -> Result<(Vec<u32>, &'a [u8]), String> {
+        if self.compact {
+            return crate::packing::unpack(bytes, count, vertices, what);
+        }
+        let data = bytes
+            .get(..count * 4)
+            .ok_or_else(|| format!("the mesh's {what} are cut short"))?;
+        let indices: Vec<u32> = bytemuck::pod_collect_to_vec(data);
+        if indices.iter().any(|&i| i as usize >= vertices) {
+            return Err(format!(
+                "one of the mesh's {what} names a vertex it does not have"
+            ));
+        }
+        Ok((indices, &bytes[count * 4..]))
     }
 
     /// `bytes`, a whole number of vertices in this layout, as [`Vertex`]es; an error names the
@@ -664,21 +689,20 @@ impl Mesh {
 
     /// The mesh in Parallax's transfer form, how a coordinator hands a model to a render host:
     /// `PXM3`, vertex and index counts (u32 LE), then the vertices and indices as they sit in
-    /// memory (a vertex: position as three little-endian f32, colour as four sRGB bytes; an index:
-    /// a little-endian u32), then the parts (count; each first triangle, parent index
-    /// or `u32::MAX`, name length as u32 and UTF-8 name), then, when the mesh has levels of
-    /// detail, `LOD1`, their count and each level (part, first index, index count as u32, error
-    /// as f32), and the count of their indices and the indices. Loading it needs no parsing, only
-    /// a copy.
+    /// memory (a vertex: position as three little-endian f32, colour as four sRGB bytes), and
+    /// the indices packed ([`crate::packing`]: mostly 16 bits each), then the parts (count; each
+    /// first triangle, parent index or `u32::MAX`, name length as u32 and UTF-8 name), then, when
+    /// the mesh has levels of detail, `LOD1`, their count and each level (part, first index, index
+    /// count as u32, error as f32), and the count of their indices and the indices, packed.
+    /// Loading it is a copy of the vertices and a pass over the indices.
     pub fn to_bytes(&self) -> Vec<u8> {
         let vertices: &[u8] = bytemuck::cast_slice(&self.vertices);
-        let indices: &[u8] = bytemuck::cast_slice(&self.indices);
-        let mut out = Vec::with_capacity(12 + vertices.len() + indices.len());
+        let mut out = Vec::with_capacity(12 + vertices.len() + self.indices.len() * 2);
         out.extend_from_slice(TRANSFER_MAGIC);
         out.extend_from_slice(&(self.vertices.len() as u32).to_le_bytes());
         out.extend_from_slice(&(self.indices.len() as u32).to_le_bytes());
         out.extend_from_slice(vertices);
-        out.extend_from_slice(indices);
+        crate::packing::pack(&self.indices, &mut out);
         out.extend_from_slice(&(self.parts.len() as u32).to_le_bytes());
         for part in &self.parts {
             out.extend_from_slice(&part.first_triangle.to_le_bytes());
@@ -696,7 +720,7 @@ impl Mesh {
                 out.extend_from_slice(&level.error.to_le_bytes());
             }
             out.extend_from_slice(&(self.level_indices.len() as u32).to_le_bytes());
-            out.extend_from_slice(bytemuck::cast_slice(&self.level_indices));
+            crate::packing::pack(&self.level_indices, &mut out);
         }
         if let Some(facing) = self.facing {
             out.extend_from_slice(FACING_MAGIC);
@@ -723,21 +747,20 @@ impl Mesh {
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, String> {
         let (vertex_count, index_count, layout) = read_header(bytes)?;
         let vertex_bytes = vertex_count * layout.vertex_bytes();
-        let index_bytes = index_count * 4;
-        let geometry_end = 12 + vertex_bytes + index_bytes;
-        if bytes.len() < geometry_end + 4 || index_count % 3 != 0 {
+        if bytes.len() < 12 + vertex_bytes || index_count % 3 != 0 {
             return Err(format!(
                 "a mesh of {vertex_count} vertices and {index_count} indices cannot be {} bytes",
                 bytes.len()
             ));
         }
         let vertices = layout.vertices(&bytes[12..12 + vertex_bytes])?;
-        let indices: Vec<u32> =
-            bytemuck::pod_collect_to_vec(&bytes[12 + vertex_bytes..geometry_end]);
-        if indices.iter().any(|&i| i as usize >= vertex_count) {
-            return Err("an index names a vertex the mesh does not have".into());
-        }
-        let (parts, rest) = read_parts(&bytes[geometry_end..], layout.tree)?;
+        let (indices, rest) = layout.indices(
+            &bytes[12 + vertex_bytes..],
+            index_count,
+            vertex_count,
+            "indices",
+        )?;
+        let (parts, rest) = read_parts(rest, layout.tree)?;
         // Each part's triangles run to the next part's first: in order, and within the mesh.
         let triangles = (index_count / 3) as u32;
         if parts
@@ -753,7 +776,7 @@ impl Mesh {
             parts,
             ..Self::default()
         };
-        let mut rest = mesh.read_levels(rest)?;
+        let mut rest = mesh.read_levels(rest, layout)?;
         if let Some(mut facing) = rest.strip_prefix(FACING_MAGIC.as_slice()) {
             mesh.facing = Some(match take_word(&mut facing, "facing")? {
                 0 => Orientation::Open,
@@ -773,7 +796,7 @@ impl Mesh {
     /// Reads the levels' section of the transfer form, if `rest` begins with one, into this
     /// mesh; checks that each level stands in for a part the mesh has, that its triangles are
     /// among the level indices and that they name vertices the mesh has. What follows it.
-    fn read_levels<'a>(&mut self, rest: &'a [u8]) -> Result<&'a [u8], String> {
+    fn read_levels<'a>(&mut self, rest: &'a [u8], layout: Layout) -> Result<&'a [u8], String> {
         let Some(mut rest) = rest.strip_prefix(LEVELS_MAGIC.as_slice()) else {
             return Ok(rest);
         };
@@ -797,21 +820,13 @@ impl Mesh {
             });
         }
         let index_count = word()? as usize;
-        let bytes = rest
-            .get(..index_count * 4)
-            .ok_or("the mesh's levels of detail section is cut short")?;
-        let level_indices: Vec<u32> = bytemuck::pod_collect_to_vec(bytes);
-        let rest = &rest[index_count * 4..];
+        let (level_indices, rest) =
+            layout.indices(rest, index_count, self.vertices.len(), "levels' indices")?;
         if levels
             .iter()
             .any(|l| l.first_index as usize + l.index_count as usize > level_indices.len())
-            || level_indices
-                .iter()
-                .any(|&i| i as usize >= self.vertices.len())
         {
-            return Err(
-                "a level of detail names triangles or vertices the mesh does not have".into(),
-            );
+            return Err("a level of detail names triangles the mesh does not have".into());
         }
         self.levels = levels;
         self.level_indices = level_indices;
@@ -1195,10 +1210,15 @@ mod tests {
                 };
                 out.extend_from_slice(bytemuck::bytes_of(&old));
             }
-            let indices = 12 + mesh.vertices.len() * 16;
-            out.extend_from_slice(&bytes[indices..indices + mesh.indices.len() * 4]);
-            (out, indices + mesh.indices.len() * 4)
+            out.extend_from_slice(bytemuck::cast_slice(&mesh.indices));
+            let mut packed = Vec::new();
+            crate::packing::pack(&mesh.indices, &mut packed);
+            (out, 12 + mesh.vertices.len() * 16 + packed.len())
         };
+        assert!(
+            mesh.levels.is_empty(),
+            "what follows the indices is the same in both"
+        );
         let (mut floats, geometry) = float_geometry(TRANSFER_MAGIC_FLOAT);
         floats.extend_from_slice(&bytes[geometry..]);
         assert_eq!(Mesh::from_bytes(&floats).unwrap(), mesh, "the same colours");

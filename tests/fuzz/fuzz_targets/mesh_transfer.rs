@@ -1,4 +1,4 @@
-//! The transfer form render hosts load (`PXM1`/`PXM2`): what a host decodes from the coordinator.
+//! The transfer form render hosts load (`PXM1`/`PXM2`/`PXM3`): what a host decodes from the coordinator.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use parallax_render::Mesh;
