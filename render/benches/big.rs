@@ -1,6 +1,6 @@
 //! What a big model costs a render host: the generated assembly (`samples::assembly`, parts of
 //! 10,000 triangles in racks of 50) at 1, 5 and 20 million triangles. For each size: the mesh's
-//! bytes per triangle, how long its levels of detail take to make (as conversion makes them), the
+//! bytes per triangle (held in memory, on the GPU, in the transfer form), how long its levels of detail take to make (as conversion makes them), the
 //! GPU upload, and a headset's stereo frame at 2 × 1024² (render and readback) from a headset's
 //! distance (the whole assembly in view) and from inside it (standing among the racks, looking
 //! along them): every part at full detail (as before), with culling, and with culling and levels.
@@ -31,8 +31,8 @@ fn main() {
         Renderer::new().expect("a wgpu adapter (lavapipe on machines without a GPU)");
     println!("adapter: {}", renderer.adapter().name);
     println!(
-        "| triangles | levels made | mesh bytes/triangle (with levels) | upload | view | \
-         whole p50 | culled p50 | culled + levels p50 | parts drawn (coarser) | triangles drawn |"
+        "| triangles | levels made | bytes/triangle: held (with levels), GPU, transfer | upload | \
+         view | whole p50 | culled p50 | culled + levels p50 | parts drawn (coarser) | triangles drawn |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|");
     for millions in sizes {
@@ -42,9 +42,11 @@ fn main() {
         lod::make_levels(&mut mesh);
         let levels_made = started.elapsed();
         let with_levels = mesh.heap_bytes() as f64 / mesh.triangles() as f64;
+        let transfer = mesh.to_bytes().len() as f64 / mesh.triangles() as f64;
         let started = Instant::now();
         let model = renderer.upload(&mesh).expect("the assembly uploads");
         let upload = started.elapsed();
+        let on_gpu = model.gpu_bytes() as f64 / mesh.triangles() as f64;
         drop(mesh);
         let (b, centre) = (model.bounds, model.bounds.center());
         let headset = View::framing(&b, SIDE, SIDE);
@@ -63,7 +65,8 @@ fn main() {
             let (culled, _) = frame_time(&mut renderer, &model, &eyes, (true, false));
             let (levels, drawn) = frame_time(&mut renderer, &model, &eyes, (true, true));
             println!(
-                "| {:.1} M | {:.1} s | {per_triangle:.1} ({with_levels:.1}) | {:.2} s | {name} | \
+                "| {:.1} M | {:.1} s | {per_triangle:.1} ({with_levels:.1}), {on_gpu:.1}, \
+                 {transfer:.1} | {:.2} s | {name} | \
                  {:.0} ms | {:.0} ms | {:.0} ms | {} of {} ({}) | {:.2} M |",
                 model.triangles as f64 / 1e6,
                 levels_made.as_secs_f64(),
