@@ -12,6 +12,8 @@
 //!   the arbiter and the change number.
 //! - [`space_protocol`]: the space WebSocket's messages.
 //! - [`reproject`]: planar late-stage reprojection of a streamed frame to where an eye is now.
+//! - [`room`]: one room for a space's headsets: the model's placement in it, and each headset's
+//!   alignment to it from two touched marks and gravity.
 //! - [`reliable`]: per-member sequence numbers, acks and resume (WCF reliable sessions).
 //! - [`change`]: the change number every space write bumps.
 //! - [`catalog`]: what a client is told about a model.
@@ -33,6 +35,7 @@ pub mod protocol;
 pub mod reliable;
 pub mod reproject;
 pub mod review;
+pub mod room;
 pub mod service;
 pub mod session;
 pub mod space;
