@@ -12,8 +12,8 @@ use wgpu::WriteOnly;
 use crate::mesh::Mesh;
 
 /// The widest span of vertices a 16-bit chunk covers: every index from its base up to
-/// `u16::MAX - 1`. (`u16::MAX` would be read as a strip's restart by some drivers; lists do not
-/// restart, but nothing is saved by finding out.)
+/// `u16::MAX - 1`. (`u16::MAX` is a strip's restart index; whether a backend ever treats it so
+/// in a list is not worth finding out for one vertex in 65,536.)
 const SHORT_SPAN: u32 = u16::MAX as u32;
 
 /// Where a run of indices is drawn from: which buffer, and the vertex they count from.
@@ -36,8 +36,9 @@ pub(crate) struct IndexLayout {
 }
 
 impl IndexLayout {
-    /// Gathers `mesh`'s draw ranges into chunks and places them and their levels.
-    pub fn of(mesh: &Mesh) -> Self {
+    /// Gathers `mesh`'s draw ranges into chunks and places them and their levels; all of them
+    /// in the 32-bit buffer unless the device draws from a `base_vertex`.
+    pub fn of(mesh: &Mesh, base_vertex: bool) -> Self {
         let ranges = mesh.draw_ranges();
         // The lowest and highest vertex each range's triangles and levels use.
         let mut spans = vec![(u32::MAX, 0u32); ranges.len()];
@@ -68,7 +69,7 @@ impl IndexLayout {
         let mut chunks: Vec<(u32, u32)> = Vec::new();
         for &(lo, hi) in &spans {
             let (lo, hi) = if lo > hi { (0, 0) } else { (lo, hi) };
-            if hi - lo >= SHORT_SPAN {
+            if hi - lo >= SHORT_SPAN || !base_vertex {
                 chunk_of.push(None);
                 continue;
             }
@@ -228,7 +229,7 @@ mod tests {
     fn small_parts_share_chunks_of_16_bit_indices_that_draw_the_same_triangles() {
         // 40 parts of 100 boxes: 3,600 vertices a part, 18 parts to a chunk.
         let mesh = boxes(40, 100);
-        let layout = IndexLayout::of(&mesh);
+        let layout = IndexLayout::of(&mesh, true);
         assert_eq!(unpacked(&mesh, &layout), mesh.indices);
         assert!(layout.ranges.iter().all(|(s, _)| !s.wide));
         let bases: std::collections::BTreeSet<i32> =
@@ -250,7 +251,7 @@ mod tests {
         }
         mesh.begin_part("small after");
         mesh.push_box(Vec3::ZERO, Vec3::ONE, [0.5; 3]);
-        let layout = IndexLayout::of(&mesh);
+        let layout = IndexLayout::of(&mesh, true);
         let wide: Vec<bool> = layout.ranges.iter().map(|(s, _)| s.wide).collect();
         assert_eq!(wide, [false, false, true, false]);
         assert_eq!(unpacked(&mesh, &layout), mesh.indices);
@@ -266,9 +267,15 @@ mod tests {
         let mut mesh = crate::samples::assembly(200_000);
         crate::lod::make_levels(&mut mesh);
         assert!(!mesh.levels.is_empty());
-        let layout = IndexLayout::of(&mesh);
+        let layout = IndexLayout::of(&mesh, true);
         let (short, long) = written(&mesh, &layout);
         assert!(long.is_empty(), "the generated assembly's parts are small");
+        assert_eq!(layout.levels.len(), mesh.levels.len());
+        assert_eq!(
+            unpacked(&mesh, &layout),
+            mesh.indices,
+            "levels leave parts alone"
+        );
         for (level, &first) in mesh.levels.iter().zip(&layout.levels) {
             let (source, _) = layout.ranges[level.range as usize];
             let held = &mesh.level_indices
@@ -279,5 +286,33 @@ mod tests {
                 .collect();
             assert_eq!(drawn, held);
         }
+    }
+
+    #[test]
+    fn a_span_of_65_534_is_16_bit_one_of_65_535_is_not_and_an_odd_count_is_padded() {
+        let mut mesh = Mesh::default();
+        mesh.vertices = (0..65_536)
+            .map(|i| crate::mesh::Vertex::new([i as f32, (i % 7) as f32, 0.0], [0.5; 3]))
+            .collect();
+        mesh.begin_part("widest 16-bit");
+        mesh.indices.extend([0, 1, 65_534]);
+        mesh.begin_part("one too wide");
+        mesh.indices.extend([0, 1, 65_535]);
+        let layout = IndexLayout::of(&mesh, true);
+        let wide: Vec<bool> = layout.ranges.iter().map(|(s, _)| s.wide).collect();
+        assert_eq!(wide, [false, true]);
+        // Three 16-bit indices are 6 bytes, written in two 4-byte words.
+        assert_eq!(layout.bytes(), (8, 12));
+        assert_eq!(unpacked(&mesh, &layout), mesh.indices);
+        // A device that cannot draw from a base vertex gets 32-bit indices only.
+        let plain = IndexLayout::of(&mesh, false);
+        assert!(
+            plain
+                .ranges
+                .iter()
+                .all(|(s, _)| s.wide && s.base_vertex == 0)
+        );
+        assert_eq!(plain.bytes(), (0, 24));
+        assert_eq!(unpacked(&mesh, &plain), mesh.indices);
     }
 }

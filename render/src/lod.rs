@@ -388,6 +388,12 @@ mod tests {
         bad.levels[0].range = 99;
         assert!(Mesh::from_bytes(&bad.to_bytes()).is_err());
         assert!(Mesh::from_bytes(&bytes[..bytes.len() - 2]).is_err());
+        // Levels that share triangles: an upload would read them once per level.
+        let mut overlapping = mesh.clone();
+        let first = overlapping.levels[0];
+        overlapping.levels.extend(std::iter::repeat_n(first, 1000));
+        let refused = Mesh::from_bytes(&overlapping.to_bytes()).unwrap_err();
+        assert!(refused.contains("overlap"), "{refused}");
     }
 
     #[test]

@@ -17,7 +17,7 @@ use parallax_core::review::PATH_SEPARATOR;
 pub struct Vertex {
     pub position: [f32; 3],
     /// The base colour of the face, sRGB-encoded in 8 bits a channel as colour textures are
-    /// (the shader decodes it), then 255: what a CAD colour needs in a quarter of the bytes of
+    /// (the shader decodes it), then 255 (read, but never used): what a CAD colour needs in a quarter of the bytes of
     /// linear floats. [`Vertex::new`] and [`Vertex::linear_color`] convert.
     pub color: [u8; 4],
 }
@@ -688,9 +688,9 @@ impl Mesh {
     }
 
     /// The mesh in Parallax's transfer form, how a coordinator hands a model to a render host:
-    /// `PXM3`, vertex and index counts (u32 LE), then the vertices and indices as they sit in
-    /// memory (a vertex: position as three little-endian f32, colour as four sRGB bytes), and
-    /// the indices packed ([`crate::packing`]: mostly 16 bits each), then the parts (count; each
+    /// `PXM3`, vertex and index counts (u32 LE), then the vertices as they sit in memory (a
+    /// vertex: position as three little-endian f32, colour as four sRGB bytes, the last ignored),
+    /// and the indices packed ([`crate::packing`]: mostly 16 bits each), then the parts (count; each
     /// first triangle, parent index or `u32::MAX`, name length as u32 and UTF-8 name), then, when
     /// the mesh has levels of detail, `LOD1`, their count and each level (part, first index, index
     /// count as u32, error as f32), and the count of their indices and the indices, packed.
@@ -827,6 +827,15 @@ impl Mesh {
             .any(|l| l.first_index as usize + l.index_count as usize > level_indices.len())
         {
             return Err("a level of detail names triangles the mesh does not have".into());
+        }
+        // In order and apart, as conversion writes them: an upload reads each level's
+        // triangles, so levels that overlapped could make it read the same ones without end.
+        let mut end = 0u64;
+        for level in &levels {
+            if u64::from(level.first_index) < end {
+                return Err("the mesh's levels of detail overlap or are out of order".into());
+            }
+            end = u64::from(level.first_index) + u64::from(level.index_count);
         }
         self.levels = levels;
         self.level_indices = level_indices;

@@ -3,8 +3,10 @@
 //! 16 bits count, and 32-bit indices where they span more. A part's triangles use vertices near
 //! one another, so nearly every block is 16-bit: half the bytes on disk and on the wire.
 //!
-//! A block: its base (u32 LE), its kind (0: 16-bit offsets from the base, 1: 32-bit indices),
-//! then its indices, 16-bit blocks padded to a whole number of 4-byte words.
+//! A block: its base (u32 LE; 0 and unused in a 32-bit block), its kind (0: 16-bit offsets from
+//! the base, 1: 32-bit indices), then its indices, 16-bit blocks padded to a whole number of
+//! 4-byte words. Every block but the last holds exactly [`BLOCK`] indices: a reader knows each
+//! block's length from how many indices are still to come.
 
 /// The most indices a block holds: its 8-byte head is 0.1 % of a 16-bit block's bytes.
 const BLOCK: usize = 4096;
@@ -135,5 +137,17 @@ mod tests {
         let mut wrapping = short.clone();
         wrapping[..4].copy_from_slice(&u32::MAX.to_le_bytes());
         assert!(unpack(&wrapping, 3, usize::MAX, "indices").is_err());
+    }
+
+    #[test]
+    fn a_block_spanning_65_535_is_16_bit_and_one_spanning_65_536_is_not() {
+        for (indices, bytes) in [([0, 65_535, 7], 8 + 8), ([0, 65_536, 7], 8 + 12)] {
+            let mut packed = Vec::new();
+            pack(&indices, &mut packed);
+            assert_eq!(packed.len(), bytes, "{indices:?}");
+            let (back, rest) = unpack(&packed, 3, 65_537, "indices").unwrap();
+            assert_eq!(back, indices);
+            assert!(rest.is_empty());
+        }
     }
 }

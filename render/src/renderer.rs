@@ -397,6 +397,9 @@ pub struct Renderer {
     culling: bool,
     /// Whether parts far enough away are drawn at a coarser level of detail (likewise).
     levels: bool,
+    /// Whether the device draws indices counted from a base vertex, as 16-bit indices need
+    /// (every Vulkan, Metal and D3D12 device; not OpenGL ES before 3.2): 32-bit only if not.
+    base_vertex: bool,
 }
 
 /// What a frame drew, over all its eyes: the parts drawn and those skipped because nothing of
@@ -424,6 +427,10 @@ impl Renderer {
             &instance, None,
         ))
         .map_err(|e| RenderError::NoAdapter(e.to_string()))?;
+        let base_vertex = adapter
+            .get_downlevel_capabilities()
+            .flags
+            .contains(wgpu::DownlevelFlags::BASE_VERTEX);
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("parallax-render"),
             // As big a buffer as the adapter allows: a 20-million-triangle model's indices are
@@ -579,6 +586,7 @@ impl Renderer {
             drawn: FrameStats::default(),
             culling: true,
             levels: true,
+            base_vertex,
         })
     }
 
@@ -610,7 +618,7 @@ impl Renderer {
         if mesh.indices.is_empty() {
             return Err(RenderError::EmptyModel);
         }
-        let layout = IndexLayout::of(mesh);
+        let layout = IndexLayout::of(mesh, self.base_vertex);
         let (short_bytes, long_bytes) = layout.bytes();
         // Refused here rather than by the device, whose refusal would end the render thread.
         let allowed = self.device.limits().max_buffer_size;
