@@ -111,6 +111,7 @@ fn apply(state: SpaceState, event: SpaceEvent) {
         }
         SpaceEvent::Review { review } => state.review.set(review),
         SpaceEvent::Pick { pick } => state.pick.set(Some(pick)),
+        SpaceEvent::Room { room } => state.room.set(room),
         SpaceEvent::Tap | SpaceEvent::Custom { .. } => {}
     }
 }

@@ -26,6 +26,8 @@ pub(crate) struct SpaceState {
     pub review: RwSignal<parallax_core::review::Review>,
     /// The last part a member picked.
     pub pick: RwSignal<Option<parallax_core::space::Pick>>,
+    /// Where the model stands in the room aligned headsets share.
+    pub room: RwSignal<parallax_core::room::RoomPlacement>,
     pub select_policy: RwSignal<String>,
     pub join_code: RwSignal<Option<String>>,
     /// "Connecting…", "Live", "Reconnecting…", or why the page stopped following.
@@ -56,6 +58,9 @@ impl SpaceState {
         }
         if let Ok(transform) = serde_json::from_value(view["properties"]["transform"].clone()) {
             self.transform.set(transform);
+        }
+        if let Ok(room) = serde_json::from_value(view["properties"]["room"].clone()) {
+            self.room.set(room);
         }
         if let Some(policy) = view["constants"]["selectPolicy"].as_str() {
             self.select_policy.set(policy.to_string());
@@ -158,6 +163,7 @@ impl SpaceState {
             transform: RwSignal::new(Placement::default()),
             review: RwSignal::new(Default::default()),
             pick: RwSignal::new(None),
+            room: RwSignal::new(Default::default()),
             select_policy: RwSignal::new("any_tablet".into()),
             join_code: RwSignal::new(None),
             connection: RwSignal::new("Connecting…".into()),

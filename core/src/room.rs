@@ -11,8 +11,8 @@
 //! - its +X runs level from the first mark towards the second.
 //!
 //! Every headset that touched the same marks then has the same room, within how precisely the
-//! marks were touched ([`Alignment::error_at`]). The model's [`Placement`] is a space property in
-//! room coordinates, so every aligned headset draws it on the same spot.
+//! marks were touched ([`Alignment::error_at`]). The model's [`RoomPlacement`] is a space property
+//! in room coordinates, so every aligned headset draws it on the same spot.
 //!
 //! Distances are metres; tracking spaces are `local-floor` (+Y up, floor at y = 0).
 
@@ -29,35 +29,36 @@ pub const MAX_MARK_SEPARATION: f32 = 50.0;
 /// The most a placement's position may lie from the room's origin.
 pub const MAX_PLACEMENT_DISTANCE: f32 = 100.0;
 
-/// The range of a placement's scale: a model shown from a thousandth to a thousand times its
-/// size (a plant at table size, a watch part at arm's length).
-pub const SCALE_RANGE: std::ops::RangeInclusive<f32> = 0.001..=1000.0;
+/// How large a model may be shown, across its bounding sphere: from a centimetre (a screw at
+/// arm's length) to 100 m (a plant walked through). Model units vary (millimetres, metres,
+/// inches), so a placement gives the size shown, not a ratio.
+pub const SIZE_RANGE: std::ops::RangeInclusive<f32> = 0.01..=100.0;
 
 /// Where the model stands in the room: a space property, the same for every headset.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Placement {
-    /// The model's centre, in room coordinates (metres).
+pub struct RoomPlacement {
+    /// The model's centre (of its bounds), in room coordinates (metres).
     pub position: [f32; 3],
     /// How far it is turned about the room's up axis, counter-clockwise seen from above
     /// (degrees).
     pub yaw_degrees: f32,
-    /// Metres in the room per metre of the model.
-    pub scale: f32,
+    /// How wide its bounding sphere is shown (metres).
+    pub size: f32,
 }
 
-impl Default for Placement {
-    /// Between the marks, unturned, at its own size.
+impl Default for RoomPlacement {
+    /// Between the marks, unturned, as wide as a part on a table is shown before alignment.
     fn default() -> Self {
         Self {
             position: [0.0; 3],
             yaw_degrees: 0.0,
-            scale: 1.0,
+            size: crate::device::XR_SIZE,
         }
     }
 }
 
-impl Placement {
+impl RoomPlacement {
     /// Why this placement cannot be used, if it cannot.
     pub fn problem(&self) -> Option<String> {
         if !self.position.iter().all(|c| c.is_finite()) || !self.yaw_degrees.is_finite() {
@@ -68,24 +69,26 @@ impl Placement {
                 "a placement lies at most {MAX_PLACEMENT_DISTANCE} m from the room's origin"
             ));
         }
-        if !SCALE_RANGE.contains(&self.scale) {
+        if !SIZE_RANGE.contains(&self.size) {
             return Some(format!(
-                "a placement's scale is from {} to {}, not {}",
-                SCALE_RANGE.start(),
-                SCALE_RANGE.end(),
-                self.scale
+                "a placement's size is from {} to {} m, not {}",
+                SIZE_RANGE.start(),
+                SIZE_RANGE.end(),
+                self.size
             ));
         }
         None
     }
 
-    /// From the model's centred space (metres) to the room.
-    pub fn to_room(&self) -> Mat4 {
+    /// From the model's own space to the room, for a model whose bounds are centred on
+    /// `center` with a bounding sphere `diameter` across (model units).
+    pub fn model_to_room(&self, center: [f32; 3], diameter: f32) -> Mat4 {
+        let scale = self.size / diameter.max(1e-6);
         Mat4::from_scale_rotation_translation(
-            Vec3::splat(self.scale),
+            Vec3::splat(scale),
             Quat::from_rotation_y(self.yaw_degrees.to_radians()),
             Vec3::from(self.position),
-        )
+        ) * Mat4::from_translation(-Vec3::from(center))
     }
 }
 
@@ -207,13 +210,20 @@ mod tests {
         )
         .unwrap();
         assert!((a.separation - b.separation).abs() < 1e-5);
-        let placement = Placement {
+        let placement = RoomPlacement {
             position: [0.2, 0.0, -0.1],
             yaw_degrees: 30.0,
-            scale: 0.5,
+            size: 0.5,
         };
+        // A model in millimetres, centred on (100, 50, 0), 250 mm across.
+        let to_room = placement.model_to_room([100.0, 50.0, 0.0], 250.0);
+        let centre_room = to_room.transform_point3(Vec3::new(100.0, 50.0, 0.0));
+        assert!(centre_room.distance(Vec3::new(0.2, 0.0, -0.1)) < 1e-5);
+        let across = to_room
+            .transform_vector3(Vec3::new(250.0, 0.0, 0.0))
+            .length();
+        assert!((across - 0.5).abs() < 1e-5, "shown {across} m across");
         // The model's centre, where each headset draws it, brought back to the first's space.
-        let centre_room = placement.to_room().transform_point3(Vec3::ZERO);
         let in_a = a.room_to_tracking().transform_point3(centre_room);
         let in_b = b.room_to_tracking().transform_point3(centre_room);
         let b_in_a = second.inverse().transform_point3(in_b);
@@ -312,21 +322,25 @@ mod tests {
 
     #[test]
     fn placements_outside_the_room_or_of_no_size_are_refused() {
-        assert_eq!(Placement::default().problem(), None);
+        assert_eq!(RoomPlacement::default().problem(), None);
         let bad = [
-            Placement {
+            RoomPlacement {
                 position: [f32::NAN, 0.0, 0.0],
                 ..Default::default()
             },
-            Placement {
+            RoomPlacement {
                 position: [0.0, 0.0, 200.0],
                 ..Default::default()
             },
-            Placement {
-                scale: 0.0,
+            RoomPlacement {
+                size: 0.0,
                 ..Default::default()
             },
-            Placement {
+            RoomPlacement {
+                size: f32::NAN,
+                ..Default::default()
+            },
+            RoomPlacement {
                 yaw_degrees: f32::INFINITY,
                 ..Default::default()
             },
@@ -334,10 +348,10 @@ mod tests {
         for placement in bad {
             assert!(placement.problem().is_some(), "{placement:?}");
         }
-        let json = serde_json::to_string(&Placement::default()).unwrap();
+        let json = serde_json::to_string(&RoomPlacement::default()).unwrap();
         assert_eq!(
             json,
-            r#"{"position":[0.0,0.0,0.0],"yawDegrees":0.0,"scale":1.0}"#
+            r#"{"position":[0.0,0.0,0.0],"yawDegrees":0.0,"size":0.6}"#
         );
     }
 }

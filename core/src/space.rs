@@ -17,6 +17,7 @@ use crate::catalog::ModelId;
 use crate::change::ChangeNumber;
 use crate::device::Placement;
 use crate::review::Review;
+use crate::room::RoomPlacement;
 use crate::session::SessionSize;
 use crate::time::Timestamp;
 
@@ -181,6 +182,11 @@ pub struct Properties {
     /// The last part a member picked (a tap on a headset's view), for the tablets to act on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pick: Option<Pick>,
+    /// Where the model stands in the room every aligned headset shares (metres, room
+    /// coordinates: see [`crate::room`]). It stays when the model changes: the table does not
+    /// move.
+    #[serde(default)]
+    pub room: RoomPlacement,
 }
 
 /// A member pointed at a part: a pick on its render session hit it (or nothing).
@@ -210,6 +216,9 @@ pub struct PropertiesPatch {
     pub review: Option<Review>,
     /// What this member just picked; any member may write it.
     pub pick: Option<Pick>,
+    /// Moves the model in the room: a tablet on its room map, or a headset's wearer grabbing
+    /// it; under the select policy, as the selection is.
+    pub room: Option<RoomPlacement>,
 }
 
 /// Tells "absent" from "null" for `selectedModel`.
@@ -307,6 +316,8 @@ pub enum Change {
     Review,
     /// A member picked a part.
     Pick,
+    /// The model's placement in the room.
+    Room,
     /// This member was removed by a timeout (not by leaving).
     Removed(Member),
     /// The space is empty past its timeout: delete it.
@@ -337,6 +348,8 @@ pub enum SpaceError {
     BadReview(String),
     #[error("{0}")]
     BadPick(String),
+    #[error("{0}")]
+    BadRoom(String),
 }
 
 /// One space.
@@ -474,20 +487,21 @@ impl Space {
         // The review is what everyone looks at, as the selection is: the same rule decides.
         let selects =
             patch.selected_model.is_some() || patch.transform.is_some() || patch.review.is_some();
-        if selects {
-            if member.role != Role::Tablet {
-                return Err(SpaceError::NotATablet);
-            }
-            if self.constants.select_policy == SelectPolicy::ArbiterOnly
-                && self.arbiter.as_deref() != Some(writer)
-            {
-                let arbiter = self
-                    .arbiter
-                    .as_ref()
-                    .and_then(|a| self.members.get(a))
-                    .map_or_else(|| "nobody".to_string(), |m| m.device.clone());
-                return Err(SpaceError::NotArbiter { arbiter });
-            }
+        if selects && member.role != Role::Tablet {
+            return Err(SpaceError::NotATablet);
+        }
+        // Moving the model in the room is any member's (a wearer grabs it), but where only the
+        // arbiter selects, only the arbiter moves it either.
+        if (selects || patch.room.is_some())
+            && self.constants.select_policy == SelectPolicy::ArbiterOnly
+            && self.arbiter.as_deref() != Some(writer)
+        {
+            let arbiter = self
+                .arbiter
+                .as_ref()
+                .and_then(|a| self.members.get(a))
+                .map_or_else(|| "nobody".to_string(), |m| m.device.clone());
+            return Err(SpaceError::NotArbiter { arbiter });
         }
         let device = member.device.clone();
         let mut patch = patch;
@@ -532,6 +546,9 @@ impl Space {
         if let Some(problem) = patch.review.as_ref().and_then(Review::problem) {
             return Err(SpaceError::BadReview(problem));
         }
+        if let Some(problem) = patch.room.as_ref().and_then(RoomPlacement::problem) {
+            return Err(SpaceError::BadRoom(problem));
+        }
         let mut changes = Vec::new();
         let mut selection = false;
         let mut review = patch.review;
@@ -563,6 +580,12 @@ impl Space {
         {
             self.properties.review = review;
             changes.push(Change::Review);
+        }
+        if let Some(room) = patch.room
+            && room != self.properties.room
+        {
+            self.properties.room = room;
+            changes.push(Change::Room);
         }
         // Every pick is news, even of the same part again.
         if let Some(pick) = patch.pick {
@@ -1115,6 +1138,70 @@ mod tests {
             s.handle_write("tab", big, None),
             Err(SpaceError::CustomTooLarge(_))
         ));
+    }
+
+    #[test]
+    fn any_member_moves_the_model_in_the_room_where_anyone_selects_and_a_new_model_keeps_it() {
+        let mut s = space(ConstantChoices::default());
+        join(&mut s, "tab", Role::Tablet, T0);
+        join(&mut s, "hmd", Role::Headset, T0);
+        let room = |x: f32, size: f32| PropertiesPatch {
+            room: Some(RoomPlacement {
+                position: [x, 0.0, -0.2],
+                yaw_degrees: 45.0,
+                size,
+            }),
+            ..Default::default()
+        };
+        // A wearer grabs and moves it; the tablet moves it again against what it saw.
+        assert_eq!(
+            s.handle_write("hmd", room(0.5, 0.6), None).unwrap(),
+            [Change::Room]
+        );
+        let seen = s.change;
+        assert_eq!(
+            s.handle_write("tab", room(1.0, 0.6), Some(seen)).unwrap(),
+            [Change::Room]
+        );
+        assert_eq!(
+            s.handle_write("hmd", room(2.0, 0.6), Some(seen)),
+            Err(SpaceError::Stale { current: s.change })
+        );
+        // The same place again is no change; a place out of the room is refused with why.
+        assert_eq!(s.handle_write("tab", room(1.0, 0.6), None).unwrap(), []);
+        assert!(matches!(
+            s.handle_write("tab", room(1.0, 0.0), None),
+            Err(SpaceError::BadRoom(why)) if why.contains("size")
+        ));
+        assert_eq!(s.properties.room.position, [1.0, 0.0, -0.2]);
+        // Another model stands where the last one stood.
+        let select = PropertiesPatch {
+            selected_model: Some(Some(ModelId::new("gear"))),
+            ..Default::default()
+        };
+        assert_eq!(
+            s.handle_write("tab", select, None).unwrap(),
+            [Change::Selection]
+        );
+        assert_eq!(s.properties.room.position, [1.0, 0.0, -0.2]);
+
+        // Where only the arbiter selects, only the arbiter moves it.
+        let mut strict = space(ConstantChoices {
+            select_policy: Some(SelectPolicy::ArbiterOnly),
+            ..Default::default()
+        });
+        join(&mut strict, "first", Role::Tablet, T0);
+        join(&mut strict, "hmd", Role::Headset, T0);
+        assert_eq!(
+            strict.handle_write("hmd", room(0.5, 0.6), None),
+            Err(SpaceError::NotArbiter {
+                arbiter: "first-device".into()
+            })
+        );
+        assert_eq!(
+            strict.handle_write("first", room(0.5, 0.6), None).unwrap(),
+            [Change::Room]
+        );
     }
 
     #[test]

@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::review::Review;
+use crate::room::RoomPlacement;
 
 use crate::catalog::ModelId;
 use crate::device::Placement;
@@ -82,6 +83,11 @@ pub enum SpaceEvent {
     /// A member picked a part.
     Pick {
         pick: Pick,
+    },
+    /// The model moved in the room: draw it there (aligned headsets), show it there (the room
+    /// map).
+    Room {
+        room: RoomPlacement,
     },
 }
 

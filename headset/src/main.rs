@@ -405,6 +405,10 @@ async fn join(
                     SpaceEvent::Pick { pick } => {
                         println!("change {change}: {} picked {}", pick.by, pick.part.as_deref().unwrap_or("nothing"));
                     }
+                    SpaceEvent::Room { room } => {
+                        let [x, y, z] = room.position;
+                        println!("change {change}: the model stands at ({x:.2}, {y:.2}, {z:.2}) m in the room, turned {:.0}°, {:.2} m across", room.yaw_degrees, room.size);
+                    }
                     SpaceEvent::Tap | SpaceEvent::Custom { .. } => {}
                 },
                 Err(e) if SpaceConnection::is_drop(&e) => {

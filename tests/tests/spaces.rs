@@ -506,3 +506,63 @@ async fn a_large_space_sends_no_roster_but_every_selection_once() {
     assert_eq!(space["constants"]["large"], true, "{space}");
     signed_in.server.stop().await;
 }
+
+/// Issue 34's room: where the model stands in the room is a space property any member writes (a
+/// tablet on its room map, a wearer grabbing it), broadcast once to everyone, checked, and kept.
+#[tokio::test]
+async fn a_headset_moves_the_model_in_the_room_and_every_member_sees_it_once() {
+    let dir = data_dir();
+    let account = ArrClient::create_account(dir.path(), "showroom").await;
+    let server = TestServer::start(dir.path()).await;
+    let coordinator = signed_in(&server, &account).await;
+    let tablet = coordinator
+        .create_space("table", "default", json!({}), "tablet", Role::Tablet)
+        .await
+        .unwrap();
+    let headset = coordinator
+        .join_space("table", "headset", Role::Headset, None)
+        .await
+        .unwrap();
+    let mut socket = tablet.connect().await.unwrap();
+    drain(&mut socket, Duration::from_millis(200)).await;
+
+    // Numbers an f32 holds exactly, so they come back as they went.
+    let placed = json!({ "position": [0.5, 0.0, -0.25], "yawDegrees": 90.0, "size": 1.25 });
+    headset
+        .write(json!({ "room": placed }), None)
+        .await
+        .unwrap();
+    let rooms: Vec<Value> = drain(&mut socket, Duration::from_millis(300))
+        .await
+        .into_iter()
+        .filter_map(|u| match u {
+            SpaceUpdate::Event {
+                event: SpaceEvent::Room { room },
+                ..
+            } => Some(serde_json::to_value(room).unwrap()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(rooms, [placed.clone()], "the tablet sees the move once");
+
+    // Out of the room or of no size: 400 naming the field, and nothing moves.
+    let nowhere =
+        json!({ "room": { "position": [0.0, 0.0, 0.0], "yawDegrees": 0.0, "size": 0.0 } });
+    let refused = headset.write(nowhere, None).await;
+    assert!(
+        matches!(&refused, Err(ClientError::Refused { status: 400, message, .. }) if message.contains("size")),
+        "{refused:?}"
+    );
+    let space = tablet.space().await.unwrap();
+    assert_eq!(space["properties"]["room"], placed);
+
+    // It stays where it is when the tablet shows another model, and across a restart.
+    tablet.select("gear").await.unwrap();
+    server.stop().await;
+    let server = TestServer::start(dir.path()).await;
+    let coordinator = signed_in(&server, &account).await;
+    let space = coordinator.space("table").await.unwrap();
+    assert_eq!(space["properties"]["room"], placed);
+    assert_eq!(space["properties"]["selectedModel"], "gear");
+    server.stop().await;
+}

@@ -290,6 +290,7 @@ fn space_error(error: SpaceError) -> AppError {
         SpaceError::CustomTooLarge(_) => AppError::bad_request(message, Some("custom")),
         SpaceError::BadReview(_) => AppError::bad_request(message, Some("review")),
         SpaceError::BadPick(_) => AppError::bad_request(message, Some("pick")),
+        SpaceError::BadRoom(_) => AppError::bad_request(message, Some("room")),
     }
 }
 
@@ -450,6 +451,9 @@ impl Entry {
                 Change::Pick => match self.space().properties.pick.clone() {
                     Some(pick) => SpaceEvent::Pick { pick },
                     None => continue,
+                },
+                Change::Room => SpaceEvent::Room {
+                    room: self.space().properties.room,
                 },
                 Change::Removed(member) => {
                     let reason = "you were removed from the space after a timeout";
@@ -1559,7 +1563,11 @@ impl Spaces {
             if changes.iter().all(|c| {
                 matches!(
                     c,
-                    Change::Selection | Change::Custom | Change::Review | Change::Pick
+                    Change::Selection
+                        | Change::Custom
+                        | Change::Review
+                        | Change::Pick
+                        | Change::Room
                 )
             }) {
                 self.persist_properties(entry, &mut transaction).await?;
