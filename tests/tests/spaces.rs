@@ -543,7 +543,11 @@ async fn a_headset_moves_the_model_in_the_room_and_every_member_sees_it_once() {
             _ => None,
         })
         .collect();
-    assert_eq!(rooms, [placed.clone()], "the tablet sees the move once");
+    assert_eq!(
+        rooms,
+        std::slice::from_ref(&placed),
+        "the tablet sees the move once"
+    );
 
     // Out of the room or of no size: 400 naming the field, and nothing moves.
     let nowhere =
