@@ -34,6 +34,13 @@ pub(crate) struct HeadsetState {
     pub xr_available: RwSignal<bool>,
     /// A WebXR session runs: the head's pose drives the camera.
     pub xr: RwSignal<bool>,
+    /// How this headset's tracking space lines up with the space's room, once it aligned (kept
+    /// on the device, per space): then the model stands where the room has it.
+    pub alignment: RwSignal<Option<parallax_core::room::Alignment>>,
+    /// While aligning: the marks touched so far, in tracking coordinates.
+    pub marks: RwSignal<Option<Vec<[f32; 3]>>>,
+    /// Why the last alignment failed, to say so.
+    pub align_problem: RwSignal<Option<String>>,
     /// What the drawn frame was rendered for: each eye's view and projection (a stereo frame),
     /// and when its pose was sent (ms). Browser only.
     #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
@@ -76,6 +83,9 @@ impl HeadsetState {
             blocked: RwSignal::new(None),
             xr_available: RwSignal::new(false),
             xr: RwSignal::new(false),
+            alignment: RwSignal::new(None),
+            marks: RwSignal::new(None),
+            align_problem: RwSignal::new(None),
             shown: RwSignal::new(None),
         }
     }

@@ -17,11 +17,12 @@ use leptos::task::spawn_local;
 use parallax_core::ModelId;
 use parallax_core::device::{
     Codec, DeviceMessage, Extent, EyeView, HitPolicy, HostMessage, MAX_ZOOM, OrbitPose, Placement,
-    Pose, SESSION_TAKEN,
+    Pose, SESSION_TAKEN, XrPlacement,
 };
 use parallax_core::protocol::FrameHeader;
 use parallax_core::reproject::XrEye;
 use parallax_core::review::Review;
+use parallax_core::room::{Alignment, RoomPlacement};
 use serde_json::Value;
 
 use crate::headset_state::{Gesture, HeadsetState, ShownFrame};
@@ -63,9 +64,14 @@ pub(crate) struct Viewer {
     pub fov_y_degrees: f32,
     pub width: u32,
     pub height: u32,
-    /// Each eye's `local` → eye transform and projection, when the headset has two: the host
+    /// Each eye's tracking → eye transform and projection, when the headset has two: the host
     /// then draws both, side by side.
     pub eyes: Option<[XrEye; 2]>,
+    /// How the headset's tracking space lines up with the room (aligned, or the room before
+    /// it, ahead of where the session started)...
+    pub room: Alignment,
+    /// ...and where the space puts the model in that room.
+    pub placement: RoomPlacement,
 }
 
 thread_local! {
@@ -272,15 +278,18 @@ impl Camera {
         }
         Some(match self.viewer {
             Some(v) => {
-                let mut pose =
-                    OrbitPose::of_viewer(&extent, v.position, v.orientation, v.fov_y_degrees).pose(
-                        self.next_pose,
-                        v.width,
-                        v.height,
-                    );
+                let placed = XrPlacement::new(&extent, &v.room, &v.placement);
+                let camera = OrbitPose::of_viewer(
+                    &extent,
+                    &placed,
+                    v.position,
+                    v.orientation,
+                    v.fov_y_degrees,
+                );
+                let mut pose = camera.pose(self.next_pose, v.width, v.height);
                 pose.views = v
                     .eyes
-                    .map(|eyes| eyes.map(|eye| EyeView::of_xr(&extent, eye.view, eye.projection)));
+                    .map(|eyes| eyes.map(|eye| EyeView::of_xr(&placed, eye.view, eye.projection)));
                 pose
             }
             None => {

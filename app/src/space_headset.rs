@@ -20,6 +20,14 @@ pub fn SpaceHeadsetPage() -> impl IntoView {
             async move { state.xr_available.set(crate::xr::supported().await) },
         );
     });
+    // This device's alignment to the space's room, kept from an earlier visit.
+    #[cfg(feature = "hydrate")]
+    Effect::new(move |_| state.alignment.set(crate::xr::saved_alignment(&name.get())));
+    // Aligning: the next two selects in VR touch the room's marks.
+    let align = move |_| {
+        state.align_problem.set(None);
+        state.marks.set(Some(Vec::new()));
+    };
     let enter_vr = move |_| {
         #[cfg(feature = "hydrate")]
         leptos::task::spawn_local(async move {
@@ -170,8 +178,35 @@ pub fn SpaceHeadsetPage() -> impl IntoView {
                         .then(|| view! { <button type="button" class="enter-vr" on:click=enter_vr>"Enter VR"</button> })
                 }}
                 {move || state.xr.get().then(|| view! { <span class="xr" role="status">"In VR: your head moves the camera"</span> })}
+                {move || {
+                    state.xr_available.get().then(|| {
+                        let aligned = state.alignment.get();
+                        let label = if aligned.is_some() { "Re-align to the room" } else { "Align to the room" };
+                        view! {
+                            <span class="room" role="status" data-aligned=aligned.is_some().to_string()>
+                                {alignment_status(state)}
+                            </span>
+                            <button type="button" class="align" on:click=align>{label}</button>
+                        }
+                    })
+                }}
             </footer>
         </main>
+    }
+}
+
+/// What the room line says: the marks to touch while aligning, why the last try failed, or
+/// where the model stands.
+fn alignment_status(state: HeadsetState) -> String {
+    let problem = state.align_problem.get();
+    match (state.marks.get(), state.alignment.get()) {
+        (Some(marks), _) => {
+            let next = if marks.is_empty() { "first" } else { "second" };
+            let why = problem.map(|p| format!("{p}. ")).unwrap_or_default();
+            format!("{why}In VR, touch the {next} mark and pull the trigger (or pinch)")
+        }
+        (None, Some(room)) => format!("Aligned to the room: marks {:.2} m apart", room.separation),
+        (None, None) => "Not aligned: the model stands in front of you".into(),
     }
 }
 

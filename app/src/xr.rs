@@ -22,8 +22,9 @@ use web_sys::{
     WebGlUniformLocation,
 };
 
-use parallax_core::device::XR_ANCHOR;
+use parallax_core::device::XrPlacement;
 use parallax_core::reproject::{self, XrEye};
+use parallax_core::room::Alignment;
 
 use crate::headset_state::HeadsetState;
 use crate::render_live::{Viewer, viewer};
@@ -83,10 +84,12 @@ pub(crate) async fn enter(state: HeadsetState) -> Result<(), String> {
 async fn start(state: HeadsetState) -> Result<(), JsValue> {
     let xr = navigator_xr().ok_or_else(|| JsValue::from_str("this browser has no WebXR"))?;
     let features = Object::new();
+    // `local-floor`: the floor at y = 0, so a room's marks and a table's height mean the same
+    // on every headset; `local` where a device has no floor.
     Reflect::set(
         &features,
         &"optionalFeatures".into(),
-        &Array::of1(&"local".into()),
+        &Array::of2(&"local-floor".into(), &"local".into()),
     )?;
     let session = resolve(call(
         &xr,
@@ -108,8 +111,32 @@ async fn start(state: HeadsetState) -> Result<(), JsValue> {
     let render_state = Object::new();
     Reflect::set(&render_state, &"baseLayer".into(), &layer)?;
     call(&session, "updateRenderState", &[&render_state])?;
-    let space = resolve(call(&session, "requestReferenceSpace", &[&"local".into()])?).await?;
+    let space = match resolve(call(
+        &session,
+        "requestReferenceSpace",
+        &[&"local-floor".into()],
+    )?)
+    .await
+    {
+        Ok(space) => space,
+        Err(_) => resolve(call(&session, "requestReferenceSpace", &[&"local".into()])?).await?,
+    };
     let screen = Screen::new(&gl)?;
+    // Before the headset aligns to the room: the room ahead of where the head first looks.
+    let start_room: Rc<Cell<Option<Alignment>>> = Rc::default();
+
+    // While aligning, each select (a trigger pulled, a pinch) touches a mark where the pointer
+    // is; two make the room.
+    let on_select = Closure::<dyn FnMut(JsValue)>::new({
+        let space = space.clone();
+        move |event: JsValue| touch_mark(state, &event, &space)
+    });
+    call(
+        &session,
+        "addEventListener",
+        &[&"select".into(), on_select.as_ref()],
+    )?;
+    on_select.forget(); // Lives as long as the session object that holds it.
 
     state.xr.set(true);
     let running = Rc::new(Cell::new(true));
@@ -141,7 +168,7 @@ async fn start(state: HeadsetState) -> Result<(), JsValue> {
             if let Some(next) = again.borrow().as_ref() {
                 let _ = call(&session, "requestAnimationFrame", &[next.as_ref()]);
             }
-            if let Err(e) = on_frame(state, &frame, &space, &layer, &gl, &screen) {
+            if let Err(e) = on_frame(state, &frame, &space, &layer, &gl, &screen, &start_room) {
                 leptos::logging::warn!("XR frame: {}", message(e));
             }
         }
@@ -152,6 +179,86 @@ async fn start(state: HeadsetState) -> Result<(), JsValue> {
     Ok(())
 }
 
+/// A select while aligning: a mark touched where the input's pointer is. The second mark makes
+/// the room, kept on this device for this space; marks that make none say why and start over.
+fn touch_mark(state: HeadsetState, event: &JsValue, space: &JsValue) {
+    let Some(mut marks) = state.marks.get_untracked() else {
+        return;
+    };
+    let at = (|| -> Result<[f32; 3], JsValue> {
+        let ray = get(&get(event, "inputSource")?, "targetRaySpace")?;
+        let pose = call(&get(event, "frame")?, "getPose", &[&ray, space])?;
+        if pose.is_null() || pose.is_undefined() {
+            return Err("the pointer is not tracked".into());
+        }
+        let position = get(&get(&pose, "transform")?, "position")?;
+        Ok(["x", "y", "z"].map(|k| coordinate(&position, k)))
+    })();
+    match at {
+        Ok(mark) => marks.push(mark),
+        Err(e) => {
+            state.align_problem.set(Some(message(e)));
+            return;
+        }
+    }
+    let [first, second] = marks[..] else {
+        state.marks.set(Some(marks));
+        return;
+    };
+    match Alignment::from_marks(first, second) {
+        Ok(room) => {
+            save_alignment(&state.space.name.get_untracked(), &room);
+            state.alignment.set(Some(room));
+            state.align_problem.set(None);
+            state.marks.set(None);
+        }
+        Err(e) => {
+            state.align_problem.set(Some(e.to_string()));
+            state.marks.set(Some(Vec::new()));
+        }
+    }
+}
+
+/// The `x`, `y`, `z` or `w` of a DOMPointReadOnly.
+fn coordinate(point: &JsValue, key: &str) -> f32 {
+    get(point, key)
+        .ok()
+        .and_then(|v| v.as_f64())
+        .unwrap_or_default() as f32
+}
+
+/// Where this device keeps its alignment to `space`'s room.
+fn alignment_key(space: &str) -> String {
+    format!("parallax.room.{space}")
+}
+
+fn local_storage() -> Option<JsValue> {
+    get(&window(), "localStorage")
+        .ok()
+        .filter(|s| !s.is_null() && !s.is_undefined())
+}
+
+/// This device's alignment to `space`'s room, if it aligned before.
+pub(crate) fn saved_alignment(space: &str) -> Option<Alignment> {
+    let text = call(
+        &local_storage()?,
+        "getItem",
+        &[&alignment_key(space).into()],
+    )
+    .ok()?;
+    serde_json::from_str(&text.as_string()?).ok()
+}
+
+fn save_alignment(space: &str, room: &Alignment) {
+    if let (Some(storage), Ok(text)) = (local_storage(), serde_json::to_string(room)) {
+        let _ = call(
+            &storage,
+            "setItem",
+            &[&alignment_key(space).into(), &text.into()],
+        );
+    }
+}
+
 /// One XR frame: the viewer's pose to the render connection, the newest frame to each eye.
 fn on_frame(
     state: HeadsetState,
@@ -160,6 +267,7 @@ fn on_frame(
     layer: &JsValue,
     gl: &Gl,
     screen: &Screen,
+    start_room: &Cell<Option<Alignment>>,
 ) -> Result<(), JsValue> {
     let pose = call(frame, "getViewerPose", &[space])?;
     if pose.is_null() || pose.is_undefined() {
@@ -170,12 +278,18 @@ fn on_frame(
         get(&transform, "position")?,
         get(&transform, "orientation")?,
     );
-    let number = |point: &JsValue, key: &str| {
-        get(point, key)
-            .ok()
-            .and_then(|v| v.as_f64())
-            .unwrap_or_default() as f32
+    let head = ["x", "y", "z"].map(|k| coordinate(&position, k));
+    let turn = ["x", "y", "z", "w"].map(|k| coordinate(&orientation, k));
+    let room = match (state.alignment.get_untracked(), start_room.get()) {
+        (Some(aligned), _) => aligned,
+        (None, Some(start)) => start,
+        (None, None) => {
+            let start = Alignment::before_aligning(head, turn);
+            start_room.set(Some(start));
+            start
+        }
     };
+    let placement = state.space.room.get_untracked();
     // The views the layer shows, each with its viewport (x, y, width, height): a device that
     // shows one picture may still list a second view, with no area (the emulator does).
     let views: Vec<(JsValue, [f64; 4])> = get(&pose, "views")?
@@ -216,8 +330,8 @@ fn on_frame(
     let even = |side: f64| (((side * scale) as u32) & !1).max(2);
     let eye_width = f64::from(even(width));
     viewer(Some(Viewer {
-        position: ["x", "y", "z"].map(|k| number(&position, k)),
-        orientation: ["x", "y", "z", "w"].map(|k| number(&orientation, k)),
+        position: head,
+        orientation: turn,
         fov_y_degrees: if fov_y_degrees.is_finite() {
             fov_y_degrees
         } else {
@@ -226,6 +340,8 @@ fn on_frame(
         width: eye_width as u32,
         height: even(height),
         eyes,
+        room,
+        placement,
     }));
 
     // The newest streamed frame (the page's canvas holds it) becomes the texture, with the eyes
@@ -260,7 +376,8 @@ fn on_frame(
         // From where this eye is now to where it was when its half of the frame was rendered.
         let homography = match (reproject, screen.rendered.get(), eyes) {
             (true, Some(then), Some(now)) => {
-                reproject::homography(&then[i.min(1)], &now[i.min(1)], XR_ANCHOR)
+                let anchor = XrPlacement::anchor_of(&room, &placement);
+                reproject::homography(&then[i.min(1)], &now[i.min(1)], anchor)
                     .unwrap_or(reproject::IDENTITY)
             }
             _ => reproject::IDENTITY,

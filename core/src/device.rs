@@ -3,12 +3,14 @@
 //! Like ARR, the host never changes what the device sees on its own: every change (pose, model,
 //! placement) is asked for by the device; the host answers with frames and events.
 
+use glam::{Mat4, Vec3};
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::ModelId;
 pub use crate::protocol::Codec;
 use crate::protocol::ProtocolError;
 use crate::review::Review;
+use crate::room::{Alignment, RoomPlacement};
 
 /// Close reason when a second device tries to connect.
 pub const SESSION_TAKEN: &str = "session already has a connected device";
@@ -61,12 +63,8 @@ impl Pose {
     /// vertical axis, `elevation` lifts the camera (both in degrees), `zoom` above 1 comes closer
     /// (up to [`MAX_ZOOM`]).
     pub fn orbit(extent: &Extent, azimuth: f32, elevation: f32, zoom: f32) -> OrbitPose {
-        let center: [f32; 3] = std::array::from_fn(|i| (extent.min[i] + extent.max[i]) * 0.5);
-        let half_diagonal = (0..3)
-            .map(|i| (extent.max[i] - extent.min[i]).powi(2))
-            .sum::<f32>()
-            .sqrt()
-            * 0.5;
+        let center = extent.center();
+        let half_diagonal = extent.diameter() * 0.5;
         let fov_y_degrees = 45.0_f32;
         let distance = half_diagonal.max(1e-3) / (fov_y_degrees.to_radians() * 0.5).sin() * 1.05
             / zoom.clamp(0.05, MAX_ZOOM);
@@ -99,22 +97,28 @@ pub struct OrbitPose {
 
 impl OrbitPose {
     /// The camera of a WebXR viewer: `position` (m) and `orientation` (a unit quaternion
-    /// `[x, y, z, w]`) in the session's `local` space, whose origin is the head at the start,
-    /// looking down −Z. The model floats [`XR_DISTANCE`] ahead at [`XR_SIZE`], so walking
-    /// around it or leaning in moves the camera around the model as it would around a real one.
+    /// `[x, y, z, w]`) in the session's reference space, where `placed` puts the model of
+    /// `extent`; so walking around it or leaning in moves the camera around the model as it
+    /// would around a real one.
     pub fn of_viewer(
         extent: &Extent,
+        placed: &XrPlacement,
         position: [f32; 3],
         orientation: [f32; 4],
         fov_y_degrees: f32,
     ) -> Self {
-        let (center, diameter, scale, anchor) = xr_placement(extent);
-        let eye: [f32; 3] = std::array::from_fn(|i| center[i] + (position[i] - anchor[i]) * scale);
-        let forward = rotate(orientation, [0.0, 0.0, -1.0]);
+        let to_model = placed.model_to_tracking.inverse();
+        let eye = to_model.transform_point3(Vec3::from(position));
+        let turned = |v: [f32; 3]| {
+            to_model
+                .transform_vector3(Vec3::from(rotate(orientation, v)))
+                .normalize_or_zero()
+        };
+        let forward = turned([0.0, 0.0, -1.0]);
         Self {
-            position: eye,
-            target: std::array::from_fn(|i| eye[i] + forward[i] * diameter),
-            up: rotate(orientation, [0.0, 1.0, 0.0]),
+            position: eye.to_array(),
+            target: (eye + forward * extent.diameter()).to_array(),
+            up: turned([0.0, 1.0, 0.0]).to_array(),
             fov_y_degrees,
         }
     }
@@ -207,55 +211,57 @@ impl OrbitPose {
     }
 }
 
-/// Where a WebXR session shows the model of `extent`: its centre, its diameter, scene units per
-/// metre, and the point of the session's `local` space the centre is at.
-fn xr_placement(extent: &Extent) -> ([f32; 3], f32, f32, [f32; 3]) {
-    let center: [f32; 3] = std::array::from_fn(|i| (extent.min[i] + extent.max[i]) * 0.5);
-    let diameter = (0..3)
-        .map(|i| (extent.max[i] - extent.min[i]).powi(2))
-        .sum::<f32>()
-        .sqrt()
-        .max(1e-6);
-    (center, diameter, diameter / XR_SIZE, XR_ANCHOR)
+/// Where a WebXR session shows a model: from the model's space to the session's reference
+/// space (tracking), through the room the headset aligned to (or the one before it, when it has
+/// not) and the model's place in that room, which the space shares.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct XrPlacement {
+    pub model_to_tracking: Mat4,
+    /// Where the model's centre is in tracking space: what stays put as the head moves, the
+    /// plane reprojection holds still.
+    pub anchor: [f32; 3],
+}
+
+impl XrPlacement {
+    /// The model of `extent` where `placement` puts it in the room that `room` lines up with
+    /// this headset's tracking space.
+    pub fn new(extent: &Extent, room: &Alignment, placement: &RoomPlacement) -> Self {
+        let model_to_tracking =
+            room.room_to_tracking() * placement.model_to_room(extent.center(), extent.diameter());
+        Self {
+            model_to_tracking,
+            anchor: Self::anchor_of(room, placement),
+        }
+    }
+
+    /// Where `placement` puts the model's centre in the tracking space `room` lines up with:
+    /// known without the model's extent.
+    pub fn anchor_of(room: &Alignment, placement: &RoomPlacement) -> [f32; 3] {
+        room.room_to_tracking()
+            .transform_point3(Vec3::from(placement.position))
+            .to_array()
+    }
 }
 
 impl EyeView {
-    /// A WebXR eye (`XRView.transform.inverse.matrix`: the session's `local` space → the eye, in
-    /// metres; and its `projectionMatrix`) as a view of the model, which floats where
-    /// [`OrbitPose::of_viewer`] puts it.
-    pub fn of_xr(extent: &Extent, local_to_eye: [f32; 16], projection: [f32; 16]) -> Self {
-        let (center, _, scale, anchor) = xr_placement(extent);
-        // Model → local: (m − centre) / scale + anchor.
-        let s = 1.0 / scale;
-        let t: [f32; 3] = std::array::from_fn(|i| anchor[i] - center[i] * s);
-        let model_to_local = [
-            s, 0.0, 0.0, 0.0, //
-            0.0, s, 0.0, 0.0, //
-            0.0, 0.0, s, 0.0, //
-            t[0], t[1], t[2], 1.0,
-        ];
+    /// A WebXR eye (`XRView.transform.inverse.matrix`: the session's reference space → the eye,
+    /// in metres; and its `projectionMatrix`) as a view of the model, where `placed` shows it.
+    pub fn of_xr(placed: &XrPlacement, tracking_to_eye: [f32; 16], projection: [f32; 16]) -> Self {
+        let view = Mat4::from_cols_array(&tracking_to_eye) * placed.model_to_tracking;
         Self {
-            view: multiply(&local_to_eye, &model_to_local),
+            view: view.to_cols_array(),
             projection,
         }
     }
 }
 
-/// `a × b` of column-major 4×4 matrices.
-fn multiply(a: &[f32; 16], b: &[f32; 16]) -> [f32; 16] {
-    std::array::from_fn(|at| {
-        let (column, row) = (at / 4, at % 4);
-        (0..4).map(|k| a[k * 4 + row] * b[column * 4 + k]).sum()
-    })
-}
-
-/// Where a WebXR session shows the model: this far (m) in front of where the session started,
-/// at eye height...
-pub const XR_DISTANCE: f32 = 1.0;
+/// Before a headset aligns to the room, the model stands this far (m) ahead of where the head
+/// looked when the session started...
+pub const XR_DISTANCE: f32 = 0.8;
+/// ...this far below the eyes, as on a table: seen from above at an angle, not edge on...
+pub const XR_BELOW_EYES: f32 = 0.45;
 /// ...scaled so that its bounding sphere is this wide (m): a part on a table.
 pub const XR_SIZE: f32 = 0.6;
-/// Where the model's centre is in the session's `local` space.
-pub const XR_ANCHOR: [f32; 3] = [0.0, 0.0, -XR_DISTANCE];
 
 /// `v` rotated by the unit quaternion `q` (`[x, y, z, w]`).
 fn rotate(q: [f32; 4], v: [f32; 3]) -> [f32; 3] {
@@ -279,6 +285,19 @@ fn rotate(q: [f32; 4], v: [f32; 3]) -> [f32; 3] {
 pub struct Extent {
     pub min: [f32; 3],
     pub max: [f32; 3],
+}
+
+impl Extent {
+    pub fn center(&self) -> [f32; 3] {
+        std::array::from_fn(|i| (self.min[i] + self.max[i]) * 0.5)
+    }
+
+    /// How wide its bounding sphere is (its diagonal); never quite 0.
+    pub fn diameter(&self) -> f32 {
+        (Vec3::from(self.max) - Vec3::from(self.min))
+            .length()
+            .max(1e-6)
+    }
 }
 
 impl Default for Extent {
@@ -855,21 +874,90 @@ mod tests {
             0.0, 0.0, 1.0, 0.0, //
             -0.1, 0.0, 0.0, 1.0,
         ];
-        let eye = EyeView::of_xr(&extent, local_to_eye, [0.0; 16]);
+        let placed = ahead_at_eye_height(&extent);
+        let eye = EyeView::of_xr(&placed, local_to_eye, [0.0; 16]);
         let seen = |m: [f32; 3]| -> [f32; 3] {
             std::array::from_fn(|row| {
                 (0..3).map(|k| eye.view[k * 4 + row] * m[k]).sum::<f32>() + eye.view[12 + row]
             })
         };
         // The model's centre is 1 m ahead and 0.1 m to the left of the eye.
-        assert!(close(seen([40.0, 0.0, 0.0]), [-0.1, 0.0, -XR_DISTANCE]));
+        assert!(close(seen([40.0, 0.0, 0.0]), [-0.1, 0.0, -AHEAD]));
         // It is XR_SIZE across: its far right edge is half that to the right of the centre.
         let diameter = (3.0f32 * 60.0 * 60.0).sqrt();
         let edge = seen([40.0 + diameter / 2.0, 0.0, 0.0]);
         assert!((edge[0] - (-0.1 + XR_SIZE / 2.0)).abs() < 1e-4, "{edge:?}");
         // The same head through of_viewer stands at the same place in the model's space.
-        let viewer = OrbitPose::of_viewer(&extent, [0.1, 0.0, 0.0], [0.0, 0.0, 0.0, 1.0], 90.0);
+        let viewer = OrbitPose::of_viewer(
+            &extent,
+            &placed,
+            [0.1, 0.0, 0.0],
+            [0.0, 0.0, 0.0, 1.0],
+            90.0,
+        );
         assert!(close(seen(viewer.position), [0.0; 3]));
+    }
+
+    /// How far ahead [`ahead_at_eye_height`] puts the model.
+    const AHEAD: f32 = 1.0;
+
+    /// The model of `extent` [`AHEAD`] of a session's `local` origin at eye height, as wide as
+    /// the default placement shows it.
+    fn ahead_at_eye_height(extent: &Extent) -> XrPlacement {
+        let room = Alignment::in_front([0.0; 3], [0.0, 0.0, -1.0], AHEAD, 0.0);
+        XrPlacement::new(extent, &room, &RoomPlacement::default())
+    }
+
+    #[test]
+    fn an_unaligned_headset_sees_the_model_ahead_below_its_eyes_and_an_aligned_one_where_the_room_has_it()
+     {
+        let extent = Extent {
+            min: [0.0; 3],
+            max: [100.0, 100.0, 100.0],
+        };
+        // A wearer standing at (1, 1.6, 2) in local-floor, looking along −X.
+        let head = [1.0, 1.6, 2.0];
+        let room =
+            Alignment::in_front(head, [-1.0, 0.0, 0.0], XR_DISTANCE, head[1] - XR_BELOW_EYES);
+        let placed = XrPlacement::new(&extent, &room, &RoomPlacement::default());
+        let centre = placed.model_to_tracking.transform_point3(Vec3::splat(50.0));
+        assert!(close(
+            centre.to_array(),
+            [1.0 - XR_DISTANCE, 1.6 - XR_BELOW_EYES, 2.0]
+        ));
+        assert!(close(placed.anchor, centre.to_array()));
+        // Looking at it from there is looking down at it.
+        let pose = OrbitPose::of_viewer(
+            &extent,
+            &placed,
+            head,
+            [
+                0.0,
+                std::f32::consts::FRAC_1_SQRT_2,
+                0.0,
+                std::f32::consts::FRAC_1_SQRT_2,
+            ],
+            90.0,
+        );
+        assert!(
+            pose.position[1] > 50.0,
+            "the eye is above the model's centre"
+        );
+
+        // Aligned: the room's placement decides, whatever the head did.
+        let aligned = Alignment::from_marks([0.0, 0.8, 0.0], [1.0, 0.8, 0.0]).unwrap();
+        let moved = RoomPlacement {
+            position: [0.0, 0.2, -0.5],
+            yaw_degrees: 0.0,
+            size: 0.6,
+        };
+        let placed = XrPlacement::new(&extent, &aligned, &moved);
+        let centre = placed.model_to_tracking.transform_point3(Vec3::splat(50.0));
+        assert!(close(centre.to_array(), [0.5, 1.0, -0.5]));
+        assert!(close(
+            XrPlacement::anchor_of(&aligned, &moved),
+            [0.5, 1.0, -0.5]
+        ));
     }
 
     fn close(a: [f32; 3], b: [f32; 3]) -> bool {
@@ -884,32 +972,30 @@ mod tests {
         };
         let diameter = (3.0f32 * 60.0 * 60.0).sqrt();
         let level = [0.0, 0.0, 0.0, 1.0];
-        // At the start the model is XR_DISTANCE ahead, looked at straight on.
-        let start = OrbitPose::of_viewer(&extent, [0.0; 3], level, 90.0);
+        let placed = ahead_at_eye_height(&extent);
+        let viewer = |position, orientation| {
+            OrbitPose::of_viewer(&extent, &placed, position, orientation, 90.0)
+        };
+        // At the start the model is AHEAD, looked at straight on.
+        let start = viewer([0.0; 3], level);
         let metres = diameter / XR_SIZE;
-        assert!(close(start.position, [0.0, 0.0, XR_DISTANCE * metres]));
-        assert!(close(
-            start.target,
-            [0.0, 0.0, XR_DISTANCE * metres - diameter]
-        ));
+        assert!(close(start.position, [0.0, 0.0, AHEAD * metres]));
+        assert!(close(start.target, [0.0, 0.0, AHEAD * metres - diameter]));
         assert!(close(start.up, [0.0, 1.0, 0.0]));
         // A step to the right moves the camera right by that step in scene units.
-        let right = OrbitPose::of_viewer(&extent, [0.5, 0.0, 0.0], level, 90.0);
-        assert!(close(
-            right.position,
-            [0.5 * metres, 0.0, XR_DISTANCE * metres]
-        ));
+        let right = viewer([0.5, 0.0, 0.0], level);
+        assert!(close(right.position, [0.5 * metres, 0.0, AHEAD * metres]));
         // Walking to the model's far side and turning round (180° about Y) looks back at it.
         let half_turn = [0.0, 1.0, 0.0, 0.0];
-        let behind = OrbitPose::of_viewer(&extent, [0.0, 0.0, -2.0 * XR_DISTANCE], half_turn, 90.0);
-        assert!(close(behind.position, [0.0, 0.0, -XR_DISTANCE * metres]));
+        let behind = viewer([0.0, 0.0, -2.0 * AHEAD], half_turn);
+        assert!(close(behind.position, [0.0, 0.0, -AHEAD * metres]));
         assert!(
             behind.target[2] > behind.position[2],
             "looking towards +Z, at the model"
         );
         // Tilting the head (90° about the view axis) tilts the camera's up.
         let s = std::f32::consts::FRAC_1_SQRT_2;
-        let tilted = OrbitPose::of_viewer(&extent, [0.0; 3], [0.0, 0.0, s, s], 90.0);
+        let tilted = viewer([0.0; 3], [0.0, 0.0, s, s]);
         assert!(close(tilted.up, [-1.0, 0.0, 0.0]));
     }
 

@@ -19,6 +19,8 @@
 use glam::{Mat4, Quat, Vec3};
 use serde::{Deserialize, Serialize};
 
+use crate::device::{XR_BELOW_EYES, XR_DISTANCE};
+
 /// The marks must be at least this far apart, level: nearer, a touch's error turns the room too
 /// far (a centimetre off at 20 cm is 3°).
 pub const MIN_MARK_SEPARATION: f32 = 0.2;
@@ -162,6 +164,25 @@ impl Alignment {
             yaw: (-right.z).atan2(right.x),
             separation: 0.0,
         }
+    }
+
+    /// The room a headset uses before it aligns, from its head at `position` turned by
+    /// `orientation` (a unit quaternion `[x, y, z, w]`) as its session starts: the model
+    /// [`XR_DISTANCE`] ahead and [`XR_BELOW_EYES`] below the eyes, as on a table.
+    pub fn before_aligning(position: [f32; 3], orientation: [f32; 4]) -> Self {
+        let turn = Quat::from_array(orientation);
+        let turn = if turn.is_finite() && turn.length() > 1e-6 {
+            turn.normalize()
+        } else {
+            Quat::IDENTITY
+        };
+        let forward = turn * Vec3::NEG_Z;
+        Self::in_front(
+            position,
+            forward.to_array(),
+            XR_DISTANCE,
+            position[1] - XR_BELOW_EYES,
+        )
     }
 
     /// From room coordinates to this headset's tracking coordinates.
@@ -311,6 +332,16 @@ mod tests {
         // The room's +X to the wearer's right (looking along +X, right is +Z).
         let x = room.room_to_tracking().transform_vector3(Vec3::X);
         assert!(x.distance(Vec3::Z) < 1e-5, "{x}");
+        // As a session starts: the head at (0, 1.5, 0) turned 90° to the left (looking along −X).
+        let s = std::f32::consts::FRAC_1_SQRT_2;
+        let start = Alignment::before_aligning([0.0, 1.5, 0.0], [0.0, s, 0.0, s]);
+        let origin = start.room_to_tracking().transform_point3(Vec3::ZERO);
+        let expected = Vec3::new(-XR_DISTANCE, 1.5 - XR_BELOW_EYES, 0.0);
+        assert!(origin.distance(expected) < 1e-5, "{origin}");
+        // A head without a turn (zeros) looks along −Z.
+        let plain = Alignment::before_aligning([0.0; 3], [0.0; 4]);
+        let origin = plain.room_to_tracking().transform_point3(Vec3::ZERO);
+        assert!(origin.distance(Vec3::new(0.0, -XR_BELOW_EYES, -XR_DISTANCE)) < 1e-5);
         // Looking straight down, ahead is −Z.
         let down = Alignment::in_front([0.0, 1.6, 0.0], [0.0, -1.0, 0.0], 1.0, 0.9);
         let origin = down.room_to_tracking().transform_point3(Vec3::ZERO);
