@@ -203,7 +203,7 @@ fn alignment_status(state: HeadsetState) -> String {
         (Some(marks), _) => {
             let next = if marks.is_empty() { "first" } else { "second" };
             let why = problem.map(|p| format!("{p}. ")).unwrap_or_default();
-            format!("{why}In VR, touch the {next} mark and pull the trigger (or pinch)")
+            format!("{why}Aligning: touch the {next} mark and pull the trigger (or pinch)")
         }
         (None, Some(room)) => format!("Aligned to the room: marks {:.2} m apart", room.separation),
         (None, None) => "Not aligned: the model stands in front of you".into(),

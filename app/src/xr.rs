@@ -280,16 +280,22 @@ fn on_frame(
     );
     let head = ["x", "y", "z"].map(|k| coordinate(&position, k));
     let turn = ["x", "y", "z", "w"].map(|k| coordinate(&orientation, k));
-    let room = match (state.alignment.get_untracked(), start_room.get()) {
-        (Some(aligned), _) => aligned,
-        (None, Some(start)) => start,
+    let shared = state.space.room.get_untracked();
+    let (room, placement) = match (state.alignment.get_untracked(), start_room.get()) {
+        (Some(aligned), _) => (aligned, shared),
+        (None, Some(start)) => (start, shared.unaligned()),
         (None, None) => {
             let start = Alignment::before_aligning(head, turn);
             start_room.set(Some(start));
-            start
+            (start, shared.unaligned())
         }
     };
-    let placement = state.space.room.get_untracked();
+    // Where the model's centre is in tracking space, and the head: for tests and tools that
+    // check where the room puts it (`window.parallaxXrAnchor`, `window.parallaxXrHead`).
+    let anchor = XrPlacement::anchor_of(&room, &placement);
+    let point = |p: [f32; 3]| Array::of3(&p[0].into(), &p[1].into(), &p[2].into());
+    Reflect::set(&window(), &"parallaxXrAnchor".into(), &point(anchor))?;
+    Reflect::set(&window(), &"parallaxXrHead".into(), &point(head))?;
     // The views the layer shows, each with its viewport (x, y, width, height): a device that
     // shows one picture may still list a second view, with no area (the emulator does).
     let views: Vec<(JsValue, [f64; 4])> = get(&pose, "views")?
@@ -376,7 +382,6 @@ fn on_frame(
         // From where this eye is now to where it was when its half of the frame was rendered.
         let homography = match (reproject, screen.rendered.get(), eyes) {
             (true, Some(then), Some(now)) => {
-                let anchor = XrPlacement::anchor_of(&room, &placement);
                 reproject::homography(&then[i.min(1)], &now[i.min(1)], anchor)
                     .unwrap_or(reproject::IDENTITY)
             }

@@ -82,6 +82,15 @@ impl RoomPlacement {
         None
     }
 
+    /// What a headset that has not aligned shows: the same turn and size, but where its own
+    /// room is (ahead of it), since a position in the shared room means nothing to it.
+    pub fn unaligned(self) -> Self {
+        Self {
+            position: [0.0; 3],
+            ..self
+        }
+    }
+
     /// From the model's own space to the room, for a model whose bounds are centred on
     /// `center` with a bounding sphere `diameter` across (model units).
     pub fn model_to_room(&self, center: [f32; 3], diameter: f32) -> Mat4 {

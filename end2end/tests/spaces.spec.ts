@@ -1152,3 +1152,155 @@ test("the console's pages at tablet and phone sizes", async ({ browser }, info) 
     }
   }
 });
+
+// Issue 34: one room for every headset. Two emulated Quest 3s whose tracking spaces differ (B's
+// origin 1.5 m to the side of A's and turned 90°) touch the same two physical marks, each in its
+// own tracking coordinates; then both show the model at the same point of the room. The room here
+// is A's tracking space.
+const S = Math.SQRT1_2;
+const MARKS = [
+  [-0.4, 0.75, -1.0],
+  [0.4, 0.75, -1.0],
+];
+type Frame = { toTracking: (p: number[]) => number[]; fromTracking: (p: number[]) => number[]; turn: number[] };
+const A_FRAME: Frame = { toTracking: (p) => p, fromTracking: (p) => p, turn: [0, 0, 0, 1] };
+// B's tracking origin at (1.5, 0, 0) of the room, turned 90° about up: a room point p is
+// (−p.z, p.y, p.x − 1.5) to B, and what looks along the room's −Z looks along B's −X.
+const B_FRAME: Frame = {
+  toTracking: ([x, y, z]) => [-z, y, x - 1.5],
+  fromTracking: ([x, y, z]) => [z + 1.5, y, -x],
+  turn: [0, -S, 0, S],
+};
+
+/** Puts the emulated head at room point `at` looking along the room's −Z, in `frame`'s tracking. */
+async function headAt(page: Page, frame: Frame, at: number[]) {
+  await page.evaluate(
+    ([p, q]) => {
+      const device = (window as any).xrDevice;
+      device.position.set(p[0], p[1], p[2]);
+      device.quaternion.set(q[0], q[1], q[2], q[3]);
+    },
+    [frame.toTracking(at), frame.turn],
+  );
+}
+
+/** Where the page says the model's centre is, in the room. */
+async function anchorInRoom(page: Page, frame: Frame): Promise<number[]> {
+  return frame.fromTracking(await page.evaluate(() => [...(window as any).parallaxXrAnchor]));
+}
+
+const distance = (a: number[], b: number[]) => Math.hypot(...a.map((v, i) => v - b[i]));
+
+/** The centre (x, y px) of the model in the frame a page last drew, and how many pixels it has. */
+async function drawnCentre(page: Page): Promise<{ x: number; y: number; count: number }> {
+  return page.locator("canvas.frame").evaluate((c: HTMLCanvasElement) => {
+    const { data } = c.getContext("2d")!.getImageData(0, 0, c.width, c.height);
+    const bg = [data[0], data[1], data[2]];
+    let [sx, sy, count] = [0, 0, 0];
+    for (let y = 0; y < c.height; y += 2)
+      for (let x = 0; x < c.width; x += 2) {
+        const i = (y * c.width + x) * 4;
+        if ([0, 1, 2].some((k) => Math.abs(data[i + k] - bg[k]) > 24)) [sx, sy, count] = [sx + x, sy + y, count + 1];
+      }
+    return { x: sx / count, y: sy / count, count };
+  });
+}
+
+test("two emulated Quest 3s that touch the same two marks see the model at one place in the room, and follow the tablet's move", async ({
+  browser,
+}) => {
+  test.setTimeout(150_000);
+  const room = `room-${Date.now().toString(36)}`;
+  const tablet = await signedIn(browser);
+  await createSpace(tablet, room);
+  await tablet.getByRole("button", { name: /^Show Spur gear.* to everyone$/ }).click();
+  const code = await joinCode(tablet);
+  const head = [0, 1.6, 0.5];
+  const headsets: [Page, Frame][] = [];
+  for (const [name, frame] of [
+    ["A", A_FRAME],
+    ["B", B_FRAME],
+  ] as const) {
+    const page = await emulatedQuest3(browser, false);
+    await joinAsGuest(page, code, `Quest 3 ${name}`);
+    await frameOf(page, "gear");
+    await expect(page.locator(".hud .room")).toHaveText("Not aligned: the model stands in front of you");
+    // They start VR standing in different places, so before aligning each would put the model
+    // somewhere else.
+    await headAt(page, frame, name === "A" ? head : [1.0, 1.7, 0.2]);
+    // On the page, before VR hides it: the next two selects in VR touch the marks.
+    await page.getByRole("button", { name: "Align to the room" }).click();
+    await page.getByRole("button", { name: "Enter VR" }).click();
+    await expect(page.getByRole("status").filter({ hasText: "In VR" })).toBeVisible();
+    for (const [i, mark] of MARKS.entries()) {
+      await expect(page.locator(".hud .room")).toContainText(`touch the ${i === 0 ? "first" : "second"} mark`);
+      await page.evaluate(
+        ([p, q]) => {
+          const hand = (window as any).xrDevice.controllers.right;
+          hand.position.set(p[0], p[1], p[2]);
+          hand.quaternion.set(q[0], q[1], q[2], q[3]);
+          hand.updateButtonValue("trigger", 1);
+        },
+        [frame.toTracking(mark), frame.turn],
+      );
+      await page.waitForTimeout(300);
+      await page.evaluate(() => (window as any).xrDevice.controllers.right.updateButtonValue("trigger", 0));
+      await page.waitForTimeout(300);
+    }
+    await expect(page.locator(".hud .room")).toHaveText("Aligned to the room: marks 0.80 m apart");
+    await expect(page.getByRole("button", { name: "Re-align to the room" })).toHaveCount(1);
+    headsets.push([page, frame]);
+  }
+
+  // The model's centre as each headset places it: the same room point, halfway between the marks.
+  const [[a, aFrame], [b, bFrame]] = headsets;
+  await headAt(b, bFrame, head);
+  const centreA = await anchorInRoom(a, aFrame);
+  const centreB = await anchorInRoom(b, bFrame);
+  console.log(`room: the model's centre at ${centreA.map((v) => v.toFixed(3))} (A), ${centreB.map((v) => v.toFixed(3))} (B)`);
+  expect(distance(centreA, centreB)).toBeLessThan(0.01);
+  expect(distance(centreA, [0, 0.75, -1.0])).toBeLessThan(0.05);
+  // Drawn: from the same room pose, both headsets' frames show the model at the same pixels.
+  await expect.poll(async () => (await drawnCentre(a)).count, { timeout: 15_000 }).toBeGreaterThan(500);
+  await a.waitForTimeout(1500);
+  const [drawnA, drawnB] = [await drawnCentre(a), await drawnCentre(b)];
+  console.log(`room: drawn at (${drawnA.x.toFixed(1)}, ${drawnA.y.toFixed(1)}) in A, (${drawnB.x.toFixed(1)}, ${drawnB.y.toFixed(1)}) in B`);
+  expect(Math.hypot(drawnA.x - drawnB.x, drawnA.y - drawnB.y)).toBeLessThan(3);
+  // Below the eyes, seen from above: in the lower half of the frame.
+  expect(drawnA.y).toBeGreaterThan(400);
+
+  // The tablet moves it 0.5 m along the room's x: both headsets follow, by the same 0.5 m.
+  const moved = await tablet.evaluate(async (name) => {
+    const response = await fetch(`/v1/spaces/${name}/properties`, {
+      method: "PATCH",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ room: { position: [0.5, 0, 0], yawDegrees: 0, size: 0.6 } }),
+    });
+    return response.status;
+  }, room);
+  expect(moved).toBe(200);
+  for (const [page, frame] of headsets) {
+    await expect
+      .poll(async () => distance(await anchorInRoom(page, frame), [centreA[0] + 0.5, centreA[1], centreA[2]]), {
+        timeout: 10_000,
+      })
+      .toBeLessThan(0.01);
+  }
+  await expect.poll(async () => (await drawnCentre(a)).x - drawnA.x, { timeout: 10_000 }).toBeGreaterThan(50);
+
+  // A headset that has not aligned keeps the model in front of itself, below its eyes.
+  const c = await emulatedQuest3(browser, false);
+  await joinAsGuest(c, code, "Quest 3 C");
+  await frameOf(c, "gear");
+  await headAt(c, A_FRAME, [2, 1.6, 2]);
+  await c.getByRole("button", { name: "Enter VR" }).click();
+  await expect(c.getByRole("status").filter({ hasText: "In VR" })).toBeVisible();
+  await expect.poll(async () => c.evaluate(() => (window as any).parallaxXrAnchor?.length ?? 0)).toBe(3);
+  const ahead = await anchorInRoom(c, A_FRAME);
+  expect(distance(ahead, [2, 1.6 - 0.45, 2 - 0.8])).toBeLessThan(0.01);
+
+  for (const page of [a, b, c]) {
+    await page.evaluate(() => (window as any).xrDevice.activeSession.end());
+    await page.context().close();
+  }
+});
