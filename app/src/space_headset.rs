@@ -190,6 +190,30 @@ pub fn SpaceHeadsetPage() -> impl IntoView {
                         }
                     })
                 }}
+                {move || {
+                    // The others in the shared room, by name; where their heads are (room
+                    // coordinates, for tools and tests) in `data-heads`.
+                    let me = state.space.member.get().map(|(id, _)| id);
+                    let others: Vec<_> = state
+                        .space
+                        .presence
+                        .get()
+                        .into_values()
+                        .filter(|p| Some(&p.member) != me.as_ref())
+                        .collect();
+                    (!others.is_empty()).then(|| {
+                        let names: Vec<&str> = others.iter().map(|p| p.device.as_str()).collect();
+                        let heads = serde_json::to_string(
+                            &others.iter().map(|p| (&p.device, p.presence.head)).collect::<Vec<_>>(),
+                        )
+                        .unwrap_or_default();
+                        view! {
+                            <span class="present" data-heads=heads>
+                                {format!("In the room: {}", names.join(", "))}
+                            </span>
+                        }
+                    })
+                }}
             </footer>
         </main>
     }

@@ -2,13 +2,36 @@
 //! token), events applied in order exactly once and acknowledged, and after a dropped connection
 //! a resume from the last sequence with backoff. Browser only.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
-use futures_util::{SinkExt, StreamExt};
+use futures_channel::mpsc::{UnboundedSender, unbounded};
+use futures_util::{SinkExt, StreamExt, stream};
 use gloo_net::websocket::{Message, WebSocketError, futures::WebSocket};
 use leptos::prelude::*;
-use parallax_core::space_protocol::{SpaceClientMessage, SpaceEvent, SpaceServerMessage};
+use parallax_core::space_protocol::{Presence, SpaceClientMessage, SpaceEvent, SpaceServerMessage};
+
+thread_local! {
+    /// Where this page's presence goes: the space socket's conversation, while there is one.
+    static PRESENCE: RefCell<Option<UnboundedSender<Presence>>> = const { RefCell::new(None) };
+}
+
+/// Says where this headset's wearer is and points (room coordinates) on the space's socket;
+/// dropped while it is down (presence is the latest only).
+pub(crate) fn send_presence(presence: Presence) {
+    PRESENCE.with(|out| {
+        if let Some(out) = out.borrow().as_ref() {
+            let _ = out.unbounded_send(presence);
+        }
+    });
+}
+
+/// What the conversation waits for: the server, or this page's presence to send.
+enum Input {
+    Server(Result<Message, WebSocketError>),
+    Presence(Presence),
+    Closed,
+}
 
 use crate::live::{Backoff, Ended, socket_url, welcomed_in_time};
 use crate::space_state::SpaceState;
@@ -50,7 +73,7 @@ async fn converse(
         Ok(socket) => socket,
         Err(e) => return Ended::Dropped(e.to_string()),
     };
-    let (mut outgoing, mut incoming) = socket.split();
+    let (mut outgoing, incoming) = socket.split();
     let hello = SpaceClientMessage::Hello {
         token: String::new(),
         member,
@@ -59,7 +82,26 @@ async fn converse(
     if let Err(e) = outgoing.send(Message::Text(hello.to_json())).await {
         return Ended::Dropped(e.to_string());
     }
-    while let Some(message) = incoming.next().await {
+    let (presence_out, presence_in) = unbounded();
+    PRESENCE.with(|out| *out.borrow_mut() = Some(presence_out));
+    let mut inputs = stream::select(
+        incoming
+            .map(Input::Server)
+            .chain(stream::iter([Input::Closed])),
+        presence_in.map(Input::Presence),
+    );
+    while let Some(input) = inputs.next().await {
+        let message = match input {
+            Input::Server(message) => message,
+            Input::Presence(presence) => {
+                let text = SpaceClientMessage::Presence { presence }.to_json();
+                if let Err(e) = outgoing.send(Message::Text(text)).await {
+                    return Ended::Dropped(e.to_string());
+                }
+                continue;
+            }
+            Input::Closed => break,
+        };
         let text = match message {
             Ok(Message::Text(text)) => text,
             Ok(Message::Bytes(_)) => continue,
@@ -93,6 +135,15 @@ async fn converse(
                     return Ended::Dropped(e.to_string());
                 }
             }
+            // Ephemeral: the latest only, not acknowledged.
+            SpaceServerMessage::Presence { members, gone } => state.presence.update(|present| {
+                for member in gone {
+                    present.remove(&member);
+                }
+                for member in members {
+                    present.insert(member.member.clone(), member);
+                }
+            }),
         }
     }
     Ended::Dropped("the connection closed".into())

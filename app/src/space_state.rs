@@ -28,6 +28,9 @@ pub(crate) struct SpaceState {
     pub pick: RwSignal<Option<parallax_core::space::Pick>>,
     /// Where the model stands in the room aligned headsets share.
     pub room: RwSignal<parallax_core::room::RoomPlacement>,
+    /// Where each aligned headset's wearer is and points, by member (ephemeral).
+    pub presence:
+        RwSignal<std::collections::BTreeMap<String, parallax_core::space_protocol::MemberPresence>>,
     pub select_policy: RwSignal<String>,
     pub join_code: RwSignal<Option<String>>,
     /// "Connecting…", "Live", "Reconnecting…", or why the page stopped following.
@@ -164,6 +167,7 @@ impl SpaceState {
             review: RwSignal::new(Default::default()),
             pick: RwSignal::new(None),
             room: RwSignal::new(Default::default()),
+            presence: RwSignal::new(Default::default()),
             select_policy: RwSignal::new("any_tablet".into()),
             join_code: RwSignal::new(None),
             connection: RwSignal::new("Connecting…".into()),

@@ -25,6 +25,7 @@ use web_sys::{
 use parallax_core::device::XrPlacement;
 use parallax_core::reproject::{self, XrEye};
 use parallax_core::room::Alignment;
+use parallax_core::space_protocol::PRESENCE_HZ;
 
 use crate::headset_state::HeadsetState;
 use crate::render_live::{Viewer, viewer};
@@ -124,6 +125,8 @@ async fn start(state: HeadsetState) -> Result<(), JsValue> {
     let screen = Screen::new(&gl)?;
     // Before the headset aligns to the room: the room ahead of where the head first looks.
     let start_room: Rc<Cell<Option<Alignment>>> = Rc::default();
+    // When this headset last said where its wearer is (ms).
+    let said: Rc<Cell<f64>> = Rc::default();
 
     // While aligning, each select (a trigger pulled, a pinch) touches a mark where the pointer
     // is; two make the room.
@@ -168,7 +171,8 @@ async fn start(state: HeadsetState) -> Result<(), JsValue> {
             if let Some(next) = again.borrow().as_ref() {
                 let _ = call(&session, "requestAnimationFrame", &[next.as_ref()]);
             }
-            if let Err(e) = on_frame(state, &frame, &space, &layer, &gl, &screen, &start_room) {
+            let rooms = (&*start_room, &*said);
+            if let Err(e) = on_frame(state, &frame, &space, &layer, &gl, &screen, rooms) {
                 leptos::logging::warn!("XR frame: {}", message(e));
             }
         }
@@ -219,6 +223,28 @@ fn touch_mark(state: HeadsetState, event: &JsValue, space: &JsValue) {
     }
 }
 
+/// Where the first tracked pointer (a controller, a hand) points: its ray's origin and direction
+/// in `space`.
+fn pointing_ray(frame: &JsValue, space: &JsValue) -> Option<([f32; 3], [f32; 3])> {
+    let session = get(frame, "session").ok()?;
+    let sources = Array::from(&get(&session, "inputSources").ok()?);
+    sources.iter().find_map(|source| {
+        let mode = get(&source, "targetRayMode").ok()?.as_string()?;
+        if mode != "tracked-pointer" {
+            return None;
+        }
+        let ray = get(&source, "targetRaySpace").ok()?;
+        let pose = call(frame, "getPose", &[&ray, space]).ok()?;
+        let matrix: js_sys::Float32Array = get(&get(&pose, "transform").ok()?, "matrix")
+            .ok()?
+            .dyn_into()
+            .ok()?;
+        let m = |i: u32| matrix.get_index(i);
+        // Column-major: the ray runs along the pose's −Z from its origin.
+        Some(([m(12), m(13), m(14)], [-m(8), -m(9), -m(10)]))
+    })
+}
+
 /// The `x`, `y`, `z` or `w` of a DOMPointReadOnly.
 fn coordinate(point: &JsValue, key: &str) -> f32 {
     get(point, key)
@@ -267,7 +293,7 @@ fn on_frame(
     layer: &JsValue,
     gl: &Gl,
     screen: &Screen,
-    start_room: &Cell<Option<Alignment>>,
+    (start_room, said): (&Cell<Option<Alignment>>, &Cell<f64>),
 ) -> Result<(), JsValue> {
     let pose = call(frame, "getViewerPose", &[space])?;
     if pose.is_null() || pose.is_undefined() {
@@ -281,6 +307,15 @@ fn on_frame(
     let head = ["x", "y", "z"].map(|k| coordinate(&position, k));
     let turn = ["x", "y", "z", "w"].map(|k| coordinate(&orientation, k));
     let shared = state.space.room.get_untracked();
+    // Aligned, the wearer is somewhere in the shared room: say where, at most 15 times a second.
+    let now = js_sys::Date::now();
+    if let Some(aligned) = state.alignment.get_untracked()
+        && now - said.get() >= 1000.0 / f64::from(PRESENCE_HZ)
+    {
+        said.set(now);
+        let ray = pointing_ray(frame, space);
+        crate::space_live::send_presence(aligned.presence_of(head, turn, ray));
+    }
     let (room, placement) = match (state.alignment.get_untracked(), start_room.get()) {
         (Some(aligned), _) => (aligned, shared),
         (None, Some(start)) => (start, shared.unaligned()),

@@ -194,6 +194,31 @@ impl Alignment {
         )
     }
 
+    /// Where a wearer is and points in the room, from their head (position, unit quaternion
+    /// `[x, y, z, w]`) and pointing ray (origin, direction) in this headset's tracking space.
+    pub fn presence_of(
+        &self,
+        head: [f32; 3],
+        orientation: [f32; 4],
+        ray: Option<([f32; 3], [f32; 3])>,
+    ) -> crate::space_protocol::Presence {
+        let to_room = self.tracking_to_room();
+        let turn = Quat::from_rotation_y(-self.yaw) * Quat::from_array(orientation);
+        crate::space_protocol::Presence {
+            head: to_room.transform_point3(Vec3::from(head)).to_array(),
+            orientation: turn.normalize().to_array(),
+            ray: ray.and_then(|(origin, direction)| {
+                let direction = to_room
+                    .transform_vector3(Vec3::from(direction))
+                    .try_normalize()?;
+                Some([
+                    to_room.transform_point3(Vec3::from(origin)).to_array(),
+                    direction.to_array(),
+                ])
+            }),
+        }
+    }
+
     /// From room coordinates to this headset's tracking coordinates.
     pub fn room_to_tracking(&self) -> Mat4 {
         Mat4::from_rotation_translation(Quat::from_rotation_y(self.yaw), Vec3::from(self.origin))
@@ -268,6 +293,49 @@ mod tests {
         // And back.
         let back = a.tracking_to_room().transform_point3(in_a);
         assert!(back.distance(centre_room) < 1e-5);
+    }
+
+    #[test]
+    fn a_wearer_is_where_the_room_has_them_whichever_headset_says_so() {
+        let marks = [Vec3::new(0.3, 0.74, -1.2), Vec3::new(1.1, 0.76, -1.5)];
+        let second = tracking_of_second();
+        let a = Alignment::from_marks(marks[0].to_array(), marks[1].to_array()).unwrap();
+        let b = Alignment::from_marks(
+            second.transform_point3(marks[0]).to_array(),
+            second.transform_point3(marks[1]).to_array(),
+        )
+        .unwrap();
+        // One wearer at (0.2, 1.6, 0.4) of the first's space, turned 30° to the left, pointing
+        // down and ahead; said by each headset in its own tracking coordinates.
+        let (head, look) = (
+            Vec3::new(0.2, 1.6, 0.4),
+            Quat::from_rotation_y(std::f32::consts::FRAC_PI_6),
+        );
+        let (origin, direction) = (Vec3::new(0.3, 1.2, 0.2), Vec3::new(0.0, -0.6, -0.8));
+        let turn_b = Quat::from_mat4(&second);
+        let said_by_a = a.presence_of(
+            head.to_array(),
+            look.to_array(),
+            Some((origin.to_array(), direction.to_array())),
+        );
+        let said_by_b = b.presence_of(
+            second.transform_point3(head).to_array(),
+            (turn_b * look).to_array(),
+            Some((
+                second.transform_point3(origin).to_array(),
+                second.transform_vector3(direction).to_array(),
+            )),
+        );
+        assert!(Vec3::from(said_by_a.head).distance(Vec3::from(said_by_b.head)) < 1e-4);
+        let (qa, qb) = (
+            Quat::from_array(said_by_a.orientation),
+            Quat::from_array(said_by_b.orientation),
+        );
+        assert!(qa.angle_between(qb) < 1e-3, "{qa} vs {qb}");
+        let ([oa, da], [ob, db]) = (said_by_a.ray.unwrap(), said_by_b.ray.unwrap());
+        assert!(Vec3::from(oa).distance(Vec3::from(ob)) < 1e-4);
+        assert!(Vec3::from(da).distance(Vec3::from(db)) < 1e-4);
+        assert_eq!(said_by_a.problem(), None);
     }
 
     #[test]

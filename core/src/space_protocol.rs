@@ -33,7 +33,71 @@ pub enum SpaceClientMessage {
     Status {
         status: MemberStatus,
     },
+    /// Where an aligned headset's wearer is and points now: ephemeral, up to
+    /// [`PRESENCE_HZ`] a second, never acknowledged, logged or replayed.
+    Presence {
+        presence: Presence,
+    },
     Bye,
+}
+
+/// How often a space sends the members' presence at most (a second), and a headset sends its own.
+pub const PRESENCE_HZ: u32 = 15;
+
+/// The most members' presence one message carries: what one member receives is bounded whatever
+/// the space's size (those left over come in the next).
+pub const MAX_PRESENCE_BATCH: usize = 64;
+
+/// Where a wearer is and points, in the space's room (metres; see [`crate::room`]).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Presence {
+    /// The head's position...
+    pub head: [f32; 3],
+    /// ...and orientation, a unit quaternion `[x, y, z, w]`.
+    pub orientation: [f32; 4],
+    /// Where it points: a ray's origin and unit direction (a controller's or a hand's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ray: Option<[[f32; 3]; 2]>,
+}
+
+impl Presence {
+    /// Why this presence cannot be passed on, if it cannot.
+    pub fn problem(&self) -> Option<String> {
+        let numbers = self
+            .head
+            .iter()
+            .chain(&self.orientation)
+            .chain(self.ray.iter().flatten().flatten());
+        if !numbers.into_iter().all(|c| c.is_finite()) {
+            return Some("a presence needs finite numbers".into());
+        }
+        let length = |v: &[f32]| v.iter().map(|c| c * c).sum::<f32>().sqrt();
+        if (length(&self.orientation) - 1.0).abs() > 0.01 {
+            return Some("a presence's orientation is a unit quaternion".into());
+        }
+        if let Some([_, direction]) = self.ray
+            && (length(&direction) - 1.0).abs() > 0.01
+        {
+            return Some("a presence's ray has a unit direction".into());
+        }
+        let far = |p: &[f32; 3]| length(p) > crate::room::MAX_PLACEMENT_DISTANCE;
+        if far(&self.head) || self.ray.is_some_and(|[origin, _]| far(&origin)) {
+            return Some("a presence lies in the room".into());
+        }
+        None
+    }
+}
+
+/// One member's presence as the space passes it on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MemberPresence {
+    pub member: String,
+    /// Its device's name, to label it.
+    pub device: String,
+    #[serde(flatten)]
+    pub presence: Presence,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -53,6 +117,14 @@ pub enum SpaceServerMessage {
         seq: u64,
         change: u64,
         event: SpaceEvent,
+    },
+    /// Where members are and point now (at most [`MAX_PRESENCE_BATCH`]), and who no longer is:
+    /// no sequence number, not acknowledged, never replayed. A member's own is included.
+    Presence {
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        members: Vec<MemberPresence>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        gone: Vec<String>,
     },
 }
 
@@ -154,5 +226,51 @@ mod tests {
     fn an_ack_reads_back_as_it_was_written() {
         let ack = SpaceClientMessage::Ack { seq: 12 };
         assert_eq!(SpaceClientMessage::parse(&ack.to_json()).unwrap(), ack);
+    }
+
+    #[test]
+    fn presence_reads_as_written_and_is_checked() {
+        let here = Presence {
+            head: [0.5, 1.6, -0.2],
+            orientation: [0.0, 0.0, 0.0, 1.0],
+            ray: Some([[0.3, 1.2, -0.1], [0.0, 0.0, -1.0]]),
+        };
+        assert_eq!(here.problem(), None);
+        let sent = SpaceClientMessage::Presence { presence: here };
+        assert_eq!(SpaceClientMessage::parse(&sent.to_json()).unwrap(), sent);
+        let batch = SpaceServerMessage::Presence {
+            members: vec![MemberPresence {
+                member: "m1".into(),
+                device: "Quest 3".into(),
+                presence: here,
+            }],
+            gone: vec!["m2".into()],
+        };
+        let text = batch.to_json();
+        assert!(
+            text.contains(r#""device":"Quest 3","head":[0.5,1.6,-0.2]"#),
+            "{text}"
+        );
+        assert_eq!(SpaceServerMessage::parse(&text).unwrap(), batch);
+        for bad in [
+            Presence {
+                head: [f32::NAN, 0.0, 0.0],
+                ..here
+            },
+            Presence {
+                orientation: [0.0, 0.0, 0.0, 2.0],
+                ..here
+            },
+            Presence {
+                ray: Some([[0.0; 3], [0.0; 3]]),
+                ..here
+            },
+            Presence {
+                head: [500.0, 0.0, 0.0],
+                ..here
+            },
+        ] {
+            assert!(bad.problem().is_some(), "{bad:?}");
+        }
     }
 }

@@ -1268,6 +1268,18 @@ test("two emulated Quest 3s that touch the same two marks see the model at one p
   expect(Math.hypot(drawnA.x - drawnB.x, drawnA.y - drawnB.y)).toBeLessThan(3);
   // Below the eyes, seen from above: in the lower half of the frame.
   expect(drawnA.y).toBeGreaterThan(400);
+  // Each sees the other in the room, where the other's head is, in room coordinates: from the
+  // marks' midpoint (0, 0.75, −1), +X from the first mark to the second.
+  await expect(a.locator(".hud .present")).toHaveText("In the room: Quest 3 B");
+  await expect(b.locator(".hud .present")).toHaveText("In the room: Quest 3 A");
+  await headAt(b, bFrame, [0.7, 1.55, 0.3]);
+  await expect
+    .poll(async () => {
+      const heads: [string, number[]][] = JSON.parse((await a.locator(".hud .present").getAttribute("data-heads")) ?? "[]");
+      return distance(heads[0][1], [0.7, 1.55 - 0.75, 0.3 + 1.0]);
+    })
+    .toBeLessThan(0.01);
+  await headAt(b, bFrame, head);
 
   // The tablet moves it 0.5 m along the room's x: both headsets follow, by the same 0.5 m.
   const moved = await tablet.evaluate(async (name) => {

@@ -448,7 +448,7 @@ impl Device {
                             render.load(&model).await?;
                         }
                     }
-                    Ok(SpaceUpdate::Event { .. }) => {}
+                    Ok(SpaceUpdate::Event { .. } | SpaceUpdate::Presence { .. }) => {}
                     Err(e) if SpaceConnection::is_drop(&e) => {
                         self.space.resume_within(Duration::from_secs(30)).await?;
                     }

@@ -411,6 +411,7 @@ async fn join(
                     }
                     SpaceEvent::Tap | SpaceEvent::Custom { .. } => {}
                 },
+                Ok(SpaceUpdate::Presence { .. }) => {}
                 Err(e) if SpaceConnection::is_drop(&e) => {
                     println!("space connection dropped ({e}); resuming");
                     space.resume_within(Duration::from_secs(60)).await?;

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use parallax_core::space::{MemberStatus, Role};
-use parallax_core::space_protocol::{SpaceClientMessage, SpaceEvent, SpaceServerMessage};
+use parallax_core::space_protocol::{
+    MemberPresence, Presence, SpaceClientMessage, SpaceEvent, SpaceServerMessage,
+};
 use parallax_core::trust::Trust;
 use serde_json::{Value, json};
 use thiserror::Error;
@@ -511,6 +513,11 @@ pub enum SpaceUpdate {
         change: u64,
         event: SpaceEvent,
     },
+    /// Where members are and point now, and who no longer is: ephemeral, never replayed.
+    Presence {
+        members: Vec<MemberPresence>,
+        gone: Vec<String>,
+    },
 }
 
 /// The space WebSocket, with acks and resume.
@@ -633,11 +640,21 @@ impl SpaceConnection {
                     self.unacked = Some(seq);
                     return Ok(SpaceUpdate::Event { seq, change, event });
                 }
+                SpaceServerMessage::Presence { members, gone } => {
+                    return Ok(SpaceUpdate::Presence { members, gone });
+                }
                 SpaceServerMessage::Welcome { .. } => {
                     return Err(ClientError::Protocol("a second welcome".into()));
                 }
             }
         }
+    }
+
+    /// Says where this member's wearer is and points now (room coordinates): the space passes
+    /// it on to everyone, batched, at most
+    /// [`PRESENCE_HZ`](parallax_core::space_protocol::PRESENCE_HZ) times a second.
+    pub async fn send_presence(&mut self, presence: Presence) -> Result<(), ClientError> {
+        self.send(SpaceClientMessage::Presence { presence }).await
     }
 
     /// Whether `error` means the connection dropped (resume it) rather than a refusal.

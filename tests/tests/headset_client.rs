@@ -64,7 +64,7 @@ async fn a_network_outage_mid_stream_loses_and_repeats_nothing() {
                     }
                 }
             }
-            Ok(SpaceUpdate::Snapshot(_)) => {}
+            Ok(SpaceUpdate::Snapshot(_) | SpaceUpdate::Presence { .. }) => {}
             Err(e) if SpaceConnection::is_drop(&e) => {
                 drops += 1;
                 space.resume_within(Duration::from_secs(10)).await.unwrap();

@@ -178,7 +178,7 @@ async fn a_dropped_headset_resumes_with_exactly_the_messages_it_missed() {
         .iter()
         .filter_map(|u| match u {
             SpaceUpdate::Event { seq, .. } => Some(*seq),
-            SpaceUpdate::Snapshot(_) => None,
+            SpaceUpdate::Snapshot(_) | SpaceUpdate::Presence { .. } => None,
         })
         .collect();
     assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "{seqs:?}");
@@ -568,5 +568,143 @@ async fn a_headset_moves_the_model_in_the_room_and_every_member_sees_it_once() {
     let space = coordinator.space("table").await.unwrap();
     assert_eq!(space["properties"]["room"], placed);
     assert_eq!(space["properties"]["selectedModel"], "gear");
+    server.stop().await;
+}
+
+/// Issue 34's presence: where each aligned headset's wearer is and points reaches every member,
+/// batched at most 15 times a second, the latest only; it is never in the log (a resume does not
+/// replay it, though events still come exactly once), ends when the member's socket closes, and
+/// bad ones or a tablet's are refused with a close that says why.
+#[tokio::test]
+async fn presence_reaches_everyone_batched_and_is_never_replayed() {
+    use parallax_core::space_protocol::Presence;
+    let dir = data_dir();
+    let account = ArrClient::create_account(dir.path(), "showroom").await;
+    let server = TestServer::start(dir.path()).await;
+    let coordinator = signed_in(&server, &account).await;
+    let tablet = coordinator
+        .create_space("presence", "default", json!({}), "tablet", Role::Tablet)
+        .await
+        .unwrap();
+    let join = |device: &'static str| {
+        let coordinator = &coordinator;
+        async move {
+            let join = parallax_headset::Join {
+                device,
+                role: Role::Headset,
+                code: None,
+                render_session: false,
+            };
+            coordinator.join("presence", &join).await.unwrap()
+        }
+    };
+    let (a, b) = (join("Quest A").await, join("Quest B").await);
+    let mut watcher = tablet.connect().await.unwrap();
+    let mut sender = a.connect().await.unwrap();
+    let mut other = b.connect().await.unwrap();
+    for socket in [&mut watcher, &mut sender, &mut other] {
+        drain(socket, Duration::from_millis(200)).await;
+    }
+    let at = |x: f32| Presence {
+        head: [x, 1.6, 0.0],
+        orientation: [0.0, 0.0, 0.0, 1.0],
+        ray: Some([[x, 1.2, -0.2], [0.0, 0.0, -1.0]]),
+    };
+    // 60 updates as fast as they go: fewer, batched, arrive; the last one last.
+    let started = std::time::Instant::now();
+    for n in 0..60 {
+        sender.send_presence(at(n as f32 * 0.01)).await.unwrap();
+    }
+    let received: Vec<(Vec<String>, Vec<f32>)> = drain(&mut watcher, Duration::from_millis(400))
+        .await
+        .into_iter()
+        .filter_map(|u| match u {
+            SpaceUpdate::Presence { members, .. } => Some((
+                members.iter().map(|m| m.device.clone()).collect(),
+                members.iter().map(|m| m.presence.head[0]).collect(),
+            )),
+            _ => None,
+        })
+        .collect();
+    // Batches came for as long as updates did, at most 15 a second: the drain ended 400 ms
+    // after the last.
+    let window = started.elapsed().saturating_sub(Duration::from_millis(400));
+    let batches = received.len();
+    let most = 1 + (window.as_secs_f64() * 15.0).ceil() as usize;
+    assert!(
+        (1..=most).contains(&batches) && batches < 30,
+        "{batches} batches for 60 updates in {window:?}: {received:?}"
+    );
+    let (devices, heads) = received.last().unwrap();
+    assert_eq!(devices, &["Quest A"]);
+    assert!((heads[0] - 0.59).abs() < 1e-6, "the latest: {heads:?}");
+    // The other headset has it too.
+    let seen_by_b = drain(&mut other, Duration::from_millis(100)).await;
+    assert!(
+        seen_by_b
+            .iter()
+            .any(|u| matches!(u, SpaceUpdate::Presence { members, .. }
+            if members.iter().any(|m| m.device == "Quest A"))),
+        "{seen_by_b:?}"
+    );
+
+    // A resume replays events exactly once, and no presence.
+    watcher.drop_connection();
+    sender.send_presence(at(1.0)).await.unwrap();
+    tablet
+        .write(json!({ "custom": { "n": 1 } }), None)
+        .await
+        .unwrap();
+    watcher.resume().await.unwrap();
+    let after = drain(&mut watcher, Duration::from_millis(300)).await;
+    let customs = after
+        .iter()
+        .filter(|u| {
+            matches!(
+                u,
+                SpaceUpdate::Event {
+                    event: SpaceEvent::Custom { .. },
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(customs, 1, "{after:?}");
+    assert!(
+        !after.iter().any(|u| matches!(u, SpaceUpdate::Presence { members, .. } if members.iter().any(|m| m.presence.head[0] == 1.0))),
+        "presence sent while it was away is not replayed: {after:?}"
+    );
+
+    // A's socket closes: its presence is gone for the others.
+    sender.bye().await.unwrap();
+    let gone = drain(&mut other, Duration::from_millis(400)).await;
+    assert!(
+        gone.iter()
+            .any(|u| matches!(u, SpaceUpdate::Presence { gone, .. } if gone.len() == 1)),
+        "{gone:?}"
+    );
+
+    // A bad presence, or a tablet's, ends the conversation with the reason.
+    let mut bad = a.connect().await.unwrap();
+    drain(&mut bad, Duration::from_millis(100)).await;
+    bad.send_presence(Presence {
+        orientation: [0.0; 4],
+        ..at(0.0)
+    })
+    .await
+    .unwrap();
+    let refused = bad.next_within(WAIT).await;
+    assert!(
+        matches!(&refused, Err(ClientError::Closed { code: 1008, reason }) if reason.contains("unit quaternion")),
+        "{refused:?}"
+    );
+    let mut from_tablet = tablet.connect().await.unwrap();
+    drain(&mut from_tablet, Duration::from_millis(100)).await;
+    from_tablet.send_presence(at(0.0)).await.unwrap();
+    let refused = from_tablet.next_within(WAIT).await;
+    assert!(
+        matches!(&refused, Err(ClientError::Closed { code: 1008, reason }) if reason.contains("only a headset")),
+        "{refused:?}"
+    );
     server.stop().await;
 }

@@ -437,6 +437,15 @@ async fn run(
                                 .await
                                 .map_err(|e| Close(CLOSE_POLICY_VIOLATION, e))?;
                         }
+                        Some(SpaceClientMessage::Presence { presence }) => {
+                            if attached.role != Role::Headset {
+                                return Err(policy("only a headset has a presence in the room".into()));
+                            }
+                            if let Some(problem) = presence.problem() {
+                                return Err(policy(problem));
+                            }
+                            state.spaces.presence.update(name, &member, &attached.device, presence);
+                        }
                         Some(SpaceClientMessage::Bye) => return Ok(Close(CLOSE_NORMAL, "bye".into())),
                         Some(SpaceClientMessage::Hello { .. }) => {
                             return Err(Close(
@@ -453,6 +462,10 @@ async fn run(
         }
     }
     .await;
+    state
+        .spaces
+        .presence
+        .leave(name, &member, attached.connection);
     state
         .spaces
         .detach(name, &member, attached.connection)

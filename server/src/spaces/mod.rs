@@ -2,4 +2,5 @@
 //! (MPSD's model), and the outlet that writes each event into every member's socket in order.
 
 pub mod outlet;
+pub mod presence;
 pub mod space;

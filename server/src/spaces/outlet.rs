@@ -98,6 +98,16 @@ impl<S: AsyncWrite + Unpin> Outlet<S> {
         queued
     }
 
+    /// Writes `text` if the socket keeps up (nothing is waiting to be written), and drops it if
+    /// not: for what the next message supersedes (presence), which must never put a member
+    /// behind. True if it was written or queued.
+    pub fn offer(&self, text: &str) -> bool {
+        if !self.lock().pending.is_empty() {
+            return false;
+        }
+        self.send(text)
+    }
+
     fn queue_text(&self, text: &str, published: Option<Instant>) -> bool {
         let mut inner = self.lock();
         if inner.ended.is_some() {

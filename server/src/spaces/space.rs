@@ -42,6 +42,7 @@ use crate::catalog::models::Catalog;
 use crate::pool::sessions::Sessions;
 use crate::replication::{CATCH_UP, Close, HEARTBEAT, Holder, Published, Replication, SILENCE};
 use crate::spaces::outlet::Outlet;
+use crate::spaces::presence::Presences;
 use crate::telemetry::metrics::Census;
 
 /// How often timeouts are swept when nobody reads or writes.
@@ -163,6 +164,9 @@ fn leases() -> bool {
 /// A member's socket, attached: its welcome is on the way and every event follows.
 pub struct Attached {
     pub member: MemberId,
+    /// Its device's name and role.
+    pub device: String,
+    pub role: Role,
     /// Where this member's acks go.
     pub outbox: SharedOutbox,
     pub connection: u64,
@@ -170,6 +174,8 @@ pub struct Attached {
 
 pub struct Spaces {
     directory: Mutex<HashMap<String, Entry>>,
+    /// Where members' wearers are and point: ephemeral, beside the spaces' state.
+    pub presence: Arc<Presences>,
     templates: Vec<Template>,
     store: Store,
     clock: Arc<dyn Clock>,
@@ -581,6 +587,7 @@ impl Spaces {
             replication,
             quotas,
             renewed: std::sync::Mutex::new(None),
+            presence: Arc::default(),
         });
         match subscriber {
             Some(events) => {
@@ -1843,6 +1850,14 @@ impl Spaces {
         }
         let connection = self.connections.fetch_add(1, Ordering::Relaxed);
         let elsewhere = "the member connected again elsewhere";
+        self.presence
+            .listen(name, &member, connection, outlet.clone());
+        let (device, role) = entry
+            .space()
+            .members
+            .get(&member)
+            .map(|m| (m.device.clone(), m.role))
+            .ok_or("this member is not in the space")?;
         if let Some(old) = entry
             .live
             .insert(member.clone(), Live { connection, outlet })
@@ -1873,6 +1888,8 @@ impl Spaces {
             .await;
         Ok(Attached {
             member,
+            device,
+            role,
             outbox: shared,
             connection,
         })

@@ -1,0 +1,170 @@
+//! Presence: where each aligned headset's wearer is and points, passed on to every member of its
+//! space connected here. Unlike the space's events it is ephemeral: the latest of each member
+//! only, in memory, never in the space's log, never acknowledged or replayed after a resume.
+//!
+//! A space sends it at most [`PRESENCE_HZ`] times a second, batched: what changed since the last
+//! batch, at most [`MAX_PRESENCE_BATCH`] members a message (the rest in the next), and who left.
+//! One batch is written once and offered to every member's socket; a socket still writing
+//! anything skips it (the next batch supersedes it), so presence never puts a member behind.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use parallax_core::space_protocol::{
+    MAX_PRESENCE_BATCH, MemberPresence, PRESENCE_HZ, Presence, SpaceServerMessage,
+};
+use tokio::time::Instant;
+
+use crate::spaces::outlet::Outlet;
+
+/// The time between two batches of a space.
+const INTERVAL: Duration = Duration::from_nanos(1_000_000_000 / PRESENCE_HZ as u64);
+
+/// Every space's presence on this coordinator.
+#[derive(Default)]
+pub struct Presences {
+    spaces: Mutex<HashMap<String, Room>>,
+}
+
+/// One space's.
+#[derive(Default)]
+struct Room {
+    /// The members connected here: their connection and socket.
+    listeners: HashMap<String, (u64, Arc<Outlet>)>,
+    /// Each member's latest presence.
+    latest: HashMap<String, MemberPresence>,
+    /// Members whose presence changed since the last batch, oldest change first.
+    changed: Vec<String>,
+    /// Members whose presence ended since the last batch.
+    gone: HashSet<String>,
+    /// When the last batch went out.
+    sent: Option<Instant>,
+    /// A batch is due and a task waits to send it.
+    scheduled: bool,
+}
+
+impl Presences {
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, Room>> {
+        self.spaces.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Member `member` of `space` connected here on `connection`: it receives the space's
+    /// presence from now on.
+    pub fn listen(&self, space: &str, member: &str, connection: u64, outlet: Arc<Outlet>) {
+        self.lock()
+            .entry(space.to_string())
+            .or_default()
+            .listeners
+            .insert(member.to_string(), (connection, outlet));
+    }
+
+    /// Member `member`'s socket `connection` closed: it receives nothing more, and its presence
+    /// ends for the others (unless it connected again since).
+    pub fn leave(self: &Arc<Self>, space: &str, member: &str, connection: u64) {
+        {
+            let mut spaces = self.lock();
+            let Some(room) = spaces.get_mut(space) else {
+                return;
+            };
+            if room
+                .listeners
+                .get(member)
+                .is_none_or(|(c, _)| *c != connection)
+            {
+                return;
+            }
+            room.listeners.remove(member);
+            if room.latest.remove(member).is_some() {
+                room.changed.retain(|m| m != member);
+                room.gone.insert(member.to_string());
+            }
+            if room.listeners.is_empty() {
+                spaces.remove(space);
+                return;
+            }
+        }
+        self.due(space);
+    }
+
+    /// Member `member` (device `device`) of `space` is where `presence` says.
+    pub fn update(self: &Arc<Self>, space: &str, member: &str, device: &str, presence: Presence) {
+        {
+            let mut spaces = self.lock();
+            let Some(room) = spaces.get_mut(space) else {
+                return;
+            };
+            room.gone.remove(member);
+            room.latest.insert(
+                member.to_string(),
+                MemberPresence {
+                    member: member.to_string(),
+                    device: device.to_string(),
+                    presence,
+                },
+            );
+            if !room.changed.iter().any(|m| m == member) {
+                room.changed.push(member.to_string());
+            }
+        }
+        self.due(space);
+    }
+
+    /// Sends `space`'s batch now if the last went out long enough ago, or has a task send it
+    /// when it may.
+    fn due(self: &Arc<Self>, space: &str) {
+        let wait = {
+            let mut spaces = self.lock();
+            let Some(room) = spaces.get_mut(space) else {
+                return;
+            };
+            if room.scheduled || (room.changed.is_empty() && room.gone.is_empty()) {
+                return;
+            }
+            let next = room.sent.map(|sent| sent + INTERVAL);
+            match next {
+                Some(next) if next > Instant::now() => {
+                    room.scheduled = true;
+                    next
+                }
+                _ => {
+                    Self::send(room);
+                    return;
+                }
+            }
+        };
+        let presences = Arc::clone(self);
+        let space = space.to_string();
+        tokio::spawn(async move {
+            tokio::time::sleep_until(wait).await;
+            let more = {
+                let mut spaces = presences.lock();
+                let Some(room) = spaces.get_mut(&space) else {
+                    return;
+                };
+                room.scheduled = false;
+                Self::send(room);
+                !room.changed.is_empty()
+            };
+            if more {
+                presences.due(&space);
+            }
+        });
+    }
+
+    /// Writes one batch of `room` to its listeners.
+    fn send(room: &mut Room) {
+        let take = room.changed.len().min(MAX_PRESENCE_BATCH);
+        let members = room
+            .changed
+            .drain(..take)
+            .filter_map(|m| room.latest.get(&m).cloned())
+            .collect();
+        let gone = room.gone.drain().collect();
+        let text = SpaceServerMessage::Presence { members, gone }.to_json();
+        for (_, outlet) in room.listeners.values() {
+            outlet.offer(&text);
+        }
+        room.sent = Some(Instant::now());
+    }
+}
