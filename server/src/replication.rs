@@ -74,6 +74,24 @@ fn subject(name: &str) -> String {
 /// Every space's subject.
 const ALL_SPACES: &str = "parallax.space.*";
 
+/// The NATS subject of space `name`'s presence: ephemeral, never in the log.
+fn presence_subject(name: &str) -> String {
+    format!("parallax.presence.{name}")
+}
+
+/// Every space's presence.
+const ALL_PRESENCE: &str = "parallax.presence.*";
+
+/// Presence that changed on one replica, for the members of its space on the others.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PresenceNews {
+    pub space: String,
+    pub replica: String,
+    pub members: Vec<parallax_core::space_protocol::MemberPresence>,
+    #[serde(default)]
+    pub gone: Vec<String>,
+}
+
 /// The subject of host `id`'s commands, for the replica holding its link.
 fn host_subject(id: &HostId) -> String {
     format!("parallax.host.{id}")
@@ -288,6 +306,21 @@ impl Replication {
             .subscribe(ALL_SPACES)
             .await
             .context("subscribing to the spaces' events")
+    }
+
+    /// Every space's presence, as the other replicas publish it.
+    pub async fn subscribe_presence(&self) -> anyhow::Result<async_nats::Subscriber> {
+        self.nats
+            .subscribe(ALL_PRESENCE)
+            .await
+            .context("subscribing to the spaces' presence")
+    }
+
+    /// Tells the other replicas where this one's members are: lost, it is superseded by the
+    /// next (at most once, as presence is).
+    pub async fn publish_presence(&self, news: &PresenceNews) {
+        self.publish_json(presence_subject(&news.space), news, "presence")
+            .await;
     }
 
     /// Commands for hosts, for whichever replica holds their links.

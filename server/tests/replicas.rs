@@ -909,3 +909,91 @@ async fn forged_nats_messages_close_nobody_and_an_open_nats_server_is_refused() 
     let said = String::from_utf8_lossy(&refused.stderr);
     assert!(said.contains("--nats-insecure"), "{said}");
 }
+
+/// Whether `connection` brings an update that is `wanted` within 10 s.
+async fn until(
+    connection: &mut parallax_headset::SpaceConnection,
+    wanted: fn(&parallax_headset::SpaceUpdate) -> bool,
+) -> bool {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while tokio::time::Instant::now() < deadline {
+        if let Ok(update) = connection.next_within(Duration::from_millis(200)).await
+            && wanted(&update)
+        {
+            return true;
+        }
+    }
+    false
+}
+
+/// Presence crosses replicas on NATS: a headset on one replica sees where a headset on another
+/// is and points, and that it left; nothing of it is in the log.
+#[tokio::test]
+async fn presence_crosses_replicas() {
+    use parallax_core::space_protocol::Presence;
+    use parallax_headset::SpaceUpdate;
+    let Shared {
+        postgres: _postgres,
+        database,
+        nats,
+        dir,
+        account,
+        key,
+    } = Shared::start("parallax_presence").await;
+    let replicas: Vec<Replica> = (0..2)
+        .map(|i| Replica::start(&dir.path().join(format!("r{i}")), &database, &nats.url))
+        .collect();
+    let mut coordinators = Vec::new();
+    for replica in &replicas {
+        let server = format!("http://{}", replica.1);
+        coordinators.push(Coordinator::sign_in(&server, &account, &key).await.unwrap());
+    }
+    coordinators[0]
+        .create_space("room", "default", json!({}), "tablet", Role::Tablet)
+        .await
+        .unwrap();
+    let follow_only = |device| Join {
+        device,
+        role: Role::Headset,
+        code: None,
+        render_session: false,
+    };
+    let a = coordinators[0]
+        .join("room", &follow_only("Quest A"))
+        .await
+        .unwrap();
+    let b = coordinators[1]
+        .join("room", &follow_only("Quest B"))
+        .await
+        .unwrap();
+    let mut on_first = a.connect().await.unwrap();
+    let mut on_second = b.connect().await.unwrap();
+    let here = Presence {
+        head: [0.4, 1.6, 0.2],
+        orientation: [0.0, 0.0, 0.0, 1.0],
+        ray: None,
+    };
+    // Sent again and again, as a headset does, until the other replica passes it on.
+    let sender = tokio::spawn(async move {
+        for _ in 0..100 {
+            on_first.send_presence(here).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(66)).await;
+        }
+        on_first
+    });
+    let seen = until(&mut on_second, |u| {
+        matches!(u, SpaceUpdate::Presence { members, .. }
+            if members.iter().any(|m| m.device == "Quest A" && m.presence.head == [0.4, 1.6, 0.2]))
+    })
+    .await;
+    assert!(seen, "Quest B, on the other replica, sees Quest A");
+    let on_first = sender.await.unwrap();
+    // Quest A leaves: gone for Quest B.
+    on_first.bye().await.unwrap();
+    let gone = until(
+        &mut on_second,
+        |u| matches!(u, SpaceUpdate::Presence { gone, .. } if !gone.is_empty()),
+    )
+    .await;
+    assert!(gone, "Quest A's presence ends on the other replica");
+}

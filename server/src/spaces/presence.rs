@@ -6,8 +6,12 @@
 //! batch, at most [`MAX_PRESENCE_BATCH`] members a message (the rest in the next), and who left.
 //! One batch is written once and offered to every member's socket; a socket still writing
 //! anything skips it (the next batch supersedes it), so presence never puts a member behind.
+//!
+//! Replicas: each batch's news of the members connected here goes to the other replicas on NATS
+//! ([`crate::replication::PresenceNews`]), which merge it into theirs. What another replica said
+//! lapses after [`REMOTE_LAPSE`] without news (its replica may be gone).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -21,10 +25,18 @@ use crate::spaces::outlet::Outlet;
 /// The time between two batches of a space.
 const INTERVAL: Duration = Duration::from_nanos(1_000_000_000 / PRESENCE_HZ as u64);
 
+/// How long a presence from another replica lasts without news.
+const REMOTE_LAPSE: Duration = Duration::from_secs(5);
+
+/// News of one space's members connected here, for the other replicas: who is where, who left.
+pub type News = (String, Vec<MemberPresence>, Vec<String>);
+
 /// Every space's presence on this coordinator.
 #[derive(Default)]
 pub struct Presences {
     spaces: Mutex<HashMap<String, Room>>,
+    /// Replicas: where the news of each batch goes.
+    news: Mutex<Option<tokio::sync::mpsc::UnboundedSender<News>>>,
 }
 
 /// One space's.
@@ -36,8 +48,11 @@ struct Room {
     latest: HashMap<String, MemberPresence>,
     /// Members whose presence changed since the last batch, oldest change first.
     changed: Vec<String>,
-    /// Members whose presence ended since the last batch.
-    gone: HashSet<String>,
+    /// Members whose presence ended since the last batch, and whether they were here (so the
+    /// other replicas are told).
+    gone: HashMap<String, bool>,
+    /// When what another replica said of a member came.
+    remote: HashMap<String, Instant>,
     /// When the last batch went out.
     sent: Option<Instant>,
     /// A batch is due and a task waits to send it.
@@ -47,6 +62,46 @@ struct Room {
 impl Presences {
     fn lock(&self) -> MutexGuard<'_, HashMap<String, Room>> {
         self.spaces.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Replicas: each batch's news of the members here goes to `news` from now on.
+    pub fn tell(&self, news: tokio::sync::mpsc::UnboundedSender<News>) {
+        *self.news.lock().unwrap_or_else(|p| p.into_inner()) = Some(news);
+    }
+
+    /// Replicas: another replica's news of `space`: where its members are, who left. Nothing
+    /// is kept for a space with no member here.
+    pub fn merge(self: &Arc<Self>, space: &str, members: Vec<MemberPresence>, gone: Vec<String>) {
+        {
+            let mut spaces = self.lock();
+            let Some(room) = spaces.get_mut(space) else {
+                return;
+            };
+            let now = Instant::now();
+            for member in gone {
+                if room.listeners.contains_key(&member) {
+                    continue; // Connected here since: this replica speaks for it.
+                }
+                room.remote.remove(&member);
+                if room.latest.remove(&member).is_some() {
+                    room.changed.retain(|m| *m != member);
+                    room.gone.insert(member, false);
+                }
+            }
+            for presence in members {
+                let member = presence.member.clone();
+                if room.listeners.contains_key(&member) {
+                    continue;
+                }
+                room.remote.insert(member.clone(), now);
+                room.gone.remove(&member);
+                room.latest.insert(member.clone(), presence);
+                if !room.changed.contains(&member) {
+                    room.changed.push(member);
+                }
+            }
+        }
+        self.due(space);
     }
 
     /// Member `member` of `space` connected here on `connection`: it receives the space's
@@ -77,9 +132,11 @@ impl Presences {
             room.listeners.remove(member);
             if room.latest.remove(member).is_some() {
                 room.changed.retain(|m| m != member);
-                room.gone.insert(member.to_string());
+                room.gone.insert(member.to_string(), true);
             }
             if room.listeners.is_empty() {
+                // Nobody here to tell; the other replicas still hear that it left.
+                self.send(space, room);
                 spaces.remove(space);
                 return;
             }
@@ -128,7 +185,7 @@ impl Presences {
                     next
                 }
                 _ => {
-                    Self::send(room);
+                    self.send(space, room);
                     return;
                 }
             }
@@ -143,7 +200,7 @@ impl Presences {
                     return;
                 };
                 room.scheduled = false;
-                Self::send(room);
+                presences.send(&space, room);
                 !room.changed.is_empty()
             };
             if more {
@@ -152,19 +209,50 @@ impl Presences {
         });
     }
 
-    /// Writes one batch of `room` to its listeners.
-    fn send(room: &mut Room) {
+    /// Writes one batch of `space`'s `room` to its listeners, and its news to the other
+    /// replicas.
+    fn send(&self, space: &str, room: &mut Room) {
+        let now = Instant::now();
+        // What another replica said and has not said again for a while: gone.
+        let lapsed: Vec<String> = room
+            .remote
+            .iter()
+            .filter(|(_, at)| now.duration_since(**at) > REMOTE_LAPSE)
+            .map(|(m, _)| m.clone())
+            .collect();
+        for member in lapsed {
+            room.remote.remove(&member);
+            room.latest.remove(&member);
+            room.changed.retain(|m| *m != member);
+            room.gone.insert(member, false);
+        }
         let take = room.changed.len().min(MAX_PRESENCE_BATCH);
-        let members = room
+        let members: Vec<MemberPresence> = room
             .changed
             .drain(..take)
             .filter_map(|m| room.latest.get(&m).cloned())
             .collect();
-        let gone = room.gone.drain().collect();
+        let gone: Vec<(String, bool)> = room.gone.drain().collect();
+        if let Some(news) = self.news.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            let members_here: Vec<MemberPresence> = members
+                .iter()
+                .filter(|p| !room.remote.contains_key(&p.member))
+                .cloned()
+                .collect();
+            let gone_here: Vec<String> = gone
+                .iter()
+                .filter(|(_, here)| *here)
+                .map(|(m, _)| m.clone())
+                .collect();
+            if !members_here.is_empty() || !gone_here.is_empty() {
+                let _ = news.send((space.to_string(), members_here, gone_here));
+            }
+        }
+        let gone = gone.into_iter().map(|(m, _)| m).collect();
         let text = SpaceServerMessage::Presence { members, gone }.to_json();
         for (_, outlet) in room.listeners.values() {
             outlet.offer(&text);
         }
-        room.sent = Some(Instant::now());
+        room.sent = Some(now);
     }
 }

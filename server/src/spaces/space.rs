@@ -40,7 +40,9 @@ use crate::base::store::{
 };
 use crate::catalog::models::Catalog;
 use crate::pool::sessions::Sessions;
-use crate::replication::{CATCH_UP, Close, HEARTBEAT, Holder, Published, Replication, SILENCE};
+use crate::replication::{
+    CATCH_UP, Close, HEARTBEAT, Holder, PresenceNews, Published, Replication, SILENCE,
+};
 use crate::spaces::outlet::Outlet;
 use crate::spaces::presence::Presences;
 use crate::telemetry::metrics::Census;
@@ -591,6 +593,10 @@ impl Spaces {
         });
         match subscriber {
             Some(events) => {
+                if let Some(replication) = &spaces.replication {
+                    let heard = replication.subscribe_presence().await?;
+                    spaces.share_presence(replication.clone(), heard, shutdown.clone());
+                }
                 tokio::spawn(spaces.clone().listen(events, shutdown.clone()));
                 tokio::spawn(spaces.clone().tend(shutdown));
             }
@@ -785,6 +791,45 @@ impl Spaces {
             self.catch_up(entry, first.seq - 1).await;
         }
         entry.deliver(&events);
+    }
+
+    /// Replicas: tells the other replicas where this one's members are, and merges what they
+    /// say (`heard`) about theirs, until `shutdown`.
+    fn share_presence(
+        &self,
+        replication: Arc<Replication>,
+        mut heard: async_nats::Subscriber,
+        shutdown: CancellationToken,
+    ) {
+        let (news, mut outbound) = tokio::sync::mpsc::unbounded_channel();
+        self.presence.tell(news);
+        let publisher = replication.clone();
+        tokio::spawn(async move {
+            while let Some((space, members, gone)) = outbound.recv().await {
+                let news = PresenceNews {
+                    space,
+                    replica: publisher.id.clone(),
+                    members,
+                    gone,
+                };
+                publisher.publish_presence(&news).await;
+            }
+        });
+        let presence = self.presence.clone();
+        tokio::spawn(async move {
+            while let Some(message) = replication
+                .next_message::<PresenceNews>(&mut heard, &shutdown)
+                .await
+            {
+                match message {
+                    Ok(news) if news.replica != replication.id => {
+                        presence.merge(&news.space, news.members, news.gone);
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!("presence on NATS that is not: {e}"),
+                }
+            }
+        });
     }
 
     /// Replicas: the other replicas' events, as NATS brings them.
