@@ -123,6 +123,7 @@ async fn start(state: HeadsetState) -> Result<(), JsValue> {
         Err(_) => resolve(call(&session, "requestReferenceSpace", &[&"local".into()])?).await?,
     };
     let screen = Screen::new(&gl)?;
+    let markers = Markers::new(&gl)?;
     // Before the headset aligns to the room: the room ahead of where the head first looks.
     let start_room: Rc<Cell<Option<Alignment>>> = Rc::default();
     // When this headset last said where its wearer is (ms).
@@ -172,7 +173,8 @@ async fn start(state: HeadsetState) -> Result<(), JsValue> {
                 let _ = call(&session, "requestAnimationFrame", &[next.as_ref()]);
             }
             let rooms = (&*start_room, &*said);
-            if let Err(e) = on_frame(state, &frame, &space, &layer, &gl, &screen, rooms) {
+            let drawing = (&screen, &markers);
+            if let Err(e) = on_frame(state, &frame, &space, &layer, &gl, drawing, rooms) {
                 leptos::logging::warn!("XR frame: {}", message(e));
             }
         }
@@ -223,16 +225,27 @@ fn touch_mark(state: HeadsetState, event: &JsValue, space: &JsValue) {
     }
 }
 
-/// Where the first tracked pointer (a controller, a hand) points: its ray's origin and direction
-/// in `space`.
+/// Where the wearer points: the right-hand pointer's ray (a controller's or a hand's), else the
+/// first tracked pointer's, as origin and direction in `space`.
 fn pointing_ray(frame: &JsValue, space: &JsValue) -> Option<([f32; 3], [f32; 3])> {
     let session = get(frame, "session").ok()?;
-    let sources = Array::from(&get(&session, "inputSources").ok()?);
-    sources.iter().find_map(|source| {
-        let mode = get(&source, "targetRayMode").ok()?.as_string()?;
-        if mode != "tracked-pointer" {
-            return None;
-        }
+    let mut sources: Vec<JsValue> = Array::from(&get(&session, "inputSources").ok()?)
+        .iter()
+        .filter(|source| {
+            get(source, "targetRayMode")
+                .ok()
+                .and_then(|m| m.as_string())
+                .is_some_and(|m| m == "tracked-pointer")
+        })
+        .collect();
+    let right = |source: &JsValue| {
+        get(source, "handedness")
+            .ok()
+            .and_then(|h| h.as_string())
+            .is_some_and(|h| h == "right")
+    };
+    sources.sort_by_key(|source| !right(source));
+    sources.into_iter().find_map(|source| {
         let ray = get(&source, "targetRaySpace").ok()?;
         let pose = call(frame, "getPose", &[&ray, space]).ok()?;
         let matrix: js_sys::Float32Array = get(&get(&pose, "transform").ok()?, "matrix")
@@ -292,7 +305,7 @@ fn on_frame(
     space: &JsValue,
     layer: &JsValue,
     gl: &Gl,
-    screen: &Screen,
+    (screen, markers): (&Screen, &Markers),
     (start_room, said): (&Cell<Option<Alignment>>, &Cell<f64>),
 ) -> Result<(), JsValue> {
     let pose = call(frame, "getViewerPose", &[space])?;
@@ -403,7 +416,20 @@ fn on_frame(
     let framebuffer = get(layer, "framebuffer")?;
     gl.bind_framebuffer(Gl::FRAMEBUFFER, framebuffer.dyn_ref());
     gl.clear_color(0.0, 0.0, 0.0, 1.0);
-    gl.clear(Gl::COLOR_BUFFER_BIT);
+    gl.clear(Gl::COLOR_BUFFER_BIT | Gl::DEPTH_BUFFER_BIT);
+    // The others in the shared room, drawn here over the streamed frame: no round trip.
+    let me = state.space.member.get_untracked().map(|(id, _)| id);
+    let others: Vec<([f32; 16], Option<[f32; 16]>)> = match state.alignment.get_untracked() {
+        Some(aligned) => state
+            .space
+            .presence
+            .get_untracked()
+            .values()
+            .filter(|p| Some(&p.member) != me.as_ref())
+            .map(|p| aligned.markers_of(&p.presence))
+            .collect(),
+        None => Vec::new(),
+    };
     // A frame asked for two eyes comes back twice as wide: each eye gets its half.
     let halves = eyes.is_some()
         && state
@@ -412,7 +438,7 @@ fn on_frame(
             .is_some_and(|c| f64::from(c.width()) >= 2.0 * eye_width - 1.0);
     let reproject = !js_sys::Reflect::get(&window(), &"parallaxReproject".into())
         .is_ok_and(|v| v.as_bool() == Some(false));
-    for (i, (_, [x, y, width, height])) in views.iter().enumerate() {
+    for (i, (view, [x, y, width, height])) in views.iter().enumerate() {
         gl.viewport(*x as i32, *y as i32, *width as i32, *height as i32);
         // From where this eye is now to where it was when its half of the frame was rendered.
         let homography = match (reproject, screen.rendered.get(), eyes) {
@@ -427,8 +453,126 @@ fn on_frame(
             (true, _) => screen.draw(gl, 0.5, 0.5, &homography),
             (false, _) => screen.draw(gl, 0.0, 1.0, &reproject::IDENTITY),
         }
+        if !others.is_empty()
+            && let Some(now) = eye(view)
+        {
+            markers.draw(gl, &now, &others);
+        }
     }
     Ok(())
+}
+
+/// Other wearers, drawn in each eye over the streamed frame: a head and a pointing ray, each a
+/// box (core's `Alignment::markers_of` places them), shaded by how its faces turn.
+struct Markers {
+    program: WebGlProgram,
+    cube: web_sys::WebGlVertexArrayObject,
+    projection: Option<WebGlUniformLocation>,
+    view: Option<WebGlUniformLocation>,
+    model: Option<WebGlUniformLocation>,
+    color: Option<WebGlUniformLocation>,
+}
+
+const MARKER_VERTEX: &str = "#version 300 es
+in vec3 corner;
+uniform mat4 projection;
+uniform mat4 view;
+uniform mat4 model;
+out vec3 seen;
+void main() {
+    vec4 at = view * model * vec4(corner, 1.0);
+    seen = at.xyz;
+    gl_Position = projection * at;
+}";
+
+const MARKER_FRAGMENT: &str = "#version 300 es
+precision highp float;
+in vec3 seen;
+uniform vec3 color;
+out vec4 shade;
+void main() {
+    vec3 normal = normalize(cross(dFdx(seen), dFdy(seen)));
+    shade = vec4(color * (0.55 + 0.45 * abs(normal.z)), 1.0);
+}";
+
+/// What another wearer's head is drawn in (their ray a little darker): a blue no model part
+/// or highlight uses.
+const MARKER_COLOR: [f32; 3] = [0.1, 0.65, 1.0];
+
+impl Markers {
+    fn new(gl: &Gl) -> Result<Self, JsValue> {
+        let program = link(gl, MARKER_VERTEX, MARKER_FRAGMENT)?;
+        // A unit cube centred on the origin: 12 triangles.
+        let faces: [[[f32; 3]; 4]; 6] = [
+            [[-1., -1., 1.], [1., -1., 1.], [1., 1., 1.], [-1., 1., 1.]],
+            [
+                [1., -1., -1.],
+                [-1., -1., -1.],
+                [-1., 1., -1.],
+                [1., 1., -1.],
+            ],
+            [
+                [-1., -1., -1.],
+                [-1., -1., 1.],
+                [-1., 1., 1.],
+                [-1., 1., -1.],
+            ],
+            [[1., -1., 1.], [1., -1., -1.], [1., 1., -1.], [1., 1., 1.]],
+            [[-1., 1., 1.], [1., 1., 1.], [1., 1., -1.], [-1., 1., -1.]],
+            [
+                [-1., -1., -1.],
+                [1., -1., -1.],
+                [1., -1., 1.],
+                [-1., -1., 1.],
+            ],
+        ];
+        let corners: Vec<f32> = faces
+            .iter()
+            .flat_map(|[a, b, c, d]| [a, b, c, a, c, d])
+            .flat_map(|corner| corner.map(|v| v * 0.5))
+            .collect();
+        let cube = gl.create_vertex_array().ok_or("no vertex array")?;
+        gl.bind_vertex_array(Some(&cube));
+        let buffer = gl.create_buffer().ok_or("no buffer")?;
+        gl.bind_buffer(Gl::ARRAY_BUFFER, Some(&buffer));
+        gl.buffer_data_with_array_buffer_view(
+            Gl::ARRAY_BUFFER,
+            &js_sys::Float32Array::from(&corners[..]),
+            Gl::STATIC_DRAW,
+        );
+        let location = gl.get_attrib_location(&program, "corner") as u32;
+        gl.enable_vertex_attrib_array(location);
+        gl.vertex_attrib_pointer_with_i32(location, 3, Gl::FLOAT, false, 0, 0);
+        gl.bind_vertex_array(None);
+        let uniform = |name: &str| gl.get_uniform_location(&program, name);
+        Ok(Self {
+            projection: uniform("projection"),
+            view: uniform("view"),
+            model: uniform("model"),
+            color: uniform("color"),
+            program,
+            cube,
+        })
+    }
+
+    /// Draws each of `others` (a head's and a ray's placement) as `eye` sees them.
+    fn draw(&self, gl: &Gl, eye: &XrEye, others: &[([f32; 16], Option<[f32; 16]>)]) {
+        gl.use_program(Some(&self.program));
+        gl.bind_vertex_array(Some(&self.cube));
+        gl.enable(Gl::DEPTH_TEST);
+        gl.uniform_matrix4fv_with_f32_array(self.projection.as_ref(), false, &eye.projection);
+        gl.uniform_matrix4fv_with_f32_array(self.view.as_ref(), false, &eye.view);
+        for (head, ray) in others {
+            let [r, g, b] = MARKER_COLOR;
+            for (model, dim) in std::iter::once((head, 1.0)).chain(ray.iter().map(|r| (r, 0.7))) {
+                gl.uniform_matrix4fv_with_f32_array(self.model.as_ref(), false, model);
+                gl.uniform3f(self.color.as_ref(), r * dim, g * dim, b * dim);
+                gl.draw_arrays(Gl::TRIANGLES, 0, 36);
+            }
+        }
+        gl.disable(Gl::DEPTH_TEST);
+        gl.bind_vertex_array(None);
+    }
 }
 
 /// Keeps the last 256 times from a pose sent to its frame drawn in the headset (ms) in
@@ -488,32 +632,39 @@ void main() {
     color = texture(frame, vec2(area.x + uv.x * area.y, 1.0 - uv.y));
 }";
 
-impl Screen {
-    fn new(gl: &Gl) -> Result<Self, JsValue> {
-        let shader = |kind: u32, source: &str| -> Result<_, JsValue> {
-            let shader = gl.create_shader(kind).ok_or("no shader")?;
-            gl.shader_source(&shader, source);
-            gl.compile_shader(&shader);
-            if gl
-                .get_shader_parameter(&shader, Gl::COMPILE_STATUS)
-                .as_bool()
-                != Some(true)
-            {
-                return Err(gl.get_shader_info_log(&shader).unwrap_or_default().into());
-            }
-            Ok(shader)
-        };
-        let program = gl.create_program().ok_or("no program")?;
-        gl.attach_shader(&program, &shader(Gl::VERTEX_SHADER, VERTEX)?);
-        gl.attach_shader(&program, &shader(Gl::FRAGMENT_SHADER, FRAGMENT)?);
-        gl.link_program(&program);
+/// A WebGL 2 program of the `vertex` and `fragment` shaders' sources; an error says what the
+/// driver said.
+fn link(gl: &Gl, vertex: &str, fragment: &str) -> Result<WebGlProgram, JsValue> {
+    let shader = |kind: u32, source: &str| -> Result<_, JsValue> {
+        let shader = gl.create_shader(kind).ok_or("no shader")?;
+        gl.shader_source(&shader, source);
+        gl.compile_shader(&shader);
         if gl
-            .get_program_parameter(&program, Gl::LINK_STATUS)
+            .get_shader_parameter(&shader, Gl::COMPILE_STATUS)
             .as_bool()
             != Some(true)
         {
-            return Err(gl.get_program_info_log(&program).unwrap_or_default().into());
+            return Err(gl.get_shader_info_log(&shader).unwrap_or_default().into());
         }
+        Ok(shader)
+    };
+    let program = gl.create_program().ok_or("no program")?;
+    gl.attach_shader(&program, &shader(Gl::VERTEX_SHADER, vertex)?);
+    gl.attach_shader(&program, &shader(Gl::FRAGMENT_SHADER, fragment)?);
+    gl.link_program(&program);
+    if gl
+        .get_program_parameter(&program, Gl::LINK_STATUS)
+        .as_bool()
+        != Some(true)
+    {
+        return Err(gl.get_program_info_log(&program).unwrap_or_default().into());
+    }
+    Ok(program)
+}
+
+impl Screen {
+    fn new(gl: &Gl) -> Result<Self, JsValue> {
+        let program = link(gl, VERTEX, FRAGMENT)?;
         let texture = gl.create_texture().ok_or("no texture")?;
         gl.bind_texture(Gl::TEXTURE_2D, Some(&texture));
         for (parameter, value) in [

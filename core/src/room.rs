@@ -28,6 +28,13 @@ pub const MIN_MARK_SEPARATION: f32 = 0.2;
 /// How far apart two marks may be at most: a room, not a building. Tracking drifts over more.
 pub const MAX_MARK_SEPARATION: f32 = 50.0;
 
+/// How another wearer's head is drawn: a box this wide, tall and deep (m).
+pub const HEAD_SIZE: [f32; 3] = [0.16, 0.22, 0.2];
+
+/// How another wearer's pointing ray is drawn: this long and this thick (m).
+pub const RAY_LENGTH: f32 = 2.0;
+pub const RAY_WIDTH: f32 = 0.008;
+
 /// The most a placement's position may lie from the room's origin.
 pub const MAX_PLACEMENT_DISTANCE: f32 = 100.0;
 
@@ -219,6 +226,35 @@ impl Alignment {
         }
     }
 
+    /// Where to draw another wearer in this headset's tracking space: the placement of a head
+    /// ([`HEAD_SIZE`], its front towards where they look) and, when they point, of a ray
+    /// [`RAY_LENGTH`] long; each a column-major matrix from a unit cube centred on the origin.
+    pub fn markers_of(
+        &self,
+        presence: &crate::space_protocol::Presence,
+    ) -> ([f32; 16], Option<[f32; 16]>) {
+        let to_tracking = self.room_to_tracking();
+        let turn = Quat::from_array(presence.orientation).normalize();
+        let head = to_tracking
+            * Mat4::from_scale_rotation_translation(
+                Vec3::from(HEAD_SIZE),
+                turn,
+                Vec3::from(presence.head),
+            );
+        let ray = presence.ray.and_then(|[origin, direction]| {
+            let direction = Vec3::from(direction).try_normalize()?;
+            let along = Quat::from_rotation_arc(Vec3::NEG_Z, direction);
+            let middle = Vec3::from(origin) + direction * (RAY_LENGTH / 2.0);
+            let ray = Mat4::from_scale_rotation_translation(
+                Vec3::new(RAY_WIDTH, RAY_WIDTH, RAY_LENGTH),
+                along,
+                middle,
+            );
+            Some((to_tracking * ray).to_cols_array())
+        });
+        (head.to_cols_array(), ray)
+    }
+
     /// From room coordinates to this headset's tracking coordinates.
     pub fn room_to_tracking(&self) -> Mat4 {
         Mat4::from_rotation_translation(Quat::from_rotation_y(self.yaw), Vec3::from(self.origin))
@@ -336,6 +372,38 @@ mod tests {
         assert!(Vec3::from(oa).distance(Vec3::from(ob)) < 1e-4);
         assert!(Vec3::from(da).distance(Vec3::from(db)) < 1e-4);
         assert_eq!(said_by_a.problem(), None);
+    }
+
+    #[test]
+    fn another_wearer_is_drawn_where_they_stand_pointing_where_they_point() {
+        let room = Alignment::from_marks([-0.4, 0.75, -1.0], [0.4, 0.75, -1.0]).unwrap();
+        let presence = crate::space_protocol::Presence {
+            head: [-0.3, 0.85, 0.5],
+            orientation: [0.0, 0.0, 0.0, 1.0],
+            ray: Some([[-0.2, 0.5, 0.4], [0.0, 0.0, -1.0]]),
+        };
+        let (head, ray) = room.markers_of(&presence);
+        let head = Mat4::from_cols_array(&head);
+        // The room's origin is (0, 0.75, −1) here: the head's centre is at (−0.3, 1.6, −0.5).
+        let centre = head.transform_point3(Vec3::ZERO);
+        assert!(
+            centre.distance(Vec3::new(-0.3, 1.6, -0.5)) < 1e-5,
+            "{centre}"
+        );
+        let top = head.transform_point3(Vec3::new(0.0, 0.5, 0.0));
+        assert!((top.y - centre.y - HEAD_SIZE[1] / 2.0).abs() < 1e-5);
+        // The ray starts at its origin and runs RAY_LENGTH along −Z.
+        let ray = Mat4::from_cols_array(&ray.unwrap());
+        let start = ray.transform_point3(Vec3::new(0.0, 0.0, 0.5));
+        let end = ray.transform_point3(Vec3::new(0.0, 0.0, -0.5));
+        assert!(
+            start.distance(Vec3::new(-0.2, 1.25, -0.6)) < 1e-5,
+            "{start}"
+        );
+        assert!(
+            end.distance(Vec3::new(-0.2, 1.25, -0.6 - RAY_LENGTH)) < 1e-5,
+            "{end}"
+        );
     }
 
     #[test]

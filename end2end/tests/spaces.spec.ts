@@ -1191,6 +1191,24 @@ async function anchorInRoom(page: Page, frame: Frame): Promise<number[]> {
 
 const distance = (a: number[], b: number[]) => Math.hypot(...a.map((v, i) => v - b[i]));
 
+/** The centre of the pixels of another wearer's marker (the page's blue) in a screenshot, within
+ * `reach` px of `near` (a ray elsewhere is blue too). */
+function blueCentre(
+  screenshot: Buffer,
+  near: { x: number; y: number },
+  reach = 60,
+): { x: number; y: number; count: number } {
+  const png = PNG.sync.read(screenshot);
+  let [sx, sy, count] = [0, 0, 0];
+  for (let y = Math.max(0, Math.round(near.y - reach)); y < Math.min(png.height, near.y + reach); y++)
+    for (let x = Math.max(0, Math.round(near.x - reach)); x < Math.min(png.width, near.x + reach); x++) {
+      const i = (y * png.width + x) * 4;
+      const [r, g, b] = [png.data[i], png.data[i + 1], png.data[i + 2]];
+      if (b > 120 && b > r + 80 && b > g + 40) [sx, sy, count] = [sx + x, sy + y, count + 1];
+    }
+  return count > 20 ? { x: sx / count, y: sy / count, count } : { x: NaN, y: NaN, count };
+}
+
 /** The centre (x, y px) of the model in the frame a page last drew, and how many pixels it has. */
 async function drawnCentre(page: Page): Promise<{ x: number; y: number; count: number }> {
   return page.locator("canvas.frame").evaluate((c: HTMLCanvasElement) => {
@@ -1279,6 +1297,37 @@ test("two emulated Quest 3s that touch the same two marks see the model at one p
       return distance(heads[0][1], [0.7, 1.55 - 0.75, 0.3 + 1.0]);
     })
     .toBeLessThan(0.01);
+  // B steps 1 m straight ahead of A, at A's eye height: A draws B's head there, over the
+  // frame, where its near face projects in A's view and as large as a 16 x 22 cm box's near face
+  // 0.9 m away. (The emulator's one picture is its left eye's: half the IPD to the left, so what
+  // is straight ahead of the head shows a little right of the middle.)
+  await headAt(b, bFrame, [0, 1.6, -0.5]);
+  const projected = await a.evaluate(() => {
+    const w = window as any;
+    const f = 1 / Math.tan(w.xrDevice.fovy / 2);
+    const aspect = window.innerWidth / window.innerHeight;
+    const px = (metres: number) => ((f / aspect) * (metres / 0.9) * window.innerWidth) / 2;
+    return {
+      x: window.innerWidth / 2 + px(w.xrDevice.ipd / 2),
+      y: window.innerHeight / 2,
+      area: px(0.16) * px(0.22),
+    };
+  });
+  let marker = { x: NaN, y: NaN, count: 0 };
+  await expect
+    .poll(
+      async () => {
+        marker = blueCentre(await a.screenshot(), projected);
+        return Math.hypot(marker.x - projected.x, marker.y - projected.y);
+      },
+      { timeout: 10_000 },
+    )
+    .toBeLessThan(3);
+  console.log(
+    `room: B's head drawn in A at (${marker.x.toFixed(1)}, ${marker.y.toFixed(1)}), projected (${projected.x.toFixed(1)}, ${projected.y}); ${marker.count} px, ${projected.area.toFixed(0)} expected`,
+  );
+  expect(marker.count).toBeGreaterThan(projected.area * 0.8);
+  expect(marker.count).toBeLessThan(projected.area * 1.25);
   await headAt(b, bFrame, head);
 
   // The tablet moves it 0.5 m along the room's x: both headsets follow, by the same 0.5 m.
