@@ -30,6 +30,7 @@ mod pool;
 mod render_live;
 mod rest;
 mod review_panel;
+mod room_map;
 mod space;
 mod space_headset;
 #[cfg(feature = "hydrate")]

@@ -171,6 +171,7 @@ pub fn SpacePage() -> impl IntoView {
                                 .collect_view()
                         }}
                     </ul>
+                    <crate::room_map::RoomMap state />
                 </aside>
             </div>
         </main>

@@ -62,6 +62,16 @@ pub struct Presence {
 }
 
 impl Presence {
+    /// Which way the head looks on the floor: the unit `(x, z)` its forward (−Z) turns to, seen
+    /// from above; straight ahead (−Z) when it looks straight up or down.
+    pub fn facing(&self) -> [f32; 2] {
+        let forward = glam::Quat::from_array(self.orientation).normalize() * glam::Vec3::NEG_Z;
+        glam::Vec2::new(forward.x, forward.z)
+            .try_normalize()
+            .unwrap_or(glam::Vec2::NEG_Y)
+            .to_array()
+    }
+
     /// Why this presence cannot be passed on, if it cannot.
     pub fn problem(&self) -> Option<String> {
         let numbers = self
@@ -236,6 +246,17 @@ mod tests {
             ray: Some([[0.3, 1.2, -0.1], [0.0, 0.0, -1.0]]),
         };
         assert_eq!(here.problem(), None);
+        assert_eq!(here.facing(), [0.0, -1.0]);
+        let s = std::f32::consts::FRAC_1_SQRT_2;
+        let left = Presence {
+            orientation: [0.0, s, 0.0, s],
+            ..here
+        };
+        let [x, z] = left.facing();
+        assert!(
+            (x + 1.0).abs() < 1e-6 && z.abs() < 1e-6,
+            "turned left looks along -X"
+        );
         let sent = SpaceClientMessage::Presence { presence: here };
         assert_eq!(SpaceClientMessage::parse(&sent.to_json()).unwrap(), sent);
         let batch = SpaceServerMessage::Presence {

@@ -1330,16 +1330,17 @@ test("two emulated Quest 3s that touch the same two marks see the model at one p
   expect(marker.count).toBeLessThan(projected.area * 1.25);
   await headAt(b, bFrame, head);
 
-  // The tablet moves it 0.5 m along the room's x: both headsets follow, by the same 0.5 m.
-  const moved = await tablet.evaluate(async (name) => {
-    const response = await fetch(`/v1/spaces/${name}/properties`, {
-      method: "PATCH",
-      headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ room: { position: [0.5, 0, 0], yawDegrees: 0, size: 0.6 } }),
-    });
-    return response.status;
-  }, room);
-  expect(moved).toBe(200);
+  // The tablet's room map shows both wearers where they stand.
+  const map = tablet.getByRole("region", { name: "Room" });
+  for (const name of ["Quest 3 A", "Quest 3 B"]) await expect(map.locator(`.wearer[data-device="${name}"]`)).toHaveCount(1);
+  // The tablet moves the model 0.5 m along the room's x on its map: both headsets follow, by the
+  // same 0.5 m.
+  for (let step = 1; step <= 5; step++) {
+    await map.getByRole("button", { name: "Move right" }).click();
+    await expect(map.locator(".meta")).toContainText(`(${(step / 10).toFixed(1)}, 0.0, 0.0) m`);
+  }
+  await expect(map.locator(".model")).toHaveAttribute("data-x", "0.50");
+  await map.screenshot({ path: "test-results/room-map.png" });
   for (const [page, frame] of headsets) {
     await expect
       .poll(async () => distance(await anchorInRoom(page, frame), [centreA[0] + 0.5, centreA[1], centreA[2]]), {
