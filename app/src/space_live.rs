@@ -121,6 +121,8 @@ async fn converse(
                 if let Some(space) = space {
                     state.apply_view(&space);
                 }
+                // Who is present comes again, in full: who left while away is gone.
+                state.presence.set(Default::default());
                 state.connection.set("Live".into());
                 welcomed.set(true);
             }

@@ -327,7 +327,11 @@ fn on_frame(
     {
         said.set(now);
         let ray = pointing_ray(frame, space);
-        crate::space_live::send_presence(aligned.presence_of(head, turn, ray));
+        let presence = aligned.presence_of(head, turn, ray);
+        // A sample the space would refuse (tracking glitches) is skipped, not sent.
+        if presence.problem().is_none() {
+            crate::space_live::send_presence(presence);
+        }
     }
     let (room, placement) = match (state.alignment.get_untracked(), start_room.get()) {
         (Some(aligned), _) => (aligned, shared),

@@ -255,13 +255,7 @@ impl EyeView {
     }
 }
 
-/// Before a headset aligns to the room, the model stands this far (m) ahead of where the head
-/// looked when the session started...
-pub const XR_DISTANCE: f32 = 0.8;
-/// ...this far below the eyes, as on a table: seen from above at an angle, not edge on...
-pub const XR_BELOW_EYES: f32 = 0.45;
-/// ...scaled so that its bounding sphere is this wide (m): a part on a table.
-pub const XR_SIZE: f32 = 0.6;
+pub use crate::room::{XR_BELOW_EYES, XR_DISTANCE, XR_SIZE};
 
 /// `v` rotated by the unit quaternion `q` (`[x, y, z, w]`).
 fn rotate(q: [f32; 4], v: [f32; 3]) -> [f32; 3] {

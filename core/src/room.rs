@@ -19,14 +19,20 @@
 use glam::{Mat4, Quat, Vec3};
 use serde::{Deserialize, Serialize};
 
-use crate::device::{XR_BELOW_EYES, XR_DISTANCE};
-
 /// The marks must be at least this far apart, level: nearer, a touch's error turns the room too
 /// far (a centimetre off at 20 cm is 3°).
 pub const MIN_MARK_SEPARATION: f32 = 0.2;
 
 /// How far apart two marks may be at most: a room, not a building. Tracking drifts over more.
 pub const MAX_MARK_SEPARATION: f32 = 50.0;
+
+/// Before a headset aligns to the room, the model stands this far (m) ahead of where the head
+/// looked when the session started...
+pub const XR_DISTANCE: f32 = 0.8;
+/// ...this far below the eyes, as on a table: seen from above at an angle, not edge on...
+pub const XR_BELOW_EYES: f32 = 0.45;
+/// ...scaled so that its bounding sphere is this wide (m): a part on a table.
+pub const XR_SIZE: f32 = 0.6;
 
 /// How another wearer's head is drawn: a box this wide, tall and deep (m).
 pub const HEAD_SIZE: [f32; 3] = [0.16, 0.22, 0.2];
@@ -62,7 +68,7 @@ impl Default for RoomPlacement {
         Self {
             position: [0.0; 3],
             yaw_degrees: 0.0,
-            size: crate::device::XR_SIZE,
+            size: XR_SIZE,
         }
     }
 }
@@ -107,6 +113,57 @@ impl RoomPlacement {
             Quat::from_rotation_y(self.yaw_degrees.to_radians()),
             Vec3::from(self.position),
         ) * Mat4::from_translation(-Vec3::from(center))
+    }
+}
+
+/// Where a wearer is and points, in the space's room (metres).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Presence {
+    /// The head's position...
+    pub head: [f32; 3],
+    /// ...and orientation, a unit quaternion `[x, y, z, w]`.
+    pub orientation: [f32; 4],
+    /// Where it points: a ray's origin and unit direction (a controller's or a hand's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ray: Option<[[f32; 3]; 2]>,
+}
+
+impl Presence {
+    /// Which way the head looks on the floor: the unit `(x, z)` its forward (−Z) turns to, seen
+    /// from above; straight ahead (−Z) when it looks straight up or down.
+    pub fn facing(&self) -> [f32; 2] {
+        let forward = glam::Quat::from_array(self.orientation).normalize() * glam::Vec3::NEG_Z;
+        glam::Vec2::new(forward.x, forward.z)
+            .try_normalize()
+            .unwrap_or(glam::Vec2::NEG_Y)
+            .to_array()
+    }
+
+    /// Why this presence cannot be passed on, if it cannot.
+    pub fn problem(&self) -> Option<String> {
+        let numbers = self
+            .head
+            .iter()
+            .chain(&self.orientation)
+            .chain(self.ray.iter().flatten().flatten());
+        if !numbers.into_iter().all(|c| c.is_finite()) {
+            return Some("a presence needs finite numbers".into());
+        }
+        let length = |v: &[f32]| v.iter().map(|c| c * c).sum::<f32>().sqrt();
+        if (length(&self.orientation) - 1.0).abs() > 0.01 {
+            return Some("a presence's orientation is a unit quaternion".into());
+        }
+        if let Some([_, direction]) = self.ray
+            && (length(&direction) - 1.0).abs() > 0.01
+        {
+            return Some("a presence's ray has a unit direction".into());
+        }
+        let far = |p: &[f32; 3]| length(p) > MAX_PLACEMENT_DISTANCE;
+        if far(&self.head) || self.ray.is_some_and(|[origin, _]| far(&origin)) {
+            return Some("a presence lies in the room".into());
+        }
+        None
     }
 }
 
@@ -208,10 +265,10 @@ impl Alignment {
         head: [f32; 3],
         orientation: [f32; 4],
         ray: Option<([f32; 3], [f32; 3])>,
-    ) -> crate::space_protocol::Presence {
+    ) -> Presence {
         let to_room = self.tracking_to_room();
         let turn = Quat::from_rotation_y(-self.yaw) * Quat::from_array(orientation);
-        crate::space_protocol::Presence {
+        Presence {
             head: to_room.transform_point3(Vec3::from(head)).to_array(),
             orientation: turn.normalize().to_array(),
             ray: ray.and_then(|(origin, direction)| {
@@ -229,10 +286,7 @@ impl Alignment {
     /// Where to draw another wearer in this headset's tracking space: the placement of a head
     /// ([`HEAD_SIZE`], its front towards where they look) and, when they point, of a ray
     /// [`RAY_LENGTH`] long; each a column-major matrix from a unit cube centred on the origin.
-    pub fn markers_of(
-        &self,
-        presence: &crate::space_protocol::Presence,
-    ) -> ([f32; 16], Option<[f32; 16]>) {
+    pub fn markers_of(&self, presence: &Presence) -> ([f32; 16], Option<[f32; 16]>) {
         let to_tracking = self.room_to_tracking();
         let turn = Quat::from_array(presence.orientation).normalize();
         let head = to_tracking
@@ -377,7 +431,7 @@ mod tests {
     #[test]
     fn another_wearer_is_drawn_where_they_stand_pointing_where_they_point() {
         let room = Alignment::from_marks([-0.4, 0.75, -1.0], [0.4, 0.75, -1.0]).unwrap();
-        let presence = crate::space_protocol::Presence {
+        let presence = Presence {
             head: [-0.3, 0.85, 0.5],
             orientation: [0.0, 0.0, 0.0, 1.0],
             ray: Some([[-0.2, 0.5, 0.4], [0.0, 0.0, -1.0]]),

@@ -549,6 +549,22 @@ impl Space {
         if let Some(problem) = patch.room.as_ref().and_then(RoomPlacement::problem) {
             return Err(SpaceError::BadRoom(problem));
         }
+        // Every check before anything changes: a refused write changes nothing.
+        if patch
+            .pick
+            .as_ref()
+            .and_then(|pick| pick.part.as_ref())
+            .is_some_and(|p| p.len() > 1024)
+        {
+            return Err(SpaceError::BadReview(
+                "a part name is at most 1024 bytes".into(),
+            ));
+        }
+        let mut patch = patch;
+        // A turn is kept as the same turn within one revolution.
+        if let Some(room) = &mut patch.room {
+            room.yaw_degrees = room.yaw_degrees.rem_euclid(360.0);
+        }
         let mut changes = Vec::new();
         let mut selection = false;
         let mut review = patch.review;
@@ -589,11 +605,6 @@ impl Space {
         }
         // Every pick is news, even of the same part again.
         if let Some(pick) = patch.pick {
-            if pick.part.as_ref().is_some_and(|p| p.len() > 1024) {
-                return Err(SpaceError::BadReview(
-                    "a part name is at most 1024 bytes".into(),
-                ));
-            }
             self.properties.pick = Some(pick);
             changes.push(Change::Pick);
         }
@@ -1173,6 +1184,15 @@ mod tests {
             s.handle_write("tab", room(1.0, 0.0), None),
             Err(SpaceError::BadRoom(why)) if why.contains("size")
         ));
+        assert_eq!(s.properties.room.position, [1.0, 0.0, -0.2]);
+        // A write refused for any of its parts changes none of them.
+        let mut refused = room(3.0, 0.6);
+        refused.pick = Some(Pick {
+            part: Some("x".repeat(2000)),
+            position: None,
+            by: String::new(),
+        });
+        assert!(s.handle_write("tab", refused, None).is_err());
         assert_eq!(s.properties.room.position, [1.0, 0.0, -0.2]);
         // Another model stands where the last one stood.
         let select = PropertiesPatch {

@@ -48,56 +48,7 @@ pub const PRESENCE_HZ: u32 = 15;
 /// the space's size (those left over come in the next).
 pub const MAX_PRESENCE_BATCH: usize = 64;
 
-/// Where a wearer is and points, in the space's room (metres; see [`crate::room`]).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Presence {
-    /// The head's position...
-    pub head: [f32; 3],
-    /// ...and orientation, a unit quaternion `[x, y, z, w]`.
-    pub orientation: [f32; 4],
-    /// Where it points: a ray's origin and unit direction (a controller's or a hand's).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ray: Option<[[f32; 3]; 2]>,
-}
-
-impl Presence {
-    /// Which way the head looks on the floor: the unit `(x, z)` its forward (−Z) turns to, seen
-    /// from above; straight ahead (−Z) when it looks straight up or down.
-    pub fn facing(&self) -> [f32; 2] {
-        let forward = glam::Quat::from_array(self.orientation).normalize() * glam::Vec3::NEG_Z;
-        glam::Vec2::new(forward.x, forward.z)
-            .try_normalize()
-            .unwrap_or(glam::Vec2::NEG_Y)
-            .to_array()
-    }
-
-    /// Why this presence cannot be passed on, if it cannot.
-    pub fn problem(&self) -> Option<String> {
-        let numbers = self
-            .head
-            .iter()
-            .chain(&self.orientation)
-            .chain(self.ray.iter().flatten().flatten());
-        if !numbers.into_iter().all(|c| c.is_finite()) {
-            return Some("a presence needs finite numbers".into());
-        }
-        let length = |v: &[f32]| v.iter().map(|c| c * c).sum::<f32>().sqrt();
-        if (length(&self.orientation) - 1.0).abs() > 0.01 {
-            return Some("a presence's orientation is a unit quaternion".into());
-        }
-        if let Some([_, direction]) = self.ray
-            && (length(&direction) - 1.0).abs() > 0.01
-        {
-            return Some("a presence's ray has a unit direction".into());
-        }
-        let far = |p: &[f32; 3]| length(p) > crate::room::MAX_PLACEMENT_DISTANCE;
-        if far(&self.head) || self.ray.is_some_and(|[origin, _]| far(&origin)) {
-            return Some("a presence lies in the room".into());
-        }
-        None
-    }
-}
+pub use crate::room::Presence;
 
 /// One member's presence as the space passes it on.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -649,8 +649,12 @@ async fn presence_reaches_everyone_batched_and_is_never_replayed() {
     );
 
     // A resume replays events exactly once, and no presence.
+    // While it is away A moves twice: back, it gets where A is now, not where A was.
     watcher.drop_connection();
+    sender.send_presence(at(0.8)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(150)).await;
     sender.send_presence(at(1.0)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(150)).await;
     tablet
         .write(json!({ "custom": { "n": 1 } }), None)
         .await
@@ -671,9 +675,20 @@ async fn presence_reaches_everyone_batched_and_is_never_replayed() {
         .count();
     assert_eq!(customs, 1, "{after:?}");
     assert!(
-        !after.iter().any(|u| matches!(u, SpaceUpdate::Presence { members, .. } if members.iter().any(|m| m.presence.head[0] == 1.0))),
+        !after.iter().any(|u| matches!(u, SpaceUpdate::Presence { members, .. } if members.iter().any(|m| m.presence.head[0] == 0.8))),
         "presence sent while it was away is not replayed: {after:?}"
     );
+    let now: Vec<f32> = after
+        .iter()
+        .filter_map(|u| match u {
+            SpaceUpdate::Presence { members, .. } => {
+                Some(members.iter().map(|m| m.presence.head[0]))
+            }
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    assert_eq!(now, [1.0], "where A is now, once: {after:?}");
 
     // A's socket closes: its presence is gone for the others.
     sender.bye().await.unwrap();

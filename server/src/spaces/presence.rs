@@ -31,12 +31,15 @@ const REMOTE_LAPSE: Duration = Duration::from_secs(5);
 /// News of one space's members connected here, for the other replicas: who is where, who left.
 pub type News = (String, Vec<MemberPresence>, Vec<String>);
 
+/// News waiting for NATS, at most: past it a batch is dropped (the next supersedes it).
+pub const NEWS_BACKLOG: usize = 256;
+
 /// Every space's presence on this coordinator.
 #[derive(Default)]
 pub struct Presences {
     spaces: Mutex<HashMap<String, Room>>,
     /// Replicas: where the news of each batch goes.
-    news: Mutex<Option<tokio::sync::mpsc::UnboundedSender<News>>>,
+    news: Mutex<Option<tokio::sync::mpsc::Sender<News>>>,
 }
 
 /// One space's.
@@ -65,7 +68,7 @@ impl Presences {
     }
 
     /// Replicas: each batch's news of the members here goes to `news` from now on.
-    pub fn tell(&self, news: tokio::sync::mpsc::UnboundedSender<News>) {
+    pub fn tell(&self, news: tokio::sync::mpsc::Sender<News>) {
         *self.news.lock().unwrap_or_else(|p| p.into_inner()) = Some(news);
     }
 
@@ -106,11 +109,27 @@ impl Presences {
 
     /// Member `member` of `space` connected here on `connection`: it receives the space's
     /// presence from now on.
+    /// It first gets where everyone present is now (it may have missed who left while away).
     pub fn listen(&self, space: &str, member: &str, connection: u64, outlet: Arc<Outlet>) {
-        self.lock()
-            .entry(space.to_string())
-            .or_default()
-            .listeners
+        let mut spaces = self.lock();
+        let room = spaces.entry(space.to_string()).or_default();
+        // This replica speaks for it now, whatever another said before.
+        room.remote.remove(member);
+        let present: Vec<MemberPresence> = room
+            .latest
+            .values()
+            .take(MAX_PRESENCE_BATCH)
+            .cloned()
+            .collect();
+        if !present.is_empty() {
+            let text = SpaceServerMessage::Presence {
+                members: present,
+                gone: Vec::new(),
+            }
+            .to_json();
+            outlet.offer(&text);
+        }
+        room.listeners
             .insert(member.to_string(), (connection, outlet));
     }
 
@@ -152,6 +171,7 @@ impl Presences {
                 return;
             };
             room.gone.remove(member);
+            room.remote.remove(member);
             room.latest.insert(
                 member.to_string(),
                 MemberPresence {
@@ -217,7 +237,9 @@ impl Presences {
         let lapsed: Vec<String> = room
             .remote
             .iter()
-            .filter(|(_, at)| now.duration_since(**at) > REMOTE_LAPSE)
+            .filter(|(m, at)| {
+                now.duration_since(**at) > REMOTE_LAPSE && !room.listeners.contains_key(*m)
+            })
             .map(|(m, _)| m.clone())
             .collect();
         for member in lapsed {
@@ -245,7 +267,7 @@ impl Presences {
                 .map(|(m, _)| m.clone())
                 .collect();
             if !members_here.is_empty() || !gone_here.is_empty() {
-                let _ = news.send((space.to_string(), members_here, gone_here));
+                let _ = news.try_send((space.to_string(), members_here, gone_here));
             }
         }
         let gone = gone.into_iter().map(|(m, _)| m).collect();

@@ -801,7 +801,8 @@ impl Spaces {
         mut heard: async_nats::Subscriber,
         shutdown: CancellationToken,
     ) {
-        let (news, mut outbound) = tokio::sync::mpsc::unbounded_channel();
+        let (news, mut outbound) =
+            tokio::sync::mpsc::channel(crate::spaces::presence::NEWS_BACKLOG);
         self.presence.tell(news);
         let publisher = replication.clone();
         tokio::spawn(async move {
