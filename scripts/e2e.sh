@@ -38,10 +38,10 @@ trap 'for p in "${pids[@]}"; do kill $p 2>/dev/null || true; wait $p 2>/dev/null
 account=$("$target_dir/debug/parallax" account create "End-to-end" --data-dir "$work/data")
 export PARALLAX_E2E_ACCOUNT=$(printf '%s\n' "$account" | awk '/^account id:/ {print $3}')
 export PARALLAX_E2E_KEY=$(printf '%s\n' "$account" | awk '/^account key:/ {print $3}')
-# Thirteen Standard hosts: the tests' browser headsets (twelve) hold their sessions until the run ends.
+# Twenty Standard hosts: the tests' browser headsets (fifteen, and room to grow) hold their sessions until the run ends.
 # They are all one account's (its guests' included), and its spaces outlast their tests: no quota
 # of sessions or spaces, as an operator with one account would run it.
-start_server server --data-dir "$work/data" --standard 13 --tls-name "$name" \
+start_server server --data-dir "$work/data" --standard 20 --tls-name "$name" \
   --account-sessions 0 --account-spaces 0
 port=$started_port
 start_server plain --data-dir "$work/plain" --tls off --standard 0 --premium 0 --standard-standby 0
