@@ -344,8 +344,8 @@ mod tests {
         .inverse()
     }
 
-    #[test]
-    fn two_headsets_that_touch_the_same_marks_put_a_room_point_in_the_same_place() {
+    /// Two marks, the second headset's tracking, and each headset's room from touching them.
+    fn both_aligned() -> ([Vec3; 2], Mat4, Alignment, Alignment) {
         let marks = [Vec3::new(0.3, 0.74, -1.2), Vec3::new(1.1, 0.76, -1.5)];
         let second = tracking_of_second();
         let a = Alignment::from_marks(marks[0].to_array(), marks[1].to_array()).unwrap();
@@ -354,6 +354,12 @@ mod tests {
             second.transform_point3(marks[1]).to_array(),
         )
         .unwrap();
+        (marks, second, a, b)
+    }
+
+    #[test]
+    fn two_headsets_that_touch_the_same_marks_put_a_room_point_in_the_same_place() {
+        let (marks, second, a, b) = both_aligned();
         assert!((a.separation - b.separation).abs() < 1e-5);
         let placement = RoomPlacement {
             position: [0.2, 0.0, -0.1],
@@ -387,14 +393,7 @@ mod tests {
 
     #[test]
     fn a_wearer_is_where_the_room_has_them_whichever_headset_says_so() {
-        let marks = [Vec3::new(0.3, 0.74, -1.2), Vec3::new(1.1, 0.76, -1.5)];
-        let second = tracking_of_second();
-        let a = Alignment::from_marks(marks[0].to_array(), marks[1].to_array()).unwrap();
-        let b = Alignment::from_marks(
-            second.transform_point3(marks[0]).to_array(),
-            second.transform_point3(marks[1]).to_array(),
-        )
-        .unwrap();
+        let (_, second, a, b) = both_aligned();
         // One wearer at (0.2, 1.6, 0.4) of the first's space, turned 30° to the left, pointing
         // down and ahead; said by each headset in its own tracking coordinates.
         let (head, look) = (

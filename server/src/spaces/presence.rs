@@ -62,6 +62,17 @@ struct Room {
     scheduled: bool,
 }
 
+impl Room {
+    /// `member`'s presence ends (if it had one): the next batch says it is gone, and tells the
+    /// other replicas if it was `here`.
+    fn end(&mut self, member: &str, here: bool) {
+        if self.latest.remove(member).is_some() {
+            self.changed.retain(|m| m != member);
+            self.gone.insert(member.to_string(), here);
+        }
+    }
+}
+
 impl Presences {
     fn lock(&self) -> MutexGuard<'_, HashMap<String, Room>> {
         self.spaces.lock().unwrap_or_else(|p| p.into_inner())
@@ -86,10 +97,7 @@ impl Presences {
                     continue; // Connected here since: this replica speaks for it.
                 }
                 room.remote.remove(&member);
-                if room.latest.remove(&member).is_some() {
-                    room.changed.retain(|m| *m != member);
-                    room.gone.insert(member, false);
-                }
+                room.end(&member, false);
             }
             for presence in members {
                 let member = presence.member.clone();
@@ -149,10 +157,7 @@ impl Presences {
                 return;
             }
             room.listeners.remove(member);
-            if room.latest.remove(member).is_some() {
-                room.changed.retain(|m| m != member);
-                room.gone.insert(member.to_string(), true);
-            }
+            room.end(member, true);
             if room.listeners.is_empty() {
                 // Nobody here to tell; the other replicas still hear that it left.
                 self.send(space, room);
@@ -244,9 +249,7 @@ impl Presences {
             .collect();
         for member in lapsed {
             room.remote.remove(&member);
-            room.latest.remove(&member);
-            room.changed.retain(|m| *m != member);
-            room.gone.insert(member, false);
+            room.end(&member, false);
         }
         let take = room.changed.len().min(MAX_PRESENCE_BATCH);
         let members: Vec<MemberPresence> = room
