@@ -32,6 +32,10 @@ pub(crate) struct HeadsetState {
     pub blocked: RwSignal<Option<String>>,
     /// This browser can start an immersive WebXR session.
     pub xr_available: RwSignal<bool>,
+    /// Whether it can start one over the room (`immersive-ar`: passthrough or see-through).
+    pub ar_available: RwSignal<bool>,
+    /// The running session shows the room around the model: frames come with their coverage.
+    pub see_through: RwSignal<bool>,
     /// A WebXR session runs: the head's pose drives the camera.
     pub xr: RwSignal<bool>,
     /// How this headset's tracking space lines up with the space's room, once it aligned (kept
@@ -52,6 +56,37 @@ pub(crate) struct HeadsetState {
 pub(crate) struct ShownFrame {
     pub eyes: Option<[parallax_core::reproject::XrEye; 2]>,
     pub sent_ms: f64,
+    /// The frame carries its coverage below its colour (a see-through display's frame).
+    pub coverage: bool,
+}
+
+/// The immersive sessions a headset can start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum XrMode {
+    /// `immersive-vr`: the model in the headset's own dark room.
+    Vr,
+    /// `immersive-ar`: the model in the real room, over passthrough or on a see-through display.
+    Ar,
+}
+
+impl XrMode {
+    /// WebXR's name for the session mode.
+    #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
+    pub fn session_mode(self) -> &'static str {
+        match self {
+            XrMode::Vr => "immersive-vr",
+            XrMode::Ar => "immersive-ar",
+        }
+    }
+}
+
+impl std::fmt::Display for XrMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            XrMode::Vr => "VR",
+            XrMode::Ar => "AR",
+        })
+    }
 }
 
 /// What the page asks of its render connection.
@@ -82,6 +117,8 @@ impl HeadsetState {
             picked: RwSignal::new(None),
             blocked: RwSignal::new(None),
             xr_available: RwSignal::new(false),
+            ar_available: RwSignal::new(false),
+            see_through: RwSignal::new(false),
             xr: RwSignal::new(false),
             alignment: RwSignal::new(None),
             marks: RwSignal::new(None),

@@ -72,6 +72,8 @@ pub(crate) struct Viewer {
     pub room: Alignment,
     /// ...and where the space puts the model in that room.
     pub placement: RoomPlacement,
+    /// A see-through display: frames on a transparent background, with their coverage.
+    pub coverage: bool,
 }
 
 thread_local! {
@@ -271,6 +273,7 @@ impl Camera {
         let sent = ShownFrame {
             eyes: self.viewer.and_then(|v| v.eyes),
             sent_ms: js_sys::Date::now(),
+            coverage: false,
         };
         self.sent.push_back((self.next_pose, sent));
         if self.sent.len() > 64 {
@@ -290,6 +293,7 @@ impl Camera {
                 pose.views = v
                     .eyes
                     .map(|eyes| eyes.map(|eye| EyeView::of_xr(&placed, eye.view, eye.projection)));
+                pose.coverage = v.coverage;
                 pose
             }
             None => {
@@ -488,6 +492,11 @@ fn on_frame(state: HeadsetState, camera: &mut Camera, bytes: &[u8]) -> Option<De
     {
         shown = Some(sent);
     }
+    // What the frame itself says it carries.
+    let shown = shown.map(|sent| ShownFrame {
+        coverage: header.coverage,
+        ..sent
+    });
     let mut reply = None;
     match (header.codec, camera.video.as_mut()) {
         (Codec::H264, Some(video)) => {

@@ -7,7 +7,7 @@
 use leptos::prelude::*;
 use leptos_router::hooks::use_params_map;
 
-use crate::headset_state::{Gesture, HeadsetState};
+use crate::headset_state::{Gesture, HeadsetState, XrMode};
 
 #[component]
 pub fn SpaceHeadsetPage() -> impl IntoView {
@@ -16,9 +16,14 @@ pub fn SpaceHeadsetPage() -> impl IntoView {
     let state = HeadsetState::new(name);
     #[cfg(feature = "hydrate")]
     Effect::new(move |_| {
-        leptos::task::spawn_local(
-            async move { state.xr_available.set(crate::xr::supported().await) },
-        );
+        leptos::task::spawn_local(async move {
+            state
+                .xr_available
+                .set(crate::xr::supported(XrMode::Vr).await);
+            state
+                .ar_available
+                .set(crate::xr::supported(XrMode::Ar).await);
+        });
     });
     // This device's alignment to the space's room, kept from an earlier visit.
     #[cfg(feature = "hydrate")]
@@ -28,13 +33,15 @@ pub fn SpaceHeadsetPage() -> impl IntoView {
         state.align_problem.set(None);
         state.marks.set(Some(Vec::new()));
     };
-    let enter_vr = move |_| {
+    let enter = move |mode: XrMode| {
         #[cfg(feature = "hydrate")]
         leptos::task::spawn_local(async move {
-            if let Err(e) = crate::xr::enter(state).await {
-                state.session.set(format!("Could not enter VR: {e}"));
+            if let Err(e) = crate::xr::enter(state, mode).await {
+                state.session.set(format!("Could not enter {mode}: {e}"));
             }
         });
+        #[cfg(not(feature = "hydrate"))]
+        let _ = (state, mode);
     };
     #[cfg(feature = "hydrate")]
     crate::render_live::start(state);
@@ -175,9 +182,22 @@ pub fn SpaceHeadsetPage() -> impl IntoView {
                 </span>
                 {move || {
                     (state.xr_available.get() && !state.xr.get())
-                        .then(|| view! { <button type="button" class="enter-vr" on:click=enter_vr>"Enter VR"</button> })
+                        .then(|| view! { <button type="button" class="enter-vr" on:click=move |_| enter(XrMode::Vr)>"Enter VR"</button> })
                 }}
-                {move || state.xr.get().then(|| view! { <span class="xr" role="status">"In VR: your head moves the camera"</span> })}
+                {move || {
+                    (state.ar_available.get() && !state.xr.get())
+                        .then(|| view! { <button type="button" class="enter-ar" on:click=move |_| enter(XrMode::Ar)>"Enter AR"</button> })
+                }}
+                {move || {
+                    state.xr.get().then(|| {
+                        let text = if state.see_through.get() {
+                            "In AR: the model stands in the room, your head moves the camera"
+                        } else {
+                            "In VR: your head moves the camera"
+                        };
+                        view! { <span class="xr" role="status">{text}</span> }
+                    })
+                }}
                 {move || {
                     state.xr_available.get().then(|| {
                         let aligned = state.alignment.get();

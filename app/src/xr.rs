@@ -1,11 +1,12 @@
-//! WebXR on a headset's own browser: "Enter VR" starts an immersive session. Each XR frame the
-//! viewer's pose — both eyes' views and projections — goes to the render connection in place of
-//! drag and wheel (no faster than frames come back), and the newest streamed frame, both eyes
-//! side by side, is drawn on the session's WebGL layer: each half into its eye's viewport,
-//! reprojected from where that eye was when the frame was asked for to where it is now (planar
-//! late-stage reprojection, `parallax_core::reproject`), so the model stays put in the room
-//! between frames. A headset that shows one picture (one view with an area of the layer) gets
-//! one frame from the head's centre.
+//! WebXR on a headset's own browser: "Enter VR" (or "Enter AR", over the room) starts an
+//! immersive session. Each XR frame the viewer's pose — both eyes' views and projections — goes
+//! to the render connection in place of drag and wheel (no faster than frames come back), and
+//! the newest streamed frame, both eyes side by side, is drawn on the session's WebGL layer:
+//! each half into its eye's viewport, reprojected from where that eye was when the frame was
+//! asked for to where it is now (planar late-stage reprojection, `parallax_core::reproject`), so
+//! the model stays put in the room between frames. A headset that shows one picture (one view
+//! with an area of the layer) gets one frame from the head's centre. In AR the frames carry
+//! their coverage, and the layer is clear (premultiplied) wherever the model is not.
 //!
 //! WebXR is reached through `js_sys::Reflect`: web-sys's WebXR bindings need an unstable cfg.
 //! Browser only.
@@ -27,7 +28,7 @@ use parallax_core::reproject::{self, XrEye};
 use parallax_core::room::Alignment;
 use parallax_core::space_protocol::PRESENCE_HZ;
 
-use crate::headset_state::HeadsetState;
+use crate::headset_state::{HeadsetState, XrMode};
 use crate::render_live::{Viewer, viewer};
 
 /// What `XRSession.requestAnimationFrame` calls: the time and the `XRFrame`.
@@ -64,12 +65,12 @@ fn message(error: JsValue) -> String {
         .unwrap_or_else(|| format!("{error:?}"))
 }
 
-/// Whether this browser can start an immersive VR session.
-pub(crate) async fn supported() -> bool {
+/// Whether this browser can start an immersive session in `mode`.
+pub(crate) async fn supported(mode: XrMode) -> bool {
     let Some(xr) = navigator_xr() else {
         return false;
     };
-    match call(&xr, "isSessionSupported", &[&"immersive-vr".into()]) {
+    match call(&xr, "isSessionSupported", &[&mode.session_mode().into()]) {
         Ok(answer) => resolve(answer)
             .await
             .is_ok_and(|yes| yes.as_bool() == Some(true)),
@@ -77,12 +78,12 @@ pub(crate) async fn supported() -> bool {
     }
 }
 
-/// Starts an immersive session and runs it until the headset ends it.
-pub(crate) async fn enter(state: HeadsetState) -> Result<(), String> {
-    start(state).await.map_err(message)
+/// Starts an immersive session in `mode` and runs it until the headset ends it.
+pub(crate) async fn enter(state: HeadsetState, mode: XrMode) -> Result<(), String> {
+    start(state, mode).await.map_err(message)
 }
 
-async fn start(state: HeadsetState) -> Result<(), JsValue> {
+async fn start(state: HeadsetState, mode: XrMode) -> Result<(), JsValue> {
     let xr = navigator_xr().ok_or_else(|| JsValue::from_str("this browser has no WebXR"))?;
     let features = Object::new();
     // `local-floor`: the floor at y = 0, so a room's marks and a table's height mean the same
@@ -95,9 +96,17 @@ async fn start(state: HeadsetState) -> Result<(), JsValue> {
     let session = resolve(call(
         &xr,
         "requestSession",
-        &[&"immersive-vr".into(), &features],
+        &[&mode.session_mode().into(), &features],
     )?)
     .await?;
+    // Over the room unless the display shows none of it (an AR session on an opaque display):
+    // then frames come on a transparent background with their coverage, and what the model does
+    // not cover stays clear. An additive display (light added to the room) needs the black the
+    // premultiplied colour has there; alpha blending needs the coverage.
+    let blend = get(&session, "environmentBlendMode")
+        .ok()
+        .and_then(|m| m.as_string());
+    let see_through = mode == XrMode::Ar && blend.as_deref() != Some("opaque");
 
     // WebGL 2 on a canvas of its own, made for the headset's compositor.
     let canvas: HtmlCanvasElement = document().create_element("canvas")?.dyn_into()?;
@@ -143,12 +152,14 @@ async fn start(state: HeadsetState) -> Result<(), JsValue> {
     on_select.forget(); // Lives as long as the session object that holds it.
 
     state.xr.set(true);
+    state.see_through.set(see_through);
     let running = Rc::new(Cell::new(true));
     let on_end = Closure::<dyn FnMut()>::new({
         let running = running.clone();
         move || {
             running.set(false);
             state.xr.set(false);
+            state.see_through.set(false);
             viewer(None);
         }
     });
@@ -400,6 +411,7 @@ fn on_frame(
         eyes,
         room,
         placement,
+        coverage: state.see_through.get_untracked(),
     }));
 
     // The newest streamed frame (the page's canvas holds it) becomes the texture, with the eyes
@@ -413,13 +425,17 @@ fn on_frame(
         screen.uploaded.set(frames);
         let shown = state.shown.get_untracked();
         screen.rendered.set(shown.and_then(|s| s.eyes));
+        screen.coverage.set(shown.is_some_and(|s| s.coverage));
         if let Some(shown) = shown {
             record_drawn_latency(js_sys::Date::now() - shown.sent_ms);
         }
     }
     let framebuffer = get(layer, "framebuffer")?;
     gl.bind_framebuffer(Gl::FRAMEBUFFER, framebuffer.dyn_ref());
-    gl.clear_color(0.0, 0.0, 0.0, 1.0);
+    // Over the room, what the model does not cover is clear (premultiplied: colour 0 too).
+    let see_through = state.see_through.get_untracked();
+    let clear = if see_through { 0.0 } else { 1.0 };
+    gl.clear_color(0.0, 0.0, 0.0, clear);
     gl.clear(Gl::COLOR_BUFFER_BIT | Gl::DEPTH_BUFFER_BIT);
     // The others in the shared room, drawn here over the streamed frame: no round trip.
     let me = state.space.member.get_untracked().map(|(id, _)| id);
@@ -453,9 +469,9 @@ fn on_frame(
             _ => reproject::IDENTITY,
         };
         match (halves, i) {
-            (true, 0) => screen.draw(gl, 0.0, 0.5, &homography),
-            (true, _) => screen.draw(gl, 0.5, 0.5, &homography),
-            (false, _) => screen.draw(gl, 0.0, 1.0, &reproject::IDENTITY),
+            (true, 0) => screen.draw(gl, (0.0, 0.5), &homography, see_through),
+            (true, _) => screen.draw(gl, (0.5, 0.5), &homography, see_through),
+            (false, _) => screen.draw(gl, (0.0, 1.0), &reproject::IDENTITY, see_through),
         }
         if !others.is_empty()
             && let Some(now) = eye(view)
@@ -603,10 +619,14 @@ struct Screen {
     texture: WebGlTexture,
     area: Option<WebGlUniformLocation>,
     homography: Option<WebGlUniformLocation>,
+    coverage_uniform: Option<WebGlUniformLocation>,
+    see_through: Option<WebGlUniformLocation>,
     /// The page's frame count when the texture was last filled...
     uploaded: Cell<u64>,
-    /// ...and the eyes that frame was rendered for (a stereo frame).
+    /// ...the eyes that frame was rendered for (a stereo frame)...
     rendered: Cell<Option<[XrEye; 2]>>,
+    /// ...and whether it carries its coverage below its colour.
+    coverage: Cell<bool>,
 }
 
 const VERTEX: &str = "#version 300 es
@@ -625,15 +645,34 @@ uniform sampler2D frame;
 uniform vec2 area;
 // This eye's view now (NDC) -> the frame as rendered (homogeneous NDC).
 uniform mat3 homography;
+// The frame is twice as tall: the colour (premultiplied) above, its coverage below as grey.
+uniform bool coverage;
+// Drawn over the room: what the model does not cover stays clear.
+uniform bool see_through;
+// Premultiplied, as the layer is composited.
 out vec4 color;
 void main() {
     vec3 at = homography * vec3(ndc, 1.0);
     vec2 uv = at.xy / at.z * 0.5 + 0.5;
     if (at.z <= 0.0 || any(lessThan(uv, vec2(0.0))) || any(greaterThan(uv, vec2(1.0)))) {
-        color = vec4(0.0, 0.0, 0.0, 1.0); // Not in the frame: nothing to show there.
+        // Not in the frame: nothing to show there.
+        color = vec4(0.0, 0.0, 0.0, see_through ? 0.0 : 1.0);
         return;
     }
-    color = texture(frame, vec2(area.x + uv.x * area.y, 1.0 - uv.y));
+    vec2 st = vec2(area.x + uv.x * area.y, 1.0 - uv.y);
+    if (!coverage) {
+        color = vec4(texture(frame, st).rgb, 1.0);
+        return;
+    }
+    // Each half sampled within itself: linear filtering never mixes colour and coverage rows.
+    float texel = 0.5 / float(textureSize(frame, 0).y);
+    vec3 rgb = texture(frame, vec2(st.x, min(st.y * 0.5, 0.5 - texel))).rgb;
+    float cover = texture(frame, vec2(st.x, max(0.5 + st.y * 0.5, 0.5 + texel))).r;
+    // The codec's noise about 0 and 1 (JPEG rings up to 0.12 a few pixels from a hard edge)
+    // made exactly clear and exactly solid; between, as sent (see-through parts are 0.3). And
+    // no colour beyond the coverage (premultiplied: a halo would be light added to the room).
+    cover = cover < 0.16 ? 0.0 : (cover > 0.84 ? 1.0 : cover);
+    color = see_through ? vec4(min(rgb, vec3(cover)), cover) : vec4(rgb, 1.0);
 }";
 
 /// A WebGL 2 program of the `vertex` and `fragment` shaders' sources; an error says what the
@@ -679,15 +718,17 @@ impl Screen {
         ] {
             gl.tex_parameteri(Gl::TEXTURE_2D, parameter, value as i32);
         }
-        let area = gl.get_uniform_location(&program, "area");
-        let homography = gl.get_uniform_location(&program, "homography");
+        let uniform = |name: &str| gl.get_uniform_location(&program, name);
         Ok(Self {
+            area: uniform("area"),
+            homography: uniform("homography"),
+            coverage_uniform: uniform("coverage"),
+            see_through: uniform("see_through"),
             program,
             texture,
-            area,
-            homography,
             uploaded: Cell::new(u64::MAX),
             rendered: Cell::new(None),
+            coverage: Cell::new(false),
         })
     }
 
@@ -704,10 +745,16 @@ impl Screen {
     }
 
     /// Draws the part of the frame from `left` (0–1) `width` wide across the viewport, through
-    /// `homography` (column-major; from the viewport's NDC to the frame's).
-    fn draw(&self, gl: &Gl, left: f32, width: f32, homography: &[f32; 9]) {
+    /// `homography` (column-major; from the viewport's NDC to the frame's); over the room when
+    /// `see_through`.
+    fn draw(&self, gl: &Gl, (left, width): (f32, f32), homography: &[f32; 9], see_through: bool) {
         gl.use_program(Some(&self.program));
         gl.uniform2f(self.area.as_ref(), left, width);
+        gl.uniform1i(
+            self.coverage_uniform.as_ref(),
+            i32::from(self.coverage.get()),
+        );
+        gl.uniform1i(self.see_through.as_ref(), i32::from(see_through));
         gl.uniform_matrix3fv_with_f32_array(self.homography.as_ref(), false, homography);
         gl.active_texture(Gl::TEXTURE0);
         gl.bind_texture(Gl::TEXTURE_2D, Some(&self.texture));

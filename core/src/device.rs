@@ -35,6 +35,12 @@ pub struct Pose {
     /// the one view above (which stays the view picks are made in).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub views: Option<[EyeView; 2]>,
+    /// For a see-through display (WebXR `immersive-ar`): the model on a transparent background,
+    /// and the frame twice as tall: the colour, premultiplied by coverage, above the coverage as
+    /// grey (neither JPEG nor H.264 carries alpha). The frame header says so
+    /// ([`crate::FrameHeader::coverage`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub coverage: bool,
 }
 
 /// One eye of a stereo pose, as WebXR's `XRView` gives it, in the space `position` and `target`
@@ -207,6 +213,7 @@ impl OrbitPose {
             width,
             height,
             views: None,
+            coverage: false,
         }
     }
 }
@@ -535,6 +542,12 @@ impl Pose {
         if !(1..=max_side).contains(&self.width) || !(1..=max_side).contains(&self.height) {
             return Some(format!(
                 "the viewport must be 1 to {max_side} pixels a side"
+            ));
+        }
+        if self.coverage && self.height.saturating_mul(2) > max_side {
+            return Some(format!(
+                "a frame with its coverage is twice as tall: at most {} pixels high",
+                max_side / 2
             ));
         }
         if let Some(views) = &self.views {
@@ -1003,6 +1016,7 @@ mod tests {
             width: 640,
             height: 480,
             views: None,
+            coverage: false,
         }
     }
 

@@ -38,7 +38,9 @@ pub enum ProtocolError {
     BadFrameMagic,
     #[error("binary frame in an unknown codec ({0})")]
     UnknownCodec(u8),
-    #[error("binary frame with flags {0:#04x}: only bit 0 (key frame) is defined")]
+    #[error(
+        "binary frame with flags {0:#04x}: only bits 0 (key frame) and 1 (coverage) are defined"
+    )]
     UnknownFrameFlags(u8),
 }
 
@@ -102,7 +104,8 @@ impl std::fmt::Display for Codec {
 /// The header in front of every binary video frame; the encoded image follows it directly.
 ///
 /// Layout (little-endian): `b"PXF2"`, frame number (u64), pose id (u64), change number (u64),
-/// codec (u8, [`Codec::wire`]), flags (u8: bit 0 set on a key frame).
+/// codec (u8, [`Codec::wire`]), flags (u8: bit 0 set on a key frame, bit 1 on a frame that
+/// carries its coverage).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FrameHeader {
     /// Counts the frames sent on one connection, so a client can see drops (and a video decoder
@@ -115,12 +118,17 @@ pub struct FrameHeader {
     pub codec: Codec,
     /// Decodes on its own: every JPEG, and an H.264 IDR access unit.
     pub key: bool,
+    /// The picture is twice as tall as the view: the colour on a transparent background,
+    /// premultiplied by coverage, over its coverage as grey (255 where the model covers the
+    /// pixel, 0 where the room shows through). Asked for by [`crate::device::Pose::coverage`].
+    pub coverage: bool,
 }
 
 impl FrameHeader {
     pub const MAGIC: [u8; 4] = *b"PXF2";
     pub const LEN: usize = 4 + 8 + 8 + 8 + 1 + 1;
     const KEY: u8 = 1;
+    const COVERAGE: u8 = 2;
 
     /// A full binary frame: this header followed by `image`.
     pub fn encode_with(&self, image: &[u8]) -> Vec<u8> {
@@ -130,7 +138,9 @@ impl FrameHeader {
         out.extend_from_slice(&self.pose.to_le_bytes());
         out.extend_from_slice(&self.change.0.to_le_bytes());
         out.push(self.codec.wire());
-        out.push(if self.key { Self::KEY } else { 0 });
+        out.push(
+            if self.key { Self::KEY } else { 0 } | if self.coverage { Self::COVERAGE } else { 0 },
+        );
         out.extend_from_slice(image);
         out
     }
@@ -148,7 +158,7 @@ impl FrameHeader {
         let codec = Codec::from_wire(head[28]).ok_or(ProtocolError::UnknownCodec(head[28]))?;
         // Undefined bits set mean a frame from another version, or a corrupt one: what they ask
         // cannot be known, so the frame is refused rather than half understood.
-        if head[29] & !Self::KEY != 0 {
+        if head[29] & !(Self::KEY | Self::COVERAGE) != 0 {
             return Err(ProtocolError::UnknownFrameFlags(head[29]));
         }
         Ok((
@@ -158,6 +168,7 @@ impl FrameHeader {
                 change: ChangeNumber(word(20)),
                 codec,
                 key: head[29] & Self::KEY != 0,
+                coverage: head[29] & Self::COVERAGE != 0,
             },
             image,
         ))
@@ -188,6 +199,7 @@ mod tests {
             change: ChangeNumber(9),
             codec: Codec::H264,
             key: true,
+            coverage: false,
         };
         let bytes = header.encode_with(&[0, 0, 0, 1]);
         assert_eq!(bytes.len(), FrameHeader::LEN + 4);
@@ -197,6 +209,7 @@ mod tests {
         let delta = FrameHeader {
             codec: Codec::Jpeg,
             key: false,
+            coverage: true,
             ..header
         };
         assert_eq!(

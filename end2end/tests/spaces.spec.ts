@@ -848,16 +848,28 @@ test("the operator stops a headset's render session from /pool and the headset s
  * (Chromium has a native `navigator.xr`, hence `forceInstall`). The page draws into the emulated
  * layer, which the runtime shows on the page: in stereo, left eye left, right eye right; without,
  * one picture across the whole layer (the runtime then gives the second view no area). */
-async function emulatedQuest3(browser: Browser, stereo = true): Promise<Page> {
+async function emulatedQuest3(
+  browser: Browser,
+  stereo = true,
+  { ar = true, webCodecs = true }: { ar?: boolean; webCodecs?: boolean } = {},
+): Promise<Page> {
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
   await context.addInitScript({ path: require.resolve("iwer/build/iwer.min.js") });
-  await context.addInitScript((stereo) => {
-    const w = window as any;
-    const device = new w.IWER.XRDevice(w.IWER.metaQuest3);
-    device.stereoEnabled = stereo;
-    device.installRuntime({ forceInstall: true });
-    w.xrDevice = device;
-  }, stereo);
+  await context.addInitScript(
+    ({ stereo, ar, webCodecs }) => {
+      const w = window as any;
+      // Without AR: a Quest 3 that offers only immersive VR (as a headset without passthrough).
+      const config = ar
+        ? w.IWER.metaQuest3
+        : { ...w.IWER.metaQuest3, supportedSessionModes: ["inline", "immersive-vr"] };
+      const device = new w.IWER.XRDevice(config);
+      device.stereoEnabled = stereo;
+      device.installRuntime({ forceInstall: true });
+      w.xrDevice = device;
+      if (!webCodecs) delete w.VideoDecoder;
+    },
+    { stereo, ar, webCodecs },
+  );
   return context.newPage();
 }
 
@@ -1021,10 +1033,13 @@ test("an emulated headset that shows one picture gets one frame, from the head's
   const tablet = await signedIn(browser);
   await createSpace(tablet, room);
   await tablet.getByRole("button", { name: /^Show Spur gear.* to everyone$/ }).click();
-  const headset = await emulatedQuest3(browser, false);
+  const headset = await emulatedQuest3(browser, false, { ar: false });
   await joinAsGuest(headset, await joinCode(tablet), "Quest 3, one picture");
   await frameOf(headset, "gear");
   const view = headset.locator("canvas.frame");
+  // A device that offers no AR session gets no "Enter AR".
+  await expect(headset.getByRole("button", { name: "Enter VR" })).toBeVisible();
+  await expect(headset.getByRole("button", { name: "Enter AR" })).toHaveCount(0);
   await headset.getByRole("button", { name: "Enter VR" }).click();
   await expect(headset.getByRole("status").filter({ hasText: "In VR" })).toBeVisible();
   // One frame as large as the one view (not two eyes side by side, one of them with no area)...
@@ -1065,6 +1080,95 @@ test("an emulated headset that shows one picture gets one frame, from the head's
   expect(Math.abs(sum / count - png.width / 2), `${background}`).toBeLessThan(png.width / 20);
   await headset.evaluate(() => (window as any).xrDevice.activeSession.end());
   await headset.context().close();
+});
+
+/** The room behind the emulated AR layer: the page under it is hidden and painted this blue, as
+ * passthrough would show the room. */
+const ROOM = [40, 90, 255];
+
+test("in AR an emulated Quest 3 draws only the model over the room: clear around it, solid on it, clean edges, in H.264 and in JPEG", async ({
+  browser,
+}) => {
+  test.setTimeout(120_000);
+  const room = `ar-${Date.now().toString(36)}`;
+  const tablet = await signedIn(browser);
+  await createSpace(tablet, room);
+  await tablet.getByRole("button", { name: /^Show Spur gear.* to everyone$/ }).click();
+  const code = await joinCode(tablet);
+  for (const codec of ["h264", "jpeg"]) {
+    const headset = await emulatedQuest3(browser, true, { webCodecs: codec === "h264" });
+    await joinAsGuest(headset, code, `Quest 3 AR ${codec}`);
+    await frameOf(headset, "gear");
+    await expect(headset.locator("canvas.frame")).toHaveAttribute("data-codec", codec);
+    await headset.getByRole("button", { name: "Enter AR" }).click();
+    await expect(headset.getByRole("status").filter({ hasText: "In AR" })).toBeVisible();
+    // Frames now come with their coverage: each eye 640×800, the colour above the coverage.
+    const view = headset.locator("canvas.frame");
+    await expect
+      .poll(() => view.evaluate((c: HTMLCanvasElement) => `${c.width}x${c.height}`), { timeout: 15_000 })
+      .toBe("1280x1600");
+    await headset.addStyleTag({
+      content: `body { background: rgb(${ROOM}) !important; } body > *:not([data-webxr_runtime]) { visibility: hidden; }`,
+    });
+    // No new poses, so no new frames: the layer shows the last frame as it is.
+    await headset.evaluate(() => ((window as any).parallaxHoldPoses = true));
+    await headset.waitForTimeout(1500);
+    // The frame as decoded, losslessly out of the page.
+    const sent = PNG.sync.read(
+      Buffer.from((await view.evaluate((c: HTMLCanvasElement) => c.toDataURL("image/png"))).split(",")[1], "base64"),
+    ).data;
+    const shot = PNG.sync.read(await headset.screenshot());
+    const [w, h] = [shot.width, shot.height];
+    expect([w, h]).toEqual([1280, 800]);
+    const at = (x: number, y: number) => (y * w + x) * 4;
+    const cover = (x: number, y: number) => sent[at(x, y + h)];
+    const colour = (x: number, y: number) => [0, 1, 2].map((k) => sent[at(x, y) + k]);
+    const seen = (x: number, y: number) => [0, 1, 2].map((k) => shot.data[at(x, y) + k]);
+    const near = (a: number[], b: number[], margin: number) => a.every((v, k) => Math.abs(v - b[k]) <= margin);
+    // Within 2 px of where the coverage crosses one half.
+    const edge = (x: number, y: number) => {
+      const inside = cover(x, y) >= 128;
+      for (let dy = -2; dy <= 2; dy++)
+        for (let dx = -2; dx <= 2; dx++) {
+          const [u, v] = [x + dx, y + dy];
+          if (u >= 0 && v >= 0 && u < w && v < h && cover(u, v) >= 128 !== inside) return true;
+        }
+      return false;
+    };
+    const luma = ([r, g, b]: number[]) => 0.2126 * r + 0.7152 * g + 0.0722 * b;
+    let [solid, clear, wrong, band, dark] = [0, 0, [] as string[], 0, 0];
+    for (let y = 0; y < h; y++)
+      for (let x = 0; x < w; x++) {
+        const c = cover(x, y);
+        const onEdge = edge(x, y);
+        if (onEdge) {
+          band++;
+          // No halo: an edge pixel is never much darker than both the room and the model by it.
+          const model = c >= 128 ? luma(colour(x, y)) : 255;
+          if (luma(seen(x, y)) < Math.min(luma(ROOM), model) - 40) dark++;
+          continue;
+        }
+        // Away from the edges, what the eye buffer shows: the model's own colour, nothing of
+        // the room, where the model is; the room, untinted, everywhere else.
+        if (c >= 128) {
+          solid++;
+          if (!near(seen(x, y), colour(x, y), 12)) wrong.push(`model (${x}, ${y}) ${seen(x, y)} not ${colour(x, y)}`);
+        } else {
+          clear++;
+          if (!near(seen(x, y), ROOM, 12)) wrong.push(`room (${x}, ${y}) ${seen(x, y)}`);
+        }
+      }
+    console.log(
+      `AR over ${codec}: ${solid} px solid, ${clear} px clear, ${band} px within 2 px of an edge ` +
+        `(${dark} darker than the room and the model), ${wrong.length} wrong elsewhere`,
+    );
+    expect(solid).toBeGreaterThan(5000);
+    expect(clear).toBeGreaterThan(100_000);
+    expect(wrong.slice(0, 5)).toEqual([]);
+    expect(dark).toBeLessThan(band / 100);
+    await headset.evaluate(() => (window as any).xrDevice.activeSession.end());
+    await headset.context().close();
+  }
 });
 
 test("a headset page over plain http says VR needs HTTPS; plain http to the https port is redirected", async ({

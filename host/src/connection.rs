@@ -371,7 +371,7 @@ async fn apply(
         },
         DeviceMessage::Pose(pose) => match pose.problem(MAX_VIEWPORT_SIDE).or_else(|| {
             let frame_width = pose.width * if pose.views.is_some() { 2 } else { 1 };
-            let odd = frame_width % 2 == 1 || pose.height % 2 == 1;
+            let odd = !frame_width.is_multiple_of(2) || !pose.height.is_multiple_of(2);
             (scene.codec == Codec::H264 && odd).then(|| {
                 format!(
                     "H.264 frames need an even width and height, not {frame_width}x{}",
@@ -660,6 +660,7 @@ async fn render(
         size: (pose.width, pose.height),
         transform,
         review: scene.review.clone(),
+        coverage: pose.coverage,
     };
     let frame = match scene.video.take() {
         None => host
@@ -684,7 +685,7 @@ async fn render(
     match frame {
         Ok((bytes, key)) => {
             host.frame_sent(started.elapsed());
-            send_frame(socket, scene, pose.id, &bytes, key).await
+            send_frame(socket, scene, (pose, key), &bytes).await
         }
         Err(e) => send(socket, error("RenderFailed", e)).await,
     }
@@ -698,7 +699,7 @@ async fn refine(socket: &mut WebSocket, scene: &mut Scene, pose: Pose) -> Result
     let (video, encoded) = encode(video, VideoEncoder::refine).await?;
     scene.video = Some(video);
     match encoded {
-        Ok(Some(frame)) => send_frame(socket, scene, pose.id, &frame.bytes, frame.key).await,
+        Ok(Some(frame)) => send_frame(socket, scene, (pose, frame.key), &frame.bytes).await,
         Ok(None) => Ok(()),
         Err(e) => send(socket, error("RenderFailed", e)).await,
     }
@@ -718,20 +719,21 @@ async fn encode<T: Send + 'static>(
     .map_err(|_| Close(CLOSE_GOING_AWAY, "the video encoder failed".into()))
 }
 
+/// Sends `bytes`, the frame that answers `pose` (a key frame when `key`).
 async fn send_frame(
     socket: &mut WebSocket,
     scene: &mut Scene,
-    pose: u64,
+    (pose, key): (Pose, bool),
     bytes: &[u8],
-    key: bool,
 ) -> Result<(), Close> {
     scene.frames += 1;
     let header = FrameHeader {
         frame: scene.frames,
-        pose,
+        pose: pose.id,
         change: ChangeNumber(0),
         codec: scene.codec,
         key,
+        coverage: pose.coverage,
     };
     socket
         .send(Message::Binary(header.encode_with(bytes).into()))

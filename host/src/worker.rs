@@ -11,6 +11,7 @@ use parallax_core::review::Review;
 use parallax_core::yuv::I420;
 use parallax_render::{
     Eye, GpuModel, Look, Mesh, RenderError, Renderer, RgbaImage, View, encode_jpeg, encode_png,
+    with_coverage,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -40,6 +41,9 @@ pub struct Frame {
     pub size: (u32, u32),
     pub transform: Mat4,
     pub review: Arc<Review>,
+    /// For a see-through display: the model on a transparent background, its coverage below
+    /// ([`parallax_render::with_coverage`]).
+    pub coverage: bool,
 }
 
 struct Job {
@@ -313,11 +317,16 @@ pub fn release_freed_memory() {
     }
 }
 
-/// How `model` looks under `review` (as modelled without a model or a review).
-fn look_of(model: Option<&GpuModel>, review: &Review) -> Look {
-    match model {
-        Some(model) if *review != Review::default() => Look::of_review(review, model),
+/// How `model` looks in `frame`: under its review (as modelled without a model or a review),
+/// on a transparent background for a see-through display.
+fn look_of(model: Option<&GpuModel>, frame: &Frame) -> Look {
+    let look = match model {
+        Some(model) if *frame.review != Review::default() => Look::of_review(&frame.review, model),
         _ => Look::default(),
+    };
+    Look {
+        transparent: frame.coverage,
+        ..look
     }
 }
 
@@ -332,9 +341,13 @@ fn render_job(
         None => None,
     };
     if let Output::Pose { frame, raw: true } = &job.output {
-        let look = look_of(model, &frame.review);
+        let look = look_of(model, frame);
         let ((width, height), scene) = (frame.size, (model, &look));
-        let rendered = if renderer.converts_to_i420_cheaper() {
+        let rendered = if frame.coverage {
+            renderer
+                .render_look(scene, frame.transform, &frame.eyes, width, height)
+                .map(|image| RawFrame::Rgba(with_coverage(&image)))
+        } else if renderer.converts_to_i420_cheaper() {
             renderer
                 .render_eyes_i420(scene, frame.transform, &frame.eyes, width, height)
                 .map(RawFrame::I420)
@@ -354,9 +367,14 @@ fn render_job(
             None => return Err("nothing to frame: no model".to_string()),
         },
         Output::Pose { frame, .. } => {
-            let look = look_of(model, &frame.review);
+            let look = look_of(model, frame);
             let (width, height) = frame.size;
-            renderer.render_look((model, &look), frame.transform, &frame.eyes, width, height)
+            renderer
+                .render_look((model, &look), frame.transform, &frame.eyes, width, height)
+                .map(|image| match frame.coverage {
+                    true => with_coverage(&image),
+                    false => image,
+                })
         }
     }
     .map_err(|e: RenderError| e.to_string())?;

@@ -11,10 +11,12 @@
 //! - `indices`: how a model's triangles sit on the GPU (16-bit indices where they fit).
 //! - [`import`]: glTF/GLB, STL and OBJ files into a mesh, validated.
 //! - [`pick`]: ray casts from a screen point into the model (ARR's spatial queries).
+//! - [`coverage`]: frames for see-through displays, the model's coverage below its colour.
 //! - [`encode`]: JPEG and PNG encoding of a rendered frame.
 //! - [`video`]: H.264 encoding of a render connection's frames, and PSNR to judge them by.
 
 pub mod camera;
+pub mod coverage;
 pub mod encode;
 pub mod import;
 mod indices;
@@ -28,6 +30,7 @@ pub mod samples;
 pub mod video;
 
 pub use camera::View;
+pub use coverage::with_coverage;
 pub use encode::{EncodeError, decode_png, encode_jpeg, encode_png};
 pub use import::{
     DEFAULT_COLOR, Format, ImportError, ImportedModel, ModelBuilder, import, import_file,

@@ -224,9 +224,22 @@ pub struct Look {
     /// Where a member points, in model space: a marker at the target, and a ray to it from the
     /// origin when there is one. Drawn over the model, so it shows wherever it is.
     pub pointer: Option<(Vec3, Option<Vec3>)>,
+    /// For a see-through display: the background cleared to transparent black, so the frame's
+    /// alpha is the model's coverage and its colour is premultiplied by it.
+    pub transparent: bool,
 }
 
 impl Look {
+    /// Every part as modelled: nothing hidden, tinted, see-through, cut, moved or pointed at
+    /// (the background aside).
+    fn as_modelled(&self) -> bool {
+        *self
+            == Self {
+                transparent: self.transparent,
+                ..Self::default()
+            }
+    }
+
     /// A design review's state as `model` is drawn with it: overrides by part path, a group's
     /// reaching the parts within, in the order of [`GpuModel::part_names`].
     pub fn of_review(review: &parallax_core::review::Review, model: &GpuModel) -> Self {
@@ -246,6 +259,7 @@ impl Look {
                 .pointer
                 .as_ref()
                 .map(|p| (Vec3::from(p.target), p.origin.map(Vec3::from))),
+            transparent: false,
         }
     }
 }
@@ -913,7 +927,11 @@ impl Renderer {
                     depth_slice: None,
                     resolve_target: None,
                     ops: wgpu::Operations {
-                        load: wgpu::LoadOp::Clear(CLEAR_COLOR),
+                        load: wgpu::LoadOp::Clear(if look.transparent {
+                            wgpu::Color::TRANSPARENT
+                        } else {
+                            CLEAR_COLOR
+                        }),
                         store: wgpu::StoreOp::Store,
                     },
                 })],
@@ -993,7 +1011,7 @@ impl Renderer {
                             None => drawn.parts_culled += 1,
                         }
                     }
-                    if *look == Look::default() {
+                    if look.as_modelled() {
                         // As modelled, every part's state is neutral: one draw for each run of
                         // parts that can show and share an index buffer and base vertex (one a
                         // chunk of 16-bit indices when they all can).

@@ -284,3 +284,55 @@ fn parts_on_16_and_32_bit_indices_each_draw_as_they_draw_alone() {
     assert!(in_runs.coverage() > 0.05);
     assert_eq!(in_runs.share_differing(&each, 0), 0.0);
 }
+
+#[test]
+fn a_transparent_frame_covers_exactly_the_model_in_the_colours_it_has_opaque() {
+    let mut renderer = Renderer::new().expect("a wgpu adapter");
+    let sample = samples::SAMPLES.iter().find(|s| s.id == "gear").unwrap();
+    let model = renderer.upload(&(sample.build)()).unwrap();
+    let view = View::framing(&model.bounds, WIDTH, HEIGHT);
+    let eyes = [Eye::of(&view)];
+    let mut draw = |look: &Look| {
+        renderer
+            .render_look((Some(&model), look), Mat4::IDENTITY, &eyes, WIDTH, HEIGHT)
+            .unwrap()
+    };
+    let opaque = draw(&Look::default());
+    let clear = draw(&Look {
+        transparent: true,
+        ..Look::default()
+    });
+    let (mut covered, mut background) = (0, 0);
+    for (o, c) in opaque
+        .pixels
+        .chunks_exact(4)
+        .zip(clear.pixels.chunks_exact(4))
+    {
+        let on_model = RgbaImage {
+            width: 1,
+            height: 1,
+            pixels: o.to_vec(),
+        }
+        .coverage()
+            > 0.0;
+        if on_model {
+            // Opaque wherever the model is, in the very colour it has on the CAD background.
+            assert_eq!(c, o, "a pixel of the model");
+            covered += 1;
+        } else {
+            assert_eq!(c, [0, 0, 0, 0], "a pixel of the room");
+            background += 1;
+        }
+    }
+    assert!(
+        covered > 1000 && background > 1000,
+        "{covered} / {background}"
+    );
+
+    // As a frame for a codec without alpha: the colour over the coverage, which says the same.
+    let framed = parallax_render::with_coverage(&clear);
+    assert_eq!((framed.width, framed.height), (WIDTH, 2 * HEIGHT));
+    let below = framed.pixels[(WIDTH * HEIGHT * 4) as usize..].chunks_exact(4);
+    let opaque_share = below.filter(|p| p[0] == 255).count();
+    assert_eq!(opaque_share, covered);
+}

@@ -130,6 +130,7 @@ async fn frames(url: &str, model: &str, seconds: u64, trust: Option<Trust>) -> u
                 width: 1280,
                 height: 720,
                 views: None,
+                coverage: false,
             });
             if outgoing.send(send(pose)).await.is_err() {
                 break;

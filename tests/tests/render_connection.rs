@@ -82,6 +82,7 @@ fn pose(id: u64, position: [f32; 3]) -> DeviceMessage {
         width: 320,
         height: 240,
         views: None,
+        coverage: false,
     })
 }
 
@@ -737,6 +738,64 @@ async fn a_stereo_pose_gets_both_eyes_side_by_side() {
     };
     assert_eq!(code, "BadPose");
     assert!(message.contains("side by side"), "{message}");
+
+    // For a see-through display: the same view on a transparent background, its coverage below.
+    let with_coverage = |id: u64, height: u32| {
+        let DeviceMessage::Pose(pose) = stereo(id, 320) else {
+            unreachable!()
+        };
+        DeviceMessage::Pose(Pose {
+            coverage: true,
+            height,
+            ..pose
+        })
+    };
+    say(&mut device, with_coverage(3, 240)).await;
+    let (header, jpeg) = frame(&mut device).await;
+    assert_eq!((header.pose, header.coverage), (3, true));
+    let (width, height, framed) = decode_jpeg(&jpeg);
+    assert_eq!((width, height), (640, 480), "the colour over the coverage");
+    let opaque = pixels;
+    let at = |x: usize, y: usize| (y * 640 + x) * 3;
+    let background = opaque[..3].to_vec();
+    let cover = |x: usize, y: usize| framed[at(x, y + 240)];
+    let (mut covered, mut clear) = (0, 0);
+    for y in (3..237).step_by(3) {
+        for x in (3..637).step_by(3) {
+            // Away from the gear's edges (JPEG blurs them): where the coverage says the gear is
+            // (in all of a 7×7 square), the colour is the opaque frame's; where it says the room
+            // is, the opaque frame shows its background and the colour is black.
+            let square = (x - 3..=x + 3).flat_map(|u| (y - 3..=y + 3).map(move |v| cover(u, v)));
+            let colour = &framed[at(x, y)..at(x, y) + 3];
+            let seen = &opaque[at(x, y)..at(x, y) + 3];
+            let off = |a: &[u8], b: &[u8]| a.iter().zip(b).map(|(a, b)| a.abs_diff(*b)).max();
+            if square.clone().all(|c| c > 230) {
+                assert!(
+                    off(colour, seen) < Some(40),
+                    "{colour:?} on the gear, {seen:?} opaque"
+                );
+                covered += 1;
+            } else if square.clone().all(|c| c < 25) {
+                assert!(
+                    off(seen, &background) < Some(24),
+                    "{seen:?} opaque off the gear"
+                );
+                assert!(colour.iter().all(|c| *c < 40), "{colour:?} off the gear");
+                clear += 1;
+            }
+        }
+    }
+    assert!(
+        covered > 500 && clear > 5000,
+        "{covered} covered, {clear} clear"
+    );
+
+    say(&mut device, with_coverage(4, 2100)).await;
+    let Heard::Event(HostMessage::Error { code, message }) = hear(&mut device).await else {
+        panic!("a reason for the too-tall pose")
+    };
+    assert_eq!(code, "BadPose");
+    assert!(message.contains("twice as tall"), "{message}");
 }
 
 /// `parallax host revoke NAME` while the host renders a session: the coordinator drops the host

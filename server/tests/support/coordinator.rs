@@ -301,6 +301,7 @@ pub async fn frame_after_pose(headset: &mut parallax_headset::RenderConnection, 
         width: 320,
         height: 240,
         views: None,
+        coverage: false,
     };
     headset.pose(pose).await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
