@@ -21,7 +21,7 @@ use parallax_core::device::{
 };
 use parallax_core::protocol::FrameHeader;
 use parallax_core::reproject::XrEye;
-use parallax_core::review::Review;
+use parallax_core::review::{Pointer, Review};
 use parallax_core::room::{Alignment, RoomPlacement};
 use serde_json::Value;
 
@@ -54,6 +54,8 @@ enum Command {
     Review(Box<Review>),
     /// `None` when the WebXR session ended: back to the orbit camera.
     Viewer(Option<Box<Viewer>>),
+    /// A headset's pointing ray (origin, direction) in its tracking space: point at what it meets.
+    RayCast([f32; 3], [f32; 3]),
 }
 
 /// A WebXR viewer's pose in its session's `local` space, and the frame size one eye needs.
@@ -91,6 +93,12 @@ fn send(command: Command) {
 /// Hands a gesture to the render connection.
 pub(crate) fn gesture(gesture: Gesture) {
     send(Command::Gesture(gesture));
+}
+
+/// Casts a headset's pointing ray (tracking space) into the model on the render connection; a
+/// part it meets is pointed at for everyone in the space.
+pub(crate) fn ray_cast(origin: [f32; 3], direction: [f32; 3]) {
+    send(Command::RayCast(origin, direction));
 }
 
 /// Hands the WebXR viewer's pose to the render connection: it replaces the orbit camera (until
@@ -244,6 +252,8 @@ struct Camera {
     painted: Rc<Cell<u64>>,
     /// The H.264 decoder, when the host sends H.264.
     video: Option<VideoSink>,
+    /// The ray cast last asked for, and its origin in model space: what it meets is pointed at.
+    pointing: Option<(u64, [f32; 3])>,
 }
 
 impl Camera {
@@ -265,6 +275,22 @@ impl Camera {
         let scale = (MAX_WIDTH / w).min(MAX_HEIGHT / h).min(1.0);
         let even = |side: f64| ((side * scale) as u32 & !1).max(2);
         (even(w), even(h))
+    }
+
+    /// A ray cast of a pointing ray in the XR session's tracking space, cast in model space.
+    fn ray_cast(&mut self, origin: [f32; 3], direction: [f32; 3]) -> Option<DeviceMessage> {
+        let (extent, viewer) = (self.extent?, self.viewer?);
+        let placed = XrPlacement::new(&extent, &viewer.room, &viewer.placement);
+        let (origin, direction) = placed.ray_to_model(origin, direction);
+        self.next_pick += 1;
+        self.pointing = Some((self.next_pick, origin));
+        Some(DeviceMessage::RayCast {
+            id: self.next_pick,
+            origin,
+            direction,
+            policy: HitPolicy::Closest,
+            max_hits: 1,
+        })
     }
 
     fn pose(&mut self) -> Option<Pose> {
@@ -338,6 +364,7 @@ async fn converse(
         received: 0,
         painted: Rc::default(),
         video: None,
+        pointing: None,
     };
     let mut events = stream::select(
         incoming.map(Input::Host),
@@ -371,6 +398,7 @@ async fn converse(
             Input::Page(Command::Place(placement)) => Some(DeviceMessage::SetTransform(placement)),
             Input::Page(Command::Review(review)) => Some(DeviceMessage::SetReview(*review)),
             Input::Page(Command::Gesture(gesture)) => on_gesture(state, &mut camera, gesture),
+            Input::Page(Command::RayCast(origin, direction)) => camera.ray_cast(origin, direction),
             Input::Page(Command::Viewer(viewer)) => {
                 camera.viewer = viewer.map(|v| *v);
                 // Every XR frame brings a pose; ask no faster than frames come back.
@@ -446,7 +474,7 @@ fn on_message(
                 .set(format!("Could not load {model}: {reason}"));
             None
         }
-        HostMessage::PickResult { hits, .. } => {
+        HostMessage::PickResult { id, hits, .. } => {
             let named = hits.first().map(|hit| {
                 hit.part
                     .clone()
@@ -457,12 +485,25 @@ fn on_message(
                 .set(Some(named.unwrap_or_else(|| "nothing".into())));
             // The tablets see what this headset points at, and can show it to everyone.
             let hit = hits.first();
-            state.space.write(serde_json::json!({
+            let mut patch = serde_json::json!({
                 "pick": {
                     "part": hit.and_then(|h| h.part.clone()),
                     "position": hit.map(|h| h.position),
                 }
-            }));
+            });
+            // A headset's ray that met a part points at it, for everyone, from where it came.
+            let pointed = camera.pointing.take_if(|(asked, _)| *asked == id);
+            if let (Some((_, origin)), Some(hit)) = (pointed, hit) {
+                let mut review = state.space.review.get_untracked();
+                review.pointer = Some(Pointer {
+                    target: hit.position,
+                    origin: Some(origin),
+                    part: hit.part.clone(),
+                    by: None,
+                });
+                patch["review"] = serde_json::to_value(review).unwrap_or_default();
+            }
+            state.space.write(patch);
             None
         }
         HostMessage::LoadProgress { .. } | HostMessage::Error { .. } => None,

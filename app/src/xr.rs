@@ -25,7 +25,7 @@ use web_sys::{
 
 use parallax_core::device::XrPlacement;
 use parallax_core::reproject::{self, XrEye};
-use parallax_core::room::Alignment;
+use parallax_core::room::{Alignment, Grip, RoomPlacement};
 use parallax_core::space_protocol::PRESENCE_HZ;
 
 use crate::headset_state::{HeadsetState, XrMode};
@@ -133,23 +133,48 @@ async fn start(state: HeadsetState, mode: XrMode) -> Result<(), JsValue> {
     };
     let screen = Screen::new(&gl)?;
     let markers = Markers::new(&gl)?;
-    // Before the headset aligns to the room: the room ahead of where the head first looks.
-    let start_room: Rc<Cell<Option<Alignment>>> = Rc::default();
-    // When this headset last said where its wearer is (ms).
-    let said: Rc<Cell<f64>> = Rc::default();
+    let kept: Rc<Kept> = Rc::default();
 
     // While aligning, each select (a trigger pulled, a pinch) touches a mark where the pointer
-    // is; two make the room.
+    // is; two make the room. Otherwise a select points at the part the pointer's ray meets.
     let on_select = Closure::<dyn FnMut(JsValue)>::new({
         let space = space.clone();
-        move |event: JsValue| touch_mark(state, &event, &space)
+        move |event: JsValue| {
+            if state.marks.get_untracked().is_some() {
+                touch_mark(state, &event, &space);
+            } else if let Some((origin, direction)) = event_ray(&event, &space) {
+                crate::render_live::ray_cast(origin, direction);
+            }
+        }
     });
-    call(
-        &session,
-        "addEventListener",
-        &[&"select".into(), on_select.as_ref()],
-    )?;
-    on_select.forget(); // Lives as long as the session object that holds it.
+    // Aligned, a squeeze (or a pinch held) takes the model, and it follows the hand until let go.
+    let on_squeeze = Closure::<dyn FnMut(JsValue)>::new({
+        let (space, kept) = (space.clone(), kept.clone());
+        move |event: JsValue| take(state, &event, &space, &kept.grab)
+    });
+    let on_release = Closure::<dyn FnMut(JsValue)>::new({
+        let kept = kept.clone();
+        move |_: JsValue| {
+            if let Some(grab) = kept.grab.borrow_mut().take() {
+                state.space.write(serde_json::json!({ "room": grab.now }));
+            }
+        }
+    });
+    for (name, listener) in [
+        ("select", &on_select),
+        ("squeezestart", &on_squeeze),
+        ("squeezeend", &on_release),
+    ] {
+        call(
+            &session,
+            "addEventListener",
+            &[&name.into(), listener.as_ref()],
+        )?;
+    }
+    // They live as long as the session object that holds them.
+    on_select.forget();
+    on_squeeze.forget();
+    on_release.forget();
 
     state.xr.set(true);
     state.see_through.set(see_through);
@@ -183,9 +208,8 @@ async fn start(state: HeadsetState, mode: XrMode) -> Result<(), JsValue> {
             if let Some(next) = again.borrow().as_ref() {
                 let _ = call(&session, "requestAnimationFrame", &[next.as_ref()]);
             }
-            let rooms = (&*start_room, &*said);
             let drawing = (&screen, &markers);
-            if let Err(e) = on_frame(state, &frame, &space, &layer, &gl, drawing, rooms) {
+            if let Err(e) = on_frame(state, &frame, &space, &layer, &gl, drawing, &kept) {
                 leptos::logging::warn!("XR frame: {}", message(e));
             }
         }
@@ -236,6 +260,117 @@ fn touch_mark(state: HeadsetState, event: &JsValue, space: &JsValue) {
     }
 }
 
+/// What the frame loop keeps from one XR frame to the next.
+#[derive(Default)]
+struct Kept {
+    /// Before the headset aligns to the room: the room ahead of where the head first looks.
+    start_room: Cell<Option<Alignment>>,
+    /// When this headset last said where its wearer is (ms).
+    said: Cell<f64>,
+    /// The model in the wearer's hand.
+    grab: RefCell<Option<Grab>>,
+}
+
+/// The model taken by a hand: where the hand and the model were when it took it, where the model
+/// is now, and when that was last written to the space (ms).
+struct Grab {
+    source: JsValue,
+    from: Grip,
+    start: RoomPlacement,
+    now: RoomPlacement,
+    written: f64,
+}
+
+/// How often a carried model's place is written to the space: the others follow at this rate,
+/// the wearer every frame.
+const CARRY_HZ: f64 = 10.0;
+
+/// A hand's grip space (else its pointer's) in `space`, as a position and orientation.
+fn hand_pose(frame: &JsValue, source: &JsValue, space: &JsValue) -> Option<([f32; 3], [f32; 4])> {
+    let grip = get(source, "gripSpace")
+        .ok()
+        .filter(|g| !g.is_null() && !g.is_undefined())
+        .or_else(|| get(source, "targetRaySpace").ok())?;
+    let pose = call(frame, "getPose", &[&grip, space]).ok()?;
+    if pose.is_null() || pose.is_undefined() {
+        return None;
+    }
+    let transform = get(&pose, "transform").ok()?;
+    let (position, orientation) = (
+        get(&transform, "position").ok()?,
+        get(&transform, "orientation").ok()?,
+    );
+    Some((
+        ["x", "y", "z"].map(|k| coordinate(&position, k)),
+        ["x", "y", "z", "w"].map(|k| coordinate(&orientation, k)),
+    ))
+}
+
+/// A squeeze: the hand takes the model, if this headset is aligned to the room (a move in a
+/// room of its own would mean something else to everyone else).
+fn take(state: HeadsetState, event: &JsValue, space: &JsValue, grab: &RefCell<Option<Grab>>) {
+    let Some(room) = state.alignment.get_untracked() else {
+        return;
+    };
+    let (Ok(source), Ok(frame)) = (get(event, "inputSource"), get(event, "frame")) else {
+        return;
+    };
+    if let Some((position, orientation)) = hand_pose(&frame, &source, space) {
+        let start = state.space.room.get_untracked();
+        *grab.borrow_mut() = Some(Grab {
+            source,
+            from: room.grip_of(position, orientation),
+            start,
+            now: start,
+            written: 0.0,
+        });
+    }
+}
+
+/// The model in a hand goes where the hand went: at once here, and to the space (so to every
+/// headset) at most [`CARRY_HZ`] times a second.
+fn carry(state: HeadsetState, frame: &JsValue, space: &JsValue, grab: &RefCell<Option<Grab>>) {
+    let mut grab = grab.borrow_mut();
+    let (Some(held), Some(room)) = (grab.as_mut(), state.alignment.get_untracked()) else {
+        return;
+    };
+    let Some((position, orientation)) = hand_pose(frame, &held.source, space) else {
+        return;
+    };
+    let moved = held
+        .start
+        .carried(held.from, room.grip_of(position, orientation));
+    if moved.problem().is_some() {
+        return; // Beyond where the room allows: it stays where it was last.
+    }
+    held.now = moved;
+    state.space.room.set(moved);
+    let now = js_sys::Date::now();
+    if now - held.written >= 1000.0 / CARRY_HZ {
+        held.written = now;
+        state.space.write(serde_json::json!({ "room": moved }));
+    }
+}
+
+/// The ray of the input source of a select `event`, in `space`.
+fn event_ray(event: &JsValue, space: &JsValue) -> Option<([f32; 3], [f32; 3])> {
+    let source = get(event, "inputSource").ok()?;
+    ray_of(&get(event, "frame").ok()?, &source, space)
+}
+
+/// An input source's pointing ray in `space`: origin and direction.
+fn ray_of(frame: &JsValue, source: &JsValue, space: &JsValue) -> Option<([f32; 3], [f32; 3])> {
+    let ray = get(source, "targetRaySpace").ok()?;
+    let pose = call(frame, "getPose", &[&ray, space]).ok()?;
+    let matrix: js_sys::Float32Array = get(&get(&pose, "transform").ok()?, "matrix")
+        .ok()?
+        .dyn_into()
+        .ok()?;
+    let m = |i: u32| matrix.get_index(i);
+    // Column-major: the ray runs along the pose's −Z from its origin.
+    Some(([m(12), m(13), m(14)], [-m(8), -m(9), -m(10)]))
+}
+
 /// Where the wearer points: the right-hand pointer's ray (a controller's or a hand's), else the
 /// first tracked pointer's, as origin and direction in `space`.
 fn pointing_ray(frame: &JsValue, space: &JsValue) -> Option<([f32; 3], [f32; 3])> {
@@ -256,17 +391,9 @@ fn pointing_ray(frame: &JsValue, space: &JsValue) -> Option<([f32; 3], [f32; 3])
             .is_some_and(|h| h == "right")
     };
     sources.sort_by_key(|source| !right(source));
-    sources.into_iter().find_map(|source| {
-        let ray = get(&source, "targetRaySpace").ok()?;
-        let pose = call(frame, "getPose", &[&ray, space]).ok()?;
-        let matrix: js_sys::Float32Array = get(&get(&pose, "transform").ok()?, "matrix")
-            .ok()?
-            .dyn_into()
-            .ok()?;
-        let m = |i: u32| matrix.get_index(i);
-        // Column-major: the ray runs along the pose's −Z from its origin.
-        Some(([m(12), m(13), m(14)], [-m(8), -m(9), -m(10)]))
-    })
+    sources
+        .into_iter()
+        .find_map(|source| ray_of(frame, &source, space))
 }
 
 /// The `x`, `y`, `z` or `w` of a DOMPointReadOnly.
@@ -317,8 +444,9 @@ fn on_frame(
     layer: &JsValue,
     gl: &Gl,
     (screen, markers): (&Screen, &Markers),
-    (start_room, said): (&Cell<Option<Alignment>>, &Cell<f64>),
+    kept: &Kept,
 ) -> Result<(), JsValue> {
+    let (start_room, said) = (&kept.start_room, &kept.said);
     let pose = call(frame, "getViewerPose", &[space])?;
     if pose.is_null() || pose.is_undefined() {
         return Ok(()); // Tracking lost for now.
@@ -330,6 +458,7 @@ fn on_frame(
     );
     let head = ["x", "y", "z"].map(|k| coordinate(&position, k));
     let turn = ["x", "y", "z", "w"].map(|k| coordinate(&orientation, k));
+    carry(state, frame, space, &kept.grab);
     let shared = state.space.room.get_untracked();
     // Aligned, the wearer is somewhere in the shared room: say where, at most 15 times a second.
     let now = js_sys::Date::now();

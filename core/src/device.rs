@@ -241,6 +241,21 @@ impl XrPlacement {
         }
     }
 
+    /// A ray in tracking space (a headset's pointer) as the same ray in the model's space, where
+    /// the render connection casts it; the direction of unit length.
+    pub fn ray_to_model(&self, origin: [f32; 3], direction: [f32; 3]) -> ([f32; 3], [f32; 3]) {
+        let tracking_to_model = self.model_to_tracking.inverse();
+        (
+            tracking_to_model
+                .transform_point3(Vec3::from(origin))
+                .to_array(),
+            tracking_to_model
+                .transform_vector3(Vec3::from(direction))
+                .normalize_or_zero()
+                .to_array(),
+        )
+    }
+
     /// Where `placement` puts the model's centre in the tracking space `room` lines up with:
     /// known without the model's extent.
     pub fn anchor_of(room: &Alignment, placement: &RoomPlacement) -> [f32; 3] {
@@ -368,18 +383,31 @@ pub enum DeviceMessage {
         model: ModelId,
     },
     SetTransform(Placement),
-    /// ARR's spatial query: a ray from pixel (`x`, `y`) of the last pose's viewport into the scene.
     /// What the design review shows: parts hidden, tinted, see-through or highlighted, cut
     /// planes, the explode. Replaces the last one; `{"type":"set_review"}` alone clears it.
     SetReview(Review),
     /// The device lost its video decoder's state (an error, a reset): the next frame must be a
     /// key frame. Meaningless, and ignored, for JPEG.
     Keyframe,
+    /// ARR's spatial query: a ray from pixel (`x`, `y`) of the last pose's viewport into the scene.
     Pick {
         /// Echoed in the answer.
         id: u64,
         x: f32,
         y: f32,
+        #[serde(default)]
+        policy: HitPolicy,
+        /// Most hits returned for `all` (default 16).
+        #[serde(default = "max_hits")]
+        max_hits: u32,
+    },
+    /// ARR's ray cast: what a ray from `origin` along `direction`, in the scene's space (the
+    /// space poses are in), meets: a headset's pointing ray. Answered as a pick is.
+    RayCast {
+        /// Echoed in the answer.
+        id: u64,
+        origin: [f32; 3],
+        direction: [f32; 3],
         #[serde(default)]
         policy: HitPolicy,
         /// Most hits returned for `all` (default 16).
@@ -494,6 +522,15 @@ impl DeviceMessage {
             // Hosts answer `BadPick` for a point off the viewport, which these always are.
             DeviceMessage::Pick { x, y, .. } if !(x.is_finite() && y.is_finite()) => {
                 Some(format!("the pick's point ({x}, {y}) is not a finite pixel"))
+            }
+            DeviceMessage::RayCast {
+                origin, direction, ..
+            } => {
+                let finite = origin.iter().chain(direction).all(|c| c.is_finite());
+                let length = direction.iter().map(|c| c * c).sum::<f32>();
+                (!finite || length < 1e-12).then(|| {
+                    "a ray cast needs a finite origin and a finite, non-zero direction".into()
+                })
             }
             _ => None,
         }
@@ -965,6 +1002,13 @@ mod tests {
             XrPlacement::anchor_of(&aligned, &moved),
             [0.5, 1.0, -0.5]
         ));
+        // A pointer aimed at that spot from a metre above it is aimed at the model's centre,
+        // straight down, in the model's space.
+        let (origin, direction) = placed.ray_to_model([0.5, 2.0, -0.5], [0.0, -3.0, 0.0]);
+        let centre = Vec3::splat(50.0);
+        let to_centre = (centre - Vec3::from(origin)).normalize();
+        assert!(close(direction, to_centre.to_array()), "{direction:?}");
+        assert!((Vec3::from(direction).length() - 1.0).abs() < 1e-5);
     }
 
     fn close(a: [f32; 3], b: [f32; 3]) -> bool {

@@ -116,6 +116,31 @@ impl RoomPlacement {
     }
 }
 
+/// Where a hand holds the model while it carries it (a controller squeezed, a pinch held), in
+/// the room: its position (metres) and which way it faces about the up axis (degrees,
+/// counter-clockwise seen from above, as [`RoomPlacement::yaw_degrees`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Grip {
+    pub position: [f32; 3],
+    pub yaw_degrees: f32,
+}
+
+impl RoomPlacement {
+    /// Where the model is when a hand that took it at `from` has moved to `to`: carried rigidly,
+    /// turning about the hand as the hand turns about the up axis (a tilt of the wrist does not
+    /// tip the model over). Its size stays.
+    pub fn carried(&self, from: Grip, to: Grip) -> Self {
+        let turn = to.yaw_degrees - from.yaw_degrees;
+        let held = Vec3::from(self.position) - Vec3::from(from.position);
+        let position = Vec3::from(to.position) + Quat::from_rotation_y(turn.to_radians()) * held;
+        Self {
+            position: position.to_array(),
+            yaw_degrees: (self.yaw_degrees + turn).rem_euclid(360.0),
+            size: self.size,
+        }
+    }
+}
+
 /// Where a wearer is and points, in the space's room (metres).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -283,6 +308,21 @@ impl Alignment {
         }
     }
 
+    /// A hand at `position` turned by `orientation` (unit quaternion `[x, y, z, w]`) in this
+    /// headset's tracking space, as a grip in the room: where it is, and where its forward (−Z)
+    /// points about the up axis.
+    pub fn grip_of(&self, position: [f32; 3], orientation: [f32; 4]) -> Grip {
+        let to_room = self.tracking_to_room();
+        let forward =
+            to_room.transform_vector3(Quat::from_array(orientation).normalize() * Vec3::NEG_Z);
+        // Counter-clockwise from above, 0 facing −Z: the yaw that turns −Z onto `forward`.
+        let yaw = (-forward.x).atan2(-forward.z).to_degrees();
+        Grip {
+            position: to_room.transform_point3(Vec3::from(position)).to_array(),
+            yaw_degrees: if yaw.is_finite() { yaw } else { 0.0 },
+        }
+    }
+
     /// Where to draw another wearer in this headset's tracking space: the placement of a head
     /// ([`HEAD_SIZE`], its front towards where they look) and, when they point, of a ray
     /// [`RAY_LENGTH`] long; each a column-major matrix from a unit cube centred on the origin.
@@ -332,6 +372,39 @@ impl Alignment {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::f32::consts::FRAC_PI_4;
+
+    fn close(a: [f32; 3], b: [f32; 3]) -> bool {
+        (0..3).all(|i| (a[i] - b[i]).abs() < 1e-4)
+    }
+
+    #[test]
+    fn a_hand_carries_the_model_as_it_moves_and_turns() {
+        let room = Alignment::from_marks([1.0, 0.8, 0.0], [1.0, 0.8, -1.0]).unwrap();
+        let on_table = RoomPlacement {
+            position: [0.3, 0.1, 0.0],
+            yaw_degrees: 10.0,
+            size: 0.5,
+        };
+        let level = [0.0, 0.0, 0.0, 1.0];
+        let quarter_left = [0.0, FRAC_PI_4.sin(), 0.0, FRAC_PI_4.cos()];
+        // The room's origin is halfway between the marks, at their height; its +X is tracking's −Z.
+        // The hand takes the model 0.3 m from it along the room's +X, steps 1 m that way and
+        // turns a quarter to the left: the model goes with it, and turns with it about it.
+        let from = room.grip_of([1.0, 0.9, -0.5], level);
+        let to = room.grip_of([1.0, 0.9, -1.5], quarter_left);
+        assert!(close(from.position, [0.0, 0.1, 0.0]), "{from:?}");
+        assert!(
+            (to.yaw_degrees - from.yaw_degrees - 90.0).abs() < 1e-3,
+            "{from:?} {to:?}"
+        );
+        let moved = on_table.carried(from, to);
+        assert!(close(moved.position, [1.0, 0.1, -0.3]), "{moved:?}");
+        assert!((moved.yaw_degrees - 100.0).abs() < 1e-3);
+        assert_eq!(moved.size, 0.5);
+        // A hand that did not move leaves it where it was.
+        assert_eq!(on_table.carried(from, from), on_table);
+    }
 
     /// Two headsets whose tracking spaces differ as the test has them: one 1.5 m to the
     /// side of the other and turned 90°.

@@ -1295,6 +1295,17 @@ async function anchorInRoom(page: Page, frame: Frame): Promise<number[]> {
 
 const distance = (a: number[], b: number[]) => Math.hypot(...a.map((v, i) => v - b[i]));
 
+/** The orientation (x, y, z, w) that turns a controller's −Z from `from` towards `to`. */
+function towards(from: number[], to: number[]): number[] {
+  const d = to.map((v, i) => v - from[i]);
+  const length = Math.hypot(...d);
+  const [x, y, z] = d.map((v) => v / length);
+  // The shortest turn from (0, 0, −1) to (x, y, z): axis (0,0,−1) × d, angle from their dot.
+  const q = [y, -x, 0, 1 - z];
+  const n = Math.hypot(...q);
+  return n < 1e-6 ? [0, 1, 0, 0] : q.map((v) => v / n);
+}
+
 /** The centre of the pixels of another wearer's marker (the page's blue) in a screenshot, within
  * `reach` px of `near` (a ray elsewhere is blue too). */
 function blueCentre(
@@ -1453,6 +1464,44 @@ test("two emulated Quest 3s that touch the same two marks see the model at one p
       .toBeLessThan(0.01);
   }
   await expect.poll(async () => (await drawnCentre(a)).x - drawnA.x, { timeout: 10_000 }).toBeGreaterThan(50);
+
+  // B aims its controller at the model and pulls the trigger: the ray meets the gear, and
+  // everyone sees it pointed at — the tablet says so, and A's frames show the pointer.
+  const moved = [centreA[0] + 0.5, centreA[1], centreA[2]];
+  const aim = async (page: Page, frame: Frame, from: number[], to: number[]) =>
+    page.evaluate(
+      ([p, q]) => {
+        const hand = (window as any).xrDevice.controllers.right;
+        hand.position.set(p[0], p[1], p[2]);
+        hand.quaternion.set(q[0], q[1], q[2], q[3]);
+      },
+      [frame.toTracking(from), towards(frame.toTracking(from), frame.toTracking(to))],
+    );
+  await aim(b, bFrame, [0.1, 1.3, 0.3], moved);
+  await b.waitForTimeout(200);
+  await b.evaluate(() => (window as any).xrDevice.controllers.right.updateButtonValue("trigger", 1));
+  await b.waitForTimeout(300);
+  await b.evaluate(() => (window as any).xrDevice.controllers.right.updateButtonValue("trigger", 0));
+  await expect(tablet.locator(".pointing")).toContainText("Quest 3 B points at Gear", { timeout: 10_000 });
+  await expect.poll(() => pixelsWhere(a, POINTER), { timeout: 10_000 }).toBeGreaterThan(30);
+
+  // B squeezes its controller by the model, carries it 0.3 m towards A's side of the room and
+  // lets go: A draws it there too.
+  const grip = [moved[0] - 0.2, moved[1], moved[2] + 0.2];
+  await aim(b, bFrame, grip, [grip[0], grip[1], grip[2] - 1]);
+  await b.waitForTimeout(200);
+  await b.evaluate(() => (window as any).xrDevice.controllers.right.updateButtonValue("squeeze", 1));
+  for (let step = 1; step <= 6; step++) {
+    await aim(b, bFrame, [grip[0], grip[1], grip[2] + step * 0.05], [grip[0], grip[1], grip[2] + step * 0.05 - 1]);
+    await b.waitForTimeout(120);
+  }
+  await b.evaluate(() => (window as any).xrDevice.controllers.right.updateButtonValue("squeeze", 0));
+  const carried = [moved[0], moved[1], moved[2] + 0.3];
+  for (const [page, frame] of headsets) {
+    await expect
+      .poll(async () => distance(await anchorInRoom(page, frame), carried), { timeout: 10_000 })
+      .toBeLessThan(0.01);
+  }
 
   // A headset that has not aligned keeps the model in front of itself, below its eyes.
   const c = await emulatedQuest3(browser, false);

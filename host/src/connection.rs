@@ -358,7 +358,31 @@ async fn apply(
             y,
             policy,
             max_hits,
-        } => match pick(scene, id, x, y, policy, max_hits) {
+        } => {
+            match aim_through(scene, x, y).and_then(|ray| pick(scene, id, ray, policy, max_hits)) {
+                Err(answer) => send(socket, answer).await?,
+                Ok(_) if scene.picks.len() >= MAX_PICKS => {
+                    let busy = format!(
+                        "{MAX_PICKS} picks are being cast already: wait for an answer first"
+                    );
+                    send(socket, error("TooManyPicks", busy)).await?;
+                }
+                Ok(cast) => {
+                    scene.picks.spawn(cast);
+                }
+            }
+        }
+        DeviceMessage::RayCast { .. } if message.problem(MAX_VIEWPORT_SIDE).is_some() => {
+            let problem = message.problem(MAX_VIEWPORT_SIDE).unwrap_or_default();
+            send(socket, error("BadPick", problem)).await?;
+        }
+        DeviceMessage::RayCast {
+            id,
+            origin,
+            direction,
+            policy,
+            max_hits,
+        } => match pick(scene, id, aimed(origin, direction), policy, max_hits) {
             Err(answer) => send(socket, answer).await?,
             Ok(_) if scene.picks.len() >= MAX_PICKS => {
                 let busy =
@@ -545,34 +569,44 @@ fn transform_of(placement: &Placement) -> Mat4 {
     )
 }
 
-/// ARR's spatial query: what is under pixel (`x`, `y`) of the last pose, in the model as the
-/// design review shows it now. The answer at once where there is nothing to cast against (an
-/// error, or no model), else the cast to run, which answers when done: on a big model whose
-/// pick index is still being built, it tests every triangle, and the connection's frames go on
-/// meanwhile.
-fn pick(
-    scene: &Scene,
-    id: u64,
-    x: f32,
-    y: f32,
-    policy: HitPolicy,
-    max_hits: u32,
-) -> Result<impl Future<Output = HostMessage> + Send + 'static, HostMessage> {
+/// The ray through pixel (`x`, `y`) of the last pose, or why there is none.
+fn aim_through(scene: &Scene, x: f32, y: f32) -> Result<Ray, HostMessage> {
     let Some(pose) = scene.pose else {
         return Err(error(
             "NoPose",
             "send a pose before picking: the pick ray starts from it",
         ));
     };
-    let Some(ray) = view_of(&pose).ray_through(x, y) else {
-        return Err(error(
+    view_of(&pose).ray_through(x, y).ok_or_else(|| {
+        error(
             "BadPick",
             format!(
                 "({x}, {y}) is outside the {}x{} viewport",
                 pose.width, pose.height
             ),
-        ));
-    };
+        )
+    })
+}
+
+/// A ray cast's ray, its direction made a unit vector (checked finite and non-zero).
+fn aimed(origin: [f32; 3], direction: [f32; 3]) -> Ray {
+    Ray {
+        origin: Vec3::from(origin),
+        direction: Vec3::from(direction).normalize(),
+    }
+}
+
+/// ARR's spatial queries: what `ray` meets, in the model as the design review shows it now. The
+/// answer at once where there is nothing to cast against (no model), else the cast to run,
+/// which answers when done: on a big model whose pick index is still being built, it tests every
+/// triangle, and the connection's frames go on meanwhile.
+fn pick(
+    scene: &Scene,
+    id: u64,
+    ray: Ray,
+    policy: HitPolicy,
+    max_hits: u32,
+) -> Result<impl Future<Output = HostMessage> + Send + 'static, HostMessage> {
     let Some((model, loaded)) = scene.model.clone() else {
         return Err(HostMessage::PickResult {
             id,

@@ -268,6 +268,40 @@ async fn one_device_loads_a_model_and_gets_a_frame_per_pose_then_the_next_starts
         matches!(hear(&mut device).await, Heard::Event(HostMessage::Error { ref code, .. }) if code == "BadPick")
     );
 
+    // A ray cast (a headset's pointer) from where the pick's eye was, at the gear's first hit,
+    // meets the gear there, whatever the pose; a ray with no direction is refused.
+    let aim = std::array::from_fn(|i| hits[0].position[i] - [90.0, 10.0, 0.0][i]);
+    for (id, direction) in [(14, aim), (15, [0.0; 3])] {
+        let cast = DeviceMessage::RayCast {
+            id,
+            origin: [90.0, 10.0, 0.0],
+            direction,
+            policy: HitPolicy::Closest,
+            max_hits: 1,
+        };
+        say(&mut device, cast).await;
+    }
+    let Heard::Event(HostMessage::PickResult {
+        id: 14, hits: cast, ..
+    }) = hear(&mut device).await
+    else {
+        panic!("a ray cast's result")
+    };
+    assert_eq!(cast.len(), 1);
+    assert_eq!(cast[0].part.as_deref(), Some("Gear"));
+    let apart: f32 = (0..3)
+        .map(|i| (cast[0].position[i] - hits[0].position[i]).abs())
+        .sum();
+    assert!(
+        apart < 0.01,
+        "{:?} against {:?}",
+        cast[0].position,
+        hits[0].position
+    );
+    assert!(
+        matches!(hear(&mut device).await, Heard::Event(HostMessage::Error { ref code, .. }) if code == "BadPick")
+    );
+
     // A second device is refused while the first holds the session.
     let (_, refused) = connect(&url).await;
     assert!(matches!(refused, Heard::Closed(1008, ref reason) if reason == SESSION_TAKEN));
