@@ -484,15 +484,24 @@ impl Space {
             .members
             .get(writer)
             .ok_or_else(|| SpaceError::NoMember(writer.to_string()))?;
-        // The review is what everyone looks at, as the selection is: the same rule decides.
-        let selects =
-            patch.selected_model.is_some() || patch.transform.is_some() || patch.review.is_some();
+        // The review is what everyone looks at, as the selection is: the same rule decides. But
+        // pointing is any member's (a wearer's ray), as moving the model in the room is: a
+        // review that changes nothing but the pointer is a point, not a review.
+        let points_only = patch.review.as_ref().is_some_and(|review| {
+            let unpointed = |r: &crate::review::Review| crate::review::Review {
+                pointer: None,
+                ..r.clone()
+            };
+            unpointed(review) == unpointed(&self.properties.review)
+        });
+        let reviews = patch.review.is_some() && !points_only;
+        let selects = patch.selected_model.is_some() || patch.transform.is_some() || reviews;
         if selects && member.role != Role::Tablet {
             return Err(SpaceError::NotATablet);
         }
         // Moving the model in the room is any member's (a wearer grabs it), but where only the
         // arbiter selects, only the arbiter moves it either.
-        if (selects || patch.room.is_some())
+        if (selects || patch.room.is_some() || patch.review.is_some())
             && self.constants.select_policy == SelectPolicy::ArbiterOnly
             && self.arbiter.as_deref() != Some(writer)
         {
@@ -1095,6 +1104,24 @@ mod tests {
         pointed.pointer.as_mut().unwrap().target = [0.0; 3];
         s.handle_write("tab2", write(&pointed), None).unwrap();
         assert_eq!(by(&s).as_deref(), Some("tab2-device"));
+        // A wearer points (its ray met a part): the review as it is, but for the pointer, which
+        // it signs. Anything more is still a tablet's.
+        let mut aimed = pointed.clone();
+        aimed.pointer.as_mut().unwrap().target = [5.0; 3];
+        s.handle_write("hmd", write(&aimed), None).unwrap();
+        assert_eq!(by(&s).as_deref(), Some("hmd-device"));
+        assert_eq!(
+            s.properties.review,
+            Review {
+                pointer: s.properties.review.pointer.clone(),
+                ..aimed.clone()
+            }
+        );
+        aimed.explode = 0.75;
+        assert_eq!(
+            s.handle_write("hmd", write(&aimed), None),
+            Err(SpaceError::NotATablet)
+        );
         s.handle_write("tab", write(&review), None).unwrap();
         // Another model starts as modelled.
         assert_eq!(
