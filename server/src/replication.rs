@@ -148,8 +148,16 @@ pub struct Replication {
     key: Vec<u8>,
     /// Messages dropped for their signature.
     rejected: Counter,
-    /// The ids of the messages taken within the last 2 × [`MAX_AGE`], and when they were sent.
-    seen: std::sync::Mutex<std::collections::HashMap<String, u64>>,
+    /// The ids of the messages taken within the last 2 × [`MAX_AGE`].
+    seen: std::sync::Mutex<Seen>,
+}
+
+/// Message ids taken, with when each was sent (ms), and when those too old to matter were last
+/// let go: once a second, not on every message (presence brings dozens a second).
+#[derive(Default)]
+struct Seen {
+    ids: std::collections::HashMap<String, u64>,
+    pruned: u64,
 }
 
 impl Replication {
@@ -270,8 +278,11 @@ impl Replication {
             return Err("stale (replayed, or a replica's clock is off)");
         }
         let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
-        seen.retain(|_, at| now.abs_diff(*at) <= 2 * max_age);
-        if seen.insert(nonce, sent).is_some() {
+        if now.abs_diff(seen.pruned) >= 1000 {
+            seen.ids.retain(|_, at| now.abs_diff(*at) <= 2 * max_age);
+            seen.pruned = now;
+        }
+        if seen.ids.insert(nonce, sent).is_some() {
             return Err("replayed");
         }
         Ok(())

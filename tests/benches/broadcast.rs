@@ -8,6 +8,10 @@
 //! Parallax runs twice for each size: plain `ws://` (`--tls off`) and `wss://` (its default),
 //! the clients trusting its certificate authority: what TLS costs the broadcast.
 //!
+//! With `PARALLAX_BENCH_PRESENCE=W`, W of Parallax's members are aligned headsets that say where
+//! their wearers are 15 times a second throughout (issue 34: the selection's latency with
+//! presence on); then only plain `ws://` Parallax runs.
+//!
 //! Parallax: N members of one space (the `large` template above 100), all connected to
 //! `/v1/spaces/{name}/ws`; member 0 is a tablet that selects with `PATCH …/properties`, as a
 //! tablet does; the clock starts just before that request is sent. Reference: N clients of the
@@ -24,7 +28,7 @@ use futures_util::{SinkExt, StreamExt};
 use parallax_core::space::Role;
 use parallax_headset::load::Summary;
 use parallax_headset::space::small_messages;
-use parallax_headset::{Coordinator, Trust, connect_socket, socket_url};
+use parallax_headset::{Coordinator, Join, Trust, connect_socket, socket_url};
 use parallax_tests::{ArrClient, NO_HOSTS, ServeProcess, cpu_time_of, data_dir};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -107,6 +111,22 @@ async fn main() {
     if sizes.is_empty() {
         sizes = vec![100, 1000];
     }
+    let wearers: usize = std::env::var("PARALLAX_BENCH_PRESENCE")
+        .ok()
+        .and_then(|w| w.parse().ok())
+        .unwrap_or(0);
+    if wearers > 0 {
+        println!("{rounds} selections per run, {wearers} wearers sending presence at 15 Hz");
+        println!(
+            "{:<10} {:>8} {:>9} {:>9} {:>9} {:>9}",
+            "server", "clients", "p50 ms", "p95 ms", "p99 ms", "max ms"
+        );
+        for &clients in &sizes {
+            let ours = parallax(clients, rounds, (false, wearers.min(clients - 1))).await;
+            report("parallax", clients, ours);
+        }
+        return;
+    }
     let reference = start_reference().await;
     println!("{rounds} selections per run; latency from send to receipt at every client");
     println!(
@@ -114,9 +134,9 @@ async fn main() {
         "server", "clients", "p50 ms", "p95 ms", "p99 ms", "max ms"
     );
     for &clients in &sizes {
-        let ours = parallax(clients, rounds, false).await;
+        let ours = parallax(clients, rounds, (false, 0)).await;
         report("parallax", clients, ours);
-        let ours = parallax(clients, rounds, true).await;
+        let ours = parallax(clients, rounds, (true, 0)).await;
         report("parallax wss", clients, ours);
         let pid = reference.0.id().expect("the reference server runs");
         let theirs = node(pid, &reference.1, clients, rounds).await;
@@ -145,12 +165,26 @@ struct IncomingEvent<'a> {
 }
 
 /// A subscriber: says `hello`, then reports each selection and acknowledges every event, from
-/// one task per client.
-async fn subscribe(url: String, hello: Value, receipts: Arc<Receipts>, trust: Option<Trust>) {
-    let mut socket = connect_socket(&url, Some(small_messages()), trust.as_ref())
+/// one task per client. A wearer (`Some(n)`) also says where it is, 15 times a second.
+async fn subscribe(
+    url: String,
+    hello: Value,
+    receipts: Arc<Receipts>,
+    (trust, wearer): (Option<Trust>, Option<usize>),
+) {
+    let socket = connect_socket(&url, Some(small_messages()), trust.as_ref())
         .await
         .expect("the server accepts the client");
-    socket.send(Message::text(hello.to_string())).await.unwrap();
+    let (out, mut socket) = socket.split();
+    let out = Arc::new(tokio::sync::Mutex::new(out));
+    out.lock()
+        .await
+        .send(Message::text(hello.to_string()))
+        .await
+        .unwrap();
+    if let Some(n) = wearer {
+        tokio::spawn(sway(out.clone(), n));
+    }
     while let Some(Ok(message)) = socket.next().await {
         let Message::Text(text) = message else {
             continue;
@@ -172,7 +206,7 @@ async fn subscribe(url: String, hello: Value, receipts: Arc<Receipts>, trust: Op
                     receipts.note(model, at);
                 }
                 let ack = format!(r#"{{"type":"ack","seq":{seq}}}"#);
-                if socket.send(Message::text(ack)).await.is_err() {
+                if out.lock().await.send(Message::text(ack)).await.is_err() {
                     return;
                 }
             }
@@ -181,7 +215,35 @@ async fn subscribe(url: String, hello: Value, receipts: Arc<Receipts>, trust: Op
     }
 }
 
-async fn parallax(clients: usize, rounds: usize, tls: bool) -> Vec<Duration> {
+type Outgoing = futures_util::stream::SplitSink<
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    Message,
+>;
+
+/// Wearer `n`'s head sways a little, at its own phase, and it points ahead: presence at 15 Hz,
+/// as the headset page sends it, until the socket closes.
+async fn sway(out: Arc<tokio::sync::Mutex<Outgoing>>, n: usize) {
+    use parallax_core::space_protocol::{PRESENCE_HZ, Presence, SpaceClientMessage};
+    let started = Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_secs(1) / PRESENCE_HZ);
+    loop {
+        tick.tick().await;
+        let t = started.elapsed().as_secs_f32() + n as f32;
+        let presence = Presence {
+            head: [n as f32 * 0.3 - 5.0, 1.6 + 0.02 * t.sin(), 1.0],
+            orientation: [0.0, 0.0, 0.0, 1.0],
+            ray: Some([[n as f32 * 0.3 - 4.8, 1.2, 0.8], [0.0, 0.0, -1.0]]),
+        };
+        let text = SpaceClientMessage::Presence { presence }.to_json();
+        if out.lock().await.send(Message::text(text)).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Selections to `clients` members of one space, `rounds` times, over TLS or not; the last
+/// `wearers` of them headsets that send presence throughout.
+async fn parallax(clients: usize, rounds: usize, (tls, wearers): (bool, usize)) -> Vec<Duration> {
     let dir = data_dir();
     let account = ArrClient::create_account(dir.path(), "bench").await;
     let tls_flag: &[&str] = if tls { &["--tls", "on"] } else { &[] };
@@ -197,22 +259,30 @@ async fn parallax(clients: usize, rounds: usize, tls: bool) -> Vec<Duration> {
         .unwrap();
     let mut members = vec![tablet.clone()];
     for n in 1..clients {
-        members.push(
-            coordinator
-                .join_space("bench", &format!("client-{n}"), Role::Tablet, None)
-                .await
-                .unwrap(),
-        );
+        let role = if n >= clients - wearers {
+            Role::Headset
+        } else {
+            Role::Tablet
+        };
+        let device = format!("client-{n}");
+        let join = Join {
+            device: &device,
+            role,
+            code: None,
+            render_session: false,
+        };
+        members.push(coordinator.join("bench", &join).await.unwrap());
     }
     let url = socket_url(&server.url(), "/v1/spaces/bench/ws");
     let receipts = Receipts::new(clients);
-    for member in &members {
+    for (n, member) in members.iter().enumerate() {
         let hello = json!({ "type": "hello", "token": coordinator.token, "member": member.token });
+        let wearer = (n >= clients - wearers).then_some(n);
         tokio::spawn(subscribe(
             url.clone(),
             hello,
             receipts.clone(),
-            server.trust.clone(),
+            (server.trust.clone(), wearer),
         ));
     }
     receipts.gather("welcome").await;
@@ -263,7 +333,7 @@ async fn node(server_pid: u32, port: &str, clients: usize, rounds: usize) -> Vec
             url.clone(),
             json!({ "type": "hello" }),
             receipts.clone(),
-            None,
+            (None, None),
         ));
     }
     // Client 0 publishes and subscribes, as the tablet does.

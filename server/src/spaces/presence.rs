@@ -60,9 +60,29 @@ struct Room {
     sent: Option<Instant>,
     /// A batch is due and a task waits to send it.
     scheduled: bool,
+    /// A task watches what other replicas said, to let it lapse when they stop saying it.
+    watched: bool,
 }
 
 impl Room {
+    /// What another replica said and has not said again for [`REMOTE_LAPSE`] ends (unless the
+    /// member connected here since); whether anything did.
+    fn lapse(&mut self, now: Instant) -> bool {
+        let lapsed: Vec<String> = self
+            .remote
+            .iter()
+            .filter(|(m, at)| {
+                now.duration_since(**at) > REMOTE_LAPSE && !self.listeners.contains_key(*m)
+            })
+            .map(|(m, _)| m.clone())
+            .collect();
+        for member in &lapsed {
+            self.remote.remove(member);
+            self.end(member, false);
+        }
+        !lapsed.is_empty()
+    }
+
     /// `member`'s presence ends (if it had one): the next batch says it is gone, and tells the
     /// other replicas if it was `here`.
     fn end(&mut self, member: &str, here: bool) {
@@ -112,7 +132,46 @@ impl Presences {
                 }
             }
         }
+        self.watch(space);
         self.due(space);
+    }
+
+    /// Lets what other replicas said of `space` lapse when they stop saying it, even if nothing
+    /// here changes meanwhile (a replica that died says nothing more): checked every half
+    /// [`REMOTE_LAPSE`] while there is any.
+    fn watch(self: &Arc<Self>, space: &str) {
+        {
+            let mut spaces = self.lock();
+            let Some(room) = spaces.get_mut(space) else {
+                return;
+            };
+            if room.watched || room.remote.is_empty() {
+                return;
+            }
+            room.watched = true;
+        }
+        let presences = Arc::clone(self);
+        let space = space.to_string();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(REMOTE_LAPSE / 2).await;
+                let (lapsed, more) = {
+                    let mut spaces = presences.lock();
+                    let Some(room) = spaces.get_mut(&space) else {
+                        return;
+                    };
+                    let lapsed = room.lapse(Instant::now());
+                    room.watched = !room.remote.is_empty();
+                    (lapsed, room.watched)
+                };
+                if lapsed {
+                    presences.due(&space);
+                }
+                if !more {
+                    return;
+                }
+            }
+        });
     }
 
     /// Member `member` of `space` connected here on `connection`: it receives the space's
@@ -239,18 +298,7 @@ impl Presences {
     fn send(&self, space: &str, room: &mut Room) {
         let now = Instant::now();
         // What another replica said and has not said again for a while: gone.
-        let lapsed: Vec<String> = room
-            .remote
-            .iter()
-            .filter(|(m, at)| {
-                now.duration_since(**at) > REMOTE_LAPSE && !room.listeners.contains_key(*m)
-            })
-            .map(|(m, _)| m.clone())
-            .collect();
-        for member in lapsed {
-            room.remote.remove(&member);
-            room.end(&member, false);
-        }
+        room.lapse(now);
         let take = room.changed.len().min(MAX_PRESENCE_BATCH);
         let members: Vec<MemberPresence> = room
             .changed
@@ -279,5 +327,35 @@ impl Presences {
             outlet.offer(&text);
         }
         room.sent = Some(now);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use parallax_core::room::Presence;
+
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn what_a_silent_replica_said_lapses_though_nothing_here_changes() {
+        let presences = Arc::new(Presences::default());
+        presences.lock().insert("room".to_string(), Room::default());
+        let there = MemberPresence {
+            member: "m-b".into(),
+            device: "Quest 3 B".into(),
+            presence: Presence {
+                head: [0.0, 1.6, 0.0],
+                orientation: [0.0, 0.0, 0.0, 1.0],
+                ray: None,
+            },
+        };
+        presences.merge("room", vec![there], Vec::new());
+        let present = |p: &Presences| p.lock()["room"].latest.contains_key("m-b");
+        assert!(present(&presences));
+        // Its replica says nothing more, and nobody here moves: it is gone within the lapse
+        // and a half, and the watch ends with it.
+        tokio::time::sleep(REMOTE_LAPSE + REMOTE_LAPSE / 2 + Duration::from_millis(10)).await;
+        assert!(!present(&presences), "lapsed");
+        assert!(!presences.lock()["room"].watched);
     }
 }

@@ -1896,14 +1896,15 @@ impl Spaces {
         }
         let connection = self.connections.fetch_add(1, Ordering::Relaxed);
         let elsewhere = "the member connected again elsewhere";
-        self.presence
-            .listen(name, &member, connection, outlet.clone());
         let (device, role) = entry
             .space()
             .members
             .get(&member)
             .map(|m| (m.device.clone(), m.role))
             .ok_or("this member is not in the space")?;
+        // Listening only once nothing can refuse the attach: a refused one never detaches.
+        self.presence
+            .listen(name, &member, connection, outlet.clone());
         if let Some(old) = entry
             .live
             .insert(member.clone(), Live { connection, outlet })
