@@ -47,6 +47,9 @@ pub const PRESENCE_HZ: u32 = 15;
 /// The most members' presence one message carries: what one member receives is bounded whatever
 /// the space's size (those left over come in the next).
 pub const MAX_PRESENCE_BATCH: usize = 64;
+/// How often a tablet gets the room's presence, at most: the room map needs no more, and in a
+/// space of hundreds of tablets presence at the headsets' rate would crowd out the events.
+pub const MAP_PRESENCE_HZ: u32 = 2;
 
 pub use crate::room::Presence;
 

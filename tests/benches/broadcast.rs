@@ -10,7 +10,7 @@
 //!
 //! With `PARALLAX_BENCH_PRESENCE=W`, W of Parallax's members are aligned headsets that say where
 //! their wearers are 15 times a second throughout (issue 34: the selection's latency with
-//! presence on); then only plain `ws://` Parallax runs.
+//! presence on); then only plain `ws://` Parallax runs (`=0`: the same without presence).
 //!
 //! Parallax: N members of one space (the `large` template above 100), all connected to
 //! `/v1/spaces/{name}/ws`; member 0 is a tablet that selects with `PATCH …/properties`, as a
@@ -111,11 +111,11 @@ async fn main() {
     if sizes.is_empty() {
         sizes = vec![100, 1000];
     }
-    let wearers: usize = std::env::var("PARALLAX_BENCH_PRESENCE")
+    // Set (0 for the same run without presence): plain Parallax only, with that many wearers.
+    let wearers: Option<usize> = std::env::var("PARALLAX_BENCH_PRESENCE")
         .ok()
-        .and_then(|w| w.parse().ok())
-        .unwrap_or(0);
-    if wearers > 0 {
+        .and_then(|w| w.parse().ok());
+    if let Some(wearers) = wearers {
         println!("{rounds} selections per run, {wearers} wearers sending presence at 15 Hz");
         println!(
             "{:<10} {:>8} {:>9} {:>9} {:>9} {:>9}",
@@ -277,7 +277,8 @@ async fn parallax(clients: usize, rounds: usize, (tls, wearers): (bool, usize)) 
     let receipts = Receipts::new(clients);
     for (n, member) in members.iter().enumerate() {
         let hello = json!({ "type": "hello", "token": coordinator.token, "member": member.token });
-        let wearer = (n >= clients - wearers).then_some(n);
+        // Wearers numbered from 0, standing 30 cm apart in a row.
+        let wearer = n.checked_sub(clients - wearers);
         tokio::spawn(subscribe(
             url.clone(),
             hello,

@@ -4,8 +4,11 @@
 //!
 //! A space sends it at most [`PRESENCE_HZ`] times a second, batched: what changed since the last
 //! batch, at most [`MAX_PRESENCE_BATCH`] members a message (the rest in the next), and who left.
-//! One batch is written once and offered to every member's socket; a socket still writing
+//! One batch is written once and offered to every headset's socket; a socket still writing
 //! anything skips it (the next batch supersedes it), so presence never puts a member behind.
+//! Tablets (the room map) get the whole room instead, at most [`MAP_PRESENCE_HZ`] times a second
+//! and only when it changed: in a space of a thousand tablets, presence at the headsets' rate
+//! would be most of what the coordinator writes.
 //!
 //! Replicas: each batch's news of the members connected here goes to the other replicas on NATS
 //! ([`crate::replication::PresenceNews`]), which merge it into theirs. What another replica said
@@ -15,8 +18,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use parallax_core::space::Role;
 use parallax_core::space_protocol::{
-    MAX_PRESENCE_BATCH, MemberPresence, PRESENCE_HZ, Presence, SpaceServerMessage,
+    MAP_PRESENCE_HZ, MAX_PRESENCE_BATCH, MemberPresence, PRESENCE_HZ, Presence, SpaceServerMessage,
 };
 use tokio::time::Instant;
 
@@ -25,8 +29,15 @@ use crate::spaces::outlet::Outlet;
 /// The time between two batches of a space.
 const INTERVAL: Duration = Duration::from_nanos(1_000_000_000 / PRESENCE_HZ as u64);
 
+/// The time between two of a tablet's.
+const MAP_INTERVAL: Duration = Duration::from_nanos(1_000_000_000 / MAP_PRESENCE_HZ as u64);
+
 /// How long a presence from another replica lasts without news.
 const REMOTE_LAPSE: Duration = Duration::from_secs(5);
+
+/// How long who left is repeated to tablets: each of theirs names everyone who left this
+/// recently, so one they skipped (a busy socket) never leaves a ghost on the map.
+const GONE_REPEATED: Duration = Duration::from_secs(5);
 
 /// News of one space's members connected here, for the other replicas: who is where, who left.
 pub type News = (String, Vec<MemberPresence>, Vec<String>);
@@ -42,11 +53,29 @@ pub struct Presences {
     news: Mutex<Option<tokio::sync::mpsc::Sender<News>>>,
 }
 
+/// A member connected here: its connection and socket, and for a tablet, what its map has.
+struct Listener {
+    connection: u64,
+    outlet: Arc<Outlet>,
+    map: Option<MapFeed>,
+}
+
+/// A tablet's presence: the room's version it last got, and when it may get the next.
+#[derive(Clone, Copy)]
+struct MapFeed {
+    seen: u64,
+    next: Instant,
+}
+
 /// One space's.
 #[derive(Default)]
 struct Room {
-    /// The members connected here: their connection and socket.
-    listeners: HashMap<String, (u64, Arc<Outlet>)>,
+    /// The members connected here.
+    listeners: HashMap<String, Listener>,
+    /// Counts changes to who is present where: a tablet behind it is due the room.
+    version: u64,
+    /// Who left lately, and when: repeated to tablets for [`GONE_REPEATED`].
+    recently_gone: HashMap<String, Instant>,
     /// Each member's latest presence.
     latest: HashMap<String, MemberPresence>,
     /// Members whose presence changed since the last batch, oldest change first.
@@ -89,6 +118,53 @@ impl Room {
         if self.latest.remove(member).is_some() {
             self.changed.retain(|m| m != member);
             self.gone.insert(member.to_string(), here);
+            self.recently_gone
+                .insert(member.to_string(), Instant::now());
+            self.version += 1;
+        }
+    }
+
+    /// When a tablet behind the room's version may next get it, the earliest.
+    fn map_due(&self) -> Option<Instant> {
+        self.listeners
+            .values()
+            .filter_map(|l| l.map.filter(|m| m.seen < self.version).map(|m| m.next))
+            .min()
+    }
+
+    /// The whole room, for tablets whose turn it is (behind, and their interval passed).
+    fn send_maps(&mut self, now: Instant) {
+        let version = self.version;
+        let due: Vec<&mut Listener> = self
+            .listeners
+            .values_mut()
+            .filter(|l| l.map.is_some_and(|m| m.seen < version && m.next <= now))
+            .collect();
+        if due.is_empty() {
+            return;
+        }
+        self.recently_gone
+            .retain(|_, at| now.duration_since(*at) <= GONE_REPEATED);
+        let text = SpaceServerMessage::Presence {
+            members: self
+                .latest
+                .values()
+                .take(MAX_PRESENCE_BATCH)
+                .cloned()
+                .collect(),
+            gone: self.recently_gone.keys().cloned().collect(),
+        }
+        .to_json();
+        for listener in due {
+            // Skipped by a busy socket: it stays behind, and is due again after the interval.
+            let seen = match (listener.outlet.offer(&text), listener.map) {
+                (true, _) => version,
+                (false, map) => map.map_or(0, |m| m.seen),
+            };
+            listener.map = Some(MapFeed {
+                seen,
+                next: now + MAP_INTERVAL,
+            });
         }
     }
 }
@@ -126,6 +202,8 @@ impl Presences {
                 }
                 room.remote.insert(member.clone(), now);
                 room.gone.remove(&member);
+                room.recently_gone.remove(&member);
+                room.version += 1;
                 room.latest.insert(member.clone(), presence);
                 if !room.changed.contains(&member) {
                     room.changed.push(member);
@@ -174,10 +252,16 @@ impl Presences {
         });
     }
 
-    /// Member `member` of `space` connected here on `connection`: it receives the space's
-    /// presence from now on.
+    /// Member `member` of `space` connected here on `connection` as `role`: it receives the
+    /// space's presence from now on (a tablet, for its map).
     /// It first gets where everyone present is now (it may have missed who left while away).
-    pub fn listen(&self, space: &str, member: &str, connection: u64, outlet: Arc<Outlet>) {
+    pub fn listen(
+        &self,
+        space: &str,
+        (member, role): (&str, Role),
+        connection: u64,
+        outlet: Arc<Outlet>,
+    ) {
         let mut spaces = self.lock();
         let room = spaces.entry(space.to_string()).or_default();
         // This replica speaks for it now, whatever another said before.
@@ -196,8 +280,18 @@ impl Presences {
             .to_json();
             outlet.offer(&text);
         }
-        room.listeners
-            .insert(member.to_string(), (connection, outlet));
+        let map = (role != Role::Headset).then(|| MapFeed {
+            seen: room.version,
+            next: Instant::now() + MAP_INTERVAL,
+        });
+        room.listeners.insert(
+            member.to_string(),
+            Listener {
+                connection,
+                outlet,
+                map,
+            },
+        );
     }
 
     /// Member `member`'s socket `connection` closed: it receives nothing more, and its presence
@@ -211,7 +305,7 @@ impl Presences {
             if room
                 .listeners
                 .get(member)
-                .is_none_or(|(c, _)| *c != connection)
+                .is_none_or(|l| l.connection != connection)
             {
                 return;
             }
@@ -236,6 +330,8 @@ impl Presences {
             };
             room.gone.remove(member);
             room.remote.remove(member);
+            room.recently_gone.remove(member);
+            room.version += 1;
             room.latest.insert(
                 member.to_string(),
                 MemberPresence {
@@ -259,10 +355,17 @@ impl Presences {
             let Some(room) = spaces.get_mut(space) else {
                 return;
             };
-            if room.scheduled || (room.changed.is_empty() && room.gone.is_empty()) {
+            let batch = !room.changed.is_empty() || !room.gone.is_empty();
+            let map = room.map_due();
+            if room.scheduled || (!batch && map.is_none()) {
                 return;
             }
-            let next = room.sent.map(|sent| sent + INTERVAL);
+            // The headsets' batch when the last is far enough back; else a tablet's turn.
+            let next = if batch {
+                room.sent.map(|sent| sent + INTERVAL)
+            } else {
+                map
+            };
             match next {
                 Some(next) if next > Instant::now() => {
                     room.scheduled = true;
@@ -270,7 +373,14 @@ impl Presences {
                 }
                 _ => {
                     self.send(space, room);
-                    return;
+                    // A tablet's turn may still be to come.
+                    match room.map_due() {
+                        Some(next) => {
+                            room.scheduled = true;
+                            next
+                        }
+                        None => return,
+                    }
                 }
             }
         };
@@ -278,18 +388,16 @@ impl Presences {
         let space = space.to_string();
         tokio::spawn(async move {
             tokio::time::sleep_until(wait).await;
-            let more = {
+            {
                 let mut spaces = presences.lock();
                 let Some(room) = spaces.get_mut(&space) else {
                     return;
                 };
                 room.scheduled = false;
                 presences.send(&space, room);
-                !room.changed.is_empty()
-            };
-            if more {
-                presences.due(&space);
             }
+            // More changed meanwhile, or a tablet's turn is still to come.
+            presences.due(&space);
         });
     }
 
@@ -321,12 +429,15 @@ impl Presences {
                 let _ = news.try_send((space.to_string(), members_here, gone_here));
             }
         }
-        let gone = gone.into_iter().map(|(m, _)| m).collect();
-        let text = SpaceServerMessage::Presence { members, gone }.to_json();
-        for (_, outlet) in room.listeners.values() {
-            outlet.offer(&text);
+        let gone: Vec<String> = gone.into_iter().map(|(m, _)| m).collect();
+        if !members.is_empty() || !gone.is_empty() {
+            let text = SpaceServerMessage::Presence { members, gone }.to_json();
+            for listener in room.listeners.values().filter(|l| l.map.is_none()) {
+                listener.outlet.offer(&text);
+            }
+            room.sent = Some(now);
         }
-        room.sent = Some(now);
+        room.send_maps(now);
     }
 }
 

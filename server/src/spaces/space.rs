@@ -1904,7 +1904,7 @@ impl Spaces {
             .ok_or("this member is not in the space")?;
         // Listening only once nothing can refuse the attach: a refused one never detaches.
         self.presence
-            .listen(name, &member, connection, outlet.clone());
+            .listen(name, (&member, role), connection, outlet.clone());
         if let Some(old) = entry
             .live
             .insert(member.clone(), Live { connection, outlet })
