@@ -528,7 +528,7 @@ impl DeviceMessage {
             } => {
                 let finite = origin.iter().chain(direction).all(|c| c.is_finite());
                 let length = direction.iter().map(|c| c * c).sum::<f32>();
-                (!finite || length < 1e-12).then(|| {
+                (!finite || !length.is_finite() || length < 1e-12).then(|| {
                     "a ray cast needs a finite origin and a finite, non-zero direction".into()
                 })
             }
@@ -643,6 +643,18 @@ mod tests {
         };
         assert_eq!(pick(1.0).problem(1024), None);
         assert!(pick(f32::NAN).problem(1024).is_some());
+        // A ray cast needs a direction to cast along, of a length a float can hold.
+        let cast = |direction: [f32; 3]| DeviceMessage::RayCast {
+            id: 1,
+            origin: [0.0, 1.0, 2.0],
+            direction,
+            policy: HitPolicy::Closest,
+            max_hits: 1,
+        };
+        assert_eq!(cast([0.0, 0.0, -2.0]).problem(1024), None);
+        for bad in [[0.0; 3], [f32::NAN, 0.0, 1.0], [1e30, 0.0, 0.0]] {
+            assert!(cast(bad).problem(1024).is_some(), "{bad:?}");
+        }
         // A placement and a review are checked as they come.
         let placement = |scale| {
             DeviceMessage::SetTransform(Placement {
