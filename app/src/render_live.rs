@@ -485,13 +485,14 @@ fn on_message(
                 .set(Some(named.unwrap_or_else(|| "nothing".into())));
             // The tablets see what this headset points at, and can show it to everyone.
             let hit = hits.first();
-            let mut patch = serde_json::json!({
+            state.space.write(serde_json::json!({
                 "pick": {
                     "part": hit.and_then(|h| h.part.clone()),
                     "position": hit.map(|h| h.position),
                 }
-            });
-            // A headset's ray that met a part points at it, for everyone, from where it came.
+            }));
+            // A headset's ray that met a part points at it, for everyone, from where it came: a
+            // write of its own, so a pointer refused (not the arbiter) never takes the pick with it.
             let pointed = camera.pointing.take_if(|(asked, _)| *asked == id);
             if let (Some((_, origin)), Some(hit)) = (pointed, hit) {
                 let mut review = state.space.review.get_untracked();
@@ -501,9 +502,8 @@ fn on_message(
                     part: hit.part.clone(),
                     by: None,
                 });
-                patch["review"] = serde_json::to_value(review).unwrap_or_default();
+                state.space.write(serde_json::json!({ "review": review }));
             }
-            state.space.write(patch);
             None
         }
         HostMessage::LoadProgress { .. } | HostMessage::Error { .. } => None,

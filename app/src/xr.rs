@@ -154,8 +154,13 @@ async fn start(state: HeadsetState, mode: XrMode) -> Result<(), JsValue> {
     });
     let on_release = Closure::<dyn FnMut(JsValue)>::new({
         let kept = kept.clone();
-        move |_: JsValue| {
-            if let Some(grab) = kept.grab.borrow_mut().take() {
+        move |event: JsValue| {
+            // Only the hand that took it lets it go.
+            let hand = get(&event, "inputSource").unwrap_or_default();
+            let mut grab = kept.grab.borrow_mut();
+            if grab.as_ref().is_some_and(|g| Object::is(&g.source, &hand))
+                && let Some(grab) = grab.take()
+            {
                 state.space.write(serde_json::json!({ "room": grab.now }));
             }
         }

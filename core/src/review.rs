@@ -201,6 +201,10 @@ impl Review {
             if !finite || pointer.origin == Some(pointer.target) {
                 return Some("a pointer needs a finite target, and an origin apart from it".into());
             }
+            // As a pick's: any member may point, and every headset's render connection gets it.
+            if pointer.part.as_ref().is_some_and(|p| p.len() > 1024) {
+                return Some("a pointer's part name is at most 1024 bytes".into());
+            }
         }
         if !(0.0..=1.0).contains(&self.explode) {
             return Some(format!("explode is 0 to 1, not {}", self.explode));
@@ -261,6 +265,16 @@ mod tests {
             by: None,
         });
         assert!(bad.problem().unwrap().contains("pointer"));
+        let long = Review {
+            pointer: Some(Pointer {
+                target: [0.0; 3],
+                origin: None,
+                part: Some("x".repeat(1025)),
+                by: None,
+            }),
+            ..Review::default()
+        };
+        assert!(long.problem().unwrap().contains("1024 bytes"));
     }
 
     #[test]

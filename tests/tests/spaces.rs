@@ -647,6 +647,25 @@ async fn presence_reaches_everyone_batched_and_is_never_replayed() {
         assert_eq!(devices, &["Quest A"]);
         assert!((heads[0] - 0.59).abs() < 1e-6, "the latest: {heads:?}");
     }
+    // Paced as a headset sends them, 15 a second for a second: the other headset gets nearly
+    // every one, the tablet's slower turns beside them notwithstanding.
+    let mut tick = tokio::time::interval(Duration::from_millis(67));
+    for n in 0..15 {
+        tick.tick().await;
+        sender
+            .send_presence(at(2.0 + n as f32 * 0.01))
+            .await
+            .unwrap();
+    }
+    let (paced, _) = tokio::join!(
+        drain(&mut other, Duration::from_millis(300)),
+        drain(&mut watcher, Duration::from_millis(700)),
+    );
+    let paced = presences(paced).len();
+    assert!(
+        (12..=16).contains(&paced),
+        "{paced} batches for 15 paced updates"
+    );
 
     // A resume replays events exactly once, and no presence.
     // While it is away A moves twice: back, it gets where A is now, not where A was.

@@ -87,13 +87,37 @@ struct Room {
     remote: HashMap<String, Instant>,
     /// When the last batch went out.
     sent: Option<Instant>,
-    /// A batch is due and a task waits to send it.
-    scheduled: bool,
+    /// When a task wakes to send what is due next, if one waits.
+    scheduled: Option<Instant>,
+    /// Which room this is: a task of a room removed and made again since ends.
+    id: u64,
     /// A task watches what other replicas said, to let it lapse when they stop saying it.
     watched: bool,
 }
 
+/// The id of the next room made.
+static NEXT_ROOM: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
 impl Room {
+    fn numbered() -> Self {
+        Self {
+            id: NEXT_ROOM.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            ..Self::default()
+        }
+    }
+
+    /// When something is next due: the headsets' batch (15 a second at most) if anything
+    /// changed, or the soonest tablet's turn.
+    /// `now` if the batch could go at once.
+    fn next_turn(&self, now: Instant) -> Option<Instant> {
+        let batch = (!self.changed.is_empty() || !self.gone.is_empty())
+            .then(|| self.sent.map_or(now, |sent| (sent + INTERVAL).max(now)));
+        match (batch, self.map_due()) {
+            (Some(batch), Some(map)) => Some(batch.min(map)),
+            (batch, map) => batch.or(map),
+        }
+    }
+
     /// What another replica said and has not said again for [`REMOTE_LAPSE`] ends (unless the
     /// member connected here since); whether anything did.
     fn lapse(&mut self, now: Instant) -> bool {
@@ -218,7 +242,7 @@ impl Presences {
     /// here changes meanwhile (a replica that died says nothing more): checked every half
     /// [`REMOTE_LAPSE`] while there is any.
     fn watch(self: &Arc<Self>, space: &str) {
-        {
+        let room_id = {
             let mut spaces = self.lock();
             let Some(room) = spaces.get_mut(space) else {
                 return;
@@ -227,7 +251,8 @@ impl Presences {
                 return;
             }
             room.watched = true;
-        }
+            room.id
+        };
         let presences = Arc::clone(self);
         let space = space.to_string();
         tokio::spawn(async move {
@@ -235,7 +260,7 @@ impl Presences {
                 tokio::time::sleep(REMOTE_LAPSE / 2).await;
                 let (lapsed, more) = {
                     let mut spaces = presences.lock();
-                    let Some(room) = spaces.get_mut(&space) else {
+                    let Some(room) = spaces.get_mut(&space).filter(|r| r.id == room_id) else {
                         return;
                     };
                     let lapsed = room.lapse(Instant::now());
@@ -263,7 +288,9 @@ impl Presences {
         outlet: Arc<Outlet>,
     ) {
         let mut spaces = self.lock();
-        let room = spaces.entry(space.to_string()).or_default();
+        let room = spaces
+            .entry(space.to_string())
+            .or_insert_with(Room::numbered);
         // This replica speaks for it now, whatever another said before.
         room.remote.remove(member);
         let present: Vec<MemberPresence> = room
@@ -313,7 +340,7 @@ impl Presences {
             room.end(member, true);
             if room.listeners.is_empty() {
                 // Nobody here to tell; the other replicas still hear that it left.
-                self.send(space, room);
+                self.send(space, room, true);
                 spaces.remove(space);
                 return;
             }
@@ -347,42 +374,29 @@ impl Presences {
         self.due(space);
     }
 
-    /// Sends `space`'s batch now if the last went out long enough ago, or has a task send it
-    /// when it may.
+    /// Sends what is due of `space` now — the headsets' batch if the last went out long enough
+    /// ago, the tablets whose turn it is — and has a task wake for the next turn, unless one
+    /// already wakes sooner (it looks again when it has sent).
     fn due(self: &Arc<Self>, space: &str) {
-        let wait = {
+        let (wait, room_id) = {
             let mut spaces = self.lock();
             let Some(room) = spaces.get_mut(space) else {
                 return;
             };
-            let batch = !room.changed.is_empty() || !room.gone.is_empty();
-            let map = room.map_due();
-            if room.scheduled || (!batch && map.is_none()) {
+            let now = Instant::now();
+            let mut next = room.next_turn(now);
+            if next.is_some_and(|next| next <= now) {
+                self.send(space, room, false);
+                next = room.next_turn(now).filter(|next| *next > now);
+            }
+            let Some(next) = next else {
+                return;
+            };
+            if room.scheduled.is_some_and(|woken| woken <= next) {
                 return;
             }
-            // The headsets' batch when the last is far enough back; else a tablet's turn.
-            let next = if batch {
-                room.sent.map(|sent| sent + INTERVAL)
-            } else {
-                map
-            };
-            match next {
-                Some(next) if next > Instant::now() => {
-                    room.scheduled = true;
-                    next
-                }
-                _ => {
-                    self.send(space, room);
-                    // A tablet's turn may still be to come.
-                    match room.map_due() {
-                        Some(next) => {
-                            room.scheduled = true;
-                            next
-                        }
-                        None => return,
-                    }
-                }
-            }
+            room.scheduled = Some(next);
+            (next, room.id)
         };
         let presences = Arc::clone(self);
         let space = space.to_string();
@@ -393,20 +407,28 @@ impl Presences {
                 let Some(room) = spaces.get_mut(&space) else {
                     return;
                 };
-                room.scheduled = false;
-                presences.send(&space, room);
+                // The room was made again since, or a sooner wake-up took over: theirs.
+                if room.id != room_id || room.scheduled != Some(wait) {
+                    return;
+                }
+                room.scheduled = None;
             }
-            // More changed meanwhile, or a tablet's turn is still to come.
             presences.due(&space);
         });
     }
 
     /// Writes one batch of `space`'s `room` to its listeners, and its news to the other
     /// replicas.
-    fn send(&self, space: &str, room: &mut Room) {
+    /// The headsets' batch goes only when the last is [`INTERVAL`] back, unless `now_anyway`
+    /// (the last listener here left: the other replicas hear it at once).
+    fn send(&self, space: &str, room: &mut Room, now_anyway: bool) {
         let now = Instant::now();
         // What another replica said and has not said again for a while: gone.
         room.lapse(now);
+        if !now_anyway && room.sent.is_some_and(|sent| now < sent + INTERVAL) {
+            room.send_maps(now);
+            return;
+        }
         let take = room.changed.len().min(MAX_PRESENCE_BATCH);
         let members: Vec<MemberPresence> = room
             .changed
