@@ -811,3 +811,14 @@ pub async fn model_ids(server: &TestServer, token: &str) -> Vec<String> {
         .map(|m| m["id"].as_str().expect("an id").to_string())
         .collect()
 }
+
+/// Wearer `n` of a bench's row, `t` seconds in: standing 30 cm from the next, its head swaying a
+/// little at its own phase, pointing ahead (presence as the headset page sends it).
+pub fn swaying_wearer(n: usize, t: f32) -> parallax_core::space_protocol::Presence {
+    let (x, t) = (n as f32 * 0.3 - 5.0, t + n as f32);
+    parallax_core::space_protocol::Presence {
+        head: [x, 1.6 + 0.02 * t.sin(), 1.0],
+        orientation: [0.0, 0.0, 0.0, 1.0],
+        ray: Some([[x + 0.2, 1.2, 0.8], [0.0, 0.0, -1.0]]),
+    }
+}

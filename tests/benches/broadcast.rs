@@ -223,17 +223,12 @@ type Outgoing = futures_util::stream::SplitSink<
 /// Wearer `n`'s head sways a little, at its own phase, and it points ahead: presence at 15 Hz,
 /// as the headset page sends it, until the socket closes.
 async fn sway(out: Arc<tokio::sync::Mutex<Outgoing>>, n: usize) {
-    use parallax_core::space_protocol::{PRESENCE_HZ, Presence, SpaceClientMessage};
+    use parallax_core::space_protocol::{PRESENCE_HZ, SpaceClientMessage};
     let started = Instant::now();
     let mut tick = tokio::time::interval(Duration::from_secs(1) / PRESENCE_HZ);
     loop {
         tick.tick().await;
-        let t = started.elapsed().as_secs_f32() + n as f32;
-        let presence = Presence {
-            head: [n as f32 * 0.3 - 5.0, 1.6 + 0.02 * t.sin(), 1.0],
-            orientation: [0.0, 0.0, 0.0, 1.0],
-            ray: Some([[n as f32 * 0.3 - 4.8, 1.2, 0.8], [0.0, 0.0, -1.0]]),
-        };
+        let presence = parallax_tests::swaying_wearer(n, started.elapsed().as_secs_f32());
         let text = SpaceClientMessage::Presence { presence }.to_json();
         if out.lock().await.send(Message::text(text)).await.is_err() {
             return;

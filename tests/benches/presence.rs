@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use parallax_core::space::Role;
-use parallax_core::space_protocol::{PRESENCE_HZ, Presence, SpaceClientMessage};
+use parallax_core::space_protocol::{PRESENCE_HZ, SpaceClientMessage};
 use parallax_headset::space::small_messages;
 use parallax_headset::{Coordinator, Join, connect_socket, socket_url};
 use parallax_tests::{ArrClient, NO_HOSTS, ServeProcess, cpu_time_of, data_dir};
@@ -100,12 +100,7 @@ async fn run(headsets: usize, window: Duration) {
             let mut tick = tokio::time::interval(Duration::from_secs(1) / PRESENCE_HZ);
             loop {
                 tick.tick().await;
-                let t = started.elapsed().as_secs_f32() + n as f32;
-                let presence = Presence {
-                    head: [n as f32 * 0.3 - 5.0, 1.6 + 0.02 * t.sin(), 1.0],
-                    orientation: [0.0, 0.0, 0.0, 1.0],
-                    ray: Some([[n as f32 * 0.3 - 4.8, 1.2, 0.8], [0.0, 0.0, -1.0]]),
-                };
+                let presence = parallax_tests::swaying_wearer(n, started.elapsed().as_secs_f32());
                 let text = SpaceClientMessage::Presence { presence }.to_json();
                 if out.send(Message::text(text)).await.is_err() {
                     break;
