@@ -74,6 +74,10 @@ struct Room {
     listeners: HashMap<String, Listener>,
     /// Counts changes to who is present where: a tablet behind it is due the room.
     version: u64,
+    /// The soonest of the tablets' turns and the oldest version one has, as of the last look at
+    /// them all: asked on every update, which must not look at a thousand tablets each time.
+    maps_next: Option<Instant>,
+    maps_oldest: u64,
     /// Who left lately, and when: repeated to tablets for [`GONE_REPEATED`].
     recently_gone: HashMap<String, Instant>,
     /// Each member's latest presence.
@@ -148,48 +152,51 @@ impl Room {
         }
     }
 
-    /// When a tablet behind the room's version may next get it, the earliest.
+    /// When a tablet behind the room's version may next get it, the earliest (or sooner: a
+    /// look that finds none due only costs the look).
     fn map_due(&self) -> Option<Instant> {
-        self.listeners
-            .values()
-            .filter_map(|l| l.map.filter(|m| m.seen < self.version).map(|m| m.next))
-            .min()
+        self.maps_next.filter(|_| self.maps_oldest < self.version)
     }
 
     /// The whole room, for tablets whose turn it is (behind, and their interval passed).
     fn send_maps(&mut self, now: Instant) {
-        let version = self.version;
-        let due: Vec<&mut Listener> = self
-            .listeners
-            .values_mut()
-            .filter(|l| l.map.is_some_and(|m| m.seen < version && m.next <= now))
-            .collect();
-        if due.is_empty() {
+        if self.map_due().is_none_or(|due| due > now) {
             return;
         }
-        self.recently_gone
-            .retain(|_, at| now.duration_since(*at) <= GONE_REPEATED);
-        let text = SpaceServerMessage::Presence {
-            members: self
-                .latest
-                .values()
-                .take(MAX_PRESENCE_BATCH)
-                .cloned()
-                .collect(),
-            gone: self.recently_gone.keys().cloned().collect(),
-        }
-        .to_json();
-        for listener in due {
-            // Skipped by a busy socket: it stays behind, and is due again after the interval.
-            let seen = match (listener.outlet.offer(&text), listener.map) {
-                (true, _) => version,
-                (false, map) => map.map_or(0, |m| m.seen),
+        let version = self.version;
+        let mut text = None;
+        let (mut next, mut oldest) = (None::<Instant>, version);
+        for listener in self.listeners.values_mut() {
+            let Some(feed) = &mut listener.map else {
+                continue;
             };
-            listener.map = Some(MapFeed {
-                seen,
-                next: now + MAP_INTERVAL,
-            });
+            if feed.seen < version && feed.next <= now {
+                let text = text.get_or_insert_with(|| {
+                    self.recently_gone
+                        .retain(|_, at| now.duration_since(*at) <= GONE_REPEATED);
+                    SpaceServerMessage::Presence {
+                        members: self
+                            .latest
+                            .values()
+                            .take(MAX_PRESENCE_BATCH)
+                            .cloned()
+                            .collect(),
+                        gone: self.recently_gone.keys().cloned().collect(),
+                    }
+                    .to_json()
+                });
+                // Skipped by a busy socket: it stays behind, and is due again after the
+                // interval.
+                if listener.outlet.offer(text) {
+                    feed.seen = version;
+                }
+                feed.next = now + MAP_INTERVAL;
+            }
+            next = Some(next.map_or(feed.next, |n| n.min(feed.next)));
+            oldest = oldest.min(feed.seen);
         }
+        self.maps_next = next;
+        self.maps_oldest = oldest;
     }
 }
 
@@ -311,6 +318,10 @@ impl Presences {
             seen: room.version,
             next: Instant::now() + MAP_INTERVAL,
         });
+        if let Some(feed) = map {
+            room.maps_next = Some(room.maps_next.map_or(feed.next, |n| n.min(feed.next)));
+            room.maps_oldest = room.maps_oldest.min(feed.seen);
+        }
         room.listeners.insert(
             member.to_string(),
             Listener {
