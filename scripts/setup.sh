@@ -11,6 +11,10 @@ want=${1:-all}
 # Must equal the `wasm-bindgen` version pinned in Cargo.toml ([workspace.dependencies]).
 WASM_BINDGEN_VERSION=0.2.130
 CARGO_AUDIT_VERSION=0.22.2
+# Schemathesis, which the contract test runs against the OpenAPI document (tests/tests/contract.rs
+# finds it here; PARALLAX_SCHEMATHESIS names another).
+SCHEMATHESIS_VERSION=4.32.5
+SCHEMATHESIS_VENV=${XDG_CACHE_HOME:-$HOME/.cache}/parallax/schemathesis-$SCHEMATHESIS_VERSION
 
 say() { printf '\033[1;34m[setup]\033[0m %s\n' "$*" >&2; }
 
@@ -47,6 +51,15 @@ fi
 if [ "$want" = all ] && [ "$(cargo audit --version 2>/dev/null | awk '{print $2}')" != "$CARGO_AUDIT_VERSION" ]; then
   say "cargo install cargo-audit $CARGO_AUDIT_VERSION (about 3.5 minutes, once)"
   cargo install -q cargo-audit --version "$CARGO_AUDIT_VERSION" --locked --no-default-features --force
+fi
+
+# Schemathesis in a virtual environment of its own, outside the clone (about 30 s, once).
+if [ "$want" = all ] && ! "$SCHEMATHESIS_VENV/bin/st" --version 2>/dev/null | grep -qx "st, version $SCHEMATHESIS_VERSION"; then
+  say "pip install schemathesis==$SCHEMATHESIS_VERSION into $SCHEMATHESIS_VENV (about 30 s, once)"
+  apt_install python3 python3-venv
+  rm -rf "$SCHEMATHESIS_VENV"
+  python3 -m venv "$SCHEMATHESIS_VENV"
+  "$SCHEMATHESIS_VENV/bin/pip" install -q --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
 fi
 
 # Mesa's software Vulkan driver (lavapipe), so wgpu renders on machines without a GPU.

@@ -177,17 +177,17 @@ async fn retries_conflicts_and_bad_input_get_arr_answers() {
 
     assert_eq!(
         arr.patch("s1", 20).await.status,
-        422,
+        409,
         "a lease may only grow"
     );
     assert_eq!(
         arr.patch("s1", 1441).await.status,
-        422,
+        400,
         "at most 1440 minutes"
     );
     arr.stop("s1").await;
     let ended = arr.patch("s1", 60).await;
-    assert_eq!((ended.status, ended.code()), (422, "UnprocessableEntity"));
+    assert_eq!((ended.status, ended.code()), (409, "Conflict"));
 
     // Nothing above disturbed the stored session.
     let s1 = arr.get("s1").await;

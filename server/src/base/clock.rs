@@ -61,7 +61,8 @@ pub fn rfc3339(at: Timestamp) -> String {
 pub fn parse_rfc3339(text: &str) -> Option<Timestamp> {
     let parsed =
         time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()?;
-    let millis = parsed.unix_timestamp_nanos() / 1_000_000;
+    // Before 1970 there is nothing to find: such a time reads as the epoch.
+    let millis = (parsed.unix_timestamp_nanos() / 1_000_000).max(0);
     u64::try_from(millis).ok().map(Timestamp::from_millis)
 }
 
@@ -76,5 +77,10 @@ mod tests {
         assert_eq!(parse_rfc3339("2025-11-21T10:00:00.123Z"), Some(at));
         assert_eq!(parse_rfc3339("2025-11-21T11:00:00.123+01:00"), Some(at));
         assert_eq!(parse_rfc3339("yesterday"), None);
+        assert_eq!(
+            parse_rfc3339("1969-12-31t23:00:00z"),
+            Some(Timestamp::from_millis(0)),
+            "lower case, as RFC 3339 allows; before the epoch reads as it"
+        );
     }
 }

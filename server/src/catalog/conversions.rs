@@ -19,6 +19,7 @@ use parallax_core::time::Timestamp;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use url::Url;
+use utoipa::ToSchema;
 
 use crate::base::clock::Clock;
 use crate::base::store::{ModelStatus, Store, StoredConversion};
@@ -31,35 +32,56 @@ use crate::catalog::models::{Catalog, CatalogError, MeshBytes};
 /// Longest conversion id, as ARR's.
 const MAX_ID_LEN: usize = 256;
 
+/// Longest output file name, in characters: 63 of any kind fit a file name's 255 bytes.
+const MAX_OUTPUT_NAME_CHARS: usize = 63;
+
 /// Where a conversion reads its input.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct InputLocation {
+    /// A `file:` URL of a folder of this account's storage (another answers 404).
+    #[schema(pattern = "^[Ff][Ii][Ll][Ee]:")]
     pub storage_container_uri: String,
     /// Accepted for ARR's clients; a folder needs no signature. Never stored or echoed.
     #[serde(default, skip_serializing)]
     pub storage_container_read_list_sas: Option<String>,
+    /// A relative path of plain names ('.' and '..' are none), or nothing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(
+        pattern = r"^(?:(?:[^/.][^/]*|\.[^/.][^/]*|\.\.[^/]+)(?:/(?:(?:[^/.][^/]*|\.[^/.][^/]*|\.\.[^/]+)|\.)?)*)?$"
+    )]
     pub blob_prefix: Option<String>,
+    /// The model file: a relative path of plain names under the prefix.
+    #[schema(
+        pattern = r"^(?:[^/.][^/]*|\.[^/.][^/]*|\.\.[^/]+)(?:/(?:(?:[^/.][^/]*|\.[^/.][^/]*|\.\.[^/]+)|\.)?)*$"
+    )]
     pub relative_input_asset_path: String,
 }
 
 /// Where a conversion writes its output.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct OutputLocation {
+    /// A `file:` URL of a folder of this account's storage (another answers 404).
+    #[schema(pattern = "^[Ff][Ii][Ll][Ee]:")]
     pub storage_container_uri: String,
     /// As [`InputLocation::storage_container_read_list_sas`].
     #[serde(default, skip_serializing)]
     pub storage_container_write_sas: Option<String>,
+    /// A relative path of plain names ('.' and '..' are none), or nothing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(
+        pattern = r"^(?:(?:[^/.][^/]*|\.[^/.][^/]*|\.\.[^/]+)(?:/(?:(?:[^/.][^/]*|\.[^/.][^/]*|\.\.[^/]+)|\.)?)*)?$"
+    )]
     pub blob_prefix: Option<String>,
-    /// Must end in `.arrAsset`; default: the input's name with that ending.
+    /// A file name (no '/', not starting with '.') of at most 63 characters ending in
+    /// `.arrAsset`; default: the input's name with that ending.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = r"^[^./\\\x00][^/\\\x00]*\.arrAsset$", max_length = 63)]
     pub output_asset_filename: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ConversionSettings {
     pub input_location: InputLocation,
@@ -75,17 +97,23 @@ impl ConversionSettings {
         self
     }
 
-    /// The output file's name.
+    /// The output file's name: the one given, or the input's stem (without leading dots, at
+    /// most 54 characters) with `.arrAsset`.
     fn output_file(&self) -> String {
         self.output_location
             .output_asset_filename
             .clone()
             .unwrap_or_else(|| {
                 let input = Path::new(&self.input_location.relative_input_asset_path);
-                let stem = input
+                let stem: String = input
                     .file_stem()
                     .and_then(|s| s.to_str())
-                    .unwrap_or("model");
+                    .unwrap_or_default()
+                    .trim_start_matches('.')
+                    .chars()
+                    .take(MAX_OUTPUT_NAME_CHARS - ".arrAsset".len())
+                    .collect();
+                let stem = if stem.is_empty() { "model" } else { &stem };
                 format!("{stem}.arrAsset")
             })
     }
@@ -172,9 +200,20 @@ impl Storage {
         uri: &str,
         target: &'static str,
     ) -> Result<PathBuf, ConversionError> {
-        let url =
-            Url::parse(uri).map_err(|e| invalid(target, format!("{uri:?} is not a URL: {e}")))?;
-        if url.scheme() != "file" {
+        let not_ours = || ConversionError::NoContainer {
+            target,
+            uri: uri.to_string(),
+        };
+        // What is not a file: URL cannot be a container here; what is one and names no folder
+        // of this account's is not one of its containers.
+        let file_url = uri
+            .get(..5)
+            .is_some_and(|scheme| scheme.eq_ignore_ascii_case("file:"));
+        let url = Url::parse(uri).ok().filter(|_| file_url);
+        let Some(url) = url.filter(|url| url.scheme() == "file") else {
+            if file_url {
+                return Err(not_ours());
+            }
             return Err(invalid(
                 target,
                 format!(
@@ -183,10 +222,6 @@ impl Storage {
                      account id)"
                 ),
             ));
-        }
-        let not_ours = || ConversionError::NoContainer {
-            target,
-            uri: uri.to_string(),
         };
         let path = url.to_file_path().map_err(|()| not_ours())?;
         let plain = path
@@ -401,12 +436,7 @@ impl Conversions {
     /// Refuses settings whose locations are not in `account`'s storage, before anything is
     /// stored.
     fn check(&self, account: &str, settings: &ConversionSettings) -> Result<(), ConversionError> {
-        if settings
-            .input_location
-            .relative_input_asset_path
-            .trim()
-            .is_empty()
-        {
+        if settings.input_location.relative_input_asset_path.is_empty() {
             return Err(invalid(
                 "settings.inputLocation.relativeInputAssetPath",
                 "relativeInputAssetPath must name the model file",
@@ -414,10 +444,16 @@ impl Conversions {
         }
         self.storage.input_path(account, &settings.input_location)?;
         let file = settings.output_file();
-        if !file.ends_with(".arrAsset") || !safe_file_name(&file) {
+        if !file.ends_with(".arrAsset")
+            || !safe_file_name(&file)
+            || file.chars().count() > MAX_OUTPUT_NAME_CHARS
+        {
             return Err(invalid(
                 "settings.outputLocation.outputAssetFilename",
-                format!("{file:?} must be a plain file name ending in .arrAsset"),
+                format!(
+                    "{file:?} must be a plain file name of at most {MAX_OUTPUT_NAME_CHARS} \
+                     characters ending in .arrAsset"
+                ),
             ));
         }
         self.storage.output_path(account, settings)?;

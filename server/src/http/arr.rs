@@ -24,6 +24,7 @@ use crate::accounts::tickets::RenderTickets;
 use crate::base::clock::{parse_rfc3339, rfc3339};
 use crate::base::error::{AppError, ErrorBody, Result};
 use crate::http::auth::{self, Caller, Visitor};
+use crate::http::params::{AccountPath, CreateQuery, ListQuery, SessionPath, UsageQuery, Version};
 use crate::pool::sessions::SessionView;
 use crate::state::AppState;
 
@@ -78,7 +79,7 @@ pub(crate) struct VersionQuery {
     /// Beyond ARR: wait in the queue instead of failing when the size is full.
     queue: Option<bool>,
     #[serde(rename = "$skip")]
-    pub(crate) skip: Option<usize>,
+    pub(crate) skip: Option<u32>,
     from: Option<String>,
     to: Option<String>,
 }
@@ -240,8 +241,13 @@ pub(crate) fn properties(
 #[allow(dead_code)] // Documents the body; handlers parse it field by field to name bad fields.
 pub struct CreateSessionBody {
     /// 0 to 1440; the lease counts from Ready.
+    #[schema(minimum = 0, maximum = 1440)]
     max_lease_time_minutes: u32,
     /// `Standard` or `Premium` (any casing).
+    #[schema(
+        pattern = "^([Ss][Tt][Aa][Nn][Dd][Aa][Rr][Dd]|[Pp][Rr][Ee][Mm][Ii][Uu][Mm])$",
+        example = "Standard"
+    )]
     size: String,
     /// Beyond ARR: wait in the queue when the size is full (also `?queue=true`).
     queue: Option<bool>,
@@ -252,7 +258,8 @@ pub struct CreateSessionBody {
 #[serde(rename_all = "camelCase")]
 #[allow(dead_code)] // Documents the body; the handler reads the one field itself.
 pub struct UpdateSessionBody {
-    /// Must be larger than the current lease and at most 1440.
+    /// Must be larger than the current lease (409 if not) and at most 1440.
+    #[schema(minimum = 0, maximum = 1440)]
     max_lease_time_minutes: u32,
 }
 
@@ -292,7 +299,7 @@ pub struct SizeUsage {
 
 /// `GET /accounts/{id}/token` with `Authorization: Bearer <account id>:<account key>`.
 #[utoipa::path(get, path = "/accounts/{account_id}/token", tag = "auth",
-    params(("account_id" = String, Path, description = "The account")),
+    params(AccountPath),
     security(("account_key" = [])),
     responses((status = 200, body = AccessToken), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub(crate) async fn token_handler(
@@ -333,8 +340,7 @@ fn lease_minutes(body: &Value, field: &'static str) -> Result<u32> {
             format!("{field} is required"),
             Some(field),
         )),
-        Some(value) => value
-            .as_u64()
+        Some(value) => whole_number(value)
             .filter(|m| *m <= u64::from(MAX_LEASE_MINUTES))
             .map(|m| m as u32)
             .ok_or_else(|| {
@@ -356,6 +362,28 @@ fn session_size(body: &Value) -> Result<SessionSize> {
         .map_err(|e: String| AppError::bad_request(e, Some("size")))
 }
 
+/// A JSON number that is a whole number, as JSON Schema's `integer` is (`14.0` is one).
+fn whole_number(value: &Value) -> Option<u64> {
+    value.as_u64().or_else(|| {
+        value
+            .as_f64()
+            .filter(|f| f.fract() == 0.0 && (0.0..=u64::MAX as f64).contains(f))
+            .map(|f| f as u64)
+    })
+}
+
+/// The body's `queue`: true, false, or absent (null).
+fn queue_of(body: &Value) -> Result<Option<bool>> {
+    match body.get("queue") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bool(queue)) => Ok(Some(*queue)),
+        Some(other) => Err(AppError::bad_request(
+            format!("queue must be true or false, not {other}"),
+            Some("queue"),
+        )),
+    }
+}
+
 fn json_object(body: std::result::Result<Json<Value>, JsonRejection>) -> Result<Value> {
     let Json(body) = body?;
     if body.is_object() {
@@ -369,11 +397,10 @@ fn json_object(body: std::result::Result<Json<Value>, JsonRejection>) -> Result<
 }
 
 #[utoipa::path(put, path = "/accounts/{account_id}/sessions/{session_id}", tag = "sessions",
-    params(("account_id" = String, Path), ("session_id" = String, Path, description = "1-256 letters, digits, '-', '_'"),
-        ("api-version" = String, Query, example = "2021-01-01"), ("queue" = Option<bool>, Query, description = "Wait in the queue if the size is full")),
+    params(SessionPath, CreateQuery),
     request_body = CreateSessionBody, security(("access_token" = [])),
     responses((status = 201, description = "Created", body = SessionProperties), (status = 200, description = "The same session already exists (a safe retry)", body = SessionProperties),
-        (status = 400, description = "Bad request: the error names the field", body = ErrorBody), (status = 401, description = "Missing, invalid or expired token", body = ErrorBody), (status = 403, description = "A token of another account", body = ErrorBody), (status = 409, description = "The id exists with other settings", body = ErrorBody), (status = 503, description = "PoolExhausted: every host of the size is taken", body = ErrorBody)))]
+        (status = 400, description = "Bad request: the error names the field", body = ErrorBody), (status = 401, description = "Missing, invalid or expired token", body = ErrorBody), (status = 403, description = "A token of another account", body = ErrorBody), (status = 409, description = "The id exists with other settings", body = ErrorBody), (status = 415, description = "The body is not sent as JSON", body = ErrorBody), (status = 429, description = "QuotaExceeded: the account holds as many sessions as it may", body = ErrorBody), (status = 503, description = "PoolExhausted: every host of the size is taken", body = ErrorBody)))]
 pub(crate) async fn create_handler(
     State(state): State<AppState>,
     caller: Caller,
@@ -389,10 +416,7 @@ pub(crate) async fn create_handler(
         key,
         size: session_size(&body)?,
         max_lease_minutes: lease_minutes(&body, "maxLeaseTimeMinutes")?,
-        queue: query
-            .queue
-            .or_else(|| body.get("queue").and_then(Value::as_bool))
-            .unwrap_or(false),
+        queue: query.queue.or(queue_of(&body)?).unwrap_or(false),
         // The account's quota.
         account_limit: None,
     };
@@ -409,7 +433,7 @@ pub(crate) async fn create_handler(
 }
 
 #[utoipa::path(get, path = "/accounts/{account_id}/sessions/{session_id}", tag = "sessions",
-    params(("account_id" = String, Path), ("session_id" = String, Path), ("api-version" = String, Query, example = "2021-01-01")),
+    params(SessionPath, Version),
     security(("access_token" = [])),
     responses((status = 200, body = SessionProperties), (status = 400, description = "Bad request: the error names the field", body = ErrorBody), (status = 401, description = "Missing, invalid or expired token", body = ErrorBody), (status = 403, description = "A token of another account", body = ErrorBody), (status = 404, body = ErrorBody), (status = 429, description = "Polled faster than allowed; see Retry-After", body = ErrorBody)))]
 pub(crate) async fn properties_handler(
@@ -433,9 +457,9 @@ pub(crate) async fn properties_handler(
 }
 
 #[utoipa::path(patch, path = "/accounts/{account_id}/sessions/{session_id}", tag = "sessions",
-    params(("account_id" = String, Path), ("session_id" = String, Path), ("api-version" = String, Query, example = "2021-01-01")),
+    params(SessionPath, Version),
     request_body = UpdateSessionBody, security(("access_token" = [])),
-    responses((status = 200, body = SessionProperties), (status = 400, description = "Bad request: the error names the field", body = ErrorBody), (status = 401, description = "Missing, invalid or expired token", body = ErrorBody), (status = 403, description = "A token of another account", body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, description = "Not larger than now, above 1440, or the session ended", body = ErrorBody)))]
+    responses((status = 200, body = SessionProperties), (status = 400, description = "Bad request: the error names the field", body = ErrorBody), (status = 401, description = "Missing, invalid or expired token", body = ErrorBody), (status = 403, description = "A token of another account", body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, description = "Not larger than the lease now, or the session ended", body = ErrorBody), (status = 415, description = "The body is not sent as JSON", body = ErrorBody)))]
 pub(crate) async fn update_handler(
     State(state): State<AppState>,
     caller: Caller,
@@ -447,7 +471,7 @@ pub(crate) async fn update_handler(
     query.check()?;
     let key = session_key(&caller, &account_id, &session_id)?;
     let body = json_object(body)?;
-    let minutes = match body.get("maxLeaseTimeMinutes").and_then(Value::as_u64) {
+    let minutes = match body.get("maxLeaseTimeMinutes").and_then(whole_number) {
         Some(m) => u32::try_from(m).unwrap_or(u32::MAX),
         None => {
             return Err(AppError::bad_request(
@@ -465,7 +489,7 @@ pub(crate) async fn update_handler(
 }
 
 #[utoipa::path(post, path = "/accounts/{account_id}/sessions/{session_id}/:stop", tag = "sessions",
-    params(("account_id" = String, Path), ("session_id" = String, Path), ("api-version" = String, Query, example = "2021-01-01")),
+    params(SessionPath, Version),
     security(("access_token" = [])),
     responses((status = 204, description = "Stopped (stopping an ended session changes nothing)"), (status = 400, description = "Bad request: the error names the field", body = ErrorBody), (status = 401, description = "Missing, invalid or expired token", body = ErrorBody), (status = 403, description = "A token of another account", body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub(crate) async fn action_handler(
@@ -486,7 +510,7 @@ pub(crate) async fn action_handler(
 }
 
 #[utoipa::path(get, path = "/accounts/{account_id}/sessions", tag = "sessions",
-    params(("account_id" = String, Path), ("api-version" = String, Query, example = "2021-01-01"), ("$skip" = Option<usize>, Query, description = "Paging; follow @nextLink")),
+    params(AccountPath, ListQuery),
     security(("access_token" = [])),
     responses((status = 200, description = "Starting and Ready sessions, oldest first", body = SessionList), (status = 400, description = "Bad request: the error names the field", body = ErrorBody), (status = 401, description = "Missing, invalid or expired token", body = ErrorBody), (status = 403, description = "A token of another account", body = ErrorBody)))]
 pub(crate) async fn list_handler(
@@ -499,7 +523,7 @@ pub(crate) async fn list_handler(
     query.check()?;
     caller.require_account(&account_id)?;
     let active = state.sessions.active(&account_id).await?;
-    let skip = query.skip.unwrap_or(0);
+    let skip = query.skip.unwrap_or(0) as usize;
     let sessions = active
         .iter()
         .skip(skip)
@@ -521,8 +545,7 @@ pub(crate) async fn list_handler(
 }
 
 #[utoipa::path(get, path = "/accounts/{account_id}/usage", tag = "sessions",
-    params(("account_id" = String, Path), ("api-version" = String, Query, example = "2021-01-01"),
-        ("from" = Option<String>, Query, description = "RFC 3339; default 30 days before `to`"), ("to" = Option<String>, Query, description = "RFC 3339; default now")),
+    params(AccountPath, UsageQuery),
     security(("access_token" = [])),
     responses((status = 200, description = "Time Ready per size within the window", body = UsageReport), (status = 400, description = "Bad request: the error names the field", body = ErrorBody), (status = 401, description = "Missing, invalid or expired token", body = ErrorBody), (status = 403, description = "A token of another account", body = ErrorBody)))]
 pub(crate) async fn usage_handler(
@@ -562,8 +585,7 @@ fn billed_minutes(ready: Duration) -> u64 {
 /// `GET /accounts/{account_id}/usage.csv`: the same window as `usage`, one row per session
 /// that was Ready within it, for a spreadsheet.
 #[utoipa::path(get, path = "/accounts/{account_id}/usage.csv", tag = "sessions",
-    params(("account_id" = String, Path), ("api-version" = String, Query, example = "2021-01-01"),
-        ("from" = Option<String>, Query, description = "RFC 3339; default 30 days before `to`"), ("to" = Option<String>, Query, description = "RFC 3339; default now")),
+    params(AccountPath, UsageQuery),
     security(("access_token" = [])),
     responses((status = 200, description = "CSV: account, session, size, from, to, ready_seconds, billed_minutes", content_type = "text/csv", body = String), (status = 400, description = "Bad request: the error names the field", body = ErrorBody), (status = 401, description = "Missing, invalid or expired token", body = ErrorBody), (status = 403, description = "A token of another account", body = ErrorBody)))]
 pub(crate) async fn usage_csv_handler(
@@ -642,13 +664,8 @@ fn usage_window(
         "from",
         Timestamp::from_millis(to.as_millis().saturating_sub(30 * 24 * 3_600_000)),
     )?;
-    if from > to {
-        return Err(AppError::bad_request(
-            "from must not be later than to",
-            Some("from"),
-        ));
-    }
-    Ok((from, to))
+    // A window that ends before it starts holds nothing.
+    Ok((from.min(to), to))
 }
 
 /// `scheme://host` the client used, for absolute links: https if this coordinator serves TLS or
@@ -674,11 +691,16 @@ pub(crate) fn origin(headers: &HeaderMap, state: &AppState) -> String {
 
 // ---- The legacy shape (`/v1/accounts/{id}/sessions/create`) -------------------------------------
 
-/// `"4:0:0"` (hours:minutes:seconds) → minutes, rounding started minutes up.
+/// `"4:0:0"` (hours:minutes:seconds, each one or two digits) → minutes, rounding started
+/// minutes up.
 fn parse_lease_time(text: &str) -> Option<u32> {
     let parts: Vec<u64> = text
         .split(':')
-        .map(|p| p.trim().parse().ok())
+        .map(|p| {
+            (matches!(p.len(), 1 | 2) && p.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| p.parse().ok())
+                .flatten()
+        })
         .collect::<Option<_>>()?;
     let [hours, minutes, seconds] = parts[..] else {
         return None;
@@ -730,12 +752,21 @@ pub struct LegacyCreated {
 #[allow(dead_code)] // Documents the body; the handler reads its fields itself.
 pub struct LegacyCreateBody {
     /// `hours:minutes:seconds`, at most `24:0:0`.
-    #[schema(example = "4:0:0")]
+    #[schema(
+        example = "4:0:0",
+        pattern = "^((([01]?[0-9])|(2[0-3])):[0-5]?[0-9]:[0-5]?[0-9]|24:0?0:0?0)$"
+    )]
     max_lease_time: String,
     /// Accepted and ignored, as models load over the render connection.
     models: Option<Vec<String>>,
-    #[schema(example = "standard")]
+    /// `Standard` or `Premium` (any casing).
+    #[schema(
+        pattern = "^([Ss][Tt][Aa][Nn][Dd][Aa][Rr][Dd]|[Pp][Rr][Ee][Mm][Ii][Uu][Mm])$",
+        example = "standard"
+    )]
     size: String,
+    /// Wait in the queue when the size is full.
+    queue: Option<bool>,
 }
 
 /// The body of the legacy update call.
@@ -743,7 +774,11 @@ pub struct LegacyCreateBody {
 #[serde(rename_all = "camelCase")]
 #[allow(dead_code)] // Documents the body; the handler reads its field itself.
 pub struct LegacyUpdateBody {
-    #[schema(example = "5:0:0")]
+    /// `hours:minutes:seconds`, at most `24:0:0`; larger than the lease now (409 if not).
+    #[schema(
+        example = "5:0:0",
+        pattern = "^((([01]?[0-9])|(2[0-3])):[0-5]?[0-9]:[0-5]?[0-9]|24:0?0:0?0)$"
+    )]
     max_lease_time: String,
 }
 
@@ -787,8 +822,8 @@ fn legacy_lease(body: &Value) -> Result<u32> {
 }
 
 #[utoipa::path(post, path = "/v1/accounts/{account_id}/sessions/create", tag = "legacy",
-    params(("account_id" = String, Path)), request_body = LegacyCreateBody, security(("access_token" = [])),
-    responses((status = 201, body = LegacyCreated), (status = 400, description = "Bad request: the error names the field", body = ErrorBody), (status = 401, description = "Missing, invalid or expired token", body = ErrorBody), (status = 403, description = "A token of another account", body = ErrorBody), (status = 503, body = ErrorBody)))]
+    params(AccountPath), request_body = LegacyCreateBody, security(("access_token" = [])),
+    responses((status = 201, body = LegacyCreated), (status = 400, description = "Bad request: the error names the field", body = ErrorBody), (status = 401, description = "Missing, invalid or expired token", body = ErrorBody), (status = 403, description = "A token of another account", body = ErrorBody), (status = 415, description = "The body is not sent as JSON", body = ErrorBody), (status = 429, description = "QuotaExceeded: the account holds as many sessions as it may", body = ErrorBody), (status = 503, description = "PoolExhausted: every host of the size is taken", body = ErrorBody)))]
 pub(crate) async fn legacy_create_handler(
     State(state): State<AppState>,
     caller: Caller,
@@ -797,12 +832,23 @@ pub(crate) async fn legacy_create_handler(
 ) -> Result<Response> {
     caller.require_account(&account_id)?;
     let body = json_object(body)?;
+    // Models load over the render connection: the list is read only to refuse what is not one.
+    if !matches!(body.get("models"), None | Some(Value::Null))
+        && !body["models"]
+            .as_array()
+            .is_some_and(|models| models.iter().all(Value::is_string))
+    {
+        return Err(AppError::bad_request(
+            "models must be a list of strings",
+            Some("models"),
+        ));
+    }
     let id = SessionId::parse(&uuid::Uuid::new_v4().to_string()).map_err(anyhow::Error::from)?;
     let request = CreateSession {
         key: SessionKey::new(&account_id, id.clone()),
         size: session_size(&body)?,
         max_lease_minutes: legacy_lease(&body)?,
-        queue: body.get("queue").and_then(Value::as_bool).unwrap_or(false),
+        queue: queue_of(&body)?.unwrap_or(false),
         account_limit: None,
     };
     state.sessions.create(request).await?;
@@ -816,7 +862,7 @@ pub(crate) async fn legacy_create_handler(
 }
 
 #[utoipa::path(get, path = "/v1/accounts/{account_id}/sessions/{session_id}/properties", tag = "legacy",
-    params(("account_id" = String, Path), ("session_id" = String, Path)), security(("access_token" = [])),
+    params(SessionPath), security(("access_token" = [])),
     responses((status = 200, body = LegacyProperties), (status = 400, description = "Bad request: the error names the field", body = ErrorBody), (status = 401, description = "Missing, invalid or expired token", body = ErrorBody), (status = 403, description = "A token of another account", body = ErrorBody), (status = 404, body = ErrorBody), (status = 429, body = ErrorBody)))]
 pub(crate) async fn legacy_properties_handler(
     State(state): State<AppState>,
@@ -829,8 +875,8 @@ pub(crate) async fn legacy_properties_handler(
 }
 
 #[utoipa::path(post, path = "/v1/accounts/{account_id}/sessions/{session_id}/update", tag = "legacy",
-    params(("account_id" = String, Path), ("session_id" = String, Path)), request_body = LegacyUpdateBody, security(("access_token" = [])),
-    responses((status = 200, body = LegacyProperties), (status = 400, description = "Bad request: the error names the field", body = ErrorBody), (status = 401, description = "Missing, invalid or expired token", body = ErrorBody), (status = 403, description = "A token of another account", body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    params(SessionPath), request_body = LegacyUpdateBody, security(("access_token" = [])),
+    responses((status = 200, body = LegacyProperties), (status = 400, description = "Bad request: the error names the field", body = ErrorBody), (status = 401, description = "Missing, invalid or expired token", body = ErrorBody), (status = 403, description = "A token of another account", body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, description = "Not larger than the lease now, or the session ended", body = ErrorBody), (status = 415, description = "The body is not sent as JSON", body = ErrorBody)))]
 pub(crate) async fn legacy_update_handler(
     State(state): State<AppState>,
     caller: Caller,
@@ -844,7 +890,7 @@ pub(crate) async fn legacy_update_handler(
 }
 
 #[utoipa::path(post, path = "/v1/accounts/{account_id}/sessions/{session_id}/stop", tag = "legacy",
-    params(("account_id" = String, Path), ("session_id" = String, Path)), security(("access_token" = [])),
+    params(SessionPath), security(("access_token" = [])),
     responses((status = 204), (status = 400, description = "Bad request: the error names the field", body = ErrorBody), (status = 401, description = "Missing, invalid or expired token", body = ErrorBody), (status = 403, description = "A token of another account", body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub(crate) async fn legacy_stop_handler(
     State(state): State<AppState>,
@@ -857,7 +903,7 @@ pub(crate) async fn legacy_stop_handler(
 }
 
 #[utoipa::path(get, path = "/v1/accounts/{account_id}/sessions", tag = "legacy",
-    params(("account_id" = String, Path)), security(("access_token" = [])),
+    params(AccountPath), security(("access_token" = [])),
     responses((status = 200, body = LegacyList), (status = 400, description = "Bad request: the error names the field", body = ErrorBody), (status = 401, description = "Missing, invalid or expired token", body = ErrorBody), (status = 403, description = "A token of another account", body = ErrorBody)))]
 pub(crate) async fn legacy_list_handler(
     State(state): State<AppState>,
@@ -917,6 +963,10 @@ mod tests {
         assert_eq!(parse_lease_time("1:60:0"), None);
         assert_eq!(parse_lease_time("four hours"), None);
         assert_eq!(parse_lease_time("1:0"), None);
+        // Exactly the documented pattern: one or two digits each, nothing around them.
+        for other in [" 4:0:0", "+4:0:0", "004:0:0", "4:0:0 ", "4::0", "٤:0:0"] {
+            assert_eq!(parse_lease_time(other), None, "{other:?}");
+        }
         assert_eq!(format_lease_time(250), "4:10:0");
     }
 }

@@ -14,6 +14,7 @@ use crate::base::error::{AppError, ErrorBody, Result};
 use crate::catalog::conversions::{Conversion, ConversionError, ConversionSettings, Created};
 use crate::http::arr::{ArrQuery, next_page, origin};
 use crate::http::auth::Caller;
+use crate::http::params::{AccountPath, ConversionPath, ListQuery, Version};
 use crate::state::AppState;
 
 /// Conversions per page of the list call.
@@ -32,7 +33,6 @@ pub fn router() -> Router<AppState> {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateConversionBody {
-    #[schema(value_type = Object)]
     settings: ConversionSettings,
 }
 
@@ -41,7 +41,6 @@ pub struct CreateConversionBody {
 #[serde(rename_all = "camelCase")]
 pub struct ConversionJson {
     id: String,
-    #[schema(value_type = Object)]
     settings: ConversionSettings,
     /// Once it has succeeded: where the converted asset was written.
     output: Option<ConversionOutput>,
@@ -111,11 +110,10 @@ impl From<ConversionError> for AppError {
 }
 
 #[utoipa::path(put, path = "/accounts/{account_id}/conversions/{conversion_id}", tag = "conversions",
-    params(("account_id" = String, Path), ("conversion_id" = String, Path, description = "1-256 letters, digits, '-', '_'"),
-        ("api-version" = String, Query, example = "2021-01-01")),
+    params(ConversionPath, Version),
     request_body = CreateConversionBody, security(("access_token" = [])),
     responses((status = 201, description = "Created: the conversion starts", body = ConversionJson), (status = 200, description = "The same conversion exists (a safe retry)", body = ConversionJson),
-        (status = 400, description = "Bad request: the error names the field", body = ErrorBody), (status = 401, description = "Missing, invalid or expired token", body = ErrorBody), (status = 403, description = "A token of another account", body = ErrorBody), (status = 409, description = "The id exists with other settings", body = ErrorBody)))]
+        (status = 400, description = "Bad request: the error names the field", body = ErrorBody), (status = 401, description = "Missing, invalid or expired token", body = ErrorBody), (status = 403, description = "A token of another account", body = ErrorBody), (status = 404, description = "A container that is not one of this account's", body = ErrorBody), (status = 409, description = "The id exists with other settings", body = ErrorBody), (status = 415, description = "The body is not sent as JSON", body = ErrorBody), (status = 429, description = "QuotaExceeded: the account runs as many conversions as it may, or its storage is full", body = ErrorBody)))]
 pub(crate) async fn create_handler(
     State(state): State<AppState>,
     caller: Caller,
@@ -138,7 +136,7 @@ pub(crate) async fn create_handler(
 }
 
 #[utoipa::path(get, path = "/accounts/{account_id}/conversions/{conversion_id}", tag = "conversions",
-    params(("account_id" = String, Path), ("conversion_id" = String, Path), ("api-version" = String, Query, example = "2021-01-01")),
+    params(ConversionPath, Version),
     security(("access_token" = [])),
     responses((status = 200, body = ConversionJson), (status = 400, description = "Bad request: the error names the field", body = ErrorBody), (status = 401, description = "Missing, invalid or expired token", body = ErrorBody), (status = 403, description = "A token of another account", body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub(crate) async fn get_handler(
@@ -154,7 +152,7 @@ pub(crate) async fn get_handler(
 }
 
 #[utoipa::path(get, path = "/accounts/{account_id}/conversions", tag = "conversions",
-    params(("account_id" = String, Path), ("api-version" = String, Query, example = "2021-01-01"), ("$skip" = Option<usize>, Query, description = "Paging; follow @nextLink")),
+    params(AccountPath, ListQuery),
     security(("access_token" = [])),
     responses((status = 200, description = "The account's conversions, oldest first", body = ConversionList), (status = 400, description = "Bad request: the error names the field", body = ErrorBody), (status = 401, description = "Missing, invalid or expired token", body = ErrorBody), (status = 403, description = "A token of another account", body = ErrorBody)))]
 pub(crate) async fn list_handler(
@@ -166,7 +164,7 @@ pub(crate) async fn list_handler(
 ) -> Result<Json<ConversionList>> {
     query.check()?;
     caller.require_account(&account_id)?;
-    let skip = query.skip.unwrap_or(0);
+    let skip = query.skip.unwrap_or(0) as usize;
     let (page, more) = state.conversions.list(&account_id, skip, PAGE_SIZE).await?;
     let next_link = more.then(|| {
         next_page(

@@ -19,6 +19,7 @@ mod conversions;
 mod hosts;
 mod models;
 mod openapi;
+mod params;
 mod spaces;
 mod telemetry;
 mod upgrade;

@@ -16,7 +16,9 @@ use parallax_core::pool::{HostId, Pool, PoolConfig};
 use parallax_core::service::{
     CreateError, CreateSession, Created, Effect, SessionError, SessionService,
 };
-use parallax_core::session::{RenderSession, SessionId, SessionKey, SessionSize, SessionStatus};
+use parallax_core::session::{
+    ExtendError, RenderSession, SessionId, SessionKey, SessionSize, SessionStatus,
+};
 use parallax_core::throttle::PollThrottle;
 use parallax_core::time::Timestamp;
 use tokio::sync::{Notify, mpsc, oneshot};
@@ -1126,9 +1128,12 @@ fn session_error(error: SessionError) -> AppError {
         SessionError::NotFound(id) => {
             AppError::not_found(format!("there is no session named {id}"))
         }
-        SessionError::Extend(e) => {
-            AppError::unprocessable(e.to_string(), Some("maxLeaseTimeMinutes"))
+        // What the request asks is allowed but not of this session now: a conflict with its
+        // state. Above the bound the request itself is wrong.
+        SessionError::Extend(e @ ExtendError::TooLong { .. }) => {
+            AppError::bad_request(e.to_string(), Some("maxLeaseTimeMinutes"))
         }
+        SessionError::Extend(e) => AppError::conflict(e.to_string()),
     }
 }
 
