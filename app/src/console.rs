@@ -6,6 +6,8 @@ use leptos::task::spawn_local;
 use leptos_router::hooks::{use_navigate, use_query_map};
 use serde_json::{Value, json};
 
+use parallax_core::api::TrustNotes;
+
 use crate::rest::{self, ApiError};
 
 /// The bar at the top of every console page.
@@ -394,24 +396,16 @@ pub fn SecureContextNotice() -> impl IntoView {
 #[component]
 pub fn TrustPage() -> impl IntoView {
     // What the authority may sign, and whether it replaced one devices may still trust.
-    let trust: RwSignal<Option<Value>> = RwSignal::new(None);
+    let trust: RwSignal<Option<TrustNotes>> = RwSignal::new(None);
     Effect::new(move |_| {
         spawn_local(async move {
-            if let Ok(answer) = rest::get("/v1/trust").await {
+            if let Ok(answer) = rest::get_as::<TrustNotes>("/v1/trust").await {
                 trust.set(Some(answer));
             }
         });
     });
-    let replaced = move || {
-        trust
-            .get()
-            .and_then(|t| t["replaced"].as_str().map(str::to_string))
-    };
-    let may_sign = move || {
-        trust
-            .get()
-            .and_then(|t| t["maySign"].as_str().map(str::to_string))
-    };
+    let replaced = move || trust.get().and_then(|t| t.replaced);
+    let may_sign = move || trust.get().and_then(|t| t.may_sign);
     view! {
         <header class="topbar">
             <div class="brand">

@@ -6,6 +6,7 @@
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
+use parallax_core::api::Me;
 use serde_json::{Value, json};
 
 use crate::chart::{LineChart, Series};
@@ -31,11 +32,10 @@ struct PoolState {
 async fn refresh(state: PoolState) {
     let account = match state.account.get_untracked() {
         Some(account) => account,
-        None => match rest::get("/v1/browser/me").await {
+        None => match rest::get_as::<Me>("/v1/browser/me").await {
             Ok(me) => {
-                let account = me["account"].as_str().unwrap_or_default().to_string();
-                state.account.set(Some(account.clone()));
-                account
+                state.account.set(Some(me.account.clone()));
+                me.account
             }
             Err(e) => {
                 state.sessions.set(Some(Err(e)));

@@ -197,10 +197,10 @@ async fn render_url(state: HeadsetState, view: &Value) -> Result<String, String>
         .find(|m| m["id"] == me.as_str())
         .and_then(|m| m["renderSession"].as_str().map(str::to_string))
         .ok_or("This headset has no render session.")?;
-    let account = rest::get("/v1/browser/me").await.map_err(|e| e.message)?["account"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+    let account = rest::get_as::<parallax_core::api::Me>("/v1/browser/me")
+        .await
+        .map_err(|e| e.message)?
+        .account;
     let path = format!("/accounts/{account}/sessions/{session}?api-version=2021-01-01");
     loop {
         match rest::get(&path).await {

@@ -87,6 +87,17 @@ pub async fn get(path: &str) -> Result<Value, ApiError> {
     call("GET", path, None, None).await
 }
 
+/// `GET path`, read as the API's type `T` (`parallax_core::api`): an answer without a field the
+/// page needs is an error it shows, not an empty cell.
+pub async fn get_as<T: serde::de::DeserializeOwned>(path: &str) -> Result<T, ApiError> {
+    let value = get(path).await?;
+    serde_json::from_value(value).map_err(|e| ApiError {
+        status: 200,
+        code: "UnexpectedAnswer".into(),
+        message: format!("The coordinator's answer to {path} was not understood ({e})."),
+    })
+}
+
 /// The membership (member id, member token) this browser holds in `space` as `role` (`tablet`
 /// or `headset`), kept across reloads.
 pub fn member(role: &str, space: &str) -> Option<(String, String)> {

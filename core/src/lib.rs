@@ -5,6 +5,8 @@
 //! `wasm32-unknown-unknown` so the browser speaks exactly the protocol the server does.
 //!
 //! # Layout
+//! - [`api`]: the HTTP API's requests and answers, as the server sends them and the app reads
+//!   them (and, with the feature `openapi`, as the OpenAPI document states them).
 //! - [`protocol`]: close codes, the hello timeout and the binary frame header every socket shares.
 //! - [`device`]: the exclusive render connection between one device and its session's host.
 //! - [`host`]: a render host process and its coordinator: registration, heartbeats, admission.
@@ -25,6 +27,7 @@
 //! - [`time`]: wall-clock instants as the caller supplies them.
 //! - `trust` (feature `tls`, native clients only): the certificate authorities a client trusts.
 
+pub mod api;
 pub mod catalog;
 pub mod change;
 pub mod device;

@@ -8,8 +8,6 @@
 //! giving nothing of A's away. The WebSockets are tried as devices would: a device holding another
 //! account's token is refused on a space socket and on a render connection.
 
-use std::path::Path;
-
 use futures_util::{SinkExt, StreamExt};
 use parallax_core::space::Role;
 use parallax_headset::Coordinator;
@@ -17,95 +15,11 @@ use parallax_render::samples;
 use parallax_tests::{ArrClient, TestServer, data_dir, guest_cookie, upload, within};
 use reqwest::Method;
 use serde_json::{Value, json};
-use syn::visit::Visit;
 use tokio_tungstenite::tungstenite::Message;
 
-/// One route: its method and its path pattern, as registered.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-struct Route {
-    method: String,
-    path: String,
-}
-
-/// `.route("path", get(a).post(b))` calls in a file: every (method, path) they register.
-#[derive(Default)]
-struct Routes(Vec<Route>);
-
-fn methods_of(expr: &syn::Expr, out: &mut Vec<String>) {
-    const METHODS: [&str; 5] = ["get", "post", "put", "patch", "delete"];
-    match expr {
-        syn::Expr::Call(call) => {
-            if let syn::Expr::Path(path) = &*call.func
-                && let Some(name) = path.path.get_ident().map(|i| i.to_string())
-                && METHODS.contains(&name.as_str())
-            {
-                out.push(name.to_uppercase());
-            }
-        }
-        syn::Expr::MethodCall(call) => {
-            let name = call.method.to_string();
-            if METHODS.contains(&name.as_str()) {
-                out.push(name.to_uppercase());
-            }
-            methods_of(&call.receiver, out);
-        }
-        _ => {}
-    }
-}
-
-impl<'ast> Visit<'ast> for Routes {
-    fn visit_expr_method_call(&mut self, call: &'ast syn::ExprMethodCall) {
-        if call.method == "route"
-            && call.args.len() == 2
-            && let syn::Expr::Lit(syn::ExprLit {
-                lit: syn::Lit::Str(path),
-                ..
-            }) = &call.args[0]
-        {
-            let mut methods = Vec::new();
-            methods_of(&call.args[1], &mut methods);
-            assert!(!methods.is_empty(), "no method found for {}", path.value());
-            for method in methods {
-                self.0.push(Route {
-                    method,
-                    path: path.value(),
-                });
-            }
-        }
-        syn::visit::visit_expr_method_call(self, call);
-    }
-}
-
-/// Every route the coordinator and a render host serve, and the app's pages (as `GET`).
-fn all_routes() -> Vec<Route> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    let mut files: Vec<_> = std::fs::read_dir(root.join("server/src/http"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    files.push(root.join("host/src/connection.rs"));
-    let mut routes = Routes::default();
-    for file in files {
-        let text = std::fs::read_to_string(&file).unwrap();
-        routes.visit_file(&syn::parse_file(&text).unwrap());
-    }
-    // The pages: `path!("…")` in the app's router.
-    let app = std::fs::read_to_string(root.join("app/src/lib.rs")).unwrap();
-    for page in app.split("path!(\"").skip(1) {
-        let path = page.split('"').next().unwrap();
-        routes.0.push(Route {
-            method: "GET".into(),
-            path: if path.is_empty() {
-                "/".into()
-            } else {
-                path.into()
-            },
-        });
-    }
-    routes.0.sort();
-    routes.0.dedup();
-    routes.0
-}
+#[path = "support/routes.rs"]
+mod routes;
+use routes::{Route, all_routes};
 
 /// Who a route is for.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -6,12 +6,18 @@
 //! must not be refused for its form, one it forbids must be refused, every status and body must
 //! be documented, no 5xx. Any failure fails this test, with Schemathesis' report.
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::process::Command;
 
 use parallax_server::config::PoolArgs;
 use parallax_server::{Options, QuotaArgs};
 use parallax_tests::{ArrClient, TestServer, data_dir};
+use serde_json::Value;
+
+#[path = "support/routes.rs"]
+#[allow(dead_code)] // The access test reads all the routes; this one the coordinator's.
+mod routes;
 
 /// The `st` command: `PARALLAX_SCHEMATHESIS`, or where `scripts/setup.sh` installs it.
 fn schemathesis() -> PathBuf {
@@ -55,6 +61,8 @@ async fn schemathesis_finds_no_request_the_document_and_the_server_disagree_on()
     };
     let server = TestServer::start_with_options(dir.path(), &options).await;
     let token = ArrClient::sign_in(&server, &account, &key).await.token;
+    // The browser's sign-in is a token of its own: a generated sign-out ends it, not the rest.
+    let browser = ArrClient::sign_in(&server, &account, &key).await.token;
 
     // A fixed seed, so a run can be repeated; PARALLAX_SCHEMATHESIS_SEED explores others.
     let seed = std::env::var("PARALLAX_SCHEMATHESIS_SEED").unwrap_or_else(|_| "1".into());
@@ -66,6 +74,9 @@ bearer = "{account}:{key}"
 
 [auth.openapi.access_token]
 bearer = "{token}"
+
+[auth.openapi.session_cookie]
+api_key = "{browser}"
 
 [parameters]
 "path.account_id" = "{account}"
@@ -91,5 +102,93 @@ bearer = "{token}"
     assert!(
         report.contains("Tested: "),
         "Schemathesis tested the operations"
+    );
+}
+
+/// Routes the coordinator serves that the document does not describe yet: what is left of
+/// issue 35. Only ever shorter: a route described since, or no longer served, fails the test
+/// until it leaves this list. (The app's pages are not the API: HTML for browsers.)
+const NOT_YET: &[(&str, &str)] = &[
+    ("DELETE", "/v1/models/{id}"),
+    ("DELETE", "/v1/spaces/{name}/members/me"),
+    ("GET", "/v1/hosts/models/{model_id}/mesh"),
+    ("GET", "/v1/hosts/ws"),
+    ("GET", "/v1/models"),
+    ("GET", "/v1/models/{id}"),
+    ("GET", "/v1/models/{id}/parts"),
+    ("GET", "/v1/models/{id}/thumbnail.png"),
+    ("GET", "/v1/pool/history"),
+    ("GET", "/v1/spaces"),
+    ("GET", "/v1/spaces/{name}"),
+    ("GET", "/v1/spaces/{name}/render"),
+    ("GET", "/v1/spaces/{name}/ws"),
+    ("GET", "/v1/templates"),
+    ("PATCH", "/v1/spaces/{name}/properties"),
+    ("POST", "/v1/browser/join"),
+    ("POST", "/v1/models"),
+    ("POST", "/v1/spaces/{name}/members"),
+    ("PUT", "/v1/spaces/{name}"),
+];
+
+/// `(method, path)` of every operation in the document; ARR's `:stop` action is the router's
+/// `{action}`.
+fn operations(document: &Value) -> BTreeSet<(String, String)> {
+    let paths = document["paths"]
+        .as_object()
+        .expect("the document has paths");
+    paths
+        .iter()
+        .flat_map(|(path, item)| {
+            let path = path.replace("/:stop", "/{action}");
+            ["get", "put", "post", "patch", "delete"]
+                .into_iter()
+                .filter(|method| item.get(*method).is_some())
+                .map(move |method| (method.to_uppercase(), path.clone()))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_document_describes_every_route_the_coordinator_serves_and_no_other() {
+    let dir = data_dir();
+    let server = TestServer::start(dir.path()).await;
+    let document: Value = server
+        .http()
+        .get(format!("{}/openapi.json", server.url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let documented = operations(&document);
+    let served: BTreeSet<(String, String)> = routes::coordinator_routes()
+        .into_iter()
+        .map(|r| (r.method, r.path))
+        .collect();
+    let not_yet: BTreeSet<(String, String)> = NOT_YET
+        .iter()
+        .map(|(m, p)| (m.to_string(), p.to_string()))
+        .collect();
+    let missing: Vec<_> = served
+        .difference(&documented)
+        .filter(|route| !not_yet.contains(*route))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "served but not in /openapi.json: {missing:?}"
+    );
+    let unserved: Vec<_> = documented.difference(&served).collect();
+    assert!(
+        unserved.is_empty(),
+        "in /openapi.json but not served: {unserved:#?}"
+    );
+    let stale: Vec<_> = not_yet
+        .iter()
+        .filter(|route| documented.contains(*route) || !served.contains(*route))
+        .collect();
+    assert!(
+        stale.is_empty(),
+        "described or gone since: take off NOT_YET: {stale:#?}"
     );
 }

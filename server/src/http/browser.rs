@@ -5,6 +5,7 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use axum::Extension;
+use axum::extract::rejection::FormRejection;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -12,14 +13,14 @@ use axum::routing::{get, post};
 use axum::{Form, Json, Router};
 use axum_extra::extract::CookieJar;
 use axum_extra::extract::cookie::{Cookie, SameSite};
+use parallax_core::api::Me;
 use parallax_core::space::Role;
 use serde::Deserialize;
-use serde_json::{Value, json};
 use url::{Position, Url};
 
 use crate::accounts::keys;
 use crate::accounts::tokens::TOKEN_LIFETIME;
-use crate::base::error::AppError;
+use crate::base::error::{AppError, ErrorBody};
 use crate::http::auth::{SESSION_COOKIE, Visitor};
 use crate::spaces::space::Joiner;
 use crate::state::AppState;
@@ -81,15 +82,24 @@ async fn join_handler(
 
 /// Who this browser is signed in as: `{"account", "guestOf"}` (`guestOf`: the one space a guest
 /// reaches); 401 when it is not.
-async fn me_handler(visitor: Visitor) -> Json<Value> {
-    Json(json!({ "account": visitor.claims.sub, "guestOf": visitor.claims.space }))
+#[utoipa::path(get, path = "/v1/browser/me", tag = "browser",
+    security(("access_token" = []), ("session_cookie" = [])),
+    responses((status = 200, body = Me), (status = 401, description = "Not signed in, or the sign-in ended", body = ErrorBody)))]
+pub(crate) async fn me_handler(visitor: Visitor) -> Json<Me> {
+    Json(Me {
+        account: visitor.claims.sub,
+        guest_of: visitor.claims.space,
+    })
 }
 
-#[derive(Debug, Deserialize)]
-struct SignIn {
+/// The sign-in form.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub(crate) struct SignIn {
+    /// The account's id.
     account: String,
+    /// The account's key.
     key: String,
-    /// Where to go once signed in (a path on this site).
+    /// Where to go once signed in: a path on this site (anything else goes to `/`).
     #[serde(default)]
     next: Option<String>,
 }
@@ -100,12 +110,24 @@ fn back_to_sign_in(message: &str) -> Response {
     Redirect::to(&format!("/sign-in?{query}")).into_response()
 }
 
-async fn sign_in_handler(
+/// A browser signs in with the account's id and key, as a form post: it gets the session cookie
+/// and goes to `next`; a wrong key goes back to `/sign-in` with the reason in `?error=`.
+#[utoipa::path(post, path = "/v1/browser/sign-in", tag = "browser", security(()),
+    request_body(content = SignIn, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 303, description = "Signed in: `Set-Cookie` and on to `next`; or not: back to `/sign-in?error=…`"),
+        (status = 400, description = "A field is missing", body = ErrorBody),
+        (status = 415, description = "Not sent as a form", body = ErrorBody)))]
+pub(crate) async fn sign_in_handler(
     State(state): State<AppState>,
     jar: CookieJar,
     headers: HeaderMap,
-    Form(form): Form<SignIn>,
-) -> Response {
+    form: Result<Form<SignIn>, FormRejection>,
+) -> Result<Response, AppError> {
+    let Form(form) = form?;
+    Ok(sign_in(&state, jar, &headers, form).await)
+}
+
+async fn sign_in(state: &AppState, jar: CookieJar, headers: &HeaderMap, form: SignIn) -> Response {
     let (account_id, key) = (form.account.trim(), form.key.trim());
     if account_id.is_empty() || key.is_empty() {
         return back_to_sign_in("Enter the account id and its key.");
@@ -134,7 +156,7 @@ async fn sign_in_handler(
             return back_to_sign_in("Signing in is not possible right now; try again.");
         }
     };
-    let cookie = session_cookie(token, is_https(&headers, &state));
+    let cookie = session_cookie(token, is_https(headers, state));
     let next = on_this_site(form.next.as_deref());
     (jar.add(cookie), Redirect::to(&next)).into_response()
 }
@@ -169,16 +191,20 @@ fn session_cookie(token: String, secure: bool) -> Cookie<'static> {
 
 /// Signs the browser out: its token is refused from now on (here at once, on every replica within
 /// seconds), not merely forgotten by the browser.
-async fn sign_out_handler(State(state): State<AppState>, jar: CookieJar) -> Response {
+#[utoipa::path(post, path = "/v1/browser/sign-out", tag = "browser",
+    security((), ("session_cookie" = [])),
+    responses((status = 303, description = "Signed out (the cookie's token is refused from now on): on to `/sign-in`"),
+        (status = 503, description = "The sign-out could not be stored; nothing changed", body = ErrorBody)))]
+pub(crate) async fn sign_out_handler(State(state): State<AppState>, jar: CookieJar) -> Response {
     if let Some(token) = jar.get(SESSION_COOKIE).map(|c| c.value().to_string())
         && let Err(e) = state.tokens.sign_out(state.store(), &token).await
     {
         tracing::error!("signing a browser out: {e:#}");
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
+        return AppError::unavailable(
+            "ServiceUnavailable",
             "Signing out is not possible right now; try again.",
         )
-            .into_response();
+        .into_response();
     }
     let jar = jar.remove(Cookie::build(SESSION_COOKIE).path("/"));
     (jar, Redirect::to("/sign-in")).into_response()

@@ -3,10 +3,11 @@
 
 use axum::routing::get;
 use axum::{Json, Router};
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use parallax_core::protocol::SESSION_COOKIE;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::http::{api, arr, conversions};
+use crate::http::{api, arr, browser, conversions, telemetry, web};
 use crate::state::AppState;
 
 #[derive(OpenApi)]
@@ -35,6 +36,13 @@ use crate::state::AppState;
         conversions::list_handler,
         api::health_handler,
         api::ping_handler,
+        document_handler,
+        telemetry::metrics_handler,
+        web::trust_handler,
+        browser::sign_in_handler,
+        browser::sign_out_handler,
+        browser::me_handler,
+        web::ca_certificate,
     ),
     modifiers(&Security),
     tags(
@@ -42,7 +50,9 @@ use crate::state::AppState;
         (name = "sessions", description = "Render sessions, as ARR's session API (api-version 2021-01-01)"),
         (name = "conversions", description = "Model conversions into the catalog, as ARR's conversion API (api-version 2021-01-01)"),
         (name = "legacy", description = "The older /v1 session calls of ARR's Learn module"),
-        (name = "service", description = "Liveness"),
+        (name = "service", description = "Liveness, metrics and this document"),
+        (name = "browser", description = "Signing a browser in and out (a session cookie in place of a bearer token)"),
+        (name = "trust", description = "The certificate authority devices trust, and what it may sign"),
     )
 )]
 pub struct ApiDoc;
@@ -67,9 +77,27 @@ impl Modify for Security {
             "access_token",
             bearer("The AccessToken from the token call"),
         );
+        components.add_security_scheme(
+            "session_cookie",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                SESSION_COOKIE,
+                "A browser's sign-in: the access token, set by the sign-in",
+            ))),
+        );
+        components.add_security_scheme(
+            "metrics_token",
+            bearer("The token given with --metrics-token, when one was"),
+        );
     }
 }
 
+/// This document.
+#[utoipa::path(get, path = "/openapi.json", tag = "service", security(()),
+    responses((status = 200, description = "The OpenAPI 3.1 document of the HTTP API", body = Object)))]
+async fn document_handler() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}
+
 pub fn router() -> Router<AppState> {
-    Router::new().route("/openapi.json", get(|| async { Json(ApiDoc::openapi()) }))
+    Router::new().route("/openapi.json", get(document_handler))
 }

@@ -11,7 +11,9 @@ use leptos_axum::{LeptosRoutes, generate_route_list};
 use parallax_app::{App, shell};
 use tower_http::services::ServeDir;
 
-use crate::base::error::{AppError, Result};
+use parallax_core::api::TrustNotes;
+
+use crate::base::error::{AppError, ErrorBody, Result};
 use crate::state::AppState;
 
 /// Pages, `/ca.crt`, and files from the site root (`/pkg/…`).
@@ -29,20 +31,31 @@ pub fn router(state: &AppState, site_root: &Path) -> Router<AppState> {
 /// `GET /v1/trust`: what the authority devices trust may sign, and when and why it replaced an
 /// earlier one (devices that trusted that one must trust this one); the `/trust` page shows it.
 /// Public, as `/ca.crt` is: a device reads it before it trusts anything here.
-async fn trust_handler(State(state): State<AppState>) -> axum::Json<serde_json::Value> {
+#[utoipa::path(get, path = "/v1/trust", tag = "trust", security(()),
+    responses((status = 200, body = TrustNotes)))]
+pub(crate) async fn trust_handler(State(state): State<AppState>) -> axum::Json<TrustNotes> {
     let notes = state.tls.as_ref().and_then(|tls| tls.authority_notes());
     axum::Json(match notes {
-        Some((may_sign, replaced)) => {
-            serde_json::json!({ "authority": true, "maySign": may_sign, "replaced": replaced })
-        }
-        None => serde_json::json!({ "authority": false, "maySign": null, "replaced": null }),
+        Some((may_sign, replaced)) => TrustNotes {
+            authority: true,
+            may_sign: Some(may_sign),
+            replaced,
+        },
+        None => TrustNotes {
+            authority: false,
+            may_sign: None,
+            replaced: None,
+        },
     })
 }
 
 /// `GET /ca.crt`: the certificate authority that issued this coordinator's certificate, for
 /// devices to trust once (the `/trust` page says how). Public: a CA certificate is no secret,
 /// and a device must fetch it before it trusts anything here.
-async fn ca_certificate(State(state): State<AppState>) -> Result<Response> {
+#[utoipa::path(get, path = "/ca.crt", tag = "trust", security(()),
+    responses((status = 200, description = "The authority's certificate, PEM", content_type = "application/x-x509-ca-cert", body = String),
+        (status = 404, description = "No authority of its own: the operator's certificate, or plain HTTP", body = ErrorBody)))]
+pub(crate) async fn ca_certificate(State(state): State<AppState>) -> Result<Response> {
     match state.tls.as_ref().and_then(|tls| tls.ca_pem()) {
         Some(pem) => Ok((
             [
