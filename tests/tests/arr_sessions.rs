@@ -440,6 +440,24 @@ async fn usage_reports_ready_time_per_size() {
 
     // The same window as a spreadsheet: one row per session that was Ready in it.
     let csv_url = url.replace("/usage?", "/usage.csv?");
+    // A window to the end of time (past year 9999 in UTC) and from before 1970 is answered.
+    let edges = reqwest::Client::new()
+        .get(format!(
+            "{csv_url}&from=1900-01-01T00:00:00Z&to=9999-12-31T23:59:59-01:00"
+        ))
+        .bearer_auth(&arr.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(edges.status(), 200);
+    assert!(
+        edges
+            .headers()
+            .get("content-disposition")
+            .is_some_and(|v| v.to_str().unwrap().contains("1970-01-01-9999-12-31")),
+        "{:?}",
+        edges.headers()
+    );
     let download = reqwest::Client::new()
         .get(&csv_url)
         .bearer_auth(&arr.token)

@@ -61,8 +61,10 @@ pub fn rfc3339(at: Timestamp) -> String {
 pub fn parse_rfc3339(text: &str) -> Option<Timestamp> {
     let parsed =
         time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()?;
-    // Before 1970 there is nothing to find: such a time reads as the epoch.
-    let millis = (parsed.unix_timestamp_nanos() / 1_000_000).max(0);
+    // Before 1970 there is nothing to find: such a time reads as the epoch; after 9999 (which
+    // an offset can reach from 9999-12-31) as the last instant an RFC 3339 time can name.
+    const LAST: i128 = 253_402_300_799_999; // 9999-12-31T23:59:59.999Z
+    let millis = (parsed.unix_timestamp_nanos() / 1_000_000).clamp(0, LAST);
     u64::try_from(millis).ok().map(Timestamp::from_millis)
 }
 
@@ -81,6 +83,12 @@ mod tests {
             parse_rfc3339("1969-12-31t23:00:00z"),
             Some(Timestamp::from_millis(0)),
             "lower case, as RFC 3339 allows; before the epoch reads as it"
+        );
+        let last = parse_rfc3339("9999-12-31T23:59:59-01:00").expect("a time");
+        assert_eq!(
+            rfc3339(last),
+            "9999-12-31T23:59:59.999Z",
+            "past 9999 reads as its end"
         );
     }
 }

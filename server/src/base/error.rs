@@ -175,6 +175,11 @@ impl From<FormRejection> for AppError {
                 "UnsupportedMediaType",
                 "send the form as application/x-www-form-urlencoded",
             ),
+            rejection if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => Self::client(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "PayloadTooLarge",
+                rejection.body_text(),
+            ),
             rejection => Self::bad_request(rejection.body_text(), None),
         }
     }

@@ -112,6 +112,8 @@ impl ConversionSettings {
                     .trim_start_matches('.')
                     .chars()
                     .take(MAX_OUTPUT_NAME_CHARS - ".arrAsset".len())
+                    // What a file name cannot hold here.
+                    .map(|c| if matches!(c, '\\' | '\0') { '_' } else { c })
                     .collect();
                 let stem = if stem.is_empty() { "model" } else { &stem };
                 format!("{stem}.arrAsset")

@@ -626,8 +626,8 @@ pub(crate) async fn usage_csv_handler(
         .map_err(|e| AppError::Internal(anyhow::anyhow!("{e}")))?;
     let file = format!(
         "attachment; filename=\"parallax-usage-{}-{}.csv\"",
-        &from_text[..10],
-        &to_text[..10]
+        from_text.get(..10).unwrap_or("from"),
+        to_text.get(..10).unwrap_or("to")
     );
     Ok((
         [

@@ -74,10 +74,12 @@ struct Room {
     listeners: HashMap<String, Listener>,
     /// Counts changes to who is present where: a tablet behind it is due the room.
     version: u64,
-    /// The soonest of the tablets' turns and the oldest version one has, as of the last look at
-    /// them all: asked on every update, which must not look at a thousand tablets each time.
+    /// As of the last look at every tablet (asked on every update, which must not look at a
+    /// thousand tablets each time): the soonest turn of those behind the room then, the soonest
+    /// of those that were not (behind once the room changes since), and the room's version then.
     maps_next: Option<Instant>,
-    maps_oldest: u64,
+    maps_current_next: Option<Instant>,
+    maps_version: u64,
     /// Who left lately, and when: repeated to tablets for [`GONE_REPEATED`].
     recently_gone: HashMap<String, Instant>,
     /// Each member's latest presence.
@@ -155,7 +157,13 @@ impl Room {
     /// When a tablet behind the room's version may next get it, the earliest (or sooner: a
     /// look that finds none due only costs the look).
     fn map_due(&self) -> Option<Instant> {
-        self.maps_next.filter(|_| self.maps_oldest < self.version)
+        let current = self
+            .maps_current_next
+            .filter(|_| self.version > self.maps_version);
+        match (self.maps_next, current) {
+            (Some(behind), Some(current)) => Some(behind.min(current)),
+            (behind, current) => behind.or(current),
+        }
     }
 
     /// The whole room, for tablets whose turn it is (behind, and their interval passed).
@@ -165,7 +173,8 @@ impl Room {
         }
         let version = self.version;
         let mut text = None;
-        let (mut next, mut oldest) = (None::<Instant>, version);
+        let soonest = |a: Option<Instant>, b: Instant| Some(a.map_or(b, |a| a.min(b)));
+        let (mut behind, mut current) = (None, None);
         for listener in self.listeners.values_mut() {
             let Some(feed) = &mut listener.map else {
                 continue;
@@ -192,11 +201,15 @@ impl Room {
                 }
                 feed.next = now + MAP_INTERVAL;
             }
-            next = Some(next.map_or(feed.next, |n| n.min(feed.next)));
-            oldest = oldest.min(feed.seen);
+            if feed.seen < version {
+                behind = soonest(behind, feed.next);
+            } else {
+                current = soonest(current, feed.next);
+            }
         }
-        self.maps_next = next;
-        self.maps_oldest = oldest;
+        self.maps_next = behind;
+        self.maps_current_next = current;
+        self.maps_version = version;
     }
 }
 
@@ -319,8 +332,11 @@ impl Presences {
             next: Instant::now() + MAP_INTERVAL,
         });
         if let Some(feed) = map {
-            room.maps_next = Some(room.maps_next.map_or(feed.next, |n| n.min(feed.next)));
-            room.maps_oldest = room.maps_oldest.min(feed.seen);
+            // Up to date now; behind once the room changes.
+            room.maps_current_next = Some(
+                room.maps_current_next
+                    .map_or(feed.next, |n| n.min(feed.next)),
+            );
         }
         room.listeners.insert(
             member.to_string(),
