@@ -121,10 +121,16 @@ test("a wrong account key is refused with a clear message", async ({ page }) => 
   await page.getByRole("button", { name: "Sign in" }).click();
   await expect(page).toHaveURL(/\/sign-in\?error=/);
   await expect(page.getByRole("alert")).toContainText("do not match");
-  // Not signed in: the console says so instead of showing someone's spaces.
-  await page.goto("/spaces");
-  await hydrated(page);
-  await expect(page.getByRole("alert")).toContainText("not signed in");
+  // Not signed in: an account's page sends the visitor to sign in first, and back after it.
+  for (const path of ["/", "/spaces", "/pool"]) {
+    await page.goto(path);
+    await expect(page).toHaveURL(new RegExp(`/sign-in\\?next=${encodeURIComponent(path)}$`));
+    await expect(page.getByLabel("Account key")).toBeVisible();
+  }
+  await page.getByLabel("Account id").fill(account);
+  await page.getByLabel("Account key").fill(key);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await expect(page).toHaveURL(/\/pool$/);
 });
 
 test("a tablet creates a space, shows a model to everyone and sees the room live", async ({ browser }) => {

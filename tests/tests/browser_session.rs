@@ -58,6 +58,29 @@ async fn a_signed_in_browser_uses_its_cookie_for_the_api_and_the_space_socket() 
     assert!(set_cookie.starts_with("parallax_session="), "{set_cookie}");
     assert!(set_cookie.contains("HttpOnly") && set_cookie.contains("SameSite=Strict"));
     let cookie = set_cookie.split(';').next().unwrap().to_string();
+
+    // An account's pages send a visitor who is not signed in to sign in first, and back; a
+    // signed-in browser gets them; the pages for everyone stay open.
+    for (path, next) in [
+        ("/", "%2F"),
+        ("/pool", "%2Fpool"),
+        ("/spaces?x=1", "%2Fspaces%3Fx%3D1"),
+    ] {
+        let page = browser().get(url(path)).send().await.unwrap();
+        assert_eq!(page.status(), 303, "{path}");
+        assert_eq!(page.headers()["location"], format!("/sign-in?next={next}"));
+        let page = browser()
+            .get(url(path))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(page.status(), 200, "{path} signed in");
+    }
+    for path in ["/sign-in", "/join", "/headset", "/trust"] {
+        let page = browser().get(url(path)).send().await.unwrap();
+        assert_eq!(page.status(), 200, "{path}");
+    }
     // Wherever a browser would go off the site, it goes to the start page instead: `/\\host`
     // and a tab inside `//` are followed as `//host` by browsers.
     for (next, goes_to) in [

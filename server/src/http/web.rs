@@ -26,6 +26,33 @@ pub fn router(state: &AppState, site_root: &Path) -> Router<AppState> {
             shell(options.clone())
         })
         .fallback_service(ServeDir::new(site_root))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            sign_in_first,
+        ))
+}
+
+/// The pages only an account uses: the console's spaces and the pool.
+const ACCOUNT_PAGES: [&str; 3] = ["/", "/spaces", "/pool"];
+
+/// A visitor who is not signed in (no sign-in, or one that ended) asking for an account's page
+/// is sent to sign in first, and back here after it (`/sign-in?next=…`), instead of a page of
+/// empty lists and an error.
+async fn sign_in_first(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let page = request.method() == axum::http::Method::GET
+        && ACCOUNT_PAGES.contains(&request.uri().path());
+    let signed_in = crate::http::auth::session_cookie(request.headers())
+        .is_some_and(|token| state.tokens.verify(&token).is_ok());
+    if page && !signed_in {
+        let here = request.uri().path_and_query().map_or("/", |p| p.as_str());
+        let query = serde_urlencoded::to_string([("next", here)]).unwrap_or_default();
+        return axum::response::Redirect::to(&format!("/sign-in?{query}")).into_response();
+    }
+    next.run(request).await
 }
 
 /// `GET /v1/trust`: what the authority devices trust may sign, and when and why it replaced an
