@@ -106,6 +106,7 @@ async fn health_tells_anyone_it_is_up_and_only_a_signed_in_account_the_details()
 async fn the_console_pages_are_server_rendered_and_hydrate() {
     let dir = tempfile::tempdir().unwrap();
     let state = state(&dir).await;
+    let cookie = format!("parallax_session={}", token(&state, &dir).await);
     for (path, marker) in [
         // Each page's own content, not the top bar every page shares.
         ("/", "<h2>New space</h2>"),
@@ -115,13 +116,22 @@ async fn the_console_pages_are_server_rendered_and_hydrate() {
         ("/join?code=123456", r#"value="123456""#),
         ("/join?code=123456&role=tablet", "Browser tablet"),
     ] {
-        let (status, html) = call(&state, get(path)).await;
+        let signed_in = Request::get(path)
+            .header(header::COOKIE, &cookie)
+            .body(Body::empty())
+            .unwrap();
+        let (status, html) = call(&state, signed_in).await;
         assert_eq!(status, StatusCode::OK, "{path}");
         assert!(
             html.contains(r#"href="/pkg/parallax.js""#),
             "{path} loads the wasm bundle"
         );
         assert!(html.contains(marker), "{path} shows {marker}");
+    }
+    // The account's pages are for a signed-in browser: without one, sign in first.
+    for path in ["/", "/spaces"] {
+        let (status, _) = call(&state, get(path)).await;
+        assert_eq!(status, StatusCode::SEE_OTHER, "{path} without a sign-in");
     }
     // The first slice's unauthenticated selection is gone: spaces are the only way to select.
     let (status, _) = call(
