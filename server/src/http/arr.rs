@@ -24,7 +24,7 @@ use crate::accounts::tickets::RenderTickets;
 use crate::base::clock::{parse_rfc3339, rfc3339};
 use crate::base::error::{AppError, ErrorBody, Result};
 use crate::http::auth::{self, Caller, Visitor};
-use crate::http::params::{AccountPath, CreateQuery, ListQuery, SessionPath, UsageQuery, Version};
+use crate::http::params::{AccountPath, Queue, SessionPath, Skip, Version, Window};
 use crate::pool::sessions::SessionView;
 use crate::state::AppState;
 
@@ -397,7 +397,7 @@ fn json_object(body: std::result::Result<Json<Value>, JsonRejection>) -> Result<
 }
 
 #[utoipa::path(put, path = "/accounts/{account_id}/sessions/{session_id}", tag = "sessions",
-    params(SessionPath, CreateQuery),
+    params(SessionPath, Version, Queue),
     request_body = CreateSessionBody, security(("access_token" = [])),
     responses((status = 201, description = "Created", body = SessionProperties), (status = 200, description = "The same session already exists (a safe retry)", body = SessionProperties),
         (status = 400, description = "Bad request: the error names the field", body = ErrorBody), (status = 401, description = "Missing, invalid or expired token", body = ErrorBody), (status = 403, description = "A token of another account", body = ErrorBody), (status = 409, description = "The id exists with other settings", body = ErrorBody), (status = 415, description = "The body is not sent as JSON", body = ErrorBody), (status = 429, description = "QuotaExceeded: the account holds as many sessions as it may", body = ErrorBody), (status = 503, description = "PoolExhausted: every host of the size is taken", body = ErrorBody)))]
@@ -510,7 +510,7 @@ pub(crate) async fn action_handler(
 }
 
 #[utoipa::path(get, path = "/accounts/{account_id}/sessions", tag = "sessions",
-    params(AccountPath, ListQuery),
+    params(AccountPath, Version, Skip),
     security(("access_token" = [])),
     responses((status = 200, description = "Starting and Ready sessions, oldest first", body = SessionList), (status = 400, description = "Bad request: the error names the field", body = ErrorBody), (status = 401, description = "Missing, invalid or expired token", body = ErrorBody), (status = 403, description = "A token of another account", body = ErrorBody)))]
 pub(crate) async fn list_handler(
@@ -545,7 +545,7 @@ pub(crate) async fn list_handler(
 }
 
 #[utoipa::path(get, path = "/accounts/{account_id}/usage", tag = "sessions",
-    params(AccountPath, UsageQuery),
+    params(AccountPath, Version, Window),
     security(("access_token" = [])),
     responses((status = 200, description = "Time Ready per size within the window", body = UsageReport), (status = 400, description = "Bad request: the error names the field", body = ErrorBody), (status = 401, description = "Missing, invalid or expired token", body = ErrorBody), (status = 403, description = "A token of another account", body = ErrorBody)))]
 pub(crate) async fn usage_handler(
@@ -585,7 +585,7 @@ fn billed_minutes(ready: Duration) -> u64 {
 /// `GET /accounts/{account_id}/usage.csv`: the same window as `usage`, one row per session
 /// that was Ready within it, for a spreadsheet.
 #[utoipa::path(get, path = "/accounts/{account_id}/usage.csv", tag = "sessions",
-    params(AccountPath, UsageQuery),
+    params(AccountPath, Version, Window),
     security(("access_token" = [])),
     responses((status = 200, description = "CSV: account, session, size, from, to, ready_seconds, billed_minutes", content_type = "text/csv", body = String), (status = 400, description = "Bad request: the error names the field", body = ErrorBody), (status = 401, description = "Missing, invalid or expired token", body = ErrorBody), (status = 403, description = "A token of another account", body = ErrorBody)))]
 pub(crate) async fn usage_csv_handler(
@@ -833,15 +833,15 @@ pub(crate) async fn legacy_create_handler(
     caller.require_account(&account_id)?;
     let body = json_object(body)?;
     // Models load over the render connection: the list is read only to refuse what is not one.
-    if !matches!(body.get("models"), None | Some(Value::Null))
-        && !body["models"]
-            .as_array()
-            .is_some_and(|models| models.iter().all(Value::is_string))
-    {
-        return Err(AppError::bad_request(
-            "models must be a list of strings",
-            Some("models"),
-        ));
+    match body.get("models") {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(models)) if models.iter().all(Value::is_string) => {}
+        Some(_) => {
+            return Err(AppError::bad_request(
+                "models must be a list of strings",
+                Some("models"),
+            ));
+        }
     }
     let id = SessionId::parse(&uuid::Uuid::new_v4().to_string()).map_err(anyhow::Error::from)?;
     let request = CreateSession {

@@ -14,7 +14,7 @@ use crate::base::error::{AppError, ErrorBody, Result};
 use crate::catalog::conversions::{Conversion, ConversionError, ConversionSettings, Created};
 use crate::http::arr::{ArrQuery, next_page, origin};
 use crate::http::auth::Caller;
-use crate::http::params::{AccountPath, ConversionPath, ListQuery, Version};
+use crate::http::params::{AccountPath, ConversionPath, Skip, Version};
 use crate::state::AppState;
 
 /// Conversions per page of the list call.
@@ -152,7 +152,7 @@ pub(crate) async fn get_handler(
 }
 
 #[utoipa::path(get, path = "/accounts/{account_id}/conversions", tag = "conversions",
-    params(AccountPath, ListQuery),
+    params(AccountPath, Version, Skip),
     security(("access_token" = [])),
     responses((status = 200, description = "The account's conversions, oldest first", body = ConversionList), (status = 400, description = "Bad request: the error names the field", body = ErrorBody), (status = 401, description = "Missing, invalid or expired token", body = ErrorBody), (status = 403, description = "A token of another account", body = ErrorBody)))]
 pub(crate) async fn list_handler(

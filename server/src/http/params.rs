@@ -48,36 +48,27 @@ pub struct Version {
     api_version: String,
 }
 
-/// `?api-version=…&queue=…` of a session's creation.
+/// `&queue=…` of a session's creation.
 #[derive(IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct CreateQuery {
-    /// The version of ARR's API this one keeps: only `2021-01-01`.
-    #[param(rename = "api-version", pattern = "^2021-01-01$")]
-    api_version: String,
+pub struct Queue {
     /// Beyond ARR: wait in the queue if the size is full (also the body's `queue`).
     queue: Option<bool>,
 }
 
-/// `?api-version=…&$skip=…` of a list.
+/// `&$skip=…` of a list.
 #[derive(IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct ListQuery {
-    /// The version of ARR's API this one keeps: only `2021-01-01`.
-    #[param(rename = "api-version", pattern = "^2021-01-01$")]
-    api_version: String,
+pub struct Skip {
     /// Paging: how many to skip; follow `@nextLink`.
     #[param(rename = "$skip", minimum = 0, maximum = 4294967295_u32)]
     skip: Option<u32>,
 }
 
-/// `?api-version=…&from=…&to=…` of the usage report.
+/// `&from=…&to=…` of the usage report.
 #[derive(IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct UsageQuery {
-    /// The version of ARR's API this one keeps: only `2021-01-01`.
-    #[param(rename = "api-version", pattern = "^2021-01-01$")]
-    api_version: String,
+pub struct Window {
     /// RFC 3339; default 30 days before `to`. A window that ends before it starts is empty.
     #[param(format = DateTime)]
     from: Option<String>,

@@ -101,6 +101,14 @@ struct Room {
     watched: bool,
 }
 
+/// The sooner of two times, either of which may be none.
+fn sooner(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
 /// The id of the next room made.
 static NEXT_ROOM: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
@@ -118,10 +126,7 @@ impl Room {
     fn next_turn(&self, now: Instant) -> Option<Instant> {
         let batch = (!self.changed.is_empty() || !self.gone.is_empty())
             .then(|| self.sent.map_or(now, |sent| (sent + INTERVAL).max(now)));
-        match (batch, self.map_due()) {
-            (Some(batch), Some(map)) => Some(batch.min(map)),
-            (batch, map) => batch.or(map),
-        }
+        sooner(batch, self.map_due())
     }
 
     /// What another replica said and has not said again for [`REMOTE_LAPSE`] ends (unless the
@@ -160,10 +165,7 @@ impl Room {
         let current = self
             .maps_current_next
             .filter(|_| self.version > self.maps_version);
-        match (self.maps_next, current) {
-            (Some(behind), Some(current)) => Some(behind.min(current)),
-            (behind, current) => behind.or(current),
-        }
+        sooner(self.maps_next, current)
     }
 
     /// The whole room, for tablets whose turn it is (behind, and their interval passed).
@@ -173,7 +175,6 @@ impl Room {
         }
         let version = self.version;
         let mut text = None;
-        let soonest = |a: Option<Instant>, b: Instant| Some(a.map_or(b, |a| a.min(b)));
         let (mut behind, mut current) = (None, None);
         for listener in self.listeners.values_mut() {
             let Some(feed) = &mut listener.map else {
@@ -202,9 +203,9 @@ impl Room {
                 feed.next = now + MAP_INTERVAL;
             }
             if feed.seen < version {
-                behind = soonest(behind, feed.next);
+                behind = sooner(behind, Some(feed.next));
             } else {
-                current = soonest(current, feed.next);
+                current = sooner(current, Some(feed.next));
             }
         }
         self.maps_next = behind;
@@ -333,10 +334,7 @@ impl Presences {
         });
         if let Some(feed) = map {
             // Up to date now; behind once the room changes.
-            room.maps_current_next = Some(
-                room.maps_current_next
-                    .map_or(feed.next, |n| n.min(feed.next)),
-            );
+            room.maps_current_next = sooner(room.maps_current_next, Some(feed.next));
         }
         room.listeners.insert(
             member.to_string(),
