@@ -4,6 +4,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::change::ChangeNumber;
+use crate::space::{Constants, Member, MemberId, MemberStatus, Properties, Role, Template};
+
 /// `GET /v1/browser/me`: who the caller is signed in as.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -29,4 +32,159 @@ pub struct TrustNotes {
     /// When and why it replaced an earlier authority: devices that trusted that one trust this
     /// one instead.
     pub replaced: Option<String>,
+}
+
+/// ARR's session properties, plus `queuePosition`, `renderUrl` and `deviceConnected`: the answer
+/// of every session call, and a headset's lease when it joins a space.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct SessionProperties {
+    /// The caller-chosen session id.
+    pub id: String,
+    /// `Starting`, `Ready`, `Stopped`, `Expired` or `Error`.
+    #[cfg_attr(feature = "openapi", schema(example = "Ready"))]
+    pub status: String,
+    /// `Standard` or `Premium`.
+    #[cfg_attr(feature = "openapi", schema(example = "Standard"))]
+    pub size: String,
+    pub max_lease_time_minutes: u32,
+    /// Whole minutes spent Ready: what is billed.
+    pub elapsed_time_minutes: u64,
+    /// The render host the device connects to, while Ready.
+    pub hostname: Option<String>,
+    /// The render host's port for the render connection, while Ready.
+    pub handshake_port: Option<u16>,
+    pub arr_inspector_port: Option<u16>,
+    pub teraflops: Option<f32>,
+    /// Why the session is in `Error`.
+    pub error: Option<SessionErrorInfo>,
+    /// RFC 3339.
+    pub creation_time: String,
+    /// Beyond ARR: the 1-based place in the queue while waiting for a host.
+    pub queue_position: Option<usize>,
+    /// Beyond ARR: where the one device connects (WebSocket) while the session is Ready, with
+    /// a render ticket for this session alone in its query (valid 5 minutes; read the
+    /// properties again for a new one).
+    pub render_url: Option<String>,
+    /// Beyond ARR: a device holds the render connection now.
+    pub device_connected: bool,
+}
+
+/// Why a session is in `Error`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SessionErrorInfo {
+    pub code: String,
+    pub message: String,
+}
+
+/// A space as its members and its owner see it (`GET /v1/spaces/{name}`, and every write's
+/// answer).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct SpaceView {
+    pub name: String,
+    pub constants: Constants,
+    pub properties: Properties,
+    /// The member who decides when the select policy is `arbiter_only`: the longest joined.
+    pub arbiter: Option<MemberId>,
+    /// Bumped by every change; also the answer's entity tag (`ETag: "12"`), for `If-Match`.
+    pub change: ChangeNumber,
+    pub member_count: usize,
+    /// In join order. Not in a `large` space (MPSD's large sessions keep no roster), nor in a
+    /// list of spaces.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub members: Option<Vec<Member>>,
+    /// The code that lets a device or a guest join: shown to members and the owner only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub join_code: Option<String>,
+    /// Which member the caller is, when it sent its member token (`Parallax-Member`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub member: Option<MemberId>,
+}
+
+/// A new member's credentials.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct MemberCredentials {
+    pub id: MemberId,
+    /// Shown once: acts as the member (the `Parallax-Member` header, the space socket's
+    /// `hello`).
+    pub token: String,
+}
+
+/// The answer to creating or joining a space.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct Joining {
+    pub space: SpaceView,
+    pub member: MemberCredentials,
+    /// A headset's render session, leased as it joined (none for a tablet, or a headset that
+    /// asked for none).
+    pub render_session: Option<SessionProperties>,
+}
+
+/// A space a device is a member of (`GET /v1/spaces?member=DEVICE`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct Membership {
+    pub name: String,
+    pub member_id: MemberId,
+    pub role: Role,
+    pub status: MemberStatus,
+    pub change: ChangeNumber,
+}
+
+/// One entry of `GET /v1/spaces`: a device's membership with `?member=`, else a space the
+/// account owns (without its members).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(untagged)]
+pub enum SpaceListing {
+    Membership(Membership),
+    Space(Box<SpaceView>),
+}
+
+/// `GET /v1/spaces`, by name.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SpaceList {
+    pub spaces: Vec<SpaceListing>,
+}
+
+/// `GET /v1/templates`: what a new space can be made from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Templates {
+    pub templates: Vec<Template>,
+}
+
+/// How one headset's render session is doing, for a tablet's roster.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct MemberRender {
+    pub member: MemberId,
+    /// The render session's id.
+    pub session: String,
+    /// As the session's properties say it.
+    #[cfg_attr(feature = "openapi", schema(example = "Ready"))]
+    pub status: String,
+    /// Whether the headset holds its render connection now.
+    pub device: bool,
+    /// Frames a second, from the host's last heartbeat.
+    pub fps: f32,
+    /// Mean time to render a frame (ms), once the host has measured one.
+    pub frame_ms: Option<f32>,
+}
+
+/// `GET /v1/spaces/{name}/render`: each headset's render session, in join order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RenderRoster {
+    pub members: Vec<MemberRender>,
 }

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 /// content hashes, so the id is an opaque string to every client.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ModelId(pub String);
 
 impl ModelId {

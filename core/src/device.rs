@@ -329,10 +329,14 @@ impl Default for Extent {
 /// Where the model sits in the scene.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Placement {
+    #[cfg_attr(feature = "openapi", schema(min_items = 3, max_items = 3))]
     pub position: [f32; 3],
     /// A unit quaternion `[x, y, z, w]`.
+    #[cfg_attr(feature = "openapi", schema(min_items = 4, max_items = 4))]
     pub rotation: [f32; 4],
+    #[cfg_attr(feature = "openapi", schema(exclusive_minimum = 0))]
     pub scale: f32,
 }
 

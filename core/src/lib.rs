@@ -47,6 +47,7 @@ pub mod throttle;
 pub mod time;
 #[cfg(feature = "tls")]
 pub mod trust;
+pub mod whole;
 pub mod yuv;
 
 pub use catalog::{ModelId, ModelSummary};

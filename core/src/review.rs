@@ -19,6 +19,7 @@ pub const MAX_OVERRIDES: usize = 100_000;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Review {
     /// By part path (a glTF node, an OBJ object, a sample's component, or a group of them);
     /// parts neither named nor within a named group look as modelled.
@@ -26,10 +27,12 @@ pub struct Review {
     pub parts: BTreeMap<String, PartOverride>,
     /// In model space; what lies on a plane's normal side is cut away, the section capped.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(max_items = 8))]
     pub cut_planes: Vec<CutPlane>,
     /// 0 assembled, up to 1: each part moved out from the assembly's centre by as far again as
     /// its own centre lies from it.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 1))]
     pub explode: f32,
     /// What a member is pointing at, for everyone to see.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -40,11 +43,13 @@ pub struct Review {
 /// in, and as modelled at the root.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PartOverride {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hidden: Option<bool>,
     /// Linear RGB, each 0 to 1, instead of the modelled colour.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(min_items = 3, max_items = 3))]
     pub tint: Option<[f32; 3]>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub see_through: Option<bool>,
@@ -77,12 +82,16 @@ pub fn parent_path(path: &str) -> Option<&str> {
 /// to it from `origin` when there is one.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Pointer {
+    #[cfg_attr(feature = "openapi", schema(min_items = 3, max_items = 3))]
     pub target: [f32; 3],
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(min_items = 3, max_items = 3))]
     pub origin: Option<[f32; 3]>,
     /// The part pointed at, if the pointer names one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(max_length = 1024))]
     pub part: Option<String>,
     /// The device that points.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -91,8 +100,11 @@ pub struct Pointer {
 
 /// A plane through `point` facing `normal`, in model space.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CutPlane {
+    #[cfg_attr(feature = "openapi", schema(min_items = 3, max_items = 3))]
     pub point: [f32; 3],
+    #[cfg_attr(feature = "openapi", schema(min_items = 3, max_items = 3))]
     pub normal: [f32; 3],
 }
 
@@ -202,8 +214,12 @@ impl Review {
                 return Some("a pointer needs a finite target, and an origin apart from it".into());
             }
             // As a pick's: any member may point, and every headset's render connection gets it.
-            if pointer.part.as_ref().is_some_and(|p| p.len() > 1024) {
-                return Some("a pointer's part name is at most 1024 bytes".into());
+            if pointer
+                .part
+                .as_ref()
+                .is_some_and(|p| p.chars().count() > 1024)
+            {
+                return Some("a pointer's part name is at most 1024 characters".into());
             }
         }
         if !(0.0..=1.0).contains(&self.explode) {
@@ -274,7 +290,7 @@ mod tests {
             }),
             ..Review::default()
         };
-        assert!(long.problem().unwrap().contains("1024 bytes"));
+        assert!(long.problem().unwrap().contains("1024 characters"));
     }
 
     #[test]

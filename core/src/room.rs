@@ -52,13 +52,16 @@ pub const SIZE_RANGE: std::ops::RangeInclusive<f32> = 0.01..=100.0;
 /// Where the model stands in the room: a space property, the same for every headset.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RoomPlacement {
     /// The model's centre (of its bounds), in room coordinates (metres).
+    #[cfg_attr(feature = "openapi", schema(min_items = 3, max_items = 3))]
     pub position: [f32; 3],
     /// How far it is turned about the room's up axis, counter-clockwise seen from above
     /// (degrees).
     pub yaw_degrees: f32,
     /// How wide its bounding sphere is shown (metres).
+    #[cfg_attr(feature = "openapi", schema(minimum = 0.01, maximum = 100))]
     pub size: f32,
 }
 

@@ -40,6 +40,7 @@ impl fmt::Display for HostId {
 
 /// Which kind of render host a session leases.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum SessionSize {
     /// Renders up to a polygon budget (20 million triangles by default).
     Standard,

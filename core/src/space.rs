@@ -31,14 +31,19 @@ pub const MAX_CUSTOM_BYTES: usize = 4096;
 /// Member timeouts in milliseconds; `None` is infinite. MPSD's contract-107 defaults.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Timeouts {
     /// A reserved member who never connects is removed after this.
+    #[serde(default, deserialize_with = "crate::whole::option")]
     pub reserved_removal: Option<u64>,
     /// A member whose connection went away (ready) is removed after this: the resume window.
+    #[serde(default, deserialize_with = "crate::whole::option")]
     pub ready_removal: Option<u64>,
     /// A member who said it is inactive is removed after this.
+    #[serde(default, deserialize_with = "crate::whole::option")]
     pub inactive_removal: Option<u64>,
     /// An empty space is deleted after this.
+    #[serde(default, deserialize_with = "crate::whole::option")]
     pub session_empty: Option<u64>,
 }
 
@@ -55,6 +60,7 @@ impl Default for Timeouts {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Visibility {
     /// Anyone signed in may join.
     Open,
@@ -65,6 +71,7 @@ pub enum Visibility {
 /// Which tablets may change the selection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum SelectPolicy {
     AnyTablet,
     ArbiterOnly,
@@ -74,7 +81,10 @@ pub enum SelectPolicy {
 /// may not override; what it leaves open, the creator may set, else the default applies.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ConstantChoices {
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 1000))]
+    #[serde(default, deserialize_with = "crate::whole::option")]
     pub max_members: Option<u32>,
     pub large: Option<bool>,
     pub visibility: Option<Visibility>,
@@ -87,6 +97,7 @@ pub struct ConstantChoices {
 /// A stored template: a name and the constants it fixes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Template {
     pub name: String,
     pub constants: ConstantChoices,
@@ -95,6 +106,7 @@ pub struct Template {
 /// The constants of a space, fixed at creation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Constants {
     pub template: String,
     pub max_members: u32,
@@ -170,6 +182,7 @@ impl Constants {
 /// What members may write.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Properties {
     pub selected_model: Option<ModelId>,
     pub transform: Placement,
@@ -192,20 +205,41 @@ pub struct Properties {
 /// A member pointed at a part: a pick on its render session hit it (or nothing).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Pick {
     /// The part hit, as the review names parts; `None` when the pick hit nothing named.
+    #[cfg_attr(feature = "openapi", schema(max_length = 1024))]
     pub part: Option<String>,
     /// Where, in the space's scene.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(min_items = 3, max_items = 3))]
     pub position: Option<[f32; 3]>,
     /// The device that picked (set by the space, not the writer).
     #[serde(default)]
     pub by: String,
 }
 
+impl Pick {
+    /// Why this pick cannot be shared, if it cannot: a part name of at most 1024 characters, a
+    /// finite position.
+    pub fn problem(&self) -> Option<String> {
+        if self.part.as_ref().is_some_and(|p| p.chars().count() > 1024) {
+            return Some("a part name is at most 1024 characters".into());
+        }
+        if self
+            .position
+            .is_some_and(|p| !p.iter().all(|c| c.is_finite()))
+        {
+            return Some("a pick's position needs finite numbers".into());
+        }
+        None
+    }
+}
+
 /// A write to the properties; absent fields stay as they are.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PropertiesPatch {
     /// `null` clears the selection.
     #[serde(default, with = "double_option")]
@@ -219,6 +253,33 @@ pub struct PropertiesPatch {
     /// Moves the model in the room: a tablet on its room map, or a headset's wearer grabbing
     /// it; under the select policy, as the selection is.
     pub room: Option<RoomPlacement>,
+}
+
+impl PropertiesPatch {
+    /// Whether every value written can be kept and drawn: the custom JSON's size, the review,
+    /// the room placement, the placement and the pick, each within its bounds. Whatever the
+    /// space's state, so a write is told what is wrong with it before whether it is stale.
+    pub fn check(&self) -> Result<(), SpaceError> {
+        if let Some(custom) = &self.custom {
+            let size = custom.to_string().len();
+            if size > MAX_CUSTOM_BYTES {
+                return Err(SpaceError::CustomTooLarge(size));
+            }
+        }
+        if let Some(problem) = self.review.as_ref().and_then(Review::problem) {
+            return Err(SpaceError::BadReview(problem));
+        }
+        if let Some(problem) = self.room.as_ref().and_then(RoomPlacement::problem) {
+            return Err(SpaceError::BadRoom(problem));
+        }
+        if let Some(problem) = self.transform.as_ref().and_then(Placement::problem) {
+            return Err(SpaceError::BadPlacement(problem));
+        }
+        if let Some(problem) = self.pick.as_ref().and_then(Pick::problem) {
+            return Err(SpaceError::BadPick(problem));
+        }
+        Ok(())
+    }
 }
 
 /// Tells "absent" from "null" for `selectedModel`.
@@ -244,6 +305,7 @@ mod double_option {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Role {
     Tablet,
     Headset,
@@ -251,6 +313,7 @@ pub enum Role {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum MemberStatus {
     /// Joined, not yet connected.
     Reserved,
@@ -287,6 +350,7 @@ pub fn space_of_headset_session(session: &str) -> Option<&str> {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Member {
     pub id: MemberId,
     pub role: Role,
@@ -348,6 +412,8 @@ pub enum SpaceError {
     BadReview(String),
     #[error("{0}")]
     BadPick(String),
+    #[error("{0}")]
+    BadPlacement(String),
     #[error("{0}")]
     BadRoom(String),
 }
@@ -546,29 +612,8 @@ impl Space {
                 current: self.change,
             });
         }
-        if let Some(custom) = &patch.custom {
-            let size = custom.to_string().len();
-            if size > MAX_CUSTOM_BYTES {
-                return Err(SpaceError::CustomTooLarge(size));
-            }
-        }
-        if let Some(problem) = patch.review.as_ref().and_then(Review::problem) {
-            return Err(SpaceError::BadReview(problem));
-        }
-        if let Some(problem) = patch.room.as_ref().and_then(RoomPlacement::problem) {
-            return Err(SpaceError::BadRoom(problem));
-        }
         // Every check before anything changes: a refused write changes nothing.
-        if patch
-            .pick
-            .as_ref()
-            .and_then(|pick| pick.part.as_ref())
-            .is_some_and(|p| p.len() > 1024)
-        {
-            return Err(SpaceError::BadReview(
-                "a part name is at most 1024 bytes".into(),
-            ));
-        }
+        patch.check()?;
         let mut patch = patch;
         // A turn is kept as the same turn within one revolution.
         if let Some(room) = &mut patch.room {
@@ -837,7 +882,8 @@ mod tests {
     }
 
     #[test]
-    fn the_same_placement_again_is_no_change_and_a_picked_part_has_a_name_of_1024_bytes_at_most() {
+    fn the_same_placement_again_is_no_change_and_a_picked_part_has_a_name_of_1024_characters_at_most()
+     {
         let mut space = space(ConstantChoices::default());
         let placed = |x: f32| PropertiesPatch {
             transform: Some(Placement {
@@ -857,7 +903,7 @@ mod tests {
         );
         let picked = |length: usize| PropertiesPatch {
             pick: Some(Pick {
-                part: Some("p".repeat(length)),
+                part: Some("é".repeat(length)),
                 position: None,
                 by: String::new(),
             }),
@@ -869,7 +915,32 @@ mod tests {
         );
         assert!(matches!(
             space.handle_owner_write(picked(1025), None),
-            Err(SpaceError::BadReview(_))
+            Err(SpaceError::BadPick(_))
+        ));
+        // What cannot be drawn is refused, and the placement before it stays.
+        let unturned = PropertiesPatch {
+            transform: Some(Placement {
+                rotation: [0.0; 4],
+                ..Placement::default()
+            }),
+            ..PropertiesPatch::default()
+        };
+        assert!(matches!(
+            space.handle_owner_write(unturned, None),
+            Err(SpaceError::BadPlacement(_))
+        ));
+        assert_eq!(space.properties.transform.position, [2.0, 0.0, 0.0]);
+        let overflowing = PropertiesPatch {
+            pick: Some(Pick {
+                part: None,
+                position: Some([f32::INFINITY, 0.0, 0.0]),
+                by: String::new(),
+            }),
+            ..PropertiesPatch::default()
+        };
+        assert!(matches!(
+            space.handle_owner_write(overflowing, None),
+            Err(SpaceError::BadPick(_))
         ));
     }
 

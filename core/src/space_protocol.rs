@@ -75,7 +75,7 @@ pub enum SpaceServerMessage {
         seq: u64,
         change: u64,
         #[serde(skip_serializing_if = "Option::is_none", default)]
-        space: Option<serde_json::Value>,
+        space: Option<Box<crate::api::SpaceView>>,
     },
     Event {
         seq: u64,

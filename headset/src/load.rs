@@ -10,11 +10,12 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use futures_util::{StreamExt, stream};
+use parallax_core::api::SpaceView;
 use parallax_core::device::{Codec, HostMessage, Pose};
 use parallax_core::space::Role;
 use parallax_core::space_protocol::SpaceEvent;
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
@@ -517,10 +518,12 @@ async fn next_render(render: &mut Option<RenderConnection>) -> Result<RenderEven
 }
 
 /// The selected model in a space's snapshot.
-fn selected(space: &Value) -> Option<String> {
-    space["properties"]["selectedModel"]
-        .as_str()
-        .map(str::to_string)
+fn selected(space: &SpaceView) -> Option<String> {
+    space
+        .properties
+        .selected_model
+        .as_ref()
+        .map(|m| m.to_string())
 }
 
 /// The report as a table for people.

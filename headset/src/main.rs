@@ -369,7 +369,7 @@ async fn join(
             _ = &mut ctrl_c => break None,
             update = space.next() => match update {
                 Ok(SpaceUpdate::Snapshot(snapshot)) => {
-                    match snapshot["properties"]["selectedModel"].as_str() {
+                    match snapshot.properties.selected_model.as_ref().map(|m| m.as_str()) {
                         Some(model) => {
                             println!("the space shows {model}");
                             render.load(model).await?;
@@ -377,10 +377,8 @@ async fn join(
                         }
                         None => println!("the space shows nothing yet"),
                     }
-                    if let Ok(review) = serde_json::from_value::<Review>(snapshot["properties"]["review"].clone())
-                        && review != Review::default()
-                    {
-                        render.set_review(review).await?;
+                    if snapshot.properties.review != Review::default() {
+                        render.set_review(snapshot.properties.review.clone()).await?;
                     }
                 }
                 Ok(SpaceUpdate::Event { change, event, .. }) => match event {

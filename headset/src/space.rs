@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
+use parallax_core::api::SpaceView;
 use parallax_core::space::{MemberStatus, Role};
 use parallax_core::space_protocol::{
     MemberPresence, Presence, SpaceClientMessage, SpaceEvent, SpaceServerMessage,
@@ -506,7 +507,7 @@ impl Membership {
 #[derive(Debug, Clone, PartialEq)]
 pub enum SpaceUpdate {
     /// The whole space, when starting fresh or after missing too much.
-    Snapshot(Value),
+    Snapshot(Box<SpaceView>),
     /// One event, in order, exactly once.
     Event {
         seq: u64,

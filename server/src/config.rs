@@ -38,6 +38,9 @@ pub enum Command {
     /// what it found as JSON (exit 3: not a model it can read). Run by hand, only the address
     /// space backstop of --convert-memory-limit-mb applies; `serve` also watches time and memory.
     Convert(ConvertArgs),
+    /// Print the HTTP API's OpenAPI 3.1 document (what `/openapi.json` serves), to generate a
+    /// client from without a running coordinator.
+    Openapi,
 }
 
 #[derive(Debug, Args)]

@@ -60,7 +60,7 @@ pub use crate::accounts::keys::NewAccount;
 pub use crate::accounts::quotas::QuotaArgs;
 pub use crate::base::clock;
 pub use crate::catalog::convert::{Source, convert_command};
-pub use crate::http::app;
+pub use crate::http::{app, document as openapi_document};
 pub use crate::pool::launcher::HostMode;
 pub use crate::state::{AppState, Options};
 

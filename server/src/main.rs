@@ -61,6 +61,9 @@ async fn main() -> ExitCode {
             };
             return ExitCode::from(convert_command(source, &limits).await);
         }
+        Command::Openapi => serde_json::to_string_pretty(&parallax_server::openapi_document())
+            .map(|document| println!("{document}"))
+            .map_err(anyhow::Error::from),
         Command::Host(command) => parallax_server::host_command(command)
             .await
             .map(|answer| println!("{answer}")),

@@ -12,8 +12,9 @@ use std::process::Command;
 
 use parallax_server::config::PoolArgs;
 use parallax_server::{Options, QuotaArgs};
-use parallax_tests::{ArrClient, TestServer, data_dir};
+use parallax_tests::{ArrClient, TestServer, data_dir, guest_cookie};
 use serde_json::Value;
+use serde_json::json;
 
 #[path = "support/routes.rs"]
 #[allow(dead_code)] // The access test reads all the routes; this one the coordinator's.
@@ -61,8 +62,24 @@ async fn schemathesis_finds_no_request_the_document_and_the_server_disagree_on()
     };
     let server = TestServer::start_with_options(dir.path(), &options).await;
     let token = ArrClient::sign_in(&server, &account, &key).await.token;
-    // The browser's sign-in is a token of its own: a generated sign-out ends it, not the rest.
-    let browser = ArrClient::sign_in(&server, &account, &key).await.token;
+    // A space with a member (a tablet: no render session to hold), and a guest of it, whose
+    // cookie is the document's browser sign-in: a generated sign-out ends it, not the rest.
+    let owner = ArrClient::sign_in(&server, &account, &key).await;
+    let created = owner
+        .call(
+            reqwest::Method::PUT,
+            &format!("{}/v1/spaces/contract-room", server.url()),
+            Some(json!({ "device": "contract tablet", "role": "tablet" })),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{:?}", created.body);
+    let member = created.body["member"]["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let code = created.body["space"]["joinCode"].as_str().unwrap();
+    let guest = guest_cookie(&server, code).await;
+    let guest = guest.split_once('=').unwrap().1;
 
     // A fixed seed, so a run can be repeated; PARALLAX_SCHEMATHESIS_SEED explores others.
     let seed = std::env::var("PARALLAX_SCHEMATHESIS_SEED").unwrap_or_else(|_| "1".into());
@@ -76,10 +93,21 @@ bearer = "{account}:{key}"
 bearer = "{token}"
 
 [auth.openapi.session_cookie]
-api_key = "{browser}"
+api_key = "{guest}"
+
+[auth.openapi.member_token]
+api_key = "{member}"
 
 [parameters]
 "path.account_id" = "{account}"
+
+# Beside Schemathesis' own list: 412, a write based on a change the space has moved on from (the
+# state, as 409's); and 422, a request of the documented form that breaks a rule JSON Schema
+# cannot state (a rotation of zero, a bound another field sets, a size in bytes, a template not
+# configured), which the document lists, with the rules, on every operation that gives it. A
+# request of the documented form is still never refused with 400.
+[checks.positive_data_acceptance]
+expected-statuses = ["2xx", "3xx", "401", "403", "404", "409", "412", "422", "429", "5xx"]
 "#
     );
     std::fs::write(work.path().join("schemathesis.toml"), config).unwrap();
@@ -90,6 +118,8 @@ api_key = "{browser}"
         .arg(dir.path().join("tls/ca.crt"))
         .args(["--max-examples", EXAMPLES, "--seed", &seed, "--no-color"])
         .args(["--generation-database", "none"])
+        // Sockets answer an upgrade, not a request: the integration tests check their messages.
+        .args(["--exclude-tag", "sockets"])
         .output()
         .expect("Schemathesis runs");
     let report = String::from_utf8_lossy(&output.stdout);
@@ -110,7 +140,6 @@ api_key = "{browser}"
 /// until it leaves this list. (The app's pages are not the API: HTML for browsers.)
 const NOT_YET: &[(&str, &str)] = &[
     ("DELETE", "/v1/models/{id}"),
-    ("DELETE", "/v1/spaces/{name}/members/me"),
     ("GET", "/v1/hosts/models/{model_id}/mesh"),
     ("GET", "/v1/hosts/ws"),
     ("GET", "/v1/models"),
@@ -118,16 +147,7 @@ const NOT_YET: &[(&str, &str)] = &[
     ("GET", "/v1/models/{id}/parts"),
     ("GET", "/v1/models/{id}/thumbnail.png"),
     ("GET", "/v1/pool/history"),
-    ("GET", "/v1/spaces"),
-    ("GET", "/v1/spaces/{name}"),
-    ("GET", "/v1/spaces/{name}/render"),
-    ("GET", "/v1/spaces/{name}/ws"),
-    ("GET", "/v1/templates"),
-    ("PATCH", "/v1/spaces/{name}/properties"),
-    ("POST", "/v1/browser/join"),
     ("POST", "/v1/models"),
-    ("POST", "/v1/spaces/{name}/members"),
-    ("PUT", "/v1/spaces/{name}"),
 ];
 
 /// `(method, path)` of every operation in the document; ARR's `:stop` action is the router's

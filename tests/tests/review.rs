@@ -249,7 +249,10 @@ async fn a_tablets_review_reaches_every_member_once_is_versioned_and_survives_a_
         .write(json!({ "review": { "cutPlanes": nine } }), None)
         .await
         .unwrap_err();
-    assert!(bad.to_string().contains("8 cut planes"), "{bad}");
+    assert!(
+        bad.to_string().contains("/review/cutPlanes") && bad.to_string().contains("more than 8"),
+        "{bad}"
+    );
 
     // The member hears it once, in order.
     let mut heard = Vec::new();

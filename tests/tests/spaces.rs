@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use parallax_core::ModelId;
 use parallax_core::device::{HostMessage, Pose};
 use parallax_core::space::{MemberStatus, Role};
 use parallax_core::space_protocol::SpaceEvent;
@@ -213,7 +214,7 @@ async fn private_full_and_stale_writes_are_refused_clearly() {
         .join_space("private", "guest", Role::Tablet, Some(&code))
         .await
         .unwrap();
-    // A template's constant cannot be overridden.
+    // A template's constant cannot be overridden: the request conflicts with the stored template.
     let overridden = coordinator
         .create_space(
             "sneaky",
@@ -225,7 +226,7 @@ async fn private_full_and_stale_writes_are_refused_clearly() {
         .await;
     assert!(matches!(
         overridden,
-        Err(ClientError::Refused { status: 400, .. })
+        Err(ClientError::Refused { status: 409, .. })
     ));
 
     // 100 members fit; the 101st does not.
@@ -359,7 +360,10 @@ async fn spaces_members_and_properties_survive_a_restart_and_clients_resume() {
     let mut socket = tablet.reconnect(socket.last_seq()).await.unwrap();
     match socket.next_within(WAIT).await.unwrap() {
         SpaceUpdate::Snapshot(space) => {
-            assert_eq!(space["properties"]["selectedModel"], "bracket");
+            assert_eq!(
+                space.properties.selected_model,
+                Some(ModelId::new("bracket"))
+            );
         }
         other => panic!("expected a snapshot, got {other:?}"),
     }
@@ -549,12 +553,20 @@ async fn a_headset_moves_the_model_in_the_room_and_every_member_sees_it_once() {
         "the tablet sees the move once"
     );
 
-    // Out of the room or of no size: 400 naming the field, and nothing moves.
-    let nowhere =
+    // Of no size, against the document (400 naming the field), or out of the room, against a
+    // rule it cannot state (422): refused, and nothing moves.
+    let sizeless =
         json!({ "room": { "position": [0.0, 0.0, 0.0], "yawDegrees": 0.0, "size": 0.0 } });
+    let refused = headset.write(sizeless, None).await;
+    assert!(
+        matches!(&refused, Err(ClientError::Refused { status: 400, message, .. }) if message.contains("/room/size")),
+        "{refused:?}"
+    );
+    let nowhere =
+        json!({ "room": { "position": [80.0, 0.0, 80.0], "yawDegrees": 0.0, "size": 1.0 } });
     let refused = headset.write(nowhere, None).await;
     assert!(
-        matches!(&refused, Err(ClientError::Refused { status: 400, message, .. }) if message.contains("size")),
+        matches!(&refused, Err(ClientError::Refused { status: 422, message, .. }) if message.contains("100 m")),
         "{refused:?}"
     );
     let space = tablet.space().await.unwrap();

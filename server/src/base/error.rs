@@ -108,6 +108,24 @@ impl AppError {
         }
     }
 
+    /// The same error, naming the request field at fault.
+    pub fn with_target(self, field: &'static str) -> Self {
+        match self {
+            Self::Client {
+                status,
+                code,
+                message,
+                ..
+            } => Self::Client {
+                status,
+                code,
+                message,
+                target: Some(field),
+            },
+            other => other,
+        }
+    }
+
     /// A stale `If-Match`: 412.
     pub fn precondition_failed(message: impl Into<String>) -> Self {
         Self::client(

@@ -19,7 +19,7 @@ pub fn router() -> Router<AppState> {
 
 /// The cheapest answer the server can give: a liveness probe, and the baseline the API
 /// benchmarks compare against.
-#[utoipa::path(get, path = "/v1/ping", tag = "service", responses((status = 200, body = String, example = "pong")))]
+#[utoipa::path(get, path = "/v1/ping", operation_id = "ping", tag = "service", responses((status = 200, body = String, example = "pong")))]
 pub(crate) async fn ping_handler() -> &'static str {
     "pong"
 }
@@ -27,7 +27,7 @@ pub(crate) async fn ping_handler() -> &'static str {
 /// Liveness plus the renderer's state: 503 when frames cannot be rendered. Anyone may ask whether
 /// the service is up; the adapter, the pool and each host's endpoint and process are for an
 /// account's token or the operator's `--metrics-token`.
-#[utoipa::path(get, path = "/v1/health", tag = "service",
+#[utoipa::path(get, path = "/v1/health", operation_id = "health", tag = "service",
     responses((status = 200, description = "Up, with the render adapter and the render pool per size"), (status = 503, description = "No GPU adapter could be opened", body = crate::base::error::ErrorBody)))]
 pub(crate) async fn health_handler(
     State(state): State<AppState>,

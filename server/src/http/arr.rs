@@ -11,6 +11,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
+use parallax_core::api::{SessionErrorInfo, SessionProperties};
 use parallax_core::service::{CreateSession, Created};
 use parallax_core::session::{MAX_LEASE_MINUTES, SessionId, SessionKey, SessionSize};
 use parallax_core::time::Timestamp;
@@ -119,47 +120,6 @@ fn session_key(caller: &Caller, account: &str, session_id: &str) -> Result<Sessi
     Ok(SessionKey::new(account, id))
 }
 
-/// ARR's session properties, plus `queuePosition` and `renderUrl`.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct SessionProperties {
-    /// The caller-chosen session id.
-    id: String,
-    /// `Starting`, `Ready`, `Stopped`, `Expired` or `Error`.
-    #[schema(example = "Ready")]
-    status: &'static str,
-    /// `Standard` or `Premium`.
-    #[schema(example = "Standard")]
-    size: &'static str,
-    max_lease_time_minutes: u32,
-    /// Whole minutes spent Ready: what is billed.
-    elapsed_time_minutes: u64,
-    /// The render host the device connects to, while Ready.
-    hostname: Option<String>,
-    /// The render host's port for the render connection, while Ready.
-    handshake_port: Option<u16>,
-    arr_inspector_port: Option<u16>,
-    teraflops: Option<f32>,
-    /// Why the session is in `Error`.
-    error: Option<SessionErrorInfo>,
-    /// RFC 3339.
-    creation_time: String,
-    /// Beyond ARR: the 1-based place in the queue while waiting for a host.
-    queue_position: Option<usize>,
-    /// Beyond ARR: where the one device connects (WebSocket) while the session is Ready, with
-    /// a render ticket for this session alone in its query (valid 5 minutes; read the
-    /// properties again for a new one).
-    render_url: Option<String>,
-    /// Beyond ARR: a device holds the render connection now.
-    device_connected: bool,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct SessionErrorInfo {
-    code: &'static str,
-    message: String,
-}
-
 /// Where a device reaches the render host at `endpoint` (`ws(s)://ip:port`), for a client that
 /// reached this coordinator at `origin` (`http(s)://host[:port]`): the scheme, host and port.
 /// The coordinator's `own` hosts listen on its address; if that is loopback or "everywhere", the
@@ -216,8 +176,8 @@ pub(crate) fn properties(
     });
     SessionProperties {
         id: session.id.to_string(),
-        status: session.status.as_str(),
-        size: session.size.as_str(),
+        status: session.status.as_str().into(),
+        size: session.size.as_str().into(),
         max_lease_time_minutes: session.max_lease_minutes,
         elapsed_time_minutes: view.elapsed_minutes,
         hostname: address.as_ref().map(|(_, host, _)| host.clone()),
@@ -225,7 +185,7 @@ pub(crate) fn properties(
         arr_inspector_port: None,
         teraflops: None,
         error: session.error.as_ref().map(|message| SessionErrorInfo {
-            code: "SessionError",
+            code: "SessionError".into(),
             message: message.clone(),
         }),
         creation_time: rfc3339(session.created_at),
@@ -298,7 +258,7 @@ pub struct SizeUsage {
 }
 
 /// `GET /accounts/{id}/token` with `Authorization: Bearer <account id>:<account key>`.
-#[utoipa::path(get, path = "/accounts/{account_id}/token", tag = "auth",
+#[utoipa::path(get, path = "/accounts/{account_id}/token", operation_id = "getToken", tag = "auth",
     params(AccountPath),
     security(("account_key" = [])),
     responses((status = 200, body = AccessToken), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
@@ -364,12 +324,7 @@ fn session_size(body: &Value) -> Result<SessionSize> {
 
 /// A JSON number that is a whole number, as JSON Schema's `integer` is (`14.0` is one).
 fn whole_number(value: &Value) -> Option<u64> {
-    value.as_u64().or_else(|| {
-        value
-            .as_f64()
-            .filter(|f| f.fract() == 0.0 && (0.0..=u64::MAX as f64).contains(f))
-            .map(|f| f as u64)
-    })
+    value.as_number().and_then(parallax_core::whole::of)
 }
 
 /// The body's `queue`: true, false, or absent (null).
@@ -396,10 +351,14 @@ fn json_object(body: std::result::Result<Json<Value>, JsonRejection>) -> Result<
     }
 }
 
-#[utoipa::path(put, path = "/accounts/{account_id}/sessions/{session_id}", tag = "sessions",
+#[utoipa::path(put, path = "/accounts/{account_id}/sessions/{session_id}", operation_id = "createSession", tag = "sessions",
     params(SessionPath, Version, Queue),
     request_body = CreateSessionBody, security(("access_token" = [])),
-    responses((status = 201, description = "Created", body = SessionProperties), (status = 200, description = "The same session already exists (a safe retry)", body = SessionProperties),
+    responses((status = 201, description = "Created", body = SessionProperties, links(
+            ("GetSession" = (operation_id = "getSession", parameters(("account_id" = "$request.path.account_id"), ("session_id" = "$request.path.session_id"), ("api-version" = "$request.query.api-version")))),
+            ("UpdateSession" = (operation_id = "updateSession", parameters(("account_id" = "$request.path.account_id"), ("session_id" = "$request.path.session_id"), ("api-version" = "$request.query.api-version")))),
+            ("StopSession" = (operation_id = "stopSession", parameters(("account_id" = "$request.path.account_id"), ("session_id" = "$request.path.session_id"), ("api-version" = "$request.query.api-version")))))),
+        (status = 200, description = "The same session already exists (a safe retry)", body = SessionProperties),
         (status = 400, description = "Bad request: the error names the field", body = ErrorBody), (status = 401, description = "Missing, invalid or expired token", body = ErrorBody), (status = 403, description = "A token of another account", body = ErrorBody), (status = 409, description = "The id exists with other settings", body = ErrorBody), (status = 415, description = "The body is not sent as JSON", body = ErrorBody), (status = 429, description = "QuotaExceeded: the account holds as many sessions as it may", body = ErrorBody), (status = 503, description = "PoolExhausted: every host of the size is taken", body = ErrorBody)))]
 pub(crate) async fn create_handler(
     State(state): State<AppState>,
@@ -432,7 +391,7 @@ pub(crate) async fn create_handler(
         .into_response())
 }
 
-#[utoipa::path(get, path = "/accounts/{account_id}/sessions/{session_id}", tag = "sessions",
+#[utoipa::path(get, path = "/accounts/{account_id}/sessions/{session_id}", operation_id = "getSession", tag = "sessions",
     params(SessionPath, Version),
     security(("access_token" = [])),
     responses((status = 200, body = SessionProperties), (status = 400, description = "Bad request: the error names the field", body = ErrorBody), (status = 401, description = "Missing, invalid or expired token", body = ErrorBody), (status = 403, description = "A token of another account", body = ErrorBody), (status = 404, body = ErrorBody), (status = 429, description = "Polled faster than allowed; see Retry-After", body = ErrorBody)))]
@@ -456,7 +415,7 @@ pub(crate) async fn properties_handler(
     )))
 }
 
-#[utoipa::path(patch, path = "/accounts/{account_id}/sessions/{session_id}", tag = "sessions",
+#[utoipa::path(patch, path = "/accounts/{account_id}/sessions/{session_id}", operation_id = "updateSession", tag = "sessions",
     params(SessionPath, Version),
     request_body = UpdateSessionBody, security(("access_token" = [])),
     responses((status = 200, body = SessionProperties), (status = 400, description = "Bad request: the error names the field", body = ErrorBody), (status = 401, description = "Missing, invalid or expired token", body = ErrorBody), (status = 403, description = "A token of another account", body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, description = "Not larger than the lease now, or the session ended", body = ErrorBody), (status = 415, description = "The body is not sent as JSON", body = ErrorBody)))]
@@ -488,7 +447,7 @@ pub(crate) async fn update_handler(
     )))
 }
 
-#[utoipa::path(post, path = "/accounts/{account_id}/sessions/{session_id}/:stop", tag = "sessions",
+#[utoipa::path(post, path = "/accounts/{account_id}/sessions/{session_id}/:stop", operation_id = "stopSession", tag = "sessions",
     params(SessionPath, Version),
     security(("access_token" = [])),
     responses((status = 204, description = "Stopped (stopping an ended session changes nothing)"), (status = 400, description = "Bad request: the error names the field", body = ErrorBody), (status = 401, description = "Missing, invalid or expired token", body = ErrorBody), (status = 403, description = "A token of another account", body = ErrorBody), (status = 404, body = ErrorBody)))]
@@ -509,7 +468,7 @@ pub(crate) async fn action_handler(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(get, path = "/accounts/{account_id}/sessions", tag = "sessions",
+#[utoipa::path(get, path = "/accounts/{account_id}/sessions", operation_id = "listSessions", tag = "sessions",
     params(AccountPath, Version, Skip),
     security(("access_token" = [])),
     responses((status = 200, description = "Starting and Ready sessions, oldest first", body = SessionList), (status = 400, description = "Bad request: the error names the field", body = ErrorBody), (status = 401, description = "Missing, invalid or expired token", body = ErrorBody), (status = 403, description = "A token of another account", body = ErrorBody)))]
@@ -544,7 +503,7 @@ pub(crate) async fn list_handler(
     }))
 }
 
-#[utoipa::path(get, path = "/accounts/{account_id}/usage", tag = "sessions",
+#[utoipa::path(get, path = "/accounts/{account_id}/usage", operation_id = "getUsage", tag = "sessions",
     params(AccountPath, Version, Window),
     security(("access_token" = [])),
     responses((status = 200, description = "Time Ready per size within the window", body = UsageReport), (status = 400, description = "Bad request: the error names the field", body = ErrorBody), (status = 401, description = "Missing, invalid or expired token", body = ErrorBody), (status = 403, description = "A token of another account", body = ErrorBody)))]
@@ -584,7 +543,7 @@ fn billed_minutes(ready: Duration) -> u64 {
 
 /// `GET /accounts/{account_id}/usage.csv`: the same window as `usage`, one row per session
 /// that was Ready within it, for a spreadsheet.
-#[utoipa::path(get, path = "/accounts/{account_id}/usage.csv", tag = "sessions",
+#[utoipa::path(get, path = "/accounts/{account_id}/usage.csv", operation_id = "getUsageCsv", tag = "sessions",
     params(AccountPath, Version, Window),
     security(("access_token" = [])),
     responses((status = 200, description = "CSV: account, session, size, from, to, ready_seconds, billed_minutes", content_type = "text/csv", body = String), (status = 400, description = "Bad request: the error names the field", body = ErrorBody), (status = 401, description = "Missing, invalid or expired token", body = ErrorBody), (status = 403, description = "A token of another account", body = ErrorBody)))]
@@ -821,7 +780,7 @@ fn legacy_lease(body: &Value) -> Result<u32> {
     })
 }
 
-#[utoipa::path(post, path = "/v1/accounts/{account_id}/sessions/create", tag = "legacy",
+#[utoipa::path(post, path = "/v1/accounts/{account_id}/sessions/create", operation_id = "legacyCreateSession", tag = "legacy",
     params(AccountPath), request_body = LegacyCreateBody, security(("access_token" = [])),
     responses((status = 201, body = LegacyCreated), (status = 400, description = "Bad request: the error names the field", body = ErrorBody), (status = 401, description = "Missing, invalid or expired token", body = ErrorBody), (status = 403, description = "A token of another account", body = ErrorBody), (status = 415, description = "The body is not sent as JSON", body = ErrorBody), (status = 429, description = "QuotaExceeded: the account holds as many sessions as it may", body = ErrorBody), (status = 503, description = "PoolExhausted: every host of the size is taken", body = ErrorBody)))]
 pub(crate) async fn legacy_create_handler(
@@ -861,7 +820,7 @@ pub(crate) async fn legacy_create_handler(
         .into_response())
 }
 
-#[utoipa::path(get, path = "/v1/accounts/{account_id}/sessions/{session_id}/properties", tag = "legacy",
+#[utoipa::path(get, path = "/v1/accounts/{account_id}/sessions/{session_id}/properties", operation_id = "legacyGetSession", tag = "legacy",
     params(SessionPath), security(("access_token" = [])),
     responses((status = 200, body = LegacyProperties), (status = 400, description = "Bad request: the error names the field", body = ErrorBody), (status = 401, description = "Missing, invalid or expired token", body = ErrorBody), (status = 403, description = "A token of another account", body = ErrorBody), (status = 404, body = ErrorBody), (status = 429, body = ErrorBody)))]
 pub(crate) async fn legacy_properties_handler(
@@ -874,7 +833,7 @@ pub(crate) async fn legacy_properties_handler(
     Ok(Json(legacy_properties(&view)))
 }
 
-#[utoipa::path(post, path = "/v1/accounts/{account_id}/sessions/{session_id}/update", tag = "legacy",
+#[utoipa::path(post, path = "/v1/accounts/{account_id}/sessions/{session_id}/update", operation_id = "legacyUpdateSession", tag = "legacy",
     params(SessionPath), request_body = LegacyUpdateBody, security(("access_token" = [])),
     responses((status = 200, body = LegacyProperties), (status = 400, description = "Bad request: the error names the field", body = ErrorBody), (status = 401, description = "Missing, invalid or expired token", body = ErrorBody), (status = 403, description = "A token of another account", body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, description = "Not larger than the lease now, or the session ended", body = ErrorBody), (status = 415, description = "The body is not sent as JSON", body = ErrorBody)))]
 pub(crate) async fn legacy_update_handler(
@@ -889,7 +848,7 @@ pub(crate) async fn legacy_update_handler(
     Ok(Json(legacy_properties(&view)))
 }
 
-#[utoipa::path(post, path = "/v1/accounts/{account_id}/sessions/{session_id}/stop", tag = "legacy",
+#[utoipa::path(post, path = "/v1/accounts/{account_id}/sessions/{session_id}/stop", operation_id = "legacyStopSession", tag = "legacy",
     params(SessionPath), security(("access_token" = [])),
     responses((status = 204), (status = 400, description = "Bad request: the error names the field", body = ErrorBody), (status = 401, description = "Missing, invalid or expired token", body = ErrorBody), (status = 403, description = "A token of another account", body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub(crate) async fn legacy_stop_handler(
@@ -902,7 +861,7 @@ pub(crate) async fn legacy_stop_handler(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(get, path = "/v1/accounts/{account_id}/sessions", tag = "legacy",
+#[utoipa::path(get, path = "/v1/accounts/{account_id}/sessions", operation_id = "legacyListSessions", tag = "legacy",
     params(AccountPath), security(("access_token" = [])),
     responses((status = 200, body = LegacyList), (status = 400, description = "Bad request: the error names the field", body = ErrorBody), (status = 401, description = "Missing, invalid or expired token", body = ErrorBody), (status = 403, description = "A token of another account", body = ErrorBody)))]
 pub(crate) async fn legacy_list_handler(

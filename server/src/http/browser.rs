@@ -13,7 +13,7 @@ use axum::routing::{get, post};
 use axum::{Form, Json, Router};
 use axum_extra::extract::CookieJar;
 use axum_extra::extract::cookie::{Cookie, SameSite};
-use parallax_core::api::Me;
+use parallax_core::api::{Joining, Me};
 use parallax_core::space::Role;
 use serde::Deserialize;
 use url::{Position, Url};
@@ -33,24 +33,40 @@ pub fn router() -> Router<AppState> {
         .route("/v1/browser/join", post(join_handler))
 }
 
-#[derive(Debug, Deserialize)]
+/// The body of a guest's join.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct GuestJoin {
+pub(crate) struct GuestJoin {
+    /// The space's join code, as shown in the room (any case; dashes or none).
+    #[schema(example = "K7QM-2XPD")]
     code: String,
+    /// The device's name (as for a join; space at its ends is dropped).
+    #[schema(max_length = 128, example = "Visitor's phone")]
     device: String,
     role: Role,
 }
 
 /// A guest joins a space with its join code alone (no account key): as a member, with a
 /// headset's render session leased on the space owner's account, and signed in with a token
-/// that reaches only that space. The answer is a join's (`space`, `member`, `renderSession`).
-async fn join_handler(
+/// that reaches only that space (a cookie). The answer is a join's.
+#[utoipa::path(post, path = "/v1/browser/join", operation_id = "joinAsGuest", tag = "browser", security(()),
+    request_body = GuestJoin,
+    responses(
+        (status = 201, body = Joining, headers(("Set-Cookie" = String, description = "The guest's sign-in"))),
+        (status = 400, description = "Not the body's form, or not a device name", body = ErrorBody),
+        (status = 403, description = "No space has that join code", body = ErrorBody),
+        (status = 409, description = "The space is full", body = ErrorBody),
+        (status = 415, body = ErrorBody),
+        (status = 429, description = "Too many wrong codes from this address, or the owner's limit of sessions", body = ErrorBody),
+        (status = 503, description = "No render host for a headset", body = ErrorBody)))]
+pub(crate) async fn join_handler(
     State(state): State<AppState>,
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     jar: CookieJar,
     headers: HeaderMap,
-    Json(join): Json<GuestJoin>,
+    bytes: axum::body::Bytes,
 ) -> Result<Response, AppError> {
+    let join: GuestJoin = crate::http::contract::body(&headers, &bytes)?;
     // Served without connection info (in-process tests), every caller is one address.
     let peer = peer.map_or(
         IpAddr::V4(Ipv4Addr::UNSPECIFIED),
@@ -68,7 +84,7 @@ async fn join_handler(
         ));
     };
     let joiner = Joiner {
-        device: join.device,
+        device: join.device.trim().to_string(),
         role: join.role,
         code: Some(code.to_string()),
         render_session: true,
@@ -82,7 +98,7 @@ async fn join_handler(
 
 /// Who this browser is signed in as: `{"account", "guestOf"}` (`guestOf`: the one space a guest
 /// reaches); 401 when it is not.
-#[utoipa::path(get, path = "/v1/browser/me", tag = "browser",
+#[utoipa::path(get, path = "/v1/browser/me", operation_id = "getMe", tag = "browser",
     security(("access_token" = []), ("session_cookie" = [])),
     responses((status = 200, body = Me), (status = 401, description = "Not signed in, or the sign-in ended", body = ErrorBody)))]
 pub(crate) async fn me_handler(visitor: Visitor) -> Json<Me> {
@@ -112,7 +128,7 @@ fn back_to_sign_in(message: &str) -> Response {
 
 /// A browser signs in with the account's id and key, as a form post: it gets the session cookie
 /// and goes to `next`; a wrong key goes back to `/sign-in` with the reason in `?error=`.
-#[utoipa::path(post, path = "/v1/browser/sign-in", tag = "browser", security(()),
+#[utoipa::path(post, path = "/v1/browser/sign-in", operation_id = "signIn", tag = "browser", security(()),
     request_body(content = SignIn, content_type = "application/x-www-form-urlencoded"),
     responses((status = 303, description = "Signed in: `Set-Cookie` and on to `next`; or not: back to `/sign-in?error=…`"),
         (status = 400, description = "A field is missing", body = ErrorBody),
@@ -191,7 +207,7 @@ fn session_cookie(token: String, secure: bool) -> Cookie<'static> {
 
 /// Signs the browser out: its token is refused from now on (here at once, on every replica within
 /// seconds), not merely forgotten by the browser.
-#[utoipa::path(post, path = "/v1/browser/sign-out", tag = "browser",
+#[utoipa::path(post, path = "/v1/browser/sign-out", operation_id = "signOut", tag = "browser",
     security((), ("session_cookie" = [])),
     responses((status = 303, description = "Signed out (the cookie's token is refused from now on): on to `/sign-in`"),
         (status = 503, description = "The sign-out could not be stored; nothing changed", body = ErrorBody)))]

@@ -109,7 +109,7 @@ impl From<ConversionError> for AppError {
     }
 }
 
-#[utoipa::path(put, path = "/accounts/{account_id}/conversions/{conversion_id}", tag = "conversions",
+#[utoipa::path(put, path = "/accounts/{account_id}/conversions/{conversion_id}", operation_id = "createConversion", tag = "conversions",
     params(ConversionPath, Version),
     request_body = CreateConversionBody, security(("access_token" = [])),
     responses((status = 201, description = "Created: the conversion starts", body = ConversionJson), (status = 200, description = "The same conversion exists (a safe retry)", body = ConversionJson),
@@ -135,7 +135,7 @@ pub(crate) async fn create_handler(
     Ok((status, Json(conversion.into())))
 }
 
-#[utoipa::path(get, path = "/accounts/{account_id}/conversions/{conversion_id}", tag = "conversions",
+#[utoipa::path(get, path = "/accounts/{account_id}/conversions/{conversion_id}", operation_id = "getConversion", tag = "conversions",
     params(ConversionPath, Version),
     security(("access_token" = [])),
     responses((status = 200, body = ConversionJson), (status = 400, description = "Bad request: the error names the field", body = ErrorBody), (status = 401, description = "Missing, invalid or expired token", body = ErrorBody), (status = 403, description = "A token of another account", body = ErrorBody), (status = 404, body = ErrorBody)))]
@@ -151,7 +151,7 @@ pub(crate) async fn get_handler(
     Ok(Json(conversion.into()))
 }
 
-#[utoipa::path(get, path = "/accounts/{account_id}/conversions", tag = "conversions",
+#[utoipa::path(get, path = "/accounts/{account_id}/conversions", operation_id = "listConversions", tag = "conversions",
     params(AccountPath, Version, Skip),
     security(("access_token" = [])),
     responses((status = 200, description = "The account's conversions, oldest first", body = ConversionList), (status = 400, description = "Bad request: the error names the field", body = ErrorBody), (status = 401, description = "Missing, invalid or expired token", body = ErrorBody), (status = 403, description = "A token of another account", body = ErrorBody)))]

@@ -15,6 +15,7 @@ mod api;
 mod arr;
 pub(crate) mod auth;
 pub(crate) mod browser;
+mod contract;
 mod conversions;
 mod hosts;
 mod models;
@@ -32,6 +33,8 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::state::AppState;
+
+pub use openapi::document;
 
 /// The whole HTTP surface: API, WebSockets, pages and static files.
 pub fn app(state: AppState) -> Router {

@@ -7,7 +7,7 @@ use parallax_core::protocol::SESSION_COOKIE;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::http::{api, arr, browser, conversions, telemetry, web};
+use crate::http::{api, arr, browser, conversions, spaces, telemetry, web};
 use crate::state::AppState;
 
 #[derive(OpenApi)]
@@ -43,6 +43,16 @@ use crate::state::AppState;
         browser::sign_out_handler,
         browser::me_handler,
         web::ca_certificate,
+        browser::join_handler,
+        spaces::templates_handler,
+        spaces::list_handler,
+        spaces::create_handler,
+        spaces::get_handler,
+        spaces::properties_handler,
+        spaces::join_handler,
+        spaces::leave_handler,
+        spaces::render_handler,
+        spaces::space_ws_handler,
     ),
     modifiers(&Security),
     tags(
@@ -53,6 +63,8 @@ use crate::state::AppState;
         (name = "service", description = "Liveness, metrics and this document"),
         (name = "browser", description = "Signing a browser in and out (a session cookie in place of a bearer token)"),
         (name = "trust", description = "The certificate authority devices trust, and what it may sign"),
+        (name = "spaces", description = "Shared spaces, after Xbox MPSD's sessions: templates, members, properties, the headsets' render sessions"),
+        (name = "sockets", description = "WebSocket upgrades; their messages are this document's schemas named for them"),
     )
 )]
 pub struct ApiDoc;
@@ -81,7 +93,15 @@ impl Modify for Security {
             "session_cookie",
             SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
                 SESSION_COOKIE,
-                "A browser's sign-in: the access token, set by the sign-in",
+                "A browser's sign-in: an account's (set by the sign-in) or a guest's (set by a join \
+                 with a code), which reaches only its space",
+            ))),
+        );
+        components.add_security_scheme(
+            "member_token",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "Parallax-Member",
+                "A member's token, from its join: acts as that member of the space",
             ))),
         );
         components.add_security_scheme(
@@ -91,11 +111,49 @@ impl Modify for Security {
     }
 }
 
+/// The document, as `/openapi.json` serves it and `parallax openapi` prints it.
+pub fn document() -> serde_json::Value {
+    let mut document = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+    spell_links(&mut document);
+    document
+}
+
+/// utoipa 5.5 writes a link's fields in Rust's spelling (`operation_id`), which no OpenAPI tool
+/// reads: they are renamed to the specification's (`operationId`), or the links would be lost.
+fn spell_links(document: &mut serde_json::Value) {
+    let operations = document["paths"]
+        .as_object_mut()
+        .into_iter()
+        .flat_map(|paths| paths.values_mut())
+        .filter_map(serde_json::Value::as_object_mut)
+        .flat_map(|item| item.values_mut());
+    for operation in operations {
+        let links = operation["responses"]
+            .as_object_mut()
+            .into_iter()
+            .flat_map(|responses| responses.values_mut())
+            .filter_map(|response| response.get_mut("links")?.as_object_mut())
+            .flat_map(|links| links.values_mut())
+            .filter_map(serde_json::Value::as_object_mut);
+        for link in links {
+            for (rust, spec) in [
+                ("operation_id", "operationId"),
+                ("operation_ref", "operationRef"),
+                ("request_body", "requestBody"),
+            ] {
+                if let Some(value) = link.remove(rust) {
+                    link.insert(spec.into(), value);
+                }
+            }
+        }
+    }
+}
+
 /// This document.
-#[utoipa::path(get, path = "/openapi.json", tag = "service", security(()),
+#[utoipa::path(get, path = "/openapi.json", operation_id = "getOpenApiDocument", tag = "service", security(()),
     responses((status = 200, description = "The OpenAPI 3.1 document of the HTTP API", body = Object)))]
-async fn document_handler() -> Json<utoipa::openapi::OpenApi> {
-    Json(ApiDoc::openapi())
+async fn document_handler() -> Json<serde_json::Value> {
+    Json(document())
 }
 
 pub fn router() -> Router<AppState> {

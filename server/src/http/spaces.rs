@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -14,6 +15,9 @@ use axum::{Json, Router};
 use axum_extra::headers::{ETag, HeaderMapExt, IfMatch};
 use futures_util::{SinkExt, StreamExt};
 use parallax_core::ChangeNumber;
+use parallax_core::api::{
+    Joining, MemberCredentials, RenderRoster, SpaceList, SpaceListing, SpaceView, Templates,
+};
 use parallax_core::protocol::{
     CLOSE_GOING_AWAY, CLOSE_NORMAL, CLOSE_POLICY_VIOLATION, CLOSE_UNSUPPORTED_DATA, HELLO_TIMEOUT,
     close_reason,
@@ -22,14 +26,15 @@ use parallax_core::space::{ConstantChoices, PropertiesPatch, Role};
 use parallax_core::space_protocol::SpaceClientMessage;
 use parallax_host::net::small_messages_config;
 use serde::Deserialize;
-use serde_json::{Value, json};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::{self, CloseFrame};
+use utoipa::{IntoParams, ToSchema};
 
 use crate::accounts::tokens::Claims;
-use crate::base::error::{AppError, Result};
+use crate::base::error::{AppError, ErrorBody, Result};
 use crate::http::auth::{Caller, Visitor};
+use crate::http::contract::body;
 use crate::http::upgrade::RawUpgrade;
 use crate::spaces::outlet::{Ended, Outlet, OutletIo, Upgraded};
 use crate::spaces::space::{Joined, Joiner, Writer, entity_tag};
@@ -52,47 +57,94 @@ pub fn router() -> Router<AppState> {
         .route("/v1/spaces/{name}/ws", get(space_ws_handler))
 }
 
-async fn templates_handler(State(state): State<AppState>, _caller: Caller) -> Json<Value> {
-    let templates: Vec<Value> = state
-        .spaces
-        .templates()
-        .iter()
-        .map(|t| json!({ "name": t.name, "constants": t.constants }))
-        .collect();
-    Json(json!({ "templates": templates }))
+/// The templates a space can be made from, and the constants each fixes.
+#[utoipa::path(get, path = "/v1/templates", operation_id = "listTemplates", tag = "spaces",
+    security(("access_token" = []), ("session_cookie" = [])),
+    responses((status = 200, body = Templates), (status = 401, body = ErrorBody),
+        (status = 403, description = "A guest's sign-in", body = ErrorBody)))]
+pub(crate) async fn templates_handler(
+    State(state): State<AppState>,
+    _caller: Caller,
+) -> Json<Templates> {
+    Json(Templates {
+        templates: state.spaces.templates().to_vec(),
+    })
 }
 
-#[derive(Debug, Deserialize)]
-struct ListQuery {
+/// `?member=…` of the list of spaces.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct ListQuery {
+    /// A device's name: the spaces it is a member of (to find and clean up stale ones after a
+    /// restart, as MPSD advises), instead of the spaces the account owns.
     member: Option<String>,
 }
 
 /// `?member=DEVICE`: the spaces that device is a member of (to find and clean up stale ones
 /// after a restart, as MPSD advises). Without it: the spaces the caller's account created, with
 /// their join codes (the console's list).
-async fn list_handler(
+#[utoipa::path(get, path = "/v1/spaces", operation_id = "listSpaces", tag = "spaces", params(ListQuery),
+    security(("access_token" = []), ("session_cookie" = [])),
+    responses((status = 200, body = SpaceList), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, description = "A guest's sign-in", body = ErrorBody)))]
+pub(crate) async fn list_handler(
     State(state): State<AppState>,
     caller: Caller,
-    Query(query): Query<ListQuery>,
-) -> Result<Json<Value>> {
+    query: std::result::Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Json<SpaceList>> {
+    let Query(query) = query?;
     let spaces = match query.member {
-        Some(device) => state.spaces.of_device(&caller.account, &device).await,
-        None => state.spaces.owned_by(&caller.account).await,
+        Some(device) => state
+            .spaces
+            .of_device(&caller.account, &device)
+            .await
+            .into_iter()
+            .map(SpaceListing::Membership)
+            .collect(),
+        None => state
+            .spaces
+            .owned_by(&caller.account)
+            .await
+            .into_iter()
+            .map(|space| SpaceListing::Space(Box::new(space)))
+            .collect(),
     };
-    Ok(Json(json!({ "spaces": spaces })))
+    Ok(Json(SpaceList { spaces }))
 }
 
-#[derive(Debug, Deserialize)]
+/// The space in a path: `/v1/spaces/{name}…`.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)] // Describes the path; handlers take the name as a string.
+pub(crate) struct SpaceName {
+    /// 1 to 64 letters, digits, '-' and '_'.
+    #[param(pattern = "^[A-Za-z0-9_-]{1,64}$")]
+    name: String,
+}
+
+/// The body of `PUT /v1/spaces/{name}`: the template, the constants it leaves to the creator, and
+/// the creator, who joins as the first member.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct CreateBody {
+pub(crate) struct CreateBody {
+    /// One of `GET /v1/templates` (422 if none is so named).
     #[serde(default = "default_template")]
+    #[schema(default = "default", example = "default")]
     template: String,
+    /// What the template leaves open (409 for what it fixes).
     #[serde(default)]
     constants: ConstantChoices,
+    /// The creator's device name, as for a join.
+    #[schema(
+        pattern = r"^[^\s\x00-\x1f\x7f]([^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f])?$",
+        max_length = 128,
+        example = "Tablet"
+    )]
     device: String,
     role: Role,
     /// As for a join: a headset creator leases a render session unless this is false.
     #[serde(default = "yes")]
+    #[schema(default = true)]
     render_session: bool,
 }
 
@@ -102,16 +154,6 @@ fn yes() -> bool {
 
 fn default_template() -> String {
     "default".into()
-}
-
-/// The JSON body of a request that says it is JSON (`Content-Type: application/json`): a body of
-/// another type is refused (415) before it is read, so a form a page of another site posts is
-/// never taken for one.
-fn body<T: serde::de::DeserializeOwned>(headers: &HeaderMap, bytes: &[u8]) -> Result<T> {
-    if !crate::base::error::is_json(headers) {
-        return Err(AppError::not_json());
-    }
-    serde_json::from_slice(bytes).map_err(|e| AppError::bad_request(e.to_string(), None))
 }
 
 fn member_token(headers: &HeaderMap) -> Option<&str> {
@@ -125,9 +167,8 @@ fn require_member(headers: &HeaderMap) -> Result<&str> {
 }
 
 /// The space's change number as an entity tag.
-fn with_etag(view: Value, status: StatusCode) -> Response {
-    let change = ChangeNumber(view["change"].as_u64().unwrap_or_default());
-    let mut response = (status, Json(view)).into_response();
+fn with_etag<T: serde::Serialize>(body: T, change: ChangeNumber, status: StatusCode) -> Response {
+    let mut response = (status, Json(body)).into_response();
     response.headers_mut().typed_insert(entity_tag(change));
     response
 }
@@ -136,24 +177,50 @@ fn with_etag(view: Value, status: StatusCode) -> Response {
 pub(crate) fn joined(
     state: &AppState,
     headers: &HeaderMap,
-    view: Value,
+    space: SpaceView,
     joined: Joined,
 ) -> Result<Response> {
-    let render_session = match &joined.render_session {
-        Some(key) => state.sessions.peek(key).map(|view| {
-            json!(crate::http::arr::properties(
+    let render_session = joined.render_session.as_ref().and_then(|key| {
+        state.sessions.peek(key).map(|view| {
+            crate::http::arr::properties(
                 &view,
                 &crate::http::arr::origin(headers, state),
-                &state.tickets
-            ))
-        }),
-        None => None,
+                &state.tickets,
+            )
+        })
+    });
+    let change = space.change;
+    let answer = Joining {
+        space,
+        member: MemberCredentials {
+            id: joined.id,
+            token: joined.token,
+        },
+        render_session,
     };
-    let body = json!({ "space": view, "member": joined, "renderSession": render_session });
-    Ok(with_etag(body, StatusCode::CREATED))
+    Ok(with_etag(answer, change, StatusCode::CREATED))
 }
 
-async fn create_handler(
+/// Creates space `name` from a template; the creator joins it as its first member (the answer
+/// is a join's). A headset creator leases its render session as it joins.
+#[utoipa::path(put, path = "/v1/spaces/{name}", operation_id = "createSpace", tag = "spaces", params(SpaceName),
+    request_body = CreateBody,
+    security(("access_token" = []), ("session_cookie" = [])),
+    responses(
+        (status = 201, body = Joining, headers(("ETag" = String, description = "The space's change number")), links(
+            ("GetSpace" = (operation_id = "getSpace", parameters(("name" = "$request.path.name")))),
+            ("JoinSpace" = (operation_id = "joinSpace", parameters(("name" = "$request.path.name")))),
+            ("UpdateSpaceProperties" = (operation_id = "updateSpaceProperties", parameters(("name" = "$request.path.name")))),
+            ("GetSpaceRender" = (operation_id = "getSpaceRender", parameters(("name" = "$request.path.name")))))),
+        (status = 400, description = "Not a space name, or not the body's form", body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 403, description = "A guest's sign-in", body = ErrorBody),
+        (status = 409, description = "The space exists, or the template fixes a constant chosen", body = ErrorBody),
+        (status = 415, body = ErrorBody),
+        (status = 422, description = "No such template, or constants that do not go together", body = ErrorBody),
+        (status = 429, description = "The account's limit of spaces or sessions", body = ErrorBody),
+        (status = 503, description = "No render host for a headset creator", body = ErrorBody)))]
+pub(crate) async fn create_handler(
     State(state): State<AppState>,
     caller: Caller,
     Path(name): Path<String>,
@@ -180,7 +247,17 @@ async fn create_handler(
     joined(&state, &headers, view, member)
 }
 
-async fn get_handler(
+/// The space as its owner, a member (with its token: then also which member it is) or a guest
+/// sees it.
+#[utoipa::path(get, path = "/v1/spaces/{name}", operation_id = "getSpace", tag = "spaces", params(SpaceName),
+    security(("access_token" = [], "member_token" = []), ("access_token" = []),
+        ("session_cookie" = [], "member_token" = []), ("session_cookie" = [])),
+    responses(
+        (status = 200, body = SpaceView, headers(("ETag" = String, description = "The space's change number"))),
+        (status = 401, body = ErrorBody),
+        (status = 403, description = "A guest of another space", body = ErrorBody),
+        (status = 404, description = "No such space, or another account's", body = ErrorBody)))]
+pub(crate) async fn get_handler(
     State(state): State<AppState>,
     visitor: Visitor,
     Path(name): Path<String>,
@@ -188,29 +265,31 @@ async fn get_handler(
 ) -> Result<Response> {
     enter(&state, &visitor.claims, &name).await?;
     let view = state.spaces.get(&name, member_token(&headers)).await?;
-    Ok(with_etag(view, StatusCode::OK))
+    let change = view.change;
+    Ok(with_etag(view, change, StatusCode::OK))
 }
 
 /// How each headset's render session is doing, for the tablet's roster: state, whether its
 /// device is connected, frames a second and mean frame time (from the hosts' heartbeats).
-async fn render_handler(
+#[utoipa::path(get, path = "/v1/spaces/{name}/render", operation_id = "getSpaceRender", tag = "spaces", params(SpaceName),
+    security(("access_token" = []), ("session_cookie" = [])),
+    responses((status = 200, body = RenderRoster), (status = 401, body = ErrorBody),
+        (status = 403, description = "A guest of another space", body = ErrorBody),
+        (status = 404, description = "No such space, or another account's", body = ErrorBody)))]
+pub(crate) async fn render_handler(
     State(state): State<AppState>,
     visitor: Visitor,
     Path(name): Path<String>,
-) -> Result<Json<Value>> {
+) -> Result<Json<RenderRoster>> {
     enter(&state, &visitor.claims, &name).await?;
-    let members: Vec<Value> = state
+    let members = state
         .spaces
         .render_sessions(&name)
         .await?
         .into_iter()
-        .filter_map(|(member, key)| {
-            let mut render = state.sessions.render_state(&key)?;
-            render["member"] = json!(member);
-            Some(render)
-        })
+        .filter_map(|(member, key)| state.sessions.render_state(member, &key))
         .collect();
-    Ok(Json(json!({ "members": members })))
+    Ok(Json(RenderRoster { members }))
 }
 
 /// `If-Match`: the entity tags (`"12"`, the change number seen) the write is based on. A value
@@ -231,7 +310,32 @@ fn entity_tag_matching_nothing() -> ETag {
     "W/\"\"".parse().expect("W/\"\" is an entity tag")
 }
 
-async fn properties_handler(
+/// `If-Match` of a write.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)] // Describes the header; the handler reads it itself.
+pub(crate) struct IfMatchHeader {
+    /// The entity tag (`"12"`: the change number) the write is based on: a stale one is 412.
+    #[param(rename = "If-Match")]
+    if_match: Option<String>,
+}
+
+/// A member (or the space's owner, without a member token) writes the properties: the selection,
+/// its placement, the review, a pick, the room placement, the custom JSON. Absent fields stay.
+#[utoipa::path(patch, path = "/v1/spaces/{name}/properties", operation_id = "updateSpaceProperties", tag = "spaces",
+    params(SpaceName, IfMatchHeader), request_body = PropertiesPatch,
+    security(("access_token" = [], "member_token" = []), ("access_token" = []),
+        ("session_cookie" = [], "member_token" = [])),
+    responses(
+        (status = 200, body = SpaceView, headers(("ETag" = String, description = "The space's change number"))),
+        (status = 400, description = "Not the body's form", body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 403, description = "Not a member, not a tablet, or not the arbiter, where the select policy asks one", body = ErrorBody),
+        (status = 404, description = "No such space or model", body = ErrorBody),
+        (status = 412, description = "If-Match is not the space's change number", body = ErrorBody),
+        (status = 415, body = ErrorBody),
+        (status = 422, description = "A placement, review, pick or custom value out of its bounds", body = ErrorBody)))]
+pub(crate) async fn properties_handler(
     State(state): State<AppState>,
     visitor: Visitor,
     Path(name): Path<String>,
@@ -254,10 +358,26 @@ async fn properties_handler(
         .spaces
         .write(&name, writer, patch, if_match(&headers))
         .await?;
-    Ok(with_etag(view, StatusCode::OK))
+    let change = view.change;
+    Ok(with_etag(view, change, StatusCode::OK))
 }
 
-async fn join_handler(
+/// Joins the space as a tablet or a headset: the answer holds the member's token, shown once.
+/// A headset leases its own render session unless it says `"renderSession": false`.
+#[utoipa::path(post, path = "/v1/spaces/{name}/members", operation_id = "joinSpace", tag = "spaces", params(SpaceName),
+    request_body = Joiner,
+    security(("access_token" = []), ("session_cookie" = [])),
+    responses(
+        (status = 201, body = Joining, headers(("ETag" = String, description = "The space's change number"))),
+        (status = 400, description = "Not the body's form", body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 403, description = "A guest's sign-in, or a private space's join code missing or wrong", body = ErrorBody),
+        (status = 404, description = "No such space, or another account's", body = ErrorBody),
+        (status = 409, description = "The space is full", body = ErrorBody),
+        (status = 415, body = ErrorBody),
+        (status = 429, description = "The account's limit of sessions", body = ErrorBody),
+        (status = 503, description = "No render host for a headset", body = ErrorBody)))]
+pub(crate) async fn join_handler(
     State(state): State<AppState>,
     caller: Caller,
     Path(name): Path<String>,
@@ -270,7 +390,15 @@ async fn join_handler(
     joined(&state, &headers, view, member)
 }
 
-async fn leave_handler(
+/// The member whose token is in `Parallax-Member` leaves; a headset's render session ends.
+#[utoipa::path(delete, path = "/v1/spaces/{name}/members/me", operation_id = "leaveSpace", tag = "spaces", params(SpaceName),
+    security(("access_token" = [], "member_token" = []), ("session_cookie" = [], "member_token" = [])),
+    responses(
+        (status = 204, description = "Left"),
+        (status = 401, body = ErrorBody),
+        (status = 403, description = "No member token, or a guest of another space", body = ErrorBody),
+        (status = 404, description = "No such space, or no such member in it", body = ErrorBody)))]
+pub(crate) async fn leave_handler(
     State(state): State<AppState>,
     visitor: Visitor,
     Path(name): Path<String>,
@@ -303,7 +431,16 @@ async fn enter_as_account(state: &AppState, account: &str, name: &str) -> Result
     }
 }
 
-async fn space_ws_handler(
+/// The space socket: a member's ordered, acknowledged events (WCF's reliable session), its
+/// status, and a headset's presence. Its messages are this document's schemas `SpaceClientMessage` (sent) and
+/// `SpaceServerMessage` (received).
+#[utoipa::path(get, path = "/v1/spaces/{name}/ws", operation_id = "openSpaceSocket", tag = "sockets", params(SpaceName),
+    security(()),
+    responses(
+        (status = 101, description = "A WebSocket: its first message, `hello`, carries the access token (or a signed-in browser's cookie counts) and the member token"),
+        (status = 400, description = "Not a WebSocket upgrade this server takes", body = ErrorBody),
+        (status = 426, description = "Not a WebSocket upgrade", body = ErrorBody)))]
+pub(crate) async fn space_ws_handler(
     upgrade: RawUpgrade,
     State(state): State<AppState>,
     Path(name): Path<String>,

@@ -22,7 +22,7 @@ pub fn router() -> Router<AppState> {
 }
 
 /// With `--metrics-token`, only for the scraper that presents it.
-#[utoipa::path(get, path = "/metrics", tag = "service",
+#[utoipa::path(get, path = "/metrics", operation_id = "getMetrics", tag = "service",
     security((), ("metrics_token" = [])),
     responses((status = 200, description = "OpenMetrics text: the pool, sessions, spaces, broadcast and frame times", content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8", body = String),
         (status = 401, description = "With --metrics-token: that token is missing or wrong", body = crate::base::error::ErrorBody)))]

@@ -58,7 +58,7 @@ async fn sign_in_first(
 /// `GET /v1/trust`: what the authority devices trust may sign, and when and why it replaced an
 /// earlier one (devices that trusted that one must trust this one); the `/trust` page shows it.
 /// Public, as `/ca.crt` is: a device reads it before it trusts anything here.
-#[utoipa::path(get, path = "/v1/trust", tag = "trust", security(()),
+#[utoipa::path(get, path = "/v1/trust", operation_id = "getTrust", tag = "trust", security(()),
     responses((status = 200, body = TrustNotes)))]
 pub(crate) async fn trust_handler(State(state): State<AppState>) -> axum::Json<TrustNotes> {
     let notes = state.tls.as_ref().and_then(|tls| tls.authority_notes());
@@ -79,7 +79,7 @@ pub(crate) async fn trust_handler(State(state): State<AppState>) -> axum::Json<T
 /// `GET /ca.crt`: the certificate authority that issued this coordinator's certificate, for
 /// devices to trust once (the `/trust` page says how). Public: a CA certificate is no secret,
 /// and a device must fetch it before it trusts anything here.
-#[utoipa::path(get, path = "/ca.crt", tag = "trust", security(()),
+#[utoipa::path(get, path = "/ca.crt", operation_id = "getCaCertificate", tag = "trust", security(()),
     responses((status = 200, description = "The authority's certificate, PEM", content_type = "application/x-x509-ca-cert", body = String),
         (status = 404, description = "No authority of its own: the operator's certificate, or plain HTTP", body = ErrorBody)))]
 pub(crate) async fn ca_certificate(State(state): State<AppState>) -> Result<Response> {

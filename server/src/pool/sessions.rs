@@ -11,6 +11,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use parallax_core::api::MemberRender;
 use parallax_core::host::HostCommand;
 use parallax_core::pool::{HostId, Pool, PoolConfig};
 use parallax_core::service::{
@@ -19,6 +20,7 @@ use parallax_core::service::{
 use parallax_core::session::{
     ExtendError, RenderSession, SessionId, SessionKey, SessionSize, SessionStatus,
 };
+use parallax_core::space::MemberId;
 use parallax_core::throttle::PollThrottle;
 use parallax_core::time::Timestamp;
 use tokio::sync::{Notify, mpsc, oneshot};
@@ -567,7 +569,7 @@ impl Sessions {
 
     /// How `key`'s render session is doing, as a space's roster shows it: its state, whether
     /// a device holds its render connection, frames a second and mean frame time.
-    pub fn render_state(&self, key: &SessionKey) -> Option<serde_json::Value> {
+    pub fn render_state(&self, member: MemberId, key: &SessionKey) -> Option<MemberRender> {
         let (status, host) = {
             let inner = self.lock();
             let session = inner.service.all(&key.account).find(|s| s.id == key.id)?;
@@ -581,13 +583,17 @@ impl Sessions {
             (Some(shared), Some(host)) if link.is_none() => shared.cached_link(host),
             _ => None,
         };
-        Some(serde_json::json!({
-            "session": key.id.as_str(),
-            "status": status.as_str(),
-            "device": link.map(|l| l.device).or(elsewhere.map(|(_, device)| device)).unwrap_or(false),
-            "fps": link.map_or(0.0, |l| l.fps),
-            "frameMs": link.and_then(|l| l.frame_ms),
-        }))
+        Some(MemberRender {
+            member,
+            session: key.id.as_str().to_string(),
+            status: status.as_str().to_string(),
+            device: link
+                .map(|l| l.device)
+                .or(elsewhere.map(|(_, device)| device))
+                .unwrap_or(false),
+            fps: link.map_or(0.0, |l| l.fps),
+            frame_ms: link.and_then(|l| l.frame_ms),
+        })
     }
 
     /// `host` died, fell silent or closed its link: its session ends in `Error` and the pool

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum_extra::headers::{ETag, IfMatch};
+use parallax_core::api::{Membership, SpaceView};
 use parallax_core::reliable::{Outbox, RESUME_BUFFER, Resume};
 use parallax_core::service::CreateSession;
 use parallax_core::session::{SessionId, SessionKey, SessionSize};
@@ -27,7 +28,7 @@ use parallax_core::space_protocol::{SpaceEvent, SpaceServerMessage};
 use parallax_core::time::Timestamp;
 use parallax_core::{ChangeNumber, ModelId};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+
 use sha2::{Digest, Sha256};
 use tokio::sync::{Mutex, MutexGuard};
 use tokio_util::sync::CancellationToken;
@@ -146,11 +147,19 @@ pub struct Joined {
 }
 
 /// Who is joining.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Joiner {
+    /// The device's name, as it chose it: 1 to 128 characters, no control characters, no space
+    /// at either end. A restarted device finds its spaces by it.
+    #[schema(
+        pattern = r"^[^\s\x00-\x1f\x7f]([^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f])?$",
+        max_length = 128,
+        example = "Headset 1"
+    )]
     pub device: String,
     pub role: Role,
+    /// The space's join code: a private space asks for it (403 without it or with another).
     #[serde(default)]
     pub code: Option<String>,
     /// A headset leases its own render session unless it says `"renderSession": false` (it
@@ -284,9 +293,13 @@ pub fn entity_tag(change: ChangeNumber) -> ETag {
 fn space_error(error: SpaceError) -> AppError {
     use axum::http::StatusCode;
     let message = error.to_string();
+    // 422: well-formed, as the API document states a request's form, but against a rule it
+    // cannot state (a size in bytes, a vector's length, a field another one bounds).
     match error {
-        SpaceError::ConstantFixed(field) => AppError::bad_request(message, Some(field)),
-        SpaceError::BadConstant(_) => AppError::bad_request(message, Some("constants")),
+        SpaceError::ConstantFixed(field) => {
+            AppError::client(StatusCode::CONFLICT, "ConstantFixed", message).with_target(field)
+        }
+        SpaceError::BadConstant(_) => AppError::unprocessable(message, Some("constants")),
         SpaceError::Full(_) => AppError::client(StatusCode::CONFLICT, "SpaceFull", message),
         SpaceError::WrongCode => AppError::client(StatusCode::FORBIDDEN, "WrongJoinCode", message),
         SpaceError::NoMember(_) => AppError::not_found(message),
@@ -295,11 +308,25 @@ fn space_error(error: SpaceError) -> AppError {
         SpaceError::NotArbiter { .. } => {
             AppError::client(StatusCode::FORBIDDEN, "NotArbiter", message)
         }
-        SpaceError::CustomTooLarge(_) => AppError::bad_request(message, Some("custom")),
-        SpaceError::BadReview(_) => AppError::bad_request(message, Some("review")),
-        SpaceError::BadPick(_) => AppError::bad_request(message, Some("pick")),
-        SpaceError::BadRoom(_) => AppError::bad_request(message, Some("room")),
+        SpaceError::CustomTooLarge(_) => AppError::unprocessable(message, Some("custom")),
+        SpaceError::BadReview(_) => AppError::unprocessable(message, Some("review")),
+        SpaceError::BadPick(_) => AppError::unprocessable(message, Some("pick")),
+        SpaceError::BadRoom(_) => AppError::unprocessable(message, Some("room")),
+        SpaceError::BadPlacement(_) => AppError::unprocessable(message, Some("transform")),
     }
+}
+
+/// Why `device` is not a device's name, if it is not: 1 to 128 characters, none a control
+/// character, no white space at either end (the pattern the API document states).
+pub fn device_problem(device: &str) -> Option<&'static str> {
+    let control = |c: char| c <= '\u{1f}' || c == '\u{7f}';
+    let chars = device.chars().count();
+    let ends_blank =
+        device.starts_with(char::is_whitespace) || device.ends_with(char::is_whitespace);
+    (chars == 0 || chars > 128 || device.chars().any(control) || ends_blank).then_some(
+        "device is the device's name: 1 to 128 characters, no control characters, no space at \
+         either end",
+    )
 }
 
 /// Space names: 1 to 64 letters, digits, `-` and `_` (they appear in URLs and session ids).
@@ -407,25 +434,24 @@ impl Entry {
     }
 
     /// The space as members and operators see it; the join code only for members.
-    fn view(&self, for_member: bool) -> Value {
+    fn view(&self, for_member: bool) -> SpaceView {
         let space = self.space();
-        let mut view = json!({
-            "name": space.name,
-            "constants": space.constants,
-            "properties": space.properties,
-            "arbiter": space.arbiter,
-            "change": space.change,
-            "memberCount": space.members.len(),
-        });
-        if !space.constants.large {
-            let mut members: Vec<&Member> = space.members.values().collect();
+        let members = (!space.constants.large).then(|| {
+            let mut members: Vec<Member> = space.members.values().cloned().collect();
             members.sort_by_key(|m| m.joined);
-            view["members"] = json!(members);
+            members
+        });
+        SpaceView {
+            name: space.name.clone(),
+            constants: space.constants.clone(),
+            properties: space.properties.clone(),
+            arbiter: space.arbiter.clone(),
+            change: space.change,
+            member_count: space.members.len(),
+            members,
+            join_code: space.join_code.clone().filter(|_| for_member),
+            member: None,
         }
-        if for_member && let Some(code) = &space.join_code {
-            view["joinCode"] = json!(code);
-        }
-        view
     }
 
     /// Numbers `changes` into every member's outbox and writes them to connected sockets.
@@ -1370,14 +1396,14 @@ impl Spaces {
         template: &str,
         choices: &ConstantChoices,
         creator: Joiner,
-    ) -> Result<(Value, Joined), AppError> {
+    ) -> Result<(SpaceView, Joined), AppError> {
         check_name(name)?;
         let template = self
             .templates
             .iter()
             .find(|t| t.name == template)
             .ok_or_else(|| {
-                AppError::bad_request(
+                AppError::unprocessable(
                     format!("there is no template named {template}"),
                     Some("template"),
                 )
@@ -1442,7 +1468,7 @@ impl Spaces {
         account: &str,
         name: &str,
         joiner: Joiner,
-    ) -> Result<(Value, Joined), AppError> {
+    ) -> Result<(SpaceView, Joined), AppError> {
         let (mut directory, now, mut transaction) = self.locked(name).await?;
         let entry = directory
             .get_mut(name)
@@ -1463,11 +1489,8 @@ impl Spaces {
         now: Timestamp,
         transaction: &mut Option<Transaction>,
     ) -> Result<Joined, AppError> {
-        if joiner.device.trim().is_empty() || joiner.device.len() > 128 {
-            return Err(AppError::bad_request(
-                "device is the device's name, 1 to 128 characters",
-                Some("device"),
-            ));
+        if let Some(problem) = device_problem(&joiner.device) {
+            return Err(AppError::bad_request(problem, Some("device")));
         }
         let id: MemberId = uuid::Uuid::new_v4().simple().to_string()[..MEMBER_ID_LEN].to_string();
         // Try on a copy first: a headset's lease is only taken if the join will succeed.
@@ -1529,17 +1552,17 @@ impl Spaces {
     }
 
     /// The space, as a member (with its token) or an operator sees it.
-    pub async fn get(&self, name: &str, member_token: Option<&str>) -> Result<Value, AppError> {
+    pub async fn get(&self, name: &str, member_token: Option<&str>) -> Result<SpaceView, AppError> {
         let (mut directory, _, transaction) = self.locked(name).await?;
         let entry = directory
             .get(name)
             .ok_or_else(|| AppError::not_found(format!("there is no space named {name}")))?;
         let member = member_token.and_then(|t| entry.member_by_token(t));
-        let mut view = entry.view(member.is_some());
-        if let Some(id) = member {
+        let view = SpaceView {
             // Which member the caller is: a client can tell its membership still holds.
-            view["member"] = json!(id);
-        }
+            member: member.clone(),
+            ..entry.view(member.is_some())
+        };
         self.commit(&mut directory, name, transaction).await?;
         Ok(view)
     }
@@ -1574,7 +1597,8 @@ impl Spaces {
         writer: Writer<'_>,
         patch: PropertiesPatch,
         if_match: Option<IfMatch>,
-    ) -> Result<Value, AppError> {
+    ) -> Result<SpaceView, AppError> {
+        patch.check().map_err(space_error)?;
         if let Some(Some(model)) = &patch.selected_model {
             // Its headsets load the model on the owner's account: only what that account sees.
             let owner = self.owner(name).await?;
@@ -1683,9 +1707,9 @@ impl Spaces {
     }
 
     /// The spaces where a member of `account` is the device `device`.
-    pub async fn of_device(&self, account: &str, device: &str) -> Vec<Value> {
+    pub async fn of_device(&self, account: &str, device: &str) -> Vec<Membership> {
         let directory = self.everything().await;
-        let mut found: Vec<Value> = directory
+        let mut found: Vec<Membership> = directory
             .values()
             .flat_map(|entry| {
                 entry
@@ -1698,18 +1722,16 @@ impl Spaces {
                         m.device == device
                             && entry.stored.accounts.get(&m.id).map(String::as_str) == Some(account)
                     })
-                    .map(|m| {
-                        json!({
-                            "name": entry.space().name,
-                            "memberId": m.id,
-                            "role": m.role,
-                            "status": m.status,
-                            "change": entry.space().change,
-                        })
+                    .map(|m| Membership {
+                        name: entry.space().name.clone(),
+                        member_id: m.id.clone(),
+                        role: m.role,
+                        status: m.status,
+                        change: entry.space().change,
                     })
             })
             .collect();
-        found.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+        found.sort_by(|a, b| a.name.cmp(&b.name));
         found
     }
 
@@ -1780,21 +1802,18 @@ impl Spaces {
     }
 
     /// The spaces `account` created, as its console lists them (with their join codes).
-    pub async fn owned_by(&self, account: &str) -> Vec<Value> {
+    pub async fn owned_by(&self, account: &str) -> Vec<SpaceView> {
         let directory = self.everything().await;
-        let mut owned: Vec<Value> = directory
+        let mut owned: Vec<SpaceView> = directory
             .values()
             .filter(|entry| entry.stored.owner.as_deref() == Some(account))
-            .map(|entry| {
-                let mut view = entry.view(true);
-                // The list shows counts; the space's own page shows who.
-                if let Some(fields) = view.as_object_mut() {
-                    fields.remove("members");
-                }
-                view
+            // The list shows counts; the space's own page shows who.
+            .map(|entry| SpaceView {
+                members: None,
+                ..entry.view(true)
             })
             .collect();
-        owned.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+        owned.sort_by(|a, b| a.name.cmp(&b.name));
         owned
     }
 
@@ -1842,7 +1861,7 @@ impl Spaces {
             };
             let (at, space, missed) = match missed {
                 Some((seen, missed)) => (seen, None, missed),
-                None => (seq, Some(snapshot), Vec::new()),
+                None => (seq, Some(Box::new(snapshot)), Vec::new()),
             };
             let welcome = SpaceServerMessage::Welcome {
                 member: member.clone(),
@@ -1882,7 +1901,7 @@ impl Spaces {
                             member: member.clone(),
                             seq: outbox.last(),
                             change,
-                            space: Some(snapshot),
+                            space: Some(Box::new(snapshot)),
                         }
                         .to_json(),
                     );
