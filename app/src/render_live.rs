@@ -15,6 +15,7 @@ use gloo_timers::future::TimeoutFuture;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use parallax_core::ModelId;
+use parallax_core::api::{SessionProperties, SpaceView};
 use parallax_core::device::{
     Codec, DeviceMessage, Extent, EyeView, HitPolicy, HostMessage, MAX_ZOOM, OrbitPose, Placement,
     Pose, SESSION_TAKEN, XrPlacement,
@@ -23,7 +24,6 @@ use parallax_core::protocol::FrameHeader;
 use parallax_core::reproject::XrEye;
 use parallax_core::review::{Pointer, Review};
 use parallax_core::room::{Alignment, RoomPlacement};
-use serde_json::Value;
 
 use crate::headset_state::{Gesture, HeadsetState, ShownFrame};
 use crate::live::{Backoff, Ended, welcomed_in_time};
@@ -183,19 +183,19 @@ async fn run(state: HeadsetState, mut commands: UnboundedReceiver<Command>) {
 }
 
 /// Waits until this headset's render session is Ready; its `renderUrl`.
-async fn render_url(state: HeadsetState, view: &Value) -> Result<String, String> {
+async fn render_url(state: HeadsetState, view: &SpaceView) -> Result<String, String> {
     let me = state
         .space
         .member
         .get_untracked()
         .map(|(id, _)| id)
         .unwrap_or_default();
-    let session = view["members"]
-        .as_array()
-        .into_iter()
+    let session = view
+        .members
+        .iter()
         .flatten()
-        .find(|m| m["id"] == me.as_str())
-        .and_then(|m| m["renderSession"].as_str().map(str::to_string))
+        .find(|m| m.id == me)
+        .and_then(|m| m.render_session.clone())
         .ok_or("This headset has no render session.")?;
     let account = rest::get_as::<parallax_core::api::Me>("/v1/browser/me")
         .await
@@ -203,21 +203,16 @@ async fn render_url(state: HeadsetState, view: &Value) -> Result<String, String>
         .account;
     let path = format!("/accounts/{account}/sessions/{session}?api-version=2021-01-01");
     loop {
-        match rest::get(&path).await {
+        match rest::get_as::<SessionProperties>(&path).await {
             Ok(properties) => {
-                let status = properties["status"]
-                    .as_str()
-                    .unwrap_or("Unknown")
-                    .to_string();
-                state.session.set(status.clone());
-                let max = properties["maxLeaseTimeMinutes"].as_i64();
-                let elapsed = properties["elapsedTimeMinutes"]
-                    .as_i64()
-                    .unwrap_or_default();
-                state.lease_left.set(max.map(|m| m - elapsed));
-                if let Some(url) = properties["renderUrl"].as_str() {
-                    return Ok(url.to_string());
+                state.session.set(properties.status.clone());
+                let left = i64::from(properties.max_lease_time_minutes)
+                    - i64::try_from(properties.elapsed_time_minutes).unwrap_or(i64::MAX);
+                state.lease_left.set(Some(left));
+                if let Some(url) = properties.render_url {
+                    return Ok(url);
                 }
+                let status = properties.status;
                 if matches!(status.as_str(), "Error" | "Stopped" | "Expired") {
                     return Err(format!("The render session is {status}."));
                 }

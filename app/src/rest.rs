@@ -90,11 +90,21 @@ pub async fn get(path: &str) -> Result<Value, ApiError> {
 /// `GET path`, read as the API's type `T` (`parallax_core::api`): an answer without a field the
 /// page needs is an error it shows, not an empty cell.
 pub async fn get_as<T: serde::de::DeserializeOwned>(path: &str) -> Result<T, ApiError> {
-    let value = get(path).await?;
+    call_as("GET", path, None, None).await
+}
+
+/// [`call`], its answer read as the API's type `T`, as [`get_as`] reads it.
+pub async fn call_as<T: serde::de::DeserializeOwned>(
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+    member: Option<&str>,
+) -> Result<T, ApiError> {
+    let value = call(method, path, body, member).await?;
     serde_json::from_value(value).map_err(|e| ApiError {
         status: 200,
         code: "UnexpectedAnswer".into(),
-        message: format!("The coordinator's answer to {path} was not understood ({e})."),
+        message: format!("The coordinator's answer to {method} {path} was not understood ({e})."),
     })
 }
 

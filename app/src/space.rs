@@ -7,7 +7,7 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 use leptos_router::hooks::use_params_map;
 use parallax_core::device::Placement;
-use parallax_core::space::{Member, MemberStatus, Role};
+use parallax_core::space::{Member, MemberStatus, Role, SelectPolicy};
 use serde_json::{Value, json};
 
 use crate::console::{Failure, Topbar};
@@ -74,7 +74,7 @@ pub fn SpacePage() -> impl IntoView {
 
     // Why this tablet cannot select, if it cannot: the policy says only the arbiter may.
     let blocked = move || {
-        if state.select_policy.get() != "arbiter_only" {
+        if state.select_policy.get() != SelectPolicy::ArbiterOnly {
             return None;
         }
         let (me, _) = state.member.get()?;

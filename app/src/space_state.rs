@@ -4,8 +4,9 @@
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
+use parallax_core::api::{Joining, SpaceList, SpaceListing, SpaceView};
 use parallax_core::device::Placement;
-use parallax_core::space::Member;
+use parallax_core::space::{Member, SelectPolicy};
 use serde_json::{Value, json};
 
 use crate::rest::{self, ApiError};
@@ -31,7 +32,7 @@ pub(crate) struct SpaceState {
     /// Where each aligned headset's wearer is and points, by member (ephemeral).
     pub presence:
         RwSignal<std::collections::BTreeMap<String, parallax_core::space_protocol::MemberPresence>>,
-    pub select_policy: RwSignal<String>,
+    pub select_policy: RwSignal<SelectPolicy>,
     pub join_code: RwSignal<Option<String>>,
     /// "Connecting…", "Live", "Reconnecting…", or why the page stopped following.
     pub connection: RwSignal<String>,
@@ -40,36 +41,25 @@ pub(crate) struct SpaceState {
 
 impl SpaceState {
     /// Takes in a full view of the space (GET, or a welcome's snapshot).
-    pub fn apply_view(&self, view: &Value) {
-        if let Ok(members) = serde_json::from_value::<Vec<Member>>(view["members"].clone()) {
-            self.members.set(members);
+    pub fn apply_view(&self, view: &SpaceView) {
+        if let Some(members) = &view.members {
+            self.members.set(members.clone());
         }
-        self.member_count
-            .set(view["memberCount"].as_u64().unwrap_or_default());
-        self.arbiter
-            .set(view["arbiter"].as_str().map(str::to_string));
+        self.member_count.set(view.member_count as u64);
+        self.arbiter.set(view.arbiter.clone());
         self.selected.set(
-            view["properties"]["selectedModel"]
-                .as_str()
-                .map(str::to_string),
+            view.properties
+                .selected_model
+                .as_ref()
+                .map(|m| m.to_string()),
         );
-        if let Ok(review) = serde_json::from_value(view["properties"]["review"].clone()) {
-            self.review.set(review);
-        }
-        if let Ok(pick) = serde_json::from_value(view["properties"]["pick"].clone()) {
-            self.pick.set(pick);
-        }
-        if let Ok(transform) = serde_json::from_value(view["properties"]["transform"].clone()) {
-            self.transform.set(transform);
-        }
-        if let Ok(room) = serde_json::from_value(view["properties"]["room"].clone()) {
-            self.room.set(room);
-        }
-        if let Some(policy) = view["constants"]["selectPolicy"].as_str() {
-            self.select_policy.set(policy.to_string());
-        }
-        if let Some(code) = view["joinCode"].as_str() {
-            self.join_code.set(Some(code.to_string()));
+        self.review.set(view.properties.review.clone());
+        self.pick.set(view.properties.pick.clone());
+        self.transform.set(view.properties.transform);
+        self.room.set(view.properties.room);
+        self.select_policy.set(view.constants.select_policy);
+        if let Some(code) = &view.join_code {
+            self.join_code.set(Some(code.clone()));
         }
     }
 }
@@ -80,29 +70,21 @@ pub(crate) async fn join(
     space: &str,
     role: &str,
     device: &str,
-) -> Result<((String, String), Value), ApiError> {
-    let owned = rest::get("/v1/spaces").await?;
-    let code = owned["spaces"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|s| s["name"] == space)
-        .and_then(|s| s["joinCode"].as_str().map(str::to_string));
+) -> Result<((String, String), Joining), ApiError> {
+    let owned: SpaceList = rest::get_as("/v1/spaces").await?;
+    let code = owned.spaces.iter().find_map(|listed| match listed {
+        SpaceListing::Space(view) if view.name == space => view.join_code.clone(),
+        _ => None,
+    });
     let body = json!({ "device": device, "role": role, "code": code });
-    let joined = rest::call(
+    let joined: Joining = rest::call_as(
         "POST",
         &format!("/v1/spaces/{space}/members"),
         Some(&body),
         None,
     )
     .await?;
-    let field = |name: &str| {
-        joined["member"][name]
-            .as_str()
-            .unwrap_or_default()
-            .to_string()
-    };
-    let member = (field("id"), field("token"));
+    let member = (joined.member.id.clone(), joined.member.token.clone());
     rest::remember_member(role, space, &member.0, &member.1);
     Ok((member, joined))
 }
@@ -114,12 +96,12 @@ pub(crate) async fn membership(
     space: &str,
     role: &str,
     device: &str,
-) -> Result<Value, ApiError> {
+) -> Result<SpaceView, ApiError> {
     let path = format!("/v1/spaces/{space}");
     if let Some(member) = rest::member(role, space) {
-        match rest::call("GET", &path, None, Some(&member.1)).await {
+        match rest::call_as::<SpaceView>("GET", &path, None, Some(&member.1)).await {
             // Still a member if the answer says it is this member.
-            Ok(view) if view["member"] == member.0.as_str() => {
+            Ok(view) if view.member.as_deref() == Some(member.0.as_str()) => {
                 state.apply_view(&view);
                 state.member.set(Some(member));
                 return Ok(view);
@@ -129,7 +111,7 @@ pub(crate) async fn membership(
         }
     }
     let (member, _) = join(space, role, device).await?;
-    let view = rest::call("GET", &path, None, Some(&member.1)).await?;
+    let view: SpaceView = rest::call_as("GET", &path, None, Some(&member.1)).await?;
     state.apply_view(&view);
     state.member.set(Some(member));
     Ok(view)
@@ -145,7 +127,7 @@ impl SpaceState {
         };
         spawn_local(async move {
             let path = format!("/v1/spaces/{space}/properties");
-            match rest::call("PATCH", &path, Some(&patch), Some(&member)).await {
+            match rest::call_as::<SpaceView>("PATCH", &path, Some(&patch), Some(&member)).await {
                 Ok(view) => {
                     state.problem.set(None);
                     state.apply_view(&view);
@@ -168,7 +150,7 @@ impl SpaceState {
             pick: RwSignal::new(None),
             room: RwSignal::new(Default::default()),
             presence: RwSignal::new(Default::default()),
-            select_policy: RwSignal::new("any_tablet".into()),
+            select_policy: RwSignal::new(SelectPolicy::AnyTablet),
             join_code: RwSignal::new(None),
             connection: RwSignal::new("Connecting…".into()),
             problem: RwSignal::new(None),

@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::catalog::ModelId;
 use crate::change::ChangeNumber;
 use crate::space::{Constants, Member, MemberId, MemberStatus, Properties, Role, Template};
 
@@ -187,4 +188,131 @@ pub struct MemberRender {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RenderRoster {
     pub members: Vec<MemberRender>,
+}
+
+/// A catalog entry: a sample, or an account's upload.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct Model {
+    pub id: ModelId,
+    /// Shown on the tablet's card.
+    pub name: String,
+    /// What a Standard session's polygon budget is checked against.
+    pub triangles: u64,
+    /// `sample` or `upload`.
+    #[cfg_attr(feature = "openapi", schema(example = "upload"))]
+    pub source: String,
+    pub file_name: Option<String>,
+    /// `gltf`, `glb`, `obj`, `stl`, `step`, …
+    pub format: Option<String>,
+    pub size_bytes: Option<u64>,
+    /// `Converting`, `Ready` or `Failed`.
+    #[cfg_attr(feature = "openapi", schema(example = "Ready"))]
+    pub status: String,
+    /// Why the conversion failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
+    /// While `Converting`: how far, 0 to 1, once the converter has said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<f32>,
+    /// `/v1/models/{id}/thumbnail.png`.
+    pub thumbnail_url: String,
+}
+
+/// `GET /v1/models`: the samples and the caller's account's uploads.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Models {
+    pub models: Vec<Model>,
+}
+
+/// `GET /v1/models/{id}/parts`: where a review's cut planes go and what its overrides name.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct Parts {
+    /// The model's bounds, in model space.
+    pub bounds: Option<Bounds>,
+    /// The roots of the part tree, in the model's order.
+    pub parts: Vec<Part>,
+}
+
+/// One part, or a group of them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct Part {
+    pub name: String,
+    /// What a review's overrides and a pick's hits call it: the names from the root down,
+    /// joined by `/`.
+    pub path: String,
+    /// Its own and those of the parts within it.
+    pub triangles: u64,
+    pub bounds: Option<Bounds>,
+    #[cfg_attr(feature = "openapi", schema(no_recursion))]
+    pub children: Vec<Part>,
+}
+
+/// An axis-aligned box, in model space.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Bounds {
+    pub min: [f32; 3],
+    pub max: [f32; 3],
+}
+
+/// The pool's state of one size, as `/v1/health` and the pool's history report it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SizeStatus {
+    #[cfg_attr(feature = "openapi", schema(example = "Standard"))]
+    pub size: String,
+    /// Most hosts of the size.
+    pub capacity: u32,
+    /// Idle hosts kept ready.
+    pub standby: u32,
+    /// Hosts running: idle, leased or starting.
+    pub hosts: u32,
+    pub idle: u32,
+    pub leased: u32,
+    pub starting: u32,
+    /// Hosts lost (died, fell silent) and not yet replaced.
+    pub lost: u32,
+    /// Sessions waiting for a host.
+    pub queued: u32,
+}
+
+/// Percentiles of what was measured within one interval, in ms.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Spread {
+    pub count: usize,
+    pub p50: f32,
+    pub p95: f32,
+    pub max: f32,
+}
+
+/// One interval of the pool's last hour.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct PoolSample {
+    /// Unix time in ms: when the interval ended (the last one: now).
+    pub at: u64,
+    pub pool: Vec<SizeStatus>,
+    /// From a selection to each member's socket, within the interval.
+    pub broadcast_ms: Option<Spread>,
+    /// Render hosts' frame times, within the interval.
+    pub frame_ms: Option<Spread>,
+}
+
+/// `GET /v1/pool/history`: the last hour of the pool, oldest first; the last sample is the
+/// interval still running.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct PoolHistory {
+    pub interval_seconds: u64,
+    pub samples: Vec<PoolSample>,
 }

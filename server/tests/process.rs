@@ -1051,7 +1051,7 @@ async fn uploads_are_converted_out_of_process_and_served_from_disk() {
     let answer = upload("broken.stl", b"solid nothing\nfacet normal 0 0".to_vec())
         .await
         .unwrap();
-    assert_eq!(answer.status(), 400);
+    assert_eq!(answer.status(), 422);
     let body: serde_json::Value = answer.json().await.unwrap();
     assert_eq!(body["error"]["code"], "InvalidModel", "{body}");
     assert!(

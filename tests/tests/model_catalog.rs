@@ -95,7 +95,7 @@ async fn a_gltf_with_its_buffer_in_a_second_file_uploads_whole() {
         &[("triangle.gltf", gltf.as_bytes().to_vec())],
     )
     .await;
-    assert_eq!((alone.status, alone.code()), (400, "InvalidModel"));
+    assert_eq!((alone.status, alone.code()), (422, "InvalidModel"));
     assert!(
         alone.body["error"]["message"]
             .as_str()
@@ -170,7 +170,7 @@ async fn broken_uploads_are_refused_with_the_reason_and_leave_the_catalog_alone(
     ];
     for (name, bytes, says) in cases {
         let answer = upload(&server, &arr.token, &[(name, bytes)]).await;
-        assert_eq!(answer.status, 400, "{name}: {}", answer.body);
+        assert_eq!(answer.status, 422, "{name}: {}", answer.body);
         let message = answer.body["error"]["message"].as_str().unwrap();
         assert!(
             message.contains(says),
@@ -185,10 +185,10 @@ async fn broken_uploads_are_refused_with_the_reason_and_leave_the_catalog_alone(
     let unknown = upload(&server, &arr.token, &[("model.fbx", noise.clone())]).await;
     assert_eq!(
         (unknown.status, unknown.body["error"]["target"].as_str()),
-        (400, Some("file"))
+        (422, Some("file"))
     );
     let sneaky = upload(&server, &arr.token, &[("../../escape.stl", gear.clone())]).await;
-    assert_eq!(sneaky.status, 400);
+    assert_eq!(sneaky.status, 422);
     let huge = upload(&server, &arr.token, &[("huge.stl", vec![7u8; 300 * 1024])]).await;
     assert_eq!((huge.status, huge.code()), (413, "PayloadTooLarge"));
     let anonymous = send(reqwest::Client::new().post(format!("{}/v1/models", server.url()))).await;

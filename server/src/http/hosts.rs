@@ -11,6 +11,8 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, header};
@@ -24,9 +26,10 @@ use parallax_core::protocol::{
 };
 use parallax_core::session::{SessionId, SessionKey, SessionSize};
 use serde::Deserialize;
+use utoipa::IntoParams;
 
 use crate::accounts::hosts::HostIdentity;
-use crate::base::error::AppError;
+use crate::base::error::{AppError, ErrorBody};
 use crate::catalog::models::MeshBytes;
 use crate::config::OnStop;
 use crate::http::auth;
@@ -43,24 +46,50 @@ pub fn router() -> Router<AppState> {
 /// How much of a mesh file is read at a time to stream it to a host.
 const STREAM_CHUNK: usize = 1 << 20;
 
-#[derive(Debug, Deserialize)]
-struct MeshQuery {
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct MeshQuery {
+    /// The size of the session that loads it (`Standard` or `Premium`, any casing; Premium
+    /// without): a Standard session's polygon budget is checked.
+    #[param(pattern = "^([Ss][Tt][Aa][Nn][Dd][Aa][Rr][Dd]|[Pp][Rr][Ee][Mm][Ii][Uu][Mm])$")]
     size: Option<String>,
     /// The account whose session loads it, as the host believes: it must be the account of the
     /// session the host renders now.
     account: Option<String>,
     /// `coarse` for the model's coarse form, shown while the mesh is fetched; `full` (the
     /// default) for the mesh.
+    #[param(pattern = "^(full|coarse)$")]
     detail: Option<String>,
 }
 
-/// A catalog model, imported, in the transfer form hosts load directly.
-async fn mesh_handler(
+/// The model `{model_id}` a host loads.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)] // Describes the path; the handler takes the id as a string.
+pub(crate) struct MeshPath {
+    /// The catalog model's id, as the session's space selected it.
+    model_id: String,
+}
+
+/// A catalog model, imported, in the transfer form hosts load directly: for a render host, with
+/// its own credential, and only a model of the account whose session it renders now.
+#[utoipa::path(get, path = "/v1/hosts/models/{model_id}/mesh", operation_id = "getHostMesh",
+    tag = "hosts", params(MeshPath, MeshQuery), security(("host_credential" = [])),
+    responses(
+        (status = 200, description = "The mesh (or its coarse form) in the render hosts' transfer form, with its Content-Length", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 400, description = "A size or detail not of the form above", body = ErrorBody),
+        (status = 401, description = "Not a render host's credential", body = ErrorBody),
+        (status = 403, description = "The host renders no session of that account now", body = ErrorBody),
+        (status = 404, description = "No such model for that account, or no coarse form of it", body = ErrorBody),
+        (status = 409, description = "Not converted (yet, or it failed)", body = ErrorBody),
+        (status = 422, description = "Over a Standard session's polygon budget", body = ErrorBody)))]
+pub(crate) async fn mesh_handler(
     State(state): State<AppState>,
     Path(model): Path<String>,
-    Query(query): Query<MeshQuery>,
+    query: std::result::Result<Query<MeshQuery>, QueryRejection>,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
+    let Query(query) = query?;
     let given = auth::bearer(&headers).unwrap_or_default();
     let Some(host) = state.host_credentials.verify(given).await else {
         return Err(AppError::Unauthorized(
@@ -145,8 +174,31 @@ async fn mesh_handler(
     Ok((headers, body).into_response())
 }
 
-async fn host_ws_handler(ws: WebSocketUpgrade, State(state): State<AppState>) -> Response {
-    parallax_host::net::small_messages(ws).on_upgrade(move |socket| host_link(socket, state))
+/// The host link: a render host registers with its credential (its first message), then
+/// reports its heartbeats and sessions' devices and takes its leases. Its messages are this
+/// document's schemas `HostReport` (sent) and `HostCommand` (received).
+#[utoipa::path(get, path = "/v1/hosts/ws", operation_id = "openHostLink", tag = "sockets",
+    security(()),
+    responses(
+        (status = 101, description = "A WebSocket: its first message, `register`, carries the host's credential"),
+        (status = 426, description = "Not a WebSocket upgrade", body = ErrorBody)))]
+pub(crate) async fn host_ws_handler(
+    ws: std::result::Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    State(state): State<AppState>,
+) -> Response {
+    match ws {
+        Ok(ws) => parallax_host::net::small_messages(ws)
+            .on_upgrade(move |socket| host_link(socket, state)),
+        Err(rejection) => AppError::client(
+            axum::http::StatusCode::UPGRADE_REQUIRED,
+            "UpgradeRequired",
+            format!(
+                "this is a render host's WebSocket: {}",
+                rejection.body_text()
+            ),
+        )
+        .into_response(),
+    }
 }
 
 async fn host_link(mut socket: WebSocket, state: AppState) {

@@ -12,9 +12,10 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use parallax_core::ModelId;
-use serde::Serialize;
+use parallax_core::api::{Model, Models, Parts};
+use utoipa::{IntoParams, ToSchema};
 
-use crate::base::error::{AppError, Result};
+use crate::base::error::{AppError, ErrorBody, Result};
 use crate::base::store::{ModelRecord, ModelStatus};
 use crate::catalog::files::{Staging, UploadedFile};
 use crate::catalog::models::{Added, CatalogError};
@@ -34,10 +35,14 @@ pub fn router(max_upload_bytes: usize) -> Router<AppState> {
         .route("/v1/models/{id}/parts", get(parts_handler))
 }
 
-/// `GET /v1/models/{id}/parts`: the model's bounds (where a review's cut planes go) and its
-/// parts as a tree ([`crate::catalog::parts::PartsJson`]), read from the file its conversion
-/// wrote.
-async fn parts_handler(
+/// The model's bounds (where a review's cut planes go) and its parts as a tree, read from the
+/// file its conversion wrote.
+#[utoipa::path(get, path = "/v1/models/{id}/parts", operation_id = "getModelParts", tag = "models",
+    params(ModelPath), security(("access_token" = []), ("session_cookie" = [])),
+    responses((status = 200, body = Parts), (status = 401, body = ErrorBody),
+        (status = 404, description = "No such model, or another account's", body = ErrorBody),
+        (status = 409, description = "Not converted (yet, or it failed)", body = ErrorBody)))]
+pub(crate) async fn parts_handler(
     State(state): State<AppState>,
     visitor: Visitor,
     Path(id): Path<String>,
@@ -49,73 +54,44 @@ async fn parts_handler(
 }
 
 /// A catalog entry as the API reports it.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ModelJson {
-    id: ModelId,
-    name: String,
-    triangles: u64,
-    /// `sample` or `upload`.
-    source: &'static str,
-    file_name: Option<String>,
-    format: Option<String>,
-    size_bytes: Option<u64>,
-    /// `Converting`, `Ready` or `Failed`.
-    status: &'static str,
-    /// Why the conversion failed.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    failure: Option<String>,
-    /// While `Converting`: how far, 0 to 1, once the converter has said.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    progress: Option<f32>,
-    thumbnail_url: String,
-}
-
-impl From<ModelRecord> for ModelJson {
-    fn from(record: ModelRecord) -> Self {
-        let id = record.summary.id;
-        Self {
-            thumbnail_url: format!("/v1/models/{id}/thumbnail.png"),
-            id,
-            name: record.summary.name,
-            triangles: record.summary.triangles,
-            source: record.source.as_str(),
-            file_name: record.file_name,
-            format: record.format,
-            size_bytes: record.size_bytes,
-            status: record.status.as_str(),
-            failure: match record.status {
-                ModelStatus::Failed(reason) => Some(reason),
-                _ => None,
-            },
-            progress: None,
-        }
+fn model_of(record: ModelRecord) -> Model {
+    let id = record.summary.id;
+    Model {
+        thumbnail_url: format!("/v1/models/{id}/thumbnail.png"),
+        id,
+        name: record.summary.name,
+        triangles: record.summary.triangles,
+        source: record.source.as_str().into(),
+        file_name: record.file_name,
+        format: record.format,
+        size_bytes: record.size_bytes,
+        status: record.status.as_str().into(),
+        failure: match record.status {
+            ModelStatus::Failed(reason) => Some(reason),
+            _ => None,
+        },
+        progress: None,
     }
 }
 
-impl ModelJson {
-    /// With how far its conversion is, from `catalog`, while it converts.
-    fn with_progress(mut self, catalog: &crate::catalog::models::Catalog) -> Self {
-        if self.status == "Converting" {
-            self.progress = catalog.progress(&self.id);
-        }
-        self
+/// `model` with how far its conversion is, from `catalog`, while it converts.
+fn with_progress(mut model: Model, catalog: &crate::catalog::models::Catalog) -> Model {
+    if model.status == ModelStatus::Converting.as_str() {
+        model.progress = catalog.progress(&model.id);
     }
-}
-
-#[derive(Serialize)]
-struct ModelList {
-    models: Vec<ModelJson>,
+    model
 }
 
 impl From<CatalogError> for AppError {
     fn from(error: CatalogError) -> Self {
         match error {
+            // File names are no part of the form the document states.
             CatalogError::NoModelFile | CatalogError::BadFileName(_) => {
-                AppError::bad_request(error.to_string(), Some("file"))
+                AppError::unprocessable(error.to_string(), Some("file"))
             }
+            // Of the documented form (a file), but not a model an importer reads.
             CatalogError::Invalid(_) => AppError::Client {
-                status: StatusCode::BAD_REQUEST,
+                status: StatusCode::UNPROCESSABLE_ENTITY,
                 code: "InvalidModel",
                 message: error.to_string(),
                 target: Some("file"),
@@ -132,35 +108,83 @@ impl From<CatalogError> for AppError {
     }
 }
 
-async fn list_handler(State(state): State<AppState>, visitor: Visitor) -> Result<Json<ModelList>> {
+/// The samples and the caller's account's uploads (a guest: those of the space's owner).
+#[utoipa::path(get, path = "/v1/models", operation_id = "listModels", tag = "models",
+    security(("access_token" = []), ("session_cookie" = [])),
+    responses((status = 200, body = Models), (status = 401, body = ErrorBody)))]
+pub(crate) async fn list_handler(
+    State(state): State<AppState>,
+    visitor: Visitor,
+) -> Result<Json<Models>> {
     let models = state
         .catalog
         .list(&visitor.claims.sub)
         .await?
         .into_iter()
-        .map(|record| ModelJson::from(record).with_progress(&state.catalog))
+        .map(|record| with_progress(model_of(record), &state.catalog))
         .collect();
-    Ok(Json(ModelList { models }))
+    Ok(Json(Models { models }))
 }
 
-async fn model_handler(
+/// The model `{id}` in a path.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)] // Describes the path; handlers take the id as a string.
+pub(crate) struct ModelPath {
+    /// A sample's name (`gear`) or an upload's content hash.
+    id: String,
+}
+
+/// One catalog entry; while a STEP file converts, how far it is.
+#[utoipa::path(get, path = "/v1/models/{id}", operation_id = "getModel", tag = "models",
+    params(ModelPath), security(("access_token" = []), ("session_cookie" = [])),
+    responses((status = 200, body = Model), (status = 401, body = ErrorBody),
+        (status = 404, description = "No such model, or another account's", body = ErrorBody)))]
+pub(crate) async fn model_handler(
     State(state): State<AppState>,
     visitor: Visitor,
     Path(id): Path<String>,
-) -> Result<Json<ModelJson>> {
+) -> Result<Json<Model>> {
     let record = state
         .catalog
         .get(&ModelId::new(id), &visitor.claims.sub)
         .await?;
-    Ok(Json(ModelJson::from(record).with_progress(&state.catalog)))
+    Ok(Json(with_progress(model_of(record), &state.catalog)))
+}
+
+/// The multipart form of an upload.
+#[derive(serde::Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // Describes the form; the handler reads it part by part.
+pub(crate) struct UploadForm {
+    /// The model file (glTF, GLB, OBJ, STL, STEP), and beside it the files a `.gltf` or `.obj`
+    /// names and a `ConversionSettings.json`; each a plain file name, sent once; at most 64.
+    #[schema(value_type = Vec<String>, format = Binary, min_items = 1, max_items = 64)]
+    file: Vec<Vec<u8>>,
+    /// The name the catalog shows; the file's, without one. At most 256 bytes.
+    name: Option<String>,
 }
 
 /// The longest model name an upload may give.
 const MAX_NAME_BYTES: usize = 256;
 
 /// `POST /v1/models`, multipart: one or more `file` parts (a model, plus the buffers a `.gltf`
-/// refers to) and an optional `name`.
-async fn upload_handler(
+/// refers to) and an optional `name`. The same files again are stored once.
+#[utoipa::path(post, path = "/v1/models", operation_id = "uploadModel", tag = "models",
+    request_body(content = UploadForm, content_type = "multipart/form-data"),
+    security(("access_token" = []), ("session_cookie" = [])),
+    responses(
+        (status = 201, description = "Stored and ready", body = Model),
+        (status = 202, description = "Stored; a STEP file converts: poll the model until Ready or Failed", body = Model),
+        (status = 200, description = "The same files were uploaded before", body = Model),
+        (status = 400, description = "Not a multipart form with 1 to 64 files", body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 403, description = "A guest's sign-in", body = ErrorBody),
+        (status = 408, description = "The upload stalled for 30 s or took over 10 minutes", body = ErrorBody),
+        (status = 413, description = "Larger than --max-upload-mb", body = ErrorBody),
+        (status = 422, description = "No model file among the files (by its name's extension), a file name that is not a plain one or comes twice, or InvalidModel: no importer reads the file, with why", body = ErrorBody),
+        (status = 429, description = "The account's, or the coordinator's, uploads at once", body = ErrorBody)))]
+pub(crate) async fn upload_handler(
     State(state): State<AppState>,
     caller: Caller,
     multipart: std::result::Result<Multipart, MultipartRejection>,
@@ -190,7 +214,7 @@ async fn upload_handler(
         Added::New => StatusCode::CREATED,
         Added::Existing => StatusCode::OK,
     };
-    Ok((status, Json(ModelJson::from(record))))
+    Ok((status, Json(model_of(record))))
 }
 
 /// Most files one upload may hold (a model and what it names beside it).
@@ -242,6 +266,15 @@ async fn receive(
             name = Some(String::from_utf8_lossy(&text).into_owned());
             continue;
         }
+        if field.name() != Some("file") {
+            return Err(AppError::bad_request(
+                format!(
+                    "an upload's parts are `file` and `name`, not {:?}",
+                    field.name().unwrap_or_default()
+                ),
+                None,
+            ));
+        }
         let Some(file_name) = field.file_name().map(str::to_owned) else {
             continue;
         };
@@ -256,7 +289,7 @@ async fn receive(
             .await
             .map_err(CatalogError::from)?
             .ok_or_else(|| {
-                AppError::bad_request(
+                AppError::unprocessable(
                     format!(
                         "{file_name:?} is not a file name Parallax accepts (a plain name, sent once)"
                     ),
@@ -286,7 +319,14 @@ fn multipart_error(error: MultipartError) -> AppError {
     }
 }
 
-async fn delete_handler(
+/// Deletes an upload and its files (a sample, one a space shows, or one converting: 409).
+#[utoipa::path(delete, path = "/v1/models/{id}", operation_id = "deleteModel", tag = "models",
+    params(ModelPath), security(("access_token" = []), ("session_cookie" = [])),
+    responses((status = 204, description = "Deleted"), (status = 401, body = ErrorBody),
+        (status = 403, description = "A guest's sign-in", body = ErrorBody),
+        (status = 404, description = "No such model, or another account's", body = ErrorBody),
+        (status = 409, description = "A sample, shown in a space, or still converting", body = ErrorBody)))]
+pub(crate) async fn delete_handler(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
@@ -297,7 +337,14 @@ async fn delete_handler(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn thumbnail_handler(
+/// The model's thumbnail, rendered once at conversion.
+#[utoipa::path(get, path = "/v1/models/{id}/thumbnail.png", operation_id = "getModelThumbnail", tag = "models",
+    params(ModelPath), security(("access_token" = []), ("session_cookie" = [])),
+    responses((status = 200, description = "A PNG", content_type = "image/png", body = Vec<u8>),
+        (status = 401, body = ErrorBody),
+        (status = 404, description = "No such model, or another account's", body = ErrorBody),
+        (status = 409, description = "Not converted (yet, or it failed)", body = ErrorBody)))]
+pub(crate) async fn thumbnail_handler(
     State(state): State<AppState>,
     visitor: Visitor,
     Path(id): Path<String>,

@@ -7,7 +7,7 @@ use parallax_core::protocol::SESSION_COOKIE;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::http::{api, arr, browser, conversions, spaces, telemetry, web};
+use crate::http::{api, arr, browser, conversions, hosts, models, spaces, telemetry, web};
 use crate::state::AppState;
 
 #[derive(OpenApi)]
@@ -53,6 +53,15 @@ use crate::state::AppState;
         spaces::leave_handler,
         spaces::render_handler,
         spaces::space_ws_handler,
+        models::list_handler,
+        models::upload_handler,
+        models::model_handler,
+        models::delete_handler,
+        models::thumbnail_handler,
+        models::parts_handler,
+        telemetry::history_handler,
+        hosts::mesh_handler,
+        hosts::host_ws_handler,
     ),
     modifiers(&Security),
     tags(
@@ -64,6 +73,8 @@ use crate::state::AppState;
         (name = "browser", description = "Signing a browser in and out (a session cookie in place of a bearer token)"),
         (name = "trust", description = "The certificate authority devices trust, and what it may sign"),
         (name = "spaces", description = "Shared spaces, after Xbox MPSD's sessions: templates, members, properties, the headsets' render sessions"),
+        (name = "models", description = "The model catalog: samples and uploads, their thumbnails and parts"),
+        (name = "hosts", description = "What render hosts fetch, with their own credential"),
         (name = "sockets", description = "WebSocket upgrades; their messages are this document's schemas named for them"),
     )
 )]
@@ -103,6 +114,10 @@ impl Modify for Security {
                 "Parallax-Member",
                 "A member's token, from its join: acts as that member of the space",
             ))),
+        );
+        components.add_security_scheme(
+            "host_credential",
+            bearer("A render host's own credential (`parallax host add`)"),
         );
         components.add_security_scheme(
             "metrics_token",

@@ -7,10 +7,10 @@ use axum::http::{HeaderMap, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
-use serde_json::Value;
+use parallax_core::api::PoolHistory;
 
 use crate::accounts::keys::secret_matches;
-use crate::base::error::AppError;
+use crate::base::error::{AppError, ErrorBody};
 use crate::http::auth::{self, Caller};
 use crate::state::AppState;
 use crate::telemetry::history::INTERVAL;
@@ -56,15 +56,22 @@ pub(crate) async fn metrics_handler(
     ))
 }
 
-/// The last hour of the pool: `{"intervalSeconds", "samples": [{at, pool, broadcastMs,
-/// frameMs}]}`, oldest first; the last sample is the interval still running.
-async fn history_handler(State(state): State<AppState>, _caller: Caller) -> Json<Value> {
+/// The last hour of the pool, every 30 s, for the operator's charts: the hosts per size, and
+/// how long selections took to reach members and hosts took to render a frame.
+#[utoipa::path(get, path = "/v1/pool/history", operation_id = "getPoolHistory", tag = "service",
+    security(("access_token" = []), ("session_cookie" = [])),
+    responses((status = 200, body = PoolHistory), (status = 401, body = ErrorBody),
+        (status = 403, description = "A guest's sign-in", body = ErrorBody)))]
+pub(crate) async fn history_handler(
+    State(state): State<AppState>,
+    _caller: Caller,
+) -> Json<PoolHistory> {
     let samples = state
         .metrics
         .history
         .last_hour(state.sessions.now(), state.sessions.pool_status());
-    Json(serde_json::json!({
-        "intervalSeconds": INTERVAL.as_secs(),
-        "samples": samples,
-    }))
+    Json(PoolHistory {
+        interval_seconds: INTERVAL.as_secs(),
+        samples,
+    })
 }

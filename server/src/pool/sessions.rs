@@ -11,7 +11,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use parallax_core::api::MemberRender;
+use parallax_core::api::{MemberRender, SizeStatus};
 use parallax_core::host::HostCommand;
 use parallax_core::pool::{HostId, Pool, PoolConfig};
 use parallax_core::service::{
@@ -643,25 +643,26 @@ impl Sessions {
     }
 
     /// The render pool per size: hosts in all, booted and free, leased, and sessions queued.
-    pub fn pool_status(&self) -> serde_json::Value {
+    pub fn pool_status(&self) -> Vec<SizeStatus> {
         let inner = self.lock();
         let pool = inner.service.pool();
-        let sizes = SessionSize::ALL.map(|size| {
-            let (hosts, idle, leased) = pool.utilization(size);
-            let limits = pool.config().limits(size);
-            serde_json::json!({
-                "size": size.as_str(),
-                "capacity": limits.capacity,
-                "standby": limits.standby,
-                "hosts": hosts,
-                "idle": idle,
-                "leased": leased,
-                "starting": hosts.saturating_sub(idle + leased),
-                "lost": pool.lost(size),
-                "queued": pool.queued(size).count(),
+        SessionSize::ALL
+            .map(|size| {
+                let (hosts, idle, leased) = pool.utilization(size);
+                let limits = pool.config().limits(size);
+                SizeStatus {
+                    size: size.as_str().to_string(),
+                    capacity: limits.capacity,
+                    standby: limits.standby,
+                    hosts,
+                    idle,
+                    leased,
+                    starting: hosts.saturating_sub(idle + leased),
+                    lost: pool.lost(size),
+                    queued: u32::try_from(pool.queued(size).count()).unwrap_or(u32::MAX),
+                }
             })
-        });
-        serde_json::Value::from(sizes.to_vec())
+            .to_vec()
     }
 
     /// The registered render hosts, for the operator (replicas: every replica's).

@@ -9,9 +9,8 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
+use parallax_core::api::{PoolSample as Sample, SizeStatus, Spread};
 use parallax_core::time::Timestamp;
-use serde::Serialize;
-use serde_json::Value;
 
 /// Time between samples.
 pub const INTERVAL: Duration = Duration::from_secs(30);
@@ -20,41 +19,19 @@ const KEPT: usize = 120;
 /// Longest measurement told apart, in µs (an hour); longer ones count as this.
 const LONGEST_US: u64 = 3_600_000_000;
 
-/// Percentiles of what was measured within one interval, in ms.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct Spread {
-    pub count: usize,
-    pub p50: f32,
-    pub p95: f32,
-    pub max: f32,
-}
-
-impl Spread {
-    /// Percentiles of what `measured` holds (µs, to three significant digits), in ms; `None`
-    /// when nothing was measured.
-    fn of(measured: &Histogram<u64>) -> Option<Self> {
-        if measured.is_empty() {
-            return None;
-        }
-        let ms = |us: u64| us as f32 / 1000.0;
-        Some(Self {
-            count: usize::try_from(measured.len()).unwrap_or(usize::MAX),
-            p50: ms(measured.value_at_quantile(0.50)),
-            p95: ms(measured.value_at_quantile(0.95)),
-            max: ms(measured.max()),
-        })
+/// Percentiles of what `measured` holds (µs, to three significant digits), in ms; `None` when
+/// nothing was measured.
+fn spread(measured: &Histogram<u64>) -> Option<Spread> {
+    if measured.is_empty() {
+        return None;
     }
-}
-
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Sample {
-    /// Unix time in ms.
-    pub at: u64,
-    /// Per size: `size`, `hosts`, `idle`, `leased`, `queued`, `capacity` (as `/v1/health`).
-    pub pool: Value,
-    pub broadcast_ms: Option<Spread>,
-    pub frame_ms: Option<Spread>,
+    let ms = |us: u64| us as f32 / 1000.0;
+    Some(Spread {
+        count: usize::try_from(measured.len()).unwrap_or(usize::MAX),
+        p50: ms(measured.value_at_quantile(0.50)),
+        p95: ms(measured.value_at_quantile(0.95)),
+        max: ms(measured.max()),
+    })
 }
 
 /// What was measured since the last sample: every measurement counts, in a fixed amount of
@@ -107,9 +84,9 @@ impl History {
 
     /// The sample for `at`: `pool` now, and what was measured since the last sample (which
     /// `close` ends, starting the next interval).
-    fn sample(&self, at: Timestamp, pool: Value, close: bool) -> Sample {
+    fn sample(&self, at: Timestamp, pool: Vec<SizeStatus>, close: bool) -> Sample {
         let mut window = lock(&self.window);
-        let (broadcast_ms, frame_ms) = (Spread::of(&window.broadcast), Spread::of(&window.frame));
+        let (broadcast_ms, frame_ms) = (spread(&window.broadcast), spread(&window.frame));
         if close {
             window.broadcast.reset();
             window.frame.reset();
@@ -124,7 +101,7 @@ impl History {
     }
 
     /// Takes a sample and keeps the last hour of them.
-    pub fn take_sample(&self, at: Timestamp, pool: Value) {
+    pub fn take_sample(&self, at: Timestamp, pool: Vec<SizeStatus>) {
         let sample = self.sample(at, pool, true);
         let mut samples = lock(&self.samples);
         if samples.len() == KEPT {
@@ -134,7 +111,7 @@ impl History {
     }
 
     /// The kept samples, and one of the interval still running.
-    pub fn last_hour(&self, now: Timestamp, pool: Value) -> Vec<Sample> {
+    pub fn last_hour(&self, now: Timestamp, pool: Vec<SizeStatus>) -> Vec<Sample> {
         let mut samples: Vec<Sample> = lock(&self.samples).iter().cloned().collect();
         samples.push(self.sample(now, pool, false));
         samples
@@ -154,13 +131,13 @@ mod tests {
                 record(&mut window.broadcast, Duration::from_micros(ms * 10));
             }
         }
-        let spread = Spread::of(&window.broadcast).unwrap();
-        assert_eq!(spread.count, 300_000);
+        let measured = spread(&window.broadcast).unwrap();
+        assert_eq!(measured.count, 300_000);
         let near = |got: f32, want: f32| (got - want).abs() <= want * 0.001;
-        assert!(near(spread.p50, 500.0), "{spread:?}");
-        assert!(near(spread.p95, 950.0), "{spread:?}");
-        assert!(near(spread.max, 1000.0), "{spread:?}");
-        assert_eq!(Spread::of(&Window::default().frame), None);
+        assert!(near(measured.p50, 500.0), "{measured:?}");
+        assert!(near(measured.p95, 950.0), "{measured:?}");
+        assert!(near(measured.max, 1000.0), "{measured:?}");
+        assert_eq!(spread(&Window::default().frame), None);
     }
 
     #[test]
@@ -168,15 +145,15 @@ mod tests {
         let history = History::default();
         history.delivered(Duration::from_millis(4));
         history.frame(Duration::from_millis(6));
-        history.take_sample(Timestamp::from_millis(0), Value::Null);
-        let first = &history.last_hour(Timestamp::from_millis(1), Value::Null)[0];
+        history.take_sample(Timestamp::from_millis(0), Vec::new());
+        let first = &history.last_hour(Timestamp::from_millis(1), Vec::new())[0];
         let near = |got: Option<f32>, want: f32| got.is_some_and(|g| (g - want).abs() < 0.01);
         assert!(near(first.broadcast_ms.map(|s| s.p50), 4.0), "{first:?}");
         assert!(near(first.frame_ms.map(|s| s.max), 6.0), "{first:?}");
         for n in 1..=200 {
-            history.take_sample(Timestamp::from_millis(n), Value::Null);
+            history.take_sample(Timestamp::from_millis(n), Vec::new());
         }
-        let hour = history.last_hour(Timestamp::from_millis(1_000), Value::Null);
+        let hour = history.last_hour(Timestamp::from_millis(1_000), Vec::new());
         assert_eq!(hour.len(), KEPT + 1, "an hour, and the running interval");
         assert_eq!(hour[0].at, 81, "the oldest samples went first");
         assert!(

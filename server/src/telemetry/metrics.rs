@@ -145,30 +145,26 @@ impl Metrics {
     /// sessions by state and the spaces as they are now.
     pub fn encode(
         &self,
-        pool: &serde_json::Value,
+        pool: &[parallax_core::api::SizeStatus],
         sessions: BTreeMap<&'static str, usize>,
         census: Census,
     ) -> Result<String, std::fmt::Error> {
-        let gauge = |v: &serde_json::Value| v.as_i64().unwrap_or_default();
-        for size in pool.as_array().into_iter().flatten() {
+        let gauge = i64::from;
+        for size in pool {
             let label = SizeLabel {
-                size: size["size"].as_str().unwrap_or_default().to_string(),
+                size: size.size.clone(),
             };
-            self.pool_hosts
-                .get_or_create(&label)
-                .set(gauge(&size["hosts"]));
-            self.pool_idle
-                .get_or_create(&label)
-                .set(gauge(&size["idle"]));
+            self.pool_hosts.get_or_create(&label).set(gauge(size.hosts));
+            self.pool_idle.get_or_create(&label).set(gauge(size.idle));
             self.pool_leased
                 .get_or_create(&label)
-                .set(gauge(&size["leased"]));
+                .set(gauge(size.leased));
             self.pool_queued
                 .get_or_create(&label)
-                .set(gauge(&size["queued"]));
+                .set(gauge(size.queued));
             self.pool_capacity
                 .get_or_create(&label)
-                .set(gauge(&size["capacity"]));
+                .set(gauge(size.capacity));
         }
         self.sessions.clear();
         for (status, count) in sessions {
