@@ -18,6 +18,7 @@ pub const SESSION_TAKEN: &str = "session already has a connected device";
 /// The camera a frame is rendered from.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Pose {
     /// Echoed in the frame header, so the device can match frames to poses.
     pub id: u64,
@@ -47,6 +48,7 @@ pub struct Pose {
 /// are in: column-major 4×4 matrices.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EyeView {
     /// Space → eye (`XRView.transform.inverse.matrix`).
     pub view: [f32; 16],
@@ -298,6 +300,7 @@ fn rotate(q: [f32; 4], v: [f32; 3]) -> [f32; 3] {
 
 /// A model's axis-aligned bounds in scene units, so a device can frame it.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Extent {
     pub min: [f32; 3],
     pub max: [f32; 3],
@@ -373,6 +376,7 @@ impl Default for Placement {
 // A stereo pose's matrices make it large; each message lives only while it is applied. (An
 // allow, not an expect: whether the lint fires depends on the other variants' sizes per target.)
 #[allow(clippy::large_enum_variant)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum DeviceMessage {
     /// First message. It carries no credential: the render ticket is in the session's
     /// `renderUrl` (`?ticket=…`), and a render host never sees an account's token or cookie.
@@ -380,6 +384,7 @@ pub enum DeviceMessage {
         /// The frame formats the device decodes, any order; the host picks the best of them it
         /// encodes ([`Codec::choose`]). Absent: JPEG only, as before video.
         #[serde(default = "jpeg_only", deserialize_with = "known_codecs")]
+        #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>, example = json!(["h264", "jpeg"])))]
         codecs: Vec<Codec>,
     },
     Pose(Pose),
@@ -441,6 +446,7 @@ fn max_hits() -> u32 {
 /// Which hits a pick returns, as ARR's ray casts offered.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum HitPolicy {
     /// The nearest hit only.
     #[default]
@@ -454,6 +460,7 @@ pub enum HitPolicy {
 /// Where a pick ray met the model, in scene coordinates.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Hit {
     /// The part (glTF node, OBJ object, STL file, sample component) that was hit, if the model
     /// names its parts.
@@ -471,6 +478,7 @@ pub struct Hit {
 /// What the host sends besides binary frames.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum HostMessage {
     Welcome {
         session: String,

@@ -23,6 +23,7 @@ pub const HOST_SILENCE_MS: u64 = 1_500;
 /// travels only over the host's `wss://` link, which verified the coordinator and which the host
 /// secret admitted.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct IssuedCertificate {
     pub cert: String,
     pub key: String,
@@ -37,6 +38,7 @@ impl std::fmt::Debug for IssuedCertificate {
 /// What a host tells its coordinator.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum HostReport {
     /// First message.
     Register {
@@ -82,6 +84,7 @@ pub enum HostReport {
 /// What a coordinator tells a host.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum HostCommand {
     /// Registration accepted: this is the host's name in the pool, and the certificate it asked
     /// for, when the coordinator has an authority devices trust.
@@ -106,6 +109,7 @@ pub enum HostCommand {
 /// Whether a device may hold the render connection.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "verdict", rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Admission {
     Admitted { size: SessionSize },
     Refused { reason: String },

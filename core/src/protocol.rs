@@ -47,6 +47,7 @@ pub enum ProtocolError {
 /// How a render connection's frames are encoded, named as in `hello` and `welcome`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Codec {
     /// Each frame a baseline JPEG: decodes anywhere, no state between frames.
     #[default]

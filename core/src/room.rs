@@ -147,6 +147,7 @@ impl RoomPlacement {
 /// Where a wearer is and points, in the space's room (metres).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Presence {
     /// The head's position...
     pub head: [f32; 3],

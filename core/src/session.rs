@@ -20,6 +20,7 @@ pub const RETENTION: Duration = Duration::from_secs(30 * 24 * 60 * 60);
 /// Identifies a render host. The pool names the hosts it asks for.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HostId(String);
 
 impl HostId {

@@ -15,6 +15,7 @@ use crate::space::{Member, MemberStatus, Pick};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum SpaceClientMessage {
     Hello {
         /// The account's access token; empty in a browser, whose session cookie carries it.
@@ -56,6 +57,7 @@ pub use crate::room::Presence;
 /// One member's presence as the space passes it on.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MemberPresence {
     pub member: String,
     /// Its device's name, to label it.
@@ -66,6 +68,7 @@ pub struct MemberPresence {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum SpaceServerMessage {
     /// The answer to `hello`. `space` is a full snapshot when the member starts fresh or missed
     /// too much; otherwise the missed events follow, in order.
@@ -95,6 +98,7 @@ pub enum SpaceServerMessage {
 /// What happened in the space.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum SpaceEvent {
     /// Something changed: for large spaces, which send no roster (MPSD's shoulder tap).
     Tap,

@@ -63,6 +63,14 @@ use crate::state::AppState;
         hosts::mesh_handler,
         hosts::host_ws_handler,
     ),
+    components(schemas(
+        parallax_core::space_protocol::SpaceClientMessage,
+        parallax_core::space_protocol::SpaceServerMessage,
+        parallax_core::device::DeviceMessage,
+        parallax_core::device::HostMessage,
+        parallax_core::host::HostReport,
+        parallax_core::host::HostCommand,
+    )),
     modifiers(&Security),
     tags(
         (name = "auth", description = "Trade an account key for an access token"),
