@@ -4,7 +4,8 @@ use leptos::ev::SubmitEvent;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use leptos_router::hooks::{use_navigate, use_query_map};
-use serde_json::{Value, json};
+use parallax_core::api::{Joining, SpaceList, SpaceListing, SpaceView, Templates};
+use serde_json::json;
 
 use parallax_core::api::TrustNotes;
 
@@ -85,23 +86,26 @@ pub fn Failure(error: ApiError) -> impl IntoView {
 
 #[component]
 pub fn SpacesPage() -> impl IntoView {
-    let spaces: RwSignal<Loaded<Vec<Value>>> = RwSignal::new(None);
+    let spaces: RwSignal<Loaded<Vec<SpaceView>>> = RwSignal::new(None);
     let templates = RwSignal::new(vec!["default".to_string()]);
     Effect::new(move |_| {
         spawn_local(async move {
-            let listed = rest::get("/v1/spaces").await;
-            spaces.set(Some(
-                listed.map(|v| v["spaces"].as_array().cloned().unwrap_or_default()),
-            ));
+            let listed = rest::get_as::<SpaceList>("/v1/spaces").await;
+            // Without `?member=`, the list is of the account's own spaces.
+            let owned = |list: SpaceList| {
+                list.spaces
+                    .into_iter()
+                    .filter_map(|listed| match listed {
+                        SpaceListing::Space(space) => Some(*space),
+                        SpaceListing::Membership(_) => None,
+                    })
+                    .collect()
+            };
+            spaces.set(Some(listed.map(owned)));
         });
         spawn_local(async move {
-            if let Ok(listed) = rest::get("/v1/templates").await {
-                let names: Vec<String> = listed["templates"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|t| t["name"].as_str().map(str::to_string))
-                    .collect();
+            if let Ok(listed) = rest::get_as::<Templates>("/v1/templates").await {
+                let names: Vec<String> = listed.templates.into_iter().map(|t| t.name).collect();
                 if !names.is_empty() {
                     templates.set(names);
                 }
@@ -126,10 +130,11 @@ pub fn SpacesPage() -> impl IntoView {
         problem.set(None);
         let navigate = navigate.clone();
         spawn_local(async move {
-            match rest::call("PUT", &format!("/v1/spaces/{space}"), Some(&body), None).await {
+            let path = format!("/v1/spaces/{space}");
+            match rest::call_as::<Joining>("PUT", &path, Some(&body), None).await {
                 Ok(created) => {
-                    let field = |name: &str| created["member"][name].as_str().unwrap_or_default();
-                    rest::remember_member("tablet", &space, field("id"), field("token"));
+                    let member = &created.member;
+                    rest::remember_member("tablet", &space, &member.id, &member.token);
                     navigate(&format!("/spaces/{space}"), Default::default());
                 }
                 Err(e) => problem.set(Some(e)),
@@ -201,13 +206,11 @@ pub fn SpacesPage() -> impl IntoView {
 }
 
 #[component]
-fn SpaceCard(space: Value) -> impl IntoView {
-    let name = space["name"].as_str().unwrap_or_default().to_string();
-    let members = space["memberCount"].as_u64().unwrap_or_default();
-    let code = space["joinCode"].as_str().map(str::to_string);
-    let showing = space["properties"]["selectedModel"]
-        .as_str()
-        .map(str::to_string);
+fn SpaceCard(space: SpaceView) -> impl IntoView {
+    let name = space.name;
+    let members = space.member_count;
+    let code = space.join_code;
+    let showing = space.properties.selected_model.map(|m| m.to_string());
     let href = format!("/spaces/{name}");
     view! {
         <li class="space-card" data-space=name.clone()>
@@ -248,14 +251,11 @@ pub fn JoinPage() -> impl IntoView {
         problem.set(None);
         let navigate = navigate.clone();
         spawn_local(async move {
-            match rest::call("POST", "/v1/browser/join", Some(&body), None).await {
+            match rest::call_as::<Joining>("POST", "/v1/browser/join", Some(&body), None).await {
                 Ok(joined) => {
-                    let space = joined["space"]["name"]
-                        .as_str()
-                        .unwrap_or_default()
-                        .to_string();
-                    let field = |name: &str| joined["member"][name].as_str().unwrap_or_default();
-                    rest::remember_member(&role_now, &space, field("id"), field("token"));
+                    let space = joined.space.name;
+                    let member = joined.member;
+                    rest::remember_member(&role_now, &space, &member.id, &member.token);
                     let page = if role_now == "headset" {
                         format!("/spaces/{space}/headset")
                     } else {

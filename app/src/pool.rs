@@ -7,7 +7,11 @@
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use parallax_core::api::Me;
-use serde_json::{Value, json};
+use parallax_core::api::{
+    Health, PoolHistory, PoolSample, SessionList, SessionProperties, SizeStatus, SizeUsage, Spread,
+    UsageReport,
+};
+use serde_json::json;
 
 use crate::chart::{LineChart, Series};
 use crate::console::{Failure, Loaded, Topbar};
@@ -18,15 +22,15 @@ const API: &str = "api-version=2021-01-01";
 #[derive(Clone, Copy)]
 struct PoolState {
     account: RwSignal<Option<String>>,
-    sessions: RwSignal<Loaded<Vec<Value>>>,
-    pool: RwSignal<Vec<Value>>,
+    sessions: RwSignal<Loaded<Vec<SessionProperties>>>,
+    pool: RwSignal<Vec<SizeStatus>>,
     /// Seconds since the last refresh, so lease time counts down between them.
     ticks: RwSignal<u64>,
     /// The session a stop waits to be confirmed for.
     confirming: RwSignal<Option<String>>,
     problem: RwSignal<Option<ApiError>>,
     /// `GET /v1/pool/history`'s samples, oldest first.
-    history: RwSignal<Vec<Value>>,
+    history: RwSignal<Vec<PoolSample>>,
 }
 
 async fn refresh(state: PoolState) {
@@ -43,46 +47,35 @@ async fn refresh(state: PoolState) {
             }
         },
     };
-    let listed = rest::get(&format!("/accounts/{account}/sessions?{API}")).await;
-    state.sessions.set(Some(
-        listed.map(|v| v["sessions"].as_array().cloned().unwrap_or_default()),
-    ));
-    if let Ok(health) = rest::get("/v1/health").await {
-        state
-            .pool
-            .set(health["pool"].as_array().cloned().unwrap_or_default());
+    let listed = rest::get_as::<SessionList>(&format!("/accounts/{account}/sessions?{API}")).await;
+    state.sessions.set(Some(listed.map(|list| list.sessions)));
+    if let Ok(health) = rest::get_as::<Health>("/v1/health").await {
+        state.pool.set(health.pool.unwrap_or_default());
     }
-    if let Ok(history) = rest::get("/v1/pool/history").await {
-        state
-            .history
-            .set(history["samples"].as_array().cloned().unwrap_or_default());
+    if let Ok(history) = rest::get_as::<PoolHistory>("/v1/pool/history").await {
+        state.history.set(history.samples);
     }
     state.ticks.set(0);
 }
 
 /// Minutes from the newest sample (0) back.
-fn minutes_ago(samples: &[Value]) -> impl Fn(&Value) -> f64 {
-    let newest = samples
-        .last()
-        .and_then(|s| s["at"].as_f64())
-        .unwrap_or_default();
-    move |sample| (sample["at"].as_f64().unwrap_or_default() - newest) / 60_000.0
+fn minutes_ago(samples: &[PoolSample]) -> impl Fn(&PoolSample) -> f64 {
+    let newest = samples.last().map_or(0.0, |s| s.at as f64);
+    move |sample| (sample.at as f64 - newest) / 60_000.0
 }
 
 /// Hosts leased and registered, per size.
-fn host_series(samples: &[Value]) -> Vec<Series> {
+fn host_series(samples: &[PoolSample]) -> Vec<Series> {
     let x = minutes_ago(samples);
     ["Standard", "Premium"]
         .into_iter()
         .flat_map(|size| {
-            let count = |field: &'static str| {
+            let count = |field: fn(&SizeStatus) -> u32| {
                 samples
                     .iter()
                     .map(|s| {
-                        let of_size = s["pool"]
-                            .as_array()
-                            .and_then(|sizes| sizes.iter().find(|entry| entry["size"] == size));
-                        (x(s), of_size.and_then(|entry| entry[field].as_f64()))
+                        let of_size = s.pool.iter().find(|entry| entry.size == size);
+                        (x(s), of_size.map(|entry| f64::from(field(entry))))
                     })
                     .collect()
             };
@@ -95,7 +88,7 @@ fn host_series(samples: &[Value]) -> Vec<Series> {
                 Series {
                     label: format!("{size} in use"),
                     class,
-                    points: count("leased"),
+                    points: count(|s| s.leased),
                 },
                 Series {
                     label: format!("{size} hosts"),
@@ -104,27 +97,25 @@ fn host_series(samples: &[Value]) -> Vec<Series> {
                     } else {
                         "premium dashed"
                     },
-                    points: count("hosts"),
+                    points: count(|s| s.hosts),
                 },
             ]
         })
         .collect()
 }
 
-/// p50 and p95 of one measurement (`broadcastMs`, `frameMs`).
-fn spread_series(samples: &[Value], field: &str) -> Vec<Series> {
+/// p50 and p95 of one measurement (a sample's `broadcast_ms` or `frame_ms`).
+fn spread_series(samples: &[PoolSample], field: fn(&PoolSample) -> Option<Spread>) -> Vec<Series> {
     let x = minutes_ago(samples);
-    [("p50", "p50"), ("p95", "p95")]
-        .into_iter()
-        .map(|(label, class)| Series {
-            label: label.into(),
-            class,
-            points: samples
-                .iter()
-                .map(|s| (x(s), s[field][label].as_f64()))
-                .collect(),
-        })
-        .collect()
+    let series = |label: &'static str, percentile: fn(&Spread) -> f32| Series {
+        label: label.into(),
+        class: label,
+        points: samples
+            .iter()
+            .map(|s| (x(s), field(s).map(|spread| f64::from(percentile(&spread)))))
+            .collect(),
+    };
+    vec![series("p50", |s| s.p50), series("p95", |s| s.p95)]
 }
 
 #[component]
@@ -139,8 +130,8 @@ pub fn PoolPage() -> impl IntoView {
         history: RwSignal::new(Vec::new()),
     };
     let hosts = Signal::derive(move || host_series(&state.history.read()));
-    let delivery = Signal::derive(move || spread_series(&state.history.read(), "broadcastMs"));
-    let frames = Signal::derive(move || spread_series(&state.history.read(), "frameMs"));
+    let delivery = Signal::derive(move || spread_series(&state.history.read(), |s| s.broadcast_ms));
+    let frames = Signal::derive(move || spread_series(&state.history.read(), |s| s.frame_ms));
     Effect::new(move |_| {
         spawn_local(refresh(state));
         #[cfg(feature = "hydrate")]
@@ -184,18 +175,17 @@ pub fn PoolPage() -> impl IntoView {
                                 .get()
                                 .into_iter()
                                 .map(|size| {
-                                    let n = |k: &str| size[k].as_u64().unwrap_or_default().to_string();
                                     view! {
-                                        <tr data-size=size["size"].as_str().unwrap_or_default().to_string()>
-                                            <th scope="row">{size["size"].as_str().unwrap_or_default().to_string()}</th>
-                                            <td>{n("hosts")}</td>
-                                            <td>{n("idle")}</td>
-                                            <td>{n("leased")}</td>
-                                            <td>{n("starting")}</td>
-                                            <td>{n("lost")}</td>
-                                            <td>{n("capacity")}</td>
-                                            <td>{n("standby")}</td>
-                                            <td>{n("queued")}</td>
+                                        <tr data-size=size.size.clone()>
+                                            <th scope="row">{size.size.clone()}</th>
+                                            <td>{size.hosts}</td>
+                                            <td>{size.idle}</td>
+                                            <td>{size.leased}</td>
+                                            <td>{size.starting}</td>
+                                            <td>{size.lost}</td>
+                                            <td>{size.capacity}</td>
+                                            <td>{size.standby}</td>
+                                            <td>{size.queued}</td>
                                         </tr>
                                     }
                                 })
@@ -247,7 +237,7 @@ fn Usage(state: PoolState) -> impl IntoView {
     // Days as `YYYY-MM-DD`; the period runs from the start of `from` to the end of `to` (UTC).
     let from = RwSignal::new(String::new());
     let to = RwSignal::new(String::new());
-    let usage: RwSignal<Loaded<Vec<Value>>> = RwSignal::new(None);
+    let usage: RwSignal<Loaded<Vec<SizeUsage>>> = RwSignal::new(None);
     #[cfg(feature = "hydrate")]
     Effect::new(move |_| {
         let day = |ms: f64| {
@@ -270,10 +260,9 @@ fn Usage(state: PoolState) -> impl IntoView {
             return;
         };
         spawn_local(async move {
-            let answer = rest::get(&format!("/accounts/{account}/usage?{query}")).await;
-            usage.set(Some(
-                answer.map(|v| v["usage"].as_array().cloned().unwrap_or_default()),
-            ));
+            let path = format!("/accounts/{account}/usage?{query}");
+            let answer = rest::get_as::<UsageReport>(&path).await;
+            usage.set(Some(answer.map(|report| report.usage)));
         });
     });
     let csv = move || {
@@ -314,12 +303,11 @@ fn Usage(state: PoolState) -> impl IntoView {
                                 {sizes
                                     .into_iter()
                                     .map(|size| {
-                                        let seconds = size["readySeconds"].as_f64().unwrap_or_default();
                                         view! {
                                             <tr>
-                                                <th scope="row">{size["size"].as_str().unwrap_or_default().to_string()}</th>
-                                                <td>{clock(seconds.round() as i64)}</td>
-                                                <td>{size["billedMinutes"].as_u64().unwrap_or_default()}</td>
+                                                <th scope="row">{size.size}</th>
+                                                <td>{clock(size.ready_seconds.round() as i64)}</td>
+                                                <td>{size.billed_minutes}</td>
                                             </tr>
                                         }
                                     })
@@ -351,19 +339,17 @@ fn clock(seconds: i64) -> String {
 }
 
 #[component]
-fn SessionRow(session: Value, state: PoolState) -> impl IntoView {
-    let id = session["id"].as_str().unwrap_or_default().to_string();
-    let status = session["status"].as_str().unwrap_or_default().to_string();
-    let size = session["size"].as_str().unwrap_or_default().to_string();
-    let max = session["maxLeaseTimeMinutes"].as_i64().unwrap_or_default();
-    let elapsed = session["elapsedTimeMinutes"].as_i64().unwrap_or_default();
-    let queue = session["queuePosition"].as_u64();
-    let device = (status == "Ready").then(|| {
-        if session["deviceConnected"] == true {
-            "device connected"
-        } else {
-            "no device"
-        }
+fn SessionRow(session: SessionProperties, state: PoolState) -> impl IntoView {
+    let id = session.id;
+    let status = session.status;
+    let size = session.size;
+    let max = i64::from(session.max_lease_time_minutes);
+    let elapsed = i64::try_from(session.elapsed_time_minutes).unwrap_or(i64::MAX);
+    let queue = session.queue_position;
+    let device = (status == "Ready").then_some(if session.device_connected {
+        "device connected"
+    } else {
+        "no device"
     });
     // Lease counts from Ready in whole minutes; between refreshes it counts down by the second.
     let left = move || clock((max - elapsed) * 60 - state.ticks.get() as i64);

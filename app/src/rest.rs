@@ -2,6 +2,8 @@
 //! (same origin); a member token goes in `Parallax-Member`. On the server (SSR) there is no
 //! browser to call from: pages only call these from effects and event handlers.
 
+// JSON as it goes on the wire: a request's body, built with `json!` where only some fields are
+// written (a properties patch), and an answer until [`call_as`] reads it as its type.
 use serde_json::Value;
 
 /// A refused or failed call, as a person should read it.
@@ -52,21 +54,24 @@ pub async fn call(
     .map_err(offline)?;
     let status = response.status();
     let text = response.text().await.unwrap_or_default();
-    let value: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
     if (200..300).contains(&status) {
-        return Ok(value);
+        // Free-form until the caller reads it as its type ([`call_as`]); a 204 has no body.
+        return Ok(serde_json::from_str(&text).unwrap_or(Value::Null));
     }
-    Err(ApiError {
-        status,
-        code: value["error"]["code"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string(),
-        message: value["error"]["message"]
-            .as_str()
-            .map(str::to_string)
-            .unwrap_or_else(|| format!("The coordinator answered {status}.")),
-    })
+    Err(
+        match serde_json::from_str::<parallax_core::api::ErrorBody>(&text) {
+            Ok(body) => ApiError {
+                status,
+                code: body.error.code,
+                message: body.error.message,
+            },
+            Err(_) => ApiError {
+                status,
+                code: String::new(),
+                message: format!("The coordinator answered {status}."),
+            },
+        },
+    )
 }
 
 #[cfg(not(feature = "hydrate"))]
@@ -81,10 +86,6 @@ pub async fn call(
         code: "NotInBrowser".into(),
         message: "only the browser calls the API".into(),
     })
-}
-
-pub async fn get(path: &str) -> Result<Value, ApiError> {
-    call("GET", path, None, None).await
 }
 
 /// `GET path`, read as the API's type `T` (`parallax_core::api`): an answer without a field the

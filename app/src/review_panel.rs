@@ -6,6 +6,7 @@
 use leptos::prelude::*;
 #[cfg(feature = "hydrate")]
 use leptos::task::spawn_local;
+use parallax_core::api;
 use parallax_core::review::{CutPlane, Pointer, Review, parent_path};
 use serde_json::json;
 
@@ -41,30 +42,21 @@ struct Parts {
     bounds: Option<([f32; 3], [f32; 3])>,
 }
 
-/// A `{min, max}` box from the parts endpoint.
-fn corners(bounds: &serde_json::Value) -> Option<([f32; 3], [f32; 3])> {
-    let corner = |name: &str| serde_json::from_value(bounds[name].clone()).ok();
-    corner("min").zip(corner("max"))
-}
-
 /// The rows of `nodes` (the endpoint's `parts`, or a part's `children`) and all within them.
 #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
-fn rows_of(nodes: &serde_json::Value, depth: usize, rows: &mut Vec<Row>) {
-    for node in nodes.as_array().into_iter().flatten() {
-        let (Some(name), Some(path)) = (node["name"].as_str(), node["path"].as_str()) else {
-            continue;
-        };
-        let children = &node["children"];
+fn rows_of(nodes: &[api::Part], depth: usize, rows: &mut Vec<Row>) {
+    for node in nodes {
         rows.push(Row {
-            name: name.to_string(),
-            path: path.to_string(),
+            name: node.name.clone(),
+            path: node.path.clone(),
             depth,
-            group: children.as_array().is_some_and(|c| !c.is_empty()),
-            centre: corners(&node["bounds"])
-                .map(|(min, max)| std::array::from_fn(|i| (min[i] + max[i]) / 2.0)),
+            group: !node.children.is_empty(),
+            centre: node
+                .bounds
+                .map(|b| std::array::from_fn(|i| (b.min[i] + b.max[i]) / 2.0)),
         });
         // Importers keep trees at most 64 deep.
-        rows_of(children, depth + 1, rows);
+        rows_of(&node.children, depth + 1, rows);
     }
 }
 
@@ -105,12 +97,13 @@ pub(crate) fn ReviewPanel(state: SpaceState) -> impl IntoView {
             return;
         };
         spawn_local(async move {
-            let Ok(answer) = crate::rest::get(&format!("/v1/models/{model}/parts")).await else {
+            let path = format!("/v1/models/{model}/parts");
+            let Ok(answer) = crate::rest::get_as::<api::Parts>(&path).await else {
                 return;
             };
             let mut rows = Vec::new();
-            rows_of(&answer["parts"], 0, &mut rows);
-            let bounds = corners(&answer["bounds"]);
+            rows_of(&answer.parts, 0, &mut rows);
+            let bounds = answer.bounds.map(|b| (b.min, b.max));
             parts.set(Parts { rows, bounds });
         });
     });

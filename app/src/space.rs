@@ -6,9 +6,10 @@
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use leptos_router::hooks::use_params_map;
+use parallax_core::api::{MemberRender, Model, Models};
 use parallax_core::device::Placement;
 use parallax_core::space::{Member, MemberStatus, Role, SelectPolicy};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::console::{Failure, Topbar};
 use crate::format::format_count;
@@ -21,20 +22,19 @@ pub fn SpacePage() -> impl IntoView {
     let params = use_params_map();
     let name = Signal::derive(move || params.read().get("name").unwrap_or_default());
     let state = SpaceState::new(name);
-    let models: RwSignal<Vec<Value>> = RwSignal::new(Vec::new());
+    let models: RwSignal<Vec<Model>> = RwSignal::new(Vec::new());
     // Each headset's render session (state, device, fps) by member id, polled: it is telemetry
     // from the hosts' heartbeats, not an event of the space.
-    let render: RwSignal<Vec<Value>> = RwSignal::new(Vec::new());
+    let render: RwSignal<Vec<MemberRender>> = RwSignal::new(Vec::new());
     #[cfg(feature = "hydrate")]
     Effect::new(move |_| {
         let space = name.get();
         spawn_local(async move {
             let path = format!("/v1/spaces/{space}/render");
             loop {
-                if let Ok(answer) = rest::get(&path).await {
-                    let members = answer["members"].as_array().cloned().unwrap_or_default();
+                if let Ok(answer) = rest::get_as::<parallax_core::api::RenderRoster>(&path).await {
                     // Gone with the page: stop.
-                    if render.try_set(members).is_some() {
+                    if render.try_set(answer.members).is_some() {
                         break;
                     }
                 }
@@ -63,8 +63,8 @@ pub fn SpacePage() -> impl IntoView {
             }
         });
         spawn_local(async move {
-            match rest::get("/v1/models").await {
-                Ok(list) => models.set(list["models"].as_array().cloned().unwrap_or_default()),
+            match rest::get_as::<Models>("/v1/models").await {
+                Ok(list) => models.set(list.models),
                 Err(e) => state.problem.set(Some(e)),
             }
             #[cfg(feature = "hydrate")]
@@ -164,7 +164,7 @@ pub fn SpacePage() -> impl IntoView {
                                     let is_arbiter = arbiter.as_deref() == Some(m.id.as_str());
                                     let id = m.id.clone();
                                     let render = Signal::derive(move || {
-                                        render.get().into_iter().find(|r| r["member"] == id.as_str())
+                                        render.get().into_iter().find(|r| r.member == id)
                                     });
                                     view! { <RosterRow member=m is_arbiter render /> }
                                 })
@@ -185,11 +185,11 @@ const CONVERSION_POLL_MS: u32 = 1_500;
 /// Asks for the catalog again while any model in it is `Converting`, so a STEP upload's card
 /// turns into its thumbnail (or says why it failed) when its conversion ends.
 #[cfg(feature = "hydrate")]
-async fn follow_conversions(models: RwSignal<Vec<Value>>) {
+async fn follow_conversions(models: RwSignal<Vec<Model>>) {
     loop {
         gloo_timers::future::TimeoutFuture::new(CONVERSION_POLL_MS).await;
         let Some(converting) =
-            models.try_with_untracked(|list| list.iter().any(|m| m["status"] == "Converting"))
+            models.try_with_untracked(|list| list.iter().any(|m| m.status == "Converting"))
         else {
             // The page is gone.
             return;
@@ -197,25 +197,24 @@ async fn follow_conversions(models: RwSignal<Vec<Value>>) {
         if !converting {
             continue;
         }
-        if let Ok(list) = rest::get("/v1/models").await {
-            let list = list["models"].as_array().cloned().unwrap_or_default();
-            if models.try_set(list).is_some() {
-                return;
-            }
+        if let Ok(list) = rest::get_as::<Models>("/v1/models").await
+            && models.try_set(list.models).is_some()
+        {
+            return;
         }
     }
 }
 
 #[component]
-fn CatalogCard(model: Value, state: SpaceState) -> impl IntoView {
-    let id = model["id"].as_str().unwrap_or_default().to_string();
-    let name = model["name"].as_str().unwrap_or_default().to_string();
-    let triangles = model["triangles"].as_u64().unwrap_or_default();
-    let size = model["sizeBytes"].as_u64().map(format_bytes);
-    let thumbnail = format!("/v1/models/{id}/thumbnail.png");
-    let status = model["status"].as_str().unwrap_or("Ready").to_string();
+fn CatalogCard(model: Model, state: SpaceState) -> impl IntoView {
+    let id = model.id.to_string();
+    let name = model.name;
+    let triangles = model.triangles;
+    let size = model.size_bytes.map(format_bytes);
+    let thumbnail = model.thumbnail_url;
+    let status = model.status;
     let ready = status == "Ready";
-    let failure = model["failure"].as_str().map(str::to_string);
+    let failure = model.failure;
     let picture = match status.as_str() {
         "Ready" => view! {
             <img class="thumbnail" src=thumbnail alt=name.clone() loading="lazy" width="480" height="360" />
@@ -223,7 +222,7 @@ fn CatalogCard(model: Value, state: SpaceState) -> impl IntoView {
         .into_any(),
         "Converting" => {
             // How far, once the converter has said; until then a bar that only says "busy".
-            let done = model["progress"].as_f64();
+            let done = model.progress.map(f64::from);
             let bar = match done {
                 Some(done) => view! {
                     <progress aria-label=format!("Converting {name}") max="1" value=done></progress>
@@ -278,7 +277,11 @@ fn CatalogCard(model: Value, state: SpaceState) -> impl IntoView {
 }
 
 #[component]
-fn RosterRow(member: Member, is_arbiter: bool, render: Signal<Option<Value>>) -> impl IntoView {
+fn RosterRow(
+    member: Member,
+    is_arbiter: bool,
+    render: Signal<Option<MemberRender>>,
+) -> impl IntoView {
     let status = match member.status {
         MemberStatus::Reserved => "reserved",
         MemberStatus::Ready => "ready",
@@ -329,23 +332,23 @@ fn format_bytes(bytes: u64) -> String {
 const RENDER_POLL_MS: u32 = 2_000;
 
 /// "render session Ready · 30 fps · 6 ms a frame", "… · no device connected", "… Starting".
-fn render_summary(render: Option<&Value>) -> String {
+fn render_summary(render: Option<&MemberRender>) -> String {
     let Some(render) = render else {
         return "render session".into();
     };
-    let status = render["status"].as_str().unwrap_or("Unknown");
+    let status = &render.status;
     if status != "Ready" {
         return format!("render session {status}");
     }
-    if render["device"] != true {
+    if !render.device {
         return "render session Ready · no device connected".into();
     }
-    let fps = render["fps"].as_f64().unwrap_or_default();
+    let fps = render.fps;
     if fps < 0.5 {
         // Frames answer poses: a headset that does not move gets none.
         return "render session Ready · connected, still".into();
     }
-    match render["frameMs"].as_f64() {
+    match render.frame_ms {
         Some(ms) => format!("render session Ready · {fps:.0} fps · {ms:.0} ms a frame"),
         None => format!("render session Ready · {fps:.0} fps"),
     }
@@ -353,7 +356,7 @@ fn render_summary(render: Option<&Value>) -> String {
 
 /// "Upload a model": files go to the catalog with a progress bar; a bad file says why.
 #[component]
-fn Upload(models: RwSignal<Vec<Value>>) -> impl IntoView {
+fn Upload(models: RwSignal<Vec<Model>>) -> impl IntoView {
     let progress = RwSignal::new(None::<f64>);
     let outcome = RwSignal::new(None::<Result<String, String>>);
     let chosen = move |ev: leptos::ev::Event| {
@@ -367,12 +370,12 @@ fn Upload(models: RwSignal<Vec<Value>>) -> impl IntoView {
                 return;
             };
             outcome.set(None);
-            let finished = move |result: Result<Value, String>| match result {
+            let finished = move |result: Result<Model, String>| match result {
                 Ok(model) => {
-                    let name = model["name"].as_str().unwrap_or_default().to_string();
-                    let converting = model["status"] == "Converting";
+                    let name = model.name.clone();
+                    let converting = model.status == "Converting";
                     models.update(|list| {
-                        if !list.iter().any(|m| m["id"] == model["id"]) {
+                        if !list.iter().any(|m| m.id == model.id) {
                             list.push(model);
                         }
                     });

@@ -119,6 +119,8 @@ pub(crate) async fn membership(
 
 impl SpaceState {
     /// Writes the space's properties as this member; the answer (or why not) shows at once.
+    /// `patch` is JSON, not a `PropertiesPatch`: a field it leaves out stays as it is, where
+    /// the type would write every field (`null` clears the selection).
     pub(crate) fn write(&self, patch: Value) {
         let state = *self;
         let space = state.name.get_untracked();

@@ -4,7 +4,7 @@
 use leptos::prelude::*;
 use leptos::wasm_bindgen::JsCast;
 use leptos::wasm_bindgen::closure::Closure;
-use serde_json::Value;
+use parallax_core::api::{ErrorBody, Model};
 use web_sys::{FormData, HtmlInputElement, ProgressEvent, XmlHttpRequest};
 
 /// Sends the files chosen in `input` to `POST /v1/models` (the session cookie authenticates).
@@ -13,7 +13,7 @@ use web_sys::{FormData, HtmlInputElement, ProgressEvent, XmlHttpRequest};
 pub(crate) fn send(
     input: &HtmlInputElement,
     progress: RwSignal<Option<f64>>,
-    finished: impl Fn(Result<Value, String>) + 'static,
+    finished: impl Fn(Result<Model, String>) + 'static,
 ) -> Result<(), String> {
     let files = input.files().ok_or("no files were chosen")?;
     let form = FormData::new().map_err(|e| format!("{e:?}"))?;
@@ -41,15 +41,16 @@ pub(crate) fn send(
         progress.set(None);
         let status = answered.status().unwrap_or(0);
         let text = answered.response_text().ok().flatten().unwrap_or_default();
-        let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
         finished(if status == 0 {
             Err("The upload did not get through: the coordinator could not be reached.".into())
         } else if (200..300).contains(&status) {
-            Ok(body)
+            serde_json::from_str::<Model>(&text).map_err(|e| {
+                format!("The coordinator's answer to the upload was not understood ({e}).")
+            })
         } else {
-            Err(body["error"]["message"].as_str().map_or_else(
-                || format!("The upload was refused ({status})."),
-                str::to_string,
+            Err(serde_json::from_str::<ErrorBody>(&text).map_or_else(
+                |_| format!("The upload was refused ({status})."),
+                |body| body.error.message,
             ))
         });
     });

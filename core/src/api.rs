@@ -316,3 +316,97 @@ pub struct PoolHistory {
     pub interval_seconds: u64,
     pub samples: Vec<PoolSample>,
 }
+
+/// The body of every failed call, in ARR's shape.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorDetail {
+    /// e.g. `BadRequest`, `Unauthorized`, `NotFound`, `Conflict`, `PoolExhausted`.
+    pub code: String,
+    /// What went wrong, for a person.
+    pub message: String,
+    /// Always empty: ARR's shape.
+    #[serde(default)]
+    pub details: Vec<serde_json::Value>,
+    /// The request field at fault, when there is one.
+    #[serde(default)]
+    pub target: Option<String>,
+    /// Always null: ARR's shape.
+    #[serde(default)]
+    pub inner_error: Option<serde_json::Value>,
+}
+
+/// A render host linked to the coordinator, for the operator.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct HostStatus {
+    pub id: String,
+    #[cfg_attr(feature = "openapi", schema(example = "Standard"))]
+    pub size: String,
+    /// Where devices reach its render connections.
+    pub endpoint: String,
+    /// The GPU adapter it renders on.
+    pub adapter: String,
+    pub pid: u32,
+    /// A device holds its render connection.
+    pub device: bool,
+    /// With replicas: the replica it is linked to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replica: Option<String>,
+}
+
+/// `GET /v1/health`: up, and, for an account or the operator, the renderer and the pool.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Health {
+    /// `ok`.
+    pub status: String,
+    /// The coordinator's GPU adapter (for thumbnails), or that it opens with the first one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub renderer: Option<String>,
+    /// Per size.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool: Option<Vec<SizeStatus>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hosts: Option<Vec<HostStatus>>,
+}
+
+/// `GET /accounts/{id}/sessions`: the Starting and Ready sessions, 50 a page.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SessionList {
+    pub sessions: Vec<SessionProperties>,
+    /// The next page, when there is one.
+    #[serde(rename = "@nextLink", default, skip_serializing_if = "Option::is_none")]
+    pub next_link: Option<String>,
+}
+
+/// `GET /accounts/{id}/usage`: time Ready per size within a window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct UsageReport {
+    /// RFC 3339.
+    pub from: String,
+    /// RFC 3339.
+    pub to: String,
+    pub usage: Vec<SizeUsage>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct SizeUsage {
+    #[cfg_attr(feature = "openapi", schema(example = "Standard"))]
+    pub size: String,
+    /// Time Ready within the window.
+    pub ready_seconds: f64,
+    /// Started minutes of that time.
+    pub billed_minutes: u64,
+}

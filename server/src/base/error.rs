@@ -8,30 +8,9 @@ use axum::Json;
 use axum::extract::rejection::{FormRejection, JsonRejection, QueryRejection};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
-use serde_json::Value;
 use thiserror::Error;
-use utoipa::ToSchema;
 
-/// The error body of every failed call.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ErrorBody {
-    error: ErrorDetail,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ErrorDetail {
-    /// e.g. `BadRequest`, `Unauthorized`, `NotFound`, `Conflict`, `PoolExhausted`.
-    code: &'static str,
-    message: String,
-    #[schema(value_type = Vec<Object>)]
-    details: Vec<Value>,
-    /// The request field at fault, when there is one.
-    target: Option<&'static str>,
-    #[schema(value_type = Option<Object>)]
-    inner_error: Option<Value>,
-}
+pub use parallax_core::api::{ErrorBody, ErrorDetail};
 
 pub type Result<T, E = AppError> = std::result::Result<T, E>;
 
@@ -225,10 +204,10 @@ impl IntoResponse for AppError {
         };
         let body = ErrorBody {
             error: ErrorDetail {
-                code: self.code(),
+                code: self.code().into(),
                 message,
                 details: Vec::new(),
-                target,
+                target: target.map(str::to_string),
                 inner_error: None,
             },
         };

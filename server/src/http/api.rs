@@ -4,7 +4,7 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::routing::get;
 use axum::{Json, Router};
-use serde_json::{Value, json};
+use parallax_core::api::Health;
 
 use crate::accounts::keys::secret_matches;
 use crate::base::error::{AppError, Result};
@@ -28,11 +28,12 @@ pub(crate) async fn ping_handler() -> &'static str {
 /// the service is up; the adapter, the pool and each host's endpoint and process are for an
 /// account's token or the operator's `--metrics-token`.
 #[utoipa::path(get, path = "/v1/health", operation_id = "health", tag = "service",
-    responses((status = 200, description = "Up, with the render adapter and the render pool per size"), (status = 503, description = "No GPU adapter could be opened", body = crate::base::error::ErrorBody)))]
+    security((), ("access_token" = []), ("session_cookie" = []), ("metrics_token" = [])),
+    responses((status = 200, description = "Up; for an account or the operator also the render adapter, the pool per size and the hosts", body = Health), (status = 503, description = "No GPU adapter could be opened", body = crate::base::error::ErrorBody)))]
 pub(crate) async fn health_handler(
     State(state): State<AppState>,
     headers: HeaderMap,
-) -> Result<Json<Value>> {
+) -> Result<Json<Health>> {
     let unopened = Ok("not opened yet: it opens with the first thumbnail".to_string());
     let renderer = state.catalog.renderer();
     let operator = auth::bearer(&headers).is_ok_and(|b| {
@@ -45,13 +46,18 @@ pub(crate) async fn health_handler(
         .and_then(|token| state.tokens.verify(&token).ok())
         .is_some_and(|claims| claims.space.is_none());
     match renderer.as_ref().unwrap_or(&unopened) {
-        Ok(_) if !operator => Ok(Json(json!({ "status": "ok" }))),
-        Ok(adapter) => Ok(Json(json!({
-            "status": "ok",
-            "renderer": adapter,
-            "pool": state.sessions.pool_status(),
-            "hosts": state.sessions.host_status(),
-        }))),
+        Ok(_) if !operator => Ok(Json(Health {
+            status: "ok".into(),
+            renderer: None,
+            pool: None,
+            hosts: None,
+        })),
+        Ok(adapter) => Ok(Json(Health {
+            status: "ok".into(),
+            renderer: Some(adapter.clone()),
+            pool: Some(state.sessions.pool_status()),
+            hosts: Some(state.sessions.host_status()),
+        })),
         Err(_) if !operator => Err(AppError::unavailable(
             "RendererUnavailable",
             "the renderer is unavailable",

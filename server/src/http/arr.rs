@@ -11,7 +11,9 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
-use parallax_core::api::{SessionErrorInfo, SessionProperties};
+use parallax_core::api::{
+    SessionErrorInfo, SessionList, SessionProperties, SizeUsage, UsageReport,
+};
 use parallax_core::service::{CreateSession, Created};
 use parallax_core::session::{MAX_LEASE_MINUTES, SessionId, SessionKey, SessionSize};
 use parallax_core::time::Timestamp;
@@ -224,37 +226,12 @@ pub struct UpdateSessionBody {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct SessionList {
-    sessions: Vec<SessionProperties>,
-    /// The next page, when there is one.
-    #[serde(rename = "@nextLink", skip_serializing_if = "Option::is_none")]
-    next_link: Option<String>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
 pub struct AccessToken {
     #[serde(rename = "AccessToken")]
     access_token: String,
     /// RFC 3339.
     #[serde(rename = "expiresOn")]
     expires_on: String,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct UsageReport {
-    from: String,
-    to: String,
-    usage: Vec<SizeUsage>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct SizeUsage {
-    size: &'static str,
-    /// Time Ready within the window.
-    ready_seconds: f64,
-    /// Started minutes of that time.
-    billed_minutes: u64,
 }
 
 /// `GET /accounts/{id}/token` with `Authorization: Bearer <account id>:<account key>`.
@@ -523,7 +500,7 @@ pub(crate) async fn usage_handler(
         .map(|size| {
             let ready = ready.get(size).copied().unwrap_or(Duration::ZERO);
             SizeUsage {
-                size: size.as_str(),
+                size: size.as_str().into(),
                 ready_seconds: ready.as_millis() as f64 / 1000.0,
                 billed_minutes: billed_minutes(ready),
             }

@@ -11,7 +11,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use parallax_core::api::{MemberRender, SizeStatus};
+use parallax_core::api::{HostStatus, MemberRender, SizeStatus};
 use parallax_core::host::HostCommand;
 use parallax_core::pool::{HostId, Pool, PoolConfig};
 use parallax_core::service::{
@@ -666,25 +666,22 @@ impl Sessions {
     }
 
     /// The registered render hosts, for the operator (replicas: every replica's).
-    pub fn host_status(&self) -> serde_json::Value {
+    pub fn host_status(&self) -> Vec<HostStatus> {
         if let Some(shared) = &self.shared {
             return shared.host_status();
         }
-        let hosts: Vec<serde_json::Value> = self
-            .hosts_lock()
+        self.hosts_lock()
             .iter()
-            .map(|(id, link)| {
-                serde_json::json!({
-                    "id": id,
-                    "size": link.size.as_str(),
-                    "endpoint": link.endpoint,
-                    "adapter": link.adapter,
-                    "pid": link.pid,
-                    "device": link.device,
-                })
+            .map(|(id, link)| HostStatus {
+                id: id.to_string(),
+                size: link.size.as_str().into(),
+                endpoint: link.endpoint.clone(),
+                adapter: link.adapter.clone(),
+                pid: link.pid,
+                device: link.device,
+                replica: None,
             })
-            .collect();
-        serde_json::Value::from(hosts)
+            .collect()
     }
 
     /// Time each of `account`'s sessions was Ready within `[from, to)`, by session id; sessions

@@ -98,26 +98,22 @@ impl Shared {
     }
 
     /// Every replica's hosts, for the operator.
-    pub(super) fn host_status(&self) -> serde_json::Value {
+    pub(super) fn host_status(&self) -> Vec<parallax_core::api::HostStatus> {
         let links = self.links();
         let mut hosts: Vec<&StoredHostLink> = links.values().collect();
         hosts.sort_by(|a, b| a.id.cmp(&b.id));
-        serde_json::Value::from(
-            hosts
-                .into_iter()
-                .map(|link| {
-                    serde_json::json!({
-                        "id": link.id,
-                        "size": link.size.as_str(),
-                        "endpoint": link.endpoint,
-                        "adapter": link.adapter,
-                        "pid": link.pid,
-                        "device": link.device,
-                        "replica": link.replica,
-                    })
-                })
-                .collect::<Vec<_>>(),
-        )
+        hosts
+            .into_iter()
+            .map(|link| parallax_core::api::HostStatus {
+                id: link.id.clone(),
+                size: link.size.as_str().into(),
+                endpoint: link.endpoint.clone(),
+                adapter: link.adapter.clone(),
+                pid: link.pid,
+                device: link.device,
+                replica: Some(link.replica.clone()),
+            })
+            .collect()
     }
 
     /// The pool as last committed (not locked): for queue positions.
