@@ -2,6 +2,10 @@
 //! placement, the join code and the connection's state — and how it becomes a member: the tablet
 //! page and the browser headset share both.
 
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::rc::Rc;
+
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use parallax_core::api::{Joining, SpaceList, SpaceListing, SpaceView};
@@ -37,6 +41,16 @@ pub(crate) struct SpaceState {
     /// "Connecting…", "Live", "Reconnecting…", or why the page stopped following.
     pub connection: RwSignal<String>,
     pub problem: RwSignal<Option<ApiError>>,
+    /// Writes not yet sent, in the order they were made (see [`SpaceState::write`]).
+    writes: StoredValue<Rc<RefCell<Writes>>, LocalStorage>,
+}
+
+/// The writes a page has made and the coordinator not yet answered.
+#[derive(Default)]
+struct Writes {
+    queue: VecDeque<Value>,
+    /// A write is on its way; the queue follows it.
+    sending: bool,
 }
 
 impl SpaceState {
@@ -121,22 +135,57 @@ impl SpaceState {
     /// Writes the space's properties as this member; the answer (or why not) shows at once.
     /// `patch` is JSON, not a `PropertiesPatch`: a field it leaves out stays as it is, where
     /// the type would write every field (`null` clears the selection).
+    ///
+    /// Writes go one at a time, in the order they were made: two on their way at once could
+    /// arrive the other way round, and a model carried across the room would end where an
+    /// earlier step of the carry put it.
     pub(crate) fn write(&self, patch: Value) {
         let state = *self;
-        let space = state.name.get_untracked();
-        let Some((_, member)) = state.member.get_untracked() else {
+        if state.member.get_untracked().is_none() {
+            return;
+        }
+        let Some(writes) = state.writes.try_get_value() else {
             return;
         };
-        spawn_local(async move {
+        let start = {
+            let mut pending = writes.borrow_mut();
+            pending.queue.push_back(patch);
+            !std::mem::replace(&mut pending.sending, true)
+        };
+        if start {
+            spawn_local(state.send_writes(writes));
+        }
+    }
+
+    /// Sends the queued writes, each once the one before it is answered.
+    async fn send_writes(self, writes: Rc<RefCell<Writes>>) {
+        loop {
+            let next = {
+                let mut pending = writes.borrow_mut();
+                let next = pending.queue.pop_front();
+                pending.sending = next.is_some();
+                next
+            };
+            let Some(patch) = next else {
+                return;
+            };
+            let (Some(space), Some(Some((_, member)))) = (
+                self.name.try_get_untracked(),
+                self.member.try_get_untracked(),
+            ) else {
+                // The page is gone.
+                writes.borrow_mut().sending = false;
+                return;
+            };
             let path = format!("/v1/spaces/{space}/properties");
             match rest::call_as::<SpaceView>("PATCH", &path, Some(&patch), Some(&member)).await {
                 Ok(view) => {
-                    state.problem.set(None);
-                    state.apply_view(&view);
+                    self.problem.set(None);
+                    self.apply_view(&view);
                 }
-                Err(e) => state.problem.set(Some(e)),
+                Err(e) => self.problem.set(Some(e)),
             }
-        });
+        }
     }
 
     pub(crate) fn new(name: Signal<String>) -> Self {
@@ -156,6 +205,7 @@ impl SpaceState {
             join_code: RwSignal::new(None),
             connection: RwSignal::new("Connecting…".into()),
             problem: RwSignal::new(None),
+            writes: StoredValue::new_local(Rc::default()),
         }
     }
 }

@@ -3,7 +3,7 @@
 //! Like ARR, the host never changes what the device sees on its own: every change (pose, model,
 //! placement) is asked for by the device; the host answers with frames and events.
 
-use glam::{Mat4, Vec3};
+use glam::{Mat4, Quat, Vec3};
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::ModelId;
@@ -117,16 +117,17 @@ impl OrbitPose {
     ) -> Self {
         let to_model = placed.model_to_tracking.inverse();
         let eye = to_model.transform_point3(Vec3::from(position));
-        let turned = |v: [f32; 3]| {
+        let orientation = Quat::from_array(orientation);
+        let turned = |v: Vec3| {
             to_model
-                .transform_vector3(Vec3::from(rotate(orientation, v)))
+                .transform_vector3(orientation * v)
                 .normalize_or_zero()
         };
-        let forward = turned([0.0, 0.0, -1.0]);
+        let forward = turned(Vec3::NEG_Z);
         Self {
             position: eye.to_array(),
             target: (eye + forward * extent.diameter()).to_array(),
-            up: turned([0.0, 1.0, 0.0]).to_array(),
+            up: turned(Vec3::Y).to_array(),
             fov_y_degrees,
         }
     }
@@ -135,71 +136,23 @@ impl OrbitPose {
     /// side of this camera and looking the same way, as a stereo pose's `views` for eyes of
     /// `width × height`.
     pub fn stereo_views(&self, separation: f32, width: u32, height: u32) -> [EyeView; 2] {
-        let sub = |a: [f32; 3], b: [f32; 3]| -> [f32; 3] { std::array::from_fn(|i| a[i] - b[i]) };
-        let dot = |a: [f32; 3], b: [f32; 3]| -> f32 { (0..3).map(|i| a[i] * b[i]).sum() };
-        let cross = |a: [f32; 3], b: [f32; 3]| -> [f32; 3] {
-            [
-                a[1] * b[2] - a[2] * b[1],
-                a[2] * b[0] - a[0] * b[2],
-                a[0] * b[1] - a[1] * b[0],
-            ]
-        };
-        let unit = |a: [f32; 3]| -> [f32; 3] {
-            let length = dot(a, a).sqrt().max(1e-12);
-            a.map(|c| c / length)
-        };
-        let distance = dot(
-            sub(self.target, self.position),
-            sub(self.target, self.position),
-        )
-        .sqrt();
-        let forward = unit(sub(self.target, self.position));
-        let right = unit(cross(forward, self.up));
-        let up = cross(right, forward);
+        let (position, target) = (Vec3::from(self.position), Vec3::from(self.target));
+        let distance = position.distance(target);
+        let forward = (target - position).normalize_or_zero();
+        let right = forward.cross(Vec3::from(self.up)).normalize_or_zero();
         // OpenGL's perspective, as WebXR gives projections: depth −1..1.
-        let (near, far) = (distance * 0.01, distance * 10.0);
-        let f = 1.0 / (self.fov_y_degrees.to_radians() * 0.5).tan();
-        let aspect = width as f32 / height.max(1) as f32;
-        let projection = [
-            f / aspect,
-            0.0,
-            0.0,
-            0.0, //
-            0.0,
-            f,
-            0.0,
-            0.0, //
-            0.0,
-            0.0,
-            (far + near) / (near - far),
-            -1.0, //
-            0.0,
-            0.0,
-            2.0 * far * near / (near - far),
-            0.0,
-        ];
+        let projection = glam::camera::rh::proj::opengl::perspective(
+            self.fov_y_degrees.to_radians(),
+            width as f32 / height.max(1) as f32,
+            distance * 0.01,
+            distance * 10.0,
+        )
+        .to_cols_array();
         [-0.5, 0.5].map(|side| {
-            let eye: [f32; 3] =
-                std::array::from_fn(|i| self.position[i] + right[i] * side * separation);
+            let eye = position + right * side * separation;
             EyeView {
-                view: [
-                    right[0],
-                    up[0],
-                    -forward[0],
-                    0.0, //
-                    right[1],
-                    up[1],
-                    -forward[1],
-                    0.0, //
-                    right[2],
-                    up[2],
-                    -forward[2],
-                    0.0, //
-                    -dot(right, eye),
-                    -dot(up, eye),
-                    dot(forward, eye),
-                    1.0,
-                ],
+                view: glam::camera::rh::view::look_to_mat4(eye, forward, Vec3::from(self.up))
+                    .to_cols_array(),
                 projection,
             }
         })
@@ -280,23 +233,6 @@ impl EyeView {
 }
 
 pub use crate::room::{XR_BELOW_EYES, XR_DISTANCE, XR_SIZE};
-
-/// `v` rotated by the unit quaternion `q` (`[x, y, z, w]`).
-fn rotate(q: [f32; 4], v: [f32; 3]) -> [f32; 3] {
-    let [x, y, z, w] = q;
-    let u = [x, y, z];
-    let cross = |a: [f32; 3], b: [f32; 3]| {
-        [
-            a[1] * b[2] - a[2] * b[1],
-            a[2] * b[0] - a[0] * b[2],
-            a[0] * b[1] - a[1] * b[0],
-        ]
-    };
-    // v + 2w(u × v) + 2 u × (u × v)
-    let t = cross(u, v);
-    let tt = cross(u, t);
-    std::array::from_fn(|i| v[i] + 2.0 * w * t[i] + 2.0 * tt[i])
-}
 
 /// A model's axis-aligned bounds in scene units, so a device can frame it.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -800,6 +736,12 @@ mod tests {
             let seen = (radius / distance) / (orbit.fov_y_degrees.to_radians() * 0.5).sin();
             assert!((seen - zoom / 1.05).abs() < 1e-4, "zoom {zoom}: {seen}");
         }
+    }
+
+    /// `v` turned by `q` as the wire spells quaternions (`[x, y, z, w]`), read the way the camera
+    /// maths reads them.
+    fn rotate(q: [f32; 4], v: [f32; 3]) -> [f32; 3] {
+        (Quat::from_array(q) * Vec3::from(v)).to_array()
     }
 
     #[test]
