@@ -45,6 +45,13 @@ pub(crate) struct SpaceState {
     writes: StoredValue<Rc<RefCell<Writes>>, LocalStorage>,
 }
 
+/// Whether `patch` may take the place of `waiting`, a write not sent yet: it writes the same
+/// fields, and no pick.
+fn replaces(patch: &Value, waiting: &Value) -> bool {
+    let fields = |v: &Value| v.as_object().map(|o| o.keys().cloned().collect::<Vec<_>>());
+    fields(patch) == fields(waiting) && patch.get("pick").is_none()
+}
+
 /// The writes a page has made and the coordinator not yet answered.
 #[derive(Default)]
 struct Writes {
@@ -138,7 +145,10 @@ impl SpaceState {
     ///
     /// Writes go one at a time, in the order they were made: two on their way at once could
     /// arrive the other way round, and a model carried across the room would end where an
-    /// earlier step of the carry put it.
+    /// earlier step of the carry put it. A write of the same fields as the one waiting behind
+    /// the write on its way replaces it (the later place of a carried model, the later angle of
+    /// a slider): what is sent keeps up however slowly a busy page hears its answers. Picks are
+    /// never replaced: each is news.
     pub(crate) fn write(&self, patch: Value) {
         let state = *self;
         if state.member.get_untracked().is_none() {
@@ -149,7 +159,10 @@ impl SpaceState {
         };
         let start = {
             let mut pending = writes.borrow_mut();
-            pending.queue.push_back(patch);
+            match pending.queue.back_mut() {
+                Some(waiting) if replaces(&patch, waiting) => *waiting = patch,
+                _ => pending.queue.push_back(patch),
+            }
             !std::mem::replace(&mut pending.sending, true)
         };
         if start {
@@ -207,5 +220,22 @@ impl SpaceState {
             problem: RwSignal::new(None),
             writes: StoredValue::new_local(Rc::default()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::replaces;
+
+    #[test]
+    fn a_later_write_of_the_same_fields_replaces_one_waiting_but_never_a_pick() {
+        let room = |x: f64| json!({ "room": { "position": [x, 0.0, 0.0] } });
+        assert!(replaces(&room(2.0), &room(1.0)));
+        assert!(!replaces(&json!({ "review": {} }), &room(1.0)));
+        assert!(!replaces(&json!({ "room": {}, "review": {} }), &room(1.0)));
+        let pick = json!({ "pick": { "part": "Gear" } });
+        assert!(!replaces(&pick, &pick));
     }
 }

@@ -153,14 +153,19 @@ async fn start(state: HeadsetState, mode: XrMode) -> Result<(), JsValue> {
         move |event: JsValue| take(state, &event, &space, &kept.grab)
     });
     let on_release = Closure::<dyn FnMut(JsValue)>::new({
-        let kept = kept.clone();
+        let (space, kept) = (space.clone(), kept.clone());
         move |event: JsValue| {
             // Only the hand that took it lets it go.
             let hand = get(&event, "inputSource").unwrap_or_default();
             let mut grab = kept.grab.borrow_mut();
             if grab.as_ref().is_some_and(|g| Object::is(&g.source, &hand))
-                && let Some(grab) = grab.take()
+                && let Some(mut grab) = grab.take()
             {
+                // Where the hand let go, as the event's own frame has it: animation frames
+                // come as fast as the device draws, and the last may be a step behind.
+                if let Ok(frame) = get(&event, "frame") {
+                    follow(state, &mut grab, &frame, &space);
+                }
                 state.space.write(serde_json::json!({ "room": grab.now }));
             }
         }
@@ -336,25 +341,37 @@ fn take(state: HeadsetState, event: &JsValue, space: &JsValue, grab: &RefCell<Op
 /// headset) at most [`CARRY_HZ`] times a second.
 fn carry(state: HeadsetState, frame: &JsValue, space: &JsValue, grab: &RefCell<Option<Grab>>) {
     let mut grab = grab.borrow_mut();
-    let (Some(held), Some(room)) = (grab.as_mut(), state.alignment.get_untracked()) else {
+    let Some(held) = grab.as_mut() else {
         return;
     };
+    if follow(state, held, frame, space) {
+        let now = js_sys::Date::now();
+        if now - held.written >= 1000.0 / CARRY_HZ {
+            held.written = now;
+            state.space.write(serde_json::json!({ "room": held.now }));
+        }
+    }
+}
+
+/// Moves the model in `held` to where its hand is in `frame`, here at once; whether it moved
+/// (not when the hand's pose is unknown, nor beyond where the room allows: there it stays
+/// where it was last).
+fn follow(state: HeadsetState, held: &mut Grab, frame: &JsValue, space: &JsValue) -> bool {
+    let Some(room) = state.alignment.get_untracked() else {
+        return false;
+    };
     let Some((position, orientation)) = hand_pose(frame, &held.source, space) else {
-        return;
+        return false;
     };
     let moved = held
         .start
         .carried(held.from, room.grip_of(position, orientation));
     if moved.problem().is_some() {
-        return; // Beyond where the room allows: it stays where it was last.
+        return false;
     }
     held.now = moved;
     state.space.room.set(moved);
-    let now = js_sys::Date::now();
-    if now - held.written >= 1000.0 / CARRY_HZ {
-        held.written = now;
-        state.space.write(serde_json::json!({ "room": moved }));
-    }
+    true
 }
 
 /// The ray of the input source of a select `event`, in `space`.
