@@ -265,6 +265,10 @@ impl Default for Extent {
     }
 }
 
+/// The most a placement scales a model: beyond it, a model's coordinates leave what a renderer
+/// can draw.
+pub const MAX_SCALE: f32 = 1_000_000.0;
+
 /// Where the model sits in the scene.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -275,7 +279,10 @@ pub struct Placement {
     /// A unit quaternion `[x, y, z, w]`.
     #[cfg_attr(feature = "openapi", schema(min_items = 4, max_items = 4))]
     pub rotation: [f32; 4],
-    #[cfg_attr(feature = "openapi", schema(exclusive_minimum = 0))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(exclusive_minimum = 0, maximum = 1_000_000)
+    )]
     pub scale: f32,
 }
 
@@ -289,9 +296,15 @@ impl Placement {
             .chain(&self.rotation)
             .chain([&self.scale])
             .all(|c| c.is_finite());
-        let turned = self.rotation.iter().map(|c| c * c).sum::<f32>() > 1e-12;
-        (!(finite && self.scale > 0.0 && turned)).then(|| {
-            "the placement needs finite numbers, a scale above 0 and a non-zero rotation".into()
+        // Squared, a finite rotation can still overflow: it would normalize to nothing.
+        let length = self.rotation.iter().map(|c| c * c).sum::<f32>();
+        let turned = length.is_finite() && length > 1e-12;
+        let scaled = self.scale > 0.0 && self.scale <= MAX_SCALE;
+        (!(finite && scaled && turned)).then(|| {
+            format!(
+                "the placement needs finite numbers, a scale above 0 and at most {MAX_SCALE}, \
+                 and a non-zero rotation"
+            )
         })
     }
 }
@@ -798,6 +811,11 @@ mod tests {
             scaled(0.0),
             scaled(-1.0),
             scaled(f32::INFINITY),
+            scaled(MAX_SCALE * 2.0),
+            Placement {
+                rotation: [1e20, 0.0, 0.0, 0.0],
+                ..Placement::default()
+            },
             Placement {
                 rotation: [0.0; 4],
                 ..Placement::default()

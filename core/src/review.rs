@@ -200,7 +200,7 @@ impl Review {
                 .chain(&plane.normal)
                 .all(|c| c.is_finite());
             let length: f32 = plane.normal.iter().map(|c| c * c).sum();
-            if !finite || length < 1e-12 {
+            if !finite || !length.is_finite() || length < 1e-12 {
                 return Some("a cut plane needs a finite point and a non-zero normal".into());
             }
         }
@@ -266,6 +266,9 @@ mod tests {
         assert!(bad.problem().unwrap().contains("8 cut planes"));
         let mut bad = review.clone();
         bad.cut_planes[0].normal = [0.0; 3];
+        assert!(bad.problem().unwrap().contains("non-zero normal"));
+        // Finite, but too long to square.
+        bad.cut_planes[0].normal = [1e20, 0.0, 0.0];
         assert!(bad.problem().unwrap().contains("non-zero normal"));
         let mut bad = review.clone();
         bad.explode = 2.0;

@@ -55,6 +55,7 @@ pub(crate) struct GuestJoin {
         (status = 201, body = Joining, headers(("Set-Cookie" = String, description = "The guest's sign-in"))),
         (status = 400, description = "Not the body's form, or not a device name", body = ErrorBody),
         (status = 403, description = "No space has that join code", body = ErrorBody),
+        (status = 404, description = "The space went as the guest joined", body = ErrorBody),
         (status = 409, description = "The space is full", body = ErrorBody),
         (status = 415, body = ErrorBody),
         (status = 429, description = "Too many wrong codes from this address, or the owner's limit of sessions", body = ErrorBody),

@@ -181,6 +181,8 @@ pub(crate) async fn mesh_handler(
     security(()),
     responses(
         (status = 101, description = "A WebSocket: its first message, `register`, carries the host's credential"),
+        (status = 400, description = "A WebSocket upgrade this server does not take", body = ErrorBody),
+        (status = 405, description = "Not a GET", body = ErrorBody),
         (status = 426, description = "Not a WebSocket upgrade", body = ErrorBody)))]
 pub(crate) async fn host_ws_handler(
     ws: std::result::Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
@@ -189,15 +191,26 @@ pub(crate) async fn host_ws_handler(
     match ws {
         Ok(ws) => parallax_host::net::small_messages(ws)
             .on_upgrade(move |socket| host_link(socket, state)),
-        Err(rejection) => AppError::client(
-            axum::http::StatusCode::UPGRADE_REQUIRED,
-            "UpgradeRequired",
-            format!(
+        Err(rejection) => {
+            let status = rejection.status();
+            let code = if status == axum::http::StatusCode::UPGRADE_REQUIRED {
+                "UpgradeRequired"
+            } else {
+                "BadRequest"
+            };
+            let message = format!(
                 "this is a render host's WebSocket: {}",
                 rejection.body_text()
-            ),
-        )
-        .into_response(),
+            );
+            let mut response = AppError::client(status, code, message).into_response();
+            if status == axum::http::StatusCode::UPGRADE_REQUIRED {
+                response.headers_mut().insert(
+                    header::UPGRADE,
+                    axum::http::HeaderValue::from_static("websocket"),
+                );
+            }
+            response
+        }
     }
 }
 

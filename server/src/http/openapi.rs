@@ -136,10 +136,15 @@ impl Modify for Security {
 
 /// The document, as `/openapi.json` serves it and `parallax openapi` prints it.
 pub fn document() -> serde_json::Value {
+    DOCUMENT.clone()
+}
+
+/// Made once: the document is public, and large.
+static DOCUMENT: std::sync::LazyLock<serde_json::Value> = std::sync::LazyLock::new(|| {
     let mut document = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
     spell_links(&mut document);
     document
-}
+});
 
 /// utoipa 5.5 writes a link's fields in Rust's spelling (`operation_id`), which no OpenAPI tool
 /// reads: they are renamed to the specification's (`operationId`), or the links would be lost.
@@ -151,8 +156,9 @@ fn spell_links(document: &mut serde_json::Value) {
         .filter_map(serde_json::Value::as_object_mut)
         .flat_map(|item| item.values_mut());
     for operation in operations {
-        let links = operation["responses"]
-            .as_object_mut()
+        let links = operation
+            .get_mut("responses")
+            .and_then(serde_json::Value::as_object_mut)
             .into_iter()
             .flat_map(|responses| responses.values_mut())
             .filter_map(|response| response.get_mut("links")?.as_object_mut())
@@ -175,8 +181,8 @@ fn spell_links(document: &mut serde_json::Value) {
 /// This document.
 #[utoipa::path(get, path = "/openapi.json", operation_id = "getOpenApiDocument", tag = "service", security(()),
     responses((status = 200, description = "The OpenAPI 3.1 document of the HTTP API", body = Object)))]
-async fn document_handler() -> Json<serde_json::Value> {
-    Json(document())
+async fn document_handler() -> Json<&'static serde_json::Value> {
+    Json(&DOCUMENT)
 }
 
 pub fn router() -> Router<AppState> {

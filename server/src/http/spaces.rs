@@ -325,13 +325,14 @@ pub(crate) struct IfMatchHeader {
 #[utoipa::path(patch, path = "/v1/spaces/{name}/properties", operation_id = "updateSpaceProperties", tag = "spaces",
     params(SpaceName, IfMatchHeader), request_body = PropertiesPatch,
     security(("access_token" = [], "member_token" = []), ("access_token" = []),
-        ("session_cookie" = [], "member_token" = [])),
+        ("session_cookie" = [], "member_token" = []), ("session_cookie" = [])),
     responses(
         (status = 200, body = SpaceView, headers(("ETag" = String, description = "The space's change number"))),
         (status = 400, description = "Not the body's form", body = ErrorBody),
         (status = 401, body = ErrorBody),
         (status = 403, description = "Not a member, not a tablet, or not the arbiter, where the select policy asks one", body = ErrorBody),
         (status = 404, description = "No such space or model", body = ErrorBody),
+        (status = 409, description = "The model selected is not converted (yet, or it failed)", body = ErrorBody),
         (status = 412, description = "If-Match is not the space's change number", body = ErrorBody),
         (status = 415, body = ErrorBody),
         (status = 422, description = "A placement, review, pick or custom value out of its bounds", body = ErrorBody)))]
