@@ -731,6 +731,11 @@ impl SignedIn {
 }
 
 /// `GET path` on `server` with a bearer token; the JSON answer.
+/// `GET path` on `server` without credentials (a public route); the JSON answer.
+pub async fn get_public_json(server: &TestServer, path: &str) -> Value {
+    json_of(get(server, path)).await
+}
+
 pub async fn get_json(server: &TestServer, path: &str, token: &str) -> Value {
     json_of(get(server, path).bearer_auth(token)).await
 }

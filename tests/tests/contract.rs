@@ -12,7 +12,7 @@ use std::process::Command;
 
 use parallax_server::config::PoolArgs;
 use parallax_server::{Options, QuotaArgs};
-use parallax_tests::{ArrClient, TestServer, data_dir, guest_cookie};
+use parallax_tests::{ArrClient, TestServer, data_dir, get_public_json, guest_cookie};
 use serde_json::Value;
 use serde_json::json;
 
@@ -162,15 +162,7 @@ fn operations(document: &Value) -> BTreeSet<(String, String)> {
 async fn the_document_describes_every_route_the_coordinator_serves_and_no_other() {
     let dir = data_dir();
     let server = TestServer::start(dir.path()).await;
-    let document: Value = server
-        .http()
-        .get(format!("{}/openapi.json", server.url()))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let document = get_public_json(&server, "/openapi.json").await;
     let documented = operations(&document);
     let served: BTreeSet<(String, String)> = routes::coordinator_routes()
         .into_iter()

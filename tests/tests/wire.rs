@@ -5,47 +5,55 @@
 //! coordinator and render host through every kind of message, and each text message either side
 //! sends is checked against its schema.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use parallax_tests::{ArrClient, TestServer, data_dir, ready_session, swaying_wearer};
+use parallax_tests::{
+    ArrClient, TestServer, data_dir, get_public_json, ready_session, swaying_wearer,
+};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
 type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-/// The document's schemas of the socket messages.
+/// The socket messages' schemas, by name.
+const MESSAGES: [&str; 6] = [
+    "SpaceClientMessage",
+    "SpaceServerMessage",
+    "DeviceMessage",
+    "HostMessage",
+    "HostReport",
+    "HostCommand",
+];
+
+/// The document's schemas of the socket messages, each compiled once.
 struct Schemas {
-    components: Value,
+    validators: HashMap<&'static str, jsonschema::Validator>,
 }
 
 impl Schemas {
     async fn of(server: &TestServer) -> Self {
-        let document: Value = server
-            .http()
-            .get(format!("{}/openapi.json", server.url()))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let document = get_public_json(server, "/openapi.json").await;
+        let compile = |name: &'static str| {
+            let root = json!({
+                "$ref": format!("#/components/schemas/{name}"),
+                "components": document["components"],
+            });
+            let validator = jsonschema::draft202012::options()
+                .build(&root)
+                .unwrap_or_else(|e| panic!("the document's {name} does not compile: {e}"));
+            (name, validator)
+        };
         Self {
-            components: document["components"].clone(),
+            validators: MESSAGES.into_iter().map(compile).collect(),
         }
     }
 
     /// Panics, naming the place and the message, unless `message` is as the schema `name` says.
     fn check(&self, name: &str, message: &Value) {
-        let root = json!({
-            "$ref": format!("#/components/schemas/{name}"),
-            "components": self.components,
-        });
-        let validator = jsonschema::draft202012::options()
-            .build(&root)
-            .unwrap_or_else(|e| panic!("the document's {name} does not compile: {e}"));
+        let validator = &self.validators[name];
         if let Err(error) = validator.validate(message) {
             panic!(
                 "a message is not the document's {name}: {error} (at {}): {message}",
@@ -127,7 +135,9 @@ async fn every_space_socket_message_is_as_the_document_states_it() {
     let spaces = format!("{}/v1/spaces/wire", server.url());
     // The check refuses what the document does not allow: an event without its number or kind.
     let unnumbered = json!({ "type": "event", "change": 1, "event": {} });
-    let refused = std::panic::catch_unwind(|| schemas.check("SpaceServerMessage", &unnumbered));
+    let refused = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        schemas.check("SpaceServerMessage", &unnumbered)
+    }));
     assert!(refused.is_err(), "an event without seq is refused");
 
     let created = owner
