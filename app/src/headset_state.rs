@@ -69,17 +69,6 @@ pub(crate) enum XrMode {
     Ar,
 }
 
-impl XrMode {
-    /// WebXR's name for the session mode.
-    #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
-    pub fn session_mode(self) -> &'static str {
-        match self {
-            XrMode::Vr => "immersive-vr",
-            XrMode::Ar => "immersive-ar",
-        }
-    }
-}
-
 impl std::fmt::Display for XrMode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {

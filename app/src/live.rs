@@ -1,5 +1,6 @@
 //! What the page's live connections share: their socket URL, how a conversation ends, the
-//! welcome watchdog and the reconnect backoff. Browser only.
+//! welcome watchdog and the reconnect backoff; and the page's hooks for tests and benchmarks.
+//! Browser only.
 
 use std::cell::Cell;
 use std::future::Future;
@@ -8,6 +9,7 @@ use std::rc::Rc;
 use futures_util::future::{Either, select};
 use gloo_timers::future::TimeoutFuture;
 use leptos::prelude::*;
+use wasm_bindgen::JsValue;
 
 const FIRST_BACKOFF_MS: u32 = 250;
 const MAX_BACKOFF_MS: u32 = 3_000;
@@ -71,4 +73,15 @@ pub(crate) fn socket_url(path: &str) -> Result<String, String> {
     let host = location.host().map_err(|e| format!("{e:?}"))?;
     let scheme = if protocol == "https:" { "wss" } else { "ws" };
     Ok(format!("{scheme}://{host}{path}"))
+}
+
+/// A hook of the page's, `window.<name>`: a switch a test sets, or what the page shows tests and
+/// benchmarks (where the model is, frame latencies). Plain page globals, not a browser API.
+pub(crate) fn hook(name: &str) -> JsValue {
+    js_sys::Reflect::get(&window(), &name.into()).unwrap_or_default()
+}
+
+/// Sets the page's hook `window.<name>` (see [`hook`]).
+pub(crate) fn set_hook(name: &str, value: &JsValue) {
+    let _ = js_sys::Reflect::set(&window(), &name.into(), value);
 }

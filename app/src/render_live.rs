@@ -44,7 +44,7 @@ const IN_FLIGHT_LIMIT_MS: f64 = 500.0;
 /// A test switch: while `window.parallaxHoldPoses` is true a WebXR session asks for no frames,
 /// so the page keeps drawing the last one (reprojected to where the head is now).
 fn held() -> bool {
-    js_sys::Reflect::get(&window(), &"parallaxHoldPoses".into()).is_ok_and(|v| v.is_truthy())
+    crate::live::hook("parallaxHoldPoses").is_truthy()
 }
 
 enum Command {

@@ -145,8 +145,11 @@ fn on_map(ev: &leptos::ev::PointerEvent) -> Option<(f32, f32)> {
         .ok()?;
     let rect = map.get_bounding_client_rect();
     (rect.width() > 0.0 && rect.height() > 0.0).then(|| {
-        let fx = (f64::from(ev.client_x()) - rect.left()) / rect.width();
-        let fy = (f64::from(ev.client_y()) - rect.top()) / rect.height();
+        let (x, y) = crate::client_point(ev);
+        let (fx, fy) = (
+            (x - rect.left()) / rect.width(),
+            (y - rect.top()) / rect.height(),
+        );
         let side = 2.0 * HALF_SIDE;
         (fx as f32 * side - HALF_SIDE, fy as f32 * side - HALF_SIDE)
     })

@@ -3,81 +3,40 @@
 //! once. After a decoder error the decoder is made anew and a key frame asked for; frames until it
 //! comes are passed over. Browser only.
 //!
-//! The bindings are written here: web-sys has WebCodecs only behind `web_sys_unstable_apis`.
+//! WebCodecs through web-sys' typed bindings (unstable in web-sys: the wasm build sets
+//! `web_sys_unstable_apis`).
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::rc::Rc;
 
-use js_sys::{Object, Reflect};
 use leptos::prelude::*;
 use parallax_core::FrameHeader;
 use parallax_core::device::Codec;
+use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
+use web_sys::{
+    CanvasRenderingContext2d, EncodedVideoChunk, EncodedVideoChunkInit, EncodedVideoChunkType,
+    VideoDecoder, VideoDecoderConfig, VideoDecoderInit, VideoFrame,
+};
 
 use crate::headset_state::{HeadsetState, ShownFrame};
 
 /// Constrained Baseline, level 5.1: every frame size Parallax asks for (up to 2 × 2048 wide).
 const H264: &str = "avc1.42E033";
 
-#[wasm_bindgen]
-extern "C" {
-    type VideoDecoder;
-    #[wasm_bindgen(constructor, catch)]
-    fn new(init: &Object) -> Result<VideoDecoder, JsValue>;
-    #[wasm_bindgen(method, catch)]
-    fn configure(this: &VideoDecoder, config: &Object) -> Result<(), JsValue>;
-    #[wasm_bindgen(method, catch)]
-    fn decode(this: &VideoDecoder, chunk: &EncodedVideoChunk) -> Result<(), JsValue>;
-    #[wasm_bindgen(method, catch)]
-    fn close(this: &VideoDecoder) -> Result<(), JsValue>;
-    #[wasm_bindgen(static_method_of = VideoDecoder, js_name = isConfigSupported, catch)]
-    fn is_config_supported(config: &Object) -> Result<js_sys::Promise, JsValue>;
-
-    type EncodedVideoChunk;
-    #[wasm_bindgen(constructor, catch)]
-    fn new(init: &Object) -> Result<EncodedVideoChunk, JsValue>;
-
-    type VideoFrame;
-    #[wasm_bindgen(method)]
-    fn close(this: &VideoFrame);
-    #[wasm_bindgen(method, getter)]
-    fn timestamp(this: &VideoFrame) -> f64;
-    #[wasm_bindgen(method, getter, js_name = displayWidth)]
-    fn display_width(this: &VideoFrame) -> u32;
-    #[wasm_bindgen(method, getter, js_name = displayHeight)]
-    fn display_height(this: &VideoFrame) -> u32;
-
-    /// A canvas' 2D context, for the `drawImage` overload that takes a `VideoFrame`.
-    type Context2d;
-    #[wasm_bindgen(method, catch, js_name = drawImage)]
-    fn draw_video_frame(
-        this: &Context2d,
-        frame: &VideoFrame,
-        x: f64,
-        y: f64,
-    ) -> Result<(), JsValue>;
-}
-
-fn object(fields: &[(&str, JsValue)]) -> Object {
-    let object = Object::new();
-    for (name, value) in fields {
-        let _ = Reflect::set(&object, &(*name).into(), value);
-    }
-    object
-}
-
-fn decoder_config() -> Object {
-    object(&[("codec", H264.into()), ("optimizeForLatency", true.into())])
+fn decoder_config() -> VideoDecoderConfig {
+    let config = VideoDecoderConfig::new(H264);
+    config.set_optimize_for_latency(true);
+    config
 }
 
 /// The codecs this browser decodes, best first: H.264 where WebCodecs has it, JPEG always.
 pub(crate) async fn codecs() -> Vec<Codec> {
-    let has_decoder = Reflect::has(&window(), &"VideoDecoder".into()).unwrap_or(false);
+    let has_decoder = js_sys::Reflect::has(&window(), &"VideoDecoder".into()).unwrap_or(false);
     let supported = async {
-        let promise = VideoDecoder::is_config_supported(&decoder_config()).ok()?;
-        let answer = wasm_bindgen_futures::JsFuture::from(promise).await.ok()?;
-        Reflect::get(&answer, &"supported".into()).ok()?.as_bool()
+        let answer = VideoDecoder::is_config_supported(&decoder_config()).await;
+        answer.ok()?.get_supported()
     };
     if has_decoder && supported.await == Some(true) {
         vec![Codec::H264, Codec::Jpeg]
@@ -160,12 +119,15 @@ impl VideoSink {
             return ask;
         }
         self.awaiting_key = false;
-        let chunk = EncodedVideoChunk::new(&object(&[
-            ("type", if header.key { "key" } else { "delta" }.into()),
-            // The frame number: each decoded picture is matched to its frame by it.
-            ("timestamp", (header.frame as f64).into()),
-            ("data", js_sys::Uint8Array::from(data).into()),
-        ]));
+        let kind = if header.key {
+            EncodedVideoChunkType::Key
+        } else {
+            EncodedVideoChunkType::Delta
+        };
+        let init = EncodedVideoChunkInit::new(&js_sys::Uint8Array::from(data), 0, kind);
+        // The frame number: each decoded picture is matched to its frame by it.
+        init.set_timestamp_f64(header.frame as f64);
+        let chunk = EncodedVideoChunk::new(&init);
         self.shared.pending.borrow_mut().push_back(Pending {
             frame: header.frame,
             model,
@@ -189,17 +151,16 @@ fn open(
     on_output: &Closure<dyn FnMut(VideoFrame)>,
     on_error: &Closure<dyn FnMut(JsValue)>,
 ) -> Result<VideoDecoder, JsValue> {
-    let decoder = VideoDecoder::new(&object(&[
-        ("output", on_output.as_ref().clone()),
-        ("error", on_error.as_ref().clone()),
-    ]))?;
+    let decoder = VideoDecoder::new(&VideoDecoderInit::new(
+        on_error.as_ref().unchecked_ref(),
+        on_output.as_ref().unchecked_ref(),
+    ))?;
     decoder.configure(&decoder_config())?;
     Ok(decoder)
 }
 
 /// Draws a decoded picture on the page's canvas and records what it shows.
 fn draw(shared: &Shared, frame: &VideoFrame) {
-    use wasm_bindgen::JsCast;
     let number = frame.timestamp() as u64;
     let mut found = None;
     {
@@ -224,10 +185,9 @@ fn draw(shared: &Shared, frame: &VideoFrame) {
         .get_context("2d")
         .ok()
         .flatten()
-        .filter(|c| c.is_instance_of::<web_sys::CanvasRenderingContext2d>())
-        .map(JsCast::unchecked_into::<Context2d>);
+        .and_then(|c| c.dyn_into::<CanvasRenderingContext2d>().ok());
     if let Some(context) = context
-        && context.draw_video_frame(frame, 0.0, 0.0).is_ok()
+        && context.draw_image_with_video_frame(frame, 0.0, 0.0).is_ok()
     {
         let (model, shown) = found.map_or((None, None), |p| (p.model, p.shown));
         state.drawn.set(model);

@@ -8,19 +8,21 @@
 //! with an area of the layer) gets one frame from the head's centre. In AR the frames carry
 //! their coverage, and the layer is clear (premultiplied) wherever the model is not.
 //!
-//! WebXR is reached through `js_sys::Reflect`: web-sys's WebXR bindings need an unstable cfg.
-//! Browser only.
+//! WebXR through web-sys' typed bindings (unstable in web-sys: the wasm build sets
+//! `web_sys_unstable_apis`). Browser only.
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
-use js_sys::{Array, Function, Object, Promise, Reflect};
+use js_sys::{Array, Object};
 use leptos::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use web_sys::{
-    HtmlCanvasElement, WebGl2RenderingContext as Gl, WebGlProgram, WebGlTexture,
-    WebGlUniformLocation,
+    HtmlCanvasElement, WebGl2RenderingContext as Gl, WebGlContextAttributes, WebGlProgram,
+    WebGlTexture, WebGlUniformLocation, XrFrame, XrHandedness, XrInputSource, XrInputSourceEvent,
+    XrReferenceSpace, XrReferenceSpaceType, XrRenderStateInit, XrRigidTransform, XrSession,
+    XrSessionInit, XrSessionMode, XrSpace, XrSystem, XrTargetRayMode, XrView, XrWebGlLayer,
 };
 
 use parallax_core::device::XrPlacement;
@@ -29,32 +31,38 @@ use parallax_core::room::{Alignment, Grip, RoomPlacement};
 use parallax_core::space_protocol::PRESENCE_HZ;
 
 use crate::headset_state::{HeadsetState, XrMode};
+use crate::live::{hook, set_hook};
 use crate::render_live::{Viewer, viewer};
 
+#[wasm_bindgen]
+extern "C" {
+    /// An `XRSession` with what the WebXR AR module adds, which web-sys does not bind.
+    #[wasm_bindgen(extends = XrSession)]
+    type ArSession;
+    /// How the display shows the layer over the room: `opaque`, `alpha-blend` or `additive`.
+    #[wasm_bindgen(method, getter, js_name = environmentBlendMode)]
+    fn environment_blend_mode(this: &ArSession) -> Option<String>;
+}
+
 /// What `XRSession.requestAnimationFrame` calls: the time and the `XRFrame`.
-type FrameCallback = Closure<dyn FnMut(f64, JsValue)>;
+type FrameCallback = Closure<dyn FnMut(f64, XrFrame)>;
+
+/// What an `XRSession`'s input events call.
+type InputListener = Closure<dyn FnMut(XrInputSourceEvent)>;
 
 /// The largest frame asked for, per eye.
 const MAX_SIDE: f64 = 1280.0;
 
-fn get(target: &JsValue, key: &str) -> Result<JsValue, JsValue> {
-    Reflect::get(target, &key.into())
+/// `navigator.xr`, where the browser has WebXR.
+fn xr_system() -> Option<XrSystem> {
+    Some(window().navigator().xr()).filter(|xr| !xr.is_undefined() && !xr.is_null())
 }
 
-/// Calls `target.method(args…)`.
-fn call(target: &JsValue, method: &str, args: &[&JsValue]) -> Result<JsValue, JsValue> {
-    let function: Function = get(target, method)?.dyn_into()?;
-    function.apply(target, &args.iter().copied().collect::<Array>())
-}
-
-/// Awaits a promise the browser returned.
-async fn resolve(value: JsValue) -> Result<JsValue, JsValue> {
-    value.dyn_into::<Promise>()?.await
-}
-
-fn navigator_xr() -> Option<JsValue> {
-    let xr = get(&window().navigator(), "xr").ok()?;
-    (!xr.is_undefined() && !xr.is_null()).then_some(xr)
+fn session_mode(mode: XrMode) -> XrSessionMode {
+    match mode {
+        XrMode::Vr => XrSessionMode::ImmersiveVr,
+        XrMode::Ar => XrSessionMode::ImmersiveAr,
+    }
 }
 
 fn message(error: JsValue) -> String {
@@ -67,15 +75,12 @@ fn message(error: JsValue) -> String {
 
 /// Whether this browser can start an immersive session in `mode`.
 pub(crate) async fn supported(mode: XrMode) -> bool {
-    let Some(xr) = navigator_xr() else {
+    let Some(xr) = xr_system() else {
         return false;
     };
-    match call(&xr, "isSessionSupported", &[&mode.session_mode().into()]) {
-        Ok(answer) => resolve(answer)
-            .await
-            .is_ok_and(|yes| yes.as_bool() == Some(true)),
-        Err(_) => false,
-    }
+    xr.is_session_supported(session_mode(mode))
+        .await
+        .is_ok_and(|yes| yes.value_of())
 }
 
 /// Starts an immersive session in `mode` and runs it until the headset ends it.
@@ -84,52 +89,45 @@ pub(crate) async fn enter(state: HeadsetState, mode: XrMode) -> Result<(), Strin
 }
 
 async fn start(state: HeadsetState, mode: XrMode) -> Result<(), JsValue> {
-    let xr = navigator_xr().ok_or_else(|| JsValue::from_str("this browser has no WebXR"))?;
-    let features = Object::new();
+    let xr = xr_system().ok_or("this browser has no WebXR")?;
     // `local-floor`: the floor at y = 0, so a room's marks and a table's height mean the same
     // on every headset; `local` where a device has no floor.
-    Reflect::set(
-        &features,
-        &"optionalFeatures".into(),
-        &Array::of2(&"local-floor".into(), &"local".into()),
-    )?;
-    let session = resolve(call(
-        &xr,
-        "requestSession",
-        &[&mode.session_mode().into(), &features],
-    )?)
-    .await?;
+    let features = XrSessionInit::new();
+    features.set_optional_features(&["local-floor".into(), "local".into()]);
+    let session = xr
+        .request_session_with_options(session_mode(mode), &features)
+        .await?;
     // Over the room unless the display shows none of it (an AR session on an opaque display):
     // then frames come on a transparent background with their coverage, and what the model does
     // not cover stays clear. An additive display (light added to the room) needs the black the
     // premultiplied colour has there; alpha blending needs the coverage.
-    let blend = get(&session, "environmentBlendMode")
-        .ok()
-        .and_then(|m| m.as_string());
+    let blend = session
+        .unchecked_ref::<ArSession>()
+        .environment_blend_mode();
     let see_through = mode == XrMode::Ar && blend.as_deref() != Some("opaque");
 
     // WebGL 2 on a canvas of its own, made for the headset's compositor.
     let canvas: HtmlCanvasElement = document().create_element("canvas")?.dyn_into()?;
-    let options = Object::new();
-    Reflect::set(&options, &"xrCompatible".into(), &true.into())?;
+    let options = WebGlContextAttributes::new();
+    options.set_xr_compatible(true);
     let gl: Gl = canvas
         .get_context_with_context_options("webgl2", &options)?
-        .ok_or_else(|| JsValue::from_str("no WebGL 2 for the headset's layer"))?
+        .ok_or("no WebGL 2 for the headset's layer")?
         .dyn_into()?;
-    let layer_class: Function = get(&window(), "XRWebGLLayer")?.dyn_into()?;
-    let layer = Reflect::construct(&layer_class, &Array::of2(&session, &gl))?;
-    let render_state = Object::new();
-    Reflect::set(&render_state, &"baseLayer".into(), &layer)?;
-    call(&session, "updateRenderState", &[&render_state])?;
-    let space = match resolve(call(
-        &session,
-        "requestReferenceSpace",
-        &[&"local-floor".into()],
-    )?)
-    .await
+    let layer = XrWebGlLayer::new_with_web_gl2_rendering_context(&session, &gl)?;
+    let render_state = XrRenderStateInit::new();
+    render_state.set_base_layer(Some(&layer));
+    session.update_render_state_with_state(&render_state);
+    let space = match session
+        .request_reference_space(XrReferenceSpaceType::LocalFloor)
+        .await
     {
         Ok(space) => space,
-        Err(_) => resolve(call(&session, "requestReferenceSpace", &[&"local".into()])?).await?,
+        Err(_) => {
+            session
+                .request_reference_space(XrReferenceSpaceType::Local)
+                .await?
+        }
     };
     let screen = Screen::new(&gl)?;
     let markers = Markers::new(&gl)?;
@@ -137,35 +135,35 @@ async fn start(state: HeadsetState, mode: XrMode) -> Result<(), JsValue> {
 
     // While aligning, each select (a trigger pulled, a pinch) touches a mark where the pointer
     // is; two make the room. Otherwise a select points at the part the pointer's ray meets.
-    let on_select = Closure::<dyn FnMut(JsValue)>::new({
+    let on_select = InputListener::new({
         let space = space.clone();
-        move |event: JsValue| {
+        move |event: XrInputSourceEvent| {
             if state.marks.get_untracked().is_some() {
                 touch_mark(state, &event, &space);
-            } else if let Some((origin, direction)) = event_ray(&event, &space) {
+            } else if let Some((origin, direction)) =
+                ray_of(&event.frame(), &event.input_source(), &space)
+            {
                 crate::render_live::ray_cast(origin, direction);
             }
         }
     });
     // Aligned, a squeeze (or a pinch held) takes the model, and it follows the hand until let go.
-    let on_squeeze = Closure::<dyn FnMut(JsValue)>::new({
+    let on_squeeze = InputListener::new({
         let (space, kept) = (space.clone(), kept.clone());
-        move |event: JsValue| take(state, &event, &space, &kept.grab)
+        move |event: XrInputSourceEvent| take(state, &event, &space, &kept.grab)
     });
-    let on_release = Closure::<dyn FnMut(JsValue)>::new({
+    let on_release = InputListener::new({
         let (space, kept) = (space.clone(), kept.clone());
-        move |event: JsValue| {
+        move |event: XrInputSourceEvent| {
             // Only the hand that took it lets it go.
-            let hand = get(&event, "inputSource").unwrap_or_default();
+            let hand = event.input_source();
             let mut grab = kept.grab.borrow_mut();
             if grab.as_ref().is_some_and(|g| Object::is(&g.source, &hand))
                 && let Some(mut grab) = grab.take()
             {
                 // Where the hand let go, as the event's own frame has it: animation frames
                 // come as fast as the device draws, and the last may be a step behind.
-                if let Ok(frame) = get(&event, "frame") {
-                    follow(state, &mut grab, &frame, &space);
-                }
+                follow(state, &mut grab, &event.frame(), &space);
                 state.space.write(serde_json::json!({ "room": grab.now }));
             }
         }
@@ -175,11 +173,7 @@ async fn start(state: HeadsetState, mode: XrMode) -> Result<(), JsValue> {
         ("squeezestart", &on_squeeze),
         ("squeezeend", &on_release),
     ] {
-        call(
-            &session,
-            "addEventListener",
-            &[&name.into(), listener.as_ref()],
-        )?;
+        session.add_event_listener_with_callback(name, listener.as_ref().unchecked_ref())?;
     }
     // They live as long as the session object that holds them.
     on_select.forget();
@@ -198,11 +192,7 @@ async fn start(state: HeadsetState, mode: XrMode) -> Result<(), JsValue> {
             viewer(None);
         }
     });
-    call(
-        &session,
-        "addEventListener",
-        &[&"end".into(), on_end.as_ref()],
-    )?;
+    session.add_event_listener_with_callback("end", on_end.as_ref().unchecked_ref())?;
     on_end.forget(); // Lives as long as the session object that holds it.
 
     // The frame loop: a closure that schedules itself for the next XR frame.
@@ -210,13 +200,13 @@ async fn start(state: HeadsetState, mode: XrMode) -> Result<(), JsValue> {
     let again = tick.clone();
     *tick.borrow_mut() = Some(Closure::new({
         let session = session.clone();
-        move |_time: f64, frame: JsValue| {
+        move |_time: f64, frame: XrFrame| {
             if !running.get() {
                 again.borrow_mut().take(); // Ends the loop; drops this closure.
                 return;
             }
             if let Some(next) = again.borrow().as_ref() {
-                let _ = call(&session, "requestAnimationFrame", &[next.as_ref()]);
+                session.request_animation_frame(next.as_ref().unchecked_ref());
             }
             let drawing = (&screen, &markers);
             if let Err(e) = on_frame(state, &frame, &space, &layer, &gl, drawing, &kept) {
@@ -225,30 +215,41 @@ async fn start(state: HeadsetState, mode: XrMode) -> Result<(), JsValue> {
         }
     }));
     if let Some(first) = tick.borrow().as_ref() {
-        call(&session, "requestAnimationFrame", &[first.as_ref()])?;
+        session.request_animation_frame(first.as_ref().unchecked_ref());
     }
     Ok(())
 }
 
+/// A transform's position.
+fn position_of(transform: &XrRigidTransform) -> [f32; 3] {
+    let p = transform.position();
+    [p.x(), p.y(), p.z()].map(|v| v as f32)
+}
+
+/// A transform's orientation, a quaternion (x, y, z, w).
+fn orientation_of(transform: &XrRigidTransform) -> [f32; 4] {
+    let q = transform.orientation();
+    [q.x(), q.y(), q.z(), q.w()].map(|v| v as f32)
+}
+
+/// A 4×4 matrix as WebXR gives it (column-major), if it is one.
+fn matrix(values: Vec<f32>) -> Option<[f32; 16]> {
+    values.try_into().ok()
+}
+
 /// A select while aligning: a mark touched where the input's pointer is. The second mark makes
 /// the room, kept on this device for this space; marks that make none say why and start over.
-fn touch_mark(state: HeadsetState, event: &JsValue, space: &JsValue) {
+fn touch_mark(state: HeadsetState, event: &XrInputSourceEvent, space: &XrSpace) {
     let Some(mut marks) = state.marks.get_untracked() else {
         return;
     };
-    let at = (|| -> Result<[f32; 3], JsValue> {
-        let ray = get(&get(event, "inputSource")?, "targetRaySpace")?;
-        let pose = call(&get(event, "frame")?, "getPose", &[&ray, space])?;
-        if pose.is_null() || pose.is_undefined() {
-            return Err("the pointer is not tracked".into());
-        }
-        let position = get(&get(&pose, "transform")?, "position")?;
-        Ok(["x", "y", "z"].map(|k| coordinate(&position, k)))
-    })();
-    match at {
-        Ok(mark) => marks.push(mark),
-        Err(e) => {
-            state.align_problem.set(Some(message(e)));
+    let ray = event.input_source().target_ray_space();
+    match event.frame().get_pose(&ray, space) {
+        Some(pose) => marks.push(position_of(&pose.transform())),
+        None => {
+            state
+                .align_problem
+                .set(Some("the pointer is not tracked".into()));
             return;
         }
     }
@@ -284,7 +285,7 @@ struct Kept {
 /// The model taken by a hand: where the hand and the model were when it took it, where the model
 /// is now, and when that was last written to the space (ms).
 struct Grab {
-    source: JsValue,
+    source: XrInputSource,
     from: Grip,
     start: RoomPlacement,
     now: RoomPlacement,
@@ -296,36 +297,31 @@ struct Grab {
 const CARRY_HZ: f64 = 10.0;
 
 /// A hand's grip space (else its pointer's) in `space`, as a position and orientation.
-fn hand_pose(frame: &JsValue, source: &JsValue, space: &JsValue) -> Option<([f32; 3], [f32; 4])> {
-    let grip = get(source, "gripSpace")
-        .ok()
-        .filter(|g| !g.is_null() && !g.is_undefined())
-        .or_else(|| get(source, "targetRaySpace").ok())?;
-    let pose = call(frame, "getPose", &[&grip, space]).ok()?;
-    if pose.is_null() || pose.is_undefined() {
-        return None;
-    }
-    let transform = get(&pose, "transform").ok()?;
-    let (position, orientation) = (
-        get(&transform, "position").ok()?,
-        get(&transform, "orientation").ok()?,
-    );
-    Some((
-        ["x", "y", "z"].map(|k| coordinate(&position, k)),
-        ["x", "y", "z", "w"].map(|k| coordinate(&orientation, k)),
-    ))
+fn hand_pose(
+    frame: &XrFrame,
+    source: &XrInputSource,
+    space: &XrSpace,
+) -> Option<([f32; 3], [f32; 4])> {
+    let grip = source
+        .grip_space()
+        .unwrap_or_else(|| source.target_ray_space());
+    let transform = frame.get_pose(&grip, space)?.transform();
+    Some((position_of(&transform), orientation_of(&transform)))
 }
 
 /// A squeeze: the hand takes the model, if this headset is aligned to the room (a move in a
 /// room of its own would mean something else to everyone else).
-fn take(state: HeadsetState, event: &JsValue, space: &JsValue, grab: &RefCell<Option<Grab>>) {
+fn take(
+    state: HeadsetState,
+    event: &XrInputSourceEvent,
+    space: &XrSpace,
+    grab: &RefCell<Option<Grab>>,
+) {
     let Some(room) = state.alignment.get_untracked() else {
         return;
     };
-    let (Ok(source), Ok(frame)) = (get(event, "inputSource"), get(event, "frame")) else {
-        return;
-    };
-    if let Some((position, orientation)) = hand_pose(&frame, &source, space) {
+    let source = event.input_source();
+    if let Some((position, orientation)) = hand_pose(&event.frame(), &source, space) {
         let start = state.space.room.get_untracked();
         *grab.borrow_mut() = Some(Grab {
             source,
@@ -339,7 +335,7 @@ fn take(state: HeadsetState, event: &JsValue, space: &JsValue, grab: &RefCell<Op
 
 /// The model in a hand goes where the hand went: at once here, and to the space (so to every
 /// headset) at most [`CARRY_HZ`] times a second.
-fn carry(state: HeadsetState, frame: &JsValue, space: &JsValue, grab: &RefCell<Option<Grab>>) {
+fn carry(state: HeadsetState, frame: &XrFrame, space: &XrSpace, grab: &RefCell<Option<Grab>>) {
     let mut grab = grab.borrow_mut();
     let Some(held) = grab.as_mut() else {
         return;
@@ -356,7 +352,7 @@ fn carry(state: HeadsetState, frame: &JsValue, space: &JsValue, grab: &RefCell<O
 /// Moves the model in `held` to where its hand is in `frame`, here at once; whether it moved
 /// (not when the hand's pose is unknown, nor beyond where the room allows: there it stays
 /// where it was last).
-fn follow(state: HeadsetState, held: &mut Grab, frame: &JsValue, space: &JsValue) -> bool {
+fn follow(state: HeadsetState, held: &mut Grab, frame: &XrFrame, space: &XrSpace) -> bool {
     let Some(room) = state.alignment.get_untracked() else {
         return false;
     };
@@ -374,56 +370,30 @@ fn follow(state: HeadsetState, held: &mut Grab, frame: &JsValue, space: &JsValue
     true
 }
 
-/// The ray of the input source of a select `event`, in `space`.
-fn event_ray(event: &JsValue, space: &JsValue) -> Option<([f32; 3], [f32; 3])> {
-    let source = get(event, "inputSource").ok()?;
-    ray_of(&get(event, "frame").ok()?, &source, space)
-}
-
 /// An input source's pointing ray in `space`: origin and direction.
-fn ray_of(frame: &JsValue, source: &JsValue, space: &JsValue) -> Option<([f32; 3], [f32; 3])> {
-    let ray = get(source, "targetRaySpace").ok()?;
-    let pose = call(frame, "getPose", &[&ray, space]).ok()?;
-    let matrix: js_sys::Float32Array = get(&get(&pose, "transform").ok()?, "matrix")
-        .ok()?
-        .dyn_into()
-        .ok()?;
-    let m = |i: u32| matrix.get_index(i);
+fn ray_of(
+    frame: &XrFrame,
+    source: &XrInputSource,
+    space: &XrSpace,
+) -> Option<([f32; 3], [f32; 3])> {
+    let pose = frame.get_pose(&source.target_ray_space(), space)?;
+    let m = matrix(pose.transform().matrix())?;
     // Column-major: the ray runs along the pose's −Z from its origin.
-    Some(([m(12), m(13), m(14)], [-m(8), -m(9), -m(10)]))
+    Some(([m[12], m[13], m[14]], [-m[8], -m[9], -m[10]]))
 }
 
 /// Where the wearer points: the right-hand pointer's ray (a controller's or a hand's), else the
 /// first tracked pointer's, as origin and direction in `space`.
-fn pointing_ray(frame: &JsValue, space: &JsValue) -> Option<([f32; 3], [f32; 3])> {
-    let session = get(frame, "session").ok()?;
-    let mut sources: Vec<JsValue> = Array::from(&get(&session, "inputSources").ok()?)
-        .iter()
-        .filter(|source| {
-            get(source, "targetRayMode")
-                .ok()
-                .and_then(|m| m.as_string())
-                .is_some_and(|m| m == "tracked-pointer")
-        })
+fn pointing_ray(frame: &XrFrame, space: &XrSpace) -> Option<([f32; 3], [f32; 3])> {
+    let sources = frame.session().input_sources();
+    let mut pointers: Vec<XrInputSource> = (0..sources.length())
+        .filter_map(|i| sources.get(i))
+        .filter(|source| source.target_ray_mode() == XrTargetRayMode::TrackedPointer)
         .collect();
-    let right = |source: &JsValue| {
-        get(source, "handedness")
-            .ok()
-            .and_then(|h| h.as_string())
-            .is_some_and(|h| h == "right")
-    };
-    sources.sort_by_key(|source| !right(source));
-    sources
-        .into_iter()
-        .find_map(|source| ray_of(frame, &source, space))
-}
-
-/// The `x`, `y`, `z` or `w` of a DOMPointReadOnly.
-fn coordinate(point: &JsValue, key: &str) -> f32 {
-    get(point, key)
-        .ok()
-        .and_then(|v| v.as_f64())
-        .unwrap_or_default() as f32
+    pointers.sort_by_key(|source| source.handedness() != XrHandedness::Right);
+    pointers
+        .iter()
+        .find_map(|source| ray_of(frame, source, space))
 }
 
 /// Where this device keeps its alignment to `space`'s room.
@@ -431,55 +401,35 @@ fn alignment_key(space: &str) -> String {
     format!("parallax.room.{space}")
 }
 
-fn local_storage() -> Option<JsValue> {
-    get(&window(), "localStorage")
-        .ok()
-        .filter(|s| !s.is_null() && !s.is_undefined())
-}
-
 /// This device's alignment to `space`'s room, if it aligned before.
 pub(crate) fn saved_alignment(space: &str) -> Option<Alignment> {
-    let text = call(
-        &local_storage()?,
-        "getItem",
-        &[&alignment_key(space).into()],
-    )
-    .ok()?;
-    serde_json::from_str(&text.as_string()?).ok()
+    let storage = window().local_storage().ok()??;
+    let text = storage.get_item(&alignment_key(space)).ok()??;
+    serde_json::from_str(&text).ok()
 }
 
 fn save_alignment(space: &str, room: &Alignment) {
-    if let (Some(storage), Ok(text)) = (local_storage(), serde_json::to_string(room)) {
-        let _ = call(
-            &storage,
-            "setItem",
-            &[&alignment_key(space).into(), &text.into()],
-        );
+    if let (Ok(Some(storage)), Ok(text)) = (window().local_storage(), serde_json::to_string(room)) {
+        let _ = storage.set_item(&alignment_key(space), &text);
     }
 }
 
 /// One XR frame: the viewer's pose to the render connection, the newest frame to each eye.
 fn on_frame(
     state: HeadsetState,
-    frame: &JsValue,
-    space: &JsValue,
-    layer: &JsValue,
+    frame: &XrFrame,
+    space: &XrReferenceSpace,
+    layer: &XrWebGlLayer,
     gl: &Gl,
     (screen, markers): (&Screen, &Markers),
     kept: &Kept,
 ) -> Result<(), JsValue> {
     let (start_room, said) = (&kept.start_room, &kept.said);
-    let pose = call(frame, "getViewerPose", &[space])?;
-    if pose.is_null() || pose.is_undefined() {
+    let Some(pose) = frame.get_viewer_pose(space) else {
         return Ok(()); // Tracking lost for now.
-    }
-    let transform = get(&pose, "transform")?;
-    let (position, orientation) = (
-        get(&transform, "position")?,
-        get(&transform, "orientation")?,
-    );
-    let head = ["x", "y", "z"].map(|k| coordinate(&position, k));
-    let turn = ["x", "y", "z", "w"].map(|k| coordinate(&orientation, k));
+    };
+    let transform = pose.transform();
+    let (head, turn) = (position_of(&transform), orientation_of(&transform));
     carry(state, frame, space, &kept.grab);
     let shared = state.space.room.get_untracked();
     // Aligned, the wearer is somewhere in the shared room: say where, at most 15 times a second.
@@ -508,38 +458,32 @@ fn on_frame(
     // check where the room puts it (`window.parallaxXrAnchor`, `window.parallaxXrHead`).
     let anchor = XrPlacement::anchor_of(&room, &placement);
     let point = |p: [f32; 3]| Array::of3(&p[0].into(), &p[1].into(), &p[2].into());
-    Reflect::set(&window(), &"parallaxXrAnchor".into(), &point(anchor))?;
-    Reflect::set(&window(), &"parallaxXrHead".into(), &point(head))?;
+    set_hook("parallaxXrAnchor", &point(anchor));
+    set_hook("parallaxXrHead", &point(head));
     // The views the layer shows, each with its viewport (x, y, width, height): a device that
     // shows one picture may still list a second view, with no area (the emulator does).
-    let views: Vec<(JsValue, [f64; 4])> = get(&pose, "views")?
-        .dyn_into::<Array>()?
+    let views: Vec<(XrView, [f64; 4])> = pose
+        .views()
         .iter()
         .filter_map(|view| {
-            let area = call(layer, "getViewport", &[&view]).ok()?;
-            let side = |key: &str| get(&area, key).ok().and_then(|v| v.as_f64()).unwrap_or(0.0);
-            let area = ["x", "y", "width", "height"].map(side);
+            let area = layer.get_viewport(&view)?;
+            let area = [area.x(), area.y(), area.width(), area.height()].map(f64::from);
             (area[2] > 0.0 && area[3] > 0.0).then_some((view, area))
         })
         .collect();
-    let Some((first, [_, _, width, height])) = views.first().cloned() else {
+    let Some((first, [_, _, width, height])) = views.first() else {
         return Ok(());
     };
-    let first = &first;
+    let (width, height) = (*width, *height);
     // Vertical field of view from the first eye's projection: m[5] = 1 / tan(fov / 2).
-    let projection: js_sys::Float32Array = get(first, "projectionMatrix")?.dyn_into()?;
-    let fov_y_degrees = (2.0 * (1.0 / projection.get_index(5)).atan()).to_degrees();
+    let projection = matrix(first.projection_matrix()).ok_or("a projection that is no 4×4")?;
+    let fov_y_degrees = (2.0 * (1.0 / projection[5]).atan()).to_degrees();
     let scale = (MAX_SIDE / width.max(height)).min(1.0);
     // A headset's two eyes, each as WebXR gives it; anything else is drawn from the head's centre.
-    let eye = |view: &JsValue| -> Option<XrEye> {
-        let matrix = |value: JsValue| -> Option<[f32; 16]> {
-            let array: js_sys::Float32Array = value.dyn_into().ok()?;
-            (array.length() == 16).then(|| std::array::from_fn(|i| array.get_index(i as u32)))
-        };
-        let inverse = get(&get(view, "transform").ok()?, "inverse").ok()?;
+    let eye = |view: &XrView| -> Option<XrEye> {
         Some(XrEye {
-            view: matrix(get(&inverse, "matrix").ok()?)?,
-            projection: matrix(get(view, "projectionMatrix").ok()?)?,
+            view: matrix(view.transform().inverse().matrix())?,
+            projection: matrix(view.projection_matrix())?,
         })
     };
     let eyes = match views.as_slice() {
@@ -581,8 +525,7 @@ fn on_frame(
             record_drawn_latency(js_sys::Date::now() - shown.sent_ms);
         }
     }
-    let framebuffer = get(layer, "framebuffer")?;
-    gl.bind_framebuffer(Gl::FRAMEBUFFER, framebuffer.dyn_ref());
+    gl.bind_framebuffer(Gl::FRAMEBUFFER, layer.framebuffer().as_ref());
     // Over the room, what the model does not cover is clear (premultiplied: colour 0 too).
     let see_through = state.see_through.get_untracked();
     let clear = if see_through { 0.0 } else { 1.0 };
@@ -607,8 +550,7 @@ fn on_frame(
             .canvas
             .get_untracked()
             .is_some_and(|c| f64::from(c.width()) >= 2.0 * eye_width - 1.0);
-    let reproject = !js_sys::Reflect::get(&window(), &"parallaxReproject".into())
-        .is_ok_and(|v| v.as_bool() == Some(false));
+    let reproject = hook("parallaxReproject").as_bool() != Some(false);
     for (i, (view, [x, y, width, height])) in views.iter().enumerate() {
         gl.viewport(*x as i32, *y as i32, *width as i32, *height as i32);
         // From where this eye is now to where it was when its half of the frame was rendered.
@@ -749,15 +691,12 @@ impl Markers {
 /// Keeps the last 256 times from a pose sent to its frame drawn in the headset (ms) in
 /// `window.parallaxXrDrawnMs`, for the benchmark that reads them.
 fn record_drawn_latency(ms: f64) {
-    let key = JsValue::from_str("parallaxXrDrawnMs");
-    let list = match Reflect::get(&window(), &key).map(JsCast::dyn_into::<Array>) {
-        Ok(Ok(list)) => list,
-        _ => {
-            let list = Array::new();
-            let _ = Reflect::set(&window(), &key, &list);
-            list
-        }
-    };
+    const KEY: &str = "parallaxXrDrawnMs";
+    let list = hook(KEY).dyn_into::<Array>().unwrap_or_else(|_| {
+        let list = Array::new();
+        set_hook(KEY, &list);
+        list
+    });
     list.push(&ms.into());
     if list.length() > 256 {
         list.shift();
