@@ -17,7 +17,7 @@
 //! - `pool`: `/pool`, the operator's render sessions (extend, stop), pool health, the last
 //!   hour as charts (`chart`), and usage with a CSV download.
 //! - `live` (hydrate only): what the live connections share; `rest`: the API calls;
-//!   `format`: numbers as people read them.
+//!   `format`: numbers as people read them; `pointer`: where a pointer event happened.
 
 mod chart;
 mod console;
@@ -25,6 +25,7 @@ mod format;
 mod headset_state;
 #[cfg(feature = "hydrate")]
 mod live;
+mod pointer;
 mod pool;
 #[cfg(feature = "hydrate")]
 mod render_live;
@@ -47,14 +48,6 @@ use leptos::prelude::*;
 use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
 use leptos_router::components::{Route, Router, Routes};
 use leptos_router::path;
-
-/// Where a pointer event happened in the page's viewport (CSS pixels). web-sys reads it as `i32`
-/// in its stable API and as `f64` under `web_sys_unstable_apis`, which the browser build sets for
-/// WebXR and WebCodecs; the server build compiles the same handlers without it.
-#[allow(clippy::useless_conversion)]
-fn client_point(ev: &leptos::ev::MouseEvent) -> (f64, f64) {
-    (f64::from(ev.client_x()), f64::from(ev.client_y()))
-}
 
 /// The HTML document around the app; the server renders it for every page route.
 pub fn shell(options: LeptosOptions) -> impl IntoView {

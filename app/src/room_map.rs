@@ -145,7 +145,7 @@ fn on_map(ev: &leptos::ev::PointerEvent) -> Option<(f32, f32)> {
         .ok()?;
     let rect = map.get_bounding_client_rect();
     (rect.width() > 0.0 && rect.height() > 0.0).then(|| {
-        let (x, y) = crate::client_point(ev);
+        let (x, y) = crate::pointer::client_point(ev);
         let (fx, fy) = (
             (x - rect.left()) / rect.width(),
             (y - rect.top()) / rect.height(),

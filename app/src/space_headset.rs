@@ -63,7 +63,7 @@ pub fn SpaceHeadsetPage() -> impl IntoView {
         })
     };
     let on_down = move |ev: leptos::ev::PointerEvent| {
-        let (x, y) = crate::client_point(&ev);
+        let (x, y) = crate::pointer::client_point(&ev);
         fingers.update_value(|f| {
             f.retain(|(id, ..)| *id != ev.pointer_id());
             f.push((ev.pointer_id(), x, y));
@@ -73,7 +73,7 @@ pub fn SpaceHeadsetPage() -> impl IntoView {
         pressed.set_value(single.then_some((x, y, false)));
     };
     let on_move = move |ev: leptos::ev::PointerEvent| {
-        let (nx, ny) = crate::client_point(&ev);
+        let (nx, ny) = crate::pointer::client_point(&ev);
         let before = spread();
         fingers.update_value(|f| {
             if let Some(finger) = f.iter_mut().find(|(id, ..)| *id == ev.pointer_id()) {
@@ -261,7 +261,7 @@ fn tap_fraction(ev: &leptos::ev::PointerEvent) -> Option<(f32, f32)> {
     let target = ev.target()?.dyn_into::<leptos::web_sys::Element>().ok()?;
     let rect = target.get_bounding_client_rect();
     (rect.width() > 0.0 && rect.height() > 0.0).then(|| {
-        let (x, y) = crate::client_point(ev);
+        let (x, y) = crate::pointer::client_point(ev);
         let (fx, fy) = (
             (x - rect.left()) / rect.width(),
             (y - rect.top()) / rect.height(),
