@@ -1,7 +1,8 @@
 //! The tablet's room map: the shared room seen from above (the marks' midpoint at the centre,
 //! the first mark to the left of the second), where the model stands (its footprint and which
 //! way it is turned) and each aligned headset's wearer (where they stand and look). Drag the
-//! model, or use the buttons, to move it for every aligned headset.
+//! model, or use the buttons, to move it for every aligned headset. Where the wearers are comes
+//! only while the map is shown (`space_live::show_map`).
 
 use leptos::prelude::*;
 use parallax_core::room::{RoomPlacement, SIZE_RANGE};
@@ -23,6 +24,12 @@ fn write(state: SpaceState, placement: RoomPlacement) {
 
 #[component]
 pub(crate) fn RoomMap(state: SpaceState) -> impl IntoView {
+    // Shown: the space sends where the wearers are, for as long as the map is on the page.
+    #[cfg(feature = "hydrate")]
+    {
+        crate::space_live::show_map(true);
+        on_cleanup(|| crate::space_live::show_map(false));
+    }
     // While the model is dragged: where it would go (room x, z).
     let dragged = RwSignal::new(None::<(f32, f32)>);
     let moved = move |change: fn(&mut RoomPlacement)| {

@@ -12,24 +12,39 @@ use leptos::prelude::*;
 use parallax_core::space_protocol::{Presence, SpaceClientMessage, SpaceEvent, SpaceServerMessage};
 
 thread_local! {
-    /// Where this page's presence goes: the space socket's conversation, while there is one.
-    static PRESENCE: RefCell<Option<UnboundedSender<Presence>>> = const { RefCell::new(None) };
+    /// Where this page's own messages go (presence, the room map's watch): the space socket's
+    /// conversation, while there is one.
+    static OUT: RefCell<Option<UnboundedSender<SpaceClientMessage>>> = const { RefCell::new(None) };
+    /// Whether this page shows the room map: said again on every (re)connection.
+    static MAP_SHOWN: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Sends `message` on the space's socket; dropped while it is down.
+fn send(message: SpaceClientMessage) {
+    OUT.with(|out| {
+        if let Some(out) = out.borrow().as_ref() {
+            let _ = out.unbounded_send(message);
+        }
+    });
 }
 
 /// Says where this headset's wearer is and points (room coordinates) on the space's socket;
 /// dropped while it is down (presence is the latest only).
 pub(crate) fn send_presence(presence: Presence) {
-    PRESENCE.with(|out| {
-        if let Some(out) = out.borrow().as_ref() {
-            let _ = out.unbounded_send(presence);
-        }
-    });
+    send(SpaceClientMessage::Presence { presence });
 }
 
-/// What the conversation waits for: the server, or this page's presence to send.
+/// This page shows the room map (`on`) or no longer does: the space sends it where the headsets'
+/// wearers are only while it does.
+pub(crate) fn show_map(on: bool) {
+    MAP_SHOWN.with(|shown| shown.set(on));
+    send(SpaceClientMessage::Watch { map: on });
+}
+
+/// What the conversation waits for: the server, or this page's own message to send.
 enum Input {
     Server(Result<Message, WebSocketError>),
-    Presence(Presence),
+    Own(SpaceClientMessage),
     Closed,
 }
 
@@ -82,20 +97,19 @@ async fn converse(
     if let Err(e) = outgoing.send(Message::Text(hello.to_json())).await {
         return Ended::Dropped(e.to_string());
     }
-    let (presence_out, presence_in) = unbounded();
-    PRESENCE.with(|out| *out.borrow_mut() = Some(presence_out));
+    let (own_out, own_in) = unbounded();
+    OUT.with(|out| *out.borrow_mut() = Some(own_out));
     let mut inputs = stream::select(
         incoming
             .map(Input::Server)
             .chain(stream::iter([Input::Closed])),
-        presence_in.map(Input::Presence),
+        own_in.map(Input::Own),
     );
     while let Some(input) = inputs.next().await {
         let message = match input {
             Input::Server(message) => message,
-            Input::Presence(presence) => {
-                let text = SpaceClientMessage::Presence { presence }.to_json();
-                if let Err(e) = outgoing.send(Message::Text(text)).await {
+            Input::Own(message) => {
+                if let Err(e) = outgoing.send(Message::Text(message.to_json())).await {
                     return Ended::Dropped(e.to_string());
                 }
                 continue;
@@ -125,6 +139,13 @@ async fn converse(
                 state.presence.set(Default::default());
                 state.connection.set("Live".into());
                 welcomed.set(true);
+                // The room map's watch is this connection's: said again.
+                if MAP_SHOWN.with(Cell::get) {
+                    let watch = SpaceClientMessage::Watch { map: true }.to_json();
+                    if let Err(e) = outgoing.send(Message::Text(watch)).await {
+                        return Ended::Dropped(e.to_string());
+                    }
+                }
             }
             SpaceServerMessage::Event { seq, event, .. } => {
                 if last_seq.is_some_and(|last| seq <= last) {

@@ -39,6 +39,13 @@ pub enum SpaceClientMessage {
     Presence {
         presence: Presence,
     },
+    /// A tablet shows the room map (`map: true`) or no longer does: while it does, it gets the
+    /// whole room's presence, at most [`MAP_PRESENCE_HZ`] a second. Per connection (after a
+    /// resume, say it again), as MPSD's subscriptions are per registration: a member gets only
+    /// the changes it asked for, so a thousand members that show no map cost nothing.
+    Watch {
+        map: bool,
+    },
     Bye,
 }
 
@@ -48,8 +55,9 @@ pub const PRESENCE_HZ: u32 = 15;
 /// The most members' presence one message carries: what one member receives is bounded whatever
 /// the space's size (those left over come in the next).
 pub const MAX_PRESENCE_BATCH: usize = 64;
-/// How often a tablet gets the room's presence, at most: the room map needs no more, and in a
-/// space of hundreds of tablets presence at the headsets' rate would crowd out the events.
+/// How often a tablet that shows the room map ([`SpaceClientMessage::Watch`]) gets the room's
+/// presence, at most: the map needs no more, and in a space of hundreds of tablets presence at
+/// the headsets' rate would crowd out the events.
 pub const MAP_PRESENCE_HZ: u32 = 2;
 
 pub use crate::room::Presence;

@@ -658,6 +658,14 @@ impl SpaceConnection {
         self.send(SpaceClientMessage::Presence { presence }).await
     }
 
+    /// A tablet shows the room map (`on`) or no longer does: while it does, it gets the whole
+    /// room's presence, at most
+    /// [`MAP_PRESENCE_HZ`](parallax_core::space_protocol::MAP_PRESENCE_HZ) times a second. For
+    /// this connection: after a resume, say it again.
+    pub async fn watch_map(&mut self, on: bool) -> Result<(), ClientError> {
+        self.send(SpaceClientMessage::Watch { map: on }).await
+    }
+
     /// Whether `error` means the connection dropped (resume it) rather than a refusal.
     pub fn is_drop(error: &ClientError) -> bool {
         matches!(

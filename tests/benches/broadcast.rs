@@ -10,7 +10,9 @@
 //!
 //! With `PARALLAX_BENCH_PRESENCE=W`, W of Parallax's members are aligned headsets that say where
 //! their wearers are 15 times a second throughout (issue 34: the selection's latency with
-//! presence on); then only plain `ws://` Parallax runs (`=0`: the same without presence).
+//! presence on); then only plain `ws://` Parallax runs (`=0`: the same without presence). Of the
+//! tablets, the `PARALLAX_BENCH_MAPS` before the wearers (default 50) show the room map: they get
+//! the whole room twice a second; the others show none, and get no presence.
 //!
 //! Parallax: N members of one space (the `large` template above 100), all connected to
 //! `/v1/spaces/{name}/ws`; member 0 is a tablet that selects with `PATCH …/properties`, as a
@@ -116,13 +118,22 @@ async fn main() {
         .ok()
         .and_then(|w| w.parse().ok());
     if let Some(wearers) = wearers {
-        println!("{rounds} selections per run, {wearers} wearers sending presence at 15 Hz");
+        let maps: usize = std::env::var("PARALLAX_BENCH_MAPS")
+            .ok()
+            .and_then(|m| m.parse().ok())
+            .unwrap_or(50);
+        println!(
+            "{rounds} selections per run, {wearers} wearers sending presence at 15 Hz, \
+             {maps} tablets showing the room map"
+        );
         println!(
             "{:<10} {:>8} {:>9} {:>9} {:>9} {:>9}",
             "server", "clients", "p50 ms", "p95 ms", "p99 ms", "max ms"
         );
         for &clients in &sizes {
-            let ours = parallax(clients, rounds, (false, wearers.min(clients - 1))).await;
+            let wearers = wearers.min(clients - 1);
+            let maps = maps.min(clients - 1 - wearers);
+            let ours = parallax(clients, rounds, (false, wearers, maps)).await;
             report("parallax", clients, ours);
         }
         return;
@@ -134,9 +145,9 @@ async fn main() {
         "server", "clients", "p50 ms", "p95 ms", "p99 ms", "max ms"
     );
     for &clients in &sizes {
-        let ours = parallax(clients, rounds, (false, 0)).await;
+        let ours = parallax(clients, rounds, (false, 0, 0)).await;
         report("parallax", clients, ours);
-        let ours = parallax(clients, rounds, (true, 0)).await;
+        let ours = parallax(clients, rounds, (true, 0, 0)).await;
         report("parallax wss", clients, ours);
         let pid = reference.0.id().expect("the reference server runs");
         let theirs = node(pid, &reference.1, clients, rounds).await;
@@ -164,13 +175,23 @@ struct IncomingEvent<'a> {
     model: Option<&'a str>,
 }
 
+/// What a subscriber does besides following the space.
+#[derive(Clone, Copy)]
+enum Kind {
+    Plain,
+    /// A tablet that shows the room map.
+    Map,
+    /// Wearer `n`: says where it is, 15 times a second.
+    Wearer(usize),
+}
+
 /// A subscriber: says `hello`, then reports each selection and acknowledges every event, from
-/// one task per client. A wearer (`Some(n)`) also says where it is, 15 times a second.
+/// one task per client.
 async fn subscribe(
     url: String,
     hello: Value,
     receipts: Arc<Receipts>,
-    (trust, wearer): (Option<Trust>, Option<usize>),
+    (trust, kind): (Option<Trust>, Kind),
 ) {
     let socket = connect_socket(&url, Some(small_messages()), trust.as_ref())
         .await
@@ -182,8 +203,15 @@ async fn subscribe(
         .send(Message::text(hello.to_string()))
         .await
         .unwrap();
-    if let Some(n) = wearer {
-        tokio::spawn(sway(out.clone(), n));
+    match kind {
+        Kind::Wearer(n) => {
+            tokio::spawn(sway(out.clone(), n));
+        }
+        Kind::Map => {
+            let watch = json!({ "type": "watch", "map": true }).to_string();
+            out.lock().await.send(Message::text(watch)).await.unwrap();
+        }
+        Kind::Plain => {}
     }
     while let Some(Ok(message)) = socket.next().await {
         let Message::Text(text) = message else {
@@ -237,8 +265,13 @@ async fn sway(out: Arc<tokio::sync::Mutex<Outgoing>>, n: usize) {
 }
 
 /// Selections to `clients` members of one space, `rounds` times, over TLS or not; the last
-/// `wearers` of them headsets that send presence throughout.
-async fn parallax(clients: usize, rounds: usize, (tls, wearers): (bool, usize)) -> Vec<Duration> {
+/// `wearers` of them headsets that send presence throughout, the `maps` before them tablets that
+/// show the room map.
+async fn parallax(
+    clients: usize,
+    rounds: usize,
+    (tls, wearers, maps): (bool, usize, usize),
+) -> Vec<Duration> {
     let dir = data_dir();
     let account = ArrClient::create_account(dir.path(), "bench").await;
     let tls_flag: &[&str] = if tls { &["--tls", "on"] } else { &[] };
@@ -273,12 +306,16 @@ async fn parallax(clients: usize, rounds: usize, (tls, wearers): (bool, usize)) 
     for (n, member) in members.iter().enumerate() {
         let hello = json!({ "type": "hello", "token": coordinator.token, "member": member.token });
         // Wearers numbered from 0, standing 30 cm apart in a row.
-        let wearer = n.checked_sub(clients - wearers);
+        let kind = match n.checked_sub(clients - wearers) {
+            Some(wearer) => Kind::Wearer(wearer),
+            None if n >= clients - wearers - maps => Kind::Map,
+            None => Kind::Plain,
+        };
         tokio::spawn(subscribe(
             url.clone(),
             hello,
             receipts.clone(),
-            (server.trust.clone(), wearer),
+            (server.trust.clone(), kind),
         ));
     }
     receipts.gather("welcome").await;
@@ -329,7 +366,7 @@ async fn node(server_pid: u32, port: &str, clients: usize, rounds: usize) -> Vec
             url.clone(),
             json!({ "type": "hello" }),
             receipts.clone(),
-            (None, None),
+            (None, Kind::Plain),
         ));
     }
     // Client 0 publishes and subscribes, as the tablet does.

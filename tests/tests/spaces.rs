@@ -583,9 +583,9 @@ async fn a_headset_moves_the_model_in_the_room_and_every_member_sees_it_once() {
     server.stop().await;
 }
 
-/// Issue 34's presence: where each aligned headset's wearer is and points reaches every member:
-/// headsets batched at most 15 times a second, tablets (the room map) the whole room at most twice
-/// a second, the latest only; it is never in the log (a resume does not
+/// Issue 34's presence: where each aligned headset's wearer is and points reaches the headsets,
+/// batched at most 15 times a second, and the tablets that show the room map, the whole room at
+/// most twice a second (one that shows none gets nothing), the latest only; it is never in the log (a resume does not
 /// replay it, though events still come exactly once), ends when the member's socket closes, and
 /// bad ones or a tablet's are refused with a close that says why.
 #[tokio::test]
@@ -612,10 +612,25 @@ async fn presence_reaches_everyone_batched_and_is_never_replayed() {
         }
     };
     let (a, b) = (join("Quest A").await, join("Quest B").await);
+    let tablet_two = coordinator
+        .join(
+            "presence",
+            &parallax_headset::Join {
+                device: "tablet two",
+                role: Role::Tablet,
+                code: None,
+                render_session: false,
+            },
+        )
+        .await
+        .unwrap();
     let mut watcher = tablet.connect().await.unwrap();
     let mut sender = a.connect().await.unwrap();
     let mut other = b.connect().await.unwrap();
-    for socket in [&mut watcher, &mut sender, &mut other] {
+    // A second tablet shows no room map: it gets no presence.
+    let mut elsewhere = tablet_two.connect().await.unwrap();
+    watcher.watch_map(true).await.unwrap();
+    for socket in [&mut watcher, &mut sender, &mut other, &mut elsewhere] {
         drain(socket, Duration::from_millis(200)).await;
     }
     let at = |x: f32| Presence {
@@ -640,11 +655,13 @@ async fn presence_reaches_everyone_batched_and_is_never_replayed() {
             })
             .collect()
     };
-    let (by_b, by_tablet) = tokio::join!(
+    let (by_b, by_tablet, by_other_tablet) = tokio::join!(
         drain(&mut other, Duration::from_millis(700)),
         drain(&mut watcher, Duration::from_millis(700)),
+        drain(&mut elsewhere, Duration::from_millis(700)),
     );
     let (by_b, by_tablet) = (presences(by_b), presences(by_tablet));
+    assert_eq!(presences(by_other_tablet), [], "a tablet without the map");
     // Batches came for as long as updates did, at most 15 a second to the headset and 2 to the
     // tablet: the drains ended 700 ms after the last.
     let window = started.elapsed().saturating_sub(Duration::from_millis(700));
@@ -691,6 +708,7 @@ async fn presence_reaches_everyone_batched_and_is_never_replayed() {
         .await
         .unwrap();
     watcher.resume().await.unwrap();
+    watcher.watch_map(true).await.unwrap();
     let after = drain(&mut watcher, Duration::from_millis(300)).await;
     let customs = after
         .iter()
@@ -720,6 +738,17 @@ async fn presence_reaches_everyone_batched_and_is_never_replayed() {
         .flatten()
         .collect();
     assert_eq!(now, [1.0], "where A is now, once: {after:?}");
+
+    // The tablet hides its map: no more presence. It shows it again: the room as it is now, at
+    // once.
+    watcher.watch_map(false).await.unwrap();
+    drain(&mut watcher, Duration::from_millis(100)).await;
+    sender.send_presence(at(1.5)).await.unwrap();
+    let hidden = drain(&mut watcher, Duration::from_millis(700)).await;
+    assert_eq!(presences(hidden), [], "the map hidden");
+    watcher.watch_map(true).await.unwrap();
+    let shown = presences(drain(&mut watcher, Duration::from_millis(200)).await);
+    assert_eq!(shown, [(vec!["Quest A".to_string()], vec![1.5])]);
 
     // A's socket closes: its presence is gone for the others.
     sender.bye().await.unwrap();
@@ -755,6 +784,15 @@ async fn presence_reaches_everyone_batched_and_is_never_replayed() {
     let refused = from_tablet.next_within(WAIT).await;
     assert!(
         matches!(&refused, Err(ClientError::Closed { code: 1008, reason }) if reason.contains("only a headset")),
+        "{refused:?}"
+    );
+    // A headset has everyone's presence already: the room map is a tablet's.
+    let mut from_headset = b.connect().await.unwrap();
+    drain(&mut from_headset, Duration::from_millis(100)).await;
+    from_headset.watch_map(true).await.unwrap();
+    let refused = from_headset.next_within(WAIT).await;
+    assert!(
+        matches!(&refused, Err(ClientError::Closed { code: 1008, reason }) if reason.contains("the room map is a tablet's")),
         "{refused:?}"
     );
     server.stop().await;

@@ -163,6 +163,9 @@ async fn every_space_socket_message_is_as_the_document_states_it() {
 
     let mut tablet_socket = member_socket(&server, &schemas, "wire", &owner.token, &tablet).await;
     let mut headset_socket = member_socket(&server, &schemas, "wire", &owner.token, &headset).await;
+    // The tablet shows the room map: it hears presence too.
+    let watch = json!({ "type": "watch", "map": true });
+    send(&mut tablet_socket, &schemas, "SpaceClientMessage", watch).await;
 
     // Every kind of write, as a tablet's page and a headset make them.
     let write = |patch: Value| {

@@ -584,6 +584,12 @@ async fn run(
                             }
                             state.spaces.presence.update(name, &member, &attached.device, presence);
                         }
+                        Some(SpaceClientMessage::Watch { map }) => {
+                            if attached.role == Role::Headset {
+                                return Err(policy("a headset gets everyone's presence already; the room map is a tablet's".into()));
+                            }
+                            state.spaces.presence.watch_map(name, &member, attached.connection, map);
+                        }
                         Some(SpaceClientMessage::Bye) => return Ok(Close(CLOSE_NORMAL, "bye".into())),
                         Some(SpaceClientMessage::Hello { .. }) => {
                             return Err(Close(

@@ -1,14 +1,15 @@
-//! Presence: where each aligned headset's wearer is and points, passed on to every member of its
-//! space connected here. Unlike the space's events it is ephemeral: the latest of each member
+//! Presence: where each aligned headset's wearer is and points, passed on to the headsets of its
+//! space connected here, and to the tablets that show the room map. Unlike the space's events it is ephemeral: the latest of each member
 //! only, in memory, never in the space's log, never acknowledged or replayed after a resume.
 //!
 //! A space sends it at most [`PRESENCE_HZ`] times a second, batched: what changed since the last
 //! batch, at most [`MAX_PRESENCE_BATCH`] members a message (the rest in the next), and who left.
 //! One batch is written once and offered to every headset's socket; a socket still writing
 //! anything skips it (the next batch supersedes it), so presence never puts a member behind.
-//! Tablets (the room map) get the whole room instead, at most [`MAP_PRESENCE_HZ`] times a second
-//! and only when it changed: in a space of a thousand tablets, presence at the headsets' rate
-//! would be most of what the coordinator writes.
+//! A tablet gets presence only while it shows the room map (it says so: `watch`), and then the
+//! whole room, at most [`MAP_PRESENCE_HZ`] times a second and only when it changed: in a space of
+//! a thousand tablets, presence at the headsets' rate would be most of what the coordinator
+//! writes, and to tablets that show no map it would be all waste.
 //!
 //! Replicas: each batch's news of the members connected here goes to the other replicas on NATS
 //! ([`crate::replication::PresenceNews`]), which merge it into theirs. What another replica said
@@ -53,10 +54,12 @@ pub struct Presences {
     news: Mutex<Option<tokio::sync::mpsc::Sender<News>>>,
 }
 
-/// A member connected here: its connection and socket, and for a tablet, what its map has.
+/// A member connected here: its connection and socket, whether it is a headset (it gets the
+/// batches), and for a tablet that shows the room map, what its map has.
 struct Listener {
     connection: u64,
     outlet: Arc<Outlet>,
+    headset: bool,
     map: Option<MapFeed>,
 }
 
@@ -298,9 +301,9 @@ impl Presences {
         });
     }
 
-    /// Member `member` of `space` connected here on `connection` as `role`: it receives the
-    /// space's presence from now on (a tablet, for its map).
-    /// It first gets where everyone present is now (it may have missed who left while away).
+    /// Member `member` of `space` connected here on `connection` as `role`. A headset receives
+    /// the space's presence from now on, first where everyone present is now (it may have missed
+    /// who left while away); a tablet, once it shows the room map ([`Presences::watch_map`]).
     pub fn listen(
         &self,
         space: &str,
@@ -314,13 +317,14 @@ impl Presences {
             .or_insert_with(Room::numbered);
         // This replica speaks for it now, whatever another said before.
         room.remote.remove(member);
+        let headset = role == Role::Headset;
         let present: Vec<MemberPresence> = room
             .latest
             .values()
             .take(MAX_PRESENCE_BATCH)
             .cloned()
             .collect();
-        if !present.is_empty() {
+        if headset && !present.is_empty() {
             let text = SpaceServerMessage::Presence {
                 members: present,
                 gone: Vec::new(),
@@ -328,22 +332,51 @@ impl Presences {
             .to_json();
             outlet.offer(&text);
         }
-        let map = (role != Role::Headset).then(|| MapFeed {
-            seen: room.version,
-            next: Instant::now() + MAP_INTERVAL,
-        });
-        if let Some(feed) = map {
-            // Up to date now; behind once the room changes.
-            room.maps_current_next = sooner(room.maps_current_next, Some(feed.next));
-        }
         room.listeners.insert(
             member.to_string(),
             Listener {
                 connection,
                 outlet,
-                map,
+                headset,
+                map: None,
             },
         );
+    }
+
+    /// Tablet `member`'s socket `connection` shows the room map (`on`) or no longer does. One
+    /// that starts gets the whole room at once (whatever it had before is superseded); a headset
+    /// has everyone's presence already, and asks in vain.
+    pub fn watch_map(self: &Arc<Self>, space: &str, member: &str, connection: u64, on: bool) {
+        {
+            let mut spaces = self.lock();
+            let Some(room) = spaces.get_mut(space) else {
+                return;
+            };
+            let Some(listener) = room
+                .listeners
+                .get_mut(member)
+                .filter(|l| l.connection == connection && !l.headset)
+            else {
+                return;
+            };
+            if !on {
+                listener.map = None;
+                return;
+            }
+            if listener.map.is_some() {
+                return;
+            }
+            let now = Instant::now();
+            // Behind the room (unless nobody was ever here), and its turn now.
+            let feed = MapFeed { seen: 0, next: now };
+            listener.map = Some(feed);
+            if room.version > 0 {
+                room.maps_next = sooner(room.maps_next, Some(now));
+            } else {
+                room.maps_current_next = sooner(room.maps_current_next, Some(now));
+            }
+        }
+        self.due(space);
     }
 
     /// Member `member`'s socket `connection` closed: it receives nothing more, and its presence
@@ -479,7 +512,7 @@ impl Presences {
         let gone: Vec<String> = gone.into_iter().map(|(m, _)| m).collect();
         if !members.is_empty() || !gone.is_empty() {
             let text = SpaceServerMessage::Presence { members, gone }.to_json();
-            for listener in room.listeners.values().filter(|l| l.map.is_none()) {
+            for listener in room.listeners.values().filter(|l| l.headset) {
                 listener.outlet.offer(&text);
             }
             room.sent = Some(now);
