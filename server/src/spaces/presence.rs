@@ -63,9 +63,12 @@ struct Listener {
     map: Option<MapFeed>,
 }
 
-/// A tablet's presence: the room's version it last got, and when it may get the next.
+/// A tablet's presence: whether it shows the map now, the room's version it last got, and when
+/// it may get the next (kept while the map is hidden: hiding and showing it again gets the room
+/// no more often than watching it does).
 #[derive(Clone, Copy)]
 struct MapFeed {
+    on: bool,
     seen: u64,
     next: Instant,
 }
@@ -180,7 +183,7 @@ impl Room {
         let mut text = None;
         let (mut behind, mut current) = (None, None);
         for listener in self.listeners.values_mut() {
-            let Some(feed) = &mut listener.map else {
+            let Some(feed) = listener.map.as_mut().filter(|feed| feed.on) else {
                 continue;
             };
             if feed.seen < version && feed.next <= now {
@@ -344,8 +347,9 @@ impl Presences {
     }
 
     /// Tablet `member`'s socket `connection` shows the room map (`on`) or no longer does. One
-    /// that starts gets the whole room at once (whatever it had before is superseded); a headset
-    /// has everyone's presence already, and asks in vain.
+    /// that starts gets the whole room at its next turn — at once, unless it got it less than
+    /// [`MAP_INTERVAL`] ago — whatever it had before; a headset has everyone's presence
+    /// already, and asks in vain.
     pub fn watch_map(self: &Arc<Self>, space: &str, member: &str, connection: u64, on: bool) {
         {
             let mut spaces = self.lock();
@@ -359,21 +363,26 @@ impl Presences {
             else {
                 return;
             };
+            let feed = listener.map.get_or_insert(MapFeed {
+                on: false,
+                seen: 0,
+                next: Instant::now(),
+            });
+            if feed.on == on {
+                return;
+            }
+            feed.on = on;
             if !on {
-                listener.map = None;
                 return;
             }
-            if listener.map.is_some() {
-                return;
-            }
-            let now = Instant::now();
-            // Behind the room (unless nobody was ever here), and its turn now.
-            let feed = MapFeed { seen: 0, next: now };
-            listener.map = Some(feed);
+            // Behind the room (unless nobody was ever here), whatever it saw before: due at its
+            // next turn.
+            feed.seen = 0;
+            let next = Some(feed.next);
             if room.version > 0 {
-                room.maps_next = sooner(room.maps_next, Some(now));
+                room.maps_next = sooner(room.maps_next, next);
             } else {
-                room.maps_current_next = sooner(room.maps_current_next, Some(now));
+                room.maps_current_next = sooner(room.maps_current_next, next);
             }
         }
         self.due(space);
