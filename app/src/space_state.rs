@@ -37,6 +37,9 @@ pub(crate) struct SpaceState {
     pub presence:
         RwSignal<std::collections::BTreeMap<String, parallax_core::space_protocol::MemberPresence>>,
     pub select_policy: RwSignal<SelectPolicy>,
+    /// A `large` space (MPSD's large sessions): no roster, and the room map's wearers only when
+    /// asked for.
+    pub large: RwSignal<bool>,
     pub join_code: RwSignal<Option<String>>,
     /// "Connecting…", "Live", "Reconnecting…", or why the page stopped following.
     pub connection: RwSignal<String>,
@@ -79,6 +82,7 @@ impl SpaceState {
         self.transform.set(view.properties.transform);
         self.room.set(view.properties.room);
         self.select_policy.set(view.constants.select_policy);
+        self.large.set(view.constants.large);
         if let Some(code) = &view.join_code {
             self.join_code.set(Some(code.clone()));
         }
@@ -215,6 +219,7 @@ impl SpaceState {
             room: RwSignal::new(Default::default()),
             presence: RwSignal::new(Default::default()),
             select_policy: RwSignal::new(SelectPolicy::AnyTablet),
+            large: RwSignal::new(false),
             join_code: RwSignal::new(None),
             connection: RwSignal::new("Connecting…".into()),
             problem: RwSignal::new(None),

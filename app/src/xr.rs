@@ -155,12 +155,17 @@ async fn start(state: HeadsetState, mode: XrMode) -> Result<(), JsValue> {
     let on_release = InputListener::new({
         let (space, kept) = (space.clone(), kept.clone());
         move |event: XrInputSourceEvent| {
-            // Only the hand that took it lets it go.
+            // Only the hand that took it lets it go. Taken out before the browser is asked
+            // anything: a call that throws must not leave the cell borrowed.
             let hand = event.input_source();
-            let mut grab = kept.grab.borrow_mut();
-            if grab.as_ref().is_some_and(|g| Object::is(&g.source, &hand))
-                && let Some(mut grab) = grab.take()
-            {
+            let taken = {
+                let mut grab = kept.grab.borrow_mut();
+                match grab.as_ref() {
+                    Some(g) if Object::is(&g.source, &hand) => grab.take(),
+                    _ => None,
+                }
+            };
+            if let Some(mut grab) = taken {
                 // Where the hand let go, as the event's own frame has it: animation frames
                 // come as fast as the device draws, and the last may be a step behind.
                 follow(state, &mut grab, &event.frame(), &space);
@@ -336,17 +341,19 @@ fn take(
 /// The model in a hand goes where the hand went: at once here, and to the space (so to every
 /// headset) at most [`CARRY_HZ`] times a second.
 fn carry(state: HeadsetState, frame: &XrFrame, space: &XrSpace, grab: &RefCell<Option<Grab>>) {
-    let mut grab = grab.borrow_mut();
-    let Some(held) = grab.as_mut() else {
+    // Out of the cell while the browser is asked where the hand is (a call that throws must not
+    // leave it borrowed), and back after.
+    let Some(mut held) = grab.borrow_mut().take() else {
         return;
     };
-    if follow(state, held, frame, space) {
+    if follow(state, &mut held, frame, space) {
         let now = js_sys::Date::now();
         if now - held.written >= 1000.0 / CARRY_HZ {
             held.written = now;
             state.space.write(serde_json::json!({ "room": held.now }));
         }
     }
+    *grab.borrow_mut() = Some(held);
 }
 
 /// Moves the model in `held` to where its hand is in `frame`, here at once; whether it moved

@@ -39,10 +39,12 @@ pub enum SpaceClientMessage {
     Presence {
         presence: Presence,
     },
-    /// A tablet shows the room map (`map: true`) or no longer does: while it does, it gets the
-    /// whole room's presence, at most [`MAP_PRESENCE_HZ`] a second. Per connection (after a
+    /// A tablet shows the room map's wearers (`map: true`) or no longer does: while it does, it
+    /// gets the whole room's presence, at most [`MAP_PRESENCE_HZ`] a second; the first is the
+    /// whole room, to start the map from (forget who was there before). Per connection (after a
     /// resume, say it again), as MPSD's subscriptions are per registration: a member gets only
-    /// the changes it asked for, so a thousand members that show no map cost nothing.
+    /// the changes it asked for, so a thousand members that show no map cost nothing. A
+    /// headset's changes nothing: it gets everyone's presence anyway.
     Watch {
         map: bool,
     },

@@ -1454,6 +1454,13 @@ test("two emulated Quest 3s that touch the same two marks see the model at one p
   // The tablet's room map shows both wearers where they stand.
   const map = tablet.getByRole("region", { name: "Room" });
   for (const name of ["Quest 3 A", "Quest 3 B"]) await expect(map.locator(`.wearer[data-device="${name}"]`)).toHaveCount(1);
+  // Unticked, the map shows nobody (and the space stops sending where they are); ticked again,
+  // the space sends the whole room at once and both are back.
+  const whoIsWhere = map.getByRole("checkbox", { name: "Show who is where" });
+  await whoIsWhere.uncheck();
+  await expect(map.locator(".wearer")).toHaveCount(0);
+  await whoIsWhere.check();
+  for (const name of ["Quest 3 A", "Quest 3 B"]) await expect(map.locator(`.wearer[data-device="${name}"]`)).toHaveCount(1);
   // The tablet moves the model 0.5 m along the room's x on its map: both headsets follow, by the
   // same 0.5 m.
   for (let step = 1; step <= 5; step++) {

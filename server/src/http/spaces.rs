@@ -433,7 +433,8 @@ async fn enter_as_account(state: &AppState, account: &str, name: &str) -> Result
 }
 
 /// The space socket: a member's ordered, acknowledged events (WCF's reliable session), its
-/// status, and a headset's presence. Its messages are this document's schemas `SpaceClientMessage` (sent) and
+/// status, a headset's presence, and a tablet's `watch` of the room map (the wearers' presence
+/// while it shows them). Its messages are this document's schemas `SpaceClientMessage` (sent) and
 /// `SpaceServerMessage` (received).
 #[utoipa::path(get, path = "/v1/spaces/{name}/ws", operation_id = "openSpaceSocket", tag = "sockets", params(SpaceName),
     security(()),
@@ -584,10 +585,8 @@ async fn run(
                             }
                             state.spaces.presence.update(name, &member, &attached.device, presence);
                         }
+                        // A headset's changes nothing: it gets everyone's presence already.
                         Some(SpaceClientMessage::Watch { map }) => {
-                            if attached.role == Role::Headset {
-                                return Err(policy("a headset gets everyone's presence already; the room map is a tablet's".into()));
-                            }
                             state.spaces.presence.watch_map(name, &member, attached.connection, map);
                         }
                         Some(SpaceClientMessage::Bye) => return Ok(Close(CLOSE_NORMAL, "bye".into())),

@@ -348,8 +348,8 @@ impl Presences {
 
     /// Tablet `member`'s socket `connection` shows the room map (`on`) or no longer does. One
     /// that starts gets the whole room at its next turn — at once, unless it got it less than
-    /// [`MAP_INTERVAL`] ago — whatever it had before; a headset has everyone's presence
-    /// already, and asks in vain.
+    /// [`MAP_INTERVAL`] ago — whatever it had before (it starts its map from that); a headset
+    /// has everyone's presence already, and its watch changes nothing.
     pub fn watch_map(self: &Arc<Self>, space: &str, member: &str, connection: u64, on: bool) {
         {
             let mut spaces = self.lock();
