@@ -31,12 +31,19 @@ if cargo tree --locked -p parallax-host -e normal,build --prefix none | grep -E 
   exit 1
 fi
 
+step "the default build has no kube"
+# The Kubernetes provisioner is the server's feature `kubernetes`: without it, none of its crates.
+if cargo tree --locked -p parallax-server -e normal,build --prefix none | grep -E '^(kube|k8s-openapi)[ -]'; then
+  echo "the default build must not depend on kube" >&2
+  exit 1
+fi
+
 step "no RSA in the build"
 # Tokens are HS256 only (server/src/accounts/hs256.rs); `rsa` has an advisory with no fix
 # (RUSTSEC-2023-0071). It is still named in Cargo.lock through sqlx-mysql, which sqlx lists but
 # this build never compiles; what is compiled must not include it.
-if [ -n "$(cargo tree --locked --workspace -e normal,build -i rsa 2>/dev/null)" ]; then
-  cargo tree --locked --workspace -e normal,build -i rsa >&2
+if [ -n "$(cargo tree --locked --workspace --all-features -e normal,build -i rsa 2>/dev/null)" ]; then
+  cargo tree --locked --workspace --all-features -e normal,build -i rsa >&2
   echo "something brought rsa back into the build" >&2
   exit 1
 fi
@@ -63,6 +70,10 @@ cargo clippy --locked -p parallax-frontend --features hydrate --target wasm32-un
 
 step "cargo test --workspace"
 cargo test --locked --workspace 2>&1 | tee "$logs/cargo-test.log"
+
+step "the server's feature kubernetes: clippy and its tests"
+cargo clippy --locked -p parallax-server --features kubernetes --lib --tests -- -D warnings
+cargo test --locked -p parallax-server --features kubernetes --lib pool::kubernetes 2>&1 | tee -a "$logs/cargo-test.log"
 
 step "web bundle (wasm-bindgen + wasm-opt)"
 scripts/build-web.sh
