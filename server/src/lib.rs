@@ -61,10 +61,10 @@ pub use crate::accounts::quotas::QuotaArgs;
 pub use crate::base::clock;
 pub use crate::catalog::convert::{Source, convert_command};
 pub use crate::http::{app, document as openapi_document};
-pub use crate::pool::launcher::HostMode;
 /// The Kubernetes provisioner's pieces (issue 36, in progress: not yet used by the launcher).
 #[cfg(feature = "kubernetes")]
 pub use crate::pool::kubernetes;
+pub use crate::pool::launcher::HostMode;
 pub use crate::state::{AppState, Options};
 
 /// `parallax account create NAME`: adds an account to the store of `data` (its SQLite file, or
