@@ -3,7 +3,8 @@
 # against Kubernetes' own schemas (kubernetes-validate, strict: no unknown fields), checkov's
 # Kubernetes policies on the rendered objects, and hadolint on the Dockerfile. The tools come
 # from scripts/setup.sh (pinned, in a virtual environment). Exceptions are justified where they
-# are made: `checkov:skip` beside the object, `hadolint ignore` beside the line.
+# are made: `checkov.io/skipN` annotations on the object (kustomize drops comments), `hadolint
+# ignore` beside the line.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/deploy-tools.sh

@@ -95,11 +95,13 @@ pub(crate) fn RoomMap(state: SpaceState) -> impl IntoView {
         }
     };
     let wearers = move || {
+        // None while hidden, whatever was still on its way when they were.
+        let shown = wearers_shown();
         state
             .presence
             .get()
             .into_values()
-            .filter(|_| wearers_shown())
+            .filter(move |_| shown)
             .map(|p| {
                 let [x, _, z] = p.presence.head;
                 let [fx, fz] = p.presence.facing();

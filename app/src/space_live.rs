@@ -141,10 +141,7 @@ async fn converse(
                 welcomed.set(true);
                 // The room map's watch is this connection's: said again.
                 if MAP_SHOWN.with(Cell::get) {
-                    let watch = SpaceClientMessage::Watch { map: true }.to_json();
-                    if let Err(e) = outgoing.send(Message::Text(watch)).await {
-                        return Ended::Dropped(e.to_string());
-                    }
+                    send(SpaceClientMessage::Watch { map: true });
                 }
             }
             SpaceServerMessage::Event { seq, event, .. } => {

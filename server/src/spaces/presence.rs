@@ -1,6 +1,7 @@
 //! Presence: where each aligned headset's wearer is and points, passed on to the headsets of its
-//! space connected here, and to the tablets that show the room map. Unlike the space's events it is ephemeral: the latest of each member
-//! only, in memory, never in the space's log, never acknowledged or replayed after a resume.
+//! space connected here, and to the tablets that show the room map. Unlike the space's events it
+//! is ephemeral: the latest of each member only, in memory, never in the space's log, never
+//! acknowledged or replayed after a resume.
 //!
 //! A space sends it at most [`PRESENCE_HZ`] times a second, batched: what changed since the last
 //! batch, at most [`MAX_PRESENCE_BATCH`] members a message (the rest in the next), and who left.
