@@ -73,7 +73,9 @@ cargo test --locked --workspace 2>&1 | tee "$logs/cargo-test.log"
 
 step "the server's feature kubernetes: clippy and its tests"
 cargo clippy --locked -p parallax-server --features kubernetes --lib --tests -- -D warnings
+# Its unit tests, and `parallax serve --render-hosts kubernetes` against a stand-in API server.
 cargo test --locked -p parallax-server --features kubernetes --lib pool::kubernetes 2>&1 | tee -a "$logs/cargo-test.log"
+cargo test --locked -p parallax-server --features kubernetes --test kubernetes 2>&1 | tee -a "$logs/cargo-test.log"
 
 step "web bundle (wasm-bindgen + wasm-opt)"
 scripts/build-web.sh

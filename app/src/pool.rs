@@ -194,6 +194,24 @@ pub fn PoolPage() -> impl IntoView {
                     </tbody>
                 </table>
                 </div>
+                // Sizes whose hosts cannot be started (Kubernetes: their pods do not start).
+                {move || {
+                    state
+                        .pool
+                        .get()
+                        .into_iter()
+                        .filter_map(|size| {
+                            let why = size.unavailable?;
+                            Some(
+                                view! {
+                                    <p class="error" role="alert" data-unavailable=size.size.clone()>
+                                        {format!("{} hosts cannot start: {why}", size.size)}
+                                    </p>
+                                },
+                            )
+                        })
+                        .collect_view()
+                }}
             </section>
             <section aria-label="Last hour">
                 <h2>"Last hour"</h2>

@@ -281,6 +281,10 @@ pub struct SizeStatus {
     pub lost: u32,
     /// Sessions waiting for a host.
     pub queued: u32,
+    /// Why hosts of the size cannot be started, while they cannot (Kubernetes: their pods do
+    /// not start); none are asked for until one, tried again later, runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unavailable: Option<String>,
 }
 
 /// Percentiles of what was measured within one interval, in ms.

@@ -104,6 +104,8 @@ pub enum HostCommand {
     },
     /// The leased session ended: disconnect the device and drop the scene.
     Reset,
+    /// The pool let the host go (more hosts are free than its standby target): it stops.
+    Retire,
 }
 
 /// Whether a device may hold the render connection.

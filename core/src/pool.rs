@@ -44,6 +44,9 @@ pub enum PoolEffect {
     StartHost { host: HostId, size: SessionSize },
     /// The host's session ended: drop its connection and scene, then it serves the next lease.
     ResetHost { host: HostId },
+    /// The pool lets the host go: its session ended and the free hosts of its size are already
+    /// at the standby target. Stop it; it is no longer the pool's.
+    StopHost { host: HostId },
 }
 
 /// Where a new lease stands.
@@ -91,6 +94,10 @@ enum HostState {
 struct Host {
     size: SessionSize,
     state: HostState,
+    /// It offered itself (another machine's host, started by someone else): the pool keeps it
+    /// however many are free, as it never started it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    offered: bool,
 }
 
 /// A session that just got a host because another released one or a host finished booting.
@@ -159,6 +166,7 @@ impl Pool {
                 Host {
                     size,
                     state: HostState::Returning(Some(session)),
+                    offered: false,
                 },
             );
         }
@@ -336,6 +344,7 @@ impl Pool {
             Host {
                 size,
                 state: HostState::Booting { for_session: None },
+                offered: true,
             },
         );
         Ok(())
@@ -368,6 +377,15 @@ impl Pool {
                 return None;
             }
             HostState::Idle | HostState::Leased(_) => {}
+        }
+        let spare = self.queues[size.index()].is_empty()
+            && self.standby(size) >= self.config.limits(size).standby
+            && self.hosts.get(&host).is_some_and(|h| !h.offered);
+        if spare {
+            // One more free host than the standby target asks for: let it go.
+            self.hosts.remove(&host);
+            self.effects.push_back(PoolEffect::StopHost { host });
+            return None;
         }
         self.effects
             .push_back(PoolEffect::ResetHost { host: host.clone() });
@@ -495,6 +513,7 @@ impl Pool {
             Host {
                 size,
                 state: HostState::Booting { for_session },
+                offered: false,
             },
         );
         self.effects.push_back(PoolEffect::StartHost {
@@ -712,7 +731,61 @@ mod tests {
             Some(id("d"))
         );
         assert_eq!(pool.handle_release(&id("d")), None);
+        // Nobody waits and the standby target is none: the host is let go.
+        assert_eq!(pool.utilization(SessionSize::Standard), (0, 0, 0));
+    }
+
+    #[test]
+    fn a_session_that_ends_with_standby_met_lets_its_host_go() {
+        let pool_of = pool;
+        let mut pool = pool_of(3, 1);
+        drain(&mut pool);
+        pool.handle_host_ready(&HostId::new("standard-1"));
+        pool.handle_allocate(id("a"), SessionSize::Standard, false)
+            .unwrap();
+        // standard-2 boots to keep one free; it is up before `a` ends.
+        assert_eq!(drain(&mut pool), [start("standard-2")]);
+        pool.handle_host_ready(&HostId::new("standard-2"));
+        assert_eq!(pool.handle_release(&id("a")), None);
+        assert_eq!(
+            drain(&mut pool),
+            [PoolEffect::StopHost {
+                host: HostId::new("standard-1")
+            }]
+        );
+        assert_eq!(pool.size_of(&HostId::new("standard-1")), None);
         assert_eq!(pool.utilization(SessionSize::Standard), (1, 1, 0));
+
+        // Below the target, a freed host stays as the standby.
+        let mut pool = pool_of(1, 1);
+        drain(&mut pool);
+        pool.handle_host_ready(&HostId::new("standard-1"));
+        pool.handle_allocate(id("b"), SessionSize::Standard, false)
+            .unwrap();
+        let _ = pool.handle_release(&id("b"));
+        assert_eq!(
+            drain(&mut pool),
+            [PoolEffect::ResetHost {
+                host: HostId::new("standard-1")
+            }]
+        );
+    }
+
+    #[test]
+    fn a_host_that_offered_itself_is_kept_however_many_are_free() {
+        let mut pool = pool(3, 0);
+        pool.handle_host_offered(HostId::new("lab-pc"), SessionSize::Standard)
+            .unwrap();
+        pool.handle_host_ready(&HostId::new("lab-pc"));
+        pool.handle_allocate(id("a"), SessionSize::Standard, false)
+            .unwrap();
+        let _ = pool.handle_release(&id("a"));
+        assert_eq!(
+            drain(&mut pool),
+            [PoolEffect::ResetHost {
+                host: HostId::new("lab-pc")
+            }]
+        );
     }
 
     #[test]

@@ -79,6 +79,8 @@ pub enum Effect {
     StartHost { host: HostId, size: SessionSize },
     /// Drop the host's device connection and scene: its session is over.
     ResetHost { host: HostId },
+    /// Stop the host: the pool let it go (more free hosts than the standby target).
+    StopHost { host: HostId },
 }
 
 #[derive(Debug)]
@@ -445,6 +447,7 @@ impl SessionService {
             self.effects.push_back(match effect {
                 PoolEffect::StartHost { host, size } => Effect::StartHost { host, size },
                 PoolEffect::ResetHost { host } => Effect::ResetHost { host },
+                PoolEffect::StopHost { host } => Effect::StopHost { host },
             });
         }
     }

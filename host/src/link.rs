@@ -61,6 +61,8 @@ pub(crate) enum LinkEnd {
     Broken(HostId, anyhow::Error),
     /// The host itself is shutting down.
     Shutdown,
+    /// The coordinator's pool let the host go: it stops.
+    Retired,
 }
 
 /// One registration with the coordinator, held until either side ends it.
@@ -131,6 +133,13 @@ pub(crate) async fn link(
                     Ok(HostCommand::Reset) => {
                         tracing::info!("session ended: dropping the device and its scene");
                         host.reset();
+                    }
+                    Ok(HostCommand::Retire) => {
+                        tracing::info!("the pool let this host go: stopping");
+                        // A device still connected hears its session ended.
+                        host.reset();
+                        let _ = socket.close(None).await;
+                        break LinkEnd::Retired;
                     }
                     Ok(HostCommand::Registered { .. }) => {}
                     Err(e) => tracing::warn!("unreadable command from the coordinator: {e}"),

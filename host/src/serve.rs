@@ -163,7 +163,7 @@ async fn stay_linked(
             _ => attempt + 1,
         };
         match end {
-            LinkEnd::Shutdown => return Ok(()),
+            LinkEnd::Shutdown | LinkEnd::Retired => return Ok(()),
             LinkEnd::Closed(named) => {
                 name = Some(named);
                 // Let go: the device's session is over with it.

@@ -223,6 +223,8 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub pool: PoolArgs,
     #[command(flatten)]
+    pub render_hosts: ProvisionArgs,
+    #[command(flatten)]
     pub quotas: crate::accounts::quotas::QuotaArgs,
     /// Largest model upload accepted, in MiB.
     #[arg(long, env = "PARALLAX_MAX_UPLOAD_MB", default_value_t = 256)]
@@ -330,6 +332,55 @@ pub struct TlsArgs {
 
 fn parse_permit(text: &str) -> Result<crate::tls::scope::Permit, String> {
     crate::tls::scope::Permit::parse(text).map_err(|e| e.to_string())
+}
+
+/// Where the render hosts the pool asks for run.
+#[derive(Debug, Clone, Args)]
+pub struct ProvisionArgs {
+    /// `local`: child processes of this coordinator; `kubernetes`: a pod each, made from
+    /// --kube-pod-template (a build with the feature `kubernetes`; docs/SCALING.md).
+    #[arg(long, env = "PARALLAX_RENDER_HOSTS", value_enum, default_value_t = RenderHosts::Local)]
+    pub render_hosts: RenderHosts,
+    /// The namespace of the render host pods (default: the coordinator's own in a cluster, else
+    /// the kubeconfig's).
+    #[arg(long, env = "PARALLAX_KUBE_NAMESPACE")]
+    pub kube_namespace: Option<String>,
+    /// The PodTemplate each render host pod is made from.
+    #[arg(
+        long,
+        env = "PARALLAX_KUBE_POD_TEMPLATE",
+        default_value = "parallax-render-host"
+    )]
+    pub kube_pod_template: String,
+    /// The `parallax.dev/owner` label of this coordinator's pods (another coordinator in the
+    /// namespace needs another).
+    #[arg(long, env = "PARALLAX_KUBE_OWNER", default_value = "parallax")]
+    pub kube_owner: String,
+    /// Seconds a pod may fail to start (unschedulable, image not pulled, crashing) before its
+    /// host is given up and its size is reported unavailable.
+    #[arg(
+        long = "kube-start-limit",
+        env = "PARALLAX_KUBE_START_LIMIT",
+        default_value_t = 120
+    )]
+    pub kube_start_limit_s: u64,
+    /// Seconds from making a pod to its host registering, at most.
+    #[arg(
+        long = "kube-boot-limit",
+        env = "PARALLAX_KUBE_BOOT_LIMIT",
+        default_value_t = 600
+    )]
+    pub kube_boot_limit_s: u64,
+    /// How often the render host pods are listed, in milliseconds.
+    #[arg(long, env = "PARALLAX_KUBE_POLL_MS", default_value_t = 2000)]
+    pub kube_poll_ms: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum RenderHosts {
+    #[default]
+    Local,
+    Kubernetes,
 }
 
 /// What a coordinator that stops (SIGTERM, Ctrl-C) does with its local render hosts.

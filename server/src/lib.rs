@@ -285,9 +285,7 @@ pub async fn serve(
         pool: args.pool.clone(),
         clock: Arc::new(SystemClock),
         max_upload_bytes: args.max_upload_mb.saturating_mul(1024 * 1024),
-        hosts: HostMode::Processes(
-            std::env::current_exe().context("finding this executable to start render hosts")?,
-        ),
+        hosts: host_mode(&args).await?,
         metrics_token: args.metrics_token.clone(),
         trusted_proxies: args.trusted_proxies.clone(),
         conversion: args.conversion.clone(),
@@ -341,6 +339,40 @@ pub async fn serve(
         anyhow::bail!("another coordinator took the database while Postgres was away");
     }
     Ok(())
+}
+
+/// How `serve` starts render hosts (`--render-hosts`).
+async fn host_mode(args: &ServeArgs) -> anyhow::Result<HostMode> {
+    let hosts = &args.render_hosts;
+    match hosts.render_hosts {
+        config::RenderHosts::Local => Ok(HostMode::Processes(
+            std::env::current_exe().context("finding this executable to start render hosts")?,
+        )),
+        #[cfg(feature = "kubernetes")]
+        config::RenderHosts::Kubernetes => {
+            // Replicas take turns under a Lease, each by its pod's name.
+            let replica = args.nats.as_ref().map(|_| {
+                std::env::var("POD_NAME").unwrap_or_else(|_| uuid::Uuid::new_v4().to_string())
+            });
+            let settings = kubernetes::KubeSettings {
+                namespace: hosts.kube_namespace.clone(),
+                template: hosts.kube_pod_template.clone(),
+                owner: hosts.kube_owner.clone(),
+                start_limit: std::time::Duration::from_secs(hosts.kube_start_limit_s),
+                boot_limit: std::time::Duration::from_secs(hosts.kube_boot_limit_s),
+                poll: std::time::Duration::from_millis(hosts.kube_poll_ms.max(100)),
+                replica,
+            };
+            Ok(HostMode::Kubernetes(
+                kubernetes::Provisioner::connect(settings).await?,
+            ))
+        }
+        #[cfg(not(feature = "kubernetes"))]
+        config::RenderHosts::Kubernetes => anyhow::bail!(
+            "this parallax was built without Kubernetes: build it with \
+             `cargo build --release -p parallax-server --features kubernetes` (deploy/Dockerfile does)"
+        ),
+    }
 }
 
 /// Completes on Ctrl-C or SIGTERM. The handlers are installed when this is called, not when the

@@ -390,6 +390,11 @@ impl AppState {
                 RenderWorker::start_lazy(THUMBNAIL_GPU_CACHE_BYTES),
                 conversion.tessellation(),
             ),
+            #[cfg(feature = "kubernetes")]
+            HostMode::Kubernetes(_) => Converter::child(
+                std::env::current_exe().context("finding this executable to convert models")?,
+                conversion.clone(),
+            ),
         };
         let catalog = Arc::new(
             Catalog::open(data_dir, store.clone(), converter, quotas.clone())

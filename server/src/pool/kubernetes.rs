@@ -1,20 +1,53 @@
-//! Render hosts as Kubernetes pods (feature `kubernetes`, issue 36; in progress): what the
-//! provisioner asks the API for and how it reads the answers. A host's pod is made from the
-//! operator's `PodTemplate` (`deploy/base/render-host-template.yaml`): named after the host,
-//! labelled with its size and owner, told its size and name, and given the Secret of its own
-//! credential; a pod that cannot start says why ([`why_not_starting`]).
+//! Render hosts as Kubernetes pods (feature `kubernetes`): the [`Provisioner`] the launcher uses
+//! under `--render-hosts kubernetes`. A host's pod is made from the operator's `PodTemplate`
+//! (`deploy/base/render-host-template.yaml`): named after the host, labelled with its size and
+//! owner, told its size and name, and given a Secret of its own credential. The pods of this
+//! owner are listed every `--kube-poll` (one request however many there are); a pod that cannot
+//! start ([`why_not_starting`]) for `--kube-start-limit` is deleted, its host given up, and its
+//! size is *unavailable* (on `/v1/pool` and in `/metrics`): no more pods of it are made until
+//! one, tried again after a back-off, runs. Hosts still register over the host link; the
+//! provisioner only starts and stops pods.
 //!
-//! Not built yet: creating, watching and deleting the pods from the launcher, adopting them on
-//! start, and the Lease that makes one replica at a time the one that provisions.
+//! Among replicas, one provisions at a time: the holder of the Lease `<owner>-provisioner`
+//! ([`LEASE_SECONDS`], renewed every third of it). It makes a pod for each host the shared pool
+//! is booting, deletes the pods of hosts the pool no longer has, and watches them all; the
+//! sizes it finds unavailable are on the Lease for the other replicas to report. When it dies,
+//! another takes the Lease once it has run out and takes up its pods as they are.
 
-use k8s_openapi::api::core::v1::{Pod, PodTemplate};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
+use k8s_openapi::api::core::v1::{Pod, PodTemplate, Secret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use kube::api::{Api, DeleteParams, ListParams, ObjectMeta, PostParams};
 use parallax_core::session::{HostId, SessionSize};
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::pool::launcher::HostEvent;
 
 /// The label every render host pod has, and the ones the provisioner adds.
 pub const COMPONENT: (&str, &str) = ("app.kubernetes.io/component", "render-host");
 pub const SIZE_LABEL: &str = "parallax.dev/size";
 pub const OWNER_LABEL: &str = "parallax.dev/owner";
 pub const HOST_LABEL: &str = "parallax.dev/host";
+/// The annotation holding the host's name exactly (a label value is more restricted).
+pub const HOST_ANNOTATION: &str = "parallax.dev/host-id";
+
+/// How long the first back-off lasts before a size that could not start is tried again; it
+/// doubles on each failure, up to [`MOST_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_secs(30);
+const MOST_BACKOFF: Duration = Duration::from_secs(600);
+
+/// How long the provisioning replica's Lease lasts without being renewed: the longest a dead
+/// replica's pods go unwatched.
+pub const LEASE_SECONDS: i32 = 15;
+/// The Lease's annotation with why a size is unavailable (`…/unavailable-standard`).
+const UNAVAILABLE_ANNOTATION: &str = "parallax.dev/unavailable-";
 
 /// The name of `host`'s pod, and of the Secret that holds its credential: a DNS label (lower
 /// case letters, digits and `-`, at most 63 characters).
@@ -46,12 +79,18 @@ pub fn host_pod(
     let mut metadata = spec.metadata.unwrap_or_default();
     let mut pod_spec = spec.spec.ok_or("the pod template has no pod spec")?;
     let name = pod_name(host);
-    metadata.name = Some(name.clone());
     let labels = metadata.labels.get_or_insert_with(Default::default);
     labels.insert(COMPONENT.0.into(), COMPONENT.1.into());
     labels.insert(SIZE_LABEL.into(), size.as_str().to_ascii_lowercase());
     labels.insert(OWNER_LABEL.into(), owner.into());
     labels.insert(HOST_LABEL.into(), name.clone());
+    metadata
+        .annotations
+        .get_or_insert_with(Default::default)
+        .insert(HOST_ANNOTATION.into(), host.to_string());
+    // Each pod its own name, so a new host never waits for an old pod of its name to go.
+    let name = format!("{}-{}", name.chars().take(57).collect::<String>(), suffix());
+    metadata.name = Some(name.clone());
     let container = pod_spec
         .containers
         .iter_mut()
@@ -142,6 +181,566 @@ pub fn why_not_starting(pod: &Pod) -> Option<String> {
     None
 }
 
+/// Five lower-case letters and digits, for a pod's name.
+fn suffix() -> String {
+    use rand::Rng;
+    const CHARS: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let mut rng = rand::rng();
+    (0..5)
+        .map(|_| CHARS[rng.random_range(0..CHARS.len())] as char)
+        .collect()
+}
+
+/// How the provisioner reaches the cluster and what it makes there (`parallax serve
+/// --render-hosts kubernetes`).
+#[derive(Debug, Clone)]
+pub struct KubeSettings {
+    /// The namespace of the pods (default: the service account's, or the kubeconfig's).
+    pub namespace: Option<String>,
+    /// The `PodTemplate` every host's pod is made from.
+    pub template: String,
+    /// The `parallax.dev/owner` label: whose pods these are, when several coordinators share a
+    /// namespace.
+    pub owner: String,
+    /// How long a pod may go on failing to start (unschedulable, image not pulled) before its
+    /// host is given up and its size is unavailable.
+    pub start_limit: Duration,
+    /// How long a pod may take from being made to its host registering.
+    pub boot_limit: Duration,
+    /// How often the pods are listed.
+    pub poll: Duration,
+    /// Replicas: this replica's name on the Lease (its pod's name); `None` for one coordinator,
+    /// which provisions alone.
+    pub replica: Option<String>,
+}
+
+/// A size whose pods could not start: none are made until `retry_at`, when one is tried.
+#[derive(Debug, Clone)]
+struct Unavailable {
+    reason: String,
+    retry_at: Instant,
+    backoff: Duration,
+}
+
+/// Starts and stops render host pods, and watches them (module docs).
+pub struct Provisioner {
+    pods: Api<Pod>,
+    secrets: Api<Secret>,
+    templates: Api<PodTemplate>,
+    settings: KubeSettings,
+    /// This owner's pods by name, as last listed.
+    seen: watch::Sender<Arc<HashMap<String, Pod>>>,
+    /// Per size, why its pods cannot start, while they cannot.
+    unavailable: Mutex<[Option<Unavailable>; 2]>,
+    /// Replicas: the Lease, and whether this replica holds it.
+    lease: Option<Api<Lease>>,
+    leading: watch::Sender<bool>,
+    /// Replicas: the unavailable sizes as the Lease last said (the holder's view).
+    said: Mutex<[Option<String>; 2]>,
+}
+
+impl std::fmt::Debug for Provisioner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Provisioner")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How a host's pod ended, or why it never ran.
+type Ended = String;
+
+impl Provisioner {
+    /// Connects as the pod's service account in a cluster, else as the kubeconfig says
+    /// (`KUBECONFIG`, `~/.kube/config`), checks the template is there, and lists the pods
+    /// every `settings.poll` for as long as the provisioner is kept.
+    pub async fn connect(settings: KubeSettings) -> anyhow::Result<Arc<Self>> {
+        use anyhow::Context;
+        let config = kube::Config::infer()
+            .await
+            .context("finding the Kubernetes API (in a pod, or from KUBECONFIG)")?;
+        let namespace = settings
+            .namespace
+            .clone()
+            .unwrap_or_else(|| config.default_namespace.clone());
+        let client = kube::Client::try_from(config).context("the Kubernetes client")?;
+        let lease = settings
+            .replica
+            .as_ref()
+            .map(|_| Api::namespaced(client.clone(), &namespace));
+        let provisioner = Arc::new(Self {
+            pods: Api::namespaced(client.clone(), &namespace),
+            secrets: Api::namespaced(client.clone(), &namespace),
+            templates: Api::namespaced(client, &namespace),
+            leading: watch::Sender::new(lease.is_none()),
+            lease,
+            settings,
+            seen: watch::Sender::new(Arc::default()),
+            unavailable: Mutex::default(),
+            said: Mutex::default(),
+        });
+        let template = provisioner.template().await.map_err(|e| {
+            anyhow::anyhow!("the render host pod template in namespace {namespace}: {e}")
+        })?;
+        // Said at once rather than at the first host.
+        host_pod(
+            &template,
+            &HostId::new("check"),
+            SessionSize::Standard,
+            "check",
+        )
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        provisioner.list().await?;
+        tokio::spawn(follow(Arc::downgrade(&provisioner)));
+        if provisioner.lease.is_some() {
+            tokio::spawn(lead(Arc::downgrade(&provisioner)));
+        }
+        tracing::info!(%namespace, template = %provisioner.settings.template, "render hosts are Kubernetes pods");
+        Ok(provisioner)
+    }
+
+    /// Why pods of `size` cannot start, while they cannot.
+    pub fn unavailable(&self, size: SessionSize) -> Option<String> {
+        if !self.leading() {
+            return lock(&self.said)[slot(size)].clone();
+        }
+        self.lock_unavailable()[slot(size)]
+            .as_ref()
+            .map(|u| u.reason.clone())
+    }
+
+    /// Whether this replica provisions (always, for one coordinator).
+    pub fn leading(&self) -> bool {
+        *self.leading.borrow()
+    }
+
+    /// How long a pod may take from being made to its host registering.
+    pub fn boot_limit(&self) -> Duration {
+        self.settings.boot_limit
+    }
+
+    /// The hosts whose pods are there (name, size, pod), for adoption after a restart.
+    pub fn existing(&self) -> Vec<(HostId, SessionSize, String)> {
+        self.seen
+            .borrow()
+            .iter()
+            .filter_map(|(name, pod)| {
+                let host = pod.metadata.annotations.as_ref()?.get(HOST_ANNOTATION)?;
+                let size = pod.metadata.labels.as_ref()?.get(SIZE_LABEL)?;
+                let size = SessionSize::ALL
+                    .into_iter()
+                    .find(|s| s.as_str().eq_ignore_ascii_case(size))?;
+                Some((HostId::new(host.as_str()), size, name.clone()))
+            })
+            .collect()
+    }
+
+    /// Runs `host` as a pod until `stop` (then deletes it) or until it ends or cannot start;
+    /// returns why it ended, or `None` when this replica stopped provisioning (the pod is left
+    /// to the next). With its size unavailable, waits for the next try first.
+    pub(crate) async fn run(
+        self: Arc<Self>,
+        host: HostId,
+        size: SessionSize,
+        credential: String,
+        stop: CancellationToken,
+        events: mpsc::UnboundedSender<HostEvent>,
+    ) -> Option<Ended> {
+        let mut leading = self.leading.subscribe();
+        while let Err(retry_at) = self.may_start(size) {
+            tokio::select! {
+                () = tokio::time::sleep_until(retry_at) => {}
+                () = stop.cancelled() => return Some("the render host was stopped".into()),
+                _ = leading.wait_for(|l| !l) => return None,
+            }
+        }
+        if !self.leading() {
+            return None;
+        }
+        let pod = match self.create(&host, size, &credential).await {
+            Ok(pod) => pod,
+            Err(e) => {
+                let reason = format!("the render host pod could not be made: {e}");
+                self.set_unavailable(size, &reason);
+                return Some(reason);
+            }
+        };
+        tracing::info!(%host, %size, %pod, "render host pod made");
+        self.watch(host, size, pod, stop, events).await
+    }
+
+    /// Watches `host`'s existing pod (one from before a restart) as [`Provisioner::run`] does.
+    pub(crate) async fn adopt(
+        self: Arc<Self>,
+        host: HostId,
+        size: SessionSize,
+        pod: String,
+        stop: CancellationToken,
+        events: mpsc::UnboundedSender<HostEvent>,
+    ) -> Option<Ended> {
+        tracing::info!(%host, %pod, "render host pod taken up");
+        self.watch(host, size, pod, stop, events).await
+    }
+
+    /// Deletes `pod` and its credential (one no host of the pool has).
+    pub async fn remove(&self, pod: &str) {
+        for deleted in [
+            self.pods.delete(pod, &DeleteParams::default()).await.err(),
+            self.secrets
+                .delete(pod, &DeleteParams::default())
+                .await
+                .err(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if !is_status(&deleted, 404) {
+                tracing::warn!(%pod, "deleting a render host pod: {deleted}");
+            }
+        }
+    }
+
+    async fn watch(
+        &self,
+        host: HostId,
+        size: SessionSize,
+        pod: String,
+        stop: CancellationToken,
+        events: mpsc::UnboundedSender<HostEvent>,
+    ) -> Option<Ended> {
+        let boot = tokio::spawn({
+            let (limit, host) = (self.settings.boot_limit, host.clone());
+            async move {
+                tokio::time::sleep(limit).await;
+                let _ = events.send(HostEvent::BootDeadline(host));
+            }
+        });
+        let ended = self.follow_pod(size, &pod, stop).await;
+        boot.abort();
+        if ended.is_some() {
+            self.remove(&pod).await;
+        }
+        ended
+    }
+
+    /// Follows `pod` until it ends, cannot start, or `stop`; `None` when this replica stopped
+    /// provisioning.
+    async fn follow_pod(
+        &self,
+        size: SessionSize,
+        pod: &str,
+        stop: CancellationToken,
+    ) -> Option<Ended> {
+        let mut seen = self.seen.subscribe();
+        let mut leading = self.leading.subscribe();
+        let made = Instant::now();
+        let mut listed = false;
+        let mut failing_since: Option<Instant> = None;
+        loop {
+            let now = Instant::now();
+            let current = seen.borrow_and_update().get(pod).cloned();
+            match current {
+                Some(current) => {
+                    listed = true;
+                    let phase = current.status.as_ref().and_then(|s| s.phase.as_deref());
+                    if phase == Some("Succeeded") {
+                        return Some(format!("the render host pod {pod} ended"));
+                    }
+                    if phase == Some("Running") {
+                        self.set_available(size);
+                    }
+                    match why_not_starting(&current) {
+                        Some(why) if phase == Some("Failed") => {
+                            self.set_unavailable(size, &why);
+                            return Some(why);
+                        }
+                        Some(why) => {
+                            let since = *failing_since.get_or_insert(now);
+                            if now.duration_since(since) >= self.settings.start_limit {
+                                let why = format!(
+                                    "{why} (for {} s)",
+                                    self.settings.start_limit.as_secs()
+                                );
+                                self.set_unavailable(size, &why);
+                                return Some(why);
+                            }
+                        }
+                        None => failing_since = None,
+                    }
+                }
+                // Made after the last list, or gone: gone once it was listed, or if it is still
+                // not after a few lists.
+                None if listed || now.duration_since(made) > self.settings.poll * 3 => {
+                    return Some(format!("the render host pod {pod} is gone"));
+                }
+                None => {}
+            }
+            tokio::select! {
+                changed = seen.changed() => if changed.is_err() {
+                    return None;
+                },
+                () = stop.cancelled() => return Some("the render host was stopped".into()),
+                _ = leading.wait_for(|l| !l) => return None,
+            }
+        }
+    }
+
+    /// Makes `host`'s pod and then its Secret (owned by the pod, so they go together); the
+    /// pod's name.
+    async fn create(
+        &self,
+        host: &HostId,
+        size: SessionSize,
+        credential: &str,
+    ) -> Result<String, String> {
+        let template = self.template().await?;
+        let wanted = host_pod(&template, host, size, &self.settings.owner)?;
+        let made = self
+            .pods
+            .create(&PostParams::default(), &wanted)
+            .await
+            .map_err(|e| e.to_string())?;
+        let name = made.metadata.name.clone().unwrap_or_default();
+        let secret = Secret {
+            metadata: ObjectMeta {
+                name: Some(name.clone()),
+                labels: made.metadata.labels.clone(),
+                owner_references: Some(vec![OwnerReference {
+                    api_version: "v1".into(),
+                    kind: "Pod".into(),
+                    name: name.clone(),
+                    uid: made.metadata.uid.clone().unwrap_or_default(),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            },
+            string_data: Some(BTreeMap::from([(
+                "credential".to_string(),
+                credential.to_string(),
+            )])),
+            type_: Some("Opaque".into()),
+            ..Default::default()
+        };
+        if let Err(e) = self.secrets.create(&PostParams::default(), &secret).await {
+            self.remove(&name).await;
+            return Err(format!("its credential's Secret: {e}"));
+        }
+        Ok(name)
+    }
+
+    async fn template(&self) -> Result<PodTemplate, String> {
+        self.templates
+            .get(&self.settings.template)
+            .await
+            .map_err(|e| format!("PodTemplate {}: {e}", self.settings.template))
+    }
+
+    async fn list(&self) -> anyhow::Result<()> {
+        let selector = format!(
+            "{}={},{OWNER_LABEL}={}",
+            COMPONENT.0, COMPONENT.1, self.settings.owner
+        );
+        let listed = self
+            .pods
+            .list(&ListParams::default().labels(&selector))
+            .await?;
+        let pods = listed
+            .items
+            .into_iter()
+            .filter_map(|pod| Some((pod.metadata.name.clone()?, pod)))
+            .collect();
+        self.seen.send_replace(Arc::new(pods));
+        Ok(())
+    }
+
+    /// Whether a pod of `size` may be made now; else when to ask again. When the size is
+    /// unavailable and its back-off is over, this caller makes the one pod that tries.
+    fn may_start(&self, size: SessionSize) -> Result<(), Instant> {
+        let mut unavailable = self.lock_unavailable();
+        let Some(u) = unavailable[slot(size)].as_mut() else {
+            return Ok(());
+        };
+        let now = Instant::now();
+        if now < u.retry_at {
+            return Err(u.retry_at);
+        }
+        // This one tries; the others wait out the next back-off.
+        u.backoff = (u.backoff * 2).min(MOST_BACKOFF);
+        u.retry_at = now + u.backoff;
+        Ok(())
+    }
+
+    fn set_unavailable(&self, size: SessionSize, reason: &str) {
+        let mut unavailable = self.lock_unavailable();
+        let backoff = unavailable[slot(size)]
+            .as_ref()
+            .map_or(FIRST_BACKOFF, |u| u.backoff);
+        tracing::warn!(%size, "render hosts unavailable: {reason}; trying again in {} s", backoff.as_secs());
+        unavailable[slot(size)] = Some(Unavailable {
+            reason: reason.to_string(),
+            retry_at: Instant::now() + backoff,
+            backoff,
+        });
+    }
+
+    fn set_available(&self, size: SessionSize) {
+        if self.lock_unavailable()[slot(size)].take().is_some() {
+            tracing::info!(%size, "render hosts start again");
+        }
+    }
+
+    fn lock_unavailable(&self) -> MutexGuard<'_, [Option<Unavailable>; 2]> {
+        self.unavailable.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Lists the owner's pods every `poll` while the provisioner is kept.
+async fn follow(provisioner: std::sync::Weak<Provisioner>) {
+    loop {
+        let Some(poll) = provisioner.upgrade().map(|p| p.settings.poll) else {
+            return;
+        };
+        tokio::time::sleep(poll).await;
+        let Some(provisioner) = provisioner.upgrade() else {
+            return;
+        };
+        if let Err(e) = provisioner.list().await {
+            // The last list stands: a pod is not taken for gone because the API is away.
+            tracing::warn!("listing the render host pods: {e:#}");
+        }
+    }
+}
+
+/// Replicas: takes or renews the Lease every third of [`LEASE_SECONDS`] while the provisioner
+/// is kept; a replica that cannot renew stops provisioning at once.
+async fn lead(provisioner: std::sync::Weak<Provisioner>) {
+    let every = Duration::from_secs(u64::from(LEASE_SECONDS.unsigned_abs()) / 3);
+    loop {
+        let Some(provisioner) = provisioner.upgrade() else {
+            return;
+        };
+        let leading = match provisioner.hold_lease().await {
+            Ok(leading) => leading,
+            Err(e) => {
+                tracing::warn!("the provisioner's Lease: {e}");
+                false
+            }
+        };
+        if provisioner.leading.send_replace(leading) != leading {
+            tracing::info!(
+                leading,
+                "render host pods: this replica {} provisions",
+                if leading { "now" } else { "no longer" }
+            );
+        }
+        drop(provisioner);
+        tokio::time::sleep(every).await;
+    }
+}
+
+impl Provisioner {
+    /// Takes the Lease if nobody holds it or its holder let it run out, renews it if this
+    /// replica holds it; whether this replica now does. A write another replica made first
+    /// (HTTP 409) means it does not.
+    async fn hold_lease(&self) -> Result<bool, kube::Error> {
+        let (Some(leases), Some(me)) = (&self.lease, &self.settings.replica) else {
+            return Ok(true);
+        };
+        let name = format!("{}-provisioner", self.settings.owner);
+        let now = k8s_openapi::jiff::Timestamp::now();
+        let annotations: BTreeMap<String, String> = SessionSize::ALL
+            .into_iter()
+            .filter_map(|size| {
+                let why = self.lock_unavailable()[slot(size)].as_ref()?.reason.clone();
+                let key = format!(
+                    "{UNAVAILABLE_ANNOTATION}{}",
+                    size.as_str().to_ascii_lowercase()
+                );
+                Some((key, why))
+            })
+            .collect();
+        let current = leases.get_opt(&name).await?;
+        let mut lease = match current {
+            Some(lease) => {
+                let spec = lease.spec.clone().unwrap_or_default();
+                let holder = spec.holder_identity.as_deref();
+                let lasts = i64::from(spec.lease_duration_seconds.unwrap_or(LEASE_SECONDS));
+                let ran_out = spec
+                    .renew_time
+                    .as_ref()
+                    .is_none_or(|renewed| renewed.0.as_second() + lasts < now.as_second());
+                if holder.is_some_and(|h| h != me) && !ran_out {
+                    self.read_unavailable(&lease);
+                    return Ok(false);
+                }
+                lease
+            }
+            None => Lease {
+                metadata: ObjectMeta {
+                    name: Some(name.clone()),
+                    ..Default::default()
+                },
+                spec: Some(LeaseSpec::default()),
+            },
+        };
+        let is_new = lease.metadata.resource_version.is_none();
+        let spec = lease.spec.get_or_insert_with(Default::default);
+        if spec.holder_identity.as_deref() != Some(me) {
+            spec.holder_identity = Some(me.clone());
+            spec.acquire_time = Some(MicroTime(now));
+            spec.lease_transitions = Some(spec.lease_transitions.unwrap_or(0) + i32::from(!is_new));
+        }
+        spec.lease_duration_seconds = Some(LEASE_SECONDS);
+        spec.renew_time = Some(MicroTime(now));
+        let kept = lease
+            .metadata
+            .annotations
+            .take()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|(k, _)| !k.starts_with(UNAVAILABLE_ANNOTATION));
+        lease.metadata.annotations = Some(kept.chain(annotations).collect());
+        let written = match is_new {
+            true => leases.create(&PostParams::default(), &lease).await,
+            false => leases.replace(&name, &PostParams::default(), &lease).await,
+        };
+        match written {
+            Ok(_) => Ok(true),
+            Err(e) if is_status(&e, 409) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// What the holder's Lease says of the sizes it cannot start.
+    fn read_unavailable(&self, lease: &Lease) {
+        let annotations = lease.metadata.annotations.clone().unwrap_or_default();
+        let mut said = lock(&self.said);
+        for size in SessionSize::ALL {
+            let key = format!(
+                "{UNAVAILABLE_ANNOTATION}{}",
+                size.as_str().to_ascii_lowercase()
+            );
+            said[slot(size)] = annotations.get(&key).cloned();
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn slot(size: SessionSize) -> usize {
+    match size {
+        SessionSize::Standard => 0,
+        SessionSize::Premium => 1,
+    }
+}
+
+/// Whether `error` is the API server's answer with HTTP `code`.
+fn is_status(error: &kube::Error, code: u16) -> bool {
+    matches!(error, kube::Error::Api(status) if status.code == code)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -159,7 +758,14 @@ mod tests {
         let host = HostId::new("standard-7");
         let pod = host_pod(&template(), &host, SessionSize::Premium, "parallax-0").unwrap();
         let pod = serde_json::to_value(&pod).unwrap();
-        assert_eq!(pod["metadata"]["name"], "parallax-host-standard-7");
+        let name = pod["metadata"]["name"].as_str().unwrap();
+        // Its own: the host's name and five letters or digits.
+        let unique = name.strip_prefix("parallax-host-standard-7-").unwrap();
+        assert!(unique.len() == 5 && unique.chars().all(|c| c.is_ascii_alphanumeric()));
+        assert_eq!(
+            pod["metadata"]["annotations"][HOST_ANNOTATION],
+            "standard-7"
+        );
         let labels = &pod["metadata"]["labels"];
         assert_eq!(labels["app.kubernetes.io/component"], "render-host");
         assert_eq!(labels[SIZE_LABEL], "premium");
@@ -184,7 +790,7 @@ mod tests {
             .iter()
             .find(|v| v["name"] == "credential")
             .unwrap();
-        assert_eq!(secret["secret"]["secretName"], "parallax-host-standard-7");
+        assert_eq!(secret["secret"]["secretName"], name);
     }
 
     #[test]

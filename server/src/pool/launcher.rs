@@ -42,6 +42,9 @@ pub enum HostMode {
     Processes(PathBuf),
     /// Tasks in this process, each with its own render thread and port (tests).
     Tasks,
+    /// Pods in a Kubernetes cluster (`--render-hosts kubernetes`).
+    #[cfg(feature = "kubernetes")]
+    Kubernetes(Arc<crate::pool::kubernetes::Provisioner>),
 }
 
 /// How the coordinator's own hosts reach it, and what they serve with.
@@ -123,14 +126,136 @@ impl Launcher {
     }
 
     /// Whether `host` was started here as process `pid` (or as a task of this process).
+    /// A pod's host is taken at its name: its process id is the container's, and its
+    /// credential is the pod's alone.
     pub fn started_as(&self, host: &HostId, pid: u32) -> bool {
         lock(&self.started)
             .get(host)
-            .is_some_and(|started| started.pid.get() == Some(&pid))
+            .is_some_and(|started| started.any_pid || started.pid.get() == Some(&pid))
     }
 
-    /// Starts `host` once the coordinator's address is known.
+    /// Why hosts of `size` cannot be started now, if they cannot (pods that would not start).
+    pub fn unavailable(&self, size: SessionSize) -> Option<String> {
+        match &self.mode {
+            #[cfg(feature = "kubernetes")]
+            HostMode::Kubernetes(provisioner) => provisioner.unavailable(size),
+            _ => {
+                let _ = size;
+                None
+            }
+        }
+    }
+
+    /// After a restart: takes up the hosts still running from before for which `keep` is true
+    /// (their sessions go on), and stops the others. Only pods outlive a coordinator this way;
+    /// local processes link again by themselves.
+    pub fn adopt(&self, keep: impl Fn(&HostId) -> bool) {
+        #[cfg(feature = "kubernetes")]
+        if let HostMode::Kubernetes(provisioner) = &self.mode {
+            for (host, size, pod) in provisioner.existing() {
+                if !keep(&host) {
+                    tracing::info!(%host, %pod, "render host pod from before the restart deleted");
+                    let provisioner = provisioner.clone();
+                    tokio::spawn(async move { provisioner.remove(&pod).await });
+                    continue;
+                }
+                self.take_up(provisioner, host, size, pod);
+            }
+        }
+        let _ = keep;
+    }
+
+    /// Watches `host`'s existing `pod` as if it had been started here.
+    #[cfg(feature = "kubernetes")]
+    fn take_up(
+        &self,
+        provisioner: &Arc<crate::pool::kubernetes::Provisioner>,
+        host: HostId,
+        size: SessionSize,
+        pod: String,
+    ) {
+        let stop = CancellationToken::new();
+        let events = self.events.clone();
+        let id = host.clone();
+        let watch =
+            provisioner
+                .clone()
+                .adopt(host.clone(), size, pod, stop.clone(), events.clone());
+        let task = tokio::spawn(async move {
+            if let Some(ended) = watch.await {
+                let _ = events.send(HostEvent::Lost(id, ended));
+            }
+        });
+        let started = Started {
+            stop,
+            task,
+            pid: Arc::default(),
+            any_pid: true,
+        };
+        lock(&self.started).insert(host, started);
+    }
+
+    /// Replicas with pods, on the replica that provisions: makes the pods match `pool` (its
+    /// hosts, their sizes, and whether each is booting): a pod for each booting host that has
+    /// none, none for a host the pool does not have, and every pod there watched. On the others,
+    /// forgets the pods (the provisioning replica watches them).
+    pub fn reconcile(&self, pool: &[(HostId, SessionSize, bool)]) {
+        #[cfg(feature = "kubernetes")]
+        if let HostMode::Kubernetes(provisioner) = &self.mode {
+            if !provisioner.leading() {
+                lock(&self.started).clear();
+                return;
+            }
+            let in_pool = |host: &HostId| pool.iter().any(|(h, _, _)| h == host);
+            let existing = provisioner.existing();
+            for (host, size, pod) in existing.iter().cloned() {
+                if !in_pool(&host) {
+                    if !self.stop(&host) {
+                        tracing::info!(%host, %pod, "render host pod of a host the pool has not: deleted");
+                        let provisioner = provisioner.clone();
+                        tokio::spawn(async move { provisioner.remove(&pod).await });
+                    }
+                } else if !self.started(&host) {
+                    self.take_up(provisioner, host, size, pod);
+                }
+            }
+            let gone: Vec<HostId> = lock(&self.started)
+                .keys()
+                .filter(|host| !in_pool(host))
+                .cloned()
+                .collect();
+            for host in gone {
+                self.stop(&host);
+            }
+            for (host, size, booting) in pool {
+                let has_pod = existing.iter().any(|(h, _, _)| h == host);
+                if *booting && !has_pod && !self.started(host) {
+                    self.launch(host.clone(), *size);
+                }
+            }
+        }
+        let _ = pool;
+    }
+
+    /// How long a host started here may take to register.
+    pub fn boot_limit(&self) -> Duration {
+        match &self.mode {
+            #[cfg(feature = "kubernetes")]
+            HostMode::Kubernetes(provisioner) => provisioner.boot_limit(),
+            _ => BOOT_LIMIT,
+        }
+    }
+
+    /// Starts `host` once the coordinator's address is known. Among replicas with pods, only the
+    /// one that provisions does ([`Launcher::reconcile`] on it makes the pods the others' pool
+    /// changes ask for).
     pub fn launch(&self, host: HostId, size: SessionSize) {
+        #[cfg(feature = "kubernetes")]
+        if let HostMode::Kubernetes(provisioner) = &self.mode
+            && (!provisioner.leading() || lock(&self.started).contains_key(&host))
+        {
+            return;
+        }
         let stop = CancellationToken::new();
         let mode = self.mode.clone();
         let credential = self.credentials.local_credential(&host);
@@ -169,7 +294,8 @@ impl Launcher {
                 gpu_cache_bytes: HostConfig::mib(DEFAULT_GPU_CACHE_MB),
             };
             tracing::info!(host = %id, %size, "starting render host");
-            let deadline = {
+            // A pod's own deadline starts once it is made (`Provisioner::run`).
+            let deadline = |events: &mpsc::UnboundedSender<HostEvent>| {
                 let (events, id) = (events.clone(), id.clone());
                 tokio::spawn(async move {
                     tokio::time::sleep(BOOT_LIMIT).await;
@@ -177,16 +303,48 @@ impl Launcher {
                 })
             };
             let ended = match mode {
-                HostMode::Processes(exe) => supervise_process(exe, config, token, child_pid).await,
+                HostMode::Processes(exe) => {
+                    let deadline = deadline(&events);
+                    let ended = supervise_process(exe, config, token, child_pid).await;
+                    deadline.abort();
+                    Some(ended)
+                }
                 HostMode::Tasks => {
                     let _ = child_pid.set(std::process::id());
-                    supervise_task(config, token).await
+                    let deadline = deadline(&events);
+                    let ended = supervise_task(config, token).await;
+                    deadline.abort();
+                    Some(ended)
+                }
+                #[cfg(feature = "kubernetes")]
+                HostMode::Kubernetes(provisioner) => {
+                    let events = events.clone();
+                    provisioner
+                        .run(id.clone(), size, config.credential, token, events)
+                        .await
                 }
             };
-            deadline.abort();
-            let _ = events.send(HostEvent::Lost(id, ended));
+            // `None`: another replica provisions now, and watches the pod.
+            if let Some(ended) = ended {
+                let _ = events.send(HostEvent::Lost(id, ended));
+            }
         });
-        lock(&self.started).insert(host, Started { stop, task, pid });
+        let any_pid = self.pods();
+        let started = Started {
+            stop,
+            task,
+            pid,
+            any_pid,
+        };
+        lock(&self.started).insert(host, started);
+    }
+
+    fn pods(&self) -> bool {
+        #[cfg(feature = "kubernetes")]
+        if let HostMode::Kubernetes(_) = self.mode {
+            return true;
+        }
+        false
     }
 
     /// Stops `host` if it was started here; true if it was.
@@ -198,6 +356,19 @@ impl Launcher {
             }
             None => false,
         }
+    }
+
+    /// `host`, started here, was told to leave: it is no longer this launcher's, and it is
+    /// stopped if it has not left within a few seconds. True if it was started here.
+    pub fn retire(&self, host: &HostId) -> bool {
+        let Some(started) = lock(&self.started).remove(host) else {
+            return false;
+        };
+        tokio::spawn(async move {
+            tokio::time::sleep(EXIT_GRACE).await;
+            started.stop.cancel();
+        });
+        true
     }
 
     /// Stops every host started here and waits until they are gone.
@@ -220,6 +391,8 @@ struct Started {
     task: JoinHandle<()>,
     /// Its process id, once it runs (this process's own, for a task).
     pid: Arc<OnceLock<u32>>,
+    /// A pod: taken at its name, whatever process id it reports.
+    any_pid: bool,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {

@@ -30,7 +30,7 @@ use crate::base::clock::Clock;
 use crate::base::error::AppError;
 use crate::base::store::Store;
 use crate::base::store::StoredHostLink;
-use crate::pool::launcher::{BOOT_LIMIT, HostEvent, Launcher};
+use crate::pool::launcher::{HostEvent, Launcher};
 use crate::pool::shared::{Committed, Lost, Shared};
 use crate::replication::{HEARTBEAT, Replication};
 use crate::tls::Tls;
@@ -167,6 +167,14 @@ impl Sessions {
             return Ok(sessions);
         }
         tokio::spawn(write_loop(store, write_queue));
+        // Pods from before a restart: those of the sessions that go on stay; the pool's free
+        // hosts were forgotten, and new ones boot for its standby.
+        {
+            let inner = sessions.lock();
+            sessions
+                .launcher
+                .adopt(|host| inner.service.pool().is_returning(host));
+        }
         // Restoring may already have produced writes (sessions that lost their host) and hosts
         // to boot: carry them out before serving.
         let effects = drain(&mut sessions.lock().service);
@@ -660,6 +668,7 @@ impl Sessions {
                     starting: hosts.saturating_sub(idle + leased),
                     lost: pool.lost(size),
                     queued: u32::try_from(pool.queued(size).count()).unwrap_or(u32::MAX),
+                    unavailable: self.launcher.unavailable(size),
                 }
             })
             .to_vec()
@@ -732,6 +741,10 @@ impl Sessions {
                         let _ = link.commands.send(HostCommand::Reset);
                     }
                     tracing::debug!(%host, "render host reset for its next lease");
+                }
+                Effect::StopHost { host } => {
+                    self.send_here(&host, HostCommand::Retire);
+                    self.let_go(&host);
                 }
                 write => stored.push(write),
             }
@@ -842,8 +855,23 @@ impl Sessions {
             match effect {
                 Effect::StartHost { host, size } => self.launcher.launch(host, size),
                 Effect::ResetHost { host } => self.command(&host, HostCommand::Reset).await,
+                Effect::StopHost { host } => {
+                    // Wherever it is linked, the host leaves on its own.
+                    self.command(&host, HostCommand::Retire).await;
+                    self.let_go(&host);
+                }
                 Effect::Persist(_) | Effect::Purge(_) => {}
             }
+        }
+    }
+
+    /// The pool let `host` go (it was told to leave, and its device that its session ended):
+    /// it is no longer linked here, and if it was started here, it is stopped if it does not
+    /// leave by itself.
+    fn let_go(&self, host: &HostId) {
+        self.hosts_lock().remove(host);
+        if self.launcher.retire(host) {
+            tracing::info!(%host, "render host let go: more are free than the standby target");
         }
     }
 
@@ -953,7 +981,14 @@ impl Sessions {
             .hosts()
             .map(|(host, booting)| (host.clone(), booting))
             .collect();
+        let sized: Vec<(HostId, SessionSize, bool)> = copy_hosts
+            .iter()
+            .filter_map(|(host, booting)| {
+                Some((host.clone(), copy.pool().size_of(host)?, *booting))
+            })
+            .collect();
         self.lock().service = copy;
+        self.launcher.reconcile(&sized);
         if due {
             self.change_shared(shared, None, |service, now| service.handle_timeout(now))
                 .await?;
@@ -1013,10 +1048,25 @@ impl Sessions {
     /// not come back. `hosts` is the pool as just read, with whether each host still boots.
     fn unlinked(&self, shared: &Shared, hosts: &[(HostId, bool)], now: Timestamp) -> Vec<HostId> {
         let mut since = self.unlinked.lock().unwrap_or_else(|p| p.into_inner());
+        // A host booting while its size cannot start waits for it, not for a link.
+        let waiting: HashSet<&HostId> = {
+            let inner = self.lock();
+            hosts
+                .iter()
+                .filter(|(host, booting)| {
+                    let size = inner.service.pool().size_of(host);
+                    *booting && size.is_some_and(|s| self.launcher.unavailable(s).is_some())
+                })
+                .map(|(host, _)| host)
+                .collect()
+        };
+        let linked: HashSet<HostId> = self.hosts_lock().keys().cloned().collect();
         let unlinked: Vec<&(HostId, bool)> = hosts
             .iter()
             .filter(|(host, _)| {
-                shared.cached_link(host).is_none() && !self.hosts_lock().contains_key(host)
+                shared.cached_link(host).is_none()
+                    && !linked.contains(host)
+                    && !waiting.contains(host)
             })
             .collect();
         since.retain(|host, _| unlinked.iter().any(|(h, _)| h == host));
@@ -1026,7 +1076,11 @@ impl Sessions {
                 let first = *since.entry(host.clone()).or_insert(now);
                 let limit = HEARTBEAT
                     + shared.return_grace
-                    + if *booting { BOOT_LIMIT } else { Duration::ZERO };
+                    + if *booting {
+                        self.launcher.boot_limit()
+                    } else {
+                        Duration::ZERO
+                    };
                 now.since(first) > limit
             })
             .map(|(host, _)| host.clone())
@@ -1110,7 +1164,9 @@ async fn write_loop(store: Store, mut queue: mpsc::UnboundedReceiver<Write>) {
             let result = match effect {
                 Effect::Persist(session) => store.upsert_render_session(session).await,
                 Effect::Purge(key) => store.delete_render_session(key).await,
-                Effect::StartHost { .. } | Effect::ResetHost { .. } => Ok(()),
+                Effect::StartHost { .. } | Effect::ResetHost { .. } | Effect::StopHost { .. } => {
+                    Ok(())
+                }
             };
             if let Err(e) = result {
                 tracing::error!("storing a render session change failed: {e}");

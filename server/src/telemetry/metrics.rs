@@ -40,6 +40,7 @@ pub struct Metrics {
     pool_leased: Family<SizeLabel, Gauge>,
     pool_queued: Family<SizeLabel, Gauge>,
     pool_capacity: Family<SizeLabel, Gauge>,
+    pool_unavailable: Family<SizeLabel, Gauge>,
     sessions: Family<StatusLabel, Gauge>,
     spaces: Gauge,
     members: Family<StatusLabel, Gauge>,
@@ -91,6 +92,11 @@ impl Default for Metrics {
             "pool_capacity_hosts",
             "Most render hosts at once",
         );
+        let pool_unavailable = family(
+            &mut registry,
+            "pool_unavailable",
+            "1 while render hosts of the size cannot be started (their pods do not start)",
+        );
         let sessions = Family::<StatusLabel, Gauge>::default();
         registry.register(
             "render_sessions",
@@ -124,6 +130,7 @@ impl Default for Metrics {
             pool_leased,
             pool_queued,
             pool_capacity,
+            pool_unavailable,
             sessions,
             spaces,
             members,
@@ -165,6 +172,9 @@ impl Metrics {
             self.pool_capacity
                 .get_or_create(&label)
                 .set(gauge(size.capacity));
+            self.pool_unavailable
+                .get_or_create(&label)
+                .set(i64::from(size.unavailable.is_some()));
         }
         self.sessions.clear();
         for (status, count) in sessions {
