@@ -152,12 +152,13 @@ impl Pool {
             effects: VecDeque::new(),
         };
         for (host, size, session) in returning {
-            // New hosts are named after the returning ones, never reusing a name.
-            if let Some(number) = host
+            let number = host
                 .as_str()
                 .strip_prefix(&host_name_prefix(size))
-                .and_then(|n| n.parse::<u64>().ok())
-            {
+                .and_then(|n| n.parse::<u64>().ok());
+            let named_by_pool = number.is_some();
+            // New hosts are named after the returning ones, never reusing a name.
+            if let Some(number) = number {
                 let next = &mut pool.next_host[size.index()];
                 *next = (*next).max(number);
             }
@@ -166,7 +167,8 @@ impl Pool {
                 Host {
                     size,
                     state: HostState::Returning(Some(session)),
-                    offered: false,
+                    // Named as the pool names the hosts it starts, or else another machine's.
+                    offered: !named_by_pool,
                 },
             );
         }
@@ -786,6 +788,15 @@ mod tests {
                 host: HostId::new("lab-pc")
             }]
         );
+
+        // The same after a restart, when it comes back with its session: its name says it is
+        // not one the pool started.
+        let config = pool.config();
+        let lab = HostId::new("lab-pc");
+        let mut pool = Pool::restore(config, [(lab.clone(), SessionSize::Standard, id("b"))]);
+        pool.handle_host_ready(&lab);
+        let _ = pool.handle_release(&id("b"));
+        assert_eq!(drain(&mut pool), [PoolEffect::ResetHost { host: lab }]);
     }
 
     #[test]

@@ -24,11 +24,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{Api, DeleteParams, ListParams, ObjectMeta, PostParams};
 use parallax_core::session::{HostId, SessionSize};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-
-use crate::pool::launcher::HostEvent;
 
 /// The label every render host pod has, and the ones the provisioner adds.
 pub const COMPONENT: (&str, &str) = ("app.kubernetes.io/component", "render-host");
@@ -46,6 +44,13 @@ const MOST_BACKOFF: Duration = Duration::from_secs(600);
 /// How long the provisioning replica's Lease lasts without being renewed: the longest a dead
 /// replica's pods go unwatched.
 pub const LEASE_SECONDS: i32 = 15;
+/// How much sooner than the Lease's term its holder stops provisioning without a renewal.
+const RENEW_MARGIN: Duration = Duration::from_secs(5);
+
+fn lease_term() -> Duration {
+    Duration::from_secs(u64::from(LEASE_SECONDS.unsigned_abs()))
+}
+
 /// The Lease's annotation with why a size is unavailable (`…/unavailable-standard`).
 const UNAVAILABLE_ANNOTATION: &str = "parallax.dev/unavailable-";
 
@@ -228,13 +233,19 @@ pub struct Provisioner {
     secrets: Api<Secret>,
     templates: Api<PodTemplate>,
     settings: KubeSettings,
-    /// This owner's pods by name, as last listed.
+    /// This owner's pods by name, as last listed (each successful list replaces it).
     seen: watch::Sender<Arc<HashMap<String, Pod>>>,
     /// Per size, why its pods cannot start, while they cannot.
     unavailable: Mutex<[Option<Unavailable>; 2]>,
     /// Replicas: the Lease, and whether this replica holds it.
     lease: Option<Api<Lease>>,
     leading: watch::Sender<bool>,
+    /// Replicas: when this replica last renewed the Lease; it provisions only within the
+    /// Lease's term of that (less a margin), whatever became of the renewals since.
+    renewed: Mutex<Option<Instant>>,
+    /// Replicas: the other holder's Lease as last read (its version), and since when (on this
+    /// replica's clock, so another's clock does not matter).
+    observed: Mutex<Option<(String, Instant)>>,
     /// Replicas: the unavailable sizes as the Lease last said (the holder's view).
     said: Mutex<[Option<String>; 2]>,
 }
@@ -249,6 +260,10 @@ impl std::fmt::Debug for Provisioner {
 
 /// How a host's pod ended, or why it never ran.
 type Ended = String;
+
+/// Called when a pod has had `--kube-boot-limit` to run its host (which is lost if it has not
+/// registered by then).
+pub type BootDeadline = Box<dyn FnOnce() + Send>;
 
 impl Provisioner {
     /// Connects as the pod's service account in a cluster, else as the kubeconfig says
@@ -278,6 +293,8 @@ impl Provisioner {
             seen: watch::Sender::new(Arc::default()),
             unavailable: Mutex::default(),
             said: Mutex::default(),
+            renewed: Mutex::default(),
+            observed: Mutex::default(),
         });
         let template = provisioner.template().await.map_err(|e| {
             anyhow::anyhow!("the render host pod template in namespace {namespace}: {e}")
@@ -291,10 +308,18 @@ impl Provisioner {
         )
         .map_err(|e| anyhow::anyhow!("{e}"))?;
         provisioner.list().await?;
-        tokio::spawn(follow(Arc::downgrade(&provisioner)));
         if provisioner.lease.is_some() {
+            // Said at once: a Lease this replica may not read or write (RBAC names it) would
+            // leave every replica waiting for it.
+            provisioner.hold_lease().await.map_err(|e| {
+                anyhow::anyhow!(
+                    "the provisioner's Lease {}-provisioner in namespace {namespace}: {e}",
+                    provisioner.settings.owner
+                )
+            })?;
             tokio::spawn(lead(Arc::downgrade(&provisioner)));
         }
+        tokio::spawn(follow(Arc::downgrade(&provisioner)));
         tracing::info!(%namespace, template = %provisioner.settings.template, "render hosts are Kubernetes pods");
         Ok(provisioner)
     }
@@ -309,9 +334,15 @@ impl Provisioner {
             .map(|u| u.reason.clone())
     }
 
-    /// Whether this replica provisions (always, for one coordinator).
+    /// Whether this replica provisions (always, for one coordinator): it holds the Lease, and
+    /// renewed it recently enough that no other replica can have taken it.
     pub fn leading(&self) -> bool {
-        *self.leading.borrow()
+        if self.lease.is_none() {
+            return true;
+        }
+        let fresh =
+            lock(&self.renewed).is_some_and(|at| at.elapsed() < lease_term() - RENEW_MARGIN);
+        *self.leading.borrow() && fresh
     }
 
     /// How long a pod may take from being made to its host registering.
@@ -344,7 +375,7 @@ impl Provisioner {
         size: SessionSize,
         credential: String,
         stop: CancellationToken,
-        events: mpsc::UnboundedSender<HostEvent>,
+        boot_deadline: BootDeadline,
     ) -> Option<Ended> {
         let mut leading = self.leading.subscribe();
         while let Err(retry_at) = self.may_start(size) {
@@ -359,14 +390,16 @@ impl Provisioner {
         }
         let pod = match self.create(&host, size, &credential).await {
             Ok(pod) => pod,
-            Err(e) => {
+            Err(Refused(e)) => {
                 let reason = format!("the render host pod could not be made: {e}");
                 self.set_unavailable(size, &reason);
                 return Some(reason);
             }
+            // The API server away or busy: this host is lost, the size is not.
+            Err(Failed(e)) => return Some(format!("the render host pod could not be made: {e}")),
         };
         tracing::info!(%host, %size, %pod, "render host pod made");
-        self.watch(host, size, pod, stop, events).await
+        self.watch(size, pod, stop, boot_deadline).await
     }
 
     /// Watches `host`'s existing pod (one from before a restart) as [`Provisioner::run`] does.
@@ -376,43 +409,34 @@ impl Provisioner {
         size: SessionSize,
         pod: String,
         stop: CancellationToken,
-        events: mpsc::UnboundedSender<HostEvent>,
+        boot_deadline: BootDeadline,
     ) -> Option<Ended> {
         tracing::info!(%host, %pod, "render host pod taken up");
-        self.watch(host, size, pod, stop, events).await
+        self.watch(size, pod, stop, boot_deadline).await
     }
 
-    /// Deletes `pod` and its credential (one no host of the pool has).
+    /// Deletes `pod`; its credential's Secret goes with it (the garbage collector follows its
+    /// owner reference), so the provisioner needs no right to delete Secrets.
     pub async fn remove(&self, pod: &str) {
-        for deleted in [
-            self.pods.delete(pod, &DeleteParams::default()).await.err(),
-            self.secrets
-                .delete(pod, &DeleteParams::default())
-                .await
-                .err(),
-        ]
-        .into_iter()
-        .flatten()
+        if let Err(e) = self.pods.delete(pod, &DeleteParams::default()).await
+            && !is_status(&e, 404)
         {
-            if !is_status(&deleted, 404) {
-                tracing::warn!(%pod, "deleting a render host pod: {deleted}");
-            }
+            tracing::warn!(%pod, "deleting a render host pod: {e}");
         }
     }
 
     async fn watch(
         &self,
-        host: HostId,
         size: SessionSize,
         pod: String,
         stop: CancellationToken,
-        events: mpsc::UnboundedSender<HostEvent>,
+        boot_deadline: BootDeadline,
     ) -> Option<Ended> {
         let boot = tokio::spawn({
-            let (limit, host) = (self.settings.boot_limit, host.clone());
+            let limit = self.settings.boot_limit;
             async move {
                 tokio::time::sleep(limit).await;
-                let _ = events.send(HostEvent::BootDeadline(host));
+                boot_deadline();
             }
         });
         let ended = self.follow_pod(size, &pod, stop).await;
@@ -433,7 +457,8 @@ impl Provisioner {
     ) -> Option<Ended> {
         let mut seen = self.seen.subscribe();
         let mut leading = self.leading.subscribe();
-        let made = Instant::now();
+        // Lists since it was made without it: a list begun before it was made lacks it.
+        let mut lists_without = 0u32;
         let mut listed = false;
         let mut failing_since: Option<Instant> = None;
         loop {
@@ -469,11 +494,11 @@ impl Provisioner {
                     }
                 }
                 // Made after the last list, or gone: gone once it was listed, or if it is still
-                // not after a few lists.
-                None if listed || now.duration_since(made) > self.settings.poll * 3 => {
+                // not after a few lists (an API server away lists nothing, so nothing is gone).
+                None if listed || lists_without >= 3 => {
                     return Some(format!("the render host pod {pod} is gone"));
                 }
-                None => {}
+                None => lists_without += 1,
             }
             tokio::select! {
                 changed = seen.changed() => if changed.is_err() {
@@ -492,14 +517,18 @@ impl Provisioner {
         host: &HostId,
         size: SessionSize,
         credential: &str,
-    ) -> Result<String, String> {
-        let template = self.template().await?;
-        let wanted = host_pod(&template, host, size, &self.settings.owner)?;
+    ) -> Result<String, CreateError> {
+        let template = self
+            .templates
+            .get(&self.settings.template)
+            .await
+            .map_err(|e| CreateError::of(&format!("PodTemplate {}", self.settings.template), e))?;
+        let wanted = host_pod(&template, host, size, &self.settings.owner).map_err(Refused)?;
         let made = self
             .pods
             .create(&PostParams::default(), &wanted)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| CreateError::of("the pod", e))?;
         let name = made.metadata.name.clone().unwrap_or_default();
         let secret = Secret {
             metadata: ObjectMeta {
@@ -523,7 +552,7 @@ impl Provisioner {
         };
         if let Err(e) = self.secrets.create(&PostParams::default(), &secret).await {
             self.remove(&name).await;
-            return Err(format!("its credential's Secret: {e}"));
+            return Err(CreateError::of("its credential's Secret", e));
         }
         Ok(name)
     }
@@ -614,15 +643,23 @@ async fn follow(provisioner: std::sync::Weak<Provisioner>) {
 /// Replicas: takes or renews the Lease every third of [`LEASE_SECONDS`] while the provisioner
 /// is kept; a replica that cannot renew stops provisioning at once.
 async fn lead(provisioner: std::sync::Weak<Provisioner>) {
-    let every = Duration::from_secs(u64::from(LEASE_SECONDS.unsigned_abs()) / 3);
+    let every = lease_term() / 3;
     loop {
         let Some(provisioner) = provisioner.upgrade() else {
             return;
         };
-        let leading = match provisioner.hold_lease().await {
-            Ok(leading) => leading,
-            Err(e) => {
+        // A renewal that hangs is none: the next comes on time.
+        let leading = match tokio::time::timeout(every, provisioner.hold_lease()).await {
+            Ok(Ok(leading)) => leading,
+            Ok(Err(e)) => {
                 tracing::warn!("the provisioner's Lease: {e}");
+                false
+            }
+            Err(_) => {
+                tracing::warn!(
+                    "the provisioner's Lease: no answer within {} s",
+                    every.as_secs()
+                );
                 false
             }
         };
@@ -647,6 +684,8 @@ impl Provisioner {
             return Ok(true);
         };
         let name = format!("{}-provisioner", self.settings.owner);
+        // The term runs from when it was asked for, not answered.
+        let asked = Instant::now();
         let now = k8s_openapi::jiff::Timestamp::now();
         let annotations: BTreeMap<String, String> = SessionSize::ALL
             .into_iter()
@@ -664,11 +703,22 @@ impl Provisioner {
             Some(lease) => {
                 let spec = lease.spec.clone().unwrap_or_default();
                 let holder = spec.holder_identity.as_deref();
-                let lasts = i64::from(spec.lease_duration_seconds.unwrap_or(LEASE_SECONDS));
-                let ran_out = spec
-                    .renew_time
-                    .as_ref()
-                    .is_none_or(|renewed| renewed.0.as_second() + lasts < now.as_second());
+                let lasts = u64::try_from(spec.lease_duration_seconds.unwrap_or(LEASE_SECONDS))
+                    .unwrap_or(0);
+                // Run out when it has not changed for its term, as seen here.
+                let version = lease.metadata.resource_version.clone().unwrap_or_default();
+                let unchanged_since = {
+                    let mut observed = lock(&self.observed);
+                    match &*observed {
+                        Some((seen, since)) if *seen == version => *since,
+                        _ => {
+                            let since = Instant::now();
+                            *observed = Some((version, since));
+                            since
+                        }
+                    }
+                };
+                let ran_out = unchanged_since.elapsed() > Duration::from_secs(lasts);
                 if holder.is_some_and(|h| h != me) && !ran_out {
                     self.read_unavailable(&lease);
                     return Ok(false);
@@ -705,7 +755,10 @@ impl Provisioner {
             false => leases.replace(&name, &PostParams::default(), &lease).await,
         };
         match written {
-            Ok(_) => Ok(true),
+            Ok(_) => {
+                *lock(&self.renewed) = Some(asked);
+                Ok(true)
+            }
             Err(e) if is_status(&e, 409) => Ok(false),
             Err(e) => Err(e),
         }
@@ -733,6 +786,27 @@ fn slot(size: SessionSize) -> usize {
     match size {
         SessionSize::Standard => 0,
         SessionSize::Premium => 1,
+    }
+}
+
+/// Why a pod was not made: the API server refused it (the template, RBAC, a quota: the same
+/// next time) or could not be asked (away, busy).
+enum CreateError {
+    Refused(String),
+    Failed(String),
+}
+use CreateError::{Failed, Refused};
+
+impl CreateError {
+    fn of(what: &str, error: kube::Error) -> Self {
+        match &error {
+            kube::Error::Api(status)
+                if (400..500).contains(&status.code) && ![409, 429].contains(&status.code) =>
+            {
+                Refused(format!("{what}: {error}"))
+            }
+            _ => Failed(format!("{what}: {error}")),
+        }
     }
 }
 
@@ -791,6 +865,12 @@ mod tests {
             .find(|v| v["name"] == "credential")
             .unwrap();
         assert_eq!(secret["secret"]["secretName"], name);
+        // The host (a non-root user) can read it: group-readable, and the pod's group.
+        let mode = secret["secret"]["defaultMode"].as_u64().unwrap();
+        assert_eq!(mode & 0o040, 0o040, "{mode:o}");
+        assert_eq!(mode & 0o007, 0, "{mode:o}");
+        let security = &pod["spec"]["securityContext"];
+        assert_eq!(security["fsGroup"], security["runAsGroup"]);
     }
 
     #[test]

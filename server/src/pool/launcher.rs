@@ -177,10 +177,10 @@ impl Launcher {
         let stop = CancellationToken::new();
         let events = self.events.clone();
         let id = host.clone();
-        let watch =
-            provisioner
-                .clone()
-                .adopt(host.clone(), size, pod, stop.clone(), events.clone());
+        let deadline = boot_deadline(&events, &host);
+        let watch = provisioner
+            .clone()
+            .adopt(host.clone(), size, pod, stop.clone(), deadline);
         let task = tokio::spawn(async move {
             if let Some(ended) = watch.await {
                 let _ = events.send(HostEvent::Lost(id, ended));
@@ -191,6 +191,7 @@ impl Launcher {
             task,
             pid: Arc::default(),
             any_pid: true,
+            at: tokio::time::Instant::now(),
         };
         lock(&self.started).insert(host, started);
     }
@@ -198,15 +199,21 @@ impl Launcher {
     /// Replicas with pods, on the replica that provisions: makes the pods match `pool` (its
     /// hosts, their sizes, and whether each is booting): a pod for each booting host that has
     /// none, none for a host the pool does not have, and every pod there watched. On the others,
-    /// forgets the pods (the provisioning replica watches them).
-    pub fn reconcile(&self, pool: &[(HostId, SessionSize, bool)]) {
+    /// forgets the pods (the provisioning replica watches them). `pool` was read at `read_at`:
+    /// hosts started here since are newer than it, and left alone.
+    pub fn reconcile(&self, pool: &[(HostId, SessionSize, bool)], read_at: tokio::time::Instant) {
         #[cfg(feature = "kubernetes")]
         if let HostMode::Kubernetes(provisioner) = &self.mode {
             if !provisioner.leading() {
                 lock(&self.started).clear();
                 return;
             }
-            let in_pool = |host: &HostId| pool.iter().any(|(h, _, _)| h == host);
+            let newer = |host: &HostId| {
+                lock(&self.started)
+                    .get(host)
+                    .is_some_and(|started| started.at > read_at)
+            };
+            let in_pool = |host: &HostId| pool.iter().any(|(h, _, _)| h == host) || newer(host);
             let existing = provisioner.existing();
             for (host, size, pod) in existing.iter().cloned() {
                 if !in_pool(&host) {
@@ -220,9 +227,11 @@ impl Launcher {
                 }
             }
             let gone: Vec<HostId> = lock(&self.started)
-                .keys()
-                .filter(|host| !in_pool(host))
-                .cloned()
+                .iter()
+                .filter(|(host, started)| {
+                    started.at <= read_at && !pool.iter().any(|(h, _, _)| h == *host)
+                })
+                .map(|(host, _)| host.clone())
                 .collect();
             for host in gone {
                 self.stop(&host);
@@ -234,7 +243,7 @@ impl Launcher {
                 }
             }
         }
-        let _ = pool;
+        let _ = (pool, read_at);
     }
 
     /// How long a host started here may take to register.
@@ -318,9 +327,9 @@ impl Launcher {
                 }
                 #[cfg(feature = "kubernetes")]
                 HostMode::Kubernetes(provisioner) => {
-                    let events = events.clone();
+                    let deadline = boot_deadline(&events, &id);
                     provisioner
-                        .run(id.clone(), size, config.credential, token, events)
+                        .run(id.clone(), size, config.credential, token, deadline)
                         .await
                 }
             };
@@ -335,6 +344,7 @@ impl Launcher {
             task,
             pid,
             any_pid,
+            at: tokio::time::Instant::now(),
         };
         lock(&self.started).insert(host, started);
     }
@@ -393,6 +403,21 @@ struct Started {
     pid: Arc<OnceLock<u32>>,
     /// A pod: taken at its name, whatever process id it reports.
     any_pid: bool,
+    /// When it was started or taken up here (pods: newer than the pool a reconcile reads).
+    #[cfg_attr(not(feature = "kubernetes"), allow(dead_code))]
+    at: tokio::time::Instant,
+}
+
+/// Reports `host`'s boot deadline.
+#[cfg(feature = "kubernetes")]
+fn boot_deadline(
+    events: &mpsc::UnboundedSender<HostEvent>,
+    host: &HostId,
+) -> crate::pool::kubernetes::BootDeadline {
+    let (events, host) = (events.clone(), host.clone());
+    Box::new(move || {
+        let _ = events.send(HostEvent::BootDeadline(host));
+    })
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {

@@ -609,16 +609,20 @@ impl Sessions {
     pub async fn host_lost(&self, host: &HostId, reason: &str) {
         if let Some(shared) = &self.shared {
             let was_linked = self.hosts_lock().remove(host).is_some();
-            let was_started = self.launcher.stop(host);
-            // Linked with another replica meanwhile, it is not lost.
+            // Linked with another replica meanwhile, it is not lost, and its pod stays.
             match shared.give_up(host, reason, Lost::Here, self.now()).await {
                 Ok(Some(committed)) => {
+                    let was_started = self.launcher.stop(host);
                     if was_linked || was_started {
                         tracing::warn!(%host, "render host lost: {reason}");
                     }
                     self.carry_out_shared(committed).await;
                 }
-                Ok(None) => {}
+                Ok(None) => {
+                    if self.lock().service.pool().size_of(host).is_none() {
+                        self.launcher.stop(host);
+                    }
+                }
                 Err(e) => tracing::error!(%host, "giving up a render host: {e}"),
             }
             return;
@@ -824,7 +828,15 @@ impl Sessions {
         match event {
             HostEvent::Lost(host, reason) => self.host_lost(&host, &reason).await,
             HostEvent::BootDeadline(host) => {
-                if !self.hosts_lock().contains_key(&host) && self.launcher.started(&host) {
+                // Still booting in the pool: it never registered, here or with another replica.
+                let booting = self
+                    .lock()
+                    .service
+                    .pool()
+                    .hosts()
+                    .any(|(h, booting)| h == &host && booting);
+                if booting && !self.hosts_lock().contains_key(&host) && self.launcher.started(&host)
+                {
                     self.host_lost(&host, "the render host did not register in time")
                         .await;
                 }
@@ -973,6 +985,7 @@ impl Sessions {
     async fn tend_once(&self, shared: &Shared, beat: u64) -> Result<(), AppError> {
         let now = self.now();
         let (unheard, since) = shared.heartbeat(now).await?;
+        let read_at = tokio::time::Instant::now();
         let copy = shared.refresh().await?;
         let due = copy.poll_timeout().is_some_and(|at| at <= now);
         self.reset_strays(&copy).await;
@@ -988,7 +1001,7 @@ impl Sessions {
             })
             .collect();
         self.lock().service = copy;
-        self.launcher.reconcile(&sized);
+        self.launcher.reconcile(&sized, read_at);
         if due {
             self.change_shared(shared, None, |service, now| service.handle_timeout(now))
                 .await?;

@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Installs Parallax in a Kubernetes cluster with one command, against a Postgres and a NATS you
+# already run: the overlay of deploy/ (cpu or gpu), the Secret of their URLs (and a metrics
+# token), and the TLS Secret, applied together with `kubectl apply`. With --print, writes what it
+# would apply instead (no cluster needed; CI checks it so).
+#
+#   deploy/install.sh --database-url 'postgres://…' --nats-url 'tls://…' \
+#     --tls-cert tls.crt --tls-key tls.key --ca ca.crt [--overlay gpu] [--print]
+#
+# The URLs hold passwords: pass them from the environment (PARALLAX_DATABASE_URL,
+# PARALLAX_NATS_URL) to keep them out of your shell history and `ps`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+usage() {
+  sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//' >&2
+  exit 2
+}
+
+overlay=cpu
+database_url=${PARALLAX_DATABASE_URL:-}
+nats_url=${PARALLAX_NATS_URL:-}
+metrics_token=${PARALLAX_METRICS_TOKEN:-}
+tls_cert='' tls_key='' ca='' print=''
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --overlay) overlay=$2; shift 2 ;;
+    --database-url) database_url=$2; shift 2 ;;
+    --nats-url) nats_url=$2; shift 2 ;;
+    --metrics-token) metrics_token=$2; shift 2 ;;
+    --tls-cert) tls_cert=$2; shift 2 ;;
+    --tls-key) tls_key=$2; shift 2 ;;
+    --ca) ca=$2; shift 2 ;;
+    --print) print=1; shift ;;
+    -h|--help) usage ;;
+    *) echo "install.sh: unknown argument $1" >&2; usage ;;
+  esac
+done
+
+fail() { echo "install.sh: $*" >&2; exit 2; }
+[ -d "deploy/overlays/$overlay" ] || fail "no overlay deploy/overlays/$overlay (cpu or gpu)"
+[ -n "$database_url" ] || fail "--database-url (or PARALLAX_DATABASE_URL): your Postgres"
+case "$database_url" in postgres://*|postgresql://*) ;; *) fail "--database-url must be postgres://…" ;; esac
+[ -n "$nats_url" ] || fail "--nats-url (or PARALLAX_NATS_URL): your NATS server"
+case "$nats_url" in nats://*|tls://*) ;; *) fail "--nats-url must be nats://… or tls://…" ;; esac
+for file in "$tls_cert" "$tls_key" "$ca"; do
+  [ -n "$file" ] || fail "--tls-cert, --tls-key and --ca: the coordinator's certificate, its key, and the CA devices trust"
+  [ -r "$file" ] || fail "cannot read $file"
+done
+command -v kubectl > /dev/null || fail "kubectl is missing (scripts/setup.sh installs it)"
+if [ -z "$metrics_token" ]; then
+  metrics_token=$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')
+fi
+
+namespace=parallax
+# The values go to kubectl in files only this user reads, not on its command line.
+values=$(mktemp -d)
+trap 'rm -rf "$values"' EXIT
+chmod 700 "$values"
+printf %s "$database_url" > "$values/database-url"
+printf %s "$nats_url" > "$values/nats-url"
+printf %s "$metrics_token" > "$values/metrics-token"
+secret() {
+  # Made on this machine (client side), never echoed.
+  kubectl create secret generic "$@" --namespace "$namespace" --dry-run=client -o yaml \
+    | grep -v '^  creationTimestamp: null$'
+}
+manifests() {
+  kubectl kustomize "deploy/overlays/$overlay"
+  echo ---
+  secret parallax-external --from-file="$values/database-url" --from-file="$values/nats-url" \
+    --from-file="$values/metrics-token"
+  echo ---
+  secret parallax-tls --from-file=tls.crt="$tls_cert" --from-file=tls.key="$tls_key" \
+    --from-file=ca.crt="$ca"
+}
+
+if [ -n "$print" ]; then
+  manifests
+  exit 0
+fi
+manifests | kubectl apply -f -
+echo "Parallax is starting in namespace $namespace: kubectl -n $namespace rollout status deployment/parallax-coordinator" >&2
