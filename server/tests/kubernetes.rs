@@ -562,15 +562,7 @@ async fn pods_that_cannot_be_scheduled_are_reported_and_not_asked_for_again() {
         why.contains("cannot be scheduled: 0/3 nodes are available"),
         "{why}"
     );
-    let metrics = reqwest::Client::new()
-        .get(format!("http://{addr}/metrics"))
-        .bearer_auth(METRICS_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics(&addr).await;
     assert!(
         metrics.contains("parallax_pool_unavailable{size=\"Premium\"} 1"),
         "{metrics}"

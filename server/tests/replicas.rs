@@ -867,15 +867,7 @@ async fn forged_nats_messages_close_nobody_and_an_open_nats_server_is_refused() 
     intruder.flush().await.unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let metrics = reqwest::Client::new()
-            .get(format!("http://{addr}/metrics"))
-            .bearer_auth(METRICS_TOKEN)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let metrics = metrics(&addr).await;
         if metrics.contains("parallax_nats_messages_rejected_total 1") {
             break;
         }

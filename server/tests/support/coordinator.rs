@@ -102,6 +102,19 @@ pub async fn full_health(addr: &str) -> serde_json::Value {
         .unwrap()
 }
 
+/// `/metrics` as the operator's scraper reads it.
+pub async fn metrics(addr: &str) -> String {
+    reqwest::Client::new()
+        .get(format!("http://{addr}/metrics"))
+        .bearer_auth(METRICS_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 /// Waits until the coordinator at `addr` reports its standby hosts booted.
 pub async fn wait_for_standby(addr: &str) {
     for _ in 0..400 {
