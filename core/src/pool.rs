@@ -221,6 +221,13 @@ impl Pool {
         self.hosts.get(host).map(|h| h.size)
     }
 
+    /// Whether `host` is booting: started (or offered) and not registered yet.
+    pub fn is_booting(&self, host: &HostId) -> bool {
+        self.hosts
+            .get(host)
+            .is_some_and(|h| matches!(h.state, HostState::Booting { .. }))
+    }
+
     /// Whether `host` is one from before a restart that has not registered again.
     pub fn is_returning(&self, host: &HostId) -> bool {
         self.hosts

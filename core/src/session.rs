@@ -59,7 +59,8 @@ impl SessionSize {
         }
     }
 
-    pub(crate) fn index(self) -> usize {
+    /// Its place in [`SessionSize::ALL`], for per-size arrays.
+    pub fn index(self) -> usize {
         match self {
             Self::Standard => 0,
             Self::Premium => 1,

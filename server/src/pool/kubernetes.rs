@@ -51,8 +51,15 @@ fn lease_term() -> Duration {
     Duration::from_secs(u64::from(LEASE_SECONDS.unsigned_abs()))
 }
 
-/// The Lease's annotation with why a size is unavailable (`…/unavailable-standard`).
+/// The Lease's annotations with why a size is unavailable (`…/unavailable-standard`).
 const UNAVAILABLE_ANNOTATION: &str = "parallax.dev/unavailable-";
+
+fn unavailable_key(size: SessionSize) -> String {
+    format!(
+        "{UNAVAILABLE_ANNOTATION}{}",
+        size.as_str().to_ascii_lowercase()
+    )
+}
 
 /// The name of `host`'s pod, and of the Secret that holds its credential: a DNS label (lower
 /// case letters, digits and `-`, at most 63 characters).
@@ -297,7 +304,10 @@ impl Provisioner {
             observed: Mutex::default(),
         });
         let template = provisioner.template().await.map_err(|e| {
-            anyhow::anyhow!("the render host pod template in namespace {namespace}: {e}")
+            anyhow::anyhow!(
+                "the render host pod template {} in namespace {namespace}: {e}",
+                provisioner.settings.template
+            )
         })?;
         // Said at once rather than at the first host.
         host_pod(
@@ -327,9 +337,9 @@ impl Provisioner {
     /// Why pods of `size` cannot start, while they cannot.
     pub fn unavailable(&self, size: SessionSize) -> Option<String> {
         if !self.leading() {
-            return lock(&self.said)[slot(size)].clone();
+            return lock(&self.said)[size.index()].clone();
         }
-        self.lock_unavailable()[slot(size)]
+        lock(&self.unavailable)[size.index()]
             .as_ref()
             .map(|u| u.reason.clone())
     }
@@ -357,10 +367,13 @@ impl Provisioner {
             .iter()
             .filter_map(|(name, pod)| {
                 let host = pod.metadata.annotations.as_ref()?.get(HOST_ANNOTATION)?;
-                let size = pod.metadata.labels.as_ref()?.get(SIZE_LABEL)?;
-                let size = SessionSize::ALL
-                    .into_iter()
-                    .find(|s| s.as_str().eq_ignore_ascii_case(size))?;
+                let size = pod
+                    .metadata
+                    .labels
+                    .as_ref()?
+                    .get(SIZE_LABEL)?
+                    .parse()
+                    .ok()?;
                 Some((HostId::new(host.as_str()), size, name.clone()))
             })
             .collect()
@@ -423,6 +436,12 @@ impl Provisioner {
         {
             tracing::warn!(%pod, "deleting a render host pod: {e}");
         }
+    }
+
+    /// Deletes `pod` in the background.
+    pub fn remove_soon(self: &Arc<Self>, pod: String) {
+        let provisioner = self.clone();
+        tokio::spawn(async move { provisioner.remove(&pod).await });
     }
 
     async fn watch(
@@ -519,8 +538,7 @@ impl Provisioner {
         credential: &str,
     ) -> Result<String, CreateError> {
         let template = self
-            .templates
-            .get(&self.settings.template)
+            .template()
             .await
             .map_err(|e| CreateError::of(&format!("PodTemplate {}", self.settings.template), e))?;
         let wanted = host_pod(&template, host, size, &self.settings.owner).map_err(Refused)?;
@@ -557,11 +575,8 @@ impl Provisioner {
         Ok(name)
     }
 
-    async fn template(&self) -> Result<PodTemplate, String> {
-        self.templates
-            .get(&self.settings.template)
-            .await
-            .map_err(|e| format!("PodTemplate {}: {e}", self.settings.template))
+    async fn template(&self) -> Result<PodTemplate, kube::Error> {
+        self.templates.get(&self.settings.template).await
     }
 
     async fn list(&self) -> anyhow::Result<()> {
@@ -585,8 +600,8 @@ impl Provisioner {
     /// Whether a pod of `size` may be made now; else when to ask again. When the size is
     /// unavailable and its back-off is over, this caller makes the one pod that tries.
     fn may_start(&self, size: SessionSize) -> Result<(), Instant> {
-        let mut unavailable = self.lock_unavailable();
-        let Some(u) = unavailable[slot(size)].as_mut() else {
+        let mut unavailable = lock(&self.unavailable);
+        let Some(u) = unavailable[size.index()].as_mut() else {
             return Ok(());
         };
         let now = Instant::now();
@@ -600,12 +615,12 @@ impl Provisioner {
     }
 
     fn set_unavailable(&self, size: SessionSize, reason: &str) {
-        let mut unavailable = self.lock_unavailable();
-        let backoff = unavailable[slot(size)]
+        let mut unavailable = lock(&self.unavailable);
+        let backoff = unavailable[size.index()]
             .as_ref()
             .map_or(FIRST_BACKOFF, |u| u.backoff);
         tracing::warn!(%size, "render hosts unavailable: {reason}; trying again in {} s", backoff.as_secs());
-        unavailable[slot(size)] = Some(Unavailable {
+        unavailable[size.index()] = Some(Unavailable {
             reason: reason.to_string(),
             retry_at: Instant::now() + backoff,
             backoff,
@@ -613,13 +628,9 @@ impl Provisioner {
     }
 
     fn set_available(&self, size: SessionSize) {
-        if self.lock_unavailable()[slot(size)].take().is_some() {
+        if lock(&self.unavailable)[size.index()].take().is_some() {
             tracing::info!(%size, "render hosts start again");
         }
-    }
-
-    fn lock_unavailable(&self) -> MutexGuard<'_, [Option<Unavailable>; 2]> {
-        self.unavailable.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -690,12 +701,11 @@ impl Provisioner {
         let annotations: BTreeMap<String, String> = SessionSize::ALL
             .into_iter()
             .filter_map(|size| {
-                let why = self.lock_unavailable()[slot(size)].as_ref()?.reason.clone();
-                let key = format!(
-                    "{UNAVAILABLE_ANNOTATION}{}",
-                    size.as_str().to_ascii_lowercase()
-                );
-                Some((key, why))
+                let why = lock(&self.unavailable)[size.index()]
+                    .as_ref()?
+                    .reason
+                    .clone();
+                Some((unavailable_key(size), why))
             })
             .collect();
         let current = leases.get_opt(&name).await?;
@@ -769,24 +779,13 @@ impl Provisioner {
         let annotations = lease.metadata.annotations.clone().unwrap_or_default();
         let mut said = lock(&self.said);
         for size in SessionSize::ALL {
-            let key = format!(
-                "{UNAVAILABLE_ANNOTATION}{}",
-                size.as_str().to_ascii_lowercase()
-            );
-            said[slot(size)] = annotations.get(&key).cloned();
+            said[size.index()] = annotations.get(&unavailable_key(size)).cloned();
         }
     }
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-fn slot(size: SessionSize) -> usize {
-    match size {
-        SessionSize::Standard => 0,
-        SessionSize::Premium => 1,
-    }
 }
 
 /// Why a pod was not made: the API server refused it (the template, RBAC, a quota: the same

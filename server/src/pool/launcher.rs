@@ -155,8 +155,7 @@ impl Launcher {
             for (host, size, pod) in provisioner.existing() {
                 if !keep(&host) {
                     tracing::info!(%host, %pod, "render host pod from before the restart deleted");
-                    let provisioner = provisioner.clone();
-                    tokio::spawn(async move { provisioner.remove(&pod).await });
+                    provisioner.remove_soon(pod);
                     continue;
                 }
                 self.take_up(provisioner, host, size, pod);
@@ -219,8 +218,7 @@ impl Launcher {
                 if !in_pool(&host) {
                     if !self.stop(&host) {
                         tracing::info!(%host, %pod, "render host pod of a host the pool has not: deleted");
-                        let provisioner = provisioner.clone();
-                        tokio::spawn(async move { provisioner.remove(&pod).await });
+                        provisioner.remove_soon(pod);
                     }
                 } else if !self.started(&host) {
                     self.take_up(provisioner, host, size, pod);

@@ -829,12 +829,7 @@ impl Sessions {
             HostEvent::Lost(host, reason) => self.host_lost(&host, &reason).await,
             HostEvent::BootDeadline(host) => {
                 // Still booting in the pool: it never registered, here or with another replica.
-                let booting = self
-                    .lock()
-                    .service
-                    .pool()
-                    .hosts()
-                    .any(|(h, booting)| h == &host && booting);
+                let booting = self.lock().service.pool().is_booting(&host);
                 if booting && !self.hosts_lock().contains_key(&host) && self.launcher.started(&host)
                 {
                     self.host_lost(&host, "the render host did not register in time")
@@ -989,19 +984,13 @@ impl Sessions {
         let copy = shared.refresh().await?;
         let due = copy.poll_timeout().is_some_and(|at| at <= now);
         self.reset_strays(&copy).await;
-        let copy_hosts: Vec<(HostId, bool)> = copy
+        let copy_hosts: Vec<(HostId, SessionSize, bool)> = copy
             .pool()
             .hosts()
-            .map(|(host, booting)| (host.clone(), booting))
-            .collect();
-        let sized: Vec<(HostId, SessionSize, bool)> = copy_hosts
-            .iter()
-            .filter_map(|(host, booting)| {
-                Some((host.clone(), copy.pool().size_of(host)?, *booting))
-            })
+            .filter_map(|(host, booting)| Some((host.clone(), copy.pool().size_of(host)?, booting)))
             .collect();
         self.lock().service = copy;
-        self.launcher.reconcile(&sized, read_at);
+        self.launcher.reconcile(&copy_hosts, read_at);
         if due {
             self.change_shared(shared, None, |service, now| service.handle_timeout(now))
                 .await?;
@@ -1059,33 +1048,28 @@ impl Sessions {
     /// takes: the grace (and a host's boot, while it boots). They were booted by a replica that
     /// died before they registered, or served a single coordinator before the replicas and did
     /// not come back. `hosts` is the pool as just read, with whether each host still boots.
-    fn unlinked(&self, shared: &Shared, hosts: &[(HostId, bool)], now: Timestamp) -> Vec<HostId> {
+    fn unlinked(
+        &self,
+        shared: &Shared,
+        hosts: &[(HostId, SessionSize, bool)],
+        now: Timestamp,
+    ) -> Vec<HostId> {
         let mut since = self.unlinked.lock().unwrap_or_else(|p| p.into_inner());
         // A host booting while its size cannot start waits for it, not for a link.
-        let waiting: HashSet<&HostId> = {
-            let inner = self.lock();
-            hosts
-                .iter()
-                .filter(|(host, booting)| {
-                    let size = inner.service.pool().size_of(host);
-                    *booting && size.is_some_and(|s| self.launcher.unavailable(s).is_some())
-                })
-                .map(|(host, _)| host)
-                .collect()
-        };
+        let unavailable = SessionSize::ALL.map(|size| self.launcher.unavailable(size).is_some());
         let linked: HashSet<HostId> = self.hosts_lock().keys().cloned().collect();
-        let unlinked: Vec<&(HostId, bool)> = hosts
+        let unlinked: Vec<&(HostId, SessionSize, bool)> = hosts
             .iter()
-            .filter(|(host, _)| {
+            .filter(|(host, size, booting)| {
                 shared.cached_link(host).is_none()
                     && !linked.contains(host)
-                    && !waiting.contains(host)
+                    && !(*booting && unavailable[size.index()])
             })
             .collect();
-        since.retain(|host, _| unlinked.iter().any(|(h, _)| h == host));
+        since.retain(|host, _| unlinked.iter().any(|(h, _, _)| h == host));
         unlinked
             .into_iter()
-            .filter(|(host, booting)| {
+            .filter(|(host, _, booting)| {
                 let first = *since.entry(host.clone()).or_insert(now);
                 let limit = HEARTBEAT
                     + shared.return_grace
@@ -1096,7 +1080,7 @@ impl Sessions {
                     };
                 now.since(first) > limit
             })
-            .map(|(host, _)| host.clone())
+            .map(|(host, _, _)| host.clone())
             .collect()
     }
 
