@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
 # Installs Parallax in a Kubernetes cluster with one command, against a Postgres and a NATS you
 # already run: the overlay of deploy/ (cpu or gpu), the Secret of their URLs (and a metrics
-# token), and the TLS Secret, applied together with `kubectl apply`. With --print, writes what it
-# would apply instead (no cluster needed; CI checks it so).
+# token), the coordinator's TLS Secret, and the render hosts' domain and certificate, applied
+# together with `kubectl apply`. With --print, writes what it would apply instead (no cluster
+# needed; CI checks it so).
 #
 #   deploy/install.sh --database-url 'postgres://…' --nats-url 'tls://…' \
-#     --tls-cert tls.crt --tls-key tls.key --ca ca.crt [--overlay gpu] [--print]
+#     --tls-cert tls.crt --tls-key tls.key --ca ca.crt \
+#     --host-domain hosts.showroom.lan --host-tls-cert hosts.crt --host-tls-key hosts.key \
+#     [--overlay gpu] [--print]
+#
+# Devices reach each render host at NODE.DOMAIN (a DNS name per node) on a node port of its pod's
+# own; --host-tls-cert is a certificate for *.DOMAIN (the hosts', not the coordinator's).
 #
 # The URLs hold passwords: pass them from the environment (PARALLAX_DATABASE_URL,
 # PARALLAX_NATS_URL) to keep them out of your shell history and `ps`.
@@ -13,7 +19,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 usage() {
-  sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 
@@ -22,6 +28,7 @@ database_url=${PARALLAX_DATABASE_URL:-}
 nats_url=${PARALLAX_NATS_URL:-}
 metrics_token=${PARALLAX_METRICS_TOKEN:-}
 tls_cert='' tls_key='' ca='' print=''
+host_domain='' host_tls_cert='' host_tls_key=''
 while [ $# -gt 0 ]; do
   case "$1" in
     --overlay) overlay=$2; shift 2 ;;
@@ -31,6 +38,9 @@ while [ $# -gt 0 ]; do
     --tls-cert) tls_cert=$2; shift 2 ;;
     --tls-key) tls_key=$2; shift 2 ;;
     --ca) ca=$2; shift 2 ;;
+    --host-domain) host_domain=$2; shift 2 ;;
+    --host-tls-cert) host_tls_cert=$2; shift 2 ;;
+    --host-tls-key) host_tls_key=$2; shift 2 ;;
     --print) print=1; shift ;;
     -h|--help) usage ;;
     *) echo "install.sh: unknown argument $1" >&2; usage ;;
@@ -45,6 +55,12 @@ case "$database_url" in postgres://*|postgresql://*) ;; *) fail "--database-url 
 case "$nats_url" in nats://*|tls://*) ;; *) fail "--nats-url must be nats://… or tls://…" ;; esac
 for file in "$tls_cert" "$tls_key" "$ca"; do
   [ -n "$file" ] || fail "--tls-cert, --tls-key and --ca: the coordinator's certificate, its key, and the CA devices trust"
+  [ -r "$file" ] || fail "cannot read $file"
+done
+[[ "$host_domain" =~ ^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$ ]] \
+  || fail "--host-domain: the DNS domain the nodes' names are under for devices (e.g. hosts.showroom.lan)"
+for file in "$host_tls_cert" "$host_tls_key"; do
+  [ -n "$file" ] || fail "--host-tls-cert and --host-tls-key: a certificate for *.$host_domain and its key"
   [ -r "$file" ] || fail "cannot read $file"
 done
 command -v kubectl > /dev/null || fail "kubectl is missing (scripts/setup.sh installs it)"
@@ -73,6 +89,13 @@ manifests() {
   echo ---
   secret parallax-tls --from-file=tls.crt="$tls_cert" --from-file=tls.key="$tls_key" \
     --from-file=ca.crt="$ca"
+  echo ---
+  secret parallax-host-tls --type=kubernetes.io/tls --from-file=tls.crt="$host_tls_cert" \
+    --from-file=tls.key="$host_tls_key"
+  echo ---
+  kubectl create configmap parallax-hosts --namespace "$namespace" \
+    --from-literal=domain="$host_domain" --dry-run=client -o yaml \
+    | grep -v '^  creationTimestamp: null$'
 }
 
 if [ -n "$print" ]; then

@@ -19,11 +19,13 @@ for overlay in deploy/overlays/*/; do
   "$bin/kubernetes-validate" --strict --quiet "$rendered/$name.yaml"
 done
 # The one-command install, printed instead of applied: the overlay and both Secrets, valid.
-for file in tls.crt tls.key ca.crt; do echo "not a real $file" > "$rendered/$file"; done
+for file in tls.crt tls.key ca.crt hosts.crt hosts.key; do echo "not a real $file" > "$rendered/$file"; done
 deploy/install.sh --print --overlay gpu --database-url 'postgres://parallax:secret@db/parallax' \
   --nats-url 'tls://nats:4222' --tls-cert "$rendered/tls.crt" --tls-key "$rendered/tls.key" \
-  --ca "$rendered/ca.crt" > "$rendered/install.yaml"
-for name in parallax-external parallax-tls parallax-coordinator parallax-render-host; do
+  --ca "$rendered/ca.crt" --host-domain hosts.showroom.lan --host-tls-cert "$rendered/hosts.crt" \
+  --host-tls-key "$rendered/hosts.key" > "$rendered/install.yaml"
+for name in parallax-external parallax-tls parallax-host-tls parallax-hosts parallax-coordinator \
+  parallax-render-host; do
   grep -q "^  name: $name$" "$rendered/install.yaml" || { echo "install.sh left out $name" >&2; exit 1; }
 done
 "$bin/kubernetes-validate" --strict --quiet "$rendered/install.yaml"

@@ -167,6 +167,7 @@ impl TestServer {
             host: None,
             listen: "127.0.0.1:0".parse().expect("an address"),
             advertise: None,
+            advertise_port: None,
             local: false,
             coordinator_wait: std::time::Duration::from_secs(
                 parallax_host::config::DEFAULT_COORDINATOR_WAIT_S,

@@ -56,6 +56,10 @@ pub struct RenderHostArgs {
     /// Host name or IP devices reach this host at (default: the listen address).
     #[arg(long, env = "PARALLAX_HOST_ADVERTISE")]
     pub advertise: Option<String>,
+    /// The port devices reach this host at, when it is not the listen port: a port a router or
+    /// a Kubernetes `hostPort` forwards to it.
+    #[arg(long, env = "PARALLAX_HOST_ADVERTISE_PORT", value_parser = clap::value_parser!(u16).range(1..))]
+    pub advertise_port: Option<u16>,
     /// Most frames per second sent to the device.
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..=240))]
     pub target_fps: u32,
@@ -152,6 +156,8 @@ pub struct HostConfig {
     pub listen: SocketAddr,
     /// Host name or IP devices use to reach us; defaults to the listen address.
     pub advertise: Option<String>,
+    /// The port devices use to reach us; defaults to the listen port.
+    pub advertise_port: Option<u16>,
     /// Started by a coordinator: exit when it lets us go, or after `coordinator_wait` without it.
     pub local: bool,
     /// How long the device keeps its render connection while the coordinator is away.
@@ -216,6 +222,7 @@ impl TryFrom<RenderHostArgs> for HostConfig {
             host: args.host_id.map(HostId::new),
             listen: args.listen,
             advertise: args.advertise,
+            advertise_port: args.advertise_port,
             local: args.local,
             coordinator_wait: std::time::Duration::from_secs(args.coordinator_wait),
             target_fps: args.target_fps,

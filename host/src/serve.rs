@@ -67,7 +67,7 @@ pub async fn run(config: HostConfig, shutdown: CancellationToken) -> anyhow::Res
             .advertise
             .clone()
             .unwrap_or_else(|| bound.ip().to_string()),
-        bound.port()
+        config.advertise_port.unwrap_or(bound.port())
     );
     // Every URL is checked now; meshes come from the first until a link says otherwise.
     let bases = config

@@ -2,8 +2,9 @@
 //! `parallax serve --render-hosts kubernetes`, reaching the API through a kubeconfig, against a
 //! stand-in API server in this test. It speaks the API's HTTP for what the provisioner uses
 //! (pods, Secrets, the PodTemplate deploy/ ships), and its stand-in kubelet runs each pod as the
-//! real `parallax render-host` process with the pod's arguments and the credential of the
-//! pod's Secret, or leaves it unschedulable when no "node" fits its size.
+//! real `parallax render-host` process with the pod's arguments, environment and the credential
+//! of the pod's Secret, forwarding its `hostPort` (on this machine's loopback, the one "node")
+//! to it, or leaves it unschedulable when no "node" fits its size or its port.
 #![cfg(feature = "kubernetes")]
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -28,6 +29,9 @@ mod postgres;
 use coordinator::*;
 
 const NAMESPACE: &str = "parallax";
+/// The one node's name, and the domain of hosts' names (the ConfigMap deploy/install.sh makes).
+const NODE: &str = "node-1";
+const HOST_DOMAIN: &str = "hosts.test";
 
 /// What the stand-in API server holds.
 #[derive(Default)]
@@ -41,6 +45,8 @@ struct Cluster {
     made: Vec<Value>,
     /// The pods' render host processes.
     processes: HashMap<String, Child>,
+    /// The pods' host ports, forwarded to their processes.
+    forwards: HashMap<String, tokio::task::JoinHandle<()>>,
     /// Sizes (label values) whose pods no node fits.
     unschedulable: HashSet<String>,
     /// Where the coordinator takes hosts, once it listens.
@@ -122,6 +128,9 @@ impl ApiServer {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
+        for forward in self.forwards.values() {
+            forward.abort();
+        }
         for process in self.processes.values_mut() {
             let _ = process.kill();
             let _ = process.wait();
@@ -223,6 +232,9 @@ async fn delete_pod(State(server): State<ApiServer>, Path(name): Path<String>) -
         let _ = process.kill();
         let _ = process.wait();
     }
+    if let Some(forward) = cluster.forwards.remove(&name) {
+        forward.abort();
+    }
     // The garbage collector deletes what the pod owns: its Secret.
     let uid = pod["metadata"]["uid"].clone();
     cluster
@@ -304,7 +316,10 @@ fn holder(api: &ApiServer) -> Option<String> {
 }
 
 /// Runs each schedulable pod whose Secret is there as a `parallax render-host` process, as its
-/// container would: the pod's arguments, its credential file, this machine's loopback.
+/// container would: the pod's arguments and environment, its credential file, this machine's
+/// loopback, its `render` port's `hostPort` forwarded to it. A pod whose host port is taken
+/// does not fit the node (as the scheduler says). The test's coordinator has no TLS, so neither
+/// do the hosts.
 async fn kubelet(server: ApiServer) {
     loop {
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -342,18 +357,84 @@ async fn kubelet(server: ApiServer) {
                 .iter()
                 .map(|a| a.as_str().unwrap())
                 .collect();
+            let env = container_env(container, name);
+            let listen = {
+                let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+                free.local_addr().unwrap().port()
+            };
+            let render = container["ports"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|p| p["name"] == "render");
+            if let Some(port) = render.and_then(|p| p["hostPort"].as_u64()) {
+                let Ok(node_port) = std::net::TcpListener::bind(("127.0.0.1", port as u16)) else {
+                    pod["status"] = json!({ "phase": "Pending", "conditions": [{
+                        "type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                        "message": "0/1 nodes are available: 1 node(s) didn't have free ports \
+                                    for the requested pod ports." }] });
+                    continue;
+                };
+                let forward = tokio::spawn(forward(node_port, listen));
+                cluster.forwards.insert(name.clone(), forward);
+            }
             let process = std::process::Command::new(env!("CARGO_BIN_EXE_parallax"))
                 .args(args)
+                .envs(env)
                 .env("PARALLAX_COORDINATOR", &coordinator)
                 .env("PARALLAX_HOST_CREDENTIAL_FILE", &file)
-                .env("PARALLAX_HOST_LISTEN", "127.0.0.1:0")
+                .env("PARALLAX_HOST_LISTEN", format!("127.0.0.1:{listen}"))
                 .env_remove("PARALLAX_CA")
+                .env_remove("PARALLAX_HOST_TLS_CERT")
+                .env_remove("PARALLAX_HOST_TLS_KEY")
                 .stdout(std::process::Stdio::null())
                 .spawn()
                 .unwrap();
             cluster.processes.insert(name.clone(), process);
             pod["status"] = json!({ "phase": "Running" });
         }
+    }
+}
+
+/// The environment of `container` in the pod `pod_name`, as the kubelet makes it: values (with
+/// `$(NAME)` of the variables before), the pod's fields, and the ConfigMap install.sh makes.
+fn container_env(container: &Value, pod_name: &str) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = Vec::new();
+    for var in container["env"].as_array().into_iter().flatten() {
+        let value = if let Some(value) = var["value"].as_str() {
+            env.iter().fold(value.to_string(), |value, (name, given)| {
+                value.replace(&format!("$({name})"), given)
+            })
+        } else if let Some(field) = var["valueFrom"]["fieldRef"]["fieldPath"].as_str() {
+            match field {
+                "spec.nodeName" => NODE.into(),
+                "status.hostIP" | "status.podIP" => "127.0.0.1".into(),
+                "metadata.name" => pod_name.into(),
+                other => panic!("the stand-in kubelet has no field {other}"),
+            }
+        } else {
+            let key = &var["valueFrom"]["configMapKeyRef"];
+            assert_eq!(
+                (&key["name"], &key["key"]),
+                (&json!("parallax-hosts"), &json!("domain"))
+            );
+            HOST_DOMAIN.into()
+        };
+        env.push((var["name"].as_str().unwrap().to_string(), value));
+    }
+    env
+}
+
+/// Forwards the connections `node_port` takes to the container's port `to`.
+async fn forward(node_port: std::net::TcpListener, to: u16) {
+    node_port.set_nonblocking(true).unwrap();
+    let node_port = tokio::net::TcpListener::from_std(node_port).unwrap();
+    while let Ok((mut incoming, _)) = node_port.accept().await {
+        tokio::spawn(async move {
+            if let Ok(mut container) = tokio::net::TcpStream::connect(("127.0.0.1", to)).await {
+                let _ = tokio::io::copy_bidirectional(&mut incoming, &mut container).await;
+            }
+        });
     }
 }
 
@@ -411,6 +492,20 @@ fn serve_in_cluster(
     (child, addr)
 }
 
+/// Ten ports in a row for `--kube-host-ports`, likely free here: from one the system gave.
+fn node_ports() -> std::ops::Range<u16> {
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let first = free.local_addr().unwrap().port().min(65_000);
+    first..first + 10
+}
+
+/// The node port of `pod`'s render connections.
+fn node_port(pod: &Value) -> u64 {
+    let ports = pod["spec"]["containers"][0]["ports"].as_array().unwrap();
+    let render = ports.iter().find(|p| p["name"] == "render").unwrap();
+    render["hostPort"].as_u64().expect("a hostPort")
+}
+
 async fn pool_of(addr: &str, size: &str) -> Value {
     let health = full_health(addr).await;
     health["pool"]
@@ -429,7 +524,13 @@ async fn the_pool_is_pods_made_from_the_template_let_go_when_spare_and_kept_over
     let data = dir.path().join("data");
     let (account, key) = create_account(&data);
     let mut args = kube_args(&data, 4, 2, 0);
-    args.extend(["--on-stop".into(), "keep-hosts".into()]);
+    let ports = node_ports();
+    args.extend([
+        "--on-stop".into(),
+        "keep-hosts".into(),
+        "--kube-host-ports".into(),
+        format!("{}-{}", ports.start, ports.end - 1),
+    ]);
     let (coordinator, addr) = serve_in_cluster(&api, &kubeconfig, &args);
 
     // A standby of 2: two pods, from the template, labelled, sized, each with its Secret.
@@ -466,6 +567,28 @@ async fn the_pool_is_pods_made_from_the_template_let_go_when_spare_and_kept_over
         registered,
         HashSet::from(["standard-1".into(), "standard-2".into()])
     );
+    // Each pod has a port of its own on the node, which its host advertises with the node's
+    // name under the hosts' domain.
+    let endpoints: HashMap<String, String> = coordinator::hosts(&addr)
+        .await
+        .iter()
+        .map(|h| {
+            (
+                h["id"].as_str().unwrap().into(),
+                h["endpoint"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    let mut taken = HashSet::new();
+    for pod in pods.values() {
+        let port = node_port(pod);
+        assert!(ports.contains(&(port as u16)), "{port} is not in {ports:?}");
+        assert!(taken.insert(port), "two pods have the node's port {port}");
+        assert_eq!(
+            endpoints[host_of(pod)],
+            format!("ws://{NODE}.{HOST_DOMAIN}:{port}")
+        );
+    }
 
     // A session takes one; a third pod keeps two free.
     let token = coordinator::token(&addr, &account, &key).await;
@@ -480,6 +603,16 @@ async fn the_pool_is_pods_made_from_the_template_let_go_when_spare_and_kept_over
     );
     api.wait_for("a third pod for the standby", |pods| pods.len() == 3)
         .await;
+    // A device reaches its host at the node's name and the pod's node port (the name is the
+    // loopback here, as DNS would say), through the node's forwarding to the pod.
+    let render_url = live["renderUrl"].as_str().unwrap();
+    let at_node = render_url.replace(&format!("{NODE}.{HOST_DOMAIN}:"), "127.0.0.1:");
+    assert_ne!(at_node, render_url);
+    let mut headset = parallax_headset::RenderConnection::connect(&at_node)
+        .await
+        .unwrap();
+    frame_after_pose(&mut headset, 3.0).await;
+    drop(headset);
     let (status, spare) = call(Method::PUT, session("spare"), &token, body.clone()).await;
     assert_eq!(
         (status, spare["status"].as_str()),

@@ -375,6 +375,7 @@ async fn remote_host(
         host: None,
         listen,
         advertise: Some(address.into()),
+        advertise_port: None,
         local: false,
         coordinator_wait: std::time::Duration::from_secs(
             parallax_host::config::DEFAULT_COORDINATOR_WAIT_S,

@@ -14,12 +14,13 @@
 //! sizes it finds unavailable are on the Lease for the other replicas to report. When it dies,
 //! another takes the Lease once it has run out and takes up its pods as they are.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::ops::RangeInclusive;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
-use k8s_openapi::api::core::v1::{Pod, PodTemplate, Secret};
+use k8s_openapi::api::core::v1::{EnvVar, Pod, PodTemplate, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{Api, DeleteParams, ListParams, ObjectMeta, PostParams};
@@ -35,6 +36,9 @@ pub const OWNER_LABEL: &str = "parallax.dev/owner";
 pub const HOST_LABEL: &str = "parallax.dev/host";
 /// The annotation holding the host's name exactly (a label value is more restricted).
 pub const HOST_ANNOTATION: &str = "parallax.dev/host-id";
+
+/// The environment variable a host's pod is told its host port in (`--advertise-port`).
+const ADVERTISE_PORT_ENV: &str = "PARALLAX_HOST_ADVERTISE_PORT";
 
 /// How long the first back-off lasts before a size that could not start is tried again; it
 /// doubles on each failure, up to [`MOST_BACKOFF`].
@@ -76,13 +80,15 @@ pub fn pod_name(host: &HostId) -> String {
 }
 
 /// `host`'s pod, of `size`, for the coordinator `owner`, from the operator's `template`: its
-/// labels, its `--size` and `--host-id`, and its credential's Secret. An error says what the
-/// template lacks.
+/// labels, its `--size` and `--host-id`, and its credential's Secret; with a `host_port`, its
+/// `render` port bound to that port of its node, which the host advertises. An error says what
+/// the template lacks.
 pub fn host_pod(
     template: &PodTemplate,
     host: &HostId,
     size: SessionSize,
     owner: &str,
+    host_port: Option<u16>,
 ) -> Result<Pod, String> {
     let spec = template
         .template
@@ -126,6 +132,24 @@ pub fn host_pod(
         host.to_string(),
     ]);
     container.args = Some(args);
+    if let Some(port) = host_port {
+        let render = container
+            .ports
+            .iter_mut()
+            .flatten()
+            .find(|p| p.name.as_deref() == Some("render"))
+            .ok_or(
+                "the pod template's container has no port named `render` for --kube-host-ports",
+            )?;
+        render.host_port = Some(i32::from(port));
+        let env = container.env.get_or_insert_with(Vec::new);
+        env.retain(|e| e.name != ADVERTISE_PORT_ENV);
+        env.push(EnvVar {
+            name: ADVERTISE_PORT_ENV.into(),
+            value: Some(port.to_string()),
+            value_from: None,
+        });
+    }
     let credential = pod_spec
         .volumes
         .iter_mut()
@@ -193,6 +217,19 @@ pub fn why_not_starting(pod: &Pod) -> Option<String> {
     None
 }
 
+/// The node port `pod`'s render connections come in on, if it has one.
+fn host_port(pod: &Pod) -> Option<u16> {
+    pod.spec
+        .as_ref()?
+        .containers
+        .iter()
+        .filter(|c| c.name == "render-host")
+        .flat_map(|c| c.ports.iter().flatten())
+        .find(|p| p.name.as_deref() == Some("render"))?
+        .host_port
+        .and_then(|port| u16::try_from(port).ok())
+}
+
 /// Five lower-case letters and digits, for a pod's name.
 fn suffix() -> String {
     use rand::Rng;
@@ -224,6 +261,9 @@ pub struct KubeSettings {
     /// Replicas: this replica's name on the Lease (its pod's name); `None` for one coordinator,
     /// which provisions alone.
     pub replica: Option<String>,
+    /// The node ports render connections come in on, one per pod (`--kube-host-ports`), for
+    /// devices outside the cluster; `None`: they reach the pods as the template says.
+    pub host_ports: Option<RangeInclusive<u16>>,
 }
 
 /// A size whose pods could not start: none are made until `retry_at`, when one is tried.
@@ -255,6 +295,21 @@ pub struct Provisioner {
     observed: Mutex<Option<(String, Instant)>>,
     /// Replicas: the unavailable sizes as the Lease last said (the holder's view).
     said: Mutex<[Option<String>; 2]>,
+    /// The host ports of pods being made or run from here (a list may not show them yet).
+    claimed: Mutex<BTreeSet<u16>>,
+}
+
+/// A host port held for one pod while it is made and run; given back when dropped (a pod
+/// still listed, ending, keeps it taken).
+struct PortClaim {
+    provisioner: Arc<Provisioner>,
+    port: u16,
+}
+
+impl Drop for PortClaim {
+    fn drop(&mut self) {
+        lock(&self.provisioner.claimed).remove(&self.port);
+    }
 }
 
 impl std::fmt::Debug for Provisioner {
@@ -302,6 +357,7 @@ impl Provisioner {
             said: Mutex::default(),
             renewed: Mutex::default(),
             observed: Mutex::default(),
+            claimed: Mutex::default(),
         });
         let template = provisioner.template().await.map_err(|e| {
             anyhow::anyhow!(
@@ -315,6 +371,7 @@ impl Provisioner {
             &HostId::new("check"),
             SessionSize::Standard,
             "check",
+            provisioner.settings.host_ports.as_ref().map(|p| *p.start()),
         )
         .map_err(|e| anyhow::anyhow!("{e}"))?;
         provisioner.list().await?;
@@ -401,7 +458,16 @@ impl Provisioner {
         if !self.leading() {
             return None;
         }
-        let pod = match self.create(&host, size, &credential).await {
+        let claim = match self.claim_port() {
+            Ok(claim) => claim,
+            Err(e) => {
+                let reason = format!("the render host pod could not be made: {e}");
+                self.set_unavailable(size, &reason);
+                return Some(reason);
+            }
+        };
+        let port = claim.as_ref().map(|c| c.port);
+        let pod = match self.create(&host, size, &credential, port).await {
             Ok(pod) => pod,
             Err(Refused(e)) => {
                 let reason = format!("the render host pod could not be made: {e}");
@@ -411,8 +477,38 @@ impl Provisioner {
             // The API server away or busy: this host is lost, the size is not.
             Err(Failed(e)) => return Some(format!("the render host pod could not be made: {e}")),
         };
-        tracing::info!(%host, %size, %pod, "render host pod made");
-        self.watch(size, pod, stop, boot_deadline).await
+        tracing::info!(%host, %size, %pod, ?port, "render host pod made");
+        let ended = self.watch(size, pod, stop, boot_deadline).await;
+        drop(claim);
+        ended
+    }
+
+    /// The first host port of `--kube-host-ports` no pod of this owner has, held until the
+    /// claim is dropped; `None` without host ports; an error when every one is taken.
+    fn claim_port(self: &Arc<Self>) -> Result<Option<PortClaim>, String> {
+        let Some(range) = self.settings.host_ports.clone() else {
+            return Ok(None);
+        };
+        let mut claimed = lock(&self.claimed);
+        let used: HashSet<u16> = self
+            .seen
+            .borrow()
+            .values()
+            .filter_map(host_port)
+            .chain(claimed.iter().copied())
+            .collect();
+        let (first, last) = (*range.start(), *range.end());
+        let port = range
+            .into_iter()
+            .find(|p| !used.contains(p))
+            .ok_or_else(|| {
+                format!("every host port of --kube-host-ports {first}-{last} is taken: widen it")
+            })?;
+        claimed.insert(port);
+        Ok(Some(PortClaim {
+            provisioner: self.clone(),
+            port,
+        }))
     }
 
     /// Watches `host`'s existing pod (one from before a restart) as [`Provisioner::run`] does.
@@ -536,12 +632,14 @@ impl Provisioner {
         host: &HostId,
         size: SessionSize,
         credential: &str,
+        host_port: Option<u16>,
     ) -> Result<String, CreateError> {
         let template = self
             .template()
             .await
             .map_err(|e| CreateError::of(&format!("PodTemplate {}", self.settings.template), e))?;
-        let wanted = host_pod(&template, host, size, &self.settings.owner).map_err(Refused)?;
+        let wanted =
+            host_pod(&template, host, size, &self.settings.owner, host_port).map_err(Refused)?;
         let made = self
             .pods
             .create(&PostParams::default(), &wanted)
@@ -829,7 +927,14 @@ mod tests {
     #[test]
     fn a_host_pod_is_the_template_named_labelled_sized_and_given_its_own_secret() {
         let host = HostId::new("standard-7");
-        let pod = host_pod(&template(), &host, SessionSize::Premium, "parallax-0").unwrap();
+        let pod = host_pod(
+            &template(),
+            &host,
+            SessionSize::Premium,
+            "parallax-0",
+            Some(7003),
+        )
+        .unwrap();
         let pod = serde_json::to_value(&pod).unwrap();
         let name = pod["metadata"]["name"].as_str().unwrap();
         // Its own: the host's name and five letters or digits.
@@ -854,6 +959,18 @@ mod tests {
                 "standard-7"
             ])
         );
+        // Devices reach it at its node's port 7003, which it advertises.
+        let render = &container["ports"][0];
+        assert_eq!(
+            (&render["name"], &render["hostPort"]),
+            (&json!("render"), &json!(7003))
+        );
+        let env = container["env"].as_array().unwrap();
+        let port = env
+            .iter()
+            .find(|e| e["name"] == ADVERTISE_PORT_ENV)
+            .unwrap();
+        assert_eq!(port["value"], "7003");
         // The template's resources and security stay as the operator wrote them.
         assert_eq!(container["securityContext"]["readOnlyRootFilesystem"], true);
         assert!(container["resources"]["requests"]["cpu"].is_string());
@@ -882,7 +999,7 @@ mod tests {
             .as_mut()
             .unwrap()
             .volumes = None;
-        let refused = host_pod(&bare, &HostId::new("h"), SessionSize::Standard, "o");
+        let refused = host_pod(&bare, &HostId::new("h"), SessionSize::Standard, "o", None);
         assert!(refused.unwrap_err().contains("credential"));
     }
 
@@ -957,6 +1074,7 @@ mod tests {
             &HostId::new("standard-1"),
             SessionSize::Standard,
             "parallax-0",
+            None,
         )
         .unwrap();
         let made = Api::<Pod>::namespaced(client, "parallax")

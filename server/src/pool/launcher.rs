@@ -290,6 +290,7 @@ impl Launcher {
                 host: Some(id.clone()),
                 listen: SocketAddr::new(address.listen, 0),
                 advertise: None,
+                advertise_port: None,
                 local: true,
                 coordinator_wait,
                 target_fps: DEFAULT_TARGET_FPS,
