@@ -760,7 +760,7 @@ fn stop_keeping_hosts(coordinator: Child, args: &mut [String], addr: &str) {
 /// Two replicas on one Postgres and NATS, each with `--render-hosts kubernetes`: one holds the
 /// Lease and makes the pods; the standby's need is met once, not once per replica; when the
 /// holder is killed the other takes the Lease over within its term and takes up the pods as they
-/// are, making new ones as the pool asks.
+/// are, making new ones as the pool asks, and deletes a second pod of a host.
 #[tokio::test(flavor = "multi_thread")]
 async fn among_replicas_one_provisions_and_a_dead_ones_pods_are_taken_over() {
     let dir = tempfile::tempdir().unwrap();
@@ -837,5 +837,18 @@ async fn among_replicas_one_provisions_and_a_dead_ones_pods_are_taken_over() {
     })
     .await;
     assert_eq!(api.made().len(), 3);
+
+    // A second pod of one host (made in a moment when two replicas both took themselves for the
+    // holder): the holder deletes it and keeps the one it watches.
+    let (original, mut twin) = api.pods().into_iter().next().unwrap();
+    let twin_name = format!("{original}-twin");
+    twin["metadata"]["name"] = json!(twin_name);
+    twin["status"] = json!({ "phase": "Pending" });
+    api.lock().pods.insert(twin_name.clone(), twin);
+    api.wait_for("the second pod of a host deleted", |pods| {
+        !pods.contains_key(&twin_name)
+    })
+    .await;
+    assert!(api.pods().contains_key(&original), "the first pod was kept");
     assert!(stop(survivor).success());
 }

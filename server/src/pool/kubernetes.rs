@@ -297,6 +297,20 @@ pub struct Provisioner {
     said: Mutex<[Option<String>; 2]>,
     /// The host ports of pods being made or run from here (a list may not show them yet).
     claimed: Mutex<BTreeSet<u16>>,
+    /// The pods this replica watches, by name.
+    followed: Mutex<HashSet<String>>,
+}
+
+/// A pod watched from here, until dropped.
+struct Following<'a> {
+    provisioner: &'a Provisioner,
+    pod: String,
+}
+
+impl Drop for Following<'_> {
+    fn drop(&mut self) {
+        lock(&self.provisioner.followed).remove(&self.pod);
+    }
 }
 
 /// A host port held for one pod while it is made and run; given back when dropped (a pod
@@ -358,6 +372,7 @@ impl Provisioner {
             renewed: Mutex::default(),
             observed: Mutex::default(),
             claimed: Mutex::default(),
+            followed: Mutex::default(),
         });
         let template = provisioner.template().await.map_err(|e| {
             anyhow::anyhow!(
@@ -433,6 +448,30 @@ impl Provisioner {
                     .ok()?;
                 Some((HostId::new(host.as_str()), size, name.clone()))
             })
+            .collect()
+    }
+
+    /// The pods of a host that has another pod this replica watches: made twice, in the moment
+    /// two replicas both took themselves for the Lease's holder. They are to be deleted.
+    pub fn duplicates(&self) -> Vec<String> {
+        let followed = lock(&self.followed);
+        let seen = self.seen.borrow();
+        let host = |pod: &Pod| {
+            pod.metadata
+                .annotations
+                .as_ref()?
+                .get(HOST_ANNOTATION)
+                .cloned()
+        };
+        let watched: HashSet<String> = followed
+            .iter()
+            .filter_map(|name| host(seen.get(name)?))
+            .collect();
+        seen.iter()
+            .filter(|(name, pod)| {
+                !followed.contains(*name) && host(pod).is_some_and(|h| watched.contains(&h))
+            })
+            .map(|(name, _)| name.clone())
             .collect()
     }
 
@@ -547,6 +586,11 @@ impl Provisioner {
         stop: CancellationToken,
         boot_deadline: BootDeadline,
     ) -> Option<Ended> {
+        lock(&self.followed).insert(pod.clone());
+        let _following = Following {
+            provisioner: self,
+            pod: pod.clone(),
+        };
         let boot = tokio::spawn({
             let limit = self.settings.boot_limit;
             async move {

@@ -213,6 +213,10 @@ impl Launcher {
                     .is_some_and(|started| started.at > read_at)
             };
             let in_pool = |host: &HostId| pool.iter().any(|(h, _, _)| h == host) || newer(host);
+            for pod in provisioner.duplicates() {
+                tracing::warn!(%pod, "a second render host pod of a host: deleted");
+                provisioner.remove_soon(pod);
+            }
             let existing = provisioner.existing();
             for (host, size, pod) in existing.iter().cloned() {
                 if !in_pool(&host) {
