@@ -405,6 +405,7 @@ impl AppState {
             .resume_conversions()
             .await
             .context("resuming model conversions")?;
+        catalog.sweep_conversions();
         let storage_root = storage_root
             .clone()
             .unwrap_or_else(|| data_dir.join("storage"));

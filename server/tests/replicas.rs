@@ -989,3 +989,65 @@ async fn presence_crosses_replicas() {
     .await;
     assert!(gone, "Quest A's presence ends on the other replica");
 }
+
+/// Replicas whose data dirs share one `models` folder (a shared volume in a cluster, as deploy/
+/// mounts it): a model uploaded through one is shown through another, its thumbnail and its
+/// parts read from the folder they share.
+#[tokio::test]
+async fn replicas_sharing_a_models_folder_show_each_others_uploads() {
+    let shared = Shared::start("parallax_models").await;
+    let models = shared.dir.path().join("models");
+    std::fs::create_dir(&models).unwrap();
+    let replica = |name: &str| {
+        let data = shared.dir.path().join(name);
+        std::fs::create_dir_all(&data).unwrap();
+        std::os::unix::fs::symlink(&models, data.join("models")).unwrap();
+        Replica::start(&data, &shared.database, &shared.nats.url)
+    };
+    let (first, second) = (replica("r0"), replica("r1"));
+    let token = token(&first.1, &shared.account, &shared.key).await;
+    let client = reqwest::Client::new();
+    let bracket = parallax_render::samples::bracket();
+    let form = reqwest::multipart::Form::new().part(
+        "file",
+        reqwest::multipart::Part::bytes(bracket.to_binary_stl()).file_name("bracket.stl"),
+    );
+    let answer = client
+        .post(format!("http://{}/v1/models", first.1))
+        .bearer_auth(&token)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 201);
+    let model: Value = answer.json().await.unwrap();
+    let id = model["id"].as_str().unwrap();
+
+    let get = |path: String| {
+        client
+            .get(format!("http://{}{path}", second.1))
+            .bearer_auth(&token)
+            .send()
+    };
+    let shown: Value = get(format!("/v1/models/{id}"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(shown["triangles"], bracket.triangles(), "{shown}");
+    let thumbnail = get(format!("/v1/models/{id}/thumbnail.png")).await.unwrap();
+    assert_eq!(thumbnail.status(), 200);
+    let png = thumbnail.bytes().await.unwrap();
+    assert!(png.starts_with(b"\x89PNG"), "a PNG of {} bytes", png.len());
+    let parts = get(format!("/v1/models/{id}/parts")).await.unwrap();
+    assert_eq!(parts.status(), 200);
+    // Nothing left of the upload beside its model's folder: no staging, no claims.
+    let left: Vec<String> = std::fs::read_dir(&models)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(left.len(), 1, "{left:?}");
+    first.stop();
+    second.stop();
+}

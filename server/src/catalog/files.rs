@@ -4,6 +4,10 @@
 //! An upload is received straight into a staging folder of its own ([`Staging`]), a chunk at a
 //! time, so the coordinator holds a few KiB of it at once however big it is; the folder becomes
 //! the model's, or is removed, once the upload is checked.
+//!
+//! Replicas may share one models folder (a shared volume in a cluster). What one of them is
+//! doing there (receiving an upload, converting a model) it holds a [`Claim`] on, so another
+//! neither removes it nor does it twice.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -18,8 +22,69 @@ pub const DEFAULT_MAX_UPLOAD_BYTES: usize = 256 * 1024 * 1024;
 /// The thumbnail's file name in a model's folder.
 pub const THUMBNAIL: &str = "thumbnail.png";
 
-/// The prefix of staging folders: a stop may leave one, which the next start removes.
+/// The prefix of staging folders: a stop may leave one, which the next start removes (unless a
+/// replica sharing the folder still receives it: its claim says so).
 pub const STAGING_PREFIX: &str = ".upload-";
+
+/// What a claim's lock file is named after its name.
+const CLAIM_SUFFIX: &str = ".lock";
+
+/// A piece of work in the models folder that one coordinator owns while it lasts: an exclusive
+/// lock on `<models>/<name>.lock`. No replica sharing the folder can take it meanwhile (shared
+/// volumes such as NFSv4 and CephFS keep these locks across machines); a coordinator that stops
+/// or dies lets it go.
+#[derive(Debug)]
+pub struct Claim {
+    path: PathBuf,
+    file: std::fs::File,
+}
+
+impl Claim {
+    /// Takes the claim `name` in `models`; `None` while another holds it. Whoever takes a claim
+    /// checks that its work is still to do: the last holder may have just finished it.
+    pub fn take(models: &Path, name: &str) -> std::io::Result<Option<Self>> {
+        let path = models.join(format!("{name}{CLAIM_SUFFIX}"));
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(Self { path, file })),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => Err(e),
+        }
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        // Gone before it is let go, so it does not stay behind; one who opened it meanwhile
+        // takes it then, and finds the work done.
+        let _ = std::fs::remove_file(&self.path);
+        let _ = self.file.unlock();
+    }
+}
+
+/// Removes the staging folders in `models` no coordinator is receiving (left by a stop), with
+/// their claims' files.
+pub fn remove_abandoned_staging(models: &Path) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(models)? {
+        let name = entry?.file_name().to_string_lossy().into_owned();
+        let Some(staging) = name.strip_prefix(STAGING_PREFIX) else {
+            continue;
+        };
+        let staging = staging.strip_suffix(CLAIM_SUFFIX).unwrap_or(staging);
+        let name = format!("{STAGING_PREFIX}{staging}");
+        if let Some(_claim) = Claim::take(models, &name)? {
+            match std::fs::remove_dir_all(models.join(&name)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
+    }
+    Ok(())
+}
 
 /// One file of an upload, received into its staging folder.
 #[derive(Debug, Clone)]
@@ -34,16 +99,27 @@ pub struct UploadedFile {
 pub struct Staging {
     path: PathBuf,
     settled: bool,
+    /// Held until the folder is the model's or removed.
+    claim: Option<Claim>,
 }
 
 impl Staging {
-    /// A new staging folder in `models`.
+    /// A new staging folder in `models`, claimed before it is made.
     pub async fn new(models: &Path) -> std::io::Result<Self> {
-        let path = models.join(format!("{STAGING_PREFIX}{}", uuid::Uuid::new_v4().simple()));
+        let name = format!("{STAGING_PREFIX}{}", uuid::Uuid::new_v4().simple());
+        let claim = {
+            let (models, name) = (models.to_path_buf(), name.clone());
+            tokio::task::spawn_blocking(move || Claim::take(&models, &name))
+                .await
+                .map_err(std::io::Error::other)??
+                .ok_or_else(|| std::io::Error::other("a new staging folder was claimed"))?
+        };
+        let path = models.join(name);
         tokio::fs::create_dir_all(&path).await?;
         Ok(Self {
             path,
             settled: false,
+            claim: Some(claim),
         })
     }
 
@@ -132,8 +208,10 @@ impl Drop for Staging {
             return;
         }
         let path = std::mem::take(&mut self.path);
+        let claim = self.claim.take();
         let remove = move || {
             let _ = std::fs::remove_dir_all(path);
+            drop(claim);
         };
         // Off the async threads: an upload of many files takes a while to remove.
         match tokio::runtime::Handle::try_current() {
@@ -300,6 +378,56 @@ fn temporary_beside(path: &std::path::Path) -> std::path::PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_claim_is_held_by_one_until_let_go_and_leaves_no_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = Claim::take(dir.path(), ".convert-m")
+            .unwrap()
+            .expect("free");
+        assert!(Claim::take(dir.path(), ".convert-m").unwrap().is_none());
+        assert!(Claim::take(dir.path(), ".convert-n").unwrap().is_some());
+        drop(first);
+        assert!(Claim::take(dir.path(), ".convert-m").unwrap().is_some());
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    /// A coordinator that starts on a models folder it shares removes the uploads a stop left,
+    /// not the one a replica is receiving.
+    #[tokio::test]
+    async fn abandoned_staging_folders_are_removed_and_one_being_received_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let receiving = Staging::new(dir.path()).await.unwrap();
+        let file = receiving.receive("part.stl").await.unwrap().unwrap();
+        file.finish().await.unwrap();
+        // Left by a stop: one from before claims, one whose claim's holder is gone.
+        let old = dir.path().join(format!("{STAGING_PREFIX}old"));
+        std::fs::create_dir(&old).unwrap();
+        let died = dir.path().join(format!("{STAGING_PREFIX}died"));
+        std::fs::create_dir(&died).unwrap();
+        std::fs::write(dir.path().join(format!("{STAGING_PREFIX}died.lock")), "").unwrap();
+
+        remove_abandoned_staging(dir.path()).unwrap();
+        assert!(!old.exists() && !died.exists());
+        assert!(receiving.path().join("part.stl").exists());
+        let left: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(left.len(), 2, "the upload and its claim: {left:?}");
+
+        // Refused or done, it goes with its claim.
+        let path = receiving.path().to_path_buf();
+        drop(receiving);
+        for _ in 0..100 {
+            if std::fs::read_dir(dir.path()).unwrap().count() == 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert!(!path.exists());
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
 
     fn file(dir: &tempfile::TempDir, name: &str, bytes: &[u8]) -> UploadedFile {
         // Each file under a path of its own: the name hashed is the upload's, not the path's.

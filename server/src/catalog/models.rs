@@ -24,10 +24,16 @@ use crate::accounts::quotas::{Quotas, Reservation};
 use crate::base::store::{ModelRecord, ModelSource, ModelStatus, Store};
 use crate::catalog::convert::{ConvertError, Converter, Lane, MESH, PREVIEW, Source};
 use crate::catalog::files::{
-    STAGING_PREFIX, Staging, THUMBNAIL, UploadedFile, content_id, is_model_file, owned_id, prefix,
-    safe_file_name,
+    Claim, Staging, THUMBNAIL, UploadedFile, content_id, is_model_file, owned_id, prefix,
+    remove_abandoned_staging, safe_file_name,
 };
 use crate::catalog::parts::{PARTS, parts_file};
+
+/// How often conversions nobody runs are looked for (a replica that ran one died).
+const CONVERSION_SWEEP: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The prefix of a conversion's claim in the models folder.
+const CONVERSION_CLAIM: &str = ".convert-";
 
 #[derive(Debug, Error)]
 pub enum CatalogError {
@@ -120,16 +126,13 @@ impl Catalog {
     ) -> Result<Self, CatalogError> {
         let dir = data_dir.join("models");
         tokio::fs::create_dir_all(&dir).await?;
-        // Uploads a stop interrupted while they were converted.
-        let mut entries = tokio::fs::read_dir(&dir).await?;
-        while let Some(entry) = entries.next_entry().await? {
-            if entry
-                .file_name()
-                .to_string_lossy()
-                .starts_with(STAGING_PREFIX)
-            {
-                let _ = tokio::fs::remove_dir_all(entry.path()).await;
-            }
+        // Uploads a stop interrupted while they were received or converted (not those a
+        // replica sharing the folder is receiving now).
+        {
+            let dir = dir.clone();
+            tokio::task::spawn_blocking(move || remove_abandoned_staging(&dir))
+                .await
+                .map_err(std::io::Error::other)??;
         }
         let mut samples = HashMap::new();
         for sample in SAMPLES {
@@ -203,13 +206,66 @@ impl Catalog {
         Ok(record)
     }
 
-    /// Starts again the conversions a stop interrupted.
+    /// Starts the conversions nobody runs: those a stop interrupted, here or on a replica that
+    /// shares the models folder.
     pub async fn resume_conversions(self: &Arc<Self>) -> Result<(), CatalogError> {
         for record in self.store.converting_models().await? {
-            tracing::info!(model = %record.summary.id, "converting again after a restart");
             self.convert_later(record);
         }
         Ok(())
+    }
+
+    /// [`Catalog::resume_conversions`] every [`CONVERSION_SWEEP`] while the catalog is kept:
+    /// a replica that dies in a conversion leaves it to another.
+    pub fn sweep_conversions(self: &Arc<Self>) {
+        let catalog = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(CONVERSION_SWEEP).await;
+                let Some(catalog) = catalog.upgrade() else {
+                    return;
+                };
+                if let Err(e) = catalog.resume_conversions().await {
+                    tracing::warn!("looking for conversions nobody runs: {e}");
+                }
+            }
+        });
+    }
+
+    /// The claim on converting `record` when nobody else runs its conversion, it is still to
+    /// do, and its files are in this coordinator's models folder.
+    async fn claim_conversion(&self, record: &ModelRecord) -> Option<Claim> {
+        let id = record.summary.id.clone();
+        if !safe_file_name(id.as_str()) {
+            return None;
+        }
+        let dir = self.dir.clone();
+        let name = format!("{CONVERSION_CLAIM}{id}");
+        let taken = tokio::task::spawn_blocking(move || Claim::take(&dir, &name))
+            .await
+            .map_err(std::io::Error::other)
+            .and_then(|taken| taken);
+        let claim = match taken {
+            Ok(Some(claim)) => claim,
+            Ok(None) => return None,
+            Err(e) => {
+                tracing::warn!(model = %id, "claiming the conversion: {e}");
+                return None;
+            }
+        };
+        match self.store.model(&id).await {
+            Ok(Some(now)) if now.status == ModelStatus::Converting => {}
+            _ => return None,
+        }
+        // Not here: the models folder is not shared with the replica it was uploaded to. Not
+        // failed either: that replica converts it.
+        if !self.folder(record).is_dir() {
+            tracing::warn!(model = %id, folder = %self.folder(record).display(),
+                "a model in conversion has no files here: do the replicas share one models folder?");
+            return None;
+        }
+        tracing::info!(model = %id, "converting");
+        Some(claim)
     }
 
     /// How far model `id`'s conversion is, while it runs after its upload.
@@ -222,6 +278,9 @@ impl Catalog {
     fn convert_later(self: &Arc<Self>, record: ModelRecord) {
         let catalog = self.clone();
         tokio::spawn(async move {
+            let Some(_claim) = catalog.claim_conversion(&record).await else {
+                return;
+            };
             let id = record.summary.id.clone();
             let told: crate::catalog::convert::Progress = {
                 let (catalog, id) = (Arc::downgrade(&catalog), id.clone());
