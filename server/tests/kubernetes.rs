@@ -623,6 +623,19 @@ async fn the_pool_is_pods_made_from_the_template_let_go_when_spare_and_kept_over
 
     // `spare` ends with two free already: its pod is deleted.
     let spare_host = host_on(&addr, &account, &token, "spare").await;
+    let spare_credential = {
+        let cluster = api.lock();
+        let (pod, _) = cluster
+            .pods
+            .iter()
+            .find(|(_, p)| host_of(p) == spare_host)
+            .unwrap();
+        let secret = &cluster.secrets[pod];
+        secret["stringData"]["credential"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
     let stop_url =
         format!("http://{addr}/accounts/{account}/sessions/spare/:stop?api-version=2021-01-01");
     assert_eq!(call(Method::POST, stop_url, &token, None).await.0, 204);
@@ -630,6 +643,9 @@ async fn the_pool_is_pods_made_from_the_template_let_go_when_spare_and_kept_over
         pods.len() == 3 && !pods.values().any(|p| host_of(p) == spare_host)
     })
     .await;
+    // Its credential went with it: a host that presents it now is refused.
+    let refused = registration_refused(&addr, &spare_credential).await;
+    assert!(refused.contains("was let go"), "{refused}");
     let free = pool_of(&addr, "Standard").await;
     assert_eq!(
         (free["idle"].as_u64(), free["leased"].as_u64()),
@@ -728,6 +744,29 @@ async fn hosts_of(addr: &str) -> HashSet<String> {
         .iter()
         .map(|h| h["id"].as_str().unwrap().to_string())
         .collect()
+}
+
+/// Registers with `credential` over a host link of its own; why the coordinator closed it.
+async fn registration_refused(addr: &str, credential: &str) -> String {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let (mut link, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/v1/hosts/ws"))
+        .await
+        .unwrap();
+    let host = credential.split('.').next().unwrap();
+    let register = json!({ "type": "register", "credential": credential, "size": "Standard",
+        "host": host, "endpoint": "ws://127.0.0.1:9", "adapter": "a", "pid": 1 });
+    link.send(Message::text(register.to_string()))
+        .await
+        .unwrap();
+    loop {
+        match link.next().await {
+            Some(Ok(Message::Close(Some(frame)))) => return frame.reason.to_string(),
+            Some(Ok(Message::Text(text))) => panic!("registered: {text}"),
+            Some(Ok(_)) => continue,
+            other => panic!("the link ended without a reason: {other:?}"),
+        }
+    }
 }
 
 /// The host session `id` is Ready on, read from the operator's session list.

@@ -342,7 +342,14 @@ async fn serve_host(socket: &mut WebSocket, state: &AppState) -> Result<String, 
     };
     let (host, mut commands) = state
         .sessions
-        .register(name, size, endpoint, adapter, pid)
+        .register(
+            name,
+            matches!(identity, HostIdentity::Local(_)),
+            size,
+            endpoint,
+            adapter,
+            pid,
+        )
         .await
         .map_err(|e: RegisterError| e.to_string())?;
     if state.host_credentials.is_revoked(host.as_str()) {

@@ -134,6 +134,17 @@ impl Launcher {
             .is_some_and(|started| started.any_pid || started.pid.get() == Some(&pid))
     }
 
+    /// Whether a host it started that is not in the pool is refused when it registers: pods
+    /// (credentials kept as Secrets in the cluster, of pods deleted once let go). A local
+    /// process the pool let go has exited, and one from before a crash is taken back.
+    pub fn refuses_unknown_hosts(&self) -> bool {
+        match &self.mode {
+            #[cfg(feature = "kubernetes")]
+            HostMode::Kubernetes(_) => true,
+            _ => false,
+        }
+    }
+
     /// Why hosts of `size` cannot be started now, if they cannot (pods that would not start).
     pub fn unavailable(&self, size: SessionSize) -> Option<String> {
         match &self.mode {

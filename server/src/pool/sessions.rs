@@ -104,6 +104,8 @@ pub struct Sessions {
 pub enum RegisterError {
     #[error("no render host named {0} is expected")]
     Unexpected(HostId),
+    #[error("render host {0} was let go, and its credential with it: it is no host of the pool's")]
+    LetGo(HostId),
     #[error("{0}")]
     Full(String),
     #[error("the coordinator could not store the host: {0}")]
@@ -437,6 +439,7 @@ impl Sessions {
     pub async fn register(
         &self,
         host: HostId,
+        started_here: bool,
         size: SessionSize,
         endpoint: String,
         adapter: String,
@@ -444,7 +447,7 @@ impl Sessions {
     ) -> Result<(HostId, mpsc::UnboundedReceiver<HostCommand>), RegisterError> {
         if let Some(shared) = &self.shared {
             return self
-                .register_shared(shared, host, size, endpoint, adapter, pid)
+                .register_shared(shared, host, started_here, size, endpoint, adapter, pid)
                 .await;
         }
         let now = self.now();
@@ -457,6 +460,8 @@ impl Sessions {
         if !self.launcher.started_as(&host, pid) {
             if inner.service.pool().is_returning(&host) {
                 tracing::info!(%host, "render host is back after the coordinator restarted");
+            } else if started_here && self.launcher.refuses_unknown_hosts() {
+                return Err(RegisterError::LetGo(host));
             } else {
                 inner
                     .service
@@ -483,6 +488,7 @@ impl Sessions {
         &self,
         shared: &Shared,
         host: HostId,
+        started_here: bool,
         size: SessionSize,
         endpoint: String,
         adapter: String,
@@ -498,6 +504,8 @@ impl Sessions {
         if !self.launcher.started_as(&host, pid) {
             if service.pool().size_of(&host) == Some(size) {
                 tracing::info!(%host, "render host linked again, here");
+            } else if started_here && self.launcher.refuses_unknown_hosts() {
+                return Err(RegisterError::LetGo(host));
             } else {
                 service
                     .handle_host_offered(host.clone(), size)
