@@ -33,7 +33,7 @@ use crate::base::error::{AppError, ErrorBody};
 use crate::catalog::models::MeshBytes;
 use crate::config::OnStop;
 use crate::http::auth;
-use crate::pool::sessions::RegisterError;
+use crate::pool::sessions::{RegisterError, Registration};
 use crate::state::AppState;
 use crate::tls::HostCertificateError;
 
@@ -342,14 +342,14 @@ async fn serve_host(socket: &mut WebSocket, state: &AppState) -> Result<String, 
     };
     let (host, mut commands) = state
         .sessions
-        .register(
-            name,
-            matches!(identity, HostIdentity::Local(_)),
+        .register(Registration {
+            host: name,
+            started_here: matches!(identity, HostIdentity::Local(_)),
             size,
             endpoint,
             adapter,
             pid,
-        )
+        })
         .await
         .map_err(|e: RegisterError| e.to_string())?;
     if state.host_credentials.is_revoked(host.as_str()) {

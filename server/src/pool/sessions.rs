@@ -99,6 +99,18 @@ pub struct Sessions {
     account_sessions: Option<usize>,
 }
 
+/// A render host asking to register: who its credential says it is, and where devices reach it.
+#[derive(Debug)]
+pub struct Registration {
+    pub host: HostId,
+    /// Its credential is one this coordinator makes for the hosts it starts.
+    pub started_here: bool,
+    pub size: SessionSize,
+    pub endpoint: String,
+    pub adapter: String,
+    pub pid: u32,
+}
+
 /// Why a host's registration was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum RegisterError {
@@ -438,18 +450,19 @@ impl Sessions {
     /// commands to send it.
     pub async fn register(
         &self,
-        host: HostId,
-        started_here: bool,
-        size: SessionSize,
-        endpoint: String,
-        adapter: String,
-        pid: u32,
+        registration: Registration,
     ) -> Result<(HostId, mpsc::UnboundedReceiver<HostCommand>), RegisterError> {
         if let Some(shared) = &self.shared {
-            return self
-                .register_shared(shared, host, started_here, size, endpoint, adapter, pid)
-                .await;
+            return self.register_shared(shared, registration).await;
         }
+        let Registration {
+            host,
+            started_here,
+            size,
+            endpoint,
+            adapter,
+            pid,
+        } = registration;
         let now = self.now();
         let mut inner = self.lock();
         if self.hosts_lock().contains_key(&host) {
@@ -487,13 +500,16 @@ impl Sessions {
     async fn register_shared(
         &self,
         shared: &Shared,
-        host: HostId,
-        started_here: bool,
-        size: SessionSize,
-        endpoint: String,
-        adapter: String,
-        pid: u32,
+        registration: Registration,
     ) -> Result<(HostId, mpsc::UnboundedReceiver<HostCommand>), RegisterError> {
+        let Registration {
+            host,
+            started_here,
+            size,
+            endpoint,
+            adapter,
+            pid,
+        } = registration;
         let store_error = |e: AppError| RegisterError::Store(e.to_string());
         let now = self.now();
         if self.hosts_lock().contains_key(&host) {
