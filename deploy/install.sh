@@ -8,10 +8,12 @@
 #   deploy/install.sh --database-url 'postgres://…' --nats-url 'tls://…' \
 #     --tls-cert tls.crt --tls-key tls.key --ca ca.crt \
 #     --host-domain hosts.showroom.lan --host-tls-cert hosts.crt --host-tls-key hosts.key \
-#     [--overlay gpu] [--print]
+#     [--storage-class nfs-client] [--overlay gpu] [--print]
 #
 # Devices reach each render host at NODE.DOMAIN (a DNS name per node) on a node port of its pod's
 # own; --host-tls-cert is a certificate for *.DOMAIN (the hosts', not the coordinator's).
+# --storage-class names a class of ReadWriteMany volumes for the replicas' shared models folder
+# (without it, the cluster's default class, which must be able to share).
 #
 # The URLs hold passwords: pass them from the environment (PARALLAX_DATABASE_URL,
 # PARALLAX_NATS_URL) to keep them out of your shell history and `ps`.
@@ -19,7 +21,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 usage() {
-  sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 
@@ -28,7 +30,7 @@ database_url=${PARALLAX_DATABASE_URL:-}
 nats_url=${PARALLAX_NATS_URL:-}
 metrics_token=${PARALLAX_METRICS_TOKEN:-}
 tls_cert='' tls_key='' ca='' print=''
-host_domain='' host_tls_cert='' host_tls_key=''
+host_domain='' host_tls_cert='' host_tls_key='' storage_class=''
 while [ $# -gt 0 ]; do
   case "$1" in
     --overlay) overlay=$2; shift 2 ;;
@@ -41,6 +43,7 @@ while [ $# -gt 0 ]; do
     --host-domain) host_domain=$2; shift 2 ;;
     --host-tls-cert) host_tls_cert=$2; shift 2 ;;
     --host-tls-key) host_tls_key=$2; shift 2 ;;
+    --storage-class) storage_class=$2; shift 2 ;;
     --print) print=1; shift ;;
     -h|--help) usage ;;
     *) echo "install.sh: unknown argument $1" >&2; usage ;;
@@ -57,8 +60,11 @@ for file in "$tls_cert" "$tls_key" "$ca"; do
   [ -n "$file" ] || fail "--tls-cert, --tls-key and --ca: the coordinator's certificate, its key, and the CA devices trust"
   [ -r "$file" ] || fail "cannot read $file"
 done
-[[ "$host_domain" =~ ^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$ ]] \
+label='[a-z0-9]([-a-z0-9]*[a-z0-9])?'
+[[ "$host_domain" =~ ^$label(\.$label)*$ ]] \
   || fail "--host-domain: the DNS domain the nodes' names are under for devices (e.g. hosts.showroom.lan)"
+[ -z "$storage_class" ] || [[ "$storage_class" =~ ^$label(\.$label)*$ ]] \
+  || fail "--storage-class: the name of a StorageClass"
 for file in "$host_tls_cert" "$host_tls_key"; do
   [ -n "$file" ] || fail "--host-tls-cert and --host-tls-key: a certificate for *.$host_domain and its key"
   [ -r "$file" ] || fail "cannot read $file"
@@ -81,8 +87,32 @@ secret() {
   kubectl create secret generic "$@" --namespace "$namespace" --dry-run=client -o yaml \
     | grep -v '^  creationTimestamp: null$'
 }
+# The overlay, with the shared volume's class when one is given.
+overlay_rendered() {
+  if [ -z "$storage_class" ]; then
+    kubectl kustomize "deploy/overlays/$overlay"
+    return
+  fi
+  local patched="$values/kustomize"
+  mkdir -p "$patched"
+  cat > "$patched/kustomization.yaml" <<EOF
+apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+resources:
+  - $(realpath --relative-to="$patched" "deploy/overlays/$overlay")
+patches:
+  - target:
+      kind: PersistentVolumeClaim
+      name: parallax-shared
+    patch: |-
+      - op: add
+        path: /spec/storageClassName
+        value: $storage_class
+EOF
+  kubectl kustomize "$patched"
+}
 manifests() {
-  kubectl kustomize "deploy/overlays/$overlay"
+  overlay_rendered
   echo ---
   secret parallax-external --from-file="$values/database-url" --from-file="$values/nats-url" \
     --from-file="$values/metrics-token"

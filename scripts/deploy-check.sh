@@ -23,7 +23,9 @@ for file in tls.crt tls.key ca.crt hosts.crt hosts.key; do echo "not a real $fil
 deploy/install.sh --print --overlay gpu --database-url 'postgres://parallax:secret@db/parallax' \
   --nats-url 'tls://nats:4222' --tls-cert "$rendered/tls.crt" --tls-key "$rendered/tls.key" \
   --ca "$rendered/ca.crt" --host-domain hosts.showroom.lan --host-tls-cert "$rendered/hosts.crt" \
-  --host-tls-key "$rendered/hosts.key" > "$rendered/install.yaml"
+  --host-tls-key "$rendered/hosts.key" --storage-class nfs-client > "$rendered/install.yaml"
+grep -q '^  storageClassName: nfs-client$' "$rendered/install.yaml" \
+  || { echo "install.sh left out --storage-class" >&2; exit 1; }
 for name in parallax-external parallax-tls parallax-host-tls parallax-hosts parallax-coordinator \
   parallax-render-host; do
   grep -q "^  name: $name$" "$rendered/install.yaml" || { echo "install.sh left out $name" >&2; exit 1; }

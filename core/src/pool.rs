@@ -132,30 +132,31 @@ pub struct Pool {
 impl Pool {
     /// A pool that starts booting its standby hosts right away (see [`Pool::poll_effect`]).
     pub fn new(config: PoolConfig) -> Self {
-        Self::restore(config, [])
+        Self::restore(config, [], [0, 0])
     }
 
     /// The pool of a restarted coordinator: `returning` are the hosts its Ready sessions were
     /// on, which outlive a coordinator and register again; they keep their leases (and names)
     /// until they do, or until [`Pool::handle_returns_overdue`]. Standby hosts boot beside
     /// them within capacity.
+    /// New hosts are named past `named` too (per size, by [`SessionSize::index`]): the highest
+    /// numbers a pool before this one gave, so no name (nor the credential made of it) comes
+    /// back.
     pub fn restore(
         config: PoolConfig,
         returning: impl IntoIterator<Item = (HostId, SessionSize, SessionKey)>,
+        named: [u64; 2],
     ) -> Self {
         let mut pool = Self {
             config,
             hosts: BTreeMap::new(),
             queues: [VecDeque::new(), VecDeque::new()],
-            next_host: [0, 0],
+            next_host: named,
             lost: [0, 0],
             effects: VecDeque::new(),
         };
         for (host, size, session) in returning {
-            let number = host
-                .as_str()
-                .strip_prefix(&host_name_prefix(size))
-                .and_then(|n| n.parse::<u64>().ok());
+            let number = host_number(&host, size);
             let named_by_pool = number.is_some();
             // New hosts are named after the returning ones, never reusing a name.
             if let Some(number) = number {
@@ -538,6 +539,13 @@ fn host_name_prefix(size: SessionSize) -> String {
     format!("{}-", size.as_str().to_ascii_lowercase())
 }
 
+/// The number of `host` when the pool named it (`standard-7` of Standard: 7).
+pub fn host_number(host: &HostId, size: SessionSize) -> Option<u64> {
+    host.as_str()
+        .strip_prefix(&host_name_prefix(size))
+        .and_then(|n| n.parse().ok())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -578,6 +586,7 @@ mod tests {
                 (one.clone(), standard, id("a")),
                 (two.clone(), standard, id("b")),
             ],
+            [0, 0],
         );
         (pool, one, two)
     }
@@ -617,6 +626,20 @@ mod tests {
     }
 
     #[test]
+    fn a_restarted_pool_names_its_hosts_past_every_name_given_before() {
+        let (one, standard) = (HostId::new("standard-1"), SessionSize::Standard);
+        // Hosts up to standard-7 were named before; standard-1 serves `a` still.
+        let mut pool = Pool::restore(
+            pool(3, 1).config(),
+            [(one.clone(), standard, id("a"))],
+            [7, 0],
+        );
+        assert_eq!(drain(&mut pool), [start("standard-8")]);
+        assert_eq!(host_number(&HostId::new("standard-8"), standard), Some(8));
+        assert_eq!(host_number(&HostId::new("gpu-box"), standard), None);
+    }
+
+    #[test]
     fn a_session_that_ends_before_its_host_returns_frees_only_that_host() {
         let (mut pool, one, two) = restored(0);
         assert_eq!(pool.handle_release(&id("b")), None);
@@ -632,7 +655,11 @@ mod tests {
     fn a_host_that_does_not_return_is_lost_with_its_session() {
         let config = pool(1, 1).config();
         let host = HostId::new("standard-1");
-        let mut pool = Pool::restore(config, [(host.clone(), SessionSize::Standard, id("a"))]);
+        let mut pool = Pool::restore(
+            config,
+            [(host.clone(), SessionSize::Standard, id("a"))],
+            [0, 0],
+        );
         // At capacity: no standby until the returning host is given up.
         assert_eq!(drain(&mut pool), []);
         assert_eq!(pool.handle_returns_overdue(), [(host, Some(id("a")))]);
@@ -800,7 +827,11 @@ mod tests {
         // not one the pool started.
         let config = pool.config();
         let lab = HostId::new("lab-pc");
-        let mut pool = Pool::restore(config, [(lab.clone(), SessionSize::Standard, id("b"))]);
+        let mut pool = Pool::restore(
+            config,
+            [(lab.clone(), SessionSize::Standard, id("b"))],
+            [0, 0],
+        );
         pool.handle_host_ready(&lab);
         let _ = pool.handle_release(&id("b"));
         assert_eq!(drain(&mut pool), [PoolEffect::ResetHost { host: lab }]);

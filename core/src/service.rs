@@ -114,11 +114,13 @@ impl SessionService {
     /// coordinator: a Ready session keeps its host, which has `return_grace` to register again
     /// (see [`Pool::restore`]); after that its session ends in `Error` (never silently dropped).
     /// A Starting one asks the pool again, waiting in the queue if it must.
+    /// New hosts are named past `named` ([`Pool::restore`]).
     pub fn restore(
         config: PoolConfig,
         stored: Vec<RenderSession>,
         now: Timestamp,
         return_grace: std::time::Duration,
+        named: [u64; 2],
     ) -> Self {
         let mut waiting = Vec::new();
         let mut returning = Vec::new();
@@ -140,7 +142,7 @@ impl SessionService {
         }
         let mut service = Self {
             returns_due: (!returning.is_empty()).then(|| now.after(return_grace)),
-            pool: Pool::restore(config, returning),
+            pool: Pool::restore(config, returning, named),
             sessions,
             deadlines: BTreeSet::new(),
             deadline_of: HashMap::new(),
@@ -903,7 +905,7 @@ mod tests {
             .unwrap();
 
         // Its host never registers again: the session ends in Error when the grace is over.
-        let mut forsaken = SessionService::restore(config, stored.clone(), now, grace);
+        let mut forsaken = SessionService::restore(config, stored.clone(), now, grace, [0, 0]);
         assert_eq!(status(&mut forsaken, "ready", now.0), SessionStatus::Ready);
         assert_eq!(forsaken.poll_timeout(), Some(now.after(grace)));
         let over = now.after(grace);
@@ -926,7 +928,7 @@ mod tests {
         );
 
         // Its host registers again within the grace: the session stays Ready throughout.
-        let mut after = SessionService::restore(config, stored, now, grace);
+        let mut after = SessionService::restore(config, stored, now, grace, [0, 0]);
         assert!(after.pool().is_returning(&host));
         after.handle_host_ready(&host, now.after(Duration::from_secs(2)));
         assert_eq!(after.pool().lease_of(&host), Some(&key("ready")));

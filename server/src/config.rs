@@ -374,11 +374,12 @@ pub struct ProvisionArgs {
     /// How often the render host pods are listed, in milliseconds.
     #[arg(long, env = "PARALLAX_KUBE_POLL_MS", default_value_t = 2000)]
     pub kube_poll_ms: u64,
-    /// Node ports for render connections, `FIRST-LAST` (e.g. 7000-7099): each pod gets one of
-    /// its own as a `hostPort` and advertises it, so devices outside the cluster reach the host
-    /// at its node. Without it, at what the template advertises (its pod's address).
-    #[arg(long, env = "PARALLAX_KUBE_HOST_PORTS", value_parser = parse_port_range)]
-    pub kube_host_ports: Option<std::ops::RangeInclusive<u16>>,
+    /// Node ports for render connections, `FIRST-LAST` within the cluster's NodePort range
+    /// (e.g. 30700-30799): each pod gets one of its own, through a NodePort Service of its own,
+    /// and advertises it, so devices outside the cluster reach the host at its node. Without
+    /// it, at what the template advertises.
+    #[arg(long, env = "PARALLAX_KUBE_NODE_PORTS", value_parser = parse_port_range)]
+    pub kube_node_ports: Option<std::ops::RangeInclusive<u16>>,
 }
 
 /// `FIRST-LAST` (or one port), ports above 0.
@@ -388,7 +389,7 @@ fn parse_port_range(text: &str) -> Result<std::ops::RangeInclusive<u16>, String>
     match (port(first), port(last)) {
         (Some(first), Some(last)) if first <= last => Ok(first..=last),
         _ => Err(format!(
-            "{text:?} is not a range of ports such as 7000-7099"
+            "{text:?} is not a range of ports such as 30700-30799"
         )),
     }
 }
@@ -500,10 +501,10 @@ mod tests {
 
     #[test]
     fn port_ranges_are_first_to_last_or_refused_with_an_example() {
-        assert_eq!(parse_port_range("7000-7099"), Ok(7000..=7099));
+        assert_eq!(parse_port_range("30700-30799"), Ok(30700..=30799));
         assert_eq!(parse_port_range("7000"), Ok(7000..=7000));
         for wrong in ["7099-7000", "0-10", "7000-70000", "seven", ""] {
-            assert!(parse_port_range(wrong).unwrap_err().contains("7000-7099"));
+            assert!(parse_port_range(wrong).unwrap_err().contains("30700-30799"));
         }
     }
 }

@@ -362,7 +362,7 @@ async fn host_mode(args: &ServeArgs) -> anyhow::Result<HostMode> {
                 boot_limit: std::time::Duration::from_secs(hosts.kube_boot_limit_s),
                 poll: std::time::Duration::from_millis(hosts.kube_poll_ms.max(100)),
                 replica,
-                host_ports: hosts.kube_host_ports.clone(),
+                node_ports: hosts.kube_node_ports.clone(),
             };
             Ok(HostMode::Kubernetes(
                 kubernetes::Provisioner::connect(settings).await?,

@@ -397,9 +397,15 @@ impl AppState {
             ),
         };
         let catalog = Arc::new(
-            Catalog::open(data_dir, store.clone(), converter, quotas.clone())
-                .await
-                .context("opening the model catalog")?,
+            Catalog::open(
+                data_dir,
+                store.clone(),
+                converter,
+                quotas.clone(),
+                replication.is_some(),
+            )
+            .await
+            .context("opening the model catalog")?,
         );
         catalog
             .resume_conversions()

@@ -3,8 +3,9 @@
 //! stand-in API server in this test. It speaks the API's HTTP for what the provisioner uses
 //! (pods, Secrets, the PodTemplate deploy/ ships), and its stand-in kubelet runs each pod as the
 //! real `parallax render-host` process with the pod's arguments, environment and the credential
-//! of the pod's Secret, forwarding its `hostPort` (on this machine's loopback, the one "node")
-//! to it, or leaves it unschedulable when no "node" fits its size or its port.
+//! of the pod's Secret, and its kube-proxy forwards the node port of each NodePort Service (on
+//! this machine's loopback, the one "node") to the pod it selects; or it leaves a pod
+//! unschedulable when no "node" fits its size.
 #![cfg(feature = "kubernetes")]
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -38,6 +39,7 @@ const HOST_DOMAIN: &str = "hosts.test";
 struct Cluster {
     pods: BTreeMap<String, Value>,
     secrets: BTreeMap<String, Value>,
+    services: BTreeMap<String, Value>,
     leases: BTreeMap<String, Value>,
     /// Bumped on every write, as the API server's `resourceVersion`.
     version: u64,
@@ -45,7 +47,9 @@ struct Cluster {
     made: Vec<Value>,
     /// The pods' render host processes.
     processes: HashMap<String, Child>,
-    /// The pods' host ports, forwarded to their processes.
+    /// The port each pod's process listens on.
+    listens: HashMap<String, u16>,
+    /// The Services' node ports, forwarded to their pods' processes.
     forwards: HashMap<String, tokio::task::JoinHandle<()>>,
     /// Sizes (label values) whose pods no node fits.
     unschedulable: HashSet<String>,
@@ -76,6 +80,10 @@ impl ApiServer {
             .route(&pods, get(list_pods).post(create_pod))
             .route(&format!("{pods}/{{name}}"), delete(delete_pod))
             .route(&secrets, axum::routing::post(create_secret))
+            .route(
+                &format!("/api/v1/namespaces/{NAMESPACE}/services"),
+                axum::routing::post(create_service),
+            )
             .route(
                 &format!("/apis/coordination.k8s.io/v1/namespaces/{NAMESPACE}/leases"),
                 axum::routing::post(create_lease),
@@ -232,14 +240,23 @@ async fn delete_pod(State(server): State<ApiServer>, Path(name): Path<String>) -
         let _ = process.kill();
         let _ = process.wait();
     }
-    if let Some(forward) = cluster.forwards.remove(&name) {
-        forward.abort();
-    }
-    // The garbage collector deletes what the pod owns: its Secret.
+    cluster.listens.remove(&name);
+    // The garbage collector deletes what the pod owns: its Secret and its Service.
     let uid = pod["metadata"]["uid"].clone();
-    cluster
-        .secrets
-        .retain(|_, secret| secret["metadata"]["ownerReferences"][0]["uid"] != uid);
+    let owned = |object: &Value| object["metadata"]["ownerReferences"][0]["uid"] == uid;
+    cluster.secrets.retain(|_, secret| !owned(secret));
+    let services: Vec<String> = cluster
+        .services
+        .iter()
+        .filter(|(_, service)| owned(service))
+        .map(|(name, _)| name.clone())
+        .collect();
+    for service in services {
+        cluster.services.remove(&service);
+        if let Some(forward) = cluster.forwards.remove(&service) {
+            forward.abort();
+        }
+    }
     axum::Json(pod).into_response()
 }
 
@@ -253,6 +270,31 @@ async fn create_secret(
         .to_string();
     server.lock().secrets.insert(name, secret.clone());
     (StatusCode::CREATED, axum::Json(secret)).into_response()
+}
+
+/// A node port is the cluster's: one Service each (the API server's 422 otherwise).
+async fn create_service(
+    State(server): State<ApiServer>,
+    axum::Json(service): axum::Json<Value>,
+) -> Response {
+    let name = service["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let port = &service["spec"]["ports"][0]["nodePort"];
+    let mut cluster = server.lock();
+    if cluster
+        .services
+        .values()
+        .any(|other| &other["spec"]["ports"][0]["nodePort"] == port)
+    {
+        let message = format!(
+            "Service \"{name}\" is invalid: spec.ports[0].nodePort: Invalid value: {port}: provided port is already allocated"
+        );
+        return status(StatusCode::UNPROCESSABLE_ENTITY, "Invalid", message);
+    }
+    cluster.services.insert(name, service.clone());
+    (StatusCode::CREATED, axum::Json(service)).into_response()
 }
 
 async fn read_lease(State(server): State<ApiServer>, Path(name): Path<String>) -> Response {
@@ -317,9 +359,8 @@ fn holder(api: &ApiServer) -> Option<String> {
 
 /// Runs each schedulable pod whose Secret is there as a `parallax render-host` process, as its
 /// container would: the pod's arguments and environment, its credential file, this machine's
-/// loopback, its `render` port's `hostPort` forwarded to it. A pod whose host port is taken
-/// does not fit the node (as the scheduler says). The test's coordinator has no TLS, so neither
-/// do the hosts.
+/// loopback; and forwards each Service's node port to the pod it selects, as kube-proxy does.
+/// The test's coordinator has no TLS, so neither do the hosts.
 async fn kubelet(server: ApiServer) {
     loop {
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -362,22 +403,7 @@ async fn kubelet(server: ApiServer) {
                 let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
                 free.local_addr().unwrap().port()
             };
-            let render = container["ports"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .find(|p| p["name"] == "render");
-            if let Some(port) = render.and_then(|p| p["hostPort"].as_u64()) {
-                let Ok(node_port) = std::net::TcpListener::bind(("127.0.0.1", port as u16)) else {
-                    pod["status"] = json!({ "phase": "Pending", "conditions": [{
-                        "type": "PodScheduled", "status": "False", "reason": "Unschedulable",
-                        "message": "0/1 nodes are available: 1 node(s) didn't have free ports \
-                                    for the requested pod ports." }] });
-                    continue;
-                };
-                let forward = tokio::spawn(forward(node_port, listen));
-                cluster.forwards.insert(name.clone(), forward);
-            }
+            cluster.listens.insert(name.clone(), listen);
             let process = std::process::Command::new(env!("CARGO_BIN_EXE_parallax"))
                 .args(args)
                 .envs(env)
@@ -392,6 +418,26 @@ async fn kubelet(server: ApiServer) {
                 .unwrap();
             cluster.processes.insert(name.clone(), process);
             pod["status"] = json!({ "phase": "Running" });
+        }
+        // kube-proxy: each Service's node port to the one pod it selects.
+        for (service, spec) in &cluster.services {
+            if cluster.forwards.contains_key(service) {
+                continue;
+            }
+            let selector = spec["spec"]["selector"].as_object().unwrap();
+            let selected = cluster.pods.iter().find(|(_, pod)| {
+                selector
+                    .iter()
+                    .all(|(key, value)| &pod["metadata"]["labels"][key] == value)
+            });
+            let Some(listen) = selected.and_then(|(pod, _)| cluster.listens.get(pod)) else {
+                continue;
+            };
+            let port = spec["spec"]["ports"][0]["nodePort"].as_u64().unwrap() as u16;
+            let node_port = std::net::TcpListener::bind(("127.0.0.1", port))
+                .unwrap_or_else(|e| panic!("the node port {port}: {e}"));
+            let forward = tokio::spawn(forward(node_port, *listen));
+            cluster.forwards.insert(service.clone(), forward);
         }
     }
 }
@@ -492,18 +538,21 @@ fn serve_in_cluster(
     (child, addr)
 }
 
-/// Ten ports in a row for `--kube-host-ports`, likely free here: from one the system gave.
+/// Ten ports in a row for `--kube-node-ports`, likely free here: from one the system gave.
 fn node_ports() -> std::ops::Range<u16> {
     let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let first = free.local_addr().unwrap().port().min(65_000);
     first..first + 10
 }
 
-/// The node port of `pod`'s render connections.
+/// The node port `pod` advertises.
 fn node_port(pod: &Value) -> u64 {
-    let ports = pod["spec"]["containers"][0]["ports"].as_array().unwrap();
-    let render = ports.iter().find(|p| p["name"] == "render").unwrap();
-    render["hostPort"].as_u64().expect("a hostPort")
+    let env = pod["spec"]["containers"][0]["env"].as_array().unwrap();
+    let port = env
+        .iter()
+        .find(|e| e["name"] == "PARALLAX_HOST_ADVERTISE_PORT")
+        .expect("a node port");
+    port["value"].as_str().unwrap().parse().unwrap()
 }
 
 async fn pool_of(addr: &str, size: &str) -> Value {
@@ -528,7 +577,7 @@ async fn the_pool_is_pods_made_from_the_template_let_go_when_spare_and_kept_over
     args.extend([
         "--on-stop".into(),
         "keep-hosts".into(),
-        "--kube-host-ports".into(),
+        "--kube-node-ports".into(),
         format!("{}-{}", ports.start, ports.end - 1),
     ]);
     let (coordinator, addr) = serve_in_cluster(&api, &kubeconfig, &args);
@@ -567,8 +616,8 @@ async fn the_pool_is_pods_made_from_the_template_let_go_when_spare_and_kept_over
         registered,
         HashSet::from(["standard-1".into(), "standard-2".into()])
     );
-    // Each pod has a port of its own on the node, which its host advertises with the node's
-    // name under the hosts' domain.
+    // Each pod has a node port of its own (its NodePort Service's), which its host advertises
+    // with the node's name under the hosts' domain.
     let endpoints: HashMap<String, String> = coordinator::hosts(&addr)
         .await
         .iter()
@@ -580,10 +629,16 @@ async fn the_pool_is_pods_made_from_the_template_let_go_when_spare_and_kept_over
         })
         .collect();
     let mut taken = HashSet::new();
-    for pod in pods.values() {
+    for (name, pod) in &pods {
         let port = node_port(pod);
         assert!(ports.contains(&(port as u16)), "{port} is not in {ports:?}");
         assert!(taken.insert(port), "two pods have the node's port {port}");
+        let service = api.lock().services.get(name).cloned().expect("its Service");
+        assert_eq!(service["spec"]["ports"][0]["nodePort"], port);
+        assert_eq!(
+            service["metadata"]["ownerReferences"][0]["uid"],
+            pod["metadata"]["uid"]
+        );
         assert_eq!(
             endpoints[host_of(pod)],
             format!("ws://{NODE}.{HOST_DOMAIN}:{port}")
@@ -674,6 +729,20 @@ async fn the_pool_is_pods_made_from_the_template_let_go_when_spare_and_kept_over
         .await;
     assert!(api.pods().contains_key(&live_pod), "live's pod was kept");
     assert_eq!(api.made().len(), made_before + 2, "two new standby pods");
+    // Named past every host named before the restart: no name, nor the credential made of it,
+    // comes back (the spare host's was let go).
+    let number = |pod: &Value| -> u64 {
+        host_of(pod)
+            .strip_prefix("standard-")
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let made = api.made();
+    let highest = made[..made_before].iter().map(number).max().unwrap();
+    for pod in &made[made_before..] {
+        assert!(number(pod) > highest, "{} reuses a name", host_of(pod));
+    }
     assert_eq!(hosts_of(&addr).await.len(), 3);
 
     // Stopping (stop-hosts) deletes every pod.

@@ -1043,6 +1043,43 @@ impl Store {
             .try_get("value")
     }
 
+    /// Raises the setting `name` to `value` unless it is higher already, compared as text (give
+    /// numbers zero-padded to one width); made if it is not there.
+    pub async fn raise_setting(&self, name: &str, value: &str) -> StoreResult<()> {
+        let higher = match self.backend {
+            Backend::Sqlite => "max(settings.value, excluded.value)",
+            Backend::Postgres => "GREATEST(settings.value, EXCLUDED.value)",
+        };
+        sqlx::query(&format!(
+            "INSERT INTO settings (name, value) VALUES ($1, $2) \
+             ON CONFLICT (name) DO UPDATE SET value = {higher}"
+        ))
+        .bind(name)
+        .bind(value)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The highest number the pool named a host of each size with (by [`SessionSize::index`]),
+    /// as [`Store::named_host`] kept it.
+    pub async fn named_hosts(&self) -> StoreResult<[u64; 2]> {
+        let mut named = [0; 2];
+        for size in SessionSize::ALL {
+            let value = self
+                .setting_or_insert(&named_setting(size), &format!("{:020}", 0))
+                .await?;
+            named[size.index()] = value.parse().unwrap_or(0);
+        }
+        Ok(named)
+    }
+
+    /// Keeps that the pool named a host `number` of `size`.
+    pub async fn named_host(&self, size: SessionSize, number: u64) -> StoreResult<()> {
+        self.raise_setting(&named_setting(size), &format!("{number:020}"))
+            .await
+    }
+
     /// Every stored render session.
     pub async fn render_sessions(&self) -> StoreResult<Vec<RenderSession>> {
         let rows = sqlx::query(SESSION_COLUMNS).fetch_all(&self.pool).await?;
@@ -1474,6 +1511,11 @@ fn session_from_row(row: &AnyRow) -> StoreResult<RenderSession> {
         error: row.try_get("error")?,
         host: row.try_get::<Option<String>, _>("host")?.map(HostId::new),
     })
+}
+
+/// The setting that keeps the highest number the pool named a host of `size` with.
+fn named_setting(size: SessionSize) -> String {
+    format!("pool_named_{}", size.as_str().to_ascii_lowercase())
 }
 
 const CONVERSION_COLUMNS: &str = "SELECT account_id, id, settings, status, error_code,

@@ -43,17 +43,39 @@ impl Claim {
     /// Takes the claim `name` in `models`; `None` while another holds it. Whoever takes a claim
     /// checks that its work is still to do: the last holder may have just finished it.
     pub fn take(models: &Path, name: &str) -> std::io::Result<Option<Self>> {
+        use std::os::unix::fs::MetadataExt;
         let path = models.join(format!("{name}{CLAIM_SUFFIX}"));
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)?;
-        match file.try_lock() {
-            Ok(()) => Ok(Some(Self { path, file })),
-            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
-            Err(std::fs::TryLockError::Error(e)) => Err(e),
+        // A holder that lets go removes the file first: one locked after that is no claim, and
+        // the file at the path (a new one, or none) is tried instead.
+        for _ in 0..3 {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&path)?;
+            match file.try_lock() {
+                Ok(()) => {}
+                Err(std::fs::TryLockError::WouldBlock) => return Ok(None),
+                Err(std::fs::TryLockError::Error(e)) => return Err(e),
+            }
+            let locked = file.metadata()?;
+            match std::fs::metadata(&path) {
+                Ok(now) if (now.dev(), now.ino()) == (locked.dev(), locked.ino()) => {
+                    return Ok(Some(Self { path, file }));
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
         }
+        Ok(None)
+    }
+}
+
+impl Claim {
+    /// Lets it go off the async threads (a shared volume's file calls are network trips).
+    pub async fn let_go(self) {
+        let _ = tokio::task::spawn_blocking(move || drop(self)).await;
     }
 }
 
@@ -67,7 +89,7 @@ impl Drop for Claim {
 }
 
 /// Removes the staging folders in `models` no coordinator is receiving (left by a stop), with
-/// their claims' files.
+/// their claims' files. One it cannot look at or remove is left (and logged) for the next start.
 pub fn remove_abandoned_staging(models: &Path) -> std::io::Result<()> {
     for entry in std::fs::read_dir(models)? {
         let name = entry?.file_name().to_string_lossy().into_owned();
@@ -76,11 +98,15 @@ pub fn remove_abandoned_staging(models: &Path) -> std::io::Result<()> {
         };
         let staging = staging.strip_suffix(CLAIM_SUFFIX).unwrap_or(staging);
         let name = format!("{STAGING_PREFIX}{staging}");
-        if let Some(_claim) = Claim::take(models, &name)? {
-            match std::fs::remove_dir_all(models.join(&name)) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
-                _ => {}
-            }
+        let removed = Claim::take(models, &name).and_then(|claim| match claim {
+            Some(_claim) => match std::fs::remove_dir_all(models.join(&name)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+                _ => Ok(()),
+            },
+            None => Ok(()),
+        });
+        if let Err(e) = removed {
+            tracing::warn!(folder = %models.join(&name).display(), "an upload a stop left: {e}");
         }
     }
     Ok(())
@@ -197,6 +223,9 @@ impl Staging {
             Err(e) => return Err(e),
         }
         self.settled = true;
+        if let Some(claim) = self.claim.take() {
+            claim.let_go().await;
+        }
         sync_parent(folder).await?;
         Ok(true)
     }

@@ -32,6 +32,9 @@ use crate::catalog::parts::{PARTS, parts_file};
 /// How often conversions nobody runs are looked for (a replica that ran one died).
 const CONVERSION_SWEEP: std::time::Duration = std::time::Duration::from_secs(30);
 
+/// How often one waiting for a conversion's end looks at its record, besides being told.
+const CONVERTED_LOOK_AGAIN: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// The prefix of a conversion's claim in the models folder.
 const CONVERSION_CLAIM: &str = ".convert-";
 
@@ -114,6 +117,11 @@ pub struct Catalog {
     progress: std::sync::Mutex<HashMap<ModelId, f32>>,
     /// How many bytes and conversions each account may have.
     quotas: Arc<Quotas>,
+    /// One of replicas: a model whose files are not here is another's (the folder is not
+    /// shared), not lost.
+    replicated: bool,
+    /// The models in conversion elsewhere whose files are not here, said once.
+    elsewhere: std::sync::Mutex<std::collections::HashSet<ModelId>>,
 }
 
 impl Catalog {
@@ -123,6 +131,7 @@ impl Catalog {
         store: Store,
         converter: Converter,
         quotas: Arc<Quotas>,
+        replicated: bool,
     ) -> Result<Self, CatalogError> {
         let dir = data_dir.join("models");
         tokio::fs::create_dir_all(&dir).await?;
@@ -154,6 +163,8 @@ impl Catalog {
             converted: tokio::sync::Notify::new(),
             progress: std::sync::Mutex::new(HashMap::new()),
             quotas,
+            replicated,
+            elsewhere: std::sync::Mutex::default(),
         })
     }
 
@@ -257,11 +268,20 @@ impl Catalog {
             Ok(Some(now)) if now.status == ModelStatus::Converting => {}
             _ => return None,
         }
-        // Not here: the models folder is not shared with the replica it was uploaded to. Not
-        // failed either: that replica converts it.
-        if !self.folder(record).is_dir() {
-            tracing::warn!(model = %id, folder = %self.folder(record).display(),
-                "a model in conversion has no files here: do the replicas share one models folder?");
+        // Among replicas, not here: the models folder is not shared with the replica it was
+        // uploaded to, which converts it (it is not failed here). Alone, its conversion fails
+        // for want of them, as it says.
+        let folder = self.folder(record);
+        if self.replicated && !tokio::fs::try_exists(&folder).await.unwrap_or(false) {
+            let first = self
+                .elsewhere
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(id.clone());
+            if first {
+                tracing::warn!(model = %id, folder = %folder.display(),
+                    "a model in conversion has no files here: do the replicas share one models folder?");
+            }
             return None;
         }
         tracing::info!(model = %id, "converting");
@@ -278,7 +298,7 @@ impl Catalog {
     fn convert_later(self: &Arc<Self>, record: ModelRecord) {
         let catalog = self.clone();
         tokio::spawn(async move {
-            let Some(_claim) = catalog.claim_conversion(&record).await else {
+            let Some(claim) = catalog.claim_conversion(&record).await else {
                 return;
             };
             let id = record.summary.id.clone();
@@ -330,6 +350,7 @@ impl Catalog {
                 .unwrap_or_else(|e| e.into_inner())
                 .remove(&id);
             catalog.converted.notify_waiters();
+            claim.let_go().await;
         });
     }
 
@@ -348,7 +369,8 @@ impl Catalog {
             if record.status != ModelStatus::Converting {
                 return Ok(record);
             }
-            ended.await;
+            // Or looked at again a little later: another replica may be converting it.
+            let _ = tokio::time::timeout(CONVERTED_LOOK_AGAIN, ended).await;
         }
     }
 

@@ -241,7 +241,11 @@ async fn certificate_for(
     endpoint: &str,
 ) -> Result<Option<IssuedCertificate>, String> {
     let HostIdentity::Remote(host) = host else {
-        return Err("the coordinator's own hosts serve its certificate: they get none".into());
+        return Err(
+            "the coordinator's own hosts get no certificate from it: a local process serves \
+             the coordinator's, a pod the one its template mounts (PARALLAX_HOST_TLS_CERT)"
+                .into(),
+        );
     };
     let name = url::Url::parse(endpoint)
         .ok()

@@ -20,9 +20,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
-use k8s_openapi::api::core::v1::{EnvVar, Pod, PodTemplate, Secret};
+use k8s_openapi::api::core::v1::{
+    EnvVar, Pod, PodTemplate, Secret, Service, ServicePort, ServiceSpec,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::api::{Api, DeleteParams, ListParams, ObjectMeta, PostParams};
 use parallax_core::session::{HostId, SessionSize};
 use tokio::sync::watch;
@@ -37,7 +40,7 @@ pub const HOST_LABEL: &str = "parallax.dev/host";
 /// The annotation holding the host's name exactly (a label value is more restricted).
 pub const HOST_ANNOTATION: &str = "parallax.dev/host-id";
 
-/// The environment variable a host's pod is told its host port in (`--advertise-port`).
+/// The environment variable a host's pod is told its node port in (`--advertise-port`).
 const ADVERTISE_PORT_ENV: &str = "PARALLAX_HOST_ADVERTISE_PORT";
 
 /// How long the first back-off lasts before a size that could not start is tried again; it
@@ -80,15 +83,15 @@ pub fn pod_name(host: &HostId) -> String {
 }
 
 /// `host`'s pod, of `size`, for the coordinator `owner`, from the operator's `template`: its
-/// labels, its `--size` and `--host-id`, and its credential's Secret; with a `host_port`, its
-/// `render` port bound to that port of its node, which the host advertises. An error says what
-/// the template lacks.
+/// labels, its `--size` and `--host-id`, and its credential's Secret; with a `node_port`, told to
+/// advertise it (its Service, [`node_port_service`], forwards it). An error says what the
+/// template lacks.
 pub fn host_pod(
     template: &PodTemplate,
     host: &HostId,
     size: SessionSize,
     owner: &str,
-    host_port: Option<u16>,
+    node_port: Option<u16>,
 ) -> Result<Pod, String> {
     let spec = template
         .template
@@ -132,16 +135,18 @@ pub fn host_pod(
         host.to_string(),
     ]);
     container.args = Some(args);
-    if let Some(port) = host_port {
-        let render = container
+    if let Some(port) = node_port {
+        if !container
             .ports
-            .iter_mut()
+            .iter()
             .flatten()
-            .find(|p| p.name.as_deref() == Some("render"))
-            .ok_or(
-                "the pod template's container has no port named `render` for --kube-host-ports",
-            )?;
-        render.host_port = Some(i32::from(port));
+            .any(|p| p.name.as_deref() == Some("render"))
+        {
+            return Err(
+                "the pod template's container has no port named `render` for --kube-node-ports"
+                    .into(),
+            );
+        }
         let env = container.env.get_or_insert_with(Vec::new);
         env.retain(|e| e.name != ADVERTISE_PORT_ENV);
         env.push(EnvVar {
@@ -217,17 +222,66 @@ pub fn why_not_starting(pod: &Pod) -> Option<String> {
     None
 }
 
-/// The node port `pod`'s render connections come in on, if it has one.
-fn host_port(pod: &Pod) -> Option<u16> {
+/// The node port `pod`'s render connections come in on (the one it advertises), if it has one.
+fn node_port(pod: &Pod) -> Option<u16> {
     pod.spec
         .as_ref()?
         .containers
         .iter()
         .filter(|c| c.name == "render-host")
-        .flat_map(|c| c.ports.iter().flatten())
-        .find(|p| p.name.as_deref() == Some("render"))?
-        .host_port
-        .and_then(|port| u16::try_from(port).ok())
+        .flat_map(|c| c.env.iter().flatten())
+        .find(|e| e.name == ADVERTISE_PORT_ENV)?
+        .value
+        .as_deref()?
+        .parse()
+        .ok()
+}
+
+/// The Service that takes devices' render connections to `pod` (as made, with its uid) on
+/// `port` of its node: a NodePort Service of the pod alone, owned by it (the garbage collector
+/// deletes it with the pod), that keeps connections on the node they reach (the host advertises
+/// its own node's name), so devices' addresses are kept too.
+pub fn node_port_service(pod: &Pod, port: u16) -> Service {
+    let labels = pod.metadata.labels.clone().unwrap_or_default();
+    let selector = [COMPONENT.0, OWNER_LABEL, HOST_LABEL]
+        .into_iter()
+        .filter_map(|key| Some((key.to_string(), labels.get(key)?.clone())))
+        .collect();
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    Service {
+        metadata: ObjectMeta {
+            name: Some(name),
+            labels: Some(labels),
+            owner_references: Some(vec![owned_by(pod)]),
+            ..Default::default()
+        },
+        spec: Some(ServiceSpec {
+            type_: Some("NodePort".into()),
+            external_traffic_policy: Some("Local".into()),
+            selector: Some(selector),
+            ports: Some(vec![ServicePort {
+                name: Some("render".into()),
+                protocol: Some("TCP".into()),
+                port: i32::from(port),
+                target_port: Some(IntOrString::String("render".into())),
+                node_port: Some(i32::from(port)),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }),
+        status: None,
+    }
+}
+
+/// The owner reference to `pod`, for what goes with it.
+fn owned_by(pod: &Pod) -> OwnerReference {
+    OwnerReference {
+        api_version: "v1".into(),
+        kind: "Pod".into(),
+        name: pod.metadata.name.clone().unwrap_or_default(),
+        uid: pod.metadata.uid.clone().unwrap_or_default(),
+        ..Default::default()
+    }
 }
 
 /// Five lower-case letters and digits, for a pod's name.
@@ -261,9 +315,9 @@ pub struct KubeSettings {
     /// Replicas: this replica's name on the Lease (its pod's name); `None` for one coordinator,
     /// which provisions alone.
     pub replica: Option<String>,
-    /// The node ports render connections come in on, one per pod (`--kube-host-ports`), for
+    /// The node ports render connections come in on, one per pod (`--kube-node-ports`), for
     /// devices outside the cluster; `None`: they reach the pods as the template says.
-    pub host_ports: Option<RangeInclusive<u16>>,
+    pub node_ports: Option<RangeInclusive<u16>>,
 }
 
 /// A size whose pods could not start: none are made until `retry_at`, when one is tried.
@@ -278,6 +332,7 @@ struct Unavailable {
 pub struct Provisioner {
     pods: Api<Pod>,
     secrets: Api<Secret>,
+    services: Api<Service>,
     templates: Api<PodTemplate>,
     settings: KubeSettings,
     /// This owner's pods by name, as last listed (each successful list replaces it).
@@ -295,8 +350,10 @@ pub struct Provisioner {
     observed: Mutex<Option<(String, Instant)>>,
     /// Replicas: the unavailable sizes as the Lease last said (the holder's view).
     said: Mutex<[Option<String>; 2]>,
-    /// The host ports of pods being made or run from here (a list may not show them yet).
+    /// The node ports of pods being made or run from here (a list may not show them yet), and
+    /// those the API server said another Service has.
     claimed: Mutex<BTreeSet<u16>>,
+    elsewhere: Mutex<BTreeSet<u16>>,
     /// The pods this replica watches, by name.
     followed: Mutex<HashSet<String>>,
 }
@@ -313,7 +370,7 @@ impl Drop for Following<'_> {
     }
 }
 
-/// A host port held for one pod while it is made and run; given back when dropped (a pod
+/// A node port held for one pod while it is made and run; given back when dropped (a pod
 /// still listed, ending, keeps it taken).
 struct PortClaim {
     provisioner: Arc<Provisioner>,
@@ -362,6 +419,7 @@ impl Provisioner {
         let provisioner = Arc::new(Self {
             pods: Api::namespaced(client.clone(), &namespace),
             secrets: Api::namespaced(client.clone(), &namespace),
+            services: Api::namespaced(client.clone(), &namespace),
             templates: Api::namespaced(client, &namespace),
             leading: watch::Sender::new(lease.is_none()),
             lease,
@@ -372,6 +430,7 @@ impl Provisioner {
             renewed: Mutex::default(),
             observed: Mutex::default(),
             claimed: Mutex::default(),
+            elsewhere: Mutex::default(),
             followed: Mutex::default(),
         });
         let template = provisioner.template().await.map_err(|e| {
@@ -386,7 +445,7 @@ impl Provisioner {
             &HostId::new("check"),
             SessionSize::Standard,
             "check",
-            provisioner.settings.host_ports.as_ref().map(|p| *p.start()),
+            provisioner.settings.node_ports.as_ref().map(|p| *p.start()),
         )
         .map_err(|e| anyhow::anyhow!("{e}"))?;
         provisioner.list().await?;
@@ -522,10 +581,11 @@ impl Provisioner {
         ended
     }
 
-    /// The first host port of `--kube-host-ports` no pod of this owner has, held until the
-    /// claim is dropped; `None` without host ports; an error when every one is taken.
+    /// The first node port of `--kube-node-ports` no pod of this owner (nor another Service)
+    /// has, held until the claim is dropped; `None` without node ports; an error when every one
+    /// is taken.
     fn claim_port(self: &Arc<Self>) -> Result<Option<PortClaim>, String> {
-        let Some(range) = self.settings.host_ports.clone() else {
+        let Some(range) = self.settings.node_ports.clone() else {
             return Ok(None);
         };
         let mut claimed = lock(&self.claimed);
@@ -533,15 +593,16 @@ impl Provisioner {
             .seen
             .borrow()
             .values()
-            .filter_map(host_port)
+            .filter_map(node_port)
             .chain(claimed.iter().copied())
+            .chain(lock(&self.elsewhere).iter().copied())
             .collect();
         let (first, last) = (*range.start(), *range.end());
         let port = range
             .into_iter()
             .find(|p| !used.contains(p))
             .ok_or_else(|| {
-                format!("every host port of --kube-host-ports {first}-{last} is taken: widen it")
+                format!("every node port of --kube-node-ports {first}-{last} is taken: widen it")
             })?;
         claimed.insert(port);
         Ok(Some(PortClaim {
@@ -676,14 +737,14 @@ impl Provisioner {
         host: &HostId,
         size: SessionSize,
         credential: &str,
-        host_port: Option<u16>,
+        node_port: Option<u16>,
     ) -> Result<String, CreateError> {
         let template = self
             .template()
             .await
             .map_err(|e| CreateError::of(&format!("PodTemplate {}", self.settings.template), e))?;
         let wanted =
-            host_pod(&template, host, size, &self.settings.owner, host_port).map_err(Refused)?;
+            host_pod(&template, host, size, &self.settings.owner, node_port).map_err(Refused)?;
         let made = self
             .pods
             .create(&PostParams::default(), &wanted)
@@ -694,13 +755,7 @@ impl Provisioner {
             metadata: ObjectMeta {
                 name: Some(name.clone()),
                 labels: made.metadata.labels.clone(),
-                owner_references: Some(vec![OwnerReference {
-                    api_version: "v1".into(),
-                    kind: "Pod".into(),
-                    name: name.clone(),
-                    uid: made.metadata.uid.clone().unwrap_or_default(),
-                    ..Default::default()
-                }]),
+                owner_references: Some(vec![owned_by(&made)]),
                 ..Default::default()
             },
             string_data: Some(BTreeMap::from([(
@@ -713,6 +768,20 @@ impl Provisioner {
         if let Err(e) = self.secrets.create(&PostParams::default(), &secret).await {
             self.remove(&name).await;
             return Err(CreateError::of("its credential's Secret", e));
+        }
+        if let Some(port) = node_port {
+            let service = node_port_service(&made, port);
+            if let Err(e) = self.services.create(&PostParams::default(), &service).await {
+                self.remove(&name).await;
+                // Another Service has the port: the next pod takes another.
+                if is_status(&e, 422) {
+                    lock(&self.elsewhere).insert(port);
+                    return Err(Failed(format!(
+                        "node port {port} is another Service's: {e}"
+                    )));
+                }
+                return Err(CreateError::of("its Service", e));
+            }
         }
         Ok(name)
     }
@@ -976,7 +1045,7 @@ mod tests {
             &host,
             SessionSize::Premium,
             "parallax-0",
-            Some(7003),
+            Some(30703),
         )
         .unwrap();
         let pod = serde_json::to_value(&pod).unwrap();
@@ -1003,18 +1072,26 @@ mod tests {
                 "standard-7"
             ])
         );
-        // Devices reach it at its node's port 7003, which it advertises.
-        let render = &container["ports"][0];
-        assert_eq!(
-            (&render["name"], &render["hostPort"]),
-            (&json!("render"), &json!(7003))
-        );
+        // Devices reach it at its node's port 30703, which it advertises, through a Service of
+        // its own that the pod owns.
         let env = container["env"].as_array().unwrap();
         let port = env
             .iter()
             .find(|e| e["name"] == ADVERTISE_PORT_ENV)
             .unwrap();
-        assert_eq!(port["value"], "7003");
+        assert_eq!(port["value"], "30703");
+        let mut made: Pod = serde_json::from_value(pod.clone()).unwrap();
+        made.metadata.uid = Some("a-uid".into());
+        let service = serde_json::to_value(node_port_service(&made, 30703)).unwrap();
+        assert_eq!(service["metadata"]["name"], name);
+        assert_eq!(service["metadata"]["ownerReferences"][0]["uid"], "a-uid");
+        let spec = &service["spec"];
+        assert_eq!(spec["type"], "NodePort");
+        assert_eq!(spec["externalTrafficPolicy"], "Local");
+        assert_eq!(spec["ports"][0]["nodePort"], 30703);
+        assert_eq!(spec["ports"][0]["targetPort"], "render");
+        assert_eq!(spec["selector"][HOST_LABEL], labels[HOST_LABEL]);
+        assert_eq!(spec["selector"][OWNER_LABEL], "parallax-0");
         // The template's resources and security stay as the operator wrote them.
         assert_eq!(container["securityContext"]["readOnlyRootFilesystem"], true);
         assert!(container["resources"]["requests"]["cpu"].is_string());

@@ -153,7 +153,8 @@ impl Sessions {
         let shared = replication
             .map(|replication| Shared::new(store.clone(), replication, pool, return_grace));
         let restored = stored.len();
-        let service = SessionService::restore(pool, stored, clock.now(), return_grace);
+        let named = store.named_hosts().await?;
+        let service = SessionService::restore(pool, stored, clock.now(), return_grace, named);
         let (writes, write_queue) = mpsc::unbounded_channel();
         let host_queue = launcher.events();
         let sessions = Arc::new(Self {
@@ -761,7 +762,14 @@ impl Sessions {
         let mut stored = Vec::new();
         for effect in effects {
             match effect {
-                Effect::StartHost { host, size } => self.launcher.launch(host, size),
+                Effect::StartHost { host, size } => {
+                    // Its name is kept: a restart names new hosts past it.
+                    stored.push(Effect::StartHost {
+                        host: host.clone(),
+                        size,
+                    });
+                    self.launcher.launch(host, size);
+                }
                 Effect::ResetHost { host } => {
                     // The session ended: the host disconnects its device, which drops the
                     // scene; it is clean for its next lease.
@@ -1185,9 +1193,13 @@ async fn write_loop(store: Store, mut queue: mpsc::UnboundedReceiver<Write>) {
             let result = match effect {
                 Effect::Persist(session) => store.upsert_render_session(session).await,
                 Effect::Purge(key) => store.delete_render_session(key).await,
-                Effect::StartHost { .. } | Effect::ResetHost { .. } | Effect::StopHost { .. } => {
-                    Ok(())
+                Effect::StartHost { host, size } => {
+                    match parallax_core::pool::host_number(host, *size) {
+                        Some(number) => store.named_host(*size, number).await,
+                        None => Ok(()),
+                    }
                 }
+                Effect::ResetHost { .. } | Effect::StopHost { .. } => Ok(()),
             };
             if let Err(e) = result {
                 tracing::error!("storing a render session change failed: {e}");

@@ -177,7 +177,11 @@ impl Shared {
         }
         let service = match stored {
             Some(_) => SessionService::resume(self.config, parse_pool(stored)?, sessions),
-            None => SessionService::restore(self.config, sessions, now, self.return_grace),
+            None => {
+                // Named past the hosts of a single coordinator before (its names kept).
+                let named = self.store.named_hosts().await?;
+                SessionService::restore(self.config, sessions, now, self.return_grace, named)
+            }
         };
         Ok(Locked {
             transaction,
