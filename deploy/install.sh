@@ -13,7 +13,8 @@
 # Devices reach each render host at NODE.DOMAIN (a DNS name per node) on a node port of its pod's
 # own; --host-tls-cert is a certificate for *.DOMAIN (the hosts', not the coordinator's).
 # --storage-class names a class of ReadWriteMany volumes for the replicas' shared models folder
-# (without it, the cluster's default class, which must be able to share).
+# (without it, the cluster's default class, which must be able to share); a volume's class
+# cannot change once it is made.
 #
 # The URLs hold passwords: pass them from the environment (PARALLAX_DATABASE_URL,
 # PARALLAX_NATS_URL) to keep them out of your shell history and `ps`.
@@ -77,7 +78,10 @@ fi
 namespace=parallax
 # The values go to kubectl in files only this user reads, not on its command line.
 values=$(mktemp -d)
-trap 'rm -rf "$values"' EXIT
+# The overlay with the volume's class: a kustomization beside the overlays (kustomize takes
+# relative paths only).
+patched=$(mktemp -d deploy/.install.XXXXXX)
+trap 'rm -rf "$values" "$patched"' EXIT
 chmod 700 "$values"
 printf %s "$database_url" > "$values/database-url"
 printf %s "$nats_url" > "$values/nats-url"
@@ -93,13 +97,11 @@ overlay_rendered() {
     kubectl kustomize "deploy/overlays/$overlay"
     return
   fi
-  local patched="$values/kustomize"
-  mkdir -p "$patched"
   cat > "$patched/kustomization.yaml" <<EOF
 apiVersion: kustomize.config.k8s.io/v1beta1
 kind: Kustomization
 resources:
-  - $(realpath --relative-to="$patched" "deploy/overlays/$overlay")
+  - ../overlays/$overlay
 patches:
   - target:
       kind: PersistentVolumeClaim

@@ -283,6 +283,10 @@ async fn create_service(
         .to_string();
     let port = &service["spec"]["ports"][0]["nodePort"];
     let mut cluster = server.lock();
+    if cluster.services.contains_key(&name) {
+        let message = format!("services \"{name}\" already exists");
+        return status(StatusCode::CONFLICT, "AlreadyExists", message);
+    }
     if cluster
         .services
         .values()
@@ -884,9 +888,12 @@ async fn among_replicas_one_provisions_and_a_dead_ones_pods_are_taken_over() {
         created["id"].as_str().unwrap(),
         created["key"].as_str().unwrap(),
     );
+    let ports = node_ports();
+    let ports = format!("{}-{}", ports.start, ports.end - 1);
     let replica = |name: &str| {
         let data = dir.path().join(name);
         let mut args = kube_args(&data, 3, 2, 0);
+        args.extend(["--kube-node-ports".into(), ports.clone()]);
         // A boot limit long passed by the end: it must not take registered hosts for lost,
         // wherever they are linked.
         args.extend(["--database-url", &database, "--nats", &nats.url].map(String::from));
@@ -914,7 +921,13 @@ async fn among_replicas_one_provisions_and_a_dead_ones_pods_are_taken_over() {
         _ => (second, first, first_addr),
     };
 
-    // The holder dies without a word; the other takes over within the Lease's 15 s.
+    // The holder dies without a word (as if between making a pod and its Service: one Service
+    // is gone); the other takes over within the Lease's 15 s.
+    let lost_service = api.pods().into_keys().next().unwrap();
+    api.lock()
+        .services
+        .remove(&lost_service)
+        .expect("a Service per pod");
     leading.kill().unwrap();
     leading.wait().unwrap();
     let deadline = Instant::now() + Duration::from_secs(25);
@@ -928,6 +941,14 @@ async fn among_replicas_one_provisions_and_a_dead_ones_pods_are_taken_over() {
         2,
         "the pods were taken up, not made again"
     );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !api.lock().services.contains_key(&lost_service) {
+        assert!(
+            Instant::now() < deadline,
+            "the pod's Service was not made again"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     // It provisions: a session takes a free host, and a third pod keeps two free.
     let token = coordinator::token(&survivor_addr, account, key).await;

@@ -266,7 +266,10 @@ impl Catalog {
         };
         match self.store.model(&id).await {
             Ok(Some(now)) if now.status == ModelStatus::Converting => {}
-            _ => return None,
+            _ => {
+                claim.let_go().await;
+                return None;
+            }
         }
         // Among replicas, not here: the models folder is not shared with the replica it was
         // uploaded to, which converts it (it is not failed here). Alone, its conversion fails
@@ -282,6 +285,7 @@ impl Catalog {
                 tracing::warn!(model = %id, folder = %folder.display(),
                     "a model in conversion has no files here: do the replicas share one models folder?");
             }
+            claim.let_go().await;
             return None;
         }
         tracing::info!(model = %id, "converting");

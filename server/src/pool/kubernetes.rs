@@ -37,11 +37,16 @@ pub const COMPONENT: (&str, &str) = ("app.kubernetes.io/component", "render-host
 pub const SIZE_LABEL: &str = "parallax.dev/size";
 pub const OWNER_LABEL: &str = "parallax.dev/owner";
 pub const HOST_LABEL: &str = "parallax.dev/host";
+/// The label with the pod's own name, which its node port's Service selects.
+pub const POD_LABEL: &str = "parallax.dev/pod";
 /// The annotation holding the host's name exactly (a label value is more restricted).
 pub const HOST_ANNOTATION: &str = "parallax.dev/host-id";
 
 /// The environment variable a host's pod is told its node port in (`--advertise-port`).
 const ADVERTISE_PORT_ENV: &str = "PARALLAX_HOST_ADVERTISE_PORT";
+
+/// How long a node port another Service had is left alone.
+const ELSEWHERE_FOR: Duration = Duration::from_secs(120);
 
 /// How long the first back-off lasts before a size that could not start is tried again; it
 /// doubles on each failure, up to [`MOST_BACKOFF`].
@@ -112,6 +117,7 @@ pub fn host_pod(
     // Each pod its own name, so a new host never waits for an old pod of its name to go.
     let name = format!("{}-{}", name.chars().take(57).collect::<String>(), suffix());
     metadata.name = Some(name.clone());
+    labels_of(&mut metadata).insert(POD_LABEL.into(), name.clone());
     let container = pod_spec
         .containers
         .iter_mut()
@@ -222,6 +228,10 @@ pub fn why_not_starting(pod: &Pod) -> Option<String> {
     None
 }
 
+fn labels_of(metadata: &mut ObjectMeta) -> &mut BTreeMap<String, String> {
+    metadata.labels.get_or_insert_with(Default::default)
+}
+
 /// The node port `pod`'s render connections come in on (the one it advertises), if it has one.
 fn node_port(pod: &Pod) -> Option<u16> {
     pod.spec
@@ -238,12 +248,12 @@ fn node_port(pod: &Pod) -> Option<u16> {
 }
 
 /// The Service that takes devices' render connections to `pod` (as made, with its uid) on
-/// `port` of its node: a NodePort Service of the pod alone, owned by it (the garbage collector
+/// `port` of its node: a NodePort Service of that pod alone (its name's label), owned by it (the garbage collector
 /// deletes it with the pod), that keeps connections on the node they reach (the host advertises
 /// its own node's name), so devices' addresses are kept too.
 pub fn node_port_service(pod: &Pod, port: u16) -> Service {
     let labels = pod.metadata.labels.clone().unwrap_or_default();
-    let selector = [COMPONENT.0, OWNER_LABEL, HOST_LABEL]
+    let selector = [COMPONENT.0, OWNER_LABEL, POD_LABEL]
         .into_iter()
         .filter_map(|key| Some((key.to_string(), labels.get(key)?.clone())))
         .collect();
@@ -351,9 +361,10 @@ pub struct Provisioner {
     /// Replicas: the unavailable sizes as the Lease last said (the holder's view).
     said: Mutex<[Option<String>; 2]>,
     /// The node ports of pods being made or run from here (a list may not show them yet), and
-    /// those the API server said another Service has.
+    /// those the API server said another Service had, since when (tried again after
+    /// [`ELSEWHERE_FOR`]: a deleted pod's Service goes a little after it).
     claimed: Mutex<BTreeSet<u16>>,
-    elsewhere: Mutex<BTreeSet<u16>>,
+    elsewhere: Mutex<HashMap<u16, Instant>>,
     /// The pods this replica watches, by name.
     followed: Mutex<HashSet<String>>,
 }
@@ -461,6 +472,16 @@ impl Provisioner {
             tokio::spawn(lead(Arc::downgrade(&provisioner)));
         }
         tokio::spawn(follow(Arc::downgrade(&provisioner)));
+        if let Some(ports) = &provisioner.settings.node_ports
+            && (*ports.start() < 30000 || *ports.end() > 32767)
+        {
+            tracing::warn!(
+                "--kube-node-ports {}-{} is outside Kubernetes' default NodePort range \
+                 (30000-32767): the API server refuses ports outside the cluster's",
+                ports.start(),
+                ports.end()
+            );
+        }
         tracing::info!(%namespace, template = %provisioner.settings.template, "render hosts are Kubernetes pods");
         Ok(provisioner)
     }
@@ -595,7 +616,12 @@ impl Provisioner {
             .values()
             .filter_map(node_port)
             .chain(claimed.iter().copied())
-            .chain(lock(&self.elsewhere).iter().copied())
+            .chain(
+                lock(&self.elsewhere)
+                    .iter()
+                    .filter(|(_, since)| since.elapsed() < ELSEWHERE_FOR)
+                    .map(|(port, _)| *port),
+            )
             .collect();
         let (first, last) = (*range.start(), *range.end());
         let port = range
@@ -621,7 +647,27 @@ impl Provisioner {
         boot_deadline: BootDeadline,
     ) -> Option<Ended> {
         tracing::info!(%host, %pod, "render host pod taken up");
+        self.keep_service(&pod).await;
         self.watch(size, pod, stop, boot_deadline).await
+    }
+
+    /// Makes `pod`'s node port Service if it has none (its maker stopped between the two).
+    async fn keep_service(&self, pod: &str) {
+        let Some(made) = self.seen.borrow().get(pod).cloned() else {
+            return;
+        };
+        let Some(port) = node_port(&made).filter(|_| self.settings.node_ports.is_some()) else {
+            return;
+        };
+        match self
+            .services
+            .create(&PostParams::default(), &node_port_service(&made, port))
+            .await
+        {
+            Ok(_) => tracing::info!(%pod, port, "render host pod's Service made again"),
+            Err(e) if is_status(&e, 409) => {}
+            Err(e) => tracing::warn!(%pod, "making the render host pod's Service: {e}"),
+        }
     }
 
     /// Deletes `pod`; its credential's Secret goes with it (the garbage collector follows its
@@ -773,9 +819,10 @@ impl Provisioner {
             let service = node_port_service(&made, port);
             if let Err(e) = self.services.create(&PostParams::default(), &service).await {
                 self.remove(&name).await;
-                // Another Service has the port: the next pod takes another.
-                if is_status(&e, 422) {
-                    lock(&self.elsewhere).insert(port);
+                // Another Service has the port (or had it: a deleted pod's goes a little
+                // after it): the next pods take others for a while.
+                if is_status(&e, 422) && e.to_string().contains("already allocated") {
+                    lock(&self.elsewhere).insert(port, Instant::now());
                     return Err(Failed(format!(
                         "node port {port} is another Service's: {e}"
                     )));
@@ -1090,7 +1137,8 @@ mod tests {
         assert_eq!(spec["externalTrafficPolicy"], "Local");
         assert_eq!(spec["ports"][0]["nodePort"], 30703);
         assert_eq!(spec["ports"][0]["targetPort"], "render");
-        assert_eq!(spec["selector"][HOST_LABEL], labels[HOST_LABEL]);
+        assert_eq!(spec["selector"][POD_LABEL], name);
+        assert_eq!(labels[POD_LABEL], name);
         assert_eq!(spec["selector"][OWNER_LABEL], "parallax-0");
         // The template's resources and security stay as the operator wrote them.
         assert_eq!(container["securityContext"]["readOnlyRootFilesystem"], true);

@@ -134,6 +134,20 @@ impl Launcher {
             .is_some_and(|started| started.any_pid || started.pid.get() == Some(&pid))
     }
 
+    /// The hosts whose pods are there now, by name and size (none but with pods): a restarted
+    /// pool names new hosts past them, even one made just before a crash whose name was not kept.
+    pub fn existing_hosts(&self) -> Vec<(HostId, SessionSize)> {
+        match &self.mode {
+            #[cfg(feature = "kubernetes")]
+            HostMode::Kubernetes(provisioner) => provisioner
+                .existing()
+                .into_iter()
+                .map(|(host, size, _)| (host, size))
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
     /// Whether a host it started that is not in the pool is refused when it registers: pods
     /// (credentials kept as Secrets in the cluster, of pods deleted once let go). A local
     /// process the pool let go has exited, and one from before a crash is taken back.

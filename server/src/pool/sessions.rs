@@ -153,7 +153,11 @@ impl Sessions {
         let shared = replication
             .map(|replication| Shared::new(store.clone(), replication, pool, return_grace));
         let restored = stored.len();
-        let named = store.named_hosts().await?;
+        let mut named = store.named_hosts().await?;
+        for (host, size) in launcher.existing_hosts() {
+            let number = parallax_core::pool::host_number(&host, size).unwrap_or(0);
+            named[size.index()] = named[size.index()].max(number);
+        }
         let service = SessionService::restore(pool, stored, clock.now(), return_grace, named);
         let (writes, write_queue) = mpsc::unbounded_channel();
         let host_queue = launcher.events();
