@@ -70,9 +70,15 @@ impl Claim {
         }
         Ok(None)
     }
-}
 
-impl Claim {
+    /// [`Claim::take`] off the async threads (a shared volume's file calls are network trips).
+    pub async fn take_off_thread(models: &Path, name: String) -> std::io::Result<Option<Self>> {
+        let models = models.to_path_buf();
+        tokio::task::spawn_blocking(move || Self::take(&models, &name))
+            .await
+            .map_err(std::io::Error::other)?
+    }
+
     /// Lets it go off the async threads (a shared volume's file calls are network trips).
     pub async fn let_go(self) {
         let _ = tokio::task::spawn_blocking(move || drop(self)).await;
@@ -133,13 +139,9 @@ impl Staging {
     /// A new staging folder in `models`, claimed before it is made.
     pub async fn new(models: &Path) -> std::io::Result<Self> {
         let name = format!("{STAGING_PREFIX}{}", uuid::Uuid::new_v4().simple());
-        let claim = {
-            let (models, name) = (models.to_path_buf(), name.clone());
-            tokio::task::spawn_blocking(move || Claim::take(&models, &name))
-                .await
-                .map_err(std::io::Error::other)??
-                .ok_or_else(|| std::io::Error::other("a new staging folder was claimed"))?
-        };
+        let claim = Claim::take_off_thread(models, name.clone())
+            .await?
+            .ok_or_else(|| std::io::Error::other("a new staging folder was claimed"))?;
         let path = models.join(name);
         tokio::fs::create_dir_all(&path).await?;
         Ok(Self {

@@ -226,9 +226,13 @@ impl Catalog {
         Ok(())
     }
 
-    /// [`Catalog::resume_conversions`] every [`CONVERSION_SWEEP`] while the catalog is kept:
-    /// a replica that dies in a conversion leaves it to another.
+    /// Among replicas, [`Catalog::resume_conversions`] every [`CONVERSION_SWEEP`] while the
+    /// catalog is kept: a replica that dies in a conversion leaves it to another. (Alone, the
+    /// start resumed them all.)
     pub fn sweep_conversions(self: &Arc<Self>) {
+        if !self.replicated {
+            return;
+        }
         let catalog = Arc::downgrade(self);
         tokio::spawn(async move {
             loop {
@@ -250,12 +254,7 @@ impl Catalog {
         if !safe_file_name(id.as_str()) {
             return None;
         }
-        let dir = self.dir.clone();
-        let name = format!("{CONVERSION_CLAIM}{id}");
-        let taken = tokio::task::spawn_blocking(move || Claim::take(&dir, &name))
-            .await
-            .map_err(std::io::Error::other)
-            .and_then(|taken| taken);
+        let taken = Claim::take_off_thread(&self.dir, format!("{CONVERSION_CLAIM}{id}")).await;
         let claim = match taken {
             Ok(Some(claim)) => claim,
             Ok(None) => return None,

@@ -104,20 +104,24 @@ pub fn host_pod(
         .ok_or("the pod template has no `template`")?;
     let mut metadata = spec.metadata.unwrap_or_default();
     let mut pod_spec = spec.spec.ok_or("the pod template has no pod spec")?;
-    let name = pod_name(host);
+    let host_label = pod_name(host);
+    // Each pod its own name, so a new host never waits for an old pod of its name to go.
+    let name = format!(
+        "{}-{}",
+        host_label.chars().take(57).collect::<String>(),
+        suffix()
+    );
     let labels = metadata.labels.get_or_insert_with(Default::default);
     labels.insert(COMPONENT.0.into(), COMPONENT.1.into());
     labels.insert(SIZE_LABEL.into(), size.as_str().to_ascii_lowercase());
     labels.insert(OWNER_LABEL.into(), owner.into());
-    labels.insert(HOST_LABEL.into(), name.clone());
+    labels.insert(HOST_LABEL.into(), host_label);
+    labels.insert(POD_LABEL.into(), name.clone());
     metadata
         .annotations
         .get_or_insert_with(Default::default)
         .insert(HOST_ANNOTATION.into(), host.to_string());
-    // Each pod its own name, so a new host never waits for an old pod of its name to go.
-    let name = format!("{}-{}", name.chars().take(57).collect::<String>(), suffix());
     metadata.name = Some(name.clone());
-    labels_of(&mut metadata).insert(POD_LABEL.into(), name.clone());
     let container = pod_spec
         .containers
         .iter_mut()
@@ -228,8 +232,13 @@ pub fn why_not_starting(pod: &Pod) -> Option<String> {
     None
 }
 
-fn labels_of(metadata: &mut ObjectMeta) -> &mut BTreeMap<String, String> {
-    metadata.labels.get_or_insert_with(Default::default)
+/// The name of the host `pod` runs (its annotation).
+fn host_of(pod: &Pod) -> Option<&str> {
+    pod.metadata
+        .annotations
+        .as_ref()?
+        .get(HOST_ANNOTATION)
+        .map(String::as_str)
 }
 
 /// The node port `pod`'s render connections come in on (the one it advertises), if it has one.
@@ -518,7 +527,7 @@ impl Provisioner {
             .borrow()
             .iter()
             .filter_map(|(name, pod)| {
-                let host = pod.metadata.annotations.as_ref()?.get(HOST_ANNOTATION)?;
+                let host = host_of(pod)?;
                 let size = pod
                     .metadata
                     .labels
@@ -526,7 +535,7 @@ impl Provisioner {
                     .get(SIZE_LABEL)?
                     .parse()
                     .ok()?;
-                Some((HostId::new(host.as_str()), size, name.clone()))
+                Some((HostId::new(host), size, name.clone()))
             })
             .collect()
     }
@@ -536,20 +545,13 @@ impl Provisioner {
     pub fn duplicates(&self) -> Vec<String> {
         let followed = lock(&self.followed);
         let seen = self.seen.borrow();
-        let host = |pod: &Pod| {
-            pod.metadata
-                .annotations
-                .as_ref()?
-                .get(HOST_ANNOTATION)
-                .cloned()
-        };
-        let watched: HashSet<String> = followed
+        let watched: HashSet<&str> = followed
             .iter()
-            .filter_map(|name| host(seen.get(name)?))
+            .filter_map(|name| host_of(seen.get(name)?))
             .collect();
         seen.iter()
             .filter(|(name, pod)| {
-                !followed.contains(*name) && host(pod).is_some_and(|h| watched.contains(&h))
+                !followed.contains(*name) && host_of(pod).is_some_and(|h| watched.contains(h))
             })
             .map(|(name, _)| name.clone())
             .collect()
